@@ -1,0 +1,178 @@
+"""The ``ganforge`` command: parse, call the library, print. No training logic lives here."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .errors import ConfigError, GanforgeError
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit code 2
+        self.exit(EXIT_USAGE, f"ganforge: error: {message} (see '{self.prog} --help')\n")
+
+
+def _refuse_overwrite(path: Path, force: bool) -> None:
+    if path.exists() and not force:
+        raise ConfigError(f"{path} already exists; pass --force to overwrite it or choose another "
+                          f"--out")
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def cmd_presets(args) -> int:
+    from .config import list_presets
+
+    presets = list_presets()
+    width = max(map(len, presets))
+    for name, description in presets.items():
+        print(f"{name:<{width}}  {description}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from . import api, config
+
+    overrides = list(args.overrides)
+    if args.steps is not None:
+        overrides.append(f"train.steps={args.steps}")
+    if args.resume:
+        if args.out is None:
+            raise ConfigError("--resume needs --out DIR, the run directory to continue")
+        cfg = api.resume_config(Path(args.out), overrides)
+        name = Path(args.out).name
+    else:
+        if args.config is None:
+            raise ConfigError("name a preset or a YAML file: ganforge train dcgan-fashion-mnist "
+                              "(ganforge presets lists them)")
+        name, cfg = config.load_config(args.config, overrides)
+    run_dir = Path(args.out) if args.out else api.default_run_dir(name)
+    print(f"ganforge: training {name} for {cfg.train.steps} steps -> {run_dir}", flush=True)
+    result = api.train(cfg, run_dir, name=name, resume=args.resume, force=args.force,
+                       progress=not args.quiet)
+    samples = sorted((run_dir / "samples").glob("step_*.png"))
+    if result.interrupted:
+        print(f"ganforge: stopped by {result.interrupted} at step {result.step}; checkpoint saved "
+              f"to {result.checkpoint}. Continue with: ganforge train --resume --out {run_dir}")
+        return 130 if result.interrupted == "SIGINT" else 143
+    print(f"ganforge: done at step {result.step}")
+    print(f"  samples:    {samples[-1] if samples else '(none)'}")
+    print(f"  checkpoint: {result.checkpoint}")
+    print(f"  metrics:    {run_dir / 'metrics.jsonl'}")
+    print(f"  more samples: ganforge sample {run_dir} --n 64 --out grid.png")
+    return 0
+
+
+def cmd_sample(args) -> int:
+    import numpy as np
+    from torchvision.utils import save_image
+
+    from . import api
+
+    out = Path(args.out)
+    suffix = out.suffix.lower()
+    if suffix not in (".png", ".jpg", ".jpeg", ".npz"):
+        raise ConfigError(f"--out {out}: use a .png/.jpg name for a grid or .npz for an array")
+    if args.n <= 0:
+        raise ConfigError(f"--n must be positive, got {args.n}")
+    _refuse_overwrite(out, args.force)
+    run = api.load(args.run_dir, checkpoint=args.checkpoint)
+    images = run.sample(args.n, seed=args.seed, ema=not args.no_ema)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp{out.suffix}")
+    if suffix == ".npz":
+        np.savez_compressed(tmp, images=api.to_uint8_hwc(images))
+    else:
+        nrow = max(1, int(round(args.n ** 0.5)))
+        save_image(images, tmp, nrow=nrow, normalize=True, value_range=(-1, 1))
+    os.replace(tmp, out)
+    print(f"ganforge: wrote {args.n} samples from {run.checkpoint} (step {run.step}) to {out}")
+    return 0
+
+
+def cmd_data_fetch(args) -> int:
+    from . import data
+
+    print(data.fetch(args.name, data_dir=args.data_dir))
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    p = _Parser(prog="ganforge", description="Train, evaluate and diagnose GANs.")
+    p.add_argument("--version", action="version", version=f"ganforge {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    s = sub.add_parser("presets", help="list the named configurations")
+    s.set_defaults(func=cmd_presets)
+
+    s = sub.add_parser("train", help="train a preset or a YAML config",
+                       description="Train a GAN. Overrides are dotted key=value pairs, e.g. "
+                                   "train.steps=2000 optim.d_lr=1e-4.")
+    s.add_argument("config", nargs="?", metavar="PRESET|FILE.yaml")
+    s.add_argument("overrides", nargs="*", metavar="key=value")
+    s.add_argument("--out", help="run directory (default runs/<preset>-<timestamp>)")
+    s.add_argument("--steps", type=int, help="shorthand for train.steps=N")
+    s.add_argument("--resume", action="store_true", help="continue the run in --out")
+    s.add_argument("--force", action="store_true", help="start over in an existing --out (deletes it)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("sample", help="draw samples from a trained run")
+    s.add_argument("run_dir", metavar="RUN_DIR")
+    s.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
+    s.add_argument("--out", default="samples.png", help="grid .png/.jpg or array .npz")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
+    s.add_argument("--checkpoint", default="latest", help="latest, best or step_XXXXXXX")
+    s.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    s.set_defaults(func=cmd_sample)
+
+    s = sub.add_parser("data", help="prepare datasets")
+    data_sub = s.add_subparsers(dest="data_command", metavar="ACTION", parser_class=_Parser)
+    f = data_sub.add_parser("fetch", help="find or download a dataset and say where it came from")
+    f.add_argument("name", help="fashion-mnist, mnist, cifar10, ...")
+    f.add_argument("--data-dir", help="look here first (also: GANFORGE_DATA)")
+    f.set_defaults(func=cmd_data_fetch)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    # Options may come after key=value overrides (`train P a=1 --steps 5 b=2`): collect the rest.
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if getattr(args, "command", None) == "train" and all("=" in e and not e.startswith("-")
+                                                             for e in extra):
+            args.overrides.extend(extra)
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    if args.command == "train" and args.config and "=" in args.config:
+        # `ganforge train --resume --out DIR train.steps=100`: the first positional is an override.
+        args.overrides.insert(0, args.config)
+        args.config = None
+    try:
+        return args.func(args)
+    except GanforgeError as exc:
+        print(f"ganforge: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("ganforge: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

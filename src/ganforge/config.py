@@ -1,0 +1,280 @@
+"""Typed run configuration: dataclasses, YAML presets and dotted ``key=value`` overrides.
+
+The resolved config is a plain nested dict of YAML-safe values at every file boundary (run
+directory, checkpoint), so a run can be rebuilt from its directory with no other input.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+from .registry import closest
+
+
+@dataclass
+class DataConfig:
+    name: str = "fashion-mnist"  # fashion-mnist | mnist | cifar10 | folder:PATH | toy:ring8 | toy:grid25
+    split: str = "train"
+    resolution: int = 28
+    channels: int = 1
+    data_dir: str | None = None  # overrides GANFORGE_DATA and the default lookup
+    num_workers: int = 2  # only for folders too large to hold in memory
+
+
+@dataclass
+class ModelConfig:
+    name: str = "dcgan"  # an entry of ganforge.models.ARCHITECTURES
+    z_dim: int = 100
+    g_width: int = 64  # base channels (conv) or hidden units (mlp) of the generator
+    d_width: int = 64
+
+
+@dataclass
+class LossConfig:
+    name: str = "nonsaturating"  # an entry of ganforge.losses.LOSSES
+
+
+@dataclass
+class OptimConfig:
+    g_lr: float = 2e-4
+    d_lr: float = 2e-4
+    betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 5000  # generator steps
+    batch_size: int = 64
+    n_critic: int = 1  # discriminator steps per generator step
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (fp16 only on CUDA, with a grad scaler)
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    compile: bool = False  # torch.compile the networks
+    ema_decay: float = 0.999  # 0 disables the EMA generator
+    ema_start: int = 0  # copy G into the EMA until this step, then average
+    log_every: int = 50
+    sample_every: int = 500
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 2
+    n_sample_grid: int = 64
+
+
+@dataclass
+class EvalConfig:
+    every: int = 0  # 0: no evaluation during training
+    n: int = 5000
+    metrics: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Config:
+    description: str = ""
+    objective: str = "unconditional"  # an entry of ganforge.objectives.OBJECTIVES
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _field_types(cls) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def all_keys(cls=Config, prefix: str = "") -> list[str]:
+    """Every dotted key of the config, for 'did you mean' hints."""
+    keys = []
+    for name, tp in _field_types(cls).items():
+        if dataclasses.is_dataclass(tp):
+            keys += all_keys(tp, f"{prefix}{name}.")
+        else:
+            keys.append(f"{prefix}{name}")
+    return keys
+
+
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; ints widen to floats, nothing else converts."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], key)
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key} must be a list of {_type_name(args[0])}, got {value!r}; "
+                              f"write it as {key}=[a,b]")
+        return [_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is float and isinstance(value, str):
+        try:  # YAML 1.1 reads 1e-4 (no dot) as a string
+            return float(value)
+        except ValueError:
+            pass
+    if tp is bool and not isinstance(value, bool):
+        raise ConfigError(f"{key} must be true or false, got {value!r}")
+    if tp in (int, float, str) and (not isinstance(value, tp) or isinstance(value, bool)):
+        raise ConfigError(f"{key} must be {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+    return value
+
+
+def _build(cls, data: dict[str, Any], prefix: str = ""):
+    if not isinstance(data, dict):
+        raise ConfigError(f"'{prefix.rstrip('.') or 'config'}' must be a mapping of keys to values")
+    types = _field_types(cls)
+    kwargs = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if key not in types:
+            raise ConfigError(f"unknown config key '{dotted}'{closest(dotted, all_keys())}")
+        tp = types[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = _build(tp, value or {}, f"{dotted}.")
+        else:
+            kwargs[key] = _coerce(value, tp, dotted)
+    return cls(**kwargs)
+
+
+def from_dict(data: dict[str, Any]) -> Config:
+    cfg = _build(Config, data)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    """Value checks that types cannot express."""
+    positive = {
+        "train.steps": cfg.train.steps, "train.batch_size": cfg.train.batch_size,
+        "train.n_critic": cfg.train.n_critic, "train.log_every": cfg.train.log_every,
+        "train.sample_every": cfg.train.sample_every,
+        "train.checkpoint_every": cfg.train.checkpoint_every,
+        "train.keep_checkpoints": cfg.train.keep_checkpoints,
+        "data.resolution": cfg.data.resolution, "model.z_dim": cfg.model.z_dim,
+        "model.g_width": cfg.model.g_width, "model.d_width": cfg.model.d_width,
+        "optim.g_lr": cfg.optim.g_lr, "optim.d_lr": cfg.optim.d_lr,
+    }
+    for key, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"{key} must be > 0, got {value}")
+    if cfg.train.precision not in ("fp32", "bf16", "fp16"):
+        raise ConfigError(f"train.precision must be fp32, bf16 or fp16, got '{cfg.train.precision}'")
+    if cfg.data.channels not in (1, 3):
+        raise ConfigError(f"data.channels must be 1 or 3, got {cfg.data.channels}")
+    if len(cfg.optim.betas) != 2 or not all(0 <= b < 1 for b in cfg.optim.betas):
+        raise ConfigError(f"optim.betas must be two numbers in [0, 1), got {cfg.optim.betas}")
+    if not 0 <= cfg.train.ema_decay < 1:
+        raise ConfigError(f"train.ema_decay must be in [0, 1), got {cfg.train.ema_decay}")
+
+
+# ----------------------------------------------------------------------------- overrides
+
+
+def _set_dotted(data: dict, key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = node[part] = {}
+        node = child
+    node[parts[-1]] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """'train.steps=500' -> ('train.steps', 500); values are read as YAML scalars/lists."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' is not key=value; write it like train.steps=500")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if key not in all_keys():
+        raise ConfigError(f"unknown config key '{key}'{closest(key, all_keys())}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw  # a plain string such as a path with odd characters
+    return key, value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    data = yaml.safe_load(yaml.safe_dump(data))  # deep copy of plain data
+    for text in overrides:
+        key, value = parse_override(text)
+        _set_dotted(data, key, value)
+    return data
+
+
+# ----------------------------------------------------------------------------- presets
+
+
+def _preset_dir():
+    return resources.files("ganforge") / "presets"
+
+
+def list_presets() -> dict[str, str]:
+    """Preset name -> one-line description."""
+    out = {}
+    for entry in sorted(_preset_dir().iterdir(), key=lambda p: p.name):
+        if entry.name.endswith(".yaml"):
+            data = yaml.safe_load(entry.read_text()) or {}
+            out[entry.name[:-5]] = str(data.get("description", "")).strip()
+    return out
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        where = f" at line {line + 1}" if line is not None else ""
+        raise ConfigError(f"{path} is not valid YAML{where}; fix the file or start from a preset "
+                          f"(ganforge presets)") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of config sections, got {type(data).__name__}")
+    return data
+
+
+def load_raw(preset_or_file: str) -> tuple[str, dict[str, Any]]:
+    """Return (run name, raw dict) for a preset name or a YAML file path."""
+    path = Path(preset_or_file)
+    if preset_or_file.endswith((".yaml", ".yml")) or path.is_file():
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist; pass a preset name "
+                              f"(ganforge presets) or an existing YAML file")
+        return path.stem, _read_yaml(path)
+    presets = list_presets()
+    if preset_or_file not in presets:
+        raise ConfigError(f"unknown preset '{preset_or_file}'{closest(preset_or_file, presets)}; "
+                          f"run 'ganforge presets' to list them")
+    text = (_preset_dir() / f"{preset_or_file}.yaml").read_text()
+    return preset_or_file, yaml.safe_load(text)
+
+
+def load_config(preset_or_file: str, overrides: list[str] | None = None) -> tuple[str, Config]:
+    name, raw = load_raw(preset_or_file)
+    return name, from_dict(apply_overrides(raw, overrides or []))

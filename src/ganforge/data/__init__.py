@@ -1,0 +1,62 @@
+"""Datasets for ganforge: named image datasets (fashion-mnist, mnist, cifar10), a folder of
+images (folder:PATH) and 2-D toy mixtures (toy:ring8, toy:grid25).
+
+    ds = load_dataset("fashion-mnist", resolution=32)   # ImageDataset, uint8 [N, 1, 32, 32]
+    print(fetch("fashion-mnist"))                       # where it came from
+
+Images are uint8 NCHW here; converting to float [-1, 1] is the caller's job (on the device,
+where it is cheap), so the in-memory copy stays four times smaller.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import ConfigError
+from . import cifar, folder, named, toy  # noqa: F401  (importing registers the sources)
+from .base import DATASETS, ImageDataset, LoadRequest
+from .folder import StreamingFolderDataset
+from .idx import read_idx
+from .toy import ToyDataset
+
+__all__ = ["DATASET_NAMES", "ImageDataset", "ToyDataset", "StreamingFolderDataset",
+           "load_dataset", "fetch", "dataset_info", "read_idx"]
+
+# In registration order: fashion-mnist, mnist, cifar10, folder:PATH, toy:ring8, toy:grid25.
+DATASET_NAMES = list(DATASETS)
+
+
+def _resolve(name: str):
+    """(source, argument): 'folder:PATH' -> (folder source, 'PATH'); other names have no argument."""
+    if name.startswith("folder:"):
+        return DATASETS.get("folder:PATH"), name[len("folder:"):]
+    return DATASETS.get(name), None
+
+
+def load_dataset(name: str, *, split: str = "train", resolution: int | None = None,
+                 channels: int | None = None, data_dir: str | Path | None = None,
+                 download: bool = True, max_memory_bytes: int = 4 * 2**30, n_toy: int = 100_000,
+                 seed: int = 0) -> ImageDataset | ToyDataset | StreamingFolderDataset:
+    """Load a dataset by name at the given resolution and channel count (None: native).
+
+    split applies to named datasets ("train"/"test"); folders and toys have a single split.
+    """
+    source, arg = _resolve(name)
+    if resolution is not None and (not isinstance(resolution, int) or resolution < 1):
+        raise ConfigError(f"resolution must be a positive integer, got {resolution!r}")
+    if channels not in (None, 1, 3):
+        raise ConfigError(f"channels must be 1 or 3, got {channels!r}")
+    return source.load(LoadRequest(name=name, arg=arg, split=split, resolution=resolution, channels=channels,
+                                   data_dir=data_dir, download=download, max_memory_bytes=max_memory_bytes,
+                                   n_toy=n_toy, seed=seed))
+
+
+def fetch(name: str, *, data_dir: str | Path | None = None) -> str:
+    """Find or download (and verify) a dataset; returns a one-line message saying where it came from."""
+    source, arg = _resolve(name)
+    return source.fetch(arg, data_dir=data_dir)
+
+
+def dataset_info(name: str) -> dict:
+    """Native properties: resolution, channels, num_classes, class_names (None where not applicable)."""
+    source, arg = _resolve(name)
+    return source.info(arg)

@@ -1,0 +1,91 @@
+"""Shared pieces of the data layer: the dataset registry, the in-memory image dataset, and
+resolution/channel adaptation of uint8 image tensors."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+
+from ..registry import Registry
+
+
+@dataclass(frozen=True)
+class LoadRequest:
+    """Everything load_dataset was asked for; each source reads the fields that concern it."""
+
+    name: str
+    arg: str | None  # the PATH of "folder:PATH"; None for other sources
+    split: str = "train"
+    resolution: int | None = None
+    channels: int | None = None
+    data_dir: str | Path | None = None
+    download: bool = True
+    max_memory_bytes: int = 4 * 2**30
+    n_toy: int = 100_000
+    seed: int = 0
+
+
+class Source(Protocol):
+    def load(self, req: LoadRequest): ...
+    def fetch(self, arg: str | None, *, data_dir) -> str: ...
+    def info(self, arg: str | None) -> dict: ...
+
+
+# Keyed by the name a user types; "folder:PATH" is one key whose PATH part is parsed off.
+DATASETS: Registry[Source] = Registry("dataset")
+
+
+class _TensorPairs(torch.utils.data.Dataset):
+    """(uint8 CHW image, label or -1) pairs over in-memory tensors."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor | None):
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int):
+        return self.images[i], int(self.labels[i]) if self.labels is not None else -1
+
+
+@dataclass
+class ImageDataset:
+    images: torch.Tensor  # uint8 [N, C, H, W], C in {1, 3}
+    labels: torch.Tensor | None  # int64 [N]
+    class_names: list[str] | None
+    source: str  # where the files came from (path or URL)
+    name: str
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def torch_dataset(self) -> torch.utils.data.Dataset:
+        """Same interface as StreamingFolderDataset.torch_dataset(), for code that takes either."""
+        return _TensorPairs(self.images, self.labels)
+
+
+# ITU-R BT.601 luma, the weights PIL's convert("L") uses, so named and folder datasets agree.
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def adapt_images(images: torch.Tensor, resolution: int | None, channels: int | None) -> torch.Tensor:
+    """uint8 [N, C, H, W] -> uint8 [N, channels, resolution, resolution] (None keeps the native value)."""
+    n, c, h, w = images.shape
+    if channels is not None and channels != c:
+        if channels == 3:  # 1 -> 3: replicate (repeat, not expand: callers may write in place)
+            images = images.repeat(1, 3, 1, 1)
+        else:  # 3 -> 1
+            weights = torch.tensor(_LUMA).view(1, 3, 1, 1)
+            images = torch.cat([(chunk.float() * weights).sum(1, keepdim=True).round_().clamp_(0, 255).to(torch.uint8)
+                                for chunk in images.split(8192)])
+    if resolution is not None and (h, w) != (resolution, resolution):
+        # Chunked so that 60k images at 64x64 do not need a 1 GB float32 temporary.
+        images = torch.cat([
+            F.interpolate(chunk.float(), size=(resolution, resolution), mode="bilinear",
+                          align_corners=False, antialias=True).round_().clamp_(0, 255).to(torch.uint8)
+            for chunk in images.split(4096)
+        ])
+    return images.contiguous()

@@ -1,0 +1,202 @@
+"""A folder of images as a dataset ("folder:PATH").
+
+Layout: if the top folder holds no images itself, only subfolders, each subfolder is a class
+(sorted names -> labels 0..K-1, as torchvision's ImageFolder); otherwise the images are
+unlabelled. Images are resized so the short side equals the resolution and center-cropped.
+A folder too large for memory becomes a StreamingFolderDataset that decodes in __getitem__.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from ..errors import DataError
+from .base import DATASETS, ImageDataset, LoadRequest
+
+EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+# Default resolution is the first image's short side, capped: a folder of photos would
+# otherwise ask for 4000x4000 training.
+MAX_DEFAULT_RESOLUTION = 256
+_GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
+# PIL decoders release the GIL, so threads give a real speed-up without process start-up costs.
+_WORKERS = min(8, os.cpu_count() or 1)
+
+
+def _visible(path: Path, root: Path) -> bool:
+    # Hidden files and folders (.DS_Store, ._x.png, .ipynb_checkpoints) are never data.
+    return not any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*")
+                  if p.suffix.lower() in EXTENSIONS and p.is_file() and _visible(p, folder))
+
+
+def _decode(path: Path, mode: str, resolution: int) -> np.ndarray:
+    """uint8 [res, res] or [res, res, 3]: short side resized to resolution, then center crop."""
+    with Image.open(path) as img:
+        img.draft(None, (resolution, resolution))  # JPEG: let the decoder downscale (stays >= resolution)
+        img = ImageOps.fit(img.convert(mode), (resolution, resolution), method=Image.Resampling.BICUBIC)
+        return np.asarray(img)
+
+
+def _reason(exc: Exception) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+class _FolderImages(torch.utils.data.Dataset):
+    """(uint8 CHW tensor, label or -1); module-level so DataLoader workers can pickle it."""
+
+    def __init__(self, files: list[Path], labels: torch.Tensor | None, resolution: int, channels: int):
+        self.files, self.labels, self.resolution = files, labels, resolution
+        self.mode = "L" if channels == 1 else "RGB"
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int):
+        try:
+            array = _decode(self.files[i], self.mode, self.resolution)
+        except Exception as exc:  # the header was fine at scan time, the body is not
+            raise DataError(f"cannot decode {self.files[i]} ({_reason(exc)}); delete or fix it") from exc
+        image = torch.from_numpy(array.copy()).view(self.resolution, self.resolution, -1).permute(2, 0, 1)
+        return image, int(self.labels[i]) if self.labels is not None else -1
+
+
+@dataclass
+class StreamingFolderDataset:
+    files: list[Path]
+    labels: torch.Tensor | None  # int64 [N]
+    class_names: list[str] | None
+    resolution: int
+    channels: int
+    name: str
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def torch_dataset(self) -> torch.utils.data.Dataset:
+        return _FolderImages(self.files, self.labels, self.resolution, self.channels)
+
+
+@dataclass
+class _Scan:
+    """What a header-only pass over the folder found."""
+
+    files: list[Path]  # readable, sorted
+    labels: np.ndarray | None  # int64 [N]
+    class_names: list[str] | None
+    all_gray: bool
+    first_short_side: int
+    skipped: list[tuple[Path, str]]
+
+
+def _header(path: Path) -> tuple[str, tuple[int, int]]:
+    with Image.open(path) as img:  # reads the header only
+        return img.mode, img.size
+
+
+def _scan(folder: Path) -> _Scan:
+    if not folder.is_dir():
+        raise DataError(f"folder {folder} does not exist or is not a directory; pass folder:PATH with a folder of images")
+    files = _image_files(folder)
+    top_level = [p for p in files if p.parent == folder]
+    class_dirs = sorted({p.relative_to(folder).parts[0] for p in files}) if files and not top_level else None
+    with ThreadPoolExecutor(_WORKERS) as pool:
+        results = list(pool.map(lambda p: _try(_header, p), files))
+    ok = [(p, r) for p, (r, err) in zip(files, results) if err is None]
+    skipped = [(p, err) for p, (r, err) in zip(files, results) if err is not None]
+    if not ok:
+        what = f"{len(files)} image files, none readable" if files else f"no {'/'.join(sorted(EXTENSIONS))} files"
+        raise DataError(f"folder {folder} has {what}; pass folder:PATH with a folder of images")
+    labels = None
+    if class_dirs is not None:
+        index = {name: i for i, name in enumerate(class_dirs)}
+        labels = np.array([index[p.relative_to(folder).parts[0]] for p, _ in ok], dtype=np.int64)
+    return _Scan(files=[p for p, _ in ok], labels=labels, class_names=class_dirs,
+                 all_gray=all(mode in _GRAY_MODES for _, (mode, _size) in ok),
+                 first_short_side=min(ok[0][1][1]), skipped=skipped)
+
+
+def _try(fn, *args):
+    """(result, None) or (None, reason): one bad file must not stop a scan of thousands."""
+    try:
+        return fn(*args), None
+    except Exception as exc:  # PIL raises many types for bad files
+        return None, _reason(exc)
+
+
+def _warn_skipped(folder: Path, skipped: list[tuple[Path, str]]) -> None:
+    if skipped:
+        first, reason = skipped[0]
+        noun = "file" if len(skipped) == 1 else "files"
+        warnings.warn(f"skipped {len(skipped)} unreadable {noun} in {folder} (first: {first.relative_to(folder)}: {reason})",
+                      stacklevel=3)
+
+
+def _defaults(scan: _Scan, resolution: int | None, channels: int | None) -> tuple[int, int]:
+    resolution = resolution or min(scan.first_short_side, MAX_DEFAULT_RESOLUTION)
+    channels = channels or (1 if scan.all_gray else 3)
+    return resolution, channels
+
+
+def _folder(arg: str | None) -> Path:
+    if not arg:
+        raise DataError("folder: needs a path, e.g. folder:/data/faces")
+    return Path(arg).expanduser()
+
+
+class FolderSource:
+    def load(self, req: LoadRequest) -> ImageDataset | StreamingFolderDataset:
+        folder = _folder(req.arg)
+        scan = _scan(folder)
+        resolution, channels = _defaults(scan, req.resolution, req.channels)
+        labels = torch.from_numpy(scan.labels) if scan.labels is not None else None
+        n = len(scan.files)
+        if n * channels * resolution * resolution > req.max_memory_bytes:
+            _warn_skipped(folder, scan.skipped)
+            return StreamingFolderDataset(files=scan.files, labels=labels, class_names=scan.class_names,
+                                          resolution=resolution, channels=channels, name=req.name, source=str(folder))
+        images = np.empty((n, resolution, resolution, channels), dtype=np.uint8)  # HWC, as PIL gives it
+        mode = "L" if channels == 1 else "RGB"
+
+        def fill(i: int):
+            images[i] = _decode(scan.files[i], mode, resolution).reshape(resolution, resolution, channels)
+
+        with ThreadPoolExecutor(_WORKERS) as pool:
+            errors = list(pool.map(lambda i: _try(fill, i)[1], range(n)))
+        keep = np.array([e is None for e in errors])
+        skipped = scan.skipped + [(p, e) for p, e in zip(scan.files, errors) if e is not None]
+        _warn_skipped(folder, skipped)
+        if not keep.any():
+            raise DataError(f"folder {folder} has no image that decodes; pass folder:PATH with a folder of images")
+        if not keep.all():
+            images = images[keep]
+            labels = labels[torch.from_numpy(keep)] if labels is not None else None
+        return ImageDataset(images=torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), labels=labels,
+                            class_names=scan.class_names, source=str(folder), name=req.name)
+
+    def fetch(self, arg, *, data_dir) -> str:
+        scan = _scan(_folder(arg))
+        classes = f" in {len(scan.class_names)} classes" if scan.class_names else ""
+        bad = f" ({len(scan.skipped)} unreadable)" if scan.skipped else ""
+        return f"folder:{arg}: {len(scan.files)} images{classes}{bad} at {_folder(arg).resolve()}"
+
+    def info(self, arg) -> dict:
+        """Properties load_dataset gives by default (resolution: first image's short side, capped)."""
+        scan = _scan(_folder(arg))
+        resolution, channels = _defaults(scan, None, None)
+        return {"resolution": resolution, "channels": channels,
+                "num_classes": len(scan.class_names) if scan.class_names else None,
+                "class_names": scan.class_names}
+
+
+DATASETS.register("folder:PATH")(FolderSource())

@@ -1,0 +1,151 @@
+"""Named datasets stored as IDX files: Fashion-MNIST (Xiao et al., 2017, arXiv:1708.07747) and
+MNIST (LeCun et al., 1998). Also the lookup shared with cifar.py: where to look for a named
+dataset, and what to tell the user when it is nowhere and cannot be downloaded.
+
+Lookup order: data_dir (else $GANFORGE_DATA), as given and with /<name> appended; the cache;
+system folders (Debian packages); then a verified download into the cache.
+Found files are not checksummed (Debian re-compresses them, so the upstream .gz checksums do
+not apply); the IDX reader checks their structure instead.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ..errors import ConfigError, DataError
+from .base import DATASETS, ImageDataset, LoadRequest, adapt_images
+from .download import DownloadFailed, cache_root, download
+from .idx import read_idx
+
+# Mirrors tried in order. Module-level so tests can point them at a local server.
+MIRRORS: dict[str, list[str]] = {
+    # From the zalandoresearch/fashion-mnist README.
+    "fashion-mnist": ["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"],
+    # yann.lecun.com is often down; torchvision uses the same S3 mirror first.
+    "mnist": ["https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"],
+    "cifar10": ["https://www.cs.toronto.edu/~kriz/"],
+}
+CHECKSUMS: dict[str, dict[str, str]] = {
+    "fashion-mnist": {  # MD5s from the official README
+        "train-images-idx3-ubyte.gz": "md5:8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+        "train-labels-idx1-ubyte.gz": "md5:25c81989df183df01b3e8a0aad5dffbe",
+        "t10k-images-idx3-ubyte.gz": "md5:bef4ecab320f06d8554ea6380940ec79",
+        "t10k-labels-idx1-ubyte.gz": "md5:bb300cfdad3c16e7a12e480ee83cd310",
+    },
+    "mnist": {
+        "train-images-idx3-ubyte.gz": "md5:f68b3c2dcbeaaa9fbdd348bbdeb94873",
+        "train-labels-idx1-ubyte.gz": "md5:d53e105ee54ea40749a09fcbcd1e9432",
+        "t10k-images-idx3-ubyte.gz": "md5:9fb629c4189551a2d022fa330f9573f3",
+        "t10k-labels-idx1-ubyte.gz": "md5:ec29112dd5afa0611ce80d1b7f02629c",
+    },
+    "cifar10": {"cifar-10-python.tar.gz": "md5:c58f30108f718f92721af3b95e74349a"},
+}
+# Folders where OS packages install datasets; a list per name so tests can replace it.
+SYSTEM_DIRS: dict[str, list[Path]] = {
+    "fashion-mnist": [Path("/usr/share/datasets/fashion-mnist")],
+}
+APT_PACKAGES = {"fashion-mnist": "dataset-fashion-mnist"}
+SPLITS = ("train", "test")
+
+
+def search_dirs(name: str, data_dir) -> list[Path]:
+    """Folders to look in, best first."""
+    user = data_dir if data_dir is not None else os.environ.get("GANFORGE_DATA") or None
+    dirs = [Path(user).expanduser(), Path(user).expanduser() / name] if user else []
+    return dirs + [cache_root() / name] + [Path(d) for d in SYSTEM_DIRS.get(name, [])]
+
+
+def obtain(name: str, *, data_dir, download_ok: bool, has: Callable[[Path], bool],
+           fetch_into: Callable[[Path], str], manual: str) -> tuple[Path, str]:
+    """(folder holding the dataset, one-line message saying where it came from).
+
+    has(dir) says whether a folder holds the dataset; fetch_into(cache_dir) downloads and
+    verifies it there, returning the URL used; manual says what to download by hand.
+    """
+    looked = search_dirs(name, data_dir)
+    for d in looked:
+        if has(d):
+            from_system = any(Path(p) == d for p in SYSTEM_DIRS.get(name, []))
+            note = f" (Debian package {APT_PACKAGES[name]})" if from_system and name in APT_PACKAGES else ""
+            return d, f"{name}: found at {d}{note}"
+    cache = cache_root() / name
+    apt = (f"install the Debian package '{APT_PACKAGES[name]}' (apt-get install {APT_PACKAGES[name]}), or "
+           if name in APT_PACKAGES else "")
+    fix = f"{apt}download {manual} from {MIRRORS[name][0]} into {cache}, or pass --data-dir DIR (or set GANFORGE_DATA)"
+    places = ", ".join(str(d) for d in looked)
+    if not download_ok:
+        raise DataError(f"{name} not found in {places} and downloading is disabled; {fix}")
+    try:
+        url = fetch_into(cache)
+    except DownloadFailed as exc:
+        urls = ", ".join(MIRRORS[name])
+        raise DataError(f"{name} not found in {places} and download from {urls} failed ({exc}); {fix}") from None
+    return cache, f"{name}: downloaded from {url} to {cache} and verified"
+
+
+def check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split '{split}'; valid: {', '.join(SPLITS)}")
+
+
+class IdxSource:
+    """A dataset of four IDX files: images and labels for a train and a test split."""
+
+    FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+             "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+
+    def __init__(self, name: str, class_names: list[str]):
+        self.name, self.class_names = name, class_names
+
+    @staticmethod
+    def _file(d: Path, base: str) -> Path | None:
+        """The file, gzipped (as downloaded) or not (as some users unpack it)."""
+        return next((p for p in (d / f"{base}.gz", d / base) if p.is_file()), None)
+
+    def _has(self, d: Path) -> bool:
+        return all(self._file(d, base) for pair in self.FILES.values() for base in pair)
+
+    def _fetch_into(self, cache: Path) -> str:
+        urls = []
+        for pair in self.FILES.values():
+            for base in pair:
+                if self._file(cache, base) is None:  # resume: keep files an earlier run verified
+                    fname = f"{base}.gz"
+                    urls.append(download([m + fname for m in MIRRORS[self.name]], cache / fname,
+                                         CHECKSUMS[self.name][fname]))
+        return urls[0].rsplit("/", 1)[0] + "/"  # not empty: a complete cache was found before
+
+    def _obtain(self, data_dir, download_ok: bool) -> tuple[Path, str]:
+        return obtain(self.name, data_dir=data_dir, download_ok=download_ok, has=self._has,
+                      fetch_into=self._fetch_into, manual="the 4 files")
+
+    def load(self, req: LoadRequest) -> ImageDataset:
+        check_split(req.split)
+        folder, _ = self._obtain(req.data_dir, req.download)
+        image_file, label_file = (self._file(folder, base) for base in self.FILES[req.split])
+        images, labels = read_idx(image_file), read_idx(label_file)
+        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+            raise DataError(f"{image_file} and {label_file} do not hold matching images [N, H, W] and labels [N] "
+                            f"(shapes {images.shape}, {labels.shape}); delete them and fetch {self.name} again")
+        if labels.size and (labels.min() < 0 or labels.max() >= len(self.class_names)):
+            raise DataError(f"{label_file} has labels outside 0..{len(self.class_names) - 1}; "
+                            f"delete it and fetch {self.name} again")
+        images_t = adapt_images(torch.from_numpy(images).unsqueeze(1), req.resolution, req.channels)
+        return ImageDataset(images=images_t, labels=torch.from_numpy(labels).long(),
+                            class_names=list(self.class_names), source=str(folder), name=self.name)
+
+    def fetch(self, arg, *, data_dir) -> str:
+        return self._obtain(data_dir, True)[1]
+
+    def info(self, arg) -> dict:
+        return {"resolution": 28, "channels": 1, "num_classes": len(self.class_names),
+                "class_names": list(self.class_names)}
+
+
+FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+DATASETS.register("fashion-mnist")(IdxSource("fashion-mnist", FASHION_MNIST_CLASSES))
+DATASETS.register("mnist")(IdxSource("mnist", [str(d) for d in range(10)]))

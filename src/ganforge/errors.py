@@ -1,0 +1,17 @@
+"""Errors a user can cause. The CLI prints their one-line message and exits with code 2."""
+
+
+class GanforgeError(Exception):
+    """A problem the user can fix: the message names the problem and the fix, on one line."""
+
+
+class ConfigError(GanforgeError):
+    """A bad preset, YAML file, override key or value."""
+
+
+class DataError(GanforgeError):
+    """A dataset that cannot be found, fetched, verified or read."""
+
+
+class CheckpointError(GanforgeError):
+    """A run directory or checkpoint that is missing, corrupt or incompatible."""

@@ -1,0 +1,92 @@
+"""Deep convolutional GAN (Radford, Metz & Chintala 2016, "Unsupervised Representation Learning
+with Deep Convolutional Generative Adversarial Networks").
+
+G: z [N, z_dim] -> ConvTranspose(s x s) from 1x1 to `width * 2**(n_up-1)` channels, then n_up
+   stride-2 ConvTranspose2d(4, 2, 1) upsamplings halving the channels, BatchNorm + ReLU after each
+   but the last, which maps to `channels` with tanh -> [N, C, H, W].
+D: the mirror image: n_up stride-2 Conv2d(4, 2, 1) doubling the channels from `width`, LeakyReLU(0.2),
+   BatchNorm on all but the first, then an s x s conv to one logit -> [N].
+
+The start size s comes from halving the resolution while it is even and above 7, so 28 -> 7
+(2 upsamplings), 32 -> 4 (3), 48 -> 6 (3), 64 -> 4 (4). Weights follow the paper's init.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from ..errors import ConfigError
+from .layers import ARCHITECTURES, Architecture, check_positive, dcgan_init_
+
+MIN_START, MAX_START = 3, 8
+
+
+def start_size(resolution: int) -> tuple[int, int]:
+    """(s, n_up): the spatial size the generator starts from and how many 2x upsamplings follow."""
+    s, n_up = resolution, 0
+    while s % 2 == 0 and s > 7:
+        s, n_up = s // 2, n_up + 1
+    return s, n_up
+
+
+def supported_resolutions(limit: int = 256) -> list[int]:
+    return [r for r in range(1, limit + 1) if _is_supported(*start_size(r))]
+
+
+def _is_supported(s: int, n_up: int) -> bool:
+    return MIN_START <= s <= MAX_START and n_up >= 1
+
+
+def plan(resolution: int) -> tuple[int, int]:
+    """start_size(), or a ConfigError naming the resolutions DCGAN can build."""
+    s, n_up = start_size(resolution) if isinstance(resolution, int) else (resolution, 0)
+    if isinstance(resolution, bool) or not _is_supported(s, n_up):
+        valid = ", ".join(map(str, supported_resolutions()))
+        raise ConfigError(
+            f"dcgan cannot build resolution {resolution} (start size {s} after {n_up} halvings); "
+            f"use one of {valid}, ... (4 to 7 times a power of two, at least 8)"
+        )
+    return s, n_up
+
+
+class DCGANGenerator(nn.Module):
+    def __init__(self, *, resolution: int = 64, channels: int = 3, z_dim: int = 100, width: int = 64):
+        super().__init__()
+        check_positive("dcgan", channels=channels, z_dim=z_dim, width=width)
+        s, n_up = plan(resolution)
+        self.resolution, self.channels, self.z_dim = resolution, channels, z_dim
+        c = width * 2 ** (n_up - 1)
+        # Bias is dropped before BatchNorm: BN's shift makes it redundant.
+        layers: list[nn.Module] = [nn.ConvTranspose2d(z_dim, c, s, 1, 0, bias=False), nn.BatchNorm2d(c), nn.ReLU(True)]
+        for _ in range(n_up - 1):
+            layers += [nn.ConvTranspose2d(c, c // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(c // 2), nn.ReLU(True)]
+            c //= 2
+        layers += [nn.ConvTranspose2d(c, channels, 4, 2, 1), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+        self.apply(dcgan_init_)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:  # [N, z_dim] -> [N, C, H, W]
+        return self.net(z.reshape(z.shape[0], self.z_dim, 1, 1))
+
+
+class DCGANDiscriminator(nn.Module):
+    def __init__(self, *, resolution: int = 64, channels: int = 3, width: int = 64):
+        super().__init__()
+        check_positive("dcgan", channels=channels, width=width)
+        s, n_up = plan(resolution)
+        self.resolution, self.channels = resolution, channels
+        # No BatchNorm on the first layer (paper, sec. 3): it sees the raw images.
+        layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        c = width
+        for _ in range(n_up - 1):
+            layers += [nn.Conv2d(c, c * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(c * 2), nn.LeakyReLU(0.2, True)]
+            c *= 2
+        layers += [nn.Conv2d(c, 1, s, 1, 0)]
+        self.net = nn.Sequential(*layers)
+        self.apply(dcgan_init_)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [N, C, H, W] -> logits [N]
+        return self.net(x).reshape(x.shape[0])
+
+
+ARCHITECTURES.register("dcgan")(Architecture(generator=DCGANGenerator, discriminator=DCGANDiscriminator))

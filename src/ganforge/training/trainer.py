@@ -1,0 +1,293 @@
+"""The generic training loop. It schedules an objective's phases, owns the optimizers, the EMA
+copies, precision and device, reports scalars, draws sample grids, writes checkpoints and calls
+evaluation hooks. It never names an architecture or a loss.
+
+Ready for several processes: only rank 0 (env ``RANK``) writes files or shows progress.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import torch
+from torchvision.utils import make_grid, save_image
+
+from ..errors import ConfigError
+from ..objectives import Objective
+from . import checkpoint as ckpt
+from .ema import EMA
+from .logger import MetricsLogger
+
+Hook = Callable[["Trainer", int], dict[str, float]]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"train.device '{name}' is not a device; use auto, cpu, cuda, cuda:N "
+                          f"or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device is cuda but no CUDA GPU is visible; use train.device=auto")
+    return device
+
+
+def autocast_context(device: torch.device, precision: str):
+    """A zero-argument factory of the autocast context for ``precision`` on ``device``."""
+    if precision == "fp32":
+        return contextlib.nullcontext
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError("train.precision=fp16 needs a CUDA GPU; use bf16 on CPU")
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return lambda: torch.autocast(device.type, dtype=dtype)
+
+
+@dataclass
+class FitResult:
+    step: int
+    run_dir: Path | None
+    checkpoint: Path | None
+    interrupted: str | None = None  # name of the signal that stopped training early
+
+
+class Trainer:
+    def __init__(self, cfg, objective: Objective, batches, *, run_dir: Path | None,
+                 device: torch.device, hooks: Iterable[Hook] = (), progress: bool = True):
+        self.cfg, self.objective, self.batches = cfg, objective, batches
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.device = device
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.is_main = self.rank == 0
+        self.hooks = list(hooks)
+        self.progress = progress and self.is_main
+        t = cfg.train
+
+        for net in objective.nets.values():
+            net.to(device).train()
+        self.autocast = autocast_context(device, t.precision)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=t.precision == "fp16")
+        lrs = {"G": cfg.optim.g_lr, "D": cfg.optim.d_lr}
+        self.optimizers = {}
+        for name, net_names in objective.optimizers.items():
+            params = [p for n in net_names for p in objective.nets[n].parameters()]
+            self.optimizers[name] = torch.optim.Adam(params, lr=lrs[name], betas=tuple(cfg.optim.betas))
+        self.ema = {n: EMA(objective.nets[n]) for n in objective.ema} if t.ema_decay > 0 else {}
+        if t.compile:
+            for net in objective.nets.values():
+                net.compile()  # in place: state_dict keys stay unchanged
+        self.noise_rng = torch.Generator(device=device).manual_seed(t.seed + 1)
+        objective.bind(device=device, rng=self.noise_rng)
+        self.step = 0
+        self.elapsed = 0.0  # training seconds, summed over resumes
+        self.logger = MetricsLogger(self.run_dir, enabled=self.is_main)
+        self._stop_signal: str | None = None
+        self.last_checkpoint: Path | None = None
+
+    # ------------------------------------------------------------------ state
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        flat = ckpt.flatten_weights(self.objective.nets)
+        flat.update(ckpt.flatten_weights({n: e.net for n, e in self.ema.items()}, prefix="ema."))
+        return flat
+
+    def state(self) -> dict[str, Any]:
+        rng = {"torch": torch.get_rng_state(), "noise": self.noise_rng.get_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {
+            "step": self.step,
+            "elapsed": self.elapsed,
+            "optimizers": {n: o.state_dict() for n, o in self.optimizers.items()},
+            "scaler": self.scaler.state_dict(),
+            "rng": rng,
+            "batches": self.batches.state_dict(),
+            "objective": self.objective.extra_state(),
+            "config": self.cfg.to_dict(),
+        }
+
+    def load(self, weights: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
+        nets = ckpt.unflatten_weights({k: v for k, v in weights.items() if not k.startswith("ema.")})
+        for name, net in self.objective.nets.items():
+            net.load_state_dict(nets[name])
+        ema = ckpt.unflatten_weights(weights, prefix="ema.")
+        for name, e in self.ema.items():
+            e.net.load_state_dict(ema[name] if name in ema else nets[name])
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
+        self.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng"]["torch"])
+        self.noise_rng.set_state(state["rng"]["noise"])
+        if "cuda" in state["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        self.batches.load_state_dict(state["batches"])
+        self.objective.load_extra_state(state.get("objective", {}))
+        self.step = int(state["step"])
+        self.elapsed = float(state.get("elapsed", 0.0))
+
+    def save_checkpoint(self) -> Path | None:
+        if not self.is_main or self.run_dir is None:
+            return None
+        self.last_checkpoint = ckpt.save(self.run_dir / "checkpoints", self.step, self.weights(),
+                                         self.state(), keep=self.cfg.train.keep_checkpoints)
+        return self.last_checkpoint
+
+    # ------------------------------------------------------------------ loop
+
+    def _run_phase(self, phase, batch):
+        nets = self.objective.nets
+        owned = set(self.objective.optimizers[phase.optimizer])
+        for name, net in nets.items():  # gradients only for the nets this phase updates
+            net.requires_grad_(name in owned)
+        opt = self.optimizers[phase.optimizer]
+        with self.autocast():
+            out = self.objective.loss(phase.name, batch)
+        opt.zero_grad(set_to_none=True)
+        self.scaler.scale(out["loss"]).backward()
+        self.scaler.step(opt)
+        self.scaler.update()
+        self.logger.accumulate(out)
+        t = self.cfg.train
+        for name in owned & set(self.ema):
+            self.ema[name].update(nets[name], self.ema_decay())
+
+    def ema_decay(self) -> float:
+        """The configured decay, ramped up from 0 so early (bad) weights wash out quickly
+        (the num_updates schedule of TensorFlow's ExponentialMovingAverage)."""
+        t = self.cfg.train
+        if self.step < t.ema_start:
+            return 0.0
+        n = self.step - t.ema_start
+        return min(t.ema_decay, (1 + n) / (10 + n))
+
+    def train_step(self) -> None:
+        """One iteration: every phase due at this step, each repeated as it asks."""
+        batch = None
+        for phase in self.objective.phases:
+            if self.step % phase.every:
+                continue
+            for _ in range(phase.repeat):
+                if phase.fresh_batch or batch is None:
+                    batch = next(self.batches)
+                self._run_phase(phase, batch)
+        self.step += 1
+
+    def fit(self) -> FitResult:
+        t = self.cfg.train
+        total = t.steps
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, initial=self.step, unit="step", dynamic_ncols=True,
+                       desc=self.run_dir.name if self.run_dir else "train")
+        images_per_step = t.batch_size * sum(p.repeat for p in self.objective.phases if p.fresh_batch)
+        restore = self._install_signal_handlers()
+        try:
+            window_start, window_steps = time.perf_counter(), 0
+            while self.step < total and self._stop_signal is None:
+                self.train_step()
+                window_steps += 1
+                if bar is not None:
+                    bar.update(1)
+                step = self.step
+                if step % t.log_every == 0 or step == total:
+                    now = time.perf_counter()
+                    dt = now - window_start
+                    self.elapsed += dt
+                    record = {"step": step, **self.logger.flush_means(),
+                              "img_per_s": images_per_step * window_steps / max(dt, 1e-9),
+                              "time": round(self.elapsed, 3)}
+                    self.logger.write(record)
+                    if bar is not None:
+                        bar.set_postfix_str(self._postfix(record), refresh=False)
+                    window_start, window_steps = time.perf_counter(), 0
+                if self.cfg.eval.every and step % self.cfg.eval.every == 0:
+                    self._run_hooks(step)
+                if step % t.sample_every == 0 or step == total:
+                    self.save_samples()
+                if step % t.checkpoint_every == 0 or step == total:
+                    self.save_checkpoint()
+            if self._stop_signal is not None:
+                self.save_checkpoint()
+        finally:
+            restore()
+            if bar is not None:
+                bar.close()
+            self.logger.close()
+        return FitResult(self.step, self.run_dir, self.last_checkpoint, self._stop_signal)
+
+    @staticmethod
+    def _postfix(record: dict[str, Any]) -> str:
+        names = {"d_loss": "D", "g_loss": "G", "d_real": "D(x)", "d_fake": "D(G(z))",
+                 "img_per_s": "img/s"}
+        parts = []
+        for key, label in names.items():
+            v = record.get(key)
+            if isinstance(v, float) and math.isfinite(v):
+                parts.append(f"{label}={v:.0f}" if key == "img_per_s" else f"{label}={v:.3f}")
+        return " ".join(parts)
+
+    def _run_hooks(self, step: int) -> None:
+        record: dict[str, Any] = {"step": step}
+        for hook in self.hooks:
+            record.update(hook(self, step))
+        if len(record) > 1:
+            self.logger.write(record)
+
+    # ------------------------------------------------------------------ samples
+
+    def sample_nets(self) -> dict[str, torch.nn.Module]:
+        return {n: e.net for n, e in self.ema.items()}
+
+    def save_samples(self) -> Path | None:
+        """A grid from a fixed latent batch (same every time: progress is comparable)."""
+        if not self.is_main or self.run_dir is None:
+            return None
+        gen = torch.Generator().manual_seed(self.cfg.train.seed + 12345)
+        images = self.objective.sample(self.cfg.train.n_sample_grid, generator=gen,
+                                       nets=self.sample_nets())
+        if images.dim() != 4:  # not images (e.g. 2-D toy points): nothing to tile
+            return None
+        out = self.run_dir / "samples" / f"step_{self.step:07d}.png"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        nrow = max(1, int(math.sqrt(images.shape[0])))
+        tmp = out.with_name(f".{out.name}.tmp.png")
+        save_image(images.cpu(), tmp, nrow=nrow, normalize=True, value_range=(-1, 1))
+        os.replace(tmp, out)
+        grid = make_grid(images.cpu(), nrow=nrow, normalize=True, value_range=(-1, 1))
+        self.logger.add_image("samples", grid, self.step)
+        return out
+
+    # ------------------------------------------------------------------ signals
+
+    def _install_signal_handlers(self):
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous = {}
+
+        def handler(signum, frame):
+            if self._stop_signal is not None and signum == signal.SIGINT:
+                raise KeyboardInterrupt  # a second Ctrl-C stops at once
+            self._stop_signal = signal.Signals(signum).name
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, handler)
+
+        def restore():
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+        return restore

@@ -1,0 +1,69 @@
+import pytest
+import yaml
+
+from ganforge import config
+from ganforge.errors import ConfigError
+
+
+def test_every_preset_loads_with_description():
+    presets = config.list_presets()
+    for required in ("vanilla-fashion-mnist", "dcgan-fashion-mnist", "dcgan-cifar10", "dcgan-folder"):
+        assert required in presets
+    for name, description in presets.items():
+        assert description, f"preset {name} has no description"
+        _, cfg = config.load_config(name)
+        assert cfg.train.steps > 0
+
+
+def test_overrides_are_typed():
+    _, cfg = config.load_config("dcgan-fashion-mnist",
+                                ["train.steps=123", "optim.d_lr=1e-4", "optim.betas=[0.0,0.99]",
+                                 "optim.g_lr=1", "train.compile=true", "data.data_dir=/x y"])
+    assert cfg.train.steps == 123
+    assert cfg.optim.d_lr == 1e-4
+    assert cfg.optim.betas == [0.0, 0.99]
+    assert cfg.optim.g_lr == 1.0 and isinstance(cfg.optim.g_lr, float)
+    assert cfg.train.compile is True
+    assert cfg.data.data_dir == "/x y"
+
+
+@pytest.mark.parametrize("override, expect", [
+    ("train.stepz=3", "unknown config key 'train.stepz' (did you mean 'train.steps'?)"),
+    ("optim.dlr=3", "did you mean 'optim.d_lr'?"),
+    ("train.steps=abc", "train.steps must be int"),
+    ("train.steps=1.5", "train.steps must be int"),
+    ("train.compile=3", "train.compile must be true or false"),
+    ("optim.betas=0.5", "optim.betas must be a list"),
+    ("train.steps", "is not key=value"),
+    ("train.steps=0", "train.steps must be > 0"),
+    ("train.precision=fp8", "train.precision must be fp32, bf16 or fp16"),
+])
+def test_bad_overrides_name_the_key(override, expect):
+    with pytest.raises(ConfigError) as err:
+        config.load_config("dcgan-fashion-mnist", [override])
+    assert expect in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_unknown_preset_suggests_closest():
+    with pytest.raises(ConfigError, match="did you mean 'dcgan-fashion-mnist'"):
+        config.load_config("dcgan-fashion-mnst")
+
+
+def test_yaml_file_roundtrip_and_errors(tmp_path):
+    _, cfg = config.load_config("vanilla-fashion-mnist", ["train.steps=7"])
+    path = tmp_path / "mine.yaml"
+    path.write_text(cfg.to_yaml())
+    name, again = config.load_config(str(path))
+    assert name == "mine" and again == cfg
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  steps: [1,\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        config.load_config(str(bad))
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text(yaml.safe_dump({"trian": {"steps": 3}}))
+    with pytest.raises(ConfigError, match="unknown config key 'trian'"):
+        config.load_config(str(unknown))
+    with pytest.raises(ConfigError, match="does not exist"):
+        config.load_config(str(tmp_path / "missing.yaml"))

@@ -1,0 +1,200 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import yaml
+
+import ganforge
+from ganforge import api
+from ganforge.errors import CheckpointError, ConfigError
+from ganforge.training import checkpoint as ckpt
+
+from conftest import ROOT, random_dataset, tiny_config
+
+
+def _train(cfg, run_dir, **kw):
+    return api.train(cfg, run_dir, progress=False, dataset=random_dataset(), **kw)
+
+
+def test_run_directory_contents(tmp_path):
+    run = tmp_path / "run"
+    result = _train(tiny_config(), run)
+    assert result.step == 6 and result.interrupted is None
+    assert yaml.safe_load((run / "config.yaml").read_text())["train"]["steps"] == 6
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [2, 4, 6]
+    for r in records:
+        assert {"d_loss", "g_loss", "d_real", "d_fake", "img_per_s", "time"} <= set(r)
+        assert 0 < r["d_real"] < 1 and 0 < r["d_fake"] < 1 and r["img_per_s"] > 0
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_0000003.png",
+                                                                   "step_0000006.png"]
+    assert (run / "checkpoints" / "latest").read_text().strip() == "step_0000006"
+    # keep_checkpoints=2 keeps both; state.pt loads with weights_only=True
+    state = torch.load(run / "checkpoints" / "step_0000006" / "state.pt", weights_only=True)
+    assert state["step"] == 6 and state["config"]["train"]["steps"] == 6
+    assert set(state["optimizers"]) == {"G", "D"}
+
+
+def test_logged_losses_match_hand_computation(tmp_path):
+    """The logged D loss is -log D(x) - log(1 - D(G(z))) averaged over the interval's steps."""
+    cfg = tiny_config(**{"train.steps": 1, "train.log_every": 1, "train.ema_decay": 0.0})
+    run = tmp_path / "run"
+    objective, dataset = api.build(cfg, random_dataset())
+    batches = api.make_batches(dataset, cfg, torch.device("cpu"))
+    trainer = api.Trainer(cfg, objective, batches, run_dir=run, device=torch.device("cpu"),
+                          progress=False)
+    # Recompute the first D step by hand from the same RNG state and weights.
+    G, D = objective.nets["G"], objective.nets["D"]
+    rng_state = trainer.noise_rng.get_state()
+    real = api.InMemoryBatches(dataset.images, None, 8, 0, torch.device("cpu")).__next__()["real"]
+    z = torch.randn(8, 8, generator=torch.Generator().set_state(rng_state))
+    with torch.no_grad():
+        d_real, d_fake = D(real), D(G(z))
+    expected = (-torch.log(torch.sigmoid(d_real)).mean()
+                - torch.log(1 - torch.sigmoid(d_fake)).mean()).item()
+    run.mkdir()
+    trainer.fit()
+    record = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
+    assert record["d_loss"] == pytest.approx(expected, rel=1e-5)
+    assert record["d_real"] == pytest.approx(torch.sigmoid(d_real).mean().item(), rel=1e-5)
+
+
+def _all_state(run_dir):
+    weights, state = ckpt.load(ckpt.find(run_dir))
+    return weights, state
+
+
+@pytest.mark.parametrize("model", ["dcgan", "mlp"])
+def test_resume_is_bit_identical(tmp_path, model):
+    """N steps + resume + N steps == 2N steps in one go (CPU)."""
+    over = {"model.name": model, "train.checkpoint_every": 100}
+    one = tmp_path / "one"
+    _train(tiny_config(**over), one)
+    two = tmp_path / "two"
+    _train(tiny_config(**{**over, "train.steps": 3}), two)
+    cfg = api.resume_config(two, ["train.steps=6"])
+    _train(cfg, two, resume=True)
+    w1, s1 = _all_state(one)
+    w2, s2 = _all_state(two)
+    assert s1["step"] == s2["step"] == 6
+    assert set(w1) == set(w2) and any(k.startswith("ema.G.") for k in w1)
+    for key in w1:
+        assert torch.equal(w1[key], w2[key]), key
+    for name in ("G", "D"):
+        for pid, st in s1["optimizers"][name]["state"].items():
+            for k, v in st.items():
+                assert torch.equal(v, s2["optimizers"][name]["state"][pid][k])
+    assert torch.equal(s1["rng"]["noise"], s2["rng"]["noise"])
+    assert s1["batches"] == s2["batches"]
+
+
+def test_existing_run_dir_is_never_overwritten(tmp_path):
+    run = tmp_path / "run"
+    _train(tiny_config(), run)
+    before = (run / "metrics.jsonl").read_text()
+    with pytest.raises(ConfigError, match="already exists; pass --resume"):
+        _train(tiny_config(), run)
+    assert (run / "metrics.jsonl").read_text() == before
+    _train(tiny_config(**{"train.steps": 2}), run, force=True)
+    assert ckpt.find(run).name == "step_0000002"
+
+
+def test_checkpoint_survives_partial_write(tmp_path):
+    run = tmp_path / "run"
+    _train(tiny_config(), run)
+    root = run / "checkpoints"
+    # A process killed mid-write leaves a temp dir and possibly a stale pointer.
+    (root / ".tmp-step_0000009-999").mkdir()
+    (root / ".tmp-step_0000009-999" / "weights.safetensors").write_bytes(b"partial")
+    (root / "latest").write_text("step_0000009\n")
+    assert ckpt.find(run).name == "step_0000006"
+    g = ganforge.load(run)
+    assert g.step == 6
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
+    run = tmp_path / "run"
+    _train(tiny_config(), run)
+    (ckpt.find(run) / "weights.safetensors").write_bytes(b"\x00" * 100)
+    with pytest.raises(CheckpointError, match="corrupt or unreadable"):
+        ganforge.load(run)
+
+
+def test_load_and_sample(tmp_path):
+    run = tmp_path / "run"
+    _train(tiny_config(), run)
+    g = ganforge.load(run)
+    a = g.sample(5, seed=1)
+    assert a.shape == (5, 1, 16, 16) and a.min() >= -1 and a.max() <= 1
+    assert torch.equal(a, g.sample(5, seed=1))
+    assert not torch.equal(a, g.sample(5, seed=2))
+    assert not torch.equal(a, g.sample(5, seed=1, ema=False))
+    assert g.sample_uint8(3).shape == (3, 16, 16, 1)
+    assert g.config.model.name == "dcgan"
+
+
+def _wait_for(predicate, timeout=120.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _spawn_training(tmp_path, run, steps):
+    script = tmp_path / "train.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(ROOT / 'tests')!r})\n"
+        "from conftest import random_dataset, tiny_config\n"
+        "from ganforge import api\n"
+        f"cfg = tiny_config(**{{'train.steps': {steps}, 'train.checkpoint_every': 1,"
+        " 'model.g_width': 32, 'model.d_width': 32})\n"
+        "r = api.train(cfg, sys.argv[1], progress=False, dataset=random_dataset(),"
+        " resume=len(sys.argv) > 2)\n"
+        "print('STOPPED', r.interrupted, r.step, flush=True)\n")
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    args = [sys.executable, str(script), str(run)]
+    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True), script, env
+
+
+def test_killed_process_leaves_loadable_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    proc, _, _ = _spawn_training(tmp_path, run, steps=100_000)
+    try:
+        assert _wait_for(lambda: len(list((run / "checkpoints").glob("step_*"))) >= 2)
+        time.sleep(0.3)  # land somewhere in the middle of further checkpoint writes
+        proc.kill()  # SIGKILL: no handler runs
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    g = ganforge.load(run)
+    killed_at = g.step
+    assert killed_at >= 1
+    # resume continues from that checkpoint
+    cfg = api.resume_config(run, [f"train.steps={killed_at + 2}"])
+    result = api.train(cfg, run, progress=False, dataset=random_dataset(), resume=True)
+    assert result.step == killed_at + 2
+
+
+def test_sigterm_saves_checkpoint_and_exits(tmp_path):
+    run = tmp_path / "run"
+    proc, _, _ = _spawn_training(tmp_path, run, steps=100_000)
+    try:
+        assert _wait_for(lambda: (run / "metrics.jsonl").exists())
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "STOPPED SIGTERM" in out, err
+    stopped_at = int(out.split()[-1])
+    assert ganforge.load(run).step == stopped_at
