@@ -55,6 +55,10 @@ def build(cfg: Config, dataset=None, device: torch.device | None = None):
     """(objective, dataset) for a config; the nets are initialised from ``train.seed``."""
     if dataset is None:
         dataset = load_data(cfg)
+    if not hasattr(dataset, "images") and not hasattr(dataset, "torch_dataset"):
+        # 2-D toy mixtures need point models, which the image architectures are not.
+        raise ConfigError(f"{cfg.data.name} holds 2-D points, and no preset trains on points yet; "
+                          f"use an image dataset (fashion-mnist, folder:PATH, ...)")
     torch.manual_seed(cfg.train.seed)
     return build_objective(cfg, data_info(dataset)), dataset
 
