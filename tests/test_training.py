@@ -198,3 +198,15 @@ def test_sigterm_saves_checkpoint_and_exits(tmp_path):
     assert "STOPPED SIGTERM" in out, err
     stopped_at = int(out.split()[-1])
     assert ganforge.load(run).step == stopped_at
+
+
+def test_tensorboard_events_when_installed(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = tmp_path / "run"
+    _train(tiny_config(), run)
+    acc = EventAccumulator(str(run / "tensorboard"))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("d_loss")] == [2, 4, 6]
+    assert "samples" in acc.Tags()["images"]

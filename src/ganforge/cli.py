@@ -41,6 +41,8 @@ def cmd_train(args) -> int:
     overrides = list(args.overrides)
     if args.steps is not None:
         overrides.append(f"train.steps={args.steps}")
+    if args.data_dir is not None:
+        overrides.append(f"data.data_dir={args.data_dir}")
     if args.resume:
         if args.out is None:
             raise ConfigError("--resume needs --out DIR, the run directory to continue")
@@ -122,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("overrides", nargs="*", metavar="key=value")
     s.add_argument("--out", help="run directory (default runs/<preset>-<timestamp>)")
     s.add_argument("--steps", type=int, help="shorthand for train.steps=N")
+    s.add_argument("--data-dir", help="look for the dataset here first (data.data_dir)")
     s.add_argument("--resume", action="store_true", help="continue the run in --out")
     s.add_argument("--force", action="store_true", help="start over in an existing --out (deletes it)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -135,6 +135,8 @@ def _coerce(value: Any, tp, key: str) -> Any:
             return float(value)
         except ValueError:
             pass
+    if tp is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)  # a path or name that YAML read as a number
     if tp is bool and not isinstance(value, bool):
         raise ConfigError(f"{key} must be true or false, got {value!r}")
     if tp in (int, float, str) and (not isinstance(value, tp) or isinstance(value, bool)):
