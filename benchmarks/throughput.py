@@ -1,6 +1,6 @@
 """Training throughput of the ``dcgan-fashion-mnist`` preset against a plain PyTorch reference loop.
 
-    python benchmarks/throughput.py                      # defaults: warmup 20, steps 200, repeats 3
+    python benchmarks/throughput.py                      # defaults: warmup 20, steps 150, repeats 3
     python benchmarks/throughput.py --steps 50 --repeats 1 --json out.json
 
 What is measured: training images per second at batch 64 on the CPU, where one iteration is one
@@ -31,6 +31,10 @@ BCELoss), the same batch size, the same optimizer (Adam 2e-4, betas (0.5, 0.999)
 
 ganforge does slightly *more* work per iteration than the reference: its G step draws fresh noise
 and runs G forward again (the reference reuses the D step's fake), and it updates an EMA copy of G.
+The ``data`` column of the table names the batch source ``api.make_batches`` actually chose, and
+``data wait`` is the share of the timed loop spent blocked on the next batch (worker processes'
+CPU use does not show there: on few cores it shows as slower compute).
+
 Timings are repeated ``--repeats`` times, rotating the order of the variants, and the median is
 reported, so background load on the machine matters less.
 """
@@ -130,7 +134,7 @@ class PerImageDataset(Dataset):
         return len(self.images)
 
     def __getitem__(self, i: int):
-        img = Image.fromarray(self.images[i], mode="L")
+        img = Image.fromarray(self.images[i])  # uint8 [28, 28] -> mode "L"
         return self.transform(img), int(self.labels[i])
 
 
@@ -258,7 +262,7 @@ def default_threads() -> int:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--steps", type=int, default=200, help="timed iterations per measurement")
+    p.add_argument("--steps", type=int, default=150, help="timed iterations per measurement")
     p.add_argument("--warmup", type=int, default=20, help="untimed iterations before each measurement")
     p.add_argument("--repeats", type=int, default=3, help="measurements per variant; the median is reported")
     p.add_argument("--batch-size", type=int, default=64)

@@ -3,7 +3,7 @@
 # everything went. Called by `make demo` with the project's .venv first on PATH.
 set -euo pipefail
 
-STEPS="${DEMO_STEPS:-1500}"
+STEPS="${DEMO_STEPS:-3000}"
 
 if ! ganforge data fetch fashion-mnist; then
     if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
@@ -22,4 +22,4 @@ MSG
     fi
 fi
 
-ganforge train dcgan-fashion-mnist --steps "$STEPS" train.precision=bf16
+ganforge train dcgan-fashion-mnist --steps "$STEPS"

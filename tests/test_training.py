@@ -57,7 +57,6 @@ def test_logged_losses_match_hand_computation(tmp_path):
         d_real, d_fake = D(real), D(G(z))
     expected = (-torch.log(torch.sigmoid(d_real)).mean()
                 - torch.log(1 - torch.sigmoid(d_fake)).mean()).item()
-    run.mkdir()
     trainer.fit()
     record = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
     assert record["d_loss"] == pytest.approx(expected, rel=1e-5)
@@ -210,3 +209,17 @@ def test_tensorboard_events_when_installed(tmp_path):
     acc.Reload()
     assert [e.step for e in acc.Scalars("d_loss")] == [2, 4, 6]
     assert "samples" in acc.Tags()["images"]
+
+
+def test_in_memory_datasets_use_in_memory_batches(tmp_path, image_folder):
+    from ganforge.data import load_dataset
+    from ganforge.training.batches import InMemoryBatches, StreamingBatches
+
+    cfg = tiny_config(**{"data.name": f"folder:{image_folder}", "data.channels": 3})
+    small = load_dataset(cfg.data.name, resolution=16, channels=3)
+    assert isinstance(api.make_batches(small, cfg, torch.device("cpu")), InMemoryBatches)
+    big = load_dataset(cfg.data.name, resolution=16, channels=3, max_memory_bytes=100)
+    streaming = api.make_batches(big, cfg, torch.device("cpu"))
+    assert isinstance(streaming, StreamingBatches)
+    batch = next(streaming)
+    assert batch["real"].shape == (8, 3, 16, 16) and batch["labels"].shape == (8,)

@@ -44,10 +44,12 @@ def make_batches(dataset, cfg: Config, device: torch.device):
     if len(dataset) < bs:
         raise DataError(f"{dataset.name} has {len(dataset)} images, fewer than one batch "
                         f"(train.batch_size={bs}); add images or lower train.batch_size")
-    if hasattr(dataset, "torch_dataset"):  # a folder too large to hold in memory
+    from .data import StreamingFolderDataset, ToyDataset
+
+    if isinstance(dataset, StreamingFolderDataset):  # too large for memory: decoded by workers
         return StreamingBatches(dataset.torch_dataset(), bs, cfg.train.seed, device,
                                 cfg.data.num_workers, has_labels=dataset.labels is not None)
-    tensor = dataset.images if hasattr(dataset, "images") else dataset.points
+    tensor = dataset.points if isinstance(dataset, ToyDataset) else dataset.images
     return InMemoryBatches(tensor, dataset.labels, bs, cfg.train.seed, device)
 
 
@@ -55,7 +57,9 @@ def build(cfg: Config, dataset=None, device: torch.device | None = None):
     """(objective, dataset) for a config; the nets are initialised from ``train.seed``."""
     if dataset is None:
         dataset = load_data(cfg)
-    if not hasattr(dataset, "images") and not hasattr(dataset, "torch_dataset"):
+    from .data import ToyDataset
+
+    if isinstance(dataset, ToyDataset):
         # 2-D toy mixtures need point models, which the image architectures are not.
         raise ConfigError(f"{cfg.data.name} holds 2-D points, and no preset trains on points yet; "
                           f"use an image dataset (fashion-mnist, folder:PATH, ...)")

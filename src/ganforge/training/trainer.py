@@ -83,7 +83,9 @@ class Trainer:
         self.optimizers = {}
         for name, net_names in objective.optimizers.items():
             params = [p for n in net_names for p in objective.nets[n].parameters()]
-            self.optimizers[name] = torch.optim.Adam(params, lr=lrs[name], betas=tuple(cfg.optim.betas))
+            # The fused kernel updates all parameters in one op (CPU and CUDA).
+            self.optimizers[name] = torch.optim.Adam(params, lr=lrs[name], betas=tuple(cfg.optim.betas),
+                                                     fused=device.type in ("cpu", "cuda"))
         self.ema = {n: EMA(objective.nets[n]) for n in objective.ema} if t.ema_decay > 0 else {}
         if t.compile:
             for net in objective.nets.values():
@@ -92,6 +94,8 @@ class Trainer:
         objective.bind(device=device, rng=self.noise_rng)
         self.step = 0
         self.elapsed = 0.0  # training seconds, summed over resumes
+        if self.is_main and self.run_dir is not None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         self.logger = MetricsLogger(self.run_dir, enabled=self.is_main)
         self._stop_signal: str | None = None
         self.last_checkpoint: Path | None = None
