@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 from .errors import ConfigError, GanforgeError
 
 EXIT_USAGE = 2
+COMMAND_MODULES: list[str] = []  # e.g. "eval" for ganforge/commands/eval.py
 
 
 class _Parser(argparse.ArgumentParser):
@@ -146,6 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("name", help="fashion-mnist, mnist, cifar10, ...")
     f.add_argument("--data-dir", help="look here first (also: GANFORGE_DATA)")
     f.set_defaults(func=cmd_data_fetch)
+
+    # Commands of other areas live in ganforge/commands/<area>.py, each with
+    # register(subparsers, parser_class); they import heavy modules inside their functions.
+    for module in COMMAND_MODULES:
+        importlib.import_module(f"ganforge.commands.{module}").register(sub, _Parser)
     return p
 
 

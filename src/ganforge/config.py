@@ -43,6 +43,7 @@ class LossConfig:
 
 @dataclass
 class OptimConfig:
+    name: str = "adam"  # adam | rmsprop (the original WGAN recipe)
     g_lr: float = 2e-4
     d_lr: float = 2e-4
     betas: list[float] = field(default_factory=lambda: [0.5, 0.999])

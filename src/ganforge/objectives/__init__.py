@@ -52,6 +52,9 @@ class Objective:
         """n outputs in [-1, 1]; ``nets`` replaces entries of self.nets (the EMA generator)."""
         raise NotImplementedError
 
+    def after_step(self, phase: str) -> None:
+        """Called after each optimizer step of ``phase`` (e.g. WGAN weight clipping)."""
+
     def extra_state(self) -> dict[str, Any]:
         """State outside the nets that must survive resume (an augmentation probability, ...)."""
         return {}

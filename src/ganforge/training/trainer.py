@@ -21,11 +21,26 @@ from torchvision.utils import make_grid, save_image
 
 from ..errors import ConfigError
 from ..objectives import Objective
+from ..registry import Registry
 from . import checkpoint as ckpt
 from .ema import EMA
 from .logger import MetricsLogger
 
 Hook = Callable[["Trainer", int], dict[str, float]]
+
+OPTIMIZERS: Registry = Registry("optimizer")
+
+
+@OPTIMIZERS.register("adam")
+def _adam(params, *, lr, cfg, device):
+    # The fused kernel updates all parameters in one op (CPU and CUDA).
+    return torch.optim.Adam(params, lr=lr, betas=tuple(cfg.betas),
+                            fused=device.type in ("cpu", "cuda"))
+
+
+@OPTIMIZERS.register("rmsprop")
+def _rmsprop(params, *, lr, cfg, device):  # the original WGAN recipe (Arjovsky et al. 2017)
+    return torch.optim.RMSprop(params, lr=lr)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -80,12 +95,11 @@ class Trainer:
         self.autocast = autocast_context(device, t.precision)
         self.scaler = torch.amp.GradScaler(device.type, enabled=t.precision == "fp16")
         lrs = {"G": cfg.optim.g_lr, "D": cfg.optim.d_lr}
+        make_optimizer = OPTIMIZERS.get(cfg.optim.name)
         self.optimizers = {}
         for name, net_names in objective.optimizers.items():
             params = [p for n in net_names for p in objective.nets[n].parameters()]
-            # The fused kernel updates all parameters in one op (CPU and CUDA).
-            self.optimizers[name] = torch.optim.Adam(params, lr=lrs[name], betas=tuple(cfg.optim.betas),
-                                                     fused=device.type in ("cpu", "cuda"))
+            self.optimizers[name] = make_optimizer(params, lr=lrs[name], cfg=cfg.optim, device=device)
         self.ema = {n: EMA(objective.nets[n]) for n in objective.ema} if t.ema_decay > 0 else {}
         if t.compile:
             for net in objective.nets.values():
@@ -162,6 +176,7 @@ class Trainer:
         self.scaler.scale(out["loss"]).backward()
         self.scaler.step(opt)
         self.scaler.update()
+        self.objective.after_step(phase.name)
         self.logger.accumulate(out)
         t = self.cfg.train
         for name in owned & set(self.ema):
