@@ -34,11 +34,18 @@ class ModelConfig:
     z_dim: int = 100
     g_width: int = 64  # base channels (conv) or hidden units (mlp) of the generator
     d_width: int = 64
+    g_depth: int | None = None  # hidden layers of an mlp generator (None: the architecture's 1)
+    d_depth: int | None = None  # hidden layers of an mlp discriminator (None: 1)
+    d_spectral_norm: bool = False  # spectral normalization of D's layers (Miyato et al. 2018)
+    g_spectral_norm: bool = False  # ... and of G's (Zhang et al. 2019, SAGAN)
+    mbstd_group: int = 0  # minibatch standard-deviation layer in D, group size (StyleGAN: 4); 0 off
+    pac: int = 1  # PacGAN packing: D scores `pac` samples stacked along channels (Lin et al. 2018)
 
 
 @dataclass
 class LossConfig:
     name: str = "nonsaturating"  # an entry of ganforge.losses.LOSSES
+    label_smoothing: float = 0.0  # one-sided: real target 1 - s (Salimans et al. 2016 use 0.1)
 
 
 @dataclass
@@ -65,6 +72,9 @@ class TrainConfig:
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
     n_sample_grid: int = 64
+    on_divergence: str = "rollback"  # rollback | stop | warn, on non-finite losses/weights
+    max_rollbacks: int = 3  # then stop with a message
+    rollback_lr_factor: float = 0.5  # learning rates are scaled by this at each rollback
 
 
 @dataclass
@@ -75,6 +85,46 @@ class EvalConfig:
 
 
 @dataclass
+class MonitorConfig:
+    """Live diagnostics (ganforge.training.monitor): thresholds documented there."""
+
+    enabled: bool = True
+    probe_size: int = 64  # fixed latent batch whose diversity is measured every log interval
+    window: int = 16  # log records looked back on
+    patience: int = 3  # consecutive bad records before an event fires (and clean ones to re-arm)
+    warmup_steps: int = 1000  # diversity is judged from here on (or once it was healthy)
+    collapse_ratio: float = 0.3  # mode_collapse: diversity below this share of real diversity
+    explode_factor: float = 100.0  # divergence: grad norm above this times its recent median
+    osc_amplitude: float = 0.3  # oscillation: swing at least this share of the loss level
+
+
+@dataclass
+class RegConfig:
+    """Discriminator regularizers (ganforge.regularizers); every weight 0 means off."""
+
+    clip: float = 0.0  # WGAN weight clipping to [-clip, clip] after each D step (paper: 0.01)
+    gp: float = 0.0  # WGAN-GP weight lambda (Gulrajani et al. 2017: 10)
+    dragan: float = 0.0  # DRAGAN weight lambda (Kodali et al. 2017: 10)
+    r1: float = 0.0  # R1 gamma: gamma/2 E||grad D(real)||^2 (Mescheder et al. 2018)
+    r2: float = 0.0  # R2 gamma: the same on fakes
+    r_interval: int = 1  # lazy R1/R2: a separate "Dreg" step every k steps, scaled by k (StyleGAN2: 16)
+    instance_noise: float = 0.0  # std of Gaussian noise added to D's inputs (Sonderby et al. 2017)
+    instance_noise_anneal: int = 0  # generator steps over which that std decays linearly to 0; 0 keeps it
+
+
+@dataclass
+class AugmentConfig:
+    """Augmentations of everything D sees, real and fake alike (ganforge.augment; images only)."""
+
+    diffaugment: str = ""  # DiffAugment policy, e.g. "color,translation,cutout" (Zhao et al. 2020)
+    ada: bool = False  # adaptive augmentation (Karras et al. 2020)
+    ada_target: float = 0.6  # target of the overfitting heuristic r_t = E[sign(D(real))]
+    ada_interval: int = 4  # D steps between updates of p
+    ada_kimg: float = 500.0  # thousands of real images for p to move by 1
+    ada_p: float = 0.0  # initial augmentation probability
+
+
+@dataclass
 class Config:
     description: str = ""
     objective: str = "unconditional"  # an entry of ganforge.objectives.OBJECTIVES
@@ -82,8 +132,11 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    reg: RegConfig = field(default_factory=RegConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -176,6 +229,7 @@ def validate(cfg: Config) -> None:
         "train.sample_every": cfg.train.sample_every,
         "train.checkpoint_every": cfg.train.checkpoint_every,
         "train.keep_checkpoints": cfg.train.keep_checkpoints,
+        "monitor.probe_size": cfg.monitor.probe_size, "monitor.patience": cfg.monitor.patience,
         "data.resolution": cfg.data.resolution, "model.z_dim": cfg.model.z_dim,
         "model.g_width": cfg.model.g_width, "model.d_width": cfg.model.d_width,
         "optim.g_lr": cfg.optim.g_lr, "optim.d_lr": cfg.optim.d_lr,
@@ -189,8 +243,45 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"data.channels must be 1 or 3, got {cfg.data.channels}")
     if len(cfg.optim.betas) != 2 or not all(0 <= b < 1 for b in cfg.optim.betas):
         raise ConfigError(f"optim.betas must be two numbers in [0, 1), got {cfg.optim.betas}")
+    if cfg.train.on_divergence not in ("rollback", "stop", "warn"):
+        raise ConfigError(f"train.on_divergence must be rollback, stop or warn, "
+                          f"got '{cfg.train.on_divergence}'")
+    if not 0 < cfg.train.rollback_lr_factor <= 1:
+        raise ConfigError(f"train.rollback_lr_factor must be in (0, 1], "
+                          f"got {cfg.train.rollback_lr_factor}")
+    if cfg.monitor.window < 4:
+        raise ConfigError(f"monitor.window must be >= 4, got {cfg.monitor.window}")
     if not 0 <= cfg.train.ema_decay < 1:
         raise ConfigError(f"train.ema_decay must be in [0, 1), got {cfg.train.ema_decay}")
+    _validate_stability(cfg)
+
+
+def _validate_stability(cfg: Config) -> None:
+    """Checks of the model / loss / reg / augment switches (issue 3)."""
+    m, r, a = cfg.model, cfg.reg, cfg.augment
+    for key, value in {"model.g_depth": m.g_depth, "model.d_depth": m.d_depth,
+                       "model.pac": m.pac, "reg.r_interval": r.r_interval,
+                       "augment.ada_interval": a.ada_interval, "augment.ada_kimg": a.ada_kimg}.items():
+        if value is not None and value <= 0:
+            raise ConfigError(f"{key} must be > 0, got {value}")
+    for key, value in {"model.mbstd_group": m.mbstd_group, "reg.clip": r.clip, "reg.gp": r.gp,
+                       "reg.dragan": r.dragan, "reg.r1": r.r1, "reg.r2": r.r2,
+                       "reg.instance_noise": r.instance_noise,
+                       "reg.instance_noise_anneal": r.instance_noise_anneal}.items():
+        if value < 0:
+            raise ConfigError(f"{key} must be >= 0, got {value}")
+    if cfg.train.batch_size % m.pac:
+        raise ConfigError(f"train.batch_size={cfg.train.batch_size} is not divisible by "
+                          f"model.pac={m.pac}; PacGAN packs pac samples per D input, so choose a "
+                          f"batch size that is a multiple of {m.pac}")
+    if not 0 <= cfg.loss.label_smoothing < 1:
+        raise ConfigError(f"loss.label_smoothing must be in [0, 1), got {cfg.loss.label_smoothing}")
+    if not (0 <= a.ada_p <= 1 and 0 < a.ada_target < 1):
+        raise ConfigError(f"augment.ada_p must be in [0, 1] and augment.ada_target in (0, 1), "
+                          f"got {a.ada_p} and {a.ada_target}")
+    if a.ada and a.diffaugment:
+        raise ConfigError("augment.ada and augment.diffaugment are alternatives; turn one off "
+                          "(augment.diffaugment='' or augment.ada=false)")
 
 
 # ----------------------------------------------------------------------------- overrides

@@ -15,3 +15,7 @@ class DataError(GanforgeError):
 
 class CheckpointError(GanforgeError):
     """A run directory or checkpoint that is missing, corrupt or incompatible."""
+
+
+class TrainingDiverged(GanforgeError):
+    """Training produced non-finite values and could not recover within the allowed rollbacks."""

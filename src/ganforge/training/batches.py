@@ -44,6 +44,12 @@ class InMemoryBatches:
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.epoch, self.pos, self._perm = int(state["epoch"]), int(state["pos"]), None
 
+    def probe(self, n: int) -> torch.Tensor:
+        """A fixed real batch (float), drawn without touching the training order."""
+        idx = _permutation(len(self.data), self.seed, -1)[:n].to(self.device)
+        x = self.data[idx]
+        return to_float(x) if x.dtype == torch.uint8 else x
+
     def __iter__(self):
         return self
 
@@ -92,6 +98,11 @@ class StreamingBatches:
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.epoch, self.pos, self._it = int(state["epoch"]), int(state["pos"]), None
+
+    def probe(self, n: int) -> torch.Tensor:
+        """A fixed real batch (float), drawn without touching the training order."""
+        idx = _permutation(len(self.dataset), self.seed, -1)[:n].tolist()
+        return to_float(torch.stack([self.dataset[i][0] for i in idx]).to(self.device))
 
     def __iter__(self):
         return self

@@ -19,12 +19,13 @@ from typing import Any, Callable, Iterable
 import torch
 from torchvision.utils import make_grid, save_image
 
-from ..errors import ConfigError
+from ..errors import ConfigError, GanforgeError, TrainingDiverged
 from ..objectives import Objective
 from ..registry import Registry
 from . import checkpoint as ckpt
 from .ema import EMA
 from .logger import MetricsLogger
+from .monitor import Monitor, format_event, pairwise_diversity
 
 Hook = Callable[["Trainer", int], dict[str, float]]
 
@@ -108,6 +109,11 @@ class Trainer:
         objective.bind(device=device, rng=self.noise_rng)
         self.step = 0
         self.elapsed = 0.0  # training seconds, summed over resumes
+        self.rollbacks = 0
+        self.lr_scale = 1.0  # learning-rate multiplier after divergence rollbacks
+        self._bar = None
+        self.monitor = Monitor.from_config(cfg) if cfg.monitor.enabled else None
+        self._diversity_real = None  # measured once, on a fixed real batch
         if self.is_main and self.run_dir is not None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         self.logger = MetricsLogger(self.run_dir, enabled=self.is_main)
@@ -128,11 +134,14 @@ class Trainer:
         return {
             "step": self.step,
             "elapsed": self.elapsed,
+            "rollbacks": self.rollbacks,
+            "lr_scale": self.lr_scale,
             "optimizers": {n: o.state_dict() for n, o in self.optimizers.items()},
             "scaler": self.scaler.state_dict(),
             "rng": rng,
             "batches": self.batches.state_dict(),
             "objective": self.objective.extra_state(),
+            "monitor": self.monitor.state_dict() if self.monitor is not None else {},
             "config": self.cfg.to_dict(),
         }
 
@@ -152,8 +161,13 @@ class Trainer:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         self.batches.load_state_dict(state["batches"])
         self.objective.load_extra_state(state.get("objective", {}))
+        if self.monitor is not None and state.get("monitor"):
+            self.monitor.load_state_dict(state["monitor"])
         self.step = int(state["step"])
         self.elapsed = float(state.get("elapsed", 0.0))
+        self.rollbacks = int(state.get("rollbacks", 0))
+        self.lr_scale = float(state.get("lr_scale", 1.0))
+        self._apply_lr_scale()
 
     def save_checkpoint(self) -> Path | None:
         if not self.is_main or self.run_dir is None:
@@ -174,6 +188,11 @@ class Trainer:
             out = self.objective.loss(phase.name, batch)
         opt.zero_grad(set_to_none=True)
         self.scaler.scale(out["loss"]).backward()
+        grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]
+        if grads:  # the norm stays on the device: no host sync on the hot path
+            self.scaler.unscale_(opt)
+            out[f"{phase.name.lower()}_grad_norm"] = torch.linalg.vector_norm(
+                torch.stack(torch._foreach_norm(grads)).float())
         self.scaler.step(opt)
         self.scaler.update()
         self.objective.after_step(phase.name)
@@ -205,41 +224,36 @@ class Trainer:
 
     def fit(self) -> FitResult:
         t = self.cfg.train
-        total = t.steps
         bar = None
         if self.progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=total, initial=self.step, unit="step", dynamic_ncols=True,
+            bar = tqdm(total=t.steps, initial=self.step, unit="step", dynamic_ncols=True,
                        desc=self.run_dir.name if self.run_dir else "train")
-        images_per_step = t.batch_size * sum(p.repeat for p in self.objective.phases if p.fresh_batch)
+        self._bar = bar
         restore = self._install_signal_handlers()
         try:
-            window_start, window_steps = time.perf_counter(), 0
-            while self.step < total and self._stop_signal is None:
+            if self.run_dir is not None and not any((self.run_dir / "checkpoints").glob("step_*")):
+                self.save_checkpoint()  # something to roll back to, and to load, from step 0
+            self._window_start, self._window_steps = time.perf_counter(), 0
+            while self.step < t.steps and self._stop_signal is None:
                 self.train_step()
-                window_steps += 1
+                self._window_steps += 1
                 if bar is not None:
-                    bar.update(1)
-                step = self.step
-                if step % t.log_every == 0 or step == total:
-                    now = time.perf_counter()
-                    dt = now - window_start
-                    self.elapsed += dt
-                    record = {"step": step, **self.logger.flush_means(),
-                              "img_per_s": images_per_step * window_steps / max(dt, 1e-9),
-                              "time": round(self.elapsed, 3)}
-                    self.logger.write(record)
-                    if bar is not None:
-                        bar.set_postfix_str(self._postfix(record), refresh=False)
-                    window_start, window_steps = time.perf_counter(), 0
-                if self.cfg.eval.every and step % self.cfg.eval.every == 0:
-                    self._run_hooks(step)
-                if step % t.sample_every == 0 or step == total:
+                    bar.update(self.step - bar.n)
+                if self.step % t.log_every == 0 or self.step == t.steps:
+                    if not self._log_interval():
+                        continue  # rolled back: the step counter moved
+                if self.cfg.eval.every and self.step % self.cfg.eval.every == 0:
+                    self._run_hooks(self.step)
+                if self.step % t.sample_every == 0 or self.step == t.steps:
                     self.save_samples()
-                if step % t.checkpoint_every == 0 or step == total:
-                    self.save_checkpoint()
-            if self._stop_signal is not None:
+                if self.step % t.checkpoint_every == 0 or self.step == t.steps:
+                    if self._weights_finite():
+                        self.save_checkpoint()
+                    else:
+                        self._diverged(self._divergence_event({"nonfinite_weights": True}))
+            if self._stop_signal is not None and self._weights_finite():
                 self.save_checkpoint()
         finally:
             restore()
@@ -247,6 +261,119 @@ class Trainer:
                 bar.close()
             self.logger.close()
         return FitResult(self.step, self.run_dir, self.last_checkpoint, self._stop_signal)
+
+    def _log_interval(self) -> bool:
+        """Write the interval's means; False when a divergence made the loop roll back."""
+        dt = time.perf_counter() - self._window_start
+        self.elapsed += dt
+        t = self.cfg.train
+        images_per_step = t.batch_size * sum(p.repeat for p in self.objective.phases if p.fresh_batch)
+        record = {"step": self.step, **self.logger.flush_means(), **self._probe_diversity(),
+                  "img_per_s": images_per_step * self._window_steps / max(dt, 1e-9),
+                  "time": round(self.elapsed, 3)}
+        self.logger.write(record)
+        if self._bar is not None:
+            self._bar.set_postfix_str(self._postfix(record), refresh=True)
+        if self.monitor is not None:
+            events = self.monitor.update(record)
+        else:  # without the monitor, still catch non-finite values
+            bad = sorted(k for k, v in record.items() if isinstance(v, float) and not math.isfinite(v))
+            events = [self._divergence_event({"nonfinite": bad})] if bad else []
+        diverged = None
+        for event in events:
+            if event["event"] == "divergence":
+                diverged = event
+            else:
+                self.logger.write(event)
+                self._warn(format_event(event))
+        self._window_start, self._window_steps = time.perf_counter(), 0
+        return self._diverged(diverged) if diverged is not None else True
+
+    @torch.no_grad()
+    def _probe_diversity(self) -> dict[str, float]:
+        """Mean pairwise distance of samples from a fixed latent batch, next to the same
+        statistic on a fixed real batch (a collapsed generator scores near 0)."""
+        if self.monitor is None or not hasattr(self.batches, "probe"):
+            return {}
+        n = self.cfg.monitor.probe_size
+        if self._diversity_real is None:
+            self._diversity_real = float(pairwise_diversity(self.batches.probe(n)))
+        gen = torch.Generator().manual_seed(self.cfg.train.seed + 54321)
+        fake = self.objective.sample(n, generator=gen, nets=self.sample_nets())
+        return {"diversity": float(pairwise_diversity(fake)), "diversity_real": self._diversity_real}
+
+    # ------------------------------------------------------------------ divergence
+
+    def _weights_finite(self) -> bool:
+        params = [p.detach() for net in self.objective.nets.values() for p in net.parameters()]
+        return bool(torch.stack([torch.isfinite(p).all() for p in params]).all())
+
+    def _warn(self, text: str) -> None:
+        if not self.is_main:
+            return
+        if self._bar is not None:
+            self._bar.write(text)
+        else:
+            print(text, flush=True)
+
+    def _divergence_event(self, evidence: dict[str, Any]) -> dict[str, Any]:
+        return {"event": "divergence", "step": self.step, "message": "non-finite values",
+                "evidence": evidence,
+                "suggestion": f"lower optim.g_lr and optim.d_lr (now {self.cfg.optim.g_lr:g}, "
+                              f"{self.cfg.optim.d_lr:g}) or use train.precision=fp32"}
+
+    def _diverged(self, event: dict[str, Any]) -> bool:
+        """Handle a divergence event per train.on_divergence; False when the loop rolled back."""
+        t = self.cfg.train
+        self.logger.write(event)
+        self._warn(format_event(event))
+        if t.on_divergence == "warn":
+            return True
+        last = self.last_good_checkpoint()
+        if t.on_divergence == "stop" or self.rollbacks >= t.max_rollbacks or last is None:
+            why = ("train.on_divergence=stop" if t.on_divergence == "stop" else
+                   "no checkpoint to roll back to" if last is None else
+                   f"{self.rollbacks} rollbacks (train.max_rollbacks={t.max_rollbacks})")
+            where = f"; the last good checkpoint is {last}" if last is not None else ""
+            raise TrainingDiverged(f"training diverged at step {self.step} after {why}{where}; "
+                                   f"{event['suggestion']}")
+        self.rollback(last)
+        return False
+
+    def last_good_checkpoint(self) -> Path | None:
+        if self.run_dir is None:
+            return None
+        try:
+            return ckpt.find(self.run_dir)
+        except GanforgeError:
+            return None
+
+    def rollback(self, path: Path) -> None:
+        """Restore ``path`` and continue with learning rates scaled down."""
+        from_step = self.step
+        weights, state = ckpt.load(path, map_location=self.device)
+        rollbacks, lr_scale = self.rollbacks + 1, self.lr_scale * self.cfg.train.rollback_lr_factor
+        self.load(weights, state)
+        self.rollbacks, self.lr_scale = rollbacks, lr_scale
+        self._apply_lr_scale()
+        if self.monitor is not None:
+            self.monitor.after_rollback()
+        self.logger.flush_means()  # drop the bad interval's partial sums
+        self.logger.write({"event": "rollback", "step": from_step,
+                           "evidence": {"to_step": self.step, "checkpoint": path.name,
+                                        "lr_scale": lr_scale, "rollbacks": rollbacks},
+                           "suggestion": "training continues with lower learning rates"})
+        self._warn(f"ganforge: rolled back from step {from_step} to {path.name}; learning rates "
+                   f"scaled to {lr_scale:g}x (rollback {rollbacks}/{self.cfg.train.max_rollbacks})")
+        if self._bar is not None:
+            self._bar.n = self.step
+        self._window_start, self._window_steps = time.perf_counter(), 0
+
+    def _apply_lr_scale(self) -> None:
+        base = {"G": self.cfg.optim.g_lr, "D": self.cfg.optim.d_lr}
+        for name, opt in self.optimizers.items():
+            for group in opt.param_groups:
+                group["lr"] = base[name] * self.lr_scale
 
     @staticmethod
     def _postfix(record: dict[str, Any]) -> str:

@@ -1,0 +1,322 @@
+"""The report page: one self-contained HTML file (CSS inline, figures and sample grids embedded
+as base64 PNG), so it can be mailed, archived or opened offline."""
+from __future__ import annotations
+
+import base64
+import datetime
+import io
+import os
+import statistics
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from ..errors import ConfigError
+from . import plots
+from .run import Run, load_run
+
+MAX_TIMELINE = 12  # sample grids shown in the timeline (evenly spaced, always the last)
+THUMB_WIDTH = 300  # px; larger grids are shrunk for the timeline (the final grid is not)
+KIND_TEXT = {"mode_collapse": "Mode collapse", "vanishing_gradients": "Vanishing gradients",
+             "divergence": "Divergence", "oscillation": "Oscillation", "rollback": "Rollback"}
+
+CSS = """
+:root { --fg: #1d2430; --muted: #5b6675; --line: #e3e7ee; --bg: #f6f7f9; --card: #fff;
+        --accent: #1f6fb2; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans",
+       sans-serif; color: var(--fg); background: var(--bg); }
+header { background: #1d2430; color: #fff; padding: 22px 32px 0; }
+header h1 { margin: 0; font-size: 24px; font-weight: 600; }
+header h1 span { color: #9fb3c8; font-weight: 400; }
+header p { margin: 4px 0 14px; color: #c9d3de; }
+nav { display: flex; gap: 4px; flex-wrap: wrap; }
+nav a { color: #c9d3de; text-decoration: none; padding: 8px 12px; border-radius: 6px 6px 0 0;
+        font-size: 14px; }
+nav a:hover { background: #2d3748; color: #fff; }
+main { max-width: 1080px; margin: 0 auto; padding: 8px 24px 40px; }
+section { background: var(--card); border: 1px solid var(--line); border-radius: 10px;
+          padding: 18px 22px; margin: 18px 0; }
+h2 { margin: 0 0 12px; font-size: 19px; }
+h3 { margin: 18px 0 4px; font-size: 15px; color: var(--muted); font-weight: 600; }
+img { max-width: 100%; display: block; }
+.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(190px, 1fr)); gap: 12px; }
+.card { border: 1px solid var(--line); border-radius: 8px; padding: 10px 12px; }
+.card .label { color: var(--muted); font-size: 12px; text-transform: uppercase;
+               letter-spacing: .04em; }
+.card .value { font-size: 20px; font-weight: 600; }
+.card .value small { font-size: 13px; color: var(--muted); font-weight: 400; }
+.ok { color: #2e7d32; }
+.event { border-left: 5px solid var(--kind); border-radius: 6px; background: #fafbfc;
+         padding: 10px 14px; margin: 12px 0; }
+.badge { display: inline-block; background: var(--kind); color: #fff; border-radius: 12px;
+         padding: 1px 10px; font-size: 13px; font-weight: 600; }
+.event .step { color: var(--muted); margin-left: 8px; font-size: 14px; }
+.event p { margin: 6px 0; }
+.event ul { margin: 4px 0 6px; padding-left: 22px; }
+.evidence { font-size: 13px; color: var(--muted); }
+.evidence code { color: var(--fg); }
+.strip { display: flex; gap: 14px; overflow-x: auto; padding-bottom: 8px; }
+.strip figure { margin: 0; flex: 0 0 auto; text-align: center; }
+.strip img { height: 170px; width: auto; border: 1px solid var(--line); border-radius: 4px; }
+figcaption { font-size: 13px; color: var(--muted); margin-top: 4px; }
+figcaption .badge { font-size: 11px; padding: 0 7px; margin: 2px 2px 0; }
+.pixelated { image-rendering: pixelated; }
+.final img { border: 1px solid var(--line); border-radius: 4px; }
+.config { display: grid; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr));
+          gap: 4px 24px; align-items: start; }
+table { border-collapse: collapse; width: 100%; font-size: 14px; table-layout: fixed; }
+caption { text-align: left; font-weight: 600; padding: 8px 0 2px; }
+td { padding: 2px 8px 2px 0; border-bottom: 1px solid var(--line); vertical-align: top;
+     overflow-wrap: anywhere; }
+td:first-child { color: var(--muted); width: 45%; }
+td.changed { font-weight: 600; }
+.muted { color: var(--muted); }
+.notes { background: #fff8e1; border: 1px solid #f3d98b; border-radius: 8px; padding: 8px 14px; }
+footer { text-align: center; color: var(--muted); font-size: 13px; padding: 10px; }
+"""
+
+
+def _b64(data: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def _img(data: bytes, alt: str, cls: str = "", width: int | None = None) -> str:
+    size = f' width="{width}"' if width else ""
+    klass = f' class="{cls}"' if cls else ""
+    return f'<img src="{_b64(data)}" alt="{escape(alt)}"{size}{klass}>'
+
+
+def _fmt(value: Any) -> str:
+    if value is None or value == "" or value == []:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return ", ".join(_fmt(v) for v in value)
+    return str(value)
+
+
+def _badge(kind: str) -> str:
+    text = KIND_TEXT.get(kind, kind.replace("_", " ").capitalize())
+    return f'<span class="badge" style="--kind: {plots.color(kind)}">{escape(text)}</span>'
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h} h {m:02d} min" if h else f"{m} min {s:02d} s" if m else f"{s} s"
+
+
+# ----------------------------------------------------------------------------- sections
+
+
+def _summary(run: Run) -> str:
+    train_records = [r for r in run.records if "d_loss" in r or "g_loss" in r] or run.records
+    lt = train_records[-1]
+    planned = ((run.config or {}).get("train") or {}).get("steps")
+    cards = [("Steps", f"{run.last_step:,}" + (f" <small>of {planned:,}</small>"
+                                                if isinstance(planned, int) else ""))]
+    times = [r["time"] for r in run.records if isinstance(r.get("time"), (int, float))]
+    if times:
+        cards.append(("Training time", _duration(max(times))))
+    speeds = [r["img_per_s"] for r in run.records if isinstance(r.get("img_per_s"), (int, float))]
+    if speeds:
+        cards.append(("Throughput", f"{statistics.median(speeds):,.0f} <small>img/s</small>"))
+    for label, keys in (("Last losses D · G", ("d_loss", "g_loss")),
+                        ("Last D(x) · D(G(z))", ("d_real", "d_fake"))):
+        if all(k in lt for k in keys):
+            cards.append((label, " · ".join(f"{lt[k]:.3g}" if isinstance(lt[k], float)
+                                            else "NaN" for k in keys)))
+    series = run.series()
+    for key in plots.metric_keys(run):
+        steps, values = series[key]
+        cards.append((key, f"{_fmt(values[-1])} <small>at step {steps[-1]:,}</small>"))
+    kinds = [e["event"] for e in run.events]
+    cards.append(("Diagnostics", '<span class="ok">none</span>' if not kinds else
+                  f"{len(kinds)} <small>event{'s' if len(kinds) > 1 else ''}</small>"))
+    html = "".join(f'<div class="card"><div class="label">{escape(label)}</div>'
+                   f'<div class="value">{value}</div></div>' for label, value in cards)
+    out = f'<section id="summary"><h2>Summary</h2><div class="cards">{html}</div>'
+    if run.notes:
+        out += '<p class="notes">' + "<br>".join(escape(n) for n in run.notes) + "</p>"
+    return out + "</section>"
+
+
+def _events(run: Run) -> str:
+    out = ['<section id="events"><h2>Diagnostics</h2>']
+    if not run.events:
+        out.append('<p class="ok">No diagnostic events: no mode collapse, vanishing gradients, '
+                   'divergence or oscillation was detected.</p>')
+    for e in run.events:
+        kind = str(e["event"])
+        out.append(f'<article class="event" style="--kind: {plots.color(kind)}">'
+                   f'{_badge(kind)}<span class="step">step {e["step"]:,}</span>')
+        if e.get("message"):
+            out.append(f'<p>{escape(str(e["message"]))}</p>')
+        if e.get("suggestion"):
+            tips = [t.strip() for t in str(e["suggestion"]).split(";") if t.strip()]
+            out.append("<p><strong>Try:</strong></p><ul>" +
+                       "".join(f"<li>{escape(t)}</li>" for t in tips) + "</ul>")
+        evidence = dict(e.get("evidence") or {})
+        evidence.update({k: v for k, v in e.items()
+                         if k not in ("event", "step", "message", "suggestion", "evidence")})
+        if evidence:
+            out.append('<p class="evidence">Evidence: ' + ", ".join(
+                f"{escape(k)} <code>{escape(_fmt(v))}</code>" for k, v in evidence.items())
+                + "</p>")
+        out.append("</article>")
+    return "".join(out) + "</section>"
+
+
+def _curves(run: Run) -> str:
+    out = ['<section id="curves"><h2>Training curves</h2>',
+           '<p class="muted">Averages per log interval. Dashed vertical lines mark diagnostic '
+           'events.</p>', '<h3 id="timeline">Timeline: sample grids and events</h3>',
+           _img(plots.timeline_figure(run), "timeline of sample grids and events")]
+    for fig_id, title, png in plots.curve_figures(run):
+        out.append(f'<h3 id="{fig_id}">{escape(title)}</h3>{_img(png, title)}')
+    return "".join(out) + "</section>"
+
+
+def _metrics(run: Run) -> str:
+    png = plots.metrics_figure(run)
+    body = (_img(png, "evaluation metrics over training") if png else
+            '<p class="muted">No evaluation metrics were logged; set eval.every and '
+            'eval.metrics to track FID and others during training.</p>')
+    return f'<section id="metrics"><h2>Metrics over time</h2>{body}</section>'
+
+
+def _thumbnail(path: Path) -> tuple[bytes, int] | None:
+    """(png bytes no wider than THUMB_WIDTH, natural width), or None if unreadable."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            width = im.width
+            if im.width > THUMB_WIDTH:
+                im = im.resize((THUMB_WIDTH, round(im.height * THUMB_WIDTH / im.width)),
+                               Image.LANCZOS)
+                buf = io.BytesIO()
+                im.save(buf, format="PNG", optimize=True)
+                return buf.getvalue(), width
+    except (OSError, ValueError):
+        return None
+    return path.read_bytes(), width
+
+
+def _pick(items: list, n: int) -> list:
+    if len(items) <= n:
+        return items
+    idx = sorted({round(i * (len(items) - 1) / (n - 1)) for i in range(n)})
+    return [items[i] for i in idx]
+
+
+def _samples(run: Run) -> tuple[str, str]:
+    readable = [(step, path, thumb) for step, path in run.samples
+                if (thumb := _thumbnail(path)) is not None]
+    if len(readable) < len(run.samples):
+        run.notes.append(f"{len(run.samples) - len(readable)} unreadable sample grid(s) skipped")
+    if not readable:
+        empty = '<p class="muted">No sample grids in samples/.</p>'
+        return (f'<section id="samples"><h2>Samples over time</h2>{empty}</section>',
+                f'<section id="final"><h2>Final samples</h2>{empty}</section>')
+    shown = _pick(readable, MAX_TIMELINE)
+    figures, previous = [], -1
+    for step, path, (png, _) in shown:
+        badges = "".join(_badge(str(e["event"])) for e in run.events if previous < e["step"] <= step)
+        figures.append(f'<figure>{_img(png, f"samples at step {step}", "pixelated")}'
+                       f'<figcaption>step {step:,}<br>{badges}</figcaption></figure>')
+        previous = step
+    note = (f'<p class="muted">{len(shown)} of {len(readable)} grids, evenly spaced; badges mark '
+            f'events since the previous grid.</p>' if len(shown) < len(readable) else
+            '<p class="muted">Fixed latent batch, drawn from the EMA generator; badges mark '
+            'events since the previous grid.</p>')
+    timeline = (f'<section id="samples"><h2>Samples over time</h2>{note}'
+                f'<div class="strip">{"".join(figures)}</div></section>')
+    step, path, (_, width) = readable[-1]
+    shown_width = min(width * 2, 720) if width < 360 else None
+    final = (f'<section id="final" class="final"><h2>Final samples</h2>'
+             f'<p class="muted">Step {step:,} ({escape(path.name)}).</p>'
+             f'{_img(path.read_bytes(), f"final samples at step {step}", "pixelated", shown_width)}'
+             f'</section>')
+    return timeline, final
+
+
+def _defaults() -> dict[str, Any]:
+    try:
+        from ..config import Config
+
+        return Config().to_dict()
+    except Exception:  # the report must not fail on a config module it cannot use
+        return {}
+
+
+def _config(run: Run) -> str:
+    if run.config is None:
+        return ('<section id="config"><h2>Configuration</h2><p class="muted">config.yaml is '
+                'missing.</p></section>')
+    defaults = _defaults()
+    top = [(k, v) for k, v in run.config.items() if not isinstance(v, dict)]
+    tables = []
+    for section, values in run.config.items():
+        if not isinstance(values, dict):
+            continue
+        rows = []
+        for key, value in values.items():
+            default = (defaults.get(section) or {}).get(key, value)
+            changed = default != value
+            title = f' title="default: {escape(_fmt(default))}"' if changed else ""
+            rows.append(f'<tr><td>{escape(key)}</td><td{" class=changed" if changed else ""}'
+                        f'{title}>{escape(_fmt(value))}</td></tr>')
+        tables.append(f'<table><caption>{escape(section)}</caption>{"".join(rows)}</table>')
+    head = "".join(f'<p><span class="muted">{escape(k)}:</span> {escape(_fmt(v))}</p>'
+                   for k, v in top if k != "description")
+    return (f'<section id="config"><h2>Configuration</h2>{head}<p class="muted">Values in bold '
+            f'differ from the defaults (hover for the default).</p>'
+            f'<div class="config">{"".join(tables)}</div></section>')
+
+
+def build_html(run: Run) -> str:
+    from .. import __version__
+
+    timeline, final = _samples(run)  # first: it may add notes for the summary
+    description = str((run.config or {}).get("description") or "").strip()
+    sections = [_summary(run), _events(run), _curves(run), _metrics(run), timeline, final,
+                _config(run)]
+    nav = "".join(f'<a href="#{i}">{t}</a>' for i, t in (
+        ("summary", "Summary"), ("events", f"Diagnostics ({len(run.events)})"),
+        ("curves", "Curves"), ("metrics", "Metrics"), ("samples", "Samples"),
+        ("final", "Final samples"), ("config", "Config")))
+    generated = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f'<title>ganforge report: {escape(run.name)}</title><style>{CSS}</style></head>'
+            f'<body><header><h1>{escape(run.name)} <span>training report</span></h1>'
+            f'<p>{escape(description) or "&nbsp;"}</p><nav>{nav}</nav></header>'
+            f'<main>{"".join(sections)}</main>'
+            f'<footer>ganforge {escape(__version__)} · {len(run.records)} records and '
+            f'{len(run.events)} events from {escape(str(run.run_dir / "metrics.jsonl"))} · '
+            f'{generated}</footer></body></html>\n')
+
+
+def write_report(run_dir: str | Path, out: str | Path | None = None, *,
+                 force: bool = False) -> Path:
+    """Write the report of `run_dir` to `out` (default RUN_DIR/report.html, which is simply
+    regenerated; any other existing file needs force=True). Returns the path written."""
+    run_dir = Path(run_dir)
+    default = run_dir / "report.html"
+    out = Path(out) if out is not None else default
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise ConfigError(f"--out {out}: the report is a web page; use a .html name")
+    if out.exists() and not force and out.resolve() != default.resolve():
+        raise ConfigError(f"{out} already exists; pass --force to overwrite it or choose another "
+                          f"--out")
+    html = build_html(load_run(run_dir))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(html, encoding="utf-8")
+    os.replace(tmp, out)
+    return out

@@ -1,0 +1,178 @@
+"""The report's figures, drawn with matplotlib's object API on the Agg canvas (no pyplot, so the
+caller's backend and global state are left alone) and returned as PNG bytes."""
+from __future__ import annotations
+
+import io
+import math
+import statistics
+from typing import Any, Callable
+
+from ..errors import GanforgeError
+from .run import Run
+
+EVENT_COLORS = {"mode_collapse": "#8e44ad", "vanishing_gradients": "#d35400",
+                "divergence": "#c0392b", "oscillation": "#1f6fb2", "rollback": "#2c3e50"}
+OTHER_EVENT_COLOR = "#7f8c8d"
+LABELS = {"d_loss": "D loss", "g_loss": "G loss", "d_real": "D(x)", "d_fake": "D(G(z))",
+          "d_acc_real": "D accuracy on real", "d_acc_fake": "D accuracy on fake",
+          "g_grad_norm": "|grad G|", "d_grad_norm": "|grad D|", "diversity": "generated",
+          "diversity_real": "real data", "img_per_s": "images / s"}
+D_OUTPUTS = ("d_real", "d_fake", "d_acc_real", "d_acc_fake")
+
+
+class Group:
+    def __init__(self, id: str, title: str, keep: Callable[[str], bool], **axes: Any):
+        self.id, self.title, self.keep, self.axes = id, title, keep, axes
+
+
+# Curves drawn as their own figure, in this order; every other numeric key is an evaluation
+# metric (fid, kid, ...) and goes to the metrics figure.
+GROUPS = [
+    Group("losses", "Losses", lambda k: k.endswith("loss"), scale="auto"),
+    Group("d-outputs", "Discriminator outputs: mean D(x), D(G(z)) and accuracy",
+          lambda k: k in D_OUTPUTS, ylim=(-0.03, 1.03)),
+    Group("grad-norms", "Gradient norms", lambda k: k.endswith("grad_norm"), scale="log"),
+    Group("diversity", "Sample diversity: mean pairwise distance in a fixed probe batch",
+          lambda k: k in ("diversity", "diversity_real")),
+    Group("throughput", "Throughput", lambda k: k == "img_per_s", ylabel="images / s"),
+]
+
+
+def color(kind: str) -> str:
+    return EVENT_COLORS.get(kind, OTHER_EVENT_COLOR)
+
+
+def _figure(width: float, height: float):
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise GanforgeError("the report draws its plots with matplotlib, which is not installed; "
+                            "pip install matplotlib") from None
+    fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", facecolor="white")
+    return buf.getvalue()
+
+
+def _style(ax, run: Run) -> None:
+    ax.set_xlim(0, max(run.last_step, 1) * 1.01)
+    ax.grid(True, alpha=0.3, linewidth=0.6)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    ax.tick_params(labelsize=8)
+
+
+def _mark_events(ax, events: list[dict]) -> list:
+    """Dashed vertical lines at the events; one legend handle per kind."""
+    from matplotlib.lines import Line2D
+
+    handles = {}
+    for e in events:
+        kind = str(e["event"])
+        ax.axvline(e["step"], color=color(kind), linestyle="--", linewidth=1.1, alpha=0.85,
+                   zorder=1)
+        handles[kind] = Line2D([], [], color=color(kind), linestyle="--", linewidth=1.1,
+                               label=kind.replace("_", " "))
+    return list(handles.values())
+
+
+def _symlog_needed(values: list[float]) -> float | None:
+    finite = [abs(v) for v in values if math.isfinite(v)]
+    if not finite:
+        return None
+    typical = statistics.median(finite) or 1e-3
+    return typical if max(finite) > 50 * typical else None
+
+
+def curve_figures(run: Run) -> list[tuple[str, str, bytes]]:
+    """(section id, title, png) for each group that has data."""
+    series = run.series()
+    out = []
+    for group in GROUPS:
+        keys = [k for k in series if group.keep(k)]
+        if group.id == "d-outputs":
+            keys.sort(key=D_OUTPUTS.index)
+        if not keys:
+            continue
+        fig = _figure(9.0, 2.9)
+        ax = fig.add_subplot()
+        for key in keys:
+            steps, values = series[key]
+            dashed = key.startswith("d_acc") or key == "diversity_real"
+            ax.plot(steps, values, label=LABELS.get(key, key), linewidth=1.5,
+                    linestyle=":" if dashed else "-", marker="o" if len(steps) < 3 else None,
+                    markersize=4)
+        if group.axes.get("scale") == "log" and all(
+                v > 0 for k in keys for v in series[k][1] if math.isfinite(v)):
+            ax.set_yscale("log")
+        elif group.axes.get("scale") == "auto":
+            linthresh = _symlog_needed([v for k in keys for v in series[k][1]])
+            if linthresh:
+                ax.set_yscale("symlog", linthresh=linthresh)
+        if "ylim" in group.axes:
+            ax.set_ylim(*group.axes["ylim"])
+        if "ylabel" in group.axes:
+            ax.set_ylabel(group.axes["ylabel"], fontsize=8)
+        _style(ax, run)
+        ax.set_xlabel("step", fontsize=8)
+        handles = ax.get_legend_handles_labels()[0] + _mark_events(ax, run.events)
+        ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=6,
+                  frameon=False, fontsize=8, handlelength=2.2)
+        out.append((group.id, group.title, _png(fig)))
+    return out
+
+
+def metric_keys(run: Run) -> list[str]:
+    series = run.series()
+    return [k for k in series if not any(g.keep(k) for g in GROUPS)]
+
+
+def metrics_figure(run: Run) -> bytes | None:
+    """One small panel per evaluation metric (fid, kid, ...), events marked; None if none."""
+    keys = metric_keys(run)
+    if not keys:
+        return None
+    series = run.series()
+    ncols = 2 if len(keys) > 1 else 1
+    nrows = math.ceil(len(keys) / ncols)
+    fig = _figure(9.0, 2.4 * nrows)
+    for i, key in enumerate(keys):
+        ax = fig.add_subplot(nrows, ncols, i + 1)
+        steps, values = series[key]
+        ax.plot(steps, values, marker="o", markersize=3.5, linewidth=1.4, color="#2e7d32")
+        _mark_events(ax, run.events)
+        _style(ax, run)
+        ax.set_title(key, fontsize=9, loc="left")
+        ax.set_xlabel("step", fontsize=8)
+    return _png(fig)
+
+
+def timeline_figure(run: Run) -> bytes:
+    """One row per event kind (and one for the sample grids) along the training steps."""
+    kinds = list(dict.fromkeys(str(e["event"]) for e in run.events))
+    rows = (["samples"] if run.samples else []) + kinds
+    fig = _figure(9.0, 0.55 + 0.32 * max(len(rows), 1))
+    ax = fig.add_subplot()
+    for y, row in enumerate(reversed(rows)):
+        if row == "samples":
+            ax.plot([s for s, _ in run.samples], [y] * len(run.samples), linestyle="none",
+                    marker="s", markersize=6, color="#95a5a6")
+        else:
+            steps = [e["step"] for e in run.events if str(e["event"]) == row]
+            ax.plot(steps, [y] * len(steps), linestyle="none", marker="v", markersize=9,
+                    color=color(row))
+    ax.set_yticks(range(len(rows)), [r.replace("_", " ") for r in reversed(rows)], fontsize=8)
+    ax.set_ylim(-0.6, max(len(rows), 1) - 0.4)
+    _style(ax, run)
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.grid(False, axis="y")
+    ax.spines["left"].set_visible(False)
+    ax.tick_params(axis="y", length=0)
+    ax.set_xlabel("step", fontsize=8)
+    return _png(fig)

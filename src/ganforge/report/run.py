@@ -1,0 +1,110 @@
+"""Reading a run directory for the report: config.yaml, metrics.jsonl (scalar records and
+events) and the sample grids under samples/."""
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import CheckpointError
+
+SAMPLE_NAME = re.compile(r"step_(\d+)\.png$")
+# Bookkeeping keys that are not worth a curve of their own.
+NOT_PLOTTED = {"step", "time", "nonfinite", "epoch"}
+
+
+@dataclass
+class Run:
+    run_dir: Path
+    config: dict[str, Any] | None  # None when config.yaml is missing or unreadable
+    records: list[dict[str, Any]]  # scalar records in step order, without events
+    events: list[dict[str, Any]]  # records with an "event" key, in file order
+    samples: list[tuple[int, Path]] = field(default_factory=list)  # (step, png), by step
+    notes: list[str] = field(default_factory=list)  # problems worth a line in the report
+
+    @property
+    def name(self) -> str:
+        return self.run_dir.resolve().name
+
+    @property
+    def last_step(self) -> int:
+        return max(int(r["step"]) for r in self.records)
+
+    def series(self) -> dict[str, tuple[list[int], list[float]]]:
+        """key -> (steps, values) for every numeric key; non-finite (None) values become NaN so
+        plots show a gap."""
+        out: dict[str, tuple[list[int], list[float]]] = {}
+        for r in self.records:
+            for key, value in r.items():
+                if key in NOT_PLOTTED:
+                    continue
+                if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+                    steps, values = out.setdefault(key, ([], []))
+                    steps.append(int(r["step"]))
+                    values.append(math.nan if value is None else float(value))
+        return {k: v for k, v in out.items() if any(math.isfinite(x) for x in v[1])}
+
+
+def _read_metrics(path: Path, notes: list[str]) -> tuple[list[dict], list[dict]]:
+    records, events, bad = [], [], 0
+    last: dict[bool, float] = {}  # newest step per kind of record (training or evaluation)
+    for line in path.read_text(errors="replace").splitlines():
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            bad += 1  # a process killed mid-write leaves a partial last line
+            continue
+        if not isinstance(obj, dict) or not isinstance(obj.get("step"), (int, float)):
+            bad += 1
+            continue
+        if "event" in obj:
+            events.append(obj)
+            continue
+        # A resume or a rollback logs steps again: the later records replace everything from
+        # that step on, so the curves show the history the final weights came from. Training
+        # records carry "time"; evaluation records (from hooks) do not and may share steps.
+        kind = "time" in obj
+        if kind in last and obj["step"] <= last[kind]:
+            records = [r for r in records if r["step"] < obj["step"]]
+            last = {}
+            for r in records:
+                last["time" in r] = max(last.get("time" in r, r["step"]), r["step"])
+        records.append(obj)
+        last[kind] = obj["step"]
+    if bad:
+        notes.append(f"{bad} unreadable line{'s' if bad > 1 else ''} in metrics.jsonl skipped")
+    records.sort(key=lambda r: r["step"])
+    return records, events
+
+
+def load_run(run_dir: str | Path) -> Run:
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CheckpointError(f"{run_dir} is not a directory; pass the run directory of a "
+                              f"training run (the --out of ganforge train)")
+    metrics = run_dir / "metrics.jsonl"
+    notes: list[str] = []
+    records, events = _read_metrics(metrics, notes) if metrics.is_file() else ([], [])
+    if not records:
+        raise CheckpointError(f"{run_dir} has no metrics ({metrics.name} is missing or holds no "
+                              f"records); train it first: ganforge train PRESET --out {run_dir}")
+    config = None
+    cfg_path = run_dir / "config.yaml"
+    if cfg_path.is_file():
+        try:
+            loaded = yaml.safe_load(cfg_path.read_text())
+            config = loaded if isinstance(loaded, dict) else None
+        except yaml.YAMLError:
+            pass
+    if config is None:
+        notes.append("config.yaml is missing or unreadable")
+    samples = sorted((int(m.group(1)), p) for p in (run_dir / "samples").glob("step_*.png")
+                     if (m := SAMPLE_NAME.search(p.name)))
+    return Run(run_dir, config, records, events, samples, notes)

@@ -1,0 +1,468 @@
+"""Training diagnostics: pure detectors over the stream of per-interval log records.
+
+The Trainer averages scalars over each log interval; once per interval it hands the averaged
+record to :meth:`Monitor.update`, which returns the events that fire at that record (usually
+none). An event is a plain dict, written to metrics.jsonl as it is::
+
+    {"event": "mode_collapse", "step": 1500, "message": "...",
+     "evidence": {"diversity": 0.61, "diversity_real": 9.1, "ratio": 0.067, ...},
+     "suggestion": "let D see batch statistics: model.mbstd_group=4; ...; add R1 with reg.r1=0.0025"}
+
+Record keys read (each optional: a detector that lacks its inputs stays silent)::
+
+    step                      int, required
+    d_loss, g_loss            mean losses of the interval
+    d_real, d_fake            mean D(x), D(G(z)) as probabilities
+    d_acc_real, d_acc_fake    fraction of real scored real / fake scored fake (see d_accuracy)
+    g_grad_norm, d_grad_norm  mean L2 norm of all gradients of G / D (unscaled)
+    diversity, diversity_real pairwise_diversity of a fixed probe batch of fakes / of reals
+    classes_covered           classes found among probe fakes (count or fraction)
+    nonfinite                 1 if a loss or weight was NaN/inf in the interval, else 0
+    any float NaN/inf, or None (metrics.jsonl's spelling of it), also counts as non-finite
+
+Detectors (thresholds are fields of MonitorSettings):
+
+- mode_collapse: diversity / diversity_real < collapse_ratio (0.3) for `patience` records,
+  judged once the ratio has been above the threshold or from step warmup_steps (1000) on (a
+  DCGAN at initialisation sits near 0.15 and spreads within a few hundred steps); or
+  classes_covered < coverage_ratio (0.75) x its best value so far. Mean pairwise distance
+  between samples of one generator that ignores z is 0; a generator that covers the data has
+  about the data's own value, so 0.3 leaves room for a sharper-than-real generator while
+  catching one that emits a handful of images.
+- vanishing_gradients: D wins outright (d_acc_real and d_acc_fake >= 0.95 when logged,
+  d_real >= 0.95, d_fake <= 0.05) while g_grad_norm <= vanish_ratio (0.05) x its early value
+  (the largest of the first `window` records) or <= vanish_floor (1e-4), for `patience`
+  records. This is the saturation of Goodfellow et al. 2014 (sec. 3): with D(G(z)) ~ 0 the
+  minimax generator gradient sigmoid(d_fake) vanishes. Not judged for loss.name=wasserstein,
+  whose critic scores are not logits (sigmoid of them is no probability of "real").
+- divergence: a non-finite loss, weight or gradient; a grad norm above explode_factor (100)
+  x the median of its last `window` finite values (at least 4 of them); or a loss or grad norm
+  above explode_abs (1e6), which needs no history. Fires at once.
+- oscillation: over the last `window` (16) records of d_loss and of g_loss, after removing a
+  least-squares line: (a) large: the residual's standard deviation is >= osc_amplitude (0.3) x
+  the series' mean absolute value (0.1 at least); (b) no progress: the trend over the window,
+  |slope| x window, is smaller than the residual's peak-to-peak; (c) back and forth: the
+  residual changes sign >= osc_crossings (4) times, i.e. two or more full swings. A decaying or
+  drifting loss fails (b) or (c), one excursion fails (c), normal jitter fails (a) (healthy
+  DCGAN runs on Fashion-MNIST stay below 0.2 on d_loss, 0.1 on g_loss). Periodic and chaotic
+  swings both count. Sustained for `patience` records.
+
+Episodes: each detector fires once when its condition has held for `patience` consecutive
+records (1 for divergence), then stays quiet until the condition has been false for `patience`
+consecutive records (1 for divergence, so a rollback that diverges again is reported again);
+records a detector cannot judge (missing keys) leave its counters unchanged. After a rollback
+the Trainer calls :meth:`Monitor.after_rollback` to clear the loss windows and re-arm.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+from collections import deque
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Callable, Iterable, Mapping
+
+import torch
+from torch import Tensor
+
+KINDS = ("mode_collapse", "vanishing_gradients", "divergence", "oscillation")
+
+# Config keys named in suggestions, in one place so that a rename is a one-line change.
+KEYS = {
+    "loss": "loss.name", "g_lr": "optim.g_lr", "d_lr": "optim.d_lr", "betas": "optim.betas",
+    "n_critic": "train.n_critic", "precision": "train.precision", "ema": "train.ema_decay",
+    "r1": "reg.r1", "diffaugment": "augment.diffaugment", "ada": "augment.ada",
+    "d_sn": "model.d_spectral_norm", "mbstd": "model.mbstd_group", "pac": "model.pac",
+}
+DIFFAUGMENT_POLICY = "color,translation,cutout"  # Zhao et al. 2020, the policy for small data
+CRITIC_LOSSES = ("wasserstein",)  # D returns unanchored scores: "D wins outright" is undefined
+
+
+@dataclass
+class MonitorSettings:
+    window: int = 16  # records looked back on (oscillation, grad-norm median, early grad norm)
+    patience: int = 3  # consecutive records to fire, and to re-arm
+    warmup_steps: int = 1000  # diversity is judged from here on, or once it was healthy
+    collapse_ratio: float = 0.3
+    coverage_ratio: float = 0.75
+    win_accuracy: float = 0.95
+    win_d_fake: float = 0.05
+    vanish_ratio: float = 0.05
+    vanish_floor: float = 1e-4
+    explode_factor: float = 100.0
+    explode_abs: float = 1e6
+    osc_amplitude: float = 0.3
+    osc_crossings: int = 4
+
+
+# ----------------------------------------------------------------------------- helpers for the Trainer
+
+
+def pairwise_diversity(x: Tensor) -> Tensor:
+    """Mean L2 distance over all pairs of samples. x: [N, ...] (flattened per sample) -> [].
+
+    0 for a generator that ignores z; stays on x's device (no host sync)."""
+    flat = x.detach().reshape(x.shape[0], -1).float()
+    if flat.shape[0] < 2:
+        return flat.new_zeros(())
+    return torch.pdist(flat).mean()
+
+
+def d_accuracy(logits_real: Tensor, logits_fake: Tensor) -> tuple[Tensor, Tensor]:
+    """(fraction of reals with logit > 0, fraction of fakes with logit < 0), each a [] tensor."""
+    return ((logits_real.detach() > 0).float().mean(), (logits_fake.detach() < 0).float().mean())
+
+
+def grad_norm(parameters: Iterable[Tensor]) -> Tensor:
+    """L2 norm of all gradients together (0 when none); divide by the grad scaler's scale
+    under fp16. Stays on the device."""
+    grads = [p.grad.detach() for p in parameters if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)).float())
+
+
+def nonfinite(*tensors: Tensor) -> Tensor:
+    """1.0 if any element of any tensor is NaN or inf, else 0.0 (a [] tensor, no host sync)."""
+    flags = [~torch.isfinite(t.detach()).all() for t in tensors]
+    return torch.stack(flags).any().float() if flags else torch.zeros(())
+
+
+def format_event(event: Mapping[str, Any]) -> str:
+    """One console line: 'ganforge: warning: step 1500: mode_collapse: ... -> suggestion'."""
+    text = f"ganforge: warning: step {event.get('step')}: {event['event']}"
+    if event.get("message"):
+        text += f": {event['message']}"
+    if event.get("suggestion"):
+        text += f". Try: {event['suggestion']}"
+    return text
+
+
+# ----------------------------------------------------------------------------- config access
+
+
+def _cfg(cfg: Any, dotted: str, default: Any = None) -> Any:
+    """cfg.a.b for a dataclass config or a plain dict; default when a part is missing."""
+    node = cfg
+    for part in dotted.split("."):
+        if node is None:
+            return default
+        node = node.get(part) if isinstance(node, Mapping) else getattr(node, part, None)
+    return default if node is None else node
+
+
+def _halve(cfg: Any, key: str) -> str | None:
+    value = _cfg(cfg, KEYS[key])
+    return f"lower {KEYS[key]} to {value / 2:g}" if isinstance(value, (int, float)) else None
+
+
+def _r1(cfg: Any) -> str:
+    gamma = _cfg(cfg, KEYS["r1"], 0.0) or 0.0
+    if gamma > 0:
+        return f"raise {KEYS['r1']} from {gamma:g} to {gamma * 10:g}"
+    # Heuristic of Karras et al. 2020 (StyleGAN2-ADA, sec. 5): gamma = 0.0002 * pixels / batch.
+    res, batch = _cfg(cfg, "data.resolution", 32), _cfg(cfg, "train.batch_size", 64)
+    return f"add R1 with {KEYS['r1']}={0.0002 * res * res / batch:.2g}"
+
+
+def _augment(cfg: Any) -> str | None:
+    if _cfg(cfg, KEYS["diffaugment"]) or _cfg(cfg, KEYS["ada"]):
+        return None
+    return f"enable DiffAugment with {KEYS['diffaugment']}={DIFFAUGMENT_POLICY}"
+
+
+def _switch(cfg: Any, key: str, value: Any, why: str, *, off: tuple = (None, 0)) -> str | None:
+    """'why: key=value' while the config has the switch off (False == 0 counts as off)."""
+    if _cfg(cfg, KEYS[key]) not in off:
+        return None
+    return f"{why}: {KEYS[key]}={value}"
+
+
+def _minimax(cfg: Any) -> str | None:
+    if _cfg(cfg, KEYS["loss"]) == "minimax":
+        return f"loss is minimax (saturating): switch to {KEYS['loss']}=nonsaturating"
+    return None
+
+
+def _join(*parts: str | None) -> str:
+    return "; ".join(p for p in parts if p)
+
+
+def _suggest_collapse(cfg, ev) -> str:
+    return _join(_switch(cfg, "mbstd", 4, "let D see batch statistics"),
+                 _switch(cfg, "pac", 2, "let D score packed samples (PacGAN)", off=(None, 1)),
+                 _r1(cfg), _augment(cfg), _halve(cfg, "g_lr"))
+
+
+def _suggest_vanishing(cfg, ev) -> str:
+    n_critic = _cfg(cfg, KEYS["n_critic"], 1)
+    fewer = f"lower {KEYS['n_critic']} from {n_critic} to 1" if n_critic > 1 else None
+    return _join(_minimax(cfg), _halve(cfg, "d_lr"), fewer, _r1(cfg), _augment(cfg))
+
+
+def _suggest_divergence(cfg, ev) -> str:
+    precision = _cfg(cfg, KEYS["precision"])
+    fp16 = f"switch {KEYS['precision']} from fp16 to bf16 or fp32" if precision == "fp16" else None
+    return _join(fp16, _halve(cfg, "g_lr"), _halve(cfg, "d_lr"),
+                 _switch(cfg, "d_sn", "true", "bound D's Lipschitz constant"), _r1(cfg))
+
+
+def _suggest_oscillation(cfg, ev) -> str:
+    betas = _cfg(cfg, KEYS["betas"])
+    beta1 = f"lower Adam momentum: {KEYS['betas']}=[0.0, 0.99]" if betas and betas[0] > 0.5 else None
+    ema = f"average G: {KEYS['ema']}=0.999" if _cfg(cfg, KEYS["ema"], 0.0) == 0 else None
+    return _join(_halve(cfg, "d_lr"), _halve(cfg, "g_lr"), beta1, _r1(cfg),
+                 _switch(cfg, "d_sn", "true", "bound D's Lipschitz constant"), ema)
+
+
+# ----------------------------------------------------------------------------- the monitor
+
+
+class _Episode:
+    """Fire after `fire_after` consecutive bad records; re-arm after `clear_after` good ones."""
+
+    def __init__(self, fire_after: int, clear_after: int):
+        self.fire_after, self.clear_after = fire_after, clear_after
+        self.bad = self.good = 0
+        self.active = False
+
+    def update(self, bad: bool) -> bool:
+        if bad:
+            self.bad, self.good = self.bad + 1, 0
+            if not self.active and self.bad >= self.fire_after:
+                self.active = True
+                return True
+        else:
+            self.bad, self.good = 0, self.good + 1
+            if self.active and self.good >= self.clear_after:
+                self.active = False
+        return False
+
+    def state(self) -> list[int]:
+        return [self.bad, self.good, int(self.active)]
+
+    def load(self, s: list[int]) -> None:
+        self.bad, self.good, self.active = int(s[0]), int(s[1]), bool(s[2])
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _round(v: float) -> float:
+    return float(f"{v:.4g}")
+
+
+def oscillation_stats(values: list[float], *, amplitude: float, crossings: int) -> dict | None:
+    """The oscillation test of the module docstring on one series: evidence, or None."""
+    n = len(values)
+    mean_t, mean_x = (n - 1) / 2, sum(values) / n
+    slope = (sum((t - mean_t) * (x - mean_x) for t, x in enumerate(values))
+             / sum((t - mean_t) ** 2 for t in range(n)))
+    e = [x - mean_x - slope * (t - mean_t) for t, x in enumerate(values)]  # detrended
+    std = math.sqrt(sum(v * v for v in e) / n)
+    scale = max(sum(abs(x) for x in values) / n, 0.1)
+    swing = max(e) - min(e)
+    signs = [v > 0 for v in e if v != 0]
+    flips = sum(a != b for a, b in zip(signs, signs[1:]))
+    if std < amplitude * scale or abs(slope) * n >= swing or flips < crossings:
+        return None
+    return {"relative_std": _round(std / scale), "swing": _round(swing), "sign_changes": flips,
+            "trend_per_record": _round(slope), "records": n}
+
+
+class Monitor:
+    """Feed it one averaged record per log interval; it returns the events that fire."""
+
+    SERIES = ("d_loss", "g_loss", "g_grad_norm", "d_grad_norm")
+
+    def __init__(self, cfg: Any = None, settings: MonitorSettings | None = None, **overrides):
+        self.cfg = cfg
+        self.settings = settings or MonitorSettings()
+        if overrides:
+            self.settings = MonitorSettings(**{**asdict(self.settings), **overrides})
+        s = self.settings
+        if s.window < 4 or s.patience < 1:
+            raise ValueError("monitor window must be >= 4 and patience >= 1")
+        self.history: dict[str, deque] = {k: deque(maxlen=s.window) for k in self.SERIES}
+        self.episodes = {k: _Episode(s.patience, s.patience) for k in KINDS}
+        self.episodes["divergence"] = _Episode(1, 1)
+        self.records = 0
+        self.diversity_was_healthy = False
+        self.early_g_grad = 0.0  # largest g_grad_norm of the first `window` records
+        self.best_coverage = 0.0
+        self.checks: dict[str, Callable[[dict], tuple[bool, dict] | None]] = {
+            "divergence": self._divergence, "mode_collapse": self._mode_collapse,
+            "vanishing_gradients": self._vanishing, "oscillation": self._oscillation,
+        }
+        self.suggest = {"divergence": _suggest_divergence, "mode_collapse": _suggest_collapse,
+                        "vanishing_gradients": _suggest_vanishing,
+                        "oscillation": _suggest_oscillation}
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> "Monitor":
+        """Thresholds from cfg.monitor (a dataclass or dict with MonitorSettings' names), if any."""
+        section = _cfg(cfg, "monitor")
+        names = {f.name for f in fields(MonitorSettings)}
+        values = {} if section is None else {
+            n: _cfg(section, n) for n in names if _cfg(section, n) is not None}
+        return cls(cfg, MonitorSettings(**values))
+
+    # ------------------------------------------------------------------ stream
+
+    def update(self, record: Mapping[str, Any]) -> list[dict[str, Any]]:
+        record = dict(record)
+        # Judge against the history before this record joins it (the median excludes a spike).
+        verdicts = {kind: check(record) for kind, check in self.checks.items()}
+        self._remember(record)
+        events = []
+        for kind in KINDS:
+            verdict = verdicts[kind]
+            if verdict is None:
+                continue
+            bad, evidence = verdict
+            if self.episodes[kind].update(bad):
+                events.append(self._event(kind, record, evidence))
+        return events
+
+    def _remember(self, record: dict) -> None:
+        self.records += 1
+        for key in self.SERIES:
+            if _finite(record.get(key)):
+                self.history[key].append(float(record[key]))
+        g = record.get("g_grad_norm")
+        if _finite(g) and self.records <= self.settings.window:
+            self.early_g_grad = max(self.early_g_grad, float(g))
+        div, real = record.get("diversity"), record.get("diversity_real")
+        if _finite(div) and _finite(real) and real > 0 and div >= self.settings.collapse_ratio * real:
+            self.diversity_was_healthy = True
+        c = record.get("classes_covered")
+        if _finite(c):
+            self.best_coverage = max(self.best_coverage, float(c))
+
+    def _event(self, kind: str, record: dict, evidence: dict) -> dict[str, Any]:
+        message = evidence.pop("message")
+        return {"event": kind, "step": record.get("step"), "message": message,
+                "evidence": evidence, "suggestion": self.suggest[kind](self.cfg, evidence)}
+
+    def after_rollback(self) -> None:
+        """After the Trainer restored an earlier checkpoint: re-arm every detector and clear the
+        loss windows (they hold the run that went wrong). Grad-norm scales are kept."""
+        for key in ("d_loss", "g_loss"):
+            self.history[key].clear()
+        for episode in self.episodes.values():
+            episode.bad = episode.good = 0
+            episode.active = False
+
+    # ------------------------------------------------------------------ detectors
+    # Each returns None (cannot judge), or (bad, evidence) with evidence["message"] a summary.
+
+    def _divergence(self, r: dict) -> tuple[bool, dict] | None:
+        s = self.settings
+        bad_keys = sorted(k for k, v in r.items() if k != "step" and (
+            v is None or (isinstance(v, float) and not math.isfinite(v))))
+        if r.get("nonfinite"):
+            bad_keys = sorted(set(bad_keys) | {"nonfinite"})
+        if bad_keys:
+            return True, {"message": f"non-finite values: {', '.join(bad_keys)}",
+                          "nonfinite": bad_keys}
+        for key in self.SERIES:
+            v = r.get(key)
+            if _finite(v) and abs(v) > s.explode_abs:
+                return True, {"message": f"{key} is {v:.4g} (limit {s.explode_abs:g})",
+                              key: _round(v), "limit": s.explode_abs}
+        for key in ("g_grad_norm", "d_grad_norm"):
+            v, past = r.get(key), self.history[key]
+            if _finite(v) and len(past) >= 4:
+                median = statistics.median(past)
+                if median > 0 and v > s.explode_factor * median:
+                    return True, {"message": f"{key} {v:.4g} is {v / median:.0f}x its median "
+                                             f"{median:.4g} over the last {len(past)} records",
+                                  key: _round(v), "median": _round(median),
+                                  "factor": _round(v / median)}
+        return False, {"message": ""}
+
+    def _mode_collapse(self, r: dict) -> tuple[bool, dict] | None:
+        s = self.settings
+        verdict = None
+        covered = r.get("classes_covered")
+        if _finite(covered) and self.best_coverage > 0:
+            bad = covered < s.coverage_ratio * self.best_coverage
+            verdict = (bad, {"message": f"class coverage fell to {covered:g} from a best of "
+                                        f"{self.best_coverage:g}",
+                             "classes_covered": covered, "best_coverage": self.best_coverage})
+            if "classes_total" in r:
+                verdict[1]["classes_total"] = r["classes_total"]
+            if bad:
+                return verdict
+        div, real = r.get("diversity"), r.get("diversity_real")
+        step = r.get("step") or 0
+        if (_finite(div) and _finite(real) and real > 0
+                and (self.diversity_was_healthy or step >= s.warmup_steps)):
+            ratio = div / real
+            return ratio < s.collapse_ratio, {
+                "message": f"sample diversity is {ratio:.2f} of real-data diversity "
+                           f"(threshold {s.collapse_ratio:g})",
+                "diversity": _round(div), "diversity_real": _round(real), "ratio": _round(ratio)}
+        return verdict
+
+    def _vanishing(self, r: dict) -> tuple[bool, dict] | None:
+        s = self.settings
+        g, d_fake = r.get("g_grad_norm"), r.get("d_fake")
+        if not (_finite(g) and _finite(d_fake)) or _cfg(self.cfg, KEYS["loss"]) in CRITIC_LOSSES:
+            return None
+        acc = [r.get(k) for k in ("d_acc_real", "d_acc_fake") if _finite(r.get(k))]
+        d_real = r.get("d_real")
+        d_wins = (d_fake <= s.win_d_fake and all(a >= s.win_accuracy for a in acc)
+                  and (not _finite(d_real) or d_real >= s.win_accuracy))
+        early = max(self.early_g_grad, g if self.records < s.window else 0.0)
+        g_small = g <= s.vanish_floor or (early > 0 and g <= s.vanish_ratio * early)
+        evidence = {"message": f"D wins outright (D(G(z)) = {d_fake:.3g}) and G's gradient norm "
+                               f"{g:.3g} is {g / early if early else 0:.2g} of its early "
+                               f"{early:.3g}",
+                    "g_grad_norm": _round(g), "early_g_grad_norm": _round(early),
+                    "d_fake": _round(d_fake)}
+        for k in ("d_real", "d_acc_real", "d_acc_fake"):
+            if _finite(r.get(k)):
+                evidence[k] = _round(r[k])
+        return d_wins and g_small, evidence
+
+    def _oscillation(self, r: dict) -> tuple[bool, dict] | None:
+        s = self.settings
+        judged = False
+        for key in ("d_loss", "g_loss"):
+            v = r.get(key)
+            if not _finite(v) or len(self.history[key]) < s.window - 1:
+                continue
+            judged = True
+            values = list(self.history[key])[-(s.window - 1):] + [float(v)]
+            stats = oscillation_stats(values, amplitude=s.osc_amplitude,
+                                      crossings=s.osc_crossings)
+            if stats is not None:
+                return True, {"message": f"{key} swings back and forth ({stats['sign_changes']} "
+                                         f"reversals, peak-to-peak {stats['swing']:.3g}) over "
+                                         f"{len(values)} intervals without a trend",
+                              "series": key, **stats}
+        return (False, {"message": ""}) if judged else None
+
+    # ------------------------------------------------------------------ state
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain ints, floats and lists: loads with torch.load(weights_only=True)."""
+        return {"settings": asdict(self.settings), "records": self.records,
+                "diversity_was_healthy": self.diversity_was_healthy,
+                "early_g_grad": self.early_g_grad, "best_coverage": self.best_coverage,
+                "history": {k: list(v) for k, v in self.history.items()},
+                "episodes": {k: e.state() for k, e in self.episodes.items()}}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.records = int(state["records"])
+        self.diversity_was_healthy = bool(state["diversity_was_healthy"])
+        self.early_g_grad = float(state["early_g_grad"])
+        self.best_coverage = float(state["best_coverage"])
+        for key, values in state["history"].items():
+            if key in self.history:
+                self.history[key].clear()
+                self.history[key].extend(float(v) for v in values)
+        for kind, s in state["episodes"].items():
+            if kind in self.episodes:
+                self.episodes[kind].load(s)
