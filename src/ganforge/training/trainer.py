@@ -189,7 +189,7 @@ class Trainer:
         opt.zero_grad(set_to_none=True)
         self.scaler.scale(out["loss"]).backward()
         grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]
-        if grads:  # the norm stays on the device: no host sync on the hot path
+        if grads and self.monitor is not None:  # stays on the device: no host sync per step
             self.scaler.unscale_(opt)
             out[f"{phase.name.lower()}_grad_norm"] = torch.linalg.vector_norm(
                 torch.stack(torch._foreach_norm(grads)).float())
