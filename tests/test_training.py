@@ -223,3 +223,21 @@ def test_in_memory_datasets_use_in_memory_batches(tmp_path, image_folder):
     assert isinstance(streaming, StreamingBatches)
     batch = next(streaming)
     assert batch["real"].shape == (8, 3, 16, 16) and batch["labels"].shape == (8,)
+
+
+def test_best_checkpoint_follows_eval_metric(tmp_path):
+    values = iter([5.0, 3.0, 4.0])  # fid at steps 2, 4, 6: best at step 4
+
+    def hook(trainer, step):
+        return {"fid": next(values)}
+
+    run = tmp_path / "run"
+    cfg = tiny_config(**{"eval.every": 2, "train.keep_checkpoints": 1})
+    api.train(cfg, run, progress=False, dataset=random_dataset(), hooks=[hook])
+    assert (run / "checkpoints" / "best").read_text().strip() == "step_0000004"
+    assert ckpt.find(run, "best").name == "step_0000004"  # kept despite keep_checkpoints=1
+    assert ckpt.find(run).name == "step_0000006"
+    assert ganforge.load(run, checkpoint="best").step == 4
+    fids = [json.loads(l)["fid"] for l in (run / "metrics.jsonl").read_text().splitlines()
+            if "fid" in l]
+    assert fids == [5.0, 3.0, 4.0]

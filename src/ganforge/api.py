@@ -35,8 +35,12 @@ def load_data(cfg: Config):
 def data_info(dataset) -> dict[str, Any]:
     labels = getattr(dataset, "labels", None)
     names = getattr(dataset, "class_names", None)
-    return {"name": dataset.name, "num_classes": len(names) if names else 0,
+    info = {"name": dataset.name, "num_classes": len(names) if names else 0,
             "class_names": list(names) if names else None, "has_labels": labels is not None}
+    points = getattr(dataset, "points", None)
+    if points is not None:  # toy mixtures: samples are [N, point_dim], not images
+        info["point_dim"] = int(points.shape[1])
+    return info
 
 
 def make_batches(dataset, cfg: Config, device: torch.device):
@@ -59,10 +63,10 @@ def build(cfg: Config, dataset=None, device: torch.device | None = None):
         dataset = load_data(cfg)
     from .data import ToyDataset
 
-    if isinstance(dataset, ToyDataset):
-        # 2-D toy mixtures need point models, which the image architectures are not.
-        raise ConfigError(f"{cfg.data.name} holds 2-D points, and no preset trains on points yet; "
-                          f"use an image dataset (fashion-mnist, folder:PATH, ...)")
+    if isinstance(dataset, ToyDataset) and cfg.objective != "unconditional":
+        # Only the unconditional objective has point models (model.name=mlp on [N, 2] points).
+        raise ConfigError(f"{cfg.data.name} holds 2-D points, which only objective=unconditional "
+                          f"with model.name=mlp trains (presets toy-ring8, toy-grid25)")
     torch.manual_seed(cfg.train.seed)
     return build_objective(cfg, data_info(dataset)), dataset
 
@@ -108,6 +112,11 @@ def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
     device = resolve_device(cfg.train.device)
     objective, dataset = build(cfg, dataset)
     batches = make_batches(dataset, cfg, device)
+    hooks = list(hooks)
+    if cfg.eval.every > 0 and not hooks:
+        from .metrics import training_hook  # built before training: a missing extractor fails now
+
+        hooks.append(training_hook(cfg, metrics=cfg.eval.metrics or ["fid", "kid"], n=cfg.eval.n))
     prepare_run_dir(run_dir, cfg, resume=resume, force=force)
     trainer = Trainer(cfg, objective, batches, run_dir=run_dir, device=device, hooks=hooks,
                       progress=progress)

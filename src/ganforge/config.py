@@ -36,6 +36,7 @@ class ModelConfig:
     d_width: int = 64
     g_depth: int | None = None  # hidden layers of an mlp generator (None: the architecture's 1)
     d_depth: int | None = None  # hidden layers of an mlp discriminator (None: 1)
+    d_norm: str | None = None  # dcgan D normalization: batch (default) | layer | none
     d_spectral_norm: bool = False  # spectral normalization of D's layers (Miyato et al. 2018)
     g_spectral_norm: bool = False  # ... and of G's (Zhang et al. 2019, SAGAN)
     mbstd_group: int = 0  # minibatch standard-deviation layer in D, group size (StyleGAN: 4); 0 off
@@ -54,6 +55,8 @@ class OptimConfig:
     g_lr: float = 2e-4
     d_lr: float = 2e-4
     betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
+    lr_decay: str = "none"  # none | linear: after lr_decay_start x train.steps, lrs fall linearly to 0
+    lr_decay_start: float = 0.5  # fraction of train.steps (the CycleGAN schedule is 0.5)
 
 
 @dataclass
@@ -81,7 +84,8 @@ class TrainConfig:
 class EvalConfig:
     every: int = 0  # 0: no evaluation during training
     n: int = 5000
-    metrics: list[str] = field(default_factory=list)
+    metrics: list[str] = field(default_factory=list)  # empty: fid and kid
+    best: str = "fid"  # metric that picks the `best` checkpoint (its better direction is known)
 
 
 @dataclass
@@ -274,6 +278,10 @@ def _validate_stability(cfg: Config) -> None:
         raise ConfigError(f"train.batch_size={cfg.train.batch_size} is not divisible by "
                           f"model.pac={m.pac}; PacGAN packs pac samples per D input, so choose a "
                           f"batch size that is a multiple of {m.pac}")
+    if cfg.optim.lr_decay not in ("none", "linear"):
+        raise ConfigError(f"optim.lr_decay must be none or linear, got '{cfg.optim.lr_decay}'")
+    if not 0 <= cfg.optim.lr_decay_start < 1:
+        raise ConfigError(f"optim.lr_decay_start must be in [0, 1), got {cfg.optim.lr_decay_start}")
     if not 0 <= cfg.loss.label_smoothing < 1:
         raise ConfigError(f"loss.label_smoothing must be in [0, 1), got {cfg.loss.label_smoothing}")
     if not (0 <= a.ada_p <= 1 and 0 < a.ada_target < 1):

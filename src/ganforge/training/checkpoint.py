@@ -97,6 +97,11 @@ def save(ckpt_root: Path, step: int, weights: dict[str, torch.Tensor], state: di
     return final
 
 
+def mark_best(ckpt_root: Path, name: str) -> None:
+    """Point ``best`` at checkpoint ``name``; pruning keeps it."""
+    atomic_write_text(ckpt_root / "best", name + "\n")
+
+
 def _prune(ckpt_root: Path, keep: int, protect: tuple[str, ...]) -> None:
     complete = sorted(p for p in ckpt_root.glob("step_*") if _is_complete(p))
     for path in complete[:-keep] if keep > 0 else []:

@@ -111,6 +111,7 @@ class Trainer:
         self.elapsed = 0.0  # training seconds, summed over resumes
         self.rollbacks = 0
         self.lr_scale = 1.0  # learning-rate multiplier after divergence rollbacks
+        self.best_score: float | None = None  # of eval.best, lower is better
         self._bar = None
         self.monitor = Monitor.from_config(cfg) if cfg.monitor.enabled else None
         self._diversity_real = None  # measured once, on a fixed real batch
@@ -136,6 +137,7 @@ class Trainer:
             "elapsed": self.elapsed,
             "rollbacks": self.rollbacks,
             "lr_scale": self.lr_scale,
+            "best_score": self.best_score,
             "optimizers": {n: o.state_dict() for n, o in self.optimizers.items()},
             "scaler": self.scaler.state_dict(),
             "rng": rng,
@@ -167,6 +169,7 @@ class Trainer:
         self.elapsed = float(state.get("elapsed", 0.0))
         self.rollbacks = int(state.get("rollbacks", 0))
         self.lr_scale = float(state.get("lr_scale", 1.0))
+        self.best_score = state.get("best_score")
         self._apply_lr_scale()
 
     def save_checkpoint(self) -> Path | None:
@@ -387,11 +390,35 @@ class Trainer:
         return " ".join(parts)
 
     def _run_hooks(self, step: int) -> None:
+        """Evaluation hooks; a new best value of ``eval.best`` saves and marks a checkpoint."""
         record: dict[str, Any] = {"step": step}
         for hook in self.hooks:
             record.update(hook(self, step))
-        if len(record) > 1:
-            self.logger.write(record)
+        if len(record) == 1:
+            return
+        self.logger.write(record)
+        key = self.cfg.eval.best
+        value = record.get(key)
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            return
+        sign = {"lower": 1.0, "higher": -1.0}.get(self.better(key), 0.0)
+        score = sign * value if sign else abs(value - 1.0)  # "1": closest to 1 is best
+        if self.best_score is None or score < self.best_score:
+            self.best_score = score
+            if self._weights_finite():
+                path = self.save_checkpoint()
+                if path is not None:
+                    ckpt.mark_best(path.parent, path.name)
+                    self._warn(f"ganforge: new best {key}={value:.4g} at step {step} "
+                               f"({path.name})")
+
+    @staticmethod
+    def better(key: str) -> str:
+        try:
+            from ..metrics.evaluation import better
+        except ImportError:
+            return "lower"
+        return better(key) or "lower"
 
     # ------------------------------------------------------------------ samples
 

@@ -1,0 +1,136 @@
+"""``ganforge eval`` (metrics of a run, a samples.npz or an image folder against a dataset) and
+``ganforge train-classifier`` (the offline extractor's fixed training recipe)."""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+DEFAULT_N = 10_000
+# Datasets with a classifier recipe; the same tuple as ganforge.metrics.features (a test checks),
+# repeated here because importing ganforge.metrics loads torch and `ganforge --help` must stay fast.
+CLASSIFIER_DATASETS = ("fashion-mnist", "mnist")
+
+
+def cmd_eval(args) -> int:
+    from ..errors import ConfigError
+    from ..metrics import evaluation as ev
+    from ..metrics.targets import load_target
+
+    if args.n <= 0:
+        raise ConfigError(f"--n must be positive, got {args.n}")
+    metrics = ev.parse_metrics(args.metrics)  # unknown names fail before any slow work
+    out = Path(args.json) if args.json else None
+    if out is not None and out.suffix.lower() != ".json":
+        raise ConfigError(f"--json {out}: use a .json file name")
+    log = (lambda msg: print(f"ganforge: {msg}", flush=True)) if not args.quiet else None
+    images, labels, target = load_target(args.target, n=args.n, checkpoint=args.checkpoint, seed=args.seed)
+    if log:
+        log(f"evaluating {len(images)} images from {target['target']} against {args.ref}/{args.split}")
+    t0 = time.perf_counter()
+    result = ev.evaluate(images, ref=args.ref, split=args.split, labels=labels, metrics=metrics,
+                         n_ref=args.n, extractor=args.extractor, inception_weights=args.inception_weights,
+                         data_dir=args.data_dir, log=log)
+    result.protocol = {"target": target, **result.protocol, "seconds": round(time.perf_counter() - t0, 2)}
+    print(format_table(result))
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp")
+        tmp.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        os.replace(tmp, out)
+        print(f"ganforge: wrote {out}")
+    return 0
+
+
+def format_table(result) -> str:
+    from ..metrics.evaluation import better
+
+    p = result.protocol
+    sha = (p.get("extractor_sha256") or "")[:12]
+    lines = [f"{p['n_generated']} generated vs {p['n_reference']} {p['reference']}/{p['split']} images; "
+             f"extractor {p['extractor']} ({sha}), {p['resize_mode']}"]
+    if p.get("classifier") and p["classifier"] != p["extractor"]:
+        lines.append(f"class metrics by {p['classifier']} ({(p.get('classifier_sha256') or '')[:12]})")
+    width = max(len(k) for k in result.values) if result.values else 6
+    lines.append(f"{'metric':<{width}}  {'value':>12}  better")
+    hint = {"lower": "lower", "higher": "higher", "1": "near 1"}
+    for key, value in result.values.items():
+        text = f"{value:12d}" if isinstance(value, int) else f"{value:12.5g}"
+        lines.append(f"{key:<{width}}  {text}  {hint.get(better(key), '')}".rstrip())
+    return "\n".join(lines)
+
+
+def cmd_train_classifier(args) -> int:
+    import torch
+
+    from ..data import load_dataset
+    from ..errors import ConfigError
+    from ..metrics import classifier
+    from ..metrics.features import classifier_weights, packaged_weights_dir, user_weights_dir
+
+    if args.epochs is not None and args.epochs <= 0:
+        raise ConfigError(f"--epochs must be positive, got {args.epochs}")
+    out = Path(args.out) if args.out else user_weights_dir() / f"{args.dataset}-cnn.safetensors"
+    if out.suffix != ".safetensors":
+        raise ConfigError(f"--out {out}: use a .safetensors file name")
+    if out.exists() and not args.force:
+        raise ConfigError(f"{out} already exists; pass --force to overwrite it or choose another --out")
+    recipe = classifier.Recipe()
+    if args.epochs is not None:
+        from dataclasses import replace
+
+        recipe = replace(recipe, epochs=args.epochs)
+    train = load_dataset(args.dataset, split="train", data_dir=args.data_dir)
+    test = load_dataset(args.dataset, split="test", data_dir=args.data_dir)
+    print(f"ganforge: training {args.dataset}-cnn on {len(train)} images for {recipe.epochs} epochs "
+          f"({torch.get_num_threads()} threads)", flush=True)
+    t0 = time.perf_counter()
+    model = classifier.train(train.images, train.labels, num_classes=len(train.class_names), recipe=recipe,
+                             log=lambda msg: print(f"  {msg}", flush=True))
+    seconds = time.perf_counter() - t0
+    acc = classifier.accuracy(model, test.images, test.labels)
+    meta = classifier.save(model, out, dataset=args.dataset, class_names=list(train.class_names),
+                           recipe=recipe, test_accuracy=acc, train_seconds=seconds)
+    print(f"ganforge: test accuracy {acc:.2%} after {seconds:.0f} s; wrote {out} "
+          f"({out.stat().st_size / 1024:.0f} KiB, sha256 {meta['sha256'][:12]}) and {out.with_suffix('.json')}")
+    active = classifier_weights(args.dataset)
+    if active is not None and active.resolve() != out.resolve():
+        where = "shipped with ganforge" if active.parent == packaged_weights_dir() else "found first"
+        print(f"ganforge: note: --extractor {args.dataset}-cnn uses {active} ({where}), not this file")
+    return 0
+
+
+def register(subparsers, parser_class) -> None:
+    s = subparsers.add_parser(
+        "eval", help="score samples against a dataset (FID, KID, precision/recall, ...)",
+        description="Metrics of a run directory (samples from its EMA generator), a samples.npz or "
+                    "an image folder against a reference dataset. Default: every metric that applies.")
+    s.add_argument("target", metavar="TARGET", help="run directory, samples.npz or image folder")
+    s.add_argument("--ref", required=True, help="reference dataset: fashion-mnist, mnist, cifar10, folder:PATH")
+    s.add_argument("--split", default="test", choices=["test", "train"], help="reference split (default test)")
+    s.add_argument("--metrics", help="comma-separated: fid,kid,is,precision,recall,density,coverage,"
+                                     "classes_covered,class_kl,memorization,label_accuracy,intra_fid")
+    s.add_argument("--n", type=int, default=DEFAULT_N,
+                   help=f"generated images to score and reference images to compare with (default {DEFAULT_N})")
+    s.add_argument("--extractor", help="inception, fashion-mnist-cnn, mnist-cnn (default: inception when its "
+                                       "weights are available offline, else the dataset's CNN)")
+    s.add_argument("--inception-weights", metavar="PATH", help="local weights-inception-2015-12-05-6726825d.pth")
+    s.add_argument("--checkpoint", default="latest", help="for a run directory: latest, best or step_XXXXXXX")
+    s.add_argument("--seed", type=int, default=0, help="noise seed for samples drawn from a run")
+    s.add_argument("--data-dir", help="look for the reference dataset here first")
+    s.add_argument("--json", metavar="OUT.json", help="also write every value and the protocol here")
+    s.add_argument("--quiet", action="store_true", help="print only the table")
+    s.set_defaults(func=cmd_eval)
+
+    s = subparsers.add_parser(
+        "train-classifier", help="train the offline feature extractor of a dataset",
+        description="Train ganforge's small CNN (the fashion-mnist-cnn / mnist-cnn extractor) with its "
+                    "fixed recipe; writes weights (.safetensors) and a .json with recipe, test accuracy "
+                    "and sha256.")
+    s.add_argument("dataset", choices=list(CLASSIFIER_DATASETS))
+    s.add_argument("--out", help="weights file (default ~/.cache/ganforge/weights/<dataset>-cnn.safetensors)")
+    s.add_argument("--epochs", type=int, help="override the recipe's epochs")
+    s.add_argument("--data-dir", help="look for the dataset here first")
+    s.add_argument("--force", action="store_true", help="overwrite --out")
+    s.set_defaults(func=cmd_train_classifier)

@@ -1,0 +1,307 @@
+"""Evaluation: generated images + a reference dataset + an extractor -> metrics and the protocol
+that produced them.
+
+    from ganforge import metrics
+    result = metrics.evaluate(images_uint8_nchw, ref="fashion-mnist", split="test")
+    result.values     # {"fid": ..., "kid": ..., "precision": ..., ...}
+    result.protocol   # n generated, n reference, split, extractor and weights hash, resize mode, ...
+
+Metric names are registry entries (``METRICS``); each needs some of: the extractor's logits,
+the reference dataset's classifier, the samples' labels, the training split. "All that apply"
+is the default; asking for one that does not apply is an EvalError saying why.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..registry import Registry
+from . import coverage, memorization as memo, prdc
+from .errors import EvalError
+from .features import (CLASSIFIER_DATASETS, ClassifierExtractor, Extractor, Features, as_uint8_nchw,
+                       classifier_weights, get_extractor, inception_available)
+from .fid import fid
+from .inception_score import inception_score
+from .kid import kid
+from .reference import SUBSET_RULE, Reference, cached_value, reference_features
+
+KID_SUBSETS, KID_SUBSET_SIZE = 100, 1000
+PR_K, DC_K = 3, 5
+IS_SPLITS = 10
+MIN_IMAGES = DC_K + 1  # the k-NN metrics need more than k samples
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A group of values computed together (precision and recall share their k-NN balls)."""
+
+    keys: tuple[str, ...]  # the names it reports (JSON keys)
+    needs: tuple[str, ...]  # of "logits", "classifier", "labels", "ref_labels", "train"
+    compute: Callable[["_Context"], dict[str, float]]
+    better: dict[str, str]  # key -> "lower" / "higher" / "1" (closer to 1 is better)
+    doc: str = ""
+
+
+METRICS: Registry[Metric] = Registry("metric")
+
+
+def _metric(keys: tuple[str, ...], *, needs=(), better: dict[str, str], doc: str = ""):
+    def deco(fn):
+        m = Metric(keys, tuple(needs), fn, better, doc)
+        for key in keys:
+            METRICS.register(key)(m)
+        return fn
+
+    return deco
+
+
+@dataclass
+class EvalResult:
+    values: dict[str, float]
+    protocol: dict
+    details: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"metrics": self.values, "protocol": self.protocol, "details": self.details}
+
+
+class _Context:
+    """Lazily computed inputs shared by the metrics of one evaluation."""
+
+    def __init__(self, *, fake: Features, ref: Reference, labels, extractor: Extractor,
+                 classifier: ClassifierExtractor | None, images: torch.Tensor, train: Callable[[], Reference],
+                 cache: bool):
+        self.fake, self.ref, self.labels, self.extractor = fake, ref, labels, extractor
+        self.classifier, self.images, self._train, self.cache = classifier, images, train, cache
+        self.details: dict = {}
+
+    @cached_property
+    def fake_class_logits(self) -> np.ndarray:
+        if self.classifier is self.extractor:
+            return self.fake.logits
+        return self.classifier(self.images).logits
+
+    @cached_property
+    def ref_class_logits(self) -> np.ndarray:
+        if self.classifier is self.extractor:
+            return self.ref.features.logits
+        ref = reference_features(self.ref.info["dataset"], self.classifier, split=self.ref.info["split"],
+                                 n=self.ref.info["n"], resolution=self.ref.info["resolution"],
+                                 channels=self.ref.info["channels"], cache=self.cache)
+        return ref.features.logits
+
+    @cached_property
+    def train(self) -> Reference:
+        return self._train()
+
+
+@_metric(("fid",), better={"fid": "lower"}, doc="Frechet distance of feature Gaussians")
+def _fid(ctx: _Context):
+    return {"fid": fid(ctx.fake.features, ctx.ref.features.features)}
+
+
+@_metric(("kid",), better={"kid": "lower"}, doc="unbiased polynomial-kernel MMD^2 (mean over subsets)")
+def _kid(ctx: _Context):
+    mean, std = kid(ctx.fake.features, ctx.ref.features.features, n_subsets=KID_SUBSETS,
+                    subset_size=KID_SUBSET_SIZE)
+    return {"kid": mean, "kid_std": std}
+
+
+@_metric(("is",), needs=("logits",), better={"is": "higher"}, doc="Inception Score of the extractor's logits")
+def _is(ctx: _Context):
+    mean, std = inception_score(ctx.fake.logits, splits=IS_SPLITS)
+    return {"is": mean, "is_std": std}
+
+
+@_metric(("precision", "recall"), better={"precision": "higher", "recall": "higher"},
+         doc="k=3 manifold precision (fidelity) and recall (diversity)")
+def _pr(ctx: _Context):
+    p, r = prdc.precision_recall(ctx.ref.features.features, ctx.fake.features, k=PR_K)
+    return {"precision": p, "recall": r}
+
+
+@_metric(("density", "coverage"), better={"density": "1", "coverage": "higher"},
+         doc="k=5 density (about 1 is right) and coverage")
+def _dc(ctx: _Context):
+    d, c = prdc.density_coverage(ctx.ref.features.features, ctx.fake.features, k=DC_K)
+    return {"density": d, "coverage": c}
+
+
+@_metric(("classes_covered", "class_kl"), needs=("classifier",),
+         better={"classes_covered": "higher", "class_kl": "lower"},
+         doc="classes with >= 1/4 of their reference share; KL of class histograms (mode collapse)")
+def _classes(ctx: _Context):
+    out = coverage.class_coverage(ctx.fake_class_logits, ctx.ref_class_logits)
+    k = ctx.ref_class_logits.shape[1]
+    ctx.details["class_histogram"] = coverage.class_histogram(ctx.fake_class_logits, k).round(5).tolist()
+    ctx.details["class_names"] = ctx.classifier.class_names
+    return out
+
+
+@_metric(("memorization",), needs=("train",), better={"memorization": "lower"},
+         doc="share of samples closer to a training image than 99% of training images are to each other")
+def _memorization(ctx: _Context):
+    train = ctx.train
+    fields = {"what": "memorization_tau", "train": train.info["cache_key"], "quantile": memo.QUANTILE,
+              "n_threshold": memo.N_THRESHOLD}
+    tau = cached_value(fields, lambda: memo.memorization_threshold(train.features.features), cache=ctx.cache)
+    out = memo.memorization(ctx.fake.features, train.features.features, threshold=tau)
+    ctx.details["memorization_tau"] = out.pop("memorization_tau")
+    ctx.details["memorization_n_train"] = train.info["n"]
+    return out
+
+
+@_metric(("label_accuracy",), needs=("labels", "classifier"), better={"label_accuracy": "higher"},
+         doc="share of labeled samples the classifier assigns to their label")
+def _label_accuracy(ctx: _Context):
+    return {"label_accuracy": coverage.label_accuracy(ctx.fake_class_logits, ctx.labels)}
+
+
+@_metric(("intra_fid",), needs=("labels", "ref_labels"), better={"intra_fid": "lower"},
+         doc="FID within each class, averaged over classes")
+def _intra_fid(ctx: _Context):
+    mean, per_class = coverage.intra_fid(ctx.fake.features, ctx.labels, ctx.ref.features.features,
+                                         ctx.ref.labels)
+    ctx.details["intra_fid_per_class"] = {str(k): round(v, 5) for k, v in per_class.items()}
+    return {"intra_fid": mean}
+
+
+def better(key: str) -> str:
+    """'lower', 'higher' or '1' for a reported value (e.g. 'kid_std' -> '')."""
+    for m in METRICS.values():
+        if key in m.better:
+            return m.better[key]
+    return ""
+
+
+# ----------------------------------------------------------------------------- choosing extractors
+
+
+def default_extractor(ref: str, inception_weights=None) -> str:
+    """inception when it works offline (torch-fidelity and cached weights), else the reference
+    dataset's ganforge classifier; numbers from different extractors are never comparable."""
+    if inception_available(inception_weights):
+        return "inception"
+    base = ref.split(":")[0]
+    if base in CLASSIFIER_DATASETS:
+        if classifier_weights(base) is not None:
+            return f"{base}-cnn"
+        raise EvalError(f"no extractor available offline for {ref}: Inception weights are not cached and "
+                        f"{base}-cnn is not trained; run 'ganforge train-classifier {base}' or pass "
+                        f"--inception-weights PATH")
+    return "inception"  # downloads the weights when online, else says how to get them
+
+
+def dataset_classifier(ref: str, extractor: Extractor) -> ClassifierExtractor | None:
+    """The classifier behind the class-based metrics: the reference dataset's CNN, if any."""
+    if isinstance(extractor, ClassifierExtractor) and extractor.dataset == ref:
+        return extractor
+    if ref in CLASSIFIER_DATASETS and classifier_weights(ref) is not None:
+        return ClassifierExtractor(ref)
+    return None
+
+
+# ----------------------------------------------------------------------------- evaluate
+
+
+def _missing(needs, *, extractor, classifier, labels, ref) -> str | None:
+    """Why a metric with these needs cannot be computed, or None when it can."""
+    checks = {  # need -> (test, reason); tests are lazy: has_logits may run the network
+        "logits": (lambda: extractor.has_logits, f"extractor {extractor.name} has no logits"),
+        "classifier": (lambda: classifier is not None,
+                       f"{ref.info['dataset']} has no ganforge classifier (fashion-mnist and mnist do)"),
+        "labels": (lambda: labels is not None, "the samples have no labels"),
+        "ref_labels": (lambda: ref.labels is not None, f"{ref.info['dataset']} has no labels"),
+        "train": (lambda: True, ""),
+    }
+    for need in needs:
+        ok, why = checks[need]
+        if not ok():
+            return why
+    return None
+
+
+def parse_metrics(metrics: str | Sequence[str] | None) -> list[str] | None:
+    """'fid,kid' or ['fid', 'kid'] -> checked names; None or 'all' -> None (all that apply)."""
+    if metrics is None:
+        return None
+    names = [m.strip() for m in (metrics.split(",") if isinstance(metrics, str) else metrics) if m.strip()]
+    if not names or names == ["all"]:
+        return None
+    for name in names:
+        METRICS.get(name)  # unknown: ConfigError listing the valid names
+    return names
+
+
+def evaluate(images, *, ref: str, split: str = "test", labels=None, metrics=None, n_ref: int | None = None,
+             extractor: str | Extractor | torch.nn.Module | None = None, inception_weights=None,
+             data_dir=None, cache: bool = True, log: Callable[[str], None] | None = None) -> EvalResult:
+    """Metrics of generated uint8 images [N, C, H, W] (optional int labels [N]) against
+    ``n_ref`` images (default: as many as generated) of dataset ``ref``/``split``."""
+    images = as_uint8_nchw(images)
+    if len(images) < MIN_IMAGES:
+        raise EvalError(f"need at least {MIN_IMAGES} generated images, got {len(images)}; pass more (--n)")
+    if labels is not None:
+        labels = np.asarray(labels).astype(np.int64).reshape(-1)
+        if len(labels) != len(images):
+            raise EvalError(f"{len(labels)} labels for {len(images)} images; they must match")
+    wanted = parse_metrics(metrics)
+    name = extractor if extractor is not None else default_extractor(ref, inception_weights)
+    ext = get_extractor(name, inception_weights=inception_weights)
+    classifier = dataset_classifier(ref, ext)
+    h, w = images.shape[-2:]
+    resolution = int(h) if h == w else None  # the reference is compared at the samples' size
+    channels = int(images.shape[1])
+    n_ref = len(images) if n_ref is None else n_ref
+    if log:
+        log(f"extracting {ext.name} features of {len(images)} generated images")
+    fake = ext(images)
+    reference = reference_features(ref, ext, split=split, n=n_ref, resolution=resolution, channels=channels,
+                                   data_dir=data_dir, cache=cache, log=log)
+    if len(reference.features) < MIN_IMAGES:
+        raise EvalError(f"{ref}/{split} has {len(reference.features)} images; need at least {MIN_IMAGES}")
+    k = len(reference.class_names or [])
+    if labels is not None and k and (labels.min() < 0 or labels.max() >= k):
+        raise EvalError(f"labels must be in 0..{k - 1} (the classes of {ref}), "
+                        f"got {labels.min()}..{labels.max()}")
+
+    def train_features() -> Reference:
+        return reference_features(ref, ext, split="train", n=None, resolution=resolution, channels=channels,
+                                  data_dir=data_dir, cache=cache, log=log)
+
+    ctx = _Context(fake=fake, ref=reference, labels=labels, extractor=ext, classifier=classifier,
+                   images=images, train=train_features, cache=cache)
+    groups: list[Metric] = []
+    for key in wanted or list(METRICS):
+        m = METRICS.get(key)
+        why = _missing(m.needs, extractor=ext, classifier=classifier, labels=labels, ref=reference)
+        if why is not None:
+            if wanted is not None:
+                raise EvalError(f"metric '{key}' does not apply: {why}; leave it out of --metrics")
+            continue
+        if m not in groups:
+            groups.append(m)
+    values: dict[str, float] = {}
+    for m in groups:
+        out = m.compute(ctx)
+        keep = [k for k in out if wanted is None or k in wanted or k.removesuffix("_std") in wanted]
+        values.update({k: out[k] for k in keep})
+    protocol = {
+        "n_generated": len(images), "n_reference": reference.info["n"], "reference": ref, "split": split,
+        "reference_subset": SUBSET_RULE, "reference_resolution": reference.info["resolution"],
+        "reference_channels": reference.info["channels"],
+        "generated_shape": [int(s) for s in images.shape[1:]],
+        **ext.describe(),
+        "classifier": classifier.name if classifier else None,
+        "classifier_sha256": classifier.weights_sha256 if classifier else None,
+        "kid_subsets": KID_SUBSETS, "kid_subset_size": min(KID_SUBSET_SIZE, len(images), reference.info["n"]),
+        "pr_k": PR_K, "dc_k": DC_K, "is_splits": IS_SPLITS,
+        "memorization_quantile": memo.QUANTILE, "class_share_ratio": coverage.MIN_SHARE_RATIO,
+        "reference_cache_key": reference.info["cache_key"], "ganforge": __version__,
+    }
+    return EvalResult(values, protocol, ctx.details)

@@ -1,0 +1,131 @@
+"""Features of real data, computed once and cached on disk.
+
+The cache key is a SHA-256 of everything that changes the numbers: dataset name, split, the
+number of images n and how they are chosen (the first n of a seed-0 permutation), the
+resolution and channel count the images are adapted to, the extractor's name, weights hash and
+resize mode, and a hash of the selected images' bytes (so an edited folder is never served stale
+features). Files live in ``$GANFORGE_CACHE/eval/`` (default ``~/.cache/ganforge/eval/``).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .errors import EvalError
+from .features import Extractor, Features
+
+CACHE_VERSION = 1
+SUBSET_RULE = "first n of a seed-0 permutation (all images when n >= split size)"
+
+
+def cache_dir() -> Path:
+    from ..data.download import cache_root
+
+    return cache_root() / "eval"
+
+
+@dataclass
+class Reference:
+    features: Features
+    labels: np.ndarray | None  # int64 [N], when the dataset has labels
+    class_names: list[str] | None
+    info: dict  # dataset, split, n, resolution, channels, cache key, cache hit
+
+
+def load_images(dataset: str, *, split: str, n: int | None, resolution: int | None,
+                channels: int | None, data_dir=None) -> tuple[torch.Tensor, np.ndarray | None, list | None]:
+    """(uint8 images [n, C, H, W], labels or None, class names or None) of a dataset's subset."""
+    from ..data import StreamingFolderDataset, ToyDataset, load_dataset
+
+    ds = load_dataset(dataset, split=split, resolution=resolution, channels=channels, data_dir=data_dir)
+    if isinstance(ds, ToyDataset):
+        raise EvalError(f"{dataset} holds 2-D points, not images; evaluate against an image dataset")
+    total = len(ds)
+    take = total if n is None or n >= total else n
+    index = torch.randperm(total, generator=torch.Generator().manual_seed(0))[:take] if take < total \
+        else torch.arange(total)
+    labels = None
+    if isinstance(ds, StreamingFolderDataset):
+        tds = ds.torch_dataset()
+        pairs = [tds[int(i)] for i in index]
+        images = torch.stack([torch.as_tensor(p[0]) for p in pairs])
+        if ds.labels is not None:
+            labels = ds.labels[index].numpy()
+    else:
+        images = ds.images[index]
+        if ds.labels is not None:
+            labels = ds.labels[index].numpy()
+    return images.contiguous(), labels, ds.class_names
+
+
+def _key(fields: dict) -> str:
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)[-40:]
+
+
+def save_npz(path: Path, **arrays) -> None:
+    """Atomic: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
+    np.savez(tmp, **{k: v for k, v in arrays.items() if v is not None})
+    os.replace(tmp, path)
+
+
+def load_npz(path: Path) -> dict[str, np.ndarray] | None:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (OSError, ValueError, EOFError):
+        return None  # missing or damaged: recompute
+
+
+def reference_features(dataset: str, extractor: Extractor, *, split: str = "test", n: int | None = None,
+                       resolution: int | None = None, channels: int | None = None, data_dir=None,
+                       cache: bool = True, log: Callable[[str], None] | None = None) -> Reference:
+    """Extractor features (and logits) of ``n`` images of ``dataset``/``split`` adapted to
+    ``resolution`` x ``resolution`` with ``channels`` channels (None: native), cached."""
+    images, labels, class_names = load_images(dataset, split=split, n=n, resolution=resolution,
+                                              channels=channels, data_dir=data_dir)
+    fields = {"v": CACHE_VERSION, "dataset": dataset, "split": split, "n": len(images),
+              "subset": SUBSET_RULE, "resolution": int(images.shape[-1]), "channels": int(images.shape[1]),
+              **extractor.describe(),
+              "data_sha256": hashlib.sha256(images.numpy().tobytes()).hexdigest()}
+    key = _key(fields)
+    path = cache_dir() / f"{_slug(dataset)}-{split}-{len(images)}-{key[:16]}.npz"
+    info = {"dataset": dataset, "split": split, "n": len(images), "resolution": fields["resolution"],
+            "channels": fields["channels"], "cache_key": key}
+    data = load_npz(path) if cache else None
+    if data is not None and "features" in data:
+        feats = Features(data["features"], data.get("logits"))
+        return Reference(feats, labels, class_names, {**info, "cache": str(path), "cache_hit": True})
+    if log:
+        log(f"computing {extractor.name} features of {len(images)} {dataset}/{split} images "
+            f"(cached for next time in {path.parent})")
+    feats = extractor(images)
+    if cache:
+        save_npz(path, features=feats.features, logits=feats.logits)
+    return Reference(feats, labels, class_names, {**info, "cache": str(path) if cache else None,
+                                                  "cache_hit": False})
+
+
+def cached_value(fields: dict, compute: Callable[[], float], *, cache: bool = True) -> float:
+    """A scalar derived from reference data (e.g. the memorization threshold), cached by key."""
+    key = _key({"v": CACHE_VERSION, **fields})
+    path = cache_dir() / f"value-{key[:24]}.npz"
+    data = load_npz(path) if cache else None
+    if data is not None and "value" in data:
+        return float(data["value"])
+    value = compute()
+    if cache:
+        save_npz(path, value=np.array(value, dtype=np.float64))
+    return value

@@ -1,0 +1,70 @@
+"""What ``ganforge eval TARGET`` evaluates: a run directory (samples from its EMA generator), a
+``samples.npz`` (``images`` uint8 [N, H, W, C] or [N, H, W], optional ``labels`` int [N]) or a
+folder of images. Everything becomes uint8 [N, C, H, W] (+ labels) and a description."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import EvalError
+from .features import to_uint8
+
+
+def is_run_dir(path: Path) -> bool:
+    return path.is_dir() and ((path / "checkpoints").is_dir() or (path / "config.yaml").is_file())
+
+
+def load_npz_samples(path: Path, n: int | None) -> tuple[torch.Tensor, np.ndarray | None]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if "images" not in data.files:
+                raise EvalError(f"{path} has no 'images' array (has: {', '.join(data.files) or 'nothing'}); "
+                                f"write it with ganforge sample RUN --out samples.npz")
+            images = data["images"][:n]
+            labels = data["labels"][:n] if "labels" in data.files else None
+    except (OSError, ValueError, EOFError) as exc:
+        raise EvalError(f"{path} is not a readable .npz ({str(exc).splitlines()[0][:80]}); "
+                        f"write it with ganforge sample RUN --out samples.npz") from None
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3):
+        raise EvalError(f"{path}: 'images' must be uint8 [N, H, W, C] with C = 1 or 3, got "
+                        f"{images.dtype} {images.shape}")
+    if labels is not None and (labels.ndim != 1 or len(labels) != len(images)
+                               or not np.issubdtype(labels.dtype, np.integer)):
+        raise EvalError(f"{path}: 'labels' must be integers [N] matching the {len(images)} images, got "
+                        f"{labels.dtype} {labels.shape}")
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous(), labels
+
+
+def load_target(target: str | Path, *, n: int | None, checkpoint: str = "latest", seed: int = 0,
+                device: str = "cpu") -> tuple[torch.Tensor, np.ndarray | None, dict]:
+    """(uint8 images [N, C, H, W], labels [N] or None, description for the protocol)."""
+    path = Path(target).expanduser()
+    if is_run_dir(path):
+        from .. import api
+
+        if n is None:
+            raise EvalError("say how many samples to draw from the run with --n")
+        run = api.load(path, checkpoint=checkpoint, device=device)
+        images = to_uint8(run.sample(n, seed=seed, ema=bool(run.ema_nets)))
+        desc = {"target": str(path), "kind": "run", "checkpoint": run.checkpoint.name, "step": run.step,
+                "ema": bool(run.ema_nets), "seed": seed}
+        return images, None, desc
+    if path.is_file() and path.suffix.lower() == ".npz":
+        images, labels = load_npz_samples(path, n)
+        return images, labels, {"target": str(path), "kind": "npz"}
+    if path.is_dir():
+        from ..data import StreamingFolderDataset, load_dataset
+
+        ds = load_dataset(f"folder:{path}")
+        if isinstance(ds, StreamingFolderDataset):
+            raise EvalError(f"folder {path} is too large to evaluate in memory; write a samples.npz of "
+                            f"at most --n images instead")
+        images = ds.images[:n]
+        return images, None, {"target": str(path), "kind": "folder"}
+    if not path.exists():
+        raise EvalError(f"{path} does not exist; pass a run directory, a samples.npz or a folder of images")
+    raise EvalError(f"{path} is neither a run directory, a .npz file nor a folder of images")

@@ -1,0 +1,183 @@
+"""``ganforge eval`` and ``ganforge train-classifier`` as a user meets them: fresh processes,
+exit codes, tables, JSON, one-line errors. Tiny sizes; a fake Fashion-MNIST written here."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ROOT
+from test_metrics_eval import write_fake_fashion_mnist
+
+# Registers the eval commands even before cli.COMMAND_MODULES lists them.
+_MAIN = ("import sys; from ganforge import cli; "
+         "'eval' in cli.COMMAND_MODULES or cli.COMMAND_MODULES.append('eval'); "
+         "sys.exit(cli.main(sys.argv[1:]))")
+
+
+@pytest.fixture
+def cli_env(tmp_path):
+    data = write_fake_fashion_mnist(tmp_path / "data" / "fashion-mnist")
+    env = dict(os.environ, GANFORGE_DATA=str(data), GANFORGE_CACHE=str(tmp_path / "cache"),
+               TORCH_HOME=str(tmp_path / "torch"), https_proxy="http://127.0.0.1:9",
+               http_proxy="http://127.0.0.1:9", no_proxy="")
+    env["PYTHONPATH"] = str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def gf(env, *args):
+    return subprocess.run([sys.executable, "-c", _MAIN, *map(str, args)], env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+class _Result:
+    def __init__(self, returncode, stdout, stderr):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+@pytest.fixture
+def gf_inproc(cli_env, monkeypatch, capsys):
+    """The same command line, run in this process (no torch import per call: fast)."""
+    from ganforge import cli
+
+    for key in ("GANFORGE_DATA", "GANFORGE_CACHE", "TORCH_HOME", "https_proxy", "http_proxy", "no_proxy"):
+        monkeypatch.setenv(key, cli_env[key])
+    if "eval" not in cli.COMMAND_MODULES:
+        monkeypatch.setattr(cli, "COMMAND_MODULES", [*cli.COMMAND_MODULES, "eval"])
+
+    def run(*args):
+        capsys.readouterr()
+        code = cli.main([str(a) for a in args])
+        out = capsys.readouterr()
+        return _Result(code, out.out, out.err)
+
+    return run
+
+
+def one_line_error(proc, *needles):
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    err = proc.stderr.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in err, err
+
+
+def test_eval_samples_npz_writes_table_and_json(tmp_path, cli_env, gf_inproc):
+    from ganforge.data import load_dataset
+
+    train = load_dataset("fashion-mnist", split="train", data_dir=cli_env["GANFORGE_DATA"])
+    images = train.images[:40].permute(0, 2, 3, 1).numpy()  # NHWC, as ganforge sample writes them
+    npz = tmp_path / "samples.npz"
+    np.savez(npz, images=images, labels=train.labels[:40].numpy())
+    out = tmp_path / "out" / "eval.json"
+    proc = gf(cli_env, "eval", npz, "--ref", "fashion-mnist", "--n", 40, "--extractor", "fashion-mnist-cnn",
+              "--json", out)
+    assert proc.returncode == 0, proc.stderr
+    table = proc.stdout
+    assert "40 generated vs 40 fashion-mnist/test images; extractor fashion-mnist-cnn" in table
+    for name in ("fid", "kid", "precision", "recall", "density", "coverage", "classes_covered",
+                 "class_kl", "memorization", "label_accuracy", "intra_fid"):
+        assert any(line.split()[0] == name for line in table.splitlines() if line.strip()), name
+    report = json.loads(out.read_text())
+    m, p = report["metrics"], report["protocol"]
+    assert m["memorization"] == 1.0 and 0 <= m["label_accuracy"] <= 1 and m["fid"] >= 0
+    assert set(m) >= {"fid", "kid", "is", "precision", "recall", "density", "coverage", "classes_covered",
+                      "class_kl", "memorization", "label_accuracy", "intra_fid"}
+    assert p["n_generated"] == 40 and p["n_reference"] == 40 and p["split"] == "test"
+    assert p["extractor"] == "fashion-mnist-cnn" and len(p["extractor_sha256"]) == 64
+    assert p["resize_mode"] and p["target"] == {"target": str(npz), "kind": "npz"}
+    # Second run: reference features come from the cache, numbers identical.
+    again = gf_inproc("eval", npz, "--ref", "fashion-mnist", "--n", 40, "--extractor", "fashion-mnist-cnn",
+                      "--metrics", "fid,kid", "--quiet")
+    assert again.returncode == 0 and "computing" not in again.stdout
+    fid_line = next(line for line in again.stdout.splitlines() if line.startswith("fid "))
+    assert float(fid_line.split()[1]) == pytest.approx(m["fid"], rel=1e-4)
+
+
+def test_eval_image_folder_against_a_folder(tmp_path, gf_inproc):
+    rng = np.random.default_rng(0)
+    for name, n in (("gen", 12), ("ref", 16)):
+        (tmp_path / name).mkdir()
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(tmp_path / name / f"{i}.png")
+    out = tmp_path / "folder.json"
+    proc = gf_inproc("eval", tmp_path / "gen", "--ref", f"folder:{tmp_path / 'ref'}", "--n", 16,
+              "--extractor", "fashion-mnist-cnn", "--json", out)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert report["protocol"]["n_generated"] == 12 and report["protocol"]["n_reference"] == 16
+    assert report["protocol"]["target"]["kind"] == "folder"
+    assert report["protocol"]["classifier"] is None  # a folder has no classifier: no class metrics
+    assert "classes_covered" not in report["metrics"] and "fid" in report["metrics"]
+
+
+def test_eval_run_directory(tmp_path, gf_inproc):
+    from conftest import random_dataset, tiny_config
+    from ganforge import api
+
+    run = tmp_path / "run"
+    api.train(tiny_config(), run, progress=False, dataset=random_dataset(n=64, resolution=16))
+    proc = gf_inproc("eval", run, "--ref", "fashion-mnist", "--n", 20, "--metrics", "fid,coverage",
+              "--extractor", "fashion-mnist-cnn", "--json", tmp_path / "run.json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "run.json").read_text())
+    assert set(report["metrics"]) == {"fid", "coverage"}
+    target = report["protocol"]["target"]
+    assert target["kind"] == "run" and target["step"] == 6 and target["ema"] is True
+    assert report["protocol"]["generated_shape"] == [1, 16, 16]
+    assert report["protocol"]["reference_resolution"] == 16  # compared at the generator's resolution
+    one_line_error(gf_inproc("eval", run, "--ref", "fashion-mnist", "--checkpoint", "best"),
+                   "no 'best' checkpoint")
+
+
+def test_eval_user_errors_are_one_line(tmp_path, cli_env, gf_inproc):
+    npz = tmp_path / "s.npz"
+    np.savez(npz, images=np.zeros((8, 28, 28, 1), np.uint8))
+    one_line_error(gf_inproc("eval", npz, "--ref", "fashion-mnist", "--metrics", "fid,kdi"),
+                   "unknown metric 'kdi'", "did you mean 'kid'")
+    one_line_error(gf_inproc("eval", tmp_path / "missing.npz", "--ref", "fashion-mnist"), "does not exist")
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, images=np.zeros((8, 28, 28, 1), np.float32))
+    one_line_error(gf_inproc("eval", bad, "--ref", "fashion-mnist"), "must be uint8")
+    np.savez(bad, pictures=np.zeros((8, 28, 28, 1), np.uint8))
+    one_line_error(gf_inproc("eval", bad, "--ref", "fashion-mnist"), "has no 'images' array")
+    one_line_error(gf_inproc("eval", npz, "--ref", "fashion-mnist", "--extractor", "fashion-mnist-cnn",
+                             "--metrics", "label_accuracy"), "the samples have no labels")
+    one_line_error(gf_inproc("eval", npz, "--ref", "fashion-mnist", "--n", "0"), "--n must be positive")
+    one_line_error(gf_inproc("eval", npz, "--ref", "fashion-mnist", "--json", tmp_path / "x.txt"), ".json")
+    # In a fresh process, as a user meets it: offline, no Inception weights anywhere.
+    proc = gf(cli_env, "eval", npz, "--ref", "fashion-mnist", "--extractor", "inception")
+    one_line_error(proc, "weights-inception-2015-12-05-6726825d.pth", "--inception-weights PATH")
+
+
+def test_train_classifier_tiny(tmp_path, gf_inproc):
+    out = tmp_path / "w" / "fm.safetensors"
+    proc = gf_inproc("train-classifier", "fashion-mnist", "--out", out, "--epochs", 1)
+    assert proc.returncode == 0, proc.stderr
+    meta = json.loads(out.with_suffix(".json").read_text())
+    from ganforge.metrics.classifier import load, sha256_file
+
+    assert meta["sha256"] == sha256_file(out) and meta["recipe"]["epochs"] == 1
+    assert 0 <= meta["test_accuracy"] <= 1 and meta["dataset"] == "fashion-mnist"
+    model, _ = load(out)
+    assert sum(p.numel() for p in model.parameters()) < 250_000
+    assert "shipped with ganforge" in proc.stdout  # the packaged weights stay the default
+    one_line_error(gf_inproc("train-classifier", "fashion-mnist", "--out", out), "already exists", "--force")
+
+
+def test_help_stays_light():
+    """Registering the commands must not import torch (ganforge --help stays fast)."""
+    code = ("import argparse, sys; from ganforge.commands import eval as e; p = argparse.ArgumentParser(); "
+            "e.register(p.add_subparsers(), argparse.ArgumentParser); print('torch' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT / "src")))
+    assert proc.stdout.strip() == "False", proc.stderr
+    from ganforge.commands.eval import CLASSIFIER_DATASETS
+    from ganforge.metrics import features
+
+    assert CLASSIFIER_DATASETS == features.CLASSIFIER_DATASETS
