@@ -155,3 +155,103 @@ def test_count_parameters_counts_shared_once():
     lin = torch.nn.Linear(3, 2)
     assert count_parameters(lin) == 8
     assert count_parameters(torch.nn.Sequential(lin, lin)) == 8
+
+
+# ----------------------------------------------------------------------------- stability options
+
+
+def test_minibatch_std_appends_the_group_std():
+    from ganforge.models import MinibatchStd
+
+    x = torch.randn(8, 3, 2, 2)
+    y = MinibatchStd(group=4)(x)
+    assert y.shape == (8, 4, 2, 2) and torch.equal(y[:, :3], x)
+    # groups are strided: sample i is in group i % 2 (8 samples, groups of 4)
+    for m in range(2):
+        members = x[m::2]  # [4, 3, 2, 2]
+        expected = members.std(dim=0, unbiased=False).mean()
+        assert torch.allclose(y[m::2, 3], expected.expand(4, 2, 2), atol=1e-5)
+    points = MinibatchStd(group=4)(torch.randn(6, 5))  # 6 not divisible by 4: groups of 3
+    assert points.shape == (6, 6)
+
+
+@pytest.mark.parametrize("name", ARCHS)
+def test_mbstd_option_builds_and_sees_the_batch(name):
+    D = build_discriminator(name, resolution=28, channels=1, width=8, mbstd=4)
+    x = torch.rand(4, 1, 28, 28) * 2 - 1
+    same = x[:1].expand(4, 1, 28, 28)
+    assert D(x).shape == (4,)
+    # identical samples (a collapsed batch) score differently from varied ones with the same first
+    assert D(same)[0] != D(torch.cat([x[:1], x[1:]]))[0]
+
+
+def test_packing_reshapes_consecutive_samples_into_channels():
+    from ganforge.models import Packed
+
+    seen = []
+
+    class Inner(torch.nn.Module):
+        def forward(self, x):
+            seen.append(x)
+            return x.flatten(1).sum(1)
+
+    x = torch.arange(6 * 1 * 2 * 2, dtype=torch.float32).reshape(6, 1, 2, 2)
+    out = Packed(Inner(), 3)(x)
+    assert out.shape == (2,) and seen[0].shape == (2, 3, 2, 2)
+    assert torch.equal(seen[0][0], x[0:3, 0]) and torch.equal(seen[0][1], x[3:6, 0])
+    pts = torch.arange(12, dtype=torch.float32).reshape(6, 2)
+    Packed(Inner(), 2)(pts)
+    assert torch.equal(seen[1], torch.tensor([[0., 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]]))
+    with pytest.raises(ValueError, match="not divisible by pac=4"):
+        Packed(Inner(), 4)(x)
+
+
+def test_pac_in_config_and_objective():
+    from ganforge import api
+    from ganforge.config import apply_overrides, from_dict
+
+    raw = {"data": {"name": "fashion-mnist", "resolution": 16},
+           "model": {"name": "dcgan", "z_dim": 8, "g_width": 4, "d_width": 4, "pac": 4},
+           "train": {"batch_size": 10}}
+    with pytest.raises(ConfigError, match="batch_size=10 is not divisible by model.pac=4"):
+        from_dict(raw)
+    cfg = from_dict(apply_overrides(raw, ["train.batch_size=8"]))
+    from conftest import random_dataset
+
+    objective, _ = api.build(cfg, random_dataset())
+    D = objective.nets["D"]
+    assert D.pac == 4 and D.inner.channels == 4  # built for pac x 1 channels
+    assert D(torch.zeros(8, 1, 16, 16)).shape == (2,)
+
+
+def test_mlp_for_points():
+    G = build_generator("mlp", resolution=28, channels=1, z_dim=2, width=16, depth=3, point_dim=2)
+    D = build_discriminator("mlp", resolution=28, channels=1, width=16, depth=2, point_dim=2)
+    out = G(torch.randn(5, 2))
+    assert out.shape == (5, 2) and not isinstance(G.net[-1], torch.nn.Tanh)  # coordinates unbounded
+    assert D(out).shape == (5,)
+    assert sum(isinstance(m, torch.nn.Linear) for m in G.modules()) == 4
+    with pytest.raises(ConfigError, match="architecture 'dcgan' does not support 2-D point data.*mlp"):
+        build_generator("dcgan", resolution=28, channels=1, z_dim=2, width=4, point_dim=2)
+    with pytest.raises(ConfigError, match="dcgan' does not support model.g_depth"):
+        build_generator("dcgan", resolution=28, channels=1, z_dim=2, width=4, depth=2)
+
+
+def test_toy_dataset_trains_and_samples_points(tmp_path):
+    from ganforge import api
+    from ganforge.config import from_dict
+
+    raw = {"data": {"name": "toy:ring8"},
+           "model": {"name": "mlp", "z_dim": 2, "g_width": 8, "d_width": 8, "g_depth": 2,
+                     "d_depth": 2, "pac": 2},
+           "train": {"steps": 3, "batch_size": 8, "device": "cpu", "log_every": 1,
+                     "checkpoint_every": 3, "sample_every": 1}}
+    result = api.train(from_dict(raw), tmp_path / "run", progress=False)
+    assert result.step == 3
+    assert not (tmp_path / "run" / "samples").exists()  # no image grids for points
+    run = api.load(tmp_path / "run")  # rebuilt from the run directory alone
+    samples = run.sample(10, seed=0)
+    assert samples.shape == (10, 2) and samples.dtype == torch.float32
+    raw["model"]["name"] = "dcgan"
+    with pytest.raises(ConfigError, match="2-D point data"):
+        api.build(from_dict(raw))

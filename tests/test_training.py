@@ -241,3 +241,16 @@ def test_best_checkpoint_follows_eval_metric(tmp_path):
     fids = [json.loads(l)["fid"] for l in (run / "metrics.jsonl").read_text().splitlines()
             if "fid" in l]
     assert fids == [5.0, 3.0, 4.0]
+
+
+def test_linear_lr_decay(tmp_path):
+    cfg = tiny_config(**{"train.steps": 8, "optim.lr_decay": "linear", "optim.lr_decay_start": 0.5})
+    objective, dataset = api.build(cfg, random_dataset())
+    trainer = api.Trainer(cfg, objective, api.make_batches(dataset, cfg, torch.device("cpu")),
+                          run_dir=None, device=torch.device("cpu"), progress=False)
+    lrs = []
+    for _ in range(8):
+        trainer.train_step()
+        lrs.append(trainer.optimizers["D"].param_groups[0]["lr"])
+    # lr used at step s (0-based) is 2e-4 * (1 - (s - 4) / 4) after step 4
+    assert lrs == pytest.approx([2e-4] * 5 + [1.5e-4, 1e-4, 0.5e-4])

@@ -5,7 +5,11 @@ G: z [N, z_dim] -> ConvTranspose(s x s) from 1x1 to `width * 2**(n_up-1)` channe
    stride-2 ConvTranspose2d(4, 2, 1) upsamplings halving the channels, BatchNorm + ReLU after each
    but the last, which maps to `channels` with tanh -> [N, C, H, W].
 D: the mirror image: n_up stride-2 Conv2d(4, 2, 1) doubling the channels from `width`, LeakyReLU(0.2),
-   BatchNorm on all but the first, then an s x s conv to one logit -> [N].
+   BatchNorm on all but the first, then an s x s conv to one logit -> [N]. With ``mbstd`` a
+   minibatch standard-deviation channel is appended before that last conv. ``norm`` replaces
+   D's BatchNorm: "layer" (GroupNorm with one group: layer norm over C, H, W, the critic norm of
+   WGAN-GP, Gulrajani et al. 2017, sec. 4, since a gradient penalty on a batch-normalized critic
+   mixes samples) or "none" (SNGAN's D, Miyato et al. 2018).
 
 The start size s comes from halving the resolution while it is even and above 7, so 28 -> 7
 (2 upsamplings), 32 -> 4 (3), 48 -> 6 (3), 64 -> 4 (4). Weights follow the paper's init.
@@ -16,7 +20,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import ConfigError
-from .layers import ARCHITECTURES, Architecture, check_positive, dcgan_init_
+from .layers import ARCHITECTURES, Architecture, MinibatchStd, check_positive, dcgan_init_
 
 MIN_START, MAX_START = 3, 8
 
@@ -69,19 +73,29 @@ class DCGANGenerator(nn.Module):
         return self.net(z.reshape(z.shape[0], self.z_dim, 1, 1))
 
 
+D_NORMS = {"batch": lambda c: [nn.BatchNorm2d(c)], "layer": lambda c: [nn.GroupNorm(1, c)],
+           "none": lambda c: []}
+
+
 class DCGANDiscriminator(nn.Module):
-    def __init__(self, *, resolution: int = 64, channels: int = 3, width: int = 64):
+    def __init__(self, *, resolution: int = 64, channels: int = 3, width: int = 64, mbstd: int = 0,
+                 norm: str = "batch"):
         super().__init__()
         check_positive("dcgan", channels=channels, width=width)
+        if norm not in D_NORMS:
+            raise ConfigError(f"dcgan: model.d_norm must be one of {', '.join(D_NORMS)}, got '{norm}'")
         s, n_up = plan(resolution)
         self.resolution, self.channels = resolution, channels
         # No BatchNorm on the first layer (paper, sec. 3): it sees the raw images.
         layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2, True)]
         c = width
         for _ in range(n_up - 1):
-            layers += [nn.Conv2d(c, c * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(c * 2), nn.LeakyReLU(0.2, True)]
+            layers += [nn.Conv2d(c, c * 2, 4, 2, 1, bias=norm == "none"), *D_NORMS[norm](c * 2),
+                       nn.LeakyReLU(0.2, True)]
             c *= 2
-        layers += [nn.Conv2d(c, 1, s, 1, 0)]
+        if mbstd:
+            layers.append(MinibatchStd(mbstd))
+        layers += [nn.Conv2d(c + (1 if mbstd else 0), 1, s, 1, 0)]
         self.net = nn.Sequential(*layers)
         self.apply(dcgan_init_)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
+import torch
 import torch.nn as nn
 
 from ..errors import ConfigError
@@ -46,3 +47,64 @@ def dcgan_init_(module: nn.Module) -> None:
     elif isinstance(module, nn.BatchNorm2d):
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
+
+
+# ----------------------------------------------------------------------------- stability options
+
+
+class MinibatchStd(nn.Module):
+    """Minibatch standard deviation (Karras et al. 2018, "Progressive Growing of GANs", sec. 3).
+
+    Splits the batch into groups of ``group`` samples, takes the standard deviation of every
+    feature over each group, averages it to one number per group and appends it as an extra
+    feature (a channel for images): [N, C, H, W] -> [N, C+1, H, W], [N, F] -> [N, F+1]. D can then
+    see how varied a batch is, which penalizes a generator that collapses to few outputs.
+    A batch that the group size does not divide uses the largest divisor that fits.
+    """
+
+    def __init__(self, group: int = 4):
+        super().__init__()
+        self.group = group
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        g = max(d for d in range(1, min(self.group, n) + 1) if n % d == 0)
+        y = x.float().reshape(g, n // g, *x.shape[1:])  # sample i = j * (n/g) + m is in group m
+        y = (y - y.mean(0)).square().mean(0).add(1e-8).sqrt()  # [n/g, ...]
+        y = y.reshape(n // g, -1).mean(1).to(x.dtype)  # [n/g]
+        y = y.repeat(g).reshape(n, 1, *([1] * (x.dim() - 2)))
+        y = y.expand(n, 1, *x.shape[2:])
+        return torch.cat([x, y], dim=1)
+
+
+def spectral_norm_(net: nn.Module) -> nn.Module:
+    """Spectral normalization (Miyato et al. 2018) of every Linear / conv layer of ``net``, in place.
+
+    Uses torch.nn.utils.parametrizations.spectral_norm: one power iteration per forward in
+    training mode, the persistent u/v vectors are buffers (saved in checkpoints, copied to EMA).
+    """
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    for module in list(net.modules()):
+        if isinstance(module, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+            spectral_norm(module)
+    return net
+
+
+class Packed(nn.Module):
+    """PacGAN (Lin, Khetan, Fanti & Oh 2018, "PacGAN: The power of two samples in generative
+    adversarial networks"): D scores ``pac`` samples at once, stacked along channels.
+
+    [N, C, H, W] -> [N/pac, pac*C, H, W] (points [N, F] -> [N/pac, pac*F]) -> inner D -> [N/pac].
+    Consecutive samples form a pack; the inner D is built for pac times the channels.
+    """
+
+    def __init__(self, inner: nn.Module, pac: int):
+        super().__init__()
+        self.inner, self.pac = inner, pac
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        if n % self.pac:
+            raise ValueError(f"PacGAN: batch of {n} is not divisible by pac={self.pac}")
+        return self.inner(x.reshape(n // self.pac, self.pac * x.shape[1], *x.shape[2:]))

@@ -1,5 +1,14 @@
-"""Unconditional generation: G(z) -> data, D(x) -> logit (Goodfellow et al. 2014, "Generative
-Adversarial Nets"; DCGAN architecture from Radford et al. 2016)."""
+"""Unconditional generation: G(z) -> data, D(x) -> score (Goodfellow et al. 2014, "Generative
+Adversarial Nets"; DCGAN architecture from Radford et al. 2016), with the stabilizers of
+ganforge.losses, ganforge.regularizers and ganforge.augment switched on from the config.
+
+Data is images [N, C, H, W] in [-1, 1], or 2-D points [N, 2] for the toy mixtures (then G has a
+linear output and ``sample`` returns [N, 2] unclamped).
+
+Phases: "D" (repeated train.n_critic times), "Dreg" (lazy R1/R2 every reg.r_interval steps, only
+when that interval is > 1), "G". What D sees, real and fake alike and in both D's and G's steps,
+passes through the same augmentation (DiffAugment or ADA) and the same instance noise.
+"""
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -7,8 +16,19 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor, nn
 
+from .. import augment as augment_mod
 from .. import losses, models
+from .. import regularizers as regs
+from ..errors import ConfigError
 from . import OBJECTIVES, Objective, Phase
+
+
+def point_dim(cfg, data_info: Mapping[str, Any]) -> int | None:
+    """2 for the toy point datasets, None for images (known from the config alone, so that a run
+    directory rebuilds without its data)."""
+    if data_info.get("point_dim"):
+        return int(data_info["point_dim"])
+    return 2 if cfg.data.name.startswith("toy:") else None
 
 
 @OBJECTIVES.register("unconditional")
@@ -16,45 +36,155 @@ class UnconditionalGAN(Objective):
     ema = ["G"]
 
     def __init__(self, cfg, data_info: Mapping[str, Any]):
-        self.z_dim = cfg.model.z_dim
+        m, self.reg = cfg.model, cfg.reg
+        self.z_dim = m.z_dim
+        self.point_dim = point_dim(cfg, data_info)
         shape = dict(resolution=cfg.data.resolution, channels=cfg.data.channels)
-        self.nets = {
-            "G": models.build_generator(cfg.model.name, z_dim=self.z_dim, width=cfg.model.g_width,
-                                        **shape),
-            "D": models.build_discriminator(cfg.model.name, width=cfg.model.d_width, **shape),
-        }
+        d_shape = dict(resolution=cfg.data.resolution, channels=cfg.data.channels * m.pac)
+        if self.point_dim is not None:
+            d_shape["point_dim"] = self.point_dim * m.pac
+            shape["point_dim"] = self.point_dim
+        G = models.build_generator(m.name, z_dim=self.z_dim, width=m.g_width, depth=m.g_depth, **shape)
+        D = models.build_discriminator(m.name, width=m.d_width, depth=m.d_depth, norm=m.d_norm,
+                                       mbstd=m.mbstd_group or None, **d_shape)
+        if m.g_spectral_norm:
+            models.spectral_norm_(G)
+        if m.d_spectral_norm:
+            models.spectral_norm_(D)
+        if m.pac > 1:
+            D = models.Packed(D, m.pac)
+        self.nets = {"G": G, "D": D}
         self.optimizers = {"G": ["G"], "D": ["D"]}
-        self.phases = [
-            Phase("D", optimizer="D", repeat=cfg.train.n_critic),
-            # G needs no real data; reusing the last batch keeps one batch per D step.
-            Phase("G", optimizer="G", fresh_batch=False),
-        ]
+
         self.adv = losses.get_loss(cfg.loss.name)
+        self.d_kwargs = {}
+        if cfg.loss.label_smoothing:
+            if not losses.supports_label_smoothing(self.adv):
+                ok = ", ".join(n for n, p in losses.LOSSES.items() if losses.supports_label_smoothing(p))
+                raise ConfigError(f"loss.label_smoothing has no meaning for loss '{cfg.loss.name}'; "
+                                  f"use it with {ok}, or set loss.label_smoothing=0")
+            self.d_kwargs["real_target"] = 1.0 - cfg.loss.label_smoothing
+        self.augment = augment_mod.build_augment(cfg.augment)
+        if self.augment is not None and self.point_dim is not None:
+            raise ConfigError(f"augment.* transforms images; {cfg.data.name} holds 2-D points, so "
+                              f"set augment.diffaugment='' and augment.ada=false")
+
+        r = self.reg
+        self.lazy = r.r_interval > 1 and (r.r1 > 0 or r.r2 > 0)
+        self.phases = [Phase("D", optimizer="D", repeat=cfg.train.n_critic)]
+        if self.lazy:
+            # StyleGAN2's lazy regularization: its own step on the last D batch, every k steps.
+            self.phases.append(Phase("Dreg", optimizer="D", every=r.r_interval, fresh_batch=False))
+        # G needs no real data; reusing the last batch keeps one batch per D step.
+        self.phases.append(Phase("G", optimizer="G", fresh_batch=False))
+        self.g_steps = 0  # generator steps taken, for the instance-noise schedule
+
+    # ------------------------------------------------------------------ pieces
 
     def _z(self, n: int, generator: torch.Generator) -> Tensor:
         # Noise is drawn on the generator's device (a CPU generator gives the same samples everywhere).
         return torch.randn(n, self.z_dim, generator=generator, device=generator.device).to(self.device)
 
+    def noise_std(self) -> float:
+        return regs.instance_noise_std(self.reg.instance_noise, self.reg.instance_noise_anneal,
+                                       self.g_steps)
+
+    def d_input(self, x: Tensor) -> Tensor:
+        """What D sees of a real or fake batch: augmented, then with instance noise."""
+        if self.augment is not None:
+            x = self.augment(x, self.rng)
+        std = self.noise_std()
+        if std > 0:
+            x = x + std * torch.randn(x.shape, generator=self.rng, device=self.rng.device).to(x)
+        return x
+
+    def _scores(self, d_real: Tensor, d_fake: Tensor) -> dict[str, Tensor]:
+        """Logged means: D(x) probabilities for logistic losses, raw scores otherwise."""
+        d_real, d_fake = d_real.detach().float(), d_fake.detach().float()
+        t = losses.decision_threshold(self.adv)
+        out = {"d_real": d_real.mean(), "d_fake": d_fake.mean(),
+               # share of real / fake samples D classifies correctly (score above / below midpoint)
+               "d_acc_real": (d_real > t).float().mean(),
+               "d_acc_fake": (d_fake < t).float().mean()}
+        if losses.is_probabilistic(self.adv):
+            out["d_real"], out["d_fake"] = torch.sigmoid(d_real).mean(), torch.sigmoid(d_fake).mean()
+        return out
+
+    # ------------------------------------------------------------------ phases
+
     def loss(self, phase: str, batch: Mapping[str, Any]) -> dict[str, Tensor]:
-        real = batch["real"]  # [N, C, H, W] in [-1, 1]
+        real = batch["real"]  # [N, C, H, W] in [-1, 1] or points [N, 2]
         G, D = self.nets["G"], self.nets["D"]
         z = self._z(real.shape[0], self.rng)
+        r = self.reg
         if phase == "D":
             with torch.no_grad():
                 fake = G(z)
-            d_real, d_fake = D(real), D(fake)  # logits [N]
-            loss = self.adv.d(real=d_real, fake=d_fake)
-            return {"loss": loss, "d_loss": loss.detach(),
-                    "d_real": torch.sigmoid(d_real.detach().float()).mean(),
-                    "d_fake": torch.sigmoid(d_fake.detach().float()).mean()}
+            real_in, fake_in = self.d_input(real), self.d_input(fake)
+            r1_now = r.r1 > 0 and not self.lazy
+            if r1_now:
+                real_in = real_in.detach().requires_grad_(True)
+            d_real, d_fake = D(real_in), D(fake_in)  # scores [N] ([N / pac] packed)
+            loss = self.adv.d(real=d_real, fake=d_fake, **self.d_kwargs)
+            out = {"d_loss": loss.detach(), **self._scores(d_real, d_fake)}
+            if r.gp > 0:
+                out["gp"] = regs.gradient_penalty(D, real_in, fake_in, generator=self.rng)
+                loss = loss + r.gp * out["gp"]
+            if r.dragan > 0:
+                out["dragan"] = regs.dragan_penalty(D, real_in, generator=self.rng)
+                loss = loss + r.dragan * out["dragan"]
+            if r1_now:
+                out["r1"] = regs.grad_sq_norm(d_real, real_in)
+                loss = loss + r.r1 / 2 * out["r1"]
+            if r.r2 > 0 and not self.lazy:
+                out["r2"] = regs.r2_penalty(D, fake_in)
+                loss = loss + r.r2 / 2 * out["r2"]
+            if isinstance(self.augment, augment_mod.ADA):
+                self.augment.observe(d_real)
+                out["ada_p"] = d_real.new_tensor(self.augment.p, dtype=torch.float32)
+            if r.instance_noise > 0:
+                out["noise_std"] = d_real.new_tensor(self.noise_std(), dtype=torch.float32)
+            out = {k: v.detach() for k, v in out.items()}
+            return {"loss": loss, **out}
+        if phase == "Dreg":  # lazy R1/R2: the penalty times the interval
+            loss = real.new_zeros((), dtype=torch.float32)
+            out = {}
+            if r.r1 > 0:
+                out["r1"] = regs.r1_penalty(D, self.d_input(real))
+                loss = loss + r.r1 / 2 * out["r1"]
+            if r.r2 > 0:
+                with torch.no_grad():
+                    fake = G(z)
+                out["r2"] = regs.r2_penalty(D, self.d_input(fake))
+                loss = loss + r.r2 / 2 * out["r2"]
+            return {"loss": loss * r.r_interval, **{k: v.detach() for k, v in out.items()}}
         if phase == "G":
-            d_fake = D(G(z))
-            loss = self.adv.g(fake=d_fake)
+            d_fake = D(self.d_input(G(z)))
+            d_real = D(self.d_input(real)) if losses.g_needs_real(self.adv) else None
+            loss = self.adv.g(fake=d_fake, real=d_real)
             return {"loss": loss, "g_loss": loss.detach()}
         raise ValueError(f"unknown phase {phase}")
+
+    def after_step(self, phase: str) -> None:
+        if phase == "D" and self.reg.clip > 0:
+            regs.clip_weights_(self.nets["D"], self.reg.clip)
+        elif phase == "G":
+            self.g_steps += 1
+
+    def extra_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"g_steps": self.g_steps}
+        if isinstance(self.augment, augment_mod.ADA):
+            state["ada"] = self.augment.state_dict()
+        return state
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.g_steps = int(state.get("g_steps", 0))
+        if isinstance(self.augment, augment_mod.ADA) and "ada" in state:
+            self.augment.load_state_dict(state["ada"])
 
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator,
                nets: Mapping[str, nn.Module] | None = None) -> Tensor:
         G = (nets or {}).get("G", self.nets["G"])
-        return G(self._z(n, generator)).float().clamp(-1, 1)
+        out = G(self._z(n, generator)).float()
+        return out if self.point_dim is not None else out.clamp(-1, 1)

@@ -215,6 +215,8 @@ class Trainer:
 
     def train_step(self) -> None:
         """One iteration: every phase due at this step, each repeated as it asks."""
+        if self.cfg.optim.lr_decay != "none":
+            self._apply_lr_scale()
         batch = None
         for phase in self.objective.phases:
             if self.step % phase.every:
@@ -372,11 +374,23 @@ class Trainer:
             self._bar.n = self.step
         self._window_start, self._window_steps = time.perf_counter(), 0
 
+    def lr_factor(self) -> float:
+        """Rollback scale times the schedule: optim.lr_decay=linear falls to 0 from
+        lr_decay_start x train.steps on (the CycleGAN schedule)."""
+        o, total = self.cfg.optim, self.cfg.train.steps
+        decay = 1.0
+        if o.lr_decay == "linear":
+            start = o.lr_decay_start * total
+            if self.step > start:
+                decay = max(0.0, 1.0 - (self.step - start) / max(total - start, 1))
+        return self.lr_scale * decay
+
     def _apply_lr_scale(self) -> None:
         base = {"G": self.cfg.optim.g_lr, "D": self.cfg.optim.d_lr}
+        factor = self.lr_factor()
         for name, opt in self.optimizers.items():
             for group in opt.param_groups:
-                group["lr"] = base[name] * self.lr_scale
+                group["lr"] = base[name] * factor
 
     @staticmethod
     def _postfix(record: dict[str, Any]) -> str:

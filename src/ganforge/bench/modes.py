@@ -1,0 +1,210 @@
+"""Mode-collapse benchmark on the 2-D toy mixtures, following the protocol of PacGAN (Lin,
+Khetan, Fanti & Oh 2018, sec. 5.1; itself from VEEGAN, Srivastava et al. 2017):
+
+- draw 2,500 samples from the trained generator (its EMA copy when the run keeps one);
+- a sample is *high quality* when it lies within 3 sigma (Euclidean) of its nearest mode centre;
+- a mode is *captured* when at least one high-quality sample falls in it;
+- the *reverse KL* is KL(q || p) between q, the histogram of the generated samples over the
+  modes (each sample assigned to its nearest mode), and p, the true mode weights (uniform), so
+  a generator that covers every mode evenly scores 0 and one stuck on a single mode of M scores
+  log M. (PacGAN compares with the histogram of real samples; the true weights are what that
+  histogram estimates, without its sampling noise.)
+
+Every seed trains a full run through ``ganforge.api.train`` into ``OUT/<label>/seed_<s>`` and is
+evaluated from the run directory alone (``ganforge.load``), so the benchmark measures exactly
+what a user gets.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import shutil
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+N_SAMPLES = 2500
+SAMPLE_SEED = 2500  # the sampling seed, fixed so configurations see the same latents
+
+
+def mode_metrics(samples: torch.Tensor, modes: torch.Tensor, sigma: float) -> dict[str, float]:
+    """PacGAN's numbers for samples [N, 2] against mode centres [M, 2] of std sigma.
+
+    Returns {"modes": captured modes, "hq": high-quality fraction, "rkl": KL(q || uniform)}.
+    """
+    samples, modes = samples.double(), modes.double()
+    dist = torch.cdist(samples, modes)  # [N, M]
+    nearest_d, nearest = dist.min(dim=1)
+    hq = nearest_d <= 3 * sigma
+    captured = torch.unique(nearest[hq]).numel()
+    counts = torch.bincount(nearest, minlength=len(modes)).double()
+    q = counts / counts.sum()
+    p = 1.0 / len(modes)
+    rkl = float(sum(qi * math.log(qi / p) for qi in q.tolist() if qi > 0))
+    return {"modes": int(captured), "hq": float(hq.double().mean()), "rkl": rkl}
+
+
+@dataclass
+class Variant:
+    """One configuration of the benchmark: a preset plus overrides, under a label."""
+
+    label: str
+    preset: str
+    overrides: list[str] = field(default_factory=list)
+
+
+def parse_variant(text: str, preset: str) -> Variant:
+    """'label: key=value key=value' (or just 'key=value ...', labelled by its overrides)."""
+    label, sep, rest = text.partition(":")
+    if not sep or "=" in label:
+        label, rest = "", text
+    overrides = rest.split()
+    return Variant(label.strip() or (" ".join(overrides) or preset), preset, overrides)
+
+
+def _slug(label: str) -> str:
+    keep = [c if c.isalnum() or c in "-_+." else "_" for c in label]
+    return "".join(keep).strip("_")[:80] or "config"
+
+
+def run_seed(variant: Variant, data: str, seed: int, run_dir: Path, extra: list[str],
+             threads: int = 0) -> dict[str, Any]:
+    """Train one seed through the public path and evaluate it; returns metrics and seconds."""
+    from .. import api
+    from ..config import load_config
+    from ..data import load_dataset
+
+    if threads:
+        torch.set_num_threads(threads)
+    overrides = [f"data.name={data}", *extra, *variant.overrides, f"train.seed={seed}",
+                 "train.device=cpu"]
+    _, cfg = load_config(variant.preset, overrides)
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    # The Trainer's diagnostics print warnings; keep them next to the run, not in the table.
+    with open(run_dir.with_name(f"{run_dir.name}.log"), "w") as log, contextlib.redirect_stdout(log):
+        api.train(cfg, run_dir, name=variant.label, progress=False)
+    seconds = time.perf_counter() - start
+    run = api.load(run_dir)
+    samples = run.sample(N_SAMPLES, seed=SAMPLE_SEED)
+    toy = load_dataset(data, n_toy=cfg.train.batch_size, seed=seed)
+    metrics = mode_metrics(samples, toy.modes, toy.sigma)
+    torch.save(samples, run_dir / "bench_samples.pt")
+    return {"seed": seed, **metrics, "seconds": round(seconds, 2)}
+
+
+def _worker(args):
+    return run_seed(*args)
+
+
+def summarize(seeds: list[dict[str, Any]]) -> dict[str, float]:
+    def mean_std(key):
+        values = [s[key] for s in seeds]
+        return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+    modes_mean, modes_std = mean_std("modes")
+    hq_mean, hq_std = mean_std("hq")
+    rkl_mean, rkl_std = mean_std("rkl")
+    sec_mean, _ = mean_std("seconds")
+    return {"modes_mean": modes_mean, "modes_std": modes_std, "hq_mean": hq_mean,
+            "hq_std": hq_std, "rkl_mean": rkl_mean, "rkl_std": rkl_std,
+            "seconds_mean": sec_mean, "n_seeds": len(seeds)}
+
+
+def run_benchmark(variants: list[Variant], data: str, seeds: list[int], out: Path, *,
+                  extra: list[str] | None = None, jobs: int = 1, log=print) -> dict[str, Any]:
+    """Every variant x seed; writes OUT/<label>/scatter.png and returns the JSON-ready result."""
+    from ..data import load_dataset
+
+    extra = list(extra or [])
+    out.mkdir(parents=True, exist_ok=True)
+    toy = load_dataset(data, n_toy=1, seed=0)
+    tasks = [(v, data, s, out / _slug(v.label) / f"seed_{s}", extra, 1 if jobs > 1 else 0)
+             for v in variants for s in seeds]
+    if jobs > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(jobs) as pool:
+            flat = pool.map(_worker, tasks, chunksize=1)
+    else:
+        flat = []
+        for task in tasks:
+            flat.append(_worker(task))
+            v, s = task[0], task[2]
+            r = flat[-1]
+            log(f"  {v.label} seed {s}: {r['modes']}/{len(toy.modes)} modes, "
+                f"HQ {100 * r['hq']:.1f}%, rKL {r['rkl']:.3f} ({r['seconds']:.0f} s)")
+    configs = []
+    for i, v in enumerate(variants):
+        per_seed = flat[i * len(seeds):(i + 1) * len(seeds)]
+        cfg_dir = out / _slug(v.label)
+        scatter = save_scatter(cfg_dir, v.label, data, per_seed, toy.modes, toy.sigma)
+        configs.append({"label": v.label, "preset": v.preset, "overrides": extra + v.overrides,
+                        "seeds": per_seed, "summary": summarize(per_seed),
+                        "scatter": str(scatter) if scatter else None})
+    return {"data": data, "n_samples": N_SAMPLES, "num_modes": len(toy.modes),
+            "sigma": toy.sigma, "protocol": "PacGAN (Lin et al. 2018): HQ within 3 sigma; "
+            "mode captured by >= 1 HQ sample; reverse KL of the nearest-mode histogram vs uniform",
+            "summary": configs[0]["summary"], "configs": configs}
+
+
+def save_scatter(cfg_dir: Path, label: str, data: str, per_seed: list[dict[str, Any]],
+                 modes: torch.Tensor, sigma: float) -> Path | None:
+    """One panel per seed: the 2,500 samples over the true modes (3-sigma circles)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib.patches import Circle
+    except ImportError:  # matplotlib missing: the numbers are still written
+        return None
+    n = len(per_seed)
+    cols = min(n, 5)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.6 * rows + 0.4), squeeze=False)
+    span = float(modes.abs().max()) * 1.35
+    for ax in axes.flat:
+        ax.set_visible(False)
+    for ax, r in zip(axes.flat, per_seed):
+        ax.set_visible(True)
+        samples = torch.load(cfg_dir / f"seed_{r['seed']}" / "bench_samples.pt")
+        ax.scatter(samples[:, 0], samples[:, 1], s=1.5, alpha=0.5, color="tab:blue", lw=0)
+        for mx, my in modes.tolist():
+            ax.add_patch(Circle((mx, my), 3 * sigma, fill=False, color="tab:red", lw=0.6))
+        ax.set_xlim(-span, span)
+        ax.set_ylim(-span, span)
+        ax.set_aspect("equal")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(f"seed {r['seed']}: {r['modes']} modes, HQ {100 * r['hq']:.0f}%", fontsize=8)
+    fig.suptitle(f"{data} - {label}", fontsize=9)
+    fig.tight_layout()
+    path = cfg_dir / "scatter.png"
+    tmp = path.with_name(".scatter.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def format_summary(label: str, s: dict[str, float], num_modes: int) -> str:
+    return (f"{label}: modes {s['modes_mean']:.1f} ± {s['modes_std']:.1f} / {num_modes}, "
+            f"HQ {100 * s['hq_mean']:.1f}% ± {100 * s['hq_std']:.1f}, "
+            f"rKL {s['rkl_mean']:.3f} ± {s['rkl_std']:.3f} "
+            f"({s['n_seeds']} seeds, {s['seconds_mean']:.0f} s/seed)")
+
+
+def write_json(result: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(result, indent=2))
+    os.replace(tmp, path)
