@@ -129,6 +129,31 @@ class AugmentConfig:
 
 
 @dataclass
+class TranslateConfig:
+    """Image-to-image translation (objective=pix2pix | cyclegan; ganforge.data.pairs,
+    ganforge.objectives.pix2pix / cyclegan). data.channels is the output (B) side's."""
+
+    task: str = "paired"  # colorize | sketch | denoise (made from data.name) | paired | unpaired (folder:PATH)
+    direction: str = "AtoB"  # AtoB | BtoA: which side of a paired folder is the input
+    a_channels: int | None = None  # input channels; None: 1 for colorize/sketch, else data.channels
+    load_size: int | None = None  # resize to this, then random-crop data.resolution (None: no crop)
+    flip: bool = True  # random horizontal flip, the same for both sides of a pair
+    patch_stride: int = 0  # photos: stride between cut patches (0: half of data.resolution)
+    holdout: float = 0.1  # share of a folder held out for evaluation when it has no test split
+    noise: str = "gaussian"  # denoise: gaussian | saltpepper
+    noise_level: float = 0.2  # gaussian std or salt-and-pepper share, on a [0, 1] intensity scale
+    lambda_l1: float = 100.0  # Pix2Pix L1 weight (Isola et al. 2017)
+    lambda_cycle: float = 10.0  # CycleGAN cycle-consistency weight (Zhu et al. 2017)
+    lambda_identity: float = 0.5  # CycleGAN identity weight, times lambda_cycle; 0 off
+    pool_size: int = 50  # CycleGAN history of generated images shown to D; 0 off
+    depth: int | None = None  # U-Net levels; None: down to a 1x1 bottleneck
+    n_blocks: int = 9  # CycleGAN residual blocks (6 at 128 px, 9 at 256 px in the paper)
+    d_layers: int = 3  # PatchGAN stride-2 layers: 3 -> 70x70 receptive field
+    norm: str | None = None  # batch | instance | none; None: batch (pix2pix), instance (cyclegan)
+    dropout: float = 0.5  # U-Net decoder dropout (off in eval mode)
+
+
+@dataclass
 class Config:
     description: str = ""
     objective: str = "unconditional"  # an entry of ganforge.objectives.OBJECTIVES
@@ -141,6 +166,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    translate: TranslateConfig = field(default_factory=TranslateConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

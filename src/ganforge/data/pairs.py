@@ -1,0 +1,461 @@
+"""Data for image-to-image translation: pairs (A -> B) for Pix2Pix, two unpaired domains for
+CycleGAN, and pair makers that turn any image dataset into a paired task.
+
+Sources (``translate.task``):
+
+- ``colorize`` / ``sketch`` / ``denoise``: B is an image of ``data.name`` (any dataset name,
+  ``folder:PATH``, or ``photos``: patches of the colour photographs that ship with scikit-image,
+  ganforge.data.photos), A is made from B by the pair maker: its luma (colorize), a deterministic
+  edge map (sketch), or B with noise (denoise, ``translate.noise`` / ``noise_level``).
+- ``paired``: ``data.name=folder:ROOT`` with ``ROOT/A/`` and ``ROOT/B/`` (files matched by
+  name without extension) or side-by-side AB images (left half A, right half B, the layout of
+  the public pix2pix datasets); either directly in ROOT or in ``ROOT/train/`` and
+  ``ROOT/test/`` (or ``ROOT/val/``).
+- ``unpaired``: ``data.name=folder:ROOT`` with ``ROOT/trainA/``, ``ROOT/trainB/`` and
+  optionally ``ROOT/testA/``, ``ROOT/testB/``.
+
+Where a source has no test split, every k-th file (k = 1 / ``translate.holdout``) is held out,
+the same files every run. Images are resized to ``translate.load_size`` (default
+``data.resolution``); PairBatches then crops ``data.resolution`` at random and flips, the same
+crop and flip on both sides of a pair. Everything is uint8 NCHW in memory, float [-1, 1] in
+batches: ``{"a": [N, Ca, H, W], "b": [N, Cb, H, W], "real": b, "labels": None}``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from ..errors import ConfigError, DataError
+from .base import adapt_images
+
+TASKS = ("colorize", "sketch", "denoise", "paired", "unpaired")
+MADE_TASKS = ("colorize", "sketch", "denoise")
+NOISES = ("gaussian", "saltpepper")
+EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+PREVIEW = 64  # held-out pairs kept for sample strips
+
+
+def a_channels(cfg) -> int:
+    """Input channels, known from the config alone (a run directory rebuilds without data)."""
+    t = cfg.translate
+    if t.a_channels is not None:
+        return t.a_channels
+    return 1 if t.task in ("colorize", "sketch") else cfg.data.channels
+
+
+def check_config(cfg) -> None:
+    t = cfg.translate
+    if t.task not in TASKS:
+        raise ConfigError(f"translate.task must be one of {', '.join(TASKS)}, got '{t.task}'")
+    if t.direction not in ("AtoB", "BtoA"):
+        raise ConfigError(f"translate.direction must be AtoB or BtoA, got '{t.direction}'")
+    if t.noise not in NOISES:
+        raise ConfigError(f"translate.noise must be one of {', '.join(NOISES)}, got '{t.noise}'")
+    if t.a_channels not in (None, 1, 3):
+        raise ConfigError(f"translate.a_channels must be 1 or 3, got {t.a_channels}")
+    if not 0 <= t.noise_level <= 1:
+        raise ConfigError(f"translate.noise_level must be in [0, 1], got {t.noise_level}")
+    if not 0 < t.holdout < 1:
+        raise ConfigError(f"translate.holdout must be in (0, 1), got {t.holdout}")
+    if t.load_size is not None and t.load_size < cfg.data.resolution:
+        raise ConfigError(f"translate.load_size={t.load_size} is smaller than the crop "
+                          f"data.resolution={cfg.data.resolution}; raise it or leave it unset")
+    if t.task == "colorize" and cfg.data.channels != 3:
+        raise ConfigError("translate.task=colorize needs colour targets: set data.channels=3")
+    if t.task in ("paired", "unpaired") and not cfg.data.name.startswith("folder:"):
+        raise ConfigError(f"translate.task={t.task} reads a folder: set data.name=folder:PATH "
+                          f"(got '{cfg.data.name}'); or pick a made task: colorize, sketch, denoise")
+
+
+# ----------------------------------------------------------------------------- pair makers
+
+
+def _luma(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [N, 3 or 1, H, W] -> float [N, 1, H, W] in [0, 255] (ITU-R BT.601, as PIL's "L")."""
+    x = images.float()
+    if x.shape[1] == 1:
+        return x
+    w = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    return (x * w).sum(1, keepdim=True)
+
+
+def _to_uint8(x: torch.Tensor) -> torch.Tensor:
+    return x.round().clamp(0, 255).to(torch.uint8)
+
+
+def make_colorize(images: torch.Tensor, **_: Any) -> torch.Tensor:
+    """The grayscale (luma) version: uint8 [N, 1, H, W]."""
+    return _to_uint8(_luma(images))
+
+
+SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+
+
+def make_sketch(images: torch.Tensor, **_: Any) -> torch.Tensor:
+    """A deterministic line drawing: dark lines where the luma's Sobel gradient is strong, on
+    white. Each image's gradient magnitude is divided by its 90th percentile (so faint and
+    contrasty photos get similar line densities), clipped to [0, 1] and inverted. uint8 [N, 1, H, W]."""
+    out = []
+    kernel = torch.stack([SOBEL_X, SOBEL_X.t()]).unsqueeze(1)  # [2, 1, 3, 3]
+    for chunk in images.split(2048):
+        y = F.pad(_luma(chunk) / 255.0, (1, 1, 1, 1), mode="replicate")
+        g = F.conv2d(y, kernel)  # [n, 2, H, W]
+        mag = g.square().sum(1, keepdim=True).sqrt()
+        scale = torch.quantile(mag.flatten(1), 0.9, dim=1).clamp_min(1e-3).view(-1, 1, 1, 1)
+        out.append(_to_uint8(255.0 * (1.0 - (mag / scale).clamp(0, 1))))
+    return torch.cat(out)
+
+
+def make_denoise(images: torch.Tensor, *, noise: str = "gaussian", noise_level: float = 0.2,
+                 seed: int = 0, **_: Any) -> torch.Tensor:
+    """B with noise, the same for a seed: gaussian (std ``noise_level`` x 255, clipped) or
+    salt-and-pepper (a ``noise_level`` share of pixels set to black or white). Same shape as B."""
+    g = torch.Generator().manual_seed(seed)
+    if noise == "gaussian":
+        z = torch.randn(images.shape, generator=g)
+        return _to_uint8(images.float() + 255.0 * noise_level * z)
+    if noise == "saltpepper":
+        n, _, h, w = images.shape
+        hit = torch.rand((n, 1, h, w), generator=g) < noise_level
+        salt = torch.rand((n, 1, h, w), generator=g) < 0.5
+        value = torch.where(salt, 255, 0).to(torch.uint8).expand_as(images)
+        return torch.where(hit.expand_as(images), value, images)
+    raise ConfigError(f"translate.noise must be one of {', '.join(NOISES)}, got '{noise}'")
+
+
+PAIR_MAKERS: dict[str, Callable[..., torch.Tensor]] = {
+    "colorize": make_colorize, "sketch": make_sketch, "denoise": make_denoise}
+
+
+def make_pairs(images: torch.Tensor, task: str, *, noise: str = "gaussian",
+               noise_level: float = 0.2, seed: int = 0) -> torch.Tensor:
+    """The input side A for targets ``images`` (uint8 [N, C, H, W]) under a made task."""
+    if task not in PAIR_MAKERS:
+        raise ConfigError(f"no pair maker '{task}'; use one of {', '.join(PAIR_MAKERS)}")
+    return PAIR_MAKERS[task](images, noise=noise, noise_level=noise_level, seed=seed)
+
+
+# ----------------------------------------------------------------------------- reading images
+
+
+def image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir()
+                  if p.suffix.lower() in EXTENSIONS and p.is_file() and not p.name.startswith("."))
+
+
+def read_images(files: list[Path], size: int | tuple[int, int], channels: int) -> torch.Tensor:
+    """uint8 [N, C, h, w]: each file resized (not cropped) to ``size`` (int: square; (h, w))."""
+    h, w = (size, size) if isinstance(size, int) else size
+    mode = "L" if channels == 1 else "RGB"
+    out = []
+    for path in files:
+        try:
+            with Image.open(path) as img:
+                arr = np.asarray(img.convert(mode).resize((w, h), Image.Resampling.BICUBIC))
+        except OSError as exc:
+            raise DataError(f"cannot read image {path}: {exc}; remove or replace it") from None
+        out.append(arr.reshape(h, w, channels))
+    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).contiguous()
+
+
+def read_ab_images(files: list[Path], size: int, channels: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Side-by-side AB images: the left half is A, the right half B, each resized to size x size."""
+    a, b = [], []
+    for path in files:
+        try:
+            with Image.open(path) as img:
+                img = img.convert("RGB")
+                w, h = img.size
+                halves = (img.crop((0, 0, w // 2, h)), img.crop((w // 2, 0, 2 * (w // 2), h)))
+        except OSError as exc:
+            raise DataError(f"cannot read image {path}: {exc}; remove or replace it") from None
+        for half, c, dst in zip(halves, channels, (a, b)):
+            half = half.convert("L" if c == 1 else "RGB").resize((size, size), Image.Resampling.BICUBIC)
+            dst.append(np.asarray(half).reshape(size, size, c))
+    to = lambda xs: torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).contiguous()  # noqa: E731
+    return to(a), to(b)
+
+
+def holdout_split(n: int, holdout: float) -> tuple[list[int], list[int]]:
+    """(train indices, test indices): every k-th item, k = round(1 / holdout), is held out."""
+    k = max(2, round(1 / holdout))
+    test = list(range(k - 1, n, k))
+    held = set(test)
+    return [i for i in range(n) if i not in held], test
+
+
+# ----------------------------------------------------------------------------- the dataset
+
+
+@dataclass
+class TranslationData:
+    """Train and held-out images of both sides; ``paired``: a[i] goes with b[i]."""
+
+    a: torch.Tensor  # uint8 [N, Ca, L, L] (L = load size)
+    b: torch.Tensor  # uint8 [N or M, Cb, L, L]
+    test_a: torch.Tensor
+    test_b: torch.Tensor
+    paired: bool
+    name: str
+    source: str
+    crop: int  # data.resolution
+    flip: bool
+    labels: None = None
+    class_names: None = None
+
+    def __len__(self) -> int:
+        return min(len(self.a), len(self.b))
+
+    def make_batches(self, cfg, device: torch.device) -> "PairBatches":
+        return PairBatches(self.a, self.b, batch_size=cfg.train.batch_size, seed=cfg.train.seed,
+                           device=device, crop=self.crop, flip=self.flip, paired=self.paired)
+
+    def preview(self, n: int = PREVIEW) -> tuple[torch.Tensor, torch.Tensor]:
+        """n held-out pairs spread evenly over the test split, centre-cropped to the crop size."""
+        def pick(x):
+            idx = torch.linspace(0, len(x) - 1, min(n, len(x))).round().long()
+            return center_crop(x[idx], self.crop)
+        return pick(self.test_a), pick(self.test_b)
+
+    def objective_info(self) -> dict[str, Any]:
+        """What the objective gets besides the config: fixed held-out inputs for sample strips."""
+        a, b = self.preview()
+        return {"preview_a": a, "preview_b": b}
+
+
+def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    top, left = (h - size) // 2, (w - size) // 2
+    return x[..., top:top + size, left:left + size]
+
+
+def _made_images(cfg, split: str) -> tuple[torch.Tensor, str]:
+    """Targets B of a made task for ``split`` and where they came from."""
+    d, t = cfg.data, cfg.translate
+    size = t.load_size or d.resolution
+    if d.name == "photos":
+        from . import photos
+
+        stride = (t.patch_stride or max(1, size // 2)) if split == "train" else size
+        patches = torch.from_numpy(photos.cut_patches(photos.load_photos(split), size, stride))
+        return adapt_images(patches, None, d.channels), f"photos:{split} ({photos.photo_dir()})"
+    from . import load_dataset
+
+    if d.name.startswith("folder:"):  # one split: hold out every k-th image
+        ds = load_dataset(d.name, resolution=size, channels=d.channels, data_dir=d.data_dir)
+        train, test = holdout_split(len(ds), t.holdout)
+        return ds.images[train if split == "train" else test], str(ds.source)
+    ds = load_dataset(d.name, split=split, resolution=size, channels=d.channels,
+                      data_dir=d.data_dir, seed=cfg.train.seed)
+    return ds.images, str(ds.source)
+
+
+def _paired_folder(cfg, root: Path) -> tuple[tuple[torch.Tensor, ...], ...]:
+    t, size = cfg.translate, cfg.translate.load_size or cfg.data.resolution
+    ca, cb = a_channels(cfg), cfg.data.channels
+    if t.direction == "BtoA":  # the folder's B side is the input
+        ca, cb = cb, ca
+
+    def read(folder: Path):
+        if (folder / "A").is_dir() and (folder / "B").is_dir():
+            fa = {p.stem: p for p in image_files(folder / "A")}
+            fb = {p.stem: p for p in image_files(folder / "B")}
+            names = sorted(fa.keys() & fb.keys())
+            if not names:
+                raise DataError(f"{folder}/A and {folder}/B share no file names; pairs are "
+                                f"matched by name without extension (A/001.png with B/001.jpg)")
+            return (read_images([fa[n] for n in names], size, ca),
+                    read_images([fb[n] for n in names], size, cb))
+        files = image_files(folder)
+        if not files:
+            raise DataError(f"{folder} holds neither A/ and B/ subfolders nor side-by-side AB "
+                            f"images; see 'translate.task=paired' in the README for the layout")
+        return read_ab_images(files, size, (ca, cb))
+
+    if (root / "train").is_dir():
+        train = read(root / "train")
+        test_dir = next((root / s for s in ("test", "val") if (root / s).is_dir()), None)
+        test = read(test_dir) if test_dir is not None else None
+    else:
+        train, test = read(root), None
+    if test is None:
+        keep, held = holdout_split(len(train[0]), t.holdout)
+        train, test = (train[0][keep], train[1][keep]), (train[0][held], train[1][held])
+    if t.direction == "BtoA":
+        train, test = train[::-1], test[::-1]
+    return train, test
+
+
+def _unpaired_folder(cfg, root: Path):
+    t, size = cfg.translate, cfg.translate.load_size or cfg.data.resolution
+    ca, cb = a_channels(cfg), cfg.data.channels
+    sides = []
+    for side, c in (("A", ca), ("B", cb)):
+        if not (root / f"train{side}").is_dir():
+            raise DataError(f"{root} has no train{side}/ folder; unpaired data needs "
+                            f"{root}/trainA/ and {root}/trainB/ (and optionally testA/, testB/)")
+        files = image_files(root / f"train{side}")
+        if not files:
+            raise DataError(f"{root}/train{side}/ holds no images ({', '.join(sorted(EXTENSIONS))})")
+        if (root / f"test{side}").is_dir() and image_files(root / f"test{side}"):
+            train_files, test_files = files, image_files(root / f"test{side}")
+        else:
+            keep, held = holdout_split(len(files), t.holdout)
+            train_files, test_files = [files[i] for i in keep], [files[i] for i in held]
+        if not test_files:
+            raise DataError(f"{root}/train{side}/ has too few images to hold some out; add "
+                            f"images or a test{side}/ folder")
+        sides.append((read_images(train_files, size, c), read_images(test_files, size, c)))
+    (a, test_a), (b, test_b) = sides
+    return (a, b), (test_a, test_b)
+
+
+def load_pairs(cfg) -> TranslationData:
+    """The translation data a config asks for (see the module docstring)."""
+    check_config(cfg)
+    t = cfg.translate
+    if t.task in MADE_TASKS:
+        b, source = _made_images(cfg, "train")
+        test_b, _ = _made_images(cfg, "test")
+        kw = dict(noise=t.noise, noise_level=t.noise_level)
+        a = make_pairs(b, t.task, seed=cfg.train.seed, **kw)
+        test_a = make_pairs(test_b, t.task, seed=cfg.train.seed + 1, **kw)  # other noise
+        if a.shape[1] != a_channels(cfg):
+            a = adapt_images(a, None, a_channels(cfg))
+            test_a = adapt_images(test_a, None, a_channels(cfg))
+        (tr, te), paired = ((a, b), (test_a, test_b)), True
+        name = f"{t.task}:{cfg.data.name}"
+    else:
+        root = Path(cfg.data.name[len("folder:"):]).expanduser()
+        if not root.is_dir():
+            raise DataError(f"folder {root} does not exist; set data.name=folder:PATH to your "
+                            f"{t.task} data")
+        paired = t.task == "paired"
+        tr, te = _paired_folder(cfg, root) if paired else _unpaired_folder(cfg, root)
+        source, name = str(root), f"{t.task}:{root.name}"
+    return TranslationData(a=tr[0], b=tr[1], test_a=te[0], test_b=te[1], paired=paired,
+                           name=name, source=source, crop=cfg.data.resolution, flip=t.flip)
+
+
+def load_test_pairs(cfg) -> tuple[torch.Tensor, torch.Tensor]:
+    """The held-out (A, B) uint8 images of a config at the load size (uncropped), the same
+    split and, for denoise, the same noise as training held out."""
+    check_config(cfg)
+    t = cfg.translate
+    if t.task in MADE_TASKS:
+        test_b, _ = _made_images(cfg, "test")
+        test_a = make_pairs(test_b, t.task, seed=cfg.train.seed + 1, noise=t.noise,
+                            noise_level=t.noise_level)
+        if test_a.shape[1] != a_channels(cfg):
+            test_a = adapt_images(test_a, None, a_channels(cfg))
+        return test_a, test_b
+    data = load_pairs(cfg)
+    return data.test_a, data.test_b
+
+
+# ----------------------------------------------------------------------------- batches
+
+
+def _permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=g)
+
+
+class _Order:
+    """Epoch permutations of n items, batch by batch; (epoch, pos) is the whole state."""
+
+    def __init__(self, n: int, batch_size: int, seed: int):
+        self.n, self.bs, self.seed = n, batch_size, seed
+        self.per_epoch = n // batch_size
+        self.epoch, self.pos, self._perm = 0, 0, None
+
+    def next(self) -> tuple[torch.Tensor, int, int]:
+        if self.pos >= self.per_epoch:
+            self.epoch, self.pos, self._perm = self.epoch + 1, 0, None
+        if self._perm is None:
+            self._perm = _permutation(self.n, self.seed, self.epoch)
+        where = (self.epoch, self.pos)
+        idx = self._perm[self.pos * self.bs:(self.pos + 1) * self.bs]
+        self.pos += 1
+        return idx, *where
+
+    def state(self) -> tuple[int, int]:
+        return self.epoch, self.pos
+
+    def load(self, epoch: int, pos: int) -> None:
+        self.epoch, self.pos, self._perm = int(epoch), int(pos), None
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    return images.float().div_(127.5).sub_(1.0)
+
+
+class PairBatches:
+    """Endless batches of (A, B) held in memory on the device, with the state contract of
+    ganforge.training.batches.InMemoryBatches: ``state_dict()`` is the position in the epoch
+    order (plus B's own position when unpaired) and the random crops and flips are a function of
+    (seed, epoch, position), so resume is exact.
+
+    Paired: a[i] and b[i] get the same crop and flip. Unpaired: B is drawn in its own order and
+    cropped and flipped independently. There is no ``probe``: the Trainer's diversity probe
+    (mode collapse of a z -> image generator) does not apply to translation.
+    """
+
+    def __init__(self, a: torch.Tensor, b: torch.Tensor, *, batch_size: int, seed: int,
+                 device: torch.device, crop: int, flip: bool = True, paired: bool = True):
+        if min(len(a), len(b)) < batch_size:
+            raise ValueError("dataset smaller than one batch")
+        if paired and len(a) != len(b):
+            raise ValueError(f"paired data needs as many A as B images, got {len(a)} and {len(b)}")
+        self.a, self.b = a.to(device), b.to(device)
+        self.batch_size, self.seed, self.device = batch_size, seed, device
+        self.crop, self.flip, self.paired = crop, flip, paired
+        self.order_a = _Order(len(a), batch_size, seed)
+        self.order_b = None if paired else _Order(len(b), batch_size, seed + 7919)
+
+    def state_dict(self) -> dict[str, int]:
+        state = dict(zip(("epoch", "pos"), self.order_a.state()))
+        if self.order_b is not None:
+            state.update(zip(("b_epoch", "b_pos"), self.order_b.state()))
+        return state
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.order_a.load(state["epoch"], state["pos"])
+        if self.order_b is not None:
+            self.order_b.load(state["b_epoch"], state["b_pos"])
+
+    def _augment(self, xs: list[torch.Tensor], epoch: int, pos: int, salt: int) -> list[torch.Tensor]:
+        """The same random crop and flip for every tensor in ``xs`` (one draw per sample)."""
+        n, size = xs[0].shape[0], xs[0].shape[-1]
+        g = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) * 100_003 + pos * 2 + salt)
+        if size > self.crop:
+            top = torch.randint(0, size - self.crop + 1, (n,), generator=g).tolist()
+            left = torch.randint(0, size - self.crop + 1, (n,), generator=g).tolist()
+            c = self.crop
+            xs = [torch.stack([x[i, :, t:t + c, l:l + c] for i, (t, l) in enumerate(zip(top, left))])
+                  for x in xs]
+        if self.flip:
+            mirror = (torch.rand(n, generator=g) < 0.5).to(self.device).view(n, 1, 1, 1)
+            xs = [torch.where(mirror, x.flip(-1), x) for x in xs]
+        return xs
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> dict[str, Any]:
+        idx, epoch, pos = self.order_a.next()
+        idx = idx.to(self.device)
+        if self.paired:
+            a, b = self._augment([self.a[idx], self.b[idx]], epoch, pos, 0)
+        else:
+            (a,) = self._augment([self.a[idx]], epoch, pos, 0)
+            idx_b, epoch_b, pos_b = self.order_b.next()
+            (b,) = self._augment([self.b[idx_b.to(self.device)]], epoch_b, pos_b, 1)
+        a, b = to_float(a), to_float(b)
+        return {"a": a, "b": b, "real": b, "labels": None}
