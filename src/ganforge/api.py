@@ -44,6 +44,10 @@ def data_info(dataset) -> dict[str, Any]:
 
 
 def make_batches(dataset, cfg: Config, device: torch.device):
+    if cfg.objective == "superres":  # random crops of a few large images (ganforge.data.superres)
+        from .data.superres import make_pair_batches
+
+        return make_pair_batches(dataset, cfg, device)
     bs = cfg.train.batch_size
     if len(dataset) < bs:
         raise DataError(f"{dataset.name} has {len(dataset)} images, fewer than one batch "
@@ -59,6 +63,10 @@ def make_batches(dataset, cfg: Config, device: torch.device):
 
 def build(cfg: Config, dataset=None, device: torch.device | None = None):
     """(objective, dataset) for a config; the nets are initialised from ``train.seed``."""
+    if cfg.objective == "superres":  # HR images at native size, VGG19, PSNR-stage init (issue 8)
+        from .objectives import superres
+
+        return superres.build(cfg, dataset)
     if dataset is None:
         dataset = load_data(cfg)
     from .data import ToyDataset
@@ -174,6 +182,15 @@ class LoadedRun:
     def sample_uint8(self, n: int, **kwargs) -> np.ndarray:
         """n samples as uint8 [N, H, W, C], the file-boundary format (samples.npz)."""
         return to_uint8_hwc(self.sample(n, **kwargs))
+
+    def upscale(self, image: np.ndarray, *, tile: int = 256, overlap: int | None = None,
+                interp: float | None = None, ema: bool = True) -> np.ndarray:
+        """Super-resolution runs: uint8 [h, w, 3] of any size -> uint8 [s*h, s*w, 3]; tiled
+        (``tile`` LR pixels, 0: whole image) with ``overlap`` pixels of context; ``interp``
+        blends towards the PSNR-stage weights (ESRGAN network interpolation, 1 = this run)."""
+        from .objectives.superres import upscale_run
+
+        return upscale_run(self, image, tile=tile, overlap=overlap, interp=interp, ema=ema)
 
 
 def to_uint8_hwc(images: torch.Tensor) -> np.ndarray:

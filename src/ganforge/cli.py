@@ -10,7 +10,7 @@ from pathlib import Path
 from .errors import ConfigError, GanforgeError
 
 EXIT_USAGE = 2
-COMMAND_MODULES: list[str] = ["report", "eval", "bench"]  # ganforge/commands/<name>.py
+COMMAND_MODULES: list[str] = ["report", "eval", "bench", "superres"]  # ganforge/commands/<name>.py
 
 
 class _Parser(argparse.ArgumentParser):

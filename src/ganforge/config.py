@@ -154,6 +154,29 @@ class TranslateConfig:
 
 
 @dataclass
+class SRConfig:
+    """Super-resolution (objective=superres; ganforge.objectives.superres, ganforge.data.superres).
+    adv_weight=0 is the PSNR stage (pixel loss only); > 0 adds D and the GAN losses."""
+
+    scale: int = 4  # 2 | 4
+    arch: str = "srresnet"  # srresnet (Ledig et al. 2017) | rrdb (ESRGAN, Wang et al. 2018)
+    width: int = 64  # feature channels of the generator
+    blocks: int = 16  # residual blocks (srresnet) or RRDBs (rrdb; the paper uses 23)
+    growth: int = 32  # rrdb: dense-block growth channels
+    bicubic_skip: bool = False  # G predicts the residual over bicubic upsampling (VDSR's skip)
+    disc: str = "vgg"  # vgg (SRGAN/ESRGAN) | unet (Real-ESRGAN, spectral norm)
+    crop: int = 96  # HR training crop; the LR input is crop / scale
+    pixel_weight: float = 1.0  # L1 between SR and HR
+    perceptual_weight: float = 0.0  # L1 between VGG19 features (needs torchvision's weights)
+    perceptual_layer: str = "conv5_4"  # VGG19 layer, before its ReLU (ESRGAN)
+    adv_weight: float = 0.0  # adversarial weight (loss.name); 0: PSNR stage, no D
+    init_from: str = ""  # run directory of a PSNR-stage run: G starts from its weights
+    blur: float = 0.0  # degradation: Gaussian blur sigma up to this (HR pixels); 0 off
+    noise: float = 0.0  # degradation: Gaussian noise std up to this (0-255 levels); 0 off
+    jpeg: int = 0  # degradation: JPEG quality drawn in [jpeg, 95]; 0 off
+
+
+@dataclass
 class Config:
     description: str = ""
     objective: str = "unconditional"  # an entry of ganforge.objectives.OBJECTIVES
@@ -166,6 +189,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    sr: SRConfig = field(default_factory=SRConfig)
     translate: TranslateConfig = field(default_factory=TranslateConfig)
 
     def to_dict(self) -> dict[str, Any]:

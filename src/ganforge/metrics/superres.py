@@ -1,0 +1,128 @@
+"""Super-resolution quality, by the convention of SR papers (e.g. Ledig et al. 2017, Lim et al.
+2017 (EDSR), Wang et al. 2018 (ESRGAN)): PSNR and SSIM on the luma (Y) channel of ITU-R BT.601
+YCbCr (MATLAB's rgb2ycbcr: Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255, R, G, B in
+[0, 255]), with ``scale`` pixels cropped from every border, data range 255. SSIM is Wang et al.
+2004's, with an 11x11 Gaussian window of sigma 1.5 and K1 = 0.01, K2 = 0.03 (scikit-image's
+structural_similarity with those settings, averaged over the valid window positions).
+
+The protocol of :func:`evaluate_sr`: each HR image is cropped to a multiple of the scale,
+degraded to its LR image (ganforge.data.superres.degrade: PIL-compatible bicubic, rounded to
+uint8), upscaled, rounded to uint8 and compared with the HR image. The bicubic baseline
+upsamples the same LR image with PIL's bicubic kernel.
+"""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..errors import GanforgeError
+
+Y_WEIGHTS = (65.481, 128.553, 24.966)
+
+
+def rgb_to_y(image: np.ndarray) -> np.ndarray:
+    """uint8 (or float in [0, 255]) RGB [H, W, 3] -> float64 Y [H, W] in [16, 235]."""
+    x = np.asarray(image, dtype=np.float64)
+    return 16.0 + (x[..., 0] * Y_WEIGHTS[0] + x[..., 1] * Y_WEIGHTS[1] + x[..., 2] * Y_WEIGHTS[2]) / 255.0
+
+
+def _crop(y: np.ndarray, border: int) -> np.ndarray:
+    return y[border:-border, border:-border] if border > 0 else y
+
+
+def psnr_y(sr: np.ndarray, hr: np.ndarray, border: int = 0) -> float:
+    """PSNR in dB between the Y channels of two RGB uint8 images, ``border`` pixels cropped."""
+    a, b = _crop(rgb_to_y(sr), border), _crop(rgb_to_y(hr), border)
+    mse = float(np.mean((a - b) ** 2))
+    return float("inf") if mse == 0 else 10.0 * np.log10(255.0 ** 2 / mse)
+
+
+def ssim_y(sr: np.ndarray, hr: np.ndarray, border: int = 0) -> float:
+    """SSIM between the Y channels of two RGB uint8 images, ``border`` pixels cropped."""
+    try:
+        from skimage.metrics import structural_similarity
+    except ImportError:
+        raise GanforgeError("SSIM needs scikit-image; install it with: pip install scikit-image") from None
+    a, b = _crop(rgb_to_y(sr), border), _crop(rgb_to_y(hr), border)
+    return float(structural_similarity(a, b, data_range=255.0, gaussian_weights=True, sigma=1.5,
+                                       use_sample_covariance=False, K1=0.01, K2=0.03))
+
+
+def mod_crop(image: np.ndarray, scale: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    return image[:h - h % scale, :w - w % scale]
+
+
+def lr_image(hr: np.ndarray, scale: int) -> np.ndarray:
+    """HR uint8 [H, W, 3] (a multiple of scale) -> LR uint8 [H/s, W/s, 3]."""
+    from ..data.superres import degrade
+
+    t = torch.from_numpy(np.ascontiguousarray(hr)).permute(2, 0, 1)[None]
+    return degrade(t, scale)[0].permute(1, 2, 0).numpy()
+
+
+def bicubic_image(lr: np.ndarray, scale: int) -> np.ndarray:
+    """LR uint8 [h, w, 3] -> bicubic uint8 [s*h, s*w, 3] (PIL's kernel, in float, rounded)."""
+    from ..models.srresnet import bicubic_up
+
+    t = torch.from_numpy(np.ascontiguousarray(lr)).permute(2, 0, 1)[None].float()
+    up = bicubic_up(t, scale).round().clamp(0, 255).to(torch.uint8)
+    return up[0].permute(1, 2, 0).numpy()
+
+
+class LPIPS:
+    """LPIPS (Zhang et al. 2018) through the ``lpips`` package, only when it and torchvision's
+    AlexNet weights are already on this machine; ``available`` says why not otherwise."""
+
+    def __init__(self):
+        self.reason = ""
+        self.model = None
+        if importlib.util.find_spec("lpips") is None:
+            self.reason = "the lpips package is not installed"
+            return
+        from torchvision.models import AlexNet_Weights
+
+        name = AlexNet_Weights.IMAGENET1K_V1.url.rsplit("/", 1)[1]
+        if not (Path(torch.hub.get_dir()) / "checkpoints" / name).is_file():
+            self.reason = f"AlexNet weights {name} are not in the torch hub cache"
+            return
+        import lpips
+
+        self.model = lpips.LPIPS(net="alex", verbose=False).eval()
+
+    @property
+    def available(self) -> bool:
+        return self.model is not None
+
+    @torch.no_grad()
+    def __call__(self, sr: np.ndarray, hr: np.ndarray) -> float:
+        def t(x):
+            return torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None].float() / 127.5 - 1
+
+        return float(self.model(t(sr), t(hr)).mean())
+
+
+def evaluate_sr(hr_images: list[np.ndarray], scale: int,
+                methods: dict[str, Callable[[np.ndarray], np.ndarray]], *,
+                lpips: LPIPS | None = None) -> dict[str, dict[str, float]]:
+    """Mean Y-PSNR / Y-SSIM (and LPIPS) over ``hr_images`` for each method, with the bicubic
+    baseline first. ``methods`` maps a name to a function LR uint8 [h, w, 3] -> SR uint8."""
+    all_methods = {"bicubic": lambda lr: bicubic_image(lr, scale), **methods}
+    sums: dict[str, dict[str, list[float]]] = {m: {"psnr_y": [], "ssim_y": []} for m in all_methods}
+    for hr in hr_images:
+        hr = mod_crop(hr, scale)
+        lr = lr_image(hr, scale)
+        for name, fn in all_methods.items():
+            sr = fn(lr)
+            if sr.shape != hr.shape:
+                raise GanforgeError(f"{name} returned a {sr.shape} image for a {hr.shape} target; "
+                                    f"is --scale the run's sr.scale?")
+            sums[name]["psnr_y"].append(psnr_y(sr, hr, scale))
+            sums[name]["ssim_y"].append(ssim_y(sr, hr, scale))
+            if lpips is not None and lpips.available:
+                sums[name].setdefault("lpips", []).append(lpips(sr, hr))
+    return {m: {k: float(np.mean(v)) for k, v in vals.items()} for m, vals in sums.items()}

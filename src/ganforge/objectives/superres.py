@@ -1,0 +1,372 @@
+"""Single-image super-resolution: G(LR) -> SR, trained in two stages.
+
+PSNR stage (sr.adv_weight = 0): G alone minimizes the pixel L1 between SR and HR (SRResNet,
+Ledig et al. 2017; ESRGAN, Wang et al. 2018, sec. 4.1, pre-trains with L1 too).
+GAN stage (sr.adv_weight > 0): G starts from a PSNR run's weights (sr.init_from) and minimizes
+
+    L_G = pixel_weight * L1 + perceptual_weight * L_percep + adv_weight * L_adv
+
+with L_percep the L1 distance of VGG19 features before the activation (ESRGAN sec. 3.3) and
+L_adv the generator half of loss.name (ESRGAN: ragan, the relativistic average GAN of
+Jolicoeur-Martineau 2019, ESRGAN sec. 3.2; SRGAN: nonsaturating). D is trained with the other
+half. ESRGAN's weights (sec. 4.1): pixel 1e-2, perceptual 1, adversarial 5e-3. Losses are taken
+on [0, 1] intensities, the papers' scale.
+
+Network interpolation (ESRGAN sec. 3.4): theta = (1 - alpha) theta_PSNR + alpha theta_GAN,
+applied at inference by :func:`interpolated_generator` (``ganforge upscale --interp ALPHA``).
+
+VGG19 weights cannot be downloaded by ganforge: torchvision's ImageNet weights are used when they
+sit in the torch hub cache; otherwise a perceptual weight > 0 is a one-line ConfigError.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .. import losses
+from ..data import superres as srdata
+from ..errors import CheckpointError, ConfigError, GanforgeError
+from ..models.sr_discriminators import build_sr_discriminator
+from ..models.srresnet import bicubic_up, build_sr_generator
+from . import OBJECTIVES, Objective, Phase
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+PREVIEW_SIZE = 128  # HR side of the sample strips (bicubic | SR | HR)
+
+
+# ----------------------------------------------------------------------------- perceptual loss
+
+
+def vgg19_layer_index(layer: str) -> int:
+    """'conv5_4' -> its index in torchvision's vgg19().features (34)."""
+    from torchvision.models import vgg19
+
+    block, conv, names = 1, 0, {}
+    for i, module in enumerate(vgg19().features):
+        if isinstance(module, nn.Conv2d):
+            conv += 1
+            names[f"conv{block}_{conv}"] = i
+        elif isinstance(module, nn.MaxPool2d):
+            block, conv = block + 1, 0
+    if layer not in names:
+        raise ConfigError(f"sr.perceptual_layer '{layer}' is not a VGG19 conv layer; use one of "
+                          f"{', '.join(names)} (ESRGAN: conv5_4)")
+    return names[layer]
+
+
+def vgg19_weights_path() -> Path:
+    from torchvision.models import VGG19_Weights
+
+    name = VGG19_Weights.IMAGENET1K_V1.url.rsplit("/", 1)[1]
+    return Path(torch.hub.get_dir()) / "checkpoints" / name
+
+
+def load_vgg19_features(layer: str, *, pretrained: bool = True) -> nn.Module:
+    """VGG19 features up to ``layer`` (before its ReLU), frozen, in eval mode. ``pretrained``
+    False gives random weights (for tests, where no weights may be downloaded)."""
+    from torchvision.models import vgg19
+
+    index = vgg19_layer_index(layer)
+    net = vgg19()
+    if pretrained:
+        path = vgg19_weights_path()
+        if not path.is_file():
+            raise ConfigError(f"the perceptual loss needs torchvision's VGG19 weights at {path} "
+                              f"(not found, and ganforge does not download them); copy "
+                              f"{path.name} there or set sr.perceptual_weight=0")
+        try:
+            net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        except Exception as exc:  # truncated or foreign file
+            raise ConfigError(f"cannot load VGG19 weights from {path} ({type(exc).__name__}); "
+                              f"replace the file or set sr.perceptual_weight=0") from None
+    features = net.features[:index + 1].eval().requires_grad_(False)
+    return features
+
+
+class PerceptualLoss(nn.Module):
+    """Mean L1 distance between VGG19 features of SR and HR (images in [-1, 1])."""
+
+    def __init__(self, features: nn.Module):
+        super().__init__()
+        self.features = features
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+
+    def _f(self, x: Tensor) -> Tensor:
+        return self.features(((x + 1) / 2 - self.mean) / self.std)
+
+    def forward(self, sr: Tensor, hr: Tensor) -> Tensor:
+        with torch.no_grad():
+            target = self._f(hr)
+        return F.l1_loss(self._f(sr).float(), target.float())
+
+    def train(self, mode: bool = True):  # the feature net stays in eval mode
+        return super().train(False)
+
+
+# ----------------------------------------------------------------------------- objective
+
+
+def validate(cfg) -> None:
+    s = cfg.sr
+    if s.scale not in (2, 4):
+        raise ConfigError(f"sr.scale must be 2 or 4, got {s.scale}")
+    if s.crop < 16 or s.crop % (16 if s.disc == "vgg" else 8 * s.scale):
+        raise ConfigError(f"sr.crop={s.crop} must be >= 16 and a multiple of 16 (and of "
+                          f"8 x sr.scale for the unet D); try sr.crop=96 or 128")
+    for key in ("pixel_weight", "perceptual_weight", "adv_weight", "blur", "noise"):
+        if getattr(s, key) < 0:
+            raise ConfigError(f"sr.{key} must be >= 0, got {getattr(s, key)}")
+    if not 0 <= s.jpeg <= 95:
+        raise ConfigError(f"sr.jpeg must be a JPEG quality in [1, 95] or 0 (off), got {s.jpeg}")
+    if s.pixel_weight == 0 and s.perceptual_weight == 0 and s.adv_weight == 0:
+        raise ConfigError("every sr loss weight is 0; set sr.pixel_weight=1 for the PSNR stage")
+    if cfg.data.channels != 3:
+        raise ConfigError(f"super-resolution trains on RGB images; set data.channels=3")
+
+
+def _scores(adv: losses.LossPair, d_real: Tensor, d_fake: Tensor) -> dict[str, Tensor]:
+    """Logged D outputs: for the logistic losses a probability (for the relativistic one, that a
+    real image is more real than the average fake), raw means otherwise."""
+    d_real, d_fake = d_real.detach().float(), d_fake.detach().float()
+    if adv.d is losses.d_loss_ragan:
+        d_real, d_fake = torch.sigmoid(d_real - d_fake.mean()), torch.sigmoid(d_fake - d_real.mean())
+        t = 0.5
+    elif losses.is_probabilistic(adv):
+        d_real, d_fake, t = torch.sigmoid(d_real), torch.sigmoid(d_fake), 0.5
+    else:
+        t = losses.decision_threshold(adv)
+    return {"d_real": d_real.mean(), "d_fake": d_fake.mean(),
+            "d_acc_real": (d_real > t).float().mean(), "d_acc_fake": (d_fake < t).float().mean()}
+
+
+@OBJECTIVES.register("superres")
+class SuperResolution(Objective):
+    ema = ["G"]
+
+    def __init__(self, cfg, data_info: Mapping[str, Any]):
+        validate(cfg)
+        self.cfg, s = cfg, cfg.sr
+        self.scale = s.scale
+        G = build_sr_generator(s.arch, scale=s.scale, channels=3, width=s.width, blocks=s.blocks,
+                               growth=s.growth, bicubic_skip=s.bicubic_skip)
+        self.nets = {"G": G}
+        self.optimizers = {"G": ["G"]}
+        self.gan = s.adv_weight > 0
+        if self.gan:
+            sn = True if s.disc == "unet" else cfg.model.d_spectral_norm
+            self.nets["D"] = build_sr_discriminator(s.disc, channels=3, width=cfg.model.d_width,
+                                                    spectral_norm=sn)
+            self.optimizers["D"] = ["D"]
+            self.adv = losses.get_loss(cfg.loss.name)
+            self.phases = [Phase("D", optimizer="D", repeat=cfg.train.n_critic),
+                           Phase("G", optimizer="G", fresh_batch=False)]
+        else:
+            self.phases = [Phase("G", optimizer="G")]
+        self.perceptual: PerceptualLoss | None = None  # set by prepare_training
+        self.preview: Tensor | None = None  # HR uint8 [n, 3, S, S] for the sample strips
+
+    def prepare_training(self, dataset: srdata.HRImages | None, *,
+                         vgg: nn.Module | None = None) -> None:
+        """What only training needs: the VGG19 features (or ``vgg``), the PSNR-stage weights of
+        sr.init_from, and the preview crops. Not called when a run is loaded for inference."""
+        s = self.cfg.sr
+        if s.perceptual_weight > 0:
+            self.perceptual = PerceptualLoss(vgg if vgg is not None
+                                             else load_vgg19_features(s.perceptual_layer))
+        if s.init_from:
+            self.nets["G"].load_state_dict(psnr_weights(s.init_from, self.cfg))
+        if dataset is not None:
+            sides = [min(im.shape[1:]) for im in (dataset.preview_images or dataset.images)]
+            size = max(s.crop, min(PREVIEW_SIZE, max(sides)))
+            size -= size % s.scale
+            self.preview = dataset.preview(min(self.cfg.train.n_sample_grid, 8), size)
+
+    def bind(self, *, device: torch.device, rng: torch.Generator) -> None:
+        super().bind(device=device, rng=rng)
+        if self.perceptual is not None:
+            self.perceptual.to(device)
+
+    def loss(self, phase: str, batch: Mapping[str, Any]) -> dict[str, Tensor]:
+        lr, hr = batch["lr"], batch["real"]  # [N, 3, h, w], [N, 3, s*h, s*w] in [-1, 1]
+        G, s = self.nets["G"], self.cfg.sr
+        if phase == "D":
+            D = self.nets["D"]
+            with torch.no_grad():
+                sr = G(lr)
+            d_real, d_fake = D(hr), D(sr)
+            loss = self.adv.d(real=d_real, fake=d_fake)
+            return {"loss": loss, "d_loss": loss.detach(), **_scores(self.adv, d_real, d_fake)}
+        if phase != "G":
+            raise ValueError(f"unknown phase {phase}")
+        sr = G(lr)
+        pixel = (sr.float() - hr).abs().mean() / 2  # L1 on [0, 1] intensities
+        loss = s.pixel_weight * pixel
+        out = {"pixel": pixel.detach(),
+               "psnr": 10 * torch.log10(4 / F.mse_loss(sr.detach().float().clamp(-1, 1), hr))}
+        if self.perceptual is not None:
+            out["perceptual"] = self.perceptual(sr, hr)
+            loss = loss + s.perceptual_weight * out["perceptual"]
+        if self.gan:
+            D = self.nets["D"]
+            d_fake = D(sr)
+            d_real = D(hr).detach() if losses.g_needs_real(self.adv) else None
+            out["adv"] = self.adv.g(fake=d_fake, real=d_real)
+            loss = loss + s.adv_weight * out["adv"]
+        return {"loss": loss, "g_loss": loss.detach(), **{k: v.detach() for k, v in out.items()}}
+
+    @torch.no_grad()
+    def sample(self, n: int, *, generator: torch.Generator,
+               nets: Mapping[str, nn.Module] | None = None) -> Tensor:
+        """Strips bicubic | SR | HR of fixed preview crops: [min(n, 8), 3, S, 3 S] in [-1, 1]."""
+        if self.preview is None or len(self.preview) == 0:
+            raise GanforgeError("a super-resolution model has no random samples; upscale images "
+                                "with: ganforge upscale RUN INPUT --out OUT")
+        G = (nets or {}).get("G", self.nets["G"])
+        hr = self.preview[:n].to(self.device)
+        lr = srdata.to_float(srdata.degrade(hr, self.scale))
+        sr = G(lr).float().clamp(-1, 1)
+        bicubic = bicubic_up(lr, self.scale).clamp(-1, 1)
+        return torch.cat([bicubic, sr, srdata.to_float(hr)], dim=3)
+
+
+def build(cfg, dataset=None):
+    """(objective, dataset) for an SR training run: api.build's route for objective=superres."""
+    if dataset is None:
+        dataset = srdata.load_hr(cfg)
+    torch.manual_seed(cfg.train.seed)
+    objective = SuperResolution(cfg, {"name": dataset.name})
+    objective.prepare_training(dataset)
+    return objective, dataset
+
+
+# ----------------------------------------------------------------------------- weights
+
+
+def _g_weights(run_dir: Path, *, ema: bool = True) -> tuple[dict[str, Tensor], dict]:
+    from ..training import checkpoint as ckpt
+
+    if not run_dir.is_dir():
+        raise CheckpointError(f"run directory {run_dir} does not exist; point sr.init_from at the "
+                              f"--out directory of a PSNR-stage run (preset srresnet-x4)")
+    weights, state = ckpt.load(ckpt.find(run_dir))
+    prefix = "ema.G." if ema and any(k.startswith("ema.G.") for k in weights) else "G."
+    return {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}, state
+
+
+def psnr_weights(run_dir: str | Path, cfg) -> dict[str, Tensor]:
+    """The generator weights (EMA when kept) of the PSNR-stage run ``run_dir``, checked against
+    ``cfg``'s generator settings."""
+    weights, state = _g_weights(Path(run_dir))
+    theirs, ours = state["config"].get("sr", {}), cfg.sr
+    for key in ("scale", "arch", "width", "blocks", "growth", "bicubic_skip"):
+        if key in theirs and theirs[key] != getattr(ours, key):
+            raise ConfigError(f"sr.init_from={run_dir} was trained with sr.{key}={theirs[key]}, "
+                              f"this run has sr.{key}={getattr(ours, key)}; make them equal")
+    return weights
+
+
+def interpolate_weights(psnr: Mapping[str, Tensor], gan: Mapping[str, Tensor],
+                        alpha: float) -> dict[str, Tensor]:
+    """ESRGAN's network interpolation: (1 - alpha) * psnr + alpha * gan, entry by entry."""
+    if set(psnr) != set(gan):
+        raise CheckpointError("the PSNR and GAN generators have different layers; interpolate "
+                              "only a GAN run with the PSNR run it was initialised from")
+    return {k: torch.lerp(psnr[k].float(), gan[k].float(), alpha).to(gan[k].dtype)
+            if gan[k].is_floating_point() else gan[k] for k in gan}
+
+
+def interpolated_generator(run, alpha: float) -> nn.Module:
+    """A copy of a loaded GAN run's generator with ESRGAN's interpolation towards the PSNR run
+    named by its sr.init_from (alpha 0: PSNR weights, 1: GAN weights)."""
+    if not 0 <= alpha <= 1:
+        raise ConfigError(f"--interp must be in [0, 1] (0: PSNR model, 1: GAN model), got {alpha}")
+    source = run.config.sr.init_from
+    if not source:
+        raise ConfigError(f"--interp needs a GAN-stage run initialised from a PSNR run; "
+                          f"{run.run_dir} has no sr.init_from")
+    G = run.ema_nets.get("G", run.objective.nets["G"])
+    gan = G.state_dict()
+    psnr = psnr_weights(source, run.config)
+    out = copy.deepcopy(G)
+    out.load_state_dict(interpolate_weights(psnr, gan, alpha))
+    return out.eval()
+
+
+# ----------------------------------------------------------------------------- inference
+
+
+def receptive_radius(G: nn.Module) -> int:
+    """LR pixels on each side that can influence an output pixel (the generator's bound)."""
+    return int(G.receptive_radius()) if hasattr(G, "receptive_radius") else 32
+
+
+@torch.no_grad()
+def upscale_tensor(G: nn.Module, lr: Tensor, scale: int, *, tile: int = 256,
+                   overlap: int | None = None) -> Tensor:
+    """SR of lr [N, 3, h, w] in [-1, 1] -> [N, 3, s*h, s*w], clamped to [-1, 1].
+
+    With ``tile`` > 0 the LR image is cut into tile x tile pieces, each run with ``overlap``
+    extra LR pixels of context on every side (default: the receptive radius, at most 32) and
+    only its centre kept, so memory is bounded by (tile + 2 overlap)^2 and the result equals the
+    whole-image result wherever the overlap covers the receptive field."""
+    h, w = lr.shape[-2:]
+    if tile <= 0 or (h <= tile and w <= tile):
+        return G(lr).float().clamp(-1, 1)
+    o = min(receptive_radius(G), 32) if overlap is None else overlap
+    out = lr.new_zeros(lr.shape[0], lr.shape[1], h * scale, w * scale, dtype=torch.float32)
+    for top in range(0, h, tile):
+        for left in range(0, w, tile):
+            bottom, right = min(top + tile, h), min(left + tile, w)
+            t0, l0 = max(top - o, 0), max(left - o, 0)
+            t1, l1 = min(bottom + o, h), min(right + o, w)
+            y = G(lr[..., t0:t1, l0:l1]).float()
+            out[..., top * scale:bottom * scale, left * scale:right * scale] = y[
+                ..., (top - t0) * scale:(bottom - t0) * scale, (left - l0) * scale:(right - l0) * scale]
+    return out.clamp(-1, 1)
+
+
+def to_uint8(x: Tensor) -> Tensor:
+    """float [-1, 1] -> uint8 [0, 255], same shape."""
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def upscale_array(G: nn.Module, image: np.ndarray, scale: int, *, tile: int = 256,
+                  overlap: int | None = None, device: torch.device | str = "cpu") -> np.ndarray:
+    """uint8 [h, w, 3] -> uint8 [s*h, s*w, 3]."""
+    lr = srdata.to_float(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None])
+    sr = upscale_tensor(G, lr.to(device), scale, tile=tile, overlap=overlap)
+    return to_uint8(sr)[0].permute(1, 2, 0).cpu().numpy()
+
+
+def run_generator(run, *, ema: bool = True, interp: float | None = None) -> nn.Module:
+    """The generator of a loaded run to upscale with: EMA (default) or raw, or interpolated."""
+    if interp is not None:
+        return interpolated_generator(run, interp)
+    return (run.ema_nets if ema else {}).get("G", run.objective.nets["G"])
+
+
+def upscale_run(run, image: np.ndarray, *, tile: int = 256, overlap: int | None = None,
+                interp: float | None = None, ema: bool = True) -> np.ndarray:
+    """LoadedRun.upscale: uint8 [h, w, 3] (or [h, w] gray) -> uint8 [s*h, s*w, 3]."""
+    if run.config.objective != "superres":
+        raise ConfigError(f"{run.run_dir} trains objective={run.config.objective}, not a "
+                          f"super-resolution model; upscale with a run of srresnet-x4, "
+                          f"srgan-x4 or esrgan-x4")
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] not in (3, 4) or image.dtype != np.uint8:
+        raise ConfigError(f"upscale takes a uint8 RGB image [h, w, 3], got {image.dtype} "
+                          f"{list(image.shape)}")
+    G = run_generator(run, ema=ema, interp=interp).to(run.device).eval()
+    return upscale_array(G, image[..., :3], run.config.sr.scale, tile=tile, overlap=overlap,
+                         device=run.device)

@@ -1,0 +1,331 @@
+"""Super-resolution (issue 8): networks, degradation vs PIL, Y-PSNR/SSIM vs hand computation,
+tiled inference, two-stage initialisation, network interpolation, exact resume, the commands."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import run_cli
+
+
+def sr_config(tmp_path, **overrides):
+    from ganforge.config import apply_overrides, from_dict
+
+    folder = tmp_path / "hr"
+    if not folder.exists():
+        folder.mkdir()
+        rng = np.random.default_rng(0)
+        for i in range(3):  # smooth-ish images so a few steps of L1 make visible progress
+            base = rng.integers(0, 256, (9, 11, 3)).astype(np.uint8)
+            img = Image.fromarray(base).resize((44 + 4 * i, 40), Image.BICUBIC)
+            img.save(folder / f"{i}.png")
+    raw = {"objective": "superres",
+           "data": {"name": f"folder:{folder}", "channels": 3},
+           "sr": {"scale": 2, "arch": "srresnet", "width": 8, "blocks": 1, "crop": 16},
+           "model": {"d_width": 4},
+           "train": {"steps": 4, "batch_size": 4, "log_every": 2, "sample_every": 2,
+                     "checkpoint_every": 2, "n_sample_grid": 2, "device": "cpu", "seed": 0}}
+    return from_dict(apply_overrides(raw, [f"{k}={v}" for k, v in overrides.items()]))
+
+
+# ----------------------------------------------------------------------------- networks
+
+
+@pytest.mark.parametrize("arch", ["srresnet", "rrdb"])
+@pytest.mark.parametrize("scale", [2, 4])
+def test_generator_shapes(arch, scale):
+    from ganforge.models.srresnet import build_sr_generator
+
+    G = build_sr_generator(arch, scale=scale, width=8, blocks=1, growth=4)
+    out = G(torch.randn(2, 3, 7, 9))
+    assert out.shape == (2, 3, 7 * scale, 9 * scale)
+
+
+def test_bicubic_skip_starts_at_bicubic():
+    from ganforge.models.srresnet import bicubic_up, build_sr_generator
+
+    G = build_sr_generator("srresnet", scale=4, width=8, blocks=1, bicubic_skip=True)
+    lr = torch.rand(1, 3, 6, 5) * 2 - 1
+    assert torch.allclose(G(lr), bicubic_up(lr, 4), atol=1e-6)
+
+
+@pytest.mark.parametrize("name,shape", [("vgg", (3,)), ("unet", (3, 32 * 48))])
+def test_discriminator_shapes(name, shape):
+    from ganforge.models.sr_discriminators import build_sr_discriminator
+
+    D = build_sr_discriminator(name, width=4)
+    assert D(torch.randn(3, 3, 32, 48)).shape == shape
+
+
+def test_unet_discriminator_is_spectrally_normalized():
+    from ganforge.models.sr_discriminators import build_sr_discriminator
+
+    D = build_sr_discriminator("unet", width=4)
+    names = [n for n, _ in D.named_parameters() if "original" in n]
+    assert len(names) == 8  # 3 down + 3 up + 2 extra convs (not the first and last)
+
+
+def test_unknown_scale_is_a_config_error():
+    from ganforge.errors import ConfigError
+    from ganforge.models.srresnet import build_sr_generator
+
+    with pytest.raises(ConfigError, match="sr.scale"):
+        build_sr_generator("srresnet", scale=3, width=8, blocks=1)
+
+
+# ----------------------------------------------------------------------------- degradation
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_bicubic_degradation_matches_pil(scale):
+    from ganforge.data.superres import degrade, downsample_bicubic
+
+    rng = np.random.default_rng(1)
+    # A natural-looking image: smooth colour field plus texture.
+    base = np.asarray(Image.fromarray(rng.integers(0, 256, (6, 7, 3), dtype=np.uint8))
+                      .resize((70, 60), Image.BICUBIC)).astype(np.int16)
+    img = np.clip(base + rng.integers(-20, 21, base.shape), 0, 255).astype(np.uint8)
+    size = (70 // scale, 60 // scale)
+    ref = np.asarray(Image.fromarray(img).resize(size, Image.BICUBIC, reducing_gap=None))
+    hr = torch.from_numpy(img).permute(2, 0, 1)[None]
+    ours = degrade(hr, scale)[0].permute(1, 2, 0).numpy()
+    diff = np.abs(ours.astype(int) - ref.astype(int))
+    # PIL's uint8 path rounds in fixed point between its two 1-D passes: at most 1 level off.
+    assert diff.max() <= 1 and (diff > 0).mean() < 0.2
+    # In float ('F' mode, one channel) PIL does no intermediate rounding: equal to 1e-3.
+    ref_f = np.asarray(Image.fromarray(img[..., 0].astype(np.float32), mode="F")
+                       .resize(size, Image.BICUBIC, reducing_gap=None))
+    ours_f = downsample_bicubic(hr[:, :1].float(), scale)[0, 0].numpy()
+    np.testing.assert_allclose(ours_f, ref_f, atol=1e-3)
+
+
+def test_degradation_options_change_the_lr_image_reproducibly():
+    from ganforge.data.superres import degrade
+
+    hr = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
+    clean = degrade(hr, 4)
+    kw = dict(blur=2.0, noise=10.0, jpeg=30)
+    a = degrade(hr, 4, generator=torch.Generator().manual_seed(3), **kw)
+    b = degrade(hr, 4, generator=torch.Generator().manual_seed(3), **kw)
+    assert a.dtype == torch.uint8 and a.shape == (2, 3, 8, 8)
+    assert torch.equal(a, b)
+    assert (a.float() - clean.float()).abs().mean() > 1.0
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def test_rgb_to_y_matches_bt601_by_hand():
+    from ganforge.metrics.superres import rgb_to_y
+
+    px = np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255], [0, 0, 0]]], np.uint8)
+    expected = [16 + 65.481, 16 + 128.553, 16 + 24.966, 16 + 65.481 + 128.553 + 24.966, 16]
+    np.testing.assert_allclose(rgb_to_y(px)[0], expected, atol=1e-9)
+    assert abs(expected[3] - 235.0) < 1e-9  # white is Y = 235 in studio range
+
+
+def test_psnr_y_by_hand():
+    from ganforge.metrics.superres import psnr_y
+
+    hr = np.full((12, 12, 3), 100, np.uint8)
+    sr = hr.copy()
+    sr[..., 1] += 10  # Y moves by 10 * 128.553 / 255 everywhere
+    dy = 10 * 128.553 / 255
+    assert psnr_y(sr, hr) == pytest.approx(10 * math.log10(255 ** 2 / dy ** 2), abs=1e-9)
+    # The border crop drops the outer ring: an error only there leaves PSNR infinite.
+    sr2 = hr.copy()
+    sr2[:2] = 0
+    assert psnr_y(sr2, hr, border=2) == float("inf")
+    assert psnr_y(sr2, hr, border=1) < 20
+
+
+def test_ssim_y_against_a_numpy_reference():
+    from scipy.ndimage import gaussian_filter
+
+    from ganforge.metrics.superres import rgb_to_y, ssim_y
+
+    rng = np.random.default_rng(0)
+    hr = rng.integers(0, 256, (40, 36, 3), dtype=np.uint8)
+    sr = np.clip(hr.astype(int) + rng.integers(-30, 31, hr.shape), 0, 255).astype(np.uint8)
+    assert ssim_y(hr, hr, border=4) == pytest.approx(1.0, abs=1e-12)
+
+    # Wang et al. 2004 written out: Gaussian window sigma 1.5 truncated at 11x11, valid region.
+    x, y = rgb_to_y(hr)[4:-4, 4:-4], rgb_to_y(sr)[4:-4, 4:-4]
+    f = lambda a: gaussian_filter(a, 1.5, truncate=3.5)  # noqa: E731  radius 5: 11 taps
+    mx, my = f(x), f(y)
+    vx, vy, cxy = f(x * x) - mx ** 2, f(y * y) - my ** 2, f(x * y) - mx * my
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    smap = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2))
+    expected = smap[5:-5, 5:-5].mean()
+    assert ssim_y(sr, hr, border=4) == pytest.approx(expected, abs=1e-6)
+    assert 0.3 < expected < 0.99
+
+
+def test_evaluate_sr_bicubic_row_and_perfect_method():
+    from ganforge.metrics.superres import evaluate_sr
+
+    rng = np.random.default_rng(0)
+    hr = np.asarray(Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+                    .resize((50, 42), Image.BICUBIC))  # not a multiple of 4: mod-cropped
+    table = evaluate_sr([hr], 4, {"oracle": lambda lr: hr[:40, :48]})
+    assert list(table) == ["bicubic", "oracle"]
+    assert table["oracle"]["psnr_y"] == float("inf") and table["oracle"]["ssim_y"] == 1.0
+    assert 15 < table["bicubic"]["psnr_y"] < 60 and table["bicubic"]["ssim_y"] < 1
+
+
+# ----------------------------------------------------------------------------- tiled inference
+
+
+@pytest.mark.parametrize("arch", ["srresnet", "rrdb"])
+def test_tiled_equals_whole_image(arch):
+    from ganforge.models.srresnet import build_sr_generator
+    from ganforge.objectives.superres import receptive_radius, upscale_tensor
+
+    torch.manual_seed(0)
+    G = build_sr_generator(arch, scale=2, width=8, blocks=1, growth=4, bicubic_skip=True).eval()
+    with torch.no_grad():  # a non-zero residual branch, so the network part matters
+        for p in G.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    lr = torch.rand(1, 3, 37, 29) * 2 - 1
+    whole = upscale_tensor(G, lr, 2, tile=0)
+    r = receptive_radius(G)
+    tiled = upscale_tensor(G, lr, 2, tile=10, overlap=r)
+    assert tiled.shape == whole.shape == (1, 3, 74, 58)
+    assert (tiled - whole).abs().max() < 1e-5
+    # Too little context is visibly different: the test can fail.
+    assert (upscale_tensor(G, lr, 2, tile=10, overlap=0) - whole).abs().max() > 1e-3
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def test_psnr_stage_trains_resumes_exactly_and_samples_strips(tmp_path):
+    from ganforge import api
+
+    cfg = sr_config(tmp_path)
+    run = tmp_path / "psnr"
+    api.train(cfg, run, progress=False)
+    lines = [json.loads(s) for s in (run / "metrics.jsonl").read_text().splitlines()]
+    assert all(math.isfinite(r["pixel"]) for r in lines if "pixel" in r)
+    assert not any(r.get("event") for r in lines)  # the monitor runs and stays quiet
+    assert not any("diversity" in r for r in lines)  # no probe: no diversity ratio
+    strip = Image.open(sorted((run / "samples").glob("*.png"))[-1])
+    assert strip.size[0] > strip.size[1]  # bicubic | SR | HR side by side
+
+    # Exact resume: 2 steps + resume for 2 more equals 4 steps in one go.
+    short = tmp_path / "short"
+    api.train(sr_config(tmp_path, **{"train.steps": 2}), short, progress=False)
+    api.train(sr_config(tmp_path), short, resume=True, progress=False)
+    a, b = api.load(run), api.load(short)
+    for k, v in a.objective.nets["G"].state_dict().items():
+        assert torch.equal(v, b.objective.nets["G"].state_dict()[k]), k
+
+
+def test_gan_stage_initialises_from_the_psnr_run_and_interpolates(tmp_path, monkeypatch):
+    from ganforge import api
+    from ganforge.objectives import superres
+
+    psnr_run = tmp_path / "psnr"
+    api.train(sr_config(tmp_path, **{"train.steps": 2}), psnr_run, progress=False)
+    psnr = api.load(psnr_run)
+    psnr_g = psnr.ema_nets["G"].state_dict()
+
+    # Random-weight VGG19 (no weights may be downloaded in tests).
+    load = superres.load_vgg19_features
+    monkeypatch.setattr(superres, "load_vgg19_features",
+                        lambda layer, pretrained=True: load(layer, pretrained=False))
+    cfg = sr_config(tmp_path, **{"sr.adv_weight": 0.005, "sr.perceptual_weight": 1.0,
+                                 "sr.perceptual_layer": "conv2_2", "sr.init_from": str(psnr_run),
+                                 "loss.name": "ragan", "train.steps": 2})
+    objective, dataset = api.build(cfg)
+    for k, v in objective.nets["G"].state_dict().items():
+        assert torch.equal(v, psnr_g[k]), f"{k} not initialised from the PSNR run"
+    assert set(objective.nets) == {"G", "D"}
+
+    gan_run = tmp_path / "gan"
+    api.train(cfg, gan_run, progress=False)
+    lines = [json.loads(s) for s in (gan_run / "metrics.jsonl").read_text().splitlines()]
+    logged = {k for r in lines for k in r}
+    assert {"d_loss", "g_loss", "adv", "perceptual", "pixel", "d_real", "d_fake"} <= logged
+
+    gan = api.load(gan_run)
+    gan_g = gan.ema_nets["G"].state_dict()
+    mixed = superres.interpolated_generator(gan, 0.25).state_dict()
+    key = "head.0.weight"
+    assert not torch.equal(gan_g[key], psnr_g[key])
+    torch.testing.assert_close(mixed[key], 0.75 * psnr_g[key] + 0.25 * gan_g[key])
+    torch.testing.assert_close(superres.interpolated_generator(gan, 0.0).state_dict()[key],
+                               psnr_g[key])
+
+    image = np.random.default_rng(0).integers(0, 256, (9, 13, 3), dtype=np.uint8)
+    out = gan.upscale(image, tile=4)
+    assert out.shape == (18, 26, 3) and out.dtype == np.uint8
+    np.testing.assert_array_equal(out, gan.upscale(image, tile=0))
+
+
+def test_perceptual_loss_without_weights_is_a_one_line_error(tmp_path, monkeypatch):
+    from ganforge import api
+    from ganforge.errors import ConfigError
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-hub"))
+    import torch.hub
+
+    monkeypatch.setattr(torch.hub, "_hub_dir", None, raising=False)
+    cfg = sr_config(tmp_path, **{"sr.perceptual_weight": 1.0})
+    with pytest.raises(ConfigError, match=r"VGG19 weights .* sr.perceptual_weight=0") as info:
+        api.build(cfg)
+    assert "\n" not in str(info.value)
+    cfg0 = sr_config(tmp_path, **{"sr.perceptual_weight": 0.0})
+    api.build(cfg0)  # weight 0: no VGG needed
+
+
+def test_init_from_a_mismatched_run_names_the_key(tmp_path):
+    from ganforge import api
+    from ganforge.errors import ConfigError
+
+    psnr_run = tmp_path / "psnr"
+    api.train(sr_config(tmp_path, **{"train.steps": 2}), psnr_run, progress=False)
+    cfg = sr_config(tmp_path, **{"sr.width": 4, "sr.init_from": str(psnr_run)})
+    with pytest.raises(ConfigError, match="sr.width"):
+        api.build(cfg)
+
+
+def test_presets_load():
+    from ganforge.config import load_config
+
+    for name in ("srresnet-x4", "srgan-x4", "esrgan-x4"):
+        _, cfg = load_config(name)
+        assert cfg.objective == "superres" and cfg.sr.scale == 4
+    assert load_config("esrgan-x4")[1].loss.name == "ragan"
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def test_upscale_and_eval_sr_commands(tmp_path):
+    from ganforge import api
+
+    run = tmp_path / "psnr"
+    api.train(sr_config(tmp_path, **{"train.steps": 2}), run, progress=False)
+    src = tmp_path / "small.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (21, 30, 3), dtype=np.uint8)).save(src)
+    out = tmp_path / "big.png"
+    r = run_cli("upscale", run, src, "--out", out, "--tile", "8")
+    assert r.returncode == 0, r.stderr
+    assert Image.open(out).size == (60, 42)
+    r = run_cli("upscale", run, src, "--out", out)
+    assert r.returncode == 2 and "already exists" in r.stderr
+
+    report = tmp_path / "sr.json"
+    r = run_cli("eval-sr", run, "--data", tmp_path / "hr", "--scale", "2", "--json", report)
+    assert r.returncode == 0, r.stderr
+    assert "bicubic" in r.stdout and "psnr_y" in r.stdout
+    results = json.loads(report.read_text())["results"]
+    assert set(results) == {"bicubic", "psnr"} and results["bicubic"]["psnr_y"] > 10
+    r = run_cli("eval-sr", run, "--data", tmp_path / "hr", "--scale", "4")
+    assert r.returncode == 2 and "sr.scale=2" in r.stderr and r.stderr.count("\n") == 1
