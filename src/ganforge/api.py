@@ -148,8 +148,10 @@ class LoadedRun:
         weights, state = ckpt.load(self.checkpoint)
         self.config = config_mod.from_dict(state["config"])
         self.step = int(state["step"])
-        info = {"name": self.config.data.name, "num_classes": 0, "class_names": None,
-                "has_labels": False}
+        classes = state.get("objective", {})  # conditional runs save their classes here
+        info = {"name": self.config.data.name, "num_classes": int(classes.get("num_classes") or 0),
+                "class_names": classes.get("class_names"),
+                "has_labels": bool(classes.get("num_classes"))}
         self.objective: Objective = build_objective(self.config, info)
         nets = ckpt.unflatten_weights({k: v for k, v in weights.items() if not k.startswith("ema.")})
         ema = ckpt.unflatten_weights(weights, prefix="ema.")
@@ -168,15 +170,50 @@ class LoadedRun:
                                   f"ganforge version") from None
         self.objective.bind(device=self.device, rng=torch.Generator(self.device))
 
+    @property
+    def class_names(self) -> list[str] | None:
+        """The classes of a conditional run (index order), None for an unconditional one."""
+        names = getattr(self.objective, "class_names", None)
+        return list(names) if names else None
+
+    def sample_labels(self, n: int, labels=None) -> torch.Tensor | None:
+        """The int64 labels [n] that ``sample(n, labels=labels)`` generates (None: unconditional).
+
+        ``labels``: one class or a sequence of n classes, each an index or a class name; None
+        gives one class per row of a square grid (rows cycle through the classes)."""
+        names = self.class_names
+        if names is None:
+            if labels is not None:
+                raise ConfigError(f"run {self.run_dir} is unconditional (objective="
+                                  f"{self.config.objective}); it cannot generate a requested class. "
+                                  f"Train a conditional preset (e.g. cgan-fashion-mnist)")
+            return None
+        from .objectives.conditional import grid_labels, resolve_class
+
+        if labels is None:
+            return grid_labels(n, len(names))
+        if isinstance(labels, (str, int)) and not isinstance(labels, bool):
+            return torch.full((n,), resolve_class(labels, names), dtype=torch.int64)
+        if isinstance(labels, torch.Tensor):
+            labels = labels.tolist()
+        out = torch.tensor([resolve_class(v, names) for v in labels], dtype=torch.int64)
+        if len(out) != n:
+            raise ConfigError(f"{len(out)} labels for {n} samples; give one class or exactly n")
+        return out
+
     @torch.no_grad()
-    def sample(self, n: int, *, seed: int = 0, ema: bool = True, batch_size: int = 500) -> torch.Tensor:
-        """n samples as float [N, C, H, W] in [-1, 1] on the CPU, reproducible for a seed."""
+    def sample(self, n: int, *, seed: int = 0, ema: bool = True, batch_size: int = 500,
+               labels=None) -> torch.Tensor:
+        """n samples as float [N, C, H, W] in [-1, 1] on the CPU, reproducible for a seed.
+        ``labels`` (conditional runs): see ``sample_labels``."""
         gen = torch.Generator().manual_seed(seed)
         nets = self.ema_nets if ema else {}
+        y = self.sample_labels(n, labels)
         chunks = []
         for start in range(0, n, batch_size):
-            chunks.append(self.objective.sample(min(batch_size, n - start), generator=gen,
-                                                nets=nets).cpu())
+            size = min(batch_size, n - start)
+            kwargs = {} if y is None else {"labels": y[start:start + size]}
+            chunks.append(self.objective.sample(size, generator=gen, nets=nets, **kwargs).cpu())
         return torch.cat(chunks)
 
     def sample_uint8(self, n: int, **kwargs) -> np.ndarray:

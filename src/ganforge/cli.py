@@ -10,7 +10,7 @@ from pathlib import Path
 from .errors import ConfigError, GanforgeError
 
 EXIT_USAGE = 2
-COMMAND_MODULES: list[str] = ["report", "eval", "bench", "superres"]  # ganforge/commands/<name>.py
+COMMAND_MODULES: list[str] = ["report", "eval", "bench", "superres", "augment"]  # ganforge/commands/<name>.py
 
 
 class _Parser(argparse.ArgumentParser):
@@ -84,18 +84,32 @@ def cmd_sample(args) -> int:
         raise ConfigError(f"--out {out}: use a .png/.jpg name for a grid or .npz for an array")
     if args.n <= 0:
         raise ConfigError(f"--n must be positive, got {args.n}")
+    if args.per_class is not None and (args.per_class <= 0 or args.class_ is not None):
+        raise ConfigError("--per-class must be positive and cannot be combined with --class")
     _refuse_overwrite(out, args.force)
     run = api.load(args.run_dir, checkpoint=args.checkpoint)
-    images = run.sample(args.n, seed=args.seed, ema=not args.no_ema)
+    n, labels, per_row = args.n, args.class_, max(1, int(round(args.n ** 0.5)))
+    if args.per_class is not None:  # conditional runs: one labeled row per class
+        from .synthetic import balanced_labels, require_conditional
+
+        labels = balanced_labels(args.per_class, len(require_conditional(run)))
+        n, per_row = len(labels), args.per_class
+    y = run.sample_labels(n, labels)  # None for unconditional runs; a bad class fails here
+    images = run.sample(n, seed=args.seed, ema=not args.no_ema, labels=y)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp{out.suffix}")
     if suffix == ".npz":
-        np.savez_compressed(tmp, images=api.to_uint8_hwc(images))
+        extra = {} if y is None else {"labels": y.numpy()}
+        np.savez_compressed(tmp, images=api.to_uint8_hwc(images), **extra)
+    elif args.per_class is not None:
+        from .synthetic import labeled_grid
+
+        labeled_grid(images, y, run.class_names, per_row).save(tmp)
     else:
-        nrow = max(1, int(round(args.n ** 0.5)))
-        save_image(images, tmp, nrow=nrow, normalize=True, value_range=(-1, 1))
+        save_image(images, tmp, nrow=per_row, normalize=True, value_range=(-1, 1))
     os.replace(tmp, out)
-    print(f"ganforge: wrote {args.n} samples from {run.checkpoint} (step {run.step}) to {out}")
+    what = "" if y is None else f" of {len(set(y.tolist()))} class(es)"
+    print(f"ganforge: wrote {n} samples{what} from {run.checkpoint} (step {run.step}) to {out}")
     return 0
 
 
@@ -140,6 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
     s.add_argument("--checkpoint", default="latest", help="latest, best or step_XXXXXXX")
     s.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    s.add_argument("--class", dest="class_", metavar="K",
+                   help="conditional runs: generate class K (index or name) only")
+    s.add_argument("--per-class", type=int, metavar="N",
+                   help="conditional runs: N samples of every class, a grid with one labeled row "
+                        "per class (replaces --n)")
     s.set_defaults(func=cmd_sample)
 
     s = sub.add_parser("data", help="prepare datasets")

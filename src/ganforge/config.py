@@ -177,6 +177,18 @@ class SRConfig:
 
 
 @dataclass
+class ConditionalConfig:
+    """Conditional GANs (objective=conditional; ganforge.objectives.conditional). The classes and
+    their names come from the labeled dataset and are saved in every checkpoint."""
+
+    g_cond: str = "concat"  # concat (label embedding joined to z) | cbn (conditional batch norm)
+    d_cond: str = "projection"  # concat (one-hot planes) | projection (Miyato & Koyama 2018) | acgan
+    embed_dim: int = 0  # size of G's label embedding for g_cond=concat; 0: the number of classes
+    aux_weight: float = 1.0  # AC-GAN: weight of the auxiliary classification loss, for D and G
+    aux_fake_in_d: bool = True  # AC-GAN: D's class loss also on fakes (the paper); false: reals only
+
+
+@dataclass
 class Config:
     description: str = ""
     objective: str = "unconditional"  # an entry of ganforge.objectives.OBJECTIVES
@@ -189,6 +201,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    cond: ConditionalConfig = field(default_factory=ConditionalConfig)
     sr: SRConfig = field(default_factory=SRConfig)
     translate: TranslateConfig = field(default_factory=TranslateConfig)
 

@@ -69,6 +69,7 @@ OBJECTIVES: Registry = Registry("objective")
 def build_objective(cfg, data_info: Mapping[str, Any]) -> Objective:
     """Build the objective named by ``cfg.objective`` from the config and the dataset's properties."""
     from . import unconditional  # noqa: F401  (fills the registry)
+    from . import conditional  # noqa: F401
     from . import superres  # noqa: F401  (super-resolution)
 
     return OBJECTIVES.get(cfg.objective)(cfg, data_info)

@@ -1,0 +1,193 @@
+"""Does synthetic data help? A scarce-data benchmark for conditional GANs.
+
+For every size n (real images per class) and seed s:
+
+1. draw a class-stratified subset of n images per class from the training split (seeded by s);
+2. train a conditional GAN on that subset only, through ``ganforge.api.train`` (train.seed = s);
+3. generate ``synthetic`` images per class from its EMA generator (class-balanced labels);
+4. train the same small classifier, with the same number of steps and seed, three ways:
+   ``real`` (the subset alone), ``real+syn`` (every batch ``real_fraction`` real, the rest
+   synthetic) and ``syn`` (synthetic only: the Classification Accuracy Score, CAS, of Ravuri &
+   Vinyals 2019);
+5. test each classifier on the full real test split.
+
+The classifier is ganforge.metrics.classifier.SmallCNN (narrower widths by default), trained for
+a fixed number of AdamW steps with random flips and shifts, so the three arms differ only in
+their data. Everything that determines a number is recorded in the result's ``settings``.
+"""
+from __future__ import annotations
+
+import contextlib
+import shutil
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+ARMS = ("real", "real+syn", "syn")
+
+
+@dataclass
+class Settings:
+    data: str = "fashion-mnist"
+    sizes: list[int] = field(default_factory=lambda: [10, 50, 100])  # real images per class
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    preset: str = "acgan-fashion-mnist"  # the conditional GAN trained on each subset
+    gan_overrides: list[str] = field(default_factory=list)
+    synthetic: int = 500  # synthetic images per class
+    real_fraction: float = 0.5  # share of real images in every real+syn batch
+    clf_steps: int = 600
+    clf_batch: int = 64
+    clf_lr: float = 2e-3
+    clf_widths: tuple[int, int, int] = (16, 32, 64)
+    clf_max_shift: int = 2
+    test_n: int = 0  # test images (0: the whole test split)
+
+
+def stratified_subset(labels: torch.Tensor, per_class: int, seed: int) -> torch.Tensor:
+    """Indices of ``per_class`` images of every class, drawn without replacement (seeded)."""
+    g = torch.Generator().manual_seed(10_007 * seed + per_class)
+    idx = []
+    for k in torch.unique(labels).tolist():
+        members = torch.nonzero(labels == k).flatten()
+        if len(members) < per_class:
+            from ..errors import ConfigError
+
+            raise ConfigError(f"class {k} has {len(members)} images, fewer than {per_class}; "
+                              f"choose smaller --sizes")
+        idx.append(members[torch.randperm(len(members), generator=g)[:per_class]])
+    return torch.cat(idx)
+
+
+def train_classifier(x_real: torch.Tensor | None, y_real: torch.Tensor | None,
+                     x_syn: torch.Tensor | None, y_syn: torch.Tensor | None, *, num_classes: int,
+                     s: Settings, seed: int):
+    """A SmallCNN trained for ``s.clf_steps`` steps on uint8 images; batches mix real and
+    synthetic images by ``s.real_fraction`` when both are given."""
+    from ..metrics.classifier import SmallCNN, augment
+
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    channels = (x_real if x_real is not None else x_syn).shape[1]
+    model = SmallCNN(in_channels=channels, num_classes=num_classes, widths=s.clf_widths,
+                     embed_dim=2 * s.clf_widths[-1])
+    opt = torch.optim.AdamW(model.parameters(), lr=s.clf_lr, weight_decay=5e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=s.clf_lr, total_steps=s.clf_steps)
+    both = x_real is not None and x_syn is not None
+    n_real = max(1, round(s.clf_batch * s.real_fraction)) if both else (s.clf_batch if x_real is not None else 0)
+    model.train()
+    for _ in range(s.clf_steps):
+        xs, ys = [], []
+        for x, y, n in ((x_real, y_real, n_real), (x_syn, y_syn, s.clf_batch - n_real)):
+            if x is not None and n > 0:
+                i = torch.randint(0, len(x), (n,), generator=gen)
+                xs.append(x[i])
+                ys.append(y[i])
+        xb = augment(torch.cat(xs), gen, s.clf_max_shift)
+        loss = F.cross_entropy(model(xb), torch.cat(ys))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+    return model.eval()
+
+
+def run_one(size: int, seed: int, s: Settings, out: Path, train_set, test_set,
+            log: Callable[[str], None]) -> dict[str, Any]:
+    from .. import api
+    from ..config import load_config
+    from ..data import ImageDataset
+    from ..metrics.classifier import accuracy
+
+    k = len(train_set.class_names)
+    idx = stratified_subset(train_set.labels, size, seed)
+    subset = ImageDataset(images=train_set.images[idx], labels=train_set.labels[idx],
+                          class_names=list(train_set.class_names), source=train_set.source,
+                          name=train_set.name)
+    _, cfg = load_config(s.preset, [f"data.name={s.data}", *s.gan_overrides, f"train.seed={seed}",
+                                    "train.device=cpu"])
+    batch = min(cfg.train.batch_size, len(subset))
+    cfg.train.batch_size = batch
+    run_dir = out / f"n{size}" / f"seed_{seed}"
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with open(run_dir.with_name(f"seed_{seed}.log"), "w") as f, contextlib.redirect_stdout(f):
+        api.train(cfg, run_dir, name=f"n{size}-s{seed}", progress=False, dataset=subset)
+    gan_seconds = time.perf_counter() - t0
+    run = api.load(run_dir)
+    from ..synthetic import balanced_labels
+
+    y_syn = balanced_labels(s.synthetic, k)
+    x_syn = ((run.sample(len(y_syn), seed=1000 + seed, labels=y_syn).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    x_real, y_real = subset.images, subset.labels
+    x_test, y_test = test_set.images, test_set.labels
+    if s.test_n:
+        x_test, y_test = x_test[:s.test_n], y_test[:s.test_n]
+    result: dict[str, Any] = {"size": size, "seed": seed, "gan_seconds": round(gan_seconds, 1),
+                              "gan_steps": cfg.train.steps, "gan_batch": batch}
+    arms = {"real": (x_real, y_real, None, None), "real+syn": (x_real, y_real, x_syn, y_syn),
+            "syn": (None, None, x_syn, y_syn)}
+    for arm, (xr, yr, xs, ys) in arms.items():
+        t0 = time.perf_counter()
+        model = train_classifier(xr, yr, xs, ys, num_classes=k, s=s, seed=seed)
+        result[arm] = accuracy(model, x_test, y_test)
+        result[f"{arm}_seconds"] = round(time.perf_counter() - t0, 1)
+    # How recognisable the synthetic classes are to a classifier trained on the subset alone.
+    log(f"  n={size}/class seed {seed}: real {100 * result['real']:.2f}%, real+syn "
+        f"{100 * result['real+syn']:.2f}%, syn (CAS) {100 * result['syn']:.2f}% "
+        f"(GAN {gan_seconds:.0f} s)")
+    return result
+
+
+def summarize(rows: list[dict[str, Any]], sizes: list[int]) -> list[dict[str, Any]]:
+    out = []
+    for size in sizes:
+        rs = [r for r in rows if r["size"] == size]
+        entry: dict[str, Any] = {"size": size, "n_seeds": len(rs)}
+        for arm in ARMS:
+            vals = [r[arm] for r in rs]
+            entry[f"{arm}_mean"] = statistics.fmean(vals)
+            entry[f"{arm}_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
+        entry["gain_mean"] = statistics.fmean([r["real+syn"] - r["real"] for r in rs])
+        out.append(entry)
+    return out
+
+
+def format_summary(summary: list[dict[str, Any]]) -> str:
+    lines = [f"{'real/class':>10}  {'real only':>15}  {'real + synthetic':>16}  {'synthetic only (CAS)':>20}  gain"]
+    for e in summary:
+        cells = [f"{100 * e[f'{a}_mean']:.2f} ± {100 * e[f'{a}_std']:.2f}" for a in ARMS]
+        lines.append(f"{e['size']:>10}  {cells[0]:>15}  {cells[1]:>16}  {cells[2]:>20}  "
+                     f"{100 * e['gain_mean']:+.2f}")
+    return "\n".join(lines)
+
+
+def run_benchmark(s: Settings, out: Path, *, data_dir: str | None = None,
+                  log: Callable[[str], None] = print) -> dict[str, Any]:
+    from ..data import load_dataset
+
+    train_set = load_dataset(s.data, split="train", data_dir=data_dir)
+    test_set = load_dataset(s.data, split="test", data_dir=data_dir)
+    if train_set.labels is None or not train_set.class_names:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"bench augment needs a labeled dataset; {s.data} has no labels")
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    t0 = time.perf_counter()
+    for size in s.sizes:
+        for seed in s.seeds:
+            rows.append(run_one(size, seed, s, out, train_set, test_set, log))
+    settings = asdict(s)
+    settings["clf_widths"] = list(s.clf_widths)
+    return {"settings": settings, "class_names": list(train_set.class_names),
+            "n_test": len(test_set) if not s.test_n else s.test_n,
+            "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "seconds": round(time.perf_counter() - t0, 1), "rows": rows,
+            "summary": summarize(rows, s.sizes)}

@@ -1,0 +1,37 @@
+"""``ganforge augment RUN --per-class N --out DIR [--format folder|npz]``: export a labeled
+synthetic dataset from a conditional run (ganforge.synthetic.export). The folder format reads
+back as ``folder:DIR`` with the run's class indices."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def cmd_augment(args) -> int:
+    from .. import api
+    from ..synthetic import export
+
+    run = api.load(args.run_dir, checkpoint=args.checkpoint)
+    result = export(run, Path(args.out), per_class=args.per_class, fmt=args.format, seed=args.seed,
+                    ema=not args.no_ema, force=args.force)
+    k = len(result["class_names"])
+    print(f"ganforge: wrote {result['n']} images ({args.per_class} x {k} classes) from "
+          f"{run.checkpoint} (step {run.step}) to {result['out']} ({args.format})")
+    if args.format == "folder":
+        print(f"  train on it: data.name=folder:{result['out']}")
+    return 0
+
+
+def register(subparsers, parser_class) -> None:
+    s = subparsers.add_parser("augment", help="export a labeled synthetic dataset from a conditional run",
+                              description="Generate N images of every class of a conditional run and "
+                                          "write them as one folder per class (reads back as "
+                                          "folder:DIR) or as one .npz (images, labels, class_names).")
+    s.add_argument("run_dir", metavar="RUN_DIR")
+    s.add_argument("--per-class", type=int, required=True, metavar="N", help="images per class")
+    s.add_argument("--out", required=True, help="output folder (or .npz file with --format npz)")
+    s.add_argument("--format", default="folder", choices=["folder", "npz"], help="default: folder")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
+    s.add_argument("--checkpoint", default="latest", help="latest, best or step_XXXXXXX")
+    s.add_argument("--force", action="store_true", help="replace --out if it exists")
+    s.set_defaults(func=cmd_augment)

@@ -1,0 +1,241 @@
+"""Class-conditional generation: G(z, y) -> image of class y, D(x, y) -> score.
+
+Conditionings (networks in ganforge.models.conditional): the generator by label embedding joined
+to z (Mirza & Osindero 2014) or by conditional batch norm (de Vries et al. 2017); the
+discriminator by one-hot concatenation, by projection (Miyato & Koyama 2018) or by an auxiliary
+classifier (AC-GAN, Odena et al. 2017). For AC-GAN the objective adds, with weight
+``cond.aux_weight``, the cross-entropy of D's class head on real and on fake images to D's loss
+and on fake images to G's loss (the paper's L_C, which both players maximise);
+``cond.aux_fake_in_d=false`` drops the fake term from D's loss, so D's class head learns from
+real images only and cannot learn to accept whatever G draws for a label.
+
+Fakes in a step are generated for the labels of the real batch, so generated classes follow the
+data's class frequencies. Everything else (losses, R1/R2, gradient penalties, DiffAugment/ADA,
+instance noise, phases, EMA) behaves as in the unconditional objective, whose helpers this one
+inherits. The classes (count and names) come from the dataset and are saved with every
+checkpoint (``extra_state``), so ``ganforge.load(run)`` rebuilds the model from the run alone.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .. import augment as augment_mod
+from .. import losses
+from .. import regularizers as regs
+from ..errors import ConfigError
+from ..models import spectral_norm_
+from ..models.conditional import ConditionalDiscriminator, ConditionalGenerator
+from . import OBJECTIVES, Phase
+from .unconditional import UnconditionalGAN
+
+
+class ClassError(ConfigError):
+    """A class requested by index or name that the run does not have."""
+
+
+def grid_labels(n: int, num_classes: int) -> Tensor:
+    """Labels [n] for a grid of n images laid out int(sqrt(n)) per row (as the Trainer and
+    ``ganforge sample`` tile them): every row holds one class, rows cycle through the classes.
+    With n = K * K the grid is one row per class."""
+    per_row = max(1, int(math.sqrt(n)))
+    return (torch.arange(n) // per_row) % num_classes
+
+
+def resolve_class(value: str | int, class_names: Sequence[str]) -> int:
+    """A class index from an index or a name (case-insensitive), or a ClassError listing them."""
+    k = len(class_names)
+    text = str(value).strip()
+    if text.lstrip("-").isdigit():
+        index = int(text)
+        if 0 <= index < k:
+            return index
+        raise ClassError(f"class index {index} is out of range; this run has classes 0..{k - 1}: "
+                         f"{_listing(class_names)}")
+    lowered = {name.lower(): i for i, name in enumerate(class_names)}
+    if text.lower() in lowered:
+        return lowered[text.lower()]
+    raise ClassError(f"unknown class '{text}'; valid classes (index or name): {_listing(class_names)}")
+
+
+def _listing(class_names: Sequence[str]) -> str:
+    return ", ".join(f"{i}={name}" for i, name in enumerate(class_names))
+
+
+class _Bound(nn.Module):
+    """D with the labels fixed, as the one-argument critic the regularizers call."""
+
+    def __init__(self, D: nn.Module, labels: Tensor):
+        super().__init__()
+        self.D, self.labels = D, labels
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.D(x, self.labels)
+
+
+@OBJECTIVES.register("conditional")
+class ConditionalGAN(UnconditionalGAN):
+    ema = ["G"]
+
+    def __init__(self, cfg, data_info: Mapping[str, Any]):
+        m, c, self.reg = cfg.model, cfg.cond, cfg.reg
+        names = data_info.get("class_names")
+        k = int(data_info.get("num_classes") or 0)
+        if not k or not data_info.get("has_labels", True):
+            raise ConfigError(f"objective=conditional needs a labeled dataset; {cfg.data.name} has no "
+                              f"labels (use fashion-mnist, mnist, cifar10 or folder:PATH with one "
+                              f"subfolder per class), or train objective=unconditional")
+        if m.name != "dcgan":
+            raise ConfigError(f"objective=conditional builds dcgan networks; set model.name=dcgan "
+                              f"(got '{m.name}')")
+        if m.pac > 1:
+            raise ConfigError("model.pac (PacGAN) is not supported with objective=conditional; set model.pac=1")
+        if c.aux_weight < 0 or c.embed_dim < 0:
+            raise ConfigError(f"cond.aux_weight and cond.embed_dim must be >= 0, got {c.aux_weight} "
+                              f"and {c.embed_dim}")
+        self.num_classes = k
+        self.class_names = [str(n) for n in names] if names else [str(i) for i in range(k)]
+        self.z_dim, self.point_dim = m.z_dim, None
+        self.aux_weight = c.aux_weight if c.d_cond == "acgan" else 0.0
+        self.aux_fake_in_d = c.aux_fake_in_d
+        res, ch = cfg.data.resolution, cfg.data.channels
+        G = ConditionalGenerator(resolution=res, channels=ch, z_dim=m.z_dim, width=m.g_width,
+                                 num_classes=k, cond=c.g_cond, embed_dim=c.embed_dim)
+        D = ConditionalDiscriminator(resolution=res, channels=ch, width=m.d_width, num_classes=k,
+                                     cond=c.d_cond, norm=m.d_norm, mbstd=m.mbstd_group)
+        if m.g_spectral_norm:
+            spectral_norm_(G)
+        if m.d_spectral_norm:
+            spectral_norm_(D)
+        self.nets = {"G": G, "D": D}
+        self.optimizers = {"G": ["G"], "D": ["D"]}
+
+        self.adv = losses.get_loss(cfg.loss.name)
+        self.d_kwargs = {}
+        if cfg.loss.label_smoothing:
+            if not losses.supports_label_smoothing(self.adv):
+                raise ConfigError(f"loss.label_smoothing has no meaning for loss '{cfg.loss.name}'; "
+                                  f"set loss.label_smoothing=0")
+            self.d_kwargs["real_target"] = 1.0 - cfg.loss.label_smoothing
+        self.augment = augment_mod.build_augment(cfg.augment)
+        r = self.reg
+        self.lazy = r.r_interval > 1 and (r.r1 > 0 or r.r2 > 0)
+        self.phases = [Phase("D", optimizer="D", repeat=cfg.train.n_critic)]
+        if self.lazy:
+            self.phases.append(Phase("Dreg", optimizer="D", every=r.r_interval, fresh_batch=False))
+        self.phases.append(Phase("G", optimizer="G", fresh_batch=False))
+        self.g_steps = 0
+
+    # ------------------------------------------------------------------ phases
+
+    def _aux(self, class_logits: Tensor | None, labels: Tensor) -> Tensor:
+        """AC-GAN's class cross-entropy (0 without an auxiliary head)."""
+        if class_logits is None or self.aux_weight == 0:
+            return labels.new_zeros((), dtype=torch.float32)
+        return F.cross_entropy(class_logits.float(), labels)
+
+    def loss(self, phase: str, batch: Mapping[str, Any]) -> dict[str, Tensor]:
+        real, labels = batch["real"], batch.get("labels")  # [N, C, H, W], int64 [N]
+        if labels is None:
+            raise ConfigError("objective=conditional got a batch without labels; use a labeled dataset")
+        G, D = self.nets["G"], self.nets["D"]
+        z = self._z(real.shape[0], self.rng)
+        r = self.reg
+        if phase == "D":
+            with torch.no_grad():
+                fake = G(z, labels)
+            real_in, fake_in = self.d_input(real), self.d_input(fake)
+            r1_now = r.r1 > 0 and not self.lazy
+            if r1_now:
+                real_in = real_in.detach().requires_grad_(True)
+            d_real, c_real = D.scores(real_in, labels)
+            d_fake, c_fake = D.scores(fake_in, labels)
+            loss = self.adv.d(real=d_real, fake=d_fake, **self.d_kwargs)
+            out = {"d_loss": loss.detach(), **self._scores(d_real, d_fake)}
+            if self.aux_weight:
+                aux = self._aux(c_real, labels)
+                if self.aux_fake_in_d:
+                    aux = aux + self._aux(c_fake, labels)
+                loss = loss + self.aux_weight * aux
+                out["d_aux"] = aux.detach()
+                out["d_class_acc_real"] = (c_real.argmax(1) == labels).float().mean()
+            bound = _Bound(D, labels)
+            if r.gp > 0:
+                out["gp"] = regs.gradient_penalty(bound, real_in, fake_in, generator=self.rng)
+                loss = loss + r.gp * out["gp"]
+            if r.dragan > 0:
+                out["dragan"] = regs.dragan_penalty(bound, real_in, generator=self.rng)
+                loss = loss + r.dragan * out["dragan"]
+            if r1_now:
+                out["r1"] = regs.grad_sq_norm(d_real, real_in)
+                loss = loss + r.r1 / 2 * out["r1"]
+            if r.r2 > 0 and not self.lazy:
+                out["r2"] = regs.r2_penalty(bound, fake_in)
+                loss = loss + r.r2 / 2 * out["r2"]
+            if isinstance(self.augment, augment_mod.ADA):
+                self.augment.observe(d_real)
+                out["ada_p"] = d_real.new_tensor(self.augment.p, dtype=torch.float32)
+            if r.instance_noise > 0:
+                out["noise_std"] = d_real.new_tensor(self.noise_std(), dtype=torch.float32)
+            return {"loss": loss, **{k: v.detach() for k, v in out.items()}}
+        if phase == "Dreg":
+            loss = real.new_zeros((), dtype=torch.float32)
+            out = {}
+            bound = _Bound(D, labels)
+            if r.r1 > 0:
+                out["r1"] = regs.r1_penalty(bound, self.d_input(real))
+                loss = loss + r.r1 / 2 * out["r1"]
+            if r.r2 > 0:
+                with torch.no_grad():
+                    fake = G(z, labels)
+                out["r2"] = regs.r2_penalty(bound, self.d_input(fake))
+                loss = loss + r.r2 / 2 * out["r2"]
+            return {"loss": loss * r.r_interval, **{k: v.detach() for k, v in out.items()}}
+        if phase == "G":
+            d_fake, c_fake = D.scores(self.d_input(G(z, labels)), labels)
+            d_real = D(self.d_input(real), labels) if losses.g_needs_real(self.adv) else None
+            loss = self.adv.g(fake=d_fake, real=d_real)
+            out = {"g_loss": loss.detach()}
+            if self.aux_weight:
+                aux = self._aux(c_fake, labels)
+                loss = loss + self.aux_weight * aux
+                out["g_aux"] = aux.detach()
+            return {"loss": loss, **out}
+        raise ValueError(f"unknown phase {phase}")
+
+    # ------------------------------------------------------------------ state
+
+    def extra_state(self) -> dict[str, Any]:
+        return {**super().extra_state(), "num_classes": self.num_classes,
+                "class_names": list(self.class_names)}
+
+    # ------------------------------------------------------------------ sampling
+
+    def labels_for(self, n: int, labels: Tensor | Sequence[int] | int | None) -> Tensor:
+        """int64 [n] on the objective's device: given labels (one int for all), or the grid
+        layout of ``grid_labels`` (one class per row) when None."""
+        if labels is None:
+            out = grid_labels(n, self.num_classes)
+        elif isinstance(labels, int):
+            out = torch.full((n,), labels, dtype=torch.int64)
+        else:
+            out = torch.as_tensor(labels, dtype=torch.int64).reshape(-1).cpu()
+            if len(out) != n:
+                raise ValueError(f"{len(out)} labels for {n} samples")
+        if len(out) and (int(out.min()) < 0 or int(out.max()) >= self.num_classes):
+            raise ClassError(f"labels must be in 0..{self.num_classes - 1}; this run's classes: "
+                             f"{_listing(self.class_names)}")
+        return out.to(self.device)
+
+    @torch.no_grad()
+    def sample(self, n: int, *, generator: torch.Generator,
+               nets: Mapping[str, nn.Module] | None = None,
+               labels: Tensor | Sequence[int] | int | None = None) -> Tensor:
+        """n images [n, C, H, W] in [-1, 1] of the given classes (default: one class per grid row)."""
+        G = (nets or {}).get("G", self.nets["G"])
+        y = self.labels_for(n, labels)
+        return G(self._z(n, generator), y).float().clamp(-1, 1)
