@@ -24,9 +24,16 @@ from .training.batches import InMemoryBatches, StreamingBatches
 from .training.trainer import FitResult, Hook, Trainer, resolve_device
 
 
+TRANSLATION_OBJECTIVES = ("pix2pix", "cyclegan")  # read image pairs (ganforge.data.pairs)
+
+
 def load_data(cfg: Config):
     from . import data
 
+    if cfg.objective in TRANSLATION_OBJECTIVES:
+        from .data import pairs
+
+        return pairs.load_pairs(cfg)
     return data.load_dataset(cfg.data.name, split=cfg.data.split, resolution=cfg.data.resolution,
                              channels=cfg.data.channels, data_dir=cfg.data.data_dir,
                              seed=cfg.train.seed)
@@ -40,6 +47,8 @@ def data_info(dataset) -> dict[str, Any]:
     points = getattr(dataset, "points", None)
     if points is not None:  # toy mixtures: samples are [N, point_dim], not images
         info["point_dim"] = int(points.shape[1])
+    if hasattr(dataset, "objective_info"):  # e.g. held-out pairs for translation sample strips
+        info.update(dataset.objective_info())
     return info
 
 
@@ -54,6 +63,8 @@ def make_batches(dataset, cfg: Config, device: torch.device):
                         f"(train.batch_size={bs}); add images or lower train.batch_size")
     from .data import StreamingFolderDataset, ToyDataset
 
+    if hasattr(dataset, "make_batches"):  # data with its own batch source (translation pairs)
+        return dataset.make_batches(cfg, device)
     if isinstance(dataset, StreamingFolderDataset):  # too large for memory: decoded by workers
         return StreamingBatches(dataset.torch_dataset(), bs, cfg.train.seed, device,
                                 cfg.data.num_workers, has_labels=dataset.labels is not None)
@@ -219,6 +230,16 @@ class LoadedRun:
     def sample_uint8(self, n: int, **kwargs) -> np.ndarray:
         """n samples as uint8 [N, H, W, C], the file-boundary format (samples.npz)."""
         return to_uint8_hwc(self.sample(n, **kwargs))
+
+    @torch.no_grad()
+    def translate(self, images: torch.Tensor, *, direction: str = "AtoB", ema: bool = True) -> torch.Tensor:
+        """Image-to-image runs (pix2pix, cyclegan): float [N, C, H, W] in [-1, 1] of any H, W ->
+        the translations [N, C', H, W] on the CPU, networks in eval mode (issue 7)."""
+        if not hasattr(self.objective, "translate"):
+            raise ConfigError(f"run {self.run_dir} is a {self.config.objective} run, which does "
+                              f"not translate images; use sample, or a pix2pix/cyclegan run")
+        nets = self.ema_nets if ema else {}
+        return self.objective.translate(images.float(), direction=direction, nets=nets).cpu()
 
     def upscale(self, image: np.ndarray, *, tile: int = 256, overlap: int | None = None,
                 interp: float | None = None, ema: bool = True) -> np.ndarray:

@@ -10,7 +10,7 @@ from pathlib import Path
 from .errors import ConfigError, GanforgeError
 
 EXIT_USAGE = 2
-COMMAND_MODULES: list[str] = ["report", "eval", "bench", "superres", "augment"]  # ganforge/commands/<name>.py
+COMMAND_MODULES: list[str] = ["report", "eval", "bench", "superres", "augment", "translate"]  # ganforge/commands/<name>.py
 
 
 class _Parser(argparse.ArgumentParser):

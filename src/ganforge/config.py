@@ -151,6 +151,7 @@ class TranslateConfig:
     d_layers: int = 3  # PatchGAN stride-2 layers: 3 -> 70x70 receptive field
     norm: str | None = None  # batch | instance | none; None: batch (pix2pix), instance (cyclegan)
     dropout: float = 0.5  # U-Net decoder dropout (off in eval mode)
+    chroma: bool = True  # colorize: G predicts only chroma (Cb, Cr) and keeps the input's luma
 
 
 @dataclass

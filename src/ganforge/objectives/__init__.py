@@ -70,6 +70,7 @@ def build_objective(cfg, data_info: Mapping[str, Any]) -> Objective:
     """Build the objective named by ``cfg.objective`` from the config and the dataset's properties."""
     from . import unconditional  # noqa: F401  (fills the registry)
     from . import conditional  # noqa: F401
+    from . import cyclegan, pix2pix  # noqa: F401  (image-to-image translation)
     from . import superres  # noqa: F401  (super-resolution)
 
     return OBJECTIVES.get(cfg.objective)(cfg, data_info)

@@ -1,0 +1,196 @@
+"""Paired image-to-image translation: Pix2Pix (Isola, Zhu, Zhou & Efros 2017, "Image-to-Image
+Translation with Conditional Adversarial Networks").
+
+G: U-Net A -> B (ganforge.models.unet); D: PatchGAN on the pair (A, B) stacked along channels
+(ganforge.models.patchgan), one score per patch. Losses, with ``loss.name`` from
+ganforge.losses (default nonsaturating, the paper's):
+
+    D: 1/2 (d_loss(D(a, b), D(a, G(a))))            the paper halves D's objective (sec. 3.3)
+    G: g_loss(D(a, G(a))) + lambda_l1 |G(a) - b|_1   lambda_l1 = translate.lambda_l1 = 100
+
+Phases: "G" on a fresh batch, then "D" on the same batch with G's output of that step
+(detached), the order of the reference implementation's single forward pass: one G forward per
+step instead of two. Batches are ``{"a", "b"}`` from ganforge.data.pairs.
+
+``sample`` returns strips input | output | target of fixed held-out pairs (the preview the data
+hands over at build time) for the Trainer's sample grids; ``translate`` maps any-size inputs
+with G in eval mode (padded to G's stride and cropped back). For colorization G predicts only
+the chroma and keeps the input's luma (``LumaChroma``; translate.chroma=false: plain RGB).
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .. import losses
+from ..data.pairs import a_channels, check_config
+from ..errors import ConfigError
+from ..models import spectral_norm_
+from ..models.patchgan import PatchDiscriminator
+from ..models.unet import build_unet
+from . import OBJECTIVES, Objective, Phase
+
+
+# ----------------------------------------------------------------------------- shared helpers
+
+
+@torch.no_grad()
+def run_padded(G: nn.Module, x: Tensor, stride: int, batch_size: int = 64) -> Tensor:
+    """G(x) for any H, W: pad bottom/right to a multiple of ``stride`` (reflect where the image
+    is large enough, else replicate), run G in eval mode, crop back to H, W. x: [N, C, H, W]."""
+    h, w = x.shape[-2:]
+    ph, pw = -h % stride, -w % stride
+    if ph or pw:
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        x = F.pad(x, (0, pw, 0, ph), mode=mode)
+    was_training = G.training
+    G.eval()  # dropout off, batch norm on its running statistics
+    try:
+        out = torch.cat([G(chunk) for chunk in x.split(batch_size)])
+    finally:
+        G.train(was_training)
+    return out[..., :h, :w].float()
+
+
+def to_rgb(x: Tensor, channels: int) -> Tensor:
+    """Replicate a 1-channel image to ``channels`` for side-by-side display."""
+    return x.expand(-1, channels, -1, -1) if x.shape[1] < channels else x
+
+
+def strip(*panels: Tensor) -> Tensor:
+    """Panels [N, C_i, H, W] side by side -> [N, max C, H, W * len(panels)]."""
+    c = max(p.shape[1] for p in panels)
+    return torch.cat([to_rgb(p.float(), c) for p in panels], dim=3)
+
+
+def preview_inputs(info: Mapping[str, Any], n: int) -> tuple[Tensor, Tensor]:
+    """n fixed held-out (a, b) pairs as float [-1, 1] (cycling when fewer were handed over)."""
+    a, b = info.get("preview_a"), info.get("preview_b")
+    if a is None or b is None:
+        raise ConfigError("translation runs have no samples from noise; translate images "
+                          "instead: ganforge translate RUN INPUT --out OUT")
+    ia, ib = torch.arange(n) % len(a), torch.arange(n) % len(b)
+    return a[ia].float() / 127.5 - 1, b[ib].float() / 127.5 - 1
+
+
+def check_input(x: Tensor, channels: int) -> Tensor:
+    if x.dim() != 4 or x.shape[1] != channels:
+        raise ConfigError(f"this run translates images of {channels} channel(s) [N, {channels}, "
+                          f"H, W], got shape {tuple(x.shape)}; convert the input "
+                          f"({'grayscale' if channels == 1 else 'RGB'})")
+    return x
+
+
+class LumaChroma(nn.Module):
+    """Colorization that keeps the input's luma: the inner net predicts chroma (Cb, Cr) from the
+    luma Y and the output is the RGB image of (Y, Cb, Cr) (ITU-R BT.601, the luma the colorize
+    pair maker computes). The reference Pix2Pix code's colorization mode does the same in Lab
+    (L in, ab out); YCbCr is linear, so the composition is exact and cheap. The trivial
+    baseline (the gray input as RGB) is this net with zero chroma.
+
+    [N, 1, H, W] in [-1, 1] -> [N, 3, H, W] in [-1, 1]; the inner net maps [N, 1] -> [N, 2].
+    """
+
+    # RGB = Y + M (Cb, Cr) with chroma in [-1, 1] on the [-1, 1] scale (twice BT.601's +-0.5).
+    MIX = ((0.0, 1.402), (-0.344136, -0.714136), (1.772, 0.0))
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner
+        self.stride = getattr(inner, "stride", 1)
+        self.register_buffer("mix", torch.tensor(self.MIX).view(3, 2, 1, 1), persistent=False)
+
+    def forward(self, y: Tensor) -> Tensor:
+        chroma = self.inner(y)  # [N, 2, H, W]
+        return (y + F.conv2d(chroma, self.mix.to(chroma.dtype))).clamp(-1, 1)
+
+
+# ----------------------------------------------------------------------------- Pix2Pix
+
+
+@OBJECTIVES.register("pix2pix")
+class Pix2Pix(Objective):
+    ema = ["G"]
+
+    def __init__(self, cfg, data_info: Mapping[str, Any]):
+        check_config(cfg)
+        t, m = cfg.translate, cfg.model
+        if t.lambda_l1 < 0:
+            raise ConfigError(f"translate.lambda_l1 must be >= 0, got {t.lambda_l1}")
+        self.in_channels, self.out_channels = a_channels(cfg), cfg.data.channels
+        norm = t.norm or "batch"
+        chroma = t.task == "colorize" and t.chroma and self.in_channels == 1
+        G = build_unet(in_channels=self.in_channels, out_channels=2 if chroma else self.out_channels,
+                       resolution=cfg.data.resolution, width=m.g_width, depth=t.depth, norm=norm,
+                       dropout=t.dropout)
+        if chroma:
+            G = LumaChroma(G)
+        D = PatchDiscriminator(channels=self.in_channels + self.out_channels, width=m.d_width,
+                               n_layers=t.d_layers, norm=norm)
+        if m.d_spectral_norm:
+            spectral_norm_(D)
+        self.stride = G.stride
+        self.nets = {"G": G, "D": D}
+        self.optimizers = {"G": ["G"], "D": ["D"]}
+        self.phases = [Phase("G", optimizer="G"),
+                       Phase("D", optimizer="D", repeat=cfg.train.n_critic, fresh_batch=False)]
+        self.adv = losses.get_loss(cfg.loss.name)
+        self.lambda_l1 = t.lambda_l1
+        self.info = dict(data_info)
+        self._fake: Tensor | None = None  # G's output of this step, for D's phase
+
+    def _scores(self, d_real: Tensor, d_fake: Tensor) -> dict[str, Tensor]:
+        d_real, d_fake = d_real.detach().float(), d_fake.detach().float()
+        t = losses.decision_threshold(self.adv)
+        out = {"d_acc_real": (d_real > t).float().mean(), "d_acc_fake": (d_fake < t).float().mean()}
+        if losses.is_probabilistic(self.adv):
+            d_real, d_fake = torch.sigmoid(d_real), torch.sigmoid(d_fake)
+        return {"d_real": d_real.mean(), "d_fake": d_fake.mean(), **out}
+
+    def loss(self, phase: str, batch: Mapping[str, Any]) -> dict[str, Tensor]:
+        a, b = batch["a"], batch["b"]  # [N, Ca, H, W], [N, Cb, H, W] in [-1, 1]
+        G, D = self.nets["G"], self.nets["D"]
+        if phase == "G":
+            fake = G(a)
+            self._fake = fake.detach()
+            d_fake = D(torch.cat([a, fake], 1))  # patch scores [N, 1, h, w]
+            d_real = D(torch.cat([a, b], 1)) if losses.g_needs_real(self.adv) else None
+            adv = self.adv.g(fake=d_fake, real=d_real)
+            l1 = (fake.float() - b.float()).abs().mean()
+            loss = adv + self.lambda_l1 * l1
+            return {"loss": loss, "g_loss": loss.detach(), "g_adv": adv.detach(), "l1": l1.detach()}
+        if phase == "D":
+            fake = self._fake
+            if fake is None or fake.shape[0] != a.shape[0]:
+                with torch.no_grad():
+                    fake = G(a)
+            d_real, d_fake = D(torch.cat([a, b], 1)), D(torch.cat([a, fake], 1))
+            loss = 0.5 * self.adv.d(real=d_real, fake=d_fake)
+            return {"loss": loss, "d_loss": loss.detach(), **self._scores(d_real, d_fake)}
+        raise ValueError(f"unknown phase {phase}")
+
+    def after_step(self, phase: str) -> None:
+        if phase == "D":
+            self._fake = None
+
+    @torch.no_grad()
+    def translate(self, x: Tensor, *, direction: str = "AtoB",
+                  nets: Mapping[str, nn.Module] | None = None) -> Tensor:
+        """G(x) for x float [N, Ca, H, W] in [-1, 1], any H, W -> [N, Cb, H, W]."""
+        if direction != "AtoB":
+            raise ConfigError("a pix2pix run translates one way (AtoB, its input side); for the "
+                              "other way train with translate.direction=BtoA")
+        G = (nets or {}).get("G", self.nets["G"])
+        x = check_input(x, self.in_channels).to(self.device)
+        return run_padded(G, x, self.stride).clamp(-1, 1)
+
+    @torch.no_grad()
+    def sample(self, n: int, *, generator: torch.Generator,
+               nets: Mapping[str, nn.Module] | None = None) -> Tensor:
+        """Strips input | output | target of n fixed held-out pairs: [n, Cb, H, 3 W]."""
+        a, b = preview_inputs(self.info, n)
+        fake = self.translate(a, nets=nets)
+        return strip(a.to(fake.device), fake, b.to(fake.device))
