@@ -139,3 +139,17 @@ def test_training_two_generators_one_optimizer_and_exact_resume(tmp_path):
     strips = sorted((tmp_path / "straight" / "samples").glob("*.png"))
     # two strips a | G_AB(a) | b | G_BA(b), one per row (nrow = int(sqrt(2)) = 1), 2 px padding
     assert Image.open(strips[-1]).size == (4 * 16 + 2 * 2, 2 * 16 + 3 * 2)
+    # Held-out FID/KID of the translations, next to the untranslated images.
+    from ganforge.data.pairs import load_pairs
+    from ganforge.metrics import fid, get_extractor, to_uint8
+    from ganforge.metrics.paired import evaluate_unpaired
+
+    r = evaluate_unpaired(run, extractor="fashion-mnist-cnn")
+    data = load_pairs(run.config)
+    ext = get_extractor("fashion-mnist-cnn")
+    fake_b = run.translate(data.test_a.float() / 127.5 - 1)
+    want = fid(ext(to_uint8(fake_b)).features, ext(data.test_b).features)
+    assert r["AtoB"]["fid"] == pytest.approx(want, rel=1e-6)
+    assert r["AtoB"]["n"] == [3, 3] and r["BtoA"]["n"] == [3, 3]
+    # untranslated A against B is B against A: FID is symmetric
+    assert r["AtoB"]["baseline_fid"] == pytest.approx(r["BtoA"]["baseline_fid"], rel=1e-6)

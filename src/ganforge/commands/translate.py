@@ -1,6 +1,6 @@
 """``ganforge translate RUN INPUT --out OUT`` (image-to-image inference with a pix2pix or
 cyclegan run) and ``ganforge translate-eval RUN`` (PSNR / SSIM on the held-out split next to the
-trivial baseline)."""
+trivial baseline; FID / KID for cyclegan runs)."""
 from __future__ import annotations
 
 import json
@@ -83,10 +83,14 @@ def cmd_translate(args) -> int:
 
 def cmd_translate_eval(args) -> int:
     from .. import api
-    from ..metrics.paired import evaluate_translation, format_translation
+    from ..metrics.paired import evaluate_translation, evaluate_unpaired, format_translation
 
     run = api.load(args.run_dir, checkpoint=args.checkpoint)
-    result = evaluate_translation(run, ema=not args.no_ema, limit=args.n)
+    if run.config.objective == "cyclegan":
+        result = evaluate_unpaired(run, extractor=args.extractor, ema=not args.no_ema,
+                                   limit=args.n, inception_weights=args.inception_weights)
+    else:
+        result = evaluate_translation(run, ema=not args.no_ema, limit=args.n)
     print(format_translation(result))
     if args.json:
         out = Path(args.json)
@@ -113,11 +117,15 @@ def register(subparsers, parser_class) -> None:
     s.add_argument("--force", action="store_true", help="overwrite existing outputs")
     s.set_defaults(func=cmd_translate)
 
-    s = subparsers.add_parser("translate-eval", help="PSNR/SSIM of a paired translation run "
-                                                     "on its held-out split, with the baseline")
+    s = subparsers.add_parser("translate-eval", help="held-out evaluation of a translation run: "
+                                                     "PSNR/SSIM (pix2pix) or FID/KID (cyclegan), "
+                                                     "with the trivial baseline")
     s.add_argument("run_dir", metavar="RUN")
     s.add_argument("--n", type=int, default=None, help="evaluate at most N held-out pairs")
     s.add_argument("--checkpoint", default="latest", help="latest, best or step_XXXXXXX")
     s.add_argument("--no-ema", action="store_true", help="the raw generator, not its EMA")
+    s.add_argument("--extractor", default="inception",
+                   help="cyclegan runs: features for FID/KID (inception, fashion-mnist-cnn)")
+    s.add_argument("--inception-weights", help="path of the FID Inception weights (offline)")
     s.add_argument("--json", help="also write the numbers to this JSON file")
     s.set_defaults(func=cmd_translate_eval)
