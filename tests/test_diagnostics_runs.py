@@ -1,6 +1,7 @@
 """Each detector fires on a real (tiny) training run built to fail that way, and none fires on a
 healthy one. Data: smooth random 16x16 images, which a tiny DCGAN learns in a few hundred steps."""
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -85,3 +86,43 @@ def test_oscillation_with_high_lr_and_momentum(tmp_path):
     osc = [e for e in events if e["event"] == "oscillation"]
     assert osc, events
     assert "optim.d_lr" in osc[0]["suggestion"]
+
+
+FMNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.mark.skipif(not (FMNIST_DIR / "train-images-idx3-ubyte.gz").is_file(),
+                    reason="Fashion-MNIST not installed (Debian package dataset-fashion-mnist)")
+def test_mode_collapse_when_samples_cover_one_class(tmp_path):
+    """A generator stuck on one class keeps much of the pixel diversity (so the diversity rule
+    stays quiet) but the shipped fashion-mnist-cnn counts one class in the probe against the real
+    probe's many: the coverage rule fires, with both counts as evidence."""
+    from ganforge.data import load_dataset
+
+    real = load_dataset("fashion-mnist", data_dir=FMNIST_DIR, resolution=16)
+    subset = ImageDataset(images=real.images[:512], labels=None, class_names=None,
+                          source="test", name="fashion-mnist")
+    trousers = real.images[real.labels == 1][:64].float() / 127.5 - 1  # class 1: "Trouser"
+
+    if "one-class" not in OBJECTIVES:
+        @OBJECTIVES.register("one-class")
+        class OneClass(UnconditionalGAN):
+            """Samples are real trousers picked by z: diverse pixels, one class."""
+
+            def sample(self, n, *, generator, nets=None):
+                pick = torch.randint(0, len(trousers), (n,), generator=generator)
+                return trousers[pick].to(self.device)
+
+    run = tmp_path / "run"
+    api.train(tiny_config(**{**COMMON, "train.steps": 150, "objective": "one-class"}), run,
+              progress=False, dataset=subset)
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    logged = [r for r in records if "probe_classes" in r]
+    assert logged and all(r["probe_classes"] == 1 and r["probe_classes_real"] >= 8 for r in logged)
+    assert all(r["diversity"] > 0.3 * r["diversity_real"] for r in logged)  # pixels look fine
+    assert all(r["diversity_features"] > 0 for r in logged)
+    collapse = [r for r in records if r.get("event") == "mode_collapse"]
+    assert collapse, [r for r in records if "event" in r]
+    assert collapse[0]["step"] >= 100  # COMMON's warmup_steps: not before
+    assert collapse[0]["evidence"]["probe_classes"] == 1
+    assert collapse[0]["evidence"]["probe_classes_real"] >= 8

@@ -94,11 +94,26 @@ def test_generator_that_never_spreads_is_caught_after_warmup():
 
 def test_class_coverage_falling_is_mode_collapse():
     covered = lambda i: 10 if i < 25 else 6  # noqa: E731
-    events = feed(Monitor(tiny_config()), with_(healthy(40), classes_covered=covered,
+    events = feed(Monitor(tiny_config()), with_(healthy(40), probe_classes=covered,
                                                 classes_total=10))
     assert [e["event"] for e in events] == ["mode_collapse"]
     ev = events[0]["evidence"]
-    assert (ev["classes_covered"], ev["best_coverage"], ev["classes_total"]) == (6, 10, 10)
+    assert (ev["probe_classes"], ev["best_coverage"], ev["classes_total"]) == (6, 10, 10)
+
+
+def test_coverage_never_reaching_real_data_is_collapse_after_warmup():
+    """A generator stuck on 2 classes keeps about half the real diversity (healthy() keeps the
+    pixel ratio fine) and never had a better coverage to fall from: the real probe's class
+    count is the reference once warmup_steps have passed."""
+    monitor = Monitor(tiny_config(), warmup_steps=1000)
+    events = feed(monitor, with_(healthy(40), probe_classes=2, probe_classes_real=10))
+    assert [(e["event"], e["step"]) for e in events] == [("mode_collapse", 1000 + 2 * 50)]
+    ev = events[0]["evidence"]
+    assert (ev["probe_classes"], ev["probe_classes_real"]) == (2, 10)
+    assert "real data's 10" in events[0]["message"]
+    # 8 of 10 classes in a 64-image probe is normal for a healthy generator: no event
+    assert feed(Monitor(tiny_config(), warmup_steps=1000),
+                with_(healthy(40), probe_classes=8, probe_classes_real=10)) == []
 
 
 # ----------------------------------------------------------------------------- vanishing gradients

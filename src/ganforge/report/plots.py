@@ -16,7 +16,9 @@ OTHER_EVENT_COLOR = "#7f8c8d"
 LABELS = {"d_loss": "D loss", "g_loss": "G loss", "d_real": "D(x)", "d_fake": "D(G(z))",
           "d_acc_real": "D accuracy on real", "d_acc_fake": "D accuracy on fake",
           "g_grad_norm": "|grad G|", "d_grad_norm": "|grad D|", "diversity": "generated",
-          "diversity_real": "real data", "img_per_s": "images / s"}
+          "diversity_real": "real data", "diversity_features": "generated",
+          "diversity_features_real": "real data", "probe_classes": "generated",
+          "probe_classes_real": "real data", "img_per_s": "images / s"}
 D_OUTPUTS = ("d_real", "d_fake", "d_acc_real", "d_acc_fake")
 
 
@@ -34,6 +36,10 @@ GROUPS = [
     Group("grad-norms", "Gradient norms", lambda k: k.endswith("grad_norm"), scale="log"),
     Group("diversity", "Sample diversity: mean pairwise distance in a fixed probe batch",
           lambda k: k in ("diversity", "diversity_real")),
+    Group("diversity-features", "Sample diversity in the dataset classifier's features "
+          "(same probe batch)", lambda k: k in ("diversity_features", "diversity_features_real")),
+    Group("probe-classes", "Classes the dataset classifier finds in the probe batch",
+          lambda k: k in ("probe_classes", "probe_classes_real"), ylabel="classes"),
     Group("throughput", "Throughput", lambda k: k == "img_per_s", ylabel="images / s"),
 ]
 
@@ -104,7 +110,7 @@ def curve_figures(run: Run) -> list[tuple[str, str, bytes]]:
         ax = fig.add_subplot()
         for key in keys:
             steps, values = series[key]
-            dashed = key.startswith("d_acc") or key == "diversity_real"
+            dashed = key.startswith("d_acc") or key.endswith("_real")
             ax.plot(steps, values, label=LABELS.get(key, key), linewidth=1.5,
                     linestyle=":" if dashed else "-", marker="o" if len(steps) < 3 else None,
                     markersize=4)

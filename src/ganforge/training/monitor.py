@@ -16,7 +16,8 @@ Record keys read (each optional: a detector that lacks its inputs stays silent):
     d_acc_real, d_acc_fake    fraction of real scored real / fake scored fake (see d_accuracy)
     g_grad_norm, d_grad_norm  mean L2 norm of all gradients of G / D (unscaled)
     diversity, diversity_real pairwise_diversity of a fixed probe batch of fakes / of reals
-    classes_covered           classes found among probe fakes (count or fraction)
+    probe_classes             classes the dataset's classifier finds among the probe fakes
+    probe_classes_real        the same on the fixed real probe batch
     nonfinite                 1 if a loss or weight was NaN/inf in the interval, else 0
     any float NaN/inf, or None (metrics.jsonl's spelling of it), also counts as non-finite
 
@@ -25,10 +26,15 @@ Detectors (thresholds are fields of MonitorSettings):
 - mode_collapse: diversity / diversity_real < collapse_ratio (0.3) for `patience` records,
   judged once the ratio has been above the threshold or from step warmup_steps (1000) on (a
   DCGAN at initialisation sits near 0.15 and spreads within a few hundred steps); or
-  classes_covered < coverage_ratio (0.75) x its best value so far. Mean pairwise distance
+  probe_classes < coverage_ratio (0.75) x its best value so far. Mean pairwise distance
   between samples of one generator that ignores z is 0; a generator that covers the data has
   about the data's own value, so 0.3 leaves room for a sharper-than-real generator while
-  catching one that emits a handful of images.
+  catching one that emits a handful of images. Class coverage is judged against the best
+  value so far and, from warmup_steps on, against probe_classes_real (the Trainer counts both
+  with the dataset's classifier when one exists, e.g. fashion-mnist-cnn): a generator stuck on one
+  or two classes still has about half the real feature and pixel diversity, but its class
+  count shows it. Coverage is not judged when the real probe falls in fewer than min_classes (4)
+  classes: the classifier does not fit that data.
 - vanishing_gradients: D wins outright (d_acc_real and d_acc_fake >= 0.95 when logged,
   d_real >= 0.95, d_fake <= 0.05) while g_grad_norm <= vanish_ratio (0.05) x its early value
   (the largest of the first `window` records) or <= vanish_floor (1e-4), for `patience`
@@ -84,6 +90,7 @@ class MonitorSettings:
     warmup_steps: int = 1000  # diversity is judged from here on, or once it was healthy
     collapse_ratio: float = 0.3
     coverage_ratio: float = 0.75
+    min_classes: int = 4  # class coverage is judged only when the real probe shows this many
     win_accuracy: float = 0.95
     win_d_fake: float = 0.05
     vanish_ratio: float = 0.05
@@ -335,7 +342,7 @@ class Monitor:
         div, real = record.get("diversity"), record.get("diversity_real")
         if _finite(div) and _finite(real) and real > 0 and div >= self.settings.collapse_ratio * real:
             self.diversity_was_healthy = True
-        c = record.get("classes_covered")
+        c = record.get("probe_classes")
         if _finite(c):
             self.best_coverage = max(self.best_coverage, float(c))
 
@@ -384,18 +391,27 @@ class Monitor:
     def _mode_collapse(self, r: dict) -> tuple[bool, dict] | None:
         s = self.settings
         verdict = None
-        covered = r.get("classes_covered")
-        if _finite(covered) and self.best_coverage > 0:
-            bad = covered < s.coverage_ratio * self.best_coverage
-            verdict = (bad, {"message": f"class coverage fell to {covered:g} from a best of "
-                                        f"{self.best_coverage:g}",
-                             "classes_covered": covered, "best_coverage": self.best_coverage})
-            if "classes_total" in r:
-                verdict[1]["classes_total"] = r["classes_total"]
+        covered, probe_real = r.get("probe_classes"), r.get("probe_classes_real")
+        step = r.get("step") or 0
+        reference = self.best_coverage
+        if _finite(probe_real):
+            if probe_real < s.min_classes:  # the classifier does not see classes in this data
+                covered = None
+            elif step >= s.warmup_steps:
+                reference = max(reference, float(probe_real))
+        if _finite(covered) and reference > 0:
+            bad = covered < s.coverage_ratio * reference
+            drop = ("real data's" if reference == probe_real and reference > self.best_coverage
+                    else "a best of")
+            verdict = (bad, {"message": f"samples cover {covered:g} classes against {drop} "
+                                        f"{reference:g}",
+                             "probe_classes": covered, "best_coverage": self.best_coverage})
+            for key in ("probe_classes_real", "classes_total"):
+                if key in r:
+                    verdict[1][key] = r[key]
             if bad:
                 return verdict
         div, real = r.get("diversity"), r.get("diversity_real")
-        step = r.get("step") or 0
         if (_finite(div) and _finite(real) and real > 0
                 and (self.diversity_was_healthy or step >= s.warmup_steps)):
             ratio = div / real
