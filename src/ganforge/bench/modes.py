@@ -129,19 +129,23 @@ def run_benchmark(variants: list[Variant], data: str, seeds: list[int], out: Pat
     toy = load_dataset(data, n_toy=1, seed=0)
     tasks = [(v, data, s, out / _slug(v.label) / f"seed_{s}", extra, 1 if jobs > 1 else 0)
              for v in variants for s in seeds]
-    if jobs > 1:
+
+    def report(task, r):
+        log(f"  {task[0].label} seed {task[2]}: {r['modes']}/{len(toy.modes)} modes, "
+            f"HQ {100 * r['hq']:.1f}%, rKL {r['rkl']:.3f} ({r['seconds']:.0f} s)")
+
+    flat = []
+    if jobs > 1:  # seeds in parallel processes, one thread each; results in task order
         import multiprocessing as mp
 
         with mp.get_context("spawn").Pool(jobs) as pool:
-            flat = pool.map(_worker, tasks, chunksize=1)
+            for task, r in zip(tasks, pool.imap(_worker, tasks, chunksize=1)):
+                flat.append(r)
+                report(task, r)
     else:
-        flat = []
         for task in tasks:
             flat.append(_worker(task))
-            v, s = task[0], task[2]
-            r = flat[-1]
-            log(f"  {v.label} seed {s}: {r['modes']}/{len(toy.modes)} modes, "
-                f"HQ {100 * r['hq']:.1f}%, rKL {r['rkl']:.3f} ({r['seconds']:.0f} s)")
+            report(task, flat[-1])
     configs = []
     for i, v in enumerate(variants):
         per_seed = flat[i * len(seeds):(i + 1) * len(seeds)]
