@@ -134,6 +134,8 @@ def test_config_errors(tmp_path):
         pairs.check_config(cfg_for(**{"translate.task": "paired"}))
     with pytest.raises(ConfigError, match="translate.task"):
         pairs.check_config(cfg_for(**{"translate.task": "recolor"}))
+    with pytest.raises(ConfigError, match="translate-eval"):
+        pairs.check_config(cfg_for(**{"translate.task": "denoise", "eval.every": 100}))
     with pytest.raises(DataError, match="does not exist"):
         pairs.load_pairs(cfg_for(**{"translate.task": "paired", "data.name": f"folder:{tmp_path}/no"}))
     with pytest.raises(DataError, match="neither"):

@@ -276,3 +276,18 @@ def test_colorize_objective_predicts_chroma(tmp_path):
     plain = build_objective(p2p_config(tmp_path, **{"translate.task": "colorize",
                                                      "translate.chroma": False}), {"name": "x"})
     assert plain.nets["G"].out_channels == 3
+
+
+def test_translation_presets(tmp_path):
+    import ganforge
+
+    for name in ("pix2pix-colorize", "pix2pix-denoise", "pix2pix-sketch", "pix2pix-folder",
+                 "cyclegan-folder"):
+        _, cfg = ganforge.load_config(name)
+        assert cfg.objective in ("pix2pix", "cyclegan")
+    _, cfg = ganforge.load_config("cyclegan-folder")
+    assert (cfg.loss.name, cfg.optim.lr_decay, cfg.translate.pool_size) == ("lsgan", "linear", 50)
+    _, cfg = ganforge.load_config("pix2pix-folder")
+    assert (cfg.translate.load_size, cfg.data.resolution, cfg.translate.d_layers) == (286, 256, 3)
+    r = run_cli("train", "pix2pix-folder", "--out", tmp_path / "run")
+    assert r.returncode == 2 and "data.name=folder:PATH" in r.stderr

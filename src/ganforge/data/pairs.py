@@ -68,6 +68,9 @@ def check_config(cfg) -> None:
                           f"data.resolution={cfg.data.resolution}; raise it or leave it unset")
     if t.task == "colorize" and cfg.data.channels != 3:
         raise ConfigError("translate.task=colorize needs colour targets: set data.channels=3")
+    if cfg.eval.every:
+        raise ConfigError("eval.every measures samples from noise, which translation runs do not "
+                          "make; set eval.every=0 and evaluate with: ganforge translate-eval RUN")
     if t.task in ("paired", "unpaired") and not cfg.data.name.startswith("folder:"):
         raise ConfigError(f"translate.task={t.task} reads a folder: set data.name=folder:PATH "
                           f"(got '{cfg.data.name}'); or pick a made task: colorize, sketch, denoise")
