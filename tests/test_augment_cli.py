@@ -100,3 +100,12 @@ def test_classifier_batches_mix_real_and_synthetic():
     syn = train_classifier(None, None, x[:100], y_noise[:100], num_classes=2, s=s, seed=0)
     assert accuracy(real, x[100:], y[100:]) >= 0.95
     assert 0.2 <= accuracy(syn, x[100:], y[100:]) <= 0.8
+
+
+def test_bench_augment_rejects_bad_settings():
+    proc = run_cli("bench", "augment", "--preset", "dcgan-fashion-mnist")
+    assert proc.returncode == 2 and "objective=unconditional" in proc.stderr
+    proc = run_cli("bench", "augment", "--sizes", "10,x")
+    assert proc.returncode == 2 and "--sizes takes comma-separated integers" in proc.stderr
+    proc = run_cli("bench", "augment", "--real-fraction", "1.5")
+    assert proc.returncode == 2 and "--real-fraction in (0, 1)" in proc.stderr

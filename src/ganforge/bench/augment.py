@@ -40,7 +40,7 @@ class Settings:
     gan_overrides: list[str] = field(default_factory=list)
     synthetic: int = 500  # synthetic images per class
     real_fraction: float = 0.5  # share of real images in every real+syn batch
-    clf_steps: int = 600
+    clf_steps: int = 300
     clf_batch: int = 64
     clf_lr: float = 2e-3
     clf_widths: tuple[int, int, int] = (16, 32, 64)

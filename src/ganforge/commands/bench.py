@@ -7,6 +7,12 @@
 ganforge.api.train, then 2,500 samples are scored for modes captured, high-quality fraction and
 reverse KL. It prints mean ± std over seeds per configuration, writes the JSON result and a
 scatter plot of the samples over the true modes per configuration.
+
+    ganforge bench augment [--sizes 10,50,100] [--seeds 0,1,2] [--preset P] [--gan-steps N]
+                           [--synthetic N] [--real-fraction F] [--clf-steps N] [key=value ...]
+
+``augment`` (ganforge.bench.augment): a conditional GAN per scarce real subset and seed, and a
+small classifier trained on real, real + synthetic and synthetic-only data, tested on real data.
 """
 from __future__ import annotations
 
@@ -54,7 +60,8 @@ def cmd_modes(args) -> int:
 
 
 def register(subparsers, parser_class) -> None:
-    s = subparsers.add_parser("bench", help="quality benchmarks (mode collapse on toy data)")
+    s = subparsers.add_parser("bench", help="quality benchmarks (mode collapse on toy data, "
+                                            "synthetic-data augmentation)")
     sub = s.add_subparsers(dest="bench_command", metavar="BENCHMARK", parser_class=parser_class)
     m = sub.add_parser("modes", help="PacGAN mode-collapse benchmark on toy:ring8 / toy:grid25",
                        description="Train each configuration for several seeds and report modes "
@@ -110,7 +117,7 @@ def cmd_augment(args) -> int:
     print(f"ganforge: bench augment on {s.data}: sizes {s.sizes} per class x seeds {s.seeds}, "
           f"GAN {s.preset} {' '.join(s.gan_overrides)} -> {out}", flush=True)
     result = bench.run_benchmark(s, out, data_dir=args.data_dir, log=lambda m: print(m, flush=True))
-    result["command"] = " ".join(["ganforge", *sys.argv[1:]])
+    result["argv"] = list(sys.argv)  # the command line as typed (settings has every value)
     print(bench.format_summary(result["summary"]))
     path = Path(args.json) if args.json else out / "augment.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -136,7 +143,7 @@ def register_augment(sub, parser_class) -> None:
     a.add_argument("--synthetic", type=int, default=500, help="synthetic images per class (500)")
     a.add_argument("--real-fraction", type=float, default=0.5,
                    help="share of real images in each real+synthetic batch (0.5)")
-    a.add_argument("--clf-steps", type=int, default=600, help="classifier training steps (600)")
+    a.add_argument("--clf-steps", type=int, default=300, help="classifier training steps (300)")
     a.add_argument("--test-n", type=int, default=0, help="test images (default 0: all)")
     a.add_argument("--data-dir", help="look for the dataset here first")
     a.add_argument("--json", help="write the results here (default OUT/augment.json)")
