@@ -7,7 +7,8 @@ For each task: train its preset (pix2pix-<task>) into OUT/<task>, then report PS
 EMA generator on the held-out split next to the task's trivial baseline (the noisy input, the
 grayscale input as RGB, the sketch itself), the training time, and write figures:
 OUT/<task>-strips.png (input | output | target for 8 held-out pairs, 3x nearest upscaled) and, for the photo tasks,
-OUT/<task>-photo.png (a whole held-out photograph translated at its own size, 451x300).
+OUT/<task>-photo.png (a whole held-out photograph translated at its own size, 451x300, in one
+pass) and OUT/<task>-photo-tiled.png (the same in half-overlapping windows of the training size).
 Results go to OUT/results.json; BENCHMARKS.md quotes them.
 """
 from __future__ import annotations
@@ -43,13 +44,17 @@ def photo_figure(run, task: str, out: Path) -> dict:
     a = pairs.make_pairs(clean, task, seed=run.config.train.seed + 1, noise=cfg.noise,
                          noise_level=cfg.noise_level)
     x = a.float() / 127.5 - 1
-    y = run.translate(x)
     target = clean.float() / 127.5 - 1
+    y = run.translate(x)
+    tile = run.config.data.resolution
+    y_tiled = run.translate(x, tile=tile)
     save_image(strip(x, y, target), out, normalize=True, value_range=(-1, 1))
+    save_image(strip(x, y_tiled, target), out.with_name(out.stem + "-tiled.png"), normalize=True,
+               value_range=(-1, 1))
     from ganforge.metrics.paired import compare
 
-    return {"model": compare(y, target), "baseline": compare(x.expand_as(target), target),
-            "size": list(clean.shape[-2:])}
+    return {"model": compare(y, target), f"model_tile{tile}": compare(y_tiled, target),
+            "baseline": compare(x.expand_as(target), target), "size": list(clean.shape[-2:])}
 
 
 def main() -> int:

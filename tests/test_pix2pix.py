@@ -159,6 +159,7 @@ def test_translate_keeps_odd_sizes_in_eval_mode(trained_run):
     y = run.translate(x)
     assert y.shape == (2, 3, 37, 23) and y.abs().max() <= 1
     assert torch.equal(y, run.translate(x))  # no dropout: deterministic
+    assert run.translate(x, tile=16).shape == (2, 3, 37, 23)  # in training-size windows
     G = run.ema_nets.get("G", run.objective.nets["G"])
     # The padded prediction equals the network's own output on the top-left crop.
     pad = F.pad(x, (0, 9, 0, 11), mode="reflect")
@@ -291,3 +292,23 @@ def test_translation_presets(tmp_path):
     assert (cfg.translate.load_size, cfg.data.resolution, cfg.translate.d_layers) == (286, 256, 3)
     r = run_cli("train", "pix2pix-folder", "--out", tmp_path / "run")
     assert r.returncode == 2 and "data.name=folder:PATH" in r.stderr
+
+
+def test_tiled_translation_blends_windows_exactly():
+    from ganforge.objectives.pix2pix import run_padded, run_tiled
+
+    torch.manual_seed(0)
+    pointwise = torch.nn.Conv2d(3, 2, 1)  # no spatial context: tiles must reproduce it exactly
+    x = torch.randn(2, 3, 45, 37)
+    whole = run_padded(pointwise, x, stride=1)
+    for tile in (8, 16, 40):
+        tiled = run_tiled(pointwise, x, stride=8, tile=tile)
+        assert tiled.shape == (2, 2, 45, 37)
+        assert torch.allclose(tiled, whole, atol=1e-5), tile
+    thin = torch.randn(1, 3, 5, 70)  # thinner than a tile: padded, then tiled along the width
+    assert torch.allclose(run_tiled(pointwise, thin, stride=8, tile=16), pointwise(thin), atol=1e-5)
+    G = UNetGenerator(in_channels=3, out_channels=3, width=4, depth=3, dropout=0)
+    small = torch.randn(1, 3, 16, 16)
+    assert torch.equal(run_tiled(G, small, stride=8, tile=16), run_padded(G, small, stride=8))
+    with pytest.raises(ConfigError, match="multiple of the network's stride 8"):
+        run_tiled(G, x, stride=8, tile=12)

@@ -232,14 +232,17 @@ class LoadedRun:
         return to_uint8_hwc(self.sample(n, **kwargs))
 
     @torch.no_grad()
-    def translate(self, images: torch.Tensor, *, direction: str = "AtoB", ema: bool = True) -> torch.Tensor:
+    def translate(self, images: torch.Tensor, *, direction: str = "AtoB", ema: bool = True,
+                  tile: int | None = None) -> torch.Tensor:
         """Image-to-image runs (pix2pix, cyclegan): float [N, C, H, W] in [-1, 1] of any H, W ->
-        the translations [N, C', H, W] on the CPU, networks in eval mode (issue 7)."""
+        the translations [N, C', H, W] on the CPU, networks in eval mode (issue 7). ``tile``:
+        translate in overlapping windows of that size (e.g. the training crop) and blend."""
         if not hasattr(self.objective, "translate"):
             raise ConfigError(f"run {self.run_dir} is a {self.config.objective} run, which does "
                               f"not translate images; use sample, or a pix2pix/cyclegan run")
         nets = self.ema_nets if ema else {}
-        return self.objective.translate(images.float(), direction=direction, nets=nets).cpu()
+        return self.objective.translate(images.float(), direction=direction, nets=nets,
+                                        tile=tile).cpu()
 
     def upscale(self, image: np.ndarray, *, tile: int = 256, overlap: int | None = None,
                 interp: float | None = None, ema: bool = True) -> np.ndarray:

@@ -25,7 +25,7 @@ def _inputs(path: Path) -> list[Path]:
 
 
 def translate_files(run, files: list[Path], out: Path, *, direction: str, ema: bool,
-                    single: bool) -> list[Path]:
+                    single: bool, tile: int | None = None) -> list[Path]:
     """Translate each file (any size) and write PNGs: ``out`` itself for one input file, else
     ``out/<stem>.png``. Returns the written paths."""
     import numpy as np
@@ -45,7 +45,7 @@ def translate_files(run, files: list[Path], out: Path, *, direction: str, ema: b
             raise DataError(f"cannot read image {path}: {exc}") from None
         x = torch.from_numpy(arr.copy()).reshape(arr.shape[0], arr.shape[1], channels)
         x = x.permute(2, 0, 1).unsqueeze(0).float() / 127.5 - 1
-        y = run.translate(x, direction=direction, ema=ema)[0]  # [C', H, W]
+        y = run.translate(x, direction=direction, ema=ema, tile=tile)[0]  # [C', H, W]
         y = ((y.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
         dst = out if single else out / f"{path.stem}.png"
         dst.parent.mkdir(parents=True, exist_ok=True)
@@ -74,7 +74,7 @@ def cmd_translate(args) -> int:
                           f"another --out")
     run = api.load(args.run_dir, checkpoint=args.checkpoint)
     written = translate_files(run, files, out, direction=args.direction, ema=not args.no_ema,
-                              single=single)
+                              single=single, tile=args.tile or None)
     where = written[0] if single else out
     print(f"ganforge: translated {len(written)} image(s) {args.direction} with {run.checkpoint} "
           f"(step {run.step}) -> {where}")
@@ -114,6 +114,9 @@ def register(subparsers, parser_class) -> None:
                    help="AtoB (default) or BtoA (cyclegan runs only)")
     s.add_argument("--checkpoint", default="latest", help="latest, best or step_XXXXXXX")
     s.add_argument("--no-ema", action="store_true", help="the raw generator, not its EMA")
+    s.add_argument("--tile", type=int, default=0,
+                   help="translate in half-overlapping windows of this size, blended (e.g. the "
+                        "training crop, data.resolution); 0 (default): the whole image at once")
     s.add_argument("--force", action="store_true", help="overwrite existing outputs")
     s.set_defaults(func=cmd_translate)
 

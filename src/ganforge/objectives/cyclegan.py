@@ -35,7 +35,7 @@ from ..models import spectral_norm_
 from ..models.patchgan import PatchDiscriminator
 from ..models.resnet import ResnetGenerator
 from . import OBJECTIVES, Objective, Phase
-from .pix2pix import check_input, preview_inputs, run_padded, strip
+from .pix2pix import check_input, preview_inputs, run_tiled, strip
 
 
 class ImagePool:
@@ -168,15 +168,16 @@ class CycleGAN(Objective):
 
     @torch.no_grad()
     def translate(self, x: Tensor, *, direction: str = "AtoB",
-                  nets: Mapping[str, nn.Module] | None = None) -> Tensor:
-        """G_AB(x) (AtoB) or G_BA(x) (BtoA) for x float [N, C, H, W] in [-1, 1], any H, W."""
+                  nets: Mapping[str, nn.Module] | None = None, tile: int | None = None) -> Tensor:
+        """G_AB(x) (AtoB) or G_BA(x) (BtoA) for x float [N, C, H, W] in [-1, 1], any H, W;
+        ``tile``: see pix2pix.run_tiled."""
         if direction not in ("AtoB", "BtoA"):
             raise ConfigError(f"--direction must be AtoB or BtoA, got '{direction}'")
         name = "G_AB" if direction == "AtoB" else "G_BA"
         G = (nets or {}).get(name, self.nets[name])
         channels = self.in_channels if direction == "AtoB" else self.out_channels
         x = check_input(x, channels).to(self.device)
-        return run_padded(G, x, self.stride).clamp(-1, 1)
+        return run_tiled(G, x, self.stride, tile).clamp(-1, 1)
 
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator,

@@ -55,6 +55,41 @@ def run_padded(G: nn.Module, x: Tensor, stride: int, batch_size: int = 64) -> Te
     return out[..., :h, :w].float()
 
 
+@torch.no_grad()
+def run_tiled(G: nn.Module, x: Tensor, stride: int, tile: int | None = None,
+              batch_size: int = 64) -> Tensor:
+    """G(x) computed on ``tile`` x ``tile`` windows (half-overlapping, blended with a tent
+    window), so that a network trained on small crops sees inputs of its training size, with
+    the context it was trained with; None or an image no larger than the tile: ``run_padded``.
+    x: [N, C, H, W] -> [N, C', H, W]."""
+    from ..errors import ConfigError
+
+    h, w = x.shape[-2:]
+    if tile is None or (h <= tile and w <= tile):
+        return run_padded(G, x, stride, batch_size)
+    if tile % stride or tile < stride:
+        raise ConfigError(f"--tile {tile} must be a multiple of the network's stride {stride}")
+    ph, pw = max(0, tile - h), max(0, tile - w)  # an image thinner than a tile is padded first
+    if ph or pw:
+        x = F.pad(x, (0, pw, 0, ph), mode="reflect" if ph < h and pw < w else "replicate")
+    H, W = x.shape[-2:]
+    step = tile // 2
+    tops = sorted(set(list(range(0, H - tile, step)) + [H - tile]))
+    lefts = sorted(set(list(range(0, W - tile, step)) + [W - tile]))
+    ramp = 1 - torch.linspace(-1, 1, tile, device=x.device).abs() + 1e-3  # tent, never 0
+    weight = (ramp[:, None] * ramp[None, :])[None, None]
+    out = norm = None
+    for t in tops:
+        for l in lefts:
+            y = run_padded(G, x[..., t:t + tile, l:l + tile], stride, batch_size)
+            if out is None:
+                out = y.new_zeros(y.shape[0], y.shape[1], H, W)
+                norm = y.new_zeros(1, 1, H, W)
+            out[..., t:t + tile, l:l + tile] += y * weight
+            norm[..., t:t + tile, l:l + tile] += weight
+    return (out / norm)[..., :h, :w]
+
+
 def to_rgb(x: Tensor, channels: int) -> Tensor:
     """Replicate a 1-channel image to ``channels`` for side-by-side display."""
     return x.expand(-1, channels, -1, -1) if x.shape[1] < channels else x
@@ -178,14 +213,15 @@ class Pix2Pix(Objective):
 
     @torch.no_grad()
     def translate(self, x: Tensor, *, direction: str = "AtoB",
-                  nets: Mapping[str, nn.Module] | None = None) -> Tensor:
-        """G(x) for x float [N, Ca, H, W] in [-1, 1], any H, W -> [N, Cb, H, W]."""
+                  nets: Mapping[str, nn.Module] | None = None, tile: int | None = None) -> Tensor:
+        """G(x) for x float [N, Ca, H, W] in [-1, 1], any H, W -> [N, Cb, H, W]; ``tile``: see
+        run_tiled."""
         if direction != "AtoB":
             raise ConfigError("a pix2pix run translates one way (AtoB, its input side); for the "
                               "other way train with translate.direction=BtoA")
         G = (nets or {}).get("G", self.nets["G"])
         x = check_input(x, self.in_channels).to(self.device)
-        return run_padded(G, x, self.stride).clamp(-1, 1)
+        return run_tiled(G, x, self.stride, tile).clamp(-1, 1)
 
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator,
