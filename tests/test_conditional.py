@@ -208,6 +208,7 @@ def test_grid_labels_one_row_per_class():
     assert grid_labels(100, 10).tolist() == [k for k in range(10) for _ in range(10)]
     # 16 images tile 4 per row; 3 classes: rows 0, 1, 2, 0.
     assert grid_labels(16, 3).tolist() == [0] * 4 + [1] * 4 + [2] * 4 + [0] * 4
+    assert grid_labels(6, 3, per_row=2).tolist() == [0, 0, 1, 1, 2, 2]
 
 
 def test_resolve_class():
@@ -226,7 +227,7 @@ def test_resolve_class():
 @pytest.fixture(scope="module")
 def cond_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("cond") / "run"
-    cfg = _cond_config(**{"cond.g_cond": "cbn", "cond.d_cond": "projection", "train.n_sample_grid": 9})
+    cfg = _cond_config(**{"cond.g_cond": "concat", "cond.d_cond": "projection", "train.n_sample_grid": 9})
     api.train(cfg, run_dir, progress=False, dataset=_labeled())
     return run_dir
 
@@ -297,3 +298,50 @@ def test_acgan_real_only_class_loss_for_d():
     ce_real = ((math.log(1 + math.e + math.e ** 2) - 2.0) + math.log(3.0)) / 2  # by hand
     assert out["d_aux"].item() == pytest.approx(ce_real, rel=1e-6)
     assert out["loss"].item() == pytest.approx(2 * math.log(2) + ce_real, rel=1e-6)
+
+
+def test_training_grid_is_one_row_per_class(cond_run, tmp_path):
+    """The Trainer's last sample grid (9 images, 3 per row) equals the EMA generator's images for
+    labels 0,0,0 / 1,1,1 / 2,2,2 on the Trainer's fixed latents."""
+    from PIL import Image
+    from torchvision.utils import save_image
+
+    run = api.load(cond_run)
+    gen = torch.Generator().manual_seed(run.config.train.seed + 12345)
+    images = run.objective.sample(9, generator=gen, nets=run.ema_nets,
+                                  labels=[0, 0, 0, 1, 1, 1, 2, 2, 2])
+    save_image(images, tmp_path / "want.png", nrow=3, normalize=True, value_range=(-1, 1))
+    want = np.asarray(Image.open(tmp_path / "want.png"))
+    got = np.asarray(Image.open(cond_run / "samples" / "step_0000006.png"))
+    assert np.array_equal(got, want)
+
+
+
+def test_cli_default_labels_follow_grid_rows(cond_run, tmp_path):
+    proc = run_cli("sample", cond_run, "--n", "9", "--out", tmp_path / "s.npz")
+    assert proc.returncode == 0, proc.stderr
+    with np.load(tmp_path / "s.npz") as d:
+        assert d["labels"].tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+
+
+def test_trainer_grid_and_probe_ask_for_class_rows(tmp_path, monkeypatch):
+    """The Trainer calls objective.sample(n, generator=..., nets=...) without labels for its grid
+    and its diversity probe; the conditional objective fills in one class per row."""
+    from ganforge.objectives.conditional import ConditionalGAN
+
+    seen = []
+    original = ConditionalGAN.labels_for
+
+    def spy(self, n, labels):
+        out = original(self, n, labels)
+        seen.append((n, labels, out.tolist()))
+        return out
+
+    monkeypatch.setattr(ConditionalGAN, "labels_for", spy)
+    cfg = _cond_config(**{"train.n_sample_grid": 9, "monitor.probe_size": 16, "train.log_every": 3})
+    api.train(cfg, tmp_path / "r", progress=False, dataset=_labeled())
+    grids = [out for n, labels, out in seen if n == 9]
+    probes = [out for n, labels, out in seen if n == 16]
+    assert grids and all(g == [0, 0, 0, 1, 1, 1, 2, 2, 2] for g in grids)
+    assert probes and all(p == [0] * 4 + [1] * 4 + [2] * 4 + [0] * 4 for p in probes)
+    assert all(labels is None for n, labels, _ in seen)

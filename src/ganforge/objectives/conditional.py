@@ -38,11 +38,11 @@ class ClassError(ConfigError):
     """A class requested by index or name that the run does not have."""
 
 
-def grid_labels(n: int, num_classes: int) -> Tensor:
-    """Labels [n] for a grid of n images laid out int(sqrt(n)) per row (as the Trainer and
-    ``ganforge sample`` tile them): every row holds one class, rows cycle through the classes.
-    With n = K * K the grid is one row per class."""
-    per_row = max(1, int(math.sqrt(n)))
+def grid_labels(n: int, num_classes: int, per_row: int | None = None) -> Tensor:
+    """Labels [n] for a grid of n images laid out ``per_row`` to a row (default int(sqrt(n)), as
+    the Trainer tiles its sample grids): every row holds one class, rows cycle through the
+    classes. With n = K * K the grid is one row per class."""
+    per_row = per_row or max(1, int(math.sqrt(n)))
     return (torch.arange(n) // per_row) % num_classes
 
 
