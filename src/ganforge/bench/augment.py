@@ -46,6 +46,7 @@ class Settings:
     clf_widths: tuple[int, int, int] = (16, 32, 64)
     clf_max_shift: int = 2
     test_n: int = 0  # test images (0: the whole test split)
+    reuse_gans: bool = False  # keep a GAN run of an earlier call when its config is the same
 
 
 def stratified_subset(labels: torch.Tensor, per_class: int, seed: int) -> torch.Tensor:
@@ -113,12 +114,16 @@ def run_one(size: int, seed: int, s: Settings, out: Path, train_set, test_set,
     batch = min(cfg.train.batch_size, len(subset))
     cfg.train.batch_size = batch
     run_dir = out / f"n{size}" / f"seed_{seed}"
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    saved = run_dir / "config.yaml"
+    reused = (s.reuse_gans and saved.is_file() and saved.read_text() == cfg.to_yaml()
+              and (run_dir / "checkpoints" / f"step_{cfg.train.steps:07d}").is_dir())
     t0 = time.perf_counter()
-    with open(run_dir.with_name(f"seed_{seed}.log"), "w") as f, contextlib.redirect_stdout(f):
-        api.train(cfg, run_dir, name=f"n{size}-s{seed}", progress=False, dataset=subset)
+    if not reused:
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        with open(run_dir.with_name(f"seed_{seed}.log"), "w") as f, contextlib.redirect_stdout(f):
+            api.train(cfg, run_dir, name=f"n{size}-s{seed}", progress=False, dataset=subset)
     gan_seconds = time.perf_counter() - t0
     run = api.load(run_dir)
     from ..synthetic import balanced_labels
@@ -130,7 +135,7 @@ def run_one(size: int, seed: int, s: Settings, out: Path, train_set, test_set,
     if s.test_n:
         x_test, y_test = x_test[:s.test_n], y_test[:s.test_n]
     result: dict[str, Any] = {"size": size, "seed": seed, "gan_seconds": round(gan_seconds, 1),
-                              "gan_steps": cfg.train.steps, "gan_batch": batch}
+                              "gan_steps": cfg.train.steps, "gan_batch": batch, "gan_reused": reused}
     arms = {"real": (x_real, y_real, None, None), "real+syn": (x_real, y_real, x_syn, y_syn),
             "syn": (None, None, x_syn, y_syn)}
     for arm, (xr, yr, xs, ys) in arms.items():
@@ -138,10 +143,9 @@ def run_one(size: int, seed: int, s: Settings, out: Path, train_set, test_set,
         model = train_classifier(xr, yr, xs, ys, num_classes=k, s=s, seed=seed)
         result[arm] = accuracy(model, x_test, y_test)
         result[f"{arm}_seconds"] = round(time.perf_counter() - t0, 1)
-    # How recognisable the synthetic classes are to a classifier trained on the subset alone.
     log(f"  n={size}/class seed {seed}: real {100 * result['real']:.2f}%, real+syn "
         f"{100 * result['real+syn']:.2f}%, syn (CAS) {100 * result['syn']:.2f}% "
-        f"(GAN {gan_seconds:.0f} s)")
+        f"(GAN {'reused' if reused else f'{gan_seconds:.0f} s'})")
     return result
 
 

@@ -103,7 +103,7 @@ def cmd_augment(args) -> int:
                        seeds=_int_list(args.seeds, "--seeds"), preset=args.preset,
                        gan_overrides=list(args.overrides), synthetic=args.synthetic,
                        real_fraction=args.real_fraction, clf_steps=args.clf_steps,
-                       test_n=args.test_n)
+                       test_n=args.test_n, reuse_gans=args.reuse_gans)
     if args.gan_steps is not None:
         s.gan_overrides.append(f"train.steps={args.gan_steps}")
     if s.synthetic <= 0 or s.clf_steps <= 0 or not 0 < s.real_fraction < 1 or s.test_n < 0:
@@ -145,6 +145,9 @@ def register_augment(sub, parser_class) -> None:
                    help="share of real images in each real+synthetic batch (0.5)")
     a.add_argument("--clf-steps", type=int, default=300, help="classifier training steps (300)")
     a.add_argument("--test-n", type=int, default=0, help="test images (default 0: all)")
+    a.add_argument("--reuse-gans", action="store_true",
+                   help="keep the GAN runs already in --out whose config is the same (to vary "
+                        "only the classifier settings)")
     a.add_argument("--data-dir", help="look for the dataset here first")
     a.add_argument("--json", help="write the results here (default OUT/augment.json)")
     a.add_argument("--out", help="directory for the GAN runs (default runs/bench-augment-...)")
