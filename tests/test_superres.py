@@ -343,3 +343,15 @@ def test_esrgan_configuration_trains_rrdb_with_unet_discriminator(tmp_path):
     # ragan D loss at chance is 2 log 2; a 2-step D stays near it and finite.
     assert math.isfinite(record["d_loss"]) and 0.5 < record["d_loss"] < 3.0
     assert 0 <= record["d_real"] <= 1 and 0 <= record["d_fake"] <= 1
+
+
+def test_sr_runs_refuse_fid_evaluation_and_random_samples(tmp_path):
+    from ganforge import api
+    from ganforge.errors import ConfigError, GanforgeError
+
+    with pytest.raises(ConfigError, match="eval-sr"):
+        api.build(sr_config(tmp_path, **{"eval.every": 10}))
+    run = tmp_path / "psnr"
+    api.train(sr_config(tmp_path, **{"train.steps": 2}), run, progress=False)
+    with pytest.raises(GanforgeError, match="ganforge upscale"):
+        api.load(run).sample(4)

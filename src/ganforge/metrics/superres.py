@@ -61,7 +61,7 @@ def lr_image(hr: np.ndarray, scale: int) -> np.ndarray:
     """HR uint8 [H, W, 3] (a multiple of scale) -> LR uint8 [H/s, W/s, 3]."""
     from ..data.superres import degrade
 
-    t = torch.from_numpy(np.ascontiguousarray(hr)).permute(2, 0, 1)[None]
+    t = torch.from_numpy(np.array(hr, dtype=np.uint8)).permute(2, 0, 1)[None]
     return degrade(t, scale)[0].permute(1, 2, 0).numpy()
 
 
@@ -69,7 +69,7 @@ def bicubic_image(lr: np.ndarray, scale: int) -> np.ndarray:
     """LR uint8 [h, w, 3] -> bicubic uint8 [s*h, s*w, 3] (PIL's kernel, in float, rounded)."""
     from ..models.srresnet import bicubic_up
 
-    t = torch.from_numpy(np.ascontiguousarray(lr)).permute(2, 0, 1)[None].float()
+    t = torch.from_numpy(np.array(lr, dtype=np.uint8)).permute(2, 0, 1)[None].float()
     up = bicubic_up(t, scale).round().clamp(0, 255).to(torch.uint8)
     return up[0].permute(1, 2, 0).numpy()
 
@@ -101,7 +101,7 @@ class LPIPS:
     @torch.no_grad()
     def __call__(self, sr: np.ndarray, hr: np.ndarray) -> float:
         def t(x):
-            return torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None].float() / 127.5 - 1
+            return torch.from_numpy(np.array(x, dtype=np.float32)).permute(2, 0, 1)[None].float() / 127.5 - 1
 
         return float(self.model(t(sr), t(hr)).mean())
 

@@ -118,7 +118,7 @@ class PerceptualLoss(nn.Module):
 def validate(cfg) -> None:
     s = cfg.sr
     if s.scale not in (2, 4):
-        raise ConfigError(f"sr.scale must be 2 or 4, got {s.scale}")
+        raise ConfigError(f"sr.scale must be 2 or 4, got {s.scale}; set sr.scale=2 or sr.scale=4")
     if s.crop < 16 or s.crop % (16 if s.disc == "vgg" else 8 * s.scale):
         raise ConfigError(f"sr.crop={s.crop} must be >= 16 and a multiple of 16 (and of "
                           f"8 x sr.scale for the unet D); try sr.crop=96 or 128")
@@ -129,6 +129,9 @@ def validate(cfg) -> None:
         raise ConfigError(f"sr.jpeg must be a JPEG quality in [1, 95] or 0 (off), got {s.jpeg}")
     if s.pixel_weight == 0 and s.perceptual_weight == 0 and s.adv_weight == 0:
         raise ConfigError("every sr loss weight is 0; set sr.pixel_weight=1 for the PSNR stage")
+    if cfg.eval.every > 0:
+        raise ConfigError("eval.every measures FID of random samples, which a super-resolution "
+                          "model does not make; set eval.every=0 and run ganforge eval-sr RUN")
     if cfg.data.channels != 3:
         raise ConfigError(f"super-resolution trains on RGB images; set data.channels=3")
 
@@ -342,7 +345,7 @@ def to_uint8(x: Tensor) -> Tensor:
 def upscale_array(G: nn.Module, image: np.ndarray, scale: int, *, tile: int = 256,
                   overlap: int | None = None, device: torch.device | str = "cpu") -> np.ndarray:
     """uint8 [h, w, 3] -> uint8 [s*h, s*w, 3]."""
-    lr = srdata.to_float(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None])
+    lr = srdata.to_float(torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)[None])
     sr = upscale_tensor(G, lr.to(device), scale, tile=tile, overlap=overlap)
     return to_uint8(sr)[0].permute(1, 2, 0).cpu().numpy()
 
