@@ -68,6 +68,8 @@ def cmd_eval_sr(args) -> int:
     if args.scale is not None and args.scale != scale:
         raise ConfigError(f"--scale {args.scale} does not match the run's sr.scale={scale}; "
                           f"drop --scale or pass --scale {scale}")
+    if args.data == "photos":  # never the training photographs by accident
+        args.data = "photos:test"
     images, names = load_images(args.data)
     G = run_generator(run, ema=not args.no_ema, interp=args.interp).eval()
     label = Path(args.run_dir).name + (f" (interp {args.interp:g})" if args.interp is not None else "")

@@ -119,9 +119,11 @@ def validate(cfg) -> None:
     s = cfg.sr
     if s.scale not in (2, 4):
         raise ConfigError(f"sr.scale must be 2 or 4, got {s.scale}; set sr.scale=2 or sr.scale=4")
-    if s.crop < 16 or s.crop % (16 if s.disc == "vgg" else 8 * s.scale):
-        raise ConfigError(f"sr.crop={s.crop} must be >= 16 and a multiple of 16 (and of "
-                          f"8 x sr.scale for the unet D); try sr.crop=96 or 128")
+    # The LR crop is crop / scale pixels; the U-Net D halves its input three times.
+    step = 8 if s.disc == "unet" and s.adv_weight > 0 else s.scale
+    if s.crop < 16 or s.crop % step or s.crop % s.scale:
+        raise ConfigError(f"sr.crop={s.crop} must be >= 16 and a multiple of {max(step, s.scale)}"
+                          f"; try sr.crop=96 or 128")
     for key in ("pixel_weight", "perceptual_weight", "adv_weight", "blur", "noise"):
         if getattr(s, key) < 0:
             raise ConfigError(f"sr.{key} must be >= 0, got {getattr(s, key)}")
