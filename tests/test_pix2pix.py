@@ -312,3 +312,19 @@ def test_tiled_translation_blends_windows_exactly():
     assert torch.equal(run_tiled(G, small, stride=8, tile=16), run_padded(G, small, stride=8))
     with pytest.raises(ConfigError, match="multiple of the network's stride 8"):
         run_tiled(G, x, stride=8, tile=12)
+
+
+def test_pix2pix_exact_resume(tmp_path):
+    from ganforge.training import checkpoint as ckpt
+
+    torch.set_num_threads(1)
+    folder = smooth_folder(tmp_path / "images", n=24)
+    kw = {"translate.load_size": 20, "train.checkpoint_every": 2}  # random crops and flips too
+    api.train(p2p_config(folder, **kw), tmp_path / "straight", progress=False)
+    api.train(p2p_config(folder, **{**kw, "train.steps": 3}), tmp_path / "resumed", progress=False)
+    api.train(p2p_config(folder, **kw), tmp_path / "resumed", resume=True, progress=False)
+    w1, _ = ckpt.load(ckpt.find(tmp_path / "straight"))
+    w2, _ = ckpt.load(ckpt.find(tmp_path / "resumed"))
+    assert w1.keys() == w2.keys() and any(k.startswith("ema.G.") for k in w1)
+    for k in w1:  # weights, EMA weights and batch-norm statistics, bit for bit
+        assert torch.equal(w1[k], w2[k]), k
