@@ -252,6 +252,10 @@ def _made_images(cfg, split: str) -> tuple[torch.Tensor, str]:
 
     if d.name.startswith("folder:"):  # one split: hold out every k-th image
         ds = load_dataset(d.name, resolution=size, channels=d.channels, data_dir=d.data_dir)
+        if not hasattr(ds, "images"):
+            raise DataError(f"{d.name} is too large to hold in memory, which translation data "
+                            f"needs; use fewer images or a smaller data.resolution / "
+                            f"translate.load_size")
         train, test = holdout_split(len(ds), t.holdout)
         return ds.images[train if split == "train" else test], str(ds.source)
     ds = load_dataset(d.name, split=split, resolution=size, channels=d.channels,
