@@ -345,3 +345,14 @@ def test_trainer_grid_and_probe_ask_for_class_rows(tmp_path, monkeypatch):
     assert grids and all(g == [0, 0, 0, 1, 1, 1, 2, 2, 2] for g in grids)
     assert probes and all(p == [0] * 4 + [1] * 4 + [2] * 4 + [0] * 4 for p in probes)
     assert all(labels is None for n, labels, _ in seen)
+
+
+def test_eval_target_of_a_conditional_run_carries_labels(cond_run):
+    """ganforge eval RUN draws every class in turn and passes the labels on (label_accuracy,
+    intra_fid)."""
+    from ganforge.metrics.targets import load_target
+
+    images, labels, desc = load_target(cond_run, n=9, seed=4)
+    assert labels.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    want = api.load(cond_run).sample_uint8(9, seed=4, labels=[0, 0, 0, 1, 1, 1, 2, 2, 2])
+    assert torch.equal(images, torch.from_numpy(want).permute(0, 3, 1, 2))

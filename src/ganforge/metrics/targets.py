@@ -49,10 +49,11 @@ def load_target(target: str | Path, *, n: int | None, checkpoint: str = "latest"
         if n is None:
             raise EvalError("say how many samples to draw from the run with --n")
         run = api.load(path, checkpoint=checkpoint, device=device)
-        images = to_uint8(run.sample(n, seed=seed, ema=bool(run.ema_nets)))
+        labels = run.sample_labels(n)  # conditional runs: every class in turn; None otherwise
+        images = to_uint8(run.sample(n, seed=seed, ema=bool(run.ema_nets), labels=labels))
         desc = {"target": str(path), "kind": "run", "checkpoint": run.checkpoint.name, "step": run.step,
                 "ema": bool(run.ema_nets), "seed": seed}
-        return images, None, desc
+        return images, (labels.numpy() if labels is not None else None), desc
     if path.is_file() and path.suffix.lower() == ".npz":
         images, labels = load_npz_samples(path, n)
         return images, labels, {"target": str(path), "kind": "npz"}
