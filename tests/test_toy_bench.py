@@ -101,3 +101,22 @@ def test_toy_presets_load(preset):
 
     _, cfg = load_config(preset)
     assert cfg.data.name == f"toy:{preset[4:]}" and cfg.model.name == "mlp"
+
+
+def test_interrupted_seed_ends_the_benchmark_instead_of_being_scored(tmp_path, monkeypatch):
+    """Ctrl-C / SIGTERM makes the Trainer stop cleanly with a checkpoint; the benchmark must not
+    then evaluate that half-trained run as a seed's result and go on to the next seed."""
+    from ganforge import api
+    from ganforge.training.trainer import FitResult
+
+    calls = []
+
+    def stopped_train(cfg, run_dir, **kwargs):
+        calls.append(run_dir)
+        return FitResult(step=83, run_dir=run_dir, checkpoint=None, interrupted="SIGTERM")
+
+    monkeypatch.setattr(api, "train", stopped_train)
+    variant = bench.Variant("v", "toy-ring8", ["train.steps=10"])
+    with pytest.raises(KeyboardInterrupt, match="SIGTERM at step 83"):
+        bench.run_benchmark([variant], "toy:ring8", [0, 1], tmp_path, log=lambda *_: None)
+    assert len(calls) == 1  # seed 1 never started

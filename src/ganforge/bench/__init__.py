@@ -1,4 +1,18 @@
 """Quality benchmarks run through the public training path (ganforge.api.train).
 
 modes: the PacGAN mode-collapse protocol on the 2-D toy mixtures (toy:ring8, toy:grid25).
+augment: does synthetic data from a conditional GAN help a classifier trained on scarce data?
 """
+from __future__ import annotations
+
+
+def train_seed(cfg, run_dir, **kwargs):
+    """``api.train`` for one benchmark run. The Trainer turns Ctrl-C or SIGTERM into a clean
+    stop with a checkpoint; a benchmark must not then score the half-trained run as a result,
+    so the stop is raised again and ends the whole benchmark."""
+    from .. import api
+
+    result = api.train(cfg, run_dir, **kwargs)
+    if result.interrupted:
+        raise KeyboardInterrupt(f"{result.interrupted} at step {result.step} of {run_dir}")
+    return result

@@ -28,6 +28,8 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
+from . import train_seed
+
 ARMS = ("real", "real+syn", "syn")
 
 
@@ -123,7 +125,7 @@ def run_one(size: int, seed: int, s: Settings, out: Path, train_set, test_set,
             shutil.rmtree(run_dir)
         run_dir.parent.mkdir(parents=True, exist_ok=True)
         with open(run_dir.with_name(f"seed_{seed}.log"), "w") as f, contextlib.redirect_stdout(f):
-            api.train(cfg, run_dir, name=f"n{size}-s{seed}", progress=False, dataset=subset)
+            train_seed(cfg, run_dir, name=f"n{size}-s{seed}", progress=False, dataset=subset)
     gan_seconds = time.perf_counter() - t0
     run = api.load(run_dir)
     from ..synthetic import balanced_labels

@@ -29,6 +29,8 @@ from typing import Any
 
 import torch
 
+from . import train_seed
+
 N_SAMPLES = 2500
 SAMPLE_SEED = 2500  # the sampling seed, fixed so configurations see the same latents
 
@@ -91,7 +93,7 @@ def run_seed(variant: Variant, data: str, seed: int, run_dir: Path, extra: list[
     start = time.perf_counter()
     # The Trainer's diagnostics print warnings; keep them next to the run, not in the table.
     with open(run_dir.with_name(f"{run_dir.name}.log"), "w") as log, contextlib.redirect_stdout(log):
-        api.train(cfg, run_dir, name=variant.label, progress=False)
+        train_seed(cfg, run_dir, name=variant.label, progress=False)
     seconds = time.perf_counter() - start
     run = api.load(run_dir)
     samples = run.sample(N_SAMPLES, seed=SAMPLE_SEED)
