@@ -1,5 +1,4 @@
 """Regularizers against analytic values, and their wiring into the unconditional objective."""
-import math
 
 import pytest
 import torch

@@ -1,6 +1,5 @@
 """The PacGAN mode-collapse benchmark: metrics on samples with known answers, and a tiny run of
 the whole command (train through the public path, JSON, scatter plot)."""
-import argparse
 import json
 import math
 

@@ -26,7 +26,6 @@ from torch import Tensor, nn
 
 from .. import augment as augment_mod
 from .. import losses
-from .. import regularizers as regs
 from ..errors import ConfigError
 from ..models import spectral_norm_
 from ..models.conditional import ConditionalDiscriminator, ConditionalGenerator
@@ -163,38 +162,10 @@ class ConditionalGAN(UnconditionalGAN):
                 loss = loss + self.aux_weight * aux
                 out["d_aux"] = aux.detach()
                 out["d_class_acc_real"] = (c_real.argmax(1) == labels).float().mean()
-            bound = _Bound(D, labels)
-            if r.gp > 0:
-                out["gp"] = regs.gradient_penalty(bound, real_in, fake_in, generator=self.rng)
-                loss = loss + r.gp * out["gp"]
-            if r.dragan > 0:
-                out["dragan"] = regs.dragan_penalty(bound, real_in, generator=self.rng)
-                loss = loss + r.dragan * out["dragan"]
-            if r1_now:
-                out["r1"] = regs.grad_sq_norm(d_real, real_in)
-                loss = loss + r.r1 / 2 * out["r1"]
-            if r.r2 > 0 and not self.lazy:
-                out["r2"] = regs.r2_penalty(bound, fake_in)
-                loss = loss + r.r2 / 2 * out["r2"]
-            if isinstance(self.augment, augment_mod.ADA):
-                self.augment.observe(d_real)
-                out["ada_p"] = d_real.new_tensor(self.augment.p, dtype=torch.float32)
-            if r.instance_noise > 0:
-                out["noise_std"] = d_real.new_tensor(self.noise_std(), dtype=torch.float32)
-            return {"loss": loss, **{k: v.detach() for k, v in out.items()}}
+            penalty, terms = self.d_penalties(_Bound(D, labels), real_in, fake_in, d_real, r1_now)
+            return {"loss": loss + penalty, **{k: v.detach() for k, v in out.items()}, **terms}
         if phase == "Dreg":
-            loss = real.new_zeros((), dtype=torch.float32)
-            out = {}
-            bound = _Bound(D, labels)
-            if r.r1 > 0:
-                out["r1"] = regs.r1_penalty(bound, self.d_input(real))
-                loss = loss + r.r1 / 2 * out["r1"]
-            if r.r2 > 0:
-                with torch.no_grad():
-                    fake = G(z, labels)
-                out["r2"] = regs.r2_penalty(bound, self.d_input(fake))
-                loss = loss + r.r2 / 2 * out["r2"]
-            return {"loss": loss * r.r_interval, **{k: v.detach() for k, v in out.items()}}
+            return self.lazy_penalties(_Bound(D, labels), real, lambda: G(z, labels))
         if phase == "G":
             d_fake, c_fake = D.scores(self.d_input(G(z, labels)), labels)
             d_real = D(self.d_input(real), labels) if losses.g_needs_real(self.adv) else None

@@ -21,7 +21,6 @@ sit in the torch hub cache; otherwise a perceptual weight > 0 is a one-line Conf
 from __future__ import annotations
 
 import copy
-import math
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -135,7 +134,7 @@ def validate(cfg) -> None:
         raise ConfigError("eval.every measures FID of random samples, which a super-resolution "
                           "model does not make; set eval.every=0 and run ganforge eval-sr RUN")
     if cfg.data.channels != 3:
-        raise ConfigError(f"super-resolution trains on RGB images; set data.channels=3")
+        raise ConfigError("super-resolution trains on RGB images; set data.channels=3")
 
 
 def _scores(adv: losses.LossPair, d_real: Tensor, d_fake: Tensor) -> dict[str, Tensor]:

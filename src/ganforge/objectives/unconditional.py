@@ -127,43 +127,57 @@ class UnconditionalGAN(Objective):
             d_real, d_fake = D(real_in), D(fake_in)  # scores [N] ([N / pac] packed)
             loss = self.adv.d(real=d_real, fake=d_fake, **self.d_kwargs)
             out = {"d_loss": loss.detach(), **self._scores(d_real, d_fake)}
-            if r.gp > 0:
-                out["gp"] = regs.gradient_penalty(D, real_in, fake_in, generator=self.rng)
-                loss = loss + r.gp * out["gp"]
-            if r.dragan > 0:
-                out["dragan"] = regs.dragan_penalty(D, real_in, generator=self.rng)
-                loss = loss + r.dragan * out["dragan"]
-            if r1_now:
-                out["r1"] = regs.grad_sq_norm(d_real, real_in)
-                loss = loss + r.r1 / 2 * out["r1"]
-            if r.r2 > 0 and not self.lazy:
-                out["r2"] = regs.r2_penalty(D, fake_in)
-                loss = loss + r.r2 / 2 * out["r2"]
-            if isinstance(self.augment, augment_mod.ADA):
-                self.augment.observe(d_real)
-                out["ada_p"] = d_real.new_tensor(self.augment.p, dtype=torch.float32)
-            if r.instance_noise > 0:
-                out["noise_std"] = d_real.new_tensor(self.noise_std(), dtype=torch.float32)
-            out = {k: v.detach() for k, v in out.items()}
-            return {"loss": loss, **out}
-        if phase == "Dreg":  # lazy R1/R2: the penalty times the interval
-            loss = real.new_zeros((), dtype=torch.float32)
-            out = {}
-            if r.r1 > 0:
-                out["r1"] = regs.r1_penalty(D, self.d_input(real))
-                loss = loss + r.r1 / 2 * out["r1"]
-            if r.r2 > 0:
-                with torch.no_grad():
-                    fake = G(z)
-                out["r2"] = regs.r2_penalty(D, self.d_input(fake))
-                loss = loss + r.r2 / 2 * out["r2"]
-            return {"loss": loss * r.r_interval, **{k: v.detach() for k, v in out.items()}}
+            penalty, terms = self.d_penalties(D, real_in, fake_in, d_real, r1_now)
+            return {"loss": loss + penalty, **out, **terms}
+        if phase == "Dreg":
+            return self.lazy_penalties(D, real, lambda: G(z))
         if phase == "G":
             d_fake = D(self.d_input(G(z)))
             d_real = D(self.d_input(real)) if losses.g_needs_real(self.adv) else None
             loss = self.adv.g(fake=d_fake, real=d_real)
             return {"loss": loss, "g_loss": loss.detach()}
         raise ValueError(f"unknown phase {phase}")
+
+    def d_penalties(self, D, real_in: Tensor, fake_in: Tensor, d_real: Tensor,
+                    r1_now: bool) -> tuple[Tensor, dict[str, Tensor]]:
+        """The regularizers of a D step: (weighted sum to add to D's loss, detached terms and
+        ADA / instance-noise state to log). ``D`` maps D's inputs to scores (a conditional
+        objective binds the labels); ``real_in`` requires grad when ``r1_now``."""
+        r = self.reg
+        loss, out = d_real.new_zeros((), dtype=torch.float32), {}
+        if r.gp > 0:
+            out["gp"] = regs.gradient_penalty(D, real_in, fake_in, generator=self.rng)
+            loss = loss + r.gp * out["gp"]
+        if r.dragan > 0:
+            out["dragan"] = regs.dragan_penalty(D, real_in, generator=self.rng)
+            loss = loss + r.dragan * out["dragan"]
+        if r1_now:
+            out["r1"] = regs.grad_sq_norm(d_real, real_in)
+            loss = loss + r.r1 / 2 * out["r1"]
+        if r.r2 > 0 and not self.lazy:
+            out["r2"] = regs.r2_penalty(D, fake_in)
+            loss = loss + r.r2 / 2 * out["r2"]
+        if isinstance(self.augment, augment_mod.ADA):
+            self.augment.observe(d_real)
+            out["ada_p"] = d_real.new_tensor(self.augment.p, dtype=torch.float32)
+        if r.instance_noise > 0:
+            out["noise_std"] = d_real.new_tensor(self.noise_std(), dtype=torch.float32)
+        return loss, {k: v.detach() for k, v in out.items()}
+
+    def lazy_penalties(self, D, real: Tensor, make_fake) -> dict[str, Tensor]:
+        """The "Dreg" phase: lazy R1/R2 (StyleGAN2), the penalty times the interval.
+        ``make_fake()`` draws the fakes for R2 (called without gradients)."""
+        r = self.reg
+        loss, out = real.new_zeros((), dtype=torch.float32), {}
+        if r.r1 > 0:
+            out["r1"] = regs.r1_penalty(D, self.d_input(real))
+            loss = loss + r.r1 / 2 * out["r1"]
+        if r.r2 > 0:
+            with torch.no_grad():
+                fake = make_fake()
+            out["r2"] = regs.r2_penalty(D, self.d_input(fake))
+            loss = loss + r.r2 / 2 * out["r2"]
+        return {"loss": loss * r.r_interval, **{k: v.detach() for k, v in out.items()}}
 
     def after_step(self, phase: str) -> None:
         if phase == "D" and self.reg.clip > 0:

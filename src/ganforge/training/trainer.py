@@ -202,7 +202,6 @@ class Trainer:
         self.scaler.update()
         self.objective.after_step(phase.name)
         self.logger.accumulate(out)
-        t = self.cfg.train
         for name in owned & set(self.ema):
             self.ema[name].update(nets[name], self.ema_decay())
 
