@@ -17,7 +17,6 @@ what a user gets.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import shutil
@@ -29,6 +28,7 @@ from typing import Any
 
 import torch
 
+from ..training.checkpoint import atomic_write_json
 from . import train_seed
 
 N_SAMPLES = 2500
@@ -210,7 +210,4 @@ def format_summary(label: str, s: dict[str, float], num_modes: int) -> str:
 
 
 def write_json(result: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    os.replace(tmp, path)
+    atomic_write_json(path, result)

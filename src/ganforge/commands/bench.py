@@ -93,10 +93,8 @@ def _int_list(text: str, flag: str) -> list[int]:
 
 
 def cmd_augment(args) -> int:
-    import json
-    import os
-
     from ..bench import augment as bench
+    from ..training.checkpoint import atomic_write_json
     from ..config import load_config
 
     s = bench.Settings(data=args.data, sizes=_int_list(args.sizes, "--sizes"),
@@ -120,10 +118,7 @@ def cmd_augment(args) -> int:
     result["argv"] = list(sys.argv)  # the command line as typed (settings has every value)
     print(bench.format_summary(result["summary"]))
     path = Path(args.json) if args.json else out / "augment.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_write_json(path, result)
     print(f"ganforge: results in {path}")
     return 0
 

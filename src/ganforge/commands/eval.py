@@ -2,8 +2,6 @@
 ``ganforge train-classifier`` (the offline extractor's fixed training recipe)."""
 from __future__ import annotations
 
-import json
-import os
 import time
 from pathlib import Path
 
@@ -17,6 +15,7 @@ def cmd_eval(args) -> int:
     from ..errors import ConfigError
     from ..metrics import evaluation as ev
     from ..metrics.targets import load_target
+    from ..training.checkpoint import atomic_write_json
 
     if args.n <= 0:
         raise ConfigError(f"--n must be positive, got {args.n}")
@@ -35,10 +34,7 @@ def cmd_eval(args) -> int:
     result.protocol = {"target": target, **result.protocol, "seconds": round(time.perf_counter() - t0, 2)}
     print(format_table(result))
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
-        os.replace(tmp, out)
+        atomic_write_json(out, result.to_dict())
         print(f"ganforge: wrote {out}")
     return 0
 

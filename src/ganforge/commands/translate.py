@@ -3,7 +3,6 @@ cyclegan run) and ``ganforge translate-eval RUN`` (PSNR / SSIM on the held-out s
 trivial baseline; FID / KID for cyclegan runs)."""
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -84,6 +83,7 @@ def cmd_translate(args) -> int:
 def cmd_translate_eval(args) -> int:
     from .. import api
     from ..metrics.paired import evaluate_translation, evaluate_unpaired, format_translation
+    from ..training.checkpoint import atomic_write_json
 
     run = api.load(args.run_dir, checkpoint=args.checkpoint)
     if run.config.objective == "cyclegan":
@@ -94,10 +94,7 @@ def cmd_translate_eval(args) -> int:
     print(format_translation(result))
     if args.json:
         out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
-        os.replace(tmp, out)
+        atomic_write_json(out, result)
         print(f"ganforge: wrote {out}")
     return 0
 
