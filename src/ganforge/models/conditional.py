@@ -25,8 +25,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from .dcgan import D_NORMS, plan
-from .layers import MinibatchStd, check_positive, dcgan_init_
+from .dcgan import d_body, plan
+from .layers import check_positive, dcgan_init_
 
 G_CONDS = ("concat", "cbn")
 D_CONDS = ("concat", "projection", "acgan")
@@ -117,20 +117,10 @@ class ConditionalDiscriminator(nn.Module):
         norm = norm or "batch"
         check_positive("conditional dcgan", channels=channels, width=width, num_classes=num_classes)
         _check("conditional discriminator", cond, D_CONDS, "cond.d_cond")
-        if norm not in D_NORMS:
-            raise ConfigError(f"dcgan: model.d_norm must be one of {', '.join(D_NORMS)}, got '{norm}'")
         s, n_up = plan(resolution)
         self.resolution, self.channels, self.num_classes, self.cond = resolution, channels, num_classes, cond
         in_ch = channels + (num_classes if cond == "concat" else 0)
-        layers: list[nn.Module] = [nn.Conv2d(in_ch, width, 4, 2, 1), nn.LeakyReLU(0.2, True)]
-        c = width
-        for _ in range(n_up - 1):
-            layers += [nn.Conv2d(c, c * 2, 4, 2, 1, bias=norm == "none"), *D_NORMS[norm](c * 2),
-                       nn.LeakyReLU(0.2, True)]
-            c *= 2
-        if mbstd:
-            layers.append(MinibatchStd(mbstd))
-            c += 1
+        layers, c = d_body(in_ch, width, n_up, norm, mbstd)
         self.body = nn.Sequential(*layers)
         self.feature_dim = c * s * s
         self.psi = nn.Linear(self.feature_dim, 1)

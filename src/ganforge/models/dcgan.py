@@ -77,25 +77,33 @@ D_NORMS = {"batch": lambda c: [nn.BatchNorm2d(c)], "layer": lambda c: [nn.GroupN
            "none": lambda c: []}
 
 
+def d_body(in_channels: int, width: int, n_down: int, norm: str, mbstd: int) -> tuple[list[nn.Module], int]:
+    """D's strided 4x4 convolutions (each halving the size, doubling the channels) and the
+    optional minibatch-stddev layer: (layers, channels out). Shared by the conditional D."""
+    if norm not in D_NORMS:
+        raise ConfigError(f"dcgan: model.d_norm must be one of {', '.join(D_NORMS)}, got '{norm}'")
+    # No BatchNorm on the first layer (paper, sec. 3): it sees the raw images.
+    layers: list[nn.Module] = [nn.Conv2d(in_channels, width, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+    c = width
+    for _ in range(n_down - 1):
+        layers += [nn.Conv2d(c, c * 2, 4, 2, 1, bias=norm == "none"), *D_NORMS[norm](c * 2),
+                   nn.LeakyReLU(0.2, True)]
+        c *= 2
+    if mbstd:
+        layers.append(MinibatchStd(mbstd))
+        c += 1
+    return layers, c
+
+
 class DCGANDiscriminator(nn.Module):
     def __init__(self, *, resolution: int = 64, channels: int = 3, width: int = 64, mbstd: int = 0,
                  norm: str = "batch"):
         super().__init__()
         check_positive("dcgan", channels=channels, width=width)
-        if norm not in D_NORMS:
-            raise ConfigError(f"dcgan: model.d_norm must be one of {', '.join(D_NORMS)}, got '{norm}'")
         s, n_up = plan(resolution)
         self.resolution, self.channels = resolution, channels
-        # No BatchNorm on the first layer (paper, sec. 3): it sees the raw images.
-        layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2, True)]
-        c = width
-        for _ in range(n_up - 1):
-            layers += [nn.Conv2d(c, c * 2, 4, 2, 1, bias=norm == "none"), *D_NORMS[norm](c * 2),
-                       nn.LeakyReLU(0.2, True)]
-            c *= 2
-        if mbstd:
-            layers.append(MinibatchStd(mbstd))
-        layers += [nn.Conv2d(c + (1 if mbstd else 0), 1, s, 1, 0)]
+        layers, c = d_body(channels, width, n_up, norm, mbstd)
+        layers.append(nn.Conv2d(c, 1, s, 1, 0))
         self.net = nn.Sequential(*layers)
         self.apply(dcgan_init_)
 
