@@ -24,12 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .. import augment as augment_mod
 from .. import losses
 from ..errors import ConfigError
 from ..models import spectral_norm_
 from ..models.conditional import ConditionalDiscriminator, ConditionalGenerator
-from . import OBJECTIVES, Phase
+from . import OBJECTIVES
 from .unconditional import UnconditionalGAN
 
 
@@ -112,22 +111,7 @@ class ConditionalGAN(UnconditionalGAN):
             spectral_norm_(D)
         self.nets = {"G": G, "D": D}
         self.optimizers = {"G": ["G"], "D": ["D"]}
-
-        self.adv = losses.get_loss(cfg.loss.name)
-        self.d_kwargs = {}
-        if cfg.loss.label_smoothing:
-            if not losses.supports_label_smoothing(self.adv):
-                raise ConfigError(f"loss.label_smoothing has no meaning for loss '{cfg.loss.name}'; "
-                                  f"set loss.label_smoothing=0")
-            self.d_kwargs["real_target"] = 1.0 - cfg.loss.label_smoothing
-        self.augment = augment_mod.build_augment(cfg.augment)
-        r = self.reg
-        self.lazy = r.r_interval > 1 and (r.r1 > 0 or r.r2 > 0)
-        self.phases = [Phase("D", optimizer="D", repeat=cfg.train.n_critic)]
-        if self.lazy:
-            self.phases.append(Phase("Dreg", optimizer="D", every=r.r_interval, fresh_batch=False))
-        self.phases.append(Phase("G", optimizer="G", fresh_batch=False))
-        self.g_steps = 0
+        self.setup_training(cfg)
 
     # ------------------------------------------------------------------ phases
 

@@ -55,7 +55,10 @@ class UnconditionalGAN(Objective):
             D = models.Packed(D, m.pac)
         self.nets = {"G": G, "D": D}
         self.optimizers = {"G": ["G"], "D": ["D"]}
+        self.setup_training(cfg)
 
+    def setup_training(self, cfg) -> None:
+        """Loss, augmentation and phases from the config (shared by the conditional objective)."""
         self.adv = losses.get_loss(cfg.loss.name)
         self.d_kwargs = {}
         if cfg.loss.label_smoothing:
