@@ -17,7 +17,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# Lint first: a lint failure fails `make test` (and CI) before the suite runs.
 test: $(STAMP)
+	$(BIN)/python -m ruff check src tests benchmarks scripts
 	$(BIN)/python -m pytest -q
 
 demo: $(STAMP)

@@ -30,7 +30,7 @@ def make_trainer(enabled: bool) -> Trainer:
                                                  "train.checkpoint_every=100000"])
     objective, dataset = api.build(cfg)
     device = torch.device("cpu")
-    trainer = Trainer(cfg, objective, api.make_batches(dataset, cfg, device), run_dir=None,
+    trainer = Trainer(cfg, objective, objective.make_batches(dataset, cfg, device), run_dir=None,
                       device=device, progress=False)
     for _ in range(20):  # warm-up, not timed
         trainer.train_step()

@@ -7,7 +7,7 @@ What is measured: training images per second at batch 64 on the CPU, where one i
 discriminator step and one generator step on one real batch (images/s = batch * steps / seconds).
 
 * ganforge: the preset loaded through the public path (``load_config`` -> ``api.build`` ->
-  ``api.make_batches`` -> ``Trainer``), timing ``Trainer.train_step()``; once at the preset's
+  ``objective.make_batches`` -> ``Trainer``), timing ``Trainer.train_step()``; once at the preset's
   precision (bf16 autocast) and once with ``train.precision=fp32``, so the table shows what each
   lever is worth. Everything a training step does in ``Trainer.fit`` is in the timed loop (batch
   fetch, both phases, EMA update); logging, sample grids and checkpoints are not, as they do not
@@ -31,7 +31,7 @@ BCELoss), the same batch size, the same optimizer (Adam 2e-4, betas (0.5, 0.999)
 
 ganforge does slightly *more* work per iteration than the reference: its G step draws fresh noise
 and runs G forward again (the reference reuses the D step's fake), and it updates an EMA copy of G.
-The ``data`` column of the table names the batch source ``api.make_batches`` actually chose, and
+The ``data`` column of the table names the batch source ``make_batches`` actually chose, and
 ``data wait`` is the share of the timed loop spent blocked on the next batch (worker processes'
 CPU use does not show there: on few cores it shows as slower compute).
 
@@ -97,7 +97,7 @@ class GanforgeRun:
                                       f"train.batch_size={batch_size}", "train.device=cpu"])
         self.name, self.precision = "ganforge", precision
         objective, dataset = api.build(cfg, dataset)
-        batches = api.make_batches(dataset, cfg, DEVICE)
+        batches = objective.make_batches(dataset, cfg, DEVICE)
         self.data_desc = type(batches).__name__
         if hasattr(batches, "num_workers"):
             self.data_desc += f"(workers={batches.num_workers})"

@@ -3,7 +3,9 @@ transform family, and that ADA's p follows the overfitting signal and survives r
 import pytest
 import torch
 
-from ganforge import api, augment
+from ganforge import api
+from ganforge import augment
+from ganforge.training.batches import InMemoryBatches
 from ganforge.errors import ConfigError
 from ganforge.training import checkpoint as ckpt
 
@@ -60,7 +62,7 @@ def _objective(**over):
     cfg = tiny_config(**{"train.ema_decay": 0.0, **over})
     objective, dataset = api.build(cfg, random_dataset())
     objective.bind(device=torch.device("cpu"), rng=torch.Generator().manual_seed(0))
-    real = api.InMemoryBatches(dataset.images, None, 8, 0, torch.device("cpu")).__next__()["real"]
+    real = InMemoryBatches(dataset.images, None, 8, 0, torch.device("cpu")).__next__()["real"]
     return objective, {"real": real, "labels": None}
 
 

@@ -13,7 +13,7 @@ from ganforge import api
 from ganforge.errors import ConfigError
 from ganforge.models.conditional import (CondBatchNorm2d, ConditionalDiscriminator,
                                          ConditionalGenerator)
-from ganforge.objectives.conditional import ClassError, grid_labels, resolve_class
+from ganforge.labels import ClassError, grid_labels, resolve_class
 
 K = 3
 
@@ -349,9 +349,9 @@ def test_trainer_grid_and_probe_ask_for_class_rows(tmp_path, monkeypatch):
 def test_eval_target_of_a_conditional_run_carries_labels(cond_run):
     """ganforge eval RUN draws every class in turn and passes the labels on (label_accuracy,
     intra_fid)."""
-    from ganforge.metrics.targets import load_target
+    from ganforge.metrics.targets import run_samples
 
-    images, labels, desc = load_target(cond_run, n=9, seed=4)
+    images, labels, desc = run_samples(api.load(cond_run), n=9, seed=4)
     assert labels.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
     want = api.load(cond_run).sample_uint8(9, seed=4, labels=[0, 0, 0, 1, 1, 1, 2, 2, 2])
     assert torch.equal(images, torch.from_numpy(want).permute(0, 3, 1, 2))

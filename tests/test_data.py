@@ -341,7 +341,8 @@ def test_bad_arguments():
 def test_names_and_info():
     assert DATASET_NAMES == ["fashion-mnist", "mnist", "cifar10", "folder:PATH", "toy:ring8", "toy:grid25"]
     fm = dataset_info("fashion-mnist")
-    assert (fm["resolution"], fm["channels"], fm["num_classes"]) == (28, 1, 10) and fm["class_names"][0] == "T-shirt/top"
+    assert (fm["resolution"], fm["channels"], fm["num_classes"]) == (28, 1, 10)
+    assert fm["class_names"][0] == "T-shirt/top"
     assert (dataset_info("cifar10")["resolution"], dataset_info("cifar10")["channels"]) == (32, 3)
     toy_info = dataset_info("toy:grid25")
     assert toy_info["resolution"] is None and toy_info["num_modes"] == 25

@@ -274,7 +274,7 @@ def test_training_hook(env):
 
     cfg = tiny_config()
     objective, dataset = api.build(cfg, random_dataset(n=64, resolution=16))
-    trainer = Trainer(cfg, objective, api.make_batches(dataset, cfg, torch.device("cpu")), run_dir=None,
+    trainer = Trainer(cfg, objective, objective.make_batches(dataset, cfg, torch.device("cpu")), run_dir=None,
                       device=torch.device("cpu"), progress=False)
     G = objective.nets["G"]
     G.train()

@@ -147,7 +147,8 @@ def test_compiles_without_graph_breaks():
     z = torch.randn(N, Z)
     G.eval(), D.eval()
     expected = D(G(z))
-    got = torch.compile(D, backend="aot_eager", fullgraph=True)(torch.compile(G, backend="aot_eager", fullgraph=True)(z))
+    compiled_g = torch.compile(G, backend="aot_eager", fullgraph=True)
+    got = torch.compile(D, backend="aot_eager", fullgraph=True)(compiled_g(z))
     torch.testing.assert_close(got, expected)
 
 

@@ -100,7 +100,7 @@ def test_pix2pix_losses_by_hand(tmp_path):
     cfg = p2p_config(tmp_path, **{"translate.dropout": 0.0, "translate.lambda_l1": 7.0})
     obj = build_objective(cfg, {"name": "x"})
     obj.bind(device=torch.device("cpu"), rng=torch.Generator())
-    assert obj.in_channels == 3 and obj.optimizers == {"G": ["G"], "D": ["D"]}
+    assert obj.in_channels == 3 and {k: v.nets for k, v in obj.optimizers.items()} == {"G": ["G"], "D": ["D"]}
     g = torch.Generator().manual_seed(0)
     a, b = torch.rand(4, 3, 16, 16, generator=g) * 2 - 1, torch.rand(4, 3, 16, 16, generator=g) * 2 - 1
     for net in obj.nets.values():

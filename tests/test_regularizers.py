@@ -3,7 +3,9 @@
 import pytest
 import torch
 
-from ganforge import api, regularizers as regs
+from ganforge import api
+from ganforge import regularizers as regs
+from ganforge.training.batches import InMemoryBatches
 from ganforge.errors import ConfigError
 
 from conftest import random_dataset, tiny_config
@@ -91,7 +93,7 @@ def _objective(**over):
     cfg = tiny_config(**{"train.ema_decay": 0.0, **over})
     objective, dataset = api.build(cfg, random_dataset())
     objective.bind(device=torch.device("cpu"), rng=torch.Generator().manual_seed(0))
-    batch = {"real": api.InMemoryBatches(dataset.images, None, 8, 0, torch.device("cpu")).__next__()["real"],
+    batch = {"real": InMemoryBatches(dataset.images, None, 8, 0, torch.device("cpu")).__next__()["real"],
              "labels": None}
     return objective, batch
 

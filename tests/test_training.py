@@ -11,6 +11,7 @@ import yaml
 
 import ganforge
 from ganforge import api
+from ganforge.training.batches import InMemoryBatches
 from ganforge.errors import CheckpointError, ConfigError
 from ganforge.training import checkpoint as ckpt
 
@@ -45,13 +46,13 @@ def test_logged_losses_match_hand_computation(tmp_path):
     cfg = tiny_config(**{"train.steps": 1, "train.log_every": 1, "train.ema_decay": 0.0})
     run = tmp_path / "run"
     objective, dataset = api.build(cfg, random_dataset())
-    batches = api.make_batches(dataset, cfg, torch.device("cpu"))
+    batches = objective.make_batches(dataset, cfg, torch.device("cpu"))
     trainer = api.Trainer(cfg, objective, batches, run_dir=run, device=torch.device("cpu"),
                           progress=False)
     # Recompute the first D step by hand from the same RNG state and weights.
     G, D = objective.nets["G"], objective.nets["D"]
     rng_state = trainer.noise_rng.get_state()
-    real = api.InMemoryBatches(dataset.images, None, 8, 0, torch.device("cpu")).__next__()["real"]
+    real = InMemoryBatches(dataset.images, None, 8, 0, torch.device("cpu")).__next__()["real"]
     z = torch.randn(8, 8, generator=torch.Generator().set_state(rng_state))
     with torch.no_grad():
         d_real, d_fake = D(real), D(G(z))
@@ -217,9 +218,9 @@ def test_in_memory_datasets_use_in_memory_batches(tmp_path, image_folder):
 
     cfg = tiny_config(**{"data.name": f"folder:{image_folder}", "data.channels": 3})
     small = load_dataset(cfg.data.name, resolution=16, channels=3)
-    assert isinstance(api.make_batches(small, cfg, torch.device("cpu")), InMemoryBatches)
+    assert isinstance(api.build(cfg, small)[0].make_batches(small, cfg, torch.device("cpu")), InMemoryBatches)
     big = load_dataset(cfg.data.name, resolution=16, channels=3, max_memory_bytes=100)
-    streaming = api.make_batches(big, cfg, torch.device("cpu"))
+    streaming = api.build(cfg, big)[0].make_batches(big, cfg, torch.device("cpu"))
     assert isinstance(streaming, StreamingBatches)
     batch = next(streaming)
     assert batch["real"].shape == (8, 3, 16, 16) and batch["labels"].shape == (8,)
@@ -246,7 +247,7 @@ def test_best_checkpoint_follows_eval_metric(tmp_path):
 def test_linear_lr_decay(tmp_path):
     cfg = tiny_config(**{"train.steps": 8, "optim.lr_decay": "linear", "optim.lr_decay_start": 0.5})
     objective, dataset = api.build(cfg, random_dataset())
-    trainer = api.Trainer(cfg, objective, api.make_batches(dataset, cfg, torch.device("cpu")),
+    trainer = api.Trainer(cfg, objective, objective.make_batches(dataset, cfg, torch.device("cpu")),
                           run_dir=None, device=torch.device("cpu"), progress=False)
     lrs = []
     for _ in range(8):

@@ -7,12 +7,8 @@ __all__ = ["GanforgeError", "load", "train", "load_config", "__version__"]
 
 
 def __getattr__(name):  # keep `import ganforge` light: torch loads on first use
-    if name in ("load", "train", "LoadedRun"):
-        from . import api
+    if name in ("load", "train", "LoadedRun", "load_config"):
+        from . import api  # imports the families first, so their config sections are known
 
         return getattr(api, name)
-    if name == "load_config":
-        from .config import load_config
-
-        return load_config
     raise AttributeError(f"module 'ganforge' has no attribute {name!r}")

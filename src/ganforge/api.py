@@ -16,78 +16,37 @@ import torch
 import yaml
 
 from . import config as config_mod
-from .config import Config
-from .errors import CheckpointError, ConfigError, DataError
-from .objectives import Objective, build_objective
+from .atomic import atomic_write_text
+from .config import Config, load_config  # noqa: F401  (ganforge.load_config, families registered)
+from .errors import CheckpointError, ConfigError
+from .labels import grid_labels, resolve_class
+from .objectives import CAPABILITIES, Objective, family
 from .training import checkpoint as ckpt
-from .training.batches import InMemoryBatches, StreamingBatches
 from .training.trainer import FitResult, Hook, Trainer, resolve_device
 
 
-TRANSLATION_OBJECTIVES = ("pix2pix", "cyclegan")  # read image pairs (ganforge.data.pairs)
-
-
 def load_data(cfg: Config):
-    from . import data
-
-    if cfg.objective in TRANSLATION_OBJECTIVES:
-        from .data import pairs
-
-        return pairs.load_pairs(cfg)
-    return data.load_dataset(cfg.data.name, split=cfg.data.split, resolution=cfg.data.resolution,
-                             channels=cfg.data.channels, data_dir=cfg.data.data_dir,
-                             seed=cfg.train.seed)
-
-
-def data_info(dataset) -> dict[str, Any]:
-    labels = getattr(dataset, "labels", None)
-    names = getattr(dataset, "class_names", None)
-    info = {"name": dataset.name, "num_classes": len(names) if names else 0,
-            "class_names": list(names) if names else None, "has_labels": labels is not None}
-    points = getattr(dataset, "points", None)
-    if points is not None:  # toy mixtures: samples are [N, point_dim], not images
-        info["point_dim"] = int(points.shape[1])
-    if hasattr(dataset, "objective_info"):  # e.g. held-out pairs for translation sample strips
-        info.update(dataset.objective_info())
-    return info
-
-
-def make_batches(dataset, cfg: Config, device: torch.device):
-    if cfg.objective == "superres":  # random crops of a few large images (ganforge.data.superres)
-        from .data.superres import make_pair_batches
-
-        return make_pair_batches(dataset, cfg, device)
-    bs = cfg.train.batch_size
-    if len(dataset) < bs:
-        raise DataError(f"{dataset.name} has {len(dataset)} images, fewer than one batch "
-                        f"(train.batch_size={bs}); add images or lower train.batch_size")
-    from .data import StreamingFolderDataset, ToyDataset
-
-    if hasattr(dataset, "make_batches"):  # data with its own batch source (translation pairs)
-        return dataset.make_batches(cfg, device)
-    if isinstance(dataset, StreamingFolderDataset):  # too large for memory: decoded by workers
-        return StreamingBatches(dataset.torch_dataset(), bs, cfg.train.seed, device,
-                                cfg.data.num_workers, has_labels=dataset.labels is not None)
-    tensor = dataset.points if isinstance(dataset, ToyDataset) else dataset.images
-    return InMemoryBatches(tensor, dataset.labels, bs, cfg.train.seed, device)
+    """The training data ``cfg`` names, read the way its family reads it."""
+    return family(cfg).load_data(cfg)
 
 
 def build(cfg: Config, dataset=None, device: torch.device | None = None):
-    """(objective, dataset) for a config; the nets are initialised from ``train.seed``."""
-    if cfg.objective == "superres":  # HR images at native size, VGG19, PSNR-stage init (issue 8)
-        from .objectives import superres
-
-        return superres.build(cfg, dataset)
+    """(objective, dataset) for a config, ready to train: the family named by ``cfg.objective``
+    loads its data (unless ``dataset`` is given), sizes its networks from it (initialised from
+    ``train.seed``) and prepares what only training needs."""
+    fam = family(cfg)
     if dataset is None:
-        dataset = load_data(cfg)
-    from .data import ToyDataset
-
-    if isinstance(dataset, ToyDataset) and cfg.objective != "unconditional":
-        # Only the unconditional objective has point models (model.name=mlp on [N, 2] points).
-        raise ConfigError(f"{cfg.data.name} holds 2-D points, which only objective=unconditional "
-                          f"with model.name=mlp trains (presets toy-ring8, toy-grid25)")
+        dataset = fam.load_data(cfg)
+    info = fam.data_info(cfg, dataset)
     torch.manual_seed(cfg.train.seed)
-    return build_objective(cfg, data_info(dataset)), dataset
+    objective = fam(cfg, info)
+    objective.prepare_training(dataset)
+    return objective, dataset
+
+
+def capabilities(cfg: Config) -> frozenset[str]:
+    """What a run of ``cfg`` will offer once trained (``sample``, ``translate``, ...)."""
+    return family(cfg).capabilities
 
 
 def default_run_dir(name: str) -> Path:
@@ -110,7 +69,7 @@ def prepare_run_dir(run_dir: Path, cfg: Config, *, resume: bool, force: bool) ->
                               f"it, --force to start over (deletes it), or choose another --out")
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt.atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
+    atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
 
 
 def resume_config(run_dir: Path, overrides: list[str]) -> Config:
@@ -130,7 +89,7 @@ def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(name)
     device = resolve_device(cfg.train.device)
     objective, dataset = build(cfg, dataset)
-    batches = make_batches(dataset, cfg, device)
+    batches = objective.make_batches(dataset, cfg, device)
     hooks = list(hooks)
     if cfg.eval.every > 0 and not hooks:
         from .metrics import training_hook  # built before training: a missing extractor fails now
@@ -142,7 +101,7 @@ def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
     if resume and (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").glob("step_*")):
         weights, state = ckpt.load(ckpt.find(run_dir), map_location=device)
         trainer.load(weights, state)
-        ckpt.atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
+        atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
     return trainer.fit()
 
 
@@ -159,11 +118,9 @@ class LoadedRun:
         weights, state = ckpt.load(self.checkpoint)
         self.config = config_mod.from_dict(state["config"])
         self.step = int(state["step"])
-        classes = state.get("objective", {})  # conditional runs save their classes here
-        info = {"name": self.config.data.name, "num_classes": int(classes.get("num_classes") or 0),
-                "class_names": classes.get("class_names"),
-                "has_labels": bool(classes.get("num_classes"))}
-        self.objective: Objective = build_objective(self.config, info)
+        fam = family(self.config)
+        self.objective: Objective = fam(self.config,
+                                        fam.info_from_state(self.config, state.get("objective", {})))
         nets = ckpt.unflatten_weights({k: v for k, v in weights.items() if not k.startswith("ema.")})
         ema = ckpt.unflatten_weights(weights, prefix="ema.")
         try:
@@ -182,6 +139,18 @@ class LoadedRun:
         self.objective.bind(device=self.device, rng=torch.Generator(self.device))
 
     @property
+    def capabilities(self) -> frozenset[str]:
+        """What this run can do: a subset of ganforge.objectives.CAPABILITIES."""
+        return type(self.objective).capabilities
+
+    def require(self, capability: str) -> None:
+        """A one-line ConfigError when this run lacks ``capability``."""
+        if capability not in self.capabilities:
+            can = "; ".join(CAPABILITIES[c] for c in sorted(self.capabilities)) or "nothing"
+            raise ConfigError(f"run {self.run_dir} is a {self.config.objective} run, which cannot "
+                              f"{CAPABILITIES[capability].split(' (')[0]}; it can: {can}")
+
+    @property
     def class_names(self) -> list[str] | None:
         """The classes of a conditional run (index order), None for an unconditional one."""
         names = getattr(self.objective, "class_names", None)
@@ -193,14 +162,12 @@ class LoadedRun:
         ``labels``: one class or a sequence of n classes, each an index or a class name; None
         gives one class per row of a square grid (rows cycle through the classes)."""
         names = self.class_names
-        if names is None:
+        if names is None or "sample_labels" not in self.capabilities:
             if labels is not None:
                 raise ConfigError(f"run {self.run_dir} is unconditional (objective="
                                   f"{self.config.objective}); it cannot generate a requested class. "
                                   f"Train a conditional preset (e.g. cgan-fashion-mnist)")
             return None
-        from .objectives.conditional import grid_labels, resolve_class
-
         if labels is None:
             return grid_labels(n, len(names))
         if isinstance(labels, (str, int)) and not isinstance(labels, bool):
@@ -217,6 +184,7 @@ class LoadedRun:
                labels=None) -> torch.Tensor:
         """n samples as float [N, C, H, W] in [-1, 1] on the CPU, reproducible for a seed.
         ``labels`` (conditional runs): see ``sample_labels``."""
+        self.require("sample")
         gen = torch.Generator().manual_seed(seed)
         nets = self.ema_nets if ema else {}
         y = self.sample_labels(n, labels)
@@ -234,12 +202,10 @@ class LoadedRun:
     @torch.no_grad()
     def translate(self, images: torch.Tensor, *, direction: str = "AtoB", ema: bool = True,
                   tile: int | None = None) -> torch.Tensor:
-        """Image-to-image runs (pix2pix, cyclegan): float [N, C, H, W] in [-1, 1] of any H, W ->
-        the translations [N, C', H, W] on the CPU, networks in eval mode (issue 7). ``tile``:
-        translate in overlapping windows of that size (e.g. the training crop) and blend."""
-        if not hasattr(self.objective, "translate"):
-            raise ConfigError(f"run {self.run_dir} is a {self.config.objective} run, which does "
-                              f"not translate images; use sample, or a pix2pix/cyclegan run")
+        """Image-to-image runs: float [N, C, H, W] in [-1, 1] of any H, W -> the translations
+        [N, C', H, W] on the CPU, networks in eval mode. ``tile``: translate in overlapping
+        windows of that size (e.g. the training crop) and blend."""
+        self.require("translate")
         nets = self.ema_nets if ema else {}
         return self.objective.translate(images.float(), direction=direction, nets=nets,
                                         tile=tile).cpu()
@@ -249,9 +215,16 @@ class LoadedRun:
         """Super-resolution runs: uint8 [h, w, 3] of any size -> uint8 [s*h, s*w, 3]; tiled
         (``tile`` LR pixels, 0: whole image) with ``overlap`` pixels of context; ``interp``
         blends towards the PSNR-stage weights (ESRGAN network interpolation, 1 = this run)."""
-        from .objectives.superres import upscale_run
+        self.require("upscale")
+        return self.objective.upscale(image, tile=tile, overlap=overlap, interp=interp,
+                                      nets=self.ema_nets if ema else {})
 
-        return upscale_run(self, image, tile=tile, overlap=overlap, interp=interp, ema=ema)
+    def translate_eval(self, *, ema: bool = True, limit: int | None = None,
+                       **options) -> dict[str, Any]:
+        """The family's held-out evaluation of a translation run (PSNR/SSIM of paired runs,
+        FID/KID of unpaired ones); ``options``: extractor, inception_weights."""
+        self.require("translate")
+        return self.objective.translate_eval(self, ema=ema, limit=limit, **options)
 
 
 def to_uint8_hwc(images: torch.Tensor) -> np.ndarray:

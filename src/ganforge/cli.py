@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 from pathlib import Path
 
+from .commands import add_run_arguments
 from .errors import ConfigError, GanforgeError
 
 EXIT_USAGE = 2
-COMMAND_MODULES: list[str] = ["report", "eval", "bench", "superres", "augment", "translate"]  # ganforge/commands/<name>.py
+# ganforge/commands/<name>.py, each with register(subparsers, parser_class)
+COMMAND_MODULES: list[str] = ["report", "eval", "bench", "upscale", "augment", "translate"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -77,6 +78,7 @@ def cmd_sample(args) -> int:
     from torchvision.utils import save_image
 
     from . import api
+    from .atomic import atomic_path
 
     out = Path(args.out)
     suffix = out.suffix.lower()
@@ -95,23 +97,21 @@ def cmd_sample(args) -> int:
         labels = balanced_labels(args.per_class, len(require_conditional(run)))
         n, per_row = len(labels), args.per_class
     elif labels is None and run.class_names:  # conditional: one class per row of the grid
-        from .objectives.conditional import grid_labels
+        from .labels import grid_labels
 
         labels = grid_labels(n, len(run.class_names), per_row)
     y = run.sample_labels(n, labels)  # None for unconditional runs; a bad class fails here
     images = run.sample(n, seed=args.seed, ema=not args.no_ema, labels=y)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp{out.suffix}")
-    if suffix == ".npz":
-        extra = {} if y is None else {"labels": y.numpy()}
-        np.savez_compressed(tmp, images=api.to_uint8_hwc(images), **extra)
-    elif args.per_class is not None:
-        from .synthetic import labeled_grid
+    with atomic_path(out) as tmp:
+        if suffix == ".npz":
+            extra = {} if y is None else {"labels": y.numpy()}
+            np.savez_compressed(tmp, images=api.to_uint8_hwc(images), **extra)
+        elif args.per_class is not None:
+            from .synthetic import labeled_grid
 
-        labeled_grid(images, y, run.class_names, per_row).save(tmp)
-    else:
-        save_image(images, tmp, nrow=per_row, normalize=True, value_range=(-1, 1))
-    os.replace(tmp, out)
+            labeled_grid(images, y, run.class_names, per_row).save(tmp)
+        else:
+            save_image(images, tmp, nrow=per_row, normalize=True, value_range=(-1, 1))
     what = "" if y is None else f" of {len(set(y.tolist()))} class(es)"
     print(f"ganforge: wrote {n} samples{what} from {run.checkpoint} (step {run.step}) to {out}")
     return 0
@@ -151,13 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("sample", help="draw samples from a trained run")
-    s.add_argument("run_dir", metavar="RUN_DIR")
+    add_run_arguments(s, out={"default": "samples.png", "help": "grid .png/.jpg or array .npz"},
+                      force="overwrite --out if it exists")
     s.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
-    s.add_argument("--out", default="samples.png", help="grid .png/.jpg or array .npz")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
-    s.add_argument("--checkpoint", default="latest", help="latest, best or step_XXXXXXX")
-    s.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     s.add_argument("--class", dest="class_", metavar="K",
                    help="conditional runs: generate class K (index or name) only")
     s.add_argument("--per-class", type=int, metavar="N",

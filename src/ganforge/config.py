@@ -129,67 +129,6 @@ class AugmentConfig:
 
 
 @dataclass
-class TranslateConfig:
-    """Image-to-image translation (objective=pix2pix | cyclegan; ganforge.data.pairs,
-    ganforge.objectives.pix2pix / cyclegan). data.channels is the output (B) side's."""
-
-    task: str = "paired"  # colorize | sketch | denoise (made from data.name) | paired | unpaired (folder:PATH)
-    direction: str = "AtoB"  # AtoB | BtoA: which side of a paired folder is the input
-    a_channels: int | None = None  # input channels; None: 1 for colorize/sketch, else data.channels
-    load_size: int | None = None  # resize to this, then random-crop data.resolution (None: no crop)
-    flip: bool = True  # random horizontal flip, the same for both sides of a pair
-    patch_stride: int = 0  # photos: stride between cut patches (0: half of data.resolution)
-    holdout: float = 0.1  # share of a folder held out for evaluation when it has no test split
-    noise: str = "gaussian"  # denoise: gaussian | saltpepper
-    noise_level: float = 0.2  # gaussian std or salt-and-pepper share, on a [0, 1] intensity scale
-    lambda_l1: float = 100.0  # Pix2Pix L1 weight (Isola et al. 2017)
-    lambda_cycle: float = 10.0  # CycleGAN cycle-consistency weight (Zhu et al. 2017)
-    lambda_identity: float = 0.5  # CycleGAN identity weight, times lambda_cycle; 0 off
-    pool_size: int = 50  # CycleGAN history of generated images shown to D; 0 off
-    depth: int | None = None  # U-Net levels; None: down to a 1x1 bottleneck
-    n_blocks: int = 9  # CycleGAN residual blocks (6 at 128 px, 9 at 256 px in the paper)
-    d_layers: int = 3  # PatchGAN stride-2 layers: 3 -> 70x70 receptive field
-    norm: str | None = None  # batch | instance | none; None: batch (pix2pix), instance (cyclegan)
-    dropout: float = 0.5  # U-Net decoder dropout (off in eval mode)
-    chroma: bool = True  # colorize: G predicts only chroma (Cb, Cr) and keeps the input's luma
-
-
-@dataclass
-class SRConfig:
-    """Super-resolution (objective=superres; ganforge.objectives.superres, ganforge.data.superres).
-    adv_weight=0 is the PSNR stage (pixel loss only); > 0 adds D and the GAN losses."""
-
-    scale: int = 4  # 2 | 4
-    arch: str = "srresnet"  # srresnet (Ledig et al. 2017) | rrdb (ESRGAN, Wang et al. 2018)
-    width: int = 64  # feature channels of the generator
-    blocks: int = 16  # residual blocks (srresnet) or RRDBs (rrdb; the paper uses 23)
-    growth: int = 32  # rrdb: dense-block growth channels
-    bicubic_skip: bool = False  # G predicts the residual over bicubic upsampling (VDSR's skip)
-    disc: str = "vgg"  # vgg (SRGAN/ESRGAN) | unet (Real-ESRGAN, spectral norm)
-    crop: int = 96  # HR training crop; the LR input is crop / scale
-    pixel_weight: float = 1.0  # L1 between SR and HR
-    perceptual_weight: float = 0.0  # L1 between VGG19 features (needs torchvision's weights)
-    perceptual_layer: str = "conv5_4"  # VGG19 layer, before its ReLU (ESRGAN)
-    adv_weight: float = 0.0  # adversarial weight (loss.name); 0: PSNR stage, no D
-    init_from: str = ""  # run directory of a PSNR-stage run: G starts from its weights
-    blur: float = 0.0  # degradation: Gaussian blur sigma up to this (HR pixels); 0 off
-    noise: float = 0.0  # degradation: Gaussian noise std up to this (0-255 levels); 0 off
-    jpeg: int = 0  # degradation: JPEG quality drawn in [jpeg, 95]; 0 off
-
-
-@dataclass
-class ConditionalConfig:
-    """Conditional GANs (objective=conditional; ganforge.objectives.conditional). The classes and
-    their names come from the labeled dataset and are saved in every checkpoint."""
-
-    g_cond: str = "concat"  # concat (label embedding joined to z) | cbn (conditional batch norm)
-    d_cond: str = "projection"  # concat (one-hot planes) | projection (Miyato & Koyama 2018) | acgan
-    embed_dim: int = 0  # size of G's label embedding for g_cond=concat; 0: the number of classes
-    aux_weight: float = 1.0  # AC-GAN: weight of the auxiliary classification loss, for D and G
-    aux_fake_in_d: bool = True  # AC-GAN: D's class loss also on fakes (the paper); false: reals only
-
-
-@dataclass
 class Config:
     description: str = ""
     objective: str = "unconditional"  # an entry of ganforge.objectives.OBJECTIVES
@@ -202,15 +141,59 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
-    cond: ConditionalConfig = field(default_factory=ConditionalConfig)
-    sr: SRConfig = field(default_factory=SRConfig)
-    translate: TranslateConfig = field(default_factory=TranslateConfig)
+    # The sections of the objective's family (``cfg.sr``, ``cfg.translate``, ...), typed by the
+    # dataclasses the families register (register_section); reached as attributes.
+    sections: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __getattr__(self, name: str) -> Any:  # only called when normal lookup fails
+        sections = self.__dict__.get("sections")
+        if sections is not None and name in sections:
+            return sections[name]
+        if name in SECTIONS and not name.startswith("_"):
+            owners = ", ".join(sorted(SECTIONS[name].objectives))
+            raise AttributeError(f"config section '{name}' belongs to objective {owners}, "
+                                 f"not {self.__dict__.get('objective')}")
+        raise AttributeError(name)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        out = {f.name: dataclasses.asdict(getattr(self, f.name)) if dataclasses.is_dataclass(
+            getattr(self, f.name)) else getattr(self, f.name)
+            for f in dataclasses.fields(self) if f.name != "sections"}
+        out.update({name: dataclasses.asdict(value) for name, value in self.sections.items()})
+        return out
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+# ----------------------------------------------------------------------------- family sections
+
+
+@dataclass
+class _Section:
+    cls: type
+    objectives: set[str]
+
+
+# Section name -> its dataclass and the objectives that read it; filled by the families
+# (ganforge.objectives registers each family's ``sections`` when the family is registered).
+SECTIONS: dict[str, _Section] = {}
+
+
+def register_section(name: str, cls: type, *, objective: str) -> None:
+    """Declare that ``objective`` reads the config section ``name`` typed by dataclass ``cls``.
+    Several objectives may share a section (pix2pix and cyclegan read ``translate``)."""
+    if name in _field_types(Config):
+        raise ValueError(f"config section '{name}' is a common section; choose another name")
+    entry = SECTIONS.setdefault(name, _Section(cls, set()))
+    if entry.cls is not cls:
+        raise ValueError(f"config section '{name}' registered twice with different classes")
+    entry.objectives.add(objective)
+
+
+def section_names() -> list[str]:
+    """The common sections, then the families' (in registration order)."""
+    return [n for n, tp in _field_types(Config).items() if dataclasses.is_dataclass(tp)] + list(SECTIONS)
 
 
 # ----------------------------------------------------------------------------- validation
@@ -222,14 +205,32 @@ def _field_types(cls) -> dict[str, Any]:
 
 
 def all_keys(cls=Config, prefix: str = "") -> list[str]:
-    """Every dotted key of the config, for 'did you mean' hints."""
+    """Every dotted key of the config (family sections included), for 'did you mean' hints."""
     keys = []
     for name, tp in _field_types(cls).items():
+        if cls is Config and name == "sections":
+            continue
         if dataclasses.is_dataclass(tp):
             keys += all_keys(tp, f"{prefix}{name}.")
         else:
             keys.append(f"{prefix}{name}")
+    if cls is Config:
+        for name, section in SECTIONS.items():
+            keys += all_keys(section.cls, f"{prefix}{name}.")
     return keys
+
+
+def _unknown_key(dotted: str) -> ConfigError:
+    head = dotted.split(".", 1)[0]
+    if head not in all_keys() and head not in section_names() and not SECTIONS:  # a slip
+        return ConfigError(f"unknown config key '{dotted}': no family has registered its "
+                           f"sections yet; import ganforge.objectives (or use "
+                           f"ganforge.load_config) before parsing configs")
+    if "." in dotted and head not in section_names():
+        return ConfigError(f"unknown config section '{head}' in '{dotted}'"
+                           f"{closest(head, section_names())}; valid sections: "
+                           f"{', '.join(section_names())}")
+    return ConfigError(f"unknown config key '{dotted}'{closest(dotted, all_keys())}")
 
 
 def _type_name(tp) -> str:
@@ -273,8 +274,8 @@ def _build(cls, data: dict[str, Any], prefix: str = ""):
     kwargs = {}
     for key, value in data.items():
         dotted = f"{prefix}{key}"
-        if key not in types:
-            raise ConfigError(f"unknown config key '{dotted}'{closest(dotted, all_keys())}")
+        if key not in types or (cls is Config and key == "sections"):
+            raise _unknown_key(dotted)
         tp = types[key]
         if dataclasses.is_dataclass(tp):
             kwargs[key] = _build(tp, value or {}, f"{dotted}.")
@@ -284,7 +285,27 @@ def _build(cls, data: dict[str, Any], prefix: str = ""):
 
 
 def from_dict(data: dict[str, Any]) -> Config:
-    cfg = _build(Config, data)
+    """A typed, validated Config from plain data (a preset, config.yaml, a checkpoint's config).
+
+    Family sections (``sr:``, ``translate:``, ...) are typed by the dataclass their family
+    registered; the objective's own sections are filled with defaults when absent. A section of
+    another family is dropped when it holds only defaults (run directories written before
+    families declared their sections carry every section) and refused otherwise."""
+    if not isinstance(data, dict):
+        raise ConfigError("a config must be a mapping of sections to values")
+    common = {k: v for k, v in data.items() if k not in SECTIONS}
+    cfg = _build(Config, common)
+    for name, entry in SECTIONS.items():
+        if name not in data and cfg.objective not in entry.objectives:
+            continue
+        section = _build(entry.cls, data.get(name) or {}, f"{name}.")
+        if cfg.objective in entry.objectives:
+            cfg.sections[name] = section
+        elif section != entry.cls():
+            raise ConfigError(f"section '{name}' configures objective "
+                              f"{' / '.join(sorted(entry.objectives))}, but this config trains "
+                              f"objective={cfg.objective}; remove the {name} section or change "
+                              f"the objective")
     validate(cfg)
     return cfg
 
@@ -377,7 +398,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     key, raw = text.split("=", 1)
     key = key.strip()
     if key not in all_keys():
-        raise ConfigError(f"unknown config key '{key}'{closest(key, all_keys())}")
+        raise _unknown_key(key)
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:

@@ -8,7 +8,6 @@ same label indices (ganforge.data.folder sorts class folders by name).
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from pathlib import Path
@@ -52,6 +51,7 @@ def export(run, out: Path, *, per_class: int, fmt: str = "folder", seed: int = 0
     from PIL import Image
 
     from .api import to_uint8_hwc
+    from .atomic import atomic_path
 
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got '{fmt}'")
@@ -69,28 +69,25 @@ def export(run, out: Path, *, per_class: int, fmt: str = "folder", seed: int = 0
     k = len(names)
     labels = balanced_labels(per_class, k)
     images = to_uint8_hwc(run.sample(len(labels), seed=seed, ema=ema, labels=labels))  # [N, H, W, C]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp{out.suffix}")
-    if tmp.exists():
-        shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
     meta = {"run": str(run.run_dir), "checkpoint": run.checkpoint.name, "step": run.step,
             "seed": seed, "ema": ema, "per_class": per_class, "class_names": names}
-    if fmt == "npz":
-        np.savez_compressed(tmp, images=images, labels=labels.numpy(), class_names=np.array(names))
-    else:
-        tmp.mkdir()
-        folders = [folder_name(i, n, k) for i, n in enumerate(names)]
-        for f in folders:
-            (tmp / f).mkdir()
-        for i, (img, y) in enumerate(zip(images, labels.tolist())):
-            mode = "L" if img.shape[2] == 1 else "RGB"
-            Image.fromarray(img[..., 0] if mode == "L" else img, mode).save(
-                tmp / folders[y] / f"{y:0{len(str(k - 1))}d}_{i:06d}.png")
-        meta["folders"] = folders
-        (tmp / "classes.json").write_text(json.dumps(meta, indent=2) + "\n")
-    if out.exists():
-        shutil.rmtree(out) if out.is_dir() else out.unlink()
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp:
+        if fmt == "npz":
+            np.savez_compressed(tmp, images=images, labels=labels.numpy(),
+                                class_names=np.array(names))
+        else:
+            tmp.mkdir()
+            folders = [folder_name(i, n, k) for i, n in enumerate(names)]
+            for f in folders:
+                (tmp / f).mkdir()
+            for i, (img, y) in enumerate(zip(images, labels.tolist())):
+                mode = "L" if img.shape[2] == 1 else "RGB"
+                Image.fromarray(img[..., 0] if mode == "L" else img, mode).save(
+                    tmp / folders[y] / f"{y:0{len(str(k - 1))}d}_{i:06d}.png")
+            meta["folders"] = folders
+            (tmp / "classes.json").write_text(json.dumps(meta, indent=2) + "\n")
+        if out.exists():  # replaced only once the new data is complete (--force)
+            shutil.rmtree(out) if out.is_dir() else out.unlink()
     return {**meta, "n": int(len(labels)), "out": str(out), "format": fmt}
 
 

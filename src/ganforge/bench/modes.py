@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import shutil
 import statistics
 import time
@@ -28,7 +27,7 @@ from typing import Any
 
 import torch
 
-from ..training.checkpoint import atomic_write_json
+from ..atomic import atomic_path, atomic_write_json
 from . import train_seed
 
 N_SAMPLES = 2500
@@ -195,10 +194,9 @@ def save_scatter(cfg_dir: Path, label: str, data: str, per_seed: list[dict[str, 
     fig.suptitle(f"{data} - {label}", fontsize=9)
     fig.tight_layout()
     path = cfg_dir / "scatter.png"
-    tmp = path.with_name(".scatter.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
-    os.replace(tmp, path)
     return path
 
 

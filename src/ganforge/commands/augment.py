@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from . import add_run_arguments
+
 
 def cmd_augment(args) -> int:
     from .. import api
@@ -26,12 +28,10 @@ def register(subparsers, parser_class) -> None:
                               description="Generate N images of every class of a conditional run and "
                                           "write them as one folder per class (reads back as "
                                           "folder:DIR) or as one .npz (images, labels, class_names).")
-    s.add_argument("run_dir", metavar="RUN_DIR")
+    add_run_arguments(s, out={"required": True,
+                              "help": "output folder (or .npz file with --format npz)"},
+                      force="replace --out if it exists")
     s.add_argument("--per-class", type=int, required=True, metavar="N", help="images per class")
-    s.add_argument("--out", required=True, help="output folder (or .npz file with --format npz)")
     s.add_argument("--format", default="folder", choices=["folder", "npz"], help="default: folder")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
-    s.add_argument("--checkpoint", default="latest", help="latest, best or step_XXXXXXX")
-    s.add_argument("--force", action="store_true", help="replace --out if it exists")
     s.set_defaults(func=cmd_augment)

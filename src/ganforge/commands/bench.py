@@ -93,9 +93,10 @@ def _int_list(text: str, flag: str) -> list[int]:
 
 
 def cmd_augment(args) -> int:
+    from ..api import capabilities
     from ..bench import augment as bench
-    from ..training.checkpoint import atomic_write_json
     from ..config import load_config
+    from ..atomic import atomic_write_json
 
     s = bench.Settings(data=args.data, sizes=_int_list(args.sizes, "--sizes"),
                        seeds=_int_list(args.seeds, "--seeds"), preset=args.preset,
@@ -108,8 +109,8 @@ def cmd_augment(args) -> int:
         raise ConfigError("--synthetic and --clf-steps must be positive, --real-fraction in (0, 1), "
                           "--test-n >= 0")
     _, cfg = load_config(s.preset, [f"data.name={s.data}", *s.gan_overrides])  # fail fast
-    if cfg.objective != "conditional":
-        raise ConfigError(f"bench augment trains a conditional GAN; preset '{s.preset}' has "
+    if "sample_labels" not in capabilities(cfg):
+        raise ConfigError(f"bench augment trains a class-conditional GAN; preset '{s.preset}' has "
                           f"objective={cfg.objective} (use cgan-, projgan- or acgan-fashion-mnist)")
     out = Path(args.out) if args.out else Path("runs") / f"bench-augment-{time.strftime('%Y%m%d-%H%M%S')}"
     print(f"ganforge: bench augment on {s.data}: sizes {s.sizes} per class x seeds {s.seeds}, "

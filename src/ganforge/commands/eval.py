@@ -12,10 +12,11 @@ CLASSIFIER_DATASETS = ("fashion-mnist", "mnist")
 
 
 def cmd_eval(args) -> int:
+    from .. import api
     from ..errors import ConfigError
     from ..metrics import evaluation as ev
-    from ..metrics.targets import load_target
-    from ..training.checkpoint import atomic_write_json
+    from ..metrics.targets import is_run_dir, load_target, run_samples
+    from ..atomic import atomic_write_json
 
     if args.n <= 0:
         raise ConfigError(f"--n must be positive, got {args.n}")
@@ -24,7 +25,12 @@ def cmd_eval(args) -> int:
     if out is not None and out.suffix.lower() != ".json":
         raise ConfigError(f"--json {out}: use a .json file name")
     log = (lambda msg: print(f"ganforge: {msg}", flush=True)) if not args.quiet else None
-    images, labels, target = load_target(args.target, n=args.n, checkpoint=args.checkpoint, seed=args.seed)
+    path = Path(args.target).expanduser()
+    if is_run_dir(path):
+        run = api.load(path, checkpoint=args.checkpoint)
+        images, labels, target = run_samples(run, n=args.n, seed=args.seed)
+    else:
+        images, labels, target = load_target(path, n=args.n)
     if log:
         log(f"evaluating {len(images)} images from {target['target']} against {args.ref}/{args.split}")
     t0 = time.perf_counter()

@@ -1,10 +1,11 @@
-"""``ganforge translate RUN INPUT --out OUT`` (image-to-image inference with a pix2pix or
-cyclegan run) and ``ganforge translate-eval RUN`` (PSNR / SSIM on the held-out split next to the
-trivial baseline; FID / KID for cyclegan runs)."""
+"""``ganforge translate RUN INPUT --out OUT`` (inference with any run that can translate) and
+``ganforge translate-eval RUN`` (the family's held-out evaluation next to the trivial baseline:
+PSNR / SSIM of paired runs, FID / KID of unpaired ones)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from . import add_run_arguments
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 
@@ -31,10 +32,10 @@ def translate_files(run, files: list[Path], out: Path, *, direction: str, ema: b
     import torch
     from PIL import Image
 
+    from ..atomic import atomic_path
     from ..errors import DataError
 
-    obj = run.objective
-    channels = obj.in_channels if direction == "AtoB" else obj.out_channels
+    channels = run.objective.input_channels(direction)
     written = []
     for path in files:
         try:
@@ -47,10 +48,8 @@ def translate_files(run, files: list[Path], out: Path, *, direction: str, ema: b
         y = run.translate(x, direction=direction, ema=ema, tile=tile)[0]  # [C', H, W]
         y = ((y.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
         dst = out if single else out / f"{path.stem}.png"
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dst.with_name(f".{dst.name}.tmp.png")
-        Image.fromarray(y[..., 0] if y.shape[-1] == 1 else y).save(tmp)
-        os.replace(tmp, dst)
+        with atomic_path(dst) as tmp:
+            Image.fromarray(y[..., 0] if y.shape[-1] == 1 else y).save(tmp)
         written.append(dst)
     return written
 
@@ -72,6 +71,7 @@ def cmd_translate(args) -> int:
         raise ConfigError(f"{existing[0]} already exists; pass --force to overwrite or choose "
                           f"another --out")
     run = api.load(args.run_dir, checkpoint=args.checkpoint)
+    run.require("translate")
     written = translate_files(run, files, out, direction=args.direction, ema=not args.no_ema,
                               single=single, tile=args.tile or None)
     where = written[0] if single else out
@@ -82,15 +82,12 @@ def cmd_translate(args) -> int:
 
 def cmd_translate_eval(args) -> int:
     from .. import api
-    from ..metrics.paired import evaluate_translation, evaluate_unpaired, format_translation
-    from ..training.checkpoint import atomic_write_json
+    from ..metrics.paired import format_translation
+    from ..atomic import atomic_write_json
 
     run = api.load(args.run_dir, checkpoint=args.checkpoint)
-    if run.config.objective == "cyclegan":
-        result = evaluate_unpaired(run, extractor=args.extractor, ema=not args.no_ema,
-                                   limit=args.n, inception_weights=args.inception_weights)
-    else:
-        result = evaluate_translation(run, ema=not args.no_ema, limit=args.n)
+    result = run.translate_eval(ema=not args.no_ema, limit=args.n, extractor=args.extractor,
+                                inception_weights=args.inception_weights)
     print(format_translation(result))
     if args.json:
         out = Path(args.json)
@@ -100,32 +97,27 @@ def cmd_translate_eval(args) -> int:
 
 
 def register(subparsers, parser_class) -> None:
-    s = subparsers.add_parser("translate", help="translate images with a pix2pix or cyclegan run",
+    s = subparsers.add_parser("translate", help="translate images with an image-to-image run",
                               description="Translate an image or a folder of images of any size "
                                           "(padded to the network's stride and cropped back) "
                                           "with the run's generator in eval mode.")
-    s.add_argument("run_dir", metavar="RUN")
+    add_run_arguments(s, out={"required": True, "help": "a .png file (one input) or a folder"},
+                      force="overwrite existing outputs")
     s.add_argument("input", metavar="INPUT", help="an image file or a folder of images")
-    s.add_argument("--out", required=True, help="a .png file (one input) or a folder")
     s.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"],
-                   help="AtoB (default) or BtoA (cyclegan runs only)")
-    s.add_argument("--checkpoint", default="latest", help="latest, best or step_XXXXXXX")
-    s.add_argument("--no-ema", action="store_true", help="the raw generator, not its EMA")
+                   help="AtoB (default) or BtoA (unpaired runs only)")
     s.add_argument("--tile", type=int, default=0,
                    help="translate in half-overlapping windows of this size, blended (e.g. the "
                         "training crop, data.resolution); 0 (default): the whole image at once")
-    s.add_argument("--force", action="store_true", help="overwrite existing outputs")
     s.set_defaults(func=cmd_translate)
 
     s = subparsers.add_parser("translate-eval", help="held-out evaluation of a translation run: "
-                                                     "PSNR/SSIM (pix2pix) or FID/KID (cyclegan), "
+                                                     "PSNR/SSIM (paired) or FID/KID (unpaired), "
                                                      "with the trivial baseline")
-    s.add_argument("run_dir", metavar="RUN")
+    add_run_arguments(s)
     s.add_argument("--n", type=int, default=None, help="evaluate at most N held-out pairs")
-    s.add_argument("--checkpoint", default="latest", help="latest, best or step_XXXXXXX")
-    s.add_argument("--no-ema", action="store_true", help="the raw generator, not its EMA")
     s.add_argument("--extractor", default="inception",
-                   help="cyclegan runs: features for FID/KID (inception, fashion-mnist-cnn)")
+                   help="unpaired runs: features for FID/KID (inception, fashion-mnist-cnn)")
     s.add_argument("--inception-weights", help="path of the FID Inception weights (offline)")
     s.add_argument("--json", help="also write the numbers to this JSON file")
     s.set_defaults(func=cmd_translate_eval)

@@ -79,7 +79,8 @@ def _extract(archive: Path, dest: Path) -> Path:
         raise DataError(f"cannot extract {archive} ({exc}); delete it and fetch cifar10 again") from exc
     missing = [f for f in KNOWN_FILES if not (dest / f).is_file()]
     if missing:
-        raise DataError(f"{archive} lacks {', '.join(missing)}; it is not cifar-10-python.tar.gz, delete it and fetch cifar10 again")
+        raise DataError(f"{archive} lacks {', '.join(missing)}; it is not cifar-10-python.tar.gz, "
+                        f"delete it and fetch cifar10 again")
     return dest
 
 
@@ -118,7 +119,8 @@ class CifarSource:
             data = np.asarray(batch.get("data"), dtype=np.uint8)
             batch_labels = np.asarray(batch.get("labels"), dtype=np.int64)
             if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or batch_labels.shape != (len(data),):
-                raise DataError(f"CIFAR-10 batch {batches / fname} has data {data.shape} and labels {batch_labels.shape}, "
+                raise DataError(f"CIFAR-10 batch {batches / fname} has data {data.shape} and labels "
+                                f"{batch_labels.shape}, "
                                 "expected [N, 3072] and [N]; delete it and fetch cifar10 again")
             images.append(data.reshape(-1, 3, 32, 32))  # stored channel-planar, row-major
             labels.append(batch_labels)

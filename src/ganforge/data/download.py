@@ -81,7 +81,8 @@ def download(urls: list[str], dest: Path, checksum: str) -> str:
             tmp.unlink(missing_ok=True)
             raise DataError(
                 f"{url} does not match its known {algorithm} checksum (got {h.hexdigest()}, expected {expected}); "
-                "the download is corrupt or the mirror changed, so nothing was saved: try again later or fetch the file by hand"
+                "the download is corrupt or the mirror changed, so nothing was saved: try again later "
+                "or fetch the file by hand"
             )
         os.replace(tmp, dest)
         return url

@@ -106,7 +106,8 @@ def _header(path: Path) -> tuple[str, tuple[int, int]]:
 
 def _scan(folder: Path) -> _Scan:
     if not folder.is_dir():
-        raise DataError(f"folder {folder} does not exist or is not a directory; pass folder:PATH with a folder of images")
+        raise DataError(f"folder {folder} does not exist or is not a directory; pass folder:PATH with "
+                        f"a folder of images")
     files = _image_files(folder)
     top_level = [p for p in files if p.parent == folder]
     class_dirs = sorted({p.relative_to(folder).parts[0] for p in files}) if files and not top_level else None
@@ -138,7 +139,8 @@ def _warn_skipped(folder: Path, skipped: list[tuple[Path, str]]) -> None:
     if skipped:
         first, reason = skipped[0]
         noun = "file" if len(skipped) == 1 else "files"
-        warnings.warn(f"skipped {len(skipped)} unreadable {noun} in {folder} (first: {first.relative_to(folder)}: {reason})",
+        warnings.warn(f"skipped {len(skipped)} unreadable {noun} in {folder} "
+                      f"(first: {first.relative_to(folder)}: {reason})",
                       stacklevel=3)
 
 

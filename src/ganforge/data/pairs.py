@@ -226,11 +226,6 @@ class TranslationData:
             return center_crop(x[idx], self.crop)
         return pick(self.test_a), pick(self.test_b)
 
-    def objective_info(self) -> dict[str, Any]:
-        """What the objective gets besides the config: fixed held-out inputs for sample strips."""
-        a, b = self.preview()
-        return {"preview_a": a, "preview_b": b}
-
 
 def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
     h, w = x.shape[-2:]

@@ -21,10 +21,11 @@ from .inception_score import inception_score
 from .kid import kid, polynomial_mmd2
 from .memorization import memorization, memorization_threshold
 from .prdc import density_coverage, precision_recall
-from .targets import load_target
+from .targets import load_target, run_samples
 
 __all__ = ["EvalError", "EvalResult", "evaluate", "METRICS", "EXTRACTORS", "Extractor", "Features",
            "ClassifierExtractor", "InceptionExtractor", "ModuleExtractor", "get_extractor", "to_uint8",
            "fid", "frechet_distance", "gaussian_stats", "kid", "polynomial_mmd2", "inception_score",
            "precision_recall", "density_coverage", "class_coverage", "class_histogram", "intra_fid",
-           "label_accuracy", "memorization", "memorization_threshold", "training_hook", "load_target"]
+           "label_accuracy", "memorization", "memorization_threshold", "training_hook", "load_target",
+           "run_samples"]

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..atomic import atomic_path, atomic_write_json
+
 ARCH = "ganforge-smallcnn-v1"
 
 
@@ -152,12 +154,10 @@ def save(model: SmallCNN, path: Path, *, dataset: str, class_names: list[str], r
     from safetensors.torch import save_file
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(tmp), metadata={"arch": ARCH, "dataset": dataset})
-    os.chmod(tmp, 0o644)  # safetensors writes 0600; the file may ship inside the package
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata={"arch": ARCH, "dataset": dataset})
+        os.chmod(tmp, 0o644)  # safetensors writes 0600; the file may ship inside the package
     meta = {
         "dataset": dataset, "arch": ARCH, "model": model.config, "class_names": class_names,
         "input": "uint8 [N, C, 28, 28] -> float x/127.5 - 1",
@@ -165,9 +165,7 @@ def save(model: SmallCNN, path: Path, *, dataset: str, class_names: list[str], r
         "train_seconds": round(train_seconds, 1), "torch": torch.__version__,
         "sha256": sha256_file(path),
     }
-    meta_tmp = path.with_name(f".{path.name}.json.tmp")
-    meta_tmp.write_text(json.dumps(meta, indent=2) + "\n")
-    meta_tmp.replace(metadata_path(path))
+    atomic_write_json(metadata_path(path), meta)
     return meta
 
 

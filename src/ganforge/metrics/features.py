@@ -250,16 +250,13 @@ def find_inception_weights() -> Path | None:
 
 def _download_inception(dest: Path) -> None:
     """Fetch the weights to ``dest`` through a temporary file (no partial file is ever left)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-    try:
+    from ..atomic import atomic_path
+
+    with atomic_path(dest) as tmp:
         with urllib.request.urlopen(INCEPTION_URL, timeout=DOWNLOAD_TIMEOUT) as resp, open(tmp, "wb") as f:
             for block in iter(lambda: resp.read(1 << 20), b""):
                 f.write(block)
         _load_inception_state(tmp)  # a truncated or wrong file fails here, before the rename
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _load_inception_state(path: Path) -> dict:

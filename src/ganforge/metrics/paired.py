@@ -95,19 +95,11 @@ def compare(outputs: Tensor, targets: Tensor) -> dict[str, float]:
 
 
 @torch.no_grad()
-def evaluate_translation(run, *, ema: bool = True, limit: int | None = None,
-                         batch_size: int = 256) -> dict[str, Any]:
-    """PSNR / SSIM of a paired run (``ganforge.load(RUN)``) on its held-out split, rebuilt from
-    the run's config, next to the trivial baseline of the task."""
-    from ..data.pairs import load_test_pairs
-    from ..errors import ConfigError
-
-    cfg = run.config
-    if cfg.objective != "pix2pix":
-        raise ConfigError(f"translate-eval measures paired runs (pix2pix); {run.run_dir} is "
-                          f"{cfg.objective}. For unpaired runs translate the test images "
-                          f"(ganforge translate) and compare them with ganforge eval")
-    a, b = load_test_pairs(cfg)
+def evaluate_translation(run, a: Tensor, b: Tensor, *, baseline_is: str, ema: bool = True,
+                         limit: int | None = None, batch_size: int = 256) -> dict[str, Any]:
+    """PSNR / SSIM of a loaded paired run's translations of the held-out inputs ``a`` (uint8
+    [N, Ca, H, W]) against the targets ``b``, next to the trivial baseline (the input itself,
+    as ``baseline_is`` describes it)."""
     if limit is not None:
         a, b = a[:limit], b[:limit]
     to_float = lambda t: t.float() / 127.5 - 1  # noqa: E731
@@ -117,29 +109,27 @@ def evaluate_translation(run, *, ema: bool = True, limit: int | None = None,
     model = compare(outputs, targets)
     baseline = compare(as_channels(inputs, targets.shape[1]), targets)
     return {"run": str(run.run_dir), "checkpoint": run.checkpoint.name, "step": run.step,
-            "task": cfg.translate.task, "data": cfg.data.name, "n": len(a),
+            "data": run.config.data.name, "n": len(a),
             "size": list(a.shape[-2:]), "ema": ema, "model": model, "baseline": baseline,
-            "baseline_is": BASELINES.get(cfg.translate.task, "the input"),
-            "gain_db": model["psnr"] - baseline["psnr"],
+            "baseline_is": baseline_is, "gain_db": model["psnr"] - baseline["psnr"],
             "lpips": "not computed (needs the lpips package and its backbone weights locally)",
             "protocol": "PSNR and SSIM per image on [0, 1], mean over the held-out split; "
                         "SSIM 11x11 Gaussian window, sigma 1.5, valid region (ganforge.metrics.paired)"}
 
 
 @torch.no_grad()
-def evaluate_unpaired(run, *, extractor: str = "inception", inception_weights=None,
+def evaluate_unpaired(run, data, *, extractor: str = "inception", inception_weights=None,
                       ema: bool = True, limit: int | None = None,
                       batch_size: int = 256) -> dict[str, Any]:
     """FID / KID of a cyclegan run's translations of the held-out images of each domain
     against the held-out images of the other domain, next to the untranslated images (the
     trivial baseline: translating nothing). Features from ``extractor``
     (ganforge.metrics.features); with few held-out images FID is biased upwards (Chong &
-    Forsyth 2020), so compare runs at equal n only."""
-    from ..data.pairs import load_pairs
+    Forsyth 2020), so compare runs at equal n only. ``data``: the run's held-out images,
+    ``data.test_a`` and ``data.test_b`` uint8 [N, C, H, W]."""
     from . import fid, get_extractor, kid, to_uint8
 
     cfg = run.config
-    data = load_pairs(cfg)
     kwargs = {"inception_weights": inception_weights} if inception_weights else {}
     ext = get_extractor(extractor, **kwargs)
     to_float = lambda t: t.float() / 127.5 - 1  # noqa: E731

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -18,6 +17,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..atomic import atomic_path
 from .errors import EvalError
 from .features import Extractor, Features
 
@@ -75,10 +75,8 @@ def _slug(text: str) -> str:
 
 def save_npz(path: Path, **arrays) -> None:
     """Atomic: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, **{k: v for k, v in arrays.items() if v is not None})
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        np.savez(tmp, **{k: v for k, v in arrays.items() if v is not None})
 
 
 def load_npz(path: Path) -> dict[str, np.ndarray] | None:

@@ -1,6 +1,8 @@
-"""What ``ganforge eval TARGET`` evaluates: a run directory (samples from its EMA generator), a
-``samples.npz`` (``images`` uint8 [N, H, W, C] or [N, H, W], optional ``labels`` int [N]) or a
-folder of images. Everything becomes uint8 [N, C, H, W] (+ labels) and a description."""
+"""What ``ganforge eval TARGET`` evaluates: a loaded run (samples from its EMA generator,
+``run_samples``), a ``samples.npz`` (``images`` uint8 [N, H, W, C] or [N, H, W], optional
+``labels`` int [N]) or a folder of images (``load_target``). Everything becomes uint8
+[N, C, H, W] (+ labels) and a description. Loading a run directory is the caller's (the eval
+command's, through ganforge.api), so metrics never reach back up to the API."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -39,21 +41,20 @@ def load_npz_samples(path: Path, n: int | None) -> tuple[torch.Tensor, np.ndarra
     return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous(), labels
 
 
-def load_target(target: str | Path, *, n: int | None, checkpoint: str = "latest", seed: int = 0,
-                device: str = "cpu") -> tuple[torch.Tensor, np.ndarray | None, dict]:
-    """(uint8 images [N, C, H, W], labels [N] or None, description for the protocol)."""
-    path = Path(target).expanduser()
-    if is_run_dir(path):
-        from .. import api
+def run_samples(run, *, n: int, seed: int = 0) -> tuple[torch.Tensor, np.ndarray | None, dict]:
+    """(uint8 images [n, C, H, W], labels [n] or None, description) drawn from a loaded run
+    (``ganforge.load``); conditional runs sample every class in turn."""
+    labels = run.sample_labels(n)  # None for unconditional runs
+    images = to_uint8(run.sample(n, seed=seed, ema=bool(run.ema_nets), labels=labels))
+    desc = {"target": str(run.run_dir), "kind": "run", "checkpoint": run.checkpoint.name,
+            "step": run.step, "ema": bool(run.ema_nets), "seed": seed}
+    return images, (labels.numpy() if labels is not None else None), desc
 
-        if n is None:
-            raise EvalError("say how many samples to draw from the run with --n")
-        run = api.load(path, checkpoint=checkpoint, device=device)
-        labels = run.sample_labels(n)  # conditional runs: every class in turn; None otherwise
-        images = to_uint8(run.sample(n, seed=seed, ema=bool(run.ema_nets), labels=labels))
-        desc = {"target": str(path), "kind": "run", "checkpoint": run.checkpoint.name, "step": run.step,
-                "ema": bool(run.ema_nets), "seed": seed}
-        return images, (labels.numpy() if labels is not None else None), desc
+
+def load_target(target: str | Path, *, n: int | None) -> tuple[torch.Tensor, np.ndarray | None, dict]:
+    """(uint8 images [N, C, H, W], labels [N] or None, description) of a samples.npz or an image
+    folder."""
+    path = Path(target).expanduser()
     if path.is_file() and path.suffix.lower() == ".npz":
         images, labels = load_npz_samples(path, n)
         return images, labels, {"target": str(path), "kind": "npz"}
@@ -68,4 +69,6 @@ def load_target(target: str | Path, *, n: int | None, checkpoint: str = "latest"
         return images, None, {"target": str(path), "kind": "folder"}
     if not path.exists():
         raise EvalError(f"{path} does not exist; pass a run directory, a samples.npz or a folder of images")
+    if is_run_dir(path):
+        raise EvalError(f"{path} is a run directory; load it with ganforge.load and use run_samples")
     raise EvalError(f"{path} is neither a run directory, a .npz file nor a folder of images")

@@ -17,7 +17,8 @@ checkpoint (``extra_state``), so ``ganforge.load(run)`` rebuilds the model from 
 """
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -28,40 +29,22 @@ from .. import losses
 from ..errors import ConfigError
 from ..models import spectral_norm_
 from ..models.conditional import ConditionalDiscriminator, ConditionalGenerator
-from . import OBJECTIVES
-from .unconditional import UnconditionalGAN
+from ..labels import ClassError, grid_labels, listing
+from .base import register_objective
+from .unconditional import TINY_TRAIN, UnconditionalGAN, gan_optimizers, write_image_folder
 
 
-class ClassError(ConfigError):
-    """A class requested by index or name that the run does not have."""
 
+@dataclass
+class ConditionalConfig:
+    """Conditional GANs (objective=conditional; ganforge.objectives.conditional). The classes and
+    their names come from the labeled dataset and are saved in every checkpoint."""
 
-def grid_labels(n: int, num_classes: int, per_row: int | None = None) -> Tensor:
-    """Labels [n] for a grid of n images laid out ``per_row`` to a row (default int(sqrt(n)), as
-    the Trainer tiles its sample grids): every row holds one class, rows cycle through the
-    classes. With n = K * K the grid is one row per class."""
-    per_row = per_row or max(1, int(math.sqrt(n)))
-    return (torch.arange(n) // per_row) % num_classes
-
-
-def resolve_class(value: str | int, class_names: Sequence[str]) -> int:
-    """A class index from an index or a name (case-insensitive), or a ClassError listing them."""
-    k = len(class_names)
-    text = str(value).strip()
-    if text.lstrip("-").isdigit():
-        index = int(text)
-        if 0 <= index < k:
-            return index
-        raise ClassError(f"class index {index} is out of range; this run has classes 0..{k - 1}: "
-                         f"{_listing(class_names)}")
-    lowered = {name.lower(): i for i, name in enumerate(class_names)}
-    if text.lower() in lowered:
-        return lowered[text.lower()]
-    raise ClassError(f"unknown class '{text}'; valid classes (index or name): {_listing(class_names)}")
-
-
-def _listing(class_names: Sequence[str]) -> str:
-    return ", ".join(f"{i}={name}" for i, name in enumerate(class_names))
+    g_cond: str = "concat"  # concat (label embedding joined to z) | cbn (conditional batch norm)
+    d_cond: str = "projection"  # concat (one-hot planes) | projection (Miyato & Koyama 2018) | acgan
+    embed_dim: int = 0  # size of G's label embedding for g_cond=concat; 0: the number of classes
+    aux_weight: float = 1.0  # AC-GAN: weight of the auxiliary classification loss, for D and G
+    aux_fake_in_d: bool = True  # AC-GAN: D's class loss also on fakes (the paper); false: reals only
 
 
 class _Bound(nn.Module):
@@ -75,9 +58,12 @@ class _Bound(nn.Module):
         return self.D(x, self.labels)
 
 
-@OBJECTIVES.register("conditional")
+@register_objective("conditional")
 class ConditionalGAN(UnconditionalGAN):
     ema = ["G"]
+    sections = {"cond": ConditionalConfig}
+    capabilities = frozenset({"sample", "sample_labels"})
+    accepts_points = False
 
     def __init__(self, cfg, data_info: Mapping[str, Any]):
         m, c, self.reg = cfg.model, cfg.cond, cfg.reg
@@ -110,8 +96,18 @@ class ConditionalGAN(UnconditionalGAN):
         if m.d_spectral_norm:
             spectral_norm_(D)
         self.nets = {"G": G, "D": D}
-        self.optimizers = {"G": ["G"], "D": ["D"]}
+        self.optimizers = gan_optimizers(cfg)
         self.setup_training(cfg)
+
+    @classmethod
+    def example_config(cls, workdir: Path) -> dict[str, Any]:
+        folder = write_image_folder(workdir / "labeled", n=4, size=8, channels=1,
+                                    classes=("a", "b"))
+        return {"objective": cls.name,
+                "data": {"name": f"folder:{folder}", "resolution": 8, "channels": 1},
+                "model": {"name": "dcgan", "z_dim": 4, "g_width": 4, "d_width": 4},
+                "cond": {"g_cond": "cbn", "d_cond": "acgan"},
+                "train": dict(TINY_TRAIN), "monitor": {"probe_size": 4}}
 
     # ------------------------------------------------------------------ phases
 
@@ -183,7 +179,7 @@ class ConditionalGAN(UnconditionalGAN):
                 raise ValueError(f"{len(out)} labels for {n} samples")
         if len(out) and (int(out.min()) < 0 or int(out.max()) >= self.num_classes):
             raise ClassError(f"labels must be in 0..{self.num_classes - 1}; this run's classes: "
-                             f"{_listing(self.class_names)}")
+                             f"{listing(self.class_names)}")
         return out.to(self.device)
 
     @torch.no_grad()

@@ -23,6 +23,7 @@ The paper's learning-rate schedule (constant, then linear decay to 0 over the se
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Mapping
 
 import torch
@@ -34,8 +35,9 @@ from ..errors import ConfigError
 from ..models import spectral_norm_
 from ..models.patchgan import PatchDiscriminator
 from ..models.resnet import ResnetGenerator
-from . import OBJECTIVES, Objective, Phase
-from .pix2pix import check_input, preview_inputs, run_tiled, strip
+from .base import OptimizerSpec, Phase, register_objective
+from .pix2pix import TranslationFamily, check_input, preview_inputs, run_tiled, strip
+from .unconditional import TINY_TRAIN, write_image_folder
 
 
 class ImagePool:
@@ -78,8 +80,8 @@ class ImagePool:
         self.images = [x.to(device) for x in state["images"]] if len(state["images"]) else []
 
 
-@OBJECTIVES.register("cyclegan")
-class CycleGAN(Objective):
+@register_objective("cyclegan")
+class CycleGAN(TranslationFamily):
     ema = ["G_AB", "G_BA"]
 
     def __init__(self, cfg, data_info: Mapping[str, Any]):
@@ -107,7 +109,8 @@ class CycleGAN(Objective):
             spectral_norm_(self.nets["D_A"])
             spectral_norm_(self.nets["D_B"])
         self.stride = ResnetGenerator.stride
-        self.optimizers = {"G": ["G_AB", "G_BA"], "D": ["D_A", "D_B"]}
+        self.optimizers = {"G": OptimizerSpec(["G_AB", "G_BA"], lr=cfg.optim.g_lr),
+                           "D": OptimizerSpec(["D_A", "D_B"], lr=cfg.optim.d_lr)}
         self.phases = [Phase("G", optimizer="G"),
                        Phase("D", optimizer="D", repeat=cfg.train.n_critic, fresh_batch=False)]
         self.adv = losses.get_loss(cfg.loss.name)
@@ -179,9 +182,29 @@ class CycleGAN(Objective):
         x = check_input(x, channels).to(self.device)
         return run_tiled(G, x, self.stride, tile).clamp(-1, 1)
 
+    def translate_eval(self, run, *, ema: bool = True, limit: int | None = None,
+                       extractor: str = "inception", inception_weights=None) -> dict[str, Any]:
+        """FID / KID of the held-out translations against the other domain's held-out images."""
+        from ..data.pairs import load_pairs
+        from ..metrics.paired import evaluate_unpaired
+
+        return evaluate_unpaired(run, load_pairs(run.config), extractor=extractor, ema=ema,
+                                 limit=limit, inception_weights=inception_weights)
+
+    @classmethod
+    def example_config(cls, workdir: Path) -> dict[str, Any]:
+        root = workdir / "unpaired"
+        for side in ("trainA", "trainB", "testA", "testB"):
+            write_image_folder(root / side, n=4, size=8, channels=3, seed=len(side))
+        return {"objective": cls.name, "loss": {"name": "lsgan"},
+                "data": {"name": f"folder:{root}", "resolution": 8, "channels": 3},
+                "model": {"g_width": 2, "d_width": 2},
+                "translate": {"task": "unpaired", "n_blocks": 1, "d_layers": 1, "pool_size": 2},
+                "train": dict(TINY_TRAIN)}
+
     @torch.no_grad()
-    def sample(self, n: int, *, generator: torch.Generator,
-               nets: Mapping[str, nn.Module] | None = None) -> Tensor:
+    def preview(self, n: int, *, generator: torch.Generator,
+                nets: Mapping[str, nn.Module] | None = None) -> Tensor:
         """Strips a | G_AB(a) | b | G_BA(b) of n fixed held-out images of each domain."""
         a, b = preview_inputs(self.info, n)
         fake_b = self.translate(a, nets=nets)

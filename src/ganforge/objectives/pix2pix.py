@@ -19,6 +19,8 @@ the chroma and keeps the input's luma (``LumaChroma``; translate.chroma=false: p
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping
 
 import torch
@@ -26,12 +28,43 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import losses
+from ..data import pairs as pairdata
 from ..data.pairs import a_channels, check_config
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..models import spectral_norm_
 from ..models.patchgan import PatchDiscriminator
 from ..models.unet import build_unet
-from . import OBJECTIVES, Objective, Phase
+from .base import Objective, Phase, register_objective
+from .unconditional import TINY_TRAIN, gan_optimizers, write_image_folder
+
+
+# ----------------------------------------------------------------------------- config
+
+
+@dataclass
+class TranslateConfig:
+    """Image-to-image translation (objective=pix2pix | cyclegan; ganforge.data.pairs,
+    ganforge.objectives.pix2pix / cyclegan). data.channels is the output (B) side's."""
+
+    task: str = "paired"  # colorize | sketch | denoise (made from data.name) | paired | unpaired (folder:PATH)
+    direction: str = "AtoB"  # AtoB | BtoA: which side of a paired folder is the input
+    a_channels: int | None = None  # input channels; None: 1 for colorize/sketch, else data.channels
+    load_size: int | None = None  # resize to this, then random-crop data.resolution (None: no crop)
+    flip: bool = True  # random horizontal flip, the same for both sides of a pair
+    patch_stride: int = 0  # photos: stride between cut patches (0: half of data.resolution)
+    holdout: float = 0.1  # share of a folder held out for evaluation when it has no test split
+    noise: str = "gaussian"  # denoise: gaussian | saltpepper
+    noise_level: float = 0.2  # gaussian std or salt-and-pepper share, on a [0, 1] intensity scale
+    lambda_l1: float = 100.0  # Pix2Pix L1 weight (Isola et al. 2017)
+    lambda_cycle: float = 10.0  # CycleGAN cycle-consistency weight (Zhu et al. 2017)
+    lambda_identity: float = 0.5  # CycleGAN identity weight, times lambda_cycle; 0 off
+    pool_size: int = 50  # CycleGAN history of generated images shown to D; 0 off
+    depth: int | None = None  # U-Net levels; None: down to a 1x1 bottleneck
+    n_blocks: int = 9  # CycleGAN residual blocks (6 at 128 px, 9 at 256 px in the paper)
+    d_layers: int = 3  # PatchGAN stride-2 layers: 3 -> 70x70 receptive field
+    norm: str | None = None  # batch | instance | none; None: batch (pix2pix), instance (cyclegan)
+    dropout: float = 0.5  # U-Net decoder dropout (off in eval mode)
+    chroma: bool = True  # colorize: G predicts only chroma (Cb, Cr) and keeps the input's luma
 
 
 # ----------------------------------------------------------------------------- shared helpers
@@ -62,8 +95,6 @@ def run_tiled(G: nn.Module, x: Tensor, stride: int, tile: int | None = None,
     window), so that a network trained on small crops sees inputs of its training size, with
     the context it was trained with; None or an image no larger than the tile: ``run_padded``.
     x: [N, C, H, W] -> [N, C', H, W]."""
-    from ..errors import ConfigError
-
     h, w = x.shape[-2:]
     if tile is None or (h <= tile and w <= tile):
         return run_padded(G, x, stride, batch_size)
@@ -143,11 +174,44 @@ class LumaChroma(nn.Module):
         return (y + F.conv2d(chroma, self.mix.to(chroma.dtype))).clamp(-1, 1)
 
 
+class TranslationFamily(Objective):
+    """What Pix2Pix and CycleGAN share: the ``translate`` section, image pairs for data
+    (ganforge.data.pairs), strips of held-out pairs as the Trainer's sample grids."""
+
+    sections = {"translate": TranslateConfig}
+    capabilities = frozenset({"translate"})
+
+    @classmethod
+    def load_data(cls, cfg):
+        return pairdata.load_pairs(cfg)
+
+    @classmethod
+    def data_info(cls, cfg, dataset) -> dict[str, Any]:
+        a, b = dataset.preview()  # fixed held-out inputs for the sample strips
+        return {"name": dataset.name, "preview_a": a, "preview_b": b}
+
+    def make_batches(self, dataset, cfg, device: torch.device):
+        bs = cfg.train.batch_size
+        if len(dataset) < bs:
+            raise DataError(f"{dataset.name} has {len(dataset)} image pairs, fewer than one "
+                            f"batch (train.batch_size={bs}); add images or lower train.batch_size")
+        return dataset.make_batches(cfg, device)
+
+    def sample(self, n: int, *, generator: torch.Generator,
+               nets: Mapping[str, nn.Module] | None = None) -> Tensor:
+        raise ConfigError("translation runs have no samples from noise; translate images "
+                          "instead: ganforge translate RUN INPUT --out OUT")
+
+    def input_channels(self, direction: str = "AtoB") -> int:
+        """Channels of the images ``translate`` takes in ``direction``."""
+        return self.in_channels if direction == "AtoB" else self.out_channels
+
+
 # ----------------------------------------------------------------------------- Pix2Pix
 
 
-@OBJECTIVES.register("pix2pix")
-class Pix2Pix(Objective):
+@register_objective("pix2pix")
+class Pix2Pix(TranslationFamily):
     ema = ["G"]
 
     def __init__(self, cfg, data_info: Mapping[str, Any]):
@@ -169,7 +233,7 @@ class Pix2Pix(Objective):
             spectral_norm_(D)
         self.stride = G.stride
         self.nets = {"G": G, "D": D}
-        self.optimizers = {"G": ["G"], "D": ["D"]}
+        self.optimizers = gan_optimizers(cfg)
         self.phases = [Phase("G", optimizer="G"),
                        Phase("D", optimizer="D", repeat=cfg.train.n_critic, fresh_batch=False)]
         self.adv = losses.get_loss(cfg.loss.name)
@@ -224,9 +288,29 @@ class Pix2Pix(Objective):
         return run_tiled(G, x, self.stride, tile).clamp(-1, 1)
 
     @torch.no_grad()
-    def sample(self, n: int, *, generator: torch.Generator,
-               nets: Mapping[str, nn.Module] | None = None) -> Tensor:
+    def preview(self, n: int, *, generator: torch.Generator,
+                nets: Mapping[str, nn.Module] | None = None) -> Tensor:
         """Strips input | output | target of n fixed held-out pairs: [n, Cb, H, 3 W]."""
         a, b = preview_inputs(self.info, n)
         fake = self.translate(a, nets=nets)
         return strip(a.to(fake.device), fake, b.to(fake.device))
+
+    def translate_eval(self, run, *, ema: bool = True, limit: int | None = None,
+                       **_: Any) -> dict[str, Any]:
+        """PSNR / SSIM on the held-out pairs next to the task's trivial baseline."""
+        from ..metrics.paired import BASELINES, evaluate_translation
+
+        t = run.config.translate
+        a, b = pairdata.load_test_pairs(run.config)
+        result = evaluate_translation(run, a, b, ema=ema, limit=limit,
+                                      baseline_is=BASELINES.get(t.task, "the input"))
+        return {"task": t.task, **result}
+
+    @classmethod
+    def example_config(cls, workdir: Path) -> dict[str, Any]:
+        folder = write_image_folder(workdir / "photos", n=12, size=8, channels=3)
+        return {"objective": cls.name,
+                "data": {"name": f"folder:{folder}", "resolution": 8, "channels": 3},
+                "model": {"g_width": 2, "d_width": 2},
+                "translate": {"task": "denoise", "d_layers": 1, "holdout": 0.25},
+                "train": dict(TINY_TRAIN)}

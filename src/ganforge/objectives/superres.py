@@ -21,6 +21,7 @@ sit in the torch hub cache; otherwise a perceptual weight > 0 is a one-line Conf
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -34,11 +35,38 @@ from ..data import superres as srdata
 from ..errors import CheckpointError, ConfigError, GanforgeError
 from ..models.sr_discriminators import build_sr_discriminator
 from ..models.srresnet import bicubic_up, build_sr_generator
-from . import OBJECTIVES, Objective, Phase
+from .base import Objective, Phase, register_objective
+from .unconditional import TINY_TRAIN, gan_optimizers, write_image_folder
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 PREVIEW_SIZE = 128  # HR side of the sample strips (bicubic | SR | HR)
+
+
+# ----------------------------------------------------------------------------- config
+
+
+@dataclass
+class SRConfig:
+    """Super-resolution (objective=superres; ganforge.objectives.superres, ganforge.data.superres).
+    adv_weight=0 is the PSNR stage (pixel loss only); > 0 adds D and the GAN losses."""
+
+    scale: int = 4  # 2 | 4
+    arch: str = "srresnet"  # srresnet (Ledig et al. 2017) | rrdb (ESRGAN, Wang et al. 2018)
+    width: int = 64  # feature channels of the generator
+    blocks: int = 16  # residual blocks (srresnet) or RRDBs (rrdb; the paper uses 23)
+    growth: int = 32  # rrdb: dense-block growth channels
+    bicubic_skip: bool = False  # G predicts the residual over bicubic upsampling (VDSR's skip)
+    disc: str = "vgg"  # vgg (SRGAN/ESRGAN) | unet (Real-ESRGAN, spectral norm)
+    crop: int = 96  # HR training crop; the LR input is crop / scale
+    pixel_weight: float = 1.0  # L1 between SR and HR
+    perceptual_weight: float = 0.0  # L1 between VGG19 features (needs torchvision's weights)
+    perceptual_layer: str = "conv5_4"  # VGG19 layer, before its ReLU (ESRGAN)
+    adv_weight: float = 0.0  # adversarial weight (loss.name); 0: PSNR stage, no D
+    init_from: str = ""  # run directory of a PSNR-stage run: G starts from its weights
+    blur: float = 0.0  # degradation: Gaussian blur sigma up to this (HR pixels); 0 off
+    noise: float = 0.0  # degradation: Gaussian noise std up to this (0-255 levels); 0 off
+    jpeg: int = 0  # degradation: JPEG quality drawn in [jpeg, 95]; 0 off
 
 
 # ----------------------------------------------------------------------------- perceptual loss
@@ -152,9 +180,30 @@ def _scores(adv: losses.LossPair, d_real: Tensor, d_fake: Tensor) -> dict[str, T
             "d_acc_real": (d_real > t).float().mean(), "d_acc_fake": (d_fake < t).float().mean()}
 
 
-@OBJECTIVES.register("superres")
+@register_objective("superres")
 class SuperResolution(Objective):
     ema = ["G"]
+    sections = {"sr": SRConfig}
+    capabilities = frozenset({"upscale"})
+
+    @classmethod
+    def load_data(cls, cfg):
+        """HR images at their native size (photos, photos:test or folder:PATH)."""
+        return srdata.load_hr(cfg)
+
+    @classmethod
+    def data_info(cls, cfg, dataset) -> dict[str, Any]:
+        return {"name": dataset.name}
+
+    def make_batches(self, dataset, cfg, device: torch.device):
+        return srdata.make_pair_batches(dataset, cfg, device)
+
+    @classmethod
+    def example_config(cls, workdir: Path) -> dict[str, Any]:
+        folder = write_image_folder(workdir / "hr", n=2, size=20, channels=3)
+        return {"objective": cls.name, "data": {"name": f"folder:{folder}", "channels": 3},
+                "sr": {"scale": 2, "arch": "srresnet", "width": 2, "blocks": 1, "crop": 16},
+                "train": dict(TINY_TRAIN)}
 
     def __init__(self, cfg, data_info: Mapping[str, Any]):
         validate(cfg)
@@ -163,20 +212,21 @@ class SuperResolution(Objective):
         G = build_sr_generator(s.arch, scale=s.scale, channels=3, width=s.width, blocks=s.blocks,
                                growth=s.growth, bicubic_skip=s.bicubic_skip)
         self.nets = {"G": G}
-        self.optimizers = {"G": ["G"]}
+        self.optimizers = gan_optimizers(cfg)
         self.gan = s.adv_weight > 0
         if self.gan:
             sn = True if s.disc == "unet" else cfg.model.d_spectral_norm
             self.nets["D"] = build_sr_discriminator(s.disc, channels=3, width=cfg.model.d_width,
                                                     spectral_norm=sn)
-            self.optimizers["D"] = ["D"]
             self.adv = losses.get_loss(cfg.loss.name)
             self.phases = [Phase("D", optimizer="D", repeat=cfg.train.n_critic),
                            Phase("G", optimizer="G", fresh_batch=False)]
         else:
+            del self.optimizers["D"]  # the PSNR stage trains G alone
             self.phases = [Phase("G", optimizer="G")]
+        self._interpolated: dict[tuple, nn.Module] = {}  # ESRGAN interpolation, by (G, alpha)
         self.perceptual: PerceptualLoss | None = None  # set by prepare_training
-        self.preview: Tensor | None = None  # HR uint8 [n, 3, S, S] for the sample strips
+        self.preview_hr: Tensor | None = None  # HR uint8 [n, 3, S, S] for the sample strips
 
     def prepare_training(self, dataset: srdata.HRImages | None, *,
                          vgg: nn.Module | None = None) -> None:
@@ -192,7 +242,7 @@ class SuperResolution(Objective):
             sides = [min(im.shape[1:]) for im in (dataset.preview_images or dataset.images)]
             size = max(s.crop, min(PREVIEW_SIZE, max(sides)))
             size -= size % s.scale
-            self.preview = dataset.preview(min(self.cfg.train.n_sample_grid, 8), size)
+            self.preview_hr = dataset.preview(min(self.cfg.train.n_sample_grid, 8), size)
 
     def bind(self, *, device: torch.device, rng: torch.Generator) -> None:
         super().bind(device=device, rng=rng)
@@ -227,29 +277,36 @@ class SuperResolution(Objective):
             loss = loss + s.adv_weight * out["adv"]
         return {"loss": loss, "g_loss": loss.detach(), **{k: v.detach() for k, v in out.items()}}
 
-    @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator,
                nets: Mapping[str, nn.Module] | None = None) -> Tensor:
+        raise GanforgeError("a super-resolution model has no random samples; upscale images "
+                            "with: ganforge upscale RUN INPUT --out OUT")
+
+    @torch.no_grad()
+    def preview(self, n: int, *, generator: torch.Generator,
+                nets: Mapping[str, nn.Module] | None = None) -> Tensor:
         """Strips bicubic | SR | HR of fixed preview crops: [min(n, 8), 3, S, 3 S] in [-1, 1]."""
-        if self.preview is None or len(self.preview) == 0:
-            raise GanforgeError("a super-resolution model has no random samples; upscale images "
-                                "with: ganforge upscale RUN INPUT --out OUT")
+        if self.preview_hr is None or len(self.preview_hr) == 0:
+            return self.sample(n, generator=generator, nets=nets)
         G = (nets or {}).get("G", self.nets["G"])
-        hr = self.preview[:n].to(self.device)
+        hr = self.preview_hr[:n].to(self.device)
         lr = srdata.to_float(srdata.degrade(hr, self.scale))
         sr = G(lr).float().clamp(-1, 1)
         bicubic = bicubic_up(lr, self.scale).clamp(-1, 1)
         return torch.cat([bicubic, sr, srdata.to_float(hr)], dim=3)
 
-
-def build(cfg, dataset=None):
-    """(objective, dataset) for an SR training run: api.build's route for objective=superres."""
-    if dataset is None:
-        dataset = srdata.load_hr(cfg)
-    torch.manual_seed(cfg.train.seed)
-    objective = SuperResolution(cfg, {"name": dataset.name})
-    objective.prepare_training(dataset)
-    return objective, dataset
+    def upscale(self, image: np.ndarray, *, tile: int = 256, overlap: int | None = None,
+                interp: float | None = None,
+                nets: Mapping[str, nn.Module] | None = None) -> np.ndarray:
+        """uint8 [h, w, 3] of any size -> uint8 [s*h, s*w, 3], tiled (``upscale_tensor``);
+        ``interp`` blends towards the PSNR-stage weights (ESRGAN network interpolation)."""
+        G = (nets or {}).get("G", self.nets["G"])
+        if interp is not None:
+            key = (id(G), interp)
+            if key not in self._interpolated:
+                self._interpolated[key] = interpolate_generator(G, self.cfg, interp).to(self.device)
+            G = self._interpolated[key]
+        return upscale_image(G, image, self.scale, tile=tile, overlap=overlap, device=self.device)
 
 
 # ----------------------------------------------------------------------------- weights
@@ -288,21 +345,24 @@ def interpolate_weights(psnr: Mapping[str, Tensor], gan: Mapping[str, Tensor],
             if gan[k].is_floating_point() else gan[k] for k in gan}
 
 
-def interpolated_generator(run, alpha: float) -> nn.Module:
-    """A copy of a loaded GAN run's generator with ESRGAN's interpolation towards the PSNR run
-    named by its sr.init_from (alpha 0: PSNR weights, 1: GAN weights)."""
+def interpolate_generator(G: nn.Module, cfg, alpha: float) -> nn.Module:
+    """A copy of the GAN-stage generator ``G`` of config ``cfg`` with ESRGAN's interpolation
+    towards the PSNR run named by its sr.init_from (alpha 0: PSNR weights, 1: GAN weights)."""
     if not 0 <= alpha <= 1:
         raise ConfigError(f"--interp must be in [0, 1] (0: PSNR model, 1: GAN model), got {alpha}")
-    source = run.config.sr.init_from
+    source = cfg.sr.init_from
     if not source:
-        raise ConfigError(f"--interp needs a GAN-stage run initialised from a PSNR run; "
-                          f"{run.run_dir} has no sr.init_from")
-    G = run.ema_nets.get("G", run.objective.nets["G"])
-    gan = G.state_dict()
-    psnr = psnr_weights(source, run.config)
+        raise ConfigError("--interp needs a GAN-stage run initialised from a PSNR run; this run "
+                          "has no sr.init_from")
+    psnr = psnr_weights(source, cfg)
     out = copy.deepcopy(G)
-    out.load_state_dict(interpolate_weights(psnr, gan, alpha))
+    out.load_state_dict(interpolate_weights(psnr, G.state_dict(), alpha))
     return out.eval()
+
+
+def interpolated_generator(run, alpha: float) -> nn.Module:
+    """``interpolate_generator`` for a loaded run's EMA generator."""
+    return interpolate_generator(run.ema_nets.get("G", run.objective.nets["G"]), run.config, alpha)
 
 
 # ----------------------------------------------------------------------------- inference
@@ -351,26 +411,13 @@ def upscale_array(G: nn.Module, image: np.ndarray, scale: int, *, tile: int = 25
     return to_uint8(sr)[0].permute(1, 2, 0).cpu().numpy()
 
 
-def run_generator(run, *, ema: bool = True, interp: float | None = None) -> nn.Module:
-    """The generator of a loaded run to upscale with: EMA (default) or raw, or interpolated."""
-    if interp is not None:
-        return interpolated_generator(run, interp)
-    return (run.ema_nets if ema else {}).get("G", run.objective.nets["G"])
-
-
-def upscale_run(run, image: np.ndarray, *, tile: int = 256, overlap: int | None = None,
-                interp: float | None = None, ema: bool = True) -> np.ndarray:
-    """LoadedRun.upscale: uint8 [h, w, 3] (or [h, w] gray) -> uint8 [s*h, s*w, 3]."""
-    if run.config.objective != "superres":
-        raise ConfigError(f"{run.run_dir} trains objective={run.config.objective}, not a "
-                          f"super-resolution model; upscale with a run of srresnet-x4, "
-                          f"srgan-x4 or esrgan-x4")
+def upscale_image(G: nn.Module, image: np.ndarray, scale: int, *, tile: int = 256,
+                  overlap: int | None = None, device: torch.device | str = "cpu") -> np.ndarray:
+    """uint8 [h, w, 3] (or [h, w] gray, or RGBA) -> uint8 [s*h, s*w, 3]."""
     image = np.asarray(image)
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=2)
     if image.ndim != 3 or image.shape[2] not in (3, 4) or image.dtype != np.uint8:
         raise ConfigError(f"upscale takes a uint8 RGB image [h, w, 3], got {image.dtype} "
                           f"{list(image.shape)}")
-    G = run_generator(run, ema=ema, interp=interp).to(run.device).eval()
-    return upscale_array(G, image[..., :3], run.config.sr.scale, tile=tile, overlap=overlap,
-                         device=run.device)
+    return upscale_array(G, image[..., :3], scale, tile=tile, overlap=overlap, device=device)

@@ -11,6 +11,7 @@ passes through the same augmentation (DiffAugment or ADA) and the same instance 
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Mapping
 
 import torch
@@ -20,7 +21,7 @@ from .. import augment as augment_mod
 from .. import losses, models
 from .. import regularizers as regs
 from ..errors import ConfigError
-from . import OBJECTIVES, Objective, Phase
+from .base import Objective, OptimizerSpec, Phase, register_objective
 
 
 def point_dim(cfg, data_info: Mapping[str, Any]) -> int | None:
@@ -31,9 +32,39 @@ def point_dim(cfg, data_info: Mapping[str, Any]) -> int | None:
     return 2 if cfg.data.name.startswith("toy:") else None
 
 
-@OBJECTIVES.register("unconditional")
+def gan_optimizers(cfg) -> dict[str, OptimizerSpec]:
+    """One optimizer for G at optim.g_lr and one for D at optim.d_lr (TTUR when they differ)."""
+    return {"G": OptimizerSpec(["G"], lr=cfg.optim.g_lr), "D": OptimizerSpec(["D"], lr=cfg.optim.d_lr)}
+
+
+def write_image_folder(root: Path, *, n: int, size: int, channels: int = 3,
+                       classes: tuple[str, ...] = (), seed: int = 0) -> Path:
+    """Smooth random PNGs under ``root`` (in one subfolder per class when ``classes``): the
+    offline data of the families' example configs."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for k, sub in enumerate(classes or ("",)):
+        folder = root / sub
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            low = rng.uniform(0, 255, (3, 3, channels)) * (0.5 + 0.5 * k / max(len(classes), 1))
+            img = Image.fromarray(low.astype(np.uint8).squeeze(-1) if channels == 1
+                                  else low.astype(np.uint8))
+            img.resize((size, size), Image.Resampling.BICUBIC).save(folder / f"{i:03d}.png")
+    return root
+
+
+TINY_TRAIN = {"steps": 4, "batch_size": 4, "log_every": 2, "sample_every": 2,
+              "checkpoint_every": 2, "n_sample_grid": 4, "device": "cpu", "seed": 0,
+              "keep_checkpoints": 5}
+
+
+@register_objective("unconditional")
 class UnconditionalGAN(Objective):
     ema = ["G"]
+    accepts_points = True
 
     def __init__(self, cfg, data_info: Mapping[str, Any]):
         m, self.reg = cfg.model, cfg.reg
@@ -54,8 +85,16 @@ class UnconditionalGAN(Objective):
         if m.pac > 1:
             D = models.Packed(D, m.pac)
         self.nets = {"G": G, "D": D}
-        self.optimizers = {"G": ["G"], "D": ["D"]}
+        self.optimizers = gan_optimizers(cfg)
         self.setup_training(cfg)
+
+    @classmethod
+    def example_config(cls, workdir: Path) -> dict[str, Any]:
+        folder = write_image_folder(workdir / "images", n=8, size=8, channels=1)
+        return {"objective": cls.name,
+                "data": {"name": f"folder:{folder}", "resolution": 8, "channels": 1},
+                "model": {"name": "dcgan", "z_dim": 4, "g_width": 4, "d_width": 4},
+                "train": dict(TINY_TRAIN), "monitor": {"probe_size": 4}}
 
     def setup_training(self, cfg) -> None:
         """Loss, augmentation and phases from the config (shared by the conditional objective)."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import datetime
 import io
-import os
 import statistics
 from html import escape
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 
 from PIL import Image
 
+from ..atomic import atomic_write_text
 from ..errors import ConfigError
 from . import plots
 from .run import Run, load_run
@@ -225,7 +225,7 @@ def _samples(run: Run) -> tuple[str, str]:
                 f'<section id="final"><h2>Final samples</h2>{empty}</section>')
     shown = _pick(readable, MAX_TIMELINE)
     figures, previous = [], -1
-    for step, path, (png, _) in shown:
+    for step, _path, (png, _) in shown:
         badges = "".join(_badge(str(e["event"])) for e in run.events if previous < e["step"] <= step)
         figures.append(f'<figure>{_img(png, f"samples at step {step}", "pixelated")}'
                        f'<figcaption>step {step:,}<br>{badges}</figcaption></figure>')
@@ -315,8 +315,5 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *,
         raise ConfigError(f"{out} already exists; pass --force to overwrite it or choose another "
                           f"--out")
     html = build_html(load_run(run_dir))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    os.replace(tmp, out)
+    atomic_write_text(out, html)
     return out

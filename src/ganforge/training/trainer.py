@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torchvision.utils import make_grid, save_image
 
+from ..atomic import atomic_path
 from ..errors import ConfigError, GanforgeError, TrainingDiverged
-from ..objectives import Objective
 from ..registry import Registry
 from . import checkpoint as ckpt
 from .ema import EMA
@@ -34,14 +34,13 @@ OPTIMIZERS: Registry = Registry("optimizer")
 
 
 @OPTIMIZERS.register("adam")
-def _adam(params, *, lr, cfg, device):
+def _adam(params, *, lr, betas, device):
     # The fused kernel updates all parameters in one op (CPU and CUDA).
-    return torch.optim.Adam(params, lr=lr, betas=tuple(cfg.betas),
-                            fused=device.type in ("cpu", "cuda"))
+    return torch.optim.Adam(params, lr=lr, betas=betas, fused=device.type in ("cpu", "cuda"))
 
 
 @OPTIMIZERS.register("rmsprop")
-def _rmsprop(params, *, lr, cfg, device):  # the original WGAN recipe (Arjovsky et al. 2017)
+def _rmsprop(params, *, lr, betas, device):  # the original WGAN recipe (Arjovsky et al. 2017)
     return torch.optim.RMSprop(params, lr=lr)
 
 
@@ -81,7 +80,7 @@ class FitResult:
 
 
 class Trainer:
-    def __init__(self, cfg, objective: Objective, batches, *, run_dir: Path | None,
+    def __init__(self, cfg, objective, batches, *, run_dir: Path | None,
                  device: torch.device, hooks: Iterable[Hook] = (), progress: bool = True):
         self.cfg, self.objective, self.batches = cfg, objective, batches
         self.run_dir = Path(run_dir) if run_dir is not None else None
@@ -96,12 +95,16 @@ class Trainer:
             net.to(device).train()
         self.autocast = autocast_context(device, t.precision)
         self.scaler = torch.amp.GradScaler(device.type, enabled=t.precision == "fp16")
-        lrs = {"G": cfg.optim.g_lr, "D": cfg.optim.d_lr}
+        # The objective declares its optimizers (nets, learning rates, betas, per-prefix
+        # multipliers); the learning rate of each group is kept to scale it later (rollbacks,
+        # schedules) without drifting.
         make_optimizer = OPTIMIZERS.get(cfg.optim.name)
-        self.optimizers = {}
-        for name, net_names in objective.optimizers.items():
-            params = [p for n in net_names for p in objective.nets[n].parameters()]
-            self.optimizers[name] = make_optimizer(params, lr=lrs[name], cfg=cfg.optim, device=device)
+        self.optimizers, self._base_lrs = {}, {}
+        for name, spec in objective.optimizers.items():
+            groups = spec.param_groups(objective.nets)
+            betas = tuple(spec.betas or cfg.optim.betas)
+            self.optimizers[name] = make_optimizer(groups, lr=spec.lr, betas=betas, device=device)
+            self._base_lrs[name] = [g["lr"] for g in groups]
         self.ema = {n: EMA(objective.nets[n]) for n in objective.ema} if t.ema_decay > 0 else {}
         if t.compile:
             for net in objective.nets.values():
@@ -185,7 +188,7 @@ class Trainer:
 
     def _run_phase(self, phase, batch):
         nets = self.objective.nets
-        owned = set(self.objective.optimizers[phase.optimizer])
+        owned = set(self.objective.optimizers[phase.optimizer].nets)
         for name, net in nets.items():  # gradients only for the nets this phase updates
             net.requires_grad_(name in owned)
         opt = self.optimizers[phase.optimizer]
@@ -428,11 +431,10 @@ class Trainer:
         return self.lr_scale * decay
 
     def _apply_lr_scale(self) -> None:
-        base = {"G": self.cfg.optim.g_lr, "D": self.cfg.optim.d_lr}
         factor = self.lr_factor()
         for name, opt in self.optimizers.items():
-            for group in opt.param_groups:
-                group["lr"] = base[name] * factor
+            for group, base in zip(opt.param_groups, self._base_lrs[name]):
+                group["lr"] = base * factor
 
     @staticmethod
     def _postfix(record: dict[str, Any]) -> str:
@@ -486,16 +488,14 @@ class Trainer:
         if not self.is_main or self.run_dir is None:
             return None
         gen = torch.Generator().manual_seed(self.cfg.train.seed + 12345)
-        images = self.objective.sample(self.cfg.train.n_sample_grid, generator=gen,
-                                       nets=self.sample_nets())
+        images = self.objective.preview(self.cfg.train.n_sample_grid, generator=gen,
+                                        nets=self.sample_nets())
         if images.dim() != 4:  # not images (e.g. 2-D toy points): nothing to tile
             return None
         out = self.run_dir / "samples" / f"step_{self.step:07d}.png"
-        out.parent.mkdir(parents=True, exist_ok=True)
         nrow = max(1, int(math.sqrt(images.shape[0])))
-        tmp = out.with_name(f".{out.name}.tmp.png")
-        save_image(images.cpu(), tmp, nrow=nrow, normalize=True, value_range=(-1, 1))
-        os.replace(tmp, out)
+        with atomic_path(out) as tmp:
+            save_image(images.cpu(), tmp, nrow=nrow, normalize=True, value_range=(-1, 1))
         grid = make_grid(images.cpu(), nrow=nrow, normalize=True, value_range=(-1, 1))
         self.logger.add_image("samples", grid, self.step)
         return out

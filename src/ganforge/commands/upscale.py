@@ -1,15 +1,14 @@
-"""`ganforge upscale` and `ganforge eval-sr`: inference and evaluation of super-resolution runs.
+"""`ganforge upscale` and `ganforge eval-sr`: inference and evaluation of runs that can upscale.
 
     ganforge upscale RUN INPUT --out OUT [--tile 256] [--overlap N] [--interp ALPHA]
     ganforge eval-sr RUN --data DIR|photos:test [--scale 4] [--json OUT]
 """
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 from ..errors import ConfigError
+from . import add_run_arguments
 
 
 def _outputs(inp: Path, out: Path) -> list[tuple[Path, Path]]:
@@ -31,6 +30,7 @@ def cmd_upscale(args) -> int:
     from PIL import Image
 
     from .. import api
+    from ..atomic import atomic_path
     from ..data.superres import read_image
 
     if args.tile < 0:
@@ -43,13 +43,12 @@ def cmd_upscale(args) -> int:
         raise ConfigError(f"{existing[0]} already exists; pass --force to overwrite or choose "
                           f"another --out")
     run = api.load(args.run_dir, checkpoint=args.checkpoint, device=args.device)
+    run.require("upscale")
     for src, dst in pairs:
         sr = run.upscale(read_image(src), tile=args.tile, overlap=args.overlap,
                          interp=args.interp, ema=not args.no_ema)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dst.with_name(f".{dst.name}.tmp{dst.suffix}")
-        Image.fromarray(sr).save(tmp)
-        os.replace(tmp, dst)
+        with atomic_path(dst) as tmp:
+            Image.fromarray(sr).save(tmp)
         print(f"ganforge: {src} -> {dst} ({sr.shape[1]}x{sr.shape[0]})")
     return 0
 
@@ -57,23 +56,21 @@ def cmd_upscale(args) -> int:
 def cmd_eval_sr(args) -> int:
     from .. import api
     from ..data.superres import load_images
+    from ..atomic import atomic_write_json
     from ..metrics.superres import LPIPS, evaluate_sr
-    from ..objectives.superres import upscale_array, run_generator
 
     run = api.load(args.run_dir, checkpoint=args.checkpoint, device=args.device)
-    if run.config.objective != "superres":
-        raise ConfigError(f"{args.run_dir} is not a super-resolution run (objective="
-                          f"{run.config.objective}); pass a run of srresnet-x4, srgan-x4 or esrgan-x4")
-    scale = run.config.sr.scale
+    run.require("upscale")
+    scale = run.objective.scale
     if args.scale is not None and args.scale != scale:
         raise ConfigError(f"--scale {args.scale} does not match the run's sr.scale={scale}; "
                           f"drop --scale or pass --scale {scale}")
     if args.data == "photos":  # never the training photographs by accident
         args.data = "photos:test"
     images, names = load_images(args.data)
-    G = run_generator(run, ema=not args.no_ema, interp=args.interp).eval()
     label = Path(args.run_dir).name + (f" (interp {args.interp:g})" if args.interp is not None else "")
-    methods = {label: lambda lr: upscale_array(G, lr, scale, tile=args.tile, device=run.device)}
+    methods = {label: lambda lr: run.upscale(lr, tile=args.tile, interp=args.interp,
+                                             ema=not args.no_ema)}
     lpips = LPIPS()
     table = evaluate_sr(images, scale, methods, lpips=lpips)
     cols = ["psnr_y", "ssim_y"] + (["lpips"] if lpips.available else [])
@@ -90,7 +87,7 @@ def cmd_eval_sr(args) -> int:
                    "data": args.data, "images": names, "scale": scale, "interp": args.interp,
                    "protocol": "Y of BT.601, border = scale, PIL bicubic degradation, uint8",
                    "results": table, "lpips": lpips.available or lpips.reason}
-        Path(args.json).write_text(json.dumps(payload, indent=2))
+        atomic_write_json(Path(args.json), payload)
     return 0
 
 
@@ -98,9 +95,9 @@ def register(subparsers, parser_class) -> None:
     s = subparsers.add_parser("upscale", help="super-resolve images with a trained SR run",
                               description="Upscale an image (or a folder of images) of any size "
                                           "with a super-resolution run, tile by tile.")
-    s.add_argument("run_dir", metavar="RUN")
+    add_run_arguments(s, out={"required": True, "help": "output image (or folder when INPUT is one)"},
+                      force="overwrite existing outputs")
     s.add_argument("input", metavar="INPUT", help="an image file or a folder of images")
-    s.add_argument("--out", required=True, help="output image (or folder when INPUT is one)")
     s.add_argument("--tile", type=int, default=256,
                    help="LR tile size; memory stays bounded for any image size (0: whole image)")
     s.add_argument("--overlap", type=int, default=None,
@@ -108,25 +105,20 @@ def register(subparsers, parser_class) -> None:
                         "at most 32)")
     s.add_argument("--interp", type=float, default=None, metavar="ALPHA",
                    help="ESRGAN network interpolation: (1-ALPHA) PSNR run + ALPHA this GAN run")
-    s.add_argument("--checkpoint", default="latest", help="latest, best or step_XXXXXXX")
-    s.add_argument("--no-ema", action="store_true", help="the raw generator, not its EMA")
     s.add_argument("--device", default="cpu", help="cpu, cuda, mps")
-    s.add_argument("--force", action="store_true", help="overwrite existing outputs")
     s.set_defaults(func=cmd_upscale)
 
     s = subparsers.add_parser("eval-sr", help="PSNR/SSIM (Y channel) of an SR run against bicubic",
                               description="Degrade each HR image (bicubic), upscale it with the run "
                                           "and with bicubic, and report Y-channel PSNR and SSIM "
                                           "with a border of scale pixels cropped.")
-    s.add_argument("run_dir", metavar="RUN")
+    add_run_arguments(s)
     s.add_argument("--data", required=True,
                    help="folder of HR images, or photos:test (the held-out offline photographs)")
     s.add_argument("--scale", type=int, default=None, help="must equal the run's sr.scale")
     s.add_argument("--interp", type=float, default=None, metavar="ALPHA",
                    help="evaluate the PSNR/GAN interpolation with this ALPHA")
     s.add_argument("--tile", type=int, default=256, help="LR tile size (0: whole image)")
-    s.add_argument("--checkpoint", default="latest", help="latest, best or step_XXXXXXX")
-    s.add_argument("--no-ema", action="store_true", help="the raw generator, not its EMA")
     s.add_argument("--device", default="cpu", help="cpu, cuda, mps")
     s.add_argument("--json", help="also write the results and the protocol to this JSON file")
     s.set_defaults(func=cmd_eval_sr)

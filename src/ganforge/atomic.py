@@ -1,0 +1,74 @@
+"""Atomic file writes, used everywhere ganforge writes a file a reader may see half-written:
+the data goes to a temporary name beside the destination, is flushed to disk, and is renamed
+over the destination in one step, so a reader (or a later run after a crash) sees the old file
+or the new one, never a part. A failed write removes its temporary file.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Iterator
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename in ``path`` durable (best effort: some file systems refuse)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    if path.is_file():
+        with open(path, "rb") as f:
+            os.fsync(f.fileno())
+
+
+def temporary_name(dest: Path) -> Path:
+    """A hidden name beside ``dest`` that keeps its suffix (writers that pick the format by
+    extension, such as PIL and numpy, still write the right format)."""
+    return dest.with_name(f".{dest.name}.tmp{os.getpid()}{dest.suffix}")
+
+
+@contextlib.contextmanager
+def atomic_path(dest: Path | str) -> Iterator[Path]:
+    """Yield a temporary path to write (a file or a folder); when the block ends without an
+    error it replaces ``dest``, otherwise it is removed. The parent folder is created."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_name(dest)
+    try:
+        yield tmp
+        _fsync_file(tmp)
+        os.replace(tmp, dest)
+        fsync_dir(dest.parent)
+    except BaseException:
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: Path | str, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_text(path: Path | str, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def atomic_write_json(path: Path | str, obj: Any) -> None:
+    """A JSON result file, indented, with a final newline."""
+    atomic_write_text(path, json.dumps(obj, indent=2) + "\n")

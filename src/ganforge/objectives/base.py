@@ -1,0 +1,213 @@
+"""What a GAN family declares, and the registry that holds the families.
+
+An objective (a family) owns its networks and says how each phase computes its loss; it also
+declares everything else that is specific to it, so that the Trainer, ``ganforge.load``, the CLI
+and the registry-driven tests pick a new family up without naming it:
+
+- ``sections``: its config sections, ``{"sr": SRConfig}`` (registered with ganforge.config when
+  the family is registered; ``cfg.sr`` then holds the typed, validated section);
+- ``load_data`` / ``data_info`` / ``make_batches`` / ``prepare_training``: how its data is read,
+  what the networks need to know of it, and how batches are drawn;
+- ``optimizers``: name -> :class:`OptimizerSpec` (nets, learning rate, betas, per-prefix
+  learning-rate multipliers); the Trainer builds the optimizers from it;
+- ``capabilities``: which of :data:`CAPABILITIES` a loaded run offers;
+- ``preview``: the Trainer's sample grids (strips for translation and SR, class rows, ...);
+- ``example_config``: a tiny config (and its data) on which the registry-driven tests train.
+
+The Trainer only schedules phases and steps optimizers; it never names an architecture or a loss.
+A phase names the optimizer it steps, how often it repeats (n_critic) and how often it runs at all
+(lazy regularization, as in StyleGAN2's "Dreg" every 16 steps).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Mapping
+
+import torch
+from torch import Tensor, nn
+
+from ..config import register_section
+from ..errors import ConfigError, DataError
+from ..registry import Registry
+
+# What a loaded run can do; LoadedRun, the CLI (and later the server) dispatch on these names.
+CAPABILITIES = {
+    "sample": "draw images from noise (ganforge sample)",
+    "sample_labels": "draw images of a requested class (ganforge sample --class, augment)",
+    "translate": "map an input image to an output image (ganforge translate, translate-eval)",
+    "upscale": "super-resolve an image (ganforge upscale, eval-sr)",
+}
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str  # "D", "G", "Dreg", ...; passed back to Objective.loss
+    optimizer: str  # key of Objective.optimizers whose parameters this phase updates
+    repeat: int = 1  # consecutive repetitions per iteration (n_critic for a critic phase)
+    every: int = 1  # run only on iterations where step % every == 0 (lazy regularization)
+    fresh_batch: bool = True  # draw a new batch; False reuses the batch of the phase before
+
+
+@dataclass
+class OptimizerSpec:
+    """One optimizer: the nets it updates, its learning rate, optionally its own betas, and
+    learning-rate multipliers by parameter-name prefix, e.g. ``{"G.mapping.": 0.01}`` for a
+    mapping network at 0.01x (the prefix is ``<net>.<parameter name>``)."""
+
+    nets: list[str]
+    lr: float
+    betas: tuple[float, float] | None = None  # None: optim.betas
+    lr_mult: dict[str, float] = field(default_factory=dict)
+
+    def param_groups(self, nets: Mapping[str, nn.Module]) -> list[dict[str, Any]]:
+        """Parameter groups, one per distinct multiplier, each with its ``lr``."""
+        groups: dict[float, list[nn.Parameter]] = {}
+        for net_name in self.nets:
+            for pname, p in nets[net_name].named_parameters():
+                qualified = f"{net_name}.{pname}"
+                mult = next((m for prefix, m in self.lr_mult.items()
+                             if qualified.startswith(prefix)), 1.0)
+                groups.setdefault(mult, []).append(p)
+        return [{"params": ps, "lr": self.lr * mult} for mult, ps in groups.items()]
+
+
+class Objective:
+    """Base class: subclasses fill ``nets``, ``optimizers``, ``phases`` and implement ``loss``.
+
+    ``optimizers`` maps an optimizer name to an :class:`OptimizerSpec`; a CycleGAN's "G" spec
+    lists both generators. ``ema`` lists the nets the Trainer keeps an exponential moving
+    average of. Batches are dicts of tensors already on the device (``real`` float NCHW in
+    [-1, 1], ``labels`` int64 [N] or None).
+    """
+
+    name: ClassVar[str] = ""  # set by register_objective
+    sections: ClassVar[dict[str, type]] = {}  # config sections this family owns
+    capabilities: ClassVar[frozenset[str]] = frozenset({"sample"})
+    accepts_points: ClassVar[bool] = False  # 2-D toy mixtures (model.name=mlp)
+
+    nets: dict[str, nn.Module]
+    optimizers: dict[str, OptimizerSpec]
+    phases: list[Phase]
+    ema: list[str] = []
+
+    # ------------------------------------------------------------------ data (class level:
+    # the data is read before the networks exist, and they are sized from it)
+
+    @classmethod
+    def load_data(cls, cfg):
+        """The training data of ``cfg``: by default the named image dataset (or toy mixture)."""
+        from ..data import load_dataset
+
+        return load_dataset(cfg.data.name, split=cfg.data.split, resolution=cfg.data.resolution,
+                            channels=cfg.data.channels, data_dir=cfg.data.data_dir,
+                            seed=cfg.train.seed)
+
+    @classmethod
+    def data_info(cls, cfg, dataset) -> dict[str, Any]:
+        """What the networks need to know of the data: classes, point dimension."""
+        names = getattr(dataset, "class_names", None)
+        info = {"name": dataset.name, "num_classes": len(names) if names else 0,
+                "class_names": list(names) if names else None,
+                "has_labels": getattr(dataset, "labels", None) is not None}
+        points = getattr(dataset, "points", None)
+        if points is not None:  # toy mixtures: samples are [N, point_dim], not images
+            if not cls.accepts_points:
+                raise ConfigError(f"{cfg.data.name} holds 2-D points, which only "
+                                  f"objective=unconditional with model.name=mlp trains (presets "
+                                  f"toy-ring8, toy-grid25)")
+            info["point_dim"] = int(points.shape[1])
+        return info
+
+    @classmethod
+    def info_from_state(cls, cfg, extra_state: Mapping[str, Any]) -> dict[str, Any]:
+        """``data_info`` rebuilt from a checkpoint (a loaded run has no data): the classes that
+        a conditional family saves in its extra state."""
+        k = int(extra_state.get("num_classes") or 0)
+        return {"name": cfg.data.name, "num_classes": k,
+                "class_names": extra_state.get("class_names"), "has_labels": bool(k)}
+
+    def make_batches(self, dataset, cfg, device: torch.device):
+        """Endless batches for the Trainer: in-memory tensors on the device, or streamed."""
+        from ..data import StreamingFolderDataset
+        from ..training.batches import InMemoryBatches, StreamingBatches
+
+        bs = cfg.train.batch_size
+        if len(dataset) < bs:
+            raise DataError(f"{dataset.name} has {len(dataset)} images, fewer than one batch "
+                            f"(train.batch_size={bs}); add images or lower train.batch_size")
+        if isinstance(dataset, StreamingFolderDataset):  # too large for memory: decoded by workers
+            return StreamingBatches(dataset.torch_dataset(), bs, cfg.train.seed, device,
+                                    cfg.data.num_workers, has_labels=dataset.labels is not None)
+        points = getattr(dataset, "points", None)
+        tensor = points if points is not None else dataset.images
+        return InMemoryBatches(tensor, dataset.labels, bs, cfg.train.seed, device)
+
+    def prepare_training(self, dataset) -> None:
+        """What only training needs beyond the networks (pretrained feature nets, initial
+        weights, preview inputs). Not called when a run is loaded for inference."""
+
+    # ------------------------------------------------------------------ training
+
+    def bind(self, *, device: torch.device, rng: torch.Generator) -> None:
+        """Called by the Trainer once: where tensors live and the generator all noise comes from."""
+        self.device = device
+        self.rng = rng
+
+    def loss(self, phase: str, batch: Mapping[str, Any]) -> dict[str, Tensor]:
+        """Return {"loss": scalar to minimize, other named scalars to log}."""
+        raise NotImplementedError
+
+    def after_step(self, phase: str) -> None:
+        """Called after each optimizer step of ``phase`` (e.g. WGAN weight clipping)."""
+
+    def extra_state(self) -> dict[str, Any]:
+        """State outside the nets that must survive resume (an augmentation probability, ...)."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    # ------------------------------------------------------------------ outputs
+
+    def sample(self, n: int, *, generator: torch.Generator,
+               nets: Mapping[str, nn.Module] | None = None) -> Tensor:
+        """n outputs in [-1, 1]; ``nets`` replaces entries of self.nets (the EMA generator)."""
+        raise NotImplementedError
+
+    def preview(self, n: int, *, generator: torch.Generator,
+                nets: Mapping[str, nn.Module] | None = None) -> Tensor:
+        """The Trainer's sample grid: n images [n, C, H, W] (or points [n, D]) in [-1, 1]."""
+        return self.sample(n, generator=generator, nets=nets)
+
+    @classmethod
+    def example_config(cls, workdir: Path) -> dict[str, Any]:
+        """A tiny raw config of this family (channels 2-8, resolution 8-16, data written under
+        ``workdir``) on which the registry-driven tests build, train, resume, load and call
+        each capability. Every family provides one."""
+        raise NotImplementedError(f"objective '{cls.name}' provides no example_config")
+
+
+OBJECTIVES: Registry[type[Objective]] = Registry("objective")
+
+
+def register_objective(name: str) -> Callable[[type[Objective]], type[Objective]]:
+    """Class decorator: register a family under ``name`` and its config sections."""
+
+    def deco(cls: type[Objective]) -> type[Objective]:
+        cls.name = name
+        for section, section_cls in cls.sections.items():
+            register_section(section, section_cls, objective=name)
+        return OBJECTIVES.register(name)(cls)
+
+    return deco
+
+
+def family(cfg) -> type[Objective]:
+    """The objective class named by ``cfg.objective`` (a ConfigError lists the valid ones)."""
+    return OBJECTIVES.get(cfg.objective)
+
+
+def build_objective(cfg, data_info: Mapping[str, Any]) -> Objective:
+    """Build the objective named by ``cfg.objective`` from the config and the dataset's properties."""
+    return family(cfg)(cfg, data_info)
