@@ -14,10 +14,7 @@ from PIL import Image
 from conftest import ROOT
 from test_metrics_eval import write_fake_fashion_mnist
 
-# Registers the eval commands even before cli.COMMAND_MODULES lists them.
-_MAIN = ("import sys; from ganforge import cli; "
-         "'eval' in cli.COMMAND_MODULES or cli.COMMAND_MODULES.append('eval'); "
-         "sys.exit(cli.main(sys.argv[1:]))")
+_MAIN = "import sys; from ganforge import cli; sys.exit(cli.main(sys.argv[1:]))"
 
 
 @pytest.fixture
@@ -47,8 +44,6 @@ def gf_inproc(cli_env, monkeypatch, capsys):
 
     for key in ("GANFORGE_DATA", "GANFORGE_CACHE", "TORCH_HOME", "https_proxy", "http_proxy", "no_proxy"):
         monkeypatch.setenv(key, cli_env[key])
-    if "eval" not in cli.COMMAND_MODULES:
-        monkeypatch.setattr(cli, "COMMAND_MODULES", [*cli.COMMAND_MODULES, "eval"])
 
     def run(*args):
         capsys.readouterr()

@@ -52,8 +52,13 @@ def _call_upscale(run):
     assert y.shape == (6 * s, 7 * s, 3) and y.dtype == np.uint8
 
 
+def _call_truncation(run):
+    x = run.sample(2, seed=0, truncation=0.5)
+    assert x.shape[0] == 2 and not torch.equal(x, run.sample(2, seed=0))
+
+
 CALLS = {"sample": _call_sample, "sample_labels": _call_sample_labels,
-         "translate": _call_translate, "upscale": _call_upscale}
+         "translate": _call_translate, "upscale": _call_upscale, "truncation": _call_truncation}
 
 
 def test_every_capability_has_a_test_call_and_families_are_registered():

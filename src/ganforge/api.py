@@ -147,7 +147,7 @@ class LoadedRun:
         """A one-line ConfigError when this run lacks ``capability``."""
         if capability not in self.capabilities:
             can = "; ".join(CAPABILITIES[c] for c in sorted(self.capabilities)) or "nothing"
-            raise ConfigError(f"run {self.run_dir} is a {self.config.objective} run, which cannot "
+            raise ConfigError(f"run {self.run_dir} (objective={self.config.objective}) cannot "
                               f"{CAPABILITIES[capability].split(' (')[0]}; it can: {can}")
 
     @property
@@ -181,17 +181,22 @@ class LoadedRun:
 
     @torch.no_grad()
     def sample(self, n: int, *, seed: int = 0, ema: bool = True, batch_size: int = 500,
-               labels=None) -> torch.Tensor:
+               labels=None, truncation: float | None = None) -> torch.Tensor:
         """n samples as float [N, C, H, W] in [-1, 1] on the CPU, reproducible for a seed.
-        ``labels`` (conditional runs): see ``sample_labels``."""
+        ``labels`` (conditional runs): see ``sample_labels``. ``truncation``: families with the
+        "truncation" capability (its meaning and range are the family's)."""
         self.require("sample")
+        extra = {}
+        if truncation is not None:
+            self.require("truncation")
+            extra["truncation"] = truncation
         gen = torch.Generator().manual_seed(seed)
         nets = self.ema_nets if ema else {}
         y = self.sample_labels(n, labels)
         chunks = []
         for start in range(0, n, batch_size):
             size = min(batch_size, n - start)
-            kwargs = {} if y is None else {"labels": y[start:start + size]}
+            kwargs = dict(extra) if y is None else {"labels": y[start:start + size], **extra}
             chunks.append(self.objective.sample(size, generator=gen, nets=nets, **kwargs).cpu())
         return torch.cat(chunks)
 

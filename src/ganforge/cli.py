@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import pkgutil
 import sys
 from pathlib import Path
 
@@ -10,8 +11,6 @@ from .commands import add_run_arguments
 from .errors import ConfigError, GanforgeError
 
 EXIT_USAGE = 2
-# ganforge/commands/<name>.py, each with register(subparsers, parser_class)
-COMMAND_MODULES: list[str] = ["report", "eval", "bench", "upscale", "augment", "translate"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -101,7 +100,8 @@ def cmd_sample(args) -> int:
 
         labels = grid_labels(n, len(run.class_names), per_row)
     y = run.sample_labels(n, labels)  # None for unconditional runs; a bad class fails here
-    images = run.sample(n, seed=args.seed, ema=not args.no_ema, labels=y)
+    images = run.sample(n, seed=args.seed, ema=not args.no_ema, labels=y,
+                        truncation=args.truncation)
     with atomic_path(out) as tmp:
         if suffix == ".npz":
             extra = {} if y is None else {"labels": y.numpy()}
@@ -157,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--class", dest="class_", metavar="K",
                    help="conditional runs: generate class K (index or name) only")
+    s.add_argument("--truncation", type=float, metavar="T",
+                   help="runs that support it: trade diversity for quality (StyleGAN psi in "
+                        "[0, 1], BigGAN threshold > 0)")
     s.add_argument("--per-class", type=int, metavar="N",
                    help="conditional runs: N samples of every class, a grid with one labeled row "
                         "per class (replaces --n)")
@@ -169,9 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--data-dir", help="look here first (also: GANFORGE_DATA)")
     f.set_defaults(func=cmd_data_fetch)
 
-    # Commands of other areas live in ganforge/commands/<area>.py, each with
-    # register(subparsers, parser_class); they import heavy modules inside their functions.
-    for module in COMMAND_MODULES:
+    # Commands of other areas live in ganforge/commands/<area>.py (every module there, in name
+    # order), each with register(subparsers, parser_class); they import heavy modules inside
+    # their functions, so `ganforge --help` stays fast.
+    from . import commands
+
+    for module in sorted(m.name for m in pkgutil.iter_modules(commands.__path__)):
         importlib.import_module(f"ganforge.commands.{module}").register(sub, _Parser)
     return p
 

@@ -37,6 +37,9 @@ CAPABILITIES = {
     "sample_labels": "draw images of a requested class (ganforge sample --class, augment)",
     "translate": "map an input image to an output image (ganforge translate, translate-eval)",
     "upscale": "super-resolve an image (ganforge upscale, eval-sr)",
+    # sample(..., truncation=T): the family defines T (StyleGAN's psi toward the mean w,
+    # BigGAN's threshold for resampling z) and checks its range with a one-line ConfigError.
+    "truncation": "sample with truncation (ganforge sample --truncation, bench truncation)",
 }
 
 
