@@ -245,11 +245,14 @@ def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
 class LoadedRun:
     """A trained run, rebuilt from its directory alone: ``ganforge.load(RUN_DIR)``."""
 
-    def __init__(self, run_dir: Path | str, *, checkpoint: str = "latest", device: str = "cpu"):
+    def __init__(self, run_dir: Path | str, *, checkpoint: str = "latest", device: str = "cpu",
+                 require: str | None = None):
         self.run_dir = Path(run_dir)
         if not self.run_dir.is_dir():
             raise CheckpointError(f"run directory {self.run_dir} does not exist; pass the --out "
                                   f"directory of a training run")
+        if require is not None:
+            check_capability(self.run_dir, require)  # before any weights are read
         self.checkpoint = ckpt.find(self.run_dir, checkpoint)
         self.device = torch.device(device)
         weights, state = ckpt.load(self.checkpoint)
@@ -282,10 +285,7 @@ class LoadedRun:
 
     def require(self, capability: str) -> None:
         """A one-line ConfigError when this run lacks ``capability``."""
-        if capability not in self.capabilities:
-            can = "; ".join(CAPABILITIES[c] for c in sorted(self.capabilities)) or "nothing"
-            raise ConfigError(f"run {self.run_dir} (objective={self.config.objective}) cannot "
-                              f"{CAPABILITIES[capability].split(' (')[0]}; it can: {can}")
+        _require(self.run_dir, self.config.objective, self.capabilities, capability)
 
     @property
     def class_names(self) -> list[str] | None:
@@ -369,11 +369,30 @@ class LoadedRun:
         return self.objective.translate_eval(self, ema=ema, limit=limit, **options)
 
 
+def _require(run_dir: Path, objective: str, capabilities: frozenset[str], capability: str) -> None:
+    if capability not in capabilities:
+        can = "; ".join(CAPABILITIES[c] for c in sorted(capabilities)) or "nothing"
+        raise ConfigError(f"run {run_dir} (objective={objective}) cannot "
+                          f"{CAPABILITIES[capability].split(' (')[0]}; it can: {can}")
+
+
+def check_capability(run_dir: Path | str, capability: str) -> None:
+    """Refuse, from config.yaml alone (no weights read), a command the run's family cannot do.
+    A run whose config cannot be read is left to ``load`` to report."""
+    try:
+        cfg = config_mod.from_dict(_saved_config(Path(run_dir)))
+    except GanforgeError:
+        return
+    _require(Path(run_dir), cfg.objective, family(cfg).capabilities, capability)
+
+
 def to_uint8_hwc(images: torch.Tensor) -> np.ndarray:
     """float NCHW in [-1, 1] -> uint8 NHWC."""
     x = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     return x.permute(0, 2, 3, 1).contiguous().numpy()
 
 
-def load(run_dir: Path | str, *, checkpoint: str = "latest", device: str = "cpu") -> LoadedRun:
-    return LoadedRun(run_dir, checkpoint=checkpoint, device=device)
+def load(run_dir: Path | str, *, checkpoint: str = "latest", device: str = "cpu",
+         require: str | None = None) -> LoadedRun:
+    """A trained run; ``require``: a capability checked before the weights are read."""
+    return LoadedRun(run_dir, checkpoint=checkpoint, device=device, require=require)

@@ -103,7 +103,7 @@ def cmd_sample(args) -> int:
     if args.per_class is not None and (args.per_class <= 0 or args.class_ is not None):
         raise ConfigError("--per-class must be positive and cannot be combined with --class")
     _refuse_overwrite(out, args.force)
-    run = api.load(args.run_dir, checkpoint=args.checkpoint)
+    run = api.load(args.run_dir, checkpoint=args.checkpoint, require="sample")
     n, labels, per_row = args.n, args.class_, max(1, int(round(args.n ** 0.5)))
     if args.per_class is not None:  # conditional runs: one labeled row per class
         from .synthetic import balanced_labels, require_conditional
