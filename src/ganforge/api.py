@@ -238,6 +238,10 @@ def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
         raise
     try:
         return trainer.fit()
+    except BaseException:
+        if not resume and not any((run_dir / "checkpoints").glob("step_*")):
+            rundir.undo_failed_start(run_dir, lock, created)  # nothing of value was written yet
+        raise
     finally:
         lock.release()
 

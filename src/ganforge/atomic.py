@@ -67,10 +67,11 @@ def atomic_path(dest: Path | str) -> Iterator[Path]:
         if tmp.is_dir() and not tmp.is_symlink():
             shutil.rmtree(tmp, ignore_errors=True)
         else:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # e.g. read-only: it was never created
+                tmp.unlink(missing_ok=True)
         if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
             raise StorageError(f"cannot write {dest}: {exc.strerror}; free some space or choose "
-                               f"another path (nothing was written)") from None
+                               f"another path ({dest.name} was left as it was)") from None
         raise
 
 

@@ -127,7 +127,7 @@ def is_locked(run_dir: Path) -> bool:
 # ----------------------------------------------------------------------------- train's --out
 
 
-def check_new_run_dir(run_dir: Path, *, force: bool) -> None:
+def check_new_run_dir(run_dir: Path, *, force: bool, locked_by_us: bool = False) -> None:
     """Refuse, before any work, an ``--out`` that a new run may not use (nothing is changed)."""
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"--out {run_dir} is a file, not a directory; choose another --out")
@@ -141,7 +141,7 @@ def check_new_run_dir(run_dir: Path, *, force: bool) -> None:
         raise ConfigError(f"--force refused: {run_dir} is not a ganforge run (no config.yaml with "
                           f"checkpoints/ or metrics.jsonl; it holds {shown}), so nothing was "
                           f"deleted; choose another --out")
-    if is_locked(run_dir):
+    if not locked_by_us and is_locked(run_dir):
         raise RunBusy(f"--force refused: run directory {run_dir} is in use by process "
                       f"{holder_pid(run_dir)} (a ganforge train still running); wait for it to "
                       f"end or stop it, or choose another --out")
@@ -159,7 +159,7 @@ def claim_run_dir(run_dir: Path, *, force: bool) -> tuple[RunLock, bool]:
     lock = RunLock(run_dir).acquire()
     try:
         # Checked again under the lock: another process may have started here meanwhile.
-        check_new_run_dir(run_dir, force=force)
+        check_new_run_dir(run_dir, force=force, locked_by_us=True)
         if force:
             for name in _entries(run_dir):  # the lock file stays: we hold it
                 path = run_dir / name

@@ -102,10 +102,14 @@ def _is_storage_failure(exc: Exception) -> bool:
 
 def _write_failed(exc: Exception, ckpt_root: Path, name: str) -> StorageError:
     """One line for a checkpoint that could not be written for lack of space or permission."""
+    text = str(exc)
     if isinstance(exc, OSError) and exc.strerror:
         reason = exc.strerror
+    elif "unexpected pos" in text:
+        reason = "the write was cut short: the disk is probably full"
     else:
-        reason = " ".join(str(exc).split())[:100]
+        reason = next((m for m in ("No space left on device", "Read-only file system", "Disk quota exceeded")
+                       if m in text), " ".join(text.split())[:100])
     previous = _read_pointer(ckpt_root, "latest")
     kept = (f"the previous checkpoint {previous} is intact" if previous
             else "no earlier checkpoint exists")
