@@ -109,8 +109,8 @@ def test_second_trainer_on_a_run_is_refused_naming_the_pid(tmp_path):
     """Two real trainers: the second --resume gets one line with the first one's PID."""
     run = tmp_path / "run"
     code = ("import sys\nfrom conftest import random_dataset, tiny_config\nfrom ganforge import api\n"
-            "api.train(tiny_config(**{'monitor.enabled': False, 'train.steps': 100000, 'train.checkpoint_every': 5}), sys.argv[1], "
-            "progress=False, dataset=random_dataset())\n")
+            "cfg = tiny_config(**{'monitor.enabled': False, 'train.steps': 100000, 'train.checkpoint_every': 5})\n"
+            "api.train(cfg, sys.argv[1], progress=False, dataset=random_dataset())\n")
     first = _child(code, run)
     try:
         deadline = time.time() + 120
@@ -541,3 +541,15 @@ def test_what_counts_as_a_run(tmp_path):
         assert rundir.is_run_dir(path)
         (path / marker).rmdir() if marker == "checkpoints" else (path / marker).unlink()
         assert not rundir.is_run_dir(path)  # config.yaml alone is not a run
+
+
+def test_an_output_file_never_replaces_a_directory(tmp_path):
+    from ganforge.atomic import atomic_write_text
+
+    target = tmp_path / "report.html"
+    target.mkdir()
+    (target / "keep.txt").write_text("mine")
+    with pytest.raises(StorageError, match="it is a directory; give a file name"):
+        atomic_write_text(target, "<html>")
+    assert (target / "keep.txt").read_text() == "mine"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.html"]  # no temporary file left

@@ -69,6 +69,9 @@ def atomic_path(dest: Path | str) -> Iterator[Path]:
         else:
             with contextlib.suppress(OSError):  # e.g. read-only: it was never created
                 tmp.unlink(missing_ok=True)
+        if isinstance(exc, IsADirectoryError) and dest.is_dir():
+            raise StorageError(f"cannot write {dest}: it is a directory; give a file name (the "
+                               f"directory was left as it was)") from None
         if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
             raise StorageError(f"cannot write {dest}: {exc.strerror}; free some space or choose "
                                f"another path ({dest.name} was left as it was)") from None
