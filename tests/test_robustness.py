@@ -450,7 +450,7 @@ def test_unknown_top_level_section_in_a_yaml_lists_the_sections(tmp_path):
 
     path = tmp_path / "c.yaml"
     path.write_text("foo:\n  bar: 1\n")
-    with pytest.raises(ConfigError, match="unknown config section 'foo'; valid sections: data, model, "
+    with pytest.raises(ConfigError, match="unknown config key 'foo'; valid sections: data, model, "
                                           "loss, optim"):
         load_config(str(path))
 

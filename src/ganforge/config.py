@@ -229,9 +229,9 @@ def _unknown_key(dotted: str) -> ConfigError:
                            f"sections yet; import ganforge.objectives (or use "
                            f"ganforge.load_config) before parsing configs")
     if head not in section_names() and head not in _field_types(Config):
-        where = f" in '{dotted}'" if "." in dotted else ""
         top = [n for n in _field_types(Config) if n != "sections" and n not in section_names()]
-        return ConfigError(f"unknown config section '{head}'{where}"
+        what = f"section '{head}' in '{dotted}'" if "." in dotted else f"key '{head}'"
+        return ConfigError(f"unknown config {what}"
                            f"{closest(head, section_names() + top)}; valid sections: "
                            f"{', '.join(section_names())} (and the keys {', '.join(top)})")
     return ConfigError(f"unknown config key '{dotted}'{closest(dotted, all_keys())}")
