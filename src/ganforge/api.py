@@ -6,7 +6,6 @@ load / sample. Nothing here knows an architecture or a loss.
 from __future__ import annotations
 
 import copy
-import shutil
 import time
 from pathlib import Path
 from typing import Any, Iterable
@@ -16,9 +15,10 @@ import torch
 import yaml
 
 from . import config as config_mod
+from . import rundir
 from .atomic import atomic_write_text
 from .config import Config, load_config  # noqa: F401  (ganforge.load_config, families registered)
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, DataError, GanforgeError
 from .labels import grid_labels, resolve_class
 from .objectives import CAPABILITIES, Objective, family
 from .training import checkpoint as ckpt
@@ -53,66 +53,210 @@ def default_run_dir(name: str) -> Path:
     return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def _has_run(path: Path) -> bool:
-    return path.exists() and any(path.iterdir())
-
-
-def prepare_run_dir(run_dir: Path, cfg: Config, *, resume: bool, force: bool) -> None:
-    """Create ``run_dir`` for a new run; never overwrite one unless ``force``."""
+def prepare_run_dir(run_dir: Path, cfg: Config, *, resume: bool, force: bool) -> rundir.RunLock:
+    """Lock ``run_dir`` for this process and, for a new run, create it (``force``: empty a
+    directory that is recognisably a ganforge run no live process holds) and write config.yaml.
+    Returns the held lock; the caller releases it when training ends."""
     if resume:
-        return
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"--out {run_dir} is a file, not a directory; choose another --out")
-    if _has_run(run_dir):
-        if not force:
-            raise ConfigError(f"run directory {run_dir} already exists; pass --resume to continue "
-                              f"it, --force to start over (deletes it), or choose another --out")
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+        return rundir.lock_existing_run(run_dir)
+    lock, _created = rundir.claim_run_dir(run_dir, force=force)
     atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
+    return lock
 
 
-def resume_config(run_dir: Path, overrides: list[str]) -> Config:
-    """The saved config of ``run_dir`` with ``overrides`` applied (e.g. more train.steps)."""
+def _saved_config(run_dir: Path) -> dict[str, Any]:
+    """The plain data of ``run_dir/config.yaml``; a file that is not plain YAML is refused."""
     path = run_dir / "config.yaml"
     if not path.is_file():
         raise CheckpointError(f"cannot resume: {path} not found; is {run_dir} a ganforge run "
                               f"directory? Start a new run without --resume")
-    raw = yaml.safe_load(path.read_text())
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:  # a !!python tag, broken syntax: never executed, refused
+        problem = " ".join(str(getattr(exc, "problem", None) or "not valid YAML").split())[:120]
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        where = f" at line {line + 1}" if line is not None else ""
+        raise CheckpointError(f"cannot resume: {path} is not a plain ganforge config ({problem}"
+                              f"{where}); ganforge writes no YAML tags, so restore the file or "
+                              f"start a new run") from None
+    except OSError as exc:
+        raise CheckpointError(f"cannot resume: cannot read {path} ({exc.strerror})") from None
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"cannot resume: {path} does not hold a config mapping; restore "
+                              f"the file or start a new run")
+    return raw
+
+
+def resume_config(run_dir: Path, overrides: list[str]) -> Config:
+    """The saved config of ``run_dir`` with ``overrides`` applied (e.g. more train.steps)."""
+    raw = _saved_config(Path(run_dir))
     return config_mod.from_dict(config_mod.apply_overrides(raw, overrides))
+
+
+# Keys whose saved training state cannot follow a change, though no weight changes shape.
+_RESUME_FIXED = {"objective": "the checkpoint holds another family's networks",
+                 "optim.name": "the checkpoint holds another optimizer's state"}
+
+
+def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def config_changes(old: Config, new: Config) -> dict[str, tuple[Any, Any]]:
+    """Dotted key -> (old value, new value) for every value that differs."""
+    a, b = _flat(old.to_dict()), _flat(new.to_dict())
+    return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
+
+
+def _weight_shapes(cfg: Config, state: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """The weight shapes the networks of ``cfg`` have (built from the checkpoint's data
+    properties, as ``ganforge.load`` does, without reading any data)."""
+    fam = family(cfg)
+    objective = fam(cfg, fam.info_from_state(cfg, state.get("objective", {})))
+    return {k: tuple(v.shape) for k, v in ckpt.flatten_weights(objective.nets).items()}
+
+
+def check_resume_changes(run_dir: Path, cfg: Config, weights: dict[str, torch.Tensor],
+                         state: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """The config changes a resume makes to the checkpoint's config. One that changes the
+    shape of a weight (or the family or optimizer) is refused in one line naming the key."""
+    saved = config_mod.from_dict(state["config"])
+    changes = config_changes(saved, cfg)
+    for key, why in _RESUME_FIXED.items():
+        if key in changes:
+            raise ConfigError(f"cannot resume {run_dir} with {key}={changes[key][1]} (the run has "
+                              f"{changes[key][0]}): {why}; drop the override or start a new run "
+                              f"with another --out")
+    if not changes:
+        return changes
+    have = {k: tuple(v.shape) for k, v in weights.items() if not k.startswith("ema.")}
+    if _weight_shapes(saved, state) != have:  # a checkpoint of another layout: cannot attribute
+        return changes
+    if _weight_shapes(cfg, state) != have:
+        culprits = []
+        for key, (_old, value) in changes.items():  # which change alone alters a shape
+            data = saved.to_dict()
+            config_mod._set_dotted(data, key, value)
+            try:
+                one = config_mod.from_dict(data)
+            except GanforgeError:
+                continue
+            if _weight_shapes(one, state) != have:
+                culprits.append(key)
+        key = culprits[0] if culprits else next(iter(changes))
+        old, value = changes[key]
+        raise ConfigError(f"cannot resume {run_dir} with {key}={value} (the run has {old}): it "
+                          f"changes the shape of the networks' weights; drop the override or start "
+                          f"a new run with another --out")
+    return changes
+
+
+def _record_changes(trainer: Trainer, changes: dict[str, tuple[Any, Any]]) -> None:
+    """The one-line notice and the metrics.jsonl event of a resume that changes the config."""
+    text = ", ".join(f"{k} {old} -> {new}" for k, (old, new) in changes.items())
+    print(f"ganforge: resuming at step {trainer.step} with a changed config: {text}", flush=True)
+    trainer.logger.write({"event": "config_change", "step": trainer.step,
+                          "message": f"config changed on resume: {text}",
+                          "evidence": {k: [old, new] for k, (old, new) in changes.items()}})
+
+
+def _check_data_dir(cfg: Config) -> None:
+    d = cfg.data.data_dir
+    if d is not None and not Path(d).expanduser().is_dir():
+        raise DataError(f"data.data_dir (--data-dir) {d} does not exist or is not a directory; "
+                        f"pass the folder that holds the dataset, or leave it out to use the "
+                        f"usual places")
+
+
+def _build_checked(cfg: Config, dataset):
+    """build(), with running out of memory (an absurd resolution, width or batch) as one line."""
+    try:
+        return build(cfg, dataset)
+    except (MemoryError, RuntimeError) as exc:
+        text = str(exc)
+        if not isinstance(exc, MemoryError) and "allocate" not in text and "out of memory" not in text:
+            raise
+        raise ConfigError(f"this config needs more memory than the machine has (data.resolution="
+                          f"{cfg.data.resolution}, train.batch_size={cfg.train.batch_size}, model "
+                          f"widths {cfg.model.g_width}/{cfg.model.d_width}); lower them") from None
 
 
 def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
           resume: bool = False, force: bool = False, progress: bool = True,
           hooks: Iterable[Hook] = (), dataset=None) -> FitResult:
-    """Train ``cfg`` into ``run_dir`` (default runs/<name>-<timestamp>)."""
+    """Train ``cfg`` into ``run_dir`` (default runs/<name>-<timestamp>).
+
+    Everything that can be checked is checked before anything is written: the run directory
+    (see ganforge.rundir), the data, the networks and, on resume, the config changes against
+    the checkpoint. The run directory is locked for this process while it trains; a new run
+    that fails to start leaves nothing behind."""
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(name)
     device = resolve_device(cfg.train.device)
-    objective, dataset = build(cfg, dataset)
-    batches = objective.make_batches(dataset, cfg, device)
-    hooks = list(hooks)
-    if cfg.eval.every > 0 and not hooks:
-        from .metrics import training_hook  # built before training: a missing extractor fails now
+    _check_data_dir(cfg)
+    lock, created = None, False
+    if resume:
+        lock = rundir.lock_existing_run(run_dir)
+    else:
+        rundir.check_new_run_dir(run_dir, force=force)  # refused now, before data is read
+    try:
+        weights = state = None
+        changes: dict[str, tuple[Any, Any]] = {}
+        if resume and any((run_dir / "checkpoints").glob("step_*")):
+            weights, state = ckpt.load(ckpt.find(run_dir), map_location=device)
+            changes = check_resume_changes(run_dir, cfg, weights, state)
+        objective, dataset = _build_checked(cfg, dataset)
+        batches = objective.make_batches(dataset, cfg, device)
+        hooks = list(hooks)
+        if cfg.eval.every > 0 and not hooks:
+            from .metrics import training_hook  # built before training: a missing extractor fails now
 
-        hooks.append(training_hook(cfg, metrics=cfg.eval.metrics or ["fid", "kid"], n=cfg.eval.n))
-    prepare_run_dir(run_dir, cfg, resume=resume, force=force)
-    trainer = Trainer(cfg, objective, batches, run_dir=run_dir, device=device, hooks=hooks,
-                      progress=progress)
-    if resume and (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").glob("step_*")):
-        weights, state = ckpt.load(ckpt.find(run_dir), map_location=device)
-        trainer.load(weights, state)
-        atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
-    return trainer.fit()
+            hooks.append(training_hook(cfg, metrics=cfg.eval.metrics or ["fid", "kid"], n=cfg.eval.n))
+        if not resume:
+            lock, created = rundir.claim_run_dir(run_dir, force=force)
+            atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
+        ckpt.clean_leftovers(run_dir / "checkpoints")  # ours to remove: we hold the lock
+        trainer = Trainer(cfg, objective, batches, run_dir=run_dir, device=device, hooks=hooks,
+                          progress=progress)
+        rundir.check_free_space(run_dir, ckpt.estimate_bytes(trainer.weights(), trainer.optimizers),
+                                "a checkpoint")
+        if weights is not None:
+            trainer.load(weights, state)
+            if changes:
+                _record_changes(trainer, changes)
+                atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
+    except BaseException:
+        if lock is not None:
+            if not resume:
+                rundir.undo_failed_start(run_dir, lock, created)
+            lock.release()
+        raise
+    try:
+        return trainer.fit()
+    except BaseException:
+        if not resume and not any((run_dir / "checkpoints").glob("step_*")):
+            rundir.undo_failed_start(run_dir, lock, created)  # nothing of value was written yet
+        raise
+    finally:
+        lock.release()
 
 
 class LoadedRun:
     """A trained run, rebuilt from its directory alone: ``ganforge.load(RUN_DIR)``."""
 
-    def __init__(self, run_dir: Path | str, *, checkpoint: str = "latest", device: str = "cpu"):
+    def __init__(self, run_dir: Path | str, *, checkpoint: str = "latest", device: str = "cpu",
+                 require: str | None = None):
         self.run_dir = Path(run_dir)
         if not self.run_dir.is_dir():
             raise CheckpointError(f"run directory {self.run_dir} does not exist; pass the --out "
                                   f"directory of a training run")
+        if require is not None:
+            check_capability(self.run_dir, require)  # before any weights are read
         self.checkpoint = ckpt.find(self.run_dir, checkpoint)
         self.device = torch.device(device)
         weights, state = ckpt.load(self.checkpoint)
@@ -145,10 +289,7 @@ class LoadedRun:
 
     def require(self, capability: str) -> None:
         """A one-line ConfigError when this run lacks ``capability``."""
-        if capability not in self.capabilities:
-            can = "; ".join(CAPABILITIES[c] for c in sorted(self.capabilities)) or "nothing"
-            raise ConfigError(f"run {self.run_dir} (objective={self.config.objective}) cannot "
-                              f"{CAPABILITIES[capability].split(' (')[0]}; it can: {can}")
+        _require(self.run_dir, self.config.objective, self.capabilities, capability)
 
     @property
     def class_names(self) -> list[str] | None:
@@ -232,11 +373,30 @@ class LoadedRun:
         return self.objective.translate_eval(self, ema=ema, limit=limit, **options)
 
 
+def _require(run_dir: Path, objective: str, capabilities: frozenset[str], capability: str) -> None:
+    if capability not in capabilities:
+        can = "; ".join(CAPABILITIES[c] for c in sorted(capabilities)) or "nothing"
+        raise ConfigError(f"run {run_dir} (objective={objective}) cannot "
+                          f"{CAPABILITIES[capability].split(' (')[0]}; it can: {can}")
+
+
+def check_capability(run_dir: Path | str, capability: str) -> None:
+    """Refuse, from config.yaml alone (no weights read), a command the run's family cannot do.
+    A run whose config cannot be read is left to ``load`` to report."""
+    try:
+        cfg = config_mod.from_dict(_saved_config(Path(run_dir)))
+    except GanforgeError:
+        return
+    _require(Path(run_dir), cfg.objective, family(cfg).capabilities, capability)
+
+
 def to_uint8_hwc(images: torch.Tensor) -> np.ndarray:
     """float NCHW in [-1, 1] -> uint8 NHWC."""
     x = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     return x.permute(0, 2, 3, 1).contiguous().numpy()
 
 
-def load(run_dir: Path | str, *, checkpoint: str = "latest", device: str = "cpu") -> LoadedRun:
-    return LoadedRun(run_dir, checkpoint=checkpoint, device=device)
+def load(run_dir: Path | str, *, checkpoint: str = "latest", device: str = "cpu",
+         require: str | None = None) -> LoadedRun:
+    """A trained run; ``require``: a capability checked before the weights are read."""
+    return LoadedRun(run_dir, checkpoint=checkpoint, device=device, require=require)

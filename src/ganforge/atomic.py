@@ -6,11 +6,19 @@ or the new one, never a part. A failed write removes its temporary file.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
 from pathlib import Path
 from typing import Any, Iterator
+
+from .errors import StorageError
+
+# errnos of a place that cannot be written (full, read-only, no permission), as opposed to a bug:
+# they become one-line StorageErrors.
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
+                            errno.EFBIG})
 
 
 def fsync_dir(path: Path) -> None:
@@ -44,18 +52,29 @@ def atomic_path(dest: Path | str) -> Iterator[Path]:
     """Yield a temporary path to write (a file or a folder); when the block ends without an
     error it replaces ``dest``, otherwise it is removed. The parent folder is created."""
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a parent that is a file, read-only, ...
+        raise StorageError(f"cannot write {dest}: cannot create {dest.parent} "
+                           f"({exc.strerror or exc}); choose another path") from None
     tmp = temporary_name(dest)
     try:
         yield tmp
         _fsync_file(tmp)
         os.replace(tmp, dest)
         fsync_dir(dest.parent)
-    except BaseException:
+    except BaseException as exc:
         if tmp.is_dir() and not tmp.is_symlink():
             shutil.rmtree(tmp, ignore_errors=True)
         else:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # e.g. read-only: it was never created
+                tmp.unlink(missing_ok=True)
+        if isinstance(exc, IsADirectoryError) and dest.is_dir():
+            raise StorageError(f"cannot write {dest}: it is a directory; give a file name (the "
+                               f"directory was left as it was)") from None
+        if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
+            raise StorageError(f"cannot write {dest}: {exc.strerror}; free some space or choose "
+                               f"another path ({dest.name} was left as it was)") from None
         raise
 
 

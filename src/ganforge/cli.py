@@ -5,6 +5,7 @@ import argparse
 import importlib
 import pkgutil
 import sys
+import warnings
 from pathlib import Path
 
 from .commands import add_run_arguments
@@ -19,9 +20,23 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _refuse_overwrite(path: Path, force: bool) -> None:
-    if path.exists() and not force:
-        raise ConfigError(f"{path} already exists; pass --force to overwrite it or choose another "
-                          f"--out")
+    from .rundir import check_output_file
+
+    check_output_file(path, force=force)  # exists without --force, a directory, unwritable parent
+
+
+def _one_line_warnings(original):
+    """ganforge's own warnings (e.g. skipped image files) as one line each, without the
+    source line Python's default format adds; other libraries' warnings keep their format."""
+    package = str(Path(__file__).parent)
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if str(filename).startswith(package):
+            print(f"ganforge: warning: {message}", file=sys.stderr, flush=True)
+        else:
+            original(message, category, filename, lineno, file, line)
+
+    return show
 
 
 # ----------------------------------------------------------------------------- commands
@@ -88,7 +103,7 @@ def cmd_sample(args) -> int:
     if args.per_class is not None and (args.per_class <= 0 or args.class_ is not None):
         raise ConfigError("--per-class must be positive and cannot be combined with --class")
     _refuse_overwrite(out, args.force)
-    run = api.load(args.run_dir, checkpoint=args.checkpoint)
+    run = api.load(args.run_dir, checkpoint=args.checkpoint, require="sample")
     n, labels, per_row = args.n, args.class_, max(1, int(round(args.n ** 0.5)))
     if args.per_class is not None:  # conditional runs: one labeled row per class
         from .synthetic import balanced_labels, require_conditional
@@ -200,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         # `ganforge train --resume --out DIR train.steps=100`: the first positional is an override.
         args.overrides.insert(0, args.config)
         args.config = None
+    original_showwarning = warnings.showwarning
+    warnings.showwarning = _one_line_warnings(original_showwarning)
     try:
         return args.func(args)
     except GanforgeError as exc:
@@ -208,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ganforge: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = original_showwarning
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ directory, checkpoint), so a run can be rebuilt from its directory with no other
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
@@ -226,10 +228,12 @@ def _unknown_key(dotted: str) -> ConfigError:
         return ConfigError(f"unknown config key '{dotted}': no family has registered its "
                            f"sections yet; import ganforge.objectives (or use "
                            f"ganforge.load_config) before parsing configs")
-    if "." in dotted and head not in section_names():
-        return ConfigError(f"unknown config section '{head}' in '{dotted}'"
-                           f"{closest(head, section_names())}; valid sections: "
-                           f"{', '.join(section_names())}")
+    if head not in section_names() and head not in _field_types(Config):
+        top = [n for n in _field_types(Config) if n != "sections" and n not in section_names()]
+        what = f"section '{head}' in '{dotted}'" if "." in dotted else f"key '{head}'"
+        return ConfigError(f"unknown config {what}"
+                           f"{closest(head, section_names() + top)}; valid sections: "
+                           f"{', '.join(section_names())} (and the keys {', '.join(top)})")
     return ConfigError(f"unknown config key '{dotted}'{closest(dotted, all_keys())}")
 
 
@@ -310,8 +314,72 @@ def from_dict(data: dict[str, Any]) -> Config:
     return cfg
 
 
+def available_memory() -> int | None:
+    """Bytes of memory this process can still use (MemAvailable on Linux), None if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} PB"
+
+
+def _non_finite(obj, prefix: str = "") -> str | None:
+    """The dotted key of the first NaN or infinite float in a config section, or None."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+            return f"{prefix}{f.name}"
+    return None
+
+
+def _validate_sizes(cfg: Config) -> None:
+    """Finite numbers, learning rates a GAN can train with, and one float32 training batch
+    that fits in memory (a lower bound of what training needs, so it never refuses a run that
+    would fit)."""
+    named = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
+             if dataclasses.is_dataclass(getattr(cfg, f.name))}
+    for name, section in {**named, **cfg.sections}.items():
+        bad = _non_finite(section, f"{name}.")
+        if bad is not None:
+            raise ConfigError(f"{bad} must be a finite number, got {_get_dotted(cfg, bad)}")
+    for key, value in {"optim.g_lr": cfg.optim.g_lr, "optim.d_lr": cfg.optim.d_lr}.items():
+        if value > 1:
+            raise ConfigError(f"{key}={value:g} is far above any learning rate a GAN trains with "
+                              f"(typical: 1e-4 to 1e-3); use a value <= 1")
+    res, batch, ch = cfg.data.resolution, cfg.train.batch_size, cfg.data.channels
+    need = batch * ch * res * res * 4
+    have = available_memory()
+    if have is not None and need > have:
+        raise ConfigError(f"data.resolution={res} with train.batch_size={batch} needs at least "
+                          f"{_bytes(need)} for one float32 batch, more than the {_bytes(have)} of "
+                          f"memory available; lower data.resolution or train.batch_size")
+
+
+def _get_dotted(cfg: Config, key: str):
+    node: Any = cfg
+    for part in key.split("."):
+        node = getattr(node, part)
+    return node
+
+
 def validate(cfg: Config) -> None:
     """Value checks that types cannot express."""
+    _validate_sizes(cfg)
     positive = {
         "train.steps": cfg.train.steps, "train.batch_size": cfg.train.batch_size,
         "train.n_critic": cfg.train.n_critic, "train.log_every": cfg.train.log_every,
@@ -403,6 +471,8 @@ def parse_override(text: str) -> tuple[str, Any]:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw  # a plain string such as a path with odd characters
+    if isinstance(value, dict) and not raw.strip().startswith("{"):
+        value = raw  # "folder:" or "folder:a: b" is text that YAML read as a mapping
     return key, value
 
 

@@ -19,3 +19,7 @@ class CheckpointError(GanforgeError):
 
 class TrainingDiverged(GanforgeError):
     """Training produced non-finite values and could not recover within the allowed rollbacks."""
+
+
+class StorageError(GanforgeError):
+    """A path that cannot be written: read-only, full, missing, not a directory, no permission."""

@@ -122,6 +122,9 @@ def run_one(size: int, seed: int, s: Settings, out: Path, train_set, test_set,
     t0 = time.perf_counter()
     if not reused:
         if run_dir.exists():
+            from ..rundir import check_new_run_dir
+
+            check_new_run_dir(run_dir, force=True)  # a ganforge run no process holds, or refused
             shutil.rmtree(run_dir)
         run_dir.parent.mkdir(parents=True, exist_ok=True)
         with open(run_dir.with_name(f"seed_{seed}.log"), "w") as f, contextlib.redirect_stdout(f):

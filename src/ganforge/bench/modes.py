@@ -87,6 +87,9 @@ def run_seed(variant: Variant, data: str, seed: int, run_dir: Path, extra: list[
                  "train.device=cpu"]
     _, cfg = load_config(variant.preset, overrides)
     if run_dir.exists():
+        from ..rundir import check_new_run_dir
+
+        check_new_run_dir(run_dir, force=True)  # a ganforge run no process holds, or refused
         shutil.rmtree(run_dir)
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()

@@ -21,6 +21,7 @@ def cmd_eval(args) -> int:
     if args.n <= 0:
         raise ConfigError(f"--n must be positive, got {args.n}")
     metrics = ev.parse_metrics(args.metrics)  # unknown names fail before any slow work
+    ev.check_reference(args.ref)
     out = Path(args.json) if args.json else None
     if out is not None and out.suffix.lower() != ".json":
         raise ConfigError(f"--json {out}: use a .json file name")

@@ -70,7 +70,7 @@ def cmd_translate(args) -> int:
     if existing and not args.force:
         raise ConfigError(f"{existing[0]} already exists; pass --force to overwrite or choose "
                           f"another --out")
-    run = api.load(args.run_dir, checkpoint=args.checkpoint)
+    run = api.load(args.run_dir, checkpoint=args.checkpoint, require="translate")
     run.require("translate")
     written = translate_files(run, files, out, direction=args.direction, ema=not args.no_ema,
                               single=single, tile=args.tile or None)
@@ -85,7 +85,7 @@ def cmd_translate_eval(args) -> int:
     from ..metrics.paired import format_translation
     from ..atomic import atomic_write_json
 
-    run = api.load(args.run_dir, checkpoint=args.checkpoint)
+    run = api.load(args.run_dir, checkpoint=args.checkpoint, require="translate")
     result = run.translate_eval(ema=not args.no_ema, limit=args.n, extractor=args.extractor,
                                 inception_weights=args.inception_weights)
     print(format_translation(result))

@@ -42,7 +42,7 @@ def cmd_upscale(args) -> int:
     if existing and not args.force:
         raise ConfigError(f"{existing[0]} already exists; pass --force to overwrite or choose "
                           f"another --out")
-    run = api.load(args.run_dir, checkpoint=args.checkpoint, device=args.device)
+    run = api.load(args.run_dir, checkpoint=args.checkpoint, device=args.device, require="upscale")
     run.require("upscale")
     for src, dst in pairs:
         sr = run.upscale(read_image(src), tile=args.tile, overlap=args.overlap,
@@ -59,7 +59,7 @@ def cmd_eval_sr(args) -> int:
     from ..atomic import atomic_write_json
     from ..metrics.superres import LPIPS, evaluate_sr
 
-    run = api.load(args.run_dir, checkpoint=args.checkpoint, device=args.device)
+    run = api.load(args.run_dir, checkpoint=args.checkpoint, device=args.device, require="upscale")
     run.require("upscale")
     scale = run.objective.scale
     if args.scale is not None and args.scale != scale:

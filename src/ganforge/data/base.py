@@ -9,6 +9,7 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 
+from ..config import available_memory
 from ..registry import Registry
 
 
@@ -74,6 +75,13 @@ _LUMA = (0.299, 0.587, 0.114)
 def adapt_images(images: torch.Tensor, resolution: int | None, channels: int | None) -> torch.Tensor:
     """uint8 [N, C, H, W] -> uint8 [N, channels, resolution, resolution] (None keeps the native value)."""
     n, c, h, w = images.shape
+    need = n * (channels or c) * (resolution or h) * (resolution or w)
+    have = available_memory()
+    if have is not None and need > have:  # refused, not attempted: the allocation would fail or swap
+        from ..errors import DataError
+
+        raise DataError(f"{n} images at {resolution}x{resolution} need {need / 1e9:.1f} GB in memory, "
+                        f"more than the {have / 1e9:.1f} GB available; lower data.resolution")
     if channels is not None and channels != c:
         if channels == 3:  # 1 -> 3: replicate (repeat, not expand: callers may write in place)
             images = images.repeat(1, 3, 1, 1)

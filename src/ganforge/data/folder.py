@@ -21,6 +21,8 @@ from ..errors import DataError
 from .base import DATASETS, ImageDataset, LoadRequest
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+# Smaller images are skipped (listed in the warning): a 1x1 "image" holds no picture to learn.
+MIN_SIZE = 8
 # Default resolution is the first image's short side, capped: a folder of photos would
 # otherwise ask for 4000x4000 training.
 MAX_DEFAULT_RESOLUTION = 256
@@ -113,10 +115,18 @@ def _scan(folder: Path) -> _Scan:
     class_dirs = sorted({p.relative_to(folder).parts[0] for p in files}) if files and not top_level else None
     with ThreadPoolExecutor(_WORKERS) as pool:
         results = list(pool.map(lambda p: _try(_header, p), files))
-    ok = [(p, r) for p, (r, err) in zip(files, results) if err is None]
-    skipped = [(p, err) for p, (r, err) in zip(files, results) if err is not None]
+    ok = [(p, r) for p, (r, err) in zip(files, results) if err is None and min(r[1]) >= MIN_SIZE]
+    skipped = [(p, err if err is not None else f"{r[1][0]}x{r[1][1]} pixels, under {MIN_SIZE}x{MIN_SIZE}")
+               for p, (r, err) in zip(files, results) if err is not None or min(r[1]) < MIN_SIZE]
     if not ok:
-        what = f"{len(files)} image files, none readable" if files else f"no {'/'.join(sorted(EXTENSIONS))} files"
+        if not files:
+            what = f"no {'/'.join(sorted(EXTENSIONS))} files"
+        elif any(err is None for _, err in results):
+            small = next(p for p, (r, err) in zip(files, results) if err is None)
+            what = (f"{len(files)} image files, none of at least {MIN_SIZE}x{MIN_SIZE} pixels (e.g. "
+                    f"{small.relative_to(folder)}: {dict(skipped)[small]})")
+        else:
+            what = f"{len(files)} image files, none readable (e.g. {_listing(folder, skipped, 1)})"
         raise DataError(f"folder {folder} has {what}; pass folder:PATH with a folder of images")
     labels = None
     if class_dirs is not None:
@@ -135,13 +145,22 @@ def _try(fn, *args):
         return None, _reason(exc)
 
 
+def _listing(folder: Path, skipped: list[tuple[Path, str]], shown: int = 5) -> str:
+    """'a.png (reason), b.png (reason), ... and 3 more' on one line."""
+    def short(path: Path, reason: str) -> str:  # PIL repeats the full path in its message
+        return reason.replace(" '" + str(path) + "'", "")[:60]
+
+    names = [f"{p.relative_to(folder)} ({short(p, reason)})" for p, reason in skipped[:shown]]
+    more = f" and {len(skipped) - shown} more" if len(skipped) > shown else ""
+    return ", ".join(names) + more
+
+
 def _warn_skipped(folder: Path, skipped: list[tuple[Path, str]]) -> None:
+    """One warning line with the count and the files (the CLI prints it as one line)."""
     if skipped:
-        first, reason = skipped[0]
-        noun = "file" if len(skipped) == 1 else "files"
-        warnings.warn(f"skipped {len(skipped)} unreadable {noun} in {folder} "
-                      f"(first: {first.relative_to(folder)}: {reason})",
-                      stacklevel=3)
+        noun = "image file" if len(skipped) == 1 else "image files"
+        warnings.warn(f"skipped {len(skipped)} unusable {noun} in {folder}: "
+                      f"{_listing(folder, skipped)}", stacklevel=3)
 
 
 def _defaults(scan: _Scan, resolution: int | None, channels: int | None) -> tuple[int, int]:

@@ -238,11 +238,24 @@ def parse_metrics(metrics: str | Sequence[str] | None) -> list[str] | None:
     return names
 
 
+def check_reference(ref: str) -> None:
+    """A one-line ConfigError for a reference that names no dataset (before any slow work)."""
+    from ..data import DATASET_NAMES
+    from ..errors import ConfigError
+    from ..registry import closest
+
+    valid = [n for n in DATASET_NAMES if not n.startswith("toy:")]
+    if not (ref.startswith("folder:") or ref in valid):
+        raise ConfigError(f"unknown reference dataset '{ref}'{closest(ref, valid)}; use one of "
+                          f"{', '.join(valid)}")
+
+
 def evaluate(images, *, ref: str, split: str = "test", labels=None, metrics=None, n_ref: int | None = None,
              extractor: str | Extractor | torch.nn.Module | None = None, inception_weights=None,
              data_dir=None, cache: bool = True, log: Callable[[str], None] | None = None) -> EvalResult:
     """Metrics of generated uint8 images [N, C, H, W] (optional int labels [N]) against
     ``n_ref`` images (default: as many as generated) of dataset ``ref``/``split``."""
+    check_reference(ref)
     images = as_uint8_nchw(images)
     if len(images) < MIN_IMAGES:
         raise EvalError(f"need at least {MIN_IMAGES} generated images, got {len(images)}; pass more (--n)")

@@ -19,6 +19,11 @@ def is_run_dir(path: Path) -> bool:
 
 
 def load_npz_samples(path: Path, n: int | None) -> tuple[torch.Tensor, np.ndarray | None]:
+    import zipfile
+
+    if path.is_file() and not zipfile.is_zipfile(path):  # np.load would call it pickled data
+        raise EvalError(f"{path} is not an .npz archive (not a zip file); write one with "
+                        f"ganforge sample RUN --out samples.npz")
     try:
         with np.load(path, allow_pickle=False) as data:
             if "images" not in data.files:

@@ -9,11 +9,16 @@ Layout of ``RUN/checkpoints/``::
 
 A checkpoint directory is written under a temporary name, fsynced and renamed, and ``latest`` is
 replaced atomically after it, so a process killed at any moment leaves the previous checkpoint
-loadable. ``state.pt`` loads with ``torch.load(weights_only=True)``.
+loadable. ``state.pt`` loads with ``torch.load(weights_only=True)``. A write that fails for lack
+of space or permission (ENOSPC, EROFS, ...) removes its temporary folder and ends with one line;
+folders left by a process killed mid-write are removed when the run starts again
+(``clean_leftovers``, called under the run directory's lock, so they cannot be another live
+process's).
 """
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -22,11 +27,12 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from ..atomic import atomic_write_text, fsync_dir
-from ..errors import CheckpointError
+from ..atomic import STORAGE_ERRNOS, atomic_write_text, fsync_dir
+from ..errors import CheckpointError, StorageError
 
 WEIGHTS = "weights.safetensors"
 STATE = "state.pt"
+STEP_NAME = re.compile(r"step_\d+")
 
 
 def flatten_weights(nets: dict[str, torch.nn.Module], prefix: str = "") -> dict[str, torch.Tensor]:
@@ -50,18 +56,24 @@ def unflatten_weights(flat: dict[str, torch.Tensor], prefix: str = "") -> dict[s
 def save(ckpt_root: Path, step: int, weights: dict[str, torch.Tensor], state: dict[str, Any],
          keep: int, protect: tuple[str, ...] = ()) -> Path:
     """Write checkpoint ``step`` atomically, point ``latest`` at it, prune to ``keep``."""
-    ckpt_root.mkdir(parents=True, exist_ok=True)
     name = f"step_{step:07d}"
     final = ckpt_root / name
     tmp = ckpt_root / f".tmp-{name}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    save_file(weights, str(tmp / WEIGHTS))
-    torch.save(state, tmp / STATE)
-    for file in (WEIGHTS, STATE):
-        with open(tmp / file, "rb") as f:
-            os.fsync(f.fileno())
+    try:
+        ckpt_root.mkdir(parents=True, exist_ok=True)
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        save_file(weights, str(tmp / WEIGHTS))
+        torch.save(state, tmp / STATE)
+        for file in (WEIGHTS, STATE):
+            with open(tmp / file, "rb") as f:
+                os.fsync(f.fileno())
+    except Exception as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if _is_storage_failure(exc):
+            raise _write_failed(exc, ckpt_root, name) from None
+        raise
     if final.exists():  # same step written again (e.g. a signal right after a periodic save)
         old = ckpt_root / f".old-{name}-{os.getpid()}"
         os.replace(final, old)
@@ -73,6 +85,59 @@ def save(ckpt_root: Path, step: int, weights: dict[str, torch.Tensor], state: di
     atomic_write_text(ckpt_root / "latest", name + "\n")
     _prune(ckpt_root, keep, protect=(name, *protect, _read_pointer(ckpt_root, "best") or ""))
     return final
+
+
+# How writers report a full or read-only disk when they do not raise an OSError: safetensors
+# ("I/O error: No space left on device (os error 28)") and torch.save's zip writer ("unexpected
+# pos N vs M", a short write).
+_STORAGE_MESSAGE = re.compile(r"No space left|os error (28|30|122)|Read-only file system|"
+                              r"Disk quota|unexpected pos \d+ vs \d+")
+
+
+def _is_storage_failure(exc: Exception) -> bool:
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return exc.errno in STORAGE_ERRNOS
+    return bool(_STORAGE_MESSAGE.search(str(exc)))
+
+
+def _write_failed(exc: Exception, ckpt_root: Path, name: str) -> StorageError:
+    """One line for a checkpoint that could not be written for lack of space or permission."""
+    text = str(exc)
+    if isinstance(exc, OSError) and exc.strerror:
+        reason = exc.strerror
+    elif "unexpected pos" in text:
+        reason = "the write was cut short: the disk is probably full"
+    else:
+        reason = next((m for m in ("No space left on device", "Read-only file system", "Disk quota exceeded")
+                       if m in text), " ".join(text.split())[:100])
+    previous = _read_pointer(ckpt_root, "latest")
+    kept = (f"the previous checkpoint {previous} is intact" if previous
+            else "no earlier checkpoint exists")
+    return StorageError(f"cannot write checkpoint {name} in {ckpt_root} ({reason}); {kept}; free "
+                        f"some space (or make the folder writable) and continue with: ganforge "
+                        f"train --resume --out {ckpt_root.parent}")
+
+
+def clean_leftovers(ckpt_root: Path) -> list[str]:
+    """Remove the temporary folders and files of writes that were cut short (a killed process,
+    a full disk). Only call it while holding the run directory's lock. Returns their names."""
+    if not ckpt_root.is_dir():
+        return []
+    removed = []
+    for path in ckpt_root.iterdir():
+        if path.name.startswith((".tmp-", ".old-")) or (path.name.startswith(".") and ".tmp" in path.name):
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+            removed.append(path.name)
+    return sorted(removed)
+
+
+def estimate_bytes(weights: dict[str, torch.Tensor], optimizers: dict[str, torch.optim.Optimizer]) -> int:
+    """About the size of one checkpoint: the weights, two moment tensors per optimized parameter
+    (Adam's; RMSprop keeps one) and 1 MB for the rest of state.pt."""
+    size = sum(t.numel() * t.element_size() for t in weights.values())
+    for opt in optimizers.values():
+        size += 2 * sum(p.numel() * p.element_size() for g in opt.param_groups for p in g["params"])
+    return size + 2**20
 
 
 def mark_best(ckpt_root: Path, name: str) -> None:
@@ -104,9 +169,14 @@ def _read_pointer(ckpt_root: Path, pointer: str) -> str | None:
 def find(run_dir: Path, which: str = "latest") -> Path:
     """The checkpoint directory for ``which``: 'latest', 'best' or a step_XXXXXXX name."""
     ckpt_root = Path(run_dir) / "checkpoints"
+    if which not in ("latest", "best") and not STEP_NAME.fullmatch(which):
+        # Never a path: --checkpoint ../../other_run/... would load another run's weights.
+        names = ", ".join(p.name for p in sorted(ckpt_root.glob("step_*"))[-3:]) or "none yet"
+        raise CheckpointError(f"--checkpoint '{which}' is not latest, best or a step_XXXXXXX name "
+                              f"of {ckpt_root} (its checkpoints: {names})")
     if which in ("latest", "best"):
         name = _read_pointer(ckpt_root, which)
-        if name and _is_complete(ckpt_root / name):
+        if name and STEP_NAME.fullmatch(name) and _is_complete(ckpt_root / name):
             return ckpt_root / name
         if which == "best":
             raise CheckpointError(f"{run_dir} has no 'best' checkpoint (it needs eval.every > 0 "

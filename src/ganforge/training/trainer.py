@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torchvision.utils import make_grid, save_image
 
-from ..atomic import atomic_path
-from ..errors import ConfigError, GanforgeError, TrainingDiverged
+from ..atomic import STORAGE_ERRNOS, atomic_path
+from ..errors import ConfigError, GanforgeError, StorageError, TrainingDiverged
 from ..registry import Registry
 from . import checkpoint as ckpt
 from .ema import EMA
@@ -264,6 +264,13 @@ class Trainer:
                         self._diverged(self._divergence_event({"nonfinite_weights": True}))
             if self._stop_signal is not None and self._weights_finite():
                 self.save_checkpoint()
+        except OSError as exc:  # metrics.jsonl, a sample grid: the disk filled or turned read-only
+            if exc.errno not in STORAGE_ERRNOS:
+                raise
+            kept = f"the last checkpoint {self.last_checkpoint.name} is intact; " if self.last_checkpoint else ""
+            raise StorageError(f"cannot write to {self.run_dir} at step {self.step} ({exc.strerror}); "
+                               f"{kept}free some space and continue with: ganforge train --resume "
+                               f"--out {self.run_dir}") from None
         finally:
             restore()
             if bar is not None:

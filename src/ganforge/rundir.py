@@ -1,0 +1,239 @@
+"""Who may write a run directory, and what ``--force`` may delete.
+
+- **One process per run directory.** ``train`` (fresh, ``--resume`` or ``--force``) holds an
+  advisory ``fcntl.flock`` on ``RUN/.ganforge.lock`` for as long as it trains; a second process
+  is refused with one line naming the PID that holds it. The kernel drops the lock when its
+  process ends, however it ends (SIGKILL included), so a lock file left by a killed run never
+  blocks the next one: only a lock that a live process holds does.
+  We use fcntl directly rather than the ``filelock`` package because ``filelock`` opens the file
+  with O_TRUNC on every attempt, so a refused process would erase the holder's PID that the
+  refusal reports. Where fcntl does not exist (Windows) there is no lock.
+- **``--force`` deletes only a ganforge run**: a directory holding ``config.yaml`` and
+  ``checkpoints/`` or ``metrics.jsonl`` (or ganforge's own lock file, left by a start that
+  failed before its first checkpoint), that no live process holds. Anything else is refused.
+- **Outputs of other commands** (``sample --out``, ``translate --out``, ...) are checked before
+  any work: a path whose parent is a file, an existing directory where a file goes, a read-only
+  or missing parent, each get one line.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from .errors import CheckpointError, ConfigError, StorageError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
+LOCK_NAME = ".ganforge.lock"
+
+
+class RunBusy(CheckpointError):
+    """Another live process holds the run directory."""
+
+
+def storage_error(exc: OSError, what: str, fix: str) -> StorageError:
+    """One line for an OSError met while writing ``what``."""
+    return StorageError(f"cannot write {what}: {exc.strerror or type(exc).__name__}; {fix}")
+
+
+# ----------------------------------------------------------------------------- what a run is
+
+
+def is_run_dir(path: Path) -> bool:
+    """True for a directory ganforge recognisably made: config.yaml and checkpoints/ or
+    metrics.jsonl (or the lock file of a start that failed before its first checkpoint)."""
+    path = Path(path)
+    return ((path / "config.yaml").is_file()
+            and ((path / "checkpoints").is_dir() or (path / "metrics.jsonl").is_file()
+                 or (path / LOCK_NAME).is_file()))
+
+
+def _entries(path: Path) -> list[str]:
+    return sorted(p.name for p in path.iterdir() if p.name != LOCK_NAME)
+
+
+# ----------------------------------------------------------------------------- the lock
+
+
+class RunLock:
+    """An exclusive advisory lock on ``run_dir`` (which must exist), held until ``release``."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / LOCK_NAME
+        self._fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        if fcntl is None:
+            return self
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise storage_error(exc, f"the lock file {self.path}",
+                                "choose a writable --out") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise
+            holder = holder_pid(self.run_dir)
+            who = f"process {holder}" if holder else "another process"
+            raise RunBusy(f"run directory {self.run_dir} is in use by {who} (a ganforge train "
+                          f"still running); wait for it to end or stop it, or choose another "
+                          f"--out") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the flock; the file stays (harmless, see above)
+            self._fd = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def holder_pid(run_dir: Path) -> int | None:
+    try:
+        text = (Path(run_dir) / LOCK_NAME).read_text().strip()
+        return int(text.split()[0]) if text else None
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def is_locked(run_dir: Path) -> bool:
+    """Whether a live process holds ``run_dir`` now (tries the lock and lets it go)."""
+    if fcntl is None or not (Path(run_dir) / LOCK_NAME).is_file():
+        return False
+    try:
+        RunLock(run_dir).acquire().release()
+    except RunBusy:
+        return True
+    return False
+
+
+# ----------------------------------------------------------------------------- train's --out
+
+
+def check_new_run_dir(run_dir: Path, *, force: bool, locked_by_us: bool = False) -> None:
+    """Refuse, before any work, an ``--out`` that a new run may not use (nothing is changed)."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--out {run_dir} is a file, not a directory; choose another --out")
+    if not run_dir.is_dir() or not _entries(run_dir):
+        return
+    if not force:
+        raise ConfigError(f"run directory {run_dir} already exists; pass --resume to continue "
+                          f"it, --force to start over (deletes it), or choose another --out")
+    if not is_run_dir(run_dir):
+        shown = ", ".join(_entries(run_dir)[:3]) + (", ..." if len(_entries(run_dir)) > 3 else "")
+        raise ConfigError(f"--force refused: {run_dir} is not a ganforge run (no config.yaml with "
+                          f"checkpoints/ or metrics.jsonl; it holds {shown}), so nothing was "
+                          f"deleted; choose another --out")
+    if not locked_by_us and is_locked(run_dir):
+        raise RunBusy(f"--force refused: run directory {run_dir} is in use by process "
+                      f"{holder_pid(run_dir)} (a ganforge train still running); wait for it to "
+                      f"end or stop it, or choose another --out")
+
+
+def claim_run_dir(run_dir: Path, *, force: bool) -> tuple[RunLock, bool]:
+    """Create (or, with ``force``, empty) ``run_dir`` for a new run and lock it.
+    Returns (the held lock, whether this call created the directory)."""
+    check_new_run_dir(run_dir, force=force)
+    created = not run_dir.exists()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise storage_error(exc, f"run directory {run_dir}", "choose a writable --out") from None
+    lock = RunLock(run_dir).acquire()
+    try:
+        # Checked again under the lock: another process may have started here meanwhile.
+        check_new_run_dir(run_dir, force=force, locked_by_us=True)
+        if force:
+            for name in _entries(run_dir):  # the lock file stays: we hold it
+                path = run_dir / name
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+    except BaseException:
+        lock.release()
+        raise
+    return lock, created
+
+
+def lock_existing_run(run_dir: Path) -> RunLock:
+    """Lock the run directory of a ``--resume``."""
+    if not (run_dir / "config.yaml").is_file():
+        raise CheckpointError(f"cannot resume: {run_dir / 'config.yaml'} not found; is {run_dir} "
+                              f"a ganforge run directory? Start a new run without --resume")
+    return RunLock(run_dir).acquire()
+
+
+def undo_failed_start(run_dir: Path, lock: RunLock, created: bool) -> None:
+    """Remove what a new run wrote before it failed to start, so that the corrected command is
+    not refused with "already exists". Only called while we hold the lock."""
+    if created:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    else:
+        for name in _entries(run_dir):
+            path = run_dir / name
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        (run_dir / LOCK_NAME).unlink(missing_ok=True)
+
+
+def check_free_space(path: Path, need: int, what: str) -> None:
+    """A write probe and a free-space check of ``path`` before a long job starts."""
+    try:
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise storage_error(exc, f"{what} in {path}", "choose a writable --out") from None
+    free = shutil.disk_usage(path).free
+    if free < need:
+        raise StorageError(f"not enough free space in {path}: {what} needs about {_size(need)}, "
+                           f"{_size(free)} are free; free some space or choose another --out")
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+# ----------------------------------------------------------------------------- other outputs
+
+
+def check_output_file(path: Path, *, force: bool) -> None:
+    """Refuse an output file path that cannot or may not be written (before any work)."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"--out {path} is a directory; give a file name inside it, e.g. "
+                          f"{path / 'out'}{path.suffix or '.png'}")
+    if path.exists() and not force:
+        raise ConfigError(f"{path} already exists; pass --force to overwrite it or choose another "
+                          f"--out")
+    check_output_parent(path)
+
+
+def check_output_parent(path: Path) -> None:
+    """The nearest existing ancestor of ``path`` must be a writable directory."""
+    parent = Path(path).parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise StorageError(f"cannot write {path}: {parent} is a file, not a directory; choose "
+                           f"another --out")
+    if not os.access(parent, os.W_OK):
+        raise StorageError(f"cannot write {path}: {parent} is not writable (read-only or no "
+                           f"permission); choose another --out")
