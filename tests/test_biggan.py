@@ -237,6 +237,13 @@ def test_sampling_in_eval_mode_uses_standing_statistics_once_per_weight_version(
         G.out_conv.parametrizations.weight.original.mul_(1.01)
     objective.sample(3, generator=torch.Generator().manual_seed(0))
     assert calls[4:] == [True, True, False]
+    # truncated samples: statistics of truncated latents, computed once per threshold
+    means = []
+    for t in (0.5, 0.5, None):
+        objective.sample(3, generator=torch.Generator().manual_seed(0), truncation=t)
+        means.append(G.out_bn.running_mean.clone())
+    assert calls[7:] == [True, True, False, False, True, True, False]
+    assert not torch.equal(means[0], means[2])
     hook.remove()
 
 

@@ -18,7 +18,10 @@ for the labels of the real batch, EMA of G from ``train.ema_start``) plus what B
   Values inside the threshold are those of the untruncated sample with the same seed;
 - "standing statistics": before a generator in eval mode samples (the EMA generator during
   training, any generator of a loaded run), its BatchNorm statistics are recomputed over
-  ``biggan.standing_batches`` batches of its own samples (the authors' ``accumulate_stats``).
+  ``biggan.standing_batches`` batches of its own samples (the authors' ``accumulate_stats``),
+  drawn with the same truncation as the samples: statistics of untruncated latents would
+  shrink the activations of a truncated sample (a run after 120 steps gave near-black images
+  at T = 0.5 that way).
 """
 from __future__ import annotations
 
@@ -144,18 +147,20 @@ class BigGAN(ConditionalGAN):
 
     # ------------------------------------------------------------------ sampling
 
-    def _standing_stats(self, G: nn.Module) -> None:
-        """Standing BN statistics of ``G`` over its own untruncated samples of uniform classes,
-        from a fixed seed; recomputed only when G's weights changed since the last time (the
-        EMA update, a checkpoint load and every in-place copy bump a tensor's version)."""
+    def _standing_stats(self, G: nn.Module, truncation: float | None) -> None:
+        """Standing BN statistics of ``G`` over its own samples of uniform classes from a fixed
+        seed, with the latent distribution it is about to sample from (truncated or not, as the
+        authors' truncation curves recompute them per setting); recomputed only when that or
+        G's weights changed since the last time (the EMA update, a checkpoint load and every
+        in-place copy bump a tensor's version)."""
         batches, size = self.standing
-        key = (id(G), tuple(p._version for p in G.parameters()))
+        key = (id(G), truncation, tuple(p._version for p in G.parameters()))
         if not batches or key == self._standing_key:
             return
         gen = torch.Generator().manual_seed(0)
         inputs = []
         for _ in range(batches):
-            z = torch.randn(size, self.z_dim, generator=gen).to(self.device)
+            z = truncated_z((size, self.z_dim), truncation, gen).to(self.device)
             y = torch.randint(0, self.num_classes, (size,), generator=gen).to(self.device)
             inputs.append((z, y))
         standing_stats_(G, inputs)
@@ -174,7 +179,7 @@ class BigGAN(ConditionalGAN):
                               f"got {truncation}")
         G = (nets or {}).get("G", self.nets["G"])
         if not G.training:
-            self._standing_stats(G)
+            self._standing_stats(G, truncation)
         y = self.labels_for(n, labels)
         z = truncated_z((n, self.z_dim), truncation, generator).to(self.device)
         return G(z, y).float().clamp(-1, 1)
