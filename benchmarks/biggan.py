@@ -78,7 +78,8 @@ def train(preset: str, overrides: list[str], run_dir: Path, seed: int, minutes: 
     result = api.train(cfg, run_dir, name=preset, force=True, progress=False,
                        hooks=[time_limit(minutes)])
     wall = time.perf_counter() - start
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    log = run_dir / "metrics.jsonl"  # absent when stopped before the first log interval
+    records = [json.loads(line) for line in log.read_text().splitlines()] if log.is_file() else []
     rates = [r["img_per_s"] for r in records if "img_per_s" in r][1:]  # the first holds warm-up
     return {"steps": result.step, "wall_s": round(wall, 1),
             "img_per_s": round(statistics.median(rates), 1) if rates else None}
@@ -181,6 +182,8 @@ def main() -> None:
     p.add_argument("--seeds", default="0", help="comma-separated train.seed values")
     p.add_argument("--runs", default="biggan,acgan,cgan", help=f"of {', '.join(RUNS)}")
     p.add_argument("--ablation", default="", help=f"BigGAN variants to add: {', '.join(ABLATIONS)}")
+    p.add_argument("--biggan-overrides", default="",
+                   help="key=value overrides for every BigGAN run, e.g. 'model.g_width=8 train.n_critic=1'")
     p.add_argument("--truncation", default="0.25,0.5,0.75,1.0,1.5,2.0",
                    help="thresholds of the BigGAN truncation curve ('' skips it)")
     p.add_argument("--per-class", type=int, default=1000, help="samples per class for each evaluation")
@@ -208,6 +211,9 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     runs = {n: RUNS[n] for n in args.runs.split(",") if n.strip()}
     runs.update(dict(ABLATIONS[a] for a in args.ablation.split(",") if a.strip()))
+    extra = shlex.split(args.biggan_overrides)
+    runs = {n: (preset, [*overrides, *extra]) if preset.startswith("biggan") else (preset, overrides)
+            for n, (preset, overrides) in runs.items()}
     thresholds = [float(t) for t in args.truncation.split(",") if t.strip()]
     rows, curve = [], {str(t): [] for t in thresholds}
     for seed in seeds:
