@@ -80,6 +80,7 @@ class TrainConfig:
     on_divergence: str = "rollback"  # rollback | stop | warn, on non-finite losses/weights
     max_rollbacks: int = 3  # then stop with a message
     rollback_lr_factor: float = 0.5  # learning rates are scaled by this at each rollback
+    accumulate: int = 1  # micro-batches of batch_size per optimizer step (gradient accumulation)
 
 
 @dataclass
@@ -116,6 +117,7 @@ class RegConfig:
     r_interval: int = 1  # lazy R1/R2: a separate "Dreg" step every k steps, scaled by k (StyleGAN2: 16)
     instance_noise: float = 0.0  # std of Gaussian noise added to D's inputs (Sonderby et al. 2017)
     instance_noise_anneal: int = 0  # generator steps over which that std decays linearly to 0; 0 keeps it
+    ortho: float = 0.0  # off-diagonal orthogonal regularization of G's weights (BigGAN: 1e-4)
 
 
 @dataclass
@@ -385,7 +387,7 @@ def validate(cfg: Config) -> None:
         "train.n_critic": cfg.train.n_critic, "train.log_every": cfg.train.log_every,
         "train.sample_every": cfg.train.sample_every,
         "train.checkpoint_every": cfg.train.checkpoint_every,
-        "train.keep_checkpoints": cfg.train.keep_checkpoints,
+        "train.keep_checkpoints": cfg.train.keep_checkpoints, "train.accumulate": cfg.train.accumulate,
         "monitor.probe_size": cfg.monitor.probe_size, "monitor.patience": cfg.monitor.patience,
         "data.resolution": cfg.data.resolution, "model.z_dim": cfg.model.z_dim,
         "model.g_width": cfg.model.g_width, "model.d_width": cfg.model.d_width,
@@ -424,7 +426,7 @@ def _validate_stability(cfg: Config) -> None:
     for key, value in {"model.mbstd_group": m.mbstd_group, "reg.clip": r.clip, "reg.gp": r.gp,
                        "reg.dragan": r.dragan, "reg.r1": r.r1, "reg.r2": r.r2,
                        "reg.instance_noise": r.instance_noise,
-                       "reg.instance_noise_anneal": r.instance_noise_anneal}.items():
+                       "reg.instance_noise_anneal": r.instance_noise_anneal, "reg.ortho": r.ortho}.items():
         if value < 0:
             raise ConfigError(f"{key} must be >= 0, got {value}")
     if cfg.train.batch_size % m.pac:

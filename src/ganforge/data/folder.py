@@ -1,8 +1,9 @@
 """A folder of images as a dataset ("folder:PATH").
 
 Layout: if the top folder holds no images itself, only subfolders, each subfolder is a class
-(sorted names -> labels 0..K-1, as torchvision's ImageFolder); otherwise the images are
-unlabelled. Images are resized so the short side equals the resolution and center-cropped.
+(sorted names -> labels 0..K-1, as torchvision's ImageFolder) and a class subfolder without a
+readable image is an error; otherwise the images are unlabelled. Images are resized so the short
+side equals the resolution and center-cropped.
 A folder too large for memory becomes a StreamingFolderDataset that decodes in __getitem__.
 """
 from __future__ import annotations
@@ -112,7 +113,9 @@ def _scan(folder: Path) -> _Scan:
                         f"a folder of images")
     files = _image_files(folder)
     top_level = [p for p in files if p.parent == folder]
-    class_dirs = sorted({p.relative_to(folder).parts[0] for p in files}) if files and not top_level else None
+    # Classes are the visible subfolders, empty ones included: a class without images is an error.
+    class_dirs = sorted(p.name for p in folder.iterdir() if p.is_dir() and _visible(p, folder)) \
+        if files and not top_level else None
     with ThreadPoolExecutor(_WORKERS) as pool:
         results = list(pool.map(lambda p: _try(_header, p), files))
     ok = [(p, r) for p, (r, err) in zip(files, results) if err is None and min(r[1]) >= MIN_SIZE]
@@ -132,9 +135,21 @@ def _scan(folder: Path) -> _Scan:
     if class_dirs is not None:
         index = {name: i for i, name in enumerate(class_dirs)}
         labels = np.array([index[p.relative_to(folder).parts[0]] for p, _ in ok], dtype=np.int64)
+        _require_every_class(folder, class_dirs, labels)
     return _Scan(files=[p for p, _ in ok], labels=labels, class_names=class_dirs,
                  all_gray=all(mode in _GRAY_MODES for _, (mode, _size) in ok),
                  first_short_side=min(ok[0][1][1]), skipped=skipped)
+
+
+def _require_every_class(folder: Path, class_names: list[str] | None, labels) -> None:
+    """DataError naming the first class subfolder left without a readable image."""
+    if class_names is None:
+        return
+    counts = np.bincount(np.asarray(labels), minlength=len(class_names))
+    for name, count in zip(class_names, counts):
+        if count == 0:
+            raise DataError(f"class folder '{name}' in {folder} has no readable images; add images "
+                            f"to it or remove it (each subfolder of folder:PATH is a class)")
 
 
 def _try(fn, *args):
@@ -202,6 +217,7 @@ class FolderSource:
         if not keep.all():
             images = images[keep]
             labels = labels[torch.from_numpy(keep)] if labels is not None else None
+            _require_every_class(folder, scan.class_names, labels)
         return ImageDataset(images=torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), labels=labels,
                             class_names=scan.class_names, source=str(folder), name=req.name)
 

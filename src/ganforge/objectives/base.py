@@ -88,6 +88,9 @@ class Objective:
     sections: ClassVar[dict[str, type]] = {}  # config sections this family owns
     capabilities: ClassVar[frozenset[str]] = frozenset({"sample"})
     accepts_points: ClassVar[bool] = False  # 2-D toy mixtures (model.name=mlp)
+    # Generator regularizers of the common ``reg`` section this family applies (reg.ortho); a
+    # config that sets one the family does not apply is refused, not silently ignored.
+    g_regularizers: ClassVar[frozenset[str]] = frozenset()
 
     nets: dict[str, nn.Module]
     optimizers: dict[str, OptimizerSpec]
@@ -113,6 +116,10 @@ class Objective:
         info = {"name": dataset.name, "num_classes": len(names) if names else 0,
                 "class_names": list(names) if names else None,
                 "has_labels": getattr(dataset, "labels", None) is not None}
+        if "sample_labels" in cls.capabilities and info["has_labels"] and info["num_classes"] == 1:
+            raise DataError(f"{dataset.name} has one class ('{names[0]}'); class-conditional "
+                            f"training needs two or more (one subfolder per class), or train "
+                            f"objective=unconditional")
         points = getattr(dataset, "points", None)
         if points is not None:  # toy mixtures: samples are [N, point_dim], not images
             if not cls.accepts_points:
@@ -208,7 +215,13 @@ def register_objective(name: str) -> Callable[[type[Objective]], type[Objective]
 
 def family(cfg) -> type[Objective]:
     """The objective class named by ``cfg.objective`` (a ConfigError lists the valid ones)."""
-    return OBJECTIVES.get(cfg.objective)
+    cls = OBJECTIVES.get(cfg.objective)
+    for key in ("ortho",):
+        if getattr(cfg.reg, key) and key not in cls.g_regularizers:
+            which = sorted(n for n, c in OBJECTIVES.items() if key in c.g_regularizers)
+            raise ConfigError(f"reg.{key} is applied by objective {' / '.join(which) or '(none)'} "
+                              f"only, not by objective={cfg.objective}; set reg.{key}=0")
+    return cls
 
 
 def build_objective(cfg, data_info: Mapping[str, Any]) -> Objective:

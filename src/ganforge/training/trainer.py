@@ -186,25 +186,30 @@ class Trainer:
 
     # ------------------------------------------------------------------ loop
 
-    def _run_phase(self, phase, batch):
+    def _run_phase(self, phase, batches):
+        """One optimizer step of ``phase`` over its micro-batches (``train.accumulate`` of them):
+        the gradients of each micro-batch's loss / N are summed before the step, so N batches of
+        B update like one batch of N*B for networks without batch statistics (BatchNorm still
+        normalizes each micro-batch on its own)."""
         nets = self.objective.nets
         owned = set(self.objective.optimizers[phase.optimizer].nets)
         for name, net in nets.items():  # gradients only for the nets this phase updates
             net.requires_grad_(name in owned)
         opt = self.optimizers[phase.optimizer]
-        with self.autocast():
-            out = self.objective.loss(phase.name, batch)
         opt.zero_grad(set_to_none=True)
-        self.scaler.scale(out["loss"]).backward()
+        for batch in batches:
+            with self.autocast():
+                out = self.objective.loss(phase.name, batch)
+            self.scaler.scale(out["loss"] / len(batches)).backward()
+            self.logger.accumulate(out)
         grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]
         if grads and self.monitor is not None:  # stays on the device: no host sync per step
             self.scaler.unscale_(opt)
-            out[f"{phase.name.lower()}_grad_norm"] = torch.linalg.vector_norm(
-                torch.stack(torch._foreach_norm(grads)).float())
+            self.logger.accumulate({f"{phase.name.lower()}_grad_norm": torch.linalg.vector_norm(
+                torch.stack(torch._foreach_norm(grads)).float())})
         self.scaler.step(opt)
         self.scaler.update()
         self.objective.after_step(phase.name)
-        self.logger.accumulate(out)
         for name in owned & set(self.ema):
             self.ema[name].update(nets[name], self.ema_decay())
 
@@ -226,8 +231,8 @@ class Trainer:
             if self.step % phase.every:
                 continue
             for _ in range(phase.repeat):
-                if phase.fresh_batch or batch is None:
-                    batch = next(self.batches)
+                if phase.fresh_batch or batch is None:  # train.accumulate micro-batches per step
+                    batch = [next(self.batches) for _ in range(self.cfg.train.accumulate)]
                 self._run_phase(phase, batch)
         self.step += 1
 
@@ -283,7 +288,8 @@ class Trainer:
         dt = time.perf_counter() - self._window_start
         self.elapsed += dt
         t = self.cfg.train
-        images_per_step = t.batch_size * sum(p.repeat for p in self.objective.phases if p.fresh_batch)
+        images_per_step = t.batch_size * t.accumulate * sum(p.repeat for p in self.objective.phases
+                                                            if p.fresh_batch)
         record = {"step": self.step, **self.logger.flush_means(), **self._probe_diversity(),
                   "img_per_s": images_per_step * self._window_steps / max(dt, 1e-9),
                   "time": round(self.elapsed, 3)}

@@ -1,0 +1,185 @@
+"""BigGAN (Brock, Donahue & Simonyan 2019, "Large Scale GAN Training for High Fidelity Natural
+Image Synthesis"): class-conditional generation with the networks of ganforge.models.biggan.
+
+The training recipe is the conditional objective's (hinge loss from ``loss.name``, several D
+steps per G step from ``train.n_critic``, TTUR from ``optim.g_lr`` / ``optim.d_lr``, fakes drawn
+for the labels of the real batch, EMA of G from ``train.ema_start``) plus what BigGAN adds:
+
+- orthogonal regularization of G (sec. 3.1, eq. 3, the off-diagonal variant):
+  ``reg.ortho * sum_W ||W W^T * (1 - I)||_F^2`` over every weight of G with two or more
+  dimensions seen as a matrix [out, in*k*k], the shared class embedding excepted (as the
+  authors' code). Applied to the weights before spectral normalization, as the authors' code
+  does. Their code adds the gradient ``2 beta (W W^T * (1 - I)) W`` directly, which is the
+  gradient of *half* this term: our reg.ortho = 1e-4 regularizes twice as strongly as their
+  ``G_ortho`` = 1e-4 (we keep the paper's formula);
+- truncation (sec. 3.1): ``sample(..., truncation=T)`` resamples every latent value with
+  |z| > T; the resampled values are drawn from the normal restricted to [-T, T] by its inverse
+  CDF, which is what resampling until a value falls inside converges to, in one pass for any T.
+  Values inside the threshold are those of the untruncated sample with the same seed;
+- "standing statistics": before a generator in eval mode samples (the EMA generator during
+  training, any generator of a loaded run), its BatchNorm statistics are recomputed over
+  ``biggan.standing_batches`` batches of its own samples (the authors' ``accumulate_stats``),
+  drawn with the same truncation as the samples: statistics of untruncated latents would
+  shrink the activations of a truncated sample (a run after 120 steps gave near-black images
+  at T = 0.5 that way).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import ConfigError
+from ..models.biggan import BigGANDiscriminator, BigGANGenerator, standing_stats_
+from .base import register_objective
+from .conditional import ConditionalGAN
+from .unconditional import TINY_TRAIN, gan_optimizers, write_image_folder
+
+
+@dataclass
+class BigGANConfig:
+    """BigGAN (objective=biggan; ganforge.objectives.biggan). Widths, z and spectral norm come
+    from the model section, the orthogonal regularization weight from reg.ortho."""
+
+    shared_dim: int = 128  # size of the class embedding shared by all of G's batch norms (paper: 128)
+    hier: bool = True  # hierarchical latent: z split into one chunk per G block (+1 for the first layer)
+    attn_res: int = 64  # resolution of the self-attention block in G and D (paper at 128 px: 64); 0: none
+    standing_batches: int = 16  # batches of samples for the standing BN statistics; 0: off
+    standing_batch_size: int = 64
+
+
+def ortho_penalty(module: nn.Module, *, skip: Sequence[nn.Parameter] = ()) -> Tensor:
+    """sum over the weights W of ``module`` with ndim >= 2, as matrices [out, -1], of
+    ||W W^T * (1 - I)||_F^2 (Brock et al. 2019, eq. 3); parameters in ``skip`` excepted."""
+    skip_ids = {id(p) for p in skip}
+    total = None
+    for p in module.parameters():
+        if p.ndim < 2 or id(p) in skip_ids:
+            continue
+        w = p.float().reshape(p.shape[0], -1)
+        with torch.autocast(w.device.type, enabled=False):  # a bf16 Gram matrix is too coarse
+            gram = w @ w.t()
+        term = gram.square().sum() - torch.diagonal(gram).square().sum()
+        total = term if total is None else total + term
+    if total is None:
+        raise ValueError("no weight matrix to regularize")
+    return total
+
+
+def truncated_z(shape: tuple[int, ...], threshold: float | None, generator: torch.Generator) -> Tensor:
+    """z ~ N(0, 1) [shape] on the generator's device; with a threshold, every value beyond it
+    resampled (drawn from the normal restricted to [-T, T])."""
+    z = torch.randn(shape, generator=generator, device=generator.device)
+    if threshold is None:
+        return z
+    u = torch.rand(shape, generator=generator, device=generator.device)  # drawn always: same stream
+    t = torch.tensor(float(threshold), dtype=torch.float64)
+    lo, hi = torch.special.ndtr(-t), torch.special.ndtr(t)
+    inside = torch.special.ndtri(lo + u.cpu().double() * (hi - lo)).clamp(-t, t).float()
+    return torch.where(z.abs() <= threshold, z, inside.to(z.device))
+
+
+@register_objective("biggan")
+class BigGAN(ConditionalGAN):
+    sections = {"biggan": BigGANConfig}
+    capabilities = frozenset({"sample", "sample_labels", "truncation"})
+    g_regularizers = frozenset({"ortho"})
+
+    def __init__(self, cfg, data_info: Mapping[str, Any]):
+        m, b, self.reg = cfg.model, cfg.biggan, cfg.reg
+        names = data_info.get("class_names")
+        k = int(data_info.get("num_classes") or 0)
+        if not k or not data_info.get("has_labels", True):
+            raise ConfigError(f"objective=biggan needs a labeled dataset; {cfg.data.name} has no labels "
+                              f"(use fashion-mnist, mnist, cifar10 or folder:PATH with one subfolder "
+                              f"per class)")
+        if m.name != "biggan":
+            raise ConfigError(f"objective=biggan builds its own networks; set model.name=biggan "
+                              f"(got '{m.name}')")
+        unused = {"model.g_depth": m.g_depth, "model.d_depth": m.d_depth, "model.d_norm": m.d_norm,
+                  "model.mbstd_group": m.mbstd_group or None, "model.pac": m.pac if m.pac > 1 else None}
+        for key, value in unused.items():
+            if value is not None:
+                raise ConfigError(f"{key} is not used by objective=biggan; remove it")
+        if b.standing_batches < 0 or b.standing_batch_size < 1:
+            raise ConfigError(f"biggan.standing_batches must be >= 0 and biggan.standing_batch_size "
+                              f">= 1, got {b.standing_batches} and {b.standing_batch_size}")
+        self.num_classes = k
+        self.class_names = [str(n) for n in names] if names else [str(i) for i in range(k)]
+        self.z_dim, self.point_dim = m.z_dim, None
+        self.aux_weight, self.aux_fake_in_d = 0.0, False  # projection D, no auxiliary classifier
+        self.standing = (b.standing_batches, b.standing_batch_size)
+        self._standing_key = None
+        res, ch = cfg.data.resolution, cfg.data.channels
+        G = BigGANGenerator(resolution=res, channels=ch, z_dim=m.z_dim, width=m.g_width, num_classes=k,
+                            shared_dim=b.shared_dim, hier=b.hier, attn_res=b.attn_res,
+                            spectral_norm=m.g_spectral_norm)
+        D = BigGANDiscriminator(resolution=res, channels=ch, width=m.d_width, num_classes=k,
+                                attn_res=b.attn_res, spectral_norm=m.d_spectral_norm)
+        self.nets = {"G": G, "D": D}
+        self.optimizers = gan_optimizers(cfg)
+        self.setup_training(cfg)
+
+    @classmethod
+    def example_config(cls, workdir: Path) -> dict[str, Any]:
+        folder = write_image_folder(workdir / "labeled", n=4, size=8, channels=1, classes=("a", "b"))
+        return {"objective": cls.name,
+                "data": {"name": f"folder:{folder}", "resolution": 16, "channels": 1},
+                "model": {"name": "biggan", "z_dim": 6, "g_width": 2, "d_width": 2,
+                          "g_spectral_norm": True, "d_spectral_norm": True},
+                "biggan": {"shared_dim": 4, "attn_res": 8, "standing_batches": 2,
+                           "standing_batch_size": 4},
+                "loss": {"name": "hinge"}, "reg": {"ortho": 1e-4},
+                "train": {**TINY_TRAIN, "n_critic": 2}, "monitor": {"probe_size": 4}}
+
+    # ------------------------------------------------------------------ phases
+
+    def loss(self, phase: str, batch: Mapping[str, Any]) -> dict[str, Tensor]:
+        out = super().loss(phase, batch)
+        if phase == "G" and self.reg.ortho > 0:
+            G = self.nets["G"]
+            ortho = ortho_penalty(G, skip=list(G.shared.parameters()))
+            out = {**out, "loss": out["loss"] + self.reg.ortho * ortho, "g_ortho": ortho.detach()}
+        return out
+
+    # ------------------------------------------------------------------ sampling
+
+    def _standing_stats(self, G: nn.Module, truncation: float | None) -> None:
+        """Standing BN statistics of ``G`` over its own samples of uniform classes from a fixed
+        seed, with the latent distribution it is about to sample from (truncated or not, as the
+        authors' truncation curves recompute them per setting); recomputed only when that or
+        G's weights changed since the last time (the EMA update, a checkpoint load and every
+        in-place copy bump a tensor's version)."""
+        batches, size = self.standing
+        key = (id(G), truncation, tuple(p._version for p in G.parameters()))
+        if not batches or key == self._standing_key:
+            return
+        gen = torch.Generator().manual_seed(0)
+        inputs = []
+        for _ in range(batches):
+            z = truncated_z((size, self.z_dim), truncation, gen).to(self.device)
+            y = torch.randint(0, self.num_classes, (size,), generator=gen).to(self.device)
+            inputs.append((z, y))
+        standing_stats_(G, inputs)
+        self._standing_key = key
+
+    @torch.no_grad()
+    def sample(self, n: int, *, generator: torch.Generator,
+               nets: Mapping[str, nn.Module] | None = None,
+               labels: Tensor | Sequence[int] | int | None = None,
+               truncation: float | None = None) -> Tensor:
+        """n images [n, C, H, W] in [-1, 1] of the given classes (default: one class per grid row);
+        ``truncation``: the threshold T > 0 beyond which latent values are resampled."""
+        if truncation is not None and not truncation > 0:
+            raise ConfigError(f"truncation must be a threshold > 0 for BigGAN runs (latent values "
+                              f"beyond it are resampled; smaller: less varied, cleaner samples), "
+                              f"got {truncation}")
+        G = (nets or {}).get("G", self.nets["G"])
+        if not G.training:
+            self._standing_stats(G, truncation)
+        y = self.labels_for(n, labels)
+        z = truncated_z((n, self.z_dim), truncation, generator).to(self.device)
+        return G(z, y).float().clamp(-1, 1)
