@@ -16,7 +16,6 @@ from ganforge import api, cli
 from ganforge.config import apply_overrides, from_dict
 from ganforge.models.pyramid import (blur, downsample, gaussian_pyramid, laplacian_pyramid,
                                      reconstruct, upsample)
-from ganforge.objectives import Phase
 from ganforge.objectives.lapgan import LAPGAN, ConditionalLAPGAN, level_sizes
 from ganforge.training.trainer import Trainer
 
