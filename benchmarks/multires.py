@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 from pathlib import Path
@@ -67,7 +68,9 @@ def main() -> int:
     args = p.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     specs = [s for s in args.specs.split(";") if s]
-    extra = f"eval.every={args.eval_every},eval.n={args.eval_n}"  # eval.metrics: fid and kid
+    # eval.metrics default: fid and kid. A log record at every evaluated step gives its time.
+    extra = (f"eval.every={args.eval_every},eval.n={args.eval_n},"
+             f"train.log_every={math.gcd(args.eval_every, 50)}")
     print(f"multires: {args.minutes:g} min each, seeds {seeds}, {specs}", flush=True)
     results: dict[str, list] = {s: [] for s in specs}
     for seed in seeds:
