@@ -57,7 +57,14 @@ def _call_truncation(run):
     assert x.shape[0] == 2 and not torch.equal(x, run.sample(2, seed=0))
 
 
-CALLS = {"sample": _call_sample, "sample_labels": _call_sample_labels,
+def _call_levels(run):
+    levels = run.sample(2, seed=0, return_levels=True)
+    sizes = [x.shape[-1] for x in levels]
+    assert len(levels) >= 2 and sizes == sorted(sizes) and sizes[-1] == run.config.data.resolution
+    assert torch.equal(levels[-1], run.sample(2, seed=0))  # the last level is the sample
+
+
+CALLS = {"sample": _call_sample, "levels": _call_levels, "sample_labels": _call_sample_labels,
          "translate": _call_translate, "upscale": _call_upscale, "truncation": _call_truncation}
 
 

@@ -322,15 +322,21 @@ class LoadedRun:
 
     @torch.no_grad()
     def sample(self, n: int, *, seed: int = 0, ema: bool = True, batch_size: int = 500,
-               labels=None, truncation: float | None = None) -> torch.Tensor:
+               labels=None, truncation: float | None = None,
+               return_levels: bool = False) -> torch.Tensor | list[torch.Tensor]:
         """n samples as float [N, C, H, W] in [-1, 1] on the CPU, reproducible for a seed.
         ``labels`` (conditional runs): see ``sample_labels``. ``truncation``: families with the
-        "truncation" capability (its meaning and range are the family's)."""
+        "truncation" capability (its meaning and range are the family's). ``return_levels``:
+        families with the "levels" capability (LAPGAN) return every level's images, coarse to
+        fine, as a list of [N, C, r_k, r_k]."""
         self.require("sample")
-        extra = {}
+        extra: dict[str, Any] = {}
         if truncation is not None:
             self.require("truncation")
             extra["truncation"] = truncation
+        if return_levels:
+            self.require("levels")
+            extra["return_levels"] = True
         gen = torch.Generator().manual_seed(seed)
         nets = self.ema_nets if ema else {}
         y = self.sample_labels(n, labels)
@@ -338,7 +344,10 @@ class LoadedRun:
         for start in range(0, n, batch_size):
             size = min(batch_size, n - start)
             kwargs = dict(extra) if y is None else {"labels": y[start:start + size], **extra}
-            chunks.append(self.objective.sample(size, generator=gen, nets=nets, **kwargs).cpu())
+            out = self.objective.sample(size, generator=gen, nets=nets, **kwargs)
+            chunks.append([x.cpu() for x in out] if return_levels else out.cpu())
+        if return_levels:
+            return [torch.cat(level) for level in zip(*chunks)]
         return torch.cat(chunks)
 
     def sample_uint8(self, n: int, **kwargs) -> np.ndarray:

@@ -102,8 +102,13 @@ def cmd_sample(args) -> int:
         raise ConfigError(f"--n must be positive, got {args.n}")
     if args.per_class is not None and (args.per_class <= 0 or args.class_ is not None):
         raise ConfigError("--per-class must be positive and cannot be combined with --class")
+    if args.pyramid and (suffix == ".npz" or args.per_class is not None):
+        raise ConfigError("--pyramid draws an image with one row per sample; use a .png/.jpg "
+                          "--out and no --per-class")
     _refuse_overwrite(out, args.force)
     run = api.load(args.run_dir, checkpoint=args.checkpoint, require="sample")
+    if args.pyramid:
+        return _sample_pyramid(run, args, out)
     n, labels, per_row = args.n, args.class_, max(1, int(round(args.n ** 0.5)))
     if args.per_class is not None:  # conditional runs: one labeled row per class
         from .synthetic import balanced_labels, require_conditional
@@ -129,6 +134,27 @@ def cmd_sample(args) -> int:
             save_image(images, tmp, nrow=per_row, normalize=True, value_range=(-1, 1))
     what = "" if y is None else f" of {len(set(y.tolist()))} class(es)"
     print(f"ganforge: wrote {n} samples{what} from {run.checkpoint} (step {run.step}) to {out}")
+    return 0
+
+
+def _sample_pyramid(run, args, out: Path) -> int:
+    """Each sample's levels, coarse to fine, side by side (nearest-upsampled to the last size)."""
+    import torch
+    import torch.nn.functional as F
+    from torchvision.utils import save_image
+
+    from .atomic import atomic_path
+
+    run.require("levels")
+    y = run.sample_labels(args.n, args.class_)
+    levels = run.sample(args.n, seed=args.seed, ema=not args.no_ema, labels=y, return_levels=True)
+    size = levels[-1].shape[-1]
+    tiles = torch.stack([F.interpolate(x, size=(size, size), mode="nearest") for x in levels], 1)
+    with atomic_path(out) as tmp:  # [n, levels, C, H, W] -> one row of levels per sample
+        save_image(tiles.flatten(0, 1), tmp, nrow=len(levels), normalize=True, value_range=(-1, 1))
+    sizes = " -> ".join(f"{x.shape[-1]}" for x in levels)
+    print(f"ganforge: wrote {args.n} pyramids ({sizes} px) from {run.checkpoint} (step {run.step}) "
+          f"to {out}")
     return 0
 
 
@@ -178,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--per-class", type=int, metavar="N",
                    help="conditional runs: N samples of every class, a grid with one labeled row "
                         "per class (replaces --n)")
+    s.add_argument("--pyramid", action="store_true",
+                   help="multi-resolution runs (LAPGAN): one row per sample showing each level, "
+                        "coarse to fine")
     s.set_defaults(func=cmd_sample)
 
     s = sub.add_parser("data", help="prepare datasets")

@@ -40,6 +40,8 @@ CAPABILITIES = {
     # sample(..., truncation=T): the family defines T (StyleGAN's psi toward the mean w,
     # BigGAN's threshold for resampling z) and checks its range with a one-line ConfigError.
     "truncation": "sample with truncation (ganforge sample --truncation, bench truncation)",
+    # sample(..., return_levels=True): the images of each level, coarse to fine (LAPGAN's chain)
+    "levels": "show each level of a multi-resolution sample (ganforge sample --pyramid)",
 }
 
 
@@ -171,6 +173,17 @@ class Objective:
     def after_step(self, phase: str) -> None:
         """Called after each optimizer step of ``phase`` (e.g. WGAN weight clipping)."""
 
+    def lr_factor(self, optimizer: str) -> float:
+        """A factor on ``optimizer``'s learning rate now (a per-stage schedule); the Trainer
+        reapplies it after every event the objective reports."""
+        return 1.0
+
+    def pop_events(self) -> list[dict[str, Any]]:
+        """Known events since the last call (a progressive stage boundary), each a dict with
+        "event", "message" and "evidence": the Trainer writes them to metrics.jsonl and passes
+        them to the monitor, which then expects the change they bring."""
+        return []
+
     def extra_state(self) -> dict[str, Any]:
         """State outside the nets that must survive resume (an augmentation probability, ...)."""
         return {}
@@ -189,6 +202,10 @@ class Objective:
                 nets: Mapping[str, nn.Module] | None = None) -> Tensor:
         """The Trainer's sample grid: n images [n, C, H, W] (or points [n, D]) in [-1, 1]."""
         return self.sample(n, generator=generator, nets=nets)
+
+    def preview_caption(self) -> str | None:
+        """A line the Trainer writes under each sample grid (the stage of a growing run)."""
+        return None
 
     @classmethod
     def example_config(cls, workdir: Path) -> dict[str, Any]:

@@ -53,6 +53,16 @@ Detectors (thresholds are fields of MonitorSettings):
   DCGAN runs on Fashion-MNIST stay below 0.2 on d_loss, 0.1 on g_loss). Periodic and chaotic
   swings both count. Sustained for `patience` records.
 
+Known events: :meth:`Monitor.note` takes an event the objective reported through the Trainer.
+A progressive stage that starts to fade in (``{"event": "stage", "evidence": {"phase":
+"fade_in", ...}}``) changes the regime: the new block's untrained layers enter G and D as alpha
+rises, so D's loss and both gradient norms jump and settle at a new level (and a new batch size
+or learning rate may apply). The monitor then clears the loss and gradient-norm windows and the
+oscillation and vanishing-gradient counters, so the jump is compared with the new stage, not the
+old one: the oscillation test waits for `window` records of the new stage, the grad-norm ratio
+test for 4. Non-finite values and losses or grad norms above explode_abs still fire at once, and
+an explosion relative to the new stage's own history fires once it has 4 records.
+
 Episodes: each detector fires once when its condition has held for `patience` consecutive
 records (1 for divergence), then stays quiet until the condition has been false for `patience`
 consecutive records (1 for divergence, so a rollback that diverges again is reported again);
@@ -297,6 +307,7 @@ class Monitor:
         self.diversity_was_healthy = False
         self.early_g_grad = 0.0  # largest g_grad_norm of the first `window` records
         self.best_coverage = 0.0
+        self.stage_changes = 0  # fade-ins noted (for the state and the tests)
         self.checks: dict[str, Callable[[dict], tuple[bool, dict] | None]] = {
             "divergence": self._divergence, "mode_collapse": self._mode_collapse,
             "vanishing_gradients": self._vanishing, "oscillation": self._oscillation,
@@ -350,6 +361,16 @@ class Monitor:
         message = evidence.pop("message")
         return {"event": kind, "step": record.get("step"), "message": message,
                 "evidence": evidence, "suggestion": self.suggest[kind](self.cfg, evidence)}
+
+    def note(self, event: Mapping[str, Any]) -> None:
+        """A known event from the objective (see the module docstring): a fade-in starts a new
+        regime, so the windows that judge jumps against the recent past start over."""
+        if event.get("event") == "stage" and (event.get("evidence") or {}).get("phase") == "fade_in":
+            for series in self.history.values():
+                series.clear()
+            for kind in ("oscillation", "vanishing_gradients"):
+                self.episodes[kind].bad = 0
+            self.stage_changes += 1
 
     def after_rollback(self) -> None:
         """After the Trainer restored an earlier checkpoint: re-arm every detector and clear the
@@ -467,6 +488,7 @@ class Monitor:
         return {"settings": asdict(self.settings), "records": self.records,
                 "diversity_was_healthy": self.diversity_was_healthy,
                 "early_g_grad": self.early_g_grad, "best_coverage": self.best_coverage,
+                "stage_changes": self.stage_changes,
                 "history": {k: list(v) for k, v in self.history.items()},
                 "episodes": {k: e.state() for k, e in self.episodes.items()}}
 
@@ -475,6 +497,7 @@ class Monitor:
         self.diversity_was_healthy = bool(state["diversity_was_healthy"])
         self.early_g_grad = float(state["early_g_grad"])
         self.best_coverage = float(state["best_coverage"])
+        self.stage_changes = int(state.get("stage_changes", 0))
         for key, values in state["history"].items():
             if key in self.history:
                 self.history[key].clear()

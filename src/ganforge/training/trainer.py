@@ -71,6 +71,18 @@ def autocast_context(device: torch.device, precision: str):
     return lambda: torch.autocast(device.type, dtype=dtype)
 
 
+def _captioned(grid: torch.Tensor, caption: str):
+    """A PIL image of ``grid`` (float [3, H, W] in [0, 1]) with one line of text under it."""
+    from PIL import Image, ImageDraw
+
+    pixels = grid.mul(255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    top = Image.fromarray(pixels)
+    out = Image.new("RGB", (max(top.width, 6 * len(caption) + 8), top.height + 16), "white")
+    out.paste(top, (0, 0))
+    ImageDraw.Draw(out).text((4, top.height + 3), caption, fill="black")
+    return out
+
+
 @dataclass
 class FitResult:
     step: int
@@ -125,6 +137,7 @@ class Trainer:
         self.logger = MetricsLogger(self.run_dir, enabled=self.is_main)
         self._stop_signal: str | None = None
         self.last_checkpoint: Path | None = None
+        self._apply_lr_scale()  # the objective's factor for where it starts (a growing stage)
 
     # ------------------------------------------------------------------ state
 
@@ -235,6 +248,19 @@ class Trainer:
                     batch = [next(self.batches) for _ in range(self.cfg.train.accumulate)]
                 self._run_phase(phase, batch)
         self.step += 1
+        for event in self.objective.pop_events():
+            self._known_event(event)
+
+    def _known_event(self, event: dict[str, Any]) -> None:
+        """An event the objective reports (a stage boundary of progressive growing): written to
+        metrics.jsonl, told to the monitor (a fade-in's loss jump is then expected), and its
+        learning rates applied."""
+        event = {**event, "step": self.step}
+        self.logger.write(event)
+        if self.monitor is not None:
+            self.monitor.note(event)
+        self._apply_lr_scale()
+        self._warn(f"ganforge: step {self.step}: {event.get('message', event['event'])}")
 
     def fit(self) -> FitResult:
         t = self.cfg.train
@@ -446,8 +472,9 @@ class Trainer:
     def _apply_lr_scale(self) -> None:
         factor = self.lr_factor()
         for name, opt in self.optimizers.items():
+            mult = self.objective.lr_factor(name)
             for group, base in zip(opt.param_groups, self._base_lrs[name]):
-                group["lr"] = base * factor
+                group["lr"] = base * factor * mult
 
     @staticmethod
     def _postfix(record: dict[str, Any]) -> str:
@@ -507,9 +534,13 @@ class Trainer:
             return None
         out = self.run_dir / "samples" / f"step_{self.step:07d}.png"
         nrow = max(1, int(math.sqrt(images.shape[0])))
-        with atomic_path(out) as tmp:
-            save_image(images.cpu(), tmp, nrow=nrow, normalize=True, value_range=(-1, 1))
         grid = make_grid(images.cpu(), nrow=nrow, normalize=True, value_range=(-1, 1))
+        caption = self.objective.preview_caption()
+        with atomic_path(out) as tmp:
+            if caption:
+                _captioned(grid, caption).save(tmp, format="PNG")
+            else:
+                save_image(images.cpu(), tmp, nrow=nrow, normalize=True, value_range=(-1, 1))
         self.logger.add_image("samples", grid, self.step)
         return out
 

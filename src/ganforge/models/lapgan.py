@@ -1,0 +1,103 @@
+"""The networks of a Laplacian pyramid GAN (Denton, Chintala, Szlam & Fergus 2015, "Deep
+Generative Image Models using a Laplacian Pyramid of Adversarial Networks").
+
+Level 0 (the coarsest, s x s): fully connected G_0: z -> image and D_0: image -> score, as the
+paper's 8x8 base model on CIFAR-10 (sec. 4).
+Level k >= 1: convolutional G_k(l, noise) -> band-pass residual h, where l = u(I_{k-1}) is the
+upsampled coarser image and the noise a fourth (here: an extra) input plane; D_k(l + h, l) ->
+score, judging the fine image conditioned on the coarse one (sec. 3.1, 3.2).
+
+Class conditioning (optional, ``num_classes`` > 0): G_0 and D_0 take a one-hot vector next to
+their input; the residual models take a plane computed from the label by a linear layer (the
+paper's class-conditional LAPGAN, sec. 3.2).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .layers import check_positive
+
+
+def _one_hot(labels: Tensor | None, k: int, like: Tensor) -> list[Tensor]:
+    return [] if not k else [F.one_hot(labels, k).to(like.dtype)]
+
+
+class BaseGenerator(nn.Module):
+    """z [N, z_dim] (+ labels [N]) -> coarse images [N, C, s, s] in [-1, 1]."""
+
+    def __init__(self, *, size: int, channels: int, z_dim: int, width: int, num_classes: int = 0):
+        super().__init__()
+        check_positive("lapgan", channels=channels, z_dim=z_dim, width=width)
+        self.size, self.channels, self.z_dim, self.num_classes = size, channels, z_dim, num_classes
+        self.net = nn.Sequential(nn.Linear(z_dim + num_classes, width), nn.ReLU(),
+                                 nn.Linear(width, width), nn.ReLU(),
+                                 nn.Linear(width, channels * size * size), nn.Tanh())
+
+    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        x = torch.cat([z, *_one_hot(labels, self.num_classes, z)], 1)
+        return self.net(x).reshape(z.shape[0], self.channels, self.size, self.size)
+
+
+class BaseDiscriminator(nn.Module):
+    """coarse images [N, C, s, s] (+ labels) -> scores [N]."""
+
+    def __init__(self, *, size: int, channels: int, width: int, num_classes: int = 0):
+        super().__init__()
+        check_positive("lapgan", channels=channels, width=width)
+        self.num_classes = num_classes
+        self.net = nn.Sequential(nn.Linear(channels * size * size + num_classes, width),
+                                 nn.LeakyReLU(0.2), nn.Linear(width, width), nn.LeakyReLU(0.2),
+                                 nn.Linear(width, 1))
+
+    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        flat = x.reshape(x.shape[0], -1)
+        return self.net(torch.cat([flat, *_one_hot(labels, self.num_classes, flat)], 1)).reshape(-1)
+
+
+class _ClassPlane(nn.Module):
+    """labels [N] -> one [N, 1, r, r] plane per sample (a linear map of the one-hot vector)."""
+
+    def __init__(self, num_classes: int, resolution: int):
+        super().__init__()
+        self.resolution = resolution
+        self.embed = nn.Embedding(num_classes, resolution * resolution)
+
+    def forward(self, labels: Tensor) -> Tensor:
+        return self.embed(labels).reshape(-1, 1, self.resolution, self.resolution)
+
+
+class ResidualGenerator(nn.Module):
+    """(coarse l [N, C, r, r], noise [N, 1, r, r], labels) -> residual h [N, C, r, r] (linear)."""
+
+    def __init__(self, *, resolution: int, channels: int, width: int, num_classes: int = 0):
+        super().__init__()
+        check_positive("lapgan", channels=channels, width=width)
+        self.resolution, self.channels = resolution, channels
+        self.plane = _ClassPlane(num_classes, resolution) if num_classes else None
+        cin = channels + 1 + (1 if num_classes else 0)
+        self.net = nn.Sequential(nn.Conv2d(cin, width, 3, 1, 1), nn.BatchNorm2d(width), nn.ReLU(),
+                                 nn.Conv2d(width, width, 3, 1, 1), nn.BatchNorm2d(width), nn.ReLU(),
+                                 nn.Conv2d(width, channels, 3, 1, 1))
+
+    def forward(self, coarse: Tensor, noise: Tensor, labels: Tensor | None = None) -> Tensor:
+        planes = [coarse, noise] + ([self.plane(labels).to(coarse.dtype)] if self.plane else [])
+        return self.net(torch.cat(planes, 1))
+
+
+class ResidualDiscriminator(nn.Module):
+    """(image l + h [N, C, r, r], coarse l, labels) -> scores [N]."""
+
+    def __init__(self, *, resolution: int, channels: int, width: int, num_classes: int = 0):
+        super().__init__()
+        check_positive("lapgan", channels=channels, width=width)
+        self.plane = _ClassPlane(num_classes, resolution) if num_classes else None
+        cin = 2 * channels + (1 if num_classes else 0)
+        self.net = nn.Sequential(nn.Conv2d(cin, width, 3, 2, 1), nn.LeakyReLU(0.2),
+                                 nn.Conv2d(width, 2 * width, 3, 2, 1), nn.LeakyReLU(0.2),
+                                 nn.Flatten(), nn.Linear(2 * width * (resolution // 4) ** 2, 1))
+
+    def forward(self, image: Tensor, coarse: Tensor, labels: Tensor | None = None) -> Tensor:
+        planes = [image, coarse] + ([self.plane(labels).to(image.dtype)] if self.plane else [])
+        return self.net(torch.cat(planes, 1)).reshape(-1)

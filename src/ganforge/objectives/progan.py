@@ -1,0 +1,271 @@
+"""Progressive growing (Karras, Aila, Laine & Lehtinen 2018, "Progressive Growing of GANs for
+Improved Quality, Stability, and Variation"), networks in ganforge.models.progan.
+
+Training starts at the first resolution of ``progressive.resolutions`` (default 4x4) and grows
+to data.resolution. Each later stage first fades in over ``fade_images`` real images (alpha rises
+linearly from 0 to 1), then trains stable for ``stable_images``; the last stage trains on until
+train.steps. Per stage, the batch (the first ``batch_sizes[s]`` images of each train.batch_size
+batch) and a learning-rate factor (``lr_mult``) are config too.
+
+Real images are drawn at the stage's resolution: 2x2 average pooling down from the dataset and,
+during a fade, ``lerp(u(d(x)), x, alpha)``, the same blend of the previous resolution that G's
+output makes (u: nearest upsampling, d: average pooling; the paper's sec. A.1).
+
+The paper's loss is WGAN-GP with the drift term eps * E[D(x)^2] (eps = 0.001, sec. A.1), which
+``progressive.drift`` adds to D's loss for any loss.name; every loss and regularizer of the zoo
+(reg.*, augment.*) applies as in the unconditional objective, whose helpers this one inherits.
+
+Stage and alpha follow from the number of real images D has seen, saved in the extra state
+(exact resume in the middle of a fade) and read back by ``ganforge.load``. Stage boundaries are
+events (``pop_events``): the Trainer writes them to metrics.jsonl and tells the monitor, which
+then does not take the loss jump of a fade-in for a divergence. Sample grids are drawn at the
+stage's resolution, upsampled to the final one, with the stage written under them.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .. import losses
+from ..errors import ConfigError
+from ..models.progan import ProGANDiscriminator, ProGANGenerator, stage_resolutions, upsample2
+from .base import register_objective
+from .unconditional import TINY_TRAIN, UnconditionalGAN, gan_optimizers, write_image_folder
+
+
+@dataclass
+class ProgressiveConfig:
+    """Progressive growing (objective=progressive; ganforge.objectives.progan). Lists of one value
+    apply to every stage (or fade)."""
+
+    resolutions: list[int] = field(default_factory=list)  # stages, doubling to data.resolution; empty: 4 to it
+    fade_images: list[int] = field(default_factory=lambda: [600_000])  # per fade (paper: 600k)
+    stable_images: list[int] = field(default_factory=lambda: [600_000])  # per stage; the last trains on
+    batch_sizes: list[int] = field(default_factory=list)  # per stage, <= train.batch_size; empty: it
+    lr_mult: list[float] = field(default_factory=list)  # per stage, on optim.g_lr and d_lr; empty: 1
+    max_width: int = 256  # channel cap; model.g_width / d_width are the channels at the last stage
+    pixelnorm: bool = True  # pixel-wise feature normalization in G (sec. 4.2)
+    drift: float = 0.001  # eps of the drift term eps * E[D(real)^2] added to D's loss (sec. A.1)
+
+
+class Stage(NamedTuple):
+    resolution: int
+    fade: int  # real images over which alpha rises from 0 to 1 (0 for the first stage)
+    stable: int  # real images at alpha = 1 before the next stage
+    batch: int
+    lr_mult: float
+
+
+def _per(values: list, n: int, key: str, what: str, default) -> list:
+    if not values:
+        return [default] * n
+    if len(values) == 1:
+        return list(values) * n
+    if len(values) != n:
+        raise ConfigError(f"progressive.{key} has {len(values)} values for {n} {what}; give one "
+                          f"value or one per {what[:-1]}")
+    return list(values)
+
+
+def plan(p: ProgressiveConfig, resolution: int, batch_size: int) -> list[Stage]:
+    """The stage schedule, with a one-line ConfigError for every inconsistency."""
+    every = stage_resolutions(resolution)
+    res = list(p.resolutions) or every
+    if res[-1] != resolution:
+        raise ConfigError(f"progressive.resolutions ends at {res[-1]}, so the schedule does not reach "
+                          f"data.resolution={resolution}; end the list with {resolution}")
+    if res[0] not in every or any(b != 2 * a for a, b in zip(res, res[1:])):
+        raise ConfigError(f"progressive.resolutions must double from 4, 8, ... up to "
+                          f"{resolution}, got {res}; e.g. {every}")
+    n = len(res)
+    fades = [0] + _per(p.fade_images, n - 1, "fade_images", "fades", 0) if n > 1 else [0]
+    stables = _per(p.stable_images, n, "stable_images", "stages", 0)
+    batches = _per(p.batch_sizes, n, "batch_sizes", "stages", batch_size)
+    mults = _per(p.lr_mult, n, "lr_mult", "stages", 1.0)
+    if min(fades + stables) < 0 or min(mults) <= 0:
+        raise ConfigError("progressive.fade_images and stable_images must be >= 0 and lr_mult > 0")
+    if not all(1 <= b <= batch_size for b in batches):
+        raise ConfigError(f"progressive.batch_sizes {batches} must lie in 1..train.batch_size "
+                          f"({batch_size}): each stage uses the first images of every batch; raise "
+                          f"train.batch_size to the largest")
+    return [Stage(*s) for s in zip(res, fades, stables, batches, mults)]
+
+
+def position(images: int, stages: list[Stage]) -> tuple[int, float]:
+    """(stage index, alpha) once D has seen ``images`` real images: stage 0 stable, then for each
+    later stage a fade (alpha = images into the fade / fade length) and a stable phase."""
+    start = 0
+    for i, s in enumerate(stages):
+        if i and images < start + s.fade:
+            return i, (images - start) / s.fade
+        start += s.fade
+        if i == len(stages) - 1 or images < start + s.stable:
+            return i, 1.0
+        start += s.stable
+    raise AssertionError("unreachable")
+
+
+@register_objective("progressive")
+class ProgressiveGAN(UnconditionalGAN):
+    sections = {"progressive": ProgressiveConfig}
+    accepts_points = False
+
+    def __init__(self, cfg, data_info: Mapping[str, Any]):
+        m, p, self.reg = cfg.model, cfg.progressive, cfg.reg
+        self.z_dim, self.point_dim = m.z_dim, None
+        self.resolution = cfg.data.resolution
+        self.stages = plan(p, self.resolution, cfg.train.batch_size)
+        if m.pac > 1 or m.g_spectral_norm or m.d_spectral_norm:
+            raise ConfigError("objective=progressive uses equalized learning rates; set model.pac=1, "
+                              "model.g_spectral_norm=false and model.d_spectral_norm=false")
+        if p.drift < 0:
+            raise ConfigError(f"progressive.drift must be >= 0, got {p.drift}")
+        self.drift = p.drift
+        shape = dict(resolution=self.resolution, channels=cfg.data.channels, max_width=p.max_width)
+        self.nets = {"G": ProGANGenerator(z_dim=m.z_dim, width=m.g_width, pixelnorm=p.pixelnorm, **shape),
+                     "D": ProGANDiscriminator(width=m.d_width, mbstd=m.mbstd_group, **shape)}
+        self.optimizers = gan_optimizers(cfg)
+        self.setup_training(cfg)
+        self.events: list[dict[str, Any]] = []
+        self.set_images(int(data_info.get("images", 0)))
+
+    @classmethod
+    def example_config(cls, workdir: Path) -> dict[str, Any]:
+        folder = write_image_folder(workdir / "images", n=8, size=8, channels=1)
+        # 4x4 for 6 images (2 steps of 4), then 8x8 fades in over 8: step 2 is mid-fade.
+        return {"objective": cls.name,
+                "data": {"name": f"folder:{folder}", "resolution": 8, "channels": 1},
+                "model": {"z_dim": 4, "g_width": 4, "d_width": 4, "mbstd_group": 2},
+                "loss": {"name": "wasserstein"}, "reg": {"gp": 10.0},
+                "progressive": {"fade_images": [8], "stable_images": [6], "lr_mult": [1.0, 0.5]},
+                "train": dict(TINY_TRAIN), "monitor": {"probe_size": 4}}
+
+    @classmethod
+    def info_from_state(cls, cfg, extra_state: Mapping[str, Any]) -> dict[str, Any]:
+        return {**super().info_from_state(cfg, extra_state), "images": int(extra_state.get("images", 0))}
+
+    # ------------------------------------------------------------------ schedule
+
+    def set_images(self, images: int) -> None:
+        """Move the schedule to ``images`` real images seen (no events)."""
+        self.images = images
+        self.stage, self.alpha = position(images, self.stages)
+
+    @property
+    def current(self) -> Stage:
+        return self.stages[self.stage]
+
+    @property
+    def net_stage(self) -> int:
+        """The networks' stage index (0 is 4x4) of the current resolution."""
+        return stage_resolutions(self.resolution).index(self.current.resolution)
+
+    def lr_factor(self, optimizer: str) -> float:
+        return self.current.lr_mult
+
+    def pop_events(self) -> list[dict[str, Any]]:
+        events, self.events = self.events, []
+        return events
+
+    def _advance(self) -> None:
+        """After an iteration: stage and alpha for the next one, and the boundary it crossed."""
+        before = (self.stage, self.alpha)
+        self.stage, self.alpha = position(self.images, self.stages)
+        r = self.current.resolution
+        if self.stage != before[0]:
+            phase = "fade_in" if self.alpha < 1 else "stable"
+            message = (f"stage {self.stage + 1}/{len(self.stages)}: {r}x{r} fades in over "
+                       f"{self.current.fade:,} images" if phase == "fade_in" else
+                       f"stage {self.stage + 1}/{len(self.stages)}: {r}x{r} (no fade)")
+        elif before[1] < 1 <= self.alpha:
+            phase, message = "stable", f"stage {self.stage + 1}/{len(self.stages)}: {r}x{r} faded in"
+        else:
+            return
+        self.events.append({"event": "stage", "message": message,
+                            "evidence": {"phase": phase, "resolution": r, "stage": self.stage,
+                                         "alpha": round(self.alpha, 4), "images": self.images,
+                                         "batch": self.current.batch,
+                                         "lr_mult": self.current.lr_mult}})
+
+    def after_step(self, phase: str) -> None:
+        super().after_step(phase)
+        if phase == "D":
+            self.images += self.current.batch
+        elif phase == "G":
+            self._advance()
+
+    def extra_state(self) -> dict[str, Any]:
+        return {**super().extra_state(), "images": self.images, "stage": self.stage,
+                "alpha": self.alpha}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        super().load_extra_state(state)
+        self.set_images(int(state.get("images", 0)))
+
+    # ------------------------------------------------------------------ phases
+
+    def stage_real(self, real: Tensor) -> Tensor:
+        """Real images [N, C, R, R] -> the current stage's view [N, C, r, r], blended while fading."""
+        r = self.current.resolution
+        x = F.avg_pool2d(real, self.resolution // r) if r < self.resolution else real
+        if self.alpha < 1:
+            x = torch.lerp(upsample2(F.avg_pool2d(x, 2)), x, self.alpha)
+        return x
+
+    def generate(self, z: Tensor, G: nn.Module | None = None) -> Tensor:
+        return (G or self.nets["G"])(z, self.net_stage, self.alpha)
+
+    def loss(self, phase: str, batch: Mapping[str, Any]) -> dict[str, Tensor]:
+        real = self.stage_real(batch["real"][:self.current.batch])
+        D = functools.partial(self.nets["D"], alpha=self.alpha)
+        z = self._z(real.shape[0], self.rng)
+        r = self.reg
+        if phase == "D":
+            with torch.no_grad():
+                fake = self.generate(z)
+            real_in, fake_in = self.d_input(real), self.d_input(fake)
+            r1_now = r.r1 > 0 and not self.lazy
+            if r1_now:
+                real_in = real_in.detach().requires_grad_(True)
+            d_real, d_fake = D(real_in), D(fake_in)
+            loss = self.adv.d(real=d_real, fake=d_fake, **self.d_kwargs)
+            out = {"d_loss": loss.detach(), **self._scores(d_real, d_fake),
+                   "alpha": d_real.new_tensor(self.alpha, dtype=torch.float32)}
+            if self.drift:
+                drift = d_real.float().square().mean()
+                loss = loss + self.drift * drift
+                out["drift"] = drift.detach()
+            penalty, terms = self.d_penalties(D, real_in, fake_in, d_real, r1_now)
+            return {"loss": loss + penalty, **out, **terms}
+        if phase == "Dreg":
+            return self.lazy_penalties(D, real, lambda: self.generate(z))
+        if phase == "G":
+            d_fake = D(self.d_input(self.generate(z)))
+            d_real = D(self.d_input(real)) if losses.g_needs_real(self.adv) else None
+            loss = self.adv.g(fake=d_fake, real=d_real)
+            return {"loss": loss, "g_loss": loss.detach()}
+        raise ValueError(f"unknown phase {phase}")
+
+    # ------------------------------------------------------------------ outputs
+
+    @torch.no_grad()
+    def sample(self, n: int, *, generator: torch.Generator,
+               nets: Mapping[str, nn.Module] | None = None) -> Tensor:
+        """n images at the current stage, nearest-upsampled to data.resolution, in [-1, 1]."""
+        x = self.generate(self._z(n, generator), (nets or {}).get("G")).float()
+        factor = self.resolution // x.shape[-1]
+        if factor > 1:
+            x = F.interpolate(x, scale_factor=factor, mode="nearest")
+        return x.clamp(-1, 1)
+
+    def preview_caption(self) -> str:
+        s, r = self.current, self.current.resolution
+        where = f"fade-in alpha {self.alpha:.2f}" if self.alpha < 1 else "stable"
+        return (f"stage {self.stage + 1}/{len(self.stages)}: {r}x{r} ({where}), "
+                f"{self.images:,} images, batch {s.batch}")
