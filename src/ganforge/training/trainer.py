@@ -18,8 +18,9 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
-from torchvision.utils import make_grid, save_image
+from torchvision.utils import make_grid
 
+from .. import provenance
 from ..atomic import atomic_path
 from ..errors import ConfigError, GanforgeError, TrainingDiverged
 from ..registry import Registry
@@ -494,8 +495,12 @@ class Trainer:
             return None
         out = self.run_dir / "samples" / f"step_{self.step:07d}.png"
         nrow = max(1, int(math.sqrt(images.shape[0])))
+        meta = None
+        if self.cfg.train.provenance:
+            meta = provenance.record(operation="training-preview", config=self.cfg, step=self.step,
+                                     seed=self.cfg.train.seed)
         with atomic_path(out) as tmp:
-            save_image(images.cpu(), tmp, nrow=nrow, normalize=True, value_range=(-1, 1))
+            provenance.save_grid(images, tmp, meta, nrow=nrow)
         grid = make_grid(images.cpu(), nrow=nrow, normalize=True, value_range=(-1, 1))
         self.logger.add_image("samples", grid, self.step)
         return out
