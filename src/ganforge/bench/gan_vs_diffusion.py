@@ -16,7 +16,7 @@ the start of its training call (data loading included; the GAN also pays Python'
 a few seconds). Then ``n`` samples of each (the GAN's EMA generator; diffusion with DDIM-50
 unless ``quality_samplers`` says otherwise) are scored against the test split with the shipped
 extractor: FID, KID, precision, recall, coverage, classes covered. Generation speed is timed
-on ``speed_n`` images per sampler after a warm-up batch, batch size ``speed_batch``, in this
+on ``speed_n`` images per sampler after a one-image warm-up, batch size ``speed_batch``, in this
 process with the threads torch chose.
 """
 from __future__ import annotations
@@ -88,8 +88,8 @@ def train_gan(s: Settings, seed: int, run_dir: Path, log: Callable[[str], None])
 
 
 def _timed(fn, n: int, batch: int) -> float:
-    """images/s of ``fn(k)`` producing k images, over n images after one warm-up call."""
-    fn(min(batch, n))
+    """images/s of ``fn(k)`` producing k images, over n images after a one-image warm-up call."""
+    fn(1)
     t0 = time.perf_counter()
     done = 0
     while done < n:
