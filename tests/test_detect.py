@@ -69,11 +69,14 @@ def test_detector_separates_noise_from_real(tmp_path):
     meta = json.loads((tmp_path / "det" / "detector.json").read_text())
     assert meta["resolution"] == 16 and meta["channels"] == 1 and meta["recipe"]["augment"] is True
     np.savez(tmp_path / "noise2.npz", images=rng.integers(0, 256, (40, 16, 16, 1), dtype=np.uint8))
-    proc = run_cli("detect", "eval", tmp_path / "det", "--real", real, "--fake", tmp_path / "noise2.npz",
+    seen = tmp_path / "det" / ".." / "noise.npz"  # the training source, spelt another way
+    proc = run_cli("detect", "eval", tmp_path / "det", "--real", real, "--fake", tmp_path / "noise2.npz", seen,
                    "--json", tmp_path / "eval.json")
     assert proc.returncode == 0, proc.stderr
-    row = json.loads((tmp_path / "eval.json").read_text())["detectors"][0]["results"][str(tmp_path / "noise2.npz")]
+    rows = json.loads((tmp_path / "eval.json").read_text())["detectors"][0]["results"]
+    row = rows[str(tmp_path / "noise2.npz")]
     assert row["ap"] > 0.95 and row["acc"] > 0.8 and row["seen_in_training"] is False
+    assert rows[str(seen)]["seen_in_training"] is True
     # the table's AP is the hand-checked AP of the detector's own probabilities
     det = detect.load(tmp_path / "det")
     fake = torch.from_numpy(np.load(tmp_path / "noise2.npz")["images"]).permute(0, 3, 1, 2)

@@ -84,6 +84,11 @@ def _fake_images(spec: str, *, n: int, seed: int, size=None):
     return images, kind
 
 
+def _key(spec: str) -> str:
+    """A source's identity whichever way its path is spelt (seen in training or not)."""
+    return str(Path(spec).expanduser().resolve())
+
+
 def cmd_train(args) -> int:
     from .. import detect
 
@@ -104,11 +109,11 @@ def cmd_train(args) -> int:
     if first.shape[2] != first.shape[3]:
         raise DataError(f"--fake {args.fake[0]}: images are {first.shape[2]}x{first.shape[3]}; the "
                         f"detector needs square images")
-    fakes, sources = [first], {args.fake[0]: kind}
+    fakes, sources = [first], {_key(args.fake[0]): kind}
     for spec in args.fake[1:]:
         images, kind = _fake_images(spec, n=args.n, seed=args.seed, size=size)
         fakes.append(images)
-        sources[spec] = kind
+        sources[_key(spec)] = kind
     fake = torch.cat(fakes)
     real, real_name = _real_images(args.real, n=len(fake), seed=args.seed, default_split="train", size=size)
     _log(f"ganforge: training a detector on {len(real)} real ({real_name}) and {len(fake)} generated "
@@ -143,7 +148,8 @@ def cmd_eval(args) -> int:
         rows = {}
         for spec in args.fake:
             fake, kind = _fake_images(spec, n=args.n, seed=args.seed, size=size)
-            rows[spec] = {**detect.evaluate(det, real, fake), "seen_in_training": spec in seen, "kind": kind}
+            rows[spec] = {**detect.evaluate(det, real, fake), "seen_in_training": _key(spec) in seen,
+                          "kind": kind}
         report["detectors"].append({"detector": str(path), "augment": det.meta["recipe"]["augment"],
                                     "trained_on": sorted(seen), "real": real_name, "results": rows})
         aug = "blur+JPEG" if det.meta["recipe"]["augment"] else "no augmentation"
@@ -173,21 +179,26 @@ def cmd_score(args) -> int:
     from ..data.folder import EXTENSIONS
 
     det = detect.load(args.detector)
-    target = Path(args.target)
-    if target.is_dir():
-        files = sorted(p for p in target.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file()
-                       and not any(part.startswith(".") for part in p.relative_to(target).parts))
-        if not files:
-            raise DataError(f"{target} holds no images ({', '.join(sorted(EXTENSIONS))})")
-    elif target.is_file():
-        files = [target]
-    else:
-        raise DataError(f"{target} does not exist; pass an image file or a folder of images")
+    files = []
+    for name in args.targets:
+        target = Path(name)
+        if target.is_dir():
+            found = sorted(p for p in target.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file()
+                           and not any(part.startswith(".") for part in p.relative_to(target).parts))
+            if not found:
+                raise DataError(f"{target} holds no images ({', '.join(sorted(EXTENSIONS))})")
+            files += found
+        elif target.is_file():
+            files.append(target)
+        else:
+            raise DataError(f"{target} does not exist; pass an image file or a folder of images")
     r, mode = det.resolution, "L" if det.channels == 1 else "RGB"
     results = []
     for path in files:
         try:
             with Image.open(path) as img:
+                if img.mode == "P":  # palette PNGs with transparency: through RGBA, as PIL advises
+                    img = img.convert("RGBA")
                 note = "" if img.size == (r, r) else f"resized from {img.size[0]}x{img.size[1]}"
                 img = ImageOps.fit(img.convert(mode), (r, r), method=Image.Resampling.BICUBIC)
                 arr = np.asarray(img).reshape(r, r, det.channels)
@@ -245,6 +256,6 @@ def register(subparsers, parser_class) -> None:
 
     c = sub.add_parser("score", help="P(generated) for each image of a file or folder")
     c.add_argument("detector", metavar="DETECTOR", help="a detector folder")
-    c.add_argument("target", metavar="FILE_OR_FOLDER")
+    c.add_argument("targets", nargs="+", metavar="FILE_OR_FOLDER", help="image files or folders (recursive)")
     c.add_argument("--json", action="store_true", help="print JSON instead of a table")
     c.set_defaults(func=cmd_score)
