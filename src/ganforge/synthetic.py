@@ -41,15 +41,15 @@ def require_conditional(run) -> list[str]:
 
 
 def export(run, out: Path, *, per_class: int, fmt: str = "folder", seed: int = 0, ema: bool = True,
-           force: bool = False) -> dict:
+           force: bool = False, provenance: bool = True) -> dict:
     """Write ``per_class`` samples of every class of ``run`` to ``out``; returns what was written.
 
     folder: out/<index>_<name>/<index>_<i>.png plus out/classes.json; npz: ``images`` uint8
-    [N, H, W, C], ``labels`` int64 [N], ``class_names``. Written to a temporary path and renamed,
+    [N, H, W, C], ``labels`` int64 [N], ``class_names`` (and ``provenance``, the JSON record of
+    ganforge.provenance; each PNG carries its own, with its class and index). Written to a temporary path and renamed,
     so an interrupted export leaves nothing half-written under ``out``.
     """
-    from PIL import Image
-
+    from . import provenance as prov
     from .api import to_uint8_hwc
     from .atomic import atomic_path
 
@@ -74,19 +74,20 @@ def export(run, out: Path, *, per_class: int, fmt: str = "folder", seed: int = 0
     images = to_uint8_hwc(run.sample(len(labels), seed=seed, ema=ema, labels=labels))  # [N, H, W, C]
     meta = {"run": str(run.run_dir), "checkpoint": run.checkpoint.name, "step": run.step,
             "seed": seed, "ema": ema, "per_class": per_class, "class_names": names}
+    record = prov.for_run(run, operation="augment", seed=seed, ema=ema) if provenance else None
     with atomic_path(out) as tmp:
         if fmt == "npz":
+            extra = {} if record is None else {"provenance": np.array(json.dumps(record, sort_keys=True))}
             np.savez_compressed(tmp, images=images, labels=labels.numpy(),
-                                class_names=np.array(names))
+                                class_names=np.array(names), **extra)
         else:
             tmp.mkdir()
             folders = [folder_name(i, n, k) for i, n in enumerate(names)]
             for f in folders:
                 (tmp / f).mkdir()
             for i, (img, y) in enumerate(zip(images, labels.tolist())):
-                mode = "L" if img.shape[2] == 1 else "RGB"
-                Image.fromarray(img[..., 0] if mode == "L" else img, mode).save(
-                    tmp / folders[y] / f"{y:0{len(str(k - 1))}d}_{i:06d}.png")
+                file_meta = None if record is None else {**record, "class": names[y], "index": i}
+                prov.save(img, tmp / folders[y] / f"{y:0{len(str(k - 1))}d}_{i:06d}.png", file_meta)
             meta["folders"] = folders
             (tmp / "classes.json").write_text(json.dumps(meta, indent=2) + "\n")
         if out.exists():  # replaced only once the new data is complete (--force)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import add_run_arguments
+from . import add_provenance_argument, add_run_arguments
 
 
 def cmd_augment(args) -> int:
@@ -14,7 +14,7 @@ def cmd_augment(args) -> int:
 
     run = api.load(args.run_dir, checkpoint=args.checkpoint)
     result = export(run, Path(args.out), per_class=args.per_class, fmt=args.format, seed=args.seed,
-                    ema=not args.no_ema, force=args.force)
+                    ema=not args.no_ema, force=args.force, provenance=not args.no_provenance)
     k = len(result["class_names"])
     print(f"ganforge: wrote {result['n']} images ({args.per_class} x {k} classes) from "
           f"{run.checkpoint} (step {run.step}) to {result['out']} ({args.format})")
@@ -34,4 +34,5 @@ def register(subparsers, parser_class) -> None:
     s.add_argument("--per-class", type=int, required=True, metavar="N", help="images per class")
     s.add_argument("--format", default="folder", choices=["folder", "npz"], help="default: folder")
     s.add_argument("--seed", type=int, default=0)
+    add_provenance_argument(s)
     s.set_defaults(func=cmd_augment)

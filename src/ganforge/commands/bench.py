@@ -80,6 +80,7 @@ def register(subparsers, parser_class) -> None:
     m.add_argument("--out", help="directory for runs and plots (default runs/bench-modes-...)")
     m.set_defaults(func=cmd_modes)
     register_augment(sub, parser_class)
+    register_gan_vs_diffusion(sub, parser_class)
 
 
 def _int_list(text: str, flag: str) -> list[int]:
@@ -148,3 +149,82 @@ def register_augment(sub, parser_class) -> None:
     a.add_argument("--json", help="write the results here (default OUT/augment.json)")
     a.add_argument("--out", help="directory for the GAN runs (default runs/bench-augment-...)")
     a.set_defaults(func=cmd_augment)
+
+
+def cmd_gan_vs_diffusion(args) -> int:
+    from ..atomic import atomic_path, atomic_write_json, atomic_write_text
+    from ..bench import gan_vs_diffusion as bench
+    from ..bench.diffusion import DiffusionConfig, require_diffusers
+    from ..config import load_config
+
+    require_diffusers()
+    if (args.minutes <= 0 and args.steps is None) or (args.steps is not None and args.steps <= 0):
+        raise ConfigError("--minutes and --steps must be positive")
+    if args.n < 10 or args.speed_n <= 0:
+        raise ConfigError("--n must be at least 10 (the k-NN metrics need them) and --speed-n positive")
+    s = bench.Settings(data=args.data, minutes=args.minutes, steps=args.steps,
+                       seeds=_int_list(args.seeds, "--seeds"), gan_preset=args.preset,
+                       gan_overrides=list(args.overrides), n=args.n, speed_n=args.speed_n,
+                       speed_batch=args.speed_batch,
+                       quality_samplers=[v for v in args.quality_samplers.split(",") if v],
+                       speed_samplers=[v for v in args.speed_samplers.split(",") if v],
+                       diffusion=DiffusionConfig(widths=tuple(_int_list(args.diffusion_widths,
+                                                                        "--diffusion-widths")),
+                                                 batch_size=args.diffusion_batch))
+    for name in s.quality_samplers + s.speed_samplers:
+        bench.parse_sampler(name)
+    if not s.speed_samplers:
+        raise ConfigError("--speed-samplers needs at least one sampler, e.g. ddpm1000,ddim50,ddim10")
+    _, cfg = load_config(s.gan_preset, [f"data.name={s.data}", *s.gan_overrides])  # fail fast
+    if (cfg.data.resolution, cfg.data.channels) != (s.diffusion.resolution, s.diffusion.channels):
+        raise ConfigError(f"preset {s.gan_preset} trains at {cfg.data.resolution}x{cfg.data.resolution}x"
+                          f"{cfg.data.channels}; the diffusion baseline at 28x28x1 (Fashion-MNIST-sized "
+                          f"data); pick a 28x28 grayscale preset")
+    s.diffusion.check()
+    out = Path(args.out) if args.out else Path("runs") / f"bench-gan-vs-diffusion-{time.strftime('%Y%m%d-%H%M%S')}"
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(f"{out} already exists and is not empty; choose another --out")
+    budget = f"{s.steps} steps" if s.steps is not None else f"{s.minutes:g} min"
+    print(f"ganforge: bench gan-vs-diffusion on {s.data}: {s.gan_preset} vs diffusion baseline, {budget} "
+          f"each, seeds {s.seeds} -> {out}", flush=True)
+    result = bench.run_benchmark(s, out, log=lambda m: print(m, flush=True))
+    result["argv"] = list(sys.argv)
+    table = bench.markdown(result, s)
+    print(table)
+    atomic_write_text(out / "table.md", table)
+    path = Path(args.json) if args.json else out / "gan-vs-diffusion.json"
+    atomic_write_json(path, result)
+    if args.figure:
+        import shutil
+
+        with atomic_path(Path(args.figure)) as tmp:
+            shutil.copyfile(out / "figure.png", tmp)
+    print(f"ganforge: results in {path}, table in {out / 'table.md'}, figure {args.figure or out / 'figure.png'}")
+    return 0
+
+
+def register_gan_vs_diffusion(sub, parser_class) -> None:
+    g = sub.add_parser("gan-vs-diffusion", help="a GAN preset against a small diffusion baseline at "
+                                                "equal wall-clock",
+                       description="Train the GAN preset and a diffusers DDPM baseline for the same "
+                                   "wall-clock per seed, then report FID/KID/precision/recall/coverage/"
+                                   "classes, training steps and images/s (GAN, DDPM-1000, DDIM-50, "
+                                   "DDIM-10), and check the usual claims. Needs diffusers.")
+    g.add_argument("overrides", nargs="*", metavar="key=value", help="applied to the GAN's config")
+    g.add_argument("--data", default="fashion-mnist", help="a 28x28 grayscale dataset (default fashion-mnist)")
+    g.add_argument("--minutes", type=float, default=10.0, help="training wall-clock per model and seed (10)")
+    g.add_argument("--steps", type=int, help="instead of --minutes: this many steps each (smoke tests)")
+    g.add_argument("--seeds", default="0,1,2", help="seeds (default 0,1,2: the FID spread needs several)")
+    g.add_argument("--preset", default="dcgan-fashion-mnist", help="the GAN preset (default dcgan-fashion-mnist)")
+    g.add_argument("--n", type=int, default=5000, help="samples scored per model and seed (5000)")
+    g.add_argument("--quality-samplers", default="ddim50",
+                   help="diffusion samplers scored (default ddim50; ddpm1000 is slow on CPU)")
+    g.add_argument("--speed-samplers", default="ddpm1000,ddim50,ddim10", help="diffusion samplers timed")
+    g.add_argument("--speed-n", type=int, default=64, help="images timed per diffusion sampler (64)")
+    g.add_argument("--speed-batch", type=int, default=64, help="batch size when timing (64)")
+    g.add_argument("--diffusion-widths", default="32,64,96", help="UNet widths per level (32,64,96)")
+    g.add_argument("--diffusion-batch", type=int, default=64, help="diffusion training batch (64)")
+    g.add_argument("--json", help="results JSON (default OUT/gan-vs-diffusion.json)")
+    g.add_argument("--figure", help="also copy the side-by-side sample figure here (e.g. docs/...png)")
+    g.add_argument("--out", help="folder for runs, table and figure (default runs/bench-gan-vs-diffusion-...)")
+    g.set_defaults(func=cmd_gan_vs_diffusion)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import add_run_arguments
+from . import add_provenance_argument, add_run_arguments
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 
@@ -25,16 +25,19 @@ def _inputs(path: Path) -> list[Path]:
 
 
 def translate_files(run, files: list[Path], out: Path, *, direction: str, ema: bool,
-                    single: bool, tile: int | None = None) -> list[Path]:
+                    single: bool, tile: int | None = None, provenance: bool = True) -> list[Path]:
     """Translate each file (any size) and write PNGs: ``out`` itself for one input file, else
-    ``out/<stem>.png``. Returns the written paths."""
+    ``out/<stem>.png``, with ganforge.provenance's record unless ``provenance`` is False.
+    Returns the written paths."""
     import numpy as np
     import torch
     from PIL import Image
 
+    from .. import provenance as prov
     from ..atomic import atomic_path
     from ..errors import DataError
 
+    record = prov.for_run(run, operation="translate", direction=direction, ema=ema) if provenance else None
     channels = run.objective.input_channels(direction)
     written = []
     for path in files:
@@ -49,7 +52,7 @@ def translate_files(run, files: list[Path], out: Path, *, direction: str, ema: b
         y = ((y.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
         dst = out if single else out / f"{path.stem}.png"
         with atomic_path(dst) as tmp:
-            Image.fromarray(y[..., 0] if y.shape[-1] == 1 else y).save(tmp)
+            prov.save(y, tmp, None if record is None else {**record, "input": path.name})
         written.append(dst)
     return written
 
@@ -73,7 +76,7 @@ def cmd_translate(args) -> int:
     run = api.load(args.run_dir, checkpoint=args.checkpoint, require="translate")
     run.require("translate")
     written = translate_files(run, files, out, direction=args.direction, ema=not args.no_ema,
-                              single=single, tile=args.tile or None)
+                              single=single, tile=args.tile or None, provenance=not args.no_provenance)
     where = written[0] if single else out
     print(f"ganforge: translated {len(written)} image(s) {args.direction} with {run.checkpoint} "
           f"(step {run.step}) -> {where}")
@@ -109,6 +112,7 @@ def register(subparsers, parser_class) -> None:
     s.add_argument("--tile", type=int, default=0,
                    help="translate in half-overlapping windows of this size, blended (e.g. the "
                         "training crop, data.resolution); 0 (default): the whole image at once")
+    add_provenance_argument(s)
     s.set_defaults(func=cmd_translate)
 
     s = subparsers.add_parser("translate-eval", help="held-out evaluation of a translation run: "

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ConfigError
-from . import add_run_arguments
+from . import add_provenance_argument, add_run_arguments
 
 
 def _outputs(inp: Path, out: Path) -> list[tuple[Path, Path]]:
@@ -27,9 +27,7 @@ def _outputs(inp: Path, out: Path) -> list[tuple[Path, Path]]:
 
 
 def cmd_upscale(args) -> int:
-    from PIL import Image
-
-    from .. import api
+    from .. import api, provenance
     from ..atomic import atomic_path
     from ..data.superres import read_image
 
@@ -44,12 +42,15 @@ def cmd_upscale(args) -> int:
                           f"another --out")
     run = api.load(args.run_dir, checkpoint=args.checkpoint, device=args.device, require="upscale")
     run.require("upscale")
+    record = None if args.no_provenance else provenance.for_run(
+        run, operation="upscale", scale=run.objective.scale, interp=args.interp, ema=not args.no_ema)
     for src, dst in pairs:
         sr = run.upscale(read_image(src), tile=args.tile, overlap=args.overlap,
                          interp=args.interp, ema=not args.no_ema)
         with atomic_path(dst) as tmp:
-            Image.fromarray(sr).save(tmp)
-        print(f"ganforge: {src} -> {dst} ({sr.shape[1]}x{sr.shape[0]})")
+            embedded = provenance.save(sr, tmp, None if record is None else {**record, "input": src.name})
+        note = "" if embedded or record is None else f" (no provenance: {dst.suffix} carries no metadata)"
+        print(f"ganforge: {src} -> {dst} ({sr.shape[1]}x{sr.shape[0]}){note}")
     return 0
 
 
@@ -106,6 +107,7 @@ def register(subparsers, parser_class) -> None:
     s.add_argument("--interp", type=float, default=None, metavar="ALPHA",
                    help="ESRGAN network interpolation: (1-ALPHA) PSNR run + ALPHA this GAN run")
     s.add_argument("--device", default="cpu", help="cpu, cuda, mps")
+    add_provenance_argument(s)
     s.set_defaults(func=cmd_upscale)
 
     s = subparsers.add_parser("eval-sr", help="PSNR/SSIM (Y channel) of an SR run against bicubic",

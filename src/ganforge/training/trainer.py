@@ -18,8 +18,9 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
-from torchvision.utils import make_grid, save_image
+from torchvision.utils import make_grid
 
+from .. import provenance
 from ..atomic import STORAGE_ERRNOS, atomic_path
 from ..errors import ConfigError, GanforgeError, StorageError, TrainingDiverged
 from ..registry import Registry
@@ -536,11 +537,15 @@ class Trainer:
         nrow = max(1, int(math.sqrt(images.shape[0])))
         grid = make_grid(images.cpu(), nrow=nrow, normalize=True, value_range=(-1, 1))
         caption = self.objective.preview_caption()
+        meta = None
+        if self.cfg.train.provenance:
+            meta = provenance.record(operation="training-preview", config=self.cfg, step=self.step,
+                                     seed=self.cfg.train.seed)
         with atomic_path(out) as tmp:
             if caption:
-                _captioned(grid, caption).save(tmp, format="PNG")
+                provenance.save(_captioned(grid, caption), tmp, meta)
             else:
-                save_image(images.cpu(), tmp, nrow=nrow, normalize=True, value_range=(-1, 1))
+                provenance.save_grid(images, tmp, meta, nrow=nrow)
         self.logger.add_image("samples", grid, self.step)
         return out
 

@@ -1,0 +1,252 @@
+"""GAN or diffusion, measured: ``ganforge bench gan-vs-diffusion``.
+
+The claims put to the test (as commonly stated: GANs give "faster generation, harder training,
+sharp outputs"; diffusion models "slower generation, more stable, better diversity"):
+
+* faster generation: images/s of the GAN (one generator pass) against the diffusion baseline
+  with DDPM's 1000 steps and DDIM's 50 and 10 (ganforge.bench.diffusion);
+* better diversity: recall, coverage and classes covered of each;
+* more stable: the spread (standard deviation) of FID over the seeds of each.
+
+Protocol, per seed, one after the other (never in parallel: two trainings on the same cores
+ruin both): the GAN preset trains through ``ganforge train`` in its own process, stopped by
+SIGTERM (a clean stop with a checkpoint) once ``minutes`` have passed since the process
+started; the diffusion baseline trains in this process for the same wall-clock, counted from
+the start of its training call (data loading included; the GAN also pays Python's start-up,
+a few seconds). Then ``n`` samples of each (the GAN's EMA generator; diffusion with DDIM-50
+unless ``quality_samplers`` says otherwise) are scored against the test split with the shipped
+extractor: FID, KID, precision, recall, coverage, classes covered. Generation speed is timed
+on ``speed_n`` images per sampler after a one-image warm-up, batch size ``speed_batch``, in this
+process with the threads torch chose.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from .diffusion import DiffusionConfig
+
+METRICS = ["fid", "kid", "precision", "recall", "coverage", "classes_covered"]
+
+
+@dataclass
+class Settings:
+    data: str = "fashion-mnist"
+    minutes: float = 10.0  # training wall-clock of each model and seed
+    steps: int | None = None  # instead of minutes: a fixed number of steps each (tests, smoke runs)
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    gan_preset: str = "dcgan-fashion-mnist"
+    gan_overrides: list[str] = field(default_factory=list)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    n: int = 5000  # samples scored per model and seed
+    quality_samplers: list[str] = field(default_factory=lambda: ["ddim50"])
+    speed_samplers: list[str] = field(default_factory=lambda: ["ddpm1000", "ddim50", "ddim10"])
+    speed_n: int = 64  # images timed per sampler
+    speed_batch: int = 64
+
+
+def parse_sampler(name: str) -> tuple[str, int]:
+    """'ddim50' -> ('ddim', 50), 'ddpm1000' -> ('ddpm', 1000)."""
+    from ..errors import ConfigError
+
+    kind, digits = name[:4], name[4:]
+    if kind not in ("ddpm", "ddim") or not digits.isdigit() or int(digits) <= 0:
+        raise ConfigError(f"sampler '{name}': write ddpm<steps> or ddim<steps>, e.g. ddpm1000, ddim50")
+    return kind, int(digits)
+
+
+def train_gan(s: Settings, seed: int, run_dir: Path, log: Callable[[str], None]) -> dict:
+    """``ganforge train`` in its own process, stopped by SIGTERM when the budget is spent."""
+    overrides = [f"data.name={s.data}", f"train.seed={seed}", *s.gan_overrides]
+    steps = s.steps if s.steps is not None else 10**9  # the clock ends it, not the step count
+    cmd = [sys.executable, "-m", "ganforge", "train", s.gan_preset, "--out", str(run_dir), "--quiet",
+           f"train.steps={steps}", *overrides]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parents[2]),
+                                                                     os.environ.get("PYTHONPATH")]))}
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        out, _ = proc.communicate(timeout=None if s.steps is not None else s.minutes * 60)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate()
+    seconds = time.perf_counter() - t0
+    if proc.returncode not in (0, 143):
+        raise RuntimeError(f"GAN training failed ({proc.returncode}): {out.strip().splitlines()[-1:]}")
+    log(f"  GAN {s.gan_preset} seed {seed}: {seconds:.0f} s")
+    return {"seconds": round(seconds, 2), "returncode": proc.returncode}
+
+
+def _timed(fn, n: int, batch: int) -> float:
+    """images/s of ``fn(k)`` producing k images, over n images after a one-image warm-up call."""
+    fn(1)
+    t0 = time.perf_counter()
+    done = 0
+    while done < n:
+        k = min(batch, n - done)
+        fn(k)
+        done += k
+    return n / (time.perf_counter() - t0)
+
+
+def _score(images_float: torch.Tensor, s: Settings) -> dict:
+    from ..api import to_uint8_hwc
+    from ..metrics import evaluate
+
+    uint8 = torch.from_numpy(to_uint8_hwc(images_float)).permute(0, 3, 1, 2)
+    return evaluate(uint8, ref=s.data.partition(":")[0], split="test", metrics=METRICS).values
+
+
+def run_seed(s: Settings, seed: int, out: Path, log: Callable[[str], None]) -> dict[str, Any]:
+    from .. import api
+    from ..data import load_dataset
+    from . import diffusion
+
+    result: dict[str, Any] = {"seed": seed}
+    gan_dir = out / f"gan-seed{seed}"
+    result["gan"] = {"train": train_gan(s, seed, gan_dir, log)}
+    run = api.load(gan_dir)
+    result["gan"]["train"]["steps"] = run.step
+    gan_samples = run.sample(s.n, seed=seed + 1000)
+    result["gan"]["metrics"] = _score(gan_samples, s)
+    result["gan"]["images_per_s"] = _timed(lambda k: run.sample(k, seed=seed), s.speed_n * 4, s.speed_batch)
+
+    cfg = DiffusionConfig(**{**asdict(s.diffusion), "seed": seed})
+    images = load_dataset(s.data, resolution=cfg.resolution, channels=cfg.channels).images
+    seconds = None if s.steps is not None else s.minutes * 60
+    model, stats = diffusion.train(images, cfg, seconds=seconds, steps=s.steps, log=log)
+    log(f"  diffusion seed {seed}: {stats['steps']} steps in {stats['seconds']:.0f} s, loss {stats['final_loss']}")
+    diffusion.save(model, out / f"diffusion-seed{seed}", cfg, stats)
+    result["diffusion"] = {"train": stats, "metrics": {}, "images_per_s": {}}
+    grids = {"GAN": gan_samples[:64]}
+    for name in s.quality_samplers:
+        kind, k = parse_sampler(name)
+        samples = diffusion.sample(model, s.n, sampler=kind, steps=k, seed=seed + 1000)
+        result["diffusion"]["metrics"][name] = _score(samples, s)
+        grids[f"diffusion {name}"] = samples[:64]
+    for name in s.speed_samplers:
+        kind, k = parse_sampler(name)
+        result["diffusion"]["images_per_s"][name] = _timed(
+            lambda b, kind=kind, k=k: diffusion.sample(model, b, sampler=kind, steps=k, seed=seed),
+            s.speed_n, s.speed_batch)
+        if f"diffusion {name}" not in grids:
+            grids[f"diffusion {name}"] = diffusion.sample(model, min(16, s.speed_n), sampler=kind, steps=k, seed=seed)
+    result["grids"] = grids
+    return result
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def summarize(seeds: list[dict], s: Settings) -> dict[str, Any]:
+    """Mean and spread over seeds of every number, and one row per claim with its verdict."""
+    rows: dict[str, dict[str, Any]] = {"GAN": {}}
+    for key in METRICS:
+        rows["GAN"][key] = _mean_std([r["gan"]["metrics"][key] for r in seeds])
+    rows["GAN"]["images_per_s"] = _mean_std([r["gan"]["images_per_s"] for r in seeds])
+    rows["GAN"]["train_steps"] = _mean_std([r["gan"]["train"]["steps"] for r in seeds])
+    for name in s.quality_samplers:
+        rows[f"diffusion {name}"] = {key: _mean_std([r["diffusion"]["metrics"][name][key] for r in seeds])
+                                     for key in METRICS}
+    for name in s.speed_samplers:
+        rows.setdefault(f"diffusion {name}", {})["images_per_s"] = _mean_std(
+            [r["diffusion"]["images_per_s"][name] for r in seeds])
+    diff_steps = _mean_std([r["diffusion"]["train"]["steps"] for r in seeds])
+    for name in s.quality_samplers + s.speed_samplers:
+        rows[f"diffusion {name}"]["train_steps"] = diff_steps
+    claims = []
+    gan_speed = rows["GAN"]["images_per_s"][0]
+    for name in s.speed_samplers:
+        d = rows[f"diffusion {name}"]["images_per_s"][0]
+        claims.append({"claim": f"GAN: faster generation (vs diffusion {name})",
+                       "measured": f"{gan_speed:.1f} vs {d:.2f} images/s ({gan_speed / d:.0f}x)",
+                       "verdict": "holds" if gan_speed > d else "does not hold"})
+    if s.quality_samplers:
+        q = rows[f"diffusion {s.quality_samplers[0]}"]
+        for key in ("recall", "coverage", "classes_covered"):
+            (gm, gs), (dm, ds) = rows["GAN"][key], q[key]
+            # "holds" only when the means differ by more than the two spreads together
+            verdict = ("holds" if dm > gm + gs + ds else "does not hold" if dm < gm - gs - ds
+                       else "not resolved (within the spread over seeds)")
+            if len(seeds) < 2:
+                verdict = f"{'higher' if dm > gm else 'not higher'} on one seed (no spread: not resolved)"
+            claims.append({"claim": f"diffusion: better diversity ({key})",
+                           "measured": f"{dm:.3f} ± {ds:.3f} vs GAN {gm:.3f} ± {gs:.3f}", "verdict": verdict})
+        g_std, d_std = rows["GAN"]["fid"][1], q["fid"][1]
+        claims.append({"claim": "diffusion: more stable (spread of FID over seeds)",
+                       "measured": f"std {d_std:.2f} vs GAN {g_std:.2f} over {len(seeds)} seeds",
+                       "verdict": ("holds" if d_std < g_std else "does not hold") if len(seeds) > 1
+                       else "not measured (one seed)"})
+    return {"rows": rows, "claims": claims}
+
+
+def markdown(summary: dict, s: Settings) -> str:
+    """The measured table and the claims, as Markdown (for docs/gan-or-diffusion.md)."""
+    budget = f"{s.steps} steps" if s.steps is not None else f"{s.minutes:g} min"
+    lines = [f"Training budget {budget} each, seeds {s.seeds}, {s.n} samples scored per model and "
+             f"seed (mean ± std over seeds).", "",
+             "| model | train steps | FID | KID | precision | recall | coverage | classes | images/s |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    def cell_of(row, key, fmt):
+        if key not in row:
+            return "-"
+        m, sd = row[key]
+        return f"{m:{fmt}} ± {sd:{fmt}}"
+
+    for name, row in summary["rows"].items():
+        cell = functools.partial(cell_of, row)
+        lines.append(f"| {name} | {cell('train_steps', '.0f')} | {cell('fid', '.2f')} | {cell('kid', '.4f')} | "
+                     f"{cell('precision', '.3f')} | {cell('recall', '.3f')} | {cell('coverage', '.3f')} | "
+                     f"{cell('classes_covered', '.1f')} | {cell('images_per_s', '.2f')} |")
+    lines += ["", "| claim | measured | verdict |", "|---|---|---|"]
+    lines += [f"| {c['claim']} | {c['measured']} | {c['verdict']} |" for c in summary["claims"]]
+    return "\n".join(lines) + "\n"
+
+
+def figure(grids: dict[str, torch.Tensor], path: Path, meta: dict | None) -> None:
+    """Sample grids side by side, each titled."""
+    import math
+
+    from PIL import Image, ImageDraw
+
+    from .. import provenance
+
+    tiles = [(name, provenance.grid_image(g, nrow=max(1, int(math.sqrt(len(g)))))) for name, g in grids.items()]
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    slots = [max(t.width, int(probe.textlength(name)) + 4) for name, t in tiles]  # titles never overlap
+    canvas = Image.new("RGB", (sum(slots) + 10 * (len(tiles) + 1), max(t.height for _, t in tiles) + 30), "white")
+    draw, x = ImageDraw.Draw(canvas), 10
+    for (name, tile), slot in zip(tiles, slots):
+        draw.text((x, 8), name, fill="black")
+        canvas.paste(tile.convert("RGB"), (x, 25))
+        x += slot + 10
+    provenance.save(canvas, path, meta)
+
+
+def run_benchmark(s: Settings, out: Path, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Every seed in turn, then the summary; writes OUT/figure.png (grids of the first seed)."""
+    from .. import provenance
+
+    out.mkdir(parents=True, exist_ok=True)
+    per_seed = []
+    for seed in s.seeds:
+        log(f"seed {seed}:")
+        per_seed.append(run_seed(s, seed, out, log))
+    grids = per_seed[0]["grids"]
+    for r in per_seed:
+        del r["grids"]
+    summary = summarize(per_seed, s)
+    meta = provenance.record(operation="bench gan-vs-diffusion", seed=s.seeds[0], gan_preset=s.gan_preset)
+    figure(grids, out / "figure.png", meta)
+    return {"settings": asdict(s), "per_seed": per_seed, **summary, "figure": str(out / "figure.png")}

@@ -1,0 +1,261 @@
+"""``ganforge detect``: is an image real or generated? (ganforge.detect, after Wang et al. 2020)
+
+    ganforge detect train --real fashion-mnist --fake RUN [RUN ...] --out det/ [--no-augment]
+    ganforge detect eval det/ [det2/ ...] --real fashion-mnist:test --fake SOURCE [SOURCE ...]
+    ganforge detect score det/ FILE_OR_FOLDER
+
+A generated-image SOURCE is a run directory (``--n`` samples of its EMA generator; ``--seed``
+differs between train (0) and eval (1), so eval sees new samples), a samples .npz or a folder of
+images. The real side is a dataset name with an optional split (``fashion-mnist:test``),
+``folder:PATH`` or a folder. Everything is brought to the detector's size: folders and real
+datasets are resized (a note says so), runs and .npz files of another size are an error.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import ConfigError, DataError
+
+SPLITS = ("train", "test")
+
+
+def _log(message: str) -> None:
+    print(message, flush=True)
+
+
+def _real_images(spec: str, *, n: int, seed: int, default_split: str, size=None):
+    """uint8 [<=n, C, H, W] real images from ``spec`` at ``size`` (resolution, channels) or native."""
+    import torch
+
+    from ..data import StreamingFolderDataset, load_dataset
+    from ..data.base import adapt_images
+
+    path = Path(spec).expanduser()
+    if spec.startswith("folder:") or (path.is_dir() and ":" not in spec):
+        name, split = (spec if spec.startswith("folder:") else f"folder:{path}"), "train"
+    else:
+        name, _, split = spec.partition(":")
+        split = split or default_split
+        if split not in SPLITS:
+            raise ConfigError(f"--real {spec}: unknown split '{split}'; use {name}:train or {name}:test")
+    ds = load_dataset(name, split=split)
+    if isinstance(ds, StreamingFolderDataset) or not hasattr(ds, "images") or ds.images.dim() != 4:
+        raise DataError(f"--real {spec}: not an image dataset that fits in memory; pass a named image "
+                        f"dataset (fashion-mnist:test) or a folder of at most a few 100k images")
+    images = ds.images
+    perm = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n]
+    images = images[perm]
+    if size is not None and tuple(images.shape[1:]) != (size[1], size[0], size[0]):  # (C, H, W)
+        _log(f"ganforge: note: resizing {spec} from {images.shape[2]}x{images.shape[3]}x{images.shape[1]} to the "
+             f"detector's {size[0]}x{size[0]}x{size[1]} (resampling leaves traces a detector may learn)")
+        images = adapt_images(images, size[0], size[1])
+    return images, f"{name}:{split}" if not name.startswith("folder:") else name
+
+
+def _fake_images(spec: str, *, n: int, seed: int, size=None):
+    """uint8 [<=n, C, H, W] generated images from a run, a .npz or a folder (see module doc)."""
+    from ..detect.detector import check_size
+    from ..metrics.targets import is_run_dir, load_npz_samples
+
+    path = Path(spec).expanduser()
+    if is_run_dir(path):
+        from .. import api
+        from ..metrics.targets import run_samples
+
+        images, _, _ = run_samples(api.load(path), n=n, seed=seed)
+        kind = "run"
+    elif path.is_file() and path.suffix.lower() == ".npz":
+        images, _ = load_npz_samples(path, n)
+        kind = "npz"
+    elif path.is_dir():
+        from ..data import StreamingFolderDataset, load_dataset
+
+        ds = load_dataset(f"folder:{path}", resolution=size[0] if size else None,
+                          channels=size[1] if size else None)
+        if isinstance(ds, StreamingFolderDataset):
+            raise DataError(f"--fake {spec}: folder too large to hold in memory; pass a samples .npz")
+        return ds.images[:n], "folder"
+    else:
+        raise DataError(f"--fake {spec}: not a ganforge run directory, a samples .npz or a folder of "
+                        f"images; pass one of those (e.g. the --out of ganforge train)")
+    if size is not None:
+        check_size(images, size[0], size[1], what=f"--fake {spec}: images")
+    return images, kind
+
+
+def _key(spec: str) -> str:
+    """A source's identity whichever way its path is spelt (seen in training or not)."""
+    return str(Path(spec).expanduser().resolve())
+
+
+def cmd_train(args) -> int:
+    from .. import detect
+
+    out = Path(args.out)
+    if (out / "detector.json").exists() and not args.force:
+        raise ConfigError(f"{out} already holds a detector; pass --force to overwrite it or choose another --out")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; give a folder name")
+    if args.n < 2:
+        raise ConfigError(f"--n must be at least 2, got {args.n}")
+    recipe = detect.Recipe(steps=args.steps, batch_size=args.batch_size, lr=args.lr, width=args.width,
+                           depth=args.depth, augment=not args.no_augment, seed=args.seed)
+    recipe.check()
+    import torch
+
+    first, kind = _fake_images(args.fake[0], n=args.n, seed=args.seed)
+    size = (first.shape[2], first.shape[1])
+    if first.shape[2] != first.shape[3]:
+        raise DataError(f"--fake {args.fake[0]}: images are {first.shape[2]}x{first.shape[3]}; the "
+                        f"detector needs square images")
+    fakes, sources = [first], {_key(args.fake[0]): kind}
+    for spec in args.fake[1:]:
+        images, kind = _fake_images(spec, n=args.n, seed=args.seed, size=size)
+        fakes.append(images)
+        sources[_key(spec)] = kind
+    fake = torch.cat(fakes)
+    real, real_name = _real_images(args.real, n=len(fake), seed=args.seed, default_split="train", size=size)
+    _log(f"ganforge: training a detector on {len(real)} real ({real_name}) and {len(fake)} generated "
+         f"images at {size[0]}x{size[0]}x{size[1]}, {recipe.steps} steps, augmentation "
+         f"{'blur+JPEG' if recipe.augment else 'off'} -> {out}")
+    det = detect.train(real, fake, recipe, sources={"real": real_name, "fake": sources}, log=_log)
+    detect.save(det, out)
+    v = det.meta.get("validation")
+    if v:
+        _log(f"ganforge: held-out validation: AP {v['ap']:.4f}, accuracy {v['acc']:.4f} (real "
+             f"{v['real_acc']:.4f}, generated {v['fake_acc']:.4f}); {det.meta['train_seconds']} s")
+    _log(f"ganforge: detector in {out}; try: ganforge detect eval {out} --real {real_name.split(':')[0]}:test "
+         f"--fake {' '.join(args.fake)}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .. import detect
+    from ..atomic import atomic_write_json
+
+    if args.n < 1:
+        raise ConfigError(f"--n must be positive, got {args.n}")
+    detectors = [(d, detect.load(d)) for d in args.detectors]
+    report = {"real": args.real, "n": args.n, "seed": args.seed, "detectors": []}
+    real_cache: dict = {}
+    for path, det in detectors:
+        size = (det.resolution, det.channels)
+        if size not in real_cache:
+            real_cache[size] = _real_images(args.real, n=args.n, seed=args.seed, default_split="test", size=size)
+        real, real_name = real_cache[size]
+        seen = set(det.meta.get("sources", {}).get("fake", {}))
+        rows = {}
+        for spec in args.fake:
+            fake, kind = _fake_images(spec, n=args.n, seed=args.seed, size=size)
+            rows[spec] = {**detect.evaluate(det, real, fake), "seen_in_training": _key(spec) in seen,
+                          "kind": kind}
+        report["detectors"].append({"detector": str(path), "augment": det.meta["recipe"]["augment"],
+                                    "trained_on": sorted(seen), "real": real_name, "results": rows})
+        aug = "blur+JPEG" if det.meta["recipe"]["augment"] else "no augmentation"
+        print(f"detector {path} ({aug}; trained on {', '.join(sorted(seen)) or '?'}); real: {real_name}, "
+              f"{len(real)} images")
+        width = max(len("generated source"), *map(len, rows))
+        print(f"  {'generated source':<{width}}  seen      n      AP     acc  real acc  gen acc  mean P(gen)")
+        for spec, r in rows.items():
+            print(f"  {spec:<{width}}  {'yes' if r['seen_in_training'] else 'no ':<4} {r['n_fake']:>6} "
+                  f"{r['ap']:>7.4f} {r['acc']:>7.4f} {r['real_acc']:>9.4f} {r['fake_acc']:>8.4f} "
+                  f"{r['mean_p_fake']:>12.4f}")
+    print("AP ranks real against generated at every threshold; accuracy uses P(gen) > 0.5. High AP "
+          "with low accuracy means the detector separates but its threshold is miscalibrated "
+          "(Wang et al. 2020).")
+    if args.json:
+        atomic_write_json(Path(args.json), report)
+        print(f"ganforge: wrote {args.json}")
+    return 0
+
+
+def cmd_score(args) -> int:
+    import numpy as np
+    import torch
+    from PIL import Image, ImageOps
+
+    from .. import detect, provenance
+    from ..data.folder import EXTENSIONS
+
+    det = detect.load(args.detector)
+    files = []
+    for name in args.targets:
+        target = Path(name)
+        if target.is_dir():
+            found = sorted(p for p in target.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file()
+                           and not any(part.startswith(".") for part in p.relative_to(target).parts))
+            if not found:
+                raise DataError(f"{target} holds no images ({', '.join(sorted(EXTENSIONS))})")
+            files += found
+        elif target.is_file():
+            files.append(target)
+        else:
+            raise DataError(f"{target} does not exist; pass an image file or a folder of images")
+    r, mode = det.resolution, "L" if det.channels == 1 else "RGB"
+    results = []
+    for path in files:
+        try:
+            with Image.open(path) as img:
+                if img.mode == "P":  # palette PNGs with transparency: through RGBA, as PIL advises
+                    img = img.convert("RGBA")
+                note = "" if img.size == (r, r) else f"resized from {img.size[0]}x{img.size[1]}"
+                img = ImageOps.fit(img.convert(mode), (r, r), method=Image.Resampling.BICUBIC)
+                arr = np.asarray(img).reshape(r, r, det.channels)
+        except OSError as exc:
+            raise DataError(f"cannot read image {path}: {exc}") from None
+        x = torch.from_numpy(arr.copy()).permute(2, 0, 1).unsqueeze(0)
+        p = float(det.probabilities(x)[0])
+        try:
+            tagged = provenance.read(path) is not None
+        except OSError:
+            tagged = False
+        results.append({"file": str(path), "p_generated": p, "ganforge_metadata": tagged, "note": note})
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    print("P(generated)  metadata  file")
+    for row in results:
+        print(f"{row['p_generated']:>12.4f}  {'ganforge' if row['ganforge_metadata'] else '-':<8}  "
+              f"{row['file']}{'  (' + row['note'] + ')' if row['note'] else ''}")
+    return 0
+
+
+def register(subparsers, parser_class) -> None:
+    s = subparsers.add_parser("detect", help="real or generated? train, evaluate and apply a detector",
+                              description="A small CNN real-vs-generated classifier with blur and JPEG "
+                                          "augmentation (after Wang et al. 2020).")
+    sub = s.add_subparsers(dest="detect_command", metavar="ACTION", parser_class=parser_class)
+
+    t = sub.add_parser("train", help="train a detector on real images and generated ones")
+    t.add_argument("--real", required=True, help="dataset[:split] (default split train), folder:PATH or a folder")
+    t.add_argument("--fake", required=True, nargs="+", metavar="SOURCE",
+                   help="run directories, samples .npz files or image folders (all of one size)")
+    t.add_argument("--out", required=True, help="the detector folder to write")
+    t.add_argument("--n", type=int, default=5000, help="generated images per source (default 5000); "
+                                                         "as many real images as generated in total")
+    t.add_argument("--steps", type=int, default=1000, help="training steps (default 1000)")
+    t.add_argument("--batch-size", type=int, default=64, help="half real, half generated (default 64)")
+    t.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    t.add_argument("--width", type=int, default=16, help="channels of the first layer (default 16)")
+    t.add_argument("--depth", type=int, default=3, help="stride-2 stages (default 3)")
+    t.add_argument("--no-augment", action="store_true", help="train without blur/JPEG/flip augmentation")
+    t.add_argument("--seed", type=int, default=0, help="sampling and training seed (default 0)")
+    t.add_argument("--force", action="store_true", help="overwrite a detector already in --out")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("eval", help="AP and accuracy per generated source, seen or not in training")
+    e.add_argument("detectors", nargs="+", metavar="DETECTOR", help="detector folders")
+    e.add_argument("--real", required=True, help="dataset[:split] (default split test), folder:PATH or a folder")
+    e.add_argument("--fake", required=True, nargs="+", metavar="SOURCE",
+                   help="run directories, samples .npz files or image folders")
+    e.add_argument("--n", type=int, default=2000, help="images per source and real images (default 2000)")
+    e.add_argument("--seed", type=int, default=1, help="sampling seed (default 1: not training's samples)")
+    e.add_argument("--json", help="also write the table to this JSON file")
+    e.set_defaults(func=cmd_eval)
+
+    c = sub.add_parser("score", help="P(generated) for each image of a file or folder")
+    c.add_argument("detector", metavar="DETECTOR", help="a detector folder")
+    c.add_argument("targets", nargs="+", metavar="FILE_OR_FOLDER", help="image files or folders (recursive)")
+    c.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    c.set_defaults(func=cmd_score)
