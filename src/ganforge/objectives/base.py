@@ -88,6 +88,9 @@ class Objective:
     sections: ClassVar[dict[str, type]] = {}  # config sections this family owns
     capabilities: ClassVar[frozenset[str]] = frozenset({"sample"})
     accepts_points: ClassVar[bool] = False  # 2-D toy mixtures (model.name=mlp)
+    # translate / upscale inputs are padded to a multiple of this (a U-Net's 2^depth); the
+    # exported ONNX graph and the server pad the same way
+    stride: int = 1
 
     nets: dict[str, nn.Module]
     optimizers: dict[str, OptimizerSpec]
