@@ -62,6 +62,8 @@ def ort_session(path: Path | str):
         raise ExportError("checking an ONNX file needs onnxruntime: pip install 'ganforge[serve]'") from None
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only
+    # idle worker threads would otherwise spin and take CPU from PyTorch in the same process
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
