@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -58,13 +59,15 @@ class GeneratorCall:
 @contextlib.contextmanager
 def _intercept(run) -> Iterator[None]:
     seen, handles = set(), []
+    owner = threading.get_ident()  # other threads using the same nets meanwhile run normally
     for name, net in [*run.ema_nets.items(), *run.objective.nets.items()]:
         if id(net) in seen:
             continue
         seen.add(id(net))
 
         def hook(module, args, kwargs, _name=name):
-            raise _Stop(_name, module, args, kwargs)
+            if threading.get_ident() == owner:
+                raise _Stop(_name, module, args, kwargs)
 
         handles.append(net.register_forward_pre_hook(hook, with_kwargs=True))
     try:
