@@ -257,8 +257,11 @@ class LoadedRun:
                                   f"directory of a training run")
         if require is not None:
             check_capability(self.run_dir, require)  # before any weights are read
-        self.checkpoint = ckpt.find(self.run_dir, checkpoint)
         self.device = torch.device(device)
+        if is_model_folder(self.run_dir):  # `ganforge export --format folder` output
+            self._load_model_folder()
+            return
+        self.checkpoint = ckpt.find(self.run_dir, checkpoint)
         weights, state = ckpt.load(self.checkpoint)
         self.config = config_mod.from_dict(state["config"])
         self.step = int(state["step"])
@@ -280,6 +283,38 @@ class LoadedRun:
             raise CheckpointError(f"checkpoint {self.checkpoint} does not match its config "
                                   f"({str(exc).splitlines()[0][:100]}); it may come from another "
                                   f"ganforge version") from None
+        self.objective.bind(device=self.device, rng=torch.Generator(self.device))
+
+    def _load_model_folder(self) -> None:
+        """A model folder holds config.json (the resolved config, the step, the family's
+        JSON-able extra state) and model.safetensors (the inference weights, EMA where kept);
+        the nets it does not hold (discriminators) stay untrained and unused."""
+        import json
+
+        from safetensors.torch import load_file
+
+        folder = self.run_dir
+        try:
+            meta = json.loads((folder / MODEL_CONFIG).read_text())
+            self.config = config_mod.from_dict(meta["config"])
+            self.step = int(meta["step"])
+            weights = load_file(folder / MODEL_WEIGHTS)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"model folder {folder} is unreadable ({str(exc).splitlines()[0][:100]}); "
+                                  f"export it again with ganforge export RUN --format folder") from None
+        self.checkpoint = folder
+        fam = family(self.config)
+        self.objective = fam(self.config, fam.info_from_state(self.config, meta.get("objective_state") or {}))
+        nets = ckpt.unflatten_weights(weights)
+        try:
+            for name, sd in nets.items():
+                self.objective.nets[name].load_state_dict(sd)
+        except (KeyError, RuntimeError) as exc:
+            raise CheckpointError(f"model folder {folder} does not match its config.json "
+                                  f"({str(exc).splitlines()[0][:100]}); export it again") from None
+        for net in self.objective.nets.values():
+            net.to(self.device).eval().requires_grad_(False)
+        self.ema_nets = {name: self.objective.nets[name] for name in nets}  # already the EMA weights
         self.objective.bind(device=self.device, rng=torch.Generator(self.device))
 
     @property
@@ -405,7 +440,17 @@ def to_uint8_hwc(images: torch.Tensor) -> np.ndarray:
     return x.permute(0, 2, 3, 1).contiguous().numpy()
 
 
+MODEL_CONFIG, MODEL_WEIGHTS = "config.json", "model.safetensors"  # a model folder's files
+
+
+def is_model_folder(path: Path | str) -> bool:
+    """A folder written by ``ganforge export --format folder`` (not a run directory)."""
+    path = Path(path)
+    return (path / MODEL_CONFIG).is_file() and (path / MODEL_WEIGHTS).is_file()
+
+
 def load(run_dir: Path | str, *, checkpoint: str = "latest", device: str = "cpu",
          require: str | None = None) -> LoadedRun:
-    """A trained run; ``require``: a capability checked before the weights are read."""
+    """A trained run (its directory) or an exported model folder, ready for inference;
+    ``require``: a capability checked (from a run's config.yaml) before any weights are read."""
     return LoadedRun(run_dir, checkpoint=checkpoint, device=device, require=require)

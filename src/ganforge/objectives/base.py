@@ -93,6 +93,9 @@ class Objective:
     # Generator regularizers of the common ``reg`` section this family applies (reg.ortho); a
     # config that sets one the family does not apply is refused, not silently ignored.
     g_regularizers: ClassVar[frozenset[str]] = frozenset()
+    # translate / upscale inputs are padded to a multiple of this (a U-Net's 2^depth); the
+    # exported ONNX graph and the server pad the same way
+    stride: int = 1
 
     nets: dict[str, nn.Module]
     optimizers: dict[str, OptimizerSpec]

@@ -1,0 +1,103 @@
+"""``ganforge serve RUN_OR_FOLDER [...]``: trained runs or model folders behind an HTTP API and a
+web page (ganforge.serve.server), on uvicorn. Loopback only unless a token is set."""
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+from . import add_run_arguments
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name other than localhost may resolve to anything
+        return False
+
+
+def model_names(paths: list[str]) -> list[str]:
+    """One name per model: its folder's name, made unique with -2, -3, ..."""
+    names: list[str] = []
+    for p in paths:
+        base = Path(p).resolve().name or "model"
+        name, k = base, 2
+        while name in names:
+            name, k = f"{base}-{k}", k + 1
+        names.append(name)
+    return names
+
+
+def check_port(host: str, port: int) -> None:
+    import socket
+
+    from ..errors import ConfigError
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another "
+                              f"--port or --host") from None
+
+
+def cmd_serve(args) -> int:
+    from ..errors import ConfigError
+
+    if not is_loopback(args.host) and not args.token:
+        raise ConfigError(f"--host {args.host} is reachable from other machines; set --token T (every "
+                          f"/api call then needs 'Authorization: Bearer T') or use --host 127.0.0.1")
+    for key in ("max_n", "max_batch", "max_pixels"):
+        if getattr(args, key) < 1:
+            raise ConfigError(f"--{key.replace('_', '-')} must be at least 1, got {getattr(args, key)}")
+    if args.max_upload_mb <= 0 or args.batch_wait_ms < 0:
+        raise ConfigError("--max-upload-mb must be positive and --batch-wait-ms at least 0")
+    try:
+        import uvicorn
+
+        from ..serve.server import Settings, create_app
+    except ImportError as exc:
+        raise ConfigError(f"ganforge serve needs the serve extra ({exc.name} is missing): "
+                          f"pip install 'ganforge[serve]'") from None
+    from .. import api
+
+    check_port(args.host, args.port)
+    paths = [args.run_dir, *args.more]
+    runs = {name: api.load(p, checkpoint=args.checkpoint) for name, p in zip(model_names(paths), paths)}
+    settings = Settings(token=args.token, max_n=args.max_n, max_upload_mb=args.max_upload_mb,
+                        max_pixels=args.max_pixels, max_batch=args.max_batch,
+                        batch_wait_ms=args.batch_wait_ms, cors=args.cors)
+    app = create_app(runs, settings)
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"ganforge: serving {', '.join(runs)} at http://{shown}:{args.port}/ (API docs at /docs; "
+          f"{'token required' if args.token else 'no token'}; Ctrl-C stops)", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def register(subparsers, parser_class) -> None:
+    s = subparsers.add_parser("serve", help="serve runs or model folders over HTTP, with a web page",
+                              description="Serve trained runs or exported model folders: a JSON/PNG "
+                                          "API (/api/models, /api/sample, /api/interpolate, "
+                                          "/api/translate, /api/upscale, /healthz, /metrics; OpenAPI "
+                                          "at /docs) and a web page at /. Binds 127.0.0.1 unless "
+                                          "--host says otherwise, which needs --token.")
+    add_run_arguments(s, ema=False, run_help="a training run directory or an exported model folder")
+    s.add_argument("more", nargs="*", metavar="RUN_OR_FOLDER", help="more models to serve")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on every /api call")
+    s.add_argument("--max-n", type=int, default=64, help="images per request (default 64)")
+    s.add_argument("--max-upload-mb", type=float, default=8.0, help="upload size limit (default 8)")
+    s.add_argument("--max-pixels", type=int, default=4_000_000,
+                   help="pixels of an uploaded image (default 4,000,000)")
+    s.add_argument("--max-batch", type=int, default=32,
+                   help="images per forward pass when batching requests (1: no batching)")
+    s.add_argument("--batch-wait-ms", type=float, default=2.0,
+                   help="how long a batch waits for more requests (default 2 ms)")
+    s.add_argument("--cors", metavar="ORIGIN", help="allow browser calls from this origin (default: none)")
+    s.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
+    s.set_defaults(func=cmd_serve)

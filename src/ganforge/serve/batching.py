@@ -1,0 +1,191 @@
+"""Dynamic batching: one worker thread per model runs all of its inference, off the event loop,
+under ``torch.inference_mode``; requests that arrive within a few milliseconds of each other are
+merged into one forward pass of up to ``max_batch`` images.
+
+Sample and interpolation requests share the recorded generator call (ganforge.serve.graph):
+each request's inputs (z drawn from its seed by the family itself, its class labels) are
+recorded without running the network, concatenated along the batch, run once and split, so a
+batched request returns the images ``LoadedRun.sample`` gives for its seed. Translation requests
+of the same image size and direction are concatenated likewise. Upscale requests, and families
+whose sample graph did not verify, run one at a time.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import math
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import Tensor
+
+from .graph import InferenceGraph, build_graph, record_sample, verify
+
+VERIFY_TOL = 1e-5
+
+
+@dataclass
+class Job:
+    kind: str  # sample | interpolate | translate | upscale
+    params: dict[str, Any]
+    future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
+    key: Any = None  # jobs with equal keys may share a forward pass
+    inputs: list[Tensor] | None = None
+    images: int = 1
+
+
+def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
+    """Spherical interpolation of the rows of a, b [1, ...] at fractions t [k] -> [k, ...]
+    (White 2016, "Sampling Generative Networks": linear paths pass through low-density regions
+    of a Gaussian latent space)."""
+    fa, fb = a.reshape(1, -1).double(), b.reshape(1, -1).double()
+    cos = (fa * fb).sum() / (fa.norm() * fb.norm()).clamp_min(1e-12)
+    omega = torch.arccos(cos.clamp(-1, 1))
+    t = t.double()[:, None]
+    if float(omega) < 1e-6:
+        out = (1 - t) * fa + t * fb
+    else:
+        out = (torch.sin((1 - t) * omega) * fa + torch.sin(t * omega) * fb) / torch.sin(omega)
+    return out.reshape(len(t), *a.shape[1:]).to(a.dtype)
+
+
+class ModelWorker:
+    """All inference of one loaded run, on one thread. ``submit`` returns a Future of a float
+    tensor [n, C, H, W] in [-1, 1] (upscale: uint8 [H, W, 3])."""
+
+    def __init__(self, name: str, run, *, max_batch: int = 32, wait_ms: float = 2.0,
+                 on_batch: Callable[[str, int], None] | None = None):
+        self.name, self.run = name, run
+        self.max_batch, self.wait = max(1, max_batch), wait_ms / 1000
+        self.on_batch = on_batch or (lambda model, images: None)
+        self.graph: InferenceGraph | None = None
+        if "sample" in run.capabilities:
+            built = build_graph(run, "sample")
+            if built is not None and verify(run, built[0], "sample") <= VERIFY_TOL:
+                self.graph = built[0]  # else: unbatched run.sample per request
+        self.queue: queue.Queue[Job | None] = queue.Queue()
+        self.thread = threading.Thread(target=self._loop, name=f"ganforge-serve-{name}", daemon=True)
+        self.thread.start()
+
+    def submit(self, kind: str, **params) -> concurrent.futures.Future:
+        job = Job(kind, params, images=int(params.get("n") or params.get("steps") or 1))
+        self.queue.put(job)
+        return job.future
+
+    def close(self, timeout: float = 5.0) -> None:
+        self.queue.put(None)
+        self.thread.join(timeout)
+
+    # ------------------------------------------------------------------ worker thread
+
+    def _loop(self) -> None:
+        torch.set_grad_enabled(False)
+        while True:
+            job = self.queue.get()
+            if job is None:
+                return
+            jobs, stop = [job], False
+            deadline = time.monotonic() + self.wait
+            while self.max_batch > 1 and sum(j.images for j in jobs) < self.max_batch:
+                try:
+                    nxt = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                jobs.append(nxt)
+            self._run(jobs)
+            if stop:
+                return
+
+    def _run(self, jobs: list[Job]) -> None:
+        with torch.inference_mode():
+            ready = []
+            for job in jobs:
+                try:
+                    self._prepare(job)
+                    ready.append(job)
+                except Exception as exc:  # a bad class or truncation: that request's error only
+                    job.future.set_exception(exc)
+            groups: dict[Any, list[Job]] = {}
+            for job in ready:
+                groups.setdefault(job.key if job.key is not None else id(job), []).append(job)
+            for group in groups.values():
+                for chunk in self._chunks(group):
+                    try:
+                        self._forward(chunk)
+                    except Exception as exc:
+                        for job in chunk:
+                            if not job.future.done():
+                                job.future.set_exception(exc)
+
+    def _chunks(self, group: list[Job]):
+        chunk, size = [], 0
+        for job in group:
+            if chunk and size + job.images > self.max_batch:
+                yield chunk
+                chunk, size = [], 0
+            chunk.append(job)
+            size += job.images
+        if chunk:
+            yield chunk
+
+    def _prepare(self, job: Job) -> None:
+        """The job's network inputs, recorded without running the network, and its batch key."""
+        p, run = job.params, self.run
+        if job.kind in ("sample", "interpolate") and self.graph is not None:
+            if job.kind == "sample":
+                call = record_sample(run, p["n"], seed=p["seed"], labels=p.get("labels"),
+                                     truncation=p.get("truncation"))
+                job.inputs = [call.arguments[k] for k in self.graph.input_names]
+            else:
+                a = record_sample(run, 1, seed=p["seed_a"], labels=p.get("labels"), truncation=p.get("truncation"))
+                b = record_sample(run, 1, seed=p["seed_b"], labels=p.get("labels"), truncation=p.get("truncation"))
+                t = torch.linspace(0, 1, p["steps"])
+                job.inputs = []
+                for k in self.graph.input_names:
+                    va, vb = a.arguments[k], b.arguments[k]
+                    if isinstance(va, Tensor) and va.is_floating_point() and not torch.equal(va, vb):
+                        job.inputs.append(slerp(va, vb, t))
+                    elif isinstance(va, Tensor) and va.dim() > 0:
+                        job.inputs.append(va.expand(p["steps"], *va.shape[1:]))
+                    else:
+                        job.inputs.append(va)
+            # float inputs (truncation) are one value per forward pass: part of the key
+            job.key = ("graph", tuple(float(v) for v in job.inputs if not isinstance(v, Tensor)))
+            job.inputs = [torch.as_tensor(v) for v in job.inputs]
+        elif job.kind == "translate":
+            job.key = ("translate", p["direction"], tuple(p["image"].shape))
+        elif job.kind == "interpolate":
+            raise ValueError(f"model {self.name} has no recordable sample graph to interpolate")
+
+    def _forward(self, jobs: list[Job]) -> None:
+        run, kind = self.run, jobs[0].kind
+        if jobs[0].key is not None and jobs[0].key[0] == "graph":
+            cat = [torch.cat([j.inputs[i] for j in jobs]) if jobs[0].inputs[i].dim() > 0 else jobs[0].inputs[i]
+                   for i in range(len(jobs[0].inputs))]
+            out = self.graph(*cat).cpu()
+            sizes = [len(j.inputs[0]) for j in jobs]
+        elif kind == "translate":
+            x = torch.cat([j.params["image"] for j in jobs])
+            out = run.translate(x, direction=jobs[0].params["direction"])
+            sizes = [1] * len(jobs)
+        elif kind == "sample":
+            p = jobs[0].params
+            out = run.sample(p["n"], seed=p["seed"], labels=p.get("labels"), truncation=p.get("truncation"))
+            sizes = [p["n"]]
+        else:  # upscale: one image at a time, tiled to bound memory
+            out = [run.upscale(jobs[0].params["image"])]
+            sizes = [1]
+        self.on_batch(self.name, sum(sizes))
+        parts = out.split(sizes) if isinstance(out, Tensor) else out
+        for job, part in zip(jobs, parts):
+            job.future.set_result(part)
+
+
+def grid_columns(n: int) -> int:
+    return max(1, int(round(math.sqrt(n))))

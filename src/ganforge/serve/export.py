@@ -1,0 +1,248 @@
+"""Export a trained run: an ONNX graph of one capability, or a self-contained model folder.
+
+ONNX: torch's TorchScript-based exporter (``torch.onnx.export(..., dynamo=False)``), which needs
+only the ``onnx`` package and works offline with torch 2.1-2.14; the dynamo exporter would also
+need ``onnxscript``. The graph is the network call behind the capability (ganforge.serve.graph):
+``sample`` takes the tensors the family feeds its generator (z, class labels, truncation where it
+reaches the network as a number) with a dynamic batch; ``translate`` / ``upscale`` take one float
+image [N, C, H, W] in [-1, 1] of dynamic size. The file is checked with onnxruntime against
+PyTorch before it replaces ``out``.
+
+Folder (the from_pretrained convention): config.json (the resolved config, step, family,
+capabilities), model.safetensors (the EMA generator weights) and a generated README.md model
+card; ``ganforge.load(folder)`` and ``ganforge serve folder`` read it.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from ..api import MODEL_CONFIG, MODEL_WEIGHTS, LoadedRun, is_model_folder
+from ..atomic import atomic_path, atomic_write_text
+from ..errors import ConfigError, GanforgeError
+from ..objectives import CAPABILITIES
+from ..training import checkpoint as ckpt
+from .graph import EXPORTABLE, IMAGE_CAPABILITIES, build_graph, example_image, verify
+
+PARITY_TOL = 1e-4  # fp32 ONNX against PyTorch, largest absolute difference on [-1, 1] outputs
+OPSET = 17
+
+
+class ExportError(GanforgeError):
+    """A run that cannot be exported as asked."""
+
+
+def default_capability(run: LoadedRun) -> str:
+    for capability in EXPORTABLE:
+        if capability in run.capabilities:
+            return capability
+    raise ExportError(f"run {run.run_dir} has none of the exportable capabilities "
+                      f"({', '.join(EXPORTABLE)})")
+
+
+def _require_onnx():
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise ExportError("ONNX export needs the onnx package: pip install 'ganforge[serve]' "
+                          "(or pip install onnx onnxruntime)") from None
+
+
+def ort_session(path: Path | str):
+    """An onnxruntime CPU session (ExportError when onnxruntime is missing)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ExportError("checking an ONNX file needs onnxruntime: pip install 'ganforge[serve]'") from None
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only
+    # idle worker threads would otherwise spin and take CPU from PyTorch in the same process
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _second_inputs(run, capability: str, direction: str, inputs: dict[str, torch.Tensor]):
+    """Inputs of another batch size (and image size) than the traced ones: the dynamic axes
+    must really be dynamic."""
+    if capability in IMAGE_CAPABILITIES:
+        s = max(int(run.objective.stride), 1)
+        return {"image": example_image(run, capability, direction, n=3, size=(s + 3, 2 * s + 5))}
+    out = {}
+    for k, v in inputs.items():
+        out[k] = v if v.dim() == 0 else torch.cat([v, v[:1]])
+        if v.is_floating_point() and v.dim() > 0:
+            out[k] = torch.randn(out[k].shape, generator=torch.Generator().manual_seed(3))
+    return out
+
+
+def export_onnx(run: LoadedRun, out: Path | str, *, capability: str | None = None,
+                direction: str = "AtoB", force: bool = False) -> dict[str, Any]:
+    """Write ``out`` (.onnx) and return what was checked: inputs, the largest difference to
+    PyTorch on the traced and on a second input shape (``max_abs_diff``)."""
+    _require_onnx()
+    import onnx
+
+    out = Path(out)
+    if out.suffix.lower() != ".onnx":
+        raise ConfigError(f"--out {out}: give a .onnx file name for --format onnx")
+    if out.exists() and not force:
+        raise ConfigError(f"{out} already exists; pass --force to overwrite it or choose another --out")
+    capability = capability or default_capability(run)
+    if capability not in EXPORTABLE:
+        raise ConfigError(f"--capability {capability}: exportable are {', '.join(EXPORTABLE)}")
+    run.require(capability)
+    built = build_graph(run, capability, direction)
+    if built is None:
+        raise ExportError(f"{capability} of run {run.run_dir} calls no network to export")
+    graph, inputs = built
+    gap = verify(run, graph, capability, direction)
+    if not gap <= PARITY_TOL:
+        raise ExportError(f"the {capability} graph of objective={run.config.objective} does not reproduce "
+                          f"the family's own {capability} (difference {gap:.3g}); it does more than one "
+                          f"network call, which ONNX export does not cover yet")
+    names = list(inputs)
+    dynamic = {k: ({0: "batch", 2: "height", 3: "width"} if capability in IMAGE_CAPABILITIES else {0: "batch"})
+               for k, v in inputs.items() if v.dim() > 0}
+    dynamic["image_out"] = ({0: "batch", 2: "out_height", 3: "out_width"}
+                            if capability in IMAGE_CAPABILITIES else {0: "batch"})
+    meta = onnx_metadata(run, capability, direction, graph, inputs)
+    with atomic_path(out) as tmp:
+        with warnings.catch_warnings():  # the TorchScript exporter's deprecation and tracer notes
+            warnings.simplefilter("ignore")
+            torch.onnx.export(graph, tuple(inputs.values()), str(tmp), input_names=names,
+                              output_names=["image_out"], dynamic_axes=dynamic,
+                              opset_version=OPSET, dynamo=False)
+        model = onnx.load(str(tmp))
+        onnx.checker.check_model(model)
+        for key, value in meta.items():
+            model.metadata_props.add(key=key, value=value)
+        onnx.save(model, str(tmp))
+        diffs = [onnx_gap(tmp, graph, feed) for feed in
+                 (inputs, _second_inputs(run, capability, direction, inputs))]
+        if max(diffs) > PARITY_TOL:
+            raise ExportError(f"onnxruntime's output differs from PyTorch's by {max(diffs):.3g} "
+                              f"(> {PARITY_TOL}); the file was not written")
+    return {"capability": capability, "inputs": {k: list(v.shape) for k, v in inputs.items()},
+            "max_abs_diff": max(diffs), "path": str(out)}
+
+
+@torch.inference_mode()
+def onnx_gap(path: Path, graph, feed: dict[str, torch.Tensor]) -> float:
+    """Largest |onnxruntime - PyTorch| of ``graph`` on ``feed``."""
+    session = ort_session(path)
+    got = session.run(None, {k: v.numpy() for k, v in feed.items()})[0]
+    ref = graph(*feed.values()).numpy()
+    if got.shape != ref.shape:
+        return float("inf")
+    return float(abs(got - ref).max())
+
+
+def onnx_metadata(run, capability, direction, graph, inputs) -> dict[str, str]:
+    """What a user of the .onnx file needs to know, as metadata_props (strings)."""
+    meaning = {"image": "float32 [N, C, H, W] in [-1, 1], any H, W >= stride"}
+    info = {"family": run.config.objective, "capability": capability,
+            "inputs": {k: {"shape": list(v.shape), "dtype": str(v.dtype).replace("torch.", ""),
+                           **({"meaning": meaning[k]} if k in meaning else {})} for k, v in inputs.items()},
+            "output": "image_out: float32 [N, C, H, W] in [-1, 1]", "step": run.step}
+    if capability in IMAGE_CAPABILITIES:
+        info.update(stride=graph.stride, scale=graph.scale, direction=direction)
+    if run.class_names and capability == "sample":
+        info["class_names"] = run.class_names
+    return {"ganforge": json.dumps(info), "ganforge_config": yaml.safe_dump(run.config.to_dict(), sort_keys=False)}
+
+
+# ----------------------------------------------------------------------------- model folder
+
+
+def _jsonable(value) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def evaluation_numbers(run_dir: Path) -> dict[str, Any]:
+    """The last evaluation the run logged to metrics.jsonl (metric name -> value, and its step)."""
+    from ..metrics.evaluation import METRICS
+
+    path = run_dir / "metrics.jsonl"
+    last: dict[str, Any] = {}
+    if not path.is_file():
+        return last
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # a line cut by a crash
+        values = {k: v for k, v in record.items() if k in METRICS}
+        if values:
+            last = {"step": record.get("step"), **values}
+    return last
+
+
+def model_card(run: LoadedRun, meta: dict[str, Any]) -> str:
+    cfg = run.config
+    lines = [f"# {meta['name']}", "",
+             f"A ganforge model: objective `{cfg.objective}`, exported from `{meta['source']}` at "
+             f"step {run.step}.", "", "## What it does", ""]
+    lines += [f"- `{c}`: {CAPABILITIES[c]}" for c in sorted(run.capabilities)]
+    lines += ["", "## Data", "", f"- dataset: `{cfg.data.name}` (split `{cfg.data.split}`)",
+              f"- resolution {cfg.data.resolution}, {cfg.data.channels} channel(s)"]
+    if run.class_names:
+        lines.append(f"- classes: {', '.join(f'{i}={n}' for i, n in enumerate(run.class_names))}")
+    lines += ["", "## Evaluation", ""]
+    ev = meta.get("evaluation") or {}
+    if ev:
+        lines += ["| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |"
+                  for k, v in ev.items()]
+    else:
+        lines.append("The run logged no evaluation (train with `eval.every`, or run `ganforge eval`).")
+    lines += ["", "## Use", "", "```python", "import ganforge", "",
+              f'g = ganforge.load("{meta["name"]}")']
+    if "sample" in run.capabilities:
+        lines.append("images = g.sample(16, seed=0)   # float [16, C, H, W] in [-1, 1]")
+    lines += ["```", "", "```bash", f"ganforge serve {meta['name']}", "```", "",
+              "## Training config", "", "```yaml", cfg.to_yaml().rstrip(), "```", ""]
+    return "\n".join(lines)
+
+
+def export_folder(run: LoadedRun, out: Path | str, *, force: bool = False) -> Path:
+    """Write the model folder ``out`` (replaced only when it is a model folder and ``force``)."""
+    from safetensors.torch import save_file
+
+    out = Path(out)
+    if out.exists():
+        if not force:
+            raise ConfigError(f"{out} already exists; pass --force to replace it or choose another --out")
+        if not (is_model_folder(out) or (out.is_dir() and not any(out.iterdir()))):
+            raise ConfigError(f"--force replaces only a model folder; {out} is something else, so "
+                              f"choose another --out")
+    nets = run.ema_nets or run.objective.nets  # the EMA generators; all nets when none is kept
+    meta = {"name": out.name, "source": str(run.checkpoint),
+            "evaluation": evaluation_numbers(run.run_dir)}
+    state = {k: v for k, v in run.objective.extra_state().items() if _jsonable(v)}
+    config = {"ganforge_model": 1, "family": run.config.objective,
+              "capabilities": sorted(run.capabilities), "step": run.step,
+              "class_names": run.class_names, "nets": sorted(nets), "source": meta["source"],
+              "evaluation": meta["evaluation"], "objective_state": state,
+              "config": run.config.to_dict()}
+    staged = out.with_name(out.name + ".new")
+    if staged.exists() and is_model_folder(staged):  # left by an interrupted export
+        shutil.rmtree(staged)
+    with atomic_path(staged) as tmp:
+        tmp.mkdir()
+        save_file(ckpt.flatten_weights(nets), str(tmp / MODEL_WEIGHTS))
+        atomic_write_text(tmp / MODEL_CONFIG, json.dumps(config, indent=2) + "\n")
+        atomic_write_text(tmp / "README.md", model_card(run, meta))
+    if out.exists():
+        shutil.rmtree(out)
+    staged.rename(out)
+    return out

@@ -1,0 +1,350 @@
+"""``ganforge serve``: trained runs behind an HTTP API (FastAPI on uvicorn) and a web page.
+
+Endpoints dispatch on the capabilities a family declares, never on its name. Safe by default:
+127.0.0.1 unless told otherwise (a non-loopback host needs a token, checked by the command),
+Bearer-token auth on every /api call when a token is set, limits on images per request, upload
+bytes and pixels (413/422 with a JSON error that names the limit), images decoded only after
+their header passed the pixel limit (PIL's decompression-bomb guard stays on as well), no
+request value used as a path, CORS off unless an origin is given.
+"""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import io
+import time
+from dataclasses import dataclass
+from importlib import resources
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import torch
+from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..errors import GanforgeError
+from .batching import ModelWorker, grid_columns
+from .metrics import Metrics
+
+STATIC = ("index.html", "app.js", "style.css")
+MEDIA = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+         ".css": "text/css; charset=utf-8"}
+
+
+@dataclass
+class Settings:
+    token: str | None = None
+    max_n: int = 64  # images per request
+    max_upload_mb: float = 8.0
+    max_pixels: int = 4_000_000  # of an uploaded image
+    max_batch: int = 32  # images per forward pass (1: no batching)
+    batch_wait_ms: float = 2.0
+    cors: str | None = None
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+class SampleRequest(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+    model: str | None = Field(None, description="model name (GET /api/models); default: the first")
+    n: int = Field(16, ge=1, description="number of images (at most the server's --max-n)")
+    seed: int = Field(0, ge=0, lt=2**63)
+    class_: int | str | None = Field(None, alias="class", description="conditional models: index or name")
+    truncation: float | None = Field(None, description="models with the truncation capability")
+    format: Literal["png", "npz"] = "png"
+
+
+class InterpolateRequest(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+    model: str | None = None
+    seed_a: int = Field(0, ge=0, lt=2**63)
+    seed_b: int = Field(1, ge=0, lt=2**63)
+    steps: int = Field(8, ge=2, description="images along the walk (at most --max-n)")
+    class_: int | str | None = Field(None, alias="class")
+    truncation: float | None = None
+
+
+def describe(name: str, run) -> dict[str, Any]:
+    """What GET /api/models says of a model: enough for a client to build its requests."""
+    cfg, caps = run.config, run.capabilities
+    info: dict[str, Any] = {"name": name, "family": cfg.objective, "capabilities": sorted(caps),
+                            "classes": run.class_names, "resolution": cfg.data.resolution,
+                            "channels": cfg.data.channels, "step": run.step}
+    if "translate" in caps:
+        directions = []
+        for d in ("AtoB", "BtoA"):
+            try:
+                directions.append({"direction": d, "channels": run.objective.input_channels(d)})
+                run.translate(torch.zeros(1, directions[-1]["channels"], 8, 8), direction=d)
+            except GanforgeError:
+                directions.pop()
+        info["directions"] = directions
+    if "upscale" in caps:
+        info["scale"] = int(getattr(run.objective, "scale", 1))
+    return info
+
+
+def png_bytes(images: torch.Tensor, columns: int) -> bytes:
+    from torchvision.utils import save_image
+
+    buf = io.BytesIO()
+    save_image(images, buf, format="png", nrow=columns, normalize=True, value_range=(-1, 1))
+    return buf.getvalue()
+
+
+def uint8_png(array: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(buf, format="png")
+    return buf.getvalue()
+
+
+def decode_upload(data: bytes, settings: Settings, mode: str) -> np.ndarray:
+    """uint8 [H, W, C] of an uploaded image; 413 over the pixel limit (checked on the header,
+    before decoding), 400 when it is not an image."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            w, h = img.size
+            if w * h > settings.max_pixels:
+                raise ApiError(413, f"image of {w}x{h} = {w * h} pixels is over the server's limit "
+                                    f"--max-pixels {settings.max_pixels}; send a smaller image")
+            return np.asarray(img.convert(mode)).reshape(h, w, -1).copy()
+    except Image.DecompressionBombError as exc:
+        raise ApiError(413, f"image refused by the decompression-bomb guard ({exc})") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ApiError(400, f"the upload is not a readable image ({type(exc).__name__}); send a PNG, "
+                            f"JPEG, WebP or BMP file") from None
+
+
+class BodyLimit:
+    """Refuses request bodies over ``limit`` bytes with 413 before they are read into memory
+    (by Content-Length, or by counting a streamed body)."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            return await self._refuse(send)
+        seen = 0
+        started = False
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _TooLarge()
+            return message
+
+        async def tracking_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, tracking_send)
+        except _TooLarge:
+            if not started:
+                await self._refuse(send)
+
+    async def _refuse(self, send):
+        mb = self.limit / 1024 / 1024
+        response = JSONResponse({"error": f"request body over the server's limit (--max-upload-mb, "
+                                          f"{mb:.3g} MiB with the form); send a smaller file"},
+                                status_code=413)
+        await response({"type": "http"}, None, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAPI:
+    """The app for loaded runs (name -> LoadedRun). Its workers start now; ``app.state.close()``
+    stops them (uvicorn's shutdown does it)."""
+    settings = settings or Settings()
+    if not runs:
+        raise ValueError("create_app needs at least one model")
+    metrics = Metrics()
+    workers = {name: ModelWorker(name, run, max_batch=settings.max_batch, wait_ms=settings.batch_wait_ms,
+                                 on_batch=metrics.observe_batch)
+               for name, run in runs.items()}
+    models = {name: describe(name, run) for name, run in runs.items()}
+
+    def close():
+        for w in workers.values():
+            w.close()
+
+    app = FastAPI(title="ganforge", description="Sample, interpolate, translate and upscale with "
+                                                "trained ganforge models.",
+                  on_shutdown=[close])
+    app.state.close, app.state.workers, app.state.metrics = close, workers, metrics
+    if settings.cors:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=[settings.cors], allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type"])
+    # multipart overhead on top of the file itself; the file's own size is checked exactly below
+    app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + 64 * 1024)
+
+    @app.middleware("http")
+    async def count(request: Request, call_next):
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        metrics.observe_request(getattr(route, "path", "other"), response.status_code,
+                                time.perf_counter() - start)
+        return response
+
+    @app.exception_handler(ApiError)
+    async def api_error(request, exc: ApiError):
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(GanforgeError)
+    async def ganforge_error(request, exc: GanforgeError):
+        return JSONResponse({"error": str(exc)}, status_code=422)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request, exc: RequestValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        return JSONResponse({"error": f"{where}: {first.get('msg')}"}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request, exc: StarletteHTTPException):
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    async def auth(request: Request) -> None:
+        if settings.token is None:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), settings.token.encode()):
+            raise ApiError(401, "missing or wrong token; send the header 'Authorization: Bearer <token>' "
+                                "with the server's --token")
+
+    def pick(name: str | None, capability: str):
+        name = name or next(iter(runs))
+        if name not in runs:
+            raise ApiError(404, f"unknown model '{name}'; this server has: {', '.join(runs)}")
+        if capability not in runs[name].capabilities:
+            can = ", ".join(sorted(runs[name].capabilities))
+            raise ApiError(422, f"model '{name}' cannot {capability}; it can: {can}")
+        return name, runs[name]
+
+    def check_count(value: int, what: str) -> None:
+        if value > settings.max_n:
+            raise ApiError(422, f"{what}={value} is over the server's limit --max-n {settings.max_n}; "
+                                f"ask for fewer images")
+
+    async def wait(name: str, kind: str, **params):
+        return await asyncio.wrap_future(workers[name].submit(kind, **params))
+
+    async def read_upload(file: UploadFile) -> bytes:
+        data = await file.read(settings.max_upload_bytes + 1)
+        if len(data) > settings.max_upload_bytes:
+            raise ApiError(413, f"upload over the server's limit --max-upload-mb {settings.max_upload_mb:g}; "
+                                f"send a smaller file")
+        return data
+
+    @app.get("/healthz")
+    async def healthz():
+        alive = all(w.thread.is_alive() for w in workers.values())
+        return JSONResponse({"status": "ok" if alive else "degraded", "models": len(runs)},
+                            status_code=200 if alive else 503)
+
+    @app.get("/metrics")
+    async def prometheus():
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+    @app.get("/api/models", dependencies=[Depends(auth)])
+    async def list_models():
+        return {"models": list(models.values()),
+                "limits": {"max_n": settings.max_n, "max_upload_mb": settings.max_upload_mb,
+                           "max_pixels": settings.max_pixels}}
+
+    @app.post("/api/sample", dependencies=[Depends(auth)],
+              responses={200: {"content": {"image/png": {}, "application/octet-stream": {}}}})
+    async def sample(req: SampleRequest):
+        name, run = pick(req.model, "sample")
+        check_count(req.n, "n")
+        images = await wait(name, "sample", n=req.n, seed=req.seed, labels=req.class_,
+                            truncation=req.truncation)
+        if req.format == "npz":
+            labels = run.sample_labels(req.n, req.class_)
+            return Response(await run_in_threadpool(npz_bytes, images, labels),
+                            media_type="application/octet-stream",
+                            headers={"Content-Disposition": 'attachment; filename="samples.npz"'})
+        return Response(await run_in_threadpool(png_bytes, images, grid_columns(req.n)), media_type="image/png")
+
+    @app.post("/api/interpolate", dependencies=[Depends(auth)],
+              responses={200: {"content": {"image/png": {}}}})
+    async def interpolate(req: InterpolateRequest):
+        name, run = pick(req.model, "sample")
+        check_count(req.steps, "steps")
+        images = await wait(name, "interpolate", seed_a=req.seed_a, seed_b=req.seed_b, steps=req.steps,
+                            labels=req.class_, truncation=req.truncation)
+        return Response(await run_in_threadpool(png_bytes, images, req.steps), media_type="image/png")
+
+    @app.post("/api/translate", dependencies=[Depends(auth)], responses={200: {"content": {"image/png": {}}}})
+    async def translate(file: Annotated[UploadFile, File()], model: Annotated[str | None, Form()] = None,
+                        direction: Annotated[Literal["AtoB", "BtoA"], Form()] = "AtoB"):
+        name, run = pick(model, "translate")
+        ok = {d["direction"]: d["channels"] for d in models[name]["directions"]}
+        if direction not in ok:
+            raise ApiError(422, f"model '{name}' translates {', '.join(ok)} only, not {direction}")
+        data = await read_upload(file)
+        array = await run_in_threadpool(decode_upload, data, settings, "L" if ok[direction] == 1 else "RGB")
+        x = torch.from_numpy(array).permute(2, 0, 1)[None].float() / 127.5 - 1
+        out = await wait(name, "translate", image=x, direction=direction)
+        return Response(await run_in_threadpool(png_bytes, out, 1), media_type="image/png")
+
+    @app.post("/api/upscale", dependencies=[Depends(auth)], responses={200: {"content": {"image/png": {}}}})
+    async def upscale(file: Annotated[UploadFile, File()], model: Annotated[str | None, Form()] = None):
+        name, run = pick(model, "upscale")
+        data = await read_upload(file)
+        array = await run_in_threadpool(decode_upload, data, settings, "RGB")
+        out = await wait(name, "upscale", image=array)
+        return Response(await run_in_threadpool(uint8_png, out), media_type="image/png")
+
+    def static(filename: str):
+        body = resources.files("ganforge.serve").joinpath("static", filename).read_bytes()
+        return Response(body, media_type=MEDIA["." + filename.rsplit(".", 1)[1]])
+
+    @app.get("/", include_in_schema=False)
+    async def index():
+        return static("index.html")
+
+    for fname in STATIC[1:]:  # a fixed list: no request value names a file
+        app.add_api_route(f"/static/{fname}", lambda f=fname: static(f), include_in_schema=False)
+    return app
+
+
+def npz_bytes(images: torch.Tensor, labels) -> bytes:
+    from ..api import to_uint8_hwc
+
+    buf = io.BytesIO()
+    extra = {} if labels is None else {"labels": labels.numpy()}
+    np.savez_compressed(buf, images=to_uint8_hwc(images), **extra)
+    return buf.getvalue()

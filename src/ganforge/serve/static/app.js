@@ -1,0 +1,148 @@
+// ganforge serve: the page. Plain JS, no external assets; talks to the /api endpoints.
+"use strict";
+const $ = (id) => document.getElementById(id);
+let models = [];
+let limits = {};
+const urls = {};  // object URLs we made, revoked when replaced
+
+function headers(json) {
+  const h = {};
+  const token = $("token").value || sessionStorage.getItem("ganforge-token") || "";
+  if (token) h["Authorization"] = "Bearer " + token;
+  if (json) h["Content-Type"] = "application/json";
+  return h;
+}
+
+async function call(path, options) {
+  $("error").textContent = "";
+  const response = await fetch(path, options);
+  if (!response.ok) {
+    let message = response.status + " " + response.statusText;
+    try { message = (await response.json()).error || message; } catch (e) { /* not JSON */ }
+    throw new Error(message);
+  }
+  return response;
+}
+
+function show(imgId, linkId, blob) {
+  if (urls[imgId]) URL.revokeObjectURL(urls[imgId]);
+  urls[imgId] = URL.createObjectURL(blob);
+  const img = $(imgId);
+  img.src = urls[imgId];
+  img.hidden = false;
+  if (linkId) { $(linkId).href = urls[imgId]; $(linkId).hidden = false; }
+}
+
+function fail(err) { $("error").textContent = err.message; }
+
+function current() { return models.find((m) => m.name === $("model").value); }
+
+function selectModel() {
+  const m = current();
+  if (!m) return;
+  const caps = new Set(m.capabilities);
+  $("model-info").textContent = `${m.family}, ${m.resolution}px, ${m.channels} channel(s), step ${m.step}; can: ${m.capabilities.join(", ")}`;
+  $("sample-panel").hidden = !caps.has("sample");
+  $("class-box").hidden = !caps.has("sample_labels");
+  $("trunc-box").hidden = !caps.has("truncation");
+  $("class").innerHTML = "";
+  if (caps.has("sample_labels") && m.classes) {
+    $("class").append(new Option("one per row", ""));
+    m.classes.forEach((c, i) => $("class").append(new Option(`${i}: ${c}`, String(i))));
+  }
+  const imageCap = caps.has("translate") ? "translate" : (caps.has("upscale") ? "upscale" : null);
+  $("image-panel").hidden = !imageCap;
+  $("image-panel").dataset.capability = imageCap || "";
+  $("image-title").textContent = imageCap === "upscale" ? `Upscale (x${m.scale})` : "Translate";
+  const directions = (m.directions || []).map((d) => d.direction);
+  $("direction-box").hidden = directions.length < 2;
+  $("direction").innerHTML = "";
+  directions.forEach((d) => $("direction").append(new Option(d, d)));
+  for (const id of ["sample-image", "walk-image", "after", "download-sample", "download-walk", "download-image", "download-npz"]) $(id).hidden = true;
+}
+
+function sampleBody(format) {
+  const m = current();
+  const body = { model: m.name, seed: Number($("seed").value), n: Number($("n").value), format };
+  if (!$("class-box").hidden && $("class").value !== "") body["class"] = Number($("class").value);
+  if (!$("trunc-box").hidden) body.truncation = Number($("truncation").value);
+  return body;
+}
+
+async function generate() {
+  try {
+    const r = await call("/api/sample", { method: "POST", headers: headers(true), body: JSON.stringify(sampleBody("png")) });
+    show("sample-image", "download-sample", await r.blob());
+    $("download-npz").hidden = false;
+  } catch (err) { fail(err); }
+}
+
+async function downloadNpz() {
+  try {
+    const r = await call("/api/sample", { method: "POST", headers: headers(true), body: JSON.stringify(sampleBody("npz")) });
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(await r.blob());
+    a.download = "samples.npz";
+    a.click();
+    setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+  } catch (err) { fail(err); }
+}
+
+async function walk() {
+  const m = current();
+  const body = { model: m.name, seed_a: Number($("seed-a").value), seed_b: Number($("seed-b").value), steps: Number($("steps").value) };
+  if (!$("class-box").hidden && $("class").value !== "") body["class"] = Number($("class").value);
+  if (!$("trunc-box").hidden) body.truncation = Number($("truncation").value);
+  try {
+    const r = await call("/api/interpolate", { method: "POST", headers: headers(true), body: JSON.stringify(body) });
+    show("walk-image", "download-walk", await r.blob());
+  } catch (err) { fail(err); }
+}
+
+function preview() {
+  const file = $("upload").files[0];
+  if (file) show("before", null, file);
+}
+
+async function runImage() {
+  const file = $("upload").files[0];
+  if (!file) { fail(new Error("choose an image to upload first")); return; }
+  if (limits.max_upload_mb && file.size > limits.max_upload_mb * 1024 * 1024) {
+    fail(new Error(`the file is over the server's limit of ${limits.max_upload_mb} MiB`)); return;
+  }
+  const capability = $("image-panel").dataset.capability;
+  const form = new FormData();
+  form.append("file", file);
+  form.append("model", current().name);
+  if (capability === "translate" && $("direction").value) form.append("direction", $("direction").value);
+  try {
+    const r = await call("/api/" + capability, { method: "POST", headers: headers(false), body: form });
+    show("after", "download-image", await r.blob());
+  } catch (err) { fail(err); }
+}
+
+async function load() {
+  try {
+    const r = await call("/api/models", { headers: headers(false) });
+    const data = await r.json();
+    models = data.models;
+    limits = data.limits || {};
+    $("model").innerHTML = "";
+    models.forEach((m) => $("model").append(new Option(`${m.name} (${m.family})`, m.name)));
+    $("n").max = limits.max_n || 64;
+    $("steps").max = limits.max_n || 64;
+    $("status").textContent = `${models.length} model(s)`;
+    selectModel();
+  } catch (err) { $("status").textContent = "could not list the models"; fail(err); }
+}
+
+$("model").addEventListener("change", selectModel);
+$("random-seed").addEventListener("click", () => { $("seed").value = Math.floor(Math.random() * 2 ** 31); generate(); });
+$("generate").addEventListener("click", generate);
+$("download-npz").addEventListener("click", downloadNpz);
+$("walk").addEventListener("click", walk);
+$("truncation").addEventListener("input", () => { $("trunc-value").textContent = $("truncation").value; });
+$("upload").addEventListener("change", preview);
+$("run-image").addEventListener("click", runImage);
+$("token").addEventListener("change", () => { sessionStorage.setItem("ganforge-token", $("token").value); load(); });
+load();

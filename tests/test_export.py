@@ -1,0 +1,211 @@
+"""ganforge export: ONNX graphs of every exportable capability of every registered family match
+PyTorch within 1e-4 in onnxruntime (dynamic batch and image size), model folders load back and
+give identical outputs, and each bad request gets its one-line error."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import ganforge
+from conftest import run_cli
+from ganforge import api
+from ganforge.config import from_dict
+from ganforge.errors import CheckpointError, ConfigError
+from ganforge.objectives import OBJECTIVES, register_objective
+from ganforge.objectives.unconditional import UnconditionalGAN
+
+pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+from ganforge.serve import export  # noqa: E402
+from ganforge.serve.graph import EXPORTABLE, record_sample  # noqa: E402
+
+
+class _TruncatedG(nn.Module):
+    """A generator whose forward takes the truncation as a number, as StyleGAN's psi does."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, z, truncation=1.0):
+        return self.inner(z * truncation)
+
+
+@register_objective("test-truncation")
+class TruncationFamily(UnconditionalGAN):
+    """A family added outside the package: export and serve must handle it without edits."""
+
+    capabilities = frozenset({"sample", "truncation"})
+
+    def __init__(self, cfg, data_info):
+        super().__init__(cfg, data_info)
+        self.nets["G"] = _TruncatedG(self.nets["G"])
+
+    def sample(self, n: int, *, generator: torch.Generator,
+               nets: Mapping[str, nn.Module] | None = None, truncation: float | None = None):
+        if truncation is not None and not 0 <= truncation <= 1:
+            raise ConfigError(f"truncation must be in [0, 1], got {truncation}")
+        G = (nets or {}).get("G", self.nets["G"])
+        return G(self._z(n, generator), 1.0 if truncation is None else float(truncation)).clamp(-1, 1)
+
+
+# the package's families and the one above (other test modules register toy families of their own)
+FAMILIES = sorted(n for n, c in OBJECTIVES.items() if c.capabilities & set(EXPORTABLE)
+                  and (c.__module__.startswith("ganforge.") or c is TruncationFamily))
+CASES = [(f, c, "AtoB") for f in FAMILIES for c in EXPORTABLE if c in OBJECTIVES[f].capabilities]
+CASES.append(("cyclegan", "translate", "BtoA"))
+
+
+def train_family(name: str, root: Path) -> Path:
+    """A tiny trained run of family ``name`` (its example config) under ``root``."""
+    raw: dict[str, Any] = OBJECTIVES[name].example_config(root / "data")
+    run = root / name
+    api.train(from_dict(raw), run, progress=False)
+    return run
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("export-runs")
+    return {name: train_family(name, root) for name in FAMILIES}
+
+
+def _ort(path: Path, feed: dict[str, np.ndarray]) -> np.ndarray:
+    return export.ort_session(path).run(None, feed)[0]
+
+
+@pytest.mark.parametrize("family,capability,direction", CASES)
+def test_onnx_matches_the_familys_own_method(family, capability, direction, runs, tmp_path):
+    run = ganforge.load(runs[family])
+    out = tmp_path / "g.onnx"
+    result = export.export_onnx(run, out, capability=capability, direction=direction)
+    assert result["max_abs_diff"] <= 1e-4
+    session = export.ort_session(out)
+    meta = json.loads(session.get_modelmeta().custom_metadata_map["ganforge"])
+    assert meta["family"] == family and meta["capability"] == capability
+    names = [i.name for i in session.get_inputs()]
+    if capability == "sample":
+        for n, seed in ((1, 3), (5, 7)):
+            labels = None if not run.class_names else [i % len(run.class_names) for i in range(n)]
+            call = record_sample(run, n, seed=seed, labels=labels)
+            feed = {k: np.asarray(call.arguments[k], dtype=np.float32 if k == "truncation" else None)
+                    for k in names}
+            ref = run.sample(n, seed=seed, labels=labels).numpy()
+            got = _ort(out, feed)
+            assert got.shape == ref.shape and np.abs(got - ref).max() <= 1e-4
+        assert names[0] == "z" and (("labels" in names) == bool(run.class_names))
+    elif capability == "translate":
+        c = run.objective.input_channels(direction)
+        for shape in ((1, c, 8, 8), (3, c, 13, 21)):  # batch and size are dynamic, 13 x 21 not a stride multiple
+            x = torch.rand(shape, generator=torch.Generator().manual_seed(2)) * 2 - 1
+            ref = run.translate(x, direction=direction).numpy()
+            got = _ort(out, {"image": x.numpy()})
+            assert got.shape == ref.shape and np.abs(got - ref).max() <= 1e-4
+    else:  # upscale: uint8 in and out in PyTorch; compare on the uint8 scale
+        image = np.random.default_rng(0).integers(0, 256, (9, 14, 3), dtype=np.uint8)
+        ref = run.upscale(image, tile=0).astype(int)
+        x = image.transpose(2, 0, 1)[None].astype(np.float32) / 127.5 - 1
+        got = ((np.clip(_ort(out, {"image": x}), -1, 1) + 1) * 127.5).round()[0].transpose(1, 2, 0)
+        assert got.shape == ref.shape
+        assert np.abs(got - ref).max() <= 1 and (got == ref).mean() > 0.99  # rounding ties only
+
+
+def test_truncation_is_an_onnx_input_for_a_family_that_declares_it(tmp_path):
+    run = ganforge.load(train_family("test-truncation", tmp_path))
+    out = tmp_path / "t.onnx"
+    export.export_onnx(run, out)
+    names = [i.name for i in export.ort_session(out).get_inputs()]
+    assert names == ["z", "truncation"]
+    for t in (0.3, 0.9):
+        call = record_sample(run, 4, seed=1, truncation=t)
+        got = _ort(out, {"z": call.arguments["z"].numpy(), "truncation": np.array(t, np.float32)})
+        ref = run.sample(4, seed=1, truncation=t).numpy()
+        assert np.abs(got - ref).max() <= 1e-4
+    assert np.abs(_ort(out, {"z": call.arguments["z"].numpy(), "truncation": np.array(0.3, np.float32)})
+                  - ref).max() > 1e-3  # the input is used, not baked in
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_model_folder_loads_and_gives_identical_outputs(family, runs, tmp_path):
+    run = ganforge.load(runs[family])
+    folder = export.export_folder(run, tmp_path / "model")
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    config = json.loads((folder / "config.json").read_text())
+    assert config["family"] == family and config["step"] == run.step
+    assert config["capabilities"] == sorted(run.capabilities)
+    from safetensors.torch import load_file
+
+    keys = load_file(folder / "model.safetensors").keys()
+    assert keys and not any(k.startswith(("D", "ema.")) for k in keys)  # EMA generators only
+    card = (folder / "README.md").read_text()
+    assert f"step {run.step}" in card and f"objective: {family}" in card
+    loaded = ganforge.load(folder)
+    assert loaded.capabilities == run.capabilities and loaded.step == run.step
+    assert loaded.class_names == run.class_names
+    if "sample" in run.capabilities:
+        assert torch.equal(loaded.sample(6, seed=4), run.sample(6, seed=4))
+    if "translate" in run.capabilities:
+        x = torch.rand(2, run.objective.input_channels("AtoB"), 9, 12) * 2 - 1
+        assert torch.equal(loaded.translate(x), run.translate(x))
+    if "upscale" in run.capabilities:
+        image = np.random.default_rng(1).integers(0, 256, (7, 5, 3), dtype=np.uint8)
+        assert np.array_equal(loaded.upscale(image), run.upscale(image))
+
+
+def test_model_card_reports_the_runs_last_evaluation(runs, tmp_path):
+    run = ganforge.load(runs["unconditional"])
+    with open(runs["unconditional"] / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"step": 3, "fid": 12.5, "kid": 0.0125}) + "\n")
+        f.write(json.dumps({"step": 4, "d_loss": 1.0}) + "\n")
+    assert export.evaluation_numbers(runs["unconditional"]) == {"step": 3, "fid": 12.5, "kid": 0.0125}
+    card = (export.export_folder(run, tmp_path / "m") / "README.md").read_text()
+    assert "| fid | 12.5 |" in card and "| kid | 0.0125 |" in card
+
+
+def test_cli_exports_and_refuses_to_overwrite(runs, tmp_path):
+    out = tmp_path / "g.onnx"
+    r = run_cli("export", runs["conditional"], "--format", "onnx", "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert "onnxruntime matches PyTorch" in r.stdout and out.is_file()
+    before = out.read_bytes()
+    r = run_cli("export", runs["conditional"], "--format", "onnx", "--out", out)
+    assert r.returncode == 2 and "already exists" in r.stderr and r.stderr.count("\n") == 1
+    assert out.read_bytes() == before
+    model = tmp_path / "model"
+    assert run_cli("export", runs["conditional"], "--format", "folder", "--out", model).returncode == 0
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "keep.txt").write_text("mine")
+    r = run_cli("export", runs["conditional"], "--format", "folder", "--out", other, "--force")
+    assert r.returncode == 2 and "replaces only a model folder" in r.stderr
+    assert (other / "keep.txt").read_text() == "mine"
+    r = run_cli("export", runs["conditional"], "--format", "folder", "--out", model, "--force")
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"out": "g.pt"}, "give a .onnx file name"),
+    ({"capability": "translate"}, "cannot map an input image"),
+    ({"capability": "preview"}, "exportable are sample, translate, upscale"),
+])
+def test_export_errors_are_one_line(kwargs, message, runs, tmp_path):
+    run = ganforge.load(runs["unconditional"])
+    out = tmp_path / kwargs.pop("out", "g.onnx")
+    with pytest.raises(ConfigError, match=message) as info:
+        export.export_onnx(run, out, **kwargs)
+    assert "\n" not in str(info.value) and not out.exists()
+
+
+def test_a_corrupt_model_folder_is_a_one_line_error(tmp_path):
+    (tmp_path / "config.json").write_text("{not json")
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="export it again") as info:
+        ganforge.load(tmp_path)
+    assert "\n" not in str(info.value)

@@ -1,0 +1,227 @@
+"""ganforge serve's API with FastAPI's TestClient: every endpoint returns what the run itself
+computes (batched or not), every bad request gets a 4xx JSON error naming the problem, and the
+server keeps serving afterwards."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import ganforge
+from conftest import run_cli
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+pytest.importorskip("prometheus_client")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from ganforge.serve.batching import slerp  # noqa: E402
+from ganforge.serve.server import Settings, create_app, png_bytes  # noqa: E402
+from test_export import train_family  # noqa: E402  (also registers the test-truncation family)
+
+FAMILIES = ["unconditional", "conditional", "pix2pix", "cyclegan", "superres", "test-truncation"]
+LIMITS = dict(max_n=8, max_upload_mb=0.02, max_pixels=900)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("serve-runs")
+    return {name: ganforge.load(train_family(name, root)) for name in FAMILIES}
+
+
+@pytest.fixture(scope="module")
+def client(runs):
+    with TestClient(create_app(runs, Settings(**LIMITS, batch_wait_ms=0))) as c:
+        yield c
+
+
+def png(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="png")
+    return buf.getvalue()
+
+
+def decode(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)))
+
+
+def upload(client, endpoint, data: bytes, **form):
+    return client.post(endpoint, data=form, files={"file": ("in.png", data, "image/png")})
+
+
+def test_models_lists_capabilities_classes_and_resolution(client, runs):
+    body = client.get("/api/models").json()
+    models = {m["name"]: m for m in body["models"]}
+    assert set(models) == set(FAMILIES)
+    assert models["conditional"]["classes"] == ["a", "b"] and models["unconditional"]["classes"] is None
+    assert models["conditional"]["capabilities"] == ["sample", "sample_labels"]
+    assert models["test-truncation"]["capabilities"] == ["sample", "truncation"]
+    assert models["unconditional"]["resolution"] == 8 and models["superres"]["scale"] == 2
+    assert [d["direction"] for d in models["pix2pix"]["directions"]] == ["AtoB"]
+    assert [d["direction"] for d in models["cyclegan"]["directions"]] == ["AtoB", "BtoA"]
+    assert body["limits"] == {"max_n": 8, "max_upload_mb": 0.02, "max_pixels": 900}
+
+
+@pytest.mark.parametrize("model,extra", [("unconditional", {}), ("conditional", {"class": "b"}),
+                                         ("test-truncation", {"truncation": 0.4})])
+def test_sample_png_is_the_runs_own_sample_grid(model, extra, client, runs):
+    r = client.post("/api/sample", json={"model": model, "n": 5, "seed": 11, **extra})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    ref = runs[model].sample(5, seed=11, labels=extra.get("class"), truncation=extra.get("truncation"))
+    assert np.array_equal(decode(r.content), decode(png_bytes(ref, 2)))
+
+
+def test_sample_npz_holds_uint8_images_and_labels(client, runs):
+    r = client.post("/api/sample", json={"model": "conditional", "n": 4, "seed": 2, "class": 1, "format": "npz"})
+    assert r.status_code == 200
+    data = np.load(io.BytesIO(r.content))
+    assert np.array_equal(data["images"], runs["conditional"].sample_uint8(4, seed=2, labels=1))
+    assert data["labels"].tolist() == [1, 1, 1, 1]
+
+
+def test_concurrent_requests_share_a_forward_pass_and_keep_their_own_results(runs):
+    app = create_app({"u": runs["unconditional"]}, Settings(max_batch=16, batch_wait_ms=300))
+    with TestClient(app) as c:
+        worker = app.state.workers["u"]
+        futures = [worker.submit("sample", n=2, seed=s) for s in range(6)]
+        for s, f in enumerate(futures):
+            assert torch.allclose(f.result(timeout=30), runs["unconditional"].sample(2, seed=s), atol=1e-5)
+        text = c.get("/metrics").text
+    # 12 images in one pass: every batch observation lies in the <= 16 bucket, none in <= 8
+    assert 'ganforge_batch_images_bucket{le="8.0",model="u"} 0.0' in text
+    assert 'ganforge_batch_images_sum{model="u"} 12.0' in text
+
+
+def test_unbatched_serving_gives_the_same_images(runs):
+    app = create_app({"u": runs["unconditional"]}, Settings(max_batch=1))
+    with TestClient(app) as c:
+        r = c.post("/api/sample", json={"n": 3, "seed": 9})
+    assert np.array_equal(decode(r.content), decode(png_bytes(runs["unconditional"].sample(3, seed=9), 2)))
+
+
+def test_interpolate_walks_from_one_seed_to_the_other(client, runs):
+    r = client.post("/api/interpolate", json={"model": "unconditional", "seed_a": 3, "seed_b": 4, "steps": 4})
+    assert r.status_code == 200
+    walk = decode(r.content).astype(int)
+    run = runs["unconditional"]
+    ends = torch.cat([run.sample(1, seed=3), run.sample(1, seed=4)])
+    ref = decode(png_bytes(ends, 2)).astype(int)  # 8 px images, 2 px grid padding
+    assert np.abs(walk[:, :10] - ref[:, :10]).max() <= 1  # first frame: seed 3
+    assert np.abs(walk[:, -10:] - ref[:, -10:]).max() <= 1  # last frame: seed 4
+    # by hand: between orthogonal unit vectors the walk stays on the unit circle
+    a, b = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])
+    mid = slerp(a, b, torch.tensor([0.0, 1 / 3, 0.5, 1.0]))
+    c, s = np.cos(np.pi / 6), np.sin(np.pi / 6)  # a third of the 90-degree arc
+    expected = torch.tensor([[1.0, 0.0], [c, s], [0.5 ** 0.5, 0.5 ** 0.5], [0.0, 1.0]], dtype=torch.float32)
+    assert torch.allclose(mid, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("model,direction", [("pix2pix", "AtoB"), ("cyclegan", "BtoA")])
+def test_translate_returns_the_runs_translation(model, direction, client, runs):
+    image = np.random.default_rng(0).integers(0, 256, (11, 14, 3), dtype=np.uint8)
+    r = upload(client, "/api/translate", png(image), model=model, direction=direction)
+    assert r.status_code == 200
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 127.5 - 1
+    ref = runs[model].translate(x, direction=direction)
+    assert np.array_equal(decode(r.content), decode(png_bytes(ref, 1)))
+
+
+def test_upscale_returns_the_runs_upscaled_image(client, runs):
+    image = np.random.default_rng(1).integers(0, 256, (9, 13, 3), dtype=np.uint8)
+    r = upload(client, "/api/upscale", png(image), model="superres")
+    assert r.status_code == 200
+    assert np.array_equal(decode(r.content), runs["superres"].upscale(image))
+
+
+BAD = [
+    ("post", "/api/sample", {"json": {"n": 9}}, 422, "--max-n 8"),
+    ("post", "/api/sample", {"json": {"n": 0}}, 422, "n: Input should be greater than or equal to 1"),
+    ("post", "/api/sample", {"json": {"model": "conditional", "n": 2, "class": "zebra"}}, 422, "unknown class 'zebra'"),
+    ("post", "/api/sample", {"json": {"model": "conditional", "n": 2, "class": 7}}, 422, "0=a, 1=b"),
+    ("post", "/api/sample", {"json": {"model": "test-truncation", "n": 2, "truncation": 1.5}}, 422,
+     "truncation must be in [0, 1]"),
+    ("post", "/api/sample", {"json": {"model": "unconditional", "n": 2, "truncation": 0.5}}, 422,
+     "cannot sample with truncation"),
+    ("post", "/api/sample", {"json": {"model": "nope"}}, 404, "unknown model 'nope'"),
+    ("post", "/api/sample", {"json": {"model": "pix2pix"}}, 422, "cannot sample"),
+    ("post", "/api/sample", {"json": {"format": "gif"}}, 422, "format"),
+    ("post", "/api/sample", {"json": {"n": 2, "path": "/etc/passwd"}}, 422, "path: Extra inputs are not permitted"),
+    ("post", "/api/interpolate", {"json": {"steps": 50}}, 422, "--max-n 8"),
+    ("post", "/api/translate", {"data": {"model": "pix2pix"}}, 422, "file: Field required"),
+    ("post", "/api/translate", {"data": {"model": "pix2pix", "direction": "BtoA"},
+                                "files": {"file": ("a.png", png(np.zeros((8, 8, 3), np.uint8)))}}, 422, "AtoB only"),
+    ("post", "/api/upscale", {"data": {"model": "superres"}, "files": {"file": ("a.png", b"not an image")}},
+     400, "not a readable image"),
+    ("post", "/api/upscale", {"data": {"model": "superres"},
+                              "files": {"file": ("a.png", png(np.zeros((40, 40, 3), np.uint8)))}},
+     413, "--max-pixels 900"),
+    ("post", "/api/upscale", {"data": {"model": "superres"}, "files": {"file": ("a.bin", bytes(30_000))}},
+     413, "--max-upload-mb 0.02"),
+    ("post", "/api/upscale", {"data": {"model": "superres"}, "files": {"file": ("a.bin", bytes(200_000))}},
+     413, "--max-upload-mb"),  # refused by the body limit before the form is parsed
+    ("get", "/static/../api.py", {}, 404, "Not Found"),
+]
+
+
+@pytest.mark.parametrize("method,path,kwargs,status,message", BAD, ids=[b[-1][:30] for b in BAD])
+def test_each_bad_request_gets_a_json_error_and_the_server_keeps_serving(method, path, kwargs, status,
+                                                                        message, client):
+    r = getattr(client, method)(path, **kwargs)
+    assert r.status_code == status, r.text
+    error = r.json()["error"]
+    assert message in error and "\n" not in error
+    assert client.get("/healthz").json() == {"status": "ok", "models": len(FAMILIES)}
+    assert client.post("/api/sample", json={"n": 1}).status_code == 200
+
+
+def test_token_is_required_on_every_api_call(runs):
+    app = create_app({"u": runs["unconditional"]}, Settings(token="s3cret"))
+    with TestClient(app) as c:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}):
+            r = c.post("/api/sample", json={"n": 1}, headers=headers)
+            assert r.status_code == 401 and "Authorization: Bearer" in r.json()["error"]
+            assert c.get("/api/models", headers=headers).status_code == 401
+        ok = {"Authorization": "Bearer s3cret"}
+        assert c.post("/api/sample", json={"n": 1}, headers=ok).status_code == 200
+        assert c.get("/api/models", headers=ok).status_code == 200
+        assert c.get("/healthz").status_code == 200 and c.get("/").status_code == 200
+
+
+def test_cors_is_off_unless_an_origin_is_given(runs, client):
+    origin = {"Origin": "http://example.test"}
+    assert "access-control-allow-origin" not in client.get("/api/models", headers=origin).headers
+    app = create_app({"u": runs["unconditional"]}, Settings(cors="http://example.test"))
+    with TestClient(app) as c:
+        assert c.get("/api/models", headers=origin).headers["access-control-allow-origin"] == "http://example.test"
+        assert "access-control-allow-origin" not in c.get("/api/models", headers={"Origin": "http://evil.test"}).headers
+
+
+def test_metrics_count_requests_by_route_and_status(runs):
+    with TestClient(create_app({"u": runs["unconditional"]}, Settings(max_n=4))) as c:
+        for _ in range(3):
+            c.post("/api/sample", json={"n": 2})
+        c.post("/api/sample", json={"n": 5})
+        text = c.get("/metrics").text
+    assert 'ganforge_requests_total{route="/api/sample",status="200"} 3.0' in text
+    assert 'ganforge_requests_total{route="/api/sample",status="422"} 1.0' in text
+    assert 'ganforge_request_latency_seconds_count{route="/api/sample"} 4.0' in text
+    assert 'ganforge_batch_images_sum{model="u"} 6.0' in text
+
+
+def test_page_and_docs_are_served_without_external_assets(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    for path in ("/", "/static/app.js", "/static/style.css"):
+        body = client.get(path).text
+        assert "http://" not in body and "https://" not in body and "//cdn" not in body
+    spec = client.get("/openapi.json").json()
+    assert {"/api/models", "/api/sample", "/api/interpolate", "/api/translate", "/api/upscale"} <= set(spec["paths"])
+
+
+def test_serve_refuses_a_public_host_without_a_token(runs):
+    r = run_cli("serve", runs["unconditional"].run_dir, "--host", "0.0.0.0")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--token" in r.stderr

@@ -1,0 +1,137 @@
+"""The page of ``ganforge serve`` in headless Chromium (Debian chromium + chromium-driver, driven
+by selenium) against a real uvicorn server on a free loopback port: generate shows an image with
+non-blank pixels, and an uploaded image comes back translated at its own size. Skipped with the
+reason when Chromium or selenium is absent. GANFORGE_SCREENSHOT=path.png keeps a screenshot."""
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ROOT
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER),
+                                reason="needs Debian's chromium and chromium-driver "
+                                       "(apt-get install chromium chromium-driver)")
+selenium = pytest.importorskip("selenium", reason="needs selenium (pip install selenium)")
+pytest.importorskip("uvicorn")
+
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+
+from test_export import train_family  # noqa: E402
+
+PIXELS_JS = """
+const img = document.getElementById(arguments[0]);
+const c = document.createElement('canvas');
+c.width = img.naturalWidth; c.height = img.naturalHeight;
+const ctx = c.getContext('2d'); ctx.drawImage(img, 0, 0);
+return [c.width, c.height, Array.from(ctx.getImageData(0, 0, c.width, c.height).data)];
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(url: str, proc, timeout: float = 120) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited: {proc.stdout.read()}")
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError("server did not become healthy in time")
+
+
+def image_pixels(driver, element_id: str) -> np.ndarray:
+    WebDriverWait(driver, 60).until(lambda d: d.execute_script(
+        f"const i = document.getElementById('{element_id}'); return !i.hidden && i.complete && i.naturalWidth > 0;"))
+    w, h, data = driver.execute_script(PIXELS_JS, element_id)
+    return np.array(data, dtype=np.uint8).reshape(h, w, 4)
+
+
+def test_page_generates_and_translates_in_headless_chromium(tmp_path):
+    runs = [train_family(name, tmp_path) for name in ("unconditional", "pix2pix")]
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen([sys.executable, "-m", "ganforge", "serve", *map(str, runs), "--port", str(port)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    driver = None
+    try:
+        wait_healthy(url, proc)
+        options = webdriver.ChromeOptions()
+        options.binary_location = CHROMIUM
+        for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     f"--user-data-dir={tmp_path / 'chrome-profile'}", "--window-size=1200,1000"):
+            options.add_argument(flag)
+        driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=DRIVER))
+        driver.set_page_load_timeout(60)
+        driver.get(url + "/")
+        WebDriverWait(driver, 60).until(lambda d: len(Select(d.find_element(By.ID, "model")).options) == 2)
+
+        Select(driver.find_element(By.ID, "model")).select_by_value("unconditional")
+        driver.find_element(By.ID, "n").clear()
+        driver.find_element(By.ID, "n").send_keys("16")
+        driver.find_element(By.ID, "generate").click()
+        grid = image_pixels(driver, "sample-image")
+        # 16 samples of 8 px in a 4 x 4 grid with 2 px padding: 42 x 42, and not blank
+        assert grid.shape == (42, 42, 4) and grid[..., :3].std() > 5
+        driver.find_element(By.ID, "walk").click()
+        walk = image_pixels(driver, "walk-image")
+        assert walk.shape[:2] == (12, 8 * 8 + 2 * 9) and walk[..., :3].std() > 5  # 8 frames of 8 px in a row
+
+        Select(driver.find_element(By.ID, "model")).select_by_value("pix2pix")
+        assert driver.find_element(By.ID, "image-panel").is_displayed()
+        src = tmp_path / "input.png"
+        Image.fromarray(np.random.default_rng(0).integers(0, 256, (12, 20, 3), dtype=np.uint8)).save(src)
+        driver.find_element(By.ID, "upload").send_keys(str(src))
+        driver.find_element(By.ID, "run-image").click()
+        after = image_pixels(driver, "after")
+        before = image_pixels(driver, "before")
+        assert after.shape == before.shape == (12, 20, 4)  # translated at its own size
+        # the result is the run's own translation of the upload (a 4-step model: nearly gray)
+        import torch
+
+        import ganforge
+
+        x = torch.from_numpy(np.asarray(Image.open(src))).permute(2, 0, 1)[None].float() / 127.5 - 1
+        y = ganforge.load(runs[1]).translate(x)[0]
+        expected = ((y + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        assert np.abs(after[..., :3].astype(int) - expected).max() <= 1
+        assert np.array_equal(before[..., :3], np.asarray(Image.open(src)))
+        assert driver.find_element(By.ID, "error").text == ""
+        shot = driver.get_screenshot_as_png()
+        assert Image.open(io.BytesIO(shot)).size[0] > 0
+        if os.environ.get("GANFORGE_SCREENSHOT"):
+            Select(driver.find_element(By.ID, "model")).select_by_value("unconditional")
+            driver.find_element(By.ID, "generate").click()
+            image_pixels(driver, "sample-image")
+            driver.save_screenshot(os.environ["GANFORGE_SCREENSHOT"])
+    finally:
+        if driver is not None:
+            driver.quit()
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
