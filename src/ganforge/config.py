@@ -179,6 +179,10 @@ class _Section:
     cls: type
     objectives: set[str]
 
+    def read_by(self, name: str) -> bool:
+        """Whether the objective ``name`` reads this section."""
+        return name in self.objectives
+
 
 # Section name -> its dataclass and the objectives that read it; filled by the families
 # (ganforge.objectives registers each family's ``sections`` when the family is registered).
@@ -303,10 +307,10 @@ def from_dict(data: dict[str, Any]) -> Config:
     common = {k: v for k, v in data.items() if k not in SECTIONS}
     cfg = _build(Config, common)
     for name, entry in SECTIONS.items():
-        if name not in data and cfg.objective not in entry.objectives:
+        if name not in data and not entry.read_by(cfg.objective):
             continue
         section = _build(entry.cls, data.get(name) or {}, f"{name}.")
-        if cfg.objective in entry.objectives:
+        if entry.read_by(cfg.objective):
             cfg.sections[name] = section
         elif section != entry.cls():
             raise ConfigError(f"section '{name}' configures objective "
