@@ -155,7 +155,10 @@ def test_lookup_order(isolated, monkeypatch):
 
     assert marker(data_dir=tmp / "given") == 1  # data_dir beats env
     assert marker() == 2  # env beats cache
+    (tmp / "empty").mkdir()
     assert marker(data_dir=tmp / "empty") == 3  # a data_dir without the files falls through (env is skipped)
+    with pytest.raises(DataError, match="does not exist"):  # one that does not exist is a mistake (issue 21)
+        marker(data_dir=tmp / "missing")
     monkeypatch.delenv("GANFORGE_DATA")
     assert marker() == 3  # cache beats system dir
     assert fetch("fashion-mnist") == f"fashion-mnist: found at {tmp / 'cache' / 'fashion-mnist'}"
@@ -388,7 +391,8 @@ def test_folder_unreadable_files_warn_once(tmp_path):
     good = tmp_path / "truncated.png"  # valid header, body cut: fails only at decode time
     save(good, size=(64, 64))
     good.write_bytes(good.read_bytes()[:60])
-    with pytest.warns(UserWarning, match=r"skipped 2 unreadable files in .* \(first: broken.png") as record:
+    with pytest.warns(UserWarning, match=r"skipped 2 unusable image files in .*: broken.png \(cannot identify "
+                                         r"image file\), truncated.png \(image file is truncated") as record:
         ds = load_dataset(f"folder:{tmp_path}")
     assert len(record) == 1 and len(ds) == 3
 

@@ -277,7 +277,7 @@ def test_not_enough_space_or_permission_is_checked_before_training(tmp_path, mon
 @pytest.mark.parametrize("override, needle", [
     ("optim.g_lr=.nan", "optim.g_lr must be a finite number, got nan"),
     ("optim.d_lr=.inf", "optim.d_lr must be a finite number, got inf"),
-    ("optim.d_lr=5", "optim.d_lr=5 is far above any learning rate"),
+    ("optim.d_lr=50", "optim.d_lr=50 is far above any learning rate"),
     ("reg.r1=.nan", "reg.r1 must be a finite number"),
     ("data.resolution=100000", "needs at least"),
     ("data.name=folder:", "folder: needs a path"),
