@@ -65,7 +65,7 @@ CASES.append(("cyclegan", "translate", "BtoA"))
 
 def train_family(name: str, root: Path) -> Path:
     """A tiny trained run of family ``name`` (its example config) under ``root``."""
-    raw: dict[str, Any] = OBJECTIVES[name].example_config(root / "data")
+    raw: dict[str, Any] = OBJECTIVES[name].example_config(root / "data" / name)
     run = root / name
     api.train(from_dict(raw), run, progress=False)
     return run

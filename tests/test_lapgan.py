@@ -79,7 +79,7 @@ def test_one_optimizer_pair_per_level_and_a_phase_moves_only_its_own_level(tmp_p
 
     for phase in obj.phases:
         before = params()
-        trainer._run_phase(phase, batch)
+        trainer._run_phase(phase, [batch])  # one micro-batch (train.accumulate=1)
         after = params()
         changed = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
         assert changed == {phase.name}, (phase.name, changed)

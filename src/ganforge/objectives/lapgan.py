@@ -95,7 +95,8 @@ class LAPGAN(Objective):
 
     @classmethod
     def example_config(cls, workdir: Path) -> dict[str, Any]:
-        folder = write_image_folder(workdir / "images", n=4, size=16, channels=1,
+        name = "labeled16" if cls.conditional else "images16"  # not another family's folder
+        folder = write_image_folder(workdir / name, n=4, size=16, channels=1,
                                     classes=("a", "b") if cls.conditional else ())
         return {"objective": cls.name,
                 "data": {"name": f"folder:{folder}", "resolution": 16, "channels": 1},
