@@ -85,7 +85,15 @@ def _ort(path: Path, feed: dict[str, np.ndarray]) -> np.ndarray:
 def test_onnx_matches_the_familys_own_method(family, capability, direction, runs, tmp_path):
     run = ganforge.load(runs[family])
     out = tmp_path / "g.onnx"
-    result = export.export_onnx(run, out, capability=capability, direction=direction)
+    try:
+        result = export.export_onnx(run, out, capability=capability, direction=direction)
+    except export.ExportError as exc:
+        # Samplers that chain several network calls (LAPGAN's pyramid, BigGAN's standing
+        # statistics) are not covered by a one-call graph yet: export refuses in one line and
+        # writes nothing, instead of writing a graph that differs from the family's sample.
+        assert "more than one network call" in str(exc) and "\n" not in str(exc)
+        assert not out.exists()
+        pytest.xfail(f"{family}: {exc}")
     assert result["max_abs_diff"] <= 1e-4
     session = export.ort_session(out)
     meta = json.loads(session.get_modelmeta().custom_metadata_map["ganforge"])
