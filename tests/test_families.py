@@ -57,8 +57,20 @@ def _call_truncation(run):
     assert x.shape[0] == 2 and not torch.equal(x, run.sample(2, seed=0))
 
 
+def _call_mix(run):
+    grid = run.mix([1, 2], [3], "0-1")
+    assert grid.shape[0] == (1 + 2) * (1 + 1) and grid.abs().max() <= 1
+    assert torch.equal(grid, run.mix([1, 2], [3], [0, 1]))
+
+
+def _call_interpolate(run):
+    frames = run.interpolate([1, 2], 4)
+    assert frames.shape[0] == 4 and frames.abs().max() <= 1
+
+
 CALLS = {"sample": _call_sample, "sample_labels": _call_sample_labels,
-         "translate": _call_translate, "upscale": _call_upscale, "truncation": _call_truncation}
+         "translate": _call_translate, "upscale": _call_upscale, "truncation": _call_truncation,
+         "mix": _call_mix, "interpolate": _call_interpolate}
 
 
 def test_every_capability_has_a_test_call_and_families_are_registered():

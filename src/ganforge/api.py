@@ -181,15 +181,20 @@ class LoadedRun:
 
     @torch.no_grad()
     def sample(self, n: int, *, seed: int = 0, ema: bool = True, batch_size: int = 500,
-               labels=None, truncation: float | None = None) -> torch.Tensor:
+               labels=None, truncation: float | None = None,
+               truncation_cutoff: int | None = None) -> torch.Tensor:
         """n samples as float [N, C, H, W] in [-1, 1] on the CPU, reproducible for a seed.
         ``labels`` (conditional runs): see ``sample_labels``. ``truncation``: families with the
-        "truncation" capability (its meaning and range are the family's)."""
+        "truncation" capability (its meaning and range are the family's); ``truncation_cutoff``:
+        truncate only layers below it (style-based generators)."""
         self.require("sample")
         extra = {}
         if truncation is not None:
             self.require("truncation")
             extra["truncation"] = truncation
+        if truncation_cutoff is not None:
+            self.require("mix")  # per-layer styles
+            extra["truncation_cutoff"] = truncation_cutoff
         gen = torch.Generator().manual_seed(seed)
         nets = self.ema_nets if ema else {}
         y = self.sample_labels(n, labels)
@@ -199,6 +204,32 @@ class LoadedRun:
             kwargs = dict(extra) if y is None else {"labels": y[start:start + size], **extra}
             chunks.append(self.objective.sample(size, generator=gen, nets=nets, **kwargs).cpu())
         return torch.cat(chunks)
+
+    def mix(self, rows, cols, layers="0-3", *, ema: bool = True, truncation: float | None = None,
+            labels=None) -> torch.Tensor:
+        """Style mixing (style-based runs): the grid [(1 + R) * (1 + C), C, H, W] in [-1, 1], one
+        row per row seed, one column per column seed, ``layers`` ('0-3', or a list of layer
+        indices) of each image taken from its column seed; the first row and column show the
+        seeds' own images (top-left blank). Lay out with nrow = 1 + len(cols)."""
+        self.require("mix")
+        nets = self.ema_nets if ema else {}
+        if isinstance(layers, str):
+            layers = self.objective.parse_layers(layers, nets=nets)
+        y = self.sample_labels(1, labels)
+        return self.objective.mix(list(rows), list(cols), list(layers), nets=nets,
+                                  truncation=truncation, labels=None if y is None else y[:1]).cpu()
+
+    def interpolate(self, seeds, frames: int = 60, *, space: str = "w", ema: bool = True,
+                    truncation: float | None = None, labels=None) -> torch.Tensor:
+        """A looping latent walk through ``seeds``: ``frames`` images [frames, C, H, W] in
+        [-1, 1] (``space`` w: linear in W; z: slerp in Z)."""
+        self.require("interpolate")
+        if len(seeds) < 2 or frames < 2:
+            raise ConfigError(f"interpolate needs at least 2 seeds and 2 frames, got {len(seeds)} and {frames}")
+        y = self.sample_labels(1, labels)
+        return self.objective.interpolate(list(seeds), frames, space=space, truncation=truncation,
+                                          nets=self.ema_nets if ema else {},
+                                          labels=None if y is None else y[:1]).cpu()
 
     def sample_uint8(self, n: int, **kwargs) -> np.ndarray:
         """n samples as uint8 [N, H, W, C], the file-boundary format (samples.npz)."""

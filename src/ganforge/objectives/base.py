@@ -40,6 +40,9 @@ CAPABILITIES = {
     # sample(..., truncation=T): the family defines T (StyleGAN's psi toward the mean w,
     # BigGAN's threshold for resampling z) and checks its range with a one-line ConfigError.
     "truncation": "sample with truncation (ganforge sample --truncation, bench truncation)",
+    # Style-based generators (StyleGAN2): ws per layer that can be swapped and walked through.
+    "mix": "mix coarse/middle/fine styles of two latents (ganforge mix)",
+    "interpolate": "walk through latent space between seeds (ganforge interpolate)",
 }
 
 
@@ -163,6 +166,11 @@ class Objective:
 
     def after_step(self, phase: str) -> None:
         """Called after each optimizer step of ``phase`` (e.g. WGAN weight clipping)."""
+
+    def ema_beta(self, step: int) -> float | None:
+        """The EMA decay at iteration ``step`` when the family schedules its own (StyleGAN2: a
+        half-life in images); None: train.ema_decay with the Trainer's ramp."""
+        return None
 
     def extra_state(self) -> dict[str, Any]:
         """State outside the nets that must survive resume (an augmentation probability, ...)."""
