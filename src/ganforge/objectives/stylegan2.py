@@ -68,8 +68,9 @@ def path_lengths(images: Tensor, ws: Tensor, noise: Tensor) -> Tensor:
     """||J_w^T y|| per sample [N] for images [N, C, H, W] = g(ws [N, L, D]) and y = ``noise``
     (already scaled by 1 / sqrt(H W)): the gradient of <g(ws), y> with respect to ws, its squared
     norm summed over D, averaged over the L layers, square root. Differentiable (create_graph)."""
-    (grad,) = torch.autograd.grad((images.float() * noise).sum(), ws, create_graph=True)
-    return grad.float().square().sum(2).mean(1).sqrt()
+    dtype = torch.promote_types(images.dtype, torch.float32)  # bf16 under autocast: sum in fp32
+    (grad,) = torch.autograd.grad((images.to(dtype) * noise).sum(), ws, create_graph=True)
+    return grad.to(dtype).square().sum(2).mean(1).sqrt()
 
 
 def check_psi(psi: float) -> float:
