@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -330,3 +331,66 @@ def test_config_errors_name_the_key(tmp_path):
         StyleGAN2(from_dict(apply_overrides(raw, ["data.resolution=28"])), {})
     with pytest.raises(ConfigError, match="style.mapping_layers must be > 0"):
         StyleGAN2(from_dict(apply_overrides(raw, ["style.mapping_layers=0"])), {})
+
+
+# ----------------------------------------------------------------------------- PPL, bench truncation
+
+
+def test_perceptual_path_length_against_a_known_linear_path():
+    from ganforge.metrics import ModuleExtractor
+    from ganforge.metrics.ppl import perceptual_path_length
+
+    class Flat(torch.nn.Module):
+        def forward(self, x):
+            return x.flatten(1)
+
+    ext = ModuleExtractor(Flat(), channels=1)
+    norms = torch.arange(1, 201, dtype=torch.float64)  # ||v||^2 of pair i is i + 1
+
+    def pairs(n, *, space, eps, seed):
+        idx = torch.arange(seed * 50, seed * 50 + n)
+        a = torch.zeros(n, 1, 2, 2)
+        v = torch.zeros(n, 1, 2, 2, dtype=torch.float64)
+        v[:, 0, 0, 0] = norms[idx].sqrt()
+        return a, (a.double() + 1e-2 * v).float()
+
+    value, info = perceptual_path_length(pairs, ext, n=200, space="w", eps=1e-2, batch=50)
+    d = norms.numpy()
+    kept = d[(d >= np.percentile(d, 1, method="lower")) & (d <= np.percentile(d, 99, method="higher"))]
+    assert value == pytest.approx(kept.mean(), rel=1e-4) and info["kept"] == len(kept) < 200
+
+
+def test_ppl_pairs_step_eps_along_the_latent_path(style_run):
+    run = ganforge.load(style_run)
+    a, b = run.path_pairs(3, space="w", eps=1e-4, seed=0)
+    a2, b2 = run.path_pairs(3, space="w", eps=0.0, seed=0)
+    assert torch.equal(a, a2) and torch.equal(a2, b2)  # eps 0: the same image
+    assert 0 < (a - b).abs().max() < 1e-2
+
+
+def test_bench_truncation_scores_match_a_direct_evaluation(style_run, tmp_path):
+    from ganforge.bench import truncation as bench
+    from ganforge.metrics import ModuleExtractor, evaluate, to_uint8
+
+    class Pool(torch.nn.Module):
+        def forward(self, x):
+            return torch.nn.functional.avg_pool2d(x, 2).flatten(1)
+
+    run = ganforge.load(style_run)
+    ext = ModuleExtractor(Pool(), channels=1)
+    ref = f"folder:{style_run.parent / 'data' / 'images'}"
+    result = bench.run_benchmark(run, [0.0, 1.0], ref=ref, n=8, extractor=ext, split="train")
+    direct = evaluate(to_uint8(run.sample(8, seed=0)), ref=ref, split="train", n_ref=8, extractor=ext,
+                      metrics=["fid", "precision", "recall"], cache=False)
+    row = result["results"][1]
+    assert row["truncation"] == 1.0 and row["fid"] == pytest.approx(direct.values["fid"])
+    assert result["results"][0]["fid"] != row["fid"]
+    assert bench.plot(result, tmp_path / "t.png").stat().st_size > 0
+
+
+def test_bench_truncation_refuses_bad_values_and_runs_without_truncation(style_run, tmp_path):
+    out = run_cli("bench", "truncation", style_run, "--psi", "0.5,1.2", "--json", tmp_path / "t.json")
+    assert out.returncode == 2 and "truncation psi must be in [0, 1]" in out.stderr
+    assert out.stderr.count("\n") == 1 and not any(tmp_path.iterdir())
+    out = run_cli("bench", "truncation", style_run, "--values", "a", "--json", tmp_path / "t.json")
+    assert out.returncode == 2 and "--values takes comma-separated numbers" in out.stderr

@@ -231,6 +231,16 @@ class LoadedRun:
                                           nets=self.ema_nets if ema else {},
                                           labels=None if y is None else y[:1]).cpu()
 
+    @torch.no_grad()
+    def path_pairs(self, n: int, *, space: str = "w", eps: float = 1e-4, seed: int = 0,
+                   ema: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Image pairs for perceptual path length: (G(l(0)), G(l(eps))) for n random latent
+        paths l (linear in W, slerp in Z), the same noise in both; float [n, C, H, W] on the CPU."""
+        self.require("interpolate")
+        a, b = self.objective.path_pairs(n, space=space, eps=eps, generator=torch.Generator().manual_seed(seed),
+                                         nets=self.ema_nets if ema else {})
+        return a.cpu(), b.cpu()
+
     def sample_uint8(self, n: int, **kwargs) -> np.ndarray:
         """n samples as uint8 [N, H, W, C], the file-boundary format (samples.npz)."""
         return to_uint8_hwc(self.sample(n, **kwargs))

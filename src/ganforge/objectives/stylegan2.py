@@ -342,6 +342,25 @@ class StyleGAN2(UnconditionalGAN):
             ws = ends[a].lerp(ends[b], frac.view(-1, 1, 1))
         return torch.cat([self.synthesize(chunk, nets=nets, noise="const") for chunk in ws.split(64)])
 
+    @torch.no_grad()
+    def path_pairs(self, n: int, *, space: str, eps: float, generator: torch.Generator,
+                   nets=None) -> tuple[Tensor, Tensor]:
+        """PPL's end-point pairs: latents l0, l1, images at t = 0 and t = eps along l0 -> l1
+        (slerp in Z, linear in W), the same ``const`` noise in both (ganforge.metrics.ppl)."""
+        if space not in ("w", "z"):
+            raise ConfigError(f"path length space must be w or z, got '{space}'")
+        G = self._G(nets)
+        z0, z1 = self._z(n, generator), self._z(n, generator)
+        y = self.sample_labels_for(n, None, generator)
+        eps_t = torch.full((n, 1), eps, device=self.device)
+        if space == "z":
+            ws = G.ws(torch.cat([z0, slerp(z0, z1, eps_t)]), None if y is None else torch.cat([y, y]))
+        else:
+            w0, w1 = G.mapping(z0, y), G.mapping(z1, y)
+            ws = torch.cat([w0, w0.lerp(w1, eps_t)]).unsqueeze(1).repeat(1, G.num_ws, 1)
+        images = G.synthesis(ws, G.synthesis.make_noise(2 * n, "const")).float()  # not clamped: smooth in eps
+        return images[:n], images[n:]
+
 
 @register_objective("stylegan2_conditional")
 class StyleGAN2Conditional(StyleGAN2):
