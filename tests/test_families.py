@@ -68,9 +68,16 @@ def _call_interpolate(run):
     assert frames.shape[0] == 4 and frames.abs().max() <= 1
 
 
+def _call_project(run):
+    res = run.config.data.resolution
+    out = run.project(np.full((res + 3, res, 3), 128, np.uint8), space="w+", steps=3)
+    assert out["ws"].dim() == 2 and out["image"].shape == out["target"].shape
+    assert out["notes"] and out["psnr"] > 0
+
+
 CALLS = {"sample": _call_sample, "sample_labels": _call_sample_labels,
          "translate": _call_translate, "upscale": _call_upscale, "truncation": _call_truncation,
-         "mix": _call_mix, "interpolate": _call_interpolate}
+         "mix": _call_mix, "interpolate": _call_interpolate, "project": _call_project}
 
 
 def test_every_capability_has_a_test_call_and_families_are_registered():

@@ -394,3 +394,42 @@ def test_bench_truncation_refuses_bad_values_and_runs_without_truncation(style_r
     assert out.stderr.count("\n") == 1 and not any(tmp_path.iterdir())
     out = run_cli("bench", "truncation", style_run, "--values", "a", "--json", tmp_path / "t.json")
     assert out.returncode == 2 and "--values takes comma-separated numbers" in out.stderr
+
+
+# ----------------------------------------------------------------------------- projection
+
+
+def test_projection_of_a_generated_image_recovers_it(style_run):
+    from ganforge.metrics.paired import psnr
+
+    run = ganforge.load(style_run)
+    G, obj = run.ema_nets["G"], run.objective
+    ws, _ = obj.latents(1, torch.Generator().manual_seed(5), nets=run.ema_nets)
+    target = api.to_uint8_hwc(obj.synthesize(ws, nets=run.ema_nets, noise="const"))[0]
+    start = obj.synthesize(G.mapping.w_avg.expand(1, G.num_ws, -1), nets=run.ema_nets, noise="const")
+    for space in ("w", "w+"):
+        out = run.project(target, space=space, steps=300)
+        baseline = float(psnr(start, out["target"])[0])
+        assert out["ws"].shape == (G.num_ws, G.w_dim) and out["notes"] == []
+        assert out["psnr"] > baseline + 5, (space, out["psnr"], baseline)
+        assert out["ssim"] is None and "pixel MSE only" in out["perceptual"]  # 8 px: no SSIM, no classifier
+        if space == "w":
+            assert torch.equal(out["ws"][0], out["ws"][-1])  # one w for every layer
+
+
+def test_project_command_resizes_with_a_note_and_refuses_bad_files(style_run, tmp_path):
+    from PIL import Image
+
+    Image.fromarray(np.full((20, 30, 3), 200, np.uint8)).save(tmp_path / "big.png")
+    out = run_cli("project", style_run, tmp_path / "big.png", "--steps", "5", "--out", tmp_path / "proj")
+    assert out.returncode == 0, out.stderr
+    assert "converted RGB to L" in out.stdout and "resized 30x20 to 8x8" in out.stdout
+    assert {p.name for p in (tmp_path / "proj").iterdir()} == {"latent.npy", "reconstruction.png",
+                                                               "progress.png", "result.json"}
+    assert np.load(tmp_path / "proj" / "latent.npy").shape[0] == 4
+    again = run_cli("project", style_run, tmp_path / "big.png", "--out", tmp_path / "proj")
+    assert again.returncode == 2 and "already exists" in again.stderr
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    bad = run_cli("project", style_run, tmp_path / "bad.png", "--out", tmp_path / "p2")
+    assert bad.returncode == 2 and "cannot read image" in bad.stderr and bad.stderr.count("\n") == 1
+    assert not (tmp_path / "p2").exists()

@@ -241,6 +241,15 @@ class LoadedRun:
                                          nets=self.ema_nets if ema else {})
         return a.cpu(), b.cpu()
 
+    def project(self, image, *, space: str = "w", steps: int = 1000, seed: int = 0, ema: bool = True,
+                log=None) -> dict:
+        """GAN inversion (style-based runs): ``image`` uint8 [H, W, C] (converted and resized to
+        the run's channels and resolution; ``notes`` says how) -> {"ws" [L, D], "image" and
+        "target" float [1, C, H, W], "progress" [K, C, H, W], "psnr", "ssim", "perceptual", ...}."""
+        self.require("project")
+        nets = self.ema_nets if ema else {}
+        return self.objective.project(image, space=space, steps=steps, seed=seed, nets=nets, log=log)
+
     def sample_uint8(self, n: int, **kwargs) -> np.ndarray:
         """n samples as uint8 [N, H, W, C], the file-boundary format (samples.npz)."""
         return to_uint8_hwc(self.sample(n, **kwargs))

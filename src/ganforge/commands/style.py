@@ -2,6 +2,7 @@
 
     ganforge mix RUN --rows 1,2,3 --cols 10,11,12 --layers 0-3 --out mix.png
     ganforge interpolate RUN --seeds 1,7,3 --frames 60 --space w --out walk.gif
+    ganforge project RUN target.png --space w|w+ --steps 1000 --out proj/
 
 A run without the capability gets the one-line capability error (exit code 2).
 """
@@ -89,6 +90,61 @@ def cmd_interpolate(args) -> int:
     return 0
 
 
+def _read_image(path: Path):
+    """uint8 [H, W] (grayscale) or [H, W, 3|4], the file's own mode kept (the run converts it and
+    says so); a one-line DataError when the file is missing or unreadable."""
+    import numpy as np
+    from PIL import Image
+
+    from ..errors import DataError
+
+    if not path.is_file():
+        raise DataError(f"image {path} does not exist; pass an image file (png, jpg, ...)")
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img if img.mode in ("L", "RGB", "RGBA") else img.convert("RGB")).copy()
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read image {path} ({type(exc).__name__}); pass a png or jpg file") from None
+
+
+def cmd_project(args) -> int:
+    import numpy as np
+    import torch
+    from torchvision.utils import save_image
+
+    from .. import api
+    from ..atomic import atomic_path, atomic_write_json
+
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.force:
+        raise ConfigError(f"{out} already exists; pass --force to overwrite its files or choose another --out")
+    image = _read_image(Path(args.target))
+    run = api.load(args.run_dir, checkpoint=args.checkpoint)
+    run.require("project")
+    result = run.project(image, space=args.space, steps=args.steps, seed=args.seed, ema=not args.no_ema,
+                         log=lambda step, loss: print(f"  step {step:5d}  loss {loss:.5f}", flush=True)
+                         if not args.quiet else None)
+    for note in result["notes"]:
+        print(f"ganforge: note: {note}")
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "latent.npy") as tmp:
+        np.save(tmp, result["ws"].numpy())
+    with atomic_path(out / "reconstruction.png") as tmp:
+        save_image(result["image"], tmp, normalize=True, value_range=(-1, 1), padding=0)
+    with atomic_path(out / "progress.png") as tmp:  # target | snapshots during the optimization
+        save_image(torch.cat([result["target"], result["progress"]]), tmp, nrow=len(result["progress"]) + 1,
+                   normalize=True, value_range=(-1, 1), padding=1)
+    summary = {k: result[k] for k in ("psnr", "ssim", "space", "steps", "perceptual", "notes", "loss")}
+    summary.update(target=str(args.target), run=str(args.run_dir), checkpoint=run.checkpoint.name,
+                   latent_shape=list(result["ws"].shape))
+    atomic_write_json(out / "result.json", summary)
+    ssim_text = f"{summary['ssim']:.4f}" if summary["ssim"] is not None else "n/a (image under 11 px)"
+    print(f"ganforge: projected {args.target} into {args.space.upper()} in {args.steps} steps "
+          f"({result['perceptual']}): PSNR {summary['psnr']:.2f} dB, SSIM {ssim_text}")
+    print(f"  {out / 'latent.npy'} (ws {list(result['ws'].shape)}), reconstruction.png, progress.png, result.json")
+    return 0
+
+
 def register(subparsers, parser_class) -> None:
     s = subparsers.add_parser("mix", help="style-mixing grid of a style-based run (StyleGAN2)",
                               description="Rows keep their seed's styles except --layers, which come "
@@ -115,3 +171,17 @@ def register(subparsers, parser_class) -> None:
     s.add_argument("--truncation", type=float, metavar="PSI", help="truncation psi in [0, 1]")
     s.add_argument("--class", dest="class_", metavar="K", help="conditional runs: the class (index or name)")
     s.set_defaults(func=cmd_interpolate)
+
+    s = subparsers.add_parser("project", help="find the latent of a real image (StyleGAN2 inversion)",
+                              description="Optimize w (or one w per layer, w+) and the noise maps from "
+                                          "w_avg so that the run's generator reproduces TARGET; writes "
+                                          "latent.npy, reconstruction.png, progress.png and result.json "
+                                          "(PSNR/SSIM to the target).")
+    add_run_arguments(s, out={"default": "proj", "help": "output folder (default proj/)"},
+                      force="overwrite the files in --out")
+    s.add_argument("target", metavar="TARGET", help="an image file (resized to the run's resolution, with a note)")
+    s.add_argument("--space", choices=["w", "w+"], default="w", help="w (one w for all layers) or w+ (one per layer)")
+    s.add_argument("--steps", type=int, default=1000, help="optimization steps (default 1000)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--quiet", action="store_true", help="no per-100-step loss lines")
+    s.set_defaults(func=cmd_project)

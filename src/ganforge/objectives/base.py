@@ -43,6 +43,7 @@ CAPABILITIES = {
     # Style-based generators (StyleGAN2): ws per layer that can be swapped and walked through.
     "mix": "mix coarse/middle/fine styles of two latents (ganforge mix)",
     "interpolate": "walk through latent space between seeds (ganforge interpolate)",
+    "project": "find the latent of a real image, GAN inversion (ganforge project)",
 }
 
 

@@ -84,7 +84,7 @@ def check_psi(psi: float) -> float:
 class StyleGAN2(UnconditionalGAN):
     ema = ["G"]
     sections = {"style": StyleConfig}
-    capabilities = frozenset({"sample", "truncation", "mix", "interpolate"})
+    capabilities = frozenset({"sample", "truncation", "mix", "interpolate", "project"})
     accepts_points = False
     conditional = False
 
@@ -111,7 +111,7 @@ class StyleGAN2(UnconditionalGAN):
                               f"set model.pac=1, model.d_spectral_norm=false, model.g_spectral_norm=false")
         self.num_classes = self._classes(cfg, data_info)
         self.z_dim, self.point_dim = m.z_dim, None
-        self.batch_size = cfg.train.batch_size
+        self.batch_size, self.cfg_data_name = cfg.train.batch_size, cfg.data.name
         G = Generator(z_dim=m.z_dim, w_dim=s.w_dim, resolution=res, channels=cfg.data.channels,
                       width=m.g_width, channel_max=s.channel_max, mapping_layers=s.mapping_layers,
                       num_classes=self.num_classes, lr_mul=s.mapping_lr_mul)
@@ -361,6 +361,66 @@ class StyleGAN2(UnconditionalGAN):
         images = G.synthesis(ws, G.synthesis.make_noise(2 * n, "const")).float()  # not clamped: smooth in eps
         return images[:n], images[n:]
 
+    def projection_target(self, image) -> tuple[Tensor, list[str]]:
+        """uint8 [H, W, C] (C 1, 3 or 4) -> float [1, C_G, R, R] in [-1, 1] on the device, and
+        what was changed to get there (said to the user): channels converted, resized."""
+        import numpy as np
+        from PIL import Image
+
+        arr = np.asarray(image)
+        if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3, 4)):
+            raise ConfigError(f"the image to project must be uint8 [H, W] or [H, W, 1|3|4], got "
+                              f"{arr.dtype} {arr.shape}; save it as a PNG or JPEG")
+        G, notes = self.nets["G"], []
+        res, channels = G.synthesis.resolution, G.synthesis.channels
+        img = Image.fromarray(arr[..., 0] if arr.ndim == 3 and arr.shape[2] == 1 else arr)
+        mode = "L" if channels == 1 else "RGB"
+        if img.mode != mode:
+            notes.append(f"converted {img.mode} to {mode} ({channels} channel(s), as the run was trained)")
+            img = img.convert(mode)
+        if img.size != (res, res):
+            w, h = img.size
+            side = min(w, h)
+            img = img.crop(((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side))
+            img = img.resize((res, res), Image.Resampling.LANCZOS)
+            notes.append(f"center-cropped and resized {w}x{h} to {res}x{res} (the run's resolution)")
+        x = torch.from_numpy(np.asarray(img).copy()).float().div(127.5).sub(1)
+        x = x.view(res, res, channels).permute(2, 0, 1).unsqueeze(0)
+        return x.to(self.device), notes
+
+    def project(self, image, *, space: str = "w", steps: int = 1000, seed: int = 0, nets=None,
+                log=None) -> dict:
+        """GAN inversion of a real image (objectives._stylegan2_project): the latent ws [L, D],
+        the reconstruction, a progress strip, PSNR / SSIM to the target and how it was done."""
+        from ..metrics.features import ClassifierExtractor, classifier_weights
+        from ..metrics.paired import SSIM_WINDOW, psnr, ssim
+        from ..metrics.ppl import float_features
+        from ._stylegan2_project import project
+
+        if space not in ("w", "w+"):
+            raise ConfigError(f"--space must be w or w+, got '{space}'")
+        if steps < 1:
+            raise ConfigError(f"--steps must be positive, got {steps}")
+        target, notes = self.projection_target(image)
+        name, features = self.cfg_data_name, None
+        if classifier_weights(name) is not None:
+            ext = ClassifierExtractor(name, device=self.device)
+            features = lambda x: float_features(ext, x).float()  # noqa: E731
+            perceptual = f"pixel MSE + {name}-cnn feature distance"
+        else:
+            perceptual = (f"pixel MSE only ({name} has no ganforge classifier; LPIPS/VGG16 weights are "
+                          f"not available offline)")
+        G = self._G(nets)
+        with torch.enable_grad():
+            G.requires_grad_(False)
+            out = project(G, target, space=space, steps=steps, features=features, seed=seed, log=log)
+        out["target"] = target.cpu()
+        out["psnr"] = float(psnr(out["image"], out["target"])[0])
+        big = min(target.shape[-2:]) >= SSIM_WINDOW
+        out["ssim"] = float(ssim(out["image"], out["target"])[0]) if big else None
+        out.update(space=space, steps=steps, perceptual=perceptual, notes=notes)
+        return out
+
 
 @register_objective("stylegan2_conditional")
 class StyleGAN2Conditional(StyleGAN2):
@@ -368,7 +428,7 @@ class StyleGAN2Conditional(StyleGAN2):
     a projection discriminator (StyleGAN2-ADA's conditioning). Classes come from the dataset
     and are saved with every checkpoint, as in objective=conditional."""
 
-    capabilities = frozenset({"sample", "sample_labels", "truncation", "mix", "interpolate"})
+    capabilities = frozenset({"sample", "sample_labels", "truncation", "mix", "interpolate", "project"})
     conditional = True
 
     def _classes(self, cfg, data_info) -> int:
