@@ -75,9 +75,19 @@ def _call_project(run):
     assert out["notes"] and out["psnr"] > 0
 
 
+def _call_edit(run):
+    def brightness(x):  # a two-class "classifier": images brighter than the batch's median
+        d = (x.flatten(1).mean(1) - x.flatten(1).mean(1).median()) * 100
+        return torch.stack([-d, d], 1)
+
+    out = run.edit("bright", [-2, 0, 2], n_train=64, classify=brightness, class_names=["dark", "bright"])
+    assert out["images"].shape[0] == 3 and len(out["probability"]) == 3
+
+
 CALLS = {"sample": _call_sample, "sample_labels": _call_sample_labels,
          "translate": _call_translate, "upscale": _call_upscale, "truncation": _call_truncation,
-         "mix": _call_mix, "interpolate": _call_interpolate, "project": _call_project}
+         "mix": _call_mix, "interpolate": _call_interpolate, "project": _call_project,
+         "edit": _call_edit}
 
 
 def test_every_capability_has_a_test_call_and_families_are_registered():

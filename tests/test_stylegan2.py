@@ -290,6 +290,11 @@ def test_mix_grid_takes_exactly_the_requested_layers_from_the_columns(style_run)
     (["mix", "{run}", "--rows", "1,x", "--cols", "3", "--out", "{tmp}/m.png"], "--rows takes comma-separated"),
     (["interpolate", "{run}", "--seeds", "1", "--out", "{tmp}/w.gif"], "at least 2 seeds"),
     (["interpolate", "{run}", "--seeds", "1,2", "--out", "{tmp}/w.mp4"], "use a .gif or .png"),
+    (["edit", "{run}", "--attribute", "Shirt", "--strength", "-3:3:x", "--out", "{tmp}/e.png"],
+     "--strength takes FROM:TO:COUNT"),
+    (["edit", "{run}", "--attribute", "Shirt", "--strength", "-3:3:7", "--out", "{tmp}/e.png"],
+     "edit labels generated images with the dataset's classifier"),
+    (["project", "{run}", "{tmp}/missing.png", "--out", "{tmp}/p"], "missing.png does not exist"),
 ])
 def test_bad_inputs_get_one_line_errors_and_exit_code_2(style_run, tmp_path, args, message):
     out = run_cli(*[a.format(run=style_run, tmp=tmp_path) for a in args])
@@ -433,3 +438,30 @@ def test_project_command_resizes_with_a_note_and_refuses_bad_files(style_run, tm
     bad = run_cli("project", style_run, tmp_path / "bad.png", "--out", tmp_path / "p2")
     assert bad.returncode == 2 and "cannot read image" in bad.stderr and bad.stderr.count("\n") == 1
     assert not (tmp_path / "p2").exists()
+
+
+# ----------------------------------------------------------------------------- editing
+
+
+def _brightness(x):
+    """A two-class stand-in for the dataset classifier: brighter than the batch's median or not."""
+    d = (x.flatten(1).mean(1) - x.flatten(1).mean(1).median()) * 100
+    return torch.stack([-d, d], 1)
+
+
+def test_edit_direction_moves_images_toward_the_attribute(style_run):
+    run = ganforge.load(style_run)
+    out = run.edit("bright", [-3, 0, 3], seed=2, n_train=500, classify=_brightness, class_names=["dark", "bright"])
+    mean = out["images"].flatten(1).mean(1)
+    assert out["val_balanced_accuracy"] > 0.8  # brightness is close to linear in w
+    assert mean[0] < mean[1] < mean[2]
+    torch.testing.assert_close(out["images"][1:2], run.objective.synthesize(
+        run.objective.latents(1, torch.Generator().manual_seed(2), nets=run.ema_nets)[0],
+        nets=run.ema_nets, noise="const"))  # strength 0: the seed's own image
+    with pytest.raises(ConfigError, match="unknown class 'Shirt'; valid classes"):
+        run.edit("Shirt", [1], classify=_brightness, class_names=["dark", "bright"], n_train=50)
+    with pytest.raises(ConfigError, match="has none"):
+        run.edit("Shirt", [1])  # the folder dataset has no classifier
+    with pytest.raises(ConfigError, match="pass the latent.npy of ganforge project on this run"):
+        run.edit("bright", [1], latent=np.zeros((2, 3), np.float32), classify=_brightness,
+                 class_names=["dark", "bright"], n_train=50)

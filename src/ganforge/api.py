@@ -250,6 +250,17 @@ class LoadedRun:
         nets = self.ema_nets if ema else {}
         return self.objective.project(image, space=space, steps=steps, seed=seed, nets=nets, log=log)
 
+    def edit(self, attribute, strengths=(-3, -2, -1, 0, 1, 2, 3), *, seed: int = 0, latent=None,
+             n_train: int = 2000, classify=None, class_names=None, ema: bool = True) -> dict:
+        """InterFaceGAN latent editing (style-based runs): the image of ``seed`` (or ``latent``,
+        ws [L, D] from ``project``) moved along the W direction of class ``attribute`` (index or
+        name of the dataset classifier's classes, or of ``class_names`` with your own
+        ``classify(float images) -> logits``); {"images" [K, C, H, W], "probability", ...}."""
+        self.require("edit")
+        return self.objective.edit(attribute=attribute, strengths=list(strengths), seed=seed, latent=latent,
+                                   n_train=n_train, classify=classify, class_names=class_names,
+                                   nets=self.ema_nets if ema else {})
+
     def sample_uint8(self, n: int, **kwargs) -> np.ndarray:
         """n samples as uint8 [N, H, W, C], the file-boundary format (samples.npz)."""
         return to_uint8_hwc(self.sample(n, **kwargs))

@@ -3,11 +3,13 @@
     ganforge mix RUN --rows 1,2,3 --cols 10,11,12 --layers 0-3 --out mix.png
     ganforge interpolate RUN --seeds 1,7,3 --frames 60 --space w --out walk.gif
     ganforge project RUN target.png --space w|w+ --steps 1000 --out proj/
+    ganforge edit RUN --seed 5 --attribute Shirt --strength -3:3:7 --out edit.png [--latent proj/latent.npy]
 
 A run without the capability gets the one-line capability error (exit code 2).
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -145,6 +147,58 @@ def cmd_project(args) -> int:
     return 0
 
 
+def strength_list(text: str) -> list[float]:
+    """'-3:3:7' (from:to:count, evenly spaced) or '-2,0,2' -> strengths."""
+    try:
+        if ":" in text:
+            lo, hi, k = text.split(":")
+            k = int(k)
+            if k < 1:
+                raise ValueError
+            return [float(lo) + (float(hi) - float(lo)) * i / max(k - 1, 1) for i in range(k)]
+        values = [float(v) for v in text.split(",") if v.strip()]
+        if values:
+            return values
+    except ValueError:
+        pass
+    raise ConfigError(f"--strength takes FROM:TO:COUNT (e.g. -3:3:7) or comma-separated numbers, got '{text}'")
+
+
+def cmd_edit(args) -> int:
+    import numpy as np
+    from torchvision.utils import save_image
+
+    from .. import api
+    from ..atomic import atomic_path
+
+    strengths = strength_list(args.strength)
+    if args.n_train < 10:
+        raise ConfigError(f"--n-train must be at least 10, got {args.n_train}")
+    out = Path(args.out)
+    _check_out(out, (".png", ".jpg", ".jpeg"), args.force)
+    latent = None
+    if args.latent is not None:
+        try:
+            latent = np.load(args.latent, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read --latent {args.latent} ({type(exc).__name__}); pass the "
+                              f"latent.npy that ganforge project wrote") from None
+    run = api.load(args.run_dir, checkpoint=args.checkpoint)
+    run.require("edit")
+    result = run.edit(args.attribute, strengths, seed=args.seed, latent=latent, n_train=args.n_train,
+                      ema=not args.no_ema)
+    with atomic_path(out) as tmp:
+        save_image(result["images"], tmp, nrow=len(strengths), normalize=True, value_range=(-1, 1), padding=1)
+    source = f"latent {args.latent}" if latent is not None else f"seed {args.seed}"
+    print(f"ganforge: direction of '{result['attribute']}' in W from {result['n_train']} generated images "
+          f"({result['positive_share']:.1%} classified as it; held-out balanced accuracy of the linear "
+          f"classifier {result['val_balanced_accuracy']:.1%})".replace("nan%", "not measured"))
+    for s_, p in zip(result["strengths"], result["probability"]):
+        print(f"  strength {s_:+.2f}  P({result['attribute']}) = {p:.3f}")
+    print(f"ganforge: wrote {len(strengths)} edits of {source} to {out}")
+    return 0
+
+
 def register(subparsers, parser_class) -> None:
     s = subparsers.add_parser("mix", help="style-mixing grid of a style-based run (StyleGAN2)",
                               description="Rows keep their seed's styles except --layers, which come "
@@ -185,3 +239,20 @@ def register(subparsers, parser_class) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--quiet", action="store_true", help="no per-100-step loss lines")
     s.set_defaults(func=cmd_project)
+
+    s = subparsers.add_parser("edit", help="move an image along an attribute direction (InterFaceGAN, StyleGAN2)",
+                              description="Find the direction of an attribute (a class of the dataset's "
+                                          "classifier) in W with a linear classifier on generated images' "
+                                          "w, and move the image of --seed (or --latent) along it.")
+    add_run_arguments(s, out={"default": "edit.png", "help": "a row of edits .png (default edit.png)"},
+                      force="overwrite --out if it exists")
+    s.add_argument("--attribute", required=True, help="a class of the dataset classifier, by name or index (Shirt)")
+    s.add_argument("--strength", default="-3:3:7",
+                   help="FROM:TO:COUNT or comma-separated, in standard deviations of w along the direction")
+    s.add_argument("--seed", type=int, default=0, help="the image to edit (default 0)")
+    s.add_argument("--latent", help="edit a projected image instead: the latent.npy of ganforge project")
+    s.add_argument("--n-train", type=int, default=2000, help="generated images the direction is fitted on (2000)")
+    # `--strength -3:3:7` (the documented form): let argparse read a value starting with a minus
+    # and a digit as a value, not as an option (it already does for plain negative numbers).
+    s._negative_number_matcher = re.compile(r"^-\.?\d")
+    s.set_defaults(func=cmd_edit)

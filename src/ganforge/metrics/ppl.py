@@ -30,18 +30,19 @@ PERCENTILES = (1, 99)
 _LUMA = (0.299, 0.587, 0.114)
 
 
-def float_features(extractor: Extractor, images: torch.Tensor) -> torch.Tensor:
-    """Features [N, D] of float images [N, C, H, W] in [-1, 1], without the uint8 rounding of the
-    extractor protocol (which would erase a 1e-4 step): resized and converted like its input."""
+def float_forward(extractor: Extractor, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(features [N, D], logits [N, K] or None) of float images [N, C, H, W] in [-1, 1], without
+    the uint8 rounding of the extractor protocol (which would erase a 1e-4 step): resized and
+    converted like the extractor's own input."""
     if isinstance(extractor, ClassifierExtractor):
-        net, size, channels = lambda x: extractor.model.embed(x)[0], extractor.resolution, extractor.channels
+        net, size, channels = extractor.model.embed, extractor.resolution, extractor.channels
     elif isinstance(extractor, ModuleExtractor):
         def net(x):
             out = extractor.module(x)
-            return out[0] if isinstance(out, (tuple, list)) else out
+            return tuple(out[:2]) if isinstance(out, (tuple, list)) else (out, None)
         size, channels = extractor.resolution, extractor.channels
     else:
-        raise EvalError(f"perceptual path length needs an extractor that reads float images (the dataset's "
+        raise EvalError(f"this metric needs an extractor that reads float images (the dataset's "
                         f"classifier such as fashion-mnist-cnn, or a module); {extractor.name} reads uint8 only")
     x = images.float().to(extractor.device)
     if channels != x.shape[1]:
@@ -49,8 +50,13 @@ def float_features(extractor: Extractor, images: torch.Tensor) -> torch.Tensor:
             1, keepdim=True)
     if size and x.shape[-1] != size:
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return net(x)
+
+
+def float_features(extractor: Extractor, images: torch.Tensor) -> torch.Tensor:
+    """Features [N, D] (float64) of float images; see ``float_forward``."""
     with torch.no_grad():
-        return net(x).flatten(1).double()
+        return float_forward(extractor, images)[0].flatten(1).double()
 
 
 def perceptual_path_length(path_pairs: Callable, extractor: Extractor, *, n: int, space: str,

@@ -44,6 +44,7 @@ CAPABILITIES = {
     "mix": "mix coarse/middle/fine styles of two latents (ganforge mix)",
     "interpolate": "walk through latent space between seeds (ganforge interpolate)",
     "project": "find the latent of a real image, GAN inversion (ganforge project)",
+    "edit": "move a latent along an attribute direction (ganforge edit)",
 }
 
 

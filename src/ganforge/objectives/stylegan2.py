@@ -84,7 +84,7 @@ def check_psi(psi: float) -> float:
 class StyleGAN2(UnconditionalGAN):
     ema = ["G"]
     sections = {"style": StyleConfig}
-    capabilities = frozenset({"sample", "truncation", "mix", "interpolate", "project"})
+    capabilities = frozenset({"sample", "truncation", "mix", "interpolate", "project", "edit"})
     accepts_points = False
     conditional = False
 
@@ -394,7 +394,7 @@ class StyleGAN2(UnconditionalGAN):
         the reconstruction, a progress strip, PSNR / SSIM to the target and how it was done."""
         from ..metrics.features import ClassifierExtractor, classifier_weights
         from ..metrics.paired import SSIM_WINDOW, psnr, ssim
-        from ..metrics.ppl import float_features
+        from ..metrics.ppl import float_forward
         from ._stylegan2_project import project
 
         if space not in ("w", "w+"):
@@ -405,7 +405,8 @@ class StyleGAN2(UnconditionalGAN):
         name, features = self.cfg_data_name, None
         if classifier_weights(name) is not None:
             ext = ClassifierExtractor(name, device=self.device)
-            features = lambda x: float_features(ext, x).float()  # noqa: E731
+            ext.model.requires_grad_(False)
+            features = lambda x: float_forward(ext, x)[0].flatten(1)  # noqa: E731  (differentiable in x)
             perceptual = f"pixel MSE + {name}-cnn feature distance"
         else:
             perceptual = (f"pixel MSE only ({name} has no ganforge classifier; LPIPS/VGG16 weights are "
@@ -421,6 +422,62 @@ class StyleGAN2(UnconditionalGAN):
         out.update(space=space, steps=steps, perceptual=perceptual, notes=notes)
         return out
 
+    def dataset_classifier(self):
+        """(logits of float images, class names) from the run's dataset classifier, or a ConfigError."""
+        from ..metrics.features import ClassifierExtractor, classifier_weights
+        from ..metrics.ppl import float_forward
+
+        name = self.cfg_data_name
+        if classifier_weights(name) is None:
+            raise ConfigError(f"edit labels generated images with the dataset's classifier, and {name} has "
+                              f"none (fashion-mnist and mnist have one); from Python pass classify=...")
+        ext = ClassifierExtractor(name, device=self.device)
+        return (lambda x: float_forward(ext, x)[1]), list(ext.class_names)
+
+    @torch.no_grad()
+    def edit(self, *, attribute, strengths: Sequence[float], seed: int = 0, latent=None, n_train: int = 2000,
+             classify=None, class_names: Sequence[str] | None = None, nets=None) -> dict:
+        """InterFaceGAN editing (objectives._stylegan2_edit): the image of ``seed`` (or of
+        ``latent``, ws [L, D] from ganforge project) moved along the W direction of class
+        ``attribute`` by each strength (in standard deviations of w along it)."""
+        from ..labels import resolve_class
+        from ._stylegan2_edit import find_direction
+
+        G = self._G(nets)
+        if classify is None:
+            classify, class_names = self.dataset_classifier()
+        k = resolve_class(attribute, list(class_names))
+        gen = torch.Generator().manual_seed(seed + 1_000_003)  # the training latents, not the edited one's
+        z = self._z(n_train, gen)
+        y = self.sample_labels_for(min(n_train, 250), None, gen)
+
+        def mapping(c):
+            return G.mapping(c, None if y is None else y[:len(c)])
+
+        def synth(w):
+            return self.synthesize(w.to(self.device).unsqueeze(1).repeat(1, G.num_ws, 1), nets=nets, noise="const")
+
+        info, _ = find_direction(synth, mapping, classify, z, k)
+        if info["normal"] is None:
+            raise ConfigError(f"{info['n_positive']} of {n_train} generated images are classified as "
+                              f"{class_names[k]}: too few on one side to fit a direction; raise --n-train, train "
+                              f"the run longer or choose another attribute")
+        if latent is not None:
+            ws = torch.as_tensor(latent, dtype=torch.float32).to(self.device)
+            if ws.shape != (G.num_ws, G.w_dim):
+                raise ConfigError(f"the latent has shape {tuple(ws.shape)}, this run's ws are "
+                                  f"({G.num_ws}, {G.w_dim}); pass the latent.npy of ganforge project on this run")
+            ws = ws.unsqueeze(0)
+        else:
+            ws = self.latents(1, torch.Generator().manual_seed(seed), nets=nets)[0]
+        step = info["normal"].to(self.device) * info["sigma"]
+        edited = torch.cat([ws + float(s) * step for s in strengths])
+        images = self.synthesize(edited, nets=nets, noise="const")
+        prob = torch.softmax(classify(images).float(), 1)[:, k]
+        return {"images": images.cpu(), "strengths": [float(s) for s in strengths], "attribute": class_names[k],
+                "probability": prob.cpu().tolist(), "val_balanced_accuracy": info["val_balanced_accuracy"],
+                "positive_share": info["positive_share"], "n_train": n_train, "sigma": info["sigma"]}
+
 
 @register_objective("stylegan2_conditional")
 class StyleGAN2Conditional(StyleGAN2):
@@ -428,7 +485,7 @@ class StyleGAN2Conditional(StyleGAN2):
     a projection discriminator (StyleGAN2-ADA's conditioning). Classes come from the dataset
     and are saved with every checkpoint, as in objective=conditional."""
 
-    capabilities = frozenset({"sample", "sample_labels", "truncation", "mix", "interpolate", "project"})
+    capabilities = frozenset({"sample", "sample_labels", "truncation", "mix", "interpolate", "project", "edit"})
     conditional = True
 
     def _classes(self, cfg, data_info) -> int:
