@@ -16,7 +16,9 @@ KID, precision, recall, coverage, and PPL in W for StyleGAN2. Variants:
   lazy-regularization row (speed and FID).
 
 After the first seed of ``stylegan2`` it also runs the truncation sweep (``--psi``) on that run
-(ganforge.bench.truncation) and writes its plot. Writes ``--out``/stylegan2-bench.json and prints
+(ganforge.bench.truncation) and writes its plot, and projects (``--project`` images,
+``--project-steps`` each) held-out Fashion-MNIST test images in W and W+ (PSNR/SSIM, median)
+and as many generated images back in W+ (PSNR to the generated image). Writes ``--out``/stylegan2-bench.json and prints
 a table of mean ± std over seeds. Run it alone on the machine: a busy core slows every side.
 """
 from __future__ import annotations
@@ -76,6 +78,36 @@ def score(run_dir: Path, n: int, ppl: bool) -> dict:
     return {k: float(v) for k, v in result.values.items()}
 
 
+def projection(run_dir: Path, count: int, steps: int, log) -> dict:
+    """Median PSNR/SSIM of held-out test images projected in W and W+, and of generated images
+    (const noise) projected back in W+."""
+    import torch
+
+    import ganforge
+    from ganforge.api import to_uint8_hwc
+    from ganforge.data import load_dataset
+
+    run = ganforge.load(run_dir)
+    test = load_dataset("fashion-mnist", split="test")
+    idx = torch.randperm(len(test), generator=torch.Generator().manual_seed(0))[:count]
+    out = {"count": count, "steps": steps}
+    for space in ("w", "w+"):
+        rows = [run.project(test.images[i].permute(1, 2, 0).numpy(), space=space, steps=steps) for i in idx]
+        out[f"test_{space}"] = {"psnr_median": statistics.median(r["psnr"] for r in rows),
+                                "ssim_median": statistics.median(r["ssim"] for r in rows),
+                                "perceptual": rows[0]["perceptual"], "notes": rows[0]["notes"]}
+        log(f"  projection of {count} test images in {space}: {out[f'test_{space}']}")
+    obj, nets = run.objective, run.ema_nets
+    psnrs = []
+    for seed in range(count):
+        ws, _ = obj.latents(1, torch.Generator().manual_seed(seed), nets=nets)
+        target = to_uint8_hwc(obj.synthesize(ws, nets=nets, noise="const"))[0]
+        psnrs.append(run.project(target, space="w+", steps=steps)["psnr"])
+    out["generated_w+"] = {"psnr_median": statistics.median(psnrs), "psnr_min": min(psnrs)}
+    log(f"  projection of {count} generated images in w+: {out['generated_w+']}")
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--minutes", type=float, default=10.0, help="training wall-clock per run (default 10)")
@@ -83,6 +115,8 @@ def main(argv=None) -> int:
     p.add_argument("--variants", default=",".join(VARIANTS), help=f"of {', '.join(VARIANTS)}")
     p.add_argument("--n", type=int, default=10000, help="samples and reference images scored (default 10000)")
     p.add_argument("--psi", default="0.3,0.5,0.7,0.85,1.0", help="truncation sweep values ('' to skip)")
+    p.add_argument("--project", type=int, default=20, help="images projected per space (default 20; 0 skips)")
+    p.add_argument("--project-steps", type=int, default=1000, help="steps per projection (default 1000)")
     p.add_argument("--out", default=f"runs/bench-stylegan2-{time.strftime('%Y%m%d-%H%M%S')}")
     args = p.parse_args(argv)
     from ganforge.atomic import atomic_write_json
@@ -117,6 +151,10 @@ def main(argv=None) -> int:
                                                  log=lambda m: print("  " + m, flush=True))
                 truncation.plot(sweep, out / "truncation.png")
                 result["truncation"] = sweep
+                atomic_write_json(out / "stylegan2-bench.json", result)
+            if variant == "stylegan2" and seed == seeds[0] and args.project > 0:
+                result["projection"] = projection(run_dir, args.project, args.project_steps,
+                                                  lambda m: print(m, flush=True))
                 atomic_write_json(out / "stylegan2-bench.json", result)
     print(f"\n{'variant':<26}" + "".join(f"{k:>18}" for k in ["steps", "img_per_s", *METRICS]))
     for variant in variants:
