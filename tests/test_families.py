@@ -64,8 +64,37 @@ def _call_levels(run):
     assert torch.equal(levels[-1], run.sample(2, seed=0))  # the last level is the sample
 
 
+def _call_mix(run):
+    grid = run.mix([1, 2], [3], "0-1")
+    assert grid.shape[0] == (1 + 2) * (1 + 1) and grid.abs().max() <= 1
+    assert torch.equal(grid, run.mix([1, 2], [3], [0, 1]))
+
+
+def _call_interpolate(run):
+    frames = run.interpolate([1, 2], 4)
+    assert frames.shape[0] == 4 and frames.abs().max() <= 1
+
+
+def _call_project(run):
+    res = run.config.data.resolution
+    out = run.project(np.full((res + 3, res, 3), 128, np.uint8), space="w+", steps=3)
+    assert out["ws"].dim() == 2 and out["image"].shape == out["target"].shape
+    assert out["notes"] and out["psnr"] > 0
+
+
+def _call_edit(run):
+    def brightness(x):  # a two-class "classifier": images brighter than the batch's median
+        d = (x.flatten(1).mean(1) - x.flatten(1).mean(1).median()) * 100
+        return torch.stack([-d, d], 1)
+
+    out = run.edit("bright", [-2, 0, 2], n_train=64, classify=brightness, class_names=["dark", "bright"])
+    assert out["images"].shape[0] == 3 and len(out["probability"]) == 3
+
+
 CALLS = {"sample": _call_sample, "levels": _call_levels, "sample_labels": _call_sample_labels,
-         "translate": _call_translate, "upscale": _call_upscale, "truncation": _call_truncation}
+         "translate": _call_translate, "upscale": _call_upscale, "truncation": _call_truncation,
+         "mix": _call_mix, "interpolate": _call_interpolate, "project": _call_project,
+         "edit": _call_edit}
 
 
 def test_every_capability_has_a_test_call_and_families_are_registered():

@@ -358,12 +358,14 @@ class LoadedRun:
     @torch.no_grad()
     def sample(self, n: int, *, seed: int = 0, ema: bool = True, batch_size: int = 500,
                labels=None, truncation: float | None = None,
-               return_levels: bool = False) -> torch.Tensor | list[torch.Tensor]:
+               return_levels: bool = False,
+               truncation_cutoff: int | None = None) -> torch.Tensor | list[torch.Tensor]:
         """n samples as float [N, C, H, W] in [-1, 1] on the CPU, reproducible for a seed.
         ``labels`` (conditional runs): see ``sample_labels``. ``truncation``: families with the
-        "truncation" capability (its meaning and range are the family's). ``return_levels``:
-        families with the "levels" capability (LAPGAN) return every level's images, coarse to
-        fine, as a list of [N, C, r_k, r_k]."""
+        "truncation" capability (its meaning and range are the family's); ``truncation_cutoff``:
+        truncate only layers below it (style-based generators). ``return_levels``: families
+        with the "levels" capability (LAPGAN) return every level's images, coarse to fine, as a
+        list of [N, C, r_k, r_k]."""
         self.require("sample")
         extra: dict[str, Any] = {}
         if truncation is not None:
@@ -372,6 +374,9 @@ class LoadedRun:
         if return_levels:
             self.require("levels")
             extra["return_levels"] = True
+        if truncation_cutoff is not None:
+            self.require("mix")  # per-layer styles
+            extra["truncation_cutoff"] = truncation_cutoff
         gen = torch.Generator().manual_seed(seed)
         nets = self.ema_nets if ema else {}
         y = self.sample_labels(n, labels)
@@ -384,6 +389,62 @@ class LoadedRun:
         if return_levels:
             return [torch.cat(level) for level in zip(*chunks)]
         return torch.cat(chunks)
+
+    def mix(self, rows, cols, layers="0-3", *, ema: bool = True, truncation: float | None = None,
+            labels=None) -> torch.Tensor:
+        """Style mixing (style-based runs): the grid [(1 + R) * (1 + C), C, H, W] in [-1, 1], one
+        row per row seed, one column per column seed, ``layers`` ('0-3', or a list of layer
+        indices) of each image taken from its column seed; the first row and column show the
+        seeds' own images (top-left blank). Lay out with nrow = 1 + len(cols)."""
+        self.require("mix")
+        nets = self.ema_nets if ema else {}
+        if isinstance(layers, str):
+            layers = self.objective.parse_layers(layers, nets=nets)
+        y = self.sample_labels(1, labels)
+        return self.objective.mix(list(rows), list(cols), list(layers), nets=nets,
+                                  truncation=truncation, labels=None if y is None else y[:1]).cpu()
+
+    def interpolate(self, seeds, frames: int = 60, *, space: str = "w", ema: bool = True,
+                    truncation: float | None = None, labels=None) -> torch.Tensor:
+        """A looping latent walk through ``seeds``: ``frames`` images [frames, C, H, W] in
+        [-1, 1] (``space`` w: linear in W; z: slerp in Z)."""
+        self.require("interpolate")
+        if len(seeds) < 2 or frames < 2:
+            raise ConfigError(f"interpolate needs at least 2 seeds and 2 frames, got {len(seeds)} and {frames}")
+        y = self.sample_labels(1, labels)
+        return self.objective.interpolate(list(seeds), frames, space=space, truncation=truncation,
+                                          nets=self.ema_nets if ema else {},
+                                          labels=None if y is None else y[:1]).cpu()
+
+    @torch.no_grad()
+    def path_pairs(self, n: int, *, space: str = "w", eps: float = 1e-4, seed: int = 0,
+                   ema: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Image pairs for perceptual path length: (G(l(0)), G(l(eps))) for n random latent
+        paths l (linear in W, slerp in Z), the same noise in both; float [n, C, H, W] on the CPU."""
+        self.require("interpolate")
+        a, b = self.objective.path_pairs(n, space=space, eps=eps, generator=torch.Generator().manual_seed(seed),
+                                         nets=self.ema_nets if ema else {})
+        return a.cpu(), b.cpu()
+
+    def project(self, image, *, space: str = "w", steps: int = 1000, seed: int = 0, ema: bool = True,
+                log=None) -> dict:
+        """GAN inversion (style-based runs): ``image`` uint8 [H, W, C] (converted and resized to
+        the run's channels and resolution; ``notes`` says how) -> {"ws" [L, D], "image" and
+        "target" float [1, C, H, W], "progress" [K, C, H, W], "psnr", "ssim", "perceptual", ...}."""
+        self.require("project")
+        nets = self.ema_nets if ema else {}
+        return self.objective.project(image, space=space, steps=steps, seed=seed, nets=nets, log=log)
+
+    def edit(self, attribute, strengths=(-3, -2, -1, 0, 1, 2, 3), *, seed: int = 0, latent=None,
+             n_train: int = 2000, classify=None, class_names=None, ema: bool = True) -> dict:
+        """InterFaceGAN latent editing (style-based runs): the image of ``seed`` (or ``latent``,
+        ws [L, D] from ``project``) moved along the W direction of class ``attribute`` (index or
+        name of the dataset classifier's classes, or of ``class_names`` with your own
+        ``classify(float images) -> logits``); {"images" [K, C, H, W], "probability", ...}."""
+        self.require("edit")
+        return self.objective.edit(attribute=attribute, strengths=list(strengths), seed=seed, latent=latent,
+                                   n_train=n_train, classify=classify, class_names=class_names,
+                                   nets=self.ema_nets if ema else {})
 
     def sample_uint8(self, n: int, **kwargs) -> np.ndarray:
         """n samples as uint8 [N, H, W, C], the file-boundary format (samples.npz)."""

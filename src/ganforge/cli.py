@@ -124,7 +124,7 @@ def cmd_sample(args) -> int:
         labels = grid_labels(n, len(run.class_names), per_row)
     y = run.sample_labels(n, labels)  # None for unconditional runs; a bad class fails here
     images = run.sample(n, seed=args.seed, ema=not args.no_ema, labels=y,
-                        truncation=args.truncation)
+                        truncation=args.truncation, truncation_cutoff=args.truncation_cutoff)
     meta = None if args.no_provenance else provenance.for_run(run, operation="sample", seed=args.seed,
                                                                labels=y, ema=not args.no_ema)
     with atomic_path(out) as tmp:
@@ -211,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--truncation", type=float, metavar="T",
                    help="runs that support it: trade diversity for quality (StyleGAN psi in "
                         "[0, 1], BigGAN threshold > 0)")
+    s.add_argument("--truncation-cutoff", type=int, metavar="L",
+                   help="style-based runs: truncate only the layers below L (e.g. 4: coarse styles)")
     s.add_argument("--per-class", type=int, metavar="N",
                    help="conditional runs: N samples of every class, a grid with one labeled row "
                         "per class (replaces --n)")

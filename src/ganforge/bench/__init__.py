@@ -2,6 +2,7 @@
 
 modes: the PacGAN mode-collapse protocol on the 2-D toy mixtures (toy:ring8, toy:grid25).
 augment: does synthetic data from a conditional GAN help a classifier trained on scarce data?
+truncation: FID / precision / recall of a trained run against its truncation value.
 """
 from __future__ import annotations
 

@@ -13,6 +13,11 @@ scatter plot of the samples over the true modes per configuration.
 
 ``augment`` (ganforge.bench.augment): a conditional GAN per scarce real subset and seed, and a
 small classifier trained on real, real + synthetic and synthetic-only data, tested on real data.
+
+    ganforge bench truncation RUN [--values 0.3,0.5,0.7,0.85,1.0 | --psi ...] [--n 5000] [--json OUT]
+
+``truncation`` (ganforge.bench.truncation): FID, precision, recall (label accuracy for conditional
+runs) of a run with the "truncation" capability at each value, a JSON and a plot.
 """
 from __future__ import annotations
 
@@ -81,6 +86,7 @@ def register(subparsers, parser_class) -> None:
     m.set_defaults(func=cmd_modes)
     register_augment(sub, parser_class)
     register_gan_vs_diffusion(sub, parser_class)
+    register_truncation(sub, parser_class)
 
 
 def _int_list(text: str, flag: str) -> list[int]:
@@ -228,3 +234,64 @@ def register_gan_vs_diffusion(sub, parser_class) -> None:
     g.add_argument("--figure", help="also copy the side-by-side sample figure here (e.g. docs/...png)")
     g.add_argument("--out", help="folder for runs, table and figure (default runs/bench-gan-vs-diffusion-...)")
     g.set_defaults(func=cmd_gan_vs_diffusion)
+
+
+def _float_list(text: str, flag: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"{flag} takes comma-separated numbers, got '{text}'") from None
+    if not values:
+        raise ConfigError(f"{flag} takes comma-separated numbers, got '{text}'")
+    return values
+
+
+def cmd_truncation(args) -> int:
+    from .. import api
+    from ..atomic import atomic_write_json
+    from ..bench import truncation as bench
+
+    values = _float_list(args.values, "--values")
+    if args.n <= 0:
+        raise ConfigError(f"--n must be positive, got {args.n}")
+    run_dir = Path(args.run_dir)
+    json_path = Path(args.json) if args.json else run_dir / "truncation.json"
+    plot_path = Path(args.plot) if args.plot else json_path.with_suffix(".png")
+    for path in (json_path, plot_path):
+        if path.exists() and not args.force:
+            raise ConfigError(f"{path} already exists; pass --force to overwrite it or choose --json/--plot")
+    run = api.load(run_dir, checkpoint=args.checkpoint)
+    run.require("truncation")
+    for v in values:  # a value out of the family's range fails now, not after scoring
+        run.sample(1, truncation=v)
+    ref = args.ref or run.config.data.name
+    print(f"ganforge: bench truncation of {run_dir} ({run.config.objective}, step {run.step}): "
+          f"{len(values)} values x {args.n} samples against {ref}/{args.split}", flush=True)
+    result = bench.run_benchmark(run, values, ref=ref, n=args.n, seed=args.seed, extractor=args.extractor,
+                                 split=args.split, data_dir=args.data_dir, log=lambda m: print(m, flush=True))
+    result["argv"] = list(sys.argv)
+    atomic_write_json(json_path, result)
+    bench.plot(result, plot_path)
+    print(f"ganforge: results in {json_path}, plot in {plot_path}")
+    return 0
+
+
+def register_truncation(sub, parser_class) -> None:
+    from . import add_run_arguments
+
+    t = sub.add_parser("truncation", help="FID / precision / recall against the truncation value of a run",
+                       description="Sample a run at each truncation value (StyleGAN2 psi, BigGAN "
+                                   "threshold) and score FID, precision, recall (and label accuracy "
+                                   "for conditional runs); writes a JSON and a plot.")
+    add_run_arguments(t, ema=False, force="overwrite the JSON and the plot")
+    t.add_argument("--values", "--psi", dest="values", default="0.3,0.5,0.7,0.85,1.0",
+                   help="comma-separated truncation values (default 0.3,0.5,0.7,0.85,1.0; --psi is an alias)")
+    t.add_argument("--n", type=int, default=5000, help="samples per value and reference images (default 5000)")
+    t.add_argument("--seed", type=int, default=0, help="noise seed (the same latents at every value)")
+    t.add_argument("--ref", help="reference dataset (default: the run's data.name)")
+    t.add_argument("--split", default="test", choices=["test", "train"], help="reference split (default test)")
+    t.add_argument("--extractor", help="feature extractor (default as ganforge eval)")
+    t.add_argument("--data-dir", help="look for the reference dataset here first")
+    t.add_argument("--json", help="results (default RUN/truncation.json)")
+    t.add_argument("--plot", help="plot (default: the JSON's name with .png)")
+    t.set_defaults(func=cmd_truncation)

@@ -37,7 +37,8 @@ def cmd_eval(args) -> int:
     t0 = time.perf_counter()
     result = ev.evaluate(images, ref=args.ref, split=args.split, labels=labels, metrics=metrics,
                          n_ref=args.n, extractor=args.extractor, inception_weights=args.inception_weights,
-                         data_dir=args.data_dir, log=log)
+                         data_dir=args.data_dir, log=log,
+                         generator=run if is_run_dir(path) and "interpolate" in run.capabilities else None)
     result.protocol = {"target": target, **result.protocol, "seconds": round(time.perf_counter() - t0, 2)}
     print(format_table(result))
     if out is not None:
@@ -113,7 +114,8 @@ def register(subparsers, parser_class) -> None:
     s.add_argument("--ref", required=True, help="reference dataset: fashion-mnist, mnist, cifar10, folder:PATH")
     s.add_argument("--split", default="test", choices=["test", "train"], help="reference split (default test)")
     s.add_argument("--metrics", help="comma-separated: fid,kid,is,precision,recall,density,coverage,"
-                                     "classes_covered,class_kl,memorization,label_accuracy,intra_fid")
+                                     "classes_covered,class_kl,memorization,label_accuracy,intra_fid,"
+                                     "ppl_w,ppl_z (style-based runs)")
     s.add_argument("--n", type=int, default=DEFAULT_N,
                    help=f"generated images to score and reference images to compare with (default {DEFAULT_N})")
     s.add_argument("--extractor", help="inception, fashion-mnist-cnn, mnist-cnn (default: inception when its "

@@ -41,7 +41,7 @@ class Metric:
     """A group of values computed together (precision and recall share their k-NN balls)."""
 
     keys: tuple[str, ...]  # the names it reports (JSON keys)
-    needs: tuple[str, ...]  # of "logits", "classifier", "labels", "ref_labels", "train"
+    needs: tuple[str, ...]  # of "logits", "classifier", "labels", "ref_labels", "train", "generator"
     compute: Callable[["_Context"], dict[str, float]]
     better: dict[str, str]  # key -> "lower" / "higher" / "1" (closer to 1 is better)
     doc: str = ""
@@ -75,9 +75,10 @@ class _Context:
 
     def __init__(self, *, fake: Features, ref: Reference, labels, extractor: Extractor,
                  classifier: ClassifierExtractor | None, images: torch.Tensor, train: Callable[[], Reference],
-                 cache: bool):
+                 cache: bool, generator=None):
         self.fake, self.ref, self.labels, self.extractor = fake, ref, labels, extractor
         self.classifier, self.images, self._train, self.cache = classifier, images, train, cache
+        self.generator = generator  # metrics that need the generator: an object with path_pairs(...)
         self.details: dict = {}
 
     @cached_property
@@ -171,6 +172,24 @@ def _intra_fid(ctx: _Context):
     return {"intra_fid": mean}
 
 
+def _ppl(space: str):
+    def compute(ctx: _Context):
+        from .ppl import perceptual_path_length
+
+        value, info = perceptual_path_length(ctx.generator.path_pairs, ctx.classifier, space=space,
+                                             n=min(len(ctx.images), PPL_N_MAX))
+        ctx.details[f"ppl_{space}"] = info
+        return {f"ppl_{space}": value}
+
+    return compute
+
+
+PPL_N_MAX = 5000  # latent pairs (the paper: 100,000 with LPIPS on a GPU)
+for _space in ("w", "z"):  # metrics that take the generator, not only its samples (ganforge.metrics.ppl)
+    _metric((f"ppl_{_space}",), needs=("generator", "classifier"), better={f"ppl_{_space}": "lower"},
+            doc=f"perceptual path length in {_space.upper()} (end points, classifier features)")(_ppl(_space))
+
+
 def better(key: str) -> str:
     """'lower', 'higher' or '1' for a reported value (e.g. 'kid_std' -> '')."""
     for m in METRICS.values():
@@ -209,7 +228,7 @@ def dataset_classifier(ref: str, extractor: Extractor) -> ClassifierExtractor | 
 # ----------------------------------------------------------------------------- evaluate
 
 
-def _missing(needs, *, extractor, classifier, labels, ref) -> str | None:
+def _missing(needs, *, extractor, classifier, labels, ref, generator=None) -> str | None:
     """Why a metric with these needs cannot be computed, or None when it can."""
     checks = {  # need -> (test, reason); tests are lazy: has_logits may run the network
         "logits": (lambda: extractor.has_logits, f"extractor {extractor.name} has no logits"),
@@ -218,6 +237,8 @@ def _missing(needs, *, extractor, classifier, labels, ref) -> str | None:
         "labels": (lambda: labels is not None, "the samples have no labels"),
         "ref_labels": (lambda: ref.labels is not None, f"{ref.info['dataset']} has no labels"),
         "train": (lambda: True, ""),
+        "generator": (lambda: generator is not None and hasattr(generator, "path_pairs"),
+                      "it needs the generator of a style-based run (evaluate the run directory)"),
     }
     for need in needs:
         ok, why = checks[need]
@@ -252,9 +273,11 @@ def check_reference(ref: str) -> None:
 
 def evaluate(images, *, ref: str, split: str = "test", labels=None, metrics=None, n_ref: int | None = None,
              extractor: str | Extractor | torch.nn.Module | None = None, inception_weights=None,
-             data_dir=None, cache: bool = True, log: Callable[[str], None] | None = None) -> EvalResult:
+             data_dir=None, cache: bool = True, log: Callable[[str], None] | None = None,
+             generator=None) -> EvalResult:
     """Metrics of generated uint8 images [N, C, H, W] (optional int labels [N]) against
-    ``n_ref`` images (default: as many as generated) of dataset ``ref``/``split``."""
+    ``n_ref`` images (default: as many as generated) of dataset ``ref``/``split``. ``generator``:
+    what the metrics that need the generator call (a loaded run with ``path_pairs``: PPL)."""
     check_reference(ref)
     images = as_uint8_nchw(images)
     if len(images) < MIN_IMAGES:
@@ -288,11 +311,12 @@ def evaluate(images, *, ref: str, split: str = "test", labels=None, metrics=None
                                   data_dir=data_dir, cache=cache, log=log)
 
     ctx = _Context(fake=fake, ref=reference, labels=labels, extractor=ext, classifier=classifier,
-                   images=images, train=train_features, cache=cache)
+                   images=images, train=train_features, cache=cache, generator=generator)
     groups: list[Metric] = []
     for key in wanted or list(METRICS):
         m = METRICS.get(key)
-        why = _missing(m.needs, extractor=ext, classifier=classifier, labels=labels, ref=reference)
+        why = _missing(m.needs, extractor=ext, classifier=classifier, labels=labels, ref=reference,
+                       generator=generator)
         if why is not None:
             if wanted is not None:
                 raise EvalError(f"metric '{key}' does not apply: {why}; leave it out of --metrics")

@@ -42,6 +42,11 @@ CAPABILITIES = {
     "truncation": "sample with truncation (ganforge sample --truncation, bench truncation)",
     # sample(..., return_levels=True): the images of each level, coarse to fine (LAPGAN's chain)
     "levels": "show each level of a multi-resolution sample (ganforge sample --pyramid)",
+    # Style-based generators (StyleGAN2): ws per layer that can be swapped and walked through.
+    "mix": "mix coarse/middle/fine styles of two latents (ganforge mix)",
+    "interpolate": "walk through latent space between seeds (ganforge interpolate)",
+    "project": "find the latent of a real image, GAN inversion (ganforge project)",
+    "edit": "move a latent along an attribute direction (ganforge edit)",
 }
 
 
@@ -186,6 +191,11 @@ class Objective:
         "event", "message" and "evidence": the Trainer writes them to metrics.jsonl and passes
         them to the monitor, which then expects the change they bring."""
         return []
+
+    def ema_beta(self, step: int) -> float | None:
+        """The EMA decay at iteration ``step`` when the family schedules its own (StyleGAN2: a
+        half-life in images); None: train.ema_decay with the Trainer's ramp."""
+        return None
 
     def extra_state(self) -> dict[str, Any]:
         """State outside the nets that must survive resume (an augmentation probability, ...)."""

@@ -233,6 +233,9 @@ class Trainer:
         t = self.cfg.train
         if self.step < t.ema_start:
             return 0.0
+        own = self.objective.ema_beta(self.step - t.ema_start)
+        if own is not None:
+            return own
         n = self.step - t.ema_start
         return min(t.ema_decay, (1 + n) / (10 + n))
 

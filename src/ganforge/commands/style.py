@@ -1,0 +1,258 @@
+"""Commands on runs of style-based generators (StyleGAN2):
+
+    ganforge mix RUN --rows 1,2,3 --cols 10,11,12 --layers 0-3 --out mix.png
+    ganforge interpolate RUN --seeds 1,7,3 --frames 60 --space w --out walk.gif
+    ganforge project RUN target.png --space w|w+ --steps 1000 --out proj/
+    ganforge edit RUN --seed 5 --attribute Shirt --strength -3:3:7 --out edit.png [--latent proj/latent.npy]
+
+A run without the capability gets the one-line capability error (exit code 2).
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ..errors import ConfigError
+from . import add_run_arguments
+
+
+def seed_list(text: str, flag: str) -> list[int]:
+    try:
+        seeds = [int(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"{flag} takes comma-separated integer seeds, got '{text}'") from None
+    if not seeds or min(seeds) < 0:
+        raise ConfigError(f"{flag} takes comma-separated non-negative integer seeds, got '{text}'")
+    return seeds
+
+
+def _check_out(out: Path, suffixes: tuple[str, ...], force: bool) -> None:
+    if out.suffix.lower() not in suffixes:
+        raise ConfigError(f"--out {out}: use a {' or '.join(suffixes)} file name")
+    if out.exists() and not force:
+        raise ConfigError(f"{out} already exists; pass --force to overwrite it or choose another --out")
+
+
+def _frames_uint8(images):
+    """float [N, C, H, W] in [-1, 1] -> a list of PIL images."""
+    from PIL import Image
+
+    from ..api import to_uint8_hwc
+
+    arr = to_uint8_hwc(images)
+    return [Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a) for a in arr]
+
+
+def cmd_mix(args) -> int:
+    from torchvision.utils import save_image
+
+    from .. import api
+    from ..atomic import atomic_path
+
+    rows, cols = seed_list(args.rows, "--rows"), seed_list(args.cols, "--cols")
+    out = Path(args.out)
+    _check_out(out, (".png", ".jpg", ".jpeg"), args.force)
+    run = api.load(args.run_dir, checkpoint=args.checkpoint)
+    run.require("mix")
+    grid = run.mix(rows, cols, args.layers, ema=not args.no_ema, truncation=args.truncation,
+                   labels=args.class_)
+    with atomic_path(out) as tmp:
+        save_image(grid, tmp, nrow=1 + len(cols), normalize=True, value_range=(-1, 1), padding=1)
+    layers = run.objective.parse_layers(args.layers)
+    print(f"ganforge: wrote a {len(rows)}x{len(cols)} style-mixing grid to {out}: rows {rows} keep "
+          f"their styles except layers {args.layers} ({len(layers)} of {run.objective.nets['G'].num_ws}), "
+          f"taken from columns {cols}")
+    return 0
+
+
+def cmd_interpolate(args) -> int:
+    from torchvision.utils import save_image
+
+    from .. import api
+    from ..atomic import atomic_path
+
+    seeds = seed_list(args.seeds, "--seeds")
+    if args.frames < 2 or args.fps <= 0:
+        raise ConfigError(f"--frames must be >= 2 and --fps > 0, got {args.frames} and {args.fps}")
+    out = Path(args.out)
+    _check_out(out, (".gif", ".png"), args.force)
+    run = api.load(args.run_dir, checkpoint=args.checkpoint)
+    run.require("interpolate")
+    frames = run.interpolate(seeds, args.frames, space=args.space, ema=not args.no_ema,
+                             truncation=args.truncation, labels=args.class_)
+    with atomic_path(out) as tmp:
+        if out.suffix.lower() == ".gif":
+            pics = _frames_uint8(frames)
+            pics[0].save(tmp, format="GIF", save_all=True, append_images=pics[1:], loop=0,
+                         duration=round(1000 / args.fps))
+        else:
+            save_image(frames, tmp, nrow=min(args.frames, 10), normalize=True, value_range=(-1, 1))
+    print(f"ganforge: wrote {args.frames} frames through seeds {seeds} ({args.space} space, "
+          f"{'linear' if args.space == 'w' else 'slerp'}, looping) to {out}")
+    return 0
+
+
+def _read_image(path: Path):
+    """uint8 [H, W] (grayscale) or [H, W, 3|4], the file's own mode kept (the run converts it and
+    says so); a one-line DataError when the file is missing or unreadable."""
+    import numpy as np
+    from PIL import Image
+
+    from ..errors import DataError
+
+    if not path.is_file():
+        raise DataError(f"image {path} does not exist; pass an image file (png, jpg, ...)")
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img if img.mode in ("L", "RGB", "RGBA") else img.convert("RGB")).copy()
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read image {path} ({type(exc).__name__}); pass a png or jpg file") from None
+
+
+def cmd_project(args) -> int:
+    import numpy as np
+    import torch
+    from torchvision.utils import save_image
+
+    from .. import api
+    from ..atomic import atomic_path, atomic_write_json
+
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.force:
+        raise ConfigError(f"{out} already exists; pass --force to overwrite its files or choose another --out")
+    image = _read_image(Path(args.target))
+    run = api.load(args.run_dir, checkpoint=args.checkpoint)
+    run.require("project")
+    result = run.project(image, space=args.space, steps=args.steps, seed=args.seed, ema=not args.no_ema,
+                         log=lambda step, loss: print(f"  step {step:5d}  loss {loss:.5f}", flush=True)
+                         if not args.quiet else None)
+    for note in result["notes"]:
+        print(f"ganforge: note: {note}")
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "latent.npy") as tmp:
+        np.save(tmp, result["ws"].numpy())
+    with atomic_path(out / "reconstruction.png") as tmp:
+        save_image(result["image"], tmp, normalize=True, value_range=(-1, 1), padding=0)
+    with atomic_path(out / "progress.png") as tmp:  # target | snapshots during the optimization
+        save_image(torch.cat([result["target"], result["progress"]]), tmp, nrow=len(result["progress"]) + 1,
+                   normalize=True, value_range=(-1, 1), padding=1)
+    summary = {k: result[k] for k in ("psnr", "ssim", "space", "steps", "perceptual", "notes", "loss")}
+    summary.update(target=str(args.target), run=str(args.run_dir), checkpoint=run.checkpoint.name,
+                   latent_shape=list(result["ws"].shape))
+    atomic_write_json(out / "result.json", summary)
+    ssim_text = f"{summary['ssim']:.4f}" if summary["ssim"] is not None else "n/a (image under 11 px)"
+    print(f"ganforge: projected {args.target} into {args.space.upper()} in {args.steps} steps "
+          f"({result['perceptual']}): PSNR {summary['psnr']:.2f} dB, SSIM {ssim_text}")
+    print(f"  {out / 'latent.npy'} (ws {list(result['ws'].shape)}), reconstruction.png, progress.png, result.json")
+    return 0
+
+
+def strength_list(text: str) -> list[float]:
+    """'-3:3:7' (from:to:count, evenly spaced) or '-2,0,2' -> strengths."""
+    try:
+        if ":" in text:
+            lo, hi, k = text.split(":")
+            k = int(k)
+            if k < 1:
+                raise ValueError
+            return [float(lo) + (float(hi) - float(lo)) * i / max(k - 1, 1) for i in range(k)]
+        values = [float(v) for v in text.split(",") if v.strip()]
+        if values:
+            return values
+    except ValueError:
+        pass
+    raise ConfigError(f"--strength takes FROM:TO:COUNT (e.g. -3:3:7) or comma-separated numbers, got '{text}'")
+
+
+def cmd_edit(args) -> int:
+    import numpy as np
+    from torchvision.utils import save_image
+
+    from .. import api
+    from ..atomic import atomic_path
+
+    strengths = strength_list(args.strength)
+    if args.n_train < 10:
+        raise ConfigError(f"--n-train must be at least 10, got {args.n_train}")
+    out = Path(args.out)
+    _check_out(out, (".png", ".jpg", ".jpeg"), args.force)
+    latent = None
+    if args.latent is not None:
+        try:
+            latent = np.load(args.latent, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read --latent {args.latent} ({type(exc).__name__}); pass the "
+                              f"latent.npy that ganforge project wrote") from None
+    run = api.load(args.run_dir, checkpoint=args.checkpoint)
+    run.require("edit")
+    result = run.edit(args.attribute, strengths, seed=args.seed, latent=latent, n_train=args.n_train,
+                      ema=not args.no_ema)
+    with atomic_path(out) as tmp:
+        save_image(result["images"], tmp, nrow=len(strengths), normalize=True, value_range=(-1, 1), padding=1)
+    source = f"latent {args.latent}" if latent is not None else f"seed {args.seed}"
+    print(f"ganforge: direction of '{result['attribute']}' in W from {result['n_train']} generated images "
+          f"({result['positive_share']:.1%} classified as it; held-out balanced accuracy of the linear "
+          f"classifier {result['val_balanced_accuracy']:.1%})".replace("nan%", "not measured"))
+    for s_, p in zip(result["strengths"], result["probability"]):
+        print(f"  strength {s_:+.2f}  P({result['attribute']}) = {p:.3f}")
+    print(f"ganforge: wrote {len(strengths)} edits of {source} to {out}")
+    return 0
+
+
+def register(subparsers, parser_class) -> None:
+    s = subparsers.add_parser("mix", help="style-mixing grid of a style-based run (StyleGAN2)",
+                              description="Rows keep their seed's styles except --layers, which come "
+                                          "from the column's seed: 0-3 coarse (pose, shape), middle, "
+                                          "fine (colour, texture).")
+    add_run_arguments(s, out={"default": "mix.png", "help": "grid .png/.jpg (default mix.png)"},
+                      force="overwrite --out if it exists")
+    s.add_argument("--rows", required=True, help="comma-separated seeds of the rows, e.g. 1,2,3")
+    s.add_argument("--cols", required=True, help="comma-separated seeds of the columns, e.g. 10,11,12")
+    s.add_argument("--layers", default="0-3", help="layers taken from the columns: 0-3, 4-7, 8-9,... (default 0-3)")
+    s.add_argument("--truncation", type=float, metavar="PSI", help="truncation psi in [0, 1]")
+    s.add_argument("--class", dest="class_", metavar="K", help="conditional runs: the class (index or name)")
+    s.set_defaults(func=cmd_mix)
+
+    s = subparsers.add_parser("interpolate", help="latent walk through seeds as a GIF (StyleGAN2)",
+                              description="A looping walk from seed to seed: linear in W (--space w) "
+                                          "or spherical in Z (--space z).")
+    add_run_arguments(s, out={"default": "walk.gif", "help": ".gif animation or .png strip (default walk.gif)"},
+                      force="overwrite --out if it exists")
+    s.add_argument("--seeds", required=True, help="comma-separated seeds, at least 2, e.g. 1,7,3")
+    s.add_argument("--frames", type=int, default=60, help="frames in the loop (default 60)")
+    s.add_argument("--space", choices=["w", "z"], default="w", help="w (linear, default) or z (slerp)")
+    s.add_argument("--fps", type=float, default=20.0, help="GIF frames per second (default 20)")
+    s.add_argument("--truncation", type=float, metavar="PSI", help="truncation psi in [0, 1]")
+    s.add_argument("--class", dest="class_", metavar="K", help="conditional runs: the class (index or name)")
+    s.set_defaults(func=cmd_interpolate)
+
+    s = subparsers.add_parser("project", help="find the latent of a real image (StyleGAN2 inversion)",
+                              description="Optimize w (or one w per layer, w+) and the noise maps from "
+                                          "w_avg so that the run's generator reproduces TARGET; writes "
+                                          "latent.npy, reconstruction.png, progress.png and result.json "
+                                          "(PSNR/SSIM to the target).")
+    add_run_arguments(s, out={"default": "proj", "help": "output folder (default proj/)"},
+                      force="overwrite the files in --out")
+    s.add_argument("target", metavar="TARGET", help="an image file (resized to the run's resolution, with a note)")
+    s.add_argument("--space", choices=["w", "w+"], default="w", help="w (one w for all layers) or w+ (one per layer)")
+    s.add_argument("--steps", type=int, default=1000, help="optimization steps (default 1000)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--quiet", action="store_true", help="no per-100-step loss lines")
+    s.set_defaults(func=cmd_project)
+
+    s = subparsers.add_parser("edit", help="move an image along an attribute direction (InterFaceGAN, StyleGAN2)",
+                              description="Find the direction of an attribute (a class of the dataset's "
+                                          "classifier) in W with a linear classifier on generated images' "
+                                          "w, and move the image of --seed (or --latent) along it.")
+    add_run_arguments(s, out={"default": "edit.png", "help": "a row of edits .png (default edit.png)"},
+                      force="overwrite --out if it exists")
+    s.add_argument("--attribute", required=True, help="a class of the dataset classifier, by name or index (Shirt)")
+    s.add_argument("--strength", default="-3:3:7",
+                   help="FROM:TO:COUNT or comma-separated, in standard deviations of w along the direction")
+    s.add_argument("--seed", type=int, default=0, help="the image to edit (default 0)")
+    s.add_argument("--latent", help="edit a projected image instead: the latent.npy of ganforge project")
+    s.add_argument("--n-train", type=int, default=2000, help="generated images the direction is fitted on (2000)")
+    # `--strength -3:3:7` (the documented form): let argparse read a value starting with a minus
+    # and a digit as a value, not as an option (it already does for plain negative numbers).
+    s._negative_number_matcher = re.compile(r"^-\.?\d")
+    s.set_defaults(func=cmd_edit)
