@@ -89,9 +89,11 @@ def test_onnx_matches_the_familys_own_method(family, capability, direction, runs
         result = export.export_onnx(run, out, capability=capability, direction=direction)
     except export.ExportError as exc:
         # Samplers that chain several network calls (LAPGAN's pyramid, BigGAN's standing
-        # statistics) are not covered by a one-call graph yet: export refuses in one line and
+        # statistics) or call submodules rather than a net's forward (StyleGAN2's mapping, then
+        # synthesis) are not covered by a one-call graph yet: export refuses in one line and
         # writes nothing, instead of writing a graph that differs from the family's sample.
-        assert "more than one network call" in str(exc) and "\n" not in str(exc)
+        assert ("more than one network call" in str(exc) or "calls no network" in str(exc))
+        assert "\n" not in str(exc)
         assert not out.exists()
         pytest.xfail(f"{family}: {exc}")
     assert result["max_abs_diff"] <= 1e-4
