@@ -39,5 +39,23 @@ def resolve_class(value: str | int, class_names: Sequence[str]) -> int:
     raise ClassError(f"unknown class '{text}'; valid classes (index or name): {listing(class_names)}")
 
 
+def labels_tensor(n: int, labels, class_names: Sequence[str]) -> Tensor:
+    """int64 [n] on the CPU for a conditional family's ``sample``: the given labels (one int for
+    all, or n of them), or the grid layout of ``grid_labels`` when None; a class the run does
+    not have is a ClassError listing them."""
+    k = len(class_names)
+    if labels is None:
+        out = grid_labels(n, k)
+    elif isinstance(labels, int):
+        out = torch.full((n,), labels, dtype=torch.int64)
+    else:
+        out = torch.as_tensor(labels, dtype=torch.int64).reshape(-1).cpu()
+        if len(out) != n:
+            raise ValueError(f"{len(out)} labels for {n} samples")
+    if len(out) and (int(out.min()) < 0 or int(out.max()) >= k):
+        raise ClassError(f"labels must be in 0..{k - 1}; this run's classes: {listing(class_names)}")
+    return out
+
+
 def listing(class_names: Sequence[str]) -> str:
     return ", ".join(f"{i}={name}" for i, name in enumerate(class_names))

@@ -29,7 +29,7 @@ from .. import losses
 from ..errors import ConfigError
 from ..models import spectral_norm_
 from ..models.conditional import ConditionalDiscriminator, ConditionalGenerator
-from ..labels import ClassError, grid_labels, listing
+from ..labels import labels_tensor
 from .base import register_objective
 from .unconditional import TINY_TRAIN, UnconditionalGAN, gan_optimizers, write_image_folder
 
@@ -169,18 +169,7 @@ class ConditionalGAN(UnconditionalGAN):
     def labels_for(self, n: int, labels: Tensor | Sequence[int] | int | None) -> Tensor:
         """int64 [n] on the objective's device: given labels (one int for all), or the grid
         layout of ``grid_labels`` (one class per row) when None."""
-        if labels is None:
-            out = grid_labels(n, self.num_classes)
-        elif isinstance(labels, int):
-            out = torch.full((n,), labels, dtype=torch.int64)
-        else:
-            out = torch.as_tensor(labels, dtype=torch.int64).reshape(-1).cpu()
-            if len(out) != n:
-                raise ValueError(f"{len(out)} labels for {n} samples")
-        if len(out) and (int(out.min()) < 0 or int(out.max()) >= self.num_classes):
-            raise ClassError(f"labels must be in 0..{self.num_classes - 1}; this run's classes: "
-                             f"{listing(self.class_names)}")
-        return out.to(self.device)
+        return labels_tensor(n, labels, self.class_names).to(self.device)
 
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator,

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from .. import losses
 from ..config import AugmentConfig, RegConfig
 from ..errors import ConfigError
-from ..labels import grid_labels
+from ..labels import labels_tensor
 from ..models import lapgan as nets_mod
 from ..models.pyramid import gaussian_pyramid, upsample
 from .base import Objective, OptimizerSpec, Phase, register_objective
@@ -198,12 +198,4 @@ class ConditionalLAPGAN(LAPGAN):
         return {"num_classes": self.num_classes, "class_names": list(self.class_names)}
 
     def labels_for(self, n: int, labels) -> Tensor:
-        if labels is None:
-            out = grid_labels(n, self.num_classes)
-        elif isinstance(labels, int):
-            out = torch.full((n,), labels, dtype=torch.int64)
-        else:
-            out = torch.as_tensor(labels, dtype=torch.int64).reshape(-1).cpu()
-        if len(out) != n or int(out.min()) < 0 or int(out.max()) >= self.num_classes:
-            raise ValueError(f"need {n} labels in 0..{self.num_classes - 1}")
-        return out.to(self.device)
+        return labels_tensor(n, labels, self.class_names).to(self.device)
