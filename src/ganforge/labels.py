@@ -57,5 +57,18 @@ def labels_tensor(n: int, labels, class_names: Sequence[str]) -> Tensor:
     return out
 
 
+def dataset_classes(cfg, data_info, *, otherwise: str) -> list[str]:
+    """The class names of a labeled dataset's ``data_info`` (index order; the indices as names
+    when it has none), or a one-line ConfigError for a conditional family given unlabeled data;
+    ``otherwise`` names the unconditional objective to train instead."""
+    k = int(data_info.get("num_classes") or 0)
+    if not k or not data_info.get("has_labels", True):
+        raise ConfigError(f"objective={cfg.objective} needs a labeled dataset; {cfg.data.name} has "
+                          f"no labels (use fashion-mnist, mnist, cifar10 or folder:PATH with one "
+                          f"subfolder per class), or train objective={otherwise}")
+    names = data_info.get("class_names")
+    return [str(n) for n in names] if names else [str(i) for i in range(k)]
+
+
 def listing(class_names: Sequence[str]) -> str:
     return ", ".join(f"{i}={name}" for i, name in enumerate(class_names))

@@ -33,6 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError
+from ..labels import dataset_classes
 from ..models.biggan import BigGANDiscriminator, BigGANGenerator, standing_stats_
 from .base import register_objective
 from .conditional import ConditionalGAN
@@ -90,12 +91,8 @@ class BigGAN(ConditionalGAN):
 
     def __init__(self, cfg, data_info: Mapping[str, Any]):
         m, b, self.reg = cfg.model, cfg.biggan, cfg.reg
-        names = data_info.get("class_names")
-        k = int(data_info.get("num_classes") or 0)
-        if not k or not data_info.get("has_labels", True):
-            raise ConfigError(f"objective=biggan needs a labeled dataset; {cfg.data.name} has no labels "
-                              f"(use fashion-mnist, mnist, cifar10 or folder:PATH with one subfolder "
-                              f"per class)")
+        names = dataset_classes(cfg, data_info, otherwise="unconditional")
+        k = len(names)
         if m.name != "biggan":
             raise ConfigError(f"objective=biggan builds its own networks; set model.name=biggan "
                               f"(got '{m.name}')")
@@ -107,8 +104,7 @@ class BigGAN(ConditionalGAN):
         if b.standing_batches < 0 or b.standing_batch_size < 1:
             raise ConfigError(f"biggan.standing_batches must be >= 0 and biggan.standing_batch_size "
                               f">= 1, got {b.standing_batches} and {b.standing_batch_size}")
-        self.num_classes = k
-        self.class_names = [str(n) for n in names] if names else [str(i) for i in range(k)]
+        self.num_classes, self.class_names = k, names
         self.z_dim, self.point_dim = m.z_dim, None
         self.aux_weight, self.aux_fake_in_d = 0.0, False  # projection D, no auxiliary classifier
         self.standing = (b.standing_batches, b.standing_batch_size)

@@ -29,7 +29,7 @@ from .. import losses
 from ..errors import ConfigError
 from ..models import spectral_norm_
 from ..models.conditional import ConditionalDiscriminator, ConditionalGenerator
-from ..labels import labels_tensor
+from ..labels import dataset_classes, labels_tensor
 from .base import register_objective
 from .unconditional import TINY_TRAIN, UnconditionalGAN, gan_optimizers, write_image_folder
 
@@ -67,12 +67,8 @@ class ConditionalGAN(UnconditionalGAN):
 
     def __init__(self, cfg, data_info: Mapping[str, Any]):
         m, c, self.reg = cfg.model, cfg.cond, cfg.reg
-        names = data_info.get("class_names")
-        k = int(data_info.get("num_classes") or 0)
-        if not k or not data_info.get("has_labels", True):
-            raise ConfigError(f"objective=conditional needs a labeled dataset; {cfg.data.name} has no "
-                              f"labels (use fashion-mnist, mnist, cifar10 or folder:PATH with one "
-                              f"subfolder per class), or train objective=unconditional")
+        names = dataset_classes(cfg, data_info, otherwise="unconditional")
+        k = len(names)
         if m.name != "dcgan":
             raise ConfigError(f"objective=conditional builds dcgan networks; set model.name=dcgan "
                               f"(got '{m.name}')")
@@ -81,8 +77,7 @@ class ConditionalGAN(UnconditionalGAN):
         if c.aux_weight < 0 or c.embed_dim < 0:
             raise ConfigError(f"cond.aux_weight and cond.embed_dim must be >= 0, got {c.aux_weight} "
                               f"and {c.embed_dim}")
-        self.num_classes = k
-        self.class_names = [str(n) for n in names] if names else [str(i) for i in range(k)]
+        self.num_classes, self.class_names = k, names
         self.z_dim, self.point_dim = m.z_dim, None
         self.aux_weight = c.aux_weight if c.d_cond == "acgan" else 0.0
         self.aux_fake_in_d = c.aux_fake_in_d

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from .. import losses
 from ..config import AugmentConfig, RegConfig
 from ..errors import ConfigError
-from ..labels import labels_tensor
+from ..labels import dataset_classes, labels_tensor
 from ..models import lapgan as nets_mod
 from ..models.pyramid import gaussian_pyramid, upsample
 from .base import Objective, OptimizerSpec, Phase, register_objective
@@ -184,15 +184,9 @@ class ConditionalLAPGAN(LAPGAN):
     conditional = True
 
     def _classes(self, cfg, data_info) -> int:
-        k = int(data_info.get("num_classes") or 0)
-        if not k or not data_info.get("has_labels", True):
-            raise ConfigError(f"objective=lapgan-conditional needs a labeled dataset; {cfg.data.name} "
-                              f"has no labels (use fashion-mnist or folder:PATH with one subfolder "
-                              f"per class), or train objective=lapgan")
-        names = data_info.get("class_names")
-        self.num_classes = k
-        self.class_names = [str(c) for c in names] if names else [str(i) for i in range(k)]
-        return k
+        self.class_names = dataset_classes(cfg, data_info, otherwise="lapgan")
+        self.num_classes = len(self.class_names)
+        return self.num_classes
 
     def extra_state(self) -> dict[str, Any]:
         return {"num_classes": self.num_classes, "class_names": list(self.class_names)}

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from .. import losses
 from ..errors import ConfigError
+from ..labels import dataset_classes
 from ..models.stylegan2 import Discriminator, Generator, mix_styles, slerp
 from .base import OptimizerSpec, Phase, register_objective
 from .conditional import ConditionalGAN
@@ -489,14 +490,8 @@ class StyleGAN2Conditional(StyleGAN2):
     conditional = True
 
     def _classes(self, cfg, data_info) -> int:
-        k = int(data_info.get("num_classes") or 0)
-        if not k or not data_info.get("has_labels", True):
-            raise ConfigError(f"objective={self.name} needs a labeled dataset; {cfg.data.name} has no "
-                              f"labels (use fashion-mnist or folder:PATH with a subfolder per class), "
-                              f"or train objective=stylegan2")
-        names = data_info.get("class_names")
-        self.class_names = [str(v) for v in names] if names else [str(i) for i in range(k)]
-        return k
+        self.class_names = dataset_classes(cfg, data_info, otherwise="stylegan2")
+        return len(self.class_names)
 
     @classmethod
     def example_config(cls, workdir: Path) -> dict[str, Any]:
