@@ -22,6 +22,11 @@ seeds and the ratio of each preset's FID to the reference's.
 
 A preset name may carry overrides after a colon, separated by commas, to measure a lever:
 ``dcgan-fashion-mnist:train.batch_size=128,optim.g_lr=4e-4``.
+
+``--steps N`` trains every entry (the reference too) for N generator steps instead of a time
+budget: the quality half of a lever study, which a busy machine does not distort (set
+OMP_NUM_THREADS=1 there). FID at equal wall-clock then follows from each entry's images/s,
+measured alone; the equal-wall-clock run stays the verdict.
 """
 from __future__ import annotations
 
@@ -42,9 +47,10 @@ METRICS = ["fid", "kid", "precision", "recall", "coverage", "classes_covered"]
 # ----------------------------------------------------------------------------- the reference loop
 
 
-def reference_loop(seconds: float, seed: int, out: Path, t_start: float) -> dict:
-    """The plain 40-line DCGAN loop, trained until ``seconds`` after ``t_start``; writes
-    ``out`` (samples.npz: 10,000 uint8 images from G in eval mode)."""
+def reference_loop(seconds: float, seed: int, out: Path, t_start: float, max_steps: int = 0) -> dict:
+    """The plain 40-line DCGAN loop, trained until ``seconds`` after ``t_start`` (or for
+    ``max_steps`` steps when that is set); writes ``out`` (samples.npz: 10,000 uint8 images from
+    G in eval mode)."""
     import numpy as np
     import torch
     from torch import nn
@@ -65,7 +71,7 @@ def reference_loop(seconds: float, seed: int, out: Path, t_start: float) -> dict
     opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
     softplus = nn.functional.softplus
     steps = 0
-    while time.time() - t_start < seconds:
+    while (steps < max_steps) if max_steps else (time.time() - t_start < seconds):
         real = data[torch.randint(len(data), (64,))]
         z = torch.randn(64, 100)
         with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -91,10 +97,10 @@ def reference_loop(seconds: float, seed: int, out: Path, t_start: float) -> dict
 # ----------------------------------------------------------------------------- one measurement
 
 
-def run_reference(seconds: float, seed: int, folder: Path) -> dict:
+def run_reference(seconds: float, seed: int, folder: Path, steps: int = 0) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, str(HERE), "--_reference", "--seconds", str(seconds), "--seed", str(seed),
-           "--out", str(folder / "samples.npz")]
+           "--out", str(folder / "samples.npz"), "--steps", str(steps)]
     t0 = time.time()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -103,17 +109,18 @@ def run_reference(seconds: float, seed: int, folder: Path) -> dict:
     return {**info, "wall_s": round(time.time() - t0, 1), "samples": str(folder / "samples.npz")}
 
 
-def run_preset(spec: str, seconds: float, seed: int, folder: Path) -> dict:
-    """``ganforge train`` for ``seconds`` of wall-clock (then SIGTERM), then 10k EMA samples."""
+def run_preset(spec: str, seconds: float, seed: int, folder: Path, steps: int = 0) -> dict:
+    """``ganforge train`` for ``seconds`` of wall-clock (then SIGTERM), or for ``steps`` steps when
+    that is set, then 10k EMA samples."""
     preset, _, extra = spec.partition(":")
     overrides = [o for o in extra.split(",") if o]
     run = folder / "run"
     cmd = [sys.executable, "-m", "ganforge", "train", preset, "--out", str(run), "--force", "--quiet",
-           "train.steps=100000000", f"train.seed={seed}", *overrides]
+           f"train.steps={steps or 100000000}", f"train.seed={seed}", *overrides]
     t0 = time.time()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        proc.wait(timeout=seconds)
+        proc.wait(timeout=None if steps else seconds)
     except subprocess.TimeoutExpired:
         proc.send_signal(signal.SIGTERM)  # saves a checkpoint and exits
         proc.wait(timeout=120)
@@ -175,6 +182,8 @@ def summarize(results: dict) -> str:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seconds", type=float, default=600.0, help="wall-clock budget of each training")
+    p.add_argument("--steps", type=int, default=0,
+                   help="train every entry for this many steps instead of --seconds (quality per step)")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--presets", default="dcgan-fashion-mnist",
                    help="comma-free list separated by ';', each PRESET[:key=value,...]")
@@ -185,31 +194,33 @@ def main() -> int:
     args = p.parse_args()
     if args._reference:  # the child process that runs the plain loop
         t_start = time.time()
-        print(json.dumps(reference_loop(args.seconds, args.seed, args.out, t_start)))
+        print(json.dumps(reference_loop(args.seconds, args.seed, args.out, t_start, args.steps)))
         return 0
 
     seeds = [int(s) for s in args.seeds.split(",")]
     specs = [s for s in args.presets.split(";") if s]
-    print(f"quality per time: {args.seconds:.0f} s each, seeds {seeds}, reference + {specs}, "
+    budget = f"{args.steps} steps" if args.steps else f"{args.seconds:.0f} s"
+    print(f"quality per time: {budget} each, seeds {seeds}, reference + {specs}, "
           f"torch threads {os.environ.get('OMP_NUM_THREADS', 'default')}", flush=True)
     results: dict[str, list] = {"reference": []}
     for spec in specs:
         results[spec] = []
     for seed in seeds:
-        ref = run_reference(args.seconds, seed, args.out / f"reference-{seed}")
+        ref = run_reference(args.seconds, seed, args.out / f"reference-{seed}", args.steps)
         ref["scores"] = score(ref["samples"])
         results["reference"].append({"seed": seed, **ref})
         print(f"  seed {seed} reference: {ref['steps']} steps, FID {ref['scores']['fid']:.2f}", flush=True)
         for spec in specs:
             tag = spec.replace(":", "_").replace("=", "-").replace(",", "_")
-            r = run_preset(spec, args.seconds, seed, args.out / f"{tag}-{seed}")
+            r = run_preset(spec, args.seconds, seed, args.out / f"{tag}-{seed}", args.steps)
             r["scores"] = score(r["samples"])
             results[spec].append({"seed": seed, **r})
             print(f"  seed {seed} {spec}: {r['steps']} steps, FID {r['scores']['fid']:.2f}", flush=True)
     print(summarize(results))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"seconds": args.seconds, "seeds": seeds, "results": results},
+        args.json.write_text(json.dumps({"seconds": args.seconds, "steps": args.steps, "seeds": seeds,
+                                         "results": results},
                                         indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0
