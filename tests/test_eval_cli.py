@@ -92,6 +92,14 @@ def test_eval_samples_npz_writes_table_and_json(tmp_path, cli_env, gf_inproc):
     assert again.returncode == 0 and "computing" not in again.stdout
     fid_line = next(line for line in again.stdout.splitlines() if line.startswith("fid "))
     assert float(fid_line.split()[1]) == pytest.approx(m["fid"], rel=1e-4)
+    # The same --json again is refused and the file is left as it was; --force overwrites it.
+    before = out.read_bytes()
+    one_line_error(gf_inproc("eval", npz, "--ref", "fashion-mnist", "--n", 40, "--extractor", "fashion-mnist-cnn",
+                             "--metrics", "fid", "--json", out), "already exists", "--force")
+    assert out.read_bytes() == before
+    forced = gf_inproc("eval", npz, "--ref", "fashion-mnist", "--n", 40, "--extractor", "fashion-mnist-cnn",
+                       "--metrics", "fid", "--json", out, "--force", "--quiet")
+    assert forced.returncode == 0 and set(json.loads(out.read_text())["metrics"]) == {"fid"}
 
 
 def test_eval_image_folder_against_a_folder(tmp_path, gf_inproc):

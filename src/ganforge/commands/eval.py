@@ -25,6 +25,8 @@ def cmd_eval(args) -> int:
     out = Path(args.json) if args.json else None
     if out is not None and out.suffix.lower() != ".json":
         raise ConfigError(f"--json {out}: use a .json file name")
+    if out is not None and out.exists() and not args.force:
+        raise ConfigError(f"{out} already exists; pass --force to overwrite it or choose another --json")
     log = (lambda msg: print(f"ganforge: {msg}", flush=True)) if not args.quiet else None
     path = Path(args.target).expanduser()
     if is_run_dir(path):
@@ -125,6 +127,7 @@ def register(subparsers, parser_class) -> None:
     s.add_argument("--seed", type=int, default=0, help="noise seed for samples drawn from a run")
     s.add_argument("--data-dir", help="look for the reference dataset here first")
     s.add_argument("--json", metavar="OUT.json", help="also write every value and the protocol here")
+    s.add_argument("--force", action="store_true", help="overwrite an existing --json file")
     s.add_argument("--quiet", action="store_true", help="print only the table")
     s.set_defaults(func=cmd_eval)
 
