@@ -22,6 +22,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
+from ..latents import slerp, walk_fractions
 from .graph import InferenceGraph, build_graph, record_sample, verify
 
 VERIFY_TOL = 1e-5
@@ -35,21 +36,6 @@ class Job:
     key: Any = None  # jobs with equal keys may share a forward pass
     inputs: list[Tensor] | None = None
     images: int = 1
-
-
-def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
-    """Spherical interpolation of the rows of a, b [1, ...] at fractions t [k] -> [k, ...]
-    (White 2016, "Sampling Generative Networks": linear paths pass through low-density regions
-    of a Gaussian latent space)."""
-    fa, fb = a.reshape(1, -1).double(), b.reshape(1, -1).double()
-    cos = (fa * fb).sum() / (fa.norm() * fb.norm()).clamp_min(1e-12)
-    omega = torch.arccos(cos.clamp(-1, 1))
-    t = t.double()[:, None]
-    if float(omega) < 1e-6:
-        out = (1 - t) * fa + t * fb
-    else:
-        out = (torch.sin((1 - t) * omega) * fa + torch.sin(t * omega) * fb) / torch.sin(omega)
-    return out.reshape(len(t), *a.shape[1:]).to(a.dtype)
 
 
 class ModelWorker:
@@ -145,7 +131,8 @@ class ModelWorker:
             else:
                 a = record_sample(run, 1, seed=p["seed_a"], labels=p.get("labels"), truncation=p.get("truncation"))
                 b = record_sample(run, 1, seed=p["seed_b"], labels=p.get("labels"), truncation=p.get("truncation"))
-                t = torch.linspace(0, 1, p["steps"])
+                t = walk_fractions(2, 2 * (p["steps"] - 1))[2][:p["steps"]]  # as run.interpolate's
+                t[-1] = 1.0  # frame steps - 1 is seed b: fraction 0 of the way back
                 job.inputs = []
                 for k in self.graph.input_names:
                     va, vb = a.arguments[k], b.arguments[k]
@@ -160,8 +147,6 @@ class ModelWorker:
             job.inputs = [torch.as_tensor(v) for v in job.inputs]
         elif job.kind == "translate":
             job.key = ("translate", p["direction"], tuple(p["image"].shape))
-        elif job.kind == "interpolate":
-            raise ValueError(f"model {self.name} has no recordable sample graph to interpolate")
 
     def _forward(self, jobs: list[Job]) -> None:
         run, kind = self.run, jobs[0].kind
@@ -178,6 +163,11 @@ class ModelWorker:
             p = jobs[0].params
             out = run.sample(p["n"], seed=p["seed"], labels=p.get("labels"), truncation=p.get("truncation"))
             sizes = [p["n"]]
+        elif kind == "interpolate":  # the family's own walk a -> b -> a; its first half is a -> b
+            p = jobs[0].params
+            out = run.interpolate([p["seed_a"], p["seed_b"]], 2 * (p["steps"] - 1), labels=p.get("labels"),
+                                  truncation=p.get("truncation"))[:p["steps"]]
+            sizes = [p["steps"]]
         else:  # upscale: one image at a time, tiled to bound memory
             out = [run.upscale(jobs[0].params["image"])]
             sizes = [1]

@@ -301,7 +301,7 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
     @app.post("/api/interpolate", dependencies=[Depends(auth)],
               responses={200: {"content": {"image/png": {}}}})
     async def interpolate(req: InterpolateRequest):
-        name, run = pick(req.model, "sample")
+        name, run = pick(req.model, "interpolate")
         check_count(req.steps, "steps")
         images = await wait(name, "interpolate", seed_a=req.seed_a, seed_b=req.seed_b, steps=req.steps,
                             labels=req.class_, truncation=req.truncation)
