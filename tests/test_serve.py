@@ -4,6 +4,7 @@ server keeps serving afterwards."""
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 import pytest
@@ -234,6 +235,19 @@ def test_page_and_docs_are_served_without_external_assets(client):
     for path in ("/", "/static/app.js", "/static/style.css"):
         body = client.get(path).text
         assert "http://" not in body and "https://" not in body and "//cdn" not in body
+    # /docs: Swagger UI from the package's own copy, every URL on this server (FastAPI's default
+    # loads it from a CDN, so the docs would be blank offline)
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "SwaggerUIBundle" in docs.text
+    assert "http://" not in docs.text and "https://" not in docs.text and "//cdn" not in docs.text
+    urls = re.findall(r'(?:src|href)="([^"]+)"', docs.text)
+    assert len(urls) == 3 and all(u.startswith("/docs-assets/") for u in urls)
+    for u in urls:
+        asset = client.get(u)
+        assert asset.status_code == 200 and len(asset.content) > 500
+    js = client.get(next(u for u in urls if u.endswith(".js")))
+    assert "javascript" in js.headers["content-type"] and len(js.content) > 500_000  # the whole bundle
+    assert client.get("/redoc").status_code == 404  # ReDoc would load from a CDN: off
     spec = client.get("/openapi.json").json()
     assert {"/api/models", "/api/sample", "/api/interpolate", "/api/translate", "/api/upscale"} <= set(spec["paths"])
 

@@ -15,6 +15,7 @@ import io
 import time
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -32,7 +33,10 @@ from .metrics import Metrics
 
 STATIC = ("index.html", "app.js", "style.css")
 MEDIA = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
-         ".css": "text/css; charset=utf-8"}
+         ".css": "text/css; charset=utf-8", ".png": "image/png"}
+# Swagger UI's files for /docs, served from the swagger-ui-bundle-v2 package instead of FastAPI's
+# default CDN, so the docs work offline (FastAPI's "self-hosting" recipe)
+DOCS_ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png")
 
 
 @dataclass
@@ -196,7 +200,7 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
 
     app = FastAPI(title="ganforge", description="Sample, interpolate, translate and upscale with "
                                                 "trained ganforge models.",
-                  on_shutdown=[close])
+                  on_shutdown=[close], docs_url=None, redoc_url=None)  # /docs below, assets local
     app.state.close, app.state.workers, app.state.metrics = close, workers, metrics
     if settings.cors:
         from fastapi.middleware.cors import CORSMiddleware
@@ -338,7 +342,39 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
 
     for fname in STATIC[1:]:  # a fixed list: no request value names a file
         app.add_api_route(f"/static/{fname}", lambda f=fname: static(f), include_in_schema=False)
+    add_docs(app)
     return app
+
+
+def add_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs with its script, style and icon under /docs-assets/ (a fixed list)."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    try:
+        import swagger_ui_bundle
+    except ImportError:
+        swagger_ui_bundle = None
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs():
+        if swagger_ui_bundle is None:
+            raise ApiError(404, "API docs need the swagger-ui-bundle-v2 package: pip install "
+                                "'ganforge[serve]'; /openapi.json has the same description")
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title=f"{app.title} API",
+                                   swagger_js_url=f"/docs-assets/{DOCS_ASSETS[0]}",
+                                   swagger_css_url=f"/docs-assets/{DOCS_ASSETS[1]}",
+                                   swagger_favicon_url=f"/docs-assets/{DOCS_ASSETS[2]}",
+                                   swagger_ui_parameters={"validatorUrl": None})  # no external badge
+
+    def asset(filename: str):
+        if swagger_ui_bundle is None:
+            raise ApiError(404, "API docs need the swagger-ui-bundle-v2 package")
+        body = (Path(swagger_ui_bundle.swagger_ui_path) / filename).read_bytes()
+        return Response(body, media_type=MEDIA["." + filename.rsplit(".", 1)[1]],
+                        headers={"Cache-Control": "public, max-age=86400"})
+
+    for fname in DOCS_ASSETS:
+        app.add_api_route(f"/docs-assets/{fname}", lambda f=fname: asset(f), include_in_schema=False)
 
 
 def npz_bytes(images: torch.Tensor, labels) -> bytes:
