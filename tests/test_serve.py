@@ -268,3 +268,12 @@ def test_interpolate_command_walks_a_plain_run_in_z(runs, tmp_path):
     r = run_cli("interpolate", run.run_dir, "--seeds", "3,4", "--space", "w", "--out", tmp_path / "w.gif")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "use --space z" in r.stderr
     assert not (tmp_path / "w.gif").exists()
+
+
+def test_png_bytes_are_torchvisions_save_image_pixel_for_pixel(runs):
+    from torchvision.utils import save_image
+
+    images = runs["conditional"].sample(5, seed=1)
+    buf = io.BytesIO()
+    save_image(images, buf, format="png", nrow=2, normalize=True, value_range=(-1, 1))
+    assert np.array_equal(decode(png_bytes(images, 2)), decode(buf.getvalue()))

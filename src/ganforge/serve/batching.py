@@ -1,6 +1,7 @@
 """Dynamic batching: one worker thread per model runs all of its inference, off the event loop,
-under ``torch.inference_mode``; requests that arrive within a few milliseconds of each other are
-merged into one forward pass of up to ``max_batch`` images.
+under ``torch.inference_mode``; requests that queue up while a forward pass runs (or, with
+``wait_ms`` > 0, within that time of the first) are merged into the next forward pass of up to
+``max_batch`` images.
 
 Sample and interpolation requests share the recorded generator call (ganforge.serve.graph):
 each request's inputs (z drawn from its seed by the family itself, its class labels) are
@@ -42,7 +43,7 @@ class ModelWorker:
     """All inference of one loaded run, on one thread. ``submit`` returns a Future of a float
     tensor [n, C, H, W] in [-1, 1] (upscale: uint8 [H, W, 3])."""
 
-    def __init__(self, name: str, run, *, max_batch: int = 32, wait_ms: float = 2.0,
+    def __init__(self, name: str, run, *, max_batch: int = 32, wait_ms: float = 0.0,
                  on_batch: Callable[[str, int], None] | None = None):
         self.name, self.run = name, run
         self.max_batch, self.wait = max(1, max_batch), wait_ms / 1000
@@ -76,8 +77,11 @@ class ModelWorker:
             jobs, stop = [job], False
             deadline = time.monotonic() + self.wait
             while self.max_batch > 1 and sum(j.images for j in jobs) < self.max_batch:
+                # wait_ms 0 (the default): what queued up while the last batch ran joins at once
+                # and nothing waits, so a lone request is never delayed and batches grow with load
+                left = deadline - time.monotonic()
                 try:
-                    nxt = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                    nxt = self.queue.get(timeout=left) if left > 0 else self.queue.get_nowait()
                 except queue.Empty:
                     break
                 if nxt is None:
