@@ -107,9 +107,9 @@ class Server:
 
 
 class Client:
-    """One keep-alive HTTP/1.1 connection (the standard library's http.client): a lighter
-    client than httpx (about a third of its CPU per request), so that less of the 2 cores the
-    server shares with its clients goes to the clients. Returns the status code."""
+    """One keep-alive HTTP/1.1 connection (the standard library's http.client, lighter than
+    httpx), so that less of the 2 cores the server shares with its clients goes to the clients;
+    each row reports the clients' CPU per request. ``request`` returns the status code."""
 
     def __init__(self, url: str):
         host, port = url.split("//", 1)[1].split(":")
