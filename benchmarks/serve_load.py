@@ -19,6 +19,7 @@ given with --dcgan RUN / --translate RUN. Nothing leaves the machine.
 from __future__ import annotations
 
 import argparse
+import http.client
 import io
 import json
 import os
@@ -29,12 +30,12 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -43,8 +44,6 @@ import ganforge  # noqa: E402
 from ganforge import api  # noqa: E402
 from ganforge.config import load_config  # noqa: E402
 from ganforge.serve import export  # noqa: E402
-
-CLIENTS = (1, 8, 32)
 
 
 def tiny_run(preset: str, out: Path, steps: int = 2) -> Path:
@@ -72,9 +71,10 @@ class Server:
         end = time.monotonic() + 120
         while time.monotonic() < end:
             try:
-                if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
                 time.sleep(0.3)
         self.close()
         raise RuntimeError("server did not start")
@@ -85,6 +85,19 @@ class Server:
                 return int(line.split()[1]) / 1024
         return float("nan")
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the server process so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def batches(self) -> tuple[float, float]:
+        """(forward passes, images) so far, from the server's /metrics."""
+        with urllib.request.urlopen(self.url + "/metrics", timeout=10) as r:
+            text = r.read().decode()
+        values = {line.split("{")[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                  if line.startswith(("ganforge_batch_images_count", "ganforge_batch_images_sum"))}
+        return values.get("ganforge_batch_images_count", 0.0), values.get("ganforge_batch_images_sum", 0.0)
+
     def close(self) -> None:
         self.proc.terminate()
         try:
@@ -93,15 +106,41 @@ class Server:
             self.proc.kill()
 
 
+class Client:
+    """One keep-alive HTTP/1.1 connection (the standard library's http.client, lighter than
+    httpx), so that less of the 2 cores the server shares with its clients goes to the clients;
+    each row reports the clients' CPU per request. ``request`` returns the status code."""
+
+    def __init__(self, url: str):
+        host, port = url.split("//", 1)[1].split(":")
+        self.conn = http.client.HTTPConnection(host, int(port), timeout=60)
+
+    def request(self, method: str, path: str, body: bytes = b"", headers: dict | None = None) -> int:
+        self.conn.request(method, path, body=body or None, headers=headers or {})
+        response = self.conn.getresponse()
+        response.read()
+        return response.status
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 def make_request(kind: str, upload: bytes):
     if kind == "sample":
-        return lambda c, i: c.post("/api/sample", json={"n": 1, "seed": i})
-    return lambda c, i: c.post("/api/translate", files={"file": ("x.png", upload, "image/png")})
+        return lambda c, i: c.request("POST", "/api/sample", json.dumps({"n": 1, "seed": i}).encode(),
+                                      {"Content-Type": "application/json"})
+    boundary = "ganforge-bench"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.png\"\r\n"
+            f"Content-Type: image/png\r\n\r\n").encode() + upload + f"\r\n--{boundary}--\r\n".encode()
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    return lambda c, i: c.request("POST", "/api/translate", body, headers)
 
 
-def load(url: str, request, clients: int, seconds: float | None = None, total: int | None = None):
+def load(url: str, request, clients: int, seconds: float | None = None, total: int | None = None,
+         server: Server | None = None):
     """``clients`` threads send requests back to back for ``seconds`` (or ``total`` requests);
-    the clock starts once every client has its connection ready."""
+    the clock starts once every client has its connection ready. With ``server``: its CPU time
+    and this process's (the clients') per request, and the mean images per forward pass."""
     latencies: list[float] = []
     errors = [0]
     lock = threading.Lock()
@@ -110,8 +149,9 @@ def load(url: str, request, clients: int, seconds: float | None = None, total: i
     stop = [0.0]
 
     def worker():
-        with httpx.Client(base_url=url, timeout=60) as c:
-            c.get("/healthz")  # open the keep-alive connection before the clock starts
+        c = Client(url)
+        try:
+            c.request("GET", "/healthz")  # open the keep-alive connection before the clock starts
             ready.wait()
             while time.monotonic() < stop[0]:
                 with lock:
@@ -119,30 +159,42 @@ def load(url: str, request, clients: int, seconds: float | None = None, total: i
                 if total is not None and i >= total:
                     return
                 t0 = time.perf_counter()
-                ok = request(c, i).status_code == 200
+                ok = request(c, i) == 200
                 dt = time.perf_counter() - t0
                 with lock:
                     latencies.append(dt)
                     errors[0] += not ok
+        finally:
+            c.close()
 
     threads = [threading.Thread(target=worker) for _ in range(clients)]
     for t in threads:
         t.start()
     stop[0] = time.monotonic() + 1e9  # provisional: set properly at the barrier
     ready.wait()
-    t0 = time.perf_counter()
+    t0, client_cpu = time.perf_counter(), time.process_time()
+    if server is not None:
+        server_cpu, (passes, images) = server.cpu_seconds(), server.batches()
     stop[0] = time.monotonic() + (seconds if seconds is not None else 1e9)
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
+    client_cpu = time.process_time() - client_cpu
     lat = sorted(latencies)
+    extra = {}
+    if server is not None and lat:
+        server_cpu = server.cpu_seconds() - server_cpu
+        passes2, images2 = server.batches()
+        extra = {"server_cpu_ms_per_request": round(1000 * server_cpu / len(lat), 3),
+                 "client_cpu_ms_per_request": round(1000 * client_cpu / len(lat), 3),
+                 "mean_batch_images": round((images2 - images) / max(passes2 - passes, 1), 2)}
 
     def pct(q):
         return round(1000 * lat[min(len(lat) - 1, int(q * len(lat)))], 2) if lat else float("nan")
 
     return {"clients": clients, "requests": len(lat), "errors": errors[0], "seconds": round(wall, 2),
             "requests_per_s": round(len(lat) / wall, 1), "images_per_s": round(len(lat) / wall, 1),
-            "p50_ms": pct(0.5), "p99_ms": pct(0.99)}
+            "p50_ms": pct(0.5), "p99_ms": pct(0.99), **extra}
 
 
 def median_ms(fn, repeats: int) -> float:
@@ -176,6 +228,27 @@ def torch_vs_onnx(run_dir: Path, capability: str, workdir: Path, repeats: int) -
     return rows
 
 
+def breakdown(run_dir: Path, repeats: int) -> dict:
+    """Where one sample request's server time goes besides HTTP, median ms in this process:
+    the model at batch 1 and per image at batch 32, recording a request's inputs (z from its
+    seed), and the PNG encoding. The rest of ``server_cpu_ms_per_request`` is HTTP, JSON,
+    validation and the hand-offs between the event loop and the threads."""
+    from ganforge.serve.graph import build_graph, record_sample
+    from ganforge.serve.server import png_bytes
+
+    run = ganforge.load(run_dir)
+    graph, inputs = build_graph(run, "sample")
+    z1 = {k: (v[:1] if v.dim() else v) for k, v in inputs.items()}
+    z32 = {k: (v[:1].expand(32, *v.shape[1:]).contiguous() if v.dim() else v) for k, v in inputs.items()}
+    image = run.sample(1, seed=0)
+    with torch.inference_mode():
+        out = {"model_batch1_ms": median_ms(lambda: graph(*z1.values()), repeats),
+               "model_batch32_per_image_ms": round(median_ms(lambda: graph(*z32.values()), repeats) / 32, 3),
+               "record_inputs_ms": median_ms(lambda: record_sample(run, 1, seed=3), repeats),
+               "png_ms": median_ms(lambda: png_bytes(image, 1), repeats)}
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dcgan", type=Path, help="a DCGAN run (default: dcgan-fashion-mnist, 2 steps)")
@@ -183,12 +256,20 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=10.0, help="per client count and mode (default 10)")
     p.add_argument("--requests", type=int, default=5000, help="requests for the memory check")
     p.add_argument("--repeats", type=int, default=50, help="timed calls per PyTorch/ONNX cell")
+    p.add_argument("--clients", default="1,8,32", help="client counts, comma-separated (default 1,8,32)")
+    p.add_argument("--routes", default="sample,translate", help="sample, translate or both (default)")
+    p.add_argument("--no-onnx", action="store_true", help="skip the PyTorch/onnxruntime latencies")
     p.add_argument("--workdir", type=Path, default=Path("runs/serve-load"))
     p.add_argument("--json", type=Path, help="write the results here")
     args = p.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
-    runs = {"sample": args.dcgan or tiny_run("dcgan-fashion-mnist", args.workdir / "dcgan"),
-            "translate": args.translate or tiny_run("pix2pix-denoise", args.workdir / "pix2pix")}
+    clients_list = [int(c) for c in args.clients.split(",")]
+    routes = args.routes.split(",")
+    runs = {}
+    if "sample" in routes:
+        runs["sample"] = args.dcgan or tiny_run("dcgan-fashion-mnist", args.workdir / "dcgan")
+    if "translate" in routes:
+        runs["translate"] = args.translate or tiny_run("pix2pix-denoise", args.workdir / "pix2pix")
     buf = io.BytesIO()
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(buf, "png")
     upload = buf.getvalue()
@@ -200,14 +281,17 @@ def main() -> None:
             server = Server(run, max_batch)
             try:
                 load(server.url, make_request(kind, upload), 4, seconds=1.0)  # warm-up
-                for clients in CLIENTS:
-                    row = load(server.url, make_request(kind, upload), clients, seconds=args.seconds)
+                for clients in clients_list:
+                    row = load(server.url, make_request(kind, upload), clients, seconds=args.seconds,
+                               server=server)
                     row.update(model=kind, batching=max_batch > 1)
                     result["load"].append(row)
                     print(f"{kind:9s} batching={'on ' if max_batch > 1 else 'off'} {clients:2d} clients: "
                           f"{row['requests_per_s']:8.1f} req/s  p50 {row['p50_ms']:7.2f} ms  "
-                          f"p99 {row['p99_ms']:7.2f} ms  errors {row['errors']}", flush=True)
-                if kind == "sample" and max_batch > 1:
+                          f"p99 {row['p99_ms']:7.2f} ms  errors {row['errors']}  CPU ms/request: server "
+                          f"{row['server_cpu_ms_per_request']:.2f}, clients {row['client_cpu_ms_per_request']:.2f}"
+                          f"  images/pass {row['mean_batch_images']:.1f}", flush=True)
+                if kind == "sample" and max_batch > 1 and args.requests > 0:
                     before = server.rss_mb()
                     load(server.url, make_request(kind, upload), 8, total=args.requests)
                     after = server.rss_mb()
@@ -219,7 +303,11 @@ def main() -> None:
             finally:
                 server.close()
 
-    for kind, run in runs.items():
+    if "sample" in runs:
+        result["sample_breakdown"] = breakdown(runs["sample"], args.repeats)
+        print("one sample request, besides HTTP (ms): " + ", ".join(
+            f"{k} {v}" for k, v in result["sample_breakdown"].items()), flush=True)
+    for kind, run in ({} if args.no_onnx else runs).items():
         for row in torch_vs_onnx(run, kind, args.workdir, args.repeats):
             result["torch_vs_onnx"].append(row)
             print(f"{row['model']:12s} batch {row['batch']:2d}: PyTorch {row['pytorch_ms']:8.3f} ms  "
@@ -229,7 +317,7 @@ def main() -> None:
         return next(r["images_per_s"] for r in result["load"]
                     if r["model"] == kind and r["batching"] == batching and r["clients"] == clients)
 
-    for kind in runs:
+    for kind in runs if max(clients_list) == 32 else ():
         ratio = images_per_s(kind, True) / max(images_per_s(kind, False), 1e-9)
         result[f"{kind}_batching_speedup_32_clients"] = round(ratio, 2)
         print(f"{kind}: batching gives {ratio:.2f}x the images/s of unbatched serving at 32 clients")

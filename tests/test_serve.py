@@ -4,6 +4,7 @@ server keeps serving afterwards."""
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 import pytest
@@ -58,7 +59,7 @@ def test_models_lists_capabilities_classes_and_resolution(client, runs):
     models = {m["name"]: m for m in body["models"]}
     assert set(models) == set(FAMILIES)
     assert models["conditional"]["classes"] == ["a", "b"] and models["unconditional"]["classes"] is None
-    assert models["conditional"]["capabilities"] == ["sample", "sample_labels"]
+    assert models["conditional"]["capabilities"] == ["interpolate", "sample", "sample_labels"]
     assert models["test-truncation"]["capabilities"] == ["sample", "truncation"]
     assert models["unconditional"]["resolution"] == 8 and models["superres"]["scale"] == 2
     assert [d["direction"] for d in models["pix2pix"]["directions"]] == ["AtoB"]
@@ -103,21 +104,36 @@ def test_unbatched_serving_gives_the_same_images(runs):
     assert np.array_equal(decode(r.content), decode(png_bytes(runs["unconditional"].sample(3, seed=9), 2)))
 
 
-def test_interpolate_walks_from_one_seed_to_the_other(client, runs):
-    r = client.post("/api/interpolate", json={"model": "unconditional", "seed_a": 3, "seed_b": 4, "steps": 4})
+@pytest.mark.parametrize("model,cls", [("unconditional", None), ("conditional", "b")])
+def test_interpolation_ends_are_the_seeds_own_samples_in_the_run_and_the_server(model, cls, client, runs):
+    run = runs[model]
+    ends = torch.cat([run.sample(1, seed=3, labels=cls), run.sample(1, seed=4, labels=cls)])
+    walk = run.interpolate([3, 4], 6, labels=cls)  # a looping walk: frame 0 is seed 3, frame 3 seed 4
+    assert walk.shape == (6, *ends.shape[1:])
+    assert torch.allclose(walk[0], ends[0], atol=1e-5) and torch.allclose(walk[3], ends[1], atol=1e-5)
+    assert (walk[1] - ends[0]).abs().max() > 1e-3 and (walk[1] - ends[1]).abs().max() > 1e-3  # in between
+    assert torch.allclose(walk[5], walk[1], atol=1e-5)  # back from 4 to 3: 2/3 of the way is 1/3 from 3
+    assert torch.equal(walk, run.interpolate([3, 4], 6, labels=cls))
+    r = client.post("/api/interpolate", json={"model": model, "seed_a": 3, "seed_b": 4, "steps": 4,
+                                               **({"class": cls} if cls else {})})
     assert r.status_code == 200
-    walk = decode(r.content).astype(int)
-    run = runs["unconditional"]
-    ends = torch.cat([run.sample(1, seed=3), run.sample(1, seed=4)])
-    ref = decode(png_bytes(ends, 2)).astype(int)  # 8 px images, 2 px grid padding
-    assert np.abs(walk[:, :10] - ref[:, :10]).max() <= 1  # first frame: seed 3
-    assert np.abs(walk[:, -10:] - ref[:, -10:]).max() <= 1  # last frame: seed 4
-    # by hand: between orthogonal unit vectors the walk stays on the unit circle
+    # the served walk (batched through the recorded generator call) is the run's a -> b half
+    assert np.array_equal(decode(r.content), decode(png_bytes(walk[:4], 4)))
+    # and a plain run refuses a W walk in one line
+    with pytest.raises(ganforge.errors.ConfigError, match="use --space z") as info:
+        run.interpolate([3, 4], 4, space="w")
+    assert "\n" not in str(info.value)
+
+
+def test_slerp_stays_on_the_circle_between_orthogonal_latents():
     a, b = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])
     mid = slerp(a, b, torch.tensor([0.0, 1 / 3, 0.5, 1.0]))
     c, s = np.cos(np.pi / 6), np.sin(np.pi / 6)  # a third of the 90-degree arc
     expected = torch.tensor([[1.0, 0.0], [c, s], [0.5 ** 0.5, 0.5 ** 0.5], [0.0, 1.0]], dtype=torch.float32)
     assert torch.allclose(mid, expected, atol=1e-6)
+    assert torch.equal(mid[0], a[0]) and torch.equal(mid[-1], b[0])  # the ends exactly
+    z = torch.randn(2, 5, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(slerp(z[:1], z[:1] * 2, torch.tensor([0.5])), z[:1] * 1.5)  # parallel: linear
 
 
 @pytest.mark.parametrize("model,direction", [("pix2pix", "AtoB"), ("cyclegan", "BtoA")])
@@ -151,6 +167,7 @@ BAD = [
     ("post", "/api/sample", {"json": {"format": "gif"}}, 422, "format"),
     ("post", "/api/sample", {"json": {"n": 2, "path": "/etc/passwd"}}, 422, "path: Extra inputs are not permitted"),
     ("post", "/api/interpolate", {"json": {"steps": 50}}, 422, "--max-n 8"),
+    ("post", "/api/interpolate", {"json": {"model": "test-truncation"}}, 422, "cannot interpolate"),
     ("post", "/api/translate", {"data": {"model": "pix2pix"}}, 422, "file: Field required"),
     ("post", "/api/translate", {"data": {"model": "pix2pix", "direction": "BtoA"},
                                 "files": {"file": ("a.png", png(np.zeros((8, 8, 3), np.uint8)))}}, 422, "AtoB only"),
@@ -218,6 +235,19 @@ def test_page_and_docs_are_served_without_external_assets(client):
     for path in ("/", "/static/app.js", "/static/style.css"):
         body = client.get(path).text
         assert "http://" not in body and "https://" not in body and "//cdn" not in body
+    # /docs: Swagger UI from the package's own copy, every URL on this server (FastAPI's default
+    # loads it from a CDN, so the docs would be blank offline)
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "SwaggerUIBundle" in docs.text
+    assert "http://" not in docs.text and "https://" not in docs.text and "//cdn" not in docs.text
+    urls = re.findall(r'(?:src|href)="([^"]+)"', docs.text)
+    assert len(urls) == 3 and all(u.startswith("/docs-assets/") for u in urls)
+    for u in urls:
+        asset = client.get(u)
+        assert asset.status_code == 200 and len(asset.content) > 500
+    js = client.get(next(u for u in urls if u.endswith(".js")))
+    assert "javascript" in js.headers["content-type"] and len(js.content) > 500_000  # the whole bundle
+    assert client.get("/redoc").status_code == 404  # ReDoc would load from a CDN: off
     spec = client.get("/openapi.json").json()
     assert {"/api/models", "/api/sample", "/api/interpolate", "/api/translate", "/api/upscale"} <= set(spec["paths"])
 
@@ -225,3 +255,25 @@ def test_page_and_docs_are_served_without_external_assets(client):
 def test_serve_refuses_a_public_host_without_a_token(runs):
     r = run_cli("serve", runs["unconditional"].run_dir, "--host", "0.0.0.0")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--token" in r.stderr
+
+
+def test_interpolate_command_walks_a_plain_run_in_z(runs, tmp_path):
+    run = runs["conditional"]
+    r = run_cli("interpolate", run.run_dir, "--seeds", "3,4", "--frames", "4", "--class", "b",
+                "--out", tmp_path / "walk.png")
+    assert r.returncode == 0, r.stderr
+    assert "z space, slerp" in r.stdout
+    frames = run.interpolate([3, 4], 4, labels="b")
+    assert np.array_equal(decode((tmp_path / "walk.png").read_bytes()), decode(png_bytes(frames, 4)))
+    r = run_cli("interpolate", run.run_dir, "--seeds", "3,4", "--space", "w", "--out", tmp_path / "w.gif")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "use --space z" in r.stderr
+    assert not (tmp_path / "w.gif").exists()
+
+
+def test_png_bytes_are_torchvisions_save_image_pixel_for_pixel(runs):
+    from torchvision.utils import save_image
+
+    images = runs["conditional"].sample(5, seed=1)
+    buf = io.BytesIO()
+    save_image(images, buf, format="png", nrow=2, normalize=True, value_range=(-1, 1))
+    assert np.array_equal(decode(png_bytes(images, 2)), decode(buf.getvalue()))

@@ -1,7 +1,8 @@
 """The page of ``ganforge serve`` in headless Chromium (Debian chromium + chromium-driver, driven
 by selenium) against a real uvicorn server on a free loopback port: generate shows an image with
-non-blank pixels, and an uploaded image comes back translated at its own size. Skipped with the
-reason when Chromium or selenium is absent. GANFORGE_SCREENSHOT=path.png keeps a screenshot."""
+non-blank pixels, an uploaded image comes back translated at its own size, and /docs renders
+with the server's own Swagger UI files. Skipped with the reason when Chromium or selenium is
+absent. GANFORGE_SCREENSHOT=path.png keeps a screenshot."""
 from __future__ import annotations
 
 import io
@@ -120,6 +121,12 @@ def test_page_generates_and_translates_in_headless_chromium(tmp_path):
         assert np.abs(after[..., :3].astype(int) - expected).max() <= 1
         assert np.array_equal(before[..., :3], np.asarray(Image.open(src)))
         assert driver.find_element(By.ID, "error").text == ""
+        # /docs renders its operations from the server's own Swagger UI files, nothing else loaded
+        driver.get(url + "/docs")
+        WebDriverWait(driver, 60).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".opblock")) >= 5)
+        loaded = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+        assert loaded and all(u.startswith(url + "/") for u in loaded), loaded
+        assert any(u.endswith("/docs-assets/swagger-ui-bundle.js") for u in loaded)
         shot = driver.get_screenshot_as_png()
         assert Image.open(io.BytesIO(shot)).size[0] > 0
         if os.environ.get("GANFORGE_SCREENSHOT"):

@@ -404,15 +404,17 @@ class LoadedRun:
         return self.objective.mix(list(rows), list(cols), list(layers), nets=nets,
                                   truncation=truncation, labels=None if y is None else y[:1]).cpu()
 
-    def interpolate(self, seeds, frames: int = 60, *, space: str = "w", ema: bool = True,
+    def interpolate(self, seeds, frames: int = 60, *, space: str | None = None, ema: bool = True,
                     truncation: float | None = None, labels=None) -> torch.Tensor:
         """A looping latent walk through ``seeds``: ``frames`` images [frames, C, H, W] in
-        [-1, 1] (``space`` w: linear in W; z: slerp in Z)."""
+        [-1, 1] (``space`` w: linear in W, style-based runs' default; z: slerp in Z, the only
+        space of plain GANs); frame k * frames / len(seeds) is seed k's own sample."""
         self.require("interpolate")
         if len(seeds) < 2 or frames < 2:
             raise ConfigError(f"interpolate needs at least 2 seeds and 2 frames, got {len(seeds)} and {frames}")
         y = self.sample_labels(1, labels)
-        return self.objective.interpolate(list(seeds), frames, space=space, truncation=truncation,
+        kwargs = {} if space is None else {"space": space}
+        return self.objective.interpolate(list(seeds), frames, truncation=truncation, **kwargs,
                                           nets=self.ema_nets if ema else {},
                                           labels=None if y is None else y[:1]).cpu()
 
@@ -421,7 +423,7 @@ class LoadedRun:
                    ema: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """Image pairs for perceptual path length: (G(l(0)), G(l(eps))) for n random latent
         paths l (linear in W, slerp in Z), the same noise in both; float [n, C, H, W] on the CPU."""
-        self.require("interpolate")
+        self.require("mix")  # style-based runs: PPL in W and Z
         a, b = self.objective.path_pairs(n, space=space, eps=eps, generator=torch.Generator().manual_seed(seed),
                                          nets=self.ema_nets if ema else {})
         return a.cpu(), b.cpu()

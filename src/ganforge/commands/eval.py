@@ -40,7 +40,7 @@ def cmd_eval(args) -> int:
     result = ev.evaluate(images, ref=args.ref, split=args.split, labels=labels, metrics=metrics,
                          n_ref=args.n, extractor=args.extractor, inception_weights=args.inception_weights,
                          data_dir=args.data_dir, log=log,
-                         generator=run if is_run_dir(path) and "interpolate" in run.capabilities else None)
+                         generator=run if is_run_dir(path) and "mix" in run.capabilities else None)
     result.protocol = {"target": target, **result.protocol, "seconds": round(time.perf_counter() - t0, 2)}
     print(format_table(result))
     if out is not None:

@@ -96,8 +96,9 @@ def register(subparsers, parser_class) -> None:
                    help="pixels of an uploaded image (default 4,000,000)")
     s.add_argument("--max-batch", type=int, default=32,
                    help="images per forward pass when batching requests (1: no batching)")
-    s.add_argument("--batch-wait-ms", type=float, default=2.0,
-                   help="how long a batch waits for more requests (default 2 ms)")
+    s.add_argument("--batch-wait-ms", type=float, default=0.0,
+                   help="how long a batch waits for more requests (default 0: it takes those that "
+                        "queued while the last batch ran, and a lone request runs at once)")
     s.add_argument("--cors", metavar="ORIGIN", help="allow browser calls from this origin (default: none)")
     s.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
     s.set_defaults(func=cmd_serve)

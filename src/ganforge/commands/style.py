@@ -1,4 +1,5 @@
-"""Commands on runs of style-based generators (StyleGAN2):
+"""Commands on runs of style-based generators (StyleGAN2; interpolate also for DCGAN-style and
+conditional runs, in z):
 
     ganforge mix RUN --rows 1,2,3 --cols 10,11,12 --layers 0-3 --out mix.png
     ganforge interpolate RUN --seeds 1,7,3 --frames 60 --space w --out walk.gif
@@ -87,8 +88,9 @@ def cmd_interpolate(args) -> int:
                          duration=round(1000 / args.fps))
         else:
             save_image(frames, tmp, nrow=min(args.frames, 10), normalize=True, value_range=(-1, 1))
-    print(f"ganforge: wrote {args.frames} frames through seeds {seeds} ({args.space} space, "
-          f"{'linear' if args.space == 'w' else 'slerp'}, looping) to {out}")
+    space = args.space or ("w" if "mix" in run.capabilities else "z")  # the family's default
+    print(f"ganforge: wrote {args.frames} frames through seeds {seeds} ({space} space, "
+          f"{'linear' if space == 'w' else 'slerp'}, looping) to {out}")
     return 0
 
 
@@ -213,14 +215,16 @@ def register(subparsers, parser_class) -> None:
     s.add_argument("--class", dest="class_", metavar="K", help="conditional runs: the class (index or name)")
     s.set_defaults(func=cmd_mix)
 
-    s = subparsers.add_parser("interpolate", help="latent walk through seeds as a GIF (StyleGAN2)",
-                              description="A looping walk from seed to seed: linear in W (--space w) "
-                                          "or spherical in Z (--space z).")
+    s = subparsers.add_parser("interpolate", help="latent walk through seeds as a GIF",
+                              description="A looping walk from seed to seed: linear in W (--space w, "
+                                          "style-based runs) or spherical in Z (--space z, the only "
+                                          "space of DCGAN-style and conditional runs).")
     add_run_arguments(s, out={"default": "walk.gif", "help": ".gif animation or .png strip (default walk.gif)"},
                       force="overwrite --out if it exists")
     s.add_argument("--seeds", required=True, help="comma-separated seeds, at least 2, e.g. 1,7,3")
     s.add_argument("--frames", type=int, default=60, help="frames in the loop (default 60)")
-    s.add_argument("--space", choices=["w", "z"], default="w", help="w (linear, default) or z (slerp)")
+    s.add_argument("--space", choices=["w", "z"],
+                   help="w (linear; default of style-based runs) or z (slerp; default of the others)")
     s.add_argument("--fps", type=float, default=20.0, help="GIF frames per second (default 20)")
     s.add_argument("--truncation", type=float, metavar="PSI", help="truncation psi in [0, 1]")
     s.add_argument("--class", dest="class_", metavar="K", help="conditional runs: the class (index or name)")

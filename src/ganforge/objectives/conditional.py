@@ -62,7 +62,7 @@ class _Bound(nn.Module):
 class ConditionalGAN(UnconditionalGAN):
     ema = ["G"]
     sections = {"cond": ConditionalConfig}
-    capabilities = frozenset({"sample", "sample_labels"})
+    capabilities = frozenset({"sample", "sample_labels", "interpolate"})
     accepts_points = False
 
     def __init__(self, cfg, data_info: Mapping[str, Any]):

@@ -11,8 +11,9 @@ passes through the same augmentation (DiffAugment or ADA) and the same instance 
 """
 from __future__ import annotations
 
+import threading
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -21,6 +22,7 @@ from .. import augment as augment_mod
 from .. import losses, models
 from .. import regularizers as regs
 from ..errors import ConfigError
+from ..latents import slerp, walk_fractions
 from .base import Objective, OptimizerSpec, Phase, register_objective
 
 
@@ -56,6 +58,11 @@ def write_image_folder(root: Path, *, n: int, size: int, channels: int = 3,
     return root
 
 
+# interpolate(): the walk's latents, handed to the family's own ``sample`` in place of fresh
+# noise (per thread, so a server thread sampling meanwhile draws its own)
+_WALK = threading.local()
+
+
 TINY_TRAIN = {"steps": 4, "batch_size": 4, "log_every": 2, "sample_every": 2,
               "checkpoint_every": 2, "n_sample_grid": 4, "device": "cpu", "seed": 0,
               "keep_checkpoints": 5}
@@ -64,6 +71,7 @@ TINY_TRAIN = {"steps": 4, "batch_size": 4, "log_every": 2, "sample_every": 2,
 @register_objective("unconditional")
 class UnconditionalGAN(Objective):
     ema = ["G"]
+    capabilities = frozenset({"sample", "interpolate"})
     accepts_points = True
 
     def __init__(self, cfg, data_info: Mapping[str, Any]):
@@ -124,6 +132,11 @@ class UnconditionalGAN(Objective):
     # ------------------------------------------------------------------ pieces
 
     def _z(self, n: int, generator: torch.Generator) -> Tensor:
+        walk = getattr(_WALK, "z", None)
+        if walk is not None and getattr(_WALK, "owner", None) is self:
+            if n != len(walk):
+                raise ValueError(f"a walk of {len(walk)} latents, but {n} were drawn")
+            return walk
         # Noise is drawn on the generator's device (a CPU generator gives the same samples everywhere).
         return torch.randn(n, self.z_dim, generator=generator, device=generator.device).to(self.device)
 
@@ -244,3 +257,31 @@ class UnconditionalGAN(Objective):
         G = (nets or {}).get("G", self.nets["G"])
         out = G(self._z(n, generator)).float()
         return out if self.point_dim is not None else out.clamp(-1, 1)
+
+    @torch.no_grad()
+    def interpolate(self, seeds: Sequence[int], frames: int, *, space: str | None = None, nets=None,
+                    truncation: float | None = None, labels=None) -> Tensor:
+        """A looping walk through the seeds' z: ``frames`` images [frames, C, H, W], spherical
+        (slerp) between consecutive seeds; frame k * frames / len(seeds) is exactly seed k's z,
+        so it is ``sample(1, seed=seeds[k])``. Conditional families keep one class (``labels``,
+        default class 0). The images come from the family's own ``sample`` with the walk's z in
+        place of fresh noise, so a family that post-processes G's output does so here too."""
+        if space not in (None, "z"):
+            raise ConfigError(f"objective={self.name} has one latent space, z (slerp); --space w is for "
+                              f"style-based runs, so use --space z")
+        if self.point_dim is not None:
+            raise ConfigError("this run generates 2-D points, not images; a latent walk needs an image run")
+        if truncation is not None and "truncation" not in self.capabilities:
+            raise ConfigError(f"objective={self.name} samples without truncation; leave out --truncation")
+        zs = torch.cat([self._z(1, torch.Generator().manual_seed(int(s))) for s in seeds])  # [S, z_dim]
+        a, b, frac = walk_fractions(len(seeds), frames)
+        z = slerp(zs[a], zs[b], frac)  # [frames, z_dim]
+        kwargs: dict[str, Any] = {} if truncation is None else {"truncation": truncation}
+        if "sample_labels" in self.capabilities:
+            y = torch.as_tensor(0 if labels is None else labels).reshape(-1)[:1]
+            kwargs["labels"] = y.expand(frames).clone()
+        _WALK.owner, _WALK.z = self, z
+        try:
+            return self.sample(frames, generator=torch.Generator().manual_seed(0), nets=nets, **kwargs)
+        finally:
+            _WALK.owner = _WALK.z = None

@@ -1,6 +1,7 @@
 """Dynamic batching: one worker thread per model runs all of its inference, off the event loop,
-under ``torch.inference_mode``; requests that arrive within a few milliseconds of each other are
-merged into one forward pass of up to ``max_batch`` images.
+under ``torch.inference_mode``; requests that queue up while a forward pass runs (or, with
+``wait_ms`` > 0, within that time of the first) are merged into the next forward pass of up to
+``max_batch`` images.
 
 Sample and interpolation requests share the recorded generator call (ganforge.serve.graph):
 each request's inputs (z drawn from its seed by the family itself, its class labels) are
@@ -22,6 +23,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
+from ..latents import slerp, walk_fractions
 from .graph import InferenceGraph, build_graph, record_sample, verify
 
 VERIFY_TOL = 1e-5
@@ -37,26 +39,11 @@ class Job:
     images: int = 1
 
 
-def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
-    """Spherical interpolation of the rows of a, b [1, ...] at fractions t [k] -> [k, ...]
-    (White 2016, "Sampling Generative Networks": linear paths pass through low-density regions
-    of a Gaussian latent space)."""
-    fa, fb = a.reshape(1, -1).double(), b.reshape(1, -1).double()
-    cos = (fa * fb).sum() / (fa.norm() * fb.norm()).clamp_min(1e-12)
-    omega = torch.arccos(cos.clamp(-1, 1))
-    t = t.double()[:, None]
-    if float(omega) < 1e-6:
-        out = (1 - t) * fa + t * fb
-    else:
-        out = (torch.sin((1 - t) * omega) * fa + torch.sin(t * omega) * fb) / torch.sin(omega)
-    return out.reshape(len(t), *a.shape[1:]).to(a.dtype)
-
-
 class ModelWorker:
     """All inference of one loaded run, on one thread. ``submit`` returns a Future of a float
     tensor [n, C, H, W] in [-1, 1] (upscale: uint8 [H, W, 3])."""
 
-    def __init__(self, name: str, run, *, max_batch: int = 32, wait_ms: float = 2.0,
+    def __init__(self, name: str, run, *, max_batch: int = 32, wait_ms: float = 0.0,
                  on_batch: Callable[[str, int], None] | None = None):
         self.name, self.run = name, run
         self.max_batch, self.wait = max(1, max_batch), wait_ms / 1000
@@ -90,8 +77,11 @@ class ModelWorker:
             jobs, stop = [job], False
             deadline = time.monotonic() + self.wait
             while self.max_batch > 1 and sum(j.images for j in jobs) < self.max_batch:
+                # wait_ms 0 (the default): what queued up while the last batch ran joins at once
+                # and nothing waits, so a lone request is never delayed and batches grow with load
+                left = deadline - time.monotonic()
                 try:
-                    nxt = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                    nxt = self.queue.get(timeout=left) if left > 0 else self.queue.get_nowait()
                 except queue.Empty:
                     break
                 if nxt is None:
@@ -145,7 +135,8 @@ class ModelWorker:
             else:
                 a = record_sample(run, 1, seed=p["seed_a"], labels=p.get("labels"), truncation=p.get("truncation"))
                 b = record_sample(run, 1, seed=p["seed_b"], labels=p.get("labels"), truncation=p.get("truncation"))
-                t = torch.linspace(0, 1, p["steps"])
+                t = walk_fractions(2, 2 * (p["steps"] - 1))[2][:p["steps"]]  # as run.interpolate's
+                t[-1] = 1.0  # frame steps - 1 is seed b: fraction 0 of the way back
                 job.inputs = []
                 for k in self.graph.input_names:
                     va, vb = a.arguments[k], b.arguments[k]
@@ -160,8 +151,6 @@ class ModelWorker:
             job.inputs = [torch.as_tensor(v) for v in job.inputs]
         elif job.kind == "translate":
             job.key = ("translate", p["direction"], tuple(p["image"].shape))
-        elif job.kind == "interpolate":
-            raise ValueError(f"model {self.name} has no recordable sample graph to interpolate")
 
     def _forward(self, jobs: list[Job]) -> None:
         run, kind = self.run, jobs[0].kind
@@ -178,6 +167,11 @@ class ModelWorker:
             p = jobs[0].params
             out = run.sample(p["n"], seed=p["seed"], labels=p.get("labels"), truncation=p.get("truncation"))
             sizes = [p["n"]]
+        elif kind == "interpolate":  # the family's own walk a -> b -> a; its first half is a -> b
+            p = jobs[0].params
+            out = run.interpolate([p["seed_a"], p["seed_b"]], 2 * (p["steps"] - 1), labels=p.get("labels"),
+                                  truncation=p.get("truncation"))[:p["steps"]]
+            sizes = [p["steps"]]
         else:  # upscale: one image at a time, tiled to bound memory
             out = [run.upscale(jobs[0].params["image"])]
             sizes = [1]

@@ -15,6 +15,7 @@ import io
 import time
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -32,7 +33,10 @@ from .metrics import Metrics
 
 STATIC = ("index.html", "app.js", "style.css")
 MEDIA = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
-         ".css": "text/css; charset=utf-8"}
+         ".css": "text/css; charset=utf-8", ".png": "image/png"}
+# Swagger UI's files for /docs, served from the swagger-ui-bundle-v2 package instead of FastAPI's
+# default CDN, so the docs work offline (FastAPI's "self-hosting" recipe)
+DOCS_ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png")
 
 
 @dataclass
@@ -42,7 +46,7 @@ class Settings:
     max_upload_mb: float = 8.0
     max_pixels: int = 4_000_000  # of an uploaded image
     max_batch: int = 32  # images per forward pass (1: no batching)
-    batch_wait_ms: float = 2.0
+    batch_wait_ms: float = 0.0  # 0: batch what queued while the last pass ran, never wait
     cors: str | None = None
 
     @property
@@ -96,11 +100,17 @@ def describe(name: str, run) -> dict[str, Any]:
     return info
 
 
-def png_bytes(images: torch.Tensor, columns: int) -> bytes:
-    from torchvision.utils import save_image
+def png_bytes(images: torch.Tensor, columns: int, compress_level: int = 1) -> bytes:
+    """The PNG of torchvision's ``save_image(images, nrow=columns, normalize=True,
+    value_range=(-1, 1))``, pixel for pixel, at zlib level 1: for small generated images level
+    6 (PIL's default) takes about twice as long and saves a few percent of bytes."""
+    from PIL import Image
+    from torchvision.utils import make_grid
 
+    grid = make_grid(images, nrow=columns, normalize=True, value_range=(-1, 1))
+    array = grid.mul(255).add_(0.5).clamp_(0, 255).permute(1, 2, 0).to(torch.uint8).numpy()
     buf = io.BytesIO()
-    save_image(images, buf, format="png", nrow=columns, normalize=True, value_range=(-1, 1))
+    Image.fromarray(array).save(buf, format="png", compress_level=compress_level)
     return buf.getvalue()
 
 
@@ -178,6 +188,32 @@ class _TooLarge(Exception):
     pass
 
 
+class CountRequests:
+    """Request count and latency by route and status (plain ASGI: Starlette's BaseHTTPMiddleware
+    runs each request through an extra task and memory stream, which cost about a tenth of the
+    event loop's time per small request)."""
+
+    def __init__(self, app, metrics: Metrics):
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start, status = time.perf_counter(), 500
+
+        async def send_status(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = scope.get("route")  # set by the router on this same scope
+            self.metrics.observe_request(getattr(route, "path", "other"), status, time.perf_counter() - start)
+
+
 def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAPI:
     """The app for loaded runs (name -> LoadedRun). Its workers start now; ``app.state.close()``
     stops them (uvicorn's shutdown does it)."""
@@ -196,7 +232,7 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
 
     app = FastAPI(title="ganforge", description="Sample, interpolate, translate and upscale with "
                                                 "trained ganforge models.",
-                  on_shutdown=[close])
+                  on_shutdown=[close], docs_url=None, redoc_url=None)  # /docs below, assets local
     app.state.close, app.state.workers, app.state.metrics = close, workers, metrics
     if settings.cors:
         from fastapi.middleware.cors import CORSMiddleware
@@ -206,14 +242,7 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
     # multipart overhead on top of the file itself; the file's own size is checked exactly below
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + 64 * 1024)
 
-    @app.middleware("http")
-    async def count(request: Request, call_next):
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        metrics.observe_request(getattr(route, "path", "other"), response.status_code,
-                                time.perf_counter() - start)
-        return response
+    app.add_middleware(CountRequests, metrics=metrics)
 
     @app.exception_handler(ApiError)
     async def api_error(request, exc: ApiError):
@@ -301,7 +330,7 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
     @app.post("/api/interpolate", dependencies=[Depends(auth)],
               responses={200: {"content": {"image/png": {}}}})
     async def interpolate(req: InterpolateRequest):
-        name, run = pick(req.model, "sample")
+        name, run = pick(req.model, "interpolate")
         check_count(req.steps, "steps")
         images = await wait(name, "interpolate", seed_a=req.seed_a, seed_b=req.seed_b, steps=req.steps,
                             labels=req.class_, truncation=req.truncation)
@@ -338,7 +367,39 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
 
     for fname in STATIC[1:]:  # a fixed list: no request value names a file
         app.add_api_route(f"/static/{fname}", lambda f=fname: static(f), include_in_schema=False)
+    add_docs(app)
     return app
+
+
+def add_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs with its script, style and icon under /docs-assets/ (a fixed list)."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    try:
+        import swagger_ui_bundle
+    except ImportError:
+        swagger_ui_bundle = None
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs():
+        if swagger_ui_bundle is None:
+            raise ApiError(404, "API docs need the swagger-ui-bundle-v2 package: pip install "
+                                "'ganforge[serve]'; /openapi.json has the same description")
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title=f"{app.title} API",
+                                   swagger_js_url=f"/docs-assets/{DOCS_ASSETS[0]}",
+                                   swagger_css_url=f"/docs-assets/{DOCS_ASSETS[1]}",
+                                   swagger_favicon_url=f"/docs-assets/{DOCS_ASSETS[2]}",
+                                   swagger_ui_parameters={"validatorUrl": None})  # no external badge
+
+    def asset(filename: str):
+        if swagger_ui_bundle is None:
+            raise ApiError(404, "API docs need the swagger-ui-bundle-v2 package")
+        body = (Path(swagger_ui_bundle.swagger_ui_path) / filename).read_bytes()
+        return Response(body, media_type=MEDIA["." + filename.rsplit(".", 1)[1]],
+                        headers={"Cache-Control": "public, max-age=86400"})
+
+    for fname in DOCS_ASSETS:
+        app.add_api_route(f"/docs-assets/{fname}", lambda f=fname: asset(f), include_in_schema=False)
 
 
 def npz_bytes(images: torch.Tensor, labels) -> bytes:

@@ -45,6 +45,7 @@ function selectModel() {
   $("sample-panel").hidden = !caps.has("sample");
   $("class-box").hidden = !caps.has("sample_labels");
   $("trunc-box").hidden = !caps.has("truncation");
+  $("walk-box").hidden = !caps.has("interpolate");
   $("class").innerHTML = "";
   if (caps.has("sample_labels") && m.classes) {
     $("class").append(new Option("one per row", ""));

@@ -1,0 +1,36 @@
+"""Paths through a Gaussian latent space, shared by the families' latent walks and the server.
+
+Spherical interpolation (White 2016, "Sampling Generative Networks"): a linear path between two
+Gaussian latents passes through the low-norm region near the origin, where the generator saw
+no training latents; slerp keeps the path at the norm the latents concentrate on.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
+    """Spherical interpolation from a to b at fractions t [k] -> [k, ...] (a, b: one latent
+    [1, ...] each, or k latents [k, ...]). Computed in float64, so t = 0 and t = 1 give a and b
+    exactly (after rounding back to a's dtype); linear where a and b are (nearly) parallel."""
+    t = t.to(device=a.device, dtype=torch.float64).reshape(-1, 1)
+    fa = a.reshape(a.shape[0], -1).double().expand(len(t), -1)
+    fb = b.reshape(b.shape[0], -1).double().expand(len(t), -1)
+    norms = fa.norm(dim=1, keepdim=True) * fb.norm(dim=1, keepdim=True)
+    cos = (fa * fb).sum(1, keepdim=True) / norms.clamp_min(1e-12)
+    omega = torch.arccos(cos.clamp(-1, 1))
+    so = torch.sin(omega)
+    lin = (1 - t) * fa + t * fb
+    sph = (torch.sin((1 - t) * omega) * fa + torch.sin(t * omega) * fb) / so.clamp_min(1e-12)
+    out = torch.where(so < 1e-6, lin, sph)
+    return out.reshape(len(t), *a.shape[1:]).to(a.dtype)
+
+
+def walk_fractions(n_seeds: int, frames: int) -> tuple[Tensor, Tensor, Tensor]:
+    """A looping walk through ``n_seeds`` latents in ``frames`` steps: for each frame the index
+    of the latent it leaves (a), the one it heads for (b) and how far it is (frac in [0, 1)).
+    Frame k * frames / n_seeds is exactly latent k."""
+    t = torch.arange(frames, dtype=torch.float64) * n_seeds / frames
+    idx, frac = t.floor().long(), t - t.floor()
+    return idx % n_seeds, (idx + 1) % n_seeds, frac
