@@ -430,5 +430,5 @@ def peer_failure(world: World, exc: BaseException, step: int, resume_hint: str) 
     found = failed_ranks(world)
     who = "; ".join(found) if found else (f"another rank stopped ({' '.join(str(exc).split())[:120]}); "
                                           f"torchrun's report above names it")
-    return DistributedError(f"rank {world.rank} stops at step {step}: {who}; all ranks stop. "
+    return DistributedError(f"rank {world.rank} stops at step {step}: {who}; all ranks stop; "
                             f"{resume_hint}")
