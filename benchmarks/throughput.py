@@ -2,6 +2,7 @@
 
     python benchmarks/throughput.py                      # defaults: warmup 20, steps 150, repeats 3
     python benchmarks/throughput.py --steps 50 --repeats 1 --json out.json
+    python benchmarks/throughput.py --device cuda       # the GPU fast path: benchmarks/throughput_gpu.py
 
 What is measured: training images per second at batch 64 on the CPU, where one iteration is one
 discriminator step and one generator step on one real batch (images/s = batch * steps / seconds).
@@ -260,6 +261,13 @@ def default_threads() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--levers" in argv or any(a in ("--device=cuda", "cuda") or a.startswith("--device=cuda:")
+                                 for a in argv) and ("--device" in argv or "--device=cuda" in argv):
+        sys.path.insert(0, str(Path(__file__).parent))
+        import throughput_gpu  # the GPU fast-path table, with each lever on and off
+
+        return throughput_gpu.main(argv)
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=150, help="timed iterations per measurement")

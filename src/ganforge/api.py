@@ -22,6 +22,7 @@ from .errors import CheckpointError, ConfigError, DataError, GanforgeError
 from .labels import grid_labels, resolve_class
 from .objectives import CAPABILITIES, Objective, family
 from .training import checkpoint as ckpt
+from .training import distributed
 from .training.trainer import FitResult, Hook, Trainer, resolve_device
 
 
@@ -195,9 +196,43 @@ def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
     Everything that can be checked is checked before anything is written: the run directory
     (see ganforge.rundir), the data, the networks and, on resume, the config changes against
     the checkpoint. The run directory is locked for this process while it trains; a new run
-    that fails to start leaves nothing behind."""
-    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(name)
-    device = resolve_device(cfg.train.device)
+    that fails to start leaves nothing behind.
+
+    Under torchrun (WORLD_SIZE > 1) every rank calls this: the process group is joined first,
+    rank 0 alone claims, locks and writes the run directory, and the others read it (resume)
+    after a barrier."""
+    owns_group = not torch.distributed.is_initialized()  # a caller's group stays theirs
+    world, device = distributed.init(resolve_device(cfg.train.device))
+    try:
+        distributed.local_batch(cfg.train.batch_size, world)
+        run_dir = Path(run_dir) if run_dir is not None else default_run_dir(name)
+        run_dir = Path(distributed.broadcast(str(run_dir), world))  # rank 0's timestamp
+        if world.is_main:
+            return _train_main(cfg, run_dir, device, resume=resume, force=force, progress=progress,
+                               hooks=hooks, dataset=dataset)
+        return _train_other(cfg, run_dir, device, resume=resume, dataset=dataset)
+    finally:
+        if owns_group and world.enabled:
+            distributed.shutdown()
+
+
+def _train_other(cfg: Config, run_dir: Path, device: torch.device, *, resume: bool,
+                 dataset=None) -> FitResult:
+    """A rank other than 0: it writes nothing; it waits until rank 0 has claimed the run
+    directory, then reads the checkpoint to resume from (the directory must be on a file system
+    every node sees)."""
+    objective, dataset = _build_checked(cfg, dataset)
+    batches = objective.make_batches(dataset, cfg, device)
+    distributed.barrier(distributed.current_world())  # rank 0 has claimed and checked the run dir
+    trainer = Trainer(cfg, objective, batches, run_dir=run_dir, device=device, progress=False)
+    if resume and any((run_dir / "checkpoints").glob("step_*")):
+        weights, state = ckpt.load(ckpt.find(run_dir), map_location=device)
+        trainer.load(weights, state)
+    return trainer.fit()
+
+
+def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: bool, force: bool,
+                progress: bool, hooks: Iterable[Hook], dataset) -> FitResult:
     _check_data_dir(cfg)
     lock, created = None, False
     if resume:
@@ -221,6 +256,7 @@ def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
             lock, created = rundir.claim_run_dir(run_dir, force=force)
             atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
         ckpt.clean_leftovers(run_dir / "checkpoints")  # ours to remove: we hold the lock
+        distributed.barrier(distributed.current_world())  # the other ranks may now read it
         trainer = Trainer(cfg, objective, batches, run_dir=run_dir, device=device, hooks=hooks,
                           progress=progress)
         rundir.check_free_space(run_dir, ckpt.estimate_bytes(trainer.weights(), trainer.optimizers),

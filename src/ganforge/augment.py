@@ -183,6 +183,15 @@ class ADA:
             self.update()
 
     def update(self) -> None:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            # Under torchrun every rank updates at the same D step: r_t over the global batch,
+            # so p stays identical on every rank.
+            nccl = torch.distributed.get_backend() == "nccl"
+            device = torch.device("cuda", torch.cuda.current_device()) if nccl else torch.device("cpu")
+            sums = torch.tensor([float(self._sign_sum), float(self._count)], dtype=torch.float64,
+                                device=device)
+            torch.distributed.all_reduce(sums)
+            self._sign_sum, self._count = float(sums[0]), int(sums[1])
         if self._count:
             rt = float(self._sign_sum) / self._count
             adjust = math.copysign(1.0, rt - self.target) * self._count / (self.kimg * 1000)

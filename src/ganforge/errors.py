@@ -23,3 +23,7 @@ class TrainingDiverged(GanforgeError):
 
 class StorageError(GanforgeError):
     """A path that cannot be written: read-only, full, missing, not a directory, no permission."""
+
+
+class DistributedError(GanforgeError):
+    """Another rank of a multi-process run stopped (killed, out of memory, an error of its own)."""

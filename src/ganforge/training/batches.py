@@ -5,6 +5,9 @@ by index, so a step costs one gather and one cast, with no per-image Python. The
 permutation derived from (seed, epoch), so the position (epoch, batch) is the whole state and
 resume is exact. Folders too large for memory stream through a DataLoader with workers, in the
 same order.
+
+Under torchrun every rank walks the same global order and keeps its rows of each global batch
+(``shard``), so the position is the same on every rank and a run resumes on any world size.
 """
 from __future__ import annotations
 
@@ -37,6 +40,11 @@ class InMemoryBatches:
         self.per_epoch = len(data) // batch_size
         self.epoch, self.pos = 0, 0
         self._perm = None
+        self._rows = slice(None)  # this rank's rows of a global batch
+
+    def shard(self, rank: int, size: int) -> None:
+        n = self.batch_size // size
+        self._rows = slice(rank * n, (rank + 1) * n)
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "pos": self.pos}
@@ -58,7 +66,7 @@ class InMemoryBatches:
             self.epoch, self.pos, self._perm = self.epoch + 1, 0, None
         if self._perm is None:
             self._perm = _permutation(len(self.data), self.seed, self.epoch).to(self.device)
-        idx = self._perm[self.pos * self.batch_size:(self.pos + 1) * self.batch_size]
+        idx = self._perm[self.pos * self.batch_size:(self.pos + 1) * self.batch_size][self._rows]
         self.pos += 1
         x = self.data[idx]
         real = to_float(x) if x.dtype == torch.uint8 else x
@@ -66,16 +74,23 @@ class InMemoryBatches:
 
 
 class _EpochSampler(Sampler):
-    def __init__(self, n: int, seed: int, batch_size: int, start_epoch: int, start_pos: int):
+    def __init__(self, n: int, seed: int, batch_size: int, start_epoch: int, start_pos: int,
+                 rank: int = 0, size: int = 1):
         self.n, self.seed, self.bs = n, seed, batch_size
         self.start_epoch, self.start_pos = start_epoch, start_pos
+        self.rank, self.size = rank, size
 
     def __iter__(self) -> Iterator[int]:
         epoch, pos = self.start_epoch, self.start_pos
+        share = self.bs // self.size
         while True:
             perm = _permutation(self.n, self.seed, epoch)
             usable = (self.n // self.bs) * self.bs
-            yield from perm[pos * self.bs:usable].tolist()
+            if self.size == 1:
+                yield from perm[pos * self.bs:usable].tolist()
+            else:  # this rank's rows of each global batch
+                rows = perm[pos * self.bs:usable].view(-1, self.bs)
+                yield from rows[:, self.rank * share:(self.rank + 1) * share].reshape(-1).tolist()
             epoch, pos = epoch + 1, 0
 
 
@@ -92,6 +107,10 @@ class StreamingBatches:
             raise ValueError("dataset smaller than one batch")
         self.epoch, self.pos = 0, 0
         self._it = None
+        self.rank, self.size = 0, 1
+
+    def shard(self, rank: int, size: int) -> None:
+        self.rank, self.size, self._it = rank, size, None
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "pos": self.pos}
@@ -110,8 +129,8 @@ class StreamingBatches:
     def __next__(self) -> dict[str, Any]:
         if self._it is None:
             sampler = _EpochSampler(len(self.dataset), self.seed, self.batch_size,
-                                    self.epoch, self.pos)
-            loader = DataLoader(self.dataset, batch_size=self.batch_size, sampler=sampler,
+                                    self.epoch, self.pos, self.rank, self.size)
+            loader = DataLoader(self.dataset, batch_size=self.batch_size // self.size, sampler=sampler,
                                 num_workers=self.num_workers, drop_last=True,
                                 persistent_workers=self.num_workers > 0,
                                 pin_memory=self.device.type == "cuda")

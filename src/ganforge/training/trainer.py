@@ -2,13 +2,14 @@
 copies, precision and device, reports scalars, draws sample grids, writes checkpoints and calls
 evaluation hooks. It never names an architecture or a loss.
 
-Ready for several processes: only rank 0 (env ``RANK``) writes files or shows progress.
+Under torchrun (ganforge.training.distributed) each rank trains on its share of the global batch
+with the nets an optimizer updates wrapped in DistributedDataParallel; only rank 0 writes files or
+shows progress, and it decides (divergence, rollback) for all ranks.
 """
 from __future__ import annotations
 
 import contextlib
 import math
-import os
 import signal
 import threading
 import time
@@ -25,6 +26,7 @@ from ..atomic import STORAGE_ERRNOS, atomic_path
 from ..errors import ConfigError, GanforgeError, StorageError, TrainingDiverged
 from ..registry import Registry
 from . import checkpoint as ckpt
+from . import distributed
 from .ema import EMA
 from .logger import MetricsLogger
 from .monitor import Monitor, format_event, pairwise_diversity
@@ -98,14 +100,25 @@ class Trainer:
         self.cfg, self.objective, self.batches = cfg, objective, batches
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.device = device
-        self.rank = int(os.environ.get("RANK", "0"))
-        self.is_main = self.rank == 0
+        self.world = distributed.current_world()
+        self.rank, self.is_main = self.world.rank, self.world.is_main
         self.hooks = list(hooks)
         self.progress = progress and self.is_main
         t = cfg.train
 
-        for net in objective.nets.values():
+        distributed.local_batch(t.batch_size, self.world)  # a one-line error if it does not divide
+        for name, net in objective.nets.items():
             net.to(device).train()
+            if t.channels_last:
+                net.to(memory_format=torch.channels_last)
+            if t.sync_bn and self.world.enabled:
+                if device.type != "cuda":
+                    raise ConfigError("train.sync_bn needs CUDA GPUs (SyncBatchNorm has no CPU "
+                                      "kernel); drop it, or train on GPUs")
+                objective.nets[name] = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
+        if t.tf32 and device.type == "cuda":
+            torch.set_float32_matmul_precision("high")
+            torch.backends.cudnn.allow_tf32 = True
         self.autocast = autocast_context(device, t.precision)
         self.scaler = torch.amp.GradScaler(device.type, enabled=t.precision == "fp16")
         # The objective declares its optimizers (nets, learning rates, betas, per-prefix
@@ -124,6 +137,16 @@ class Trainer:
                 net.compile()  # in place: state_dict keys stay unchanged
         self.noise_rng = torch.Generator(device=device).manual_seed(t.seed + 1)
         objective.bind(device=device, rng=self.noise_rng)
+        self.dp = None
+        if self.world.enabled:
+            owned = {n for spec in objective.optimizers.values() for n in spec.nets}
+            self.dp = distributed.DataParallel(objective, owned, device)  # rank 0's weights everywhere
+            for name, net in objective.nets.items():
+                if name not in owned:
+                    distributed.broadcast_module(net, self.world)
+            for e in self.ema.values():
+                distributed.broadcast_module(e.net, self.world)
+            self.batches = distributed.shard_batches(batches, self.world)
         self.step = 0
         self.elapsed = 0.0  # training seconds, summed over resumes
         self.rollbacks = 0
@@ -211,10 +234,17 @@ class Trainer:
             net.requires_grad_(name in owned)
         opt = self.optimizers[phase.optimizer]
         opt.zero_grad(set_to_none=True)
-        for batch in batches:
-            with self.autocast():
-                out = self.objective.loss(phase.name, batch)
-            self.scaler.scale(out["loss"] / len(batches)).backward()
+        for i, batch in enumerate(batches):
+            if self.dp is None:
+                with self.autocast():
+                    out = self.objective.loss(phase.name, batch)
+                self.scaler.scale(out["loss"] / len(batches)).backward()
+            else:  # gradients all-reduced on the last micro-batch only
+                sync = i == len(batches) - 1
+                with self.dp.phase(owned, sync=sync):
+                    with self.autocast():
+                        out = self.objective.loss(phase.name, batch)
+                    self.dp.backward(self.scaler.scale(out["loss"] / len(batches)), owned, sync=sync)
             self.logger.accumulate(out)
         grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]
         if grads and self.monitor is not None:  # stays on the device: no host sync per step
@@ -225,6 +255,7 @@ class Trainer:
         self.scaler.update()
         self.objective.after_step(phase.name)
         for name in owned & set(self.ema):
+            distributed.average_buffers(nets[name], self.world)  # identical EMA on every rank
             self.ema[name].update(nets[name], self.ema_decay())
 
     def ema_decay(self) -> float:
@@ -243,6 +274,10 @@ class Trainer:
         """One iteration: every phase due at this step, each repeated as it asks."""
         if self.cfg.optim.lr_decay != "none":
             self._apply_lr_scale()
+        if self.world.enabled:  # this rank's noise at this step: no stream state to carry
+            seed = distributed.step_seed(self.cfg.train.seed, self.rank, self.step)
+            self.noise_rng.manual_seed(seed)
+            torch.manual_seed(seed)
         batch = None
         for phase in self.objective.phases:
             if self.step % phase.every:
@@ -279,8 +314,9 @@ class Trainer:
         try:
             if self.run_dir is not None and not any((self.run_dir / "checkpoints").glob("step_*")):
                 self.save_checkpoint()  # something to roll back to, and to load, from step 0
+            distributed.barrier(self.world)  # no rank reads the run directory before it exists
             self._window_start, self._window_steps = time.perf_counter(), 0
-            while self.step < t.steps and self._stop_signal is None:
+            while self.step < t.steps and not self._stopping():
                 self.train_step()
                 self._window_steps += 1
                 if bar is not None:
@@ -288,11 +324,12 @@ class Trainer:
                 if self.step % t.log_every == 0 or self.step == t.steps:
                     if not self._log_interval():
                         continue  # rolled back: the step counter moved
-                if self.cfg.eval.every and self.step % self.cfg.eval.every == 0:
-                    self._run_hooks(self.step)
+                if self.cfg.eval.every and self.step % self.cfg.eval.every == 0 and self.is_main:
+                    self._run_hooks(self.step)  # the other ranks wait at their next collective
                 if self.step % t.sample_every == 0 or self.step == t.steps:
                     self.save_samples()
                 if self.step % t.checkpoint_every == 0 or self.step == t.steps:
+                    distributed.barrier(self.world)
                     if self._weights_finite():
                         self.save_checkpoint()
                     else:
@@ -301,17 +338,47 @@ class Trainer:
                 self.save_checkpoint()
         except OSError as exc:  # metrics.jsonl, a sample grid: the disk filled or turned read-only
             if exc.errno not in STORAGE_ERRNOS:
+                self._tell_peers(exc)
                 raise
+            self._tell_peers(exc)
             kept = f"the last checkpoint {self.last_checkpoint.name} is intact; " if self.last_checkpoint else ""
             raise StorageError(f"cannot write to {self.run_dir} at step {self.step} ({exc.strerror}); "
                                f"{kept}free some space and continue with: ganforge train --resume "
                                f"--out {self.run_dir}") from None
+        except Exception as exc:
+            self._tell_peers(exc)
+            raise
         finally:
             restore()
             if bar is not None:
                 bar.close()
             self.logger.close()
         return FitResult(self.step, self.run_dir, self.last_checkpoint, self._stop_signal)
+
+    def _stopping(self) -> bool:
+        """Whether a signal asks to stop; under torchrun, a signal on any rank stops every rank
+        at the same step (one host-side flag all-reduced per step)."""
+        if not self.world.enabled:
+            return self._stop_signal is not None
+        codes = {None: 0, "SIGINT": 2, "SIGTERM": 15}
+        code = distributed.max_over_ranks(codes.get(self._stop_signal, 15), self.world)
+        if code and self._stop_signal is None:
+            self._stop_signal = signal.Signals(code).name
+        return code > 0
+
+    def _tell_peers(self, exc: BaseException) -> None:
+        """Under torchrun: record why this rank stops, or, when a collective failed because
+        another rank stopped, raise one line naming that rank."""
+        if not self.world.enabled or isinstance(exc, GanforgeError):
+            if self.world.enabled:
+                distributed.record_failure(self.world, str(exc))
+            return
+        if distributed.is_peer_failure(exc, self.world):
+            ckpt_name = self.last_checkpoint.name if self.last_checkpoint else None
+            kept = f"the last checkpoint {ckpt_name} is intact; " if ckpt_name else ""
+            hint = f"{kept}continue with: ganforge train --resume --out {self.run_dir}"
+            raise distributed.peer_failure(self.world, exc, self.step, hint) from None
+        distributed.record_failure(self.world, f"{type(exc).__name__}: {exc}")
 
     def _log_interval(self) -> bool:
         """Write the interval's means; False when a divergence made the loop roll back."""
@@ -320,17 +387,21 @@ class Trainer:
         t = self.cfg.train
         images_per_step = t.batch_size * t.accumulate * sum(p.repeat for p in self.objective.phases
                                                             if p.fresh_batch)
-        record = {"step": self.step, **self.logger.flush_means(), **self._probe_diversity(),
+        means = distributed.all_reduce_mean(self.logger.flush_means(), self.world)
+        record = {"step": self.step, **means, **(self._probe_diversity() if self.is_main else {}),
                   "img_per_s": images_per_step * self._window_steps / max(dt, 1e-9),
                   "time": round(self.elapsed, 3)}
         self.logger.write(record)
         if self._bar is not None:
             self._bar.set_postfix_str(self._postfix(record), refresh=True)
+        events = []
         if self.monitor is not None:
-            events = self.monitor.update(record)
+            if self.is_main:
+                events = self.monitor.update(record)
         else:  # without the monitor, still catch non-finite values
             bad = sorted(k for k, v in record.items() if isinstance(v, float) and not math.isfinite(v))
             events = [self._divergence_event({"nonfinite": bad})] if bad else []
+        events = distributed.broadcast(events, self.world)  # rank 0 decides for every rank
         diverged = None
         for event in events:
             if event["event"] == "divergence":
@@ -434,12 +505,13 @@ class Trainer:
         return False
 
     def last_good_checkpoint(self) -> Path | None:
-        if self.run_dir is None:
-            return None
-        try:
-            return ckpt.find(self.run_dir)
-        except GanforgeError:
-            return None
+        path = None
+        if self.run_dir is not None and self.is_main:
+            try:
+                path = ckpt.find(self.run_dir)
+            except GanforgeError:
+                path = None
+        return distributed.broadcast(path, self.world)  # the same choice on every rank
 
     def rollback(self, path: Path) -> None:
         """Restore ``path`` and continue with learning rates scaled down."""

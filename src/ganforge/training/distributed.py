@@ -1,0 +1,434 @@
+"""Data-parallel training under torchrun: the process group, each rank's share of a batch, the
+DistributedDataParallel wrapping of the nets an optimizer updates, and the reductions that keep
+every rank's state identical.
+
+Launch: ``torchrun --nproc_per_node=N -m ganforge train PRESET ...`` (or ``--nnodes=M
+--rdzv_backend=c10d --rdzv_endpoint=HOST:PORT``). torchrun sets RANK, WORLD_SIZE and LOCAL_RANK;
+without them (or with WORLD_SIZE=1) training runs in one process exactly as before.
+
+Semantics (README, "Training on several GPUs and machines"):
+
+- ``train.batch_size`` is the global batch: rank r of W takes rows [r*B/W, (r+1)*B/W) of every
+  global batch, which is drawn in the same seeded order whatever W is (so a resumed run on
+  another world size continues the same data order).
+- Random draws inside a step (latents, noise, augmentation) come from a per-rank stream that is
+  re-seeded at every step from (seed, rank, step): no generator state needs saving, a resume on
+  the same world size is bit-exact, and ranks never share noise. One process keeps its one
+  continuous stream (bit-identical to earlier versions).
+- Gradients are averaged by DistributedDataParallel. A phase wraps only the nets its optimizer
+  updates; the other nets are called directly (their parameters take no gradient there), as in
+  StyleGAN2-ADA's ``ddp_sync(module, sync=False)``. Parameters the phase's loss does not reach
+  (the last bias under a lazy R1 penalty) get a zero-weighted term so that DDP's reducer sees
+  every gradient, and their ``.grad`` is reset to None afterwards: the optimizer then skips them
+  exactly as in one process.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime
+import functools
+import hashlib
+import inspect
+import os
+import socket
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from ..errors import ConfigError, DistributedError
+
+TIMEOUT = datetime.timedelta(minutes=30)  # an eval on rank 0 may keep the others waiting
+_SIDE_GROUP = None  # a gloo group for host-side flags when the main backend is nccl
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def world_from_env() -> World:
+    """The rank and world size torchrun (or srun with torchrun) set; one process otherwise."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    return World(rank=rank, size=size, local_rank=int(os.environ.get("LOCAL_RANK", str(rank))))
+
+
+def current_world() -> World:
+    """The world of the initialized process group, else the environment's."""
+    if dist.is_available() and dist.is_initialized():
+        return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    return world_from_env()
+
+
+def init(device: torch.device) -> tuple[World, torch.device]:
+    """Join the process group (nccl on CUDA, gloo otherwise) and return (world, this rank's
+    device). One process: nothing happens."""
+    global _SIDE_GROUP
+    world = world_from_env()
+    if not world.enabled:
+        return world, device
+    if device.type == "cuda":
+        device = torch.device("cuda", world.local_rank)
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend, timeout=TIMEOUT)
+        if backend != "gloo":
+            _SIDE_GROUP = dist.new_group(backend="gloo", timeout=TIMEOUT)
+    _store_set(f"pid/{world.rank}", f"{socket.gethostname()}:{os.getpid()}")
+    return world, device
+
+
+def shutdown() -> None:
+    global _SIDE_GROUP
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+    _SIDE_GROUP = None
+
+
+def local_batch(batch_size: int, world: World) -> int:
+    """This rank's share of the global ``train.batch_size``."""
+    if batch_size % world.size:
+        raise ConfigError(f"train.batch_size={batch_size} (the global batch) does not divide among "
+                          f"{world.size} processes; use a multiple of {world.size}")
+    return batch_size // world.size
+
+
+def step_seed(seed: int, rank: int, step: int) -> int:
+    """The seed of rank ``rank``'s random stream at ``step`` (a 63-bit hash of the three)."""
+    digest = hashlib.blake2b(f"ganforge:{seed}:{rank}:{step}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & (2**63 - 1)
+
+
+# ----------------------------------------------------------------------------- batches
+
+
+class ShardedBatches:
+    """Rank r's rows of every global batch of ``inner`` (any family's batch source: dicts of
+    tensors along dim 0). Sources with a ``shard(rank, size)`` method split before they gather
+    (no wasted work); this wrapper serves the others. Its state is the inner (global) state."""
+
+    def __init__(self, inner, world: World):
+        self.inner, self.world = inner, world
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> dict[str, Any]:
+        return _shard(next(self.inner), self.world)
+
+    def state_dict(self):
+        return self.inner.state_dict()
+
+    def load_state_dict(self, state) -> None:
+        self.inner.load_state_dict(state)
+
+    def __getattr__(self, name: str):  # probe() and the like come from the inner source
+        return getattr(self.inner, name)
+
+
+def _shard(batch: Mapping[str, Any], world: World) -> dict[str, Any]:
+    out = {}
+    for key, value in batch.items():
+        if isinstance(value, torch.Tensor) and value.dim() > 0:
+            n = value.shape[0] // world.size
+            value = value[world.rank * n:(world.rank + 1) * n]
+        out[key] = value
+    return out
+
+
+def shard_batches(batches, world: World):
+    if not world.enabled:
+        return batches
+    if hasattr(batches, "shard"):
+        batches.shard(world.rank, world.size)
+        return batches
+    return ShardedBatches(batches, world)
+
+
+# ----------------------------------------------------------------------------- DDP wrapping
+
+
+class _Dispatch(nn.Module):
+    """Lets DDP's forward run any method or submodule of ``net`` (StyleGAN2's ``G.ws`` and
+    ``G.synthesis``), so that every call a loss makes prepares the gradient reduction."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, *args, _ganforge_path: tuple[str, ...] = (), **kwargs):
+        target = self.net
+        for name in _ganforge_path:
+            target = getattr(target, name)
+        return target(*args, **kwargs)
+
+
+# Buffers are broadcast once at construction, not before every forward (the keyword was renamed).
+_NO_BUFFER_SYNC = ({"forward_sync_buffers": False}
+                   if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+                   else {"broadcast_buffers": False})
+_MODULE_API = frozenset(dir(nn.Module))  # parameters(), state_dict(), train(): not forwards
+
+
+class NetView:
+    """What the objective sees of a DDP-wrapped net during a phase: calls (of the net, its
+    submodules and its own methods) go through DDP; everything else reads the net itself."""
+
+    def __init__(self, ddp: DistributedDataParallel, path: tuple[str, ...] = ()):
+        self._ddp, self._path = ddp, path
+
+    def _target(self):
+        target = self._ddp.module.net
+        for name in self._path:
+            target = getattr(target, name)
+        return target
+
+    def __call__(self, *args, **kwargs):
+        return self._ddp(*args, _ganforge_path=self._path, **kwargs)
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._target(), name)
+        if isinstance(attr, nn.Module):
+            return NetView(self._ddp, self._path + (name,))
+        if callable(attr) and name not in _MODULE_API and hasattr(attr, "__self__"):
+            return functools.partial(self._ddp, _ganforge_path=self._path + (name,))
+        return attr
+
+
+def reached_parameters(loss: torch.Tensor) -> set[int]:
+    """ids of the leaf tensors the backward of ``loss`` accumulates into (a walk of its graph)."""
+    seen, out, stack = set(), set(), [loss.grad_fn]
+    while stack:
+        fn = stack.pop()
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        variable = getattr(fn, "variable", None)
+        if variable is not None:
+            out.add(id(variable))
+        stack.extend(f for f, _ in fn.next_functions)
+    return out
+
+
+class DataParallel:
+    """DDP wrappers of the nets that optimizers update, swapped into ``objective.nets`` while a
+    phase computes its loss."""
+
+    def __init__(self, objective, owned: Iterable[str], device: torch.device):
+        self.objective = objective
+        self.ddp: dict[str, DistributedDataParallel] = {}
+        for name in sorted(set(owned)):
+            net = objective.nets[name]
+            net.requires_grad_(True)  # DDP buckets every parameter that may take a gradient
+            ids = [device.index] if device.type == "cuda" else None
+            # No buffer broadcast: each rank keeps its own BatchNorm statistics (train.sync_bn
+            # synchronizes them); the module state is broadcast from rank 0 once, here.
+            self.ddp[name] = DistributedDataParallel(_Dispatch(net), device_ids=ids, **_NO_BUFFER_SYNC)
+        self.views = {name: NetView(ddp) for name, ddp in self.ddp.items()}
+
+    @contextlib.contextmanager
+    def phase(self, owned: Iterable[str], *, sync: bool):
+        """Within: ``objective.nets[name]`` is the DDP view for each owned net; without
+        ``sync`` (all but the last micro-batch of a step) gradients only accumulate locally."""
+        nets = self.objective.nets
+        raw = {name: nets[name] for name in owned}
+        stack = contextlib.ExitStack()
+        for name in owned:
+            nets[name] = self.views[name]
+            if not sync:
+                stack.enter_context(self.ddp[name].no_sync())
+        try:
+            with stack:
+                yield
+        finally:
+            nets.update(raw)
+
+    def backward(self, loss: torch.Tensor, owned: Iterable[str], *, sync: bool) -> None:
+        """``loss.backward()`` with every owned parameter seen by DDP's reducer: the ones the
+        loss does not reach get a zero-weighted term, then their gradient is reset to None."""
+        params = [p for name in owned for p in self.ddp[name].module.net.parameters() if p.requires_grad]
+        missing = []
+        if sync:
+            reached = reached_parameters(loss)
+            missing = [p for p in params if id(p) not in reached]
+        if missing:
+            had = {id(p) for p in missing if p.grad is not None}  # earlier micro-batches
+            loss = loss + sum(p.view(-1)[0] * 0.0 for p in missing)
+        loss.backward()
+        for p in missing:
+            if id(p) not in had:
+                p.grad = None
+
+
+# ----------------------------------------------------------------------------- collectives
+
+
+def all_reduce_mean(values: Mapping[str, float], world: World) -> dict[str, float]:
+    """Means over the ranks of the logged statistics (the same keys on every rank)."""
+    if not world.enabled or not values:
+        return dict(values)
+    keys = sorted(values)
+    flat = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64)
+    dist.all_reduce(flat, group=_SIDE_GROUP)
+    flat /= world.size
+    return {k: float(v) for k, v in zip(keys, flat.tolist())}
+
+
+def all_reduce_sum(values: list[float], world: World) -> list[float]:
+    if not world.enabled:
+        return values
+    flat = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(flat, group=_SIDE_GROUP)
+    return flat.tolist()
+
+
+def max_over_ranks(value: int, world: World) -> int:
+    """The largest ``value`` of all ranks (a stop signal on one rank stops all at one step)."""
+    if not world.enabled:
+        return value
+    t = torch.tensor([value], dtype=torch.int64)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX, group=_SIDE_GROUP)
+    return int(t.item())
+
+
+def broadcast(obj: Any, world: World) -> Any:
+    """Rank 0's ``obj`` on every rank (small picklable decisions: a run directory, an event)."""
+    if not world.enabled:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0, group=_SIDE_GROUP)
+    return box[0]
+
+
+def barrier(world: World) -> None:
+    if world.enabled:
+        dist.barrier(group=_SIDE_GROUP)
+
+
+@torch.no_grad()
+def broadcast_module(module: nn.Module, world: World) -> None:
+    """Rank 0's parameters and buffers on every rank."""
+    if world.enabled:
+        for tensor in list(module.parameters()) + list(module.buffers()):
+            dist.broadcast(tensor.data, src=0)
+
+
+@torch.no_grad()
+def average_buffers(module: nn.Module, world: World) -> None:
+    """Floating-point buffers (BatchNorm running statistics) averaged over the ranks."""
+    if not world.enabled:
+        return
+    for b in module.buffers():
+        if b.is_floating_point():
+            dist.all_reduce(b)
+            b /= world.size
+
+
+# ----------------------------------------------------------------------------- failures
+
+
+def _store():
+    try:
+        from torch.distributed.distributed_c10d import _get_default_store
+
+        return _get_default_store()
+    except Exception:  # no process group, or the store's host is gone
+        return None
+
+
+def _store_set(key: str, value: str) -> None:
+    store = _store()
+    if store is not None:
+        try:
+            store.set(f"ganforge/{key}", value)
+        except Exception:
+            pass
+
+
+def _store_get(key: str) -> str | None:
+    store = _store()
+    if store is None:
+        return None
+    try:
+        if store.check([f"ganforge/{key}"]):
+            return store.get(f"ganforge/{key}").decode()
+    except Exception:
+        pass
+    return None
+
+
+def record_failure(world: World, message: str) -> None:
+    """Tell the other ranks, through the rendezvous store, why this rank stops."""
+    if world.enabled:
+        _store_set(f"failed/{world.rank}", " ".join(message.split())[:300])
+
+
+def failed_ranks(world: World) -> list[str]:
+    """What is known of the other ranks that stopped: the reason they recorded, or that their
+    process on this host is gone (killed)."""
+    found = []
+    host = socket.gethostname()
+    for rank in range(world.size):
+        if rank == world.rank:
+            continue
+        reason = _store_get(f"failed/{rank}")
+        if reason:
+            found.append(f"rank {rank} failed: {reason}")
+            continue
+        where = _store_get(f"pid/{rank}") or ""
+        peer_host, _, pid = where.rpartition(":")
+        if peer_host == host and pid.isdigit() and not _alive(int(pid)):
+            found.append(f"rank {rank} (pid {pid}) was killed or exited")
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a killed process stays a zombie until torchrun's agent reaps it
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+_PEER_SIGNS = ("connection closed", "connection reset", "broken pipe", "gloo", "nccl", "timed out",
+               "timeout", "socket", "peer")
+
+
+def is_peer_failure(exc: BaseException, world: World) -> bool:
+    """Whether ``exc`` is a collective that failed because another rank stopped."""
+    if not world.enabled:
+        return False
+    if isinstance(exc, getattr(dist, "DistError", ())) or failed_ranks(world):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and any(sign in text for sign in _PEER_SIGNS)
+
+
+def peer_failure(world: World, exc: BaseException, step: int, resume_hint: str) -> DistributedError:
+    """The one-line error of a rank whose collective failed because another rank stopped."""
+    found = failed_ranks(world)
+    who = "; ".join(found) if found else (f"another rank stopped ({' '.join(str(exc).split())[:120]}); "
+                                          f"torchrun's report above names it")
+    return DistributedError(f"rank {world.rank} stops at step {step}: {who}; all ranks stop; "
+                            f"{resume_hint}")

@@ -1,0 +1,228 @@
+"""Data-parallel training (ganforge.training.distributed) with 2 CPU processes over gloo: the same
+weights as one process, lazy R1 gradients under DDP, resume across world sizes with rank 1
+writing nothing, and a killed rank stopping the other with one line."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+import yaml
+
+from ganforge import api, config
+from ganforge.errors import ConfigError
+from ganforge.objectives import family
+from ganforge.objectives.unconditional import UnconditionalGAN, write_image_folder as write_images
+from ganforge.training import checkpoint as ckpt
+from ganforge.training import distributed
+from ganforge.training.trainer import Trainer
+
+REPO = Path(__file__).resolve().parents[1]
+WORKER_ENV = {**os.environ, "OMP_NUM_THREADS": "1",
+              "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _raw(workdir: Path, **train) -> dict:
+    """A tiny unconditional MLP run (no batch statistics anywhere) on 32 8x8 grey images."""
+    folder = write_images(workdir / "images", n=32, size=8, channels=1)
+    return {"objective": "unconditional",
+            "data": {"name": f"folder:{folder}", "resolution": 8, "channels": 1},
+            "model": {"name": "mlp", "z_dim": 4, "g_width": 8, "d_width": 8},
+            "train": {"steps": 5, "batch_size": 16, "log_every": 5, "sample_every": 1000,
+                      "checkpoint_every": 1000, "n_sample_grid": 4, "device": "cpu", "seed": 3,
+                      **train},
+            "monitor": {"probe_size": 4}}
+
+
+class ImageLatents(UnconditionalGAN):
+    """Latents that are a fixed function of the real images of the batch: any split of a global
+    batch between ranks then sees the same (image, latent) pairs as one process."""
+
+    _real = None
+
+    def loss(self, phase, batch):
+        self._real = batch["real"]
+        try:
+            return super().loss(phase, batch)
+        finally:
+            self._real = None
+
+    def _z(self, n, generator):
+        if self._real is None:
+            return super()._z(n, generator)
+        return self._real.flatten(1)[:, 20:20 + self.z_dim] * 2.0
+
+
+def _trainer(cfg, objective_cls=ImageLatents) -> Trainer:
+    dataset = family(cfg).load_data(cfg)
+    torch.manual_seed(cfg.train.seed)
+    objective = objective_cls(cfg, family(cfg).data_info(cfg, dataset))
+    batches = objective.make_batches(dataset, cfg, torch.device("cpu"))
+    return Trainer(cfg, objective, batches, run_dir=None, device=torch.device("cpu"), progress=False)
+
+
+def _spawn(fn, *args) -> None:
+    port = _free_port()
+    mp.spawn(fn, args=(port, *args), nprocs=2, join=True)
+
+
+def _join(rank: int, port: int) -> None:
+    torch.set_num_threads(1)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE="2", LOCAL_RANK=str(rank))
+    distributed.init(torch.device("cpu"))
+
+
+def _fit_worker(rank: int, port: int, raw: dict, out: str) -> None:
+    _join(rank, port)
+    trainer = _trainer(config.from_dict(raw))
+    trainer.fit()
+    if rank == 0:
+        torch.save(trainer.weights(), out)
+    else:
+        torch.save(trainer.weights(), out + ".rank1")
+    distributed.shutdown()
+
+
+def test_two_ranks_end_with_the_weights_of_one_process(tmp_path):
+    raw = _raw(tmp_path)
+    _spawn(_fit_worker, raw, str(tmp_path / "ddp.pt"))
+    ddp = torch.load(tmp_path / "ddp.pt")
+    rank1 = torch.load(str(tmp_path / "ddp.pt") + ".rank1")
+    torch.set_num_threads(1)
+    single = _trainer(config.from_dict(raw))
+    single.fit()
+    one = single.weights()
+    assert set(ddp) == set(one) and any(k.startswith("ema.") for k in one)
+    start = _trainer(config.from_dict(raw)).weights()
+    moved = max(float((one[k] - start[k]).abs().max()) for k in one)
+    assert moved > 1e-3  # 5 steps really changed the weights
+    for key in one:
+        assert torch.equal(ddp[key], rank1[key]), key  # every rank holds the same weights and EMA
+        torch.testing.assert_close(ddp[key], one[key], rtol=1e-5, atol=1e-6, msg=key)
+
+
+def _r1_worker(rank: int, port: int, raw: dict, out: str) -> None:
+    _join(rank, port)
+    trainer = _trainer(config.from_dict(raw), UnconditionalGAN)
+    real = torch.linspace(-1, 1, 8 * 64).reshape(8, 1, 8, 8).sin()  # the same global batch everywhere
+    share = real[rank * 4:(rank + 1) * 4]
+    owned = trainer.objective.optimizers["D"].nets
+    for name, net in trainer.objective.nets.items():
+        net.requires_grad_(name in owned)
+    with trainer.dp.phase(owned, sync=True):
+        out_ = trainer.objective.loss("Dreg", {"real": share, "labels": None})
+        trainer.dp.backward(out_["loss"], owned, sync=True)
+    grads = {n: (None if p.grad is None else p.grad.clone())
+             for n, p in trainer.objective.nets["D"].named_parameters()}
+    torch.save(grads, f"{out}.{rank}")
+    distributed.shutdown()
+
+
+def test_lazy_r1_under_ddp_gives_the_gradients_of_one_process(tmp_path):
+    raw = _raw(tmp_path, batch_size=8)
+    raw["reg"] = {"r1": 2.0, "r_interval": 4}
+    _spawn(_r1_worker, raw, str(tmp_path / "g.pt"))
+    trainer = _trainer(config.from_dict(raw), UnconditionalGAN)
+    assert [p.name for p in trainer.objective.phases] == ["D", "Dreg", "G"]
+    real = torch.linspace(-1, 1, 8 * 64).reshape(8, 1, 8, 8).sin()
+    trainer.objective.nets["G"].requires_grad_(False)
+    trainer.objective.loss("Dreg", {"real": real, "labels": None})["loss"].backward()
+    want = {n: p.grad for n, p in trainer.objective.nets["D"].named_parameters()}
+    assert any(g is None for g in want.values())  # R1 does not reach D's last bias
+    assert sum(g is not None and float(g.abs().sum()) > 0 for g in want.values()) >= 2
+    for rank in (0, 1):
+        got = torch.load(f"{tmp_path / 'g.pt'}.{rank}")
+        for name, g in want.items():
+            if g is None:
+                assert got[name] is None, name  # the optimizer skips it, as in one process
+            else:
+                torch.testing.assert_close(got[name], g, rtol=1e-5, atol=1e-7, msg=name)
+
+
+def _torchrun(*args: str, **kw) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           str(REPO / "tests" / "ddp_cli.py"), *args]
+    return subprocess.Popen(cmd, env=WORKER_ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, **kw)
+
+
+def _run2(*args: str) -> str:
+    proc = _torchrun(*args)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    assert "RANK1 WROTE NOTHING" in out, out
+    return out
+
+
+def _steps(run_dir: Path) -> list[int]:
+    return [int(name[5:]) for name in sorted(p.name for p in (run_dir / "checkpoints").glob("step_*"))]
+
+
+def test_resume_across_world_sizes_and_rank1_writes_nothing(tmp_path):
+    """1 process for 4 steps, resumed on 2 ranks to step 6 (the CLI under torchrun), resumed on
+    1 process again to step 8: each continues where the other stopped."""
+    raw = _raw(tmp_path, steps=4, batch_size=8, checkpoint_every=2, log_every=2, sample_every=2)
+    run = tmp_path / "run"
+    api.train(config.from_dict(raw), run, progress=False)
+    assert _steps(run)[-1] == 4
+    _run2("train", "--resume", "--out", str(run), "train.steps=6", "--quiet")
+    assert _steps(run)[-1] == 6
+    result = api.train(api.resume_config(run, ["train.steps=8"]), run, resume=True, progress=False)
+    assert result.step == 8 and _steps(run)[-1] == 8
+    records = [yaml.safe_load(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "d_loss" in r] == [2, 4, 6, 8]  # written once, by rank 0
+    weights, state = ckpt.load(ckpt.find(run))
+    assert state["step"] == 8 and state["batches"] == {"epoch": 1, "pos": 4}  # 8 global batches of 8 from 32
+    assert all(torch.isfinite(w).all() for w in weights.values())
+
+
+def test_a_killed_rank_stops_the_other_with_one_line(tmp_path):
+    raw = _raw(tmp_path, steps=100000, batch_size=8, checkpoint_every=2, log_every=2)
+    path = tmp_path / "long.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    run_dir = tmp_path / "run"
+    proc = _torchrun("train", str(path), "--out", str(run_dir), "--quiet")
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+    deadline = time.time() + 90
+    while time.time() < deadline and not (len(_steps(run_dir)) >= 2 if (run_dir / "checkpoints").is_dir() else False):
+        time.sleep(0.2)
+    assert len(_steps(run_dir)) >= 2, "".join(lines)
+    pid = next(int(line.split()[-1]) for line in lines if line.startswith("RANK 1 PID"))
+    os.kill(pid, signal.SIGKILL)
+    proc.wait(timeout=90)
+    reader.join(timeout=10)
+    out = "".join(lines)
+    assert proc.returncode != 0, out
+    errors = [line for line in lines if line.startswith("ganforge: error:")]
+    assert len(errors) == 1, out
+    assert "rank 0 stops at step" in errors[0] and f"rank 1 (pid {pid}) was killed" in errors[0], out
+    assert "continue with: ganforge train --resume" in errors[0]
+    assert not list((run_dir / "checkpoints").glob(".tmp-*"))  # no half-written checkpoint
+    run = api.load(run_dir)  # the last checkpoint loads
+    assert run.step >= 2 and run.step % 2 == 0
+
+
+def test_a_global_batch_that_does_not_divide_is_one_line():
+    with pytest.raises(ConfigError, match=r"train.batch_size=9 \(the global batch\) does not "
+                                                 r"divide among 2 processes; use a multiple of 2"):
+        distributed.local_batch(9, distributed.World(rank=0, size=2))
+    assert distributed.local_batch(8, distributed.World(rank=1, size=2)) == 4
+    assert not dist.is_initialized()
