@@ -7,8 +7,9 @@ synthesis per second of audio, torch on ``threads`` threads) - for the run and f
 (librosa: the mel inverted to a magnitude by non-negative least squares, 32 iterations) on the
 same mels.
 
-MCD here is computed on mel cepstra: the DCT-II (orthonormal) of the natural-log 80-band mel
-spectrum of our front end, coefficients 1-24 (c0, the energy, left out), with the usual
+MCD here is computed on mel cepstra: the DCT-II of the natural-log 80-band mel spectrum of our
+front end scaled as a cepstrum (``mel_cepstrum``), coefficients 1-24 (c0, the energy, left out),
+with the usual
 MCD = 10 / ln 10 * sqrt(2 sum_d (c_d - c'_d)^2) averaged over frames. It is not the SPTK
 mel-cepstrum of the VC literature, so compare numbers within this table, not with papers.
 
@@ -42,10 +43,12 @@ FRONT_END = ("rate", "n_fft", "hop", "win", "n_mels", "fmin", "fmax")
 
 
 def mel_cepstrum(log_mel: np.ndarray, n: int = N_CEPSTRA) -> np.ndarray:
-    """log-mel [n_mels, T] -> cepstra [n, T] (DCT-II, orthonormal; c0 dropped)."""
+    """log-mel [n_mels, T] -> cepstra c_1..c_n [n, T]: c_d = (1 / N) sum_k log S_k cos(pi d (k +
+    1/2) / N), the cepstrum convention log S(w) = c_0 + 2 sum_d c_d cos(d w) on the N mel bands."""
     from scipy.fft import dct
 
-    return dct(np.asarray(log_mel, dtype=np.float64), type=2, norm="ortho", axis=0)[1:n + 1]
+    log_mel = np.asarray(log_mel, dtype=np.float64)
+    return dct(log_mel, type=2, norm=None, axis=0)[1:n + 1] / (2 * log_mel.shape[0])
 
 
 def mcd(c: np.ndarray, c_ref: np.ndarray) -> float:

@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ..data.audio import load_audio, parse_audio_name, write_wav
-from ..data.mel import AudioConfig, check_audio_config, mel_image
-from ..errors import ConfigError
+from ..data.mel import AudioConfig, LogMel, check_audio_config, mel_image
+from ..errors import ConfigError, DataError
 from .base import Objective
 
 # The front end of the example configs: 8 kHz, 16 mels, hop 64 (tiny networks, fast tests).
@@ -41,6 +42,19 @@ class AudioFamily(Objective):
         return {"name": dataset.name}
 
     _preview_audio: dict[str, Tensor] = {}
+    mel: LogMel  # the run's front end, set by the family
+    hop: int
+
+    @torch.no_grad()
+    def analyze(self, wave: Tensor) -> Tensor:
+        """waveform [L] or [B, L] -> the run's log-mel [B, n_mels, ceil(L / hop)] (zero-padded to
+        a multiple of hop)."""
+        wave = wave[None] if wave.dim() == 1 else wave
+        if wave.shape[-1] <= self.mel.pad:
+            raise DataError(f"the audio has {wave.shape[-1]} samples; the front end needs more than "
+                            f"{self.mel.pad}")
+        wave = F.pad(wave.float(), (0, -wave.shape[-1] % self.hop))
+        return self.mel(wave.to(self.device))
 
     def preview_files(self, folder: Path, stem: str) -> list[Path]:
         """The WAVs of the last preview, ``<stem>_<name>.wav``."""

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from ..data.audio import CropBatches, write_tone_folder
 from ..data.mel import AudioConfig, LogMel
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError
 from ..models.hifigan import HiFiGANGenerator, MultiDiscriminator, generator_layout
 from ._audio import TINY_AUDIO, AudioFamily, check_common, mel_strip
 from .base import OptimizerSpec, Phase, register_objective
@@ -167,17 +167,6 @@ class Vocoder(AudioFamily):
             raise ConfigError(f"vocode takes log-mels [B, {self.cfg.audio.n_mels}, T] (this run's "
                               f"audio.n_mels), got {list(mel.shape)}")
         return G(mel.float().to(self.device))[:, 0].float().clamp(-1, 1)
-
-    @torch.no_grad()
-    def analyze(self, wave: Tensor) -> Tensor:
-        """waveform [L] or [B, L] -> the run's log-mel [B, n_mels, ceil(L / hop)] (zero-padded to a
-        multiple of hop)."""
-        wave = wave[None] if wave.dim() == 1 else wave
-        if wave.shape[-1] <= self.mel.pad:
-            raise DataError(f"the audio has {wave.shape[-1]} samples; the front end needs more than "
-                            f"{self.mel.pad}")
-        wave = F.pad(wave.float(), (0, -wave.shape[-1] % self.hop))
-        return self.mel(wave.to(self.device))
 
     def sample(self, n: int, *, generator: torch.Generator,
                nets: Mapping[str, nn.Module] | None = None) -> Tensor:
