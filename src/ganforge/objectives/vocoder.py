@@ -195,5 +195,5 @@ class Vocoder(AudioFamily):
         return {"objective": cls.name, "data": {"name": f"audio:{folder}"},
                 "audio": dict(TINY_AUDIO),
                 "vocoder": {"g_width": 8, "upsample_rates": [4, 4, 4], "d_width": 1,
-                            "periods": [2, 3], "scales": 2, "segment": 512, "preview_seconds": 0.25},
+                            "periods": [2, 3], "scales": 2, "segment": 256, "preview_seconds": 0.25},
                 "train": {**TINY_TRAIN, "batch_size": 2, "ema_decay": 0.0}}
