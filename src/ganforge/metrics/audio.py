@@ -20,6 +20,9 @@ conversion success rate: the share of converted utterances that a speaker classi
 regression on each utterance's per-band log-mel mean and standard deviation, scikit-learn, trained
 on the two voices' training utterances) assigns to the target voice. Converted mels become
 waveforms through a trained vocoder run or Griffin-Lim (said in the output) and are analysed again.
+A second baseline, "stats_only", replaces the source voice's per-band log-mel mean and standard
+deviation by the target's without the generator (the normalization the family trains in): the
+part of the conversion the statistics alone achieve.
 """
 from __future__ import annotations
 
@@ -235,6 +238,10 @@ def evaluate_conversion(run, data: str | Path, *, synth: Synthesizer, limit: int
             row.setdefault("mcd_source", []).append(dtw_mcd(mel_cepstrum(mels[src]), tgt_cep))
             row.setdefault("success", []).append(float(classifier.predict(resynth) == target_id))
             row.setdefault("source_as_target", []).append(float(classifier.predict(mels[src]) == target_id))
+            stats_only = run.objective.match_statistics(torch.from_numpy(mels[src])[None], direction=direction)
+            stats_only = analyze(synth(stats_only.cpu())[0].numpy())
+            row.setdefault("mcd_stats_only", []).append(dtw_mcd(mel_cepstrum(stats_only), tgt_cep))
+            row.setdefault("success_stats_only", []).append(float(classifier.predict(stats_only) == target_id))
     results = {d: {k: float(np.mean(v)) for k, v in row.items()} for d, row in rows.items()}
     return {"kind": "conversion", "data": str(data), "voices": list(voices), "sentences": len(pairs),
             "waveforms": synth.name, "classifier_accuracy_real": float(np.mean(real_correct)),
@@ -262,12 +269,14 @@ def format_table(result: dict[str, Any]) -> list[str]:
                  f"{'method':<14}" + "".join(f"{c:>10}" for c in cols)]
         lines += [f"{name:<14}" + "".join(f"{row[c]:>10.4f}" for c in cols) for name, row in res.items()]
     else:
-        cols = ["mcd_converted", "mcd_converted_mel", "mcd_source", "success", "source_as_target"]
+        cols = ["mcd_converted", "mcd_converted_mel", "mcd_source", "mcd_stats_only", "success",
+                "success_stats_only", "source_as_target"]
         lines = [f"{result['sentences']} parallel sentence(s) of {' / '.join(result['voices'])} from "
                  f"{result['data']}; waveforms by {result['waveforms']}; speaker classifier accuracy "
                  f"on the real parallel utterances {result['classifier_accuracy_real']:.3f}",
                  f"{'direction':<10}" + "".join(f"{c:>19}" for c in cols)]
         lines += [f"{d:<10}" + "".join(f"{row[c]:>19.4f}" for c in cols) for d, row in res.items()]
         lines.append("mcd_*: dB after DTW to the target voice (converted after resynthesis, converted "
-                     "mel, unconverted source); success: share judged the target voice")
+                     "mel, unconverted source, per-band mean/std matching only); success: share judged "
+                     "the target voice")
     return lines + [f"note: {n}" for n in result["notes"]]

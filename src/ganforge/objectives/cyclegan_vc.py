@@ -225,6 +225,12 @@ class CycleGANVC(AudioFamily):
         x = F.pad(self._norm(mel.float().to(self.device), src), (0, -t % Generator212.stride), mode="replicate")
         return self._denorm(G(x)[..., :t].float(), tgt)
 
+    def match_statistics(self, mel: Tensor, *, direction: str = "AtoB") -> Tensor:
+        """The baseline without the generator: the source voice's per-band mean and std of the
+        log-mel [B, n_mels, T] replaced by the target voice's."""
+        src, tgt = ("a", "b") if direction == "AtoB" else ("b", "a")
+        return self._denorm(self._norm(mel.float().to(self.device), src), tgt)
+
     def sample(self, n: int, *, generator: torch.Generator,
                nets: Mapping[str, nn.Module] | None = None) -> Tensor:
         raise ConfigError("a voice-conversion model has no random samples; use ganforge convert RUN "
