@@ -91,10 +91,26 @@ def _call_edit(run):
     assert out["images"].shape[0] == 3 and len(out["probability"]) == 3
 
 
+def _call_vocode(run):
+    n_mels, hop = run.config.audio.n_mels, run.config.audio.hop
+    wave = run.vocode(torch.full((1, n_mels, 5), -5.0))
+    assert wave.shape == (1, 5 * hop) and wave.abs().max() <= 1
+    mel = run.analyze(wave[0])
+    assert mel.shape == (1, n_mels, 5)
+
+
+def _call_convert(run):
+    n_mels = run.config.audio.n_mels
+    mel = torch.linspace(-8, 1, n_mels)[None, :, None].repeat(1, 1, 7)
+    for direction in ("AtoB", "BtoA"):
+        out = run.convert(mel, direction=direction)
+        assert out.shape == mel.shape and torch.isfinite(out).all()
+
+
 CALLS = {"sample": _call_sample, "levels": _call_levels, "sample_labels": _call_sample_labels,
          "translate": _call_translate, "upscale": _call_upscale, "truncation": _call_truncation,
          "mix": _call_mix, "interpolate": _call_interpolate, "project": _call_project,
-         "edit": _call_edit}
+         "edit": _call_edit, "vocode": _call_vocode, "convert": _call_convert}
 
 
 def test_every_capability_has_a_test_call_and_families_are_registered():

@@ -508,6 +508,25 @@ class LoadedRun:
         return self.objective.upscale(image, tile=tile, overlap=overlap, interp=interp,
                                       nets=self.ema_nets if ema else {})
 
+    def vocode(self, mel: torch.Tensor, *, ema: bool = True) -> torch.Tensor:
+        """Vocoder runs: log-mel float [B, n_mels, T] (or [n_mels, T]) of the run's front end
+        (``analyze``) -> waveform float [B, T * hop] in [-1, 1] on the CPU."""
+        self.require("vocode")
+        return self.objective.vocode(mel, nets=self.ema_nets if ema else {}).cpu()
+
+    def convert(self, mel: torch.Tensor, *, direction: str = "AtoB", ema: bool = True) -> torch.Tensor:
+        """Voice-conversion runs: log-mel [B, n_mels, T] (or [n_mels, T]) of one voice -> the
+        other voice's log-mel [B, n_mels, T] on the CPU (``direction`` AtoB or BtoA)."""
+        self.require("convert")
+        return self.objective.convert(mel, direction=direction, nets=self.ema_nets if ema else {}).cpu()
+
+    def analyze(self, wave: torch.Tensor) -> torch.Tensor:
+        """Audio runs: waveform float [L] or [B, L] at the run's audio.rate -> its log-mel
+        [B, n_mels, ceil(L / hop)], the front end the run was trained with."""
+        if not self.capabilities & {"vocode", "convert"}:
+            self.require("vocode")
+        return self.objective.analyze(wave).cpu()
+
     def translate_eval(self, *, ema: bool = True, limit: int | None = None,
                        **options) -> dict[str, Any]:
         """The family's held-out evaluation of a translation run (PSNR/SSIM of paired runs,

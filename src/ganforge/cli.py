@@ -112,7 +112,8 @@ def cmd_train(args) -> int:
     print(f"  samples:    {samples[-1] if samples else '(none)'}")
     print(f"  checkpoint: {result.checkpoint}")
     print(f"  metrics:    {run_dir / 'metrics.jsonl'}")
-    print(f"  more samples: ganforge sample {run_dir} --n 64 --out grid.png")
+    if "sample" in api.capabilities(cfg):
+        print(f"  more samples: ganforge sample {run_dir} --n 64 --out grid.png")
     return 0
 
 

@@ -47,6 +47,10 @@ CAPABILITIES = {
     "interpolate": "walk through latent space between seeds (ganforge interpolate)",
     "project": "find the latent of a real image, GAN inversion (ganforge project)",
     "edit": "move a latent along an attribute direction (ganforge edit)",
+    # Audio: vocode(log-mel [B, n_mels, T]) -> waveform [B, T * hop]; convert(log-mel, direction)
+    # -> the other voice's log-mel of the same length (voice conversion).
+    "vocode": "turn mel-spectrograms into speech (ganforge vocode, eval-audio)",
+    "convert": "convert speech to another voice (ganforge convert, eval-audio)",
 }
 
 
@@ -215,6 +219,11 @@ class Objective:
                 nets: Mapping[str, nn.Module] | None = None) -> Tensor:
         """The Trainer's sample grid: n images [n, C, H, W] (or points [n, D]) in [-1, 1]."""
         return self.sample(n, generator=generator, nets=nets)
+
+    def preview_files(self, folder: Path, stem: str) -> list[Path]:
+        """Files written beside each sample grid ``<folder>/<stem>.png`` from the last
+        ``preview`` (an audio family's WAVs, ``<stem>_<name>.wav``); none by default."""
+        return []
 
     def preview_caption(self) -> str | None:
         """A line the Trainer writes under each sample grid (the stage of a growing run)."""

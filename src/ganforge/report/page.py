@@ -241,8 +241,29 @@ def _samples(run: Run) -> tuple[str, str]:
     final = (f'<section id="final" class="final"><h2>Final samples</h2>'
              f'<p class="muted">Step {step:,} ({escape(path.name)}).</p>'
              f'{_img(path.read_bytes(), f"final samples at step {step}", "pixelated", shown_width)}'
-             f'</section>')
+             f'{_players(run, step)}</section>')
     return timeline, final
+
+
+MAX_SOUNDS = 8  # audio players under the final samples
+
+
+def _players(run: Run, step: int) -> str:
+    """An audio player per WAV of the final preview (audio families), embedded as data URIs."""
+    sounds = run.sounds.get(step, [])[:MAX_SOUNDS]
+    if not sounds:
+        return ""
+    items = []
+    for name, path in sounds:
+        try:
+            data = base64.b64encode(path.read_bytes()).decode("ascii")
+        except OSError:
+            run.notes.append(f"unreadable sample sound {path.name} skipped")
+            continue
+        items.append(f'<figure><figcaption>{escape(name)}</figcaption>'
+                     f'<audio controls preload="none" src="data:audio/wav;base64,{data}"></audio></figure>')
+    return (f'<p class="muted">The preview\'s sounds at step {step:,} (mel-spectrograms above: '
+            f'input on top, output below).</p><div class="strip">{"".join(items)}</div>')
 
 
 def _defaults() -> dict[str, Any]:

@@ -14,6 +14,7 @@ import yaml
 from ..errors import CheckpointError
 
 SAMPLE_NAME = re.compile(r"step_(\d+)\.png$")
+SOUND_NAME = re.compile(r"step_(\d+)_(.+)\.wav$")  # the WAVs of an audio family's preview
 # Bookkeeping keys that are not worth a curve of their own.
 NOT_PLOTTED = {"step", "time", "nonfinite", "epoch"}
 
@@ -26,6 +27,7 @@ class Run:
     events: list[dict[str, Any]]  # records with an "event" key, in file order
     samples: list[tuple[int, Path]] = field(default_factory=list)  # (step, png), by step
     notes: list[str] = field(default_factory=list)  # problems worth a line in the report
+    sounds: dict[int, list[tuple[str, Path]]] = field(default_factory=dict)  # step -> (name, wav)
 
     @property
     def name(self) -> str:
@@ -107,4 +109,8 @@ def load_run(run_dir: str | Path) -> Run:
         notes.append("config.yaml is missing or unreadable")
     samples = sorted((int(m.group(1)), p) for p in (run_dir / "samples").glob("step_*.png")
                      if (m := SAMPLE_NAME.search(p.name)))
-    return Run(run_dir, config, records, events, samples, notes)
+    sounds: dict[int, list[tuple[str, Path]]] = {}
+    for p in sorted((run_dir / "samples").glob("step_*.wav")):
+        if m := SOUND_NAME.search(p.name):
+            sounds.setdefault(int(m.group(1)), []).append((m.group(2), p))
+    return Run(run_dir, config, records, events, samples, notes, sounds)

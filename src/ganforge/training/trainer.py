@@ -621,6 +621,7 @@ class Trainer:
                 provenance.save(_captioned(grid, caption), tmp, meta)
             else:
                 provenance.save_grid(images, tmp, meta, nrow=nrow)
+        self.objective.preview_files(out.parent, out.stem)  # e.g. an audio preview's WAVs
         self.logger.add_image("samples", grid, self.step)
         return out
 

@@ -1,0 +1,164 @@
+"""Audio commands: a speech corpus, vocoding, voice conversion and their evaluation.
+
+    ganforge data make-speech --out DIR --voices en+m3,en+f3 --utterances 600 --rate 22050
+    ganforge vocode RUN in.wav --out out.wav
+    ganforge convert RUN in.wav --out out.wav --direction AtoB [--vocoder VOCODER_RUN]
+    ganforge eval-audio RUN --data DIR [--json OUT]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from ..errors import ConfigError
+from . import add_run_arguments
+
+
+def _refuse_overwrite(out: Path, force: bool) -> None:
+    if out.suffix.lower() != ".wav":
+        raise ConfigError(f"--out {out}: give a .wav file name")
+    if out.exists() and not force:
+        raise ConfigError(f"{out} already exists; pass --force to overwrite or choose another --out")
+
+
+def cmd_make_speech(args) -> int:
+    from ..data.speech import corpus_summary, make_speech
+
+    voices = [v for v in args.voices.split(",") if v.strip()]
+    start = time.perf_counter()
+    info = make_speech(args.out, voices=voices, utterances=args.utterances, rate=args.rate,
+                       parallel=args.parallel, seed=args.seed, force=args.force,
+                       progress=lambda line: print(f"ganforge: {line}", flush=True))
+    print(f"ganforge: wrote {corpus_summary(info)} to {args.out} in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+def _read_input(run, path: str):
+    import torch
+
+    from ..data.audio import read_audio
+
+    notes: list[str] = []
+    a = run.config.audio
+    wave = read_audio(path, a.rate, min_seconds=0.0, notes=notes)
+    for note in notes:
+        print(f"ganforge: {note}")
+    return torch.from_numpy(wave)
+
+
+def cmd_vocode(args) -> int:
+    from .. import api
+    from ..data.audio import write_wav
+
+    out = Path(args.out)
+    _refuse_overwrite(out, args.force)
+    run = api.load(args.run_dir, checkpoint=args.checkpoint, device=args.device, require="vocode")
+    wave = _read_input(run, args.input)
+    start = time.perf_counter()
+    fake = run.vocode(run.analyze(wave), ema=not args.no_ema)[0, :len(wave)]
+    seconds = time.perf_counter() - start
+    write_wav(out, fake, run.config.audio.rate)
+    duration = len(wave) / run.config.audio.rate
+    print(f"ganforge: {args.input} -> {out} ({duration:.2f} s of audio, analysis and synthesis in "
+          f"{seconds:.2f} s, real-time factor {seconds / duration:.3f})")
+    return 0
+
+
+def cmd_convert(args) -> int:
+    from .. import api
+    from ..data.audio import write_wav
+
+    out = Path(args.out)
+    _refuse_overwrite(out, args.force)
+    run = api.load(args.run_dir, checkpoint=args.checkpoint, device=args.device, require="convert")
+    synth = _synthesizer(run, args)
+    wave = _read_input(run, args.input)
+    mel = run.convert(run.analyze(wave), direction=args.direction, ema=not args.no_ema)
+    write_wav(out, synth(mel)[0, :len(wave)], run.config.audio.rate)
+    print(f"ganforge: {args.input} -> {out} ({args.direction}, waveform by {synth.name})")
+    return 0
+
+
+def _synthesizer(run, args):
+    """Griffin-Lim, or the vocoder run of --vocoder (loaded here: metrics never load runs)."""
+    from .. import api
+    from ..metrics.audio import Synthesizer
+
+    vocoder = api.load(args.vocoder, device=args.device, require="vocode") if args.vocoder else None
+    return Synthesizer(run.config.audio, vocoder)
+
+
+def cmd_eval_audio(args) -> int:
+    from .. import api
+    from ..atomic import atomic_write_json
+    from ..metrics.audio import evaluate_run, format_table
+
+    run = api.load(args.run_dir, checkpoint=args.checkpoint, device=args.device)
+    if not run.capabilities & {"vocode", "convert"}:
+        run.require("vocode")
+    synth = _synthesizer(run, args) if "convert" in run.capabilities else None
+    result = evaluate_run(run, args.data, limit=args.limit, threads=args.threads, synth=synth,
+                          ema=not args.no_ema)
+    for line in format_table(result):
+        print(line)
+    if args.json:
+        atomic_write_json(Path(args.json), {"run": str(args.run_dir), "step": run.step, **result})
+    return 0
+
+
+def _data_subparsers(subparsers) -> argparse._SubParsersAction:
+    """The sub-command table of ``ganforge data`` (built by cli.py before the command modules)."""
+    data = subparsers.choices["data"]
+    return next(a for a in data._actions if isinstance(a, argparse._SubParsersAction))
+
+
+def register(subparsers, parser_class) -> None:
+    s = _data_subparsers(subparsers).add_parser(
+        "make-speech", help="synthesize an offline speech corpus with espeak-ng",
+        description="Speak generated sentences with espeak-ng voices: one folder per voice with "
+                    "train/ and test/ (different sentences per voice), and parallel/ where every "
+                    "voice says the same held-out sentences.")
+    s.add_argument("--out", required=True, help="corpus folder")
+    s.add_argument("--voices", default="en+m3,en+f3", help="comma-separated espeak-ng voices")
+    s.add_argument("--utterances", type=int, default=600, help="sentences per voice (train + test)")
+    s.add_argument("--parallel", type=int, default=20, help="held-out sentences every voice says")
+    s.add_argument("--rate", type=int, default=22050, help="sample rate of the files, Hz")
+    s.add_argument("--seed", type=int, default=0, help="which sentences are drawn")
+    s.add_argument("--force", action="store_true", help="replace an existing corpus in --out")
+    s.set_defaults(func=cmd_make_speech)
+
+    s = subparsers.add_parser("vocode", help="resynthesize a WAV through a trained vocoder",
+                              description="Analyze INPUT with the run's log-mel front end and "
+                                          "synthesize it back with the vocoder.")
+    add_run_arguments(s, out={"required": True, "help": "output .wav"}, force="overwrite --out")
+    s.add_argument("input", metavar="INPUT", help="a WAV/FLAC file (resampled to the run's rate)")
+    s.add_argument("--device", default="cpu", help="cpu, cuda, mps")
+    s.set_defaults(func=cmd_vocode)
+
+    s = subparsers.add_parser("convert", help="convert speech to the other voice of a VC run",
+                              description="Convert INPUT's mel-spectrogram to the other voice and "
+                                          "synthesize it with --vocoder (or Griffin-Lim).")
+    add_run_arguments(s, out={"required": True, "help": "output .wav"}, force="overwrite --out")
+    s.add_argument("input", metavar="INPUT", help="a WAV/FLAC file of the source voice")
+    s.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"])
+    s.add_argument("--vocoder", metavar="RUN", help="a trained vocoder run with the same audio "
+                                                    "settings (default: Griffin-Lim)")
+    s.add_argument("--device", default="cpu", help="cpu, cuda, mps")
+    s.set_defaults(func=cmd_convert)
+
+    s = subparsers.add_parser("eval-audio", help="measure a vocoder or voice-conversion run",
+                              description="Vocoder runs: mel L1, MCD, PESQ, STOI and real-time "
+                                          "factor on held-out utterances, next to Griffin-Lim on "
+                                          "the same mels. Voice-conversion runs: MCD to the target "
+                                          "voice after DTW and the conversion success rate on the "
+                                          "corpus's parallel sentences.")
+    add_run_arguments(s)
+    s.add_argument("--data", required=True, help="a speech corpus (make-speech) or a folder of WAVs")
+    s.add_argument("--limit", type=int, default=None, help="at most this many utterances")
+    s.add_argument("--threads", type=int, default=2, help="torch threads for the timing (default 2)")
+    s.add_argument("--vocoder", metavar="RUN", help="VC runs: the vocoder for the waveforms "
+                                                    "(default: Griffin-Lim)")
+    s.add_argument("--device", default="cpu", help="cpu, cuda, mps")
+    s.add_argument("--json", help="also write the results to this JSON file")
+    s.set_defaults(func=cmd_eval_audio)

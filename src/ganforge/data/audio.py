@@ -1,0 +1,245 @@
+"""Audio data: ``data.name=audio:PATH``, a folder of WAV/FLAC files read with soundfile.
+
+Every file becomes a mono float32 waveform at the config's rate (``audio.rate``): multichannel
+files are mixed down and other rates resampled (scipy's polyphase ``resample_poly``), each noted
+once in the log. A file that is empty, silent, shorter than ``audio.min_seconds`` or that
+soundfile cannot decode stops loading with a one-line DataError naming it.
+
+A corpus written by ``ganforge data make-speech`` (it has a ``corpus.json``) holds one folder per
+voice with ``train/`` and ``test/`` inside, and ``parallel/<voice>/`` (every voice saying the same
+held-out sentences). ``audio:CORPUS`` reads the ``data.split`` folder of every voice; a voice is
+picked with ``voices=`` (the voice-conversion family reads its two voices this way). Any other
+folder is read recursively as it is.
+
+Training batches are random crops (``CropBatches``): which utterance and where are drawn from a
+generator seeded by (seed, batch count), so the count is the whole state and resume is exact.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..atomic import atomic_path
+from ..errors import DataError
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+CORPUS_FILE = "corpus.json"
+SILENCE_PEAK = 1e-4  # a file whose peak stays below this is "silent"
+
+
+def _decode(path: Path) -> tuple[np.ndarray, int]:
+    import soundfile as sf
+
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError / TypeError
+        why = " ".join(str(exc).split())[:80] or type(exc).__name__
+        raise DataError(f"{path}: cannot decode as audio ({why}); remove it or convert it to "
+                        f"WAV/FLAC") from None
+    return data, int(rate)
+
+
+def resample(wave: np.ndarray, source: int, target: int) -> np.ndarray:
+    """Polyphase resampling (scipy.signal.resample_poly) from ``source`` to ``target`` Hz."""
+    if source == target:
+        return wave
+    from math import gcd
+
+    from scipy.signal import resample_poly
+
+    g = gcd(source, target)
+    return resample_poly(wave, target // g, source // g).astype(np.float32)
+
+
+def read_audio(path: str | Path, rate: int, *, min_seconds: float = 0.0,
+               notes: list[str] | None = None) -> np.ndarray:
+    """A mono float32 waveform [L] at ``rate``; ``notes`` collects what was changed (mixdown,
+    resampling). Empty, silent, too-short and undecodable files raise a one-line DataError."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path} does not exist; pass a WAV or FLAC file")
+    data, source = _decode(path)
+    if data.shape[0] == 0:
+        raise DataError(f"{path} is empty (0 samples); remove it or record it again")
+    if data.shape[1] > 1:
+        if notes is not None:
+            notes.append(f"mixed {path.name} down from {data.shape[1]} channels to mono")
+        data = data.mean(axis=1, keepdims=True)
+    wave = resample(np.ascontiguousarray(data[:, 0]), source, rate)
+    if source != rate and notes is not None:
+        notes.append(f"resampled {path.name} from {source} Hz to {rate} Hz")
+    if float(np.abs(wave).max()) < SILENCE_PEAK:
+        raise DataError(f"{path} is silent (peak below {SILENCE_PEAK:g}); remove it")
+    seconds = len(wave) / rate
+    if seconds < min_seconds:
+        raise DataError(f"{path} is too short ({seconds:.3f} s, audio.min_seconds={min_seconds:g}); "
+                        f"remove it or lower audio.min_seconds")
+    return wave
+
+
+def audio_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()
+                  and not p.name.startswith("."))
+
+
+def write_wav(path: str | Path, wave: np.ndarray | torch.Tensor, rate: int) -> Path:
+    """A mono 16-bit WAV, written atomically (clipped to [-1, 1])."""
+    import soundfile as sf
+
+    if isinstance(wave, torch.Tensor):
+        wave = wave.detach().float().cpu().numpy()
+    wave = np.clip(np.asarray(wave, dtype=np.float32).reshape(-1), -1, 1)
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), wave, rate, subtype="PCM_16", format="WAV")
+    return Path(path)
+
+
+def summarize_notes(notes: Sequence[str], what: str) -> str | None:
+    """One log line for the notes of a load ("3 files mixed down ..."), None when there are none."""
+    if not notes:
+        return None
+    mixed = sum("mixed" in n for n in notes)
+    resampled = sum("resampled" in n for n in notes)
+    parts = ([f"{mixed} multichannel file(s) mixed down to mono"] if mixed else []) + \
+            ([f"{resampled} file(s) resampled"] if resampled else [])
+    return f"ganforge: {what}: {', '.join(parts)} (e.g. {notes[0]})"
+
+
+# ----------------------------------------------------------------------------- datasets
+
+
+@dataclass
+class AudioDataset:
+    """Mono float32 waveforms at ``rate``, with their file names (relative to ``root``)."""
+
+    name: str
+    root: Path
+    rate: int
+    waves: list[np.ndarray]
+    files: list[str]
+    notes: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.waves)
+
+    @property
+    def seconds(self) -> float:
+        return sum(len(w) for w in self.waves) / self.rate
+
+
+def read_corpus_info(root: Path) -> dict[str, Any] | None:
+    """The corpus.json of a make-speech corpus, None for a plain folder."""
+    path = root / CORPUS_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise DataError(f"{path} is unreadable; write the corpus again with ganforge data "
+                        f"make-speech") from None
+
+
+def parse_audio_name(name: str) -> Path:
+    if not name.startswith("audio:") or not name[len("audio:"):]:
+        raise DataError(f"data.name={name!r} is not an audio folder; set data.name=audio:PATH "
+                        f"(a folder of WAV/FLAC files, e.g. one written by ganforge data make-speech)")
+    return Path(name[len("audio:"):]).expanduser()
+
+
+def load_audio(root: str | Path, *, rate: int, min_seconds: float, split: str = "train",
+               voices: Sequence[str] | None = None, log: bool = True) -> AudioDataset:
+    """The audio files of ``root``: in a make-speech corpus the ``split`` folder of each voice
+    (all voices, or ``voices``); in any other folder every audio file under it (``voices``:
+    the files under those subfolders)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"audio folder {root} does not exist; write one with ganforge data "
+                        f"make-speech --out {root}, or point data.name=audio:PATH at your WAV files")
+    info = read_corpus_info(root)
+    folders = [root] if voices is None and info is None else []
+    for voice in voices if voices is not None else (info or {}).get("voices", []):
+        folder = root / voice
+        if not folder.is_dir():
+            have = ", ".join(sorted(p.name for p in root.iterdir() if p.is_dir())) or "none"
+            raise DataError(f"{root} has no folder for voice '{voice}' (folders: {have}); pick "
+                            f"one of them")
+        folders.append(folder / split if (folder / split).is_dir() else folder)
+    files = [f for folder in folders for f in audio_files(folder)]
+    if not files:
+        raise DataError(f"no WAV/FLAC files under {', '.join(map(str, folders))}; add audio files "
+                        f"or write a corpus with ganforge data make-speech")
+    notes: list[str] = []
+    waves = [read_audio(f, rate, min_seconds=min_seconds, notes=notes) for f in files]
+    line = summarize_notes(notes, str(root))
+    if line and log:
+        print(line, flush=True)
+    return AudioDataset(f"audio:{root}", root, rate, waves, [str(f.relative_to(root)) for f in files], notes)
+
+
+# ----------------------------------------------------------------------------- batches
+
+
+class CropBatches:
+    """Endless batches of random crops of ``length`` along the last axis, one entry per source:
+    ``sources = {"wave": [tensor [L], ...]}`` gives ``{"wave": [B, length]}``; a mel source
+    ``{"a": [tensor [n_mels, T], ...]}`` gives ``[B, n_mels, length]``. Items shorter than
+    ``length`` are padded with ``pad_value``. Crops start at multiples of ``align``."""
+
+    def __init__(self, sources: dict[str, list[torch.Tensor]], length: int, batch_size: int,
+                 seed: int, device: torch.device, *, pad_value: float = 0.0, align: int = 1):
+        for key, items in sources.items():
+            if not items:
+                raise DataError(f"no training items for '{key}'; add audio files")
+        self.sources = {k: [t.float() for t in v] for k, v in sources.items()}
+        self.length, self.batch_size, self.seed, self.device = length, batch_size, seed, device
+        self.pad_value, self.align = pad_value, align
+        self.count = 0
+
+    def state_dict(self) -> dict[str, int]:
+        return {"count": self.count}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.count = int(state["count"])
+
+    def _crop(self, item: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        n = item.shape[-1]
+        if n <= self.length:
+            pad = item.new_full((*item.shape[:-1], self.length - n), self.pad_value)
+            return torch.cat([item, pad], -1)
+        starts = (n - self.length) // self.align + 1
+        start = int(torch.randint(starts, (), generator=g)) * self.align
+        return item[..., start:start + self.length]
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> dict[str, Any]:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.count)
+        self.count += 1
+        out = {}
+        for key, items in self.sources.items():
+            idx = torch.randint(len(items), (self.batch_size,), generator=g).tolist()
+            out[key] = torch.stack([self._crop(items[i], g) for i in idx]).to(self.device)
+        return out
+
+
+def write_tone_folder(root: str | Path, *, n: int, seconds: float, rate: int, seed: int = 0,
+                      pitch: float = 1.0) -> Path:
+    """Short voiced-like test signals (harmonic tones with a gliding pitch, an envelope and a
+    little noise) as WAV files under ``root``: the offline data of the audio example configs.
+    ``pitch`` scales the fundamental (two "voices" differ by it)."""
+    rng = np.random.default_rng(seed)
+    root = Path(root)
+    t = np.arange(int(seconds * rate)) / rate
+    for i in range(n):
+        f0 = pitch * rng.uniform(100, 180) * (1 + 0.2 * np.sin(2 * np.pi * rng.uniform(1, 3) * t))
+        phase = 2 * np.pi * np.cumsum(f0) / rate
+        wave = sum(np.sin(k * phase) / k for k in range(1, 6))
+        wave = wave * np.hanning(len(t)) * 0.3 + 0.005 * rng.standard_normal(len(t))
+        write_wav(root / f"{i:03d}.wav", wave.astype(np.float32), rate)
+    return root

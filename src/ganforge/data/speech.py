@@ -1,0 +1,190 @@
+"""An offline speech corpus: ``ganforge data make-speech`` synthesizes sentences with espeak-ng.
+
+The sentences come from our own word lists and templates (no text is copied from anywhere), drawn
+reproducibly from a seed. Layout of ``--out DIR``::
+
+    DIR/corpus.json              voices, rate, split sizes, and the sentence of every file
+    DIR/<voice>/train/NNNN.wav   each voice says DIFFERENT training sentences (unpaired)
+    DIR/<voice>/test/NNNN.wav    held-out sentences, different for each voice too
+    DIR/parallel/<voice>/NNNN.wav  every voice says the SAME held-out sentences
+
+so a voice-conversion model trains unpaired and is measured on parallel speech, and no test or
+parallel sentence appears in any voice's training set.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..atomic import atomic_path, atomic_write_json
+from ..errors import DataError, StorageError
+from .audio import CORPUS_FILE, read_audio, write_wav
+
+ESPEAK = "espeak-ng"
+ESPEAK_RATE = 22050  # espeak-ng writes 22050 Hz WAV
+
+NAMES = ["anna", "boris", "clara", "daniel", "elena", "felix", "greta", "hugo", "irene", "jonas",
+         "karin", "lucas", "maria", "nora", "oscar", "paula", "ruben", "sofia", "tomas", "vera"]
+ADJECTIVES = ["small", "heavy", "quiet", "yellow", "bright", "narrow", "gentle", "rusty", "empty",
+              "ancient", "broken", "silver", "wooden", "crowded", "sleepy", "curious", "frozen",
+              "golden", "simple", "noisy", "patient", "careful", "distant", "hollow", "clever"]
+NOUNS = ["garden", "window", "river", "bicycle", "lantern", "kettle", "mountain", "letter",
+         "harbour", "violin", "market", "pencil", "castle", "blanket", "engine", "bridge",
+         "meadow", "teacher", "ladder", "orchard", "tunnel", "basket", "compass", "island",
+         "kitchen", "station", "feather", "village", "mirror", "forest"]
+VERBS = ["carried", "painted", "repaired", "noticed", "followed", "opened", "cleaned", "measured",
+         "borrowed", "visited", "described", "collected", "counted", "watched", "remembered",
+         "lifted", "pushed", "checked", "found", "built"]
+PLACES = ["near the station", "behind the barn", "across the valley", "under the old tree",
+          "by the harbour", "at the edge of town", "in the morning", "after the storm",
+          "before dinner", "on a cold evening", "during the festival", "next to the school"]
+NUMBERS = ["two", "three", "four", "five", "seven", "nine", "eleven", "twelve", "twenty"]
+TEMPLATES = [
+    "{name} {verb} the {adj} {noun} {place}.",
+    "the {adj} {noun} was {place}, so {name} {verb} it.",
+    "{number} {adj} {noun}s stood {place}.",
+    "did {name} see the {noun} {place}?",
+    "{name} and {name2} {verb} a {adj} {noun}.",
+    "we {verb} {number} {noun}s and one {adj} {noun2}.",
+    "{place}, the {noun} looked {adj} and {adj2}.",
+    "please bring the {adj} {noun} to {name} {place}.",
+]
+
+
+def make_sentences(n: int, seed: int = 0) -> list[str]:
+    """``n`` distinct sentences from the templates, reproducible for ``seed``."""
+    rng = np.random.default_rng(seed)
+    out: list[str] = []
+    seen: set[str] = set()
+    pick = lambda words: words[int(rng.integers(len(words)))]  # noqa: E731
+    for _ in range(n * 50):
+        if len(out) == n:
+            break
+        text = pick(TEMPLATES).format(
+            name=pick(NAMES), name2=pick(NAMES), adj=pick(ADJECTIVES), adj2=pick(ADJECTIVES),
+            noun=pick(NOUNS), noun2=pick(NOUNS), verb=pick(VERBS), place=pick(PLACES),
+            number=pick(NUMBERS))
+        if text not in seen:
+            seen.add(text)
+            out.append(text)
+    if len(out) < n:
+        raise DataError(f"the word lists make fewer than {n} distinct sentences; ask for fewer")
+    return out
+
+
+def espeak_available() -> str | None:
+    """The path of espeak-ng, None when it is not installed."""
+    return shutil.which(ESPEAK)
+
+
+def _require_espeak() -> str:
+    path = espeak_available()
+    if path is None:
+        raise DataError("espeak-ng is not installed; install it (Debian/Ubuntu: sudo apt-get install "
+                        "espeak-ng) and run ganforge data make-speech again")
+    return path
+
+
+def synthesize(text: str, voice: str, out: Path, rate: int, *, speed: int = 160) -> Path:
+    """One sentence spoken by ``voice`` to the WAV ``out`` at ``rate`` (resampled from espeak's
+    22050 Hz when they differ)."""
+    exe = _require_espeak()
+    with atomic_path(out) as tmp:
+        proc = subprocess.run([exe, "-v", voice, "-s", str(speed), "-w", str(tmp), text],
+                              capture_output=True, text=True, timeout=60)
+        if proc.returncode != 0 or not tmp.is_file():
+            why = " ".join((proc.stderr or proc.stdout or "no output").split())[:100]
+            raise DataError(f"espeak-ng could not speak with voice '{voice}' ({why}); list the "
+                            f"voices with: espeak-ng --voices")
+        if rate != ESPEAK_RATE:
+            write_wav(tmp, read_audio(tmp, rate), rate)
+    return out
+
+
+def make_speech(out: str | Path, *, voices: Sequence[str], utterances: int, rate: int = 22050,
+                test_fraction: float = 0.1, parallel: int = 20, seed: int = 0, force: bool = False,
+                workers: int = 2, progress: Callable[[str], None] | None = None) -> dict:
+    """Write a corpus (layout in the module docstring); returns the corpus.json content.
+
+    Each voice gets ``utterances`` sentences of its own, ``test_fraction`` of them held out;
+    ``parallel`` more sentences are spoken by every voice."""
+    out = Path(out)
+    voices = [v.strip() for v in voices if v.strip()]
+    if len(set(voices)) != len(voices) or not voices:
+        raise DataError(f"--voices needs distinct espeak-ng voices, e.g. en+m3,en+f3; got {voices}")
+    if any(v in ("parallel",) or "/" in v for v in voices):
+        raise DataError("a voice may not be called 'parallel' or contain '/'")
+    if utterances < 2 or parallel < 0 or not 0 < test_fraction < 1:
+        raise DataError("--utterances must be >= 2, --parallel >= 0 and the test fraction in (0, 1)")
+    _require_espeak()
+    if out.exists() and any(out.iterdir()):
+        if not force:
+            raise StorageError(f"{out} exists and is not empty; pass --force to replace it or "
+                               f"choose another --out")
+        if not (out / CORPUS_FILE).is_file():
+            raise StorageError(f"{out} is not a speech corpus (no {CORPUS_FILE}); refusing to delete "
+                               f"it, choose another --out")
+        shutil.rmtree(out)
+    n_test = max(1, round(utterances * test_fraction))
+    pool = make_sentences(len(voices) * utterances + parallel, seed)
+    jobs: list[tuple[str, str, Path]] = []
+    files: dict[str, str] = {}
+    for k, voice in enumerate(voices):
+        own = pool[k * utterances:(k + 1) * utterances]
+        for i, text in enumerate(own):
+            split = "test" if i >= utterances - n_test else "train"
+            jobs.append((text, voice, out / voice / split / f"{i:04d}.wav"))
+    for i, text in enumerate(pool[len(voices) * utterances:]):
+        for voice in voices:
+            jobs.append((text, voice, out / "parallel" / voice / f"{i:04d}.wav"))
+    for text, _voice, path in jobs:
+        files[str(path.relative_to(out))] = text
+    done = 0
+
+    def run(job):
+        return synthesize(job[0], job[1], job[2], rate)
+
+    with ThreadPoolExecutor(max(1, workers)) as ex:
+        for _ in ex.map(run, jobs):
+            done += 1
+            if progress is not None and (done % 200 == 0 or done == len(jobs)):
+                progress(f"{done}/{len(jobs)} utterances")
+    info = {"voices": voices, "rate": rate, "seed": seed, "train": utterances - n_test,
+            "test": n_test, "parallel": parallel, "synthesizer": "espeak-ng",
+            "version": _espeak_version(), "files": files}
+    atomic_write_json(out / CORPUS_FILE, info)
+    return info
+
+
+def _espeak_version() -> str:
+    try:
+        text = subprocess.run([_require_espeak(), "--version"], capture_output=True, text=True,
+                              timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return " ".join(text.split()[:4])
+
+
+def parallel_pairs(root: str | Path, voice_a: str, voice_b: str) -> list[tuple[Path, Path]]:
+    """(voice A file, voice B file) of the same held-out sentence, from ``root/parallel``."""
+    root = Path(root)
+    a_dir, b_dir = root / "parallel" / voice_a, root / "parallel" / voice_b
+    if not a_dir.is_dir() or not b_dir.is_dir():
+        raise DataError(f"{root} has no parallel/{voice_a} and parallel/{voice_b}; write the corpus "
+                        f"with ganforge data make-speech --voices {voice_a},{voice_b}")
+    names = sorted(p.name for p in a_dir.glob("*.wav") if (b_dir / p.name).is_file())
+    if not names:
+        raise DataError(f"no sentence is in both {a_dir} and {b_dir}; write the corpus again")
+    return [(a_dir / n, b_dir / n) for n in names]
+
+
+def corpus_summary(info: dict) -> str:
+    return (f"{len(info['voices'])} voice(s) {', '.join(info['voices'])} at {info['rate']} Hz: "
+            f"{info['train']} train + {info['test']} test utterances each, {info['parallel']} "
+            f"parallel sentences")
+

@@ -1,0 +1,282 @@
+"""Measures of the audio families (``ganforge eval-audio``), each next to a baseline.
+
+Vocoder runs, on held-out utterances (a corpus's test split): mel L1 between the analysis of the
+output and the input mel; mel-cepstral distortion (MCD, dB); PESQ (wide band, at 16 kHz) and
+STOI when the ``pesq`` / ``pystoi`` packages are installed; and the real-time factor (seconds of
+synthesis per second of audio, torch on ``threads`` threads) - for the run and for Griffin-Lim
+(librosa: the mel inverted to a magnitude by non-negative least squares, 32 iterations) on the
+same mels.
+
+MCD here is computed on mel cepstra: the DCT-II of the natural-log 80-band mel spectrum of our
+front end scaled as a cepstrum (``mel_cepstrum``), coefficients 1-24 (c0, the energy, left out),
+with the usual
+MCD = 10 / ln 10 * sqrt(2 sum_d (c_d - c'_d)^2) averaged over frames. It is not the SPTK
+mel-cepstrum of the VC literature, so compare numbers within this table, not with papers.
+
+Voice-conversion runs, on the corpus's parallel sentences (both voices say the same sentence):
+MCD of the converted speech to the target speaker's utterance after DTW alignment
+(librosa.sequence.dtw on the cepstra), against the MCD of the unconverted source to it; and the
+conversion success rate: the share of converted utterances that a speaker classifier (logistic
+regression on each utterance's per-band log-mel mean and standard deviation, scikit-learn, trained
+on the two voices' training utterances) assigns to the target voice. Converted mels become
+waveforms through a trained vocoder run or Griffin-Lim (said in the output) and are analysed again.
+A second baseline, "stats_only", replaces the source voice's per-band log-mel mean and standard
+deviation by the target's without the generator (the normalization the family trains in): the
+part of the conversion the statistics alone achieve.
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ..data.audio import load_audio, read_audio
+from ..errors import ConfigError
+
+N_CEPSTRA = 24
+MCD_CONST = 10 / math.log(10) * math.sqrt(2)
+FRONT_END = ("rate", "n_fft", "hop", "win", "n_mels", "fmin", "fmax")
+
+
+# ----------------------------------------------------------------------------- measures
+
+
+def mel_cepstrum(log_mel: np.ndarray, n: int = N_CEPSTRA) -> np.ndarray:
+    """log-mel [n_mels, T] -> cepstra c_1..c_n [n, T]: c_d = (1 / N) sum_k log S_k cos(pi d (k +
+    1/2) / N), the cepstrum convention log S(w) = c_0 + 2 sum_d c_d cos(d w) on the N mel bands."""
+    from scipy.fft import dct
+
+    log_mel = np.asarray(log_mel, dtype=np.float64)
+    return dct(log_mel, type=2, norm=None, axis=0)[1:n + 1] / (2 * log_mel.shape[0])
+
+
+def mcd(c: np.ndarray, c_ref: np.ndarray) -> float:
+    """Mean mel-cepstral distortion (dB) between frame-aligned cepstra [n, T]."""
+    t = min(c.shape[1], c_ref.shape[1])
+    diff = c[:, :t] - c_ref[:, :t]
+    return float((MCD_CONST * np.sqrt((diff ** 2).sum(0))).mean())
+
+
+def dtw_path(c: np.ndarray, c_ref: np.ndarray) -> np.ndarray:
+    """The DTW alignment [K, 2] (frame of c, frame of c_ref), in time order (librosa)."""
+    import librosa
+
+    _, wp = librosa.sequence.dtw(X=c, Y=c_ref, metric="euclidean")
+    return wp[::-1]
+
+
+def dtw_mcd(c: np.ndarray, c_ref: np.ndarray) -> float:
+    """MCD (dB) along the DTW alignment of cepstra of different lengths."""
+    path = dtw_path(c, c_ref)
+    return mcd(c[:, path[:, 0]], c_ref[:, path[:, 1]])
+
+
+def pesq_score(ref: np.ndarray, deg: np.ndarray, rate: int) -> float | None:
+    """Wide-band PESQ at 16 kHz; None when the ``pesq`` package is not installed."""
+    try:
+        from pesq import pesq
+    except ImportError:
+        return None
+    from ..data.audio import resample
+
+    try:
+        return float(pesq(16000, resample(ref, rate, 16000), resample(deg, rate, 16000), "wb"))
+    except Exception:  # pesq's NoUtterancesError on silence-like input
+        return math.nan
+
+
+def stoi_score(ref: np.ndarray, deg: np.ndarray, rate: int) -> float | None:
+    try:
+        from pystoi import stoi
+    except ImportError:
+        return None
+    return float(stoi(ref, deg, rate, extended=False))
+
+
+def griffin_lim(log_mel: np.ndarray, audio, *, n_iter: int = 32) -> np.ndarray:
+    """The Griffin-Lim baseline: log-mel [n_mels, T] of our front end -> waveform [T * hop]
+    aligned with the analysed signal (frames uncentred after (n_fft - hop) / 2 of padding)."""
+    import librosa
+
+    mag = librosa.feature.inverse.mel_to_stft(np.exp(np.asarray(log_mel, dtype=np.float64)),
+                                              sr=audio.rate, n_fft=audio.n_fft, power=1.0,
+                                              fmin=audio.fmin, fmax=audio.fmax)
+    wave = librosa.griffinlim(mag, n_iter=n_iter, hop_length=audio.hop, win_length=audio.win,
+                              n_fft=audio.n_fft, center=False, random_state=0)
+    pad, t = (audio.n_fft - audio.hop) // 2, log_mel.shape[1] * audio.hop
+    wave = np.pad(wave, (0, max(0, pad + t - len(wave))))[pad:pad + t]
+    return np.clip(wave, -1, 1).astype(np.float32)
+
+
+class Synthesizer:
+    """log-mel [B, n_mels, T] -> waveform [B, T * hop]: a trained vocoder run (anything with
+    ``vocode`` and ``config.audio``), or Griffin-Lim when ``vocoder`` is None."""
+
+    def __init__(self, audio, vocoder=None):
+        self.audio, self.vocoder = audio, vocoder
+        if vocoder is not None:
+            theirs = vocoder.config.audio
+            for key in FRONT_END:
+                if getattr(theirs, key) != getattr(audio, key):
+                    raise ConfigError(f"the vocoder was trained with audio.{key}={getattr(theirs, key)}, "
+                                      f"this run has {getattr(audio, key)}; use a vocoder trained "
+                                      f"with the same front end, or leave --vocoder out (Griffin-Lim)")
+        self.name = "griffin-lim" if vocoder is None else f"vocoder {vocoder.run_dir}"
+
+    def __call__(self, mel: torch.Tensor) -> torch.Tensor:
+        if self.vocoder is not None:
+            return self.vocoder.vocode(mel)
+        return torch.from_numpy(np.stack([griffin_lim(m.numpy(), self.audio) for m in mel]))
+
+
+def _timed(fn: Callable, arg, threads: int):
+    """(fn(arg), seconds) with torch on ``threads`` threads."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        start = time.perf_counter()
+        out = fn(arg)
+        return out, time.perf_counter() - start
+    finally:
+        torch.set_num_threads(old)
+
+
+def _utterances(run, data: str | Path, limit: int | None, split: str = "test"):
+    a = run.config.audio
+    ds = load_audio(data, rate=a.rate, min_seconds=a.min_seconds, split=split)
+    waves = [w[:len(w) // a.hop * a.hop] for w in ds.waves]
+    return waves[:limit] if limit else waves, ds.files[:limit] if limit else ds.files
+
+
+# ----------------------------------------------------------------------------- vocoder
+
+
+def evaluate_vocoder(run, data: str | Path, *, limit: int | None = None, threads: int = 2,
+                     ema: bool = True) -> dict[str, Any]:
+    a = run.config.audio
+    waves, files = _utterances(run, data, limit)
+    methods: dict[str, Callable[[torch.Tensor], np.ndarray]] = {
+        "vocoder": lambda mel: run.vocode(mel, ema=ema)[0].numpy(),
+        "griffin-lim": lambda mel: griffin_lim(mel[0].numpy(), a)}
+    sums: dict[str, dict[str, list[float]]] = {m: {} for m in methods}
+    seconds = sum(len(w) for w in waves) / a.rate
+    for wave in waves:
+        mel = run.analyze(torch.from_numpy(wave))
+        ref_cep = mel_cepstrum(mel[0].numpy())
+        for name, fn in methods.items():
+            out, dt = _timed(fn, mel, threads)
+            out_mel = run.analyze(torch.from_numpy(out))
+            row = sums[name]
+            row.setdefault("mel_l1", []).append(float((out_mel - mel).abs().mean()))
+            row.setdefault("mcd", []).append(mcd(mel_cepstrum(out_mel[0].numpy()), ref_cep))
+            for key, score in (("pesq", pesq_score(wave, out, a.rate)), ("stoi", stoi_score(wave, out, a.rate))):
+                if score is not None:
+                    row.setdefault(key, []).append(score)
+            row.setdefault("seconds", []).append(dt)
+    results = {}
+    for name, row in sums.items():
+        results[name] = {k: float(np.nanmean(v)) for k, v in row.items() if k != "seconds"}
+        results[name]["rtf"] = sum(row["seconds"]) / seconds
+    notes = [f"{key}: not measured (pip install {key if key == 'pesq' else 'pystoi'})"
+             for key in ("pesq", "stoi") if key not in results["vocoder"]]
+    return {"kind": "vocoder", "data": str(data), "utterances": len(waves), "audio_seconds": seconds,
+            "threads": threads, "results": results, "notes": notes}
+
+
+# ----------------------------------------------------------------------------- conversion
+
+
+def utterance_features(log_mel: np.ndarray) -> np.ndarray:
+    """Per-band mean and standard deviation over time of a log-mel [n_mels, T]."""
+    return np.concatenate([log_mel.mean(1), log_mel.std(1)])
+
+
+class SpeakerClassifier:
+    """Which of two voices an utterance is: logistic regression on ``utterance_features``."""
+
+    def __init__(self, mels_a: list[np.ndarray], mels_b: list[np.ndarray]):
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        x = np.stack([utterance_features(m) for m in mels_a + mels_b])
+        y = np.array([0] * len(mels_a) + [1] * len(mels_b))
+        self.model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(x, y)
+
+    def predict(self, log_mel: np.ndarray) -> int:
+        """0 for voice A, 1 for voice B."""
+        return int(self.model.predict(utterance_features(log_mel)[None])[0])
+
+
+def evaluate_conversion(run, data: str | Path, *, synth: Synthesizer, limit: int | None = None,
+                        ema: bool = True) -> dict[str, Any]:
+    from ..data.speech import parallel_pairs
+
+    a, vc = run.config.audio, run.config.vc
+    voices = (vc.voice_a, vc.voice_b)
+    analyze = lambda w: run.analyze(torch.from_numpy(w))[0].numpy()  # noqa: E731
+    train = [load_audio(data, rate=a.rate, min_seconds=a.min_seconds, split="train", voices=[v], log=False)
+             for v in voices]
+    classifier = SpeakerClassifier([analyze(w) for w in train[0].waves], [analyze(w) for w in train[1].waves])
+    pairs = parallel_pairs(data, *voices)[:limit] if limit else parallel_pairs(data, *voices)
+    rows: dict[str, dict[str, list[float]]] = {}
+    real_correct = []
+    for file_a, file_b in pairs:
+        mels = [analyze(read_audio(f, a.rate)) for f in (file_a, file_b)]
+        real_correct += [classifier.predict(mels[0]) == 0, classifier.predict(mels[1]) == 1]
+        for direction, src, tgt, target_id in (("AtoB", 0, 1, 1), ("BtoA", 1, 0, 0)):
+            converted = run.convert(torch.from_numpy(mels[src]), direction=direction, ema=ema)
+            resynth = analyze(synth(converted)[0].numpy())
+            tgt_cep = mel_cepstrum(mels[tgt])
+            row = rows.setdefault(direction, {})
+            row.setdefault("mcd_converted", []).append(dtw_mcd(mel_cepstrum(resynth), tgt_cep))
+            row.setdefault("mcd_converted_mel", []).append(dtw_mcd(mel_cepstrum(converted[0].numpy()), tgt_cep))
+            row.setdefault("mcd_source", []).append(dtw_mcd(mel_cepstrum(mels[src]), tgt_cep))
+            row.setdefault("success", []).append(float(classifier.predict(resynth) == target_id))
+            row.setdefault("source_as_target", []).append(float(classifier.predict(mels[src]) == target_id))
+            stats_only = run.objective.match_statistics(torch.from_numpy(mels[src])[None], direction=direction)
+            stats_only = analyze(synth(stats_only.cpu())[0].numpy())
+            row.setdefault("mcd_stats_only", []).append(dtw_mcd(mel_cepstrum(stats_only), tgt_cep))
+            row.setdefault("success_stats_only", []).append(float(classifier.predict(stats_only) == target_id))
+    results = {d: {k: float(np.mean(v)) for k, v in row.items()} for d, row in rows.items()}
+    return {"kind": "conversion", "data": str(data), "voices": list(voices), "sentences": len(pairs),
+            "waveforms": synth.name, "classifier_accuracy_real": float(np.mean(real_correct)),
+            "results": results, "notes": []}
+
+
+def evaluate_run(run, data: str | Path, *, limit: int | None = None, threads: int = 2,
+                 synth: Synthesizer | None = None, ema: bool = True) -> dict[str, Any]:
+    """The evaluation the run's capabilities call for (vocode or convert)."""
+    if not Path(data).is_dir():
+        raise ConfigError(f"--data {data} is not a folder; pass a speech corpus (ganforge data "
+                          f"make-speech --out DIR) or a folder of WAV files")
+    if "vocode" in run.capabilities:
+        return evaluate_vocoder(run, data, limit=limit, threads=threads, ema=ema)
+    return evaluate_conversion(run, data, synth=synth or Synthesizer(run.config.audio), limit=limit, ema=ema)
+
+
+def format_table(result: dict[str, Any]) -> list[str]:
+    """The printed lines of an evaluation."""
+    res = result["results"]
+    if result["kind"] == "vocoder":
+        cols = [c for c in ("mel_l1", "mcd", "pesq", "stoi", "rtf") if c in res["vocoder"]]
+        lines = [f"{result['utterances']} held-out utterance(s), {result['audio_seconds']:.1f} s of "
+                 f"audio, from {result['data']}; timing on {result['threads']} thread(s)",
+                 f"{'method':<14}" + "".join(f"{c:>10}" for c in cols)]
+        lines += [f"{name:<14}" + "".join(f"{row[c]:>10.4f}" for c in cols) for name, row in res.items()]
+    else:
+        cols = ["mcd_converted", "mcd_converted_mel", "mcd_source", "mcd_stats_only", "success",
+                "success_stats_only", "source_as_target"]
+        lines = [f"{result['sentences']} parallel sentence(s) of {' / '.join(result['voices'])} from "
+                 f"{result['data']}; waveforms by {result['waveforms']}; speaker classifier accuracy "
+                 f"on the real parallel utterances {result['classifier_accuracy_real']:.3f}",
+                 f"{'direction':<10}" + "".join(f"{c:>19}" for c in cols)]
+        lines += [f"{d:<10}" + "".join(f"{row[c]:>19.4f}" for c in cols) for d, row in res.items()]
+        lines.append("mcd_*: dB after DTW to the target voice (converted after resynthesis, converted "
+                     "mel, unconverted source, per-band mean/std matching only); success: share judged "
+                     "the target voice")
+    return lines + [f"note: {n}" for n in result["notes"]]

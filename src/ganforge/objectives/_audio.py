@@ -1,0 +1,76 @@
+"""What the audio families (vocoder, cyclegan-vc) share: the ``audio`` config section, reading
+``data.name=audio:PATH``, the tiny example front end, and training previews that are
+mel-spectrogram images plus WAV files."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..data.audio import load_audio, parse_audio_name, write_wav
+from ..data.mel import AudioConfig, LogMel, check_audio_config, mel_image
+from ..errors import ConfigError, DataError
+from .base import Objective
+
+# The front end of the example configs: 8 kHz, 16 mels, hop 64 (tiny networks, fast tests).
+TINY_AUDIO = {"rate": 8000, "n_fft": 256, "hop": 64, "win": 256, "n_mels": 16, "fmax": 4000.0,
+              "min_seconds": 0.1}
+
+
+def check_common(cfg) -> None:
+    check_audio_config(cfg.audio)
+    if cfg.eval.every > 0:
+        raise ConfigError("eval.every measures FID of random images, which an audio model does not "
+                          "make; set eval.every=0 and run ganforge eval-audio RUN --data DIR")
+
+
+class AudioFamily(Objective):
+    """Base of the audio families: reads audio folders; previews write WAVs beside the grid."""
+
+    @classmethod
+    def load_data(cls, cfg, voices=None):
+        a = cfg.audio
+        check_audio_config(a)
+        return load_audio(parse_audio_name(cfg.data.name), rate=a.rate, min_seconds=a.min_seconds,
+                          split=cfg.data.split, voices=voices)
+
+    @classmethod
+    def data_info(cls, cfg, dataset) -> dict[str, Any]:
+        return {"name": dataset.name}
+
+    _preview_audio: dict[str, Tensor] = {}
+    mel: LogMel  # the run's front end, set by the family
+    hop: int
+
+    @torch.no_grad()
+    def analyze(self, wave: Tensor) -> Tensor:
+        """waveform [L] or [B, L] -> the run's log-mel [B, n_mels, ceil(L / hop)] (zero-padded to
+        a multiple of hop)."""
+        wave = wave[None] if wave.dim() == 1 else wave
+        if wave.shape[-1] <= self.mel.pad:
+            raise DataError(f"the audio has {wave.shape[-1]} samples; the front end needs more than "
+                            f"{self.mel.pad}")
+        wave = F.pad(wave.float(), (0, -wave.shape[-1] % self.hop))
+        return self.mel(wave.to(self.device))
+
+    def preview_files(self, folder: Path, stem: str) -> list[Path]:
+        """The WAVs of the last preview, ``<stem>_<name>.wav``."""
+        return [write_wav(folder / f"{stem}_{name}.wav", wave, self.cfg.audio.rate)
+                for name, wave in self._preview_audio.items()]
+
+
+def mel_strip(*mels: Tensor) -> Tensor:
+    """log-mels [n_mels, T] stacked top to bottom with a white line between them: one grey image
+    [1, k n_mels + k - 1, T] in [-1, 1]."""
+    rows = []
+    for i, m in enumerate(mels):
+        if i:
+            rows.append(torch.ones(1, 1, m.shape[-1], device=m.device))
+        rows.append(mel_image(m))
+    return torch.cat(rows, 1)
+
+
+__all__ = ["AudioConfig", "AudioFamily", "TINY_AUDIO", "check_common", "mel_strip"]

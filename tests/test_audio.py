@@ -1,0 +1,235 @@
+"""The audio families' pieces: the log-mel front end against librosa, MCD and DTW, the HiFi-GAN
+discriminator's period reshape and losses by hand, the audio reader's errors, the speech corpus,
+and the commands vocode / convert / eval-audio on tiny runs. (Training, exact resume, loading and
+the vocode / convert capabilities of both families: tests/test_families.py.)"""
+from __future__ import annotations
+
+import json
+import shutil
+import wave as wavmod
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import ganforge
+from ganforge import api, cli
+from ganforge.config import from_dict
+from ganforge.data.audio import CropBatches, load_audio, read_audio, write_tone_folder, write_wav
+from ganforge.data.mel import AudioConfig, LogMel
+from ganforge.errors import DataError
+from ganforge.metrics.audio import MCD_CONST, dtw_mcd, dtw_path, mcd, mel_cepstrum
+from ganforge.models.hifigan import MultiDiscriminator, to_periods
+from ganforge.objectives import OBJECTIVES
+from ganforge.objectives.vocoder import feature_matching, lsgan_d, lsgan_g
+
+librosa = pytest.importorskip("librosa")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small convolutions are slower on two contended threads than on one."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def _speechlike(seconds=1.0, rate=22050, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    x = sum(np.sin(2 * np.pi * 140 * k * t) / k for k in range(1, 8)) * np.hanning(len(t))
+    return (0.3 * x + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- front end
+
+
+def test_log_mel_matches_librosa_melspectrogram():
+    """Our torch STFT + librosa filter bank against librosa.feature.melspectrogram on the same
+    padded signal (float64): within 1e-3 in log-mel where the mel energy is above 1e-3, within
+    0.05 everywhere (the 1e-9 under the square root and float32 only move near-silent bins)."""
+    a = AudioConfig()
+    w = _speechlike()
+    w = w[:len(w) // a.hop * a.hop]
+    ours = LogMel.from_config(a)(torch.from_numpy(w))[0].numpy()
+    pad = (a.n_fft - a.hop) // 2
+    ref = librosa.feature.melspectrogram(
+        y=np.pad(w.astype(np.float64), (pad, pad), mode="reflect"), sr=a.rate, n_fft=a.n_fft,
+        hop_length=a.hop, win_length=a.win, center=False, power=1.0, n_mels=a.n_mels, fmin=a.fmin,
+        fmax=a.fmax)
+    assert ours.shape == ref.shape == (80, len(w) // a.hop)
+    loud = ref > 1e-3
+    assert loud.mean() > 0.3
+    assert np.abs(ours - np.log(np.maximum(ref, 1e-5)))[loud].max() < 1e-3
+    assert np.abs(ours - np.log(np.maximum(ref, 1e-5))).max() < 0.05
+
+
+def test_mcd_is_zero_for_itself_and_known_for_a_shift():
+    mel = LogMel.from_config(AudioConfig())(torch.from_numpy(_speechlike()))[0].numpy()
+    c = mel_cepstrum(mel)
+    assert c.shape == (24, mel.shape[1]) and mcd(c, c) == 0.0
+    shifted = c.copy()
+    shifted[2] += 0.1  # one coefficient off by 0.1 in every frame
+    assert mcd(shifted, c) == pytest.approx(MCD_CONST * 0.1, rel=1e-9)  # 10/ln10 sqrt(2) 0.1 dB
+
+
+def test_dtw_aligns_a_time_stretched_copy():
+    rng = np.random.default_rng(0)
+    c = rng.standard_normal((24, 30))
+    stretched = np.repeat(c, 2, axis=1)  # every frame twice: half speed
+    path = dtw_path(stretched, c)
+    assert path[0].tolist() == [0, 0] and path[-1].tolist() == [59, 29]
+    np.testing.assert_array_equal(path[:, 1], path[:, 0] // 2)
+    assert dtw_mcd(stretched, c) == 0.0
+    assert dtw_mcd(stretched + 0.1, c) > 0
+
+
+# ----------------------------------------------------------------------------- HiFi-GAN pieces
+
+
+def test_period_reshape_puts_each_phase_in_a_column():
+    x = torch.arange(10.0).view(1, 1, 10)
+    y = to_periods(x, 3)  # reflect-padded by 2 to 12 samples: ..., 9, 8, 7
+    assert y.shape == (1, 1, 4, 3)
+    assert y[0, 0, :, 0].tolist() == [0, 3, 6, 9] and y[0, 0, :, 2].tolist() == [2, 5, 8, 7]
+    d = MultiDiscriminator(width=1, periods=[2, 3], scales=2)
+    scores, feats = d(torch.randn(2, 1, 300))
+    assert len(scores) == len(feats) == 4 and all(s.shape[0] == 2 for s in scores)
+    assert feats[1][0].shape[-1] == 3  # the period-3 discriminator sees 3 columns
+
+
+def test_hifigan_losses_by_hand():
+    real = [torch.tensor([[1.0, 0.5]]), torch.tensor([[2.0]])]
+    fake = [torch.tensor([[0.0, 1.0]]), torch.tensor([[-1.0]])]
+    # D: mean (1 - r)^2 + mean f^2 per sub-discriminator, summed
+    assert float(lsgan_d(real, fake)) == pytest.approx((0 + 0.25) / 2 + 0.5 + 1 + 1)
+    assert float(lsgan_g(fake)) == pytest.approx((1 + 0) / 2 + 4)
+    fr = [[torch.tensor([1.0, 2.0]), torch.tensor([[0.0]])], [torch.tensor([3.0])]]
+    ff = [[torch.tensor([1.5, 1.0]), torch.tensor([[2.0]])], [torch.tensor([0.0])]]
+    assert float(feature_matching(fr, ff)) == pytest.approx((0.5 + 1.0) / 2 + 2.0 + 3.0)
+
+
+def test_crop_batches_resume_exactly():
+    items = [torch.arange(50.0), torch.arange(7.0)]
+    a = CropBatches({"wave": items}, 10, 3, seed=1, device=torch.device("cpu"), pad_value=-1)
+    first = [next(a)["wave"] for _ in range(5)]
+    b = CropBatches({"wave": items}, 10, 3, seed=1, device=torch.device("cpu"), pad_value=-1)
+    next(b), next(b)
+    state = b.state_dict()
+    c = CropBatches({"wave": items}, 10, 3, seed=1, device=torch.device("cpu"), pad_value=-1)
+    c.load_state_dict(state)
+    assert all(torch.equal(x, next(c)["wave"]) for x in first[2:])
+    short = torch.cat(first)[torch.cat(first)[:, -1] == -1]  # the 7-sample item, padded
+    assert all(row[:7].tolist() == list(range(7)) for row in short)
+
+
+# ----------------------------------------------------------------------------- reader
+
+
+def test_bad_audio_gets_one_line_errors_naming_the_file(tmp_path):
+    (tmp_path / "text.wav").write_text("this is not audio")
+    with pytest.raises(DataError, match="text.wav: cannot decode") as info:
+        read_audio(tmp_path / "text.wav", 8000)
+    assert "\n" not in str(info.value)
+    with wavmod.open(str(tmp_path / "empty.wav"), "wb") as f:  # a valid header, no samples
+        f.setnchannels(1), f.setsampwidth(2), f.setframerate(8000)
+    with pytest.raises(DataError, match="empty.wav is empty"):
+        read_audio(tmp_path / "empty.wav", 8000)
+    write_wav(tmp_path / "silent.wav", np.zeros(8000), 8000)
+    with pytest.raises(DataError, match="silent.wav is silent"):
+        read_audio(tmp_path / "silent.wav", 8000)
+    write_wav(tmp_path / "short.wav", _speechlike(0.05, 8000), 8000)
+    with pytest.raises(DataError, match=r"short.wav is too short \(0.050 s"):
+        read_audio(tmp_path / "short.wav", 8000, min_seconds=0.25)
+    with pytest.raises(DataError, match="empty.wav is empty"):  # a folder stops at its first bad file
+        load_audio(tmp_path, rate=8000, min_seconds=0.0)
+
+
+def test_8khz_stereo_is_mixed_down_and_resampled_with_a_note(tmp_path, capsys):
+    left = _speechlike(0.5, 8000)
+    sf.write(tmp_path / "stereo.wav", np.stack([left, 0.5 * left], 1), 8000, subtype="FLOAT")
+    notes: list[str] = []
+    wave = read_audio(tmp_path / "stereo.wav", 16000, notes=notes)
+    assert wave.dtype == np.float32 and len(wave) == 8000  # 0.5 s at 16 kHz
+    assert any("mixed stereo.wav down from 2 channels" in n for n in notes)
+    assert any("resampled stereo.wav from 8000 Hz to 16000 Hz" in n for n in notes)
+    np.testing.assert_allclose(wave[::2], 0.75 * left, atol=0.05)  # the mean of the channels
+    ds = load_audio(tmp_path, rate=16000, min_seconds=0.1)
+    assert len(ds) == 1 and "mixed down to mono" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None,
+                    reason="espeak-ng is not installed (Debian: apt-get install espeak-ng; .ci/run "
+                           "installs it when it runs as root)")
+def test_make_speech_writes_a_split_corpus_with_parallel_sentences(tmp_path, capsys):
+    out = tmp_path / "speech"
+    argv = ["data", "make-speech", "--out", str(out), "--voices", "en+m3,en+f3", "--utterances", "3",
+            "--parallel", "2", "--rate", "16000"]
+    assert cli.main(argv) == 0
+    info = json.loads((out / "corpus.json").read_text())
+    assert info["voices"] == ["en+m3", "en+f3"] and (info["train"], info["test"]) == (2, 1)
+    for voice in info["voices"]:
+        assert len(list((out / voice / "train").glob("*.wav"))) == 2
+        assert len(list((out / voice / "test").glob("*.wav"))) == 1
+        assert sorted(p.name for p in (out / "parallel" / voice).glob("*.wav")) == ["0000.wav", "0001.wav"]
+    said = info["files"]
+    own = [{said[k] for k in said if k.startswith(f"{v}/")} for v in info["voices"]]
+    assert len(own[0]) == 3 and not own[0] & own[1]  # unpaired: different sentences per voice
+    assert said["parallel/en+m3/0001.wav"] == said["parallel/en+f3/0001.wav"]
+    assert not {said["parallel/en+m3/0000.wav"]} & (own[0] | own[1])  # held out from training
+    data, rate = sf.read(out / "en+f3" / "test" / "0002.wav")
+    assert rate == 16000 and len(data) > 0.3 * rate and np.abs(data).max() > 0.05
+    assert len(load_audio(out, rate=16000, min_seconds=0.1, log=False)) == 4  # train split, 2 voices
+    assert cli.main(argv) == 2  # refuses to overwrite
+    assert "--force" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def _train(name, tmp_path):
+    raw = OBJECTIVES[name].example_config(tmp_path / "data")
+    run = tmp_path / name
+    api.train(from_dict(raw), run, progress=False)
+    return run, raw
+
+
+def test_vocode_keeps_the_length_and_eval_audio_compares_with_griffin_lim(tmp_path, capsys):
+    run_dir, raw = _train("vocoder", tmp_path)
+    assert sorted(p.name for p in (run_dir / "samples").glob("step_0000004_*.wav")) == ["step_0000004_0.wav",
+                                                                                          "step_0000004_1.wav"]
+    run = ganforge.load(run_dir)
+    hop = run.config.audio.hop
+    mel = run.analyze(torch.from_numpy(_speechlike(0.2, 8000)[:12 * hop]))
+    assert mel.shape[-1] == 12 and run.vocode(mel).shape == (1, 12 * hop)  # hop-aligned: same length
+    src = tmp_path / "in.wav"
+    write_wav(src, _speechlike(0.3, 8000)[:1000], 8000)  # not a multiple of hop
+    assert cli.main(["vocode", str(run_dir), str(src), "--out", str(tmp_path / "out.wav")]) == 0
+    assert sf.info(tmp_path / "out.wav").frames == 1000
+    held_out = write_tone_folder(tmp_path / "held", n=1, seconds=0.3, rate=8000, seed=9)
+    assert cli.main(["eval-audio", str(run_dir), "--data", str(held_out), "--json", str(tmp_path / "e.json")]) == 0
+    out = capsys.readouterr().out
+    assert "griffin-lim" in out and "mcd" in out
+    res = json.loads((tmp_path / "e.json").read_text())["results"]
+    assert res["griffin-lim"]["mcd"] > 0 and res["vocoder"]["rtf"] > 0
+    assert res["griffin-lim"]["mel_l1"] < res["vocoder"]["mel_l1"]  # 4 steps: GL is far better
+
+
+def test_convert_and_eval_on_parallel_sentences(tmp_path, capsys):
+    run_dir, raw = _train("cyclegan-vc", tmp_path)
+    root = tmp_path / "data" / "voices"
+    for voice, pitch in (("low", 1.0), ("high", 2.0)):
+        write_tone_folder(root / "parallel" / voice, n=2, seconds=0.3, rate=8000, seed=5, pitch=pitch)
+    out = tmp_path / "conv.wav"
+    src = root / "parallel" / "low" / "000.wav"
+    assert cli.main(["convert", str(run_dir), str(src), "--out", str(out), "--direction", "AtoB"]) == 0
+    assert sf.info(out).frames == sf.info(src).frames and "griffin-lim" in capsys.readouterr().out
+    assert cli.main(["eval-audio", str(run_dir), "--data", str(root), "--json", str(tmp_path / "e.json")]) == 0
+    res = json.loads((tmp_path / "e.json").read_text())
+    assert res["sentences"] == 2 and res["classifier_accuracy_real"] == 1.0
+    for direction in ("AtoB", "BtoA"):
+        row = res["results"][direction]
+        assert row["mcd_source"] > 0 and 0 <= row["success"] <= 1 and row["source_as_target"] == 0.0
+    assert cli.main(["convert", str(run_dir), str(src), "--out", str(out)]) == 2  # exists: refused
