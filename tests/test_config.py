@@ -1,6 +1,7 @@
 import pytest
 import yaml
 
+import ganforge
 from ganforge import config
 from ganforge.errors import ConfigError
 
@@ -11,7 +12,7 @@ def test_every_preset_loads_with_description():
         assert required in presets
     for name, description in presets.items():
         assert description, f"preset {name} has no description"
-        _, cfg = config.load_config(name)
+        _, cfg = ganforge.load_config(name)  # registers the families' sections first, as users get it
         assert cfg.train.steps > 0
 
 
