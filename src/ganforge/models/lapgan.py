@@ -101,3 +101,49 @@ class ResidualDiscriminator(nn.Module):
     def forward(self, image: Tensor, coarse: Tensor, labels: Tensor | None = None) -> Tensor:
         planes = [image, coarse] + ([self.plane(labels).to(image.dtype)] if self.plane else [])
         return self.net(torch.cat(planes, 1)).reshape(-1)
+
+
+def upsample_static(x: Tensor, channels: int, size: int) -> Tensor:
+    """``models.pyramid.upsample`` (zero insertion, binomial 5x5 blur, times 4) of [N, C, s, s]
+    with C and s known in advance, so a traced graph has a constant blur kernel (ONNX export
+    refuses a convolution kernel whose shape depends on the input's). The same operations on the
+    same values: equal to it bit for bit."""
+    up = torch.stack([x, torch.zeros_like(x)], -1).reshape(-1, channels, size, 2 * size)
+    up = torch.stack([up, torch.zeros_like(up)], -2).reshape(-1, channels, 2 * size, 2 * size)
+    taps = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], dtype=x.dtype, device=x.device) / 16.0
+    kernel = torch.outer(taps, taps).expand(channels, 1, 5, 5)
+    return F.conv2d(F.pad(up, (2, 2, 2, 2), mode="reflect"), kernel, groups=channels) * 4.0
+
+
+class PyramidSampler(nn.Module):
+    """The coarse-to-fine sampling chain (sec. 3.1) as one tensor function, what ONNX export
+    writes and the server batches: z [N, z_dim], labels [N] (class-conditional pyramids, else
+    None) and the residual levels' noise packed as [N, sum of r_k * r_k] (each level's plane
+    [N, 1, r_k, r_k] flattened, coarse to fine) -> the finest images [N, C, R, R] in [-1, 1].
+    I~_0 = G_0(z), I~_k = u(I~_{k-1}) + G_k(u(I~_{k-1}), noise_k); ``levels`` returns every I~_k."""
+
+    input_meaning = {"noise": "float32 [N, sum r_k*r_k], each residual level's noise plane "
+                              "[N, 1, r_k, r_k] flattened, coarse to fine"}
+
+    def __init__(self, generators: list[nn.Module], sizes: list[int], channels: int):
+        super().__init__()
+        self.generators, self.sizes, self.channels = nn.ModuleList(generators), list(sizes), channels
+
+    def pack_noise(self, planes: list[Tensor]) -> Tensor:
+        return torch.cat([p.flatten(1) for p in planes], 1)
+
+    def levels(self, z: Tensor, labels: Tensor | None, noise: Tensor) -> list[Tensor]:
+        """Every level's images, coarse to fine, each clamped to [-1, 1] (the chain itself
+        continues from the unclamped image, as trained)."""
+        sides = self.sizes[1:]
+        planes = [p.reshape(-1, 1, r, r) for p, r in zip(noise.split([r * r for r in sides], 1), sides)]
+        x = self.generators[0](z, labels).float()
+        out = [x.clamp(-1, 1)]
+        for G, plane, r in zip(self.generators[1:], planes, self.sizes):
+            up = upsample_static(x, self.channels, r)
+            x = up + G(up, plane, labels).float()
+            out.append(x.clamp(-1, 1))
+        return out
+
+    def forward(self, z: Tensor, labels: Tensor | None, noise: Tensor) -> Tensor:
+        return self.levels(z, labels, noise)[-1]

@@ -95,15 +95,23 @@ def upsample2x(x: Tensor) -> Tensor:
 
 
 def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, *, demodulate: bool = True,
-                     eps: float = 1e-8) -> Tensor:
+                     eps: float = 1e-8, fused: bool = True) -> Tensor:
     """StyleGAN2's modulated convolution (paper, sec. 2.2 and eq. 1-3).
 
     x [N, I, H, W], weight [O, I, k, k], styles [N, I] -> [N, O, H, W]. Each sample's weights
     are the shared weights scaled by its styles along the input channels and, when
     ``demodulate``, rescaled to unit L2 norm per output channel; all samples run as one grouped
-    convolution (groups = N)."""
+    convolution (groups = N). ``fused=False``: the same function as scaling the input, one
+    shared convolution and scaling the output (the paper's eq. 1-3 read as activation scaling),
+    whose graph does not depend on N (an ONNX Conv's groups is fixed at export)."""
     n, i, h, w = x.shape
     o, _, kh, kw = weight.shape
+    if not fused:
+        out = F.conv2d(x * styles.reshape(-1, i, 1, 1), weight, padding=kh // 2)
+        if demodulate:  # sum over I, k, k of (weight * style)^2 = styles^2 @ (sum over k, k of weight^2)
+            d = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + eps).rsqrt()  # [N, O]
+            out = out * d.reshape(-1, o, 1, 1)
+        return out
     wts = weight.unsqueeze(0) * styles.reshape(n, 1, i, 1, 1)  # [N, O, I, k, k]
     if demodulate:
         wts = wts * (wts.square().sum(dim=[2, 3, 4], keepdim=True) + eps).rsqrt()
@@ -164,10 +172,10 @@ class SynthesisLayer(nn.Module):
         self.weight_gain = 1 / math.sqrt(in_ch * 9)
         self.up, self.resolution = up, resolution
 
-    def forward(self, x: Tensor, w: Tensor, noise: Tensor | None) -> Tensor:
+    def forward(self, x: Tensor, w: Tensor, noise: Tensor | None, fused: bool = True) -> Tensor:
         if self.up:
             x = upsample2x(x)
-        x = modulated_conv2d(x, self.weight * self.weight_gain, self.affine(w))
+        x = modulated_conv2d(x, self.weight * self.weight_gain, self.affine(w), fused=fused)
         if noise is not None:  # [N, 1, H, W] (or [H, W]), scaled by the learned strength
             x = x + noise.to(x.dtype) * self.noise_strength
         return lrelu(x + self.bias.view(1, -1, 1, 1))
@@ -183,9 +191,9 @@ class ToRGB(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_ch))
         self.weight_gain = 1 / math.sqrt(in_ch)
 
-    def forward(self, x: Tensor, w: Tensor) -> Tensor:
+    def forward(self, x: Tensor, w: Tensor, fused: bool = True) -> Tensor:
         styles = self.affine(w) * self.weight_gain
-        return modulated_conv2d(x, self.weight, styles, demodulate=False) + self.bias.view(1, -1, 1, 1)
+        return modulated_conv2d(x, self.weight, styles, demodulate=False, fused=fused) + self.bias.view(1, -1, 1, 1)
 
 
 def channels_at(res: int, *, resolution: int, width: int, channel_max: int) -> int:
@@ -228,16 +236,18 @@ class SynthesisNetwork(nn.Module):
         return [torch.randn(s, generator=generator, device=gen_device).to(device)
                 for s in self.noise_shapes(n)]
 
-    def forward(self, ws: Tensor, noise: list[Tensor] | None = None) -> Tensor:
+    def forward(self, ws: Tensor, noise: list[Tensor] | None = None, *, fused: bool = True) -> Tensor:
+        """``fused``: grouped modulated convolutions (training); False: per-sample scaling around
+        shared convolutions, the same function in a graph independent of the batch size."""
         if ws.shape[1] != self.num_ws:
             raise ValueError(f"synthesis takes {self.num_ws} ws per sample, got {ws.shape[1]}")
         n = ws.shape[0]
         x = self.const.unsqueeze(0).expand(n, -1, -1, -1)
         img = None
         for i, conv in enumerate(self.convs):
-            x = conv(x, ws[:, i], None if noise is None else noise[i])
+            x = conv(x, ws[:, i], None if noise is None else noise[i], fused)
             if i % 2 == 0:  # after the 4x4 conv and after the second conv of each block: toRGB
-                y = self.torgbs[i // 2](x, ws[:, i + 1])
+                y = self.torgbs[i // 2](x, ws[:, i + 1], fused)
                 img = y if img is None else upsample2x(img) + y
         return img
 
@@ -272,6 +282,40 @@ class Generator(nn.Module):
         if isinstance(noise, str):
             noise = self.synthesis.make_noise(z.shape[0], noise, generator=generator, device=z.device)
         return self.synthesis(ws, noise)
+
+
+class Sampler(nn.Module):
+    """A generator's whole sampling pass as one tensor function, what ONNX export writes and the
+    server batches: z [N, z_dim], labels [N] (conditional generators, else None), truncation psi
+    [N] (one per sample; 1: none) and the per-layer noise packed as [N, sum of r * r] (the planes
+    of ``SynthesisNetwork.noise_shapes``, flattened and joined in layer order) -> images [N, C,
+    R, R] clamped to [-1, 1]. Truncation is ``w_avg.lerp(w, psi)`` with psi a tensor: no branch
+    on its value, and lerp's end-point form returns w exactly at psi = 1. ``cutoff`` (a
+    constant of a graph): truncate only layers below it."""
+
+    input_meaning = {"truncation": "float32 [N], psi per sample in [0, 1] (1: none)",
+                     "noise": "float32 [N, sum r*r], each layer's noise plane [N, 1, r, r] flattened, "
+                              "in layer order"}
+    input_walk = False  # the family's interpolation walks W with fixed noise, not these inputs
+
+    def __init__(self, G: Generator):
+        super().__init__()
+        self.G = G
+
+    def pack_noise(self, planes: list[Tensor]) -> Tensor:
+        return torch.cat([p.flatten(1) for p in planes], 1)
+
+    def forward(self, z: Tensor, labels: Tensor | None, truncation: Tensor, noise: Tensor,
+                cutoff: int | None = None) -> Tensor:
+        G = self.G
+        ws = G.mapping(z, labels).unsqueeze(1).repeat(1, G.num_ws, 1)
+        pulled = G.mapping.w_avg.to(ws.dtype).lerp(ws, truncation.to(ws.dtype).view(-1, 1, 1))
+        if cutoff:
+            keep = (torch.arange(G.num_ws, device=ws.device) < cutoff).view(1, -1, 1)
+            pulled = torch.where(keep, pulled, ws)
+        sides = [s[-1] for s in G.synthesis.noise_shapes(1)]
+        planes = [p.reshape(-1, 1, r, r) for p, r in zip(noise.split([r * r for r in sides], 1), sides)]
+        return G.synthesis(pulled, planes, fused=False).float().clamp(-1, 1)
 
 
 def mix_styles(ws: Tensor, ws2: Tensor, crossover: int | Tensor) -> Tensor:

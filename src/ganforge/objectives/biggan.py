@@ -88,6 +88,10 @@ class BigGAN(ConditionalGAN):
     sections = {"biggan": BigGANConfig}
     capabilities = frozenset({"sample", "sample_labels", "truncation"})
     g_regularizers = frozenset({"ortho"})
+    # read by ganforge.serve.export: why ``sample`` has no ONNX graph (the server runs it unbatched)
+    export_refusal = ("its sampler first recomputes the generator's standing BatchNorm statistics, in place, "
+                      "for the requested truncation, which one graph of fixed weights does not cover; "
+                      "serve the run with ganforge serve RUN instead")
 
     def __init__(self, cfg, data_info: Mapping[str, Any]):
         m, b, self.reg = cfg.model, cfg.biggan, cfg.reg

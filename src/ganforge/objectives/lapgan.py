@@ -158,24 +158,32 @@ class LAPGAN(Objective):
     def labels_for(self, n: int, labels) -> Tensor | None:
         return None
 
+    def export_module(self, nets: Mapping[str, nn.Module] | None = None) -> nets_mod.PyramidSampler:
+        """The sampling chain of ``nets``' G0..Gk as one module (models.lapgan.PyramidSampler),
+        the same instance for the same networks: ``sample`` runs through it, and
+        ganforge.serve.graph records its call for export and batching."""
+        gens = [(nets or {}).get(f"G{level}", self.nets[f"G{level}"]) for level in range(len(self.sizes))]
+        key = tuple(id(G) for G in gens)
+        cache = self.__dict__.setdefault("_samplers", {})
+        if key not in cache:
+            if len(cache) > 4:
+                cache.clear()
+            cache[key] = nets_mod.PyramidSampler(gens, self.sizes, self.channels)
+        return cache[key]
+
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator,
                nets: Mapping[str, nn.Module] | None = None,
                labels: Tensor | Sequence[int] | int | None = None,
                return_levels: bool = False) -> Tensor | list[Tensor]:
         """n images [n, C, R, R] in [-1, 1] by the chain coarse to fine; ``return_levels``: the
-        list of every level's images, [n, C, r_k, r_k] for r_k = sizes[k]."""
+        list of every level's images, [n, C, r_k, r_k] for r_k = sizes[k]. Drawn from
+        ``generator``: z, then each residual level's noise, coarse to fine."""
+        sampler = self.export_module(nets)
         y = self.labels_for(n, labels)
-        x, levels = None, []
-        for level in range(len(self.sizes)):
-            G = (nets or {}).get(f"G{level}", self.nets[f"G{level}"])
-            if level == 0:
-                x = G(self._z(n, generator), y).float()
-            else:
-                up = upsample(x)
-                x = up + G(up, self._noise(n, up.shape[-1], generator), y).float()
-            levels.append(x.clamp(-1, 1))
-        return levels if return_levels else levels[-1]
+        z = self._z(n, generator)
+        noise = sampler.pack_noise([self._noise(n, r, generator) for r in self.sizes[1:]])
+        return sampler.levels(z, y, noise) if return_levels else sampler(z, y, noise)
 
 
 @register_objective("lapgan-conditional")

@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from .. import losses
 from ..errors import ConfigError
 from ..labels import dataset_classes
-from ..models.stylegan2 import Discriminator, Generator, mix_styles, slerp
+from ..models.stylegan2 import Discriminator, Generator, Sampler, mix_styles, slerp
 from .base import OptimizerSpec, Phase, register_objective
 from .conditional import ConditionalGAN
 from .unconditional import TINY_TRAIN, UnconditionalGAN, write_image_folder
@@ -264,16 +264,33 @@ class StyleGAN2(UnconditionalGAN):
         G = self._G(nets)
         if isinstance(noise, str):
             noise = G.synthesis.make_noise(ws.shape[0], noise, generator=generator, device=ws.device)
-        return G.synthesis(ws.to(self.device), noise).float().clamp(-1, 1)
+        return G.synthesis(ws.to(self.device), noise, fused=False).float().clamp(-1, 1)
+
+    def export_module(self, nets: Mapping[str, nn.Module] | None = None) -> Sampler:
+        """The sampling pass of ``nets``' G as one module (models.stylegan2.Sampler), the same
+        instance for the same G: ``sample`` runs through it, ganforge.serve.graph records its call."""
+        G = self._G(nets)
+        cache = self.__dict__.setdefault("_samplers", {})
+        if id(G) not in cache:
+            if len(cache) > 4:
+                cache.clear()
+            cache[id(G)] = Sampler(G)
+        return cache[id(G)]
 
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator, nets: Mapping[str, nn.Module] | None = None,
                labels=None, truncation: float | None = None, truncation_cutoff: int | None = None) -> Tensor:
         """n images [n, C, H, W] in [-1, 1]; ``truncation`` psi in [0, 1] pulls w toward w_avg on
-        the layers below ``truncation_cutoff`` (default style.truncation_cutoff, 0: all)."""
-        ws, _ = self.latents(n, generator, labels, truncation=truncation,
-                             truncation_cutoff=truncation_cutoff, nets=nets)
-        return self.synthesize(ws, generator=generator, nets=nets)
+        the layers below ``truncation_cutoff`` (default style.truncation_cutoff, 0: all). Drawn
+        from ``generator`` in this order: labels (where random), z, each layer's noise."""
+        sampler = self.export_module(nets)
+        G = sampler.G
+        psi = 1.0 if truncation is None else check_psi(truncation)
+        cutoff = self._cutoff(truncation_cutoff, G.num_ws)
+        y = self.sample_labels_for(n, labels, generator)
+        z = self._z(n, generator)
+        noise = sampler.pack_noise(G.synthesis.make_noise(n, "random", generator=generator, device=self.device))
+        return sampler(z, y, torch.full((n,), psi, device=self.device), noise, cutoff)
 
     def parse_layers(self, text: str, nets=None) -> list[int]:
         """'0-3' or '4,5,8-9' -> layer indices, checked against this generator's num_ws."""

@@ -127,7 +127,8 @@ class ModelWorker:
     def _prepare(self, job: Job) -> None:
         """The job's network inputs, recorded without running the network, and its batch key."""
         p, run = job.params, self.run
-        if job.kind in ("sample", "interpolate") and self.graph is not None:
+        graph_kinds = ("sample", "interpolate") if self.graph is not None and self.graph.input_walk else ("sample",)
+        if job.kind in graph_kinds and self.graph is not None:
             if job.kind == "sample":
                 call = record_sample(run, p["n"], seed=p["seed"], labels=p.get("labels"),
                                      truncation=p.get("truncation"))

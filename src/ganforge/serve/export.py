@@ -97,6 +97,10 @@ def export_onnx(run: LoadedRun, out: Path | str, *, capability: str | None = Non
     if capability not in EXPORTABLE:
         raise ConfigError(f"--capability {capability}: exportable are {', '.join(EXPORTABLE)}")
     run.require(capability)
+    refusal = getattr(run.objective, "export_refusal", None) if capability == "sample" else None
+    if refusal:
+        raise ExportError(f"the sample graph of objective={run.config.objective} cannot be exported to ONNX: "
+                          f"{refusal}")
     built = build_graph(run, capability, direction)
     if built is None:
         raise ExportError(f"{capability} of run {run.run_dir} calls no network to export")
@@ -145,7 +149,8 @@ def onnx_gap(path: Path, graph, feed: dict[str, torch.Tensor]) -> float:
 
 def onnx_metadata(run, capability, direction, graph, inputs) -> dict[str, str]:
     """What a user of the .onnx file needs to know, as metadata_props (strings)."""
-    meaning = {"image": "float32 [N, C, H, W] in [-1, 1], any H, W >= stride"}
+    meaning = {"image": "float32 [N, C, H, W] in [-1, 1], any H, W >= stride",
+               **getattr(graph.net, "input_meaning", {})}
     info = {"family": run.config.objective, "capability": capability,
             "inputs": {k: {"shape": list(v.shape), "dtype": str(v.dtype).replace("torch.", ""),
                            **({"meaning": meaning[k]} if k in meaning else {})} for k, v in inputs.items()},

@@ -11,6 +11,12 @@ seed, resolves the classes and checks truncation, and nothing is computed. ``Inf
 then replays that call on any batch of inputs. The recorded graph is checked against the
 family's own method before it is used (``verify``), so a family whose capability does more
 than one network call plus clamping is detected, not silently mis-served.
+
+A family whose sampler chains networks (LAPGAN's levels, StyleGAN2's mapping, truncation and
+synthesis with per-layer noise) declares ``export_module(nets)``: one module, the same instance
+for the same networks, whose forward takes tensors only and which its ``sample`` calls once with
+everything drawn from the seed. Recording a ``sample`` then hooks that module alone (not the
+networks inside it, nor what the family runs before it), so the chain is one graph.
 """
 from __future__ import annotations
 
@@ -56,11 +62,19 @@ class GeneratorCall:
         return {k: v for k, v in self.arguments.items() if not isinstance(v, Tensor)}
 
 
+def _hooked(run, sample: bool) -> list[tuple[str, nn.Module]]:
+    """What a recording stops at: a ``sample``'s declared export module, else any run network."""
+    export_module = getattr(run.objective, "export_module", None)
+    if sample and export_module is not None:
+        return [("sampler", export_module(run.ema_nets)), ("sampler", export_module({}))]
+    return [*run.ema_nets.items(), *run.objective.nets.items()]
+
+
 @contextlib.contextmanager
-def _intercept(run) -> Iterator[None]:
+def _intercept(run, sample: bool = False) -> Iterator[None]:
     seen, handles = set(), []
     owner = threading.get_ident()  # other threads using the same nets meanwhile run normally
-    for name, net in [*run.ema_nets.items(), *run.objective.nets.items()]:
+    for name, net in _hooked(run, sample):
         if id(net) in seen:
             continue
         seen.add(id(net))
@@ -77,12 +91,12 @@ def _intercept(run) -> Iterator[None]:
             h.remove()
 
 
-def record(run, call: Callable[[], Any]) -> GeneratorCall | None:
-    """Run ``call`` (a capability method of ``run``) up to its first network call and return
-    that call; None when it made none. Errors the family raises before (a bad class, a
-    truncation out of range) propagate."""
+def record(run, call: Callable[[], Any], *, sample: bool = False) -> GeneratorCall | None:
+    """Run ``call`` (a capability method of ``run``; ``sample``: a sample) up to its first
+    network call and return that call; None when it made none. Errors the family raises before
+    (a bad class, a truncation out of range) propagate."""
     try:
-        with _intercept(run):
+        with _intercept(run, sample):
             call()
     except _Stop as stop:
         bound = inspect.signature(stop.net.forward).bind(*stop.args, **stop.kwargs)
@@ -92,7 +106,7 @@ def record(run, call: Callable[[], Any]) -> GeneratorCall | None:
 
 def record_sample(run, n: int, *, seed: int = 0, labels=None,
                   truncation: float | None = None) -> GeneratorCall | None:
-    return record(run, lambda: run.sample(n, seed=seed, labels=labels, truncation=truncation))
+    return record(run, lambda: run.sample(n, seed=seed, labels=labels, truncation=truncation), sample=True)
 
 
 def example_image(run, capability: str, direction: str = "AtoB", *, n: int = 1,
@@ -129,7 +143,9 @@ class InferenceGraph(nn.Module):
     order): ``sample`` graphs return net(...) as float, clamped to [-1, 1] for images;
     ``translate`` / ``upscale`` graphs take one image [N, C, H, W] of any size, pad it (reflect)
     to a multiple of the family's stride, run the net and crop to ``scale`` x the input size.
-    ``float_inputs`` lists non-tensor arguments made inputs (truncation)."""
+    ``float_inputs`` lists non-tensor arguments made inputs (truncation). ``input_walk``:
+    whether the family's interpolation is the slerp of these inputs (False when an export module
+    says otherwise), so the server may batch it through the graph."""
 
     def __init__(self, call: GeneratorCall, *, capability: str, stride: int = 1, scale: int = 1,
                  float_inputs: tuple[str, ...] = ()):
@@ -140,6 +156,7 @@ class InferenceGraph(nn.Module):
         self.input_names = [k for k in call.arguments if k in call.tensors or k in float_inputs]
         self.fixed = {k: v for k, v in call.constants().items() if k not in float_inputs}
         self.float_inputs = tuple(float_inputs)
+        self.input_walk = bool(getattr(call.net, "input_walk", True))
 
     def forward(self, *inputs: Tensor) -> Tensor:
         arguments = {**self.fixed, **dict(zip(self.input_names, inputs))}
@@ -194,7 +211,7 @@ def verify(run, graph: InferenceGraph, capability: str, direction: str = "AtoB")
     """Largest difference between the graph and the family's own method on a fresh input
     (sample: 3 images of seed 5; images: an input not a multiple of the stride)."""
     if capability == "sample":
-        t = TRUNCATION_PROBE if graph.float_inputs else None
+        t = TRUNCATION_PROBE if graph.float_inputs or "truncation" in graph.input_names else None
         call = record_sample(run, 3, seed=5, truncation=t)
         if call is None:
             return float("inf")
