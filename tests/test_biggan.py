@@ -18,7 +18,8 @@ from ganforge import api
 from ganforge.config import apply_overrides, from_dict
 from ganforge.data import load_dataset
 from ganforge.errors import ConfigError, DataError
-from ganforge.models.biggan import BigGANDiscriminator, BigGANGenerator, SelfAttention, standing_stats_
+from ganforge.models.biggan import BigGANDiscriminator, BigGANGenerator, SelfAttention
+from ganforge.models.layers import standing_stats_
 from ganforge.objectives import OBJECTIVES
 from ganforge.objectives.biggan import ortho_penalty, truncated_z
 

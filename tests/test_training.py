@@ -255,3 +255,52 @@ def test_linear_lr_decay(tmp_path):
         lrs.append(trainer.optimizers["D"].param_groups[0]["lr"])
     # lr used at step s (0-based) is 2e-4 * (1 - (s - 4) / 4) after step 4
     assert lrs == pytest.approx([2e-4] * 5 + [1.5e-4, 1e-4, 0.5e-4])
+
+
+def _bn_buffers(net):
+    return {k: v.clone() for k, v in net.state_dict().items() if "running_" in k}
+
+
+def test_ema_batchnorm_statistics_come_from_the_ema_generator(tmp_path):
+    """The checkpointed EMA G's BatchNorm statistics are the plain averages of its own batch
+    statistics over train.ema_bn_samples samples (recomputed here by hand), not the live G's."""
+    from torch import nn
+
+    run = tmp_path / "run"
+    _train(tiny_config(**{"train.ema_bn_samples": 300}), run)
+    g = ganforge.load(run)
+    ema_g, live_g = g.ema_nets["G"], g.objective.nets["G"]
+    saved = _bn_buffers(ema_g)
+    assert saved and any(not torch.allclose(v, _bn_buffers(live_g)[k]) for k, v in saved.items())
+    # By hand: the same 300 latents (fixed stream, batches of 256 + 44), each BN's batch mean and
+    # (unbiased) variance averaged over the batches, as BatchNorm's
+    # cumulative average does.
+    gen = torch.Generator().manual_seed(g.config.train.seed + 7919)
+    zs = [torch.randn(k, g.config.model.z_dim, generator=gen) for k in (256, 44)]
+    bns = [m for m in ema_g.modules() if isinstance(m, nn.BatchNorm2d)]
+    sums = {id(m): [0, 0] for m in bns}
+
+    def record(m, inputs, _out):
+        x = inputs[0].float()
+        sums[id(m)][0] += x.mean((0, 2, 3))
+        sums[id(m)][1] += x.var((0, 2, 3), unbiased=True)
+
+    hooks = [m.register_forward_hook(record) for m in bns]
+    ema_g.train()
+    with torch.no_grad():
+        for z in zs:
+            ema_g(z)
+    for h in hooks:
+        h.remove()
+    for i, m in enumerate(bns):
+        mean, var = (s / len(zs) for s in sums[id(m)])  # momentum None: average over batches
+        prefix = [k for k, mod in ema_g.named_modules() if mod is m][0]
+        assert torch.allclose(saved[f"{prefix}.running_mean"], mean, atol=1e-5), i
+        assert torch.allclose(saved[f"{prefix}.running_var"], var, atol=1e-5), i
+    # Off: the EMA keeps the live G's statistics, as before.
+    _train(tiny_config(**{"train.ema_bn_samples": 0}), tmp_path / "off")
+    off = ganforge.load(tmp_path / "off")
+    live = _bn_buffers(off.objective.nets["G"])
+    assert all(torch.equal(v, live[k]) for k, v in _bn_buffers(off.ema_nets["G"]).items())
+    with pytest.raises(ConfigError, match="train.ema_bn_samples must be >= 0"):
+        _train(tiny_config(**{"train.ema_bn_samples": -1}), tmp_path / "bad")

@@ -72,6 +72,10 @@ class TrainConfig:
     compile: bool = False  # torch.compile the networks
     ema_decay: float = 0.999  # 0 disables the EMA generator
     ema_start: int = 0  # copy G into the EMA until this step, then average
+    # Before each grid and checkpoint, the EMA generator's BatchNorm statistics are recomputed
+    # from this many of its own samples (the live G's statistics do not fit the averaged
+    # weights); 0 keeps the live G's.
+    ema_bn_samples: int = 2048
     log_every: int = 50
     sample_every: int = 500
     checkpoint_every: int = 500
@@ -421,6 +425,9 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"monitor.window must be >= 4, got {cfg.monitor.window}")
     if not 0 <= cfg.train.ema_decay < 1:
         raise ConfigError(f"train.ema_decay must be in [0, 1), got {cfg.train.ema_decay}")
+    if cfg.train.ema_bn_samples < 0:
+        raise ConfigError(f"train.ema_bn_samples must be >= 0 (0: keep the live G's BatchNorm "
+                          f"statistics), got {cfg.train.ema_bn_samples}")
     _validate_stability(cfg)
 
 

@@ -16,7 +16,7 @@ Natural Image Synthesis"), for class-conditional images at 8 to 256 px.
 
 Channel widths follow the authors' 128 px layout written as a rule: the 4x4 stage has
 16 x ``width`` channels (fewer below 128 px), halving per resolution doubling down to ``width``.
-``standing_stats_`` is the paper's "standing statistics" for sampling in eval mode.
+The paper's "standing statistics" for sampling in eval mode are ``layers.standing_stats_``.
 """
 from __future__ import annotations
 
@@ -243,25 +243,3 @@ class BigGANDiscriminator(nn.Module):
 
     def forward(self, x: Tensor, labels: Tensor) -> Tensor:
         return self.scores(x, labels)[0]
-
-
-@torch.no_grad()
-def standing_stats_(net: nn.Module, inputs: Iterable[tuple[Tensor, ...]]) -> None:
-    """BigGAN's "standing statistics" (sec. 3.1 and the authors' ``accumulate_standing_stats``):
-    every BatchNorm's running mean and variance become the averages over the batches of
-    ``inputs`` (momentum None: a cumulative average), with all other modules in eval mode, so
-    spectral norm's power-iteration vectors and every parameter stay as they are."""
-    bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    was_training, momenta = net.training, [m.momentum for m in bns]
-    net.eval()
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None
-        m.train()
-    try:
-        for args in inputs:
-            net(*args)
-    finally:
-        for m, momentum in zip(bns, momenta):
-            m.momentum = momentum
-        net.train(was_training)

@@ -5,7 +5,8 @@ class); `ganforge.models.build_generator` / `build_discriminator` look it up onc
 """
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+import contextlib
+from typing import Callable, Iterable, Iterator, NamedTuple
 
 import torch
 import torch.nn as nn
@@ -108,3 +109,42 @@ class Packed(nn.Module):
         if n % self.pac:
             raise ValueError(f"PacGAN: batch of {n} is not divisible by pac={self.pac}")
         return self.inner(x.reshape(n // self.pac, self.pac * x.shape[1], *x.shape[2:]))
+
+
+# ----------------------------------------------------------------------------- standing statistics
+
+
+def batch_norms(net: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    """The BatchNorm layers of ``net`` that keep running statistics."""
+    return [m for m in net.modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+
+
+@contextlib.contextmanager
+def accumulating_bn_stats(net: nn.Module) -> Iterator[None]:
+    """Inside: ``net`` in eval mode except its BatchNorms, whose running statistics restart and
+    become the plain average over every forward pass (momentum None), so spectral norm's power
+    iteration and every parameter stay as they are. BigGAN's "standing statistics" (Brock et al.
+    2019, sec. 3.1)."""
+    bns = batch_norms(net)
+    was_training, momenta = net.training, [m.momentum for m in bns]
+    net.eval()
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+        m.train()
+    try:
+        yield
+    finally:
+        for m, momentum in zip(bns, momenta):
+            m.momentum = momentum
+        net.train(was_training)
+
+
+@torch.no_grad()
+def standing_stats_(net: nn.Module, inputs: Iterable[tuple[torch.Tensor, ...]]) -> None:
+    """Every BatchNorm's running mean and variance become the averages over ``net(*args)`` for
+    the batches of ``inputs`` (see ``accumulating_bn_stats``)."""
+    with accumulating_bn_stats(net):
+        for args in inputs:
+            net(*args)

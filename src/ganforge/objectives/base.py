@@ -99,6 +99,9 @@ class Objective:
     sections: ClassVar[dict[str, type]] = {}  # config sections this family owns
     capabilities: ClassVar[frozenset[str]] = frozenset({"sample"})
     accepts_points: ClassVar[bool] = False  # 2-D toy mixtures (model.name=mlp)
+    # The Trainer recomputes the EMA nets' BatchNorm statistics from their own samples before
+    # each grid and checkpoint (train.ema_bn_samples); False for a family that does so itself.
+    ema_standing_stats: ClassVar[bool] = True
     # Generator regularizers of the common ``reg`` section this family applies (reg.ortho); a
     # config that sets one the family does not apply is refused, not silently ignored.
     g_regularizers: ClassVar[frozenset[str]] = frozenset()

@@ -34,7 +34,8 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..labels import dataset_classes
-from ..models.biggan import BigGANDiscriminator, BigGANGenerator, standing_stats_
+from ..models.biggan import BigGANDiscriminator, BigGANGenerator
+from ..models.layers import standing_stats_
 from .base import register_objective
 from .conditional import ConditionalGAN
 from .unconditional import TINY_TRAIN, gan_optimizers, write_image_folder
@@ -86,6 +87,7 @@ def truncated_z(shape: tuple[int, ...], threshold: float | None, generator: torc
 @register_objective("biggan")
 class BigGAN(ConditionalGAN):
     sections = {"biggan": BigGANConfig}
+    ema_standing_stats = False  # its sampler computes them for the truncation asked for
     capabilities = frozenset({"sample", "sample_labels", "truncation"})
     g_regularizers = frozenset({"ortho"})
     # read by ganforge.serve.export: why ``sample`` has no ONNX graph (the server runs it unbatched)

@@ -24,6 +24,7 @@ from torchvision.utils import make_grid
 from .. import provenance
 from ..atomic import STORAGE_ERRNOS, atomic_path
 from ..errors import ConfigError, GanforgeError, StorageError, TrainingDiverged
+from ..models.layers import accumulating_bn_stats, batch_norms
 from ..registry import Registry
 from . import checkpoint as ckpt
 from . import distributed
@@ -148,6 +149,7 @@ class Trainer:
                 distributed.broadcast_module(e.net, self.world)
             self.batches = distributed.shard_batches(batches, self.world)
         self.step = 0
+        self._standing_step: int | None = None  # the step whose EMA BatchNorm statistics are current
         self.elapsed = 0.0  # training seconds, summed over resumes
         self.rollbacks = 0
         self.lr_scale = 1.0  # learning-rate multiplier after divergence rollbacks
@@ -196,6 +198,7 @@ class Trainer:
         ema = ckpt.unflatten_weights(weights, prefix="ema.")
         for name, e in self.ema.items():
             e.net.load_state_dict(ema[name] if name in ema else nets[name])
+        self._standing_step = None
         for name, opt in self.optimizers.items():
             opt.load_state_dict(state["optimizers"][name])
         self.scaler.load_state_dict(state["scaler"])
@@ -215,6 +218,7 @@ class Trainer:
         self._apply_lr_scale()
 
     def save_checkpoint(self) -> Path | None:
+        self.ema_standing_stats()
         if not self.is_main or self.run_dir is None:
             return None
         self.last_checkpoint = ckpt.save(self.run_dir / "checkpoints", self.step, self.weights(),
@@ -566,6 +570,7 @@ class Trainer:
     def _run_hooks(self, step: int) -> None:
         """Evaluation hooks; a new best value of ``eval.best`` saves and marks a checkpoint."""
         record: dict[str, Any] = {"step": step}
+        self.ema_standing_stats()
         for hook in self.hooks:
             record.update(hook(self, step))
         if len(record) == 1:
@@ -599,8 +604,28 @@ class Trainer:
     def sample_nets(self) -> dict[str, torch.nn.Module]:
         return {n: e.net for n, e in self.ema.items()}
 
+    @torch.no_grad()
+    def ema_standing_stats(self) -> None:
+        """The EMA nets' BatchNorm statistics, recomputed from ``train.ema_bn_samples`` of their
+        own samples (a fixed noise stream, so every rank and a resumed run get the same): the
+        EMA copies the live G's statistics, which belong to other weights. Once per step; the
+        next EMA update copies the live statistics again, so training is unaffected."""
+        n, nets = self.cfg.train.ema_bn_samples, self.sample_nets()
+        if (n <= 0 or self._standing_step == self.step or not self.objective.ema_standing_stats
+                or "sample" not in self.objective.capabilities
+                or not any(batch_norms(net) for net in nets.values())):
+            return
+        gen = torch.Generator().manual_seed(self.cfg.train.seed + 7919)
+        with contextlib.ExitStack() as stack:
+            for net in nets.values():
+                stack.enter_context(accumulating_bn_stats(net))
+            for start in range(0, n, 256):
+                self.objective.sample(min(256, n - start), generator=gen, nets=nets)
+        self._standing_step = self.step
+
     def save_samples(self) -> Path | None:
         """A grid from a fixed latent batch (same every time: progress is comparable)."""
+        self.ema_standing_stats()
         if not self.is_main or self.run_dir is None:
             return None
         gen = torch.Generator().manual_seed(self.cfg.train.seed + 12345)
