@@ -131,14 +131,18 @@ class PeriodDiscriminator(nn.Module):
         self.post = weight_norm(nn.Conv2d(width * 32, 1, (3, 1), padding=(1, 0)))
 
     def forward(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
-        x = to_periods(x, self.period)
-        feats = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), SLOPE)
-            feats.append(x)
-        x = self.post(x)
+        return _scores_and_features(self.convs, self.post, to_periods(x, self.period))
+
+
+def _scores_and_features(convs: nn.ModuleList, post: nn.Module, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+    """A sub-discriminator's pass: (scores [B, -1], every layer's activations for feature matching)."""
+    feats = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), SLOPE)
         feats.append(x)
-        return x.flatten(1), feats
+    x = post(x)
+    feats.append(x)
+    return x.flatten(1), feats
 
 
 def to_periods(x: Tensor, period: int) -> Tensor:
@@ -168,13 +172,7 @@ class ScaleDiscriminator(nn.Module):
         self.post = norm(nn.Conv1d(ch, 1, 3, padding=1))
 
     def forward(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
-        feats = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), SLOPE)
-            feats.append(x)
-        x = self.post(x)
-        feats.append(x)
-        return x.flatten(1), feats
+        return _scores_and_features(self.convs, self.post, x)
 
 
 class MultiDiscriminator(nn.Module):
