@@ -256,3 +256,15 @@ def test_toy_dataset_trains_and_samples_points(tmp_path):
     raw["model"]["name"] = "dcgan"
     with pytest.raises(ConfigError, match="2-D point data"):
         api.build(from_dict(raw))
+
+
+@pytest.mark.parametrize("resolution", [28, 32])
+def test_dcgan_conv_head_keeps_a_full_resolution_stage(resolution):
+    G = build_generator("dcgan", resolution=resolution, channels=1, z_dim=8, width=4, head="conv")
+    assert G(torch.randn(3, 8)).shape == (3, 1, resolution, resolution)
+    last = [m for m in G.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+    assert type(last) is torch.nn.Conv2d and last.kernel_size == (3, 3) and last.in_channels == 4
+    with pytest.raises(ConfigError, match="model.g_head must be one of convt, conv"):
+        build_generator("dcgan", resolution=28, channels=1, z_dim=8, width=4, head="deconv")
+    with pytest.raises(ConfigError, match="does not support model.g_head"):
+        build_generator("mlp", resolution=28, channels=1, z_dim=8, width=4, head="conv")

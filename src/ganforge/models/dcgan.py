@@ -3,7 +3,11 @@ with Deep Convolutional Generative Adversarial Networks").
 
 G: z [N, z_dim] -> ConvTranspose(s x s) from 1x1 to `width * 2**(n_up-1)` channels, then n_up
    stride-2 ConvTranspose2d(4, 2, 1) upsamplings halving the channels, BatchNorm + ReLU after each
-   but the last, which maps to `channels` with tanh -> [N, C, H, W].
+   but the last, which maps to `channels` with tanh -> [N, C, H, W]. With ``head="conv"`` every
+   stage has twice the channels and the last upsampling keeps `width` channels (BatchNorm + ReLU)
+   at the full resolution, where a 3x3 convolution maps them to `channels`: the generator of the
+   PyTorch DCGAN-style loops users write for 28x28 data, which learns much more per step than the
+   paper's 4x4 transposed convolution straight to the image (BENCHMARKS.md, issue 20).
 D: the mirror image: n_up stride-2 Conv2d(4, 2, 1) doubling the channels from `width`, LeakyReLU(0.2),
    BatchNorm on all but the first, then an s x s conv to one logit -> [N]. With ``mbstd`` a
    minibatch standard-deviation channel is appended before that last conv. ``norm`` replaces
@@ -53,19 +57,29 @@ def plan(resolution: int) -> tuple[int, int]:
     return s, n_up
 
 
+G_HEADS = ("convt", "conv")
+
+
 class DCGANGenerator(nn.Module):
-    def __init__(self, *, resolution: int = 64, channels: int = 3, z_dim: int = 100, width: int = 64):
+    def __init__(self, *, resolution: int = 64, channels: int = 3, z_dim: int = 100, width: int = 64,
+                 head: str = "convt"):
         super().__init__()
         check_positive("dcgan", channels=channels, z_dim=z_dim, width=width)
+        if head not in G_HEADS:
+            raise ConfigError(f"dcgan: model.g_head must be one of {', '.join(G_HEADS)}, got '{head}'")
         s, n_up = plan(resolution)
         self.resolution, self.channels, self.z_dim = resolution, channels, z_dim
-        c = width * 2 ** (n_up - 1)
+        full = head == "conv"
+        c = width * 2 ** (n_up - 1 + full)
         # Bias is dropped before BatchNorm: BN's shift makes it redundant.
         layers: list[nn.Module] = [nn.ConvTranspose2d(z_dim, c, s, 1, 0, bias=False), nn.BatchNorm2d(c), nn.ReLU(True)]
-        for _ in range(n_up - 1):
+        for _ in range(n_up - 1 + full):
             layers += [nn.ConvTranspose2d(c, c // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(c // 2), nn.ReLU(True)]
             c //= 2
-        layers += [nn.ConvTranspose2d(c, channels, 4, 2, 1), nn.Tanh()]
+        if full:
+            layers += [nn.Conv2d(c, channels, 3, 1, 1), nn.Tanh()]
+        else:
+            layers += [nn.ConvTranspose2d(c, channels, 4, 2, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         self.apply(dcgan_init_)
 

@@ -83,7 +83,8 @@ class UnconditionalGAN(Objective):
         if self.point_dim is not None:
             d_shape["point_dim"] = self.point_dim * m.pac
             shape["point_dim"] = self.point_dim
-        G = models.build_generator(m.name, z_dim=self.z_dim, width=m.g_width, depth=m.g_depth, **shape)
+        G = models.build_generator(m.name, z_dim=self.z_dim, width=m.g_width, depth=m.g_depth,
+                                       head=m.g_head, **shape)
         D = models.build_discriminator(m.name, width=m.d_width, depth=m.d_depth, norm=m.d_norm,
                                        mbstd=m.mbstd_group or None, **d_shape)
         if m.g_spectral_norm:
