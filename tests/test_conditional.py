@@ -355,3 +355,11 @@ def test_eval_target_of_a_conditional_run_carries_labels(cond_run):
     assert labels.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
     want = api.load(cond_run).sample_uint8(9, seed=4, labels=[0, 0, 0, 1, 1, 1, 2, 2, 2])
     assert torch.equal(images, torch.from_numpy(want).permute(0, 3, 1, 2))
+
+
+def test_conditional_generator_takes_the_conv_head():
+    from ganforge.models.conditional import ConditionalGenerator
+
+    G = ConditionalGenerator(resolution=28, channels=1, z_dim=8, width=4, num_classes=3, head="conv")
+    assert G(torch.randn(2, 8), torch.tensor([0, 2])).shape == (2, 1, 28, 28)
+    assert type(G.out) is torch.nn.Conv2d and G.out.kernel_size == (3, 3)

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from .dcgan import d_body, plan
+from .dcgan import G_HEADS, d_body, plan
 from .layers import check_positive, dcgan_init_
 
 G_CONDS = ("concat", "cbn")
@@ -71,11 +71,13 @@ class ConditionalGenerator(nn.Module):
     """(z [N, z_dim], labels [N]) -> images [N, C, H, W] in [-1, 1]."""
 
     def __init__(self, *, resolution: int, channels: int, z_dim: int, width: int, num_classes: int,
-                 cond: str = "concat", embed_dim: int = 0):
+                 cond: str = "concat", embed_dim: int = 0, head: str | None = None):
         super().__init__()
         check_positive("conditional dcgan", channels=channels, z_dim=z_dim, width=width,
                        num_classes=num_classes)
         _check("conditional generator", cond, G_CONDS, "cond.g_cond")
+        _check("conditional generator", head or "convt", G_HEADS, "model.g_head")
+        full = head == "conv"  # as ganforge.models.dcgan: a full-resolution stage, a 3x3 output conv
         s, n_up = plan(resolution)
         self.resolution, self.channels, self.z_dim = resolution, channels, z_dim
         self.num_classes, self.cond = num_classes, cond
@@ -86,15 +88,15 @@ class ConditionalGenerator(nn.Module):
         def norm(c: int) -> nn.Module:
             return CondBatchNorm2d(c, num_classes) if cond == "cbn" else _BN(c)
 
-        c = width * 2 ** (n_up - 1)
+        c = width * 2 ** (n_up - 1 + full)
         convs = [nn.ConvTranspose2d(in_dim, c, s, 1, 0, bias=False)]
         norms = [norm(c)]
-        for _ in range(n_up - 1):
+        for _ in range(n_up - 1 + full):
             convs.append(nn.ConvTranspose2d(c, c // 2, 4, 2, 1, bias=False))
             norms.append(norm(c // 2))
             c //= 2
         self.convs, self.norms = nn.ModuleList(convs), nn.ModuleList(norms)
-        self.out = nn.ConvTranspose2d(c, channels, 4, 2, 1)
+        self.out = nn.Conv2d(c, channels, 3, 1, 1) if full else nn.ConvTranspose2d(c, channels, 4, 2, 1)
         self.apply(_init_)
 
     def forward(self, z: Tensor, labels: Tensor) -> Tensor:

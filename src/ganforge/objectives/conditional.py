@@ -83,7 +83,7 @@ class ConditionalGAN(UnconditionalGAN):
         self.aux_fake_in_d = c.aux_fake_in_d
         res, ch = cfg.data.resolution, cfg.data.channels
         G = ConditionalGenerator(resolution=res, channels=ch, z_dim=m.z_dim, width=m.g_width,
-                                 num_classes=k, cond=c.g_cond, embed_dim=c.embed_dim)
+                                 num_classes=k, cond=c.g_cond, embed_dim=c.embed_dim, head=m.g_head)
         D = ConditionalDiscriminator(resolution=res, channels=ch, width=m.d_width, num_classes=k,
                                      cond=c.d_cond, norm=m.d_norm, mbstd=m.mbstd_group)
         if m.g_spectral_norm:
