@@ -359,6 +359,17 @@ def test_resume_allows_other_changes_with_a_notice_and_an_event(tmp_path, capsys
     assert state["config"]["loss"]["name"] == "hinge"
 
 
+def test_resume_with_no_step_left_names_the_checkpoint_and_how_to_continue(tmp_path, capsys):
+    run = tmp_path / "run"
+    _train(_cfg(**{"train.steps": 2}), run)
+    capsys.readouterr()
+    assert cli.main(["train", "--resume", "--out", str(run), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "is already at step 2 of train.steps=2: nothing to train" in out
+    assert f"ganforge train --resume --out {run} train.steps=4" in out
+    assert f"checkpoint: {run / 'checkpoints' / 'step_0000002'}" in out  # it used to say None
+
+
 def test_resume_of_a_config_with_a_yaml_tag_runs_nothing(tmp_path, capsys):
     run = tmp_path / "run"
     _train(_cfg(**{"train.steps": 2}), run)

@@ -242,8 +242,10 @@ def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: boo
     try:
         weights = state = None
         changes: dict[str, tuple[Any, Any]] = {}
+        resumed_from = None
         if resume and any((run_dir / "checkpoints").glob("step_*")):
-            weights, state = ckpt.load(ckpt.find(run_dir), map_location=device)
+            resumed_from = ckpt.find(run_dir)
+            weights, state = ckpt.load(resumed_from, map_location=device)
             changes = check_resume_changes(run_dir, cfg, weights, state)
         objective, dataset = _build_checked(cfg, dataset)
         batches = objective.make_batches(dataset, cfg, device)
@@ -263,6 +265,7 @@ def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: boo
                                 "a checkpoint")
         if weights is not None:
             trainer.load(weights, state)
+            trainer.last_checkpoint = resumed_from  # the result names it when no step is left to train
             if changes:
                 _record_changes(trainer, changes)
                 atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())

@@ -108,6 +108,10 @@ def cmd_train(args) -> int:
         print(f"ganforge: stopped by {result.interrupted} at step {result.step}; checkpoint saved "
               f"to {result.checkpoint}. Continue with: ganforge train --resume --out {run_dir}")
         return 130 if result.interrupted == "SIGINT" else 143
+    if args.resume and result.step == result.start:
+        print(f"ganforge: {run_dir} is already at step {result.step} of train.steps={cfg.train.steps}: "
+              f"nothing to train. To continue, raise it: ganforge train --resume --out {run_dir} "
+              f"train.steps={result.step + cfg.train.steps}")
     print(f"ganforge: done at step {result.step}")
     print(f"  samples:    {samples[-1] if samples else '(none)'}")
     print(f"  checkpoint: {result.checkpoint}")

@@ -93,6 +93,7 @@ class FitResult:
     run_dir: Path | None
     checkpoint: Path | None
     interrupted: str | None = None  # name of the signal that stopped training early
+    start: int = 0  # the step fit() started from (a resumed run's checkpoint step)
 
 
 class Trainer:
@@ -307,7 +308,7 @@ class Trainer:
 
     def fit(self) -> FitResult:
         t = self.cfg.train
-        bar = None
+        start, bar = self.step, None
         if self.progress:
             from tqdm import tqdm
 
@@ -357,7 +358,7 @@ class Trainer:
             if bar is not None:
                 bar.close()
             self.logger.close()
-        return FitResult(self.step, self.run_dir, self.last_checkpoint, self._stop_signal)
+        return FitResult(self.step, self.run_dir, self.last_checkpoint, self._stop_signal, start)
 
     def _stopping(self) -> bool:
         """Whether a signal asks to stop; under torchrun, a signal on any rank stops every rank
