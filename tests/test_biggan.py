@@ -238,13 +238,22 @@ def test_sampling_in_eval_mode_uses_standing_statistics_once_per_weight_version(
         G.out_conv.parametrizations.weight.original.mul_(1.01)
     objective.sample(3, generator=torch.Generator().manual_seed(0))
     assert calls[4:] == [True, True, False]
-    # truncated samples: statistics of truncated latents, computed once per threshold
+    untruncated = [b.clone() for b in G.buffers()]
+    # truncated samples: statistics of truncated latents, computed once per threshold; going
+    # back to a threshold these weights have seen copies its statistics back
     means = []
-    for t in (0.5, 0.5, None):
+    for t in (0.5, 0.5, None, 0.5):
         objective.sample(3, generator=torch.Generator().manual_seed(0), truncation=t)
         means.append(G.out_bn.running_mean.clone())
-    assert calls[7:] == [True, True, False, False, True, True, False]
-    assert not torch.equal(means[0], means[2])
+    assert calls[7:] == [True, True, False, False, False, False]
+    assert not torch.equal(means[0], means[2]) and torch.equal(means[0], means[3])
+    objective.sample(3, generator=torch.Generator().manual_seed(0))
+    assert calls[13:] == [False]
+    assert all(torch.equal(a, b) for a, b in zip(untruncated, G.buffers()))
+    with torch.no_grad():  # new weights: what was kept is stale
+        G.out_conv.parametrizations.weight.original.mul_(1.01)
+    objective.sample(3, generator=torch.Generator().manual_seed(0), truncation=0.5)
+    assert calls[14:] == [True, True, False]
     hook.remove()
 
 

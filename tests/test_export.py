@@ -61,9 +61,6 @@ FAMILIES = sorted(n for n, c in OBJECTIVES.items() if c.capabilities & set(EXPOR
                   and (c.__module__.startswith("ganforge.") or c is TruncationFamily))
 CASES = [(f, c, "AtoB") for f in FAMILIES for c in EXPORTABLE if c in OBJECTIVES[f].capabilities]
 CASES.append(("cyclegan", "translate", "BtoA"))
-# BigGAN's sampler recomputes its standing BatchNorm statistics in place for each truncation
-# before the network call: export refuses it in one line and writes nothing.
-REFUSED = {"biggan": "standing BatchNorm statistics"}
 
 
 def train_family(name: str, root: Path) -> Path:
@@ -88,11 +85,6 @@ def _ort(path: Path, feed: dict[str, np.ndarray]) -> np.ndarray:
 def test_onnx_matches_the_familys_own_method(family, capability, direction, runs, tmp_path):
     run = ganforge.load(runs[family])
     out = tmp_path / "g.onnx"
-    if family in REFUSED:
-        with pytest.raises(export.ExportError, match=REFUSED[family]) as info:
-            export.export_onnx(run, out, capability=capability, direction=direction)
-        assert "\n" not in str(info.value) and not out.exists()
-        return
     result = export.export_onnx(run, out, capability=capability, direction=direction)
     assert result["max_abs_diff"] <= 1e-4
     session = export.ort_session(out)
@@ -214,6 +206,66 @@ def test_server_batches_the_chained_samplers_through_their_graphs(runs, tmp_path
     # three truncations, one forward pass of 6 images
     assert 'ganforge_batch_images_sum{model="sg"} 6.0' in text
     assert 'ganforge_batch_images_count{model="sg"} 1.0' in text
+
+
+def test_biggan_graph_is_fixed_to_the_truncation_asked_for(runs, tmp_path, capsys):
+    from ganforge import cli
+
+    def export_cli(out, *extra):  # in this process: the CLI's parsing, messages and exit codes
+        code = cli.main(["export", str(runs["biggan"]), "--format", "onnx", "--out", str(out), *extra])
+        return code, capsys.readouterr()
+
+    out, default = tmp_path / "t05.onnx", tmp_path / "default.onnx"
+    code, printed = export_cli(out, "--truncation", "0.5")
+    assert code == 0, printed.err
+    assert printed.out.count("\n") == 1 and "fixed to truncation 0.5)" in printed.out
+    code, printed = export_cli(default)
+    assert code == 0, printed.err
+    lines = printed.out.splitlines()
+    assert len(lines) == 2 and "fixed to truncation none" in lines[0]
+    assert "no truncation" in lines[1] and "--truncation T" in lines[1]
+    session = export.ort_session(out)
+    assert [i.name for i in session.get_inputs()] == ["z", "labels"]
+    meta = json.loads(session.get_modelmeta().custom_metadata_map["ganforge"])
+    assert meta["truncation"] == 0.5 and "standing BatchNorm statistics" in meta["truncation_fixed"]
+    meta = json.loads(export.ort_session(default).get_modelmeta().custom_metadata_map["ganforge"])
+    assert meta["truncation"] is None
+    run = ganforge.load(runs["biggan"])
+    for n, seed in ((1, 3), (5, 7)):
+        labels = [i % 2 for i in range(n)]
+        call = record_sample(run, n, seed=seed, labels=labels, truncation=0.5)
+        feed = {k: call.arguments[k].numpy() for k in ("z", "labels")}
+        assert np.abs(feed["z"]).max() <= 0.5
+        ref = run.sample(n, seed=seed, labels=labels, truncation=0.5).numpy()
+        got = _ort(out, feed)
+        assert got.shape == ref.shape and np.abs(got - ref).max() <= 1e-4
+    # the same inputs through the graph of untruncated statistics: the truncation is in the file
+    assert np.abs(_ort(default, feed) - ref).max() > 1e-3
+    code, printed = export_cli(tmp_path / "bad.onnx", "--truncation", "0")
+    assert code == 2 and printed.err.count("\n") == 1 and "threshold > 0" in printed.err
+    assert not (tmp_path / "bad.onnx").exists()
+    # a graph that takes its truncation as an input has nothing to fix
+    with pytest.raises(ConfigError, match="drop --truncation") as info:
+        export.export_onnx(ganforge.load(runs["stylegan2"]), tmp_path / "s.onnx", truncation=0.5)
+    assert "\n" not in str(info.value) and not (tmp_path / "s.onnx").exists()
+
+
+def test_server_runs_one_biggan_truncation_per_forward_pass(runs):
+    from ganforge.serve.batching import ModelWorker
+
+    run = ganforge.load(runs["biggan"])
+    batches = []
+    worker = ModelWorker("big", run, max_batch=16, wait_ms=300, on_batch=lambda m, n: batches.append(n))
+    try:
+        assert worker.graph is not None
+        jobs = [dict(n=2, seed=s, truncation=t) for s, t in ((1, 0.5), (2, None), (3, 1.0), (4, 0.5))]
+        futures = [worker.submit("sample", **p) for p in jobs]
+        got = [f.result(timeout=60) for f in futures]
+    finally:
+        worker.close()
+    for p, images in zip(jobs, got):
+        assert torch.allclose(images, run.sample(p["n"], seed=p["seed"], truncation=p["truncation"]), atol=1e-5)
+    assert sorted(batches) == [2, 2, 4]  # 0.5 twice in one pass; None and 1.0 each alone
 
 
 @pytest.mark.parametrize("family", FAMILIES)

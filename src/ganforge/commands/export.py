@@ -2,6 +2,7 @@
 capability (checked with onnxruntime) or as a self-contained model folder."""
 from __future__ import annotations
 
+from ..errors import ConfigError
 from . import add_run_arguments
 
 
@@ -9,6 +10,9 @@ def cmd_export(args) -> int:
     from .. import api
     from ..serve import export
 
+    if args.format == "folder" and args.truncation is not None:
+        raise ConfigError("--truncation applies to --format onnx only (a model folder keeps every "
+                          "truncation); drop it")
     run = api.load(args.run_dir, checkpoint=args.checkpoint)
     if args.format == "folder":
         out = export.export_folder(run, args.out, force=args.force)
@@ -17,11 +21,17 @@ def cmd_export(args) -> int:
               f"ganforge serve {out}")
         return 0
     result = export.export_onnx(run, args.out, capability=args.capability, direction=args.direction,
-                                force=args.force)
+                                force=args.force, truncation=args.truncation)
     inputs = ", ".join(f"{k} {v}" for k, v in result["inputs"].items())
+    fixed = "truncation_state" in result
+    t = "none" if result.get("truncation") is None else f"{result['truncation']:g}"
     print(f"ganforge: wrote {result['path']} ({result['capability']}; inputs {inputs}; dynamic batch"
-          f"{' and size' if 'image' in result['inputs'] else ''}); onnxruntime matches PyTorch to "
-          f"{result['max_abs_diff']:.2g} (tolerance {export.PARITY_TOL:g})")
+          f"{' and size' if 'image' in result['inputs'] else ''}{f'; fixed to truncation {t}' if fixed else ''}"
+          f"); onnxruntime matches PyTorch to {result['max_abs_diff']:.2g} (tolerance {export.PARITY_TOL:g})")
+    if fixed and args.truncation is None:
+        print(f"ganforge: this graph holds one truncation ({result['truncation_state']}); exported at "
+              f"objective={run.config.objective}'s default, no truncation (z untruncated); pass "
+              f"--truncation T for another")
     return 0
 
 
@@ -40,4 +50,8 @@ def register(subparsers, parser_class) -> None:
                    help="onnx: which capability to export (default: the first the run has)")
     s.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"],
                    help="onnx, translation runs: which generator (BtoA: unpaired runs only)")
+    s.add_argument("--truncation", type=float, metavar="T",
+                   help="onnx, samplers whose graph holds state for one truncation (standing "
+                        "BatchNorm statistics): the truncation to fix it to (default: none); recorded in the "
+                        "file's metadata")
     s.set_defaults(func=cmd_export)

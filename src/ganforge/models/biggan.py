@@ -204,6 +204,27 @@ class BigGANGenerator(nn.Module):
         return torch.tanh(self.out_conv(F.relu(self.out_bn(h))))
 
 
+class Sampler(nn.Module):
+    """G's sampling pass as one tensor function, what ONNX export writes and the server batches:
+    z [N, z_dim] (drawn by the family, truncated where asked), labels int64 [N] -> images
+    [N, C, H, W] clamped to [-1, 1]. The truncation is not an input: in eval mode G's BatchNorms
+    use the standing statistics its family computed for one truncation (ganforge.objectives.
+    biggan), so a traced graph is right for that truncation only (``truncation_state``)."""
+
+    input_meaning = {"z": "float32 [N, z_dim], N(0, 1) with every value beyond the graph's truncation "
+                          "resampled inside it (none: untruncated)",
+                     "labels": "int64 [N], class indices"}
+    # read by ganforge.serve.graph: what in this module's state belongs to one truncation
+    truncation_state = "the generator's standing BatchNorm statistics are computed for one truncation"
+
+    def __init__(self, G: BigGANGenerator):
+        super().__init__()
+        self.G = G
+
+    def forward(self, z: Tensor, labels: Tensor) -> Tensor:
+        return self.G(z, labels).float().clamp(-1, 1)
+
+
 class BigGANDiscriminator(nn.Module):
     """(images [N, C, H, W], labels [N]) -> logits [N] (projection)."""
 

@@ -21,7 +21,13 @@ for the labels of the real batch, EMA of G from ``train.ema_start``) plus what B
   ``biggan.standing_batches`` batches of its own samples (the authors' ``accumulate_stats``),
   drawn with the same truncation as the samples: statistics of untruncated latents would
   shrink the activations of a truncated sample (a run after 120 steps gave near-black images
-  at T = 0.5 that way).
+  at T = 0.5 that way). The statistics of the last few truncations are kept, so a server that
+  alternates between them copies them back instead of recomputing them.
+
+``export_module`` is G's sampling pass (models.biggan.Sampler, inputs z and labels): the
+statistics it runs with are those of the last truncation sampled, so ONNX export fixes a graph
+to one truncation (``ganforge export --truncation T``) and the server batches one truncation per
+forward pass.
 """
 from __future__ import annotations
 
@@ -34,8 +40,8 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..labels import dataset_classes
-from ..models.biggan import BigGANDiscriminator, BigGANGenerator
-from ..models.layers import standing_stats_
+from ..models.biggan import BigGANDiscriminator, BigGANGenerator, Sampler
+from ..models.layers import batch_norms, standing_stats_
 from .base import register_objective
 from .conditional import ConditionalGAN
 from .unconditional import TINY_TRAIN, gan_optimizers, write_image_folder
@@ -90,10 +96,7 @@ class BigGAN(ConditionalGAN):
     ema_standing_stats = False  # its sampler computes them for the truncation asked for
     capabilities = frozenset({"sample", "sample_labels", "truncation"})
     g_regularizers = frozenset({"ortho"})
-    # read by ganforge.serve.export: why ``sample`` has no ONNX graph (the server runs it unbatched)
-    export_refusal = ("its sampler first recomputes the generator's standing BatchNorm statistics, in place, "
-                      "for the requested truncation, which one graph of fixed weights does not cover; "
-                      "serve the run with ganforge serve RUN instead")
+    standing_kept = 8  # truncations whose standing statistics are kept for the current weights
 
     def __init__(self, cfg, data_info: Mapping[str, Any]):
         m, b, self.reg = cfg.model, cfg.biggan, cfg.reg
@@ -116,6 +119,7 @@ class BigGAN(ConditionalGAN):
         self.aux_weight, self.aux_fake_in_d = 0.0, False  # projection D, no auxiliary classifier
         self.standing = (b.standing_batches, b.standing_batch_size)
         self._standing_key = None
+        self._standing_saved: dict[tuple, list[tuple[Tensor, ...]]] = {}
         res, ch = cfg.data.resolution, cfg.data.channels
         G = BigGANGenerator(resolution=res, channels=ch, z_dim=m.z_dim, width=m.g_width, num_classes=k,
                             shared_dim=b.shared_dim, hier=b.hier, attn_res=b.attn_res,
@@ -154,11 +158,20 @@ class BigGAN(ConditionalGAN):
         """Standing BN statistics of ``G`` over its own samples of uniform classes from a fixed
         seed, with the latent distribution it is about to sample from (truncated or not, as the
         authors' truncation curves recompute them per setting); recomputed only when that or
-        G's weights changed since the last time (the EMA update, a checkpoint load and every
-        in-place copy bump a tensor's version)."""
+        G's weights changed since they were last computed (the EMA update, a checkpoint load and
+        every in-place copy bump a tensor's version), else copied back from those kept."""
         batches, size = self.standing
         key = (id(G), truncation, tuple(p._version for p in G.parameters()))
         if not batches or key == self._standing_key:
+            return
+        bns = batch_norms(G)
+        kept = self._standing_saved.get(key)
+        if kept is not None:
+            with torch.no_grad():
+                for m, buffers in zip(bns, kept):
+                    for mine, saved in zip((m.running_mean, m.running_var, m.num_batches_tracked), buffers):
+                        mine.copy_(saved)
+            self._standing_key = key
             return
         gen = torch.Generator().manual_seed(0)
         inputs = []
@@ -167,7 +180,24 @@ class BigGAN(ConditionalGAN):
             y = torch.randint(0, self.num_classes, (size,), generator=gen).to(self.device)
             inputs.append((z, y))
         standing_stats_(G, inputs)
+        # other weights' statistics are stale; keep at most standing_kept truncations
+        same = [k for k in self._standing_saved if k[0] == key[0] and k[2] == key[2]]
+        self._standing_saved = {k: self._standing_saved[k] for k in same[max(0, len(same) - self.standing_kept + 1):]}
+        self._standing_saved[key] = [(m.running_mean.clone(), m.running_var.clone(),
+                                      m.num_batches_tracked.clone()) for m in bns]
         self._standing_key = key
+
+    def export_module(self, nets: Mapping[str, nn.Module] | None = None) -> Sampler:
+        """G's sampling pass as one module (models.biggan.Sampler), the same instance for the
+        same G: ``sample`` runs through it after the standing statistics, and
+        ganforge.serve.graph records its call for export and batching."""
+        G = (nets or {}).get("G", self.nets["G"])
+        cache = self.__dict__.setdefault("_samplers", {})
+        if id(G) not in cache:
+            if len(cache) > 4:
+                cache.clear()
+            cache[id(G)] = Sampler(G)
+        return cache[id(G)]
 
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator,
@@ -180,9 +210,9 @@ class BigGAN(ConditionalGAN):
             raise ConfigError(f"truncation must be a threshold > 0 for BigGAN runs (latent values "
                               f"beyond it are resampled; smaller: less varied, cleaner samples), "
                               f"got {truncation}")
-        G = (nets or {}).get("G", self.nets["G"])
-        if not G.training:
-            self._standing_stats(G, truncation)
+        sampler = self.export_module(nets)
+        if not sampler.G.training:
+            self._standing_stats(sampler.G, truncation)
         y = self.labels_for(n, labels)
         z = truncated_z((n, self.z_dim), truncation, generator).to(self.device)
-        return G(z, y).float().clamp(-1, 1)
+        return sampler(z, y)

@@ -8,7 +8,9 @@ each request's inputs (z drawn from its seed by the family itself, its class lab
 recorded without running the network, concatenated along the batch, run once and split, so a
 batched request returns the images ``LoadedRun.sample`` gives for its seed. Translation requests
 of the same image size and direction are concatenated likewise. Upscale requests, and families
-whose sample graph did not verify, run one at a time.
+whose sample graph did not verify, run one at a time. A graph whose network holds state for one
+truncation (``InferenceGraph.truncation_state``: standing BatchNorm statistics) takes requests of
+one truncation per forward pass, after the family has set that state for it.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ import torch
 from torch import Tensor
 
 from ..latents import slerp, walk_fractions
-from .graph import InferenceGraph, build_graph, record_sample, verify
+from .graph import InferenceGraph, build_graph, record_sample, set_truncation, verify
 
 VERIFY_TOL = 1e-5
 
@@ -147,8 +149,10 @@ class ModelWorker:
                         job.inputs.append(va.expand(p["steps"], *va.shape[1:]))
                     else:
                         job.inputs.append(va)
-            # float inputs (truncation) are one value per forward pass: part of the key
-            job.key = ("graph", tuple(float(v) for v in job.inputs if not isinstance(v, Tensor)))
+            # float inputs (truncation) are one value per forward pass: part of the key; so is
+            # the truncation of a network whose state belongs to one
+            fixed = ((p.get("truncation"),) if self.graph.truncation_state else ())
+            job.key = ("graph", tuple(float(v) for v in job.inputs if not isinstance(v, Tensor)), *fixed)
             job.inputs = [torch.as_tensor(v) for v in job.inputs]
         elif job.kind == "translate":
             job.key = ("translate", p["direction"], tuple(p["image"].shape))
@@ -158,6 +162,8 @@ class ModelWorker:
         if jobs[0].key is not None and jobs[0].key[0] == "graph":
             cat = [torch.cat([j.inputs[i] for j in jobs]) if jobs[0].inputs[i].dim() > 0 else jobs[0].inputs[i]
                    for i in range(len(jobs[0].inputs))]
+            if self.graph.truncation_state:  # the state of the last request prepared may be another's
+                set_truncation(run, jobs[0].params.get("truncation"))
             out = self.graph(*cat).cpu()
             sizes = [len(j.inputs[0]) for j in jobs]
         elif kind == "translate":

@@ -4,9 +4,10 @@ ONNX: torch's TorchScript-based exporter (``torch.onnx.export(..., dynamo=False)
 only the ``onnx`` package and works offline with torch 2.1-2.14; the dynamo exporter would also
 need ``onnxscript``. The graph is the network call behind the capability (ganforge.serve.graph):
 ``sample`` takes the tensors the family feeds its generator (z, class labels, truncation where it
-reaches the network as a number) with a dynamic batch; ``translate`` / ``upscale`` take one float
-image [N, C, H, W] in [-1, 1] of dynamic size. The file is checked with onnxruntime against
-PyTorch before it replaces ``out``.
+reaches the network as a number) with a dynamic batch; a sample graph whose network holds state
+for one truncation (standing BatchNorm statistics) is recorded at ``truncation`` and says so in
+its metadata; ``translate`` / ``upscale`` take one float image [N, C, H, W] in [-1, 1] of
+dynamic size. The file is checked with onnxruntime against PyTorch before it replaces ``out``.
 
 Folder (the from_pretrained convention): config.json (the resolved config, step, family,
 capabilities), model.safetensors (the EMA generator weights) and a generated README.md model
@@ -14,11 +15,12 @@ card; ``ganforge.load(folder)`` and ``ganforge serve folder`` read it.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 import yaml
@@ -28,7 +30,7 @@ from ..atomic import atomic_path, atomic_write_text
 from ..errors import ConfigError, GanforgeError
 from ..objectives import CAPABILITIES
 from ..training import checkpoint as ckpt
-from .graph import EXPORTABLE, IMAGE_CAPABILITIES, build_graph, example_image, verify
+from .graph import EXPORTABLE, IMAGE_CAPABILITIES, build_graph, example_image, truncation_state, verify
 
 PARITY_TOL = 1e-4  # fp32 ONNX against PyTorch, largest absolute difference on [-1, 1] outputs
 OPSET = 17
@@ -82,9 +84,12 @@ def _second_inputs(run, capability: str, direction: str, inputs: dict[str, torch
 
 
 def export_onnx(run: LoadedRun, out: Path | str, *, capability: str | None = None,
-                direction: str = "AtoB", force: bool = False) -> dict[str, Any]:
+                direction: str = "AtoB", force: bool = False,
+                truncation: float | None = None) -> dict[str, Any]:
     """Write ``out`` (.onnx) and return what was checked: inputs, the largest difference to
-    PyTorch on the traced and on a second input shape (``max_abs_diff``)."""
+    PyTorch on the traced and on a second input shape (``max_abs_diff``), and for a sample
+    graph fixed to one truncation, that truncation (``truncation``, None: none) and why
+    (``truncation_state``). ``truncation``: for such graphs only."""
     _require_onnx()
     import onnx
 
@@ -97,11 +102,13 @@ def export_onnx(run: LoadedRun, out: Path | str, *, capability: str | None = Non
     if capability not in EXPORTABLE:
         raise ConfigError(f"--capability {capability}: exportable are {', '.join(EXPORTABLE)}")
     run.require(capability)
-    refusal = getattr(run.objective, "export_refusal", None) if capability == "sample" else None
-    if refusal:
-        raise ExportError(f"the sample graph of objective={run.config.objective} cannot be exported to ONNX: "
-                          f"{refusal}")
-    built = build_graph(run, capability, direction)
+    if truncation is not None:
+        run.require("truncation")
+        if capability != "sample" or truncation_state(run) is None:
+            raise ConfigError(f"--truncation is for sample graphs whose network holds state for one "
+                              f"truncation; the {capability} graph of objective={run.config.objective} "
+                              f"holds none (a truncation it takes is an input): drop --truncation")
+    built = build_graph(run, capability, direction, truncation=truncation)
     if built is None:
         raise ExportError(f"{capability} of run {run.run_dir} calls no network to export")
     graph, inputs = built
@@ -119,9 +126,10 @@ def export_onnx(run: LoadedRun, out: Path | str, *, capability: str | None = Non
     with atomic_path(out) as tmp:
         with warnings.catch_warnings():  # the TorchScript exporter's deprecation and tracer notes
             warnings.simplefilter("ignore")
-            torch.onnx.export(graph, tuple(inputs.values()), str(tmp), input_names=names,
-                              output_names=["image_out"], dynamic_axes=dynamic,
-                              opset_version=OPSET, dynamo=False)
+            with vdot_as_onnx():
+                torch.onnx.export(graph, tuple(inputs.values()), str(tmp), input_names=names,
+                                  output_names=["image_out"], dynamic_axes=dynamic,
+                                  opset_version=OPSET, dynamo=False)
         model = onnx.load(str(tmp))
         onnx.checker.check_model(model)
         for key, value in meta.items():
@@ -132,8 +140,29 @@ def export_onnx(run: LoadedRun, out: Path | str, *, capability: str | None = Non
         if max(diffs) > PARITY_TOL:
             raise ExportError(f"onnxruntime's output differs from PyTorch's by {max(diffs):.3g} "
                               f"(> {PARITY_TOL}); the file was not written")
-    return {"capability": capability, "inputs": {k: list(v.shape) for k, v in inputs.items()},
-            "max_abs_diff": max(diffs), "path": str(out)}
+    result = {"capability": capability, "inputs": {k: list(v.shape) for k, v in inputs.items()},
+              "max_abs_diff": max(diffs), "path": str(out)}
+    if graph.truncation_state:
+        result.update(truncation=graph.truncation, truncation_state=graph.truncation_state)
+    return result
+
+
+def _vdot(g, a, b):
+    return g.op("ReduceSum", g.op("Mul", a, b), keepdims_i=0)  # real vectors: sum(a * b)
+
+
+@contextlib.contextmanager
+def vdot_as_onnx() -> Iterator[None]:
+    """Inside: the TorchScript exporter writes ``aten::vdot`` (spectral norm's sigma = u . W v,
+    which a generator with spectral norm computes on every forward) as ReduceSum(Mul), for real
+    vectors. It has no ONNX form of its own, and the parametrization cannot be frozen for a
+    trace (``parametrize.cached`` refuses tracing; removing it on a copy would edit the class
+    the run's modules share)."""
+    torch.onnx.register_custom_op_symbolic("aten::vdot", _vdot, OPSET)
+    try:
+        yield
+    finally:
+        torch.onnx.unregister_custom_op_symbolic("aten::vdot", OPSET)
 
 
 @torch.inference_mode()
@@ -159,6 +188,10 @@ def onnx_metadata(run, capability, direction, graph, inputs) -> dict[str, str]:
         info.update(stride=graph.stride, scale=graph.scale, direction=direction)
     if run.class_names and capability == "sample":
         info["class_names"] = run.class_names
+    if graph.truncation_state:  # null: no truncation
+        info.update(truncation=graph.truncation,
+                    truncation_fixed=f"this graph is right for this truncation only: {graph.truncation_state}; "
+                                     f"draw z with it (ganforge export --truncation T for another)")
     return {"ganforge": json.dumps(info), "ganforge_config": yaml.safe_dump(run.config.to_dict(), sort_keys=False)}
 
 

@@ -17,6 +17,12 @@ synthesis with per-layer noise) declares ``export_module(nets)``: one module, th
 for the same networks, whose forward takes tensors only and which its ``sample`` calls once with
 everything drawn from the seed. Recording a ``sample`` then hooks that module alone (not the
 networks inside it, nor what the family runs before it), so the chain is one graph.
+
+An export module whose state belongs to one truncation (standing BatchNorm statistics that the
+family's ``sample`` recomputes for each truncation before the call) says so in its attribute
+``truncation_state``: its graph is recorded at the truncation asked for (``build_graph(...,
+truncation=T)``), is right for that truncation only (``InferenceGraph.truncation``), and
+whoever replays it for another truncation first calls ``set_truncation(run, T)``.
 """
 from __future__ import annotations
 
@@ -60,6 +66,18 @@ class GeneratorCall:
 
     def constants(self) -> dict[str, Any]:
         return {k: v for k, v in self.arguments.items() if not isinstance(v, Tensor)}
+
+
+def truncation_state(run) -> str | None:
+    """What the run's sample export module holds for one truncation only (None: nothing)."""
+    export_module = getattr(run.objective, "export_module", None)
+    return None if export_module is None else getattr(export_module(run.ema_nets), "truncation_state", None)
+
+
+def set_truncation(run, truncation: float | None) -> None:
+    """Bring the state of a graph fixed to one truncation to ``truncation``: the family prepares a
+    sample of it (its standing statistics) up to the network call, which is not run."""
+    record_sample(run, 1, truncation=truncation)
 
 
 def _hooked(run, sample: bool) -> list[tuple[str, nn.Module]]:
@@ -145,10 +163,12 @@ class InferenceGraph(nn.Module):
     to a multiple of the family's stride, run the net and crop to ``scale`` x the input size.
     ``float_inputs`` lists non-tensor arguments made inputs (truncation). ``input_walk``:
     whether the family's interpolation is the slerp of these inputs (False when an export module
-    says otherwise), so the server may batch it through the graph."""
+    says otherwise), so the server may batch it through the graph. ``truncation_state``: what
+    the network holds for one truncation (None: nothing), and ``truncation`` the one it was
+    recorded at."""
 
     def __init__(self, call: GeneratorCall, *, capability: str, stride: int = 1, scale: int = 1,
-                 float_inputs: tuple[str, ...] = ()):
+                 float_inputs: tuple[str, ...] = (), truncation: float | None = None):
         super().__init__()
         self.net = call.net
         self.capability, self.stride, self.scale = capability, stride, scale
@@ -157,6 +177,8 @@ class InferenceGraph(nn.Module):
         self.fixed = {k: v for k, v in call.constants().items() if k not in float_inputs}
         self.float_inputs = tuple(float_inputs)
         self.input_walk = bool(getattr(call.net, "input_walk", True))
+        self.truncation_state: str | None = getattr(call.net, "truncation_state", None)
+        self.truncation = truncation if self.truncation_state else None
 
     def forward(self, *inputs: Tensor) -> Tensor:
         arguments = {**self.fixed, **dict(zip(self.input_names, inputs))}
@@ -179,17 +201,21 @@ class InferenceGraph(nn.Module):
 def build_graph(run, capability: str, direction: str = "AtoB",
                 truncation: float | None = None) -> tuple[InferenceGraph, dict[str, Tensor]] | None:
     """(graph, example inputs by name) for ``capability`` of ``run``; None when the capability
-    made no network call to record. ``truncation``: families with that capability get it as a
-    float input when it reaches the network call as a number."""
+    made no network call to record. ``truncation``: a graph fixed to one truncation (see
+    ``truncation_state``) is recorded at it (None: the family's default, no truncation); other
+    families with that capability get it as a float input when it reaches the network call as
+    a number, and ``truncation`` is its example value."""
     run.require(capability)
     if capability == "sample":
-        probe = TRUNCATION_PROBE if "truncation" in run.capabilities else None
-        call = record_sample(run, 2, truncation=probe)
+        fixed = truncation_state(run) is not None
+        probe = TRUNCATION_PROBE if "truncation" in run.capabilities and not fixed else None
+        call = record_sample(run, 2, truncation=truncation if fixed else probe)
         if call is None:
             return None
         floats = tuple(k for k, v in call.constants().items()
                        if probe is not None and isinstance(v, float) and v == probe)
-        graph = InferenceGraph(call, capability=capability, float_inputs=floats)
+        graph = InferenceGraph(call, capability=capability, float_inputs=floats,
+                               truncation=truncation if fixed else None)
         args = {k: v for k, v in call.arguments.items() if k in graph.input_names}
         for k in floats:
             args[k] = torch.tensor(float(truncation if truncation is not None else 1.0))
@@ -209,9 +235,11 @@ def build_graph(run, capability: str, direction: str = "AtoB",
 @torch.inference_mode()
 def verify(run, graph: InferenceGraph, capability: str, direction: str = "AtoB") -> float:
     """Largest difference between the graph and the family's own method on a fresh input
-    (sample: 3 images of seed 5; images: an input not a multiple of the stride)."""
+    (sample: 3 images of seed 5, at the graph's truncation where it is fixed to one; images: an
+    input not a multiple of the stride). A fixed graph's state is its truncation's afterwards."""
     if capability == "sample":
         t = TRUNCATION_PROBE if graph.float_inputs or "truncation" in graph.input_names else None
+        t = graph.truncation if graph.truncation_state else t
         call = record_sample(run, 3, seed=5, truncation=t)
         if call is None:
             return float("inf")
