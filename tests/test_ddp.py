@@ -1,6 +1,7 @@
 """Data-parallel training (ganforge.training.distributed) with 2 CPU processes over gloo: the same
 weights as one process, lazy R1 gradients under DDP, resume across world sizes with rank 1
-writing nothing, and a killed rank stopping the other with one line."""
+writing nothing, evaluation during training shared by the ranks, and a killed rank stopping the
+other with one line."""
 from __future__ import annotations
 
 import os
@@ -155,15 +156,15 @@ def test_lazy_r1_under_ddp_gives_the_gradients_of_one_process(tmp_path):
                 torch.testing.assert_close(got[name], g, rtol=1e-5, atol=1e-7, msg=name)
 
 
-def _torchrun(*args: str, **kw) -> subprocess.Popen:
+def _torchrun(*args: str, env: dict | None = None, **kw) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            str(REPO / "tests" / "ddp_cli.py"), *args]
-    return subprocess.Popen(cmd, env=WORKER_ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, **kw)
+    return subprocess.Popen(cmd, env={**WORKER_ENV, **(env or {})}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, **kw)
 
 
-def _run2(*args: str) -> str:
-    proc = _torchrun(*args)
+def _run2(*args: str, env: dict | None = None) -> str:
+    proc = _torchrun(*args, env=env)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, out
     assert "RANK1 WROTE NOTHING" in out, out
@@ -190,6 +191,57 @@ def test_resume_across_world_sizes_and_rank1_writes_nothing(tmp_path):
     weights, state = ckpt.load(ckpt.find(run))
     assert state["step"] == 8 and state["batches"] == {"epoch": 1, "pos": 4}  # 8 global batches of 8 from 32
     assert all(torch.isfinite(w).all() for w in weights.values())
+
+
+def _eval_worker(rank: int, port: int, raw: dict, run: str, env: dict) -> None:
+    from ddp_audit import record_writes
+
+    os.environ.update(env)
+    _join(rank, port)
+    writes = record_writes(run) if rank == 1 else []
+    api.train(config.from_dict(raw), Path(run), progress=False)  # the hooks api.train builds on each rank
+    distributed.shutdown()
+    if rank == 1:
+        Path(run).with_name("rank1-writes.txt").write_text("\n".join(writes))
+
+
+def test_eval_during_training_is_shared_by_the_ranks(tmp_path, monkeypatch):
+    """eval.every under 2 ranks: they sample and extract 200 and 50 of 250 samples, rank 0
+    scores the gathered features; the metrics equal one process's evaluation of the checkpoint's
+    EMA G on the same block-seeded latents and carry the keys one process logs; rank 1 writes
+    nothing in the run directory."""
+    from test_metrics_eval import write_fake_fashion_mnist
+
+    from ganforge.metrics import evaluate
+    from ganforge.metrics.hook import sample_blocks
+
+    data = write_fake_fashion_mnist(tmp_path / "fashion-mnist")
+    env = {"GANFORGE_DATA": str(data), "GANFORGE_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    raw = {"data": {"name": "fashion-mnist", "resolution": 16, "channels": 1},
+           "model": {"name": "dcgan", "z_dim": 8, "g_width": 8, "d_width": 8},  # BatchNorm in G
+           "train": {"steps": 2, "batch_size": 8, "log_every": 2, "sample_every": 1000, "checkpoint_every": 2,
+                     "n_sample_grid": 4, "device": "cpu", "seed": 0},
+           "eval": {"every": 2, "n": 250}}
+    run = tmp_path / "run"
+    _spawn(_eval_worker, raw, str(run), env)
+    assert (tmp_path / "rank1-writes.txt").read_text() == ""
+    records = [yaml.safe_load(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    shared = [r for r in records if "fid" in r]
+    assert [r["step"] for r in shared] == [2]  # logged once, by rank 0
+
+    loaded = api.load(run)
+    assert loaded.step == 2
+    images = sample_blocks(loaded.objective, loaded.ema_nets, 250, seed=0)
+    want = evaluate(images, ref="fashion-mnist", metrics=["fid", "kid"], n_ref=250, extractor="fashion-mnist-cnn")
+    assert want.values["fid"] > 1.0
+    for key in ("fid", "kid", "kid_std"):
+        assert shared[0][key] == pytest.approx(want.values[key], rel=1e-4, abs=1e-6), key
+
+    api.train(config.from_dict(raw), tmp_path / "one", progress=False)
+    one = [yaml.safe_load(line) for line in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
+    assert [set(r) for r in one if "fid" in r] == [set(shared[0])] == [{"step", "fid", "kid", "kid_std"}]
 
 
 def test_a_killed_rank_stops_the_other_with_one_line(tmp_path):

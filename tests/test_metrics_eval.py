@@ -286,3 +286,98 @@ def test_training_hook(env):
     assert hook(trainer, 0) == first  # fixed noise, cached reference: same numbers
     with pytest.raises(EvalError):
         training_hook(cfg, metrics=["fid"], n=3)
+
+
+def _hook_trainer(cfg):
+    from ganforge import api
+    from ganforge.training.trainer import Trainer
+
+    objective, dataset = api.build(cfg, random_dataset(n=64, resolution=16))
+    return Trainer(cfg, objective, objective.make_batches(dataset, cfg, torch.device("cpu")), run_dir=None,
+                   device=torch.device("cpu"), progress=False)
+
+
+def test_training_hook_in_one_process_scores_one_stream_of_chunks(env):
+    """One process: the hook scores what it scored before the ranks could share the work, bit for
+    bit: one stream seeded with the eval seed, drawn in chunks of 500, evaluated at once."""
+    from ganforge.metrics import hook as hook_module
+
+    cfg = tiny_config()
+    trainer = _hook_trainer(cfg)
+    G = trainer.objective.nets["G"]
+    got = training_hook(cfg, metrics=["fid", "kid"], n=520)(trainer, 0)
+    gen = torch.Generator().manual_seed(0)
+    G.eval()
+    with torch.no_grad():
+        images = torch.cat([F.to_uint8(trainer.objective.sample(k, generator=gen, nets=trainer.sample_nets()))
+                            for k in (hook_module.CHUNK, 520 - hook_module.CHUNK)])
+    G.train()
+    want = evaluate(images, ref="fashion-mnist", metrics=["fid", "kid"], n_ref=520, extractor="fashion-mnist-cnn")
+    assert got == {k: float(v) for k, v in want.values.items()} and set(got) == {"fid", "kid", "kid_std"}
+
+
+def test_eval_blocks_are_the_same_latents_on_any_number_of_ranks(env):
+    from ganforge.metrics.hook import BLOCK, rank_blocks, sample_blocks
+
+    for n in (6, 99, 100, 250, 1001):
+        everything = rank_blocks(n, 0, 1)
+        assert sum(k for _, k in everything) == n and [b for b, _ in everything] == list(range(len(everything)))
+        for size in (2, 3, 5, 16):
+            shares = [rank_blocks(n, r, size) for r in range(size)]
+            assert [b for share in shares for b in share] == everything and shares[0]
+    trainer = _hook_trainer(tiny_config())
+    nets = trainer.sample_nets()
+    one = sample_blocks(trainer.objective, nets, 250, seed=4)
+    three = [sample_blocks(trainer.objective, nets, 250, seed=4, rank=r, size=3) for r in range(3)]
+    assert one.shape == (250, 1, 16, 16) and [len(t) for t in three] == [BLOCK, BLOCK, 50]
+    assert torch.equal(torch.cat(three), one)
+    assert not torch.equal(one[:BLOCK], one[BLOCK:2 * BLOCK])  # blocks draw different latents
+
+
+class _RankView:
+    """What the hook sees of a Trainer on rank ``rank`` of 2, with the collective played out in
+    one process: rank 1 runs first and leaves its rows; rank 0 gathers them after its own."""
+
+    def __init__(self, trainer, rank: int, sent: list):
+        from ganforge.training.distributed import World
+
+        self.world, self.objective, self.sample_nets = World(rank=rank, size=2), trainer.objective, trainer.sample_nets
+        self._sent = sent
+
+    def gather_rows(self, rows):
+        if self.world.rank == 1:
+            self._sent.append(rows)
+            return None
+        parts = [r for r in (rows, self._sent.pop(0)) if r is not None and len(r)]
+        return np.concatenate(parts) if parts else None
+
+
+def test_shared_hook_scores_the_gathered_features_of_every_block(env):
+    """The hook's share on each of 2 ranks, gathered: the metrics of all 250 block-seeded samples
+    in one process, with an extractor that is not the classifier (its logits and the classifier's
+    logits are gathered too)."""
+    from ganforge.metrics.hook import sample_blocks
+
+    class Embed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body, self.head = nn.Sequential(nn.Flatten(), nn.Linear(256, 6)), nn.Linear(6, 4)
+
+        def forward(self, x):
+            h = self.body(x)
+            return h, self.head(h)
+
+    torch.manual_seed(0)
+    ext = F.ModuleExtractor(Embed(), resolution=16, channels=1)
+    cfg = tiny_config()
+    trainer = _hook_trainer(cfg)
+    names = ["fid", "is", "classes_covered"]
+    hook = training_hook(cfg, metrics=names, n=250, extractor=ext, seed=5)
+    sent: list = []
+    assert hook(_RankView(trainer, 1, sent), 0) == {} and len(sent) == 3  # features, logits, class logits
+    assert [len(rows) for rows in sent] == [50, 50, 50]  # rank 1: block 2 of 0-2
+    got = hook(_RankView(trainer, 0, sent), 0)
+    images = sample_blocks(trainer.objective, trainer.sample_nets(), 250, seed=5)
+    want = evaluate(images, ref="fashion-mnist", metrics=names, n_ref=250, extractor=ext)
+    assert set(got) == {"fid", "is", "is_std", "classes_covered"}
+    assert got == pytest.approx({k: float(v) for k, v in want.values.items()}, rel=1e-5)

@@ -210,21 +210,33 @@ def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
         if world.is_main:
             return _train_main(cfg, run_dir, device, resume=resume, force=force, progress=progress,
                                hooks=hooks, dataset=dataset)
-        return _train_other(cfg, run_dir, device, resume=resume, dataset=dataset)
+        return _train_other(cfg, run_dir, device, resume=resume, hooks=hooks, dataset=dataset)
     finally:
         if owns_group and world.enabled:
             distributed.shutdown()
 
 
-def _train_other(cfg: Config, run_dir: Path, device: torch.device, *, resume: bool,
+def _eval_hooks(cfg: Config, hooks: Iterable[Hook]) -> list[Hook]:
+    """The caller's hooks, else the metrics hook when ``eval.every`` asks for one (built before
+    training, so a missing extractor fails now; on every rank, which share its work)."""
+    hooks = list(hooks)
+    if cfg.eval.every > 0 and not hooks:
+        from .metrics import training_hook
+
+        hooks.append(training_hook(cfg, metrics=cfg.eval.metrics or ["fid", "kid"], n=cfg.eval.n))
+    return hooks
+
+
+def _train_other(cfg: Config, run_dir: Path, device: torch.device, *, resume: bool, hooks: Iterable[Hook],
                  dataset=None) -> FitResult:
     """A rank other than 0: it writes nothing; it waits until rank 0 has claimed the run
     directory, then reads the checkpoint to resume from (the directory must be on a file system
-    every node sees)."""
+    every node sees). Of the hooks it runs those that share their work (``all_ranks``)."""
     objective, dataset = _build_checked(cfg, dataset)
     batches = objective.make_batches(dataset, cfg, device)
+    hooks = _eval_hooks(cfg, hooks)
     distributed.barrier(distributed.current_world())  # rank 0 has claimed and checked the run dir
-    trainer = Trainer(cfg, objective, batches, run_dir=run_dir, device=device, progress=False)
+    trainer = Trainer(cfg, objective, batches, run_dir=run_dir, device=device, hooks=hooks, progress=False)
     if resume and any((run_dir / "checkpoints").glob("step_*")):
         weights, state = ckpt.load(ckpt.find(run_dir), map_location=device)
         trainer.load(weights, state)
@@ -249,11 +261,7 @@ def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: boo
             changes = check_resume_changes(run_dir, cfg, weights, state)
         objective, dataset = _build_checked(cfg, dataset)
         batches = objective.make_batches(dataset, cfg, device)
-        hooks = list(hooks)
-        if cfg.eval.every > 0 and not hooks:
-            from .metrics import training_hook  # built before training: a missing extractor fails now
-
-            hooks.append(training_hook(cfg, metrics=cfg.eval.metrics or ["fid", "kid"], n=cfg.eval.n))
+        hooks = _eval_hooks(cfg, hooks)
         if not resume:
             lock, created = rundir.claim_run_dir(run_dir, force=force)
             atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())

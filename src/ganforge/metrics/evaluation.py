@@ -74,17 +74,24 @@ class _Context:
     """Lazily computed inputs shared by the metrics of one evaluation."""
 
     def __init__(self, *, fake: Features, ref: Reference, labels, extractor: Extractor,
-                 classifier: ClassifierExtractor | None, images: torch.Tensor, train: Callable[[], Reference],
-                 cache: bool, generator=None):
+                 classifier: ClassifierExtractor | None, images: torch.Tensor | None,
+                 train: Callable[[], Reference], cache: bool, generator=None,
+                 class_logits: np.ndarray | None = None):
         self.fake, self.ref, self.labels, self.extractor = fake, ref, labels, extractor
         self.classifier, self.images, self._train, self.cache = classifier, images, train, cache
         self.generator = generator  # metrics that need the generator: an object with path_pairs(...)
+        self._class_logits = class_logits  # the classifier's logits of the samples, when given
         self.details: dict = {}
 
     @cached_property
     def fake_class_logits(self) -> np.ndarray:
         if self.classifier is self.extractor:
             return self.fake.logits
+        if self._class_logits is not None:
+            return self._class_logits
+        if self.images is None:
+            raise EvalError(f"the class metrics need {self.classifier.name}'s logits of the samples; "
+                            f"pass class_logits")
         return self.classifier(self.images).logits
 
     @cached_property
@@ -177,7 +184,7 @@ def _ppl(space: str):
         from .ppl import perceptual_path_length
 
         value, info = perceptual_path_length(ctx.generator.path_pairs, ctx.classifier, space=space,
-                                             n=min(len(ctx.images), PPL_N_MAX))
+                                             n=min(len(ctx.fake), PPL_N_MAX))
         ctx.details[f"ppl_{space}"] = info
         return {f"ppl_{space}": value}
 
@@ -271,6 +278,15 @@ def check_reference(ref: str) -> None:
                           f"{', '.join(valid)}")
 
 
+def _check_labels(labels, n: int):
+    if labels is None:
+        return None
+    labels = np.asarray(labels).astype(np.int64).reshape(-1)
+    if len(labels) != n:
+        raise EvalError(f"{len(labels)} labels for {n} images; they must match")
+    return labels
+
+
 def evaluate(images, *, ref: str, split: str = "test", labels=None, metrics=None, n_ref: int | None = None,
              extractor: str | Extractor | torch.nn.Module | None = None, inception_weights=None,
              data_dir=None, cache: bool = True, log: Callable[[str], None] | None = None,
@@ -282,21 +298,37 @@ def evaluate(images, *, ref: str, split: str = "test", labels=None, metrics=None
     images = as_uint8_nchw(images)
     if len(images) < MIN_IMAGES:
         raise EvalError(f"need at least {MIN_IMAGES} generated images, got {len(images)}; pass more (--n)")
-    if labels is not None:
-        labels = np.asarray(labels).astype(np.int64).reshape(-1)
-        if len(labels) != len(images):
-            raise EvalError(f"{len(labels)} labels for {len(images)} images; they must match")
-    wanted = parse_metrics(metrics)
+    labels = _check_labels(labels, len(images))
+    parse_metrics(metrics)  # an unknown name fails before the slow work
     name = extractor if extractor is not None else default_extractor(ref, inception_weights)
     ext = get_extractor(name, inception_weights=inception_weights)
-    classifier = dataset_classifier(ref, ext)
-    h, w = images.shape[-2:]
-    resolution = int(h) if h == w else None  # the reference is compared at the samples' size
-    channels = int(images.shape[1])
-    n_ref = len(images) if n_ref is None else n_ref
     if log:
         log(f"extracting {ext.name} features of {len(images)} generated images")
     fake = ext(images)
+    return evaluate_features(fake, shape=tuple(images.shape[1:]), ref=ref, split=split, labels=labels,
+                             metrics=metrics, n_ref=n_ref, extractor=ext, data_dir=data_dir, cache=cache,
+                             log=log, generator=generator, images=images)
+
+
+def evaluate_features(fake: Features, *, shape, ref: str, extractor: str | Extractor | torch.nn.Module,
+                      split: str = "test", labels=None, metrics=None, n_ref: int | None = None,
+                      inception_weights=None, data_dir=None, cache: bool = True,
+                      log: Callable[[str], None] | None = None, generator=None, images=None,
+                      class_logits: np.ndarray | None = None) -> EvalResult:
+    """``evaluate`` of samples already turned into ``extractor``'s features (``fake`` [N, D], e.g.
+    gathered from several processes) of images of ``shape`` [C, H, W]. The class metrics of a
+    classifier that is not the extractor need the ``images`` or that classifier's
+    ``class_logits`` [N, K] of them."""
+    check_reference(ref)
+    if len(fake) < MIN_IMAGES:
+        raise EvalError(f"need at least {MIN_IMAGES} generated images, got {len(fake)}; pass more (--n)")
+    labels = _check_labels(labels, len(fake))
+    wanted = parse_metrics(metrics)
+    ext = get_extractor(extractor, inception_weights=inception_weights)
+    classifier = dataset_classifier(ref, ext)
+    channels, h, w = (int(s) for s in shape)
+    resolution = h if h == w else None  # the reference is compared at the samples' size
+    n_ref = len(fake) if n_ref is None else n_ref
     reference = reference_features(ref, ext, split=split, n=n_ref, resolution=resolution, channels=channels,
                                    data_dir=data_dir, cache=cache, log=log)
     if len(reference.features) < MIN_IMAGES:
@@ -311,7 +343,8 @@ def evaluate(images, *, ref: str, split: str = "test", labels=None, metrics=None
                                   data_dir=data_dir, cache=cache, log=log)
 
     ctx = _Context(fake=fake, ref=reference, labels=labels, extractor=ext, classifier=classifier,
-                   images=images, train=train_features, cache=cache, generator=generator)
+                   images=images, train=train_features, cache=cache, generator=generator,
+                   class_logits=class_logits)
     groups: list[Metric] = []
     for key in wanted or list(METRICS):
         m = METRICS.get(key)
@@ -329,14 +362,14 @@ def evaluate(images, *, ref: str, split: str = "test", labels=None, metrics=None
         keep = [k for k in out if wanted is None or k in wanted or k.removesuffix("_std") in wanted]
         values.update({k: out[k] for k in keep})
     protocol = {
-        "n_generated": len(images), "n_reference": reference.info["n"], "reference": ref, "split": split,
+        "n_generated": len(fake), "n_reference": reference.info["n"], "reference": ref, "split": split,
         "reference_subset": SUBSET_RULE, "reference_resolution": reference.info["resolution"],
         "reference_channels": reference.info["channels"],
-        "generated_shape": [int(s) for s in images.shape[1:]],
+        "generated_shape": [channels, h, w],
         **ext.describe(),
         "classifier": classifier.name if classifier else None,
         "classifier_sha256": classifier.weights_sha256 if classifier else None,
-        "kid_subsets": KID_SUBSETS, "kid_subset_size": min(KID_SUBSET_SIZE, len(images), reference.info["n"]),
+        "kid_subsets": KID_SUBSETS, "kid_subset_size": min(KID_SUBSET_SIZE, len(fake), reference.info["n"]),
         "pr_k": PR_K, "dc_k": DC_K, "is_splits": IS_SPLITS,
         "memorization_quantile": memo.QUANTILE, "class_share_ratio": coverage.MIN_SHARE_RATIO,
         "reference_cache_key": reference.info["cache_key"], "ganforge": __version__,

@@ -1,16 +1,32 @@
-"""Evaluation during training: a hook the Trainer calls every ``eval.every`` steps."""
+"""Evaluation during training: a hook the Trainer calls every ``eval.every`` steps.
+
+In one process the hook samples ``eval.n`` images from one seeded stream and scores them. Under
+torchrun (a Trainer whose world has several ranks) the work is split: the ``eval.n`` samples are
+cut into blocks of ``BLOCK``, block b drawn from its own stream seeded by (eval seed, b), so the
+set of latents is the same on any number of ranks (but not the one process's single stream,
+which stays as it was so that one process's numbers do not change). Rank r of W samples the
+contiguous blocks [ceil(r*B/W), ceil((r+1)*B/W)) of the B blocks from the EMA nets (the Trainer
+gives every rank rank 0's BatchNorm statistics first), extracts their features itself (every
+rank builds the same extractor), and only the features (with the extractor's and, when it is
+another net, the dataset classifier's logits) are gathered to rank 0, in block order, where the
+metrics are computed as in one process. Metrics that need the generator itself (PPL) are not
+computed during training, on any number of ranks; ``ganforge eval RUN`` computes them.
+"""
 from __future__ import annotations
 
+import hashlib
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 
 from .errors import EvalError
-from .evaluation import MIN_IMAGES, evaluate, parse_metrics
-from .features import CLASSIFIER_DATASETS, classifier_weights, get_extractor, to_uint8
+from .evaluation import METRICS, MIN_IMAGES, dataset_classifier, evaluate, evaluate_features, parse_metrics
+from .features import CLASSIFIER_DATASETS, Features, classifier_weights, get_extractor, to_uint8
 
 DEFAULT_METRICS = ("fid", "kid")
-CHUNK = 500
+CHUNK = 500  # samples per call to the generator in one process
+BLOCK = 100  # samples per independently seeded block when the ranks share the work
 
 
 def training_extractor(dataset: str, inception_weights=None) -> str:
@@ -18,6 +34,44 @@ def training_extractor(dataset: str, inception_weights=None) -> str:
     if dataset in CLASSIFIER_DATASETS and classifier_weights(dataset) is not None:
         return f"{dataset}-cnn"
     return "inception"
+
+
+def block_seed(seed: int, block: int) -> int:
+    """The seed of block ``block``'s latent stream (a 63-bit hash of the two)."""
+    digest = hashlib.blake2b(f"ganforge-eval:{seed}:{block}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & (2**63 - 1)
+
+
+def rank_blocks(n: int, rank: int, size: int) -> list[tuple[int, int]]:
+    """(block index, number of samples) of rank ``rank``'s share of ``n`` samples among ``size``
+    ranks: contiguous blocks, so the ranks' shares in rank order are the blocks in order; the
+    first ranks take the extra blocks (rank 0 always has one)."""
+    count = -(-n // BLOCK)
+    first, last = -(-rank * count // size), -(-(rank + 1) * count // size)
+    return [(b, min(BLOCK, n - b * BLOCK)) for b in range(first, last)]
+
+
+@torch.no_grad()
+def sample_blocks(objective, nets, n: int, *, seed: int, rank: int = 0, size: int = 1) -> torch.Tensor:
+    """Rank ``rank``'s blocks of the ``n`` block-seeded samples, uint8 [m, C, H, W] on the CPU
+    (``rank=0, size=1``: all of them, as several ranks together draw them)."""
+    chunks = [to_uint8(objective.sample(k, generator=torch.Generator().manual_seed(block_seed(seed, b)),
+                                        nets=nets).cpu())
+              for b, k in rank_blocks(n, rank, size)]
+    return torch.cat(chunks) if chunks else torch.zeros(0, dtype=torch.uint8)
+
+
+def _eval_mode(objective):
+    """Put the nets in eval mode; returns a function that restores their modes."""
+    modes = {name: net.training for name, net in objective.nets.items()}
+    for net in objective.nets.values():
+        net.eval()
+
+    def restore():
+        for name, net in objective.nets.items():
+            net.train(modes[name])
+
+    return restore
 
 
 def training_hook(cfg, *, metrics: Sequence[str], n: int, split: str | None = None, extractor=None,
@@ -29,6 +83,10 @@ def training_hook(cfg, *, metrics: Sequence[str], n: int, split: str | None = No
     The extractor is the dataset's ganforge CNN when it has one (fast on CPU), else inception;
     it is built here, so a missing extractor fails before training starts. The nets are put in
     eval mode while sampling and restored afterwards; no global RNG is touched.
+
+    The hook has ``all_ranks = True``: under torchrun the Trainer calls it on every rank, each
+    samples and extracts its share (module docstring), and rank 0 returns the values (the other
+    ranks return {}). It needs ``trainer.world`` and ``trainer.gather_rows`` for that.
     """
     names = parse_metrics(list(metrics)) or list(DEFAULT_METRICS)
     if n < MIN_IMAGES:
@@ -37,23 +95,51 @@ def training_hook(cfg, *, metrics: Sequence[str], n: int, split: str | None = No
     split = split or ("train" if dataset.startswith("folder:") else "test")
     ext = get_extractor(extractor or training_extractor(dataset))
 
-    def hook(trainer, step: int) -> dict[str, float]:
+    def one_process(trainer) -> dict[str, float]:
         objective = trainer.objective
-        modes = {name: net.training for name, net in objective.nets.items()}
         gen = torch.Generator().manual_seed(seed)
         chunks = []
+        restore = _eval_mode(objective)
         try:
-            for net in objective.nets.values():
-                net.eval()
             with torch.no_grad():
                 for start in range(0, n, CHUNK):
                     fake = objective.sample(min(CHUNK, n - start), generator=gen, nets=trainer.sample_nets())
                     chunks.append(to_uint8(fake.cpu()))
         finally:
-            for name, net in objective.nets.items():
-                net.train(modes[name])
+            restore()
         result = evaluate(torch.cat(chunks), ref=dataset, split=split, metrics=names, n_ref=n,
                           extractor=ext, data_dir=cfg.data.data_dir)
         return {k: float(v) for k, v in result.values.items()}
 
+    def shared(trainer, rank: int, size: int) -> dict[str, float]:
+        restore = _eval_mode(trainer.objective)
+        try:
+            images = sample_blocks(trainer.objective, trainer.sample_nets(), n, seed=seed, rank=rank, size=size)
+        finally:
+            restore()
+        local = ext(images) if len(images) else Features(np.zeros((0, 0), np.float32), None)
+        # The class metrics of a classifier other than the extractor need its logits too.
+        classifier = dataset_classifier(dataset, ext) if any(
+            "classifier" in METRICS.get(k).needs for k in names) else None
+        class_logits = None
+        if classifier is not None and classifier is not ext:
+            class_logits = classifier(images).logits if len(images) else None
+        features = trainer.gather_rows(local.features)
+        logits = trainer.gather_rows(local.logits)
+        class_logits = trainer.gather_rows(class_logits)
+        if rank != 0:
+            return {}
+        fake = Features(features, logits if logits is not None and len(logits) == len(features) else None)
+        shape = tuple(images.shape[1:])  # rank 0 always holds the first block
+        result = evaluate_features(fake, shape=shape, ref=dataset, split=split, metrics=names, n_ref=n,
+                                   extractor=ext, data_dir=cfg.data.data_dir, class_logits=class_logits)
+        return {k: float(v) for k, v in result.values.items()}
+
+    def hook(trainer, step: int) -> dict[str, float]:
+        world = getattr(trainer, "world", None)
+        if world is None or world.size == 1:
+            return one_process(trainer)
+        return shared(trainer, world.rank, world.size)
+
+    hook.all_ranks = True
     return hook

@@ -21,6 +21,10 @@ Semantics (README, "Training on several GPUs and machines"):
   (the last bias under a lazy R1 penalty) get a zero-weighted term so that DDP's reducer sees
   every gradient, and their ``.grad`` is reset to None afterwards: the optimizer then skips them
   exactly as in one process.
+- Evaluation during training (``eval.every``) is shared: rank 0's EMA BatchNorm statistics are
+  broadcast, every rank samples and extracts the features of its blocks of ``eval.n``
+  (ganforge.metrics.hook), and ``gather_rows`` brings the features (not the images), padded to
+  the longest share, to rank 0, which computes and logs the metrics.
 """
 from __future__ import annotations
 
@@ -34,6 +38,7 @@ import socket
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -326,6 +331,40 @@ def broadcast_module(module: nn.Module, world: World) -> None:
     if world.enabled:
         for tensor in list(module.parameters()) + list(module.buffers()):
             dist.broadcast(tensor.data, src=0)
+
+
+@torch.no_grad()
+def broadcast_buffers(module: nn.Module, world: World) -> None:
+    """Rank 0's buffers (BatchNorm statistics) on every rank."""
+    if world.enabled:
+        for tensor in module.buffers():
+            dist.broadcast(tensor.data, src=0)
+
+
+def gather_rows(rows, world: World):
+    """Every rank's rows (a float array [n_r, D], n_r may differ and be 0, or None for none) on
+    rank 0, concatenated in rank order as float32 numpy [sum n_r, D]; None on the other ranks
+    (and on rank 0 when no rank had rows). Shares are padded to the longest for one collective
+    ``gather`` on the host-side (gloo) group; every rank must call it."""
+    rows = None if rows is None else np.asarray(rows, dtype=np.float32)
+    if not world.enabled:
+        return rows
+    local = torch.zeros(0, 0) if rows is None or rows.size == 0 else torch.from_numpy(rows).reshape(len(rows), -1)
+    sizes = [torch.zeros(2, dtype=torch.int64) for _ in range(world.size)]
+    dist.all_gather(sizes, torch.tensor(local.shape, dtype=torch.int64), group=_SIDE_GROUP)
+    counts = [int(t[0]) for t in sizes]
+    width = max(int(t[1]) for t in sizes)
+    if max(counts) == 0:
+        return None
+    if local.shape[1] not in (0, width):
+        raise ValueError(f"rank {world.rank} has rows of width {local.shape[1]}, another rank {width}")
+    padded = torch.zeros(max(counts), width)
+    padded[:len(local)] = local
+    parts = [torch.empty_like(padded) for _ in range(world.size)] if world.is_main else None
+    dist.gather(padded, parts, dst=0, group=_SIDE_GROUP)
+    if not world.is_main:
+        return None
+    return torch.cat([part[:k] for part, k in zip(parts, counts)]).numpy()
 
 
 @torch.no_grad()

@@ -4,7 +4,9 @@ evaluation hooks. It never names an architecture or a loss.
 
 Under torchrun (ganforge.training.distributed) each rank trains on its share of the global batch
 with the nets an optimizer updates wrapped in DistributedDataParallel; only rank 0 writes files or
-shows progress, and it decides (divergence, rollback) for all ranks.
+shows progress, and it decides (divergence, rollback) for all ranks. Evaluation during training
+is shared: every rank samples and extracts features of its part, rank 0 computes and logs the
+metrics (ganforge.metrics.hook).
 """
 from __future__ import annotations
 
@@ -329,8 +331,8 @@ class Trainer:
                 if self.step % t.log_every == 0 or self.step == t.steps:
                     if not self._log_interval():
                         continue  # rolled back: the step counter moved
-                if self.cfg.eval.every and self.step % self.cfg.eval.every == 0 and self.is_main:
-                    self._run_hooks(self.step)  # the other ranks wait at their next collective
+                if self.cfg.eval.every and self.step % self.cfg.eval.every == 0:
+                    self._run_hooks(self.step)
                 if self.step % t.sample_every == 0 or self.step == t.steps:
                     self.save_samples()
                 if self.step % t.checkpoint_every == 0 or self.step == t.steps:
@@ -569,12 +571,20 @@ class Trainer:
         return " ".join(parts)
 
     def _run_hooks(self, step: int) -> None:
-        """Evaluation hooks; a new best value of ``eval.best`` saves and marks a checkpoint."""
+        """Evaluation hooks; a new best value of ``eval.best`` saves and marks a checkpoint.
+
+        Called on every rank. A hook with ``all_ranks = True`` (the metrics hook) runs on every
+        rank, shares its work through ``gather_rows`` and returns its values on rank 0; any other
+        hook runs on rank 0 alone while the others go on to their next collective. Rank 0 logs."""
         record: dict[str, Any] = {"step": step}
         self.ema_standing_stats()
+        if self.world.enabled:  # every rank samples from rank 0's EMA BatchNorm statistics
+            for net in self.sample_nets().values():
+                distributed.broadcast_buffers(net, self.world)
         for hook in self.hooks:
-            record.update(hook(self, step))
-        if len(record) == 1:
+            if self.is_main or getattr(hook, "all_ranks", False):
+                record.update(hook(self, step))
+        if len(record) == 1 or not self.is_main:
             return
         self.logger.write(record)
         key = self.cfg.eval.best
@@ -599,6 +609,11 @@ class Trainer:
         except ImportError:
             return "lower"
         return better(key) or "lower"
+
+    def gather_rows(self, rows):
+        """Every rank's rows (float [n_r, D] or None) concatenated in rank order on rank 0, None
+        elsewhere; the rows themselves in one process (distributed.gather_rows)."""
+        return distributed.gather_rows(rows, self.world)
 
     # ------------------------------------------------------------------ samples
 
