@@ -20,8 +20,8 @@ from ganforge.data.audio import CropBatches, load_audio, read_audio, write_tone_
 from ganforge.data.mel import AudioConfig, LogMel
 from ganforge.data.speech import make_speech, parallel_pairs
 from ganforge.errors import DataError
-from ganforge.metrics.audio import (MCD_CONST, SpeakerJudge, dtw_mcd, dtw_path, griffin_lim, mcd, mel_cepstrum,
-                                   speaker_features)
+from ganforge.metrics.audio import (MCD_CONST, SpeakerJudge, dtw_mcd, dtw_path, evaluate_conversion, griffin_lim,
+                                   mcd, mel_cepstrum, speaker_features)
 from ganforge.models.hifigan import MultiDiscriminator, to_periods
 from ganforge.objectives import OBJECTIVES
 from ganforge.objectives.vocoder import feature_matching, lsgan_d, lsgan_g
@@ -292,4 +292,15 @@ def test_convert_and_eval_on_parallel_sentences(tmp_path, capsys):
         assert row["mcd_source"] > 0 and 0 <= row["success"] <= 1 and 0 <= row["success_target_resynth"] <= 1
         # the unconverted source judged the target is the judge's error rate on that voice
         assert row["source_as_target"] == pytest.approx(1 - res["classifier_accuracy_by_voice"][src])
+
+    class Parrot:  # "waveforms" that ignore the mel: always a training utterance of voice B
+        name = "a parrot"
+
+        def __call__(self, mel):
+            return torch.from_numpy(read_audio(root / "high" / "000.wav", 8000))[None]
+    res = evaluate_conversion(ganforge.load(run_dir), root, synth=Parrot())
+    rows, notes = res["results"], res["notes"]
+    assert rows["AtoB"]["success_stats_only"] == 1.0 and rows["BtoA"]["success_target_resynth"] == 0.0
+    assert any(n.startswith("AtoB: per-band statistics matching alone is judged the target 100%") for n in notes)
+    assert any(n.startswith("BtoA: the real target through a parrot is judged the target only 0%") for n in notes)
     assert cli.main(["convert", str(run_dir), str(src), "--out", str(out)]) == 2  # exists: refused
