@@ -18,8 +18,10 @@ from ganforge import api, cli
 from ganforge.config import from_dict
 from ganforge.data.audio import CropBatches, load_audio, read_audio, write_tone_folder, write_wav
 from ganforge.data.mel import AudioConfig, LogMel
+from ganforge.data.speech import make_speech, parallel_pairs
 from ganforge.errors import DataError
-from ganforge.metrics.audio import MCD_CONST, dtw_mcd, dtw_path, mcd, mel_cepstrum
+from ganforge.metrics.audio import (MCD_CONST, SpeakerJudge, dtw_mcd, dtw_path, evaluate_conversion, griffin_lim,
+                                   mcd, mel_cepstrum, speaker_features)
 from ganforge.models.hifigan import MultiDiscriminator, to_periods
 from ganforge.objectives import OBJECTIVES
 from ganforge.objectives.vocoder import feature_matching, lsgan_d, lsgan_g
@@ -160,9 +162,12 @@ def test_8khz_stereo_is_mixed_down_and_resampled_with_a_note(tmp_path, capsys):
     assert len(ds) == 1 and "mixed down to mono" in capsys.readouterr().out
 
 
-@pytest.mark.skipif(shutil.which("espeak-ng") is None,
-                    reason="espeak-ng is not installed (Debian: apt-get install espeak-ng; .ci/run "
-                           "installs it when it runs as root)")
+NO_ESPEAK = pytest.mark.skipif(shutil.which("espeak-ng") is None,
+                               reason="espeak-ng is not installed (Debian: apt-get install espeak-ng; "
+                                      ".ci/run installs it when it runs as root)")
+
+
+@NO_ESPEAK
 def test_make_speech_writes_a_split_corpus_with_parallel_sentences(tmp_path, capsys):
     out = tmp_path / "speech"
     argv = ["data", "make-speech", "--out", str(out), "--voices", "en+m3,en+f3", "--utterances", "3",
@@ -184,6 +189,57 @@ def test_make_speech_writes_a_split_corpus_with_parallel_sentences(tmp_path, cap
     assert len(load_audio(out, rate=16000, min_seconds=0.1, log=False)) == 4  # train split, 2 voices
     assert cli.main(argv) == 2  # refuses to overwrite
     assert "--force" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- speaker judge
+
+
+def test_speaker_features_ignore_per_band_shift_and_scale():
+    mel = LogMel.from_config(AudioConfig())(torch.from_numpy(_speechlike()))[0].numpy()
+    rng = np.random.default_rng(1)
+    moved = mel * rng.uniform(0.3, 3.0, (80, 1)) + rng.normal(0, 2, (80, 1))
+    np.testing.assert_allclose(speaker_features(moved), speaker_features(mel), atol=1e-9)
+    assert speaker_features(mel).shape == (80 * 79 // 2,)
+    smeared = (mel + np.roll(mel, 3, 0)) / 2  # bands mixed across frequency: no longer a per-band map
+    assert np.abs(speaker_features(smeared) - speaker_features(mel)).max() > 0.1
+
+
+@NO_ESPEAK
+def test_per_band_statistics_matching_does_not_fool_the_speaker_judge(tmp_path):
+    """Two espeak voices, 14 training sentences each: the judge is right on every held-out real
+    utterance, and the source voice with its per-band log-mel mean/std replaced by the target
+    voice's (then through Griffin-Lim, as eval-audio does) is never judged the target - while a
+    judge on per-band mean/std (the one used before) takes it for the target every time."""
+    from sklearn.linear_model import LogisticRegression
+
+    voices = ["en+m3", "en+f3"]
+    out = tmp_path / "speech"
+    make_speech(out, voices=voices, utterances=16, parallel=4)  # 14 train + 2 test per voice
+    a = AudioConfig()
+    analyze = lambda w: LogMel.from_config(a)(torch.from_numpy(w))[0].numpy()  # noqa: E731
+    mels = {(split, v): [analyze(w) for w in load_audio(out, rate=a.rate, min_seconds=0.1, split=split,
+                                                        voices=[v], log=False).waves]
+            for split in ("train", "test") for v in voices}
+    parallel = [[analyze(read_audio(f, a.rate)) for f in pair] for pair in parallel_pairs(out, *voices)]
+    judge = SpeakerJudge(mels["train", voices[0]], mels["train", voices[1]])
+    for i, v in enumerate(voices):
+        held_out = mels["test", v] + [p[i] for p in parallel]
+        assert len(held_out) == 6 and judge.accuracy(held_out, i) == 1.0
+
+    stats = [(np.concatenate(mels["train", v], 1).mean(1, keepdims=True),
+              np.concatenate(mels["train", v], 1).std(1, keepdims=True)) for v in voices]
+    matched = [[(p[src] - stats[src][0]) / stats[src][1] * stats[1 - src][1] + stats[1 - src][0] for p in parallel]
+               for src in (0, 1)]  # matched[src]: voice src moved to the other voice's statistics
+    for src in (0, 1):
+        resynth = [analyze(griffin_lim(m.astype(np.float32), a, n_iter=8)) for m in matched[src]]
+        assert [judge.predict(m) for m in matched[src] + resynth] == [src] * 8
+
+    def mean_std(m):
+        return np.concatenate([m.mean(1), m.std(1)])
+    old = LogisticRegression(max_iter=2000).fit(
+        np.stack([mean_std(m) for v in voices for m in mels["train", v]]), [0] * 14 + [1] * 14)
+    for src in (0, 1):
+        assert old.predict(np.stack([mean_std(m) for m in matched[src]])).tolist() == [1 - src] * 4
 
 
 # ----------------------------------------------------------------------------- commands
@@ -227,9 +283,24 @@ def test_convert_and_eval_on_parallel_sentences(tmp_path, capsys):
     assert cli.main(["convert", str(run_dir), str(src), "--out", str(out), "--direction", "AtoB"]) == 0
     assert sf.info(out).frames == sf.info(src).frames and "griffin-lim" in capsys.readouterr().out
     assert cli.main(["eval-audio", str(run_dir), "--data", str(root), "--json", str(tmp_path / "e.json")]) == 0
+    assert "speaker judge" in capsys.readouterr().out
     res = json.loads((tmp_path / "e.json").read_text())
-    assert res["sentences"] == 2 and res["classifier_accuracy_real"] == 1.0
-    for direction in ("AtoB", "BtoA"):
+    # no test split in a plain folder of voices: the judge is measured on the parallel sentences
+    assert res["sentences"] == 2 and res["classifier_train"] == [2, 2] and res["classifier_held_out"] == [2, 2]
+    for direction, src in (("AtoB", 0), ("BtoA", 1)):
         row = res["results"][direction]
-        assert row["mcd_source"] > 0 and 0 <= row["success"] <= 1 and row["source_as_target"] == 0.0
+        assert row["mcd_source"] > 0 and 0 <= row["success"] <= 1 and 0 <= row["success_target_resynth"] <= 1
+        # the unconverted source judged the target is the judge's error rate on that voice
+        assert row["source_as_target"] == pytest.approx(1 - res["classifier_accuracy_by_voice"][src])
+
+    class Parrot:  # "waveforms" that ignore the mel: always a training utterance of voice B
+        name = "a parrot"
+
+        def __call__(self, mel):
+            return torch.from_numpy(read_audio(root / "high" / "000.wav", 8000))[None]
+    res = evaluate_conversion(ganforge.load(run_dir), root, synth=Parrot())
+    rows, notes = res["results"], res["notes"]
+    assert rows["AtoB"]["success_stats_only"] == 1.0 and rows["BtoA"]["success_target_resynth"] == 0.0
+    assert any(n.startswith("AtoB: per-band statistics matching alone is judged the target 100%") for n in notes)
+    assert any(n.startswith("BtoA: the real target through a parrot is judged the target only 0%") for n in notes)
     assert cli.main(["convert", str(run_dir), str(src), "--out", str(out)]) == 2  # exists: refused
