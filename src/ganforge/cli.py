@@ -258,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("data", help="prepare datasets")
     data_sub = s.add_subparsers(dest="data_command", metavar="ACTION", parser_class=_Parser)
+    s.actions = data_sub  # command modules add `ganforge data ACTION`s here (commands/audio.py)
     f = data_sub.add_parser("fetch", help="find or download a dataset and say where it came from")
     f.add_argument("name", help="fashion-mnist, mnist, cifar10, ...")
     f.add_argument("--data-dir", help="look here first (also: GANFORGE_DATA)")

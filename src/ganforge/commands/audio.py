@@ -7,7 +7,6 @@
 """
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
@@ -107,10 +106,9 @@ def cmd_eval_audio(args) -> int:
     return 0
 
 
-def _data_subparsers(subparsers) -> argparse._SubParsersAction:
-    """The sub-command table of ``ganforge data`` (built by cli.py before the command modules)."""
-    data = subparsers.choices["data"]
-    return next(a for a in data._actions if isinstance(a, argparse._SubParsersAction))
+def _data_subparsers(subparsers):
+    """The action table of ``ganforge data``, which cli.py keeps on that parser as ``actions``."""
+    return subparsers.choices["data"].actions
 
 
 def register(subparsers, parser_class) -> None:
