@@ -11,7 +11,13 @@ On a make-speech corpus, with the front end of the ``cyclegan-vc-speech`` preset
 - the same for a one-octave pitch shift of the source (librosa, pitch and formants together): a
   crude conversion with no learning, to show what the judge does not check;
 - all of it next to the judge used before (logistic regression on per-band mean and std), and
-  the MCD of each (and of the unconverted source) to the target voice after DTW.
+  the MCD of each (and of the unconverted source) to the target voice after DTW;
+- the "neither" answer of the current judge (``SpeakerJudge.accepts``: judged the voice AND
+  inside that voice's typical region, learned from its training utterances with the cutoff on
+  those held out from the fit): how many held-out real utterances of each voice it accepts
+  (target >= 90%), and how many of the crude fakes above and of Gaussian-noise mels (each parallel
+  utterance's own mean and std, i.i.d. over bands and frames) it accepts as a voice (target:
+  near 0%). Both judges' two-way answers on the noise are printed too.
 
     ganforge data make-speech --out runs/vc-judge/speech --voices en+m3,en+f3 --utterances 600
     python benchmarks/vc_judge.py --corpus runs/vc-judge/speech --json benchmarks/results/vc-judge.json
@@ -28,7 +34,7 @@ import torch
 from ganforge.data.audio import load_audio, read_audio
 from ganforge.data.mel import AudioConfig, LogMel
 from ganforge.data.speech import parallel_pairs
-from ganforge.metrics.audio import SpeakerJudge, dtw_mcd, griffin_lim, mel_cepstrum
+from ganforge.metrics.audio import SpeakerJudge, dtw_mcd, griffin_lim, mel_cepstrum, speaker_features
 
 
 class MeanStdJudge:
@@ -87,7 +93,9 @@ def main() -> int:
             wave = griffin_lim(pair[src], a)
             fakes["octave_shift"][src].append(analyze(librosa.effects.pitch_shift(
                 wave, sr=a.rate, n_steps=12 if src == 0 else -12)))
-    results = {}
+    rng = np.random.default_rng(0)
+    noise = [rng.normal(q[i].mean(), q[i].std(), q[i].shape) for q in parallel for i in (0, 1)]
+    results, regions, margins = {}, None, {}
     for name, cls in (("band_correlation (new)", SpeakerJudge), ("mean_std (before)", MeanStdJudge)):
         judge = cls(*train)
         row = {"held_out_test": {v: judge.accuracy(test[i], i) for i, v in enumerate(voices)},
@@ -95,6 +103,26 @@ def main() -> int:
         for key, per_src in fakes.items():  # judged the target voice (1 - src)
             row[f"{key}_as_target"] = {f"{voices[s]}->{voices[1 - s]}": judge.accuracy(per_src[s], 1 - s)
                                        for s in (0, 1)}
+        row["gaussian_noise_judged"] = {v: judge.accuracy(noise, i) for i, v in enumerate(voices)}
+        if cls is SpeakerJudge:  # accepted: judged the voice and inside its typical region
+            regions = [r.describe() for r in judge.regions]
+            row["held_out_test_accepted"] = {v: judge.acceptance(test[i], i) for i, v in enumerate(voices)}
+            row["held_out_parallel_accepted"] = {v: judge.acceptance([q[i] for q in parallel], i)
+                                                 for i, v in enumerate(voices)}
+            for key, per_src in fakes.items():
+                row[f"{key}_accepted_as_target"] = {f"{voices[s]}->{voices[1 - s]}": judge.acceptance(
+                    per_src[s], 1 - s) for s in (0, 1)}
+            row["gaussian_noise_accepted_as"] = {v: judge.acceptance(noise, i) for i, v in enumerate(voices)}
+
+            def margin(mels, voice, judge=judge):  # the median distance to the voice's region / its cutoff
+                region = judge.regions[voice]
+                return float(np.median(region.distance(np.stack([speaker_features(m) for m in mels]))) / region.cutoff)
+            margins = {
+                **{f"held-out real {v} -> {v}": margin(test[i] + [q[i] for q in parallel], i)
+                   for i, v in enumerate(voices)},
+                **{f"{key} {voices[s]} -> {voices[1 - s]}": margin(per_src[s], 1 - s)
+                   for key, per_src in fakes.items() for s in (0, 1)},
+                **{f"gaussian_noise -> {v}": margin(noise, i) for i, v in enumerate(voices)}}
         results[name] = row
     mcd = {key: {f"{voices[s]}->{voices[1 - s]}": float(np.mean([
         dtw_mcd(mel_cepstrum(fake), mel_cepstrum(pair[1 - s])) for fake, pair in zip(per_src[s], parallel)]))
@@ -103,17 +131,25 @@ def main() -> int:
     counts = {"train": [len(m) for m in train], "test": [len(m) for m in test], "parallel": len(parallel)}
     print(f"corpus {args.corpus}: {counts['train']} train, {counts['test']} test utterances of "
           f"{' / '.join(voices)}, {counts['parallel']} parallel sentences")
+    for v, r in zip(voices, regions):
+        print(f"typical region of {v}: {r['components']} PPCA components fit on {r['fit']} training "
+              f"utterances; cutoff {r['cutoff']:.1f} (q = {r['quantile']}) from {r['calibration']} held out")
     for name, row in results.items():
         print(f"judge {name}")
         for key, vals in row.items():
-            print(f"  {key:<38}" + "  ".join(f"{k} {v:.3f}" for k, v in vals.items()))
+            print(f"  {key:<46}" + "  ".join(f"{k} {v:.3f}" for k, v in vals.items()))
+    print("median distance to the voice's typical region / its cutoff (inside when <= 1)")
+    for key, val in margins.items():
+        print(f"  {key:<46}{val:.2f}")
     print("MCD (dB, after DTW) to the target voice's parallel utterance")
     for key, vals in mcd.items():
-        print(f"  {key:<38}" + "  ".join(f"{k} {v:.2f}" for k, v in vals.items()))
+        print(f"  {key:<46}" + "  ".join(f"{k} {v:.2f}" for k, v in vals.items()))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"corpus": args.corpus, "voices": voices, **counts,
-                                               "results": results, "mcd_to_target": mcd}, indent=2))
+                                               "typical_regions": regions, "results": results,
+                                               "median_distance_over_cutoff": margins,
+                                               "mcd_to_target": mcd}, indent=2))
     return 0
 
 

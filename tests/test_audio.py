@@ -5,6 +5,7 @@ the vocode / convert capabilities of both families: tests/test_families.py.)"""
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import wave as wavmod
 
@@ -20,8 +21,9 @@ from ganforge.data.audio import CropBatches, load_audio, read_audio, write_tone_
 from ganforge.data.mel import AudioConfig, LogMel
 from ganforge.data.speech import make_speech, parallel_pairs
 from ganforge.errors import DataError
-from ganforge.metrics.audio import (MCD_CONST, SpeakerJudge, dtw_mcd, dtw_path, evaluate_conversion, griffin_lim,
-                                   mcd, mel_cepstrum, speaker_features)
+from ganforge.metrics.audio import (MCD_CONST, SpeakerJudge, dtw_mcd, dtw_path, evaluate_conversion, format_table,
+                                   griffin_lim, mcd, mel_cepstrum, speaker_features)
+from ganforge.metrics.speaker import VoiceRegion
 from ganforge.models.hifigan import MultiDiscriminator, to_periods
 from ganforge.objectives import OBJECTIVES
 from ganforge.objectives.vocoder import feature_matching, lsgan_d, lsgan_g
@@ -204,12 +206,37 @@ def test_speaker_features_ignore_per_band_shift_and_scale():
     assert np.abs(speaker_features(smeared) - speaker_features(mel)).max() > 0.1
 
 
+def test_voice_region_cutoff_is_a_held_out_quantile_and_sees_off_subspace_points():
+    """Features near a 5-dimensional subspace of 50: the cutoff is the ceil((n + 1) q)-th smallest
+    distance of the utterances held out from the fit; fresh points of the same distribution fall
+    inside about as often as q says; a point far along the subspace, and one off it whose
+    projection is the mean itself, fall outside."""
+    rng = np.random.default_rng(0)
+    basis = np.linalg.qr(rng.standard_normal((50, 50)))[0]
+    w, off = basis[:, :5].T * 3, basis[:, 5]  # off: orthogonal to the subspace
+
+    def draw(n):
+        return rng.standard_normal((n, 5)) @ w + 0.1 * rng.standard_normal((n, 50))
+    region = VoiceRegion(draw(400), quantile=0.9)
+    assert (region.n_fit, region.n_calibration, region.components) == (300, 100, 20)
+    assert region.cutoff == region.calibration[math.ceil(101 * 0.9) - 1]  # the 91st of 100
+    assert 0.85 < region.contains(draw(2000)).mean() < 0.95
+    center = region.model[0].mean_
+    assert not region.contains(center + 12 * w[0])[0]  # 12 sd along the main direction
+    assert not region.contains(center + 3 * off)[0]   # residual norm 3 against about 0.7
+    assert region.contains(center)[0]
+    with pytest.raises(ValueError, match="at least 8"):
+        VoiceRegion(draw(7))
+
+
 @NO_ESPEAK
-def test_per_band_statistics_matching_does_not_fool_the_speaker_judge(tmp_path):
+def test_speaker_judge_on_two_espeak_voices(tmp_path):
     """Two espeak voices, 14 training sentences each: the judge is right on every held-out real
     utterance, and the source voice with its per-band log-mel mean/std replaced by the target
     voice's (then through Griffin-Lim, as eval-audio does) is never judged the target - while a
-    judge on per-band mean/std (the one used before) takes it for the target every time."""
+    judge on per-band mean/std (the one used before) takes it for the target every time. A
+    Gaussian-noise mel still falls on one side of the two-way judge, but is accepted as neither
+    voice: it lies in neither voice's typical region, which holds the held-out real speech."""
     from sklearn.linear_model import LogisticRegression
 
     voices = ["en+m3", "en+f3"]
@@ -225,6 +252,17 @@ def test_per_band_statistics_matching_does_not_fool_the_speaker_judge(tmp_path):
     for i, v in enumerate(voices):
         held_out = mels["test", v] + [p[i] for p in parallel]
         assert len(held_out) == 6 and judge.accuracy(held_out, i) == 1.0
+        # 11 fit + 3 calibration utterances: the cutoff is the largest calibration distance, so
+        # only n / (n + 1) = 75% of held-out real speech is owed; both voices keep at least half
+        assert judge.regions[i].n_calibration == 3 and judge.acceptance(held_out, i) >= 0.5
+
+    # the "neither" answer: Gaussian noise with each utterance's mean and std falls on one side of
+    # the two-way judge, yet is accepted as neither voice, far outside both regions
+    rng = np.random.default_rng(0)
+    noise = [rng.normal(p[i].mean(), p[i].std(), p[i].shape) for p in parallel for i in (0, 1)]
+    assert judge.acceptance(noise, 0) == judge.acceptance(noise, 1) == 0.0
+    for region in judge.regions:
+        assert region.distance(np.stack([speaker_features(m) for m in noise])).min() > 100 * region.cutoff
 
     stats = [(np.concatenate(mels["train", v], 1).mean(1, keepdims=True),
               np.concatenate(mels["train", v], 1).std(1, keepdims=True)) for v in voices]
@@ -283,15 +321,23 @@ def test_convert_and_eval_on_parallel_sentences(tmp_path, capsys):
     assert cli.main(["convert", str(run_dir), str(src), "--out", str(out), "--direction", "AtoB"]) == 0
     assert sf.info(out).frames == sf.info(src).frames and "griffin-lim" in capsys.readouterr().out
     assert cli.main(["eval-audio", str(run_dir), "--data", str(root), "--json", str(tmp_path / "e.json")]) == 0
-    assert "speaker judge" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "speaker judge" in printed and "two-way" in printed
     res = json.loads((tmp_path / "e.json").read_text())
-    # no test split in a plain folder of voices: the judge is measured on the parallel sentences
+    # no test split in a plain folder of voices: the judge is measured on the parallel sentences;
+    # 2 training utterances per voice are too few for a typical region: two-way rates only
     assert res["sentences"] == 2 and res["classifier_train"] == [2, 2] and res["classifier_held_out"] == [2, 2]
+    assert res["typical_regions"] is None and any("fewer than 8 training utterances" in n for n in res["notes"])
     for direction, src in (("AtoB", 0), ("BtoA", 1)):
         row = res["results"][direction]
-        assert row["mcd_source"] > 0 and 0 <= row["success"] <= 1 and 0 <= row["success_target_resynth"] <= 1
+        assert math.isnan(row["success"]) and 0 <= row["success_two_way"] <= 1
+        assert row["mcd_source"] > 0 and 0 <= row["success_target_resynth_two_way"] <= 1
         # the unconverted source judged the target is the judge's error rate on that voice
-        assert row["source_as_target"] == pytest.approx(1 - res["classifier_accuracy_by_voice"][src])
+        assert row["source_as_target_two_way"] == pytest.approx(1 - res["classifier_accuracy_by_voice"][src])
+
+    # 12 training utterances per voice (the first 2 are the run's): the regions are learned
+    write_tone_folder(root / "low", n=12, seconds=0.4, rate=8000, seed=1)
+    write_tone_folder(root / "high", n=12, seconds=0.4, rate=8000, seed=2, pitch=2.0)
 
     class Parrot:  # "waveforms" that ignore the mel: always a training utterance of voice B
         name = "a parrot"
@@ -300,7 +346,13 @@ def test_convert_and_eval_on_parallel_sentences(tmp_path, capsys):
             return torch.from_numpy(read_audio(root / "high" / "000.wav", 8000))[None]
     res = evaluate_conversion(ganforge.load(run_dir), root, synth=Parrot())
     rows, notes = res["results"], res["notes"]
+    assert [r["calibration"] for r in res["typical_regions"]] == [3, 3]
     assert rows["AtoB"]["success_stats_only"] == 1.0 and rows["BtoA"]["success_target_resynth"] == 0.0
-    assert any(n.startswith("AtoB: per-band statistics matching alone is judged the target 100%") for n in notes)
-    assert any(n.startswith("BtoA: the real target through a parrot is judged the target only 0%") for n in notes)
+    for row in rows.values():  # accepted implies judged the target
+        for key in ("success", "success_stats_only", "success_target_resynth", "source_as_target"):
+            assert row[key] <= row[f"{key}_two_way"]
+    assert any(n.startswith("AtoB: per-band statistics matching alone is accepted as the target 100%") for n in notes)
+    assert any(n.startswith("BtoA: the real target through a parrot is accepted as the target only 0%") for n in notes)
+    table = "\n".join(format_table(res))
+    assert "accepted (judged, two-way)" in table and "1.000 (1.000)" in table
     assert cli.main(["convert", str(run_dir), str(src), "--out", str(out)]) == 2  # exists: refused

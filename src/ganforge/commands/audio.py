@@ -150,7 +150,8 @@ def register(subparsers, parser_class) -> None:
                                           "factor on held-out utterances, next to Griffin-Lim on "
                                           "the same mels. Voice-conversion runs: MCD to the target "
                                           "voice after DTW and the conversion success rate on the "
-                                          "corpus's parallel sentences.")
+                                          "corpus's parallel sentences (judged the target voice and "
+                                          "inside its typical region; the two-way rate beside it).")
     add_run_arguments(s)
     s.add_argument("--data", required=True, help="a speech corpus (make-speech) or a folder of WAVs")
     s.add_argument("--limit", type=int, default=None, help="at most this many utterances")

@@ -17,20 +17,23 @@ Voice-conversion runs, on the corpus's parallel sentences (both voices say the s
 MCD of the converted speech to the target speaker's utterance after DTW alignment
 (librosa.sequence.dtw on the cepstra), against the MCD of the unconverted source to it; and the
 conversion success rate: the share of converted utterances that a speaker judge (``SpeakerJudge``,
-scikit-learn logistic regression, trained on the two voices' training utterances) assigns to the
-target voice. Converted mels become waveforms through a trained vocoder run or Griffin-Lim (said
-in the output) and are analysed again. Two baselines go through the same path: "stats_only"
+trained on the two voices' training utterances) accepts as the target voice. Converted mels
+become waveforms through a trained vocoder run or Griffin-Lim (said in the output) and are
+analysed again. Two baselines go through the same path: "stats_only"
 replaces the source voice's per-band log-mel mean and standard deviation by the target's without
 the generator (the normalization the family trains in), and "target_resynth" is the real target
 utterance itself (the most a perfect conversion could score through this waveform path).
 
-The judge's choice: its features are the correlations between mel bands over time after each
-band of the utterance is normalized to zero mean and unit variance, so they are unchanged by any
-per-band shift and positive scaling, and per-band statistics matching cannot move a mel towards
-the other voice (a judge on per-band mean and std, used before, took it for the target 95-100%
-of the time). What is left is how bands move together as pitch harmonics and formants sweep
-through them. The invariance holds for mels; a vocoder between them can break it, which is why
-the statistics-matching and real-target rows go through the same waveforms and a note flags them.
+The judge (``metrics/speaker.py``): its features are the correlations between mel bands over
+time after each band of the utterance is normalized, so per-band statistics matching cannot move
+a mel towards the other voice (a judge on per-band mean and std, used before, took it for the
+target 95-100% of the time). The invariance holds for mels; a vocoder between them can break it,
+which is why the statistics-matching and real-target rows go through the same waveforms and a
+note flags them. A conversion succeeds when the judge picks the target voice AND the utterance
+lies in the target voice's typical region (learned from its training utterances, cutoff on
+utterances held out from that fit): without the second check anything unlike both voices, noise
+included, counted for one of them. The two-way rate (judged the target, nothing more) is kept
+beside it as ``*_two_way``.
 """
 from __future__ import annotations
 
@@ -44,6 +47,7 @@ import torch
 
 from ..data.audio import load_audio, read_audio
 from ..errors import ConfigError
+from .speaker import MIN_UTTERANCES, SpeakerJudge, speaker_features  # noqa: F401  (speaker_features: re-exported)
 
 N_CEPSTRA = 24
 MCD_CONST = 10 / math.log(10) * math.sqrt(2)
@@ -198,39 +202,6 @@ def evaluate_vocoder(run, data: str | Path, *, limit: int | None = None, threads
 # ----------------------------------------------------------------------------- conversion
 
 
-def speaker_features(log_mel: np.ndarray) -> np.ndarray:
-    """log-mel [n_mels, T] -> the correlation of every pair of bands over time [n_mels (n_mels -
-    1) / 2], after per-utterance, per-band standardization: invariant to x_k -> a_k x_k + b_k
-    for any a_k > 0 and b_k."""
-    x = np.asarray(log_mel, dtype=np.float64)
-    x = (x - x.mean(1, keepdims=True)) / np.maximum(x.std(1, keepdims=True), 1e-3)
-    corr = x @ x.T / x.shape[1]
-    return corr[np.triu_indices(x.shape[0], 1)]
-
-
-class SpeakerJudge:
-    """Which of two voices an utterance is: logistic regression on ``speaker_features``."""
-
-    def __init__(self, mels_a: list[np.ndarray], mels_b: list[np.ndarray]):
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-
-        x = np.stack([speaker_features(m) for m in mels_a + mels_b])
-        y = np.array([0] * len(mels_a) + [1] * len(mels_b))
-        self.model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=3000)).fit(x, y)
-
-    def predict(self, log_mel: np.ndarray) -> int:
-        """0 for voice A, 1 for voice B."""
-        return int(self.model.predict(speaker_features(log_mel)[None])[0])
-
-    def accuracy(self, mels: list[np.ndarray], voice: int) -> float:
-        """The share of ``mels`` (all of voice ``voice``, 0 or 1) judged that voice."""
-        if not mels:
-            return math.nan
-        return float(np.mean(self.model.predict(np.stack([speaker_features(m) for m in mels])) == voice))
-
-
 def _held_out(data: Path, voice: str, load) -> list[np.ndarray]:
     """The voice's test split of a make-speech corpus (none in a plain folder of voices)."""
     return load("test", voice) if (data / voice / "test").is_dir() else []
@@ -250,6 +221,12 @@ def evaluate_conversion(run, data: str | Path, *, synth: Synthesizer, limit: int
 
     train = [load("train", v) for v in voices]
     judge = SpeakerJudge(*train)
+
+    def verdict(row: dict, key: str, mel: np.ndarray, voice: int) -> None:
+        """Accepted as ``voice`` (judged it, inside its region) under ``key``; judged it under
+        ``key``_two_way."""
+        row.setdefault(key, []).append(judge.accepts(mel, voice))
+        row.setdefault(f"{key}_two_way", []).append(float(judge.predict(mel) == voice))
     pairs = parallel_pairs(data, *voices)[:limit] if limit else parallel_pairs(data, *voices)
     rows: dict[str, dict[str, list[float]]] = {}
     parallel_mels: list[list[np.ndarray]] = [[], []]
@@ -265,30 +242,35 @@ def evaluate_conversion(run, data: str | Path, *, synth: Synthesizer, limit: int
             row.setdefault("mcd_converted", []).append(dtw_mcd(mel_cepstrum(resynth), tgt_cep))
             row.setdefault("mcd_converted_mel", []).append(dtw_mcd(mel_cepstrum(converted[0].numpy()), tgt_cep))
             row.setdefault("mcd_source", []).append(dtw_mcd(mel_cepstrum(mels[src]), tgt_cep))
-            row.setdefault("success", []).append(float(judge.predict(resynth) == tgt))
-            row.setdefault("source_as_target", []).append(float(judge.predict(mels[src]) == tgt))
+            verdict(row, "source_as_target", mels[src], tgt)
+            verdict(row, "success", resynth, tgt)
             stats_only = run.objective.match_statistics(torch.from_numpy(mels[src])[None], direction=direction)
             stats_only = analyze(synth(stats_only.cpu())[0].numpy())
             row.setdefault("mcd_stats_only", []).append(dtw_mcd(mel_cepstrum(stats_only), tgt_cep))
-            row.setdefault("success_stats_only", []).append(float(judge.predict(stats_only) == tgt))
+            verdict(row, "success_stats_only", stats_only, tgt)
             target_resynth = analyze(synth(torch.from_numpy(mels[tgt])[None])[0].numpy())
-            row.setdefault("success_target_resynth", []).append(float(judge.predict(target_resynth) == tgt))
+            verdict(row, "success_target_resynth", target_resynth, tgt)
     results = {d: {k: float(np.mean(v)) for k, v in row.items()} for d, row in rows.items()}
-    notes = []
+    notes = [] if judge.regions else [
+        f"fewer than {MIN_UTTERANCES} training utterances of a voice ({' + '.join(map(str, map(len, train)))}): "
+        f"its typical region is not learned, so only the two-way rates (*_two_way) are measured"]
     for d, row in results.items():  # the judge hears mels again after synthesis, no longer invariant
-        if row["success_stats_only"] >= 0.5:
-            notes.append(f"{d}: per-band statistics matching alone is judged the target "
-                         f"{row['success_stats_only']:.0%} of the time through {synth.name}: success does "
+        tail, verb = ("", "accepted as") if judge.regions else ("_two_way", "judged")
+        stats_only, target = row["success_stats_only" + tail], row["success_target_resynth" + tail]
+        if stats_only >= 0.5:
+            notes.append(f"{d}: per-band statistics matching alone is {verb} the target "
+                         f"{stats_only:.0%} of the time through {synth.name}: success does "
                          f"not show conversion with these waveforms")
-        if row["success_target_resynth"] < 0.9:
-            notes.append(f"{d}: the real target through {synth.name} is judged the target only "
-                         f"{row['success_target_resynth']:.0%} of the time: these waveforms lose what "
-                         f"the judge relies on")
+        if target < 0.9:
+            notes.append(f"{d}: the real target through {synth.name} is {verb} the target only "
+                         f"{target:.0%} of the time: these waveforms lose what the judge relies on")
     held_out = [_held_out(Path(data), v, load)[:limit] + parallel_mels[i] for i, v in enumerate(voices)]
     return {"kind": "conversion", "data": str(data), "voices": list(voices), "sentences": len(pairs),
             "waveforms": synth.name, "classifier_train": [len(m) for m in train],
             "classifier_held_out": [len(m) for m in held_out],
             "classifier_accuracy_by_voice": [judge.accuracy(m, i) for i, m in enumerate(held_out)],
+            "classifier_acceptance_by_voice": [judge.acceptance(m, i) for i, m in enumerate(held_out)],
+            "typical_regions": [r.describe() for r in judge.regions] if judge.regions else None,
             "classifier_accuracy_real": float(np.mean([judge.predict(m) == i for i, ms in enumerate(held_out)
                                                        for m in ms])),
             "results": results, "notes": notes}
@@ -315,19 +297,26 @@ def format_table(result: dict[str, Any]) -> list[str]:
                  f"{'method':<14}" + "".join(f"{c:>10}" for c in cols)]
         lines += [f"{name:<14}" + "".join(f"{row[c]:>10.4f}" for c in cols) for name, row in res.items()]
     else:
-        cols = ["mcd_converted", "mcd_converted_mel", "mcd_source", "mcd_stats_only", "success",
-                "success_stats_only", "success_target_resynth", "source_as_target"]
-        by_voice = ", ".join(f"{v} {acc:.3f} of {n}" for v, acc, n in zip(
-            result["voices"], result["classifier_accuracy_by_voice"], result["classifier_held_out"]))
+        mcds = ["mcd_converted", "mcd_converted_mel", "mcd_source", "mcd_stats_only"]
+        rates = {"conversion": "success", "stats_only": "success_stats_only",
+                 "target_resynth": "success_target_resynth", "source": "source_as_target"}
+        by_voice = ", ".join(f"{v} {acc:.3f} ({two:.3f}) of {n}" for v, acc, two, n in zip(
+            result["voices"], result["classifier_acceptance_by_voice"], result["classifier_accuracy_by_voice"],
+            result["classifier_held_out"]))
         lines = [f"{result['sentences']} parallel sentence(s) of {' / '.join(result['voices'])} from "
                  f"{result['data']}; waveforms by {result['waveforms']}",
                  f"speaker judge (band correlations of the per-band normalized log-mel, trained on "
-                 f"{' + '.join(map(str, result['classifier_train']))} utterances): accuracy on held-out "
-                 f"real utterances {by_voice}",
-                 f"{'direction':<10}" + "".join(f"{c:>{len(c) + 2}}" for c in cols)]
-        lines += [f"{d:<10}" + "".join(f"{row[c]:>{len(c) + 2}.4f}" for c in cols) for d, row in res.items()]
+                 f"{' + '.join(map(str, result['classifier_train']))} utterances): held-out real utterances "
+                 f"accepted (judged, two-way) {by_voice}",
+                 f"{'direction':<10}" + "".join(f"{c:>{len(c) + 2}}" for c in mcds)]
+        lines += [f"{d:<10}" + "".join(f"{row[c]:>{len(c) + 2}.4f}" for c in mcds) for d, row in res.items()]
         lines.append("mcd_*: dB after DTW to the target voice (converted after resynthesis, converted "
-                     "mel, unconverted source, per-band mean/std matching only); success*: share judged "
-                     "the target voice (the conversion, per-band mean/std matching only, the real "
-                     "target through the same waveforms)")
+                     "mel, unconverted source, per-band mean/std matching only)")
+        lines.append(f"{'direction':<10}" + "".join(f"{c:>17}" for c in rates))
+        lines += [f"{d:<10}" + "".join(f"{row[k]:>9.3f} ({row[k + '_two_way']:.3f})" for k in rates.values())
+                  for d, row in res.items()]
+        lines.append("success (accepted as the target: judged the target voice AND inside its typical "
+                     "region) and, in brackets, the two-way rate (judged the target, nothing more), of: "
+                     "the conversion, per-band mean/std matching only, the real target through the same "
+                     "waveforms, the unconverted source")
     return lines + [f"note: {n}" for n in result["notes"]]
