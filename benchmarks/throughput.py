@@ -8,11 +8,12 @@ What is measured: training images per second at batch 64 on the CPU, where one i
 discriminator step and one generator step on one real batch (images/s = batch * steps / seconds).
 
 * ganforge: the preset loaded through the public path (``load_config`` -> ``api.build`` ->
-  ``objective.make_batches`` -> ``Trainer``), timing ``Trainer.train_step()``; once at the preset's
-  precision (bf16 autocast) and once with ``train.precision=fp32``, so the table shows what each
-  lever is worth. Everything a training step does in ``Trainer.fit`` is in the timed loop (batch
-  fetch, both phases, EMA update); logging, sample grids and checkpoints are not, as they do not
-  happen every step.
+  ``objective.make_batches`` -> ``Trainer``) with the reference's networks pinned
+  (``SAME_NETWORKS``: the preset itself now has a generator with a full-resolution stage),
+  timing ``Trainer.train_step()``; once at the preset's precision (bf16 autocast) and once
+  with ``train.precision=fp32``, so the table shows what each lever is worth. Everything a
+  training step does in ``Trainer.fit`` is in the timed loop (batch fetch, both phases, EMA
+  update); logging, sample grids and checkpoints are not, as they do not happen every step.
 * reference: the loop of the classic PyTorch DCGAN example (pytorch/examples, dcgan/main.py): a
   torchvision-style dataset that turns each uint8 image into a PIL image and applies
   ``ToTensor`` + ``Normalize((0.5,), (0.5,))`` per image, a ``DataLoader(shuffle=True,
@@ -64,6 +65,7 @@ from ganforge.config import load_config
 from ganforge.training.trainer import Trainer
 
 PRESET = "dcgan-fashion-mnist"
+SAME_NETWORKS = ["model.g_head=convt", "model.g_width=64", "model.d_width=64", "model.z_dim=100"]
 DEVICE = torch.device("cpu")
 
 
@@ -94,7 +96,8 @@ class _TimedBatches:
 
 class GanforgeRun:
     def __init__(self, precision: str, batch_size: int, dataset):
-        _, cfg = load_config(PRESET, [f"train.precision={precision}",
+        # The reference's networks (the paper's DCGAN at width 64), whatever the preset's are now
+        _, cfg = load_config(PRESET, [*SAME_NETWORKS, f"train.precision={precision}",
                                       f"train.batch_size={batch_size}", "train.device=cpu"])
         self.name, self.precision = "ganforge", precision
         objective, dataset = api.build(cfg, dataset)

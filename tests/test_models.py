@@ -268,3 +268,25 @@ def test_dcgan_conv_head_keeps_a_full_resolution_stage(resolution):
         build_generator("dcgan", resolution=28, channels=1, z_dim=8, width=4, head="deconv")
     with pytest.raises(ConfigError, match="does not support model.g_head"):
         build_generator("mlp", resolution=28, channels=1, z_dim=8, width=4, head="conv")
+
+
+def test_dcgan_deep_d_head_adds_a_stride_2_stage_and_a_linear_map():
+    D = build_discriminator("dcgan", resolution=28, channels=1, width=4, head="deep", mbstd=2)
+    assert D(torch.rand(4, 1, 28, 28)).shape == (4,)
+    convs = [m for m in D.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [4, 8, 16, 1]
+    assert convs[2].kernel_size == (3, 3) and convs[2].stride == (2, 2)
+    assert convs[3].kernel_size == (4, 4) and convs[3].in_channels == 17  # 7x7 -> 4x4, + mbstd channel
+    with pytest.raises(ConfigError, match="model.d_head must be one of conv, deep"):
+        build_discriminator("dcgan", resolution=28, channels=1, width=4, head="wide")
+
+
+def test_dcgan_init_option_keeps_pytorch_defaults_or_applies_the_papers():
+    torch.manual_seed(0)
+    paper = build_generator("dcgan", resolution=28, channels=1, z_dim=8, width=8, head="conv")
+    default = build_generator("dcgan", resolution=28, channels=1, z_dim=8, width=8, head="conv", init="torch")
+    w_paper, w_default = paper.net[-2].weight, default.net[-2].weight  # the 3x3 output conv, 72 inputs
+    assert abs(w_paper.std().item() - 0.02) < 0.01  # N(0, 0.02)
+    assert w_default.std().item() > 0.05  # PyTorch's default: uniform within 1/sqrt(72), std 0.068
+    with pytest.raises(ConfigError, match="model.init must be one of dcgan, torch"):
+        build_discriminator("dcgan", resolution=28, channels=1, width=4, init="xavier")

@@ -39,6 +39,8 @@ class ModelConfig:
     g_depth: int | None = None  # hidden layers of an mlp generator (None: the architecture's 1)
     d_depth: int | None = None  # hidden layers of an mlp discriminator (None: 1)
     g_head: str | None = None  # dcgan G output: convt (paper, default) | conv (full-res stage + 3x3 conv)
+    d_head: str | None = None  # dcgan D output: conv (paper, default) | deep (one more 3x3 stride-2 stage)
+    init: str | None = None  # dcgan weights: dcgan (N(0, 0.02), default) | torch (PyTorch's default)
     d_norm: str | None = None  # dcgan D normalization: batch (default) | layer | none
     d_spectral_norm: bool = False  # spectral normalization of D's layers (Miyato et al. 2018)
     g_spectral_norm: bool = False  # ... and of G's (Zhang et al. 2019, SAGAN)

@@ -25,7 +25,8 @@ __all__ = ["ARCHITECTURES", "Architecture", "MinibatchStd", "Packed", "build_gen
 
 # What a config key means to a user, for the error when an architecture lacks the option.
 _OPTION_KEYS = {"depth": "model.g_depth / model.d_depth", "point_dim": "2-D point data (toy:*)",
-                "mbstd": "model.mbstd_group", "norm": "model.d_norm", "head": "model.g_head"}
+                "mbstd": "model.mbstd_group", "norm": "model.d_norm", "head": "model.g_head / model.d_head",
+                "init": "model.init"}
 
 
 def _options(name: str, builder, options: dict[str, Any]) -> dict[str, Any]:

@@ -62,7 +62,7 @@ G_HEADS = ("convt", "conv")
 
 class DCGANGenerator(nn.Module):
     def __init__(self, *, resolution: int = 64, channels: int = 3, z_dim: int = 100, width: int = 64,
-                 head: str = "convt"):
+                 head: str = "convt", init: str = "dcgan"):
         super().__init__()
         check_positive("dcgan", channels=channels, z_dim=z_dim, width=width)
         if head not in G_HEADS:
@@ -81,7 +81,7 @@ class DCGANGenerator(nn.Module):
         else:
             layers += [nn.ConvTranspose2d(c, channels, 4, 2, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
-        self.apply(dcgan_init_)
+        init_(self, init)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:  # [N, z_dim] -> [N, C, H, W]
         return self.net(z.reshape(z.shape[0], self.z_dim, 1, 1))
@@ -109,17 +109,43 @@ def d_body(in_channels: int, width: int, n_down: int, norm: str, mbstd: int) -> 
     return layers, c
 
 
+D_HEADS = ("conv", "deep")
+INITS = ("dcgan", "torch")
+
+
+def init_(net: nn.Module, init: str) -> None:
+    """``dcgan``: the paper's N(0, 0.02) weights; ``torch``: PyTorch's default initialization (what a
+    hand-written loop gets, and what it trains with)."""
+    if init not in INITS:
+        raise ConfigError(f"dcgan: model.init must be one of {', '.join(INITS)}, got '{init}'")
+    if init == "dcgan":
+        net.apply(dcgan_init_)
+
+
 class DCGANDiscriminator(nn.Module):
+    """``head="deep"`` adds a 3x3 stride-2 convolution doubling the channels (7x7 -> 4x4 at 28x28)
+    before the final convolution over what is left, a linear map of the flattened features: the
+    discriminator of the DCGAN loops users write for 28x28 data."""
+
     def __init__(self, *, resolution: int = 64, channels: int = 3, width: int = 64, mbstd: int = 0,
-                 norm: str = "batch"):
+                 norm: str = "batch", head: str = "conv", init: str = "dcgan"):
         super().__init__()
         check_positive("dcgan", channels=channels, width=width)
+        if head not in D_HEADS:
+            raise ConfigError(f"dcgan: model.d_head must be one of {', '.join(D_HEADS)}, got '{head}'")
         s, n_up = plan(resolution)
         self.resolution, self.channels = resolution, channels
-        layers, c = d_body(channels, width, n_up, norm, mbstd)
+        layers, c = d_body(channels, width, n_up, norm, 0)
+        if head == "deep":
+            layers += [nn.Conv2d(c, c * 2, 3, 2, 1, bias=norm == "none"), *D_NORMS[norm](c * 2),
+                       nn.LeakyReLU(0.2, True)]
+            c, s = c * 2, (s + 1) // 2
+        if mbstd:
+            layers.append(MinibatchStd(mbstd))
+            c += 1
         layers.append(nn.Conv2d(c, 1, s, 1, 0))
         self.net = nn.Sequential(*layers)
-        self.apply(dcgan_init_)
+        init_(self, init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [N, C, H, W] -> logits [N]
         return self.net(x).reshape(x.shape[0])

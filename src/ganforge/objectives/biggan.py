@@ -106,7 +106,7 @@ class BigGAN(ConditionalGAN):
             raise ConfigError(f"objective=biggan builds its own networks; set model.name=biggan "
                               f"(got '{m.name}')")
         unused = {"model.g_depth": m.g_depth, "model.d_depth": m.d_depth, "model.d_norm": m.d_norm,
-                  "model.g_head": m.g_head,
+                  "model.g_head": m.g_head, "model.d_head": m.d_head, "model.init": m.init,
                   "model.mbstd_group": m.mbstd_group or None, "model.pac": m.pac if m.pac > 1 else None}
         for key, value in unused.items():
             if value is not None:

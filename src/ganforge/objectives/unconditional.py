@@ -84,9 +84,9 @@ class UnconditionalGAN(Objective):
             d_shape["point_dim"] = self.point_dim * m.pac
             shape["point_dim"] = self.point_dim
         G = models.build_generator(m.name, z_dim=self.z_dim, width=m.g_width, depth=m.g_depth,
-                                       head=m.g_head, **shape)
+                                       head=m.g_head, init=m.init, **shape)
         D = models.build_discriminator(m.name, width=m.d_width, depth=m.d_depth, norm=m.d_norm,
-                                       mbstd=m.mbstd_group or None, **d_shape)
+                                       mbstd=m.mbstd_group or None, head=m.d_head, init=m.init, **d_shape)
         if m.g_spectral_norm:
             models.spectral_norm_(G)
         if m.d_spectral_norm:
