@@ -363,3 +363,10 @@ def test_conditional_generator_takes_the_conv_head():
     G = ConditionalGenerator(resolution=28, channels=1, z_dim=8, width=4, num_classes=3, head="conv")
     assert G(torch.randn(2, 8), torch.tensor([0, 2])).shape == (2, 1, 28, 28)
     assert type(G.out) is torch.nn.Conv2d and G.out.kernel_size == (3, 3)
+
+
+@pytest.mark.parametrize("override", ["model.d_head=deep", "model.init=torch"])
+def test_conditional_refuses_the_unconditional_dcgan_options(override):
+    key, value = override.split("=")
+    with pytest.raises(ConfigError, match=f"{key} is not supported with objective=conditional"):
+        api.build(_cond_config(**{key: value}), _labeled())

@@ -86,6 +86,19 @@ class OptimizerSpec:
         return [{"params": ps, "lr": self.lr * mult} for mult, ps in groups.items()]
 
 
+def cached_module(objective: Any, nets: tuple[nn.Module, ...], build: Callable[..., nn.Module]) -> nn.Module:
+    """``build(*nets)``, made once per tuple of networks and kept on ``objective`` (a family's
+    ``export_module``: the same instance on each call for the same networks, so
+    ganforge.serve.graph can record it; a few sets at most, e.g. the live and the EMA ones)."""
+    cache = objective.__dict__.setdefault("_export_modules", {})
+    key = tuple(id(net) for net in nets)
+    if key not in cache:
+        if len(cache) > 4:
+            cache.clear()
+        cache[key] = build(*nets)
+    return cache[key]
+
+
 class Objective:
     """Base class: subclasses fill ``nets``, ``optimizers``, ``phases`` and implement ``loss``.
 

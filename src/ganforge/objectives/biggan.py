@@ -42,7 +42,7 @@ from ..errors import ConfigError
 from ..labels import dataset_classes
 from ..models.biggan import BigGANDiscriminator, BigGANGenerator, Sampler
 from ..models.layers import batch_norms, standing_stats_
-from .base import register_objective
+from .base import cached_module, register_objective
 from .conditional import ConditionalGAN
 from .unconditional import TINY_TRAIN, gan_optimizers, write_image_folder
 
@@ -192,12 +192,7 @@ class BigGAN(ConditionalGAN):
         same G: ``sample`` runs through it after the standing statistics, and
         ganforge.serve.graph records its call for export and batching."""
         G = (nets or {}).get("G", self.nets["G"])
-        cache = self.__dict__.setdefault("_samplers", {})
-        if id(G) not in cache:
-            if len(cache) > 4:
-                cache.clear()
-            cache[id(G)] = Sampler(G)
-        return cache[id(G)]
+        return cached_module(self, (G,), Sampler)
 
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator,

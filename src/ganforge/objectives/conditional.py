@@ -74,6 +74,9 @@ class ConditionalGAN(UnconditionalGAN):
                               f"(got '{m.name}')")
         if m.pac > 1:
             raise ConfigError("model.pac (PacGAN) is not supported with objective=conditional; set model.pac=1")
+        for key, value in {"model.d_head": m.d_head, "model.init": m.init}.items():
+            if value is not None:  # the conditional D and init are DCGAN's own; only G takes g_head
+                raise ConfigError(f"{key} is not supported with objective=conditional; remove it")
         if c.aux_weight < 0 or c.embed_dim < 0:
             raise ConfigError(f"cond.aux_weight and cond.embed_dim must be >= 0, got {c.aux_weight} "
                               f"and {c.embed_dim}")

@@ -31,7 +31,7 @@ from ..errors import ConfigError
 from ..labels import dataset_classes, labels_tensor
 from ..models import lapgan as nets_mod
 from ..models.pyramid import gaussian_pyramid, upsample
-from .base import Objective, OptimizerSpec, Phase, register_objective
+from .base import Objective, OptimizerSpec, Phase, cached_module, register_objective
 from .unconditional import TINY_TRAIN, write_image_folder
 
 
@@ -163,13 +163,8 @@ class LAPGAN(Objective):
         the same instance for the same networks: ``sample`` runs through it, and
         ganforge.serve.graph records its call for export and batching."""
         gens = [(nets or {}).get(f"G{level}", self.nets[f"G{level}"]) for level in range(len(self.sizes))]
-        key = tuple(id(G) for G in gens)
-        cache = self.__dict__.setdefault("_samplers", {})
-        if key not in cache:
-            if len(cache) > 4:
-                cache.clear()
-            cache[key] = nets_mod.PyramidSampler(gens, self.sizes, self.channels)
-        return cache[key]
+        return cached_module(self, tuple(gens),
+                             lambda *g: nets_mod.PyramidSampler(list(g), self.sizes, self.channels))
 
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator,

@@ -31,7 +31,7 @@ from .. import losses
 from ..errors import ConfigError
 from ..labels import dataset_classes
 from ..models.stylegan2 import Discriminator, Generator, Sampler, mix_styles, slerp
-from .base import OptimizerSpec, Phase, register_objective
+from .base import OptimizerSpec, Phase, cached_module, register_objective
 from .conditional import ConditionalGAN
 from .unconditional import TINY_TRAIN, UnconditionalGAN, write_image_folder
 
@@ -270,12 +270,7 @@ class StyleGAN2(UnconditionalGAN):
         """The sampling pass of ``nets``' G as one module (models.stylegan2.Sampler), the same
         instance for the same G: ``sample`` runs through it, ganforge.serve.graph records its call."""
         G = self._G(nets)
-        cache = self.__dict__.setdefault("_samplers", {})
-        if id(G) not in cache:
-            if len(cache) > 4:
-                cache.clear()
-            cache[id(G)] = Sampler(G)
-        return cache[id(G)]
+        return cached_module(self, (G,), Sampler)
 
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator, nets: Mapping[str, nn.Module] | None = None,
