@@ -365,8 +365,22 @@ def test_conditional_generator_takes_the_conv_head():
     assert type(G.out) is torch.nn.Conv2d and G.out.kernel_size == (3, 3)
 
 
-@pytest.mark.parametrize("override", ["model.d_head=deep", "model.init=torch"])
-def test_conditional_refuses_the_unconditional_dcgan_options(override):
-    key, value = override.split("=")
-    with pytest.raises(ConfigError, match=f"{key} is not supported with objective=conditional"):
-        api.build(_cond_config(**{key: value}), _labeled())
+def test_conditional_refuses_the_unconditional_dcgan_init_option():
+    with pytest.raises(ConfigError, match="model.init is not supported with objective=conditional"):
+        api.build(_cond_config(**{"model.init": "torch"}), _labeled())
+
+
+@pytest.mark.parametrize("d_cond", ["concat", "projection", "acgan"])
+def test_conditional_discriminator_takes_the_deep_head(d_cond):
+    from ganforge.models.conditional import ConditionalDiscriminator
+
+    D = ConditionalDiscriminator(resolution=28, channels=1, width=4, num_classes=3, cond=d_cond,
+                                 head="deep", mbstd=2)
+    convs = [m for m in D.body.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [4, 8, 16]  # the third stage: 3x3 stride 2, 7x7 -> 4x4
+    assert convs[2].kernel_size == (3, 3) and convs[2].stride == (2, 2)
+    assert D.feature_dim == 17 * 4 * 4  # + the minibatch-stddev channel, after the deep stage
+    adv, cls = D.scores(torch.rand(4, 1, 28, 28), torch.tensor([0, 1, 2, 0]))
+    assert adv.shape == (4,) and (cls is None) == (d_cond != "acgan")
+    with pytest.raises(ConfigError, match="model.d_head must be one of conv, deep"):
+        ConditionalDiscriminator(resolution=28, channels=1, width=4, num_classes=3, head="wide")

@@ -111,10 +111,12 @@ class ConditionalGenerator(nn.Module):
 
 class ConditionalDiscriminator(nn.Module):
     """(images [N, C, H, W], labels [N]) -> logits [N]; ``scores`` also gives the AC-GAN class
-    logits [N, K] (None for the other conditionings)."""
+    logits [N, K] (None for the other conditionings). ``head="deep"`` adds DCGAN's third stride-2
+    stage (ganforge.models.dcgan.d_body) before phi(x)."""
 
     def __init__(self, *, resolution: int, channels: int, width: int, num_classes: int,
-                 cond: str = "projection", norm: str | None = "batch", mbstd: int = 0):
+                 cond: str = "projection", norm: str | None = "batch", mbstd: int = 0,
+                 head: str | None = None):
         super().__init__()
         norm = norm or "batch"
         check_positive("conditional dcgan", channels=channels, width=width, num_classes=num_classes)
@@ -122,7 +124,7 @@ class ConditionalDiscriminator(nn.Module):
         s, n_up = plan(resolution)
         self.resolution, self.channels, self.num_classes, self.cond = resolution, channels, num_classes, cond
         in_ch = channels + (num_classes if cond == "concat" else 0)
-        layers, c = d_body(in_ch, width, n_up, norm, mbstd)
+        layers, c, s = d_body(in_ch, width, n_up, s, norm=norm, head=head, mbstd=mbstd)
         self.body = nn.Sequential(*layers)
         self.feature_dim = c * s * s
         self.psi = nn.Linear(self.feature_dim, 1)

@@ -91,24 +91,6 @@ D_NORMS = {"batch": lambda c: [nn.BatchNorm2d(c)], "layer": lambda c: [nn.GroupN
            "none": lambda c: []}
 
 
-def d_body(in_channels: int, width: int, n_down: int, norm: str, mbstd: int) -> tuple[list[nn.Module], int]:
-    """D's strided 4x4 convolutions (each halving the size, doubling the channels) and the
-    optional minibatch-stddev layer: (layers, channels out). Shared by the conditional D."""
-    if norm not in D_NORMS:
-        raise ConfigError(f"dcgan: model.d_norm must be one of {', '.join(D_NORMS)}, got '{norm}'")
-    # No BatchNorm on the first layer (paper, sec. 3): it sees the raw images.
-    layers: list[nn.Module] = [nn.Conv2d(in_channels, width, 4, 2, 1), nn.LeakyReLU(0.2, True)]
-    c = width
-    for _ in range(n_down - 1):
-        layers += [nn.Conv2d(c, c * 2, 4, 2, 1, bias=norm == "none"), *D_NORMS[norm](c * 2),
-                   nn.LeakyReLU(0.2, True)]
-        c *= 2
-    if mbstd:
-        layers.append(MinibatchStd(mbstd))
-        c += 1
-    return layers, c
-
-
 D_HEADS = ("conv", "deep")
 INITS = ("dcgan", "torch")
 
@@ -122,6 +104,34 @@ def init_(net: nn.Module, init: str) -> None:
         net.apply(dcgan_init_)
 
 
+def d_body(in_channels: int, width: int, n_down: int, s: int, *, norm: str, head: str | None,
+           mbstd: int) -> tuple[list[nn.Module], int, int]:
+    """D's layers before its logit: strided 4x4 convolutions (each halving the size from
+    ``s * 2**n_down``, doubling the channels); for ``head="deep"`` one more 3x3 stride-2
+    convolution doubling the channels (7x7 -> 4x4 at 28x28); then the optional minibatch-stddev
+    layer. Returns (layers, channels, size) of the last feature map. Shared by the conditional D."""
+    if norm not in D_NORMS:
+        raise ConfigError(f"dcgan: model.d_norm must be one of {', '.join(D_NORMS)}, got '{norm}'")
+    head = head or "conv"
+    if head not in D_HEADS:
+        raise ConfigError(f"dcgan: model.d_head must be one of {', '.join(D_HEADS)}, got '{head}'")
+    # No BatchNorm on the first layer (paper, sec. 3): it sees the raw images.
+    layers: list[nn.Module] = [nn.Conv2d(in_channels, width, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+    c = width
+    for _ in range(n_down - 1):
+        layers += [nn.Conv2d(c, c * 2, 4, 2, 1, bias=norm == "none"), *D_NORMS[norm](c * 2),
+                   nn.LeakyReLU(0.2, True)]
+        c *= 2
+    if head == "deep":
+        layers += [nn.Conv2d(c, c * 2, 3, 2, 1, bias=norm == "none"), *D_NORMS[norm](c * 2),
+                   nn.LeakyReLU(0.2, True)]
+        c, s = c * 2, (s + 1) // 2
+    if mbstd:
+        layers.append(MinibatchStd(mbstd))
+        c += 1
+    return layers, c, s
+
+
 class DCGANDiscriminator(nn.Module):
     """``head="deep"`` adds a 3x3 stride-2 convolution doubling the channels (7x7 -> 4x4 at 28x28)
     before the final convolution over what is left, a linear map of the flattened features: the
@@ -131,18 +141,9 @@ class DCGANDiscriminator(nn.Module):
                  norm: str = "batch", head: str = "conv", init: str = "dcgan"):
         super().__init__()
         check_positive("dcgan", channels=channels, width=width)
-        if head not in D_HEADS:
-            raise ConfigError(f"dcgan: model.d_head must be one of {', '.join(D_HEADS)}, got '{head}'")
         s, n_up = plan(resolution)
         self.resolution, self.channels = resolution, channels
-        layers, c = d_body(channels, width, n_up, norm, 0)
-        if head == "deep":
-            layers += [nn.Conv2d(c, c * 2, 3, 2, 1, bias=norm == "none"), *D_NORMS[norm](c * 2),
-                       nn.LeakyReLU(0.2, True)]
-            c, s = c * 2, (s + 1) // 2
-        if mbstd:
-            layers.append(MinibatchStd(mbstd))
-            c += 1
+        layers, c, s = d_body(channels, width, n_up, s, norm=norm, head=head, mbstd=mbstd)
         layers.append(nn.Conv2d(c, 1, s, 1, 0))
         self.net = nn.Sequential(*layers)
         init_(self, init)

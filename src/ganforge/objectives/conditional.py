@@ -74,9 +74,8 @@ class ConditionalGAN(UnconditionalGAN):
                               f"(got '{m.name}')")
         if m.pac > 1:
             raise ConfigError("model.pac (PacGAN) is not supported with objective=conditional; set model.pac=1")
-        for key, value in {"model.d_head": m.d_head, "model.init": m.init}.items():
-            if value is not None:  # the conditional D and init are DCGAN's own; only G takes g_head
-                raise ConfigError(f"{key} is not supported with objective=conditional; remove it")
+        if m.init is not None:  # the conditional networks' init is DCGAN's own
+            raise ConfigError("model.init is not supported with objective=conditional; remove it")
         if c.aux_weight < 0 or c.embed_dim < 0:
             raise ConfigError(f"cond.aux_weight and cond.embed_dim must be >= 0, got {c.aux_weight} "
                               f"and {c.embed_dim}")
@@ -88,7 +87,8 @@ class ConditionalGAN(UnconditionalGAN):
         G = ConditionalGenerator(resolution=res, channels=ch, z_dim=m.z_dim, width=m.g_width,
                                  num_classes=k, cond=c.g_cond, embed_dim=c.embed_dim, head=m.g_head)
         D = ConditionalDiscriminator(resolution=res, channels=ch, width=m.d_width, num_classes=k,
-                                     cond=c.d_cond, norm=m.d_norm, mbstd=m.mbstd_group)
+                                     cond=c.d_cond, norm=m.d_norm, mbstd=m.mbstd_group,
+                                     head=m.d_head)
         if m.g_spectral_norm:
             spectral_norm_(G)
         if m.d_spectral_norm:
