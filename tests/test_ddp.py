@@ -278,3 +278,11 @@ def test_a_global_batch_that_does_not_divide_is_one_line():
         distributed.local_batch(9, distributed.World(rank=0, size=2))
     assert distributed.local_batch(8, distributed.World(rank=1, size=2)) == 4
     assert not dist.is_initialized()
+
+
+def test_pacgan_needs_each_ranks_share_to_pack():
+    world = distributed.World(rank=0, size=2)
+    assert distributed.local_batch(8, world, pac=4) == 4
+    with pytest.raises(ConfigError, match=r"train.batch_size=12 gives each of 2 processes 6 images, "
+                                          r"which model.pac=4 cannot pack; use a multiple of 8"):
+        distributed.local_batch(12, world, pac=4)  # 12 is a multiple of 4, but 6 per rank is not

@@ -204,7 +204,7 @@ def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
     owns_group = not torch.distributed.is_initialized()  # a caller's group stays theirs
     world, device = distributed.init(resolve_device(cfg.train.device))
     try:
-        distributed.local_batch(cfg.train.batch_size, world)
+        distributed.local_batch(cfg.train.batch_size, world, cfg.model.pac)
         run_dir = Path(run_dir) if run_dir is not None else default_run_dir(name)
         run_dir = Path(distributed.broadcast(str(run_dir), world))  # rank 0's timestamp
         if world.is_main:

@@ -105,12 +105,18 @@ def shutdown() -> None:
     _SIDE_GROUP = None
 
 
-def local_batch(batch_size: int, world: World) -> int:
-    """This rank's share of the global ``train.batch_size``."""
+def local_batch(batch_size: int, world: World, pac: int = 1) -> int:
+    """This rank's share of the global ``train.batch_size``; with PacGAN (``pac`` > 1) each rank
+    packs its own share, so that share must be a multiple of ``pac``."""
     if batch_size % world.size:
         raise ConfigError(f"train.batch_size={batch_size} (the global batch) does not divide among "
                           f"{world.size} processes; use a multiple of {world.size}")
-    return batch_size // world.size
+    local = batch_size // world.size
+    if local % pac:
+        raise ConfigError(f"train.batch_size={batch_size} gives each of {world.size} processes {local} "
+                          f"images, which model.pac={pac} cannot pack; use a multiple of "
+                          f"{world.size * pac}")
+    return local
 
 
 def step_seed(seed: int, rank: int, step: int) -> int:

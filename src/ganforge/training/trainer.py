@@ -110,7 +110,7 @@ class Trainer:
         self.progress = progress and self.is_main
         t = cfg.train
 
-        distributed.local_batch(t.batch_size, self.world)  # a one-line error if it does not divide
+        distributed.local_batch(t.batch_size, self.world, cfg.model.pac)  # one line if it does not divide
         for name, net in objective.nets.items():
             net.to(device).train()
             if t.channels_last:
