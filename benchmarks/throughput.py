@@ -65,7 +65,8 @@ from ganforge.config import load_config
 from ganforge.training.trainer import Trainer
 
 PRESET = "dcgan-fashion-mnist"
-SAME_NETWORKS = ["model.g_head=convt", "model.g_width=64", "model.d_width=64", "model.z_dim=100"]
+SAME_NETWORKS = ["model.g_head=convt", "model.g_width=64", "model.d_head=conv", "model.d_width=64",
+                 "model.z_dim=100"]
 DEVICE = torch.device("cpu")
 
 
