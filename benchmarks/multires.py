@@ -2,6 +2,7 @@
 
     python benchmarks/multires.py                                  # 10 minutes each, seeds 0,1,2
     python benchmarks/multires.py --minutes 1 --seeds 0 --eval-n 500   # does it run end to end?
+    python benchmarks/multires.py --replot multires.json --figure docs/multires-fid.png  # redraw
 
 For each seed, one run after the other (never in parallel: two trainings on 2 cores ruin both),
 each of ``progan-fashion-mnist``, ``lapgan-fashion-mnist`` and ``dcgan-fashion-mnist`` at
@@ -56,6 +57,30 @@ def stage_reached(run: Path) -> str:
     return f"{last['resolution']}px {'fading' if last['phase'] == 'fade_in' else 'stable'}"
 
 
+def plot(data: dict, path: Path) -> None:
+    """FID against minutes of training, one line per preset and seed (the in-training FIDs)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    for spec, runs in data["results"].items():
+        for r in runs:
+            if r["curve"]:
+                minutes, fids = zip(*r["curve"])
+                ax.plot(minutes, fids, marker="o", ms=3, label=f"{spec.split(':')[0]} (seed {r['seed']})")
+    ax.set_xlabel("minutes of training (wall-clock)")
+    ax.set_ylabel(f"FID during training ({data.get('eval_n', 'eval.n')} samples)")
+    ax.set_title(f"Fashion-MNIST 32x32, {data['minutes']:g} min each, fashion-mnist-cnn features")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    print(f"wrote {path}")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--minutes", type=float, default=10.0, help="wall-clock budget of each run")
@@ -65,7 +90,15 @@ def main() -> int:
     p.add_argument("--specs", default=";".join(SPECS), help="';'-separated PRESET[:key=value,...]")
     p.add_argument("--out", type=Path, default=Path("runs/multires"))
     p.add_argument("--json", type=Path, help="write every number here")
+    p.add_argument("--figure", type=Path, help="draw the FID curves into this PNG")
+    p.add_argument("--replot", type=Path, metavar="JSON",
+                   help="only draw --figure from a JSON an earlier run wrote (no training)")
     args = p.parse_args()
+    if args.replot:
+        if not args.figure:
+            raise SystemExit("multires: --replot needs --figure PATH")
+        plot(json.loads(args.replot.read_text()), args.figure)
+        return 0
     seeds = [int(s) for s in args.seeds.split(",")]
     specs = [s for s in args.specs.split(";") if s]
     # eval.metrics default: fid and kid. A log record at every evaluated step gives its time.
@@ -96,9 +129,11 @@ def main() -> int:
               f"{', '.join(r['stage'] for r in runs)}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"minutes": args.minutes, "seeds": seeds,
+        args.json.write_text(json.dumps({"minutes": args.minutes, "seeds": seeds, "eval_n": args.eval_n,
                                          "results": results}, indent=2) + "\n")
         print(f"wrote {args.json}")
+    if args.figure:
+        plot({"minutes": args.minutes, "eval_n": args.eval_n, "results": results}, args.figure)
     return 0
 
 
