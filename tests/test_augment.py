@@ -134,6 +134,22 @@ def test_ada_augment_probability():
     assert changed == 1.0
 
 
+@pytest.mark.parametrize("rank", [0, 1])
+def test_ada_partial_sums_resume_on_rank_0_only(monkeypatch, rank):
+    """Under torchrun only rank 0 writes the checkpoint: its scores since the last update come back
+    on rank 0 alone, so the next all-reduce does not count them once per process."""
+    saved = augment.ADA(interval=4)
+    saved.observe(torch.ones(10))
+    state = saved.state_dict()
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_rank", lambda: rank)
+    ada = augment.ADA(interval=4)
+    ada.load_state_dict(state)
+    assert ada.p == saved.p and ada.state_dict()["steps"] == 1  # every rank updates at the same step
+    assert ada.state_dict()["sign_sum"] == (10.0 if rank == 0 else 0.0)
+    assert ada.state_dict()["count"] == (10 if rank == 0 else 0)
+
+
 def test_ada_p_survives_resume(tmp_path):
     """p (and its running sign sum) is checkpointed: N + resume + N steps == 2N steps exactly."""
     over = {"augment.ada": True, "augment.ada_kimg": 0.05, "augment.ada_interval": 2,

@@ -210,6 +210,13 @@ class ADA:
         self._sign_sum = float(state.get("sign_sum", 0.0))
         self._count = int(state.get("count", 0))
         self._steps = int(state.get("steps", 0))
+        dist = torch.distributed
+        if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
+            # The checkpoint holds rank 0's scores since the last update; every rank reading them
+            # would count them once per process at the next all-reduce. Rank 0 brings them in,
+            # the others start their sums afresh (at the same step, so all ranks still update
+            # together).
+            self._sign_sum, self._count = 0.0, 0
 
 
 def build_augment(cfg) -> DiffAugment | ADA | None:
