@@ -238,8 +238,9 @@ def _train_other(cfg: Config, run_dir: Path, device: torch.device, *, resume: bo
     distributed.barrier(distributed.current_world())  # rank 0 has claimed and checked the run dir
     trainer = Trainer(cfg, objective, batches, run_dir=run_dir, device=device, hooks=hooks, progress=False)
     if resume and any((run_dir / "checkpoints").glob("step_*")):
-        weights, state = ckpt.load(ckpt.find(run_dir), map_location=device)
-        trainer.load(weights, state)
+        source = ckpt.find(run_dir)
+        weights, state = ckpt.load(source, map_location=device)
+        trainer.load(weights, state, source=source)
     return trainer.fit()
 
 
@@ -272,8 +273,7 @@ def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: boo
         rundir.check_free_space(run_dir, ckpt.estimate_bytes(trainer.weights(), trainer.optimizers),
                                 "a checkpoint")
         if weights is not None:
-            trainer.load(weights, state)
-            trainer.last_checkpoint = resumed_from  # the result names it when no step is left to train
+            trainer.load(weights, state, source=resumed_from)
             if changes:
                 _record_changes(trainer, changes)
                 atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())

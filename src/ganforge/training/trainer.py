@@ -194,7 +194,13 @@ class Trainer:
             "config": self.cfg.to_dict(),
         }
 
-    def load(self, weights: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
+    def load(self, weights: dict[str, torch.Tensor], state: dict[str, Any], *,
+             source: Path | None = None) -> None:
+        """Restore nets, EMA, optimizers, RNG streams, data order and counters. ``source`` names
+        the checkpoint they came from: the run's result names it until a newer one is written
+        (a resumed run with no step left to train still reports what it resumed from)."""
+        if source is not None:
+            self.last_checkpoint = source
         nets = ckpt.unflatten_weights({k: v for k, v in weights.items() if not k.startswith("ema.")})
         for name, net in self.objective.nets.items():
             net.load_state_dict(nets[name])
