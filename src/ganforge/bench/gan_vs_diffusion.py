@@ -138,7 +138,7 @@ def run_seed(s: Settings, seed: int, out: Path, log: Callable[[str], None]) -> d
         kind, k = parse_sampler(name)
         timed: list[torch.Tensor] = []  # the timed images also make the grid: DDPM-1000 runs once
 
-        def draw(b: int, kind: str = kind, k: int = k) -> None:
+        def draw(b: int, kind: str = kind, k: int = k, timed: list = timed) -> None:
             timed.append(diffusion.sample(model, b, sampler=kind, steps=k, seed=seed))
 
         result["diffusion"]["images_per_s"][name] = _timed(draw, s.speed_n, s.speed_batch)
