@@ -1,6 +1,6 @@
 """Real or generated, across generators: Wang et al. (2020)'s question on our data.
 
-    python benchmarks/detect_cross_generator.py --out runs/detect-bench            # ~45 min on 2 cores
+    python benchmarks/detect_cross_generator.py --out runs/detect-bench            # about 2 h on a 2-core Intel Xeon
     python benchmarks/detect_cross_generator.py --out runs/detect-bench --gan-steps 300 --det-steps 100  # smoke
 
 1. Trains (or reuses, when OUT/<name> already holds a run) one run per generator preset with
@@ -53,7 +53,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True)
     p.add_argument("--gan-steps", type=int, default=3000)
-    p.add_argument("--det-steps", type=int, default=1000)
+    p.add_argument("--det-steps", type=int, default=10000)
     p.add_argument("--n", type=int, default=5000, help="generated images to train the detector on")
     p.add_argument("--eval-n", type=int, default=2000)
     p.add_argument("--run", action="append", default=[], metavar="NAME=PATH", help="an extra generator run")

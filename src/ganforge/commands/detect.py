@@ -234,7 +234,7 @@ def register(subparsers, parser_class) -> None:
     t.add_argument("--out", required=True, help="the detector folder to write")
     t.add_argument("--n", type=int, default=5000, help="generated images per source (default 5000); "
                                                          "as many real images as generated in total")
-    t.add_argument("--steps", type=int, default=1000, help="training steps (default 1000)")
+    t.add_argument("--steps", type=int, default=10000, help="training steps (default 10000)")
     t.add_argument("--batch-size", type=int, default=64, help="half real, half generated (default 64)")
     t.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
     t.add_argument("--width", type=int, default=16, help="channels of the first layer (default 16)")
