@@ -384,3 +384,31 @@ def test_conditional_discriminator_takes_the_deep_head(d_cond):
     assert adv.shape == (4,) and (cls is None) == (d_cond != "acgan")
     with pytest.raises(ConfigError, match="model.d_head must be one of conv, deep"):
         ConditionalDiscriminator(resolution=28, channels=1, width=4, num_classes=3, head="wide")
+
+
+@pytest.mark.parametrize("concat_at", ["input", "every"])
+def test_concat_every_gives_the_later_convolutions_the_label(concat_at):
+    """With the first convolution blind to the label planes, only d_concat_at=every lets the
+    label change D's score (through the later convolutions)."""
+    torch.manual_seed(0)
+    D = ConditionalDiscriminator(resolution=28, channels=1, width=4, num_classes=3, cond="concat",
+                                 head="deep", concat_at=concat_at).eval()
+    convs = [m for m in D.body if isinstance(m, torch.nn.Conv2d)]
+    extra = 3 if concat_at == "every" else 0
+    assert [c.in_channels for c in convs] == [1 + 3, 4 + extra, 8 + extra]
+    with torch.no_grad():
+        convs[0].weight[:, 1:].zero_()  # the label planes at the input are ignored
+    x = torch.randn(4, 1, 28, 28)
+    with torch.no_grad():
+        gap = (D(x, torch.zeros(4, dtype=torch.long)) - D(x, torch.full((4,), 2))).abs().min()
+    assert (gap > 1e-4) == (concat_at == "every")
+
+
+def test_concat_every_is_built_from_the_config_and_refused_without_concat():
+    data = _labeled()
+    objective, _ = api.build(_cond_config(**{"cond.d_cond": "concat", "cond.d_concat_at": "every"}), data)
+    assert objective.nets["D"].every
+    with pytest.raises(ConfigError, match="cond.d_concat_at=every needs cond.d_cond=concat"):
+        api.build(_cond_config(**{"cond.d_cond": "projection", "cond.d_concat_at": "every"}), data)
+    with pytest.raises(ConfigError, match="cond.d_concat_at must be one of input, every"):
+        api.build(_cond_config(**{"cond.d_cond": "concat", "cond.d_concat_at": "all"}), data)

@@ -8,6 +8,9 @@ Generator conditioning (``cond``):
 
 Discriminator conditioning (``cond``):
 - "concat": K one-hot label planes are concatenated to the image channels (Mirza & Osindero 2014);
+  with ``concat_at="every"`` also to the input of every later convolution (the hidden-layer
+  concatenation of Reed et al. 2016 and of Miyato & Koyama 2018, fig. 1c, at every stage), so the
+  deeper layers see the label directly, not only through what the first layer kept of it;
 - "projection": D(x, y) = psi(phi(x)) + <embed(y), phi(x)> (Miyato & Koyama 2018, "cGANs with
   Projection Discriminator", eq. 3);
 - "acgan": D(x) ignores y for its real/fake score and an auxiliary head classifies phi(x) into
@@ -30,6 +33,7 @@ from .layers import check_positive, dcgan_init_
 
 G_CONDS = ("concat", "cbn")
 D_CONDS = ("concat", "projection", "acgan")
+D_CONCAT_AT = ("input", "every")
 
 
 def _check(kind: str, value: str, valid: tuple[str, ...], key: str) -> None:
@@ -109,6 +113,12 @@ class ConditionalGenerator(nn.Module):
         return torch.tanh(self.out(h))
 
 
+def _widened(conv: nn.Conv2d, extra: int) -> nn.Conv2d:
+    """A fresh convolution like ``conv`` with ``extra`` more input channels."""
+    return nn.Conv2d(conv.in_channels + extra, conv.out_channels, conv.kernel_size, conv.stride,
+                     conv.padding, bias=conv.bias is not None)
+
+
 class ConditionalDiscriminator(nn.Module):
     """(images [N, C, H, W], labels [N]) -> logits [N]; ``scores`` also gives the AC-GAN class
     logits [N, K] (None for the other conditionings). ``head="deep"`` adds DCGAN's third stride-2
@@ -116,15 +126,22 @@ class ConditionalDiscriminator(nn.Module):
 
     def __init__(self, *, resolution: int, channels: int, width: int, num_classes: int,
                  cond: str = "projection", norm: str | None = "batch", mbstd: int = 0,
-                 head: str | None = None):
+                 head: str | None = None, concat_at: str = "input"):
         super().__init__()
         norm = norm or "batch"
         check_positive("conditional dcgan", channels=channels, width=width, num_classes=num_classes)
         _check("conditional discriminator", cond, D_CONDS, "cond.d_cond")
+        _check("conditional discriminator", concat_at, D_CONCAT_AT, "cond.d_concat_at")
+        if concat_at != "input" and cond != "concat":
+            raise ConfigError(f"cond.d_concat_at={concat_at} needs cond.d_cond=concat (got '{cond}')")
         s, n_up = plan(resolution)
         self.resolution, self.channels, self.num_classes, self.cond = resolution, channels, num_classes, cond
         in_ch = channels + (num_classes if cond == "concat" else 0)
         layers, c, s = d_body(in_ch, width, n_up, s, norm=norm, head=head, mbstd=mbstd)
+        self.every = concat_at == "every"
+        if self.every:  # every convolution after the first also takes the K label planes
+            layers = [layers[0]] + [_widened(m, num_classes) if isinstance(m, nn.Conv2d) else m
+                                    for m in layers[1:]]
         self.body = nn.Sequential(*layers)
         self.feature_dim = c * s * s
         self.psi = nn.Linear(self.feature_dim, 1)
@@ -141,6 +158,12 @@ class ConditionalDiscriminator(nn.Module):
                 raise ValueError("the concat discriminator needs labels")
             planes = F.one_hot(labels, self.num_classes).to(x)[:, :, None, None]
             x = torch.cat([x, planes.expand(-1, -1, *x.shape[2:])], dim=1)
+            if self.every:
+                for i, layer in enumerate(self.body):
+                    if i and isinstance(layer, nn.Conv2d):
+                        x = torch.cat([x, planes.to(x).expand(-1, -1, *x.shape[2:])], dim=1)
+                    x = layer(x)
+                return x.flatten(1)
         return self.body(x).flatten(1)
 
     def scores(self, x: Tensor, labels: Tensor | None) -> tuple[Tensor, Tensor | None]:

@@ -42,6 +42,7 @@ class ConditionalConfig:
 
     g_cond: str = "concat"  # concat (label embedding joined to z) | cbn (conditional batch norm)
     d_cond: str = "projection"  # concat (one-hot planes) | projection (Miyato & Koyama 2018) | acgan
+    d_concat_at: str = "input"  # d_cond=concat: label planes at D's input only, or "every" convolution
     embed_dim: int = 0  # size of G's label embedding for g_cond=concat; 0: the number of classes
     aux_weight: float = 1.0  # AC-GAN: weight of the auxiliary classification loss, for D and G
     aux_fake_in_d: bool = True  # AC-GAN: D's class loss also on fakes (the paper); false: reals only
@@ -88,7 +89,7 @@ class ConditionalGAN(UnconditionalGAN):
                                  num_classes=k, cond=c.g_cond, embed_dim=c.embed_dim, head=m.g_head)
         D = ConditionalDiscriminator(resolution=res, channels=ch, width=m.d_width, num_classes=k,
                                      cond=c.d_cond, norm=m.d_norm, mbstd=m.mbstd_group,
-                                     head=m.d_head)
+                                     head=m.d_head, concat_at=c.d_concat_at)
         if m.g_spectral_norm:
             spectral_norm_(G)
         if m.d_spectral_norm:
