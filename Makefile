@@ -20,7 +20,7 @@ install: $(STAMP)
 # Lint first: a lint failure fails `make test` (and CI) before the suite runs.
 test: $(STAMP)
 	$(BIN)/python -m ruff check src tests benchmarks scripts
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n logical
 
 demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh

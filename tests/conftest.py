@@ -12,6 +12,13 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# `make test` runs the suite in one pytest-xdist worker per CPU. Each worker (and every CLI it
+# starts) then uses one torch thread: two workers with two threads each on 2 cores make OpenMP
+# threads wait for each other, which costs far more than the second thread gains.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+
 
 def tiny_config(**overrides):
     """A DCGAN at 16x16 with 8 channels: a step takes milliseconds on CPU."""
