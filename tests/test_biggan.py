@@ -86,6 +86,27 @@ def test_without_hierarchy_every_block_sees_only_the_class_and_z_feeds_the_first
     assert all(torch.equal(c, G.shared.weight[y]) for c in conds)
 
 
+@pytest.mark.parametrize("hier", [True, False])
+def test_class_in_input_joins_the_shared_embedding_to_the_first_layer(hier):
+    G = _G(hier=hier, class_in_input=True)
+    z, y = torch.randn(2, 6), torch.tensor([0, 2])
+    first, conds = G.conditions(z, y)
+    chunk = 2 if hier else 6
+    assert G.linear.in_features == chunk + 4
+    assert torch.equal(first, torch.cat([z[:, :chunk], G.shared.weight[y]], 1))
+    assert torch.equal(conds[0][:, :4], G.shared.weight[y])  # the blocks keep their conditioning
+    assert G(z, y).shape == (2, 1, 16, 16)
+
+
+def test_class_in_input_is_read_from_the_config(tmp_path):
+    cfg = from_dict(_raw(tmp_path, **{"biggan.class_in_input": "true"}))
+    objective, _ = api.build(cfg)
+    G = objective.nets["G"]
+    assert G.class_in_input and G.linear.in_features == G.chunk + G.shared.embedding_dim
+    off, _ = api.build(from_dict(_raw(tmp_path)))
+    assert not off.nets["G"].class_in_input and off.nets["G"].linear.in_features == G.chunk
+
+
 def test_self_attention_is_the_identity_at_initialization():
     x = torch.randn(3, 16, 8, 8)
     attn = SelfAttention(16)

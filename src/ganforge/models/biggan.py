@@ -157,7 +157,7 @@ class BigGANGenerator(nn.Module):
 
     def __init__(self, *, resolution: int, channels: int, z_dim: int, width: int, num_classes: int,
                  shared_dim: int = 128, hier: bool = True, attn_res: int = 0,
-                 spectral_norm: bool = True):
+                 spectral_norm: bool = True, class_in_input: bool = False):
         super().__init__()
         check_positive("biggan", channels=channels, z_dim=z_dim, width=width,
                        num_classes=num_classes, shared_dim=shared_dim)
@@ -174,7 +174,10 @@ class BigGANGenerator(nn.Module):
         cond_dim = shared_dim + (self.chunk if hier else 0)
         chans = [width * min(2 ** (n - i), MAX_MULT) for i in range(n + 1)]  # 4x4 .. full size
         self.shared = nn.Embedding(num_classes, shared_dim)
-        self.linear = nn.Linear(self.chunk, chans[0] * 16)
+        # class_in_input: the shared embedding also joins the first layer's input, as in
+        # BigGAN-deep (Brock et al. 2019, appendix B), not only the blocks' batch norms
+        self.class_in_input = class_in_input
+        self.linear = nn.Linear(self.chunk + (shared_dim if class_in_input else 0), chans[0] * 16)
         self.blocks = nn.ModuleList(GBlock(chans[i], chans[i + 1], cond_dim) for i in range(n))
         # block i outputs 8 * 2^i px; the attention follows the block at attn_res
         self.attn_after = int(math.log2(attn_res // 8)) if attn_res else -1
@@ -186,13 +189,18 @@ class BigGANGenerator(nn.Module):
             _spectral_norm_(self, skip=[self.shared])
 
     def conditions(self, z: Tensor, labels: Tensor) -> tuple[Tensor, list[Tensor]]:
-        """(the first layer's input [N, chunk], each block's conditioning [N, cond_dim])."""
+        """(the first layer's input [N, chunk], or [N, chunk + shared_dim] with class_in_input;
+        each block's conditioning [N, cond_dim])."""
         y = self.shared(labels)
         z = z.reshape(z.shape[0], self.z_dim)
         if self.n_chunks == 1:
-            return z, [y] * len(self.blocks)
-        first, *rest = z.split(self.chunk, dim=1)
-        return first, [torch.cat([y, c.to(y)], dim=1) for c in rest]
+            first, conds = z, [y] * len(self.blocks)
+        else:
+            first, *rest = z.split(self.chunk, dim=1)
+            conds = [torch.cat([y, c.to(y)], dim=1) for c in rest]
+        if self.class_in_input:
+            first = torch.cat([first, y.to(first)], dim=1)
+        return first, conds
 
     def forward(self, z: Tensor, labels: Tensor) -> Tensor:
         first, conds = self.conditions(z, labels)

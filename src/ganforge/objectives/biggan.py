@@ -55,6 +55,7 @@ class BigGANConfig:
     shared_dim: int = 128  # size of the class embedding shared by all of G's batch norms (paper: 128)
     hier: bool = True  # hierarchical latent: z split into one chunk per G block (+1 for the first layer)
     attn_res: int = 64  # resolution of the self-attention block in G and D (paper at 128 px: 64); 0: none
+    class_in_input: bool = False  # the class embedding also joins G's first layer (BigGAN-deep); false: BNs only
     standing_batches: int = 16  # batches of samples for the standing BN statistics; 0: off
     standing_batch_size: int = 64
 
@@ -123,7 +124,7 @@ class BigGAN(ConditionalGAN):
         res, ch = cfg.data.resolution, cfg.data.channels
         G = BigGANGenerator(resolution=res, channels=ch, z_dim=m.z_dim, width=m.g_width, num_classes=k,
                             shared_dim=b.shared_dim, hier=b.hier, attn_res=b.attn_res,
-                            spectral_norm=m.g_spectral_norm)
+                            spectral_norm=m.g_spectral_norm, class_in_input=b.class_in_input)
         D = BigGANDiscriminator(resolution=res, channels=ch, width=m.d_width, num_classes=k,
                                 attn_res=b.attn_res, spectral_norm=m.d_spectral_norm)
         self.nets = {"G": G, "D": D}
