@@ -25,7 +25,7 @@ from torchvision.utils import make_grid
 
 from .. import provenance
 from ..atomic import STORAGE_ERRNOS, atomic_path
-from ..errors import ConfigError, GanforgeError, StorageError, TrainingDiverged
+from ..errors import ConfigError, DistributedError, GanforgeError, StorageError, TrainingDiverged
 from ..models.layers import accumulating_bn_stats, batch_norms
 from ..registry import Registry
 from . import checkpoint as ckpt
@@ -48,6 +48,12 @@ def _adam(params, *, lr, betas, device):
 @OPTIMIZERS.register("rmsprop")
 def _rmsprop(params, *, lr, betas, device):  # the original WGAN recipe (Arjovsky et al. 2017)
     return torch.optim.RMSprop(params, lr=lr)
+
+
+def _ignore_sigterm() -> None:
+    """SIGTERM ignored from now on (main thread only): for a rank that is about to exit anyway."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -359,7 +365,13 @@ class Trainer:
                                f"{kept}free some space and continue with: ganforge train --resume "
                                f"--out {self.run_dir}") from None
         except Exception as exc:
-            self._tell_peers(exc)
+            try:
+                self._tell_peers(exc)
+            except DistributedError:
+                # torchrun's agent SIGTERMs the surviving ranks as soon as it sees one die: keep
+                # that from killing this process before the CLI prints the one-line reason
+                restore = _ignore_sigterm
+                raise
             raise
         finally:
             restore()
