@@ -20,7 +20,7 @@ install: $(STAMP)
 # Lint first: a lint failure fails `make test` (and CI) before the suite runs.
 test: $(STAMP)
 	$(BIN)/python -m ruff check src tests benchmarks scripts
-	$(BIN)/python -m pytest -q -n logical
+	$(BIN)/python -m pytest -q -n logical --durations=20
 
 demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
