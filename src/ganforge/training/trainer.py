@@ -369,7 +369,9 @@ class Trainer:
                 self._tell_peers(exc)
             except DistributedError:
                 # torchrun's agent SIGTERMs the surviving ranks as soon as it sees one die: keep
-                # that from killing this process before the CLI prints the one-line reason
+                # that from killing this process before the CLI prints the one-line reason. The
+                # ignore outlives fit (the process is on its way out; torchrun SIGKILLs it after
+                # its grace period should a script catch the error and carry on)
                 restore = _ignore_sigterm
                 raise
             raise
