@@ -96,6 +96,19 @@ def test_style_mixing_switches_to_the_second_w_exactly_at_the_crossover_layer(tm
     assert 1 <= cut < G.num_ws
     for layer in range(G.num_ws):
         assert torch.equal(ws[:, layer], w1 if layer < cut else w2), layer
+    # a batch that does not mix uses the first latent in every layer, and draws the same numbers
+    # (the decision stays on the device, so the second latent is drawn either way)
+    obj.style.mixing_prob = 1e-12
+    state = rng.get_state()
+    _, ws = obj.generate(4, None)
+    after = torch.rand(5, generator=rng)
+    rng.set_state(state)
+    z1 = torch.randn(4, obj.z_dim, generator=rng)
+    torch.rand((), generator=rng), torch.randint(1, G.num_ws, (), generator=rng)
+    torch.randn(4, obj.z_dim, generator=rng)
+    torch.testing.assert_close(ws, G.mapping(z1).unsqueeze(1).expand_as(ws), rtol=0, atol=0)
+    G.synthesis.make_noise(4, "random", generator=rng, device=torch.device("cpu"))
+    assert torch.equal(torch.rand(5, generator=rng), after)
 
 
 def test_fir_downsample_averages_a_constant_and_halves_the_size():

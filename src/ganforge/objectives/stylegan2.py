@@ -168,19 +168,22 @@ class StyleGAN2(UnconditionalGAN):
     def _labels(self, batch: Mapping[str, Any], n: int) -> Tensor | None:
         return None
 
-    def _crossover(self, num_ws: int) -> int:
-        """The layer from which a mixed batch takes the second latent's ws; num_ws: no mixing.
+    def _crossover(self, num_ws: int) -> Tensor:
+        """The layer from which a mixed batch takes the second latent's ws (num_ws: no mixing), as
+        a 0-d tensor on the device: deciding on the host would make every step wait for the GPU.
         Both random numbers are always drawn, so the noise stream does not depend on the outcome."""
         u = torch.rand((), generator=self.rng, device=self.rng.device)
         layer = torch.randint(1, num_ws, (), generator=self.rng, device=self.rng.device)
-        return int(layer) if float(u) < self.style.mixing_prob else num_ws
+        return torch.where(u < self.style.mixing_prob, layer, torch.full_like(layer, num_ws))
 
     def generate(self, n: int, labels: Tensor | None, *, update_w_avg: bool = False) -> tuple[Tensor, Tensor]:
-        """Training fakes [n, C, H, W] and their ws [n, L, w_dim], style-mixed, with random noise."""
+        """Training fakes [n, C, H, W] and their ws [n, L, w_dim], style-mixed, with random noise.
+        The second latent's ws are computed whether or not this batch mixes (the mapping network
+        is a small share of a step), so nothing here waits on the device."""
         G = self.nets["G"]
         ws = G.ws(self._z(n, self.rng), labels, update_w_avg=update_w_avg)
-        cutoff = self._crossover(G.num_ws) if self.style.mixing_prob > 0 else G.num_ws
-        if cutoff < G.num_ws:
+        if self.style.mixing_prob > 0:
+            cutoff = self._crossover(G.num_ws)
             ws = mix_styles(ws, G.ws(self._z(n, self.rng), labels), cutoff)
         noise = G.synthesis.make_noise(n, "random", generator=self.rng, device=self.device)
         return G.synthesis(ws, noise), ws
