@@ -184,3 +184,45 @@ def test_help_stays_light():
     from ganforge.metrics import features
 
     assert CLASSIFIER_DATASETS == features.CLASSIFIER_DATASETS
+
+
+def test_eval_scores_a_run_at_a_truncation(tmp_path, gf_inproc):
+    import torch
+
+    import ganforge
+    from conftest import random_dataset, tiny_config
+    from ganforge import api
+    from ganforge.config import from_dict
+    from ganforge.metrics.targets import run_samples
+    from ganforge.metrics import to_uint8
+    from ganforge.objectives.biggan import BigGAN
+
+    run = tmp_path / "big"
+    api.train(from_dict(BigGAN.example_config(tmp_path)), run, progress=False)
+    loaded = ganforge.load(run)
+    images, labels, target = run_samples(loaded, n=8, seed=1, truncation=0.3)
+    direct = to_uint8(loaded.sample(8, seed=1, labels=torch.as_tensor(labels), truncation=0.3))
+    assert torch.equal(images, direct) and target["truncation"] == 0.3
+    assert not torch.equal(images, run_samples(loaded, n=8, seed=1)[0])
+
+    scores = {}
+    for name, extra in (("full", []), ("t03", ["--truncation", 0.3])):
+        proc = gf_inproc("eval", run, "--ref", "fashion-mnist", "--n", 20, "--metrics", "fid",
+                         "--extractor", "fashion-mnist-cnn", "--json", tmp_path / f"{name}.json", *extra)
+        assert proc.returncode == 0, proc.stderr
+        scores[name] = json.loads((tmp_path / f"{name}.json").read_text())
+    assert scores["t03"]["protocol"]["target"]["truncation"] == 0.3
+    assert "truncation" not in scores["full"]["protocol"]["target"]
+    assert scores["t03"]["metrics"]["fid"] != scores["full"]["metrics"]["fid"]
+
+    # a run without truncation, a samples file, a bad threshold: one line, exit 2, nothing written
+    plain = tmp_path / "plain"
+    api.train(tiny_config(), plain, progress=False, dataset=random_dataset(n=64, resolution=16))
+    npz = tmp_path / "s.npz"
+    np.savez(npz, images=np.zeros((8, 28, 28, 1), np.uint8))
+    for target, value, needle in ((plain, 0.5, "cannot"), (npz, 0.5, "applies to samples drawn from a run"),
+                                  (run, -1, "truncation must be a threshold > 0")):
+        one_line_error(gf_inproc("eval", target, "--ref", "fashion-mnist", "--n", 20, "--metrics", "fid",
+                                 "--extractor", "fashion-mnist-cnn", "--truncation", value,
+                                 "--json", tmp_path / "bad.json"), needle)
+        assert not (tmp_path / "bad.json").exists()

@@ -29,9 +29,12 @@ def cmd_eval(args) -> int:
         raise ConfigError(f"{out} already exists; pass --force to overwrite it or choose another --json")
     log = (lambda msg: print(f"ganforge: {msg}", flush=True)) if not args.quiet else None
     path = Path(args.target).expanduser()
+    if args.truncation is not None and not is_run_dir(path):
+        raise ConfigError(f"--truncation applies to samples drawn from a run directory; {path} is not "
+                          f"one (drop --truncation, or sample with it: ganforge sample RUN --truncation T)")
     if is_run_dir(path):
         run = api.load(path, checkpoint=args.checkpoint)
-        images, labels, target = run_samples(run, n=args.n, seed=args.seed)
+        images, labels, target = run_samples(run, n=args.n, seed=args.seed, truncation=args.truncation)
     else:
         images, labels, target = load_target(path, n=args.n)
     if log:
@@ -125,6 +128,9 @@ def register(subparsers, parser_class) -> None:
     s.add_argument("--inception-weights", metavar="PATH", help="local weights-inception-2015-12-05-6726825d.pth")
     s.add_argument("--checkpoint", default="latest", help="for a run directory: latest, best or step_XXXXXXX")
     s.add_argument("--seed", type=int, default=0, help="noise seed for samples drawn from a run")
+    s.add_argument("--truncation", type=float, metavar="T",
+                   help="for a run with truncation (BigGAN threshold, StyleGAN2 psi): score its samples "
+                        "drawn at T (default: untruncated)")
     s.add_argument("--data-dir", help="look for the reference dataset here first")
     s.add_argument("--json", metavar="OUT.json", help="also write every value and the protocol here")
     s.add_argument("--force", action="store_true", help="overwrite an existing --json file")

@@ -46,13 +46,17 @@ def load_npz_samples(path: Path, n: int | None) -> tuple[torch.Tensor, np.ndarra
     return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous(), labels
 
 
-def run_samples(run, *, n: int, seed: int = 0) -> tuple[torch.Tensor, np.ndarray | None, dict]:
+def run_samples(run, *, n: int, seed: int = 0,
+                truncation: float | None = None) -> tuple[torch.Tensor, np.ndarray | None, dict]:
     """(uint8 images [n, C, H, W], labels [n] or None, description) drawn from a loaded run
-    (``ganforge.load``); conditional runs sample every class in turn."""
+    (``ganforge.load``); conditional runs sample every class in turn. ``truncation``: for families
+    with the "truncation" capability (BigGAN's threshold, StyleGAN2's psi); None: untruncated."""
     labels = run.sample_labels(n)  # None for unconditional runs
-    images = to_uint8(run.sample(n, seed=seed, ema=bool(run.ema_nets), labels=labels))
+    images = to_uint8(run.sample(n, seed=seed, ema=bool(run.ema_nets), labels=labels, truncation=truncation))
     desc = {"target": str(run.run_dir), "kind": "run", "checkpoint": run.checkpoint.name,
             "step": run.step, "ema": bool(run.ema_nets), "seed": seed}
+    if truncation is not None:
+        desc["truncation"] = truncation
     return images, (labels.numpy() if labels is not None else None), desc
 
 
