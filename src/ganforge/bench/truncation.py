@@ -70,10 +70,12 @@ def plot(result: dict, path: Path) -> Path:
             right.plot(x, [r[key] for r in rows], "s--", color=color, label=key)
     right.set_ylim(0, 1)
     lines = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
-    ax.legend(lines, [ln.get_label() for ln in lines], loc="best", fontsize=8)
+    # below the axes: inside them, the twin axis's lines were drawn over the legend
+    fig.legend(lines, [ln.get_label() for ln in lines], loc="lower center", ncol=len(lines), fontsize=8,
+               frameon=False)
     ax.set_title(f"{Path(result['run']).name} ({result['objective']}, step {result['step']}, n={result['n']})",
                  fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     with atomic_path(path) as tmp:
         fig.savefig(tmp)
     plt.close(fig)
