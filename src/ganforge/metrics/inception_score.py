@@ -1,6 +1,9 @@
 """Inception Score (Salimans et al. 2016, "Improved Techniques for Training GANs"):
 exp(E_x KL(p(y|x) || p(y))), from a classifier's logits, mean and standard deviation over
-``splits`` consecutive splits (10, as in the original code). With the inception extractor it is
+``splits`` splits (10, as in the original code). The splits are taken after a fixed shuffle:
+the original code splits the samples in the order given, which is right for random draws but
+gives a score near 1 for samples ordered by class (a per-class evaluation draws them so), each
+split then holding one class and p(y) being that class. With the inception extractor it is
 the standard IS; with a dataset's classifier it is that classifier's score (at most its number of
 classes), comparable only with numbers from the same classifier.
 """
@@ -14,6 +17,7 @@ def inception_score(logits: np.ndarray, *, splits: int = 10) -> tuple[float, flo
     logp = logits - logits.max(1, keepdims=True)
     logp -= np.log(np.exp(logp).sum(1, keepdims=True))  # log softmax
     splits = max(1, min(splits, len(logits)))
+    logp = logp[np.random.default_rng(0).permutation(len(logp))]
     scores = []
     for part in np.array_split(logp, splits):
         p = np.exp(part)
