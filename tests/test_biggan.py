@@ -195,6 +195,38 @@ def test_generator_loss_adds_the_weighted_ortho_term_on_raw_weights(tmp_path):
     assert "g_ortho" not in without
 
 
+def test_aux_weight_adds_a_class_head_trained_on_reals_and_pushing_fakes(tmp_path):
+    batch = {"real": torch.rand(4, 1, 16, 16) * 2 - 1, "labels": torch.tensor([0, 1, 0, 1])}
+    plain, _ = api.build(from_dict(_raw(tmp_path)))
+    assert plain.nets["D"].classes is None
+    assert plain.nets["D"].scores(batch["real"], batch["labels"])[1] is None
+    cfg = from_dict(_raw(tmp_path, **{"biggan.aux_weight": 0.5}))
+    objective, _ = api.build(cfg)
+    objective.bind(device=torch.device("cpu"), rng=torch.Generator().manual_seed(3))
+    G, D = objective.nets["G"], objective.nets["D"]
+    logits, classes = D.scores(batch["real"], batch["labels"])
+    assert logits.shape == (4,) and classes.shape == (4, 2)
+    # D's class loss is the head's cross-entropy on the real images only (no fake term)
+    objective.rng.manual_seed(3)
+    out = objective.loss("D", batch)
+    expected = F.cross_entropy(D.scores(batch["real"], batch["labels"])[1].float(), batch["labels"])
+    assert float(out["d_aux"]) == pytest.approx(float(expected), rel=1e-5)
+    # G's loss adds 0.5 x the cross-entropy of the head on its fakes of the batch's labels
+    objective.rng.manual_seed(3)
+    g_out = objective.loss("G", batch)
+    objective.rng.manual_seed(3)
+    z = objective._z(4, objective.rng)
+    fake_classes = D.scores(G(z, batch["labels"]), batch["labels"])[1]
+    ce = F.cross_entropy(fake_classes.float(), batch["labels"])
+    assert float(g_out["g_aux"]) == pytest.approx(float(ce), rel=1e-5)
+    assert float(g_out["loss"] - g_out["g_loss"]) == pytest.approx(
+        0.5 * float(ce) + objective.reg.ortho * float(g_out["g_ortho"]), rel=1e-4)
+    # the head's gradient reaches G through the fakes
+    G.zero_grad()
+    g_out["loss"].backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in G.parameters())
+
+
 # ----------------------------------------------------------------------------- truncation
 
 
@@ -335,6 +367,7 @@ def test_a_folder_with_one_class_is_refused_by_conditional_families(tmp_path, ob
     ({"model.name": "dcgan"}, "set model.name=biggan"),
     ({"model.mbstd_group": 4}, "model.mbstd_group is not used by objective=biggan"),
     ({"biggan.standing_batch_size": 0}, "biggan.standing_batch_size"),
+    ({"biggan.aux_weight": -1}, "biggan.aux_weight must be >= 0"),
 ])
 def test_bad_biggan_config_is_one_line_config_error(tmp_path, override, message):
     with pytest.raises(ConfigError, match=message) as info:

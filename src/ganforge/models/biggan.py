@@ -234,10 +234,11 @@ class Sampler(nn.Module):
 
 
 class BigGANDiscriminator(nn.Module):
-    """(images [N, C, H, W], labels [N]) -> logits [N] (projection)."""
+    """(images [N, C, H, W], labels [N]) -> logits [N] (projection); with ``class_head`` also
+    class logits [N, num_classes] from the same features (``scores``)."""
 
     def __init__(self, *, resolution: int, channels: int, width: int, num_classes: int,
-                 attn_res: int = 0, spectral_norm: bool = True):
+                 attn_res: int = 0, spectral_norm: bool = True, class_head: bool = False):
         super().__init__()
         check_positive("biggan", channels=channels, width=width, num_classes=num_classes)
         n = n_blocks(resolution)
@@ -252,6 +253,7 @@ class BigGANDiscriminator(nn.Module):
         self.attention = SelfAttention(chans[self.attn_after + 1]) if attn_res else None
         self.linear = nn.Linear(chans[-1], 1)
         self.embed = nn.Embedding(num_classes, chans[-1])
+        self.classes = nn.Linear(chans[-1], num_classes) if class_head else None
         self.apply(_ortho_init_)
         if spectral_norm:
             _spectral_norm_(self)
@@ -265,10 +267,12 @@ class BigGANDiscriminator(nn.Module):
                 h = self.attention(h)
         return F.relu(h).sum(dim=(2, 3))
 
-    def scores(self, x: Tensor, labels: Tensor) -> tuple[Tensor, None]:
-        """(logits [N], None): the conditional objective's interface (no auxiliary classifier)."""
+    def scores(self, x: Tensor, labels: Tensor) -> tuple[Tensor, Tensor | None]:
+        """(logits [N], class logits [N, num_classes] or None without a class head): the
+        conditional objective's interface."""
         h = self.phi(x)
-        return self.linear(h).squeeze(1) + (self.embed(labels).to(h) * h).sum(1), None
+        logits = self.linear(h).squeeze(1) + (self.embed(labels).to(h) * h).sum(1)
+        return logits, (self.classes(h) if self.classes is not None else None)
 
     def forward(self, x: Tensor, labels: Tensor) -> Tensor:
         return self.scores(x, labels)[0]

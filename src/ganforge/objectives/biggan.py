@@ -12,6 +12,10 @@ for the labels of the real batch, EMA of G from ``train.ema_start``) plus what B
   does. Their code adds the gradient ``2 beta (W W^T * (1 - I)) W`` directly, which is the
   gradient of *half* this term: our reg.ortho = 1e-4 regularizes twice as strongly as their
   ``G_ortho`` = 1e-4 (we keep the paper's formula);
+- optionally (``biggan.aux_weight`` > 0; not in the paper) an auxiliary class head on D's
+  pooled features beside the projection, as in AC-GAN but trained on real images only, so that
+  fakes are pushed toward what a classifier of the real data recognizes; Han et al. 2021
+  ("Dual Projection GAN", P2GAN) combine projection and classification this way;
 - truncation (sec. 3.1): ``sample(..., truncation=T)`` resamples every latent value with
   |z| > T; the resampled values are drawn from the normal restricted to [-T, T] by its inverse
   CDF, which is what resampling until a value falls inside converges to, in one pass for any T.
@@ -57,6 +61,7 @@ class BigGANConfig:
     attn_res: int = 64  # resolution of the self-attention block in G and D (paper at 128 px: 64); 0: none
     class_in_input: bool = False  # the class embedding also joins G's first layer (BigGAN-deep); false: BNs only
     standing_batches: int = 16  # batches of samples for the standing BN statistics; 0: off
+    aux_weight: float = 0.0  # > 0: D class head on real images, its CE on fakes in G's loss
     standing_batch_size: int = 64
 
 
@@ -112,12 +117,15 @@ class BigGAN(ConditionalGAN):
         for key, value in unused.items():
             if value is not None:
                 raise ConfigError(f"{key} is not used by objective=biggan; remove it")
+        if b.aux_weight < 0:
+            raise ConfigError(f"biggan.aux_weight must be >= 0 (0: projection D only), got {b.aux_weight}")
         if b.standing_batches < 0 or b.standing_batch_size < 1:
             raise ConfigError(f"biggan.standing_batches must be >= 0 and biggan.standing_batch_size "
                               f">= 1, got {b.standing_batches} and {b.standing_batch_size}")
         self.num_classes, self.class_names = k, names
         self.z_dim, self.point_dim = m.z_dim, None
-        self.aux_weight, self.aux_fake_in_d = 0.0, False  # projection D, no auxiliary classifier
+        # projection D; with biggan.aux_weight also a class head, trained on real images only
+        self.aux_weight, self.aux_fake_in_d = b.aux_weight, False
         self.standing = (b.standing_batches, b.standing_batch_size)
         self._standing_key = None
         self._standing_saved: dict[tuple, list[tuple[Tensor, ...]]] = {}
@@ -126,7 +134,8 @@ class BigGAN(ConditionalGAN):
                             shared_dim=b.shared_dim, hier=b.hier, attn_res=b.attn_res,
                             spectral_norm=m.g_spectral_norm, class_in_input=b.class_in_input)
         D = BigGANDiscriminator(resolution=res, channels=ch, width=m.d_width, num_classes=k,
-                                attn_res=b.attn_res, spectral_norm=m.d_spectral_norm)
+                                attn_res=b.attn_res, spectral_norm=m.d_spectral_norm,
+                                class_head=b.aux_weight > 0)
         self.nets = {"G": G, "D": D}
         self.optimizers = gan_optimizers(cfg)
         self.setup_training(cfg)
