@@ -61,8 +61,8 @@ class BigGANConfig:
     attn_res: int = 64  # resolution of the self-attention block in G and D (paper at 128 px: 64); 0: none
     class_in_input: bool = False  # the class embedding also joins G's first layer (BigGAN-deep); false: BNs only
     standing_batches: int = 16  # batches of samples for the standing BN statistics; 0: off
-    aux_weight: float = 0.0  # > 0: D class head on real images, its CE on fakes in G's loss
     standing_batch_size: int = 64
+    aux_weight: float = 0.0  # > 0: D class head on real images, its CE on fakes in G's loss
 
 
 def ortho_penalty(module: nn.Module, *, skip: Sequence[nn.Parameter] = ()) -> Tensor:
