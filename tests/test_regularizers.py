@@ -184,3 +184,26 @@ def test_spectral_norm_option_trains_and_resumes(tmp_path):
                                   b.objective.nets["D"].state_dict().items()):
         assert ka == kb and torch.equal(va, vb), ka
     assert any("parametrizations" in k for k in a.objective.nets["G"].state_dict())
+
+
+def test_double_backward_phases_are_declared():
+    assert _objective(**{"reg.r1": 2.0})[0].double_backward("D")  # R1 in every D step
+    lazy = _objective(**{"reg.r1": 2.0, "reg.r_interval": 4})[0]
+    assert not lazy.double_backward("D") and lazy.double_backward("Dreg")
+    assert _objective(**{"loss.name": "wasserstein", "reg.gp": 10.0})[0].double_backward("D")
+    plain = _objective()[0]
+    assert not plain.double_backward("D") and not plain.double_backward("G")
+
+
+@pytest.mark.parametrize("over", [{"reg.r1": 1.0}, {"reg.r1": 1.0, "reg.r_interval": 2},
+                                  {"loss.name": "wasserstein", "reg.gp": 10.0}])
+def test_penalties_train_under_compile(tmp_path, monkeypatch, over):
+    # torch.compile's autograd has no double backward: the Trainer runs penalty phases eagerly.
+    # aot_eager builds the same autograd graph as inductor without a C++ toolchain.
+    plain_compile = torch.nn.Module.compile
+    monkeypatch.setattr(torch.nn.Module, "compile",
+                        lambda self, **kw: plain_compile(self, backend="aot_eager"))
+    torch._dynamo.reset()
+    cfg = tiny_config(**{"train.compile": "true", "train.steps": 2, "model.name": "mlp", **over})
+    api.train(cfg, tmp_path / "run", progress=False, dataset=random_dataset())
+    assert api.load(tmp_path / "run").step == 2

@@ -242,17 +242,15 @@ class Trainer:
 
     # ------------------------------------------------------------------ loop
 
-    def _run_phase(self, phase, batches):
-        """One optimizer step of ``phase`` over its micro-batches (``train.accumulate`` of them):
-        the gradients of each micro-batch's loss / N are summed before the step, so N batches of
-        B update like one batch of N*B for networks without batch statistics (BatchNorm still
-        normalizes each micro-batch on its own)."""
-        nets = self.objective.nets
-        owned = set(self.objective.optimizers[phase.optimizer].nets)
-        for name, net in nets.items():  # gradients only for the nets this phase updates
-            net.requires_grad_(name in owned)
-        opt = self.optimizers[phase.optimizer]
-        opt.zero_grad(set_to_none=True)
+    @staticmethod
+    def _eager_if(on: bool):
+        """Compiled nets run eagerly inside (torch.compile has no double backward); a no-op when
+        ``on`` is false or this torch has no ``torch.compiler.set_stance`` (before 2.6)."""
+        stance = getattr(getattr(torch, "compiler", None), "set_stance", None)
+        return stance("force_eager") if on and stance is not None else contextlib.nullcontext()
+
+    def _phase_backward(self, batches, phase, owned) -> None:
+        """Forward and backward of each micro-batch of ``phase``, gradients summed."""
         for i, batch in enumerate(batches):
             if self.dp is None:
                 with self.autocast():
@@ -265,6 +263,20 @@ class Trainer:
                         out = self.objective.loss(phase.name, batch)
                     self.dp.backward(self.scaler.scale(out["loss"] / len(batches)), owned, sync=sync)
             self.logger.accumulate(out)
+
+    def _run_phase(self, phase, batches):
+        """One optimizer step of ``phase`` over its micro-batches (``train.accumulate`` of them):
+        the gradients of each micro-batch's loss / N are summed before the step, so N batches of
+        B update like one batch of N*B for networks without batch statistics (BatchNorm still
+        normalizes each micro-batch on its own)."""
+        nets = self.objective.nets
+        owned = set(self.objective.optimizers[phase.optimizer].nets)
+        for name, net in nets.items():  # gradients only for the nets this phase updates
+            net.requires_grad_(name in owned)
+        opt = self.optimizers[phase.optimizer]
+        opt.zero_grad(set_to_none=True)
+        with self._eager_if(self.cfg.train.compile and self.objective.double_backward(phase.name)):
+            self._phase_backward(batches, phase, owned)
         grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]
         if grads and self.monitor is not None:  # stays on the device: no host sync per step
             self.scaler.unscale_(opt)
