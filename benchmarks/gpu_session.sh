@@ -16,6 +16,7 @@ part() {  # part NAME SECONDS ARGS...
     2>&1 | tee "$OUT/$name.log" | grep -v Warning
   echo "=== $name rc ${PIPESTATUS[0]}"
 }
+if [ "${1:-1}" = 1 ]; then
 # 1. DCGAN against the plain loop, each lever, 32/64/128 px, with host-sync counts (issue 16's 3x)
 part dcgan 130 --families dcgan --resolutions 32,64,128 --levers-list tf32,channels_last,bf16,fp16 \
   --steps 30 --warmup 10 --profile
@@ -26,3 +27,11 @@ part biggan 80 --families biggan --resolutions 32,64,128 --levers-list tf32,bf16
   --steps 20 --warmup 8
 # 3. torch.compile, one resolution (its warm-up compiles G and D: tens of seconds each)
 part compile 110 --families dcgan,biggan --resolutions 64 --levers-list compile,bf16 --steps 30 --warmup 10
+fi
+if [ "${1:-1}" = 2 ]; then  # the second call: 128 px for StyleGAN2 and BigGAN, a larger batch, host syncs
+part sg2_128 110 --families stylegan2 --resolutions 128 --levers-list tf32,bf16 --steps 8 --warmup 4
+part bg_128 70 --families biggan --resolutions 128 --levers-list tf32,bf16,channels_last --steps 10 --warmup 4
+part dcgan_b512 45 --families dcgan --resolutions 64 --batch-size 512 --levers-list tf32,bf16,channels_last \
+  --steps 20 --warmup 5
+part sg2_profile 50 --families stylegan2 --resolutions 32 --levers-list "" --steps 10 --warmup 4 --profile
+fi
