@@ -72,7 +72,7 @@ class TrainConfig:
     precision: str = "fp32"  # fp32 | bf16 | fp16 (fp16 only on CUDA, with a grad scaler)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    compile: bool = False  # torch.compile the networks
+    compile: bool = False  # torch.compile the networks (penalty phases run eagerly: no double backward)
     ema_decay: float = 0.999  # 0 disables the EMA generator
     ema_start: int = 0  # copy G into the EMA until this step, then average
     # Before each grid and checkpoint, the EMA generator's BatchNorm statistics are recomputed
