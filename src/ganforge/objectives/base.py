@@ -204,16 +204,9 @@ class Objective:
     def double_backward(self, phase: str) -> bool:
         """Whether ``phase`` differentiates a gradient (a gradient penalty, the path-length
         penalty). Under ``train.compile`` such a phase runs eagerly: torch.compile's autograd
-        does not support double backward. Lazy regularization phases ("Dreg", "Greg") always do;
-        a plain "D" phase does when a penalty runs in it (``reg`` gp, dragan, or r1/r2 when not
-        lazy)."""
-        if phase.endswith("reg"):
-            return True
-        r = getattr(self, "reg", None)
-        if phase != "D" or r is None:
-            return False
-        every_step = (getattr(r, "r1", 0) > 0 or getattr(r, "r2", 0) > 0) and not getattr(self, "lazy", False)
-        return getattr(r, "gp", 0) > 0 or getattr(r, "dragan", 0) > 0 or every_step
+        does not support double backward. By default the lazy regularization phases ("Dreg",
+        "Greg"); a family whose other phases carry a penalty says so."""
+        return phase.endswith("reg")
 
     def lr_factor(self, optimizer: str) -> float:
         """A factor on ``optimizer``'s learning rate now (a per-stage schedule); the Trainer

@@ -194,6 +194,14 @@ class UnconditionalGAN(Objective):
             return {"loss": loss, "g_loss": loss.detach()}
         raise ValueError(f"unknown phase {phase}")
 
+    def double_backward(self, phase: str) -> bool:
+        """A "D" step differentiates a gradient when GP or DRAGAN is on, or R1/R2 outside a lazy
+        "Dreg" phase (as ``loss`` and ``d_penalties`` apply them)."""
+        r = self.reg
+        if phase == "D":
+            return r.gp > 0 or r.dragan > 0 or ((r.r1 > 0 or r.r2 > 0) and not self.lazy)
+        return super().double_backward(phase)
+
     def d_penalties(self, D, real_in: Tensor, fake_in: Tensor, d_real: Tensor,
                     r1_now: bool) -> tuple[Tensor, dict[str, Tensor]]:
         """The regularizers of a D step: (weighted sum to add to D's loss, detached terms and
