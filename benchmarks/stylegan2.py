@@ -15,7 +15,8 @@ KID, precision, recall, coverage, and PPL in W for StyleGAN2. Variants:
 - ``stylegan2-r1-every-step``: the same with reg.r_interval=1 (R1 in every D step), for the
   lazy-regularization row (speed and FID).
 
-After the first seed of ``stylegan2`` it also runs the truncation sweep (``--psi``) on that run
+Seeds run one after another, each seed's variants back to back. After every timed run, it
+runs the truncation sweep (``--psi``) on the first seed's ``stylegan2`` run
 (ganforge.bench.truncation) and writes its plot, and projects (``--project`` images,
 ``--project-steps`` each) held-out Fashion-MNIST test images in W and W+ (PSNR/SSIM, median)
 and as many generated images back in W+ (PSNR to the generated image). Writes ``--out``/stylegan2-bench.json and prints
@@ -129,9 +130,11 @@ def main(argv=None) -> int:
     out = Path(args.out)
     result = {"argv": sys.argv, "minutes": args.minutes, "n": args.n, "seeds": seeds, "runs": [],
               "machine": {"cpus": os.cpu_count(), "load_before": os.getloadavg()}}
-    for variant in variants:
-        preset, overrides = VARIANTS[variant]
-        for seed in seeds:
+    # Seed-major: each seed's variants train back to back, so that a run cut short still holds
+    # side-by-side pairs; the truncation sweep and the projections come after every timed run.
+    for seed in seeds:
+        for variant in variants:
+            preset, overrides = VARIANTS[variant]
             run_dir = out / f"{variant}-seed{seed}"
             print(f"[{variant} seed {seed}] training {args.minutes} min -> {run_dir}", flush=True)
             row = {"variant": variant, "preset": preset, "overrides": overrides, "seed": seed,
@@ -141,21 +144,22 @@ def main(argv=None) -> int:
                                                           if isinstance(v, float)), flush=True)
             result["runs"].append(row)
             atomic_write_json(out / "stylegan2-bench.json", result)
-            if variant == "stylegan2" and seed == seeds[0] and args.psi:
-                import ganforge
-                from ganforge.bench import truncation
+    first = out / f"stylegan2-seed{seeds[0]}"
+    if "stylegan2" in variants and args.psi:
+        import ganforge
+        from ganforge.bench import truncation
 
-                values = [float(v) for v in args.psi.split(",")]
-                sweep = truncation.run_benchmark(ganforge.load(run_dir), values, ref="fashion-mnist",
-                                                 n=args.n, extractor="fashion-mnist-cnn",
-                                                 log=lambda m: print("  " + m, flush=True))
-                truncation.plot(sweep, out / "truncation.png")
-                result["truncation"] = sweep
-                atomic_write_json(out / "stylegan2-bench.json", result)
-            if variant == "stylegan2" and seed == seeds[0] and args.project > 0:
-                result["projection"] = projection(run_dir, args.project, args.project_steps,
-                                                  lambda m: print(m, flush=True))
-                atomic_write_json(out / "stylegan2-bench.json", result)
+        values = [float(v) for v in args.psi.split(",")]
+        sweep = truncation.run_benchmark(ganforge.load(first), values, ref="fashion-mnist",
+                                         n=args.n, extractor="fashion-mnist-cnn",
+                                         log=lambda m: print("  " + m, flush=True))
+        truncation.plot(sweep, out / "truncation.png")
+        result["truncation"] = sweep
+        atomic_write_json(out / "stylegan2-bench.json", result)
+    if "stylegan2" in variants and args.project > 0:
+        result["projection"] = projection(first, args.project, args.project_steps,
+                                          lambda m: print(m, flush=True))
+        atomic_write_json(out / "stylegan2-bench.json", result)
     print(f"\n{'variant':<26}" + "".join(f"{k:>18}" for k in ["steps", "img_per_s", *METRICS]))
     for variant in variants:
         rows = [r for r in result["runs"] if r["variant"] == variant]

@@ -34,8 +34,8 @@ def test_modulated_conv_equals_an_explicit_per_sample_convolution():
     g = torch.Generator().manual_seed(0)
     x, weight = torch.randn(3, 5, 6, 6, generator=g), torch.randn(4, 5, 3, 3, generator=g)
     styles = torch.rand(3, 5, generator=g) + 0.5
-    for demodulate in (True, False):
-        out = modulated_conv2d(x, weight, styles, demodulate=demodulate)
+    for demodulate, fused in [(True, False), (False, False), (True, True), (False, True)]:
+        out = modulated_conv2d(x, weight, styles, demodulate=demodulate, fused=fused)
         for n in range(3):
             w = weight * styles[n].view(1, 5, 1, 1)
             if demodulate:  # each output channel's weights to unit L2 norm
@@ -116,6 +116,37 @@ def test_fir_downsample_averages_a_constant_and_halves_the_size():
     y = fir_downsample(x)
     assert y.shape == (1, 2, 4, 4)
     torch.testing.assert_close(y[:, :, 1:-1, 1:-1], torch.full((1, 2, 2, 2), 3.0))  # [1,3,3,1] sums to 1
+
+
+def test_fir_downsample_is_the_1_3_3_1_filter_at_stride_2():
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 3, 8, 8, generator=g, dtype=torch.float64)
+    k = torch.tensor([1.0, 3, 3, 1], dtype=torch.float64)
+    k = torch.outer(k, k) / 64
+    padded = F.pad(x, (1, 1, 1, 1))
+    expected = torch.stack([torch.stack([(padded[:, :, 2 * i:2 * i + 4, 2 * j:2 * j + 4] * k).sum((2, 3))
+                                         for j in range(4)], -1) for i in range(4)], -2)
+    torch.testing.assert_close(fir_downsample(x), expected)
+
+
+def test_downsampling_conv_filters_first_and_matches_filtering_after_inside_the_border():
+    from ganforge.models.stylegan2 import EqualConv2d
+
+    torch.manual_seed(4)
+    x = torch.randn(2, 3, 16, 16, dtype=torch.float64)
+    for kernel in (1, 3):
+        conv = EqualConv2d(3, 5, kernel, down=True, activation=False).double()
+        with torch.no_grad():
+            conv.bias.normal_()
+            after = fir_downsample(F.conv2d(x, conv.weight * conv.weight_gain, padding=kernel // 2))
+            after = after + conv.bias.view(1, -1, 1, 1)
+            ours = conv(x)
+        assert ours.shape == after.shape == (2, 5, 8, 8)
+        if kernel == 1:  # a 1x1 convolution commutes with the filter everywhere
+            torch.testing.assert_close(ours, after)
+        else:  # the same linear map; only the padding at the border differs
+            torch.testing.assert_close(ours[:, :, 1:-1, 1:-1], after[:, :, 1:-1, 1:-1])
+            assert not torch.allclose(ours[:, :, 0], after[:, :, 0])
 
 
 def test_slerp_keeps_the_norm_between_orthogonal_latents_and_hits_the_ends():

@@ -54,21 +54,33 @@ class EqualLinear(nn.Module):
 
 
 class EqualConv2d(nn.Module):
-    """Equalized 3x3 (or 1x1) convolution of the discriminator, optionally followed by FIR
-    downsampling by 2 (blur, then stride: the [1, 3, 3, 1] filter of the paper)."""
+    """Equalized 3x3 (or 1x1) convolution of the discriminator, optionally downsampling by 2
+    with the paper's [1, 3, 3, 1] filter.
+
+    Downsampling filters the input, then convolves at stride 2, as the reference implementation
+    does: a quarter of the multiply-adds of convolving at full resolution and filtering after,
+    which made a StyleGAN2 training step 1.2-1.3x faster on CPU. For a 1x1 convolution the two
+    orders are the same function; for 3x3 they differ only at the border (here the filter sees
+    zero padding of the input, there the convolution's output was zero-padded)."""
 
     def __init__(self, in_ch: int, out_ch: int, kernel: int, *, bias: bool = True,
                  activation: bool = True, down: bool = False):
         super().__init__()
+        if kernel % 2 == 0:
+            raise ValueError(f"EqualConv2d takes an odd kernel size, got {kernel}")
         self.weight = nn.Parameter(torch.randn(out_ch, in_ch, kernel, kernel))
         self.bias = nn.Parameter(torch.zeros(out_ch)) if bias else None
         self.weight_gain = 1 / math.sqrt(in_ch * kernel * kernel)
         self.activation, self.down, self.padding = activation, down, kernel // 2
 
     def forward(self, x: Tensor, gain: float = 1.0) -> Tensor:
-        x = F.conv2d(x, self.weight * self.weight_gain, padding=self.padding)
-        if self.down:
-            x = fir_downsample(x)
+        weight = self.weight * self.weight_gain
+        if not self.down:
+            x = F.conv2d(x, weight, padding=self.padding)
+        elif self.padding == 0:  # 1x1: filter and stride first, on the fewer input channels
+            x = F.conv2d(fir_downsample(x), weight)
+        else:  # H -> H + 2p + 1 - 4 (filter) -> H / 2 (k x k at stride 2), with p = (k + 1) / 2
+            x = F.conv2d(fir_filter(x, pad=self.padding + 1), weight, stride=2)
         if self.bias is not None:
             x = x + self.bias.view(1, -1, 1, 1)
         return (lrelu(x) if self.activation else x) * gain
@@ -83,12 +95,17 @@ def _fir_kernel(device, dtype) -> Tensor:
     return torch.outer(k, k) / 64
 
 
+def fir_filter(x: Tensor, *, pad: int, stride: int = 1) -> Tensor:
+    """The separable [1, 3, 3, 1] low-pass of every channel, after zero padding by ``pad``."""
+    c = x.shape[1]
+    k = _fir_kernel(x.device, x.dtype).expand(c, 1, 4, 4)
+    return F.conv2d(F.pad(x, (pad, pad, pad, pad)), k, stride=stride, groups=c)
+
+
 def fir_downsample(x: Tensor) -> Tensor:
     """[N, C, H, W] -> [N, C, H/2, W/2]: the separable [1, 3, 3, 1] low-pass, then stride 2
     (zero padding of 1, as the reference's upfirdn2d with its default padding)."""
-    c = x.shape[1]
-    k = _fir_kernel(x.device, x.dtype).expand(c, 1, 4, 4)
-    return F.conv2d(F.pad(x, (1, 1, 1, 1)), k, stride=2, groups=c)
+    return fir_filter(x, pad=1, stride=2)
 
 
 def upsample2x(x: Tensor) -> Tensor:
@@ -98,15 +115,18 @@ def upsample2x(x: Tensor) -> Tensor:
 
 
 def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, *, demodulate: bool = True,
-                     eps: float = 1e-8, fused: bool = True) -> Tensor:
+                     eps: float = 1e-8, fused: bool = False) -> Tensor:
     """StyleGAN2's modulated convolution (paper, sec. 2.2 and eq. 1-3).
 
     x [N, I, H, W], weight [O, I, k, k], styles [N, I] -> [N, O, H, W]. Each sample's weights
     are the shared weights scaled by its styles along the input channels and, when
-    ``demodulate``, rescaled to unit L2 norm per output channel; all samples run as one grouped
-    convolution (groups = N). ``fused=False``: the same function as scaling the input, one
-    shared convolution and scaling the output (the paper's eq. 1-3 read as activation scaling),
-    whose graph does not depend on N (an ONNX Conv's groups is fixed at export)."""
+    ``demodulate``, rescaled to unit L2 norm per output channel.
+
+    The default computes this as scaling the input, one shared convolution and scaling the
+    output (the paper's eq. 1-3 read as activation scaling): its graph does not depend on N (an
+    ONNX Conv's groups is fixed at export), and on CPU a StyleGAN2 training step runs 1.3x
+    faster than with ``fused=True``, which builds every sample's weights and runs them as one
+    grouped convolution (groups = N). The reference implementation also trains unfused."""
     n, i, h, w = x.shape
     o, _, kh, kw = weight.shape
     if not fused:
@@ -175,7 +195,7 @@ class SynthesisLayer(nn.Module):
         self.weight_gain = 1 / math.sqrt(in_ch * 9)
         self.up, self.resolution = up, resolution
 
-    def forward(self, x: Tensor, w: Tensor, noise: Tensor | None, fused: bool = True) -> Tensor:
+    def forward(self, x: Tensor, w: Tensor, noise: Tensor | None, fused: bool = False) -> Tensor:
         if self.up:
             x = upsample2x(x)
         x = modulated_conv2d(x, self.weight * self.weight_gain, self.affine(w), fused=fused)
@@ -194,7 +214,7 @@ class ToRGB(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_ch))
         self.weight_gain = 1 / math.sqrt(in_ch)
 
-    def forward(self, x: Tensor, w: Tensor, fused: bool = True) -> Tensor:
+    def forward(self, x: Tensor, w: Tensor, fused: bool = False) -> Tensor:
         styles = self.affine(w) * self.weight_gain
         return modulated_conv2d(x, self.weight, styles, demodulate=False, fused=fused) + self.bias.view(1, -1, 1, 1)
 
@@ -239,9 +259,9 @@ class SynthesisNetwork(nn.Module):
         return [torch.randn(s, generator=generator, device=gen_device).to(device)
                 for s in self.noise_shapes(n)]
 
-    def forward(self, ws: Tensor, noise: list[Tensor] | None = None, *, fused: bool = True) -> Tensor:
-        """``fused``: grouped modulated convolutions (training); False: per-sample scaling around
-        shared convolutions, the same function in a graph independent of the batch size."""
+    def forward(self, ws: Tensor, noise: list[Tensor] | None = None, *, fused: bool = False) -> Tensor:
+        """``fused``: grouped modulated convolutions; False (default): per-sample scaling around
+        shared convolutions, the same function, faster on CPU, in a graph independent of N."""
         if ws.shape[1] != self.num_ws:
             raise ValueError(f"synthesis takes {self.num_ws} ws per sample, got {ws.shape[1]}")
         n = ws.shape[0]
