@@ -35,6 +35,7 @@ import hashlib
 import inspect
 import os
 import socket
+import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
@@ -470,9 +471,21 @@ def is_peer_failure(exc: BaseException, world: World) -> bool:
     return isinstance(exc, RuntimeError) and any(sign in text for sign in _PEER_SIGNS)
 
 
+_PEER_WAIT_S = 3.0
+
+
 def peer_failure(world: World, exc: BaseException, step: int, resume_hint: str) -> DistributedError:
-    """The one-line error of a rank whose collective failed because another rank stopped."""
+    """The one-line error of a rank whose collective failed because another rank stopped.
+
+    A killed peer's sockets close while the kernel is still tearing the process down, before it
+    shows as a zombie, and a failing peer records its reason just after its own error: so the
+    collective can fail here a moment before either is visible. Look again for up to
+    ``_PEER_WAIT_S`` seconds before falling back to the collective's own message."""
     found = failed_ranks(world)
+    deadline = time.monotonic() + _PEER_WAIT_S
+    while not found and time.monotonic() < deadline:
+        time.sleep(0.1)
+        found = failed_ranks(world)
     who = "; ".join(found) if found else (f"another rank stopped ({' '.join(str(exc).split())[:120]}); "
                                           f"torchrun's report above names it")
     return DistributedError(f"rank {world.rank} stops at step {step}: {who}; all ranks stop; "
