@@ -115,31 +115,24 @@ def upsample2x(x: Tensor) -> Tensor:
 
 
 def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, *, demodulate: bool = True,
-                     eps: float = 1e-8, fused: bool = False) -> Tensor:
+                     eps: float = 1e-8) -> Tensor:
     """StyleGAN2's modulated convolution (paper, sec. 2.2 and eq. 1-3).
 
     x [N, I, H, W], weight [O, I, k, k], styles [N, I] -> [N, O, H, W]. Each sample's weights
     are the shared weights scaled by its styles along the input channels and, when
     ``demodulate``, rescaled to unit L2 norm per output channel.
 
-    The default computes this as scaling the input, one shared convolution and scaling the
-    output (the paper's eq. 1-3 read as activation scaling): its graph does not depend on N (an
-    ONNX Conv's groups is fixed at export), and on CPU a StyleGAN2 training step runs 1.3x
-    faster than with ``fused=True``, which builds every sample's weights and runs them as one
-    grouped convolution (groups = N). The reference implementation also trains unfused."""
-    n, i, h, w = x.shape
-    o, _, kh, kw = weight.shape
-    if not fused:
-        out = F.conv2d(x * styles.reshape(-1, i, 1, 1), weight, padding=kh // 2)
-        if demodulate:  # sum over I, k, k of (weight * style)^2 = styles^2 @ (sum over k, k of weight^2)
-            d = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + eps).rsqrt()  # [N, O]
-            out = out * d.reshape(-1, o, 1, 1)
-        return out
-    wts = weight.unsqueeze(0) * styles.reshape(n, 1, i, 1, 1)  # [N, O, I, k, k]
-    if demodulate:
-        wts = wts * (wts.square().sum(dim=[2, 3, 4], keepdim=True) + eps).rsqrt()
-    out = F.conv2d(x.reshape(1, n * i, h, w), wts.reshape(n * o, i, kh, kw), padding=kh // 2, groups=n)
-    return out.reshape(n, o, h, w)
+    Computed as scaling the input, one shared convolution and scaling the output (the paper's
+    eq. 1-3 read as activation scaling), as the reference implementation trains: the graph does
+    not depend on N (an ONNX Conv's groups is fixed at export), and on CPU a StyleGAN2 training
+    step ran 1.3x faster than with the "fused" form, which builds every sample's weights and runs
+    them as one grouped convolution (groups = N; removed, as nothing used it)."""
+    i, o, k = x.shape[1], weight.shape[0], weight.shape[2]
+    out = F.conv2d(x * styles.reshape(-1, i, 1, 1), weight, padding=k // 2)
+    if demodulate:  # sum over I, k, k of (weight * style)^2 = styles^2 @ (sum over k, k of weight^2)
+        d = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + eps).rsqrt()  # [N, O]
+        out = out * d.reshape(-1, o, 1, 1)
+    return out
 
 
 class MappingNetwork(nn.Module):
@@ -195,10 +188,10 @@ class SynthesisLayer(nn.Module):
         self.weight_gain = 1 / math.sqrt(in_ch * 9)
         self.up, self.resolution = up, resolution
 
-    def forward(self, x: Tensor, w: Tensor, noise: Tensor | None, fused: bool = False) -> Tensor:
+    def forward(self, x: Tensor, w: Tensor, noise: Tensor | None) -> Tensor:
         if self.up:
             x = upsample2x(x)
-        x = modulated_conv2d(x, self.weight * self.weight_gain, self.affine(w), fused=fused)
+        x = modulated_conv2d(x, self.weight * self.weight_gain, self.affine(w))
         if noise is not None:  # [N, 1, H, W] (or [H, W]), scaled by the learned strength
             x = x + noise.to(x.dtype) * self.noise_strength
         return lrelu(x + self.bias.view(1, -1, 1, 1))
@@ -214,9 +207,9 @@ class ToRGB(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_ch))
         self.weight_gain = 1 / math.sqrt(in_ch)
 
-    def forward(self, x: Tensor, w: Tensor, fused: bool = False) -> Tensor:
+    def forward(self, x: Tensor, w: Tensor) -> Tensor:
         styles = self.affine(w) * self.weight_gain
-        return modulated_conv2d(x, self.weight, styles, demodulate=False, fused=fused) + self.bias.view(1, -1, 1, 1)
+        return modulated_conv2d(x, self.weight, styles, demodulate=False) + self.bias.view(1, -1, 1, 1)
 
 
 def channels_at(res: int, *, resolution: int, width: int, channel_max: int) -> int:
@@ -259,18 +252,16 @@ class SynthesisNetwork(nn.Module):
         return [torch.randn(s, generator=generator, device=gen_device).to(device)
                 for s in self.noise_shapes(n)]
 
-    def forward(self, ws: Tensor, noise: list[Tensor] | None = None, *, fused: bool = False) -> Tensor:
-        """``fused``: grouped modulated convolutions; False (default): per-sample scaling around
-        shared convolutions, the same function, faster on CPU, in a graph independent of N."""
+    def forward(self, ws: Tensor, noise: list[Tensor] | None = None) -> Tensor:
         if ws.shape[1] != self.num_ws:
             raise ValueError(f"synthesis takes {self.num_ws} ws per sample, got {ws.shape[1]}")
         n = ws.shape[0]
         x = self.const.unsqueeze(0).expand(n, -1, -1, -1)
         img = None
         for i, conv in enumerate(self.convs):
-            x = conv(x, ws[:, i], None if noise is None else noise[i], fused)
+            x = conv(x, ws[:, i], None if noise is None else noise[i])
             if i % 2 == 0:  # after the 4x4 conv and after the second conv of each block: toRGB
-                y = self.torgbs[i // 2](x, ws[:, i + 1], fused)
+                y = self.torgbs[i // 2](x, ws[:, i + 1])
                 img = y if img is None else upsample2x(img) + y
         return img
 
@@ -338,7 +329,7 @@ class Sampler(nn.Module):
             pulled = torch.where(keep, pulled, ws)
         sides = [s[-1] for s in G.synthesis.noise_shapes(1)]
         planes = [p.reshape(-1, 1, r, r) for p, r in zip(noise.split([r * r for r in sides], 1), sides)]
-        return G.synthesis(pulled, planes, fused=False).float().clamp(-1, 1)
+        return G.synthesis(pulled, planes).float().clamp(-1, 1)
 
 
 def mix_styles(ws: Tensor, ws2: Tensor, crossover: int | Tensor) -> Tensor:

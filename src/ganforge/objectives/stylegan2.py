@@ -267,7 +267,7 @@ class StyleGAN2(UnconditionalGAN):
         G = self._G(nets)
         if isinstance(noise, str):
             noise = G.synthesis.make_noise(ws.shape[0], noise, generator=generator, device=ws.device)
-        return G.synthesis(ws.to(self.device), noise, fused=False).float().clamp(-1, 1)
+        return G.synthesis(ws.to(self.device), noise).float().clamp(-1, 1)
 
     def export_module(self, nets: Mapping[str, nn.Module] | None = None) -> Sampler:
         """The sampling pass of ``nets``' G as one module (models.stylegan2.Sampler), the same
