@@ -254,10 +254,15 @@ def test_a_killed_rank_stops_the_other_with_one_line(tmp_path):
     reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
     reader.start()
     deadline = time.time() + 90
-    while time.time() < deadline and not (len(_steps(run_dir)) >= 2 if (run_dir / "checkpoints").is_dir() else False):
+
+    def ready() -> bool:  # two checkpoints written, and rank 1's PID line read from the pipe
+        steps = len(_steps(run_dir)) if (run_dir / "checkpoints").is_dir() else 0
+        return steps >= 2 and any(line.startswith("RANK 1 PID") for line in list(lines))
+
+    while time.time() < deadline and not ready():
         time.sleep(0.2)
-    assert len(_steps(run_dir)) >= 2, "".join(lines)
-    pid = next(int(line.split()[-1]) for line in lines if line.startswith("RANK 1 PID"))
+    assert ready(), "".join(lines)
+    pid = next(int(line.split()[-1]) for line in list(lines) if line.startswith("RANK 1 PID"))
     os.kill(pid, signal.SIGKILL)
     proc.wait(timeout=90)
     reader.join(timeout=10)
