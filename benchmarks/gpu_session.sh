@@ -35,3 +35,6 @@ part dcgan_b512 45 --families dcgan --resolutions 64 --batch-size 512 --levers-l
   --steps 20 --warmup 5
 part sg2_profile 50 --families stylegan2 --resolutions 32 --levers-list "" --steps 10 --warmup 4 --profile
 fi
+if [ "${1:-1}" = 3 ]; then  # StyleGAN2 again after its CPU speed-up (unfused modulated conv, D filters first)
+part sg2_unfused 150 --families stylegan2 --resolutions 32,64,128 --levers-list tf32,bf16 --steps 15 --warmup 5
+fi

@@ -359,6 +359,23 @@ def test_resume_allows_other_changes_with_a_notice_and_an_event(tmp_path, capsys
     assert state["config"]["loss"]["name"] == "hinge"
 
 
+def test_a_run_trained_on_another_kind_of_device_resumes_with_a_fresh_noise_stream(tmp_path, capsys):
+    """A GPU-trained run resumed on a CPU: the noise generator's saved state is a CUDA one (16
+    bytes, Philox seed and offset) that a CPU generator cannot take; resume says so and goes on."""
+    import torch
+
+    run = tmp_path / "run"
+    _train(_cfg(**{"train.steps": 2}), run)
+    state_file = ckpt.find(run) / "state.pt"
+    state = torch.load(state_file, weights_only=False)
+    state["rng"]["noise"] = torch.zeros(16, dtype=torch.uint8)
+    torch.save(state, state_file)
+    capsys.readouterr()
+    assert _train(api.resume_config(run, ["train.steps=4"]), run, resume=True).step == 4
+    out = "".join(capsys.readouterr())
+    assert "noise generator was saved on another kind of device; resuming on cpu" in out
+
+
 def test_resume_with_no_step_left_names_the_checkpoint_and_how_to_continue(tmp_path, capsys):
     run = tmp_path / "run"
     _train(_cfg(**{"train.steps": 2}), run)

@@ -218,7 +218,14 @@ class Trainer:
             opt.load_state_dict(state["optimizers"][name])
         self.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["rng"]["torch"])
-        self.noise_rng.set_state(state["rng"]["noise"])
+        noise = state["rng"]["noise"]
+        if noise.numel() == self.noise_rng.get_state().numel():
+            self.noise_rng.set_state(noise)
+        else:  # saved on another kind of device (a CUDA generator's state is not a CPU one's)
+            self.noise_rng.manual_seed(self.cfg.train.seed + 1 + int(state["step"]))
+            self._warn(f"ganforge: the checkpoint's noise generator was saved on another kind of "
+                       f"device; resuming on {self.noise_rng.device.type} with a fresh noise "
+                       f"stream (training continues; it is not bit-exact with an uninterrupted run)")
         if "cuda" in state["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         self.batches.load_state_dict(state["batches"])
