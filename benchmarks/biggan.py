@@ -50,9 +50,10 @@ RUNS = {  # name -> (preset, overrides)
     "acgan": ("acgan-fashion-mnist", []),
     "cgan": ("cgan-fashion-mnist", []),
 }
-ABLATIONS = {  # --ablation name -> the BigGAN variant
-    "ortho": ("biggan-no-ortho", ("biggan-fashion-mnist", ["reg.ortho=0"])),
-    "attn": ("biggan-no-attn", ("biggan-fashion-mnist", ["biggan.attn_res=0"])),
+ABLATIONS = {  # --ablation name -> the BigGAN variant (the preset has neither ortho nor attention)
+    "ortho": ("biggan-ortho", ("biggan-fashion-mnist", ["reg.ortho=1e-4"])),
+    "attn": ("biggan-attn", ("biggan-fashion-mnist", ["biggan.attn_res=16"])),
+    "channels_last": ("biggan-channels-last", ("biggan-fashion-mnist", ["train.channels_last=true"])),
 }
 METRICS = ["fid", "precision", "recall", "classes_covered", "label_accuracy", "intra_fid"]
 CURVE_METRICS = ["fid", "precision", "recall", "is", "label_accuracy"]
