@@ -187,6 +187,8 @@ def main() -> None:
                    help="key=value overrides for every BigGAN run, e.g. 'model.g_width=8 train.n_critic=1'")
     p.add_argument("--truncation", default="0.25,0.5,0.75,1.0,1.5,2.0",
                    help="thresholds of the BigGAN truncation curve ('' skips it)")
+    p.add_argument("--curve-run", default="biggan",
+                   help="the run (of --runs/--ablation) whose truncation curve is drawn")
     p.add_argument("--per-class", type=int, default=1000, help="samples per class for each evaluation")
     p.add_argument("--out", default="runs/bench-biggan", help="folder of the run directories")
     p.add_argument("--reuse", action="store_true", help="evaluate existing runs instead of training")
@@ -227,7 +229,7 @@ def main() -> None:
             row.update(score(run_dir, args.per_class, METRICS))
             rows.append(row)
             print(json.dumps(row), flush=True)
-            if name == "biggan":
+            if name == args.curve_run:
                 for t in thresholds:
                     point = score(run_dir, args.per_class, CURVE_METRICS, truncation=t)
                     curve[str(t)].append(point)

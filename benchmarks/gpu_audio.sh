@@ -7,8 +7,8 @@
 # state too, so it can be resumed on the CPU if the time limit stops it early), split to <= 15 MB.
 # The corpus (95 MB as FLAC) is over the device tool's 64 MiB per call: the 2026-12-04 lease
 # carried one voice per call and copied each to /tmp/corpus there (kept while the machine stays
-# warm), then ran this with CORPUS=/tmp/corpus LIMIT=510. Bring the conversion run's state.pt
-# back too next time (it is 87 MB: split it) so that it can be resumed.
+# warm), then ran this with CORPUS=/tmp/corpus LIMIT=510. The conversion run's state.pt (87 MB,
+# over the 64 MiB a call returns) stays there: fetch it in a further call to resume that run.
 set -u
 OUT=${OUT:-gpu-out}; mkdir -p "$OUT"
 CORPUS=${CORPUS:-.speechflac}
