@@ -217,8 +217,12 @@ class Trainer:
         for name, opt in self.optimizers.items():
             opt.load_state_dict(state["optimizers"][name])
         self.scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["rng"]["torch"])
-        noise = state["rng"]["noise"]
+        # ckpt.load maps the state onto the run's device; generator states are CPU byte tensors
+        # whatever the generator's device (set_state rejects a CUDA tensor)
+        rng_state = {k: ([t.cpu() for t in v] if isinstance(v, (list, tuple)) else v.cpu())
+                     for k, v in state["rng"].items()}
+        torch.set_rng_state(rng_state["torch"])
+        noise = rng_state["noise"]
         if noise.numel() == self.noise_rng.get_state().numel():
             self.noise_rng.set_state(noise)
         else:  # saved on another kind of device (a CUDA generator's state is not a CPU one's)
@@ -227,7 +231,7 @@ class Trainer:
                        f"device; resuming on {self.noise_rng.device.type} with a fresh noise "
                        f"stream (training continues; it is not bit-exact with an uninterrupted run)")
         if "cuda" in state["rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+            torch.cuda.set_rng_state_all(rng_state["cuda"])
         self.batches.load_state_dict(state["batches"])
         self.objective.load_extra_state(state.get("objective", {}))
         if self.monitor is not None and state.get("monitor"):
