@@ -20,11 +20,12 @@ from ganforge.config import from_dict
 from ganforge.data.audio import CropBatches, load_audio, read_audio, write_tone_folder, write_wav
 from ganforge.data.mel import AudioConfig, LogMel
 from ganforge.data.speech import make_speech, parallel_pairs
-from ganforge.errors import DataError
+from ganforge.errors import ConfigError, DataError
 from ganforge.metrics.audio import (MCD_CONST, SpeakerJudge, dtw_mcd, dtw_path, evaluate_conversion, format_table,
                                    griffin_lim, mcd, mel_cepstrum, speaker_features)
 from ganforge.metrics.speaker import VoiceRegion
 from ganforge.models.hifigan import MultiDiscriminator, to_periods
+from ganforge.models.vocos import VocosGenerator, istft_same
 from ganforge.objectives import OBJECTIVES
 from ganforge.objectives.vocoder import feature_matching, lsgan_d, lsgan_g
 
@@ -113,6 +114,40 @@ def test_hifigan_losses_by_hand():
     fr = [[torch.tensor([1.0, 2.0]), torch.tensor([[0.0]])], [torch.tensor([3.0])]]
     ff = [[torch.tensor([1.5, 1.0]), torch.tensor([[2.0]])], [torch.tensor([0.0])]]
     assert float(feature_matching(fr, ff)) == pytest.approx((0.5 + 1.0) / 2 + 2.0 + 3.0)
+
+
+def test_vocos_inverse_stft_undoes_the_front_ends_framing():
+    """istft_same inverts the front end's reflect-padded, uncentred STFT: a waveform of T hops
+    comes back from its T complex frames within 1e-5, edges included."""
+    a = AudioConfig(n_fft=256, hop=64, win=256)
+    front = LogMel.from_config(a)
+    wave = torch.from_numpy(_speechlike(0.1, 8000, seed=3))[:12 * a.hop].double()[None]
+    padded = torch.nn.functional.pad(wave[:, None], (front.pad, front.pad), mode="reflect")[:, 0]
+    window = torch.hann_window(a.n_fft, dtype=torch.float64)
+    spec = torch.stft(padded, a.n_fft, a.hop, a.win, window, center=False, return_complex=True)
+    assert spec.shape[-1] == 12
+    back = istft_same(spec, a.n_fft, a.hop, window)
+    assert back.shape == wave.shape
+    assert float((back - wave).abs().max()) < 1e-5
+    g = VocosGenerator(n_mels=16, n_fft=a.n_fft, hop=a.hop, dim=8, layers=2)
+    assert g(torch.randn(2, 16, 12)).shape == (2, 1, 12 * a.hop)  # T frames -> T hops, as HiFi-GAN
+
+
+def test_vocos_generator_trains_vocodes_and_rejects_a_short_window(tmp_path):
+    raw = OBJECTIVES["vocoder"].example_config(tmp_path / "data")
+    raw["vocoder"].update(generator="vocos", vocos_dim=8, vocos_layers=2)
+    run_dir = tmp_path / "vocos"
+    api.train(from_dict(raw), run_dir, progress=False)
+    run = ganforge.load(run_dir)
+    assert type(run.objective.nets["G"]).__name__ == "VocosGenerator"
+    hop = run.config.audio.hop
+    mel = run.analyze(torch.from_numpy(_speechlike(0.2, 8000)[:12 * hop]))
+    out = run.vocode(mel)
+    assert out.shape == (1, 12 * hop) and float(out.abs().max()) <= 1.0 and bool(torch.isfinite(out).all())
+    raw["audio"]["win"] = raw["audio"]["n_fft"] // 2
+    with pytest.raises(ConfigError, match="audio.win"):
+        api.train(from_dict(raw), tmp_path / "bad", progress=False)
+    assert not (tmp_path / "bad").exists()
 
 
 def test_crop_batches_resume_exactly():

@@ -11,6 +11,10 @@ multi-scale sub-discriminators D_k (ganforge.models.hifigan), the losses are the
 
 with fm_weight 2 and mel_weight 45. The adversarial loss is fixed (loss.name is not read). Each
 step runs G (caching G(s)) and then D on the same crops, so G runs forward once per step.
+
+``vocoder.generator`` picks G: ``hifigan`` (the paper's, sizes v1/v2/v3/small) or ``vocos``, a
+Fourier-domain generator after Siuzdak (2023) that predicts each frame's STFT magnitude and phase
+and inverts them (ganforge.models.vocos); the discriminators and the losses above stay the same.
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ from ..data.audio import CropBatches, write_tone_folder
 from ..data.mel import AudioConfig, LogMel
 from ..errors import ConfigError
 from ..models.hifigan import HiFiGANGenerator, MultiDiscriminator, generator_layout
+from ..models.vocos import VocosGenerator
 from ._audio import TINY_AUDIO, AudioFamily, check_common, mel_strip
 from .base import OptimizerSpec, Phase, register_objective
 from .unconditional import TINY_TRAIN
@@ -35,9 +40,12 @@ from .unconditional import TINY_TRAIN
 class VocoderConfig:
     """HiFi-GAN (objective=vocoder; ganforge.objectives.vocoder, ganforge.models.hifigan)."""
 
-    size: str = "small"  # small (CPU) | v1 | v2 | v3 (Kong et al. 2020)
+    generator: str = "hifigan"  # hifigan (Kong et al. 2020) | vocos (STFT head, Siuzdak 2023)
+    size: str = "small"  # hifigan: small (CPU) | v1 | v2 | v3 (Kong et al. 2020)
     g_width: int = 0  # generator input channels; 0: the size's (v1 512, v2 128, v3 256, small 64)
     upsample_rates: list[int] = field(default_factory=list)  # empty: the size's; product = audio.hop
+    vocos_dim: int = 512  # vocos: ConvNeXt channels (the paper's 512)
+    vocos_layers: int = 8  # vocos: ConvNeXt blocks (the paper's 8)
     d_width: int = 32  # discriminator base channels; 32 is the paper's (MPD 32..1024)
     periods: list[int] = field(default_factory=lambda: [2, 3, 5, 7, 11])  # multi-period D
     scales: int = 3  # multi-scale D: raw, 2x and 4x pooled
@@ -63,16 +71,31 @@ def feature_matching(real: Sequence[Sequence[Tensor]], fake: Sequence[Sequence[T
                for rs, fs in zip(real, fake) for r, f in zip(rs, fs))
 
 
+GENERATORS = ("hifigan", "vocos")
+
+
 def check_config(cfg) -> dict:
+    """Validate the vocoder section; the generator's constructor arguments."""
     check_common(cfg)
     v, a = cfg.vocoder, cfg.audio
-    layout = generator_layout(v.size, width=v.g_width, rates=v.upsample_rates)
-    hop = 1
-    for r in layout["rates"]:
-        hop *= r
-    if hop != a.hop:
-        raise ConfigError(f"the generator upsamples by {hop} (rates {list(layout['rates'])}) but "
-                          f"audio.hop={a.hop}; set vocoder.upsample_rates to factors of {a.hop}")
+    if v.generator not in GENERATORS:
+        raise ConfigError(f"vocoder.generator '{v.generator}' is not one of {', '.join(GENERATORS)}")
+    if v.generator == "vocos":
+        if a.win != a.n_fft:
+            raise ConfigError(f"vocoder.generator=vocos inverts the STFT, so it needs audio.win = "
+                              f"audio.n_fft (got win={a.win}, n_fft={a.n_fft}); set audio.win={a.n_fft}")
+        if v.vocos_dim < 1 or v.vocos_layers < 1:
+            raise ConfigError("vocoder.vocos_dim and vocoder.vocos_layers must be >= 1; the paper "
+                              "uses 512 and 8")
+        layout = dict(n_fft=a.n_fft, hop=a.hop, dim=v.vocos_dim, layers=v.vocos_layers)
+    else:
+        layout = generator_layout(v.size, width=v.g_width, rates=v.upsample_rates)
+        hop = 1
+        for r in layout["rates"]:
+            hop *= r
+        if hop != a.hop:
+            raise ConfigError(f"the generator upsamples by {hop} (rates {list(layout['rates'])}) but "
+                              f"audio.hop={a.hop}; set vocoder.upsample_rates to factors of {a.hop}")
     if v.segment < 4 * a.hop or v.segment % a.hop:
         raise ConfigError(f"vocoder.segment={v.segment} must be a multiple of audio.hop={a.hop} and "
                           f">= {4 * a.hop}; HiFi-GAN uses 8192")
@@ -93,7 +116,8 @@ class Vocoder(AudioFamily):
     def __init__(self, cfg, data_info: Mapping[str, Any]):
         layout = check_config(cfg)
         self.cfg, v, a = cfg, cfg.vocoder, cfg.audio
-        self.nets = {"G": HiFiGANGenerator(n_mels=a.n_mels, **layout),
+        generator = VocosGenerator if v.generator == "vocos" else HiFiGANGenerator
+        self.nets = {"G": generator(n_mels=a.n_mels, **layout),
                      "D": MultiDiscriminator(width=v.d_width, periods=v.periods, scales=v.scales)}
         self.hop = a.hop
         self.mel = LogMel.from_config(a)
