@@ -31,7 +31,7 @@ import torch
 
 from ganforge import api
 from ganforge.config import load_config
-from ganforge.data.speech import make_speech
+from ganforge.data.speech import benchmark_corpus
 from ganforge.metrics.audio import Synthesizer, evaluate_conversion, evaluate_vocoder, format_table
 
 
@@ -69,10 +69,7 @@ def main() -> int:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
-    corpus = Path(args.corpus) if args.corpus else out / "speech"
-    if not args.corpus and not (corpus / "corpus.json").is_file():
-        n, parallel = (8, 3) if args.smoke else (600, 20)
-        make_speech(corpus, voices=["en+m3", "en+f3"], utterances=n, parallel=parallel, force=True)
+    corpus = benchmark_corpus(out, args.corpus, smoke=args.smoke)
     common = [f"data.name=audio:{corpus}"]
     voc_steps = 4 if args.smoke else args.vocoder_steps
     vc_steps = 4 if args.smoke else args.vc_steps

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from ganforge import api
-from ganforge.data.speech import make_speech
+from ganforge.data.speech import benchmark_corpus
 from ganforge.metrics.audio import evaluate_vocoder, format_table
 
 RUNS = ["hifigan=hifigan-speech", "vocos=vocos-speech"]
@@ -65,10 +65,7 @@ def main() -> int:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
-    corpus = Path(args.corpus) if args.corpus else out / "speech"
-    if not args.corpus and not (corpus / "corpus.json").is_file():
-        n, parallel = (8, 3) if args.smoke else (600, 20)
-        make_speech(corpus, voices=["en+m3", "en+f3"], utterances=n, parallel=parallel, force=True)
+    corpus = benchmark_corpus(out, args.corpus, smoke=args.smoke)
     seconds = 20 if args.smoke else args.minutes * 60
     limit = 2 if args.smoke else args.limit
     extra = ["vocoder.vocos_dim=16", "vocoder.vocos_layers=1", "vocoder.g_width=16"] if args.smoke else []

@@ -106,6 +106,19 @@ def synthesize(text: str, voice: str, out: Path, rate: int, *, speed: int = 160)
     return out
 
 
+def benchmark_corpus(out: str | Path, corpus: str | Path | None = None, *, smoke: bool = False) -> Path:
+    """The corpus the audio benchmarks measure on: ``corpus`` when given, else ``out/speech``,
+    written there first if absent (voices en+m3 and en+f3, 600 utterances and 20 parallel
+    sentences; ``smoke``: 8 and 3)."""
+    if corpus:
+        return Path(corpus)
+    path = Path(out) / "speech"
+    if not (path / "corpus.json").is_file():
+        n, parallel = (8, 3) if smoke else (600, 20)
+        make_speech(path, voices=["en+m3", "en+f3"], utterances=n, parallel=parallel, force=True)
+    return path
+
+
 def make_speech(out: str | Path, *, voices: Sequence[str], utterances: int, rate: int = 22050,
                 test_fraction: float = 0.1, parallel: int = 20, seed: int = 0, force: bool = False,
                 workers: int = 2, progress: Callable[[str], None] | None = None) -> dict:
