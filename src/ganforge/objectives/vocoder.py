@@ -18,6 +18,7 @@ and inverts them (ganforge.models.vocos); the discriminators and the losses abov
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -90,9 +91,7 @@ def check_config(cfg) -> dict:
         layout = dict(n_fft=a.n_fft, hop=a.hop, dim=v.vocos_dim, layers=v.vocos_layers)
     else:
         layout = generator_layout(v.size, width=v.g_width, rates=v.upsample_rates)
-        hop = 1
-        for r in layout["rates"]:
-            hop *= r
+        hop = math.prod(layout["rates"])
         if hop != a.hop:
             raise ConfigError(f"the generator upsamples by {hop} (rates {list(layout['rates'])}) but "
                               f"audio.hop={a.hop}; set vocoder.upsample_rates to factors of {a.hop}")
