@@ -129,8 +129,26 @@ def test_vocos_inverse_stft_undoes_the_front_ends_framing():
     back = istft_same(spec, a.n_fft, a.hop, window)
     assert back.shape == wave.shape
     assert float((back - wave).abs().max()) < 1e-5
+    assert float((front.stft(wave) - spec).abs().max()) < 1e-4  # the front end's own frames
     g = VocosGenerator(n_mels=16, n_fft=a.n_fft, hop=a.hop, dim=8, layers=2)
     assert g(torch.randn(2, 16, 12)).shape == (2, 1, 12 * a.hop)  # T frames -> T hops, as HiFi-GAN
+
+
+def test_vocos_mel_prior_starts_from_the_least_squares_magnitude():
+    """With mel_basis and a silent head, the magnitude is pinv(basis) exp(mel) (floored) and the
+    phase 0: the generator's output is exactly that spectrum's inverse STFT."""
+    a = AudioConfig(n_fft=256, hop=64, win=256, n_mels=8)  # more bands leave low ones empty at n_fft 256
+    front = LogMel.from_config(a)
+    g = VocosGenerator(n_mels=8, n_fft=a.n_fft, hop=a.hop, dim=8, layers=2, mel_basis=front.fb)
+    torch.nn.init.zeros_(g.head.weight)
+    torch.nn.init.zeros_(g.head.bias)
+    mel = front(torch.from_numpy(_speechlike(0.1, 8000, seed=4))[:12 * a.hop])
+    magnitude = (torch.linalg.pinv(front.fb.double()) @ mel.double().exp()).clamp(min=1e-5).float()
+    expected = istft_same(torch.complex(magnitude, torch.zeros_like(magnitude)), a.n_fft, a.hop, front.window)
+    with torch.no_grad():
+        assert torch.allclose(g(mel)[:, 0], expected, atol=1e-5)
+    # the least-squares magnitude is already close: its mel is within 0.5 (log units) on average
+    assert float((torch.log((front.fb @ magnitude).clamp(min=1e-5)) - mel).abs().mean()) < 0.5
 
 
 def test_vocos_generator_trains_vocodes_and_rejects_a_short_window(tmp_path):
@@ -144,6 +162,14 @@ def test_vocos_generator_trains_vocodes_and_rejects_a_short_window(tmp_path):
     mel = run.analyze(torch.from_numpy(_speechlike(0.2, 8000)[:12 * hop]))
     out = run.vocode(mel)
     assert out.shape == (1, 12 * hop) and float(out.abs().max()) <= 1.0 and bool(torch.isfinite(out).all())
+    prior = dict(raw, vocoder={**raw["vocoder"], "mel_prior": True})
+    api.train(from_dict(prior), tmp_path / "prior", progress=False)
+    run = ganforge.load(tmp_path / "prior")
+    assert run.objective.nets["G"].mel_inverse is not None  # rebuilt from the config at load
+    assert run.vocode(mel).shape == (1, 12 * hop)
+    with pytest.raises(ConfigError, match="mel_prior"):
+        api.train(from_dict(dict(raw, vocoder={**prior["vocoder"], "generator": "hifigan"})),
+                  tmp_path / "bad", progress=False)
     raw["audio"]["win"] = raw["audio"]["n_fft"] // 2
     with pytest.raises(ConfigError, match="audio.win"):
         api.train(from_dict(raw), tmp_path / "bad", progress=False)

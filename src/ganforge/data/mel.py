@@ -84,15 +84,19 @@ class LogMel(nn.Module):
     def pad(self) -> int:
         return (self.n_fft - self.hop) // 2
 
-    def magnitude(self, wave: Tensor) -> Tensor:
-        """|STFT| [B, n_fft // 2 + 1, frames] of the padded, uncentred framing."""
+    def stft(self, wave: Tensor) -> Tensor:
+        """Complex STFT [B, n_fft // 2 + 1, L // hop] of the padded, uncentred framing."""
         if wave.dim() == 1:
             wave = wave[None]
         elif wave.dim() == 3:
             wave = wave.squeeze(1)
         x = F.pad(wave.float()[:, None], (self.pad, self.pad), mode="reflect")[:, 0]
-        spec = torch.stft(x, self.n_fft, self.hop, self.win, self.window, center=False,
+        return torch.stft(x, self.n_fft, self.hop, self.win, self.window, center=False,
                           return_complex=True)
+
+    def magnitude(self, wave: Tensor) -> Tensor:
+        """|STFT| [B, n_fft // 2 + 1, frames] of the padded, uncentred framing."""
+        spec = self.stft(wave)
         return torch.sqrt(spec.real.square() + spec.imag.square() + 1e-9)
 
     def forward(self, wave: Tensor) -> Tensor:

@@ -16,6 +16,12 @@ not the harmonics (BENCHMARKS.md, issue 18); predicting the magnitude directly m
 nearly a per-frame regression and leaves the adversarial losses the phase. The discriminators and
 losses stay HiFi-GAN's (ganforge.objectives.vocoder); Vocos itself pairs the multi-period
 discriminator with a multi-resolution spectrogram one and the hinge loss.
+
+The mel prior (``mel_basis``, vocoder.mel_prior): the head's log-magnitude is added to the log of
+pinv(mel basis) exp(mel), the least-squares magnitude under the mel, so a fresh generator already
+has the right spectral envelope. Measured on held-out speech, that magnitude with the signal's own
+phase gives MCD 0.44 dB and PESQ 4.05, with random phase 1.76 and 1.43 (benchmarks/vocoder_phase.py):
+what the mel leaves out is the phase, and with the prior the network spends its steps on it.
 """
 from __future__ import annotations
 
@@ -24,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 MAX_LOG_MAGNITUDE = 7.0  # exp(7) ~ 1100: above a full-scale sine's |STFT| peak at n_fft 1024
+MAGNITUDE_FLOOR = 1e-5  # the mel prior's floor, as the front end's (ganforge.data.mel.LOG_FLOOR)
 
 
 class ConvNeXtBlock(nn.Module):
@@ -60,7 +67,10 @@ class VocosGenerator(nn.Module):
     """log-mel [B, n_mels, T] -> waveform [B, 1, T * hop] (not squashed: vocode clamps to [-1, 1])."""
 
     def __init__(self, *, n_mels: int = 80, n_fft: int = 1024, hop: int = 256, dim: int = 512,
-                 layers: int = 8, mult: int = 3):
+                 layers: int = 8, mult: int = 3, mel_basis: Tensor | None = None):
+        """``mel_basis``: the front end's filter bank [n_mels, n_fft // 2 + 1]; given, the head's
+        log-magnitude is a correction to log(pinv(mel_basis) exp(mel)), the least-squares
+        magnitude under the mel, instead of the whole log-magnitude."""
         super().__init__()
         self.n_fft, self.hop = n_fft, hop
         self.embed = nn.Conv1d(n_mels, dim, 7, padding=3)
@@ -69,12 +79,21 @@ class VocosGenerator(nn.Module):
         self.final_norm = nn.LayerNorm(dim, eps=1e-6)
         self.head = nn.Linear(dim, n_fft + 2)
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+        inverse = None if mel_basis is None else torch.linalg.pinv(mel_basis.double()).float()
+        self.register_buffer("mel_inverse", inverse, persistent=False)
 
-    def forward(self, mel: Tensor) -> Tensor:
+    def spectrum(self, mel: Tensor) -> tuple[Tensor, Tensor]:
+        """log-mel [B, n_mels, T] -> (magnitude, phase), each [B, n_fft // 2 + 1, T]."""
         x = self.norm(self.embed(mel).transpose(1, 2)).transpose(1, 2)
         for block in self.blocks:
             x = block(x)
         log_mag, phase = self.head(self.final_norm(x.transpose(1, 2))).float().transpose(1, 2).chunk(2, dim=1)
-        mag = torch.exp(log_mag.clamp(max=MAX_LOG_MAGNITUDE))
+        if self.mel_inverse is not None:
+            prior = torch.matmul(self.mel_inverse, mel.float().exp()).clamp(min=MAGNITUDE_FLOOR)
+            log_mag = log_mag + prior.log()
+        return torch.exp(log_mag.clamp(max=MAX_LOG_MAGNITUDE)), phase
+
+    def forward(self, mel: Tensor) -> Tensor:
+        mag, phase = self.spectrum(mel)
         spec = torch.complex(mag * torch.cos(phase), mag * torch.sin(phase))
         return istft_same(spec, self.n_fft, self.hop, self.window)[:, None]

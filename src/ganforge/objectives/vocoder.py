@@ -47,6 +47,7 @@ class VocoderConfig:
     upsample_rates: list[int] = field(default_factory=list)  # empty: the size's; product = audio.hop
     vocos_dim: int = 512  # vocos: ConvNeXt channels (the paper's 512)
     vocos_layers: int = 8  # vocos: ConvNeXt blocks (the paper's 8)
+    mel_prior: bool = False  # vocos: predict the log-magnitude as a correction to pinv(mel basis) mel
     d_width: int = 32  # discriminator base channels; 32 is the paper's (MPD 32..1024)
     periods: list[int] = field(default_factory=lambda: [2, 3, 5, 7, 11])  # multi-period D
     scales: int = 3  # multi-scale D: raw, 2x and 4x pooled
@@ -90,6 +91,9 @@ def check_config(cfg) -> dict:
                               "uses 512 and 8")
         layout = dict(n_fft=a.n_fft, hop=a.hop, dim=v.vocos_dim, layers=v.vocos_layers)
     else:
+        if v.mel_prior:
+            raise ConfigError("vocoder.mel_prior shapes a predicted STFT magnitude; set "
+                              "vocoder.generator=vocos or vocoder.mel_prior=false")
         layout = generator_layout(v.size, width=v.g_width, rates=v.upsample_rates)
         hop = math.prod(layout["rates"])
         if hop != a.hop:
@@ -116,10 +120,12 @@ class Vocoder(AudioFamily):
         layout = check_config(cfg)
         self.cfg, v, a = cfg, cfg.vocoder, cfg.audio
         generator = VocosGenerator if v.generator == "vocos" else HiFiGANGenerator
+        self.mel = LogMel.from_config(a)
+        if v.generator == "vocos" and v.mel_prior:
+            layout = dict(layout, mel_basis=self.mel.fb)
         self.nets = {"G": generator(n_mels=a.n_mels, **layout),
                      "D": MultiDiscriminator(width=v.d_width, periods=v.periods, scales=v.scales)}
         self.hop = a.hop
-        self.mel = LogMel.from_config(a)
         self.mel_loss = LogMel.from_config(a, full_band=True)
         self.optimizers = {"G": OptimizerSpec(["G"], lr=cfg.optim.g_lr),
                            "D": OptimizerSpec(["D"], lr=cfg.optim.d_lr)}

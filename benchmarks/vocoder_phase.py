@@ -1,0 +1,145 @@
+"""What the phase is worth to a vocoder (issue 18): on held-out utterances, spectra built from the
+log-mel with the phase taken from different places, each turned into a waveform by the inverse STFT
+and measured as eval-audio measures a vocoder (mel L1, MCD, PESQ, STOI, real-time factor).
+
+    least-squares magnitude        pinv(mel basis) exp(mel), floored: what the mel says about |STFT|
+    ... + random phase             uniform phase: the floor a learned phase has to beat
+    ... + true phase               the analysed signal's own phase: the ceiling of that magnitude
+    ... + K Griffin-Lim steps      fast Griffin-Lim (momentum 0.99, librosa's default) from random
+                                   phase on that magnitude, K = 4, 16, 32, in torch on our framing
+    Griffin-Lim 32 (eval-audio)    the baseline eval-audio reports (librosa, NNLS magnitude)
+
+For each --run (a trained vocos vocoder) also its own output, its magnitude with the true phase and
+its phase on the least-squares magnitude, which says whether its magnitude or its phase holds it
+back. The Griffin-Lim loop here is a measuring device; eval-audio's baseline stays librosa's.
+
+    python benchmarks/vocoder_phase.py --corpus /work/bench/speech --limit 40 \\
+        --runs runs/vocos-speech --json benchmarks/results/vocoder-phase.json
+    python benchmarks/vocoder_phase.py --smoke
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ganforge import api
+from ganforge.data.audio import load_audio
+from ganforge.data.mel import AudioConfig, LogMel
+from ganforge.data.speech import benchmark_corpus
+from ganforge.metrics.audio import griffin_lim, mcd, mel_cepstrum, pesq_score, stoi_score
+from ganforge.models.vocos import istft_same
+
+STEPS = (4, 16, 32)
+
+
+def fast_griffin_lim(magnitude: torch.Tensor, phase: torch.Tensor, front: LogMel, steps: int,
+                     momentum: float = 0.99) -> torch.Tensor:
+    """Fast Griffin-Lim (Perraudin et al. 2013) on the front end's framing: ``steps`` projections
+    onto consistent spectra, each followed by restoring ``magnitude``."""
+    spec, previous = torch.polar(magnitude, phase), torch.zeros_like(magnitude, dtype=torch.complex64)
+    for _ in range(steps):
+        rebuilt = front.stft(istft_same(spec, front.n_fft, front.hop, front.window))
+        accelerated = rebuilt + momentum * (rebuilt - previous)
+        previous = rebuilt
+        spec = torch.polar(magnitude, torch.angle(accelerated))
+    return istft_same(spec, front.n_fft, front.hop, front.window)
+
+
+def methods(front: LogMel, audio: AudioConfig, runs: list) -> dict[str, Callable]:
+    """name -> fn(wave [1, L], mel [1, n_mels, T], least-squares magnitude, random phase) -> wave."""
+    inverse = lambda mag, phase: istft_same(torch.polar(mag, phase), front.n_fft, front.hop, front.window)  # noqa: E731
+    true_phase = lambda wave: torch.angle(front.stft(wave))  # noqa: E731
+    table: dict[str, Callable] = {
+        "least-squares magnitude + random phase": lambda w, mel, mag, rnd: inverse(mag, rnd),
+        "least-squares magnitude + true phase": lambda w, mel, mag, rnd: inverse(mag, true_phase(w)),
+        **{f"least-squares magnitude + {k} Griffin-Lim steps":
+           (lambda w, mel, mag, rnd, k=k: fast_griffin_lim(mag, rnd, front, k)) for k in STEPS},
+        "Griffin-Lim 32 (eval-audio's baseline)":
+            lambda w, mel, mag, rnd: torch.from_numpy(griffin_lim(mel[0].numpy(), audio))[None]}
+    for run in runs:
+        G, name = run.objective.nets["G"], Path(run.run_dir).name
+        table[f"{name} (step {run.step})"] = lambda w, mel, mag, rnd, G=G: G(mel)[:, 0]
+        table[f"{name}'s magnitude + true phase"] = (
+            lambda w, mel, mag, rnd, G=G: inverse(G.spectrum(mel)[0], true_phase(w)))
+        table[f"{name}'s phase + least-squares magnitude"] = (
+            lambda w, mel, mag, rnd, G=G: inverse(mag, G.spectrum(mel)[1]))
+    return table
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--corpus", help="a make-speech corpus (default: written under --out)")
+    p.add_argument("--out", default="runs/bench-vocoder-phase")
+    p.add_argument("--runs", nargs="*", default=[], help="trained vocoder runs with vocoder.generator=vocos")
+    p.add_argument("--limit", type=int, default=40, help="held-out utterances (the first of each voice, alternating)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--smoke", action="store_true", help="a tiny corpus, 2 utterances")
+    p.add_argument("--json")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    corpus = benchmark_corpus(args.out, args.corpus, smoke=args.smoke)
+    runs = [api.load(r) for r in args.runs]
+    audio = runs[0].config.audio if runs else AudioConfig()
+    for run in runs:
+        if run.config.vocoder.generator != "vocos" or run.config.audio != audio:
+            raise SystemExit(f"error: {run.run_dir} is not a vocos vocoder on the default front end")
+    front = LogMel.from_config(audio)
+    pinv = torch.linalg.pinv(front.fb.double()).float()
+    ds = load_audio(corpus, rate=audio.rate, min_seconds=audio.min_seconds, split="test", log=False)
+    waves = [w[:len(w) // audio.hop * audio.hop] for w in ds.waves]
+    by_voice: dict[str, list[np.ndarray]] = {}
+    for f, w in zip(ds.files, waves):
+        by_voice.setdefault(Path(f).parts[-3], []).append(w)
+    limit = 2 if args.smoke else args.limit
+    order = [w for group in zip(*by_voice.values()) for w in group][:limit]  # voices alternate
+    generator = torch.Generator().manual_seed(0)
+    table, rows = methods(front, audio, runs), {}
+    seconds = sum(len(w) for w in order) / audio.rate
+    with torch.inference_mode():
+        for wave in order:
+            w = torch.from_numpy(wave)[None]
+            mel = front(w)
+            ref = mel_cepstrum(mel[0].numpy())
+            mag = (pinv @ mel.exp()).clamp(min=1e-5)
+            rnd = torch.rand(mag.shape, generator=generator) * 2 * math.pi
+            for name, fn in table.items():
+                start = time.perf_counter()
+                out = fn(w, mel, mag, rnd).clamp(-1, 1)
+                took = time.perf_counter() - start
+                out_mel, out_np = front(out), out[0].numpy()
+                row = rows.setdefault(name, {})
+                row.setdefault("mel_l1", []).append(float((out_mel - mel).abs().mean()))
+                row.setdefault("mcd", []).append(mcd(mel_cepstrum(out_mel[0].numpy()), ref))
+                for key, score in (("pesq", pesq_score(wave, out_np, audio.rate)),
+                                   ("stoi", stoi_score(wave, out_np, audio.rate))):
+                    if score is not None:
+                        row.setdefault(key, []).append(score)
+                row.setdefault("seconds", []).append(took)
+    results = {name: {**{k: float(np.nanmean(v)) for k, v in row.items() if k != "seconds"},
+                      "rtf": sum(row["seconds"]) / seconds} for name, row in rows.items()}
+    keys = ("mel_l1", "mcd", "pesq", "stoi", "rtf")
+    print(f"{len(order)} held-out utterances, {seconds:.1f} s of audio, {args.threads} thread(s)")
+    print(f"{'phase from':58s}" + "".join(f"{k:>9s}" for k in keys))
+    for name, r in results.items():
+        print(f"{name:58s}" + "".join(f"{r.get(k, float('nan')):9.3f}" for k in keys))
+    if args.json:
+        payload = {"smoke": args.smoke, "corpus": str(corpus), "utterances": len(order),
+                   "audio_seconds": seconds, "threads": args.threads, "runs": [str(r.run_dir) for r in runs],
+                   "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__},
+                   "results": results}
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(payload, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
