@@ -147,6 +147,11 @@ def test_vocos_mel_prior_starts_from_the_least_squares_magnitude():
     expected = istft_same(torch.complex(magnitude, torch.zeros_like(magnitude)), a.n_fft, a.hop, front.window)
     with torch.no_grad():
         assert torch.allclose(g(mel)[:, 0], expected, atol=1e-5)
+    # magnitude_correction off: the head's log-magnitude is ignored, whatever its weights
+    fixed = VocosGenerator(n_mels=8, n_fft=a.n_fft, hop=a.hop, dim=8, layers=2, mel_basis=front.fb,
+                           correct_magnitude=False)
+    with torch.no_grad():
+        assert torch.allclose(fixed.spectrum(mel)[0], magnitude, atol=1e-5)
     # the least-squares magnitude is already close: its mel is within 0.5 (log units) on average
     assert float((torch.log((front.fb @ magnitude).clamp(min=1e-5)) - mel).abs().mean()) < 0.5
 

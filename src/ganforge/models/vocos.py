@@ -67,12 +67,13 @@ class VocosGenerator(nn.Module):
     """log-mel [B, n_mels, T] -> waveform [B, 1, T * hop] (not squashed: vocode clamps to [-1, 1])."""
 
     def __init__(self, *, n_mels: int = 80, n_fft: int = 1024, hop: int = 256, dim: int = 512,
-                 layers: int = 8, mult: int = 3, mel_basis: Tensor | None = None):
+                 layers: int = 8, mult: int = 3, mel_basis: Tensor | None = None,
+                 correct_magnitude: bool = True):
         """``mel_basis``: the front end's filter bank [n_mels, n_fft // 2 + 1]; given, the head's
         log-magnitude is a correction to log(pinv(mel_basis) exp(mel)), the least-squares
         magnitude under the mel, instead of the whole log-magnitude."""
         super().__init__()
-        self.n_fft, self.hop = n_fft, hop
+        self.n_fft, self.hop, self.correct_magnitude = n_fft, hop, correct_magnitude
         self.embed = nn.Conv1d(n_mels, dim, 7, padding=3)
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.blocks = nn.ModuleList(ConvNeXtBlock(dim, mult, 1.0 / layers) for _ in range(layers))
@@ -90,7 +91,7 @@ class VocosGenerator(nn.Module):
         log_mag, phase = self.head(self.final_norm(x.transpose(1, 2))).float().transpose(1, 2).chunk(2, dim=1)
         if self.mel_inverse is not None:
             prior = torch.matmul(self.mel_inverse, mel.float().exp()).clamp(min=MAGNITUDE_FLOOR)
-            log_mag = log_mag + prior.log()
+            log_mag = log_mag + prior.log() if self.correct_magnitude else prior.log()
         return torch.exp(log_mag.clamp(max=MAX_LOG_MAGNITUDE)), phase
 
     def forward(self, mel: Tensor) -> Tensor:

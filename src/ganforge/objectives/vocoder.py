@@ -48,6 +48,7 @@ class VocoderConfig:
     vocos_dim: int = 512  # vocos: ConvNeXt channels (the paper's 512)
     vocos_layers: int = 8  # vocos: ConvNeXt blocks (the paper's 8)
     mel_prior: bool = False  # vocos: predict the log-magnitude as a correction to pinv(mel basis) mel
+    magnitude_correction: bool = True  # mel_prior: false keeps the least-squares magnitude as it is
     d_width: int = 32  # discriminator base channels; 32 is the paper's (MPD 32..1024)
     periods: list[int] = field(default_factory=lambda: [2, 3, 5, 7, 11])  # multi-period D
     scales: int = 3  # multi-scale D: raw, 2x and 4x pooled
@@ -122,7 +123,7 @@ class Vocoder(AudioFamily):
         generator = VocosGenerator if v.generator == "vocos" else HiFiGANGenerator
         self.mel = LogMel.from_config(a)
         if v.generator == "vocos" and v.mel_prior:
-            layout = dict(layout, mel_basis=self.mel.fb)
+            layout = dict(layout, mel_basis=self.mel.fb, correct_magnitude=v.magnitude_correction)
         self.nets = {"G": generator(n_mels=a.n_mels, **layout),
                      "D": MultiDiscriminator(width=v.d_width, periods=v.periods, scales=v.scales)}
         self.hop = a.hop
