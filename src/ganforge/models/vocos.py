@@ -71,7 +71,8 @@ class VocosGenerator(nn.Module):
                  correct_magnitude: bool = True):
         """``mel_basis``: the front end's filter bank [n_mels, n_fft // 2 + 1]; given, the head's
         log-magnitude is a correction to log(pinv(mel_basis) exp(mel)), the least-squares
-        magnitude under the mel, instead of the whole log-magnitude."""
+        magnitude under the mel, instead of the whole log-magnitude; with ``correct_magnitude``
+        False that magnitude is used as it is and the network predicts only the phase."""
         super().__init__()
         self.n_fft, self.hop, self.correct_magnitude = n_fft, hop, correct_magnitude
         self.embed = nn.Conv1d(n_mels, dim, 7, padding=3)
