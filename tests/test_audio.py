@@ -172,6 +172,13 @@ def test_vocos_generator_trains_vocodes_and_rejects_a_short_window(tmp_path):
     run = ganforge.load(tmp_path / "prior")
     assert run.objective.nets["G"].mel_inverse is not None  # rebuilt from the config at load
     assert run.vocode(mel).shape == (1, 12 * hop)
+    fixed = dict(raw, vocoder={**prior["vocoder"], "magnitude_correction": False})
+    api.train(from_dict(fixed), tmp_path / "fixed", progress=False)
+    G = ganforge.load(tmp_path / "fixed").objective.nets["G"]
+    assert not G.correct_magnitude and G.mel_inverse is not None
+    with pytest.raises(ConfigError, match="mel_prior=true"):  # no prior to keep
+        api.train(from_dict(dict(raw, vocoder={**fixed["vocoder"], "mel_prior": False})),
+                  tmp_path / "bad", progress=False)
     with pytest.raises(ConfigError, match="mel_prior"):
         api.train(from_dict(dict(raw, vocoder={**prior["vocoder"], "generator": "hifigan"})),
                   tmp_path / "bad", progress=False)

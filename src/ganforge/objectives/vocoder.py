@@ -90,6 +90,9 @@ def check_config(cfg) -> dict:
         if v.vocos_dim < 1 or v.vocos_layers < 1:
             raise ConfigError("vocoder.vocos_dim and vocoder.vocos_layers must be >= 1; the paper "
                               "uses 512 and 8")
+        if not v.magnitude_correction and not v.mel_prior:
+            raise ConfigError("vocoder.magnitude_correction=false keeps the mel prior's magnitude, "
+                              "so it needs vocoder.mel_prior=true")
         layout = dict(n_fft=a.n_fft, hop=a.hop, dim=v.vocos_dim, layers=v.vocos_layers)
     else:
         if v.mel_prior:
