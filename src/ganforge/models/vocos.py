@@ -63,46 +63,18 @@ def istft_same(spec: Tensor, n_fft: int, hop: int, window: Tensor) -> Tensor:
     return y[:, pad:length - pad] / envelope[pad:length - pad].clamp(min=1e-8)
 
 
-def stft_same(wave: Tensor, n_fft: int, hop: int, window: Tensor) -> Tensor:
-    """waveform [B, L] -> complex [B, n_fft // 2 + 1, L // hop]: the front end's framing
-    (ganforge.data.mel.LogMel.stft: reflect padding of (n_fft - hop) / 2, uncentred frames), whose
-    frames istft_same inverts."""
-    pad = (n_fft - hop) // 2
-    x = F.pad(wave.float()[:, None], (pad, pad), mode="reflect")[:, 0]
-    return torch.stft(x, n_fft, hop, n_fft, window, center=False, return_complex=True)
-
-
-def griffin_lim_steps(magnitude: Tensor, phase: Tensor, n_fft: int, hop: int, window: Tensor,
-                      steps: int, momentum: float = 0.99) -> Tensor:
-    """Fast Griffin-Lim (Perraudin et al. 2013) from ``phase``: ``steps`` projections onto the
-    spectra of waveforms, each followed by restoring ``magnitude``; the projected spectrum [B,
-    n_fft // 2 + 1, T], differentiable (the unit phasor is x / sqrt(|x|^2 + eps), finite at 0)."""
-    spec = torch.polar(magnitude, phase)
-    previous = torch.zeros_like(spec)
-    for _ in range(steps):
-        rebuilt = stft_same(istft_same(spec, n_fft, hop, window), n_fft, hop, window)
-        accelerated = rebuilt + momentum * (rebuilt - previous)
-        previous = rebuilt
-        norm = torch.rsqrt(accelerated.real.square() + accelerated.imag.square() + 1e-12)
-        spec = magnitude * accelerated * norm
-    return spec
-
-
 class VocosGenerator(nn.Module):
     """log-mel [B, n_mels, T] -> waveform [B, 1, T * hop] (not squashed: vocode clamps to [-1, 1])."""
 
     def __init__(self, *, n_mels: int = 80, n_fft: int = 1024, hop: int = 256, dim: int = 512,
                  layers: int = 8, mult: int = 3, mel_basis: Tensor | None = None,
-                 correct_magnitude: bool = True, griffin_lim: int = 0):
+                 correct_magnitude: bool = True):
         """``mel_basis``: the front end's filter bank [n_mels, n_fft // 2 + 1]; given, the head's
         log-magnitude is a correction to log(pinv(mel_basis) exp(mel)), the least-squares
         magnitude under the mel, instead of the whole log-magnitude; with ``correct_magnitude``
-        False that magnitude is used as it is and the network predicts only the phase.
-        ``griffin_lim`` > 0: the predicted phase is where that many fast Griffin-Lim steps start
-        (on the predicted magnitude), unrolled in the graph, so training learns a starting phase."""
+        False that magnitude is used as it is and the network predicts only the phase."""
         super().__init__()
         self.n_fft, self.hop, self.correct_magnitude = n_fft, hop, correct_magnitude
-        self.griffin_lim = griffin_lim
         self.embed = nn.Conv1d(n_mels, dim, 7, padding=3)
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.blocks = nn.ModuleList(ConvNeXtBlock(dim, mult, 1.0 / layers) for _ in range(layers))
@@ -125,8 +97,5 @@ class VocosGenerator(nn.Module):
 
     def forward(self, mel: Tensor) -> Tensor:
         mag, phase = self.spectrum(mel)
-        if self.griffin_lim:
-            spec = griffin_lim_steps(mag, phase, self.n_fft, self.hop, self.window, self.griffin_lim)
-        else:
-            spec = torch.complex(mag * torch.cos(phase), mag * torch.sin(phase))
+        spec = torch.complex(mag * torch.cos(phase), mag * torch.sin(phase))
         return istft_same(spec, self.n_fft, self.hop, self.window)[:, None]

@@ -49,7 +49,6 @@ class VocoderConfig:
     vocos_layers: int = 8  # vocos: ConvNeXt blocks (the paper's 8)
     mel_prior: bool = False  # vocos: predict the log-magnitude as a correction to pinv(mel basis) mel
     magnitude_correction: bool = True  # mel_prior: false keeps the least-squares magnitude as it is
-    griffin_lim: int = 0  # vocos: > 0 starts that many fast Griffin-Lim steps from the predicted phase
     d_width: int = 32  # discriminator base channels; 32 is the paper's (MPD 32..1024)
     periods: list[int] = field(default_factory=lambda: [2, 3, 5, 7, 11])  # multi-period D
     scales: int = 3  # multi-scale D: raw, 2x and 4x pooled
@@ -94,14 +93,8 @@ def check_config(cfg) -> dict:
         if not v.magnitude_correction and not v.mel_prior:
             raise ConfigError("vocoder.magnitude_correction=false keeps the mel prior's magnitude, "
                               "so it needs vocoder.mel_prior=true")
-        if v.griffin_lim < 0:
-            raise ConfigError(f"vocoder.griffin_lim={v.griffin_lim} must be >= 0 (0: no Griffin-Lim steps)")
-        layout = dict(n_fft=a.n_fft, hop=a.hop, dim=v.vocos_dim, layers=v.vocos_layers,
-                      griffin_lim=v.griffin_lim)
+        layout = dict(n_fft=a.n_fft, hop=a.hop, dim=v.vocos_dim, layers=v.vocos_layers)
     else:
-        if v.griffin_lim:
-            raise ConfigError("vocoder.griffin_lim refines a predicted STFT phase; set "
-                              "vocoder.generator=vocos or vocoder.griffin_lim=0")
         if v.mel_prior:
             raise ConfigError("vocoder.mel_prior shapes a predicted STFT magnitude; set "
                               "vocoder.generator=vocos or vocoder.mel_prior=false")
