@@ -7,6 +7,10 @@ and measured as eval-audio measures a vocoder (mel L1, MCD, PESQ, STOI, real-tim
     ... + true phase               the analysed signal's own phase: the ceiling of that magnitude
     ... + K Griffin-Lim steps      fast Griffin-Lim (momentum 0.99, librosa's default) from random
                                    phase on that magnitude, K = 4, 16, 32, in torch on our framing
+    ... + true IF integrated       the signal's own instantaneous frequency (phase advance per hop),
+                                   summed over time from phase 0 in every bin: what a network that
+                                   predicted the IF perfectly would give without the phase's
+                                   relation across bins (alone, and + 8 Griffin-Lim steps)
     Griffin-Lim 32 (eval-audio)    the baseline eval-audio reports (librosa, NNLS magnitude)
 
 For each --run (a trained vocos vocoder) also its own output, its magnitude with the true phase and
@@ -54,6 +58,15 @@ def fast_griffin_lim(magnitude: torch.Tensor, phase: torch.Tensor, front: LogMel
     return istft_same(spec, front.n_fft, front.hop, front.window)
 
 
+def integrated_true_if(wave: torch.Tensor, front: LogMel) -> torch.Tensor:
+    """The phase rebuilt from the signal's own instantaneous frequency alone: per bin, the wrapped
+    phase advance between frames (around the bin's centre frequency) summed from 0."""
+    phase = torch.angle(front.stft(wave))
+    centre = (2 * math.pi * front.hop / front.n_fft) * torch.arange(phase.shape[1])[None, :, None]
+    step = torch.remainder(phase.diff(dim=-1) - centre + math.pi, 2 * math.pi) - math.pi + centre
+    return torch.cat([torch.zeros_like(phase[..., :1]), step.cumsum(-1)], dim=-1)
+
+
 def methods(front: LogMel, audio: AudioConfig, runs: list) -> dict[str, Callable]:
     """name -> fn(wave [1, L], mel [1, n_mels, T], least-squares magnitude, random phase) -> wave."""
     inverse = lambda mag, phase: istft_same(torch.polar(mag, phase), front.n_fft, front.hop, front.window)  # noqa: E731
@@ -63,6 +76,10 @@ def methods(front: LogMel, audio: AudioConfig, runs: list) -> dict[str, Callable
         "least-squares magnitude + true phase": lambda w, mel, mag, rnd: inverse(mag, true_phase(w)),
         **{f"least-squares magnitude + {k} Griffin-Lim steps":
            (lambda w, mel, mag, rnd, k=k: fast_griffin_lim(mag, rnd, front, k)) for k in STEPS},
+        "least-squares magnitude + true IF integrated":
+            lambda w, mel, mag, rnd: inverse(mag, integrated_true_if(w, front)),
+        "... + 8 Griffin-Lim steps":
+            lambda w, mel, mag, rnd: fast_griffin_lim(mag, integrated_true_if(w, front), front, 8),
         "Griffin-Lim 32 (eval-audio's baseline)":
             lambda w, mel, mag, rnd: torch.from_numpy(griffin_lim(mel[0].numpy(), audio))[None]}
     for run in runs:
