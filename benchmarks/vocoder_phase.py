@@ -7,6 +7,8 @@ and measured as eval-audio measures a vocoder (mel L1, MCD, PESQ, STOI, real-tim
     ... + true phase               the analysed signal's own phase: the ceiling of that magnitude
     ... + K Griffin-Lim steps      fast Griffin-Lim (momentum 0.99, librosa's default) from random
                                    phase on that magnitude, K = 4, 16, 32, in torch on our framing
+    ... + PGHI                     phase gradient heap integration (Průša et al. 2017) from that
+                                   magnitude alone (ganforge.models.phase), and + 8 Griffin-Lim steps
     ... + true IF integrated       the signal's own instantaneous frequency (phase advance per hop),
                                    summed over time from phase 0 in every bin: what a network that
                                    predicted the IF perfectly would give without the phase's
@@ -14,7 +16,8 @@ and measured as eval-audio measures a vocoder (mel L1, MCD, PESQ, STOI, real-tim
     Griffin-Lim 32 (eval-audio)    the baseline eval-audio reports (librosa, NNLS magnitude)
 
 For each --run (a trained vocos vocoder) also its own output, its magnitude with the true phase and
-its phase on the least-squares magnitude, which says whether its magnitude or its phase holds it
+its phase on the least-squares magnitude (for a vocoder.phase=pghi run, its magnitude with 32
+Griffin-Lim steps from random phase instead), which says whether its magnitude or its phase holds it
 back. The Griffin-Lim loop here is a measuring device; eval-audio's baseline stays librosa's.
 
     python benchmarks/vocoder_phase.py --corpus /work/bench/speech --limit 40 \\
@@ -40,22 +43,10 @@ from ganforge.data.audio import load_audio
 from ganforge.data.mel import AudioConfig, LogMel
 from ganforge.data.speech import benchmark_corpus
 from ganforge.metrics.audio import griffin_lim, mcd, mel_cepstrum, pesq_score, stoi_score
+from ganforge.models.phase import fast_griffin_lim, pghi
 from ganforge.models.vocos import istft_same
 
 STEPS = (4, 16, 32)
-
-
-def fast_griffin_lim(magnitude: torch.Tensor, phase: torch.Tensor, front: LogMel, steps: int,
-                     momentum: float = 0.99) -> torch.Tensor:
-    """Fast Griffin-Lim (Perraudin et al. 2013) on the front end's framing: ``steps`` projections
-    onto consistent spectra, each followed by restoring ``magnitude``."""
-    spec, previous = torch.polar(magnitude, phase), torch.zeros_like(magnitude, dtype=torch.complex64)
-    for _ in range(steps):
-        rebuilt = front.stft(istft_same(spec, front.n_fft, front.hop, front.window))
-        accelerated = rebuilt + momentum * (rebuilt - previous)
-        previous = rebuilt
-        spec = torch.polar(magnitude, torch.angle(accelerated))
-    return istft_same(spec, front.n_fft, front.hop, front.window)
 
 
 def integrated_true_if(wave: torch.Tensor, front: LogMel) -> torch.Tensor:
@@ -71,24 +62,34 @@ def methods(front: LogMel, audio: AudioConfig, runs: list) -> dict[str, Callable
     """name -> fn(wave [1, L], mel [1, n_mels, T], least-squares magnitude, random phase) -> wave."""
     inverse = lambda mag, phase: istft_same(torch.polar(mag, phase), front.n_fft, front.hop, front.window)  # noqa: E731
     true_phase = lambda wave: torch.angle(front.stft(wave))  # noqa: E731
+    framing = dict(stft=front.stft, n_fft=front.n_fft, hop=front.hop, window=front.window)
+    gla = lambda mag, phase, k: fast_griffin_lim(mag, phase, steps=k, **framing)  # noqa: E731
+    heap = lambda mag: torch.from_numpy(  # noqa: E731
+        pghi(mag[0].numpy(), n_fft=front.n_fft, hop=front.hop, win=front.win)).float()[None]
     table: dict[str, Callable] = {
         "least-squares magnitude + random phase": lambda w, mel, mag, rnd: inverse(mag, rnd),
         "least-squares magnitude + true phase": lambda w, mel, mag, rnd: inverse(mag, true_phase(w)),
         **{f"least-squares magnitude + {k} Griffin-Lim steps":
-           (lambda w, mel, mag, rnd, k=k: fast_griffin_lim(mag, rnd, front, k)) for k in STEPS},
+           (lambda w, mel, mag, rnd, k=k: gla(mag, rnd, k)) for k in STEPS},
         "least-squares magnitude + true IF integrated":
             lambda w, mel, mag, rnd: inverse(mag, integrated_true_if(w, front)),
         "... + 8 Griffin-Lim steps":
-            lambda w, mel, mag, rnd: fast_griffin_lim(mag, integrated_true_if(w, front), front, 8),
+            lambda w, mel, mag, rnd: gla(mag, integrated_true_if(w, front), 8),
+        "least-squares magnitude + PGHI": lambda w, mel, mag, rnd: inverse(mag, heap(mag)),
+        "... + PGHI + 8 Griffin-Lim steps": lambda w, mel, mag, rnd: gla(mag, heap(mag), 8),
         "Griffin-Lim 32 (eval-audio's baseline)":
             lambda w, mel, mag, rnd: torch.from_numpy(griffin_lim(mel[0].numpy(), audio))[None]}
     for run in runs:
         G, name = run.objective.nets["G"], Path(run.run_dir).name
-        table[f"{name} (step {run.step})"] = lambda w, mel, mag, rnd, G=G: G(mel)[:, 0]
+        table[f"{name} (step {run.step})"] = lambda w, mel, mag, rnd, run=run: run.vocode(mel)
         table[f"{name}'s magnitude + true phase"] = (
             lambda w, mel, mag, rnd, G=G: inverse(G.spectrum(mel)[0], true_phase(w)))
-        table[f"{name}'s phase + least-squares magnitude"] = (
-            lambda w, mel, mag, rnd, G=G: inverse(mag, G.spectrum(mel)[1]))
+        if G.has_phase:
+            table[f"{name}'s phase + least-squares magnitude"] = (
+                lambda w, mel, mag, rnd, G=G: inverse(mag, G.spectrum(mel)[1]))
+        else:  # a magnitude-only run: its own output is PGHI + Griffin-Lim on its magnitude
+            table[f"{name}'s magnitude + 32 Griffin-Lim steps"] = (
+                lambda w, mel, mag, rnd, G=G: gla(G.spectrum(mel)[0], rnd, 32))
     return table
 
 

@@ -25,6 +25,7 @@ from ganforge.metrics.audio import (MCD_CONST, SpeakerJudge, dtw_mcd, dtw_path, 
                                    griffin_lim, mcd, mel_cepstrum, speaker_features)
 from ganforge.metrics.speaker import VoiceRegion
 from ganforge.models.hifigan import MultiDiscriminator, to_periods
+from ganforge.models.phase import fast_griffin_lim, pghi
 from ganforge.models.vocos import VocosGenerator, istft_same
 from ganforge.objectives import OBJECTIVES
 from ganforge.objectives.vocoder import feature_matching, lsgan_d, lsgan_g
@@ -185,6 +186,73 @@ def test_vocos_generator_trains_vocodes_and_rejects_a_short_window(tmp_path):
     raw["audio"]["win"] = raw["audio"]["n_fft"] // 2
     with pytest.raises(ConfigError, match="audio.win"):
         api.train(from_dict(raw), tmp_path / "bad", progress=False)
+    assert not (tmp_path / "bad").exists()
+
+
+def _inconsistency(front, magnitude, wave):
+    """How far ``magnitude`` is from the STFT magnitude of ``wave``: relative L1 (0 when equal)."""
+    return float((front.stft(wave).abs() - magnitude).abs().sum() / magnitude.sum())
+
+
+def test_pghi_rebuilds_a_consistent_phase_from_the_magnitude_alone():
+    """On a harmonic, gliding signal PGHI's phase makes the magnitude nearly an STFT again (much
+    closer than random phase, and than 8 Griffin-Lim steps from random phase), and Griffin-Lim
+    after PGHI improves it further."""
+    a = AudioConfig(n_fft=512, hop=128, win=512, n_mels=40)
+    front = LogMel.from_config(a)
+    t = np.arange(8000 * 6 // 10) / 8000
+    f0 = 120 + 60 * t  # a glide, so the phase advance differs across frames
+    x = sum(np.sin(2 * np.pi * np.cumsum(k * f0) / 8000) / k for k in range(1, 10)) * np.hanning(len(t))
+    wave = torch.from_numpy(x[:len(x) // a.hop * a.hop].astype(np.float32))[None] * 0.2
+    magnitude = front.stft(wave).abs()
+    random = torch.rand(magnitude.shape, generator=torch.Generator().manual_seed(0)) * 2 * math.pi
+    rebuilt = torch.from_numpy(pghi(magnitude[0].numpy(), n_fft=a.n_fft, hop=a.hop, win=a.win)).float()[None]
+    assert rebuilt.shape == magnitude.shape
+    inverse = lambda phase: istft_same(torch.polar(magnitude, phase), a.n_fft, a.hop, front.window)  # noqa: E731
+    gl = dict(stft=front.stft, n_fft=a.n_fft, hop=a.hop, window=front.window, steps=8)
+    e_pghi = _inconsistency(front, magnitude, inverse(rebuilt))
+    e_random = _inconsistency(front, magnitude, inverse(random))
+    e_gl = _inconsistency(front, magnitude, fast_griffin_lim(magnitude, random, **gl))
+    e_both = _inconsistency(front, magnitude, fast_griffin_lim(magnitude, rebuilt, **gl))
+    assert e_pghi < 0.3 * e_random and e_pghi < e_gl and e_both < e_pghi, (e_pghi, e_random, e_gl, e_both)
+    with pytest.raises(ValueError, match="n_fft // 2 \\+ 1"):
+        pghi(magnitude[0, :-1].numpy(), n_fft=a.n_fft, hop=a.hop, win=a.win)
+
+
+def test_vocoder_with_retrieved_phase_trains_the_magnitude_alone(tmp_path):
+    """vocoder.phase=pghi: the head predicts only the magnitude, training sees it with the crops'
+    own phase, vocode retrieves the phase (PGHI + fast Griffin-Lim) and keeps the length;
+    adv_weight 0 trains without a discriminator; bad combinations are one-line config errors."""
+    raw = OBJECTIVES["vocoder"].example_config(tmp_path / "data")
+    raw["vocoder"].update(generator="vocos", vocos_dim=8, vocos_layers=2, mel_prior=True, phase="pghi",
+                          phase_steps=2, magnitude_weight=1.0, d_crops=1)  # D sees 1 of the 2 crops
+    api.train(from_dict(raw), tmp_path / "gan", progress=False)
+    run = ganforge.load(tmp_path / "gan")
+    G, n_fft = run.objective.nets["G"], run.config.audio.n_fft
+    assert G.head.out_features == n_fft // 2 + 1 and set(run.objective.nets) == {"G", "D"}
+    records = [json.loads(line) for line in (tmp_path / "gan" / "metrics.jsonl").read_text().splitlines()]
+    assert any("magnitude_l1" in r and "g_adv" in r for r in records)
+    hop = run.config.audio.hop
+    mel = run.analyze(torch.from_numpy(_speechlike(0.2, 8000)[:12 * hop]))
+    out = run.vocode(mel)
+    assert out.shape == (1, 12 * hop) and float(out.abs().max()) <= 1.0 and bool(torch.isfinite(out).all())
+    with pytest.raises(ValueError, match="pass the phase"):
+        G(mel)
+    alone = dict(raw, vocoder={**raw["vocoder"], "adv_weight": 0.0, "fm_weight": 0.0})
+    api.train(from_dict(alone), tmp_path / "alone", progress=False)
+    run = ganforge.load(tmp_path / "alone")
+    assert set(run.objective.nets) == {"G"} and [p.name for p in run.objective.phases] == ["G"]
+    records = [json.loads(line) for line in (tmp_path / "alone" / "metrics.jsonl").read_text().splitlines()]
+    assert any("magnitude_l1" in r for r in records) and not any("g_adv" in r for r in records)
+    assert run.vocode(mel).shape == (1, 12 * hop)
+    for change, message in (({"generator": "hifigan", "mel_prior": False}, "phase=pghi"),
+                            ({"phase": "guess"}, "vocoder.phase"),
+                            ({"d_crops": -1}, "d_crops"),
+                            ({"adv_weight": 0.0}, "fm_weight=0"),
+                            ({"adv_weight": 0.0, "fm_weight": 0.0, "mel_weight": 0.0, "magnitude_weight": 0.0},
+                             "nothing to train")):
+        with pytest.raises(ConfigError, match=message):
+            api.train(from_dict(dict(raw, vocoder={**raw["vocoder"], **change})), tmp_path / "bad", progress=False)
     assert not (tmp_path / "bad").exists()
 
 

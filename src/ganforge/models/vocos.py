@@ -68,34 +68,48 @@ class VocosGenerator(nn.Module):
 
     def __init__(self, *, n_mels: int = 80, n_fft: int = 1024, hop: int = 256, dim: int = 512,
                  layers: int = 8, mult: int = 3, mel_basis: Tensor | None = None,
-                 correct_magnitude: bool = True):
+                 correct_magnitude: bool = True, phase: bool = True):
         """``mel_basis``: the front end's filter bank [n_mels, n_fft // 2 + 1]; given, the head's
         log-magnitude is a correction to log(pinv(mel_basis) exp(mel)), the least-squares
         magnitude under the mel, instead of the whole log-magnitude; with ``correct_magnitude``
-        False that magnitude is used as it is and the network predicts only the phase."""
+        False that magnitude is used as it is and the network predicts only the phase. With
+        ``phase`` False the head predicts only the magnitude and ``forward`` needs the phase
+        (ganforge.models.phase retrieves one from the magnitude)."""
         super().__init__()
         self.n_fft, self.hop, self.correct_magnitude = n_fft, hop, correct_magnitude
+        self.has_phase = phase
         self.embed = nn.Conv1d(n_mels, dim, 7, padding=3)
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.blocks = nn.ModuleList(ConvNeXtBlock(dim, mult, 1.0 / layers) for _ in range(layers))
         self.final_norm = nn.LayerNorm(dim, eps=1e-6)
-        self.head = nn.Linear(dim, n_fft + 2)
+        self.head = nn.Linear(dim, (n_fft // 2 + 1) * (2 if phase else 1))
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
         inverse = None if mel_basis is None else torch.linalg.pinv(mel_basis.double()).float()
         self.register_buffer("mel_inverse", inverse, persistent=False)
 
-    def spectrum(self, mel: Tensor) -> tuple[Tensor, Tensor]:
-        """log-mel [B, n_mels, T] -> (magnitude, phase), each [B, n_fft // 2 + 1, T]."""
+    def spectrum(self, mel: Tensor) -> tuple[Tensor, Tensor | None]:
+        """log-mel [B, n_mels, T] -> (magnitude, phase), each [B, n_fft // 2 + 1, T]; the phase
+        is None when the head has none."""
         x = self.norm(self.embed(mel).transpose(1, 2)).transpose(1, 2)
         for block in self.blocks:
             x = block(x)
-        log_mag, phase = self.head(self.final_norm(x.transpose(1, 2))).float().transpose(1, 2).chunk(2, dim=1)
+        out = self.head(self.final_norm(x.transpose(1, 2))).float().transpose(1, 2)
+        log_mag, phase = out.chunk(2, dim=1) if self.has_phase else (out, None)
         if self.mel_inverse is not None:
             prior = torch.matmul(self.mel_inverse, mel.float().exp()).clamp(min=MAGNITUDE_FLOOR)
             log_mag = log_mag + prior.log() if self.correct_magnitude else prior.log()
         return torch.exp(log_mag.clamp(max=MAX_LOG_MAGNITUDE)), phase
 
-    def forward(self, mel: Tensor) -> Tensor:
-        mag, phase = self.spectrum(mel)
-        spec = torch.complex(mag * torch.cos(phase), mag * torch.sin(phase))
+    def forward(self, mel: Tensor, phase: Tensor | None = None) -> Tensor:
+        """The waveform of the predicted spectrum; ``phase`` [B, n_fft // 2 + 1, T], when given,
+        replaces the head's (and is required when the head has none)."""
+        mag, own = self.spectrum(mel)
+        phase = own if phase is None else phase
+        if phase is None:
+            raise ValueError("this generator predicts only the magnitude; pass the phase")
+        return self.waveform(mag, phase)
+
+    def waveform(self, magnitude: Tensor, phase: Tensor) -> Tensor:
+        """magnitude, phase [B, n_fft // 2 + 1, T] -> waveform [B, 1, T * hop]."""
+        spec = torch.complex(magnitude * torch.cos(phase), magnitude * torch.sin(phase))
         return istft_same(spec, self.n_fft, self.hop, self.window)[:, None]

@@ -5,16 +5,28 @@ sees their log-mel (ganforge.data.mel) and must return the crop. With the multi-
 multi-scale sub-discriminators D_k (ganforge.models.hifigan), the losses are the paper's (eq. 1-6):
 
     L_D = sum_k E[(D_k(x) - 1)^2 + D_k(G(s))^2]                         least squares (LSGAN)
-    L_G = sum_k [E(D_k(G(s)) - 1)^2 + fm_weight L_FM(G; D_k)] + mel_weight L_mel
+    L_G = sum_k [adv_weight E(D_k(G(s)) - 1)^2 + fm_weight L_FM(G; D_k)] + mel_weight L_mel
     L_FM = sum_i mean |D_k^i(x) - D_k^i(G(s))|   over the feature maps i of D_k
     L_mel = mean |phi(x) - phi(G(s))|            phi: the log-mel, here over the full band
 
-with fm_weight 2 and mel_weight 45. The adversarial loss is fixed (loss.name is not read). Each
+with adv_weight 1, fm_weight 2 and mel_weight 45. The adversarial loss is fixed (loss.name is not read). Each
 step runs G (caching G(s)) and then D on the same crops, so G runs forward once per step.
 
 ``vocoder.generator`` picks G: ``hifigan`` (the paper's, sizes v1/v2/v3/small) or ``vocos``, a
 Fourier-domain generator after Siuzdak (2023) that predicts each frame's STFT magnitude and phase
 and inverts them (ganforge.models.vocos); the discriminators and the losses above stay the same.
+
+``vocoder.phase=pghi`` (vocos only) drops the phase head: G predicts the magnitude, during training
+its waveform is that magnitude with the crop's own (analysed) phase, so every loss judges the
+magnitude; when vocoding, the phase is retrieved from the magnitude by phase gradient heap
+integration and ``vocoder.phase_steps`` fast Griffin-Lim steps (ganforge.models.phase). Why: on a
+CPU budget the learned phase is what loses to Griffin-Lim (BENCHMARKS.md, issue 18), while the
+magnitude is learned in minutes. ``vocoder.magnitude_weight`` adds
+
+    L_mag = mean |log(|S_G| + 0.1) - log(|STFT(x)| + 0.1)|   S_G: G's magnitude (vocos) or STFT(G(s))
+
+and ``vocoder.adv_weight`` scales the adversarial term; 0 trains G alone on its mel and magnitude
+losses with no discriminator (as super-resolution's PSNR stage does), which vocos-pghi-speech does.
 """
 from __future__ import annotations
 
@@ -31,6 +43,7 @@ from ..data.audio import CropBatches, write_tone_folder
 from ..data.mel import AudioConfig, LogMel
 from ..errors import ConfigError
 from ..models.hifigan import HiFiGANGenerator, MultiDiscriminator, generator_layout
+from ..models.phase import retrieve
 from ..models.vocos import VocosGenerator
 from ._audio import TINY_AUDIO, AudioFamily, check_common, mel_strip
 from .base import OptimizerSpec, Phase, register_objective
@@ -49,12 +62,17 @@ class VocoderConfig:
     vocos_layers: int = 8  # vocos: ConvNeXt blocks (the paper's 8)
     mel_prior: bool = False  # vocos: predict the log-magnitude as a correction to pinv(mel basis) mel
     magnitude_correction: bool = True  # mel_prior: false keeps the least-squares magnitude as it is
+    phase: str = "learned"  # vocos: learned (the head's) | pghi (retrieved from the magnitude)
+    phase_steps: int = 8  # phase=pghi: fast Griffin-Lim steps after PGHI when vocoding
+    d_crops: int = 0  # crops of each batch the discriminators see (their cost); 0: all
     d_width: int = 32  # discriminator base channels; 32 is the paper's (MPD 32..1024)
     periods: list[int] = field(default_factory=lambda: [2, 3, 5, 7, 11])  # multi-period D
     scales: int = 3  # multi-scale D: raw, 2x and 4x pooled
     segment: int = 8192  # training crop, samples (a multiple of audio.hop)
+    adv_weight: float = 1.0  # 0: no discriminator, G alone on the mel and magnitude losses
     mel_weight: float = 45.0
     fm_weight: float = 2.0
+    magnitude_weight: float = 0.0  # L1 between log(|STFT| + 0.1) of G's spectrum and the crop's
     preview_seconds: float = 2.0  # length of each training preview utterance
 
 
@@ -75,6 +93,8 @@ def feature_matching(real: Sequence[Sequence[Tensor]], fake: Sequence[Sequence[T
 
 
 GENERATORS = ("hifigan", "vocos")
+PHASES = ("learned", "pghi")
+MAGNITUDE_LOSS_OFFSET = 0.1  # |STFT| + 0.1 before the log: the noise floor does not dominate
 
 
 def check_config(cfg) -> dict:
@@ -93,8 +113,17 @@ def check_config(cfg) -> dict:
         if not v.magnitude_correction and not v.mel_prior:
             raise ConfigError("vocoder.magnitude_correction=false keeps the mel prior's magnitude, "
                               "so it needs vocoder.mel_prior=true")
-        layout = dict(n_fft=a.n_fft, hop=a.hop, dim=v.vocos_dim, layers=v.vocos_layers)
+        if v.phase not in PHASES:
+            raise ConfigError(f"vocoder.phase '{v.phase}' is not one of {', '.join(PHASES)}")
+        if v.phase_steps < 0:
+            raise ConfigError(f"vocoder.phase_steps={v.phase_steps} must be >= 0 (fast Griffin-Lim "
+                              f"steps after PGHI; 8 is the default)")
+        layout = dict(n_fft=a.n_fft, hop=a.hop, dim=v.vocos_dim, layers=v.vocos_layers,
+                      phase=v.phase == "learned")
     else:
+        if v.phase != "learned":
+            raise ConfigError("vocoder.phase=pghi retrieves the phase of a predicted STFT magnitude; "
+                              "set vocoder.generator=vocos or vocoder.phase=learned")
         if v.mel_prior:
             raise ConfigError("vocoder.mel_prior shapes a predicted STFT magnitude; set "
                               "vocoder.generator=vocos or vocoder.mel_prior=false")
@@ -106,11 +135,20 @@ def check_config(cfg) -> dict:
     if v.segment < 4 * a.hop or v.segment % a.hop:
         raise ConfigError(f"vocoder.segment={v.segment} must be a multiple of audio.hop={a.hop} and "
                           f">= {4 * a.hop}; HiFi-GAN uses 8192")
+    if v.d_crops < 0:
+        raise ConfigError(f"vocoder.d_crops={v.d_crops} must be >= 0 (0: the whole batch)")
     if v.d_width < 1 or v.scales < 0 or any(p < 2 for p in v.periods) or not (v.periods or v.scales):
         raise ConfigError("vocoder.d_width must be >= 1, vocoder.periods >= 2 each and at least one "
                           "period or scale; the paper uses periods [2,3,5,7,11] and 3 scales")
-    if v.mel_weight < 0 or v.fm_weight < 0 or v.preview_seconds <= 0:
-        raise ConfigError("vocoder.mel_weight and fm_weight must be >= 0, preview_seconds > 0")
+    if min(v.adv_weight, v.mel_weight, v.fm_weight, v.magnitude_weight) < 0 or v.preview_seconds <= 0:
+        raise ConfigError("vocoder.adv_weight, mel_weight, fm_weight and magnitude_weight must be "
+                          ">= 0, preview_seconds > 0")
+    if v.adv_weight == 0 and v.fm_weight > 0:
+        raise ConfigError("vocoder.adv_weight=0 trains without a discriminator, so there are no "
+                          "features to match; set vocoder.fm_weight=0")
+    if v.adv_weight == 0 and v.mel_weight == 0 and v.magnitude_weight == 0:
+        raise ConfigError("vocoder.adv_weight, mel_weight and magnitude_weight are all 0: nothing "
+                          "to train on; set vocoder.mel_weight=45")
     return layout
 
 
@@ -127,14 +165,16 @@ class Vocoder(AudioFamily):
         self.mel = LogMel.from_config(a)
         if v.generator == "vocos" and v.mel_prior:
             layout = dict(layout, mel_basis=self.mel.fb, correct_magnitude=v.magnitude_correction)
-        self.nets = {"G": generator(n_mels=a.n_mels, **layout),
-                     "D": MultiDiscriminator(width=v.d_width, periods=v.periods, scales=v.scales)}
+        self.nets = {"G": generator(n_mels=a.n_mels, **layout)}
+        self.optimizers = {"G": OptimizerSpec(["G"], lr=cfg.optim.g_lr)}
+        self.phases = [Phase("G", optimizer="G")]
+        self.gan = v.adv_weight > 0
+        if self.gan:  # adv_weight 0: G alone on its mel and magnitude losses
+            self.nets["D"] = MultiDiscriminator(width=v.d_width, periods=v.periods, scales=v.scales)
+            self.optimizers["D"] = OptimizerSpec(["D"], lr=cfg.optim.d_lr)
+            self.phases.append(Phase("D", optimizer="D", repeat=cfg.train.n_critic, fresh_batch=False))
         self.hop = a.hop
         self.mel_loss = LogMel.from_config(a, full_band=True)
-        self.optimizers = {"G": OptimizerSpec(["G"], lr=cfg.optim.g_lr),
-                           "D": OptimizerSpec(["D"], lr=cfg.optim.d_lr)}
-        self.phases = [Phase("G", optimizer="G"),
-                       Phase("D", optimizer="D", repeat=cfg.train.n_critic, fresh_batch=False)]
         self._fake: Tensor | None = None  # G(s) of this step, for the D phase
         self.preview_waves: list[Tensor] = []
         self._preview_audio = {}
@@ -158,25 +198,36 @@ class Vocoder(AudioFamily):
 
     def loss(self, phase: str, batch: Mapping[str, Any]) -> dict[str, Tensor]:
         wave = batch["wave"][:, None]  # [B, 1, segment] in [-1, 1]
-        G, D = self.nets["G"], self.nets["D"]
+        G, D = self.nets["G"], self.nets.get("D")
         if phase == "G":
-            fake = G(self.mel(wave))
-            self._fake = fake.detach()
-            fake_scores, fake_feats = D(fake)
-            with torch.no_grad():
-                _, real_feats = D(wave)
-            adv = lsgan_g(fake_scores)
-            fm = feature_matching(real_feats, fake_feats)
-            mel_l1 = F.l1_loss(self.mel_loss(fake), self.mel_loss(wave))
             v = self.cfg.vocoder
-            loss = adv + v.fm_weight * fm + v.mel_weight * mel_l1
-            return {"loss": loss, "g_loss": loss.detach(), "g_adv": adv.detach(),
-                    "feature_matching": fm.detach(), "mel_l1": mel_l1.detach()}
+            fake, magnitude = self._generate(G, wave)
+            mel_l1 = F.l1_loss(self.mel_loss(fake), self.mel_loss(wave))
+            loss, out = v.mel_weight * mel_l1, {"mel_l1": mel_l1.detach()}
+            if D is not None:
+                n = v.d_crops or len(wave)
+                self._fake = fake[:n].detach()
+                fake_scores, fake_feats = D(fake[:n])
+                with torch.no_grad():
+                    _, real_feats = D(wave[:n])
+                adv = lsgan_g(fake_scores)
+                fm = feature_matching(real_feats, fake_feats)
+                loss = loss + v.adv_weight * adv + v.fm_weight * fm
+                out.update(g_adv=adv.detach(), feature_matching=fm.detach())
+            if v.magnitude_weight:
+                if magnitude is None:
+                    magnitude = self.mel.stft(fake).abs()
+                with torch.no_grad():
+                    target = (self.mel.stft(wave).abs() + MAGNITUDE_LOSS_OFFSET).log()
+                mag_l1 = F.l1_loss((magnitude + MAGNITUDE_LOSS_OFFSET).log(), target)
+                loss = loss + v.magnitude_weight * mag_l1
+                out["magnitude_l1"] = mag_l1.detach()
+            return {"loss": loss, "g_loss": loss.detach(), **out}
         if phase == "D":
-            fake = self._fake
+            wave, fake = wave[:self.cfg.vocoder.d_crops or len(wave)], self._fake  # G's is cut alike
             if fake is None:
                 with torch.no_grad():
-                    fake = G(self.mel(wave))
+                    fake, _ = self._generate(G, wave)
             real_scores, _ = D(wave)
             fake_scores, _ = D(fake)
             loss = lsgan_d(real_scores, fake_scores)
@@ -184,6 +235,19 @@ class Vocoder(AudioFamily):
                     "d_real": torch.stack([s.detach().float().mean() for s in real_scores]).mean(),
                     "d_fake": torch.stack([s.detach().float().mean() for s in fake_scores]).mean()}
         raise ValueError(f"unknown phase {phase}")
+
+    def _generate(self, G: nn.Module, wave: Tensor) -> tuple[Tensor, Tensor | None]:
+        """(G's waveform [B, 1, L] for the crops, its predicted magnitude or None). With
+        vocoder.phase=pghi the waveform is G's magnitude with the crops' analysed phase: the
+        discriminators and losses judge the magnitude, which is all such a G predicts."""
+        mel = self.mel(wave)
+        if self.cfg.vocoder.generator != "vocos":
+            return G(mel), None
+        magnitude, own = G.spectrum(mel)
+        if own is None:
+            with torch.no_grad():
+                own = torch.angle(self.mel.stft(wave))
+        return G.waveform(magnitude, own), magnitude
 
     def after_step(self, phase: str) -> None:
         if phase == "D":
@@ -199,7 +263,14 @@ class Vocoder(AudioFamily):
         if mel.dim() != 3 or mel.shape[1] != self.cfg.audio.n_mels:
             raise ConfigError(f"vocode takes log-mels [B, {self.cfg.audio.n_mels}, T] (this run's "
                               f"audio.n_mels), got {list(mel.shape)}")
-        return G(mel.float().to(self.device))[:, 0].float().clamp(-1, 1)
+        mel = mel.float().to(self.device)
+        v = self.cfg.vocoder
+        if v.generator == "vocos" and v.phase == "pghi":
+            magnitude, _ = G.spectrum(mel)
+            wave = retrieve(magnitude, stft=self.mel.stft, n_fft=self.mel.n_fft, hop=self.hop,
+                            win=self.mel.win, window=G.window, steps=v.phase_steps)
+            return wave.float().clamp(-1, 1)
+        return G(mel)[:, 0].float().clamp(-1, 1)
 
     def sample(self, n: int, *, generator: torch.Generator,
                nets: Mapping[str, nn.Module] | None = None) -> Tensor:
