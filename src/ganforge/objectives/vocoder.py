@@ -168,8 +168,7 @@ class Vocoder(AudioFamily):
         self.nets = {"G": generator(n_mels=a.n_mels, **layout)}
         self.optimizers = {"G": OptimizerSpec(["G"], lr=cfg.optim.g_lr)}
         self.phases = [Phase("G", optimizer="G")]
-        self.gan = v.adv_weight > 0
-        if self.gan:  # adv_weight 0: G alone on its mel and magnitude losses
+        if v.adv_weight > 0:  # 0: G alone on its mel and magnitude losses
             self.nets["D"] = MultiDiscriminator(width=v.d_width, periods=v.periods, scales=v.scales)
             self.optimizers["D"] = OptimizerSpec(["D"], lr=cfg.optim.d_lr)
             self.phases.append(Phase("D", optimizer="D", repeat=cfg.train.n_critic, fresh_batch=False))
