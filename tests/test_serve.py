@@ -257,6 +257,11 @@ def test_serve_refuses_a_public_host_without_a_token(runs):
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--token" in r.stderr
 
 
+def test_serve_refuses_zero_threads(runs):
+    r = run_cli("serve", runs["unconditional"].run_dir, "--threads", "0")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--threads must be at least 1" in r.stderr
+
+
 def test_interpolate_command_walks_a_plain_run_in_z(runs, tmp_path):
     run = runs["conditional"]
     r = run_cli("interpolate", run.run_dir, "--seeds", "3,4", "--frames", "4", "--class", "b",
@@ -270,10 +275,11 @@ def test_interpolate_command_walks_a_plain_run_in_z(runs, tmp_path):
     assert not (tmp_path / "w.gif").exists()
 
 
-def test_png_bytes_are_torchvisions_save_image_pixel_for_pixel(runs):
+@pytest.mark.parametrize("n", [1, 5])
+def test_png_bytes_are_torchvisions_save_image_pixel_for_pixel(runs, n):
     from torchvision.utils import save_image
 
-    images = runs["conditional"].sample(5, seed=1)
+    images = runs["conditional"].sample(n, seed=1) * 1.2  # some values outside [-1, 1]: clamped
     buf = io.BytesIO()
     save_image(images, buf, format="png", nrow=2, normalize=True, value_range=(-1, 1))
     assert np.array_equal(decode(png_bytes(images, 2)), decode(buf.getvalue()))

@@ -55,6 +55,8 @@ def cmd_serve(args) -> int:
             raise ConfigError(f"--{key.replace('_', '-')} must be at least 1, got {getattr(args, key)}")
     if args.max_upload_mb <= 0 or args.batch_wait_ms < 0:
         raise ConfigError("--max-upload-mb must be positive and --batch-wait-ms at least 0")
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads must be at least 1, got {args.threads}; leave it out for torch's default")
     try:
         import uvicorn
 
@@ -65,6 +67,10 @@ def cmd_serve(args) -> int:
     from .. import api
 
     check_port(args.host, args.port)
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     paths = [args.run_dir, *args.more]
     runs = {name: api.load(p, checkpoint=args.checkpoint) for name, p in zip(model_names(paths), paths)}
     settings = Settings(token=args.token, max_n=args.max_n, max_upload_mb=args.max_upload_mb,
@@ -99,6 +105,9 @@ def register(subparsers, parser_class) -> None:
     s.add_argument("--batch-wait-ms", type=float, default=0.0,
                    help="how long a batch waits for more requests (default 0: it takes those that "
                         "queued while the last batch ran, and a lone request runs at once)")
+    s.add_argument("--threads", type=int, default=None,
+                   help="torch threads for inference (default: torch's, one per core); with batching "
+                        "off and many small requests, 1 serves more (BENCHMARKS.md, Serving)")
     s.add_argument("--cors", metavar="ORIGIN", help="allow browser calls from this origin (default: none)")
     s.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
     s.set_defaults(func=cmd_serve)

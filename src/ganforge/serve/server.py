@@ -107,11 +107,26 @@ def png_bytes(images: torch.Tensor, columns: int, compress_level: int = 1) -> by
     from PIL import Image
     from torchvision.utils import make_grid
 
-    grid = make_grid(images, nrow=columns, normalize=True, value_range=(-1, 1))
+    if len(images) == 1:  # make_grid's arithmetic for one image, without its per-call overhead
+        grid = images[0].clamp(-1, 1).add_(1).div_(2)
+        grid = grid.expand(3, -1, -1) if grid.shape[0] == 1 else grid
+    else:
+        grid = make_grid(images, nrow=columns, normalize=True, value_range=(-1, 1))
     array = grid.mul(255).add_(0.5).clamp_(0, 255).permute(1, 2, 0).to(torch.uint8).numpy()
     buf = io.BytesIO()
     Image.fromarray(array).save(buf, format="png", compress_level=compress_level)
     return buf.getvalue()
+
+
+# Up to this many values the PNG is encoded on the event loop: for a small image that is cheaper
+# than the hand-off to a worker thread and back (28x28: about 0.05 ms against 0.2-0.5 ms under load)
+INLINE_PNG_VALUES = 3 * 64 * 64
+
+
+async def encode_png(images: torch.Tensor, columns: int) -> bytes:
+    if images.numel() <= INLINE_PNG_VALUES:
+        return png_bytes(images, columns)
+    return await run_in_threadpool(png_bytes, images, columns)
 
 
 def uint8_png(array: np.ndarray) -> bytes:
@@ -120,6 +135,25 @@ def uint8_png(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(buf, format="png")
     return buf.getvalue()
+
+
+def is_small_image(data: bytes) -> bool:
+    """Whether the upload's header says it has at most INLINE_PNG_VALUES / 3 pixels (the file
+    is not decoded; anything unreadable answers False and is left to decode_upload)."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return img.size[0] * img.size[1] <= INLINE_PNG_VALUES // 3
+    except Exception:
+        return False
+
+
+async def decode(data: bytes, settings: Settings, mode: str) -> np.ndarray:
+    """decode_upload on the event loop for a small image, else on a worker thread."""
+    if is_small_image(data):
+        return decode_upload(data, settings, mode)
+    return await run_in_threadpool(decode_upload, data, settings, mode)
 
 
 def decode_upload(data: bytes, settings: Settings, mode: str) -> np.ndarray:
@@ -325,7 +359,7 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
             return Response(await run_in_threadpool(npz_bytes, images, labels),
                             media_type="application/octet-stream",
                             headers={"Content-Disposition": 'attachment; filename="samples.npz"'})
-        return Response(await run_in_threadpool(png_bytes, images, grid_columns(req.n)), media_type="image/png")
+        return Response(await encode_png(images, grid_columns(req.n)), media_type="image/png")
 
     @app.post("/api/interpolate", dependencies=[Depends(auth)],
               responses={200: {"content": {"image/png": {}}}})
@@ -334,7 +368,7 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
         check_count(req.steps, "steps")
         images = await wait(name, "interpolate", seed_a=req.seed_a, seed_b=req.seed_b, steps=req.steps,
                             labels=req.class_, truncation=req.truncation)
-        return Response(await run_in_threadpool(png_bytes, images, req.steps), media_type="image/png")
+        return Response(await encode_png(images, req.steps), media_type="image/png")
 
     @app.post("/api/translate", dependencies=[Depends(auth)], responses={200: {"content": {"image/png": {}}}})
     async def translate(file: Annotated[UploadFile, File()], model: Annotated[str | None, Form()] = None,
@@ -344,16 +378,16 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
         if direction not in ok:
             raise ApiError(422, f"model '{name}' translates {', '.join(ok)} only, not {direction}")
         data = await read_upload(file)
-        array = await run_in_threadpool(decode_upload, data, settings, "L" if ok[direction] == 1 else "RGB")
+        array = await decode(data, settings, "L" if ok[direction] == 1 else "RGB")
         x = torch.from_numpy(array).permute(2, 0, 1)[None].float() / 127.5 - 1
         out = await wait(name, "translate", image=x, direction=direction)
-        return Response(await run_in_threadpool(png_bytes, out, 1), media_type="image/png")
+        return Response(await encode_png(out, 1), media_type="image/png")
 
     @app.post("/api/upscale", dependencies=[Depends(auth)], responses={200: {"content": {"image/png": {}}}})
     async def upscale(file: Annotated[UploadFile, File()], model: Annotated[str | None, Form()] = None):
         name, run = pick(model, "upscale")
         data = await read_upload(file)
-        array = await run_in_threadpool(decode_upload, data, settings, "RGB")
+        array = await decode(data, settings, "RGB")
         out = await wait(name, "upscale", image=array)
         return Response(await run_in_threadpool(uint8_png, out), media_type="image/png")
 
