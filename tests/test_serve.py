@@ -275,11 +275,12 @@ def test_interpolate_command_walks_a_plain_run_in_z(runs, tmp_path):
     assert not (tmp_path / "w.gif").exists()
 
 
-@pytest.mark.parametrize("n", [1, 5])
-def test_png_bytes_are_torchvisions_save_image_pixel_for_pixel(runs, n):
+@pytest.mark.parametrize("n,channels", [(1, 1), (1, 3), (5, 1), (5, 3)])
+def test_png_bytes_are_torchvisions_save_image_pixel_for_pixel(runs, n, channels):
     from torchvision.utils import save_image
 
-    images = runs["conditional"].sample(n, seed=1) * 1.2  # some values outside [-1, 1]: clamped
+    gray = runs["conditional"].sample(n, seed=1)[:, :1] * 1.2  # some values outside [-1, 1]: clamped
+    images = gray if channels == 1 else torch.cat([gray, -gray, 0.5 * gray], dim=1)  # distinct channels
     buf = io.BytesIO()
     save_image(images, buf, format="png", nrow=2, normalize=True, value_range=(-1, 1))
     assert np.array_equal(decode(png_bytes(images, 2)), decode(buf.getvalue()))
