@@ -159,8 +159,10 @@ def summarize(results: dict) -> str:
         s = statistics.stdev(values) if len(values) > 1 else 0.0
         return m, s
 
-    ref_fid = [r["scores"]["fid"] for r in results["reference"]]
-    lines = [f"{'':<40}{'FID':>16}{'FID/ref':>9}{'precision':>11}{'recall':>9}{'coverage':>10}"
+    # without the reference loop the ratio is to the first entry
+    ref_fid = [r["scores"]["fid"] for r in next(iter(results.values()))]
+    ratio_to = "FID/ref" if "reference" in results else "FID/1st"
+    lines = [f"{'':<40}{'FID':>16}{ratio_to:>9}{'precision':>11}{'recall':>9}{'coverage':>10}"
              f"{'classes':>9}{'img/s':>8}"]
     for name, runs in results.items():
         fid = [r["scores"]["fid"] for r in runs]
@@ -189,6 +191,8 @@ def main() -> int:
                    help="comma-free list separated by ';', each PRESET[:key=value,...]")
     p.add_argument("--out", type=Path, default=Path("runs/quality-per-time"))
     p.add_argument("--json", type=Path, help="write every number here")
+    p.add_argument("--no-reference", action="store_true",
+                   help="skip the plain loop: compare the presets with each other only")
     p.add_argument("--_reference", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -200,16 +204,17 @@ def main() -> int:
     seeds = [int(s) for s in args.seeds.split(",")]
     specs = [s for s in args.presets.split(";") if s]
     budget = f"{args.steps} steps" if args.steps else f"{args.seconds:.0f} s"
-    print(f"quality per time: {budget} each, seeds {seeds}, reference + {specs}, "
+    print(f"quality per time: {budget} each, seeds {seeds}, {'' if args.no_reference else 'reference + '}{specs}, "
           f"torch threads {os.environ.get('OMP_NUM_THREADS', 'default')}", flush=True)
-    results: dict[str, list] = {"reference": []}
+    results: dict[str, list] = {} if args.no_reference else {"reference": []}
     for spec in specs:
         results[spec] = []
     for seed in seeds:
-        ref = run_reference(args.seconds, seed, args.out / f"reference-{seed}", args.steps)
-        ref["scores"] = score(ref["samples"])
-        results["reference"].append({"seed": seed, **ref})
-        print(f"  seed {seed} reference: {ref['steps']} steps, FID {ref['scores']['fid']:.2f}", flush=True)
+        if not args.no_reference:
+            ref = run_reference(args.seconds, seed, args.out / f"reference-{seed}", args.steps)
+            ref["scores"] = score(ref["samples"])
+            results["reference"].append({"seed": seed, **ref})
+            print(f"  seed {seed} reference: {ref['steps']} steps, FID {ref['scores']['fid']:.2f}", flush=True)
         for spec in specs:
             tag = spec.replace(":", "_").replace("=", "-").replace(",", "_")
             r = run_preset(spec, args.seconds, seed, args.out / f"{tag}-{seed}", args.steps)

@@ -37,7 +37,7 @@ def test_overrides_are_typed():
     ("optim.betas=0.5", "optim.betas must be a list"),
     ("train.steps", "is not key=value"),
     ("train.steps=0", "train.steps must be > 0"),
-    ("train.precision=fp8", "train.precision must be fp32, bf16 or fp16"),
+    ("train.precision=fp8", "train.precision must be fp32, bf16, fp16 or auto"),
 ])
 def test_bad_overrides_name_the_key(override, expect):
     with pytest.raises(ConfigError) as err:

@@ -304,3 +304,43 @@ def test_ema_batchnorm_statistics_come_from_the_ema_generator(tmp_path):
     assert all(torch.equal(v, live[k]) for k, v in _bn_buffers(off.ema_nets["G"]).items())
     with pytest.raises(ConfigError, match="train.ema_bn_samples must be >= 0"):
         _train(tiny_config(**{"train.ema_bn_samples": -1}), tmp_path / "bad")
+
+
+@pytest.mark.parametrize("native, expect", [(True, "bf16"), (False, "fp32")])
+def test_precision_auto_follows_native_bf16(tmp_path, monkeypatch, capsys, native, expect):
+    """train.precision=auto runs bf16 only where bf16 kernels are native; the choice is printed
+    and the trainer's autocast follows it."""
+    from ganforge.training import trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "native_bf16", lambda device: native)
+    cfg = tiny_config(**{"train.steps": 1, "train.precision": "auto"})
+    objective, dataset = api.build(cfg, random_dataset())
+    trainer = api.Trainer(cfg, objective, objective.make_batches(dataset, cfg, torch.device("cpu")),
+                          run_dir=tmp_path / "run", device=torch.device("cpu"), progress=False)
+    assert trainer.precision == expect
+    assert f"train.precision=auto -> {expect}" in capsys.readouterr().out
+    with trainer.autocast():
+        y = torch.nn.functional.linear(torch.randn(2, 3), torch.randn(4, 3))
+    assert y.dtype == (torch.bfloat16 if native else torch.float32)
+
+
+def test_emulated_bf16_is_kept_with_a_warning(monkeypatch):
+    from ganforge.training.trainer import resolve_precision
+    from ganforge.training import trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "native_bf16", lambda device: False)
+    precision, note = resolve_precision("bf16", torch.device("cpu"))
+    assert precision == "bf16" and "use train.precision=auto or fp32" in note
+    monkeypatch.setattr(trainer_module, "native_bf16", lambda device: True)
+    assert resolve_precision("bf16", torch.device("cpu")) == ("bf16", None)
+    assert resolve_precision("fp32", torch.device("cpu")) == ("fp32", None)
+
+
+def test_native_bf16_reads_the_cpu_features(monkeypatch):
+    from ganforge.training.trainer import native_bf16
+
+    for avx512_bf16, amx in [(False, False), (True, False), (False, True)]:
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v, raising=False)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v, raising=False)
+        assert native_bf16(torch.device("cpu")) == (avx512_bf16 or amx)
+    assert native_bf16(torch.device("meta")) is False

@@ -69,7 +69,7 @@ class TrainConfig:
     steps: int = 5000  # generator steps
     batch_size: int = 64
     n_critic: int = 1  # discriminator steps per generator step
-    precision: str = "fp32"  # fp32 | bf16 | fp16 (fp16 only on CUDA, with a grad scaler)
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (fp16 only on CUDA, with a grad scaler) | auto (bf16 where native)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     compile: bool = False  # torch.compile the networks (penalty phases run eagerly: no double backward)
@@ -412,8 +412,8 @@ def validate(cfg: Config) -> None:
     for key, value in positive.items():
         if value <= 0:
             raise ConfigError(f"{key} must be > 0, got {value}")
-    if cfg.train.precision not in ("fp32", "bf16", "fp16"):
-        raise ConfigError(f"train.precision must be fp32, bf16 or fp16, got '{cfg.train.precision}'")
+    if cfg.train.precision not in ("fp32", "bf16", "fp16", "auto"):
+        raise ConfigError(f"train.precision must be fp32, bf16, fp16 or auto, got '{cfg.train.precision}'")
     if cfg.data.channels not in (1, 3):
         raise ConfigError(f"data.channels must be 1 or 3, got {cfg.data.channels}")
     if len(cfg.optim.betas) != 2 or not all(0 <= b < 1 for b in cfg.optim.betas):

@@ -73,12 +73,40 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether bf16 autocast runs on native bf16 kernels on ``device``: a CUDA GPU that supports
+    bf16, or a CPU with AVX512-BF16 or AMX. Elsewhere torch emulates bf16, which is slower than
+    fp32 (DCGAN on an AVX2-only AMD EPYC: 17 images/s in bf16 against 340 in fp32, BENCHMARKS.md)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":  # torch.cpu's CPU-feature checks are private; absent ones count as no
+        return any(getattr(torch.cpu, check, lambda: False)()
+                   for check in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> tuple[str, str | None]:
+    """``train.precision`` as it runs on ``device`` ("auto": bf16 where it is native, else fp32),
+    and a line for the user when the choice depends on this machine or costs time here."""
+    if precision == "auto":
+        if native_bf16(device):
+            return "bf16", f"ganforge: train.precision=auto -> bf16 (native bf16 on this {device.type.upper()})"
+        return "fp32", (f"ganforge: train.precision=auto -> fp32 (this {device.type.upper()} has no native "
+                        f"bf16; emulated bf16 would be slower)")
+    if precision == "bf16" and device.type == "cpu" and not native_bf16(device):
+        return "bf16", ("ganforge: warning: train.precision=bf16 on a CPU without native bf16 "
+                        "(AVX512-BF16 or AMX) is emulated and can be 20x slower than fp32; "
+                        "use train.precision=auto or fp32")
+    return precision, None
+
+
 def autocast_context(device: torch.device, precision: str):
-    """A zero-argument factory of the autocast context for ``precision`` on ``device``."""
+    """A zero-argument factory of the autocast context for ``precision`` (fp32, bf16, fp16; not
+    auto: see resolve_precision) on ``device``."""
     if precision == "fp32":
         return contextlib.nullcontext
     if precision == "fp16" and device.type != "cuda":
-        raise ConfigError("train.precision=fp16 needs a CUDA GPU; use bf16 on CPU")
+        raise ConfigError("train.precision=fp16 needs a CUDA GPU; use train.precision=auto on CPU")
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return lambda: torch.autocast(device.type, dtype=dtype)
 
@@ -129,8 +157,11 @@ class Trainer:
         if t.tf32 and device.type == "cuda":
             torch.set_float32_matmul_precision("high")
             torch.backends.cudnn.allow_tf32 = True
-        self.autocast = autocast_context(device, t.precision)
-        self.scaler = torch.amp.GradScaler(device.type, enabled=t.precision == "fp16")
+        self.precision, note = resolve_precision(t.precision, device)
+        if note and self.is_main:
+            print(note, flush=True)
+        self.autocast = autocast_context(device, self.precision)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.precision == "fp16")
         # The objective declares its optimizers (nets, learning rates, betas, per-prefix
         # multipliers); the learning rate of each group is kept to scale it later (rollbacks,
         # schedules) without drifting.
