@@ -9,7 +9,8 @@ For each seed, one after the other (never in parallel: two trainings on 2 cores 
 * the reference: the plain loop below, written as a user would after the classic PyTorch DCGAN
   example (G: Linear z -> 256x7x7, BatchNorm, ConvTranspose 256 -> 128 -> 64, a 3x3 conv to one
   channel, tanh; D: conv 64 -> 128 -> 256 with BatchNorm, a linear layer to one logit; Adam 2e-4
-  (0.5, 0.999), batch 64, non-saturating loss, bf16 autocast), in its own process;
+  (0.5, 0.999), batch 64, non-saturating loss, bf16 autocast where the CPU has native bf16, as
+  the presets' ``train.precision: auto``, fp32 elsewhere), in its own process;
 * each preset: ``ganforge train PRESET`` in its own process, stopped by SIGTERM (which saves a
   checkpoint, as Ctrl-C would) when the budget is spent.
 
@@ -56,8 +57,10 @@ def reference_loop(seconds: float, seed: int, out: Path, t_start: float, max_ste
     from torch import nn
 
     from ganforge.data import load_dataset
+    from ganforge.training.trainer import native_bf16
 
     torch.manual_seed(seed)
+    bf16 = native_bf16(torch.device("cpu"))  # emulated bf16 is 20x slower than fp32 (BENCHMARKS.md)
     data = load_dataset("fashion-mnist").images.float().div(127.5).sub(1)  # [60000, 1, 28, 28]
     G = nn.Sequential(nn.Linear(100, 256 * 7 * 7), nn.Unflatten(1, (256, 7, 7)), nn.BatchNorm2d(256),
                       nn.ReLU(), nn.ConvTranspose2d(256, 128, 4, 2, 1), nn.BatchNorm2d(128), nn.ReLU(),
@@ -74,13 +77,13 @@ def reference_loop(seconds: float, seed: int, out: Path, t_start: float, max_ste
     while (steps < max_steps) if max_steps else (time.time() - t_start < seconds):
         real = data[torch.randint(len(data), (64,))]
         z = torch.randn(64, 100)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             fake = G(z)
             d_loss = softplus(-D(real)).mean() + softplus(D(fake.detach())).mean()
         opt_d.zero_grad()
         d_loss.backward()
         opt_d.step()
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             g_loss = softplus(-D(fake)).mean()
         opt_g.zero_grad()
         g_loss.backward()
