@@ -344,3 +344,7 @@ def test_native_bf16_reads_the_cpu_features(monkeypatch):
         monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v, raising=False)
         assert native_bf16(torch.device("cpu")) == (avx512_bf16 or amx)
     assert native_bf16(torch.device("meta")) is False
+    asked = []  # a GPU that only emulates bf16 (before Ampere) does not count
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported",
+                        lambda including_emulation=True: asked.append(including_emulation) or including_emulation)
+    assert native_bf16(torch.device("cuda")) is False and asked == [False]

@@ -77,8 +77,8 @@ def native_bf16(device: torch.device) -> bool:
     """Whether bf16 autocast runs on native bf16 kernels on ``device``: a CUDA GPU that supports
     bf16, or a CPU with AVX512-BF16 or AMX. Elsewhere torch emulates bf16, which is slower than
     fp32 (DCGAN on an AVX2-only AMD EPYC: 17 images/s in bf16 against 340 in fp32, BENCHMARKS.md)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+    if device.type == "cuda":  # by default torch also counts GPUs that emulate bf16 (before Ampere)
+        return torch.cuda.is_bf16_supported(including_emulation=False)
     if device.type == "cpu":  # torch.cpu's CPU-feature checks are private; absent ones count as no
         return any(getattr(torch.cpu, check, lambda: False)()
                    for check in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
@@ -89,10 +89,11 @@ def resolve_precision(precision: str, device: torch.device) -> tuple[str, str | 
     """``train.precision`` as it runs on ``device`` ("auto": bf16 where it is native, else fp32),
     and a line for the user when the choice depends on this machine or costs time here."""
     if precision == "auto":
+        where = {"cpu": "CPU", "cuda": "GPU"}.get(device.type, device.type)
         if native_bf16(device):
-            return "bf16", f"ganforge: train.precision=auto -> bf16 (native bf16 on this {device.type.upper()})"
-        return "fp32", (f"ganforge: train.precision=auto -> fp32 (this {device.type.upper()} has no native "
-                        f"bf16; emulated bf16 would be slower)")
+            return "bf16", f"ganforge: train.precision=auto -> bf16 (native bf16 on this {where})"
+        return "fp32", (f"ganforge: train.precision=auto -> fp32 (this {where} has no native bf16; "
+                        f"emulated bf16 would be slower)")
     if precision == "bf16" and device.type == "cpu" and not native_bf16(device):
         return "bf16", ("ganforge: warning: train.precision=bf16 on a CPU without native bf16 "
                         "(AVX512-BF16 or AMX) is emulated and can be 20x slower than fp32; "
