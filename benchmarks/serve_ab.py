@@ -17,14 +17,10 @@ steps), one image per request, clients on loopback as in serve_load.py.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import statistics
 import sys
 from pathlib import Path
-
-import numpy as np
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import serve_load as sl  # noqa: E402
@@ -64,9 +60,7 @@ def main() -> None:
         raise SystemExit("serve_ab: give each --server its own label")
     preset = "dcgan-fashion-mnist" if args.route == "sample" else "pix2pix-denoise"
     run = sl.tiny_run(preset, args.workdir / ("dcgan" if args.route == "sample" else "pix2pix"))
-    buf = io.BytesIO()
-    Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(buf, "png")
-    request = sl.make_request(args.route, buf.getvalue())
+    request = sl.make_request(args.route, sl.upload_png())
     servers: dict[str, sl.Server] = {}
     cells: dict[str, list[dict]] = {s["label"]: [] for s in specs}
     try:

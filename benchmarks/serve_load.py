@@ -129,6 +129,13 @@ class Client:
         self.conn.close()
 
 
+def upload_png() -> bytes:
+    """The image every translate request uploads: 32x32 RGB noise, as a PNG."""
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(buf, "png")
+    return buf.getvalue()
+
+
 def make_request(kind: str, upload: bytes):
     if kind == "sample":
         return lambda c, i: c.request("POST", "/api/sample", json.dumps({"n": 1, "seed": i}).encode(),
@@ -277,9 +284,7 @@ def main() -> None:
         runs["sample"] = args.dcgan or tiny_run("dcgan-fashion-mnist", args.workdir / "dcgan")
     if "translate" in routes:
         runs["translate"] = args.translate or tiny_run("pix2pix-denoise", args.workdir / "pix2pix")
-    buf = io.BytesIO()
-    Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(buf, "png")
-    upload = buf.getvalue()
+    upload = upload_png()
     result = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__},
               "seconds_per_cell": args.seconds, "load": [], "memory": {}, "torch_vs_onnx": []}
 
