@@ -10,7 +10,10 @@
    ``ganforge serve`` process on 127.0.0.1; clients are threads of this process with keep-alive
    connections (they share the machine's cores with the server, as a local client would).
 2. Memory (VmRSS) of the DCGAN server before and after --requests requests (default 5,000).
-3. Latency of the generator in PyTorch against onnxruntime (the exported graph) at batch 1 and
+3. The model's own time per image at batch 1, 4, 16 and 32 (``--breakdown-only`` runs just this
+   and 4): the ceiling of the batching ratio, since a server adds the same per-request work to
+   either side.
+4. Latency of the generator in PyTorch against onnxruntime (the exported graph) at batch 1 and
    64 on CPU, for the DCGAN and the translation generator (median of --repeats calls).
 
 The runs are trained for a few steps from the presets (speed does not depend on training), or
@@ -239,24 +242,51 @@ def torch_vs_onnx(run_dir: Path, capability: str, workdir: Path, repeats: int) -
     return rows
 
 
-def breakdown(run_dir: Path, repeats: int) -> dict:
+def breakdown(run_dir: Path, repeats: int, threads: list[int | None]) -> dict:
     """Where one sample request's server time goes besides HTTP, median ms in this process:
-    the model at batch 1 and per image at batch 32, recording a request's inputs (z from its
-    seed), and the PNG encoding. The rest of ``server_cpu_ms_per_request`` is HTTP, JSON,
-    validation and the hand-offs between the event loop and the threads."""
+    the model per image at batch 1, 4, 16 and 32 (for each torch thread setting), recording a
+    request's inputs (z from its seed), and the PNG encoding. The rest of
+    ``server_cpu_ms_per_request`` is HTTP, JSON, validation and the hand-offs between the event
+    loop and the threads.
+
+    ``forward_only_batching_gain``: the model's own images/s at its best batch size against batch
+    1, at the same thread setting. A server spends the same per-request work (P) on top of either,
+    so its batching ratio (P + F1) / (P + Fb) stays below F1 / Fb: the ceiling of what batching
+    can give on this machine for this model."""
     from ganforge.serve.graph import build_graph, record_sample
     from ganforge.serve.server import png_bytes
 
     run = ganforge.load(run_dir)
     graph, inputs = build_graph(run, "sample")
-    z1 = {k: (v[:1] if v.dim() else v) for k, v in inputs.items()}
-    z32 = {k: (v[:1].expand(32, *v.shape[1:]).contiguous() if v.dim() else v) for k, v in inputs.items()}
     image = run.sample(1, seed=0)
-    with torch.inference_mode():
-        out = {"model_batch1_ms": median_ms(lambda: graph(*z1.values()), repeats),
-               "model_batch32_per_image_ms": round(median_ms(lambda: graph(*z32.values()), repeats) / 32, 3),
-               "record_inputs_ms": median_ms(lambda: record_sample(run, 1, seed=3), repeats),
-               "png_ms": median_ms(lambda: png_bytes(image, 1), repeats)}
+    before = torch.get_num_threads()
+    out: dict = {"record_inputs_ms": median_ms(lambda: record_sample(run, 1, seed=3), repeats),
+                 "png_ms": median_ms(lambda: png_bytes(image, 1), repeats), "model_per_image_ms": {}}
+    try:
+        for t in threads:
+            torch.set_num_threads(t or os.cpu_count() or 1)
+            # the batch sizes take turns in blocks of 8 calls, so that a slow spell of the machine
+            # (a virtual one's neighbours) falls on all of them alike; the first 3 calls of each
+            # block are not timed (caches and allocator warm to that size, as in a server that
+            # runs one size after another)
+            feeds = {batch: [v[:1].expand(batch, *v.shape[1:]).contiguous() if v.dim() else v
+                             for v in inputs.values()] for batch in (1, 4, 16, 32)}
+            times: dict[int, list[float]] = {batch: [] for batch in feeds}
+            with torch.inference_mode():
+                for _ in range(max(1, repeats // 5)):
+                    for batch, feed in feeds.items():
+                        for i in range(8):
+                            t0 = time.perf_counter()
+                            graph(*feed)
+                            if i >= 3:
+                                times[batch].append(time.perf_counter() - t0)
+            per_image = {batch: round(1000 * statistics.median(ts) / batch, 3) for batch, ts in times.items()}
+            key = f"threads_{t or 'default'}"
+            out["model_per_image_ms"][key] = per_image
+            best = min(per_image.values())
+            out.setdefault("forward_only_batching_gain", {})[key] = round(per_image[1] / best, 2)
+    finally:
+        torch.set_num_threads(before)
     return out
 
 
@@ -273,6 +303,9 @@ def main() -> None:
                    help="the server's torch threads, comma-separated settings to compare: 'default' "
                         "(torch's, one per core) or a number (default: default)")
     p.add_argument("--no-onnx", action="store_true", help="skip the PyTorch/onnxruntime latencies")
+    p.add_argument("--breakdown-only", action="store_true",
+                   help="no servers: only the sample request's breakdown (model per image by batch size "
+                        "and thread setting, inputs, PNG) and, unless --no-onnx, PyTorch/onnxruntime")
     p.add_argument("--workdir", type=Path, default=Path("runs/serve-load"))
     p.add_argument("--json", type=Path, help="write the results here")
     args = p.parse_args()
@@ -289,7 +322,7 @@ def main() -> None:
               "seconds_per_cell": args.seconds, "load": [], "memory": {}, "torch_vs_onnx": []}
 
     thread_settings = [None if t == "default" else int(t) for t in args.threads.split(",")]
-    for kind, run in runs.items():
+    for kind, run in ({} if args.breakdown_only else runs).items():
         for threads in thread_settings:
             for max_batch in (32, 1):
                 server = Server(run, max_batch, threads)
@@ -319,9 +352,13 @@ def main() -> None:
                     server.close()
 
     if "sample" in runs:
-        result["sample_breakdown"] = breakdown(runs["sample"], args.repeats)
-        print("one sample request, besides HTTP (ms): " + ", ".join(
-            f"{k} {v}" for k, v in result["sample_breakdown"].items()), flush=True)
+        result["sample_breakdown"] = b = breakdown(runs["sample"], args.repeats, thread_settings)
+        print(f"one sample request, besides HTTP: record inputs {b['record_inputs_ms']} ms, "
+              f"PNG {b['png_ms']} ms", flush=True)
+        for key, per_image in b["model_per_image_ms"].items():
+            print(f"model ms per image, {key}: " + ", ".join(f"batch {k} {v}" for k, v in per_image.items())
+                  + f"; batching gains at most {b['forward_only_batching_gain'][key]}x in the forward pass "
+                    f"alone", flush=True)
     for kind, run in ({} if args.no_onnx else runs).items():
         for row in torch_vs_onnx(run, kind, args.workdir, args.repeats):
             result["torch_vs_onnx"].append(row)
@@ -332,7 +369,7 @@ def main() -> None:
         return next(r["images_per_s"] for r in result["load"] if r["model"] == kind and r["batching"] == batching
                     and r["clients"] == clients and r["threads"] == (threads or "default"))
 
-    for kind in runs if max(clients_list) == 32 else ():
+    for kind in runs if max(clients_list) == 32 and not args.breakdown_only else ():
         for threads in thread_settings:
             ratio = images_per_s(kind, True, threads) / max(images_per_s(kind, False, threads), 1e-9)
             result[f"{kind}_batching_speedup_32_clients_threads_{threads or 'default'}"] = round(ratio, 2)
