@@ -249,10 +249,11 @@ def breakdown(run_dir: Path, repeats: int, threads: list[int | None]) -> dict:
     ``server_cpu_ms_per_request`` is HTTP, JSON, validation and the hand-offs between the event
     loop and the threads.
 
-    ``forward_only_batching_gain``: the model's own images/s at its best batch size against batch
-    1, at the same thread setting. A server spends the same per-request work (P) on top of either,
-    so its batching ratio (P + F1) / (P + Fb) stays below F1 / Fb: the ceiling of what batching
-    can give on this machine for this model."""
+    ``forward_only_batching_gain``: the model's own images/s at its best batch size of these
+    against batch 1, at the same thread setting, timed in this process alone. It is the scale of
+    what batching can give a server of this model on this machine: even with HTTP free, its
+    passes get no cheaper per image than this. Not a strict bound on the served ratio, since
+    under load the event loop and the forward passes share the cores unevenly."""
     from ganforge.serve.graph import build_graph, record_sample
     from ganforge.serve.server import png_bytes
 
@@ -264,7 +265,7 @@ def breakdown(run_dir: Path, repeats: int, threads: list[int | None]) -> dict:
                  "png_ms": median_ms(lambda: png_bytes(image, 1), repeats), "model_per_image_ms": {}}
     try:
         for t in threads:
-            torch.set_num_threads(t or os.cpu_count() or 1)
+            torch.set_num_threads(t or before)  # default: torch's own setting, as the server's
             # the batch sizes take turns in blocks of 8 calls, so that a slow spell of the machine
             # (a virtual one's neighbours) falls on all of them alike; the first 3 calls of each
             # block are not timed (caches and allocator warm to that size, as in a server that
@@ -315,7 +316,7 @@ def main() -> None:
     runs = {}
     if "sample" in routes:
         runs["sample"] = args.dcgan or tiny_run("dcgan-fashion-mnist", args.workdir / "dcgan")
-    if "translate" in routes:
+    if "translate" in routes and not (args.breakdown_only and args.no_onnx):  # else unused
         runs["translate"] = args.translate or tiny_run("pix2pix-denoise", args.workdir / "pix2pix")
     upload = upload_png()
     result = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__},
