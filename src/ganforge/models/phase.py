@@ -16,13 +16,15 @@ one reached so far (a max-heap), so the phase of the loud, reliable coefficients
 quieter neighbours. Coefficients under ``tol`` times the largest get a random phase, as in the paper.
 
 Why our own: no well-kept Python package ships PGHI (LTFAT and phaseret are MATLAB/Octave and C);
-the heap walk is a few dozen lines of numpy, heapq and Python lists. On our front end's framing (ganforge.data.mel:
-frames start (n_fft - hop) / 2 before their hop, phase relative to the frame's first sample) the
-centred phase becomes the frame-start phase by subtracting pi k in bin k.
+the heap walk is a few dozen lines of numpy, heapq and the standard library's arrays. On our
+front end's framing (ganforge.data.mel: frames start (n_fft - hop) / 2 before their hop, phase
+relative to the frame's first sample) the centred phase becomes the frame-start phase by
+subtracting pi k in bin k.
 """
 from __future__ import annotations
 
 import heapq
+from array import array
 import math
 from typing import Callable
 
@@ -53,17 +55,18 @@ def pghi(magnitude: np.ndarray, *, n_fft: int, hop: int, win: int, tol: float = 
     phase = np.random.default_rng(seed).uniform(0, 2 * math.pi, mag.shape)
     done = mag <= tol * mag.max()
     left = int((~done).sum())
-    # The walk runs on flat Python lists (index b * frames + f): reading and writing their items
-    # costs a fraction of numpy's scalar indexing, and the arithmetic is the same float64, so the
-    # phase is bit for bit the one the walk gives on the arrays. The heap holds each coefficient's
-    # rank in the stable descending sort of |S| (ties by bin, then frame), a plain int, so it pops
-    # in the order of (-|S|, bin, frame) entries at a fraction of their comparison cost.
-    ph, dn = phase.ravel().tolist(), done.ravel().tolist()
-    at, af = along_time.ravel().tolist(), along_freq.ravel().tolist()
-    order_array = np.argsort(-mag, axis=None, kind="stable")
+    # The walk runs on flat standard-library arrays (index b * frames + f): reading and writing
+    # their items costs a fraction of numpy's scalar indexing, they hold 8 bytes per value (Python
+    # lists of floats hold about 32), and the arithmetic is the same float64, so the phase is bit
+    # for bit the one the walk gives on the 2-D arrays. The heap holds each coefficient's rank in
+    # the stable descending sort of |S| (ties by bin, then frame), a plain int, so it pops in the
+    # order of (-|S|, bin, frame) entries at a fraction of their comparison cost.
+    ph, at, af = (array("d", a.ravel().tobytes()) for a in (phase, along_time, along_freq))
+    dn = bytearray(done.ravel().tobytes())
+    order_array = np.argsort(-mag, axis=None, kind="stable").astype(np.int64)
     rank_array = np.empty_like(order_array)
     rank_array[order_array] = np.arange(order_array.size)
-    order, rank = order_array.tolist(), rank_array.tolist()
+    order, rank = array("q", order_array.tobytes()), array("q", rank_array.tobytes())
     next_start, last_frame, size = 0, frames - 1, bins * frames
     heap: list[int] = []
     push, pop = heapq.heappush, heapq.heappop
@@ -72,7 +75,7 @@ def pghi(magnitude: np.ndarray, *, n_fft: int, hop: int, win: int, tol: float = 
             while dn[order[next_start]]:
                 next_start += 1
             i = order[next_start]
-            ph[i], dn[i] = 0.0, True
+            ph[i], dn[i] = 0.0, 1
             left -= 1
             heap.append(next_start)
         i = order[pop(heap)]
@@ -80,25 +83,25 @@ def pghi(magnitude: np.ndarray, *, n_fft: int, hop: int, win: int, tol: float = 
         # the neighbours one frame later, one earlier, one bin up, one down
         if f < last_frame and not dn[i + 1]:
             j = i + 1
-            ph[j], dn[j] = ph[i] + 0.5 * (at[i] + at[j]), True
+            ph[j], dn[j] = ph[i] + 0.5 * (at[i] + at[j]), 1
             left -= 1
             push(heap, rank[j])
         if f > 0 and not dn[i - 1]:
             j = i - 1
-            ph[j], dn[j] = ph[i] - 0.5 * (at[i] + at[j]), True
+            ph[j], dn[j] = ph[i] - 0.5 * (at[i] + at[j]), 1
             left -= 1
             push(heap, rank[j])
         j = i + frames
         if j < size and not dn[j]:
-            ph[j], dn[j] = ph[i] + 0.5 * (af[i] + af[j]), True
+            ph[j], dn[j] = ph[i] + 0.5 * (af[i] + af[j]), 1
             left -= 1
             push(heap, rank[j])
         j = i - frames
         if j >= 0 and not dn[j]:
-            ph[j], dn[j] = ph[i] - 0.5 * (af[i] + af[j]), True
+            ph[j], dn[j] = ph[i] - 0.5 * (af[i] + af[j]), 1
             left -= 1
             push(heap, rank[j])
-    phase = np.asarray(ph).reshape(bins, frames)
+    phase = np.frombuffer(ph, dtype=np.float64).reshape(bins, frames)
     return phase - math.pi * k
 
 
