@@ -24,8 +24,8 @@ subtracting pi k in bin k.
 from __future__ import annotations
 
 import heapq
-from array import array
 import math
+from array import array
 from typing import Callable
 
 import numpy as np
@@ -63,7 +63,7 @@ def pghi(magnitude: np.ndarray, *, n_fft: int, hop: int, win: int, tol: float = 
     # order of (-|S|, bin, frame) entries at a fraction of their comparison cost.
     ph, at, af = (array("d", a.ravel().tobytes()) for a in (phase, along_time, along_freq))
     dn = bytearray(done.ravel().tobytes())
-    order_array = np.argsort(-mag, axis=None, kind="stable").astype(np.int64)
+    order_array = np.argsort(-mag, axis=None, kind="stable").astype(np.int64, copy=False)  # "q" below
     rank_array = np.empty_like(order_array)
     rank_array[order_array] = np.arange(order_array.size)
     order, rank = array("q", order_array.tobytes()), array("q", rank_array.tobytes())
