@@ -20,6 +20,7 @@ A phase names the optimizer it steps, how often it repeats (n_critic) and how of
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping
@@ -230,6 +231,19 @@ class Objective:
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         pass
+
+    def inference_state(self) -> dict[str, Any]:
+        """What a model folder (``ganforge export --format folder``) keeps, as JSON, for
+        info_from_state to rebuild the family without its data: by default the values of
+        extra_state that are JSON already (class names and counts), not resume-only tensors."""
+        def is_json(value) -> bool:
+            try:
+                json.dumps(value)
+            except (TypeError, ValueError):
+                return False
+            return True
+
+        return {k: v for k, v in self.extra_state().items() if is_json(v)}
 
     # ------------------------------------------------------------------ outputs
 

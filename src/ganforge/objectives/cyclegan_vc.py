@@ -206,6 +206,10 @@ class CycleGANVC(AudioFamily):
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.g_steps = int(state.get("g_steps", 0))
 
+    def inference_state(self) -> dict[str, Any]:
+        # the per-voice mel statistics that convert normalizes with, as lists (float32 exactly)
+        return {"stats": {k: v.cpu().tolist() for k, v in self.stats.items()}}
+
     # ------------------------------------------------------------------ inference
 
     @torch.no_grad()

@@ -44,8 +44,8 @@ def default_capability(run: LoadedRun) -> str:
     for capability in EXPORTABLE:
         if capability in run.capabilities:
             return capability
-    raise ExportError(f"run {run.run_dir} has none of the exportable capabilities "
-                      f"({', '.join(EXPORTABLE)})")
+    raise ExportError(f"run {run.run_dir} has none of the capabilities ONNX export covers "
+                      f"({', '.join(EXPORTABLE)}); --format folder exports it as a model folder")
 
 
 def _require_onnx():
@@ -198,14 +198,6 @@ def onnx_metadata(run, capability, direction, graph, inputs) -> dict[str, str]:
 # ----------------------------------------------------------------------------- model folder
 
 
-def _jsonable(value) -> bool:
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
 def evaluation_numbers(run_dir: Path) -> dict[str, Any]:
     """The last evaluation the run logged to metrics.jsonl (metric name -> value, and its step)."""
     from ..metrics.evaluation import METRICS
@@ -231,8 +223,11 @@ def model_card(run: LoadedRun, meta: dict[str, Any]) -> str:
              f"A ganforge model: objective `{cfg.objective}`, exported from `{meta['source']}` at "
              f"step {run.step}.", "", "## What it does", ""]
     lines += [f"- `{c}`: {CAPABILITIES[c]}" for c in sorted(run.capabilities)]
+    audio = bool(run.capabilities & {"vocode", "convert"})
+    a = cfg.audio if audio else None
     lines += ["", "## Data", "", f"- dataset: `{cfg.data.name}` (split `{cfg.data.split}`)",
-              f"- resolution {cfg.data.resolution}, {cfg.data.channels} channel(s)"]
+              f"- {a.rate} Hz mono audio, log-mel front end: {a.n_mels} mels, n_fft {a.n_fft}, hop {a.hop}"
+              if audio else f"- resolution {cfg.data.resolution}, {cfg.data.channels} channel(s)"]
     if run.class_names:
         lines.append(f"- classes: {', '.join(f'{i}={n}' for i, n in enumerate(run.class_names))}")
     lines += ["", "## Evaluation", ""]
@@ -241,13 +236,29 @@ def model_card(run: LoadedRun, meta: dict[str, Any]) -> str:
         lines += ["| metric | value |", "|---|---|"]
         lines += [f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |"
                   for k, v in ev.items()]
+    elif audio:
+        lines.append("The run's audio evaluation is not kept in the run; `ganforge eval-audio RUN --data "
+                     "CORPUS` measures it against Griffin-Lim.")
     else:
         lines.append("The run logged no evaluation (train with `eval.every`, or run `ganforge eval`).")
-    lines += ["", "## Use", "", "```python", "import ganforge", "",
-              f'g = ganforge.load("{meta["name"]}")']
+    lines += ["", "## Use", "", "```python"]
+    if audio:
+        lines += ["import torch", "import ganforge", "from ganforge.data.audio import read_audio", "",
+                  f'g = ganforge.load("{meta["name"]}")',
+                  f"wave = torch.from_numpy(read_audio(\"in.wav\", {a.rate}))   # mono float32 at {a.rate} Hz",
+                  "mel = g.analyze(wave)   # log-mel [1, n_mels, T]"]
+        lines.append("out = g.vocode(mel)   # waveform [1, T * hop] in [-1, 1]" if "vocode" in run.capabilities
+                     else "converted = g.convert(mel, direction=\"AtoB\")   # the other voice's log-mel")
+    else:
+        lines += ["import ganforge", "", f'g = ganforge.load("{meta["name"]}")']
     if "sample" in run.capabilities:
         lines.append("images = g.sample(16, seed=0)   # float [16, C, H, W] in [-1, 1]")
-    lines += ["```", "", "```bash", f"ganforge serve {meta['name']}", "```", "",
+    lines += ["```", "", "```bash"]
+    if "vocode" in run.capabilities:
+        lines.append(f"ganforge vocode {meta['name']} in.wav --out out.wav")
+    if "convert" in run.capabilities:
+        lines.append(f"ganforge convert {meta['name']} in.wav --out out.wav --direction AtoB")
+    lines += [f"ganforge serve {meta['name']}", "```", "",
               "## Training config", "", "```yaml", cfg.to_yaml().rstrip(), "```", ""]
     return "\n".join(lines)
 
@@ -266,7 +277,7 @@ def export_folder(run: LoadedRun, out: Path | str, *, force: bool = False) -> Pa
     nets = run.ema_nets or run.objective.nets  # the EMA generators; all nets when none is kept
     meta = {"name": out.name, "source": str(run.checkpoint),
             "evaluation": evaluation_numbers(run.run_dir)}
-    state = {k: v for k, v in run.objective.extra_state().items() if _jsonable(v)}
+    state = run.objective.inference_state()
     config = {"ganforge_model": 1, "family": run.config.objective,
               "capabilities": sorted(run.capabilities), "step": run.step,
               "class_names": run.class_names, "nets": sorted(nets), "source": meta["source"],
