@@ -64,7 +64,7 @@ def test_models_lists_capabilities_classes_and_resolution(client, runs):
     assert models["unconditional"]["resolution"] == 8 and models["superres"]["scale"] == 2
     assert [d["direction"] for d in models["pix2pix"]["directions"]] == ["AtoB"]
     assert [d["direction"] for d in models["cyclegan"]["directions"]] == ["AtoB", "BtoA"]
-    assert body["limits"] == {"max_n": 8, "max_upload_mb": 0.02, "max_pixels": 900}
+    assert body["limits"] == {"max_n": 8, "max_upload_mb": 0.02, "max_pixels": 900, "max_audio_seconds": 60.0}
 
 
 @pytest.mark.parametrize("model,extra", [("unconditional", {}), ("conditional", {"class": "b"}),

@@ -1,6 +1,7 @@
 """The page of ``ganforge serve`` in headless Chromium (Debian chromium + chromium-driver, driven
 by selenium) against a real uvicorn server on a free loopback port: generate shows an image with
-non-blank pixels, an uploaded image comes back translated at its own size, and /docs renders
+non-blank pixels, an uploaded image comes back translated at its own size, an uploaded recording
+comes back vocoded at its own length in an audio player, and /docs renders
 with the server's own Swagger UI files. Skipped with the reason when Chromium or selenium is
 absent. GANFORGE_SCREENSHOT=path.png keeps a screenshot."""
 from __future__ import annotations
@@ -71,7 +72,7 @@ def image_pixels(driver, element_id: str) -> np.ndarray:
 
 
 def test_page_generates_and_translates_in_headless_chromium(tmp_path):
-    runs = [train_family(name, tmp_path) for name in ("unconditional", "pix2pix")]
+    runs = [train_family(name, tmp_path) for name in ("unconditional", "pix2pix", "vocoder")]
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
@@ -88,7 +89,7 @@ def test_page_generates_and_translates_in_headless_chromium(tmp_path):
         driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=DRIVER))
         driver.set_page_load_timeout(60)
         driver.get(url + "/")
-        WebDriverWait(driver, 60).until(lambda d: len(Select(d.find_element(By.ID, "model")).options) == 2)
+        WebDriverWait(driver, 60).until(lambda d: len(Select(d.find_element(By.ID, "model")).options) == 3)
 
         Select(driver.find_element(By.ID, "model")).select_by_value("unconditional")
         driver.find_element(By.ID, "n").clear()
@@ -120,6 +121,21 @@ def test_page_generates_and_translates_in_headless_chromium(tmp_path):
         expected = ((y + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
         assert np.abs(after[..., :3].astype(int) - expected).max() <= 1
         assert np.array_equal(before[..., :3], np.asarray(Image.open(src)))
+        assert driver.find_element(By.ID, "error").text == ""
+
+        Select(driver.find_element(By.ID, "model")).select_by_value("vocoder")
+        assert driver.find_element(By.ID, "audio-panel").is_displayed()
+        assert not driver.find_element(By.ID, "image-panel").is_displayed()
+        from ganforge.data.audio import write_tone_folder
+
+        recording = next(write_tone_folder(tmp_path / "rec", n=1, seconds=0.7, rate=8000, seed=3).glob("*.wav"))
+        driver.find_element(By.ID, "audio-upload").send_keys(str(recording))
+        driver.find_element(By.ID, "run-audio").click()
+        WebDriverWait(driver, 60).until(lambda d: "real time" in d.find_element(By.ID, "audio-timing").text)
+        after, before = driver.execute_script("return ['audio-after', 'audio-before'].map("
+                                              "(id) => document.getElementById(id).duration)")
+        assert after == pytest.approx(0.7, abs=1e-3) and before == pytest.approx(0.7, abs=1e-3)
+        assert driver.find_element(By.ID, "download-audio").get_attribute("href").startswith("blob:")
         assert driver.find_element(By.ID, "error").text == ""
         # /docs renders its operations from the server's own Swagger UI files, nothing else loaded
         driver.get(url + "/docs")

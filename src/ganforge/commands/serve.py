@@ -53,8 +53,9 @@ def cmd_serve(args) -> int:
     for key in ("max_n", "max_batch", "max_pixels"):
         if getattr(args, key) < 1:
             raise ConfigError(f"--{key.replace('_', '-')} must be at least 1, got {getattr(args, key)}")
-    if args.max_upload_mb <= 0 or args.batch_wait_ms < 0:
-        raise ConfigError("--max-upload-mb must be positive and --batch-wait-ms at least 0")
+    if args.max_upload_mb <= 0 or args.max_audio_seconds <= 0 or args.batch_wait_ms < 0:
+        raise ConfigError("--max-upload-mb and --max-audio-seconds must be positive and --batch-wait-ms "
+                          "at least 0")
     if args.threads is not None and args.threads < 1:
         raise ConfigError(f"--threads must be at least 1, got {args.threads}; leave it out for torch's default")
     try:
@@ -74,7 +75,8 @@ def cmd_serve(args) -> int:
     paths = [args.run_dir, *args.more]
     runs = {name: api.load(p, checkpoint=args.checkpoint) for name, p in zip(model_names(paths), paths)}
     settings = Settings(token=args.token, max_n=args.max_n, max_upload_mb=args.max_upload_mb,
-                        max_pixels=args.max_pixels, max_batch=args.max_batch,
+                        max_pixels=args.max_pixels, max_audio_seconds=args.max_audio_seconds,
+                        max_batch=args.max_batch,
                         batch_wait_ms=args.batch_wait_ms, cors=args.cors)
     app = create_app(runs, settings)
     shown = f"[{args.host}]" if ":" in args.host else args.host
@@ -88,7 +90,8 @@ def register(subparsers, parser_class) -> None:
     s = subparsers.add_parser("serve", help="serve runs or model folders over HTTP, with a web page",
                               description="Serve trained runs or exported model folders: a JSON/PNG "
                                           "API (/api/models, /api/sample, /api/interpolate, "
-                                          "/api/translate, /api/upscale, /healthz, /metrics; OpenAPI "
+                                          "/api/translate, /api/upscale, /api/vocode, /api/convert, "
+                                          "/healthz, /metrics; OpenAPI "
                                           "at /docs) and a web page at /. Binds 127.0.0.1 unless "
                                           "--host says otherwise, which needs --token.")
     add_run_arguments(s, ema=False, run_help="a training run directory or an exported model folder")
@@ -100,6 +103,8 @@ def register(subparsers, parser_class) -> None:
     s.add_argument("--max-upload-mb", type=float, default=8.0, help="upload size limit (default 8)")
     s.add_argument("--max-pixels", type=int, default=4_000_000,
                    help="pixels of an uploaded image (default 4,000,000)")
+    s.add_argument("--max-audio-seconds", type=float, default=60.0,
+                   help="length of an uploaded recording, for vocoder and voice-conversion models (default 60)")
     s.add_argument("--max-batch", type=int, default=32,
                    help="images per forward pass when batching requests (1: no batching)")
     s.add_argument("--batch-wait-ms", type=float, default=0.0,

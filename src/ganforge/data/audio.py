@@ -32,15 +32,14 @@ CORPUS_FILE = "corpus.json"
 SILENCE_PEAK = 1e-4  # a file whose peak stays below this is "silent"
 
 
-def _decode(path: Path) -> tuple[np.ndarray, int]:
+def _decode(source, label: str, fix: str) -> tuple[np.ndarray, int]:
     import soundfile as sf
 
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        data, rate = sf.read(source, dtype="float32", always_2d=True)
     except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError / TypeError
-        why = " ".join(str(exc).split())[:80] or type(exc).__name__
-        raise DataError(f"{path}: cannot decode as audio ({why}); remove it or convert it to "
-                        f"WAV/FLAC") from None
+        why = " ".join(str(exc).replace(repr(source), label).split())[:80] or type(exc).__name__
+        raise DataError(f"{label}: cannot decode as audio ({why}); {fix}") from None
     return data, int(rate)
 
 
@@ -56,6 +55,13 @@ def resample(wave: np.ndarray, source: int, target: int) -> np.ndarray:
     return resample_poly(wave, target // g, source // g).astype(np.float32)
 
 
+# what each reader's errors ask for: a file of a folder (read_audio), or an upload (decode_audio)
+FILE_FIXES = {"undecodable": "remove it or convert it to WAV/FLAC", "empty": "remove it or record it again",
+              "silent": "remove it", "short": "remove it or lower audio.min_seconds"}
+UPLOAD_FIXES = {"undecodable": "send a WAV, FLAC or OGG file", "empty": "send a recording with samples in it",
+                "silent": "send a recording with sound in it", "short": "send a longer recording"}
+
+
 def read_audio(path: str | Path, rate: int, *, min_seconds: float = 0.0,
                notes: list[str] | None = None) -> np.ndarray:
     """A mono float32 waveform [L] at ``rate``; ``notes`` collects what was changed (mixdown,
@@ -63,22 +69,39 @@ def read_audio(path: str | Path, rate: int, *, min_seconds: float = 0.0,
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path} does not exist; pass a WAV or FLAC file")
-    data, source = _decode(path)
+    data, source = _decode(str(path), str(path), FILE_FIXES["undecodable"])
+    return _mono_at(data, source, rate, label=str(path), name=path.name, fixes=FILE_FIXES,
+                    min_seconds=min_seconds, notes=notes)
+
+
+def decode_audio(data: bytes, rate: int, *, label: str = "the upload", min_seconds: float = 0.0,
+                 notes: list[str] | None = None) -> np.ndarray:
+    """``read_audio`` of a file's bytes (an upload), with the same checks; the errors name
+    ``label`` and ask for another file."""
+    import io
+
+    wave, source = _decode(io.BytesIO(data), label, UPLOAD_FIXES["undecodable"])
+    return _mono_at(wave, source, rate, label=label, name=label, fixes=UPLOAD_FIXES,
+                    min_seconds=min_seconds, notes=notes)
+
+
+def _mono_at(data: np.ndarray, source: int, rate: int, *, label: str, name: str, fixes: dict[str, str],
+             min_seconds: float, notes: list[str] | None) -> np.ndarray:
     if data.shape[0] == 0:
-        raise DataError(f"{path} is empty (0 samples); remove it or record it again")
+        raise DataError(f"{label} is empty (0 samples); {fixes['empty']}")
     if data.shape[1] > 1:
         if notes is not None:
-            notes.append(f"mixed {path.name} down from {data.shape[1]} channels to mono")
+            notes.append(f"mixed {name} down from {data.shape[1]} channels to mono")
         data = data.mean(axis=1, keepdims=True)
     wave = resample(np.ascontiguousarray(data[:, 0]), source, rate)
     if source != rate and notes is not None:
-        notes.append(f"resampled {path.name} from {source} Hz to {rate} Hz")
+        notes.append(f"resampled {name} from {source} Hz to {rate} Hz")
     if float(np.abs(wave).max()) < SILENCE_PEAK:
-        raise DataError(f"{path} is silent (peak below {SILENCE_PEAK:g}); remove it")
+        raise DataError(f"{label} is silent (peak below {SILENCE_PEAK:g}); {fixes['silent']}")
     seconds = len(wave) / rate
     if seconds < min_seconds:
-        raise DataError(f"{path} is too short ({seconds:.3f} s, audio.min_seconds={min_seconds:g}); "
-                        f"remove it or lower audio.min_seconds")
+        raise DataError(f"{label} is too short ({seconds:.3f} s, audio.min_seconds={min_seconds:g}); "
+                        f"{fixes['short']}")
     return wave
 
 
@@ -87,16 +110,30 @@ def audio_files(folder: Path) -> list[Path]:
                   and not p.name.startswith("."))
 
 
+def _pcm(wave: np.ndarray | torch.Tensor) -> np.ndarray:
+    if isinstance(wave, torch.Tensor):
+        wave = wave.detach().float().cpu().numpy()
+    return np.clip(np.asarray(wave, dtype=np.float32).reshape(-1), -1, 1)
+
+
 def write_wav(path: str | Path, wave: np.ndarray | torch.Tensor, rate: int) -> Path:
     """A mono 16-bit WAV, written atomically (clipped to [-1, 1])."""
     import soundfile as sf
 
-    if isinstance(wave, torch.Tensor):
-        wave = wave.detach().float().cpu().numpy()
-    wave = np.clip(np.asarray(wave, dtype=np.float32).reshape(-1), -1, 1)
     with atomic_path(path) as tmp:
-        sf.write(str(tmp), wave, rate, subtype="PCM_16", format="WAV")
+        sf.write(str(tmp), _pcm(wave), rate, subtype="PCM_16", format="WAV")
     return Path(path)
+
+
+def wav_bytes(wave: np.ndarray | torch.Tensor, rate: int) -> bytes:
+    """The bytes of ``write_wav``'s file."""
+    import io
+
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, _pcm(wave), rate, subtype="PCM_16", format="WAV")
+    return buf.getvalue()
 
 
 def summarize_notes(notes: Sequence[str], what: str) -> str | None:

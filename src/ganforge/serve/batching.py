@@ -7,10 +7,11 @@ Sample and interpolation requests share the recorded generator call (ganforge.se
 each request's inputs (z drawn from its seed by the family itself, its class labels) are
 recorded without running the network, concatenated along the batch, run once and split, so a
 batched request returns the images ``LoadedRun.sample`` gives for its seed. Translation requests
-of the same image size and direction are concatenated likewise. Upscale requests, and families
-whose sample graph did not verify, run one at a time. A graph whose network holds state for one
-truncation (``InferenceGraph.truncation_state``: standing BatchNorm statistics) takes requests of
-one truncation per forward pass, after the family has set that state for it.
+of the same image size and direction are concatenated likewise. Upscale, vocode and convert
+requests, and families whose sample graph did not verify, run one at a time. A graph whose
+network holds state for one truncation (``InferenceGraph.truncation_state``: standing BatchNorm
+statistics) takes requests of one truncation per forward pass, after the family has set that
+state for it.
 """
 from __future__ import annotations
 
@@ -43,7 +44,8 @@ class Job:
 
 class ModelWorker:
     """All inference of one loaded run, on one thread. ``submit`` returns a Future of a float
-    tensor [n, C, H, W] in [-1, 1] (upscale: uint8 [H, W, 3])."""
+    tensor [n, C, H, W] in [-1, 1] (upscale: uint8 [H, W, 3]; vocode: a waveform [L]; convert: a
+    log-mel [1, n_mels, T])."""
 
     def __init__(self, name: str, run, *, max_batch: int = 32, wait_ms: float = 0.0,
                  on_batch: Callable[[str, int], None] | None = None):
@@ -179,6 +181,15 @@ class ModelWorker:
             out = run.interpolate([p["seed_a"], p["seed_b"]], 2 * (p["steps"] - 1), labels=p.get("labels"),
                                   truncation=p.get("truncation"))[:p["steps"]]
             sizes = [p["steps"]]
+        elif kind == "vocode":  # one recording (or a converted mel) at a time, of its own length
+            p = jobs[0].params
+            mel = p["mel"] if "mel" in p else run.analyze(p["wave"])
+            out = [run.vocode(mel)[0, :p.get("length") or len(p["wave"])]]
+            sizes = [1]
+        elif kind == "convert":  # -> the other voice's log-mel [1, n_mels, T]
+            p = jobs[0].params
+            out = [run.convert(run.analyze(p["wave"]), direction=p["direction"])]
+            sizes = [1]
         else:  # upscale: one image at a time, tiled to bound memory
             out = [run.upscale(jobs[0].params["image"])]
             sizes = [1]

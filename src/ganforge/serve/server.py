@@ -3,9 +3,9 @@
 Endpoints dispatch on the capabilities a family declares, never on its name. Safe by default:
 127.0.0.1 unless told otherwise (a non-loopback host needs a token, checked by the command),
 Bearer-token auth on every /api call when a token is set, limits on images per request, upload
-bytes and pixels (413/422 with a JSON error that names the limit), images decoded only after
-their header passed the pixel limit (PIL's decompression-bomb guard stays on as well), no
-request value used as a path, CORS off unless an origin is given.
+bytes, pixels and seconds of audio (413/422 with a JSON error that names the limit), images and
+audio decoded only after their header passed the limit (PIL's decompression-bomb guard stays on
+as well), no request value used as a path, CORS off unless an origin is given.
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..data.audio import wav_bytes
 from ..errors import GanforgeError
 from .batching import ModelWorker, grid_columns
 from .metrics import Metrics
@@ -34,6 +35,7 @@ from .metrics import Metrics
 STATIC = ("index.html", "app.js", "style.css")
 MEDIA = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
          ".css": "text/css; charset=utf-8", ".png": "image/png"}
+AUDIO_CAPABILITIES = ("vocode", "convert")
 # Swagger UI's files for /docs, served from the swagger-ui-bundle-v2 package instead of FastAPI's
 # default CDN, so the docs work offline (FastAPI's "self-hosting" recipe)
 DOCS_ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png")
@@ -45,6 +47,7 @@ class Settings:
     max_n: int = 64  # images per request
     max_upload_mb: float = 8.0
     max_pixels: int = 4_000_000  # of an uploaded image
+    max_audio_seconds: float = 60.0  # of an uploaded recording
     max_batch: int = 32  # images per forward pass (1: no batching)
     batch_wait_ms: float = 0.0  # 0: batch what queued while the last pass ran, never wait
     cors: str | None = None
@@ -97,7 +100,21 @@ def describe(name: str, run) -> dict[str, Any]:
         info["directions"] = directions
     if "upscale" in caps:
         info["scale"] = int(getattr(run.objective, "scale", 1))
+    if caps & set(AUDIO_CAPABILITIES):  # the front end (ganforge.metrics.audio.FRONT_END), not images
+        from ..metrics.audio import FRONT_END
+
+        info.update(resolution=None, channels=None,
+                    audio={key: getattr(cfg.audio, key) for key in FRONT_END})
+    if "convert" in caps:
+        voices = (cfg.vc.voice_a, cfg.vc.voice_b)
+        info["directions"] = [{"direction": "AtoB", "from": voices[0], "to": voices[1]},
+                              {"direction": "BtoA", "from": voices[1], "to": voices[0]}]
     return info
+
+
+def same_front_end(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two described audio models analyze audio alike (a vocoder can voice the other's mels)."""
+    return a.get("audio") is not None and a.get("audio") == b.get("audio")
 
 
 def png_bytes(images: torch.Tensor, columns: int, compress_level: int = 1) -> bytes:
@@ -173,6 +190,31 @@ def decode_upload(data: bytes, settings: Settings, mode: str) -> np.ndarray:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ApiError(400, f"the upload is not a readable image ({type(exc).__name__}); send a PNG, "
                             f"JPEG, WebP or BMP file") from None
+
+
+async def decode_recording(data: bytes, settings: Settings, rate: int, min_seconds: float) -> np.ndarray:
+    """A mono float32 waveform at ``rate`` of an uploaded recording, decoded on a worker thread;
+    413 over --max-audio-seconds (checked on the header, before decoding), 400 when it is not
+    audio, 422 when it is empty, silent or shorter than the model's audio.min_seconds."""
+    import soundfile as sf
+
+    from ..data.audio import decode_audio
+    from ..errors import DataError
+
+    source = io.BytesIO(data)
+    try:
+        info = sf.info(source)
+    except Exception as exc:
+        why = " ".join(str(exc).replace(repr(source), "the upload").split())[:80] or type(exc).__name__
+        raise ApiError(400, f"the upload is not readable audio ({why}); send a WAV, FLAC or OGG file") from None
+    seconds = info.frames / info.samplerate if info.samplerate else 0.0
+    if seconds > settings.max_audio_seconds:
+        raise ApiError(413, f"recording of {seconds:.1f} s is over the server's limit --max-audio-seconds "
+                            f"{settings.max_audio_seconds:g}; send a shorter one")
+    try:
+        return await run_in_threadpool(decode_audio, data, rate, min_seconds=min_seconds)
+    except DataError as exc:
+        raise ApiError(400 if "cannot decode" in str(exc) else 422, str(exc)) from None
 
 
 class BodyLimit:
@@ -259,6 +301,10 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
                                  on_batch=metrics.observe_batch)
                for name, run in runs.items()}
     models = {name: describe(name, run) for name, run in runs.items()}
+    for info in models.values():  # the served vocoders that can voice a conversion model's mels
+        if "convert" in info["capabilities"]:
+            info["vocoders"] = [n for n, other in models.items()
+                                if "vocode" in other["capabilities"] and same_front_end(info, other)]
 
     def close():
         for w in workers.values():
@@ -345,7 +391,7 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
     async def list_models():
         return {"models": list(models.values()),
                 "limits": {"max_n": settings.max_n, "max_upload_mb": settings.max_upload_mb,
-                           "max_pixels": settings.max_pixels}}
+                           "max_pixels": settings.max_pixels, "max_audio_seconds": settings.max_audio_seconds}}
 
     @app.post("/api/sample", dependencies=[Depends(auth)],
               responses={200: {"content": {"image/png": {}, "application/octet-stream": {}}}})
@@ -391,6 +437,41 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
         out = await wait(name, "upscale", image=array)
         return Response(await run_in_threadpool(uint8_png, out), media_type="image/png")
 
+    async def recording(file: UploadFile, run) -> torch.Tensor:
+        a = run.config.audio
+        return torch.from_numpy(await decode_recording(await read_upload(file), settings, a.rate, a.min_seconds))
+
+    @app.post("/api/vocode", dependencies=[Depends(auth)], responses={200: {"content": {"audio/wav": {}}}})
+    async def vocode(file: Annotated[UploadFile, File()], model: Annotated[str | None, Form()] = None):
+        """A recording analyzed to the model's log-mel and voiced again by the vocoder: a WAV at the
+        model's rate, as long as the recording (``ganforge vocode``)."""
+        name, run = pick(model, "vocode")
+        wave = await recording(file, run)
+        out = await wait(name, "vocode", wave=wave)
+        return Response(await run_in_threadpool(wav_bytes, out, run.config.audio.rate), media_type="audio/wav")
+
+    @app.post("/api/convert", dependencies=[Depends(auth)], responses={200: {"content": {"audio/wav": {}}}})
+    async def convert(file: Annotated[UploadFile, File()], model: Annotated[str | None, Form()] = None,
+                      direction: Annotated[Literal["AtoB", "BtoA"], Form()] = "AtoB",
+                      vocoder: Annotated[str | None, Form(description="a served vocoder model (GET "
+                                                          "/api/models: the model's vocoders); "
+                                                          "default Griffin-Lim")] = None):
+        """A recording of one voice in the other voice (``ganforge convert``): a WAV at the model's
+        rate, as long as the recording; the header X-Ganforge-Waveform says what made the waveform."""
+        name, run = pick(model, "convert")
+        if vocoder and vocoder not in models[name]["vocoders"]:
+            can = ", ".join(models[name]["vocoders"]) or "none (Griffin-Lim only)"
+            raise ApiError(422, f"vocoder '{vocoder}' is not a served vocoder with the front end of model "
+                                f"'{name}'; the ones that are: {can}")
+        wave = await recording(file, run)
+        mel = await wait(name, "convert", wave=wave, direction=direction)
+        if vocoder:
+            out = await wait(vocoder, "vocode", mel=mel, length=len(wave))
+        else:
+            out = await run_in_threadpool(griffin_lim_wave, mel, run.config.audio, len(wave))
+        return Response(await run_in_threadpool(wav_bytes, out, run.config.audio.rate), media_type="audio/wav",
+                        headers={"X-Ganforge-Waveform": f"vocoder {vocoder}" if vocoder else "griffin-lim"})
+
     def static(filename: str):
         body = resources.files("ganforge.serve").joinpath("static", filename).read_bytes()
         return Response(body, media_type=MEDIA["." + filename.rsplit(".", 1)[1]])
@@ -434,6 +515,14 @@ def add_docs(app: FastAPI) -> None:
 
     for fname in DOCS_ASSETS:
         app.add_api_route(f"/docs-assets/{fname}", lambda f=fname: asset(f), include_in_schema=False)
+
+
+def griffin_lim_wave(mel: torch.Tensor, audio, length: int) -> torch.Tensor:
+    """The waveform of a log-mel [1, n_mels, T] by Griffin-Lim (as ``ganforge convert`` without
+    --vocoder), cut to ``length`` samples."""
+    from ..metrics.audio import Synthesizer
+
+    return Synthesizer(audio)(mel)[0, :length]
 
 
 def npz_bytes(images: torch.Tensor, labels) -> bytes:

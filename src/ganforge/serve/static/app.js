@@ -24,13 +24,14 @@ async function call(path, options) {
   return response;
 }
 
-function show(imgId, linkId, blob) {
-  if (urls[imgId]) URL.revokeObjectURL(urls[imgId]);
-  urls[imgId] = URL.createObjectURL(blob);
-  const img = $(imgId);
-  img.src = urls[imgId];
-  img.hidden = false;
-  if (linkId) { $(linkId).href = urls[imgId]; $(linkId).hidden = false; }
+// an image or audio element (and its download link) showing a blob
+function show(elementId, linkId, blob) {
+  if (urls[elementId]) URL.revokeObjectURL(urls[elementId]);
+  urls[elementId] = URL.createObjectURL(blob);
+  const element = $(elementId);
+  element.src = urls[elementId];
+  element.hidden = false;
+  if (linkId) { $(linkId).href = urls[elementId]; $(linkId).hidden = false; }
 }
 
 function fail(err) { $("error").textContent = err.message; }
@@ -41,7 +42,8 @@ function selectModel() {
   const m = current();
   if (!m) return;
   const caps = new Set(m.capabilities);
-  $("model-info").textContent = `${m.family}, ${m.resolution}px, ${m.channels} channel(s), step ${m.step}; can: ${m.capabilities.join(", ")}`;
+  const shape = m.audio ? `${m.audio.rate} Hz audio, ${m.audio.n_mels} mels` : `${m.resolution}px, ${m.channels} channel(s)`;
+  $("model-info").textContent = `${m.family}, ${shape}, step ${m.step}; can: ${m.capabilities.join(", ")}`;
   $("sample-panel").hidden = !caps.has("sample");
   $("class-box").hidden = !caps.has("sample_labels");
   $("trunc-box").hidden = !caps.has("truncation");
@@ -55,11 +57,25 @@ function selectModel() {
   $("image-panel").hidden = !imageCap;
   $("image-panel").dataset.capability = imageCap || "";
   $("image-title").textContent = imageCap === "upscale" ? `Upscale (x${m.scale})` : "Translate";
-  const directions = (m.directions || []).map((d) => d.direction);
+  const directions = imageCap ? (m.directions || []).map((d) => d.direction) : [];
   $("direction-box").hidden = directions.length < 2;
   $("direction").innerHTML = "";
   directions.forEach((d) => $("direction").append(new Option(d, d)));
-  for (const id of ["sample-image", "walk-image", "after", "download-sample", "download-walk", "download-image", "download-npz"]) $(id).hidden = true;
+  const audioCap = caps.has("vocode") ? "vocode" : (caps.has("convert") ? "convert" : null);
+  $("audio-panel").hidden = !audioCap;
+  $("audio-panel").dataset.capability = audioCap || "";
+  $("audio-title").textContent = audioCap === "convert" ? "Convert the voice" : "Vocode (analyze, then voice again)";
+  $("voice-box").hidden = audioCap !== "convert";
+  $("vocoder-box").hidden = audioCap !== "convert";
+  $("voice-direction").innerHTML = "";
+  $("vocoder").innerHTML = "";
+  if (audioCap === "convert") {
+    m.directions.forEach((d) => $("voice-direction").append(new Option(`${d.from} -> ${d.to}`, d.direction)));
+    (m.vocoders || []).forEach((v) => $("vocoder").append(new Option(`vocoder ${v}`, v)));
+    $("vocoder").append(new Option("Griffin-Lim", ""));
+  }
+  $("audio-timing").textContent = "";
+  for (const id of ["sample-image", "walk-image", "after", "audio-after", "download-sample", "download-walk", "download-image", "download-audio", "download-npz"]) $(id).hidden = true;
 }
 
 function sampleBody(format) {
@@ -122,6 +138,41 @@ async function runImage() {
   } catch (err) { fail(err); }
 }
 
+function previewAudio() {
+  const file = $("audio-upload").files[0];
+  if (file) show("audio-before", null, file);
+}
+
+async function runAudio() {
+  const file = $("audio-upload").files[0];
+  if (!file) { fail(new Error("choose a recording to upload first")); return; }
+  if (limits.max_upload_mb && file.size > limits.max_upload_mb * 1024 * 1024) {
+    fail(new Error(`the file is over the server's limit of ${limits.max_upload_mb} MiB`)); return;
+  }
+  const capability = $("audio-panel").dataset.capability;
+  const form = new FormData();
+  form.append("file", file);
+  form.append("model", current().name);
+  if (capability === "convert") {
+    form.append("direction", $("voice-direction").value);
+    if ($("vocoder").value) form.append("vocoder", $("vocoder").value);
+  }
+  $("audio-timing").textContent = "working...";
+  try {
+    const start = performance.now();
+    const r = await call("/api/" + capability, { method: "POST", headers: headers(false), body: form });
+    const blob = await r.blob();
+    const seconds = (performance.now() - start) / 1000;
+    const by = r.headers.get("X-Ganforge-Waveform");
+    show("audio-after", "download-audio", blob);
+    $("audio-after").onloadedmetadata = () => {
+      const d = $("audio-after").duration;
+      $("audio-timing").textContent = `${d.toFixed(2)} s of audio in ${seconds.toFixed(2)} s (request and response included` +
+        `, ${(d / seconds).toFixed(1)}x real time)` + (by ? `; waveform by ${by}` : "");
+    };
+  } catch (err) { $("audio-timing").textContent = ""; fail(err); }
+}
+
 async function load() {
   try {
     const r = await call("/api/models", { headers: headers(false) });
@@ -145,5 +196,7 @@ $("walk").addEventListener("click", walk);
 $("truncation").addEventListener("input", () => { $("trunc-value").textContent = $("truncation").value; });
 $("upload").addEventListener("change", preview);
 $("run-image").addEventListener("click", runImage);
+$("audio-upload").addEventListener("change", previewAudio);
+$("run-audio").addEventListener("click", runAudio);
 $("token").addEventListener("change", () => { sessionStorage.setItem("ganforge-token", $("token").value); load(); });
 load();

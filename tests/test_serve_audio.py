@@ -1,0 +1,154 @@
+"""The audio families outside training: model folders of a vocoder and a voice-conversion run give
+the run's own outputs, and ``ganforge serve`` answers /api/vocode and /api/convert with the WAV
+that ``ganforge vocode`` / ``ganforge convert`` write, and every bad recording with a 4xx JSON
+error, after which the server keeps serving."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import ganforge
+from ganforge import cli
+from ganforge.data.audio import read_audio, write_tone_folder
+from ganforge.serve import export
+from test_export import train_family
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+pytest.importorskip("librosa")  # Griffin-Lim of the conversion without a vocoder
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from ganforge.serve.server import Settings, create_app  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("audio-runs")
+    return {name: train_family(name, root) for name in ("vocoder", "cyclegan-vc")}
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory):
+    """A 0.7 s voiced-like recording at the tiny runs' 8 kHz, not a multiple of their hop."""
+    folder = write_tone_folder(tmp_path_factory.mktemp("rec"), n=1, seconds=0.7, rate=8000, seed=11)
+    return next(folder.glob("*.wav"))
+
+
+@pytest.fixture(scope="module")
+def client(runs):
+    loaded = {name: ganforge.load(path) for name, path in runs.items()}
+    with TestClient(create_app(loaded, Settings(max_audio_seconds=2.0, max_upload_mb=0.2))) as c:
+        yield c
+
+
+def post(client, endpoint, data: bytes, **form):
+    return client.post(endpoint, data=form, files={"file": ("in.wav", data, "audio/wav")})
+
+
+def wav(wave: np.ndarray, rate: int) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, wave, rate, subtype="PCM_16", format="WAV")
+    return buf.getvalue()
+
+
+def test_audio_model_folders_give_the_runs_outputs(runs, recording, tmp_path):
+    for name, capability in (("vocoder", "vocode"), ("cyclegan-vc", "convert")):
+        run = ganforge.load(runs[name])
+        folder = export.export_folder(run, tmp_path / name)
+        loaded = ganforge.load(folder)
+        wave = torch.from_numpy(read_audio(recording, run.config.audio.rate))
+        assert torch.equal(loaded.analyze(wave), run.analyze(wave))
+        mel = run.analyze(wave)
+        if capability == "vocode":
+            assert torch.equal(loaded.vocode(mel), run.vocode(mel))
+        else:  # the per-voice mel statistics travel in config.json; without them convert differs
+            for direction in ("AtoB", "BtoA"):
+                assert torch.equal(loaded.convert(mel, direction=direction), run.convert(mel, direction=direction))
+            stats = {k: v.tolist() for k, v in run.objective.stats.items()}
+            assert stats["a_mean"] != stats["b_mean"]  # a check that can fail: the voices differ
+        with pytest.raises(export.ExportError, match="--format folder exports it"):  # no ONNX graph
+            export.export_onnx(run, tmp_path / f"{name}.onnx")
+        card = (folder / "README.md").read_text()
+        assert f"ganforge {capability} {name} in.wav --out out.wav" in card
+        assert "8000 Hz mono audio" in card and "resolution" not in card.split("## Evaluation")[0]
+
+
+def test_models_describe_the_front_end_voices_and_vocoders(client):
+    info = {m["name"]: m for m in client.get("/api/models").json()["models"]}
+    assert info["vocoder"]["capabilities"] == ["vocode"] and info["vocoder"]["audio"]["rate"] == 8000
+    assert info["vocoder"]["resolution"] is None
+    vc = info["cyclegan-vc"]
+    assert [(d["direction"], d["from"], d["to"]) for d in vc["directions"]] == [("AtoB", "low", "high"),
+                                                                            ("BtoA", "high", "low")]
+    assert vc["vocoders"] == ["vocoder"]  # the same front end
+    assert client.get("/api/models").json()["limits"]["max_audio_seconds"] == 2.0
+
+
+def test_vocode_returns_the_wav_of_ganforge_vocode(client, runs, recording, tmp_path):
+    r = post(client, "/api/vocode", recording.read_bytes(), model="vocoder")
+    assert r.status_code == 200 and r.headers["content-type"] == "audio/wav"
+    out = tmp_path / "cli.wav"
+    assert cli.main(["vocode", str(runs["vocoder"]), str(recording), "--out", str(out)]) == 0
+    assert r.content == out.read_bytes()
+    assert sf.info(io.BytesIO(r.content)).frames == sf.info(recording).frames  # as long as the recording
+
+
+@pytest.mark.parametrize("vocoder", [None, "vocoder"])
+def test_convert_returns_the_wav_of_ganforge_convert(vocoder, client, runs, recording, tmp_path):
+    form = {"model": "cyclegan-vc", "direction": "BtoA", **({"vocoder": vocoder} if vocoder else {})}
+    r = post(client, "/api/convert", recording.read_bytes(), **form)
+    assert r.status_code == 200, r.text
+    assert r.headers["x-ganforge-waveform"] == (f"vocoder {vocoder}" if vocoder else "griffin-lim")
+    out = tmp_path / "cli.wav"
+    extra = ["--vocoder", str(runs["vocoder"])] if vocoder else []
+    assert cli.main(["convert", str(runs["cyclegan-vc"]), str(recording), "--out", str(out),
+                     "--direction", "BtoA", *extra]) == 0
+    assert r.content == out.read_bytes()
+
+
+def test_stereo_at_another_rate_is_mixed_down_and_resampled(client):
+    t = np.arange(22050) / 22050
+    stereo = np.stack([np.sin(2 * np.pi * 150 * t), np.sin(2 * np.pi * 300 * t)], axis=1) * 0.3
+    r = post(client, "/api/vocode", wav(stereo.astype(np.float32), 22050), model="vocoder")
+    assert r.status_code == 200
+    info = sf.info(io.BytesIO(r.content))
+    assert (info.samplerate, info.channels, info.frames) == (8000, 1, 8000)
+
+
+@pytest.mark.parametrize("endpoint, data, form, status, words", [
+    ("/api/vocode", b"not audio at all" * 20, {}, 400, "not readable audio"),
+    ("/api/vocode", "silent", {}, 422, "silent"),
+    ("/api/vocode", "short", {}, 422, "too short"),
+    ("/api/vocode", "long", {}, 413, "--max-audio-seconds 2"),
+    ("/api/vocode", "big", {}, 413, "--max-upload-mb"),
+    ("/api/vocode", "ok", {"model": "cyclegan-vc"}, 422, "cannot vocode"),
+    ("/api/convert", "ok", {"model": "vocoder"}, 422, "cannot convert"),
+    ("/api/convert", "ok", {"model": "cyclegan-vc", "direction": "up"}, 422, "direction"),
+    ("/api/convert", "ok", {"model": "cyclegan-vc", "vocoder": "nope"}, 422, "the ones that are: vocoder"),
+    ("/api/convert", "ok", {"model": "cyclegan-vc", "vocoder": "cyclegan-vc"}, 422, "not a served vocoder"),
+    ("/api/translate", "ok", {"model": "vocoder"}, 422, "cannot translate"),
+])
+def test_each_bad_recording_gets_a_json_error_and_the_server_keeps_serving(endpoint, data, form, status, words,
+                                                                           client, recording):
+    rng = np.random.default_rng(0)
+    made = {"silent": lambda: wav(np.zeros(8000, np.float32), 8000),
+            "short": lambda: wav(rng.normal(0, 0.1, 400).astype(np.float32), 8000),  # 0.05 s < min_seconds
+            "long": lambda: wav(rng.normal(0, 0.1, 3 * 8000).astype(np.float32), 8000),  # 3 s > 2 s
+            "big": lambda: b"RIFF" + bytes(300_000),
+            "ok": recording.read_bytes}
+    r = post(client, endpoint, made[data]() if isinstance(data, str) else data, **form)
+    assert r.status_code == status and words in r.json()["error"], r.text
+    assert post(client, "/api/vocode", recording.read_bytes(), model="vocoder").status_code == 200
