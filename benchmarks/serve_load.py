@@ -65,13 +65,13 @@ def free_port() -> int:
 
 class Server:
     def __init__(self, run: Path, max_batch: int, threads: int | None = None, *, src: Path | None = None,
-                 env: dict[str, str] | None = None):
+                 env: dict[str, str] | None = None, more: list[Path] = ()):
         """``src``: the ganforge source tree to serve from (default this checkout's); ``env``:
-        extra environment variables of the server process."""
+        extra environment variables of the server process; ``more``: more runs to serve."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, **(env or {}), "PYTHONPATH": str(src or ROOT / "src")}
-        self.proc = subprocess.Popen([sys.executable, "-m", "ganforge", "serve", str(run), "--port",
+        self.proc = subprocess.Popen([sys.executable, "-m", "ganforge", "serve", str(run), *map(str, more), "--port",
                                       str(self.port), "--max-batch", str(max_batch),
                                       *(["--threads", str(threads)] if threads else [])], env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

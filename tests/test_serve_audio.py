@@ -5,6 +5,8 @@ error, after which the server keeps serving."""
 from __future__ import annotations
 
 import io
+import json
+import struct
 
 import numpy as np
 import pytest
@@ -12,8 +14,10 @@ import soundfile as sf
 import torch
 
 import ganforge
+from conftest import run_cli
 from ganforge import cli
-from ganforge.data.audio import read_audio, write_tone_folder
+from ganforge.data.audio import TooLong, decode_audio, read_audio, write_tone_folder
+from ganforge.errors import ConfigError
 from ganforge.serve import export
 from test_export import train_family
 
@@ -60,7 +64,7 @@ def post(client, endpoint, data: bytes, **form):
 
 def wav(wave: np.ndarray, rate: int) -> bytes:
     buf = io.BytesIO()
-    sf.write(buf, wave, rate, subtype="PCM_16", format="WAV")
+    sf.write(buf, wave, rate, subtype="FLOAT" if np.isnan(wave).any() else "PCM_16", format="WAV")
     return buf.getvalue()
 
 
@@ -84,6 +88,12 @@ def test_audio_model_folders_give_the_runs_outputs(runs, recording, tmp_path):
         card = (folder / "README.md").read_text()
         assert f"ganforge {capability} {name} in.wav --out out.wav" in card
         assert "8000 Hz mono audio" in card and "resolution" not in card.split("## Evaluation")[0]
+    # a folder without the statistics (exported before they were kept) is refused, not wrong
+    config = json.loads((tmp_path / "cyclegan-vc" / "config.json").read_text())
+    config["objective_state"] = {}
+    (tmp_path / "cyclegan-vc" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match="export it again"):
+        ganforge.load(tmp_path / "cyclegan-vc")
 
 
 def test_models_describe_the_front_end_voices_and_vocoders(client):
@@ -128,12 +138,41 @@ def test_stereo_at_another_rate_is_mixed_down_and_resampled(client):
     assert (info.samplerate, info.channels, info.frames) == (8000, 1, 8000)
 
 
+def streamed_flac(seconds: float, rate: int = 8000) -> bytes:
+    """A FLAC whose header gives no length (total_samples 0), as a streaming encoder writes it."""
+    buf = io.BytesIO()
+    t = np.arange(int(seconds * rate)) / rate
+    sf.write(buf, (0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32), rate, format="FLAC", subtype="PCM_16")
+    data = bytearray(buf.getvalue())
+    data[21] &= 0xF0  # STREAMINFO's 36-bit total_samples: 0, unknown
+    data[22:26] = bytes(4)
+    return bytes(data)
+
+
+def wav_claiming_rate(rate: int) -> bytes:
+    """A 0.5 s WAV whose header says ``rate`` Hz (resampling from an absurd rate would explode)."""
+    data = bytearray(wav(np.sin(np.arange(4000) / 3).astype(np.float32) * 0.3, 8000))
+    data[24:28], data[28:32] = struct.pack("<I", rate), struct.pack("<I", 2 * rate & 0xFFFFFFFF)
+    return bytes(data)
+
+
+def test_a_recording_of_unknown_length_stops_decoding_at_the_limit():
+    assert sf.info(io.BytesIO(streamed_flac(3.0))).frames > 2**62  # the header says nothing
+    with pytest.raises(TooLong, match="over the cap of 2 s"):
+        decode_audio(streamed_flac(3.0), 8000, max_seconds=2.0, limit_name="the cap")
+    assert len(decode_audio(streamed_flac(1.5), 8000, max_seconds=2.0)) == 12000  # read to its end
+
+
 @pytest.mark.parametrize("endpoint, data, form, status, words", [
-    ("/api/vocode", b"not audio at all" * 20, {}, 400, "not readable audio"),
+    ("/api/vocode", b"not audio at all" * 20, {}, 400, "cannot decode as audio"),
     ("/api/vocode", "silent", {}, 422, "silent"),
-    ("/api/vocode", "short", {}, 422, "too short"),
-    ("/api/vocode", "long", {}, 413, "--max-audio-seconds 2"),
-    ("/api/vocode", "big", {}, 413, "--max-upload-mb"),
+    ("/api/vocode", "short", {}, 422, "the front end needs more than"),  # as ganforge vocode says
+    ("/api/vocode", "long", {}, 413, "--max-audio-seconds of 2 s"),
+    ("/api/vocode", "streamed-long", {}, 413, "--max-audio-seconds of 2 s"),
+    ("/api/vocode", "rate", {}, 422, "sample rate of 1000003 Hz"),
+    ("/api/vocode", "nan", {}, 422, "not finite"),
+    ("/api/vocode", "over-upload", {}, 413, "upload over the server's limit --max-upload-mb 0.2"),
+    ("/api/vocode", "over-body", {}, 413, "request body over the server's limit"),
     ("/api/vocode", "ok", {"model": "cyclegan-vc"}, 422, "cannot vocode"),
     ("/api/convert", "ok", {"model": "vocoder"}, 422, "cannot convert"),
     ("/api/convert", "ok", {"model": "cyclegan-vc", "direction": "up"}, 422, "direction"),
@@ -144,11 +183,24 @@ def test_stereo_at_another_rate_is_mixed_down_and_resampled(client):
 def test_each_bad_recording_gets_a_json_error_and_the_server_keeps_serving(endpoint, data, form, status, words,
                                                                            client, recording):
     rng = np.random.default_rng(0)
+    nan = rng.normal(0, 0.1, 4000).astype(np.float32)
+    nan[100] = np.nan
     made = {"silent": lambda: wav(np.zeros(8000, np.float32), 8000),
-            "short": lambda: wav(rng.normal(0, 0.1, 400).astype(np.float32), 8000),  # 0.05 s < min_seconds
+            "short": lambda: wav(rng.normal(0, 0.1, 40).astype(np.float32), 8000),  # shorter than a window
             "long": lambda: wav(rng.normal(0, 0.1, 3 * 8000).astype(np.float32), 8000),  # 3 s > 2 s
-            "big": lambda: b"RIFF" + bytes(300_000),
+            "streamed-long": lambda: streamed_flac(3.0),
+            "rate": lambda: wav_claiming_rate(1_000_003),
+            "nan": lambda: wav(nan, 8000),  # float WAV: the NaN survives
+            "over-upload": lambda: b"RIFF" + bytes(int(0.2 * 2**20)),  # past the file limit, not the body's
+            "over-body": lambda: b"RIFF" + bytes(300_000),  # past the body's limit (file + 64 KiB)
             "ok": recording.read_bytes}
     r = post(client, endpoint, made[data]() if isinstance(data, str) else data, **form)
     assert r.status_code == status and words in r.json()["error"], r.text
     assert post(client, "/api/vocode", recording.read_bytes(), model="vocoder").status_code == 200
+
+
+def test_serve_refuses_a_limit_that_is_not_a_positive_number(runs):
+    for value in ("0", "nan"):
+        r = run_cli("serve", runs["vocoder"], "--max-audio-seconds", value)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+        assert f"--max-audio-seconds must be positive, got {value}" in r.stderr

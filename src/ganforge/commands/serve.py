@@ -53,9 +53,11 @@ def cmd_serve(args) -> int:
     for key in ("max_n", "max_batch", "max_pixels"):
         if getattr(args, key) < 1:
             raise ConfigError(f"--{key.replace('_', '-')} must be at least 1, got {getattr(args, key)}")
-    if args.max_upload_mb <= 0 or args.max_audio_seconds <= 0 or args.batch_wait_ms < 0:
-        raise ConfigError("--max-upload-mb and --max-audio-seconds must be positive and --batch-wait-ms "
-                          "at least 0")
+    for key in ("max_upload_mb", "max_audio_seconds"):
+        if not getattr(args, key) > 0:  # NaN too
+            raise ConfigError(f"--{key.replace('_', '-')} must be positive, got {getattr(args, key)}")
+    if not args.batch_wait_ms >= 0:
+        raise ConfigError(f"--batch-wait-ms must be at least 0, got {args.batch_wait_ms}")
     if args.threads is not None and args.threads < 1:
         raise ConfigError(f"--threads must be at least 1, got {args.threads}; leave it out for torch's default")
     try:

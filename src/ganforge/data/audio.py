@@ -32,15 +32,61 @@ CORPUS_FILE = "corpus.json"
 SILENCE_PEAK = 1e-4  # a file whose peak stays below this is "silent"
 
 
-def _decode(source, label: str, fix: str) -> tuple[np.ndarray, int]:
+RATES = (4000, 192000)  # sample rates read (a header claiming more would make resampling explode)
+BLOCK_VALUES = 1 << 20  # samples (all channels) decoded at a time
+
+
+class NotAudio(DataError):
+    """The bytes are not audio that soundfile (libsndfile) can decode."""
+
+
+class TooLong(DataError):
+    """The recording is longer than the reader's ``max_seconds``."""
+
+
+def _decode(source, label: str, fixes: dict[str, str], max_seconds: float | None,
+            limit_name: str = "the limit") -> tuple[np.ndarray, int, int]:
+    """(mono float32 at the file's own rate, that rate, its channel count), decoded block by block
+    and mixed down as it goes, so that memory follows the mono length; with ``max_seconds`` the
+    reading stops just past that length, whatever the header says (a streamed file's header may
+    say nothing, or anything)."""
     import soundfile as sf
 
-    try:
-        data, rate = sf.read(source, dtype="float32", always_2d=True)
-    except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError / TypeError
+    def refuse(exc):
         why = " ".join(str(exc).replace(repr(source), label).split())[:80] or type(exc).__name__
-        raise DataError(f"{label}: cannot decode as audio ({why}); {fix}") from None
-    return data, int(rate)
+        return NotAudio(f"{label}: cannot decode as audio ({why}); {fixes['undecodable']}")
+
+    try:
+        f = sf.SoundFile(source)
+    except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError / TypeError
+        raise refuse(exc) from None
+    # soundfile seeks to its own position after each read, which libsndfile refuses at the end of
+    # a FLAC whose header gives no length; reading front to back needs no seeking
+    f.seekable = lambda: False
+    with f:
+        rate, channels = int(f.samplerate), int(f.channels)
+        if not RATES[0] <= rate <= RATES[1]:
+            raise DataError(f"{label} has a sample rate of {rate} Hz, outside {RATES[0]}-{RATES[1]} Hz; "
+                            f"{fixes['rate']}")
+        limit = None if max_seconds is None else int(max_seconds * rate) + 1
+        if limit is not None and 0 <= f.frames < 2**62 and f.frames > limit:  # known length: no decoding
+            raise TooLong(f"{label} is {f.frames / rate:.2f} s long, over {limit_name} of {max_seconds:g} s; "
+                          f"{fixes['long']}")
+        blocks, frames = [], 0
+        try:
+            while True:
+                block = f.read(max(1024, BLOCK_VALUES // channels), dtype="float32", always_2d=True)
+                if not len(block):
+                    break
+                blocks.append(block[:, 0].copy() if channels == 1 else block.mean(axis=1, dtype=np.float32))
+                frames += len(block)
+                if limit is not None and frames > limit:
+                    raise TooLong(f"{label} is over {limit_name} of {max_seconds:g} s; {fixes['long']}")
+        except DataError:
+            raise
+        except Exception as exc:
+            raise refuse(exc) from None
+    return (np.concatenate(blocks) if blocks else np.zeros(0, np.float32)), rate, channels
 
 
 def resample(wave: np.ndarray, source: int, target: int) -> np.ndarray:
@@ -57,9 +103,11 @@ def resample(wave: np.ndarray, source: int, target: int) -> np.ndarray:
 
 # what each reader's errors ask for: a file of a folder (read_audio), or an upload (decode_audio)
 FILE_FIXES = {"undecodable": "remove it or convert it to WAV/FLAC", "empty": "remove it or record it again",
-              "silent": "remove it", "short": "remove it or lower audio.min_seconds"}
+              "silent": "remove it", "short": "remove it or lower audio.min_seconds",
+              "rate": "resample it", "not_finite": "remove it or export it again", "long": "cut it"}
 UPLOAD_FIXES = {"undecodable": "send a WAV, FLAC or OGG file", "empty": "send a recording with samples in it",
-                "silent": "send a recording with sound in it", "short": "send a longer recording"}
+                "silent": "send a recording with sound in it", "short": "send a longer recording",
+                "rate": "resample it", "not_finite": "export it again", "long": "send a shorter one"}
 
 
 def read_audio(path: str | Path, rate: int, *, min_seconds: float = 0.0,
@@ -69,31 +117,34 @@ def read_audio(path: str | Path, rate: int, *, min_seconds: float = 0.0,
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path} does not exist; pass a WAV or FLAC file")
-    data, source = _decode(str(path), str(path), FILE_FIXES["undecodable"])
-    return _mono_at(data, source, rate, label=str(path), name=path.name, fixes=FILE_FIXES,
+    wave, source, channels = _decode(str(path), str(path), FILE_FIXES, None)
+    return _mono_at(wave, source, channels, rate, label=str(path), name=path.name, fixes=FILE_FIXES,
                     min_seconds=min_seconds, notes=notes)
 
 
 def decode_audio(data: bytes, rate: int, *, label: str = "the upload", min_seconds: float = 0.0,
+                 max_seconds: float | None = None, limit_name: str = "the limit",
                  notes: list[str] | None = None) -> np.ndarray:
-    """``read_audio`` of a file's bytes (an upload), with the same checks; the errors name
-    ``label`` and ask for another file."""
+    """``read_audio`` of a file's bytes (an upload), with the same checks, and TooLong past
+    ``max_seconds`` (checked on the header, then while decoding; the error calls it
+    ``limit_name``); the errors name ``label`` and ask for another file. NotAudio when soundfile
+    cannot decode the bytes."""
     import io
 
-    wave, source = _decode(io.BytesIO(data), label, UPLOAD_FIXES["undecodable"])
-    return _mono_at(wave, source, rate, label=label, name=label, fixes=UPLOAD_FIXES,
+    wave, source, channels = _decode(io.BytesIO(data), label, UPLOAD_FIXES, max_seconds, limit_name)
+    return _mono_at(wave, source, channels, rate, label=label, name=label, fixes=UPLOAD_FIXES,
                     min_seconds=min_seconds, notes=notes)
 
 
-def _mono_at(data: np.ndarray, source: int, rate: int, *, label: str, name: str, fixes: dict[str, str],
-             min_seconds: float, notes: list[str] | None) -> np.ndarray:
-    if data.shape[0] == 0:
+def _mono_at(wave: np.ndarray, source: int, channels: int, rate: int, *, label: str, name: str,
+             fixes: dict[str, str], min_seconds: float, notes: list[str] | None) -> np.ndarray:
+    if len(wave) == 0:
         raise DataError(f"{label} is empty (0 samples); {fixes['empty']}")
-    if data.shape[1] > 1:
-        if notes is not None:
-            notes.append(f"mixed {name} down from {data.shape[1]} channels to mono")
-        data = data.mean(axis=1, keepdims=True)
-    wave = resample(np.ascontiguousarray(data[:, 0]), source, rate)
+    if not np.isfinite(wave).all():
+        raise DataError(f"{label} has samples that are not finite (NaN or infinity); {fixes['not_finite']}")
+    if channels > 1 and notes is not None:
+        notes.append(f"mixed {name} down from {channels} channels to mono")
+    wave = resample(wave, source, rate)
     if source != rate and notes is not None:
         notes.append(f"resampled {name} from {source} Hz to {rate} Hz")
     if float(np.abs(wave).max()) < SILENCE_PEAK:

@@ -107,6 +107,9 @@ class CycleGANVC(AudioFamily):
 
     @classmethod
     def info_from_state(cls, cfg, extra_state: Mapping[str, Any]) -> dict[str, Any]:
+        if not extra_state.get("stats"):  # a model folder exported before inference_state kept them
+            raise ConfigError("this model has no per-voice mel statistics, without which it converts "
+                              "wrongly; export it again from its run with ganforge export RUN --format folder")
         return {"name": cfg.data.name, "stats": extra_state.get("stats")}
 
     def __init__(self, cfg, data_info: Mapping[str, Any]):

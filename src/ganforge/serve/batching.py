@@ -34,7 +34,7 @@ VERIFY_TOL = 1e-5
 
 @dataclass
 class Job:
-    kind: str  # sample | interpolate | translate | upscale
+    kind: str  # sample | interpolate | translate | upscale | vocode | convert
     params: dict[str, Any]
     future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
     key: Any = None  # jobs with equal keys may share a forward pass
@@ -45,7 +45,7 @@ class Job:
 class ModelWorker:
     """All inference of one loaded run, on one thread. ``submit`` returns a Future of a float
     tensor [n, C, H, W] in [-1, 1] (upscale: uint8 [H, W, 3]; vocode: a waveform [L]; convert: a
-    log-mel [1, n_mels, T])."""
+    log-mel [1, n_mels, T], or with griffin_lim=True its waveform [L])."""
 
     def __init__(self, name: str, run, *, max_batch: int = 32, wait_ms: float = 0.0,
                  on_batch: Callable[[str, int], None] | None = None):
@@ -186,9 +186,14 @@ class ModelWorker:
             mel = p["mel"] if "mel" in p else run.analyze(p["wave"])
             out = [run.vocode(mel)[0, :p.get("length") or len(p["wave"])]]
             sizes = [1]
-        elif kind == "convert":  # -> the other voice's log-mel [1, n_mels, T]
+        elif kind == "convert":  # -> the other voice's log-mel [1, n_mels, T], or its Griffin-Lim waveform
             p = jobs[0].params
-            out = [run.convert(run.analyze(p["wave"]), direction=p["direction"])]
+            mel = run.convert(run.analyze(p["wave"]), direction=p["direction"])
+            if p.get("griffin_lim"):
+                from ..metrics.audio import Synthesizer
+
+                mel = Synthesizer(run.config.audio)(mel)[0, :len(p["wave"])]
+            out = [mel]
             sizes = [1]
         else:  # upscale: one image at a time, tiled to bound memory
             out = [run.upscale(jobs[0].params["image"])]

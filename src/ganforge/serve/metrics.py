@@ -17,7 +17,7 @@ class Metrics:
                                 ["route", "status"], registry=self.registry)
         self.latency = Histogram("ganforge_request_latency_seconds", "request latency by route",
                                  ["route"], buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.batch = Histogram("ganforge_batch_images", "images per forward pass by model",
+        self.batch = Histogram("ganforge_batch_images", "images per forward pass by model (a recording counts as one)",
                                ["model"], buckets=BATCH_BUCKETS, registry=self.registry)
 
     def observe_request(self, route: str, status: int, seconds: float) -> None:

@@ -192,29 +192,23 @@ def decode_upload(data: bytes, settings: Settings, mode: str) -> np.ndarray:
                             f"JPEG, WebP or BMP file") from None
 
 
-async def decode_recording(data: bytes, settings: Settings, rate: int, min_seconds: float) -> np.ndarray:
-    """A mono float32 waveform at ``rate`` of an uploaded recording, decoded on a worker thread;
-    413 over --max-audio-seconds (checked on the header, before decoding), 400 when it is not
-    audio, 422 when it is empty, silent or shorter than the model's audio.min_seconds."""
-    import soundfile as sf
-
-    from ..data.audio import decode_audio
+async def decode_recording(data: bytes, settings: Settings, rate: int) -> np.ndarray:
+    """A mono float32 waveform at ``rate`` of an uploaded recording, decoded on a worker thread
+    (ganforge.data.audio.decode_audio, as ``ganforge vocode`` reads a file): 413 past
+    --max-audio-seconds (on the header, and while decoding, whatever the header says), 400 when it
+    is not audio, 422 when it is empty, silent, not finite or at a sample rate out of range."""
+    from ..data.audio import NotAudio, TooLong, decode_audio
     from ..errors import DataError
 
-    source = io.BytesIO(data)
     try:
-        info = sf.info(source)
-    except Exception as exc:
-        why = " ".join(str(exc).replace(repr(source), "the upload").split())[:80] or type(exc).__name__
-        raise ApiError(400, f"the upload is not readable audio ({why}); send a WAV, FLAC or OGG file") from None
-    seconds = info.frames / info.samplerate if info.samplerate else 0.0
-    if seconds > settings.max_audio_seconds:
-        raise ApiError(413, f"recording of {seconds:.1f} s is over the server's limit --max-audio-seconds "
-                            f"{settings.max_audio_seconds:g}; send a shorter one")
-    try:
-        return await run_in_threadpool(decode_audio, data, rate, min_seconds=min_seconds)
+        return await run_in_threadpool(decode_audio, data, rate, max_seconds=settings.max_audio_seconds,
+                                       limit_name="the server's limit --max-audio-seconds")
+    except NotAudio as exc:
+        raise ApiError(400, str(exc)) from None
+    except TooLong as exc:
+        raise ApiError(413, str(exc)) from None
     except DataError as exc:
-        raise ApiError(400 if "cannot decode" in str(exc) else 422, str(exc)) from None
+        raise ApiError(422, str(exc)) from None
 
 
 class BodyLimit:
@@ -318,7 +312,7 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(CORSMiddleware, allow_origins=[settings.cors], allow_methods=["GET", "POST"],
-                           allow_headers=["Authorization", "Content-Type"])
+                           allow_headers=["Authorization", "Content-Type"], expose_headers=["X-Ganforge-Waveform"])
     # multipart overhead on top of the file itself; the file's own size is checked exactly below
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + 64 * 1024)
 
@@ -438,8 +432,7 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
         return Response(await run_in_threadpool(uint8_png, out), media_type="image/png")
 
     async def recording(file: UploadFile, run) -> torch.Tensor:
-        a = run.config.audio
-        return torch.from_numpy(await decode_recording(await read_upload(file), settings, a.rate, a.min_seconds))
+        return torch.from_numpy(await decode_recording(await read_upload(file), settings, run.config.audio.rate))
 
     @app.post("/api/vocode", dependencies=[Depends(auth)], responses={200: {"content": {"audio/wav": {}}}})
     async def vocode(file: Annotated[UploadFile, File()], model: Annotated[str | None, Form()] = None):
@@ -464,11 +457,11 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
             raise ApiError(422, f"vocoder '{vocoder}' is not a served vocoder with the front end of model "
                                 f"'{name}'; the ones that are: {can}")
         wave = await recording(file, run)
-        mel = await wait(name, "convert", wave=wave, direction=direction)
-        if vocoder:
+        if vocoder:  # the converted mel, then the vocoder's own worker voices it
+            mel = await wait(name, "convert", wave=wave, direction=direction)
             out = await wait(vocoder, "vocode", mel=mel, length=len(wave))
-        else:
-            out = await run_in_threadpool(griffin_lim_wave, mel, run.config.audio, len(wave))
+        else:  # Griffin-Lim on the conversion model's worker: one recording at a time
+            out = await wait(name, "convert", wave=wave, direction=direction, griffin_lim=True)
         return Response(await run_in_threadpool(wav_bytes, out, run.config.audio.rate), media_type="audio/wav",
                         headers={"X-Ganforge-Waveform": f"vocoder {vocoder}" if vocoder else "griffin-lim"})
 
@@ -515,14 +508,6 @@ def add_docs(app: FastAPI) -> None:
 
     for fname in DOCS_ASSETS:
         app.add_api_route(f"/docs-assets/{fname}", lambda f=fname: asset(f), include_in_schema=False)
-
-
-def griffin_lim_wave(mel: torch.Tensor, audio, length: int) -> torch.Tensor:
-    """The waveform of a log-mel [1, n_mels, T] by Griffin-Lim (as ``ganforge convert`` without
-    --vocoder), cut to ``length`` samples."""
-    from ..metrics.audio import Synthesizer
-
-    return Synthesizer(audio)(mel)[0, :length]
 
 
 def npz_bytes(images: torch.Tensor, labels) -> bytes:
