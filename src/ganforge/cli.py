@@ -274,9 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+def parse_args(argv: list[str], parser: argparse.ArgumentParser | None = None) -> argparse.Namespace:
+    """The command line's arguments (a usage error exits with code 2, one line)."""
+    parser = parser or build_parser()
     # Options may come after key=value overrides (`train P a=1 --steps 5 b=2`): collect the rest.
     args, extra = parser.parse_known_args(argv)
     if extra:
@@ -285,13 +285,20 @@ def main(argv: list[str] | None = None) -> int:
             args.overrides.extend(extra)
         else:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return EXIT_USAGE
-    if args.command == "train" and args.config and "=" in args.config:
+    if getattr(args, "command", None) == "train" and args.config and "=" in args.config:
         # `ganforge train --resume --out DIR train.steps=100`: the first positional is an override.
         args.overrides.insert(0, args.config)
         args.config = None
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parse_args(argv, parser)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
     original_showwarning = warnings.showwarning
     warnings.showwarning = _one_line_warnings(original_showwarning)
     try:
