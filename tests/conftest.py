@@ -20,6 +20,15 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 
 
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread for the test: small convolutions are slower on two contended threads."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 def tiny_config(**overrides):
     """A DCGAN at 16x16 with 8 channels: a step takes milliseconds on CPU."""
     from ganforge.config import apply_overrides, from_dict

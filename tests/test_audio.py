@@ -33,13 +33,7 @@ from ganforge.objectives.vocoder import feature_matching, lsgan_d, lsgan_g
 librosa = pytest.importorskip("librosa")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small convolutions are slower on two contended threads than on one."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _speechlike(seconds=1.0, rate=22050, seed=0):

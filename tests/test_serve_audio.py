@@ -30,12 +30,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from ganforge.serve.server import Settings, create_app  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -116,21 +116,28 @@ async function walk() {
   } catch (err) { fail(err); }
 }
 
-function preview() {
-  const file = $("upload").files[0];
-  if (file) show("before", null, file);
+function preview(inputId, elementId) {
+  const file = $(inputId).files[0];
+  if (file) show(elementId, null, file);
 }
 
-async function runImage() {
-  const file = $("upload").files[0];
-  if (!file) { fail(new Error("choose an image to upload first")); return; }
+// the form of an upload to the current model, or null (with the reason shown) when there is none to send
+function uploadForm(inputId, what) {
+  const file = $(inputId).files[0];
+  if (!file) { fail(new Error(`choose ${what} to upload first`)); return null; }
   if (limits.max_upload_mb && file.size > limits.max_upload_mb * 1024 * 1024) {
-    fail(new Error(`the file is over the server's limit of ${limits.max_upload_mb} MiB`)); return;
+    fail(new Error(`the file is over the server's limit of ${limits.max_upload_mb} MiB`)); return null;
   }
-  const capability = $("image-panel").dataset.capability;
   const form = new FormData();
   form.append("file", file);
   form.append("model", current().name);
+  return form;
+}
+
+async function runImage() {
+  const form = uploadForm("upload", "an image");
+  if (!form) return;
+  const capability = $("image-panel").dataset.capability;
   if (capability === "translate" && $("direction").value) form.append("direction", $("direction").value);
   try {
     const r = await call("/api/" + capability, { method: "POST", headers: headers(false), body: form });
@@ -138,21 +145,10 @@ async function runImage() {
   } catch (err) { fail(err); }
 }
 
-function previewAudio() {
-  const file = $("audio-upload").files[0];
-  if (file) show("audio-before", null, file);
-}
-
 async function runAudio() {
-  const file = $("audio-upload").files[0];
-  if (!file) { fail(new Error("choose a recording to upload first")); return; }
-  if (limits.max_upload_mb && file.size > limits.max_upload_mb * 1024 * 1024) {
-    fail(new Error(`the file is over the server's limit of ${limits.max_upload_mb} MiB`)); return;
-  }
+  const form = uploadForm("audio-upload", "a recording");
+  if (!form) return;
   const capability = $("audio-panel").dataset.capability;
-  const form = new FormData();
-  form.append("file", file);
-  form.append("model", current().name);
   if (capability === "convert") {
     form.append("direction", $("voice-direction").value);
     if ($("vocoder").value) form.append("vocoder", $("vocoder").value);
@@ -194,9 +190,9 @@ $("generate").addEventListener("click", generate);
 $("download-npz").addEventListener("click", downloadNpz);
 $("walk").addEventListener("click", walk);
 $("truncation").addEventListener("input", () => { $("trunc-value").textContent = $("truncation").value; });
-$("upload").addEventListener("change", preview);
+$("upload").addEventListener("change", () => preview("upload", "before"));
 $("run-image").addEventListener("click", runImage);
-$("audio-upload").addEventListener("change", previewAudio);
+$("audio-upload").addEventListener("change", () => preview("audio-upload", "audio-before"));
 $("run-audio").addEventListener("click", runAudio);
 $("token").addEventListener("change", () => { sessionStorage.setItem("ganforge-token", $("token").value); load(); });
 load();
