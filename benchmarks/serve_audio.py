@@ -9,7 +9,8 @@ vocoder, and ``convert`` through Griffin-Lim. Per cell: requests/s, p50/p99 late
 real-time factor (p50 latency over the recording's length; below 1 is faster than real time) and
 seconds of audio served per second of wall-clock. Before the servers start, the same work in this
 process (``run.vocode(run.analyze(wave))``, ``run.convert`` then the vocoder or Griffin-Lim;
-median of ``--repeats``), so that the server's own cost can be read off. The clients are threads
+median of ``--repeats``), so that the server's own cost can be read off. Last, the server's
+memory (VmRSS) before and after ``--memory-requests`` more vocode requests. The clients are threads
 of this process, sharing the machine's cores with the server (serve_load.py's). Run it alone.
 """
 from __future__ import annotations
@@ -70,6 +71,8 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=20.0, help="per cell (default 20)")
     p.add_argument("--clients", default="1,2", help="client counts, comma-separated (default 1,2)")
     p.add_argument("--repeats", type=int, default=5, help="in-process timings per route (default 5)")
+    p.add_argument("--memory-requests", type=int, default=200,
+                   help="vocode requests between the two memory readings (default 200; 0: skip)")
     p.add_argument("--json", type=Path, help="write the results here")
     args = p.parse_args()
     rate = ganforge.load(args.vocoder).config.audio.rate
@@ -108,6 +111,17 @@ def main() -> None:
                       f"p50 {row['p50_ms']:8.1f} ms  p99 {row['p99_ms']:8.1f} ms  real-time factor "
                       f"{row['served_real_time_factor']:.3f}  audio s/s {row['audio_seconds_per_s']:.1f}  "
                       f"errors {row['errors']}", flush=True)
+        if args.memory_requests > 0:
+            body, headers = multipart(upload, **routes["vocode"][1])
+            before = server.rss_mb()
+            sl.load(server.url, lambda c, i: c.request("POST", "/api/vocode", body, headers), 2,
+                    total=args.memory_requests)
+            after = server.rss_mb()
+            result["memory"] = {"requests": args.memory_requests, "rss_before_mb": round(before, 1),
+                                "rss_after_mb": round(after, 1),
+                                "growth_percent": round(100 * (after - before) / before, 2)}
+            print(f"memory: {before:.1f} MB -> {after:.1f} MB after {args.memory_requests} more vocode requests "
+                  f"({result['memory']['growth_percent']:+.2f}%)", flush=True)
     finally:
         server.close()
     if args.json:

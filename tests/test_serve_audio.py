@@ -100,6 +100,7 @@ def test_models_describe_the_front_end_voices_and_vocoders(client):
                                                                             ("BtoA", "high", "low")]
     assert vc["vocoders"] == ["vocoder"]  # the same front end
     assert client.get("/api/models").json()["limits"]["max_audio_seconds"] == 2.0
+    assert {"/api/vocode", "/api/convert"} <= set(client.get("/openapi.json").json()["paths"])  # in /docs
 
 
 def test_vocode_returns_the_wav_of_ganforge_vocode(client, runs, recording, tmp_path):
