@@ -200,3 +200,13 @@ def test_serve_refuses_a_limit_that_is_not_a_positive_number(runs):
         r = run_cli("serve", runs["vocoder"], "--max-audio-seconds", value)
         assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
         assert f"--max-audio-seconds must be positive, got {value}" in r.stderr
+
+
+def test_the_audio_routes_need_the_token_when_the_server_has_one(runs, recording):
+    loaded = {"vocoder": ganforge.load(runs["vocoder"])}
+    with TestClient(create_app(loaded, Settings(token="s3cret"))) as c:
+        assert post(c, "/api/vocode", recording.read_bytes()).status_code == 401
+        assert post(c, "/api/convert", recording.read_bytes()).status_code == 401
+        r = c.post("/api/vocode", files={"file": ("in.wav", recording.read_bytes(), "audio/wav")},
+                   headers={"Authorization": "Bearer s3cret"})
+        assert r.status_code == 200 and r.headers["content-type"] == "audio/wav"
