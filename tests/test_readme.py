@@ -1,6 +1,8 @@
-"""The documentation names only commands that exist: every ``ganforge ...`` line in a shell block
-of README.md and docs/*.md parses with the command line's own parser (its command, its options),
-every preset it trains exists, and every `ganforge COMMAND` named in the prose is a command."""
+"""The documentation names only commands that exist: every line that starts with ``ganforge ``
+in a shell block of README.md and docs/*.md parses with the command line's own parser (its
+command, its options), every preset it trains exists, and every `ganforge COMMAND` named in the
+prose is a command. (Lines like ``python -m ganforge ...`` or ``VAR=1 ganforge ...`` are not
+checked.)"""
 from __future__ import annotations
 
 import contextlib

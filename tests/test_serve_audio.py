@@ -196,10 +196,11 @@ def test_each_bad_recording_gets_a_json_error_and_the_server_keeps_serving(endpo
 
 
 def test_serve_refuses_a_limit_that_is_not_a_positive_number(runs):
-    for value in ("0", "nan"):
-        r = run_cli("serve", runs["vocoder"], "--max-audio-seconds", value)
+    for option, value in (("--max-audio-seconds", "0"), ("--max-audio-seconds", "nan"),
+                          ("--max-audio-seconds", "inf"), ("--max-upload-mb", "inf"), ("--batch-wait-ms", "inf")):
+        r = run_cli("serve", runs["vocoder"], option, value)
         assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
-        assert f"--max-audio-seconds must be positive, got {value}" in r.stderr
+        assert f"{option} must be a finite number" in r.stderr and f"got {float(value)}" in r.stderr
 
 
 def test_the_audio_routes_need_the_token_when_the_server_has_one(runs, recording):
@@ -210,3 +211,15 @@ def test_the_audio_routes_need_the_token_when_the_server_has_one(runs, recording
         r = c.post("/api/vocode", files={"file": ("in.wav", recording.read_bytes(), "audio/wav")},
                    headers={"Authorization": "Bearer s3cret"})
         assert r.status_code == 200 and r.headers["content-type"] == "audio/wav"
+
+
+def test_the_length_limit_is_exact_and_the_rate_range_is_for_uploads_only(tmp_path):
+    tone = (0.3 * np.sin(np.arange(16001) / 3)).astype(np.float32)
+    assert len(decode_audio(wav(tone[:16000], 8000), 8000, max_seconds=2.0)) == 16000  # exactly 2 s
+    with pytest.raises(TooLong, match="2.000 s long"):  # 2 s and one sample (2.0001 s)
+        decode_audio(wav(tone, 8000), 8000, max_seconds=2.0)
+    hires = tmp_path / "hires.wav"  # a 384 kHz file: read (and resampled) as before, refused as an upload
+    sf.write(hires, np.tile(tone, 3)[:38400], 384000, subtype="PCM_16")
+    assert len(read_audio(hires, 8000)) == 800
+    with pytest.raises(Exception, match="sample rate of 384000 Hz, outside 4000-192000 Hz"):
+        decode_audio(hires.read_bytes(), 8000)

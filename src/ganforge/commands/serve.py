@@ -3,6 +3,7 @@ web page (ganforge.serve.server), on uvicorn. Loopback only unless a token is se
 from __future__ import annotations
 
 import ipaddress
+import math
 from pathlib import Path
 
 from . import add_run_arguments
@@ -53,11 +54,10 @@ def cmd_serve(args) -> int:
     for key in ("max_n", "max_batch", "max_pixels"):
         if getattr(args, key) < 1:
             raise ConfigError(f"--{key.replace('_', '-')} must be at least 1, got {getattr(args, key)}")
-    for key in ("max_upload_mb", "max_audio_seconds"):
-        if not getattr(args, key) > 0:  # NaN too
-            raise ConfigError(f"--{key.replace('_', '-')} must be positive, got {getattr(args, key)}")
-    if not args.batch_wait_ms >= 0:
-        raise ConfigError(f"--batch-wait-ms must be at least 0, got {args.batch_wait_ms}")
+    for key, low in (("max_upload_mb", "positive"), ("max_audio_seconds", "positive"), ("batch_wait_ms", "at least 0")):
+        value = getattr(args, key)
+        if not (math.isfinite(value) and (value > 0 if low == "positive" else value >= 0)):  # NaN, inf too
+            raise ConfigError(f"--{key.replace('_', '-')} must be a finite number {low}, got {value}")
     if args.threads is not None and args.threads < 1:
         raise ConfigError(f"--threads must be at least 1, got {args.threads}; leave it out for torch's default")
     try:

@@ -2,8 +2,10 @@
 
 Every file becomes a mono float32 waveform at the config's rate (``audio.rate``): multichannel
 files are mixed down and other rates resampled (scipy's polyphase ``resample_poly``), each noted
-once in the log. A file that is empty, silent, shorter than ``audio.min_seconds`` or that
-soundfile cannot decode stops loading with a one-line DataError naming it.
+once in the log. A file that is empty, silent, not finite (NaN samples), shorter than
+``audio.min_seconds`` or that soundfile cannot decode stops loading with a one-line DataError
+naming it. Files are decoded front to back in blocks, mixed down as they go; ``decode_audio``
+does the same for an upload's bytes, with a length limit and a range of sample rates.
 
 A corpus written by ``ganforge data make-speech`` (it has a ``corpus.json``) holds one folder per
 voice with ``train/`` and ``test/`` inside, and ``parallel/<voice>/`` (every voice saying the same
@@ -32,7 +34,7 @@ CORPUS_FILE = "corpus.json"
 SILENCE_PEAK = 1e-4  # a file whose peak stays below this is "silent"
 
 
-RATES = (4000, 192000)  # sample rates read (a header claiming more would make resampling explode)
+UPLOAD_RATES = (4000, 192000)  # sample rates of uploads (a header claiming 2 GHz would make resampling explode)
 BLOCK_VALUES = 1 << 20  # samples (all channels) decoded at a time
 
 
@@ -45,11 +47,11 @@ class TooLong(DataError):
 
 
 def _decode(source, label: str, fixes: dict[str, str], max_seconds: float | None,
-            limit_name: str = "the limit") -> tuple[np.ndarray, int, int]:
+            limit_name: str = "the limit", rates: tuple[int, int] | None = None) -> tuple[np.ndarray, int, int]:
     """(mono float32 at the file's own rate, that rate, its channel count), decoded block by block
     and mixed down as it goes, so that memory follows the mono length; with ``max_seconds`` the
     reading stops just past that length, whatever the header says (a streamed file's header may
-    say nothing, or anything)."""
+    say nothing, or anything); with ``rates`` (low, high) other sample rates are refused."""
     import soundfile as sf
 
     def refuse(exc):
@@ -65,12 +67,12 @@ def _decode(source, label: str, fixes: dict[str, str], max_seconds: float | None
     f.seekable = lambda: False
     with f:
         rate, channels = int(f.samplerate), int(f.channels)
-        if not RATES[0] <= rate <= RATES[1]:
-            raise DataError(f"{label} has a sample rate of {rate} Hz, outside {RATES[0]}-{RATES[1]} Hz; "
+        if rates is not None and not rates[0] <= rate <= rates[1]:
+            raise DataError(f"{label} has a sample rate of {rate} Hz, outside {rates[0]}-{rates[1]} Hz; "
                             f"{fixes['rate']}")
-        limit = None if max_seconds is None else int(max_seconds * rate) + 1
+        limit = None if max_seconds is None else int(max_seconds * rate)  # frames allowed
         if limit is not None and 0 <= f.frames < 2**62 and f.frames > limit:  # known length: no decoding
-            raise TooLong(f"{label} is {f.frames / rate:.2f} s long, over {limit_name} of {max_seconds:g} s; "
+            raise TooLong(f"{label} is {f.frames / rate:.3f} s long, over {limit_name} of {max_seconds:g} s; "
                           f"{fixes['long']}")
         blocks, frames = [], 0
         try:
@@ -104,7 +106,7 @@ def resample(wave: np.ndarray, source: int, target: int) -> np.ndarray:
 # what each reader's errors ask for: a file of a folder (read_audio), or an upload (decode_audio)
 FILE_FIXES = {"undecodable": "remove it or convert it to WAV/FLAC", "empty": "remove it or record it again",
               "silent": "remove it", "short": "remove it or lower audio.min_seconds",
-              "rate": "resample it", "not_finite": "remove it or export it again", "long": "cut it"}
+              "not_finite": "remove it or export it again"}
 UPLOAD_FIXES = {"undecodable": "send a WAV, FLAC or OGG file", "empty": "send a recording with samples in it",
                 "silent": "send a recording with sound in it", "short": "send a longer recording",
                 "rate": "resample it", "not_finite": "export it again", "long": "send a shorter one"}
@@ -127,11 +129,11 @@ def decode_audio(data: bytes, rate: int, *, label: str = "the upload", min_secon
                  notes: list[str] | None = None) -> np.ndarray:
     """``read_audio`` of a file's bytes (an upload), with the same checks, and TooLong past
     ``max_seconds`` (checked on the header, then while decoding; the error calls it
-    ``limit_name``); the errors name ``label`` and ask for another file. NotAudio when soundfile
-    cannot decode the bytes."""
+    ``limit_name``), and sample rates outside UPLOAD_RATES refused; the errors name ``label`` and
+    ask for another file. NotAudio when soundfile cannot decode the bytes."""
     import io
 
-    wave, source, channels = _decode(io.BytesIO(data), label, UPLOAD_FIXES, max_seconds, limit_name)
+    wave, source, channels = _decode(io.BytesIO(data), label, UPLOAD_FIXES, max_seconds, limit_name, UPLOAD_RATES)
     return _mono_at(wave, source, channels, rate, label=label, name=label, fixes=UPLOAD_FIXES,
                     min_seconds=min_seconds, notes=notes)
 

@@ -188,12 +188,12 @@ class ModelWorker:
             sizes = [1]
         elif kind == "convert":  # -> the other voice's log-mel [1, n_mels, T], or its Griffin-Lim waveform
             p = jobs[0].params
-            mel = run.convert(run.analyze(p["wave"]), direction=p["direction"])
+            converted = run.convert(run.analyze(p["wave"]), direction=p["direction"])
             if p.get("griffin_lim"):
                 from ..metrics.audio import Synthesizer
 
-                mel = Synthesizer(run.config.audio)(mel)[0, :len(p["wave"])]
-            out = [mel]
+                converted = Synthesizer(run.config.audio)(converted)[0, :len(p["wave"])]
+            out = [converted]
             sizes = [1]
         else:  # upscale: one image at a time, tiled to bound memory
             out = [run.upscale(jobs[0].params["image"])]
