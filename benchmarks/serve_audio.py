@@ -113,15 +113,10 @@ def main() -> None:
                       f"errors {row['errors']}", flush=True)
         if args.memory_requests > 0:
             body, headers = multipart(upload, **routes["vocode"][1])
-            before = server.rss_mb()
-            sl.load(server.url, lambda c, i: c.request("POST", "/api/vocode", body, headers), 2,
-                    total=args.memory_requests)
-            after = server.rss_mb()
-            result["memory"] = {"requests": args.memory_requests, "rss_before_mb": round(before, 1),
-                                "rss_after_mb": round(after, 1),
-                                "growth_percent": round(100 * (after - before) / before, 2)}
-            print(f"memory: {before:.1f} MB -> {after:.1f} MB after {args.memory_requests} more vocode requests "
-                  f"({result['memory']['growth_percent']:+.2f}%)", flush=True)
+            result["memory"] = m = sl.memory_growth(
+                server, lambda c, i: c.request("POST", "/api/vocode", body, headers), 2, args.memory_requests)
+            print(f"memory: {m['rss_before_mb']:.1f} MB -> {m['rss_after_mb']:.1f} MB after {args.memory_requests} "
+                  f"more vocode requests ({m['growth_percent']:+.2f}%)", flush=True)
     finally:
         server.close()
     if args.json:

@@ -211,6 +211,15 @@ def load(url: str, request, clients: int, seconds: float | None = None, total: i
             "p50_ms": pct(0.5), "p99_ms": pct(0.99), **extra}
 
 
+def memory_growth(server: Server, request, clients: int, total: int) -> dict:
+    """The server's VmRSS before and after ``total`` more requests from ``clients`` clients."""
+    before = server.rss_mb()
+    load(server.url, request, clients, total=total)
+    after = server.rss_mb()
+    return {"requests": total, "rss_before_mb": round(before, 1), "rss_after_mb": round(after, 1),
+            "growth_percent": round(100 * (after - before) / before, 2)}
+
+
 def median_ms(fn, repeats: int) -> float:
     fn()  # warm-up
     times = []
@@ -341,14 +350,9 @@ def main() -> None:
                               f"{row['server_cpu_ms_per_request']:.2f}, clients {row['client_cpu_ms_per_request']:.2f}"
                               f"  images/pass {row['mean_batch_images']:.1f}", flush=True)
                     if kind == "sample" and max_batch > 1 and args.requests > 0 and not result["memory"]:
-                        before = server.rss_mb()
-                        load(server.url, make_request(kind, upload), 8, total=args.requests)
-                        after = server.rss_mb()
-                        result["memory"] = {"requests": args.requests, "rss_before_mb": round(before, 1),
-                                            "rss_after_mb": round(after, 1),
-                                            "growth_percent": round(100 * (after - before) / before, 2)}
-                        print(f"memory: {before:.1f} MB -> {after:.1f} MB after {args.requests} requests "
-                              f"({result['memory']['growth_percent']:+.2f}%)", flush=True)
+                        result["memory"] = m = memory_growth(server, make_request(kind, upload), 8, args.requests)
+                        print(f"memory: {m['rss_before_mb']:.1f} MB -> {m['rss_after_mb']:.1f} MB after "
+                              f"{args.requests} requests ({m['growth_percent']:+.2f}%)", flush=True)
                 finally:
                     server.close()
 
