@@ -17,7 +17,7 @@ import ganforge
 from conftest import run_cli
 from ganforge import cli
 from ganforge.data.audio import TooLong, decode_audio, read_audio, write_tone_folder
-from ganforge.errors import ConfigError
+from ganforge.errors import ConfigError, DataError
 from ganforge.serve import export
 from test_export import train_family
 
@@ -221,5 +221,5 @@ def test_the_length_limit_is_exact_and_the_rate_range_is_for_uploads_only(tmp_pa
     hires = tmp_path / "hires.wav"  # a 384 kHz file: read (and resampled) as before, refused as an upload
     sf.write(hires, np.tile(tone, 3)[:38400], 384000, subtype="PCM_16")
     assert len(read_audio(hires, 8000)) == 800
-    with pytest.raises(Exception, match="sample rate of 384000 Hz, outside 4000-192000 Hz"):
+    with pytest.raises(DataError, match="sample rate of 384000 Hz, outside 4000-192000 Hz"):
         decode_audio(hires.read_bytes(), 8000)

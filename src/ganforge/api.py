@@ -20,7 +20,7 @@ from .atomic import atomic_write_text
 from .config import Config, load_config  # noqa: F401  (ganforge.load_config, families registered)
 from .errors import CheckpointError, ConfigError, DataError, GanforgeError
 from .labels import grid_labels, resolve_class
-from .objectives import CAPABILITIES, Objective, family
+from .objectives import AUDIO_CAPABILITIES, CAPABILITIES, Objective, family
 from .training import checkpoint as ckpt
 from .training import distributed
 from .training.trainer import FitResult, Hook, Trainer, resolve_device
@@ -534,7 +534,7 @@ class LoadedRun:
     def analyze(self, wave: torch.Tensor) -> torch.Tensor:
         """Audio runs: waveform float [L] or [B, L] at the run's audio.rate -> its log-mel
         [B, n_mels, ceil(L / hop)], the front end the run was trained with."""
-        if not self.capabilities & {"vocode", "convert"}:
+        if not self.capabilities & AUDIO_CAPABILITIES:
             self.require("vocode")
         return self.objective.analyze(wave).cpu()
 

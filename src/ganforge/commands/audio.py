@@ -92,9 +92,10 @@ def cmd_eval_audio(args) -> int:
     from .. import api
     from ..atomic import atomic_write_json
     from ..metrics.audio import evaluate_run, format_table
+    from ..objectives import AUDIO_CAPABILITIES
 
     run = api.load(args.run_dir, checkpoint=args.checkpoint, device=args.device)
-    if not run.capabilities & {"vocode", "convert"}:
+    if not run.capabilities & AUDIO_CAPABILITIES:
         run.require("vocode")
     synth = _synthesizer(run, args) if "convert" in run.capabilities else None
     result = evaluate_run(run, args.data, limit=args.limit, threads=args.threads, synth=synth,

@@ -8,12 +8,12 @@ Adding a family is a model file, an objective file here, and a preset (CONTRIBUT
 import importlib
 import pkgutil
 
-from .base import (CAPABILITIES, OBJECTIVES, Objective, OptimizerSpec, Phase, build_objective,
-                   family, register_objective)
+from .base import (AUDIO_CAPABILITIES, CAPABILITIES, OBJECTIVES, Objective, OptimizerSpec, Phase,
+                   build_objective, family, register_objective)
 
 for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
     if _module != "base" and not _module.startswith("_"):
         importlib.import_module(f"{__name__}.{_module}")  # registers its families
 
-__all__ = ["CAPABILITIES", "OBJECTIVES", "Objective", "OptimizerSpec", "Phase", "build_objective",
+__all__ = ["AUDIO_CAPABILITIES", "CAPABILITIES", "OBJECTIVES", "Objective", "OptimizerSpec", "Phase", "build_objective",
            "family", "register_objective"]

@@ -53,6 +53,7 @@ CAPABILITIES = {
     "vocode": "turn mel-spectrograms into speech (ganforge vocode, eval-audio)",
     "convert": "convert speech to another voice (ganforge convert, eval-audio)",
 }
+AUDIO_CAPABILITIES = frozenset({"vocode", "convert"})  # a run with one of these has an audio front end
 
 
 @dataclass(frozen=True)

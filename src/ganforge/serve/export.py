@@ -28,7 +28,7 @@ import yaml
 from ..api import MODEL_CONFIG, MODEL_WEIGHTS, LoadedRun, is_model_folder
 from ..atomic import atomic_path, atomic_write_text
 from ..errors import ConfigError, GanforgeError
-from ..objectives import CAPABILITIES
+from ..objectives import AUDIO_CAPABILITIES, CAPABILITIES
 from ..training import checkpoint as ckpt
 from .graph import EXPORTABLE, IMAGE_CAPABILITIES, build_graph, example_image, truncation_state, verify
 
@@ -223,7 +223,7 @@ def model_card(run: LoadedRun, meta: dict[str, Any]) -> str:
              f"A ganforge model: objective `{cfg.objective}`, exported from `{meta['source']}` at "
              f"step {run.step}.", "", "## What it does", ""]
     lines += [f"- `{c}`: {CAPABILITIES[c]}" for c in sorted(run.capabilities)]
-    audio = bool(run.capabilities & {"vocode", "convert"})
+    audio = bool(run.capabilities & AUDIO_CAPABILITIES)
     a = cfg.audio if audio else None
     lines += ["", "## Data", "", f"- dataset: `{cfg.data.name}` (split `{cfg.data.split}`)",
               f"- {a.rate} Hz mono audio, log-mel front end: {a.n_mels} mels, n_fft {a.n_fft}, hop {a.hop}"

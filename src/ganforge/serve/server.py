@@ -29,13 +29,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..data.audio import wav_bytes
 from ..errors import GanforgeError
+from ..objectives import AUDIO_CAPABILITIES
 from .batching import ModelWorker, grid_columns
 from .metrics import Metrics
 
 STATIC = ("index.html", "app.js", "style.css")
 MEDIA = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
          ".css": "text/css; charset=utf-8", ".png": "image/png"}
-AUDIO_CAPABILITIES = ("vocode", "convert")
 # Swagger UI's files for /docs, served from the swagger-ui-bundle-v2 package instead of FastAPI's
 # default CDN, so the docs work offline (FastAPI's "self-hosting" recipe)
 DOCS_ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png")
@@ -100,7 +100,7 @@ def describe(name: str, run) -> dict[str, Any]:
         info["directions"] = directions
     if "upscale" in caps:
         info["scale"] = int(getattr(run.objective, "scale", 1))
-    if caps & set(AUDIO_CAPABILITIES):  # the front end (ganforge.metrics.audio.FRONT_END), not images
+    if caps & AUDIO_CAPABILITIES:  # the front end (ganforge.metrics.audio.FRONT_END), not images
         from ..metrics.audio import FRONT_END
 
         info.update(resolution=None, channels=None,
