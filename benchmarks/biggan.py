@@ -98,7 +98,8 @@ def score(run_dir: Path, per_class: int, metrics: list[str], truncation: float |
 
 def speed(resolutions: list[int], steps: int, device: str) -> list[dict]:
     from ganforge.data import ImageDataset
-    from ganforge.training.trainer import Trainer, resolve_device
+    from ganforge.training.precision import resolve_device
+    from ganforge.training.trainer import Trainer
 
     out = []
     for res in resolutions:

@@ -57,7 +57,7 @@ def reference_loop(seconds: float, seed: int, out: Path, t_start: float, max_ste
     from torch import nn
 
     from ganforge.data import load_dataset
-    from ganforge.training.trainer import native_bf16
+    from ganforge.training.precision import native_bf16
 
     torch.manual_seed(seed)
     bf16 = native_bf16(torch.device("cpu"))  # emulated bf16 is 20x slower than fp32 (BENCHMARKS.md)

@@ -34,7 +34,8 @@ def main(argv=None) -> int:
 
     from ganforge import api
     from ganforge.config import load_config
-    from ganforge.training.trainer import Trainer, resolve_device
+    from ganforge.training.precision import resolve_device
+    from ganforge.training.trainer import Trainer
 
     _, cfg = load_config(args.preset, [*args.overrides, "train.steps=100000000", "monitor.enabled=false"])
     device = resolve_device(cfg.train.device)

@@ -49,7 +49,8 @@ def train_for(preset: str, overrides: list[str], seed: int, minutes: float, run_
 
     from ganforge import api
     from ganforge.config import load_config
-    from ganforge.training.trainer import Trainer, resolve_device
+    from ganforge.training.precision import resolve_device
+    from ganforge.training.trainer import Trainer
 
     _, cfg = load_config(preset, [*overrides, f"train.seed={seed}", "train.steps=10000000",
                                   "monitor.enabled=false"])

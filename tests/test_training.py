@@ -310,9 +310,9 @@ def test_ema_batchnorm_statistics_come_from_the_ema_generator(tmp_path):
 def test_precision_auto_follows_native_bf16(tmp_path, monkeypatch, capsys, native, expect):
     """train.precision=auto runs bf16 only where bf16 kernels are native; the choice is printed
     and the trainer's autocast follows it."""
-    from ganforge.training import trainer as trainer_module
+    from ganforge.training import precision
 
-    monkeypatch.setattr(trainer_module, "native_bf16", lambda device: native)
+    monkeypatch.setattr(precision, "native_bf16", lambda device: native)
     cfg = tiny_config(**{"train.steps": 1, "train.precision": "auto"})
     objective, dataset = api.build(cfg, random_dataset())
     trainer = api.Trainer(cfg, objective, objective.make_batches(dataset, cfg, torch.device("cpu")),
@@ -325,19 +325,18 @@ def test_precision_auto_follows_native_bf16(tmp_path, monkeypatch, capsys, nativ
 
 
 def test_emulated_bf16_is_kept_with_a_warning(monkeypatch):
-    from ganforge.training.trainer import resolve_precision
-    from ganforge.training import trainer as trainer_module
+    from ganforge.training import precision
 
-    monkeypatch.setattr(trainer_module, "native_bf16", lambda device: False)
-    precision, note = resolve_precision("bf16", torch.device("cpu"))
-    assert precision == "bf16" and "use train.precision=auto or fp32" in note
-    monkeypatch.setattr(trainer_module, "native_bf16", lambda device: True)
-    assert resolve_precision("bf16", torch.device("cpu")) == ("bf16", None)
-    assert resolve_precision("fp32", torch.device("cpu")) == ("fp32", None)
+    monkeypatch.setattr(precision, "native_bf16", lambda device: False)
+    chosen, note = precision.resolve_precision("bf16", torch.device("cpu"))
+    assert chosen == "bf16" and "use train.precision=auto or fp32" in note
+    monkeypatch.setattr(precision, "native_bf16", lambda device: True)
+    assert precision.resolve_precision("bf16", torch.device("cpu")) == ("bf16", None)
+    assert precision.resolve_precision("fp32", torch.device("cpu")) == ("fp32", None)
 
 
 def test_native_bf16_reads_the_cpu_features(monkeypatch):
-    from ganforge.training.trainer import native_bf16
+    from ganforge.training.precision import native_bf16
 
     for avx512_bf16, amx in [(False, False), (True, False), (False, True)]:
         monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v, raising=False)

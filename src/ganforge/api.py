@@ -23,7 +23,8 @@ from .labels import grid_labels, resolve_class
 from .objectives import AUDIO_CAPABILITIES, CAPABILITIES, Objective, family
 from .training import checkpoint as ckpt
 from .training import distributed
-from .training.trainer import FitResult, Hook, Trainer, resolve_device
+from .training.precision import resolve_device
+from .training.trainer import FitResult, Hook, Trainer
 
 
 def load_data(cfg: Config):

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-import numpy as np
 import torch
 from torchvision.utils import make_grid
 
@@ -32,7 +31,9 @@ from . import checkpoint as ckpt
 from . import distributed
 from .ema import EMA
 from .logger import MetricsLogger
-from .monitor import Monitor, format_event, pairwise_diversity
+from .monitor import Monitor, format_event
+from .precision import autocast_context, resolve_precision
+from .probe import DiversityProbe
 
 Hook = Callable[["Trainer", int], dict[str, float]]
 
@@ -54,62 +55,6 @@ def _ignore_sigterm() -> None:
     """SIGTERM ignored from now on (main thread only): for a rank that is about to exit anyway."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"train.device '{name}' is not a device; use auto, cpu, cuda, cuda:N "
-                          f"or mps") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("train.device is cuda but no CUDA GPU is visible; use train.device=auto")
-    return device
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether bf16 autocast runs on native bf16 kernels on ``device``: a CUDA GPU that supports
-    bf16, or a CPU with AVX512-BF16 or AMX. Elsewhere torch emulates bf16, which is slower than
-    fp32 (DCGAN on an AVX2-only AMD EPYC: 17 images/s in bf16 against 340 in fp32, BENCHMARKS.md)."""
-    if device.type == "cuda":  # by default torch also counts GPUs that emulate bf16 (before Ampere)
-        return torch.cuda.is_bf16_supported(including_emulation=False)
-    if device.type == "cpu":  # torch.cpu's CPU-feature checks are private; absent ones count as no
-        return any(getattr(torch.cpu, check, lambda: False)()
-                   for check in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
-    return False
-
-
-def resolve_precision(precision: str, device: torch.device) -> tuple[str, str | None]:
-    """``train.precision`` as it runs on ``device`` ("auto": bf16 where it is native, else fp32),
-    and a line for the user when the choice depends on this machine or costs time here."""
-    if precision == "auto":
-        where = {"cpu": "CPU", "cuda": "GPU"}.get(device.type, device.type)
-        if native_bf16(device):
-            return "bf16", f"ganforge: train.precision=auto -> bf16 (native bf16 on this {where})"
-        return "fp32", (f"ganforge: train.precision=auto -> fp32 (this {where} has no native bf16; "
-                        f"emulated bf16 would be slower)")
-    if precision == "bf16" and device.type == "cpu" and not native_bf16(device):
-        return "bf16", ("ganforge: warning: train.precision=bf16 on a CPU without native bf16 "
-                        "(AVX512-BF16 or AMX) is emulated and can be 20x slower than fp32; "
-                        "use train.precision=auto or fp32")
-    return precision, None
-
-
-def autocast_context(device: torch.device, precision: str):
-    """A zero-argument factory of the autocast context for ``precision`` (fp32, bf16, fp16; not
-    auto: see resolve_precision) on ``device``."""
-    if precision == "fp32":
-        return contextlib.nullcontext
-    if precision == "fp16" and device.type != "cuda":
-        raise ConfigError("train.precision=fp16 needs a CUDA GPU; use train.precision=auto on CPU")
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return lambda: torch.autocast(device.type, dtype=dtype)
 
 
 def _captioned(grid: torch.Tensor, caption: str):
@@ -197,8 +142,7 @@ class Trainer:
         self.best_score: float | None = None  # of eval.best, lower is better
         self._bar = None
         self.monitor = Monitor.from_config(cfg) if cfg.monitor.enabled else None
-        self._probe_real = None  # statistics of a fixed real batch, measured once
-        self._probe_features = None  # the dataset's classifier, or False: see _probe_extractor
+        self.probe = DiversityProbe(cfg, device, warn=self._warn) if self.monitor is not None else None
         if self.is_main and self.run_dir is not None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         self.logger = MetricsLogger(self.run_dir, enabled=self.is_main)
@@ -470,7 +414,7 @@ class Trainer:
         images_per_step = t.batch_size * t.accumulate * sum(p.repeat for p in self.objective.phases
                                                             if p.fresh_batch)
         means = distributed.all_reduce_mean(self.logger.flush_means(), self.world)
-        record = {"step": self.step, **means, **(self._probe_diversity() if self.is_main else {}),
+        record = {"step": self.step, **means, **(self._probe() if self.is_main else {}),
                   "img_per_s": images_per_step * self._window_steps / max(dt, 1e-9),
                   "time": round(self.elapsed, 3)}
         self.logger.write(record)
@@ -494,59 +438,10 @@ class Trainer:
         self._window_start, self._window_steps = time.perf_counter(), 0
         return self._diverged(diverged) if diverged is not None else True
 
-    def _probe_extractor(self):
-        """The training dataset's own classifier (``<data.name>-cnn``, e.g. the shipped
-        fashion-mnist-cnn) when its weights exist, else None."""
-        if self._probe_features is None:
-            self._probe_features = False
-            from ..metrics.features import ClassifierExtractor, classifier_weights
-
-            name = self.cfg.data.name
-            if classifier_weights(name) is not None:
-                try:
-                    self._probe_features = ClassifierExtractor(name, device=self.device)
-                except GanforgeError as exc:  # unreadable weights: pixels only, and say why
-                    self._warn(f"ganforge: monitor without {name}-cnn features ({exc})")
-        return self._probe_features or None
-
-    def _probe_stats(self, images: torch.Tensor) -> dict[str, float]:
-        """Statistics of one probe batch (float [N, C, H, W] in [-1, 1], or points [N, D]):
-        pixel diversity always; with the dataset's classifier, diversity in its 128-d features
-        and the number of classes the batch falls in."""
-        stats = {"diversity": float(pairwise_diversity(images))}
-        extractor = self._probe_extractor() if images.dim() == 4 else None
-        if extractor is not None:
-            from ..metrics.features import to_uint8
-
-            out = extractor(to_uint8(images).cpu())
-            stats["diversity_features"] = float(pairwise_diversity(torch.from_numpy(out.features)))
-            stats["classes"] = float(len(np.unique(out.logits.argmax(1))))
-        return stats
-
-    @torch.no_grad()
-    def _probe_diversity(self) -> dict[str, float]:
-        """Mean pairwise distance of samples from a fixed latent batch, next to the same
-        statistic on a fixed real batch (a collapsed generator scores near 0); with the
-        dataset's classifier, the same in its feature space and the classes the probe covers.
-
-        The collapse detector judges pixel diversity and class coverage, not feature diversity:
-        on Fashion-MNIST, 64 real images of one class have 0.55 of the 10-class feature
-        diversity and a healthy DCGAN at step 1500 has 0.52, so that ratio cannot tell them
-        apart, while the class count (1 against 8-10) can (BENCHMARKS.md, monitor)."""
-        if self.monitor is None or not hasattr(self.batches, "probe"):
+    def _probe(self) -> dict[str, float]:
+        if self.probe is None or not hasattr(self.batches, "probe"):
             return {}
-        n = self.cfg.monitor.probe_size
-        if self._probe_real is None:
-            self._probe_real = self._probe_stats(self.batches.probe(n))
-        gen = torch.Generator().manual_seed(self.cfg.train.seed + 54321)
-        fake = self._probe_stats(self.objective.sample(n, generator=gen, nets=self.sample_nets()))
-        real = self._probe_real
-        record = {"diversity": fake["diversity"], "diversity_real": real["diversity"]}
-        if "classes" in fake:
-            record.update(diversity_features=fake["diversity_features"],
-                          diversity_features_real=real["diversity_features"],
-                          probe_classes=fake["classes"], probe_classes_real=real["classes"])
-        return record
+        return self.probe(self.batches, self.objective, self.sample_nets())
 
     # ------------------------------------------------------------------ divergence
 
