@@ -103,7 +103,7 @@ def test_class_in_input_is_read_from_the_config(tmp_path):
     objective, _ = api.build(cfg)
     G = objective.nets["G"]
     assert G.class_in_input and G.linear.in_features == G.chunk + G.shared.embedding_dim
-    off, _ = api.build(from_dict(_raw(tmp_path)))
+    off, _ = api.build(from_dict(_raw(tmp_path, **{"biggan.class_in_input": "false"})))
     assert not off.nets["G"].class_in_input and off.nets["G"].linear.in_features == G.chunk
 
 

@@ -178,6 +178,7 @@ class BigGANGenerator(nn.Module):
         # BigGAN-deep (Brock et al. 2019, appendix B), not only the blocks' batch norms
         self.class_in_input = class_in_input
         self.linear = nn.Linear(self.chunk + (shared_dim if class_in_input else 0), chans[0] * 16)
+        self.first_channels = chans[0]  # named, not -1: ONNX export cannot infer it with labels in
         self.blocks = nn.ModuleList(GBlock(chans[i], chans[i + 1], cond_dim) for i in range(n))
         # block i outputs 8 * 2^i px; the attention follows the block at attn_res
         self.attn_after = int(math.log2(attn_res // 8)) if attn_res else -1
@@ -204,7 +205,7 @@ class BigGANGenerator(nn.Module):
 
     def forward(self, z: Tensor, labels: Tensor) -> Tensor:
         first, conds = self.conditions(z, labels)
-        h = self.linear(first).reshape(z.shape[0], -1, 4, 4)
+        h = self.linear(first).reshape(z.shape[0], self.first_channels, 4, 4)
         for i, (block, cond) in enumerate(zip(self.blocks, conds)):
             h = block(h, cond)
             if i == self.attn_after:

@@ -147,7 +147,7 @@ class BigGAN(ConditionalGAN):
                 "data": {"name": f"folder:{folder}", "resolution": 16, "channels": 1},
                 "model": {"name": "biggan", "z_dim": 6, "g_width": 2, "d_width": 2,
                           "g_spectral_norm": True, "d_spectral_norm": True},
-                "biggan": {"shared_dim": 4, "attn_res": 8, "standing_batches": 2,
+                "biggan": {"shared_dim": 4, "attn_res": 8, "class_in_input": True, "standing_batches": 2,
                            "standing_batch_size": 4},
                 "loss": {"name": "hinge"}, "reg": {"ortho": 1e-4},
                 "train": {**TINY_TRAIN, "n_critic": 2}, "monitor": {"probe_size": 4}}
