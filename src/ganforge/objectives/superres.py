@@ -202,7 +202,8 @@ class SuperResolution(Objective):
     def example_config(cls, workdir: Path) -> dict[str, Any]:
         folder = write_image_folder(workdir / "hr", n=2, size=20, channels=3)
         return {"objective": cls.name, "data": {"name": f"folder:{folder}", "channels": 3},
-                "sr": {"scale": 2, "arch": "srresnet", "width": 2, "blocks": 1, "crop": 16},
+                "sr": {"scale": 2, "arch": "srresnet", "width": 2, "blocks": 1, "crop": 16,
+                       "bicubic_skip": True},  # as srresnet-x4
                 "train": dict(TINY_TRAIN)}
 
     def __init__(self, cfg, data_info: Mapping[str, Any]):

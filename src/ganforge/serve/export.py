@@ -126,7 +126,7 @@ def export_onnx(run: LoadedRun, out: Path | str, *, capability: str | None = Non
     with atomic_path(out) as tmp:
         with warnings.catch_warnings():  # the TorchScript exporter's deprecation and tracer notes
             warnings.simplefilter("ignore")
-            with vdot_as_onnx():
+            with onnx_symbolics():
                 torch.onnx.export(graph, tuple(inputs.values()), str(tmp), input_names=names,
                                   output_names=["image_out"], dynamic_axes=dynamic,
                                   opset_version=OPSET, dynamo=False)
@@ -151,18 +151,42 @@ def _vdot(g, a, b):
     return g.op("ReduceSum", g.op("Mul", a, b), keepdims_i=0)  # real vectors: sum(a * b)
 
 
+def _bicubic_aa(g, x, output_size, align_corners, scale_factors):
+    """Upsampling by ``bicubic_up`` (torch's antialiased bicubic, PIL's kernel) as ONNX Resize:
+    cubic with a = -0.5, taps outside the image dropped and the rest renormalized
+    (exclude_outside), half-pixel centres. For upsampling that is the same arithmetic; shrinking
+    would need ONNX's antialias, which opset 17 lacks."""
+    from torch.onnx import symbolic_helper as sh
+
+    scales = sh._maybe_get_const(scale_factors, "fs")
+    if (not isinstance(scales, (list, tuple)) or any(s < 1 for s in scales)
+            or sh._maybe_get_const(align_corners, "i")):
+        raise ExportError("antialiased bicubic resizing is exported only for upsampling by a "
+                          "scale factor (align_corners=False)")
+    sizes = g.op("Constant", value_t=torch.tensor([1.0, 1.0, *scales], dtype=torch.float32))
+    roi = g.op("Constant", value_t=torch.tensor([], dtype=torch.float32))
+    return g.op("Resize", x, roi, sizes, mode_s="cubic", cubic_coeff_a_f=-0.5, exclude_outside_i=1,
+                coordinate_transformation_mode_s="half_pixel")
+
+
+SYMBOLICS = {"aten::vdot": _vdot, "aten::_upsample_bicubic2d_aa": _bicubic_aa}
+
+
 @contextlib.contextmanager
-def vdot_as_onnx() -> Iterator[None]:
-    """Inside: the TorchScript exporter writes ``aten::vdot`` (spectral norm's sigma = u . W v,
-    which a generator with spectral norm computes on every forward) as ReduceSum(Mul), for real
-    vectors. It has no ONNX form of its own, and the parametrization cannot be frozen for a
-    trace (``parametrize.cached`` refuses tracing; removing it on a copy would edit the class
-    the run's modules share)."""
-    torch.onnx.register_custom_op_symbolic("aten::vdot", _vdot, OPSET)
+def onnx_symbolics() -> Iterator[None]:
+    """Inside: the TorchScript exporter writes the aten ops that it has no ONNX form for and
+    that our networks call on every forward:
+    - ``aten::vdot`` (spectral norm's sigma = u . W v) as ReduceSum(Mul), for real vectors. The
+      parametrization cannot be frozen for a trace instead (``parametrize.cached`` refuses
+      tracing; removing it on a copy would edit the class the run's modules share).
+    - ``aten::_upsample_bicubic2d_aa``: super-resolution's bicubic skip (``bicubic_up``)."""
+    for name, fn in SYMBOLICS.items():
+        torch.onnx.register_custom_op_symbolic(name, fn, OPSET)
     try:
         yield
     finally:
-        torch.onnx.unregister_custom_op_symbolic("aten::vdot", OPSET)
+        for name in SYMBOLICS:
+            torch.onnx.unregister_custom_op_symbolic(name, OPSET)
 
 
 @torch.inference_mode()
