@@ -138,6 +138,29 @@ def test_sample_is_drawn_at_the_stage_and_upsampled_to_the_final_resolution(tmp_
     assert "stage 1/2: 4x4 (stable)" in obj.preview_caption()
 
 
+def test_a_run_stopped_before_its_last_stage_exports_and_serves_what_it_samples(tmp_path):
+    """At 4x4 of 8x8 a run samples 8x8 images; the graph that ONNX export writes and the server
+    batches is the same (it was G's 4x4 call, which export refused as a mismatch)."""
+    import numpy as np
+
+    import ganforge
+    from ganforge.serve import export
+    from ganforge.serve.graph import build_graph, record_sample, verify
+
+    raw = apply_overrides(ProgressiveGAN.example_config(tmp_path), ["progressive.stable_images=[1000]"])
+    api.train(from_dict(raw), tmp_path / "run", progress=False)
+    run = ganforge.load(tmp_path / "run")
+    assert run.objective.current.resolution == 4
+    graph, _ = build_graph(run, "sample", "AtoB")
+    assert verify(run, graph, "sample") == 0.0
+    result = export.export_onnx(run, tmp_path / "g.onnx")
+    assert result["max_abs_diff"] <= 1e-4
+    call = record_sample(run, 5, seed=7)
+    got = export.ort_session(tmp_path / "g.onnx").run(None, {"z": call.arguments["z"].numpy()})[0]
+    ref = run.sample(5, seed=7).numpy()
+    assert got.shape == ref.shape == (5, 1, 8, 8) and np.abs(got - ref).max() <= 1e-4
+
+
 def test_resume_in_the_middle_of_a_fade_is_bit_exact_and_learning_rates_follow_the_stage(tmp_path):
     _, raw = _objective(tmp_path / "data", "train.steps=5", "train.checkpoint_every=10")
     once, half = tmp_path / "once", tmp_path / "half"

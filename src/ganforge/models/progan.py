@@ -22,6 +22,7 @@ halving, i.e. width 16 and max_width 512 at 1024x1024).
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -122,6 +123,22 @@ class ProGANGenerator(nn.Module):
         if alpha >= 1:
             return new
         return torch.lerp(upsample2(self.to_rgb[stage - 1](h)), new, alpha)
+
+
+class StageSampler(nn.Module):
+    """G at the stage and fade-in ``where()`` says, its images nearest-upsampled to G's full
+    resolution: what a run samples at any point of the growth, as one module (what ONNX export
+    records and the server batches). z [N, z_dim] -> [N, C, resolution, resolution]."""
+
+    def __init__(self, G: ProGANGenerator, where: Callable[[], tuple[int, float]]):
+        super().__init__()
+        self.G, self.where = G, where
+
+    def forward(self, z: Tensor) -> Tensor:
+        stage, alpha = self.where()
+        x = self.G(z, stage, alpha)
+        factor = 2 ** (self.G.stages - 1 - stage)  # from the stage, not x's shape: a constant in a trace
+        return F.interpolate(x, scale_factor=factor, mode="nearest") if factor > 1 else x
 
 
 class ProGANDiscriminator(nn.Module):

@@ -34,8 +34,9 @@ from torch import Tensor, nn
 
 from .. import losses
 from ..errors import ConfigError
-from ..models.progan import ProGANDiscriminator, ProGANGenerator, stage_resolutions, upsample2
-from .base import register_objective
+from ..models.progan import (ProGANDiscriminator, ProGANGenerator, StageSampler, stage_resolutions,
+                             upsample2)
+from .base import cached_module, register_objective
 from .unconditional import TINY_TRAIN, UnconditionalGAN, gan_optimizers, write_image_folder
 
 
@@ -258,11 +259,14 @@ class ProgressiveGAN(UnconditionalGAN):
     def sample(self, n: int, *, generator: torch.Generator,
                nets: Mapping[str, nn.Module] | None = None) -> Tensor:
         """n images at the current stage, nearest-upsampled to data.resolution, in [-1, 1]."""
-        x = self.generate(self._z(n, generator), (nets or {}).get("G")).float()
-        factor = self.resolution // x.shape[-1]
-        if factor > 1:
-            x = F.interpolate(x, scale_factor=factor, mode="nearest")
-        return x.clamp(-1, 1)
+        return self.export_module(nets)(self._z(n, generator)).float().clamp(-1, 1)
+
+    def export_module(self, nets: Mapping[str, nn.Module] | None = None) -> StageSampler:
+        """``nets``' G at the current stage and fade, upsampled to data.resolution, as one module
+        (the same instance for the same G): ``sample`` runs through it, and ganforge.serve.graph
+        records its call, so a run stopped before its last stage exports and serves as it samples."""
+        G = (nets or {}).get("G", self.nets["G"])
+        return cached_module(self, (G,), lambda g: StageSampler(g, lambda: (self.net_stage, self.alpha)))
 
     def preview_caption(self) -> str:
         s, r = self.current, self.current.resolution
