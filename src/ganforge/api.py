@@ -368,7 +368,13 @@ class LoadedRun:
     @property
     def capabilities(self) -> frozenset[str]:
         """What this run can do: a subset of ganforge.objectives.CAPABILITIES."""
-        return type(self.objective).capabilities
+        return self.objective.capabilities
+
+    @property
+    def point_dim(self) -> int | None:
+        """2 for a run on 2-D points (the toy mixtures): ``sample`` gives float [N, 2], not
+        images; None for image runs."""
+        return getattr(self.objective, "point_dim", None)
 
     def require(self, capability: str) -> None:
         """A one-line ConfigError when this run lacks ``capability``."""

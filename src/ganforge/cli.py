@@ -121,6 +121,26 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _save_points(run, points, path: Path, suffix: str, meta) -> None:
+    """Samples of a point run: ``points`` float32 [N, D] in a .npz, else a scatter plot over
+    the mixture's modes."""
+    import io
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from . import provenance
+    from .report.plots import points_png
+
+    if suffix == ".npz":
+        extra = {} if meta is None else {"provenance": np.array(json.dumps(meta, sort_keys=True))}
+        np.savez_compressed(path, points=points.numpy().astype(np.float32), **extra)
+        return
+    png = points_png(points, data=run.config.data.name, step=run.step)
+    provenance.save(Image.open(io.BytesIO(png)).convert("RGB"), path, meta)
+
+
 def cmd_sample(args) -> int:
     import json
 
@@ -160,7 +180,9 @@ def cmd_sample(args) -> int:
     meta = None if args.no_provenance else provenance.for_run(run, operation="sample", seed=args.seed,
                                                                labels=y, ema=not args.no_ema)
     with atomic_path(out) as tmp:
-        if suffix == ".npz":
+        if run.point_dim is not None:  # 2-D points (toy mixtures): the array, or a scatter plot
+            _save_points(run, images, tmp, suffix, meta)
+        elif suffix == ".npz":
             extra = {} if y is None else {"labels": y.numpy()}
             if meta is not None:  # arrays have no metadata slot: the record rides along as JSON
                 extra["provenance"] = np.array(json.dumps(meta, sort_keys=True))

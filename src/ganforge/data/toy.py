@@ -59,5 +59,11 @@ class ToySource:
                 "num_modes": len(self.modes), "sigma": self.sigma}
 
 
+def toy_mixture(name: str) -> ToySource | None:
+    """The mixture behind ``data.name`` (its modes and sigma), None when it is not a toy one."""
+    source = DATASETS.get(name) if name in DATASETS else None
+    return source if isinstance(source, ToySource) else None
+
+
 DATASETS.register("toy:ring8")(ToySource("toy:ring8", ring_modes(8, 1.0), 0.01))
 DATASETS.register("toy:grid25")(ToySource("toy:grid25", grid_modes(5, 2.0), 0.05))

@@ -78,6 +78,8 @@ class UnconditionalGAN(Objective):
         m, self.reg = cfg.model, cfg.reg
         self.z_dim = m.z_dim
         self.point_dim = point_dim(cfg, data_info)
+        if self.point_dim is not None:  # a walk of points draws no image: not offered (CLI, server)
+            self.capabilities = type(self).capabilities - {"interpolate"}
         shape = dict(resolution=cfg.data.resolution, channels=cfg.data.channels)
         d_shape = dict(resolution=cfg.data.resolution, channels=cfg.data.channels * m.pac)
         if self.point_dim is not None:

@@ -66,6 +66,28 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
+def points_png(points, *, data: str, step: int) -> bytes:
+    """A scatter plot of a point run's samples (float [N, 2]) as PNG bytes; for a toy mixture
+    (``data``: its data.name), each mode's 3-sigma circle in red (where high-quality samples fall)."""
+    from matplotlib.patches import Circle
+
+    from ..data.toy import toy_mixture
+
+    toy = toy_mixture(data)
+    modes, sigma = (None, None) if toy is None else (toy.modes, toy.sigma)
+    title = f"{len(points)} samples, {data}, step {step}"
+    fig = _figure(4.2, 4.4)
+    ax = fig.add_subplot()
+    xy = points[:, :2].tolist()
+    ax.scatter([p[0] for p in xy], [p[1] for p in xy], s=4, alpha=0.6, color="tab:blue", lw=0)
+    if modes is not None and sigma is not None:
+        for mx, my in modes.tolist():
+            ax.add_patch(Circle((mx, my), 3 * sigma, fill=False, color="tab:red", lw=0.7))
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.set_title(title, fontsize=9)
+    return _png(fig)
+
+
 def _style(ax, run: Run) -> None:
     ax.set_xlim(0, max(run.last_step, 1) * 1.01)
     ax.grid(True, alpha=0.3, linewidth=0.6)

@@ -100,6 +100,8 @@ def describe(name: str, run) -> dict[str, Any]:
         info["directions"] = directions
     if "upscale" in caps:
         info["scale"] = int(getattr(run.objective, "scale", 1))
+    if run.point_dim is not None:  # samples are points: a scatter plot, or `points` in the npz
+        info.update(resolution=None, channels=None, points=run.point_dim)
     if caps & AUDIO_CAPABILITIES:  # the front end (ganforge.metrics.audio.FRONT_END), not images
         from ..metrics.audio import FRONT_END
 
@@ -396,9 +398,11 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
                             truncation=req.truncation)
         if req.format == "npz":
             labels = run.sample_labels(req.n, req.class_)
-            return Response(await run_in_threadpool(npz_bytes, images, labels),
+            return Response(await run_in_threadpool(npz_bytes, images, labels, run.point_dim is not None),
                             media_type="application/octet-stream",
                             headers={"Content-Disposition": 'attachment; filename="samples.npz"'})
+        if run.point_dim is not None:
+            return Response(await run_in_threadpool(scatter_png, run, images), media_type="image/png")
         return Response(await encode_png(images, grid_columns(req.n)), media_type="image/png")
 
     @app.post("/api/interpolate", dependencies=[Depends(auth)],
@@ -510,10 +514,22 @@ def add_docs(app: FastAPI) -> None:
         app.add_api_route(f"/docs-assets/{fname}", lambda f=fname: asset(f), include_in_schema=False)
 
 
-def npz_bytes(images: torch.Tensor, labels) -> bytes:
+def npz_bytes(images: torch.Tensor, labels, points: bool = False) -> bytes:
+    """``images`` uint8 [N, H, W, C] (and ``labels``), or for a point model ``points`` float32 [N, D],
+    as ``ganforge sample --out x.npz`` writes them."""
     from ..api import to_uint8_hwc
 
     buf = io.BytesIO()
     extra = {} if labels is None else {"labels": labels.numpy()}
-    np.savez_compressed(buf, images=to_uint8_hwc(images), **extra)
+    if points:
+        np.savez_compressed(buf, points=images.numpy().astype(np.float32), **extra)
+    else:
+        np.savez_compressed(buf, images=to_uint8_hwc(images), **extra)
     return buf.getvalue()
+
+
+def scatter_png(run, points: torch.Tensor) -> bytes:
+    """The samples of a point model plotted over its mixture's modes (``ganforge sample``'s plot)."""
+    from ..report.plots import points_png
+
+    return points_png(points, data=run.config.data.name, step=run.step)
