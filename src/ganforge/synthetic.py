@@ -65,6 +65,9 @@ def export(run, out: Path, *, per_class: int, fmt: str = "folder", seed: int = 0
     if out.exists() and (out.is_file() or any(out.iterdir())):
         if not force:
             raise ConfigError(f"{out} already exists; pass --force to replace it or choose another --out")
+        if fmt == "folder" and out.is_file():  # a folder never replaces a file the user has
+            raise ConfigError(f"--force refused: {out} is a file and --format folder writes a "
+                              f"directory, so nothing was deleted; choose another --out")
         if out.is_dir() and not (out / "classes.json").is_file():  # --force deletes only our own
             raise ConfigError(f"--force refused: {out} is not a dataset written by ganforge augment "
                               f"(no classes.json), so nothing was deleted; choose another --out")

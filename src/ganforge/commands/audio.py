@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from ..errors import ConfigError
-from . import add_run_arguments
+from . import add_json_argument, add_run_arguments, json_output
 
 
 def _refuse_overwrite(out: Path, force: bool) -> None:
@@ -94,6 +94,7 @@ def cmd_eval_audio(args) -> int:
     from ..metrics.audio import evaluate_run, format_table
     from ..objectives import AUDIO_CAPABILITIES
 
+    out = json_output(args.json, args.force)
     run = api.load(args.run_dir, checkpoint=args.checkpoint, device=args.device)
     if not run.capabilities & AUDIO_CAPABILITIES:
         run.require("vocode")
@@ -102,8 +103,8 @@ def cmd_eval_audio(args) -> int:
                           ema=not args.no_ema)
     for line in format_table(result):
         print(line)
-    if args.json:
-        atomic_write_json(Path(args.json), {"run": str(args.run_dir), "step": run.step, **result})
+    if out is not None:
+        atomic_write_json(out, {"run": str(args.run_dir), "step": run.step, **result})
     return 0
 
 
@@ -160,5 +161,5 @@ def register(subparsers, parser_class) -> None:
     s.add_argument("--vocoder", metavar="RUN", help="VC runs: the vocoder for the waveforms "
                                                     "(default: Griffin-Lim)")
     s.add_argument("--device", default="cpu", help="cpu, cuda, mps")
-    s.add_argument("--json", help="also write the results to this JSON file")
+    add_json_argument(s, "also write the results to this JSON file")
     s.set_defaults(func=cmd_eval_audio)

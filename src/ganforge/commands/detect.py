@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 from ..errors import ConfigError, DataError
+from . import add_json_argument, json_output
 
 SPLITS = ("train", "test")
 
@@ -136,6 +137,7 @@ def cmd_eval(args) -> int:
 
     if args.n < 1:
         raise ConfigError(f"--n must be positive, got {args.n}")
+    out = json_output(args.json, args.force)
     detectors = [(d, detect.load(d)) for d in args.detectors]
     report = {"real": args.real, "n": args.n, "seed": args.seed, "detectors": []}
     real_cache: dict = {}
@@ -164,9 +166,9 @@ def cmd_eval(args) -> int:
     print("AP ranks real against generated at every threshold; accuracy uses P(gen) > 0.5. High AP "
           "with low accuracy means the detector separates but its threshold is miscalibrated "
           "(Wang et al. 2020).")
-    if args.json:
-        atomic_write_json(Path(args.json), report)
-        print(f"ganforge: wrote {args.json}")
+    if out is not None:
+        atomic_write_json(out, report)
+        print(f"ganforge: wrote {out}")
     return 0
 
 
@@ -251,7 +253,7 @@ def register(subparsers, parser_class) -> None:
                    help="run directories, samples .npz files or image folders")
     e.add_argument("--n", type=int, default=2000, help="images per source and real images (default 2000)")
     e.add_argument("--seed", type=int, default=1, help="sampling seed (default 1: not training's samples)")
-    e.add_argument("--json", help="also write the table to this JSON file")
+    add_json_argument(e, "also write the table to this JSON file")
     e.set_defaults(func=cmd_eval)
 
     c = sub.add_parser("score", help="P(generated) for each image of a file or folder")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from . import add_json_argument, json_output
+
 DEFAULT_N = 10_000
 # Datasets with a classifier recipe; the same tuple as ganforge.metrics.features (a test checks),
 # repeated here because importing ganforge.metrics loads torch and `ganforge --help` must stay fast.
@@ -22,11 +24,7 @@ def cmd_eval(args) -> int:
         raise ConfigError(f"--n must be positive, got {args.n}")
     metrics = ev.parse_metrics(args.metrics)  # unknown names fail before any slow work
     ev.check_reference(args.ref)
-    out = Path(args.json) if args.json else None
-    if out is not None and out.suffix.lower() != ".json":
-        raise ConfigError(f"--json {out}: use a .json file name")
-    if out is not None and out.exists() and not args.force:
-        raise ConfigError(f"{out} already exists; pass --force to overwrite it or choose another --json")
+    out = json_output(args.json, args.force)
     log = (lambda msg: print(f"ganforge: {msg}", flush=True)) if not args.quiet else None
     path = Path(args.target).expanduser()
     if args.truncation is not None and not is_run_dir(path):
@@ -83,8 +81,9 @@ def cmd_train_classifier(args) -> int:
     out = Path(args.out) if args.out else user_weights_dir() / f"{args.dataset}-cnn.safetensors"
     if out.suffix != ".safetensors":
         raise ConfigError(f"--out {out}: use a .safetensors file name")
-    if out.exists() and not args.force:
-        raise ConfigError(f"{out} already exists; pass --force to overwrite it or choose another --out")
+    for path in (out, out.with_suffix(".json")):  # the weights and the recipe beside them
+        if path.exists() and not args.force:
+            raise ConfigError(f"{path} already exists; pass --force to overwrite it or choose another --out")
     recipe = classifier.Recipe()
     if args.epochs is not None:
         from dataclasses import replace
@@ -132,8 +131,7 @@ def register(subparsers, parser_class) -> None:
                    help="for a run with truncation (BigGAN threshold, StyleGAN2 psi): score its samples "
                         "drawn at T (default: untruncated)")
     s.add_argument("--data-dir", help="look for the reference dataset here first")
-    s.add_argument("--json", metavar="OUT.json", help="also write every value and the protocol here")
-    s.add_argument("--force", action="store_true", help="overwrite an existing --json file")
+    add_json_argument(s, "also write every value and the protocol here")
     s.add_argument("--quiet", action="store_true", help="print only the table")
     s.set_defaults(func=cmd_eval)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import add_provenance_argument, add_run_arguments
+from . import add_json_argument, add_provenance_argument, add_run_arguments, json_output
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 
@@ -88,12 +88,12 @@ def cmd_translate_eval(args) -> int:
     from ..metrics.paired import format_translation
     from ..atomic import atomic_write_json
 
+    out = json_output(args.json, args.force)
     run = api.load(args.run_dir, checkpoint=args.checkpoint, require="translate")
     result = run.translate_eval(ema=not args.no_ema, limit=args.n, extractor=args.extractor,
                                 inception_weights=args.inception_weights)
     print(format_translation(result))
-    if args.json:
-        out = Path(args.json)
+    if out is not None:
         atomic_write_json(out, result)
         print(f"ganforge: wrote {out}")
     return 0
@@ -123,5 +123,5 @@ def register(subparsers, parser_class) -> None:
     s.add_argument("--extractor", default="inception",
                    help="unpaired runs: features for FID/KID (inception, fashion-mnist-cnn)")
     s.add_argument("--inception-weights", help="path of the FID Inception weights (offline)")
-    s.add_argument("--json", help="also write the numbers to this JSON file")
+    add_json_argument(s, "also write the numbers to this JSON file")
     s.set_defaults(func=cmd_translate_eval)

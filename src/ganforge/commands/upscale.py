@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ConfigError
-from . import add_provenance_argument, add_run_arguments
+from . import add_json_argument, add_provenance_argument, add_run_arguments, json_output
 
 
 def _outputs(inp: Path, out: Path) -> list[tuple[Path, Path]]:
@@ -60,6 +60,7 @@ def cmd_eval_sr(args) -> int:
     from ..atomic import atomic_write_json
     from ..metrics.superres import LPIPS, evaluate_sr
 
+    out = json_output(args.json, args.force)
     run = api.load(args.run_dir, checkpoint=args.checkpoint, device=args.device, require="upscale")
     run.require("upscale")
     scale = run.objective.scale
@@ -83,12 +84,12 @@ def cmd_eval_sr(args) -> int:
         print(f"{name:<{width}}" + "".join(f"{row[c]:>10.4f}" for c in cols))
     if not lpips.available:
         print(f"lpips: not computed ({lpips.reason})")
-    if args.json:
+    if out is not None:
         payload = {"run": str(args.run_dir), "checkpoint": str(run.checkpoint), "step": run.step,
                    "data": args.data, "images": names, "scale": scale, "interp": args.interp,
                    "protocol": "Y of BT.601, border = scale, PIL bicubic degradation, uint8",
                    "results": table, "lpips": lpips.available or lpips.reason}
-        atomic_write_json(Path(args.json), payload)
+        atomic_write_json(out, payload)
     return 0
 
 
@@ -122,5 +123,5 @@ def register(subparsers, parser_class) -> None:
                    help="evaluate the PSNR/GAN interpolation with this ALPHA")
     s.add_argument("--tile", type=int, default=256, help="LR tile size (0: whole image)")
     s.add_argument("--device", default="cpu", help="cpu, cuda, mps")
-    s.add_argument("--json", help="also write the results and the protocol to this JSON file")
+    add_json_argument(s, "also write the results and the protocol to this JSON file")
     s.set_defaults(func=cmd_eval_sr)
