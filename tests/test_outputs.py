@@ -15,6 +15,7 @@ JSON_COMMANDS = {
     "translate-eval": ["translate-eval", "RUN"],
     "eval-sr": ["eval-sr", "RUN", "--data", "photos:test"],
     "detect eval": ["detect", "eval", "DET", "--real", "fashion-mnist", "--fake", "RUN"],
+    "bench modes": ["bench", "modes", "--preset", "NO-SUCH-PRESET"],
 }
 
 

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from ..errors import ConfigError
+from . import add_json_argument, json_output
 
 
 def cmd_modes(args) -> int:
@@ -44,6 +45,7 @@ def cmd_modes(args) -> int:
     extra = list(args.overrides)
     if args.steps is not None:
         extra.append(f"train.steps={args.steps}")
+    json_path = json_output(args.json, args.force)
     for v in variants:  # fail on a bad preset or override now, not after an hour of training
         _, cfg = load_config(v.preset, [f"data.name={args.data}", *extra, *v.overrides])
         api.build(cfg)
@@ -58,7 +60,7 @@ def cmd_modes(args) -> int:
         print(bench.format_summary(c["label"], c["summary"], result["num_modes"]))
         if c["scatter"]:
             print(f"  scatter: {c['scatter']}")
-    json_path = Path(args.json) if args.json else out / "modes.json"
+    json_path = json_path or out / "modes.json"
     bench.write_json(result, json_path)
     print(f"ganforge: results in {json_path}")
     return 0
@@ -81,7 +83,7 @@ def register(subparsers, parser_class) -> None:
                    help="a configuration on top of the preset; repeat for a matrix")
     m.add_argument("--steps", type=int, help="shorthand for train.steps=N")
     m.add_argument("--jobs", type=int, default=1, help="seeds trained in parallel processes")
-    m.add_argument("--json", help="write the results here (default OUT/modes.json)")
+    add_json_argument(m, "write the results here (default OUT/modes.json)")
     m.add_argument("--out", help="directory for runs and plots (default runs/bench-modes-...)")
     m.set_defaults(func=cmd_modes)
     register_augment(sub, parser_class)
