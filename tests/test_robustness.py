@@ -463,6 +463,19 @@ def test_writes_to_a_read_only_place_are_one_line(tmp_path, tmpfs, capsys):
         atomic_write_text(readonly / "x.txt", "x")
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_a_place_where_no_file_can_be_made_is_one_line(tmp_path, capsys):
+    """/proc is a directory that takes no new files: each writer said so with a traceback."""
+    run = tmp_path / "run"
+    _train(_cfg(**{"train.steps": 2}), run)
+    for argv in (["sample", run, "--out", "/proc/x.png"], ["sample", run, "--out", "/proc/x.npz"],
+                 ["interpolate", run, "--seeds", "1,2", "--frames", "2", "--out", "/proc/w.gif"],
+                 ["export", run, "--format", "onnx", "--out", "/proc/g.onnx"],
+                 ["report", run, "--out", "/proc/r.html"]):
+        code = cli.main([str(a) for a in argv])
+        _one_line(capsys, code, f"cannot write {argv[-1]}")
+
+
 def test_eval_names_an_unknown_reference_and_a_non_zip_npz(tmp_path, capsys):
     code = cli.main(["eval", str(tmp_path), "--ref", "imagenet"])
     _one_line(capsys, code, "unknown reference dataset 'imagenet'; use one of fashion-mnist, mnist, cifar10")

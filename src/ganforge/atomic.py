@@ -19,6 +19,7 @@ from .errors import StorageError
 # they become one-line StorageErrors.
 STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
                             errno.EFBIG})
+FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 def fsync_dir(path: Path) -> None:
@@ -58,6 +59,14 @@ def atomic_path(dest: Path | str) -> Iterator[Path]:
         raise StorageError(f"cannot write {dest}: cannot create {dest.parent} "
                            f"({exc.strerror or exc}); choose another path") from None
     tmp = temporary_name(dest)
+    if tmp.is_dir() and not tmp.is_symlink():  # left by a killed process of the same pid
+        shutil.rmtree(tmp, ignore_errors=True)
+    try:  # can a file be made here at all? (/proc, a read-only mount): say so before any work
+        tmp.touch()
+        tmp.unlink()
+    except OSError as exc:
+        raise StorageError(f"cannot write {dest}: {exc.strerror or exc} in {dest.parent}; "
+                           f"choose another path") from None
     try:
         yield tmp
         _fsync_file(tmp)
@@ -73,7 +82,8 @@ def atomic_path(dest: Path | str) -> Iterator[Path]:
             raise StorageError(f"cannot write {dest}: it is a directory; give a file name (the "
                                f"directory was left as it was)") from None
         if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
-            raise StorageError(f"cannot write {dest}: {exc.strerror}; free some space or choose "
+            fix = "free some space" if exc.errno in FULL_ERRNOS else "make it writable"
+            raise StorageError(f"cannot write {dest}: {exc.strerror}; {fix} or choose "
                                f"another path ({dest.name} was left as it was)") from None
         raise
 
