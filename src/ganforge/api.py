@@ -305,7 +305,10 @@ class LoadedRun:
                                   f"directory of a training run")
         if require is not None:
             check_capability(self.run_dir, require)  # before any weights are read
-        self.device = torch.device(device)
+        try:
+            self.device = resolve_device(device)
+        except ConfigError as exc:  # named as the commands' --device, not the config key
+            raise ConfigError(str(exc).replace("train.device", "--device")) from None
         if is_model_folder(self.run_dir):  # `ganforge export --format folder` output
             self._load_model_folder()
             return

@@ -8,7 +8,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from .commands import add_provenance_argument, add_run_arguments
+from .commands import add_provenance_argument, add_run_arguments, seed
 from .errors import ConfigError, GanforgeError
 
 EXIT_USAGE = 2
@@ -261,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_arguments(s, out={"default": "samples.png", "help": "grid .png/.jpg or array .npz"},
                       force="overwrite --out if it exists")
     s.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=seed, default=0)
     s.add_argument("--class", dest="class_", metavar="K",
                    help="conditional runs: generate class K (index or name) only")
     s.add_argument("--truncation", type=float, metavar="T",

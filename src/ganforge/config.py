@@ -401,7 +401,7 @@ def validate(cfg: Config) -> None:
     positive = {
         "train.steps": cfg.train.steps, "train.batch_size": cfg.train.batch_size,
         "train.n_critic": cfg.train.n_critic, "train.log_every": cfg.train.log_every,
-        "train.sample_every": cfg.train.sample_every,
+        "train.sample_every": cfg.train.sample_every, "train.n_sample_grid": cfg.train.n_sample_grid,
         "train.checkpoint_every": cfg.train.checkpoint_every,
         "train.keep_checkpoints": cfg.train.keep_checkpoints, "train.accumulate": cfg.train.accumulate,
         "monitor.probe_size": cfg.monitor.probe_size, "monitor.patience": cfg.monitor.patience,
@@ -532,6 +532,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
                           f"(ganforge presets)") from None
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a text file; give a YAML config or a preset name "
+                          f"(ganforge presets)") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of config sections, got {type(data).__name__}")
     return data

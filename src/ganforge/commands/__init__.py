@@ -58,3 +58,19 @@ def json_output(path: str | None, force: bool):
         raise ConfigError(f"{out} already exists; pass --force to overwrite it or choose another --json")
     check_output_parent(out)
     return out
+
+
+MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a 64-bit signed integer
+
+
+def seed(text: str) -> int:
+    """argparse type of a --seed: an integer in 0..2**63-1 (a larger one crashed torch)."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a seed is an integer, got '{text}'") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"a seed is between 0 and {MAX_SEED}, got {text}")
+    return value

@@ -94,6 +94,8 @@ def cmd_eval_audio(args) -> int:
     from ..metrics.audio import evaluate_run, format_table
     from ..objectives import AUDIO_CAPABILITIES
 
+    if args.threads <= 0 or (args.limit is not None and args.limit <= 0):
+        raise ConfigError(f"--threads and --limit must be positive, got {args.threads} and {args.limit}")
     out = json_output(args.json, args.force)
     run = api.load(args.run_dir, checkpoint=args.checkpoint, device=args.device)
     if not run.capabilities & AUDIO_CAPABILITIES:

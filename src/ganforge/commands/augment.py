@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import add_provenance_argument, add_run_arguments
+from . import add_provenance_argument, add_run_arguments, seed
 
 
 def cmd_augment(args) -> int:
@@ -33,6 +33,6 @@ def register(subparsers, parser_class) -> None:
                       force="replace --out if it exists")
     s.add_argument("--per-class", type=int, required=True, metavar="N", help="images per class")
     s.add_argument("--format", default="folder", choices=["folder", "npz"], help="default: folder")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=seed, default=0)
     add_provenance_argument(s)
     s.set_defaults(func=cmd_augment)

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from ..errors import ConfigError
-from . import add_json_argument, json_output
+from . import add_json_argument, json_output, seed
 
 
 def cmd_modes(args) -> int:
@@ -289,7 +289,7 @@ def register_truncation(sub, parser_class) -> None:
     t.add_argument("--values", "--psi", dest="values", default="0.3,0.5,0.7,0.85,1.0",
                    help="comma-separated truncation values (default 0.3,0.5,0.7,0.85,1.0; --psi is an alias)")
     t.add_argument("--n", type=int, default=5000, help="samples per value and reference images (default 5000)")
-    t.add_argument("--seed", type=int, default=0, help="noise seed (the same latents at every value)")
+    t.add_argument("--seed", type=seed, default=0, help="noise seed (the same latents at every value)")
     t.add_argument("--ref", help="reference dataset (default: the run's data.name)")
     t.add_argument("--split", default="test", choices=["test", "train"], help="reference split (default test)")
     t.add_argument("--extractor", help="feature extractor (default as ganforge eval)")

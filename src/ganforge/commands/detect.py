@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 from ..errors import ConfigError, DataError
-from . import add_json_argument, json_output
+from . import add_json_argument, json_output, seed
 
 SPLITS = ("train", "test")
 
@@ -242,7 +242,7 @@ def register(subparsers, parser_class) -> None:
     t.add_argument("--width", type=int, default=16, help="channels of the first layer (default 16)")
     t.add_argument("--depth", type=int, default=3, help="stride-2 stages (default 3)")
     t.add_argument("--no-augment", action="store_true", help="train without blur/JPEG/flip augmentation")
-    t.add_argument("--seed", type=int, default=0, help="sampling and training seed (default 0)")
+    t.add_argument("--seed", type=seed, default=0, help="sampling and training seed (default 0)")
     t.add_argument("--force", action="store_true", help="overwrite a detector already in --out")
     t.set_defaults(func=cmd_train)
 
@@ -252,7 +252,7 @@ def register(subparsers, parser_class) -> None:
     e.add_argument("--fake", required=True, nargs="+", metavar="SOURCE",
                    help="run directories, samples .npz files or image folders")
     e.add_argument("--n", type=int, default=2000, help="images per source and real images (default 2000)")
-    e.add_argument("--seed", type=int, default=1, help="sampling seed (default 1: not training's samples)")
+    e.add_argument("--seed", type=seed, default=1, help="sampling seed (default 1: not training's samples)")
     add_json_argument(e, "also write the table to this JSON file")
     e.set_defaults(func=cmd_eval)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from . import add_json_argument, json_output
+from . import add_json_argument, json_output, seed
 
 DEFAULT_N = 10_000
 # Datasets with a classifier recipe; the same tuple as ganforge.metrics.features (a test checks),
@@ -126,7 +126,7 @@ def register(subparsers, parser_class) -> None:
                                        "weights are available offline, else the dataset's CNN)")
     s.add_argument("--inception-weights", metavar="PATH", help="local weights-inception-2015-12-05-6726825d.pth")
     s.add_argument("--checkpoint", default="latest", help="for a run directory: latest, best or step_XXXXXXX")
-    s.add_argument("--seed", type=int, default=0, help="noise seed for samples drawn from a run")
+    s.add_argument("--seed", type=seed, default=0, help="noise seed for samples drawn from a run")
     s.add_argument("--truncation", type=float, metavar="T",
                    help="for a run with truncation (BigGAN threshold, StyleGAN2 psi): score its samples "
                         "drawn at T (default: untruncated)")

@@ -22,8 +22,12 @@ def cmd_provenance(args) -> int:
         if path.suffix.lower() == ".npz" and path.is_file():
             import numpy as np
 
-            with np.load(path, allow_pickle=False) as data:
-                meta = json.loads(str(data["provenance"])) if "provenance" in data.files else None
+            try:
+                with np.load(path, allow_pickle=False) as data:
+                    meta = json.loads(str(data["provenance"])) if "provenance" in data.files else None
+            except (OSError, ValueError):
+                raise DataError(f"{path} is not an .npz archive of arrays; pass a samples .npz "
+                                f"ganforge wrote, or an image") from None
         else:
             if not path.is_file():
                 raise DataError(f"{path} does not exist or is not a file; pass an image ganforge wrote")

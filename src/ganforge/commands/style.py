@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 from ..errors import ConfigError
-from . import add_run_arguments
+from . import MAX_SEED, add_run_arguments, seed
 
 
 def seed_list(text: str, flag: str) -> list[int]:
@@ -22,8 +22,8 @@ def seed_list(text: str, flag: str) -> list[int]:
         seeds = [int(v) for v in str(text).split(",") if v.strip()]
     except ValueError:
         raise ConfigError(f"{flag} takes comma-separated integer seeds, got '{text}'") from None
-    if not seeds or min(seeds) < 0:
-        raise ConfigError(f"{flag} takes comma-separated non-negative integer seeds, got '{text}'")
+    if not seeds or min(seeds) < 0 or max(seeds) > MAX_SEED:
+        raise ConfigError(f"{flag} takes comma-separated integer seeds in 0..{MAX_SEED}, got '{text}'")
     return seeds
 
 
@@ -73,8 +73,9 @@ def cmd_interpolate(args) -> int:
     from ..atomic import atomic_path
 
     seeds = seed_list(args.seeds, "--seeds")
-    if args.frames < 2 or args.fps <= 0:
-        raise ConfigError(f"--frames must be >= 2 and --fps > 0, got {args.frames} and {args.fps}")
+    if not (2 <= args.frames <= 10_000 and 0.1 <= args.fps <= 100):  # NaN fails too
+        raise ConfigError(f"--frames must be in 2..10000 and --fps in 0.1..100 (a GIF shows at most "
+                          f"about 100 frames a second), got {args.frames} and {args.fps}")
     out = Path(args.out)
     _check_out(out, (".gif", ".png"), args.force)
     run = api.load(args.run_dir, checkpoint=args.checkpoint)
@@ -240,7 +241,7 @@ def register(subparsers, parser_class) -> None:
     s.add_argument("target", metavar="TARGET", help="an image file (resized to the run's resolution, with a note)")
     s.add_argument("--space", choices=["w", "w+"], default="w", help="w (one w for all layers) or w+ (one per layer)")
     s.add_argument("--steps", type=int, default=1000, help="optimization steps (default 1000)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=seed, default=0)
     s.add_argument("--quiet", action="store_true", help="no per-100-step loss lines")
     s.set_defaults(func=cmd_project)
 
@@ -253,7 +254,7 @@ def register(subparsers, parser_class) -> None:
     s.add_argument("--attribute", required=True, help="a class of the dataset classifier, by name or index (Shirt)")
     s.add_argument("--strength", default="-3:3:7",
                    help="FROM:TO:COUNT or comma-separated, in standard deviations of w along the direction")
-    s.add_argument("--seed", type=int, default=0, help="the image to edit (default 0)")
+    s.add_argument("--seed", type=seed, default=0, help="the image to edit (default 0)")
     s.add_argument("--latent", help="edit a projected image instead: the latent.npy of ganforge project")
     s.add_argument("--n-train", type=int, default=2000, help="generated images the direction is fitted on (2000)")
     # `--strength -3:3:7` (the documented form): let argparse read a value starting with a minus

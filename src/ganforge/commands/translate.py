@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import ConfigError
 from . import add_json_argument, add_provenance_argument, add_run_arguments, json_output
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
@@ -59,7 +60,6 @@ def translate_files(run, files: list[Path], out: Path, *, direction: str, ema: b
 
 def cmd_translate(args) -> int:
     from .. import api
-    from ..errors import ConfigError
 
     src, out = Path(args.input), Path(args.out)
     files = _inputs(src)
@@ -88,6 +88,8 @@ def cmd_translate_eval(args) -> int:
     from ..metrics.paired import format_translation
     from ..atomic import atomic_write_json
 
+    if args.n is not None and args.n <= 0:
+        raise ConfigError(f"--n must be positive, got {args.n} (leave it out for every held-out pair)")
     out = json_output(args.json, args.force)
     run = api.load(args.run_dir, checkpoint=args.checkpoint, require="translate")
     result = run.translate_eval(ema=not args.no_ema, limit=args.n, extractor=args.extractor,

@@ -134,6 +134,10 @@ def make_speech(out: str | Path, *, voices: Sequence[str], utterances: int, rate
         raise DataError("a voice may not be called 'parallel' or contain '/'")
     if utterances < 2 or parallel < 0 or not 0 < test_fraction < 1:
         raise DataError("--utterances must be >= 2, --parallel >= 0 and the test fraction in (0, 1)")
+    if not 4000 <= rate <= 192_000:
+        raise DataError(f"--rate must be in 4000..192000 Hz, got {rate}; 22050 is the front end's default")
+    if out.exists() and not out.is_dir():
+        raise StorageError(f"--out {out} is a file; give a folder for the corpus")
     _require_espeak()
     if out.exists() and any(out.iterdir()):
         if not force:
@@ -162,11 +166,17 @@ def make_speech(out: str | Path, *, voices: Sequence[str], utterances: int, rate
     def run(job):
         return synthesize(job[0], job[1], job[2], rate)
 
-    with ThreadPoolExecutor(max(1, workers)) as ex:
-        for _ in ex.map(run, jobs):
-            done += 1
-            if progress is not None and (done % 200 == 0 or done == len(jobs)):
-                progress(f"{done}/{len(jobs)} utterances")
+    fresh = not out.exists() or not any(out.iterdir())
+    try:
+        with ThreadPoolExecutor(max(1, workers)) as ex:
+            for _ in ex.map(run, jobs):
+                done += 1
+                if progress is not None and (done % 200 == 0 or done == len(jobs)):
+                    progress(f"{done}/{len(jobs)} utterances")
+    except BaseException:  # an unknown voice, Ctrl-C: no half corpus that --force would refuse
+        if fresh:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     info = {"voices": voices, "rate": rate, "seed": seed, "train": utterances - n_test,
             "test": n_test, "parallel": parallel, "synthesizer": "espeak-ng",
             "version": _espeak_version(), "files": files}

@@ -41,7 +41,8 @@ class Recipe:
     seed: int = 0
 
     def check(self) -> None:
-        if self.steps <= 0 or self.batch_size < 2 or self.lr <= 0 or self.width <= 0 or self.depth <= 0:
+        if (self.steps <= 0 or self.batch_size < 2 or not 0 < self.lr < float("inf") or self.width <= 0
+                or self.depth <= 0):
             raise ConfigError("--steps, --lr, --width and --depth must be positive and --batch-size >= 2")
         if not 0 <= self.val_fraction < 1:
             raise ConfigError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")

@@ -24,6 +24,11 @@ def resolve_device(name: str) -> torch.device:
                           f"or mps") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("train.device is cuda but no CUDA GPU is visible; use train.device=auto")
+    mps = getattr(torch.backends, "mps", None)
+    if device.type == "mps" and not (mps is not None and mps.is_available()):
+        raise ConfigError("train.device is mps but this machine has no usable Apple GPU; use train.device=auto")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"train.device '{name}' is not supported; use auto, cpu, cuda, cuda:N or mps")
     return device
 
 
