@@ -81,3 +81,21 @@ def test_devices_ports_and_learning_rates_are_checked():
     for lr in (float("nan"), float("inf"), -1.0):
         with pytest.raises(ConfigError, match="--lr"):
             Recipe(lr=lr).check()
+
+
+def test_counts_that_cannot_finish_are_refused_before_any_work(monkeypatch):
+    from types import SimpleNamespace
+
+    from ganforge import config
+    from ganforge.cli import _check_sample_memory
+    from ganforge.commands.style import strength_list
+
+    assert strength_list("-3:3:7") == [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0]
+    for bad in ("-3:3:1000000000", "nan,inf", "1e308", "-3:3:0"):
+        with pytest.raises(ConfigError, match="--strength takes"):
+            strength_list(bad)
+    run = SimpleNamespace(config=SimpleNamespace(data=SimpleNamespace(channels=1, resolution=28)), point_dim=None)
+    monkeypatch.setattr(config, "available_memory", lambda: 10_000_000)  # 10 MB left
+    _check_sample_memory(run, 1000)  # 6.3 MB: fine
+    with pytest.raises(ConfigError, match="--n 10000 needs about"):
+        _check_sample_memory(run, 10_000)

@@ -121,7 +121,10 @@ def cmd_project(args) -> int:
     from ..atomic import atomic_path, atomic_write_json
 
     out = Path(args.out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.force:
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; project writes a folder (latent.npy, reconstruction.png), "
+                          f"so give a folder name")
+    if out.exists() and any(out.iterdir()) and not args.force:
         raise ConfigError(f"{out} already exists; pass --force to overwrite its files or choose another --out")
     image = _read_image(Path(args.target))
     run = api.load(args.run_dir, checkpoint=args.checkpoint)
@@ -151,20 +154,24 @@ def cmd_project(args) -> int:
 
 
 def strength_list(text: str) -> list[float]:
-    """'-3:3:7' (from:to:count, evenly spaced) or '-2,0,2' -> strengths."""
+    """'-3:3:7' (from:to:count, evenly spaced) or '-2,0,2' -> strengths: finite, at most 100."""
+    import math
+
     try:
         if ":" in text:
             lo, hi, k = text.split(":")
             k = int(k)
-            if k < 1:
+            if not 1 <= k <= 100:
                 raise ValueError
-            return [float(lo) + (float(hi) - float(lo)) * i / max(k - 1, 1) for i in range(k)]
-        values = [float(v) for v in text.split(",") if v.strip()]
-        if values:
+            values = [float(lo) + (float(hi) - float(lo)) * i / max(k - 1, 1) for i in range(k)]
+        else:
+            values = [float(v) for v in text.split(",") if v.strip()]
+        if 0 < len(values) <= 100 and all(math.isfinite(v) and abs(v) <= 1e3 for v in values):
             return values
     except ValueError:
         pass
-    raise ConfigError(f"--strength takes FROM:TO:COUNT (e.g. -3:3:7) or comma-separated numbers, got '{text}'")
+    raise ConfigError(f"--strength takes FROM:TO:COUNT (e.g. -3:3:7, COUNT <= 100) or up to 100 comma-separated "
+                      f"numbers within +-1000, got '{text}'")
 
 
 def cmd_edit(args) -> int:
