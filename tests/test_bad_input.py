@@ -99,3 +99,16 @@ def test_counts_that_cannot_finish_are_refused_before_any_work(monkeypatch):
     _check_sample_memory(run, 1000)  # 6.3 MB: fine
     with pytest.raises(ConfigError, match="--n 10000 needs about"):
         _check_sample_memory(run, 10_000)
+
+
+def test_an_incomplete_newer_checkpoint_is_named_when_it_is_skipped(tmp_path):
+    from ganforge.training import checkpoint as ckpt
+
+    root = tmp_path / "checkpoints"
+    for name, files in (("step_0000000", (ckpt.WEIGHTS, ckpt.STATE)), ("step_0000010", (ckpt.WEIGHTS,))):
+        (root / name).mkdir(parents=True)
+        for f in files:
+            (root / name / f).write_bytes(b"")
+    (root / "latest").write_text("step_0000010")
+    with pytest.warns(UserWarning, match=r"step_0000010 in .* lacks .* skipped; using step_0000000"):
+        assert ckpt.find(tmp_path).name == "step_0000000"

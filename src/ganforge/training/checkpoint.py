@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -182,6 +183,11 @@ def find(run_dir: Path, which: str = "latest") -> Path:
             raise CheckpointError(f"{run_dir} has no 'best' checkpoint (it needs eval.every > 0 "
                                   f"during training); use --checkpoint latest")
         complete = sorted(p for p in ckpt_root.glob("step_*") if _is_complete(p))
+        newer = sorted(p.name for p in ckpt_root.glob("step_*")
+                       if p.is_dir() and not _is_complete(p) and (not complete or p.name > complete[-1].name))
+        if newer:  # only a hand can leave one (writes are atomic): say what is skipped
+            warnings.warn(f"{', '.join(newer)} in {ckpt_root} lacks {WEIGHTS} or {STATE} and is "
+                          f"skipped; using {complete[-1].name if complete else 'no checkpoint'}", stacklevel=2)
         if complete:
             return complete[-1]
         raise CheckpointError(f"no checkpoint in {ckpt_root}; train first "
