@@ -112,3 +112,8 @@ def test_an_incomplete_newer_checkpoint_is_named_when_it_is_skipped(tmp_path):
     (root / "latest").write_text("step_0000010")
     with pytest.warns(UserWarning, match=r"step_0000010 in .* lacks .* skipped; using step_0000000"):
         assert ckpt.find(tmp_path).name == "step_0000000"
+
+
+def test_resume_and_force_together_are_refused(tmp_path, capsys):
+    _one_line(capsys, _main(["train", "--resume", "--force", "--out", tmp_path / "run"]), "pass one of them")
+    assert not (tmp_path / "run").exists()

@@ -88,7 +88,12 @@ def cmd_train(args) -> int:
     if args.resume:
         if args.out is None:
             raise ConfigError("--resume needs --out DIR, the run directory to continue")
+        if args.force:
+            raise ConfigError("--resume continues the run in --out and --force replaces it; pass one of them")
         cfg = api.resume_config(Path(args.out), overrides)
+        if args.config is not None and main_rank:
+            print(f"ganforge: --resume continues {args.out} with its saved config; {args.config} was not "
+                  f"read (change settings with key=value overrides)", flush=True)
         name = Path(args.out).name
     else:
         if args.config is None:
