@@ -44,7 +44,8 @@ def test_seeds_beyond_64_bits_are_refused(capsys):
     (["translate-eval", "RUN", "--n", "0"], "--n must be positive"),
     (["eval-audio", "RUN", "--data", "D", "--threads", "0"], "--threads and --limit must be positive"),
     (["eval-audio", "RUN", "--data", "D", "--limit", "-1"], "--threads and --limit must be positive"),
-    (["train", "dcgan-fashion-mnist", "train.n_sample_grid=0", "--out", "{tmp}/run"], "train.n_sample_grid must be > 0"),
+    (["train", "dcgan-fashion-mnist", "train.n_sample_grid=0", "--out", "{tmp}/run"],
+     "train.n_sample_grid must be > 0"),
     (["data", "make-speech", "--out", "{tmp}/sp", "--rate", "0"], "--rate must be in 4000..192000"),
 ])
 def test_bad_numbers_are_one_line(argv, needle, tmp_path, capsys):
@@ -60,6 +61,7 @@ def test_files_of_the_wrong_kind_are_one_line(tmp_path, capsys):
     notes = tmp_path / "notes.md"
     notes.write_text("mine")
     _one_line(capsys, _main(["data", "make-speech", "--out", notes]), "is a file; give a folder")
+    _one_line(capsys, _main(["sample", notes, "--out", tmp_path / "x.png"]), "is a file, not a run directory")
     assert notes.read_text() == "mine"
     bad = tmp_path / "bad.npz"
     bad.write_text("garbage")

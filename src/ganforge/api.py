@@ -301,8 +301,8 @@ class LoadedRun:
                  require: str | None = None):
         self.run_dir = Path(run_dir)
         if not self.run_dir.is_dir():
-            raise CheckpointError(f"run directory {self.run_dir} does not exist; pass the --out "
-                                  f"directory of a training run")
+            what = "is a file, not a run directory" if self.run_dir.exists() else "does not exist"
+            raise CheckpointError(f"{self.run_dir} {what}; pass the --out directory of a training run")
         if require is not None:
             check_capability(self.run_dir, require)  # before any weights are read
         try:

@@ -118,7 +118,8 @@ def read_audio(path: str | Path, rate: int, *, min_seconds: float = 0.0,
     resampling). Empty, silent, too-short and undecodable files raise a one-line DataError."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path} does not exist; pass a WAV or FLAC file")
+        what = "is a directory" if path.is_dir() else "does not exist"
+        raise DataError(f"{path} {what}; pass a WAV or FLAC file")
     wave, source, channels = _decode(str(path), str(path), FILE_FIXES, None)
     return _mono_at(wave, source, channels, rate, label=str(path), name=path.name, fixes=FILE_FIXES,
                     min_seconds=min_seconds, notes=notes)
