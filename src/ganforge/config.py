@@ -474,8 +474,11 @@ def _set_dotted(data: dict, key: str, value: Any) -> None:
     node = data
     for part in parts[:-1]:
         child = node.get(part)
-        if not isinstance(child, dict):
+        if child is None:
             child = node[part] = {}
+        elif not isinstance(child, dict):  # `train: 5` in a YAML: say so, do not replace it
+            raise ConfigError(f"'{part}' must be a mapping of keys to values, got {child!r}; fix the "
+                              f"config before overriding {key}")
         node = child
     node[parts[-1]] = value
 
