@@ -123,3 +123,11 @@ def test_an_incomplete_newer_checkpoint_is_named_when_it_is_skipped(tmp_path):
 def test_resume_and_force_together_are_refused(tmp_path, capsys):
     _one_line(capsys, _main(["train", "--resume", "--force", "--out", tmp_path / "run"]), "pass one of them")
     assert not (tmp_path / "run").exists()
+
+
+def test_upscale_of_a_folder_into_an_image_name_and_a_negative_eval_tile_are_refused(tmp_path, capsys):
+    (tmp_path / "in").mkdir()
+    _one_line(capsys, _main(["upscale", "RUN", tmp_path / "in", "--out", tmp_path / "u9.png"]),
+              "--out must be a folder")
+    assert not (tmp_path / "u9.png").exists()
+    _one_line(capsys, _main(["eval-sr", "RUN", "--data", "photos:test", "--tile", "-1"]), "--tile must be >= 0")

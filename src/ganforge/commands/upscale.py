@@ -11,17 +11,21 @@ from ..errors import ConfigError
 from . import add_json_argument, add_provenance_argument, add_run_arguments, json_output
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+
+
 def _outputs(inp: Path, out: Path) -> list[tuple[Path, Path]]:
     """(input file, output file) pairs: a file to a file, a folder to a folder."""
     from ..data.superres import image_files
 
     if inp.is_dir():
-        if out.exists() and not out.is_dir():
-            raise ConfigError(f"INPUT {inp} is a folder, so --out must be a folder; {out} is a file")
+        if (out.exists() and not out.is_dir()) or (not out.exists() and out.suffix.lower() in IMAGE_SUFFIXES):
+            raise ConfigError(f"INPUT {inp} is a folder, so --out must be a folder; {out} is "
+                              f"{'a file' if out.exists() else 'an image file name'}")
         return [(p, out / p.relative_to(inp).with_suffix(".png")) for p in image_files(inp)]
     if not inp.is_file():
         raise ConfigError(f"INPUT {inp} does not exist; pass an image file or a folder of images")
-    if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"):
+    if out.suffix.lower() not in IMAGE_SUFFIXES:
         raise ConfigError(f"--out {out}: give an image file name such as {out}.png")
     return [(inp, out)]
 
@@ -60,6 +64,8 @@ def cmd_eval_sr(args) -> int:
     from ..atomic import atomic_write_json
     from ..metrics.superres import LPIPS, evaluate_sr
 
+    if args.tile < 0:
+        raise ConfigError(f"--tile must be >= 0 (0: whole image), got {args.tile}")
     out = json_output(args.json, args.force)
     run = api.load(args.run_dir, checkpoint=args.checkpoint, device=args.device, require="upscale")
     run.require("upscale")
