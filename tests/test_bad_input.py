@@ -131,3 +131,7 @@ def test_upscale_of_a_folder_into_an_image_name_and_a_negative_eval_tile_are_ref
               "--out must be a folder")
     assert not (tmp_path / "u9.png").exists()
     _one_line(capsys, _main(["eval-sr", "RUN", "--data", "photos:test", "--tile", "-1"]), "--tile must be >= 0")
+
+
+def test_eval_names_a_reference_folder_that_is_not_there(tmp_path, capsys):
+    _one_line(capsys, _main(["eval", "RUN", "--ref", f"folder:{tmp_path / 'nope'}"]), "is not a folder")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -276,6 +277,9 @@ def check_reference(ref: str) -> None:
     if not (ref.startswith("folder:") or ref in valid):
         raise ConfigError(f"unknown reference dataset '{ref}'{closest(ref, valid)}; use one of "
                           f"{', '.join(valid)}")
+    if ref.startswith("folder:") and not Path(ref[len("folder:"):]).expanduser().is_dir():
+        raise ConfigError(f"--ref {ref}: {ref[len('folder:'):]} is not a folder; pass folder:PATH of "
+                          f"real images")
 
 
 def _check_labels(labels, n: int):
