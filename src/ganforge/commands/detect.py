@@ -205,7 +205,8 @@ def cmd_score(args) -> int:
                 img = ImageOps.fit(img.convert(mode), (r, r), method=Image.Resampling.BICUBIC)
                 arr = np.asarray(img).reshape(r, r, det.channels)
         except OSError as exc:
-            raise DataError(f"cannot read image {path}: {exc}") from None
+            raise DataError(f"cannot read image {path} ({type(exc).__name__}); pass a PNG or JPEG image, "
+                            f"or move it out of the folder") from None
         x = torch.from_numpy(arr.copy()).permute(2, 0, 1).unsqueeze(0)
         p = float(det.probabilities(x)[0])
         try:

@@ -30,6 +30,8 @@ def seed_list(text: str, flag: str) -> list[int]:
 def _check_out(out: Path, suffixes: tuple[str, ...], force: bool) -> None:
     if out.suffix.lower() not in suffixes:
         raise ConfigError(f"--out {out}: use a {' or '.join(suffixes)} file name")
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a directory; give a file name, e.g. {out / ('out' + suffixes[0])}")
     if out.exists() and not force:
         raise ConfigError(f"{out} already exists; pass --force to overwrite it or choose another --out")
 

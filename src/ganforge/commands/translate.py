@@ -46,7 +46,8 @@ def translate_files(run, files: list[Path], out: Path, *, direction: str, ema: b
             with Image.open(path) as img:
                 arr = np.asarray(img.convert("L" if channels == 1 else "RGB"))
         except OSError as exc:
-            raise DataError(f"cannot read image {path}: {exc}") from None
+            raise DataError(f"cannot read image {path} ({type(exc).__name__}); pass a PNG or JPEG image, "
+                            f"or move it out of the folder") from None
         x = torch.from_numpy(arr.copy()).reshape(arr.shape[0], arr.shape[1], channels)
         x = x.permute(2, 0, 1).unsqueeze(0).float() / 127.5 - 1
         y = run.translate(x, direction=direction, ema=ema, tile=tile)[0]  # [C', H, W]
