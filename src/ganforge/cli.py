@@ -75,6 +75,8 @@ def cmd_train(args) -> int:
     from . import api, config
     from .training.distributed import world_from_env
 
+    if args.resume and args.force:  # before a torchrun launch, so that it is said once
+        raise ConfigError("--resume continues the run in --out and --force replaces it; pass one of them")
     if args.nproc is not None and not world_from_env().enabled:
         return _launch_torchrun(args)
     main_rank = world_from_env().is_main
@@ -88,8 +90,6 @@ def cmd_train(args) -> int:
     if args.resume:
         if args.out is None:
             raise ConfigError("--resume needs --out DIR, the run directory to continue")
-        if args.force:
-            raise ConfigError("--resume continues the run in --out and --force replaces it; pass one of them")
         cfg = api.resume_config(Path(args.out), overrides)
         if args.config is not None and main_rank:
             print(f"ganforge: --resume continues {args.out} with its saved config; {args.config} was not "
