@@ -70,6 +70,8 @@ def test_files_of_the_wrong_kind_are_one_line(tmp_path, capsys):
     bad = tmp_path / "bad.npz"
     bad.write_text("garbage")
     _one_line(capsys, _main(["provenance", bad]), "is not an .npz archive")
+    bad.write_bytes(b"PK\x03\x04" + bytes(300))  # a zip's signature, then nothing a zip needs
+    _one_line(capsys, _main(["provenance", bad]), "is not an .npz archive")
 
 
 def test_devices_ports_and_learning_rates_are_checked():

@@ -16,6 +16,8 @@ JSON_COMMANDS = {
     "eval-sr": ["eval-sr", "RUN", "--data", "photos:test"],
     "detect eval": ["detect", "eval", "DET", "--real", "fashion-mnist", "--fake", "RUN"],
     "bench modes": ["bench", "modes", "--preset", "NO-SUCH-PRESET"],
+    "bench augment": ["bench", "augment", "--preset", "NO-SUCH-PRESET"],
+    "bench gan-vs-diffusion": ["bench", "gan-vs-diffusion", "--minutes", "0"],
 }
 
 

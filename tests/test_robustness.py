@@ -471,6 +471,7 @@ def test_a_place_where_no_file_can_be_made_is_one_line(tmp_path, capsys):
     for argv in (["sample", run, "--out", "/proc/x.png"], ["sample", run, "--out", "/proc/x.npz"],
                  ["interpolate", run, "--seeds", "1,2", "--frames", "2", "--out", "/proc/w.gif"],
                  ["export", run, "--format", "onnx", "--out", "/proc/g.onnx"],
+                 ["export", run, "--format", "folder", "--out", "/proc/model"],
                  ["report", run, "--out", "/proc/r.html"]):
         code = cli.main([str(a) for a in argv])
         _one_line(capsys, code, f"cannot write {argv[-1]}")

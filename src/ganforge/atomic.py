@@ -48,6 +48,22 @@ def temporary_name(dest: Path) -> Path:
     return dest.with_name(f".{dest.name}.tmp{os.getpid()}{dest.suffix}")
 
 
+def probe_writable(dest: Path, *, name: Path | None = None) -> None:
+    """Make and remove ``dest``'s temporary file: a StorageError naming ``name`` (default
+    ``dest``) where no file can be made (/proc, a read-only mount), before any work."""
+    if not dest.parent.is_dir():  # atomic_path makes the parent first, then probes
+        return
+    tmp = temporary_name(dest)
+    if tmp.is_dir() and not tmp.is_symlink():  # left by a killed process of the same pid
+        shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.touch()
+        tmp.unlink()
+    except OSError as exc:
+        raise StorageError(f"cannot write {name or dest}: {exc.strerror or exc} in {dest.parent}; "
+                           f"choose another path") from None
+
+
 @contextlib.contextmanager
 def atomic_path(dest: Path | str) -> Iterator[Path]:
     """Yield a temporary path to write (a file or a folder); when the block ends without an
@@ -58,15 +74,8 @@ def atomic_path(dest: Path | str) -> Iterator[Path]:
     except OSError as exc:  # a parent that is a file, read-only, ...
         raise StorageError(f"cannot write {dest}: cannot create {dest.parent} "
                            f"({exc.strerror or exc}); choose another path") from None
+    probe_writable(dest)
     tmp = temporary_name(dest)
-    if tmp.is_dir() and not tmp.is_symlink():  # left by a killed process of the same pid
-        shutil.rmtree(tmp, ignore_errors=True)
-    try:  # can a file be made here at all? (/proc, a read-only mount): say so before any work
-        tmp.touch()
-        tmp.unlink()
-    except OSError as exc:
-        raise StorageError(f"cannot write {dest}: {exc.strerror or exc} in {dest.parent}; "
-                           f"choose another path") from None
     try:
         yield tmp
         _fsync_file(tmp)

@@ -60,7 +60,9 @@ def json_output(path: str | None, force: bool):
     return out
 
 
-MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a 64-bit signed integer
+# torch.Generator.manual_seed takes up to 2**64 - 1; ganforge keeps seeds below 2**63, as the server
+# does, so that derived seeds (seed + k) stay within range
+MAX_SEED = 2**63 - 1
 
 
 def seed(text: str) -> int:

@@ -107,6 +107,8 @@ def cmd_augment(args) -> int:
     from ..config import load_config
     from ..atomic import atomic_write_json
 
+    json_path = json_output(args.json, args.force)  # before any work
+
     s = bench.Settings(data=args.data, sizes=_int_list(args.sizes, "--sizes"),
                        seeds=_int_list(args.seeds, "--seeds"), preset=args.preset,
                        gan_overrides=list(args.overrides), synthetic=args.synthetic,
@@ -127,7 +129,7 @@ def cmd_augment(args) -> int:
     result = bench.run_benchmark(s, out, data_dir=args.data_dir, log=lambda m: print(m, flush=True))
     result["argv"] = list(sys.argv)  # the command line as typed (settings has every value)
     print(bench.format_summary(result["summary"]))
-    path = Path(args.json) if args.json else out / "augment.json"
+    path = json_path or out / "augment.json"
     atomic_write_json(path, result)
     print(f"ganforge: results in {path}")
     return 0
@@ -154,7 +156,7 @@ def register_augment(sub, parser_class) -> None:
                    help="keep the GAN runs already in --out whose config is the same (to vary "
                         "only the classifier settings)")
     a.add_argument("--data-dir", help="look for the dataset here first")
-    a.add_argument("--json", help="write the results here (default OUT/augment.json)")
+    add_json_argument(a, "write the results here (default OUT/augment.json)")
     a.add_argument("--out", help="directory for the GAN runs (default runs/bench-augment-...)")
     a.set_defaults(func=cmd_augment)
 
@@ -164,6 +166,12 @@ def cmd_gan_vs_diffusion(args) -> int:
     from ..bench import gan_vs_diffusion as bench
     from ..bench.diffusion import DiffusionConfig, require_diffusers
     from ..config import load_config
+
+    json_path = json_output(args.json, args.force)  # before any work
+    if args.figure:
+        from ..rundir import check_output_file
+
+        check_output_file(Path(args.figure), force=args.force)
 
     require_diffusers()
     if (args.minutes <= 0 and args.steps is None) or (args.steps is not None and args.steps <= 0):
@@ -200,7 +208,7 @@ def cmd_gan_vs_diffusion(args) -> int:
     table = bench.markdown(result, s)
     print(table)
     atomic_write_text(out / "table.md", table)
-    path = Path(args.json) if args.json else out / "gan-vs-diffusion.json"
+    path = json_path or out / "gan-vs-diffusion.json"
     atomic_write_json(path, result)
     if args.figure:
         import shutil
@@ -232,7 +240,7 @@ def register_gan_vs_diffusion(sub, parser_class) -> None:
     g.add_argument("--speed-batch", type=int, default=64, help="batch size when timing (64)")
     g.add_argument("--diffusion-widths", default="32,64,96", help="UNet widths per level (32,64,96)")
     g.add_argument("--diffusion-batch", type=int, default=64, help="diffusion training batch (64)")
-    g.add_argument("--json", help="results JSON (default OUT/gan-vs-diffusion.json)")
+    add_json_argument(g, "results JSON (default OUT/gan-vs-diffusion.json); --force also overwrites --figure")
     g.add_argument("--figure", help="also copy the side-by-side sample figure here (e.g. docs/...png)")
     g.add_argument("--out", help="folder for runs, table and figure (default runs/bench-gan-vs-diffusion-...)")
     g.set_defaults(func=cmd_gan_vs_diffusion)

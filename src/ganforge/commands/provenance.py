@@ -6,6 +6,7 @@ metadata is easy to strip), 2 for a file that does not exist or is not an image.
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 FIELDS = ("generated_by", "operation", "objective", "config_hash", "checkpoint", "step", "seed",
@@ -25,7 +26,7 @@ def cmd_provenance(args) -> int:
             try:
                 with np.load(path, allow_pickle=False) as data:
                     meta = json.loads(str(data["provenance"])) if "provenance" in data.files else None
-            except (OSError, ValueError):
+            except (OSError, ValueError, zipfile.BadZipFile):
                 raise DataError(f"{path} is not an .npz archive of arrays; pass a samples .npz "
                                 f"ganforge wrote, or an image") from None
         else:

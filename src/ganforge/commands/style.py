@@ -75,9 +75,9 @@ def cmd_interpolate(args) -> int:
     from ..atomic import atomic_path
 
     seeds = seed_list(args.seeds, "--seeds")
-    if not (2 <= args.frames <= 10_000 and 0.1 <= args.fps <= 100):  # NaN fails too
-        raise ConfigError(f"--frames must be in 2..10000 and --fps in 0.1..100 (a GIF shows at most "
-                          f"about 100 frames a second), got {args.frames} and {args.fps}")
+    if not (2 <= args.frames <= 10_000 and 0.002 <= args.fps <= 100):  # NaN fails too
+        raise ConfigError(f"--frames must be in 2..10000 and --fps in 0.002..100 (a GIF frame lasts "
+                          f"10 ms to 655 s), got {args.frames} and {args.fps}")
     out = Path(args.out)
     _check_out(out, (".gif", ".png"), args.force)
     run = api.load(args.run_dir, checkpoint=args.checkpoint)

@@ -26,7 +26,7 @@ import torch
 import yaml
 
 from ..api import MODEL_CONFIG, MODEL_WEIGHTS, LoadedRun, is_model_folder
-from ..atomic import atomic_path, atomic_write_text
+from ..atomic import atomic_path, atomic_write_text, probe_writable
 from ..errors import ConfigError, GanforgeError
 from ..objectives import AUDIO_CAPABILITIES, CAPABILITIES
 from ..training import checkpoint as ckpt
@@ -308,6 +308,7 @@ def export_folder(run: LoadedRun, out: Path | str, *, force: bool = False) -> Pa
               "evaluation": meta["evaluation"], "objective_state": state,
               "config": run.config.to_dict()}
     staged = out.with_name(out.name + ".new")
+    probe_writable(staged, name=out)  # the error names the user's --out, not the staging folder
     if staged.exists() and is_model_folder(staged):  # left by an interrupted export
         shutil.rmtree(staged)
     with atomic_path(staged) as tmp:
