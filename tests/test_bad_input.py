@@ -60,7 +60,7 @@ def test_files_of_the_wrong_kind_are_one_line(tmp_path, capsys):
     section = tmp_path / "section.yaml"
     section.write_text("objective: unconditional\ntrain: 5\n")  # an override used to drop it in silence
     _one_line(capsys, _main(["train", section, "--steps", "2", "--out", tmp_path / "run"]),
-              "'train' must be a mapping")
+              "section.yaml: 'train' must be a mapping")
     assert not (tmp_path / "run").exists()
     notes = tmp_path / "notes.md"
     notes.write_text("mine")

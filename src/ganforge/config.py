@@ -540,6 +540,10 @@ def _read_yaml(path: Path) -> dict[str, Any]:
                           f"(ganforge presets)") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of config sections, got {type(data).__name__}")
+    sections = set(section_names())
+    for key, value in data.items():
+        if key in sections and value is not None and not isinstance(value, dict):
+            raise ConfigError(f"{path}: '{key}' must be a mapping of keys to values, got {value!r}")
     return data
 
 
