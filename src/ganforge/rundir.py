@@ -214,15 +214,16 @@ def _size(n: float) -> str:
 # ----------------------------------------------------------------------------- other outputs
 
 
-def check_output_file(path: Path, *, force: bool) -> None:
-    """Refuse an output file path that cannot or may not be written (before any work)."""
+def check_output_file(path: Path, *, force: bool, flag: str = "--out") -> None:
+    """Refuse an output file path (given as ``flag``) that cannot or may not be written (before
+    any work)."""
     path = Path(path)
     if path.is_dir():
-        raise ConfigError(f"--out {path} is a directory; give a file name inside it, e.g. "
+        raise ConfigError(f"{flag} {path} is a directory; give a file name inside it, e.g. "
                           f"{path / 'out'}{path.suffix or '.png'}")
     if path.exists() and not force:
         raise ConfigError(f"{path} already exists; pass --force to overwrite it or choose another "
-                          f"--out")
+                          f"{flag}")
     check_output_parent(path)
 
 

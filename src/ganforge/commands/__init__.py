@@ -45,18 +45,14 @@ def json_output(path: str | None, force: bool):
     from pathlib import Path
 
     from ..errors import ConfigError
-    from ..rundir import check_output_parent
+    from ..rundir import check_output_file
 
     if not path:
         return None
     out = Path(path)
     if out.suffix.lower() != ".json":
         raise ConfigError(f"--json {out}: use a .json file name")
-    if out.is_dir():
-        raise ConfigError(f"--json {out} is a directory; give a file name, e.g. {out / 'results.json'}")
-    if out.exists() and not force:
-        raise ConfigError(f"{out} already exists; pass --force to overwrite it or choose another --json")
-    check_output_parent(out)
+    check_output_file(out, force=force, flag="--json")
     return out
 
 

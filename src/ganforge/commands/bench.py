@@ -171,7 +171,7 @@ def cmd_gan_vs_diffusion(args) -> int:
     if args.figure:
         from ..rundir import check_output_file
 
-        check_output_file(Path(args.figure), force=args.force)
+        check_output_file(Path(args.figure), force=args.force, flag="--figure")
 
     require_diffusers()
     if (args.minutes <= 0 and args.steps is None) or (args.steps is not None and args.steps <= 0):

@@ -78,8 +78,7 @@ def points_png(points, *, data: str, step: int) -> bytes:
     title = f"{len(points)} samples, {data}, step {step}"
     fig = _figure(4.2, 4.4)
     ax = fig.add_subplot()
-    xy = points[:, :2].tolist()
-    ax.scatter([p[0] for p in xy], [p[1] for p in xy], s=4, alpha=0.6, color="tab:blue", lw=0)
+    ax.scatter(points[:, 0].tolist(), points[:, 1].tolist(), s=4, alpha=0.6, color="tab:blue", lw=0)
     if modes is not None and sigma is not None:
         for mx, my in modes.tolist():
             ax.add_patch(Circle((mx, my), 3 * sigma, fill=False, color="tab:red", lw=0.7))

@@ -30,6 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..data.audio import wav_bytes
 from ..errors import GanforgeError
 from ..objectives import AUDIO_CAPABILITIES
+from ..report.plots import points_png
 from .batching import ModelWorker, grid_columns
 from .metrics import Metrics
 
@@ -402,7 +403,8 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
                             media_type="application/octet-stream",
                             headers={"Content-Disposition": 'attachment; filename="samples.npz"'})
         if run.point_dim is not None:
-            return Response(await run_in_threadpool(scatter_png, run, images), media_type="image/png")
+            png = await run_in_threadpool(points_png, images, data=run.config.data.name, step=run.step)
+            return Response(png, media_type="image/png")
         return Response(await encode_png(images, grid_columns(req.n)), media_type="image/png")
 
     @app.post("/api/interpolate", dependencies=[Depends(auth)],
@@ -526,10 +528,3 @@ def npz_bytes(images: torch.Tensor, labels, points: bool = False) -> bytes:
     else:
         np.savez_compressed(buf, images=to_uint8_hwc(images), **extra)
     return buf.getvalue()
-
-
-def scatter_png(run, points: torch.Tensor) -> bytes:
-    """The samples of a point model plotted over its mixture's modes (``ganforge sample``'s plot)."""
-    from ..report.plots import points_png
-
-    return points_png(points, data=run.config.data.name, step=run.step)
