@@ -1,8 +1,11 @@
 """Shared fixtures: tiny configs and datasets so the suite runs on 2 CPU cores in minutes."""
 from __future__ import annotations
 
+import functools
+import http.server
 import os
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -75,3 +78,21 @@ def run_cli(*args, env=None, timeout=300, **kwargs):
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "ganforge", *map(str, args)], env=full_env,
                           capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def http_root(tmp_path):
+    """(folder, base URL) of an HTTP server on 127.0.0.1 serving that folder."""
+    root = tmp_path / "www"
+    root.mkdir()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()

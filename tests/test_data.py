@@ -1,17 +1,14 @@
 """Tests for ganforge.data. No network: every file is built here and served from 127.0.0.1 or file://."""
 from __future__ import annotations
 
-import functools
 import gzip
 import hashlib
-import http.server
 import io
 import math
 import pickle
 import socket
 import struct
 import tarfile
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -76,24 +73,6 @@ def isolated(tmp_path, monkeypatch):
         monkeypatch.setitem(named.MIRRORS, name, [url])
     monkeypatch.setattr(download, "DOWNLOAD_TIMEOUT", 2.0)
     return tmp_path
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def http_root(tmp_path):
-    """(folder, base URL) of an HTTP server on 127.0.0.1 serving that folder."""
-    root = tmp_path / "www"
-    root.mkdir()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
 
 
 # ---------------------------------------------------------------- IDX reader

@@ -158,6 +158,20 @@ def test_inception_offline_error_names_file_and_option(env, monkeypatch):
         get_extractor("inception", inception_weights=env / "nope.pth")
 
 
+def test_inception_download_is_checked_against_its_published_hash(env, monkeypatch, http_root):
+    """The real download path against a local server: a file whose sha256 does not match the
+    name's prefix is refused and nothing is left in the cache; the matching file is kept."""
+    root, url = http_root
+    (root / "w.pth").write_bytes(b"stand-in weights" * 64)
+    monkeypatch.setattr(F, "INCEPTION_URL", url + "w.pth")
+    dest = env / "cache" / "weights" / F.INCEPTION_FILE
+    with pytest.raises(EvalError, match="not the published file"):
+        F.resolve_inception_weights(None)
+    assert not dest.exists() and not list(dest.parent.glob("*"))
+    monkeypatch.setattr(F, "INCEPTION_SHA256_PREFIX", sha256_file(root / "w.pth")[:8])
+    assert F.resolve_inception_weights(None) == dest and dest.read_bytes() == (root / "w.pth").read_bytes()
+
+
 def test_inception_extractor_from_local_weights(env, monkeypatch):
     """The torch-fidelity network, loaded from a local file (random weights of the right shapes:
     the real ones cannot be downloaded here)."""
@@ -170,17 +184,36 @@ def test_inception_extractor_from_local_weights(env, monkeypatch):
     path = env / "cache" / "weights" / F.INCEPTION_FILE
     path.parent.mkdir(parents=True)
     torch.save(net.state_dict(), path)
-    assert F.inception_available() and evaluate.__module__  # found in the cache, so it is the default
     from ganforge.metrics.evaluation import default_extractor
 
+    # random weights are not the published file: refused, never labelled "inception"
+    assert not F.inception_available()
+    with pytest.warns(UserWarning, match="not the published Inception file"):
+        assert default_extractor("fashion-mnist") == "fashion-mnist-cnn"
+    with pytest.raises(EvalError, match=r"not the published file \(sha256 .*expected 6726825d"):
+        get_extractor("inception")
+    with pytest.raises(EvalError, match="not the published file"):
+        get_extractor("inception", inception_weights=path)
+    (env / "junk.pth").write_bytes(b"\x00not a zip" * 100)
+    with pytest.raises(EvalError, match="not the published file"):
+        get_extractor("inception", inception_weights=env / "junk.pth")
+
+    # with the expected hash made the stand-in's, the same file is found, checked and used
+    monkeypatch.setattr(F, "INCEPTION_SHA256_PREFIX", sha256_file(path)[:8])
+    assert F.inception_available() and evaluate.__module__  # found in the cache, so it is the default
     assert default_extractor("fashion-mnist") == "inception"
     ext = get_extractor("inception")
     out = ext(torch.randint(0, 256, (2, 1, 28, 28), dtype=torch.uint8))
     assert out.features.shape == (2, 2048) and out.logits.shape == (2, 1008)
     assert ext.weights_sha256 == sha256_file(path) and "299" in ext.resize_mode
     torch.save({"not": torch.zeros(1)}, env / "wrong.pth")
+    monkeypatch.setattr(F, "INCEPTION_SHA256_PREFIX", sha256_file(env / "wrong.pth")[:8])
     with pytest.raises(EvalError, match="does not hold FID Inception-v3 weights"):
         get_extractor("inception", inception_weights=env / "wrong.pth")
+    (env / "junk.pth").write_bytes(b"\x00not a zip" * 101)
+    monkeypatch.setattr(F, "INCEPTION_SHA256_PREFIX", sha256_file(env / "junk.pth")[:8])
+    with pytest.raises(EvalError, match="not a torch tensor file"):
+        get_extractor("inception", inception_weights=env / "junk.pth")
 
 
 # ---------------------------------------------------------------- reference features and evaluate

@@ -12,6 +12,7 @@ is the default; asking for one that does not apply is an EvalError saying why.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -25,7 +26,8 @@ from ..registry import Registry
 from . import coverage, memorization as memo, prdc
 from .errors import EvalError
 from .features import (CLASSIFIER_DATASETS, ClassifierExtractor, Extractor, Features, as_uint8_nchw,
-                       classifier_weights, get_extractor, inception_available)
+                       INCEPTION_SHA256_PREFIX, classifier_weights, find_inception_weights,
+                       get_extractor, inception_available)
 from .fid import fid
 from .inception_score import inception_score
 from .kid import kid
@@ -211,9 +213,14 @@ def better(key: str) -> str:
 
 def default_extractor(ref: str, inception_weights=None) -> str:
     """inception when it works offline (torch-fidelity and cached weights), else the reference
-    dataset's ganforge classifier; numbers from different extractors are never comparable."""
-    if inception_available(inception_weights):
+    dataset's ganforge classifier; numbers from different extractors are never comparable.
+    Weights passed explicitly mean inception (a wrong path is then an error, not a fallback)."""
+    if inception_weights is not None or inception_available():
         return "inception"
+    cached = find_inception_weights()
+    if cached is not None:  # present but not the published file: say so rather than fall back silently
+        warnings.warn(f"{cached} is not the published Inception file (its sha256 does not start with "
+                      f"{INCEPTION_SHA256_PREFIX}) and is not used; delete it to download it again", stacklevel=2)
     base = ref.split(":")[0]
     if base in CLASSIFIER_DATASETS:
         if classifier_weights(base) is not None:

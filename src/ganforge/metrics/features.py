@@ -38,6 +38,9 @@ EXTRACTORS: Registry[Callable[..., "Extractor"]] = Registry("extractor")
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_FILE}"
+# The leading hex digits of the published file's sha256, carried in its name (torch hub's
+# check_hash convention); any other file would give numbers that do not compare with papers.
+INCEPTION_SHA256_PREFIX = INCEPTION_FILE.rsplit("-", 1)[1].split(".")[0]
 DOWNLOAD_TIMEOUT = 30.0  # seconds of silence before a download is given up
 
 
@@ -248,6 +251,34 @@ def find_inception_weights() -> Path | None:
     return next((p for p in inception_search_paths() if p.is_file()), None)
 
 
+_VERIFIED: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) -> sha256, hashed once
+
+
+def _file_sha256(path: Path) -> str:
+    from .classifier import sha256_file
+
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _VERIFIED:
+        _VERIFIED[key] = sha256_file(path)
+    return _VERIFIED[key]
+
+
+def inception_weights_ok(path: Path) -> bool:
+    """True when ``path`` is the published FID Inception file (its sha256 starts with the
+    prefix in its name)."""
+    return _file_sha256(path).startswith(INCEPTION_SHA256_PREFIX)
+
+
+def check_inception_weights(path: Path) -> None:
+    """Refuse a file that is not the published weights: a truncated download, a random-weights
+    stand-in or another network would be labelled 'inception' and give meaningless FIDs."""
+    if not inception_weights_ok(path):
+        raise EvalError(f"Inception weights {path} are not the published file (sha256 "
+                        f"{_file_sha256(path)[:12]}..., expected {INCEPTION_SHA256_PREFIX}...); delete it "
+                        f"and download {INCEPTION_URL} again, or use --extractor with another extractor")
+
+
 def _download_inception(dest: Path) -> None:
     """Fetch the weights to ``dest`` through a temporary file (no partial file is ever left)."""
     from ..atomic import atomic_path
@@ -256,15 +287,15 @@ def _download_inception(dest: Path) -> None:
         with urllib.request.urlopen(INCEPTION_URL, timeout=DOWNLOAD_TIMEOUT) as resp, open(tmp, "wb") as f:
             for block in iter(lambda: resp.read(1 << 20), b""):
                 f.write(block)
-        _load_inception_state(tmp)  # a truncated or wrong file fails here, before the rename
+        check_inception_weights(tmp)  # a truncated or wrong file fails here, before the rename
 
 
 def _load_inception_state(path: Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)  # tensors only: no code runs
-    except Exception as exc:
-        raise EvalError(f"Inception weights {path} are unreadable ({str(exc).splitlines()[0][:100]}); "
-                        f"download {INCEPTION_URL} again") from None
+    except Exception:
+        raise EvalError(f"Inception weights {path} are not a torch tensor file (corrupt or the wrong "
+                        f"file); download {INCEPTION_URL} again") from None
 
 
 def resolve_inception_weights(path: str | Path | None, *, download: bool = True) -> Path:
@@ -273,9 +304,11 @@ def resolve_inception_weights(path: str | Path | None, *, download: bool = True)
         path = Path(path).expanduser()
         if not path.is_file():
             raise EvalError(f"--inception-weights {path} not found; pass the path of {INCEPTION_FILE}")
+        check_inception_weights(path)
         return path
     found = find_inception_weights()
     if found is not None:
+        check_inception_weights(found)
         return found
     dest = user_weights_dir() / INCEPTION_FILE
     if download:
@@ -301,8 +334,6 @@ class InceptionExtractor(Extractor):
         except ImportError:
             raise EvalError("the inception extractor needs torch-fidelity; pip install torch-fidelity, "
                             "or use --extractor fashion-mnist-cnn") from None
-        from .classifier import sha256_file
-
         path = resolve_inception_weights(weights, download=download)
         _load_inception_state(path)  # proves the file holds only tensors before torch-fidelity loads it
         try:
@@ -313,7 +344,7 @@ class InceptionExtractor(Extractor):
                             f"({str(exc).splitlines()[0][:100]}); use {INCEPTION_URL}") from None
         self.name = "inception"
         self.path = path
-        self.weights_sha256 = sha256_file(path)
+        self.weights_sha256 = _file_sha256(path)
         self.device, self.batch_size = torch.device(device), batch_size
         self.net.to(self.device)
 
@@ -334,7 +365,8 @@ def inception_available(weights: str | Path | None = None) -> bool:
         import torch_fidelity  # noqa: F401
     except ImportError:
         return False
-    return Path(weights).expanduser().is_file() if weights else find_inception_weights() is not None
+    path = Path(weights).expanduser() if weights else find_inception_weights()
+    return path is not None and path.is_file() and inception_weights_ok(path)
 
 
 def get_extractor(name: str | Extractor | nn.Module, **kwargs) -> Extractor:
