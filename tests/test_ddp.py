@@ -213,7 +213,7 @@ def test_eval_during_training_is_shared_by_the_ranks(tmp_path, monkeypatch):
     from test_metrics_eval import write_fake_fashion_mnist
 
     from ganforge.metrics import evaluate
-    from ganforge.metrics.hook import sample_blocks
+    from ganforge.metrics.hook import HOOK_SEED, sample_blocks
 
     data = write_fake_fashion_mnist(tmp_path / "fashion-mnist")
     env = {"GANFORGE_DATA": str(data), "GANFORGE_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
@@ -233,15 +233,17 @@ def test_eval_during_training_is_shared_by_the_ranks(tmp_path, monkeypatch):
 
     loaded = api.load(run)
     assert loaded.step == 2
-    images = sample_blocks(loaded.objective, loaded.ema_nets, 250, seed=0)
-    want = evaluate(images, ref="fashion-mnist", metrics=["fid", "kid"], n_ref=250, extractor="fashion-mnist-cnn")
+    images = sample_blocks(loaded.objective, loaded.ema_nets, 250, seed=HOOK_SEED)
+    want = evaluate(images, ref="fashion-mnist", split="train", metrics=["fid", "kid"], n_ref=250,
+                    extractor="fashion-mnist-cnn")
     assert want.values["fid"] > 1.0
     for key in ("fid", "kid", "kid_std"):
         assert shared[0][key] == pytest.approx(want.values[key], rel=1e-4, abs=1e-6), key
 
     api.train(config.from_dict(raw), tmp_path / "one", progress=False)
     one = [yaml.safe_load(line) for line in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
-    assert [set(r) for r in one if "fid" in r] == [set(shared[0])] == [{"step", "fid", "kid", "kid_std"}]
+    assert [set(r) for r in one if "fid" in r] == [set(shared[0])] == [{"step", "fid", "kid", "kid_std", "protocol"}]
+    assert shared[0]["protocol"]["split"] == "train" and shared[0]["protocol"]["n"] == 250
 
 
 def test_a_killed_rank_stops_the_other_with_one_line(tmp_path):

@@ -117,6 +117,7 @@ def test_eval_image_folder_against_a_folder(tmp_path, gf_inproc):
     assert report["protocol"]["target"]["kind"] == "folder"
     assert report["protocol"]["classifier"] is None  # a folder has no classifier: no class metrics
     assert "classes_covered" not in report["metrics"] and "fid" in report["metrics"]
+    assert report["protocol"]["split"] == "all" and "/all images" in proc.stdout  # a folder has no test split
 
 
 def test_eval_run_directory(tmp_path, gf_inproc):
@@ -136,6 +137,29 @@ def test_eval_run_directory(tmp_path, gf_inproc):
     assert report["protocol"]["reference_resolution"] == 16  # compared at the generator's resolution
     one_line_error(gf_inproc("eval", run, "--ref", "fashion-mnist", "--checkpoint", "best"),
                    "no 'best' checkpoint")
+    # the table says which generator made the samples, and what the numbers compare with
+    lines = proc.stdout.splitlines()
+    assert f"samples of {run} (step_0000006, step 6): EMA generator, seed 0" in lines
+    assert any(line.startswith("note: fashion-mnist-cnn numbers compare only with") for line in lines)
+    assert any(line.startswith("warning: fid from 20 samples") for line in lines)
+
+
+def test_eval_refuses_a_generator_that_outputs_nan(tmp_path, gf_inproc):
+    """NaN samples became black images (uint8 casts NaN to 0) and were scored: precision 1."""
+    from safetensors.torch import load_file, save_file
+
+    from conftest import random_dataset, tiny_config
+    from ganforge import api
+
+    run = tmp_path / "run"
+    api.train(tiny_config(), run, progress=False, dataset=random_dataset(n=64, resolution=16))
+    weights = next(run.glob("checkpoints/step_*/weights.safetensors"))
+    tensors = {k: (v.fill_(float("nan")) if v.is_floating_point() and (k.startswith(("G.", "ema.G.")))
+                   else v) for k, v in load_file(weights).items()}
+    save_file(tensors, weights)
+    one_line_error(gf_inproc("eval", run, "--ref", "fashion-mnist", "--n", 20, "--metrics", "fid",
+                             "--extractor", "fashion-mnist-cnn"),
+                   "generates non-finite values", "20 of 20 samples", "--checkpoint")
 
 
 def test_eval_user_errors_are_one_line(tmp_path, cli_env, gf_inproc):

@@ -107,6 +107,21 @@ def test_inception_score_known_cases():
     assert inception_score(one_class)[0] == pytest.approx(1.0, abs=1e-6)
 
 
+def test_small_samples_get_real_spreads_or_none():
+    """Ten confident samples of ten classes score IS 10 in one split (ten splits of one image
+    each scored exactly 1); KID subsets as large as the sets all equal the sets, and their
+    spread was exactly 0: half-size subsets give a real one."""
+    ten = 50.0 * np.eye(10)
+    mean, std = inception_score(ten, splits=10)
+    assert mean == pytest.approx(10.0, rel=1e-6) and math.isnan(std)
+    assert inception_score(50.0 * np.eye(10)[np.arange(300) % 10], splits=10)[1] >= 0  # 3 splits of 100
+    rng = _rng(3)
+    a, b = rng.normal(size=(40, 8)), rng.normal(size=(40, 8)) + 0.3
+    mean, std = kid(a, b, n_subsets=50, subset_size=1000)
+    assert std > 0.05 * abs(mean) and mean > 0
+    assert kid(a, b, n_subsets=50, subset_size=10)[1] > 0  # subsets smaller than the sets: as before
+
+
 # ---------------------------------------------------------------- precision / recall / density / coverage
 
 

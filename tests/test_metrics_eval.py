@@ -247,8 +247,11 @@ def test_evaluate_all_metrics_with_labels(env):
     result = evaluate(train.images[:60], labels=train.labels[:60].numpy(), ref="fashion-mnist",
                       extractor="fashion-mnist-cnn")
     v, p = result.values, result.protocol
-    assert set(v) == {"fid", "kid", "kid_std", "is", "is_std", "precision", "recall", "density", "coverage",
+    assert set(v) == {"fid", "kid", "kid_std", "is", "precision", "recall", "density", "coverage",
                       "classes_covered", "class_kl", "memorization", "label_accuracy", "intra_fid"}
+    assert p["kid_subset_size"] == 30 and p["is_splits"] == 1  # 60 samples: half-size KID subsets
+    assert any("fid from 60 samples of 128-dimensional" in w for w in p["warnings"])
+    assert any("is from 60 samples in one split" in w for w in p["warnings"])
     assert v["memorization"] == 1.0
     assert all(math.isfinite(x) for x in v.values())
     assert p["n_generated"] == 60 and p["n_reference"] == 60 and p["split"] == "test"
@@ -338,15 +341,27 @@ def test_training_hook_in_one_process_scores_one_stream_of_chunks(env):
     cfg = tiny_config()
     trainer = _hook_trainer(cfg)
     G = trainer.objective.nets["G"]
-    got = training_hook(cfg, metrics=["fid", "kid"], n=520)(trainer, 0)
-    gen = torch.Generator().manual_seed(0)
+    hook = training_hook(cfg, metrics=["fid", "kid"], n=520)
+    got = hook(trainer, 0)
+    gen = torch.Generator().manual_seed(hook_module.HOOK_SEED)
     G.eval()
     with torch.no_grad():
         images = torch.cat([F.to_uint8(trainer.objective.sample(k, generator=gen, nets=trainer.sample_nets()))
                             for k in (hook_module.CHUNK, 520 - hook_module.CHUNK)])
     G.train()
-    want = evaluate(images, ref="fashion-mnist", metrics=["fid", "kid"], n_ref=520, extractor="fashion-mnist-cnn")
+    # against the training split: the `best` checkpoint is never picked on the test split
+    want = evaluate(images, ref="fashion-mnist", split="train", metrics=["fid", "kid"], n_ref=520,
+                    extractor="fashion-mnist-cnn")
     assert got == {k: float(v) for k, v in want.values.items()} and set(got) == {"fid", "kid", "kid_std"}
+    assert hook.protocol == {"extractor": "fashion-mnist-cnn", "extractor_sha256": want.protocol["extractor_sha256"],
+                             "reference": "fashion-mnist", "split": "train", "n": 520, "seed": hook_module.HOOK_SEED}
+    assert hook_module.HOOK_SEED != 0  # ganforge eval's default seed
+    with torch.no_grad():  # a diverged generator scores NaN, not the black images uint8 makes of NaN
+        for p in G.parameters():
+            p.fill_(float("nan"))
+        for p in trainer.sample_nets()["G"].parameters():
+            p.fill_(float("nan"))
+    assert all(math.isnan(v) for v in hook(trainer, 0).values())
 
 
 def test_eval_blocks_are_the_same_latents_on_any_number_of_ranks(env):
@@ -411,6 +426,6 @@ def test_shared_hook_scores_the_gathered_features_of_every_block(env):
     assert [len(rows) for rows in sent] == [50, 50, 50]  # rank 1: block 2 of 0-2
     got = hook(_RankView(trainer, 0, sent), 0)
     images = sample_blocks(trainer.objective, trainer.sample_nets(), 250, seed=5)
-    want = evaluate(images, ref="fashion-mnist", metrics=names, n_ref=250, extractor=ext)
+    want = evaluate(images, ref="fashion-mnist", split="train", metrics=names, n_ref=250, extractor=ext)
     assert set(got) == {"fid", "is", "is_std", "classes_covered"}
     assert got == pytest.approx({k: float(v) for k, v in want.values.items()}, rel=1e-5)

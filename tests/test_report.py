@@ -61,7 +61,9 @@ def make_run(root: Path) -> Path:
         {"event": "rollback", "step": 300, "to_step": 200, "lr_scale": 0.5},
     ]
     lines += [_record(s, scale=2.0) for s in range(210, 410, 10)]
-    lines += [{"step": s, "fid": 300.0 - s / 2, "kid": 0.3 - s / 2000} for s in (100, 200, 400)]
+    protocol = {"extractor": "fashion-mnist-cnn", "extractor_sha256": "d08542b7a116f7", "reference": "fashion-mnist",
+                "split": "train", "n": 300, "seed": 1}
+    lines += [{"step": s, "fid": 300.0 - s / 2, "kid": 0.3 - s / 2000, "protocol": protocol} for s in (100, 200, 400)]
     with open(run / "metrics.jsonl", "w") as f:
         for line in lines:
             f.write(json.dumps(line) + "\n")
@@ -120,7 +122,9 @@ def test_report_has_sections_curves_events_and_embedded_images(tmp_path):
     assert page.articles == 5  # one per event
     for needle in ("switch to loss.name=nonsaturating", "lower optim.g_lr to 0.0001",
                    "to_step 200", "lr_scale 0.5", "step 300", "1 unreadable line in metrics.jsonl",
-                   "fid", "400 of 6", "Final samples", "Step 400 (step_0000400.png)"):
+                   "fid", "400 of 6", "Final samples", "Step 400 (step_0000400.png)",
+                   "Measured with the fashion-mnist-cnn extractor (d08542b7a116) on 300 samples (noise seed 1) "
+                   "against the train split of fashion-mnist", "only the inception extractor's compare with papers"):
         assert needle in page.text, needle
     # the config summary holds the run's values and marks those changed from the defaults
     html = out.read_text()

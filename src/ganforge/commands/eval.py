@@ -43,6 +43,10 @@ def cmd_eval(args) -> int:
                          data_dir=args.data_dir, log=log,
                          generator=run if is_run_dir(path) and "mix" in run.capabilities else None)
     result.protocol = {"target": target, **result.protocol, "seconds": round(time.perf_counter() - t0, 2)}
+    if is_run_dir(path) and args.ref.startswith("folder:") and args.ref == run.config.data.name:
+        result.protocol["warnings"].append(
+            f"{args.ref} is the folder this run trained on (a folder has no held-out split): these numbers "
+            f"measure the fit to its training images, not to unseen ones")
     print(format_table(result))
     if out is not None:
         atomic_write_json(out, result.to_dict())
@@ -55,8 +59,14 @@ def format_table(result) -> str:
 
     p = result.protocol
     sha = (p.get("extractor_sha256") or "")[:12]
-    lines = [f"{p['n_generated']} generated vs {p['n_reference']} {p['reference']}/{p['split']} images; "
-             f"extractor {p['extractor']} ({sha}), {p['resize_mode']}"]
+    lines = []
+    target = p.get("target") or {}
+    if target.get("kind") == "run":
+        lines.append(f"samples of {target['target']} ({target['checkpoint']}, step {target['step']}): "
+                     f"{'EMA' if target['ema'] else 'raw (no EMA)'} generator, seed {target['seed']}"
+                     + (f", truncation {target['truncation']}" if "truncation" in target else ""))
+    lines.append(f"{p['n_generated']} generated vs {p['n_reference']} {p['reference']}/{p['split']} images; "
+                 f"extractor {p['extractor']} ({sha}), {p['resize_mode']}")
     if p.get("classifier") and p["classifier"] != p["extractor"]:
         lines.append(f"class metrics by {p['classifier']} ({(p.get('classifier_sha256') or '')[:12]})")
     width = max(len(k) for k in result.values) if result.values else 6
@@ -65,6 +75,10 @@ def format_table(result) -> str:
     for key, value in result.values.items():
         text = f"{value:12d}" if isinstance(value, int) else f"{value:12.5g}"
         lines.append(f"{key:<{width}}  {text}  {hint.get(better(key), '')}".rstrip())
+    if p['extractor'] != "inception":
+        lines.append(f"note: {p['extractor']} numbers compare only with other {p['extractor']} numbers at the "
+                     f"same n, not with published ones (those use the inception extractor)")
+    lines += [f"warning: {w}" for w in p.get("warnings", [])]
     return "\n".join(lines)
 
 

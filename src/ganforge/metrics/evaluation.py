@@ -29,8 +29,8 @@ from .features import (CLASSIFIER_DATASETS, ClassifierExtractor, Extractor, Feat
                        INCEPTION_SHA256_PREFIX, classifier_weights, find_inception_weights,
                        get_extractor, inception_available)
 from .fid import fid
-from .inception_score import inception_score
-from .kid import kid
+from .inception_score import MIN_PER_SPLIT, inception_score, is_splits
+from .kid import kid, subset_m
 from .reference import SUBSET_RULE, Reference, cached_value, reference_features
 
 KID_SUBSETS, KID_SUBSET_SIZE = 100, 1000
@@ -126,7 +126,7 @@ def _kid(ctx: _Context):
 @_metric(("is",), needs=("logits",), better={"is": "higher"}, doc="Inception Score of the extractor's logits")
 def _is(ctx: _Context):
     mean, std = inception_score(ctx.fake.logits, splits=IS_SPLITS)
-    return {"is": mean, "is_std": std}
+    return {"is": mean, "is_std": std} if np.isfinite(std) else {"is": mean}  # one split: no spread
 
 
 @_metric(("precision", "recall"), better={"precision": "higher", "recall": "higher"},
@@ -333,6 +333,8 @@ def evaluate_features(fake: Features, *, shape, ref: str, extractor: str | Extra
     check_reference(ref)
     if len(fake) < MIN_IMAGES:
         raise EvalError(f"need at least {MIN_IMAGES} generated images, got {len(fake)}; pass more (--n)")
+    if ref.startswith("folder:"):
+        split = "all"  # a folder has one set of images, whatever split was asked for: say so
     labels = _check_labels(labels, len(fake))
     wanted = parse_metrics(metrics)
     ext = get_extractor(extractor, inception_weights=inception_weights)
@@ -380,9 +382,25 @@ def evaluate_features(fake: Features, *, shape, ref: str, extractor: str | Extra
         **ext.describe(),
         "classifier": classifier.name if classifier else None,
         "classifier_sha256": classifier.weights_sha256 if classifier else None,
-        "kid_subsets": KID_SUBSETS, "kid_subset_size": min(KID_SUBSET_SIZE, len(fake), reference.info["n"]),
-        "pr_k": PR_K, "dc_k": DC_K, "is_splits": IS_SPLITS,
+        "kid_subsets": KID_SUBSETS, "kid_subset_size": subset_m(KID_SUBSET_SIZE, len(fake), reference.info["n"]),
+        "pr_k": PR_K, "dc_k": DC_K, "is_splits": is_splits(IS_SPLITS, len(fake)),
         "memorization_quantile": memo.QUANTILE, "class_share_ratio": coverage.MIN_SHARE_RATIO,
         "reference_cache_key": reference.info["cache_key"], "ganforge": __version__,
+        "warnings": small_sample_warnings(values, n_fake=len(fake), n_ref=reference.info["n"],
+                                          dim=fake.features.shape[1]),
     }
     return EvalResult(values, protocol, ctx.details)
+
+
+def small_sample_warnings(values: dict, *, n_fake: int, n_ref: int, dim: int) -> list[str]:
+    """What the sample sizes make unreliable, in words (the CLI prints them; the JSON keeps them)."""
+    out = []
+    n = min(n_fake, n_ref)
+    if "fid" in values and n <= dim:
+        out.append(f"fid from {n} samples of {dim}-dimensional features: the covariance is singular and "
+                   f"FID is strongly biased upward at small n (Chong & Forsyth 2020); use --n above {dim} "
+                   f"(thousands) and compare FIDs only at equal n")
+    if "is" in values and "is_std" not in values:
+        out.append(f"is from {n_fake} samples in one split (each split needs {MIN_PER_SPLIT}): no "
+                   f"standard deviation")
+    return out

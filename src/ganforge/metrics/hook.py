@@ -74,11 +74,20 @@ def _eval_mode(objective):
     return restore
 
 
-def training_hook(cfg, *, metrics: Sequence[str], n: int, split: str | None = None, extractor=None,
-                  seed: int = 0) -> Callable[[object, int], dict[str, float]]:
+# The hook's noise seed. `ganforge eval` draws with seed 0 against the test split; the hook draws
+# other latents against the training split, so the `best` checkpoint it picks is never chosen on
+# the very samples and held-out images that `ganforge eval --checkpoint best` then reports.
+HOOK_SEED = 1
+
+
+def training_hook(cfg, *, metrics: Sequence[str], n: int, split: str = "train", extractor=None,
+                  seed: int = HOOK_SEED) -> Callable[[object, int], dict[str, float]]:
     """A ``hook(trainer, step) -> {"fid": ..., ...}`` that draws ``n`` samples (fixed noise,
     ``torch.Generator().manual_seed(seed)``) from the EMA nets, in chunks, and scores them against
-    the cached features of ``n`` images of ``cfg.data`` (the test split of named datasets).
+    the cached features of ``n`` images of ``cfg.data``'s training split (model selection stays
+    off the test split; folders have only the one). Samples that are not finite (a diverged
+    generator) score NaN, not the black images uint8 would make of them. ``hook.protocol`` says
+    what was measured (extractor and its hash, split, n, seed); the Trainer logs it with the values.
 
     The extractor is the dataset's ganforge CNN when it has one (fast on CPU), else inception;
     it is built here, so a missing extractor fails before training starts. The nets are put in
@@ -92,8 +101,8 @@ def training_hook(cfg, *, metrics: Sequence[str], n: int, split: str | None = No
     if n < MIN_IMAGES:
         raise EvalError(f"eval.n must be at least {MIN_IMAGES}, got {n}")
     dataset = cfg.data.name
-    split = split or ("train" if dataset.startswith("folder:") else "test")
     ext = get_extractor(extractor or training_extractor(dataset))
+    diverged = {k: float("nan") for k in names}
 
     def one_process(trainer) -> dict[str, float]:
         objective = trainer.objective
@@ -104,6 +113,8 @@ def training_hook(cfg, *, metrics: Sequence[str], n: int, split: str | None = No
             with torch.no_grad():
                 for start in range(0, n, CHUNK):
                     fake = objective.sample(min(CHUNK, n - start), generator=gen, nets=trainer.sample_nets())
+                    if not torch.isfinite(fake).all():
+                        return diverged
                     chunks.append(to_uint8(fake.cpu()))
         finally:
             restore()
@@ -142,4 +153,6 @@ def training_hook(cfg, *, metrics: Sequence[str], n: int, split: str | None = No
         return shared(trainer, world.rank, world.size)
 
     hook.all_ranks = True
+    hook.protocol = {"extractor": ext.name, "extractor_sha256": ext.weights_sha256, "reference": dataset,
+                     "split": split, "n": n, "seed": seed}
     return hook

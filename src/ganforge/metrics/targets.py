@@ -52,7 +52,13 @@ def run_samples(run, *, n: int, seed: int = 0,
     (``ganforge.load``); conditional runs sample every class in turn. ``truncation``: for families
     with the "truncation" capability (BigGAN's threshold, StyleGAN2's psi); None: untruncated."""
     labels = run.sample_labels(n)  # None for unconditional runs
-    images = to_uint8(run.sample(n, seed=seed, ema=bool(run.ema_nets), labels=labels, truncation=truncation))
+    samples = run.sample(n, seed=seed, ema=bool(run.ema_nets), labels=labels, truncation=truncation)
+    bad = int((~torch.isfinite(samples.flatten(1))).any(1).sum())
+    if bad:  # uint8 conversion would turn NaN into black images and score them
+        raise EvalError(f"{run.run_dir} ({run.checkpoint.name}) generates non-finite values (NaN or inf) in "
+                        f"{bad} of {n} samples: its generator has diverged; evaluate an earlier checkpoint "
+                        f"(--checkpoint step_...)")
+    images = to_uint8(samples)
     desc = {"target": str(run.run_dir), "kind": "run", "checkpoint": run.checkpoint.name,
             "step": run.step, "ema": bool(run.ema_nets), "seed": seed}
     if truncation is not None:

@@ -187,6 +187,16 @@ def _metrics(run: Run) -> str:
     body = (_img(png, "evaluation metrics over training") if png else
             '<p class="muted">No evaluation metrics were logged; set eval.every and '
             'eval.metrics to track FID and others during training.</p>')
+    protocol = next((r["protocol"] for r in reversed(run.records) if isinstance(r.get("protocol"), dict)), None)
+    if png and protocol:
+        p = protocol
+        papers = "" if p.get("extractor") == "inception" else ", and only the inception extractor's compare with papers"
+        body += (f'<p class="muted">Measured with the {escape(str(p.get("extractor")))} extractor '
+                 f'({escape(str(p.get("extractor_sha256") or "")[:12])}) on {escape(str(p.get("n")))} samples '
+                 f'(noise seed {escape(str(p.get("seed")))}) against the {escape(str(p.get("split")))} split of '
+                 f'{escape(str(p.get("reference")))}. Numbers from different extractors or sample sizes do '
+                 f'not compare{escape(papers)}; '
+                 f'<code>ganforge eval RUN</code> measures the test split with other noise.</p>')
     return f'<section id="metrics"><h2>Metrics over time</h2>{body}</section>'
 
 

@@ -551,11 +551,15 @@ class Trainer:
         if self.world.enabled:  # every rank samples from rank 0's EMA BatchNorm statistics
             for net in self.sample_nets().values():
                 distributed.broadcast_buffers(net, self.world)
+        protocol = None
         for hook in self.hooks:
             if self.is_main or getattr(hook, "all_ranks", False):
                 record.update(hook(self, step))
+                protocol = getattr(hook, "protocol", protocol)
         if len(record) == 1 or not self.is_main:
             return
+        if protocol:  # what the numbers were measured with (the report names it; not plotted)
+            record["protocol"] = protocol
         self.logger.write(record)
         key = self.cfg.eval.best
         value = record.get(key)
