@@ -109,3 +109,19 @@ def test_bench_augment_rejects_bad_settings():
     assert proc.returncode == 2 and "--sizes takes comma-separated integers" in proc.stderr
     proc = run_cli("bench", "augment", "--real-fraction", "1.5")
     assert proc.returncode == 2 and "--real-fraction in (0, 1)" in proc.stderr
+
+
+def test_bench_summaries_give_no_spread_for_one_seed():
+    """One seed has no spread: the tables printed '10.01 ± 0.00', as if measured exactly."""
+    import math
+
+    from ganforge.bench import augment as bench_augment, mean_std, pm
+
+    assert mean_std([0.5])[0] == 0.5 and math.isnan(mean_std([0.5])[1])
+    assert mean_std([1.0, 3.0]) == (2.0, math.sqrt(2.0))
+    assert pm(2.0, math.nan, ".1f") == "2.0" and pm(2.0, 0.25, ".2f") == "2.00 ± 0.25"
+    rows = [{"size": 10, "seed": 0, "real": 0.5, "real+syn": 0.6, "syn": 0.4}]
+    table = bench_augment.format_summary(bench_augment.summarize(rows, [10]))
+    assert "50.00" in table and "±" not in table
+    rows.append({"size": 10, "seed": 1, "real": 0.7, "real+syn": 0.6, "syn": 0.4})
+    assert "60.00 ± 14.14" in bench_augment.format_summary(bench_augment.summarize(rows, [10]))

@@ -3,6 +3,8 @@ output, the recipe beside a classifier's weights, and a file where augment would
 Each refusal is one line with exit code 2, before any work, and the file is left as it was."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ganforge import cli
@@ -51,3 +53,17 @@ def test_augment_force_does_not_replace_a_file_with_a_folder(tmp_path):
     with pytest.raises(ConfigError, match="is a file and --format folder writes a directory") as info:
         augment_export(None, notes, per_class=2, fmt="folder", force=True)  # refused before the run is used
     assert "\n" not in str(info.value) and notes.read_text() == "my notes"
+
+
+def test_json_results_are_strict_json(tmp_path):
+    """json.dumps writes NaN and Infinity, which strict parsers (JavaScript, jq) reject: every
+    result file goes through atomic_write_json, which writes them as null."""
+    import math
+
+    from ganforge.atomic import atomic_write_json
+
+    path = tmp_path / "r.json"
+    atomic_write_json(path, {"psnr": math.inf, "rows": [{"x": math.nan, "y": 1.5}], "t": (-math.inf, 2)})
+    text = path.read_text()
+    assert "Infinity" not in text and "NaN" not in text
+    assert json.loads(text) == {"psnr": None, "rows": [{"x": None, "y": 1.5}], "t": [None, 2]}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -108,5 +109,16 @@ def atomic_write_text(path: Path | str, text: str) -> None:
 
 
 def atomic_write_json(path: Path | str, obj: Any) -> None:
-    """A JSON result file, indented, with a final newline."""
-    atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
+    """A JSON result file, indented, with a final newline; strict JSON (RFC 8259): NaN and
+    infinities, which json.dumps would write as bare NaN/Infinity, are written as null."""
+    atomic_write_text(path, json.dumps(_finite(obj), indent=2, allow_nan=False) + "\n")
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj

@@ -6,6 +6,21 @@ truncation: FID / precision / recall of a trained run against its truncation val
 """
 from __future__ import annotations
 
+import math
+import statistics
+
+
+def mean_std(values) -> tuple[float, float]:
+    """(mean, sample standard deviation) over seeds; the spread of one seed is unknown (NaN,
+    null in JSON), not 0."""
+    values = list(values)
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else math.nan
+
+
+def pm(mean: float, std: float, fmt: str) -> str:
+    """'mean ± std', or the mean alone when the spread is unknown (one seed)."""
+    return f"{mean:{fmt}}" if math.isnan(std) else f"{mean:{fmt}} ± {std:{fmt}}"
+
 
 def train_seed(cfg, run_dir, **kwargs):
     """``api.train`` for one benchmark run. The Trainer turns Ctrl-C or SIGTERM into a clean

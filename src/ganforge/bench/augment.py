@@ -28,7 +28,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from . import train_seed
+from . import mean_std, pm, train_seed
 
 ARMS = ("real", "real+syn", "syn")
 
@@ -160,9 +160,7 @@ def summarize(rows: list[dict[str, Any]], sizes: list[int]) -> list[dict[str, An
         rs = [r for r in rows if r["size"] == size]
         entry: dict[str, Any] = {"size": size, "n_seeds": len(rs)}
         for arm in ARMS:
-            vals = [r[arm] for r in rs]
-            entry[f"{arm}_mean"] = statistics.fmean(vals)
-            entry[f"{arm}_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
+            entry[f"{arm}_mean"], entry[f"{arm}_std"] = mean_std(r[arm] for r in rs)
         entry["gain_mean"] = statistics.fmean([r["real+syn"] - r["real"] for r in rs])
         out.append(entry)
     return out
@@ -171,7 +169,7 @@ def summarize(rows: list[dict[str, Any]], sizes: list[int]) -> list[dict[str, An
 def format_summary(summary: list[dict[str, Any]]) -> str:
     lines = [f"{'real/class':>10}  {'real only':>15}  {'real + synthetic':>16}  {'synthetic only (CAS)':>20}  gain"]
     for e in summary:
-        cells = [f"{100 * e[f'{a}_mean']:.2f} ± {100 * e[f'{a}_std']:.2f}" for a in ARMS]
+        cells = [pm(100 * e[f"{a}_mean"], 100 * e[f"{a}_std"], ".2f") for a in ARMS]
         lines.append(f"{e['size']:>10}  {cells[0]:>15}  {cells[1]:>16}  {cells[2]:>20}  "
                      f"{100 * e['gain_mean']:+.2f}")
     return "\n".join(lines)
@@ -196,7 +194,7 @@ def run_benchmark(s: Settings, out: Path, *, data_dir: str | None = None,
     settings = asdict(s)
     settings["clf_widths"] = list(s.clf_widths)
     return {"settings": settings, "class_names": list(train_set.class_names),
-            "n_test": len(test_set) if not s.test_n else s.test_n,
+            "n_test": min(len(test_set), s.test_n or len(test_set)),  # what was used, not what was asked
             "torch": torch.__version__, "threads": torch.get_num_threads(),
             "seconds": round(time.perf_counter() - t0, 1), "rows": rows,
             "summary": summarize(rows, s.sizes)}

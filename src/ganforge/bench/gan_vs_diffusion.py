@@ -24,7 +24,6 @@ from __future__ import annotations
 import functools
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ from typing import Any, Callable
 
 import torch
 
+from . import mean_std, pm
 from .diffusion import DiffusionConfig
 
 METRICS = ["fid", "kid", "precision", "recall", "coverage", "classes_covered"]
@@ -148,24 +148,20 @@ def run_seed(s: Settings, seed: int, out: Path, log: Callable[[str], None]) -> d
     return result
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
-
-
 def summarize(seeds: list[dict], s: Settings) -> dict[str, Any]:
     """Mean and spread over seeds of every number, and one row per claim with its verdict."""
     rows: dict[str, dict[str, Any]] = {"GAN": {}}
     for key in METRICS:
-        rows["GAN"][key] = _mean_std([r["gan"]["metrics"][key] for r in seeds])
-    rows["GAN"]["images_per_s"] = _mean_std([r["gan"]["images_per_s"] for r in seeds])
-    rows["GAN"]["train_steps"] = _mean_std([r["gan"]["train"]["steps"] for r in seeds])
+        rows["GAN"][key] = mean_std([r["gan"]["metrics"][key] for r in seeds])
+    rows["GAN"]["images_per_s"] = mean_std([r["gan"]["images_per_s"] for r in seeds])
+    rows["GAN"]["train_steps"] = mean_std([r["gan"]["train"]["steps"] for r in seeds])
     for name in s.quality_samplers:
-        rows[f"diffusion {name}"] = {key: _mean_std([r["diffusion"]["metrics"][name][key] for r in seeds])
+        rows[f"diffusion {name}"] = {key: mean_std([r["diffusion"]["metrics"][name][key] for r in seeds])
                                      for key in METRICS}
     for name in s.speed_samplers:
-        rows.setdefault(f"diffusion {name}", {})["images_per_s"] = _mean_std(
+        rows.setdefault(f"diffusion {name}", {})["images_per_s"] = mean_std(
             [r["diffusion"]["images_per_s"][name] for r in seeds])
-    diff_steps = _mean_std([r["diffusion"]["train"]["steps"] for r in seeds])
+    diff_steps = mean_std([r["diffusion"]["train"]["steps"] for r in seeds])
     for name in s.quality_samplers + s.speed_samplers:
         rows[f"diffusion {name}"]["train_steps"] = diff_steps
     claims = []
@@ -185,10 +181,11 @@ def summarize(seeds: list[dict], s: Settings) -> dict[str, Any]:
             if len(seeds) < 2:
                 verdict = f"{'higher' if dm > gm else 'not higher'} on one seed (no spread: not resolved)"
             claims.append({"claim": f"diffusion: better diversity ({key})",
-                           "measured": f"{dm:.3f} ± {ds:.3f} vs GAN {gm:.3f} ± {gs:.3f}", "verdict": verdict})
+                           "measured": f"{pm(dm, ds, '.3f')} vs GAN {pm(gm, gs, '.3f')}", "verdict": verdict})
         g_std, d_std = rows["GAN"]["fid"][1], q["fid"][1]
         claims.append({"claim": "diffusion: more stable (spread of FID over seeds)",
-                       "measured": f"std {d_std:.2f} vs GAN {g_std:.2f} over {len(seeds)} seeds",
+                       "measured": f"std {d_std:.2f} vs GAN {g_std:.2f} over {len(seeds)} seeds"
+                       if len(seeds) > 1 else "one seed: no spread",
                        "verdict": ("holds" if d_std < g_std else "does not hold") if len(seeds) > 1
                        else "not measured (one seed)"})
     return {"rows": rows, "claims": claims}
@@ -198,14 +195,13 @@ def markdown(summary: dict, s: Settings) -> str:
     """The measured table and the claims, as Markdown (for docs/gan-or-diffusion.md)."""
     budget = f"{s.steps} steps" if s.steps is not None else f"{s.minutes:g} min"
     lines = [f"Training budget {budget} each, seeds {s.seeds}, {s.n} samples scored per model and "
-             f"seed (mean ± std over seeds).", "",
+             f"seed ({'mean ± std over seeds' if len(s.seeds) > 1 else 'one seed: no spread'}).", "",
              "| model | train steps | FID | KID | precision | recall | coverage | classes | images/s |",
              "|---|---|---|---|---|---|---|---|---|"]
     def cell_of(row, key, fmt):
         if key not in row:
             return "-"
-        m, sd = row[key]
-        return f"{m:{fmt}} ± {sd:{fmt}}"
+        return pm(*row[key], fmt)
 
     for name, row in summary["rows"].items():
         cell = functools.partial(cell_of, row)

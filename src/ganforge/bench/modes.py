@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import math
 import shutil
-import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Any
 import torch
 
 from ..atomic import atomic_path, atomic_write_json
-from . import train_seed
+from . import mean_std, pm, train_seed
 
 N_SAMPLES = 2500
 SAMPLE_SEED = 2500  # the sampling seed, fixed so configurations see the same latents
@@ -110,14 +109,13 @@ def _worker(args):
 
 
 def summarize(seeds: list[dict[str, Any]]) -> dict[str, float]:
-    def mean_std(key):
-        values = [s[key] for s in seeds]
-        return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+    def over_seeds(key):
+        return mean_std(s[key] for s in seeds)
 
-    modes_mean, modes_std = mean_std("modes")
-    hq_mean, hq_std = mean_std("hq")
-    rkl_mean, rkl_std = mean_std("rkl")
-    sec_mean, _ = mean_std("seconds")
+    modes_mean, modes_std = over_seeds("modes")
+    hq_mean, hq_std = over_seeds("hq")
+    rkl_mean, rkl_std = over_seeds("rkl")
+    sec_mean, _ = over_seeds("seconds")
     return {"modes_mean": modes_mean, "modes_std": modes_std, "hq_mean": hq_mean,
             "hq_std": hq_std, "rkl_mean": rkl_mean, "rkl_std": rkl_std,
             "seconds_mean": sec_mean, "n_seeds": len(seeds)}
@@ -204,9 +202,9 @@ def save_scatter(cfg_dir: Path, label: str, data: str, per_seed: list[dict[str, 
 
 
 def format_summary(label: str, s: dict[str, float], num_modes: int) -> str:
-    return (f"{label}: modes {s['modes_mean']:.1f} ± {s['modes_std']:.1f} / {num_modes}, "
-            f"HQ {100 * s['hq_mean']:.1f}% ± {100 * s['hq_std']:.1f}, "
-            f"rKL {s['rkl_mean']:.3f} ± {s['rkl_std']:.3f} "
+    return (f"{label}: modes {pm(s['modes_mean'], s['modes_std'], '.1f')} / {num_modes}, "
+            f"HQ {pm(100 * s['hq_mean'], 100 * s['hq_std'], '.1f')}%, "
+            f"rKL {pm(s['rkl_mean'], s['rkl_std'], '.3f')} "
             f"({s['n_seeds']} seeds, {s['seconds_mean']:.0f} s/seed)")
 
 

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 SSIM_WINDOW, SSIM_SIGMA, SSIM_K1, SSIM_K2 = 11, 1.5, 0.01, 0.03
+PSNR_MAX = 100.0  # dB, the value of identical images (their MSE is 0 and the ratio infinite)
 
 
 def _unit(x: Tensor) -> Tensor:
@@ -34,9 +35,10 @@ def _unit(x: Tensor) -> Tensor:
 
 
 def psnr(x: Tensor, y: Tensor) -> Tensor:
-    """Per-image PSNR in dB of float [-1, 1] images [N, C, H, W]: [N] (inf where x == y)."""
+    """Per-image PSNR in dB of float [-1, 1] images [N, C, H, W]: [N], at most PSNR_MAX (where
+    x == y: a mean over images stays finite)."""
     mse = (_unit(x) - _unit(y)).square().flatten(1).mean(1)
-    return 10 * torch.log10(1.0 / mse)
+    return (10 * torch.log10(1.0 / mse)).clamp(max=PSNR_MAX)
 
 
 def gaussian_window(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> Tensor:

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..errors import GanforgeError
+from .paired import PSNR_MAX
 
 Y_WEIGHTS = (65.481, 128.553, 24.966)
 
@@ -35,10 +36,12 @@ def _crop(y: np.ndarray, border: int) -> np.ndarray:
 
 
 def psnr_y(sr: np.ndarray, hr: np.ndarray, border: int = 0) -> float:
-    """PSNR in dB between the Y channels of two RGB uint8 images, ``border`` pixels cropped."""
+    """PSNR in dB between the Y channels of two RGB uint8 images, ``border`` pixels cropped, at
+    most PSNR_MAX (identical images: one flat image reproduced exactly no longer makes a mean
+    over images infinite)."""
     a, b = _crop(rgb_to_y(sr), border), _crop(rgb_to_y(hr), border)
     mse = float(np.mean((a - b) ** 2))
-    return float("inf") if mse == 0 else 10.0 * np.log10(255.0 ** 2 / mse)
+    return PSNR_MAX if mse == 0 else min(PSNR_MAX, 10.0 * np.log10(255.0 ** 2 / mse))
 
 
 def ssim_y(sr: np.ndarray, hr: np.ndarray, border: int = 0) -> float:
