@@ -9,6 +9,9 @@ differs between train (0) and eval (1), so eval sees new samples), a samples .np
 images. The real side is a dataset name with an optional split (``fashion-mnist:test``),
 ``folder:PATH`` or a folder. Everything is brought to the detector's size: folders and real
 datasets are resized (a note says so), runs and .npz files of another size are an error.
+
+The detector records what it drew (the first images of each .npz/folder, the seeded draw of the
+real source), and eval leaves those images out: a score on training images measures memory.
 """
 from __future__ import annotations
 
@@ -25,8 +28,11 @@ def _log(message: str) -> None:
     print(message, flush=True)
 
 
-def _real_images(spec: str, *, n: int, seed: int, default_split: str, size=None):
-    """uint8 [<=n, C, H, W] real images from ``spec`` at ``size`` (resolution, channels) or native."""
+def _real_images(spec: str, *, n: int, seed: int, default_split: str, size=None, trained: dict | None = None):
+    """(uint8 [<=n, C, H, W] real images from ``spec`` at ``size`` (resolution, channels) or
+    native, the source's name, how they were drawn). ``trained``: the draw a detector trained on;
+    when it came from this same source, its images are left out (an evaluation on them would
+    measure memory, not detection)."""
     import torch
 
     from ..data import StreamingFolderDataset, load_dataset
@@ -45,17 +51,37 @@ def _real_images(spec: str, *, n: int, seed: int, default_split: str, size=None)
         raise DataError(f"--real {spec}: not an image dataset that fits in memory; pass a named image "
                         f"dataset (fashion-mnist:test) or a folder of at most a few 100k images")
     images = ds.images
-    perm = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n]
-    images = images[perm]
+    source = f"folder:{_key(name.removeprefix('folder:'))}" if name.startswith("folder:") else f"{name}:{split}"
+    pool = torch.arange(len(images))
+    if trained and trained.get("source") == source and trained.get("size") == len(images):
+        used = _draw(len(images), trained["seed"], trained["n"])
+        keep = torch.ones(len(images), dtype=torch.bool)
+        keep[used] = False
+        pool = pool[keep]
+        if not len(pool):
+            raise DataError(f"--real {spec}: all {len(images)} images were used to train the detector; pass "
+                            f"held-out real images (another folder, or a dataset's test split)")
+        _log(f"ganforge: note: {spec}: leaving out the {len(used)} images the detector trained on "
+             f"({len(pool)} left)")
+    draw = {"source": source, "size": len(images), "seed": seed, "n": min(n, len(pool))}
+    images = images[pool[_draw(len(pool), seed, n)]]
     if size is not None and tuple(images.shape[1:]) != (size[1], size[0], size[0]):  # (C, H, W)
         _log(f"ganforge: note: resizing {spec} from {images.shape[2]}x{images.shape[3]}x{images.shape[1]} to the "
              f"detector's {size[0]}x{size[0]}x{size[1]} (resampling leaves traces a detector may learn)")
         images = adapt_images(images, size[0], size[1])
-    return images, f"{name}:{split}" if not name.startswith("folder:") else name
+    return images, f"{name}:{split}" if not name.startswith("folder:") else name, draw
 
 
-def _fake_images(spec: str, *, n: int, seed: int, size=None):
-    """uint8 [<=n, C, H, W] generated images from a run, a .npz or a folder (see module doc)."""
+def _draw(total: int, seed: int, n: int):
+    """Indices of the ``n`` images drawn from ``total`` with ``seed`` (a seeded permutation)."""
+    import torch
+
+    return torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:n]
+
+
+def _fake_images(spec: str, *, n: int, seed: int, size=None, skip: int = 0):
+    """uint8 [<=n, C, H, W] generated images from a run, a .npz or a folder (see module doc);
+    of a .npz or folder, those after the first ``skip`` (the ones a detector trained on)."""
     from ..detect.detector import check_size
     from ..metrics.targets import is_run_dir, load_npz_samples
 
@@ -67,7 +93,8 @@ def _fake_images(spec: str, *, n: int, seed: int, size=None):
         images, _, _ = run_samples(api.load(path), n=n, seed=seed)
         kind = "run"
     elif path.is_file() and path.suffix.lower() == ".npz":
-        images, _ = load_npz_samples(path, n)
+        images, _ = load_npz_samples(path, n + skip)
+        images = _after(images, skip, spec)
         kind = "npz"
     elif path.is_dir():
         from ..data import StreamingFolderDataset, load_dataset
@@ -76,13 +103,23 @@ def _fake_images(spec: str, *, n: int, seed: int, size=None):
                           channels=size[1] if size else None)
         if isinstance(ds, StreamingFolderDataset):
             raise DataError(f"--fake {spec}: folder too large to hold in memory; pass a samples .npz")
-        return ds.images[:n], "folder"
+        return _after(ds.images, skip, spec)[:n], "folder"
     else:
         raise DataError(f"--fake {spec}: not a ganforge run directory, a samples .npz or a folder of "
                         f"images; pass one of those (e.g. the --out of ganforge train)")
     if size is not None:
         check_size(images, size[0], size[1], what=f"--fake {spec}: images")
     return images, kind
+
+
+def _after(images, skip: int, spec: str):
+    if not skip:
+        return images
+    if skip >= len(images):
+        raise DataError(f"--fake {spec}: all {len(images)} images were used to train the detector; pass "
+                        f"generated images it has not seen (a run directory draws new ones)")
+    _log(f"ganforge: note: {spec}: leaving out the first {skip} images (the detector trained on them)")
+    return images[skip:]
 
 
 def _key(spec: str) -> str:
@@ -106,6 +143,7 @@ def cmd_train(args) -> int:
     import torch
 
     first, kind = _fake_images(args.fake[0], n=args.n, seed=args.seed)
+    used = {_key(args.fake[0]): len(first)}  # .npz and folders give their first images
     size = (first.shape[2], first.shape[1])
     if first.shape[2] != first.shape[3]:
         raise DataError(f"--fake {args.fake[0]}: images are {first.shape[2]}x{first.shape[3]}; the "
@@ -115,12 +153,17 @@ def cmd_train(args) -> int:
         images, kind = _fake_images(spec, n=args.n, seed=args.seed, size=size)
         fakes.append(images)
         sources[_key(spec)] = kind
+        used[_key(spec)] = len(images)
     fake = torch.cat(fakes)
-    real, real_name = _real_images(args.real, n=len(fake), seed=args.seed, default_split="train", size=size)
+    real, real_name, real_draw = _real_images(args.real, n=len(fake), seed=args.seed, default_split="train",
+                                              size=size)
     _log(f"ganforge: training a detector on {len(real)} real ({real_name}) and {len(fake)} generated "
          f"images at {size[0]}x{size[0]}x{size[1]}, {recipe.steps} steps, augmentation "
          f"{'blur+JPEG' if recipe.augment else 'off'} -> {out}")
-    det = detect.train(real, fake, recipe, sources={"real": real_name, "fake": sources}, log=_log)
+    # what was drawn, so that an evaluation can leave these very images out
+    fake_draw = {"seed": args.seed, "first": {k: used[k] for k, kind in sources.items() if kind != "run"}}
+    det = detect.train(real, fake, recipe, sources={"real": real_name, "fake": sources, "real_draw": real_draw,
+                                                    "fake_draw": fake_draw}, log=_log)
     detect.save(det, out)
     v = det.meta.get("validation")
     if v:
@@ -143,13 +186,22 @@ def cmd_eval(args) -> int:
     real_cache: dict = {}
     for path, det in detectors:
         size = (det.resolution, det.channels)
-        if size not in real_cache:
-            real_cache[size] = _real_images(args.real, n=args.n, seed=args.seed, default_split="test", size=size)
-        real, real_name = real_cache[size]
-        seen = set(det.meta.get("sources", {}).get("fake", {}))
+        sources = det.meta.get("sources", {})
+        trained_real = sources.get("real_draw")
+        key = (size, json.dumps(trained_real, sort_keys=True))
+        if key not in real_cache:
+            real_cache[key] = _real_images(args.real, n=args.n, seed=args.seed, default_split="test", size=size,
+                                           trained=trained_real)
+        real, real_name, _ = real_cache[key]
+        seen = set(sources.get("fake", {}))
+        fake_draw = sources.get("fake_draw", {})
         rows = {}
         for spec in args.fake:
-            fake, kind = _fake_images(spec, n=args.n, seed=args.seed, size=size)
+            if sources.get("fake", {}).get(_key(spec)) == "run" and fake_draw.get("seed") == args.seed:
+                raise ConfigError(f"--seed {args.seed} draws the very samples of {spec} that {path} trained on; "
+                                  f"use another --seed (the default, 1, differs from training's 0)")
+            fake, kind = _fake_images(spec, n=args.n, seed=args.seed, size=size,
+                                      skip=fake_draw.get("first", {}).get(_key(spec), 0))
             rows[spec] = {**detect.evaluate(det, real, fake), "seen_in_training": _key(spec) in seen,
                           "kind": kind}
         report["detectors"].append({"detector": str(path), "augment": det.meta["recipe"]["augment"],
