@@ -39,6 +39,8 @@ def test_sample_writes_points_to_npz_and_a_scatter_plot_to_png(toy_run, tmp_path
     data = np.load(tmp_path / "p.npz")
     assert data["points"].dtype == np.float32 and data["points"].shape == (300, 2)
     assert np.array_equal(data["points"], run.sample(300, seed=4).numpy())
+    with pytest.raises(ganforge.GanforgeError, match="generates 2-D points, not images; use sample()"):
+        run.sample_uint8(3)  # failed in torch's permute
     assert "provenance" in data.files and "images" not in data.files
     assert cli.main(["sample", str(toy_run), "--n", "300", "--out", str(tmp_path / "p.png")]) == 0
     _plot_is_drawn((tmp_path / "p.png").read_bytes())

@@ -11,4 +11,10 @@ def __getattr__(name):  # keep `import ganforge` light: torch loads on first use
         from . import api  # imports the families first, so their config sections are known
 
         return getattr(api, name)
+    if not name.startswith("_"):  # ganforge.metrics, ganforge.provenance, ...: the documented spelling
+        import importlib
+        import importlib.util
+
+        if importlib.util.find_spec(f"{__name__}.{name}") is not None:
+            return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'ganforge' has no attribute {name!r}")

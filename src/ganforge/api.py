@@ -202,16 +202,21 @@ def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
     Under torchrun (WORLD_SIZE > 1) every rank calls this: the process group is joined first,
     rank 0 alone claims, locks and writes the run directory, and the others read it (resume)
     after a barrier."""
+    # A Config edited in Python (cfg.train.steps = -3) has skipped the checks overrides get: run
+    # them again, before anything is written (from_dict checks types, then values)
+    cfg = config_mod.from_dict(cfg.to_dict())
     owns_group = not torch.distributed.is_initialized()  # a caller's group stays theirs
     world, device = distributed.init(resolve_device(cfg.train.device))
     try:
-        distributed.local_batch(cfg.train.batch_size, world, cfg.model.pac)
-        run_dir = Path(run_dir) if run_dir is not None else default_run_dir(name)
-        run_dir = Path(distributed.broadcast(str(run_dir), world))  # rank 0's timestamp
-        if world.is_main:
-            return _train_main(cfg, run_dir, device, resume=resume, force=force, progress=progress,
-                               hooks=hooks, dataset=dataset)
-        return _train_other(cfg, run_dir, device, resume=resume, hooks=hooks, dataset=dataset)
+        # training seeds torch's global generator (train.seed): the caller's stream is restored after
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            distributed.local_batch(cfg.train.batch_size, world, cfg.model.pac)
+            run_dir = Path(run_dir) if run_dir is not None else default_run_dir(name)
+            run_dir = Path(distributed.broadcast(str(run_dir), world))  # rank 0's timestamp
+            if world.is_main:
+                return _train_main(cfg, run_dir, device, resume=resume, force=force, progress=progress,
+                                   hooks=hooks, dataset=dataset)
+            return _train_other(cfg, run_dir, device, resume=resume, hooks=hooks, dataset=dataset)
     finally:
         if owns_group and world.enabled:
             distributed.shutdown()
@@ -309,7 +314,11 @@ class LoadedRun:
             self.device = resolve_device(device)
         except ConfigError as exc:  # named as the commands' --device, not the config key
             raise ConfigError(str(exc).replace("train.device", "--device")) from None
-        if is_model_folder(self.run_dir):  # `ganforge export --format folder` output
+        self.is_model_folder = is_model_folder(self.run_dir)
+        if self.is_model_folder:  # `ganforge export --format folder` output
+            if checkpoint != "latest":
+                raise CheckpointError(f"{self.run_dir} is a model folder: it holds one set of weights and no "
+                                      f"checkpoints; checkpoint={checkpoint!r} applies to run directories")
             self._load_model_folder()
             return
         self.checkpoint = ckpt.find(self.run_dir, checkpoint)
@@ -368,6 +377,13 @@ class LoadedRun:
         self.ema_nets = {name: self.objective.nets[name] for name in nets}  # already the EMA weights
         self.objective.bind(device=self.device, rng=torch.Generator(self.device))
 
+    def _nets(self, ema: bool) -> dict:
+        """The nets that replace the objective's for inference: the EMA copies (``ema``), else none."""
+        if not ema and self.is_model_folder:
+            raise ConfigError(f"model folder {self.run_dir} holds one set of weights (the EMA ones where the "
+                              f"run kept them); ema=False needs the run directory")
+        return self.ema_nets if ema else {}
+
     @property
     def capabilities(self) -> frozenset[str]:
         """What this run can do: a subset of ganforge.objectives.CAPABILITIES."""
@@ -403,10 +419,14 @@ class LoadedRun:
             return None
         if labels is None:
             return grid_labels(n, len(names))
+        if isinstance(labels, (torch.Tensor, np.ndarray, np.generic)):
+            labels = labels.tolist()  # a 0-d tensor or a numpy scalar becomes one int or str
         if isinstance(labels, (str, int)) and not isinstance(labels, bool):
             return torch.full((n,), resolve_class(labels, names), dtype=torch.int64)
-        if isinstance(labels, torch.Tensor):
-            labels = labels.tolist()
+        if not isinstance(labels, (list, tuple, range)) or any(
+                isinstance(v, (bool, float)) or not isinstance(v, (str, int)) for v in labels):
+            raise ConfigError(f"labels must be one class (an index or a name) or a sequence of them, got "
+                              f"{labels!r:.60}")
         out = torch.tensor([resolve_class(v, names) for v in labels], dtype=torch.int64)
         if len(out) != n:
             raise ConfigError(f"{len(out)} labels for {n} samples; give one class or exactly n")
@@ -417,13 +437,17 @@ class LoadedRun:
                labels=None, truncation: float | None = None,
                return_levels: bool = False,
                truncation_cutoff: int | None = None) -> torch.Tensor | list[torch.Tensor]:
-        """n samples as float [N, C, H, W] in [-1, 1] on the CPU, reproducible for a seed.
+        """n samples as float [N, C, H, W] in [-1, 1] on the CPU, reproducible for a seed and
+        ``batch_size`` (the latents are drawn batch by batch, so another batch_size gives other
+        samples; the CLI and the server use the default, 500).
         ``labels`` (conditional runs): see ``sample_labels``. ``truncation``: families with the
         "truncation" capability (its meaning and range are the family's); ``truncation_cutoff``:
         truncate only layers below it (style-based generators). ``return_levels``: families
         with the "levels" capability (LAPGAN) return every level's images, coarse to fine, as a
         list of [N, C, r_k, r_k]."""
         self.require("sample")
+        n, batch_size, seed = (_check_int(k, v, minimum=m) for k, v, m in
+                               (("n", n, 0), ("batch_size", batch_size, 1), ("seed", seed, 0)))
         extra: dict[str, Any] = {}
         if truncation is not None:
             self.require("truncation")
@@ -434,8 +458,12 @@ class LoadedRun:
         if truncation_cutoff is not None:
             self.require("mix")  # per-layer styles
             extra["truncation_cutoff"] = truncation_cutoff
+        if n == 0:  # the shapes of one sample, with no rows
+            out = self.sample(1, seed=seed, ema=ema, labels=None if labels is None else self.sample_labels(1, labels),
+                              truncation=truncation, return_levels=return_levels, truncation_cutoff=truncation_cutoff)
+            return [level[:0] for level in out] if return_levels else out[:0]
         gen = torch.Generator().manual_seed(seed)
-        nets = self.ema_nets if ema else {}
+        nets = self._nets(ema)
         y = self.sample_labels(n, labels)
         chunks = []
         for start in range(0, n, batch_size):
@@ -454,7 +482,7 @@ class LoadedRun:
         indices) of each image taken from its column seed; the first row and column show the
         seeds' own images (top-left blank). Lay out with nrow = 1 + len(cols)."""
         self.require("mix")
-        nets = self.ema_nets if ema else {}
+        nets = self._nets(ema)
         if isinstance(layers, str):
             layers = self.objective.parse_layers(layers, nets=nets)
         y = self.sample_labels(1, labels)
@@ -465,14 +493,16 @@ class LoadedRun:
                     truncation: float | None = None, labels=None) -> torch.Tensor:
         """A looping latent walk through ``seeds``: ``frames`` images [frames, C, H, W] in
         [-1, 1] (``space`` w: linear in W, style-based runs' default; z: slerp in Z, the only
-        space of plain GANs); frame k * frames / len(seeds) is seed k's own sample."""
+        space of plain GANs); frame k * frames / len(seeds) is seed k's own sample (of a
+        style-based run: with the walk's fixed per-layer noise, so it differs slightly from
+        ``sample(1, seed=k)``, whose noise is random)."""
         self.require("interpolate")
         if len(seeds) < 2 or frames < 2:
             raise ConfigError(f"interpolate needs at least 2 seeds and 2 frames, got {len(seeds)} and {frames}")
         y = self.sample_labels(1, labels)
         kwargs = {} if space is None else {"space": space}
         return self.objective.interpolate(list(seeds), frames, truncation=truncation, **kwargs,
-                                          nets=self.ema_nets if ema else {},
+                                          nets=self._nets(ema),
                                           labels=None if y is None else y[:1]).cpu()
 
     @torch.no_grad()
@@ -482,7 +512,7 @@ class LoadedRun:
         paths l (linear in W, slerp in Z), the same noise in both; float [n, C, H, W] on the CPU."""
         self.require("mix")  # style-based runs: PPL in W and Z
         a, b = self.objective.path_pairs(n, space=space, eps=eps, generator=torch.Generator().manual_seed(seed),
-                                         nets=self.ema_nets if ema else {})
+                                         nets=self._nets(ema))
         return a.cpu(), b.cpu()
 
     def project(self, image, *, space: str = "w", steps: int = 1000, seed: int = 0, ema: bool = True,
@@ -491,7 +521,7 @@ class LoadedRun:
         the run's channels and resolution; ``notes`` says how) -> {"ws" [L, D], "image" and
         "target" float [1, C, H, W], "progress" [K, C, H, W], "psnr", "ssim", "perceptual", ...}."""
         self.require("project")
-        nets = self.ema_nets if ema else {}
+        nets = self._nets(ema)
         return self.objective.project(image, space=space, steps=steps, seed=seed, nets=nets, log=log)
 
     def edit(self, attribute, strengths=(-3, -2, -1, 0, 1, 2, 3), *, seed: int = 0, latent=None,
@@ -503,10 +533,13 @@ class LoadedRun:
         self.require("edit")
         return self.objective.edit(attribute=attribute, strengths=list(strengths), seed=seed, latent=latent,
                                    n_train=n_train, classify=classify, class_names=class_names,
-                                   nets=self.ema_nets if ema else {})
+                                   nets=self._nets(ema))
 
     def sample_uint8(self, n: int, **kwargs) -> np.ndarray:
         """n samples as uint8 [N, H, W, C], the file-boundary format (samples.npz)."""
+        if self.point_dim is not None:
+            raise ConfigError(f"run {self.run_dir} generates {self.point_dim}-D points, not images; use "
+                              f"sample(), which gives float [N, {self.point_dim}]")
         return to_uint8_hwc(self.sample(n, **kwargs))
 
     @torch.no_grad()
@@ -516,9 +549,9 @@ class LoadedRun:
         [N, C', H, W] on the CPU, networks in eval mode. ``tile``: translate in overlapping
         windows of that size (e.g. the training crop) and blend."""
         self.require("translate")
-        nets = self.ema_nets if ema else {}
-        return self.objective.translate(images.float(), direction=direction, nets=nets,
-                                        tile=tile).cpu()
+        nets = self._nets(ema)
+        return self.objective.translate(_float_tensor(images, "translate", "images [N, C, H, W] in [-1, 1]"),
+                                        direction=direction, nets=nets, tile=tile).cpu()
 
     def upscale(self, image: np.ndarray, *, tile: int = 256, overlap: int | None = None,
                 interp: float | None = None, ema: bool = True) -> np.ndarray:
@@ -527,25 +560,30 @@ class LoadedRun:
         blends towards the PSNR-stage weights (ESRGAN network interpolation, 1 = this run)."""
         self.require("upscale")
         return self.objective.upscale(image, tile=tile, overlap=overlap, interp=interp,
-                                      nets=self.ema_nets if ema else {})
+                                      nets=self._nets(ema))
 
     def vocode(self, mel: torch.Tensor, *, ema: bool = True) -> torch.Tensor:
         """Vocoder runs: log-mel float [B, n_mels, T] (or [n_mels, T]) of the run's front end
         (``analyze``) -> waveform float [B, T * hop] in [-1, 1] on the CPU."""
         self.require("vocode")
-        return self.objective.vocode(mel, nets=self.ema_nets if ema else {}).cpu()
+        return self.objective.vocode(_float_tensor(mel, "vocode", "log-mel [B, n_mels, T]"), nets=self._nets(ema)).cpu()
 
     def convert(self, mel: torch.Tensor, *, direction: str = "AtoB", ema: bool = True) -> torch.Tensor:
         """Voice-conversion runs: log-mel [B, n_mels, T] (or [n_mels, T]) of one voice -> the
         other voice's log-mel [B, n_mels, T] on the CPU (``direction`` AtoB or BtoA)."""
         self.require("convert")
-        return self.objective.convert(mel, direction=direction, nets=self.ema_nets if ema else {}).cpu()
+        return self.objective.convert(_float_tensor(mel, "convert", "log-mel [B, n_mels, T]"), direction=direction,
+                                      nets=self._nets(ema)).cpu()
 
     def analyze(self, wave: torch.Tensor) -> torch.Tensor:
         """Audio runs: waveform float [L] or [B, L] at the run's audio.rate -> its log-mel
         [B, n_mels, ceil(L / hop)], the front end the run was trained with."""
         if not self.capabilities & AUDIO_CAPABILITIES:
             self.require("vocode")
+        wave = _float_tensor(wave, "analyze", "a waveform [L] or [B, L] in [-1, 1]")
+        if wave.dim() == 2 and wave.shape[1] <= 8 < wave.shape[0]:  # soundfile.read's [L, channels]
+            raise ConfigError(f"analyze takes a mono waveform [L] or a batch [B, L]; got {list(wave.shape)}, which "
+                              f"looks like [L, channels]: mix it down first (wave.mean(1))")
         return self.objective.analyze(wave).cpu()
 
     def translate_eval(self, *, ema: bool = True, limit: int | None = None,
@@ -571,6 +609,27 @@ def check_capability(run_dir: Path | str, capability: str) -> None:
     except GanforgeError:
         return
     _require(Path(run_dir), cfg.objective, family(cfg).capabilities, capability)
+
+
+def _float_tensor(x, method: str, what: str) -> torch.Tensor:
+    """``x`` (a float tensor or numpy array) as a float tensor; integer data (uint8 images, int16
+    audio) is refused rather than read on the wrong scale."""
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(x)
+    if not isinstance(x, torch.Tensor):
+        raise ConfigError(f"{method} takes {what} as a float tensor or numpy array, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise ConfigError(f"{method} takes {what} as floats, got {x.dtype}; scale it first (uint8 images: "
+                          f"x.float() / 127.5 - 1; int16 audio: x.float() / 32768)")
+    return x.float()
+
+
+def _check_int(name: str, value, *, minimum: int) -> int:
+    """``value`` as an int; a one-line ConfigError unless it is an integer (a numpy one counts, a
+    bool does not) of at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r:.40}")
+    return int(value)
 
 
 def to_uint8_hwc(images: torch.Tensor) -> np.ndarray:

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
-from .registry import closest
+from .registry import closest, same_definition
 
 
 @dataclass
@@ -206,7 +206,9 @@ def register_section(name: str, cls: type, *, objective: str) -> None:
         raise ValueError(f"config section '{name}' is a common section; choose another name")
     entry = SECTIONS.setdefault(name, _Section(cls, set()))
     if entry.cls is not cls:
-        raise ValueError(f"config section '{name}' registered twice with different classes")
+        if not same_definition(entry.cls, cls):
+            raise ValueError(f"config section '{name}' registered twice with different classes")
+        entry.cls = cls  # the same dataclass defined again (a re-run cell, a reload): the new one
     entry.objectives.add(objective)
 
 
@@ -314,6 +316,11 @@ def from_dict(data: dict[str, Any]) -> Config:
     families declared their sections carry every section) and refused otherwise."""
     if not isinstance(data, dict):
         raise ConfigError("a config must be a mapping of sections to values")
+    for key, value in data.items():  # a whole section nobody registered: a plugin family not imported?
+        if isinstance(value, dict) and key not in SECTIONS and key not in _field_types(Config):
+            raise ConfigError(f"unknown config section '{key}'{closest(key, section_names())} (objective "
+                              f"'{data.get('objective', 'gan')}'); if it belongs to a family defined outside "
+                              f"ganforge, import the module that registers it first, else remove it")
     common = {k: v for k, v in data.items() if k not in SECTIONS}
     cfg = _build(Config, common)
     for name, entry in SECTIONS.items():

@@ -15,6 +15,12 @@ def closest(name: str, choices) -> str:
     return f" (did you mean '{match[0]}'?)" if match else ""
 
 
+def same_definition(a, b) -> bool:
+    """True when ``b`` is ``a`` defined again: a notebook cell run twice, a reloaded module."""
+    return a is b or (getattr(a, "__module__", None) == getattr(b, "__module__", 0)
+                      and getattr(a, "__qualname__", None) == getattr(b, "__qualname__", 0))
+
+
 class Registry(dict, Generic[T]):
     def __init__(self, kind: str):
         super().__init__()
@@ -22,7 +28,7 @@ class Registry(dict, Generic[T]):
 
     def register(self, name: str) -> Callable[[T], T]:
         def deco(obj: T) -> T:
-            if name in self:
+            if name in self and not same_definition(self[name], obj):
                 raise ValueError(f"{self.kind} '{name}' registered twice")
             self[name] = obj
             return obj

@@ -1,0 +1,122 @@
+"""The Python API as a notebook user meets it: a Config edited in Python is checked like an
+override, documented submodules are reachable from `import ganforge`, bad arguments are one clear
+GanforgeError (not a deep torch error), and training leaves the caller's random stream alone."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+import ganforge
+from conftest import random_dataset, tiny_config
+from ganforge import api
+from ganforge.errors import ConfigError, GanforgeError
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A tiny unconditional run, a tiny conditional one and the model folder of the first."""
+    root = tmp_path_factory.mktemp("api")
+    api.train(tiny_config(), root / "plain", progress=False, dataset=random_dataset(n=64, resolution=16))
+    api.train(tiny_config(**{"objective": "conditional"}), root / "cond", progress=False,
+              dataset=random_dataset(n=64, resolution=16, labels=True))
+    from ganforge.serve.export import export_folder
+
+    export_folder(ganforge.load(root / "plain"), root / "folder")
+    return root
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("steps", -3, "train.steps must be > 0, got -3"),
+    ("batch_size", 0, "train.batch_size must be > 0, got 0"),
+    ("steps", "5", "train.steps must be int, got '5'"),
+])
+def test_a_config_edited_in_python_is_checked_before_anything_is_written(tmp_path, key, value, message):
+    cfg = tiny_config()
+    cfg.train = dataclasses.replace(cfg.train, **{key: value})
+    with pytest.raises(ConfigError, match=message):
+        api.train(cfg, tmp_path / "run", progress=False, dataset=random_dataset(n=16, resolution=16))
+    assert not (tmp_path / "run").exists()
+    cfg = tiny_config()
+    cfg.optim.g_lr = float("nan")
+    with pytest.raises(ConfigError, match="optim.g_lr"):
+        api.train(cfg, tmp_path / "run", progress=False, dataset=random_dataset(n=16, resolution=16))
+
+
+def test_documented_submodules_are_reachable_from_the_package():
+    assert callable(ganforge.metrics.evaluate) and callable(ganforge.provenance.read)
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        ganforge.nothing  # noqa: B018
+
+
+def test_training_leaves_the_callers_random_stream_alone(tmp_path):
+    torch.manual_seed(123)
+    want = torch.randn(3)
+    torch.manual_seed(123)
+    api.train(tiny_config(), tmp_path / "run", progress=False, dataset=random_dataset(n=16, resolution=16))
+    assert torch.equal(torch.randn(3), want)
+
+
+def test_sample_arguments(runs):
+    run = ganforge.load(runs / "plain")
+    empty = run.sample(0)
+    assert empty.shape == (0, 1, 16, 16) and run.sample_uint8(0).shape == (0, 16, 16, 1)
+    for kwargs, message in (({"n": -1}, "n must be an integer >= 0"), ({"n": True}, "n must be an integer"),
+                            ({"n": 2.0}, "n must be an integer"), ({"n": 2, "batch_size": 0}, "batch_size"),
+                            ({"n": 2, "seed": None}, "seed must be an integer")):
+        with pytest.raises(ConfigError, match=message):
+            run.sample(**kwargs)
+    assert torch.equal(run.sample(np.int64(3), seed=np.int64(2)), run.sample(3, seed=2))
+
+
+def test_one_class_given_as_a_scalar_tensor_or_numpy_integer(runs):
+    run = ganforge.load(runs / "cond")
+    want = run.sample(2, labels=1)
+    assert torch.equal(run.sample(2, labels=torch.tensor(1)), want)
+    assert torch.equal(run.sample(2, labels=np.int64(1)), want)
+    assert torch.equal(run.sample(2, labels=np.array([1, 1])), want)
+    with pytest.raises(ConfigError, match="labels must be one class"):
+        run.sample(2, labels=1.0)
+    with pytest.raises(ConfigError, match="labels must be one class"):
+        run.sample(2, labels=[1.5, 2])
+
+
+def test_a_model_folder_refuses_what_it_cannot_do(runs):
+    folder = ganforge.load(runs / "folder")
+    assert torch.equal(folder.sample(2), ganforge.load(runs / "plain").sample(2))
+    with pytest.raises(ConfigError, match="holds one set of weights .*ema=False needs the run directory"):
+        folder.sample(2, ema=False)  # gave the EMA images silently
+    with pytest.raises(GanforgeError, match="is a model folder.*checkpoint='best' applies to run directories"):
+        ganforge.load(runs / "folder", checkpoint="best")
+
+
+def test_float_inputs_are_checked():
+    from ganforge.api import _float_tensor
+
+    x = _float_tensor(np.zeros((1, 3, 4, 4), np.float64), "translate", "images")
+    assert x.dtype == torch.float32 and x.shape == (1, 3, 4, 4)
+    with pytest.raises(ConfigError, match=r"translate takes images as floats, got torch.uint8; .*127.5"):
+        _float_tensor(torch.zeros(1, 3, 4, 4, dtype=torch.uint8), "translate", "images")
+    with pytest.raises(ConfigError, match="as a float tensor or numpy array, got list"):
+        _float_tensor([0.0], "vocode", "log-mel")
+
+
+def test_a_family_defined_again_registers_again_and_an_unknown_section_says_why():
+    from ganforge.config import from_dict
+    from ganforge.registry import Registry
+
+    reg = Registry("thing")
+
+    def make():
+        class Thing:  # the same definition, run twice (a notebook cell)
+            pass
+        return Thing
+
+    reg.register("t")(make())
+    reg.register("t")(make())
+    with pytest.raises(ValueError, match="registered twice"):
+        reg.register("t")(type("Other", (), {}))
+    with pytest.raises(ConfigError, match="unknown config section 'myfam' .*objective 'scaled-gan'.*import the module"):
+        from_dict({"objective": "scaled-gan", "myfam": {"scale": 2}})
