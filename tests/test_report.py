@@ -256,3 +256,28 @@ def test_report_renders_in_headless_chromium(tmp_path):
 def parse_probe(dom: str) -> dict:
     start = dom.index('<pre id="probe">') + len('<pre id="probe">')
     return json.loads(dom[start:dom.index("</pre>", start)].replace("&quot;", '"'))
+
+
+def test_training_terms_are_not_metrics_and_critic_scores_stay_on_the_chart(tmp_path):
+    """r1 (a regularizer logged with the losses) was a "metric" card; a WGAN critic's raw scores
+    (D(x) 5, D(G(z)) -7) were drawn on a fixed [0, 1] axis, off the chart."""
+    from ganforge.report import plots
+
+    run_dir = tmp_path / "run"
+    (run_dir / "samples").mkdir(parents=True)
+    (run_dir / "config.yaml").write_text(tiny_config().to_yaml())
+    with open(run_dir / "metrics.jsonl", "w") as f:
+        for s in range(10, 60, 10):
+            f.write(json.dumps({**_record(s), "r1": 1.5, "d_real": 5.0 + s / 10, "d_fake": -7.0}) + "\n")
+    run = load_run(run_dir)
+    assert plots.metric_keys(run) == [] and plots.other_training_keys(run) == ["r1"]
+    figures = {fig_id: png for fig_id, _, png in plots.curve_figures(run)}
+    assert "other-terms" in figures
+    with Image.open(io.BytesIO(figures["d-outputs"])) as im:
+        pixels = np.asarray(im.convert("RGB")).astype(int)
+    # D(G(z)) at -7 (matplotlib's C1, orange, solid) is drawn inside the axes, near the bottom
+    orange = (pixels[..., 0] > 220) & (abs(pixels[..., 1] - 127) < 40) & (pixels[..., 2] < 80)
+    assert orange[pixels.shape[0] // 2:].sum() > 200
+    out = write_report(run_dir)
+    page = out.read_text()
+    assert '<div class="label">r1</div>' not in page and "No evaluation metrics were logged" in page

@@ -595,3 +595,24 @@ def test_an_output_file_never_replaces_a_directory(tmp_path):
         atomic_write_text(target, "<html>")
     assert (target / "keep.txt").read_text() == "mine"
     assert [p.name for p in tmp_path.iterdir()] == ["report.html"]  # no temporary file left
+
+
+def test_resume_after_a_kill_logs_each_step_and_event_once(tmp_path, capsys):
+    """A process killed after logging steps past its last checkpoint (and mid-line) left those
+    records in metrics.jsonl; the resume logged the same steps again and the report listed the
+    events twice. The resume now drops what it redoes, and says so."""
+    run = tmp_path / "run"
+    _train(_cfg(**{"train.steps": 6, "train.log_every": 1, "train.checkpoint_every": 3}), run)
+    ckpt_dir = run / "checkpoints"
+    import shutil
+
+    shutil.rmtree(ckpt_dir / "step_0000006")  # as if killed before the last checkpoint was written
+    (ckpt_dir / "latest").write_text("step_0000003\n")
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write('{"event": "mode_collapse", "step": 5, "message": "x"}\n{"step": 7, "d_lo')
+    capsys.readouterr()
+    assert cli.main(["train", "--resume", "--out", str(run), "--quiet"]) == 0
+    assert "resuming from step_0000003: dropped 5 lines of metrics.jsonl logged after it" in capsys.readouterr().out
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in lines if "time" in r]
+    assert steps == [1, 2, 3, 4, 5, 6] and not [r for r in lines if r.get("event") == "mode_collapse"]

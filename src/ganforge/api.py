@@ -280,6 +280,11 @@ def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: boo
                                 "a checkpoint")
         if weights is not None:
             trainer.load(weights, state, source=resumed_from)
+            dropped = trainer.logger.truncate_after(trainer.step)
+            if dropped:
+                trainer._warn(f"ganforge: resuming from {resumed_from.name}: dropped {dropped} line"
+                              f"{'s' if dropped > 1 else ''} of metrics.jsonl logged after it (the "
+                              f"training they describe is redone)")
             if changes:
                 _record_changes(trainer, changes)
                 atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())

@@ -318,9 +318,9 @@ def from_dict(data: dict[str, Any]) -> Config:
         raise ConfigError("a config must be a mapping of sections to values")
     for key, value in data.items():  # a whole section nobody registered: a plugin family not imported?
         if isinstance(value, dict) and key not in SECTIONS and key not in _field_types(Config):
-            raise ConfigError(f"unknown config section '{key}'{closest(key, section_names())} (objective "
-                              f"'{data.get('objective', 'gan')}'); if it belongs to a family defined outside "
-                              f"ganforge, import the module that registers it first, else remove it")
+            raise ConfigError(f"{_unknown_key(key)}; a section of a family defined outside ganforge "
+                              f"(objective '{data.get('objective', 'unconditional')}' here?) needs the module "
+                              f"that registers it imported first")
     common = {k: v for k, v in data.items() if k not in SECTIONS}
     cfg = _build(Config, common)
     for name, entry in SECTIONS.items():

@@ -240,10 +240,12 @@ def _samples(run: Run) -> tuple[str, str]:
         figures.append(f'<figure>{_img(png, f"samples at step {step}", "pixelated")}'
                        f'<figcaption>step {step:,}<br>{badges}</figcaption></figure>')
         previous = step
+    ema = (((run.config or {}).get("train") or {}).get("ema_decay", 0.999) or 0) > 0
     note = (f'<p class="muted">{len(shown)} of {len(readable)} grids, evenly spaced; badges mark '
             f'events since the previous grid.</p>' if len(shown) < len(readable) else
-            '<p class="muted">Fixed latent batch, drawn from the EMA generator; badges mark '
-            'events since the previous grid.</p>')
+            f'<p class="muted">The same inputs at every grid (a fixed latent batch, or fixed held-out '
+            f'inputs), through the {"EMA " if ema else ""}generator; badges mark events since the '
+            f'previous grid.</p>')
     timeline = (f'<section id="samples"><h2>Samples over time</h2>{note}'
                 f'<div class="strip">{"".join(figures)}</div></section>')
     step, path, (_, width) = readable[-1]

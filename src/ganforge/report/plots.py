@@ -129,12 +129,24 @@ def curve_figures(run: Run) -> list[tuple[str, str, bytes]]:
             continue
         fig = _figure(9.0, 2.9)
         ax = fig.add_subplot()
+        # A critic's scores (WGAN, hinge) are not probabilities: they get the axis, auto-scaled,
+        # and the accuracies a second one in [0, 1] (one fixed [0, 1] axis drew them off the chart)
+        raw = group.id == "d-outputs" and any(
+            not -0.03 <= v <= 1.03 for k in ("d_real", "d_fake") if k in series for v in series[k][1]
+            if math.isfinite(v))
+        acc_ax = ax.twinx() if raw else ax
         for key in keys:
             steps, values = series[key]
             dashed = key.startswith("d_acc") or key.endswith("_real")
-            ax.plot(steps, values, label=LABELS.get(key, key), linewidth=1.5,
-                    linestyle=":" if dashed else "-", marker="o" if len(steps) < 3 else None,
-                    markersize=4)
+            (acc_ax if key.startswith("d_acc") else ax).plot(
+                steps, values, label=LABELS.get(key, key), linewidth=1.5, linestyle=":" if dashed else "-",
+                marker="o" if len(steps) < 3 else None, markersize=4,
+                color=f"C{D_OUTPUTS.index(key)}" if key in D_OUTPUTS else None)
+        if raw:
+            ax.set_ylabel("critic score (raw)", fontsize=8)
+            acc_ax.set_ylim(-0.03, 1.03)
+            acc_ax.set_ylabel("accuracy", fontsize=8)
+            acc_ax.tick_params(labelsize=8)
         if group.axes.get("scale") == "log" and all(
                 v > 0 for k in keys for v in series[k][1] if math.isfinite(v)):
             ax.set_yscale("log")
@@ -142,22 +154,50 @@ def curve_figures(run: Run) -> list[tuple[str, str, bytes]]:
             linthresh = _symlog_needed([v for k in keys for v in series[k][1]])
             if linthresh:
                 ax.set_yscale("symlog", linthresh=linthresh)
-        if "ylim" in group.axes:
+        if "ylim" in group.axes and not raw:
             ax.set_ylim(*group.axes["ylim"])
         if "ylabel" in group.axes:
             ax.set_ylabel(group.axes["ylabel"], fontsize=8)
         _style(ax, run)
         ax.set_xlabel("step", fontsize=8)
-        handles = ax.get_legend_handles_labels()[0] + _mark_events(ax, run.events)
+        handles = ax.get_legend_handles_labels()[0] + (acc_ax.get_legend_handles_labels()[0] if raw else []) \
+            + _mark_events(ax, run.events)
         ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=6,
                   frameon=False, fontsize=8, handlelength=2.2)
         out.append((group.id, group.title, _png(fig)))
+    other = other_training_keys(run)
+    if other:
+        fig = _figure(9.0, 2.9)
+        ax = fig.add_subplot()
+        for key in other:
+            steps, values = series[key]
+            ax.plot(steps, values, label=LABELS.get(key, key), linewidth=1.5,
+                    marker="o" if len(steps) < 3 else None, markersize=4)
+        linthresh = _symlog_needed([v for k in other for v in series[k][1]])
+        if linthresh:
+            ax.set_yscale("symlog", linthresh=linthresh)
+        _style(ax, run)
+        ax.set_xlabel("step", fontsize=8)
+        ax.legend(handles=ax.get_legend_handles_labels()[0] + _mark_events(ax, run.events), loc="lower left",
+                  bbox_to_anchor=(0, 1.0), ncol=6, frameon=False, fontsize=8, handlelength=2.2)
+        out.append(("other-terms", "Other training terms (regularizers, loss components, batch scores)",
+                    _png(fig)))
     return out
 
 
 def metric_keys(run: Run) -> list[str]:
+    """The evaluation metrics (fid, kid, ...): what the evaluation hooks logged, in records that
+    carry no training "time"; training terms (r1, l1, mel_l1, ...) are not metrics."""
     series = run.series()
-    return [k for k in series if not any(g.keep(k) for g in GROUPS)]
+    evaluated = {k for r in run.records if "time" not in r for k in r}
+    return [k for k in series if k in evaluated and not any(g.keep(k) for g in GROUPS)]
+
+
+def other_training_keys(run: Run) -> list[str]:
+    """Training scalars no group draws (loss terms such as r1, l1, mel_l1, psnr of a batch)."""
+    series = run.series()
+    trained = {k for r in run.records if "time" in r for k in r}
+    return [k for k in series if k in trained and not any(g.keep(k) for g in GROUPS)]
 
 
 def metrics_figure(run: Run) -> bytes | None:

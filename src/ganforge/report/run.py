@@ -95,8 +95,9 @@ def load_run(run_dir: str | Path) -> Run:
     notes: list[str] = []
     records, events = _read_metrics(metrics, notes) if metrics.is_file() else ([], [])
     if not records:
-        raise CheckpointError(f"{run_dir} has no metrics ({metrics.name} is missing or holds no "
-                              f"records); train it first: ganforge train PRESET --out {run_dir}")
+        how = (f"it stopped before its first log interval; continue it: ganforge train --resume --out {run_dir}"
+               if (run_dir / "config.yaml").is_file() else f"train it first: ganforge train PRESET --out {run_dir}")
+        raise CheckpointError(f"{run_dir} has no metrics ({metrics.name} is missing or holds no records); {how}")
     config = None
     cfg_path = run_dir / "config.yaml"
     if cfg_path.is_file():

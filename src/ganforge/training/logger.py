@@ -49,6 +49,29 @@ class MetricsLogger:
         self._counts.clear()
         return out
 
+    def truncate_after(self, step: int) -> int:
+        """Drop the lines logged after ``step`` (a resume from that step's checkpoint redoes the
+        training they describe, and would log its steps and events again) and a partial last
+        line a killed process left; returns how many lines were dropped."""
+        if not self.enabled or not self.path.is_file():
+            return 0
+        from ..atomic import atomic_write_text
+
+        kept, dropped = [], 0
+        for line in self.path.read_text(errors="replace").splitlines():
+            try:
+                obj = json.loads(line)
+                keep = isinstance(obj, dict) and obj.get("step", math.inf) <= step
+            except json.JSONDecodeError:
+                keep = False
+            if keep:
+                kept.append(line)
+            elif line.strip():
+                dropped += 1
+        if dropped:
+            atomic_write_text(self.path, "".join(f"{line}\n" for line in kept))
+        return dropped
+
     def write(self, record: dict[str, Any]) -> None:
         if not self.enabled:
             return
