@@ -118,5 +118,5 @@ def test_a_family_defined_again_registers_again_and_an_unknown_section_says_why(
     reg.register("t")(make())
     with pytest.raises(ValueError, match="registered twice"):
         reg.register("t")(type("Other", (), {}))
-    with pytest.raises(ConfigError, match="unknown config key 'myfam'.*objective 'scaled-gan' here.*registers it imported first"):
+    with pytest.raises(ConfigError, match="unknown config key 'myfam'.*'scaled-gan' here.*registers it imported"):
         from_dict({"objective": "scaled-gan", "myfam": {"scale": 2}})

@@ -324,3 +324,29 @@ def test_grad_norm_and_nonfinite():
     assert nonfinite(torch.ones(3), torch.zeros(2)).item() == 0.0
     assert nonfinite(torch.ones(3), torch.tensor([1.0, math.nan])).item() == 1.0
     assert nonfinite(torch.tensor(math.inf)).item() == 1.0
+
+
+def test_a_run_broken_by_a_huge_learning_rate_is_reported():
+    """optim.g_lr=d_lr=9 on DCGAN: d_loss 3e3-4.6e4 and G's gradient exactly 0 while D(x) is
+    only 0.6-0.9; the monitor said nothing (the absolute limit was 1e6, and 'vanishing' needed D
+    to win outright)."""
+    broken = list(with_(healthy(10), d_loss=lambda i: 3e3 * (i + 1)))
+    events = feed(Monitor(tiny_config()), broken)
+    assert events[0]["event"] == "divergence" and "d_loss is 3000" in events[0]["message"]
+    critic = tiny_config(**{"loss.name": "wasserstein"})  # a critic's loss has no such scale
+    assert not [e for e in feed(Monitor(critic), broken) if e["event"] == "divergence"]
+    dead = list(with_(healthy(10), g_grad_norm=0.0, diversity=0.0, d_real=0.7, d_acc_real=0.8))
+    events = feed(Monitor(tiny_config()), dead)
+    assert [e["event"] for e in events] == ["vanishing_gradients"]
+    assert "no learning signal and its samples have 0.00 of real-data diversity" in events[0]["message"]
+    # a dead gradient with diverse samples (not stuck) stays quiet
+    assert feed(Monitor(tiny_config()), with_(healthy(10), g_grad_norm=0.0, d_real=0.7, d_acc_real=0.8)) == []
+
+
+def test_suggestions_start_from_the_rates_the_rollbacks_left():
+    cfg = tiny_config(**{"optim.g_lr": 9.0, "optim.d_lr": 9.0})
+    monitor = Monitor(cfg)
+    monitor.lr_scale = 0.125
+    events = feed(monitor, with_(healthy(3), d_loss=5e3))
+    assert "lower optim.g_lr below the 1.125 the rollbacks reached, e.g. to 0.5625" in events[0]["suggestion"]
+    assert events[0]["evidence"]["lr_scale"] == 0.125

@@ -347,3 +347,25 @@ def test_native_bf16_reads_the_cpu_features(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_bf16_supported",
                         lambda including_emulation=True: asked.append(including_emulation) or including_emulation)
     assert native_bf16(torch.device("cuda")) is False and asked == [False]
+
+
+def test_a_stop_signal_logs_the_interrupted_interval(tmp_path, monkeypatch):
+    """Ctrl-C or SIGTERM at step 5 of a 4-step log interval: the statistics of step 5 and its
+    time were dropped (the resumed run's step-8 record averaged steps 6-8 only)."""
+    from ganforge.training.trainer import Trainer
+
+    step = Trainer.train_step
+
+    def stop_after_5(self):
+        step(self)
+        if self.step == 5:
+            self._stop_signal = "SIGINT"
+
+    monkeypatch.setattr(Trainer, "train_step", stop_after_5)
+    run = tmp_path / "run"
+    result = _train(tiny_config(**{"train.steps": 8, "train.log_every": 4}), run)
+    assert result.interrupted == "SIGINT" and result.step == 5
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [4, 5] and records[1]["time"] > records[0]["time"]
+    state = torch.load(run / "checkpoints" / "step_0000005" / "state.pt", weights_only=True)
+    assert state["elapsed"] == pytest.approx(records[1]["time"], abs=1e-3)

@@ -102,7 +102,8 @@ def cmd_train(args) -> int:
         name, cfg = config.load_config(args.config, overrides)
     run_dir = Path(args.out) if args.out else api.default_run_dir(name)
     if main_rank:
-        print(f"ganforge: training {name} for {cfg.train.steps} steps -> {run_dir}", flush=True)
+        print(f"ganforge: resuming {run_dir} up to step {cfg.train.steps}" if args.resume else
+              f"ganforge: training {name} for {cfg.train.steps} steps -> {run_dir}", flush=True)
     result = api.train(cfg, run_dir, name=name, resume=args.resume, force=args.force,
                        progress=not args.quiet)
     run_dir = result.run_dir  # under torchrun: rank 0's choice

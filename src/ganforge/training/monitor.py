@@ -107,6 +107,7 @@ class MonitorSettings:
     vanish_floor: float = 1e-4
     explode_factor: float = 100.0
     explode_abs: float = 1e6
+    d_loss_abs: float = 1e3  # a logit loss (not a critic's) this large: D's outputs are in the thousands
     osc_amplitude: float = 0.3
     osc_crossings: int = 4
 
@@ -167,9 +168,16 @@ def _cfg(cfg: Any, dotted: str, default: Any = None) -> Any:
     return default if node is None else node
 
 
-def _halve(cfg: Any, key: str) -> str | None:
+def _halve(cfg: Any, key: str, ev: Mapping[str, Any] | None = None) -> str | None:
+    """'lower KEY to half': half the rate in effect, which rollbacks may already have scaled
+    down (evidence lr_scale), not half the configured one they showed too high."""
     value = _cfg(cfg, KEYS[key])
-    return f"lower {KEYS[key]} to {value / 2:g}" if isinstance(value, (int, float)) else None
+    if not isinstance(value, (int, float)):
+        return None
+    scale = (ev or {}).get("lr_scale", 1.0)
+    if scale != 1.0:
+        return f"lower {KEYS[key]} below the {value * scale:g} the rollbacks reached, e.g. to {value * scale / 2:g}"
+    return f"lower {KEYS[key]} to {value / 2:g}"
 
 
 def _r1(cfg: Any) -> str:
@@ -207,19 +215,19 @@ def _join(*parts: str | None) -> str:
 def _suggest_collapse(cfg, ev) -> str:
     return _join(_switch(cfg, "mbstd", 4, "let D see batch statistics"),
                  _switch(cfg, "pac", 2, "let D score packed samples (PacGAN)", off=(None, 1)),
-                 _r1(cfg), _augment(cfg), _halve(cfg, "g_lr"))
+                 _r1(cfg), _augment(cfg), _halve(cfg, "g_lr", ev))
 
 
 def _suggest_vanishing(cfg, ev) -> str:
     n_critic = _cfg(cfg, KEYS["n_critic"], 1)
     fewer = f"lower {KEYS['n_critic']} from {n_critic} to 1" if n_critic > 1 else None
-    return _join(_minimax(cfg), _halve(cfg, "d_lr"), fewer, _r1(cfg), _augment(cfg))
+    return _join(_minimax(cfg), _halve(cfg, "d_lr", ev), fewer, _r1(cfg), _augment(cfg))
 
 
 def _suggest_divergence(cfg, ev) -> str:
     precision = _cfg(cfg, KEYS["precision"])
     fp16 = f"switch {KEYS['precision']} from fp16 to bf16 or fp32" if precision == "fp16" else None
-    return _join(fp16, _halve(cfg, "g_lr"), _halve(cfg, "d_lr"),
+    return _join(fp16, _halve(cfg, "g_lr", ev), _halve(cfg, "d_lr", ev),
                  _switch(cfg, "d_sn", "true", "bound D's Lipschitz constant"), _r1(cfg))
 
 
@@ -227,7 +235,7 @@ def _suggest_oscillation(cfg, ev) -> str:
     betas = _cfg(cfg, KEYS["betas"])
     beta1 = f"lower Adam momentum: {KEYS['betas']}=[0.0, 0.99]" if betas and betas[0] > 0.5 else None
     ema = f"average G: {KEYS['ema']}=0.999" if _cfg(cfg, KEYS["ema"], 0.0) == 0 else None
-    return _join(_halve(cfg, "d_lr"), _halve(cfg, "g_lr"), beta1, _r1(cfg),
+    return _join(_halve(cfg, "d_lr", ev), _halve(cfg, "g_lr", ev), beta1, _r1(cfg),
                  _switch(cfg, "d_sn", "true", "bound D's Lipschitz constant"), ema)
 
 
@@ -308,6 +316,7 @@ class Monitor:
         self.early_g_grad = 0.0  # largest g_grad_norm of the first `window` records
         self.best_coverage = 0.0
         self.stage_changes = 0  # fade-ins noted (for the state and the tests)
+        self.lr_scale = 1.0  # the Trainer's learning-rate multiplier (rollbacks), for suggestions
         self.checks: dict[str, Callable[[dict], tuple[bool, dict] | None]] = {
             "divergence": self._divergence, "mode_collapse": self._mode_collapse,
             "vanishing_gradients": self._vanishing, "oscillation": self._oscillation,
@@ -359,6 +368,8 @@ class Monitor:
 
     def _event(self, kind: str, record: dict, evidence: dict) -> dict[str, Any]:
         message = evidence.pop("message")
+        if self.lr_scale != 1.0:  # the Trainer's rollbacks scaled the learning rates down
+            evidence["lr_scale"] = _round(self.lr_scale)
         return {"event": kind, "step": record.get("step"), "message": message,
                 "evidence": evidence, "suggestion": self.suggest[kind](self.cfg, evidence)}
 
@@ -398,6 +409,11 @@ class Monitor:
             if _finite(v) and abs(v) > s.explode_abs:
                 return True, {"message": f"{key} is {v:.4g} (limit {s.explode_abs:g})",
                               key: _round(v), "limit": s.explode_abs}
+        d_loss = r.get("d_loss")
+        if _finite(d_loss) and abs(d_loss) > s.d_loss_abs and _cfg(self.cfg, KEYS["loss"]) not in CRITIC_LOSSES:
+            return True, {"message": f"d_loss is {d_loss:.4g}: a logit loss this large means D's outputs are "
+                                     f"in the thousands (limit {s.d_loss_abs:g})",
+                          "d_loss": _round(d_loss), "limit": s.d_loss_abs}
         for key in ("g_grad_norm", "d_grad_norm"):
             v, past = r.get(key), self.history[key]
             if _finite(v) and len(past) >= 4:
@@ -453,6 +469,16 @@ class Monitor:
                   and (not _finite(d_real) or d_real >= s.win_accuracy))
         early = max(self.early_g_grad, g if self.records < s.window else 0.0)
         g_small = g <= s.vanish_floor or (early > 0 and g <= s.vanish_ratio * early)
+        div, real = r.get("diversity"), r.get("diversity_real")
+        if g <= s.vanish_floor and not d_wins and (
+                not (_finite(div) and _finite(real) and real > 0) or div < s.collapse_ratio * real):
+            # no gradient reaches G at all, and its samples are near-identical (or not probed):
+            # the generator is stuck whoever wins (saturated or dead units, a learning rate far too high)
+            evidence = {"message": f"G's gradient norm is {g:.3g}: the generator gets no learning signal"
+                                   + (f" and its samples have {div / real:.2f} of real-data diversity"
+                                      if _finite(div) and _finite(real) and real > 0 else ""),
+                        "g_grad_norm": _round(g), "d_fake": _round(d_fake)}
+            return True, evidence
         evidence = {"message": f"D wins outright (D(G(z)) = {d_fake:.3g}) and G's gradient norm "
                                f"{g:.3g} is {g / early if early else 0:.2g} of its early "
                                f"{early:.3g}",

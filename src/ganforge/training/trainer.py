@@ -333,7 +333,7 @@ class Trainer:
             if self.run_dir is not None and not any((self.run_dir / "checkpoints").glob("step_*")):
                 self.save_checkpoint()  # something to roll back to, and to load, from step 0
             distributed.barrier(self.world)  # no rank reads the run directory before it exists
-            self._window_start, self._window_steps = time.perf_counter(), 0
+            self._window_start, self._window_steps, self._window_saving = time.perf_counter(), 0, 0.0
             while self.step < t.steps and not self._stopping():
                 self.train_step()
                 self._window_steps += 1
@@ -342,6 +342,7 @@ class Trainer:
                 if self.step % t.log_every == 0 or self.step == t.steps:
                     if not self._log_interval():
                         continue  # rolled back: the step counter moved
+                saving = time.perf_counter()  # evaluation and saves: not training
                 if self.cfg.eval.every and self.step % self.cfg.eval.every == 0:
                     self._run_hooks(self.step)
                 if self.step % t.sample_every == 0 or self.step == t.steps:
@@ -352,6 +353,9 @@ class Trainer:
                         self.save_checkpoint()
                     else:
                         self._diverged(self._divergence_event({"nonfinite_weights": True}))
+                self._window_saving += time.perf_counter() - saving  # kept out of img/s
+            if self._stop_signal is not None and self._window_steps:
+                self._log_interval()  # the interrupted interval's statistics and time, not dropped
             if self._stop_signal is not None and self._weights_finite():
                 self.save_checkpoint()
         except OSError as exc:  # metrics.jsonl, a sample grid: the disk filled or turned read-only
@@ -415,7 +419,7 @@ class Trainer:
                                                             if p.fresh_batch)
         means = distributed.all_reduce_mean(self.logger.flush_means(), self.world)
         record = {"step": self.step, **means, **(self._probe() if self.is_main else {}),
-                  "img_per_s": images_per_step * self._window_steps / max(dt, 1e-9),
+                  "img_per_s": images_per_step * self._window_steps / max(dt - self._window_saving, 1e-9),
                   "time": round(self.elapsed, 3)}
         self.logger.write(record)
         if self._bar is not None:
@@ -435,7 +439,7 @@ class Trainer:
             else:
                 self.logger.write(event)
                 self._warn(format_event(event))
-        self._window_start, self._window_steps = time.perf_counter(), 0
+        self._window_start, self._window_steps, self._window_saving = time.perf_counter(), 0, 0.0
         return self._diverged(diverged) if diverged is not None else True
 
     def _probe(self) -> dict[str, float]:
@@ -460,8 +464,8 @@ class Trainer:
     def _divergence_event(self, evidence: dict[str, Any]) -> dict[str, Any]:
         return {"event": "divergence", "step": self.step, "message": "non-finite values",
                 "evidence": evidence,
-                "suggestion": f"lower optim.g_lr and optim.d_lr (now {self.cfg.optim.g_lr:g}, "
-                              f"{self.cfg.optim.d_lr:g}) or use train.precision=fp32"}
+                "suggestion": f"lower optim.g_lr and optim.d_lr (in effect {self.cfg.optim.g_lr * self.lr_scale:g}, "
+                              f"{self.cfg.optim.d_lr * self.lr_scale:g}) or use train.precision=fp32"}
 
     def _diverged(self, event: dict[str, Any]) -> bool:
         """Handle a divergence event per train.on_divergence; False when the loop rolled back."""
@@ -509,7 +513,7 @@ class Trainer:
                    f"scaled to {lr_scale:g}x (rollback {rollbacks}/{self.cfg.train.max_rollbacks})")
         if self._bar is not None:
             self._bar.n = self.step
-        self._window_start, self._window_steps = time.perf_counter(), 0
+        self._window_start, self._window_steps, self._window_saving = time.perf_counter(), 0, 0.0
 
     def lr_factor(self) -> float:
         """Rollback scale times the schedule: optim.lr_decay=linear falls to 0 from
@@ -523,6 +527,8 @@ class Trainer:
         return self.lr_scale * decay
 
     def _apply_lr_scale(self) -> None:
+        if self.monitor is not None:  # its suggestions start from the rates in effect
+            self.monitor.lr_scale = self.lr_scale
         factor = self.lr_factor()
         for name, opt in self.optimizers.items():
             mult = self.objective.lr_factor(name)
