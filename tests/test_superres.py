@@ -241,8 +241,9 @@ def test_gan_stage_initialises_from_the_psnr_run_and_interpolates(tmp_path, monk
     load = superres.load_vgg19_features
     monkeypatch.setattr(superres, "load_vgg19_features",
                         lambda layer, pretrained=True: load(layer, pretrained=False))
+    monkeypatch.chdir(psnr_run.parent)  # init_from relative to where training starts
     cfg = sr_config(tmp_path, **{"sr.adv_weight": 0.005, "sr.perceptual_weight": 1.0,
-                                 "sr.perceptual_layer": "conv2_2", "sr.init_from": str(psnr_run),
+                                 "sr.perceptual_layer": "conv2_2", "sr.init_from": psnr_run.name,
                                  "loss.name": "ragan", "train.steps": 2})
     objective, dataset = api.build(cfg)
     for k, v in objective.nets["G"].state_dict().items():
@@ -255,7 +256,9 @@ def test_gan_stage_initialises_from_the_psnr_run_and_interpolates(tmp_path, monk
     logged = {k for r in lines for k in r}
     assert {"d_loss", "g_loss", "adv", "perceptual", "pixel", "d_real", "d_fake"} <= logged
 
+    monkeypatch.chdir(tmp_path / "data" if (tmp_path / "data").is_dir() else "/")  # loaded from elsewhere
     gan = api.load(gan_run)
+    assert gan.config.sr.init_from == str(psnr_run.resolve())  # saved absolute: --interp works anywhere
     gan_g = gan.ema_nets["G"].state_dict()
     mixed = superres.interpolated_generator(gan, 0.25).state_dict()
     key = "head.0.weight"

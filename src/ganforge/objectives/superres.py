@@ -238,6 +238,9 @@ class SuperResolution(Objective):
             self.perceptual = PerceptualLoss(vgg if vgg is not None
                                              else load_vgg19_features(s.perceptual_layer))
         if s.init_from:
+            # absolute from here on (config.yaml, checkpoints, model folders): --interp reads it
+            # again later, from wherever the run is then loaded
+            s.init_from = str(Path(s.init_from).expanduser().resolve())
             self.nets["G"].load_state_dict(psnr_weights(s.init_from, self.cfg))
         if dataset is not None:
             sides = [min(im.shape[1:]) for im in (dataset.preview_images or dataset.images)]
@@ -355,6 +358,10 @@ def interpolate_generator(G: nn.Module, cfg, alpha: float) -> nn.Module:
     if not source:
         raise ConfigError("--interp needs a GAN-stage run initialised from a PSNR run; this run "
                           "has no sr.init_from")
+    if not Path(source).expanduser().is_dir():
+        raise CheckpointError(f"--interp blends with the PSNR-stage run this run started from, {source}, "
+                              f"which is not here (a model folder does not carry it); run it where that "
+                              f"run directory is, or without --interp")
     psnr = psnr_weights(source, cfg)
     out = copy.deepcopy(G)
     out.load_state_dict(interpolate_weights(psnr, G.state_dict(), alpha))
