@@ -5,6 +5,7 @@ load / sample. Nothing here knows an architecture or a loss.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 from pathlib import Path
@@ -313,7 +314,11 @@ class LoadedRun:
         if not self.run_dir.is_dir():
             what = "is a file, not a run directory" if self.run_dir.exists() else "does not exist"
             raise CheckpointError(f"{self.run_dir} {what}; pass the --out directory of a training run")
+        if not isinstance(checkpoint, str):
+            raise CheckpointError(f"checkpoint must be 'latest', 'best' or a step_XXXXXXX name, got {checkpoint!r}")
         if require is not None:
+            if require not in CAPABILITIES:
+                raise ConfigError(f"unknown capability {require!r}; valid: {', '.join(sorted(CAPABILITIES))}")
             check_capability(self.run_dir, require)  # before any weights are read
         try:
             self.device = resolve_device(device)
@@ -488,10 +493,14 @@ class LoadedRun:
         seeds' own images (top-left blank). Lay out with nrow = 1 + len(cols)."""
         self.require("mix")
         nets = self._nets(ema)
-        if isinstance(layers, str):
-            layers = self.objective.parse_layers(layers, nets=nets)
+        rows, cols = list(rows), list(cols)
+        if not rows or not cols:
+            raise ConfigError(f"mix needs at least one row seed and one column seed, got {len(rows)} and {len(cols)}")
+        if not isinstance(layers, str):  # a list of indices: checked as the text form is
+            layers = ",".join(str(v) for v in layers)
+        layers = self.objective.parse_layers(layers, nets=nets)
         y = self.sample_labels(1, labels)
-        return self.objective.mix(list(rows), list(cols), list(layers), nets=nets,
+        return self.objective.mix(rows, cols, list(layers), nets=nets,
                                   truncation=truncation, labels=None if y is None else y[:1]).cpu()
 
     def interpolate(self, seeds, frames: int = 60, *, space: str | None = None, ema: bool = True,
@@ -502,6 +511,8 @@ class LoadedRun:
         style-based run: with the walk's fixed per-layer noise, so it differs slightly from
         ``sample(1, seed=k)``, whose noise is random)."""
         self.require("interpolate")
+        if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__len__"):
+            raise ConfigError(f"seeds must be a list of integers, got {seeds!r:.40}")
         if len(seeds) < 2 or frames < 2:
             raise ConfigError(f"interpolate needs at least 2 seeds and 2 frames, got {len(seeds)} and {frames}")
         y = self.sample_labels(1, labels)
@@ -564,6 +575,11 @@ class LoadedRun:
         (``tile`` LR pixels, 0: whole image) with ``overlap`` pixels of context; ``interp``
         blends towards the PSNR-stage weights (ESRGAN network interpolation, 1 = this run)."""
         self.require("upscale")
+        shape = getattr(image, "shape", None)  # numpy and torch; a PIL image is checked where it is read
+        if shape is not None and (len(shape) not in (2, 3) or 0 in tuple(shape)[:2]):
+            raise DataError(f"upscale takes an image [h, w, 3] (or [h, w]) with h, w >= 1, got {list(shape)}")
+        if overlap is not None and overlap < 0:
+            raise ConfigError(f"overlap must be >= 0 pixels, got {overlap}")
         return self.objective.upscale(image, tile=tile, overlap=overlap, interp=interp,
                                       nets=self._nets(ema))
 
@@ -571,14 +587,17 @@ class LoadedRun:
         """Vocoder runs: log-mel float [B, n_mels, T] (or [n_mels, T]) of the run's front end
         (``analyze``) -> waveform float [B, T * hop] in [-1, 1] on the CPU."""
         self.require("vocode")
-        return self.objective.vocode(_float_tensor(mel, "vocode", "log-mel [B, n_mels, T]"), nets=self._nets(ema)).cpu()
+        mel = _float_tensor(mel, "vocode", "log-mel [B, n_mels, T]")
+        with _short_input("vocode", mel):
+            return self.objective.vocode(mel, nets=self._nets(ema)).cpu()
 
     def convert(self, mel: torch.Tensor, *, direction: str = "AtoB", ema: bool = True) -> torch.Tensor:
         """Voice-conversion runs: log-mel [B, n_mels, T] (or [n_mels, T]) of one voice -> the
         other voice's log-mel [B, n_mels, T] on the CPU (``direction`` AtoB or BtoA)."""
         self.require("convert")
-        return self.objective.convert(_float_tensor(mel, "convert", "log-mel [B, n_mels, T]"), direction=direction,
-                                      nets=self._nets(ema)).cpu()
+        mel = _float_tensor(mel, "convert", "log-mel [B, n_mels, T]")
+        with _short_input("convert", mel):
+            return self.objective.convert(mel, direction=direction, nets=self._nets(ema)).cpu()
 
     def analyze(self, wave: torch.Tensor) -> torch.Tensor:
         """Audio runs: waveform float [L] or [B, L] at the run's audio.rate -> its log-mel
@@ -596,6 +615,12 @@ class LoadedRun:
         """The family's held-out evaluation of a translation run (PSNR/SSIM of paired runs,
         FID/KID of unpaired ones); ``options``: extractor, inception_weights."""
         self.require("translate")
+        if limit is not None:
+            limit = _check_int("limit", limit, minimum=1)
+        unknown = set(options) - {"extractor", "inception_weights"}
+        if unknown:
+            raise ConfigError(f"translate_eval takes the options extractor and inception_weights, not "
+                              f"{', '.join(sorted(unknown))}")
         return self.objective.translate_eval(self, ema=ema, limit=limit, **options)
 
 
@@ -614,6 +639,21 @@ def check_capability(run_dir: Path | str, capability: str) -> None:
     except GanforgeError:
         return
     _require(Path(run_dir), cfg.objective, family(cfg).capabilities, capability)
+
+
+SHORT_FRAMES = 16  # log-mel frames below which a network's own size error is reported as "too short"
+
+
+@contextlib.contextmanager
+def _short_input(method: str, mel: torch.Tensor):
+    """Turn the convolutions' shape errors on a log-mel of a handful of frames into one line."""
+    try:
+        yield
+    except (RuntimeError, ValueError):
+        if mel.shape[-1] < SHORT_FRAMES:
+            raise DataError(f"{method}: the log-mel has {mel.shape[-1]} frames, too few for this network; "
+                            f"give at least {SHORT_FRAMES}") from None
+        raise
 
 
 def _float_tensor(x, method: str, what: str) -> torch.Tensor:

@@ -571,5 +571,8 @@ def load_raw(preset_or_file: str) -> tuple[str, dict[str, Any]]:
 
 
 def load_config(preset_or_file: str, overrides: list[str] | None = None) -> tuple[str, Config]:
+    if isinstance(overrides, str):  # a single "key=value" would be read one character at a time
+        raise ConfigError(f"overrides must be a list of 'key=value' strings, got the string {overrides!r}; "
+                          f"pass [{overrides!r}]")
     name, raw = load_raw(preset_or_file)
     return name, from_dict(apply_overrides(raw, overrides or []))

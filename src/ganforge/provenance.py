@@ -145,10 +145,26 @@ def save_grid(images, path: Path | str, meta: dict | None, *, nrow: int) -> bool
 
 
 def read(path) -> dict | None:
-    """The record embedded in an image file (a path or a binary file object), or None when it
-    carries none. Raises OSError for a file PIL cannot open."""
+    """The record embedded in an image file (a path or a binary file object) or in a samples
+    .npz (its 'provenance' array), or None when it carries none. Raises OSError for a file PIL
+    cannot open, ValueError for an .npz that is not an archive of arrays."""
     from PIL import Image
 
+    if isinstance(path, (str, Path)) and str(path).lower().endswith(".npz"):
+        import zipfile
+
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                text = str(data["provenance"]) if "provenance" in data.files else None
+        except (ValueError, zipfile.BadZipFile):  # not a zip: numpy takes it for a pickle
+            raise ValueError(f"{path} is not an .npz archive of arrays") from None
+        if text is None:
+            return None
+        try:
+            meta = json.loads(text)
+        except json.JSONDecodeError:
+            return {"unparsed": text}
+        return meta if isinstance(meta, dict) else {"unparsed": text}
     with Image.open(path) as img:
         text = img.info.get(KEY) if img.format == "PNG" else None
         if text is None and hasattr(img, "getexif"):

@@ -6,7 +6,6 @@ metadata is easy to strip), 2 for a file that does not exist or is not an image.
 from __future__ import annotations
 
 import json
-import zipfile
 from pathlib import Path
 
 FIELDS = ("generated_by", "operation", "objective", "config_hash", "checkpoint", "step", "seed",
@@ -21,12 +20,9 @@ def cmd_provenance(args) -> int:
     for name in args.files:
         path = Path(name)
         if path.suffix.lower() == ".npz" and path.is_file():
-            import numpy as np
-
             try:
-                with np.load(path, allow_pickle=False) as data:
-                    meta = json.loads(str(data["provenance"])) if "provenance" in data.files else None
-            except (OSError, ValueError, zipfile.BadZipFile):
+                meta = provenance.read(path)
+            except (OSError, ValueError):
                 raise DataError(f"{path} is not an .npz archive of arrays; pass a samples .npz "
                                 f"ganforge wrote, or an image") from None
         else:

@@ -252,7 +252,8 @@ def _missing(needs, *, extractor, classifier, labels, ref, generator=None) -> st
         "labels": (lambda: labels is not None, "the samples have no labels"),
         "ref_labels": (lambda: ref.labels is not None, f"{ref.info['dataset']} has no labels"),
         "train": (lambda: True, ""),
-        "generator": (lambda: generator is not None and hasattr(generator, "path_pairs"),
+        "generator": (lambda: generator is not None and hasattr(generator, "path_pairs")
+                      and "mix" in getattr(generator, "capabilities", {"mix"}),  # a LoadedRun: style-based
                       "it needs the generator of a style-based run (evaluate the run directory)"),
     }
     for need in needs:
@@ -333,6 +334,9 @@ def evaluate_features(fake: Features, *, shape, ref: str, extractor: str | Extra
     check_reference(ref)
     if len(fake) < MIN_IMAGES:
         raise EvalError(f"need at least {MIN_IMAGES} generated images, got {len(fake)}; pass more (--n)")
+    if n_ref is not None and (isinstance(n_ref, bool) or not isinstance(n_ref, (int, np.integer)) or n_ref < 1):
+        raise EvalError(f"n_ref must be a positive number of reference images (or None: as many as "
+                        f"generated), got {n_ref!r}")
     if ref.startswith("folder:"):
         split = "all"  # a folder has one set of images, whatever split was asked for: say so
     labels = _check_labels(labels, len(fake))
