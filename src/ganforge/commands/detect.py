@@ -230,7 +230,8 @@ def cmd_score(args) -> int:
     from PIL import Image, ImageOps
 
     from .. import detect, provenance
-    from ..data.folder import EXTENSIONS
+    from ..data import imageio
+    from ..data.imageio import EXTENSIONS
 
     det = detect.load(args.detector)
     files = []
@@ -249,16 +250,9 @@ def cmd_score(args) -> int:
     r, mode = det.resolution, "L" if det.channels == 1 else "RGB"
     results = []
     for path in files:
-        try:
-            with Image.open(path) as img:
-                if img.mode == "P":  # palette PNGs with transparency: through RGBA, as PIL advises
-                    img = img.convert("RGBA")
-                note = "" if img.size == (r, r) else f"resized from {img.size[0]}x{img.size[1]}"
-                img = ImageOps.fit(img.convert(mode), (r, r), method=Image.Resampling.BICUBIC)
-                arr = np.asarray(img).reshape(r, r, det.channels)
-        except OSError as exc:
-            raise DataError(f"cannot read image {path} ({type(exc).__name__}); pass a PNG or JPEG image, "
-                            f"or move it out of the folder") from None
+        img = imageio.read(path, mode)  # upright, 8-bit, transparency on white: as training read them
+        note = "" if img.size == (r, r) else f"resized from {img.size[0]}x{img.size[1]}"
+        arr = np.asarray(ImageOps.fit(img, (r, r), method=Image.Resampling.BICUBIC)).reshape(r, r, det.channels)
         x = torch.from_numpy(arr.copy()).permute(2, 0, 1).unsqueeze(0)
         p = float(det.probabilities(x)[0])
         try:

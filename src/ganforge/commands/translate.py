@@ -8,10 +8,8 @@ from pathlib import Path
 from ..errors import ConfigError
 from . import add_json_argument, add_provenance_argument, add_run_arguments, json_output
 
-EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
-
-
 def _inputs(path: Path) -> list[Path]:
+    from ..data.imageio import EXTENSIONS
     from ..errors import DataError
 
     if path.is_file():
@@ -30,24 +28,17 @@ def translate_files(run, files: list[Path], out: Path, *, direction: str, ema: b
     """Translate each file (any size) and write PNGs: ``out`` itself for one input file, else
     ``out/<stem>.png``, with ganforge.provenance's record unless ``provenance`` is False.
     Returns the written paths."""
-    import numpy as np
     import torch
-    from PIL import Image
 
     from .. import provenance as prov
     from ..atomic import atomic_path
-    from ..errors import DataError
+    from ..data.imageio import read_array
 
     record = prov.for_run(run, operation="translate", direction=direction, ema=ema) if provenance else None
     channels = run.objective.input_channels(direction)
     written = []
     for path in files:
-        try:
-            with Image.open(path) as img:
-                arr = np.asarray(img.convert("L" if channels == 1 else "RGB"))
-        except OSError as exc:
-            raise DataError(f"cannot read image {path} ({type(exc).__name__}); pass a PNG or JPEG image, "
-                            f"or move it out of the folder") from None
+        arr = read_array(path, "L" if channels == 1 else "RGB")  # upright, 8-bit, on white
         x = torch.from_numpy(arr.copy()).reshape(arr.shape[0], arr.shape[1], channels)
         x = x.permute(2, 0, 1).unsqueeze(0).float() / 127.5 - 1
         y = run.translate(x, direction=direction, ema=ema, tile=tile)[0]  # [C', H, W]

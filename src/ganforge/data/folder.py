@@ -20,10 +20,10 @@ from PIL import Image, ImageOps
 
 from ..errors import DataError
 from .base import DATASETS, ImageDataset, LoadRequest
-
-EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+from .imageio import EXTENSIONS, normalize
 # Smaller images are skipped (listed in the warning): a 1x1 "image" holds no picture to learn.
 MIN_SIZE = 8
+MAX_SUBSTITUTES = 16  # unreadable streamed files in a row before the run stops
 # Default resolution is the first image's short side, capped: a folder of photos would
 # otherwise ask for 4000x4000 training.
 MAX_DEFAULT_RESOLUTION = 256
@@ -38,15 +38,25 @@ def _visible(path: Path, root: Path) -> bool:
 
 
 def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*")
-                  if p.suffix.lower() in EXTENSIONS and p.is_file() and _visible(p, folder))
+    """The visible image files under ``folder``, symlinked subfolders followed (each real folder
+    once: a link back up the tree is not a loop), sorted."""
+    out, seen = [], set()
+    for root, dirs, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        out += [Path(root) / n for n in names if not n.startswith(".") and Path(n).suffix.lower() in EXTENSIONS]
+    return sorted(p for p in out if p.is_file())
 
 
 def _decode(path: Path, mode: str, resolution: int) -> np.ndarray:
     """uint8 [res, res] or [res, res, 3]: short side resized to resolution, then center crop."""
     with Image.open(path) as img:
         img.draft(None, (resolution, resolution))  # JPEG: let the decoder downscale (stays >= resolution)
-        img = ImageOps.fit(img.convert(mode), (resolution, resolution), method=Image.Resampling.BICUBIC)
+        img = ImageOps.fit(normalize(img, mode), (resolution, resolution), method=Image.Resampling.BICUBIC)
         return np.asarray(img)
 
 
@@ -65,12 +75,22 @@ class _FolderImages(torch.utils.data.Dataset):
         return len(self.files)
 
     def __getitem__(self, i: int):
-        try:
-            array = _decode(self.files[i], self.mode, self.resolution)
-        except Exception as exc:  # the header was fine at scan time, the body is not
-            raise DataError(f"cannot decode {self.files[i]} ({_reason(exc)}); delete or fix it") from exc
+        # A file whose header was fine at scan time but whose body is not (streamed folders are
+        # decoded only now): the next readable one takes its place, with a warning, so one bad
+        # file among thousands does not end a long run; the choice is deterministic (resume).
+        for k in range(MAX_SUBSTITUTES + 1):
+            j = (i + k) % len(self.files)
+            try:
+                array = _decode(self.files[j], self.mode, self.resolution)
+                break
+            except Exception as exc:
+                if k == MAX_SUBSTITUTES:
+                    raise DataError(f"cannot decode {self.files[j]} nor the {k} files after {self.files[i]} "
+                                    f"({_reason(exc)}); check the folder's files") from None
+                warnings.warn(f"cannot decode {self.files[j]} ({_reason(exc)}); the next file takes its "
+                              f"place; delete or fix it", stacklevel=2)
         image = torch.from_numpy(array.copy()).view(self.resolution, self.resolution, -1).permute(2, 0, 1)
-        return image, int(self.labels[i]) if self.labels is not None else -1
+        return image, int(self.labels[j]) if self.labels is not None else -1
 
 
 @dataclass

@@ -32,12 +32,13 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..errors import ConfigError, DataError
+from . import imageio
 from .base import adapt_images
+from .imageio import EXTENSIONS
 
 TASKS = ("colorize", "sketch", "denoise", "paired", "unpaired")
 MADE_TASKS = ("colorize", "sketch", "denoise")
 NOISES = ("gaussian", "saltpepper")
-EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 PREVIEW = 64  # held-out pairs kept for sample strips
 
 
@@ -158,11 +159,7 @@ def read_images(files: list[Path], size: int | tuple[int, int], channels: int) -
     mode = "L" if channels == 1 else "RGB"
     out = []
     for path in files:
-        try:
-            with Image.open(path) as img:
-                arr = np.asarray(img.convert(mode).resize((w, h), Image.Resampling.BICUBIC))
-        except OSError as exc:
-            raise DataError(f"cannot read image {path}: {exc}; remove or replace it") from None
+        arr = np.asarray(imageio.read(path, mode).resize((w, h), Image.Resampling.BICUBIC))
         out.append(arr.reshape(h, w, channels))
     return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).contiguous()
 
@@ -171,13 +168,9 @@ def read_ab_images(files: list[Path], size: int, channels: tuple[int, int]) -> t
     """Side-by-side AB images: the left half is A, the right half B, each resized to size x size."""
     a, b = [], []
     for path in files:
-        try:
-            with Image.open(path) as img:
-                img = img.convert("RGB")
-                w, h = img.size
-                halves = (img.crop((0, 0, w // 2, h)), img.crop((w // 2, 0, 2 * (w // 2), h)))
-        except OSError as exc:
-            raise DataError(f"cannot read image {path}: {exc}; remove or replace it") from None
+        img = imageio.read(path, "RGB")
+        w, h = img.size
+        halves = (img.crop((0, 0, w // 2, h)), img.crop((w // 2, 0, 2 * (w // 2), h)))
         for half, c, dst in zip(halves, channels, (a, b)):
             half = half.convert("L" if c == 1 else "RGB").resize((size, size), Image.Resampling.BICUBIC)
             dst.append(np.asarray(half).reshape(size, size, c))
@@ -272,6 +265,13 @@ def _paired_folder(cfg, root: Path) -> tuple[tuple[torch.Tensor, ...], ...]:
             if not names:
                 raise DataError(f"{folder}/A and {folder}/B share no file names; pairs are "
                                 f"matched by name without extension (A/001.png with B/001.jpg)")
+            alone = sorted(f"A/{fa[n].name}" for n in fa.keys() - fb.keys()) + \
+                sorted(f"B/{fb[n].name}" for n in fb.keys() - fa.keys())
+            if alone:
+                import warnings
+
+                warnings.warn(f"{len(alone)} files in {folder} have no partner of the same name on the other "
+                              f"side and are not used (e.g. {', '.join(alone[:3])})", stacklevel=2)
             return (read_images([fa[n] for n in names], size, ca),
                     read_images([fb[n] for n in names], size, cb))
         files = image_files(folder)

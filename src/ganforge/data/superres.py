@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..errors import DataError
+from . import imageio
 from .folder import EXTENSIONS, _visible
 
 
@@ -100,11 +101,7 @@ def to_float(x: torch.Tensor) -> torch.Tensor:
 
 def read_image(path: Path) -> np.ndarray:
     """An image file as uint8 RGB [H, W, 3]; a DataError naming the file if it is unreadable."""
-    try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert("RGB"))
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read image {path} ({type(exc).__name__}); delete or fix it") from None
+    return imageio.read_array(path, "RGB")
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -173,6 +170,13 @@ def load_hr(cfg) -> HRImages:
     if not usable:
         raise DataError(f"no image in {name} is at least sr.crop={crop} pixels on its short side; "
                         f"lower sr.crop or add larger images")
+    small = [n for n, im in zip(names, images) if min(im.shape[1:]) < crop]
+    if small:
+        import warnings
+
+        warnings.warn(f"skipped {len(small)} of {len(images)} images in {name} smaller than sr.crop={crop} "
+                      f"pixels on their short side (e.g. {', '.join(small[:3])}); lower sr.crop to use them",
+                      stacklevel=2)
     preview = []
     if name == "photos" or name == "photos:train":
         from . import photos

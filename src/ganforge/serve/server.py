@@ -181,13 +181,16 @@ def decode_upload(data: bytes, settings: Settings, mode: str) -> np.ndarray:
     before decoding), 400 when it is not an image."""
     from PIL import Image, UnidentifiedImageError
 
+    from ..data.imageio import normalize
+
     try:
         with Image.open(io.BytesIO(data)) as img:
             w, h = img.size
             if w * h > settings.max_pixels:
                 raise ApiError(413, f"image of {w}x{h} = {w * h} pixels is over the server's limit "
                                     f"--max-pixels {settings.max_pixels}; send a smaller image")
-            return np.asarray(img.convert(mode)).reshape(h, w, -1).copy()
+            img = normalize(img, mode)  # upright, 8-bit, transparency on white
+            return np.asarray(img).reshape(img.size[1], img.size[0], -1).copy()
     except Image.DecompressionBombError as exc:
         raise ApiError(413, f"image refused by the decompression-bomb guard ({exc})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
