@@ -540,3 +540,17 @@ def test_convert_and_eval_on_parallel_sentences(tmp_path, capsys):
     table = "\n".join(format_table(res))
     assert "accepted (judged, two-way)" in table and "1.000 (1.000)" in table
     assert cli.main(["convert", str(run_dir), str(src), "--out", str(out)]) == 2  # exists: refused
+
+
+def test_audio_folder_reads_mp3_and_explains_a_mixdown_that_cancels(tmp_path):
+    from ganforge.data.audio import audio_files
+    from ganforge.errors import DataError
+
+    t = np.arange(8000) / 8000
+    tone = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    sf.write(tmp_path / "inverted.wav", np.stack([tone, -tone], 1), 8000)
+    if "MP3" in sf.available_formats():
+        sf.write(tmp_path / "tone.mp3", tone, 8000, format="MP3")
+        assert [p.name for p in audio_files(tmp_path)] == ["inverted.wav", "tone.mp3"]
+    with pytest.raises(DataError, match="after mixing its 2 channels to mono .*opposite phase"):
+        read_audio(tmp_path / "inverted.wav", 8000)

@@ -117,3 +117,4 @@ def test_dropped_sr_images_and_unpaired_files_are_named(tmp_path):
                                              "translate.load_size=16"])
     with pytest.warns(UserWarning, match=r"1 files in .* have no partner .*A/only_a.png"):
         _paired_folder(cfg, pairs)
+

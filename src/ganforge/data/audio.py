@@ -29,7 +29,7 @@ import torch
 from ..atomic import atomic_path
 from ..errors import DataError
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")  # what libsndfile (1.1 on) decodes
 CORPUS_FILE = "corpus.json"
 SILENCE_PEAK = 1e-4  # a file whose peak stays below this is "silent"
 
@@ -151,7 +151,9 @@ def _mono_at(wave: np.ndarray, source: int, channels: int, rate: int, *, label: 
     if source != rate and notes is not None:
         notes.append(f"resampled {name} from {source} Hz to {rate} Hz")
     if float(np.abs(wave).max()) < SILENCE_PEAK:
-        raise DataError(f"{label} is silent (peak below {SILENCE_PEAK:g}); {fixes['silent']}")
+        cancel = (f" after mixing its {channels} channels to mono (channels in opposite phase cancel out: "
+                  f"keep one channel)" if channels > 1 else "")
+        raise DataError(f"{label} is silent (peak below {SILENCE_PEAK:g}){cancel}; {fixes['silent']}")
     seconds = len(wave) / rate
     if seconds < min_seconds:
         raise DataError(f"{label} is too short ({seconds:.3f} s, audio.min_seconds={min_seconds:g}); "
