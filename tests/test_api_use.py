@@ -77,6 +77,8 @@ def test_one_class_given_as_a_scalar_tensor_or_numpy_integer(runs):
     assert torch.equal(run.sample(2, labels=torch.tensor(1)), want)
     assert torch.equal(run.sample(2, labels=np.int64(1)), want)
     assert torch.equal(run.sample(2, labels=np.array([1, 1])), want)
+    assert torch.equal(run.sample(2, labels=list(np.array([1, 1]))), want)  # numpy integers in a list
+    assert torch.equal(run.sample(2, labels=(c for c in (1, 1))), want)  # any iterable
     with pytest.raises(ConfigError, match="labels must be one class"):
         run.sample(2, labels=1.0)
     with pytest.raises(ConfigError, match="labels must be one class"):
@@ -155,3 +157,17 @@ def test_provenance_reads_a_samples_npz_as_the_cli_does(runs, tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="is not an .npz archive"):
         ganforge.provenance.read(tmp_path / "bad.npz")
+
+
+def test_one_path_spelt_two_ways_is_not_a_change(tmp_path, monkeypatch):
+    """ESRGAN saves sr.init_from absolute; a resume repeating it relative logged a false
+    config_change. `ganforge eval --ref folder:./imgs` of a run trained on folder:imgs is warned."""
+    from ganforge.api import _same_value
+    from ganforge.commands.eval import _same_folder
+
+    (tmp_path / "psnr").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert _same_value(str(tmp_path / "psnr"), "psnr") and _same_value("psnr", "./psnr")
+    assert not _same_value("psnr", "other") and not _same_value(1, 2) and _same_value(None, None)
+    assert _same_folder("folder:./psnr", "folder:psnr") and _same_folder(f"folder:{tmp_path}/psnr", "folder:psnr")
+    assert not _same_folder("fashion-mnist", "fashion-mnist") and not _same_folder("folder:a", "folder:psnr")

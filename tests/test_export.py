@@ -303,6 +303,15 @@ def test_model_card_reports_the_runs_last_evaluation(runs, tmp_path):
     assert export.evaluation_numbers(runs["unconditional"]) == {"step": 3, "fid": 12.5, "kid": 0.0125}
     card = (export.export_folder(run, tmp_path / "m") / "README.md").read_text()
     assert "| fid | 12.5 |" in card and "| kid | 0.0125 |" in card
+    # what the numbers were measured with comes along (the hook logs it beside them)
+    protocol = {"extractor": "fashion-mnist-cnn", "extractor_sha256": "d0", "reference": "fashion-mnist",
+                "split": "train", "n": 300, "seed": 1}
+    with open(runs["unconditional"] / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"step": 5, "fid": 11.0, "protocol": protocol}) + "\n")
+    assert export.evaluation_numbers(runs["unconditional"])["protocol"] == protocol
+    card = (export.export_folder(run, tmp_path / "m2") / "README.md").read_text()
+    assert "| fid | 11 |" in card and "| protocol |" not in card
+    assert "the `fashion-mnist-cnn` extractor on 300 samples (noise seed 1) against the train split" in card
 
 
 def test_cli_exports_and_refuses_to_overwrite(runs, tmp_path):

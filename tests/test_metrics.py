@@ -120,6 +120,10 @@ def test_small_samples_get_real_spreads_or_none():
     mean, std = kid(a, b, n_subsets=50, subset_size=1000)
     assert std > 0.05 * abs(mean) and mean > 0
     assert kid(a, b, n_subsets=50, subset_size=10)[1] > 0  # subsets smaller than the sets: as before
+    from ganforge.metrics.kid import subset_m
+
+    # just above the subset size the subsets were nearly the whole set (std 30x too small)
+    assert [subset_m(1000, n, n) for n in (40, 1000, 1001, 1999, 2000, 10_000)] == [20, 500, 500, 999, 1000, 1000]
 
 
 # ---------------------------------------------------------------- precision / recall / density / coverage

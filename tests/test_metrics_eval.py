@@ -172,6 +172,17 @@ def test_inception_download_is_checked_against_its_published_hash(env, monkeypat
     assert F.resolve_inception_weights(None) == dest and dest.read_bytes() == (root / "w.pth").read_bytes()
 
 
+def test_a_bad_cached_inception_file_does_not_hide_a_good_one(env, monkeypatch):
+    bad = env / "cache" / "weights" / F.INCEPTION_FILE
+    good = env / "torch" / "hub" / "checkpoints" / F.INCEPTION_FILE
+    for path, text in ((bad, b"truncated"), (good, b"the published bytes")):
+        path.parent.mkdir(parents=True)
+        path.write_bytes(text)
+    monkeypatch.setattr(F, "INCEPTION_SHA256_PREFIX", sha256_file(good)[:8])
+    assert F.find_inception_weights() == good and F.inception_available()
+    assert F.resolve_inception_weights(None) == good
+
+
 def test_inception_extractor_from_local_weights(env, monkeypatch):
     """The torch-fidelity network, loaded from a local file (random weights of the right shapes:
     the real ones cannot be downloaded here)."""
@@ -422,10 +433,18 @@ def test_shared_hook_scores_the_gathered_features_of_every_block(env):
     names = ["fid", "is", "classes_covered"]
     hook = training_hook(cfg, metrics=names, n=250, extractor=ext, seed=5)
     sent: list = []
-    assert hook(_RankView(trainer, 1, sent), 0) == {} and len(sent) == 3  # features, logits, class logits
-    assert [len(rows) for rows in sent] == [50, 50, 50]  # rank 1: block 2 of 0-2
+    assert hook(_RankView(trainer, 1, sent), 0) == {} and len(sent) == 4  # finite, features, logits, class logits
+    assert [len(rows) for rows in sent] == [1, 50, 50, 50]  # rank 1: block 2 of 0-2
     got = hook(_RankView(trainer, 0, sent), 0)
     images = sample_blocks(trainer.objective, trainer.sample_nets(), 250, seed=5)
     want = evaluate(images, ref="fashion-mnist", split="train", metrics=names, n_ref=250, extractor=ext)
     assert set(got) == {"fid", "is", "is_std", "classes_covered"}
     assert got == pytest.approx({k: float(v) for k, v in want.values.items()}, rel=1e-5)
+    # a diverged generator scores NaN on any number of ranks (its black uint8 images scored FID 482)
+    with torch.no_grad():
+        for net in trainer.sample_nets().values():
+            for p in net.parameters():
+                p.fill_(float("nan"))
+    sent = []
+    assert hook(_RankView(trainer, 1, sent), 0) == {}
+    assert all(math.isnan(v) for v in hook(_RankView(trainer, 0, sent), 0).values())

@@ -369,3 +369,50 @@ def test_a_stop_signal_logs_the_interrupted_interval(tmp_path, monkeypatch):
     assert [r["step"] for r in records] == [4, 5] and records[1]["time"] > records[0]["time"]
     state = torch.load(run / "checkpoints" / "step_0000005" / "state.pt", weights_only=True)
     assert state["elapsed"] == pytest.approx(records[1]["time"], abs=1e-3)
+
+
+def test_a_stop_signal_does_not_judge_the_partial_interval(tmp_path, monkeypatch):
+    """The interrupted interval is logged, not judged: judging it rolled a Ctrl-C'd run back
+    (using up a rollback) or ended it in a divergence error."""
+    from ganforge.training.monitor import Monitor
+    from ganforge.training.trainer import Trainer
+
+    step = Trainer.train_step
+
+    def stop_after_5(self):
+        step(self)
+        if self.step == 5:
+            self._stop_signal = "SIGINT"
+
+    judged = []
+    update = Monitor.update
+    monkeypatch.setattr(Trainer, "train_step", stop_after_5)
+    monkeypatch.setattr(Monitor, "update", lambda self, r: judged.append(r["step"]) or update(self, r))
+    run = tmp_path / "run"
+    result = _train(tiny_config(**{"train.steps": 8, "train.log_every": 4}), run)
+    assert result.interrupted == "SIGINT" and result.step == 5 and judged == [4]
+
+
+def test_resume_keeps_the_events_its_checkpoint_carries(tmp_path):
+    """A rollback's events are logged with the step it rolled back from, after the checkpoint it
+    went back to; a resume from a later checkpoint (which carries the halved rates) kept cutting
+    them by step number. The cut is now where the checkpoint was written."""
+    from ganforge.training.logger import MetricsLogger
+
+    log = MetricsLogger(tmp_path, enabled=True)
+    for s in (2, 4):
+        log.write({"step": s, "d_loss": 1.0, "time": s})
+    log.write({"event": "divergence", "step": 6, "message": "x"})
+    log.write({"event": "rollback", "step": 6, "evidence": {"to_step": 4}})
+    log.write({"step": 5, "d_loss": 1.0, "time": 5})
+    size = log.size()  # the checkpoint at step 5
+    log.write({"step": 6, "d_loss": 1.0, "time": 6})
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write('{"step": 7, "d_lo')
+    assert log.truncate_to(size, 5) == 2
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [(r.get("event"), r["step"]) for r in lines] == [
+        (None, 2), (None, 4), ("divergence", 6), ("rollback", 6), (None, 5)]
+    # an older checkpoint without the size: training records after its step go, events stay
+    log.write({"step": 6, "d_loss": 1.0, "time": 6})
+    assert log.truncate_to(None, 4) == 2 and len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 4

@@ -114,7 +114,18 @@ def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def config_changes(old: Config, new: Config) -> dict[str, tuple[Any, Any]]:
     """Dotted key -> (old value, new value) for every value that differs."""
     a, b = _flat(old.to_dict()), _flat(new.to_dict())
-    return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
+    return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if not _same_value(a.get(k), b.get(k))}
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    """Equal, or two spellings of one existing path (a run saves sr.init_from absolute; the
+    resume command may repeat it relative)."""
+    if a == b:
+        return True
+    if isinstance(a, str) and isinstance(b, str) and a and b:
+        pa, pb = Path(a).expanduser(), Path(b).expanduser()
+        return pa.exists() and pb.exists() and pa.resolve() == pb.resolve()
+    return False
 
 
 def _weight_shapes(cfg: Config, state: dict[str, Any]) -> dict[str, tuple[int, ...]]:
@@ -281,7 +292,7 @@ def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: boo
                                 "a checkpoint")
         if weights is not None:
             trainer.load(weights, state, source=resumed_from)
-            dropped = trainer.logger.truncate_after(trainer.step)
+            dropped = trainer.logger.truncate_to(state.get("metrics_bytes"), trainer.step)
             if dropped:
                 trainer._warn(f"ganforge: resuming from {resumed_from.name}: dropped {dropped} line"
                               f"{'s' if dropped > 1 else ''} of metrics.jsonl logged after it (the "
@@ -433,7 +444,9 @@ class LoadedRun:
             labels = labels.tolist()  # a 0-d tensor or a numpy scalar becomes one int or str
         if isinstance(labels, (str, int)) and not isinstance(labels, bool):
             return torch.full((n,), resolve_class(labels, names), dtype=torch.int64)
-        if not isinstance(labels, (list, tuple, range)) or any(
+        if hasattr(labels, "__iter__") and not isinstance(labels, (str, bytes, dict)):
+            labels = [v.item() if isinstance(v, (np.generic, torch.Tensor)) else v for v in labels]
+        if not isinstance(labels, list) or any(
                 isinstance(v, (bool, float)) or not isinstance(v, (str, int)) for v in labels):
             raise ConfigError(f"labels must be one class (an index or a name) or a sequence of them, got "
                               f"{labels!r:.60}")

@@ -113,6 +113,7 @@ class MonitorConfig:
     warmup_steps: int = 1000  # diversity is judged from here on (or once it was healthy)
     collapse_ratio: float = 0.3  # mode_collapse: diversity below this share of real diversity
     explode_factor: float = 100.0  # divergence: grad norm above this times its recent median
+    d_loss_abs: float = 1000.0  # divergence: a logit loss's d_loss above this (D's outputs in the thousands)
     osc_amplitude: float = 0.3  # oscillation: swing at least this share of the loss level
 
 

@@ -43,7 +43,7 @@ def cmd_eval(args) -> int:
                          data_dir=args.data_dir, log=log,
                          generator=run if is_run_dir(path) and "mix" in run.capabilities else None)
     result.protocol = {"target": target, **result.protocol, "seconds": round(time.perf_counter() - t0, 2)}
-    if is_run_dir(path) and args.ref.startswith("folder:") and args.ref == run.config.data.name:
+    if is_run_dir(path) and _same_folder(args.ref, run.config.data.name):
         result.protocol["warnings"].append(
             f"{args.ref} is the folder this run trained on (a folder has no held-out split): these numbers "
             f"measure the fit to its training images, not to unseen ones")
@@ -52,6 +52,15 @@ def cmd_eval(args) -> int:
         atomic_write_json(out, result.to_dict())
         print(f"ganforge: wrote {out}")
     return 0
+
+
+def _same_folder(ref: str, trained: str) -> bool:
+    """Whether two data names are one folder however spelt (folder:imgs, folder:./imgs, an
+    absolute path; a relative one is taken from here)."""
+    if not (ref.startswith("folder:") and trained.startswith("folder:")):
+        return False
+    a, b = (Path(x.removeprefix("folder:")).expanduser() for x in (ref, trained))
+    return a.resolve() == b.resolve()
 
 
 def format_table(result) -> str:

@@ -248,7 +248,10 @@ def inception_search_paths() -> list[Path]:
 
 
 def find_inception_weights() -> Path | None:
-    return next((p for p in inception_search_paths() if p.is_file()), None)
+    """The first search path holding the published file; else the first holding any file of
+    that name (which ``check_inception_weights`` then refuses, naming it); else None."""
+    present = [p for p in inception_search_paths() if p.is_file()]
+    return next((p for p in present if inception_weights_ok(p)), present[0] if present else None)
 
 
 _VERIFIED: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) -> sha256, hashed once

@@ -52,13 +52,18 @@ def rank_blocks(n: int, rank: int, size: int) -> list[tuple[int, int]]:
 
 
 @torch.no_grad()
-def sample_blocks(objective, nets, n: int, *, seed: int, rank: int = 0, size: int = 1) -> torch.Tensor:
+def sample_blocks(objective, nets, n: int, *, seed: int, rank: int = 0, size: int = 1,
+                  return_finite: bool = False):
     """Rank ``rank``'s blocks of the ``n`` block-seeded samples, uint8 [m, C, H, W] on the CPU
-    (``rank=0, size=1``: all of them, as several ranks together draw them)."""
-    chunks = [to_uint8(objective.sample(k, generator=torch.Generator().manual_seed(block_seed(seed, b)),
-                                        nets=nets).cpu())
-              for b, k in rank_blocks(n, rank, size)]
-    return torch.cat(chunks) if chunks else torch.zeros(0, dtype=torch.uint8)
+    (``rank=0, size=1``: all of them, as several ranks together draw them); with
+    ``return_finite``, (images, whether every sample was finite before the uint8 conversion)."""
+    chunks, finite = [], True
+    for b, k in rank_blocks(n, rank, size):
+        fake = objective.sample(k, generator=torch.Generator().manual_seed(block_seed(seed, b)), nets=nets)
+        finite = finite and bool(torch.isfinite(fake).all())
+        chunks.append(to_uint8(fake.cpu()))
+    images = torch.cat(chunks) if chunks else torch.zeros(0, dtype=torch.uint8)
+    return (images, finite) if return_finite else images
 
 
 def _eval_mode(objective):
@@ -125,9 +130,13 @@ def training_hook(cfg, *, metrics: Sequence[str], n: int, split: str = "train", 
     def shared(trainer, rank: int, size: int) -> dict[str, float]:
         restore = _eval_mode(trainer.objective)
         try:
-            images = sample_blocks(trainer.objective, trainer.sample_nets(), n, seed=seed, rank=rank, size=size)
+            images, finite = sample_blocks(trainer.objective, trainer.sample_nets(), n, seed=seed, rank=rank,
+                                           size=size, return_finite=True)
         finally:
             restore()
+        # every rank's verdict, gathered first (a collective all ranks make): one diverged share
+        # scores NaN, as in one process, instead of its black uint8 images
+        verdicts = trainer.gather_rows(np.array([[0.0 if finite else 1.0]], np.float32))
         local = ext(images) if len(images) else Features(np.zeros((0, 0), np.float32), None)
         # The class metrics of a classifier other than the extractor need its logits too.
         classifier = dataset_classifier(dataset, ext) if any(
@@ -140,6 +149,8 @@ def training_hook(cfg, *, metrics: Sequence[str], n: int, split: str = "train", 
         class_logits = trainer.gather_rows(class_logits)
         if rank != 0:
             return {}
+        if verdicts is not None and float(verdicts.max()) > 0:
+            return dict(diverged)
         fake = Features(features, logits if logits is not None and len(logits) == len(features) else None)
         shape = tuple(images.shape[1:])  # rank 0 always holds the first block
         result = evaluate_features(fake, shape=shape, ref=dataset, split=split, metrics=names, n_ref=n,

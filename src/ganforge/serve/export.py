@@ -223,7 +223,8 @@ def onnx_metadata(run, capability, direction, graph, inputs) -> dict[str, str]:
 
 
 def evaluation_numbers(run_dir: Path) -> dict[str, Any]:
-    """The last evaluation the run logged to metrics.jsonl (metric name -> value, and its step)."""
+    """The last evaluation the run logged to metrics.jsonl (metric name -> value, its step, and
+    the protocol it was measured with: extractor, split, n, seed)."""
     from ..metrics.evaluation import METRICS
 
     path = run_dir / "metrics.jsonl"
@@ -238,6 +239,8 @@ def evaluation_numbers(run_dir: Path) -> dict[str, Any]:
         values = {k: v for k, v in record.items() if k in METRICS}
         if values:
             last = {"step": record.get("step"), **values}
+            if isinstance(record.get("protocol"), dict):
+                last["protocol"] = record["protocol"]
     return last
 
 
@@ -255,11 +258,19 @@ def model_card(run: LoadedRun, meta: dict[str, Any]) -> str:
     if run.class_names:
         lines.append(f"- classes: {', '.join(f'{i}={n}' for i, n in enumerate(run.class_names))}")
     lines += ["", "## Evaluation", ""]
-    ev = meta.get("evaluation") or {}
+    ev = dict(meta.get("evaluation") or {})
+    protocol = ev.pop("protocol", None)
     if ev:
         lines += ["| metric | value |", "|---|---|"]
         lines += [f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |"
                   for k, v in ev.items()]
+        if protocol:
+            p = protocol
+            lines += ["", f"Measured during training with the `{p.get('extractor')}` extractor on {p.get('n')} "
+                          f"samples (noise seed {p.get('seed')}) against the {p.get('split')} split of "
+                          f"`{p.get('reference')}`. Numbers from another extractor or sample size do not "
+                          f"compare" + ("" if p.get("extractor") == "inception" else
+                                        ", and only the inception extractor's compare with papers") + "."]
     elif audio:
         lines.append("The run's audio evaluation is not kept in the run; `ganforge eval-audio RUN --data "
                      "CORPUS` measures it against Griffin-Lim.")

@@ -49,27 +49,45 @@ class MetricsLogger:
         self._counts.clear()
         return out
 
-    def truncate_after(self, step: int) -> int:
-        """Drop the lines logged after ``step`` (a resume from that step's checkpoint redoes the
-        training they describe, and would log its steps and events again) and a partial last
-        line a killed process left; returns how many lines were dropped."""
+    def size(self) -> int | None:
+        """Bytes written so far (a checkpoint records it: ``truncate_to`` goes back to it)."""
+        if not self.enabled:
+            return None
+        return self.path.stat().st_size if self.path.is_file() else 0
+
+    def truncate_to(self, size: int | None, step: int) -> int:
+        """Drop what was logged after a checkpoint: the lines past byte ``size`` (its
+        ``metrics_bytes``), which describe training a resume from it redoes and would log again,
+        including a killed process's partial last line. Events logged before the checkpoint (a
+        rollback whose learning-rate scale it carries) stay. A checkpoint of an older version
+        has no size: then the training records after ``step`` and a partial line go, and the
+        events stay. Returns how many lines were dropped."""
         if not self.enabled or not self.path.is_file():
             return 0
         from ..atomic import atomic_write_text
 
-        kept, dropped = [], 0
-        for line in self.path.read_text(errors="replace").splitlines():
-            try:
-                obj = json.loads(line)
-                keep = isinstance(obj, dict) and obj.get("step", math.inf) <= step
-            except json.JSONDecodeError:
-                keep = False
-            if keep:
-                kept.append(line)
-            elif line.strip():
-                dropped += 1
+        text = self.path.read_text(errors="replace")
+        if size is not None:
+            data = self.path.read_bytes()
+            if len(data) <= size:
+                return 0
+            kept, cut = data[:size].decode(errors="replace"), data[size:].decode(errors="replace")
+            dropped = sum(1 for line in cut.splitlines() if line.strip())
+        else:
+            lines, dropped = [], 0
+            for line in text.splitlines():
+                try:
+                    obj = json.loads(line)
+                    keep = isinstance(obj, dict) and ("event" in obj or obj.get("step", math.inf) <= step)
+                except json.JSONDecodeError:
+                    keep = False
+                if keep:
+                    lines.append(line)
+                elif line.strip():
+                    dropped += 1
+            kept = "".join(f"{line}\n" for line in lines)
         if dropped:
-            atomic_write_text(self.path, "".join(f"{line}\n" for line in kept))
+            atomic_write_text(self.path, kept)
         return dropped
 
     def write(self, record: dict[str, Any]) -> None:

@@ -35,15 +35,20 @@ Detectors (thresholds are fields of MonitorSettings):
   or two classes still has about half the real feature and pixel diversity, but its class
   count shows it. Coverage is not judged when the real probe falls in fewer than min_classes (4)
   classes: the classifier does not fit that data.
-- vanishing_gradients: D wins outright (d_acc_real and d_acc_fake >= 0.95 when logged,
+- vanishing_gradients: (a) D wins outright (d_acc_real and d_acc_fake >= 0.95 when logged,
   d_real >= 0.95, d_fake <= 0.05) while g_grad_norm <= vanish_ratio (0.05) x its early value
   (the largest of the first `window` records) or <= vanish_floor (1e-4), for `patience`
   records. This is the saturation of Goodfellow et al. 2014 (sec. 3): with D(G(z)) ~ 0 the
   minimax generator gradient sigmoid(d_fake) vanishes. Not judged for loss.name=wasserstein,
-  whose critic scores are not logits (sigmoid of them is no probability of "real").
+  whose critic scores are not logits (sigmoid of them is no probability of "real"). (b) Whoever
+  wins: g_grad_norm <= vanish_floor (no gradient reaches G at all) while the probe's diversity is
+  below collapse_ratio of real (or not probed): the generator is stuck (saturated or dead units, a
+  learning rate far too high); fires after `patience` records like (a).
 - divergence: a non-finite loss, weight or gradient; a grad norm above explode_factor (100)
-  x the median of its last `window` finite values (at least 4 of them); or a loss or grad norm
-  above explode_abs (1e6), which needs no history. Fires at once.
+  x the median of its last `window` finite values (at least 4 of them); a loss or grad norm
+  above explode_abs (1e6), which needs no history; or, for a logit loss (not a critic's),
+  d_loss above d_loss_abs (1e3): D's outputs are in the thousands (healthy runs of every preset
+  stay below 2). Fires at once.
 - oscillation: over the last `window` (16) records of d_loss and of g_loss, after removing a
   least-squares line: (a) large: the residual's standard deviation is >= osc_amplitude (0.3) x
   the series' mean absolute value (0.1 at least); (b) no progress: the trend over the window,

@@ -174,6 +174,7 @@ class Trainer:
             "objective": self.objective.extra_state(),
             "monitor": self.monitor.state_dict() if self.monitor is not None else {},
             "config": self.cfg.to_dict(),
+            "metrics_bytes": self.logger.size(),  # what metrics.jsonl held: a resume cuts it back to this
         }
 
     def load(self, weights: dict[str, torch.Tensor], state: dict[str, Any], *,
@@ -355,7 +356,9 @@ class Trainer:
                         self._diverged(self._divergence_event({"nonfinite_weights": True}))
                 self._window_saving += time.perf_counter() - saving  # kept out of img/s
             if self._stop_signal is not None and self._window_steps:
-                self._log_interval()  # the interrupted interval's statistics and time, not dropped
+                # the interrupted interval's statistics and time, not dropped; not judged: a stop
+                # must not roll back or end in a divergence error (the resumed run judges on)
+                self._log_interval(judge=False)
             if self._stop_signal is not None and self._weights_finite():
                 self.save_checkpoint()
         except OSError as exc:  # metrics.jsonl, a sample grid: the disk filled or turned read-only
@@ -410,8 +413,9 @@ class Trainer:
             raise distributed.peer_failure(self.world, exc, self.step, hint) from None
         distributed.record_failure(self.world, f"{type(exc).__name__}: {exc}")
 
-    def _log_interval(self) -> bool:
-        """Write the interval's means; False when a divergence made the loop roll back."""
+    def _log_interval(self, *, judge: bool = True) -> bool:
+        """Write the interval's means; False when a divergence made the loop roll back.
+        ``judge``: hand the record to the monitor (and act on its events)."""
         dt = time.perf_counter() - self._window_start
         self.elapsed += dt
         t = self.cfg.train
@@ -425,10 +429,10 @@ class Trainer:
         if self._bar is not None:
             self._bar.set_postfix_str(self._postfix(record), refresh=True)
         events = []
-        if self.monitor is not None:
+        if judge and self.monitor is not None:
             if self.is_main:
                 events = self.monitor.update(record)
-        else:  # without the monitor, still catch non-finite values
+        elif judge:  # without the monitor, still catch non-finite values
             bad = sorted(k for k, v in record.items() if isinstance(v, float) and not math.isfinite(v))
             events = [self._divergence_event({"nonfinite": bad})] if bad else []
         events = distributed.broadcast(events, self.world)  # rank 0 decides for every rank
