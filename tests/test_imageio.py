@@ -118,3 +118,19 @@ def test_dropped_sr_images_and_unpaired_files_are_named(tmp_path):
     with pytest.warns(UserWarning, match=r"1 files in .* have no partner .*A/only_a.png"):
         _paired_folder(cfg, pairs)
 
+
+
+def test_a_stray_image_that_makes_a_class_folder_unlabelled_is_named(tmp_path):
+    from ganforge import api
+    from ganforge.config import load_config
+    from ganforge.errors import ConfigError
+
+    for c in "ab":
+        (tmp_path / c).mkdir()
+        for i in range(2):
+            Image.new("RGB", (12, 12), (60 * i, 0, 0)).save(tmp_path / c / f"{i}.png")
+    Image.new("RGB", (12, 12)).save(tmp_path / "preview.png")
+    _, cfg = load_config("cgan-fashion-mnist", [f"data.name=folder:{tmp_path}", "data.resolution=8"])
+    with pytest.raises(ConfigError, match=r"an image beside the class subfolders \(e.g. preview.png\) makes it "
+                                          r"one unlabelled set; move it into a subfolder"):
+        api.build(cfg)

@@ -64,10 +64,33 @@ def dataset_classes(cfg, data_info, *, otherwise: str) -> list[str]:
     k = int(data_info.get("num_classes") or 0)
     if not k or not data_info.get("has_labels", True):
         raise ConfigError(f"objective={cfg.objective} needs a labeled dataset; {cfg.data.name} has "
-                          f"no labels (use fashion-mnist, mnist, cifar10 or folder:PATH with one "
-                          f"subfolder per class), or train objective={otherwise}")
+                          f"no labels{_stray_images(cfg.data.name)} (use fashion-mnist, mnist, cifar10 or "
+                          f"folder:PATH with one subfolder per class), or train objective={otherwise}")
     names = data_info.get("class_names")
     return [str(n) for n in names] if names else [str(i) for i in range(k)]
+
+
+def _stray_images(name: str) -> str:
+    """For a folder with class subfolders that is unlabelled because of images beside them:
+    which, so the user can move them."""
+    if not name.startswith("folder:"):
+        return ""
+    from pathlib import Path
+
+    from .data.imageio import EXTENSIONS
+
+    folder = Path(name.removeprefix("folder:")).expanduser()
+    try:
+        entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    except OSError:
+        return ""
+    top = sorted(p.name for p in entries if p.is_file() and p.suffix.lower() in EXTENSIONS)
+    if top and any(p.is_dir() for p in entries):
+        many = len(top) > 1
+        return (f": {f'its {len(top)} images' if many else 'an image'} beside the class subfolders (e.g. "
+                f"{top[0]}) make{'' if many else 's'} it one unlabelled set; move {'them' if many else 'it'} "
+                f"into a subfolder")
+    return ""
 
 
 def listing(class_names: Sequence[str]) -> str:
