@@ -115,7 +115,7 @@ def test_dropped_sr_images_and_unpaired_files_are_named(tmp_path):
     Image.new("RGB", (20, 20)).save(pairs / "A" / "only_a.png")
     _, cfg = load_config("pix2pix-denoise", [f"data.name=folder:{pairs}", "data.resolution=16",
                                              "translate.load_size=16"])
-    with pytest.warns(UserWarning, match=r"1 files in .* have no partner .*A/only_a.png"):
+    with pytest.warns(UserWarning, match=r"1 file in .* has no partner .*A/only_a.png"):
         _paired_folder(cfg, pairs)
 
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
+import ganforge.objectives  # noqa: F401  (registers the families' config sections: this file runs alone too)
 from ganforge.config import apply_overrides, from_dict
 from ganforge.data import pairs
 from ganforge.errors import ConfigError, DataError
@@ -78,9 +79,10 @@ def test_paired_folder_matches_by_name(tmp_path):
     for i in range(10):
         save(root / "A" / f"{i:02d}.png", (i * 20, 0, 0))
         save(root / "B" / f"{i:02d}.jpg" if i % 2 else root / "B" / f"{i:02d}.png", (0, i * 20, 0))
-    save(root / "A" / "lonely.png", (1, 2, 3))  # no partner: ignored
+    save(root / "A" / "lonely.png", (1, 2, 3))  # no partner: ignored, and named
     cfg = cfg_for(**{"data.name": f"folder:{root}", "translate.task": "paired", "translate.holdout": 0.2})
-    data = pairs.load_pairs(cfg)
+    with pytest.warns(UserWarning, match="1 file in .* has no partner .* is not used .*A/lonely.png"):
+        data = pairs.load_pairs(cfg)
     assert data.paired and len(data.a) == 8 and len(data.test_a) == 2  # every 5th held out
     for a, b in ((data.a, data.b), (data.test_a, data.test_b)):
         red, green = a[:, 0].float().mean((1, 2)), b[:, 1].float().mean((1, 2))

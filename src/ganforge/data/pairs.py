@@ -270,8 +270,10 @@ def _paired_folder(cfg, root: Path) -> tuple[tuple[torch.Tensor, ...], ...]:
             if alone:
                 import warnings
 
-                warnings.warn(f"{len(alone)} files in {folder} have no partner of the same name on the other "
-                              f"side and are not used (e.g. {', '.join(alone[:3])})", stacklevel=2)
+                one = len(alone) == 1
+                warnings.warn(f"{len(alone)} file{'' if one else 's'} in {folder} {'has' if one else 'have'} no "
+                              f"partner of the same name on the other side and {'is' if one else 'are'} not used "
+                              f"(e.g. {', '.join(alone[:3])})", stacklevel=2)
             return (read_images([fa[n] for n in names], size, ca),
                     read_images([fb[n] for n in names], size, cb))
         files = image_files(folder)
