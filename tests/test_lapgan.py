@@ -113,6 +113,9 @@ def test_sample_pyramid_writes_one_row_of_levels_per_sample(tmp_path, capsys):
     assert cli.main(["sample", str(run), "--pyramid", "--n", "3", "--out", str(out)]) == 0
     assert "3 pyramids (4 -> 8 -> 16 px)" in capsys.readouterr().out
     assert Image.open(out).size == (3 * 16 + 4 * 2, 3 * 16 + 4 * 2)  # 3 levels x 3 samples
+    from ganforge import provenance
+
+    assert provenance.read(out)["operation"] == "sample --pyramid"  # it carried no record
     assert cli.main(["sample", str(run), "--pyramid", "--out", str(tmp_path / "p.npz")]) == 2
     assert "--pyramid draws an image" in capsys.readouterr().err
 

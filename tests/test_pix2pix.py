@@ -198,6 +198,16 @@ def test_translate_cli_file_and_folder(trained_run, tmp_path):
     assert r.returncode == 0 and Image.open(tmp_path / "one.png").size == (35, 21)
     r = run_cli("translate", trained_run, src, "--out", tmp_path / "o2", "--direction", "BtoA")
     assert r.returncode == 2 and "one way" in r.stderr
+    # subfolders are translated too, into the same layout; two inputs that would both become
+    # x.png are refused before anything is written (the second replaced the first)
+    (src / "sub").mkdir()
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(src / "sub" / "deep.png")
+    r = run_cli("translate", trained_run, src, "--out", tmp_path / "o3")
+    assert r.returncode == 0 and (tmp_path / "o3" / "sub" / "deep.png").is_file() and "3 image(s)" in r.stdout
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(src / "odd.jpg")
+    r = run_cli("translate", trained_run, src, "--out", tmp_path / "o4")
+    assert r.returncode == 2 and "would both be written to" in r.stderr and "odd.png" in r.stderr
+    assert not (tmp_path / "o4").exists()
     r = run_cli("translate-eval", trained_run, "--json", tmp_path / "e.json")
     assert r.returncode == 0, r.stderr
     assert "baseline" in r.stdout and (tmp_path / "e.json").is_file()

@@ -70,3 +70,20 @@ def test_server_plots_or_returns_the_points_and_offers_no_walk(toy_run):
         r = client.post("/api/interpolate", json={"model": "toy", "seed_a": 1, "seed_b": 2, "steps": 4})
         assert 400 <= r.status_code < 500 and "interpolate" in r.json()["error"]
         assert client.get("/healthz").status_code == 200
+
+
+def test_a_walk_passes_through_every_seed_whatever_the_frame_count():
+    """10 frames through 3 seeds: frames 0, 3 and 7 are the seeds (seeds 7 and 3 never appeared:
+    frame j sat at j * 3 / 10)."""
+    import torch
+
+    from ganforge.latents import walk_fractions
+
+    a, b, frac = walk_fractions(3, 10)
+    starts = [j for j in range(10) if frac[j] == 0]
+    assert starts == [0, 3, 7] and a[starts].tolist() == [0, 1, 2] and b[9] == 0
+    a12, _, frac12 = walk_fractions(3, 12)  # a multiple: as before, frame j at j * 3 / 12
+    t = torch.arange(12, dtype=torch.float64) * 3 / 12
+    assert torch.equal(a12, t.floor().long()) and torch.allclose(frac12, t - t.floor())
+    with pytest.raises(ValueError, match="at least 3 frames"):
+        walk_fractions(3, 2)

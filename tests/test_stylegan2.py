@@ -361,6 +361,22 @@ def test_mix_and_interpolate_commands_write_their_files(style_run, tmp_path):
     assert gif.n_frames == 6 and gif.size == (8, 8)
     again = run_cli("mix", style_run, "--rows", "1", "--cols", "4", "--out", tmp_path / "mix.png")
     assert again.returncode == 2 and "already exists" in again.stderr
+    # every image says it was generated (the mix, the walk as GIF and as PNG); GIF frame times are
+    # whole centiseconds: 30 fps plays at 33.3, and says so
+    from ganforge import provenance
+
+    assert provenance.read(tmp_path / "mix.png")["operation"] == "mix"
+    walk = provenance.read(tmp_path / "walk.gif")
+    assert walk["operation"] == "interpolate" and walk["seeds"] == [1, 7, 3] and walk["frames"] == 6
+    out = run_cli("interpolate", style_run, "--seeds", "1,7", "--frames", "4", "--fps", "30",
+                  "--out", tmp_path / "fast.gif")
+    assert out.returncode == 0 and "33.3333 fps (GIF frame times are whole centiseconds; asked 30)" in out.stdout
+    assert Image.open(tmp_path / "fast.gif").info["duration"] == 30
+    out = run_cli("interpolate", style_run, "--seeds", "1,7", "--frames", "4", "--fps", "60",
+                  "--out", tmp_path / "fps60.gif")  # stored as 10 ms, which browsers play at 100 ms
+    assert out.returncode == 2 and "--fps in 0.002..50" in out.stderr
+    out = run_cli("interpolate", style_run, "--seeds", "1,7,3", "--frames", "2", "--out", tmp_path / "w2.png")
+    assert out.returncode == 2 and "--frames must be in 3..10000" in out.stderr
 
 
 def test_style_commands_refuse_runs_without_styles(tmp_path):
@@ -476,6 +492,9 @@ def test_project_command_resizes_with_a_note_and_refuses_bad_files(style_run, tm
     assert {p.name for p in (tmp_path / "proj").iterdir()} == {"latent.npy", "reconstruction.png",
                                                                "progress.png", "result.json"}
     assert np.load(tmp_path / "proj" / "latent.npy").shape[0] == 4
+    from ganforge import provenance
+
+    assert provenance.read(tmp_path / "proj" / "reconstruction.png")["operation"] == "project"
     again = run_cli("project", style_run, tmp_path / "big.png", "--out", tmp_path / "proj")
     assert again.returncode == 2 and "already exists" in again.stderr
     (tmp_path / "bad.png").write_bytes(b"not an image")

@@ -520,14 +520,15 @@ class LoadedRun:
                     truncation: float | None = None, labels=None) -> torch.Tensor:
         """A looping latent walk through ``seeds``: ``frames`` images [frames, C, H, W] in
         [-1, 1] (``space`` w: linear in W, style-based runs' default; z: slerp in Z, the only
-        space of plain GANs); frame k * frames / len(seeds) is seed k's own sample (of a
+        space of plain GANs); frame round(k * frames / len(seeds)) is seed k's own sample (of a
         style-based run: with the walk's fixed per-layer noise, so it differs slightly from
         ``sample(1, seed=k)``, whose noise is random)."""
         self.require("interpolate")
         if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__len__"):
             raise ConfigError(f"seeds must be a list of integers, got {seeds!r:.40}")
-        if len(seeds) < 2 or frames < 2:
-            raise ConfigError(f"interpolate needs at least 2 seeds and 2 frames, got {len(seeds)} and {frames}")
+        if len(seeds) < 2 or frames < len(seeds):
+            raise ConfigError(f"interpolate needs at least 2 seeds and a frame per seed, got {len(seeds)} seeds "
+                              f"and {frames} frames")
         y = self.sample_labels(1, labels)
         kwargs = {} if space is None else {"space": space}
         return self.objective.interpolate(list(seeds), frames, truncation=truncation, **kwargs,

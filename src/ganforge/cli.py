@@ -197,8 +197,10 @@ def cmd_sample(args) -> int:
     y = run.sample_labels(n, labels)  # None for unconditional runs; a bad class fails here
     images = run.sample(n, seed=args.seed, ema=not args.no_ema, labels=y,
                         truncation=args.truncation, truncation_cutoff=args.truncation_cutoff)
+    drawn = {k: v for k, v in (("truncation", args.truncation), ("truncation_cutoff", args.truncation_cutoff))
+             if v is not None}  # what the grid needs to be drawn again
     meta = None if args.no_provenance else provenance.for_run(run, operation="sample", seed=args.seed,
-                                                               labels=y, ema=not args.no_ema)
+                                                               labels=y, ema=not args.no_ema, **drawn)
     with atomic_path(out) as tmp:
         if run.point_dim is not None:  # 2-D points (toy mixtures): the array, or a scatter plot
             _save_points(run, images, tmp, suffix, meta)
@@ -222,8 +224,8 @@ def _sample_pyramid(run, args, out: Path) -> int:
     """Each sample's levels, coarse to fine, side by side (nearest-upsampled to the last size)."""
     import torch
     import torch.nn.functional as F
-    from torchvision.utils import save_image
 
+    from . import provenance
     from .atomic import atomic_path
 
     run.require("levels")
@@ -231,8 +233,10 @@ def _sample_pyramid(run, args, out: Path) -> int:
     levels = run.sample(args.n, seed=args.seed, ema=not args.no_ema, labels=y, return_levels=True)
     size = levels[-1].shape[-1]
     tiles = torch.stack([F.interpolate(x, size=(size, size), mode="nearest") for x in levels], 1)
+    meta = None if args.no_provenance else provenance.for_run(run, operation="sample --pyramid", seed=args.seed,
+                                                               labels=y, ema=not args.no_ema)
     with atomic_path(out) as tmp:  # [n, levels, C, H, W] -> one row of levels per sample
-        save_image(tiles.flatten(0, 1), tmp, nrow=len(levels), normalize=True, value_range=(-1, 1))
+        provenance.save_grid(tiles.flatten(0, 1), tmp, meta, nrow=len(levels))
     sizes = " -> ".join(f"{x.shape[-1]}" for x in levels)
     print(f"ganforge: wrote {args.n} pyramids ({sizes} px) from {run.checkpoint} (step {run.step}) "
           f"to {out}")

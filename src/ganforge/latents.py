@@ -30,7 +30,16 @@ def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
 def walk_fractions(n_seeds: int, frames: int) -> tuple[Tensor, Tensor, Tensor]:
     """A looping walk through ``n_seeds`` latents in ``frames`` steps: for each frame the index
     of the latent it leaves (a), the one it heads for (b) and how far it is (frac in [0, 1)).
-    Frame k * frames / n_seeds is exactly latent k."""
-    t = torch.arange(frames, dtype=torch.float64) * n_seeds / frames
-    idx, frac = t.floor().long(), t - t.floor()
-    return idx % n_seeds, (idx + 1) % n_seeds, frac
+    Segment k (latent k to k + 1) starts at frame round(k * frames / n_seeds), which is exactly
+    latent k, also when frames is not a multiple of n_seeds (then segments differ by a frame);
+    it needs frames >= n_seeds. For a multiple, frame j is at j * n_seeds / frames."""
+    if frames < n_seeds:
+        raise ValueError(f"a walk through {n_seeds} latents needs at least {n_seeds} frames, got {frames}")
+    starts = [round(k * frames / n_seeds) for k in range(n_seeds)] + [frames]
+    idx = torch.empty(frames, dtype=torch.long)
+    frac = torch.empty(frames, dtype=torch.float64)
+    for k in range(n_seeds):
+        length = starts[k + 1] - starts[k]
+        idx[starts[k]:starts[k + 1]] = k
+        frac[starts[k]:starts[k + 1]] = torch.arange(length, dtype=torch.float64) / length
+    return idx, (idx + 1) % n_seeds, frac

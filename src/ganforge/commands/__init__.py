@@ -72,3 +72,15 @@ def seed(text: str) -> int:
     if not 0 <= value <= MAX_SEED:
         raise argparse.ArgumentTypeError(f"a seed is between 0 and {MAX_SEED}, got {text}")
     return value
+
+
+def check_distinct_outputs(pairs) -> None:
+    """A one-line ConfigError when two inputs of one command would be written to the same file
+    (x.png and x.jpg of a folder both become x.png): the second would replace the first."""
+    from ..errors import ConfigError
+
+    seen = {}
+    for src, dst in pairs:
+        if dst in seen:
+            raise ConfigError(f"{seen[dst]} and {src} would both be written to {dst}; rename one of them")
+        seen[dst] = src

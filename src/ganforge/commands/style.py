@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 from ..errors import ConfigError
-from . import MAX_SEED, add_run_arguments, seed
+from . import MAX_SEED, add_provenance_argument, add_run_arguments, seed
 
 
 def seed_list(text: str, flag: str) -> list[int]:
@@ -46,10 +46,16 @@ def _frames_uint8(images):
     return [Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a) for a in arr]
 
 
-def cmd_mix(args) -> int:
-    from torchvision.utils import save_image
+def _record(args, run, operation: str, **extra):
+    """The provenance record of a style command's image (None with --no-provenance)."""
+    from .. import provenance
 
-    from .. import api
+    return None if args.no_provenance else provenance.for_run(run, operation=operation, ema=not args.no_ema,
+                                                              **{k: v for k, v in extra.items() if v is not None})
+
+
+def cmd_mix(args) -> int:
+    from .. import api, provenance
     from ..atomic import atomic_path
 
     rows, cols = seed_list(args.rows, "--rows"), seed_list(args.cols, "--cols")
@@ -59,8 +65,9 @@ def cmd_mix(args) -> int:
     run.require("mix")
     grid = run.mix(rows, cols, args.layers, ema=not args.no_ema, truncation=args.truncation,
                    labels=args.class_)
+    meta = _record(args, run, "mix", rows=rows, cols=cols, layers=args.layers, truncation=args.truncation)
     with atomic_path(out) as tmp:
-        save_image(grid, tmp, nrow=1 + len(cols), normalize=True, value_range=(-1, 1), padding=1)
+        provenance.save_grid(grid, tmp, meta, nrow=1 + len(cols), padding=1)
     layers = run.objective.parse_layers(args.layers)
     print(f"ganforge: wrote a {len(rows)}x{len(cols)} style-mixing grid to {out}: rows {rows} keep "
           f"their styles except layers {args.layers} ({len(layers)} of {run.objective.nets['G'].num_ws}), "
@@ -69,31 +76,38 @@ def cmd_mix(args) -> int:
 
 
 def cmd_interpolate(args) -> int:
-    from torchvision.utils import save_image
-
-    from .. import api
+    from .. import api, provenance
     from ..atomic import atomic_path
 
     seeds = seed_list(args.seeds, "--seeds")
-    if not (2 <= args.frames <= 10_000 and 0.002 <= args.fps <= 100):  # NaN fails too
-        raise ConfigError(f"--frames must be in 2..10000 and --fps in 0.002..100 (a GIF frame lasts "
-                          f"10 ms to 655 s), got {args.frames} and {args.fps}")
+    if not (len(seeds) <= args.frames <= 10_000 and 0.002 <= args.fps <= 50):  # NaN fails too
+        raise ConfigError(f"--frames must be in {len(seeds)}..10000 (a frame per seed at least) and --fps in "
+                          f"0.002..50 (browsers play GIF frames shorter than 20 ms at 100 ms), got "
+                          f"{args.frames} and {args.fps}")
+    # GIF frame times are whole centiseconds: the nearest one, said when it is not the rate asked for
+    duration = max(20, 10 * round(100 / args.fps))
     out = Path(args.out)
     _check_out(out, (".gif", ".png"), args.force)
     run = api.load(args.run_dir, checkpoint=args.checkpoint)
     run.require("interpolate")
     frames = run.interpolate(seeds, args.frames, space=args.space, ema=not args.no_ema,
                              truncation=args.truncation, labels=args.class_)
-    with atomic_path(out) as tmp:
-        if out.suffix.lower() == ".gif":
-            pics = _frames_uint8(frames)
-            pics[0].save(tmp, format="GIF", save_all=True, append_images=pics[1:], loop=0,
-                         duration=round(1000 / args.fps))
-        else:
-            save_image(frames, tmp, nrow=min(args.frames, 10), normalize=True, value_range=(-1, 1))
     space = args.space or ("w" if "mix" in run.capabilities else "z")  # the family's default
+    classes = run.class_names
+    label = run.sample_labels(1, args.class_)
+    meta = _record(args, run, "interpolate", seeds=seeds, frames=args.frames, space=space,
+                   truncation=args.truncation, labels=label)
+    gif = out.suffix.lower() == ".gif"
+    with atomic_path(out) as tmp:
+        if gif:
+            provenance.save_gif(_frames_uint8(frames), tmp, meta, duration=duration)
+        else:
+            provenance.save_grid(frames, tmp, meta, nrow=min(args.frames, 10))
+    rate = f", {1000 / duration:g} fps" + ("" if abs(1000 / duration - args.fps) < 1e-9 else
+                                           f" (GIF frame times are whole centiseconds; asked {args.fps:g})")
+    which = f", class {classes[int(label[0])]}" if label is not None and classes else ""
     print(f"ganforge: wrote {args.frames} frames through seeds {seeds} ({space} space, "
-          f"{'linear' if space == 'w' else 'slerp'}, looping) to {out}")
+          f"{'linear' if space == 'w' else 'slerp'}, looping{rate if gif else ''}{which}) to {out}")
     return 0
 
 
@@ -118,9 +132,8 @@ def _read_image(path: Path):
 def cmd_project(args) -> int:
     import numpy as np
     import torch
-    from torchvision.utils import save_image
 
-    from .. import api
+    from .. import api, provenance
     from ..atomic import atomic_path, atomic_write_json
 
     out = Path(args.out)
@@ -140,11 +153,12 @@ def cmd_project(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "latent.npy") as tmp:
         np.save(tmp, result["ws"].numpy())
+    meta = _record(args, run, "project", target=Path(args.target).name, space=args.space, steps=args.steps)
     with atomic_path(out / "reconstruction.png") as tmp:
-        save_image(result["image"], tmp, normalize=True, value_range=(-1, 1), padding=0)
+        provenance.save_grid(result["image"], tmp, meta, nrow=1, padding=0)
     with atomic_path(out / "progress.png") as tmp:  # target | snapshots during the optimization
-        save_image(torch.cat([result["target"], result["progress"]]), tmp, nrow=len(result["progress"]) + 1,
-                   normalize=True, value_range=(-1, 1), padding=1)
+        provenance.save_grid(torch.cat([result["target"], result["progress"]]), tmp, meta,
+                             nrow=len(result["progress"]) + 1, padding=1)
     summary = {k: result[k] for k in ("psnr", "ssim", "space", "steps", "perceptual", "notes", "loss")}
     summary.update(target=str(args.target), run=str(args.run_dir), checkpoint=run.checkpoint.name,
                    latent_shape=list(result["ws"].shape))
@@ -179,9 +193,8 @@ def strength_list(text: str) -> list[float]:
 
 def cmd_edit(args) -> int:
     import numpy as np
-    from torchvision.utils import save_image
 
-    from .. import api
+    from .. import api, provenance
     from ..atomic import atomic_path
 
     strengths = strength_list(args.strength)
@@ -200,16 +213,26 @@ def cmd_edit(args) -> int:
     run.require("edit")
     result = run.edit(args.attribute, strengths, seed=args.seed, latent=latent, n_train=args.n_train,
                       ema=not args.no_ema)
+    meta = _record(args, run, "edit", attribute=result["attribute"], strengths=strengths,
+                   seed=None if latent is not None else args.seed)
     with atomic_path(out) as tmp:
-        save_image(result["images"], tmp, nrow=len(strengths), normalize=True, value_range=(-1, 1), padding=1)
+        provenance.save_grid(result["images"], tmp, meta, nrow=len(strengths), padding=1)
     source = f"latent {args.latent}" if latent is not None else f"seed {args.seed}"
     print(f"ganforge: direction of '{result['attribute']}' in W from {result['n_train']} generated images "
           f"({result['positive_share']:.1%} classified as it; held-out balanced accuracy of the linear "
           f"classifier {result['val_balanced_accuracy']:.1%})".replace("nan%", "not measured"))
     for s_, p in zip(result["strengths"], result["probability"]):
         print(f"  strength {s_:+.2f}  P({result['attribute']}) = {p:.3f}")
+    acc = result["val_balanced_accuracy"]
+    if acc == acc and acc < EDIT_MIN_ACCURACY:  # NaN: not measured
+        print(f"ganforge: warning: the direction separates '{result['attribute']}' from the rest no better "
+              f"than {acc:.0%} on held-out images (chance is 50%): these edits are not meaningful; train the "
+              f"run longer, raise --n-train or pick another attribute")
     print(f"ganforge: wrote {len(strengths)} edits of {source} to {out}")
     return 0
+
+
+EDIT_MIN_ACCURACY = 0.6  # held-out balanced accuracy below which a direction is no better than chance
 
 
 def register(subparsers, parser_class) -> None:
@@ -224,6 +247,7 @@ def register(subparsers, parser_class) -> None:
     s.add_argument("--layers", default="0-3", help="layers taken from the columns: 0-3, 4-7, 8-9,... (default 0-3)")
     s.add_argument("--truncation", type=float, metavar="PSI", help="truncation psi in [0, 1]")
     s.add_argument("--class", dest="class_", metavar="K", help="conditional runs: the class (index or name)")
+    add_provenance_argument(s)
     s.set_defaults(func=cmd_mix)
 
     s = subparsers.add_parser("interpolate", help="latent walk through seeds as a GIF",
@@ -239,6 +263,7 @@ def register(subparsers, parser_class) -> None:
     s.add_argument("--fps", type=float, default=20.0, help="GIF frames per second (default 20)")
     s.add_argument("--truncation", type=float, metavar="PSI", help="truncation psi in [0, 1]")
     s.add_argument("--class", dest="class_", metavar="K", help="conditional runs: the class (index or name)")
+    add_provenance_argument(s)
     s.set_defaults(func=cmd_interpolate)
 
     s = subparsers.add_parser("project", help="find the latent of a real image (StyleGAN2 inversion)",
@@ -253,6 +278,7 @@ def register(subparsers, parser_class) -> None:
     s.add_argument("--steps", type=int, default=1000, help="optimization steps (default 1000)")
     s.add_argument("--seed", type=seed, default=0)
     s.add_argument("--quiet", action="store_true", help="no per-100-step loss lines")
+    add_provenance_argument(s)
     s.set_defaults(func=cmd_project)
 
     s = subparsers.add_parser("edit", help="move an image along an attribute direction (InterFaceGAN, StyleGAN2)",
@@ -270,4 +296,5 @@ def register(subparsers, parser_class) -> None:
     # `--strength -3:3:7` (the documented form): let argparse read a value starting with a minus
     # and a digit as a value, not as an option (it already does for plain negative numbers).
     s._negative_number_matcher = re.compile(r"^-\.?\d")
+    add_provenance_argument(s)
     s.set_defaults(func=cmd_edit)

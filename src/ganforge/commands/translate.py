@@ -6,17 +6,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ConfigError
-from . import add_json_argument, add_provenance_argument, add_run_arguments, json_output
+from . import add_json_argument, add_provenance_argument, add_run_arguments, check_distinct_outputs, json_output
 
 def _inputs(path: Path) -> list[Path]:
+    """The input file, or a folder's images, subfolders included (as upscale and training read)."""
+    from ..data.folder import _image_files
     from ..data.imageio import EXTENSIONS
     from ..errors import DataError
 
     if path.is_file():
         return [path]
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in EXTENSIONS and p.is_file()
-                       and not p.name.startswith("."))
+        files = _image_files(path)
         if not files:
             raise DataError(f"{path} holds no images ({', '.join(sorted(EXTENSIONS))})")
         return files
@@ -24,10 +25,11 @@ def _inputs(path: Path) -> list[Path]:
 
 
 def translate_files(run, files: list[Path], out: Path, *, direction: str, ema: bool,
-                    single: bool, tile: int | None = None, provenance: bool = True) -> list[Path]:
+                    single: bool, tile: int | None = None, provenance: bool = True,
+                    root: Path | None = None) -> list[Path]:
     """Translate each file (any size) and write PNGs: ``out`` itself for one input file, else
-    ``out/<stem>.png``, with ganforge.provenance's record unless ``provenance`` is False.
-    Returns the written paths."""
+    ``out/<path under root>.png`` (``root``: the input folder; None: ``out/<stem>.png``), with
+    ganforge.provenance's record unless ``provenance`` is False. Returns the written paths."""
     import torch
 
     from .. import provenance as prov
@@ -43,7 +45,7 @@ def translate_files(run, files: list[Path], out: Path, *, direction: str, ema: b
         x = x.permute(2, 0, 1).unsqueeze(0).float() / 127.5 - 1
         y = run.translate(x, direction=direction, ema=ema, tile=tile)[0]  # [C', H, W]
         y = ((y.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
-        dst = out if single else out / f"{path.stem}.png"
+        dst = out if single else out / (path.relative_to(root) if root else Path(path.name)).with_suffix(".png")
         with atomic_path(dst) as tmp:
             prov.save(y, tmp, None if record is None else {**record, "input": path.name})
         written.append(dst)
@@ -60,7 +62,8 @@ def cmd_translate(args) -> int:
         raise ConfigError(f"--out {out}: for one input image give a .png file name")
     if not single and out.suffix:
         raise ConfigError(f"--out {out}: for a folder of inputs give a folder name")
-    targets = [out] if single else [out / f"{p.stem}.png" for p in files]
+    targets = [out] if single else [out / p.relative_to(src).with_suffix(".png") for p in files]
+    check_distinct_outputs(zip(files, targets))
     existing = [t for t in targets if t.exists()]
     if existing and not args.force:
         raise ConfigError(f"{existing[0]} already exists; pass --force to overwrite or choose "
@@ -68,7 +71,8 @@ def cmd_translate(args) -> int:
     run = api.load(args.run_dir, checkpoint=args.checkpoint, require="translate")
     run.require("translate")
     written = translate_files(run, files, out, direction=args.direction, ema=not args.no_ema,
-                              single=single, tile=args.tile or None, provenance=not args.no_provenance)
+                              single=single, tile=args.tile or None, provenance=not args.no_provenance,
+                              root=None if single else src)
     where = written[0] if single else out
     print(f"ganforge: translated {len(written)} image(s) {args.direction} with {run.checkpoint} "
           f"(step {run.step}) -> {where}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ConfigError
-from . import add_json_argument, add_provenance_argument, add_run_arguments, json_output
+from . import add_json_argument, add_provenance_argument, add_run_arguments, check_distinct_outputs, json_output
 
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
@@ -40,6 +40,7 @@ def cmd_upscale(args) -> int:
     if args.overlap is not None and args.overlap < 0:
         raise ConfigError(f"--overlap must be >= 0, got {args.overlap}")
     pairs = _outputs(Path(args.input), Path(args.out))
+    check_distinct_outputs(pairs)
     existing = [str(o) for _, o in pairs if o.exists()]
     if existing and not args.force:
         raise ConfigError(f"{existing[0]} already exists; pass --force to overwrite or choose "

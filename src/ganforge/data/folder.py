@@ -156,9 +156,27 @@ def _scan(folder: Path) -> _Scan:
         index = {name: i for i, name in enumerate(class_dirs)}
         labels = np.array([index[p.relative_to(folder).parts[0]] for p, _ in ok], dtype=np.int64)
         _require_every_class(folder, class_dirs, labels)
-    return _Scan(files=[p for p, _ in ok], labels=labels, class_names=class_dirs,
+    return _Scan(files=[p for p, _ in ok], labels=labels, class_names=_class_names(folder, class_dirs),
                  all_gray=all(mode in _GRAY_MODES for _, (mode, _size) in ok),
                  first_short_side=min(ok[0][1][1]), skipped=skipped)
+
+
+def _class_names(folder: Path, class_dirs: list[str] | None) -> list[str] | None:
+    """The class names of the subfolders: their names, or, for a dataset ``ganforge augment``
+    wrote (classes.json maps its folders 03_T-shirt-top to the run's names T-shirt/top), the
+    names it was generated with, so a run trained on it generates a class by the same name."""
+    if class_dirs is None:
+        return None
+    import json
+
+    try:
+        meta = json.loads((folder / "classes.json").read_text())
+        names = dict(zip(meta["folders"], meta["class_names"]))
+        if sorted(names) == sorted(class_dirs) and all(isinstance(v, str) for v in names.values()):
+            return [names[d] for d in class_dirs]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return class_dirs
 
 
 def _require_every_class(folder: Path, class_names: list[str] | None, labels) -> None:
