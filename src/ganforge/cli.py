@@ -282,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("sample", help="draw samples from a trained run")
-    add_run_arguments(s, out={"default": "samples.png", "help": "grid .png/.jpg or array .npz"},
+    add_run_arguments(s, out={"default": "samples.png", "help": "grid .png/.jpg or array .npz (default samples.png)"},
                       force="overwrite --out if it exists")
     s.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
     s.add_argument("--seed", type=seed, default=0)

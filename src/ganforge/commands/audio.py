@@ -107,6 +107,7 @@ def cmd_eval_audio(args) -> int:
         print(line)
     if out is not None:
         atomic_write_json(out, {"run": str(args.run_dir), "step": run.step, **result})
+        print(f"ganforge: wrote {out}")
     return 0
 
 
@@ -135,7 +136,7 @@ def register(subparsers, parser_class) -> None:
                                           "synthesize it back with the vocoder.")
     add_run_arguments(s, out={"required": True, "help": "output .wav"}, force="overwrite --out")
     s.add_argument("input", metavar="INPUT", help="a WAV/FLAC file (resampled to the run's rate)")
-    s.add_argument("--device", default="cpu", help="cpu, cuda, mps")
+    s.add_argument("--device", default="cpu", help="cpu (default), cuda, mps")
     s.set_defaults(func=cmd_vocode)
 
     s = subparsers.add_parser("convert", help="convert speech to the other voice of a VC run",
@@ -143,10 +144,11 @@ def register(subparsers, parser_class) -> None:
                                           "synthesize it with --vocoder (or Griffin-Lim).")
     add_run_arguments(s, out={"required": True, "help": "output .wav"}, force="overwrite --out")
     s.add_argument("input", metavar="INPUT", help="a WAV/FLAC file of the source voice")
-    s.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"])
+    s.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"],
+                   help="AtoB (default): from the first voice to the second; BtoA the other way")
     s.add_argument("--vocoder", metavar="RUN", help="a trained vocoder run with the same audio "
                                                     "settings (default: Griffin-Lim)")
-    s.add_argument("--device", default="cpu", help="cpu, cuda, mps")
+    s.add_argument("--device", default="cpu", help="cpu (default), cuda, mps")
     s.set_defaults(func=cmd_convert)
 
     s = subparsers.add_parser("eval-audio", help="measure a vocoder or voice-conversion run",
@@ -162,6 +164,6 @@ def register(subparsers, parser_class) -> None:
     s.add_argument("--threads", type=int, default=2, help="torch threads for the timing (default 2)")
     s.add_argument("--vocoder", metavar="RUN", help="VC runs: the vocoder for the waveforms "
                                                     "(default: Griffin-Lim)")
-    s.add_argument("--device", default="cpu", help="cpu, cuda, mps")
+    s.add_argument("--device", default="cpu", help="cpu (default), cuda, mps")
     add_json_argument(s, "also write the results to this JSON file")
     s.set_defaults(func=cmd_eval_audio)

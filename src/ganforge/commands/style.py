@@ -289,7 +289,8 @@ def register(subparsers, parser_class) -> None:
                       force="overwrite --out if it exists")
     s.add_argument("--attribute", required=True, help="a class of the dataset classifier, by name or index (Shirt)")
     s.add_argument("--strength", default="-3:3:7",
-                   help="FROM:TO:COUNT or comma-separated, in standard deviations of w along the direction")
+                   help="FROM:TO:COUNT or comma-separated, in standard deviations of w along the direction "
+                        "(default -3:3:7)")
     s.add_argument("--seed", type=seed, default=0, help="the image to edit (default 0)")
     s.add_argument("--latent", help="edit a projected image instead: the latent.npy of ganforge project")
     s.add_argument("--n-train", type=int, default=2000, help="generated images the direction is fitted on (2000)")

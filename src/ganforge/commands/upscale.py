@@ -97,6 +97,7 @@ def cmd_eval_sr(args) -> int:
                    "protocol": "Y of BT.601, border = scale, PIL bicubic degradation, uint8",
                    "results": table, "lpips": lpips.available or lpips.reason}
         atomic_write_json(out, payload)
+        print(f"ganforge: wrote {out}")
     return 0
 
 
@@ -108,13 +109,13 @@ def register(subparsers, parser_class) -> None:
                       force="overwrite existing outputs")
     s.add_argument("input", metavar="INPUT", help="an image file or a folder of images")
     s.add_argument("--tile", type=int, default=256,
-                   help="LR tile size; memory stays bounded for any image size (0: whole image)")
+                   help="LR tile size (default 256); memory stays bounded for any image size (0: whole image)")
     s.add_argument("--overlap", type=int, default=None,
                    help="LR pixels of context around each tile (default: the receptive radius, "
                         "at most 32)")
     s.add_argument("--interp", type=float, default=None, metavar="ALPHA",
                    help="ESRGAN network interpolation: (1-ALPHA) PSNR run + ALPHA this GAN run")
-    s.add_argument("--device", default="cpu", help="cpu, cuda, mps")
+    s.add_argument("--device", default="cpu", help="cpu (default), cuda, mps")
     add_provenance_argument(s)
     s.set_defaults(func=cmd_upscale)
 
@@ -128,7 +129,7 @@ def register(subparsers, parser_class) -> None:
     s.add_argument("--scale", type=int, default=None, help="must equal the run's sr.scale")
     s.add_argument("--interp", type=float, default=None, metavar="ALPHA",
                    help="evaluate the PSNR/GAN interpolation with this ALPHA")
-    s.add_argument("--tile", type=int, default=256, help="LR tile size (0: whole image)")
-    s.add_argument("--device", default="cpu", help="cpu, cuda, mps")
+    s.add_argument("--tile", type=int, default=256, help="LR tile size (default 256; 0: whole image)")
+    s.add_argument("--device", default="cpu", help="cpu (default), cuda, mps")
     add_json_argument(s, "also write the results and the protocol to this JSON file")
     s.set_defaults(func=cmd_eval_sr)
