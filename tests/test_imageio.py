@@ -134,3 +134,48 @@ def test_a_stray_image_that_makes_a_class_folder_unlabelled_is_named(tmp_path):
     with pytest.raises(ConfigError, match=r"an image beside the class subfolders \(e.g. preview.png\) makes it "
                                           r"one unlabelled set; move it into a subfolder"):
         api.build(cfg)
+
+
+def test_a_malformed_exif_block_keeps_the_photo_unturned(tmp_path):
+    """Pillow cannot rewrite an EXIF block with a mistyped tag (PageNumber as text); turning the
+    photo raised struct.error: a crash in translate, a 500 from the server, a photo dropped from
+    training. It is now read as stored."""
+    import struct
+
+    def entry(tag, kind, count, value):
+        return struct.pack(">HHI", tag, kind, count) + value
+
+    # Orientation 6 (a SHORT), and PageNumber (two SHORTs by the spec) stored as ASCII
+    entries = [entry(0x0112, 3, 1, struct.pack(">HH", 6, 0)), entry(0x0129, 2, 3, b"hi\x00\x00")]
+    ifd = struct.pack(">H", len(entries)) + b"".join(entries) + struct.pack(">I", 0)
+    exif = b"Exif\x00\x00" + b"MM\x00\x2a" + struct.pack(">I", 8) + ifd
+    Image.new("RGB", (20, 10), (200, 0, 0)).save(tmp_path / "photo.jpg", exif=exif, quality=95)
+    assert imageio.read_array(tmp_path / "photo.jpg", "RGB").shape in ((10, 20, 3), (20, 10, 3))
+    assert len(load_dataset(f"folder:{tmp_path}", resolution=8)) == 1
+
+
+def test_a_link_up_the_tree_is_not_followed(tmp_path):
+    data, other = tmp_path / "proj" / "data", tmp_path / "proj" / "other"
+    for folder, n in ((data, 2), (other, 5)):
+        folder.mkdir(parents=True)
+        for i in range(n):
+            Image.new("RGB", (12, 12)).save(folder / f"{i}.png")
+    os.symlink("..", data / "up")  # would pull in proj/other and everything else under proj
+    assert len(load_dataset(f"folder:{data}", resolution=8)) == 2
+
+
+def test_a_class_error_names_the_folder_not_the_classes_json_name(tmp_path):
+    import json
+
+    from ganforge.errors import DataError
+
+    for d in ("0_T-shirt-top", "1_Bag"):
+        (tmp_path / d).mkdir()
+        Image.new("RGB", (12, 12)).save(tmp_path / d / "a.png")
+    (tmp_path / "classes.json").write_text(json.dumps({"folders": ["0_T-shirt-top", "1_Bag"],
+                                                       "class_names": ["T-shirt/top", "Bag"]}))
+    assert load_dataset(f"folder:{tmp_path}", resolution=8).class_names == ["T-shirt/top", "Bag"]
+    data = (tmp_path / "0_T-shirt-top" / "a.png").read_bytes()
+    (tmp_path / "0_T-shirt-top" / "a.png").write_bytes(data[:40])  # header fine, body not
+    with pytest.raises(DataError, match="class folder '0_T-shirt-top'"):
+        load_dataset(f"folder:{tmp_path}", resolution=8)

@@ -208,6 +208,12 @@ def test_translate_cli_file_and_folder(trained_run, tmp_path):
     r = run_cli("translate", trained_run, src, "--out", tmp_path / "o4")
     assert r.returncode == 2 and "would both be written to" in r.stderr and "odd.png" in r.stderr
     assert not (tmp_path / "o4").exists()
+    (src / "odd.jpg").unlink()
+    # an --out inside the input folder: its own earlier outputs are not inputs the next time
+    for _ in range(2):
+        r = run_cli("translate", trained_run, src, "--out", src / "done", "--force")
+        assert r.returncode == 0 and "3 image(s)" in r.stdout, r.stdout + r.stderr
+    assert not (src / "done" / "done").exists()
     r = run_cli("translate-eval", trained_run, "--json", tmp_path / "e.json")
     assert r.returncode == 0, r.stderr
     assert "baseline" in r.stdout and (tmp_path / "e.json").is_file()

@@ -377,6 +377,10 @@ def test_mix_and_interpolate_commands_write_their_files(style_run, tmp_path):
     assert out.returncode == 2 and "--fps in 0.002..50" in out.stderr
     out = run_cli("interpolate", style_run, "--seeds", "1,7,3", "--frames", "2", "--out", tmp_path / "w2.png")
     assert out.returncode == 2 and "--frames must be in 3..10000" in out.stderr
+    run = api.load(style_run)  # 10 frames, 3 seeds: frames 0, 3 and 7 are the seeds (7 and 3 never appeared)
+    walk = run.interpolate([1, 7, 3], 10)
+    for frame, s in ((0, 1), (3, 7), (7, 3)):
+        torch.testing.assert_close(walk[frame], run.interpolate([s, 99], 2)[0])
 
 
 def test_style_commands_refuse_runs_without_styles(tmp_path):

@@ -84,3 +84,12 @@ def check_distinct_outputs(pairs) -> None:
         if dst in seen:
             raise ConfigError(f"{seen[dst]} and {src} would both be written to {dst}; rename one of them")
         seen[dst] = src
+
+
+def outside(files, out):
+    """``files`` without those under ``out`` (an --out folder inside the input folder: its own
+    earlier outputs are not inputs)."""
+    from pathlib import Path
+
+    top = Path(out).resolve()
+    return [f for f in files if not Path(f).resolve().is_relative_to(top)]

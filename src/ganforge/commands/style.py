@@ -115,15 +115,16 @@ def _read_image(path: Path):
     """uint8 [H, W] (grayscale) or [H, W, 3|4], the file's own mode kept (the run converts it and
     says so); a one-line DataError when the file is missing or unreadable."""
     import numpy as np
-    from PIL import Image, ImageOps
+    from PIL import Image
 
+    from ..data.imageio import upright
     from ..errors import DataError
 
     if not path.is_file():
         raise DataError(f"image {path} does not exist; pass an image file (png, jpg, ...)")
     try:
         with Image.open(path) as img:
-            img = ImageOps.exif_transpose(img) or img  # upright, as a viewer shows it
+            img = upright(img)  # as a viewer shows it
             return np.asarray(img if img.mode in ("L", "RGB", "RGBA") else img.convert("RGB")).copy()
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read image {path} ({type(exc).__name__}); pass a png or jpg file") from None

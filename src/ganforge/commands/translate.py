@@ -6,7 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ConfigError
-from . import add_json_argument, add_provenance_argument, add_run_arguments, check_distinct_outputs, json_output
+from . import (add_json_argument, add_provenance_argument, add_run_arguments, check_distinct_outputs, json_output,
+               outside)
+
 
 def _inputs(path: Path) -> list[Path]:
     """The input file, or a folder's images, subfolders included (as upscale and training read)."""
@@ -58,6 +60,8 @@ def cmd_translate(args) -> int:
     src, out = Path(args.input), Path(args.out)
     files = _inputs(src)
     single = src.is_file()
+    if not single:
+        files = outside(files, out)
     if single and out.suffix.lower() not in (".png",):
         raise ConfigError(f"--out {out}: for one input image give a .png file name")
     if not single and out.suffix:

@@ -8,7 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ConfigError
-from . import add_json_argument, add_provenance_argument, add_run_arguments, check_distinct_outputs, json_output
+from . import (add_json_argument, add_provenance_argument, add_run_arguments, check_distinct_outputs, json_output,
+               outside)
 
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
@@ -22,7 +23,7 @@ def _outputs(inp: Path, out: Path) -> list[tuple[Path, Path]]:
         if (out.exists() and not out.is_dir()) or (not out.exists() and out.suffix.lower() in IMAGE_SUFFIXES):
             raise ConfigError(f"INPUT {inp} is a folder, so --out must be a folder; {out} is "
                               f"{'a file' if out.exists() else 'an image file name'}")
-        return [(p, out / p.relative_to(inp).with_suffix(".png")) for p in image_files(inp)]
+        return [(p, out / p.relative_to(inp).with_suffix(".png")) for p in outside(image_files(inp), out)]
     if not inp.is_file():
         raise ConfigError(f"INPUT {inp} does not exist; pass an image file or a folder of images")
     if out.suffix.lower() not in IMAGE_SUFFIXES:

@@ -40,14 +40,20 @@ def _visible(path: Path, root: Path) -> bool:
 def _image_files(folder: Path) -> list[Path]:
     """The visible image files under ``folder``, symlinked subfolders followed (each real folder
     once: a link back up the tree is not a loop), sorted."""
-    out, seen = [], set()
+    out, seen, top = [], set(), os.path.realpath(folder)
+
+    def ancestor(path: str) -> bool:  # a link up the tree would pull in everything above the folder
+        real = os.path.realpath(path)
+        return top == real or top.startswith(real.rstrip(os.sep) + os.sep)
+
     for root, dirs, names in os.walk(folder, followlinks=True):
         real = os.path.realpath(root)
         if real in seen:
             dirs[:] = []
             continue
         seen.add(real)
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")
+                         and not (os.path.islink(os.path.join(root, d)) and ancestor(os.path.join(root, d))))
         out += [Path(root) / n for n in names if not n.startswith(".") and Path(n).suffix.lower() in EXTENSIONS]
     return sorted(p for p in out if p.is_file())
 
@@ -116,7 +122,8 @@ class _Scan:
 
     files: list[Path]  # readable, sorted
     labels: np.ndarray | None  # int64 [N]
-    class_names: list[str] | None
+    class_names: list[str] | None  # the classes' names (augment's classes.json, else the folders')
+    class_dirs: list[str] | None  # the class subfolders, in label order
     all_gray: bool
     first_short_side: int
     skipped: list[tuple[Path, str]]
@@ -157,6 +164,7 @@ def _scan(folder: Path) -> _Scan:
         labels = np.array([index[p.relative_to(folder).parts[0]] for p, _ in ok], dtype=np.int64)
         _require_every_class(folder, class_dirs, labels)
     return _Scan(files=[p for p, _ in ok], labels=labels, class_names=_class_names(folder, class_dirs),
+                 class_dirs=class_dirs,
                  all_gray=all(mode in _GRAY_MODES for _, (mode, _size) in ok),
                  first_short_side=min(ok[0][1][1]), skipped=skipped)
 
@@ -255,7 +263,7 @@ class FolderSource:
         if not keep.all():
             images = images[keep]
             labels = labels[torch.from_numpy(keep)] if labels is not None else None
-            _require_every_class(folder, scan.class_names, labels)
+            _require_every_class(folder, scan.class_dirs, labels)
         return ImageDataset(images=torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), labels=labels,
                             class_names=scan.class_names, source=str(folder), name=req.name)
 

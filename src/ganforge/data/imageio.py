@@ -23,10 +23,19 @@ BACKGROUND = (255, 255, 255)  # where an image is transparent
 _WIDE_GRAY = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 
 
+def upright(img: Image.Image) -> Image.Image:
+    """``img`` turned as its EXIF Orientation tag says; unturned when the EXIF block is too
+    malformed for Pillow to rewrite (a camera's mistyped tag): a viewable photo is not lost."""
+    try:
+        return ImageOps.exif_transpose(img) or img
+    except Exception:  # struct.error, TypeError, ... from re-serialising the EXIF
+        return img
+
+
 def normalize(img: Image.Image, mode: str) -> Image.Image:
     """``img`` upright (EXIF orientation applied), 16/32-bit samples scaled to 8 bits,
     transparency composited on BACKGROUND, in ``mode`` ("L" or "RGB")."""
-    img = ImageOps.exif_transpose(img) or img
+    img = upright(img)
     if img.mode in _WIDE_GRAY:
         arr = np.asarray(img, dtype=np.float64)
         top = float(arr.max()) if arr.size else 0.0

@@ -345,9 +345,10 @@ class StyleGAN2(UnconditionalGAN):
         zs = torch.cat([self._z(1, g) for g in gens])
         ys = [self.sample_labels_for(1, labels, g) for g in gens]
         y = None if ys[0] is None else torch.cat(ys)
-        t = torch.arange(frames, dtype=torch.float64) * len(seeds) / frames
-        idx, frac = t.floor().long(), (t - t.floor()).float().to(self.device)
-        a, b = idx % len(seeds), (idx + 1) % len(seeds)
+        from ..latents import walk_fractions
+
+        a, b, frac = walk_fractions(len(seeds), frames)  # every seed a frame, whatever frames is
+        frac = frac.float().to(self.device)
         cutoff = self._cutoff(None, G.num_ws)
         psi = 1.0 if truncation is None else check_psi(truncation)
         if space == "z":
