@@ -311,7 +311,7 @@ def test_model_card_reports_the_runs_last_evaluation(runs, tmp_path):
     assert export.evaluation_numbers(runs["unconditional"])["protocol"] == protocol
     card = (export.export_folder(run, tmp_path / "m2") / "README.md").read_text()
     assert "| fid | 11 |" in card and "| protocol |" not in card
-    assert "the `fashion-mnist-cnn` extractor on 300 samples (noise seed 1) against the train split" in card
+    assert "the fashion-mnist-cnn extractor (d0) on 300 samples (noise seed 1) against the train split" in card
 
 
 def test_cli_exports_and_refuses_to_overwrite(runs, tmp_path):

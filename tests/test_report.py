@@ -123,8 +123,9 @@ def test_report_has_sections_curves_events_and_embedded_images(tmp_path):
     for needle in ("switch to loss.name=nonsaturating", "lower optim.g_lr to 0.0001",
                    "to_step 200", "lr_scale 0.5", "step 300", "1 unreadable line in metrics.jsonl",
                    "fid", "400 of 6", "Final samples", "Step 400 (step_0000400.png)",
-                   "Measured with the fashion-mnist-cnn extractor (d08542b7a116) on 300 samples (noise seed 1) "
-                   "against the train split of fashion-mnist", "only the inception extractor's compare with papers"):
+                   "Measured during training with the fashion-mnist-cnn extractor (d08542b7a116) on 300 samples "
+                   "(noise seed 1) against the train split of fashion-mnist",
+                   "only the inception extractor's compare with papers"):
         assert needle in page.text, needle
     # the config summary holds the run's values and marks those changed from the defaults
     html = out.read_text()

@@ -15,7 +15,7 @@ from PIL import Image
 from ..atomic import atomic_write_text
 from ..errors import ConfigError
 from . import plots
-from .run import Run, load_run
+from .run import Run, describe_protocol, load_run
 
 MAX_TIMELINE = 12  # sample grids shown in the timeline (evenly spaced, always the last)
 THUMB_WIDTH = 300  # px; larger grids are shrunk for the timeline (the final grid is not)
@@ -189,14 +189,8 @@ def _metrics(run: Run) -> str:
             'eval.metrics to track FID and others during training.</p>')
     protocol = next((r["protocol"] for r in reversed(run.records) if isinstance(r.get("protocol"), dict)), None)
     if png and protocol:
-        p = protocol
-        papers = "" if p.get("extractor") == "inception" else ", and only the inception extractor's compare with papers"
-        body += (f'<p class="muted">Measured with the {escape(str(p.get("extractor")))} extractor '
-                 f'({escape(str(p.get("extractor_sha256") or "")[:12])}) on {escape(str(p.get("n")))} samples '
-                 f'(noise seed {escape(str(p.get("seed")))}) against the {escape(str(p.get("split")))} split of '
-                 f'{escape(str(p.get("reference")))}. Numbers from different extractors or sample sizes do '
-                 f'not compare{escape(papers)}; '
-                 f'<code>ganforge eval RUN</code> measures the test split with other noise.</p>')
+        body += (f'<p class="muted">{escape(describe_protocol(protocol))} <code>ganforge eval RUN</code> '
+                 f'measures the test split with other noise.</p>')
     return f'<section id="metrics"><h2>Metrics over time</h2>{body}</section>'
 
 

@@ -7,7 +7,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import yaml
 
@@ -115,3 +115,13 @@ def load_run(run_dir: str | Path) -> Run:
         if m := SOUND_NAME.search(p.name):
             sounds.setdefault(int(m.group(1)), []).append((m.group(2), p))
     return Run(run_dir, config, records, events, samples, notes, sounds)
+
+
+def describe_protocol(p: Mapping[str, Any]) -> str:
+    """One sentence on what the training hook's numbers were measured with (the ``protocol`` it
+    logs beside them), for the report and the model card."""
+    sha = str(p.get("extractor_sha256") or "")[:12]
+    papers = "" if p.get("extractor") == "inception" else ", and only the inception extractor's compare with papers"
+    return (f"Measured during training with the {p.get('extractor')} extractor{f' ({sha})' if sha else ''} on "
+            f"{p.get('n')} samples (noise seed {p.get('seed')}) against the {p.get('split')} split of "
+            f"{p.get('reference')}. Numbers from different extractors or sample sizes do not compare{papers}.")

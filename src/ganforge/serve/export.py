@@ -265,12 +265,9 @@ def model_card(run: LoadedRun, meta: dict[str, Any]) -> str:
         lines += [f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |"
                   for k, v in ev.items()]
         if protocol:
-            p = protocol
-            lines += ["", f"Measured during training with the `{p.get('extractor')}` extractor on {p.get('n')} "
-                          f"samples (noise seed {p.get('seed')}) against the {p.get('split')} split of "
-                          f"`{p.get('reference')}`. Numbers from another extractor or sample size do not "
-                          f"compare" + ("" if p.get("extractor") == "inception" else
-                                        ", and only the inception extractor's compare with papers") + "."]
+            from ..report.run import describe_protocol
+
+            lines += ["", describe_protocol(protocol)]
     elif audio:
         lines.append("The run's audio evaluation is not kept in the run; `ganforge eval-audio RUN --data "
                      "CORPUS` measures it against Griffin-Lim.")

@@ -66,7 +66,6 @@ class MetricsLogger:
             return 0
         from ..atomic import atomic_write_text
 
-        text = self.path.read_text(errors="replace")
         if size is not None:
             data = self.path.read_bytes()
             if len(data) <= size:
@@ -75,7 +74,7 @@ class MetricsLogger:
             dropped = sum(1 for line in cut.splitlines() if line.strip())
         else:
             lines, dropped = [], 0
-            for line in text.splitlines():
+            for line in self.path.read_text(errors="replace").splitlines():
                 try:
                     obj = json.loads(line)
                     keep = isinstance(obj, dict) and ("event" in obj or obj.get("step", math.inf) <= step)
