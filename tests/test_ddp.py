@@ -293,3 +293,95 @@ def test_pacgan_needs_each_ranks_share_to_pack():
     with pytest.raises(ConfigError, match=r"train.batch_size=12 gives each of 2 processes 6 images, "
                                           r"which model.pac=4 cannot pack; use a multiple of 8"):
         distributed.local_batch(12, world, pac=4)  # 12 is a multiple of 4, but 6 per rank is not
+
+
+def _gather_worker(rank: int, port: int, out: str) -> None:
+    import numpy as np
+
+    _join(rank, port)
+    world = distributed.current_world()
+    results = {}
+    # rank 1 with no eval block (eval.n=100 on 2 ranks): None, or an empty array of width 0
+    for case, share in (("none", None), ("empty", np.zeros((0, 0), np.float32))):
+        rows = np.arange(12, dtype=np.float32).reshape(3, 4) if rank == 0 else share
+        results[case] = distributed.gather_rows(rows, world)
+    # rank 0 empty, rank 1 with rows
+    results["first_empty"] = distributed.gather_rows(None if rank == 0 else np.ones((2, 4)), world)
+    try:
+        distributed.same_on_all_ranks(f"step_000000{rank}", world, "the checkpoint to resume from")
+        results["differ"] = "no error"
+    except Exception as exc:  # noqa: BLE001 - recorded for the test
+        results["differ"] = f"{type(exc).__name__}: {exc}"
+    distributed.same_on_all_ranks("step_0000002", world, "the checkpoint to resume from")
+    torch.save(results, f"{out}.{rank}")
+    distributed.shutdown()
+
+
+def test_gathered_rows_with_an_empty_share_and_ranks_that_disagree(tmp_path):
+    """A rank with no rows (eval.n=100 on 2 ranks leaves rank 1 without a block) sends padding only:
+    rank 0 gets the other ranks' rows; ranks that would resume from different checkpoints (a stale
+    copy of the run directory) all stop with one line naming each rank's."""
+    import numpy as np
+
+    _spawn(_gather_worker, str(tmp_path / "g"))
+    zero, one = (torch.load(f"{tmp_path / 'g'}.{r}", weights_only=False) for r in (0, 1))
+    want = np.arange(12, dtype=np.float32).reshape(3, 4)
+    assert np.array_equal(zero["none"], want) and np.array_equal(zero["empty"], want)
+    assert np.array_equal(zero["first_empty"], np.ones((2, 4), np.float32))
+    assert one["none"] is None and one["first_empty"] is None
+    for got in (zero, one):
+        assert got["differ"] == ("DistributedError: the ranks disagree on the checkpoint to resume from "
+                                 "(rank 0: step_0000000, rank 1: step_0000001); the run directory must be one "
+                                 "copy on a file system every node sees")
+
+
+def test_world_size_without_a_rendezvous_address_is_one_line(monkeypatch):
+    from ganforge.errors import DistributedError
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    monkeypatch.delenv("MASTER_PORT", raising=False)
+    with pytest.raises(DistributedError, match=r"WORLD_SIZE=2 asks for 2 processes, but MASTER_ADDR and "
+                                               r"MASTER_PORT are not set; launch with torchrun"):
+        distributed.init(torch.device("cpu"))
+    assert not dist.is_initialized()
+
+
+def test_channels_last_leaves_one_input_channel_weights_in_the_layout_of_their_gradients():
+    """Backward makes a contiguous gradient for a [out, 1, k, k] weight, and DDP's bucket takes the
+    weight's strides: a channels_last weight warned "Grad strides do not match bucket view
+    strides" on every rank of every grey-image run (the bytes are the same either way)."""
+    from conftest import random_dataset, tiny_config
+
+    cfg = tiny_config(**{"train.channels_last": "true"})
+    dataset = random_dataset()
+    objective = UnconditionalGAN(cfg, family(cfg).data_info(cfg, dataset))
+    Trainer(cfg, objective, objective.make_batches(dataset, cfg, torch.device("cpu")), run_dir=None,
+            device=torch.device("cpu"), progress=False)
+    convs = [p for net in objective.nets.values() for p in net.parameters() if p.dim() == 4]
+    grey = [p for p in convs if p.shape[1] == 1]
+    assert grey and all(p.stride() == torch.empty(p.shape).stride() for p in grey)
+    wide = [p for p in convs if p.shape[1] > 1]
+    assert wide and all(p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+                        for p in wide)
+
+
+def test_a_rank_left_waiting_for_the_others_to_join_says_so():
+    """A rank that failed before joining (its node lacks the run directory) leaves the others in
+    init_process_group for up to 30 minutes: they say what they wait for instead of hanging mute."""
+    code = ("import torch; from ganforge.training import distributed as d; d.JOIN_NOTE_S = 0.5; "
+            "d.init(torch.device('cpu'))")
+    env = {**WORKER_ENV, "WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
+           "MASTER_PORT": str(_free_port())}
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, text=True)
+    guard = threading.Timer(60, proc.kill)  # no note: readline returns "" once it is killed
+    guard.start()
+    try:
+        line = proc.stderr.readline()
+    finally:
+        guard.cancel()
+        proc.kill()
+        proc.wait()
+    assert line.startswith("ganforge: rank 0 still waits for all 2 processes to join at 127.0.0.1:"), line
+    assert "gives up after 30 min" in line and "same command" in line

@@ -252,3 +252,34 @@ def test_bad_schedules_are_one_line_errors_with_exit_code_2(tmp_path, capsys, ov
     err = capsys.readouterr().err
     assert rc == 2 and message in err and err.count("\n") == 1
     assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.parametrize("world_size, accumulate", [(1, 1), (2, 1), (1, 2)])
+def test_stage_batches_are_global_under_torchrun_and_count_every_micro_batch(tmp_path, monkeypatch, world_size,
+                                                                             accumulate):
+    """progressive.batch_sizes=[4, 2] of train.batch_size 8: one process uses the first 2 images of
+    stage 1's batch; each of 2 ranks (holding 4 rows of every global batch) uses 1, so the step
+    still sees 2 images, the number the schedule counts; with train.accumulate=2 each micro-batch is
+    a global batch of its own and the schedule counts both."""
+    monkeypatch.setenv("WORLD_SIZE", str(world_size))
+    monkeypatch.setenv("RANK", "0")
+    obj, _ = _objective(tmp_path, "train.batch_size=8", "progressive.batch_sizes=[4,2]",
+                        f"train.accumulate={accumulate}")
+    seen = []
+    real_view = obj.stage_real
+    monkeypatch.setattr(obj, "stage_real", lambda real: seen.append(len(real)) or real_view(real))
+    obj.set_images(8)  # stage 2 (8x8) fading in: batch 2
+    assert obj.current.batch == 2
+    share = torch.zeros(8 // world_size, 1, 8, 8)
+    obj.loss("D", {"real": share, "labels": None})
+    assert seen == [2 // world_size]
+    obj.after_step("D")
+    assert obj.images == 8 + 2 * accumulate
+
+
+def test_stage_batches_that_do_not_divide_among_the_ranks_are_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    with pytest.raises(ConfigError, match=r"progressive.batch_sizes \[4, 3\] .* do not all divide among 2 "
+                                          r"processes; use multiples of 2"):
+        _objective(tmp_path, "train.batch_size=8", "progressive.batch_sizes=[4,3]")

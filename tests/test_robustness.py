@@ -616,3 +616,50 @@ def test_resume_after_a_kill_logs_each_step_and_event_once(tmp_path, capsys):
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     steps = [r["step"] for r in lines if "time" in r]
     assert steps == [1, 2, 3, 4, 5, 6] and not [r for r in lines if r.get("event") == "mode_collapse"]
+
+
+def test_resume_next_to_a_config_and_no_run_yet_starts_it_then_continues_it(tmp_path, capsys):
+    """A restart-safe launch (a PyTorchJob's command) passes --resume on the first start too."""
+    path = tmp_path / "tiny.yaml"
+    path.write_text(_cfg(**{"train.steps": 2}).to_yaml())
+    run = tmp_path / "run"
+    assert cli.main(["train", str(path), "--out", str(run), "--resume", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert f"no run in {run} yet: starting one from {path}" in out
+    assert ckpt.load(ckpt.find(run))[1]["step"] == 2
+    assert cli.main(["train", str(path), "--out", str(run), "--resume", "--quiet", "train.steps=4"]) == 0
+    out = capsys.readouterr().out
+    assert "no run in" not in out and f"resuming {run} up to step 4" in out
+    assert ckpt.load(ckpt.find(run))[1]["step"] == 4
+    code = cli.main(["train", "--resume", "--out", str(tmp_path / "nothing"), "--quiet"])  # no config: refused
+    _one_line(capsys, code, "cannot resume")
+
+
+@pytest.mark.parametrize("local_rank", [0, 1])
+def test_under_torchrun_a_config_error_of_a_later_rank_waits_for_the_first(monkeypatch, capsys, local_rank):
+    """Every rank meets the same config error; a node's later ranks wait before saying it, so that
+    torchrun, stopping them once the first rank has said it, shows it once."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", str(local_rank))
+    monkeypatch.setenv("LOCAL_RANK", str(local_rank))
+    slept = []
+    monkeypatch.setattr(cli.time, "sleep", slept.append)
+    code = cli.main(["train", "dcgan-fashion-mnist", "train.batch_size=0"])
+    _one_line(capsys, code, "train.batch_size")
+    assert slept == ([cli.QUIET_RANK_DELAY_S] if local_rank else [])
+
+
+@pytest.mark.parametrize("launch, override", [("torchrun", "train.batch_size=0"), ("--nproc", "train.batch_size=0"),
+                                              ("--nproc", "train.batch_size=15")])  # 15 does not divide by 2
+def test_a_config_error_under_torchrun_is_said_once(tmp_path, launch, override):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src")}
+    train = ["-m", "ganforge", "train", "dcgan-fashion-mnist", override, "--out", str(tmp_path / "r")]
+    cmd = ([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *train]
+           if launch == "torchrun" else [sys.executable, *train, "--nproc", "2"])
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and out.count("ganforge: error:") == 1, out
+    assert "train.batch_size" in out
+    if launch == "--nproc":  # checked before torchrun starts: one line, exit code 2
+        assert proc.returncode == 2 and len(out.strip().splitlines()) == 1, out
+    assert not (tmp_path / "r").exists()

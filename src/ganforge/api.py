@@ -253,13 +253,24 @@ def _train_other(cfg: Config, run_dir: Path, device: torch.device, *, resume: bo
     objective, dataset = _build_checked(cfg, dataset)
     batches = objective.make_batches(dataset, cfg, device)
     hooks = _eval_hooks(cfg, hooks)
-    distributed.barrier(distributed.current_world())  # rank 0 has claimed and checked the run dir
+    world = distributed.current_world()
+    distributed.barrier(world)  # rank 0 has claimed and checked the run dir
+    source = ckpt.find(run_dir) if resume and any((run_dir / "checkpoints").glob("step_*")) else None
+    distributed.same_on_all_ranks(_resume_point(source), world, "the checkpoint to resume from")
     trainer = Trainer(cfg, objective, batches, run_dir=run_dir, device=device, hooks=hooks, progress=False)
-    if resume and any((run_dir / "checkpoints").glob("step_*")):
-        source = ckpt.find(run_dir)
+    if source is not None:
         weights, state = ckpt.load(source, map_location=device)
         trainer.load(weights, state, source=source)
     return trainer.fit()
+
+
+def _resume_point(source: Path | None) -> str:
+    """What a rank resumes from, compared across ranks: the checkpoint's name and the size of its
+    state file (a stale copy of the run directory on one node differs)."""
+    if source is None:
+        return "a new start"
+    state = source / "state.pt"
+    return f"{source.name} ({state.stat().st_size} bytes)" if state.exists() else source.name
 
 
 def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: bool, force: bool,
@@ -286,6 +297,8 @@ def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: boo
             atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
         ckpt.clean_leftovers(run_dir / "checkpoints")  # ours to remove: we hold the lock
         distributed.barrier(distributed.current_world())  # the other ranks may now read it
+        distributed.same_on_all_ranks(_resume_point(resumed_from), distributed.current_world(),
+                                      "the checkpoint to resume from")
         trainer = Trainer(cfg, objective, batches, run_dir=run_dir, device=device, hooks=hooks,
                           progress=progress)
         rundir.check_free_space(run_dir, ckpt.estimate_bytes(trainer.weights(), trainer.optimizers),

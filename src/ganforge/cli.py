@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
+import time
 import warnings
 from pathlib import Path
 
 from .commands import add_provenance_argument, add_run_arguments, seed
-from .errors import ConfigError, GanforgeError
+from .errors import ConfigError, DataError, GanforgeError
 
 EXIT_USAGE = 2
 
@@ -32,11 +34,31 @@ def _one_line_warnings(original):
 
     def show(message, category, filename, lineno, file=None, line=None):
         if str(filename).startswith(package):
+            if _quiet_rank():
+                return  # under torchrun: said once per node, by its first rank
             print(f"ganforge: warning: {message}", file=sys.stderr, flush=True)
         else:
             original(message, category, filename, lineno, file, line)
 
     return show
+
+
+# A config or data error of a torchrun rank other than its node's first waits this long before it
+# is said: the first rank, which meets the same error, says it, and torchrun then stops the others
+# (it looks every 0.1 s), so the line appears once per node; had the first rank not failed, the
+# line still appears, late
+QUIET_RANK_DELAY_S = 2.0
+
+
+def _quiet_rank() -> bool:
+    """Whether this process is a torchrun rank other than its node's first (LOCAL_RANK > 0):
+    ganforge's warnings are the first rank's too and are said by it alone, and its config and
+    data errors wait (QUIET_RANK_DELAY_S). Other errors (a failed peer, a device) are each
+    rank's own and are said at once."""
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1")) > 1 and int(os.environ.get("LOCAL_RANK", "0")) > 0
+    except ValueError:
+        return False
 
 
 # ----------------------------------------------------------------------------- commands
@@ -52,13 +74,16 @@ def cmd_presets(args) -> int:
     return 0
 
 
-def _launch_torchrun(args) -> int:
-    """``ganforge train ... --nproc N``: the same command under torchrun on this machine."""
-    import os
+def _launch_torchrun(args, cfg) -> int:
+    """``ganforge train ... --nproc N``: the same command under torchrun on this machine, once
+    ``cfg`` (the config it will train) has been checked here, so that a mistake is one line."""
     import subprocess
+
+    from .training.distributed import World, local_batch
 
     if args.nproc < 1:
         raise ConfigError(f"--nproc must be at least 1, got {args.nproc}")
+    local_batch(cfg.train.batch_size, World(0, args.nproc), cfg.model.pac)
     argv = [a for a in (args.config,) if a] + list(args.overrides)
     for flag, value in (("--out", args.out), ("--steps", args.steps), ("--data-dir", args.data_dir)):
         if value is not None:
@@ -77,9 +102,8 @@ def cmd_train(args) -> int:
 
     if args.resume and args.force:  # before a torchrun launch, so that it is said once
         raise ConfigError("--resume continues the run in --out and --force replaces it; pass one of them")
-    if args.nproc is not None and not world_from_env().enabled:
-        return _launch_torchrun(args)
-    main_rank = world_from_env().is_main
+    launch = args.nproc is not None and not world_from_env().enabled
+    main_rank = world_from_env().is_main and not launch
     overrides = list(args.overrides)
     if args.steps is not None:
         overrides.append(f"train.steps={args.steps}")
@@ -87,6 +111,14 @@ def cmd_train(args) -> int:
         overrides.append(f"data.data_dir={args.data_dir}")
     if args.no_provenance:
         overrides.append("train.provenance=false")
+    new_run = args.out is not None and not (Path(args.out) / "config.yaml").exists()
+    if args.resume and args.config is not None and new_run:
+        # a restart-safe launch (a PyTorchJob, a requeued SLURM job) passes --resume every time:
+        # with a preset and no run in --out yet, it starts the run
+        args.resume = False
+        if main_rank:
+            print(f"ganforge: no run in {args.out} yet: starting one from {args.config} (--resume "
+                  f"continues it after a restart)", flush=True)
     if args.resume:
         if args.out is None:
             raise ConfigError("--resume needs --out DIR, the run directory to continue")
@@ -100,6 +132,8 @@ def cmd_train(args) -> int:
             raise ConfigError("name a preset or a YAML file: ganforge train dcgan-fashion-mnist "
                               "(ganforge presets lists them)")
         name, cfg = config.load_config(args.config, overrides)
+    if launch:
+        return _launch_torchrun(args, cfg)
     run_dir = Path(args.out) if args.out else api.default_run_dir(name)
     if main_rank:
         print(f"ganforge: resuming {run_dir} up to step {cfg.train.steps}" if args.resume else
@@ -271,7 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="run directory (default runs/<preset>-<timestamp>)")
     s.add_argument("--steps", type=int, help="shorthand for train.steps=N")
     s.add_argument("--data-dir", help="look for the dataset here first (data.data_dir)")
-    s.add_argument("--resume", action="store_true", help="continue the run in --out")
+    s.add_argument("--resume", action="store_true",
+                   help="continue the run in --out (with a preset or YAML and no run there yet: start it)")
     s.add_argument("--force", action="store_true", help="start over in an existing --out (deletes it)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.add_argument("--nproc", type=int, metavar="N",
@@ -350,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except GanforgeError as exc:
+        if isinstance(exc, (ConfigError, DataError)) and _quiet_rank():
+            time.sleep(QUIET_RANK_DELAY_S)
         print(f"ganforge: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

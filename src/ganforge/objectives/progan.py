@@ -5,7 +5,7 @@ Training starts at the first resolution of ``progressive.resolutions`` (default 
 to data.resolution. Each later stage first fades in over ``fade_images`` real images (alpha rises
 linearly from 0 to 1), then trains stable for ``stable_images``; the last stage trains on until
 train.steps. Per stage, the batch (the first ``batch_sizes[s]`` images of each train.batch_size
-batch) and a learning-rate factor (``lr_mult``) are config too.
+batch; under torchrun each rank its share of them) and a learning-rate factor (``lr_mult``) are config too.
 
 Real images are drawn at the stage's resolution: 2x2 average pooling down from the dataset and,
 during a fade, ``lerp(u(d(x)), x, alpha)``, the same blend of the previous resolution that G's
@@ -34,6 +34,7 @@ from torch import Tensor, nn
 
 from .. import losses
 from ..errors import ConfigError
+from ..training.distributed import current_world
 from ..models.progan import (ProGANDiscriminator, ProGANGenerator, StageSampler, stage_resolutions,
                              upsample2)
 from .base import cached_module, register_objective
@@ -122,6 +123,14 @@ class ProgressiveGAN(UnconditionalGAN):
         self.z_dim, self.point_dim = m.z_dim, None
         self.resolution = cfg.data.resolution
         self.stages = plan(p, self.resolution, cfg.train.batch_size)
+        # stage batches are global, as train.batch_size is: each rank takes its share of one, and
+        # each of train.accumulate micro-batches is a global batch of its own
+        self.global_batch, self.accumulate = cfg.train.batch_size, cfg.train.accumulate
+        size = current_world().size
+        if any(s.batch % size for s in self.stages):
+            raise ConfigError(f"progressive.batch_sizes {[s.batch for s in self.stages]} (global, as "
+                              f"train.batch_size) do not all divide among {size} processes; use "
+                              f"multiples of {size}")
         if m.pac > 1 or m.g_spectral_norm or m.d_spectral_norm:
             raise ConfigError("objective=progressive uses equalized learning rates; set model.pac=1, "
                               "model.g_spectral_norm=false and model.d_spectral_norm=false")
@@ -197,7 +206,7 @@ class ProgressiveGAN(UnconditionalGAN):
     def after_step(self, phase: str) -> None:
         super().after_step(phase)
         if phase == "D":
-            self.images += self.current.batch
+            self.images += self.current.batch * self.accumulate
         elif phase == "G":
             self._advance()
 
@@ -223,7 +232,8 @@ class ProgressiveGAN(UnconditionalGAN):
         return (G or self.nets["G"])(z, self.net_stage, self.alpha)
 
     def loss(self, phase: str, batch: Mapping[str, Any]) -> dict[str, Tensor]:
-        real = self.stage_real(batch["real"][:self.current.batch])
+        real = batch["real"]  # this rank's share of a global batch: its share of the stage's
+        real = self.stage_real(real[:self.current.batch * len(real) // self.global_batch])
         D = functools.partial(self.nets["D"], alpha=self.alpha)
         z = self._z(real.shape[0], self.rng)
         r = self.reg

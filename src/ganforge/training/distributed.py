@@ -35,6 +35,7 @@ import hashlib
 import inspect
 import os
 import socket
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
@@ -92,11 +93,57 @@ def init(device: torch.device) -> tuple[World, torch.device]:
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
-        dist.init_process_group(backend, timeout=TIMEOUT)
+        missing = [k for k in ("MASTER_ADDR", "MASTER_PORT") if not os.environ.get(k)]
+        if missing:
+            raise DistributedError(f"WORLD_SIZE={world.size} asks for {world.size} processes, but "
+                                   f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set; "
+                                   f"launch with torchrun (it sets them), or unset WORLD_SIZE for one process")
+        waiting = _waiting_note(world)
+        try:
+            dist.init_process_group(backend, timeout=TIMEOUT)
+        finally:
+            waiting.cancel()
         if backend != "gloo":
             _SIDE_GROUP = dist.new_group(backend="gloo", timeout=TIMEOUT)
     _store_set(f"pid/{world.rank}", f"{socket.gethostname()}:{os.getpid()}")
     return world, device
+
+
+JOIN_NOTE_S = 30.0  # after this long without every rank, say what the wait is for
+
+
+def _waiting_note(world: World):
+    """A timer that says, once, that this rank is still waiting for the others to join: a
+    rank that failed before joining (a missing run directory on one node) leaves the rest
+    waiting for up to TIMEOUT, which would otherwise look like a hang."""
+    import threading
+
+    where = f"{os.environ.get('MASTER_ADDR')}:{os.environ.get('MASTER_PORT')}"
+
+    def note():
+        if world.rank == 0 or world.local_rank == 0:
+            print(f"ganforge: rank {world.rank} still waits for all {world.size} processes to join at "
+                  f"{where} (it gives up after {int(TIMEOUT.total_seconds() // 60)} min); check that "
+                  f"every node started with the same command and sees the same files, and read the "
+                  f"other nodes' output", file=sys.stderr, flush=True)
+
+    timer = threading.Timer(JOIN_NOTE_S, note)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def same_on_all_ranks(value: str, world: World, what: str) -> None:
+    """Refuse, on every rank at once, when ranks hold different ``value`` (for example the
+    checkpoint each resumed from: a node with a stale copy of the run directory)."""
+    if not world.enabled:
+        return
+    values: list[Any] = [None] * world.size
+    dist.all_gather_object(values, value, group=_SIDE_GROUP)
+    if len(set(values)) > 1:
+        shown = ", ".join(f"rank {r}: {v}" for r, v in enumerate(values))
+        raise DistributedError(f"the ranks disagree on {what} ({shown}); the run directory must be one "
+                               f"copy on a file system every node sees")
 
 
 def shutdown() -> None:
@@ -363,10 +410,11 @@ def gather_rows(rows, world: World):
     width = max(int(t[1]) for t in sizes)
     if max(counts) == 0:
         return None
-    if local.shape[1] not in (0, width):
+    if len(local) and local.shape[1] != width:
         raise ValueError(f"rank {world.rank} has rows of width {local.shape[1]}, another rank {width}")
     padded = torch.zeros(max(counts), width)
-    padded[:len(local)] = local
+    if len(local):  # an empty share (a rank with no eval block) sends padding only
+        padded[:len(local)] = local
     parts = [torch.empty_like(padded) for _ in range(world.size)] if world.is_main else None
     dist.gather(padded, parts, dst=0, group=_SIDE_GROUP)
     if not world.is_main:

@@ -95,6 +95,11 @@ class Trainer:
             net.to(device).train()
             if t.channels_last:
                 net.to(memory_format=torch.channels_last)
+                # one input channel: both layouts are the same bytes, and backward makes a
+                # contiguous gradient, which DDP's bucket (laid out as the weight) must match
+                for p in net.parameters():
+                    if p.dim() == 4 and p.shape[1] == 1:
+                        p.data = p.data.clone(memory_format=torch.contiguous_format)
             if t.sync_bn and self.world.enabled:
                 if device.type != "cuda":
                     raise ConfigError("train.sync_bn needs CUDA GPUs (SyncBatchNorm has no CPU "
