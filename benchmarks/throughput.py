@@ -282,6 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2, help="reference DataLoader workers (the example's default)")
     p.add_argument("--precisions", default="bf16,fp32", help="ganforge train.precision values to time")
     p.add_argument("--json", type=Path, help="also write machine info and all numbers here")
+    p.add_argument("--device", choices=["cpu"], default="cpu",
+                   help="cpu (this table); --device cuda runs benchmarks/throughput_gpu.py, the GPU "
+                        "levers on and off (its own --help)")
     args = p.parse_args(argv)
 
     torch.set_num_threads(args.threads)

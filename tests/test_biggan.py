@@ -14,7 +14,7 @@ from scipy import stats
 
 import ganforge
 from conftest import run_cli
-from ganforge import api
+from ganforge import api, cli
 from ganforge.config import apply_overrides, from_dict
 from ganforge.data import load_dataset
 from ganforge.errors import ConfigError, DataError
@@ -434,3 +434,23 @@ def test_labels_follow_the_request_and_classes_differ(tiny_run):
     b = run.sample(4, seed=1, labels="b")
     assert a.shape == (4, 1, 16, 16) and not torch.equal(a, b)
     assert F.mse_loss(a, run.sample(4, seed=1, labels=[0, 0, 0, 0])) == 0
+
+
+def test_bench_truncation_sweeps_the_familys_thresholds_by_default(tiny_run, tmp_path, monkeypatch):
+    """BigGAN's T = 1 redraws a third of z's values: its default sweep reaches T = 3 (nearly none),
+    where StyleGAN2's psi sweep ends at 1 (none); the truncation cutoff is StyleGAN2's alone."""
+    from ganforge.bench import truncation as bench
+
+    seen = []
+
+    def fake(run, values, **kw):
+        seen.append(values)
+        raise ConfigError("stop here")
+
+    monkeypatch.setattr(bench, "run_benchmark", fake)
+    assert cli.main(["bench", "truncation", str(tiny_run), "--json", str(tmp_path / "t.json")]) == 2
+    assert seen == [[0.5, 1.0, 1.5, 2.0, 3.0]]
+    run = ganforge.load(tiny_run)
+    with pytest.raises(ConfigError, match="has one latent for all its layers: a truncation cutoff needs a "
+                                          "style-based run"):
+        run.sample(2, truncation=0.5, truncation_cutoff=2)

@@ -412,3 +412,21 @@ def test_concat_every_is_built_from_the_config_and_refused_without_concat():
         api.build(_cond_config(**{"cond.d_cond": "projection", "cond.d_concat_at": "every"}), data)
     with pytest.raises(ConfigError, match="cond.d_concat_at must be one of input, every"):
         api.build(_cond_config(**{"cond.d_cond": "concat", "cond.d_concat_at": "all"}), data)
+
+
+def test_resume_on_data_with_another_number_of_classes_is_one_line_and_renamed_classes_warn(tmp_path):
+    """A class folder with 2 classes where the run had 3 resized the class embedding, and loading
+    the checkpoint was a 20-line traceback; 3 classes of other names train on, with a warning."""
+    from ganforge.errors import ConfigError
+
+    run = tmp_path / "run"
+    api.train(_cond_config(**{"train.steps": 2}), run, progress=False, dataset=_labeled())
+    cfg = api.resume_config(run, ["train.steps=4"])
+    with pytest.raises(ConfigError, match=r"cannot resume .* on this data: the networks it builds differ from the "
+                                          r"checkpoint's \(.* against .*\) \(the run has 3 classes, shirt, bag, "
+                                          r"boot; the data has 2, cat, dog\); train on the run's data"):
+        api.train(cfg, run, resume=True, progress=False, dataset=_labeled(classes=("cat", "dog")))
+    with pytest.warns(UserWarning, match=r"other class names \(the run has 3 classes, shirt, bag, boot; the data "
+                                         r"has 3, a, b, c\)"):
+        result = api.train(cfg, run, resume=True, progress=False, dataset=_labeled(classes=("a", "b", "c")))
+    assert result.step == 4

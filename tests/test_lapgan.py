@@ -14,6 +14,7 @@ from scipy import ndimage
 
 from ganforge import api, cli
 from ganforge.config import apply_overrides, from_dict
+from ganforge.errors import ConfigError
 from ganforge.models.pyramid import (blur, downsample, gaussian_pyramid, laplacian_pyramid,
                                      reconstruct, upsample)
 from ganforge.objectives.lapgan import LAPGAN, ConditionalLAPGAN, level_sizes
@@ -134,3 +135,34 @@ def test_pyramid_on_a_run_without_levels_and_bad_level_counts_exit_2(tmp_path, c
     err = capsys.readouterr().err
     assert rc == 2 and "lapgan.levels=4 does not fit data.resolution=16" in err
     assert err.count("\n") == 1 and not (tmp_path / "run").exists()
+
+
+def test_the_progress_bar_shows_each_levels_losses():
+    """LAPGAN logs d_loss_0, g_loss_1, ...: the bar had shown img/s alone."""
+    from ganforge.training.trainer import Trainer
+
+    record = {"d_loss_0": 0.5, "d_loss_1": 0.25, "g_loss_0": 1.0, "g_loss_1": 2.0, "d_real_0": 0.5,
+              "d_real_1": 0.625, "d_fake_0": 0.125, "d_fake_1": 0.375, "img_per_s": 456.2}
+    assert Trainer._postfix(record) == ("D=0.500/0.250 G=1.000/2.000 D(x)=0.500/0.625 D(G(z))=0.125/0.375 "
+                                        "img/s=456")
+    assert Trainer._postfix({"d_loss": 0.5, "g_loss": 1.0}) == "D=0.500 G=1.000"
+
+
+@pytest.mark.parametrize("override", ["model.pac=2", "model.d_spectral_norm=true", "model.mbstd_group=4",
+                                      "model.name=mlp"])
+def test_model_settings_lapgan_never_reads_are_refused(tmp_path, override):
+    """They trained to the same weights as without them (and the monitor advised two of them)."""
+    raw = apply_overrides(LAPGAN.example_config(tmp_path), [override])
+    with pytest.raises(ConfigError, match=rf"{override.split('=')[0]} is not used by objective=lapgan \(its "
+                                          r"networks take model.d_width, model.g_width, model.z_dim only\)"):
+        api.build(from_dict(raw))
+
+
+def test_the_monitors_advice_leaves_out_what_the_family_refuses():
+    from ganforge.training.monitor import Monitor
+
+    monitor = Monitor()
+    advice = "let D see batch statistics: model.mbstd_group=4; add R1: reg.r1=0.02; halve optim.g_lr to 1e-4"
+    assert monitor._advice(advice) == advice
+    monitor.unsupported = LAPGAN.unsupported_advice
+    assert monitor._advice(advice) == "halve optim.g_lr to 1e-4"

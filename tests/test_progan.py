@@ -283,3 +283,32 @@ def test_stage_batches_that_do_not_divide_among_the_ranks_are_one_line(tmp_path,
     with pytest.raises(ConfigError, match=r"progressive.batch_sizes \[4, 3\] .* do not all divide among 2 "
                                           r"processes; use multiples of 2"):
         _objective(tmp_path, "train.batch_size=8", "progressive.batch_sizes=[4,3]")
+
+
+def test_a_schedule_changed_on_resume_may_move_the_run_forward_not_back(tmp_path):
+    """The stage follows from the images seen and the schedule: a resume that changes the schedule
+    had moved a run from 32x32 back to an 8x8 fade with no word; back is refused now, forward is
+    said and logged as a stage event."""
+    _, raw = _objective(tmp_path / "data", "train.steps=3", "train.checkpoint_every=10")
+    run = tmp_path / "run"
+    api.train(from_dict(raw), run, progress=False)  # 12 images: 8x8 fading in, alpha 0.75
+    _, state = ckpt.load(ckpt.find(run))
+    assert (state["objective"]["resolution"], state["objective"]["alpha"]) == (8, 0.75)
+    with pytest.raises(ConfigError, match=r"this progressive schedule puts the run back from 8x8 \(fade-in alpha "
+                                          r"0.75\) to 4x4 \(stable\) after 12 images; on resume a schedule may "
+                                          r"only keep the run where it is or move it forward"):
+        api.train(api.resume_config(run, ["train.steps=5", "progressive.stable_images=[100]"]), run,
+                  resume=True, progress=False)
+    api.train(api.resume_config(run, ["train.steps=4", "progressive.fade_images=[4]"]), run, resume=True,
+              progress=False)  # 6 stable + 4 fading: 8x8 stable at 12 images
+    events = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if '"event"' in line]
+    moved = [e for e in events if e["event"] == "stage" and "changed schedule" in e["message"]]
+    assert [e["message"] for e in moved] == ["the changed schedule moves the run from 8x8 (fade-in alpha 0.75) "
+                                             "to 8x8 (stable) after 12 images"]
+    assert moved[0]["evidence"]["phase"] == "stable"
+
+
+def test_model_settings_progressive_growing_never_reads_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"model.d_norm is not used by objective=progressive \(its networks take "
+                                          r"model.d_width, model.g_width, model.mbstd_group, model.z_dim only\)"):
+        _objective(tmp_path, "model.d_norm=layer")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -145,3 +146,20 @@ def test_augment_translate_upscale_carry_the_record(tmp_path):
         out2 = tmp_path / f"{command}-plain.png"
         proc = run_cli(command, run_dir, tmp_path / "in.png", "--out", out2, "--no-provenance")
         assert proc.returncode == 0 and provenance.read(out2) is None
+
+
+def test_provenance_into_a_closed_pipe_stops_quietly(tiny_run):
+    """`ganforge provenance FILE | head`: the reader goes away; no BrokenPipeError traceback."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.Popen([sys.executable, "-m", "ganforge", "provenance", str(tiny_run / "samples" /
+                                                                                 "step_0000006.png")],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # before it writes: its first write or flush meets a closed pipe
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 141, err
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err

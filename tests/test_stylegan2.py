@@ -329,6 +329,8 @@ def test_mix_grid_takes_exactly_the_requested_layers_from_the_columns(style_run)
     (["sample", "{run}", "--truncation", "1.5", "--out", "{tmp}/s.png"], "truncation psi must be in [0, 1]"),
     (["sample", "{run}", "--truncation", "0.5", "--truncation-cutoff", "99", "--out", "{tmp}/s.png"],
      "truncation cutoff must be a layer in 0..4"),
+    (["sample", "{run}", "--truncation-cutoff", "2", "--out", "{tmp}/s.png"],  # it had done nothing
+     "truncation_cutoff=2 limits a truncation to the layers below it, and no truncation was given"),
     (["mix", "{run}", "--rows", "1,2", "--cols", "3", "--layers", "2-9", "--out", "{tmp}/m.png"],
      "unknown layer range '2-9': this generator has layers 0-3"),
     (["mix", "{run}", "--rows", "1,x", "--cols", "3", "--out", "{tmp}/m.png"], "--rows takes comma-separated"),

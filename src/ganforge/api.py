@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -171,6 +172,30 @@ def check_resume_changes(run_dir: Path, cfg: Config, weights: dict[str, torch.Te
     return changes
 
 
+def _check_resume_data(run_dir: Path, objective, weights: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
+    """The networks the data builds against the checkpoint's weights: a class folder with another
+    number of classes resized the class embeddings, which loading would meet as a traceback. The
+    same number of classes under other names trains on, with a warning."""
+    saved = (state.get("objective") or {}).get("class_names")
+    names = getattr(objective, "class_names", None)
+    names = list(names) if names else None
+    classes = (f" (the run has {len(saved or [])} classes, {_names(saved)}; the data has "
+               f"{len(names or [])}, {_names(names)})") if saved != names else ""
+    built = {k: tuple(v.shape) for k, v in ckpt.flatten_weights(objective.nets).items()}
+    for key, shape in weights.items():
+        if not key.startswith("ema.") and key in built and tuple(shape.shape) != built[key]:
+            raise ConfigError(f"cannot resume {run_dir} on this data: the networks it builds differ from "
+                              f"the checkpoint's ({key} {list(built[key])} against {list(shape.shape)})"
+                              f"{classes}; train on the run's data, or start a new run with another --out")
+    if classes and saved and names:
+        warnings.warn(f"resuming {run_dir} with other class names{classes}: each class index keeps "
+                      f"what it learned under the old name", stacklevel=2)
+
+
+def _names(names: list[str] | None) -> str:
+    return "none" if not names else ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+
+
 def _record_changes(trainer: Trainer, changes: dict[str, tuple[Any, Any]]) -> None:
     """The one-line notice and the metrics.jsonl event of a resume that changes the config."""
     text = ", ".join(f"{k} {old} -> {new}" for k, (old, new) in changes.items())
@@ -290,6 +315,8 @@ def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: boo
             weights, state = ckpt.load(resumed_from, map_location=device)
             changes = check_resume_changes(run_dir, cfg, weights, state)
         objective, dataset = _build_checked(cfg, dataset)
+        if weights is not None:
+            _check_resume_data(run_dir, objective, weights, state)
         batches = objective.make_batches(dataset, cfg, device)
         hooks = _eval_hooks(cfg, hooks)
         if not resume:
@@ -492,7 +519,14 @@ class LoadedRun:
             self.require("levels")
             extra["return_levels"] = True
         if truncation_cutoff is not None:
-            self.require("mix")  # per-layer styles
+            if "mix" not in self.capabilities:  # per-layer styles: what a cutoff selects from
+                raise ConfigError(f"run {self.run_dir} (objective={self.config.objective}) has one latent for "
+                                  f"all its layers: a truncation cutoff needs a style-based run "
+                                  f"(StyleGAN2); drop truncation_cutoff (--truncation-cutoff)")
+            if truncation is None:
+                raise ConfigError(f"truncation_cutoff={truncation_cutoff} limits a truncation to the layers "
+                                  f"below it, and no truncation was given; pass truncation (--truncation) "
+                                  f"as well")
             extra["truncation_cutoff"] = truncation_cutoff
         if n == 0:  # the shapes of one sample, with no rows
             out = self.sample(1, seed=seed, ema=ema, labels=None if labels is None else self.sample_labels(1, labels),

@@ -14,10 +14,11 @@ scatter plot of the samples over the true modes per configuration.
 ``augment`` (ganforge.bench.augment): a conditional GAN per scarce real subset and seed, and a
 small classifier trained on real, real + synthetic and synthetic-only data, tested on real data.
 
-    ganforge bench truncation RUN [--values 0.3,0.5,0.7,0.85,1.0 | --psi ...] [--n 5000] [--json OUT]
+    ganforge bench truncation RUN [--values V,V,... | --psi ...] [--n 5000] [--json OUT]
 
 ``truncation`` (ganforge.bench.truncation): FID, precision, recall (label accuracy for conditional
-runs) of a run with the "truncation" capability at each value, a JSON and a plot.
+runs) of a run with the "truncation" capability at each value (default: the family's sweep), a
+JSON and a plot.
 """
 from __future__ import annotations
 
@@ -68,7 +69,8 @@ def cmd_modes(args) -> int:
 
 def register(subparsers, parser_class) -> None:
     s = subparsers.add_parser("bench", help="quality benchmarks (mode collapse on toy data, "
-                                            "synthetic-data augmentation)")
+                                            "synthetic-data augmentation, truncation curves, GAN "
+                                            "against diffusion)")
     sub = s.add_subparsers(dest="bench_command", metavar="BENCHMARK", parser_class=parser_class)
     m = sub.add_parser("modes", help="PacGAN mode-collapse benchmark on toy:ring8 / toy:grid25",
                        description="Train each configuration for several seeds and report modes "
@@ -261,7 +263,7 @@ def cmd_truncation(args) -> int:
     from ..atomic import atomic_write_json
     from ..bench import truncation as bench
 
-    values = _float_list(args.values, "--values")
+    values = None if args.values is None else _float_list(args.values, "--values")
     if args.n <= 0:
         raise ConfigError(f"--n must be positive, got {args.n}")
     run_dir = Path(args.run_dir)
@@ -272,6 +274,8 @@ def cmd_truncation(args) -> int:
             raise ConfigError(f"{path} already exists; pass --force to overwrite it or choose --json/--plot")
     run = api.load(run_dir, checkpoint=args.checkpoint)
     run.require("truncation")
+    if values is None:  # the family's sweep, up to its value of (near) no truncation
+        values = list(getattr(run.objective, "truncation_sweep", (0.3, 0.5, 0.7, 0.85, 1.0)))
     for v in values:  # a value out of the family's range fails now, not after scoring
         run.sample(1, truncation=v)
     ref = args.ref or run.config.data.name
@@ -294,8 +298,10 @@ def register_truncation(sub, parser_class) -> None:
                                    "threshold) and score FID, precision, recall (and label accuracy "
                                    "for conditional runs); writes a JSON and a plot.")
     add_run_arguments(t, ema=False, force="overwrite the JSON and the plot")
-    t.add_argument("--values", "--psi", dest="values", default="0.3,0.5,0.7,0.85,1.0",
-                   help="comma-separated truncation values (default 0.3,0.5,0.7,0.85,1.0; --psi is an alias)")
+    t.add_argument("--values", "--psi", dest="values", default=None,
+                   help="comma-separated truncation values (default: StyleGAN2 psi 0.3,0.5,0.7,0.85,1.0, where "
+                        "1 is none; BigGAN threshold 0.5,1,1.5,2,3, where 3 redraws 0.3%% of z's values, "
+                        "nearly none, and 1 redraws 32%%; --psi is an alias)")
     t.add_argument("--n", type=int, default=5000, help="samples per value and reference images (default 5000)")
     t.add_argument("--seed", type=seed, default=0, help="noise seed (the same latents at every value)")
     t.add_argument("--ref", help="reference dataset (default: the run's data.name)")

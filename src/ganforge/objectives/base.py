@@ -113,6 +113,9 @@ class Objective:
     name: ClassVar[str] = ""  # set by register_objective
     sections: ClassVar[dict[str, type]] = {}  # config sections this family owns
     capabilities: ClassVar[frozenset[str]] = frozenset({"sample"})
+    # config keys (a trailing "." for a whole section) the family refuses: the monitor's advice
+    # leaves them out (it had told LAPGAN runs to set model.pac and reg.r1)
+    unsupported_advice: ClassVar[tuple[str, ...]] = ()
     accepts_points: ClassVar[bool] = False  # 2-D toy mixtures (model.name=mlp)
     # The Trainer recomputes the EMA nets' BatchNorm statistics from their own samples before
     # each grid and checkpoint (train.ema_bn_samples); False for a family that does so itself.
@@ -276,6 +279,18 @@ class Objective:
 
 
 OBJECTIVES: Registry[type[Objective]] = Registry("objective")
+
+
+def refuse_unused_model_settings(cfg, used: set[str]) -> None:
+    """One line for a ``model.*`` setting the family's networks never read (its own section sizes
+    them): such a setting trained as if absent, and the monitor's advice named some of them."""
+    from ..config import ModelConfig
+
+    defaults = ModelConfig()
+    for key in defaults.__dataclass_fields__:
+        if key not in used and getattr(cfg.model, key) != getattr(defaults, key):
+            raise ConfigError(f"model.{key} is not used by objective={cfg.objective} (its networks take "
+                              f"model.{', model.'.join(sorted(used))} only); remove it")
 
 
 def register_objective(name: str) -> Callable[[type[Objective]], type[Objective]]:

@@ -102,6 +102,9 @@ class BigGAN(ConditionalGAN):
     ema_standing_stats = False  # its sampler computes them for the truncation asked for
     capabilities = frozenset({"sample", "sample_labels", "truncation"})
     g_regularizers = frozenset({"ortho"})
+    unsupported_advice = ("model.pac", "model.mbstd_group")
+    # `bench truncation`'s default thresholds: T = 1 redraws a third of z's values, T = 3 0.3%
+    truncation_sweep = (0.5, 1.0, 1.5, 2.0, 3.0)
     standing_kept = 8  # truncations whose standing statistics are kept for the current weights
 
     def __init__(self, cfg, data_info: Mapping[str, Any]):

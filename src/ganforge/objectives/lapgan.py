@@ -31,7 +31,7 @@ from ..errors import ConfigError
 from ..labels import dataset_classes, labels_tensor
 from ..models import lapgan as nets_mod
 from ..models.pyramid import gaussian_pyramid, upsample
-from .base import Objective, OptimizerSpec, Phase, cached_module, register_objective
+from .base import Objective, OptimizerSpec, Phase, cached_module, refuse_unused_model_settings, register_objective
 from .unconditional import TINY_TRAIN, write_image_folder
 
 
@@ -58,10 +58,12 @@ def level_sizes(resolution: int, levels: int) -> list[int]:
 class LAPGAN(Objective):
     sections = {"lapgan": LAPGANConfig}
     capabilities = frozenset({"sample", "levels"})
+    unsupported_advice = ("model.", "reg.", "augment.")
     conditional = False
 
     def __init__(self, cfg, data_info: Mapping[str, Any]):
         m, p = cfg.model, cfg.lapgan
+        refuse_unused_model_settings(cfg, {"z_dim", "g_width", "d_width"})
         if cfg.reg != RegConfig() or cfg.augment != AugmentConfig():
             raise ConfigError(f"objective={cfg.objective} trains each level with loss.name only; "
                               f"remove the reg.* and augment.* settings")

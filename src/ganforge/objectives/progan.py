@@ -37,7 +37,7 @@ from ..errors import ConfigError
 from ..training.distributed import current_world
 from ..models.progan import (ProGANDiscriminator, ProGANGenerator, StageSampler, stage_resolutions,
                              upsample2)
-from .base import cached_module, register_objective
+from .base import cached_module, refuse_unused_model_settings, register_objective
 from .unconditional import TINY_TRAIN, UnconditionalGAN, gan_optimizers, write_image_folder
 
 
@@ -117,6 +117,7 @@ def position(images: int, stages: list[Stage]) -> tuple[int, float]:
 class ProgressiveGAN(UnconditionalGAN):
     sections = {"progressive": ProgressiveConfig}
     accepts_points = False
+    unsupported_advice = ("model.pac", "model.d_spectral_norm", "model.g_spectral_norm")
 
     def __init__(self, cfg, data_info: Mapping[str, Any]):
         m, p, self.reg = cfg.model, cfg.progressive, cfg.reg
@@ -134,6 +135,7 @@ class ProgressiveGAN(UnconditionalGAN):
         if m.pac > 1 or m.g_spectral_norm or m.d_spectral_norm:
             raise ConfigError("objective=progressive uses equalized learning rates; set model.pac=1, "
                               "model.g_spectral_norm=false and model.d_spectral_norm=false")
+        refuse_unused_model_settings(cfg, {"z_dim", "g_width", "d_width", "mbstd_group"})
         if p.drift < 0:
             raise ConfigError(f"progressive.drift must be >= 0, got {p.drift}")
         self.drift = p.drift
@@ -212,11 +214,34 @@ class ProgressiveGAN(UnconditionalGAN):
 
     def extra_state(self) -> dict[str, Any]:
         return {**super().extra_state(), "images": self.images, "stage": self.stage,
-                "alpha": self.alpha}
+                "alpha": self.alpha, "resolution": self.current.resolution}
+
+    @staticmethod
+    def _where(key: str, value: int, alpha: float) -> str:
+        at = f"{value}x{value}" if key == "resolution" else f"stage {value + 1}"
+        return f"{at} ({f'fade-in alpha {alpha:.2f}' if alpha < 1 else 'stable'})"
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         super().load_extra_state(state)
         self.set_images(int(state.get("images", 0)))
+        # where the checkpoint was: its resolution (checkpoints before it was saved: its stage index)
+        key = "resolution" if "resolution" in state else "stage"
+        here = self.current.resolution if key == "resolution" else self.stage
+        there, alpha = int(state.get(key, here)), float(state.get("alpha", self.alpha))
+        was, now = self._where(key, there, alpha), self._where(key, here, self.alpha)
+        if (here, self.alpha) < (there, alpha - 1e-9):
+            raise ConfigError(f"this progressive schedule puts the run back from {was} to {now} after "
+                              f"{self.images:,} images; on resume a schedule may only keep the run where it "
+                              f"is or move it forward; restore the run's progressive settings or start a new "
+                              f"run with another --out")
+        if now != was:  # a schedule changed on resume: said, logged and marked like a boundary
+            phase = "fade_in" if self.alpha < 1 else "stable"
+            self.events.append({"event": "stage", "message": f"the changed schedule moves the run from {was} "
+                                                             f"to {now} after {self.images:,} images",
+                                "evidence": {"phase": phase, "resolution": self.current.resolution,
+                                             "stage": self.stage, "alpha": round(self.alpha, 4),
+                                             "images": self.images, "batch": self.current.batch,
+                                             "lr_mult": self.current.lr_mult, "resumed_from": was}})
 
     # ------------------------------------------------------------------ phases
 

@@ -86,6 +86,7 @@ class StyleGAN2(UnconditionalGAN):
     ema = ["G"]
     sections = {"style": StyleConfig}
     capabilities = frozenset({"sample", "truncation", "mix", "interpolate", "project", "edit"})
+    unsupported_advice = ("model.pac", "model.d_spectral_norm", "model.g_spectral_norm")
     accepts_points = False
     conditional = False
 

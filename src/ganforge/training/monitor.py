@@ -322,6 +322,7 @@ class Monitor:
         self.best_coverage = 0.0
         self.stage_changes = 0  # fade-ins noted (for the state and the tests)
         self.lr_scale = 1.0  # the Trainer's learning-rate multiplier (rollbacks), for suggestions
+        self.unsupported: tuple[str, ...] = ()  # the family's Objective.unsupported_advice
         self.checks: dict[str, Callable[[dict], tuple[bool, dict] | None]] = {
             "divergence": self._divergence, "mode_collapse": self._mode_collapse,
             "vanishing_gradients": self._vanishing, "oscillation": self._oscillation,
@@ -376,7 +377,12 @@ class Monitor:
         if self.lr_scale != 1.0:  # the Trainer's rollbacks scaled the learning rates down
             evidence["lr_scale"] = _round(self.lr_scale)
         return {"event": kind, "step": record.get("step"), "message": message,
-                "evidence": evidence, "suggestion": self.suggest[kind](self.cfg, evidence)}
+                "evidence": evidence, "suggestion": self._advice(self.suggest[kind](self.cfg, evidence))}
+
+    def _advice(self, suggestion: str) -> str:
+        """The suggestion without the settings the family refuses."""
+        return _join(*(part for part in suggestion.split("; ")
+                       if not any(key in part for key in self.unsupported)))
 
     def note(self, event: Mapping[str, Any]) -> None:
         """A known event from the objective (see the module docstring): a fade-in starts a new

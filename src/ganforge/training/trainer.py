@@ -147,6 +147,8 @@ class Trainer:
         self.best_score: float | None = None  # of eval.best, lower is better
         self._bar = None
         self.monitor = Monitor.from_config(cfg) if cfg.monitor.enabled else None
+        if self.monitor is not None:
+            self.monitor.unsupported = tuple(objective.unsupported_advice)
         self.probe = DiversityProbe(cfg, device, warn=self._warn) if self.monitor is not None else None
         if self.is_main and self.run_dir is not None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -553,6 +555,10 @@ class Trainer:
             v = record.get(key)
             if isinstance(v, float) and math.isfinite(v):
                 parts.append(f"{label}={v:.0f}" if key == "img_per_s" else f"{label}={v:.3f}")
+            elif v is None and f"{key}_0" in record:  # one value per level (LAPGAN), coarse to fine
+                levels = [record[f"{key}_{i}"] for i in range(len(record)) if f"{key}_{i}" in record]
+                if all(isinstance(x, float) and math.isfinite(x) for x in levels):
+                    parts.append(f"{label}=" + "/".join(f"{x:.3f}" for x in levels))
         return " ".join(parts)
 
     def _run_hooks(self, step: int) -> None:
