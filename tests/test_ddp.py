@@ -385,3 +385,26 @@ def test_a_rank_left_waiting_for_the_others_to_join_says_so():
         proc.wait()
     assert line.startswith("ganforge: rank 0 still waits for all 2 processes to join at 127.0.0.1:"), line
     assert "gives up after 30 min" in line and "same command" in line
+
+
+def _setup_failure_worker(rank: int, port: int, raw: dict, run: str, out: str) -> None:
+    _join(rank, port)
+    if rank == 1:  # this node lacks the data
+        raw = {**raw, "data": {**raw["data"], "name": f"folder:{run}-missing"}}
+    try:
+        api.train(config.from_dict(raw), Path(run), progress=False)
+        result = "trained"
+    except Exception as exc:  # noqa: BLE001 - recorded for the test
+        result = f"{type(exc).__name__}: {exc}"
+    Path(f"{out}.{rank}").write_text(result)
+
+
+def test_a_rank_that_fails_while_setting_up_stops_the_others_with_one_line(tmp_path):
+    """Rank 1 cannot read its data; rank 0, waiting for it at the barrier after claiming the run
+    directory, had died with gloo's 'Connection closed by peer' traceback."""
+    _spawn(_setup_failure_worker, _raw(tmp_path), str(tmp_path / "run"), str(tmp_path / "out"))
+    one = (tmp_path / "out.1").read_text()
+    zero = (tmp_path / "out.0").read_text()
+    assert one.startswith("DataError: ") and "run-missing" in one, one
+    assert zero.startswith("DistributedError: rank 0 stops before training: rank 1 failed: "), zero
+    assert "run-missing" in zero and zero.endswith("fix that rank's error and start again"), zero

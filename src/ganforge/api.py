@@ -250,10 +250,19 @@ def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
             distributed.local_batch(cfg.train.batch_size, world, cfg.model.pac)
             run_dir = Path(run_dir) if run_dir is not None else default_run_dir(name)
             run_dir = Path(distributed.broadcast(str(run_dir), world))  # rank 0's timestamp
-            if world.is_main:
-                return _train_main(cfg, run_dir, device, resume=resume, force=force, progress=progress,
-                                   hooks=hooks, dataset=dataset)
-            return _train_other(cfg, run_dir, device, resume=resume, hooks=hooks, dataset=dataset)
+            try:
+                if world.is_main:
+                    return _train_main(cfg, run_dir, device, resume=resume, force=force, progress=progress,
+                                       hooks=hooks, dataset=dataset)
+                return _train_other(cfg, run_dir, device, resume=resume, hooks=hooks, dataset=dataset)
+            except GanforgeError as exc:  # the other ranks, waiting in a collective, can name it
+                distributed.record_failure(world, str(exc))
+                raise
+            except Exception as exc:  # a collective before training met a rank that stopped
+                if not distributed.is_peer_failure(exc, world):
+                    raise
+                raise distributed.peer_failure(world, exc, None, "fix that rank's error and start "
+                                                                 "again") from None
     finally:
         if owns_group and world.enabled:
             distributed.shutdown()

@@ -522,13 +522,14 @@ def is_peer_failure(exc: BaseException, world: World) -> bool:
 _PEER_WAIT_S = 3.0
 
 
-def peer_failure(world: World, exc: BaseException, step: int, resume_hint: str) -> DistributedError:
+def peer_failure(world: World, exc: BaseException, step: int | None, resume_hint: str) -> DistributedError:
     """The one-line error of a rank whose collective failed because another rank stopped.
 
     A killed peer's sockets close while the kernel is still tearing the process down, before it
     shows as a zombie, and a failing peer records its reason just after its own error: so the
     collective can fail here a moment before either is visible. Look again for up to
-    ``_PEER_WAIT_S`` seconds before falling back to the collective's own message."""
+    ``_PEER_WAIT_S`` seconds before falling back to the collective's own message. ``step`` None:
+    the ranks were still setting up (reading data, checking the run directory)."""
     found = failed_ranks(world)
     deadline = time.monotonic() + _PEER_WAIT_S
     while not found and time.monotonic() < deadline:
@@ -536,5 +537,5 @@ def peer_failure(world: World, exc: BaseException, step: int, resume_hint: str) 
         found = failed_ranks(world)
     who = "; ".join(found) if found else (f"another rank stopped ({' '.join(str(exc).split())[:120]}); "
                                           f"torchrun's report above names it")
-    return DistributedError(f"rank {world.rank} stops at step {step}: {who}; all ranks stop; "
-                            f"{resume_hint}")
+    where = "before training" if step is None else f"at step {step}"
+    return DistributedError(f"rank {world.rank} stops {where}: {who}; all ranks stop; {resume_hint}")
