@@ -175,17 +175,20 @@ def _steps(run_dir: Path) -> list[int]:
     return [int(name[5:]) for name in sorted(p.name for p in (run_dir / "checkpoints").glob("step_*"))]
 
 
-def test_resume_across_world_sizes_and_rank1_writes_nothing(tmp_path):
+def test_resume_across_world_sizes_and_rank1_writes_nothing(tmp_path, capsys):
     """1 process for 4 steps, resumed on 2 ranks to step 6 (the CLI under torchrun), resumed on
     1 process again to step 8: each continues where the other stopped."""
     raw = _raw(tmp_path, steps=4, batch_size=8, checkpoint_every=2, log_every=2, sample_every=2)
     run = tmp_path / "run"
     api.train(config.from_dict(raw), run, progress=False)
     assert _steps(run)[-1] == 4
-    _run2("train", "--resume", "--out", str(run), "train.steps=6", "--quiet")
+    out = _run2("train", "--resume", "--out", str(run), "train.steps=6", "--quiet")
     assert _steps(run)[-1] == 6
+    assert out.count("the checkpoint was written by a run on 1 process, this one has 2") == 1, out
+    capsys.readouterr()
     result = api.train(api.resume_config(run, ["train.steps=8"]), run, resume=True, progress=False)
     assert result.step == 8 and _steps(run)[-1] == 8
+    assert "the checkpoint was written by a run on 2 processes, this one has 1" in capsys.readouterr().out
     records = [yaml.safe_load(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if "d_loss" in r] == [2, 4, 6, 8]  # written once, by rank 0
     weights, state = ckpt.load(ckpt.find(run))

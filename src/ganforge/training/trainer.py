@@ -182,6 +182,7 @@ class Trainer:
             "monitor": self.monitor.state_dict() if self.monitor is not None else {},
             "config": self.cfg.to_dict(),
             "metrics_bytes": self.logger.size(),  # what metrics.jsonl held: a resume cuts it back to this
+            "world_size": self.world.size,  # processes it trained on (a resume on another count is not bit-exact)
         }
 
     def load(self, weights: dict[str, torch.Tensor], state: dict[str, Any], *,
@@ -226,6 +227,12 @@ class Trainer:
         self.lr_scale = float(state.get("lr_scale", 1.0))
         self.best_score = state.get("best_score")
         self._apply_lr_scale()
+        size = state.get("world_size")
+        if size is not None and int(size) != self.world.size:
+            self._warn(f"ganforge: the checkpoint was written by a run on {size} process"
+                       f"{'es' if int(size) > 1 else ''}, this one has {self.world.size}: training "
+                       f"continues with the same global batch and data order, but not bit-exact "
+                       f"with a run that kept {size}")
 
     def save_checkpoint(self) -> Path | None:
         self.ema_standing_stats()
