@@ -282,3 +282,24 @@ def test_training_terms_are_not_metrics_and_critic_scores_stay_on_the_chart(tmp_
     out = write_report(run_dir)
     page = out.read_text()
     assert '<div class="label">r1</div>' not in page and "No evaluation metrics were logged" in page
+
+
+def test_per_level_terms_are_drawn_with_the_losses_and_outputs_in_distinct_colors(tmp_path):
+    """LAPGAN logs d_loss_0, g_loss_1, d_real_2, ...: they had all gone to one "other terms"
+    chart, where 12 curves on 10 colors drew d_loss_0 and d_fake_2 in the same blue."""
+    from ganforge.report import plots
+
+    run_dir = tmp_path / "run"
+    (run_dir / "samples").mkdir(parents=True)
+    (run_dir / "config.yaml").write_text(tiny_config().to_yaml())
+    terms = [f"{k}_{level}" for level in range(3) for k in ("d_loss", "g_loss", "d_real", "d_fake")]
+    with open(run_dir / "metrics.jsonl", "w") as f:
+        for s in range(10, 60, 10):
+            f.write(json.dumps({"step": s, "time": s / 10, "img_per_s": 100.0,
+                                **{k: 0.5 + i / 100 for i, k in enumerate(terms)}}) + "\n")
+    run = load_run(run_dir)
+    assert plots.other_training_keys(run) == [] and plots.metric_keys(run) == []
+    figures = [fig_id for fig_id, _, _ in plots.curve_figures(run)]
+    assert figures[:2] == ["losses", "d-outputs"] and "other-terms" not in figures
+    colors = plots._colors(terms)
+    assert len({str(c) for c in colors.values()}) == len(terms)

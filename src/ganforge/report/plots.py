@@ -22,6 +22,23 @@ LABELS = {"d_loss": "D loss", "g_loss": "G loss", "d_real": "D(x)", "d_fake": "D
 D_OUTPUTS = ("d_real", "d_fake", "d_acc_real", "d_acc_fake")
 
 
+def _base(key: str) -> str:
+    """A per-level key's name without its level (LAPGAN logs d_loss_0, d_real_2, ...)."""
+    head, _, tail = key.rpartition("_")
+    return head if head and tail.isdigit() else key
+
+
+def _colors(keys: list[str]) -> dict[str, Any]:
+    """A color per key: matplotlib's 10-color cycle, or tab20 when there are more curves (LAPGAN's
+    per-level terms repeated colors: d_loss_0 and d_fake_2 were the same blue)."""
+    if len(keys) <= 10:
+        return {k: f"C{i}" for i, k in enumerate(keys)}
+    from matplotlib import colormaps
+
+    tab = colormaps["tab20"]
+    return {k: tab(i % 20) for i, k in enumerate(keys)}
+
+
 class Group:
     def __init__(self, id: str, title: str, keep: Callable[[str], bool], **axes: Any):
         self.id, self.title, self.keep, self.axes = id, title, keep, axes
@@ -30,10 +47,10 @@ class Group:
 # Curves drawn as their own figure, in this order; every other numeric key is an evaluation
 # metric (fid, kid, ...) and goes to the metrics figure.
 GROUPS = [
-    Group("losses", "Losses", lambda k: k.endswith("loss"), scale="auto"),
+    Group("losses", "Losses", lambda k: _base(k).endswith("loss"), scale="auto"),
     Group("d-outputs", "Discriminator outputs: mean D(x), D(G(z)) and accuracy",
-          lambda k: k in D_OUTPUTS, ylim=(-0.03, 1.03)),
-    Group("grad-norms", "Gradient norms", lambda k: k.endswith("grad_norm"), scale="log"),
+          lambda k: _base(k) in D_OUTPUTS, ylim=(-0.03, 1.03)),
+    Group("grad-norms", "Gradient norms", lambda k: _base(k).endswith("grad_norm"), scale="log"),
     Group("diversity", "Sample diversity: mean pairwise distance in a fixed probe batch",
           lambda k: k in ("diversity", "diversity_real")),
     Group("diversity-features", "Sample diversity in the dataset classifier's features "
@@ -124,7 +141,7 @@ def curve_figures(run: Run) -> list[tuple[str, str, bytes]]:
     for group in GROUPS:
         keys = [k for k in series if group.keep(k)]
         if group.id == "d-outputs":
-            keys.sort(key=D_OUTPUTS.index)
+            keys.sort(key=lambda k: (D_OUTPUTS.index(_base(k)), k))
         if not keys:
             continue
         fig = _figure(9.0, 2.9)
@@ -132,16 +149,17 @@ def curve_figures(run: Run) -> list[tuple[str, str, bytes]]:
         # A critic's scores (WGAN, hinge) are not probabilities: they get the axis, auto-scaled,
         # and the accuracies a second one in [0, 1] (one fixed [0, 1] axis drew them off the chart)
         raw = group.id == "d-outputs" and any(
-            not -0.03 <= v <= 1.03 for k in ("d_real", "d_fake") if k in series for v in series[k][1]
+            not -0.03 <= v <= 1.03 for k in keys if _base(k) in ("d_real", "d_fake") for v in series[k][1]
             if math.isfinite(v))
+        colors = _colors(keys) if any(_base(k) != k for k in keys) else {}
         acc_ax = ax.twinx() if raw else ax
         for key in keys:
             steps, values = series[key]
-            dashed = key.startswith("d_acc") or key.endswith("_real")
+            dashed = key.startswith("d_acc") or _base(key).endswith("_real")
             (acc_ax if key.startswith("d_acc") else ax).plot(
                 steps, values, label=LABELS.get(key, key), linewidth=1.5, linestyle=":" if dashed else "-",
                 marker="o" if len(steps) < 3 else None, markersize=4,
-                color=f"C{D_OUTPUTS.index(key)}" if key in D_OUTPUTS else None)
+                color=colors.get(key, f"C{D_OUTPUTS.index(key)}" if key in D_OUTPUTS else None))
         if raw:
             ax.set_ylabel("critic score (raw)", fontsize=8)
             acc_ax.set_ylim(-0.03, 1.03)
@@ -169,9 +187,10 @@ def curve_figures(run: Run) -> list[tuple[str, str, bytes]]:
     if other:
         fig = _figure(9.0, 2.9)
         ax = fig.add_subplot()
+        colors = _colors(other)
         for key in other:
             steps, values = series[key]
-            ax.plot(steps, values, label=LABELS.get(key, key), linewidth=1.5,
+            ax.plot(steps, values, label=LABELS.get(key, key), linewidth=1.5, color=colors[key],
                     marker="o" if len(steps) < 3 else None, markersize=4)
         linthresh = _symlog_needed([v for k in other for v in series[k][1]])
         if linthresh:
