@@ -277,12 +277,20 @@ def test_stage_batches_are_global_under_torchrun_and_count_every_micro_batch(tmp
     assert obj.images == 8 + 2 * accumulate
 
 
-def test_stage_batches_that_do_not_divide_among_the_ranks_are_one_line(tmp_path, monkeypatch):
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    monkeypatch.setenv("RANK", "0")
-    with pytest.raises(ConfigError, match=r"progressive.batch_sizes \[4, 3\] .* do not all divide among 2 "
-                                          r"processes; use multiples of 2"):
-        _objective(tmp_path, "train.batch_size=8", "progressive.batch_sizes=[4,3]")
+def test_stage_batches_that_do_not_divide_among_the_ranks_are_one_line(tmp_path, capsys):
+    """Checked for training (also on resume, also by --nproc before torchrun starts), not when a
+    run is loaded or its saved config is compared on resume."""
+    _, raw = _objective(tmp_path, "train.batch_size=8", "progressive.batch_sizes=[4,3]")
+    cfg = from_dict(raw)
+    for new in (True, False):
+        with pytest.raises(ConfigError, match=r"progressive.batch_sizes \[4, 3\] .* do not all divide among 2 "
+                                              r"processes; use multiples of 2"):
+            ProgressiveGAN.check_run(cfg, 2, new=new)
+    ProgressiveGAN.check_run(cfg, 1, new=True)
+    code = cli.main(["train", "progan-fashion-mnist", "progressive.batch_sizes=[32,31,32,32]", "--nproc", "2",
+                     "--out", str(tmp_path / "never")])
+    err = capsys.readouterr().err
+    assert code == 2 and "do not all divide among 2 processes" in err and not (tmp_path / "never").exists()
 
 
 def test_a_schedule_changed_on_resume_may_move_the_run_forward_not_back(tmp_path):
@@ -308,7 +316,10 @@ def test_a_schedule_changed_on_resume_may_move_the_run_forward_not_back(tmp_path
     assert moved[0]["evidence"]["phase"] == "stable"
 
 
-def test_model_settings_progressive_growing_never_reads_are_refused(tmp_path):
+def test_model_settings_progressive_growing_never_reads_are_refused_for_new_runs(tmp_path):
+    _, raw = _objective(tmp_path, "model.d_norm=layer")  # builds: a run trained with it still loads
     with pytest.raises(ConfigError, match=r"model.d_norm is not used by objective=progressive \(its networks take "
                                           r"model.d_width, model.g_width, model.mbstd_group, model.z_dim only\)"):
-        _objective(tmp_path, "model.d_norm=layer")
+        api.train(from_dict(raw), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+    ProgressiveGAN.check_run(from_dict(raw), 1, new=False)  # a resume of such a run is not refused

@@ -633,6 +633,10 @@ def test_resume_next_to_a_config_and_no_run_yet_starts_it_then_continues_it(tmp_
     assert ckpt.load(ckpt.find(run))[1]["step"] == 4
     code = cli.main(["train", "--resume", "--out", str(tmp_path / "nothing"), "--quiet"])  # no config: refused
     _one_line(capsys, code, "cannot resume")
+    (tmp_path / "volume" / "lost+found").mkdir(parents=True)  # a folder that is not a run, not empty
+    code = cli.main(["train", str(path), "--out", str(tmp_path / "volume"), "--resume", "--quiet"])
+    err = _one_line(capsys, code, "cannot resume")
+    assert "starting one" not in err and not (tmp_path / "volume" / "config.yaml").exists()
 
 
 @pytest.mark.parametrize("local_rank", [0, 1])

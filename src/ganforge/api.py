@@ -20,7 +20,7 @@ from . import config as config_mod
 from . import rundir
 from .atomic import atomic_write_text
 from .config import Config, load_config  # noqa: F401  (ganforge.load_config, families registered)
-from .errors import CheckpointError, ConfigError, DataError, GanforgeError
+from .errors import CheckpointError, ConfigError, DataError, DistributedError, GanforgeError
 from .labels import grid_labels, resolve_class
 from .objectives import AUDIO_CAPABILITIES, CAPABILITIES, Objective, family
 from .training import checkpoint as ckpt
@@ -248,6 +248,7 @@ def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
         # training seeds torch's global generator (train.seed): the caller's stream is restored after
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             distributed.local_batch(cfg.train.batch_size, world, cfg.model.pac)
+            family(cfg).check_run(cfg, world.size, new=not resume)
             run_dir = Path(run_dir) if run_dir is not None else default_run_dir(name)
             run_dir = Path(distributed.broadcast(str(run_dir), world))  # rank 0's timestamp
             try:
@@ -256,7 +257,8 @@ def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
                                        hooks=hooks, dataset=dataset)
                 return _train_other(cfg, run_dir, device, resume=resume, hooks=hooks, dataset=dataset)
             except GanforgeError as exc:  # the other ranks, waiting in a collective, can name it
-                distributed.record_failure(world, str(exc))
+                if not isinstance(exc, DistributedError):  # that names another rank's failure
+                    distributed.record_failure(world, str(exc))
                 raise
             except Exception as exc:  # a collective before training met a rank that stopped
                 if not distributed.is_peer_failure(exc, world):

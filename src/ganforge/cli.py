@@ -79,11 +79,13 @@ def _launch_torchrun(args, cfg) -> int:
     ``cfg`` (the config it will train) has been checked here, so that a mistake is one line."""
     import subprocess
 
+    from .objectives import family
     from .training.distributed import World, local_batch
 
     if args.nproc < 1:
         raise ConfigError(f"--nproc must be at least 1, got {args.nproc}")
     local_batch(cfg.train.batch_size, World(0, args.nproc), cfg.model.pac)
+    family(cfg).check_run(cfg, args.nproc, new=not args.resume)
     argv = [a for a in (args.config,) if a] + list(args.overrides)
     for flag, value in (("--out", args.out), ("--steps", args.steps), ("--data-dir", args.data_dir)):
         if value is not None:
@@ -111,7 +113,8 @@ def cmd_train(args) -> int:
         overrides.append(f"data.data_dir={args.data_dir}")
     if args.no_provenance:
         overrides.append("train.provenance=false")
-    new_run = args.out is not None and not (Path(args.out) / "config.yaml").exists()
+    new_run = args.out is not None and (not Path(args.out).exists() or (
+        Path(args.out).is_dir() and not any(Path(args.out).iterdir())))
     if args.resume and args.config is not None and new_run:
         # a restart-safe launch (a PyTorchJob, a requeued SLURM job) passes --resume every time:
         # with a preset and no run in --out yet, it starts the run

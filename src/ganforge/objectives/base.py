@@ -136,6 +136,13 @@ class Objective:
     # the data is read before the networks exist, and they are sized from it)
 
     @classmethod
+    def check_run(cls, cfg, world_size: int, *, new: bool) -> None:
+        """Checks of a config that hold for training it, not for loading a trained run: on
+        ``world_size`` processes, and ``new`` (not a resume). ``api.train`` and ``ganforge train
+        --nproc`` (before torchrun starts) call it; a run trained before a check existed still
+        loads and resumes."""
+
+    @classmethod
     def load_data(cls, cfg):
         """The training data of ``cfg``: by default the named image dataset (or toy mixture)."""
         from ..data import load_dataset

@@ -65,6 +65,7 @@ class ConditionalGAN(UnconditionalGAN):
     sections = {"cond": ConditionalConfig}
     capabilities = frozenset({"sample", "sample_labels", "interpolate"})
     accepts_points = False
+    unsupported_advice = ("model.pac",)
 
     def __init__(self, cfg, data_info: Mapping[str, Any]):
         m, c, self.reg = cfg.model, cfg.cond, cfg.reg

@@ -61,9 +61,13 @@ class LAPGAN(Objective):
     unsupported_advice = ("model.", "reg.", "augment.")
     conditional = False
 
+    @classmethod
+    def check_run(cls, cfg, world_size: int, *, new: bool) -> None:
+        if new:
+            refuse_unused_model_settings(cfg, {"z_dim", "g_width", "d_width"})
+
     def __init__(self, cfg, data_info: Mapping[str, Any]):
         m, p = cfg.model, cfg.lapgan
-        refuse_unused_model_settings(cfg, {"z_dim", "g_width", "d_width"})
         if cfg.reg != RegConfig() or cfg.augment != AugmentConfig():
             raise ConfigError(f"objective={cfg.objective} trains each level with loss.name only; "
                               f"remove the reg.* and augment.* settings")

@@ -34,7 +34,6 @@ from torch import Tensor, nn
 
 from .. import losses
 from ..errors import ConfigError
-from ..training.distributed import current_world
 from ..models.progan import (ProGANDiscriminator, ProGANGenerator, StageSampler, stage_resolutions,
                              upsample2)
 from .base import cached_module, refuse_unused_model_settings, register_objective
@@ -119,23 +118,27 @@ class ProgressiveGAN(UnconditionalGAN):
     accepts_points = False
     unsupported_advice = ("model.pac", "model.d_spectral_norm", "model.g_spectral_norm")
 
+    @classmethod
+    def check_run(cls, cfg, world_size: int, *, new: bool) -> None:
+        if new:
+            refuse_unused_model_settings(cfg, {"z_dim", "g_width", "d_width", "mbstd_group"})
+        stages = plan(cfg.progressive, cfg.data.resolution, cfg.train.batch_size)
+        if any(s.batch % world_size for s in stages):
+            raise ConfigError(f"progressive.batch_sizes {[s.batch for s in stages]} (global, as "
+                              f"train.batch_size) do not all divide among {world_size} processes; use "
+                              f"multiples of {world_size}")
+
     def __init__(self, cfg, data_info: Mapping[str, Any]):
         m, p, self.reg = cfg.model, cfg.progressive, cfg.reg
         self.z_dim, self.point_dim = m.z_dim, None
         self.resolution = cfg.data.resolution
         self.stages = plan(p, self.resolution, cfg.train.batch_size)
-        # stage batches are global, as train.batch_size is: each rank takes its share of one, and
-        # each of train.accumulate micro-batches is a global batch of its own
+        # stage batches are global, as train.batch_size is: each rank takes its share of one
+        # (check_run: they divide), and each of train.accumulate micro-batches is a global batch
         self.global_batch, self.accumulate = cfg.train.batch_size, cfg.train.accumulate
-        size = current_world().size
-        if any(s.batch % size for s in self.stages):
-            raise ConfigError(f"progressive.batch_sizes {[s.batch for s in self.stages]} (global, as "
-                              f"train.batch_size) do not all divide among {size} processes; use "
-                              f"multiples of {size}")
         if m.pac > 1 or m.g_spectral_norm or m.d_spectral_norm:
             raise ConfigError("objective=progressive uses equalized learning rates; set model.pac=1, "
                               "model.g_spectral_norm=false and model.d_spectral_norm=false")
-        refuse_unused_model_settings(cfg, {"z_dim", "g_width", "d_width", "mbstd_group"})
         if p.drift < 0:
             raise ConfigError(f"progressive.drift must be >= 0, got {p.drift}")
         self.drift = p.drift
@@ -217,18 +220,16 @@ class ProgressiveGAN(UnconditionalGAN):
                 "alpha": self.alpha, "resolution": self.current.resolution}
 
     @staticmethod
-    def _where(key: str, value: int, alpha: float) -> str:
-        at = f"{value}x{value}" if key == "resolution" else f"stage {value + 1}"
-        return f"{at} ({f'fade-in alpha {alpha:.2f}' if alpha < 1 else 'stable'})"
+    def _where(resolution: int, alpha: float) -> str:
+        return f"{resolution}x{resolution} ({f'fade-in alpha {alpha:.2f}' if alpha < 1 else 'stable'})"
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         super().load_extra_state(state)
         self.set_images(int(state.get("images", 0)))
-        # where the checkpoint was: its resolution (checkpoints before it was saved: its stage index)
-        key = "resolution" if "resolution" in state else "stage"
-        here = self.current.resolution if key == "resolution" else self.stage
-        there, alpha = int(state.get(key, here)), float(state.get("alpha", self.alpha))
-        was, now = self._where(key, there, alpha), self._where(key, here, self.alpha)
+        if "resolution" not in state:  # a checkpoint from before it was saved: its stage index
+            return  # belongs to the schedule it was written under, which may have changed
+        here, there, alpha = self.current.resolution, int(state["resolution"]), float(state.get("alpha", 1.0))
+        was, now = self._where(there, alpha), self._where(here, self.alpha)
         if (here, self.alpha) < (there, alpha - 1e-9):
             raise ConfigError(f"this progressive schedule puts the run back from {was} to {now} after "
                               f"{self.images:,} images; on resume a schedule may only keep the run where it "

@@ -95,11 +95,13 @@ class Trainer:
             net.to(device).train()
             if t.channels_last:
                 net.to(memory_format=torch.channels_last)
-                # one input channel: both layouts are the same bytes, and backward makes a
-                # contiguous gradient, which DDP's bucket (laid out as the weight) must match
-                for p in net.parameters():
-                    if p.dim() == 4 and p.shape[1] == 1:
-                        p.data = p.data.clone(memory_format=torch.contiguous_format)
+                # a convolution of one input channel: both layouts are the same bytes, and
+                # backward makes a contiguous gradient, which DDP's bucket (laid out as the
+                # weight) must match; a transposed one's [in, 1, k, k] gets a channels_last one
+                for m in net.modules():
+                    for p in m.parameters(recurse=False) if isinstance(m, torch.nn.Conv2d) else ():
+                        if p.dim() == 4 and p.shape[1] == 1:
+                            p.data = p.data.clone(memory_format=torch.contiguous_format)
             if t.sync_bn and self.world.enabled:
                 if device.type != "cuda":
                     raise ConfigError("train.sync_bn needs CUDA GPUs (SyncBatchNorm has no CPU "
@@ -148,7 +150,8 @@ class Trainer:
         self._bar = None
         self.monitor = Monitor.from_config(cfg) if cfg.monitor.enabled else None
         if self.monitor is not None:
-            self.monitor.unsupported = tuple(objective.unsupported_advice)
+            points = getattr(objective, "point_dim", None) is not None  # no image augmentation for points
+            self.monitor.unsupported = tuple(objective.unsupported_advice) + (("augment.",) if points else ())
         self.probe = DiversityProbe(cfg, device, warn=self._warn) if self.monitor is not None else None
         if self.is_main and self.run_dir is not None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
