@@ -354,3 +354,25 @@ def test_a_corrupt_model_folder_is_a_one_line_error(tmp_path):
     with pytest.raises(CheckpointError, match="export it again") as info:
         ganforge.load(tmp_path)
     assert "\n" not in str(info.value)
+
+
+def test_weights_files_are_as_readable_as_the_files_beside_them(runs, tmp_path, monkeypatch):
+    """safetensors writes 0600: an exported folder's model.safetensors (and a checkpoint's weights)
+    could not be read by another user or container, and loading it said "No such file"."""
+    import os
+    import stat
+
+    from ganforge.training import checkpoint as ckpt
+
+    folder = export.export_folder(ganforge.load(runs["unconditional"]), tmp_path / "model")
+    mode = stat.S_IMODE((folder / "model.safetensors").stat().st_mode)
+    assert mode == stat.S_IMODE((folder / "config.json").stat().st_mode) and mode & 0o044 == 0o044
+    weights = ckpt.find(runs["unconditional"]) / "weights.safetensors"
+    assert stat.S_IMODE(weights.stat().st_mode) & 0o044 == 0o044
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, m: False if str(p).endswith(".safetensors") else real_access(p, m))
+    with pytest.raises(CheckpointError, match=r"model.safetensors exists but this user may not read it \(mode "
+                                              r"0o6\d\d\); make it readable \(chmod a\+r\)"):
+        ganforge.load(folder)
+    with pytest.raises(CheckpointError, match="weights.safetensors exists but this user may not read it"):
+        ckpt.load(ckpt.find(runs["unconditional"]))

@@ -18,7 +18,7 @@ import yaml
 
 from . import config as config_mod
 from . import rundir
-from .atomic import atomic_write_text
+from .atomic import atomic_write_text, check_readable
 from .config import Config, load_config  # noqa: F401  (ganforge.load_config, families registered)
 from .errors import CheckpointError, ConfigError, DataError, DistributedError, GanforgeError
 from .labels import grid_labels, resolve_class
@@ -430,7 +430,10 @@ class LoadedRun:
             meta = json.loads((folder / MODEL_CONFIG).read_text())
             self.config = config_mod.from_dict(meta["config"])
             self.step = int(meta["step"])
+            check_readable(folder / MODEL_WEIGHTS, "the model folder's weights")
             weights = load_file(folder / MODEL_WEIGHTS)
+        except PermissionError as exc:
+            raise CheckpointError(str(exc)) from None
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise CheckpointError(f"model folder {folder} is unreadable ({str(exc).splitlines()[0][:100]}); "
                                   f"export it again with ganforge export RUN --format folder") from None

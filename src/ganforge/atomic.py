@@ -65,6 +65,27 @@ def probe_writable(dest: Path, *, name: Path | None = None) -> None:
                            f"choose another path") from None
 
 
+def save_tensors(tensors: dict, path: Path | str, metadata: dict[str, str] | None = None) -> None:
+    """safetensors' ``save_file``, with the permissions any other file written here gets: it
+    creates its file owner-only (0600), so an exported model folder was unreadable for another
+    user or a container, and loading it said "No such file or directory"."""
+    from safetensors.torch import save_file
+
+    save_file(tensors, str(path), metadata=metadata)
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
+def check_readable(path: Path | str, what: str) -> None:
+    """One line when ``path`` exists but this user may not read it (safetensors reports that as
+    a missing file)."""
+    path = Path(path)
+    if path.exists() and not os.access(path, os.R_OK):
+        raise PermissionError(f"{what} {path} exists but this user may not read it (mode "
+                              f"{oct(path.stat().st_mode & 0o777)}); make it readable (chmod a+r)")
+
+
 @contextlib.contextmanager
 def atomic_path(dest: Path | str) -> Iterator[Path]:
     """Yield a temporary path to write (a file or a folder); when the block ends without an

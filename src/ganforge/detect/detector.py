@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..atomic import atomic_path, atomic_write_json
+from ..atomic import atomic_path, atomic_write_json, save_tensors
 from ..errors import CheckpointError, ConfigError
 from .metrics import accuracy, average_precision
 from .model import DetectorCNN, blur_jpeg, to_float
@@ -139,12 +139,10 @@ def evaluate(det: Detector, real: torch.Tensor, fake: torch.Tensor) -> dict:
 
 def save(det: Detector, folder: Path) -> None:
     """Write the detector folder (weights, then the JSON that makes it loadable)."""
-    from safetensors.torch import save_file
-
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous() for k, v in det.model.state_dict().items()}
     with atomic_path(folder / WEIGHTS) as tmp:
-        save_file(state, str(tmp), metadata={"arch": ARCH})
+        save_tensors(state, tmp, metadata={"arch": ARCH})
     atomic_write_json(folder / META, det.meta)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..atomic import atomic_path, atomic_write_json
+from ..atomic import atomic_path, atomic_write_json, save_tensors
 
 ARCH = "ganforge-smallcnn-v1"
 
@@ -151,13 +150,10 @@ def metadata_path(weights: Path) -> Path:
 def save(model: SmallCNN, path: Path, *, dataset: str, class_names: list[str], recipe: Recipe,
          test_accuracy: float, train_seconds: float) -> dict:
     """Write ``path`` (safetensors) and ``path.with_suffix('.json')`` (recipe, accuracy, sha256)."""
-    from safetensors.torch import save_file
-
     path = Path(path)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata={"arch": ARCH, "dataset": dataset})
-        os.chmod(tmp, 0o644)  # safetensors writes 0600; the file may ship inside the package
+        save_tensors(state, tmp, metadata={"arch": ARCH, "dataset": dataset})
     meta = {
         "dataset": dataset, "arch": ARCH, "model": model.config, "class_names": class_names,
         "input": "uint8 [N, C, 28, 28] -> float x/127.5 - 1",

@@ -26,7 +26,7 @@ import torch
 import yaml
 
 from ..api import MODEL_CONFIG, MODEL_WEIGHTS, LoadedRun, is_model_folder
-from ..atomic import atomic_path, atomic_write_text, probe_writable
+from ..atomic import atomic_path, atomic_write_text, probe_writable, save_tensors
 from ..errors import ConfigError, GanforgeError
 from ..objectives import AUDIO_CAPABILITIES, CAPABILITIES
 from ..training import checkpoint as ckpt
@@ -297,8 +297,6 @@ def model_card(run: LoadedRun, meta: dict[str, Any]) -> str:
 
 def export_folder(run: LoadedRun, out: Path | str, *, force: bool = False) -> Path:
     """Write the model folder ``out`` (replaced only when it is a model folder and ``force``)."""
-    from safetensors.torch import save_file
-
     out = Path(out)
     if out.exists():
         if not force:
@@ -321,7 +319,7 @@ def export_folder(run: LoadedRun, out: Path | str, *, force: bool = False) -> Pa
         shutil.rmtree(staged)
     with atomic_path(staged) as tmp:
         tmp.mkdir()
-        save_file(ckpt.flatten_weights(nets), str(tmp / MODEL_WEIGHTS))
+        save_tensors(ckpt.flatten_weights(nets), tmp / MODEL_WEIGHTS)
         atomic_write_text(tmp / MODEL_CONFIG, json.dumps(config, indent=2) + "\n")
         atomic_write_text(tmp / "README.md", model_card(run, meta))
     if out.exists():

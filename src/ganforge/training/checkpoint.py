@@ -26,9 +26,9 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
-from ..atomic import STORAGE_ERRNOS, atomic_write_text, fsync_dir
+from ..atomic import STORAGE_ERRNOS, atomic_write_text, check_readable, fsync_dir, save_tensors
 from ..errors import CheckpointError, StorageError
 
 WEIGHTS = "weights.safetensors"
@@ -65,7 +65,7 @@ def save(ckpt_root: Path, step: int, weights: dict[str, torch.Tensor], state: di
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir()
-        save_file(weights, str(tmp / WEIGHTS))
+        save_tensors(weights, tmp / WEIGHTS)
         torch.save(state, tmp / STATE)
         for file in (WEIGHTS, STATE):
             with open(tmp / file, "rb") as f:
@@ -203,7 +203,10 @@ def find(run_dir: Path, which: str = "latest") -> Path:
 def load(path: Path, map_location: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict]:
     """(flat weights, state) of a checkpoint directory; a corrupt file is a CheckpointError."""
     try:
+        check_readable(path / WEIGHTS, "checkpoint")
         weights = load_file(str(path / WEIGHTS), device=str(map_location))
+    except PermissionError as exc:
+        raise CheckpointError(str(exc)) from None
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"checkpoint {path / WEIGHTS} is corrupt or unreadable "
                               f"({str(exc).splitlines()[0][:120]}); delete {path} to fall back to "
