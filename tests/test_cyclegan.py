@@ -152,3 +152,15 @@ def test_training_two_generators_one_optimizer_and_exact_resume(tmp_path):
     assert r["AtoB"]["n"] == [3, 3] and r["BtoA"]["n"] == [3, 3]
     # untranslated A against B is B against A: FID is symmetric
     assert r["AtoB"]["baseline_fid"] == pytest.approx(r["BtoA"]["baseline_fid"], rel=1e-6)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (3, 5), (7, 9)])
+def test_tiny_images_translate(tmp_path, size):
+    """Padded only to the stride (4), a 1x1 or 3x5 image broke the ResNet generator's 7x7
+    reflection padding or its bottleneck's instance norm: a traceback, and a 500 from the server."""
+    obj = build_objective(cg_config(tmp_path), {"name": "x"})
+    obj.bind(device=torch.device("cpu"), rng=torch.Generator().manual_seed(0))
+    x = torch.rand(2, 3, *size) * 2 - 1
+    for direction in ("AtoB", "BtoA"):
+        y = obj.translate(x, direction=direction)
+        assert y.shape == x.shape and torch.isfinite(y).all()

@@ -61,6 +61,9 @@ def test_models_lists_capabilities_classes_and_resolution(client, runs):
     assert models["conditional"]["classes"] == ["a", "b"] and models["unconditional"]["classes"] is None
     assert models["conditional"]["capabilities"] == ["interpolate", "sample", "sample_labels"]
     assert models["test-truncation"]["capabilities"] == ["sample", "truncation"]
+    # the page's slider range (BigGAN's reaches threshold 3); unticked, the page sends no truncation
+    assert models["test-truncation"]["truncation"] == {"min": 0.0, "max": 1.0, "step": 0.05, "default": 0.7}
+    assert "truncation" not in models["unconditional"]
     assert models["unconditional"]["resolution"] == 8 and models["superres"]["scale"] == 2
     assert [d["direction"] for d in models["pix2pix"]["directions"]] == ["AtoB"]
     assert [d["direction"] for d in models["cyclegan"]["directions"]] == ["AtoB", "BtoA"]
@@ -180,6 +183,9 @@ BAD = [
      413, "--max-upload-mb 0.02"),
     ("post", "/api/upscale", {"data": {"model": "superres"}, "files": {"file": ("a.bin", bytes(200_000))}},
      413, "--max-upload-mb"),  # refused by the body limit before the form is parsed
+    ("post", "/api/upscale", {"data": {"model": "superres"},
+                              "files": {"file": ("a.png", png(np.zeros((20, 20, 3), np.uint8)))}},
+     413, "gives 40x40 = 1600 pixels, over the server's limit --max-pixels 900"),  # the output, x2
     ("get", "/static/../api.py", {}, 404, "Not Found"),
 ]
 
@@ -284,3 +290,18 @@ def test_png_bytes_are_torchvisions_save_image_pixel_for_pixel(runs, n, channels
     buf = io.BytesIO()
     save_image(images, buf, format="png", nrow=2, normalize=True, value_range=(-1, 1))
     assert np.array_equal(decode(png_bytes(images, 2)), decode(buf.getvalue()))
+
+
+def test_without_a_model_name_the_first_model_that_can_is_used(client):
+    """The first model served (unconditional) cannot translate: it had answered 'cannot translate'."""
+    r = upload(client, "/api/translate", png(np.zeros((8, 8, 3), np.uint8)))
+    assert r.status_code == 200, r.text
+
+
+def test_an_unexpected_error_is_a_json_500_and_the_server_keeps_serving(runs, monkeypatch):
+    app = create_app({"p": runs["pix2pix"], "u": runs["unconditional"]}, Settings(batch_wait_ms=0))
+    with TestClient(app, raise_server_exceptions=False) as c:
+        monkeypatch.setattr(runs["pix2pix"], "translate", lambda *a, **k: 1 / 0)
+        r = upload(c, "/api/translate", png(np.zeros((8, 8, 3), np.uint8)), model="p")
+        assert r.status_code == 500 and r.json()["error"].startswith("internal error (ZeroDivisionError")
+        assert c.post("/api/sample", json={"model": "u", "n": 1}).status_code == 200

@@ -106,7 +106,7 @@ def register(subparsers, parser_class) -> None:
     s.add_argument("--max-n", type=int, default=64, help="images per request (default 64)")
     s.add_argument("--max-upload-mb", type=float, default=8.0, help="upload size limit (default 8)")
     s.add_argument("--max-pixels", type=int, default=4_000_000,
-                   help="pixels of an uploaded image (default 4,000,000)")
+                   help="pixels of an uploaded image, and of an upscaled one (default 4,000,000)")
     s.add_argument("--max-audio-seconds", type=float, default=60.0,
                    help="length of an uploaded recording, for vocoder and voice-conversion models (default 60)")
     s.add_argument("--max-batch", type=int, default=32,

@@ -70,12 +70,19 @@ class TranslateConfig:
 # ----------------------------------------------------------------------------- shared helpers
 
 
+# Sides are padded to at least this (a multiple of the stride): a CycleGAN ResNet generator's 7x7
+# reflection padding and the instance norm at its 4x-downsampled bottleneck fail on smaller inputs
+MIN_SIDE = 8
+
+
 @torch.no_grad()
 def run_padded(G: nn.Module, x: Tensor, stride: int, batch_size: int = 64) -> Tensor:
-    """G(x) for any H, W: pad bottom/right to a multiple of ``stride`` (reflect where the image
-    is large enough, else replicate), run G in eval mode, crop back to H, W. x: [N, C, H, W]."""
+    """G(x) for any H, W: pad bottom/right to a multiple of ``stride``, and to at least MIN_SIDE
+    (reflect where the image is large enough, else replicate), run G in eval mode, crop back to
+    H, W. x: [N, C, H, W]."""
     h, w = x.shape[-2:]
-    ph, pw = -h % stride, -w % stride
+    least = -(-MIN_SIDE // stride) * stride
+    ph, pw = max(-h % stride, least - h), max(-w % stride, least - w)
     if ph or pw:
         mode = "reflect" if ph < h and pw < w else "replicate"
         x = F.pad(x, (0, pw, 0, ph), mode=mode)

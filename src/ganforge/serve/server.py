@@ -101,6 +101,9 @@ def describe(name: str, run) -> dict[str, Any]:
         info["directions"] = directions
     if "upscale" in caps:
         info["scale"] = int(getattr(run.objective, "scale", 1))
+    if "truncation" in caps:  # the page's slider: the family's range (BigGAN: thresholds, none above 3)
+        lo, hi, default = getattr(run.objective, "truncation_range", (0.0, 1.0, 0.7))
+        info["truncation"] = {"min": lo, "max": hi, "step": 0.05, "default": default}
     if run.point_dim is not None:  # samples are points: a scatter plot, or `points` in the npz
         info.update(resolution=None, channels=None, points=run.point_dim)
     if caps & AUDIO_CAPABILITIES:  # the front end (ganforge.metrics.audio.FRONT_END), not images
@@ -338,6 +341,14 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
         return JSONResponse({"error": f"{where}: {first.get('msg')}"}, status_code=422)
 
+    @app.exception_handler(Exception)
+    async def unexpected(request, exc: Exception):  # a bug: still JSON, and the server goes on
+        import logging
+
+        logging.getLogger("ganforge.serve").exception("error in %s", request.url.path)
+        return JSONResponse({"error": f"internal error ({type(exc).__name__}: {str(exc)[:200]}); the "
+                                      f"server log has the traceback"}, status_code=500)
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request, exc: StarletteHTTPException):
         return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code,
@@ -353,7 +364,8 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
                                 "with the server's --token")
 
     def pick(name: str | None, capability: str):
-        name = name or next(iter(runs))
+        # no model named: the first that can do it (the first served may only sample)
+        name = name or next((n for n, r in runs.items() if capability in r.capabilities), next(iter(runs)))
         if name not in runs:
             raise ApiError(404, f"unknown model '{name}'; this server has: {', '.join(runs)}")
         if capability not in runs[name].capabilities:
@@ -437,6 +449,13 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
         name, run = pick(model, "upscale")
         data = await read_upload(file)
         array = await decode(data, settings, "RGB")
+        scale = int(models[name].get("scale", 1))
+        h, w = array.shape[:2]
+        if h * w * scale * scale > settings.max_pixels:  # the output is what costs: scale^2 the work
+            raise ApiError(413, f"upscaling {w}x{h} by {scale} gives {w * scale}x{h * scale} = "
+                                f"{w * h * scale * scale} pixels, over the server's limit --max-pixels "
+                                f"{settings.max_pixels}; send an image of at most "
+                                f"{settings.max_pixels // (scale * scale)} pixels")
         out = await wait(name, "upscale", image=array)
         return Response(await run_in_threadpool(uint8_png, out), media_type="image/png")
 

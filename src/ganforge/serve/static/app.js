@@ -48,6 +48,11 @@ function selectModel() {
   $("sample-panel").hidden = !caps.has("sample");
   $("class-box").hidden = !caps.has("sample_labels");
   $("trunc-box").hidden = !caps.has("truncation");
+  if (m.truncation) {  // the family's range; unchecked (the default): no truncation is sent
+    const t = $("truncation");
+    t.min = m.truncation.min; t.max = m.truncation.max; t.step = m.truncation.step; t.value = m.truncation.default;
+    $("trunc-value").textContent = t.value;
+  }
   $("walk-box").hidden = !caps.has("interpolate");
   $("class").innerHTML = "";
   if (caps.has("sample_labels") && m.classes) {
@@ -83,7 +88,7 @@ function sampleBody(format) {
   const m = current();
   const body = { model: m.name, seed: Number($("seed").value), n: Number($("n").value), format };
   if (!$("class-box").hidden && $("class").value !== "") body["class"] = Number($("class").value);
-  if (!$("trunc-box").hidden) body.truncation = Number($("truncation").value);
+  if (!$("trunc-box").hidden && $("truncate").checked) body.truncation = Number($("truncation").value);
   return body;
 }
 
@@ -110,7 +115,7 @@ async function walk() {
   const m = current();
   const body = { model: m.name, seed_a: Number($("seed-a").value), seed_b: Number($("seed-b").value), steps: Number($("steps").value) };
   if (!$("class-box").hidden && $("class").value !== "") body["class"] = Number($("class").value);
-  if (!$("trunc-box").hidden) body.truncation = Number($("truncation").value);
+  if (!$("trunc-box").hidden && $("truncate").checked) body.truncation = Number($("truncation").value);
   try {
     const r = await call("/api/interpolate", { method: "POST", headers: headers(true), body: JSON.stringify(body) });
     show("walk-image", "download-walk", await r.blob());
@@ -136,6 +141,7 @@ function uploadForm(inputId, what) {
 }
 
 async function runImage() {
+  for (const id of ["after", "download-image"]) $(id).hidden = true;  // no earlier result beside a new input
   const form = uploadForm("upload", "an image");
   if (!form) return;
   const capability = $("image-panel").dataset.capability;
@@ -147,6 +153,7 @@ async function runImage() {
 }
 
 async function runAudio() {
+  for (const id of ["audio-after", "download-audio"]) $(id).hidden = true;
   const form = uploadForm("audio-upload", "a recording");
   if (!form) return;
   const capability = $("audio-panel").dataset.capability;
