@@ -474,7 +474,7 @@ def _train(name, tmp_path):
     return run, raw
 
 
-def test_vocode_keeps_the_length_and_eval_audio_compares_with_griffin_lim(tmp_path, capsys):
+def test_vocode_keeps_the_length_and_eval_audio_compares_with_griffin_lim(tmp_path, capsys, monkeypatch):
     run_dir, raw = _train("vocoder", tmp_path)
     assert sorted(p.name for p in (run_dir / "samples").glob("step_0000004_*.wav")) == ["step_0000004_0.wav",
                                                                                           "step_0000004_1.wav"]
@@ -493,6 +493,18 @@ def test_vocode_keeps_the_length_and_eval_audio_compares_with_griffin_lim(tmp_pa
     res = json.loads((tmp_path / "e.json").read_text())["results"]
     assert res["griffin-lim"]["mcd"] > 0 and res["vocoder"]["rtf"] > 0
     assert res["griffin-lim"]["mel_l1"] < res["vocoder"]["mel_l1"]  # 4 steps: GL is far better
+    # --vocoder voices a conversion run's mels: for a vocoder run it had been ignored without a word
+    code = cli.main(["eval-audio", str(run_dir), "--data", str(held_out), "--vocoder", str(run_dir)])
+    assert code == 2 and "is a vocoder itself" in capsys.readouterr().err
+    # the Python API refuses what is not finite (it had returned all-NaN waveforms)
+    with pytest.raises(ConfigError, match="vocode takes .* with finite values; this one has NaN or inf"):
+        run.vocode(torch.full((1, run.config.audio.n_mels, 8), float("nan")))
+    # a WAV holds [-1, 1]: an output at full scale is clipped, and the command says how much
+    loud = tmp_path / "loud.wav"
+    write_wav(loud, np.clip(_speechlike(0.3, 8000)[:2000] * 50, -1, 1), 8000)
+    monkeypatch.setattr(type(run), "vocode", lambda self, mel, ema=True: torch.ones(1, 4000) * 1.5)
+    assert cli.main(["vocode", str(run_dir), str(loud), "--out", str(tmp_path / "loud-out.wav")]) == 0
+    assert "2000 of 2000 output samples (100%) are at full scale and clipped" in capsys.readouterr().out
 
 
 def test_convert_and_eval_on_parallel_sentences(tmp_path, capsys):

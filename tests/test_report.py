@@ -303,3 +303,22 @@ def test_per_level_terms_are_drawn_with_the_losses_and_outputs_in_distinct_color
     assert figures[:2] == ["losses", "d-outputs"] and "other-terms" not in figures
     colors = plots._colors(terms)
     assert len({str(c) for c in colors.values()}) == len(terms)
+
+
+def test_an_audio_runs_report_shows_its_slow_rate_and_how_it_is_evaluated(tmp_path):
+    """A voice-conversion run trains under one clip per second: its throughput card read '0 img/s',
+    and the page advised eval.every for FID, which audio runs refuse."""
+    from ganforge.report.page import build_html
+
+    run_dir = tmp_path / "run"
+    (run_dir / "samples").mkdir(parents=True)
+    (run_dir / "config.yaml").write_text(tiny_config().to_yaml())
+    import soundfile as sf
+
+    sf.write(run_dir / "samples" / "step_0000010_AtoB_0.wav", np.zeros(800, np.float32), 8000)
+    with open(run_dir / "metrics.jsonl", "w") as f:
+        for s in range(10, 60, 10):
+            f.write(json.dumps({"step": s, "time": s, "d_loss": 0.5, "g_loss": 1.0, "img_per_s": 0.37}) + "\n")
+    html = build_html(load_run(run_dir))
+    assert "0.37 <small>clips/s</small>" in html
+    assert "ganforge eval-audio RUN --data DIR" in html and "track FID" not in html

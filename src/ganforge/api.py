@@ -727,7 +727,7 @@ def _short_input(method: str, mel: torch.Tensor):
     except (RuntimeError, ValueError):
         if mel.shape[-1] < SHORT_FRAMES:
             raise DataError(f"{method}: the log-mel has {mel.shape[-1]} frames, too few for this network; "
-                            f"give at least {SHORT_FRAMES}") from None
+                            f"give a longer input") from None
         raise
 
 
@@ -741,6 +741,8 @@ def _float_tensor(x, method: str, what: str) -> torch.Tensor:
     if not x.is_floating_point():
         raise ConfigError(f"{method} takes {what} as floats, got {x.dtype}; scale it first (uint8 images: "
                           f"x.float() / 127.5 - 1; int16 audio: x.float() / 32768)")
+    if not torch.isfinite(x).all():  # it had come back as all-NaN output
+        raise ConfigError(f"{method} takes {what} with finite values; this one has NaN or inf")
     return x.float()
 
 

@@ -58,6 +58,7 @@ def cmd_vocode(args) -> int:
     fake = run.vocode(run.analyze(wave), ema=not args.no_ema)[0, :len(wave)]
     seconds = time.perf_counter() - start
     write_wav(out, fake, run.config.audio.rate)
+    _clip_note(fake, wave)
     duration = len(wave) / run.config.audio.rate
     print(f"ganforge: {args.input} -> {out} ({duration:.2f} s of audio, analysis and synthesis in "
           f"{seconds:.2f} s, real-time factor {seconds / duration:.3f})")
@@ -74,9 +75,21 @@ def cmd_convert(args) -> int:
     synth = _synthesizer(run, args)
     wave = _read_input(run, args.input)
     mel = run.convert(run.analyze(wave), direction=args.direction, ema=not args.no_ema)
-    write_wav(out, synth(mel)[0, :len(wave)], run.config.audio.rate)
+    fake = synth(mel)[0, :len(wave)]
+    write_wav(out, fake, run.config.audio.rate)
     print(f"ganforge: {args.input} -> {out} ({args.direction}, waveform by {synth.name})")
+    _clip_note(fake, wave)
     return 0
+
+
+def _clip_note(out, wave) -> None:
+    """Say when the output reaches full scale: a WAV holds [-1, 1], so those samples are clipped
+    (a loud input, or a network that overshoots); it had been done without a word."""
+    clipped = int((out.abs() >= 1.0).sum())
+    if clipped:
+        print(f"ganforge: note: {clipped} of {len(out)} output samples ({100 * clipped / len(out):.3g}%) are "
+              f"at full scale and clipped (input peak {float(wave.abs().max()):.2f}); for less, lower the "
+              f"input's level")
 
 
 def _synthesizer(run, args):
@@ -100,6 +113,9 @@ def cmd_eval_audio(args) -> int:
     run = api.load(args.run_dir, checkpoint=args.checkpoint, device=args.device)
     if not run.capabilities & AUDIO_CAPABILITIES:
         run.require("vocode")
+    if args.vocoder and "convert" not in run.capabilities:
+        raise ConfigError(f"--vocoder voices a voice-conversion run's mels; {args.run_dir} is a vocoder "
+                          f"itself (evaluated against Griffin-Lim): drop --vocoder")
     synth = _synthesizer(run, args) if "convert" in run.capabilities else None
     result = evaluate_run(run, args.data, limit=args.limit, threads=args.threads, synth=synth,
                           ema=not args.no_ema)
@@ -135,7 +151,8 @@ def register(subparsers, parser_class) -> None:
                               description="Analyze INPUT with the run's log-mel front end and "
                                           "synthesize it back with the vocoder.")
     add_run_arguments(s, out={"required": True, "help": "output .wav"}, force="overwrite --out")
-    s.add_argument("input", metavar="INPUT", help="a WAV/FLAC file (resampled to the run's rate)")
+    s.add_argument("input", metavar="INPUT",
+                   help="a WAV, FLAC, OGG or MP3 file (mixed to mono, resampled to the run's rate)")
     s.add_argument("--device", default="cpu", help="cpu (default), cuda, mps")
     s.set_defaults(func=cmd_vocode)
 
@@ -143,7 +160,7 @@ def register(subparsers, parser_class) -> None:
                               description="Convert INPUT's mel-spectrogram to the other voice and "
                                           "synthesize it with --vocoder (or Griffin-Lim).")
     add_run_arguments(s, out={"required": True, "help": "output .wav"}, force="overwrite --out")
-    s.add_argument("input", metavar="INPUT", help="a WAV/FLAC file of the source voice")
+    s.add_argument("input", metavar="INPUT", help="a WAV, FLAC, OGG or MP3 file of the source voice")
     s.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"],
                    help="AtoB (default): from the first voice to the second; BtoA the other way")
     s.add_argument("--vocoder", metavar="RUN", help="a trained vocoder run with the same audio "

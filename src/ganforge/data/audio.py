@@ -104,10 +104,11 @@ def resample(wave: np.ndarray, source: int, target: int) -> np.ndarray:
 
 
 # what each reader's errors ask for: a file of a folder (read_audio), or an upload (decode_audio)
-FILE_FIXES = {"undecodable": "remove it or convert it to WAV/FLAC", "empty": "remove it or record it again",
-              "silent": "remove it", "short": "remove it or lower audio.min_seconds",
+FILE_FIXES = {"undecodable": "remove it or convert it to WAV, FLAC, OGG or MP3",
+              "empty": "remove it or record it again", "silent": "remove it",
+              "short": "remove it or lower audio.min_seconds",
               "not_finite": "remove it or export it again"}
-UPLOAD_FIXES = {"undecodable": "send a WAV, FLAC or OGG file", "empty": "send a recording with samples in it",
+UPLOAD_FIXES = {"undecodable": "send a WAV, FLAC, OGG or MP3 file", "empty": "send a recording with samples in it",
                 "silent": "send a recording with sound in it", "short": "send a longer recording",
                 "rate": "resample it", "not_finite": "export it again", "long": "send a shorter one"}
 
@@ -119,7 +120,7 @@ def read_audio(path: str | Path, rate: int, *, min_seconds: float = 0.0,
     path = Path(path)
     if not path.is_file():
         what = "is a directory" if path.is_dir() else "does not exist"
-        raise DataError(f"{path} {what}; pass a WAV or FLAC file")
+        raise DataError(f"{path} {what}; pass a WAV, FLAC, OGG or MP3 file")
     wave, source, channels = _decode(str(path), str(path), FILE_FIXES, None)
     return _mono_at(wave, source, channels, rate, label=str(path), name=path.name, fixes=FILE_FIXES,
                     min_seconds=min_seconds, notes=notes)
@@ -240,7 +241,7 @@ def read_corpus_info(root: Path) -> dict[str, Any] | None:
 def parse_audio_name(name: str) -> Path:
     if not name.startswith("audio:") or not name[len("audio:"):]:
         raise DataError(f"data.name={name!r} is not an audio folder; set data.name=audio:PATH "
-                        f"(a folder of WAV/FLAC files, e.g. one written by ganforge data make-speech)")
+                        f"(a folder of WAV, FLAC, OGG or MP3 files, e.g. one written by ganforge data make-speech)")
     return Path(name[len("audio:"):]).expanduser()
 
 
@@ -264,7 +265,7 @@ def load_audio(root: str | Path, *, rate: int, min_seconds: float, split: str = 
         folders.append(folder / split if (folder / split).is_dir() else folder)
     files = [f for folder in folders for f in audio_files(folder)]
     if not files:
-        raise DataError(f"no WAV/FLAC files under {', '.join(map(str, folders))}; add audio files "
+        raise DataError(f"no WAV, FLAC, OGG or MP3 files under {', '.join(map(str, folders))}; add audio files "
                         f"or write a corpus with ganforge data make-speech")
     notes: list[str] = []
     waves = [read_audio(f, rate, min_seconds=min_seconds, notes=notes) for f in files]

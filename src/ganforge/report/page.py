@@ -125,7 +125,10 @@ def _summary(run: Run) -> str:
         cards.append(("Training time", _duration(max(times))))
     speeds = [r["img_per_s"] for r in run.records if isinstance(r.get("img_per_s"), (int, float))]
     if speeds:
-        cards.append(("Throughput", f"{statistics.median(speeds):,.0f} <small>img/s</small>"))
+        speed = statistics.median(speeds)  # a slow audio run logs under 1 (0 had been shown)
+        unit = "clips/s" if run.sounds else "img/s"  # an audio run's items are training clips
+        cards.append(("Throughput", f"{speed:,.0f} <small>{unit}</small>" if speed >= 10 else
+                      f"{speed:.2g} <small>{unit}</small>"))
     for label, keys in (("Last losses D · G", ("d_loss", "g_loss")),
                         ("Last D(x) · D(G(z))", ("d_real", "d_fake"))):
         if all(k in lt for k in keys):
@@ -184,9 +187,10 @@ def _curves(run: Run) -> str:
 
 def _metrics(run: Run) -> str:
     png = plots.metrics_figure(run)
+    advice = ("audio runs are measured after training: <code>ganforge eval-audio RUN --data DIR</code>"
+              if run.sounds else "set eval.every and eval.metrics to track FID and others during training")
     body = (_img(png, "evaluation metrics over training") if png else
-            '<p class="muted">No evaluation metrics were logged; set eval.every and '
-            'eval.metrics to track FID and others during training.</p>')
+            f'<p class="muted">No evaluation metrics were logged; {advice}.</p>')
     protocol = next((r["protocol"] for r in reversed(run.records) if isinstance(r.get("protocol"), dict)), None)
     if png and protocol:
         body += (f'<p class="muted">{escape(describe_protocol(protocol))} <code>ganforge eval RUN</code> '
