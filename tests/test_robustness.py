@@ -163,16 +163,16 @@ def test_two_fresh_starts_cannot_share_a_directory(tmp_path, holder):
 
 def _fail_nth_save(monkeypatch, n: int, exc: Exception):
     calls = {"n": 0}
-    real = ckpt.save_file
+    real = ckpt.save_tensors
 
-    def save_file(tensors, filename):
+    def save_tensors(tensors, filename, metadata=None):
         calls["n"] += 1
         if calls["n"] >= n:
             Path(filename).write_bytes(b"partial")  # a half-written file, as on a full disk
             raise exc
-        return real(tensors, filename)
+        return real(tensors, filename, metadata)
 
-    monkeypatch.setattr(ckpt, "save_file", save_file)
+    monkeypatch.setattr(ckpt, "save_tensors", save_tensors)
 
 
 @pytest.mark.parametrize("exc", [OSError(errno.ENOSPC, "No space left on device"),
