@@ -161,6 +161,7 @@ BAD = [
     ("post", "/api/sample", {"json": {"n": 0}}, 422, "n: Input should be greater than or equal to 1"),
     ("post", "/api/sample", {"json": {"model": "conditional", "n": 2, "class": "zebra"}}, 422, "unknown class 'zebra'"),
     ("post", "/api/sample", {"json": {"model": "conditional", "n": 2, "class": 7}}, 422, "0=a, 1=b"),
+    ("post", "/api/sample", {"json": {"model": "conditional", "n": 2, "class": True}}, 422, "class"),  # not class 1
     ("post", "/api/sample", {"json": {"model": "test-truncation", "n": 2, "truncation": 1.5}}, 422,
      "truncation must be in [0, 1]"),
     ("post", "/api/sample", {"json": {"model": "unconditional", "n": 2, "truncation": 0.5}}, 422,
@@ -305,3 +306,7 @@ def test_an_unexpected_error_is_a_json_500_and_the_server_keeps_serving(runs, mo
         r = upload(c, "/api/translate", png(np.zeros((8, 8, 3), np.uint8)), model="p")
         assert r.status_code == 500 and r.json()["error"].startswith("internal error (ZeroDivisionError")
         assert c.post("/api/sample", json={"model": "u", "n": 1}).status_code == 200
+
+
+def test_the_page_asks_for_no_missing_favicon(client):
+    assert client.get("/favicon.ico").status_code == 204

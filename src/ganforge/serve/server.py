@@ -23,7 +23,7 @@ import torch
 from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -69,7 +69,7 @@ class SampleRequest(BaseModel):
     model: str | None = Field(None, description="model name (GET /api/models); default: the first")
     n: int = Field(16, ge=1, description="number of images (at most the server's --max-n)")
     seed: int = Field(0, ge=0, lt=2**63)
-    class_: int | str | None = Field(None, alias="class", description="conditional models: index or name")
+    class_: StrictInt | StrictStr | None = Field(None, alias="class", description="conditional models: index or name")
     truncation: float | None = Field(None, description="models with the truncation capability")
     format: Literal["png", "npz"] = "png"
 
@@ -80,7 +80,7 @@ class InterpolateRequest(BaseModel):
     seed_a: int = Field(0, ge=0, lt=2**63)
     seed_b: int = Field(1, ge=0, lt=2**63)
     steps: int = Field(8, ge=2, description="images along the walk (at most --max-n)")
-    class_: int | str | None = Field(None, alias="class")
+    class_: StrictInt | StrictStr | None = Field(None, alias="class")  # true is not class 1
     truncation: float | None = None
 
 
@@ -496,6 +496,10 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
     def static(filename: str):
         body = resources.files("ganforge.serve").joinpath("static", filename).read_bytes()
         return Response(body, media_type=MEDIA["." + filename.rsplit(".", 1)[1]])
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon():  # none: an empty answer, not a 404 in the browser's console on every load
+        return Response(status_code=204)
 
     @app.get("/", include_in_schema=False)
     async def index():

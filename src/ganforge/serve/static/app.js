@@ -187,6 +187,8 @@ async function load() {
     models.forEach((m) => $("model").append(new Option(`${m.name} (${m.family})`, m.name)));
     $("n").max = limits.max_n || 64;
     $("steps").max = limits.max_n || 64;
+    // defaults within the server's --max-n (16 images had failed under --max-n 4)
+    for (const id of ["n", "steps"]) $(id).value = Math.min(Number($(id).value), Number($(id).max));
     $("status").textContent = `${models.length} model(s)`;
     selectModel();
   } catch (err) { $("status").textContent = "could not list the models"; fail(err); }
