@@ -4,6 +4,7 @@ server keeps serving afterwards."""
 from __future__ import annotations
 
 import io
+import json
 import re
 
 import numpy as np
@@ -310,3 +311,17 @@ def test_an_unexpected_error_is_a_json_500_and_the_server_keeps_serving(runs, mo
 
 def test_the_page_asks_for_no_missing_favicon(client):
     assert client.get("/favicon.ico").status_code == 204
+
+
+def test_a_streamed_body_over_the_limit_is_a_413_and_one_within_it_is_served(client):
+    """A chunked body (no Content-Length) over --max-upload-mb had come back as 400 'There was an
+    error parsing the body'."""
+    def chunks(total):
+        for _ in range(total // 1000):
+            yield bytes(1000)
+
+    r = client.post("/api/sample", content=chunks(200_000), headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and "--max-upload-mb" in r.json()["error"]
+    body = json.dumps({"n": 1}).encode()
+    r = client.post("/api/sample", content=iter([body[:3], body[3:]]), headers={"Content-Type": "application/json"})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"

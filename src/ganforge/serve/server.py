@@ -221,8 +221,10 @@ async def decode_recording(data: bytes, settings: Settings, rate: int) -> np.nda
 
 
 class BodyLimit:
-    """Refuses request bodies over ``limit`` bytes with 413 before they are read into memory
-    (by Content-Length, or by counting a streamed body)."""
+    """Refuses request bodies over ``limit`` bytes with 413 before they are read into memory: by
+    Content-Length, or, for a streamed (chunked) body, by reading it here up to the limit and
+    handing the app what was read (counting inside the app's own reads had let FastAPI turn the
+    refusal into a 400 "error parsing the body")."""
 
     def __init__(self, app, limit: int):
         self.app, self.limit = app, limit
@@ -231,29 +233,25 @@ class BodyLimit:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.limit:
-            return await self._refuse(send)
-        seen = 0
-        started = False
-
-        async def counted():
-            nonlocal seen
+        if length is not None and length.isdigit():
+            if int(length) > self.limit:
+                return await self._refuse(send)
+            return await self.app(scope, receive, send)  # the server delivers no more than it says
+        messages, seen = [], 0
+        while True:
             message = await receive()
+            messages.append(message)
             seen += len(message.get("body", b""))
             if seen > self.limit:
-                raise _TooLarge()
-            return message
+                return await self._refuse(send)
+            if message["type"] != "http.request" or not message.get("more_body"):
+                break
+        replay = iter(messages)
 
-        async def tracking_send(message):
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
+        async def replayed():
+            return next(replay, None) or await receive()
 
-        try:
-            await self.app(scope, counted, tracking_send)
-        except _TooLarge:
-            if not started:
-                await self._refuse(send)
+        await self.app(scope, replayed, send)
 
     async def _refuse(self, send):
         mb = self.limit / 1024 / 1024
@@ -261,10 +259,6 @@ class BodyLimit:
                                           f"{mb:.3g} MiB with the form); send a smaller file"},
                                 status_code=413)
         await response({"type": "http"}, None, send)
-
-
-class _TooLarge(Exception):
-    pass
 
 
 class CountRequests:
