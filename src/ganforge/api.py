@@ -432,8 +432,6 @@ class LoadedRun:
             self.step = int(meta["step"])
             check_readable(folder / MODEL_WEIGHTS, "the model folder's weights")
             weights = load_file(folder / MODEL_WEIGHTS)
-        except PermissionError as exc:
-            raise CheckpointError(str(exc)) from None
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise CheckpointError(f"model folder {folder} is unreadable ({str(exc).splitlines()[0][:100]}); "
                                   f"export it again with ganforge export RUN --format folder") from None

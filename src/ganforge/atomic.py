@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import StorageError
+from .errors import CheckpointError, StorageError
 
 # errnos of a place that cannot be written (full, read-only, no permission), as opposed to a bug:
 # they become one-line StorageErrors.
@@ -82,7 +82,7 @@ def check_readable(path: Path | str, what: str) -> None:
     a missing file)."""
     path = Path(path)
     if path.exists() and not os.access(path, os.R_OK):
-        raise PermissionError(f"{what} {path} exists but this user may not read it (mode "
+        raise CheckpointError(f"{what} {path} exists but this user may not read it (mode "
                               f"{oct(path.stat().st_mode & 0o777)}); make it readable (chmod a+r)")
 
 

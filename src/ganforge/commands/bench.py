@@ -275,7 +275,7 @@ def cmd_truncation(args) -> int:
     run = api.load(run_dir, checkpoint=args.checkpoint)
     run.require("truncation")
     if values is None:  # the family's sweep, up to its value of (near) no truncation
-        values = list(getattr(run.objective, "truncation_sweep", (0.3, 0.5, 0.7, 0.85, 1.0)))
+        values = list(run.objective.truncation_sweep)
     for v in values:  # a value out of the family's range fails now, not after scoring
         run.sample(1, truncation=v)
     ref = args.ref or run.config.data.name

@@ -116,6 +116,10 @@ class Objective:
     # config keys (a trailing "." for a whole section) the family refuses: the monitor's advice
     # leaves them out (it had told LAPGAN runs to set model.pac and reg.r1)
     unsupported_advice: ClassVar[tuple[str, ...]] = ()
+    # families with the "truncation" capability: `bench truncation`'s default values (ending at
+    # no truncation, or near it), and the server page's slider (min, max, default)
+    truncation_sweep: ClassVar[tuple[float, ...]] = (0.3, 0.5, 0.7, 0.85, 1.0)
+    truncation_range: ClassVar[tuple[float, float, float]] = (0.0, 1.0, 0.7)
     accepts_points: ClassVar[bool] = False  # 2-D toy mixtures (model.name=mlp)
     # The Trainer recomputes the EMA nets' BatchNorm statistics from their own samples before
     # each grid and checkpoint (train.ema_bn_samples); False for a family that does so itself.

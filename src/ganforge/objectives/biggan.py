@@ -103,9 +103,9 @@ class BigGAN(ConditionalGAN):
     capabilities = frozenset({"sample", "sample_labels", "truncation"})
     g_regularizers = frozenset({"ortho"})
     unsupported_advice = ("model.pac", "model.mbstd_group")
-    # `bench truncation`'s default thresholds: T = 1 redraws a third of z's values, T = 3 0.3%
+    # thresholds: T = 1 redraws a third of z's values, T = 3 0.3% (nearly no truncation)
     truncation_sweep = (0.5, 1.0, 1.5, 2.0, 3.0)
-    truncation_range = (0.05, 3.0, 1.0)  # the server page's slider: min, max, default
+    truncation_range = (0.05, 3.0, 1.0)
     standing_kept = 8  # truncations whose standing statistics are kept for the current weights
 
     def __init__(self, cfg, data_info: Mapping[str, Any]):

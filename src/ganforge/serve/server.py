@@ -102,7 +102,7 @@ def describe(name: str, run) -> dict[str, Any]:
     if "upscale" in caps:
         info["scale"] = int(getattr(run.objective, "scale", 1))
     if "truncation" in caps:  # the page's slider: the family's range (BigGAN: thresholds, none above 3)
-        lo, hi, default = getattr(run.objective, "truncation_range", (0.0, 1.0, 0.7))
+        lo, hi, default = run.objective.truncation_range
         info["truncation"] = {"min": lo, "max": hi, "step": 0.05, "default": default}
     if run.point_dim is not None:  # samples are points: a scatter plot, or `points` in the npz
         info.update(resolution=None, channels=None, points=run.point_dim)

@@ -205,8 +205,6 @@ def load(path: Path, map_location: str | torch.device = "cpu") -> tuple[dict[str
     try:
         check_readable(path / WEIGHTS, "checkpoint")
         weights = load_file(str(path / WEIGHTS), device=str(map_location))
-    except PermissionError as exc:
-        raise CheckpointError(str(exc)) from None
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"checkpoint {path / WEIGHTS} is corrupt or unreadable "
                               f"({str(exc).splitlines()[0][:120]}); delete {path} to fall back to "
