@@ -216,6 +216,29 @@ def test_token_is_required_on_every_api_call(runs):
         assert c.get("/healthz").status_code == 200 and c.get("/").status_code == 200
 
 
+def test_docs_declare_the_token_and_show_a_served_models_body(runs, client):
+    """/docs (Swagger UI, from /openapi.json): with a token its Authorize button takes the Bearer
+    token (it had no scheme, so calls from /docs got 401); the example bodies name a model this
+    server has, not Swagger's placeholder "string"."""
+    spec = client.get("/openapi.json").json()
+    assert "securitySchemes" not in spec.get("components", {})
+    body = spec["paths"]["/api/sample"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["examples"]["unconditional"]["value"] == {"model": "unconditional", "n": 4, "seed": 0}
+    walk = spec["paths"]["/api/interpolate"]["post"]["requestBody"]["content"]["application/json"]
+    assert walk["examples"]["unconditional"]["value"]["model"] == "unconditional"
+    app = create_app({"u": runs["unconditional"]}, Settings(token="s3cret"))
+    with TestClient(app) as c:
+        spec = c.get("/openapi.json").json()
+        r = c.post("/api/sample", json=spec["paths"]["/api/sample"]["post"]["requestBody"]["content"]
+                   ["application/json"]["examples"]["u"]["value"], headers={"Authorization": "Bearer s3cret"})
+        assert r.status_code == 200 and r.headers["content-type"] == "image/png"  # the example works as sent
+    assert spec["components"]["securitySchemes"]["token"] == {"type": "http", "scheme": "bearer",
+                                                              "description": "the server's --token"}
+    for path, methods in spec["paths"].items():
+        for op in methods.values():
+            assert (op.get("security") == [{"token": []}]) == path.startswith("/api/"), path
+
+
 def test_cors_is_off_unless_an_origin_is_given(runs, client):
     origin = {"Origin": "http://example.test"}
     assert "access-control-allow-origin" not in client.get("/api/models", headers=origin).headers

@@ -37,6 +37,7 @@ from test_export import train_family  # noqa: E402
 
 PIXELS_JS = """
 const img = document.getElementById(arguments[0]);
+if (img.hidden || !img.complete || img.naturalWidth === 0) return null;  // (still) loading
 const c = document.createElement('canvas');
 c.width = img.naturalWidth; c.height = img.naturalHeight;
 const ctx = c.getContext('2d'); ctx.drawImage(img, 0, 0);
@@ -64,11 +65,26 @@ def wait_healthy(url: str, proc, timeout: float = 120) -> None:
     raise AssertionError("server did not become healthy in time")
 
 
-def image_pixels(driver, element_id: str) -> np.ndarray:
-    WebDriverWait(driver, 60).until(lambda d: d.execute_script(
-        f"const i = document.getElementById('{element_id}'); return !i.hidden && i.complete && i.naturalWidth > 0;"))
-    w, h, data = driver.execute_script(PIXELS_JS, element_id)
+def image_pixels(driver, element_id: str, size: tuple[int, int] | None = None) -> np.ndarray:
+    """The image's RGBA pixels once it has loaded (and has ``size``, (width, height), if given:
+    a new result replaces the last one's source)."""
+    def loaded(d):
+        got = d.execute_script(PIXELS_JS, element_id)
+        return got if got and (size is None or tuple(got[:2]) == size) else None
+
+    w, h, data = WebDriverWait(driver, 60).until(loaded)
     return np.array(data, dtype=np.uint8).reshape(h, w, 4)
+
+
+def api_sample(url: str, seed: int) -> np.ndarray:
+    """One sample of the unconditional model through the API, as RGB pixels."""
+    import json
+
+    req = urllib.request.Request(url + "/api/sample", data=json.dumps({"model": "unconditional", "n": 1,
+                                                                      "seed": seed}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return np.asarray(Image.open(io.BytesIO(r.read())).convert("RGB"))
 
 
 def test_page_generates_and_translates_in_headless_chromium(tmp_path):
@@ -101,6 +117,19 @@ def test_page_generates_and_translates_in_headless_chromium(tmp_path):
         driver.find_element(By.ID, "walk").click()
         walk = image_pixels(driver, "walk-image")
         assert walk.shape[:2] == (12, 8 * 8 + 2 * 9) and walk[..., :3].std() > 5  # 8 frames of 8 px in a row
+        # a seed past 2^53 is sent as typed (a JavaScript number had rounded it to its even neighbour)
+        for field, value in (("n", "1"), ("seed", str(2**53 + 1))):
+            driver.find_element(By.ID, field).clear()
+            driver.find_element(By.ID, field).send_keys(value)
+        driver.find_element(By.ID, "generate").click()
+        one = image_pixels(driver, "sample-image", size=(8, 8))[..., :3]
+        assert np.array_equal(one, api_sample(url, 2**53 + 1)) and not np.array_equal(one, api_sample(url, 2**53))
+        driver.find_element(By.ID, "seed").clear()
+        driver.find_element(By.ID, "seed").send_keys("-3")
+        driver.find_element(By.ID, "generate").click()
+        WebDriverWait(driver, 30).until(lambda d: "whole number" in d.find_element(By.ID, "error").text)
+        driver.find_element(By.ID, "seed").clear()
+        driver.find_element(By.ID, "seed").send_keys("0")
 
         Select(driver.find_element(By.ID, "model")).select_by_value("pix2pix")
         assert driver.find_element(By.ID, "image-panel").is_displayed()
@@ -137,6 +166,11 @@ def test_page_generates_and_translates_in_headless_chromium(tmp_path):
         assert after == pytest.approx(0.7, abs=1e-3) and before == pytest.approx(0.7, abs=1e-3)
         assert driver.find_element(By.ID, "download-audio").get_attribute("href").startswith("blob:")
         assert driver.find_element(By.ID, "error").text == ""
+        if os.environ.get("GANFORGE_SCREENSHOT"):
+            Select(driver.find_element(By.ID, "model")).select_by_value("unconditional")
+            driver.find_element(By.ID, "generate").click()
+            image_pixels(driver, "sample-image")
+            driver.save_screenshot(os.environ["GANFORGE_SCREENSHOT"])
         # /docs renders its operations from the server's own Swagger UI files, nothing else loaded
         driver.get(url + "/docs")
         WebDriverWait(driver, 60).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".opblock")) >= 5)
@@ -145,11 +179,6 @@ def test_page_generates_and_translates_in_headless_chromium(tmp_path):
         assert any(u.endswith("/docs-assets/swagger-ui-bundle.js") for u in loaded)
         shot = driver.get_screenshot_as_png()
         assert Image.open(io.BytesIO(shot)).size[0] > 0
-        if os.environ.get("GANFORGE_SCREENSHOT"):
-            Select(driver.find_element(By.ID, "model")).select_by_value("unconditional")
-            driver.find_element(By.ID, "generate").click()
-            image_pixels(driver, "sample-image")
-            driver.save_screenshot(os.environ["GANFORGE_SCREENSHOT"])
     finally:
         if driver is not None:
             driver.quit()

@@ -20,9 +20,10 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
-from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
+from fastapi import Body, Depends, FastAPI, File, Form, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -348,14 +349,18 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
         return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
 
-    async def auth(request: Request) -> None:
-        if settings.token is None:
-            return
-        header = request.headers.get("authorization", "")
-        scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), settings.token.encode()):
+    # with a token, OpenAPI declares the Bearer scheme: /docs gets its Authorize button
+    bearer = HTTPBearer(auto_error=False, scheme_name="token", description="the server's --token")
+
+    async def no_auth() -> None:
+        return None
+
+    async def token_auth(given: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:  # noqa: B008
+        if given is None or not hmac.compare_digest(given.credentials.strip().encode(), settings.token.encode()):
             raise ApiError(401, "missing or wrong token; send the header 'Authorization: Bearer <token>' "
                                 "with the server's --token")
+
+    auth = no_auth if settings.token is None else token_auth
 
     def pick(name: str | None, capability: str):
         # no model named: the first that can do it (the first served may only sample)
@@ -388,7 +393,7 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
         return JSONResponse({"status": "ok" if alive else "degraded", "models": len(runs)},
                             status_code=200 if alive else 503)
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse)  # Prometheus' text format
     async def prometheus():
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
@@ -399,9 +404,14 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
                 "limits": {"max_n": settings.max_n, "max_upload_mb": settings.max_upload_mb,
                            "max_pixels": settings.max_pixels, "max_audio_seconds": settings.max_audio_seconds}}
 
+    def example(capability: str, **fields) -> dict | None:
+        """/docs' example body: this server's first model that can do it (not Swagger's "string")."""
+        name = next((n for n, r in runs.items() if capability in r.capabilities), None)
+        return None if name is None else {name: {"summary": f"model {name}", "value": {"model": name, **fields}}}
+
     @app.post("/api/sample", dependencies=[Depends(auth)],
               responses={200: {"content": {"image/png": {}, "application/octet-stream": {}}}})
-    async def sample(req: SampleRequest):
+    async def sample(req: SampleRequest = Body(openapi_examples=example("sample", n=4, seed=0))):  # noqa: B008
         name, run = pick(req.model, "sample")
         check_count(req.n, "n")
         images = await wait(name, "sample", n=req.n, seed=req.seed, labels=req.class_,
@@ -418,7 +428,8 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
 
     @app.post("/api/interpolate", dependencies=[Depends(auth)],
               responses={200: {"content": {"image/png": {}}}})
-    async def interpolate(req: InterpolateRequest):
+    async def interpolate(req: InterpolateRequest = Body(openapi_examples=example(  # noqa: B008
+            "interpolate", seed_a=0, seed_b=1, steps=8))):
         name, run = pick(req.model, "interpolate")
         check_count(req.steps, "steps")
         images = await wait(name, "interpolate", seed_a=req.seed_a, seed_b=req.seed_b, steps=req.steps,

@@ -84,9 +84,21 @@ function selectModel() {
   for (const id of ["sample-image", "walk-image", "after", "audio-after", "download-sample", "download-walk", "download-image", "download-audio", "download-npz"]) $(id).hidden = true;
 }
 
+// a seed as typed, exact up to 2^63 - 1 (a JavaScript number is exact only up to 2^53)
+function seedValue(id) {
+  const text = $(id).value.trim();
+  if (!/^\d+$/.test(text) || BigInt(text) >= 2n ** 63n) throw new Error(`the seed must be a whole number from 0 to ${2n ** 63n - 1n}`);
+  return BigInt(text);
+}
+
+// JSON with the BigInt seeds written as plain integers
+function toJson(body) {
+  return JSON.stringify(body, (k, v) => (typeof v === "bigint" ? `@bigint:${v}` : v)).replace(/"@bigint:(\d+)"/g, "$1");
+}
+
 function sampleBody(format) {
   const m = current();
-  const body = { model: m.name, seed: Number($("seed").value), n: Number($("n").value), format };
+  const body = { model: m.name, seed: seedValue("seed"), n: Number($("n").value), format };
   if (!$("class-box").hidden && $("class").value !== "") body["class"] = Number($("class").value);
   if (!$("trunc-box").hidden && $("truncate").checked) body.truncation = Number($("truncation").value);
   return body;
@@ -94,7 +106,7 @@ function sampleBody(format) {
 
 async function generate() {
   try {
-    const r = await call("/api/sample", { method: "POST", headers: headers(true), body: JSON.stringify(sampleBody("png")) });
+    const r = await call("/api/sample", { method: "POST", headers: headers(true), body: toJson(sampleBody("png")) });
     show("sample-image", "download-sample", await r.blob());
     $("download-npz").hidden = false;
   } catch (err) { fail(err); }
@@ -102,7 +114,7 @@ async function generate() {
 
 async function downloadNpz() {
   try {
-    const r = await call("/api/sample", { method: "POST", headers: headers(true), body: JSON.stringify(sampleBody("npz")) });
+    const r = await call("/api/sample", { method: "POST", headers: headers(true), body: toJson(sampleBody("npz")) });
     const a = document.createElement("a");
     a.href = URL.createObjectURL(await r.blob());
     a.download = "samples.npz";
@@ -113,11 +125,11 @@ async function downloadNpz() {
 
 async function walk() {
   const m = current();
-  const body = { model: m.name, seed_a: Number($("seed-a").value), seed_b: Number($("seed-b").value), steps: Number($("steps").value) };
-  if (!$("class-box").hidden && $("class").value !== "") body["class"] = Number($("class").value);
-  if (!$("trunc-box").hidden && $("truncate").checked) body.truncation = Number($("truncation").value);
   try {
-    const r = await call("/api/interpolate", { method: "POST", headers: headers(true), body: JSON.stringify(body) });
+    const body = { model: m.name, seed_a: seedValue("seed-a"), seed_b: seedValue("seed-b"), steps: Number($("steps").value) };
+    if (!$("class-box").hidden && $("class").value !== "") body["class"] = Number($("class").value);
+    if (!$("trunc-box").hidden && $("truncate").checked) body.truncation = Number($("truncation").value);
+    const r = await call("/api/interpolate", { method: "POST", headers: headers(true), body: toJson(body) });
     show("walk-image", "download-walk", await r.blob());
   } catch (err) { fail(err); }
 }
