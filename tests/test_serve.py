@@ -165,8 +165,13 @@ BAD = [
     ("post", "/api/sample", {"json": {"model": "conditional", "n": 2, "class": True}}, 422, "class"),  # not class 1
     ("post", "/api/sample", {"json": {"model": "test-truncation", "n": 2, "truncation": 1.5}}, 422,
      "truncation must be in [0, 1]"),
+    # in the API's terms, without the server's paths or CLI commands (the run's own errors have them)
     ("post", "/api/sample", {"json": {"model": "unconditional", "n": 2, "truncation": 0.5}}, 422,
-     "cannot sample with truncation"),
+     "model 'unconditional' has no truncation; leave out 'truncation'"),
+    ("post", "/api/sample", {"json": {"model": "unconditional", "n": 2, "class": 1}}, 422,
+     "model 'unconditional' is unconditional; leave out 'class'"),
+    ("post", "/api/interpolate", {"json": {"model": "unconditional", "class": "a"}}, 422,
+     "model 'unconditional' is unconditional; leave out 'class'"),
     ("post", "/api/sample", {"json": {"model": "nope"}}, 404, "unknown model 'nope'"),
     ("post", "/api/sample", {"json": {"model": "pix2pix"}}, 422, "cannot sample"),
     ("post", "/api/sample", {"json": {"format": "gif"}}, 422, "format"),
@@ -194,11 +199,12 @@ BAD = [
 
 @pytest.mark.parametrize("method,path,kwargs,status,message", BAD, ids=[b[-1][:30] for b in BAD])
 def test_each_bad_request_gets_a_json_error_and_the_server_keeps_serving(method, path, kwargs, status,
-                                                                        message, client):
+                                                                        message, client, runs):
     r = getattr(client, method)(path, **kwargs)
     assert r.status_code == status, r.text
     error = r.json()["error"]
     assert message in error and "\n" not in error
+    assert not any(str(run.run_dir.parent) in error for run in runs.values())  # no server path
     assert client.get("/healthz").json() == {"status": "ok", "models": len(FAMILIES)}
     assert client.post("/api/sample", json={"n": 1}).status_code == 200
 

@@ -377,6 +377,15 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
             raise ApiError(422, f"{what}={value} is over the server's limit --max-n {settings.max_n}; "
                                 f"ask for fewer images")
 
+    def check_options(name: str, class_, truncation) -> None:
+        """A class or truncation the model has no use for, said in the API's terms (the run's own
+        error names the server's paths and CLI commands)."""
+        info = models[name]
+        if class_ is not None and not info["classes"]:
+            raise ApiError(422, f"model '{name}' is unconditional; leave out 'class'")
+        if truncation is not None and "truncation" not in info:
+            raise ApiError(422, f"model '{name}' has no truncation; leave out 'truncation'")
+
     async def wait(name: str, kind: str, **params):
         return await asyncio.wrap_future(workers[name].submit(kind, **params))
 
@@ -414,6 +423,7 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
     async def sample(req: SampleRequest = Body(openapi_examples=example("sample", n=4, seed=0))):  # noqa: B008
         name, run = pick(req.model, "sample")
         check_count(req.n, "n")
+        check_options(name, req.class_, req.truncation)
         images = await wait(name, "sample", n=req.n, seed=req.seed, labels=req.class_,
                             truncation=req.truncation)
         if req.format == "npz":
@@ -432,6 +442,7 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
             "interpolate", seed_a=0, seed_b=1, steps=8))):
         name, run = pick(req.model, "interpolate")
         check_count(req.steps, "steps")
+        check_options(name, req.class_, req.truncation)
         images = await wait(name, "interpolate", seed_a=req.seed_a, seed_b=req.seed_b, steps=req.steps,
                             labels=req.class_, truncation=req.truncation)
         return Response(await encode_png(images, req.steps), media_type="image/png")
