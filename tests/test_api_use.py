@@ -45,6 +45,28 @@ def test_a_config_edited_in_python_is_checked_before_anything_is_written(tmp_pat
         api.train(cfg, tmp_path / "run", progress=False, dataset=random_dataset(n=16, resolution=16))
 
 
+@pytest.mark.parametrize("edit, message", [
+    (lambda cfg: setattr(cfg.optim, "lr", 1e-5), r"unknown config key 'optim.lr' \(did you mean 'optim.g_lr'\?\)"),
+    (lambda cfg: setattr(cfg.train, "step", 2), r"unknown config key 'train.step' \(did you mean 'train.steps'\?\)"),
+    (lambda cfg: setattr(cfg, "stepz", 2), r"unknown config key 'stepz'"),
+])
+def test_a_misspelt_attribute_set_in_python_is_refused_not_dropped(tmp_path, edit, message):
+    """to_dict keeps declared fields only: the misspelt setting had been dropped and the run
+    trained with the preset's value."""
+    cfg = tiny_config()
+    edit(cfg)
+    with pytest.raises(ConfigError, match=message):
+        api.train(cfg, tmp_path / "run", progress=False, dataset=random_dataset(n=16, resolution=16))
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("given", ["dcgan-fashion-mnist", {"train": {"steps": 2}}, None])
+def test_train_takes_a_config_and_says_how_to_make_one(tmp_path, given):
+    with pytest.raises(ConfigError, match=r"expected a ganforge Config, got \w+; build one with "
+                                          r"ganforge.load_config"):
+        api.train(given, tmp_path / "run", progress=False)
+
+
 def test_documented_submodules_are_reachable_from_the_package():
     assert callable(ganforge.metrics.evaluate) and callable(ganforge.provenance.read)
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):

@@ -239,9 +239,9 @@ def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
     Under torchrun (WORLD_SIZE > 1) every rank calls this: the process group is joined first,
     rank 0 alone claims, locks and writes the run directory, and the others read it (resume)
     after a barrier."""
-    # A Config edited in Python (cfg.train.steps = -3) has skipped the checks overrides get: run
-    # them again, before anything is written (from_dict checks types, then values)
-    cfg = config_mod.from_dict(cfg.to_dict())
+    # A Config edited in Python (cfg.train.steps = -3, cfg.optim.lr = ...) has skipped the checks
+    # overrides get: run them again, before anything is written
+    cfg = config_mod.checked(cfg)
     owns_group = not torch.distributed.is_initialized()  # a caller's group stays theirs
     world, device = distributed.init(resolve_device(cfg.train.device))
     try:

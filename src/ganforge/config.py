@@ -308,6 +308,24 @@ def _build(cls, data: dict[str, Any], prefix: str = ""):
     return cls(**kwargs)
 
 
+def checked(cfg: Config) -> Config:
+    """``cfg`` as edited in Python, checked as overrides are: attributes the config does not
+    have (``cfg.optim.lr = 1e-5`` for ``optim.g_lr``) are refused with the closest key, where
+    to_dict would drop them; then types and values (from_dict)."""
+    if not isinstance(cfg, Config):
+        raise ConfigError(f"expected a ganforge Config, got {type(cfg).__name__}; build one with "
+                          f"ganforge.load_config(PRESET_OR_YAML, ['key=value', ...])")
+    sections = [(name, getattr(cfg, name)) for name in _field_types(Config) if name != "sections"]
+    for name, value in [("", cfg), *sections, *cfg.sections.items()]:
+        if not dataclasses.is_dataclass(value):
+            continue
+        declared = {f.name for f in dataclasses.fields(value)}
+        for attr in vars(value):
+            if attr not in declared and not attr.startswith("_"):
+                raise _unknown_key(f"{name}.{attr}" if name else attr)
+    return from_dict(cfg.to_dict())
+
+
 def from_dict(data: dict[str, Any]) -> Config:
     """A typed, validated Config from plain data (a preset, config.yaml, a checkpoint's config).
 
