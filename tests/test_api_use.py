@@ -81,6 +81,17 @@ def test_training_leaves_the_callers_random_stream_alone(tmp_path):
     assert torch.equal(torch.randn(3), want)
 
 
+def test_loading_a_run_leaves_the_callers_random_stream_alone(runs):
+    """Building the networks draws from torch's global generator: a notebook's torch.randn after
+    ganforge.load had given other numbers than before it."""
+    for path in (runs / "plain", runs / "folder"):
+        torch.manual_seed(7)
+        want = torch.randn(3)
+        torch.manual_seed(7)
+        ganforge.load(path)
+        assert torch.equal(torch.randn(3), want), path
+
+
 def test_sample_arguments(runs):
     run = ganforge.load(runs / "plain")
     empty = run.sample(0)

@@ -479,7 +479,11 @@ def test_projection_of_a_generated_image_recovers_it(style_run):
     target = api.to_uint8_hwc(obj.synthesize(ws, nets=run.ema_nets, noise="const"))[0]
     start = obj.synthesize(G.mapping.w_avg.expand(1, G.num_ws, -1), nets=run.ema_nets, noise="const")
     for space in ("w", "w+"):
+        torch.manual_seed(3)
         out = run.project(target, space=space, steps=300)
+        after = torch.randn(2)
+        torch.manual_seed(3)
+        assert torch.equal(after, torch.randn(2))  # the caller's random stream is left alone
         baseline = float(psnr(start, out["target"])[0])
         assert out["ws"].shape == (G.num_ws, G.w_dim) and out["notes"] == []
         assert out["psnr"] > baseline + 5, (space, out["psnr"], baseline)

@@ -23,6 +23,7 @@ from .config import Config, load_config  # noqa: F401  (ganforge.load_config, fa
 from .errors import CheckpointError, ConfigError, DataError, DistributedError, GanforgeError
 from .labels import grid_labels, resolve_class
 from .objectives import AUDIO_CAPABILITIES, CAPABILITIES, Objective, family
+from .rng import keeps_random_state
 from .training import checkpoint as ckpt
 from .training import distributed
 from .training.precision import resolve_device
@@ -370,6 +371,7 @@ def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: boo
 class LoadedRun:
     """A trained run, rebuilt from its directory alone: ``ganforge.load(RUN_DIR)``."""
 
+    @keeps_random_state  # building the networks draws from torch's global generator
     def __init__(self, run_dir: Path | str, *, checkpoint: str = "latest", device: str = "cpu",
                  require: str | None = None):
         self.run_dir = Path(run_dir)
@@ -604,6 +606,7 @@ class LoadedRun:
                                          nets=self._nets(ema))
         return a.cpu(), b.cpu()
 
+    @keeps_random_state
     def project(self, image, *, space: str = "w", steps: int = 1000, seed: int = 0, ema: bool = True,
                 log=None) -> dict:
         """GAN inversion (style-based runs): ``image`` uint8 [H, W, C] (converted and resized to

@@ -23,6 +23,7 @@ import torch
 
 from .. import __version__
 from ..registry import Registry
+from ..rng import keeps_random_state
 from . import coverage, memorization as memo, prdc
 from .errors import EvalError
 from .features import (CLASSIFIER_DATASETS, ClassifierExtractor, Extractor, Features, as_uint8_nchw,
@@ -299,6 +300,7 @@ def _check_labels(labels, n: int):
     return labels
 
 
+@keeps_random_state  # building an extractor draws from torch's global generator
 def evaluate(images, *, ref: str, split: str = "test", labels=None, metrics=None, n_ref: int | None = None,
              extractor: str | Extractor | torch.nn.Module | None = None, inception_weights=None,
              data_dir=None, cache: bool = True, log: Callable[[str], None] | None = None,
@@ -322,6 +324,7 @@ def evaluate(images, *, ref: str, split: str = "test", labels=None, metrics=None
                              log=log, generator=generator, images=images)
 
 
+@keeps_random_state  # building an extractor draws from torch's global generator
 def evaluate_features(fake: Features, *, shape, ref: str, extractor: str | Extractor | torch.nn.Module,
                       split: str = "test", labels=None, metrics=None, n_ref: int | None = None,
                       inception_weights=None, data_dir=None, cache: bool = True,
