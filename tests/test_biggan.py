@@ -436,6 +436,30 @@ def test_labels_follow_the_request_and_classes_differ(tiny_run):
     assert F.mse_loss(a, run.sample(4, seed=1, labels=[0, 0, 0, 0])) == 0
 
 
+def test_two_threads_sampling_other_truncations_get_their_own_samples(tiny_run):
+    """The standing statistics of a truncation live in G's BatchNorm buffers: a thread sampling
+    with another truncation meanwhile had swapped them under the first (9 of 15 wrong)."""
+    import threading
+
+    run = ganforge.load(tiny_run)
+    asks = {"a": {"seed": 1, "truncation": 0.5}, "b": {"seed": 2, "truncation": None}}
+    want = {k: run.sample(16, **v) for k, v in asks.items()}
+    wrong = {k: 0 for k in asks}
+    start = threading.Barrier(2)
+
+    def work(key):
+        start.wait()
+        for _ in range(12):
+            wrong[key] += not torch.equal(run.sample(16, **asks[key]), want[key])
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in asks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wrong == {"a": 0, "b": 0}
+
+
 def test_bench_truncation_sweeps_the_familys_thresholds_by_default(tiny_run, tmp_path, monkeypatch):
     """BigGAN's T = 1 redraws a third of z's values: its default sweep reaches T = 3 (nearly none),
     where StyleGAN2's psi sweep ends at 1 (none); the truncation cutoff is StyleGAN2's alone."""

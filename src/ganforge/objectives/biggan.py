@@ -35,6 +35,7 @@ forward pass.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -133,6 +134,9 @@ class BigGAN(ConditionalGAN):
         self.standing = (b.standing_batches, b.standing_batch_size)
         self._standing_key = None
         self._standing_saved: dict[tuple, list[tuple[Tensor, ...]]] = {}
+        # the standing statistics live in G's BatchNorm buffers: one sampling thread at a time sets
+        # them and samples (two threads asking for different truncations had mixed them)
+        self._sampling = threading.Lock()
         res, ch = cfg.data.resolution, cfg.data.channels
         G = BigGANGenerator(resolution=res, channels=ch, z_dim=m.z_dim, width=m.g_width, num_classes=k,
                             shared_dim=b.shared_dim, hier=b.hier, attn_res=b.attn_res,
@@ -220,8 +224,10 @@ class BigGAN(ConditionalGAN):
                               f"beyond it are resampled; smaller: less varied, cleaner samples), "
                               f"got {truncation}")
         sampler = self.export_module(nets)
-        if not sampler.G.training:
-            self._standing_stats(sampler.G, truncation)
         y = self.labels_for(n, labels)
         z = truncated_z((n, self.z_dim), truncation, generator).to(self.device)
-        return sampler(z, y)
+        if sampler.G.training:  # the training loop's own samples: batch statistics, one thread
+            return sampler(z, y)
+        with self._sampling:
+            self._standing_stats(sampler.G, truncation)
+            return sampler(z, y)
