@@ -191,6 +191,29 @@ def test_family_sections_are_typed_and_misspelt_keys_get_a_hint(name, tmp_path):
             apply_overrides(raw, [f"{section}.{key}x=1"])
 
 
+@pytest.mark.parametrize("name", FAMILIES)
+def test_common_settings_a_family_never_applies_are_refused_and_left_out_of_the_advice(name, tmp_path):
+    """pix2pix took reg.r1=10, recorded it, trained as without it, and its monitor advised it."""
+    from ganforge.training.monitor import Monitor
+
+    fam = OBJECTIVES[name]
+    refused = [p for p in ("reg.", "augment.") if p in fam.unsupported_advice]
+    if not refused:
+        pytest.skip(f"objective={name} applies reg.* and augment.*")
+    assert refused == ["reg.", "augment."]  # both (none of ganforge's families applies one alone)
+    for override in ("reg.r1=1", "augment.diffaugment=color"):
+        raw = apply_overrides(fam.example_config(tmp_path), [override])
+        with pytest.raises(ConfigError, match=rf"^{override.replace('=1', '=1.0')}: objective={name} does not "
+                                              rf"apply the {override[:override.index('.')]}\.\* settings; remove it$"):
+            api.train(from_dict(raw), tmp_path / "run", progress=False)
+        assert not (tmp_path / "run").exists()
+        api.build(from_dict(raw))  # a run trained with it before the check still loads and resumes
+    monitor = Monitor()
+    monitor.unsupported = fam.unsupported_advice
+    assert monitor._advice("halve optim.d_lr to 1e-4; add R1: reg.r1=0.02; augment D's inputs: "
+                           "augment.diffaugment=color,translation") == "halve optim.d_lr to 1e-4"
+
+
 def test_a_section_of_another_family_is_refused_unless_it_holds_only_defaults():
     cfg = tiny_config()
     assert "sr" not in cfg.to_dict()

@@ -13,7 +13,7 @@ from torch import Tensor
 from ..data.audio import load_audio, parse_audio_name, write_wav
 from ..data.mel import AudioConfig, LogMel, check_audio_config, mel_image
 from ..errors import ConfigError, DataError
-from .base import Objective
+from .base import Objective, refuse_unused_sections
 
 # The front end of the example configs: 8 kHz, 16 mels, hop 64 (tiny networks, fast tests).
 TINY_AUDIO = {"rate": 8000, "n_fft": 256, "hop": 64, "win": 256, "n_mels": 16, "fmax": 4000.0,
@@ -29,6 +29,14 @@ def check_common(cfg) -> None:
 
 class AudioFamily(Objective):
     """Base of the audio families: reads audio folders; previews write WAVs beside the grid."""
+
+    # their networks and losses are their own sections' (vocoder, vc)
+    unsupported_advice = ("model.", "reg.", "augment.")
+
+    @classmethod
+    def check_run(cls, cfg, world_size: int, *, new: bool) -> None:
+        if new:  # a run trained with them before this check still loads and resumes
+            refuse_unused_sections(cfg)
 
     @classmethod
     def load_data(cls, cfg, voices=None):

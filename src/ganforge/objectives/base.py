@@ -304,6 +304,22 @@ def refuse_unused_model_settings(cfg, used: set[str]) -> None:
                               f"model.{', model.'.join(sorted(used))} only); remove it")
 
 
+def refuse_unused_sections(cfg, sections: tuple[str, ...] = ("reg", "augment")) -> None:
+    """One line for settings of the common ``reg``/``augment`` sections a family never applies (its
+    losses and inputs are its own section's): such a setting trained as if absent, and was
+    recorded in config.yaml as if it had been applied."""
+    from ..config import AugmentConfig, RegConfig
+
+    defaults = {"reg": RegConfig(), "augment": AugmentConfig()}
+    for name in sections:
+        current, default = getattr(cfg, name), defaults[name]
+        changed = [f"{name}.{key}={getattr(current, key)}" for key in default.__dataclass_fields__
+                   if getattr(current, key) != getattr(default, key)]
+        if changed:
+            raise ConfigError(f"{', '.join(changed)}: objective={cfg.objective} does not apply the "
+                              f"{name}.* settings; remove {'it' if len(changed) == 1 else 'them'}")
+
+
 def register_objective(name: str) -> Callable[[type[Objective]], type[Objective]]:
     """Class decorator: register a family under ``name`` and its config sections."""
 

@@ -26,12 +26,12 @@ import torch
 from torch import Tensor, nn
 
 from .. import losses
-from ..config import AugmentConfig, RegConfig
 from ..errors import ConfigError
 from ..labels import dataset_classes, labels_tensor
 from ..models import lapgan as nets_mod
 from ..models.pyramid import gaussian_pyramid, upsample
-from .base import Objective, OptimizerSpec, Phase, cached_module, refuse_unused_model_settings, register_objective
+from .base import (Objective, OptimizerSpec, Phase, cached_module, refuse_unused_model_settings,
+                   refuse_unused_sections, register_objective)
 from .unconditional import TINY_TRAIN, write_image_folder
 
 
@@ -63,14 +63,12 @@ class LAPGAN(Objective):
 
     @classmethod
     def check_run(cls, cfg, world_size: int, *, new: bool) -> None:
-        if new:
+        if new:  # each level trains with loss.name only
             refuse_unused_model_settings(cfg, {"z_dim", "g_width", "d_width"})
+            refuse_unused_sections(cfg)
 
     def __init__(self, cfg, data_info: Mapping[str, Any]):
         m, p = cfg.model, cfg.lapgan
-        if cfg.reg != RegConfig() or cfg.augment != AugmentConfig():
-            raise ConfigError(f"objective={cfg.objective} trains each level with loss.name only; "
-                              f"remove the reg.* and augment.* settings")
         self.sizes = level_sizes(cfg.data.resolution, p.levels)
         self.z_dim, self.channels = m.z_dim, cfg.data.channels
         k = self._classes(cfg, data_info)

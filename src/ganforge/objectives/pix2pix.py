@@ -34,7 +34,7 @@ from ..errors import ConfigError, DataError
 from ..models import spectral_norm_
 from ..models.patchgan import PatchDiscriminator
 from ..models.unet import build_unet
-from .base import Objective, Phase, register_objective
+from .base import Objective, Phase, refuse_unused_sections, register_objective
 from .unconditional import TINY_TRAIN, gan_optimizers, write_image_folder
 
 
@@ -187,6 +187,13 @@ class TranslationFamily(Objective):
 
     sections = {"translate": TranslateConfig}
     capabilities = frozenset({"translate"})
+    # its losses are the translate section's; D sees no augmentation, and one pair at a time
+    unsupported_advice = ("reg.", "augment.", "model.pac", "model.mbstd_group")
+
+    @classmethod
+    def check_run(cls, cfg, world_size: int, *, new: bool) -> None:
+        if new:  # a run trained with them before this check still loads and resumes
+            refuse_unused_sections(cfg)
 
     @classmethod
     def load_data(cls, cfg):

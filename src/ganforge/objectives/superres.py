@@ -35,7 +35,7 @@ from ..data import superres as srdata
 from ..errors import CheckpointError, ConfigError, GanforgeError
 from ..models.sr_discriminators import build_sr_discriminator
 from ..models.srresnet import bicubic_up, build_sr_generator
-from .base import Objective, Phase, register_objective
+from .base import Objective, Phase, refuse_unused_sections, register_objective
 from .unconditional import TINY_TRAIN, gan_optimizers, write_image_folder
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -185,6 +185,12 @@ class SuperResolution(Objective):
     ema = ["G"]
     sections = {"sr": SRConfig}
     capabilities = frozenset({"upscale"})
+    unsupported_advice = ("reg.", "augment.", "model.pac", "model.mbstd_group")  # the sr section's losses
+
+    @classmethod
+    def check_run(cls, cfg, world_size: int, *, new: bool) -> None:
+        if new:  # a run trained with them before this check still loads and resumes
+            refuse_unused_sections(cfg)
 
     @classmethod
     def load_data(cls, cfg):
