@@ -101,6 +101,21 @@ def test_class_coverage_falling_is_mode_collapse():
     assert (ev["probe_classes"], ev["best_coverage"], ev["classes_total"]) == (6, 10, 10)
 
 
+def test_a_young_generators_wobbling_class_count_is_not_collapse():
+    """vanilla-fashion-mnist, healthy, logged every 25 steps: its probe counted 2, 3, 2 classes in
+    the first few hundred steps, and 2 against a best of 3 had been a mode_collapse warning at
+    step 250 (it covers 8 classes by step 1000). Before warmup_steps the best must reach
+    min_classes first; a fall from there still counts."""
+    counts = [1, 2, 3, 2, 2, 2, 3, 2, 2, 2, 2, 3]  # steps 50..600
+    monitor = Monitor(tiny_config(), warmup_steps=1000)
+    assert feed(monitor, with_(healthy(12), probe_classes=lambda i: counts[i], probe_classes_real=10)) == []
+    fall = [2, 5, 6, 6, 3, 3, 3, 3, 3, 3, 3, 3]
+    events = feed(Monitor(tiny_config(), warmup_steps=1000),
+                  with_(healthy(12), probe_classes=lambda i: fall[i], probe_classes_real=10))
+    assert [e["event"] for e in events] == ["mode_collapse"] and events[0]["step"] < 1000
+    assert events[0]["evidence"]["best_coverage"] == 6
+
+
 def test_coverage_never_reaching_real_data_is_collapse_after_warmup():
     """A generator stuck on 2 classes keeps about half the real diversity (healthy() keeps the
     pixel ratio fine) and never had a better coverage to fall from: the real probe's class

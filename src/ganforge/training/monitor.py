@@ -34,7 +34,9 @@ Detectors (thresholds are fields of MonitorSettings):
   with the dataset's classifier when one exists, e.g. fashion-mnist-cnn): a generator stuck on one
   or two classes still has about half the real feature and pixel diversity, but its class
   count shows it. Coverage is not judged when the real probe falls in fewer than min_classes (4)
-  classes: the classifier does not fit that data.
+  classes: the classifier does not fit that data. Before warmup_steps it is judged only once the
+  best so far reaches min_classes: a young generator's count wobbles (2, 3, 2 classes), and a
+  drop from a best of 3 to 2 had been called a collapse on a healthy run.
 - vanishing_gradients: (a) D wins outright (d_acc_real and d_acc_fake >= 0.95 when logged,
   d_real >= 0.95, d_fake <= 0.05) while g_grad_norm <= vanish_ratio (0.05) x its early value
   (the largest of the first `window` records) or <= vanish_floor (1e-4), for `patience`
@@ -447,7 +449,7 @@ class Monitor:
                 covered = None
             elif step >= s.warmup_steps:
                 reference = max(reference, float(probe_real))
-        if _finite(covered) and reference > 0:
+        if _finite(covered) and reference > 0 and (step >= s.warmup_steps or reference >= s.min_classes):
             bad = covered < s.coverage_ratio * reference
             drop = ("real data's" if reference == probe_real and reference > self.best_coverage
                     else "a best of")
