@@ -165,6 +165,15 @@ def test_d_winning_while_g_still_learns_is_not_vanishing():
     assert feed(Monitor(tiny_config()), d_wins(healthy(30), 12.0)) == []
 
 
+def test_an_exploding_start_is_no_reference_for_vanishing_gradients():
+    """toy-ring8 at optim.g_lr=9: G's gradient norm was 2.8e16 in the first records (divergence,
+    reported) and 1.4e10 later, which had been called vanishing: '5e-07 of its early 2.82e+16'."""
+    exploding = with_(healthy(4), d_loss=3e9, g_loss=2e10, g_grad_norm=2.8e16)
+    events = feed(Monitor(tiny_config()), itertools.chain(exploding, d_wins(healthy(20, start=4), 1.4e10)))
+    assert "vanishing_gradients" not in [e["event"] for e in events]
+    assert [e["event"] for e in events][:1] == ["divergence"]
+
+
 def test_wasserstein_critic_scores_are_not_judged_as_probabilities():
     cfg = {"loss": {"name": "wasserstein"}}
     assert feed(Monitor(cfg), d_wins(healthy(20), lambda i: 8.0 if i < 4 else 1e-5)) == []
@@ -218,8 +227,15 @@ def test_suggestions_skip_what_the_config_already_does():
     assert collapse[0]["suggestion"] == "raise reg.r1 from 1 to 10; lower optim.g_lr to 0.0001"
     osc = feed(Monitor(cfg), swinging(healthy(40)))
     assert osc[0]["suggestion"] == ("lower optim.d_lr to 0.0001; lower optim.g_lr to 0.0001; "
-                                    "lower Adam momentum: optim.betas=[0.0, 0.99]; "
+                                    "lower Adam momentum: optim.betas=[0.0,0.99]; "
                                     "raise reg.r1 from 1 to 10; average G: train.ema_decay=0.999")
+    # each key=value pastes into a shell as one word and parses as an override
+    import re
+
+    from ganforge.config import apply_overrides
+
+    words = [w.rstrip(";") for w in re.findall(r"[a-z_]+\.[a-z_0-9]+=\S+", osc[0]["suggestion"])]
+    assert len(words) == 2 and apply_overrides(tiny_config().to_dict(), words)["optim"]["betas"] == [0.0, 0.99]
 
 
 def test_after_rollback_rearms():
@@ -249,7 +265,7 @@ def test_periodic_swings_are_oscillation(period):
     assert ev["series"] in ("d_loss", "g_loss")
     assert ev["sign_changes"] >= s.osc_crossings and ev["relative_std"] >= s.osc_amplitude
     assert "lower optim.d_lr to 0.0001" in events[0]["suggestion"]
-    assert "optim.betas=[0.0, 0.99]" not in events[0]["suggestion"]  # betas[0] is already 0.5
+    assert "optim.betas=[0.0,0.99]" not in events[0]["suggestion"]  # betas[0] is already 0.5
     # it fires before the swinging part has filled the window twice over
     assert events[0]["step"] <= (20 + 2 * s.window) * 50
 

@@ -240,7 +240,7 @@ def _suggest_divergence(cfg, ev) -> str:
 
 def _suggest_oscillation(cfg, ev) -> str:
     betas = _cfg(cfg, KEYS["betas"])
-    beta1 = f"lower Adam momentum: {KEYS['betas']}=[0.0, 0.99]" if betas and betas[0] > 0.5 else None
+    beta1 = f"lower Adam momentum: {KEYS['betas']}=[0.0,0.99]" if betas and betas[0] > 0.5 else None
     ema = f"average G: {KEYS['ema']}=0.999" if _cfg(cfg, KEYS["ema"], 0.0) == 0 else None
     return _join(_halve(cfg, "d_lr", ev), _halve(cfg, "g_lr", ev), beta1, _r1(cfg),
                  _switch(cfg, "d_sn", "true", "bound D's Lipschitz constant"), ema)
@@ -348,7 +348,8 @@ class Monitor:
         record = dict(record)
         # Judge against the history before this record joins it (the median excludes a spike).
         verdicts = {kind: check(record) for kind, check in self.checks.items()}
-        self._remember(record)
+        diverging = bool((verdicts.get("divergence") or (False,))[0])
+        self._remember(record, diverging=diverging)
         events = []
         for kind in KINDS:
             verdict = verdicts[kind]
@@ -359,13 +360,15 @@ class Monitor:
                 events.append(self._event(kind, record, evidence))
         return events
 
-    def _remember(self, record: dict) -> None:
+    def _remember(self, record: dict, *, diverging: bool = False) -> None:
         self.records += 1
         for key in self.SERIES:
             if _finite(record.get(key)):
                 self.history[key].append(float(record[key]))
         g = record.get("g_grad_norm")
-        if _finite(g) and self.records <= self.settings.window:
+        # an exploding record is no reference for 'vanishing': against an early 2.8e16, a norm of
+        # 1.4e10 had been called 5e-07 of its early value
+        if _finite(g) and self.records <= self.settings.window and not diverging:
             self.early_g_grad = max(self.early_g_grad, float(g))
         div, real = record.get("diversity"), record.get("diversity_real")
         if _finite(div) and _finite(real) and real > 0 and div >= self.settings.collapse_ratio * real:
