@@ -93,3 +93,21 @@ def test_stop_and_warn(tmp_path):
     assert result.step == 4  # warned, went on; NaN weights were not saved over step 0
     assert [e["event"] for e in _events(b)] == ["divergence", "divergence"]
     assert ckpt.find(b).name == "step_0000000"
+
+
+def test_rollback_goes_to_a_checkpoint_the_monitor_judged_and_pruning_keeps_one(tmp_path):
+    """A checkpoint saved between two log records has not been judged: toy-ring8 logged every
+    100 steps and saved every 50 rolled back three times to its step-50 checkpoint, already
+    exploding, and called it 'the last good checkpoint'. The rollback now goes to the newest
+    checkpoint at or before the last record judged healthy, and keep_checkpoints=1 keeps it."""
+    NanAtSteps.calls = 0
+    POISON_STEPS.clear()
+    POISON_STEPS.update({3})  # judged bad at step 4; the step-2 checkpoint was never judged
+    run = tmp_path / "run"
+    result = api.train(_cfg(**{"train.steps": 8, "train.log_every": 4, "train.checkpoint_every": 2,
+                               "train.keep_checkpoints": 1}), run, progress=False, dataset=random_dataset())
+    assert result.step == 8
+    rollback = [e for e in _events(run) if e["event"] == "rollback"]
+    assert len(rollback) == 1 and rollback[0]["evidence"]["to_step"] == 0
+    assert ckpt.newest_at_most(run, 7).name == "step_0000006"
+    assert ckpt.newest_at_most(run, -1) is None

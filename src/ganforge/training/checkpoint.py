@@ -200,6 +200,13 @@ def find(run_dir: Path, which: str = "latest") -> Path:
     return path
 
 
+def newest_at_most(run_dir: Path, step: int) -> Path | None:
+    """The newest complete checkpoint of ``run_dir`` at or before ``step``, or None."""
+    complete = [p for p in sorted((Path(run_dir) / "checkpoints").glob("step_*"))
+                if STEP_NAME.fullmatch(p.name) and _is_complete(p) and int(p.name[5:]) <= step]
+    return complete[-1] if complete else None
+
+
 def load(path: Path, map_location: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict]:
     """(flat weights, state) of a checkpoint directory; a corrupt file is a CheckpointError."""
     try:

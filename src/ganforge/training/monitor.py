@@ -321,6 +321,7 @@ class Monitor:
         self.records = 0
         self.diversity_was_healthy = False
         self.early_g_grad = 0.0  # largest g_grad_norm of the first `window` records
+        self.diverging = False  # whether the last record was judged divergent
         self.best_coverage = 0.0
         self.stage_changes = 0  # fade-ins noted (for the state and the tests)
         self.lr_scale = 1.0  # the Trainer's learning-rate multiplier (rollbacks), for suggestions
@@ -348,8 +349,8 @@ class Monitor:
         record = dict(record)
         # Judge against the history before this record joins it (the median excludes a spike).
         verdicts = {kind: check(record) for kind, check in self.checks.items()}
-        diverging = bool((verdicts.get("divergence") or (False,))[0])
-        self._remember(record, diverging=diverging)
+        self.diverging = bool((verdicts.get("divergence") or (False,))[0])  # this record
+        self._remember(record, diverging=self.diverging)
         events = []
         for kind in KINDS:
             verdict = verdicts[kind]

@@ -146,6 +146,10 @@ class Trainer:
         self.elapsed = 0.0  # training seconds, summed over resumes
         self.rollbacks = 0
         self.lr_scale = 1.0  # learning-rate multiplier after divergence rollbacks
+        # the last step the monitor judged free of divergence (or the start): a rollback goes to a
+        # checkpoint at or before it, and pruning keeps one; a checkpoint saved between two log
+        # records has not been judged, and one had already been diverging when it was chosen
+        self.healthy_step = 0
         self.best_score: float | None = None  # of eval.best, lower is better
         self._bar = None
         self.monitor = Monitor.from_config(cfg) if cfg.monitor.enabled else None
@@ -224,7 +228,7 @@ class Trainer:
         self.objective.load_extra_state(state.get("objective", {}))
         if self.monitor is not None and state.get("monitor"):
             self.monitor.load_state_dict(state["monitor"])
-        self.step = int(state["step"])
+        self.step = self.healthy_step = int(state["step"])
         self.elapsed = float(state.get("elapsed", 0.0))
         self.rollbacks = int(state.get("rollbacks", 0))
         self.lr_scale = float(state.get("lr_scale", 1.0))
@@ -241,8 +245,10 @@ class Trainer:
         self.ema_standing_stats()
         if not self.is_main or self.run_dir is None:
             return None
+        good = ckpt.newest_at_most(self.run_dir, self.healthy_step)
         self.last_checkpoint = ckpt.save(self.run_dir / "checkpoints", self.step, self.weights(),
-                                         self.state(), keep=self.cfg.train.keep_checkpoints)
+                                         self.state(), keep=self.cfg.train.keep_checkpoints,
+                                         protect=(good.name,) if good is not None else ())
         return self.last_checkpoint
 
     # ------------------------------------------------------------------ loop
@@ -461,6 +467,8 @@ class Trainer:
                 self.logger.write(event)
                 self._warn(format_event(event))
         self._window_start, self._window_steps, self._window_saving = time.perf_counter(), 0, 0.0
+        if judge and diverged is None and not (self.monitor is not None and self.monitor.diverging):
+            self.healthy_step = self.step
         return self._diverged(diverged) if diverged is not None else True
 
     def _probe(self) -> dict[str, float]:
@@ -509,10 +517,7 @@ class Trainer:
     def last_good_checkpoint(self) -> Path | None:
         path = None
         if self.run_dir is not None and self.is_main:
-            try:
-                path = ckpt.find(self.run_dir)
-            except GanforgeError:
-                path = None
+            path = ckpt.newest_at_most(self.run_dir, self.healthy_step)
         return distributed.broadcast(path, self.world)  # the same choice on every rank
 
     def rollback(self, path: Path) -> None:
