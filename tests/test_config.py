@@ -68,3 +68,17 @@ def test_yaml_file_roundtrip_and_errors(tmp_path):
         config.load_config(str(unknown))
     with pytest.raises(ConfigError, match="does not exist"):
         config.load_config(str(tmp_path / "missing.yaml"))
+
+
+def test_a_preset_with_overrides_says_so_in_its_description():
+    load_config = config.load_config
+    """The report's header and the model card show the description: toy-ring8 trained with the
+    minimax loss and no R1 had been described as the preset (non-saturating, lazy R1, 8/8 modes)."""
+    from ganforge.api import config_changes
+
+    preset = load_config("toy-ring8")[1]
+    cfg = load_config("toy-ring8", ["loss.name=minimax", "reg.r1=0"])[1]
+    assert cfg.description == ("toy-ring8 with loss.name=minimax reg.r1=0; the preset's description: "
+                               + preset.description)
+    assert load_config("toy-ring8", ["description=mine", "reg.r1=0"])[1].description == "mine"
+    assert "description" not in config_changes(preset, cfg)  # not a setting a resume reports

@@ -114,9 +114,11 @@ def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def config_changes(old: Config, new: Config) -> dict[str, tuple[Any, Any]]:
-    """Dotted key -> (old value, new value) for every value that differs."""
+    """Dotted key -> (old value, new value) for every value that differs (the free-text
+    description is no setting)."""
     a, b = _flat(old.to_dict()), _flat(new.to_dict())
-    return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if not _same_value(a.get(k), b.get(k))}
+    return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b))
+            if k != "description" and not _same_value(a.get(k), b.get(k))}
 
 
 def _same_value(a: Any, b: Any) -> bool:

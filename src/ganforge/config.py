@@ -594,4 +594,10 @@ def load_config(preset_or_file: str, overrides: list[str] | None = None) -> tupl
         raise ConfigError(f"overrides must be a list of 'key=value' strings, got the string {overrides!r}; "
                           f"pass [{overrides!r}]")
     name, raw = load_raw(preset_or_file)
-    return name, from_dict(apply_overrides(raw, overrides or []))
+    cfg = from_dict(apply_overrides(raw, overrides or []))
+    changed = [o for o in overrides or [] if not str(o).strip().startswith("description=")]
+    if changed and cfg.description and len(changed) == len(overrides):
+        # the preset's description states its settings and results (the report's header, the
+        # model card): say which were overridden, as the run no longer is the preset
+        cfg.description = f"{name} with {' '.join(changed)}; the preset's description: {cfg.description}"
+    return name, cfg
