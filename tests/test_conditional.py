@@ -343,17 +343,21 @@ def test_trainer_grid_and_probe_ask_for_class_rows(tmp_path, monkeypatch):
     probes = [out for n, labels, out in seen if n == 16]
     assert grids and all(g == [0, 0, 0, 1, 1, 1, 2, 2, 2] for g in grids)
     assert probes and all(p == [0] * 4 + [1] * 4 + [2] * 4 + [0] * 4 for p in probes)
-    assert all(labels is None for n, labels, _ in seen)
+    assert all(labels is None for n, labels, _ in seen if n in (9, 16))
+    # the EMA BatchNorm recompute asks for every class equally often (balanced_labels)
+    recompute = [out for n, labels, out in seen if n not in (9, 16)]
+    assert recompute and all(max(map(out.count, range(3))) - min(map(out.count, range(3))) <= 1
+                             for out in recompute)
 
 
 def test_eval_target_of_a_conditional_run_carries_labels(cond_run):
-    """ganforge eval RUN draws every class in turn and passes the labels on (label_accuracy,
-    intra_fid)."""
+    """ganforge eval RUN draws every class in turn, image by image, and passes the labels on
+    (label_accuracy, intra_fid)."""
     from ganforge.metrics.targets import run_samples
 
     images, labels, desc = run_samples(api.load(cond_run), n=9, seed=4)
-    assert labels.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
-    want = api.load(cond_run).sample_uint8(9, seed=4, labels=[0, 0, 0, 1, 1, 1, 2, 2, 2])
+    assert labels.tolist() == [0, 1, 2, 0, 1, 2, 0, 1, 2]
+    want = api.load(cond_run).sample_uint8(9, seed=4, labels=[0, 1, 2, 0, 1, 2, 0, 1, 2])
     assert torch.equal(images, torch.from_numpy(want).permute(0, 3, 1, 2))
 
 
@@ -430,3 +434,55 @@ def test_resume_on_data_with_another_number_of_classes_is_one_line_and_renamed_c
                                          r"has 3, a, b, c\)"):
         result = api.train(cfg, run, resume=True, progress=False, dataset=_labeled(classes=("a", "b", "c")))
     assert result.step == 4
+
+
+class _Recorder:
+    """A conditional objective's sampling surface that records the classes asked for."""
+
+    capabilities = frozenset({"sample", "sample_labels"})
+    num_classes = 10
+
+    def __init__(self):
+        self.asked, self.nets = [], {}
+
+    def sample(self, n, *, generator, nets=None, labels=None):
+        self.asked.append(labels)
+        return torch.zeros(n, 1, 8, 8)
+
+
+@pytest.mark.parametrize("n", [1000, 2000, 5000])
+def test_evaluation_draws_every_class_equally_often(n, monkeypatch):
+    """The grid layout's rows are uneven for most n: the training hook's chunks of 500 each held
+    66, 66, 60 and 44 of the other classes, and FID of real images drawn with that mix was 3.66
+    against 0.53 balanced. Training-time eval (one process and shared among ranks), `ganforge
+    eval RUN` and the EMA BatchNorm recompute now ask for class i % K."""
+    from types import SimpleNamespace
+
+    from ganforge.metrics import hook as hook_mod
+    from ganforge.metrics.targets import run_samples
+
+    rec = _Recorder()
+    hook_mod.sample_blocks(rec, None, n, seed=0)  # the blocks ranks share
+    shared = torch.cat(rec.asked)
+    assert len(shared) == n and torch.bincount(shared).tolist() == [n // 10] * 10
+
+    captured = {}
+    monkeypatch.setattr(hook_mod, "get_extractor", lambda name: SimpleNamespace(name="x", weights_sha256=""))
+    monkeypatch.setattr(hook_mod, "evaluate", lambda images, **kw: captured.setdefault("r", SimpleNamespace(
+        values={"fid": float(len(images))})))
+    rec = _Recorder()
+    hook = hook_mod.training_hook(tiny_config(**{"objective": "conditional"}), metrics=["fid"], n=n, extractor="x")
+    assert hook(SimpleNamespace(objective=rec, sample_nets=dict, world=None), 1) == {"fid": float(n)}
+    one = torch.cat(rec.asked)
+    assert torch.bincount(one).tolist() == [n // 10] * 10 and len(rec.asked) == -(-n // hook_mod.CHUNK)
+
+    asked = {}
+
+    def sample(k, *, seed, ema, labels, truncation):
+        asked["labels"] = labels
+        return torch.zeros(k, 1, 8, 8)
+
+    run = SimpleNamespace(class_names=[f"c{i}" for i in range(10)], sample=sample, run_dir="r",
+                          checkpoint=SimpleNamespace(name="step_1"), step=1, ema_nets={})
+    _, labels, _ = run_samples(run, n=n)
+    assert np.bincount(labels).tolist() == [n // 10] * 10 and torch.equal(asked["labels"], torch.from_numpy(labels))

@@ -20,6 +20,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from ..labels import class_kwargs
 from .errors import EvalError
 from .evaluation import METRICS, MIN_IMAGES, dataset_classifier, evaluate, evaluate_features, parse_metrics
 from .features import CLASSIFIER_DATASETS, Features, classifier_weights, get_extractor, to_uint8
@@ -59,7 +60,8 @@ def sample_blocks(objective, nets, n: int, *, seed: int, rank: int = 0, size: in
     ``return_finite``, (images, whether every sample was finite before the uint8 conversion)."""
     chunks, finite = [], True
     for b, k in rank_blocks(n, rank, size):
-        fake = objective.sample(k, generator=torch.Generator().manual_seed(block_seed(seed, b)), nets=nets)
+        fake = objective.sample(k, generator=torch.Generator().manual_seed(block_seed(seed, b)), nets=nets,
+                                **class_kwargs(objective, k, start=b * BLOCK))
         finite = finite and bool(torch.isfinite(fake).all())
         chunks.append(to_uint8(fake.cpu()))
     images = torch.cat(chunks) if chunks else torch.zeros(0, dtype=torch.uint8)
@@ -117,7 +119,9 @@ def training_hook(cfg, *, metrics: Sequence[str], n: int, split: str = "train", 
         try:
             with torch.no_grad():
                 for start in range(0, n, CHUNK):
-                    fake = objective.sample(min(CHUNK, n - start), generator=gen, nets=trainer.sample_nets())
+                    m = min(CHUNK, n - start)
+                    fake = objective.sample(m, generator=gen, nets=trainer.sample_nets(),
+                                            **class_kwargs(objective, m, start=start))
                     if not torch.isfinite(fake).all():
                         return diverged
                     chunks.append(to_uint8(fake.cpu()))

@@ -25,6 +25,7 @@ from torchvision.utils import make_grid
 from .. import provenance
 from ..atomic import STORAGE_ERRNOS, atomic_path
 from ..errors import ConfigError, DistributedError, GanforgeError, StorageError, TrainingDiverged
+from ..labels import class_kwargs
 from ..models.layers import accumulating_bn_stats, batch_norms
 from ..registry import Registry
 from . import checkpoint as ckpt
@@ -645,8 +646,9 @@ class Trainer:
         with contextlib.ExitStack() as stack:
             for net in nets.values():
                 stack.enter_context(accumulating_bn_stats(net))
-            for start in range(0, n, 256):
-                self.objective.sample(min(256, n - start), generator=gen, nets=nets)
+            for start in range(0, n, 256):  # conditional: every class equally often
+                m = min(256, n - start)
+                self.objective.sample(m, generator=gen, nets=nets, **class_kwargs(self.objective, m, start))
         self._standing_step = self.step
 
     def save_samples(self) -> Path | None:
