@@ -242,7 +242,7 @@ def cmd_sample(args) -> int:
         if run.point_dim is not None:  # 2-D points (toy mixtures): the array, or a scatter plot
             _save_points(run, images, tmp, suffix, meta)
         elif suffix == ".npz":
-            extra = {} if y is None else {"labels": y.numpy()}
+            extra = {} if y is None else {"labels": y.numpy(), "class_names": np.array(run.class_names)}
             if meta is not None:  # arrays have no metadata slot: the record rides along as JSON
                 extra["provenance"] = np.array(json.dumps(meta, sort_keys=True))
             np.savez_compressed(tmp, images=api.to_uint8_hwc(images), **extra)

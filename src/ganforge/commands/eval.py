@@ -40,7 +40,7 @@ def cmd_eval(args) -> int:
     t0 = time.perf_counter()
     result = ev.evaluate(images, ref=args.ref, split=args.split, labels=labels, metrics=metrics,
                          n_ref=args.n, extractor=args.extractor, inception_weights=args.inception_weights,
-                         data_dir=args.data_dir, log=log,
+                         data_dir=args.data_dir, log=log, class_names=target.get("class_names"),
                          generator=run if is_run_dir(path) and "mix" in run.capabilities else None)
     result.protocol = {"target": target, **result.protocol, "seconds": round(time.perf_counter() - t0, 2)}
     if is_run_dir(path) and _same_folder(args.ref, run.config.data.name):

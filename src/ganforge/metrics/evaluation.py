@@ -304,10 +304,11 @@ def _check_labels(labels, n: int):
 def evaluate(images, *, ref: str, split: str = "test", labels=None, metrics=None, n_ref: int | None = None,
              extractor: str | Extractor | torch.nn.Module | None = None, inception_weights=None,
              data_dir=None, cache: bool = True, log: Callable[[str], None] | None = None,
-             generator=None) -> EvalResult:
+             generator=None, class_names: Sequence[str] | None = None) -> EvalResult:
     """Metrics of generated uint8 images [N, C, H, W] (optional int labels [N]) against
     ``n_ref`` images (default: as many as generated) of dataset ``ref``/``split``. ``generator``:
-    what the metrics that need the generator call (a loaded run with ``path_pairs``: PPL)."""
+    what the metrics that need the generator call (a loaded run with ``path_pairs``: PPL).
+    ``class_names``: the labels' class names, matched to the reference's by name."""
     check_reference(ref)
     images = as_uint8_nchw(images)
     if len(images) < MIN_IMAGES:
@@ -321,19 +322,42 @@ def evaluate(images, *, ref: str, split: str = "test", labels=None, metrics=None
     fake = ext(images)
     return evaluate_features(fake, shape=tuple(images.shape[1:]), ref=ref, split=split, labels=labels,
                              metrics=metrics, n_ref=n_ref, extractor=ext, data_dir=data_dir, cache=cache,
-                             log=log, generator=generator, images=images)
+                             log=log, generator=generator, images=images, class_names=class_names)
 
 
 @keeps_random_state  # building an extractor draws from torch's global generator
+def match_classes(labels: np.ndarray, names: Sequence[str], ref_names: Sequence[str],
+                  ref: str) -> tuple[np.ndarray | None, str | None]:
+    """The samples' ``labels`` (indices into their own class ``names``) as indices into the
+    reference's classes, matched by name (case and spaces ignored); (None, why) when some name
+    is not a class of the reference: index 0 of a Bag/Sneaker/Trouser folder is not
+    Fashion-MNIST's T-shirt, and comparing indices had scored correctly labelled real images at
+    label_accuracy 0.003."""
+    key = {str(n).strip().lower(): i for i, n in enumerate(ref_names)}
+    own = [str(n).strip().lower() for n in names]
+    missing = [n for n, k in zip(names, own) if k not in key]
+    if missing:
+        return None, (f"the samples' classes {', '.join(map(str, missing[:4]))}"
+                      f"{' ...' if len(missing) > 4 else ''} are not classes of {ref} "
+                      f"({', '.join(map(str, ref_names[:4]))}, ...)")
+    if labels.size and (labels.min() < 0 or labels.max() >= len(names)):
+        raise EvalError(f"labels must be in 0..{len(names) - 1} (the samples' {len(names)} class names), "
+                        f"got {labels.min()}..{labels.max()}")
+    return np.asarray([key[k] for k in own], np.int64)[labels], None
+
+
 def evaluate_features(fake: Features, *, shape, ref: str, extractor: str | Extractor | torch.nn.Module,
                       split: str = "test", labels=None, metrics=None, n_ref: int | None = None,
                       inception_weights=None, data_dir=None, cache: bool = True,
                       log: Callable[[str], None] | None = None, generator=None, images=None,
-                      class_logits: np.ndarray | None = None) -> EvalResult:
+                      class_logits: np.ndarray | None = None,
+                      class_names: Sequence[str] | None = None) -> EvalResult:
     """``evaluate`` of samples already turned into ``extractor``'s features (``fake`` [N, D], e.g.
     gathered from several processes) of images of ``shape`` [C, H, W]. The class metrics of a
     classifier that is not the extractor need the ``images`` or that classifier's
-    ``class_logits`` [N, K] of them."""
+    ``class_logits`` [N, K] of them. ``class_names``: the names of the ``labels``' classes, when
+    known (a run's, an npz's, a labelled folder's): labels are matched to the reference's classes
+    by name."""
     check_reference(ref)
     if len(fake) < MIN_IMAGES:
         raise EvalError(f"need at least {MIN_IMAGES} generated images, got {len(fake)}; pass more (--n)")
@@ -354,6 +378,14 @@ def evaluate_features(fake: Features, *, shape, ref: str, extractor: str | Extra
     if len(reference.features) < MIN_IMAGES:
         raise EvalError(f"{ref}/{split} has {len(reference.features)} images; need at least {MIN_IMAGES}")
     k = len(reference.class_names or [])
+    class_note = None
+    if labels is not None and class_names is not None and k:
+        labels, class_note = match_classes(labels, class_names, reference.class_names, ref)
+        label_metrics = [m for m in wanted or [] if "labels" in METRICS.get(m).needs]
+        if class_note and label_metrics:
+            raise EvalError(f"{class_note}: {', '.join(label_metrics)} need(s) samples of the reference's "
+                            f"classes; leave it out of --metrics, or evaluate against a reference with "
+                            f"these classes (--ref folder:PATH with one subfolder per class)")
     if labels is not None and k and (labels.min() < 0 or labels.max() >= k):
         raise EvalError(f"labels must be in 0..{k - 1} (the classes of {ref}), "
                         f"got {labels.min()}..{labels.max()}")
@@ -394,12 +426,13 @@ def evaluate_features(fake: Features, *, shape, ref: str, extractor: str | Extra
         "memorization_quantile": memo.QUANTILE, "class_share_ratio": coverage.MIN_SHARE_RATIO,
         "reference_cache_key": reference.info["cache_key"], "ganforge": __version__,
         "warnings": small_sample_warnings(values, n_fake=len(fake), n_ref=reference.info["n"],
-                                          dim=fake.features.shape[1]),
+                                          dim=fake.features.shape[1], labels=labels)
+        + ([f"{class_note}: the label metrics are left out"] if class_note else []),
     }
     return EvalResult(values, protocol, ctx.details)
 
 
-def small_sample_warnings(values: dict, *, n_fake: int, n_ref: int, dim: int) -> list[str]:
+def small_sample_warnings(values: dict, *, n_fake: int, n_ref: int, dim: int, labels=None) -> list[str]:
     """What the sample sizes make unreliable, in words (the CLI prints them; the JSON keeps them)."""
     out = []
     n = min(n_fake, n_ref)
@@ -407,6 +440,13 @@ def small_sample_warnings(values: dict, *, n_fake: int, n_ref: int, dim: int) ->
         out.append(f"fid from {n} samples of {dim}-dimensional features: the covariance is singular and "
                    f"FID is strongly biased upward at small n (Chong & Forsyth 2020); use --n above {dim} "
                    f"(thousands) and compare FIDs only at equal n")
+    if "intra_fid" in values and labels is not None and len(labels):
+        counts = np.bincount(np.asarray(labels))
+        fewest = int(counts[counts > 0].min())
+        if fewest <= dim:
+            out.append(f"intra_fid from as few as {fewest} samples of a class against {dim}-dimensional "
+                       f"features: each class's covariance is singular and its FID biased upward; use "
+                       f"more than {dim} samples per class (--per-class) and compare only at equal n")
     if "is" in values and "is_std" not in values:
         out.append(f"is from {n_fake} samples in one split (each split needs {MIN_PER_SPLIT}): no "
                    f"standard deviation")

@@ -65,7 +65,17 @@ def run_samples(run, *, n: int, seed: int = 0,
             "step": run.step, "ema": bool(run.ema_nets), "seed": seed}
     if truncation is not None:
         desc["truncation"] = truncation
+    if labels is not None:
+        desc["class_names"] = list(run.class_names)
     return images, (labels.numpy() if labels is not None else None), desc
+
+
+def _npz_class_names(path: Path) -> list[str] | None:
+    """The ``class_names`` an npz of samples may carry (ganforge sample and augment write them)."""
+    with np.load(path, allow_pickle=False) as data:
+        if "class_names" not in data.files or data["class_names"].ndim != 1:
+            return None
+        return [str(name) for name in data["class_names"]]
 
 
 def load_target(target: str | Path, *, n: int | None) -> tuple[torch.Tensor, np.ndarray | None, dict]:
@@ -74,7 +84,11 @@ def load_target(target: str | Path, *, n: int | None) -> tuple[torch.Tensor, np.
     path = Path(target).expanduser()
     if path.is_file() and path.suffix.lower() == ".npz":
         images, labels = load_npz_samples(path, n)
-        return images, labels, {"target": str(path), "kind": "npz"}
+        desc = {"target": str(path), "kind": "npz"}
+        names = _npz_class_names(path) if labels is not None else None
+        if names:
+            desc["class_names"] = names
+        return images, labels, desc
     if path.is_dir():
         from ..data import StreamingFolderDataset, load_dataset
 
@@ -83,7 +97,12 @@ def load_target(target: str | Path, *, n: int | None) -> tuple[torch.Tensor, np.
             raise EvalError(f"folder {path} is too large to evaluate in memory; write a samples.npz of "
                             f"at most --n images instead")
         images = ds.images[:n]
-        return images, None, {"target": str(path), "kind": "folder"}
+        desc = {"target": str(path), "kind": "folder"}
+        labels = getattr(ds, "labels", None)
+        if labels is not None and ds.class_names:  # one subfolder per class (augment writes them)
+            desc["class_names"] = list(ds.class_names)
+            return images, np.asarray(labels[:n], np.int64), desc
+        return images, None, desc
     if not path.exists():
         raise EvalError(f"{path} does not exist; pass a run directory, a samples.npz or a folder of images")
     if is_run_dir(path):
