@@ -204,3 +204,21 @@ def test_one_path_spelt_two_ways_is_not_a_change(tmp_path, monkeypatch):
     assert not _same_value("psnr", "other") and not _same_value(1, 2) and _same_value(None, None)
     assert _same_folder("folder:./psnr", "folder:psnr") and _same_folder(f"folder:{tmp_path}/psnr", "folder:psnr")
     assert not _same_folder("fashion-mnist", "fashion-mnist") and not _same_folder("folder:a", "folder:psnr")
+
+
+def test_hooks_need_eval_every_and_then_run_in_place_of_the_metrics_hook(tmp_path):
+    """With eval.every=0 (the default) the hooks had never run, silently."""
+    calls = []
+
+    def hook(trainer, step):
+        calls.append(step)
+        return {"mine": float(step)}
+
+    with pytest.raises(ConfigError, match=r"hooks run every eval.every steps, and eval.every=0 never runs them; "
+                                          r"set eval.every"):
+        api.train(tiny_config(), tmp_path / "a", progress=False, hooks=[hook],
+                  dataset=random_dataset(n=16, resolution=16))
+    assert not (tmp_path / "a").exists()
+    api.train(tiny_config(**{"eval.every": 2, "train.steps": 4}), tmp_path / "b", progress=False, hooks=[hook],
+              dataset=random_dataset(n=16, resolution=16))
+    assert calls == [2, 4]

@@ -239,6 +239,10 @@ def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
     the checkpoint. The run directory is locked for this process while it trains; a new run
     that fails to start leaves nothing behind.
 
+    ``hooks``: callables ``hook(trainer, step) -> {name: value}`` run every ``eval.every`` steps
+    in place of the built-in FID/KID hook (their values are logged and ``eval.best`` picks from
+    them); ``dataset``: a ``ganforge.data.ImageDataset`` to train on instead of ``data.name``.
+
     Under torchrun (WORLD_SIZE > 1) every rank calls this: the process group is joined first,
     rank 0 alone claims, locks and writes the run directory, and the others read it (resume)
     after a barrier."""
@@ -275,8 +279,12 @@ def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
 
 def _eval_hooks(cfg: Config, hooks: Iterable[Hook]) -> list[Hook]:
     """The caller's hooks, else the metrics hook when ``eval.every`` asks for one (built before
-    training, so a missing extractor fails now; on every rank, which share its work)."""
+    training, so a missing extractor fails now; on every rank, which share its work). The
+    caller's hooks run every ``eval.every`` steps in its place: without it they would never run."""
     hooks = list(hooks)
+    if hooks and cfg.eval.every <= 0:
+        raise ConfigError(f"hooks run every eval.every steps, and eval.every={cfg.eval.every} never runs "
+                          f"them; set eval.every (e.g. cfg.eval.every = 500)")
     if cfg.eval.every > 0 and not hooks:
         from .metrics import training_hook
 
