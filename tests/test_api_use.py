@@ -222,3 +222,23 @@ def test_hooks_need_eval_every_and_then_run_in_place_of_the_metrics_hook(tmp_pat
     api.train(tiny_config(**{"eval.every": 2, "train.steps": 4}), tmp_path / "b", progress=False, hooks=[hook],
               dataset=random_dataset(n=16, resolution=16))
     assert calls == [2, 4]
+
+
+@pytest.mark.parametrize("given", [torch.zeros(4, 1, 16, 16, dtype=torch.uint8), np.zeros((4, 16, 16, 1), np.uint8),
+                                   "some/folder", torch.utils.data.TensorDataset(torch.zeros(4, 1, 16, 16))])
+def test_a_dataset_that_is_not_a_ganforge_dataset_is_one_line(tmp_path, given):
+    with pytest.raises(ConfigError, match=r"dataset must be a ganforge dataset, got \w+; wrap uint8 images "
+                                          r"\[N, C, H, W\] as ganforge.data.ImageDataset"):
+        api.train(tiny_config(), tmp_path / "run", progress=False, dataset=given)
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_image_dataset_of_another_size_is_adapted_as_a_folder_is(tmp_path):
+    """32x32 RGB images under data.resolution=16, data.channels=1: D had been fed 32x32 reals
+    against 16x16 fakes (or the first step failed on the channels)."""
+    big = random_dataset(n=16, resolution=32, channels=3)
+    before = big.images.clone()
+    with pytest.warns(UserWarning, match=r"images \(3, 32, 32\) adapted to data.channels=1 and data.resolution=16"):
+        objective, dataset = api.build(tiny_config(), big)
+    assert dataset.images.shape == (16, 1, 16, 16) and torch.equal(big.images, before)  # the caller's is kept
+    api.train(tiny_config(**{"train.steps": 2}), tmp_path / "run", progress=False, dataset=big)

@@ -40,13 +40,43 @@ def build(cfg: Config, dataset=None, device: torch.device | None = None):
     loads its data (unless ``dataset`` is given), sizes its networks from it (initialised from
     ``train.seed``) and prepares what only training needs."""
     fam = family(cfg)
-    if dataset is None:
-        dataset = fam.load_data(cfg)
+    dataset = fam.load_data(cfg) if dataset is None else _given_dataset(cfg, dataset)
     info = fam.data_info(cfg, dataset)
     torch.manual_seed(cfg.train.seed)
     objective = fam(cfg, info)
     objective.prepare_training(dataset)
     return objective, dataset
+
+
+def _given_dataset(cfg: Config, dataset):
+    """A dataset passed from Python, checked: raw arrays, tensors, paths and torch Datasets are
+    refused in one line naming what is taken (they had failed deep inside with AttributeError);
+    an ImageDataset of another resolution or channel count is adapted to ``data.resolution`` and
+    ``data.channels`` as a folder is, with a warning (its images had reached D at their own size,
+    or failed in the first step)."""
+    from .data import ImageDataset
+    from .data.base import adapt_images
+
+    if isinstance(dataset, (torch.Tensor, np.ndarray, str, Path, list, tuple, dict)) or not hasattr(dataset, "name"):
+        raise ConfigError(f"dataset must be a ganforge dataset, got {type(dataset).__name__}; wrap uint8 images "
+                          f"[N, C, H, W] as ganforge.data.ImageDataset(images=..., labels=None, class_names=None, "
+                          f"source='memory', name='mine'), or set data.name=folder:PATH")
+    if not isinstance(dataset, ImageDataset):
+        return dataset  # a family's own kind (pairs, audio, points, a streamed folder)
+    images = dataset.images
+    if not (isinstance(images, torch.Tensor) and images.dtype == torch.uint8 and images.dim() == 4
+            and images.shape[1] in (1, 3)):
+        raise ConfigError(f"dataset.images must be a uint8 tensor [N, C, H, W] with C = 1 or 3, got "
+                          f"{getattr(images, 'dtype', type(images).__name__)} {tuple(getattr(images, 'shape', ()))}")
+    want = (cfg.data.channels, cfg.data.resolution, cfg.data.resolution)
+    if tuple(images.shape[1:]) != want:
+        import dataclasses
+
+        warnings.warn(f"dataset {dataset.name}: images {tuple(images.shape[1:])} adapted to data.channels="
+                      f"{want[0]} and data.resolution={want[1]} ({want[0]}x{want[1]}x{want[2]}), as a folder is",
+                      stacklevel=3)
+        dataset = dataclasses.replace(dataset, images=adapt_images(images, want[1], want[0]))
+    return dataset
 
 
 def capabilities(cfg: Config) -> frozenset[str]:
