@@ -242,3 +242,17 @@ def test_an_image_dataset_of_another_size_is_adapted_as_a_folder_is(tmp_path):
         objective, dataset = api.build(tiny_config(), big)
     assert dataset.images.shape == (16, 1, 16, 16) and torch.equal(big.images, before)  # the caller's is kept
     api.train(tiny_config(**{"train.steps": 2}), tmp_path / "run", progress=False, dataset=big)
+
+
+def test_sample_refuses_a_count_that_cannot_fit_and_a_seed_torch_cannot_take(runs, monkeypatch):
+    """sample(10**9) had run until killed (the CLI refused it); seed=2**64 was a raw OverflowError."""
+    from ganforge import config
+
+    run = ganforge.load(runs / "plain")
+    monkeypatch.setattr(config, "available_memory", lambda: 10_000_000)
+    with pytest.raises(ConfigError, match=r"^n=1000000000 needs about .* of memory for the samples"):
+        run.sample(10**9)
+    with pytest.raises(ConfigError, match=r"seed must be an integer from 0 to 9223372036854775807, "
+                                          r"got 18446744073709551616"):
+        run.sample(2, seed=2**64)
+    assert run.sample(2, seed=2**63 - 1).shape[0] == 2

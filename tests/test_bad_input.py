@@ -95,7 +95,7 @@ def test_counts_that_cannot_finish_are_refused_before_any_work(monkeypatch):
     from types import SimpleNamespace
 
     from ganforge import config
-    from ganforge.cli import _check_sample_memory
+    from ganforge.api import check_sample_memory
     from ganforge.commands.style import strength_list
 
     assert strength_list("-3:3:7") == [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0]
@@ -104,9 +104,9 @@ def test_counts_that_cannot_finish_are_refused_before_any_work(monkeypatch):
             strength_list(bad)
     run = SimpleNamespace(config=SimpleNamespace(data=SimpleNamespace(channels=1, resolution=28)), point_dim=None)
     monkeypatch.setattr(config, "available_memory", lambda: 10_000_000)  # 10 MB left
-    _check_sample_memory(run, 1000)  # 6.3 MB: fine
+    check_sample_memory(run, 1000, "--n 1000")  # 6.3 MB: fine
     with pytest.raises(ConfigError, match="--n 10000 needs about"):
-        _check_sample_memory(run, 10_000)
+        check_sample_memory(run, 10_000, "--n 10000")
 
 
 def test_an_incomplete_newer_checkpoint_is_named_when_it_is_skipped(tmp_path):

@@ -563,8 +563,9 @@ class LoadedRun:
         with the "levels" capability (LAPGAN) return every level's images, coarse to fine, as a
         list of [N, C, r_k, r_k]."""
         self.require("sample")
-        n, batch_size, seed = (_check_int(k, v, minimum=m) for k, v, m in
-                               (("n", n, 0), ("batch_size", batch_size, 1), ("seed", seed, 0)))
+        n, batch_size = _check_int("n", n, minimum=0), _check_int("batch_size", batch_size, minimum=1)
+        seed = _check_int("seed", seed, minimum=0, maximum=SEED_MAX)
+        check_sample_memory(self, n, f"n={n}")
         extra: dict[str, Any] = {}
         if truncation is not None:
             self.require("truncation")
@@ -787,12 +788,31 @@ def _float_tensor(x, method: str, what: str) -> torch.Tensor:
     return x.float()
 
 
-def _check_int(name: str, value, *, minimum: int) -> int:
+def _check_int(name: str, value, *, minimum: int, maximum: int | None = None) -> int:
     """``value`` as an int; a one-line ConfigError unless it is an integer (a numpy one counts, a
-    bool does not) of at least ``minimum``."""
+    bool does not) of at least ``minimum`` (and at most ``maximum``)."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r:.40}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be an integer from {minimum} to {maximum}, got {value!r:.40}")
     return int(value)
+
+
+SEED_MAX = 2**63 - 1  # torch generators take a signed 64-bit seed
+
+
+def check_sample_memory(run, n: int, what: str) -> None:
+    """Refuse, before drawing, a count whose samples (float32, about twice over while they are
+    written) would not fit in the memory left (``what``: how the caller named the count; --n
+    100000000 ran for minutes, then failed, and sample(10**9) from Python ran until killed)."""
+    from .config import _bytes, available_memory
+
+    c = run.config.data
+    need = 2 * 4 * n * (run.point_dim or c.channels * c.resolution ** 2)
+    free = available_memory()
+    if free is not None and need > free:
+        raise ConfigError(f"{what} needs about {_bytes(need)} of memory for the samples, more than the "
+                          f"{_bytes(free)} available; draw fewer, in several parts with different seeds")
 
 
 def to_uint8_hwc(images: torch.Tensor) -> np.ndarray:

@@ -184,19 +184,6 @@ def _save_points(run, points, path: Path, suffix: str, meta) -> None:
     provenance.save(Image.open(io.BytesIO(png)).convert("RGB"), path, meta)
 
 
-def _check_sample_memory(run, n: int) -> None:
-    """Refuse, before drawing, a count whose samples (float32, about twice over while they are
-    written) would not fit in the memory left (--n 100000000 ran for minutes, then failed)."""
-    from .config import _bytes, available_memory
-
-    c = run.config.data
-    need = 2 * 4 * n * (run.point_dim or c.channels * c.resolution ** 2)
-    free = available_memory()
-    if free is not None and need > free:
-        raise ConfigError(f"--n {n} needs about {_bytes(need)} of memory for the samples, more than "
-                          f"the {_bytes(free)} available; draw fewer, in several files with different --seed")
-
-
 def cmd_sample(args) -> int:
     import json
 
@@ -218,7 +205,8 @@ def cmd_sample(args) -> int:
                           "--out and no --per-class")
     _refuse_overwrite(out, args.force)
     run = api.load(args.run_dir, checkpoint=args.checkpoint, require="sample")
-    _check_sample_memory(run, args.n if args.per_class is None else args.per_class * len(run.class_names or [1]))
+    count = args.n if args.per_class is None else args.per_class * len(run.class_names or [1])
+    api.check_sample_memory(run, count, f"--n {count}" if args.per_class is None else f"--per-class {args.per_class}")
     if args.pyramid:
         return _sample_pyramid(run, args, out)
     n, labels, per_row = args.n, args.class_, max(1, int(round(args.n ** 0.5)))
