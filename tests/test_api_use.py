@@ -170,6 +170,27 @@ def test_wrong_arguments_are_one_line_errors(runs, tmp_path):
     for seeds in ("17", iter([1, 7])):  # a string walked seeds 1 and 7
         with pytest.raises(ConfigError, match="seeds must be a list of integers"):
             run.interpolate(seeds, 4)
+    for seeds, frames, message in (([1.5, 7], 4, r"seeds\[0\] must be an integer >= 0, got 1.5"),  # was seed 1
+                                   ([1, -7], 4, r"seeds\[1\] must be an integer >= 0"),
+                                   ([True, False], 4, "seeds\\[0\\] must be an integer"),
+                                   (["a", "b"], 4, "seeds\\[0\\] must be an integer"),
+                                   ([1, 7], 30.0, "frames must be an integer >= 2, got 30.0")):
+        with pytest.raises(ConfigError, match=message):
+            run.interpolate(seeds, frames)
+    with pytest.raises(ConfigError, match=r"overrides must be 'key=value' strings, got 5 \(int\)"):
+        load_config("dcgan-fashion-mnist", [5])
+    with pytest.raises(ConfigError, match=r"overrides must be a list .*pass \['train.steps=5'\]"):
+        api.resume_config(runs / "plain", "train.steps=5")
+    with pytest.raises(ConfigError, match="--device 'None' is not a device"):
+        ganforge.load(runs / "plain", device=None)
+    with pytest.raises(ConfigError, match=r"truncation must be a number, got '0.5' \(str\)"):
+        run.sample(2, truncation="0.5")
+    cond = ganforge.load(runs / "cond")
+    assert cond.sample(0, labels=[]).shape[0] == 0  # no labels for no samples (was '0 labels for 1 samples')
+    with pytest.raises(ConfigError, match="translate takes images .* in \\[-1, 1\\]; this one reaches 200"):
+        cond.translate(torch.full((1, 1, 8, 8), 200.0)) if "translate" in cond.capabilities else \
+            api._float_tensor(torch.full((1, 1, 8, 8), 200.0), "translate", "images [N, C, H, W] in [-1, 1]",
+                              images=True)
     images = run.sample_uint8(8)
     from ganforge.metrics import EvalError, evaluate
 

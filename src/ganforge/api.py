@@ -567,6 +567,7 @@ class LoadedRun:
         seed = _check_int("seed", seed, minimum=0, maximum=SEED_MAX)
         check_sample_memory(self, n, f"n={n}")
         extra: dict[str, Any] = {}
+        truncation = _check_truncation(truncation)
         if truncation is not None:
             self.require("truncation")
             extra["truncation"] = truncation
@@ -583,8 +584,10 @@ class LoadedRun:
                                   f"below it, and no truncation was given; pass truncation (--truncation) "
                                   f"as well")
             extra["truncation_cutoff"] = truncation_cutoff
-        if n == 0:  # the shapes of one sample, with no rows
-            out = self.sample(1, seed=seed, ema=ema, labels=None if labels is None else self.sample_labels(1, labels),
+        if n == 0:  # the shapes of one sample, with no rows (labels for none: checked, then unused)
+            if labels is not None:
+                self.sample_labels(0, labels)
+            out = self.sample(1, seed=seed, ema=ema, labels=None,
                               truncation=truncation, return_levels=return_levels, truncation_cutoff=truncation_cutoff)
             return [level[:0] for level in out] if return_levels else out[:0]
         gen = torch.Generator().manual_seed(seed)
@@ -608,7 +611,7 @@ class LoadedRun:
         seeds' own images (top-left blank). Lay out with nrow = 1 + len(cols)."""
         self.require("mix")
         nets = self._nets(ema)
-        rows, cols = list(rows), list(cols)
+        rows, cols = _seed_list("rows", rows), _seed_list("cols", cols)
         if not rows or not cols:
             raise ConfigError(f"mix needs at least one row seed and one column seed, got {len(rows)} and {len(cols)}")
         if not isinstance(layers, str):  # a list of indices: checked as the text form is
@@ -626,8 +629,8 @@ class LoadedRun:
         style-based run: with the walk's fixed per-layer noise, so it differs slightly from
         ``sample(1, seed=k)``, whose noise is random)."""
         self.require("interpolate")
-        if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__len__"):
-            raise ConfigError(f"seeds must be a list of integers, got {seeds!r:.40}")
+        seeds = _seed_list("seeds", seeds)
+        frames = _check_int("frames", frames, minimum=2)
         if len(seeds) < 2 or frames < len(seeds):
             raise ConfigError(f"interpolate needs at least 2 seeds and a frame per seed, got {len(seeds)} seeds "
                               f"and {frames} frames")
@@ -668,11 +671,14 @@ class LoadedRun:
                                    n_train=n_train, classify=classify, class_names=class_names,
                                    nets=self._nets(ema))
 
-    def sample_uint8(self, n: int, **kwargs) -> np.ndarray:
-        """n samples as uint8 [N, H, W, C], the file-boundary format (samples.npz)."""
+    def sample_uint8(self, n: int, **kwargs) -> np.ndarray | list[np.ndarray]:
+        """n samples as uint8 [N, H, W, C], the file-boundary format (samples.npz); with
+        ``return_levels`` (LAPGAN), one such array per level."""
         if self.point_dim is not None:
             raise ConfigError(f"run {self.run_dir} generates {self.point_dim}-D points, not images; use "
                               f"sample(), which gives float [N, {self.point_dim}]")
+        if kwargs.get("return_levels"):
+            return [to_uint8_hwc(level) for level in self.sample(n, **kwargs)]
         return to_uint8_hwc(self.sample(n, **kwargs))
 
     @torch.no_grad()
@@ -683,8 +689,8 @@ class LoadedRun:
         windows of that size (e.g. the training crop) and blend."""
         self.require("translate")
         nets = self._nets(ema)
-        return self.objective.translate(_float_tensor(images, "translate", "images [N, C, H, W] in [-1, 1]"),
-                                        direction=direction, nets=nets, tile=tile).cpu()
+        x = _float_tensor(images, "translate", "images [N, C, H, W] in [-1, 1]", images=True)
+        return self.objective.translate(x, direction=direction, nets=nets, tile=tile).cpu()
 
     def upscale(self, image: np.ndarray, *, tile: int = 256, overlap: int | None = None,
                 interp: float | None = None, ema: bool = True) -> np.ndarray:
@@ -695,8 +701,9 @@ class LoadedRun:
         shape = getattr(image, "shape", None)  # numpy and torch; a PIL image is checked where it is read
         if shape is not None and (len(shape) not in (2, 3) or 0 in tuple(shape)[:2]):
             raise DataError(f"upscale takes an image [h, w, 3] (or [h, w]) with h, w >= 1, got {list(shape)}")
-        if overlap is not None and overlap < 0:
-            raise ConfigError(f"overlap must be >= 0 pixels, got {overlap}")
+        tile = _check_int("tile", tile, minimum=0)  # 0: the whole image
+        if overlap is not None:
+            overlap = _check_int("overlap", overlap, minimum=0)
         return self.objective.upscale(image, tile=tile, overlap=overlap, interp=interp,
                                       nets=self._nets(ema))
 
@@ -773,7 +780,7 @@ def _short_input(method: str, mel: torch.Tensor):
         raise
 
 
-def _float_tensor(x, method: str, what: str) -> torch.Tensor:
+def _float_tensor(x, method: str, what: str, *, images: bool = False) -> torch.Tensor:
     """``x`` (a float tensor or numpy array) as a float tensor; integer data (uint8 images, int16
     audio) is refused rather than read on the wrong scale."""
     if isinstance(x, np.ndarray):
@@ -785,6 +792,9 @@ def _float_tensor(x, method: str, what: str) -> torch.Tensor:
                           f"x.float() / 127.5 - 1; int16 audio: x.float() / 32768)")
     if not torch.isfinite(x).all():  # it had come back as all-NaN output
         raise ConfigError(f"{method} takes {what} with finite values; this one has NaN or inf")
+    if images and x.numel() and float(x.abs().max()) > 1.001:  # 0..255 floats had been translated silently
+        raise ConfigError(f"{method} takes {what}; this one reaches {float(x.abs().max()):.4g}: scale "
+                          f"0..255 images as x / 127.5 - 1")
     return x.float()
 
 
@@ -799,6 +809,24 @@ def _check_int(name: str, value, *, minimum: int, maximum: int | None = None) ->
 
 
 SEED_MAX = 2**63 - 1  # torch generators take a signed 64-bit seed
+
+
+def _seed_list(name: str, seeds) -> list[int]:
+    """``seeds`` as a list of ints in 0..SEED_MAX; a string is not a list of seeds ('12' had been
+    seeds 1 and 2), and 1.5 is not seed 1."""
+    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__len__"):
+        raise ConfigError(f"{name} must be a list of integers, got {seeds!r:.40}")
+    return [_check_int(f"{name}[{i}]", s, minimum=0, maximum=SEED_MAX) for i, s in enumerate(seeds)]
+
+
+def _check_truncation(value) -> float | None:
+    """A truncation as a number (its range is the family's): True or '0.5' had gone through or
+    failed deep inside."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ConfigError(f"truncation must be a number, got {value!r:.40} ({type(value).__name__})")
+    return float(value)
 
 
 def check_sample_memory(run, n: int, what: str) -> None:

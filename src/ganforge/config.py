@@ -527,6 +527,12 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    if isinstance(overrides, str):  # a single "key=value" would be read one character at a time
+        raise ConfigError(f"overrides must be a list of 'key=value' strings, got the string {overrides!r}; "
+                          f"pass [{overrides!r}]")
+    bad = [o for o in overrides if not isinstance(o, str)]
+    if bad:
+        raise ConfigError(f"overrides must be 'key=value' strings, got {bad[0]!r} ({type(bad[0]).__name__})")
     data = yaml.safe_load(yaml.safe_dump(data))  # deep copy of plain data
     for text in overrides:
         key, value = parse_override(text)
@@ -590,9 +596,6 @@ def load_raw(preset_or_file: str) -> tuple[str, dict[str, Any]]:
 
 
 def load_config(preset_or_file: str, overrides: list[str] | None = None) -> tuple[str, Config]:
-    if isinstance(overrides, str):  # a single "key=value" would be read one character at a time
-        raise ConfigError(f"overrides must be a list of 'key=value' strings, got the string {overrides!r}; "
-                          f"pass [{overrides!r}]")
     name, raw = load_raw(preset_or_file)
     cfg = from_dict(apply_overrides(raw, overrides or []))
     changed = [o for o in overrides or [] if not str(o).strip().startswith("description=")]

@@ -19,7 +19,7 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cpu")
     try:
         device = torch.device(name)
-    except RuntimeError:
+    except (RuntimeError, TypeError):  # TypeError: not a string (None)
         raise ConfigError(f"train.device '{name}' is not a device; use auto, cpu, cuda, cuda:N "
                           f"or mps") from None
     if device.type == "cuda" and not torch.cuda.is_available():
