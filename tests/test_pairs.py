@@ -200,6 +200,49 @@ def test_holdout_split_every_kth():
     assert test == [3, 7] and train == [0, 1, 2, 4, 5, 6, 8, 9]
 
 
+def test_fewer_images_than_one_holdout_interval_still_hold_one_out(tmp_path):
+    # 7 images at the default translate.holdout=0.1 held out none: training crashed at step 0
+    # (no preview pairs) and translate-eval had nothing to evaluate. A user with a handful of
+    # images expects a run, so the last one is held out, as unpaired folders do; a single image
+    # cannot be split and gets the same one-line refusal in all three layouts.
+    assert pairs.holdout_split(7, 0.1) == ([0, 1, 2, 3, 4, 5], [6])
+    assert pairs.holdout_split(1, 0.1) == ([0], [])
+    paired, made, unpaired = tmp_path / "paired", tmp_path / "photos", tmp_path / "unpaired"
+    for i in range(7):
+        save(paired / "A" / f"{i}.png", (i * 30, 0, 0))
+        save(paired / "B" / f"{i}.png", (0, i * 30, 0))
+        save(made / f"{i}.png", (0, 0, i * 30))
+        for side in "AB":
+            save(unpaired / f"train{side}" / f"{i}.png", (i * 30, 0, 0))
+    for root, task in ((paired, "paired"), (made, "denoise"), (unpaired, "unpaired")):
+        data = pairs.load_pairs(cfg_for(**{"data.name": f"folder:{root}", "translate.task": task}))
+        assert (len(data.a), len(data.test_a), len(data.test_b)) == (6, 1, 1), task
+        assert data.preview()[0].shape[0] == 1
+    assert data.test_a[0, 0, 0, 0] == 180  # the last file, 6.png
+    for root in (paired / "A", paired / "B", made, unpaired / "trainA"):
+        for f in sorted(root.iterdir())[1:]:
+            f.unlink()
+    for root, task, what in ((paired, "paired", "pairs"), (made, "denoise", "images"),
+                             (unpaired, "unpaired", "images")):
+        with pytest.raises(DataError, match=f"has too few {what} to hold some out.*add"):
+            pairs.load_pairs(cfg_for(**{"data.name": f"folder:{root}", "translate.task": task}))
+
+
+def test_paired_files_of_one_name_are_named_and_not_used(tmp_path):
+    # A/00.png and A/00.jpg: one of them was dropped silently, maybe the one the user meant
+    root = tmp_path / "pairs"
+    for i in range(4):
+        save(root / "A" / f"{i:02d}.png", (i * 60, 0, 0))
+        save(root / "B" / f"{i:02d}.png", (0, i * 60, 0))
+    save(root / "A" / "00.jpg", (1, 2, 3))
+    cfg = cfg_for(**{"data.name": f"folder:{root}", "translate.task": "paired", "translate.holdout": 0.5})
+    with pytest.warns(UserWarning, match=r"2 files in .* share a name .* not used \(A/00.jpg, A/00.png\)") as rec:
+        data = pairs.load_pairs(cfg)
+    assert len(rec) == 1  # B/00.png is not also reported as having no partner
+    assert len(data.a) + len(data.test_a) == 3
+    assert 0 not in torch.cat([data.a, data.test_a])[:, 0, 0, 0].tolist()
+
+
 def test_photo_pairs_hold_out_other_photos():
     pytest.importorskip("skimage")
     cfg = cfg_for(**{"translate.task": "denoise", "data.resolution": 32, "translate.patch_stride": 64})

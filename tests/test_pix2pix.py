@@ -219,6 +219,67 @@ def test_translate_cli_file_and_folder(trained_run, tmp_path):
     assert "baseline" in r.stdout and (tmp_path / "e.json").is_file()
 
 
+def cli_main(capsys, *argv) -> tuple[int, str]:
+    """``ganforge ARGV`` in this process (no interpreter start): (exit code, stderr)."""
+    from ganforge import cli
+
+    capsys.readouterr()
+    code = cli.main([str(a) for a in argv])
+    return code, capsys.readouterr().err
+
+
+def noise_images(folder, n=2, size=16):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        arr = np.random.default_rng(i).integers(0, 256, (size, size, 3), dtype=np.uint8)
+        Image.fromarray(arr).save(folder / f"{i}.png")
+    return folder
+
+
+def test_translate_refuses_an_out_that_is_or_holds_the_input_folder(trained_run, tmp_path, capsys,
+                                                                     monkeypatch):
+    # every input lies under such an --out, so all were dropped as earlier outputs and the
+    # command reported success having translated nothing
+    src = noise_images(tmp_path / "in")
+    monkeypatch.chdir(src)
+    for inp, out in ((src, src), (".", "."), (src, tmp_path)):
+        code, err = cli_main(capsys, "translate", trained_run, inp, "--out", out, "--force")
+        assert code == 2 and err.count("\n") == 1, err
+        assert "is the input folder" in err and "choose another folder" in err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["0.png", "1.png", "in"]
+    (src / "done").mkdir()  # an --out inside the input folder that holds all of its images
+    (src / "0.png").rename(src / "done" / "0.png")
+    (src / "1.png").rename(src / "done" / "1.png")
+    code, err = cli_main(capsys, "translate", trained_run, src, "--out", src / "done", "--force")
+    assert code == 2 and "every input image lies under --out" in err, err
+
+
+def test_translate_opens_every_input_before_writing_any(trained_run, tmp_path, capsys):
+    # the readable files were translated, then the bad one failed; once it was deleted, the rerun
+    # was refused because of those partial outputs
+    src = noise_images(tmp_path / "in", n=3)
+    (src / "9.png").write_bytes(b"not a png")
+    code, err = cli_main(capsys, "translate", trained_run, src, "--out", tmp_path / "out")
+    assert code == 2 and err.count("\n") == 1 and "cannot read image" in err and "9.png" in err, err
+    assert not (tmp_path / "out").exists()
+    (src / "9.png").unlink()
+    code, err = cli_main(capsys, "translate", trained_run, src, "--out", tmp_path / "out")
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0.png", "1.png", "2.png"]
+
+
+def test_translate_out_folder_may_have_a_dot_in_its_name(trained_run, tmp_path, capsys):
+    # as upscale does: --out is a folder unless it is an existing file or has an image suffix
+    src = noise_images(tmp_path / "in")
+    code, err = cli_main(capsys, "translate", trained_run, src, "--out", tmp_path / "out.v2")
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "out.v2").iterdir()) == ["0.png", "1.png"]
+    for out in (tmp_path / "x.png", src / "0.png"):
+        code, err = cli_main(capsys, "translate", trained_run, src, "--out", out)
+        assert code == 2 and "--out must be a folder" in err, err
+    assert not (tmp_path / "x.png").exists()
+
+
 # ----------------------------------------------------------------------------- metrics
 
 

@@ -300,6 +300,23 @@ def test_init_from_a_mismatched_run_names_the_key(tmp_path):
         api.build(cfg)
 
 
+def test_init_from_a_translation_run_is_a_one_line_error(tmp_path):
+    # a pix2pix run has no sr section to compare, so its generator reached load_state_dict and
+    # its 'Missing key(s) in state_dict' traceback
+    from ganforge import api
+    from ganforge.config import from_dict
+    from ganforge.errors import ConfigError
+    from ganforge.objectives import OBJECTIVES
+
+    p2p_run = tmp_path / "p2p"
+    raw = OBJECTIVES["pix2pix"].example_config(tmp_path / "p2p-data")
+    api.train(from_dict({**raw, "train": {**raw["train"], "steps": 1}}), p2p_run, progress=False)
+    cfg = sr_config(tmp_path, **{"sr.adv_weight": 0.01, "sr.init_from": str(p2p_run)})
+    with pytest.raises(ConfigError, match=r"^sr.init_from=\S+p2p is a pix2pix run, not a super-resolution "
+                                          r"PSNR-stage run \(train one with preset srresnet-x4\)$"):
+        api.build(cfg)
+
+
 def test_presets_load():
     from ganforge.config import load_config
 
@@ -334,6 +351,100 @@ def test_upscale_and_eval_sr_commands(tmp_path):
     assert set(results) == {"bicubic", "psnr"} and results["bicubic"]["psnr_y"] > 10
     r = run_cli("eval-sr", run, "--data", tmp_path / "hr", "--scale", "4")
     assert r.returncode == 2 and "sr.scale=2" in r.stderr and r.stderr.count("\n") == 1
+
+
+@pytest.fixture(scope="module")
+def psnr_run(tmp_path_factory):
+    """A x2 PSNR-stage run trained for 2 steps."""
+    from ganforge import api
+
+    root = tmp_path_factory.mktemp("sr")
+    api.train(sr_config(root, **{"train.steps": 2}), root / "run", progress=False)
+    return root / "run"
+
+
+def cli_main(capsys, *argv) -> tuple[int, str]:
+    """``ganforge ARGV`` in this process (no interpreter start): (exit code, stderr)."""
+    from ganforge import cli
+
+    capsys.readouterr()
+    code = cli.main([str(a) for a in argv])
+    return code, capsys.readouterr().err
+
+
+def noise_images(folder, sizes):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, (w, h) in enumerate(sizes):
+        arr = np.random.default_rng(i).integers(0, 256, (h, w, 3), dtype=np.uint8)
+        Image.fromarray(arr).save(folder / f"{i}.png")
+    return folder
+
+
+def test_eval_sr_names_an_image_too_small_to_measure(psnr_run, tmp_path, capsys):
+    # SSIM's 11x11 window must fit inside the scale-pixel border: 12x12 at x4 crashed in SSIM,
+    # a 1x1 image in the degradation (an LR image of size 0)
+    from ganforge.errors import DataError
+    from ganforge.metrics import superres
+
+    calls = []
+    method = {"m": lambda lr: calls.append(lr) or np.repeat(np.repeat(lr, 4, 0), 4, 1)}
+    fine, small = np.zeros((20, 23, 3), np.uint8), np.zeros((12, 40, 3), np.uint8)
+    assert superres.evaluate_sr([fine], 4, method)["m"]["ssim_y"] == 1.0
+    calls.clear()
+    with pytest.raises(DataError, match=r"^image 0 is 40x12 pixels, too small"):
+        superres.evaluate_sr([small], 4, method)
+    for tiny in (small, np.zeros((1, 1, 3), np.uint8)):
+        with pytest.raises(DataError, match=r"^b.png is \d+x\d+ pixels, too small to evaluate at x4 .* at least 20x20"):
+            superres.evaluate_sr([fine, tiny], 4, method, names=["a.png", "b.png"])
+    assert calls == []  # refused before any image was upscaled
+    assert [superres.min_hr_size(s) for s in (2, 3, 4)] == [16, 18, 20]
+    folder = noise_images(tmp_path / "hr", [(16, 16), (20, 15)])
+    code, err = cli_main(capsys, "eval-sr", psnr_run, "--data", folder)
+    assert code == 2 and err.count("\n") == 1 and "1.png is 20x15 pixels" in err, err
+    (folder / "1.png").unlink()
+    assert cli_main(capsys, "eval-sr", psnr_run, "--data", folder)[0] == 0
+
+
+def test_upscale_refuses_an_out_that_is_or_holds_the_input_folder(psnr_run, tmp_path, capsys):
+    # every input lies under such an --out: all were dropped and upscale reported success
+    src = noise_images(tmp_path / "in", [(8, 8)])
+    for out in (src, tmp_path):
+        code, err = cli_main(capsys, "upscale", psnr_run, src, "--out", out, "--force")
+        assert code == 2 and err.count("\n") == 1 and "is the input folder" in err, err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["0.png", "in"]
+    code, err = cli_main(capsys, "upscale", psnr_run, src, "--out", tmp_path / "up.v2")
+    assert code == 0 and (tmp_path / "up.v2" / "0.png").is_file(), err
+
+
+def test_upscale_opens_every_input_before_writing_any(psnr_run, tmp_path, capsys):
+    src = noise_images(tmp_path / "in", [(8, 8), (6, 5)])
+    (src / "9.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    code, err = cli_main(capsys, "upscale", psnr_run, src, "--out", tmp_path / "out")
+    assert code == 2 and err.count("\n") == 1 and "cannot read image" in err and "9.jpg" in err, err
+    assert not (tmp_path / "out").exists()  # the rerun without 9.jpg is not refused
+    (src / "9.jpg").unlink()
+    code, err = cli_main(capsys, "upscale", psnr_run, src, "--out", tmp_path / "out")
+    assert code == 0 and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0.png", "1.png"], err
+
+
+def test_upscale_reads_a_pil_image_as_the_command_reads_a_file(psnr_run, tmp_path):
+    # a palette image gave a gray image of its indices, and an RGBA one the colours hidden under
+    # its transparency, where the command (ganforge.data.imageio) sees colours on white
+    from ganforge import api
+    from ganforge.data.superres import read_image
+
+    run = api.load(psnr_run)
+    rgb = np.random.default_rng(0).integers(0, 256, (6, 7, 3), dtype=np.uint8)
+    palette = Image.fromarray(rgb).quantize(8)
+    rgba = np.dstack([rgb, np.where(np.arange(7) < 3, 0, 255).astype(np.uint8)[None].repeat(6, 0)])
+    for i, img in enumerate((palette, Image.fromarray(rgba, "RGBA"))):
+        img.save(tmp_path / f"{i}.png")
+        expected = run.upscale(read_image(tmp_path / f"{i}.png"))  # what the upscale command sees
+        assert np.array_equal(run.upscale(img), expected)
+    assert np.array_equal(run.upscale(rgba), expected)  # an RGBA array, as the docstring offers
+    white = rgba.copy()
+    white[:, :3, :3] = 255
+    assert np.array_equal(expected, run.upscale(white[..., :3]))
 
 
 def test_esrgan_configuration_trains_rrdb_with_unet_discriminator(tmp_path):

@@ -86,10 +86,54 @@ def check_distinct_outputs(pairs) -> None:
         seen[dst] = src
 
 
-def outside(files, out):
-    """``files`` without those under ``out`` (an --out folder inside the input folder: its own
-    earlier outputs are not inputs)."""
+# an --out of these suffixes names an image file; anything else (out.v2) may name a folder
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+
+
+def check_out_folder(inp, out) -> None:
+    """A one-line ConfigError unless ``out`` can take the outputs of the input folder ``inp``: a
+    folder (an existing one, or a new name without an image suffix, so out.v2 is a folder) that
+    is neither ``inp`` nor one holding it, whose images would all be dropped as earlier outputs
+    (and with ``inp`` itself, --force replaced the inputs with their outputs)."""
     from pathlib import Path
 
+    from ..errors import ConfigError
+
+    inp, out = Path(inp), Path(out)
+    if (out.exists() and not out.is_dir()) or (not out.exists() and out.suffix.lower() in IMAGE_SUFFIXES):
+        raise ConfigError(f"INPUT {inp} is a folder, so --out must be a folder; {out} is "
+                          f"{'a file' if out.exists() else 'an image file name'}")
+    if inp.resolve().is_relative_to(out.resolve()):
+        raise ConfigError(f"--out {out} is the input folder {inp} or contains it; choose another folder")
+
+
+def outside(files, out):
+    """``files`` without those under ``out`` (an --out folder inside the input folder: its own
+    earlier outputs are not inputs); a one-line DataError when that leaves none."""
+    from pathlib import Path
+
+    from ..errors import DataError
+
     top = Path(out).resolve()
-    return [f for f in files if not Path(f).resolve().is_relative_to(top)]
+    kept = [f for f in files if not Path(f).resolve().is_relative_to(top)]
+    if files and not kept:
+        raise DataError(f"every input image lies under --out {out}, where the outputs go; put the "
+                        f"images to process outside it or choose another --out")
+    return kept
+
+
+def check_images_open(files) -> None:
+    """A one-line DataError naming the first input that does not open as an image (damaged, not
+    an image, over PIL's decompression-bomb limit), before any output is written: outputs of the
+    readable files before it made the rerun, once the bad file was gone, refuse them as existing.
+    Only the header is read (PIL open and verify), not the pixels."""
+    from PIL import Image
+
+    from ..data import imageio
+
+    for path in files:
+        try:
+            with Image.open(path) as img:
+                img.verify()
+        except Exception:  # imageio's reader says why in one line (or reads what verify balked at)
+            imageio.read(path, "RGB")

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ConfigError
-from . import (add_json_argument, add_provenance_argument, add_run_arguments, check_distinct_outputs, json_output,
-               outside)
+from . import (add_json_argument, add_provenance_argument, add_run_arguments, check_distinct_outputs,
+               check_images_open, check_out_folder, json_output, outside)
 
 
 def _inputs(path: Path) -> list[Path]:
@@ -60,18 +60,18 @@ def cmd_translate(args) -> int:
     src, out = Path(args.input), Path(args.out)
     files = _inputs(src)
     single = src.is_file()
-    if not single:
-        files = outside(files, out)
     if single and out.suffix.lower() not in (".png",):
         raise ConfigError(f"--out {out}: for one input image give a .png file name")
-    if not single and out.suffix:
-        raise ConfigError(f"--out {out}: for a folder of inputs give a folder name")
+    if not single:
+        check_out_folder(src, out)
+        files = outside(files, out)
     targets = [out] if single else [out / p.relative_to(src).with_suffix(".png") for p in files]
     check_distinct_outputs(zip(files, targets))
     existing = [t for t in targets if t.exists()]
     if existing and not args.force:
         raise ConfigError(f"{existing[0]} already exists; pass --force to overwrite or choose "
                           f"another --out")
+    check_images_open(files)
     run = api.load(args.run_dir, checkpoint=args.checkpoint, require="translate")
     run.require("translate")
     written = translate_files(run, files, out, direction=args.direction, ema=not args.no_ema,

@@ -8,11 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ConfigError
-from . import (add_json_argument, add_provenance_argument, add_run_arguments, check_distinct_outputs, json_output,
-               outside)
-
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+from . import (IMAGE_SUFFIXES, add_json_argument, add_provenance_argument, add_run_arguments, check_distinct_outputs,
+               check_images_open, check_out_folder, json_output, outside)
 
 
 def _outputs(inp: Path, out: Path) -> list[tuple[Path, Path]]:
@@ -20,9 +17,7 @@ def _outputs(inp: Path, out: Path) -> list[tuple[Path, Path]]:
     from ..data.superres import image_files
 
     if inp.is_dir():
-        if (out.exists() and not out.is_dir()) or (not out.exists() and out.suffix.lower() in IMAGE_SUFFIXES):
-            raise ConfigError(f"INPUT {inp} is a folder, so --out must be a folder; {out} is "
-                              f"{'a file' if out.exists() else 'an image file name'}")
+        check_out_folder(inp, out)
         return [(p, out / p.relative_to(inp).with_suffix(".png")) for p in outside(image_files(inp), out)]
     if not inp.is_file():
         raise ConfigError(f"INPUT {inp} does not exist; pass an image file or a folder of images")
@@ -46,6 +41,7 @@ def cmd_upscale(args) -> int:
     if existing and not args.force:
         raise ConfigError(f"{existing[0]} already exists; pass --force to overwrite or choose "
                           f"another --out")
+    check_images_open(src for src, _ in pairs)
     run = api.load(args.run_dir, checkpoint=args.checkpoint, device=args.device, require="upscale")
     run.require("upscale")
     record = None if args.no_provenance else provenance.for_run(
@@ -82,7 +78,7 @@ def cmd_eval_sr(args) -> int:
     methods = {label: lambda lr: run.upscale(lr, tile=args.tile, interp=args.interp,
                                              ema=not args.no_ema)}
     lpips = LPIPS()
-    table = evaluate_sr(images, scale, methods, lpips=lpips)
+    table = evaluate_sr(images, scale, methods, lpips=lpips, names=names)
     cols = ["psnr_y", "ssim_y"] + (["lpips"] if lpips.available else [])
     width = max(map(len, table)) + 2
     print(f"x{scale} super-resolution on {len(images)} image(s) of {args.data}; Y channel, "

@@ -15,13 +15,15 @@ Sources (``translate.task``):
   optionally ``ROOT/testA/``, ``ROOT/testB/``.
 
 Where a source has no test split, every k-th file (k = 1 / ``translate.holdout``) is held out,
-the same files every run. Images are resized to ``translate.load_size`` (default
-``data.resolution``); PairBatches then crops ``data.resolution`` at random and flips, the same
-crop and flip on both sides of a pair. Everything is uint8 NCHW in memory, float [-1, 1] in
-batches: ``{"a": [N, Ca, H, W], "b": [N, Cb, H, W], "real": b, "labels": None}``.
+the same files every run; the last one when there are fewer than k (one file is refused).
+Images are resized to ``translate.load_size`` (default ``data.resolution``); PairBatches then
+crops ``data.resolution`` at random and flips, the same crop and flip on both sides of a pair.
+Everything is uint8 NCHW in memory, float [-1, 1] in batches: ``{"a": [N, Ca, H, W],
+"b": [N, Cb, H, W], "real": b, "labels": None}``.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -179,9 +181,11 @@ def read_ab_images(files: list[Path], size: int, channels: tuple[int, int]) -> t
 
 
 def holdout_split(n: int, holdout: float) -> tuple[list[int], list[int]]:
-    """(train indices, test indices): every k-th item, k = round(1 / holdout), is held out."""
+    """(train indices, test indices): every k-th item, k = round(1 / holdout), is held out; the
+    last one when there are fewer than k but at least 2 (7 images at holdout 0.1 still train on
+    6 and preview and evaluate on 1). One item is all train: the caller refuses it."""
     k = max(2, round(1 / holdout))
-    test = list(range(k - 1, n, k))
+    test = list(range(k - 1, n, k)) or ([n - 1] if n >= 2 else [])
     held = set(test)
     return [i for i in range(n) if i not in held], test
 
@@ -245,10 +249,23 @@ def _made_images(cfg, split: str) -> tuple[torch.Tensor, str]:
                             f"needs; use fewer images or a smaller data.resolution / "
                             f"translate.load_size")
         train, test = holdout_split(len(ds), t.holdout)
+        if not test:
+            raise DataError(f"{d.name[len('folder:'):]} has too few images to hold some out "
+                            f"({len(ds)}); add images")
         return ds.images[train if split == "train" else test], str(ds.source)
     ds = load_dataset(d.name, split=split, resolution=size, channels=d.channels,
                       data_dir=d.data_dir, seed=cfg.train.seed)
     return ds.images, str(ds.source)
+
+
+def _by_stem(folder: Path) -> tuple[dict[str, Path], list[Path]]:
+    """A paired side's image files by name without extension, and the files whose name another
+    file shares (000.png and 000.jpg: which one is the partner is not knowable)."""
+    files: dict[str, list[Path]] = {}
+    for p in image_files(folder):
+        files.setdefault(p.stem, []).append(p)
+    return ({stem: ps[0] for stem, ps in files.items() if len(ps) == 1},
+            [p for ps in files.values() if len(ps) > 1 for p in ps])
 
 
 def _paired_folder(cfg, root: Path) -> tuple[tuple[torch.Tensor, ...], ...]:
@@ -259,8 +276,15 @@ def _paired_folder(cfg, root: Path) -> tuple[tuple[torch.Tensor, ...], ...]:
 
     def read(folder: Path):
         if (folder / "A").is_dir() and (folder / "B").is_dir():
-            fa = {p.stem: p for p in image_files(folder / "A")}
-            fb = {p.stem: p for p in image_files(folder / "B")}
+            (fa, twins_a), (fb, twins_b) = (_by_stem(folder / side) for side in ("A", "B"))
+            twins = sorted(f"{p.parent.name}/{p.name}" for p in twins_a + twins_b)
+            if twins:
+                stems = {p.stem for p in twins_a + twins_b}
+                fa, fb = ({n: p for n, p in f.items() if n not in stems} for f in (fa, fb))
+                warnings.warn(f"{len(twins)} files in {folder} share a name without extension, so "
+                              f"their pairs are not used ({', '.join(twins[:4])}"
+                              f"{', ...' if len(twins) > 4 else ''}); rename or remove one of each",
+                              stacklevel=2)
             names = sorted(fa.keys() & fb.keys())
             if not names:
                 raise DataError(f"{folder}/A and {folder}/B share no file names; pairs are "
@@ -268,8 +292,6 @@ def _paired_folder(cfg, root: Path) -> tuple[tuple[torch.Tensor, ...], ...]:
             alone = sorted(f"A/{fa[n].name}" for n in fa.keys() - fb.keys()) + \
                 sorted(f"B/{fb[n].name}" for n in fb.keys() - fa.keys())
             if alone:
-                import warnings
-
                 one = len(alone) == 1
                 warnings.warn(f"{len(alone)} file{'' if one else 's'} in {folder} {'has' if one else 'have'} no "
                               f"partner of the same name on the other side and {'is' if one else 'are'} not used "
@@ -290,6 +312,10 @@ def _paired_folder(cfg, root: Path) -> tuple[tuple[torch.Tensor, ...], ...]:
         train, test = read(root), None
     if test is None:
         keep, held = holdout_split(len(train[0]), t.holdout)
+        if not held:
+            where = root / "train" if (root / "train").is_dir() else root
+            raise DataError(f"{where} has too few pairs to hold some out ({len(train[0])}); add "
+                            f"pairs or a {root}/test/ folder")
         train, test = (train[0][keep], train[1][keep]), (train[0][held], train[1][held])
     if t.direction == "BtoA":
         train, test = train[::-1], test[::-1]

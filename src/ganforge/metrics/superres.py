@@ -19,8 +19,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..errors import GanforgeError
-from .paired import PSNR_MAX
+from ..errors import DataError, GanforgeError
+from .paired import PSNR_MAX, SSIM_WINDOW
 
 Y_WEIGHTS = (65.481, 128.553, 24.966)
 
@@ -108,11 +108,27 @@ class LPIPS:
         return float(self.model(t(sr), t(hr)).mean())
 
 
+def min_hr_size(scale: int) -> int:
+    """The smallest HR side that evaluate_sr can measure: after the crop to a multiple of the
+    scale and the ``scale``-pixel border, SSIM's 11x11 window must fit."""
+    return -(-(SSIM_WINDOW + 2 * scale) // scale) * scale
+
+
 def evaluate_sr(hr_images: list[np.ndarray], scale: int,
                 methods: dict[str, Callable[[np.ndarray], np.ndarray]], *,
-                lpips: LPIPS | None = None) -> dict[str, dict[str, float]]:
+                lpips: LPIPS | None = None, names: list[str] | None = None) -> dict[str, dict[str, float]]:
     """Mean Y-PSNR / Y-SSIM (and LPIPS) over ``hr_images`` for each method, with the bicubic
-    baseline first. ``methods`` maps a name to a function LR uint8 [h, w, 3] -> SR uint8."""
+    baseline first. ``methods`` maps a name to a function LR uint8 [h, w, 3] -> SR uint8.
+    An image smaller than ``min_hr_size`` is a one-line DataError naming it (``names``: the
+    images' names), before any is upscaled."""
+    least = min_hr_size(scale)
+    for i, hr in enumerate(hr_images):
+        h, w = hr.shape[:2]
+        if min(h, w) < least:
+            name = names[i] if names is not None else f"image {i}"
+            raise DataError(f"{name} is {w}x{h} pixels, too small to evaluate at x{scale} (SSIM's "
+                            f"{SSIM_WINDOW}x{SSIM_WINDOW} window inside the {scale}-pixel border needs at "
+                            f"least {least}x{least}); remove it from the evaluation images")
     all_methods = {"bicubic": lambda lr: bicubic_image(lr, scale), **methods}
     sums: dict[str, dict[str, list[float]]] = {m: {"psnr_y": [], "ssim_y": []} for m in all_methods}
     for hr in hr_images:

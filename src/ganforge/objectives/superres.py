@@ -28,9 +28,11 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import Tensor, nn
 
 from .. import losses
+from ..data import imageio
 from ..data import superres as srdata
 from ..errors import CheckpointError, ConfigError, GanforgeError
 from ..models.sr_discriminators import build_sr_discriminator
@@ -337,6 +339,10 @@ def psnr_weights(run_dir: str | Path, cfg) -> dict[str, Tensor]:
     """The generator weights (EMA when kept) of the PSNR-stage run ``run_dir``, checked against
     ``cfg``'s generator settings."""
     weights, state = _g_weights(Path(run_dir))
+    objective = state["config"].get("objective", "unconditional")
+    if objective != SuperResolution.name:  # a pix2pix G has layers of other names: a traceback
+        raise ConfigError(f"sr.init_from={run_dir} is a {objective} run, not a super-resolution "
+                          f"PSNR-stage run (train one with preset srresnet-x4)")
     theirs, ours = state["config"].get("sr", {}), cfg.sr
     for key in ("scale", "arch", "width", "blocks", "growth", "bicubic_skip"):
         if key in theirs and theirs[key] != getattr(ours, key):
@@ -427,11 +433,18 @@ def upscale_array(G: nn.Module, image: np.ndarray, scale: int, *, tile: int = 25
 
 def upscale_image(G: nn.Module, image: np.ndarray, scale: int, *, tile: int = 256,
                   overlap: int | None = None, device: torch.device | str = "cpu") -> np.ndarray:
-    """uint8 [h, w, 3] (or [h, w] gray, or RGBA) -> uint8 [s*h, s*w, 3]."""
+    """uint8 [h, w, 3] (or [h, w] gray, or RGBA), or a PIL image of any mode -> uint8
+    [s*h, s*w, 3]. A PIL image and an RGBA array are read as the upscale command reads a file
+    (ganforge.data.imageio.normalize: palette colours, not their indices; transparency on
+    white, not the colours hidden under it; EXIF orientation applied)."""
+    if isinstance(image, Image.Image):
+        image = imageio.normalize(image, "RGB")
     image = np.asarray(image)
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=2)
     if image.ndim != 3 or image.shape[2] not in (3, 4) or image.dtype != np.uint8:
         raise ConfigError(f"upscale takes a uint8 RGB image [h, w, 3], got {image.dtype} "
                           f"{list(image.shape)}")
-    return upscale_array(G, image[..., :3], scale, tile=tile, overlap=overlap, device=device)
+    if image.shape[2] == 4:
+        image = np.asarray(imageio.normalize(Image.fromarray(image, "RGBA"), "RGB"))
+    return upscale_array(G, image, scale, tile=tile, overlap=overlap, device=device)
