@@ -471,3 +471,20 @@ def test_sr_runs_refuse_fid_evaluation_and_random_samples(tmp_path):
     api.train(sr_config(tmp_path, **{"train.steps": 2}), run, progress=False)
     with pytest.raises(GanforgeError, match="ganforge upscale"):
         api.load(run).sample(4)
+
+
+def test_training_folders_skip_unreadable_files_as_image_folders_do(tmp_path):
+    """An unreadable file had refused the whole super-resolution run; image folders skip such
+    files with one warning (README), and now so do SR folders. eval-sr still refuses it: its mean
+    is over the folder the user gave."""
+    from ganforge.data.superres import load_images
+    from ganforge.errors import DataError
+
+    for i in range(2):
+        Image.fromarray(np.full((40, 40, 3), 60 * i, np.uint8)).save(tmp_path / f"{i}.png")
+    (tmp_path / "bad.png").write_text("junk")
+    with pytest.warns(UserWarning, match=r"skipped 1 unreadable file in .* \(bad.png\); delete or fix them"):
+        images, names = load_images(f"folder:{tmp_path}", skip_unreadable=True)
+    assert names == ["0.png", "1.png"] and len(images) == 2
+    with pytest.raises(DataError, match="bad.png"):
+        load_images(f"folder:{tmp_path}")

@@ -116,17 +116,34 @@ def image_files(folder: Path) -> list[Path]:
     return files
 
 
-def load_images(name: str) -> tuple[list[np.ndarray], list[str]]:
+def load_images(name: str, *, skip_unreadable: bool = False) -> tuple[list[np.ndarray], list[str]]:
     """(uint8 [H, W, 3] images, their names) for 'photos', 'photos:SPLIT' or 'folder:PATH' (or a
-    bare folder path)."""
+    bare folder path). An unreadable file is a one-line DataError, or with ``skip_unreadable``
+    (training, as image folders do) left out and named in one warning."""
     if name == "photos" or name.startswith("photos:"):
         from . import photos
 
         split = name.split(":", 1)[1] if ":" in name else "train"
         return photos.load_photos(split), [p.name for p in photos.photo_paths(split)]
     path = Path(name[len("folder:"):] if name.startswith("folder:") else name)
-    files = image_files(path)
-    return [read_image(p) for p in files], [str(p.relative_to(path)) for p in files]
+    images, names, bad = [], [], []
+    for p in image_files(path):
+        try:
+            images.append(read_image(p))
+        except DataError:
+            if not skip_unreadable:
+                raise
+            bad.append(str(p.relative_to(path)))
+            continue
+        names.append(str(p.relative_to(path)))
+    if bad:
+        import warnings
+
+        warnings.warn(f"skipped {len(bad)} unreadable file{'s' if len(bad) > 1 else ''} in {path} "
+                      f"({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}); delete or fix them", stacklevel=2)
+    if not images:
+        raise DataError(f"no readable image in {path}; point at a folder of high-resolution images")
+    return images, names
 
 
 @dataclass
@@ -164,7 +181,7 @@ def load_hr(cfg) -> HRImages:
     if not (name == "photos" or name.startswith(("photos:", "folder:"))):
         raise DataError(f"super-resolution data must be photos, photos:test or folder:PATH, got "
                         f"data.name={name}; set data.name=folder:/path/to/hr/images")
-    arrays, names = load_images(name)
+    arrays, names = load_images(name, skip_unreadable=True)
     images = [torch.from_numpy(a.copy()).permute(2, 0, 1).contiguous() for a in arrays]
     usable = [im for im in images if min(im.shape[1:]) >= crop]
     if not usable:
