@@ -115,6 +115,10 @@ def test_registry():
     with pytest.raises(ConfigError, match=r"unknown loss 'nonsaturatin'.*did you mean 'nonsaturating'.*"
                                           r"valid: hinge, lsgan, minimax, nonsaturating, ragan, rahinge, wasserstein"):
         get_loss("nonsaturatin")
+    # no close name: perhaps a plugin's loss (a run trained with one, loaded without the plugin)
+    with pytest.raises(ConfigError, match=r"unknown loss 'myloss'; valid: .*wasserstein \(a loss registered "
+                                          r"outside ganforge needs the module that registers it imported first\)$"):
+        get_loss("myloss")
 
 
 # ----------------------------------------------------------------------------- the wider zoo

@@ -38,5 +38,8 @@ class Registry(dict, Generic[T]):
     def get(self, name: str) -> T:  # type: ignore[override]
         if name not in self:
             valid = ", ".join(sorted(self))
-            raise ConfigError(f"unknown {self.kind} '{name}'{closest(name, self)}; valid: {valid}")
+            hint = closest(name, self)
+            plugin = "" if hint else (f" (a {self.kind} registered outside ganforge needs the module that "
+                                      f"registers it imported first)")
+            raise ConfigError(f"unknown {self.kind} '{name}'{hint}; valid: {valid}{plugin}")
         return self[name]
