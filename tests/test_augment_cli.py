@@ -125,3 +125,75 @@ def test_bench_summaries_give_no_spread_for_one_seed():
     assert "50.00" in table and "±" not in table
     rows.append({"size": 10, "seed": 1, "real": 0.7, "real+syn": 0.6, "syn": 0.4})
     assert "60.00 ± 14.14" in bench_augment.format_summary(bench_augment.summarize(rows, [10]))
+
+
+BENCH_TINY = ["--sizes", "2", "--seeds", "0", "--gan-steps", "2", "--synthetic", "2", "--clf-steps", "2",
+              "model.g_width=4", "model.d_width=4", "model.z_dim=4", "train.batch_size=4",
+              "train.sample_every=2", "train.n_sample_grid=4", "monitor.enabled=false"]
+
+
+def _labeled_folder(root, per_class=6, size=12, channels=3):
+    """Three class folders of images (by default RGB 12x12, unlike the preset's 28x28x1)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for k, name in enumerate(["a", "b", "c"]):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 60, (size, size, 3)) + 90 * k
+            pixels = pixels[..., 0] if channels == 1 else pixels
+            Image.fromarray(pixels.astype(np.uint8)).save(root / name / f"{i}.png")
+    return root
+
+
+def test_bench_augment_on_a_folder_of_another_size(tmp_path):
+    """A GAN at 28x28x1 on 12x12 RGB real images crashed after training (its samples were fed
+    unresized to the classifier), and a folder was tested on every image, including the ones
+    the GANs and classifiers trained on."""
+    data = _labeled_folder(tmp_path / "data")
+    out = tmp_path / "ba"
+    proc = run_cli("bench", "augment", "--data", f"folder:{data}", *BENCH_TINY, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "synthetic images are resized" in proc.stdout and "28x28x1" in proc.stdout
+    assert "testing on its 12 images that no GAN or classifier trains on" in proc.stdout
+    result = json.loads((out / "augment.json").read_text())
+    assert result["n_test"] == 12 and len(result["notes"]) == 3  # 18 images, 3 x 2 drawn for training
+    assert "real images (12x12x3) are resized" in proc.stdout
+    assert all(0 <= result["rows"][0][arm] <= 1 for arm in ("real", "real+syn", "syn"))
+
+
+def test_bench_augment_refuses_an_existing_out_before_deleting_anything(tmp_path):
+    """Run again on the same --out without --force, bench augment deleted and retrained its GAN
+    runs and overwrote augment.json."""
+    data = _labeled_folder(tmp_path / "data", size=28, channels=1)
+    out = tmp_path / "ba"
+    base = ["bench", "augment", "--data", f"folder:{data}", *BENCH_TINY, "--out", out]
+    assert run_cli(*base).returncode == 0
+    ckpt = out / "n2" / "seed_0" / "checkpoints" / "step_0000002"
+    stamp, results = ckpt.stat().st_mtime_ns, (out / "augment.json").read_text()
+    for extra, message in (
+            ([], "already exists; pass --force to retrain its GAN runs and overwrite its results, "
+                 "--reuse-gans to keep"),
+            (["--reuse-gans", "--gan-steps", "3", "--json", tmp_path / "r2.json"], "--reuse-gans cannot reuse"),
+            (["--reuse-gans"], "augment.json already exists; pass --force")):
+        proc = run_cli(*base, *extra)
+        assert proc.returncode == 2 and message in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert ckpt.stat().st_mtime_ns == stamp and (out / "augment.json").read_text() == results
+    proc = run_cli(*base, "--reuse-gans", "--json", tmp_path / "r.json")  # same config: kept
+    assert proc.returncode == 0, proc.stderr
+    assert ckpt.stat().st_mtime_ns == stamp and json.loads((tmp_path / "r.json").read_text())["rows"][0]["gan_reused"]
+    proc = run_cli(*base, "--force")
+    assert proc.returncode == 0, proc.stderr
+    assert ckpt.stat().st_mtime_ns != stamp and (out / "augment.json").read_text() != results
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--sizes", "2,2"], "--sizes lists 2 twice"),
+    (["--seeds", "0,1,0"], "--seeds lists 0 twice"),
+])
+def test_bench_augment_refuses_duplicate_sizes_and_seeds(tmp_path, args, message):
+    """--sizes 5,5 trained size 5 twice (the second deleted the first) and reported a spread of 0."""
+    data = _labeled_folder(tmp_path / "data", size=28, channels=1)
+    proc = run_cli("bench", "augment", "--data", f"folder:{data}", *BENCH_TINY, *args, "--out", tmp_path / "x")
+    assert proc.returncode == 2 and message in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert not (tmp_path / "x").exists()

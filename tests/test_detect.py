@@ -151,3 +151,44 @@ def test_eval_never_scores_the_images_a_detector_trained_on(tmp_path):
              "all 16 images were used to train the detector")):
         proc = run_cli("detect", "eval", tmp_path / "det", *args)
         assert proc.returncode == 2 and message in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+
+
+def test_printed_eval_command_works_for_a_real_folder(tmp_path):
+    """train printed 'detect eval ... --real folder:test', which fails: for a folder it must name
+    the same folder (eval leaves out the real images the detector drew from it)."""
+    import shlex
+
+    real = _real_folder(tmp_path / "real", n=24)
+    rng = np.random.default_rng(3)
+    np.savez(tmp_path / "noise.npz", images=rng.integers(0, 256, (16, 16, 16, 1), dtype=np.uint8))
+    proc = run_cli("detect", "train", "--real", real, "--fake", tmp_path / "noise.npz", "--out", tmp_path / "det",
+                   "--n", 8, "--steps", 2, "--width", 2, "--depth", 1, "--batch-size", 4)
+    assert proc.returncode == 0, proc.stderr
+    command = proc.stdout.split("try: ", 1)[1].strip()
+    assert f"--real folder:{real}" in command and "folder:test" not in command
+    argv = shlex.split(command)
+    assert argv[:3] == ["ganforge", "detect", "eval"]
+    proc = run_cli(*argv[1:])
+    assert proc.returncode == 0, proc.stderr
+    assert "leaving out the 8 images the detector trained on (16 left)" in proc.stdout
+    assert "leaving out the first 8 images" in proc.stdout
+
+
+def test_out_holding_other_files_is_refused_even_with_force(tmp_path):
+    """detect train wrote detector.json and weights into any existing folder (a dataset's, say)."""
+    real = _real_folder(tmp_path / "real", n=8)
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "n16.npz", images=rng.integers(0, 256, (8, 16, 16, 1), dtype=np.uint8))
+    before = sorted(p.name for p in real.iterdir())
+    for force in ([], ["--force"]):
+        proc = run_cli("detect", "train", "--real", real, "--fake", tmp_path / "n16.npz", "--out", real,
+                       "--n", 4, "--steps", 2, "--width", 2, "--depth", 1, "--batch-size", 4, *force)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+        assert "holds files that are not a detector's (0.png, 1.png, 2.png, ...)" in proc.stderr
+    assert sorted(p.name for p in real.iterdir()) == before  # nothing written into it
+    (tmp_path / "empty").mkdir()  # an empty folder is fine, and --force replaces a detector
+    args = ["detect", "train", "--real", real, "--fake", tmp_path / "n16.npz", "--out", tmp_path / "empty",
+            "--n", 4, "--steps", 2, "--width", 2, "--depth", 1, "--batch-size", 4]
+    assert run_cli(*args).returncode == 0
+    assert run_cli(*args, "--force").returncode == 0
+    assert sorted(p.name for p in (tmp_path / "empty").iterdir()) == ["detector.json", "weights.safetensors"]

@@ -112,3 +112,18 @@ def test_bench_bad_inputs(tmp_path, args, message):
     proc = run_cli("bench", "gan-vs-diffusion", "--out", tmp_path / "x", *args)
     assert proc.returncode == 2 and message in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_bench_refuses_an_out_it_would_write_into(tmp_path):
+    """A file as --out gave a traceback; an existing folder is refused (with or without --force),
+    and a seed given twice (which retrained into the first one's folder) is refused."""
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("x")
+    for args, message in (
+            (["--out", tmp_path / "file"], "is a file, not a directory"),
+            (["--out", tmp_path / "full", "--force"], "already exists and is not empty; choose another --out"),
+            (["--out", tmp_path / "x", "--seeds", "0,0"], "--seeds lists 0 twice")):
+        proc = run_cli("bench", "gan-vs-diffusion", "--steps", 1, *args)
+        assert proc.returncode == 2 and message in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert [p.name for p in (tmp_path / "full").iterdir()] == ["keep.txt"] and not (tmp_path / "x").exists()

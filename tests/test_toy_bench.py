@@ -94,6 +94,33 @@ def test_bench_modes_rejects_bad_input(tmp_path):
         args.func(args)
 
 
+def test_bench_modes_refuses_an_existing_out_before_deleting_anything(tmp_path):
+    """Run again on an existing --out, bench modes deleted the earlier runs and overwrote
+    modes.json without --force; with --force, a folder that is not a run is refused before any
+    seed trains, and two variants with one label (one folder) are refused."""
+    out = tmp_path / "out"
+    run = out / "v" / "seed_0"  # an earlier call's run
+    run.mkdir(parents=True)
+    for name in ("config.yaml", "metrics.jsonl", "keep"):
+        (run / name).write_text("x")
+    argv = ["bench", "modes", "--data", "toy:ring8", "--seeds", "2", "--steps", "10", "--out", str(out),
+            "--variant", "v: loss.name=hinge", *TINY]
+    args = _parser().parse_args(argv)
+    with pytest.raises(ConfigError, match="already exists; pass --force to replace its runs"):
+        args.func(args)
+    (out / "v" / "seed_1").mkdir()
+    (out / "v" / "seed_1" / "notes.txt").write_text("x")  # not a ganforge run: --force may not delete it
+    args = _parser().parse_args([*argv, "--force"])
+    with pytest.raises(ConfigError, match="--force refused: .*seed_1 is not a ganforge run"):
+        args.func(args)
+    assert (run / "keep").is_file() and (out / "v" / "seed_1" / "notes.txt").is_file()
+    assert not (out / "modes.json").exists()
+    args = _parser().parse_args(["bench", "modes", "--data", "toy:ring8", "--out", str(tmp_path / "new"),
+                                 "--variant", "a: loss.name=hinge", "--variant", "a: loss.name=lsgan"])
+    with pytest.raises(ConfigError, match="two --variant configurations are labelled 'a'"):
+        args.func(args)
+
+
 @pytest.mark.parametrize("preset", ["toy-ring8", "toy-grid25"])
 def test_toy_presets_load(preset):
     from ganforge.config import load_config

@@ -9,11 +9,15 @@ For every size n (real images per class) and seed s:
    ``real`` (the subset alone), ``real+syn`` (every batch ``real_fraction`` real, the rest
    synthetic) and ``syn`` (synthetic only: the Classification Accuracy Score, CAS, of Ravuri &
    Vinyals 2019);
-5. test each classifier on the full real test split.
+5. test each classifier on the real test split (a dataset with one split, such as ``folder:PATH``:
+   on its images that no run of the benchmark trained on).
 
 The classifier is ganforge.metrics.classifier.SmallCNN (narrower widths by default), trained for
 a fixed number of AdamW steps with random flips and shifts, so the three arms differ only in
-their data. Everything that determines a number is recorded in the result's ``settings``.
+their data. It works at 28x28 with the real data's channels: real images of another size, and
+synthetic images of a GAN trained at another size or channel count (the GAN itself trains on its
+subset resized to its config's data.resolution/data.channels), are resized to that, with a note.
+Everything that determines a number is recorded in the result's ``settings`` and ``notes``.
 """
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ import torch.nn.functional as F
 from . import mean_std, pm, train_seed
 
 ARMS = ("real", "real+syn", "syn")
+CLF_RESOLUTION = 28  # SmallCNN's input size (28 -> 14 -> 7 -> 3 pixels)
 
 
 @dataclass
@@ -99,11 +104,60 @@ def train_classifier(x_real: torch.Tensor | None, y_real: torch.Tensor | None,
     return model.eval()
 
 
+def gan_config(s: Settings, size: int, seed: int, num_classes: int):
+    """The GAN config of one (size, seed): the preset, the overrides, the seed, and a batch no
+    larger than the subset."""
+    from ..config import load_config
+
+    _, cfg = load_config(s.preset, [f"data.name={s.data}", *s.gan_overrides, f"train.seed={seed}",
+                                    "train.device=cpu"])
+    cfg.train.batch_size = min(cfg.train.batch_size, size * num_classes)
+    return cfg
+
+
+def is_reusable(s: Settings, cfg, run_dir: Path) -> bool:
+    """--reuse-gans: a finished GAN run of an earlier call with the very same config."""
+    saved = run_dir / "config.yaml"
+    return (s.reuse_gans and saved.is_file() and saved.read_text() == cfg.to_yaml()
+            and (run_dir / "checkpoints" / f"step_{cfg.train.steps:07d}").is_dir())
+
+
+def check_out(out: Path, *, force: bool, reuse_gans: bool) -> None:
+    """Refuse, before any work, an existing non-empty ``--out`` that this call may not write into:
+    without --force only --reuse-gans may use one (its runs are then checked by check_runs)."""
+    from ..errors import ConfigError
+
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a directory; choose another --out")
+    if force or reuse_gans or not out.is_dir() or not any(out.iterdir()):
+        return
+    raise ConfigError(f"{out} already exists; pass --force to retrain its GAN runs and overwrite its "
+                      f"results, --reuse-gans to keep the GAN runs whose config is the same, or "
+                      f"choose another --out")
+
+
+def check_runs(s: Settings, out: Path, num_classes: int, *, force: bool) -> None:
+    """Before any training: every GAN run this call would replace is a ganforge run no process
+    holds, and (without ``force``) there is none: a run --reuse-gans cannot reuse is refused."""
+    from ..errors import ConfigError
+    from ..rundir import check_new_run_dir
+
+    for size in s.sizes:
+        for seed in s.seeds:
+            run_dir = out / f"n{size}" / f"seed_{seed}"
+            if not run_dir.exists() or is_reusable(s, gan_config(s, size, seed, num_classes), run_dir):
+                continue
+            if not force and (not run_dir.is_dir() or any(run_dir.iterdir())):
+                raise ConfigError(f"--reuse-gans cannot reuse {run_dir} (another config, or no final "
+                                  f"checkpoint); pass --force to retrain it, or choose another --out")
+            check_new_run_dir(run_dir, force=True)  # a ganforge run no process holds, or refused
+
+
 def run_one(size: int, seed: int, s: Settings, out: Path, train_set, test_set,
             log: Callable[[str], None]) -> dict[str, Any]:
     from .. import api
-    from ..config import load_config
     from ..data import ImageDataset
+    from ..data.base import adapt_images
     from ..metrics.classifier import accuracy
 
     k = len(train_set.class_names)
@@ -111,31 +165,36 @@ def run_one(size: int, seed: int, s: Settings, out: Path, train_set, test_set,
     subset = ImageDataset(images=train_set.images[idx], labels=train_set.labels[idx],
                           class_names=list(train_set.class_names), source=train_set.source,
                           name=train_set.name)
-    _, cfg = load_config(s.preset, [f"data.name={s.data}", *s.gan_overrides, f"train.seed={seed}",
-                                    "train.device=cpu"])
-    batch = min(cfg.train.batch_size, len(subset))
-    cfg.train.batch_size = batch
+    cfg = gan_config(s, size, seed, k)
+    batch = cfg.train.batch_size
+    # The GAN trains on the subset at its config's size and channels, as ganforge train would load it.
+    gan_subset = ImageDataset(images=adapt_images(subset.images, cfg.data.resolution, cfg.data.channels),
+                              labels=subset.labels, class_names=list(subset.class_names),
+                              source=subset.source, name=subset.name)
     run_dir = out / f"n{size}" / f"seed_{seed}"
-    saved = run_dir / "config.yaml"
-    reused = (s.reuse_gans and saved.is_file() and saved.read_text() == cfg.to_yaml()
-              and (run_dir / "checkpoints" / f"step_{cfg.train.steps:07d}").is_dir())
+    reused = is_reusable(s, cfg, run_dir)
     t0 = time.perf_counter()
     if not reused:
-        if run_dir.exists():
+        if run_dir.exists():  # a ganforge run no process holds (check_runs), or refused
             from ..rundir import check_new_run_dir
 
-            check_new_run_dir(run_dir, force=True)  # a ganforge run no process holds, or refused
+            check_new_run_dir(run_dir, force=True)
             shutil.rmtree(run_dir)
         run_dir.parent.mkdir(parents=True, exist_ok=True)
         with open(run_dir.with_name(f"seed_{seed}.log"), "w") as f, contextlib.redirect_stdout(f):
-            train_seed(cfg, run_dir, name=f"n{size}-s{seed}", progress=False, dataset=subset)
+            train_seed(cfg, run_dir, name=f"n{size}-s{seed}", progress=False, dataset=gan_subset)
     gan_seconds = time.perf_counter() - t0
     run = api.load(run_dir)
     from ..synthetic import balanced_labels
 
     y_syn = balanced_labels(s.synthetic, k)
     x_syn = ((run.sample(len(y_syn), seed=1000 + seed, labels=y_syn).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    x_real, y_real = subset.images, subset.labels
+    # The classifiers see every image at CLF_RESOLUTION with the real data's channels (test_set is
+    # already there): a real or synthetic image of another size is resized (bilinear, antialiased),
+    # 3 -> 1 channels by luma, 1 -> 3 by repetition (adapt_images, a no-op where nothing differs).
+    c = test_set.images.shape[1]
+    x_real, y_real = adapt_images(subset.images, CLF_RESOLUTION, c), subset.labels
+    x_syn = adapt_images(x_syn, CLF_RESOLUTION, c)
     x_test, y_test = test_set.images, test_set.labels
     if s.test_n:
         x_test, y_test = x_test[:s.test_n], y_test[:s.test_n]
@@ -175,16 +234,64 @@ def format_summary(summary: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def run_benchmark(s: Settings, out: Path, *, data_dir: str | None = None,
+def held_out(train_set, test_set, s: Settings):
+    """The test set: the test split, or, for a dataset with a single split (``folder:PATH``, where
+    the "test" split is the training images again), its images that no subset of this benchmark
+    (any size, any seed) was drawn from; None when it has a separate test split."""
+    if len(test_set) != len(train_set) or not torch.equal(test_set.images, train_set.images):
+        return None
+    keep = torch.ones(len(train_set), dtype=torch.bool)
+    for size in s.sizes:
+        for seed in s.seeds:
+            keep[stratified_subset(train_set.labels, size, seed)] = False
+    return torch.nonzero(keep).flatten()
+
+
+def run_benchmark(s: Settings, out: Path, *, data_dir: str | None = None, force: bool = False,
                   log: Callable[[str], None] = print) -> dict[str, Any]:
-    from ..data import load_dataset
+    """``force``: replace the GAN runs of an earlier call in ``out`` (ganforge runs only); without
+    it an existing run is refused before any training unless --reuse-gans keeps it."""
+    from ..config import load_config
+    from ..data import ImageDataset, load_dataset
+    from ..data.base import adapt_images
+    from ..errors import ConfigError
 
     train_set = load_dataset(s.data, split="train", data_dir=data_dir)
     test_set = load_dataset(s.data, split="test", data_dir=data_dir)
     if train_set.labels is None or not train_set.class_names:
-        from ..errors import ConfigError
-
         raise ConfigError(f"bench augment needs a labeled dataset; {s.data} has no labels")
+    for size in s.sizes:  # a class too small for a size fails now, not after the first GANs
+        stratified_subset(train_set.labels, size, 0)
+    notes = []
+    idx = held_out(train_set, test_set, s)
+    if idx is not None:
+        if not len(idx):
+            raise ConfigError(f"{s.data} has a single split and every image is drawn for training by "
+                              f"--sizes {','.join(map(str, s.sizes))}; choose smaller --sizes so that "
+                              f"images are left to test on")
+        test_set = ImageDataset(images=train_set.images[idx], labels=train_set.labels[idx],
+                                class_names=list(train_set.class_names), source=train_set.source,
+                                name=train_set.name)
+        notes.append(f"{s.data} has no separate test split: testing on its {len(idx)} images that no "
+                     f"GAN or classifier trains on (the {len(train_set) - len(idx)} drawn for "
+                     f"--sizes x --seeds are left out)")
+    channels, height, width = train_set.images.shape[1:]
+    if (height, width) != (CLF_RESOLUTION, CLF_RESOLUTION):
+        notes.append(f"the classifiers work at {CLF_RESOLUTION}x{CLF_RESOLUTION}: the real images "
+                     f"({height}x{width}x{channels}) are resized to that (bilinear, antialiased)")
+        test_set = ImageDataset(images=adapt_images(test_set.images, CLF_RESOLUTION, channels),
+                                labels=test_set.labels, class_names=list(test_set.class_names),
+                                source=test_set.source, name=test_set.name)
+    _, cfg = load_config(s.preset, [f"data.name={s.data}", *s.gan_overrides])
+    gan = (cfg.data.resolution, cfg.data.channels)
+    if gan != (CLF_RESOLUTION, channels):
+        notes.append(f"the GAN trains and generates at {gan[0]}x{gan[0]}x{gan[1]} (its data.resolution and "
+                     f"data.channels; its real subset is resized to that): synthetic images are resized "
+                     f"to the classifiers' {CLF_RESOLUTION}x{CLF_RESOLUTION}x{channels} (bilinear, "
+                     f"antialiased; channels by luma or repetition)")
+    for note in notes:
+        log(f"ganforge: note: {note}")
+    check_runs(s, out, len(train_set.class_names), force=force)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     t0 = time.perf_counter()
@@ -195,6 +302,7 @@ def run_benchmark(s: Settings, out: Path, *, data_dir: str | None = None,
     settings["clf_widths"] = list(s.clf_widths)
     return {"settings": settings, "class_names": list(train_set.class_names),
             "n_test": min(len(test_set), s.test_n or len(test_set)),  # what was used, not what was asked
-            "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "test_set": "held-out images of the single split" if idx is not None else "test split",
+            "notes": notes, "torch": torch.__version__, "threads": torch.get_num_threads(),
             "seconds": round(time.perf_counter() - t0, 1), "rows": rows,
             "summary": summarize(rows, s.sizes)}

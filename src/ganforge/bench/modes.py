@@ -122,15 +122,26 @@ def summarize(seeds: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def run_benchmark(variants: list[Variant], data: str, seeds: list[int], out: Path, *,
-                  extra: list[str] | None = None, jobs: int = 1, log=print) -> dict[str, Any]:
-    """Every variant x seed; writes OUT/<label>/scatter.png and returns the JSON-ready result."""
+                  extra: list[str] | None = None, jobs: int = 1, force: bool = False,
+                  log=print) -> dict[str, Any]:
+    """Every variant x seed; writes OUT/<label>/scatter.png and returns the JSON-ready result.
+    ``force``: replace the runs of an earlier call (ganforge runs only); without it an existing
+    run is refused before any training."""
     from ..data import load_dataset
+    from ..errors import ConfigError
+    from ..rundir import check_new_run_dir
 
     extra = list(extra or [])
-    out.mkdir(parents=True, exist_ok=True)
-    toy = load_dataset(data, n_toy=1, seed=0)
     tasks = [(v, data, s, out / _slug(v.label) / f"seed_{s}", extra, 1 if jobs > 1 else 0)
              for v in variants for s in seeds]
+    for task in tasks:  # before any training, not when the loop reaches a run
+        run_dir = task[3]
+        if run_dir.exists() and not force and (not run_dir.is_dir() or any(run_dir.iterdir())):
+            raise ConfigError(f"{run_dir} already exists; pass --force to replace it, or choose "
+                              f"another --out")
+        check_new_run_dir(run_dir, force=True)  # a ganforge run no process holds, or refused
+    out.mkdir(parents=True, exist_ok=True)
+    toy = load_dataset(data, n_toy=1, seed=0)
 
     def report(task, r):
         log(f"  {task[0].label} seed {task[2]}: {r['modes']}/{len(toy.modes)} modes, "

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..rundir import check_output_file
 from . import add_json_argument, json_output, seed
 
 
@@ -46,22 +47,30 @@ def cmd_modes(args) -> int:
     extra = list(args.overrides)
     if args.steps is not None:
         extra.append(f"train.steps={args.steps}")
+    labels = [bench._slug(v.label) for v in variants]
+    if len(set(labels)) < len(labels):  # one folder per label: a second would delete the first's runs
+        dup = next(v.label for v, slug in zip(variants, labels) if labels.count(slug) > 1)
+        raise ConfigError(f"two --variant configurations are labelled '{dup}' (one folder each); give "
+                          f"each its own label ('LABEL: key=value ...')")
     json_path = json_output(args.json, args.force)
     for v in variants:  # fail on a bad preset or override now, not after an hour of training
         _, cfg = load_config(v.preset, [f"data.name={args.data}", *extra, *v.overrides])
         api.build(cfg)
     out = Path(args.out) if args.out else Path("runs") / (
         f"bench-modes-{args.data.replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}")
+    _check_out(out, args.force, "replace its runs and overwrite its results")
+    if not json_path:
+        json_path = out / "modes.json"
+        check_output_file(json_path, force=args.force, flag="--json")
     seeds = list(range(args.seed0, args.seed0 + args.seeds))
     print(f"ganforge: bench modes on {args.data}, {len(variants)} configuration(s) x "
           f"{len(seeds)} seeds -> {out}", flush=True)
     result = bench.run_benchmark(variants, args.data, seeds, out, extra=extra, jobs=args.jobs,
-                                 log=lambda s: print(s, flush=True))
+                                 force=args.force, log=lambda s: print(s, flush=True))
     for c in result["configs"]:
         print(bench.format_summary(c["label"], c["summary"], result["num_modes"]))
         if c["scatter"]:
             print(f"  scatter: {c['scatter']}")
-    json_path = json_path or out / "modes.json"
     bench.write_json(result, json_path)
     print(f"ganforge: results in {json_path}")
     return 0
@@ -85,22 +94,37 @@ def register(subparsers, parser_class) -> None:
                    help="a configuration on top of the preset; repeat for a matrix")
     m.add_argument("--steps", type=int, help="shorthand for train.steps=N")
     m.add_argument("--jobs", type=int, default=1, help="seeds trained in parallel processes")
-    add_json_argument(m, "write the results here (default OUT/modes.json)")
+    add_json_argument(m, "write the results here (default OUT/modes.json)", force=False)
     m.add_argument("--out", help="directory for runs and plots (default runs/bench-modes-...)")
+    m.add_argument("--force", action="store_true",
+                   help="replace the runs of an existing --out and overwrite its results (or --json)")
     m.set_defaults(func=cmd_modes)
     register_augment(sub, parser_class)
     register_gan_vs_diffusion(sub, parser_class)
     register_truncation(sub, parser_class)
 
 
-def _int_list(text: str, flag: str) -> list[int]:
+def _int_list(text: str, flag: str, *, unique: bool = False) -> list[int]:
+    """Comma-separated integers (positive, except --seeds); ``unique``: each at most once (a
+    size or seed given twice would retrain into the first one's folder)."""
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise ConfigError(f"{flag} takes comma-separated integers, got '{text}'") from None
     if not values or min(values) <= 0 and flag != "--seeds":
         raise ConfigError(f"{flag} takes positive integers, got '{text}'")
+    if unique and len(set(values)) < len(values):
+        dup = next(v for v in values if values.count(v) > 1)
+        raise ConfigError(f"{flag} lists {dup} twice ('{text}'); give each value once")
     return values
+
+
+def _check_out(out: Path, force: bool, what: str) -> None:
+    """An existing, non-empty --out needs --force (``what`` it then does), before any work."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a directory; choose another --out")
+    if not force and out.is_dir() and any(out.iterdir()):
+        raise ConfigError(f"{out} already exists; pass --force to {what}, or choose another --out")
 
 
 def cmd_augment(args) -> int:
@@ -111,8 +135,8 @@ def cmd_augment(args) -> int:
 
     json_path = json_output(args.json, args.force)  # before any work
 
-    s = bench.Settings(data=args.data, sizes=_int_list(args.sizes, "--sizes"),
-                       seeds=_int_list(args.seeds, "--seeds"), preset=args.preset,
+    s = bench.Settings(data=args.data, sizes=_int_list(args.sizes, "--sizes", unique=True),
+                       seeds=_int_list(args.seeds, "--seeds", unique=True), preset=args.preset,
                        gan_overrides=list(args.overrides), synthetic=args.synthetic,
                        real_fraction=args.real_fraction, clf_steps=args.clf_steps,
                        test_n=args.test_n, reuse_gans=args.reuse_gans)
@@ -126,14 +150,18 @@ def cmd_augment(args) -> int:
         raise ConfigError(f"bench augment trains a class-conditional GAN; preset '{s.preset}' has "
                           f"objective={cfg.objective} (use cgan-, projgan- or acgan-fashion-mnist)")
     out = Path(args.out) if args.out else Path("runs") / f"bench-augment-{time.strftime('%Y%m%d-%H%M%S')}"
+    bench.check_out(out, force=args.force, reuse_gans=s.reuse_gans)
+    if not json_path:  # the default results file: overwritten only with --force (--reuse-gans too)
+        json_path = out / "augment.json"
+        check_output_file(json_path, force=args.force, flag="--json")
     print(f"ganforge: bench augment on {s.data}: sizes {s.sizes} per class x seeds {s.seeds}, "
           f"GAN {s.preset} {' '.join(s.gan_overrides)} -> {out}", flush=True)
-    result = bench.run_benchmark(s, out, data_dir=args.data_dir, log=lambda m: print(m, flush=True))
+    result = bench.run_benchmark(s, out, data_dir=args.data_dir, force=args.force,
+                                 log=lambda m: print(m, flush=True))
     result["argv"] = list(sys.argv)  # the command line as typed (settings has every value)
     print(bench.format_summary(result["summary"]))
-    path = json_path or out / "augment.json"
-    atomic_write_json(path, result)
-    print(f"ganforge: results in {path}")
+    atomic_write_json(json_path, result)
+    print(f"ganforge: results in {json_path}")
     return 0
 
 
@@ -142,11 +170,14 @@ def register_augment(sub, parser_class) -> None:
                        description="For each size (real images per class) and seed: train a "
                                    "conditional GAN on that scarce subset only, then a fixed small "
                                    "classifier on real, real+synthetic and synthetic-only data, "
-                                   "tested on the full real test split (mean ± std over seeds).")
+                                   "tested on the real test split (mean ± std over seeds); a dataset "
+                                   "with a single split (folder:PATH) is tested on its images that "
+                                   "no run trained on. An existing --out needs --force (retrains its "
+                                   "GAN runs) or --reuse-gans.")
     a.add_argument("overrides", nargs="*", metavar="key=value", help="applied to the GAN's config")
     a.add_argument("--data", default="fashion-mnist", help="a labeled dataset (default fashion-mnist)")
-    a.add_argument("--sizes", default="10,50,100", help="real images per class (default 10,50,100)")
-    a.add_argument("--seeds", default="0,1,2", help="seeds (default 0,1,2)")
+    a.add_argument("--sizes", default="10,50,100", help="real images per class, each once (default 10,50,100)")
+    a.add_argument("--seeds", default="0,1,2", help="seeds, each once (default 0,1,2)")
     a.add_argument("--preset", default="acgan-fashion-mnist", help="the conditional GAN's preset")
     a.add_argument("--gan-steps", type=int, help="shorthand for train.steps=N of the GAN")
     a.add_argument("--synthetic", type=int, default=500, help="synthetic images per class (500)")
@@ -156,10 +187,12 @@ def register_augment(sub, parser_class) -> None:
     a.add_argument("--test-n", type=int, default=0, help="test images (default 0: all)")
     a.add_argument("--reuse-gans", action="store_true",
                    help="keep the GAN runs already in --out whose config is the same (to vary "
-                        "only the classifier settings)")
+                        "only the classifier settings); any other run there needs --force")
     a.add_argument("--data-dir", help="look for the dataset here first")
-    add_json_argument(a, "write the results here (default OUT/augment.json)")
+    add_json_argument(a, "write the results here (default OUT/augment.json)", force=False)
     a.add_argument("--out", help="directory for the GAN runs (default runs/bench-augment-...)")
+    a.add_argument("--force", action="store_true",
+                   help="retrain the GAN runs of an existing --out and overwrite its results (or --json)")
     a.set_defaults(func=cmd_augment)
 
 
@@ -171,8 +204,6 @@ def cmd_gan_vs_diffusion(args) -> int:
 
     json_path = json_output(args.json, args.force)  # before any work
     if args.figure:
-        from ..rundir import check_output_file
-
         check_output_file(Path(args.figure), force=args.force, flag="--figure")
 
     require_diffusers()
@@ -181,7 +212,7 @@ def cmd_gan_vs_diffusion(args) -> int:
     if args.n < 10 or args.speed_n <= 0:
         raise ConfigError("--n must be at least 10 (the k-NN metrics need them) and --speed-n positive")
     s = bench.Settings(data=args.data, minutes=args.minutes, steps=args.steps,
-                       seeds=_int_list(args.seeds, "--seeds"), gan_preset=args.preset,
+                       seeds=_int_list(args.seeds, "--seeds", unique=True), gan_preset=args.preset,
                        gan_overrides=list(args.overrides), n=args.n, speed_n=args.speed_n,
                        speed_batch=args.speed_batch,
                        quality_samplers=[v for v in args.quality_samplers.split(",") if v],
@@ -200,8 +231,11 @@ def cmd_gan_vs_diffusion(args) -> int:
                           f"data); pick a 28x28 grayscale preset")
     s.diffusion.check()
     out = Path(args.out) if args.out else Path("runs") / f"bench-gan-vs-diffusion-{time.strftime('%Y%m%d-%H%M%S')}"
-    if out.exists() and any(out.iterdir()):
-        raise ConfigError(f"{out} already exists and is not empty; choose another --out")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a directory; choose another --out")
+    if out.is_dir() and any(out.iterdir()):  # never written into, --force included: nothing is replaced
+        raise ConfigError(f"{out} already exists and is not empty; choose another --out (gan-vs-diffusion "
+                          f"writes only into a new or empty folder, even with --force)")
     budget = f"{s.steps} steps" if s.steps is not None else f"{s.minutes:g} min"
     print(f"ganforge: bench gan-vs-diffusion on {s.data}: {s.gan_preset} vs diffusion baseline, {budget} "
           f"each, seeds {s.seeds} -> {out}", flush=True)

@@ -131,10 +131,7 @@ def cmd_train(args) -> int:
     from .. import detect
 
     out = Path(args.out)
-    if (out / "detector.json").exists() and not args.force:
-        raise ConfigError(f"{out} already holds a detector; pass --force to overwrite it or choose another --out")
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file; give a folder name")
+    _check_out(out, args.force)
     if args.n < 2:
         raise ConfigError(f"--n must be at least 2, got {args.n}")
     recipe = detect.Recipe(steps=args.steps, batch_size=args.batch_size, lr=args.lr, width=args.width,
@@ -169,9 +166,40 @@ def cmd_train(args) -> int:
     if v:
         _log(f"ganforge: held-out validation: AP {v['ap']:.4f}, accuracy {v['acc']:.4f} (real "
              f"{v['real_acc']:.4f}, generated {v['fake_acc']:.4f}); {det.meta['train_seconds']} s")
-    _log(f"ganforge: detector in {out}; try: ganforge detect eval {out} --real {real_name.split(':')[0]}:test "
-         f"--fake {' '.join(args.fake)}")
+    _log(f"ganforge: detector in {out}; {_eval_command(out, real_name, real_draw, args.fake)}")
     return 0
+
+
+def _check_out(out: Path, force: bool) -> None:
+    """--out is a new or empty folder, or (with --force) a detector folder holding nothing else:
+    a detector is never written into a folder of other files (a dataset, a run), --force included."""
+    from ..detect.detector import META, WEIGHTS
+
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; give a folder name")
+    if not out.is_dir():
+        return
+    entries = sorted(p.name for p in out.iterdir())
+    other = [name for name in entries if name not in (META, WEIGHTS)]
+    if other:
+        shown = ", ".join(other[:3]) + (", ..." if len(other) > 3 else "")
+        raise ConfigError(f"--out {out} already exists and holds files that are not a detector's ({shown}); "
+                          f"choose a new or empty folder (--force replaces only a detector)")
+    if META in entries and not force:
+        raise ConfigError(f"{out} already holds a detector; pass --force to overwrite it or choose another --out")
+
+
+def _eval_command(out: Path, real_name: str, real_draw: dict, fakes: list[str]) -> str:
+    """The follow-up ``detect eval`` command: on a named dataset's test split, or on the same folder
+    (eval leaves out the real images the detector drew from it, see _real_images) while some are left."""
+    import shlex
+
+    if real_name.startswith("folder:") and real_draw["n"] >= real_draw["size"]:
+        return (f"all {real_draw['size']} images of {real_name} trained it: evaluate it with held-out real "
+                f"images, e.g. ganforge detect eval {shlex.quote(str(out))} --real folder:OTHER_FOLDER --fake ...")
+    real = real_name if real_name.startswith("folder:") else f"{real_name.partition(':')[0]}:test"
+    return "try: " + " ".join(["ganforge detect eval", shlex.quote(str(out)), "--real", shlex.quote(real),
+                               "--fake", *map(shlex.quote, fakes)])
 
 
 def cmd_eval(args) -> int:
@@ -290,7 +318,8 @@ def register(subparsers, parser_class) -> None:
     t.add_argument("--depth", type=int, default=3, help="stride-2 stages (default 3)")
     t.add_argument("--no-augment", action="store_true", help="train without blur/JPEG/flip augmentation")
     t.add_argument("--seed", type=seed, default=0, help="sampling and training seed (default 0)")
-    t.add_argument("--force", action="store_true", help="overwrite a detector already in --out")
+    t.add_argument("--force", action="store_true",
+                   help="overwrite a detector already in --out (a folder of other files is always refused)")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("eval", help="AP and accuracy per generated source, seen or not in training")
