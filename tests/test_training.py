@@ -416,3 +416,40 @@ def test_resume_keeps_the_events_its_checkpoint_carries(tmp_path):
     # an older checkpoint without the size: training records after its step go, events stay
     log.write({"step": 6, "d_loss": 1.0, "time": 6})
     assert log.truncate_to(None, 4) == 2 and len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 4
+
+
+def test_a_resume_with_another_eval_best_starts_a_new_best(tmp_path):
+    """Resumed with eval.best changed from precision to fid, the old (precision) score had kept
+    'best' on the precision-best checkpoint for good: no fid ever beat it."""
+    values = {2: (300.0, 0.9), 4: (350.0, 0.5), 6: (320.0, 0.4), 8: (250.0, 0.3)}
+
+    def hook(trainer, step):
+        fid, precision = values[step]
+        return {"fid": fid, "precision": precision}
+
+    run = tmp_path / "run"
+    cfg = tiny_config(**{"eval.every": 2, "eval.best": "precision", "train.steps": 4})
+    api.train(cfg, run, progress=False, dataset=random_dataset(), hooks=[hook])
+    assert ckpt.find(run, "best").name == "step_0000002"
+    resumed = api.resume_config(run, ["train.steps=8", "eval.best=fid"])
+    api.train(resumed, run, resume=True, progress=False, dataset=random_dataset(), hooks=[hook])
+    assert ckpt.find(run, "best").name == "step_0000008"  # fid 250, the lowest after the change
+
+
+def test_the_best_checkpoint_holds_what_was_scored_without_ema(tmp_path):
+    """Without EMA the grid is drawn by the live G in train mode, which moves its BatchNorm
+    statistics; drawn after the evaluation, the step's regular checkpoint then overwrote 'best'
+    with statistics other than those scored (a logged FID of 415.34 evaluated as 416.07)."""
+    scored = {}
+
+    def hook(trainer, step):
+        scored[step] = {k: v.clone() for k, v in trainer.objective.nets["G"].state_dict().items()
+                        if "running" in k}
+        return {"fid": 100.0 - step}
+
+    run = tmp_path / "run"
+    cfg = tiny_config(**{"eval.every": 2, "train.sample_every": 2, "train.checkpoint_every": 2,
+                         "train.steps": 4, "train.ema_decay": 0.0})
+    api.train(cfg, run, progress=False, dataset=random_dataset(), hooks=[hook])
+    weights, _ = ckpt.load(ckpt.find(run, "best"))
+    assert scored[4] and all(torch.equal(weights[f"G.{k}"], v) for k, v in scored[4].items())

@@ -182,6 +182,7 @@ class Trainer:
             "rollbacks": self.rollbacks,
             "lr_scale": self.lr_scale,
             "best_score": self.best_score,
+            "best_measure": self._best_measure(),
             "optimizers": {n: o.state_dict() for n, o in self.optimizers.items()},
             "scaler": self.scaler.state_dict(),
             "rng": rng,
@@ -234,6 +235,14 @@ class Trainer:
         self.rollbacks = int(state.get("rollbacks", 0))
         self.lr_scale = float(state.get("lr_scale", 1.0))
         self.best_score = state.get("best_score")
+        measure = state.get("best_measure")  # None: a checkpoint from before it was recorded
+        if self.best_score is not None and measure is not None and list(measure) != self._best_measure():
+            # another eval.best, eval.n or eval.metrics: the old best score does not compare (the
+            # 'best' pointer had stayed on a density-best checkpoint while FID was the key)
+            self.best_score = None
+            self._warn(f"ganforge: eval settings changed on resume ({measure[0]} at n={measure[1]} -> "
+                       f"{self.cfg.eval.best} at n={self.cfg.eval.n}): the next evaluation starts a new "
+                       f"'best' checkpoint")
         self._apply_lr_scale()
         size = state.get("world_size")
         if size is not None and int(size) != self.world.size:
@@ -368,10 +377,13 @@ class Trainer:
                     if not self._log_interval():
                         continue  # rolled back: the step counter moved
                 saving = time.perf_counter()  # evaluation and saves: not training
-                if self.cfg.eval.every and self.step % self.cfg.eval.every == 0:
-                    self._run_hooks(self.step)
+                # the grid first: drawing it can move a live G's BatchNorm statistics (no EMA), and
+                # a 'best' checkpoint saved by the evaluation must hold what was scored, which the
+                # step's regular checkpoint then writes again unchanged
                 if self.step % t.sample_every == 0 or self.step == t.steps:
                     self.save_samples()
+                if self.cfg.eval.every and self.step % self.cfg.eval.every == 0:
+                    self._run_hooks(self.step)
                 if self.step % t.checkpoint_every == 0 or self.step == t.steps:
                     distributed.barrier(self.world)
                     if self._weights_finite():
@@ -612,6 +624,11 @@ class Trainer:
                     ckpt.mark_best(path.parent, path.name)
                     self._warn(f"ganforge: new best {key}={value:.4g} at step {step} "
                                f"({path.name})")
+
+    def _best_measure(self) -> list:
+        """What a best score is measured by: a score of another key, n or metric set does not compare."""
+        e = self.cfg.eval
+        return [e.best, e.n, sorted(e.metrics or [])]
 
     @staticmethod
     def better(key: str) -> str:
