@@ -478,3 +478,22 @@ def test_bench_truncation_sweeps_the_familys_thresholds_by_default(tiny_run, tmp
     with pytest.raises(ConfigError, match="has one latent for all its layers: a truncation cutoff needs a "
                                           "style-based run"):
         run.sample(2, truncation=0.5, truncation_cutoff=2)
+
+
+def test_bench_truncation_draws_classes_as_eval_does(tiny_run, monkeypatch):
+    """bench truncation drew the grid's uneven class mix (n=200: 28 of the first classes, 14 of
+    the last), so its FID disagreed with ganforge eval --truncation on the same run and n; now both
+    ask for class i % K. The sample-size warnings are printed too (they had only reached the JSON)."""
+    from types import SimpleNamespace
+
+    from ganforge.bench import truncation as bench
+    from ganforge.metrics.targets import run_samples
+
+    seen, logged = [], []
+    monkeypatch.setattr(bench, "evaluate", lambda images, labels, **kw: seen.append(labels) or SimpleNamespace(
+        values={"fid": 1.0}, protocol={"warnings": ["fid from 10 samples"], "extractor": "x"}))
+    run = ganforge.load(tiny_run)
+    bench.run_benchmark(run, [0.5, 1.0], ref="fashion-mnist", n=10, log=logged.append)
+    assert [s.tolist() for s in seen] == [[0, 1] * 5] * 2
+    assert np.array_equal(seen[0], run_samples(run, n=10, truncation=0.5)[1])
+    assert logged.count("warning: fid from 10 samples") == 1

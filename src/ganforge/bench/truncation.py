@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..atomic import atomic_path
+from ..labels import balanced_labels
 from ..metrics import evaluate
 from ..metrics.features import to_uint8
 
@@ -27,9 +28,10 @@ def run_benchmark(run, values: Sequence[float], *, ref: str, n: int = 5000, seed
                   extractor=None, split: str = "test", data_dir=None,
                   log: Callable[[str], None] | None = None) -> dict:
     """Score ``n`` samples of a loaded run (``ganforge.load``) per truncation value."""
-    labels = run.sample_labels(n)  # None for unconditional runs
+    # every class equally often, as ganforge eval draws them (None for unconditional runs)
+    labels = balanced_labels(n, len(run.class_names)) if run.class_names else None
     metrics = list(METRICS) + (["label_accuracy"] if labels is not None else [])
-    rows, protocol = [], None
+    rows, protocol, warned = [], None, set()
     for value in values:
         t0 = time.perf_counter()
         images = run.sample(n, seed=seed, labels=labels, truncation=value)
@@ -37,6 +39,10 @@ def run_benchmark(run, values: Sequence[float], *, ref: str, n: int = 5000, seed
                           labels=None if labels is None else labels.numpy(), extractor=extractor,
                           data_dir=data_dir)
         protocol = protocol or result.protocol
+        for warning in result.protocol["warnings"]:  # once (they are about n, the same for every value)
+            if log and warning not in warned:
+                log(f"warning: {warning}")
+            warned.add(warning)
         rows.append({"truncation": float(value), **{k: float(v) for k, v in result.values.items()},
                      "seconds": round(time.perf_counter() - t0, 2)})
         if log:
