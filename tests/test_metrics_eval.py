@@ -487,3 +487,17 @@ def test_labels_are_matched_to_the_references_classes_by_name(tmp_path, monkeypa
                      extractor="fashion-mnist-cnn", metrics=None)
     assert "intra_fid" not in quiet.values and "label_accuracy" not in quiet.values
     assert any("the label metrics are left out" in w for w in quiet.protocol["warnings"])
+
+
+def test_eval_of_part_of_a_per_class_npz_takes_every_class(tmp_path):
+    """sample --per-class writes the classes in order: eval --n 150 of 30 per class had scored
+    classes 0-4 of 10 against a 10-class reference."""
+    from ganforge.metrics.targets import load_target
+
+    labels = np.repeat(np.arange(10), 30)
+    images = np.stack([np.full((8, 8, 1), k, np.uint8) for k in labels])
+    np.savez(tmp_path / "s.npz", images=images, labels=labels, class_names=np.array([f"c{k}" for k in range(10)]))
+    got, got_labels, desc = load_target(tmp_path / "s.npz", n=150)
+    assert np.bincount(got_labels).tolist() == [15] * 10
+    assert torch.equal(got[:, 0, 0, 0].long(), torch.from_numpy(got_labels))  # images follow their labels
+    assert desc["class_names"][0] == "c0" and len(load_target(tmp_path / "s.npz", n=None)[0]) == 300
