@@ -277,3 +277,19 @@ def test_sample_refuses_a_count_that_cannot_fit_and_a_seed_torch_cannot_take(run
                                           r"got 18446744073709551616"):
         run.sample(2, seed=2**64)
     assert run.sample(2, seed=2**63 - 1).shape[0] == 2
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"eval.best": "fdi"}, r"eval.best: unknown metric 'fdi' \(did you mean 'fid'\?\)"),
+    ({"eval.metrics": ["fid"], "eval.best": "precision"},
+     r"eval.best=precision is not among the metrics computed during training \(fid\)"),
+    ({"eval.metrics": ["label_accuracy"]}, r"eval.metrics: 'label_accuracy' needs labelled samples"),
+    ({"eval.metrics": ["ppl_w"]}, r"eval.metrics: 'ppl_w' needs the generator itself"),
+])
+def test_training_metrics_are_checked_before_training(tmp_path, overrides, message):
+    """A typo in eval.best trained to the end without a 'best' checkpoint; a metric that does not
+    apply failed at the first evaluation, after eval.every steps."""
+    with pytest.raises(ConfigError, match=message):
+        api.train(tiny_config(**{"eval.every": 2, **overrides}), tmp_path / "run", progress=False,
+                  dataset=random_dataset(n=16, resolution=16))
+    assert not (tmp_path / "run").exists()

@@ -318,8 +318,35 @@ def _eval_hooks(cfg: Config, hooks: Iterable[Hook]) -> list[Hook]:
     if cfg.eval.every > 0 and not hooks:
         from .metrics import training_hook
 
-        hooks.append(training_hook(cfg, metrics=cfg.eval.metrics or ["fid", "kid"], n=cfg.eval.n))
+        names = cfg.eval.metrics or ["fid", "kid"]
+        _check_training_metrics(cfg, names)
+        hooks.append(training_hook(cfg, metrics=names, n=cfg.eval.n))
     return hooks
+
+
+def _check_training_metrics(cfg: Config, names: list[str]) -> None:
+    """Before training: eval.best is one of the metrics computed (a typo, or one left out of
+    eval.metrics, had trained to the end without a 'best' checkpoint), and each of eval.metrics
+    applies to this family's training-time samples (one that did not failed at the first
+    evaluation, naming the command's --metrics)."""
+    from .metrics.evaluation import METRICS
+
+    for name in names:
+        needs = METRICS.get(name).needs  # an unknown name: the registry's one line
+        if "labels" in needs and "sample_labels" not in family(cfg).capabilities:
+            raise ConfigError(f"eval.metrics: '{name}' needs labelled samples, which objective={cfg.objective} does "
+                              f"not draw; leave it out of eval.metrics")
+        if "generator" in needs:
+            raise ConfigError(f"eval.metrics: '{name}' needs the generator itself; measure it after training "
+                              f"with ganforge eval RUN --metrics {name}, and leave it out of eval.metrics")
+    best = cfg.eval.best
+    try:
+        METRICS.get(best.removesuffix("_std"))
+    except ConfigError as exc:  # eval.best=fdi: did you mean fid
+        raise ConfigError(f"eval.best: {exc}") from None
+    if best not in names and best.removesuffix("_std") not in names:
+        raise ConfigError(f"eval.best={best} is not among the metrics computed during training "
+                          f"({', '.join(names)}); add it to eval.metrics or pick one of them")
 
 
 def _train_other(cfg: Config, run_dir: Path, device: torch.device, *, resume: bool, hooks: Iterable[Hook],
