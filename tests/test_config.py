@@ -38,6 +38,7 @@ def test_overrides_are_typed():
     ("train.steps", "is not key=value"),
     ("train.steps=0", "train.steps must be > 0"),
     ("train.precision=fp8", "train.precision must be fp32, bf16, fp16 or auto"),
+    ("data.num_workers=-1", "data.num_workers must be >= 0 (0: load in the training process), got -1"),
 ])
 def test_bad_overrides_name_the_key(override, expect):
     with pytest.raises(ConfigError) as err:

@@ -152,6 +152,7 @@ def test_inception_offline_error_names_file_and_option(env, monkeypatch):
     msg = str(err.value)
     assert "\n" not in msg
     assert F.INCEPTION_FILE in msg and "--inception-weights PATH" in msg and "download failed" in msg
+    assert "measure offline with --extractor fashion-mnist-cnn" in msg  # the way that works here
     assert str(env / "cache" / "weights") in msg
     assert not list((env / "cache" / "weights").glob("*"))  # no partial file left behind
     with pytest.raises(EvalError, match="--inception-weights .*nope.pth not found"):

@@ -442,6 +442,9 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"train.precision must be fp32, bf16, fp16 or auto, got '{cfg.train.precision}'")
     if cfg.data.channels not in (1, 3):
         raise ConfigError(f"data.channels must be 1 or 3, got {cfg.data.channels}")
+    if cfg.data.num_workers < 0:  # a streamed folder's DataLoader had raised a traceback mid-start
+        raise ConfigError(f"data.num_workers must be >= 0 (0: load in the training process), "
+                          f"got {cfg.data.num_workers}")
     if len(cfg.optim.betas) != 2 or not all(0 <= b < 1 for b in cfg.optim.betas):
         raise ConfigError(f"optim.betas must be two numbers in [0, 1), got {cfg.optim.betas}")
     if cfg.train.on_divergence not in ("rollback", "stop", "warn"):

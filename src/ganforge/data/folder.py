@@ -93,8 +93,10 @@ class _FolderImages(torch.utils.data.Dataset):
                 if k == MAX_SUBSTITUTES:
                     raise DataError(f"cannot decode {self.files[j]} nor the {k} files after {self.files[i]} "
                                     f"({_reason(exc)}); check the folder's files") from None
+                # stacklevel 1: attributed to this file, so the CLI prints it as its own one-line
+                # warning (2 named torch's DataLoader, and Python's two-line format followed)
                 warnings.warn(f"cannot decode {self.files[j]} ({_reason(exc)}); the next file takes its "
-                              f"place; delete or fix it", stacklevel=2)
+                              f"place; delete or fix it", stacklevel=1)
         image = torch.from_numpy(array.copy()).view(self.resolution, self.resolution, -1).permute(2, 0, 1)
         return image, int(self.labels[j]) if self.labels is not None else -1
 

@@ -446,7 +446,8 @@ def small_sample_warnings(values: dict, *, n_fake: int, n_ref: int, dim: int, la
         if fewest <= dim:
             out.append(f"intra_fid from as few as {fewest} samples of a class against {dim}-dimensional "
                        f"features: each class's covariance is singular and its FID biased upward; use "
-                       f"more than {dim} samples per class (--per-class) and compare only at equal n")
+                       f"more than {dim} samples per class (eval RUN --n above {dim} x the classes, or "
+                       f"ganforge sample --per-class) and compare only at equal n")
     if "is" in values and "is_std" not in values:
         out.append(f"is from {n_fake} samples in one split (each split needs {MIN_PER_SPLIT}): no "
                    f"standard deviation")

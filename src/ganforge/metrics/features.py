@@ -321,10 +321,12 @@ def resolve_inception_weights(path: str | Path | None, *, download: bool = True)
         except OSError as exc:  # offline, DNS, refused, timeout: all URLError/OSError
             reason = " ".join(str(getattr(exc, "reason", exc)).split())[:80]
             raise EvalError(f"Inception weights {INCEPTION_FILE} not found in {dest.parent} and the "
-                            f"download failed ({reason}); download {INCEPTION_URL} to {dest} or pass "
-                            f"--inception-weights PATH") from None
+                            f"download failed ({reason}); download {INCEPTION_URL} to {dest}, pass "
+                            f"--inception-weights PATH, or measure offline with --extractor "
+                            f"fashion-mnist-cnn (its numbers compare only with its own)") from None
     raise EvalError(f"Inception weights {INCEPTION_FILE} not found in {dest.parent}; download "
-                    f"{INCEPTION_URL} to {dest} or pass --inception-weights PATH")
+                    f"{INCEPTION_URL} to {dest}, pass --inception-weights PATH, or measure offline with "
+                    f"--extractor fashion-mnist-cnn (its numbers compare only with its own)")
 
 
 class InceptionExtractor(Extractor):
