@@ -182,3 +182,26 @@ def test_a_class_error_names_the_folder_not_the_classes_json_name(tmp_path):
     (tmp_path / "0_T-shirt-top" / "a.png").write_bytes(data[:40])  # header fine, body not
     with pytest.raises(DataError, match="class folder '0_T-shirt-top'"):
         load_dataset(f"folder:{tmp_path}", resolution=8)
+
+
+def test_a_streamed_folder_that_fails_on_its_first_batch_is_one_line_and_leaves_nothing(tmp_path):
+    """Raised in a DataLoader worker, the DataError had come back wrapped in the worker's
+    traceback; and the run directory (config and the step-0 checkpoint) had blocked the retry."""
+    from conftest import tiny_config
+    from ganforge import api
+    from ganforge.errors import DataError
+
+    root = tmp_path / "imgs"
+    root.mkdir()
+    for i in range(40):
+        Image.new("RGB", (12, 12), (4 * i, 0, 0)).save(root / f"{i:02d}.png")
+    ds = load_dataset(f"folder:{root}", resolution=16, max_memory_bytes=1)  # streamed
+    for p in root.glob("*.png"):
+        p.write_bytes(p.read_bytes()[:40])  # damaged after the scan
+    cfg = tiny_config(**{"data.num_workers": 1, "train.steps": 2, "train.batch_size": 4})
+    with pytest.raises(DataError) as err:  # (its warnings are the worker process's)
+        api.train(cfg, tmp_path / "run", progress=False, dataset=ds)
+    message = str(err.value)
+    assert "\n" not in message and "Traceback" not in message, message
+    assert message.startswith("cannot decode ") and "files after it" in message
+    assert not (tmp_path / "run").exists()

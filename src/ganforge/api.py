@@ -428,8 +428,11 @@ def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: boo
     try:
         return trainer.fit()
     except BaseException:
-        if not resume and not any((run_dir / "checkpoints").glob("step_*")):
-            rundir.undo_failed_start(run_dir, lock, created)  # nothing of value was written yet
+        if not resume and not (trainer.step or any(p.name != "step_0000000" for p in
+                                                   (run_dir / "checkpoints").glob("step_*"))):
+            # nothing of value was written yet: at most the initial weights (a streamed folder that
+            # failed on its first batch had left a run directory that blocked the retry)
+            rundir.undo_failed_start(run_dir, lock, created)
         raise
     finally:
         lock.release()

@@ -91,8 +91,8 @@ class _FolderImages(torch.utils.data.Dataset):
                 break
             except Exception as exc:
                 if k == MAX_SUBSTITUTES:
-                    raise DataError(f"cannot decode {self.files[j]} nor the {k} files after {self.files[i]} "
-                                    f"({_reason(exc)}); check the folder's files") from None
+                    raise DataError(f"cannot decode {self.files[i]} nor the {k} files after it (the last: "
+                                    f"{_reason(exc)}); check the folder's files") from None
                 # stacklevel 1: attributed to this file, so the CLI prints it as its own one-line
                 # warning (2 named torch's DataLoader, and Python's two-line format followed)
                 warnings.warn(f"cannot decode {self.files[j]} ({_reason(exc)}); the next file takes its "

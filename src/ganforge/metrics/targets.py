@@ -70,12 +70,6 @@ def run_samples(run, *, n: int, seed: int = 0,
     return images, (labels.numpy() if labels is not None else None), desc
 
 
-def labels_in(path: Path) -> bool:
-    """Whether a samples.npz carries labels."""
-    with np.load(path, allow_pickle=False) as data:
-        return "labels" in data.files
-
-
 def class_interleaved(labels: np.ndarray, n: int) -> np.ndarray:
     """Indices of ``n`` of the labelled samples, classes taking turns (each class's first, then
     each class's second, ...), in file order: the first n of a --per-class npz, which is sorted by
@@ -100,10 +94,13 @@ def load_target(target: str | Path, *, n: int | None) -> tuple[torch.Tensor, np.
     folder."""
     path = Path(target).expanduser()
     if path.is_file() and path.suffix.lower() == ".npz":
-        images, labels = load_npz_samples(path, None if labels_in(path) else n)
-        if labels is not None and n is not None and n < len(images):
-            pick = class_interleaved(labels, n)
-            images, labels = images[torch.from_numpy(pick)], labels[pick]
+        images, labels = load_npz_samples(path, None)  # checked; all of it, to choose from
+        if n is not None and n < len(images):
+            if labels is None:
+                images = images[:n]
+            else:
+                pick = class_interleaved(labels, n)
+                images, labels = images[torch.from_numpy(pick)], labels[pick]
         desc = {"target": str(path), "kind": "npz"}
         names = _npz_class_names(path) if labels is not None else None
         if names:

@@ -16,6 +16,8 @@ from typing import Any, Iterator
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from ..errors import DataError
+
 
 def _permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
@@ -135,7 +137,10 @@ class StreamingBatches:
                                 persistent_workers=self.num_workers > 0,
                                 pin_memory=self.device.type == "cuda")
             self._it = iter(loader)
-        images, labels = next(self._it)
+        try:
+            images, labels = next(self._it)
+        except DataError as exc:  # raised in a worker: torch re-raises it with the worker's traceback
+            raise DataError(str(exc).strip().splitlines()[-1].split("DataError: ", 1)[-1]) from None
         if self.pos + 1 >= self.per_epoch:
             self.epoch, self.pos = self.epoch + 1, 0
         else:
