@@ -497,3 +497,12 @@ def test_bench_truncation_draws_classes_as_eval_does(tiny_run, monkeypatch):
     assert [s.tolist() for s in seen] == [[0, 1] * 5] * 2
     assert np.array_equal(seen[0], run_samples(run, n=10, truncation=0.5)[1])
     assert logged.count("warning: fid from 10 samples") == 1
+
+
+def test_a_threshold_no_value_reaches_gives_the_untruncated_samples(tiny_run):
+    """The README: values inside T are those of the untruncated sample with the same seed, and
+    bench truncation samples the same latents at each value. Only the first batch had: the
+    resampling draw shifted the stream of every later batch and of the standing statistics."""
+    run = ganforge.load(tiny_run)
+    plain = run.sample(10, seed=1, batch_size=5)
+    assert torch.equal(run.sample(10, seed=1, batch_size=5, truncation=100.0), plain)

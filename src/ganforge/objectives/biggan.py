@@ -88,9 +88,12 @@ def truncated_z(shape: tuple[int, ...], threshold: float | None, generator: torc
     """z ~ N(0, 1) [shape] on the generator's device; with a threshold, every value beyond it
     resampled (drawn from the normal restricted to [-T, T])."""
     z = torch.randn(shape, generator=generator, device=generator.device)
+    # drawn with or without a threshold, so that the stream after it (the next batch's z, the
+    # standing statistics' labels) is the same at every threshold: drawn only with one, it had
+    # shifted every batch after the first, and bench truncation compared other latents
+    u = torch.rand(shape, generator=generator, device=generator.device)
     if threshold is None:
         return z
-    u = torch.rand(shape, generator=generator, device=generator.device)  # drawn always: same stream
     t = torch.tensor(float(threshold), dtype=torch.float64)
     lo, hi = torch.special.ndtr(-t), torch.special.ndtr(t)
     inside = torch.special.ndtri(lo + u.cpu().double() * (hi - lo)).clamp(-t, t).float()
