@@ -465,6 +465,15 @@ def test_bench_truncation_refuses_bad_values_and_runs_without_truncation(style_r
     assert out.stderr.count("\n") == 1 and not any(tmp_path.iterdir())
     out = run_cli("bench", "truncation", style_run, "--values", "a", "--json", tmp_path / "t.json")
     assert out.returncode == 2 and "--values takes comma-separated numbers" in out.stderr
+    # output paths are checked before any scoring (the plot had overwritten --json out/x.png, and a
+    # .txt plot failed after the whole sweep)
+    (tmp_path / "folder").mkdir()
+    for args, message in ((["--json", tmp_path / "x.png"], "--json and --plot are the same file"),
+                          (["--json", tmp_path / "r.json", "--plot", tmp_path / "r.txt"], "give a .png, .pdf or .svg"),
+                          (["--json", tmp_path / "folder", "--plot", tmp_path / "p.png"], "is a folder")):
+        out = run_cli("bench", "truncation", style_run, "--values", "0.5", "--n", "10", *args)
+        assert out.returncode == 2 and message in out.stderr and out.stderr.count("\n") == 1, out.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder"]
 
 
 # ----------------------------------------------------------------------------- projection

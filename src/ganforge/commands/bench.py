@@ -303,9 +303,21 @@ def cmd_truncation(args) -> int:
     run_dir = Path(args.run_dir)
     json_path = Path(args.json) if args.json else run_dir / "truncation.json"
     plot_path = Path(args.plot) if args.plot else json_path.with_suffix(".png")
+    # the output paths, checked before any scoring (a bad one had failed after it, or the plot had
+    # overwritten the results: --json out/x.png)
+    if json_path.resolve() == plot_path.resolve():
+        raise ConfigError(f"--json and --plot are the same file ({json_path}); give the results a .json name "
+                          f"and the plot a .png/.pdf/.svg one")
+    if plot_path.suffix.lower() not in (".png", ".pdf", ".svg"):
+        raise ConfigError(f"--plot {plot_path}: give a .png, .pdf or .svg file name")
     for path in (json_path, plot_path):
+        if path.is_dir():
+            raise ConfigError(f"{path} is a folder; give a file name")
         if path.exists() and not args.force:
             raise ConfigError(f"{path} already exists; pass --force to overwrite it or choose --json/--plot")
+        for parent in path.parents:
+            if parent.exists() and not parent.is_dir():
+                raise ConfigError(f"{path}: {parent} is a file, not a folder; choose another path")
     run = api.load(run_dir, checkpoint=args.checkpoint)
     run.require("truncation")
     if values is None:  # the family's sweep, up to its value of (near) no truncation
