@@ -520,6 +520,21 @@ def test_project_command_resizes_with_a_note_and_refuses_bad_files(style_run, tm
     bad = run_cli("project", style_run, tmp_path / "bad.png", "--out", tmp_path / "p2")
     assert bad.returncode == 2 and "cannot read image" in bad.stderr and bad.stderr.count("\n") == 1
     assert not (tmp_path / "p2").exists()
+    folder = run_cli("project", style_run, tmp_path / "proj", "--out", tmp_path / "p3")
+    assert folder.returncode == 2 and "is a folder; pass one image file" in folder.stderr
+
+
+def test_project_reads_a_16_bit_image_as_the_data_loader_does(tmp_path):
+    """PIL's convert('RGB') clips 16-bit samples above 255: a 16-bit grey PNG had become a
+    two-level target (half of it white), announced as 'converted RGB to L'."""
+    from PIL import Image
+
+    from ganforge.commands.style import _read_image
+
+    ramp = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000)  # 0 .. 63000
+    Image.fromarray(ramp).save(tmp_path / "i16.png")
+    got = _read_image(tmp_path / "i16.png")
+    assert got.ndim == 2 and got.dtype == np.uint8 and len(np.unique(got)) > 32  # not two levels
 
 
 # ----------------------------------------------------------------------------- editing
@@ -547,3 +562,19 @@ def test_edit_direction_moves_images_toward_the_attribute(style_run):
     with pytest.raises(ConfigError, match="pass the latent.npy of ganforge project on this run"):
         run.edit("bright", [1], latent=np.zeros((2, 3), np.float32), classify=_brightness,
                  class_names=["dark", "bright"], n_train=50)
+
+
+def test_project_edit_and_mix_check_their_arguments(style_run):
+    """They had raised raw TypeErrors (steps=2.5, layers=2, strengths=2), accepted a seed the
+    command refuses (-1), NaN strengths, or an empty image (projected as black)."""
+    run = ganforge.load(style_run)
+    img = np.zeros((8, 8), np.uint8)
+    for call, message in ((lambda: run.project(img, steps=2.5), "steps must be an integer >= 1"),
+                          (lambda: run.project(img, steps=2, seed=-1), "seed must be an integer >= 0"),
+                          (lambda: run.project(np.zeros((0, 0), np.uint8), steps=2), r"H, W >= 1, got \[0, 0\]"),
+                          (lambda: run.edit(0, 2), "strengths must be a non-empty list"),
+                          (lambda: run.edit(0, []), "strengths must be a non-empty list"),
+                          (lambda: run.edit(0, [float("nan")]), "strengths must be finite numbers")):
+        with pytest.raises(ganforge.errors.GanforgeError, match=message):
+            call()
+    assert torch.equal(run.mix([1], [2], 2), run.mix([1], [2], "2"))  # one layer index

@@ -6,6 +6,7 @@ load / sample. Nothing here knows an architecture or a loss.
 from __future__ import annotations
 
 import contextlib
+import math
 import copy
 import time
 import warnings
@@ -644,7 +645,11 @@ class LoadedRun:
         rows, cols = _seed_list("rows", rows), _seed_list("cols", cols)
         if not rows or not cols:
             raise ConfigError(f"mix needs at least one row seed and one column seed, got {len(rows)} and {len(cols)}")
-        if not isinstance(layers, str):  # a list of indices: checked as the text form is
+        if isinstance(layers, (int, np.integer)) and not isinstance(layers, bool):
+            layers = str(int(layers))  # one layer
+        elif not isinstance(layers, str):  # a list of indices: checked as the text form is
+            if not hasattr(layers, "__iter__"):
+                raise ConfigError(f"layers must be '0-3', a layer index or a list of them, got {layers!r:.40}")
             layers = ",".join(str(v) for v in layers)
         layers = self.objective.parse_layers(layers, nets=nets)
         y = self.sample_labels(1, labels)
@@ -687,6 +692,10 @@ class LoadedRun:
         the run's channels and resolution; ``notes`` says how) -> {"ws" [L, D], "image" and
         "target" float [1, C, H, W], "progress" [K, C, H, W], "psnr", "ssim", "perceptual", ...}."""
         self.require("project")
+        steps, seed = _check_int("steps", steps, minimum=1), _check_int("seed", seed, minimum=0, maximum=SEED_MAX)
+        shape = getattr(image, "shape", None)
+        if shape is not None and (len(shape) not in (2, 3) or 0 in tuple(shape)[:2]):
+            raise DataError(f"project takes an image [H, W] or [H, W, C] with H, W >= 1, got {list(shape)}")
         nets = self._nets(ema)
         return self.objective.project(image, space=space, steps=steps, seed=seed, nets=nets, log=log)
 
@@ -697,6 +706,12 @@ class LoadedRun:
         name of the dataset classifier's classes, or of ``class_names`` with your own
         ``classify(float images) -> logits``); {"images" [K, C, H, W], "probability", ...}."""
         self.require("edit")
+        if isinstance(strengths, (str, bytes)) or not hasattr(strengths, "__len__") or not len(strengths):
+            raise ConfigError(f"strengths must be a non-empty list of numbers, got {strengths!r:.40}")
+        if not all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+                   and math.isfinite(v) for v in strengths):
+            raise ConfigError(f"strengths must be finite numbers, got {list(strengths)!r:.60}")
+        seed, n_train = _check_int("seed", seed, minimum=0, maximum=SEED_MAX), _check_int("n_train", n_train, minimum=2)
         return self.objective.edit(attribute=attribute, strengths=list(strengths), seed=seed, latent=latent,
                                    n_train=n_train, classify=classify, class_names=class_names,
                                    nets=self._nets(ema))

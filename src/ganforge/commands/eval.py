@@ -43,6 +43,11 @@ def cmd_eval(args) -> int:
                          data_dir=args.data_dir, log=log, class_names=target.get("class_names"),
                          generator=run if is_run_dir(path) and "mix" in run.capabilities else None)
     result.protocol = {"target": target, **result.protocol, "seconds": round(time.perf_counter() - t0, 2)}
+    ppl = [k for k in result.values if k.startswith("ppl_")]
+    if args.truncation is not None and ppl:  # path_pairs draws untruncated latent paths
+        result.protocol["warnings"].append(
+            f"{' and '.join(ppl)} measure the untruncated generator: --truncation applies to the other "
+            f"metrics' samples only")
     if is_run_dir(path) and _same_folder(args.ref, run.config.data.name):
         result.protocol["warnings"].append(
             f"{args.ref} is the folder this run trained on (a folder has no held-out split): these numbers "

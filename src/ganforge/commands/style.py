@@ -117,15 +117,21 @@ def _read_image(path: Path):
     import numpy as np
     from PIL import Image
 
-    from ..data.imageio import upright
+    from ..data.imageio import normalize, upright
     from ..errors import DataError
 
+    if path.is_dir():
+        raise DataError(f"{path} is a folder; pass one image file (png, jpg, ...)")
     if not path.is_file():
         raise DataError(f"image {path} does not exist; pass an image file (png, jpg, ...)")
     try:
         with Image.open(path) as img:
-            img = upright(img)  # as a viewer shows it
-            return np.asarray(img if img.mode in ("L", "RGB", "RGBA") else img.convert("RGB")).copy()
+            if img.mode in ("L", "RGB", "RGBA"):
+                return np.asarray(upright(img)).copy()  # as a viewer shows it
+            # other modes as the data loader reads them: 16/32-bit samples scaled to 8 bits (PIL's
+            # convert("RGB") had clipped a 16-bit PNG to two levels), palettes and CMYK to colour
+            gray = img.mode in ("1", "LA", "I", "F") or img.mode.startswith("I;16")
+            return np.asarray(normalize(img, "L" if gray else "RGB")).copy()
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read image {path} ({type(exc).__name__}); pass a png or jpg file") from None
 
