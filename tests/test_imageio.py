@@ -205,3 +205,16 @@ def test_a_streamed_folder_that_fails_on_its_first_batch_is_one_line_and_leaves_
     assert "\n" not in message and "Traceback" not in message, message
     assert message.startswith("cannot decode ") and "files after it" in message
     assert not (tmp_path / "run").exists()
+
+
+def test_a_colour_folder_read_as_grey_says_so_and_a_split_typo_is_refused(tmp_path):
+    """A YAML that did not set data.channels took Fashion-MNIST's 1 and trained a colour folder in
+    grey without a word; data.split=bogus was recorded and trained on."""
+    from ganforge.errors import DataError
+
+    for i in range(3):
+        Image.new("RGB", (12, 12), (200, 40 * i, 0)).save(tmp_path / f"{i}.png")
+    with pytest.warns(UserWarning, match="holds colour images; they are read as grayscale .* set data.channels=3"):
+        assert load_dataset(f"folder:{tmp_path}", resolution=8, channels=1).images.shape[1] == 1
+    with pytest.raises(DataError, match="data.split=bogus: a folder has one split"):
+        load_dataset(f"folder:{tmp_path}", split="bogus", resolution=8, channels=3)

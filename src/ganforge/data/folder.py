@@ -241,8 +241,14 @@ def _folder(arg: str | None) -> Path:
 class FolderSource:
     def load(self, req: LoadRequest) -> ImageDataset | StreamingFolderDataset:
         folder = _folder(req.arg)
+        if req.split not in ("train", "test", "all"):  # a typo had been recorded and trained on
+            raise DataError(f"data.split={req.split}: a folder has one split, which train, test and all "
+                            f"all read; use data.split=train")
         scan = _scan(folder)
         resolution, channels = _defaults(scan, req.resolution, req.channels)
+        if channels == 1 and not scan.all_gray:  # a config's default (Fashion-MNIST's 1) had been silent
+            warnings.warn(f"{folder} holds colour images; they are read as grayscale (data.channels=1); "
+                          f"set data.channels=3 to use their colour", stacklevel=3)
         labels = torch.from_numpy(scan.labels) if scan.labels is not None else None
         n = len(scan.files)
         if n * channels * resolution * resolution > req.max_memory_bytes:
