@@ -345,7 +345,7 @@ def test_trainer_grid_and_probe_ask_for_class_rows(tmp_path, monkeypatch):
     assert grids and all(g == [0, 0, 0, 1, 1, 1, 2, 2, 2] for g in grids)
     assert probes and all(p == [0, 1, 2] * 5 + [0] for p in probes)
     assert all(labels is None for n, labels, _ in seen if n == 9)
-    # the EMA BatchNorm recompute asks for every class equally often (balanced_labels)
+    # the EMA BatchNorm recompute asks for every class equally often (labels.interleaved_labels)
     recompute = [out for n, labels, out in seen if n not in (9, 16)]
     assert recompute and all(max(map(out.count, range(3))) - min(map(out.count, range(3))) <= 1
                              for out in recompute)

@@ -23,7 +23,7 @@ def grid_labels(n: int, num_classes: int, per_row: int | None = None) -> Tensor:
     return (torch.arange(n) // per_row) % num_classes
 
 
-def balanced_labels(n: int, num_classes: int, start: int = 0) -> Tensor:
+def interleaved_labels(n: int, num_classes: int, start: int = 0) -> Tensor:
     """Labels [n] for scoring a conditional generator: image i (counted from ``start``) is class
     i % K, so any n consecutive images hold every class equally often, to one image. The grid
     layout's rows are not balanced for most n (1,000 images of 10 classes gave 124 of the first
@@ -32,12 +32,12 @@ def balanced_labels(n: int, num_classes: int, start: int = 0) -> Tensor:
 
 
 def class_kwargs(objective, n: int, start: int = 0) -> dict:
-    """``objective.sample``'s keyword for balanced classes (``balanced_labels``): {} for a family
+    """``objective.sample``'s keyword for balanced classes (``interleaved_labels``): {} for a family
     that does not sample a requested class."""
     k = int(getattr(objective, "num_classes", 0) or 0)
     if "sample_labels" not in objective.capabilities or k <= 0:
         return {}
-    return {"labels": balanced_labels(n, k, start)}
+    return {"labels": interleaved_labels(n, k, start)}
 
 
 def resolve_class(value: str | int, class_names: Sequence[str]) -> int:

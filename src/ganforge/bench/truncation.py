@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..atomic import atomic_path
-from ..labels import balanced_labels
+from ..labels import interleaved_labels
 from ..metrics import evaluate
 from ..metrics.features import to_uint8
 
@@ -29,7 +29,7 @@ def run_benchmark(run, values: Sequence[float], *, ref: str, n: int = 5000, seed
                   log: Callable[[str], None] | None = None) -> dict:
     """Score ``n`` samples of a loaded run (``ganforge.load``) per truncation value."""
     # every class equally often, as ganforge eval draws them (None for unconditional runs)
-    labels = balanced_labels(n, len(run.class_names)) if run.class_names else None
+    labels = interleaved_labels(n, len(run.class_names)) if run.class_names else None
     metrics = list(METRICS) + (["label_accuracy"] if labels is not None else [])
     rows, protocol, warned = [], None, set()
     for value in values:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..labels import balanced_labels
+from ..labels import interleaved_labels
 from .errors import EvalError
 from .features import to_uint8
 
@@ -53,7 +53,7 @@ def run_samples(run, *, n: int, seed: int = 0,
     (``ganforge.load``); conditional runs sample every class in turn. ``truncation``: for families
     with the "truncation" capability (BigGAN's threshold, StyleGAN2's psi); None: untruncated."""
     # every class equally often (None for unconditional runs); the grid layout's rows are uneven
-    labels = balanced_labels(n, len(run.class_names)) if run.class_names else None
+    labels = interleaved_labels(n, len(run.class_names)) if run.class_names else None
     samples = run.sample(n, seed=seed, ema=bool(run.ema_nets), labels=labels, truncation=truncation)
     bad = int((~torch.isfinite(samples.flatten(1))).any(1).sum())
     if bad:  # uint8 conversion would turn NaN into black images and score them
