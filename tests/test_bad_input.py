@@ -103,10 +103,16 @@ def test_counts_that_cannot_finish_are_refused_before_any_work(monkeypatch):
         with pytest.raises(ConfigError, match="--strength takes"):
             strength_list(bad)
     run = SimpleNamespace(config=SimpleNamespace(data=SimpleNamespace(channels=1, resolution=28)), point_dim=None)
-    monkeypatch.setattr(config, "available_memory", lambda: 10_000_000)  # 10 MB left
-    check_sample_memory(run, 1000, "--n 1000")  # 6.3 MB: fine
-    with pytest.raises(ConfigError, match="--n 10000 needs about"):
-        check_sample_memory(run, 10_000, "--n 10000")
+    monkeypatch.setattr(config, "available_memory", lambda: 100_000_000)  # 100 MB left
+    check_sample_memory(run, 10_000, "--n 10000")  # 63 MB: fine
+    with pytest.raises(ConfigError, match="--n 100000 needs about 627.2 MB"):
+        check_sample_memory(run, 100_000, "--n 100000")
+
+    def unread():
+        raise AssertionError("memory read for a small count")
+
+    monkeypatch.setattr(config, "available_memory", unread)  # a served request's count: not checked
+    check_sample_memory(run, 64, "n=64")
 
 
 def test_an_incomplete_newer_checkpoint_is_named_when_it_is_skipped(tmp_path):
