@@ -21,6 +21,7 @@ pytest.importorskip("prometheus_client")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
+from ganforge.errors import GanforgeError  # noqa: E402
 from ganforge.serve.batching import slerp  # noqa: E402
 from ganforge.serve.server import Settings, create_app, png_bytes  # noqa: E402
 from test_export import train_family  # noqa: E402  (also registers the test-truncation family)
@@ -86,6 +87,45 @@ def test_sample_npz_holds_uint8_images_and_labels(client, runs):
     data = np.load(io.BytesIO(r.content))
     assert np.array_equal(data["images"], runs["conditional"].sample_uint8(4, seed=2, labels=1))
     assert data["labels"].tolist() == [1, 1, 1, 1]
+
+
+def test_async_submissions_reach_the_loop_once_per_forward_pass_as_pixels(runs):
+    """submit_async: a forward pass's results are set in one call onto the event loop (one
+    wake-up, not one per request), pixels=True gives each request its own images' to_pixels,
+    a bad request fails alone, and a request that went away is skipped, not an error."""
+    import asyncio
+
+    from ganforge.serve.batching import ModelWorker, to_pixels
+
+    run = runs["unconditional"]
+    worker = ModelWorker("u", run, max_batch=16, wait_ms=300)
+    calls = []
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        real = loop.call_soon_threadsafe
+        loop.call_soon_threadsafe = lambda fn, *a: (calls.append(len(a[0])), real(fn, *a))[1]
+        futures = [worker.submit_async("sample", n=2, seed=s, pixels=s % 2 == 0) for s in range(5)]
+        bad = worker.submit_async("sample", n=1, seed=0, labels=3)  # unconditional: refused
+        gone = worker.submit_async("sample", n=1, seed=9)
+        gone.cancel()
+        got = await asyncio.gather(*futures)
+        with pytest.raises(GanforgeError, match="unconditional"):
+            await bad
+        await asyncio.sleep(0.05)  # the pass's results, the cancelled one's included, are settled
+        return got
+
+    try:
+        got = asyncio.run(main())
+    finally:
+        worker.close()
+    for s, images in enumerate(got):
+        ref = run.sample(2, seed=s)
+        if s % 2 == 0:
+            assert images.dtype == torch.uint8 and torch.equal(images, to_pixels(ref))
+        else:
+            assert torch.allclose(images, ref, atol=1e-5)
+    assert calls == [1, 6]  # the refused request's error, then the one forward pass's six results
 
 
 def test_concurrent_requests_share_a_forward_pass_and_keep_their_own_results(runs):

@@ -15,12 +15,13 @@ state for it.
 """
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import math
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
@@ -36,16 +37,37 @@ VERIFY_TOL = 1e-5
 class Job:
     kind: str  # sample | interpolate | translate | upscale | vocode | convert
     params: dict[str, Any]
-    future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
+    future: concurrent.futures.Future | asyncio.Future | None = None
+    loop: asyncio.AbstractEventLoop | None = None  # set: ``future`` is that loop's (submit_async)
     key: Any = None  # jobs with equal keys may share a forward pass
     inputs: list[Tensor] | None = None
     images: int = 1
 
 
+def to_pixels(images: Tensor) -> Tensor:
+    """float [N, C, H, W] in [-1, 1] -> uint8 [N, C, H, W] by torchvision's ``save_image(...,
+    normalize=True, value_range=(-1, 1))`` arithmetic, operation for operation (so the same
+    rounding): elementwise, so a whole batch converted at once gives each image's own pixels."""
+    return images.clamp(-1, 1).add(1).div_(2).mul_(255).add_(0.5).clamp_(0, 255).to(torch.uint8)
+
+
+def _settle(done: list[tuple[Job, Any, BaseException | None]]) -> None:
+    """Sets each job's result or exception; a future whose request went away is left alone."""
+    for job, value, exc in done:
+        if job.future.done():
+            continue
+        if exc is not None:
+            job.future.set_exception(exc)
+        else:
+            job.future.set_result(value)
+
+
 class ModelWorker:
     """All inference of one loaded run, on one thread. ``submit`` returns a Future of a float
-    tensor [n, C, H, W] in [-1, 1] (upscale: uint8 [H, W, 3]; vocode: a waveform [L]; convert: a
-    log-mel [1, n_mels, T], or with griffin_lim=True its waveform [L])."""
+    tensor [n, C, H, W] in [-1, 1], or with ``pixels=True`` its ``to_pixels`` (upscale: uint8
+    [H, W, 3]; vocode: a waveform [L]; convert: a log-mel [1, n_mels, T], or with
+    griffin_lim=True its waveform [L]); ``submit_async``, from an event loop, an awaitable
+    future of that loop, all of a forward pass's futures set in one call onto the loop."""
 
     def __init__(self, name: str, run, *, max_batch: int = 32, wait_ms: float = 0.0,
                  on_batch: Callable[[str, int], None] | None = None):
@@ -62,9 +84,22 @@ class ModelWorker:
         self.thread.start()
 
     def submit(self, kind: str, **params) -> concurrent.futures.Future:
-        job = Job(kind, params, images=int(params.get("n") or params.get("steps") or 1))
+        job = Job(kind, params, future=concurrent.futures.Future(), images=self._images(params))
         self.queue.put(job)
         return job.future
+
+    def submit_async(self, kind: str, **params) -> asyncio.Future:
+        """``submit`` for a caller on an event loop: a future of that loop, without the
+        thread-safe Future that ``asyncio.wrap_future`` would chain to it. A forward pass's
+        results reach the loop in one call (one wake-up of the loop, not one per request)."""
+        loop = asyncio.get_running_loop()
+        job = Job(kind, params, future=loop.create_future(), loop=loop, images=self._images(params))
+        self.queue.put(job)
+        return job.future
+
+    @staticmethod
+    def _images(params: dict[str, Any]) -> int:
+        return int(params.get("n") or params.get("steps") or 1)
 
     def close(self, timeout: float = 5.0) -> None:
         self.queue.put(None)
@@ -98,24 +133,39 @@ class ModelWorker:
 
     def _run(self, jobs: list[Job]) -> None:
         with torch.inference_mode():
-            ready = []
+            ready, failed = [], []
             for job in jobs:
                 try:
                     self._prepare(job)
                     ready.append(job)
                 except Exception as exc:  # a bad class or truncation: that request's error only
-                    job.future.set_exception(exc)
+                    failed.append((job, None, exc))
+            self._deliver(failed)
             groups: dict[Any, list[Job]] = {}
             for job in ready:
                 groups.setdefault(job.key if job.key is not None else id(job), []).append(job)
             for group in groups.values():
                 for chunk in self._chunks(group):
                     try:
-                        self._forward(chunk)
+                        done = self._forward(chunk)
                     except Exception as exc:
-                        for job in chunk:
-                            if not job.future.done():
-                                job.future.set_exception(exc)
+                        done = [(job, None, exc) for job in chunk]
+                    self._deliver(done)
+
+    @staticmethod
+    def _deliver(done: list[tuple[Job, Any, BaseException | None]]) -> None:
+        """Settles the jobs' futures: thread-safe ones here, each event loop's in one call onto it."""
+        by_loop: dict[Any, list] = {}
+        for item in done:
+            by_loop.setdefault(item[0].loop, []).append(item)
+        for loop, items in by_loop.items():
+            if loop is None:
+                _settle(items)
+                continue
+            try:
+                loop.call_soon_threadsafe(_settle, items)
+            except RuntimeError:  # the loop has closed: the server is shutting down, nobody waits
+                pass
 
     def _chunks(self, group: list[Job]):
         chunk, size = [], 0
@@ -159,7 +209,7 @@ class ModelWorker:
         elif job.kind == "translate":
             job.key = ("translate", p["direction"], tuple(p["image"].shape))
 
-    def _forward(self, jobs: list[Job]) -> None:
+    def _forward(self, jobs: list[Job]) -> list[tuple[Job, Any, None]]:
         run, kind = self.run, jobs[0].kind
         if jobs[0].key is not None and jobs[0].key[0] == "graph":
             cat = [torch.cat([j.inputs[i] for j in jobs]) if jobs[0].inputs[i].dim() > 0 else jobs[0].inputs[i]
@@ -200,8 +250,12 @@ class ModelWorker:
             sizes = [1]
         self.on_batch(self.name, sum(sizes))
         parts = out.split(sizes) if isinstance(out, Tensor) else out
-        for job, part in zip(jobs, parts):
-            job.future.set_result(part)
+        if isinstance(out, Tensor) and any(j.params.get("pixels") for j in jobs):
+            # once per forward pass here, not once per request on the event loop: every torch
+            # call there hands the GIL over to this thread and waits to get it back
+            pixels = to_pixels(out).split(sizes)
+            parts = [px if j.params.get("pixels") else part for j, part, px in zip(jobs, parts, pixels)]
+        return [(job, part, None) for job, part in zip(jobs, parts)]
 
 
 def grid_columns(n: int) -> int:
