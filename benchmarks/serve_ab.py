@@ -10,7 +10,7 @@ fifth on this 2-core machine, more than the effects measured with this script.
     python benchmarks/serve_ab.py --server old,src=/tmp/old/src --server new   # two checkouts
     python benchmarks/serve_ab.py --route translate --server on --server "passive,env:OMP_WAIT_POLICY=PASSIVE"
 
-A server is ``LABEL[,max_batch=N][,threads=N][,src=PATH][,env:VAR=VALUE...]``. The runs are
+A server is ``LABEL[,max_batch=N][,threads=N][,wait_ms=MS][,src=PATH][,env:VAR=VALUE...]``. The runs are
 serve_load.py's (a DCGAN run for ``sample``, a Pix2Pix run for ``translate``, trained for a few
 steps), one image per request, clients on loopback as in serve_load.py.
 """
@@ -28,7 +28,7 @@ import serve_load as sl  # noqa: E402
 
 def parse_server(text: str) -> dict:
     label, *items = text.split(",")
-    spec: dict = {"label": label, "max_batch": 32, "threads": None, "src": None, "env": {}}
+    spec: dict = {"label": label, "max_batch": 32, "threads": None, "wait_ms": None, "src": None, "env": {}}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep:
@@ -37,11 +37,13 @@ def parse_server(text: str) -> dict:
             spec["env"][key[4:]] = value
         elif key in ("max_batch", "threads"):
             spec[key] = int(value)
+        elif key == "wait_ms":
+            spec[key] = float(value)
         elif key == "src":
             spec["src"] = Path(value)
         else:
             raise SystemExit(f"serve_ab: unknown key '{key}' in --server {text}; use max_batch, threads, "
-                             f"src or env:VAR")
+                             f"wait_ms, src or env:VAR")
     return spec
 
 
@@ -65,7 +67,8 @@ def main() -> None:
     cells: dict[str, list[dict]] = {s["label"]: [] for s in specs}
     try:
         for s in specs:
-            servers[s["label"]] = sl.Server(run, s["max_batch"], s["threads"], src=s["src"], env=s["env"])
+            servers[s["label"]] = sl.Server(run, s["max_batch"], s["threads"], src=s["src"], env=s["env"],
+                                               wait_ms=s["wait_ms"])
         for server in servers.values():
             sl.load(server.url, request, min(4, args.clients), seconds=2.0)  # warm-up
         for r in range(args.rounds):

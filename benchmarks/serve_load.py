@@ -65,7 +65,7 @@ def free_port() -> int:
 
 class Server:
     def __init__(self, run: Path, max_batch: int, threads: int | None = None, *, src: Path | None = None,
-                 env: dict[str, str] | None = None, more: list[Path] = ()):
+                 env: dict[str, str] | None = None, more: list[Path] = (), wait_ms: float | None = None):
         """``src``: the ganforge source tree to serve from (default this checkout's); ``env``:
         extra environment variables of the server process; ``more``: more runs to serve."""
         self.port = free_port()
@@ -73,7 +73,8 @@ class Server:
         env = {**os.environ, **(env or {}), "PYTHONPATH": str(src or ROOT / "src")}
         self.proc = subprocess.Popen([sys.executable, "-m", "ganforge", "serve", str(run), *map(str, more), "--port",
                                       str(self.port), "--max-batch", str(max_batch),
-                                      *(["--threads", str(threads)] if threads else [])], env=env,
+                                      *(["--threads", str(threads)] if threads else []),
+                                      *(["--batch-wait-ms", str(wait_ms)] if wait_ms is not None else [])], env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         end = time.monotonic() + 120
         while time.monotonic() < end:
