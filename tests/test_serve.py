@@ -92,7 +92,7 @@ def test_sample_npz_holds_uint8_images_and_labels(client, runs):
 def test_async_submissions_reach_the_loop_once_per_forward_pass_as_pixels(runs):
     """submit_async: a forward pass's results are set in one call onto the event loop (one
     wake-up, not one per request), pixels=True gives each request its own images' to_pixels,
-    a bad request fails alone, and a request that went away is skipped, not an error."""
+    a bad request fails alone, and a request that went away before its pass is not run."""
     import asyncio
 
     from ganforge.serve.batching import ModelWorker, to_pixels
@@ -112,7 +112,7 @@ def test_async_submissions_reach_the_loop_once_per_forward_pass_as_pixels(runs):
         got = await asyncio.gather(*futures)
         with pytest.raises(GanforgeError, match="unconditional"):
             await bad
-        await asyncio.sleep(0.05)  # the pass's results, the cancelled one's included, are settled
+        await asyncio.sleep(0.05)
         return got
 
     try:
@@ -125,7 +125,7 @@ def test_async_submissions_reach_the_loop_once_per_forward_pass_as_pixels(runs):
             assert images.dtype == torch.uint8 and torch.equal(images, to_pixels(ref))
         else:
             assert torch.allclose(images, ref, atol=1e-5)
-    assert calls == [1, 6]  # the refused request's error, then the one forward pass's six results
+    assert calls == [1, 5]  # the refused request's error, then one forward pass's five results
 
 
 def test_concurrent_requests_share_a_forward_pass_and_keep_their_own_results(runs):
@@ -394,3 +394,61 @@ def test_a_streamed_body_over_the_limit_is_a_413_and_one_within_it_is_served(cli
     body = json.dumps({"n": 1}).encode()
     r = client.post("/api/sample", content=iter([body[:3], body[3:]]), headers={"Content-Type": "application/json"})
     assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+
+
+def test_an_upscale_whose_client_left_before_it_ran_is_not_run(runs, monkeypatch):
+    """A real server: of three slow uploads, two whose clients closed their connections while
+    the first ran are skipped by the model's thread, and the server goes on answering."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    run, calls = runs["superres"], []
+    real = run.upscale
+
+    def slow(image, **kw):
+        calls.append(1)
+        time.sleep(1.5)
+        return real(image, **kw)
+
+    monkeypatch.setattr(run, "upscale", slow)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app({"sr": run}), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    end = time.monotonic() + 30
+    while not server.started and time.monotonic() < end:
+        time.sleep(0.05)
+    boundary = "b0undary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.png\"\r\n"
+            f"Content-Type: image/png\r\n\r\n").encode() + png(np.full((6, 6, 3), 90, np.uint8)) \
+        + f"\r\n--{boundary}--\r\n".encode()
+    request = (f"POST /api/upscale HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary={boundary}"
+               f"\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
+    try:
+        first = socket.create_connection(("127.0.0.1", port))
+        first.sendall(request)
+        time.sleep(0.3)  # the first upscale is running
+        for _ in range(2):
+            with socket.create_connection(("127.0.0.1", port)) as gone:
+                gone.sendall(request)
+                time.sleep(0.05)
+        answer = b""
+        while chunk := first.recv(65536):
+            answer += chunk
+        first.close()
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+        time.sleep(0.5)
+        assert len(calls) == 1
+        with socket.create_connection(("127.0.0.1", port)) as again:
+            again.sendall(request)
+            assert again.recv(64).startswith(b"HTTP/1.1 200")
+        assert len(calls) == 2
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -135,6 +135,8 @@ class ModelWorker:
         with torch.inference_mode():
             ready, failed = [], []
             for job in jobs:
+                if job.future.done():  # cancelled: its client went away while it waited
+                    continue
                 try:
                     self._prepare(job)
                     ready.append(job)

@@ -9,6 +9,7 @@ as well), no request value used as a path, CORS off unless an origin is given.
 """
 from __future__ import annotations
 
+import asyncio
 import hmac
 import io
 import time
@@ -19,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
-from fastapi import Body, Depends, FastAPI, File, Form, UploadFile
+from fastapi import Body, Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -144,6 +145,9 @@ def png_bytes(images: torch.Tensor, columns: int, compress_level: int = 1) -> by
     ``to_pixels`` gave)."""
     return pixels_png(images if images.dtype == torch.uint8 else to_pixels(images), columns, compress_level)
 
+
+# How often a long job's request looks for its client having gone away
+DISCONNECT_POLL_S = 0.25
 
 # Up to this many values the PNG is encoded on the event loop: for a small image that is cheaper
 # than the hand-off to a worker thread and back (28x28: about 0.05 ms against 0.2-0.5 ms under load)
@@ -389,8 +393,20 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
         if truncation is not None and "truncation" not in info:
             raise ApiError(422, f"model '{name}' has no truncation; leave out 'truncation'")
 
-    async def wait(name: str, kind: str, **params):
-        return await workers[name].submit_async(kind, **params)
+    async def wait(name: str, kind: str, request: Request | None = None, **params):
+        """The model's answer to one request. With ``request`` (jobs that can take seconds:
+        upscale and audio), a client that goes away meanwhile gives its job up: not yet started,
+        the model's thread skips it, so a queue of abandoned uploads costs no compute."""
+        future = workers[name].submit_async(kind, **params)
+        if request is None:
+            return await future
+        while True:
+            done, _ = await asyncio.wait({future}, timeout=DISCONNECT_POLL_S)
+            if done:
+                return future.result()
+            if await request.is_disconnected():
+                future.cancel()
+                raise ApiError(499, "the client closed the connection before the answer was ready")
 
     async def read_upload(file: UploadFile) -> bytes:
         data = await file.read(settings.max_upload_bytes + 1)
@@ -464,7 +480,8 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
         return Response(await encode_png(out, 1), media_type="image/png")
 
     @app.post("/api/upscale", dependencies=[Depends(auth)], responses={200: {"content": {"image/png": {}}}})
-    async def upscale(file: Annotated[UploadFile, File()], model: Annotated[str | None, Form()] = None):
+    async def upscale(request: Request, file: Annotated[UploadFile, File()],
+                      model: Annotated[str | None, Form()] = None):
         name, run = pick(model, "upscale")
         data = await read_upload(file)
         array = await decode(data, settings, "RGB")
@@ -475,23 +492,25 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
                                 f"{w * h * scale * scale} pixels, over the server's limit --max-pixels "
                                 f"{settings.max_pixels}; send an image of at most "
                                 f"{settings.max_pixels // (scale * scale)} pixels")
-        out = await wait(name, "upscale", image=array)
+        out = await wait(name, "upscale", request, image=array)
         return Response(await run_in_threadpool(uint8_png, out), media_type="image/png")
 
     async def recording(file: UploadFile, run) -> torch.Tensor:
         return torch.from_numpy(await decode_recording(await read_upload(file), settings, run.config.audio.rate))
 
     @app.post("/api/vocode", dependencies=[Depends(auth)], responses={200: {"content": {"audio/wav": {}}}})
-    async def vocode(file: Annotated[UploadFile, File()], model: Annotated[str | None, Form()] = None):
+    async def vocode(request: Request, file: Annotated[UploadFile, File()],
+                     model: Annotated[str | None, Form()] = None):
         """A recording analyzed to the model's log-mel and voiced again by the vocoder: a WAV at the
         model's rate, as long as the recording (``ganforge vocode``)."""
         name, run = pick(model, "vocode")
         wave = await recording(file, run)
-        out = await wait(name, "vocode", wave=wave)
+        out = await wait(name, "vocode", request, wave=wave)
         return Response(await run_in_threadpool(wav_bytes, out, run.config.audio.rate), media_type="audio/wav")
 
     @app.post("/api/convert", dependencies=[Depends(auth)], responses={200: {"content": {"audio/wav": {}}}})
-    async def convert(file: Annotated[UploadFile, File()], model: Annotated[str | None, Form()] = None,
+    async def convert(request: Request, file: Annotated[UploadFile, File()],
+                      model: Annotated[str | None, Form()] = None,
                       direction: Annotated[Literal["AtoB", "BtoA"], Form()] = "AtoB",
                       vocoder: Annotated[str | None, Form(description="a served vocoder model (GET "
                                                           "/api/models: the model's vocoders); "
@@ -505,10 +524,10 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
                                 f"'{name}'; the ones that are: {can}")
         wave = await recording(file, run)
         if vocoder:  # the converted mel, then the vocoder's own worker voices it
-            mel = await wait(name, "convert", wave=wave, direction=direction)
-            out = await wait(vocoder, "vocode", mel=mel, length=len(wave))
+            mel = await wait(name, "convert", request, wave=wave, direction=direction)
+            out = await wait(vocoder, "vocode", request, mel=mel, length=len(wave))
         else:  # Griffin-Lim on the conversion model's worker: one recording at a time
-            out = await wait(name, "convert", wave=wave, direction=direction, griffin_lim=True)
+            out = await wait(name, "convert", request, wave=wave, direction=direction, griffin_lim=True)
         return Response(await run_in_threadpool(wav_bytes, out, run.config.audio.rate), media_type="audio/wav",
                         headers={"X-Ganforge-Waveform": f"vocoder {vocoder}" if vocoder else "griffin-lim"})
 
