@@ -34,11 +34,13 @@ def _resolve(name: str):
 
 def load_dataset(name: str, *, split: str = "train", resolution: int | None = None,
                  channels: int | None = None, data_dir: str | Path | None = None,
-                 download: bool = True, max_memory_bytes: int = 4 * 2**30, n_toy: int = 100_000,
+                 download: bool = True, max_memory_bytes: int | None = None, n_toy: int = 100_000,
                  seed: int = 0) -> ImageDataset | ToyDataset | StreamingFolderDataset:
     """Load a dataset by name at the given resolution and channel count (None: native).
 
     split applies to named datasets ("train"/"test"); folders and toys have a single split.
+    A folder whose decoded images need more than max_memory_bytes is streamed from disk; None:
+    the smaller of 4 GiB and half the memory available (ganforge.data.base.default_max_memory_bytes).
     """
     source, arg = _resolve(name)
     if resolution is not None and (not isinstance(resolution, int) or resolution < 1):

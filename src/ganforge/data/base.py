@@ -12,6 +12,19 @@ import torch.nn.functional as F
 from ..config import available_memory
 from ..registry import Registry
 
+# A folder whose decoded images would take more than this is streamed from disk, not loaded:
+# at most MAX_IN_MEMORY_BYTES, and at most MEMORY_SHARE of the memory available when it loads
+# (the model, the optimizer and the DataLoader need the rest).
+MAX_IN_MEMORY_BYTES = 4 * 2**30
+MEMORY_SHARE = 0.5
+
+
+def default_max_memory_bytes() -> int:
+    """min(MAX_IN_MEMORY_BYTES, MEMORY_SHARE x available memory), read now; the fixed cap
+    where the available memory is unknown."""
+    have = available_memory()
+    return MAX_IN_MEMORY_BYTES if have is None else min(MAX_IN_MEMORY_BYTES, int(have * MEMORY_SHARE))
+
 
 @dataclass(frozen=True)
 class LoadRequest:
@@ -24,7 +37,7 @@ class LoadRequest:
     channels: int | None = None
     data_dir: str | Path | None = None
     download: bool = True
-    max_memory_bytes: int = 4 * 2**30
+    max_memory_bytes: int | None = None  # None: default_max_memory_bytes() when the data loads
     n_toy: int = 100_000
     seed: int = 0
 

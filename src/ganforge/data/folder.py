@@ -19,7 +19,7 @@ import torch
 from PIL import Image, ImageOps
 
 from ..errors import DataError
-from .base import DATASETS, ImageDataset, LoadRequest
+from .base import DATASETS, ImageDataset, LoadRequest, default_max_memory_bytes
 from .imageio import EXTENSIONS, normalize
 # Smaller images are skipped (listed in the warning): a 1x1 "image" holds no picture to learn.
 MIN_SIZE = 8
@@ -55,7 +55,8 @@ def _image_files(folder: Path) -> list[Path]:
         dirs[:] = sorted(d for d in dirs if not d.startswith(".")
                          and not (os.path.islink(os.path.join(root, d)) and ancestor(os.path.join(root, d))))
         out += [Path(root) / n for n in names if not n.startswith(".") and Path(n).suffix.lower() in EXTENSIONS]
-    return sorted(p for p in out if p.is_file())
+    # A broken link stays in: the scan lists it among the skipped files instead of losing it.
+    return sorted(p for p in out if p.is_file() or (p.is_symlink() and not p.exists()))
 
 
 def _decode(path: Path, mode: str, resolution: int) -> np.ndarray:
@@ -132,8 +133,16 @@ class _Scan:
 
 
 def _header(path: Path) -> tuple[str, tuple[int, int]]:
+    if path.is_symlink() and not path.exists():
+        raise OSError(broken_link(path))
     with Image.open(path) as img:  # reads the header only
         return img.mode, img.size
+
+
+def broken_link(path: Path) -> str:
+    """'broken link to TARGET', the target's tail kept when long (the listing keeps 60 characters)."""
+    target = os.readlink(path)
+    return f"broken link to {target if len(target) <= 40 else '...' + target[-37:]}"
 
 
 def _scan(folder: Path) -> _Scan:
@@ -145,6 +154,8 @@ def _scan(folder: Path) -> _Scan:
     # Classes are the visible subfolders, empty ones included: a class without images is an error.
     class_dirs = sorted(p.name for p in folder.iterdir() if p.is_dir() and _visible(p, folder)) \
         if files and not top_level else None
+    if class_dirs is not None:
+        _refuse_aliased_classes(folder, class_dirs)
     with ThreadPoolExecutor(_WORKERS) as pool:
         results = list(pool.map(lambda p: _try(_header, p), files))
     ok = [(p, r) for p, (r, err) in zip(files, results) if err is None and min(r[1]) >= MIN_SIZE]
@@ -169,6 +180,38 @@ def _scan(folder: Path) -> _Scan:
                  class_dirs=class_dirs,
                  all_gray=all(mode in _GRAY_MODES for _, (mode, _size) in ok),
                  first_short_side=min(ok[0][1][1]), skipped=skipped)
+
+
+def _refuse_aliased_classes(folder: Path, class_dirs: list[str]) -> None:
+    """DataError naming a class subfolder that is a link to another class folder (or into one, or
+    to a folder holding one, or to the folder itself or above it): the walk reads each real folder
+    once, so such a class had been reported as having "no readable images". Reading its images
+    under both labels instead would train on the same pictures as two classes, which a
+    class-conditional model cannot tell apart, so the alias is refused with the fix."""
+    top = os.path.realpath(folder)
+    real = {d: os.path.realpath(folder / d) for d in class_dirs}
+
+    def inside(a: str, b: str) -> bool:  # a is b or a folder under it
+        return a == b or a.startswith(b.rstrip(os.sep) + os.sep)
+
+    def link(d: str) -> str:
+        return f"'{d}' (a link to {os.readlink(folder / d)})" if (folder / d).is_symlink() else f"'{d}'"
+
+    for d in class_dirs:
+        if inside(top, real[d]):
+            raise DataError(f"class folder {link(d)} in {folder} points at the folder itself or a folder "
+                            f"above it; remove the link (each subfolder of folder:PATH is a class)")
+    # Sorted by real path, a folder is followed by the folders under it: adjacent pairs suffice.
+    order = sorted(class_dirs, key=lambda d: real[d] + os.sep)
+    for a, b in zip(order, order[1:]):
+        if inside(real[b], real[a]):  # b is a, or under it
+            outer = (folder / a).is_symlink() and not (folder / b).is_symlink()
+            alias, other = (a, b) if outer else (b, a)
+            how = ("is the same folder as" if real[a] == real[b] else
+                   "holds" if outer else "lies inside")
+            raise DataError(f"class folder {link(alias)} in {folder} {how} class folder '{other}', so the "
+                            f"same images would be in two classes; remove the link, or replace it with a "
+                            f"folder of its own images (each subfolder of folder:PATH is a class)")
 
 
 def _class_names(folder: Path, class_dirs: list[str] | None) -> list[str] | None:
@@ -251,7 +294,8 @@ class FolderSource:
                           f"set data.channels=3 to use their colour", stacklevel=3)
         labels = torch.from_numpy(scan.labels) if scan.labels is not None else None
         n = len(scan.files)
-        if n * channels * resolution * resolution > req.max_memory_bytes:
+        limit = req.max_memory_bytes if req.max_memory_bytes is not None else default_max_memory_bytes()
+        if n * channels * resolution * resolution > limit:
             _warn_skipped(folder, scan.skipped)
             return StreamingFolderDataset(files=scan.files, labels=labels, class_names=scan.class_names,
                                           resolution=resolution, channels=channels, name=req.name, source=str(folder))
@@ -276,10 +320,28 @@ class FolderSource:
                             class_names=scan.class_names, source=str(folder), name=req.name)
 
     def fetch(self, arg, *, data_dir) -> str:
-        scan = _scan(_folder(arg))
+        """'folder:PATH: N images in K classes at PATH[; skipped M unusable image files: ...]'.
+
+        N is what training uses: every file is decoded (at a small size, on threads) as training
+        decodes it, so a file whose header reads but whose body does not is counted among the
+        skipped, not the images; a class left without a usable image is the error training gives.
+        """
+        folder = _folder(arg)
+        scan = _scan(folder)
+        with ThreadPoolExecutor(_WORKERS) as pool:
+            errors = list(pool.map(lambda p: _try(_decode, p, "L", MIN_SIZE)[1], scan.files))
+        files = [p for p, e in zip(scan.files, errors) if e is None]
+        skipped = sorted(scan.skipped + [(p, e) for p, e in zip(scan.files, errors) if e is not None])
+        if not files:
+            raise DataError(f"folder {folder} has no image that decodes; pass folder:PATH with a folder of images")
+        if scan.labels is not None:
+            _require_every_class(folder, scan.class_dirs, scan.labels[[e is None for e in errors]])
         classes = f" in {len(scan.class_names)} classes" if scan.class_names else ""
-        bad = f" ({len(scan.skipped)} unreadable)" if scan.skipped else ""
-        return f"folder:{arg}: {len(scan.files)} images{classes}{bad} at {_folder(arg).resolve()}"
+        bad = ""
+        if skipped:
+            noun = "image file" if len(skipped) == 1 else "image files"
+            bad = f"; skipped {len(skipped)} unusable {noun}: {_listing(folder, skipped)}"
+        return f"folder:{arg}: {len(files)} image{'' if len(files) == 1 else 's'}{classes} at {folder.resolve()}{bad}"
 
     def info(self, arg) -> dict:
         """Properties load_dataset gives by default (resolution: first image's short side, capped)."""

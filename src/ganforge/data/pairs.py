@@ -36,6 +36,7 @@ from PIL import Image
 from ..errors import ConfigError, DataError
 from . import imageio
 from .base import adapt_images
+from .folder import _listing, broken_link
 from .imageio import EXTENSIONS
 
 TASKS = ("colorize", "sketch", "denoise", "paired", "unpaired")
@@ -151,33 +152,64 @@ def make_pairs(images: torch.Tensor, task: str, *, noise: str = "gaussian",
 
 
 def image_files(folder: Path) -> list[Path]:
+    """The visible image files of ``folder``, broken links included (reading them fails, so they
+    are listed among the skipped files instead of vanishing)."""
     return sorted(p for p in folder.iterdir()
-                  if p.suffix.lower() in EXTENSIONS and p.is_file() and not p.name.startswith("."))
+                  if p.suffix.lower() in EXTENSIONS and not p.name.startswith(".")
+                  and (p.is_file() or (p.is_symlink() and not p.exists())))
 
 
-def read_images(files: list[Path], size: int | tuple[int, int], channels: int) -> torch.Tensor:
-    """uint8 [N, C, h, w]: each file resized (not cropped) to ``size`` (int: square; (h, w))."""
+def _readable(files: list[Path], read: Callable[[Path], Any]) -> tuple[list[Any], list[tuple[Path, str]]]:
+    """(``read(p)`` of each file, None where it fails; [(file, reason)] of those that failed):
+    one damaged file must not refuse a folder of thousands (the callers skip it, named in a
+    warning, as image folders and super-resolution folders do)."""
+    out, bad = [], []
+    for path in files:
+        try:
+            if path.is_symlink() and not path.exists():
+                raise OSError(broken_link(path))
+            out.append(read(path))
+        except (DataError, OSError) as exc:
+            cause = exc.__context__ if isinstance(exc, DataError) and exc.__context__ is not None else exc
+            out.append(None)
+            bad.append((path, " ".join(str(cause).split()) or type(cause).__name__))
+    return out, bad
+
+
+def _warn_skipped(folder: Path, bad: list[tuple[Path, str]], what: str) -> None:
+    """One warning line: 'skipped 2 pairs with an unreadable file in F: A/3.png (reason), ...'."""
+    if bad:
+        warnings.warn(f"skipped {what} in {folder}: {_listing(folder, sorted(bad))}; delete or fix "
+                      f"{'it' if len(bad) == 1 else 'them'}", stacklevel=3)
+
+
+def _stack(arrays: list[np.ndarray]) -> torch.Tensor:
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+
+def _read_one(path: Path, size: int | tuple[int, int], channels: int) -> np.ndarray:
     h, w = (size, size) if isinstance(size, int) else size
-    mode = "L" if channels == 1 else "RGB"
-    out = []
-    for path in files:
-        arr = np.asarray(imageio.read(path, mode).resize((w, h), Image.Resampling.BICUBIC))
-        out.append(arr.reshape(h, w, channels))
-    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).contiguous()
+    arr = np.asarray(imageio.read(path, "L" if channels == 1 else "RGB").resize((w, h), Image.Resampling.BICUBIC))
+    return arr.reshape(h, w, channels)
 
 
-def read_ab_images(files: list[Path], size: int, channels: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Side-by-side AB images: the left half is A, the right half B, each resized to size x size."""
-    a, b = [], []
-    for path in files:
-        img = imageio.read(path, "RGB")
-        w, h = img.size
-        halves = (img.crop((0, 0, w // 2, h)), img.crop((w // 2, 0, 2 * (w // 2), h)))
-        for half, c, dst in zip(halves, channels, (a, b)):
-            half = half.convert("L" if c == 1 else "RGB").resize((size, size), Image.Resampling.BICUBIC)
-            dst.append(np.asarray(half).reshape(size, size, c))
-    to = lambda xs: torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).contiguous()  # noqa: E731
-    return to(a), to(b)
+def _read_side(folder: Path, files: list[Path], size: int, channels: int) -> list[np.ndarray]:
+    """The readable ones of ``files`` (uint8 [size, size, channels] each), the others skipped
+    and named in one warning; a DataError when none is readable."""
+    arrays, bad = _readable(files, lambda p: _read_one(p, size, channels))
+    if len(bad) == len(files):
+        raise DataError(f"no image in {folder} is readable (e.g. {files[0].name}: {bad[0][1]}); "
+                        f"delete or fix them, or add readable images")
+    _warn_skipped(folder.parent, bad, f"{len(bad)} unreadable image file{'' if len(bad) == 1 else 's'}")
+    return [a for a in arrays if a is not None]
+
+
+def _read_halves(path: Path, size: int, channels: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    img = imageio.read(path, "RGB")
+    w, h = img.size
+    halves = (img.crop((0, 0, w // 2, h)), img.crop((w // 2, 0, 2 * (w // 2), h)))
+    return tuple(np.asarray(half.convert("L" if c == 1 else "RGB").resize((size, size), Image.Resampling.BICUBIC))
+                 .reshape(size, size, c) for half, c in zip(halves, channels))
 
 
 def holdout_split(n: int, holdout: float) -> tuple[list[int], list[int]]:
@@ -296,13 +328,29 @@ def _paired_folder(cfg, root: Path) -> tuple[tuple[torch.Tensor, ...], ...]:
                 warnings.warn(f"{len(alone)} file{'' if one else 's'} in {folder} {'has' if one else 'have'} no "
                               f"partner of the same name on the other side and {'is' if one else 'are'} not used "
                               f"(e.g. {', '.join(alone[:3])})", stacklevel=2)
-            return (read_images([fa[n] for n in names], size, ca),
-                    read_images([fb[n] for n in names], size, cb))
+            # A pair with an unreadable side is skipped and named, as a folder skips a file.
+            xa, bad_a = _readable([fa[n] for n in names], lambda p: _read_one(p, size, ca))
+            xb, bad_b = _readable([fb[n] for n in names], lambda p: _read_one(p, size, cb))
+            keep = [i for i in range(len(names)) if xa[i] is not None and xb[i] is not None]
+            bad = bad_a + bad_b
+            if not keep:
+                raise DataError(f"no pair in {folder} has both files readable (e.g. "
+                                f"{bad[0][0].relative_to(folder)}: {bad[0][1]}); delete or fix the "
+                                f"unreadable files, or add readable pairs")
+            n_bad = len(names) - len(keep)
+            _warn_skipped(folder, bad, f"{n_bad} pair{'' if n_bad == 1 else 's'} with an unreadable file")
+            return _stack([xa[i] for i in keep]), _stack([xb[i] for i in keep])
         files = image_files(folder)
         if not files:
             raise DataError(f"{folder} holds neither A/ and B/ subfolders nor side-by-side AB "
                             f"images; see 'translate.task=paired' in the README for the layout")
-        return read_ab_images(files, size, (ca, cb))
+        halves, bad = _readable(files, lambda p: _read_halves(p, size, (ca, cb)))
+        halves = [h for h in halves if h is not None]
+        if not halves:
+            raise DataError(f"no side-by-side AB image in {folder} is readable (e.g. {bad[0][0].name}: "
+                            f"{bad[0][1]}); delete or fix them, or add readable images")
+        _warn_skipped(folder, bad, f"{len(bad)} unreadable AB image{'' if len(bad) == 1 else 's'}")
+        return _stack([a for a, _ in halves]), _stack([b for _, b in halves])
 
     if (root / "train").is_dir():
         train = read(root / "train")
@@ -333,15 +381,18 @@ def _unpaired_folder(cfg, root: Path):
         files = image_files(root / f"train{side}")
         if not files:
             raise DataError(f"{root}/train{side}/ holds no images ({', '.join(sorted(EXTENSIONS))})")
-        if (root / f"test{side}").is_dir() and image_files(root / f"test{side}"):
-            train_files, test_files = files, image_files(root / f"test{side}")
+        # Unreadable files are skipped (named in a warning) before the hold-out is chosen.
+        train = _read_side(root / f"train{side}", files, size, c)
+        test_files = image_files(root / f"test{side}") if (root / f"test{side}").is_dir() else []
+        if test_files:
+            test = _read_side(root / f"test{side}", test_files, size, c)
         else:
-            keep, held = holdout_split(len(files), t.holdout)
-            train_files, test_files = [files[i] for i in keep], [files[i] for i in held]
-        if not test_files:
+            keep, held = holdout_split(len(train), t.holdout)
+            train, test = [train[i] for i in keep], [train[i] for i in held]
+        if not test:
             raise DataError(f"{root}/train{side}/ has too few images to hold some out; add "
                             f"images or a test{side}/ folder")
-        sides.append((read_images(train_files, size, c), read_images(test_files, size, c)))
+        sides.append((_stack(train), _stack(test)))
     (a, test_a), (b, test_b) = sides
     return (a, b), (test_a, test_b)
 
