@@ -414,7 +414,7 @@ def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: boo
             trainer.load(weights, state, source=resumed_from)
             dropped = trainer.logger.truncate_to(state.get("metrics_bytes"), trainer.step)
             if dropped:
-                trainer._warn(f"ganforge: resuming from {resumed_from.name}: dropped {dropped} line"
+                trainer.warn(f"ganforge: resuming from {resumed_from.name}: dropped {dropped} line"
                               f"{'s' if dropped > 1 else ''} of metrics.jsonl logged after it (the "
                               f"training they describe is redone)")
             if changes:

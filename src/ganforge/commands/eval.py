@@ -43,6 +43,11 @@ def cmd_eval(args) -> int:
                          data_dir=args.data_dir, log=log, class_names=target.get("class_names"),
                          generator=run if is_run_dir(path) and "mix" in run.capabilities else None)
     result.protocol = {"target": target, **result.protocol, "seconds": round(time.perf_counter() - t0, 2)}
+    if len(images) < args.n:  # an npz or folder holds fewer than asked: say so first, not only in the header
+        result.protocol["warnings"].insert(0, (
+            f"{path} holds {len(images)} images, fewer than --n {args.n}: only {len(images)} are scored "
+            f"(against {result.protocol['n_reference']} reference images); pass --n {len(images)}, or "
+            f"write more samples (ganforge sample RUN --n {args.n} --out samples.npz)"))
     ppl = [k for k in result.values if k.startswith("ppl_")]
     if args.truncation is not None and ppl:  # path_pairs draws untruncated latent paths
         result.protocol["warnings"].append(

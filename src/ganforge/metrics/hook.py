@@ -22,7 +22,8 @@ import torch
 
 from ..labels import class_kwargs
 from .errors import EvalError
-from .evaluation import METRICS, MIN_IMAGES, dataset_classifier, evaluate, evaluate_features, parse_metrics
+from .evaluation import (METRICS, MIN_IMAGES, dataset_classifier, evaluate, evaluate_features, parse_metrics,
+                         small_sample_warnings)
 from .features import CLASSIFIER_DATASETS, Features, classifier_weights, get_extractor, to_uint8
 
 DEFAULT_METRICS = ("fid", "kid")
@@ -103,6 +104,9 @@ def training_hook(cfg, *, metrics: Sequence[str], n: int, split: str = "train", 
     The hook has ``all_ranks = True``: under torchrun the Trainer calls it on every rank, each
     samples and extracts its share (module docstring), and rank 0 returns the values (the other
     ranks return {}). It needs ``trainer.world`` and ``trainer.gather_rows`` for that.
+
+    The first evaluation that scores says, once, what ``n`` makes unreliable (the warnings
+    ``ganforge eval`` prints at that size, with the advice in terms of ``eval.n``).
     """
     names = parse_metrics(list(metrics)) or list(DEFAULT_METRICS)
     if n < MIN_IMAGES:
@@ -110,6 +114,19 @@ def training_hook(cfg, *, metrics: Sequence[str], n: int, split: str = "train", 
     dataset = cfg.data.name
     ext = get_extractor(extractor or training_extractor(dataset))
     diverged = {k: float("nan") for k in names}
+    warned = []
+
+    def warn_small_n(trainer, result) -> None:
+        """Once: the small-sample warnings of the first scored evaluation (rank 0's)."""
+        protocol = getattr(result, "protocol", None) or {}
+        if warned or "feature_dim" not in protocol:
+            return
+        warned.append(True)
+        say = getattr(trainer, "warn", None) or (lambda text: print(text, flush=True))
+        for text in small_sample_warnings(result.values, n_fake=protocol["n_generated"],
+                                          n_ref=protocol["n_reference"], dim=protocol["feature_dim"],
+                                          option="eval.n"):
+            say(f"ganforge: eval.n={n}: {text}")
 
     def one_process(trainer) -> dict[str, float]:
         objective = trainer.objective
@@ -129,6 +146,7 @@ def training_hook(cfg, *, metrics: Sequence[str], n: int, split: str = "train", 
             restore()
         result = evaluate(torch.cat(chunks), ref=dataset, split=split, metrics=names, n_ref=n,
                           extractor=ext, data_dir=cfg.data.data_dir)
+        warn_small_n(trainer, result)
         return {k: float(v) for k, v in result.values.items()}
 
     def shared(trainer, rank: int, size: int) -> dict[str, float]:
@@ -159,6 +177,7 @@ def training_hook(cfg, *, metrics: Sequence[str], n: int, split: str = "train", 
         shape = tuple(images.shape[1:])  # rank 0 always holds the first block
         result = evaluate_features(fake, shape=shape, ref=dataset, split=split, metrics=names, n_ref=n,
                                    extractor=ext, data_dir=cfg.data.data_dir, class_logits=class_logits)
+        warn_small_n(trainer, result)
         return {k: float(v) for k, v in result.values.items()}
 
     def hook(trainer, step: int) -> dict[str, float]:

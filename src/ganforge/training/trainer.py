@@ -157,7 +157,7 @@ class Trainer:
         if self.monitor is not None:
             points = getattr(objective, "point_dim", None) is not None  # no image augmentation for points
             self.monitor.unsupported = tuple(objective.unsupported_advice) + (("augment.",) if points else ())
-        self.probe = DiversityProbe(cfg, device, warn=self._warn) if self.monitor is not None else None
+        self.probe = DiversityProbe(cfg, device, warn=self.warn) if self.monitor is not None else None
         if self.is_main and self.run_dir is not None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         self.logger = MetricsLogger(self.run_dir, enabled=self.is_main)
@@ -221,7 +221,7 @@ class Trainer:
             self.noise_rng.set_state(noise)
         else:  # saved on another kind of device (a CUDA generator's state is not a CPU one's)
             self.noise_rng.manual_seed(self.cfg.train.seed + 1 + int(state["step"]))
-            self._warn(f"ganforge: the checkpoint's noise generator was saved on another kind of "
+            self.warn(f"ganforge: the checkpoint's noise generator was saved on another kind of "
                        f"device; resuming on {self.noise_rng.device.type} with a fresh noise "
                        f"stream (training continues; it is not bit-exact with an uninterrupted run)")
         if "cuda" in state["rng"] and torch.cuda.is_available():
@@ -240,13 +240,13 @@ class Trainer:
             # another eval.best, eval.n or eval.metrics: the old best score does not compare (the
             # 'best' pointer had stayed on a density-best checkpoint while FID was the key)
             self.best_score = None
-            self._warn(f"ganforge: eval settings changed on resume ({measure[0]} at n={measure[1]} -> "
+            self.warn(f"ganforge: eval settings changed on resume ({measure[0]} at n={measure[1]} -> "
                        f"{self.cfg.eval.best} at n={self.cfg.eval.n}): the next evaluation starts a new "
                        f"'best' checkpoint")
         self._apply_lr_scale()
         size = state.get("world_size")
         if size is not None and int(size) != self.world.size:
-            self._warn(f"ganforge: the checkpoint was written by a run on {size} process"
+            self.warn(f"ganforge: the checkpoint was written by a run on {size} process"
                        f"{'es' if int(size) > 1 else ''}, this one has {self.world.size}: training "
                        f"continues with the same global batch and data order, but not bit-exact "
                        f"with a run that kept {size}")
@@ -351,7 +351,7 @@ class Trainer:
         if self.monitor is not None:
             self.monitor.note(event)
         self._apply_lr_scale()
-        self._warn(f"ganforge: step {self.step}: {event.get('message', event['event'])}")
+        self.warn(f"ganforge: step {self.step}: {event.get('message', event['event'])}")
 
     def fit(self) -> FitResult:
         t = self.cfg.train
@@ -478,7 +478,7 @@ class Trainer:
                 diverged = event
             else:
                 self.logger.write(event)
-                self._warn(format_event(event))
+                self.warn(format_event(event))
         self._window_start, self._window_steps, self._window_saving = time.perf_counter(), 0, 0.0
         if judge and diverged is None and not (self.monitor is not None and self.monitor.diverging):
             self.healthy_step = self.step
@@ -495,7 +495,8 @@ class Trainer:
         params = [p.detach() for net in self.objective.nets.values() for p in net.parameters()]
         return bool(torch.stack([torch.isfinite(p).all() for p in params]).all())
 
-    def _warn(self, text: str) -> None:
+    def warn(self, text: str) -> None:
+        """One line for the user, from the main rank only, above the progress bar when there is one."""
         if not self.is_main:
             return
         if self._bar is not None:
@@ -513,7 +514,7 @@ class Trainer:
         """Handle a divergence event per train.on_divergence; False when the loop rolled back."""
         t = self.cfg.train
         self.logger.write(event)
-        self._warn(format_event(event))
+        self.warn(format_event(event))
         if t.on_divergence == "warn":
             return True
         last = self.last_good_checkpoint()
@@ -548,7 +549,7 @@ class Trainer:
                            "evidence": {"to_step": self.step, "checkpoint": path.name,
                                         "lr_scale": lr_scale, "rollbacks": rollbacks},
                            "suggestion": "training continues with lower learning rates"})
-        self._warn(f"ganforge: rolled back from step {from_step} to {path.name}; learning rates "
+        self.warn(f"ganforge: rolled back from step {from_step} to {path.name}; learning rates "
                    f"scaled to {lr_scale:g}x (rollback {rollbacks}/{self.cfg.train.max_rollbacks})")
         if self._bar is not None:
             self._bar.n = self.step
@@ -622,7 +623,7 @@ class Trainer:
                 path = self.save_checkpoint()
                 if path is not None:
                     ckpt.mark_best(path.parent, path.name)
-                    self._warn(f"ganforge: new best {key}={value:.4g} at step {step} "
+                    self.warn(f"ganforge: new best {key}={value:.4g} at step {step} "
                                f"({path.name})")
 
     def _best_measure(self) -> list:
