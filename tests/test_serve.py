@@ -3,9 +3,12 @@ computes (batched or not), every bad request gets a 4xx JSON error naming the pr
 server keeps serving afterwards."""
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
+import socket
+import time
 
 import numpy as np
 import pytest
@@ -204,7 +207,15 @@ BAD = [
     ("post", "/api/sample", {"json": {"model": "conditional", "n": 2, "class": 7}}, 422, "0=a, 1=b"),
     ("post", "/api/sample", {"json": {"model": "conditional", "n": 2, "class": True}}, 422, "class"),  # not class 1
     ("post", "/api/sample", {"json": {"model": "test-truncation", "n": 2, "truncation": 1.5}}, 422,
-     "truncation must be in [0, 1]"),
+     "truncation 1.5 is outside model 'test-truncation''s range 0 to 1 (GET /api/models)"),
+    ("post", "/api/interpolate", {"json": {"model": "conditional", "truncation": 0.5}}, 422,
+     "model 'conditional' has no truncation"),
+    # strict numbers: true is not n=1, a string is not a number
+    ("post", "/api/sample", {"json": {"n": True}}, 422, "n: Input should be a valid integer"),
+    ("post", "/api/sample", {"json": {"n": "5"}}, 422, "n: Input should be a valid integer"),
+    ("post", "/api/sample", {"json": {"model": "test-truncation", "truncation": "0.5"}}, 422,
+     "truncation: Input should be a valid number"),
+    ("post", "/api/interpolate", {"json": {"steps": 2.0}}, 422, "steps: Input should be a valid integer"),
     # in the API's terms, without the server's paths or CLI commands (the run's own errors have them)
     ("post", "/api/sample", {"json": {"model": "unconditional", "n": 2, "truncation": 0.5}}, 422,
      "model 'unconditional' has no truncation; leave out 'truncation'"),
@@ -396,15 +407,52 @@ def test_a_streamed_body_over_the_limit_is_a_413_and_one_within_it_is_served(cli
     assert r.status_code == 200 and r.headers["content-type"] == "image/png"
 
 
-def test_an_upscale_whose_client_left_before_it_ran_is_not_run(runs, monkeypatch):
-    """A real server: of three slow uploads, two whose clients closed their connections while
-    the first ran are skipped by the model's thread, and the server goes on answering."""
-    import socket
+@contextlib.contextmanager
+def live_server(app):
+    """A real uvicorn server for ``app`` on a free loopback port, in a thread; yields the port."""
     import threading
-    import time
 
     import uvicorn
 
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    end = time.monotonic() + 30
+    while not server.started and time.monotonic() < end:
+        time.sleep(0.05)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def raw_request(path: str, body: bytes, content_type: str) -> bytes:
+    return (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\nContent-Length: "
+            f"{len(body)}\r\nConnection: close\r\n\r\n").encode() + body
+
+
+def answer(sock) -> bytes:
+    out = b""
+    while chunk := sock.recv(65536):
+        out += chunk
+    return out
+
+
+def upload_request(image: np.ndarray) -> bytes:
+    boundary = "b0undary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.png\"\r\n"
+            f"Content-Type: image/png\r\n\r\n").encode() + png(image) + f"\r\n--{boundary}--\r\n".encode()
+    return raw_request("/api/upscale", body, f"multipart/form-data; boundary={boundary}")
+
+
+def test_an_upscale_whose_client_left_before_it_ran_is_not_run(runs, monkeypatch):
+    """A real server: of three slow uploads, two whose clients closed their connections while
+    the first ran are skipped by the model's thread, and the server goes on answering; a client
+    that leaves in the middle of its upload is counted as 499, not as a bad body (400)."""
     run, calls = runs["superres"], []
     real = run.upscale
 
@@ -414,23 +462,8 @@ def test_an_upscale_whose_client_left_before_it_ran_is_not_run(runs, monkeypatch
         return real(image, **kw)
 
     monkeypatch.setattr(run, "upscale", slow)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app({"sr": run}), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    end = time.monotonic() + 30
-    while not server.started and time.monotonic() < end:
-        time.sleep(0.05)
-    boundary = "b0undary"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.png\"\r\n"
-            f"Content-Type: image/png\r\n\r\n").encode() + png(np.full((6, 6, 3), 90, np.uint8)) \
-        + f"\r\n--{boundary}--\r\n".encode()
-    request = (f"POST /api/upscale HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary={boundary}"
-               f"\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
-    try:
+    request = upload_request(np.full((6, 6, 3), 90, np.uint8))
+    with live_server(create_app({"sr": run})) as port:
         first = socket.create_connection(("127.0.0.1", port))
         first.sendall(request)
         time.sleep(0.3)  # the first upscale is running
@@ -438,17 +471,52 @@ def test_an_upscale_whose_client_left_before_it_ran_is_not_run(runs, monkeypatch
             with socket.create_connection(("127.0.0.1", port)) as gone:
                 gone.sendall(request)
                 time.sleep(0.05)
-        answer = b""
-        while chunk := first.recv(65536):
-            answer += chunk
+        got = answer(first)
         first.close()
-        assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+        assert got.startswith(b"HTTP/1.1 200"), got[:200]
         time.sleep(0.5)
         assert len(calls) == 1
         with socket.create_connection(("127.0.0.1", port)) as again:
             again.sendall(request)
             assert again.recv(64).startswith(b"HTTP/1.1 200")
         assert len(calls) == 2
-    finally:
-        server.should_exit = True
-        thread.join(10)
+        with socket.create_connection(("127.0.0.1", port)) as cut:
+            cut.sendall(request[:len(request) - 40])
+            time.sleep(0.2)
+        time.sleep(0.3)
+        with socket.create_connection(("127.0.0.1", port)) as m:
+            m.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            text = answer(m).decode()
+    assert 'route="/api/upscale",status="499"' in text and 'route="/api/upscale",status="400"' not in text
+
+
+def test_costly_samples_of_a_client_that_left_are_skipped_and_small_ones_are_not_watched(runs, monkeypatch):
+    """Samples with a truncation or more than a few small images are watched for their client
+    leaving (a truncation can cost BigGAN seconds); one small image is not worth the watch."""
+    from ganforge.serve.batching import ModelWorker
+
+    run, seen = runs["test-truncation"], []
+    real = ModelWorker._forward
+
+    def slow(self, jobs):
+        seen.extend(j.params["seed"] for j in jobs)
+        time.sleep(1.0)
+        return real(self, jobs)
+
+    monkeypatch.setattr(ModelWorker, "_forward", slow)
+
+    def sample(**body):
+        return raw_request("/api/sample", json.dumps({"n": 1, **body}).encode(), "application/json")
+
+    with live_server(create_app({"t": run}, Settings(max_n=256))) as port:
+        first = socket.create_connection(("127.0.0.1", port))
+        first.sendall(sample(seed=1))
+        time.sleep(0.3)  # seed 1's pass is running
+        for body in (dict(seed=2, truncation=0.5), dict(seed=3, n=256), dict(seed=4)):  # 256 x 8x8
+            with socket.create_connection(("127.0.0.1", port)) as gone:
+                gone.sendall(sample(**body))
+                time.sleep(0.05)
+        assert answer(first).startswith(b"HTTP/1.1 200")
+        first.close()
+        time.sleep(1.5)  # seed 4's pass (not watched) runs
+    assert seen == [1, 4]

@@ -27,6 +27,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from ..data.audio import wav_bytes
 from ..errors import GanforgeError
@@ -68,21 +69,23 @@ class ApiError(Exception):
 class SampleRequest(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="forbid")
     model: str | None = Field(None, description="model name (GET /api/models); default: the first")
-    n: int = Field(16, ge=1, description="number of images (at most the server's --max-n)")
-    seed: int = Field(0, ge=0, lt=2**63)
+    # strict: true is not n=1, nor "5" five (as class)
+    n: int = Field(16, ge=1, strict=True, description="number of images (at most the server's --max-n)")
+    seed: int = Field(0, ge=0, lt=2**63, strict=True)
     class_: StrictInt | StrictStr | None = Field(None, alias="class", description="conditional models: index or name")
-    truncation: float | None = Field(None, description="models with the truncation capability")
+    truncation: float | None = Field(None, strict=True, description="models with the truncation capability, "
+                                     "within its range (GET /api/models)")
     format: Literal["png", "npz"] = "png"
 
 
 class InterpolateRequest(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="forbid")
     model: str | None = None
-    seed_a: int = Field(0, ge=0, lt=2**63)
-    seed_b: int = Field(1, ge=0, lt=2**63)
-    steps: int = Field(8, ge=2, description="images along the walk (at most --max-n)")
+    seed_a: int = Field(0, ge=0, lt=2**63, strict=True)
+    seed_b: int = Field(1, ge=0, lt=2**63, strict=True)
+    steps: int = Field(8, ge=2, strict=True, description="images along the walk (at most --max-n)")
     class_: StrictInt | StrictStr | None = Field(None, alias="class")  # true is not class 1
-    truncation: float | None = None
+    truncation: float | None = Field(None, strict=True)
 
 
 def describe(name: str, run) -> dict[str, Any]:
@@ -117,6 +120,12 @@ def describe(name: str, run) -> dict[str, Any]:
         info["directions"] = [{"direction": "AtoB", "from": voices[0], "to": voices[1]},
                               {"direction": "BtoA", "from": voices[1], "to": voices[0]}]
     return info
+
+
+def image_values(run) -> int:
+    """Pixel values of one generated image (a point sample: its coordinates)."""
+    c = run.config.data
+    return run.point_dim or c.channels * c.resolution ** 2
 
 
 def same_front_end(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -353,6 +362,8 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request, exc: StarletteHTTPException):
+        if isinstance(exc.__cause__, ClientDisconnect):  # not a bad body: the client left mid-upload
+            return JSONResponse({"error": "the client closed the connection during the upload"}, status_code=499)
         return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
 
@@ -392,11 +403,16 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
             raise ApiError(422, f"model '{name}' is unconditional; leave out 'class'")
         if truncation is not None and "truncation" not in info:
             raise ApiError(422, f"model '{name}' has no truncation; leave out 'truncation'")
+        if truncation is not None:  # the advertised range: past it, every value costs BigGAN a recompute
+            lo, hi = info["truncation"]["min"], info["truncation"]["max"]
+            if not lo <= truncation <= hi:
+                raise ApiError(422, f"truncation {truncation:g} is outside model '{name}''s range {lo:g} to "
+                                    f"{hi:g} (GET /api/models); leave it out for untruncated samples")
 
     async def wait(name: str, kind: str, request: Request | None = None, **params):
-        """The model's answer to one request. With ``request`` (jobs that can take seconds:
-        upscale and audio), a client that goes away meanwhile gives its job up: not yet started,
-        the model's thread skips it, so a queue of abandoned uploads costs no compute."""
+        """The model's answer to one request. With ``request`` (a job that costs more than a few
+        small images: see ``costly``), a client that goes away meanwhile gives its job up: not yet
+        started, the model's thread skips it, so a burst of abandoned requests costs no compute."""
         future = workers[name].submit_async(kind, **params)
         if request is None:
             return await future
@@ -407,6 +423,12 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
             if await request.is_disconnected():
                 future.cancel()
                 raise ApiError(499, "the client closed the connection before the answer was ready")
+
+    def costly(request: Request, values: int, truncation: float | None = None) -> Request | None:
+        """``request`` when the job is worth watching for a client that leaves (``values``: the
+        answer's pixel values; a truncation can cost BigGAN a recompute of its statistics); None
+        for small ones, whose watch would cost more than their forward pass."""
+        return request if values > INLINE_PNG_VALUES or truncation is not None else None
 
     async def read_upload(file: UploadFile) -> bytes:
         data = await file.read(settings.max_upload_bytes + 1)
@@ -439,11 +461,13 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
 
     @app.post("/api/sample", dependencies=[Depends(auth)],
               responses={200: {"content": {"image/png": {}, "application/octet-stream": {}}}})
-    async def sample(req: SampleRequest = Body(openapi_examples=example("sample", n=4, seed=0))):  # noqa: B008
+    async def sample(request: Request,
+                     req: SampleRequest = Body(openapi_examples=example("sample", n=4, seed=0))):  # noqa: B008
         name, run = pick(req.model, "sample")
         check_count(req.n, "n")
         check_options(name, req.class_, req.truncation)
-        images = await wait(name, "sample", n=req.n, seed=req.seed, labels=req.class_,
+        images = await wait(name, "sample", costly(request, req.n * image_values(run), req.truncation),
+                            n=req.n, seed=req.seed, labels=req.class_,
                             truncation=req.truncation, pixels=req.format == "png" and run.point_dim is None)
         if req.format == "npz":
             labels = run.sample_labels(req.n, req.class_)
@@ -457,17 +481,19 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
 
     @app.post("/api/interpolate", dependencies=[Depends(auth)],
               responses={200: {"content": {"image/png": {}}}})
-    async def interpolate(req: InterpolateRequest = Body(openapi_examples=example(  # noqa: B008
+    async def interpolate(request: Request, req: InterpolateRequest = Body(openapi_examples=example(  # noqa: B008
             "interpolate", seed_a=0, seed_b=1, steps=8))):
         name, run = pick(req.model, "interpolate")
         check_count(req.steps, "steps")
         check_options(name, req.class_, req.truncation)
-        images = await wait(name, "interpolate", seed_a=req.seed_a, seed_b=req.seed_b, steps=req.steps,
+        images = await wait(name, "interpolate", costly(request, req.steps * image_values(run), req.truncation),
+                            seed_a=req.seed_a, seed_b=req.seed_b, steps=req.steps,
                             labels=req.class_, truncation=req.truncation, pixels=True)
         return Response(await encode_png(images, req.steps), media_type="image/png")
 
     @app.post("/api/translate", dependencies=[Depends(auth)], responses={200: {"content": {"image/png": {}}}})
-    async def translate(file: Annotated[UploadFile, File()], model: Annotated[str | None, Form()] = None,
+    async def translate(request: Request, file: Annotated[UploadFile, File()],
+                        model: Annotated[str | None, Form()] = None,
                         direction: Annotated[Literal["AtoB", "BtoA"], Form()] = "AtoB"):
         name, run = pick(model, "translate")
         ok = {d["direction"]: d["channels"] for d in models[name]["directions"]}
@@ -476,7 +502,8 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
         data = await read_upload(file)
         array = await decode(data, settings, "L" if ok[direction] == 1 else "RGB")
         x = torch.from_numpy(array).permute(2, 0, 1)[None].float() / 127.5 - 1
-        out = await wait(name, "translate", image=x, direction=direction, pixels=True)
+        out = await wait(name, "translate", costly(request, x.numel()), image=x, direction=direction,
+                         pixels=True)
         return Response(await encode_png(out, 1), media_type="image/png")
 
     @app.post("/api/upscale", dependencies=[Depends(auth)], responses={200: {"content": {"image/png": {}}}})
