@@ -91,6 +91,11 @@ def test_onnx_matches_the_familys_own_method(family, capability, direction, runs
     meta = json.loads(session.get_modelmeta().custom_metadata_map["ganforge"])
     assert meta["family"] == family and meta["capability"] == capability
     names = [i.name for i in session.get_inputs()]
+    # the metadata's shapes name the dynamic axes as the graph does, not the traced example's sizes
+    assert [meta["inputs"][i.name]["shape"] for i in session.get_inputs()] == [i.shape for i in session.get_inputs()]
+    assert meta["inputs"][names[0]]["shape"][0] == "batch"
+    if capability != "sample":
+        assert meta["inputs"]["image"]["shape"][2:] == ["height", "width"]
     if capability == "sample":
         for n, seed in ((1, 3), (5, 7)):
             labels = None if not run.class_names else [i % len(run.class_names) for i in range(n)]
@@ -312,6 +317,53 @@ def test_model_card_reports_the_runs_last_evaluation(runs, tmp_path):
     card = (export.export_folder(run, tmp_path / "m2") / "README.md").read_text()
     assert "| fid | 11 |" in card and "| protocol |" not in card
     assert "the fashion-mnist-cnn extractor (d0) on 300 samples (noise seed 1) against the train split" in card
+
+
+@pytest.mark.parametrize("family", ["pix2pix", "cyclegan", "superres"])
+def test_model_card_of_an_image_to_image_model_evaluates_and_uses_it(family, runs, tmp_path, monkeypatch, capsys):
+    """The card of a translate or upscale model had advised `eval.every` (refused for translation
+    runs) or `ganforge eval` (refused for upscale runs) and its Python block stopped at
+    ganforge.load: the evaluation it names runs as written, and so do its code and commands."""
+    import re
+    import shlex
+
+    from PIL import Image
+
+    from ganforge import cli
+
+    run = ganforge.load(runs[family])
+    monkeypatch.chdir(tmp_path)  # the card names the folder as it lies beside it
+    export.export_folder(run, tmp_path / "model")
+    card = (tmp_path / "model" / "README.md").read_text()
+    evaluation = card.split("## Evaluation")[1].split("## Use")[0]
+    assert "`ganforge eval`" not in evaluation and "train with `eval.every`" not in evaluation
+    command = re.findall(r"`(ganforge (?:translate-eval|eval-sr) [^`]*)`", evaluation)
+    assert command == ["ganforge translate-eval model" if family != "superres"
+                       else "ganforge eval-sr model --data photos:test"]
+    extra = ["--extractor", "fashion-mnist-cnn"] if family == "cyclegan" else []  # offline, as the card says
+    if family == "cyclegan":
+        assert "`--extractor fashion-mnist-cnn`" in evaluation
+    assert cli.main(shlex.split(command[0])[1:] + extra) == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert ("psnr_y" if family == "superres" else "FID" if family == "cyclegan" else "PSNR") in printed
+
+    image = np.random.default_rng(3).integers(0, 256, (9, 14, 3), dtype=np.uint8)
+    Image.fromarray(image).save(tmp_path / "in.png")
+    code = card.split("```python\n")[1].split("```")[0]
+    assert "g.translate(" in code or "g.upscale(" in code
+    exec(compile(code, "README.md", "exec"), {})
+    got = np.asarray(Image.open(tmp_path / "out.png"))
+    if family == "superres":
+        assert np.array_equal(got, run.upscale(image))
+    else:
+        x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 127.5 - 1
+        y = ((run.translate(x)[0].clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+        assert np.array_equal(got, y)
+    shell = card.split("```bash\n")[1].split("```")[0].splitlines()
+    assert shell[0].startswith(f"ganforge {'upscale' if family == 'superres' else 'translate'} model in.png")
+    (tmp_path / "out.png").unlink()
+    assert cli.main(shlex.split(shell[0])[1:]) == 0, capsys.readouterr().err
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "out.png").convert("RGB")), got)
 
 
 def test_cli_exports_and_refuses_to_overwrite(runs, tmp_path):

@@ -130,6 +130,17 @@ def test_page_generates_and_translates_in_headless_chromium(tmp_path):
         WebDriverWait(driver, 30).until(lambda d: "whole number" in d.find_element(By.ID, "error").text)
         driver.find_element(By.ID, "seed").clear()
         driver.find_element(By.ID, "seed").send_keys("0")
+        # the server's refusal (n over --max-n, 422) is shown alone: the last grid and its downloads go
+        driver.find_element(By.ID, "generate").click()
+        image_pixels(driver, "sample-image", size=(8, 8))
+        driver.find_element(By.ID, "n").clear()
+        driver.find_element(By.ID, "n").send_keys("65")
+        driver.find_element(By.ID, "generate").click()
+        WebDriverWait(driver, 30).until(lambda d: "--max-n 64" in d.find_element(By.ID, "error").text)
+        assert not any(driver.find_element(By.ID, i).is_displayed()
+                       for i in ("sample-image", "download-sample", "download-npz"))
+        driver.find_element(By.ID, "n").clear()
+        driver.find_element(By.ID, "n").send_keys("1")
 
         Select(driver.find_element(By.ID, "model")).select_by_value("pix2pix")
         assert driver.find_element(By.ID, "image-panel").is_displayed()
@@ -151,10 +162,25 @@ def test_page_generates_and_translates_in_headless_chromium(tmp_path):
         assert np.abs(after[..., :3].astype(int) - expected).max() <= 1
         assert np.array_equal(before[..., :3], np.asarray(Image.open(src)))
         assert driver.find_element(By.ID, "error").text == ""
+        # a file that is no image: no broken image in Before, no earlier result, the server's reason
+        notes = tmp_path / "notes.png"
+        notes.write_text("not an image")
+        driver.find_element(By.ID, "upload").send_keys(str(notes))
+        WebDriverWait(driver, 10).until(lambda d: not d.find_element(By.ID, "before").is_displayed())
+        driver.find_element(By.ID, "run-image").click()
+        WebDriverWait(driver, 30).until(lambda d: "not a readable image" in d.find_element(By.ID, "error").text)
+        assert not any(driver.find_element(By.ID, i).is_displayed() for i in ("before", "after", "download-image"))
+        assert driver.execute_script("return document.getElementById('before').getAttribute('src')") is None
+        driver.find_element(By.ID, "upload").send_keys(str(src))  # an image again: shown again
+        assert image_pixels(driver, "before").shape == (12, 20, 4)
 
         Select(driver.find_element(By.ID, "model")).select_by_value("vocoder")
         assert driver.find_element(By.ID, "audio-panel").is_displayed()
         assert not driver.find_element(By.ID, "image-panel").is_displayed()
+        # the last model's upload is gone: no Before (nor file) waiting for the next image model
+        assert driver.execute_script("return [document.getElementById('before').hidden, "
+                                     "document.getElementById('before').getAttribute('src'), "
+                                     "document.getElementById('upload').files.length]") == [True, None, 0]
         from ganforge.data.audio import write_tone_folder
 
         recording = next(write_tone_folder(tmp_path / "rec", n=1, seconds=0.7, rate=8000, seed=3).glob("*.wav"))

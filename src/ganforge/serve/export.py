@@ -122,7 +122,7 @@ def export_onnx(run: LoadedRun, out: Path | str, *, capability: str | None = Non
                for k, v in inputs.items() if v.dim() > 0}
     dynamic["image_out"] = ({0: "batch", 2: "out_height", 3: "out_width"}
                             if capability in IMAGE_CAPABILITIES else {0: "batch"})
-    meta = onnx_metadata(run, capability, direction, graph, inputs)
+    meta = onnx_metadata(run, capability, direction, graph, inputs, dynamic)
     with atomic_path(out) as tmp:
         with warnings.catch_warnings():  # the TorchScript exporter's deprecation and tracer notes
             warnings.simplefilter("ignore")
@@ -200,12 +200,16 @@ def onnx_gap(path: Path, graph, feed: dict[str, torch.Tensor]) -> float:
     return float(abs(got - ref).max())
 
 
-def onnx_metadata(run, capability, direction, graph, inputs) -> dict[str, str]:
-    """What a user of the .onnx file needs to know, as metadata_props (strings)."""
+def onnx_metadata(run, capability, direction, graph, inputs, dynamic=None) -> dict[str, str]:
+    """What a user of the .onnx file needs to know, as metadata_props (strings). ``dynamic``: the
+    graph's dynamic axes (input name -> {axis: name}); an input's shape names them as the graph
+    does (``["batch", 100]``), not the sizes of the example it was traced with."""
+    dynamic = dynamic or {}
     meaning = {"image": "float32 [N, C, H, W] in [-1, 1], any H, W >= stride",
                **getattr(graph.net, "input_meaning", {})}
+    shapes = {k: [dynamic.get(k, {}).get(i, n) for i, n in enumerate(v.shape)] for k, v in inputs.items()}
     info = {"family": run.config.objective, "capability": capability,
-            "inputs": {k: {"shape": list(v.shape), "dtype": str(v.dtype).replace("torch.", ""),
+            "inputs": {k: {"shape": shapes[k], "dtype": str(v.dtype).replace("torch.", ""),
                            **({"meaning": meaning[k]} if k in meaning else {})} for k, v in inputs.items()},
             "output": "image_out: float32 [N, C, H, W] in [-1, 1]", "step": run.step}
     if capability in IMAGE_CAPABILITIES:
@@ -244,6 +248,53 @@ def evaluation_numbers(run_dir: Path) -> dict[str, Any]:
     return last
 
 
+def _unpaired(run: LoadedRun) -> bool:
+    """A translation run between two unpaired domains (CycleGAN): both directions, FID/KID."""
+    return getattr(getattr(run.config, "translate", None), "task", None) == "unpaired"
+
+
+def evaluation_advice(run: LoadedRun, name: str) -> list[str]:
+    """The card's Evaluation lines when the run logged none: the command that evaluates what the
+    model does (``ganforge eval`` covers sampling runs only; translate-eval, eval-sr and
+    eval-audio the others), with the arguments it needs."""
+    caps = run.capabilities
+    if "vocode" in caps:
+        return [f"The run's audio evaluation is not kept in the run; `ganforge eval-audio {name} --data CORPUS` "
+                "measures mel L1, MCD, PESQ, STOI and the real-time factor on held-out utterances, next to "
+                "Griffin-Lim on the same mels (CORPUS: a speech corpus of `ganforge data make-speech`, or a "
+                "folder of WAVs)."]
+    if "convert" in caps:
+        return [f"The run's audio evaluation is not kept in the run; `ganforge eval-audio {name} --data CORPUS` "
+                "measures the MCD to the target voice and the conversion success rate on the corpus's "
+                "parallel sentences (CORPUS: a speech corpus of `ganforge data make-speech`; "
+                "`--vocoder VOCODER_RUN` voices them with a vocoder run instead of Griffin-Lim)."]
+    if "translate" in caps:
+        what = ("FID/KID of its translations against the other domain's held-out images (features: "
+                "`--extractor inception`, the default, or `--extractor fashion-mnist-cnn` offline)"
+                if _unpaired(run) else "PSNR/SSIM of its translations of the held-out pairs, next to the "
+                                       "trivial baseline")
+        return [f"The run logged no evaluation (translation runs are evaluated after training, not with "
+                f"`eval.every`): `ganforge translate-eval {name}` measures {what}, on the held-out split "
+                f"of the dataset above (`--n N`: at most N of them)."]
+    if "upscale" in caps:
+        return [f"The run logged no evaluation (super-resolution runs are evaluated after training, not "
+                f"with `eval.every`): `ganforge eval-sr {name} --data photos:test` measures Y-channel "
+                f"PSNR/SSIM against bicubic upscaling on the held-out photographs (`--data DIR`: a folder "
+                f"of high-resolution images of your own)."]
+    if "sample" in caps:
+        ref = run.config.data.name
+        try:
+            from ..metrics.evaluation import check_reference
+
+            check_reference(ref)
+        except (GanforgeError, ImportError):
+            ref = "DATASET"
+        return [f"The run logged no evaluation: train with `eval.every`, or run `ganforge eval RUN --ref {ref}` "
+                f"on the training run this model was exported from (`RUN`: its run directory; `ganforge eval` "
+                f"takes a run directory, not this folder)."]
+    return ["The run logged no evaluation."]
+
+
 def model_card(run: LoadedRun, meta: dict[str, Any]) -> str:
     cfg = run.config
     lines = [f"# {meta['name']}", "",
@@ -268,11 +319,8 @@ def model_card(run: LoadedRun, meta: dict[str, Any]) -> str:
             from ..report.run import describe_protocol
 
             lines += ["", describe_protocol(protocol)]
-    elif audio:
-        lines.append("The run's audio evaluation is not kept in the run; `ganforge eval-audio RUN --data "
-                     "CORPUS` measures it against Griffin-Lim.")
     else:
-        lines.append("The run logged no evaluation (train with `eval.every`, or run `ganforge eval`).")
+        lines += evaluation_advice(run, meta["name"])
     lines += ["", "## Use", "", "```python"]
     if audio:
         lines += ["import torch", "import ganforge", "from ganforge.data.audio import read_audio", "",
@@ -281,6 +329,28 @@ def model_card(run: LoadedRun, meta: dict[str, Any]) -> str:
                   "mel = g.analyze(wave)   # log-mel [1, n_mels, T]"]
         lines.append("out = g.vocode(mel)   # waveform [1, T * hop] in [-1, 1]" if "vocode" in run.capabilities
                      else "converted = g.convert(mel, direction=\"AtoB\")   # the other voice's log-mel")
+    elif "translate" in run.capabilities:
+        unpaired = _unpaired(run)
+        channels = run.objective.input_channels("AtoB") if hasattr(run.objective, "input_channels") \
+            else cfg.data.channels
+        lines += ["import torch", "from PIL import Image", "import ganforge",
+                  "from ganforge.data.imageio import read_array", "",
+                  f'g = ganforge.load("{meta["name"]}")',
+                  f'pixels = read_array("in.png", "{"L" if channels == 1 else "RGB"}")   '
+                  f"# uint8 [H, W, {channels}], any H and W",
+                  "x = torch.from_numpy(pixels.copy()).permute(2, 0, 1)[None].float() / 127.5 - 1   "
+                  f"# [1, {channels}, H, W] in [-1, 1]",
+                  'y = g.translate(x, direction="AtoB")   # [1, C, H, W] in [-1, 1]'
+                  + ('; "BtoA": the other way' if unpaired else ""),
+                  "out = ((y[0].clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).squeeze(-1)",
+                  'Image.fromarray(out.numpy()).save("out.png")']
+    elif "upscale" in run.capabilities:
+        s = getattr(run.objective, "scale", None)
+        lines += ["from PIL import Image", "import ganforge", "",
+                  f'g = ganforge.load("{meta["name"]}")',
+                  f'sr = g.upscale(Image.open("in.png"))   # uint8 [{s or "s"}*h, {s or "s"}*w, 3], '
+                  "tiled (tile=256 LR pixels)",
+                  'Image.fromarray(sr).save("out.png")']
     else:
         lines += ["import ganforge", "", f'g = ganforge.load("{meta["name"]}")']
     if "sample" in run.capabilities:
@@ -290,6 +360,11 @@ def model_card(run: LoadedRun, meta: dict[str, Any]) -> str:
         lines.append(f"ganforge vocode {meta['name']} in.wav --out out.wav")
     if "convert" in run.capabilities:
         lines.append(f"ganforge convert {meta['name']} in.wav --out out.wav --direction AtoB")
+    if "translate" in run.capabilities:
+        lines.append(f"ganforge translate {meta['name']} in.png --out out.png"
+                     + (" --direction AtoB" if _unpaired(run) else ""))
+    if "upscale" in run.capabilities:
+        lines.append(f"ganforge upscale {meta['name']} in.png --out out.png")
     lines += [f"ganforge serve {meta['name']}", "```", "",
               "## Training config", "", "```yaml", cfg.to_yaml().rstrip(), "```", ""]
     return "\n".join(lines)

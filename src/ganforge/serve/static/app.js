@@ -34,6 +34,20 @@ function show(elementId, linkId, blob) {
   if (linkId) { $(linkId).href = urls[elementId]; $(linkId).hidden = false; }
 }
 
+// hide results (images, players, their download links), dropping the blobs they showed
+function clear(...ids) {
+  for (const id of ids) {
+    const element = $(id);
+    element.hidden = true;
+    if (urls[id]) {
+      URL.revokeObjectURL(urls[id]);
+      delete urls[id];
+      element.removeAttribute(element.tagName === "A" ? "href" : "src");
+      if (element.tagName === "AUDIO") element.load();  // let go of the revoked recording
+    }
+  }
+}
+
 function fail(err) { $("error").textContent = err.message; }
 
 function current() { return models.find((m) => m.name === $("model").value); }
@@ -81,7 +95,12 @@ function selectModel() {
     $("vocoder").append(new Option("Griffin-Lim", ""));
   }
   $("audio-timing").textContent = "";
-  for (const id of ["sample-image", "walk-image", "after", "audio-after", "download-sample", "download-walk", "download-image", "download-audio", "download-npz"]) $(id).hidden = true;
+  // nothing of the last model stays: its results, its uploads (and their Before), its error
+  clear("sample-image", "walk-image", "before", "after", "audio-before", "audio-after", "download-sample",
+        "download-walk", "download-image", "download-audio", "download-npz");
+  $("upload").value = "";
+  $("audio-upload").value = "";
+  $("error").textContent = "";
 }
 
 // a seed as typed, exact up to 2^63 - 1 (a JavaScript number is exact only up to 2^53)
@@ -109,7 +128,7 @@ async function generate() {
     const r = await call("/api/sample", { method: "POST", headers: headers(true), body: toJson(sampleBody("png")) });
     show("sample-image", "download-sample", await r.blob());
     $("download-npz").hidden = false;
-  } catch (err) { fail(err); }
+  } catch (err) { clear("sample-image", "download-sample", "download-npz"); fail(err); }  // no earlier grid beside the error
 }
 
 async function downloadNpz() {
@@ -120,7 +139,7 @@ async function downloadNpz() {
     a.download = "samples.npz";
     a.click();
     setTimeout(() => URL.revokeObjectURL(a.href), 1000);
-  } catch (err) { fail(err); }
+  } catch (err) { clear("sample-image", "download-sample", "download-npz"); fail(err); }
 }
 
 async function walk() {
@@ -131,12 +150,18 @@ async function walk() {
     if (!$("trunc-box").hidden && $("truncate").checked) body.truncation = Number($("truncation").value);
     const r = await call("/api/interpolate", { method: "POST", headers: headers(true), body: toJson(body) });
     show("walk-image", "download-walk", await r.blob());
-  } catch (err) { fail(err); }
+  } catch (err) { clear("walk-image", "download-walk"); fail(err); }
 }
 
+// the upload in "Before"; nothing there when there is none, or when the browser cannot show it
+// (not an image or recording: Run sends it anyway and shows the server's reason)
 function preview(inputId, elementId) {
   const file = $(inputId).files[0];
-  if (file) show(elementId, null, file);
+  if (!file) { clear(elementId); return; }
+  show(elementId, null, file);
+  const element = $(elementId);
+  const url = urls[elementId];
+  element.onerror = () => { if (urls[elementId] === url) clear(elementId); };
 }
 
 // the form of an upload to the current model, or null (with the reason shown) when there is none to send
@@ -153,7 +178,7 @@ function uploadForm(inputId, what) {
 }
 
 async function runImage() {
-  for (const id of ["after", "download-image"]) $(id).hidden = true;  // no earlier result beside a new input
+  clear("after", "download-image");  // no earlier result beside a new input
   const form = uploadForm("upload", "an image");
   if (!form) return;
   const capability = $("image-panel").dataset.capability;
@@ -165,7 +190,7 @@ async function runImage() {
 }
 
 async function runAudio() {
-  for (const id of ["audio-after", "download-audio"]) $(id).hidden = true;
+  clear("audio-after", "download-audio");
   const form = uploadForm("audio-upload", "a recording");
   if (!form) return;
   const capability = $("audio-panel").dataset.capability;
