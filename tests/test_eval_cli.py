@@ -144,6 +144,27 @@ def test_eval_run_directory(tmp_path, gf_inproc):
     assert any(line.startswith("warning: fid from 20 samples") for line in lines)
 
 
+def test_eval_model_folder_draws_the_same_samples_as_its_run(tmp_path, gf_inproc):
+    """An exported model folder is evaluated like the run it came from (it had been taken for a
+    folder of images: 'has no .png ... files')."""
+    from conftest import random_dataset, tiny_config
+    from ganforge import api
+    from ganforge.serve.export import export_folder
+
+    run = tmp_path / "run"
+    api.train(tiny_config(), run, progress=False, dataset=random_dataset(n=64, resolution=16))
+    folder = export_folder(api.load(run), tmp_path / "model")
+    scores = []
+    for target in (run, folder):
+        proc = gf_inproc("eval", target, "--ref", "fashion-mnist", "--n", 20, "--metrics", "fid",
+                         "--extractor", "fashion-mnist-cnn", "--json", tmp_path / f"{target.name}.json")
+        assert proc.returncode == 0, proc.stderr
+        report = json.loads((tmp_path / f"{target.name}.json").read_text())
+        assert report["protocol"]["target"]["kind"] == "run" and report["protocol"]["target"]["step"] == 6
+        scores.append(report["metrics"]["fid"])
+    assert scores[0] == pytest.approx(scores[1], rel=1e-6)
+
+
 def test_eval_refuses_a_generator_that_outputs_nan(tmp_path, gf_inproc):
     """NaN samples became black images (uint8 casts NaN to 0) and were scored: precision 1."""
     from safetensors.torch import load_file, save_file

@@ -27,10 +27,12 @@ def cmd_eval(args) -> int:
     out = json_output(args.json, args.force)
     log = (lambda msg: print(f"ganforge: {msg}", flush=True)) if not args.quiet else None
     path = Path(args.target).expanduser()
-    if args.truncation is not None and not is_run_dir(path):
-        raise ConfigError(f"--truncation applies to samples drawn from a run directory; {path} is not "
-                          f"one (drop --truncation, or sample with it: ganforge sample RUN --truncation T)")
-    if is_run_dir(path):
+    drawn = is_run_dir(path) or api.is_model_folder(path)  # samples drawn here, not read from files
+    if args.truncation is not None and not drawn:
+        raise ConfigError(f"--truncation applies to samples drawn from a run directory or model folder; "
+                          f"{path} is neither (drop --truncation, or sample with it: ganforge sample RUN "
+                          f"--truncation T)")
+    if drawn:
         run = api.load(path, checkpoint=args.checkpoint)
         images, labels, target = run_samples(run, n=args.n, seed=args.seed, truncation=args.truncation)
     else:
@@ -41,7 +43,7 @@ def cmd_eval(args) -> int:
     result = ev.evaluate(images, ref=args.ref, split=args.split, labels=labels, metrics=metrics,
                          n_ref=args.n, extractor=args.extractor, inception_weights=args.inception_weights,
                          data_dir=args.data_dir, log=log, class_names=target.get("class_names"),
-                         generator=run if is_run_dir(path) and "mix" in run.capabilities else None)
+                         generator=run if drawn and "mix" in run.capabilities else None)
     result.protocol = {"target": target, **result.protocol, "seconds": round(time.perf_counter() - t0, 2)}
     if len(images) < args.n:  # an npz or folder holds fewer than asked: say so first, not only in the header
         result.protocol["warnings"].insert(0, (
@@ -53,7 +55,7 @@ def cmd_eval(args) -> int:
         result.protocol["warnings"].append(
             f"{' and '.join(ppl)} measure the untruncated generator: --truncation applies to the other "
             f"metrics' samples only")
-    if is_run_dir(path) and _same_folder(args.ref, run.config.data.name):
+    if drawn and _same_folder(args.ref, run.config.data.name):
         result.protocol["warnings"].append(
             f"{args.ref} is the folder this run trained on (a folder has no held-out split): these numbers "
             f"measure the fit to its training images, not to unseen ones")

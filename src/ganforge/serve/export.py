@@ -289,9 +289,8 @@ def evaluation_advice(run: LoadedRun, name: str) -> list[str]:
             check_reference(ref)
         except (GanforgeError, ImportError):
             ref = "DATASET"
-        return [f"The run logged no evaluation: train with `eval.every`, or run `ganforge eval RUN --ref {ref}` "
-                f"on the training run this model was exported from (`RUN`: its run directory; `ganforge eval` "
-                f"takes a run directory, not this folder)."]
+        return [f"The run logged no evaluation: `ganforge eval {name} --ref {ref}` measures it (or train "
+                f"with `eval.every`)."]
     return ["The run logged no evaluation."]
 
 
