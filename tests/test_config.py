@@ -31,6 +31,7 @@ def test_overrides_are_typed():
 @pytest.mark.parametrize("override, expect", [
     ("train.stepz=3", "unknown config key 'train.stepz' (did you mean 'train.steps'?)"),
     ("optim.dlr=3", "did you mean 'optim.d_lr'?"),
+    ("steps=5", "unknown config key 'steps' (did you mean 'train.steps'? keys are written with their section)"),
     ("train.steps=abc", "train.steps must be int"),
     ("train.steps=1.5", "train.steps must be int"),
     ("train.compile=3", "train.compile must be true or false"),

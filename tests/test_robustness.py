@@ -376,6 +376,41 @@ def test_a_run_trained_on_another_kind_of_device_resumes_with_a_fresh_noise_stre
     assert "noise generator was saved on another kind of device; resuming on cpu" in out
 
 
+def test_a_second_ctrl_c_names_the_checkpoint_kept_and_how_to_continue(tmp_path, capsys, monkeypatch):
+    """A second Ctrl-C stops at once; it had printed only 'ganforge: interrupted'."""
+    from ganforge import api
+
+    run = tmp_path / "run"
+    _train(_cfg(**{"train.steps": 2}), run)
+    capsys.readouterr()
+
+    def stopped_at_once(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(api, "train", stopped_at_once)
+    assert cli.main(["train", "--resume", "--out", str(run), "--steps", "5", "--quiet"]) == 130
+    err = capsys.readouterr().err
+    assert f"the run keeps {run / 'checkpoints' / 'step_0000002'}" in err
+    assert f"Continue with: ganforge train --resume --out {run}" in err and "interrupted" not in err
+    (tmp_path / "cfg.yaml").write_text(_cfg(**{"train.steps": 2}).to_yaml())
+    assert cli.main(["train", str(tmp_path / "cfg.yaml"), "--out", str(tmp_path / "new"), "--quiet"]) == 130
+    assert f"{tmp_path / 'new'} keeps no checkpoint, so start again" in capsys.readouterr().err
+
+
+def test_resume_to_fewer_steps_than_done_is_refused_and_changes_nothing(tmp_path, capsys):
+    """--resume --steps 1 of a run at step 2 had rewritten config.yaml (steps: 1) and logged a
+    config change, though nothing trained ("Steps 2 of 1" in the report)."""
+    run = tmp_path / "run"
+    _train(_cfg(**{"train.steps": 2}), run)
+    before = {p.name: p.read_bytes() for p in (run / "config.yaml", run / "metrics.jsonl")}
+    capsys.readouterr()
+    assert cli.main(["train", "--resume", "--out", str(run), "--steps", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "cannot resume" in err and "train.steps=1" in err
+    assert "already at step 2, so nothing would train" in err and "--steps 1002" in err
+    assert {p.name: p.read_bytes() for p in (run / "config.yaml", run / "metrics.jsonl")} == before
+
+
 def test_resume_with_no_step_left_names_the_checkpoint_and_how_to_continue(tmp_path, capsys):
     run = tmp_path / "run"
     _train(_cfg(**{"train.steps": 2}), run)
@@ -667,3 +702,30 @@ def test_a_config_error_under_torchrun_is_said_once(tmp_path, launch, override):
     if launch == "--nproc":  # checked before torchrun starts: one line, exit code 2
         assert proc.returncode == 2 and len(out.strip().splitlines()) == 1, out
     assert not (tmp_path / "r").exists()
+
+
+def test_nproc_refuses_an_existing_out_before_torchrun_and_waits_for_it_on_ctrl_c(tmp_path, capsys, monkeypatch):
+    """--nproc: an existing --out is one line and exit 2 before torchrun starts (it had been a line
+    per rank under torchrun's traceback, exit 1); a Ctrl-C that reaches the launcher as well as
+    the ranks leaves them to stop and save, and the launcher waits for them silently."""
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "notes.txt").write_text("mine")
+    _one_line(capsys, cli.main(["train", "dcgan-fashion-mnist", "--out", str(tmp_path / "r"), "--nproc", "2"]),
+              "already exists")
+    assert (tmp_path / "r" / "notes.txt").read_text() == "mine"
+
+    class Torchrun:
+        waits = 0
+
+        def __init__(self, cmd, env):
+            self.cmd = cmd
+
+        def wait(self):
+            Torchrun.waits += 1
+            if Torchrun.waits == 1:
+                raise KeyboardInterrupt
+            return 130
+
+    monkeypatch.setattr(subprocess, "Popen", Torchrun)  # cli imports subprocess when it launches
+    assert cli.main(["train", "dcgan-fashion-mnist", "--out", str(tmp_path / "new"), "--nproc", "2"]) == 130
+    assert Torchrun.waits == 2 and "interrupted" not in capsys.readouterr().err

@@ -206,6 +206,19 @@ def check_resume_changes(run_dir: Path, cfg: Config, weights: dict[str, torch.Te
     return changes
 
 
+def _check_steps_left(run_dir: Path, cfg: Config, state: dict[str, Any], changes: dict[str, tuple[Any, Any]]) -> None:
+    """A resume that changes settings but has no step left to train is refused: it would only
+    rewrite the run's saved config and record (a mistyped --steps 10 of a run at step 100 had
+    left "Steps 100 of 10" in its report)."""
+    step = int(state.get("step", 0))
+    if changes and cfg.train.steps <= step:  # nothing would train; the changes would only rewrite the record
+        more = max(2 * step, step + 1000)
+        raise ConfigError(f"cannot resume {run_dir} with {', '.join(f'{k}={v[1]}' for k, v in changes.items())}: "
+                          f"the run is already at step {step}, so nothing would train and only its saved config "
+                          f"would change; pass a larger train.steps (e.g. --steps {more}; it counts from the "
+                          f"start of the run)")
+
+
 def _check_resume_data(run_dir: Path, objective, weights: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
     """The networks the data builds against the checkpoint's weights: a class folder with another
     number of classes resized the class embeddings, which loading would meet as a traceback. The
@@ -282,6 +295,7 @@ def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
     cfg = config_mod.checked(cfg)
     owns_group = not torch.distributed.is_initialized()  # a caller's group stays theirs
     world, device = distributed.init(resolve_device(cfg.train.device))
+    finished = False
     try:
         # training seeds torch's global generator (train.seed): the caller's stream is restored after
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
@@ -291,9 +305,12 @@ def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
             run_dir = Path(distributed.broadcast(str(run_dir), world))  # rank 0's timestamp
             try:
                 if world.is_main:
-                    return _train_main(cfg, run_dir, device, resume=resume, force=force, progress=progress,
-                                       hooks=hooks, dataset=dataset)
-                return _train_other(cfg, run_dir, device, resume=resume, hooks=hooks, dataset=dataset)
+                    result = _train_main(cfg, run_dir, device, resume=resume, force=force, progress=progress,
+                                         hooks=hooks, dataset=dataset)
+                else:
+                    result = _train_other(cfg, run_dir, device, resume=resume, hooks=hooks, dataset=dataset)
+                finished = True
+                return result
             except GanforgeError as exc:  # the other ranks, waiting in a collective, can name it
                 if not isinstance(exc, DistributedError):  # that names another rank's failure
                     distributed.record_failure(world, str(exc))
@@ -305,6 +322,8 @@ def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
                                                                  "again") from None
     finally:
         if owns_group and world.enabled:
+            if finished:  # no rank tears gloo down while another still writes its last files
+                distributed.barrier(world)
             distributed.shutdown()
 
 
@@ -394,6 +413,7 @@ def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: boo
             resumed_from = ckpt.find(run_dir)
             weights, state = ckpt.load(resumed_from, map_location=device)
             changes = check_resume_changes(run_dir, cfg, weights, state)
+            _check_steps_left(run_dir, cfg, state, changes)
         objective, dataset = _build_checked(cfg, dataset)
         if weights is not None:
             _check_resume_data(run_dir, objective, weights, state)

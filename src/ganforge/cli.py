@@ -80,12 +80,15 @@ def _launch_torchrun(args, cfg) -> int:
     import subprocess
 
     from .objectives import family
+    from .rundir import check_new_run_dir
     from .training.distributed import World, local_batch
 
     if args.nproc < 1:
         raise ConfigError(f"--nproc must be at least 1, got {args.nproc}")
     local_batch(cfg.train.batch_size, World(0, args.nproc), cfg.model.pac)
     family(cfg).check_run(cfg, args.nproc, new=not args.resume)
+    if args.out and not args.resume:  # once here, not once per rank under torchrun's traceback
+        check_new_run_dir(Path(args.out), force=args.force)
     argv = [a for a in (args.config,) if a] + list(args.overrides)
     for flag, value in (("--out", args.out), ("--steps", args.steps), ("--data-dir", args.data_dir)):
         if value is not None:
@@ -95,7 +98,13 @@ def _launch_torchrun(args, cfg) -> int:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
            f"--nproc_per_node={args.nproc}", "-m", "ganforge", "train", *argv]
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    return subprocess.call(cmd, env=env)
+    proc = subprocess.Popen(cmd, env=env)
+    while True:
+        try:
+            code = proc.wait()
+            return 128 - code if code < 0 else code  # a signal's death as a shell reports it
+        except KeyboardInterrupt:  # the terminal's Ctrl-C reached torchrun and the ranks too: they stop,
+            continue               # save and say so; this launcher waits for them, silently
 
 
 def cmd_train(args) -> int:
@@ -139,10 +148,18 @@ def cmd_train(args) -> int:
         return _launch_torchrun(args, cfg)
     run_dir = Path(args.out) if args.out else api.default_run_dir(name)
     if main_rank:
-        print(f"ganforge: resuming {run_dir} up to step {cfg.train.steps}" if args.resume else
-              f"ganforge: training {name} for {cfg.train.steps} steps -> {run_dir}", flush=True)
-    result = api.train(cfg, run_dir, name=name, resume=args.resume, force=args.force,
-                       progress=not args.quiet)
+        world = world_from_env()
+        on = (f" on {world.size} processes (batch {cfg.train.batch_size}, {cfg.train.batch_size // world.size} "
+              f"per process)" if world.enabled else "")
+        print(f"ganforge: resuming {run_dir} up to step {cfg.train.steps}{on}" if args.resume else
+              f"ganforge: training {name} for {cfg.train.steps} steps{on} -> {run_dir}", flush=True)
+    try:
+        result = api.train(cfg, run_dir, name=name, resume=args.resume, force=args.force,
+                           progress=not args.quiet)
+    except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, without a checkpoint of its own
+        if main_rank:
+            _say_what_survived(run_dir)
+        return 130
     run_dir = result.run_dir  # under torchrun: rank 0's choice
     if not main_rank:
         return 130 if result.interrupted == "SIGINT" else 143 if result.interrupted else 0
@@ -162,6 +179,22 @@ def cmd_train(args) -> int:
     if "sample" in api.capabilities(cfg):
         print(f"  more samples: ganforge sample {run_dir} --n 64 --out grid.png")
     return 0
+
+
+def _say_what_survived(run_dir: Path) -> None:
+    """After a second Ctrl-C: the checkpoint the run keeps and how to continue, or that none is left."""
+    from .training import checkpoint as ckpt
+
+    try:
+        kept = ckpt.find(run_dir)
+    except GanforgeError:
+        kept = None
+    if kept is None:
+        print(f"ganforge: stopped at once by a second Ctrl-C; {run_dir} keeps no checkpoint, so start "
+              f"again", file=sys.stderr, flush=True)
+    else:
+        print(f"ganforge: stopped at once by a second Ctrl-C; the run keeps {kept} (the steps after it "
+              f"are lost). Continue with: ganforge train --resume --out {run_dir}", file=sys.stderr, flush=True)
 
 
 def _save_points(run, points, path: Path, suffix: str, meta) -> None:

@@ -248,6 +248,12 @@ def _unknown_key(dotted: str) -> ConfigError:
         return ConfigError(f"unknown config key '{dotted}': no family has registered its "
                            f"sections yet; import ganforge.objectives (or use "
                            f"ganforge.load_config) before parsing configs")
+    if "." not in dotted:  # a key without its section: steps=5 means train.steps=5
+        owners = [k for k in all_keys() if k.rsplit(".", 1)[-1] == dotted and "." in k]
+        if 0 < len(owners) <= 4:
+            which = f"'{owners[0]}'" if len(owners) == 1 else "one of " + ", ".join(owners)
+            return ConfigError(f"unknown config key '{dotted}' (did you mean {which}? keys are "
+                               f"written with their section)")
     if head not in section_names() and head not in _field_types(Config):
         top = [n for n in _field_types(Config) if n != "sections" and n not in section_names()]
         what = f"section '{head}' in '{dotted}'" if "." in dotted else f"key '{head}'"
