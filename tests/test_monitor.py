@@ -160,6 +160,37 @@ def test_vanishing_gradients_with_nonsaturating_suggests_weaker_d():
     assert "lower optim.d_lr to 0.0001" in events[0]["suggestion"]
 
 
+def test_vanishing_gradient_message_reads_right_at_zero_and_tiny_norms():
+    """A dcgan run at optim.g_lr=d_lr=0.05 printed "G's gradient norm 0 is 0 of its early 27.1"
+    (the ratio formatted with :.2g); a tiny ratio read "3.7e-07 of its early ...". The share is
+    a percentage: 0%, under 0.1%, or its value."""
+    def message(g):
+        events = feed(Monitor(tiny_config()), itertools.chain(
+            with_(healthy(4), g_grad_norm=27.1), d_wins(healthy(20, start=4), g)))
+        assert [e["event"] for e in events] == ["vanishing_gradients"]
+        return events[0]["message"]
+
+    assert message(0.0).endswith("and G's gradient norm is 0 (0% of its early 27.1)")
+    assert message(1e-5).endswith("G's gradient norm is 1e-05 (under 0.1% of its early 27.1)")
+    assert message(0.5).endswith("G's gradient norm is 0.5 (1.8% of its early 27.1)")
+    assert message(1.2).endswith("G's gradient norm is 1.2 (4.4% of its early 27.1)")
+
+
+def test_diversity_shares_read_as_percentages():
+    """The collapse and dead-gradient messages printed ':.2f' ratios: 'sample diversity is 0.00 of
+    real-data diversity (threshold 0.3)' for a collapsed but nonzero diversity."""
+    events = feed(Monitor(tiny_config(), warmup_steps=0), with_(healthy(10), diversity=0.01))
+    assert [e["event"] for e in events] == ["mode_collapse"]
+    assert events[0]["message"] == ("sample diversity is under 0.1% of real-data diversity "
+                                    "(threshold 30%)")
+    events = feed(Monitor(tiny_config(), warmup_steps=0), with_(healthy(10), diversity=1.1))
+    assert events[0]["message"] == "sample diversity is 5% of real-data diversity (threshold 30%)"
+    dead = with_(healthy(10), g_grad_norm=0.0, diversity=0.05, d_real=0.7, d_acc_real=0.8)
+    events = [e for e in feed(Monitor(tiny_config()), dead) if e["event"] == "vanishing_gradients"]
+    assert events[0]["message"] == ("G's gradient norm is 0: the generator gets no learning signal and "
+                                    "its samples have 0.23% of real-data diversity")
+
+
 def test_d_winning_while_g_still_learns_is_not_vanishing():
     """Healthy non-saturating runs often start with D winning outright; G's gradient survives."""
     assert feed(Monitor(tiny_config()), d_wins(healthy(30), 12.0)) == []
@@ -369,7 +400,7 @@ def test_a_run_broken_by_a_huge_learning_rate_is_reported():
     dead = list(with_(healthy(10), g_grad_norm=0.0, diversity=0.0, d_real=0.7, d_acc_real=0.8))
     events = feed(Monitor(tiny_config()), dead)
     assert [e["event"] for e in events] == ["vanishing_gradients"]
-    assert "no learning signal and its samples have 0.00 of real-data diversity" in events[0]["message"]
+    assert "no learning signal and its samples have 0% of real-data diversity" in events[0]["message"]
     # a dead gradient with diverse samples (not stuck) stays quiet
     assert feed(Monitor(tiny_config()), with_(healthy(10), g_grad_norm=0.0, d_real=0.7, d_acc_real=0.8)) == []
 

@@ -2,6 +2,7 @@
 Chromium (skipped, with the reason shown, where Chromium is not installed)."""
 import base64
 import io
+import itertools
 import json
 import math
 import shutil
@@ -63,7 +64,8 @@ def make_run(root: Path) -> Path:
     lines += [_record(s, scale=2.0) for s in range(210, 410, 10)]
     protocol = {"extractor": "fashion-mnist-cnn", "extractor_sha256": "d08542b7a116f7", "reference": "fashion-mnist",
                 "split": "train", "n": 300, "seed": 1}
-    lines += [{"step": s, "fid": 300.0 - s / 2, "kid": 0.3 - s / 2000, "protocol": protocol} for s in (100, 200, 400)]
+    lines += [{"step": s, "fid": 300.0 - s / 2, "kid": 0.3 - s / 2000, "kid_std": 0.01, "protocol": protocol}
+              for s in (100, 200, 400)]
     with open(run / "metrics.jsonl", "w") as f:
         for line in lines:
             f.write(json.dumps(line) + "\n")
@@ -213,7 +215,8 @@ window.addEventListener("load", () => {
                images: imgs.length,
                decoded: imgs.filter(i => i.complete && i.naturalWidth > 0).length,
                visible: [...document.querySelectorAll("section")].filter(
-                 s => s.getBoundingClientRect().height > 40).length};
+                 s => s.getBoundingClientRect().height > 40).length,
+               labels: [...document.querySelectorAll(".card .label")].map(l => l.innerText)};
   const pre = document.createElement("pre");
   pre.id = "probe";
   pre.textContent = JSON.stringify(out);
@@ -242,6 +245,10 @@ def test_report_renders_in_headless_chromium(tmp_path):
     assert dumped["sections"] == SECTIONS
     assert dumped["images"] == 10 and dumped["decoded"] == 10
     assert dumped["visible"] == len(SECTIONS)
+    # as shown: the CSS uppercases the card labels but not their math ("LAST D(X) · D(G(Z))" had
+    # been shown), and kid_std reads like the others ("KID_STD" had)
+    assert "LAST D(x) · D(G(z))" in dumped["labels"] and "KID STD" in dumped["labels"]
+    assert not [label for label in dumped["labels"] if "_" in label]
 
     shot = tmp_path / "shot.png"
     proc = _chromium(tmp_path, "--window-size=1200,2400", f"--screenshot={shot}", report.as_uri())
@@ -322,3 +329,108 @@ def test_an_audio_runs_report_shows_its_slow_rate_and_how_it_is_evaluated(tmp_pa
     html = build_html(load_run(run_dir))
     assert "0.37 <small>clips/s</small>" in html
     assert "ganforge eval-audio RUN --data DIR" in html and "track FID" not in html
+
+
+# ----------------------------------------------------------------------------- labels, events, colours
+
+
+def test_every_logged_key_gets_a_readable_label(tmp_path):
+    """The gradient-norm legend showed the raw key dreg_grad_norm (the lazy R1 phase's own step;
+    StyleGAN2's path-length phase logs greg_grad_norm, LAPGAN's levels g0_grad_norm, ...), and the
+    summary card of kid_std read KID_STD."""
+    from ganforge.report import plots
+    from ganforge.report.page import build_html
+
+    assert plots.label("dreg_grad_norm") == "|grad D| (R1/R2 step)"
+    assert plots.label("greg_grad_norm") == "|grad G| (path-length step)"
+    assert (plots.label("g0_grad_norm"), plots.label("d2_grad_norm")) == ("|grad G0|", "|grad D2|")
+    assert plots.label("d_loss_2") == "D loss, level 2" and plots.label("d_fake_0") == "D(G(z)), level 0"
+    # every phase a family trains logs f"{phase.name.lower()}_grad_norm" (Trainer._run_phase)
+    phases = {"G", "D", "Dreg", "Greg"} | {f"{n}{level}" for n in "GD" for level in range(4)}
+    for key in [f"{p.lower()}_grad_norm" for p in phases] + list(plots.D_OUTPUTS):
+        assert "_" not in plots.label(key), key
+    metrics = {"fid": "FID", "kid": "KID", "kid_std": "KID std", "is_std": "IS std", "precision": "Precision",
+               "classes_covered": "Classes covered", "class_kl": "Class KL", "label_accuracy": "Label accuracy",
+               "intra_fid": "Intra-class FID", "memorization": "Memorization", "ppl_w": "PPL in W"}
+    assert {k: plots.metric_label(k) for k in metrics} == metrics
+
+    html = build_html(load_run(make_run(tmp_path)))
+    assert '<div class="label">KID std</div>' in html and ">kid_std<" not in html
+    # math keeps its case under the labels' uppercasing
+    assert ('<div class="label">Last <span class="math">D(x)</span> · <span class="math">D(G(z))</span></div>'
+            in html)
+    assert ".card .label .math { text-transform: none; }" in html
+
+
+def _run_with_events(root: Path, events: list[dict]) -> Path:
+    run = root / "run"
+    (run / "samples").mkdir(parents=True)
+    (run / "config.yaml").write_text(tiny_config().to_yaml())
+    with open(run / "metrics.jsonl", "w") as f:
+        for line in [_record(s) for s in range(10, 110, 10)] + events:
+            f.write(json.dumps(line) + "\n")
+    _grid(run / "samples" / "step_0000100.png", (0, 200, 0))
+    return run
+
+
+def test_a_config_change_is_shown_but_is_no_diagnostic(tmp_path):
+    """A resume with changed settings writes a config_change event: the report counted it as a
+    diagnostic ("Diagnostics (1)", "1 event"), though the README's diagnostics are the
+    monitor's detectors."""
+    from ganforge.report import plots
+    from ganforge.training.monitor import KINDS
+
+    change = {"event": "config_change", "step": 50, "message": "config changed on resume: optim.d_lr 0.05 -> 0.01",
+              "evidence": {"optim.d_lr": [0.05, 0.01]}}
+    page = parse(write_report(_run_with_events(tmp_path, [change])))
+    assert "Diagnostics (0)" in page.text and "Diagnostics (1)" not in page.text
+    assert "Diagnostics none" in page.text and "Diagnostics 1 event" not in page.text
+    assert "No diagnostic events" in page.text
+    # still shown: its own article under other events, a card, and its own marker colour
+    assert page.articles == 1 and "Other events 1 config change" in page.text
+    assert "Config change step 50 config changed on resume: optim.d_lr 0.05 -> 0.01" in page.text
+    assert plots.color("config_change") not in (plots.OTHER_EVENT_COLOR, *(plots.color(k) for k in KINDS))
+
+    # with diagnostics beside it (and a rollback, which is no detector either), only they count
+    both = [{"event": "divergence", "step": 30, "message": "non-finite values: g_loss"},
+            {"event": "rollback", "step": 30, "to_step": 20, "lr_scale": 0.5}, change]
+    page = parse(write_report(_run_with_events(tmp_path / "b", both)))
+    assert "Diagnostics (1)" in page.text and "Diagnostics 1 event" in page.text
+    assert "Other events 2 rollback, config change" in page.text and page.articles == 3
+    assert plots.DIAGNOSTICS == KINDS  # the report's list is the monitor's
+
+
+def _curve_colors():
+    from matplotlib import colormaps
+
+    return ([f"C{i}" for i in range(10)] + [colormaps["tab20"](i) for i in range(20)]
+            + ["#2e7d32", "#95a5a6"])  # tab10, tab20 (many curves), the metrics, the sample grids
+
+
+def test_event_markers_use_colours_no_curve_uses(tmp_path):
+    """The vanishing-gradients marker was the orange of the G loss and D(G(z)) curves (#d35400
+    against C1 #ff7f0e), oscillation's the blue of C0."""
+    from matplotlib.colors import to_rgb
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    from ganforge.report import plots
+
+    def lab(c):
+        return rgb2lab(np.array(to_rgb(c), float)[None, None])[0, 0]
+
+    markers = {**plots.EVENT_COLORS, "other": plots.OTHER_EVENT_COLOR}
+    for kind, marker in markers.items():
+        for curve in _curve_colors():
+            assert deltaE_ciede2000(lab(marker), lab(curve)) >= 20, (kind, marker, curve)
+    for (a, ca), (b, cb) in itertools.combinations(markers.items(), 2):
+        assert deltaE_ciede2000(lab(ca), lab(cb)) >= 15, (a, b)
+
+    # and the figures draw them: the losses chart of a run with vanishing gradients holds a
+    # dashed line of the marker colour (antialiased over 2 px columns on white)
+    event = {"event": "vanishing_gradients", "step": 55, "message": "D wins outright"}
+    run = load_run(_run_with_events(tmp_path, [event]))
+    losses = {fig_id: png for fig_id, _, png in plots.curve_figures(run)}["losses"]
+    with Image.open(io.BytesIO(losses)) as im:
+        pixels = np.asarray(im.convert("RGB")).astype(float)
+    drawn = np.array(to_rgb(plots.color("vanishing_gradients"))) * 255
+    assert (np.abs(pixels - drawn).max(axis=2) < 40).sum() > 100

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime
 import io
+import re
 import statistics
 from html import escape
 from pathlib import Path
@@ -20,7 +21,11 @@ from .run import Run, describe_protocol, load_run
 MAX_TIMELINE = 12  # sample grids shown in the timeline (evenly spaced, always the last)
 THUMB_WIDTH = 300  # px; larger grids are shrunk for the timeline (the final grid is not)
 KIND_TEXT = {"mode_collapse": "Mode collapse", "vanishing_gradients": "Vanishing gradients",
-             "divergence": "Divergence", "oscillation": "Oscillation", "rollback": "Rollback"}
+             "divergence": "Divergence", "oscillation": "Oscillation", "rollback": "Rollback",
+             "config_change": "Config change"}
+# Math in a card label (D(x), D(G(z))): kept out of the labels' CSS uppercasing, which had turned
+# "Last D(x) · D(G(z))" into "LAST D(X) · D(G(Z))".
+MATH = re.compile(r"\b[A-Za-z]\((?:[^()]|\([^()]*\))*\)")
 
 CSS = """
 :root { --fg: #1d2430; --muted: #5b6675; --line: #e3e7ee; --bg: #f6f7f9; --card: #fff;
@@ -46,6 +51,7 @@ img { max-width: 100%; display: block; }
 .card { border: 1px solid var(--line); border-radius: 8px; padding: 10px 12px; }
 .card .label { color: var(--muted); font-size: 12px; text-transform: uppercase;
                letter-spacing: .04em; }
+.card .label .math { text-transform: none; }  /* D(G(z)) keeps its case */
 .card .value { font-size: 20px; font-weight: 600; }
 .card .value small { font-size: 13px; color: var(--muted); font-weight: 400; }
 .ok { color: #2e7d32; }
@@ -99,8 +105,32 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _label_html(label: str) -> str:
+    """A card label, escaped, with its math in <span class="math"> (not uppercased)."""
+    out, at = [], 0
+    for m in MATH.finditer(label):
+        out += [escape(label[at:m.start()]), f'<span class="math">{escape(m.group())}</span>']
+        at = m.end()
+    return "".join(out) + escape(label[at:])
+
+
+def _kind_text(kind: str) -> str:
+    return KIND_TEXT.get(kind, kind.replace("_", " ").capitalize())
+
+
+def _diagnostics(run: Run) -> list[dict]:
+    """The monitor's diagnostic events (README: mode collapse, vanishing gradients, divergence,
+    oscillation); a resume's config_change had been counted as one."""
+    return [e for e in run.events if plots.is_diagnostic(e)]
+
+
+def _other_events(run: Run) -> list[dict]:
+    """Events that are no diagnostic: rollbacks, config changes on resume, progressive stages."""
+    return [e for e in run.events if not plots.is_diagnostic(e)]
+
+
 def _badge(kind: str) -> str:
-    text = KIND_TEXT.get(kind, kind.replace("_", " ").capitalize())
+    text = _kind_text(kind)
     return f'<span class="badge" style="--kind: {plots.color(kind)}">{escape(text)}</span>'
 
 
@@ -137,11 +167,15 @@ def _summary(run: Run) -> str:
     series = run.series()
     for key in plots.metric_keys(run):
         steps, values = series[key]
-        cards.append((key, f"{_fmt(values[-1])} <small>at step {steps[-1]:,}</small>"))
-    kinds = [e["event"] for e in run.events]
-    cards.append(("Diagnostics", '<span class="ok">none</span>' if not kinds else
-                  f"{len(kinds)} <small>event{'s' if len(kinds) > 1 else ''}</small>"))
-    html = "".join(f'<div class="card"><div class="label">{escape(label)}</div>'
+        cards.append((plots.metric_label(key), f"{_fmt(values[-1])} <small>at step {steps[-1]:,}</small>"))
+    n = len(_diagnostics(run))  # a config change or a rollback is no diagnostic
+    cards.append(("Diagnostics", '<span class="ok">none</span>' if not n else
+                  f"{n} <small>event{'s' if n > 1 else ''}</small>"))
+    other = _other_events(run)
+    if other:
+        kinds = list(dict.fromkeys(_kind_text(str(e["event"])).lower() for e in other))
+        cards.append(("Other events", f"{len(other)} <small>{escape(', '.join(kinds))}</small>"))
+    html = "".join(f'<div class="card"><div class="label">{_label_html(label)}</div>'
                    f'<div class="value">{value}</div></div>' for label, value in cards)
     out = f'<section id="summary"><h2>Summary</h2><div class="cards">{html}</div>'
     if run.notes:
@@ -151,34 +185,44 @@ def _summary(run: Run) -> str:
 
 def _events(run: Run) -> str:
     out = ['<section id="events"><h2>Diagnostics</h2>']
-    if not run.events:
+    diagnostics, other = _diagnostics(run), _other_events(run)
+    if not diagnostics:
         out.append('<p class="ok">No diagnostic events: no mode collapse, vanishing gradients, '
                    'divergence or oscillation was detected.</p>')
-    for e in run.events:
-        kind = str(e["event"])
-        out.append(f'<article class="event" style="--kind: {plots.color(kind)}">'
-                   f'{_badge(kind)}<span class="step">step {e["step"]:,}</span>')
-        if e.get("message"):
-            out.append(f'<p>{escape(str(e["message"]))}</p>')
-        if e.get("suggestion"):
-            tips = [t.strip() for t in str(e["suggestion"]).split(";") if t.strip()]
-            out.append("<p><strong>Try:</strong></p><ul>" +
-                       "".join(f"<li>{escape(t)}</li>" for t in tips) + "</ul>")
-        evidence = dict(e.get("evidence") or {})
-        evidence.update({k: v for k, v in e.items()
-                         if k not in ("event", "step", "message", "suggestion", "evidence")})
-        if evidence:
-            out.append('<p class="evidence">Evidence: ' + ", ".join(
-                f"{escape(k)} <code>{escape(_fmt(v))}</code>" for k, v in evidence.items())
-                + "</p>")
-        out.append("</article>")
+    out += [_event(e) for e in diagnostics]
+    if other:
+        out.append('<h3 id="other-events">Other events</h3><p class="muted">What the run did or was '
+                   'told (rollbacks, config changes on resume, ...): not diagnostics.</p>')
+        out += [_event(e) for e in other]
     return "".join(out) + "</section>"
+
+
+def _event(e: dict) -> str:
+    kind = str(e["event"])
+    out = [f'<article class="event" style="--kind: {plots.color(kind)}">'
+           f'{_badge(kind)}<span class="step">step {e["step"]:,}</span>']
+    if e.get("message"):
+        out.append(f'<p>{escape(str(e["message"]))}</p>')
+    if e.get("suggestion"):
+        tips = [t.strip() for t in str(e["suggestion"]).split(";") if t.strip()]
+        out.append("<p><strong>Try:</strong></p><ul>" +
+                   "".join(f"<li>{escape(t)}</li>" for t in tips) + "</ul>")
+    evidence = dict(e.get("evidence") or {})
+    evidence.update({k: v for k, v in e.items()
+                     if k not in ("event", "step", "message", "suggestion", "evidence")})
+    if evidence:
+        out.append('<p class="evidence">Evidence: ' + ", ".join(
+            f"{escape(k)} <code>{escape(_fmt(v))}</code>" for k, v in evidence.items())
+            + "</p>")
+    out.append("</article>")
+    return "".join(out)
 
 
 def _curves(run: Run) -> str:
     out = ['<section id="curves"><h2>Training curves</h2>',
-           '<p class="muted">Averages per log interval. Dashed vertical lines mark diagnostic '
-           'events.</p>', '<h3 id="timeline">Timeline: sample grids and events</h3>',
+           '<p class="muted">Averages per log interval. Dashed vertical lines mark the events: '
+           'diagnostics, and rollbacks or config changes (see each legend).</p>',
+           '<h3 id="timeline">Timeline: sample grids and events</h3>',
            _img(plots.timeline_figure(run), "timeline of sample grids and events")]
     for fig_id, title, png in plots.curve_figures(run):
         out.append(f'<h3 id="{fig_id}">{escape(title)}</h3>{_img(png, title)}')
@@ -318,7 +362,7 @@ def build_html(run: Run) -> str:
     sections = [_summary(run), _events(run), _curves(run), _metrics(run), timeline, final,
                 _config(run)]
     nav = "".join(f'<a href="#{i}">{t}</a>' for i, t in (
-        ("summary", "Summary"), ("events", f"Diagnostics ({len(run.events)})"),
+        ("summary", "Summary"), ("events", f"Diagnostics ({len(_diagnostics(run))})"),
         ("curves", "Curves"), ("metrics", "Metrics"), ("samples", "Samples"),
         ("final", "Final samples"), ("config", "Config")))
     generated = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
@@ -329,7 +373,8 @@ def build_html(run: Run) -> str:
             f'<p>{escape(description) or "&nbsp;"}</p><nav>{nav}</nav></header>'
             f'<main>{"".join(sections)}</main>'
             f'<footer>ganforge {escape(__version__)} · {len(run.records)} records and '
-            f'{len(run.events)} events from {escape(str(run.run_dir / "metrics.jsonl"))} · '
+            f'{len(run.events)} event{"" if len(run.events) == 1 else "s"} from '
+            f'{escape(str(run.run_dir / "metrics.jsonl"))} · '
             f'{generated}</footer></body></html>\n')
 
 

@@ -10,15 +10,33 @@ from typing import Any, Callable
 from ..errors import GanforgeError
 from .run import Run
 
-EVENT_COLORS = {"mode_collapse": "#8e44ad", "vanishing_gradients": "#d35400",
-                "divergence": "#c0392b", "oscillation": "#1f6fb2", "rollback": "#2c3e50"}
-OTHER_EVENT_COLOR = "#7f8c8d"
+# The diagnostic events: the monitor's detectors (training.monitor.KINDS, README "Is training
+# working?"). Other events in metrics.jsonl (rollback, config_change on a resume with changed
+# settings, a progressive run's stage) are shown and marked, but are not diagnostics.
+DIAGNOSTICS = ("mode_collapse", "vanishing_gradients", "divergence", "oscillation")
+# Event markers in colours no curve uses: the curves take matplotlib's tab10 (C0-C9), or tab20,
+# and the metrics green #2e7d32, which cover the bright and light hues; these are dark or deep
+# ones at least 20 (CIEDE2000) from every curve colour. (The old markers shared the curves' hues:
+# vanishing gradients #d35400 was the orange of G loss and D(G(z)), oscillation C0's blue.)
+EVENT_COLORS = {"mode_collapse": "#6b0049", "vanishing_gradients": "#8a6500",
+                "divergence": "#000000", "oscillation": "#1a0dcc", "rollback": "#005a5a",
+                "config_change": "#cc1177"}
+OTHER_EVENT_COLOR = "#4f4f00"
 LABELS = {"d_loss": "D loss", "g_loss": "G loss", "d_real": "D(x)", "d_fake": "D(G(z))",
           "d_acc_real": "D accuracy on real", "d_acc_fake": "D accuracy on fake",
-          "g_grad_norm": "|grad G|", "d_grad_norm": "|grad D|", "diversity": "generated",
+          "g_grad_norm": "|grad G|", "d_grad_norm": "|grad D|",
+          # the lazy-regularization phases' own steps (Trainer: f"{phase.name.lower()}_grad_norm")
+          "dreg_grad_norm": "|grad D| (R1/R2 step)", "greg_grad_norm": "|grad G| (path-length step)",
+          "diversity": "generated",
           "diversity_real": "real data", "diversity_features": "generated",
           "diversity_features_real": "real data", "probe_classes": "generated",
           "probe_classes_real": "real data", "img_per_s": "images / s"}
+# Evaluation metrics (the cards and the metrics figure); others get metric_label()'s generic spelling.
+METRIC_LABELS = {"fid": "FID", "kid": "KID", "kid_std": "KID std", "is": "IS", "is_std": "IS std",
+                 "intra_fid": "Intra-class FID", "class_kl": "Class KL", "ppl_w": "PPL in W",
+                 "ppl_z": "PPL in Z"}
+ACRONYMS = {"fid", "kid", "is", "kl", "ppl", "psnr", "ssim", "lpips", "mcd", "snr", "pesq", "stoi",
+            "ap", "auc", "mse", "mae", "l1", "l2", "r1", "r2"}
 D_OUTPUTS = ("d_real", "d_fake", "d_acc_real", "d_acc_fake")
 
 
@@ -37,6 +55,38 @@ def _colors(keys: list[str]) -> dict[str, Any]:
 
     tab = colormaps["tab20"]
     return {k: tab(i % 20) for i, k in enumerate(keys)}
+
+
+def label(key: str) -> str:
+    """A readable name for a logged key: LABELS; a per-level key (LAPGAN's d_loss_2) as its
+    base's label with the level; any phase's gradient norm (g0_grad_norm: LAPGAN's level-0 G)
+    as |grad NET|; anything else as the key itself."""
+    if key in LABELS:
+        return LABELS[key]
+    base = _base(key)
+    if base != key and base in LABELS:
+        return f"{LABELS[base]}, level {key[len(base) + 1:]}"
+    if key.endswith("_grad_norm"):
+        net = key[:-len("_grad_norm")]
+        return f"|grad {net[:1].upper()}{net[1:]}|" if net else key
+    return key
+
+
+def metric_label(key: str) -> str:
+    """An evaluation metric's name as the report shows it: kid_std -> 'KID std', class_kl ->
+    'Class KL', label_accuracy -> 'Label accuracy' (the raw key had been the card's label,
+    uppercased by the CSS into 'KID_STD')."""
+    if key in METRIC_LABELS:
+        return METRIC_LABELS[key]
+    words = [w.upper() if w in ACRONYMS else w for w in key.split("_") if w]
+    if not words:
+        return key
+    return " ".join([words[0][:1].upper() + words[0][1:]] + words[1:])
+
+
+def is_diagnostic(event: dict) -> bool:
+    """Whether an event is one of the monitor's diagnostics (not a rollback, config change, ...)."""
+    return str(event.get("event")) in DIAGNOSTICS
 
 
 class Group:
@@ -119,9 +169,9 @@ def _mark_events(ax, events: list[dict]) -> list:
     handles = {}
     for e in events:
         kind = str(e["event"])
-        ax.axvline(e["step"], color=color(kind), linestyle="--", linewidth=1.1, alpha=0.85,
-                   zorder=1)
-        handles[kind] = Line2D([], [], color=color(kind), linestyle="--", linewidth=1.1,
+        # opaque: at alpha 0.85 on white the dark marker colours drifted toward the curves' hues
+        ax.axvline(e["step"], color=color(kind), linestyle="--", linewidth=1.2, zorder=1)
+        handles[kind] = Line2D([], [], color=color(kind), linestyle="--", linewidth=1.2,
                                label=kind.replace("_", " "))
     return list(handles.values())
 
@@ -157,7 +207,7 @@ def curve_figures(run: Run) -> list[tuple[str, str, bytes]]:
             steps, values = series[key]
             dashed = key.startswith("d_acc") or _base(key).endswith("_real")
             (acc_ax if key.startswith("d_acc") else ax).plot(
-                steps, values, label=LABELS.get(key, key), linewidth=1.5, linestyle=":" if dashed else "-",
+                steps, values, label=label(key), linewidth=1.5, linestyle=":" if dashed else "-",
                 marker="o" if len(steps) < 3 else None, markersize=4,
                 color=colors.get(key, f"C{D_OUTPUTS.index(key)}" if key in D_OUTPUTS else None))
         if raw:
@@ -190,7 +240,7 @@ def curve_figures(run: Run) -> list[tuple[str, str, bytes]]:
         colors = _colors(other)
         for key in other:
             steps, values = series[key]
-            ax.plot(steps, values, label=LABELS.get(key, key), linewidth=1.5, color=colors[key],
+            ax.plot(steps, values, label=label(key), linewidth=1.5, color=colors[key],
                     marker="o" if len(steps) < 3 else None, markersize=4)
         linthresh = _symlog_needed([v for k in other for v in series[k][1]])
         if linthresh:
@@ -234,7 +284,7 @@ def metrics_figure(run: Run) -> bytes | None:
         ax.plot(steps, values, marker="o", markersize=3.5, linewidth=1.4, color="#2e7d32")
         _mark_events(ax, run.events)
         _style(ax, run)
-        ax.set_title(key, fontsize=9, loc="left")
+        ax.set_title(metric_label(key), fontsize=9, loc="left")
         ax.set_xlabel("step", fontsize=8)
     return _png(fig)
 

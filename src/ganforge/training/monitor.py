@@ -284,6 +284,18 @@ def _round(v: float) -> float:
     return float(f"{v:.4g}")
 
 
+def _percent(ratio: float) -> str:
+    """A share as a percentage that reads right at any size: '0%', 'under 0.1%', '3.7%', '45%'.
+    (Ratios printed with ':.2g' had read "G's gradient norm 0 is 0 of its early 27.1", and
+    ':.2f' "its samples have 0.00 of real-data diversity".)"""
+    p = 100 * ratio
+    if p == 0:
+        return "0%"
+    if 0 < p < 0.1:
+        return "under 0.1%"
+    return f"{p:.2g}%" if abs(p) < 10 else f"{p:,.0f}%"
+
+
 def oscillation_stats(values: list[float], *, amplitude: float, crossings: int) -> dict | None:
     """The oscillation test of the module docstring on one series: evidence, or None."""
     n = len(values)
@@ -470,8 +482,8 @@ class Monitor:
                 and (self.diversity_was_healthy or step >= s.warmup_steps)):
             ratio = div / real
             return ratio < s.collapse_ratio, {
-                "message": f"sample diversity is {ratio:.2f} of real-data diversity "
-                           f"(threshold {s.collapse_ratio:g})",
+                "message": f"sample diversity is {_percent(ratio)} of real-data diversity "
+                           f"(threshold {_percent(s.collapse_ratio)})",
                 "diversity": _round(div), "diversity_real": _round(real), "ratio": _round(ratio)}
         return verdict
 
@@ -492,13 +504,13 @@ class Monitor:
             # no gradient reaches G at all, and its samples are near-identical (or not probed):
             # the generator is stuck whoever wins (saturated or dead units, a learning rate far too high)
             evidence = {"message": f"G's gradient norm is {g:.3g}: the generator gets no learning signal"
-                                   + (f" and its samples have {div / real:.2f} of real-data diversity"
+                                   + (f" and its samples have {_percent(div / real)} of real-data diversity"
                                       if _finite(div) and _finite(real) and real > 0 else ""),
                         "g_grad_norm": _round(g), "d_fake": _round(d_fake)}
             return True, evidence
-        evidence = {"message": f"D wins outright (D(G(z)) = {d_fake:.3g}) and G's gradient norm "
-                               f"{g:.3g} is {g / early if early else 0:.2g} of its early "
-                               f"{early:.3g}",
+        fell = (f"is {g:.3g} ({_percent(g / early)} of its early {early:.3g})" if early > 0
+                else f"is {g:.3g}")
+        evidence = {"message": f"D wins outright (D(G(z)) = {d_fake:.3g}) and G's gradient norm {fell}",
                     "g_grad_norm": _round(g), "early_g_grad_norm": _round(early),
                     "d_fake": _round(d_fake)}
         for k in ("d_real", "d_acc_real", "d_acc_fake"):
