@@ -376,6 +376,18 @@ def test_a_run_trained_on_another_kind_of_device_resumes_with_a_fresh_noise_stre
     assert "noise generator was saved on another kind of device; resuming on cpu" in out
 
 
+def test_a_resume_that_changes_settings_says_so_in_the_description(tmp_path):
+    from ganforge import api
+
+    run = tmp_path / "run"
+    cfg = _cfg(**{"train.steps": 2})
+    cfg.description = "toy with train.steps=2; the preset's description: a toy"
+    _train(cfg, run)
+    assert api.resume_config(run, ["train.steps=2"]).description == cfg.description  # no change
+    assert api.resume_config(run, ["train.steps=4"]).description == cfg.description + "; resumed with train.steps=4"
+    assert api.resume_config(run, ["train.steps=4", "description=mine"]).description == "mine"
+
+
 def test_a_second_ctrl_c_names_the_checkpoint_kept_and_how_to_continue(tmp_path, capsys, monkeypatch):
     """A second Ctrl-C stops at once; it had printed only 'ganforge: interrupted'."""
     from ganforge import api

@@ -124,9 +124,15 @@ def _saved_config(run_dir: Path) -> dict[str, Any]:
 
 
 def resume_config(run_dir: Path, overrides: list[str]) -> Config:
-    """The saved config of ``run_dir`` with ``overrides`` applied (e.g. more train.steps)."""
+    """The saved config of ``run_dir`` with ``overrides`` applied (e.g. more train.steps). The
+    description (the report's header, the model card) says what a resume changed: it had kept
+    naming the overrides of the first start ("with train.steps=100" in a run of 40 steps)."""
     raw = _saved_config(Path(run_dir))
-    return config_mod.from_dict(config_mod.apply_overrides(raw, overrides))
+    cfg = config_mod.from_dict(config_mod.apply_overrides(raw, overrides))
+    changes = config_changes(config_mod.from_dict(raw), cfg)
+    if changes and cfg.description and not any(str(o).strip().startswith("description=") for o in overrides):
+        cfg.description += "; resumed with " + " ".join(f"{k}={v[1]}" for k, v in changes.items())
+    return cfg
 
 
 # Keys whose saved training state cannot follow a change, though no weight changes shape.
