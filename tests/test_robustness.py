@@ -388,6 +388,21 @@ def test_a_resume_that_changes_settings_says_so_in_the_description(tmp_path):
     assert api.resume_config(run, ["train.steps=4", "description=mine"]).description == "mine"
 
 
+def test_the_start_line_comes_after_the_checks_that_can_refuse_the_run(tmp_path, capsys):
+    """A refused run had first printed 'ganforge: training ... -> DIR', as if it had started."""
+    missing = "folder:" + str(tmp_path / "none")
+    (tmp_path / "cfg.yaml").write_text(_cfg(**{"train.steps": 2, "data.name": missing}).to_yaml())
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "x.txt").write_text("mine")
+    for out in ("taken", "new"):  # an --out in use; a data folder that does not exist
+        assert cli.main(["train", str(tmp_path / "cfg.yaml"), "--out", str(tmp_path / out), "--quiet"]) == 2
+        captured = capsys.readouterr()
+        assert "ganforge: training" not in captured.out and captured.err.count("\n") == 1, captured
+    (tmp_path / "ok.yaml").write_text(_cfg(**{"train.steps": 2}).to_yaml())
+    assert cli.main(["train", str(tmp_path / "ok.yaml"), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    assert f"ganforge: training ok for 2 steps -> {tmp_path / 'run'}" in capsys.readouterr().out
+
+
 def test_a_second_ctrl_c_names_the_checkpoint_kept_and_how_to_continue(tmp_path, capsys, monkeypatch):
     """A second Ctrl-C stops at once; it had printed only 'ganforge: interrupted'."""
     from ganforge import api

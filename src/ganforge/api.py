@@ -11,7 +11,7 @@ import copy
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
@@ -281,7 +281,8 @@ def _build_checked(cfg: Config, dataset):
 
 def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
           resume: bool = False, force: bool = False, progress: bool = True,
-          hooks: Iterable[Hook] = (), dataset=None) -> FitResult:
+          hooks: Iterable[Hook] = (), dataset=None,
+          on_start: Callable[[Path], None] | None = None) -> FitResult:
     """Train ``cfg`` into ``run_dir`` (default runs/<name>-<timestamp>).
 
     Everything that can be checked is checked before anything is written: the run directory
@@ -291,7 +292,9 @@ def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
 
     ``hooks``: callables ``hook(trainer, step) -> {name: value}`` run every ``eval.every`` steps
     in place of the built-in FID/KID hook (their values are logged and ``eval.best`` picks from
-    them); ``dataset``: a ``ganforge.data.ImageDataset`` to train on instead of ``data.name``.
+    them); ``dataset``: a ``ganforge.data.ImageDataset`` to train on instead of ``data.name``;
+    ``on_start(run_dir)``: called on the main rank once the checks have passed and the data is
+    read, before anything is written (the CLI says "training ..." there, not before a refusal).
 
     Under torchrun (WORLD_SIZE > 1) every rank calls this: the process group is joined first,
     rank 0 alone claims, locks and writes the run directory, and the others read it (resume)
@@ -312,7 +315,7 @@ def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
             try:
                 if world.is_main:
                     result = _train_main(cfg, run_dir, device, resume=resume, force=force, progress=progress,
-                                         hooks=hooks, dataset=dataset)
+                                         hooks=hooks, dataset=dataset, on_start=on_start)
                 else:
                     result = _train_other(cfg, run_dir, device, resume=resume, hooks=hooks, dataset=dataset)
                 finished = True
@@ -404,7 +407,8 @@ def _resume_point(source: Path | None) -> str:
 
 
 def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: bool, force: bool,
-                progress: bool, hooks: Iterable[Hook], dataset) -> FitResult:
+                progress: bool, hooks: Iterable[Hook], dataset,
+                on_start: Callable[[Path], None] | None = None) -> FitResult:
     _check_data_dir(cfg)
     lock, created = None, False
     if resume:
@@ -425,6 +429,8 @@ def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: boo
             _check_resume_data(run_dir, objective, weights, state)
         batches = objective.make_batches(dataset, cfg, device)
         hooks = _eval_hooks(cfg, hooks)
+        if on_start is not None:  # the data read and the networks built: what can refuse the run has
+            on_start(run_dir)
         if not resume:
             lock, created = rundir.claim_run_dir(run_dir, force=force)
             atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())

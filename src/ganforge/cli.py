@@ -147,15 +147,17 @@ def cmd_train(args) -> int:
     if launch:
         return _launch_torchrun(args, cfg)
     run_dir = Path(args.out) if args.out else api.default_run_dir(name)
-    if main_rank:
-        world = world_from_env()
-        on = (f" on {world.size} processes (batch {cfg.train.batch_size}, {cfg.train.batch_size // world.size} "
-              f"per process)" if world.enabled else "")
+    world = world_from_env()
+    on = (f" on {world.size} processes (batch {cfg.train.batch_size}, {cfg.train.batch_size // world.size} "
+          f"per process)" if world.enabled else "")
+
+    def announce(run_dir: Path) -> None:  # once every check has passed: a refusal is not preceded by it
         print(f"ganforge: resuming {run_dir} up to step {cfg.train.steps}{on}" if args.resume else
               f"ganforge: training {name} for {cfg.train.steps} steps{on} -> {run_dir}", flush=True)
+
     try:
         result = api.train(cfg, run_dir, name=name, resume=args.resume, force=args.force,
-                           progress=not args.quiet)
+                           progress=not args.quiet, on_start=announce)
     except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, without a checkpoint of its own
         if main_rank:
             _say_what_survived(run_dir)
