@@ -377,6 +377,47 @@ def test_make_speech_writes_a_split_corpus_with_parallel_sentences(tmp_path, cap
     assert "--force" in capsys.readouterr().err
 
 
+def test_a_corpus_split_or_voice_that_is_not_there_is_refused_not_read_whole(tmp_path):
+    """data.split=tets had read both splits (the test files eval-audio scores), and
+    vc.voice_b=parallel both voices' held-out parallel sentences."""
+    root = tmp_path / "corpus"
+    for i, rel in enumerate(["a/train/0.wav", "a/test/1.wav", "b/train/2.wav", "b/test/3.wav",
+                             "parallel/a/0.wav", "parallel/b/0.wav"]):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        write_wav(root / rel, _speechlike(0.5, 8000, seed=i), 8000)
+    (root / "corpus.json").write_text(json.dumps({"voices": ["a", "b"], "rate": 8000}))
+    kw = dict(rate=8000, min_seconds=0.1, log=False)
+    assert len(load_audio(root, split="train", **kw)) == 2 and len(load_audio(root, split="test", **kw)) == 2
+    with pytest.raises(DataError, match=r"corpus/a has no 'tets' split \(it has: test, train\); set data.split"):
+        load_audio(root, split="tets", **kw)
+    with pytest.raises(DataError, match=r"speech corpus without the voice 'parallel' \(its voices: a, b\)"):
+        load_audio(root, voices=["parallel"], **kw)
+    plain = tmp_path / "mine"  # a folder of one's own: voice folders without splits are read whole
+    for i, rel in enumerate(["x/0.wav", "x/1.wav"]):
+        (plain / rel).parent.mkdir(parents=True, exist_ok=True)
+        write_wav(plain / rel, _speechlike(0.5, 8000, seed=i), 8000)
+    assert len(load_audio(plain, voices=["x"], split="train", **kw)) == 2
+
+
+@NO_ESPEAK
+def test_make_speech_checks_voices_before_it_replaces_a_corpus(tmp_path, capsys):
+    """--force had deleted the corpus before an unknown voice failed (nothing left), and a
+    mistyped variant (en+f33) was spoken in the plain voice under its wrong name."""
+    out = tmp_path / "speech"
+    argv = ["data", "make-speech", "--out", str(out), "--utterances", "2", "--parallel", "1"]
+    assert cli.main([*argv, "--voices", "en+m3,en+f3"]) == 0
+    before = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+    for voices, message in (("en+m3,nosuch", "could not speak with voice 'nosuch'"),
+                            ("en+m3,en+f33", "no voice variant 'f33' (in --voices en+f33) (did you mean 'f3'?)")):
+        assert cli.main([*argv, "--voices", voices, "--force"]) == 2
+        assert message in capsys.readouterr().err
+        assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == before
+        assert [p.name for p in tmp_path.iterdir()] == ["speech"]  # no partial folder left
+    assert cli.main([*argv, "--voices", "en+m3,en+f2", "--force"]) == 0  # a good --force replaces it
+    assert json.loads((out / "corpus.json").read_text())["voices"] == ["en+m3", "en+f2"]
+    assert not (out / "en+f3").exists() and [p.name for p in tmp_path.iterdir()] == ["speech"]
+
+
 # ----------------------------------------------------------------------------- speaker judge
 
 

@@ -258,10 +258,20 @@ def load_audio(root: str | Path, *, rate: int, min_seconds: float, split: str = 
     folders = [root] if voices is None and info is None else []
     for voice in voices if voices is not None else (info or {}).get("voices", []):
         folder = root / voice
+        if info is not None and voice not in info.get("voices", []):
+            # parallel/ holds every voice's held-out sentences: training on it mixes the speakers
+            # and trains on what eval-audio scores
+            raise DataError(f"{root} is a speech corpus without the voice '{voice}' (its voices: "
+                            f"{', '.join(info.get('voices', []))}); pick one of them")
         if not folder.is_dir():
             have = ", ".join(sorted(p.name for p in root.iterdir() if p.is_dir())) or "none"
             raise DataError(f"{root} has no folder for voice '{voice}' (folders: {have}); pick "
                             f"one of them")
+        splits = sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name in ("train", "test", "val"))
+        if not (folder / split).is_dir() and (info is not None or splits):
+            # a misspelt split had read the whole folder, the held-out test files included
+            raise DataError(f"{folder} has no '{split}' split (it has: {', '.join(splits) or 'none'}); "
+                            f"set data.split to one of them")
         folders.append(folder / split if (folder / split).is_dir() else folder)
     files = [f for folder in folders for f in audio_files(folder)]
     if not files:

@@ -13,8 +13,10 @@ parallel sentence appears in any voice's training set.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Sequence
@@ -23,6 +25,7 @@ import numpy as np
 
 from ..atomic import atomic_path, atomic_write_json
 from ..errors import DataError, StorageError
+from ..registry import closest
 from .audio import CORPUS_FILE, read_audio, write_wav
 
 ESPEAK = "espeak-ng"
@@ -106,6 +109,35 @@ def synthesize(text: str, voice: str, out: Path, rate: int, *, speed: int = 160)
     return out
 
 
+def _variants(exe: str) -> set[str] | None:
+    """The voice variants espeak-ng has (the names after '+': m3, f3, ...), None if unreadable."""
+    try:
+        text = subprocess.run([exe, "--voices=variant"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    names = {line.split()[4].split("/", 1)[1] for line in text.splitlines()[1:]
+             if len(line.split()) >= 5 and "/" in line.split()[4]}
+    return names or None
+
+
+def check_voices(voices: Sequence[str]) -> None:
+    """Each voice speaks, and each variant exists, before anything is written or replaced.
+    espeak-ng speaks an unknown variant (en+f33) in the plain voice and exits 0, so a corpus
+    labelled with it would hold another voice than its name says."""
+    exe = _require_espeak()
+    known = _variants(exe)
+    for voice in voices:
+        lang, _, variant = voice.partition("+")
+        if variant and known is not None and variant not in known:
+            close = closest(variant, sorted(known))
+            raise DataError(f"espeak-ng has no voice variant '{variant}' (in --voices {voice}){close}; it "
+                            f"would speak the plain '{lang}' voice instead; list them with: espeak-ng "
+                            f"--voices=variant")
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, voice in enumerate(voices):
+            synthesize("test", voice, Path(tmp) / f"{i}.wav", ESPEAK_RATE)
+
+
 def benchmark_corpus(out: str | Path, corpus: str | Path | None = None, *, smoke: bool = False) -> Path:
     """The corpus the audio benchmarks measure on: ``corpus`` when given, else ``out/speech``,
     written there first if absent (voices en+m3 and en+f3, 600 utterances and 20 parallel
@@ -139,14 +171,19 @@ def make_speech(out: str | Path, *, voices: Sequence[str], utterances: int, rate
     if out.exists() and not out.is_dir():
         raise StorageError(f"--out {out} is a file; give a folder for the corpus")
     _require_espeak()
-    if out.exists() and any(out.iterdir()):
+    replace = out.exists() and any(out.iterdir())
+    if replace:
         if not force:
             raise StorageError(f"{out} exists and is not empty; pass --force to replace it or "
                                f"choose another --out")
         if not (out / CORPUS_FILE).is_file():
             raise StorageError(f"{out} is not a speech corpus (no {CORPUS_FILE}); refusing to delete "
                                f"it, choose another --out")
-        shutil.rmtree(out)
+    check_voices(voices)
+    # built beside --out and moved into place when complete: a failure (a voice, Ctrl-C) leaves
+    # the corpus that --force would have replaced as it was, and no half corpus
+    final, out = out, out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(out, ignore_errors=True)
     n_test = max(1, round(utterances * test_fraction))
     pool = make_sentences(len(voices) * utterances + parallel, seed)
     jobs: list[tuple[str, str, Path]] = []
@@ -166,21 +203,24 @@ def make_speech(out: str | Path, *, voices: Sequence[str], utterances: int, rate
     def run(job):
         return synthesize(job[0], job[1], job[2], rate)
 
-    fresh = not out.exists() or not any(out.iterdir())
     try:
         with ThreadPoolExecutor(max(1, workers)) as ex:
             for _ in ex.map(run, jobs):
                 done += 1
                 if progress is not None and (done % 200 == 0 or done == len(jobs)):
                     progress(f"{done}/{len(jobs)} utterances")
-    except BaseException:  # an unknown voice, Ctrl-C: no half corpus that --force would refuse
-        if fresh:
-            shutil.rmtree(out, ignore_errors=True)
+        info = {"voices": voices, "rate": rate, "seed": seed, "train": utterances - n_test,
+                "test": n_test, "parallel": parallel, "synthesizer": "espeak-ng",
+                "version": _espeak_version(), "files": files}
+        atomic_write_json(out / CORPUS_FILE, info)
+        if replace:
+            shutil.rmtree(final)
+        elif final.exists():
+            final.rmdir()  # an empty folder given as --out
+        out.rename(final)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
         raise
-    info = {"voices": voices, "rate": rate, "seed": seed, "train": utterances - n_test,
-            "test": n_test, "parallel": parallel, "synthesizer": "espeak-ng",
-            "version": _espeak_version(), "files": files}
-    atomic_write_json(out / CORPUS_FILE, info)
     return info
 
 
