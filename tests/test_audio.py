@@ -377,6 +377,15 @@ def test_make_speech_writes_a_split_corpus_with_parallel_sentences(tmp_path, cap
     assert "--force" in capsys.readouterr().err
 
 
+def test_audio_families_count_clips_per_second_on_the_progress_bar():
+    from ganforge.objectives import OBJECTIVES
+    from ganforge.training.trainer import Trainer
+
+    units = {name: cls.rate_unit.fget(cls) for name, cls in OBJECTIVES.items()}
+    assert units["vocoder"] == units["cyclegan-vc"] == "clips/s" and units["unconditional"] == "img/s"
+    assert Trainer._postfix({"d_loss": 0.5, "img_per_s": 72.4}, "clips/s") == "D=0.500 clips/s=72"
+
+
 def test_a_corpus_split_or_voice_that_is_not_there_is_refused_not_read_whole(tmp_path):
     """data.split=tets had read both splits (the test files eval-audio scores), and
     vc.voice_b=parallel both voices' held-out parallel sentences."""

@@ -113,6 +113,12 @@ class Objective:
     name: ClassVar[str] = ""  # set by register_objective
     sections: ClassVar[dict[str, type]] = {}  # config sections this family owns
     capabilities: ClassVar[frozenset[str]] = frozenset({"sample"})
+
+    @property
+    def rate_unit(self) -> str:
+        """What the progress bar calls the items per second: images, or an audio family's clips."""
+        return "clips/s" if self.capabilities & AUDIO_CAPABILITIES else "img/s"
+
     # config keys (a trailing "." for a whole section) the family refuses: the monitor's advice
     # leaves them out (it had told LAPGAN runs to set model.pac and reg.r1)
     unsupported_advice: ClassVar[tuple[str, ...]] = ()

@@ -463,7 +463,8 @@ class Trainer:
                   "time": round(self.elapsed, 3)}
         self.logger.write(record)
         if self._bar is not None:
-            self._bar.set_postfix_str(self._postfix(record), refresh=True)
+            self._bar.set_postfix_str(self._postfix(record, getattr(self.objective, "rate_unit", "img/s")),
+                                      refresh=True)
         events = []
         if judge and self.monitor is not None:
             if self.is_main:
@@ -576,9 +577,10 @@ class Trainer:
                 group["lr"] = base * factor * mult
 
     @staticmethod
-    def _postfix(record: dict[str, Any]) -> str:
+    def _postfix(record: dict[str, Any], rate: str = "img/s") -> str:
+        """The progress bar's numbers; ``rate``: what img_per_s counts ("clips/s" for audio)."""
         names = {"d_loss": "D", "g_loss": "G", "d_real": "D(x)", "d_fake": "D(G(z))",
-                 "img_per_s": "img/s"}
+                 "img_per_s": rate}
         parts = []
         for key, label in names.items():
             v = record.get(key)
