@@ -43,6 +43,7 @@ def _read_input(run, path: str):
     wave = read_audio(path, a.rate, min_seconds=0.0, notes=notes)
     for note in notes:
         print(f"ganforge: {note}")
+    run.objective.check_length(len(wave), path)  # with the file's name and the least length
     return torch.from_numpy(wave)
 
 
@@ -104,9 +105,11 @@ def _synthesizer(run, args):
 def cmd_eval_audio(args) -> int:
     from .. import api
     from ..atomic import atomic_write_json
-    from ..metrics.audio import evaluate_run, format_table
+    from ..metrics.audio import default_threads, evaluate_run, format_table
     from ..objectives import AUDIO_CAPABILITIES
 
+    if args.threads is None:
+        args.threads = default_threads()
     if args.threads <= 0 or (args.limit is not None and args.limit <= 0):
         raise ConfigError(f"--threads and --limit must be positive, got {args.threads} and {args.limit}")
     out = json_output(args.json, args.force)
@@ -178,7 +181,11 @@ def register(subparsers, parser_class) -> None:
     add_run_arguments(s)
     s.add_argument("--data", required=True, help="a speech corpus (make-speech) or a folder of WAVs")
     s.add_argument("--limit", type=int, default=None, help="at most this many utterances")
-    s.add_argument("--threads", type=int, default=2, help="torch threads for the timing (default 2)")
+    # the default is metrics.audio.default_threads(), resolved when the command runs (registering
+    # stays free of torch); the table says the number used
+    s.add_argument("--threads", type=int, default=None,
+                   help="torch threads for the timing (default: 2, or the number of CPUs this process "
+                        "may use if that is fewer)")
     s.add_argument("--vocoder", metavar="RUN", help="VC runs: the vocoder for the waveforms "
                                                     "(default: Griffin-Lim)")
     s.add_argument("--device", default="cpu", help="cpu (default), cuda, mps")

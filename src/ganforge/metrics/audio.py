@@ -3,7 +3,8 @@
 Vocoder runs, on held-out utterances (a corpus's test split): mel L1 between the analysis of the
 output and the input mel; mel-cepstral distortion (MCD, dB); PESQ (wide band, at 16 kHz) and
 STOI when the ``pesq`` / ``pystoi`` packages are installed; and the real-time factor (seconds of
-synthesis per second of audio, torch on ``threads`` threads) - for the run and for Griffin-Lim
+synthesis per second of audio, torch on ``threads`` threads: by default ``default_threads()``,
+2 or the CPUs this process may use if fewer) - for the run and for Griffin-Lim
 (librosa: the mel inverted to a magnitude by non-negative least squares, 32 iterations) on the
 same mels.
 
@@ -38,6 +39,7 @@ beside it as ``*_two_way``.
 from __future__ import annotations
 
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -52,6 +54,21 @@ from .speaker import MIN_UTTERANCES, SpeakerJudge, speaker_features  # noqa: F40
 N_CEPSTRA = 24
 MCD_CONST = 10 / math.log(10) * math.sqrt(2)
 FRONT_END = ("rate", "n_fft", "hop", "win", "n_mels", "fmin", "fmax")
+TIMING_THREADS = 2  # torch threads for the real-time factor, unless this process may use fewer CPUs
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask where the OS has one, else all)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # no sched_getaffinity (macOS, Windows)
+        return os.cpu_count() or 1
+
+
+def default_threads() -> int:
+    """TIMING_THREADS, capped at ``usable_cpus()``: more threads than CPUs made the real-time factor
+    vary tenfold between identical runs."""
+    return max(1, min(TIMING_THREADS, usable_cpus()))
 
 
 # ----------------------------------------------------------------------------- measures
@@ -167,9 +184,10 @@ def _utterances(run, data: str | Path, limit: int | None, split: str = "test"):
 # ----------------------------------------------------------------------------- vocoder
 
 
-def evaluate_vocoder(run, data: str | Path, *, limit: int | None = None, threads: int = 2,
+def evaluate_vocoder(run, data: str | Path, *, limit: int | None = None, threads: int | None = None,
                      ema: bool = True) -> dict[str, Any]:
     a = run.config.audio
+    threads = default_threads() if threads is None else threads
     waves, files = _utterances(run, data, limit)
     methods: dict[str, Callable[[torch.Tensor], np.ndarray]] = {
         "vocoder": lambda mel: run.vocode(mel, ema=ema)[0].numpy(),
@@ -276,7 +294,7 @@ def evaluate_conversion(run, data: str | Path, *, synth: Synthesizer, limit: int
             "results": results, "notes": notes}
 
 
-def evaluate_run(run, data: str | Path, *, limit: int | None = None, threads: int = 2,
+def evaluate_run(run, data: str | Path, *, limit: int | None = None, threads: int | None = None,
                  synth: Synthesizer | None = None, ema: bool = True) -> dict[str, Any]:
     """The evaluation the run's capabilities call for (vocode or convert)."""
     if not Path(data).is_dir():

@@ -52,15 +52,34 @@ class AudioFamily(Objective):
     _preview_audio: dict[str, Tensor] = {}
     mel: LogMel  # the run's front end, set by the family
     hop: int
+    min_frames = 1  # the fewest log-mel frames the family's network takes
+
+    def min_samples(self, *, network: bool = True) -> int:
+        """The fewest samples (at audio.rate) of a waveform that ``analyze`` takes - its reflect
+        padding needs more than mel.pad - and, with ``network``, that give the network
+        ``min_frames`` frames (analyze makes ceil(L / hop))."""
+        front = self.mel.pad + 1
+        return max(front, (self.min_frames - 1) * self.hop + 1) if network else front
+
+    def check_length(self, samples: int, label: str, *, network: bool = True) -> None:
+        """A one-line DataError, naming ``label`` (a file, or the method), for a waveform of
+        ``samples`` samples that is too short; it says the least length in samples and seconds."""
+        need = self.min_samples(network=network)
+        if samples < need:
+            rate = self.cfg.audio.rate
+            have = f"{label} has {samples} samples ({samples / rate:.3g} s at {rate} Hz)"
+            if network:
+                raise DataError(f"{have}; this run needs at least {need} samples ({need / rate:.3g} s): give "
+                                f"a longer recording")
+            raise DataError(f"{have}; the front end needs more than {self.mel.pad}: give at least {need} "
+                            f"samples ({need / rate:.3g} s)")
 
     @torch.no_grad()
     def analyze(self, wave: Tensor) -> Tensor:
         """waveform [L] or [B, L] -> the run's log-mel [B, n_mels, ceil(L / hop)] (zero-padded to
         a multiple of hop)."""
         wave = wave[None] if wave.dim() == 1 else wave
-        if wave.shape[-1] <= self.mel.pad:
-            raise DataError(f"the audio has {wave.shape[-1]} samples; the front end needs more than "
-                            f"{self.mel.pad}")
+        self.check_length(wave.shape[-1], "analyze: the audio", network=False)
         wave = F.pad(wave.float(), (0, -wave.shape[-1] % self.hop))
         return self.mel(wave.to(self.device))
 

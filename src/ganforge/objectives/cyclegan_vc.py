@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from .. import losses
 from ..data.audio import CropBatches, write_tone_folder
 from ..data.mel import LOG_FLOOR, AudioConfig, LogMel
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..models.cyclegan_vc import Generator212, PatchDiscriminator2d
 from ._audio import TINY_AUDIO, AudioFamily, check_common, mel_strip
 from .base import OptimizerSpec, Phase, register_objective
@@ -73,6 +73,17 @@ class VoicePair:
         return out
 
 
+def _voices(direction: str, method: str) -> tuple[str, str]:
+    """("a", "b") for AtoB, ("b", "a") for BtoA; anything else is refused in the Python API's terms
+    (the CLI's --direction is checked by its parser)."""
+    if direction == "AtoB":
+        return "a", "b"
+    if direction == "BtoA":
+        return "b", "a"
+    raise ConfigError(f"{method}: direction={direction!r} is not a direction; pass direction='AtoB' "
+                      f"(voice A to voice B) or direction='BtoA'")
+
+
 def check_config(cfg) -> None:
     check_common(cfg)
     v = cfg.vc
@@ -93,6 +104,9 @@ class CycleGANVC(AudioFamily):
     ema = ["G_AB", "G_BA"]
     sections = {"audio": AudioConfig, "vc": VCConfig}
     capabilities = frozenset({"convert"})
+    # convert pads T up to a multiple of the generator's stride (4) and downsamples by it; the
+    # 1-D instance norms then need 2 time steps: 8 padded frames, so 5 frames
+    min_frames = Generator212.stride + 1
 
     @classmethod
     def load_data(cls, cfg):
@@ -220,13 +234,16 @@ class CycleGANVC(AudioFamily):
                 nets: Mapping[str, nn.Module] | None = None) -> Tensor:
         """log-mel [B, n_mels, T] (or [n_mels, T]) of the source voice -> the target voice's
         log-mel [B, n_mels, T]."""
-        if direction not in ("AtoB", "BtoA"):
-            raise ConfigError(f"--direction must be AtoB or BtoA, got '{direction}'")
+        src, tgt = _voices(direction, "convert")
         mel = mel[None] if mel.dim() == 2 else mel
         if mel.dim() != 3 or mel.shape[1] != self.cfg.audio.n_mels:
             raise ConfigError(f"convert takes log-mels [B, {self.cfg.audio.n_mels}, T] (this run's "
                               f"audio.n_mels), got {list(mel.shape)}")
-        src, tgt = ("a", "b") if direction == "AtoB" else ("b", "a")
+        if mel.shape[-1] < self.min_frames:
+            need, rate = self.min_samples(), self.cfg.audio.rate
+            raise DataError(f"convert: the log-mel has {mel.shape[-1]} frames; this network needs at least "
+                            f"{self.min_frames} (audio of {need} samples, {need / rate:.3g} s at {rate} Hz): "
+                            f"give a longer input")
         G = (nets or {}).get(f"G_{src.upper()}{tgt.upper()}", self.nets[f"G_{src.upper()}{tgt.upper()}"])
         t = mel.shape[-1]
         x = F.pad(self._norm(mel.float().to(self.device), src), (0, -t % Generator212.stride), mode="replicate")
@@ -235,7 +252,7 @@ class CycleGANVC(AudioFamily):
     def match_statistics(self, mel: Tensor, *, direction: str = "AtoB") -> Tensor:
         """The baseline without the generator: the source voice's per-band mean and std of the
         log-mel [B, n_mels, T] replaced by the target voice's."""
-        src, tgt = ("a", "b") if direction == "AtoB" else ("b", "a")
+        src, tgt = _voices(direction, "match_statistics")
         return self._denorm(self._norm(mel.float().to(self.device), src), tgt)
 
     def sample(self, n: int, *, generator: torch.Generator,
