@@ -164,3 +164,11 @@ def test_tiny_images_translate(tmp_path, size):
     for direction in ("AtoB", "BtoA"):
         y = obj.translate(x, direction=direction)
         assert y.shape == x.shape and torch.isfinite(y).all()
+
+
+def test_a_bad_direction_from_python_is_said_in_the_apis_terms(tmp_path):
+    """translate(direction="ab") had answered with the CLI's flag: '--direction must be ...'."""
+    obj = build_objective(cg_config(tmp_path), {"name": "x"})
+    obj.bind(device=torch.device("cpu"), rng=torch.Generator().manual_seed(0))
+    with pytest.raises(ConfigError, match=r"^translate: direction='ab' is not a direction; pass direction='AtoB'"):
+        obj.translate(torch.zeros(1, 3, 8, 8), direction="ab")

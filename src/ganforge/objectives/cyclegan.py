@@ -175,7 +175,8 @@ class CycleGAN(TranslationFamily):
         """G_AB(x) (AtoB) or G_BA(x) (BtoA) for x float [N, C, H, W] in [-1, 1], any H, W;
         ``tile``: see pix2pix.run_tiled."""
         if direction not in ("AtoB", "BtoA"):
-            raise ConfigError(f"--direction must be AtoB or BtoA, got '{direction}'")
+            raise ConfigError(f"translate: direction={direction!r} is not a direction; pass direction='AtoB' "
+                              f"(domain A to B) or direction='BtoA'")
         name = "G_AB" if direction == "AtoB" else "G_BA"
         G = (nets or {}).get(name, self.nets[name])
         channels = self.in_channels if direction == "AtoB" else self.out_channels
