@@ -33,9 +33,14 @@ from ganforge import api
 from ganforge.config import load_config
 from ganforge.data import photos
 from ganforge.metrics.superres import bicubic_image, evaluate_sr, lr_image, mod_crop
-from ganforge.objectives.superres import interpolated_generator, run_generator, upscale_array
+from ganforge.objectives.superres import interpolated_generator, upscale_array
 
 GAN_OVERRIDES = "sr.perceptual_weight=0 sr.pixel_weight=1 sr.adv_weight=0.01"
+
+
+def ema_generator(run) -> torch.nn.Module:
+    """A loaded run's EMA generator (its raw one when it keeps no EMA)."""
+    return run.ema_nets.get("G", run.objective.nets["G"])
 
 
 def train(preset: str, run_dir: Path, overrides: list[str]) -> float:
@@ -98,7 +103,7 @@ def main() -> None:
         seconds["gan_stage"] = train(args.gan_preset, gan_dir, overrides)
 
     psnr, gan = api.load(psnr_dir), api.load(gan_dir)
-    nets = {"SRResNet (PSNR stage)": run_generator(psnr), "GAN stage": run_generator(gan)}
+    nets = {"SRResNet (PSNR stage)": ema_generator(psnr), "GAN stage": ema_generator(gan)}
     for alpha in args.interp:
         nets[f"interp {alpha:g}"] = interpolated_generator(gan, alpha)
     methods = {name: (lambda lr, G=G: upscale_array(G.eval(), lr, 4, tile=0))
