@@ -304,7 +304,6 @@ def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
     cfg = config_mod.checked(cfg)
     owns_group = not torch.distributed.is_initialized()  # a caller's group stays theirs
     world, device = distributed.init(resolve_device(cfg.train.device))
-    finished = False
     try:
         # training seeds torch's global generator (train.seed): the caller's stream is restored after
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
@@ -314,12 +313,9 @@ def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
             run_dir = Path(distributed.broadcast(str(run_dir), world))  # rank 0's timestamp
             try:
                 if world.is_main:
-                    result = _train_main(cfg, run_dir, device, resume=resume, force=force, progress=progress,
-                                         hooks=hooks, dataset=dataset, on_start=on_start)
-                else:
-                    result = _train_other(cfg, run_dir, device, resume=resume, hooks=hooks, dataset=dataset)
-                finished = True
-                return result
+                    return _train_main(cfg, run_dir, device, resume=resume, force=force, progress=progress,
+                                       hooks=hooks, dataset=dataset, on_start=on_start)
+                return _train_other(cfg, run_dir, device, resume=resume, hooks=hooks, dataset=dataset)
             except GanforgeError as exc:  # the other ranks, waiting in a collective, can name it
                 if not isinstance(exc, DistributedError):  # that names another rank's failure
                     distributed.record_failure(world, str(exc))
@@ -331,8 +327,6 @@ def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
                                                                  "again") from None
     finally:
         if owns_group and world.enabled:
-            if finished:  # no rank tears gloo down while another still writes its last files
-                distributed.barrier(world)
             distributed.shutdown()
 
 

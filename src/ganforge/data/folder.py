@@ -169,7 +169,7 @@ def _scan(folder: Path) -> _Scan:
             what = (f"{len(files)} image files, none of at least {MIN_SIZE}x{MIN_SIZE} pixels (e.g. "
                     f"{small.relative_to(folder)}: {dict(skipped)[small]})")
         else:
-            what = f"{len(files)} image files, none readable (e.g. {_listing(folder, skipped, 1)})"
+            what = f"{len(files)} image files, none readable (e.g. {skipped_listing(folder, skipped, 1)})"
         raise DataError(f"folder {folder} has {what}; pass folder:PATH with a folder of images")
     labels = None
     if class_dirs is not None:
@@ -251,7 +251,7 @@ def _try(fn, *args):
         return None, _reason(exc)
 
 
-def _listing(folder: Path, skipped: list[tuple[Path, str]], shown: int = 5) -> str:
+def skipped_listing(folder: Path, skipped: list[tuple[Path, str]], shown: int = 5) -> str:
     """'a.png (reason), b.png (reason), ... and 3 more' on one line."""
     def short(path: Path, reason: str) -> str:  # PIL repeats the full path in its message
         return reason.replace(" '" + str(path) + "'", "")[:60]
@@ -266,7 +266,7 @@ def _warn_skipped(folder: Path, skipped: list[tuple[Path, str]]) -> None:
     if skipped:
         noun = "image file" if len(skipped) == 1 else "image files"
         warnings.warn(f"skipped {len(skipped)} unusable {noun} in {folder}: "
-                      f"{_listing(folder, skipped)}", stacklevel=3)
+                      f"{skipped_listing(folder, skipped)}", stacklevel=3)
 
 
 def _defaults(scan: _Scan, resolution: int | None, channels: int | None) -> tuple[int, int]:
@@ -340,7 +340,7 @@ class FolderSource:
         bad = ""
         if skipped:
             noun = "image file" if len(skipped) == 1 else "image files"
-            bad = f"; skipped {len(skipped)} unusable {noun}: {_listing(folder, skipped)}"
+            bad = f"; skipped {len(skipped)} unusable {noun}: {skipped_listing(folder, skipped)}"
         return f"folder:{arg}: {len(files)} image{'' if len(files) == 1 else 's'}{classes} at {folder.resolve()}{bad}"
 
     def info(self, arg) -> dict:

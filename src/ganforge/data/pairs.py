@@ -36,7 +36,7 @@ from PIL import Image
 from ..errors import ConfigError, DataError
 from . import imageio
 from .base import adapt_images
-from .folder import _listing, broken_link
+from .folder import broken_link, skipped_listing
 from .imageio import EXTENSIONS
 
 TASKS = ("colorize", "sketch", "denoise", "paired", "unpaired")
@@ -179,7 +179,7 @@ def _readable(files: list[Path], read: Callable[[Path], Any]) -> tuple[list[Any]
 def _warn_skipped(folder: Path, bad: list[tuple[Path, str]], what: str) -> None:
     """One warning line: 'skipped 2 pairs with an unreadable file in F: A/3.png (reason), ...'."""
     if bad:
-        warnings.warn(f"skipped {what} in {folder}: {_listing(folder, sorted(bad))}; delete or fix "
+        warnings.warn(f"skipped {what} in {folder}: {skipped_listing(folder, sorted(bad))}; delete or fix "
                       f"{'it' if len(bad) == 1 else 'them'}", stacklevel=3)
 
 

@@ -287,7 +287,7 @@ def evaluation_advice(run: LoadedRun, name: str) -> list[str]:
             from ..metrics.evaluation import check_reference
 
             check_reference(ref)
-        except (GanforgeError, ImportError):
+        except GanforgeError:  # a folder or toy name that --ref does not take
             ref = "DATASET"
         return [f"The run logged no evaluation: `ganforge eval {name} --ref {ref}` measures it (or train "
                 f"with `eval.every`)."]
