@@ -224,17 +224,37 @@ def check_output_file(path: Path, *, force: bool, flag: str = "--out") -> None:
     if path.exists() and not force:
         raise ConfigError(f"{path} already exists; pass --force to overwrite it or choose another "
                           f"{flag}")
-    check_output_parent(path)
+    check_output_parent(path, flag=flag)
 
 
-def check_output_parent(path: Path) -> None:
-    """The nearest existing ancestor of ``path`` must be a writable directory."""
-    parent = Path(path).parent
+def check_output_parent(path: Path, *, flag: str = "--out") -> None:
+    """The nearest existing ancestor of ``path`` must be a writable directory (``flag``: the
+    option that named ``path``, named in the advice)."""
+    _check_writable_ancestor(Path(path), Path(path).parent, flag)
+
+
+def check_output_dir(path: Path, *, flag: str = "--out") -> None:
+    """An output folder (``flag``) that can be created, or written into where it exists: the
+    nearest existing of it and its ancestors is a writable directory (before any work)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{flag} {path} is a file; give a folder name")
+    _check_writable_ancestor(path, path, flag)
+
+
+def _check_writable_ancestor(path: Path, start: Path, flag: str) -> None:
+    parent = start
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not parent.is_dir():
         raise StorageError(f"cannot write {path}: {parent} is a file, not a directory; choose "
-                           f"another --out")
+                           f"another {flag}")
     if not os.access(parent, os.W_OK):
         raise StorageError(f"cannot write {path}: {parent} is not writable (read-only or no "
-                           f"permission); choose another --out")
+                           f"permission); choose another {flag}")
+    try:  # os.access passes for root where no file can be made (/proc): make one and drop it
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as exc:
+        raise StorageError(f"cannot write {path}: no file can be made in {parent} "
+                           f"({exc.strerror or type(exc).__name__}); choose another {flag}") from None

@@ -52,7 +52,7 @@ class Settings:
     clf_lr: float = 2e-3
     clf_widths: tuple[int, int, int] = (16, 32, 64)
     clf_max_shift: int = 2
-    test_n: int = 0  # test images (0: the whole test split)
+    test_n: int = 0  # test images (0: the whole test split), classes in turn (pick_test_images)
     reuse_gans: bool = False  # keep a GAN run of an earlier call when its config is the same
 
 
@@ -69,6 +69,17 @@ def stratified_subset(labels: torch.Tensor, per_class: int, seed: int) -> torch.
                               f"choose smaller --sizes")
         idx.append(members[torch.randperm(len(members), generator=g)[:per_class]])
     return torch.cat(idx)
+
+
+def pick_test_images(labels: torch.Tensor, n: int) -> torch.Tensor | None:
+    """Indices of the ``n`` test images of --test-n: each class's first, then each class's second,
+    ... (in file order); None for all of them (n = 0, or n at least their number). The first n had
+    held only the first classes of a class-sorted test set (the held-out images of a folder)."""
+    from ..metrics.targets import class_interleaved
+
+    if not n or n >= len(labels):
+        return None
+    return torch.from_numpy(class_interleaved(labels.numpy(), n))
 
 
 def train_classifier(x_real: torch.Tensor | None, y_real: torch.Tensor | None,
@@ -196,8 +207,9 @@ def run_one(size: int, seed: int, s: Settings, out: Path, train_set, test_set,
     x_real, y_real = adapt_images(subset.images, CLF_RESOLUTION, c), subset.labels
     x_syn = adapt_images(x_syn, CLF_RESOLUTION, c)
     x_test, y_test = test_set.images, test_set.labels
-    if s.test_n:
-        x_test, y_test = x_test[:s.test_n], y_test[:s.test_n]
+    pick = pick_test_images(y_test, s.test_n)
+    if pick is not None:
+        x_test, y_test = x_test[pick], y_test[pick]
     result: dict[str, Any] = {"size": size, "seed": seed, "gan_seconds": round(gan_seconds, 1),
                               "gan_steps": cfg.train.steps, "gan_batch": batch, "gan_reused": reused}
     arms = {"real": (x_real, y_real, None, None), "real+syn": (x_real, y_real, x_syn, y_syn),
@@ -275,6 +287,9 @@ def run_benchmark(s: Settings, out: Path, *, data_dir: str | None = None, force:
         notes.append(f"{s.data} has no separate test split: testing on its {len(idx)} images that no "
                      f"GAN or classifier trains on (the {len(train_set) - len(idx)} drawn for "
                      f"--sizes x --seeds are left out)")
+    if 0 < s.test_n < len(test_set):
+        notes.append(f"--test-n {s.test_n}: testing on {s.test_n} of the {len(test_set)} test images, the first "
+                     f"of each class in turn (file order)")
     channels, height, width = train_set.images.shape[1:]
     if (height, width) != (CLF_RESOLUTION, CLF_RESOLUTION):
         notes.append(f"the classifiers work at {CLF_RESOLUTION}x{CLF_RESOLUTION}: the real images "

@@ -14,8 +14,12 @@ SIGTERM (a clean stop with a checkpoint) once ``minutes`` have passed since the 
 started; the diffusion baseline trains in this process for the same wall-clock, counted from
 the start of its training call (data loading included; the GAN also pays Python's start-up,
 a few seconds). Then ``n`` samples of each (the GAN's EMA generator; diffusion with DDIM-50
-unless ``quality_samplers`` says otherwise) are scored against the test split with the shipped
-extractor: FID, KID, precision, recall, coverage, classes covered. Generation speed is timed
+unless ``quality_samplers`` says otherwise) are scored against the test split (``folder:PATH``,
+which has one set of images, against that folder: the images both models trained on, a warning
+says so) with ``extractor`` (default as ``ganforge eval``): FID, KID, precision, recall, coverage,
+classes covered (not for a folder: no ganforge classifier knows its classes). The evaluation's
+warnings (small-sample bias, ...) and the extractor are kept in the result and printed under
+the table. Generation speed is timed
 on ``speed_n`` images per sampler after a one-image warm-up, batch size ``speed_batch``, in this
 process with the threads torch chose.
 """
@@ -53,6 +57,7 @@ class Settings:
     speed_samplers: list[str] = field(default_factory=lambda: ["ddpm1000", "ddim50", "ddim10"])
     speed_n: int = 64  # images timed per sampler
     speed_batch: int = 64
+    extractor: str | None = None  # None: as ganforge eval chooses (ganforge.metrics.default_extractor)
 
 
 def parse_sampler(name: str) -> tuple[str, int]:
@@ -99,12 +104,26 @@ def _timed(fn, n: int, batch: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def _score(images_float: torch.Tensor, s: Settings) -> dict:
+def reference(data: str) -> str:
+    """What samples of models trained on ``data`` are scored against, as ``ganforge eval --ref``
+    takes it: a named dataset (its test split), or ``folder:PATH`` itself (one set of images)."""
+    return data if data.startswith("folder:") else data.partition(":")[0]
+
+
+def metrics_for(ref: str) -> list[str]:
+    """METRICS, less classes_covered for a folder (no ganforge classifier knows its classes)."""
+    return [m for m in METRICS if m != "classes_covered" or not ref.startswith("folder:")]
+
+
+def _score(images_float: torch.Tensor, s: Settings) -> tuple[dict, dict]:
+    """(metric values, {"extractor": name, "warnings": [...]}) of float images [N, C, H, W]."""
     from ..api import to_uint8_hwc
     from ..metrics import evaluate
 
     uint8 = torch.from_numpy(to_uint8_hwc(images_float)).permute(0, 3, 1, 2)
-    return evaluate(uint8, ref=s.data.partition(":")[0], split="test", metrics=METRICS).values
+    ref = reference(s.data)
+    result = evaluate(uint8, ref=ref, split="test", metrics=metrics_for(ref), extractor=s.extractor)
+    return result.values, {"extractor": result.protocol["extractor"], "warnings": result.protocol["warnings"]}
 
 
 def run_seed(s: Settings, seed: int, out: Path, log: Callable[[str], None]) -> dict[str, Any]:
@@ -118,7 +137,8 @@ def run_seed(s: Settings, seed: int, out: Path, log: Callable[[str], None]) -> d
     run = api.load(gan_dir)
     result["gan"]["train"]["steps"] = run.step
     gan_samples = run.sample(s.n, seed=seed + 1000)
-    result["gan"]["metrics"] = _score(gan_samples, s)
+    result["gan"]["metrics"], scored = _score(gan_samples, s)
+    protocols = [scored]
     result["gan"]["images_per_s"] = _timed(lambda k: run.sample(k, seed=seed), s.speed_n * 4, s.speed_batch)
 
     cfg = DiffusionConfig(**{**asdict(s.diffusion), "seed": seed})
@@ -132,7 +152,8 @@ def run_seed(s: Settings, seed: int, out: Path, log: Callable[[str], None]) -> d
     for name in s.quality_samplers:
         kind, k = parse_sampler(name)
         samples = diffusion.sample(model, s.n, sampler=kind, steps=k, seed=seed + 1000)
-        result["diffusion"]["metrics"][name] = _score(samples, s)
+        result["diffusion"]["metrics"][name], scored = _score(samples, s)
+        protocols.append(scored)
         grids[f"diffusion {name}"] = samples[:64]
     for name in s.speed_samplers:
         kind, k = parse_sampler(name)
@@ -145,19 +166,22 @@ def run_seed(s: Settings, seed: int, out: Path, log: Callable[[str], None]) -> d
         if f"diffusion {name}" not in grids:
             grids[f"diffusion {name}"] = torch.cat(timed[1:])[:16]  # [0] is the one-image warm-up
     result["grids"] = grids
+    result["protocol"] = {"extractor": protocols[0]["extractor"],
+                          "warnings": list(dict.fromkeys(w for p in protocols for w in p["warnings"]))}
     return result
 
 
 def summarize(seeds: list[dict], s: Settings) -> dict[str, Any]:
     """Mean and spread over seeds of every number, and one row per claim with its verdict."""
     rows: dict[str, dict[str, Any]] = {"GAN": {}}
-    for key in METRICS:
+    scored = [key for key in METRICS if key in seeds[0]["gan"]["metrics"]]  # a folder: no classes_covered
+    for key in scored:
         rows["GAN"][key] = mean_std([r["gan"]["metrics"][key] for r in seeds])
     rows["GAN"]["images_per_s"] = mean_std([r["gan"]["images_per_s"] for r in seeds])
     rows["GAN"]["train_steps"] = mean_std([r["gan"]["train"]["steps"] for r in seeds])
     for name in s.quality_samplers:
         rows[f"diffusion {name}"] = {key: mean_std([r["diffusion"]["metrics"][name][key] for r in seeds])
-                                     for key in METRICS}
+                                     for key in scored}
     for name in s.speed_samplers:
         rows.setdefault(f"diffusion {name}", {})["images_per_s"] = mean_std(
             [r["diffusion"]["images_per_s"][name] for r in seeds])
@@ -173,7 +197,7 @@ def summarize(seeds: list[dict], s: Settings) -> dict[str, Any]:
                        "verdict": "holds" if gan_speed > d else "does not hold"})
     if s.quality_samplers:
         q = rows[f"diffusion {s.quality_samplers[0]}"]
-        for key in ("recall", "coverage", "classes_covered"):
+        for key in [k for k in ("recall", "coverage", "classes_covered") if k in scored]:
             (gm, gs), (dm, ds) = rows["GAN"][key], q[key]
             # "holds" only when the means differ by more than the two spreads together
             verdict = ("holds" if dm > gm + gs + ds else "does not hold" if dm < gm - gs - ds
@@ -194,8 +218,10 @@ def summarize(seeds: list[dict], s: Settings) -> dict[str, Any]:
 def markdown(summary: dict, s: Settings) -> str:
     """The measured table and the claims, as Markdown (for docs/gan-or-diffusion.md)."""
     budget = f"{s.steps} steps" if s.steps is not None else f"{s.minutes:g} min"
+    scored = f" with {summary['extractor']} features" if summary.get("extractor") else ""
     lines = [f"Training budget {budget} each, seeds {s.seeds}, {s.n} samples scored per model and "
-             f"seed ({'mean ± std over seeds' if len(s.seeds) > 1 else 'one seed: no spread'}).", "",
+             f"seed{scored} against {reference(s.data)} "
+             f"({'mean ± std over seeds' if len(s.seeds) > 1 else 'one seed: no spread'}).", "",
              "| model | train steps | FID | KID | precision | recall | coverage | classes | images/s |",
              "|---|---|---|---|---|---|---|---|---|"]
     def cell_of(row, key, fmt):
@@ -208,6 +234,8 @@ def markdown(summary: dict, s: Settings) -> str:
         lines.append(f"| {name} | {cell('train_steps', '.0f')} | {cell('fid', '.2f')} | {cell('kid', '.4f')} | "
                      f"{cell('precision', '.3f')} | {cell('recall', '.3f')} | {cell('coverage', '.3f')} | "
                      f"{cell('classes_covered', '.1f')} | {cell('images_per_s', '.2f')} |")
+    if summary.get("warnings"):  # what the sample sizes (or a folder reference) make unreliable
+        lines += ["", "Warnings of the evaluation:", ""] + [f"- {w}" for w in summary["warnings"]]
     lines += ["", "| claim | measured | verdict |", "|---|---|---|"]
     lines += [f"| {c['claim']} | {c['measured']} | {c['verdict']} |" for c in summary["claims"]]
     return "\n".join(lines) + "\n"
@@ -246,6 +274,12 @@ def run_benchmark(s: Settings, out: Path, log: Callable[[str], None] = print) ->
     for r in per_seed:
         del r["grids"]
     summary = summarize(per_seed, s)
+    warnings = list(dict.fromkeys(w for r in per_seed for w in r["protocol"]["warnings"]))
+    ref = reference(s.data)
+    if ref.startswith("folder:"):
+        warnings.append(f"{ref} is the folder both models trained on (a folder has no held-out split): "
+                        f"these numbers measure the fit to its training images, not to unseen ones")
     meta = provenance.record(operation="bench gan-vs-diffusion", seed=s.seeds[0], gan_preset=s.gan_preset)
     figure(grids, out / "figure.png", meta)
-    return {"settings": asdict(s), "per_seed": per_seed, **summary, "figure": str(out / "figure.png")}
+    return {"settings": asdict(s), "reference": ref, "extractor": per_seed[0]["protocol"]["extractor"],
+            "warnings": warnings, "per_seed": per_seed, **summary, "figure": str(out / "figure.png")}

@@ -14,7 +14,7 @@ scatter plot of the samples over the true modes per configuration.
 ``augment`` (ganforge.bench.augment): a conditional GAN per scarce real subset and seed, and a
 small classifier trained on real, real + synthetic and synthetic-only data, tested on real data.
 
-    ganforge bench truncation RUN [--values V,V,... | --psi ...] [--n 5000] [--json OUT]
+    ganforge bench truncation RUN [--values V,V,... | --psi ...] [--n 5000] [--json OUT.json]
 
 ``truncation`` (ganforge.bench.truncation): FID, precision, recall (label accuracy for conditional
 runs) of a run with the "truncation" capability at each value (default: the family's sweep), a
@@ -184,7 +184,8 @@ def register_augment(sub, parser_class) -> None:
     a.add_argument("--real-fraction", type=float, default=0.5,
                    help="share of real images in each real+synthetic batch (0.5)")
     a.add_argument("--clf-steps", type=int, default=300, help="classifier training steps (300)")
-    a.add_argument("--test-n", type=int, default=0, help="test images (default 0: all)")
+    a.add_argument("--test-n", type=int, default=0,
+                   help="test images, the first of each class in turn (default 0: all)")
     a.add_argument("--reuse-gans", action="store_true",
                    help="keep the GAN runs already in --out whose config is the same (to vary "
                         "only the classifier settings); any other run there needs --force")
@@ -219,7 +220,8 @@ def cmd_gan_vs_diffusion(args) -> int:
                        speed_samplers=[v for v in args.speed_samplers.split(",") if v],
                        diffusion=DiffusionConfig(widths=tuple(_int_list(args.diffusion_widths,
                                                                         "--diffusion-widths")),
-                                                 batch_size=args.diffusion_batch))
+                                                 batch_size=args.diffusion_batch),
+                       extractor=args.extractor)
     for name in s.quality_samplers + s.speed_samplers:
         bench.parse_sampler(name)
     if not s.speed_samplers:
@@ -230,6 +232,7 @@ def cmd_gan_vs_diffusion(args) -> int:
                           f"{cfg.data.channels}; the diffusion baseline at 28x28x1 (Fashion-MNIST-sized "
                           f"data); pick a 28x28 grayscale preset")
     s.diffusion.check()
+    _check_scoring(s)
     out = Path(args.out) if args.out else Path("runs") / f"bench-gan-vs-diffusion-{time.strftime('%Y%m%d-%H%M%S')}"
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file, not a directory; choose another --out")
@@ -255,15 +258,38 @@ def cmd_gan_vs_diffusion(args) -> int:
     return 0
 
 
+def _check_scoring(s) -> None:
+    """The samples of --data can be scored, before anything is trained or written: a reference
+    ganforge eval takes (a named dataset, folder:PATH of an existing folder) and an extractor
+    that loads (Inception weights present or downloadable, the dataset's classifier trained)."""
+    from ..bench.gan_vs_diffusion import reference
+    from ..metrics import evaluation as ev
+    from ..metrics.features import get_extractor
+
+    ref = reference(s.data)
+    folder = Path(ref.removeprefix("folder:")).expanduser()
+    if ref.startswith("folder:") and not folder.is_dir():
+        raise ConfigError(f"--data {s.data}: {folder} is not a folder; pass folder:PATH of a folder of images")
+    try:
+        ev.check_reference(ref)
+    except ConfigError as exc:
+        raise ConfigError(f"--data {s.data} cannot be scored: {exc}") from None
+    get_extractor(s.extractor or ev.default_extractor(ref))
+
+
 def register_gan_vs_diffusion(sub, parser_class) -> None:
     g = sub.add_parser("gan-vs-diffusion", help="a GAN preset against a small diffusion baseline at "
                                                 "equal wall-clock",
                        description="Train the GAN preset and a diffusers DDPM baseline for the same "
                                    "wall-clock per seed, then report FID/KID/precision/recall/coverage/"
-                                   "classes, training steps and images/s (GAN, DDPM-1000, DDIM-50, "
-                                   "DDIM-10), and check the usual claims. Needs diffusers.")
+                                   "classes against the test split (folder:PATH: against the folder, "
+                                   "without classes), training steps and images/s (GAN, DDPM-1000, "
+                                   "DDIM-50, DDIM-10), the evaluation's warnings, and check the usual "
+                                   "claims. Needs diffusers.")
     g.add_argument("overrides", nargs="*", metavar="key=value", help="applied to the GAN's config")
-    g.add_argument("--data", default="fashion-mnist", help="a 28x28 grayscale dataset (default fashion-mnist)")
+    g.add_argument("--data", default="fashion-mnist",
+                   help="a 28x28 grayscale dataset, scored against its test split, or folder:PATH, scored "
+                        "against the folder itself (default fashion-mnist)")
     g.add_argument("--minutes", type=float, default=10.0, help="training wall-clock per model and seed (10)")
     g.add_argument("--steps", type=int, help="instead of --minutes: this many steps each (smoke tests)")
     g.add_argument("--seeds", default="0,1,2", help="seeds (default 0,1,2: the FID spread needs several)")
@@ -276,6 +302,7 @@ def register_gan_vs_diffusion(sub, parser_class) -> None:
     g.add_argument("--speed-batch", type=int, default=64, help="batch size when timing (64)")
     g.add_argument("--diffusion-widths", default="32,64,96", help="UNet widths per level (32,64,96)")
     g.add_argument("--diffusion-batch", type=int, default=64, help="diffusion training batch (64)")
+    g.add_argument("--extractor", help="feature extractor (default as ganforge eval)")
     add_json_argument(g, "results JSON (default OUT/gan-vs-diffusion.json); --force also overwrites --figure")
     g.add_argument("--figure", help="also copy the side-by-side sample figure here (e.g. docs/...png)")
     g.add_argument("--out", help="folder for runs, table and figure (default runs/bench-gan-vs-diffusion-...)")
@@ -313,11 +340,11 @@ def cmd_truncation(args) -> int:
     for path in (json_path, plot_path):
         if path.is_dir():
             raise ConfigError(f"{path} is a folder; give a file name")
-        if path.exists() and not args.force:
-            raise ConfigError(f"{path} already exists; pass --force to overwrite it or choose --json/--plot")
-        for parent in path.parents:
-            if parent.exists() and not parent.is_dir():
-                raise ConfigError(f"{path}: {parent} is a file, not a folder; choose another path")
+    if json_path.suffix.lower() != ".json":  # as every other --json
+        raise ConfigError(f"--json {json_path}: use a .json file name")
+    # exists without --force, under a file, unwritable (read-only, /proc): the shared check
+    check_output_file(json_path, force=args.force, flag="--json")
+    check_output_file(plot_path, force=args.force, flag="--plot")
     run = api.load(run_dir, checkpoint=args.checkpoint)
     run.require("truncation")
     if values is None:  # the family's sweep, up to its value of (near) no truncation
@@ -354,6 +381,6 @@ def register_truncation(sub, parser_class) -> None:
     t.add_argument("--split", default="test", choices=["test", "train"], help="reference split (default test)")
     t.add_argument("--extractor", help="feature extractor (default as ganforge eval)")
     t.add_argument("--data-dir", help="look for the reference dataset here first")
-    t.add_argument("--json", help="results (default RUN/truncation.json)")
+    t.add_argument("--json", metavar="OUT.json", help="results (default RUN/truncation.json)")
     t.add_argument("--plot", help="plot (default: the JSON's name with .png)")
     t.set_defaults(func=cmd_truncation)

@@ -10,8 +10,11 @@ images. The real side is a dataset name with an optional split (``fashion-mnist:
 ``folder:PATH`` or a folder. Everything is brought to the detector's size: folders and real
 datasets are resized (a note says so), runs and .npz files of another size are an error.
 
-The detector records what it drew (the first images of each .npz/folder, the seeded draw of the
-real source), and eval leaves those images out: a score on training images measures memory.
+Of a .npz or folder, the first ``--n`` images are used; where they carry labels (one subfolder
+per class, an .npz with ``labels``: what ``ganforge augment`` writes, sorted by class) the first of
+each class in turn, so that every class is seen. The detector records what it drew (those images
+of each .npz/folder, the seeded draw of the real source), and eval leaves those images out: a
+score on training images measures memory.
 """
 from __future__ import annotations
 
@@ -22,6 +25,9 @@ from ..errors import ConfigError, DataError
 from . import add_json_argument, json_output, seed
 
 SPLITS = ("train", "test")
+# fake_draw["selection"] of a detector that drew labelled .npz/folder images classes in turn (older
+# detectors, without it, drew the first --n in file order; eval leaves out whichever they drew)
+INTERLEAVED = "class_interleaved"
 
 
 def _log(message: str) -> None:
@@ -79,9 +85,10 @@ def _draw(total: int, seed: int, n: int):
     return torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:n]
 
 
-def _fake_images(spec: str, *, n: int, seed: int, size=None, skip: int = 0):
+def _fake_images(spec: str, *, n: int, seed: int, size=None, skip: int = 0, skip_interleaved: bool = True):
     """uint8 [<=n, C, H, W] generated images from a run, a .npz or a folder (see module doc);
-    of a .npz or folder, those after the first ``skip`` (the ones a detector trained on)."""
+    of a .npz or folder, not the ``skip`` a detector trained on (its selection of ``skip``
+    images; ``skip_interleaved`` False: the first ``skip``, as older detectors drew them)."""
     from ..detect.detector import check_size
     from ..metrics.targets import is_run_dir, load_npz_samples
 
@@ -93,8 +100,8 @@ def _fake_images(spec: str, *, n: int, seed: int, size=None, skip: int = 0):
         images, _, _ = run_samples(api.load(path), n=n, seed=seed)
         kind = "run"
     elif path.is_file() and path.suffix.lower() == ".npz":
-        images, _ = load_npz_samples(path, n + skip)
-        images = _after(images, skip, spec)
+        images, labels = load_npz_samples(path, None)
+        images = _select(images, labels, n, skip, skip_interleaved, spec)
         kind = "npz"
     elif path.is_dir():
         from ..data import StreamingFolderDataset, load_dataset
@@ -103,7 +110,8 @@ def _fake_images(spec: str, *, n: int, seed: int, size=None, skip: int = 0):
                           channels=size[1] if size else None)
         if isinstance(ds, StreamingFolderDataset):
             raise DataError(f"--fake {spec}: folder too large to hold in memory; pass a samples .npz")
-        return _after(ds.images, skip, spec)[:n], "folder"
+        labels = ds.labels if getattr(ds, "class_names", None) else None  # one subfolder per class
+        return _select(ds.images, labels, n, skip, skip_interleaved, spec), "folder"
     else:
         raise DataError(f"--fake {spec}: not a ganforge run directory, a samples .npz or a folder of "
                         f"images; pass one of those (e.g. the --out of ganforge train)")
@@ -112,14 +120,32 @@ def _fake_images(spec: str, *, n: int, seed: int, size=None, skip: int = 0):
     return images, kind
 
 
-def _after(images, skip: int, spec: str):
-    if not skip:
-        return images
-    if skip >= len(images):
-        raise DataError(f"--fake {spec}: all {len(images)} images were used to train the detector; pass "
-                        f"generated images it has not seen (a run directory draws new ones)")
-    _log(f"ganforge: note: {spec}: leaving out the first {skip} images (the detector trained on them)")
-    return images[skip:]
+def _select(images, labels, n: int, skip: int, skip_interleaved: bool, spec: str):
+    """``n`` of ``images`` (of a .npz or folder; ``labels`` [N] or None), not the ``skip`` a
+    detector trained on: the first ones, or with labels the first of each class in turn
+    (class_interleaved), which the first n of a class-sorted source were not (only its first
+    classes)."""
+    import numpy as np
+    import torch
+
+    from ..metrics.targets import class_interleaved
+
+    labels = None if labels is None else np.asarray(labels, np.int64)
+    keep = np.ones(len(images), dtype=bool)
+    if skip:
+        if skip >= len(images):
+            raise DataError(f"--fake {spec}: all {len(images)} images were used to train the detector; pass "
+                            f"generated images it has not seen (a run directory draws new ones)")
+        if labels is not None and skip_interleaved:
+            keep[class_interleaved(labels, skip)] = False
+            _log(f"ganforge: note: {spec}: leaving out the {skip} images the detector trained on (the first "
+                 f"of each class in turn)")
+        else:
+            keep[:skip] = False
+            _log(f"ganforge: note: {spec}: leaving out the first {skip} images (the detector trained on them)")
+    rest = np.flatnonzero(keep)
+    pick = rest[:n] if labels is None else rest[class_interleaved(labels[rest], n)]
+    return images[torch.from_numpy(pick)]
 
 
 def _key(spec: str) -> str:
@@ -140,7 +166,7 @@ def cmd_train(args) -> int:
     import torch
 
     first, kind = _fake_images(args.fake[0], n=args.n, seed=args.seed)
-    used = {_key(args.fake[0]): len(first)}  # .npz and folders give their first images
+    used = {_key(args.fake[0]): len(first)}  # how many of a .npz or folder (which ones: _select)
     size = (first.shape[2], first.shape[1])
     if first.shape[2] != first.shape[3]:
         raise DataError(f"--fake {args.fake[0]}: images are {first.shape[2]}x{first.shape[3]}; the "
@@ -158,7 +184,8 @@ def cmd_train(args) -> int:
          f"images at {size[0]}x{size[0]}x{size[1]}, {recipe.steps} steps, augmentation "
          f"{'blur+JPEG' if recipe.augment else 'off'} -> {out}")
     # what was drawn, so that an evaluation can leave these very images out
-    fake_draw = {"seed": args.seed, "first": {k: used[k] for k, kind in sources.items() if kind != "run"}}
+    fake_draw = {"seed": args.seed, "first": {k: used[k] for k, kind in sources.items() if kind != "run"},
+                 "selection": INTERLEAVED}
     det = detect.train(real, fake, recipe, sources={"real": real_name, "fake": sources, "real_draw": real_draw,
                                                     "fake_draw": fake_draw}, log=_log)
     detect.save(det, out)
@@ -172,11 +199,14 @@ def cmd_train(args) -> int:
 
 def _check_out(out: Path, force: bool) -> None:
     """--out is a new or empty folder, or (with --force) a detector folder holding nothing else:
-    a detector is never written into a folder of other files (a dataset, a run), --force included."""
+    a detector is never written into a folder of other files (a dataset, a run), --force included;
+    and it can be written (not under a file, nor in /proc): checked before training, not after."""
     from ..detect.detector import META, WEIGHTS
+    from ..rundir import check_output_dir
 
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; give a folder name")
+    check_output_dir(out, flag="--out")
     if not out.is_dir():
         return
     entries = sorted(p.name for p in out.iterdir())
@@ -229,7 +259,8 @@ def cmd_eval(args) -> int:
                 raise ConfigError(f"--seed {args.seed} draws the very samples of {spec} that {path} trained on; "
                                   f"use another --seed (the default, 1, differs from training's 0)")
             fake, kind = _fake_images(spec, n=args.n, seed=args.seed, size=size,
-                                      skip=fake_draw.get("first", {}).get(_key(spec), 0))
+                                      skip=fake_draw.get("first", {}).get(_key(spec), 0),
+                                      skip_interleaved=fake_draw.get("selection") == INTERLEAVED)
             rows[spec] = {**detect.evaluate(det, real, fake), "seen_in_training": _key(spec) in seen,
                           "kind": kind}
         report["detectors"].append({"detector": str(path), "augment": det.meta["recipe"]["augment"],

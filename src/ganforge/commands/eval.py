@@ -43,7 +43,7 @@ def cmd_eval(args) -> int:
     result = ev.evaluate(images, ref=args.ref, split=args.split, labels=labels, metrics=metrics,
                          n_ref=args.n, extractor=args.extractor, inception_weights=args.inception_weights,
                          data_dir=args.data_dir, log=log, class_names=target.get("class_names"),
-                         generator=run if drawn and "mix" in run.capabilities else None)
+                         generator=run if drawn else None)  # PPL: a style-based run only (_missing says why not)
     result.protocol = {"target": target, **result.protocol, "seconds": round(time.perf_counter() - t0, 2)}
     if len(images) < args.n:  # an npz or folder holds fewer than asked: say so first, not only in the header
         result.protocol["warnings"].insert(0, (

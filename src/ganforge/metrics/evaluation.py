@@ -259,13 +259,25 @@ def _missing(needs, *, extractor, classifier, labels, ref, generator=None) -> st
         "train": (lambda: True, ""),
         "generator": (lambda: generator is not None and hasattr(generator, "path_pairs")
                       and "mix" in getattr(generator, "capabilities", {"mix"}),  # a LoadedRun: style-based
-                      "it needs the generator of a style-based run (evaluate the run directory)"),
+                      _not_style_based(generator)),
     }
     for need in needs:
         ok, why = checks[need]
         if not ok():
             return why
     return None
+
+
+def _not_style_based(generator) -> str:
+    """Why a metric that needs a style-based generator (PPL) cannot take ``generator``: a run of
+    another family, or none (samples from files, or a run the caller did not pass because it is
+    not style-based: evaluating the run directory would not help then)."""
+    config = getattr(generator, "config", None)
+    if generator is not None and config is not None:  # a loaded run of another family
+        return (f"it needs the generator of a style-based run; {getattr(generator, 'run_dir', 'this run')} is not "
+                f"one (objective '{config.objective}'; path lengths need a StyleGAN2 run)")
+    return ("it needs the generator of a style-based run: evaluate a StyleGAN2 run directory (a run of "
+            "another family, a samples .npz or an image folder has none)")
 
 
 def parse_metrics(metrics: str | Sequence[str] | None) -> list[str] | None:

@@ -72,8 +72,9 @@ def run_samples(run, *, n: int, seed: int = 0,
 
 def class_interleaved(labels: np.ndarray, n: int) -> np.ndarray:
     """Indices of ``n`` of the labelled samples, classes taking turns (each class's first, then
-    each class's second, ...), in file order: the first n of a --per-class npz, which is sorted by
-    class, had held only its first classes (--n 150 of 30 per class: classes 0-4 of 10)."""
+    each class's second, ...), in file order: the first n of a --per-class npz or of a folder with
+    one subfolder per class, both sorted by class, had held only its first classes (--n 150 of 30
+    per class: classes 0-4 of 10)."""
     rank = np.zeros(len(labels), np.int64)
     for c in np.unique(labels):
         where = np.flatnonzero(labels == c)
@@ -113,13 +114,17 @@ def load_target(target: str | Path, *, n: int | None) -> tuple[torch.Tensor, np.
         if isinstance(ds, StreamingFolderDataset):
             raise EvalError(f"folder {path} is too large to evaluate in memory; write a samples.npz of "
                             f"at most --n images instead")
-        images = ds.images[:n]
+        images = ds.images
         desc = {"target": str(path), "kind": "folder"}
         labels = getattr(ds, "labels", None)
         if labels is not None and ds.class_names:  # one subfolder per class (augment writes them)
             desc["class_names"] = list(ds.class_names)
-            return images, np.asarray(labels[:n], np.int64), desc
-        return images, None, desc
+            labels = np.asarray(labels, np.int64)
+            if n is not None and n < len(images):  # read class by class: classes in turn, as an npz
+                pick = class_interleaved(labels, n)
+                images, labels = images[torch.from_numpy(pick)], labels[pick]
+            return images, labels, desc
+        return images[:n], None, desc
     if not path.exists():
         raise EvalError(f"{path} does not exist; pass a run directory, a samples.npz or a folder of images")
     if is_run_dir(path):
