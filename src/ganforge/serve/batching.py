@@ -51,21 +51,6 @@ def to_pixels(images: Tensor) -> Tensor:
     return images.clamp(-1, 1).add(1).div_(2).mul_(255).add_(0.5).clamp_(0, 255).to(torch.uint8)
 
 
-def pixels_png(pixels: Tensor, columns: int, compress_level: int = 1) -> bytes:
-    """The PNG of uint8 images [N, C, H, W] laid out as ``make_grid(nrow=columns)`` lays them
-    out (2-pixel black padding, grey as RGB), encoded by libpng through torchvision at zlib
-    level 1: for a 28x28 image about half of PIL's time (its per-image overhead is mostly
-    Python), and level 6 would take about twice as long for a few percent fewer bytes."""
-    from torchvision.io import encode_png
-    from torchvision.utils import make_grid
-
-    if len(pixels) == 1:  # make_grid of one image is that image, grey as RGB, without its overhead
-        grid = pixels[0].expand(3, -1, -1) if pixels.shape[1] == 1 else pixels[0]
-    else:
-        grid = make_grid(pixels, nrow=columns)
-    return encode_png(grid.contiguous(), compression_level=compress_level).numpy().tobytes()
-
-
 def _settle(done: list[tuple[Job, Any, BaseException | None]]) -> None:
     """Sets each job's result or exception; a future whose request went away is left alone."""
     for job, value, exc in done:
@@ -79,8 +64,7 @@ def _settle(done: list[tuple[Job, Any, BaseException | None]]) -> None:
 
 class ModelWorker:
     """All inference of one loaded run, on one thread. ``submit`` returns a Future of a float
-    tensor [n, C, H, W] in [-1, 1], or with ``pixels=True`` its ``to_pixels``, or with
-    ``png=COLUMNS`` the PNG bytes of those pixels in a grid of that many columns (upscale: uint8
+    tensor [n, C, H, W] in [-1, 1], or with ``pixels=True`` its ``to_pixels`` (upscale: uint8
     [H, W, 3]; vocode: a waveform [L]; convert: a log-mel [1, n_mels, T], or with
     griffin_lim=True its waveform [L]); ``submit_async``, from an event loop, an awaitable
     future of that loop, all of a forward pass's futures set in one call onto the loop."""
@@ -268,13 +252,11 @@ class ModelWorker:
             sizes = [1]
         self.on_batch(self.name, sum(sizes))
         parts = out.split(sizes) if isinstance(out, Tensor) else out
-        if isinstance(out, Tensor) and any(j.params.get("pixels") or j.params.get("png") for j in jobs):
+        if isinstance(out, Tensor) and any(j.params.get("pixels") for j in jobs):
             # once per forward pass here, not once per request on the event loop: every torch
-            # call there hands the GIL over to this thread and waits to get it back; the PNGs
-            # the caller asked for here (small ones: the next pass waits for them) likewise
+            # call there hands the GIL over to this thread and waits to get it back
             pixels = to_pixels(out).split(sizes)
-            parts = [pixels_png(px, j.params["png"]) if j.params.get("png") else px if j.params.get("pixels")
-                     else part for j, part, px in zip(jobs, parts, pixels)]
+            parts = [px if j.params.get("pixels") else part for j, part, px in zip(jobs, parts, pixels)]
         return [(job, part, None) for job, part in zip(jobs, parts)]
 
 

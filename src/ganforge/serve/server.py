@@ -33,7 +33,7 @@ from ..data.audio import wav_bytes
 from ..errors import GanforgeError
 from ..objectives import AUDIO_CAPABILITIES
 from ..report.plots import points_png
-from .batching import ModelWorker, grid_columns, pixels_png, to_pixels
+from .batching import ModelWorker, grid_columns, to_pixels
 from .metrics import Metrics
 
 STATIC = ("index.html", "app.js", "style.css")
@@ -133,6 +133,21 @@ def same_front_end(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return a.get("audio") is not None and a.get("audio") == b.get("audio")
 
 
+def pixels_png(pixels: torch.Tensor, columns: int, compress_level: int = 1) -> bytes:
+    """The PNG of uint8 images [N, C, H, W] laid out as ``make_grid(nrow=columns)`` lays them
+    out (2-pixel black padding, grey as RGB), encoded by libpng through torchvision at zlib
+    level 1: for a 28x28 image about half of PIL's time (its per-image overhead is mostly
+    Python), and level 6 would take about twice as long for a few percent fewer bytes."""
+    from torchvision.io import encode_png
+    from torchvision.utils import make_grid
+
+    if len(pixels) == 1:  # make_grid of one image is that image, grey as RGB, without its overhead
+        grid = pixels[0].expand(3, -1, -1) if pixels.shape[1] == 1 else pixels[0]
+    else:
+        grid = make_grid(pixels, nrow=columns)
+    return encode_png(grid.contiguous(), compression_level=compress_level).numpy().tobytes()
+
+
 def png_bytes(images: torch.Tensor, columns: int, compress_level: int = 1) -> bytes:
     """The PNG of torchvision's ``save_image(images, nrow=columns, normalize=True,
     value_range=(-1, 1))``, pixel for pixel (``images``: float in [-1, 1], or uint8 pixels that
@@ -143,24 +158,14 @@ def png_bytes(images: torch.Tensor, columns: int, compress_level: int = 1) -> by
 # How often a long job's request looks for its client having gone away
 DISCONNECT_POLL_S = 0.25
 
-# Up to this many values an answer's PNG is encoded by the model's thread right after its
-# forward pass (``ModelWorker``'s png=): for a small image that is cheaper than the hand-off to a
-# worker thread and back (28x28: about 0.05 ms against 0.2-0.5 ms under load), and it keeps torch
-# calls off the event loop, each of which hands the GIL to the model's thread and waits to get it
-# back. Bigger answers are encoded on a worker thread, beside the next forward pass.
+# Up to this many values the PNG is encoded on the event loop: for a small image that is cheaper
+# than the hand-off to a worker thread and back (28x28: about 0.05 ms against 0.2-0.5 ms under load)
 INLINE_PNG_VALUES = 3 * 64 * 64
 
 
-def worker_png(values: int, columns: int) -> int | None:
-    """The ``png`` parameter of a job whose answer has ``values`` pixel values: its grid's
-    columns when the model's thread should encode it, else None."""
-    return columns if values <= INLINE_PNG_VALUES else None
-
-
-async def encode_png(images: torch.Tensor | bytes, columns: int) -> bytes:
-    """The answer's PNG: as it came when the model's thread encoded it, else encoded on a worker thread."""
-    if isinstance(images, bytes):
-        return images
+async def encode_png(images: torch.Tensor, columns: int) -> bytes:
+    if images.numel() <= INLINE_PNG_VALUES:
+        return png_bytes(images, columns)
     return await run_in_threadpool(png_bytes, images, columns)
 
 
@@ -461,10 +466,9 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
         name, run = pick(req.model, "sample")
         check_count(req.n, "n")
         check_options(name, req.class_, req.truncation)
-        values, png = req.n * image_values(run), req.format == "png" and run.point_dim is None
-        images = await wait(name, "sample", costly(request, values, req.truncation),
-                            n=req.n, seed=req.seed, labels=req.class_, truncation=req.truncation,
-                            pixels=png, png=worker_png(values, grid_columns(req.n)) if png else None)
+        images = await wait(name, "sample", costly(request, req.n * image_values(run), req.truncation),
+                            n=req.n, seed=req.seed, labels=req.class_,
+                            truncation=req.truncation, pixels=req.format == "png" and run.point_dim is None)
         if req.format == "npz":
             labels = run.sample_labels(req.n, req.class_)
             return Response(await run_in_threadpool(npz_bytes, images, labels, run.point_dim is not None),
@@ -482,10 +486,9 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
         name, run = pick(req.model, "interpolate")
         check_count(req.steps, "steps")
         check_options(name, req.class_, req.truncation)
-        values = req.steps * image_values(run)
-        images = await wait(name, "interpolate", costly(request, values, req.truncation),
-                            seed_a=req.seed_a, seed_b=req.seed_b, steps=req.steps, labels=req.class_,
-                            truncation=req.truncation, pixels=True, png=worker_png(values, req.steps))
+        images = await wait(name, "interpolate", costly(request, req.steps * image_values(run), req.truncation),
+                            seed_a=req.seed_a, seed_b=req.seed_b, steps=req.steps,
+                            labels=req.class_, truncation=req.truncation, pixels=True)
         return Response(await encode_png(images, req.steps), media_type="image/png")
 
     @app.post("/api/translate", dependencies=[Depends(auth)], responses={200: {"content": {"image/png": {}}}})
@@ -499,9 +502,8 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
         data = await read_upload(file)
         array = await decode(data, settings, "L" if ok[direction] == 1 else "RGB")
         x = torch.from_numpy(array).permute(2, 0, 1)[None].float() / 127.5 - 1
-        values = 3 * x.shape[-2] * x.shape[-1]  # the answer's, whichever its channels (grey is saved as RGB)
-        out = await wait(name, "translate", costly(request, values), image=x, direction=direction,
-                         pixels=True, png=worker_png(values, 1))
+        out = await wait(name, "translate", costly(request, x.numel()), image=x, direction=direction,
+                         pixels=True)
         return Response(await encode_png(out, 1), media_type="image/png")
 
     @app.post("/api/upscale", dependencies=[Depends(auth)], responses={200: {"content": {"image/png": {}}}})
