@@ -21,6 +21,7 @@ from . import config as config_mod
 from . import rundir
 from .atomic import atomic_write_text, check_readable
 from .config import Config, load_config  # noqa: F401  (ganforge.load_config, families registered)
+from .data.base import absolute_data_name
 from .errors import CheckpointError, ConfigError, DataError, DistributedError, GanforgeError
 from .labels import grid_labels, resolve_class
 from .objectives import AUDIO_CAPABILITIES, CAPABILITIES, Objective, family
@@ -129,6 +130,8 @@ def resume_config(run_dir: Path, overrides: list[str]) -> Config:
     naming the overrides of the first start ("with train.steps=100" in a run of 40 steps)."""
     raw = _saved_config(Path(run_dir))
     cfg = config_mod.from_dict(config_mod.apply_overrides(raw, overrides))
+    # a relative data.name=folder:PATH repeated from the run's first directory is no change
+    cfg.data.name = absolute_data_name(cfg.data.name)
     changes = config_changes(config_mod.from_dict(raw), cfg)
     if changes and cfg.description and not any(str(o).strip().startswith("description=") for o in overrides):
         cfg.description += "; resumed with " + " ".join(f"{k}={v[1]}" for k, v in changes.items())
@@ -163,6 +166,8 @@ def _same_value(a: Any, b: Any) -> bool:
     resume command may repeat it relative)."""
     if a == b:
         return True
+    if isinstance(a, str) and isinstance(b, str) and absolute_data_name(a) == absolute_data_name(b):
+        return True  # data.name=folder:imgs of a run saved before data paths were made absolute
     if isinstance(a, str) and isinstance(b, str) and a and b:
         pa, pb = Path(a).expanduser(), Path(b).expanduser()
         return pa.exists() and pb.exists() and pa.resolve() == pb.resolve()
@@ -302,6 +307,7 @@ def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
     # A Config edited in Python (cfg.train.steps = -3, cfg.optim.lr = ...) has skipped the checks
     # overrides get: run them again, before anything is written
     cfg = config_mod.checked(cfg)
+    cfg.data.name = absolute_data_name(cfg.data.name)  # saved so: resume and eval from anywhere
     owns_group = not torch.distributed.is_initialized()  # a caller's group stays theirs
     world, device = distributed.init(resolve_device(cfg.train.device))
     try:
@@ -388,7 +394,12 @@ def _train_other(cfg: Config, run_dir: Path, device: torch.device, *, resume: bo
     if source is not None:
         weights, state = ckpt.load(source, map_location=device)
         trainer.load(weights, state, source=source)
-    return trainer.fit()
+    try:
+        return trainer.fit()
+    except Exception as exc:  # rank 0 decides what the run directory keeps; this rank writes nothing
+        if is_out_of_memory(exc):
+            raise out_of_memory_error(cfg, trainer, run_dir, removed=False) from None
+        raise
 
 
 def _resume_point(source: Path | None) -> str:
@@ -454,15 +465,59 @@ def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: boo
         raise
     try:
         return trainer.fit()
-    except BaseException:
+    except BaseException as exc:
+        removed = False
         if not resume and not (trainer.step or any(p.name != "step_0000000" for p in
                                                    (run_dir / "checkpoints").glob("step_*"))):
             # nothing of value was written yet: at most the initial weights (a streamed folder that
             # failed on its first batch had left a run directory that blocked the retry)
             rundir.undo_failed_start(run_dir, lock, created)
+            removed = True
+        if is_out_of_memory(exc):
+            raise out_of_memory_error(cfg, trainer, run_dir, removed=removed) from None
         raise
     finally:
         lock.release()
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """An allocation that failed: Python's MemoryError, torch's OutOfMemoryError (CUDA, MPS), or
+    the CPU allocator's RuntimeError ("DefaultCPUAllocator: can't allocate memory")."""
+    if isinstance(exc, MemoryError):
+        return True
+    oom = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
+    if oom is not None and isinstance(exc, oom):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and any(s in text for s in (
+        "can't allocate memory", "DefaultCPUAllocator", "out of memory"))
+
+
+def out_of_memory_error(cfg: Config, trainer: Trainer, run_dir: Path, *, removed: bool) -> ConfigError:
+    """The one line for a training step that ran out of memory (any family, CPU or GPU): the
+    step, the sizes that set the memory, the fix, what the run directory keeps and how to go
+    on (a killed-for-memory start had left a raw traceback, or nothing, and a run directory)."""
+    t, res = cfg.train, cfg.data.resolution
+    smaller = max(1, t.batch_size // 2)
+    accumulate = f", train.accumulate={t.accumulate}" if t.accumulate > 1 else ""
+    what = (f"training ran out of memory in step {trainer.step + 1} (data.resolution={res}, "
+            f"train.batch_size={t.batch_size}{accumulate}, on {trainer.device}); lower train.batch_size "
+            f"(e.g. {smaller}) or data.resolution")
+    kept = None
+    if not removed:
+        try:
+            kept = ckpt.find(run_dir)
+        except GanforgeError:
+            kept = None
+    if removed:
+        return ConfigError(f"{what}; no step had finished, so nothing is kept ({run_dir} was cleared): "
+                           f"run the same command again with the lower value")
+    if kept is None:
+        return ConfigError(f"{what}; {run_dir} keeps no checkpoint: start over by adding --force and the "
+                           f"lower value to the command")
+    return ConfigError(f"{what}; {run_dir} keeps checkpoint {kept.name}: continue with a smaller batch: "
+                       f"ganforge train --resume --out {run_dir} train.batch_size={smaller}, or start over "
+                       f"with a lower data.resolution by adding --force to the command")
 
 
 class LoadedRun:

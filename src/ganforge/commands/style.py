@@ -260,7 +260,7 @@ def register(subparsers, parser_class) -> None:
     s = subparsers.add_parser("interpolate", help="latent walk through seeds as a GIF",
                               description="A looping walk from seed to seed: linear in W (--space w, "
                                           "style-based runs) or spherical in Z (--space z, the only "
-                                          "space of DCGAN-style and conditional runs).")
+                                          "space of DCGAN-style, conditional and BigGAN runs).")
     add_run_arguments(s, out={"default": "walk.gif", "help": ".gif animation or .png strip (default walk.gif)"},
                       force="overwrite --out if it exists")
     s.add_argument("--seeds", required=True, help="comma-separated seeds, at least 2, e.g. 1,7,3")
@@ -268,7 +268,8 @@ def register(subparsers, parser_class) -> None:
     s.add_argument("--space", choices=["w", "z"],
                    help="w (linear; default of style-based runs) or z (slerp; default of the others)")
     s.add_argument("--fps", type=float, default=20.0, help="GIF frames per second (default 20)")
-    s.add_argument("--truncation", type=float, metavar="PSI", help="truncation psi in [0, 1]")
+    s.add_argument("--truncation", type=float, metavar="T",
+                   help="runs that support it: StyleGAN2 psi in [0, 1], BigGAN threshold > 0")
     s.add_argument("--class", dest="class_", metavar="K", help="conditional runs: the class (index or name)")
     add_provenance_argument(s)
     s.set_defaults(func=cmd_interpolate)

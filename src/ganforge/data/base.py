@@ -2,6 +2,7 @@
 resolution/channel adaptation of uint8 image tensors."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -50,6 +51,20 @@ class Source(Protocol):
 
 # Keyed by the name a user types; "folder:PATH" is one key whose PATH part is parsed off.
 DATASETS: Registry[Source] = Registry("dataset")
+
+# The data names whose part after the prefix is a path (folder:PATH of the image families, pairs,
+# super-resolution; audio:PATH of the audio families); photos:SPLIT and toy:NAME are not paths.
+PATH_PREFIXES = ("folder:", "audio:")
+
+
+def absolute_data_name(name: str) -> str:
+    """``name`` with the path of a path-taking prefix made absolute (~ expanded), against the
+    current directory, where it is read from: a run saves it so, and resuming or evaluating it
+    from elsewhere finds the same data. Other names (and an empty path) unchanged."""
+    for prefix in PATH_PREFIXES:
+        if name.startswith(prefix) and name[len(prefix):].strip():
+            return prefix + os.path.abspath(os.path.expanduser(name[len(prefix):]))
+    return name
 
 
 class _TensorPairs(torch.utils.data.Dataset):

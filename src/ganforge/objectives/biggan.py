@@ -45,6 +45,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..labels import dataset_classes
+from ..latents import slerp, walk_fractions
 from ..models.biggan import BigGANDiscriminator, BigGANGenerator, Sampler
 from ..models.layers import batch_norms, standing_stats_
 from .base import cached_module, register_objective
@@ -104,7 +105,7 @@ def truncated_z(shape: tuple[int, ...], threshold: float | None, generator: torc
 class BigGAN(ConditionalGAN):
     sections = {"biggan": BigGANConfig}
     ema_standing_stats = False  # its sampler computes them for the truncation asked for
-    capabilities = frozenset({"sample", "sample_labels", "truncation"})
+    capabilities = frozenset({"sample", "sample_labels", "truncation", "interpolate"})
     g_regularizers = frozenset({"ortho"})
     unsupported_advice = ("model.pac", "model.mbstd_group")
     # thresholds: T = 1 redraws a third of z's values, T = 3 0.3% (nearly no truncation)
@@ -222,15 +223,42 @@ class BigGAN(ConditionalGAN):
                truncation: float | None = None) -> Tensor:
         """n images [n, C, H, W] in [-1, 1] of the given classes (default: one class per grid row);
         ``truncation``: the threshold T > 0 beyond which latent values are resampled."""
-        if truncation is not None and not truncation > 0:
-            raise ConfigError(f"truncation must be a threshold > 0 for BigGAN runs (latent values "
-                              f"beyond it are resampled; smaller: less varied, cleaner samples), "
-                              f"got {truncation}")
-        sampler = self.export_module(nets)
+        _check_threshold(truncation)
         y = self.labels_for(n, labels)
         z = truncated_z((n, self.z_dim), truncation, generator).to(self.device)
+        return self._generate(z, y, nets, truncation)
+
+    def _generate(self, z: Tensor, y: Tensor, nets, truncation: float | None) -> Tensor:
+        """G(z [n, z_dim], y [n]) in [-1, 1], in eval mode with the standing statistics of
+        ``truncation``."""
+        sampler = self.export_module(nets)
         if sampler.G.training:  # the training loop's own samples: batch statistics, one thread
             return sampler(z, y)
         with self._sampling:
             self._standing_stats(sampler.G, truncation)
             return sampler(z, y)
+
+    @torch.no_grad()
+    def interpolate(self, seeds: Sequence[int], frames: int, *, space: str | None = None, nets=None,
+                    truncation: float | None = None, labels=None) -> Tensor:
+        """A looping walk through the seeds' z, one class (``labels``, default class 0): ``frames``
+        images [frames, C, H, W], slerp between consecutive seeds. Each seed's z is that of
+        ``sample(1, seed=seed, truncation=T)`` (truncated as it is) and G runs with the standing
+        statistics of T, so frame round(k * frames / len(seeds)) is seed k's sample."""
+        if space not in (None, "z"):
+            raise ConfigError(f"objective={self.name} has one latent space, z (slerp); --space w is for "
+                              f"style-based runs, so use --space z")
+        _check_threshold(truncation)
+        zs = torch.cat([truncated_z((1, self.z_dim), truncation, torch.Generator().manual_seed(int(s)))
+                        for s in seeds])  # [S, z_dim], as sample draws them on the CPU
+        a, b, frac = walk_fractions(len(seeds), frames)
+        z = slerp(zs[a], zs[b], frac)  # [frames, z_dim]; not clamped: the server's graph walk is this slerp
+        y = self.labels_for(frames, torch.as_tensor(0 if labels is None else labels).reshape(-1)[:1].expand(frames))
+        return self._generate(z.to(self.device), y, nets, truncation)
+
+
+def _check_threshold(truncation: float | None) -> None:
+    if truncation is not None and not truncation > 0:
+        raise ConfigError(f"truncation must be a threshold > 0 for BigGAN runs (latent values "
+                          f"beyond it are resampled; smaller: less varied, cleaner samples), "
+                          f"got {truncation}")

@@ -24,6 +24,7 @@ stage's resolution, upsampled to the final one, with the stage written under the
 from __future__ import annotations
 
 import functools
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, NamedTuple
@@ -63,19 +64,35 @@ class Stage(NamedTuple):
     lr_mult: float
 
 
-def _per(values: list, n: int, key: str, what: str, default) -> list:
+def _per(values: list, n: int, key: str, what: str, default, notes: list[str] | None = None,
+         span: str = "") -> list:
+    """``values`` as one value per stage (or fade) from the first up: one value applies to all; a
+    longer list (a preset's, written for a larger data.resolution) gives its first n values, with
+    a note in ``notes``; a shorter one is an error with a list of the right length."""
     if not values:
         return [default] * n
     if len(values) == 1:
         return list(values) * n
-    if len(values) != n:
-        raise ConfigError(f"progressive.{key} has {len(values)} values for {n} {what}; give one "
-                          f"value or one per {what[:-1]}")
+    if len(values) > n:
+        if notes is not None:
+            notes.append(f"progressive.{key} has {len(values)} values for {n} {what}{span}: using the first "
+                         f"{n}, {_list(values[:n])}")
+        return list(values[:n])
+    if len(values) < n:
+        example = _list(list(values) + [values[-1]] * (n - len(values)))
+        raise ConfigError(f"progressive.{key} has {len(values)} values for {n} {what}{span}; give one value or "
+                          f"one per {what[:-1]}, from the first up, e.g. progressive.{key}={example}")
     return list(values)
 
 
-def plan(p: ProgressiveConfig, resolution: int, batch_size: int) -> list[Stage]:
-    """The stage schedule, with a one-line ConfigError for every inconsistency."""
+def _list(values: list) -> str:
+    return "[" + ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values) + "]"
+
+
+def plan(p: ProgressiveConfig, resolution: int, batch_size: int,
+         notes: list[str] | None = None) -> list[Stage]:
+    """The stage schedule, with a one-line ConfigError for every inconsistency; ``notes`` gets
+    one line per list that was longer than the stages and was cut."""
     every = stage_resolutions(resolution)
     res = list(p.resolutions) or every
     if res[-1] != resolution:
@@ -85,10 +102,11 @@ def plan(p: ProgressiveConfig, resolution: int, batch_size: int) -> list[Stage]:
         raise ConfigError(f"progressive.resolutions must double from 4, 8, ... up to "
                           f"{resolution}, got {res}; e.g. {every}")
     n = len(res)
-    fades = [0] + _per(p.fade_images, n - 1, "fade_images", "fades", 0) if n > 1 else [0]
-    stables = _per(p.stable_images, n, "stable_images", "stages", 0)
-    batches = _per(p.batch_sizes, n, "batch_sizes", "stages", batch_size)
-    mults = _per(p.lr_mult, n, "lr_mult", "stages", 1.0)
+    span = f" ({res[0]} to {resolution} px)"
+    fades = [0] + _per(p.fade_images, n - 1, "fade_images", "fades", 0, notes, span) if n > 1 else [0]
+    stables = _per(p.stable_images, n, "stable_images", "stages", 0, notes, span)
+    batches = _per(p.batch_sizes, n, "batch_sizes", "stages", batch_size, notes, span)
+    mults = _per(p.lr_mult, n, "lr_mult", "stages", 1.0, notes, span)
     if min(fades + stables) < 0 or min(mults) <= 0:
         raise ConfigError("progressive.fade_images and stable_images must be >= 0 and lr_mult > 0")
     if not all(1 <= b <= batch_size for b in batches):
@@ -122,7 +140,10 @@ class ProgressiveGAN(UnconditionalGAN):
     def check_run(cls, cfg, world_size: int, *, new: bool) -> None:
         if new:
             refuse_unused_model_settings(cfg, {"z_dim", "g_width", "d_width", "mbstd_group"})
-        stages = plan(cfg.progressive, cfg.data.resolution, cfg.train.batch_size)
+        notes: list[str] = []
+        stages = plan(cfg.progressive, cfg.data.resolution, cfg.train.batch_size, notes)
+        for note in notes:  # said once, before training; the run's config then holds the cut lists
+            warnings.warn(note, stacklevel=2)
         if any(s.batch % world_size for s in stages):
             raise ConfigError(f"progressive.batch_sizes {[s.batch for s in stages]} (global, as "
                               f"train.batch_size) do not all divide among {world_size} processes; use "
@@ -133,6 +154,12 @@ class ProgressiveGAN(UnconditionalGAN):
         self.z_dim, self.point_dim = m.z_dim, None
         self.resolution = cfg.data.resolution
         self.stages = plan(p, self.resolution, cfg.train.batch_size)
+        # lists longer than the stages (a preset's, for a larger resolution) are saved as used
+        n = len(self.stages)
+        for key, count in (("fade_images", n - 1), ("stable_images", n), ("batch_sizes", n), ("lr_mult", n)):
+            values = getattr(p, key)
+            if len(values) > max(count, 1):
+                setattr(p, key, list(values[:max(count, 1)]))
         # stage batches are global, as train.batch_size is: each rank takes its share of one
         # (check_run: they divide), and each of train.accumulate micro-batches is a global batch
         self.global_batch, self.accumulate = cfg.train.batch_size, cfg.train.accumulate

@@ -452,6 +452,26 @@ class StyleGAN2(UnconditionalGAN):
         ext = ClassifierExtractor(name, device=self.device)
         return (lambda x: float_forward(ext, x)[1]), list(ext.class_names)
 
+    def check_latent(self, latent, *, nets=None) -> Tensor:
+        """A latent of ``ganforge project`` (ws [L, D], numpy or torch) as float ws [1, L, D] on the
+        device, refused in one line unless it has this run's shape and finite values (one of
+        another run, or NaN, had been edited into a black image or failed after the fitting)."""
+        import numpy as np
+
+        G = self._G(nets)
+        want = (G.num_ws, G.w_dim)
+        arr = latent.detach().cpu().numpy() if isinstance(latent, Tensor) else np.asarray(latent)
+        if arr.dtype.kind not in "fiu" or arr.dtype == np.bool_:
+            raise ConfigError(f"the latent holds {arr.dtype} values, not numbers; pass the latent.npy of "
+                              f"ganforge project on this run (ws {want})")
+        if tuple(arr.shape) != want:
+            raise ConfigError(f"the latent has shape {tuple(arr.shape)}, this run's ws are {want}; pass the "
+                              f"latent.npy of ganforge project on this run")
+        if not np.isfinite(arr).all():
+            raise ConfigError(f"the latent has {int((~np.isfinite(arr)).sum())} NaN or infinite values; pass "
+                              f"the latent.npy of ganforge project on this run, or project again")
+        return torch.as_tensor(arr, dtype=torch.float32).to(self.device).unsqueeze(0)
+
     @torch.no_grad()
     def edit(self, *, attribute, strengths: Sequence[float], seed: int = 0, latent=None, n_train: int = 2000,
              classify=None, class_names: Sequence[str] | None = None, nets=None) -> dict:
@@ -462,6 +482,7 @@ class StyleGAN2(UnconditionalGAN):
         from ._stylegan2_edit import find_direction
 
         G = self._G(nets)
+        ws = None if latent is None else self.check_latent(latent, nets=nets)  # before any fitting
         if classify is None:
             classify, class_names = self.dataset_classifier()
         k = resolve_class(attribute, list(class_names))
@@ -480,13 +501,7 @@ class StyleGAN2(UnconditionalGAN):
             raise ConfigError(f"{info['n_positive']} of {n_train} generated images are classified as "
                               f"{class_names[k]}: too few on one side to fit a direction; raise --n-train, train "
                               f"the run longer or choose another attribute")
-        if latent is not None:
-            ws = torch.as_tensor(latent, dtype=torch.float32).to(self.device)
-            if ws.shape != (G.num_ws, G.w_dim):
-                raise ConfigError(f"the latent has shape {tuple(ws.shape)}, this run's ws are "
-                                  f"({G.num_ws}, {G.w_dim}); pass the latent.npy of ganforge project on this run")
-            ws = ws.unsqueeze(0)
-        else:
+        if ws is None:
             ws = self.latents(1, torch.Generator().manual_seed(seed), nets=nets)[0]
         step = info["normal"].to(self.device) * info["sigma"]
         edited = torch.cat([ws + float(s) * step for s in strengths])
