@@ -14,6 +14,9 @@ on [0, 1] intensities, the papers' scale.
 
 Network interpolation (ESRGAN sec. 3.4): theta = (1 - alpha) theta_PSNR + alpha theta_GAN,
 applied at inference by :func:`interpolated_generator` (``ganforge upscale --interp ALPHA``).
+theta_PSNR is the generator the GAN stage started from, saved in its own run
+(checkpoints/sr_start_G.safetensors, with the source run, checkpoint and step in every
+checkpoint's state): the PSNR run may train on, be replaced or be deleted afterwards.
 
 VGG19 weights cannot be downloaded by ganforge: torchvision's ImageNet weights are used when they
 sit in the torch hub cache; otherwise a perceptual weight > 0 is a one-line ConfigError.
@@ -21,6 +24,7 @@ sit in the torch hub cache; otherwise a perceptual weight > 0 is a one-line Conf
 from __future__ import annotations
 
 import copy
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -37,12 +41,15 @@ from ..data import superres as srdata
 from ..errors import CheckpointError, ConfigError, GanforgeError
 from ..models.sr_discriminators import build_sr_discriminator
 from ..models.srresnet import bicubic_up, build_sr_generator
+from ..training import checkpoint as ckpt
 from .base import Objective, Phase, refuse_unused_sections, register_objective
 from .unconditional import TINY_TRAIN, gan_optimizers, write_image_folder
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 PREVIEW_SIZE = 128  # HR side of the sample strips (bicubic | SR | HR)
+START = "sr_start"  # extra state: {"run", "checkpoint", "step"} of the weights the GAN stage started from
+START_FILE = "sr_start_G"  # those weights: RUN/checkpoints/sr_start_G.safetensors (ckpt.RUN_FILES)
 
 
 # ----------------------------------------------------------------------------- config
@@ -162,7 +169,8 @@ def validate(cfg) -> None:
         raise ConfigError("every sr loss weight is 0; set sr.pixel_weight=1 for the PSNR stage")
     if cfg.eval.every > 0:
         raise ConfigError("eval.every measures FID of random samples, which a super-resolution "
-                          "model does not make; set eval.every=0 and run ganforge eval-sr RUN")
+                          "model does not make; set eval.every=0 and after training run "
+                          "ganforge eval-sr RUN --data photos:test (or --data DIR of HR images)")
     if cfg.data.channels != 3:
         raise ConfigError("super-resolution trains on RGB images; set data.channels=3")
 
@@ -203,6 +211,12 @@ class SuperResolution(Objective):
     def data_info(cls, cfg, dataset) -> dict[str, Any]:
         return {"name": dataset.name}
 
+    @classmethod
+    def info_from_state(cls, cfg, extra_state: Mapping[str, Any]) -> dict[str, Any]:
+        """Also the record of the weights a GAN-stage run started from, and those weights
+        (read back by ckpt.load; absent from a model folder, whose state is JSON)."""
+        return {**super().info_from_state(cfg, extra_state), **_start_of(extra_state)}
+
     def make_batches(self, dataset, cfg, device: torch.device):
         return srdata.make_pair_batches(dataset, cfg, device)
 
@@ -234,6 +248,11 @@ class SuperResolution(Objective):
             del self.optimizers["D"]  # the PSNR stage trains G alone
             self.phases = [Phase("G", optimizer="G")]
         self._interpolated: dict[tuple, nn.Module] = {}  # ESRGAN interpolation, by (G, alpha)
+        # The generator weights the GAN stage started from ({"run", "checkpoint", "step"} and
+        # the weights; None for a PSNR-stage run, or a run trained before they were saved)
+        self.start: dict[str, Any] | None = data_info.get("start")
+        self.start_weights: dict[str, Tensor] | None = data_info.get("start_weights")
+        self._psnr: dict[str, Tensor] | None = None  # what --interp blends with, once found
         self.perceptual: PerceptualLoss | None = None  # set by prepare_training
         self.preview_hr: Tensor | None = None  # HR uint8 [n, 3, S, S] for the sample strips
 
@@ -249,12 +268,30 @@ class SuperResolution(Objective):
             # absolute from here on (config.yaml, checkpoints, model folders): --interp reads it
             # again later, from wherever the run is then loaded
             s.init_from = str(Path(s.init_from).expanduser().resolve())
-            self.nets["G"].load_state_dict(psnr_weights(s.init_from, self.cfg))
+            weights, self.start = psnr_start(s.init_from, self.cfg)
+            self.nets["G"].load_state_dict(weights)
+            # kept in this run (ckpt.save writes them once): --interp blends with them, not with
+            # whatever the PSNR run holds later; a resume replaces both by the checkpoint's
+            self.start_weights = {k: v.detach().cpu().clone() for k, v in self.nets["G"].state_dict().items()}
         if dataset is not None:
             sides = [min(im.shape[1:]) for im in (dataset.preview_images or dataset.images)]
             size = max(s.crop, min(PREVIEW_SIZE, max(sides)))
             size -= size % s.scale
             self.preview_hr = dataset.preview(min(self.cfg.train.n_sample_grid, 8), size)
+
+    def extra_state(self) -> dict[str, Any]:
+        if self.start is None:
+            return {}
+        out: dict[str, Any] = {START: dict(self.start)}
+        if self.start_weights is not None:
+            out[ckpt.RUN_FILES] = {START_FILE: self.start_weights}
+        return out
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        # a resumed run keeps what its first start loaded, not the PSNR run's weights of today
+        # (None for a run trained before they were saved: it stays such a run)
+        found = _start_of(state)
+        self.start, self.start_weights = found["start"], found["start_weights"]
 
     def bind(self, *, device: torch.device, rng: torch.Generator) -> None:
         super().bind(device=device, rng=rng)
@@ -316,7 +353,11 @@ class SuperResolution(Objective):
         if interp is not None:
             key = (id(G), interp)
             if key not in self._interpolated:
-                self._interpolated[key] = interpolate_generator(G, self.cfg, interp).to(self.device)
+                check_alpha(interp)
+                if self._psnr is None:
+                    self._psnr = start_weights(self.cfg, self.start, self.start_weights)
+                self._interpolated[key] = interpolate_generator(G, self.cfg, interp,
+                                                                psnr=self._psnr).to(self.device)
             G = self._interpolated[key]
         return upscale_image(G, image, self.scale, tile=tile, overlap=overlap, device=self.device)
 
@@ -324,21 +365,21 @@ class SuperResolution(Objective):
 # ----------------------------------------------------------------------------- weights
 
 
-def _g_weights(run_dir: Path, *, ema: bool = True) -> tuple[dict[str, Tensor], dict]:
-    from ..training import checkpoint as ckpt
-
+def _g_weights(run_dir: Path, *, ema: bool = True,
+               checkpoint: str = "latest") -> tuple[dict[str, Tensor], dict, Path]:
     if not run_dir.is_dir():
         raise CheckpointError(f"run directory {run_dir} does not exist; point sr.init_from at the "
                               f"--out directory of a PSNR-stage run (preset srresnet-x4)")
-    weights, state = ckpt.load(ckpt.find(run_dir))
+    path = ckpt.find(run_dir, checkpoint)
+    weights, state = ckpt.load(path)
     prefix = "ema.G." if ema and any(k.startswith("ema.G.") for k in weights) else "G."
-    return {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}, state
+    return {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}, state, path
 
 
-def psnr_weights(run_dir: str | Path, cfg) -> dict[str, Tensor]:
-    """The generator weights (EMA when kept) of the PSNR-stage run ``run_dir``, checked against
-    ``cfg``'s generator settings."""
-    weights, state = _g_weights(Path(run_dir))
+def psnr_start(run_dir: str | Path, cfg, *, checkpoint: str = "latest") -> tuple[dict[str, Tensor], dict]:
+    """(generator weights (EMA when kept), {"run", "checkpoint", "step"}) of checkpoint
+    ``checkpoint`` of the PSNR-stage run ``run_dir``, checked against ``cfg``'s generator."""
+    weights, state, path = _g_weights(Path(run_dir), checkpoint=checkpoint)
     objective = state["config"].get("objective", "unconditional")
     if objective != SuperResolution.name:  # a pix2pix G has layers of other names: a traceback
         raise ConfigError(f"sr.init_from={run_dir} is a {objective} run, not a super-resolution "
@@ -348,7 +389,59 @@ def psnr_weights(run_dir: str | Path, cfg) -> dict[str, Tensor]:
         if key in theirs and theirs[key] != getattr(ours, key):
             raise ConfigError(f"sr.init_from={run_dir} was trained with sr.{key}={theirs[key]}, "
                               f"this run has sr.{key}={getattr(ours, key)}; make them equal")
-    return weights
+    return weights, {"run": str(run_dir), "checkpoint": path.name, "step": int(state["step"])}
+
+
+def psnr_weights(run_dir: str | Path, cfg) -> dict[str, Tensor]:
+    """The generator weights (EMA when kept) of the PSNR-stage run ``run_dir``'s latest
+    checkpoint, checked against ``cfg``'s generator settings."""
+    return psnr_start(run_dir, cfg)[0]
+
+
+def _start_of(extra_state: Mapping[str, Any]) -> dict[str, Any]:
+    """{"start": record or None, "start_weights": weights or None} of a checkpoint's (or model
+    folder's) extra state; ckpt.load has read the weights back from the run's file."""
+    record = extra_state.get(START)
+    files = extra_state.get(ckpt.RUN_FILES)
+    weights = files.get(START_FILE) if isinstance(files, Mapping) else None
+    return {"start": dict(record) if isinstance(record, Mapping) else None,
+            "start_weights": dict(weights) if isinstance(weights, Mapping) else None}
+
+
+def start_weights(cfg, start: Mapping[str, Any] | None,
+                  weights: Mapping[str, Tensor] | None) -> Mapping[str, Tensor]:
+    """The PSNR-stage weights --interp blends with: those the GAN-stage run of ``cfg`` started
+    from, saved in it (``weights``); without them (a model folder, a removed file) the PSNR
+    run's checkpoint ``start`` records, if it still holds them; for a run trained before the
+    record was kept, the PSNR run's latest checkpoint, with a warning."""
+    if weights is not None:
+        return weights
+    source = cfg.sr.init_from
+    if not source:
+        raise ConfigError("--interp needs a GAN-stage run initialised from a PSNR run; this run "
+                          "has no sr.init_from")
+    saved = f"checkpoints/{START_FILE}.safetensors"
+    if not Path(source).expanduser().is_dir():
+        where = (f"and this copy lacks the weights it started from ({saved} of the GAN run "
+                 f"directory); use the run directory, " if start is not None else "which is not here; ")
+        raise CheckpointError(f"--interp blends with the PSNR-stage run this run started from, {source}, "
+                              f"{where}or run without --interp")
+    if start is not None:
+        name, step = str(start.get("checkpoint")), start.get("step")
+        try:
+            psnr, found = psnr_start(source, cfg, checkpoint=name)
+        except CheckpointError:
+            found = None
+        if found is None or found["step"] != step:
+            raise CheckpointError(f"--interp blends with the weights this run started from ({name} of "
+                                  f"{source}, step {step}), which this copy does not hold and that run no "
+                                  f"longer has; use the GAN run directory (its {saved}), or run without --interp")
+        return psnr
+    psnr, found = psnr_start(source, cfg)
+    warnings.warn(f"--interp: this run does not record the weights it started from (trained before "
+                  f"ganforge kept them); blending with the latest checkpoint of {source} "
+                  f"({found['checkpoint']}), which may have trained on since", stacklevel=2)
+    return psnr
 
 
 def interpolate_weights(psnr: Mapping[str, Tensor], gan: Mapping[str, Tensor],
@@ -357,32 +450,34 @@ def interpolate_weights(psnr: Mapping[str, Tensor], gan: Mapping[str, Tensor],
     if set(psnr) != set(gan):
         raise CheckpointError("the PSNR and GAN generators have different layers; interpolate "
                               "only a GAN run with the PSNR run it was initialised from")
-    return {k: torch.lerp(psnr[k].float(), gan[k].float(), alpha).to(gan[k].dtype)
+    return {k: torch.lerp(psnr[k].to(gan[k].device).float(), gan[k].float(), alpha).to(gan[k].dtype)
             if gan[k].is_floating_point() else gan[k] for k in gan}
 
 
-def interpolate_generator(G: nn.Module, cfg, alpha: float) -> nn.Module:
-    """A copy of the GAN-stage generator ``G`` of config ``cfg`` with ESRGAN's interpolation
-    towards the PSNR run named by its sr.init_from (alpha 0: PSNR weights, 1: GAN weights)."""
+def check_alpha(alpha: float) -> None:
     if not 0 <= alpha <= 1:
         raise ConfigError(f"--interp must be in [0, 1] (0: PSNR model, 1: GAN model), got {alpha}")
-    source = cfg.sr.init_from
-    if not source:
-        raise ConfigError("--interp needs a GAN-stage run initialised from a PSNR run; this run "
-                          "has no sr.init_from")
-    if not Path(source).expanduser().is_dir():
-        raise CheckpointError(f"--interp blends with the PSNR-stage run this run started from, {source}, "
-                              f"which is not here (a model folder does not carry it); run it where that "
-                              f"run directory is, or without --interp")
-    psnr = psnr_weights(source, cfg)
+
+
+def interpolate_generator(G: nn.Module, cfg, alpha: float, *,
+                          psnr: Mapping[str, Tensor] | None = None) -> nn.Module:
+    """A copy of the GAN-stage generator ``G`` of config ``cfg`` with ESRGAN's interpolation
+    towards ``psnr`` (default: ``start_weights(cfg, None, None)``, the PSNR run's latest
+    checkpoint; a loaded run passes the weights it started from). alpha 0: PSNR, 1: GAN."""
+    check_alpha(alpha)
+    psnr = start_weights(cfg, None, None) if psnr is None else psnr
     out = copy.deepcopy(G)
     out.load_state_dict(interpolate_weights(psnr, G.state_dict(), alpha))
     return out.eval()
 
 
 def interpolated_generator(run, alpha: float) -> nn.Module:
-    """``interpolate_generator`` for a loaded run's EMA generator."""
-    return interpolate_generator(run.ema_nets.get("G", run.objective.nets["G"]), run.config, alpha)
+    """``interpolate_generator`` for a loaded run's EMA generator, towards the weights the run
+    started from."""
+    check_alpha(alpha)
+    objective = run.objective
+    psnr = start_weights(run.config, objective.start, objective.start_weights)
+    return interpolate_generator(run.ema_nets.get("G", objective.nets["G"]), run.config, alpha, psnr=psnr)
 
 
 # ----------------------------------------------------------------------------- inference

@@ -229,10 +229,38 @@ def _curves(run: Run) -> str:
     return "".join(out) + "</section>"
 
 
+def _capabilities(run: Run) -> frozenset[str]:
+    """What the run's family can do (empty when its config or family cannot be read)."""
+    try:
+        from ..objectives import OBJECTIVES
+
+        return OBJECTIVES.get(str((run.config or {}).get("objective", "unconditional"))).capabilities
+    except Exception:  # the report must not fail on a config it cannot use
+        return frozenset()
+
+
+# Runs measured after training, not with eval.every (which they refuse): the command that
+# measures each kind, by the first capability of the run that has one (HTML).
+AFTER_TRAINING = (("vocode", "<code>ganforge eval-audio RUN --data DIR</code>"),
+                  ("convert", "<code>ganforge eval-audio RUN --data DIR</code>"),
+                  ("translate", "<code>ganforge translate-eval RUN</code>"),
+                  ("upscale", "<code>ganforge eval-sr RUN --data photos:test</code> (or <code>--data DIR</code>, "
+                              "a folder of high-resolution images)"))
+
+
+def _evaluation_advice(run: Run) -> str:
+    caps = _capabilities(run)
+    command = next((c for cap, c in AFTER_TRAINING if cap in caps), None)
+    if command is None and run.sounds:  # an audio run whose family is unknown here
+        command = AFTER_TRAINING[0][1]
+    if command is not None:
+        return f"runs of this kind are measured after training, not with eval.every: {command}"
+    return "set eval.every and eval.metrics to track FID and others during training"
+
+
 def _metrics(run: Run) -> str:
     png = plots.metrics_figure(run)
-    advice = ("audio runs are measured after training: <code>ganforge eval-audio RUN --data DIR</code>"
-              if run.sounds else "set eval.every and eval.metrics to track FID and others during training")
+    advice = _evaluation_advice(run)
     body = (_img(png, "evaluation metrics over training") if png else
             f'<p class="muted">No evaluation metrics were logged; {advice}.</p>')
     protocol = next((r["protocol"] for r in reversed(run.records) if isinstance(r.get("protocol"), dict)), None)

@@ -6,6 +6,8 @@ Layout of ``RUN/checkpoints/``::
     step_0001000/state.pt              optimizers, scaler, step, RNG states, data position, config
     latest                             name of the newest complete checkpoint (one line)
     best                               (optional) name of the best checkpoint by a metric
+    <name>.safetensors                 (optional) tensors fixed for the whole run, written once
+                                       (a GAN stage's start weights; see RUN_FILES)
 
 A checkpoint directory is written under a temporary name, fsynced and renamed, and ``latest`` is
 replaced atomically after it, so a process killed at any moment leaves the previous checkpoint
@@ -28,12 +30,20 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from ..atomic import STORAGE_ERRNOS, atomic_write_text, check_readable, fsync_dir, save_tensors
+import yaml
+
+from ..atomic import STORAGE_ERRNOS, atomic_path, atomic_write_text, check_readable, fsync_dir, save_tensors
 from ..errors import CheckpointError, StorageError
 
 WEIGHTS = "weights.safetensors"
 STATE = "state.pt"
 STEP_NAME = re.compile(r"step_\d+")
+# Key of an objective's extra state for tensors fixed for the whole run (the generator weights a
+# GAN stage started from): {name: {key: tensor}}. ``save`` writes each once, as
+# checkpoints/<name>.safetensors, never over an existing one (a resumed run keeps what its first
+# start wrote), and keeps only the names in state.pt; ``load`` reads them back in (None for a
+# file that is missing or unreadable: what needs it says so).
+RUN_FILES = "run_files"
 
 
 def flatten_weights(nets: dict[str, torch.nn.Module], prefix: str = "") -> dict[str, torch.Tensor]:
@@ -65,6 +75,7 @@ def save(ckpt_root: Path, step: int, weights: dict[str, torch.Tensor], state: di
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir()
+        state = _save_run_files(ckpt_root, state)  # before the checkpoint that names them
         save_tensors(weights, tmp / WEIGHTS)
         torch.save(state, tmp / STATE)
         for file in (WEIGHTS, STATE):
@@ -86,6 +97,37 @@ def save(ckpt_root: Path, step: int, weights: dict[str, torch.Tensor], state: di
     atomic_write_text(ckpt_root / "latest", name + "\n")
     _prune(ckpt_root, keep, protect=(name, *protect, _read_pointer(ckpt_root, "best") or ""))
     return final
+
+
+def _save_run_files(ckpt_root: Path, state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` with the RUN_FILES of its objective state written (once) and replaced by their
+    names."""
+    extra = state.get("objective")
+    files = extra.get(RUN_FILES) if isinstance(extra, dict) else None
+    if not isinstance(files, dict):
+        return state
+    for name, tensors in files.items():
+        path = ckpt_root / f"{name}.safetensors"
+        if not path.exists():
+            with atomic_path(path) as tmp:
+                save_tensors({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp)
+    return {**state, "objective": {**extra, RUN_FILES: sorted(files)}}
+
+
+def _load_run_files(ckpt_root: Path, state: dict[str, Any], map_location) -> None:
+    """The RUN_FILES named in ``state``'s objective state, read back in (None where a file is
+    missing or unreadable)."""
+    extra = state.get("objective")
+    names = extra.get(RUN_FILES) if isinstance(extra, dict) else None
+    if not isinstance(names, (list, tuple)):
+        return
+    files: dict[str, Any] = {}
+    for name in names:
+        try:
+            files[name] = load_file(str(ckpt_root / f"{name}.safetensors"), device=str(map_location))
+        except (SafetensorError, OSError, ValueError, RuntimeError):
+            files[name] = None
+    extra[RUN_FILES] = files
 
 
 # How writers report a full or read-only disk when they do not raise an OSError: safetensors
@@ -180,8 +222,9 @@ def find(run_dir: Path, which: str = "latest") -> Path:
         if name and STEP_NAME.fullmatch(name) and _is_complete(ckpt_root / name):
             return ckpt_root / name
         if which == "best":
-            raise CheckpointError(f"{run_dir} has no 'best' checkpoint (it needs eval.every > 0 "
-                                  f"during training); use --checkpoint latest")
+            raise CheckpointError(f"{run_dir} has no 'best' checkpoint{_why_no_best(run_dir)}; use "
+                                  f"--checkpoint latest or a step_XXXXXXX name (its checkpoints: "
+                                  f"{', '.join(p.name for p in sorted(ckpt_root.glob('step_*'))[-3:]) or 'none yet'})")
         complete = sorted(p for p in ckpt_root.glob("step_*") if _is_complete(p))
         newer = sorted(p.name for p in ckpt_root.glob("step_*")
                        if p.is_dir() and not _is_complete(p) and (not complete or p.name > complete[-1].name))
@@ -198,6 +241,20 @@ def find(run_dir: Path, which: str = "latest") -> Path:
                               f"use latest, best or one of: "
                               f"{', '.join(p.name for p in sorted(ckpt_root.glob('step_*')))}")
     return path
+
+
+def _why_no_best(run_dir: Path) -> str:
+    """Why a run has no 'best' pointer, from its config.yaml: evaluation during training marks
+    it, and many runs (translation, super-resolution, audio) cannot evaluate during training, so
+    eval.every is named only when the run set it."""
+    try:
+        every = int(((yaml.safe_load((Path(run_dir) / "config.yaml").read_text()) or {}).get("eval") or {})
+                    .get("every") or 0)
+    except Exception:  # a missing or hand-edited config: no reason given
+        return ""
+    if every > 0:
+        return f" yet (one is marked by the evaluations every eval.every={every} steps)"
+    return " (one is marked only by evaluation during training, which this run did not do)"
 
 
 def newest_at_most(run_dir: Path, step: int) -> Path | None:
@@ -222,4 +279,5 @@ def load(path: Path, map_location: str | torch.device = "cpu") -> tuple[dict[str
         raise CheckpointError(f"checkpoint {path / STATE} is corrupt or unreadable "
                               f"({str(exc).splitlines()[0][:120]}); delete {path} to fall back to "
                               f"an earlier checkpoint, or retrain") from None
+    _load_run_files(path.parent, state, map_location)
     return weights, state
