@@ -79,6 +79,11 @@ def test_interp_blends_with_the_start_weights_saved_in_the_gan_run(psnr_run, tmp
     G0 = superres.interpolated_generator(gan, 0.0)
     np.testing.assert_array_equal(api.load(gan_run).upscale(image, interp=0.0, tile=0),
                                   superres.upscale_image(G0, image, 2, tile=0))
+    # ... and it resumes: the checkpoint holds G, the record and the start weights
+    api.train(_gan_config(psnr_run, psnr, **{"train.steps": 6}), gan_run, resume=True, progress=False)
+    gan = api.load(gan_run)
+    assert gan.step == 6 and gan.objective.start["checkpoint"] == "step_0000002"
+    assert saved.read_bytes() == before
 
 
 def test_interp_of_a_run_without_saved_start_weights_warns_it_uses_the_latest(psnr_run, tmp_path, monkeypatch):

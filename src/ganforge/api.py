@@ -37,15 +37,17 @@ def load_data(cfg: Config):
     return family(cfg).load_data(cfg)
 
 
-def build(cfg: Config, dataset=None, device: torch.device | None = None):
+def build(cfg: Config, dataset=None, device: torch.device | None = None, *, resuming: bool = False):
     """(objective, dataset) for a config, ready to train: the family named by ``cfg.objective``
     loads its data (unless ``dataset`` is given), sizes its networks from it (initialised from
-    ``train.seed``) and prepares what only training needs."""
+    ``train.seed``) and prepares what only training needs (``resuming``: a checkpoint's weights
+    and state replace the initial ones next, so initial weights from elsewhere are not read)."""
     fam = family(cfg)
     dataset = fam.load_data(cfg) if dataset is None else _given_dataset(cfg, dataset)
     info = fam.data_info(cfg, dataset)
     torch.manual_seed(cfg.train.seed)
     objective = fam(cfg, info)
+    objective.resuming = resuming
     objective.prepare_training(dataset)
     return objective, dataset
 
@@ -271,10 +273,10 @@ def _check_data_dir(cfg: Config) -> None:
                         f"usual places")
 
 
-def _build_checked(cfg: Config, dataset):
+def _build_checked(cfg: Config, dataset, *, resuming: bool = False):
     """build(), with running out of memory (an absurd resolution, width or batch) as one line."""
     try:
-        return build(cfg, dataset)
+        return build(cfg, dataset, resuming=resuming)
     except (MemoryError, RuntimeError) as exc:
         text = str(exc)
         if not isinstance(exc, MemoryError) and "allocate" not in text and "out of memory" not in text:
@@ -383,7 +385,8 @@ def _train_other(cfg: Config, run_dir: Path, device: torch.device, *, resume: bo
     """A rank other than 0: it writes nothing; it waits until rank 0 has claimed the run
     directory, then reads the checkpoint to resume from (the directory must be on a file system
     every node sees). Of the hooks it runs those that share their work (``all_ranks``)."""
-    objective, dataset = _build_checked(cfg, dataset)
+    resuming = resume and any((run_dir / "checkpoints").glob("step_*"))  # as rank 0 decides below
+    objective, dataset = _build_checked(cfg, dataset, resuming=resuming)
     batches = objective.make_batches(dataset, cfg, device)
     hooks = _eval_hooks(cfg, hooks)
     world = distributed.current_world()
@@ -429,7 +432,7 @@ def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: boo
             weights, state = ckpt.load(resumed_from, map_location=device)
             changes = check_resume_changes(run_dir, cfg, weights, state)
             _check_steps_left(run_dir, cfg, state, changes)
-        objective, dataset = _build_checked(cfg, dataset)
+        objective, dataset = _build_checked(cfg, dataset, resuming=weights is not None)
         if weights is not None:
             _check_resume_data(run_dir, objective, weights, state)
         batches = objective.make_batches(dataset, cfg, device)

@@ -205,6 +205,10 @@ class Objective:
         tensor = points if points is not None else dataset.images
         return InMemoryBatches(tensor, dataset.labels, bs, cfg.train.seed, device)
 
+    # Set by api.build before prepare_training: a checkpoint's weights and state replace the
+    # initial ones next, so initial weights read from elsewhere (sr.init_from) are not needed
+    resuming: bool = False
+
     def prepare_training(self, dataset) -> None:
         """What only training needs beyond the networks (pretrained feature nets, initial
         weights, preview inputs). Not called when a run is loaded for inference."""

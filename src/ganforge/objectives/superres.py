@@ -268,6 +268,7 @@ class SuperResolution(Objective):
             # absolute from here on (config.yaml, checkpoints, model folders): --interp reads it
             # again later, from wherever the run is then loaded
             s.init_from = str(Path(s.init_from).expanduser().resolve())
+        if s.init_from and not self.resuming:  # a resume's checkpoint holds G and the start record
             weights, self.start = psnr_start(s.init_from, self.cfg)
             self.nets["G"].load_state_dict(weights)
             # kept in this run (ckpt.save writes them once): --interp blends with them, not with
