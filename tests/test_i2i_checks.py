@@ -108,9 +108,12 @@ def test_interp_of_a_run_without_saved_start_weights_warns_it_uses_the_latest(ps
     assert _equal(G0.state_dict(), _psnr_g(psnr))
 
 
-def test_model_folder_interp_uses_the_recorded_psnr_checkpoint_or_refuses(psnr_run, tmp_path):
-    """A model folder does not carry the start weights (its loader reads only the nets): it
-    blends with the PSNR checkpoint the record names, never a newer one, or refuses in one line."""
+def test_model_folder_carries_the_start_weights_and_an_older_one_uses_the_recorded_checkpoint(psnr_run, tmp_path):
+    """A model folder carries the start weights (Objective.inference_files): --interp on it needs
+    no PSNR run. One exported before it did blends with the PSNR checkpoint the record names,
+    never a newer one, or refuses in one line."""
+    import json
+
     from ganforge import api
     from ganforge.errors import CheckpointError
     from ganforge.objectives import superres
@@ -121,14 +124,24 @@ def test_model_folder_interp_uses_the_recorded_psnr_checkpoint_or_refuses(psnr_r
     gan_run = tmp_path / "gan"
     api.train(_gan_config(psnr_run, psnr), gan_run, progress=False)
     folder = export_folder(api.load(gan_run), tmp_path / "model")
+    assert (folder / "sr_start_G.safetensors").is_file()
+    older = export_folder(api.load(gan_run), tmp_path / "older")  # as exported before the files
+    (older / "sr_start_G.safetensors").unlink()
+    meta = json.loads((older / "config.json").read_text())
+    del meta["files"]
+    (older / "config.json").write_text(json.dumps(meta))
+
     api.train(sr_config(psnr_run, **{"train.steps": 4}), psnr, resume=True, progress=False)
-    assert _equal(superres.interpolated_generator(api.load(folder), 0.0).state_dict(), start)
+    for model in (folder, older):
+        assert _equal(superres.interpolated_generator(api.load(model), 0.0).state_dict(), start)
     for name in ("step_0000000", "step_0000002"):  # pruned, as keep_checkpoints would
         shutil.rmtree(psnr / "checkpoints" / name, ignore_errors=True)
     with pytest.raises(CheckpointError, match=r"^--interp blends with the weights this run started from "
                                               r"\(step_0000002 of \S+, step 2\).*use the GAN run directory") as err:
-        superres.interpolated_generator(api.load(folder), 0.0)
+        superres.interpolated_generator(api.load(older), 0.0)
     assert "\n" not in str(err.value)
+    shutil.rmtree(psnr)
+    assert _equal(superres.interpolated_generator(api.load(folder), 0.0).state_dict(), start)
 
 
 # ----------------------------------------------------------------------------- advice

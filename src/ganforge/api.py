@@ -580,6 +580,7 @@ class LoadedRun:
         the nets it does not hold (discriminators) stay untrained and unused."""
         import json
 
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         folder = self.run_dir
@@ -589,12 +590,19 @@ class LoadedRun:
             self.step = int(meta["step"])
             check_readable(folder / MODEL_WEIGHTS, "the model folder's weights")
             weights = load_file(folder / MODEL_WEIGHTS)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            # tensors the family keeps beside its weights (Objective.inference_files), handed back
+            # as a checkpoint's loader hands them: under RUN_FILES of the extra state
+            files = {str(name): load_file(folder / f"{Path(str(name)).name}.safetensors")
+                     for name in meta.get("files") or ()}
+        except (OSError, ValueError, KeyError, TypeError, SafetensorError) as exc:
             raise CheckpointError(f"model folder {folder} is unreadable ({str(exc).splitlines()[0][:100]}); "
                                   f"export it again with ganforge export RUN --format folder") from None
         self.checkpoint = folder
         fam = family(self.config)
-        self.objective = fam(self.config, fam.info_from_state(self.config, meta.get("objective_state") or {}))
+        state = dict(meta.get("objective_state") or {})
+        if files:
+            state[ckpt.RUN_FILES] = files
+        self.objective = fam(self.config, fam.info_from_state(self.config, state))
         nets = ckpt.unflatten_weights(weights)
         try:
             for name, sd in nets.items():

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from ..config import register_section
 from ..errors import ConfigError, DataError
 from ..registry import Registry
+from ..training.checkpoint import RUN_FILES
 
 # What a loaded run can do; LoadedRun, the CLI (and later the server) dispatch on these names.
 CAPABILITIES = {
@@ -269,6 +270,14 @@ class Objective:
             return True
 
         return {k: v for k, v in self.extra_state().items() if is_json(v)}
+
+    def inference_files(self) -> dict[str, dict[str, Tensor]]:
+        """Tensors a model folder carries beside its weights, as NAME.safetensors ({name:
+        tensors}); the folder's loader hands them back to info_from_state under the extra-state
+        key RUN_FILES, as a checkpoint's loader does. By default extra_state's RUN_FILES (a GAN
+        stage's start weights)."""
+        files = self.extra_state().get(RUN_FILES)
+        return dict(files) if isinstance(files, Mapping) else {}
 
     # ------------------------------------------------------------------ outputs
 

@@ -382,10 +382,11 @@ def export_folder(run: LoadedRun, out: Path | str, *, force: bool = False) -> Pa
     meta = {"name": out.name, "source": str(run.checkpoint),
             "evaluation": evaluation_numbers(run.run_dir)}
     state = run.objective.inference_state()
+    files = run.objective.inference_files()  # e.g. the weights an SR GAN stage started from (--interp)
     config = {"ganforge_model": 1, "family": run.config.objective,
               "capabilities": sorted(run.capabilities), "step": run.step,
               "class_names": run.class_names, "nets": sorted(nets), "source": meta["source"],
-              "evaluation": meta["evaluation"], "objective_state": state,
+              "evaluation": meta["evaluation"], "objective_state": state, "files": sorted(files),
               "config": run.config.to_dict()}
     staged = out.with_name(out.name + ".new")
     probe_writable(staged, name=out)  # the error names the user's --out, not the staging folder
@@ -394,6 +395,8 @@ def export_folder(run: LoadedRun, out: Path | str, *, force: bool = False) -> Pa
     with atomic_path(staged) as tmp:
         tmp.mkdir()
         save_tensors(ckpt.flatten_weights(nets), tmp / MODEL_WEIGHTS)
+        for name, tensors in files.items():
+            save_tensors({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp / f"{name}.safetensors")
         atomic_write_text(tmp / MODEL_CONFIG, json.dumps(config, indent=2) + "\n")
         atomic_write_text(tmp / "README.md", model_card(run, meta))
     if out.exists():
