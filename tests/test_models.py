@@ -249,7 +249,9 @@ def test_toy_dataset_trains_and_samples_points(tmp_path):
                      "checkpoint_every": 3, "sample_every": 1}}
     result = api.train(from_dict(raw), tmp_path / "run", progress=False)
     assert result.step == 3
-    assert not (tmp_path / "run" / "samples").exists()  # no image grids for points
+    # no image grids for points: a scatter plot of them at each train.sample_every
+    assert sorted(p.name for p in (tmp_path / "run" / "samples").iterdir()) == [
+        "step_0000001.png", "step_0000002.png", "step_0000003.png"]
     run = api.load(tmp_path / "run")  # rebuilt from the run directory alone
     samples = run.sample(10, seed=0)
     assert samples.shape == (10, 2) and samples.dtype == torch.float32

@@ -124,7 +124,7 @@ def test_second_trainer_on_a_run_is_refused_naming_the_pid(tmp_path):
         assert second.returncode == 2, second.stderr
         assert second.stderr.strip().splitlines() == [
             f"ganforge: error: run directory {run} is in use by process {first.pid} (a ganforge "
-            f"train still running); wait for it to end or stop it, or choose another --out"]
+            f"train still running); wait for it to end or stop it, or choose another --out (run_dir)"]
         assert first.poll() is None  # the first one trains on, untouched
     finally:
         first.send_signal(signal.SIGKILL)
@@ -738,7 +738,7 @@ def test_nproc_refuses_an_existing_out_before_torchrun_and_waits_for_it_on_ctrl_
     (tmp_path / "r").mkdir()
     (tmp_path / "r" / "notes.txt").write_text("mine")
     _one_line(capsys, cli.main(["train", "dcgan-fashion-mnist", "--out", str(tmp_path / "r"), "--nproc", "2"]),
-              "already exists")
+              "is a folder but not a ganforge run")
     assert (tmp_path / "r" / "notes.txt").read_text() == "mine"
 
     class Torchrun:

@@ -14,6 +14,7 @@ from .commands import add_provenance_argument, add_run_arguments, seed
 from .errors import ConfigError, DataError, GanforgeError
 
 EXIT_USAGE = 2
+SAMPLE_N = 64  # ganforge sample's --n when neither --n nor --per-class is given
 
 
 class _Parser(argparse.ArgumentParser):
@@ -65,9 +66,16 @@ def _quiet_rank() -> bool:
 
 
 def cmd_presets(args) -> int:
-    from .config import list_presets
+    from .config import preset_dir, list_presets
+    from .registry import closest
 
     presets = list_presets()
+    if args.name is not None:  # its YAML as shipped: `ganforge presets NAME > my.yaml` starts a config
+        if args.name not in presets:
+            raise ConfigError(f"unknown preset '{args.name}'{closest(args.name, presets)}; run "
+                              f"'ganforge presets' to list them")
+        sys.stdout.write((preset_dir() / f"{args.name}.yaml").read_text())
+        return 0
     width = max(map(len, presets))
     for name, description in presets.items():
         print(f"{name:<{width}}  {description}")
@@ -179,7 +187,11 @@ def cmd_train(args) -> int:
     print(f"  checkpoint: {result.checkpoint}")
     print(f"  metrics:    {run_dir / 'metrics.jsonl'}")
     if "sample" in api.capabilities(cfg):
-        print(f"  more samples: ganforge sample {run_dir} --n 64 --out grid.png")
+        from .data.toy import toy_mixture
+
+        more = ("--n 1000 --out points.png" if toy_mixture(cfg.data.name) is not None  # 2-D points
+                else f"--n {SAMPLE_N} --out grid.png")
+        print(f"  more samples: ganforge sample {run_dir} {more}")
     return 0
 
 
@@ -231,10 +243,14 @@ def cmd_sample(args) -> int:
     suffix = out.suffix.lower()
     if suffix not in (".png", ".jpg", ".jpeg", ".npz"):
         raise ConfigError(f"--out {out}: use a .png/.jpg name for a grid or .npz for an array")
-    if args.n <= 0:
+    if args.n is not None and args.n <= 0:
         raise ConfigError(f"--n must be positive, got {args.n}")
     if args.per_class is not None and (args.per_class <= 0 or args.class_ is not None):
         raise ConfigError("--per-class must be positive and cannot be combined with --class")
+    if args.per_class is not None and args.n is not None:  # --per-class sets the count itself
+        raise ConfigError(f"--n and --per-class cannot be combined (--per-class {args.per_class} draws "
+                          f"{args.per_class} of every class); drop one of them")
+    args.n = SAMPLE_N if args.n is None else args.n
     if args.pyramid and (suffix == ".npz" or args.per_class is not None):
         raise ConfigError("--pyramid draws an image with one row per sample; use a .png/.jpg "
                           "--out and no --per-class")
@@ -320,7 +336,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"ganforge {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    s = sub.add_parser("presets", help="list the named configurations")
+    s = sub.add_parser("presets", help="list the named configurations, or print one's YAML",
+                       description="List the presets, or print the YAML of one (NAME) to start your own "
+                                   "config: ganforge presets dcgan-fashion-mnist > my.yaml; ganforge "
+                                   "train my.yaml")
+    s.add_argument("name", nargs="?", metavar="NAME", help="print this preset's YAML")
     s.set_defaults(func=cmd_presets)
 
     s = sub.add_parser("train", help="train a preset or a YAML config",
@@ -345,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="draw samples from a trained run")
     add_run_arguments(s, out={"default": "samples.png", "help": "grid .png/.jpg or array .npz (default samples.png)"},
                       force="overwrite --out if it exists")
-    s.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
+    s.add_argument("--n", type=int, help=f"number of samples (default {SAMPLE_N}; not with --per-class)")
     s.add_argument("--seed", type=seed, default=0)
     s.add_argument("--class", dest="class_", metavar="K",
                    help="conditional runs: generate class K (index or name) only")
@@ -356,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="style-based runs: truncate only the layers below L (e.g. 4: coarse styles)")
     s.add_argument("--per-class", type=int, metavar="N",
                    help="conditional runs: N samples of every class, a grid with one labeled row "
-                        "per class (replaces --n)")
+                        "per class (not with --n)")
     s.add_argument("--pyramid", action="store_true",
                    help="multi-resolution runs (LAPGAN): one row per sample showing each level, "
                         "coarse to fine")

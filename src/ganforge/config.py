@@ -552,14 +552,14 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 # ----------------------------------------------------------------------------- presets
 
 
-def _preset_dir():
+def preset_dir():
     return resources.files("ganforge") / "presets"
 
 
 def list_presets() -> dict[str, str]:
     """Preset name -> one-line description."""
     out = {}
-    for entry in sorted(_preset_dir().iterdir(), key=lambda p: p.name):
+    for entry in sorted(preset_dir().iterdir(), key=lambda p: p.name):
         if entry.name.endswith(".yaml"):
             data = yaml.safe_load(entry.read_text()) or {}
             out[entry.name[:-5]] = str(data.get("description", "")).strip()
@@ -573,7 +573,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         line = getattr(getattr(exc, "problem_mark", None), "line", None)
         where = f" at line {line + 1}" if line is not None else ""
         raise ConfigError(f"{path} is not valid YAML{where}; fix the file or start from a preset "
-                          f"(ganforge presets)") from None
+                          f"(ganforge presets NAME > my.yaml)") from None
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
     except UnicodeDecodeError:
@@ -600,7 +600,7 @@ def load_raw(preset_or_file: str) -> tuple[str, dict[str, Any]]:
     if preset_or_file not in presets:
         raise ConfigError(f"unknown preset '{preset_or_file}'{closest(preset_or_file, presets)}; "
                           f"run 'ganforge presets' to list them")
-    text = (_preset_dir() / f"{preset_or_file}.yaml").read_text()
+    text = (preset_dir() / f"{preset_or_file}.yaml").read_text()
     return preset_or_file, yaml.safe_load(text)
 
 

@@ -32,6 +32,10 @@ except ImportError:  # pragma: no cover - Windows
 
 LOCK_NAME = ".ganforge.lock"
 
+# How train's messages name its options: the command's flag and the Python argument of
+# ganforge.train, so that one line serves `ganforge train` and `api.train(cfg, run_dir, ...)`
+RESUME, FORCE, OUT = "--resume (resume=True)", "--force (force=True)", "--out (run_dir)"
+
 
 class RunBusy(CheckpointError):
     """Another live process holds the run directory."""
@@ -76,7 +80,7 @@ class RunLock:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
             raise storage_error(exc, f"the lock file {self.path}",
-                                "choose a writable --out") from None
+                                f"choose a writable {OUT}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -87,7 +91,7 @@ class RunLock:
             who = f"process {holder}" if holder else "another process"
             raise RunBusy(f"run directory {self.run_dir} is in use by {who} (a ganforge train "
                           f"still running); wait for it to end or stop it, or choose another "
-                          f"--out") from None
+                          f"{OUT}") from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
@@ -130,21 +134,24 @@ def is_locked(run_dir: Path) -> bool:
 def check_new_run_dir(run_dir: Path, *, force: bool, locked_by_us: bool = False) -> None:
     """Refuse, before any work, an ``--out`` that a new run may not use (nothing is changed)."""
     if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"--out {run_dir} is a file, not a directory; choose another --out")
+        raise ConfigError(f"{run_dir} is a file, not a directory; choose another {OUT}")
     if not run_dir.is_dir() or not _entries(run_dir):
         return
+    if not is_run_dir(run_dir):  # neither resumable nor ours to delete: only another folder will do
+        entries = _entries(run_dir)
+        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+        what = (f"--force refused: {run_dir} is not a ganforge run" if force else
+                f"{run_dir} is a folder but not a ganforge run")
+        raise ConfigError(f"{what} (no config.yaml with checkpoints/ or metrics.jsonl; it holds "
+                          f"{shown}), so nothing was {'deleted' if force else 'written'}; choose "
+                          f"another {OUT}: a new or empty folder")
     if not force:
-        raise ConfigError(f"run directory {run_dir} already exists; pass --resume to continue "
-                          f"it, --force to start over (deletes it), or choose another --out")
-    if not is_run_dir(run_dir):
-        shown = ", ".join(_entries(run_dir)[:3]) + (", ..." if len(_entries(run_dir)) > 3 else "")
-        raise ConfigError(f"--force refused: {run_dir} is not a ganforge run (no config.yaml with "
-                          f"checkpoints/ or metrics.jsonl; it holds {shown}), so nothing was "
-                          f"deleted; choose another --out")
+        raise ConfigError(f"run directory {run_dir} already exists; pass {RESUME} to continue "
+                          f"it, {FORCE} to start over (deletes it), or choose another {OUT}")
     if not locked_by_us and is_locked(run_dir):
         raise RunBusy(f"--force refused: run directory {run_dir} is in use by process "
                       f"{holder_pid(run_dir)} (a ganforge train still running); wait for it to "
-                      f"end or stop it, or choose another --out")
+                      f"end or stop it, or choose another {OUT}")
 
 
 def claim_run_dir(run_dir: Path, *, force: bool) -> tuple[RunLock, bool]:
@@ -155,7 +162,7 @@ def claim_run_dir(run_dir: Path, *, force: bool) -> tuple[RunLock, bool]:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise storage_error(exc, f"run directory {run_dir}", "choose a writable --out") from None
+        raise storage_error(exc, f"run directory {run_dir}", f"choose a writable {OUT}") from None
     lock = RunLock(run_dir).acquire()
     try:
         # Checked again under the lock: another process may have started here meanwhile.
@@ -174,7 +181,7 @@ def lock_existing_run(run_dir: Path) -> RunLock:
     """Lock the run directory of a ``--resume``."""
     if not (run_dir / "config.yaml").is_file():
         raise CheckpointError(f"cannot resume: {run_dir / 'config.yaml'} not found; is {run_dir} "
-                              f"a ganforge run directory? Start a new run without --resume")
+                              f"a ganforge run directory? Start a new run without {RESUME}")
     return RunLock(run_dir).acquire()
 
 

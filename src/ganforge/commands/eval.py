@@ -34,11 +34,19 @@ def cmd_eval(args) -> int:
                           f"--truncation T)")
     if drawn:
         run = api.load(path, checkpoint=args.checkpoint)
+        if run.point_dim is not None:  # before sampling: 2-D points have no image features to compare
+            data = run.config.data.name
+            raise ConfigError(f"{path} is a run on {run.point_dim}-D points ({data}), and eval scores "
+                              f"images against an image dataset; measure a toy mixture's modes with "
+                              f"ganforge bench modes --data {data} (trains and scores its preset over "
+                              f"seeds), or look at this run: ganforge sample {path} --n 1000 --out p.png")
         images, labels, target = run_samples(run, n=args.n, seed=args.seed, truncation=args.truncation)
     else:
         images, labels, target = load_target(path, n=args.n)
     if log:
-        log(f"evaluating {len(images)} images from {target['target']} against {args.ref}/{args.split}")
+        # a folder has no splits: it is scored whole (the table's reference/split, README: `all`)
+        split = "all" if args.ref.startswith("folder:") else args.split
+        log(f"evaluating {len(images)} images from {target['target']} against {args.ref}/{split}")
     t0 = time.perf_counter()
     result = ev.evaluate(images, ref=args.ref, split=args.split, labels=labels, metrics=metrics,
                          n_ref=args.n, extractor=args.extractor, inception_weights=args.inception_weights,

@@ -67,3 +67,31 @@ def toy_mixture(name: str) -> ToySource | None:
 
 DATASETS.register("toy:ring8")(ToySource("toy:ring8", ring_modes(8, 1.0), 0.01))
 DATASETS.register("toy:grid25")(ToySource("toy:grid25", grid_modes(5, 2.0), 0.05))
+
+
+def scatter_png(points, *, data: str, step: int) -> bytes | None:
+    """A scatter plot of a point run's samples (float [N, 2]) as PNG bytes; for a toy mixture
+    (``data``: its data.name), each mode's 3-sigma circle in red (where high-quality samples
+    fall). Drawn for `ganforge sample` (ganforge.report.plots.points_png) and for the training
+    previews (the objective's preview_picture); None without matplotlib."""
+    import io
+
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+        from matplotlib.patches import Circle
+    except ImportError:
+        return None
+    toy = toy_mixture(data)
+    fig = Figure(figsize=(4.2, 4.4), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.scatter(points[:, 0].tolist(), points[:, 1].tolist(), s=4, alpha=0.6, color="tab:blue", lw=0)
+    if toy is not None:
+        for mx, my in toy.modes.tolist():
+            ax.add_patch(Circle((mx, my), 3 * toy.sigma, fill=False, color="tab:red", lw=0.7))
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.set_title(f"{len(points)} samples, {data}, step {step}", fontsize=9)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", facecolor="white")
+    return buf.getvalue()

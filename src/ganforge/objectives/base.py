@@ -291,6 +291,12 @@ class Objective:
         """The Trainer's sample grid: n images [n, C, H, W] (or points [n, D]) in [-1, 1]."""
         return self.sample(n, generator=generator, nets=nets)
 
+    def preview_picture(self, samples: Tensor, *, step: int):
+        """A picture (PIL image) of ``preview``'s samples when they are not images [n, C, H, W]
+        (a point run's scatter plot), which the Trainer writes as the step's sample file; None:
+        nothing to draw (the default)."""
+        return None
+
     def preview_files(self, folder: Path, stem: str) -> list[Path]:
         """Files written beside each sample grid ``<folder>/<stem>.png`` from the last
         ``preview`` (an audio family's WAVs, ``<stem>_<name>.wav``); none by default."""

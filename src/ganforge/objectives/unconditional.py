@@ -63,6 +63,11 @@ def write_image_folder(root: Path, *, n: int, size: int, channels: int = 3,
 _WALK = threading.local()
 
 
+# Points in a point run's training preview, at least (train.n_sample_grid's 64 leave a 25-mode
+# mixture's coverage unreadable); what `ganforge sample RUN --n 1000 --out points.png` draws
+POINT_PREVIEW_N = 1000
+
+
 TINY_TRAIN = {"steps": 4, "batch_size": 4, "log_every": 2, "sample_every": 2,
               "checkpoint_every": 2, "n_sample_grid": 4, "device": "cpu", "seed": 0,
               "keep_checkpoints": 5}
@@ -78,6 +83,7 @@ class UnconditionalGAN(Objective):
         m, self.reg = cfg.model, cfg.reg
         self.z_dim = m.z_dim
         self.point_dim = point_dim(cfg, data_info)
+        self.data_name = cfg.data.name  # a point preview's title and mixture
         if self.point_dim is not None:  # a walk of points draws no image: not offered (CLI, server)
             self.capabilities = type(self).capabilities - {"interpolate"}
         shape = dict(resolution=cfg.data.resolution, channels=cfg.data.channels)
@@ -268,6 +274,24 @@ class UnconditionalGAN(Objective):
         G = (nets or {}).get("G", self.nets["G"])
         out = G(self._z(n, generator)).float()
         return out if self.point_dim is not None else out.clamp(-1, 1)
+
+    def preview(self, n: int, *, generator: torch.Generator,
+                nets: Mapping[str, nn.Module] | None = None) -> Tensor:
+        if self.point_dim is not None:
+            n = max(n, POINT_PREVIEW_N)
+        return self.sample(n, generator=generator, nets=nets)
+
+    def preview_picture(self, samples: Tensor, *, step: int):
+        if self.point_dim != 2 or samples.dim() != 2:  # only a plane is drawn
+            return None
+        import io
+
+        from PIL import Image
+
+        from ..data.toy import scatter_png
+
+        png = scatter_png(samples, data=self.data_name, step=step)  # None without matplotlib: no preview
+        return None if png is None else Image.open(io.BytesIO(png)).convert("RGB")
 
     @torch.no_grad()
     def interpolate(self, seeds: Sequence[int], frames: int, *, space: str | None = None, nets=None,

@@ -135,23 +135,14 @@ def _png(fig) -> bytes:
 
 def points_png(points, *, data: str, step: int) -> bytes:
     """A scatter plot of a point run's samples (float [N, 2]) as PNG bytes; for a toy mixture
-    (``data``: its data.name), each mode's 3-sigma circle in red (where high-quality samples fall)."""
-    from matplotlib.patches import Circle
+    (``data``: its data.name), each mode's 3-sigma circle in red (ganforge.data.toy.scatter_png)."""
+    from ..data.toy import scatter_png
 
-    from ..data.toy import toy_mixture
-
-    toy = toy_mixture(data)
-    modes, sigma = (None, None) if toy is None else (toy.modes, toy.sigma)
-    title = f"{len(points)} samples, {data}, step {step}"
-    fig = _figure(4.2, 4.4)
-    ax = fig.add_subplot()
-    ax.scatter(points[:, 0].tolist(), points[:, 1].tolist(), s=4, alpha=0.6, color="tab:blue", lw=0)
-    if modes is not None and sigma is not None:
-        for mx, my in modes.tolist():
-            ax.add_patch(Circle((mx, my), 3 * sigma, fill=False, color="tab:red", lw=0.7))
-    ax.set_aspect("equal", adjustable="datalim")
-    ax.set_title(title, fontsize=9)
-    return _png(fig)
+    png = scatter_png(points, data=data, step=step)
+    if png is None:
+        raise GanforgeError("the scatter plot is drawn with matplotlib, which is not installed; "
+                            "pip install matplotlib")
+    return png
 
 
 def _style(ax, run: Run) -> None:

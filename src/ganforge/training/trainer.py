@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import torch
+from torchvision.transforms.functional import pil_to_tensor
 from torchvision.utils import make_grid
 
 from .. import provenance
@@ -672,23 +673,30 @@ class Trainer:
         self._standing_step = self.step
 
     def save_samples(self) -> Path | None:
-        """A grid from a fixed latent batch (same every time: progress is comparable)."""
+        """A grid from a fixed latent batch (same every time: progress is comparable); for
+        samples that are not images, the picture the objective draws of them (a scatter plot)."""
         self.ema_standing_stats()
         if not self.is_main or self.run_dir is None:
             return None
         gen = torch.Generator().manual_seed(self.cfg.train.seed + 12345)
         images = self.objective.preview(self.cfg.train.n_sample_grid, generator=gen,
                                         nets=self.sample_nets())
-        if images.dim() != 4:  # not images (e.g. 2-D toy points): nothing to tile
-            return None
         out = self.run_dir / "samples" / f"step_{self.step:07d}.png"
-        nrow = max(1, int(math.sqrt(images.shape[0])))
-        grid = make_grid(images.cpu(), nrow=nrow, normalize=True, value_range=(-1, 1))
-        caption = self.objective.preview_caption()
         meta = None
         if self.cfg.train.provenance:
             meta = provenance.record(operation="training-preview", config=self.cfg, step=self.step,
                                      seed=self.cfg.train.seed)
+        if images.dim() != 4:  # not images (2-D toy points): the objective's picture of them, if any
+            picture = self.objective.preview_picture(images.cpu(), step=self.step)
+            if picture is None:
+                return None
+            with atomic_path(out) as tmp:
+                provenance.save(picture, tmp, meta)
+            self.logger.add_image("samples", pil_to_tensor(picture.convert("RGB")), self.step)
+            return out
+        nrow = max(1, int(math.sqrt(images.shape[0])))
+        grid = make_grid(images.cpu(), nrow=nrow, normalize=True, value_range=(-1, 1))
+        caption = self.objective.preview_caption()
         with atomic_path(out) as tmp:
             if caption:
                 provenance.save(_captioned(grid, caption), tmp, meta)
