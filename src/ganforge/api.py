@@ -108,7 +108,7 @@ def _saved_config(run_dir: Path) -> dict[str, Any]:
     path = run_dir / "config.yaml"
     if not path.is_file():
         raise CheckpointError(f"cannot resume: {path} not found; is {run_dir} a ganforge run "
-                              f"directory? Start a new run without --resume")
+                              f"directory? Start a new run without {rundir.RESUME}")
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:  # a !!python tag, broken syntax: never executed, refused
@@ -194,7 +194,7 @@ def check_resume_changes(run_dir: Path, cfg: Config, weights: dict[str, torch.Te
         if key in changes:
             raise ConfigError(f"cannot resume {run_dir} with {key}={changes[key][1]} (the run has "
                               f"{changes[key][0]}): {why}; drop the override or start a new run "
-                              f"with another --out")
+                              f"with another {rundir.OUT}")
     if not changes:
         return changes
     have = {k: tuple(v.shape) for k, v in weights.items() if not k.startswith("ema.")}
@@ -215,7 +215,7 @@ def check_resume_changes(run_dir: Path, cfg: Config, weights: dict[str, torch.Te
         old, value = changes[key]
         raise ConfigError(f"cannot resume {run_dir} with {key}={value} (the run has {old}): it "
                           f"changes the shape of the networks' weights; drop the override or start "
-                          f"a new run with another --out")
+                          f"a new run with another {rundir.OUT}")
     return changes
 
 
@@ -246,7 +246,7 @@ def _check_resume_data(run_dir: Path, objective, weights: dict[str, torch.Tensor
         if not key.startswith("ema.") and key in built and tuple(shape.shape) != built[key]:
             raise ConfigError(f"cannot resume {run_dir} on this data: the networks it builds differ from "
                               f"the checkpoint's ({key} {list(built[key])} against {list(shape.shape)})"
-                              f"{classes}; train on the run's data, or start a new run with another --out")
+                              f"{classes}; train on the run's data, or start a new run with another {rundir.OUT}")
     if classes and saved and names:
         warnings.warn(f"resuming {run_dir} with other class names{classes}: each class index keeps "
                       f"what it learned under the old name", stacklevel=2)
@@ -532,7 +532,7 @@ class LoadedRun:
         self.run_dir = Path(run_dir)
         if not self.run_dir.is_dir():
             what = "is a file, not a run directory" if self.run_dir.exists() else "does not exist"
-            raise CheckpointError(f"{self.run_dir} {what}; pass the --out directory of a training run")
+            raise CheckpointError(f"{self.run_dir} {what}; pass the directory a training run wrote (its --out)")
         if not isinstance(checkpoint, str):
             raise CheckpointError(f"checkpoint must be 'latest', 'best' or a step_XXXXXXX name, got {checkpoint!r}")
         if require is not None:
