@@ -77,7 +77,7 @@ def test_force_never_deletes_a_folder_that_is_not_a_run(tmp_path, capsys):
     with pytest.raises(ConfigError, match="not a ganforge run .*nothing was deleted"):
         _train(_cfg(), docs, force=True)
     code = cli.main(["train", "dcgan-fashion-mnist", "--out", str(docs), "--force", "--quiet"])
-    _one_line(capsys, code, "--force refused", "notes.txt")
+    _one_line(capsys, code, "--force (force=True) refused", "notes.txt")
     assert sorted(p.name for p in docs.iterdir()) == ["config.yaml", "notes.txt"]
     assert (docs / "notes.txt").read_text() == "mine"
 

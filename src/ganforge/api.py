@@ -72,6 +72,7 @@ def _given_dataset(cfg: Config, dataset):
             and images.shape[1] in (1, 3)):
         raise ConfigError(f"dataset.images must be a uint8 tensor [N, C, H, W] with C = 1 or 3, got "
                           f"{getattr(images, 'dtype', type(images).__name__)} {tuple(getattr(images, 'shape', ()))}")
+    dataset = _checked_labels(dataset)
     want = (cfg.data.channels, cfg.data.resolution, cfg.data.resolution)
     if tuple(images.shape[1:]) != want:
         import dataclasses
@@ -81,6 +82,41 @@ def _given_dataset(cfg: Config, dataset):
                       stacklevel=3)
         dataset = dataclasses.replace(dataset, images=adapt_images(images, want[1], want[0]))
     return dataset
+
+
+def _checked_labels(dataset):
+    """An ImageDataset's labels, checked before training: an int64 tensor [N] (one per image) of
+    classes 0..K-1, K = len(class_names) when given. Out-of-range, float or too few labels had
+    failed deep in torch (an embedding's IndexError, a batch index past the end). Labels without
+    class_names get the indices as names (``"0"``, ``"1"``, ...), as a folder without names would."""
+    import dataclasses
+
+    labels, names, n = dataset.labels, dataset.class_names, len(dataset.images)
+    if labels is None:
+        return dataset
+    need = (f"dataset.labels must be integer class indices [N] = [{n}], one per image, in "
+            f"0..K-1 (K = len(class_names))")
+    if isinstance(labels, np.ndarray):
+        labels = torch.from_numpy(labels)
+    if not isinstance(labels, torch.Tensor):
+        raise DataError(f"{need}; got {type(labels).__name__}: pass torch.as_tensor(labels, dtype=torch.int64)")
+    if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
+        raise DataError(f"{need}; got {labels.dtype}: pass labels.long() of whole class numbers")
+    if tuple(labels.shape) != (n,):
+        raise DataError(f"{need}; got shape {tuple(labels.shape)} for {n} images: give one label per image")
+    labels = labels.to(torch.int64)
+    if names is not None and len(names) == 0:
+        raise DataError("dataset.class_names is empty; give one name per class, or None")
+    k = len(names) if names is not None else None
+    low, high = (int(labels.min()), int(labels.max())) if n else (0, -1)
+    if low < 0 or (k is not None and high >= k):
+        bad = low if low < 0 else high
+        limit = f"0..{k - 1} (K = len(class_names) = {k})" if k is not None else "0 or more"
+        raise DataError(f"dataset.labels hold class {bad}, outside {limit}; give labels in that range"
+                        f"{' or one class name per class' if k is not None else ''}")
+    if names is None:
+        names = [str(i) for i in range(high + 1)]
+    return dataclasses.replace(dataset, labels=labels, class_names=names)
 
 
 def capabilities(cfg: Config) -> frozenset[str]:
@@ -288,7 +324,7 @@ def _build_checked(cfg: Config, dataset, *, resuming: bool = False):
 
 def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
           resume: bool = False, force: bool = False, progress: bool = True,
-          hooks: Iterable[Hook] = (), dataset=None,
+          hooks: Hook | Iterable[Hook] = (), dataset=None,
           on_start: Callable[[Path], None] | None = None) -> FitResult:
     """Train ``cfg`` into ``run_dir`` (default runs/<name>-<timestamp>).
 
@@ -297,15 +333,19 @@ def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
     the checkpoint. The run directory is locked for this process while it trains; a new run
     that fails to start leaves nothing behind.
 
-    ``hooks``: callables ``hook(trainer, step) -> {name: value}`` run every ``eval.every`` steps
-    in place of the built-in FID/KID hook (their values are logged and ``eval.best`` picks from
-    them); ``dataset``: a ``ganforge.data.ImageDataset`` to train on instead of ``data.name``;
+    ``hooks``: a callable ``hook(trainer, step) -> {name: number}`` or a list of them, run every
+    ``eval.every`` steps in place of the built-in FID/KID hook (their values are logged and
+    ``eval.best`` picks from them; 0-d tensors and numpy scalars count as numbers, None logs
+    nothing); ``dataset``: a ``ganforge.data.ImageDataset`` to train on instead of ``data.name``;
     ``on_start(run_dir)``: called on the main rank once the checks have passed and the data is
     read, before anything is written (the CLI says "training ..." there, not before a refusal).
 
     Under torchrun (WORLD_SIZE > 1) every rank calls this: the process group is joined first,
     rank 0 alone claims, locks and writes the run directory, and the others read it (resume)
     after a barrier."""
+    if resume and force:  # as the CLI refuses it: resuming had quietly won
+        raise ConfigError(f"{rundir.RESUME} continues the run in {rundir.OUT} and {rundir.FORCE} "
+                          f"replaces it; pass one of them")
     # A Config edited in Python (cfg.train.steps = -3, cfg.optim.lr = ...) has skipped the checks
     # overrides get: run them again, before anything is written
     cfg = config_mod.checked(cfg)
@@ -342,7 +382,7 @@ def _eval_hooks(cfg: Config, hooks: Iterable[Hook]) -> list[Hook]:
     """The caller's hooks, else the metrics hook when ``eval.every`` asks for one (built before
     training, so a missing extractor fails now; on every rank, which share its work). The
     caller's hooks run every ``eval.every`` steps in its place: without it they would never run."""
-    hooks = list(hooks)
+    hooks = [hooks] if callable(hooks) else list(hooks)  # one hook, not in a list
     if hooks and cfg.eval.every <= 0:
         raise ConfigError(f"hooks run every eval.every steps, and eval.every={cfg.eval.every} never runs "
                           f"them; set eval.every (e.g. cfg.eval.every = 500)")
@@ -541,8 +581,9 @@ class LoadedRun:
             check_capability(self.run_dir, require)  # before any weights are read
         try:
             self.device = resolve_device(device)
-        except ConfigError as exc:  # named as the commands' --device, not the config key
-            raise ConfigError(str(exc).replace("train.device", "--device")) from None
+        except ConfigError as exc:  # named as the commands' --device and this device=, not the config key
+            text = str(exc).replace("train.device=auto", "--device auto (device='auto')")
+            raise ConfigError(text.replace("train.device", "--device")) from None
         self.is_model_folder = is_model_folder(self.run_dir)
         if self.is_model_folder:  # `ganforge export --format folder` output
             if checkpoint != "latest":
@@ -886,6 +927,8 @@ class LoadedRun:
 
 
 def _require(run_dir: Path, objective: str, capabilities: frozenset[str], capability: str) -> None:
+    if capability not in CAPABILITIES:  # a typo: had been a bare KeyError
+        raise ConfigError(f"unknown capability {capability!r}; valid: {', '.join(sorted(CAPABILITIES))}")
     if capability not in capabilities:
         can = "; ".join(CAPABILITIES[c] for c in sorted(capabilities)) or "nothing"
         raise ConfigError(f"run {run_dir} (objective={objective}) cannot "

@@ -80,9 +80,12 @@ def dataset_classes(cfg, data_info, *, otherwise: str) -> list[str]:
     ``otherwise`` names the unconditional objective to train instead."""
     k = int(data_info.get("num_classes") or 0)
     if not k or not data_info.get("has_labels", True):
-        raise ConfigError(f"objective={cfg.objective} needs a labeled dataset; {cfg.data.name} has "
-                          f"no labels{_stray_images(cfg.data.name)} (use fashion-mnist, mnist, cifar10 or "
-                          f"folder:PATH with one subfolder per class), or train objective={otherwise}")
+        # the dataset actually given (a Python dataset is not cfg.data.name)
+        name = str(data_info.get("name") or cfg.data.name)
+        raise ConfigError(f"objective={cfg.objective} needs a labeled dataset; {name} has "
+                          f"no labels{_stray_images(name)} (use fashion-mnist, mnist, cifar10, "
+                          f"folder:PATH with one subfolder per class, or an ImageDataset with labels), "
+                          f"or train objective={otherwise}")
     names = data_info.get("class_names")
     return [str(n) for n in names] if names else [str(i) for i in range(k)]
 

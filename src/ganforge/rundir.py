@@ -140,7 +140,7 @@ def check_new_run_dir(run_dir: Path, *, force: bool, locked_by_us: bool = False)
     if not is_run_dir(run_dir):  # neither resumable nor ours to delete: only another folder will do
         entries = _entries(run_dir)
         shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
-        what = (f"--force refused: {run_dir} is not a ganforge run" if force else
+        what = (f"{FORCE} refused: {run_dir} is not a ganforge run" if force else
                 f"{run_dir} is a folder but not a ganforge run")
         raise ConfigError(f"{what} (no config.yaml with checkpoints/ or metrics.jsonl; it holds "
                           f"{shown}), so nothing was {'deleted' if force else 'written'}; choose "
@@ -149,7 +149,7 @@ def check_new_run_dir(run_dir: Path, *, force: bool, locked_by_us: bool = False)
         raise ConfigError(f"run directory {run_dir} already exists; pass {RESUME} to continue "
                           f"it, {FORCE} to start over (deletes it), or choose another {OUT}")
     if not locked_by_us and is_locked(run_dir):
-        raise RunBusy(f"--force refused: run directory {run_dir} is in use by process "
+        raise RunBusy(f"{FORCE} refused: run directory {run_dir} is in use by process "
                       f"{holder_pid(run_dir)} (a ganforge train still running); wait for it to "
                       f"end or stop it, or choose another {OUT}")
 

@@ -328,7 +328,8 @@ def evaluate(images, *, ref: str, split: str = "test", labels=None, metrics=None
     check_reference(ref)
     images = as_uint8_nchw(images)
     if len(images) < MIN_IMAGES:
-        raise EvalError(f"need at least {MIN_IMAGES} generated images, got {len(images)}; pass more (--n)")
+        raise EvalError(f"need at least {MIN_IMAGES} generated images, got {len(images)}; pass more images "
+                        f"(--n on the command line)")
     labels = _check_labels(labels, len(images))
     parse_metrics(metrics)  # an unknown name fails before the slow work
     name = extractor if extractor is not None else default_extractor(ref, inception_weights)
@@ -376,7 +377,8 @@ def evaluate_features(fake: Features, *, shape, ref: str, extractor: str | Extra
     by name."""
     check_reference(ref)
     if len(fake) < MIN_IMAGES:
-        raise EvalError(f"need at least {MIN_IMAGES} generated images, got {len(fake)}; pass more (--n)")
+        raise EvalError(f"need at least {MIN_IMAGES} generated images, got {len(fake)}; pass more images "
+                        f"(--n on the command line)")
     if n_ref is not None and (isinstance(n_ref, bool) or not isinstance(n_ref, (int, np.integer)) or n_ref < 1):
         raise EvalError(f"n_ref must be a positive number of reference images (or None: as many as "
                         f"generated), got {n_ref!r}")

@@ -108,8 +108,22 @@ def as_uint8_nchw(images) -> torch.Tensor:
     return images
 
 
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """float NCHW in [-1, 1] -> uint8 NCHW, rounded as samples.npz files are written."""
+def to_uint8(images: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """float NCHW in [-1, 1] -> uint8 NCHW, rounded as samples.npz files are written.
+
+    A numpy array is converted to a tensor first. uint8 input is already converted and passes
+    through unchanged (it had been clamped to [-1, 1]: all 255s); any other dtype (ints, bool)
+    is refused in one line, since its range is unknown."""
+    if isinstance(images, np.ndarray):
+        images = torch.from_numpy(images)
+    if not isinstance(images, torch.Tensor):
+        raise EvalError(f"to_uint8 takes float images in [-1, 1] (a tensor or numpy array), got "
+                        f"{type(images).__name__}")
+    if images.dtype == torch.uint8:
+        return images
+    if not images.dtype.is_floating_point:
+        raise EvalError(f"to_uint8 takes float images in [-1, 1] (or uint8, passed through), got "
+                        f"{images.dtype}; scale them to [-1, 1] floats first")
     return ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 

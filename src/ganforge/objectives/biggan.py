@@ -246,8 +246,8 @@ class BigGAN(ConditionalGAN):
         ``sample(1, seed=seed, truncation=T)`` (truncated as it is) and G runs with the standing
         statistics of T, so frame round(k * frames / len(seeds)) is seed k's sample."""
         if space not in (None, "z"):
-            raise ConfigError(f"objective={self.name} has one latent space, z (slerp); --space w is for "
-                              f"style-based runs, so use --space z")
+            raise ConfigError(f"objective={self.name} has one latent space, z (slerp), not {space!r} "
+                              f"(--space {space}, space={space!r}); use --space z (space='z') or leave it out")
         _check_threshold(truncation)
         zs = torch.cat([truncated_z((1, self.z_dim), truncation, torch.Generator().manual_seed(int(s)))
                         for s in seeds])  # [S, z_dim], as sample draws them on the CPU

@@ -302,12 +302,13 @@ class UnconditionalGAN(Objective):
         default class 0). The images come from the family's own ``sample`` with the walk's z in
         place of fresh noise, so a family that post-processes G's output does so here too."""
         if space not in (None, "z"):
-            raise ConfigError(f"objective={self.name} has one latent space, z (slerp); --space w is for "
-                              f"style-based runs, so use --space z")
+            raise ConfigError(f"objective={self.name} has one latent space, z (slerp), not {space!r} "
+                              f"(--space {space}, space={space!r}); use --space z (space='z') or leave it out")
         if self.point_dim is not None:
             raise ConfigError("this run generates 2-D points, not images; a latent walk needs an image run")
         if truncation is not None and "truncation" not in self.capabilities:
-            raise ConfigError(f"objective={self.name} samples without truncation; leave out --truncation")
+            raise ConfigError(f"objective={self.name} samples without truncation; leave out --truncation "
+                              f"(truncation=None)")
         zs = torch.cat([self._z(1, torch.Generator().manual_seed(int(s))) for s in seeds])  # [S, z_dim]
         a, b, frac = walk_fractions(len(seeds), frames)
         z = slerp(zs[a], zs[b], frac)  # [frames, z_dim]

@@ -222,9 +222,10 @@ def find(run_dir: Path, which: str = "latest") -> Path:
         if name and STEP_NAME.fullmatch(name) and _is_complete(ckpt_root / name):
             return ckpt_root / name
         if which == "best":
+            recent = ", ".join(p.name for p in sorted(ckpt_root.glob("step_*"))[-3:]) or "none yet"
             raise CheckpointError(f"{run_dir} has no 'best' checkpoint{_why_no_best(run_dir)}; use "
-                                  f"--checkpoint latest or a step_XXXXXXX name (its checkpoints: "
-                                  f"{', '.join(p.name for p in sorted(ckpt_root.glob('step_*'))[-3:]) or 'none yet'})")
+                                  f"--checkpoint latest or a step_XXXXXXX name (checkpoint='latest' in Python; its "
+                                  f"checkpoints: {recent})")
         complete = sorted(p for p in ckpt_root.glob("step_*") if _is_complete(p))
         newer = sorted(p.name for p in ckpt_root.glob("step_*")
                        if p.is_dir() and not _is_complete(p) and (not complete or p.name > complete[-1].name))

@@ -17,8 +17,9 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
+import numpy as np
 import torch
 from torchvision.transforms.functional import pil_to_tensor
 from torchvision.utils import make_grid
@@ -38,6 +39,31 @@ from .precision import autocast_context, resolve_precision
 from .probe import DiversityProbe
 
 Hook = Callable[["Trainer", int], dict[str, float]]
+
+
+def hook_values(hook, values) -> dict[str, float | None]:
+    """A hook's return value as JSON-able numbers: None logs nothing; 0-d tensors and numpy
+    scalars become floats (they had failed at the write, "Object of type Tensor is not JSON
+    serializable"); anything else is refused in one line naming the hook and the key."""
+    if values is None:
+        return {}
+    name = getattr(hook, "__name__", None) or type(hook).__name__
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"hook {name} returned {type(values).__name__}; a hook returns a dict "
+                          f"{{name: number}} (or None to log nothing)")
+    out: dict[str, float | None] = {}
+    for key, value in values.items():
+        if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_complex():
+            value = value.item()
+        elif isinstance(value, (np.integer, np.floating, np.bool_)):
+            value = value.item()
+        if not isinstance(key, str) or not (value is None or isinstance(value, (int, float))):
+            shown = (f"tensor of shape {tuple(value.shape)}" if isinstance(value, torch.Tensor)
+                     else type(value).__name__)
+            raise ConfigError(f"hook {name} returned {key!r}: {shown}; a hook's values are numbers "
+                              f"(float, int, a 0-d tensor or numpy scalar) under str names")
+        out[key] = value
+    return out
 
 OPTIMIZERS: Registry = Registry("optimizer")
 
@@ -607,7 +633,7 @@ class Trainer:
         protocol = None
         for hook in self.hooks:
             if self.is_main or getattr(hook, "all_ranks", False):
-                record.update(hook(self, step))
+                record.update(hook_values(hook, hook(self, step)))
                 protocol = getattr(hook, "protocol", protocol)
         if len(record) == 1 or not self.is_main:
             return
