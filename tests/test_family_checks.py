@@ -104,11 +104,13 @@ def test_path_data_names_are_made_absolute_and_others_left_alone(tmp_path, monke
 
 
 def test_relative_folder_is_saved_absolute_so_the_run_resumes_from_anywhere(workdir, capsys, monkeypatch):
-    code, _, err = _main(capsys, "train", "tiny.yaml", "data.name=folder:imgs", "train.steps=2", "--out", "run",
-                         "--quiet")
+    (workdir / "dd").mkdir()
+    code, _, err = _main(capsys, "train", "tiny.yaml", "data.name=folder:imgs", "data.data_dir=dd", "train.steps=2",
+                         "--out", "run", "--quiet")
     assert code == 0, err
     absolute = f"folder:{workdir / 'imgs'}"
-    assert yaml.safe_load((workdir / "run" / "config.yaml").read_text())["data"]["name"] == absolute
+    saved = yaml.safe_load((workdir / "run" / "config.yaml").read_text())["data"]
+    assert saved["name"] == absolute and saved["data_dir"] == str(workdir / "dd")
     assert ganforge.load(workdir / "run").config.data.name == absolute  # the checkpoint's config too
     elsewhere = workdir / "elsewhere"
     elsewhere.mkdir()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import math
 import copy
+import os
 import time
 import warnings
 from pathlib import Path
@@ -119,6 +120,15 @@ def _checked_labels(dataset):
     return dataclasses.replace(dataset, labels=labels, class_names=names)
 
 
+def _absolute_data_paths(cfg: Config) -> None:
+    """The data paths of ``cfg`` made absolute (~ expanded), against the current directory, where
+    they are read from: data.name's folder:/audio: path and data.data_dir, so that the saved
+    config finds the same data from any directory."""
+    cfg.data.name = absolute_data_name(cfg.data.name)
+    if cfg.data.data_dir:
+        cfg.data.data_dir = os.path.abspath(os.path.expanduser(cfg.data.data_dir))
+
+
 def capabilities(cfg: Config) -> frozenset[str]:
     """What a run of ``cfg`` will offer once trained (``sample``, ``translate``, ...)."""
     return family(cfg).capabilities
@@ -169,7 +179,7 @@ def resume_config(run_dir: Path, overrides: list[str]) -> Config:
     raw = _saved_config(Path(run_dir))
     cfg = config_mod.from_dict(config_mod.apply_overrides(raw, overrides))
     # a relative data.name=folder:PATH repeated from the run's first directory is no change
-    cfg.data.name = absolute_data_name(cfg.data.name)
+    _absolute_data_paths(cfg)
     changes = config_changes(config_mod.from_dict(raw), cfg)
     if changes and cfg.description and not any(str(o).strip().startswith("description=") for o in overrides):
         cfg.description += "; resumed with " + " ".join(f"{k}={v[1]}" for k, v in changes.items())
@@ -349,7 +359,7 @@ def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
     # A Config edited in Python (cfg.train.steps = -3, cfg.optim.lr = ...) has skipped the checks
     # overrides get: run them again, before anything is written
     cfg = config_mod.checked(cfg)
-    cfg.data.name = absolute_data_name(cfg.data.name)  # saved so: resume and eval from anywhere
+    _absolute_data_paths(cfg)  # saved so: resume and eval from anywhere
     owns_group = not torch.distributed.is_initialized()  # a caller's group stays theirs
     world, device = distributed.init(resolve_device(cfg.train.device))
     try:
