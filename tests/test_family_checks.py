@@ -66,8 +66,8 @@ def test_running_out_of_memory_in_training_is_one_line_with_the_fix_and_what_is_
     line = err.strip().splitlines()[-1]
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert line.startswith(f"ganforge: error: training ran out of memory in step {fail_at} "
-                           f"(data.resolution=8, train.batch_size=4, on cpu); lower train.batch_size (e.g. 2) "
-                           f"or data.resolution; ")
+                           f"(data.resolution=8, train.batch_size=4, on cpu); lower the batch (e.g. "
+                           f"train.batch_size=2) or data.resolution; ")
     if fail_at == 1:  # nothing of value: cleared, so the same command runs again
         assert "nothing is kept" in line and not (workdir / "run").exists()
     else:
@@ -79,13 +79,29 @@ def test_running_out_of_memory_in_training_is_one_line_with_the_fix_and_what_is_
         assert code == 0 and "done at step 4" in out
 
 
-def test_other_runtime_errors_in_training_stay_tracebacks(workdir, monkeypatch):
+@pytest.mark.parametrize("text", ["mat1 and mat2 shapes cannot be multiplied",
+                                  "Expected tensor with out of memory layout"])  # mentions memory, is not
+def test_other_runtime_errors_in_training_stay_tracebacks(workdir, monkeypatch, text):
     def failing(self, phase, batch):
-        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+        raise RuntimeError(text)
 
     monkeypatch.setattr(UnconditionalGAN, "loss", failing)
-    with pytest.raises(RuntimeError, match="shapes"):
+    with pytest.raises(RuntimeError, match=text):
         cli.main(["train", "tiny.yaml", "--out", "run", "--quiet"])
+
+
+def test_out_of_memory_advice_of_a_progressive_run_halves_its_stage_batches_too():
+    from types import SimpleNamespace
+
+    from ganforge import api
+    from ganforge.config import load_config
+
+    _, cfg = load_config("progan-folder", ["data.resolution=16", "train.batch_size=64",
+                                           "progressive.batch_sizes=[64,64,32]"])
+    trainer = SimpleNamespace(step=2, device="cpu")
+    line = str(api.out_of_memory_error(cfg, trainer, Path("nowhere"), removed=False))
+    assert "lower the batch (e.g. train.batch_size=32 progressive.batch_sizes=[32,32,16])" in line
+    assert "\n" not in line
 
 
 # ----------------------------------------------------------------------------- 2: data paths

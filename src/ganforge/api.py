@@ -98,7 +98,7 @@ def _checked_labels(dataset):
     need = (f"dataset.labels must be integer class indices [N] = [{n}], one per image, in "
             f"0..K-1 (K = len(class_names))")
     if isinstance(labels, np.ndarray):
-        labels = torch.from_numpy(labels)
+        labels = torch.from_numpy(np.ascontiguousarray(labels))  # a reversed view has negative strides
     if not isinstance(labels, torch.Tensor):
         raise DataError(f"{need}; got {type(labels).__name__}: pass torch.as_tensor(labels, dtype=torch.int64)")
     if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
@@ -451,7 +451,7 @@ def _train_other(cfg: Config, run_dir: Path, device: torch.device, *, resume: bo
         return trainer.fit()
     except Exception as exc:  # rank 0 decides what the run directory keeps; this rank writes nothing
         if is_out_of_memory(exc):
-            raise out_of_memory_error(cfg, trainer, run_dir, removed=False) from None
+            raise out_of_memory_error(cfg, trainer, run_dir, removed=False) from exc
         raise
 
 
@@ -527,7 +527,7 @@ def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: boo
             rundir.undo_failed_start(run_dir, lock, created)
             removed = True
         if is_out_of_memory(exc):
-            raise out_of_memory_error(cfg, trainer, run_dir, removed=removed) from None
+            raise out_of_memory_error(cfg, trainer, run_dir, removed=removed) from exc
         raise
     finally:
         lock.release()
@@ -541,9 +541,13 @@ def is_out_of_memory(exc: BaseException) -> bool:
     oom = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
     if oom is not None and isinstance(exc, oom):
         return True
-    text = str(exc)
-    return isinstance(exc, RuntimeError) and any(s in text for s in (
-        "can't allocate memory", "DefaultCPUAllocator", "out of memory"))
+    text = str(exc)  # the allocators' own words only: other errors may mention memory
+    return isinstance(exc, RuntimeError) and any(s in text for s in OUT_OF_MEMORY_TEXTS)
+
+
+# What torch's allocators say when an allocation fails, where they raise a plain RuntimeError
+OUT_OF_MEMORY_TEXTS = ("DefaultCPUAllocator: can't allocate memory", "CUDA out of memory",
+                       "CUDA error: out of memory", "MPS backend out of memory")
 
 
 def out_of_memory_error(cfg: Config, trainer: Trainer, run_dir: Path, *, removed: bool) -> ConfigError:
@@ -551,11 +555,15 @@ def out_of_memory_error(cfg: Config, trainer: Trainer, run_dir: Path, *, removed
     step, the sizes that set the memory, the fix, what the run directory keeps and how to go
     on (a killed-for-memory start had left a raw traceback, or nothing, and a run directory)."""
     t, res = cfg.train, cfg.data.resolution
-    smaller = max(1, t.batch_size // 2)
+    lower = f"train.batch_size={max(1, t.batch_size // 2)}"
+    stages = getattr(getattr(cfg, "progressive", None), "batch_sizes", None)
+    if stages:  # per-stage batches must stay within train.batch_size: halve them too
+        lower += f" progressive.batch_sizes=[{','.join(str(max(1, int(b) // 2)) for b in stages)}]"
     accumulate = f", train.accumulate={t.accumulate}" if t.accumulate > 1 else ""
     what = (f"training ran out of memory in step {trainer.step + 1} (data.resolution={res}, "
-            f"train.batch_size={t.batch_size}{accumulate}, on {trainer.device}); lower train.batch_size "
-            f"(e.g. {smaller}) or data.resolution")
+            f"train.batch_size={t.batch_size}{accumulate}, on {trainer.device}); lower the batch "
+            f"(e.g. {lower}) or data.resolution")
+    smaller = lower
     kept = None
     if not removed:
         try:
@@ -569,7 +577,7 @@ def out_of_memory_error(cfg: Config, trainer: Trainer, run_dir: Path, *, removed
         return ConfigError(f"{what}; {run_dir} keeps no checkpoint: start over by adding --force and the "
                            f"lower value to the command")
     return ConfigError(f"{what}; {run_dir} keeps checkpoint {kept.name}: continue with a smaller batch: "
-                       f"ganforge train --resume --out {run_dir} train.batch_size={smaller}, or start over "
+                       f"ganforge train --resume --out {run_dir} {smaller}, or start over "
                        f"with a lower data.resolution by adding --force to the command")
 
 
