@@ -16,7 +16,8 @@ def cmd_export(args) -> int:
     run = api.load(args.run_dir, checkpoint=args.checkpoint)
     if args.format == "folder":
         out = export.export_folder(run, args.out, force=args.force)
-        print(f"ganforge: wrote model folder {out} (config.json, model.safetensors, README.md) from "
+        files = ", ".join(sorted(p.name for p in out.iterdir() if p.is_file()))  # with a family's extras
+        print(f"ganforge: wrote model folder {out} ({files}) from "
               f"{run.checkpoint} (step {run.step}); load it with ganforge.load('{out}') or "
               f"ganforge serve {out}")
         return 0
