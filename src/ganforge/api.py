@@ -324,8 +324,7 @@ def _build_checked(cfg: Config, dataset, *, resuming: bool = False):
     try:
         return build(cfg, dataset, resuming=resuming)
     except (MemoryError, RuntimeError) as exc:
-        text = str(exc)
-        if not isinstance(exc, MemoryError) and "allocate" not in text and "out of memory" not in text:
+        if not is_out_of_memory(exc):
             raise
         raise ConfigError(f"this config needs more memory than the machine has (data.resolution="
                           f"{cfg.data.resolution}, train.batch_size={cfg.train.batch_size}, model "
@@ -533,6 +532,11 @@ def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: boo
         lock.release()
 
 
+# What torch's allocators say when an allocation fails, where they raise a plain RuntimeError
+OUT_OF_MEMORY_TEXTS = ("DefaultCPUAllocator: can't allocate memory", "CUDA out of memory",
+                       "CUDA error: out of memory", "MPS backend out of memory")
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
     """An allocation that failed: Python's MemoryError, torch's OutOfMemoryError (CUDA, MPS), or
     the CPU allocator's RuntimeError ("DefaultCPUAllocator: can't allocate memory")."""
@@ -545,25 +549,16 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and any(s in text for s in OUT_OF_MEMORY_TEXTS)
 
 
-# What torch's allocators say when an allocation fails, where they raise a plain RuntimeError
-OUT_OF_MEMORY_TEXTS = ("DefaultCPUAllocator: can't allocate memory", "CUDA out of memory",
-                       "CUDA error: out of memory", "MPS backend out of memory")
-
-
 def out_of_memory_error(cfg: Config, trainer: Trainer, run_dir: Path, *, removed: bool) -> ConfigError:
     """The one line for a training step that ran out of memory (any family, CPU or GPU): the
     step, the sizes that set the memory, the fix, what the run directory keeps and how to go
     on (a killed-for-memory start had left a raw traceback, or nothing, and a run directory)."""
     t, res = cfg.train, cfg.data.resolution
-    lower = f"train.batch_size={max(1, t.batch_size // 2)}"
-    stages = getattr(getattr(cfg, "progressive", None), "batch_sizes", None)
-    if stages:  # per-stage batches must stay within train.batch_size: halve them too
-        lower += f" progressive.batch_sizes=[{','.join(str(max(1, int(b) // 2)) for b in stages)}]"
+    lower = family(cfg).smaller_batch(cfg)
     accumulate = f", train.accumulate={t.accumulate}" if t.accumulate > 1 else ""
     what = (f"training ran out of memory in step {trainer.step + 1} (data.resolution={res}, "
             f"train.batch_size={t.batch_size}{accumulate}, on {trainer.device}); lower the batch "
             f"(e.g. {lower}) or data.resolution")
-    smaller = lower
     kept = None
     if not removed:
         try:
@@ -577,7 +572,7 @@ def out_of_memory_error(cfg: Config, trainer: Trainer, run_dir: Path, *, removed
         return ConfigError(f"{what}; {run_dir} keeps no checkpoint: start over by adding --force and the "
                            f"lower value to the command")
     return ConfigError(f"{what}; {run_dir} keeps checkpoint {kept.name}: continue with a smaller batch: "
-                       f"ganforge train --resume --out {run_dir} {smaller}, or start over "
+                       f"ganforge train --resume --out {run_dir} {lower}, or start over "
                        f"with a lower data.resolution by adding --force to the command")
 
 

@@ -154,6 +154,12 @@ class Objective:
         loads and resumes."""
 
     @classmethod
+    def smaller_batch(cls, cfg) -> str:
+        """The overrides that halve the batch, which api.train suggests when a training step ran
+        out of memory (a family with per-stage batches halves those too)."""
+        return f"train.batch_size={max(1, cfg.train.batch_size // 2)}"
+
+    @classmethod
     def load_data(cls, cfg):
         """The training data of ``cfg``: by default the named image dataset (or toy mixture)."""
         from ..data import load_dataset

@@ -137,6 +137,13 @@ class ProgressiveGAN(UnconditionalGAN):
     unsupported_advice = ("model.pac", "model.d_spectral_norm", "model.g_spectral_norm")
 
     @classmethod
+    def smaller_batch(cls, cfg) -> str:
+        """Also progressive.batch_sizes, which must stay within train.batch_size."""
+        stages = cfg.progressive.batch_sizes
+        halved = f" progressive.batch_sizes=[{','.join(str(max(1, int(b) // 2)) for b in stages)}]"
+        return super().smaller_batch(cfg) + (halved if stages else "")
+
+    @classmethod
     def check_run(cls, cfg, world_size: int, *, new: bool) -> None:
         if new:
             refuse_unused_model_settings(cfg, {"z_dim", "g_width", "d_width", "mbstd_group"})
