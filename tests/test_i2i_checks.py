@@ -205,3 +205,24 @@ def test_eval_every_refusals_name_commands_that_parse(tmp_path):
     with pytest.raises(ConfigError) as err:
         api.build(from_dict({**raw, "eval": {"every": 5}}))
     build_parser().parse_args(_hint(str(err.value), "translate-eval"))  # runnable as written
+
+
+def test_super_resolution_folders_name_broken_links_instead_of_dropping_them(tmp_path):
+    """A broken link among high-resolution images is named (skipped with a warning in training,
+    refused where every file is asked for), as image and pair folders name theirs."""
+    from PIL import Image
+
+    from ganforge.data.superres import image_files, load_images
+    from ganforge.errors import DataError
+
+    folder = tmp_path / "hr"
+    folder.mkdir()
+    for i in range(2):
+        Image.fromarray(np.full((16, 16, 3), 40 * i, np.uint8)).save(folder / f"{i}.png")
+    (folder / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    assert [p.name for p in image_files(folder)] == ["0.png", "1.png", "gone.png"]
+    with pytest.warns(UserWarning, match=r"skipped 1 unreadable file .*gone\.png"):
+        images, names = load_images(f"folder:{folder}", skip_unreadable=True)
+    assert names == ["0.png", "1.png"] and len(images) == 2
+    with pytest.raises(DataError, match=r"gone\.png \(broken link to .*nowhere\.png\)"):
+        load_images(f"folder:{folder}")

@@ -31,7 +31,7 @@ from PIL import Image
 
 from ..errors import DataError
 from . import imageio
-from .folder import EXTENSIONS, _visible
+from .folder import EXTENSIONS, _visible, broken_link
 
 
 def downsample_bicubic(hr: torch.Tensor, scale: int) -> torch.Tensor:
@@ -101,6 +101,8 @@ def to_float(x: torch.Tensor) -> torch.Tensor:
 
 def read_image(path: Path) -> np.ndarray:
     """An image file as uint8 RGB [H, W, 3]; a DataError naming the file if it is unreadable."""
+    if path.is_symlink() and not path.exists():
+        raise DataError(f"cannot read image {path} ({broken_link(path)}); delete or fix it")
     return imageio.read_array(path, "RGB")
 
 
@@ -108,8 +110,11 @@ def image_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise DataError(f"folder {folder} does not exist or is not a directory; pass a folder of "
                         f"images (data.name=folder:PATH or --data PATH)")
+    # broken links included: reading them fails, so they are named among the skipped files (or
+    # refused, where one file is asked for) instead of vanishing from the count
     files = sorted(p for p in folder.rglob("*")
-                   if p.suffix.lower() in EXTENSIONS and p.is_file() and _visible(p, folder))
+                   if p.suffix.lower() in EXTENSIONS and _visible(p, folder)
+                   and (p.is_file() or (p.is_symlink() and not p.exists())))
     if not files:
         raise DataError(f"no {'/'.join(sorted(EXTENSIONS))} images in {folder}; point at a folder "
                         f"of high-resolution images")
