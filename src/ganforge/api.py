@@ -236,7 +236,7 @@ def check_resume_changes(run_dir: Path, cfg: Config, weights: dict[str, torch.Te
     shape of a weight (or the family or optimizer) is refused in one line naming the key."""
     saved = config_mod.from_dict(state["config"])
     changes = config_changes(saved, cfg)
-    for key, why in _RESUME_FIXED.items():
+    for key, why in {**_RESUME_FIXED, **family(saved).resume_fixed}.items():
         if key in changes:
             raise ConfigError(f"cannot resume {run_dir} with {key}={changes[key][1]} (the run has "
                               f"{changes[key][0]}): {why}; drop the override or start a new run "

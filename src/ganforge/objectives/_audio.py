@@ -32,6 +32,9 @@ class AudioFamily(Objective):
 
     # their networks and losses are their own sections' (vocoder, vc)
     unsupported_advice = ("model.", "reg.", "augment.")
+    # the networks map this front end's mels (audio.n_mels also changes a shape)
+    resume_fixed = {f"audio.{key}": "the networks were trained on the mels of the run's audio front end"
+                    for key in ("rate", "n_fft", "hop", "win", "fmin", "fmax")}
 
     @classmethod
     def check_run(cls, cfg, world_size: int, *, new: bool) -> None:

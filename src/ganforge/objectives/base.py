@@ -128,6 +128,9 @@ class Objective:
     truncation_sweep: ClassVar[tuple[float, ...]] = (0.3, 0.5, 0.7, 0.85, 1.0)
     truncation_range: ClassVar[tuple[float, float, float]] = (0.0, 1.0, 0.7)
     accepts_points: ClassVar[bool] = False  # 2-D toy mixtures (model.name=mlp)
+    # config keys a resume may not change although no weight changes shape, because what the
+    # networks learned is bound to them (key -> why); api.check_resume_changes refuses them
+    resume_fixed: ClassVar[dict[str, str]] = {}
     # The Trainer recomputes the EMA nets' BatchNorm statistics from their own samples before
     # each grid and checkpoint (train.ema_bn_samples); False for a family that does so itself.
     ema_standing_stats: ClassVar[bool] = True

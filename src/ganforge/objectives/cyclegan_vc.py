@@ -104,6 +104,9 @@ class CycleGANVC(AudioFamily):
     ema = ["G_AB", "G_BA"]
     sections = {"audio": AudioConfig, "vc": VCConfig}
     capabilities = frozenset({"convert"})
+    resume_fixed = {**AudioFamily.resume_fixed,
+                    **{f"vc.voice_{side}": "its generators convert between the run's two voices (AtoB: "
+                                           "voice_a to voice_b)" for side in "ab"}}
     # convert pads T up to a multiple of the generator's stride (4) and downsamples by it; the
     # 1-D instance norms then need 2 time steps: 8 padded frames, so 5 frames
     min_frames = Generator212.stride + 1
