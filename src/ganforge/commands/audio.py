@@ -36,11 +36,12 @@ def cmd_make_speech(args) -> int:
 def _read_input(run, path: str):
     import torch
 
-    from ..data.audio import read_audio
+    from ..data.audio import INPUT_FIXES, read_audio
 
     notes: list[str] = []
     a = run.config.audio
-    wave = read_audio(path, a.rate, min_seconds=0.0, notes=notes)
+    # the fixes of one file passed alone ("pass a recording with speech in it"), not a folder's ("remove it")
+    wave = read_audio(path, a.rate, min_seconds=0.0, notes=notes, fixes=INPUT_FIXES)
     for note in notes:
         print(f"ganforge: {note}")
     run.objective.check_length(len(wave), path)  # with the file's name and the least length

@@ -10,7 +10,9 @@ does the same for an upload's bytes, with a length limit and a range of sample r
 A corpus written by ``ganforge data make-speech`` (it has a ``corpus.json``) holds one folder per
 voice with ``train/`` and ``test/`` inside, and ``parallel/<voice>/`` (every voice saying the same
 held-out sentences). ``audio:CORPUS`` reads the ``data.split`` folder of every voice; a voice is
-picked with ``voices=`` (the voice-conversion family reads its two voices this way). Any other
+picked with ``voices=`` (the voice-conversion family reads its two voices this way). One voice's
+folder of such a corpus (it has ``train/``, ``test/`` or ``val/`` inside) is read at its
+``data.split`` folder too, so a held-out split is never read with the training one. Any other
 folder is read recursively as it is.
 
 Training batches are random crops (``CropBatches``): which utterance and where are drawn from a
@@ -108,21 +110,28 @@ FILE_FIXES = {"undecodable": "remove it or convert it to WAV, FLAC, OGG or MP3",
               "empty": "remove it or record it again", "silent": "remove it",
               "short": "remove it or lower audio.min_seconds",
               "not_finite": "remove it or export it again"}
+# a single file given on the command line (vocode, convert): there is no folder to remove it from
+INPUT_FIXES = {"undecodable": "pass a WAV, FLAC, OGG or MP3 file", "empty": "pass a recording with samples in it",
+               "silent": "pass a recording with speech in it", "short": "pass a longer recording",
+               "not_finite": "export it again and pass that"}
 UPLOAD_FIXES = {"undecodable": "send a WAV, FLAC, OGG or MP3 file", "empty": "send a recording with samples in it",
                 "silent": "send a recording with sound in it", "short": "send a longer recording",
                 "rate": "resample it", "not_finite": "export it again", "long": "send a shorter one"}
 
 
 def read_audio(path: str | Path, rate: int, *, min_seconds: float = 0.0,
-               notes: list[str] | None = None) -> np.ndarray:
+               notes: list[str] | None = None, fixes: dict[str, str] = FILE_FIXES) -> np.ndarray:
     """A mono float32 waveform [L] at ``rate``; ``notes`` collects what was changed (mixdown,
-    resampling). Empty, silent, too-short and undecodable files raise a one-line DataError."""
+    resampling). Empty, silent, too-short and undecodable files raise a one-line DataError whose
+    fix comes from ``fixes`` (FILE_FIXES: a file of a folder; INPUT_FIXES: a file given alone)."""
     path = Path(path)
     if not path.is_file():
         what = "is a directory" if path.is_dir() else "does not exist"
         raise DataError(f"{path} {what}; pass a WAV, FLAC, OGG or MP3 file")
-    wave, source, channels = _decode(str(path), str(path), FILE_FIXES, None)
-    return _mono_at(wave, source, channels, rate, label=str(path), name=path.name, fixes=FILE_FIXES,
+    if path.stat().st_size == 0:  # soundfile says "Format not recognised", which hides the cause
+        raise DataError(f"{path} is empty (0 bytes); {fixes['empty']}")
+    wave, source, channels = _decode(str(path), str(path), fixes, None)
+    return _mono_at(wave, source, channels, rate, label=str(path), name=path.name, fixes=fixes,
                     min_seconds=min_seconds, notes=notes)
 
 
@@ -135,6 +144,8 @@ def decode_audio(data: bytes, rate: int, *, label: str = "the upload", min_secon
     ask for another file. NotAudio when soundfile cannot decode the bytes."""
     import io
 
+    if not data:  # empty, as a header without samples is (a DataError: the server's 422), not undecodable
+        raise DataError(f"{label} is empty (0 bytes); {UPLOAD_FIXES['empty']}")
     wave, source, channels = _decode(io.BytesIO(data), label, UPLOAD_FIXES, max_seconds, limit_name, UPLOAD_RATES)
     return _mono_at(wave, source, channels, rate, label=label, name=label, fixes=UPLOAD_FIXES,
                     min_seconds=min_seconds, notes=notes)
@@ -174,11 +185,12 @@ def _pcm(wave: np.ndarray | torch.Tensor) -> np.ndarray:
 
 
 def write_wav(path: str | Path, wave: np.ndarray | torch.Tensor, rate: int) -> Path:
-    """A mono 16-bit WAV, written atomically (clipped to [-1, 1])."""
-    import soundfile as sf
-
+    """A mono 16-bit WAV, written atomically (clipped to [-1, 1]). Encoded in memory and written
+    with Python's file I/O: libsndfile reports a full disk as "System error." (a RuntimeError),
+    which hid the cause and got past atomic_path's one-line StorageError."""
+    data = wav_bytes(wave, rate)
     with atomic_path(path) as tmp:
-        sf.write(str(tmp), _pcm(wave), rate, subtype="PCM_16", format="WAV")
+        tmp.write_bytes(data)
     return Path(path)
 
 
@@ -251,11 +263,14 @@ def load_audio(root: str | Path, *, rate: int, min_seconds: float, split: str = 
     (all voices, or ``voices``); in any other folder every audio file under it (``voices``:
     the files under those subfolders)."""
     root = Path(root)
+    if root.is_file():
+        raise DataError(f"{root} is a file; data.name=audio:PATH (and eval-audio --data) takes a folder of "
+                        f"WAV, FLAC, OGG or MP3 files, e.g. its folder {root.parent}")
     if not root.is_dir():
         raise DataError(f"audio folder {root} does not exist; write one with ganforge data "
                         f"make-speech --out {root}, or point data.name=audio:PATH at your WAV files")
     info = read_corpus_info(root)
-    folders = [root] if voices is None and info is None else []
+    folders = [_split_folder(root, split)] if voices is None and info is None else []
     for voice in voices if voices is not None else (info or {}).get("voices", []):
         folder = root / voice
         if info is not None and voice not in info.get("voices", []):
@@ -264,7 +279,11 @@ def load_audio(root: str | Path, *, rate: int, min_seconds: float, split: str = 
             raise DataError(f"{root} is a speech corpus without the voice '{voice}' (its voices: "
                             f"{', '.join(info.get('voices', []))}); pick one of them")
         if not folder.is_dir():
-            have = ", ".join(sorted(p.name for p in root.iterdir() if p.is_dir())) or "none"
+            have = ", ".join(sorted(p.name for p in root.iterdir() if p.is_dir() and p.name != "parallel"))
+            if not have:  # a plain folder of WAVs: "pick one of (none)" gave no way forward
+                raise DataError(f"{root} has no voice folders; voice conversion needs one subfolder per "
+                                f"voice: a make-speech corpus, or {root}/VOICE_A/*.wav and {root}/VOICE_B/*.wav "
+                                f"named by vc.voice_a / vc.voice_b")
             raise DataError(f"{root} has no folder for voice '{voice}' (folders: {have}); pick "
                             f"one of them")
         splits = sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name in ("train", "test", "val"))
@@ -283,6 +302,14 @@ def load_audio(root: str | Path, *, rate: int, min_seconds: float, split: str = 
     if line and log:
         print(line, flush=True)
     return AudioDataset(f"audio:{root}", root, rate, waves, [str(f.relative_to(root)) for f in files], notes)
+
+
+def _split_folder(root: Path, split: str) -> Path:
+    """``root/split`` when ``root`` is one voice's folder of a corpus (it has train/, test/ or
+    val/ inside and the split is there), else ``root``: reading it whole had scored a voice
+    folder's training files as held-out ones (and trained on its test files)."""
+    splits = [name for name in ("train", "test", "val") if (root / name).is_dir()]
+    return root / split if splits and split in splits else root
 
 
 # ----------------------------------------------------------------------------- batches

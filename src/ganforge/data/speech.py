@@ -13,6 +13,7 @@ parallel sentence appears in any voice's training set.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -23,10 +24,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..atomic import atomic_path, atomic_write_json
+from ..atomic import FULL_ERRNOS, STORAGE_ERRNOS, fsync_dir
 from ..errors import DataError, StorageError
 from ..registry import closest
-from .audio import CORPUS_FILE, read_audio, write_wav
+from .audio import CORPUS_FILE, decode_audio, wav_bytes, write_wav
 
 ESPEAK = "espeak-ng"
 ESPEAK_RATE = 22050  # espeak-ng writes 22050 Hz WAV
@@ -93,20 +94,33 @@ def _require_espeak() -> str:
     return path
 
 
-def synthesize(text: str, voice: str, out: Path, rate: int, *, speed: int = 160) -> Path:
-    """One sentence spoken by ``voice`` to the WAV ``out`` at ``rate`` (resampled from espeak's
-    22050 Hz when they differ)."""
+def speak(text: str, voice: str, rate: int, *, speed: int = 160) -> np.ndarray:
+    """One sentence spoken by ``voice``: mono float32 [L] at ``rate`` (resampled from espeak's
+    22050 Hz when they differ). espeak-ng hands its WAV over a pipe and the file is written here:
+    writing it itself on a full disk, espeak-ng exits 0 with the file cut short or empty."""
     exe = _require_espeak()
-    with atomic_path(out) as tmp:
-        proc = subprocess.run([exe, "-v", voice, "-s", str(speed), "-w", str(tmp), text],
-                              capture_output=True, text=True, timeout=60)
-        if proc.returncode != 0 or not tmp.is_file():
-            why = " ".join((proc.stderr or proc.stdout or "no output").split())[:100]
-            raise DataError(f"espeak-ng could not speak with voice '{voice}' ({why}); list the "
-                            f"voices with: espeak-ng --voices")
-        if rate != ESPEAK_RATE:
-            write_wav(tmp, read_audio(tmp, rate), rate)
-    return out
+    proc = subprocess.run([exe, "-v", voice, "-s", str(speed), "--stdout", text], capture_output=True,
+                          timeout=60)
+    if proc.returncode != 0 or not proc.stdout:
+        why = " ".join((proc.stderr.decode(errors="replace") or "no output").split())[:100]
+        raise DataError(f"espeak-ng could not speak with voice '{voice}' ({why}); list the "
+                        f"voices with: espeak-ng --voices")
+    return decode_audio(proc.stdout, rate, label=f"espeak-ng's speech of voice '{voice}'")
+
+
+def synthesize(text: str, voice: str, out: Path, rate: int, *, speed: int = 160) -> Path:
+    """One sentence spoken by ``voice`` to the WAV ``out`` at ``rate``, written atomically."""
+    return write_wav(out, speak(text, voice, rate, speed=speed), rate)
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    """A file of the corpus being built: no atomic write of its own (the corpus folder is moved
+    into place whole); a full disk is the OSError make_speech reports."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _variants(exe: str) -> set[str] | None:
@@ -164,8 +178,13 @@ def make_speech(out: str | Path, *, voices: Sequence[str], utterances: int, rate
         raise DataError(f"--voices needs distinct espeak-ng voices, e.g. en+m3,en+f3; got {voices}")
     if any(v in ("parallel",) or "/" in v for v in voices):
         raise DataError("a voice may not be called 'parallel' or contain '/'")
-    if utterances < 2 or parallel < 0 or not 0 < test_fraction < 1:
-        raise DataError("--utterances must be >= 2, --parallel >= 0 and the test fraction in (0, 1)")
+    if utterances < 2:
+        raise DataError(f"--utterances {utterances} is too few: each voice needs a training and a test "
+                        f"sentence; give --utterances 2 or more")
+    if parallel < 0:
+        raise DataError(f"--parallel {parallel} is negative; give 0 or more parallel sentences")
+    if not 0 < test_fraction < 1:  # an argument of the Python API, not an option of the command
+        raise DataError(f"test_fraction={test_fraction!r} is outside (0, 1); give e.g. 0.1")
     if not 4000 <= rate <= 192_000:
         raise DataError(f"--rate must be in 4000..192000 Hz, got {rate}; 22050 is the front end's default")
     if out.exists() and not out.is_dir():
@@ -184,7 +203,7 @@ def make_speech(out: str | Path, *, voices: Sequence[str], utterances: int, rate
     # the corpus that --force would have replaced as it was, and no half corpus
     final, out = out, out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(out, ignore_errors=True)
-    n_test = max(1, round(utterances * test_fraction))
+    n_test = min(utterances - 1, max(1, round(utterances * test_fraction)))  # >= 1 of each split
     pool = make_sentences(len(voices) * utterances + parallel, seed)
     jobs: list[tuple[str, str, Path]] = []
     files: dict[str, str] = {}
@@ -201,18 +220,32 @@ def make_speech(out: str | Path, *, voices: Sequence[str], utterances: int, rate
     done = 0
 
     def run(job):
-        return synthesize(job[0], job[1], job[2], rate)
+        text, voice, path = job
+        _write_file(path, wav_bytes(speak(text, voice, rate), rate))
 
+    info = {"voices": voices, "rate": rate, "seed": seed, "train": utterances - n_test,
+            "test": n_test, "parallel": parallel, "synthesizer": "espeak-ng",
+            "version": _espeak_version(), "files": files}
     try:
-        with ThreadPoolExecutor(max(1, workers)) as ex:
+        ex = ThreadPoolExecutor(max(1, workers))
+        try:
             for _ in ex.map(run, jobs):
                 done += 1
                 if progress is not None and (done % 200 == 0 or done == len(jobs)):
                     progress(f"{done}/{len(jobs)} utterances")
-        info = {"voices": voices, "rate": rate, "seed": seed, "train": utterances - n_test,
-                "test": n_test, "parallel": parallel, "synthesizer": "espeak-ng",
-                "version": _espeak_version(), "files": files}
-        atomic_write_json(out / CORPUS_FILE, info)
+            _write_file(out / CORPUS_FILE, (json.dumps(info, indent=2) + "\n").encode())
+        except OSError as exc:
+            if exc.errno not in STORAGE_ERRNOS:
+                raise
+            # the file that failed is one of the hidden partial folder, which is removed: name --out
+            fix = "free some space" if exc.errno in FULL_ERRNOS else "make it writable"
+            kept = f"the corpus in {final} was left as it was" if replace else f"nothing was written to {final}"
+            raise StorageError(f"{exc.strerror} while writing the corpus {final}; {fix} or choose another "
+                               f"--out ({kept})") from None
+        finally:  # a failed utterance stops the rest (the pool had run every one before raising)
+            ex.shutdown(wait=True, cancel_futures=True)
+        for folder in {path.parent for _, _, path in jobs} | {out}:  # the files' names are durable too
+            fsync_dir(folder)
         if replace:
             shutil.rmtree(final)
         elif final.exists():

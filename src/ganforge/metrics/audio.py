@@ -181,6 +181,16 @@ def _utterances(run, data: str | Path, limit: int | None, split: str = "test"):
     return waves[:limit] if limit else waves, ds.files[:limit] if limit else ds.files
 
 
+def training_files_note(data: str | Path, files: list[str]) -> str | None:
+    """A warning when the files read are a corpus's training files (a train/ folder given
+    itself, or a voice folder with train/ and no test/), which the table would call held-out."""
+    root = Path(data).resolve()
+    if root.name != "train" and not any("train" in Path(f).parts[:-1] for f in files):
+        return None
+    return (f"{data} holds training files (train/), not held-out ones: the scores are on data the run may "
+            f"have trained on; point --data at the corpus or a voice's test/ folder")
+
+
 # ----------------------------------------------------------------------------- vocoder
 
 
@@ -189,6 +199,7 @@ def evaluate_vocoder(run, data: str | Path, *, limit: int | None = None, threads
     a = run.config.audio
     threads = default_threads() if threads is None else threads
     waves, files = _utterances(run, data, limit)
+    training = training_files_note(data, files)  # a note, and the table's first line says it too
     methods: dict[str, Callable[[torch.Tensor], np.ndarray]] = {
         "vocoder": lambda mel: run.vocode(mel, ema=ema)[0].numpy(),
         "griffin-lim": lambda mel: griffin_lim(mel[0].numpy(), a)}
@@ -212,9 +223,9 @@ def evaluate_vocoder(run, data: str | Path, *, limit: int | None = None, threads
         results[name] = {k: float(np.nanmean(v)) for k, v in row.items() if k != "seconds"}
         results[name]["rtf"] = sum(row["seconds"]) / seconds
     notes = [f"{key}: not measured (pip install {key if key == 'pesq' else 'pystoi'})"
-             for key in ("pesq", "stoi") if key not in results["vocoder"]]
-    return {"kind": "vocoder", "data": str(data), "utterances": len(waves), "audio_seconds": seconds,
-            "threads": threads, "results": results, "notes": notes}
+             for key in ("pesq", "stoi") if key not in results["vocoder"]] + ([training] if training else [])
+    return {"kind": "vocoder", "data": str(data), "utterances": len(waves), "held_out": training is None,
+            "audio_seconds": seconds, "threads": threads, "results": results, "notes": notes}
 
 
 # ----------------------------------------------------------------------------- conversion
@@ -231,6 +242,14 @@ def evaluate_conversion(run, data: str | Path, *, synth: Synthesizer, limit: int
 
     a, vc = run.config.audio, run.config.vc
     voices = (vc.voice_a, vc.voice_b)
+    data = Path(data)
+    if data.is_dir() and not any((data / v).is_dir() for v in voices) and not any(
+            p.is_dir() and p.name != "parallel" for p in data.iterdir()):
+        # a plain folder of WAVs: load_audio's "no folder for voice (folders: none)" gave no way forward
+        raise ConfigError(f"--data {data} has no voice folders; evaluating voice conversion needs one subfolder "
+                          f"per voice and parallel sentences: a make-speech corpus, or {data}/{voices[0]}/*.wav, "
+                          f"{data}/{voices[1]}/*.wav and {data}/parallel/{voices[0]}, "
+                          f"{data}/parallel/{voices[1]} (the same sentences, same file names)")
     analyze = lambda w: run.analyze(torch.from_numpy(w))[0].numpy()  # noqa: E731
 
     def load(split: str, voice: str) -> list[np.ndarray]:
@@ -282,7 +301,7 @@ def evaluate_conversion(run, data: str | Path, *, synth: Synthesizer, limit: int
         if target < 0.9:
             notes.append(f"{d}: the real target through {synth.name} is {verb} the target only "
                          f"{target:.0%} of the time: these waveforms lose what the judge relies on")
-    held_out = [_held_out(Path(data), v, load)[:limit] + parallel_mels[i] for i, v in enumerate(voices)]
+    held_out = [_held_out(data, v, load)[:limit] + parallel_mels[i] for i, v in enumerate(voices)]
     return {"kind": "conversion", "data": str(data), "voices": list(voices), "sentences": len(pairs),
             "waveforms": synth.name, "classifier_train": [len(m) for m in train],
             "classifier_held_out": [len(m) for m in held_out],
@@ -310,7 +329,8 @@ def format_table(result: dict[str, Any]) -> list[str]:
     res = result["results"]
     if result["kind"] == "vocoder":
         cols = [c for c in ("mel_l1", "mcd", "pesq", "stoi", "rtf") if c in res["vocoder"]]
-        lines = [f"{result['utterances']} held-out utterance(s), {result['audio_seconds']:.1f} s of "
+        which = "held-out" if result.get("held_out", True) else "training (not held-out)"
+        lines = [f"{result['utterances']} {which} utterance(s), {result['audio_seconds']:.1f} s of "
                  f"audio, from {result['data']}; timing on {result['threads']} thread(s)",
                  f"{'method':<14}" + "".join(f"{c:>10}" for c in cols)]
         lines += [f"{name:<14}" + "".join(f"{row[c]:>10.4f}" for c in cols) for name, row in res.items()]
