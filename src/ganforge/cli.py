@@ -260,15 +260,15 @@ def cmd_sample(args) -> int:
     api.check_sample_memory(run, count, f"--n {count}" if args.per_class is None else f"--per-class {args.per_class}")
     if args.pyramid:
         return _sample_pyramid(run, args, out)
-    n, labels, per_row = args.n, args.class_, max(1, int(round(args.n ** 0.5)))
+    from .labels import grid_columns, grid_labels
+
+    n, labels, per_row = args.n, args.class_, grid_columns(args.n)
     if args.per_class is not None:  # conditional runs: one labeled row per class
         from .synthetic import balanced_labels, require_conditional
 
         labels = balanced_labels(args.per_class, len(require_conditional(run)))
         n, per_row = len(labels), args.per_class
     elif labels is None and run.class_names:  # conditional: one class per row of the grid
-        from .labels import grid_labels
-
         labels = grid_labels(n, len(run.class_names), per_row)
     y = run.sample_labels(n, labels)  # None for unconditional runs; a bad class fails here
     images = run.sample(n, seed=args.seed, ema=not args.no_ema, labels=y,

@@ -15,11 +15,17 @@ class ClassError(ConfigError):
     """A class requested by index or name that the run does not have."""
 
 
+def grid_columns(n: int) -> int:
+    """Images per row of a grid of n (the nearest whole square root): the Trainer's sample grids,
+    ``ganforge sample`` and the server's PNGs tile so, and ``grid_labels`` puts a class per row."""
+    return max(1, round(math.sqrt(n)))
+
+
 def grid_labels(n: int, num_classes: int, per_row: int | None = None) -> Tensor:
-    """Labels [n] for a grid of n images laid out ``per_row`` to a row (default int(sqrt(n)), as
-    the Trainer tiles its sample grids): every row holds one class, rows cycle through the
-    classes. With n = K * K the grid is one row per class."""
-    per_row = per_row or max(1, int(math.sqrt(n)))
+    """Labels [n] for a grid of n images laid out ``per_row`` to a row (default ``grid_columns``,
+    as every grid is tiled): every row holds one class, rows cycle through the classes. With
+    n = K * K the grid is one row per class."""
+    per_row = per_row or grid_columns(n)
     return (torch.arange(n) // per_row) % num_classes
 
 

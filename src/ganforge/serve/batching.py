@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import math
 import queue
 import threading
 import time
@@ -27,6 +26,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
+from ..labels import grid_columns  # noqa: F401 (the server's PNG grids; one tiling everywhere)
 from ..latents import slerp, walk_fractions
 from .graph import InferenceGraph, build_graph, record_sample, set_truncation, verify
 
@@ -260,5 +260,3 @@ class ModelWorker:
         return [(job, part, None) for job, part in zip(jobs, parts)]
 
 
-def grid_columns(n: int) -> int:
-    return max(1, int(round(math.sqrt(n))))

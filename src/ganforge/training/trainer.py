@@ -27,7 +27,7 @@ from torchvision.utils import make_grid
 from .. import provenance
 from ..atomic import STORAGE_ERRNOS, atomic_path
 from ..errors import ConfigError, DistributedError, GanforgeError, StorageError, TrainingDiverged
-from ..labels import class_kwargs
+from ..labels import class_kwargs, grid_columns
 from ..models.layers import accumulating_bn_stats, batch_norms
 from ..registry import Registry
 from . import checkpoint as ckpt
@@ -720,7 +720,7 @@ class Trainer:
                 provenance.save(picture, tmp, meta)
             self.logger.add_image("samples", pil_to_tensor(picture.convert("RGB")), self.step)
             return out
-        nrow = max(1, int(math.sqrt(images.shape[0])))
+        nrow = grid_columns(images.shape[0])  # grid_labels' rows
         grid = make_grid(images.cpu(), nrow=nrow, normalize=True, value_range=(-1, 1))
         caption = self.objective.preview_caption()
         with atomic_path(out) as tmp:
