@@ -588,6 +588,10 @@ class LoadedRun:
             raise CheckpointError(f"{self.run_dir} {what}; pass the directory a training run wrote (its --out)")
         if not isinstance(checkpoint, str):
             raise CheckpointError(f"checkpoint must be 'latest', 'best' or a step_XXXXXXX name, got {checkpoint!r}")
+        missing = damaged_model_folder(self.run_dir)
+        if missing:  # read as a run directory, it was "no checkpoint ...; train first"
+            raise CheckpointError(f"model folder {self.run_dir} lacks {missing}; export it again (ganforge export "
+                                  f"RUN --format folder --out {self.run_dir} --force)")
         if require is not None:
             if require not in CAPABILITIES:
                 raise ConfigError(f"unknown capability {require!r}; valid: {', '.join(sorted(CAPABILITIES))}")
@@ -1056,6 +1060,16 @@ def is_model_folder(path: Path | str) -> bool:
     """A folder written by ``ganforge export --format folder`` (not a run directory)."""
     path = Path(path)
     return (path / MODEL_CONFIG).is_file() and (path / MODEL_WEIGHTS).is_file()
+
+
+def damaged_model_folder(path: Path | str) -> str | None:
+    """The file a damaged model folder lacks (it holds one of config.json and model.safetensors
+    and is no run directory: no checkpoints/), else None."""
+    path = Path(path)
+    have = [(path / name).is_file() for name in (MODEL_CONFIG, MODEL_WEIGHTS)]
+    if any(have) and not all(have) and not (path / "checkpoints").exists():
+        return MODEL_WEIGHTS if have[0] else MODEL_CONFIG
+    return None
 
 
 def load(run_dir: Path | str, *, checkpoint: str = "latest", device: str = "cpu",

@@ -27,7 +27,8 @@ def cmd_eval(args) -> int:
     out = json_output(args.json, args.force)
     log = (lambda msg: print(f"ganforge: {msg}", flush=True)) if not args.quiet else None
     path = Path(args.target).expanduser()
-    drawn = is_run_dir(path) or api.is_model_folder(path)  # samples drawn here, not read from files
+    # samples drawn here, not read from files (a damaged model folder: load names what it lacks)
+    drawn = is_run_dir(path) or api.is_model_folder(path) or api.damaged_model_folder(path) is not None
     if args.truncation is not None and not drawn:
         raise ConfigError(f"--truncation applies to samples drawn from a run directory or model folder; "
                           f"{path} is neither (drop --truncation, or sample with it: ganforge sample RUN "

@@ -1,0 +1,31 @@
+"""A model folder that lost one of its two files is named as a damaged model folder by every
+command that reads one (it had been read as a run directory: "no checkpoint ...; train first")."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+import ganforge
+from conftest import run_cli
+from ganforge.errors import CheckpointError
+from test_export import train_family
+
+
+@pytest.mark.parametrize("lost", ["model.safetensors", "config.json"])
+def test_a_model_folder_missing_a_file_says_so_and_how_to_rebuild_it(tmp_path, lost):
+    run = train_family("unconditional", tmp_path)
+    model = tmp_path / "model"
+    assert run_cli("export", str(run), "--format", "folder", "--out", str(model)).returncode == 0
+    shutil.copytree(model, tmp_path / "whole")
+    (model / lost).unlink()
+    fix = f"model folder {model} lacks {lost}; export it again"
+    with pytest.raises(CheckpointError, match=fix):
+        ganforge.load(model)
+    for args in (["sample", str(model), "--n", "2", "--out", str(tmp_path / "x.png")],
+                 ["eval", str(model), "--ref", "fashion-mnist", "--n", "10"]):
+        proc = run_cli(*args)
+        assert proc.returncode == 2 and proc.stderr.strip().startswith(f"ganforge: error: {fix}"), proc.stderr
+    assert not (tmp_path / "x.png").exists()
+    ganforge.load(tmp_path / "whole")  # the intact copy loads
+    assert ganforge.load(run).run_dir == run  # and a run directory is no model folder
