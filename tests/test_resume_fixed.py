@@ -37,3 +37,23 @@ def test_a_resume_that_changes_what_the_networks_learned_is_refused(tmp_path, na
     # the same resume without it trains on
     api.train(api.resume_config(run, [f"train.steps={steps + 2}"]), run, resume=True, progress=False)
     assert (run / "checkpoints" / f"step_{steps + 2:07d}").is_dir()
+
+
+def test_a_hand_edited_config_is_named_as_one(tmp_path):
+    """A YAML syntax error is not called a tag; a change made in config.yaml, not by an
+    override, is offered its undoing."""
+    from ganforge.errors import CheckpointError
+
+    run, steps = _run("vocoder", tmp_path)
+    path = run / "config.yaml"
+    text = path.read_text()
+    path.write_text(text.replace("train:", "train;", 1))
+    with pytest.raises(CheckpointError, match=r"is not valid YAML \(.*at line \d+\); fix that line"):
+        api.resume_config(run, [])
+    path.write_text("model: !!python/object/apply:os.system ['true']\n" + text)
+    with pytest.raises(CheckpointError, match="ganforge writes no YAML tags"):
+        api.resume_config(run, [])
+    assert "  hop: 64\n" in text
+    path.write_text(text.replace("  hop: 64\n", "  hop: 32\n", 1))
+    with pytest.raises(ConfigError, match=r"with audio\.hop=32 .*undo the edit of .*config\.yaml"):
+        api.train(api.resume_config(run, [f"train.steps={steps + 2}"]), run, resume=True, progress=False)

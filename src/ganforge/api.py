@@ -161,9 +161,12 @@ def _saved_config(run_dir: Path) -> dict[str, Any]:
         problem = " ".join(str(getattr(exc, "problem", None) or "not valid YAML").split())[:120]
         line = getattr(getattr(exc, "problem_mark", None), "line", None)
         where = f" at line {line + 1}" if line is not None else ""
-        raise CheckpointError(f"cannot resume: {path} is not a plain ganforge config ({problem}"
-                              f"{where}); ganforge writes no YAML tags, so restore the file or "
-                              f"start a new run") from None
+        if "tag" in problem:
+            raise CheckpointError(f"cannot resume: {path} is not a plain ganforge config ({problem}"
+                                  f"{where}); ganforge writes no YAML tags, so restore the file or "
+                                  f"start a new run") from None
+        raise CheckpointError(f"cannot resume: {path} is not valid YAML ({problem}{where}); fix that line "
+                              f"(edited by hand?) or start a new run") from None
     except OSError as exc:
         raise CheckpointError(f"cannot resume: cannot read {path} ({exc.strerror})") from None
     if not isinstance(raw, dict):
@@ -239,8 +242,8 @@ def check_resume_changes(run_dir: Path, cfg: Config, weights: dict[str, torch.Te
     for key, why in {**_RESUME_FIXED, **family(saved).resume_fixed}.items():
         if key in changes:
             raise ConfigError(f"cannot resume {run_dir} with {key}={changes[key][1]} (the run has "
-                              f"{changes[key][0]}): {why}; drop the override or start a new run "
-                              f"with another {rundir.OUT}")
+                              f"{changes[key][0]}): {why}; drop the override (or undo the edit of "
+                              f"{run_dir}/config.yaml) or start a new run with another {rundir.OUT}")
     if not changes:
         return changes
     have = {k: tuple(v.shape) for k, v in weights.items() if not k.startswith("ema.")}
@@ -260,8 +263,8 @@ def check_resume_changes(run_dir: Path, cfg: Config, weights: dict[str, torch.Te
         key = culprits[0] if culprits else next(iter(changes))
         old, value = changes[key]
         raise ConfigError(f"cannot resume {run_dir} with {key}={value} (the run has {old}): it "
-                          f"changes the shape of the networks' weights; drop the override or start "
-                          f"a new run with another {rundir.OUT}")
+                          f"changes the shape of the networks' weights; drop the override (or undo the edit of "
+                          f"{run_dir}/config.yaml) or start a new run with another {rundir.OUT}")
     return changes
 
 
