@@ -30,21 +30,61 @@ def model_names(paths: list[str]) -> list[str]:
     return names
 
 
-def check_port(host: str, port: int) -> None:
+# Seconds a Ctrl-C (or SIGTERM) waits for the requests in flight before dropping them: a client
+# that holds a half-sent request would otherwise keep the server up forever
+GRACE_S = 5
+BACKLOG = 2048  # uvicorn's default
+
+
+def listen(host: str, port: int) -> list:
+    """Sockets listening on ``host``:``port`` (``localhost``: each of its addresses), bound before
+    the models load, so that a port in use is a one-line error at once, and the server's
+    "serving" line is true when printed (a second server on the port used to load its models,
+    say it served, and fail in uvicorn's bind)."""
+    import errno
     import socket
 
     from ..errors import ConfigError
 
     if not 0 < port < 65536:
         raise ConfigError(f"--port must be in 1..65535, got {port}")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError as exc:
-            raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another "
-                              f"--port or --host") from None
+    shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigError(f"cannot listen on {shown} ({exc.strerror}); check --host") from None
+    sockets: list[socket.socket] = []
+    skipped: OSError | None = None
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(found):  # as asyncio's create_server binds
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                if exc.errno != errno.EADDRNOTAVAIL:
+                    raise
+                skipped = exc  # that family is off here (localhost's ::1): asyncio skips it too
+                sockets.pop().close()
+                continue
+            sock.listen(BACKLOG)  # listening: another bind with SO_REUSEADDR now fails
+        if not sockets:
+            raise skipped
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        raise ConfigError(f"cannot listen on {shown} ({exc.strerror}); choose another --port or "
+                          f"--host") from None
+    return sockets
+
+
+def check_port(host: str, port: int) -> None:
+    """A ConfigError when ``host``:``port`` cannot be listened on now."""
+    for sock in listen(host, port):
+        sock.close()
 
 
 def cmd_serve(args) -> int:
@@ -63,7 +103,7 @@ def cmd_serve(args) -> int:
     if args.threads is not None and args.threads < 1:
         raise ConfigError(f"--threads must be at least 1, got {args.threads}; leave it out for torch's default")
     try:
-        import uvicorn
+        import uvicorn  # noqa: F401
 
         from ..serve.server import Settings, create_app
     except ImportError as exc:
@@ -71,23 +111,80 @@ def cmd_serve(args) -> int:
                           f"pip install 'ganforge[serve]'") from None
     from .. import api
 
-    check_port(args.host, args.port)
-    if args.threads is not None:
-        import torch
+    sockets = listen(args.host, args.port)  # closed by uvicorn's shutdown, or below
+    try:
+        if args.threads is not None:
+            import torch
 
-        torch.set_num_threads(args.threads)
-    paths = [args.run_dir, *args.more]
-    runs = {name: api.load(p, checkpoint=args.checkpoint) for name, p in zip(model_names(paths), paths)}
-    settings = Settings(token=args.token, max_n=args.max_n, max_upload_mb=args.max_upload_mb,
-                        max_pixels=args.max_pixels, max_audio_seconds=args.max_audio_seconds,
-                        max_batch=args.max_batch,
-                        batch_wait_ms=args.batch_wait_ms, cors=args.cors)
-    app = create_app(runs, settings)
-    shown = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"ganforge: serving {', '.join(runs)} at http://{shown}:{args.port}/ (API docs at /docs; "
-          f"{'token required' if args.token else 'no token'}; Ctrl-C stops)", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
-    return 0
+            torch.set_num_threads(args.threads)
+        paths = [args.run_dir, *args.more]
+        runs = {name: api.load(p, checkpoint=args.checkpoint) for name, p in zip(model_names(paths), paths)}
+        settings = Settings(token=args.token, max_n=args.max_n, max_upload_mb=args.max_upload_mb,
+                            max_pixels=args.max_pixels, max_audio_seconds=args.max_audio_seconds,
+                            max_batch=args.max_batch,
+                            batch_wait_ms=args.batch_wait_ms, cors=args.cors)
+        app = create_app(runs, settings)
+        shown = f"[{args.host}]" if ":" in args.host else args.host
+        print(f"ganforge: serving {', '.join(runs)} at http://{shown}:{args.port}/ (API docs at /docs; "
+              f"{'token required' if args.token else 'no token'}; Ctrl-C stops)", flush=True)
+        return run_server(app, sockets, args.log_level)
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def run_server(app, sockets: list, log_level: str) -> int:
+    """Serves ``app`` on the listening ``sockets`` until Ctrl-C or SIGTERM: 0 when every request in
+    flight was answered; when some were dropped (the GRACE_S grace ran out, or a second Ctrl-C),
+    one line and 130 (SIGTERM: 143), without uvicorn's tracebacks."""
+    import logging
+    import signal
+    import sys
+    import threading
+
+    import uvicorn
+
+    # lifespan off: the models' threads are stopped below, once uvicorn has stopped (after a
+    # second Ctrl-C, uvicorn would leave the app's lifespan task to be cancelled, with a traceback)
+    server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, lifespan="off",
+                                           timeout_graceful_shutdown=GRACE_S))
+    received: list[int] = []
+    handled = (signal.SIGINT, signal.SIGTERM)
+    # uvicorn takes Ctrl-C and SIGTERM while it serves and raises each again once stopped: here
+    # they are noted, not a KeyboardInterrupt out of its cleanup (nor, as Python's default handler
+    # is not in place, does asyncio's runner cancel the requests with tracebacks of its own)
+    main = threading.current_thread() is threading.main_thread()
+    previous = {sig: signal.signal(sig, lambda sig, frame: received.append(sig)) for sig in handled} if main else {}
+    quiet = QuietCancel()
+    logging.getLogger("uvicorn.error").addFilter(quiet)
+    try:
+        server.run(sockets=sockets)
+    finally:
+        logging.getLogger("uvicorn.error").removeFilter(quiet)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if not (server.force_exit or app.state.dropped or quiet.dropped):
+        app.state.close()  # the models' threads, idle by now
+        return 0
+    # a model's pass may still be running: its thread is a daemon and ends with the process
+    terminated = signal.SIGTERM in received and signal.SIGINT not in received
+    print(f"ganforge: {'stopped by SIGTERM' if terminated else 'interrupted'}; requests in flight were dropped",
+          file=sys.stderr, flush=True)
+    return 143 if terminated else 130
+
+
+class QuietCancel:
+    """Drops uvicorn's "Cancel N running task(s), timeout graceful shutdown exceeded" log line:
+    run_server says it in its own line."""
+
+    def __init__(self):
+        self.dropped = False
+
+    def filter(self, record) -> bool:
+        if str(record.msg).startswith("Cancel %s running task"):
+            self.dropped = True
+            return False
+        return True
 
 
 def register(subparsers, parser_class) -> None:

@@ -297,7 +297,7 @@ def evaluation_advice(run: LoadedRun, name: str) -> list[str]:
 def model_card(run: LoadedRun, meta: dict[str, Any]) -> str:
     cfg = run.config
     lines = [f"# {meta['name']}", "",
-             f"A ganforge model: objective `{cfg.objective}`, exported from `{meta['source']}` at "
+             f"{CARD_MARK}objective `{cfg.objective}`, exported from `{meta['source']}` at "
              f"step {run.step}.", "", "## What it does", ""]
     lines += [f"- `{c}`: {CAPABILITIES[c]}" for c in sorted(run.capabilities)]
     audio = bool(run.capabilities & AUDIO_CAPABILITIES)
@@ -369,15 +369,54 @@ def model_card(run: LoadedRun, meta: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+CARD_MARK = "A ganforge model: "  # the model card's first sentence (model_card)
+
+
+def not_replaceable(out: Path) -> str | None:
+    """Why --force may not replace ``out``, or None when it is an empty folder or a ganforge model
+    folder, whole or damaged (a file deleted by hand). That is a folder that holds only files
+    export writes (config.json, README.md, *.safetensors: nothing else, so no checkpoints/ or
+    config.yaml of a run, and nothing of the user's is lost), and that says it is ganforge's: its
+    config.json has the ``ganforge_model`` key, or, with no config.json, its README.md is the
+    model card. Another tool's model folder (config.json, model.safetensors and README.md too)
+    fails the first; a lone model.safetensors says nothing of where it came from, and stays."""
+    if not out.is_dir():
+        return "it is a file, not a folder"
+    entries = sorted(out.iterdir())
+    if not entries:
+        return None
+    foreign = [e.name for e in entries if not e.is_file() or e.is_symlink()
+               or not (e.name in (MODEL_CONFIG, "README.md") or e.name.endswith(".safetensors"))]
+    if foreign:
+        return f"it holds {foreign[0]}, which export does not write"
+    config, card = out / MODEL_CONFIG, out / "README.md"
+    if config.is_file():
+        try:
+            meta = json.loads(config.read_text(encoding="utf-8"))
+            marked = isinstance(meta, dict) and "ganforge_model" in meta
+        except (OSError, ValueError, TypeError):  # unreadable: the card may still say whose it is
+            marked = None
+        if marked is not None:
+            return None if marked else f"its {MODEL_CONFIG} is not a ganforge model's"
+    try:
+        if card.is_file() and CARD_MARK in card.read_text(encoding="utf-8", errors="replace")[:4096]:
+            return None
+    except OSError:
+        pass
+    return f"it has neither a ganforge {MODEL_CONFIG} nor ganforge's model card (README.md)"
+
+
 def export_folder(run: LoadedRun, out: Path | str, *, force: bool = False) -> Path:
-    """Write the model folder ``out`` (replaced only when it is a model folder and ``force``)."""
+    """Write the model folder ``out`` (replaced only with ``force``, and only when it is empty or
+    a ganforge model folder, whole or damaged: ``not_replaceable``)."""
     out = Path(out)
     if out.exists():
         if not force:
             raise ConfigError(f"{out} already exists; pass --force to replace it or choose another --out")
-        if not (is_model_folder(out) or (out.is_dir() and not any(out.iterdir()))):
-            raise ConfigError(f"--force replaces only a model folder; {out} is something else, so "
-                              f"choose another --out")
+        why = not_replaceable(out)
+        if why is not None:
+            raise ConfigError(f"--force replaces only a model folder; {out} is something else "
+                              f"({why}), so choose another --out")
     nets = run.ema_nets or run.objective.nets  # the EMA generators; all nets when none is kept
     meta = {"name": out.name, "source": str(run.checkpoint),
             "evaluation": evaluation_numbers(run.run_dir)}

@@ -10,13 +10,15 @@ as well), no request value used as a path, CORS off unless an origin is given.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import io
+import json
 import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Callable, Literal
 
 import numpy as np
 import torch
@@ -28,9 +30,11 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import BaseRoute, Match
 
 from ..data.audio import wav_bytes
 from ..errors import GanforgeError
+from ..labels import listing
 from ..objectives import AUDIO_CAPABILITIES
 from ..report.plots import points_png
 from .batching import ModelWorker, grid_columns, to_pixels
@@ -281,27 +285,97 @@ class BodyLimit:
 class CountRequests:
     """Request count and latency by route and status (plain ASGI: Starlette's BaseHTTPMiddleware
     runs each request through an extra task and memory stream, which cost about a tenth of the
-    event loop's time per small request)."""
+    event loop's time per small request). A request refused before the router saw it (413 of
+    BodyLimit, 401 of RequireToken) is counted under the route its path names.
 
-    def __init__(self, app, metrics: Metrics):
-        self.app, self.metrics = app, metrics
+    The outermost layer, it also ends a request that the server's shutdown cancels (a Ctrl-C's
+    grace ran out, or a second Ctrl-C): a 503 where no answer had started, and ``on_drop()``,
+    instead of a CancelledError that uvicorn logs as an application error with its traceback."""
+
+    def __init__(self, app, metrics: Metrics, routes: list, on_drop: Callable[[], None]):
+        self.app, self.metrics, self.routes, self.on_drop = app, metrics, routes, on_drop
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        start, status = time.perf_counter(), 500
+        start, status, started = time.perf_counter(), 500, False
 
         async def send_status(message):
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, started = message["status"], True
             await send(message)
 
         try:
             await self.app(scope, receive, send_status)
+        except asyncio.CancelledError:  # the server is stopping: the request is dropped, quietly
+            self.on_drop()
+            status = 503
+            if not started:
+                with contextlib.suppress(Exception):
+                    await JSONResponse({"error": "the server is shutting down; send the request again "
+                                                 "once it is back"}, status_code=503)(scope, receive, send)
         finally:
-            route = scope.get("route")  # set by the router on this same scope
-            self.metrics.observe_request(getattr(route, "path", "other"), status, time.perf_counter() - start)
+            self.metrics.observe_request(self._route(scope), status, time.perf_counter() - start)
+
+    def _route(self, scope) -> str:
+        route = scope.get("route")  # set by the router on this same scope
+        if route is None:  # refused before routing: the route the path would have reached
+            route = next((r for r in self.routes if isinstance(r, BaseRoute)
+                          and r.matches(scope)[0] != Match.NONE), None)
+        return getattr(route, "path", "other")
+
+
+class RequireToken:
+    """With --token, every /api/ request without 'Authorization: Bearer <token>' is a 401 before
+    anything else happens to it (its body is not read, so a bad body is not a 422 first, and a
+    path that does not exist is not a 404). A CORS preflight (OPTIONS) carries no token by design
+    and passes on to the CORS layer outside this one."""
+
+    def __init__(self, app, token: str):
+        self.app, self.token = app, token.encode()
+
+    async def __call__(self, scope, receive, send):
+        if (scope["type"] == "http" and scope["path"].startswith("/api/") and scope["method"] != "OPTIONS"
+                and not self.authorized(dict(scope["headers"]).get(b"authorization", b""))):
+            return await JSONResponse({"error": UNAUTHORIZED}, status_code=401,
+                                      headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+    def authorized(self, header: bytes) -> bool:
+        scheme, _, given = header.strip().partition(b" ")
+        return scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), self.token)
+
+
+UNAUTHORIZED = "missing or wrong token; send the header 'Authorization: Bearer <token>' with the server's --token"
+
+# What an error echoes of a name the request gave (a model, class or vocoder): a 5 MB name is not
+# sent back in full
+ECHO_CHARS = 60
+
+
+def echo(name: str) -> str:
+    """``'name'`` for an error message, cut to ECHO_CHARS characters."""
+    return f"'{name[:ECHO_CHARS]}...'" if len(name) > ECHO_CHARS else f"'{name}'"
+
+
+def body_message(error: dict[str, Any], example: str) -> str | None:
+    """The message for a JSON body that is not a JSON object at all (None for a field's error):
+    FastAPI's own names no field ("body: Field required", "6: JSON decode error")."""
+    loc, kind, given = tuple(error.get("loc", ())), error.get("type"), error.get("input")
+    if kind == "json_invalid":
+        at = f" at character {loc[1]}" if len(loc) > 1 else ""
+        reason = (error.get("ctx") or {}).get("error", "JSON decode error")
+        return f"the request body is not valid JSON ({reason}{at}); send a JSON object, e.g. {example}"
+    if loc != ("body",):
+        return None
+    if kind == "missing":
+        return f"the request body is empty; send a JSON object, e.g. {example}"
+    if isinstance(given, (bytes, bytearray)):  # not parsed: no JSON content type
+        return (f"the request body was not read as JSON; send the header Content-Type: application/json "
+                f"with a JSON object, e.g. {example}")
+    what = {list: "an array", str: "a string", bool: "true or false", type(None): "null"}.get(type(given), "a number")
+    return f"the request body must be a JSON object, not {what}, e.g. {example}"
 
 
 def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAPI:
@@ -328,15 +402,23 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
                                                 "trained ganforge models.",
                   on_shutdown=[close], docs_url=None, redoc_url=None)  # /docs below, assets local
     app.state.close, app.state.workers, app.state.metrics = close, workers, metrics
+    app.state.dropped = 0  # requests the server's shutdown cancelled (CountRequests)
+
+    def dropped() -> None:
+        app.state.dropped += 1
+
+    # the last added is the outermost: count, then CORS (a 401 or 413 a page can read), the
+    # token (before the body is read), the body limit
+    # multipart overhead on top of the file itself; the file's own size is checked exactly below
+    app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + 64 * 1024)
+    if settings.token is not None:
+        app.add_middleware(RequireToken, token=settings.token)
     if settings.cors:
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(CORSMiddleware, allow_origins=[settings.cors], allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type"], expose_headers=["X-Ganforge-Waveform"])
-    # multipart overhead on top of the file itself; the file's own size is checked exactly below
-    app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + 64 * 1024)
-
-    app.add_middleware(CountRequests, metrics=metrics)
+    app.add_middleware(CountRequests, metrics=metrics, routes=app.router.routes, on_drop=dropped)
 
     @app.exception_handler(ApiError)
     async def api_error(request, exc: ApiError):
@@ -346,9 +428,19 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
     async def ganforge_error(request, exc: GanforgeError):
         return JSONResponse({"error": str(exc)}, status_code=422)
 
+    def example_body(path: str) -> str:
+        """A JSON body that works on ``path``, for an error that says what a body should be."""
+        capability = path.rsplit("/", 1)[-1]
+        fields = {"steps": 8} if capability == "interpolate" else {"n": 4}
+        name = next((n for n, r in runs.items() if capability in r.capabilities), None)
+        return json.dumps({"model": name, **fields} if name else fields)
+
     @app.exception_handler(RequestValidationError)
     async def invalid(request, exc: RequestValidationError):
         first = exc.errors()[0]
+        body = body_message(first, example_body(request.url.path))
+        if body is not None:
+            return JSONResponse({"error": body}, status_code=422)
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
         return JSONResponse({"error": f"{where}: {first.get('msg')}"}, status_code=422)
 
@@ -367,16 +459,15 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
         return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
 
-    # with a token, OpenAPI declares the Bearer scheme: /docs gets its Authorize button
+    # with a token, OpenAPI declares the Bearer scheme: /docs gets its Authorize button. The token
+    # itself is checked by RequireToken, before any body is read; this is its declaration
     bearer = HTTPBearer(auto_error=False, scheme_name="token", description="the server's --token")
 
     async def no_auth() -> None:
         return None
 
     async def token_auth(given: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:  # noqa: B008
-        if given is None or not hmac.compare_digest(given.credentials.strip().encode(), settings.token.encode()):
-            raise ApiError(401, "missing or wrong token; send the header 'Authorization: Bearer <token>' "
-                                "with the server's --token")
+        return None
 
     auth = no_auth if settings.token is None else token_auth
 
@@ -384,7 +475,7 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
         # no model named: the first that can do it (the first served may only sample)
         name = name or next((n for n, r in runs.items() if capability in r.capabilities), next(iter(runs)))
         if name not in runs:
-            raise ApiError(404, f"unknown model '{name}'; this server has: {', '.join(runs)}")
+            raise ApiError(404, f"unknown model {echo(name)}; this server has: {', '.join(runs)}")
         if capability not in runs[name].capabilities:
             can = ", ".join(sorted(runs[name].capabilities))
             raise ApiError(422, f"model '{name}' cannot {capability}; it can: {can}")
@@ -401,6 +492,10 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
         info = models[name]
         if class_ is not None and not info["classes"]:
             raise ApiError(422, f"model '{name}' is unconditional; leave out 'class'")
+        if isinstance(class_, str) and len(class_.strip()) > max(20, *map(len, info["classes"])):
+            # no name nor index is this long: the run's error would echo all of it
+            raise ApiError(422, f"unknown class {echo(class_)}; valid classes (index or name): "
+                                f"{listing(info['classes'])}")
         if truncation is not None and "truncation" not in info:
             raise ApiError(422, f"model '{name}' has no truncation; leave out 'truncation'")
         if truncation is not None:  # the advertised range: past it, every value costs BigGAN a recompute
@@ -415,14 +510,18 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
         started, the model's thread skips it, so a burst of abandoned requests costs no compute."""
         future = workers[name].submit_async(kind, **params)
         if request is None:
-            return await future
-        while True:
-            done, _ = await asyncio.wait({future}, timeout=DISCONNECT_POLL_S)
-            if done:
-                return future.result()
-            if await request.is_disconnected():
-                future.cancel()
-                raise ApiError(499, "the client closed the connection before the answer was ready")
+            return await future  # a cancelled request (the server stopping) cancels the future too
+        try:
+            while True:
+                done, _ = await asyncio.wait({future}, timeout=DISCONNECT_POLL_S)
+                if done:
+                    return future.result()
+                if await request.is_disconnected():
+                    future.cancel()
+                    raise ApiError(499, "the client closed the connection before the answer was ready")
+        except asyncio.CancelledError:  # the server is stopping: the model's thread skips the job
+            future.cancel()
+            raise
 
     def costly(request: Request, values: int, truncation: float | None = None) -> Request | None:
         """``request`` when the job is worth watching for a client that leaves (``values``: the
@@ -547,7 +646,7 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
         name, run = pick(model, "convert")
         if vocoder and vocoder not in models[name]["vocoders"]:
             can = ", ".join(models[name]["vocoders"]) or "none (Griffin-Lim only)"
-            raise ApiError(422, f"vocoder '{vocoder}' is not a served vocoder with the front end of model "
+            raise ApiError(422, f"vocoder {echo(vocoder)} is not a served vocoder with the front end of model "
                                 f"'{name}'; the ones that are: {can}")
         wave = await recording(file, run)
         if vocoder:  # the converted mel, then the vocoder's own worker voices it
