@@ -42,3 +42,13 @@ def test_server_cli_and_python_draw_the_same_conditional_grid(tmp_path, n):
     assert api["labels"].tolist() == cli["labels"].tolist() == run.sample_labels(n).tolist()
     assert np.array_equal(api["images"], cli["images"])
     assert np.array_equal(cli["images"], run.sample_uint8(n, seed=5))
+
+
+def test_a_very_long_class_is_refused_in_one_short_line():
+    from ganforge.labels import ClassError, resolve_class
+
+    for value in ("7" * 5000, "x" * 5000):
+        with pytest.raises(ClassError, match=r"(out of range|unknown class).*") as info:
+            resolve_class(value, ["a", "b"])
+        assert len(str(info.value)) < 200
+    assert resolve_class(" 1 ", ["a", "b"]) == 1 and resolve_class("B", ["a", "b"]) == 1

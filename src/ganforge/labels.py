@@ -50,7 +50,11 @@ def resolve_class(value: str | int, class_names: Sequence[str]) -> int:
     """A class index from an index or a name (case-insensitive), or a ClassError listing them."""
     k = len(class_names)
     text = str(value).strip()
+    shown = text if len(text) <= 60 else text[:60] + "..."  # a 5,000-character value is not echoed whole
     if text.lstrip("-").isdigit():
+        if len(text) > 20:  # past any index (and int() refuses over 4,300 digits)
+            raise ClassError(f"class index {shown} is out of range; this run has classes 0..{k - 1}: "
+                             f"{listing(class_names)}")
         index = int(text)
         if 0 <= index < k:
             return index
@@ -59,7 +63,7 @@ def resolve_class(value: str | int, class_names: Sequence[str]) -> int:
     lowered = {name.lower(): i for i, name in enumerate(class_names)}
     if text.lower() in lowered:
         return lowered[text.lower()]
-    raise ClassError(f"unknown class '{text}'; valid classes (index or name): {listing(class_names)}")
+    raise ClassError(f"unknown class '{shown}'; valid classes (index or name): {listing(class_names)}")
 
 
 def labels_tensor(n: int, labels, class_names: Sequence[str]) -> Tensor:
