@@ -10,6 +10,7 @@ import errno
 import json
 import math
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any, Iterator
@@ -47,6 +48,17 @@ def temporary_name(dest: Path) -> Path:
     """A hidden name beside ``dest`` that keeps its suffix (writers that pick the format by
     extension, such as PIL and numpy, still write the right format)."""
     return dest.with_name(f".{dest.name}.tmp{os.getpid()}{dest.suffix}")
+
+
+_TEMPORARY = re.compile(r"\.(?P<dest>.+)\.tmp\d+(?P<suffix>.*)")
+
+
+def is_temporary_name(name: str) -> str | None:
+    """The destination name a ``temporary_name`` stands for, or None for any other name."""
+    match = _TEMPORARY.fullmatch(name)
+    if match is None or match["suffix"] != Path(match["dest"]).suffix:
+        return None
+    return match["dest"]
 
 
 def probe_writable(dest: Path, *, name: Path | None = None) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import pkgutil
@@ -85,11 +86,9 @@ def cmd_presets(args) -> int:
 def _launch_torchrun(args, cfg) -> int:
     """``ganforge train ... --nproc N``: the same command under torchrun on this machine, once
     ``cfg`` (the config it will train) has been checked here, so that a mistake is one line."""
-    import subprocess
-
     from .objectives import family
     from .rundir import check_new_run_dir
-    from .training.distributed import World, local_batch
+    from .training.distributed import TORCHRUN_CODE, World, local_batch
 
     if args.nproc < 1:
         raise ConfigError(f"--nproc must be at least 1, got {args.nproc}")
@@ -103,16 +102,71 @@ def _launch_torchrun(args, cfg) -> int:
             argv += [flag, str(value)]
     argv += [flag for flag, on in (("--resume", args.resume), ("--force", args.force),
                                    ("--quiet", args.quiet), ("--no-provenance", args.no_provenance)) if on]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+    cmd = [sys.executable, "-c", TORCHRUN_CODE, "--standalone",  # torch.distributed.run, quiet on a signal
            f"--nproc_per_node={args.nproc}", "-m", "ganforge", "train", *argv]
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    proc = subprocess.Popen(cmd, env=env)
-    while True:
-        try:
-            code = proc.wait()
-            return 128 - code if code < 0 else code  # a signal's death as a shell reports it
-        except KeyboardInterrupt:  # the terminal's Ctrl-C reached torchrun and the ranks too: they stop,
-            continue               # save and say so; this launcher waits for them, silently
+    return _run_passing_signals_on(cmd, env)
+
+
+def _run_passing_signals_on(cmd: list[str], env: dict[str, str]) -> int:
+    """Run torchrun (in a session of its own) and wait for it. The first SIGINT or SIGTERM that
+    reaches this launcher is passed on to torchrun, which passes it to the ranks: they stop at the
+    same step and save, and rank 0 says how to continue; this waits for them, then exits 130 or
+    143 and says nothing itself. A second Ctrl-C goes to the ranks themselves, which stop at once
+    and say what the run keeps, as a second Ctrl-C does in one process. SIGHUP (the terminal
+    closed) is passed on as SIGTERM: torchrun, in its own session, would not see it and would
+    train on to the end without a terminal."""
+    import signal
+    import subprocess
+
+    from .training.distributed import child_pids
+
+    def forwarded(signum: int) -> int:
+        return signal.SIGTERM if signum == signal.SIGHUP else signum
+
+    proc = None
+    stop: list[int] = []  # the signals received, in order
+    passed = at_once = False
+
+    def pass_on(signum, frame) -> None:
+        nonlocal passed, at_once
+        stop.append(signum)
+        if proc is None or proc.returncode is not None:
+            return  # passed on once torchrun has started (below); nothing left to stop
+        if not passed:
+            passed = True
+            os.kill(proc.pid, forwarded(stop[0]))
+        elif signum == signal.SIGINT and not at_once:  # torchrun would pass it on as SIGTERM; where
+            at_once = True                              # its ranks cannot be found (no /proc), it does
+            for pid in child_pids(proc.pid) or [proc.pid]:
+                with contextlib.suppress(ProcessLookupError):  # it has just ended
+                    os.kill(pid, signal.SIGINT)
+
+    previous = {}
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            previous[sig] = signal.signal(sig, pass_on)
+    except ValueError:  # not the main thread: the signals stay the caller's to handle
+        pass
+    try:
+        if stop:  # before torchrun started: there is nothing to stop
+            return 128 + stop[0]
+        proc = subprocess.Popen(cmd, env=env)
+        if stop and not passed:  # it came while torchrun was starting
+            passed = True
+            os.kill(proc.pid, forwarded(stop[0]))
+        while True:
+            try:
+                code = proc.wait()
+                break
+            except KeyboardInterrupt:  # not from our handler (a caller's, off the main thread): the
+                continue               # ranks stop, save and say so; wait for them
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+    if stop and code != 0:
+        return 128 + stop[0]  # 130 or 143, as a shell reports a process the signal stopped
+    return 128 - code if code < 0 else code
 
 
 def cmd_train(args) -> int:
@@ -164,12 +218,14 @@ def cmd_train(args) -> int:
               f"ganforge: training {name} for {cfg.train.steps} steps{on} -> {run_dir}", flush=True)
 
     try:
-        result = api.train(cfg, run_dir, name=name, resume=args.resume, force=args.force,
-                           progress=not args.quiet, on_start=announce)
-    except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, without a checkpoint of its own
+        with _startup_signals():
+            result = api.train(cfg, run_dir, name=name, resume=args.resume, force=args.force,
+                               progress=not args.quiet, on_start=announce)
+    except KeyboardInterrupt as exc:  # a second Ctrl-C, or a signal before the trainer listened
+        started = isinstance(exc, _BeforeTraining)
         if main_rank:
-            _say_what_survived(run_dir)
-        return 130
+            _say_what_survived(run_dir, before_training=exc.signum if started else None)
+        return 128 + exc.signum if started else 130
     run_dir = result.run_dir  # under torchrun: rank 0's choice
     if not main_rank:
         return 130 if result.interrupted == "SIGINT" else 143 if result.interrupted else 0
@@ -195,20 +251,58 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _say_what_survived(run_dir: Path) -> None:
-    """After a second Ctrl-C: the checkpoint the run keeps and how to continue, or that none is left."""
+class _BeforeTraining(KeyboardInterrupt):
+    """SIGINT or SIGTERM before the trainer installed its own handlers (which save and stop)."""
+
+    def __init__(self, signum: int):
+        super().__init__()
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _startup_signals():
+    """While the run starts (data, networks, run directory), SIGINT and SIGTERM stop it at once
+    as _BeforeTraining: api.train removes what a new run had written, and the CLI says so, not
+    "a second Ctrl-C". The trainer's handlers replace these while it trains."""
+    import signal
+
+    def stop(signum, frame):
+        raise _BeforeTraining(signum)
+
+    previous = {}
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, stop)
+    except ValueError:  # not the main thread: the signals stay the caller's to handle
+        pass
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _say_what_survived(run_dir: Path, before_training: int | None = None) -> None:
+    """After a second Ctrl-C, or a signal (``before_training``) while the run was starting: the
+    checkpoint the run keeps and how to continue, or that none is left."""
+    import signal
+
     from .training import checkpoint as ckpt
 
     try:
         kept = ckpt.find(run_dir)
     except GanforgeError:
         kept = None
-    if kept is None:
-        print(f"ganforge: stopped at once by a second Ctrl-C; {run_dir} keeps no checkpoint, so start "
-              f"again", file=sys.stderr, flush=True)
+    if before_training is not None:
+        how = f"stopped by {signal.Signals(before_training).name} before training started"
+        said = (f"{how}; {run_dir} keeps nothing of this start, so start again" if kept is None else
+                f"{how}; the run keeps {kept}. Continue with: ganforge train --resume --out {run_dir}")
+    elif kept is None:
+        said = f"stopped at once by a second Ctrl-C; {run_dir} keeps no checkpoint, so start again"
     else:
-        print(f"ganforge: stopped at once by a second Ctrl-C; the run keeps {kept} (the steps after it "
-              f"are lost). Continue with: ganforge train --resume --out {run_dir}", file=sys.stderr, flush=True)
+        said = (f"stopped at once by a second Ctrl-C; the run keeps {kept} (steps trained after it, "
+                f"if any, are lost). Continue with: ganforge train --resume --out {run_dir}")
+    print(f"ganforge: {said}", file=sys.stderr, flush=True)
 
 
 def _save_points(run, points, path: Path, suffix: str, meta) -> None:
@@ -436,7 +530,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ganforge: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("ganforge: interrupted", file=sys.stderr)
+        if not _quiet_rank():  # under torchrun: said once per node
+            print("ganforge: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `ganforge provenance FILE | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's flush at exit

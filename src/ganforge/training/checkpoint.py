@@ -9,9 +9,10 @@ Layout of ``RUN/checkpoints/``::
     <name>.safetensors                 (optional) tensors fixed for the whole run, written once
                                        (a GAN stage's start weights; see RUN_FILES)
 
-A checkpoint directory is written under a temporary name, fsynced and renamed, and ``latest`` is
-replaced atomically after it, so a process killed at any moment leaves the previous checkpoint
-loadable. ``state.pt`` loads with ``torch.load(weights_only=True)``. A write that fails for lack
+A checkpoint directory is written under a temporary name and fsynced; then ``latest`` is
+replaced atomically, and the directory renamed into place, so a process killed at any moment
+leaves the previous checkpoint or the new one loadable, and ``find`` takes the new one once it is
+there (see ``save``). ``state.pt`` loads with ``torch.load(weights_only=True)``. A write that fails for lack
 of space or permission (ENOSPC, EROFS, ...) removes its temporary folder and ends with one line;
 folders left by a process killed mid-write are removed when the run starts again
 (``clean_leftovers``, called under the run directory's lock, so they cannot be another live
@@ -32,7 +33,8 @@ from safetensors.torch import load_file
 
 import yaml
 
-from ..atomic import STORAGE_ERRNOS, atomic_path, atomic_write_text, check_readable, fsync_dir, save_tensors
+from ..atomic import (STORAGE_ERRNOS, atomic_path, atomic_write_text, check_readable, fsync_dir, is_temporary_name,
+                      save_tensors, temporary_name)
 from ..errors import CheckpointError, StorageError
 
 WEIGHTS = "weights.safetensors"
@@ -66,10 +68,19 @@ def unflatten_weights(flat: dict[str, torch.Tensor], prefix: str = "") -> dict[s
 
 def save(ckpt_root: Path, step: int, weights: dict[str, torch.Tensor], state: dict[str, Any],
          keep: int, protect: tuple[str, ...] = ()) -> Path:
-    """Write checkpoint ``step`` atomically, point ``latest`` at it, prune to ``keep``."""
+    """Write checkpoint ``step`` atomically, point ``latest`` at it, prune to ``keep``.
+
+    Everything is written and fsynced under temporary names first; then two renames, which need
+    no space: ``latest`` is pointed at the new name, and the folder is renamed into place. In
+    that order ``latest`` never names a step older than the newest written one (a kill between
+    the renames had left a complete newer folder that resume and sample ignored), and a
+    ``latest`` that names a folder not (yet) there means that write was cut short: ``find``
+    then takes the newest complete checkpoint before it."""
     name = f"step_{step:07d}"
     final = ckpt_root / name
     tmp = ckpt_root / f".tmp-{name}-{os.getpid()}"
+    pointer = ckpt_root / "latest"
+    tmp_pointer = temporary_name(pointer)
     try:
         ckpt_root.mkdir(parents=True, exist_ok=True)
         if tmp.exists():
@@ -81,12 +92,20 @@ def save(ckpt_root: Path, step: int, weights: dict[str, torch.Tensor], state: di
         for file in (WEIGHTS, STATE):
             with open(tmp / file, "rb") as f:
                 os.fsync(f.fileno())
+        with open(tmp_pointer, "w", encoding="utf-8") as f:
+            f.write(name + "\n")
+            f.flush()
+            os.fsync(f.fileno())
     except Exception as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        tmp_pointer.unlink(missing_ok=True)
         if _is_storage_failure(exc):
             raise _write_failed(exc, ckpt_root, name) from None
         raise
-    if final.exists():  # same step written again (e.g. a signal right after a periodic save)
+    os.replace(tmp_pointer, pointer)
+    if final.exists():  # the same step with other contents (a rollback reached it again)
+        # a kill between these two renames leaves the step missing: clean_leftovers puts the
+        # new copy (complete: it was fsynced before the old one was moved aside) in its place
         old = ckpt_root / f".old-{name}-{os.getpid()}"
         os.replace(final, old)
         os.replace(tmp, final)
@@ -94,9 +113,13 @@ def save(ckpt_root: Path, step: int, weights: dict[str, torch.Tensor], state: di
     else:
         os.replace(tmp, final)
     fsync_dir(ckpt_root)
-    atomic_write_text(ckpt_root / "latest", name + "\n")
     _prune(ckpt_root, keep, protect=(name, *protect, _read_pointer(ckpt_root, "best") or ""))
     return final
+
+
+def is_saved(path: Path | None, step: int) -> bool:
+    """Whether ``path`` is the complete checkpoint of ``step`` (nothing to write again)."""
+    return path is not None and path.name == f"step_{step:07d}" and _is_complete(path)
 
 
 def _save_run_files(ckpt_root: Path, state: dict[str, Any]) -> dict[str, Any]:
@@ -161,16 +184,44 @@ def _write_failed(exc: Exception, ckpt_root: Path, name: str) -> StorageError:
                         f"train --resume --out {ckpt_root.parent}")
 
 
+_MOVED_ASIDE = re.compile(r"\.old-(step_\d+)-(\d+)")
+# the trainer's own files outside checkpoints/ that atomic_path writes: samples/step_*, and
+# config.yaml and metrics.jsonl in the run directory (other commands' files are left alone: an
+# evaluation or a report may be writing there now, without the run's lock)
+_RUN_FILES_WRITTEN = (("samples", re.compile(r"step_.*")), ("", re.compile(r"config\.yaml|metrics\.jsonl")))
+
+
 def clean_leftovers(ckpt_root: Path) -> list[str]:
     """Remove the temporary folders and files of writes that were cut short (a killed process,
-    a full disk). Only call it while holding the run directory's lock. Returns their names."""
-    if not ckpt_root.is_dir():
-        return []
+    a full disk): in ``ckpt_root``, and the trainer's temporary files in the run directory above
+    it (samples/, config.yaml, metrics.jsonl). A step that a kill left moved aside while it was
+    being written again is put back first. Only call it while holding the run directory's lock.
+    Returns the names removed."""
     removed = []
-    for path in ckpt_root.iterdir():
-        if path.name.startswith((".tmp-", ".old-")) or (path.name.startswith(".") and ".tmp" in path.name):
-            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
-            removed.append(path.name)
+    if ckpt_root.is_dir():
+        for old in ckpt_root.glob(".old-step_*"):
+            match = _MOVED_ASIDE.fullmatch(old.name)
+            final = ckpt_root / match[1] if match else None
+            if final is None or final.exists():
+                continue
+            new = ckpt_root / f".tmp-{match[1]}-{match[2]}"
+            for source in (new, old):  # the new copy was complete before the old was moved aside
+                if source.is_dir() and _is_complete(source):
+                    os.replace(source, final)
+                    break
+        for path in ckpt_root.iterdir():
+            if path.name.startswith((".tmp-", ".old-")) or (path.name.startswith(".") and ".tmp" in path.name):
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+                removed.append(path.name)
+    for sub, dest in _RUN_FILES_WRITTEN:
+        folder = ckpt_root.parent / sub
+        if not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            target = is_temporary_name(path.name)
+            if target is not None and dest.fullmatch(target) and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+                removed.append(f"{sub}/{path.name}" if sub else path.name)
     return sorted(removed)
 
 
@@ -227,6 +278,11 @@ def find(run_dir: Path, which: str = "latest") -> Path:
                                   f"--checkpoint latest or a step_XXXXXXX name (checkpoint='latest' in Python; its "
                                   f"checkpoints: {recent})")
         complete = sorted(p for p in ckpt_root.glob("step_*") if _is_complete(p))
+        if which == "latest" and name and STEP_NAME.fullmatch(name):
+            # ``latest`` is pointed at a step just before its folder is renamed into place: a
+            # step it names that is not there was cut short, and what the run keeps is the
+            # newest checkpoint before it (a newer one is from before a rollback, abandoned)
+            complete = [p for p in complete if not STEP_NAME.fullmatch(p.name) or int(p.name[5:]) <= int(name[5:])]
         newer = sorted(p.name for p in ckpt_root.glob("step_*")
                        if p.is_dir() and not _is_complete(p) and (not complete or p.name > complete[-1].name))
         if newer:  # only a hand can leave one (writes are atomic): say what is skipped

@@ -39,6 +39,7 @@ import socket
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import numpy as np
@@ -549,3 +550,51 @@ def peer_failure(world: World, exc: BaseException, step: int | None, resume_hint
                                           f"torchrun's report above names it")
     where = "before training" if step is None else f"at step {step}"
     return DistributedError(f"rank {world.rank} stops {where}: {who}; all ranks stop; {resume_hint}")
+
+
+# ----------------------------------------------------------------------------- torchrun for --nproc
+
+# What ``ganforge train --nproc N`` starts: torchrun in a session of its own, so that a terminal's
+# Ctrl-C reaches the launcher alone, which passes each stop signal on once (torchrun passes it to
+# the ranks, each in a session of its own too). A signal that comes before torchrun has started a
+# rank ends it at once: there is nothing to save yet.
+TORCHRUN_CODE = ("import os, signal; os.setsid(); [signal.signal(s, lambda n, f: os._exit(128 + n)) "
+                 "for s in (signal.SIGINT, signal.SIGTERM)]; "
+                 "from ganforge.training.distributed import torchrun; torchrun()")
+
+# torchrun's log lines of a shutdown by a signal: the ranks say what they stopped at and saved
+_SHUTDOWN_LOGS = {"torch.distributed.elastic.agent.server.api": "Received %s death signal",
+                  "torch.distributed.elastic.multiprocessing.api": "Sending process %s closing signal"}
+
+
+def torchrun(argv: list[str] | None = None) -> None:
+    """torch.distributed.run's ``main`` (started by TORCHRUN_CODE), which passes SIGINT and
+    SIGTERM on to the ranks and waits for them to stop, less its traceback and log lines of that
+    shutdown; it exits 128 + the signal, as a shell reports a process a signal stopped."""
+    import logging
+
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.run import main
+
+    for name, start in _SHUTDOWN_LOGS.items():
+        logging.getLogger(name).addFilter(lambda record, start=start: not str(record.msg).startswith(start))
+    try:
+        main(sys.argv[1:] if argv is None else argv)
+    except SignalException as exc:
+        sys.exit(128 + int(exc.sigval))
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (torchrun's: its ranks), from Linux's /proc; none
+    where there is no /proc."""
+    found = []
+    for entry in os.scandir("/proc") if os.path.isdir("/proc") else ():
+        if not entry.name.isdigit():
+            continue
+        try:  # "pid (command) state ppid ...": the command may hold spaces and parentheses
+            fields = (Path(entry.path) / "stat").read_text().rpartition(")")[2].split()
+        except OSError:  # it has just ended
+            continue
+        if len(fields) > 1 and int(fields[1]) == pid:
+            found.append(int(entry.name))
+    return found

@@ -1,10 +1,18 @@
 """One place for training statistics: scalars are summed on the device between log intervals
 (no host sync per step) and written as one JSON line per interval, plus TensorBoard when installed.
-Events (diagnostics, rollbacks) are JSON lines of their own with an ``event`` key."""
+Events (diagnostics, rollbacks) are JSON lines of their own with an ``event`` key.
+
+TensorBoard's writer is made at the first record; a resume first sets ``purge_step`` (the first
+step it redoes), so TensorBoard drops the events an earlier process wrote of those steps. Its
+background thread writes the event file; an OSError there (a full disk) is raised by the
+writer's next call in the main thread, which ``write``/``add_image``/``close`` turn into an
+OSError naming the folder, for the Trainer's one line (the thread's own "Exception in thread"
+traceback is kept quiet)."""
 from __future__ import annotations
 
 import json
 import math
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +26,31 @@ class MetricsLogger:
         self._sums: dict[str, torch.Tensor] = {}
         self._counts: dict[str, int] = {}
         self.tb = None
-        if self.enabled:
+        self.tb_dir = Path(run_dir) / "tensorboard" if run_dir is not None else None
+        self.purge_step: int | None = None  # set by a resume before the first record
+        self._tb_tried = not self.enabled
+
+    def _writer(self):
+        """TensorBoard's writer, made on first use; None when tensorboard is not installed."""
+        if not self._tb_tried:
+            self._tb_tried = True
             try:  # optional dependency
                 from torch.utils.tensorboard import SummaryWriter
-
-                self.tb = SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"))
             except Exception:  # tensorboard not installed (ImportError) or unusable
-                self.tb = None
+                return None
+            _quiet_writer_threads()
+            self.tb = self._tb_call(SummaryWriter, log_dir=str(self.tb_dir), purge_step=self.purge_step)
+        return self.tb
+
+    def _tb_call(self, fn, *args, **kwargs):
+        """``fn(...)`` of the TensorBoard writer; an OSError (its own, or its thread's, which it
+        re-raises) closes the writer and is raised again naming the folder."""
+        try:
+            return fn(*args, **kwargs)
+        except OSError as exc:
+            self.close(quiet=True)
+            self._tb_tried = True  # no new writer after a failed one
+            raise OSError(exc.errno, exc.strerror or str(exc), str(self.tb_dir)) from None
 
     def accumulate(self, scalars: dict[str, torch.Tensor]) -> None:
         for name, value in scalars.items():
@@ -94,22 +120,55 @@ class MetricsLogger:
             return
         clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
                  for k, v in record.items()}
-        with open(self.path, "a") as f:
-            f.write(json.dumps(clean) + "\n")
-        if self.tb is not None and "step" in record:
+        try:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(clean) + "\n")
+        except OSError as exc:  # a full disk: name the file (a write's own error does not)
+            if exc.filename is not None:
+                raise
+            raise OSError(exc.errno, exc.strerror or str(exc), str(self.path)) from None
+        if "step" in record and self._writer() is not None:
             step = record["step"]
             if "event" in record:
-                self.tb.add_text(f"events/{record['event']}", json.dumps(record), step)
+                self._tb_call(self.tb.add_text, f"events/{record['event']}", json.dumps(record), step)
             else:
                 for k, v in record.items():
                     if k != "step" and isinstance(v, (int, float)) and math.isfinite(v):
-                        self.tb.add_scalar(k, v, step)
+                        self._tb_call(self.tb.add_scalar, k, v, step)
 
     def add_image(self, tag: str, image_chw: torch.Tensor, step: int) -> None:
-        if self.tb is not None:
-            self.tb.add_image(tag, image_chw, step)
+        if self.enabled and self._writer() is not None:
+            self._tb_call(self.tb.add_image, tag, image_chw, step)
 
-    def close(self) -> None:
-        if self.tb is not None:
-            self.tb.flush()
-            self.tb.close()
+    def close(self, *, quiet: bool = False) -> None:
+        """Flush and close TensorBoard's writer (once). ``quiet``: an OSError is swallowed (a
+        close on the way out of another error must not replace it)."""
+        tb, self.tb = self.tb, None
+        if tb is None:
+            return
+        self._tb_tried, self.purge_step = False, None  # a later record opens a new writer
+        try:
+            try:
+                tb.flush()
+            finally:
+                tb.close()
+        except OSError as exc:
+            if not quiet:
+                raise OSError(exc.errno, exc.strerror or str(exc), str(self.tb_dir)) from None
+
+
+def _quiet_writer_threads() -> None:
+    """Keep the OSError that ends TensorBoard's writer thread (a full disk) from being printed
+    as "Exception in thread ...": the writer raises it again in the main thread, where it
+    becomes one line. Other threads' exceptions, and other errors, go to the hook as before."""
+    previous = threading.excepthook
+    if getattr(previous, "ganforge_quiet", False):
+        return
+
+    def hook(args):
+        if isinstance(args.exc_value, OSError) and type(args.thread).__name__ == "_AsyncWriterThread":
+            return
+        previous(args)
+
+    hook.ganforge_quiet = True
+    threading.excepthook = hook

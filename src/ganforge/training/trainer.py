@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import math
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from torchvision.transforms.functional import pil_to_tensor
 from torchvision.utils import make_grid
 
 from .. import provenance
-from ..atomic import STORAGE_ERRNOS, atomic_path
+from ..atomic import FULL_ERRNOS, STORAGE_ERRNOS, atomic_path
 from ..errors import ConfigError, DistributedError, GanforgeError, StorageError, TrainingDiverged
 from ..labels import class_kwargs, grid_columns
 from ..models.layers import accumulating_bn_stats, batch_norms
@@ -79,6 +80,13 @@ def _rmsprop(params, *, lr, betas, device):  # the original WGAN recipe (Arjovsk
     return torch.optim.RMSprop(params, lr=lr)
 
 
+def _is_terminal(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # replaced by an object without it, or closed
+        return False
+
+
 def _ignore_sigterm() -> None:
     """SIGTERM ignored from now on (main thread only): for a rank that is about to exit anyway."""
     if threading.current_thread() is threading.main_thread():
@@ -95,6 +103,41 @@ def _captioned(grid: torch.Tensor, caption: str):
     out.paste(top, (0, 0))
     ImageDraw.Draw(out).text((4, top.height + 3), caption, fill="black")
     return out
+
+
+class _LineProgress:
+    """Progress for a log file or CI (stderr not a terminal): a plain line every 10% of the
+    steps or every 30 seconds, with the step, the rate and the last logged losses. tqdm there
+    wrote every refresh joined by carriage returns, one line of kilobytes. Stands in for the
+    tqdm bar (update, set_postfix_str, write, n, close)."""
+
+    SECONDS = 30.0
+
+    def __init__(self, total: int, initial: int, file=None):
+        self.total, self.n, self.file = total, initial, file
+        self.every = max(1, total // 10)
+        self.postfix = ""
+        self._last_step, self._last_time = initial, time.perf_counter()
+
+    def update(self, k: int) -> None:
+        self.n += k
+        now = time.perf_counter()
+        mark = self.n // self.every > self._last_step // self.every or self.n >= self.total
+        if self.n > self._last_step and (mark or now - self._last_time >= self.SECONDS):
+            rate = (self.n - self._last_step) / max(now - self._last_time, 1e-9)
+            numbers = f", {self.postfix}" if self.postfix else ""
+            print(f"ganforge: step {self.n}/{self.total} ({100 * self.n // max(self.total, 1)}%), "
+                  f"{rate:.3g} steps/s{numbers}", file=self.file or sys.stderr, flush=True)
+            self._last_step, self._last_time = self.n, now
+
+    def set_postfix_str(self, text: str, refresh: bool = True) -> None:
+        self.postfix = text
+
+    def write(self, text: str) -> None:
+        print(text, flush=True)
+
+    def close(self) -> None:
+        pass
 
 
 @dataclass
@@ -190,6 +233,7 @@ class Trainer:
         self.logger = MetricsLogger(self.run_dir, enabled=self.is_main)
         self._stop_signal: str | None = None
         self.last_checkpoint: Path | None = None
+        self._saved_step: int | None = None  # the step whose state last_checkpoint holds
         self._apply_lr_scale()  # the objective's factor for where it starts (a growing stage)
 
     # ------------------------------------------------------------------ state
@@ -228,6 +272,14 @@ class Trainer:
         (a resumed run with no step left to train still reports what it resumed from)."""
         if source is not None:
             self.last_checkpoint = source
+            self._saved_step = int(state["step"])  # what it holds is what is loaded
+            # TensorBoard drops what it has of the steps after it: the resume redoes them
+            # (metrics.jsonl is cut back to the checkpoint for the same reason); the step itself
+            # was logged before its checkpoint was written
+            self.logger.purge_step = int(state["step"]) + 1
+            self._note_stretched_schedule(state)
+        else:
+            self._saved_step = None  # a rollback: its scaled learning rates are not saved yet
         nets = ckpt.unflatten_weights({k: v for k, v in weights.items() if not k.startswith("ema.")})
         for name, net in self.objective.nets.items():
             net.load_state_dict(nets[name])
@@ -278,14 +330,33 @@ class Trainer:
                        f"continues with the same global batch and data order, but not bit-exact "
                        f"with a run that kept {size}")
 
+    def _note_stretched_schedule(self, state: dict[str, Any]) -> None:
+        """One note when a resume changes train.steps of a run whose learning rates follow a
+        schedule over train.steps (optim.lr_decay): the schedule is stretched to the new length
+        from here on, so the result differs from a run trained that long from the start."""
+        saved = (state.get("config") or {}).get("train", {}).get("steps")
+        if self.cfg.optim.lr_decay == "none" or saved is None or int(saved) == self.cfg.train.steps:
+            return
+        self.warn(f"ganforge: note: optim.lr_decay={self.cfg.optim.lr_decay} runs over train.steps, "
+                  f"which this resume changes ({saved} -> {self.cfg.train.steps}): the learning-rate "
+                  f"schedule is stretched to the new length from step {int(state['step'])} on, so the "
+                  f"result differs from a run trained {self.cfg.train.steps} steps from the start")
+
+    def step_saved(self) -> bool:
+        """Whether the checkpoint of this very step is already written (and holds this state)."""
+        return self._saved_step == self.step and ckpt.is_saved(self.last_checkpoint, self.step)
+
     def save_checkpoint(self) -> Path | None:
         self.ema_standing_stats()
         if not self.is_main or self.run_dir is None:
             return None
+        if self.step_saved():  # e.g. a signal right after the periodic save: nothing new to write
+            return self.last_checkpoint
         good = ckpt.newest_at_most(self.run_dir, self.healthy_step)
         self.last_checkpoint = ckpt.save(self.run_dir / "checkpoints", self.step, self.weights(),
                                          self.state(), keep=self.cfg.train.keep_checkpoints,
                                          protect=(good.name,) if good is not None else ())
+        self._saved_step = self.step
         return self.last_checkpoint
 
     # ------------------------------------------------------------------ loop
@@ -383,7 +454,9 @@ class Trainer:
     def fit(self) -> FitResult:
         t = self.cfg.train
         start, bar = self.step, None
-        if self.progress:
+        if self.progress and not _is_terminal(sys.stderr):
+            bar = _LineProgress(t.steps, self.step)
+        elif self.progress:
             from tqdm import tqdm
 
             bar = tqdm(total=t.steps, initial=self.step, unit="step", dynamic_ncols=True,
@@ -418,21 +491,20 @@ class Trainer:
                     else:
                         self._diverged(self._divergence_event({"nonfinite_weights": True}))
                 self._window_saving += time.perf_counter() - saving  # kept out of img/s
-            if self._stop_signal is not None and self._window_steps:
+            if self._stop_signal is not None and self._window_steps and not self.step_saved():
                 # the interrupted interval's statistics and time, not dropped; not judged: a stop
-                # must not roll back or end in a divergence error (the resumed run judges on)
+                # must not roll back or end in a divergence error (the resumed run judges on). At
+                # a step already saved, a record past its checkpoint would be dropped by the resume
                 self._log_interval(judge=False)
             if self._stop_signal is not None and self._weights_finite():
-                self.save_checkpoint()
-        except OSError as exc:  # metrics.jsonl, a sample grid: the disk filled or turned read-only
-            if exc.errno not in STORAGE_ERRNOS:
+                self.save_checkpoint()  # none when this step's checkpoint is already written
+            self.logger.close()  # TensorBoard's last events: a full disk here is the run's error too
+        except (OSError, StorageError) as exc:  # metrics.jsonl, a sample grid, TensorBoard, a pointer
+            if isinstance(exc, OSError) and exc.errno not in STORAGE_ERRNOS:
                 self._tell_peers(exc)
                 raise
             self._tell_peers(exc)
-            kept = f"the last checkpoint {self.last_checkpoint.name} is intact; " if self.last_checkpoint else ""
-            raise StorageError(f"cannot write to {self.run_dir} at step {self.step} ({exc.strerror}); "
-                               f"{kept}free some space and continue with: ganforge train --resume "
-                               f"--out {self.run_dir}") from None
+            raise self._storage_error(exc) from None
         except Exception as exc:
             try:
                 self._tell_peers(exc)
@@ -448,8 +520,28 @@ class Trainer:
             restore()
             if bar is not None:
                 bar.close()
-            self.logger.close()
+            self.logger.close(quiet=True)  # never in place of the error on its way out
         return FitResult(self.step, self.run_dir, self.last_checkpoint, self._stop_signal, start)
+
+    def _storage_error(self, exc: OSError | StorageError) -> StorageError:
+        """The one line for a file of the run that could not be written (a full or read-only
+        disk): what failed, the checkpoint that is intact and how to continue. A checkpoint's
+        own StorageError already says all that and is kept; another file's (atomic_path's
+        "choose another path") is rewritten, a path being no choice here."""
+        if isinstance(exc, StorageError) and "train --resume" in str(exc):
+            return exc
+        cause = exc if isinstance(exc, OSError) else exc.__context__  # atomic_path's OSError
+        code = cause.errno if isinstance(cause, OSError) else None
+        if isinstance(exc, OSError):
+            where = exc.filename or self.run_dir
+            what = f"cannot write {where} at step {self.step} ({exc.strerror or exc})"
+        else:  # "cannot write PATH: REASON; fix ..." -> its first part
+            what = f"{str(exc).split(';')[0]} (at step {self.step})"
+        full = code in FULL_ERRNOS or (code is None and "No space left" in str(exc))
+        fix = "free some space" if full else "make it writable"
+        kept = f"the last checkpoint {self.last_checkpoint.name} is intact; " if self.last_checkpoint else ""
+        return StorageError(f"{what}; {kept}{fix} and continue with: ganforge train --resume "
+                            f"--out {self.run_dir}")
 
     def _stopping(self) -> bool:
         """Whether a signal asks to stop; under torchrun, a signal on any rank stops every rank
