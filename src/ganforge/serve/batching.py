@@ -26,7 +26,6 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from ..labels import grid_columns  # noqa: F401 (the server's PNG grids; one tiling everywhere)
 from ..latents import slerp, walk_fractions
 from .graph import InferenceGraph, build_graph, record_sample, set_truncation, verify
 

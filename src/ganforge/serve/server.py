@@ -34,10 +34,10 @@ from starlette.routing import BaseRoute, Match
 
 from ..data.audio import wav_bytes
 from ..errors import GanforgeError
-from ..labels import listing
+from ..labels import grid_columns, listing
 from ..objectives import AUDIO_CAPABILITIES
 from ..report.plots import points_png
-from .batching import ModelWorker, grid_columns, to_pixels
+from .batching import ModelWorker, to_pixels
 from .metrics import Metrics
 
 STATIC = ("index.html", "app.js", "style.css")
