@@ -12,12 +12,20 @@ from ganforge.errors import CheckpointError
 from test_export import train_family
 
 
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A run and its model folder, made once for the module (each test damages a copy)."""
+    root = tmp_path_factory.mktemp("damage")
+    run = train_family("unconditional", root)
+    assert run_cli("export", str(run), "--format", "folder", "--out", str(root / "model")).returncode == 0
+    return run, root / "model"
+
+
 @pytest.mark.parametrize("lost", ["model.safetensors", "config.json"])
-def test_a_model_folder_missing_a_file_says_so_and_how_to_rebuild_it(tmp_path, lost):
-    run = train_family("unconditional", tmp_path)
+def test_a_model_folder_missing_a_file_says_so_and_how_to_rebuild_it(tmp_path, exported, lost):
+    run, whole = exported
     model = tmp_path / "model"
-    assert run_cli("export", str(run), "--format", "folder", "--out", str(model)).returncode == 0
-    shutil.copytree(model, tmp_path / "whole")
+    shutil.copytree(whole, model)
     (model / lost).unlink()
     fix = f"model folder {model} lacks {lost}; export it again"
     with pytest.raises(CheckpointError, match=fix):
@@ -27,5 +35,5 @@ def test_a_model_folder_missing_a_file_says_so_and_how_to_rebuild_it(tmp_path, l
         proc = run_cli(*args)
         assert proc.returncode == 2 and proc.stderr.strip().startswith(f"ganforge: error: {fix}"), proc.stderr
     assert not (tmp_path / "x.png").exists()
-    ganforge.load(tmp_path / "whole")  # the intact copy loads
+    ganforge.load(whole)  # the intact copy loads
     assert ganforge.load(run).run_dir == run  # and a run directory is no model folder
