@@ -66,13 +66,19 @@ def _cut_after(monkeypatch, predicate):
 # ----------------------------------------------------------------------------- 1. latest
 
 
-def test_a_kill_after_the_new_folder_is_in_place_keeps_it_as_latest(tmp_path, monkeypatch, capsys):
+def _kill_saving_step_6(tmp_path, monkeypatch, predicate):
+    """Checkpoints/step_3 saved, then the save of step 6 killed at the rename ``predicate`` picks."""
     root = tmp_path / "run" / "checkpoints"
     _save(root, 3)
-    _cut_after(monkeypatch, lambda src, dst: dst.endswith("step_0000006"))
+    _cut_after(monkeypatch, predicate)
     with pytest.raises(_Cut):
         _save(root, 6)
     monkeypatch.undo()
+    return root
+
+
+def test_a_kill_after_the_new_folder_is_in_place_keeps_it_as_latest(tmp_path, monkeypatch, capsys):
+    root = _kill_saving_step_6(tmp_path, monkeypatch, lambda src, dst: dst.endswith("step_0000006"))
     assert ckpt.find(tmp_path / "run").name == "step_0000006"  # it was ignored for step_0000003
     cli._say_what_survived(tmp_path / "run")  # the second Ctrl-C's message names what is kept
     err = capsys.readouterr().err
@@ -80,12 +86,7 @@ def test_a_kill_after_the_new_folder_is_in_place_keeps_it_as_latest(tmp_path, mo
 
 
 def test_a_kill_before_the_new_folder_is_in_place_keeps_the_previous(tmp_path, monkeypatch):
-    root = tmp_path / "run" / "checkpoints"
-    _save(root, 3)
-    _cut_after(monkeypatch, lambda src, dst: dst.endswith("latest"))
-    with pytest.raises(_Cut):
-        _save(root, 6)
-    monkeypatch.undo()
+    root = _kill_saving_step_6(tmp_path, monkeypatch, lambda src, dst: dst.endswith("latest"))
     assert (root / "latest").read_text() == "step_0000006\n" and not (root / "step_0000006").exists()
     assert ckpt.find(tmp_path / "run").name == "step_0000003"
     assert ckpt.clean_leftovers(root) == [".tmp-step_0000006-%d" % os.getpid()]
