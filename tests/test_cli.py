@@ -77,6 +77,7 @@ def test_train_then_sample_end_to_end(tmp_path, image_folder):
     assert proc.returncode == 0, proc.stderr
     assert "samples:" in proc.stdout and str(run / "checkpoints") in proc.stdout
     records = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    assert records.pop()["event"] == "end"  # the trainer's closing record: how the run ended
     assert [r["step"] for r in records] == [1, 2, 3, 4]
     assert Image.open(run / "samples" / "step_0000004.png").size[0] > 16
 

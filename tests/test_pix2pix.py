@@ -176,7 +176,7 @@ def test_monitor_on_translation_runs(trained_run):
     import json
 
     records = [json.loads(l) for l in (trained_run / "metrics.jsonl").read_text().splitlines()]
-    events = [r for r in records if "event" in r]
+    events = [r for r in records if "event" in r and r["event"] != "end"]  # end: how it ended
     assert events == []  # no detector misfires on a healthy translation run
     logged = [r for r in records if "step" in r and "event" not in r]
     assert all("diversity" not in r for r in logged)  # the z-diversity probe does not apply

@@ -89,7 +89,8 @@ def test_force_replaces_a_run_and_only_a_run(tmp_path):
     _train(_cfg(**{"train.steps": 2}), run, force=True)
     assert ckpt.find(run).name == "step_0000002"
     assert not (run / "checkpoints" / "step_0000006").exists()
-    assert [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()] == [2]
+    assert [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()
+            if '"event": "end"' not in x] == [2]  # the closing end record aside
 
 
 def test_force_refused_while_a_live_process_holds_the_run(tmp_path, holder):
@@ -349,7 +350,8 @@ def test_resume_allows_other_changes_with_a_notice_and_an_event(tmp_path, capsys
     out = capsys.readouterr().out
     assert ("ganforge: resuming at step 2 with a changed config: loss.name nonsaturating -> hinge, "
             "optim.g_lr 0.0002 -> 0.0001, train.batch_size 8 -> 16, train.steps 2 -> 4\n") in out
-    events = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if '"event"' in x]
+    events = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()
+              if '"event"' in x and '"event": "end"' not in x]  # the closing end record aside
     assert events == [{"event": "config_change", "step": 2, "message": events[0]["message"],
                        "evidence": {"loss.name": ["nonsaturating", "hinge"], "optim.g_lr": [0.0002, 0.0001],
                                     "train.batch_size": [8, 16], "train.steps": [2, 4]}}]
@@ -677,6 +679,7 @@ def test_resume_after_a_kill_logs_each_step_and_event_once(tmp_path, capsys):
     assert "resuming from step_0000003: dropped 5 lines of metrics.jsonl logged after it" in capsys.readouterr().out
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     steps = [r["step"] for r in lines if "time" in r]
+    assert [r["how"] for r in lines if r.get("event") == "end"] == ["done"]  # the first run's end dropped
     assert steps == [1, 2, 3, 4, 5, 6] and not [r for r in lines if r.get("event") == "mode_collapse"]
 
 

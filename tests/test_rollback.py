@@ -34,8 +34,10 @@ if "nan-at-steps" not in OBJECTIVES:
 
 
 def _events(run):
+    """The events before the trainer's closing {"event": "end"} record (checked in
+    test_monitor_review_fixes)."""
     return [r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
-            if "event" in r]
+            if "event" in r and r["event"] != "end"]
 
 
 def _cfg(**kw):

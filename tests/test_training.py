@@ -28,6 +28,8 @@ def test_run_directory_contents(tmp_path):
     assert result.step == 6 and result.interrupted is None
     assert yaml.safe_load((run / "config.yaml").read_text())["train"]["steps"] == 6
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["event"] == "end" and records[-1]["how"] == "done"  # how the run ended
+    records = records[:-1]
     assert [r["step"] for r in records] == [2, 4, 6]
     for r in records:
         assert {"d_loss", "g_loss", "d_real", "d_fake", "img_per_s", "time"} <= set(r)
@@ -366,6 +368,8 @@ def test_a_stop_signal_logs_the_interrupted_interval(tmp_path, monkeypatch):
     result = _train(tiny_config(**{"train.steps": 8, "train.log_every": 4}), run)
     assert result.interrupted == "SIGINT" and result.step == 5
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["event"] == "end" and records[-1]["how"] == "interrupted"  # how the run ended
+    records = records[:-1]
     assert [r["step"] for r in records] == [4, 5] and records[1]["time"] > records[0]["time"]
     state = torch.load(run / "checkpoints" / "step_0000005" / "state.pt", weights_only=True)
     assert state["elapsed"] == pytest.approx(records[1]["time"], abs=1e-3)

@@ -112,9 +112,20 @@ class MonitorConfig:
     patience: int = 3  # consecutive bad records before an event fires (and clean ones to re-arm)
     warmup_steps: int = 1000  # diversity is judged from here on (or once it was healthy)
     collapse_ratio: float = 0.3  # mode_collapse: diversity below this share of real diversity
+    coverage_ratio: float = 0.75  # mode_collapse: probe classes below this share of the best so far
+    min_classes: int = 4  # mode_collapse: class coverage judged only when the real probe shows this many
+    win_accuracy: float = 0.95  # vanishing_gradients: "D wins outright" needs D accuracy and D(x) this high
+    win_d_fake: float = 0.05  # vanishing_gradients: ... and D(G(z)) this low
+    vanish_ratio: float = 0.05  # vanishing_gradients: G grad norm at most this share of its early value
+    vanish_floor: float = 1e-4  # vanishing_gradients: G grad norm this small: no signal at all
+    vanish_abs: float = 0.1  # vanishing_gradients: while D wins outright, a G grad norm this small
     explode_factor: float = 100.0  # divergence: grad norm above this times its recent median
+    explode_min: float = 1.0  # divergence: ... and above this in absolute terms
+    explode_abs: float = 1e6  # divergence: a loss or grad norm above this, no history needed
     d_loss_abs: float = 1000.0  # divergence: a logit loss's d_loss above this (D's outputs in the thousands)
+    d_loss_healthy: float = 10.0  # rollback: a logit loss's d_loss above this is no record to roll back to
     osc_amplitude: float = 0.3  # oscillation: swing at least this share of the loss level
+    osc_crossings: int = 4  # oscillation: sign changes of the detrended loss over the window
 
 
 @dataclass
@@ -461,6 +472,11 @@ def validate(cfg: Config) -> None:
                           f"got {cfg.train.rollback_lr_factor}")
     if cfg.monitor.window < 4:
         raise ConfigError(f"monitor.window must be >= 4, got {cfg.monitor.window}")
+    for name in ("coverage_ratio", "min_classes", "win_accuracy", "win_d_fake", "vanish_ratio",
+                 "vanish_floor", "vanish_abs", "explode_factor", "explode_min", "explode_abs",
+                 "d_loss_abs", "d_loss_healthy", "osc_amplitude", "osc_crossings"):
+        if getattr(cfg.monitor, name) < 0:
+            raise ConfigError(f"monitor.{name} must be >= 0, got {getattr(cfg.monitor, name)}")
     if not 0 <= cfg.train.ema_decay < 1:
         raise ConfigError(f"train.ema_decay must be in [0, 1), got {cfg.train.ema_decay}")
     if cfg.train.ema_bn_samples < 0:

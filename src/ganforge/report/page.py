@@ -55,6 +55,7 @@ img { max-width: 100%; display: block; }
 .card .value { font-size: 20px; font-weight: 600; }
 .card .value small { font-size: 13px; color: var(--muted); font-weight: 400; }
 .ok { color: #2e7d32; }
+.bad { color: #c62828; }
 .event { border-left: 5px solid var(--kind); border-radius: 6px; background: #fafbfc;
          padding: 10px 14px; margin: 12px 0; }
 .badge { display: inline-block; background: var(--kind); color: #fff; border-radius: 12px;
@@ -150,6 +151,8 @@ def _summary(run: Run) -> str:
     planned = ((run.config or {}).get("train") or {}).get("steps")
     cards = [("Steps", f"{run.last_step:,}" + (f" <small>of {planned:,}</small>"
                                                 if isinstance(planned, int) else ""))]
+    if run.end is not None:
+        cards.append(("Ended", _ending(run)))
     times = [r["time"] for r in run.records if isinstance(r.get("time"), (int, float))]
     if times:
         cards.append(("Training time", _duration(max(times))))
@@ -181,6 +184,25 @@ def _summary(run: Run) -> str:
     if run.notes:
         out += '<p class="notes">' + "<br>".join(escape(n) for n in run.notes) + "</p>"
     return out + "</section>"
+
+
+def _ending(run: Run) -> str:
+    """How training ended, from the trainer's end record (HTML)."""
+    e = run.end or {}
+    how, step, ckpt = str(e.get("how")), e.get("step"), e.get("checkpoint")
+    at = f"at step {step:,}" if isinstance(step, int) else ""
+    if how == "done":
+        return f"done <small>{at}</small>"
+    if how == "interrupted":
+        resume = f"; resume with ganforge train --resume --out {run.run_dir}"
+        return (f"stopped by {escape(str(e.get('signal') or 'a signal'))} "
+                f"<small>{at}{escape(resume)}</small>")
+    if how == "diverged":
+        n = e.get("rollbacks")
+        after = f" after {n} rollback{'' if n == 1 else 's'}" if isinstance(n, int) else ""
+        good = f"; last good checkpoint {ckpt}" if ckpt else "; no checkpoint to roll back to"
+        return f'<span class="bad">diverged</span> <small>{at}{after}{escape(good)}</small>'
+    return escape(how)
 
 
 def _events(run: Run) -> str:

@@ -153,17 +153,19 @@ def _style(ax, run: Run) -> None:
     ax.tick_params(labelsize=8)
 
 
-def _mark_events(ax, events: list[dict]) -> list:
-    """Dashed vertical lines at the events; one legend handle per kind."""
+def _mark_events(ax, events: list[dict], discarded: set[int] = frozenset()) -> list:
+    """Dashed vertical lines at the events; one legend handle per kind. Events of history a
+    rollback discarded (``discarded``: their id()s) are dotted and faded, with their own handle."""
     from matplotlib.lines import Line2D
 
     handles = {}
     for e in events:
-        kind = str(e["event"])
+        kind, old = str(e["event"]), id(e) in discarded
+        style = dict(linestyle=":", alpha=0.35) if old else dict(linestyle="--")
         # opaque: at alpha 0.85 on white the dark marker colours drifted toward the curves' hues
-        ax.axvline(e["step"], color=color(kind), linestyle="--", linewidth=1.2, zorder=1)
-        handles[kind] = Line2D([], [], color=color(kind), linestyle="--", linewidth=1.2,
-                               label=kind.replace("_", " "))
+        ax.axvline(e["step"], color=color(kind), linewidth=1.2, zorder=1, **style)
+        label = kind.replace("_", " ") + (" (before rollback)" if old else "")
+        handles[label] = Line2D([], [], color=color(kind), linewidth=1.2, label=label, **style)
     return list(handles.values())
 
 
@@ -220,7 +222,7 @@ def curve_figures(run: Run) -> list[tuple[str, str, bytes]]:
         _style(ax, run)
         ax.set_xlabel("step", fontsize=8)
         handles = ax.get_legend_handles_labels()[0] + (acc_ax.get_legend_handles_labels()[0] if raw else []) \
-            + _mark_events(ax, run.events)
+            + _mark_events(ax, run.events, run.discarded())
         ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=6,
                   frameon=False, fontsize=8, handlelength=2.2)
         out.append((group.id, group.title, _png(fig)))
@@ -238,7 +240,8 @@ def curve_figures(run: Run) -> list[tuple[str, str, bytes]]:
             ax.set_yscale("symlog", linthresh=linthresh)
         _style(ax, run)
         ax.set_xlabel("step", fontsize=8)
-        ax.legend(handles=ax.get_legend_handles_labels()[0] + _mark_events(ax, run.events), loc="lower left",
+        marks = _mark_events(ax, run.events, run.discarded())
+        ax.legend(handles=ax.get_legend_handles_labels()[0] + marks, loc="lower left",
                   bbox_to_anchor=(0, 1.0), ncol=6, frameon=False, fontsize=8, handlelength=2.2)
         out.append(("other-terms", "Other training terms (regularizers, loss components, batch scores)",
                     _png(fig)))
@@ -273,7 +276,7 @@ def metrics_figure(run: Run) -> bytes | None:
         ax = fig.add_subplot(nrows, ncols, i + 1)
         steps, values = series[key]
         ax.plot(steps, values, marker="o", markersize=3.5, linewidth=1.4, color="#2e7d32")
-        _mark_events(ax, run.events)
+        _mark_events(ax, run.events, run.discarded())
         _style(ax, run)
         ax.set_title(metric_label(key), fontsize=9, loc="left")
         ax.set_xlabel("step", fontsize=8)
@@ -291,9 +294,11 @@ def timeline_figure(run: Run) -> bytes:
             ax.plot([s for s, _ in run.samples], [y] * len(run.samples), linestyle="none",
                     marker="s", markersize=6, color="#95a5a6")
         else:
-            steps = [e["step"] for e in run.events if str(e["event"]) == row]
-            ax.plot(steps, [y] * len(steps), linestyle="none", marker="v", markersize=9,
-                    color=color(row))
+            gone = run.discarded()
+            for old in (False, True):  # events a rollback discarded: faded
+                steps = [e["step"] for e in run.events if str(e["event"]) == row and (id(e) in gone) == old]
+                ax.plot(steps, [y] * len(steps), linestyle="none", marker="v", markersize=9,
+                        color=color(row), alpha=0.35 if old else 1.0)
     ax.set_yticks(range(len(rows)), [r.replace("_", " ") for r in reversed(rows)], fontsize=8)
     ax.set_ylim(-0.6, max(len(rows), 1) - 0.4)
     _style(ax, run)

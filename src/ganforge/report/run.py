@@ -28,10 +28,26 @@ class Run:
     samples: list[tuple[int, Path]] = field(default_factory=list)  # (step, png), by step
     notes: list[str] = field(default_factory=list)  # problems worth a line in the report
     sounds: dict[int, list[tuple[str, Path]]] = field(default_factory=dict)  # step -> (name, wav)
+    # how training ended: the trainer's {"event": "end", "how": "done" | "interrupted" |
+    # "diverged", ...} when it is the file's last record (a resume logs on after an old one)
+    end: dict[str, Any] | None = None
 
     @property
     def name(self) -> str:
         return self.run_dir.resolve().name
+
+    def discarded(self) -> set[int]:
+        """id()s of the events a later rollback discarded: logged before it, at a step after the
+        checkpoint it restored (the plots draw them faded, as history the final weights do not
+        come from)."""
+        out: set[int] = set()
+        for i, e in enumerate(self.events):
+            if e.get("event") != "rollback":
+                continue
+            to = (e.get("evidence") or {}).get("to_step")
+            if isinstance(to, (int, float)):
+                out.update(id(x) for x in self.events[:i] if x["step"] > to)
+        return out
 
     @property
     def last_step(self) -> int:
@@ -52,8 +68,8 @@ class Run:
         return {k: v for k, v in out.items() if any(math.isfinite(x) for x in v[1])}
 
 
-def _read_metrics(path: Path, notes: list[str]) -> tuple[list[dict], list[dict]]:
-    records, events, bad = [], [], 0
+def _read_metrics(path: Path, notes: list[str]) -> tuple[list[dict], list[dict], dict | None]:
+    records, events, bad, end = [], [], 0, None
     last: dict[bool, float] = {}  # newest step per kind of record (training or evaluation)
     for line in path.read_text(errors="replace").splitlines():
         if not line.strip():
@@ -65,6 +81,10 @@ def _read_metrics(path: Path, notes: list[str]) -> tuple[list[dict], list[dict]]
             continue
         if not isinstance(obj, dict) or not isinstance(obj.get("step"), (int, float)):
             bad += 1
+            continue
+        end = None  # an end record holds only while nothing follows it
+        if obj.get("event") == "end":
+            end = obj
             continue
         if "event" in obj:
             events.append(obj)
@@ -83,7 +103,7 @@ def _read_metrics(path: Path, notes: list[str]) -> tuple[list[dict], list[dict]]
     if bad:
         notes.append(f"{bad} unreadable line{'s' if bad > 1 else ''} in metrics.jsonl skipped")
     records.sort(key=lambda r: r["step"])
-    return records, events
+    return records, events, end
 
 
 def load_run(run_dir: str | Path) -> Run:
@@ -93,7 +113,7 @@ def load_run(run_dir: str | Path) -> Run:
                               f"training run (the --out of ganforge train)")
     metrics = run_dir / "metrics.jsonl"
     notes: list[str] = []
-    records, events = _read_metrics(metrics, notes) if metrics.is_file() else ([], [])
+    records, events, end = _read_metrics(metrics, notes) if metrics.is_file() else ([], [], None)
     if not records:
         how = (f"it stopped before its first log interval; continue it: ganforge train --resume --out {run_dir}"
                if (run_dir / "config.yaml").is_file() else f"train it first: ganforge train PRESET --out {run_dir}")
@@ -114,7 +134,7 @@ def load_run(run_dir: str | Path) -> Run:
     for p in sorted((run_dir / "samples").glob("step_*.wav")):
         if m := SOUND_NAME.search(p.name):
             sounds.setdefault(int(m.group(1)), []).append((m.group(2), p))
-    return Run(run_dir, config, records, events, samples, notes, sounds)
+    return Run(run_dir, config, records, events, samples, notes, sounds, end)
 
 
 def describe_protocol(p: Mapping[str, Any]) -> str:

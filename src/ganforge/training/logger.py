@@ -87,7 +87,9 @@ class MetricsLogger:
         including a killed process's partial last line. Events logged before the checkpoint (a
         rollback whose learning-rate scale it carries) stay. A checkpoint of an older version
         has no size: then the training records after ``step`` and a partial line go, and the
-        events stay. Returns how many lines were dropped."""
+        events stay. Returns how many lines were dropped that a resume redoes (the record of how
+        the last process ended, which goes too, is no such line: resuming a finished run to train
+        longer said "dropped 1 line" each time)."""
         if not self.enabled or not self.path.is_file():
             return 0
         from ..atomic import atomic_write_text
@@ -97,7 +99,8 @@ class MetricsLogger:
             if len(data) <= size:
                 return 0
             kept, cut = data[:size].decode(errors="replace"), data[size:].decode(errors="replace")
-            dropped = sum(1 for line in cut.splitlines() if line.strip())
+            gone = [line for line in cut.splitlines() if line.strip()]
+            dropped = sum(1 for line in gone if not _is_end(line))
         else:
             lines, dropped = [], 0
             for line in self.path.read_text(errors="replace").splitlines():
@@ -111,7 +114,8 @@ class MetricsLogger:
                 elif line.strip():
                     dropped += 1
             kept = "".join(f"{line}\n" for line in lines)
-        if dropped:
+            gone = [None] * dropped
+        if gone:
             atomic_write_text(self.path, kept)
         return dropped
 
@@ -155,6 +159,15 @@ class MetricsLogger:
         except OSError as exc:
             if not quiet:
                 raise OSError(exc.errno, exc.strerror or str(exc), str(self.tb_dir)) from None
+
+
+def _is_end(line: str) -> bool:
+    """Whether ``line`` is the trainer's record of how a run ended (``{"event": "end", ...}``)."""
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError:
+        return False
+    return isinstance(obj, dict) and obj.get("event") == "end"
 
 
 def _quiet_writer_threads() -> None:

@@ -39,15 +39,21 @@ Detectors (thresholds are fields of MonitorSettings):
   drop from a best of 3 to 2 had been called a collapse on a healthy run.
 - vanishing_gradients: (a) D wins outright (d_acc_real and d_acc_fake >= 0.95 when logged,
   d_real >= 0.95, d_fake <= 0.05) while g_grad_norm <= vanish_ratio (0.05) x its early value
-  (the largest of the first `window` records) or <= vanish_floor (1e-4), for `patience`
-  records. This is the saturation of Goodfellow et al. 2014 (sec. 3): with D(G(z)) ~ 0 the
-  minimax generator gradient sigmoid(d_fake) vanishes. Not judged for loss.name=wasserstein,
-  whose critic scores are not logits (sigmoid of them is no probability of "real"). (b) Whoever
-  wins: g_grad_norm <= vanish_floor (no gradient reaches G at all) while the probe's diversity is
-  below collapse_ratio of real (or not probed): the generator is stuck (saturated or dead units, a
-  learning rate far too high); fires after `patience` records like (a).
+  (the largest of the first `window` records), <= vanish_abs (0.1; a D that wins from the first
+  record leaves an early value that had already vanished: 0.023 against a healthy 7-18 on
+  dcgan-fashion-mnist; the toy and image presets train with G norms of 0.2 and up) or
+  <= vanish_floor (1e-4), for `patience` records. This is the saturation of Goodfellow et
+  al. 2014 (sec. 3): with D(G(z)) ~ 0 the minimax generator gradient sigmoid(d_fake)
+  vanishes. Not judged for loss.name=wasserstein, whose critic scores are not logits (sigmoid
+  of them is no probability of "real"). (b) Whoever wins: g_grad_norm <= vanish_floor (no
+  gradient reaches G at all) while the probe's diversity is below collapse_ratio of real (or
+  not probed): the generator is stuck (saturated or dead units, a learning rate far too high);
+  fires after `patience` records like (a), or after 2 when G's gradient norm was exactly 0 in
+  both: nothing reaches G at all (a non-finite one is a divergence).
 - divergence: a non-finite loss, weight or gradient; a grad norm above explode_factor (100)
-  x the median of its last `window` finite values (at least 4 of them); a loss or grad norm
+  x the median of its last `window` finite values (at least 4 of them) and above explode_min
+  (1.0: a D recovering from saturation grows from 0.003 back to 0.4, which is no explosion;
+  healthy norms of the presets are 0.1-2 on toy data, 7-18 on DCGAN); a loss or grad norm
   above explode_abs (1e6), which needs no history; or, for a logit loss (not a critic's),
   d_loss above d_loss_abs (1e3): D's outputs are in the thousands (healthy runs of every preset
   stay below 2). Fires at once.
@@ -75,6 +81,11 @@ records (1 for divergence), then stays quiet until the condition has been false 
 consecutive records (1 for divergence, so a rollback that diverges again is reported again);
 records a detector cannot judge (missing keys) leave its counters unchanged. After a rollback
 the Trainer calls :meth:`Monitor.after_rollback` to clear the loss windows and re-arm.
+
+Rollback targets: :attr:`Monitor.healthy` says whether the last record is one to roll back to:
+not divergent, judged bad by no detector (before `patience` too) and, for a logit loss, d_loss
+<= d_loss_healthy (10; healthy runs stay below 2). The Trainer rolls back to the newest checkpoint
+at or before the last healthy record, i.e. from before the trouble started.
 """
 from __future__ import annotations
 
@@ -97,6 +108,7 @@ KEYS = {
     "d_sn": "model.d_spectral_norm", "mbstd": "model.mbstd_group", "pac": "model.pac",
 }
 DIFFAUGMENT_POLICY = "color,translation,cutout"  # Zhao et al. 2020, the policy for small data
+TOY_R1 = 0.01  # reg.r1 of the toy-ring8 / toy-grid25 presets (2-D point data)
 CRITIC_LOSSES = ("wasserstein",)  # D returns unanchored scores: "D wins outright" is undefined
 
 
@@ -112,9 +124,12 @@ class MonitorSettings:
     win_d_fake: float = 0.05
     vanish_ratio: float = 0.05
     vanish_floor: float = 1e-4
+    vanish_abs: float = 0.1  # while D wins outright, a G grad norm this small has vanished
     explode_factor: float = 100.0
+    explode_min: float = 1.0  # a grad norm at or below this is no explosion, whatever its median
     explode_abs: float = 1e6
     d_loss_abs: float = 1e3  # a logit loss (not a critic's) this large: D's outputs are in the thousands
+    d_loss_healthy: float = 10.0  # a logit loss's d_loss above this: no record to roll back to
     osc_amplitude: float = 0.3
     osc_crossings: int = 4
 
@@ -191,6 +206,9 @@ def _r1(cfg: Any) -> str:
     gamma = _cfg(cfg, KEYS["r1"], 0.0) or 0.0
     if gamma > 0:
         return f"raise {KEYS['r1']} from {gamma:g} to {gamma * 10:g}"
+    if str(_cfg(cfg, "data.name", "")).startswith("toy:"):
+        # 2-D points have no pixels for the heuristic below: the toy presets' value
+        return f"add R1 with {KEYS['r1']}={TOY_R1:g} (the toy presets' value)"
     # Heuristic of Karras et al. 2020 (StyleGAN2-ADA, sec. 5): gamma = 0.0002 * pixels / batch.
     res, batch = _cfg(cfg, "data.resolution", 32), _cfg(cfg, "train.batch_size", 64)
     return f"add R1 with {KEYS['r1']}={0.0002 * res * res / batch:.2g}"
@@ -225,10 +243,27 @@ def _suggest_collapse(cfg, ev) -> str:
                  _r1(cfg), _augment(cfg), _halve(cfg, "g_lr", ev))
 
 
+PRESET_MAX_LR = 3e-3  # the largest learning rate of any preset (0.0025); 10x above it is no tuning
+
+
+def _high_g_lr(cfg, ev) -> str | None:
+    """A G learning rate far above every preset's: steps that large saturate or kill G's units,
+    and halving D's rate (the usual advice) does not bring its gradient back."""
+    g_lr = _cfg(cfg, KEYS["g_lr"])
+    if not isinstance(g_lr, (int, float)):
+        return None
+    in_effect = g_lr * (ev or {}).get("lr_scale", 1.0)
+    if in_effect <= 10 * PRESET_MAX_LR:
+        return None
+    return (f"{KEYS['g_lr']} {in_effect:g} is far above the presets' 1e-4 to {PRESET_MAX_LR:g}: "
+            f"lower it, e.g. to 0.0002 (steps that large saturate G's units)")
+
+
 def _suggest_vanishing(cfg, ev) -> str:
     n_critic = _cfg(cfg, KEYS["n_critic"], 1)
     fewer = f"lower {KEYS['n_critic']} from {n_critic} to 1" if n_critic > 1 else None
-    return _join(_minimax(cfg), _halve(cfg, "d_lr", ev), fewer, _r1(cfg), _augment(cfg))
+    return _join(_high_g_lr(cfg, ev), _minimax(cfg), _halve(cfg, "d_lr", ev), fewer, _r1(cfg),
+                 _augment(cfg))
 
 
 def _suggest_divergence(cfg, ev) -> str:
@@ -334,6 +369,8 @@ class Monitor:
         self.diversity_was_healthy = False
         self.early_g_grad = 0.0  # largest g_grad_norm of the first `window` records
         self.diverging = False  # whether the last record was judged divergent
+        self.troubled: list[str] = []  # what judged the last record bad (see `healthy`)
+        self.zero_g = 0  # consecutive records whose g_grad_norm was exactly 0
         self.best_coverage = 0.0
         self.stage_changes = 0  # fade-ins noted (for the state and the tests)
         self.lr_scale = 1.0  # the Trainer's learning-rate multiplier (rollbacks), for suggestions
@@ -363,15 +400,36 @@ class Monitor:
         verdicts = {kind: check(record) for kind, check in self.checks.items()}
         self.diverging = bool((verdicts.get("divergence") or (False,))[0])  # this record
         self._remember(record, diverging=self.diverging)
+        g = record.get("g_grad_norm")
+        self.zero_g = self.zero_g + 1 if _finite(g) and g == 0 else 0
+        self.troubled = sorted(kind for kind, v in verdicts.items() if v is not None and v[0])
+        d_loss = record.get("d_loss")
+        if (_finite(d_loss) and abs(d_loss) > self.settings.d_loss_healthy
+                and _cfg(self.cfg, KEYS["loss"]) not in CRITIC_LOSSES):
+            self.troubled.append("d_loss")
         events = []
         for kind in KINDS:
             verdict = verdicts[kind]
             if verdict is None:
                 continue
             bad, evidence = verdict
-            if self.episodes[kind].update(bad):
+            episode = self.episodes[kind]
+            fired = episode.update(bad)
+            if (kind == "vanishing_gradients" and bad and not fired and not episode.active
+                    and self.zero_g >= min(2, self.settings.patience)):
+                episode.active = fired = True  # no gradient reaches G at all: two records suffice
+            if fired:
                 events.append(self._event(kind, record, evidence))
         return events
+
+    @property
+    def healthy(self) -> bool:
+        """Whether the last record is one to roll back to: finite (not divergent), no detector
+        judged it bad (before `patience` too), and, for a logit loss, d_loss within
+        d_loss_healthy (healthy runs of every preset stay below 2). The Trainer rolls back to
+        the newest checkpoint at or before the last healthy record: a bf16 run at lr 1 with
+        d_loss 574 and no G gradient had been rolled back to that broken step."""
+        return not self.diverging and not self.troubled
 
     def _remember(self, record: dict, *, diverging: bool = False) -> None:
         self.records += 1
@@ -420,6 +478,7 @@ class Monitor:
         for episode in self.episodes.values():
             episode.bad = episode.good = 0
             episode.active = False
+        self.zero_g = 0
 
     # ------------------------------------------------------------------ detectors
     # Each returns None (cannot judge), or (bad, evidence) with evidence["message"] a summary.
@@ -447,7 +506,10 @@ class Monitor:
             v, past = r.get(key), self.history[key]
             if _finite(v) and len(past) >= 4:
                 median = statistics.median(past)
-                if median > 0 and v > s.explode_factor * median:
+                # and large in absolute terms: a D recovering from saturation had gone from a
+                # median of 0.0028 to 0.41 (148x) and been rolled back to step 0, while
+                # healthy grad norms of its preset are 7-18
+                if median > 0 and v > s.explode_factor * median and v > s.explode_min:
                     return True, {"message": f"{key} {v:.4g} is {v / median:.0f}x its median "
                                              f"{median:.4g} over the last {len(past)} records",
                                   key: _round(v), "median": _round(median),
@@ -497,7 +559,10 @@ class Monitor:
         d_wins = (d_fake <= s.win_d_fake and all(a >= s.win_accuracy for a in acc)
                   and (not _finite(d_real) or d_real >= s.win_accuracy))
         early = max(self.early_g_grad, g if self.records < s.window else 0.0)
-        g_small = g <= s.vanish_floor or (early > 0 and g <= s.vanish_ratio * early)
+        # vanish_abs: a D that wins from the first record on leaves an 'early' norm that had
+        # already vanished (0.023 then 0.0017 against healthy 7-18 on dcgan-fashion-mnist)
+        g_small = (g <= s.vanish_floor or g <= s.vanish_abs
+                   or (early > 0 and g <= s.vanish_ratio * early))
         div, real = r.get("diversity"), r.get("diversity_real")
         if g <= s.vanish_floor and not d_wins and (
                 not (_finite(div) and _finite(real) and real > 0) or div < s.collapse_ratio * real):
@@ -508,7 +573,9 @@ class Monitor:
                                       if _finite(div) and _finite(real) and real > 0 else ""),
                         "g_grad_norm": _round(g), "d_fake": _round(d_fake)}
             return True, evidence
-        fell = (f"is {g:.3g} ({_percent(g / early)} of its early {early:.3g})" if early > 0
+        fell = (f"is {g:.3g} ({_percent(g / early)} of its early {early:.3g})"
+                if early > 0 and g <= s.vanish_ratio * early else
+                f"is {g:.3g} (at most monitor.vanish_abs {s.vanish_abs:g})" if s.vanish_floor < g <= s.vanish_abs
                 else f"is {g:.3g}")
         evidence = {"message": f"D wins outright (D(G(z)) = {d_fake:.3g}) and G's gradient norm {fell}",
                     "g_grad_norm": _round(g), "early_g_grad_norm": _round(early),

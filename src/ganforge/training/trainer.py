@@ -496,8 +496,16 @@ class Trainer:
                 # must not roll back or end in a divergence error (the resumed run judges on). At
                 # a step already saved, a record past its checkpoint would be dropped by the resume
                 self._log_interval(judge=False)
+            if self._stop_signal is not None and self.step < t.steps:
+                # before the save, so that the checkpoint's metrics_bytes holds it: a resume
+                # keeps it (the report reads only an end record that nothing follows)
+                saving = self._weights_finite() and self.run_dir is not None
+                self._log_end("interrupted", signal=self._stop_signal,
+                              **({"checkpoint": f"step_{self.step:07d}"} if saving else {}))
             if self._stop_signal is not None and self._weights_finite():
                 self.save_checkpoint()  # none when this step's checkpoint is already written
+            if self._stop_signal is None or self.step >= t.steps:
+                self._log_end("done")
             self.logger.close()  # TensorBoard's last events: a full disk here is the run's error too
         except (OSError, StorageError) as exc:  # metrics.jsonl, a sample grid, TensorBoard, a pointer
             if isinstance(exc, OSError) and exc.errno not in STORAGE_ERRNOS:
@@ -600,7 +608,9 @@ class Trainer:
                 self.logger.write(event)
                 self.warn(format_event(event))
         self._window_start, self._window_steps, self._window_saving = time.perf_counter(), 0, 0.0
-        if judge and diverged is None and not (self.monitor is not None and self.monitor.diverging):
+        # a record to roll back to: finite and judged bad by no detector (Monitor.healthy); one
+        # that is merely not divergent may already be broken (d_loss 574, no G gradient)
+        if judge and diverged is None and (self.monitor is None or self.monitor.healthy):
             self.healthy_step = self.step
         return self._diverged(diverged) if diverged is not None else True
 
@@ -643,10 +653,21 @@ class Trainer:
                    "no checkpoint to roll back to" if last is None else
                    f"{self.rollbacks} rollbacks (train.max_rollbacks={t.max_rollbacks})")
             where = f"; the last good checkpoint is {last}" if last is not None else ""
+            self._log_end("diverged", rollbacks=self.rollbacks, reason=why,
+                          checkpoint=last.name if last is not None else None)
             raise TrainingDiverged(f"training diverged at step {self.step} after {why}{where}; "
                                    f"{event['suggestion']}")
         self.rollback(last)
         return False
+
+    def _log_end(self, how: str, **info: Any) -> None:
+        """The run's last record in metrics.jsonl: how training ended ("done", "interrupted" by a
+        signal, "diverged"), for the report. Not written for a crash by a bug."""
+        if not self.is_main:
+            return
+        info.setdefault("checkpoint", self.last_checkpoint.name if self.last_checkpoint else None)
+        self.logger.write({"event": "end", "step": self.step, "how": how, "steps": self.cfg.train.steps,
+                           **info})
 
     def last_good_checkpoint(self) -> Path | None:
         path = None
