@@ -23,8 +23,8 @@ TINY_AUDIO = {"rate": 8000, "n_fft": 256, "hop": 64, "win": 256, "n_mels": 16, "
 def check_common(cfg) -> None:
     check_audio_config(cfg.audio)
     if cfg.eval.every > 0:
-        raise ConfigError("eval.every measures FID of random images, which an audio model does not "
-                          "make; set eval.every=0 and run ganforge eval-audio RUN --data DIR")
+        raise ConfigError(f"eval.every measures FID of random images, which an audio model does not "
+                          f"make; set eval.every=0 and run {AudioFamily.evaluated_by}")
 
 
 class AudioFamily(Objective):
@@ -32,6 +32,7 @@ class AudioFamily(Objective):
 
     # their networks and losses are their own sections' (vocoder, vc)
     unsupported_advice = ("model.", "reg.", "augment.")
+    evaluated_by = "ganforge eval-audio RUN --data DIR"
     # the networks map this front end's mels (audio.n_mels also changes a shape)
     resume_fixed = {f"audio.{key}": "the networks were trained on the mels of the run's audio front end"
                     for key in ("rate", "n_fft", "hop", "win", "fmin", "fmax")}

@@ -131,6 +131,9 @@ class Objective:
     # config keys a resume may not change although no weight changes shape, because what the
     # networks learned is bound to them (key -> why); api.check_resume_changes refuses them
     resume_fixed: ClassVar[dict[str, str]] = {}
+    # a family measured after training, not with eval.every (which it refuses): the command that
+    # measures a run (RUN stands for it), for the refusal, the report and the model card
+    evaluated_by: ClassVar[str | None] = None
     # The Trainer recomputes the EMA nets' BatchNorm statistics from their own samples before
     # each grid and checkpoint (train.ema_bn_samples); False for a family that does so itself.
     ema_standing_stats: ClassVar[bool] = True

@@ -189,6 +189,7 @@ class TranslationFamily(Objective):
     capabilities = frozenset({"translate"})
     # its losses are the translate section's; D sees no augmentation, and one pair at a time
     unsupported_advice = ("reg.", "augment.", "model.pac", "model.mbstd_group")
+    evaluated_by = "ganforge translate-eval RUN"
 
     @classmethod
     def check_run(cls, cfg, world_size: int, *, new: bool) -> None:

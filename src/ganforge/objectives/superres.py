@@ -168,9 +168,9 @@ def validate(cfg) -> None:
     if s.pixel_weight == 0 and s.perceptual_weight == 0 and s.adv_weight == 0:
         raise ConfigError("every sr loss weight is 0; set sr.pixel_weight=1 for the PSNR stage")
     if cfg.eval.every > 0:
-        raise ConfigError("eval.every measures FID of random samples, which a super-resolution "
-                          "model does not make; set eval.every=0 and after training run "
-                          "ganforge eval-sr RUN --data photos:test (or --data DIR of HR images)")
+        raise ConfigError(f"eval.every measures FID of random samples, which a super-resolution "
+                          f"model does not make; set eval.every=0 and after training run "
+                          f"{SuperResolution.evaluated_by} (or --data DIR of HR images)")
     if cfg.data.channels != 3:
         raise ConfigError("super-resolution trains on RGB images; set data.channels=3")
 
@@ -196,6 +196,7 @@ class SuperResolution(Objective):
     sections = {"sr": SRConfig}
     capabilities = frozenset({"upscale"})
     unsupported_advice = ("reg.", "augment.", "model.pac", "model.mbstd_group")  # the sr section's losses
+    evaluated_by = "ganforge eval-sr RUN --data photos:test"
 
     @classmethod
     def check_run(cls, cfg, world_size: int, *, new: bool) -> None:

@@ -251,32 +251,26 @@ def _curves(run: Run) -> str:
     return "".join(out) + "</section>"
 
 
-def _capabilities(run: Run) -> frozenset[str]:
-    """What the run's family can do (empty when its config or family cannot be read)."""
+def _family(run: Run):
+    """The run's family (None when its config or family cannot be read)."""
     try:
         from ..objectives import OBJECTIVES
 
-        return OBJECTIVES.get(str((run.config or {}).get("objective", "unconditional"))).capabilities
+        return OBJECTIVES.get(str((run.config or {}).get("objective", "unconditional")))
     except Exception:  # the report must not fail on a config it cannot use
-        return frozenset()
-
-
-# Runs measured after training, not with eval.every (which they refuse): the command that
-# measures each kind, by the first capability of the run that has one (HTML).
-AFTER_TRAINING = (("vocode", "<code>ganforge eval-audio RUN --data DIR</code>"),
-                  ("convert", "<code>ganforge eval-audio RUN --data DIR</code>"),
-                  ("translate", "<code>ganforge translate-eval RUN</code>"),
-                  ("upscale", "<code>ganforge eval-sr RUN --data photos:test</code> (or <code>--data DIR</code>, "
-                              "a folder of high-resolution images)"))
+        return None
 
 
 def _evaluation_advice(run: Run) -> str:
-    caps = _capabilities(run)
-    command = next((c for cap, c in AFTER_TRAINING if cap in caps), None)
+    """For a run that logged no evaluation: the command its family is measured with after
+    training (``Objective.evaluated_by``), else eval.every."""
+    command = getattr(_family(run), "evaluated_by", None)
     if command is None and run.sounds:  # an audio run whose family is unknown here
-        command = AFTER_TRAINING[0][1]
+        from ..objectives._audio import AudioFamily
+
+        command = AudioFamily.evaluated_by
     if command is not None:
-        return f"runs of this kind are measured after training, not with eval.every: {command}"
+        return f"runs of this kind are measured after training, not with eval.every: <code>{escape(command)}</code>"
     return "set eval.every and eval.metrics to track FID and others during training"
 
 

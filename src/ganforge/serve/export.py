@@ -258,29 +258,30 @@ def evaluation_advice(run: LoadedRun, name: str) -> list[str]:
     model does (``ganforge eval`` covers sampling runs only; translate-eval, eval-sr and
     eval-audio the others), with the arguments it needs."""
     caps = run.capabilities
-    if "vocode" in caps:
-        return [f"The run's audio evaluation is not kept in the run; `ganforge eval-audio {name} --data CORPUS` "
-                "measures mel L1, MCD, PESQ, STOI and the real-time factor on held-out utterances, next to "
-                "Griffin-Lim on the same mels (CORPUS: a speech corpus of `ganforge data make-speech`, or a "
-                "folder of WAVs)."]
-    if "convert" in caps:
-        return [f"The run's audio evaluation is not kept in the run; `ganforge eval-audio {name} --data CORPUS` "
-                "measures the MCD to the target voice and the conversion success rate on the corpus's "
-                "parallel sentences (CORPUS: a speech corpus of `ganforge data make-speech`; "
-                "`--vocoder VOCODER_RUN` voices them with a vocoder run instead of Griffin-Lim)."]
-    if "translate" in caps:
+    # the family's own command (Objective.evaluated_by), said here with what it measures
+    by = getattr(run.objective, "evaluated_by", None)
+    command = f"`{by.replace('RUN', name)}`" if by else None
+    if "vocode" in caps and command:
+        return [f"The run's audio evaluation is not kept in the run; {command} measures mel L1, MCD, PESQ, "
+                "STOI and the real-time factor on held-out utterances, next to Griffin-Lim on the same mels "
+                "(DIR: a speech corpus of `ganforge data make-speech`, or a folder of WAVs)."]
+    if "convert" in caps and command:
+        return [f"The run's audio evaluation is not kept in the run; {command} measures the MCD to the target "
+                "voice and the conversion success rate on the corpus's parallel sentences (DIR: a speech "
+                "corpus of `ganforge data make-speech`; `--vocoder VOCODER_RUN` voices them with a vocoder "
+                "run instead of Griffin-Lim)."]
+    if "translate" in caps and command:
         what = ("FID/KID of its translations against the other domain's held-out images (features: "
                 "`--extractor inception`, the default, or `--extractor fashion-mnist-cnn` offline)"
                 if _unpaired(run) else "PSNR/SSIM of its translations of the held-out pairs, next to the "
                                        "trivial baseline")
         return [f"The run logged no evaluation (translation runs are evaluated after training, not with "
-                f"`eval.every`): `ganforge translate-eval {name}` measures {what}, on the held-out split "
-                f"of the dataset above (`--n N`: at most N of them)."]
-    if "upscale" in caps:
+                f"`eval.every`): {command} measures {what}, on the held-out split of the dataset above "
+                f"(`--n N`: at most N of them)."]
+    if "upscale" in caps and command:
         return [f"The run logged no evaluation (super-resolution runs are evaluated after training, not "
-                f"with `eval.every`): `ganforge eval-sr {name} --data photos:test` measures Y-channel "
-                f"PSNR/SSIM against bicubic upscaling on the held-out photographs (`--data DIR`: a folder "
-                f"of high-resolution images of your own)."]
+                f"with `eval.every`): {command} measures Y-channel PSNR/SSIM against bicubic upscaling on "
+                f"the held-out photographs (`--data DIR`: a folder of high-resolution images of your own)."]
     if "sample" in caps:
         ref = run.config.data.name
         try:
