@@ -92,11 +92,13 @@ from __future__ import annotations
 import math
 import statistics
 from collections import deque
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, fields
 from typing import Any, Callable, Iterable, Mapping
 
 import torch
 from torch import Tensor
+
+from ..config import MonitorConfig
 
 KINDS = ("mode_collapse", "vanishing_gradients", "divergence", "oscillation")
 
@@ -112,26 +114,9 @@ TOY_R1 = 0.01  # reg.r1 of the toy-ring8 / toy-grid25 presets (2-D point data)
 CRITIC_LOSSES = ("wasserstein",)  # D returns unanchored scores: "D wins outright" is undefined
 
 
-@dataclass
-class MonitorSettings:
-    window: int = 16  # records looked back on (oscillation, grad-norm median, early grad norm)
-    patience: int = 3  # consecutive records to fire, and to re-arm
-    warmup_steps: int = 1000  # diversity is judged from here on, or once it was healthy
-    collapse_ratio: float = 0.3
-    coverage_ratio: float = 0.75
-    min_classes: int = 4  # class coverage is judged only when the real probe shows this many
-    win_accuracy: float = 0.95
-    win_d_fake: float = 0.05
-    vanish_ratio: float = 0.05
-    vanish_floor: float = 1e-4
-    vanish_abs: float = 0.1  # while D wins outright, a G grad norm this small has vanished
-    explode_factor: float = 100.0
-    explode_min: float = 1.0  # a grad norm at or below this is no explosion, whatever its median
-    explode_abs: float = 1e6
-    d_loss_abs: float = 1e3  # a logit loss (not a critic's) this large: D's outputs are in the thousands
-    d_loss_healthy: float = 10.0  # a logit loss's d_loss above this: no record to roll back to
-    osc_amplitude: float = 0.3
-    osc_crossings: int = 4
+# The thresholds are the config's monitor section (one set of names and defaults; each is
+# documented there and, with its reason, in the detectors above)
+MonitorSettings = MonitorConfig
 
 
 # ----------------------------------------------------------------------------- helpers for the Trainer
