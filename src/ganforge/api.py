@@ -23,7 +23,7 @@ from . import rundir
 from .atomic import atomic_write_text, check_readable
 from .config import Config, load_config  # noqa: F401  (ganforge.load_config, families registered)
 from .data.base import absolute_data_name
-from .errors import CheckpointError, ConfigError, DataError, DistributedError, GanforgeError
+from .errors import CheckpointError, ConfigError, DataError, DistributedError, GanforgeError, shell_arg
 from .labels import grid_labels, resolve_class
 from .objectives import AUDIO_CAPABILITIES, CAPABILITIES, Objective, family
 from .rng import keeps_random_state
@@ -577,7 +577,7 @@ def out_of_memory_error(cfg: Config, trainer: Trainer, run_dir: Path, *, removed
         return ConfigError(f"{what}; {run_dir} keeps no checkpoint: start over by adding --force and the "
                            f"lower value to the command")
     return ConfigError(f"{what}; {run_dir} keeps checkpoint {kept.name}: continue with a smaller batch: "
-                       f"ganforge train --resume --out {run_dir} {lower}, or start over "
+                       f"ganforge train --resume --out {shell_arg(run_dir)} {lower}, or start over "
                        f"with a lower data.resolution by adding --force to the command")
 
 
@@ -596,7 +596,7 @@ class LoadedRun:
         missing = damaged_model_folder(self.run_dir)
         if missing:  # read as a run directory, it was "no checkpoint ...; train first"
             raise CheckpointError(f"model folder {self.run_dir} lacks {missing}; export it again (ganforge export "
-                                  f"RUN --format folder --out {self.run_dir} --force)")
+                                  f"RUN --format folder --out {shell_arg(self.run_dir)} --force)")
         if require is not None:
             if require not in CAPABILITIES:
                 raise ConfigError(f"unknown capability {require!r}; valid: {', '.join(sorted(CAPABILITIES))}")

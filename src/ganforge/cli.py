@@ -12,7 +12,7 @@ import warnings
 from pathlib import Path
 
 from .commands import add_provenance_argument, add_run_arguments, seed
-from .errors import ConfigError, DataError, GanforgeError
+from .errors import ConfigError, DataError, GanforgeError, shell_arg
 
 EXIT_USAGE = 2
 SAMPLE_N = 64  # ganforge sample's --n when neither --n nor --per-class is given
@@ -232,11 +232,11 @@ def cmd_train(args) -> int:
     samples = sorted((run_dir / "samples").glob("step_*.png"))
     if result.interrupted:
         print(f"ganforge: stopped by {result.interrupted} at step {result.step}; checkpoint saved "
-              f"to {result.checkpoint}. Continue with: ganforge train --resume --out {run_dir}")
+              f"to {result.checkpoint}. Continue with: ganforge train --resume --out {shell_arg(run_dir)}")
         return 130 if result.interrupted == "SIGINT" else 143
     if args.resume and result.step == result.start:
         print(f"ganforge: {run_dir} is already at step {result.step} of train.steps={cfg.train.steps}: "
-              f"nothing to train. To continue, raise it: ganforge train --resume --out {run_dir} "
+              f"nothing to train. To continue, raise it: ganforge train --resume --out {shell_arg(run_dir)} "
               f"train.steps={result.step + cfg.train.steps}")
     print(f"ganforge: done at step {result.step}")
     print(f"  samples:    {samples[-1] if samples else '(none)'}")
@@ -247,7 +247,7 @@ def cmd_train(args) -> int:
 
         more = ("--n 1000 --out points.png" if toy_mixture(cfg.data.name) is not None  # 2-D points
                 else f"--n {SAMPLE_N} --out grid.png")
-        print(f"  more samples: ganforge sample {run_dir} {more}")
+        print(f"  more samples: ganforge sample {shell_arg(run_dir)} {more}")
     return 0
 
 
@@ -296,12 +296,12 @@ def _say_what_survived(run_dir: Path, before_training: int | None = None) -> Non
     if before_training is not None:
         how = f"stopped by {signal.Signals(before_training).name} before training started"
         said = (f"{how}; {run_dir} keeps nothing of this start, so start again" if kept is None else
-                f"{how}; the run keeps {kept}. Continue with: ganforge train --resume --out {run_dir}")
+                f"{how}; the run keeps {kept}. Continue with: ganforge train --resume --out {shell_arg(run_dir)}")
     elif kept is None:
         said = f"stopped at once by a second Ctrl-C; {run_dir} keeps no checkpoint, so start again"
     else:
         said = (f"stopped at once by a second Ctrl-C; the run keeps {kept} (steps trained after it, "
-                f"if any, are lost). Continue with: ganforge train --resume --out {run_dir}")
+                f"if any, are lost). Continue with: ganforge train --resume --out {shell_arg(run_dir)}")
     print(f"ganforge: {said}", file=sys.stderr, flush=True)
 
 
@@ -513,12 +513,20 @@ def parse_args(argv: list[str], parser: argparse.ArgumentParser | None = None) -
     return args
 
 
+def _parser_of(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser:
+    """The parser of ``command`` (``ganforge data``'s, listing its actions), or ``parser``."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            return action.choices[command]
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parse_args(argv, parser)
-    if not getattr(args, "func", None):
-        parser.print_help()
+    if not getattr(args, "func", None):  # `ganforge` alone, or a command of actions without one
+        _parser_of(parser, getattr(args, "command", None)).print_help()
         return EXIT_USAGE
     original_showwarning = warnings.showwarning
     warnings.showwarning = _one_line_warnings(original_showwarning)

@@ -27,3 +27,11 @@ class StorageError(GanforgeError):
 
 class DistributedError(GanforgeError):
     """Another rank of a multi-process run stopped (killed, out of memory, an error of its own)."""
+
+
+def shell_arg(value) -> str:
+    """``value`` as one argument of a command a message tells the user to paste into a shell
+    (a path with spaces or quotes quoted, a plain one unchanged)."""
+    import shlex
+
+    return shlex.quote(str(value))

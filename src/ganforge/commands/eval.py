@@ -15,7 +15,7 @@ CLASSIFIER_DATASETS = ("fashion-mnist", "mnist")
 
 def cmd_eval(args) -> int:
     from .. import api
-    from ..errors import ConfigError
+    from ..errors import ConfigError, shell_arg
     from ..metrics import evaluation as ev
     from ..metrics.targets import is_run_dir, load_target, run_samples
     from ..atomic import atomic_write_json
@@ -40,7 +40,7 @@ def cmd_eval(args) -> int:
             raise ConfigError(f"{path} is a run on {run.point_dim}-D points ({data}), and eval scores "
                               f"images against an image dataset; measure a toy mixture's modes with "
                               f"ganforge bench modes --data {data} (trains and scores its preset over "
-                              f"seeds), or look at this run: ganforge sample {path} --n 1000 --out p.png")
+                              f"seeds), or look at this run: ganforge sample {shell_arg(path)} --n 1000 --out p.png")
         images, labels, target = run_samples(run, n=args.n, seed=args.seed, truncation=args.truncation)
     else:
         images, labels, target = load_target(path, n=args.n)

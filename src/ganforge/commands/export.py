@@ -2,7 +2,7 @@
 capability (checked with onnxruntime) or as a self-contained model folder."""
 from __future__ import annotations
 
-from ..errors import ConfigError
+from ..errors import ConfigError, shell_arg
 from . import add_run_arguments
 
 
@@ -19,7 +19,7 @@ def cmd_export(args) -> int:
         files = ", ".join(sorted(p.name for p in out.iterdir() if p.is_file()))  # with a family's extras
         print(f"ganforge: wrote model folder {out} ({files}) from "
               f"{run.checkpoint} (step {run.step}); load it with ganforge.load('{out}') or "
-              f"ganforge serve {out}")
+              f"ganforge serve {shell_arg(out)}")
         return 0
     result = export.export_onnx(run, args.out, capability=args.capability, direction=args.direction,
                                 force=args.force, truncation=args.truncation)

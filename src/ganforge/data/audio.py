@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from ..atomic import atomic_path
-from ..errors import DataError
+from ..errors import DataError, shell_arg
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")  # what libsndfile (1.1 on) decodes
 CORPUS_FILE = "corpus.json"
@@ -268,7 +268,7 @@ def load_audio(root: str | Path, *, rate: int, min_seconds: float, split: str = 
                         f"WAV, FLAC, OGG or MP3 files, e.g. its folder {root.parent}")
     if not root.is_dir():
         raise DataError(f"audio folder {root} does not exist; write one with ganforge data "
-                        f"make-speech --out {root}, or point data.name=audio:PATH at your WAV files")
+                        f"make-speech --out {shell_arg(root)}, or point data.name=audio:PATH at your WAV files")
     info = read_corpus_info(root)
     folders = [_split_folder(root, split)] if voices is None and info is None else []
     for voice in voices if voices is not None else (info or {}).get("voices", []):

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from ..atomic import atomic_path, atomic_write_json, save_tensors
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, shell_arg
 from .metrics import accuracy, average_precision
 from .model import DetectorCNN, blur_jpeg, to_float
 
@@ -152,7 +152,7 @@ def load(folder: Path | str) -> Detector:
     folder = Path(folder)
     if not (folder / META).is_file() or not (folder / WEIGHTS).is_file():
         raise CheckpointError(f"{folder} is not a detector folder (no {META} and {WEIGHTS}); train one "
-                              f"with ganforge detect train --out {folder}")
+                              f"with ganforge detect train --out {shell_arg(folder)}")
     try:
         meta = json.loads((folder / META).read_text())
         if meta.get("arch") != ARCH:

@@ -14,7 +14,7 @@ from typing import Any
 from PIL import Image
 
 from ..atomic import atomic_write_text
-from ..errors import ConfigError
+from ..errors import ConfigError, shell_arg
 from . import plots
 from .run import Run, describe_protocol, load_run
 
@@ -194,7 +194,7 @@ def _ending(run: Run) -> str:
     if how == "done":
         return f"done <small>{at}</small>"
     if how == "interrupted":
-        resume = f"; resume with ganforge train --resume --out {run.run_dir}"
+        resume = f"; resume with ganforge train --resume --out {shell_arg(run.run_dir)}"
         return (f"stopped by {escape(str(e.get('signal') or 'a signal'))} "
                 f"<small>{at}{escape(resume)}</small>")
     if how == "diverged":

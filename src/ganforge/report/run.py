@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, shell_arg
 
 SAMPLE_NAME = re.compile(r"step_(\d+)\.png$")
 SOUND_NAME = re.compile(r"step_(\d+)_(.+)\.wav$")  # the WAVs of an audio family's preview
@@ -115,8 +115,9 @@ def load_run(run_dir: str | Path) -> Run:
     notes: list[str] = []
     records, events, end = _read_metrics(metrics, notes) if metrics.is_file() else ([], [], None)
     if not records:
-        how = (f"it stopped before its first log interval; continue it: ganforge train --resume --out {run_dir}"
-               if (run_dir / "config.yaml").is_file() else f"train it first: ganforge train PRESET --out {run_dir}")
+        how = (f"it stopped before its first log interval; continue it: ganforge train --resume --out "
+               f"{shell_arg(run_dir)}" if (run_dir / "config.yaml").is_file()
+               else f"train it first: ganforge train PRESET --out {shell_arg(run_dir)}")
         raise CheckpointError(f"{run_dir} has no metrics ({metrics.name} is missing or holds no records); {how}")
     config = None
     cfg_path = run_dir / "config.yaml"

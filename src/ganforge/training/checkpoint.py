@@ -35,7 +35,7 @@ import yaml
 
 from ..atomic import (STORAGE_ERRNOS, atomic_path, atomic_write_text, check_readable, fsync_dir, is_temporary_name,
                       save_tensors, temporary_name)
-from ..errors import CheckpointError, StorageError
+from ..errors import CheckpointError, StorageError, shell_arg
 
 WEIGHTS = "weights.safetensors"
 STATE = "state.pt"
@@ -181,7 +181,7 @@ def _write_failed(exc: Exception, ckpt_root: Path, name: str) -> StorageError:
             else "no earlier checkpoint exists")
     return StorageError(f"cannot write checkpoint {name} in {ckpt_root} ({reason}); {kept}; free "
                         f"some space (or make the folder writable) and continue with: ganforge "
-                        f"train --resume --out {ckpt_root.parent}")
+                        f"train --resume --out {shell_arg(ckpt_root.parent)}")
 
 
 _MOVED_ASIDE = re.compile(r"\.old-(step_\d+)-(\d+)")
@@ -291,7 +291,7 @@ def find(run_dir: Path, which: str = "latest") -> Path:
         if complete:
             return complete[-1]
         raise CheckpointError(f"no checkpoint in {ckpt_root}; train first "
-                              f"(ganforge train PRESET --out {run_dir})")
+                              f"(ganforge train PRESET --out {shell_arg(run_dir)})")
     path = ckpt_root / which
     if not _is_complete(path):
         raise CheckpointError(f"checkpoint '{which}' not found in {ckpt_root}; "

@@ -27,7 +27,7 @@ from torchvision.utils import make_grid
 
 from .. import provenance
 from ..atomic import FULL_ERRNOS, STORAGE_ERRNOS, atomic_path
-from ..errors import ConfigError, DistributedError, GanforgeError, StorageError, TrainingDiverged
+from ..errors import ConfigError, DistributedError, GanforgeError, StorageError, TrainingDiverged, shell_arg
 from ..labels import class_kwargs, grid_columns
 from ..models.layers import accumulating_bn_stats, batch_norms
 from ..registry import Registry
@@ -549,7 +549,7 @@ class Trainer:
         fix = "free some space" if full else "make it writable"
         kept = f"the last checkpoint {self.last_checkpoint.name} is intact; " if self.last_checkpoint else ""
         return StorageError(f"{what}; {kept}{fix} and continue with: ganforge train --resume "
-                            f"--out {self.run_dir}")
+                            f"--out {shell_arg(self.run_dir)}")
 
     def _stopping(self) -> bool:
         """Whether a signal asks to stop; under torchrun, a signal on any rank stops every rank
@@ -572,7 +572,7 @@ class Trainer:
         if distributed.is_peer_failure(exc, self.world):
             ckpt_name = self.last_checkpoint.name if self.last_checkpoint else None
             kept = f"the last checkpoint {ckpt_name} is intact; " if ckpt_name else ""
-            hint = f"{kept}continue with: ganforge train --resume --out {self.run_dir}"
+            hint = f"{kept}continue with: ganforge train --resume --out {shell_arg(self.run_dir)}"
             raise distributed.peer_failure(self.world, exc, self.step, hint) from None
         distributed.record_failure(self.world, f"{type(exc).__name__}: {exc}")
 
