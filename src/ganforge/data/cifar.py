@@ -7,6 +7,8 @@ from a modified archive could otherwise run arbitrary code.
 """
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import pickle
 import tarfile
@@ -16,9 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import DataError
+from ..atomic import atomic_write_json
+from ..errors import DataError, StorageError
 from .base import DATASETS, ImageDataset, LoadRequest, adapt_images
-from .download import cache_root, download, file_digest
+from .download import cache_root, download, file_digest, normal_mode
 from .named import CHECKSUMS, MIRRORS, check_split, obtain
 
 NAME = "cifar10"
@@ -27,6 +30,9 @@ BATCH_DIR = "cifar-10-batches-py"
 SPLIT_FILES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
 META = "batches.meta"
 KNOWN_FILES = SPLIT_FILES["train"] + SPLIT_FILES["test"] + [META]
+# Beside the batches extracted from an archive found elsewhere: which archive (path, size, mtime),
+# so the next load uses them instead of hashing 170 MB and writing 180 MB again.
+SOURCE_MARKER = ".extracted-from.json"
 CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
@@ -74,6 +80,7 @@ def _extract(archive: Path, dest: Path) -> Path:
                     fd, tmp = tempfile.mkstemp(prefix=".extract.", dir=dest)
                     with os.fdopen(fd, "wb") as out, tar.extractfile(member) as src:
                         out.write(src.read())
+                    normal_mode(Path(tmp))  # mkstemp's 0600 hid a shared cache from its other users
                     os.replace(tmp, dest / wanted[member.name.lstrip("./")])
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise DataError(f"cannot extract {archive} ({exc}); delete it and fetch cifar10 again") from exc
@@ -82,6 +89,19 @@ def _extract(archive: Path, dest: Path) -> Path:
         raise DataError(f"{archive} lacks {', '.join(missing)}; it is not cifar-10-python.tar.gz, "
                         f"delete it and fetch cifar10 again")
     return dest
+
+
+def _identity(archive: Path) -> dict:
+    """What tells an archive from another without reading it: path, size and modification time."""
+    st = archive.stat()
+    return {"archive": str(archive.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _read_marker(marker: Path) -> dict | None:
+    try:
+        return json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 class CifarSource:
@@ -100,11 +120,17 @@ class CifarSource:
         batches = _batches_in(folder)
         if batches is None:  # only the archive was found: verify it, then unpack into the cache
             archive = folder / ARCHIVE
+            target, marker = cache_root() / NAME / BATCH_DIR, cache_root() / NAME / SOURCE_MARKER
+            if _read_marker(marker) == _identity(archive) and _batches_in(target) == target:
+                return target, message + f", extracted before to {target}"
             algorithm, _, expected = CHECKSUMS[NAME][ARCHIVE].partition(":")
             if file_digest(archive, algorithm) != expected:
                 raise DataError(f"{archive} does not match the known {algorithm} checksum of {ARCHIVE}; "
                                 "delete it and download it again")
-            batches = _extract(archive, cache_root() / NAME / BATCH_DIR)
+            marker.unlink(missing_ok=True)  # half-extracted batches must not pass for this archive's
+            batches = _extract(archive, target)
+            with contextlib.suppress(OSError, StorageError):  # without it, the next load extracts again
+                atomic_write_json(marker, _identity(archive))
             message += f", extracted to {batches}"
         return batches, message
 

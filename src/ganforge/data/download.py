@@ -3,13 +3,18 @@
 A download goes to a temporary file in the destination folder, is checked against a known
 checksum, and only then renamed into place (atomic on POSIX), so an interrupted or tampered
 download never looks like a good file, and two processes fetching at once cannot corrupt it.
+The temporary file is named after the host and process writing it, so the partial file a killed
+download left is removed by the next download of the same file, never a live one's.
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import os
-import tempfile
+import re
+import socket
+import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -19,6 +24,10 @@ from ..errors import DataError
 # Seconds to wait on a silent connection; tests lower it.
 DOWNLOAD_TIMEOUT = 30.0
 _CHUNK = 1 << 20
+# A progress line on stderr at each tenth of a file of at least _PROGRESS_MIN_BYTES, and after
+# PROGRESS_SECONDS without one (a slow mirror, or a server that sends no Content-Length).
+PROGRESS_SECONDS = 10.0
+_PROGRESS_MIN_BYTES = 8 << 20
 
 
 class DownloadFailed(Exception):
@@ -48,6 +57,67 @@ def one_line(exc: BaseException) -> str:
     return " ".join(str(reason).split()) or type(exc).__name__
 
 
+def normal_mode(path: Path) -> None:
+    """Give a file made owner-only by mkstemp the mode any new file gets (0666 less the umask),
+    so a shared GANFORGE_DATA or cache can be read by the others who use it."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
+def _part(dest: Path, host: str, pid: int) -> Path:
+    return dest.with_name(f".{dest.name}.{host}.{pid}.part")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process (EPERM): alive
+        return True
+    return True
+
+
+def remove_stale_parts(dest: Path) -> None:
+    """Delete the partial files of `dest` that a killed download of this host left (SIGTERM, a
+    crash: Ctrl-C cleans up after itself); a running process's file is left alone."""
+    host = socket.gethostname()
+    pattern = re.compile(re.escape(f".{dest.name}.{host}.") + r"(\d+)\.part")
+    with contextlib.suppress(OSError):
+        for path in dest.parent.iterdir():
+            match = pattern.fullmatch(path.name)
+            if match and (int(match[1]) == os.getpid() or not _alive(int(match[1]))):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+
+
+class _Progress:
+    """One line on stderr per tenth of a large file, or per PROGRESS_SECONDS; never a carriage
+    return, so a log file gets readable lines."""
+
+    def __init__(self, url: str, total: int | None):
+        self.url, self.total, self.done = url, total, 0
+        self.last_time, self.last_tenth = time.monotonic(), 0
+
+    def __call__(self, nbytes: int) -> None:
+        self.done += nbytes
+        now = time.monotonic()
+        tenth = self.done * 10 // self.total if self.total else 0
+        if (tenth > self.last_tenth and self.total >= _PROGRESS_MIN_BYTES) or now - self.last_time >= PROGRESS_SECONDS:
+            of = f" of {self.total / 1e6:.1f} MB ({100 * self.done // self.total}%)" if self.total else " so far"
+            print(f"ganforge: downloading {self.url}: {self.done / 1e6:.1f} MB{of}", file=sys.stderr, flush=True)
+            self.last_time, self.last_tenth = now, tenth
+
+
+def _content_length(response) -> int | None:
+    try:
+        value = int(response.headers.get("Content-Length") or 0)
+    except ValueError:
+        return None
+    return value or None
+
+
 def download(urls: list[str], dest: Path, checksum: str) -> str:
     """Fetch the first URL that answers into `dest`, verified; returns the URL used.
 
@@ -56,17 +126,20 @@ def download(urls: list[str], dest: Path, checksum: str) -> str:
     """
     algorithm, _, expected = checksum.partition(":")
     dest.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_parts(dest)
+    tmp = _part(dest, socket.gethostname(), os.getpid())
     failures = []
     for url in urls:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-        tmp = Path(tmp_name)
         try:
             h = hashlib.new(algorithm)
             request = urllib.request.Request(url, headers={"User-Agent": "ganforge"})
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT) as response:
+            # open(): the umask's mode, as any other file (mkstemp's 0600 hid shared datasets)
+            with open(tmp, "wb") as out, urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT) as response:
+                progress = _Progress(url, _content_length(response))
                 for block in iter(lambda: response.read(_CHUNK), b""):
                     h.update(block)
                     out.write(block)
+                    progress(len(block))
                 out.flush()
                 os.fsync(out.fileno())
         except (urllib.error.URLError, OSError, ValueError) as exc:  # timeouts are OSErrors

@@ -27,6 +27,9 @@ MAX_SUBSTITUTES = 16  # unreadable streamed files in a row before the run stops
 # Default resolution is the first image's short side, capped: a folder of photos would
 # otherwise ask for 4000x4000 training.
 MAX_DEFAULT_RESOLUTION = 256
+# Eval reads a folder at its largest short side up to this, the Inception extractor's input size:
+# no detail the extractor could see is lost, and a folder of photos does not fill memory.
+MAX_EVAL_RESOLUTION = 299
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
 # PIL decoders release the GIL, so threads give a real speed-up without process start-up costs.
 _WORKERS = min(8, os.cpu_count() or 1)
@@ -129,6 +132,7 @@ class _Scan:
     class_dirs: list[str] | None  # the class subfolders, in label order
     all_gray: bool
     first_short_side: int
+    sizes: list[tuple[int, int]]  # (width, height) of each file, from its header
     skipped: list[tuple[Path, str]]
 
 
@@ -179,7 +183,7 @@ def _scan(folder: Path) -> _Scan:
     return _Scan(files=[p for p, _ in ok], labels=labels, class_names=_class_names(folder, class_dirs),
                  class_dirs=class_dirs,
                  all_gray=all(mode in _GRAY_MODES for _, (mode, _size) in ok),
-                 first_short_side=min(ok[0][1][1]), skipped=skipped)
+                 first_short_side=min(ok[0][1][1]), sizes=[r[1] for _, r in ok], skipped=skipped)
 
 
 def _refuse_aliased_classes(folder: Path, class_dirs: list[str]) -> None:
@@ -281,6 +285,64 @@ def _folder(arg: str | None) -> Path:
     return Path(arg).expanduser()
 
 
+def _read(folder: Path, scan: _Scan, *, name: str, resolution: int, channels: int,
+          max_memory_bytes: int | None) -> ImageDataset | StreamingFolderDataset:
+    """The scanned files decoded at ``resolution`` with ``channels``, or streamed when too large."""
+    labels = torch.from_numpy(scan.labels) if scan.labels is not None else None
+    n = len(scan.files)
+    limit = max_memory_bytes if max_memory_bytes is not None else default_max_memory_bytes()
+    if n * channels * resolution * resolution > limit:
+        _warn_skipped(folder, scan.skipped)
+        return StreamingFolderDataset(files=scan.files, labels=labels, class_names=scan.class_names,
+                                      resolution=resolution, channels=channels, name=name, source=str(folder))
+    images = np.empty((n, resolution, resolution, channels), dtype=np.uint8)  # HWC, as PIL gives it
+    mode = "L" if channels == 1 else "RGB"
+
+    def fill(i: int):
+        images[i] = _decode(scan.files[i], mode, resolution).reshape(resolution, resolution, channels)
+
+    with ThreadPoolExecutor(_WORKERS) as pool:
+        errors = list(pool.map(lambda i: _try(fill, i)[1], range(n)))
+    keep = np.array([e is None for e in errors])
+    skipped = scan.skipped + [(p, e) for p, e in zip(scan.files, errors) if e is not None]
+    _warn_skipped(folder, skipped)
+    if not keep.any():
+        raise DataError(f"folder {folder} has no image that decodes; pass folder:PATH with a folder of images")
+    if not keep.all():
+        images = images[keep]
+        labels = labels[torch.from_numpy(keep)] if labels is not None else None
+        _require_every_class(folder, scan.class_dirs, labels)
+    return ImageDataset(images=torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), labels=labels,
+                        class_names=scan.class_names, source=str(folder), name=name)
+
+
+def load_for_eval(arg: str | Path, *, resolution: int | None = None,
+                  channels: int | None = None) -> ImageDataset | StreamingFolderDataset:
+    """A folder as ``ganforge eval`` reads it, as its target or as ``--ref folder:PATH``.
+
+    Without a resolution, the images are read at the largest short side among all files (headers
+    only), capped at MAX_EVAL_RESOLUTION: training's default, the first file's short side, had
+    let one thumbnail sorted first shrink every 400x400 image to 30x30 before the extractor saw
+    it. Files of different sizes are said in a warning naming the size used; colour read as
+    grayscale (the samples' channel count) is said in eval's words, not training's options.
+    """
+    folder = _folder(str(arg))
+    scan = _scan(folder)
+    if resolution is None:
+        sides = sorted(min(size) for size in scan.sizes)
+        resolution = min(sides[-1], MAX_EVAL_RESOLUTION)
+        if len(set(scan.sizes)) > 1:
+            warnings.warn(f"the images in {folder} differ in size (short sides {sides[0]} to {sides[-1]} "
+                          f"pixels); all are evaluated at {resolution}x{resolution} (short side resized, "
+                          f"then center-cropped)", stacklevel=2)
+    channels = channels or (1 if scan.all_gray else 3)
+    if channels == 1 and not scan.all_gray:
+        warnings.warn(f"{folder} holds colour images; they are evaluated in grayscale, as the 1-channel "
+                      f"images they are compared with", stacklevel=2)
+    return _read(folder, scan, name=f"folder:{arg}", resolution=resolution, channels=channels,
+                 max_memory_bytes=None)
+
+
 class FolderSource:
     def load(self, req: LoadRequest) -> ImageDataset | StreamingFolderDataset:
         folder = _folder(req.arg)
@@ -292,32 +354,8 @@ class FolderSource:
         if channels == 1 and not scan.all_gray:  # a config's default (Fashion-MNIST's 1) had been silent
             warnings.warn(f"{folder} holds colour images; they are read as grayscale (data.channels=1); "
                           f"set data.channels=3 to use their colour", stacklevel=3)
-        labels = torch.from_numpy(scan.labels) if scan.labels is not None else None
-        n = len(scan.files)
-        limit = req.max_memory_bytes if req.max_memory_bytes is not None else default_max_memory_bytes()
-        if n * channels * resolution * resolution > limit:
-            _warn_skipped(folder, scan.skipped)
-            return StreamingFolderDataset(files=scan.files, labels=labels, class_names=scan.class_names,
-                                          resolution=resolution, channels=channels, name=req.name, source=str(folder))
-        images = np.empty((n, resolution, resolution, channels), dtype=np.uint8)  # HWC, as PIL gives it
-        mode = "L" if channels == 1 else "RGB"
-
-        def fill(i: int):
-            images[i] = _decode(scan.files[i], mode, resolution).reshape(resolution, resolution, channels)
-
-        with ThreadPoolExecutor(_WORKERS) as pool:
-            errors = list(pool.map(lambda i: _try(fill, i)[1], range(n)))
-        keep = np.array([e is None for e in errors])
-        skipped = scan.skipped + [(p, e) for p, e in zip(scan.files, errors) if e is not None]
-        _warn_skipped(folder, skipped)
-        if not keep.any():
-            raise DataError(f"folder {folder} has no image that decodes; pass folder:PATH with a folder of images")
-        if not keep.all():
-            images = images[keep]
-            labels = labels[torch.from_numpy(keep)] if labels is not None else None
-            _require_every_class(folder, scan.class_dirs, labels)
-        return ImageDataset(images=torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), labels=labels,
-                            class_names=scan.class_names, source=str(folder), name=req.name)
+        return _read(folder, scan, name=req.name, resolution=resolution, channels=channels,
+                     max_memory_bytes=req.max_memory_bytes)
 
     def fetch(self, arg, *, data_dir) -> str:
         """'folder:PATH: N images in K classes at PATH[; skipped M unusable image files: ...]'.

@@ -52,12 +52,15 @@ SPLITS = ("train", "test")
 
 
 def search_dirs(name: str, data_dir) -> list[Path]:
-    """Folders to look in, best first. A data_dir that does not exist is a mistake, not a
-    reason to use another copy silently."""
+    """Folders to look in, best first. A data_dir (or GANFORGE_DATA) that does not exist is a
+    mistake, not a reason to use another copy silently."""
     if data_dir is not None and not Path(data_dir).expanduser().is_dir():
         raise DataError(f"--data-dir {data_dir} does not exist or is not a directory; pass the "
                         f"folder that holds {name}, or leave it out to use the usual places")
     user = data_dir if data_dir is not None else os.environ.get("GANFORGE_DATA") or None
+    if data_dir is None and user is not None and not Path(user).expanduser().is_dir():
+        raise DataError(f"GANFORGE_DATA={user} does not exist or is not a directory; set it to the folder "
+                        f"that holds {name}, or unset it to use the usual places (or pass --data-dir DIR)")
     dirs = [Path(user).expanduser(), Path(user).expanduser() / name] if user else []
     return dirs + [cache_root() / name] + [Path(d) for d in SYSTEM_DIRS.get(name, [])]
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -18,11 +21,16 @@ import numpy as np
 import torch
 
 from ..atomic import atomic_path
+from ..errors import StorageError
 from .errors import EvalError
 from .features import Extractor, Features
 
 CACHE_VERSION = 1
 SUBSET_RULE = "first n of a seed-0 permutation (all images when n >= split size)"
+# What np.load and reading its arrays raise for a truncated or overwritten .npz: a zip without its
+# directory, a member whose CRC or deflate stream is wrong, a member the directory names but lacks.
+DAMAGED_NPZ = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
+_warned_unwritable: set[Path] = set()  # cache folders already warned about, once per process
 
 
 def cache_dir() -> Path:
@@ -43,8 +51,12 @@ def load_images(dataset: str, *, split: str, n: int | None, resolution: int | No
                 channels: int | None, data_dir=None) -> tuple[torch.Tensor, np.ndarray | None, list | None]:
     """(uint8 images [n, C, H, W], labels or None, class names or None) of a dataset's subset."""
     from ..data import StreamingFolderDataset, ToyDataset, load_dataset
+    from ..data.folder import load_for_eval
 
-    ds = load_dataset(dataset, split=split, resolution=resolution, channels=channels, data_dir=data_dir)
+    if dataset.startswith("folder:"):  # sized from all its files, warnings in eval's words
+        ds = load_for_eval(dataset.removeprefix("folder:"), resolution=resolution, channels=channels)
+    else:
+        ds = load_dataset(dataset, split=split, resolution=resolution, channels=channels, data_dir=data_dir)
     if isinstance(ds, ToyDataset):
         raise EvalError(f"{dataset} holds 2-D points, not images; evaluate against an image dataset")
     total = len(ds)
@@ -80,11 +92,31 @@ def save_npz(path: Path, **arrays) -> None:
 
 
 def load_npz(path: Path) -> dict[str, np.ndarray] | None:
+    """The cached arrays, or None: missing (silently) or damaged (with a warning), the caller
+    recomputes them and overwrites the file, as the README promises for the eval cache."""
+    if not path.is_file():
+        return None
     try:
-        with np.load(path, allow_pickle=False) as data:
+        # our own file object: np.load leaves the one it opens unclosed when the zip is bad
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
-    except (OSError, ValueError, EOFError):
-        return None  # missing or damaged: recompute
+    except DAMAGED_NPZ as exc:
+        reason = " ".join(str(exc).split())[:80] or type(exc).__name__
+        warnings.warn(f"cache file {path} is damaged ({reason}); recomputing it", stacklevel=3)
+        return None
+
+
+def store_npz(path: Path, **arrays) -> None:
+    """save_npz for the cache, which is optional: a cache folder that cannot be written costs the
+    next run the recomputation, not this run its computed result (one warning per folder)."""
+    try:
+        save_npz(path, **arrays)
+    except (StorageError, OSError) as exc:
+        if path.parent not in _warned_unwritable:
+            _warned_unwritable.add(path.parent)
+            reason = " ".join(str(exc).split()).split("; ")[0].removeprefix(f"cannot write {path}: ")
+            warnings.warn(f"cannot cache features in {path.parent}: {reason}; set GANFORGE_CACHE to a "
+                          f"writable folder", stacklevel=3)
 
 
 def reference_features(dataset: str, extractor: Extractor, *, split: str = "test", n: int | None = None,
@@ -111,7 +143,7 @@ def reference_features(dataset: str, extractor: Extractor, *, split: str = "test
             f"(cached for next time in {path.parent})")
     feats = extractor(images)
     if cache:
-        save_npz(path, features=feats.features, logits=feats.logits)
+        store_npz(path, features=feats.features, logits=feats.logits)
     return Reference(feats, labels, class_names, {**info, "cache": str(path) if cache else None,
                                                   "cache_hit": False})
 
@@ -125,5 +157,5 @@ def cached_value(fields: dict, compute: Callable[[], float], *, cache: bool = Tr
         return float(data["value"])
     value = compute()
     if cache:
-        save_npz(path, value=np.array(value, dtype=np.float64))
+        store_npz(path, value=np.array(value, dtype=np.float64))
     return value

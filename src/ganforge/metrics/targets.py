@@ -13,6 +13,7 @@ import torch
 from ..labels import interleaved_labels
 from .errors import EvalError
 from .features import to_uint8
+from .reference import DAMAGED_NPZ
 
 
 def is_run_dir(path: Path) -> bool:
@@ -32,7 +33,7 @@ def load_npz_samples(path: Path, n: int | None) -> tuple[torch.Tensor, np.ndarra
                                 f"write it with ganforge sample RUN --out samples.npz")
             images = data["images"][:n]
             labels = data["labels"][:n] if "labels" in data.files else None
-    except (OSError, ValueError, EOFError) as exc:
+    except DAMAGED_NPZ as exc:  # truncated or overwritten: the zip or a member's CRC is bad
         raise EvalError(f"{path} is not a readable .npz ({str(exc).splitlines()[0][:80]}); "
                         f"write it with ganforge sample RUN --out samples.npz") from None
     if images.ndim == 3:
@@ -84,10 +85,14 @@ def class_interleaved(labels: np.ndarray, n: int) -> np.ndarray:
 
 def _npz_class_names(path: Path) -> list[str] | None:
     """The ``class_names`` an npz of samples may carry (ganforge sample and augment write them)."""
-    with np.load(path, allow_pickle=False) as data:
-        if "class_names" not in data.files or data["class_names"].ndim != 1:
-            return None
-        return [str(name) for name in data["class_names"]]
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if "class_names" not in data.files or data["class_names"].ndim != 1:
+                return None
+            return [str(name) for name in data["class_names"]]
+    except DAMAGED_NPZ as exc:
+        raise EvalError(f"{path}: its 'class_names' are not readable ({str(exc).splitlines()[0][:80]}); "
+                        f"write it again with ganforge sample RUN --out samples.npz") from None
 
 
 def load_target(target: str | Path, *, n: int | None) -> tuple[torch.Tensor, np.ndarray | None, dict]:
@@ -108,9 +113,10 @@ def load_target(target: str | Path, *, n: int | None) -> tuple[torch.Tensor, np.
             desc["class_names"] = names
         return images, labels, desc
     if path.is_dir():
-        from ..data import StreamingFolderDataset, load_dataset
+        from ..data import StreamingFolderDataset
+        from ..data.folder import load_for_eval
 
-        ds = load_dataset(f"folder:{path}")
+        ds = load_for_eval(path)  # at the largest short side among the files, not the first file's
         if isinstance(ds, StreamingFolderDataset):
             raise EvalError(f"folder {path} is too large to evaluate in memory; write a samples.npz of "
                             f"at most --n images instead")
