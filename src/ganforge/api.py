@@ -134,8 +134,14 @@ def capabilities(cfg: Config) -> frozenset[str]:
     return family(cfg).capabilities
 
 
+class DefaultRunDir(type(Path())):
+    """A run directory no one chose (default_run_dir's): ``train`` takes the next free -2, -3,
+    ... where it is taken (rundir.claim_default_run_dir); any other path that exists is refused."""
+
+
 def default_run_dir(name: str) -> Path:
-    return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    """runs/NAME-TIMESTAMP, marked as the default (the CLI passes it to ``train`` without --out)."""
+    return DefaultRunDir("runs", f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
 def prepare_run_dir(run_dir: Path, cfg: Config, *, resume: bool, force: bool) -> rundir.RunLock:
@@ -338,7 +344,8 @@ def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
           resume: bool = False, force: bool = False, progress: bool = True,
           hooks: Hook | Iterable[Hook] = (), dataset=None,
           on_start: Callable[[Path], None] | None = None) -> FitResult:
-    """Train ``cfg`` into ``run_dir`` (default runs/<name>-<timestamp>).
+    """Train ``cfg`` into ``run_dir`` (default runs/<name>-<timestamp>, with -2, -3, ... added
+    when another run took that name in the same second).
 
     Everything that can be checked is checked before anything is written: the run directory
     (see ganforge.rundir), the data, the networks and, on resume, the config changes against
@@ -347,10 +354,14 @@ def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
 
     ``hooks``: a callable ``hook(trainer, step) -> {name: number}`` or a list of them, run every
     ``eval.every`` steps in place of the built-in FID/KID hook (their values are logged and
-    ``eval.best`` picks from them; 0-d tensors and numpy scalars count as numbers, None logs
-    nothing); ``dataset``: a ``ganforge.data.ImageDataset`` to train on instead of ``data.name``;
+    ``eval.best`` picks from them, its better direction declared as ``eval.best=NAME:higher``
+    or ``NAME:lower``; 0-d tensors and numpy scalars count as numbers, None logs nothing);
+    ``dataset``: a ``ganforge.data.ImageDataset`` to train on instead of ``data.name``;
     ``on_start(run_dir)``: called on the main rank once the checks have passed and the data is
     read, before anything is written (the CLI says "training ..." there, not before a refusal).
+
+    Two train() calls at once in one process (threads) share torch's global random state, so
+    neither is reproducible: train several runs in separate processes.
 
     Under torchrun (WORLD_SIZE > 1) every rank calls this: the process group is joined first,
     rank 0 alone claims, locks and writes the run directory, and the others read it (resume)
@@ -369,12 +380,22 @@ def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             distributed.local_batch(cfg.train.batch_size, world, cfg.model.pac)
             family(cfg).check_run(cfg, world.size, new=not resume)
-            run_dir = Path(run_dir) if run_dir is not None else default_run_dir(name)
-            run_dir = Path(distributed.broadcast(str(run_dir), world))  # rank 0's timestamp
+            run_dir = default_run_dir(name) if run_dir is None else run_dir
+            default, run_dir = isinstance(run_dir, DefaultRunDir), Path(run_dir)  # a plain path from here on
+            claimed = None  # the lock of a default run directory, claimed now under a free name
+            if world.is_main and not resume and default:
+                run_dir, claimed = rundir.claim_default_run_dir(run_dir)
+            try:
+                run_dir = Path(distributed.broadcast(str(run_dir), world))  # rank 0's name
+            except BaseException:
+                if claimed is not None:
+                    rundir.undo_failed_start(run_dir, claimed, True)
+                    claimed.release()
+                raise
             try:
                 if world.is_main:
                     return _train_main(cfg, run_dir, device, resume=resume, force=force, progress=progress,
-                                       hooks=hooks, dataset=dataset, on_start=on_start)
+                                       hooks=hooks, dataset=dataset, on_start=on_start, claimed=claimed)
                 return _train_other(cfg, run_dir, device, resume=resume, hooks=hooks, dataset=dataset)
             except GanforgeError as exc:  # the other ranks, waiting in a collective, can name it
                 if not isinstance(exc, DistributedError):  # that names another rank's failure
@@ -398,6 +419,8 @@ def _eval_hooks(cfg: Config, hooks: Iterable[Hook]) -> list[Hook]:
     if hooks and cfg.eval.every <= 0:
         raise ConfigError(f"hooks run every eval.every steps, and eval.every={cfg.eval.every} never runs "
                           f"them; set eval.every (e.g. cfg.eval.every = 500)")
+    if hooks:
+        _check_best_direction(cfg)
     if cfg.eval.every > 0 and not hooks:
         from .metrics import training_hook
 
@@ -407,12 +430,24 @@ def _eval_hooks(cfg: Config, hooks: Iterable[Hook]) -> list[Hook]:
     return hooks
 
 
+def _check_best_direction(cfg: Config) -> None:
+    """eval.best of the caller's hooks has a known better direction: a built-in metric's, or one
+    declared as NAME:higher / NAME:lower (a hook's accuracy had been taken as lower is better,
+    marking the worst step 'best')."""
+    from .metrics.evaluation import better
+
+    key, direction = config_mod.best_metric(cfg.eval.best)
+    if direction is None and not better(key):
+        raise ConfigError(f"eval.best={key}: whether a higher or a lower {key} is better is unknown (it is no "
+                          f"built-in metric); declare it: eval.best={key}:higher (or {key}:lower)")
+
+
 def _check_training_metrics(cfg: Config, names: list[str]) -> None:
     """Before training: eval.best is one of the metrics computed (a typo, or one left out of
     eval.metrics, had trained to the end without a 'best' checkpoint), and each of eval.metrics
     applies to this family's training-time samples (one that did not failed at the first
     evaluation, naming the command's --metrics)."""
-    from .metrics.evaluation import METRICS
+    from .metrics.evaluation import METRICS, better
 
     for name in names:
         needs = METRICS.get(name).needs  # an unknown name: the registry's one line
@@ -422,7 +457,7 @@ def _check_training_metrics(cfg: Config, names: list[str]) -> None:
         if "generator" in needs:
             raise ConfigError(f"eval.metrics: '{name}' needs the generator itself; measure it after training "
                               f"with ganforge eval RUN --metrics {name}, and leave it out of eval.metrics")
-    best = cfg.eval.best
+    best, direction = config_mod.best_metric(cfg.eval.best)
     try:
         METRICS.get(best.removesuffix("_std"))
     except ConfigError as exc:  # eval.best=fdi: did you mean fid
@@ -430,6 +465,11 @@ def _check_training_metrics(cfg: Config, names: list[str]) -> None:
     if best not in names and best.removesuffix("_std") not in names:
         raise ConfigError(f"eval.best={best} is not among the metrics computed during training "
                           f"({', '.join(names)}); add it to eval.metrics or pick one of them")
+    known = better(best)
+    if direction is not None and known and direction != known:  # fid:higher would keep the worst
+        way = "closer to 1" if known == "1" else known
+        raise ConfigError(f"eval.best={cfg.eval.best}: {best} is better when it is {way}; drop ':{direction}' "
+                          f"(a direction is for a metric of your own hook)")
 
 
 def _train_other(cfg: Config, run_dir: Path, device: torch.device, *, resume: bool, hooks: Iterable[Hook],
@@ -468,14 +508,16 @@ def _resume_point(source: Path | None) -> str:
 
 def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: bool, force: bool,
                 progress: bool, hooks: Iterable[Hook], dataset,
-                on_start: Callable[[Path], None] | None = None) -> FitResult:
-    _check_data_dir(cfg)
-    lock, created = None, False
-    if resume:
-        lock = rundir.lock_existing_run(run_dir)
-    else:
-        rundir.check_new_run_dir(run_dir, force=force)  # refused now, before data is read
+                on_start: Callable[[Path], None] | None = None,
+                claimed: rundir.RunLock | None = None) -> FitResult:
+    """Rank 0's training; ``claimed``: the lock of the new default run directory train() took."""
+    lock, created = claimed, claimed is not None
     try:
+        _check_data_dir(cfg)
+        if resume:
+            lock = rundir.lock_existing_run(run_dir)
+        elif claimed is None:
+            rundir.check_new_run_dir(run_dir, force=force)  # refused now, before data is read
         weights = state = None
         changes: dict[str, tuple[Any, Any]] = {}
         resumed_from = None
@@ -494,7 +536,8 @@ def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: boo
         if on_start is not None:  # the data read and the networks built: what can refuse the run has
             on_start(run_dir)
         if not resume:
-            lock, created = rundir.claim_run_dir(run_dir, force=force)
+            if claimed is None:
+                lock, created = rundir.claim_run_dir(run_dir, force=force)
             atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
         ckpt.clean_leftovers(run_dir / "checkpoints")  # ours to remove: we hold the lock
         distributed.barrier(distributed.current_world())  # the other ranks may now read it
@@ -587,12 +630,13 @@ class LoadedRun:
     @keeps_random_state  # building the networks draws from torch's global generator
     def __init__(self, run_dir: Path | str, *, checkpoint: str = "latest", device: str = "cpu",
                  require: str | None = None):
-        self.run_dir = Path(run_dir)
+        if not isinstance(checkpoint, str):
+            raise CheckpointError(f"checkpoint must be 'latest', 'best' or a step_XXXXXXX name, got {checkpoint!r}")
+        # a checkpoint folder (train()'s .checkpoint) is its run with that checkpoint
+        self.run_dir, checkpoint = ckpt.run_of_checkpoint(run_dir, checkpoint)
         if not self.run_dir.is_dir():
             what = "is a file, not a run directory" if self.run_dir.exists() else "does not exist"
             raise CheckpointError(f"{self.run_dir} {what}; pass the directory a training run wrote (its --out)")
-        if not isinstance(checkpoint, str):
-            raise CheckpointError(f"checkpoint must be 'latest', 'best' or a step_XXXXXXX name, got {checkpoint!r}")
         missing = damaged_model_folder(self.run_dir)
         if missing:  # read as a run directory, it was "no checkpoint ...; train first"
             raise CheckpointError(f"model folder {self.run_dir} lacks {missing}; export it again (ganforge export "
@@ -888,6 +932,8 @@ class LoadedRun:
         [N, C', H, W] on the CPU, networks in eval mode. ``tile``: translate in overlapping
         windows of that size (e.g. the training crop) and blend."""
         self.require("translate")
+        if tile is not None:
+            tile = _check_int("tile", tile, minimum=1)
         nets = self._nets(ema)
         x = _float_tensor(images, "translate", "images [N, C, H, W] in [-1, 1]", images=True)
         return self.objective.translate(x, direction=direction, nets=nets, tile=tile).cpu()
@@ -898,6 +944,14 @@ class LoadedRun:
         (``tile`` LR pixels, 0: whole image) with ``overlap`` pixels of context; ``interp``
         blends towards the PSNR-stage weights (ESRGAN network interpolation, 1 = this run)."""
         self.require("upscale")
+        if isinstance(image, (str, bytes, os.PathLike)):  # had been "got <U5 []"
+            raise ConfigError(f"upscale takes an image's pixels, not a file name ({os.fsdecode(image)!r:.60}): pass "
+                              f"PIL.Image.open(path) or a uint8 array [h, w, 3], or use ganforge upscale for files")
+        if interp is not None:  # a string had failed deep inside with a TypeError
+            if isinstance(interp, bool) or not isinstance(interp, (int, float, np.integer, np.floating)):
+                raise ConfigError(f"interp must be a number in [0, 1] (0: the PSNR-stage weights, 1: this "
+                                  f"run's), got {interp!r:.40}")
+            interp = float(interp)
         shape = getattr(image, "shape", None)  # numpy and torch; a PIL image is checked where it is read
         if shape is not None and (len(shape) not in (2, 3) or 0 in tuple(shape)[:2]):
             raise DataError(f"upscale takes an image [h, w, 3] (or [h, w]) with h, w >= 1, got {list(shape)}")
@@ -1010,7 +1064,7 @@ def _check_int(name: str, value, *, minimum: int, maximum: int | None = None) ->
     return int(value)
 
 
-SEED_MAX = 2**63 - 1  # torch generators take a signed 64-bit seed
+SEED_MAX = config_mod.SEED_MAX  # torch generators take a signed 64-bit seed
 
 
 def _seed_list(name: str, seeds) -> list[int]:

@@ -213,7 +213,10 @@ def cmd_train(args) -> int:
     on = (f" on {world.size} processes (batch {cfg.train.batch_size}, {cfg.train.batch_size // world.size} "
           f"per process)" if world.enabled else "")
 
+    chosen = [run_dir]  # the run directory train() took (a default one may get a -2 suffix)
+
     def announce(run_dir: Path) -> None:  # once every check has passed: a refusal is not preceded by it
+        chosen[0] = run_dir
         print(f"ganforge: resuming {run_dir} up to step {cfg.train.steps}{on}" if args.resume else
               f"ganforge: training {name} for {cfg.train.steps} steps{on} -> {run_dir}", flush=True)
 
@@ -224,7 +227,7 @@ def cmd_train(args) -> int:
     except KeyboardInterrupt as exc:  # a second Ctrl-C, or a signal before the trainer listened
         started = isinstance(exc, _BeforeTraining)
         if main_rank:
-            _say_what_survived(run_dir, before_training=exc.signum if started else None)
+            _say_what_survived(chosen[0], before_training=exc.signum if started else None)
         return 128 + exc.signum if started else 130
     run_dir = result.run_dir  # under torchrun: rank 0's choice
     if not main_rank:

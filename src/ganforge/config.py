@@ -99,7 +99,20 @@ class EvalConfig:
     every: int = 0  # 0: no evaluation during training
     n: int = 5000
     metrics: list[str] = field(default_factory=list)  # empty: fid and kid
-    best: str = "fid"  # metric that picks the `best` checkpoint (its better direction is known)
+    # metric that picks the `best` checkpoint; a metric of your own hook (ganforge.train's hooks=)
+    # names its better direction: my_accuracy:higher (or :lower)
+    best: str = "fid"
+
+
+BEST_DIRECTIONS = ("higher", "lower")
+
+
+def best_metric(best: str) -> tuple[str, str | None]:
+    """eval.best as (the key a metric or hook reports, its declared better direction or None):
+    'my_accuracy:higher' -> ('my_accuracy', 'higher'); 'fid' -> ('fid', None). A hook's own
+    metric has no known direction, and guessing "lower" had marked the worst step as best."""
+    key, sep, direction = best.rpartition(":")
+    return (key, direction) if sep else (best, None)
 
 
 @dataclass
@@ -329,6 +342,9 @@ def checked(cfg: Config) -> Config:
     """``cfg`` as edited in Python, checked as overrides are: attributes the config does not
     have (``cfg.optim.lr = 1e-5`` for ``optim.g_lr``) are refused with the closest key, where
     to_dict would drop them; then types and values (from_dict)."""
+    if isinstance(cfg, tuple) and len(cfg) == 2 and isinstance(cfg[1], Config):  # load_config's (name, cfg)
+        raise ConfigError("expected a ganforge Config, got the tuple (name, config) that load_config returns; "
+                          "unpack it: name, cfg = ganforge.load_config(...)")
     if not isinstance(cfg, Config):
         raise ConfigError(f"expected a ganforge Config, got {type(cfg).__name__}; build one with "
                           f"ganforge.load_config(PRESET_OR_YAML, ['key=value', ...])")
@@ -397,6 +413,12 @@ def _bytes(n: float) -> str:
     return f"{n:.1f} PB"
 
 
+SEED_MAX = 2**63 - 1  # torch generators take a signed 64-bit seed
+# train.seed's own range is narrower: the data streams derive seeds from it (a paired dataset's
+# crops use about seed * 10**11, which must stay below torch's 2**64); 2**63 - 1 had failed there
+TRAIN_SEED_MAX = 10**8 - 1
+
+
 def _non_finite(obj, prefix: str = "") -> str | None:
     """The dotted key of the first NaN or infinite float in a config section, or None."""
     for f in dataclasses.fields(obj):
@@ -455,6 +477,12 @@ def validate(cfg: Config) -> None:
     for key, value in positive.items():
         if value <= 0:
             raise ConfigError(f"{key} must be > 0, got {value}")
+    if not 0 <= cfg.train.seed <= TRAIN_SEED_MAX:  # 2**63 had failed: "Overflow when unpacking long long"
+        raise ConfigError(f"train.seed must be an integer from 0 to {TRAIN_SEED_MAX}, got {cfg.train.seed}")
+    key, direction = best_metric(cfg.eval.best)
+    if not key or (direction is not None and direction not in BEST_DIRECTIONS):
+        raise ConfigError(f"eval.best={cfg.eval.best}: give a metric's name, and for a metric of your own hook "
+                          f"its better direction as NAME:higher or NAME:lower")
     if cfg.train.precision not in ("fp32", "bf16", "fp16", "auto"):
         raise ConfigError(f"train.precision must be fp32, bf16, fp16 or auto, got '{cfg.train.precision}'")
     if cfg.data.channels not in (1, 3):

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
+from .errors import ConfigError
 
 KEY = "ganforge"  # the PNG text chunk holding the JSON record
 EXIF_DESCRIPTION, EXIF_SOFTWARE = 0x010E, 0x0131
@@ -75,7 +76,12 @@ def _pil(image):
 
     if isinstance(image, Image.Image):
         return image
-    arr = np.asarray(image)  # uint8 [H, W] or [H, W, C]
+    arr = image.detach().cpu().numpy() if hasattr(image, "detach") else np.asarray(image)  # a tensor too
+    if arr.dtype != np.uint8 or not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (1, 3, 4))):
+        # PIL's own "Cannot handle this data type: (1, 1, 8), <f4" had been the message
+        raise ConfigError(f"an image to save must be a PIL image or uint8 [H, W] or [H, W, C] (C = 1, 3 or 4), "
+                          f"got {arr.dtype} {tuple(arr.shape)}; convert float [-1, 1] [C, H, W] images first: "
+                          f"((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0)")
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
     return Image.fromarray(arr)

@@ -16,9 +16,30 @@ def closest(name: str, choices) -> str:
 
 
 def same_definition(a, b) -> bool:
-    """True when ``b`` is ``a`` defined again: a notebook cell run twice, a reloaded module."""
-    return a is b or (getattr(a, "__module__", None) == getattr(b, "__module__", 0)
-                      and getattr(a, "__qualname__", None) == getattr(b, "__qualname__", 0))
+    """True when ``b`` is ``a`` defined again: a notebook cell run twice, a reloaded module. A
+    function or class: the same module and qualified name. An instance (a LossPair of two
+    functions): of such a class, with its parts defined again (a re-run cell registering
+    ``LossPair(d=d_my, g=g_my)`` had been refused as a duplicate)."""
+    if a is b:
+        return True
+    if hasattr(a, "__qualname__") or hasattr(b, "__qualname__"):  # classes and functions
+        return (getattr(a, "__module__", None) == getattr(b, "__module__", 0)
+                and getattr(a, "__qualname__", None) == getattr(b, "__qualname__", 0))
+    if not same_definition(type(a), type(b)):
+        return False
+    if isinstance(a, tuple):
+        return len(a) == len(b) and all(map(same_definition, a, b))
+    if hasattr(a, "__dict__") and hasattr(b, "__dict__"):
+        parts_a, parts_b = vars(a), vars(b)
+        return parts_a.keys() == parts_b.keys() and all(same_definition(parts_a[k], parts_b[k]) for k in parts_a)
+    try:
+        return bool(a == b)
+    except Exception:  # a value with no plain equality (a tensor): not known to be the same
+        return False
+
+
+class DuplicateName(ConfigError, ValueError):
+    """A name registered again with another definition (a ValueError too, as it had been)."""
 
 
 class Registry(dict, Generic[T]):
@@ -29,7 +50,8 @@ class Registry(dict, Generic[T]):
     def register(self, name: str) -> Callable[[T], T]:
         def deco(obj: T) -> T:
             if name in self and not same_definition(self[name], obj):
-                raise ValueError(f"{self.kind} '{name}' registered twice")
+                raise DuplicateName(f"{self.kind} '{name}' registered twice, with another definition than the "
+                                    f"one it has; register yours under another name")
             self[name] = obj
             return obj
 

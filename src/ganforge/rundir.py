@@ -11,6 +11,10 @@
 - **``--force`` deletes only a ganforge run**: a directory holding ``config.yaml`` and
   ``checkpoints/`` or ``metrics.jsonl`` (or ganforge's own lock file, left by a start that
   failed before its first checkpoint), that no live process holds. Anything else is refused.
+- **A default run directory is never shared**: ``runs/NAME-TIMESTAMP`` has one-second
+  resolution, so a run started in the same second as another (a loop over seeds, several
+  commands at once) takes ``-2``, ``-3``, ... claimed with an atomic ``mkdir``; a given
+  ``--out`` that exists is refused as above.
 - **Outputs of other commands** (``sample --out``, ``translate --out``, ...) are checked before
   any work: a path whose parent is a file, an existing directory where a file goes, a read-only
   or missing parent, each get one line.
@@ -175,6 +179,32 @@ def claim_run_dir(run_dir: Path, *, force: bool) -> tuple[RunLock, bool]:
         lock.release()
         raise
     return lock, created
+
+
+def claim_default_run_dir(run_dir: Path) -> tuple[Path, RunLock]:
+    """A new, locked run directory named ``run_dir``, or ``run_dir-2``, ``-3``, ... where that
+    exists: a default name (one-second timestamp) had been refused as "already exists" for the
+    second run of a loop, and for one of two commands started together. mkdir either creates the
+    directory or fails, so of two processes after one name only one gets it."""
+    try:
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise storage_error(exc, f"run directory {run_dir}", f"choose a writable {OUT}") from None
+    suffix = 1
+    while True:
+        path = run_dir if suffix == 1 else run_dir.with_name(f"{run_dir.name}-{suffix}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            suffix += 1
+            continue
+        except OSError as exc:
+            raise storage_error(exc, f"run directory {path}", f"choose a writable {OUT}") from None
+        try:
+            return path, RunLock(path).acquire()
+        except BaseException:
+            shutil.rmtree(path, ignore_errors=True)
+            raise
 
 
 def lock_existing_run(run_dir: Path) -> RunLock:

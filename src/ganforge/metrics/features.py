@@ -96,15 +96,24 @@ class Extractor:
 
 
 def as_uint8_nchw(images) -> torch.Tensor:
-    """Check and convert the protocol's input: uint8 [N, C, H, W] with C in {1, 3}."""
+    """Check and convert the protocol's input: uint8 [N, C, H, W] with C in {1, 3}. uint8
+    [N, H, W, C] (samples.npz, ``sample_uint8``) is taken too (copied to NCHW) where the
+    layout is unambiguous: 1 or 3 channels last and not in dim 1 (README's own
+    ``evaluate(g.sample_uint8(300), ...)`` had been refused, pointing at to_uint8, which passes
+    uint8 through)."""
     if isinstance(images, np.ndarray):
         images = torch.from_numpy(images)
+    if isinstance(images, torch.Tensor) and images.dtype == torch.uint8 and images.dim() == 4 \
+            and images.shape[1] not in (1, 3) and images.shape[3] in (1, 3):
+        images = images.permute(0, 3, 1, 2).contiguous()  # NHWC, the file-boundary layout
     if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.dim() != 4 \
             or images.shape[1] not in (1, 3):
         shape = tuple(images.shape) if hasattr(images, "shape") else type(images).__name__
         dtype = getattr(images, "dtype", None)
-        raise EvalError(f"images must be uint8 [N, C, H, W] with C = 1 or 3, got {dtype} {shape}; "
-                        f"convert float [-1, 1] images with ganforge.metrics.to_uint8")
+        fix = ("convert float [-1, 1] images with ganforge.metrics.to_uint8" if dtype != torch.uint8 else
+               "give 1 or 3 channels, in dim 1 (NCHW) or last (NHWC)")
+        raise EvalError(f"images must be uint8 [N, C, H, W] (or [N, H, W, C]) with C = 1 or 3, got {dtype} "
+                        f"{shape}; {fix}")
     return images
 
 

@@ -260,8 +260,26 @@ def _read_pointer(ckpt_root: Path, pointer: str) -> str | None:
         return None
 
 
+def run_of_checkpoint(path: Path | str, which: str = "latest") -> tuple[Path, str]:
+    """(run directory, checkpoint name): a checkpoint folder (RUN/checkpoints/step_XXXXXXX, what
+    ``train()`` returns as ``.checkpoint``) stands for its run with that checkpoint (it had been
+    read as a run directory: "no checkpoint in .../step_0000004/checkpoints; train first");
+    any other path is the run directory itself, with ``which``."""
+    path = Path(path)
+    if not (STEP_NAME.fullmatch(path.name) and path.parent.name == "checkpoints" and path.is_dir()):
+        return path, which
+    run_dir = path.parent.parent
+    if which not in ("latest", path.name):
+        raise CheckpointError(f"{path} is checkpoint {path.name} of run {run_dir}, and checkpoint '{which}' names "
+                              f"another; pass the run folder {run_dir} with --checkpoint {which} "
+                              f"(checkpoint='{which}' in Python)")
+    return run_dir, path.name
+
+
 def find(run_dir: Path, which: str = "latest") -> Path:
-    """The checkpoint directory for ``which``: 'latest', 'best' or a step_XXXXXXX name."""
+    """The checkpoint directory for ``which``: 'latest', 'best' or a step_XXXXXXX name (of
+    ``run_dir``, or the checkpoint folder given as ``run_dir``)."""
+    run_dir, which = run_of_checkpoint(run_dir, which)
     ckpt_root = Path(run_dir) / "checkpoints"
     if which not in ("latest", "best") and not STEP_NAME.fullmatch(which):
         # Never a path: --checkpoint ../../other_run/... would load another run's weights.

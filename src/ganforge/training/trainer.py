@@ -27,6 +27,7 @@ from torchvision.utils import make_grid
 
 from .. import provenance
 from ..atomic import FULL_ERRNOS, STORAGE_ERRNOS, atomic_path
+from ..config import best_metric
 from ..errors import ConfigError, DistributedError, GanforgeError, StorageError, TrainingDiverged, shell_arg
 from ..labels import class_kwargs, grid_columns
 from ..models.layers import accumulating_bn_stats, batch_norms
@@ -65,6 +66,22 @@ def hook_values(hook, values) -> dict[str, float | None]:
                               f"(float, int, a 0-d tensor or numpy scalar) under str names")
         out[key] = value
     return out
+
+
+def set_tf32(enabled: bool) -> Callable[[], None]:
+    """TF32 matmuls and convolutions on (``enabled``; train.tf32 on CUDA) for training; returns
+    the function that puts the caller's values back. They are process-wide switches: a notebook's
+    float32 work after fit() had kept running at TF32 precision."""
+    before = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
+    if enabled:
+        torch.set_float32_matmul_precision("high")
+        torch.backends.cudnn.allow_tf32 = True
+
+    def restore() -> None:
+        torch.set_float32_matmul_precision(before[0])
+        torch.backends.cudnn.allow_tf32 = before[1]
+    return restore
+
 
 OPTIMIZERS: Registry = Registry("optimizer")
 
@@ -178,9 +195,6 @@ class Trainer:
                     raise ConfigError("train.sync_bn needs CUDA GPUs (SyncBatchNorm has no CPU "
                                       "kernel); drop it, or train on GPUs")
                 objective.nets[name] = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
-        if t.tf32 and device.type == "cuda":
-            torch.set_float32_matmul_precision("high")
-            torch.backends.cudnn.allow_tf32 = True
         self.precision, note = resolve_precision(t.precision, device)
         if note and self.is_main:
             print(note, flush=True)
@@ -222,6 +236,7 @@ class Trainer:
         # records has not been judged, and one had already been diverging when it was chosen
         self.healthy_step = 0
         self.best_score: float | None = None  # of eval.best, lower is better
+        self._best_key_checked = False  # the first evaluation with values says when eval.best is not one
         self._bar = None
         self.monitor = Monitor.from_config(cfg) if cfg.monitor.enabled else None
         if self.monitor is not None:
@@ -463,6 +478,7 @@ class Trainer:
                        desc=self.run_dir.name if self.run_dir else "train")
         self._bar = bar
         restore = self._install_signal_handlers()
+        restore_tf32 = set_tf32(t.tf32 and self.device.type == "cuda")
         try:
             if self.run_dir is not None and not any((self.run_dir / "checkpoints").glob("step_*")):
                 self.save_checkpoint()  # something to roll back to, and to load, from step 0
@@ -526,6 +542,7 @@ class Trainer:
             raise
         finally:
             restore()
+            restore_tf32()
             if bar is not None:
                 bar.close()
             self.logger.close(quiet=True)  # never in place of the error on its way out
@@ -750,14 +767,21 @@ class Trainer:
                 protocol = getattr(hook, "protocol", protocol)
         if len(record) == 1 or not self.is_main:
             return
+        key, direction = best_metric(self.cfg.eval.best)
+        if not self._best_key_checked and key not in record:  # a typo had trained to the end without 'best'
+            returned = ", ".join(k for k in record if k != "step")
+            self.warn(f"ganforge: eval.best={key} is not among the values the evaluation returned ({returned}), "
+                      f"so no 'best' checkpoint is marked while it is missing; set eval.best to one of them")
+        self._best_key_checked = True
         if protocol:  # what the numbers were measured with (the report names it; not plotted)
             record["protocol"] = protocol
         self.logger.write(record)
-        key = self.cfg.eval.best
         value = record.get(key)
         if not isinstance(value, (int, float)) or not math.isfinite(value):
             return
-        sign = {"lower": 1.0, "higher": -1.0}.get(self.better(key), 0.0)
+        # a hook's own metric declares its direction (api refuses one that does not); a built-in
+        # one's is known, and its spread (kid_std) has long counted as lower is better
+        sign = {"lower": 1.0, "higher": -1.0}.get(direction or self.better(key), 0.0)
         score = sign * value if sign else abs(value - 1.0)  # "1": closest to 1 is best
         if self.best_score is None or score < self.best_score:
             self.best_score = score
