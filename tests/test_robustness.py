@@ -498,7 +498,9 @@ def test_translate_on_a_dcgan_run_is_refused_before_loading(tmp_path, capsys, mo
     for argv in (["translate", str(run), str(image), "--out", str(tmp_path / "o.png")],
                  ["upscale", str(run), str(image), "--out", str(tmp_path / "o.png")]):
         code = cli.main(argv)
-        _one_line(capsys, code, "(objective=unconditional) cannot", "it can: ", "draw images from noise")
+        preset = "pix2pix-colorize" if argv[0] == "translate" else "srresnet-x4"  # one that can: the fix
+        _one_line(capsys, code, "(objective=unconditional) cannot", "train a preset that can", preset,
+                  "this run can: ", "draw images from noise")
 
 
 def test_sample_out_under_a_file_or_a_directory(tmp_path, capsys):

@@ -578,3 +578,12 @@ def test_project_edit_and_mix_check_their_arguments(style_run):
         with pytest.raises(ganforge.errors.GanforgeError, match=message):
             call()
     assert torch.equal(run.mix([1], [2], 2), run.mix([1], [2], "2"))  # one layer index
+
+
+def test_mix_grid_too_large_for_memory_is_refused_before_drawing(style_run, monkeypatch):
+    run = ganforge.load(style_run)
+    monkeypatch.setattr(api, "SMALL_SAMPLE_BYTES", 0)
+    monkeypatch.setattr("ganforge.config.available_memory", lambda: 1000)  # bytes
+    monkeypatch.setattr(run.objective, "mix", lambda *a, **k: pytest.fail("drew before the check"))
+    with pytest.raises(ganforge.GanforgeError, match="a mix grid of 2 x 3 seeds needs about"):
+        run.mix([1, 2], [3, 4, 5])

@@ -844,6 +844,7 @@ class LoadedRun:
         rows, cols = _seed_list("rows", rows), _seed_list("cols", cols)
         if not rows or not cols:
             raise ConfigError(f"mix needs at least one row seed and one column seed, got {len(rows)} and {len(cols)}")
+        check_sample_memory(self, (1 + len(rows)) * (1 + len(cols)), f"a mix grid of {len(rows)} x {len(cols)} seeds")
         if isinstance(layers, (int, np.integer)) and not isinstance(layers, bool):
             layers = str(int(layers))  # one layer
         elif not isinstance(layers, str):  # a list of indices: checked as the text form is
@@ -1007,8 +1008,24 @@ def _require(run_dir: Path, objective: str, capabilities: frozenset[str], capabi
         raise ConfigError(f"unknown capability {capability!r}; valid: {', '.join(sorted(CAPABILITIES))}")
     if capability not in capabilities:
         can = "; ".join(CAPABILITIES[c] for c in sorted(capabilities)) or "nothing"
+        presets = presets_that_can(capability)
+        fix = (f"train a preset that can, e.g. {', '.join(presets[:3])} (ganforge presets lists them); "
+               if presets else "")
         raise ConfigError(f"run {run_dir} (objective={objective}) cannot "
-                          f"{CAPABILITIES[capability].split(' (')[0]}; it can: {can}")
+                          f"{CAPABILITIES[capability].split(' (')[0]}; {fix}this run can: {can}")
+
+
+def presets_that_can(capability: str) -> list[str]:
+    """The presets whose family has ``capability``, the CPU-sized Fashion-MNIST ones first:
+    what a refusal offers instead (asked of the families, so a new one is offered by itself)."""
+    found = []
+    for name in config_mod.list_presets():
+        try:
+            if capability in capabilities(config_mod.load_config(name, [])[1]):
+                found.append(name)
+        except GanforgeError:  # a preset this machine cannot take (memory): not an example
+            continue
+    return sorted(found, key=lambda n: (not n.endswith("-fashion-mnist"), n))
 
 
 def check_capability(run_dir: Path | str, capability: str) -> None:
