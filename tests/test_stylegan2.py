@@ -509,7 +509,7 @@ def test_project_command_resizes_with_a_note_and_refuses_bad_files(style_run, tm
     assert out.returncode == 0, out.stderr
     assert "converted RGB to L" in out.stdout and "resized 30x20 to 8x8" in out.stdout
     assert {p.name for p in (tmp_path / "proj").iterdir()} == {"latent.npy", "reconstruction.png",
-                                                               "progress.png", "result.json"}
+                                                               "progress.png", "result.json", "noise.npz"}
     assert np.load(tmp_path / "proj" / "latent.npy").shape[0] == 4
     from ganforge import provenance
 

@@ -899,12 +899,14 @@ class LoadedRun:
         nets = self._nets(ema)
         return self.objective.project(image, space=space, steps=steps, seed=seed, nets=nets, log=log)
 
-    def edit(self, attribute, strengths=(-3, -2, -1, 0, 1, 2, 3), *, seed: int = 0, latent=None,
+    def edit(self, attribute, strengths=(-3, -2, -1, 0, 1, 2, 3), *, seed: int = 0, latent=None, noise=None,
              n_train: int = 2000, classify=None, class_names=None, ema: bool = True) -> dict:
         """InterFaceGAN latent editing (style-based runs): the image of ``seed`` (or ``latent``,
         ws [L, D] from ``project``) moved along the W direction of class ``attribute`` (index or
         name of the dataset classifier's classes, or of ``class_names`` with your own
-        ``classify(float images) -> logits``); {"images" [K, C, H, W], "probability", ...}."""
+        ``classify(float images) -> logits``); {"images" [K, C, H, W], "probability", ...}.
+        ``noise``: the noise maps ``project`` returned with the latent (``result["noise"]``), so
+        that strength 0 is its reconstruction."""
         self.require("edit")
         if isinstance(strengths, (str, bytes)) or not hasattr(strengths, "__len__") or not len(strengths):
             raise ConfigError(f"strengths must be a non-empty list of numbers, got {strengths!r:.40}")
@@ -913,7 +915,7 @@ class LoadedRun:
             raise ConfigError(f"strengths must be finite numbers, got {list(strengths)!r:.60}")
         seed, n_train = _check_int("seed", seed, minimum=0, maximum=SEED_MAX), _check_int("n_train", n_train, minimum=2)
         return self.objective.edit(attribute=attribute, strengths=list(strengths), seed=seed, latent=latent,
-                                   n_train=n_train, classify=classify, class_names=class_names,
+                                   noise=noise, n_train=n_train, classify=classify, class_names=class_names,
                                    nets=self._nets(ema))
 
     def sample_uint8(self, n: int, **kwargs) -> np.ndarray | list[np.ndarray]:

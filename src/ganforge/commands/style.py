@@ -11,6 +11,7 @@ A run without the capability gets the one-line capability error (exit code 2).
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -54,6 +55,23 @@ def _record(args, run, operation: str, **extra):
                                                               **{k: v for k, v in extra.items() if v is not None})
 
 
+def _seeds_text(seeds: list[int], most: int = 10) -> str:
+    """'1,2,3', or for a long list '0,1,2,...,79 (80 seeds)' (the message had printed every seed)."""
+    if len(seeds) <= most:
+        return ",".join(map(str, seeds))
+    return f"{','.join(map(str, seeds[:3]))},...,{seeds[-1]} ({len(seeds)} seeds)"
+
+
+def _class_text(run, label, asked) -> str:
+    """', class Shirt' for a conditional run's image (and that it is the default without --class:
+    a run with classes had silently shown class 0), '' for an unconditional run."""
+    classes = run.class_names
+    if label is None or not classes:
+        return ""
+    default = "" if asked is not None else " (the default; choose another with --class)"
+    return f", class {classes[int(label[0])]}{default}"
+
+
 def cmd_mix(args) -> int:
     from .. import api, provenance
     from ..atomic import atomic_path
@@ -65,13 +83,15 @@ def cmd_mix(args) -> int:
     run.require("mix")
     grid = run.mix(rows, cols, args.layers, ema=not args.no_ema, truncation=args.truncation,
                    labels=args.class_)
-    meta = _record(args, run, "mix", rows=rows, cols=cols, layers=args.layers, truncation=args.truncation)
+    label = run.sample_labels(1, args.class_)
+    meta = _record(args, run, "mix", rows=rows, cols=cols, layers=args.layers, truncation=args.truncation,
+                   labels=label)
     with atomic_path(out) as tmp:
         provenance.save_grid(grid, tmp, meta, nrow=1 + len(cols), padding=1)
     layers = run.objective.parse_layers(args.layers)
-    print(f"ganforge: wrote a {len(rows)}x{len(cols)} style-mixing grid to {out}: rows {rows} keep "
-          f"their styles except layers {args.layers} ({len(layers)} of {run.objective.nets['G'].num_ws}), "
-          f"taken from columns {cols}")
+    print(f"ganforge: wrote a {len(rows)}x{len(cols)} style-mixing grid to {out}: rows {_seeds_text(rows)} "
+          f"keep their styles except layers {args.layers} ({len(layers)} of {run.objective.nets['G'].num_ws}), "
+          f"taken from columns {_seeds_text(cols)}{_class_text(run, label, args.class_)}")
     return 0
 
 
@@ -93,7 +113,6 @@ def cmd_interpolate(args) -> int:
     frames = run.interpolate(seeds, args.frames, space=args.space, ema=not args.no_ema,
                              truncation=args.truncation, labels=args.class_)
     space = args.space or ("w" if "mix" in run.capabilities else "z")  # the family's default
-    classes = run.class_names
     label = run.sample_labels(1, args.class_)
     meta = _record(args, run, "interpolate", seeds=seeds, frames=args.frames, space=space,
                    truncation=args.truncation, labels=label)
@@ -105,9 +124,9 @@ def cmd_interpolate(args) -> int:
             provenance.save_grid(frames, tmp, meta, nrow=min(args.frames, 10))
     rate = f", {1000 / duration:g} fps" + ("" if abs(1000 / duration - args.fps) < 1e-9 else
                                            f" (GIF frame times are whole centiseconds; asked {args.fps:g})")
-    which = f", class {classes[int(label[0])]}" if label is not None and classes else ""
     print(f"ganforge: wrote {args.frames} frames through seeds {seeds} ({space} space, "
-          f"{'linear' if space == 'w' else 'slerp'}, looping{rate if gif else ''}{which}) to {out}")
+          f"{'linear' if space == 'w' else 'slerp'}, looping{rate if gif else ''}"
+          f"{_class_text(run, label, args.class_)}) to {out}")
     return 0
 
 
@@ -152,15 +171,23 @@ def cmd_project(args) -> int:
     image = _read_image(Path(args.target))
     run = api.load(args.run_dir, checkpoint=args.checkpoint)
     run.require("project")
-    result = run.project(image, space=args.space, steps=args.steps, seed=args.seed, ema=not args.no_ema,
-                         log=lambda step, loss: print(f"  step {step:5d}  loss {loss:.5f}", flush=True)
-                         if not args.quiet else None)
+    from ..objectives._stylegan2_project import ProjectionInterrupted
+
+    try:
+        result = run.project(image, space=args.space, steps=args.steps, seed=args.seed, ema=not args.no_ema,
+                             log=lambda step, loss: print(f"  step {step:5d}  loss {loss:.5f}", flush=True)
+                             if not args.quiet else None)
+    except ProjectionInterrupted as exc:  # Ctrl-C: keep the latent so far, then exit 130
+        result = exc.result
+    done = result["steps"]
     for note in result["notes"]:
         print(f"ganforge: note: {note}")
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "latent.npy") as tmp:
         np.save(tmp, result["ws"].numpy())
-    meta = _record(args, run, "project", target=Path(args.target).name, space=args.space, steps=args.steps)
+    with atomic_path(out / "noise.npz") as tmp, open(tmp, "wb") as f:  # a file object: no '.npz' appended
+        np.savez(f, *[n.numpy() for n in result["noise"]])  # arr_0, arr_1, ...: the layers in order
+    meta = _record(args, run, "project", target=Path(args.target).name, space=args.space, steps=done)
     with atomic_path(out / "reconstruction.png") as tmp:
         provenance.save_grid(result["image"], tmp, meta, nrow=1, padding=0)
     with atomic_path(out / "progress.png") as tmp:  # target | snapshots during the optimization
@@ -168,12 +195,18 @@ def cmd_project(args) -> int:
                              nrow=len(result["progress"]) + 1, padding=1)
     summary = {k: result[k] for k in ("psnr", "ssim", "space", "steps", "perceptual", "notes", "loss")}
     summary.update(target=str(args.target), run=str(args.run_dir), checkpoint=run.checkpoint.name,
-                   latent_shape=list(result["ws"].shape))
+                   latent_shape=list(result["ws"].shape), noise_file="noise.npz", interrupted=done < args.steps)
     atomic_write_json(out / "result.json", summary)
     ssim_text = f"{summary['ssim']:.4f}" if summary["ssim"] is not None else "n/a (image under 11 px)"
+    if done < args.steps:
+        print(f"ganforge: interrupted after {done} of {args.steps} steps; wrote the latent so far to "
+              f"{out / 'latent.npy'} (PSNR {summary['psnr']:.2f} dB, SSIM {ssim_text}), with noise.npz, "
+              f"reconstruction.png, progress.png and result.json", file=sys.stderr)
+        return 130
     print(f"ganforge: projected {args.target} into {args.space.upper()} in {args.steps} steps "
           f"({result['perceptual']}): PSNR {summary['psnr']:.2f} dB, SSIM {ssim_text}")
-    print(f"  {out / 'latent.npy'} (ws {list(result['ws'].shape)}), reconstruction.png, progress.png, result.json")
+    print(f"  {out / 'latent.npy'} (ws {list(result['ws'].shape)}), noise.npz (the noise maps, which edit "
+          f"--latent reads with it), reconstruction.png, progress.png, result.json")
     return 0
 
 
@@ -209,19 +242,23 @@ def cmd_edit(args) -> int:
         raise ConfigError(f"--n-train must be at least 10, got {args.n_train}")
     out = Path(args.out)
     _check_out(out, (".png", ".jpg", ".jpeg"), args.force)
-    latent = None
+    latent = noise = noise_path = None
     if args.latent is not None:
         try:
             latent = np.load(args.latent, allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot read --latent {args.latent} ({type(exc).__name__}); pass the "
                               f"latent.npy that ganforge project wrote") from None
+        noise_path = Path(args.latent).with_name("noise.npz")
+        noise = _read_noise(noise_path) if noise_path.is_file() else None
     run = api.load(args.run_dir, checkpoint=args.checkpoint)
     run.require("edit")
-    result = run.edit(args.attribute, strengths, seed=args.seed, latent=latent, n_train=args.n_train,
+    result = run.edit(args.attribute, strengths, seed=args.seed, latent=latent, noise=noise, n_train=args.n_train,
                       ema=not args.no_ema)
     meta = _record(args, run, "edit", attribute=result["attribute"], strengths=strengths,
-                   seed=None if latent is not None else args.seed)
+                   seed=None if latent is not None else args.seed, n_train=args.n_train,
+                   latent=None if latent is None else str(args.latent),
+                   noise=None if noise is None else str(noise_path))
     with atomic_path(out) as tmp:
         provenance.save_grid(result["images"], tmp, meta, nrow=len(strengths), padding=1)
     source = f"latent {args.latent}" if latent is not None else f"seed {args.seed}"
@@ -236,7 +273,22 @@ def cmd_edit(args) -> int:
               f"than {acc:.0%} on held-out images (chance is 50%): these edits are not meaningful; train the "
               f"run longer, raise --n-train or pick another attribute")
     print(f"ganforge: wrote {len(strengths)} edits of {source} to {out}")
+    if latent is not None and noise is None:
+        print(f"ganforge: note: no {noise_path} next to the latent (ganforge project writes it), so the fixed "
+              f"default noise was used: the fine detail differs from the projection's reconstruction")
     return 0
+
+
+def _read_noise(path: Path) -> list:
+    """The noise maps project wrote (noise.npz: arr_0, arr_1, ... in layer order)."""
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return [z[f"arr_{i}"] for i in range(len(z.files))]
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"cannot read {path} ({type(exc).__name__}), the noise maps of the projection next to "
+                          f"--latent; project again, or move it away to edit with the default noise") from None
 
 
 EDIT_MIN_ACCURACY = 0.6  # held-out balanced accuracy below which a direction is no better than chance
@@ -277,7 +329,8 @@ def register(subparsers, parser_class) -> None:
     s = subparsers.add_parser("project", help="find the latent of a real image (StyleGAN2 inversion)",
                               description="Optimize w (or one w per layer, w+) and the noise maps from "
                                           "w_avg so that the run's generator reproduces TARGET; writes "
-                                          "latent.npy, reconstruction.png, progress.png and result.json "
+                                          "latent.npy, noise.npz, reconstruction.png, progress.png and "
+                                          "result.json "
                                           "(PSNR/SSIM to the target).")
     add_run_arguments(s, out={"default": "proj", "help": "output folder (default proj/)"},
                       force="overwrite the files in --out")
@@ -300,7 +353,8 @@ def register(subparsers, parser_class) -> None:
                    help="FROM:TO:COUNT or comma-separated, in standard deviations of w along the direction "
                         "(default -3:3:7)")
     s.add_argument("--seed", type=seed, default=0, help="the image to edit (default 0)")
-    s.add_argument("--latent", help="edit a projected image instead: the latent.npy of ganforge project")
+    s.add_argument("--latent", help="edit a projected image instead: the latent.npy of ganforge project "
+                                    "(with the noise.npz next to it)")
     s.add_argument("--n-train", type=int, default=2000, help="generated images the direction is fitted on (2000)")
     # `--strength -3:3:7` (the documented form): let argparse read a value starting with a minus
     # and a digit as a value, not as an option (it already does for plain negative numbers).

@@ -29,6 +29,15 @@ INITIAL_NOISE = 0.05  # of w's spread, fading to 0 at NOISE_RAMP of the steps
 NOISE_RAMP, LR_RAMPUP, LR_RAMPDOWN = 0.75, 0.05, 0.25
 
 
+class ProjectionInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a projection, with ``result``: the latent and image of the steps done so
+    far ("steps" of them), for the caller to keep (ganforge project writes them, then exits 130)."""
+
+    def __init__(self, result: dict):
+        super().__init__(f"projection interrupted after {result['steps']} steps")
+        self.result = result
+
+
 def noise_regularization(maps: list[Tensor]) -> Tensor:
     """Sum over maps and scales of the squared 1-pixel autocorrelations along x and y."""
     total = maps[0].new_zeros(())
@@ -52,7 +61,8 @@ def project(G, target: Tensor, *, space: str = "w", steps: int = 1000, lr: float
             features: Callable[[Tensor], Tensor] | None = None, seed: int = 0, snapshots: int = 8,
             log: Callable[[int, float], None] | None = None) -> dict:
     """Invert ``target`` (float [1, C, H, W] in [-1, 1] at G's resolution) -> {"ws" [L, D],
-    "image" [1, C, H, W], "noise" [maps], "progress" [snapshots, C, H, W], "loss"}."""
+    "image" [1, C, H, W], "noise" [maps], "progress" [snapshots, C, H, W], "loss", "steps"}.
+    Ctrl-C raises ProjectionInterrupted with that result for the steps done so far."""
     gen = torch.Generator().manual_seed(seed)
     device = target.device
     with torch.no_grad():
@@ -67,32 +77,46 @@ def project(G, target: Tensor, *, space: str = "w", steps: int = 1000, lr: float
     opt = torch.optim.Adam([w_opt] + noise, betas=(0.9, 0.999), lr=lr)
     target_features = features(target) if features is not None else None
     marks = {int(round(k * (steps - 1) / max(snapshots - 1, 1))) for k in range(snapshots)}
-    progress, loss_value = [], float("nan")
-    for step in range(steps):
-        t = step / steps
-        w_noise_scale = w_std * INITIAL_NOISE * max(0.0, 1.0 - t / NOISE_RAMP) ** 2
-        for group in opt.param_groups:
-            group["lr"] = learning_rate(t, lr)
-        w_in = w_opt + torch.randn(w_opt.shape, generator=gen).to(device) * w_noise_scale
-        image = G.synthesis(w_in.expand(1, L, -1), noise)
-        loss = (image - target).square().mean()
-        if target_features is not None:
-            loss = loss + PERCEPTUAL_WEIGHT * (features(image) - target_features).square().mean()
-        loss = loss + NOISE_REG * noise_regularization(noise)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        with torch.no_grad():
-            for n in noise:  # zero mean, unit variance
-                n.sub_(n.mean()).div_(n.square().mean().sqrt())
-        loss_value = float(loss.detach())
-        if step in marks:
-            with torch.no_grad():
-                progress.append(G.synthesis(w_opt.expand(1, L, -1), noise).clamp(-1, 1))
-        if log is not None and (step % 100 == 0 or step == steps - 1):
-            log(step, loss_value)
-    with torch.no_grad():
-        ws = w_opt.expand(1, L, -1)[0].detach()
-        image = G.synthesis(ws.unsqueeze(0), noise).clamp(-1, 1)
+    progress, loss_value, done = [], float("nan"), 0
+    try:
+        for step in range(steps):
+            t = step / steps
+            w_noise_scale = w_std * INITIAL_NOISE * max(0.0, 1.0 - t / NOISE_RAMP) ** 2
+            for group in opt.param_groups:
+                group["lr"] = learning_rate(t, lr)
+            w_in = w_opt + torch.randn(w_opt.shape, generator=gen).to(device) * w_noise_scale
+            image = G.synthesis(w_in.expand(1, L, -1), noise)
+            loss = (image - target).square().mean()
+            if target_features is not None:
+                loss = loss + PERCEPTUAL_WEIGHT * (features(image) - target_features).square().mean()
+            loss = loss + NOISE_REG * noise_regularization(noise)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            _renormalize(noise)
+            loss_value, done = float(loss.detach()), step + 1
+            if step in marks:
+                with torch.no_grad():
+                    progress.append(G.synthesis(w_opt.expand(1, L, -1), noise).clamp(-1, 1))
+            if log is not None and (step % 100 == 0 or step == steps - 1):
+                log(step, loss_value)
+    except KeyboardInterrupt:
+        _renormalize(noise)  # Ctrl-C may have come between an update and the renormalization
+        raise ProjectionInterrupted(_result(G, w_opt, noise, progress, loss_value, done)) from None
+    return _result(G, w_opt, noise, progress, loss_value, done)
+
+
+@torch.no_grad()
+def _renormalize(noise: list[Tensor]) -> None:
+    for n in noise:  # zero mean, unit variance
+        n.sub_(n.mean()).div_(n.square().mean().sqrt())
+
+
+@torch.no_grad()
+def _result(G, w_opt: Tensor, noise: list[Tensor], progress: list[Tensor], loss: float, steps: int) -> dict:
+    """project's result for the latent as it is after ``steps`` steps (an interrupted projection
+    without a snapshot yet gets its final image as the one snapshot)."""
+    ws = w_opt.expand(1, G.num_ws, -1)[0].detach()
+    image = G.synthesis(ws.unsqueeze(0), noise).clamp(-1, 1)
     return {"ws": ws.cpu(), "image": image.cpu(), "noise": [n.detach().cpu() for n in noise],
-            "progress": torch.cat(progress).cpu(), "loss": loss_value}
+            "progress": torch.cat(progress or [image]).cpu(), "loss": loss, "steps": steps}

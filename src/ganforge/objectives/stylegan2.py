@@ -74,6 +74,9 @@ def path_lengths(images: Tensor, ws: Tensor, noise: Tensor) -> Tensor:
     return grad.to(dtype).square().sum(2).mean(1).sqrt()
 
 
+MIX_CHUNK = 64  # images of a style-mixing grid synthesized at once (a 80x80 grid in one call took 3.9 GB at 32 px)
+
+
 def check_psi(psi: float) -> float:
     if not isinstance(psi, (int, float)) or isinstance(psi, bool) or not 0 <= psi <= 1:
         raise ConfigError(f"truncation psi must be in [0, 1] for StyleGAN2 (1: none, 0: the average "
@@ -321,18 +324,22 @@ class StyleGAN2(UnconditionalGAN):
             return self.latents(1, torch.Generator().manual_seed(int(seed)), labels,
                                 truncation=truncation, nets=nets)[0]
 
+        def img(ws: Tensor) -> Tensor:  # MIX_CHUNK at a time: memory grows with the grid, not its synthesis
+            return torch.cat([self.synthesize(c, nets=nets, noise="const") for c in ws.split(MIX_CHUNK)])
+
         rows = torch.cat([ws_of(s) for s in row_seeds])
         cols = torch.cat([ws_of(s) for s in col_seeds])
         take = torch.zeros(rows.shape[1], dtype=torch.bool, device=rows.device)
         take[list(layers)] = True
-        mixed = torch.where(take.view(1, 1, -1, 1), cols.unsqueeze(0), rows.unsqueeze(1))  # [R, C, L, D]
-        img = lambda ws: self.synthesize(ws, nets=nets, noise="const")  # noqa: E731
-        top, left, body = img(cols), img(rows), img(mixed.flatten(0, 1))
-        body = body.view(len(row_seeds), len(col_seeds), *body.shape[1:])
-        blank = torch.ones_like(top[:1])
-        grid = [torch.cat([blank, top])]
-        grid += [torch.cat([left[r:r + 1], body[r]]) for r in range(len(row_seeds))]
-        return torch.cat(grid)
+        mixed = torch.where(take.view(1, 1, -1, 1), cols.unsqueeze(0), rows.unsqueeze(1)).flatten(0, 1)  # [R C, L, D]
+        top = img(cols)
+        n_cols = len(col_seeds)
+        grid = top.new_ones(1 + len(row_seeds), 1 + n_cols, *top.shape[1:])  # the corner stays blank
+        grid[0, 1:], grid[1:, 0] = top, img(rows)
+        for start in range(0, len(mixed), MIX_CHUNK):
+            index = torch.arange(start, min(start + MIX_CHUNK, len(mixed)), device=grid.device)
+            grid[1 + index // n_cols, 1 + index % n_cols] = img(mixed[start:start + MIX_CHUNK])
+        return grid.flatten(0, 1)
 
     @torch.no_grad()
     def interpolate(self, seeds: Sequence[int], frames: int, *, space: str = "w", nets=None,
@@ -409,11 +416,13 @@ class StyleGAN2(UnconditionalGAN):
     def project(self, image, *, space: str = "w", steps: int = 1000, seed: int = 0, nets=None,
                 log=None) -> dict:
         """GAN inversion of a real image (objectives._stylegan2_project): the latent ws [L, D],
-        the reconstruction, a progress strip, PSNR / SSIM to the target and how it was done."""
+        the reconstruction, a progress strip, PSNR / SSIM to the target and how it was done.
+        Ctrl-C raises _stylegan2_project.ProjectionInterrupted, whose ``result`` is that of the
+        steps done so far."""
         from ..metrics.features import ClassifierExtractor, classifier_weights
         from ..metrics.paired import SSIM_WINDOW, psnr, ssim
         from ..metrics.ppl import float_forward
-        from ._stylegan2_project import project
+        from ._stylegan2_project import ProjectionInterrupted, project
 
         if space not in ("w", "w+"):
             raise ConfigError(f"--space must be w or w+, got '{space}'")
@@ -429,16 +438,23 @@ class StyleGAN2(UnconditionalGAN):
         else:
             perceptual = (f"pixel MSE only ({name} has no ganforge classifier; LPIPS/VGG16 weights are "
                           f"not available offline)")
+        def scored(out: dict) -> dict:
+            out["target"] = target.cpu()
+            out["psnr"] = float(psnr(out["image"], out["target"])[0])
+            big = min(target.shape[-2:]) >= SSIM_WINDOW
+            out["ssim"] = float(ssim(out["image"], out["target"])[0]) if big else None
+            out.update(space=space, perceptual=perceptual, notes=notes)  # "steps": those done
+            return out
+
         G = self._G(nets)
         with torch.enable_grad():
             G.requires_grad_(False)
-            out = project(G, target, space=space, steps=steps, features=features, seed=seed, log=log)
-        out["target"] = target.cpu()
-        out["psnr"] = float(psnr(out["image"], out["target"])[0])
-        big = min(target.shape[-2:]) >= SSIM_WINDOW
-        out["ssim"] = float(ssim(out["image"], out["target"])[0]) if big else None
-        out.update(space=space, steps=steps, perceptual=perceptual, notes=notes)
-        return out
+            try:
+                out = project(G, target, space=space, steps=steps, features=features, seed=seed, log=log)
+            except ProjectionInterrupted as exc:  # Ctrl-C: the latent so far, scored, for the caller to keep
+                exc.result = scored(exc.result)
+                raise
+        return scored(out)
 
     def dataset_classifier(self):
         """(logits of float images, class names) from the run's dataset classifier, or a ConfigError."""
@@ -472,17 +488,36 @@ class StyleGAN2(UnconditionalGAN):
                               f"the latent.npy of ganforge project on this run, or project again")
         return torch.as_tensor(arr, dtype=torch.float32).to(self.device).unsqueeze(0)
 
+    def check_noise(self, noise, *, nets=None) -> list[Tensor]:
+        """The noise maps of ``ganforge project`` (one [1, 1, r, r] per layer, numpy or torch) as
+        float tensors on the device, refused in one line unless they fit this run's generator."""
+        import numpy as np
+
+        want = self._G(nets).synthesis.noise_shapes(1)
+        maps = [n.detach().cpu().numpy() if isinstance(n, Tensor) else np.asarray(n) for n in noise]
+        got = [tuple(m.shape) for m in maps]
+        if got != want:
+            raise ConfigError(f"the noise maps have shapes {got}, this run's are {want}; pass the noise.npz "
+                              f"that ganforge project wrote on this run next to the latent")
+        if any(m.dtype.kind != "f" or not np.isfinite(m).all() for m in maps):
+            raise ConfigError("the noise maps hold NaN, infinite or non-float values; pass the noise.npz that "
+                              "ganforge project wrote next to the latent, or project again")
+        return [torch.as_tensor(m, dtype=torch.float32).to(self.device) for m in maps]
+
     @torch.no_grad()
-    def edit(self, *, attribute, strengths: Sequence[float], seed: int = 0, latent=None, n_train: int = 2000,
-             classify=None, class_names: Sequence[str] | None = None, nets=None) -> dict:
+    def edit(self, *, attribute, strengths: Sequence[float], seed: int = 0, latent=None, noise=None,
+             n_train: int = 2000, classify=None, class_names: Sequence[str] | None = None, nets=None) -> dict:
         """InterFaceGAN editing (objectives._stylegan2_edit): the image of ``seed`` (or of
         ``latent``, ws [L, D] from ganforge project) moved along the W direction of class
-        ``attribute`` by each strength (in standard deviations of w along it)."""
+        ``attribute`` by each strength (in standard deviations of w along it). ``noise``: the
+        per-layer noise maps project fitted with the latent, without which strength 0 is not
+        its reconstruction (the fixed ``const`` noise draws other fine detail)."""
         from ..labels import resolve_class
         from ._stylegan2_edit import find_direction
 
         G = self._G(nets)
         ws = None if latent is None else self.check_latent(latent, nets=nets)  # before any fitting
+        maps = None if noise is None else self.check_noise(noise, nets=nets)
         if classify is None:
             classify, class_names = self.dataset_classifier()
         k = resolve_class(attribute, list(class_names))
@@ -505,7 +540,8 @@ class StyleGAN2(UnconditionalGAN):
             ws = self.latents(1, torch.Generator().manual_seed(seed), nets=nets)[0]
         step = info["normal"].to(self.device) * info["sigma"]
         edited = torch.cat([ws + float(s) * step for s in strengths])
-        images = self.synthesize(edited, nets=nets, noise="const")
+        images = self.synthesize(edited, nets=nets, noise="const" if maps is None else
+                                 [m.expand(len(edited), -1, -1, -1) for m in maps])
         prob = torch.softmax(classify(images).float(), 1)[:, k]
         return {"images": images.cpu(), "strengths": [float(s) for s in strengths], "attribute": class_names[k],
                 "probability": prob.cpu().tolist(), "val_balanced_accuracy": info["val_balanced_accuracy"],
