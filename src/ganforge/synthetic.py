@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -18,6 +20,7 @@ import torch
 from .errors import ConfigError
 
 FORMATS = ("folder", "npz")
+PROGRESS_MIN = 1000  # exports of at least this many images say how far they are (10k took 17 s)
 
 
 def balanced_labels(per_class: int, num_classes: int) -> torch.Tensor:
@@ -41,13 +44,14 @@ def require_conditional(run) -> list[str]:
 
 
 def export(run, out: Path, *, per_class: int, fmt: str = "folder", seed: int = 0, ema: bool = True,
-           force: bool = False, provenance: bool = True) -> dict:
+           force: bool = False, provenance: bool = True, log: Callable[[str], None] | None = None) -> dict:
     """Write ``per_class`` samples of every class of ``run`` to ``out``; returns what was written.
 
     folder: out/<index>_<name>/<index>_<i>.png plus out/classes.json; npz: ``images`` uint8
     [N, H, W, C], ``labels`` int64 [N], ``class_names`` (and ``provenance``, the JSON record of
     ganforge.provenance; each PNG carries its own, with its class and index). Written to a temporary path and renamed,
-    so an interrupted export leaves nothing half-written under ``out``.
+    so an interrupted export leaves nothing half-written under ``out``. ``log``: progress lines
+    of a large export (every 10% or 10 s).
     """
     from . import provenance as prov
     from .api import to_uint8_hwc
@@ -74,6 +78,9 @@ def export(run, out: Path, *, per_class: int, fmt: str = "folder", seed: int = 0
     names = require_conditional(run)
     k = len(names)
     labels = balanced_labels(per_class, k)
+    say = log if log is not None and len(labels) >= PROGRESS_MIN else None
+    if say:
+        say(f"  sampling {len(labels)} images ...")
     images = to_uint8_hwc(run.sample(len(labels), seed=seed, ema=ema, labels=labels))  # [N, H, W, C]
     meta = {"run": str(run.run_dir), "checkpoint": run.checkpoint.name, "step": run.step,
             "seed": seed, "ema": ema, "per_class": per_class, "class_names": names}
@@ -81,6 +88,8 @@ def export(run, out: Path, *, per_class: int, fmt: str = "folder", seed: int = 0
     with atomic_path(out) as tmp:
         if fmt == "npz":
             extra = {} if record is None else {"provenance": np.array(json.dumps(record, sort_keys=True))}
+            if say:
+                say(f"  compressing {len(labels)} images into {out.name} ...")
             np.savez_compressed(tmp, images=images, labels=labels.numpy(),
                                 class_names=np.array(names), **extra)
         else:
@@ -88,9 +97,13 @@ def export(run, out: Path, *, per_class: int, fmt: str = "folder", seed: int = 0
             folders = [folder_name(i, n, k) for i, n in enumerate(names)]
             for f in folders:
                 (tmp / f).mkdir()
+            last, tenth = time.monotonic(), max(1, len(labels) // 10)
             for i, (img, y) in enumerate(zip(images, labels.tolist())):
                 file_meta = None if record is None else {**record, "class": names[y], "index": i}
                 prov.save(img, tmp / folders[y] / f"{y:0{len(str(k - 1))}d}_{i:06d}.png", file_meta)
+                if say and ((i + 1) % tenth == 0 or time.monotonic() - last >= 10):
+                    say(f"  wrote {i + 1}/{len(labels)} images")
+                    last = time.monotonic()
             meta["folders"] = folders
             (tmp / "classes.json").write_text(json.dumps(meta, indent=2) + "\n")
         if out.exists():  # replaced only once the new data is complete (--force)

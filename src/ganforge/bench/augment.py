@@ -160,7 +160,8 @@ def check_runs(s: Settings, out: Path, num_classes: int, *, force: bool) -> None
                 continue
             if not force and (not run_dir.is_dir() or any(run_dir.iterdir())):
                 raise ConfigError(f"--reuse-gans cannot reuse {run_dir} (another config, or no final "
-                                  f"checkpoint); pass --force to retrain it, or choose another --out")
+                                  f"checkpoint); add --force (keeping --reuse-gans) to retrain only the runs "
+                                  f"it cannot reuse, or choose another --out")
             check_new_run_dir(run_dir, force=True)  # a ganforge run no process holds, or refused
 
 

@@ -58,6 +58,7 @@ class Settings:
     speed_n: int = 64  # images timed per sampler
     speed_batch: int = 64
     extractor: str | None = None  # None: as ganforge eval chooses (ganforge.metrics.default_extractor)
+    inception_weights: str | None = None  # a local Inception file, as ganforge eval --inception-weights
 
 
 def parse_sampler(name: str) -> tuple[str, int]:
@@ -122,7 +123,8 @@ def _score(images_float: torch.Tensor, s: Settings) -> tuple[dict, dict]:
 
     uint8 = torch.from_numpy(to_uint8_hwc(images_float)).permute(0, 3, 1, 2)
     ref = reference(s.data)
-    result = evaluate(uint8, ref=ref, split="test", metrics=metrics_for(ref), extractor=s.extractor)
+    result = evaluate(uint8, ref=ref, split="test", metrics=metrics_for(ref), extractor=s.extractor,
+                      inception_weights=s.inception_weights)
     return result.values, {"extractor": result.protocol["extractor"], "warnings": result.protocol["warnings"]}
 
 

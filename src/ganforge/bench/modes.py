@@ -12,11 +12,14 @@ Khetan, Fanti & Oh 2018, sec. 5.1; itself from VEEGAN, Srivastava et al. 2017):
 
 Every seed trains a full run through ``ganforge.api.train`` into ``OUT/<label>/seed_<s>`` and is
 evaluated from the run directory alone (``ganforge.load``), so the benchmark measures exactly
-what a user gets.
+what a user gets. A seed's numbers are written next to its run (``seed_<s>/bench_result.json``)
+as soon as it finishes, so an interrupted benchmark keeps them: ``reuse_runs`` (``--reuse-runs``)
+takes a finished seed whose config is the same instead of training it again.
 """
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import shutil
 import time
@@ -31,6 +34,10 @@ from . import mean_std, pm, train_seed
 
 N_SAMPLES = 2500
 SAMPLE_SEED = 2500  # the sampling seed, fixed so configurations see the same latents
+RESULT = "bench_result.json"  # in a seed's run: its numbers and the config they came from
+# A toy seed run holds at least this much (two checkpoints of the MLP GAN, 100 steps: 1.5 MB);
+# the disk check before training uses it, the one after the first seed that seed's real size.
+SEED_BYTES_MIN = 1_000_000
 
 
 def mode_metrics(samples: torch.Tensor, modes: torch.Tensor, sigma: float) -> dict[str, float]:
@@ -73,18 +80,45 @@ def _slug(label: str) -> str:
     return "".join(keep).strip("_")[:80] or "config"
 
 
+def seed_config(variant: Variant, data: str, seed: int, extra: list[str]):
+    """The training config of one configuration and seed."""
+    from ..config import load_config
+
+    overrides = [f"data.name={data}", *extra, *variant.overrides, f"train.seed={seed}",
+                 "train.device=cpu"]
+    return load_config(variant.preset, overrides)[1]
+
+
+def finished_result(run_dir: Path, cfg) -> dict[str, Any] | None:
+    """The numbers of a seed run an earlier call finished with this very config, else None."""
+    try:
+        saved = json.loads((run_dir / RESULT).read_text())
+    except (OSError, ValueError):
+        return None
+    if (not isinstance(saved, dict) or saved.get("config") != cfg.to_yaml()
+            or not (run_dir / "bench_samples.pt").is_file()):
+        return None
+    return saved.get("result")
+
+
+def _same_config(run_dir: Path, cfg) -> bool:
+    """A run of this very config (finished or stopped part-way): --reuse-runs may retrain it."""
+    try:
+        return (run_dir / "config.yaml").read_text() == cfg.to_yaml()
+    except OSError:
+        return False
+
+
 def run_seed(variant: Variant, data: str, seed: int, run_dir: Path, extra: list[str],
              threads: int = 0) -> dict[str, Any]:
-    """Train one seed through the public path and evaluate it; returns metrics and seconds."""
+    """Train one seed through the public path and evaluate it; returns metrics and seconds (also
+    written to ``run_dir/bench_result.json``, so an interrupted benchmark keeps them)."""
     from .. import api
-    from ..config import load_config
     from ..data import load_dataset
 
     if threads:
         torch.set_num_threads(threads)
-    overrides = [f"data.name={data}", *extra, *variant.overrides, f"train.seed={seed}",
-                 "train.device=cpu"]
-    _, cfg = load_config(variant.preset, overrides)
+    cfg = seed_config(variant, data, seed, extra)
     if run_dir.exists():
         from ..rundir import check_new_run_dir
 
@@ -101,7 +135,9 @@ def run_seed(variant: Variant, data: str, seed: int, run_dir: Path, extra: list[
     toy = load_dataset(data, n_toy=cfg.train.batch_size, seed=seed)
     metrics = mode_metrics(samples, toy.modes, toy.sigma)
     torch.save(samples, run_dir / "bench_samples.pt")
-    return {"seed": seed, **metrics, "seconds": round(seconds, 2)}
+    result = {"seed": seed, **metrics, "seconds": round(seconds, 2)}
+    atomic_write_json(run_dir / RESULT, {"config": cfg.to_yaml(), "result": result})
+    return result
 
 
 def _worker(args):
@@ -123,42 +159,48 @@ def summarize(seeds: list[dict[str, Any]]) -> dict[str, float]:
 
 def run_benchmark(variants: list[Variant], data: str, seeds: list[int], out: Path, *,
                   extra: list[str] | None = None, jobs: int = 1, force: bool = False,
-                  log=print) -> dict[str, Any]:
+                  reuse_runs: bool = False, log=print) -> dict[str, Any]:
     """Every variant x seed; writes OUT/<label>/scatter.png and returns the JSON-ready result.
-    ``force``: replace the runs of an earlier call (ganforge runs only); without it an existing
-    run is refused before any training."""
+    ``reuse_runs``: take the numbers of a seed an earlier call finished with the same config, and
+    retrain one it stopped part-way; ``force``: replace any other run there (ganforge runs only).
+    Whatever would be refused is refused before any training."""
     from ..data import load_dataset
-    from ..errors import ConfigError
-    from ..rundir import check_new_run_dir
 
     extra = list(extra or [])
     tasks = [(v, data, s, out / _slug(v.label) / f"seed_{s}", extra, 1 if jobs > 1 else 0)
              for v in variants for s in seeds]
-    for task in tasks:  # before any training, not when the loop reaches a run
-        run_dir = task[3]
-        if run_dir.exists() and not force and (not run_dir.is_dir() or any(run_dir.iterdir())):
-            raise ConfigError(f"{run_dir} already exists; pass --force to replace it, or choose "
-                              f"another --out")
-        check_new_run_dir(run_dir, force=True)  # a ganforge run no process holds, or refused
+    done = _check_runs(tasks, force=force, reuse_runs=reuse_runs)
+    todo = [i for i in range(len(tasks)) if i not in done]
+    _check_disk(out, len(todo), SEED_BYTES_MIN, "at least", "")
     out.mkdir(parents=True, exist_ok=True)
     toy = load_dataset(data, n_toy=1, seed=0)
 
-    def report(task, r):
+    def report(task, r, reused=False):
+        took = "reused" if reused else f"{r['seconds']:.0f} s"
         log(f"  {task[0].label} seed {task[2]}: {r['modes']}/{len(toy.modes)} modes, "
-            f"HQ {100 * r['hq']:.1f}%, rKL {r['rkl']:.3f} ({r['seconds']:.0f} s)")
+            f"HQ {100 * r['hq']:.1f}%, rKL {r['rkl']:.3f} ({took})")
 
-    flat = []
-    if jobs > 1:  # seeds in parallel processes, one thread each; results in task order
+    for i in sorted(done):
+        report(tasks[i], done[i], reused=True)
+
+    def finished(i, r, first):
+        results[i] = r
+        report(tasks[i], r)
+        if first and len(todo) > 1:  # the real size of a seed run, against the disk left
+            _check_disk(out, len(todo) - 1, _folder_bytes(tasks[i][3]), "about",
+                        " (the finished seed is kept: --reuse-runs continues)")
+
+    results = dict(done)
+    if jobs > 1:  # seeds in parallel processes, one thread each
         import multiprocessing as mp
 
         with mp.get_context("spawn").Pool(jobs) as pool:
-            for task, r in zip(tasks, pool.imap(_worker, tasks, chunksize=1)):
-                flat.append(r)
-                report(task, r)
+            for k, (i, r) in enumerate(zip(todo, pool.imap(_worker, [tasks[i] for i in todo], chunksize=1))):
+                finished(i, r, k == 0)
     else:
-        for task in tasks:
-            flat.append(_worker(task))
-            report(task, flat[-1])
+        for k, i in enumerate(todo):
+            finished(i, _worker(tasks[i]), k == 0)
+    flat = [results[i] for i in range(len(tasks))]
     configs = []
     for i, v in enumerate(variants):
         per_seed = flat[i * len(seeds):(i + 1) * len(seeds)]
@@ -171,6 +213,54 @@ def run_benchmark(variants: list[Variant], data: str, seeds: list[int], out: Pat
             "sigma": toy.sigma, "protocol": "PacGAN (Lin et al. 2018): HQ within 3 sigma; "
             "mode captured by >= 1 HQ sample; reverse KL of the nearest-mode histogram vs uniform",
             "summary": configs[0]["summary"], "configs": configs}
+
+
+def _check_runs(tasks, *, force: bool, reuse_runs: bool) -> dict[int, dict[str, Any]]:
+    """Before any training: {task index: result} of the seeds --reuse-runs takes as they are; every
+    other existing run is a ganforge run no process holds that this call may replace (--force, or
+    --reuse-runs for a run of the same config stopped part-way), else refused."""
+    from ..errors import ConfigError
+    from ..rundir import check_new_run_dir
+
+    done = {}
+    for i, (variant, data, seed, run_dir, extra, _) in enumerate(tasks):
+        cfg = seed_config(variant, data, seed, extra) if reuse_runs else None
+        result = finished_result(run_dir, cfg) if cfg is not None else None
+        if result is not None:
+            done[i] = result
+            continue
+        if (run_dir.exists() and not force and (not run_dir.is_dir() or any(run_dir.iterdir()))
+                and not (cfg is not None and _same_config(run_dir, cfg))):
+            if reuse_runs:
+                raise ConfigError(f"--reuse-runs cannot reuse {run_dir} (another config, or not a finished "
+                                  f"seed); add --force (keeping --reuse-runs) to retrain it, or choose "
+                                  f"another --out")
+            raise ConfigError(f"{run_dir} already exists; pass --reuse-runs to keep the finished seeds of the "
+                              f"same config (continues an interrupted benchmark), --force to replace it, "
+                              f"or choose another --out")
+        check_new_run_dir(run_dir, force=True)  # a ganforge run no process holds, or refused
+    return done
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def _check_disk(out: Path, n_runs: int, per_run: int, qualifier: str, kept: str) -> None:
+    """Refuse ``n_runs`` seed runs of ``per_run`` bytes each that the disk under ``out`` cannot hold
+    (--seeds 1000000 had written 1.5 MB a seed until the disk was full)."""
+    from ..config import _bytes
+    from ..errors import ConfigError
+
+    need = n_runs * per_run
+    if need <= 0:
+        return
+    existing = next(p for p in (out.resolve(), *out.resolve().parents) if p.exists())
+    free = shutil.disk_usage(existing).free
+    if need > free:
+        raise ConfigError(f"{n_runs} seed run(s) need {qualifier} {_bytes(need)} of disk ({_bytes(per_run)} "
+                          f"each), more than the {_bytes(free)} free under {existing}; pass fewer --seeds "
+                          f"or --variant{kept}")
 
 
 def save_scatter(cfg_dir: Path, label: str, data: str, per_seed: list[dict[str, Any]],

@@ -14,7 +14,8 @@ def cmd_augment(args) -> int:
 
     run = api.load(args.run_dir, checkpoint=args.checkpoint)
     result = export(run, Path(args.out), per_class=args.per_class, fmt=args.format, seed=args.seed,
-                    ema=not args.no_ema, force=args.force, provenance=not args.no_provenance)
+                    ema=not args.no_ema, force=args.force, provenance=not args.no_provenance,
+                    log=lambda m: print(m, flush=True))
     k = len(result["class_names"])
     print(f"ganforge: wrote {result['n']} images ({args.per_class} x {k} classes) from "
           f"{run.checkpoint} (step {run.step}) to {result['out']} ({args.format})")

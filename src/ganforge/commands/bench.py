@@ -58,15 +58,25 @@ def cmd_modes(args) -> int:
         api.build(cfg)
     out = Path(args.out) if args.out else Path("runs") / (
         f"bench-modes-{args.data.replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}")
-    _check_out(out, args.force, "replace its runs and overwrite its results")
+    if not args.reuse_runs:  # --reuse-runs: its runs are checked one by one (bench.run_benchmark)
+        _check_out(out, args.force, "replace its runs and overwrite its results (--reuse-runs: keep "
+                                    "its finished seeds)")
     if not json_path:
         json_path = out / "modes.json"
+        _check_reused_json(json_path, args.force, "--reuse-runs" if args.reuse_runs else None)
         check_output_file(json_path, force=args.force, flag="--json")
     seeds = list(range(args.seed0, args.seed0 + args.seeds))
     print(f"ganforge: bench modes on {args.data}, {len(variants)} configuration(s) x "
           f"{len(seeds)} seeds -> {out}", flush=True)
-    result = bench.run_benchmark(variants, args.data, seeds, out, extra=extra, jobs=args.jobs,
-                                 force=args.force, log=lambda s: print(s, flush=True))
+    try:
+        result = bench.run_benchmark(variants, args.data, seeds, out, extra=extra, jobs=args.jobs,
+                                     force=args.force, reuse_runs=args.reuse_runs,
+                                     log=lambda s: print(s, flush=True))
+    except KeyboardInterrupt:
+        kept = len(list(out.glob(f"*/seed_*/{bench.RESULT}")))
+        print(f"ganforge: interrupted; the {kept} finished seed run(s) in {out} are kept: rerun the same "
+              f"command with --reuse-runs to continue", file=sys.stderr, flush=True)
+        raise
     for c in result["configs"]:
         print(bench.format_summary(c["label"], c["summary"], result["num_modes"]))
         if c["scatter"]:
@@ -96,8 +106,13 @@ def register(subparsers, parser_class) -> None:
     m.add_argument("--jobs", type=int, default=1, help="seeds trained in parallel processes")
     add_json_argument(m, "write the results here (default OUT/modes.json)", force=False)
     m.add_argument("--out", help="directory for runs and plots (default runs/bench-modes-...)")
+    m.add_argument("--reuse-runs", action="store_true",
+                   help="keep the seeds already finished in --out with the same config (continues an "
+                        "interrupted benchmark, or adds seeds); a seed stopped part-way is retrained, "
+                        "any other run there needs --force")
     m.add_argument("--force", action="store_true",
-                   help="replace the runs of an existing --out and overwrite its results (or --json)")
+                   help="replace the runs of an existing --out and overwrite its results (or --json); "
+                        "with --reuse-runs, only the runs it cannot reuse")
     m.set_defaults(func=cmd_modes)
     register_augment(sub, parser_class)
     register_gan_vs_diffusion(sub, parser_class)
@@ -127,6 +142,14 @@ def _check_out(out: Path, force: bool, what: str) -> None:
         raise ConfigError(f"{out} already exists; pass --force to {what}, or choose another --out")
 
 
+def _check_reused_json(path: Path, force: bool, reuse_flag: str | None) -> None:
+    """With --reuse-gans/--reuse-runs, an earlier call's results file needs --force too: say that
+    --force then keeps the reusable runs (dropping the reuse flag had retrained them all)."""
+    if reuse_flag and not force and path.exists():
+        raise ConfigError(f"{path} already exists; pass --force (keeping {reuse_flag}) to overwrite it (the "
+                          f"runs {reuse_flag} can reuse are kept), or pass --json with another file")
+
+
 def cmd_augment(args) -> int:
     from ..api import capabilities
     from ..bench import augment as bench
@@ -153,6 +176,7 @@ def cmd_augment(args) -> int:
     bench.check_out(out, force=args.force, reuse_gans=s.reuse_gans)
     if not json_path:  # the default results file: overwritten only with --force (--reuse-gans too)
         json_path = out / "augment.json"
+        _check_reused_json(json_path, args.force, "--reuse-gans" if s.reuse_gans else None)
         check_output_file(json_path, force=args.force, flag="--json")
     print(f"ganforge: bench augment on {s.data}: sizes {s.sizes} per class x seeds {s.seeds}, "
           f"GAN {s.preset} {' '.join(s.gan_overrides)} -> {out}", flush=True)
@@ -193,7 +217,8 @@ def register_augment(sub, parser_class) -> None:
     add_json_argument(a, "write the results here (default OUT/augment.json)", force=False)
     a.add_argument("--out", help="directory for the GAN runs (default runs/bench-augment-...)")
     a.add_argument("--force", action="store_true",
-                   help="retrain the GAN runs of an existing --out and overwrite its results (or --json)")
+                   help="retrain the GAN runs of an existing --out and overwrite its results (or --json); "
+                        "with --reuse-gans, retrain only the runs it cannot reuse")
     a.set_defaults(func=cmd_augment)
 
 
@@ -207,12 +232,15 @@ def cmd_gan_vs_diffusion(args) -> int:
     if args.figure:
         check_output_file(Path(args.figure), force=args.force, flag="--figure")
 
+    if args.steps is not None and args.minutes is not None:
+        raise ConfigError("--steps and --minutes are two budgets for the same training; pass one of them")
+    minutes = None if args.steps is not None else 10.0 if args.minutes is None else args.minutes
     require_diffusers()
-    if (args.minutes <= 0 and args.steps is None) or (args.steps is not None and args.steps <= 0):
+    if (minutes is not None and minutes <= 0) or (args.steps is not None and args.steps <= 0):
         raise ConfigError("--minutes and --steps must be positive")
     if args.n < 10 or args.speed_n <= 0:
         raise ConfigError("--n must be at least 10 (the k-NN metrics need them) and --speed-n positive")
-    s = bench.Settings(data=args.data, minutes=args.minutes, steps=args.steps,
+    s = bench.Settings(data=args.data, minutes=minutes, steps=args.steps,  # minutes: None with --steps
                        seeds=_int_list(args.seeds, "--seeds", unique=True), gan_preset=args.preset,
                        gan_overrides=list(args.overrides), n=args.n, speed_n=args.speed_n,
                        speed_batch=args.speed_batch,
@@ -221,7 +249,7 @@ def cmd_gan_vs_diffusion(args) -> int:
                        diffusion=DiffusionConfig(widths=tuple(_int_list(args.diffusion_widths,
                                                                         "--diffusion-widths")),
                                                  batch_size=args.diffusion_batch),
-                       extractor=args.extractor)
+                       extractor=args.extractor, inception_weights=args.inception_weights)
     for name in s.quality_samplers + s.speed_samplers:
         bench.parse_sampler(name)
     if not s.speed_samplers:
@@ -274,7 +302,8 @@ def _check_scoring(s) -> None:
         ev.check_reference(ref)
     except ConfigError as exc:
         raise ConfigError(f"--data {s.data} cannot be scored: {exc}") from None
-    get_extractor(s.extractor or ev.default_extractor(ref))
+    get_extractor(s.extractor or ev.default_extractor(ref, s.inception_weights),
+                  inception_weights=s.inception_weights)
 
 
 def register_gan_vs_diffusion(sub, parser_class) -> None:
@@ -290,8 +319,9 @@ def register_gan_vs_diffusion(sub, parser_class) -> None:
     g.add_argument("--data", default="fashion-mnist",
                    help="a 28x28 grayscale dataset, scored against its test split, or folder:PATH, scored "
                         "against the folder itself (default fashion-mnist)")
-    g.add_argument("--minutes", type=float, default=10.0, help="training wall-clock per model and seed (10)")
-    g.add_argument("--steps", type=int, help="instead of --minutes: this many steps each (smoke tests)")
+    g.add_argument("--minutes", type=float, help="training wall-clock per model and seed (default 10)")
+    g.add_argument("--steps", type=int, help="instead of --minutes (not with it): this many steps each "
+                                             "(smoke tests)")
     g.add_argument("--seeds", default="0,1,2", help="seeds (default 0,1,2: the FID spread needs several)")
     g.add_argument("--preset", default="dcgan-fashion-mnist", help="the GAN preset (default dcgan-fashion-mnist)")
     g.add_argument("--n", type=int, default=5000, help="samples scored per model and seed (5000)")
@@ -303,6 +333,7 @@ def register_gan_vs_diffusion(sub, parser_class) -> None:
     g.add_argument("--diffusion-widths", default="32,64,96", help="UNet widths per level (32,64,96)")
     g.add_argument("--diffusion-batch", type=int, default=64, help="diffusion training batch (64)")
     g.add_argument("--extractor", help="feature extractor (default as ganforge eval)")
+    g.add_argument("--inception-weights", metavar="PATH", help="local weights-inception-2015-12-05-6726825d.pth")
     add_json_argument(g, "results JSON (default OUT/gan-vs-diffusion.json); --force also overwrites --figure")
     g.add_argument("--figure", help="also copy the side-by-side sample figure here (e.g. docs/...png)")
     g.add_argument("--out", help="folder for runs, table and figure (default runs/bench-gan-vs-diffusion-...)")
@@ -316,6 +347,9 @@ def _float_list(text: str, flag: str) -> list[float]:
         raise ConfigError(f"{flag} takes comma-separated numbers, got '{text}'") from None
     if not values:
         raise ConfigError(f"{flag} takes comma-separated numbers, got '{text}'")
+    if len(set(values)) < len(values):  # as --sizes and --seeds: a value scored twice is a typo
+        dup = next(v for v in values if values.count(v) > 1)
+        raise ConfigError(f"{flag} lists {dup:g} twice ('{text}'); give each value once")
     return values
 
 
@@ -345,6 +379,11 @@ def cmd_truncation(args) -> int:
     # exists without --force, under a file, unwritable (read-only, /proc): the shared check
     check_output_file(json_path, force=args.force, flag="--json")
     check_output_file(plot_path, force=args.force, flag="--plot")
+    extractor = args.extractor
+    if args.inception_weights is not None:  # loaded once, now: a wrong path fails before any sampling
+        from ..metrics.features import get_extractor
+
+        extractor = get_extractor(extractor or "inception", inception_weights=args.inception_weights)
     run = api.load(run_dir, checkpoint=args.checkpoint)
     run.require("truncation")
     if values is None:  # the family's sweep, up to its value of (near) no truncation
@@ -354,7 +393,7 @@ def cmd_truncation(args) -> int:
     ref = args.ref or run.config.data.name
     print(f"ganforge: bench truncation of {run_dir} ({run.config.objective}, step {run.step}): "
           f"{len(values)} values x {args.n} samples against {ref}/{args.split}", flush=True)
-    result = bench.run_benchmark(run, values, ref=ref, n=args.n, seed=args.seed, extractor=args.extractor,
+    result = bench.run_benchmark(run, values, ref=ref, n=args.n, seed=args.seed, extractor=extractor,
                                  split=args.split, data_dir=args.data_dir, log=lambda m: print(m, flush=True))
     result["argv"] = list(sys.argv)
     atomic_write_json(json_path, result)
@@ -380,6 +419,7 @@ def register_truncation(sub, parser_class) -> None:
     t.add_argument("--ref", help="reference dataset (default: the run's data.name)")
     t.add_argument("--split", default="test", choices=["test", "train"], help="reference split (default test)")
     t.add_argument("--extractor", help="feature extractor (default as ganforge eval)")
+    t.add_argument("--inception-weights", metavar="PATH", help="local weights-inception-2015-12-05-6726825d.pth")
     t.add_argument("--data-dir", help="look for the reference dataset here first")
     t.add_argument("--json", metavar="OUT.json", help="results (default RUN/truncation.json)")
     t.add_argument("--plot", help="plot (default: the JSON's name with .png)")

@@ -19,6 +19,7 @@ score on training images measures memory.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from ..errors import ConfigError, DataError
@@ -70,6 +71,9 @@ def _real_images(spec: str, *, n: int, seed: int, default_split: str, size=None,
         _log(f"ganforge: note: {spec}: leaving out the {len(used)} images the detector trained on "
              f"({len(pool)} left)")
     draw = {"source": source, "size": len(images), "seed": seed, "n": min(n, len(pool))}
+    if len(pool) < n:
+        _log(f"ganforge: warning: --real {spec} has {len(pool)} images{' left' if trained else ''}, fewer than "
+             f"the {n} asked for; using {len(pool)}")
     images = images[pool[_draw(len(pool), seed, n)]]
     if size is not None and tuple(images.shape[1:]) != (size[1], size[0], size[0]):  # (C, H, W)
         _log(f"ganforge: note: resizing {spec} from {images.shape[2]}x{images.shape[3]}x{images.shape[1]} to the "
@@ -144,6 +148,9 @@ def _select(images, labels, n: int, skip: int, skip_interleaved: bool, spec: str
             keep[:skip] = False
             _log(f"ganforge: note: {spec}: leaving out the first {skip} images (the detector trained on them)")
     rest = np.flatnonzero(keep)
+    if len(rest) < n:
+        _log(f"ganforge: warning: --fake {spec} has {len(rest)} images{' left' if skip else ''}, fewer than "
+             f"--n {n}; using {len(rest)}")
     pick = rest[:n] if labels is None else rest[class_interleaved(labels[rest], n)]
     return images[torch.from_numpy(pick)]
 
@@ -171,6 +178,7 @@ def cmd_train(args) -> int:
     if first.shape[2] != first.shape[3]:
         raise DataError(f"--fake {args.fake[0]}: images are {first.shape[2]}x{first.shape[3]}; the "
                         f"detector needs square images")
+    detect.check_network(recipe, size[0], size[1])  # before the other sources are drawn
     fakes, sources = [first], {_key(args.fake[0]): kind}
     for spec in args.fake[1:]:
         images, kind = _fake_images(spec, n=args.n, seed=args.seed, size=size)
@@ -180,6 +188,7 @@ def cmd_train(args) -> int:
     fake = torch.cat(fakes)
     real, real_name, real_draw = _real_images(args.real, n=len(fake), seed=args.seed, default_split="train",
                                               size=size)
+    _check_balance(args, len(real), len(fake))
     _log(f"ganforge: training a detector on {len(real)} real ({real_name}) and {len(fake)} generated "
          f"images at {size[0]}x{size[0]}x{size[1]}, {recipe.steps} steps, augmentation "
          f"{'blur+JPEG' if recipe.augment else 'off'} -> {out}")
@@ -195,6 +204,18 @@ def cmd_train(args) -> int:
              f"{v['real_acc']:.4f}, generated {v['fake_acc']:.4f}); {det.meta['train_seconds']} s")
     _log(f"ganforge: detector in {out}; {_eval_command(out, real_name, real_draw, args.fake)}")
     return 0
+
+
+def _check_balance(args, n_real: int, n_fake: int) -> None:
+    """Refuse a training set with fewer than half as many real images as generated ones (the real
+    side is drawn to match the generated total, so only a small --real can unbalance it): a
+    detector trained on 2 real and 50 generated images learns the ratio, not the difference."""
+    if 2 * n_real >= n_fake:
+        return
+    per_source = n_real // len(args.fake)
+    fix = f"lower --n to {per_source} (generated images per --fake source) or " if per_source >= 2 else ""
+    raise ConfigError(f"--real {args.real} gives {n_real} real images for {n_fake} generated; a detector needs "
+                      f"at least half as many real as generated: {fix}give more real images")
 
 
 def _check_out(out: Path, force: bool) -> None:
@@ -286,39 +307,55 @@ def cmd_eval(args) -> int:
 def cmd_score(args) -> int:
     import numpy as np
     import torch
-    from PIL import Image, ImageOps
+    from PIL import Image
 
     from .. import detect, provenance
     from ..data import imageio
     from ..data.imageio import EXTENSIONS
+    from ..metrics.targets import load_npz_samples
 
     det = detect.load(args.detector)
-    files = []
-    for name in args.targets:
-        target = Path(name)
-        if target.is_dir():
+    r, mode = det.resolution, "L" if det.channels == 1 else "RGB"
+    rows, images = [], []  # one row and one uint8 [C, r, r] image per scored image
+
+    def add(name: str, img, tagged: bool) -> None:
+        rows.append({"file": name, "ganforge_metadata": tagged,
+                     "note": "" if img.size == (r, r) else f"resized from {img.size[0]}x{img.size[1]}"})
+        images.append(_fit(img, r, det.channels))
+
+    for target in map(Path, args.targets):
+        if target.is_file() and target.suffix.lower() == ".npz":  # what ganforge augment/sample write
+            array = load_npz_samples(target, None)[0].permute(0, 2, 3, 1).numpy()  # [N, H, W, C]
+            for i, arr in enumerate(array):
+                add(f"{target}[{i}]", Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr).convert(mode),
+                    False)
+        elif target.is_file():  # given by name: unreadable is an error
+            try:
+                img = imageio.read(target, mode)
+            except DataError:
+                raise DataError(f"cannot read image {target} (damaged, not an image, or too large); pass "
+                                f"image files, folders of images or a samples .npz") from None
+            add(str(target), img, _tagged(provenance, target))
+        elif target.is_dir():
             found = sorted(p for p in target.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file()
                            and not any(part.startswith(".") for part in p.relative_to(target).parts))
             if not found:
                 raise DataError(f"{target} holds no images ({', '.join(sorted(EXTENSIONS))})")
-            files += found
-        elif target.is_file():
-            files.append(target)
+            for path in found:  # one unreadable file does not stop the folder's others
+                try:
+                    img = imageio.read(path, mode)  # upright, 8-bit, transparency on white: as training
+                except DataError:
+                    print(f"ganforge: warning: skipping {path}: not a readable image", file=sys.stderr, flush=True)
+                    continue
+                add(str(path), img, _tagged(provenance, path))
         else:
-            raise DataError(f"{target} does not exist; pass an image file or a folder of images")
-    r, mode = det.resolution, "L" if det.channels == 1 else "RGB"
-    results = []
-    for path in files:
-        img = imageio.read(path, mode)  # upright, 8-bit, transparency on white: as training read them
-        note = "" if img.size == (r, r) else f"resized from {img.size[0]}x{img.size[1]}"
-        arr = np.asarray(ImageOps.fit(img, (r, r), method=Image.Resampling.BICUBIC)).reshape(r, r, det.channels)
-        x = torch.from_numpy(arr.copy()).permute(2, 0, 1).unsqueeze(0)
-        p = float(det.probabilities(x)[0])
-        try:
-            tagged = provenance.read(path) is not None
-        except OSError:
-            tagged = False
-        results.append({"file": str(path), "p_generated": p, "ganforge_metadata": tagged, "note": note})
+            raise DataError(f"{target} does not exist; pass an image file, a folder of images or a samples .npz")
+    if not images:
+        raise DataError(f"none of {', '.join(args.targets)} holds a readable image; pass image files, folders "
+                        f"of images or a samples .npz")
+    p = det.probabilities(torch.stack(images))
+    results = [{"file": row["file"], "p_generated": float(pi), "ganforge_metadata": row["ganforge_metadata"],
+                "note": row["note"]} for row, pi in zip(rows, np.asarray(p))]
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
@@ -327,6 +364,23 @@ def cmd_score(args) -> int:
         print(f"{row['p_generated']:>12.4f}  {'ganforge' if row['ganforge_metadata'] else '-':<8}  "
               f"{row['file']}{'  (' + row['note'] + ')' if row['note'] else ''}")
     return 0
+
+
+def _fit(img, r: int, channels: int):
+    """A PIL image -> uint8 [C, r, r] at the detector's size (a bicubic centre fit)."""
+    import numpy as np
+    import torch
+    from PIL import Image, ImageOps
+
+    arr = np.asarray(ImageOps.fit(img, (r, r), method=Image.Resampling.BICUBIC)).reshape(r, r, channels)
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1)
+
+
+def _tagged(provenance, path: Path) -> bool:
+    try:
+        return provenance.read(path) is not None
+    except OSError:
+        return False
 
 
 def register(subparsers, parser_class) -> None:
@@ -341,7 +395,8 @@ def register(subparsers, parser_class) -> None:
                    help="run directories, samples .npz files or image folders (all of one size)")
     t.add_argument("--out", required=True, help="the detector folder to write")
     t.add_argument("--n", type=int, default=5000, help="generated images per source (default 5000); "
-                                                         "as many real images as generated in total")
+                                                         "as many real images as generated in total (at "
+                                                         "least half as many, or it is refused)")
     t.add_argument("--steps", type=int, default=10000, help="training steps (default 10000)")
     t.add_argument("--batch-size", type=int, default=64, help="half real, half generated (default 64)")
     t.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
@@ -363,8 +418,10 @@ def register(subparsers, parser_class) -> None:
     add_json_argument(e, "also write the table to this JSON file")
     e.set_defaults(func=cmd_eval)
 
-    c = sub.add_parser("score", help="P(generated) for each image of a file or folder")
+    c = sub.add_parser("score", help="P(generated) for each image of a file, folder or samples .npz")
     c.add_argument("detector", metavar="DETECTOR", help="a detector folder")
-    c.add_argument("targets", nargs="+", metavar="FILE_OR_FOLDER", help="image files or folders (recursive)")
+    c.add_argument("targets", nargs="+", metavar="FILE_OR_FOLDER",
+                   help="image files, folders (recursive; an unreadable file is skipped with a warning) "
+                        "or samples .npz files (each image scored, named FILE[i])")
     c.add_argument("--json", action="store_true", help="print JSON instead of a table")
     c.set_defaults(func=cmd_score)

@@ -10,9 +10,9 @@ al. 2020, "CNN-generated images are surprisingly easy to spot... for now" (CVPR 
 Images are uint8 [N, C, H, W] at the detector's size; ``ganforge detect`` turns datasets, runs,
 samples.npz files and folders into them.
 """
-from .detector import Detector, Recipe, evaluate, load, save, train
+from .detector import Detector, Recipe, check_network, evaluate, load, save, train
 from .metrics import accuracy, average_precision
 from .model import DetectorCNN, blur_jpeg
 
 __all__ = ["Detector", "DetectorCNN", "Recipe", "accuracy", "average_precision", "blur_jpeg",
-           "evaluate", "load", "save", "train"]
+           "check_network", "evaluate", "load", "save", "train"]

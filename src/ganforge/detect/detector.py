@@ -48,6 +48,45 @@ class Recipe:
             raise ConfigError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
 
 
+def max_depth(resolution: int) -> int:
+    """Stride-2 stages until the feature map is 1x1 (each halves it, rounding up): more stages only
+    double the channels (width * 2**depth) and the memory, on a 1x1 map."""
+    return max(1, (resolution - 1).bit_length())
+
+
+def training_bytes(channels: int, resolution: int, width: int, depth: int, batch_size: int) -> int:
+    """A rough lower bound of the memory training a DetectorCNN takes: ~16 bytes a parameter
+    (float32 weights, gradients and Adam's two moments) and the float32 feature maps of one batch,
+    kept twice (convolution and activation outputs) for the backward pass."""
+    c_in, c, side = channels, width, resolution
+    params, activations = c_in * c * 9 + c, c * side * side
+    for _ in range(depth):
+        side = (side + 1) // 2
+        params += c * 2 * c * 9 + 2 * c
+        c *= 2
+        activations += c * side * side
+    params += c + 1
+    return 16 * params + 2 * 4 * batch_size * activations
+
+
+def check_network(recipe: Recipe, resolution: int, channels: int) -> None:
+    """Refuse, before training, a --depth past the 1x1 feature map at this resolution and a
+    network whose training would not fit in the memory left (--depth 10 had been killed for
+    memory without a message)."""
+    from ..config import _bytes, available_memory
+
+    deepest = max_depth(resolution)
+    if recipe.depth > deepest:
+        raise ConfigError(f"--depth {recipe.depth} is too deep for {resolution}x{resolution} images: the "
+                          f"feature map is 1x1 after {deepest} stride-2 stages; use --depth {deepest} or less")
+    need = training_bytes(channels, resolution, recipe.width, recipe.depth, recipe.batch_size)
+    have = available_memory()
+    if have is not None and need > have:
+        raise ConfigError(f"--width {recipe.width} --depth {recipe.depth} --batch-size {recipe.batch_size} "
+                          f"needs about {_bytes(need)} of memory to train, more than the {_bytes(have)} "
+                          f"available; lower --width, --depth or --batch-size")
+
+
 @dataclass
 class Detector:
     model: DetectorCNN
@@ -91,6 +130,7 @@ def train(real: torch.Tensor, fake: torch.Tensor, recipe: Recipe, *, sources: di
         raise ConfigError(f"real images {tuple(real.shape[1:])} and generated {tuple(fake.shape[1:])} "
                           f"differ in size; bring them to one size first")
     channels, resolution = real.shape[1], real.shape[2]
+    check_network(recipe, resolution, channels)
     gen = torch.Generator().manual_seed(recipe.seed)
     torch.manual_seed(recipe.seed)
     real_train, real_val = _split(real, recipe.val_fraction, gen)
