@@ -117,4 +117,5 @@ def test_run_dir_messages_name_the_python_arguments_too(toy_run):
         api.train(cfg, toy_run, progress=False)
     msg = str(info.value)
     assert "\n" not in msg
-    assert "--resume (resume=True)" in msg and "--force (force=True)" in msg and "--out (run_dir)" in msg
+    assert "--resume (Python: resume=True)" in msg and "--force (Python: force=True)" in msg
+    assert "--out (Python: run_dir)" in msg

@@ -77,7 +77,7 @@ def test_force_never_deletes_a_folder_that_is_not_a_run(tmp_path, capsys):
     with pytest.raises(ConfigError, match="not a ganforge run .*nothing was deleted"):
         _train(_cfg(), docs, force=True)
     code = cli.main(["train", "dcgan-fashion-mnist", "--out", str(docs), "--force", "--quiet"])
-    _one_line(capsys, code, "--force (force=True) refused", "notes.txt")
+    _one_line(capsys, code, "--force (Python: force=True) refused", "notes.txt")
     assert sorted(p.name for p in docs.iterdir()) == ["config.yaml", "notes.txt"]
     assert (docs / "notes.txt").read_text() == "mine"
 
@@ -125,7 +125,7 @@ def test_second_trainer_on_a_run_is_refused_naming_the_pid(tmp_path):
         assert second.returncode == 2, second.stderr
         assert second.stderr.strip().splitlines() == [
             f"ganforge: error: run directory {run} is in use by process {first.pid} (a ganforge "
-            f"train still running); wait for it to end or stop it, or choose another --out (run_dir)"]
+            f"train still running); wait for it to end or stop it, or choose another --out (Python: run_dir)"]
         assert first.poll() is None  # the first one trains on, untouched
     finally:
         first.send_signal(signal.SIGKILL)

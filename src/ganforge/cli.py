@@ -351,8 +351,9 @@ def cmd_sample(args) -> int:
     if args.pyramid and (suffix == ".npz" or args.per_class is not None):
         raise ConfigError("--pyramid draws an image with one row per sample; use a .png/.jpg "
                           "--out and no --per-class")
-    _refuse_overwrite(out, args.force)
+    # the run first: a mistyped run next to an earlier grid is the error to name, not the grid
     run = api.load(args.run_dir, checkpoint=args.checkpoint, require="sample")
+    _refuse_overwrite(out, args.force)
     count = args.n if args.per_class is None else args.per_class * len(run.class_names or [1])
     api.check_sample_memory(run, count, f"--n {count}" if args.per_class is None else f"--per-class {args.per_class}")
     if args.pyramid:
@@ -463,7 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_arguments(s, out={"default": "samples.png", "help": "grid .png/.jpg or array .npz (default samples.png)"},
                       force="overwrite --out if it exists")
     s.add_argument("--n", type=int, help=f"number of samples (default {SAMPLE_N}; not with --per-class)")
-    s.add_argument("--seed", type=seed, default=0)
+    s.add_argument("--seed", type=seed, default=0,
+                   help="noise seed: the same seed draws the same samples (default 0)")
     s.add_argument("--class", dest="class_", metavar="K",
                    help="conditional runs: generate class K (index or name) only")
     s.add_argument("--truncation", type=float, metavar="T",

@@ -38,7 +38,8 @@ LOCK_NAME = ".ganforge.lock"
 
 # How train's messages name its options: the command's flag and the Python argument of
 # ganforge.train, so that one line serves `ganforge train` and `api.train(cfg, run_dir, ...)`
-RESUME, FORCE, OUT = "--resume (resume=True)", "--force (force=True)", "--out (run_dir)"
+RESUME, FORCE, OUT = ("--resume (Python: resume=True)", "--force (Python: force=True)",
+                      "--out (Python: run_dir)")
 
 
 class RunBusy(CheckpointError):

@@ -149,10 +149,17 @@ def broken_link(path: Path) -> str:
     return f"broken link to {target if len(target) <= 40 else '...' + target[-37:]}"
 
 
-def _scan(folder: Path) -> _Scan:
+# How to name another folder, by who asked: training reads data.name (the CLI's key=value and the
+# Python API's config alike; a preset's default folder:images is one the user never typed).
+TRAIN_FIX = ("set data.name=folder:PATH to a folder of images (e.g. ganforge train dcgan-folder "
+             "data.name=folder:/path/to/images)")
+FETCH_FIX = "pass folder:PATH with a folder of images"
+EVAL_FIX = "point it at a folder of images"
+
+
+def _scan(folder: Path, fix: str) -> _Scan:
     if not folder.is_dir():
-        raise DataError(f"folder {folder} does not exist or is not a directory; pass folder:PATH with "
-                        f"a folder of images")
+        raise DataError(f"folder {folder} does not exist or is not a directory; {fix}")
     files = _image_files(folder)
     top_level = [p for p in files if p.parent == folder]
     # Classes are the visible subfolders, empty ones included: a class without images is an error.
@@ -174,7 +181,7 @@ def _scan(folder: Path) -> _Scan:
                     f"{small.relative_to(folder)}: {dict(skipped)[small]})")
         else:
             what = f"{len(files)} image files, none readable (e.g. {skipped_listing(folder, skipped, 1)})"
-        raise DataError(f"folder {folder} has {what}; pass folder:PATH with a folder of images")
+        raise DataError(f"folder {folder} has {what}; {fix}")
     labels = None
     if class_dirs is not None:
         index = {name: i for i, name in enumerate(class_dirs)}
@@ -286,7 +293,7 @@ def _folder(arg: str | None) -> Path:
 
 
 def _read(folder: Path, scan: _Scan, *, name: str, resolution: int, channels: int,
-          max_memory_bytes: int | None) -> ImageDataset | StreamingFolderDataset:
+          max_memory_bytes: int | None, fix: str) -> ImageDataset | StreamingFolderDataset:
     """The scanned files decoded at ``resolution`` with ``channels``, or streamed when too large."""
     labels = torch.from_numpy(scan.labels) if scan.labels is not None else None
     n = len(scan.files)
@@ -307,7 +314,7 @@ def _read(folder: Path, scan: _Scan, *, name: str, resolution: int, channels: in
     skipped = scan.skipped + [(p, e) for p, e in zip(scan.files, errors) if e is not None]
     _warn_skipped(folder, skipped)
     if not keep.any():
-        raise DataError(f"folder {folder} has no image that decodes; pass folder:PATH with a folder of images")
+        raise DataError(f"folder {folder} has no image that decodes; {fix}")
     if not keep.all():
         images = images[keep]
         labels = labels[torch.from_numpy(keep)] if labels is not None else None
@@ -327,7 +334,7 @@ def load_for_eval(arg: str | Path, *, resolution: int | None = None,
     grayscale (the samples' channel count) is said in eval's words, not training's options.
     """
     folder = _folder(str(arg))
-    scan = _scan(folder)
+    scan = _scan(folder, EVAL_FIX)
     if resolution is None:
         sides = sorted(min(size) for size in scan.sizes)
         resolution = min(sides[-1], MAX_EVAL_RESOLUTION)
@@ -340,7 +347,7 @@ def load_for_eval(arg: str | Path, *, resolution: int | None = None,
         warnings.warn(f"{folder} holds colour images; they are evaluated in grayscale, as the 1-channel "
                       f"images they are compared with", stacklevel=2)
     return _read(folder, scan, name=f"folder:{arg}", resolution=resolution, channels=channels,
-                 max_memory_bytes=None)
+                 max_memory_bytes=None, fix=EVAL_FIX)
 
 
 class FolderSource:
@@ -349,13 +356,13 @@ class FolderSource:
         if req.split not in ("train", "test", "all"):  # a typo had been recorded and trained on
             raise DataError(f"data.split={req.split}: a folder has one split, which train, test and all "
                             f"all read; use data.split=train")
-        scan = _scan(folder)
+        scan = _scan(folder, TRAIN_FIX)
         resolution, channels = _defaults(scan, req.resolution, req.channels)
         if channels == 1 and not scan.all_gray:  # a config's default (Fashion-MNIST's 1) had been silent
             warnings.warn(f"{folder} holds colour images; they are read as grayscale (data.channels=1); "
                           f"set data.channels=3 to use their colour", stacklevel=3)
         return _read(folder, scan, name=req.name, resolution=resolution, channels=channels,
-                     max_memory_bytes=req.max_memory_bytes)
+                     max_memory_bytes=req.max_memory_bytes, fix=TRAIN_FIX)
 
     def fetch(self, arg, *, data_dir) -> str:
         """'folder:PATH: N images in K classes at PATH[; skipped M unusable image files: ...]'.
@@ -365,13 +372,13 @@ class FolderSource:
         skipped, not the images; a class left without a usable image is the error training gives.
         """
         folder = _folder(arg)
-        scan = _scan(folder)
+        scan = _scan(folder, FETCH_FIX)
         with ThreadPoolExecutor(_WORKERS) as pool:
             errors = list(pool.map(lambda p: _try(_decode, p, "L", MIN_SIZE)[1], scan.files))
         files = [p for p, e in zip(scan.files, errors) if e is None]
         skipped = sorted(scan.skipped + [(p, e) for p, e in zip(scan.files, errors) if e is not None])
         if not files:
-            raise DataError(f"folder {folder} has no image that decodes; pass folder:PATH with a folder of images")
+            raise DataError(f"folder {folder} has no image that decodes; {FETCH_FIX}")
         if scan.labels is not None:
             _require_every_class(folder, scan.class_dirs, scan.labels[[e is None for e in errors]])
         classes = f" in {len(scan.class_names)} classes" if scan.class_names else ""
@@ -383,7 +390,7 @@ class FolderSource:
 
     def info(self, arg) -> dict:
         """Properties load_dataset gives by default (resolution: first image's short side, capped)."""
-        scan = _scan(_folder(arg))
+        scan = _scan(_folder(arg), TRAIN_FIX)
         resolution, channels = _defaults(scan, None, None)
         return {"resolution": resolution, "channels": channels,
                 "num_classes": len(scan.class_names) if scan.class_names else None,

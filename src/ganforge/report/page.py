@@ -47,6 +47,10 @@ section { background: var(--card); border: 1px solid var(--line); border-radius:
 h2 { margin: 0 0 12px; font-size: 19px; }
 h3 { margin: 18px 0 4px; font-size: 15px; color: var(--muted); font-weight: 600; }
 img { max-width: 100%; display: block; }
+/* a chart's text is drawn for ~1000 px: on a phone it scrolls sideways instead of shrinking to
+   unreadable (3 px letters at 400 px wide) */
+.chart { overflow-x: auto; }
+.chart img { min-width: 720px; }
 .cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(190px, 1fr)); gap: 12px; }
 .card { border: 1px solid var(--line); border-radius: 8px; padding: 10px 12px; }
 .card .label { color: var(--muted); font-size: 12px; text-transform: uppercase;
@@ -94,6 +98,15 @@ def _img(data: bytes, alt: str, cls: str = "", width: int | None = None) -> str:
     size = f' width="{width}"' if width else ""
     klass = f' class="{cls}"' if cls else ""
     return f'<img src="{_b64(data)}" alt="{escape(alt)}"{size}{klass}>'
+
+
+def _chart(data: bytes, alt: str) -> str:
+    """A matplotlib figure, kept readable on a narrow screen (see .chart in CSS)."""
+    return f'<div class="chart">{_img(data, alt)}</div>'
+
+
+# An event's suggestion is advice, except a rollback's: what training does next on its own
+SUGGESTION_HEADING = {"rollback": "What happens next:"}
 
 
 def _fmt(value: Any) -> str:
@@ -227,7 +240,8 @@ def _event(e: dict) -> str:
         out.append(f'<p>{escape(str(e["message"]))}</p>')
     if e.get("suggestion"):
         tips = [t.strip() for t in str(e["suggestion"]).split(";") if t.strip()]
-        out.append("<p><strong>Try:</strong></p><ul>" +
+        heading = SUGGESTION_HEADING.get(kind, "Try:")
+        out.append(f"<p><strong>{heading}</strong></p><ul>" +
                    "".join(f"<li>{escape(t)}</li>" for t in tips) + "</ul>")
     evidence = dict(e.get("evidence") or {})
     evidence.update({k: v for k, v in e.items()
@@ -245,9 +259,9 @@ def _curves(run: Run) -> str:
            '<p class="muted">Averages per log interval. Dashed vertical lines mark the events: '
            'diagnostics, and rollbacks or config changes (see each legend).</p>',
            '<h3 id="timeline">Timeline: sample grids and events</h3>',
-           _img(plots.timeline_figure(run), "timeline of sample grids and events")]
+           _chart(plots.timeline_figure(run), "timeline of sample grids and events")]
     for fig_id, title, png in plots.curve_figures(run):
-        out.append(f'<h3 id="{fig_id}">{escape(title)}</h3>{_img(png, title)}')
+        out.append(f'<h3 id="{fig_id}">{escape(title)}</h3>{_chart(png, title)}')
     return "".join(out) + "</section>"
 
 
@@ -277,7 +291,7 @@ def _evaluation_advice(run: Run) -> str:
 def _metrics(run: Run) -> str:
     png = plots.metrics_figure(run)
     advice = _evaluation_advice(run)
-    body = (_img(png, "evaluation metrics over training") if png else
+    body = (_chart(png, "evaluation metrics over training") if png else
             f'<p class="muted">No evaluation metrics were logged; {advice}.</p>')
     protocol = next((r["protocol"] for r in reversed(run.records) if isinstance(r.get("protocol"), dict)), None)
     if png and protocol:

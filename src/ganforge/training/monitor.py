@@ -231,38 +231,60 @@ def _suggest_collapse(cfg, ev) -> str:
 PRESET_MAX_LR = 3e-3  # the largest learning rate of any preset (0.0025); 10x above it is no tuning
 
 
-def _high_g_lr(cfg, ev) -> str | None:
-    """A G learning rate far above every preset's: steps that large saturate or kill G's units,
-    and halving D's rate (the usual advice) does not bring its gradient back."""
-    g_lr = _cfg(cfg, KEYS["g_lr"])
-    if not isinstance(g_lr, (int, float)):
+_TOO_BIG = {"g_lr": "steps that large saturate G's units",
+            "d_lr": "steps that large blow D's outputs up"}
+
+
+def _high_lr(cfg, ev, key: str) -> str | None:
+    """A learning rate far above every preset's, named with a preset-sized value to use. Halving
+    it (even after the rollbacks' halvings) leaves it hundreds of times too large: a d_lr of 10
+    had been advised down to 0.625, and the innocent g_lr down with it."""
+    lr = _cfg(cfg, KEYS[key])
+    if not isinstance(lr, (int, float)):
         return None
-    in_effect = g_lr * (ev or {}).get("lr_scale", 1.0)
-    if in_effect <= 10 * PRESET_MAX_LR:
+    scale = (ev or {}).get("lr_scale", 1.0)
+    if lr * scale <= 10 * PRESET_MAX_LR:
         return None
-    return (f"{KEYS['g_lr']} {in_effect:g} is far above the presets' 1e-4 to {PRESET_MAX_LR:g}: "
-            f"lower it, e.g. to 0.0002 (steps that large saturate G's units)")
+    after = f" ({lr * scale:g} after the rollbacks)" if scale != 1.0 else ""
+    return (f"{KEYS[key]} {lr:g}{after} is far above the presets' 1e-4 to {PRESET_MAX_LR:g}: "
+            f"lower it, e.g. to 0.0002 ({_TOO_BIG[key]})")
+
+
+def _lower_rates(cfg, ev, *keys: str) -> list[str | None]:
+    """The rates far out of line when any is (the others are not to blame), else each halved."""
+    high = [_high_lr(cfg, ev, key) for key in keys]
+    return high if any(high) else [_halve(cfg, key, ev) for key in keys]
 
 
 def _suggest_vanishing(cfg, ev) -> str:
     n_critic = _cfg(cfg, KEYS["n_critic"], 1)
     fewer = f"lower {KEYS['n_critic']} from {n_critic} to 1" if n_critic > 1 else None
-    return _join(_high_g_lr(cfg, ev), _minimax(cfg), _halve(cfg, "d_lr", ev), fewer, _r1(cfg),
-                 _augment(cfg))
+    # halving D's rate is the usual cure for a D that wins; a G rate far out of line is named too
+    return _join(_high_lr(cfg, ev, "g_lr"), _minimax(cfg),
+                 _high_lr(cfg, ev, "d_lr") or _halve(cfg, "d_lr", ev), fewer, _r1(cfg), _augment(cfg))
 
 
 def _suggest_divergence(cfg, ev) -> str:
     precision = _cfg(cfg, KEYS["precision"])
     fp16 = f"switch {KEYS['precision']} from fp16 to bf16 or fp32" if precision == "fp16" else None
-    return _join(fp16, _halve(cfg, "g_lr", ev), _halve(cfg, "d_lr", ev),
+    return _join(fp16, *_lower_rates(cfg, ev, "g_lr", "d_lr"),
                  _switch(cfg, "d_sn", "true", "bound D's Lipschitz constant"), _r1(cfg))
+
+
+def non_finite_advice(cfg, lr_scale: float) -> str:
+    """The trainer's advice for NaN or infinite values: the monitor's for a divergence (a rate
+    far out of line named alone, else both halved from the rates in effect), and fp32 where the
+    run computes in lower precision."""
+    fp32 = (f"use {KEYS['precision']}=fp32" if _cfg(cfg, KEYS["precision"]) not in ("fp32", "fp16")
+            else None)  # fp16's own advice is in the divergence's
+    return _join(_suggest_divergence(cfg, {"lr_scale": lr_scale}), fp32)
 
 
 def _suggest_oscillation(cfg, ev) -> str:
     betas = _cfg(cfg, KEYS["betas"])
     beta1 = f"lower Adam momentum: {KEYS['betas']}=[0.0,0.99]" if betas and betas[0] > 0.5 else None
     ema = f"average G: {KEYS['ema']}=0.999" if _cfg(cfg, KEYS["ema"], 0.0) == 0 else None
-    return _join(_halve(cfg, "d_lr", ev), _halve(cfg, "g_lr", ev), beta1, _r1(cfg),
+    return _join(*_lower_rates(cfg, ev, "d_lr", "g_lr"), beta1, _r1(cfg),
                  _switch(cfg, "d_sn", "true", "bound D's Lipschitz constant"), ema)
 
 

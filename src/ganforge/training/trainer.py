@@ -36,7 +36,7 @@ from . import checkpoint as ckpt
 from . import distributed
 from .ema import EMA
 from .logger import MetricsLogger
-from .monitor import Monitor, format_event
+from .monitor import Monitor, format_event, non_finite_advice
 from .precision import autocast_context, resolve_precision
 from .probe import DiversityProbe
 
@@ -122,11 +122,18 @@ def _captioned(grid: torch.Tensor, caption: str):
     return out
 
 
+def _clock(seconds: float) -> str:
+    """'4:05' or '1:02:03', as tqdm shows a time."""
+    m, s = divmod(int(seconds), 60)
+    return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"
+
+
 class _LineProgress:
     """Progress for a log file or CI (stderr not a terminal): a plain line every 10% of the
-    steps or every 30 seconds, with the step, the rate and the last logged losses. tqdm there
-    wrote every refresh joined by carriage returns, one line of kilobytes. Stands in for the
-    tqdm bar (update, set_postfix_str, write, n, close)."""
+    steps or every 30 seconds, with the step, the rate, the time taken and left (as the bar
+    shows them) and the losses of the last record logged. tqdm there wrote every refresh joined
+    by carriage returns, one line of kilobytes. Stands in for the tqdm bar (update,
+    set_postfix_str, write, n, close)."""
 
     SECONDS = 30.0
 
@@ -135,16 +142,25 @@ class _LineProgress:
         self.every = max(1, total // 10)
         self.postfix = ""
         self._last_step, self._last_time = initial, time.perf_counter()
+        self._start, self._done = self._last_time, 0  # steps run here, rolled back ones too
 
     def update(self, k: int) -> None:
+        if self.n < self._last_step:  # a rollback set n back
+            self._last_step = self.n
         self.n += k
+        self._done += k
         now = time.perf_counter()
         mark = self.n // self.every > self._last_step // self.every or self.n >= self.total
         if self.n > self._last_step and (mark or now - self._last_time >= self.SECONDS):
             rate = (self.n - self._last_step) / max(now - self._last_time, 1e-9)
+            # the time left at the pace so far, saves and samples included, as the bar's
+            elapsed = now - self._start
+            left = (f", {_clock((self.total - self.n) * elapsed / self._done)} left"
+                    if self.n < self.total else "")
             numbers = f", {self.postfix}" if self.postfix else ""
             print(f"ganforge: step {self.n}/{self.total} ({100 * self.n // max(self.total, 1)}%), "
-                  f"{rate:.3g} steps/s{numbers}", file=self.file or sys.stderr, flush=True)
+                  f"{rate:.3g} steps/s, {_clock(elapsed)} elapsed{left}{numbers}",
+                  file=self.file or sys.stderr, flush=True)
             self._last_step, self._last_time = self.n, now
 
     def set_postfix_str(self, text: str, refresh: bool = True) -> None:
@@ -487,11 +503,11 @@ class Trainer:
             while self.step < t.steps and not self._stopping():
                 self.train_step()
                 self._window_steps += 1
-                if bar is not None:
-                    bar.update(self.step - bar.n)
                 if self.step % t.log_every == 0 or self.step == t.steps:
                     if not self._log_interval():
                         continue  # rolled back: the step counter moved
+                if bar is not None:  # after the step's record: a plain line shows its numbers
+                    bar.update(self.step - bar.n)
                 saving = time.perf_counter()  # evaluation and saves: not training
                 # the grid first: drawing it can move a live G's BatchNorm statistics (no EMA), and
                 # a 'best' checkpoint saved by the evaluation must hold what was scored, which the
@@ -654,8 +670,7 @@ class Trainer:
     def _divergence_event(self, evidence: dict[str, Any]) -> dict[str, Any]:
         return {"event": "divergence", "step": self.step, "message": "non-finite values",
                 "evidence": evidence,
-                "suggestion": f"lower optim.g_lr and optim.d_lr (in effect {self.cfg.optim.g_lr * self.lr_scale:g}, "
-                              f"{self.cfg.optim.d_lr * self.lr_scale:g}) or use train.precision=fp32"}
+                "suggestion": non_finite_advice(self.cfg, self.lr_scale)}
 
     def _diverged(self, event: dict[str, Any]) -> bool:
         """Handle a divergence event per train.on_divergence; False when the loop rolled back."""
