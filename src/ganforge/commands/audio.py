@@ -157,7 +157,7 @@ def register(subparsers, parser_class) -> None:
     add_run_arguments(s, out={"required": True, "help": "output .wav"}, force="overwrite --out")
     s.add_argument("input", metavar="INPUT",
                    help="a WAV, FLAC, OGG or MP3 file (mixed to mono, resampled to the run's rate)")
-    s.add_argument("--device", default="cpu", help="cpu (default), cuda, mps")
+    s.add_argument("--device", default="cpu", help="cpu (default), auto (a GPU where there is one), cuda, cuda:N, mps")
     s.set_defaults(func=cmd_vocode)
 
     s = subparsers.add_parser("convert", help="convert speech to the other voice of a VC run",
@@ -169,7 +169,7 @@ def register(subparsers, parser_class) -> None:
                    help="AtoB (default): from the first voice to the second; BtoA the other way")
     s.add_argument("--vocoder", metavar="RUN", help="a trained vocoder run with the same audio "
                                                     "settings (default: Griffin-Lim)")
-    s.add_argument("--device", default="cpu", help="cpu (default), cuda, mps")
+    s.add_argument("--device", default="cpu", help="cpu (default), auto (a GPU where there is one), cuda, cuda:N, mps")
     s.set_defaults(func=cmd_convert)
 
     s = subparsers.add_parser("eval-audio", help="measure a vocoder or voice-conversion run",
@@ -189,6 +189,6 @@ def register(subparsers, parser_class) -> None:
                         "may use if that is fewer)")
     s.add_argument("--vocoder", metavar="RUN", help="VC runs: the vocoder for the waveforms "
                                                     "(default: Griffin-Lim)")
-    s.add_argument("--device", default="cpu", help="cpu (default), cuda, mps")
+    s.add_argument("--device", default="cpu", help="cpu (default), auto (a GPU where there is one), cuda, cuda:N, mps")
     add_json_argument(s, "also write the results to this JSON file")
     s.set_defaults(func=cmd_eval_audio)

@@ -38,7 +38,8 @@ def translate_files(run, files: list[Path], out: Path, *, direction: str, ema: b
     from ..atomic import atomic_path
     from ..data.imageio import read_array
 
-    record = prov.for_run(run, operation="translate", direction=direction, ema=ema) if provenance else None
+    used_ema = ema and bool(run.ema_nets)  # runs that keep no EMA weights translate with their own
+    record = prov.for_run(run, operation="translate", direction=direction, ema=used_ema) if provenance else None
     channels = run.objective.input_channels(direction)
     written = []
     for path in files:
@@ -56,6 +57,7 @@ def translate_files(run, files: list[Path], out: Path, *, direction: str, ema: b
 
 def cmd_translate(args) -> int:
     from .. import api
+    from ..objectives.pix2pix import check_tile
 
     src, out = Path(args.input), Path(args.out)
     files = _inputs(src)
@@ -74,6 +76,7 @@ def cmd_translate(args) -> int:
     check_images_open(files)
     run = api.load(args.run_dir, checkpoint=args.checkpoint, require="translate")
     run.require("translate")
+    check_tile(args.tile or None, run.objective.stride)  # before the first output is written
     written = translate_files(run, files, out, direction=args.direction, ema=not args.no_ema,
                               single=single, tile=args.tile or None, provenance=not args.no_provenance,
                               root=None if single else src)

@@ -112,7 +112,7 @@ def register(subparsers, parser_class) -> None:
                         "at most 32)")
     s.add_argument("--interp", type=float, default=None, metavar="ALPHA",
                    help="ESRGAN network interpolation: (1-ALPHA) PSNR run + ALPHA this GAN run")
-    s.add_argument("--device", default="cpu", help="cpu (default), cuda, mps")
+    s.add_argument("--device", default="cpu", help="cpu (default), auto (a GPU where there is one), cuda, cuda:N, mps")
     add_provenance_argument(s)
     s.set_defaults(func=cmd_upscale)
 
@@ -127,6 +127,6 @@ def register(subparsers, parser_class) -> None:
     s.add_argument("--interp", type=float, default=None, metavar="ALPHA",
                    help="evaluate the PSNR/GAN interpolation with this ALPHA")
     s.add_argument("--tile", type=int, default=256, help="LR tile size (default 256; 0: whole image)")
-    s.add_argument("--device", default="cpu", help="cpu (default), cuda, mps")
+    s.add_argument("--device", default="cpu", help="cpu (default), auto (a GPU where there is one), cuda, cuda:N, mps")
     add_json_argument(s, "also write the results and the protocol to this JSON file")
     s.set_defaults(func=cmd_eval_sr)

@@ -9,8 +9,8 @@ Sources (``translate.task``):
   edge map (sketch), or B with noise (denoise, ``translate.noise`` / ``noise_level``).
 - ``paired``: ``data.name=folder:ROOT`` with ``ROOT/A/`` and ``ROOT/B/`` (files matched by
   name without extension) or side-by-side AB images (left half A, right half B, the layout of
-  the public pix2pix datasets); either directly in ROOT or in ``ROOT/train/`` and
-  ``ROOT/test/`` (or ``ROOT/val/``).
+  the public pix2pix datasets; an image not about twice as wide as high, AB_RATIO, is refused);
+  either directly in ROOT or in ``ROOT/train/`` and ``ROOT/test/`` (or ``ROOT/val/``).
 - ``unpaired``: ``data.name=folder:ROOT`` with ``ROOT/trainA/``, ``ROOT/trainB/`` and
   optionally ``ROOT/testA/``, ``ROOT/testB/``.
 
@@ -204,9 +204,21 @@ def _read_side(folder: Path, files: list[Path], size: int, channels: int) -> lis
     return [a for a in arrays if a is not None]
 
 
+# Side-by-side AB images are two square halves (the public pix2pix datasets are exactly 2:1),
+# so their width is about twice their height. Within 10% tolerates an odd pixel or a trimmed
+# edge and refuses ordinary photographs, 1:1 to 16:9 (1.78), instead of splitting them in half.
+AB_RATIO = (1.8, 2.2)
+
+
 def _read_halves(path: Path, size: int, channels: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(A, B): the left and right halves of a side-by-side AB image. A ConfigError, which the
+    skipping of unreadable files lets through, for an image that is not twice as wide as high."""
     img = imageio.read(path, "RGB")
     w, h = img.size
+    if not AB_RATIO[0] <= w / h <= AB_RATIO[1]:
+        raise ConfigError(f"{path} is {w}x{h}, not a side-by-side AB image (those are twice as wide as "
+                          f"high: left half A, right half B); put pairs in {path.parent}/A/ and "
+                          f"{path.parent}/B/, matched by file name")
     halves = (img.crop((0, 0, w // 2, h)), img.crop((w // 2, 0, 2 * (w // 2), h)))
     return tuple(np.asarray(half.convert("L" if c == 1 else "RGB").resize((size, size), Image.Resampling.BICUBIC))
                  .reshape(size, size, c) for half, c in zip(halves, channels))
@@ -415,8 +427,11 @@ def load_pairs(cfg) -> TranslationData:
     else:
         root = Path(cfg.data.name[len("folder:"):]).expanduser()
         if not root.is_dir():
+            # train (--resume too) takes data.name=...; translate-eval reads the folder its run
+            # was trained on and takes no override
             raise DataError(f"folder {root} does not exist; set data.name=folder:PATH to your "
-                            f"{t.task} data")
+                            f"{t.task} data (ganforge train, --resume too); for translate-eval, move "
+                            f"the data back to {root}")
         paired = t.task == "paired"
         tr, te = _paired_folder(cfg, root) if paired else _unpaired_folder(cfg, root)
         source, name = str(root), f"{t.task}:{root.name}"

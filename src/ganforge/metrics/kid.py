@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import EvalError
+
 
 def polynomial_mmd2(x: np.ndarray, y: np.ndarray, *, degree: int = 3, gamma: float | None = None,
                     coef0: float = 1.0) -> float:
@@ -40,7 +42,11 @@ def subset_m(subset_size: int, n_a: int, n_b: int) -> int:
 def kid(features_a: np.ndarray, features_b: np.ndarray, *, n_subsets: int = 100,
         subset_size: int = 1000, seed: int = 0) -> tuple[float, float]:
     """(mean, std) of the unbiased polynomial MMD^2 over ``n_subsets`` random subsets of
-    ``subset_m(subset_size, N_a, N_b)`` samples from each set."""
+    ``subset_m(subset_size, N_a, N_b)`` samples from each set (each set needs 2 or more: the
+    unbiased estimate leaves each sample's kernel with itself out)."""
+    if min(len(features_a), len(features_b)) < 2:
+        raise EvalError(f"KID needs at least 2 images in each set, got {len(features_a)} and "
+                        f"{len(features_b)}; evaluate more images")
     m = subset_m(subset_size, len(features_a), len(features_b))
     rng = np.random.default_rng(seed)
     values = [polynomial_mmd2(features_a[rng.choice(len(features_a), m, replace=False)],

@@ -19,6 +19,7 @@ fetched offline. The result says so.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -112,7 +113,7 @@ def evaluate_translation(run, a: Tensor, b: Tensor, *, baseline_is: str, ema: bo
     baseline = compare(as_channels(inputs, targets.shape[1]), targets)
     return {"run": str(run.run_dir), "checkpoint": run.checkpoint.name, "step": run.step,
             "data": run.config.data.name, "n": len(a),
-            "size": list(a.shape[-2:]), "ema": ema, "model": model, "baseline": baseline,
+            "size": list(a.shape[-2:]), "ema": ema and bool(run.ema_nets), "model": model, "baseline": baseline,
             "baseline_is": baseline_is, "gain_db": model["psnr"] - baseline["psnr"],
             "lpips": "not computed (needs the lpips package and its backbone weights locally)",
             "protocol": "PSNR and SSIM per image on [0, 1], mean over the held-out split; "
@@ -131,13 +132,14 @@ def evaluate_unpaired(run, data, *, extractor: str = "inception", inception_weig
     ``data.test_a`` and ``data.test_b`` uint8 [N, C, H, W]."""
     from . import fid, get_extractor, kid, to_uint8
 
+    check_held_out(data, limit)
     cfg = run.config
     kwargs = {"inception_weights": inception_weights} if inception_weights else {}
     ext = get_extractor(extractor, **kwargs)
     to_float = lambda t: t.float() / 127.5 - 1  # noqa: E731
     out: dict[str, Any] = {"run": str(run.run_dir), "checkpoint": run.checkpoint.name,
                            "step": run.step, "data": cfg.data.name, "extractor": ext.name,
-                           "ema": ema}
+                           "ema": ema and bool(run.ema_nets)}  # what was used: runs may keep no EMA
     for direction, src, dst in (("AtoB", data.test_a, data.test_b), ("BtoA", data.test_b, data.test_a)):
         if limit is not None:
             src, dst = src[:limit], dst[:limit]
@@ -151,9 +153,31 @@ def evaluate_unpaired(run, data, *, extractor: str = "inception", inception_weig
     return out
 
 
+def check_held_out(data, limit: int | None) -> None:
+    """FID and KID compare sets of images: each held-out domain, after ``limit``, needs 2 or
+    more. Checked before the extractor loads and the translations run."""
+    from ..data.pairs import image_files
+    from .errors import EvalError
+
+    if limit is not None and limit < 2:
+        raise EvalError(f"FID / KID compare sets of at least 2 images per domain and --n {limit} gives "
+                        f"{limit}; pass --n 2 or more (limit= in Python), or leave it out")
+    for side, images in (("A", data.test_a), ("B", data.test_b)):
+        if len(images) < 2:
+            test = Path(data.source) / f"test{side}"
+            where = (f"{test}/" if test.is_dir() and image_files(test) else
+                     f"held out of {test.parent}/train{side}/, with no images in test{side}/")
+            raise EvalError(f"the held-out {side} domain has {len(images)} image ({where}); FID / KID "
+                            f"need at least 2 per domain: add images to {test}/")
+
+
+def _weights(r: dict[str, Any]) -> str:
+    return "EMA weights" if r["ema"] else "raw weights (no EMA)"
+
+
 def format_translation(r: dict[str, Any]) -> str:
     if "AtoB" in r:  # unpaired
-        lines = [f"{r['data']} ({r['checkpoint']}, step {r['step']}), {r['extractor']} features",
+        lines = [f"{r['data']} ({r['checkpoint']}, step {r['step']}, {_weights(r)}), {r['extractor']} features",
                  f"{'':<6}{'n':>10}{'FID':>10}{'KID':>10}{'FID untranslated':>18}"]
         for d in ("AtoB", "BtoA"):
             m = r[d]
@@ -161,7 +185,7 @@ def format_translation(r: dict[str, Any]) -> str:
                          f"{m['baseline_fid']:18.2f}")
         return "\n".join(lines)
     lines = [f"{r['task']} on {r['data']}: {r['n']} held-out pairs of {r['size'][0]}x{r['size'][1]} "
-             f"({r['checkpoint']}, step {r['step']})",
+             f"({r['checkpoint']}, step {r['step']}, {_weights(r)})",
              f"{'':<10}{'PSNR (dB)':>10}{'SSIM':>8}"]
     for name, key in (("model", "model"), ("baseline", "baseline")):
         m = r[key]

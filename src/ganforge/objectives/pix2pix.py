@@ -95,6 +95,15 @@ def run_padded(G: nn.Module, x: Tensor, stride: int, batch_size: int = 64) -> Te
     return out[..., :h, :w].float()
 
 
+def check_tile(tile: int | None, stride: int) -> None:
+    """A tile must be a multiple of the stride, whatever the image's size: a folder is refused
+    before its first output is written, not at its first image larger than the tile."""
+    if tile is not None and (tile % stride or tile < stride):
+        near = max(stride, tile // stride * stride)
+        raise ConfigError(f"--tile {tile} must be a multiple of the network's stride {stride} "
+                          f"(e.g. {near} or {near + stride})")
+
+
 @torch.no_grad()
 def run_tiled(G: nn.Module, x: Tensor, stride: int, tile: int | None = None,
               batch_size: int = 64) -> Tensor:
@@ -102,11 +111,10 @@ def run_tiled(G: nn.Module, x: Tensor, stride: int, tile: int | None = None,
     window), so that a network trained on small crops sees inputs of its training size, with
     the context it was trained with; None or an image no larger than the tile: ``run_padded``.
     x: [N, C, H, W] -> [N, C', H, W]."""
+    check_tile(tile, stride)
     h, w = x.shape[-2:]
     if tile is None or (h <= tile and w <= tile):
         return run_padded(G, x, stride, batch_size)
-    if tile % stride or tile < stride:
-        raise ConfigError(f"--tile {tile} must be a multiple of the network's stride {stride}")
     ph, pw = max(0, tile - h), max(0, tile - w)  # an image thinner than a tile is padded first
     if ph or pw:
         x = F.pad(x, (0, pw, 0, ph), mode="reflect" if ph < h and pw < w else "replicate")
