@@ -46,3 +46,25 @@ def test_command_without_action_lists_its_actions(command, action):
         code = cli.main([command])
     assert code == 2
     assert buf.getvalue().startswith(f"usage: ganforge {command} [-h] {action} ...")
+
+
+def test_a_commands_module_without_register_is_a_helper_not_a_crash(monkeypatch, tmp_path):
+    """CONTRIBUTING: modules of ganforge/commands/ with a register function add subcommands;
+    one without (or a _private one) had crashed every ganforge command with an AttributeError."""
+    import sys
+    import types
+
+    from ganforge import cli, commands
+
+    helper = types.ModuleType("ganforge.commands.zz_helper")  # no register
+    monkeypatch.setitem(sys.modules, "ganforge.commands.zz_helper", helper)
+    real = cli.pkgutil.iter_modules
+
+    def with_helper(path):
+        yield from real(path)
+        if list(path) == list(commands.__path__):
+            yield types.SimpleNamespace(name="zz_helper")
+            yield types.SimpleNamespace(name="_private")  # never imported
+    monkeypatch.setattr(cli.pkgutil, "iter_modules", with_helper)
+    parser = cli.build_parser()
+    assert parser.parse_args(["presets"]).command == "presets"

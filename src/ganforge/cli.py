@@ -495,8 +495,10 @@ def build_parser() -> argparse.ArgumentParser:
     # their functions, so `ganforge --help` stays fast.
     from . import commands
 
-    for module in sorted(m.name for m in pkgutil.iter_modules(commands.__path__)):
-        importlib.import_module(f"ganforge.commands.{module}").register(sub, _Parser)
+    for module in sorted(m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_")):
+        register = getattr(importlib.import_module(f"ganforge.commands.{module}"), "register", None)
+        if register is not None:  # a module without one is a helper of the others
+            register(sub, _Parser)
     return p
 
 

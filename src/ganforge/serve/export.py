@@ -115,8 +115,10 @@ def export_onnx(run: LoadedRun, out: Path | str, *, capability: str | None = Non
     gap = verify(run, graph, capability, direction)
     if not gap <= PARITY_TOL:
         raise ExportError(f"the {capability} graph of objective={run.config.objective} does not reproduce "
-                          f"the family's own {capability} (difference {gap:.3g}); it does more than one "
-                          f"network call, which ONNX export does not cover yet")
+                          f"the family's own {capability} (difference {gap:.3g}; inf: another shape): export "
+                          f"replays the method's one network call alone, and this method does more (a second "
+                          f"call, or a reshape of the output); a family author makes it one call plus "
+                          f"clamping, or declares export_module(nets) (ganforge.serve.graph)")
     names = list(inputs)
     dynamic = {k: ({0: "batch", 2: "height", 3: "width"} if capability in IMAGE_CAPABILITIES else {0: "batch"})
                for k, v in inputs.items() if v.dim() > 0}
