@@ -213,3 +213,14 @@ def test_missing_ganforge_data_is_an_error(isolated, monkeypatch):
         load_dataset("fashion-mnist")
     assert "\n" not in str(info.value) and "unset it" in str(info.value)
     assert len(load_dataset("fashion-mnist", data_dir=isolated / "cache" / "fashion-mnist")) == 6
+
+
+def test_a_long_features_pass_logs_its_progress_in_tenths():
+    from ganforge.metrics import reference
+
+    lines = []
+    assert reference._progress(lines.append, reference.PROGRESS_MIN_IMAGES - 1) is None  # short: one line is enough
+    progress = reference._progress(lines.append, 60_000)
+    for done in range(500, 60_001, 500):
+        progress(done)
+    assert [l.split(" images")[0] for l in lines] == [f"  features: {6000 * k}/60000" for k in range(1, 10)]

@@ -119,6 +119,26 @@ def store_npz(path: Path, **arrays) -> None:
                           f"writable folder", stacklevel=3)
 
 
+PROGRESS_MIN_IMAGES = 10_000  # a features pass this long is followed in tenths (60,000 train
+# images through Inception on a CPU take many minutes, which had passed with one line)
+
+
+def _progress(log: Callable[[str], None], total: int) -> Callable[[int], None] | None:
+    """A progress callback for an extractor: one line per tenth of a long pass, with the time."""
+    import time
+
+    if total < PROGRESS_MIN_IMAGES:
+        return None
+    start, said = time.perf_counter(), [0]
+
+    def progress(done: int) -> None:
+        tenth = done * 10 // total
+        if tenth > said[0] and done < total:
+            said[0] = tenth
+            log(f"  features: {done}/{total} images ({10 * tenth}%) in {time.perf_counter() - start:.0f} s")
+    return progress
+
+
 def reference_features(dataset: str, extractor: Extractor, *, split: str = "test", n: int | None = None,
                        resolution: int | None = None, channels: int | None = None, data_dir=None,
                        cache: bool = True, log: Callable[[str], None] | None = None) -> Reference:
@@ -141,7 +161,8 @@ def reference_features(dataset: str, extractor: Extractor, *, split: str = "test
     if log:
         log(f"computing {extractor.name} features of {len(images)} {dataset}/{split} images "
             f"(cached for next time in {path.parent})")
-    feats = extractor(images)
+    progress = _progress(log, len(images)) if log else None
+    feats = extractor(images, progress=progress) if progress else extractor(images)
     if cache:
         store_npz(path, features=feats.features, logits=feats.logits)
     return Reference(feats, labels, class_names, {**info, "cache": str(path) if cache else None,
