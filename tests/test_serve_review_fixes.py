@@ -313,3 +313,42 @@ def test_export_force_replaces_a_damaged_model_folder_and_nothing_else(runs, tmp
     with pytest.raises(ConfigError, match=r"\(it holds \S+, which export does not write\)"):
         export.export_folder(run, run.run_dir, force=True)
     assert (Path(run.run_dir) / "checkpoints").is_dir()
+
+
+# `ganforge serve` whose every forward pass first spends about 8 s in torch's own kernels
+CHILD_BUSY_TORCH = """
+import sys, time, torch
+from ganforge import cli
+from ganforge.commands import serve
+from ganforge.serve.batching import ModelWorker
+serve.GRACE_S = 1.0
+real_forward = ModelWorker._forward
+def forward(self, jobs):
+    a, end = torch.randn(1500, 1500), time.monotonic() + 8
+    while time.monotonic() < end:
+        a = torch.tanh(a @ a)
+    return real_forward(self, jobs)
+ModelWorker._forward = forward
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_stop_that_drops_a_pass_inside_torch_exits_with_its_code_not_an_abort(runs, sig, code):
+    """SIGTERM (or Ctrl-C) while a forward pass runs in torch: after the grace the request is
+    dropped, and the process had then aborted on its way out ("terminate called without an
+    active exception", SIGABRT, exit 134): a supervisor logged a crash at every such deploy."""
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen([sys.executable, "-c", CHILD_BUSY_TORCH, "serve", str(runs["unconditional"].run_dir),
+                             "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_healthy(port, proc)
+    with socket.create_connection(("127.0.0.1", port)) as client:
+        client.sendall(raw_request("/api/sample", json.dumps({"n": 1}).encode(), "application/json"))
+        time.sleep(1.0)  # its pass is in torch
+        proc.send_signal(sig)
+        got_code, out, err = finish(proc, timeout=30)
+        got = answer(client)
+    assert got_code == code, err
+    assert "terminate called" not in err and err.count("\n") == 1, err
+    assert got.startswith(b"HTTP/1.1 503"), got[:300]

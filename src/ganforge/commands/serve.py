@@ -2,8 +2,11 @@
 web page (ganforge.serve.server), on uvicorn. Loopback only unless a token is set."""
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import math
+import os
+import time
 from pathlib import Path
 
 from . import add_run_arguments
@@ -166,11 +169,36 @@ def run_server(app, sockets: list, log_level: str) -> int:
     if not (server.force_exit or app.state.dropped or quiet.dropped):
         app.state.close()  # the models' threads, idle by now
         return 0
-    # a model's pass may still be running: its thread is a daemon and ends with the process
     terminated = signal.SIGTERM in received and signal.SIGINT not in received
     print(f"ganforge: {'stopped by SIGTERM' if terminated else 'interrupted'}; requests in flight were dropped",
           file=sys.stderr, flush=True)
-    return 143 if terminated else 130
+    code = 143 if terminated else 130
+    if not _workers_stopped(app.state.workers.values(), DROP_JOIN_S):
+        # a model's pass is still running: the interpreter's exit would tear torch down under that
+        # thread ("terminate called without an active exception", SIGABRT, exit 134)
+        sys.stdout.flush()
+        os._exit(code)
+    return code
+
+
+DROP_JOIN_S = 1.0  # how long a stop that dropped requests waits for a model's pass to end
+
+
+def _workers_stopped(workers, timeout: float) -> bool:
+    """Stop the models' threads without the jobs of the dropped requests (still queued); whether
+    each has ended within ``timeout`` seconds (False: one is inside a forward pass)."""
+    import queue
+
+    workers = list(workers)
+    for w in workers:
+        with contextlib.suppress(queue.Empty):
+            while True:
+                w.queue.get_nowait()
+        w.queue.put(None)
+    deadline = time.monotonic() + timeout
+    for w in workers:
+        w.thread.join(max(0.0, deadline - time.monotonic()))
+    return not any(w.thread.is_alive() for w in workers)
 
 
 class QuietCancel:
