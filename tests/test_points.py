@@ -87,3 +87,28 @@ def test_a_walk_passes_through_every_seed_whatever_the_frame_count():
     assert torch.equal(a12, t.floor().long()) and torch.allclose(frac12, t - t.floor())
     with pytest.raises(ValueError, match="at least 3 frames"):
         walk_fractions(3, 2)
+
+
+def test_a_toy_model_folder_and_onnx_describe_points_and_their_evaluation(toy_run, tmp_path):
+    """The card had said 'resolution 28, 1 channel(s)', '# float [16, C, H, W]' and offered
+    `ganforge eval NAME --ref DATASET`, which no value makes work for points; the .onnx's
+    metadata had called its output images."""
+    import json
+    import shlex
+
+    import onnx
+
+    folder = tmp_path / "toy"
+    assert cli.main(["export", str(toy_run), "--format", "folder", "--out", str(folder)]) == 0
+    card = (folder / "README.md").read_text()
+    assert "2-D points" in card and "float [16, 2]" in card
+    assert "resolution" not in card.split("## Data")[1].split("##")[0] and "--ref DATASET" not in card
+    line = next(l for l in card.splitlines() if "`ganforge sample" in l)
+    argv = shlex.split(line.split("`ganforge ", 1)[1].split("`")[0])
+    argv[argv.index("--out") + 1] = str(tmp_path / "points.png")
+    argv[1] = str(folder)  # the card names the folder as its reader will have it
+    assert cli.main(argv) == 0 and (tmp_path / "points.png").is_file()
+    assert "bench modes --data toy:grid25" in card
+    assert cli.main(["export", str(toy_run), "--format", "onnx", "--out", str(tmp_path / "t.onnx")]) == 0
+    meta = {p.key: p.value for p in onnx.load(str(tmp_path / "t.onnx")).metadata_props}
+    assert json.loads(meta["ganforge"])["output"].startswith("image_out: float32 [N, 2], points")

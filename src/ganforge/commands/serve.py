@@ -99,9 +99,9 @@ def cmd_serve(args) -> int:
     for key in ("max_n", "max_batch", "max_pixels"):
         if getattr(args, key) < 1:
             raise ConfigError(f"--{key.replace('_', '-')} must be at least 1, got {getattr(args, key)}")
-    for key, low in (("max_upload_mb", "positive"), ("max_audio_seconds", "positive"), ("batch_wait_ms", "at least 0")):
+    for key, low in (("max_upload_mb", "above 0"), ("max_audio_seconds", "above 0"), ("batch_wait_ms", "at least 0")):
         value = getattr(args, key)
-        if not (math.isfinite(value) and (value > 0 if low == "positive" else value >= 0)):  # NaN, inf too
+        if not (math.isfinite(value) and (value > 0 if low == "above 0" else value >= 0)):  # NaN, inf too
             raise ConfigError(f"--{key.replace('_', '-')} must be a finite number {low}, got {value}")
     if args.threads is not None and args.threads < 1:
         raise ConfigError(f"--threads must be at least 1, got {args.threads}; leave it out for torch's default")

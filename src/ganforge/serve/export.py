@@ -213,7 +213,8 @@ def onnx_metadata(run, capability, direction, graph, inputs, dynamic=None) -> di
     info = {"family": run.config.objective, "capability": capability,
             "inputs": {k: {"shape": shapes[k], "dtype": str(v.dtype).replace("torch.", ""),
                            **({"meaning": meaning[k]} if k in meaning else {})} for k, v in inputs.items()},
-            "output": "image_out: float32 [N, C, H, W] in [-1, 1]", "step": run.step}
+            "output": (f"image_out: float32 [N, {run.point_dim}], points (a toy mixture's samples)"
+                       if run.point_dim else "image_out: float32 [N, C, H, W] in [-1, 1]"), "step": run.step}
     if capability in IMAGE_CAPABILITIES:
         info.update(stride=graph.stride, scale=graph.scale, direction=direction)
     if run.class_names and capability == "sample":
@@ -284,6 +285,10 @@ def evaluation_advice(run: LoadedRun, name: str) -> list[str]:
         return [f"The run logged no evaluation (super-resolution runs are evaluated after training, not "
                 f"with `eval.every`): {command} measures Y-channel PSNR/SSIM against bicubic upscaling on "
                 f"the held-out photographs (`--data DIR`: a folder of high-resolution images of your own)."]
+    if "sample" in caps and run.point_dim:  # a toy mixture: eval takes images, bench modes points
+        return [f"The run logged no evaluation: `ganforge sample {name} --n 1000 --out points.png` draws its "
+                f"points over the mixture's modes, and `ganforge bench modes --data {run.config.data.name}` "
+                f"measures modes covered and high-quality samples of a recipe over seeds."]
     if "sample" in caps:
         ref = run.config.data.name
         try:
@@ -307,7 +312,8 @@ def model_card(run: LoadedRun, meta: dict[str, Any]) -> str:
     a = cfg.audio if audio else None
     lines += ["", "## Data", "", f"- dataset: `{cfg.data.name}` (split `{cfg.data.split}`)",
               f"- {a.rate} Hz mono audio, log-mel front end: {a.n_mels} mels, n_fft {a.n_fft}, hop {a.hop}"
-              if audio else f"- resolution {cfg.data.resolution}, {cfg.data.channels} channel(s)"]
+              if audio else f"- {run.point_dim}-D points" if run.point_dim
+              else f"- resolution {cfg.data.resolution}, {cfg.data.channels} channel(s)"]
     if run.class_names:
         lines.append(f"- classes: {', '.join(f'{i}={n}' for i, n in enumerate(run.class_names))}")
     lines += ["", "## Evaluation", ""]
@@ -356,7 +362,8 @@ def model_card(run: LoadedRun, meta: dict[str, Any]) -> str:
     else:
         lines += ["import ganforge", "", f'g = ganforge.load("{meta["name"]}")']
     if "sample" in run.capabilities:
-        lines.append("images = g.sample(16, seed=0)   # float [16, C, H, W] in [-1, 1]")
+        lines.append(f"points = g.sample(16, seed=0)   # float [16, {run.point_dim}]" if run.point_dim
+                     else "images = g.sample(16, seed=0)   # float [16, C, H, W] in [-1, 1]")
     lines += ["```", "", "```bash"]
     if "vocode" in run.capabilities:
         lines.append(f"ganforge vocode {meta['name']} in.wav --out out.wav")
