@@ -107,8 +107,8 @@ def test_bad_hook_value_is_one_line(tmp_path, value, match):
 
 # 4. resume and force together
 def test_train_refuses_resume_with_force(tmp_path):
-    with pytest.raises(ConfigError, match=r"--resume \(resume=True\) continues the run in --out \(run_dir\) "
-                                          r"and --force \(force=True\) replaces it; pass one of them"):
+    with pytest.raises(ConfigError, match=r"--resume \(Python: resume=True\) continues the run in --out \(Python: run_dir\) "
+                                          r"and --force \(Python: force=True\) replaces it; pass one of them"):
         api.train(_cgan(), tmp_path / "r", resume=True, force=True, dataset=_ds(torch.arange(64) % 10))
     assert not (tmp_path / "r").exists()
 
@@ -151,7 +151,7 @@ def test_evaluate_too_few_images_message():
 
 def test_force_refused_names_python_argument(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
-    with pytest.raises(ConfigError, match=r"^--force \(force=True\) refused: .* is not a ganforge run"):
+    with pytest.raises(ConfigError, match=r"^--force \(Python: force=True\) refused: .* is not a ganforge run"):
         rundir.claim_run_dir(tmp_path, force=True)
     assert (tmp_path / "notes.txt").exists()
 

@@ -111,7 +111,7 @@ def test_bench_modes_refuses_an_existing_out_before_deleting_anything(tmp_path):
     (out / "v" / "seed_1").mkdir()
     (out / "v" / "seed_1" / "notes.txt").write_text("x")  # not a ganforge run: --force may not delete it
     args = _parser().parse_args([*argv, "--force"])
-    with pytest.raises(ConfigError, match=r"--force \(force=True\) refused: .*seed_1 is not a ganforge run"):
+    with pytest.raises(ConfigError, match=r"--force \(Python: force=True\) refused: .*seed_1 is not a ganforge run"):
         args.func(args)
     assert (run / "keep").is_file() and (out / "v" / "seed_1" / "notes.txt").is_file()
     assert not (out / "modes.json").exists()
