@@ -107,8 +107,9 @@ def test_bad_hook_value_is_one_line(tmp_path, value, match):
 
 # 4. resume and force together
 def test_train_refuses_resume_with_force(tmp_path):
-    with pytest.raises(ConfigError, match=r"--resume \(Python: resume=True\) continues the run in --out \(Python: run_dir\) "
-                                          r"and --force \(Python: force=True\) replaces it; pass one of them"):
+    with pytest.raises(ConfigError, match=r"--resume \(Python: resume=True\) continues the run in --out "
+                                          r"\(Python: run_dir\) and --force \(Python: force=True\) replaces it; "
+                                          r"pass one of them"):
         api.train(_cgan(), tmp_path / "r", resume=True, force=True, dataset=_ds(torch.arange(64) % 10))
     assert not (tmp_path / "r").exists()
 

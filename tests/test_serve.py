@@ -230,6 +230,8 @@ BAD = [
     ("post", "/api/interpolate", {"json": {"steps": 50}}, 422, "--max-n 8"),
     ("post", "/api/interpolate", {"json": {"model": "test-truncation"}}, 422, "cannot interpolate"),
     ("post", "/api/translate", {"data": {"model": "pix2pix"}}, 422, "file: Field required"),
+    ("post", "/api/translate", {"json": {"model": "pix2pix"}}, 422,  # a JSON body where an upload goes
+     "send the upload as multipart/form-data, e.g. curl -F model=NAME -F file=@INPUT"),
     ("post", "/api/translate", {"data": {"model": "pix2pix", "direction": "BtoA"},
                                 "files": {"file": ("a.png", png(np.zeros((8, 8, 3), np.uint8)))}}, 422, "AtoB only"),
     ("post", "/api/upscale", {"data": {"model": "superres"}, "files": {"file": ("a.png", b"not an image")}},

@@ -442,6 +442,10 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
         if body is not None:
             return JSONResponse({"error": body}, status_code=422)
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        if tuple(first.get("loc", ())) == ("body", "file") and first.get("type") == "missing":
+            # a JSON body, or a form without the upload: say how an upload is sent
+            return JSONResponse({"error": "file: Field required; send the upload as multipart/form-data, e.g. "
+                                          "curl -F model=NAME -F file=@INPUT"}, status_code=422)
         return JSONResponse({"error": f"{where}: {first.get('msg')}"}, status_code=422)
 
     @app.exception_handler(Exception)
