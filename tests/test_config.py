@@ -84,3 +84,27 @@ def test_a_preset_with_overrides_says_so_in_its_description():
                                + preset.description)
     assert load_config("toy-ring8", ["description=mine", "reg.r1=0"])[1].description == "mine"
     assert "description" not in config_changes(preset, cfg)  # not a setting a resume reports
+
+
+def test_a_section_or_key_given_twice_in_a_yaml_file_is_refused(tmp_path):
+    """A second `train:` block appended to a preset's file had silently replaced the first (its
+    precision and channels_last with it); a key twice kept the last value."""
+    from ganforge.config import load_config
+
+    path = tmp_path / "my.yaml"
+    path.write_text("train:\n  steps: 5\n  precision: bf16\nmodel:\n  g_width: 8\ntrain:\n  steps: 7\n")
+    with pytest.raises(ConfigError, match=r"line 6: 'train' is given twice in one mapping \(first at line 1\)"):
+        load_config(str(path))
+    path.write_text("train:\n  steps: 2\n  steps: 3\n")
+    with pytest.raises(ConfigError, match="'steps' is given twice"):
+        load_config(str(path))
+
+
+def test_a_file_named_like_a_preset_does_not_replace_the_preset(tmp_path, monkeypatch, capsys):
+    from ganforge.config import load_config
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dcgan-fashion-mnist").write_text("model:\n  name: mlp\n")
+    assert load_config("dcgan-fashion-mnist")[1].model.name == "dcgan"
+    assert "using the preset dcgan-fashion-mnist, not the file" in capsys.readouterr().err
+    assert load_config("./dcgan-fashion-mnist")[1].model.name == "mlp"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import sys
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
@@ -610,9 +611,28 @@ def list_presets() -> dict[str, str]:
     return out
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping: a second ``train:`` block appended
+    to a preset's file had silently replaced the whole first one (its precision and channels_last
+    with them)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise ConfigError(f"line {line}: '{key}' is given twice in one mapping (first at line "
+                                  f"{seen[key]}); merge the two into one")
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+    except ConfigError as exc:
+        raise ConfigError(f"{path} {exc}") from None
     except yaml.YAMLError as exc:
         line = getattr(getattr(exc, "problem_mark", None), "line", None)
         where = f" at line {line + 1}" if line is not None else ""
@@ -635,12 +655,15 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 def load_raw(preset_or_file: str) -> tuple[str, dict[str, Any]]:
     """Return (run name, raw dict) for a preset name or a YAML file path."""
     path = Path(preset_or_file)
-    if preset_or_file.endswith((".yaml", ".yml")) or path.is_file():
+    presets = list_presets()
+    if preset_or_file in presets and path.is_file():  # a bare preset name: the preset, and said
+        print(f"ganforge: note: using the preset {preset_or_file}, not the file of that name here "
+              f"(pass ./{preset_or_file} for the file)", file=sys.stderr)
+    elif preset_or_file.endswith((".yaml", ".yml")) or path.is_file():
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist; pass a preset name "
                               f"(ganforge presets) or an existing YAML file")
         return path.stem, _read_yaml(path)
-    presets = list_presets()
     if preset_or_file not in presets:
         raise ConfigError(f"unknown preset '{preset_or_file}'{closest(preset_or_file, presets)}; "
                           f"run 'ganforge presets' to list them")
