@@ -100,11 +100,11 @@ def test_a_section_or_key_given_twice_in_a_yaml_file_is_refused(tmp_path):
         load_config(str(path))
 
 
-def test_a_file_named_like_a_preset_does_not_replace_the_preset(tmp_path, monkeypatch, capsys):
+def test_a_file_named_like_a_preset_does_not_replace_the_preset(tmp_path, monkeypatch):
     from ganforge.config import load_config
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "dcgan-fashion-mnist").write_text("model:\n  name: mlp\n")
-    assert load_config("dcgan-fashion-mnist")[1].model.name == "dcgan"
-    assert "using the preset dcgan-fashion-mnist, not the file" in capsys.readouterr().err
+    with pytest.warns(UserWarning, match="using the preset dcgan-fashion-mnist, not the file"):
+        assert load_config("dcgan-fashion-mnist")[1].model.name == "dcgan"
     assert load_config("./dcgan-fashion-mnist")[1].model.name == "mlp"

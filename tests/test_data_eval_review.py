@@ -223,4 +223,21 @@ def test_a_long_features_pass_logs_its_progress_in_tenths():
     progress = reference._progress(lines.append, 60_000)
     for done in range(500, 60_001, 500):
         progress(done)
-    assert [l.split(" images")[0] for l in lines] == [f"  features: {6000 * k}/60000" for k in range(1, 10)]
+    assert [l.split(" images")[0] for l in lines] == [f"  features: {6000 * k}/60000" for k in range(1, 11)]
+
+
+def test_tenths_says_each_new_tenth_once_and_by_time_without_a_total(monkeypatch):
+    from ganforge import progress
+
+    lines = []
+    tenths = progress.Tenths(lines.append, 95, lambda n: f"{n}/95")
+    for done in range(1, 96):
+        tenths(done)
+    assert lines == [f"{d}/95" for d in (10, 19, 29, 38, 48, 57, 67, 76, 86, 95)]
+    clock = iter([0.0, 5.0, 11.0, 12.0, 25.0])  # the start, then one reading per call
+    monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))
+    lines.clear()
+    unknown = progress.Tenths(lines.append, None, lambda n: f"{n} so far")
+    for done in (1, 2, 3, 4):
+        unknown(done)
+    assert lines == ["2 so far", "4 so far"]  # 10 s after the start, then 10 s after that line

@@ -84,6 +84,12 @@ def save_tensors(tensors: dict, path: Path | str, metadata: dict[str, str] | Non
     from safetensors.torch import save_file
 
     save_file(tensors, str(path), metadata=metadata)
+    normal_mode(path)
+
+
+def normal_mode(path: Path | str) -> None:
+    """Give a file created owner-only (safetensors, mkstemp: 0600) the mode any new file gets,
+    0666 less the umask, so another user or a container sharing the folder can read it."""
     mask = os.umask(0)
     os.umask(mask)
     os.chmod(path, 0o666 & ~mask)

@@ -8,8 +8,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import sys
 import typing
+import warnings
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -657,8 +657,8 @@ def load_raw(preset_or_file: str) -> tuple[str, dict[str, Any]]:
     path = Path(preset_or_file)
     presets = list_presets()
     if preset_or_file in presets and path.is_file():  # a bare preset name: the preset, and said
-        print(f"ganforge: note: using the preset {preset_or_file}, not the file of that name here "
-              f"(pass ./{preset_or_file} for the file)", file=sys.stderr)
+        warnings.warn(f"using the preset {preset_or_file}, not the file of that name here (pass "
+                      f"./{preset_or_file} for the file)", stacklevel=3)
     elif preset_or_file.endswith((".yaml", ".yml")) or path.is_file():
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist; pass a preset name "

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 
 from .errors import ConfigError
+from .progress import Tenths
 
 FORMATS = ("folder", "npz")
 PROGRESS_MIN = 1000  # exports of at least this many images say how far they are (10k took 17 s)
@@ -97,13 +97,12 @@ def export(run, out: Path, *, per_class: int, fmt: str = "folder", seed: int = 0
             folders = [folder_name(i, n, k) for i, n in enumerate(names)]
             for f in folders:
                 (tmp / f).mkdir()
-            last, tenth = time.monotonic(), max(1, len(labels) // 10)
+            progress = Tenths(say, len(labels), lambda n: f"  wrote {n}/{len(labels)} images") if say else None
             for i, (img, y) in enumerate(zip(images, labels.tolist())):
                 file_meta = None if record is None else {**record, "class": names[y], "index": i}
                 prov.save(img, tmp / folders[y] / f"{y:0{len(str(k - 1))}d}_{i:06d}.png", file_meta)
-                if say and ((i + 1) % tenth == 0 or time.monotonic() - last >= 10):
-                    say(f"  wrote {i + 1}/{len(labels)} images")
-                    last = time.monotonic()
+                if progress:
+                    progress(i + 1)
             meta["folders"] = folders
             (tmp / "classes.json").write_text(json.dumps(meta, indent=2) + "\n")
         if out.exists():  # replaced only once the new data is complete (--force)

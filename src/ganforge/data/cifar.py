@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..atomic import atomic_write_json
+from ..atomic import atomic_write_json, normal_mode
 from ..errors import DataError, StorageError
 from .base import DATASETS, ImageDataset, LoadRequest, adapt_images
-from .download import cache_root, download, file_digest, normal_mode
+from .download import cache_root, download, file_digest
 from .named import CHECKSUMS, MIRRORS, check_split, obtain
 
 NAME = "cifar10"

@@ -14,18 +14,18 @@ import os
 import re
 import socket
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Callable
 
 from ..errors import DataError
+from ..progress import Tenths
 
 # Seconds to wait on a silent connection; tests lower it.
 DOWNLOAD_TIMEOUT = 30.0
 _CHUNK = 1 << 20
-# A progress line on stderr at each tenth of a file of at least _PROGRESS_MIN_BYTES, and after
-# PROGRESS_SECONDS without one (a slow mirror, or a server that sends no Content-Length).
+# Progress of a download: see _progress
 PROGRESS_SECONDS = 10.0
 _PROGRESS_MIN_BYTES = 8 << 20
 
@@ -57,14 +57,6 @@ def one_line(exc: BaseException) -> str:
     return " ".join(str(reason).split()) or type(exc).__name__
 
 
-def normal_mode(path: Path) -> None:
-    """Give a file made owner-only by mkstemp the mode any new file gets (0666 less the umask),
-    so a shared GANFORGE_DATA or cache can be read by the others who use it."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
-
-
 def _part(dest: Path, host: str, pid: int) -> Path:
     return dest.with_name(f".{dest.name}.{host}.{pid}.part")
 
@@ -92,22 +84,22 @@ def remove_stale_parts(dest: Path) -> None:
                     path.unlink()
 
 
-class _Progress:
-    """One line on stderr per tenth of a large file, or per PROGRESS_SECONDS; never a carriage
-    return, so a log file gets readable lines."""
+def _progress(url: str, total: int | None) -> Callable[[int], None]:
+    """A line on stderr per tenth of a file of at least _PROGRESS_MIN_BYTES, else per
+    PROGRESS_SECONDS (a slow mirror, or a server that sends no Content-Length)."""
+    done = [0]
 
-    def __init__(self, url: str, total: int | None):
-        self.url, self.total, self.done = url, total, 0
-        self.last_time, self.last_tenth = time.monotonic(), 0
+    def line(nbytes: int) -> str:
+        of = f" of {total / 1e6:.1f} MB ({100 * nbytes // total}%)" if total else " so far"
+        return f"ganforge: downloading {url}: {nbytes / 1e6:.1f} MB{of}"
 
-    def __call__(self, nbytes: int) -> None:
-        self.done += nbytes
-        now = time.monotonic()
-        tenth = self.done * 10 // self.total if self.total else 0
-        if (tenth > self.last_tenth and self.total >= _PROGRESS_MIN_BYTES) or now - self.last_time >= PROGRESS_SECONDS:
-            of = f" of {self.total / 1e6:.1f} MB ({100 * self.done // self.total}%)" if self.total else " so far"
-            print(f"ganforge: downloading {self.url}: {self.done / 1e6:.1f} MB{of}", file=sys.stderr, flush=True)
-            self.last_time, self.last_tenth = now, tenth
+    tenths = Tenths(lambda text: print(text, file=sys.stderr, flush=True),
+                    total if total and total >= _PROGRESS_MIN_BYTES else None, line, seconds=PROGRESS_SECONDS)
+
+    def progress(nbytes: int) -> None:  # called with each block's size
+        done[0] += nbytes
+        tenths(done[0])
+    return progress
 
 
 def _content_length(response) -> int | None:
@@ -135,7 +127,7 @@ def download(urls: list[str], dest: Path, checksum: str) -> str:
             request = urllib.request.Request(url, headers={"User-Agent": "ganforge"})
             # open(): the umask's mode, as any other file (mkstemp's 0600 hid shared datasets)
             with open(tmp, "wb") as out, urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT) as response:
-                progress = _Progress(url, _content_length(response))
+                progress = _progress(url, _content_length(response))
                 for block in iter(lambda: response.read(_CHUNK), b""):
                     h.update(block)
                     out.write(block)

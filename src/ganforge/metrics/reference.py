@@ -124,19 +124,16 @@ PROGRESS_MIN_IMAGES = 10_000  # a features pass this long is followed in tenths 
 
 
 def _progress(log: Callable[[str], None], total: int) -> Callable[[int], None] | None:
-    """A progress callback for an extractor: one line per tenth of a long pass, with the time."""
+    """A progress callback for an extractor: a line per tenth of a long pass, with the time."""
     import time
+
+    from ..progress import Tenths
 
     if total < PROGRESS_MIN_IMAGES:
         return None
-    start, said = time.perf_counter(), [0]
-
-    def progress(done: int) -> None:
-        tenth = done * 10 // total
-        if tenth > said[0] and done < total:
-            said[0] = tenth
-            log(f"  features: {done}/{total} images ({10 * tenth}%) in {time.perf_counter() - start:.0f} s")
-    return progress
+    start = time.perf_counter()
+    return Tenths(log, total, lambda done: f"  features: {done}/{total} images ({100 * done // total}%) in "
+                                            f"{time.perf_counter() - start:.0f} s", seconds=30.0)
 
 
 def reference_features(dataset: str, extractor: Extractor, *, split: str = "test", n: int | None = None,
