@@ -30,7 +30,7 @@ from .rng import keeps_random_state
 from .training import checkpoint as ckpt
 from .training import distributed
 from .training.precision import resolve_device
-from .training.trainer import FitResult, Hook, Trainer
+from .training.trainer import OPTIMIZERS, FitResult, Hook, Trainer
 
 
 def load_data(cfg: Config):
@@ -533,6 +533,7 @@ def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: boo
             _check_resume_data(run_dir, objective, weights, state)
         batches = objective.make_batches(dataset, cfg, device)
         hooks = _eval_hooks(cfg, hooks)
+        OPTIMIZERS.get(cfg.optim.name)  # an unknown optimizer, refused before "training ..." is said
         if on_start is not None:  # the data read and the networks built: what can refuse the run has
             on_start(run_dir)
         if not resume:

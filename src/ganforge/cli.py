@@ -513,8 +513,10 @@ def parse_args(argv: list[str], parser: argparse.ArgumentParser | None = None) -
             args.overrides.extend(extra)
         else:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    if getattr(args, "command", None) == "train" and args.config and "=" in args.config:
-        # `ganforge train --resume --out DIR train.steps=100`: the first positional is an override.
+    if (getattr(args, "command", None) == "train" and args.config and "=" in args.config
+            and not args.config.endswith((".yaml", ".yml")) and not Path(args.config).is_file()):
+        # `ganforge train --resume --out DIR train.steps=100`: the first positional is an override
+        # (a config file whose name holds '=' stays the config).
         args.overrides.insert(0, args.config)
         args.config = None
     return args

@@ -273,6 +273,10 @@ def _unknown_key(dotted: str) -> ConfigError:
         return ConfigError(f"unknown config key '{dotted}': no family has registered its "
                            f"sections yet; import ganforge.objectives (or use "
                            f"ganforge.load_config) before parsing configs")
+    if "." not in dotted and dotted in section_names():  # `train=5`: a whole section given a value
+        some = [k for k in all_keys() if k.startswith(f"{dotted}.")][:4]
+        return ConfigError(f"'{dotted}' is a config section, not a key; set one of its keys, such as "
+                           f"{', '.join(f'{k}=...' for k in some)}")
     if "." not in dotted:  # a key without its section: steps=5 means train.steps=5
         owners = [k for k in all_keys() if k.rsplit(".", 1)[-1] == dotted and "." in k]
         if 0 < len(owners) <= 4:
@@ -371,6 +375,8 @@ def from_dict(data: dict[str, Any]) -> Config:
         raise ConfigError("a config must be a mapping of sections to values")
     for key, value in data.items():  # a whole section nobody registered: a plugin family not imported?
         if isinstance(value, dict) and key not in SECTIONS and key not in _field_types(Config):
+            if closest(key, section_names()):  # `trian:`: a slip, not a plugin's section
+                raise _unknown_key(key)
             raise ConfigError(f"{_unknown_key(key)}; a section of a family defined outside ganforge "
                               f"(objective '{data.get('objective', 'unconditional')}' here?) needs the module "
                               f"that registers it imported first")
@@ -563,19 +569,72 @@ def _set_dotted(data: dict, key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
+def key_type(dotted: str):
+    """The annotation of the dotted config key ``dotted`` (``train.steps`` -> int), None if unknown."""
+    cls, parts = Config, dotted.split(".")
+    if parts[0] in SECTIONS:
+        cls, parts = SECTIONS[parts[0]].cls, parts[1:]
+    tp = None
+    for i, part in enumerate(parts):
+        types = _field_types(cls) if dataclasses.is_dataclass(cls) else {}
+        if part not in types or (cls is Config and part == "sections"):
+            return None
+        tp = types[part]
+        if i < len(parts) - 1:
+            cls = tp
+    return tp
+
+
+def _scalar(tp) -> tuple[Any, bool]:
+    """``tp`` without its Optional (int | None -> int), and whether None is allowed."""
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        inner = [a for a in args if a is not type(None)]
+        return (inner[0] if len(inner) == 1 else tp), type(None) in args
+    return tp, False
+
+
+def _unquoted(text: str) -> str | None:
+    """``text`` without one pair of matching outer quotes, None if it has none."""
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return None
+
+
 def parse_override(text: str) -> tuple[str, Any]:
-    """'train.steps=500' -> ('train.steps', 500); values are read as YAML scalars/lists."""
+    """'train.steps=500' -> ('train.steps', 500), read by the key's type: a text key takes the
+    text as written (YAML would drop ' #2' of 'run #2' as a comment, and read dates, yes/no and
+    numbers); an int key reads decimal (010 is 10, not YAML's octal 8) and integral floats
+    (1e4 is 10000); other values (lists, booleans) are read as YAML."""
     if "=" not in text:
         raise ConfigError(f"override '{text}' is not key=value; write it like train.steps=500")
     key, raw = text.split("=", 1)
     key = key.strip()
     if key not in all_keys():
         raise _unknown_key(key)
+    tp, optional = _scalar(key_type(key))
+    stripped = raw.strip()
+    if optional and stripped in ("", "null", "~"):
+        return key, None
+    if tp is str:
+        quoted = _unquoted(stripped)
+        return key, quoted if quoted is not None else stripped
+    if tp is int and stripped:
+        try:
+            return key, int(stripped)
+        except ValueError:
+            pass
+        try:
+            number = float(stripped)
+        except ValueError:
+            number = None
+        if number is not None and number.is_integer():
+            return key, int(number)
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = yaml.safe_load(raw) if stripped else None
     except yaml.YAMLError:
         value = raw  # a plain string such as a path with odd characters
-    if isinstance(value, dict) and not raw.strip().startswith("{"):
+    if isinstance(value, dict) and not stripped.startswith("{"):
         value = raw  # "folder:" or "folder:a: b" is text that YAML read as a mapping
     return key, value
 
@@ -643,6 +702,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise ConfigError(f"{path} is not a text file; give a YAML config or a preset name "
                           f"(ganforge presets)") from None
+    if data is None:
+        raise ConfigError(f"{path} is empty; write config sections in it, or start from a preset "
+                          f"(ganforge presets NAME > {path})")
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of config sections, got {type(data).__name__}")
     sections = set(section_names())
