@@ -19,6 +19,7 @@ import torch
 import yaml
 
 from . import config as config_mod
+from . import losses
 from . import rundir
 from .atomic import atomic_write_text, check_readable
 from .config import Config, load_config  # noqa: F401  (ganforge.load_config, families registered)
@@ -663,8 +664,9 @@ class LoadedRun:
         self.config = config_mod.from_dict(state["config"])
         self.step = int(state["step"])
         fam = family(self.config)
-        self.objective: Objective = fam(self.config,
-                                        fam.info_from_state(self.config, state.get("objective", {})))
+        with losses.for_inference():  # a loss the training script registered is not needed here
+            self.objective: Objective = fam(self.config,
+                                            fam.info_from_state(self.config, state.get("objective", {})))
         nets = ckpt.unflatten_weights({k: v for k, v in weights.items() if not k.startswith("ema.")})
         ema = ckpt.unflatten_weights(weights, prefix="ema.")
         try:
@@ -710,7 +712,8 @@ class LoadedRun:
         state = dict(meta.get("objective_state") or {})
         if files:
             state[ckpt.RUN_FILES] = files
-        self.objective = fam(self.config, fam.info_from_state(self.config, state))
+        with losses.for_inference():
+            self.objective = fam(self.config, fam.info_from_state(self.config, state))
         nets = ckpt.unflatten_weights(weights)
         try:
             for name, sd in nets.items():

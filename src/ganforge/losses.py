@@ -56,11 +56,14 @@ relativistic) it logs the mean raw score, whose scale is the loss's own (``is_pr
 """
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Optional, Protocol
+import contextlib
+import contextvars
+from typing import Callable, Iterator, NamedTuple, Optional, Protocol
 
 import torch
 import torch.nn.functional as F
 
+from .errors import ConfigError
 from .registry import Registry
 
 __all__ = ["LOSSES", "LossPair", "get_loss", "g_needs_real", "supports_label_smoothing",
@@ -86,8 +89,34 @@ class LossPair(NamedTuple):
 LOSSES: Registry[LossPair] = Registry("loss")
 
 
+_INFERENCE: contextvars.ContextVar[bool] = contextvars.ContextVar("ganforge_loss_inference", default=False)
+
+
+@contextlib.contextmanager
+def for_inference() -> Iterator[None]:
+    """While a run is loaded to sample or translate: a loss registered outside ganforge by the
+    script that trained it is not needed, so its name is not refused (a loss that raises when
+    called stands in). `ganforge sample` of such a run had failed on "unknown loss"."""
+    token = _INFERENCE.set(True)
+    try:
+        yield
+    finally:
+        _INFERENCE.reset(token)
+
+
+def _unregistered(name: str) -> LossPair:
+    def refuse(**_):
+        raise ConfigError(f"loss '{name}' is not registered in this process; import the module that "
+                          f"registers it before training")
+    refuse.real_target = True  # type: ignore[attr-defined]  # label smoothing was checked in training
+    return LossPair(d=refuse, g=refuse)
+
+
 def get_loss(name: str) -> LossPair:
-    """The (d, g) pair registered under `name`; ConfigError listing the valid names otherwise."""
+    """The (d, g) pair registered under `name`; ConfigError listing the valid names otherwise
+    (within ``for_inference``, a stand-in that refuses to be called)."""
+    if _INFERENCE.get() and name not in LOSSES:
+        return _unregistered(name)
     return LOSSES.get(name)
 
 
