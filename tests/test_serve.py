@@ -246,6 +246,12 @@ BAD = [
     ("post", "/api/upscale", {"data": {"model": "superres"},
                               "files": {"file": ("a.png", png(np.zeros((20, 20, 3), np.uint8)))}},
      413, "gives 40x40 = 1600 pixels, over the server's limit --max-pixels 900"),  # the output, x2
+    ("post", "/api/translate", {"data": {"model": "pix2pix", "directon": "BtoA"},  # misspelt: not ignored
+                                "files": {"file": ("a.png", png(np.zeros((8, 8, 3), np.uint8)))}}, 422,
+     "unknown form field 'directon' (did you mean 'direction'?); this endpoint takes file, model, direction"),
+    ("post", "/api/upscale", {"data": {"model": "superres", "tile": "64"},
+                              "files": {"file": ("a.png", png(np.zeros((8, 8, 3), np.uint8)))}}, 422,
+     "unknown form field 'tile'"),
     ("get", "/static/../api.py", {}, 404, "Not Found"),
 ]
 

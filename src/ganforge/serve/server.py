@@ -35,6 +35,7 @@ from starlette.routing import BaseRoute, Match
 from ..data.audio import wav_bytes
 from ..errors import GanforgeError
 from ..labels import grid_columns, listing
+from ..registry import closest
 from ..objectives import AUDIO_CAPABILITIES
 from ..report.plots import points_png
 from .batching import ModelWorker, to_pixels
@@ -533,6 +534,14 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
         for small ones, whose watch would cost more than their forward pass."""
         return request if values > INLINE_PNG_VALUES or truncation is not None else None
 
+    async def only_fields(request: Request, allowed: tuple[str, ...]) -> None:
+        """A form field this endpoint does not take is refused (as JSON bodies refuse unknown keys):
+        a misspelt `directon=BtoA` had been ignored, translating AtoB."""
+        unknown = sorted(set((await request.form()).keys()) - set(allowed))
+        if unknown:
+            raise ApiError(422, f"unknown form field {echo(unknown[0])}{closest(unknown[0], allowed)}; this "
+                                f"endpoint takes {', '.join(allowed)}")
+
     async def read_upload(file: UploadFile) -> bytes:
         data = await file.read(settings.max_upload_bytes + 1)
         if len(data) > settings.max_upload_bytes:
@@ -598,6 +607,7 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
     async def translate(request: Request, file: Annotated[UploadFile, File()],
                         model: Annotated[str | None, Form()] = None,
                         direction: Annotated[Literal["AtoB", "BtoA"], Form()] = "AtoB"):
+        await only_fields(request, ('file', 'model', 'direction'))
         name, run = pick(model, "translate")
         ok = {d["direction"]: d["channels"] for d in models[name]["directions"]}
         if direction not in ok:
@@ -612,6 +622,7 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
     @app.post("/api/upscale", dependencies=[Depends(auth)], responses={200: {"content": {"image/png": {}}}})
     async def upscale(request: Request, file: Annotated[UploadFile, File()],
                       model: Annotated[str | None, Form()] = None):
+        await only_fields(request, ('file', 'model'))
         name, run = pick(model, "upscale")
         data = await read_upload(file)
         array = await decode(data, settings, "RGB")
@@ -633,6 +644,7 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
                      model: Annotated[str | None, Form()] = None):
         """A recording analyzed to the model's log-mel and voiced again by the vocoder: a WAV at the
         model's rate, as long as the recording (``ganforge vocode``)."""
+        await only_fields(request, ('file', 'model'))
         name, run = pick(model, "vocode")
         wave = await recording(file, run)
         out = await wait(name, "vocode", request, wave=wave)
@@ -647,6 +659,7 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
                                                           "default Griffin-Lim")] = None):
         """A recording of one voice in the other voice (``ganforge convert``): a WAV at the model's
         rate, as long as the recording; the header X-Ganforge-Waveform says what made the waveform."""
+        await only_fields(request, ('file', 'model', 'direction', 'vocoder'))
         name, run = pick(model, "convert")
         if vocoder and vocoder not in models[name]["vocoders"]:
             can = ", ".join(models[name]["vocoders"]) or "none (Griffin-Lim only)"
