@@ -88,7 +88,7 @@ def test_generator_that_never_spreads_is_caught_after_warmup():
     """At initialisation diversity is low (a DCGAN sits near 0.15 of real): no alarm until
     warmup_steps, unless diversity was once healthy."""
     monitor = Monitor(tiny_config(), warmup_steps=1000)
-    events = feed(monitor, with_(healthy(40), diversity=0.0))  # steps 50..2000
+    events = feed(monitor, with_(healthy(40), diversity=3.0))  # 0.14 of real; steps 50..2000
     assert [(e["event"], e["step"]) for e in events] == [("mode_collapse", 1000 + 2 * 50)]
 
 

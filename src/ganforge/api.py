@@ -313,12 +313,16 @@ def _names(names: list[str] | None) -> str:
 
 
 def _record_changes(trainer: Trainer, changes: dict[str, tuple[Any, Any]]) -> None:
-    """The one-line notice and the metrics.jsonl event of a resume that changes the config."""
+    """The one-line notice and the metrics.jsonl event of a resume that changes the config,
+    also told to the monitor: a new loss, rate or regularizer sets a new scale of the losses and
+    grad norms, which the saved windows must not judge (Monitor.note)."""
     text = ", ".join(f"{k} {old} -> {new}" for k, (old, new) in changes.items())
     print(f"ganforge: resuming at step {trainer.step} with a changed config: {text}", flush=True)
-    trainer.logger.write({"event": "config_change", "step": trainer.step,
-                          "message": f"config changed on resume: {text}",
-                          "evidence": {k: [old, new] for k, (old, new) in changes.items()}})
+    event = {"event": "config_change", "step": trainer.step, "message": f"config changed on resume: {text}",
+             "evidence": {k: [old, new] for k, (old, new) in changes.items()}}
+    trainer.logger.write(event)
+    if trainer.monitor is not None:
+        trainer.monitor.note(event)
 
 
 def _check_data_dir(cfg: Config) -> None:

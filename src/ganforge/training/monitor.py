@@ -24,8 +24,13 @@ Record keys read (each optional: a detector that lacks its inputs stays silent):
 Detectors (thresholds are fields of MonitorSettings):
 
 - mode_collapse: diversity / diversity_real < collapse_ratio (0.3) for `patience` records,
-  judged once the ratio has been above the threshold or from step warmup_steps (1000) on (a
-  DCGAN at initialisation sits near 0.15 and spreads within a few hundred steps); or
+  judged once the ratio has held at or above the threshold for `patience` records, or from step
+  warmup_steps (1000) on (a DCGAN at initialisation sits near 0.15 and spreads within a few
+  hundred steps; a toy run that wobbled 0.30, 0.19, 0.36, 0.12 early on had been armed by its
+  first record and called collapsed at step 90 though it spread to 1.0 by step 250); before
+  either, a ratio below SAME_SAMPLES (1e-4: every sample the same) counts as bad and any other
+  as good (a toy run at 0.000 from step 20 on had waited for step 1000), unless G gets no
+  gradient at all: that is vanishing_gradients (b), which names the same samples; or
   probe_classes < coverage_ratio (0.75) x its best value so far. Mean pairwise distance
   between samples of one generator that ignores z is 0; a generator that covers the data has
   about the data's own value, so 0.3 leaves room for a sharper-than-real generator while
@@ -53,7 +58,10 @@ Detectors (thresholds are fields of MonitorSettings):
 - divergence: a non-finite loss, weight or gradient; a grad norm above explode_factor (100)
   x the median of its last `window` finite values (at least 4 of them) and above explode_min
   (1.0: a D recovering from saturation grows from 0.003 back to 0.4, which is no explosion;
-  healthy norms of the presets are 0.1-2 on toy data, 7-18 on DCGAN); a loss or grad norm
+  healthy norms of the presets are 0.1-2 on toy data, 7-18 on DCGAN); not for G's norm while a
+  vanishing_gradients episode is active: the vanished norms are no scale for G's recovery (a
+  norm of 230 against a vanished median of 0.0076 had been rolled back three times), and a
+  record with G no longer vanishing clears G's window, so its ratio test starts over; a loss or grad norm
   above explode_abs (1e6), which needs no history; or, for a logit loss (not a critic's),
   d_loss above d_loss_abs (1e3): D's outputs are in the thousands (healthy runs of every preset
   stay below 2). Fires at once.
@@ -74,7 +82,13 @@ or learning rate may apply). The monitor then clears the loss and gradient-norm 
 oscillation and vanishing-gradient counters, so the jump is compared with the new stage, not the
 old one: the oscillation test waits for `window` records of the new stage, the grad-norm ratio
 test for 4. Non-finite values and losses or grad norms above explode_abs still fire at once, and
-an explosion relative to the new stage's own history fires once it has 4 records.
+an explosion relative to the new stage's own history fires once it has 4 records. A resume that
+changes a setting which sets the scale of the losses and gradient norms (``{"event":
+"config_change", "evidence": {key: [old, new], ...}}`` with a key of REGIME_KEYS: the loss, the
+optimizer and its rates, the regularizers, augmentation, the model, train.n_critic or
+train.batch_size) is a new regime in the same way: a switch from minimax to nonsaturating that
+the vanishing-gradients advice asks for had been judged against the vanished norms and called a
+divergence.
 
 Episodes: each detector fires once when its condition has held for `patience` consecutive
 records (1 for divergence), then stays quiet until the condition has been false for `patience`
@@ -112,6 +126,11 @@ KEYS = {
 DIFFAUGMENT_POLICY = "color,translation,cutout"  # Zhao et al. 2020, the policy for small data
 TOY_R1 = 0.01  # reg.r1 of the toy-ring8 / toy-grid25 presets (2-D point data)
 CRITIC_LOSSES = ("wasserstein",)  # D returns unanchored scores: "D wins outright" is undefined
+# mode_collapse: diversity below this share of real: every sample the same (a toy G with dead
+# units emits exactly 0; a young tiny DCGAN on noise images starts near 0.001 and spreads)
+SAME_SAMPLES = 1e-4
+# Config sections and keys whose change on resume starts a new regime of losses and grad norms
+REGIME_KEYS = ("loss.", "optim.", "reg.", "augment.", "model.", "train.n_critic", "train.batch_size")
 
 
 # The thresholds are the config's monitor section (one set of names and defaults; each is
@@ -225,7 +244,7 @@ def _join(*parts: str | None) -> str:
 def _suggest_collapse(cfg, ev) -> str:
     return _join(_switch(cfg, "mbstd", 4, "let D see batch statistics"),
                  _switch(cfg, "pac", 2, "let D score packed samples (PacGAN)", off=(None, 1)),
-                 _r1(cfg), _augment(cfg), _halve(cfg, "g_lr", ev))
+                 _r1(cfg), _augment(cfg), *_lower_rates(cfg, ev, "g_lr"))
 
 
 PRESET_MAX_LR = 3e-3  # the largest learning rate of any preset (0.0025); 10x above it is no tuning
@@ -374,6 +393,7 @@ class Monitor:
         self.episodes["divergence"] = _Episode(1, 1)
         self.records = 0
         self.diversity_was_healthy = False
+        self.diversity_healthy_run = 0  # consecutive records with diversity at or above collapse_ratio
         self.early_g_grad = 0.0  # largest g_grad_norm of the first `window` records
         self.diverging = False  # whether the last record was judged divergent
         self.troubled: list[str] = []  # what judged the last record bad (see `healthy`)
@@ -406,6 +426,9 @@ class Monitor:
         # Judge against the history before this record joins it (the median excludes a spike).
         verdicts = {kind: check(record) for kind, check in self.checks.items()}
         self.diverging = bool((verdicts.get("divergence") or (False,))[0])  # this record
+        vanishing = verdicts.get("vanishing_gradients")
+        if self.episodes["vanishing_gradients"].active and vanishing is not None and not vanishing[0]:
+            self.history["g_grad_norm"].clear()  # G recovers: its vanished norms are no scale for it
         self._remember(record, diverging=self.diverging)
         g = record.get("g_grad_norm")
         self.zero_g = self.zero_g + 1 if _finite(g) and g == 0 else 0
@@ -449,8 +472,12 @@ class Monitor:
         if _finite(g) and self.records <= self.settings.window and not diverging:
             self.early_g_grad = max(self.early_g_grad, float(g))
         div, real = record.get("diversity"), record.get("diversity_real")
-        if _finite(div) and _finite(real) and real > 0 and div >= self.settings.collapse_ratio * real:
-            self.diversity_was_healthy = True
+        if _finite(div) and _finite(real) and real > 0:
+            # armed by a ratio that holds, not by one record that touches the threshold
+            healthy = div >= self.settings.collapse_ratio * real
+            self.diversity_healthy_run = self.diversity_healthy_run + 1 if healthy else 0
+            if self.diversity_healthy_run >= self.settings.patience:
+                self.diversity_was_healthy = True
         c = record.get("probe_classes")
         if _finite(c):
             self.best_coverage = max(self.best_coverage, float(c))
@@ -468,13 +495,19 @@ class Monitor:
                        if not any(key in part for key in self.unsupported)))
 
     def note(self, event: Mapping[str, Any]) -> None:
-        """A known event from the objective (see the module docstring): a fade-in starts a new
-        regime, so the windows that judge jumps against the recent past start over."""
-        if event.get("event") == "stage" and (event.get("evidence") or {}).get("phase") == "fade_in":
+        """A known event (see the module docstring): a fade-in from the objective, or a resume
+        that changes what sets the scale of losses and grad norms, starts a new regime, so the
+        windows that judge jumps against the recent past start over."""
+        evidence = event.get("evidence") or {}
+        fade_in = event.get("event") == "stage" and evidence.get("phase") == "fade_in"
+        regime = event.get("event") == "config_change" and any(
+            key.startswith(REGIME_KEYS) for key in evidence)
+        if fade_in or regime:
             for series in self.history.values():
                 series.clear()
             for kind in ("oscillation", "vanishing_gradients"):
                 self.episodes[kind].bad = 0
+        if fade_in:
             self.stage_changes += 1
 
     def after_rollback(self) -> None:
@@ -511,6 +544,8 @@ class Monitor:
                           "d_loss": _round(d_loss), "limit": s.d_loss_abs}
         for key in ("g_grad_norm", "d_grad_norm"):
             v, past = r.get(key), self.history[key]
+            if key == "g_grad_norm" and self.episodes["vanishing_gradients"].active:
+                continue  # a vanished median is no scale for G's recovery (module docstring)
             if _finite(v) and len(past) >= 4:
                 median = statistics.median(past)
                 # and large in absolute terms: a D recovering from saturation had gone from a
@@ -547,12 +582,17 @@ class Monitor:
             if bad:
                 return verdict
         div, real = r.get("diversity"), r.get("diversity_real")
-        if (_finite(div) and _finite(real) and real > 0
-                and (self.diversity_was_healthy or step >= s.warmup_steps)):
+        if _finite(div) and _finite(real) and real > 0:
             ratio = div / real
-            return ratio < s.collapse_ratio, {
-                "message": f"sample diversity is {_percent(ratio)} of real-data diversity "
-                           f"(threshold {_percent(s.collapse_ratio)})",
+            if self.diversity_was_healthy or step >= s.warmup_steps:
+                bad = ratio < s.collapse_ratio
+            else:  # too early to judge a low ratio: only identical samples of a G that learns
+                g = r.get("g_grad_norm")
+                bad = ratio < SAME_SAMPLES and not (_finite(g) and g <= s.vanish_floor)
+            why = (f"threshold {_percent(s.collapse_ratio)}" if ratio >= SAME_SAMPLES
+                   else "every sample is the same")
+            return bad, {
+                "message": f"sample diversity is {_percent(ratio)} of real-data diversity ({why})",
                 "diversity": _round(div), "diversity_real": _round(real), "ratio": _round(ratio)}
         return verdict
 
@@ -616,6 +656,7 @@ class Monitor:
         """Plain ints, floats and lists: loads with torch.load(weights_only=True)."""
         return {"settings": asdict(self.settings), "records": self.records,
                 "diversity_was_healthy": self.diversity_was_healthy,
+                "diversity_healthy_run": self.diversity_healthy_run,
                 "early_g_grad": self.early_g_grad, "best_coverage": self.best_coverage,
                 "stage_changes": self.stage_changes,
                 "history": {k: list(v) for k, v in self.history.items()},
@@ -624,6 +665,7 @@ class Monitor:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.records = int(state["records"])
         self.diversity_was_healthy = bool(state["diversity_was_healthy"])
+        self.diversity_healthy_run = int(state.get("diversity_healthy_run", 0))
         self.early_g_grad = float(state["early_g_grad"])
         self.best_coverage = float(state["best_coverage"])
         self.stage_changes = int(state.get("stage_changes", 0))

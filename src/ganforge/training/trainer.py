@@ -344,6 +344,8 @@ class Trainer:
         self.elapsed = float(state.get("elapsed", 0.0))
         self.rollbacks = int(state.get("rollbacks", 0))
         self.lr_scale = float(state.get("lr_scale", 1.0))
+        if source is not None:
+            self._resume_rollback_scale(state)
         self.best_score = state.get("best_score")
         measure = state.get("best_measure")  # None: a checkpoint from before it was recorded
         if self.best_score is not None and measure is not None and list(measure) != self._best_measure():
@@ -372,6 +374,27 @@ class Trainer:
                   f"which this resume changes ({saved} -> {self.cfg.train.steps}): the learning-rate "
                   f"schedule is stretched to the new length from step {int(state['step'])} on, so the "
                   f"result differs from a run trained {self.cfg.train.steps} steps from the start")
+
+    def _resume_rollback_scale(self, state: dict[str, Any]) -> None:
+        """A resume that sets optim.g_lr or optim.d_lr chooses the rates: the rollbacks' scale and
+        count start over (a rate of 0.0002 set on resume after a rollback had run at 0.0001). A
+        resume that keeps both rates keeps the scale, and says so in one line."""
+        if self.lr_scale == 1.0 and not self.rollbacks:
+            return
+        saved = (state.get("config") or {}).get("optim", {})
+        rates = {key: getattr(self.cfg.optim, key) for key in ("g_lr", "d_lr")}
+        changed = [key for key, lr in rates.items() if key in saved and float(saved[key]) != float(lr)]
+        if changed:
+            kept = [f"optim.{key} runs at its {lr:g} again (not {lr * self.lr_scale:g})"
+                    for key, lr in rates.items() if key not in changed and self.lr_scale != 1.0]
+            if kept:
+                self.warn(f"ganforge: note: the new learning rate ends the rollbacks' {self.lr_scale:g}x "
+                          f"scale: {kept[0]}; set it too on this resume to choose it")
+            self.lr_scale, self.rollbacks = 1.0, 0
+        elif self.lr_scale != 1.0:
+            self.warn(f"ganforge: note: the learning rates run at {self.lr_scale:g}x optim.g_lr and "
+                      f"optim.d_lr, the scale of the run's {self.rollbacks} rollback"
+                      f"{'s' if self.rollbacks != 1 else ''}; set them on this resume to choose them anew")
 
     def step_saved(self) -> bool:
         """Whether the checkpoint of this very step is already written (and holds this state)."""
