@@ -123,13 +123,21 @@ def holder_pid(run_dir: Path) -> int | None:
 
 
 def is_locked(run_dir: Path) -> bool:
-    """Whether a live process holds ``run_dir`` now (tries the lock and lets it go)."""
-    if fcntl is None or not (Path(run_dir) / LOCK_NAME).is_file():
+    """Whether a live process holds ``run_dir`` now. A read-only probe (a shared lock tried and
+    let go): taking the lock itself would write this process's PID into the lock file, which a
+    report must not do, and fail on a read-only copy of a run."""
+    if fcntl is None:
         return False
     try:
-        RunLock(run_dir).acquire().release()
-    except RunBusy:
-        return True
+        fd = os.open(Path(run_dir) / LOCK_NAME, os.O_RDONLY)
+    except OSError:  # no lock file: no train ever held this run
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as exc:
+        return exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK)
+    finally:
+        os.close(fd)  # drops the shared lock, if it was taken
     return False
 
 

@@ -67,6 +67,9 @@ img { max-width: 100%; display: block; }
 .event .step { color: var(--muted); margin-left: 8px; font-size: 14px; }
 .event p { margin: 6px 0; }
 .event ul { margin: 4px 0 6px; padding-left: 22px; }
+/* advice such as augment.diffaugment=color,translation,cutout has no space to break at: on a
+   phone it ran past its card and the screen */
+.event p, .event li, .event code { overflow-wrap: anywhere; }
 .evidence { font-size: 13px; color: var(--muted); }
 .evidence code { color: var(--fg); }
 .strip { display: flex; gap: 14px; overflow-x: auto; padding-bottom: 8px; }
@@ -164,7 +167,11 @@ def _summary(run: Run) -> str:
     planned = ((run.config or {}).get("train") or {}).get("steps")
     cards = [("Steps", f"{run.last_step:,}" + (f" <small>of {planned:,}</small>"
                                                 if isinstance(planned, int) else ""))]
-    if run.end is not None:
+    if run.live:  # an end record here is an earlier session's: this one goes on
+        of = f" of {planned:,}" if isinstance(planned, int) else ""
+        cards.append(("Status", f"still training <small>at step {run.last_step:,}{of}; report "
+                                f"again for newer records</small>"))
+    elif run.end is not None:
         cards.append(("Ended", _ending(run)))
     times = [r["time"] for r in run.records if isinstance(r.get("time"), (int, float))]
     if times:

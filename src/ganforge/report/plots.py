@@ -115,14 +115,14 @@ def color(kind: str) -> str:
     return EVENT_COLORS.get(kind, OTHER_EVENT_COLOR)
 
 
-def _figure(width: float, height: float):
+def _figure(width: float, height: float, layout: str | None = "constrained"):
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
         raise GanforgeError("the report draws its plots with matplotlib, which is not installed; "
                             "pip install matplotlib") from None
-    fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
+    fig = Figure(figsize=(width, height), dpi=110, layout=layout)
     FigureCanvasAgg(fig)
     return fig
 
@@ -177,6 +177,61 @@ def _symlog_needed(values: list[float]) -> float | None:
     return typical if max(finite) > 50 * typical else None
 
 
+# A curve chart's plot box, in inches, the same in every one so that they line up one under the
+# other: under constrained layout a legend wider than the figure (ncol=6 with the rollback marks)
+# ran past its right edge and narrowed that chart's plot. LEFT holds the widest tick labels
+# (4 x 10^10, -10^17) and a y label, RIGHT a critic's accuracy axis, GAP the "1e11" matplotlib
+# writes above the plot, under the legend (it had been drawn over the legend).
+WIDTH, LEFT, RIGHT, BOTTOM, PLOT_HEIGHT, GAP = 9.0, 0.85, 0.45, 0.45, 2.0, 0.22
+MAX_COLUMNS = 6  # legend entries in a row, where they fit
+
+
+def _curve_figure():
+    """A figure and its plot for a curve chart; _legend() sizes and places them."""
+    fig = _figure(WIDTH, BOTTOM + PLOT_HEIGHT + GAP, layout=None)
+    return fig, fig.add_axes((LEFT / WIDTH, 0, (WIDTH - LEFT - RIGHT) / WIDTH, 1))
+
+
+def _legend(fig, handles: list) -> None:
+    """The legend above the plot, in as many columns as fit the figure's width; the figure grows
+    by the legend's height and every plot (a twin axis too) keeps the fixed box."""
+    renderer = fig.canvas.get_renderer()
+    top = BOTTOM + PLOT_HEIGHT + GAP
+    for ncol in range(min(len(handles), MAX_COLUMNS), 0, -1):
+        legend = fig.legend(handles=handles, loc="lower left", bbox_to_anchor=(LEFT, top),
+                            bbox_transform=fig.dpi_scale_trans, borderaxespad=0, ncol=ncol,
+                            frameon=False, fontsize=8, handlelength=2.2)
+        box = legend.get_window_extent(renderer)
+        if box.width <= (WIDTH - LEFT - 0.1) * fig.dpi or ncol == 1:
+            break
+        legend.remove()
+    height = top + box.height / fig.dpi + 0.1
+    fig.set_size_inches(WIDTH, height)
+    for ax in fig.axes:
+        ax.set_position((LEFT / WIDTH, BOTTOM / height, (WIDTH - LEFT - RIGHT) / WIDTH,
+                         PLOT_HEIGHT / height))
+
+
+def _symlog(ax, linthresh: float) -> None:
+    """A symlog y axis whose tick labels do not overlap: with a tiny linthresh (a minimax G loss
+    near 0 beside a large D loss) 10^-5, 0 and -10^-5 had been drawn on top of each other."""
+    from matplotlib.ticker import SymmetricalLogLocator
+
+    class Spaced(SymmetricalLogLocator):
+        def __call__(self):
+            ticks = list(super().__call__())
+            y = {t: self.axis.axes.transData.transform((0, t))[1] for t in ticks}
+            kept: list[float] = []
+            # 0 first, then the largest magnitudes: the decades near 0 give way
+            for t in sorted(ticks, key=lambda t: (t != 0, -abs(t))):
+                if all(abs(y[t] - y[k]) >= 16 for k in kept):
+                    kept.append(t)
+            return sorted(kept)
+
+    ax.set_yscale("symlog", linthresh=linthresh)
+    ax.yaxis.set_major_locator(Spaced(linthresh=linthresh, base=10))
+
+
 def curve_figures(run: Run) -> list[tuple[str, str, bytes]]:
     """(section id, title, png) for each group that has data."""
     series = run.series()
@@ -187,8 +242,7 @@ def curve_figures(run: Run) -> list[tuple[str, str, bytes]]:
             keys.sort(key=lambda k: (D_OUTPUTS.index(_base(k)), k))
         if not keys:
             continue
-        fig = _figure(9.0, 2.9)
-        ax = fig.add_subplot()
+        fig, ax = _curve_figure()
         # A critic's scores (WGAN, hinge) are not probabilities: they get the axis, auto-scaled,
         # and the accuracies a second one in [0, 1] (one fixed [0, 1] axis drew them off the chart)
         raw = group.id == "d-outputs" and any(
@@ -214,7 +268,7 @@ def curve_figures(run: Run) -> list[tuple[str, str, bytes]]:
         elif group.axes.get("scale") == "auto":
             linthresh = _symlog_needed([v for k in keys for v in series[k][1]])
             if linthresh:
-                ax.set_yscale("symlog", linthresh=linthresh)
+                _symlog(ax, linthresh)
         if "ylim" in group.axes and not raw:
             ax.set_ylim(*group.axes["ylim"])
         if "ylabel" in group.axes:
@@ -223,13 +277,11 @@ def curve_figures(run: Run) -> list[tuple[str, str, bytes]]:
         ax.set_xlabel("step", fontsize=8)
         handles = ax.get_legend_handles_labels()[0] + (acc_ax.get_legend_handles_labels()[0] if raw else []) \
             + _mark_events(ax, run.events, run.discarded())
-        ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=6,
-                  frameon=False, fontsize=8, handlelength=2.2)
+        _legend(fig, handles)
         out.append((group.id, group.title, _png(fig)))
     other = other_training_keys(run)
     if other:
-        fig = _figure(9.0, 2.9)
-        ax = fig.add_subplot()
+        fig, ax = _curve_figure()
         colors = _colors(other)
         for key in other:
             steps, values = series[key]
@@ -237,12 +289,11 @@ def curve_figures(run: Run) -> list[tuple[str, str, bytes]]:
                     marker="o" if len(steps) < 3 else None, markersize=4)
         linthresh = _symlog_needed([v for k in other for v in series[k][1]])
         if linthresh:
-            ax.set_yscale("symlog", linthresh=linthresh)
+            _symlog(ax, linthresh)
         _style(ax, run)
         ax.set_xlabel("step", fontsize=8)
         marks = _mark_events(ax, run.events, run.discarded())
-        ax.legend(handles=ax.get_legend_handles_labels()[0] + marks, loc="lower left",
-                  bbox_to_anchor=(0, 1.0), ncol=6, frameon=False, fontsize=8, handlelength=2.2)
+        _legend(fig, ax.get_legend_handles_labels()[0] + marks)
         out.append(("other-terms", "Other training terms (regularizers, loss components, batch scores)",
                     _png(fig)))
     return out

@@ -12,6 +12,7 @@ from typing import Any, Mapping
 import yaml
 
 from ..errors import CheckpointError, shell_arg
+from ..rundir import holder_pid, is_locked
 
 SAMPLE_NAME = re.compile(r"step_(\d+)\.png$")
 SOUND_NAME = re.compile(r"step_(\d+)_(.+)\.wav$")  # the WAVs of an audio family's preview
@@ -31,6 +32,7 @@ class Run:
     # how training ended: the trainer's {"event": "end", "how": "done" | "interrupted" |
     # "diverged", ...} when it is the file's last record (a resume logs on after an old one)
     end: dict[str, Any] | None = None
+    live: bool = False  # a train process holds the run's lock now: still training, not ended
 
     @property
     def name(self) -> str:
@@ -106,6 +108,20 @@ def _read_metrics(path: Path, notes: list[str]) -> tuple[list[dict], list[dict],
     return records, events, end
 
 
+def _live(run_dir: Path) -> tuple[bool, int | None]:
+    """(whether a live process holds the run's lock, its PID if the lock file names it)."""
+    live = is_locked(run_dir)
+    return live, holder_pid(run_dir) if live else None
+
+
+def _read_config(path: Path) -> dict[str, Any] | None:
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    return loaded if isinstance(loaded, dict) else None
+
+
 def load_run(run_dir: str | Path) -> Run:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -114,19 +130,10 @@ def load_run(run_dir: str | Path) -> Run:
     metrics = run_dir / "metrics.jsonl"
     notes: list[str] = []
     records, events, end = _read_metrics(metrics, notes) if metrics.is_file() else ([], [], None)
+    config = _read_config(run_dir / "config.yaml")
+    live, pid = _live(run_dir)
     if not records:
-        how = (f"it stopped before its first log interval; continue it: ganforge train --resume --out "
-               f"{shell_arg(run_dir)}" if (run_dir / "config.yaml").is_file()
-               else f"train it first: ganforge train PRESET --out {shell_arg(run_dir)}")
-        raise CheckpointError(f"{run_dir} has no metrics ({metrics.name} is missing or holds no records); {how}")
-    config = None
-    cfg_path = run_dir / "config.yaml"
-    if cfg_path.is_file():
-        try:
-            loaded = yaml.safe_load(cfg_path.read_text())
-            config = loaded if isinstance(loaded, dict) else None
-        except yaml.YAMLError:
-            pass
+        raise CheckpointError(_no_records(run_dir, config, live, pid))
     if config is None:
         notes.append("config.yaml is missing or unreadable")
     samples = sorted((int(m.group(1)), p) for p in (run_dir / "samples").glob("step_*.png")
@@ -135,7 +142,22 @@ def load_run(run_dir: str | Path) -> Run:
     for p in sorted((run_dir / "samples").glob("step_*.wav")):
         if m := SOUND_NAME.search(p.name):
             sounds.setdefault(int(m.group(1)), []).append((m.group(2), p))
-    return Run(run_dir, config, records, events, samples, notes, sounds, end)
+    return Run(run_dir, config, records, events, samples, notes, sounds, end, live)
+
+
+def _no_records(run_dir: Path, config: dict | None, live: bool, pid: int | None) -> str:
+    """Why a run has no records yet, and what to do: wait for a run still training (its resume
+    would be refused while it holds the run), resume one that stopped, or train one first."""
+    arg = shell_arg(run_dir)
+    if live:
+        every = ((config or {}).get("train") or {}).get("log_every")
+        at = f"{every:,} (train.log_every)" if isinstance(every, int) else "train.log_every"
+        who = f"process {pid}" if pid else "another process"
+        return (f"{run_dir} has no metrics yet: it is still training ({who}); its first record "
+                f"comes at step {at}; run ganforge report {arg} again then")
+    how = (f"it stopped before its first log interval; continue it: ganforge train --resume --out {arg}"
+           if (run_dir / "config.yaml").is_file() else f"train it first: ganforge train PRESET --out {arg}")
+    return f"{run_dir} has no metrics (metrics.jsonl is missing or holds no records); {how}"
 
 
 def describe_protocol(p: Mapping[str, Any]) -> str:
