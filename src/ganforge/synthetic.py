@@ -110,9 +110,30 @@ def export(run, out: Path, *, per_class: int, fmt: str = "folder", seed: int = 0
     return {**meta, "n": int(len(labels)), "out": str(out), "format": fmt}
 
 
+LABEL_FONT_SIZE = 11  # pixels, about PIL's built-in font
+
+
+def _label_font():
+    """(font, whether a character can be drawn): DejaVu Sans from matplotlib's fonts (a
+    dependency), which covers Latin, Greek and Cyrillic; PIL's built-in font has ASCII only
+    and had drawn the class 'blåbær' as 'bl▯b▯r'. Where the file is missing, the built-in font."""
+    from PIL import ImageFont
+
+    try:
+        import matplotlib
+        from matplotlib.ft2font import FT2Font
+
+        path = str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf")
+        face = FT2Font(path)
+        return ImageFont.truetype(path, LABEL_FONT_SIZE), lambda ch: face.get_char_index(ord(ch)) != 0
+    except (ImportError, OSError, RuntimeError):
+        return ImageFont.load_default(), lambda ch: ch.isascii() and ch.isprintable()
+
+
 def labeled_grid(images: torch.Tensor, labels: torch.Tensor, class_names: list[str], per_row: int):
     """A PIL image: images float [N, C, H, W] in [-1, 1] tiled ``per_row`` to a row, each row
-    prefixed by the class name of its first image."""
+    prefixed by the index and class name of its first image (a character the font lacks, as
+    in '猫', is drawn as '?', the index telling such classes apart)."""
     from PIL import Image, ImageDraw
     from torchvision.utils import make_grid
 
@@ -120,12 +141,14 @@ def labeled_grid(images: torch.Tensor, labels: torch.Tensor, class_names: list[s
     arr = (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     h = images.shape[2] + 2
     rows = (len(images) + per_row - 1) // per_row
-    texts = [f"{int(labels[r * per_row])} {class_names[int(labels[r * per_row])]}" for r in range(rows)]
+    font, drawable = _label_font()
+    texts = ["".join(ch if drawable(ch) else "?" for ch in
+                     f"{int(labels[r * per_row])} {class_names[int(labels[r * per_row])]}") for r in range(rows)]
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    margin = max(int(probe.textlength(t)) for t in texts) + 8
+    margin = max(int(probe.textlength(t, font=font)) for t in texts) + 8
     canvas = Image.new("RGB", (arr.shape[1] + margin, arr.shape[0]), "black")
     canvas.paste(Image.fromarray(arr).convert("RGB"), (margin, 0))
     draw = ImageDraw.Draw(canvas)
     for r, text in enumerate(texts):
-        draw.text((4, r * h + max(2, h // 2 - 5)), text, fill="white")
+        draw.text((4, r * h + max(2, h // 2 - 6)), text, fill="white", font=font)
     return canvas
