@@ -122,6 +122,12 @@ def _captioned(grid: torch.Tensor, caption: str):
     return out
 
 
+def _rate(v: float) -> str:
+    """A throughput in whole units, or 3 significant digits below 10 (a voice-conversion run at
+    batch 1 makes 0.94 clips/s, which had read clips/s=0)."""
+    return f"{v:.0f}" if v >= 10 else f"{v:.3g}"
+
+
 def _clock(seconds: float) -> str:
     """'4:05' or '1:02:03', as tqdm shows a time."""
     m, s = divmod(int(seconds), 60)
@@ -780,7 +786,7 @@ class Trainer:
         for key, label in names.items():
             v = record.get(key)
             if isinstance(v, float) and math.isfinite(v):
-                parts.append(f"{label}={v:.0f}" if key == "img_per_s" else f"{label}={v:.3f}")
+                parts.append(f"{label}={_rate(v)}" if key == "img_per_s" else f"{label}={v:.3f}")
             elif v is None and f"{key}_0" in record:  # one value per level (LAPGAN), coarse to fine
                 levels = [record[f"{key}_{i}"] for i in range(len(record)) if f"{key}_{i}" in record]
                 if all(isinstance(x, float) and math.isfinite(x) for x in levels):
