@@ -65,3 +65,4 @@ def test_unknown_optimizer_is_refused_before_training_is_announced(tmp_path):
     with pytest.raises(ConfigError, match="unknown optimizer 'adamx'"):
         ganforge.train(cfg, tmp_path / "run", on_start=started.append)
     assert started == [] and not (tmp_path / "run").exists()
+

@@ -339,7 +339,9 @@ def cmd_sample(args) -> int:
     out = Path(args.out)
     suffix = out.suffix.lower()
     if suffix not in (".png", ".jpg", ".jpeg", ".npz"):
-        raise ConfigError(f"--out {out}: use a .png/.jpg name for a grid or .npz for an array")
+        sound = ("; sound comes from an audio run's ganforge vocode or ganforge convert"
+                 if suffix in (".wav", ".flac", ".mp3", ".ogg") else "")
+        raise ConfigError(f"--out {out}: use a .png/.jpg name for a grid or .npz for an array{sound}")
     if args.n is not None and args.n <= 0:
         raise ConfigError(f"--n must be positive, got {args.n}")
     if args.per_class is not None and (args.per_class <= 0 or args.class_ is not None):
