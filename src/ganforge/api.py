@@ -23,6 +23,7 @@ from . import losses
 from . import rundir
 from .atomic import atomic_write_text, check_readable
 from .config import Config, load_config  # noqa: F401  (ganforge.load_config, families registered)
+from .data import folder as folder_data
 from .data.base import absolute_data_name
 from .errors import CheckpointError, ConfigError, DataError, DistributedError, GanforgeError, shell_arg
 from .labels import grid_labels, resolve_class
@@ -533,7 +534,16 @@ def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: boo
             weights, state = ckpt.load(resumed_from, map_location=device)
             changes = check_resume_changes(run_dir, cfg, weights, state)
             _check_steps_left(run_dir, cfg, state, changes)
-        objective, dataset = _build_checked(cfg, dataset, resuming=weights is not None)
+        try:
+            objective, dataset = _build_checked(cfg, dataset, resuming=weights is not None)
+        except DataError as exc:
+            if not resume or folder_data.TRAIN_FIX not in str(exc):
+                raise
+            # a resumed run's folder moved: the fix is this run's resume with the new place, not
+            # the new dcgan-folder run that training's advice shows
+            raise DataError(str(exc).replace(folder_data.TRAIN_FIX, (
+                f"if it moved, resume with its new place: ganforge train --resume --out "
+                f"{shell_arg(run_dir)} data.name=folder:NEW_PATH"))) from None
         if weights is not None:
             _check_resume_data(run_dir, objective, weights, state)
         batches = objective.make_batches(dataset, cfg, device)
