@@ -121,9 +121,10 @@ def cmd_eval_audio(args) -> int:
         raise ConfigError(f"--vocoder voices a voice-conversion run's mels; {args.run_dir} is a vocoder "
                           f"itself (evaluated against Griffin-Lim): drop --vocoder")
     synth = _synthesizer(run, args) if "convert" in run.capabilities else None
+    # what is scored comes first and progress as it goes (a 600-utterance corpus takes minutes)
     result = evaluate_run(run, args.data, limit=args.limit, threads=args.threads, synth=synth,
-                          ema=not args.no_ema)
-    for line in format_table(result):
+                          ema=not args.no_ema, log=lambda line: print(line, flush=True))
+    for line in format_table(result, header=False):
         print(line)
     if out is not None:
         atomic_write_json(out, {"run": str(args.run_dir), "step": run.step, **result})

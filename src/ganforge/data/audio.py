@@ -277,15 +277,17 @@ def load_audio(root: str | Path, *, rate: int, min_seconds: float, split: str = 
             # parallel/ holds every voice's held-out sentences: training on it mixes the speakers
             # and trains on what eval-audio scores
             raise DataError(f"{root} is a speech corpus without the voice '{voice}' (its voices: "
-                            f"{', '.join(info.get('voices', []))}); pick one of them")
+                            f"{', '.join(info.get('voices', []))}); pick one of them"
+                            f"{_voice_keys(info.get('voices', []))}")
         if not folder.is_dir():
-            have = ", ".join(sorted(p.name for p in root.iterdir() if p.is_dir() and p.name != "parallel"))
+            names = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name != "parallel")
+            have = ", ".join(names)
             if not have:  # a plain folder of WAVs: "pick one of (none)" gave no way forward
                 raise DataError(f"{root} has no voice folders; voice conversion needs one subfolder per "
                                 f"voice: a make-speech corpus, or {root}/VOICE_A/*.wav and {root}/VOICE_B/*.wav "
                                 f"named by vc.voice_a / vc.voice_b")
             raise DataError(f"{root} has no folder for voice '{voice}' (folders: {have}); pick "
-                            f"one of them")
+                            f"one of them{_voice_keys(names) if voices is not None else ''}")
         splits = sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name in ("train", "test", "val"))
         if not (folder / split).is_dir() and (info is not None or splits):
             # a misspelt split had read the whole folder, the held-out test files included
@@ -302,6 +304,15 @@ def load_audio(root: str | Path, *, rate: int, min_seconds: float, split: str = 
     if line and log:
         print(line, flush=True)
     return AudioDataset(f"audio:{root}", root, rate, waves, [str(f.relative_to(root)) for f in files], notes)
+
+
+def _voice_keys(names: Sequence[str]) -> str:
+    """How to pick voices: ``voices=`` comes from the voice-conversion family's vc.voice_a and
+    vc.voice_b, which "pick one of them" alone did not name."""
+    if len(names) < 2:
+        return (f" (set {shell_arg(f'vc.voice_a={names[0]}')} and vc.voice_b to a second voice's folder "
+                f"beside it)" if names else "")
+    return f" (set {shell_arg(f'vc.voice_a={names[0]}')} {shell_arg(f'vc.voice_b={names[1]}')})"
 
 
 def _split_folder(root: Path, split: str) -> Path:

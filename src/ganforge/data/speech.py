@@ -25,9 +25,9 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..atomic import FULL_ERRNOS, STORAGE_ERRNOS, fsync_dir
-from ..errors import DataError, StorageError
+from ..errors import DataError, StorageError, shell_arg
 from ..registry import closest
-from .audio import CORPUS_FILE, decode_audio, wav_bytes, write_wav
+from .audio import CORPUS_FILE, decode_audio, read_corpus_info, wav_bytes, write_wav
 
 ESPEAK = "espeak-ng"
 ESPEAK_RATE = 22050  # espeak-ng writes 22050 Hz WAV
@@ -270,6 +270,11 @@ def parallel_pairs(root: str | Path, voice_a: str, voice_b: str) -> list[tuple[P
     """(voice A file, voice B file) of the same held-out sentence, from ``root/parallel``."""
     root = Path(root)
     a_dir, b_dir = root / "parallel" / voice_a, root / "parallel" / voice_b
+    info = read_corpus_info(root)
+    if info is not None and info.get("parallel") == 0 and {voice_a, voice_b} <= set(info.get("voices", [])):
+        # the voices are there: asking for them, as below, had sent the user after the wrong thing
+        raise DataError(f"{root} was written with --parallel 0: it has no parallel sentences to score "
+                        f"conversion with; write it again with {_make_speech_again(root, info)}")
     if not a_dir.is_dir() or not b_dir.is_dir():
         raise DataError(f"{root} has no parallel/{voice_a} and parallel/{voice_b}; write the corpus "
                         f"with ganforge data make-speech --voices {voice_a},{voice_b}")
@@ -277,6 +282,15 @@ def parallel_pairs(root: str | Path, voice_a: str, voice_b: str) -> list[tuple[P
     if not names:
         raise DataError(f"no sentence is in both {a_dir} and {b_dir}; write the corpus again")
     return [(a_dir / n, b_dir / n) for n in names]
+
+
+def _make_speech_again(root: Path, info: dict) -> str:
+    """The make-speech command that writes ``root`` again with parallel sentences: the same
+    voices, utterances, rate and seed, so its training and test sentences stay the same."""
+    extra = "".join(f" --{key} {info[key]}" for key, default in (("rate", 22050), ("seed", 0))
+                    if info.get(key, default) != default)
+    return (f"ganforge data make-speech --out {shell_arg(root)} --voices {shell_arg(','.join(info['voices']))} "
+            f"--utterances {info['train'] + info['test']}{extra} --parallel 20 --force")
 
 
 def corpus_summary(info: dict) -> str:

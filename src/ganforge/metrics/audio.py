@@ -49,6 +49,7 @@ import torch
 
 from ..data.audio import load_audio, read_audio
 from ..errors import ConfigError
+from ..progress import Tenths
 from .speaker import MIN_UTTERANCES, SpeakerJudge, speaker_features  # noqa: F401  (speaker_features: re-exported)
 
 N_CEPSTRA = 24
@@ -194,18 +195,35 @@ def training_files_note(data: str | Path, files: list[str]) -> str | None:
 # ----------------------------------------------------------------------------- vocoder
 
 
+def _progress(log: Callable[[str], None] | None, total: int, what: str) -> Callable[[int], None]:
+    """A line per tenth of an evaluation (at about 2.5 s an utterance on 2 CPUs, a 600-utterance
+    corpus had passed 5 minutes without one), with the time; nothing without ``log``."""
+    if log is None:
+        return lambda done: None
+    start = time.perf_counter()
+    return Tenths(log, total, lambda done: f"  {done}/{total} {what} ({100 * done // total}%) in "
+                                           f"{time.perf_counter() - start:.0f} s")
+
+
 def evaluate_vocoder(run, data: str | Path, *, limit: int | None = None, threads: int | None = None,
-                     ema: bool = True) -> dict[str, Any]:
+                     ema: bool = True, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """The vocoder's scores and Griffin-Lim's on the held-out utterances of ``data``. ``log``: the
+    table's first line (what is scored) before scoring, then progress lines."""
     a = run.config.audio
     threads = default_threads() if threads is None else threads
     waves, files = _utterances(run, data, limit)
     training = training_files_note(data, files)  # a note, and the table's first line says it too
+    seconds = sum(len(w) for w in waves) / a.rate
+    head = {"kind": "vocoder", "data": str(data), "utterances": len(waves), "held_out": training is None,
+            "audio_seconds": seconds, "threads": threads}
+    if log is not None:
+        log(_header(head))
+    progress = _progress(log, len(waves), "utterances scored")
     methods: dict[str, Callable[[torch.Tensor], np.ndarray]] = {
         "vocoder": lambda mel: run.vocode(mel, ema=ema)[0].numpy(),
         "griffin-lim": lambda mel: griffin_lim(mel[0].numpy(), a)}
     sums: dict[str, dict[str, list[float]]] = {m: {} for m in methods}
-    seconds = sum(len(w) for w in waves) / a.rate
-    for wave in waves:
+    for i, wave in enumerate(waves):
         mel = run.analyze(torch.from_numpy(wave))
         ref_cep = mel_cepstrum(mel[0].numpy())
         for name, fn in methods.items():
@@ -218,14 +236,14 @@ def evaluate_vocoder(run, data: str | Path, *, limit: int | None = None, threads
                 if score is not None:
                     row.setdefault(key, []).append(score)
             row.setdefault("seconds", []).append(dt)
+        progress(i + 1)
     results = {}
     for name, row in sums.items():
         results[name] = {k: float(np.nanmean(v)) for k, v in row.items() if k != "seconds"}
         results[name]["rtf"] = sum(row["seconds"]) / seconds
     notes = [f"{key}: not measured (pip install {key if key == 'pesq' else 'pystoi'})"
              for key in ("pesq", "stoi") if key not in results["vocoder"]] + ([training] if training else [])
-    return {"kind": "vocoder", "data": str(data), "utterances": len(waves), "held_out": training is None,
-            "audio_seconds": seconds, "threads": threads, "results": results, "notes": notes}
+    return {**head, "results": results, "notes": notes}
 
 
 # ----------------------------------------------------------------------------- conversion
@@ -237,7 +255,9 @@ def _held_out(data: Path, voice: str, load) -> list[np.ndarray]:
 
 
 def evaluate_conversion(run, data: str | Path, *, synth: Synthesizer, limit: int | None = None,
-                        ema: bool = True) -> dict[str, Any]:
+                        ema: bool = True, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """The conversion's scores and its baselines' on the parallel sentences of ``data``. ``log``:
+    the table's first line (what is scored) before the judge is trained, then progress lines."""
     from ..data.speech import parallel_pairs
 
     a, vc = run.config.audio, run.config.vc
@@ -250,6 +270,19 @@ def evaluate_conversion(run, data: str | Path, *, synth: Synthesizer, limit: int
                           f"per voice and parallel sentences: a make-speech corpus, or {data}/{voices[0]}/*.wav, "
                           f"{data}/{voices[1]}/*.wav and {data}/parallel/{voices[0]}, "
                           f"{data}/parallel/{voices[1]} (the same sentences, same file names)")
+    missing = [v for v in voices if not (data / v).is_dir()]
+    if data.is_dir() and missing:  # load_audio's fix (set vc.voice_a / vc.voice_b) is for training
+        have = sorted(p.name for p in data.iterdir() if p.is_dir() and p.name != "parallel")
+        raise ConfigError(f"--data {data} has no folder for the run's voice '{missing[0]}' (folders: "
+                          f"{', '.join(have)}); the run converts {voices[0]} and {voices[1]}: point --data at "
+                          f"a folder with both (the run trained on {run.config.data.name})")
+    # parallel_pairs first: a corpus without parallel sentences is refused before the judge is trained
+    pairs = parallel_pairs(data, *voices)[:limit] if limit else parallel_pairs(data, *voices)
+    head = {"kind": "conversion", "data": str(data), "voices": list(voices), "sentences": len(pairs),
+            "waveforms": synth.name}
+    if log is not None:
+        log(_header(head))
+        log(f"  training the speaker judge on the training utterances of {voices[0]} and {voices[1]}")
     analyze = lambda w: run.analyze(torch.from_numpy(w))[0].numpy()  # noqa: E731
 
     def load(split: str, voice: str) -> list[np.ndarray]:
@@ -264,10 +297,10 @@ def evaluate_conversion(run, data: str | Path, *, synth: Synthesizer, limit: int
         ``key``_two_way."""
         row.setdefault(key, []).append(judge.accepts(mel, voice))
         row.setdefault(f"{key}_two_way", []).append(float(judge.predict(mel) == voice))
-    pairs = parallel_pairs(data, *voices)[:limit] if limit else parallel_pairs(data, *voices)
     rows: dict[str, dict[str, list[float]]] = {}
     parallel_mels: list[list[np.ndarray]] = [[], []]
-    for file_a, file_b in pairs:
+    progress = _progress(log, len(pairs), "sentences converted both ways and scored")
+    for done, (file_a, file_b) in enumerate(pairs, 1):
         mels = [analyze(read_audio(f, a.rate)) for f in (file_a, file_b)]
         for i, mel in enumerate(mels):
             parallel_mels[i].append(mel)
@@ -287,6 +320,7 @@ def evaluate_conversion(run, data: str | Path, *, synth: Synthesizer, limit: int
             verdict(row, "success_stats_only", stats_only, tgt)
             target_resynth = analyze(synth(torch.from_numpy(mels[tgt])[None])[0].numpy())
             verdict(row, "success_target_resynth", target_resynth, tgt)
+        progress(done)
     results = {d: {k: float(np.mean(v)) for k, v in row.items()} for d, row in rows.items()}
     notes = [] if judge.regions else [
         f"fewer than {MIN_UTTERANCES} training utterances of a voice ({' + '.join(map(str, map(len, train)))}): "
@@ -302,8 +336,7 @@ def evaluate_conversion(run, data: str | Path, *, synth: Synthesizer, limit: int
             notes.append(f"{d}: the real target through {synth.name} is {verb} the target only "
                          f"{target:.0%} of the time: these waveforms lose what the judge relies on")
     held_out = [_held_out(data, v, load)[:limit] + parallel_mels[i] for i, v in enumerate(voices)]
-    return {"kind": "conversion", "data": str(data), "voices": list(voices), "sentences": len(pairs),
-            "waveforms": synth.name, "classifier_train": [len(m) for m in train],
+    return {**head, "classifier_train": [len(m) for m in train],
             "classifier_held_out": [len(m) for m in held_out],
             "classifier_accuracy_by_voice": [judge.accuracy(m, i) for i, m in enumerate(held_out)],
             "classifier_acceptance_by_voice": [judge.acceptance(m, i) for i, m in enumerate(held_out)],
@@ -314,25 +347,35 @@ def evaluate_conversion(run, data: str | Path, *, synth: Synthesizer, limit: int
 
 
 def evaluate_run(run, data: str | Path, *, limit: int | None = None, threads: int | None = None,
-                 synth: Synthesizer | None = None, ema: bool = True) -> dict[str, Any]:
+                 synth: Synthesizer | None = None, ema: bool = True,
+                 log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """The evaluation the run's capabilities call for (vocode or convert)."""
     if not Path(data).is_dir():
         raise ConfigError(f"--data {data} is not a folder; pass a speech corpus (ganforge data "
                           f"make-speech --out DIR) or a folder of WAV files")
     if "vocode" in run.capabilities:
-        return evaluate_vocoder(run, data, limit=limit, threads=threads, ema=ema)
-    return evaluate_conversion(run, data, synth=synth or Synthesizer(run.config.audio), limit=limit, ema=ema)
+        return evaluate_vocoder(run, data, limit=limit, threads=threads, ema=ema, log=log)
+    return evaluate_conversion(run, data, synth=synth or Synthesizer(run.config.audio), limit=limit, ema=ema,
+                               log=log)
 
 
-def format_table(result: dict[str, Any]) -> list[str]:
-    """The printed lines of an evaluation."""
+def _header(result: dict[str, Any]) -> str:
+    """The first line of an evaluation's table: what is scored (known before the scoring)."""
+    if result["kind"] == "vocoder":
+        which = "held-out" if result.get("held_out", True) else "training (not held-out)"
+        return (f"{result['utterances']} {which} utterance(s), {result['audio_seconds']:.1f} s of "
+                f"audio, from {result['data']}; timing on {result['threads']} thread(s)")
+    return (f"{result['sentences']} parallel sentence(s) of {' / '.join(result['voices'])} from "
+            f"{result['data']}; waveforms by {result['waveforms']}")
+
+
+def format_table(result: dict[str, Any], *, header: bool = True) -> list[str]:
+    """The printed lines of an evaluation; ``header=False`` leaves out the first line, which an
+    evaluation with ``log`` has said already."""
     res = result["results"]
     if result["kind"] == "vocoder":
         cols = [c for c in ("mel_l1", "mcd", "pesq", "stoi", "rtf") if c in res["vocoder"]]
-        which = "held-out" if result.get("held_out", True) else "training (not held-out)"
-        lines = [f"{result['utterances']} {which} utterance(s), {result['audio_seconds']:.1f} s of "
-                 f"audio, from {result['data']}; timing on {result['threads']} thread(s)",
-                 f"{'method':<14}" + "".join(f"{c:>10}" for c in cols)]
+        lines = [f"{'method':<14}" + "".join(f"{c:>10}" for c in cols)]
         lines += [f"{name:<14}" + "".join(f"{row[c]:>10.4f}" for c in cols) for name, row in res.items()]
     else:
         mcds = ["mcd_converted", "mcd_converted_mel", "mcd_source", "mcd_stats_only"]
@@ -341,9 +384,7 @@ def format_table(result: dict[str, Any]) -> list[str]:
         by_voice = ", ".join(f"{v} {acc:.3f} ({two:.3f}) of {n}" for v, acc, two, n in zip(
             result["voices"], result["classifier_acceptance_by_voice"], result["classifier_accuracy_by_voice"],
             result["classifier_held_out"]))
-        lines = [f"{result['sentences']} parallel sentence(s) of {' / '.join(result['voices'])} from "
-                 f"{result['data']}; waveforms by {result['waveforms']}",
-                 f"speaker judge (band correlations of the per-band normalized log-mel, trained on "
+        lines = [f"speaker judge (band correlations of the per-band normalized log-mel, trained on "
                  f"{' + '.join(map(str, result['classifier_train']))} utterances): held-out real utterances "
                  f"accepted (judged, two-way) {by_voice}",
                  f"{'direction':<10}" + "".join(f"{c:>{len(c) + 2}}" for c in mcds)]
@@ -357,4 +398,4 @@ def format_table(result: dict[str, Any]) -> list[str]:
                      "region) and, in brackets, the two-way rate (judged the target, nothing more), of: "
                      "the conversion, per-band mean/std matching only, the real target through the same "
                      "waveforms, the unconverted source")
-    return lines + [f"note: {n}" for n in result["notes"]]
+    return ([_header(result)] if header else []) + lines + [f"note: {n}" for n in result["notes"]]
