@@ -87,7 +87,7 @@ def _launch_torchrun(args, cfg) -> int:
     """``ganforge train ... --nproc N``: the same command under torchrun on this machine, once
     ``cfg`` (the config it will train) has been checked here, so that a mistake is one line."""
     from .objectives import family
-    from .rundir import check_new_run_dir
+    from .rundir import RunLock, check_new_run_dir, is_locked
     from .training.distributed import TORCHRUN_CODE, World, local_batch
 
     if args.nproc < 1:
@@ -96,6 +96,8 @@ def _launch_torchrun(args, cfg) -> int:
     family(cfg).check_run(cfg, args.nproc, new=not args.resume)
     if args.out and not args.resume:  # once here, not once per rank under torchrun's traceback
         check_new_run_dir(Path(args.out), force=args.force)
+    if args.out and args.resume and is_locked(Path(args.out)):  # each rank would say it
+        RunLock(Path(args.out)).acquire().release()  # RunBusy, naming the process that holds it
     argv = [a for a in (args.config,) if a] + list(args.overrides)
     for flag, value in (("--out", args.out), ("--steps", args.steps), ("--data-dir", args.data_dir)):
         if value is not None:
@@ -105,21 +107,22 @@ def _launch_torchrun(args, cfg) -> int:
     cmd = [sys.executable, "-c", TORCHRUN_CODE, "--standalone",  # torch.distributed.run, quiet on a signal
            f"--nproc_per_node={args.nproc}", "-m", "ganforge", "train", *argv]
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    return _run_passing_signals_on(cmd, env)
+    return _run_passing_signals_on(cmd, env, Path(args.out) if args.out else None)
 
 
-def _run_passing_signals_on(cmd: list[str], env: dict[str, str]) -> int:
+def _run_passing_signals_on(cmd: list[str], env: dict[str, str], out: Path | None = None) -> int:
     """Run torchrun (in a session of its own) and wait for it. The first SIGINT or SIGTERM that
     reaches this launcher is passed on to torchrun, which passes it to the ranks: they stop at the
     same step and save, and rank 0 says how to continue; this waits for them, then exits 130 or
     143 and says nothing itself. A second Ctrl-C goes to the ranks themselves, which stop at once
-    and say what the run keeps, as a second Ctrl-C does in one process. SIGHUP (the terminal
-    closed) is passed on as SIGTERM: torchrun, in its own session, would not see it and would
-    train on to the end without a terminal."""
+    and say what the run keeps, as a second Ctrl-C does in one process. A signal before torchrun
+    started the ranks stops it at once, and as no rank has said anything, this says that nothing
+    was written to ``out``. SIGHUP (the terminal closed) is passed on as SIGTERM: torchrun, in its
+    own session, would not see it and would train on to the end without a terminal."""
     import signal
     import subprocess
 
-    from .training.distributed import child_pids
+    from .training.distributed import STOPPED_BEFORE_RANKS, child_pids
 
     def forwarded(signum: int) -> int:
         return signal.SIGTERM if signum == signal.SIGHUP else signum
@@ -150,7 +153,7 @@ def _run_passing_signals_on(cmd: list[str], env: dict[str, str]) -> int:
         pass
     try:
         if stop:  # before torchrun started: there is nothing to stop
-            return 128 + stop[0]
+            return _stopped_before_ranks(stop[0], out)
         proc = subprocess.Popen(cmd, env=env)
         if stop and not passed:  # it came while torchrun was starting
             passed = True
@@ -164,9 +167,22 @@ def _run_passing_signals_on(cmd: list[str], env: dict[str, str]) -> int:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+    if stop and code in (STOPPED_BEFORE_RANKS, -forwarded(stop[0])):  # the latter: as torchrun began
+        return _stopped_before_ranks(stop[0], out)
     if stop and code != 0:
         return 128 + stop[0]  # 130 or 143, as a shell reports a process the signal stopped
     return 128 - code if code < 0 else code
+
+
+def _stopped_before_ranks(signum: int, out: Path | None) -> int:
+    """Say that a stop signal ended a --nproc launch before torchrun started its ranks, which
+    would have said what the run keeps: nothing was written (the launcher only checked --out)."""
+    import signal
+
+    where = f" to {out}" if out is not None else ""
+    print(f"ganforge: stopped by {signal.Signals(signum).name} before training started; nothing was "
+          f"written{where}", file=sys.stderr, flush=True)
+    return 128 + signum
 
 
 def cmd_train(args) -> int:

@@ -557,31 +557,53 @@ def peer_failure(world: World, exc: BaseException, step: int | None, resume_hint
 # What ``ganforge train --nproc N`` starts: torchrun in a session of its own, so that a terminal's
 # Ctrl-C reaches the launcher alone, which passes each stop signal on once (torchrun passes it to
 # the ranks, each in a session of its own too). A signal that comes before torchrun has started a
-# rank ends it at once: there is nothing to save yet.
-TORCHRUN_CODE = ("import os, signal; os.setsid(); [signal.signal(s, lambda n, f: os._exit(128 + n)) "
-                 "for s in (signal.SIGINT, signal.SIGTERM)]; "
+# rank ends it at once, with STOPPED_BEFORE_RANKS: there is nothing to save yet, and no rank has
+# said anything, so the launcher says so (torchrun replaces these handlers as it starts the ranks).
+STOPPED_BEFORE_RANKS = 3
+TORCHRUN_CODE = ("import os, signal; os.setsid(); [signal.signal(s, lambda n, f: "
+                 f"os._exit({STOPPED_BEFORE_RANKS})) for s in (signal.SIGINT, signal.SIGTERM)]; "
                  "from ganforge.training.distributed import torchrun; torchrun()")
 
-# torchrun's log lines of a shutdown by a signal: the ranks say what they stopped at and saved
-_SHUTDOWN_LOGS = {"torch.distributed.elastic.agent.server.api": "Received %s death signal",
-                  "torch.distributed.elastic.multiprocessing.api": "Sending process %s closing signal"}
+# torchrun's log lines of a shutdown, by a signal or after a failed rank: the ranks say what they
+# stopped at and saved, or why they stopped; a crash keeps torchrun's report, which says it too
+_SHUTDOWN_LOGS = {"torch.distributed.elastic.agent.server.api": ("Received %s death signal",),
+                  "torch.distributed.elastic.multiprocessing.api": ("Sending process %s closing signal",
+                                                                    "failed (exitcode: %s)")}
+
+GANFORGE_ERROR_EXIT = 2  # the exit code of a rank that said a ganforge error (cli.EXIT_USAGE)
 
 
 def torchrun(argv: list[str] | None = None) -> None:
     """torch.distributed.run's ``main`` (started by TORCHRUN_CODE), which passes SIGINT and
     SIGTERM on to the ranks and waits for them to stop, less its traceback and log lines of that
-    shutdown; it exits 128 + the signal, as a shell reports a process a signal stopped."""
+    shutdown; it exits 128 + the signal, as a shell reports a process a signal stopped. When the
+    ranks stopped on a ganforge error, which a rank has said in one line, it exits 2 as one
+    process would, without torchrun's traceback and report of the failed ranks."""
     import logging
 
     from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import main
 
-    for name, start in _SHUTDOWN_LOGS.items():
-        logging.getLogger(name).addFilter(lambda record, start=start: not str(record.msg).startswith(start))
+    for name, starts in _SHUTDOWN_LOGS.items():
+        logging.getLogger(name).addFilter(lambda record, starts=starts: not str(record.msg).startswith(starts))
     try:
         main(sys.argv[1:] if argv is None else argv)
     except SignalException as exc:
         sys.exit(128 + int(exc.sigval))
+    except ChildFailedError as exc:
+        if not said_by_a_rank([failure.exitcode for failure in exc.failures.values()]):
+            raise  # a crash: its traceback and torchrun's report are what the user has to go on
+        sys.exit(GANFORGE_ERROR_EXIT)
+
+
+def said_by_a_rank(exit_codes: list[int]) -> bool:
+    """Whether the failed ranks' ``exit_codes`` show a ganforge error said in one line: a rank
+    exited 2, and the others did too or were stopped by a signal (torchrun stops the rest once
+    one fails; a rank killed from outside is named in the line of the rank that met its loss).
+    A rank that crashed (exit 1, its own Python traceback) is not: torchrun's report stays."""
+    return GANFORGE_ERROR_EXIT in exit_codes and all(
+        code == GANFORGE_ERROR_EXIT or code < 0 for code in exit_codes)
 
 
 def child_pids(pid: int) -> list[int]:
