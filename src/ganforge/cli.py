@@ -321,7 +321,35 @@ def _say_what_survived(run_dir: Path, before_training: int | None = None) -> Non
     else:
         said = (f"stopped at once by a second Ctrl-C; the run keeps {kept} (steps trained after it, "
                 f"if any, are lost). Continue with: ganforge train --resume --out {shell_arg(run_dir)}")
+    if before_training is None:
+        _correct_end_record(run_dir, kept)
     print(f"ganforge: {said}", file=sys.stderr, flush=True)
+
+
+def _correct_end_record(run_dir: Path, kept: Path | None) -> None:
+    """The trainer writes its end record just before the checkpoint the record names (so that the
+    checkpoint's metrics_bytes hold it); a second Ctrl-C in that save left metrics.jsonl, and the
+    report, naming a step and checkpoint that were never written. A second end record says what
+    the run keeps; a resume drops both, as it drops every line after the kept checkpoint."""
+    import json
+
+    path = run_dir / "metrics.jsonl"
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, path.stat().st_size - 65536))
+            last = json.loads(f.read().splitlines()[-1])
+    except (OSError, ValueError, IndexError):
+        return
+    if not isinstance(last, dict) or last.get("event") != "end" or last.get("checkpoint") == (kept and kept.name):
+        return
+    record = {**last, "step": int(kept.name.split("_")[-1]) if kept else 0, "how": "interrupted",
+              "signal": "a second Ctrl-C", "checkpoint": kept.name if kept else None,
+              "stopped_at": last.get("step")}  # the steps after the kept checkpoint are lost
+    try:
+        with open(path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+    except OSError:
+        pass  # the line said on the terminal stays true
 
 
 def _save_points(run, points, path: Path, suffix: str, meta) -> None:
