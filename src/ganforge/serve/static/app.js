@@ -233,9 +233,10 @@ async function load() {
 
 $("model").addEventListener("change", selectModel);
 $("random-seed").addEventListener("click", () => { $("seed").value = Math.floor(Math.random() * 2 ** 31); generate(); });
-$("generate").addEventListener("click", generate);
+// Generate and Walk submit their forms: their click, or Enter in one of the form's fields
+$("sample-form").addEventListener("submit", (event) => { event.preventDefault(); generate(); });
 $("download-npz").addEventListener("click", downloadNpz);
-$("walk").addEventListener("click", walk);
+$("walk-form").addEventListener("submit", (event) => { event.preventDefault(); walk(); });
 $("truncation").addEventListener("input", () => { $("trunc-value").textContent = $("truncation").value; });
 $("upload").addEventListener("change", () => preview("upload", "before"));
 $("run-image").addEventListener("click", runImage);
