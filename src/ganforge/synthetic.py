@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -50,12 +49,13 @@ def export(run, out: Path, *, per_class: int, fmt: str = "folder", seed: int = 0
     folder: out/<index>_<name>/<index>_<i>.png plus out/classes.json; npz: ``images`` uint8
     [N, H, W, C], ``labels`` int64 [N], ``class_names`` (and ``provenance``, the JSON record of
     ganforge.provenance; each PNG carries its own, with its class and index). Written to a temporary path and renamed,
-    so an interrupted export leaves nothing half-written under ``out``. ``log``: progress lines
+    so an interrupted export leaves nothing half-written under ``out`` (an old dataset that
+    --force replaces is renamed aside and deleted only after). ``log``: progress lines
     of a large export (every 10% or 10 s).
     """
     from . import provenance as prov
     from .api import to_uint8_hwc
-    from .atomic import atomic_path
+    from .atomic import atomic_path, restore_replaced
 
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got '{fmt}'")
@@ -66,6 +66,7 @@ def export(run, out: Path, *, per_class: int, fmt: str = "folder", seed: int = 0
     if fmt == "folder" and out.suffix.lower() == ".npz":
         raise ConfigError(f"--out {out} looks like a file; --format folder writes a directory "
                           f"(or pass --format npz)")
+    restore_replaced(out)  # a --force killed while it replaced out: put back or clean up first
     if out.exists() and (out.is_file() or any(out.iterdir())):
         if not force:
             raise ConfigError(f"{out} already exists; pass --force to replace it or choose another --out")
@@ -105,8 +106,6 @@ def export(run, out: Path, *, per_class: int, fmt: str = "folder", seed: int = 0
                     progress(i + 1)
             meta["folders"] = folders
             (tmp / "classes.json").write_text(json.dumps(meta, indent=2) + "\n")
-        if out.exists():  # replaced only once the new data is complete (--force)
-            shutil.rmtree(out) if out.is_dir() else out.unlink()
     return {**meta, "n": int(len(labels)), "out": str(out), "format": fmt}
 
 

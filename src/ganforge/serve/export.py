@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import warnings
 from pathlib import Path
 from typing import Any, Iterator
@@ -25,8 +24,8 @@ from typing import Any, Iterator
 import torch
 import yaml
 
-from ..api import MODEL_CONFIG, MODEL_WEIGHTS, LoadedRun, is_model_folder
-from ..atomic import atomic_path, atomic_write_text, probe_writable, save_tensors
+from ..api import MODEL_CONFIG, MODEL_WEIGHTS, LoadedRun
+from ..atomic import atomic_path, atomic_write_text, restore_replaced, save_tensors
 from ..errors import ConfigError, GanforgeError
 from ..objectives import AUDIO_CAPABILITIES, CAPABILITIES
 from ..training import checkpoint as ckpt
@@ -420,6 +419,7 @@ def export_folder(run: LoadedRun, out: Path | str, *, force: bool = False) -> Pa
     """Write the model folder ``out`` (replaced only with ``force``, and only when it is empty or
     a ganforge model folder, whole or damaged: ``not_replaceable``)."""
     out = Path(out)
+    restore_replaced(out)  # a --force killed while it replaced out: put back or clean up first
     if out.exists():
         if not force:
             raise ConfigError(f"{out} already exists; pass --force to replace it or choose another --out")
@@ -437,18 +437,13 @@ def export_folder(run: LoadedRun, out: Path | str, *, force: bool = False) -> Pa
               "class_names": run.class_names, "nets": sorted(nets), "source": meta["source"],
               "evaluation": meta["evaluation"], "objective_state": state, "files": sorted(files),
               "config": run.config.to_dict()}
-    staged = out.with_name(out.name + ".new")
-    probe_writable(staged, name=out)  # the error names the user's --out, not the staging folder
-    if staged.exists() and is_model_folder(staged):  # left by an interrupted export
-        shutil.rmtree(staged)
-    with atomic_path(staged) as tmp:
+    # written beside out and renamed in place of the old folder (atomic_path's replace_folder),
+    # which is deleted only once the new one is in place; errors name out
+    with atomic_path(out) as tmp:
         tmp.mkdir()
         save_tensors(ckpt.flatten_weights(nets), tmp / MODEL_WEIGHTS)
         for name, tensors in files.items():
             save_tensors({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp / f"{name}.safetensors")
         atomic_write_text(tmp / MODEL_CONFIG, json.dumps(config, indent=2) + "\n")
         atomic_write_text(tmp / "README.md", model_card(run, meta))
-    if out.exists():
-        shutil.rmtree(out)
-    staged.rename(out)
     return out
