@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from ganforge import cli, rundir
+from ganforge import cli
+from ganforge.training.trainer import Trainer
 
 START_S = 60  # torchrun and two ranks importing torch on 2 busy cores
 
@@ -146,14 +147,14 @@ def test_nproc_a_second_ctrl_c_stops_the_ranks_at_once(launcher):
 def _signal_while_starting(monkeypatch, sig):
     """Sends ``sig`` to this process once the run is announced and its directory written, before
     the trainer installs its handlers (where a first Ctrl-C arrives about 2 s into a real start)."""
-    check_free_space = rundir.check_free_space
+    init = Trainer.__init__
 
-    def then_signal(*args, **kwargs):
-        check_free_space(*args, **kwargs)
+    def then_signal(self, *args, **kwargs):
+        init(self, *args, **kwargs)
         os.kill(os.getpid(), sig)
         time.sleep(5)  # the handler raises before this ends
 
-    monkeypatch.setattr(rundir, "check_free_space", then_signal)
+    monkeypatch.setattr(Trainer, "__init__", then_signal)
 
 
 def test_a_first_ctrl_c_while_the_run_starts_is_not_called_a_second_one(tmp_path, monkeypatch, capsys):
@@ -182,11 +183,12 @@ def test_a_first_ctrl_c_while_the_run_starts_is_not_called_a_second_one(tmp_path
 def test_sigterm_while_the_run_starts_removes_the_new_run_and_says_so(tmp_path):
     """SIGTERM before the trainer listened had killed the process where it stood."""
     code = ("import os, signal, sys, time\n"
-            "from ganforge import cli, rundir\n"
-            "check = rundir.check_free_space\n"
-            "def then_signal(*a, **k):\n"
-            "    check(*a, **k); os.kill(os.getpid(), signal.SIGTERM); time.sleep(5)\n"
-            "rundir.check_free_space = then_signal\n"
+            "from ganforge import cli\n"
+            "from ganforge.training.trainer import Trainer\n"
+            "init = Trainer.__init__\n"
+            "def then_signal(self, *a, **k):\n"
+            "    init(self, *a, **k); os.kill(os.getpid(), signal.SIGTERM); time.sleep(5)\n"
+            "Trainer.__init__ = then_signal\n"
             "sys.exit(cli.main(sys.argv[1:]))\n")
     run = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src")}

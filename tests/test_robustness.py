@@ -312,7 +312,7 @@ def test_a_failed_start_leaves_nothing_and_the_retry_works(tmp_path, monkeypatch
     with pytest.raises(ConfigError, match="simulated"):
         _train(_cfg(), run)
     monkeypatch.undo()
-    monkeypatch.setattr(api.rundir, "check_free_space", broken)  # fails after config.yaml is written
+    monkeypatch.setattr(api, "Trainer", broken)  # fails after config.yaml is written
     with pytest.raises(ConfigError, match="simulated"):
         _train(_cfg(), run)
     assert not run.exists()

@@ -12,6 +12,7 @@ import os
 import time
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable, Iterable
 
 import numpy as np
@@ -160,9 +161,7 @@ def prepare_run_dir(run_dir: Path, cfg: Config, *, resume: bool, force: bool) ->
 def _saved_config(run_dir: Path) -> dict[str, Any]:
     """The plain data of ``run_dir/config.yaml``; a file that is not plain YAML is refused."""
     path = run_dir / "config.yaml"
-    if not path.is_file():
-        raise CheckpointError(f"cannot resume: {path} not found; is {run_dir} a ganforge run "
-                              f"directory? Start a new run without {rundir.RESUME}")
+    rundir.check_resumable(run_dir)
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:  # a !!python tag, broken syntax: never executed, refused
@@ -549,11 +548,15 @@ def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: boo
         batches = objective.make_batches(dataset, cfg, device)
         hooks = _eval_hooks(cfg, hooks)
         OPTIMIZERS.get(cfg.optim.name)  # an unknown optimizer, refused before "training ..." is said
+        rundir.check_free_space(run_dir, _checkpoint_bytes(cfg, objective), "a checkpoint",
+                                resume=resume, force=force)
         if on_start is not None:  # the data read and the networks built: what can refuse the run has
             on_start(run_dir)
         if not resume:
             if claimed is None:
                 lock, created = rundir.claim_run_dir(run_dir, force=force)
+            atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
+        elif weights is None:  # a resume from step 0 trains with its overrides: the next resume must too
             atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
         ckpt.clean_leftovers(run_dir / "checkpoints")  # ours to remove: we hold the lock
         distributed.barrier(distributed.current_world())  # the other ranks may now read it
@@ -561,8 +564,6 @@ def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: boo
                                       "the checkpoint to resume from")
         trainer = Trainer(cfg, objective, batches, run_dir=run_dir, device=device, hooks=hooks,
                           progress=progress)
-        rundir.check_free_space(run_dir, ckpt.estimate_bytes(trainer.weights(), trainer.optimizers),
-                                "a checkpoint")
         if weights is not None:
             trainer.load(weights, state, source=resumed_from)
             dropped = trainer.logger.truncate_to(state.get("metrics_bytes"), trainer.step)
@@ -594,6 +595,18 @@ def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: boo
         raise
     finally:
         lock.release()
+
+
+def _checkpoint_bytes(cfg: Config, objective: Objective) -> int:
+    """About the size of one checkpoint (ckpt.estimate_bytes) of the Trainer still to be built,
+    from the objective alone: the networks, their EMA copies and what the optimizers will hold,
+    known before the run is announced (a full disk had been refused after "training ...")."""
+    weights = ckpt.flatten_weights(objective.nets)
+    if cfg.train.ema_decay > 0:
+        weights.update(ckpt.flatten_weights({n: objective.nets[n] for n in objective.ema}, prefix="ema."))
+    optimizers = {name: SimpleNamespace(param_groups=spec.param_groups(objective.nets))
+                  for name, spec in objective.optimizers.items()}
+    return ckpt.estimate_bytes(weights, optimizers)
 
 
 # What torch's allocators say when an allocation fails, where they raise a plain RuntimeError

@@ -10,7 +10,10 @@
   refusal reports. Where fcntl does not exist (Windows) there is no lock.
 - **``--force`` deletes only a ganforge run**: a directory holding ``config.yaml`` and
   ``checkpoints/`` or ``metrics.jsonl`` (or ganforge's own lock file, left by a start that
-  failed before its first checkpoint), that no live process holds. Anything else is refused.
+  failed before its first checkpoint), that no live process holds. Anything else is refused,
+  except what an interrupted deletion left: a run is emptied with config.yaml (what says it is a
+  run) last and the lock file kept, so a folder that still holds ganforge's own lock file is
+  what is left of a run, which ``--force`` may finish deleting.
 - **A default run directory is never shared**: ``runs/NAME-TIMESTAMP`` has one-second
   resolution, so a run started in the same second as another (a loop over seeds, several
   commands at once) takes ``-2``, ``-3``, ... claimed with an atomic ``mkdir``; a given
@@ -63,8 +66,32 @@ def is_run_dir(path: Path) -> bool:
                  or (path / LOCK_NAME).is_file()))
 
 
+def is_half_deleted(path: Path) -> bool:
+    """What a ``--force`` or a failed start left when it was killed while deleting a run: no
+    config.yaml but ganforge's own lock file, which no other folder holds (a run is emptied
+    with the lock file kept to the end). Such a folder had been neither resumable nor deletable."""
+    path = Path(path)
+    return not (path / "config.yaml").is_file() and (path / LOCK_NAME).is_file()
+
+
 def _entries(path: Path) -> list[str]:
     return sorted(p.name for p in path.iterdir() if p.name != LOCK_NAME)
+
+
+def _delete_contents(run_dir: Path, *, ignore_errors: bool = False) -> None:
+    """Delete what ``run_dir`` holds but its lock file, config.yaml last: killed at any moment,
+    it leaves a run (config.yaml with the lock file) or a half-deleted one (the lock file with
+    or without other leftovers), both of which the next ``--force`` accepts."""
+    for name in sorted(_entries(run_dir), key=lambda name: name == "config.yaml"):
+        path = run_dir / name
+        try:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+        except OSError:
+            if not ignore_errors:
+                raise
 
 
 # ----------------------------------------------------------------------------- the lock
@@ -150,7 +177,8 @@ def check_new_run_dir(run_dir: Path, *, force: bool, locked_by_us: bool = False)
         raise ConfigError(f"{run_dir} is a file, not a directory; choose another {OUT}")
     if not run_dir.is_dir() or not _entries(run_dir):
         return
-    if not is_run_dir(run_dir):  # neither resumable nor ours to delete: only another folder will do
+    half_deleted = is_half_deleted(run_dir)
+    if not is_run_dir(run_dir) and not half_deleted:  # neither resumable nor ours to delete
         entries = _entries(run_dir)
         shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
         what = (f"{FORCE} refused: {run_dir} is not a ganforge run" if force else
@@ -158,6 +186,10 @@ def check_new_run_dir(run_dir: Path, *, force: bool, locked_by_us: bool = False)
         raise ConfigError(f"{what} (no config.yaml with checkpoints/ or metrics.jsonl; it holds "
                           f"{shown}), so nothing was {'deleted' if force else 'written'}; choose "
                           f"another {OUT}: a new or empty folder")
+    if not force and half_deleted:
+        raise ConfigError(f"{run_dir} is what is left of a ganforge run whose deletion was "
+                          f"interrupted (it has no config.yaml, so it cannot be resumed); pass "
+                          f"{FORCE} to finish deleting it, or choose another {OUT}")
     if not force:
         raise ConfigError(f"run directory {run_dir} already exists; pass {RESUME} to continue "
                           f"it, {FORCE} to start over (deletes it), or choose another {OUT}")
@@ -181,9 +213,7 @@ def claim_run_dir(run_dir: Path, *, force: bool) -> tuple[RunLock, bool]:
         # Checked again under the lock: another process may have started here meanwhile.
         check_new_run_dir(run_dir, force=force, locked_by_us=True)
         if force:
-            for name in _entries(run_dir):  # the lock file stays: we hold it
-                path = run_dir / name
-                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+            _delete_contents(run_dir)  # the lock file stays: we hold it
     except BaseException:
         lock.release()
         raise
@@ -218,35 +248,67 @@ def claim_default_run_dir(run_dir: Path) -> tuple[Path, RunLock]:
 
 def lock_existing_run(run_dir: Path) -> RunLock:
     """Lock the run directory of a ``--resume``."""
+    check_resumable(run_dir)
+    return RunLock(run_dir).acquire()
+
+
+def check_resumable(run_dir: Path) -> None:
+    """Refuse a ``--resume`` of a folder that has no config.yaml, in one line saying what to do."""
+    if is_half_deleted(run_dir):
+        raise CheckpointError(f"cannot resume: {run_dir} is what is left of a ganforge run whose "
+                              f"deletion was interrupted (its config.yaml is gone); start a new run "
+                              f"there with {FORCE}, or choose another {OUT}")
     if not (run_dir / "config.yaml").is_file():
         raise CheckpointError(f"cannot resume: {run_dir / 'config.yaml'} not found; is {run_dir} "
-                              f"a ganforge run directory? Start a new run without {RESUME}")
-    return RunLock(run_dir).acquire()
+                              f"a ganforge run directory? Start a new run without --resume "
+                              f"(Python: resume=False)")
 
 
 def undo_failed_start(run_dir: Path, lock: RunLock, created: bool) -> None:
     """Remove what a new run wrote before it failed to start, so that the corrected command is
-    not refused with "already exists". Only called while we hold the lock."""
+    not refused with "already exists". Only called while we hold the lock; in the order of
+    ``--force`` (config.yaml, then the lock file), so that a kill meanwhile leaves a folder the
+    next ``--force`` accepts."""
+    _delete_contents(run_dir, ignore_errors=True)  # the error that ended the start is the one to show
+    (run_dir / LOCK_NAME).unlink(missing_ok=True)
     if created:
         shutil.rmtree(run_dir, ignore_errors=True)
-    else:
-        for name in _entries(run_dir):
-            path = run_dir / name
-            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
-        (run_dir / LOCK_NAME).unlink(missing_ok=True)
 
 
-def check_free_space(path: Path, need: int, what: str) -> None:
-    """A write probe and a free-space check of ``path`` before a long job starts."""
+def check_free_space(path: Path, need: int, what: str, *, resume: bool = False,
+                     force: bool = False) -> None:
+    """A write probe and a free-space check of ``path`` before a long job starts (before it is
+    announced). A new run's ``path`` may not exist yet: the nearest existing folder above it is
+    checked; what ``force`` will delete there counts as free. Another --out is no fix for a
+    ``resume``: only freeing space is."""
+    where = Path(path)
+    while not where.is_dir() and where != where.parent:
+        where = where.parent
     try:
-        with tempfile.TemporaryFile(dir=path):
+        with tempfile.TemporaryFile(dir=where):
             pass
     except OSError as exc:
         raise storage_error(exc, f"{what} in {path}", "choose a writable --out") from None
-    free = shutil.disk_usage(path).free
+    free = shutil.disk_usage(where).free
+    if force and not resume and where == Path(path):
+        free += _bytes_in(where)
     if free < need:
+        fix = (f"free some space (the run needs {_size(need - free)} more)" if resume else
+               "free some space or choose another --out")
         raise StorageError(f"not enough free space in {path}: {what} needs about {_size(need)}, "
-                           f"{_size(free)} are free; free some space or choose another --out")
+                           f"{_size(free)} are free; {fix}")
+
+
+def _bytes_in(path: Path) -> int:
+    """The size of the files under ``path`` (what --force frees)."""
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:  # gone meanwhile
+                pass
+    return total
 
 
 def _size(n: float) -> str:
