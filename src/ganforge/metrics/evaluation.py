@@ -84,11 +84,12 @@ class _Context:
     def __init__(self, *, fake: Features, ref: Reference, labels, extractor: Extractor,
                  classifier: ClassifierExtractor | None, images: torch.Tensor | None,
                  train: Callable[[], Reference], cache: bool, generator=None,
-                 class_logits: np.ndarray | None = None):
+                 class_logits: np.ndarray | None = None, data_dir=None):
         self.fake, self.ref, self.labels, self.extractor = fake, ref, labels, extractor
         self.classifier, self.images, self._train, self.cache = classifier, images, train, cache
         self.generator = generator  # metrics that need the generator: an object with path_pairs(...)
         self._class_logits = class_logits  # the classifier's logits of the samples, when given
+        self.data_dir = data_dir  # where the reference was read: the class metrics read it there too
         self.details: dict = {}
 
     @cached_property
@@ -108,7 +109,7 @@ class _Context:
             return self.ref.features.logits
         ref = reference_features(self.ref.info["dataset"], self.classifier, split=self.ref.info["split"],
                                  n=self.ref.info["n"], resolution=self.ref.info["resolution"],
-                                 channels=self.ref.info["channels"], cache=self.cache)
+                                 channels=self.ref.info["channels"], data_dir=self.data_dir, cache=self.cache)
         return ref.features.logits
 
     @cached_property
@@ -414,7 +415,7 @@ def evaluate_features(fake: Features, *, shape, ref: str, extractor: str | Extra
 
     ctx = _Context(fake=fake, ref=reference, labels=labels, extractor=ext, classifier=classifier,
                    images=images, train=train_features, cache=cache, generator=generator,
-                   class_logits=class_logits)
+                   class_logits=class_logits, data_dir=data_dir)
     groups: list[Metric] = []
     for key in wanted or list(METRICS):
         m = METRICS.get(key)
