@@ -116,8 +116,9 @@ def test_registry():
                                           r"valid: hinge, lsgan, minimax, nonsaturating, ragan, rahinge, wasserstein"):
         get_loss("nonsaturatin")
     # no close name: perhaps a plugin's loss (a run trained with one, loaded without the plugin)
-    with pytest.raises(ConfigError, match=r"unknown loss 'myloss'; valid: .*wasserstein \(a loss registered "
-                                          r"outside ganforge needs the module that registers it imported first\)$"):
+    with pytest.raises(ConfigError, match=r"unknown loss 'myloss'; valid: .*wasserstein; a loss registered "
+                                          r"outside ganforge needs the module that registers it imported first "
+                                          r"\(in Python: import it; for the CLI: GANFORGE_PLUGINS=module\)$"):
         get_loss("myloss")
 
 

@@ -576,8 +576,28 @@ def _parser_of(parser: argparse.ArgumentParser, command: str | None) -> argparse
     return parser
 
 
+def _import_plugins() -> None:
+    """Import the modules named in $GANFORGE_PLUGINS (comma-separated): what a module outside
+    ganforge registers (a family, loss, architecture, dataset, ...) is unknown to the CLI until
+    it is imported, and the CLI had no way to import one."""
+    for module in filter(None, (m.strip() for m in os.environ.get("GANFORGE_PLUGINS", "").split(","))):
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # any error of the plugin's own code: one line, not a traceback
+            missing = isinstance(exc, ModuleNotFoundError) and f"{module}.".startswith(f"{exc.name}.")
+            where = " (is its folder on PYTHONPATH?)" if missing else ""
+            raise ConfigError(f"GANFORGE_PLUGINS: cannot import module '{module}': {type(exc).__name__}: "
+                              f"{' '.join(str(exc).split())}{where}; fix it or remove it from "
+                              f"GANFORGE_PLUGINS") from exc
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        _import_plugins()  # before parsing: a plugin's names are then valid everywhere
+    except ConfigError as exc:
+        print(f"ganforge: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     parser = build_parser()
     args = parse_args(argv, parser)
     if not getattr(args, "func", None):  # `ganforge` alone, or a command of actions without one

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
-from .registry import closest, same_definition
+from .registry import PLUGIN_HINT, closest, same_definition
 
 
 @dataclass
@@ -379,7 +379,7 @@ def from_dict(data: dict[str, Any]) -> Config:
                 raise _unknown_key(key)
             raise ConfigError(f"{_unknown_key(key)}; a section of a family defined outside ganforge "
                               f"(objective '{data.get('objective', 'unconditional')}' here?) needs the module "
-                              f"that registers it imported first")
+                              f"that registers it imported first ({PLUGIN_HINT})")
     common = {k: v for k, v in data.items() if k not in SECTIONS}
     cfg = _build(Config, common)
     for name, entry in SECTIONS.items():

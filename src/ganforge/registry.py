@@ -8,6 +8,9 @@ from .errors import ConfigError
 
 T = TypeVar("T")
 
+# How to import a module registered outside ganforge, for the messages that suggest it.
+PLUGIN_HINT = "in Python: import it; for the CLI: GANFORGE_PLUGINS=module"
+
 
 def closest(name: str, choices) -> str:
     """A ' (did you mean X?)' hint, or '' when nothing is close."""
@@ -47,11 +50,16 @@ class Registry(dict, Generic[T]):
         super().__init__()
         self.kind = kind
 
+    def refuse_duplicate(self, name: str, obj: T) -> None:
+        """DuplicateName when ``name`` holds another definition than ``obj``: callable before a
+        registration's other effects (a family's config sections), so a refused one leaves none."""
+        if name in self and not same_definition(self[name], obj):
+            raise DuplicateName(f"{self.kind} '{name}' registered twice, with another definition than the "
+                                f"one it has; register yours under another name")
+
     def register(self, name: str) -> Callable[[T], T]:
         def deco(obj: T) -> T:
-            if name in self and not same_definition(self[name], obj):
-                raise DuplicateName(f"{self.kind} '{name}' registered twice, with another definition than the "
-                                    f"one it has; register yours under another name")
+            self.refuse_duplicate(name, obj)
             self[name] = obj
             return obj
 
@@ -60,8 +68,10 @@ class Registry(dict, Generic[T]):
     def get(self, name: str) -> T:  # type: ignore[override]
         if name not in self:
             valid = ", ".join(sorted(self))
-            hint = closest(name, self)
-            plugin = "" if hint else (f" (a {self.kind} registered outside ganforge needs the module that "
-                                      f"registers it imported first)")
-            raise ConfigError(f"unknown {self.kind} '{name}'{hint}; valid: {valid}{plugin}")
+            # The plugin clause even after a "did you mean": a run trained with a plugin's 'tinymlp'
+            # is close to 'mlp', and the hint alone hid the real cause.
+            article = "an" if self.kind[:1] in "aeiou" else "a"
+            raise ConfigError(f"unknown {self.kind} '{name}'{closest(name, self)}; valid: {valid}; {article} "
+                              f"{self.kind} registered outside ganforge needs the module that registers it "
+                              f"imported first ({PLUGIN_HINT})")
         return self[name]

@@ -18,11 +18,17 @@ from .folder import StreamingFolderDataset
 from .idx import read_idx
 from .toy import ToyDataset
 
-__all__ = ["DATASET_NAMES", "ImageDataset", "ToyDataset", "StreamingFolderDataset",
+__all__ = ["DATASET_NAMES", "dataset_names", "ImageDataset", "ToyDataset", "StreamingFolderDataset",
            "load_dataset", "fetch", "dataset_info", "read_idx"]
 
-# In registration order: fashion-mnist, mnist, cifar10, folder:PATH, toy:ring8, toy:grid25.
+# The built-in names, in registration order: fashion-mnist, mnist, cifar10, folder:PATH,
+# toy:ring8, toy:grid25. A snapshot taken at import: dataset_names() has those registered since.
 DATASET_NAMES = list(DATASETS)
+
+
+def dataset_names() -> list[str]:
+    """Every dataset name registered now, a plugin's included, in registration order."""
+    return list(DATASETS)
 
 
 def _resolve(name: str):

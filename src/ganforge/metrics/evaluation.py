@@ -295,11 +295,11 @@ def parse_metrics(metrics: str | Sequence[str] | None) -> list[str] | None:
 
 def check_reference(ref: str) -> None:
     """A one-line ConfigError for a reference that names no dataset (before any slow work)."""
-    from ..data import DATASET_NAMES
+    from ..data import dataset_names
     from ..errors import ConfigError
     from ..registry import closest
 
-    valid = [n for n in DATASET_NAMES if not n.startswith("toy:")]
+    valid = [n for n in dataset_names() if not n.startswith("toy:")]  # read now: a plugin's dataset too
     if not (ref.startswith("folder:") or ref in valid):
         raise ConfigError(f"unknown reference dataset '{ref}'{closest(ref, valid)}; use one of "
                           f"{', '.join(valid)}")

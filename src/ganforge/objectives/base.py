@@ -361,6 +361,9 @@ def register_objective(name: str) -> Callable[[type[Objective]], type[Objective]
     """Class decorator: register a family under ``name`` and its config sections."""
 
     def deco(cls: type[Objective]) -> type[Objective]:
+        # Refused before its sections are registered: a refused duplicate had left its section
+        # attached to the existing family, whose configs then accepted it.
+        OBJECTIVES.refuse_duplicate(name, cls)
         cls.name = name
         for section, section_cls in cls.sections.items():
             register_section(section, section_cls, objective=name)
