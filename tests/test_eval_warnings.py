@@ -61,7 +61,11 @@ def test_training_warns_once_when_eval_n_is_below_the_size_eval_warns_at(env, tm
     from ganforge import api
 
     cfg = tiny_config(**{"eval.every": 2, "eval.n": 24, "eval.metrics": "[fid,coverage]", "train.steps": 4})
-    api.train(cfg, tmp_path / "run", progress=False, dataset=random_dataset(n=64, resolution=16))
+    from ganforge.metrics import training_hook
+
+    # the built-in hook, passed as the caller's own: with dataset= it is not added by itself
+    api.train(cfg, tmp_path / "run", progress=False, dataset=random_dataset(n=64, resolution=16),
+              hooks=[training_hook(cfg, metrics=["fid", "coverage"], n=24)])
     lines = capsys.readouterr().out.splitlines()
     fid = [line for line in lines if line.startswith("ganforge: eval.n=24: fid from 24 samples")]
     assert len(fid) == 1 and "use eval.n above 128" in fid[0]  # two evaluations, one warning
@@ -69,7 +73,7 @@ def test_training_warns_once_when_eval_n_is_below_the_size_eval_warns_at(env, tm
     assert len(cov) == 1 and "use eval.n=500 or more" in cov[0]
     # a size at which `ganforge eval` does not warn: the training run does not either
     # (fid of 16-dimensional features from 24 samples)
-    from ganforge.metrics import ModuleExtractor, training_hook
+    from ganforge.metrics import ModuleExtractor
     from ganforge.training.trainer import Trainer
 
     torch.manual_seed(0)

@@ -443,6 +443,7 @@ def test_resume_to_fewer_steps_than_done_is_refused_and_changes_nothing(tmp_path
 def test_resume_with_no_step_left_names_the_checkpoint_and_how_to_continue(tmp_path, capsys):
     run = tmp_path / "run"
     _train(_cfg(**{"train.steps": 2}), run)
+    (run / api.GIVEN_DATASET).unlink()  # as a run of data.name's dataset: the CLI's messages are tested here
     capsys.readouterr()
     assert cli.main(["train", "--resume", "--out", str(run), "--quiet"]) == 0
     out = capsys.readouterr().out
@@ -668,7 +669,8 @@ def test_resume_after_a_kill_logs_each_step_and_event_once(tmp_path, capsys):
     records in metrics.jsonl; the resume logged the same steps again and the report listed the
     events twice. The resume now drops what it redoes, and says so."""
     run = tmp_path / "run"
-    _train(_cfg(**{"train.steps": 6, "train.log_every": 1, "train.checkpoint_every": 3}), run)
+    cfg = _cfg(**{"train.steps": 6, "train.log_every": 1, "train.checkpoint_every": 3})
+    _train(cfg, run)
     ckpt_dir = run / "checkpoints"
     import shutil
 
@@ -677,7 +679,7 @@ def test_resume_after_a_kill_logs_each_step_and_event_once(tmp_path, capsys):
     with open(run / "metrics.jsonl", "a") as f:
         f.write('{"event": "mode_collapse", "step": 5, "message": "x"}\n{"step": 7, "d_lo')
     capsys.readouterr()
-    assert cli.main(["train", "--resume", "--out", str(run), "--quiet"]) == 0
+    _train(cfg, run, resume=True)  # with its dataset= (a CLI resume is refused: tests/test_given_dataset.py)
     assert "resuming from step_0000003: dropped 5 lines of metrics.jsonl logged after it" in capsys.readouterr().out
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     steps = [r["step"] for r in lines if "time" in r]

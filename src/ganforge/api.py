@@ -6,6 +6,7 @@ load / sample. Nothing here knows an architecture or a loss.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import copy
 import os
@@ -86,6 +87,31 @@ def _given_dataset(cfg: Config, dataset):
                       stacklevel=3)
         dataset = dataclasses.replace(dataset, images=adapt_images(images, want[1], want[0]))
     return dataset
+
+
+# In a run trained on a dataset passed from Python (train's dataset=): that dataset's name. The
+# saved config keeps its data.name (a probe's classifier, a bench's reuse read it), so this file
+# is what says the run's data came from Python.
+GIVEN_DATASET = "dataset.json"
+
+
+def _record_given_dataset(run_dir: Path, dataset) -> None:
+    """RUN/dataset.json names the dataset passed from Python that the run trains on."""
+    atomic_write_text(run_dir / GIVEN_DATASET, json.dumps({"name": str(dataset.name)}) + "\n")
+
+
+def _check_given_dataset(run_dir: Path, dataset) -> None:
+    """A resume without ``dataset=`` of a run trained on one passed from Python is refused: it
+    had resumed on the config's data.name (the preset's dataset) and exited 0."""
+    path = run_dir / GIVEN_DATASET
+    if dataset is not None or not path.is_file():
+        return
+    try:
+        name = json.loads(path.read_text())["name"]
+    except (OSError, ValueError, KeyError, TypeError):  # a damaged record still says Python
+        name = "?"
+    raise ConfigError(f"{run_dir} was trained on the dataset '{name}' passed from Python; resume it with "
+                      f"ganforge.train(cfg, {str(run_dir)!r}, resume=True, dataset=...)")
 
 
 def _checked_labels(dataset):
@@ -361,7 +387,9 @@ def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
     ``eval.every`` steps in place of the built-in FID/KID hook (their values are logged and
     ``eval.best`` picks from them, its better direction declared as ``eval.best=NAME:higher``
     or ``NAME:lower``; 0-d tensors and numpy scalars count as numbers, None logs nothing);
-    ``dataset``: a ``ganforge.data.ImageDataset`` to train on instead of ``data.name``;
+    ``dataset``: a ``ganforge.data.ImageDataset`` to train on instead of ``data.name`` (the run
+    records its name in RUN/dataset.json, and a resume without it is refused; the built-in FID/KID
+    hook, which scores against data.name's dataset, is refused with it: pass ``hooks``);
     ``on_start(run_dir)``: called on the main rank once the checks have passed and the data is
     read, before anything is written (the CLI says "training ..." there, not before a refusal).
 
@@ -416,10 +444,12 @@ def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
             distributed.shutdown()
 
 
-def _eval_hooks(cfg: Config, hooks: Iterable[Hook]) -> list[Hook]:
+def _eval_hooks(cfg: Config, hooks: Iterable[Hook], *, given_data: bool = False) -> list[Hook]:
     """The caller's hooks, else the metrics hook when ``eval.every`` asks for one (built before
     training, so a missing extractor fails now; on every rank, which share its work). The
-    caller's hooks run every ``eval.every`` steps in its place: without it they would never run."""
+    caller's hooks run every ``eval.every`` steps in its place: without it they would never run.
+    ``given_data``: the run trains on a dataset passed from Python, which the metrics hook (it
+    scores against the dataset data.name names) cannot take: refused."""
     hooks = [hooks] if callable(hooks) else list(hooks)  # one hook, not in a list
     if hooks and cfg.eval.every <= 0:
         raise ConfigError(f"hooks run every eval.every steps, and eval.every={cfg.eval.every} never runs "
@@ -431,6 +461,10 @@ def _eval_hooks(cfg: Config, hooks: Iterable[Hook]) -> list[Hook]:
 
         names = cfg.eval.metrics or ["fid", "kid"]
         _check_training_metrics(cfg, names)
+        if given_data:  # it had scored, and picked 'best', against the preset's dataset
+            raise ConfigError(f"eval.every={cfg.eval.every} with dataset=: the built-in FID/KID hook scores "
+                              f"against a named dataset, not images passed from Python; pass hooks= (your own "
+                              f"scoring) or eval.every=0")
         hooks.append(training_hook(cfg, metrics=names, n=cfg.eval.n))
     return hooks
 
@@ -466,6 +500,10 @@ def _check_training_metrics(cfg: Config, names: list[str]) -> None:
     try:
         METRICS.get(best.removesuffix("_std"))
     except ConfigError as exc:  # eval.best=fdi: did you mean fid
+        if direction is not None:  # NAME:higher declares a value of the caller's hooks, not passed now
+            raise ConfigError(f"eval.best={cfg.eval.best} names a value of your own hooks=; resume (or train) "
+                              f"from Python with the same hooks, or override eval.every=0 (or eval.best=fid)"
+                              ) from None
         raise ConfigError(f"eval.best: {exc}") from None
     if best not in names and best.removesuffix("_std") not in names:
         raise ConfigError(f"eval.best={best} is not among the metrics computed during training "
@@ -483,9 +521,10 @@ def _train_other(cfg: Config, run_dir: Path, device: torch.device, *, resume: bo
     directory, then reads the checkpoint to resume from (the directory must be on a file system
     every node sees). Of the hooks it runs those that share their work (``all_ranks``)."""
     resuming = resume and any((run_dir / "checkpoints").glob("step_*"))  # as rank 0 decides below
+    given_data = dataset is not None
     objective, dataset = _build_checked(cfg, dataset, resuming=resuming)
     batches = objective.make_batches(dataset, cfg, device)
-    hooks = _eval_hooks(cfg, hooks)
+    hooks = _eval_hooks(cfg, hooks, given_data=given_data)
     world = distributed.current_world()
     distributed.barrier(world)  # rank 0 has claimed and checked the run dir
     source = ckpt.find(run_dir) if resume and any((run_dir / "checkpoints").glob("step_*")) else None
@@ -517,6 +556,7 @@ def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: boo
                 claimed: rundir.RunLock | None = None) -> FitResult:
     """Rank 0's training; ``claimed``: the lock of the new default run directory train() took."""
     lock, created = claimed, claimed is not None
+    given_data = dataset is not None
     try:
         _check_data_dir(cfg)
         if resume:
@@ -533,6 +573,8 @@ def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: boo
             weights, state = ckpt.load(resumed_from, map_location=device)
             changes = check_resume_changes(run_dir, cfg, weights, state)
             _check_steps_left(run_dir, cfg, state, changes)
+        if resume:
+            _check_given_dataset(run_dir, dataset)
         try:
             objective, dataset = _build_checked(cfg, dataset, resuming=weights is not None)
         except DataError as exc:
@@ -546,7 +588,7 @@ def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: boo
         if weights is not None:
             _check_resume_data(run_dir, objective, weights, state)
         batches = objective.make_batches(dataset, cfg, device)
-        hooks = _eval_hooks(cfg, hooks)
+        hooks = _eval_hooks(cfg, hooks, given_data=given_data)
         OPTIMIZERS.get(cfg.optim.name)  # an unknown optimizer, refused before "training ..." is said
         rundir.check_free_space(run_dir, _checkpoint_bytes(cfg, objective), "a checkpoint",
                                 resume=resume, force=force)
@@ -558,6 +600,8 @@ def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: boo
             atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
         elif weights is None:  # a resume from step 0 trains with its overrides: the next resume must too
             atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
+        if given_data:  # config.yaml's data.name is not what it trains on: a resume must pass it again
+            _record_given_dataset(run_dir, dataset)
         ckpt.clean_leftovers(run_dir / "checkpoints")  # ours to remove: we hold the lock
         distributed.barrier(distributed.current_world())  # the other ranks may now read it
         distributed.same_on_all_ranks(_resume_point(resumed_from), distributed.current_world(),
