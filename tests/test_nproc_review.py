@@ -98,32 +98,6 @@ def _kill_all(launcher: subprocess.Popen, pids: list[int]) -> None:
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds torchrun's ranks in Linux's /proc")
-def test_a_killed_rank_is_the_surviving_rank_s_one_line(tmp_path):
-    """kill -9 of a rank: the survivor's documented line had been followed by torchrun's report."""
-    out = tmp_path / "run"
-    launcher = _launch(out, 3000)  # a step reported every 300
-    torchrun, ranks = _torchrun_of(launcher), []
-    try:
-        lines = []
-        for line in launcher.stdout:  # the ranks train once a step is reported
-            lines.append(line)
-            if "ganforge: step " in line:
-                break
-        ranks = child_pids(torchrun)
-        assert len(ranks) == 2, "".join(lines)
-        os.kill(max(ranks), signal.SIGKILL)
-        output = "".join(lines) + launcher.communicate(timeout=60)[0]
-    finally:
-        _kill_all(launcher, [torchrun, *ranks])
-    assert launcher.returncode == 2, output
-    last = output.strip().splitlines()[-1]
-    assert last.startswith("ganforge: error: rank ") and " stops at step " in last, output
-    assert "was killed or exited" in output and "ganforge train --resume --out" in output, output
-    for noise in TORCHRUN_NOISE:
-        assert noise not in output, output
-
-
-@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds torchrun's ranks in Linux's /proc")
 def test_ctrl_c_before_torchrun_started_the_ranks_is_said(tmp_path):
     """It had exited 130 and said nothing, where one process says what happened."""
     out = tmp_path / "run"

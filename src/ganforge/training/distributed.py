@@ -600,8 +600,9 @@ def torchrun(argv: list[str] | None = None) -> None:
 def said_by_a_rank(exit_codes: list[int]) -> bool:
     """Whether the failed ranks' ``exit_codes`` show a ganforge error said in one line: a rank
     exited 2, and the others did too or were stopped by a signal (torchrun stops the rest once
-    one fails; a rank killed from outside is named in the line of the rank that met its loss).
-    A rank that crashed (exit 1, its own Python traceback) is not: torchrun's report stays."""
+    one fails, and a rank killed from outside is named in the line of the rank that met its loss
+    when that rank exits 2 before torchrun stops it). A rank that crashed (exit 1, its own Python
+    traceback) is not, nor ranks all stopped by signals: torchrun's report stays."""
     return GANFORGE_ERROR_EXIT in exit_codes and all(
         code == GANFORGE_ERROR_EXIT or code < 0 for code in exit_codes)
 
