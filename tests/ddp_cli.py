@@ -12,7 +12,10 @@ rank = int(os.environ.get("RANK", "0"))
 if rank == 1:
     writes = record_writes(sys.argv[sys.argv.index("--out") + 1])
     atexit.register(lambda: print(f"RANK1 WROTE: {writes}" if writes else "RANK1 WROTE NOTHING", flush=True))
-print(f"RANK {rank} PID {os.getpid()}", flush=True)
+# one write of the whole line: print's text and newline are two, and two ranks' lines had
+# interleaved in the shared pipe ("RANK 0 PID 9701RANK 1 PID 9702"), hiding rank 1's from the test
+sys.stdout.write(f"RANK {rank} PID {os.getpid()}\n")
+sys.stdout.flush()
 
 from ganforge.cli import main  # noqa: E402
 

@@ -5,6 +5,7 @@ other with one line."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -323,12 +324,12 @@ def test_a_killed_rank_stops_the_other_with_one_line(tmp_path):
 
     def ready() -> bool:  # two checkpoints written, and rank 1's PID line read from the pipe
         steps = len(_steps(run_dir)) if (run_dir / "checkpoints").is_dir() else 0
-        return steps >= 2 and any(line.startswith("RANK 1 PID") for line in list(lines))
+        return steps >= 2 and re.search(r"RANK 1 PID (\d+)", "".join(lines)) is not None
 
     while time.time() < deadline and not ready():
         time.sleep(0.2)
     assert ready(), "".join(lines)
-    pid = next(int(line.split()[-1]) for line in list(lines) if line.startswith("RANK 1 PID"))
+    pid = int(re.search(r"RANK 1 PID (\d+)", "".join(lines))[1])
     os.kill(pid, signal.SIGKILL)
     proc.wait(timeout=90)
     reader.join(timeout=10)
