@@ -139,16 +139,14 @@ def test_nproc_a_second_ctrl_c_stops_the_ranks_at_once(launcher):
     assert "Traceback" not in output and "SignalException" not in output, output
     lines = output.strip().splitlines()
     # the second may come after the ranks had saved already: then the first one's report stands.
-    # The ranks get the second Ctrl-C each: one that meets the other's exit in a collective before
-    # its own signal says that instead, rank 0 ("rank 1 ... was killed or exited") or after rank
-    # 0's line rank 1 (both seen under CI's load); each of these lines names the checkpoint or
-    # the resume command
-    said = [i for i, line in enumerate(lines) if line.startswith("ganforge: stopped at once by a second Ctrl-C;")
-            or line.startswith("ganforge: stopped by SIGINT at step ")
-            or line.startswith("ganforge: error: rank 0 stops at step ")]
-    assert said, output
-    assert all(line.startswith("ganforge: error: rank 1 ") for line in lines[said[-1] + 1:]), output
-    assert f"--resume --out {run.out}" in lines[said[-1]], output
+    # The ranks get the second Ctrl-C each; one that meets the other's exit in a collective before
+    # its own signal stops as the other did (it had said "rank N ... was killed or exited": seen
+    # in CI; tests/test_ddp_second_ctrl_c.py decides that race)
+    assert "was killed or exited" not in output and "ganforge: error:" not in output, output
+    said = [line for line in lines if line.startswith("ganforge: stopped at once by a second Ctrl-C;")
+            or line.startswith("ganforge: stopped by SIGINT at step ")]
+    assert said == lines[-1:], output
+    assert f"--resume --out {run.out}" in said[0], output
 
 
 def _signal_while_starting(monkeypatch, sig):

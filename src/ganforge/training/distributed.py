@@ -483,6 +483,20 @@ def record_failure(world: World, message: str) -> None:
         _store_set(f"failed/{world.rank}", " ".join(message.split())[:300])
 
 
+def record_stopped_at_once(world: World) -> None:
+    """Tell the other ranks that this one stops at once, on a second Ctrl-C. Each rank gets that
+    signal, but one can meet this rank's exit in a collective before its own signal is handled
+    (or took the signal for a first one, when the launcher's came before torchrun's): it then
+    stops as this one did (``stopped_at_once``), not with an error naming this rank's exit."""
+    if world.enabled:
+        _store_set("stopped-at-once", str(world.rank))
+
+
+def stopped_at_once(world: World) -> bool:
+    """Whether another rank stopped at once on a second Ctrl-C (``record_stopped_at_once``)."""
+    return world.enabled and (_store_get("stopped-at-once") or str(world.rank)) != str(world.rank)
+
+
 def failed_ranks(world: World) -> list[str]:
     """What is known of the other ranks that stopped: the reason they recorded, or that their
     process on this host is gone (killed)."""

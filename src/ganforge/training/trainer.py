@@ -626,12 +626,15 @@ class Trainer:
 
     def _tell_peers(self, exc: BaseException) -> None:
         """Under torchrun: record why this rank stops, or, when a collective failed because
-        another rank stopped, raise one line naming that rank."""
+        another rank stopped, raise one line naming that rank (or KeyboardInterrupt, when that
+        rank stopped at once on a second Ctrl-C: this one stops as it did)."""
         if not self.world.enabled or isinstance(exc, GanforgeError):
             if self.world.enabled:
                 distributed.record_failure(self.world, str(exc))
             return
         if distributed.is_peer_failure(exc, self.world):
+            if distributed.stopped_at_once(self.world):  # a second Ctrl-C, which this rank missed
+                raise KeyboardInterrupt from None
             ckpt_name = self.last_checkpoint.name if self.last_checkpoint else None
             kept = f"the last checkpoint {ckpt_name} is intact; " if ckpt_name else ""
             hint = f"{kept}continue with: ganforge train --resume --out {shell_arg(self.run_dir)}"
@@ -922,6 +925,7 @@ class Trainer:
 
         def handler(signum, frame):
             if self._stop_signal is not None and signum == signal.SIGINT:
+                distributed.record_stopped_at_once(self.world)  # the other ranks stop as this one
                 raise KeyboardInterrupt  # a second Ctrl-C stops at once
             self._stop_signal = signal.Signals(signum).name
 
