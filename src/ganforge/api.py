@@ -457,6 +457,7 @@ def _eval_hooks(cfg: Config, hooks: Iterable[Hook], *, given_data: bool = False)
     if hooks:
         _check_best_direction(cfg)
     if cfg.eval.every > 0 and not hooks:
+        from .data.toy import toy_mixture
         from .metrics import training_hook
 
         names = cfg.eval.metrics or ["fid", "kid"]
@@ -465,7 +466,11 @@ def _eval_hooks(cfg: Config, hooks: Iterable[Hook], *, given_data: bool = False)
             raise ConfigError(f"eval.every={cfg.eval.every} with dataset=: the built-in FID/KID hook scores "
                               f"against a named dataset, not images passed from Python; pass hooks= (your own "
                               f"scoring) or eval.every=0")
-        hooks.append(training_hook(cfg, metrics=names, n=cfg.eval.n))
+        if toy_mixture(cfg.data.name) is not None:  # it had asked for Inception weights
+            raise ConfigError(f"eval.every={cfg.eval.every}: FID/KID score images, and {cfg.data.name} is "
+                              f"2-D points; set eval.every=0 and measure modes captured with ganforge "
+                              f"bench modes --data {cfg.data.name}")
+        hooks.append(training_hook(cfg, metrics=names, n=cfg.eval.n, extractor=cfg.eval.extractor or None))
     return hooks
 
 

@@ -103,6 +103,9 @@ class EvalConfig:
     # metric that picks the `best` checkpoint; a metric of your own hook (ganforge.train's hooks=)
     # names its better direction: my_accuracy:higher (or :lower)
     best: str = "fid"
+    # the features FID/KID are computed on: '' is the dataset's ganforge CNN where it has one
+    # (fashion-mnist-cnn, mnist-cnn), else inception; any registered extractor name
+    extractor: str = ""
 
 
 BEST_DIRECTIONS = ("higher", "lower")

@@ -351,13 +351,25 @@ def resolve_inception_weights(path: str | Path | None, *, download: bool = True)
             return dest
         except OSError as exc:  # offline, DNS, refused, timeout: all URLError/OSError
             reason = " ".join(str(getattr(exc, "reason", exc)).split())[:80]
-            raise EvalError(f"Inception weights {INCEPTION_FILE} not found in {dest.parent} and the "
-                            f"download failed ({reason}); download {INCEPTION_URL} to {dest}, pass "
-                            f"--inception-weights PATH, or measure offline with --extractor "
-                            f"fashion-mnist-cnn (its numbers compare only with its own)") from None
-    raise EvalError(f"Inception weights {INCEPTION_FILE} not found in {dest.parent}; download "
-                    f"{INCEPTION_URL} to {dest}, pass --inception-weights PATH, or measure offline with "
-                    f"--extractor fashion-mnist-cnn (its numbers compare only with its own)")
+            raise InceptionWeightsMissing(dest, f" and the download failed ({reason})") from None
+    raise InceptionWeightsMissing(dest)
+
+
+class InceptionWeightsMissing(EvalError):
+    """No Inception weights here, and none could be downloaded. The fixes it names are the
+    eval commands' flags; ``fixes(...)`` says them another way (training's config keys)."""
+
+    def __init__(self, dest: Path, failed: str = ""):
+        self.dest, self.failed = dest, failed
+        super().__init__(self.fixes("pass --inception-weights PATH", "--extractor fashion-mnist-cnn"))
+
+    def fixes(self, weights: str | None, offline: str) -> str:
+        """The message, with ``weights`` (another way to give the file, if any) and ``offline``
+        (how to choose another extractor) as the caller takes them."""
+        also = f", {weights}," if weights else ""
+        return (f"Inception weights {INCEPTION_FILE} not found in {self.dest.parent}{self.failed}; download "
+                f"{INCEPTION_URL} to {self.dest}{also} or measure offline with {offline} (its "
+                f"numbers compare only with its own)")
 
 
 class InceptionExtractor(Extractor):

@@ -24,7 +24,8 @@ from ..labels import class_kwargs
 from .errors import EvalError
 from .evaluation import (METRICS, MIN_IMAGES, dataset_classifier, evaluate, evaluate_features, parse_metrics,
                          small_sample_warnings)
-from .features import CLASSIFIER_DATASETS, Features, classifier_weights, get_extractor, to_uint8
+from .features import (CLASSIFIER_DATASETS, Features, InceptionWeightsMissing, classifier_weights, get_extractor,
+                       to_uint8)
 
 DEFAULT_METRICS = ("fid", "kid")
 CHUNK = 500  # samples per call to the generator in one process
@@ -112,7 +113,11 @@ def training_hook(cfg, *, metrics: Sequence[str], n: int, split: str = "train", 
     if n < MIN_IMAGES:
         raise EvalError(f"eval.n must be at least {MIN_IMAGES}, got {n}")
     dataset = cfg.data.name
-    ext = get_extractor(extractor or training_extractor(dataset))
+    try:
+        ext = get_extractor(extractor or training_extractor(dataset))
+    except InceptionWeightsMissing as exc:  # its fixes are eval's flags, which training does not take
+        raise EvalError(f"eval.every={cfg.eval.every}: {exc.fixes(None, 'eval.extractor=fashion-mnist-cnn')}"
+                        ) from None
     diverged = {k: float("nan") for k in names}
     warned = []
 

@@ -840,9 +840,10 @@ class Trainer:
                                f"({path.name})")
 
     def _best_measure(self) -> list:
-        """What a best score is measured by: a score of another key, n or metric set does not compare."""
+        """What a best score is measured by: a score of another key, n, metric set or extractor
+        does not compare (the extractor only when named: the measure of runs from before it)."""
         e = self.cfg.eval
-        return [e.best, e.n, sorted(e.metrics or [])]
+        return [e.best, e.n, sorted(e.metrics or [])] + ([e.extractor] if e.extractor else [])
 
     @staticmethod
     def better(key: str) -> str:
