@@ -112,7 +112,11 @@ def test_sample_pyramid_writes_one_row_of_levels_per_sample(tmp_path, capsys):
     assert api.load(run).sample(2, labels=["b", "a"]).shape == (2, 1, 16, 16)
     out = tmp_path / "p.png"
     assert cli.main(["sample", str(run), "--pyramid", "--n", "3", "--out", str(out)]) == 0
-    assert "3 pyramids (4 -> 8 -> 16 px)" in capsys.readouterr().out
+    assert "3 pyramids of 2 classes (4 -> 8 -> 16 px)" in capsys.readouterr().out
+    # one class asked for: the line names it, as the pyramid has no caption (it had said nothing)
+    out_b = str(tmp_path / "b.png")
+    assert cli.main(["sample", str(run), "--pyramid", "--n", "2", "--class", "b", "--out", out_b]) == 0
+    assert "2 pyramids of class b (4 -> 8 -> 16 px)" in capsys.readouterr().out
     assert Image.open(out).size == (3 * 16 + 4 * 2, 3 * 16 + 4 * 2)  # 3 levels x 3 samples
     from ganforge import provenance
 

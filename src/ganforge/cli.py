@@ -435,9 +435,18 @@ def cmd_sample(args) -> int:
             provenance.save(labeled_grid(images, y, run.class_names, per_row), tmp, meta)
         else:
             provenance.save_grid(images, tmp, meta, nrow=per_row)
-    what = "" if y is None else f" of {len(set(y.tolist()))} class(es)"
-    print(f"ganforge: wrote {n} samples{what} from {run.checkpoint} (step {run.step}) to {out}")
+    print(f"ganforge: wrote {n} samples{_of_classes(y, run.class_names)} from {run.checkpoint} (step "
+          f"{run.step}) to {out}")
     return 0
+
+
+def _of_classes(y, names) -> str:
+    """' of class Dress' (the one class asked for: the grid has no caption), ' of 10 classes', or ''
+    for an unconditional run."""
+    if y is None:
+        return ""
+    drawn = sorted(set(y.tolist()))
+    return f" of class {names[drawn[0]]}" if len(drawn) == 1 else f" of {len(drawn)} classes"
 
 
 def _sample_pyramid(run, args, out: Path) -> int:
@@ -458,8 +467,8 @@ def _sample_pyramid(run, args, out: Path) -> int:
     with atomic_path(out) as tmp:  # [n, levels, C, H, W] -> one row of levels per sample
         provenance.save_grid(tiles.flatten(0, 1), tmp, meta, nrow=len(levels))
     sizes = " -> ".join(f"{x.shape[-1]}" for x in levels)
-    print(f"ganforge: wrote {args.n} pyramids ({sizes} px) from {run.checkpoint} (step {run.step}) "
-          f"to {out}")
+    print(f"ganforge: wrote {args.n} pyramids{_of_classes(y, run.class_names)} ({sizes} px) from "
+          f"{run.checkpoint} (step {run.step}) to {out}")
     return 0
 
 
