@@ -6,7 +6,7 @@ import signal
 import pytest
 
 from ganforge import api
-from ganforge.errors import TrainingDiverged
+from ganforge.errors import TrainingDiverged, TrainingInterrupted
 from ganforge.report.page import build_html as render
 from ganforge.report.run import load_run
 from ganforge.training import checkpoint as ckpt
@@ -54,8 +54,9 @@ def test_a_signal_writes_an_interrupted_end_and_a_resumed_run_that_finishes_says
 
     monkeypatch.setattr(ckpt, "save", save)
     run = tmp_path / "run"
-    result = api.train(tiny_config(**{"train.log_every": 1}), run, progress=False, dataset=random_dataset())
-    assert result.interrupted == "SIGINT"
+    with pytest.raises(TrainingInterrupted) as stop:
+        api.train(tiny_config(**{"train.log_every": 1}), run, progress=False, dataset=random_dataset())
+    assert stop.value.result.interrupted == "SIGINT"
     end = _lines(run)[-1]
     assert (end["event"], end["how"], end["signal"], end["step"]) == ("end", "interrupted", "SIGINT", 3)
     html = render(load_run(run))

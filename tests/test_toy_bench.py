@@ -133,16 +133,17 @@ def test_interrupted_seed_ends_the_benchmark_instead_of_being_scored(tmp_path, m
     """Ctrl-C / SIGTERM makes the Trainer stop cleanly with a checkpoint; the benchmark must not
     then evaluate that half-trained run as a seed's result and go on to the next seed."""
     from ganforge import api
+    from ganforge.errors import TrainingInterrupted
     from ganforge.training.trainer import FitResult
 
     calls = []
 
     def stopped_train(cfg, run_dir, **kwargs):
         calls.append(run_dir)
-        return FitResult(step=83, run_dir=run_dir, checkpoint=None, interrupted="SIGTERM")
+        raise TrainingInterrupted(FitResult(step=83, run_dir=run_dir, checkpoint=None, interrupted="SIGTERM"), "")
 
     monkeypatch.setattr(api, "train", stopped_train)
     variant = bench.Variant("v", "toy-ring8", ["train.steps=10"])
-    with pytest.raises(KeyboardInterrupt, match="SIGTERM at step 83"):
+    with pytest.raises(KeyboardInterrupt, match="stopped by SIGTERM at step 83"):
         bench.run_benchmark([variant], "toy:ring8", [0, 1], tmp_path, log=lambda *_: None)
     assert len(calls) == 1  # seed 1 never started

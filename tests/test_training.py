@@ -12,7 +12,7 @@ import yaml
 import ganforge
 from ganforge import api
 from ganforge.training.batches import InMemoryBatches
-from ganforge.errors import CheckpointError, ConfigError
+from ganforge.errors import CheckpointError, ConfigError, TrainingInterrupted
 from ganforge.training import checkpoint as ckpt
 
 from conftest import ROOT, random_dataset, tiny_config
@@ -155,11 +155,15 @@ def _spawn_training(tmp_path, run, steps):
         "import sys\n"
         f"sys.path.insert(0, {str(ROOT / 'tests')!r})\n"
         "from conftest import random_dataset, tiny_config\n"
+        "import ganforge\n"
         "from ganforge import api\n"
         f"cfg = tiny_config(**{{'train.steps': {steps}, 'train.checkpoint_every': 1,"
         " 'model.g_width': 32, 'model.d_width': 32})\n"
-        "r = api.train(cfg, sys.argv[1], progress=False, dataset=random_dataset(),"
+        "try:\n"
+        "    r = api.train(cfg, sys.argv[1], progress=False, dataset=random_dataset(),"
         " resume=len(sys.argv) > 2)\n"
+        "except ganforge.TrainingInterrupted as stop:\n"
+        "    r = stop.result\n"
         "print('STOPPED', r.interrupted, r.step, flush=True)\n")
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     args = [sys.executable, str(script), str(run)]
@@ -365,7 +369,9 @@ def test_a_stop_signal_logs_the_interrupted_interval(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Trainer, "train_step", stop_after_5)
     run = tmp_path / "run"
-    result = _train(tiny_config(**{"train.steps": 8, "train.log_every": 4}), run)
+    with pytest.raises(TrainingInterrupted) as stop:
+        _train(tiny_config(**{"train.steps": 8, "train.log_every": 4}), run)
+    result = stop.value.result
     assert result.interrupted == "SIGINT" and result.step == 5
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert records[-1]["event"] == "end" and records[-1]["how"] == "interrupted"  # how the run ended
@@ -393,7 +399,9 @@ def test_a_stop_signal_does_not_judge_the_partial_interval(tmp_path, monkeypatch
     monkeypatch.setattr(Trainer, "train_step", stop_after_5)
     monkeypatch.setattr(Monitor, "update", lambda self, r: judged.append(r["step"]) or update(self, r))
     run = tmp_path / "run"
-    result = _train(tiny_config(**{"train.steps": 8, "train.log_every": 4}), run)
+    with pytest.raises(TrainingInterrupted) as stop:
+        _train(tiny_config(**{"train.steps": 8, "train.log_every": 4}), run)
+    result = stop.value.result
     assert result.interrupted == "SIGINT" and result.step == 5 and judged == [4]
 
 

@@ -18,6 +18,7 @@ import torch
 from conftest import random_dataset, tiny_config
 from ganforge import api, cli, provenance
 from ganforge.training import checkpoint as ckpt
+from ganforge.errors import TrainingInterrupted
 
 FULL = OSError(errno.ENOSPC, "No space left on device")
 TOY = ["train.batch_size=32", "train.log_every=10", "train.sample_every=20", "train.checkpoint_every=20"]
@@ -173,7 +174,9 @@ def test_a_signal_right_after_a_checkpoint_does_not_write_it_again(tmp_path, mon
         return out
 
     monkeypatch.setattr(ckpt, "save", save)
-    result = _train(tiny_config(**{"train.log_every": 1}), tmp_path / "run")
+    with pytest.raises(TrainingInterrupted) as stop:
+        _train(tiny_config(**{"train.log_every": 1}), tmp_path / "run")
+    result = stop.value.result
     assert result.interrupted == "SIGINT" and result.step == 3
     assert saves == [0, 3] and result.checkpoint.name == "step_0000003"
     weights, state = ckpt.load(result.checkpoint)

@@ -27,7 +27,8 @@ from .atomic import atomic_write_text, check_readable
 from .config import Config, load_config  # noqa: F401  (ganforge.load_config, families registered)
 from .data import folder as folder_data
 from .data.base import absolute_data_name
-from .errors import CheckpointError, ConfigError, DataError, DistributedError, GanforgeError, shell_arg
+from .errors import (CheckpointError, ConfigError, DataError, DistributedError, GanforgeError, TrainingInterrupted,
+                     shell_arg)
 from .labels import grid_labels, resolve_class
 from .objectives import AUDIO_CAPABILITIES, CAPABILITIES, Objective, family
 from .rng import keeps_random_state
@@ -393,6 +394,10 @@ def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
     ``on_start(run_dir)``: called on the main rank once the checks have passed and the data is
     read, before anything is written (the CLI says "training ..." there, not before a refusal).
 
+    Ctrl-C or SIGTERM while it trains saves a checkpoint and raises ``TrainingInterrupted`` (a
+    KeyboardInterrupt, so a script or notebook cell stops; its ``result`` is the FitResult, its
+    message says how to resume); a second Ctrl-C stops at once (a plain KeyboardInterrupt).
+
     Two train() calls at once in one process (threads) share torch's global random state, so
     neither is reproducible: train several runs in separate processes.
 
@@ -427,9 +432,10 @@ def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
                 raise
             try:
                 if world.is_main:
-                    return _train_main(cfg, run_dir, device, resume=resume, force=force, progress=progress,
-                                       hooks=hooks, dataset=dataset, on_start=on_start, claimed=claimed)
-                return _train_other(cfg, run_dir, device, resume=resume, hooks=hooks, dataset=dataset)
+                    result = _train_main(cfg, run_dir, device, resume=resume, force=force, progress=progress,
+                                         hooks=hooks, dataset=dataset, on_start=on_start, claimed=claimed)
+                else:
+                    result = _train_other(cfg, run_dir, device, resume=resume, hooks=hooks, dataset=dataset)
             except GanforgeError as exc:  # the other ranks, waiting in a collective, can name it
                 if not isinstance(exc, DistributedError):  # that names another rank's failure
                     distributed.record_failure(world, str(exc))
@@ -442,6 +448,11 @@ def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
     finally:
         if owns_group and world.enabled:
             distributed.shutdown()
+    if result.interrupted:  # the checkpoint is saved: stop the caller's script as a Ctrl-C does
+        given = ", dataset=..." if dataset is not None else ""
+        raise TrainingInterrupted(result, f"Continue with: ganforge.train(cfg, {str(result.run_dir)!r}, "
+                                          f"resume=True{given})")
+    return result
 
 
 def _eval_hooks(cfg: Config, hooks: Iterable[Hook], *, given_data: bool = False) -> list[Hook]:

@@ -12,7 +12,7 @@ import warnings
 from pathlib import Path
 
 from .commands import add_provenance_argument, add_run_arguments, seed
-from .errors import ConfigError, DataError, GanforgeError, shell_arg
+from .errors import ConfigError, DataError, GanforgeError, TrainingInterrupted, shell_arg
 
 EXIT_USAGE = 2
 SAMPLE_N = 64  # ganforge sample's --n when neither --n nor --per-class is given
@@ -240,6 +240,8 @@ def cmd_train(args) -> int:
         with _startup_signals():
             result = api.train(cfg, run_dir, name=name, resume=args.resume, force=args.force,
                                progress=not args.quiet, on_start=announce)
+    except TrainingInterrupted as stop:  # saved: said below with the resume command
+        result = stop.result
     except KeyboardInterrupt as exc:  # a second Ctrl-C, or a signal before the trainer listened
         started = isinstance(exc, _BeforeTraining)
         if main_rank:

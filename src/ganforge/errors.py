@@ -29,6 +29,17 @@ class DistributedError(GanforgeError):
     """Another rank of a multi-process run stopped (killed, out of memory, an error of its own)."""
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped ``ganforge.train``, which saved a checkpoint first: ``result`` (a
+    FitResult) says where. A KeyboardInterrupt, so that the Ctrl-C stops a script or notebook cell
+    as it stops any Python code (train had returned, and a sweep's next run had trained on)."""
+
+    def __init__(self, result, resume_hint: str):
+        self.result = result
+        kept = f"checkpoint saved to {result.checkpoint}" if result.checkpoint else "no checkpoint saved"
+        super().__init__(f"stopped by {result.interrupted} at step {result.step}; {kept}. {resume_hint}")
+
+
 def shell_arg(value) -> str:
     """``value`` as one argument of a command a message tells the user to paste into a shell
     (a path with spaces or quotes quoted, a plain one unchanged)."""

@@ -23,12 +23,9 @@ def pm(mean: float, std: float, fmt: str) -> str:
 
 
 def train_seed(cfg, run_dir, **kwargs):
-    """``api.train`` for one benchmark run. The Trainer turns Ctrl-C or SIGTERM into a clean
-    stop with a checkpoint; a benchmark must not then score the half-trained run as a result,
-    so the stop is raised again and ends the whole benchmark."""
+    """``api.train`` for one benchmark run. A Ctrl-C or SIGTERM stops it with a checkpoint and
+    raises TrainingInterrupted, which ends the whole benchmark: it must not score the half-trained
+    run as a result."""
     from .. import api
 
-    result = api.train(cfg, run_dir, **kwargs)
-    if result.interrupted:
-        raise KeyboardInterrupt(f"{result.interrupted} at step {result.step} of {run_dir}")
-    return result
+    return api.train(cfg, run_dir, **kwargs)
