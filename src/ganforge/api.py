@@ -461,7 +461,13 @@ def _eval_hooks(cfg: Config, hooks: Iterable[Hook], *, given_data: bool = False)
     caller's hooks run every ``eval.every`` steps in its place: without it they would never run.
     ``given_data``: the run trains on a dataset passed from Python, which the metrics hook (it
     scores against the dataset data.name names) cannot take: refused."""
-    hooks = [hooks] if callable(hooks) else list(hooks)  # one hook, not in a list
+    from .training.trainer import check_hook
+
+    if callable(hooks) or isinstance(hooks, str) or not isinstance(hooks, Iterable):
+        hooks = [hooks]  # one hook, not in a list (or no hook at all, which check_hook names)
+    hooks = list(hooks)
+    for hook in hooks:  # now, not at the first evaluation eval.every steps into training
+        check_hook(hook)
     if hooks and cfg.eval.every <= 0:
         raise ConfigError(f"hooks run every eval.every steps, and eval.every={cfg.eval.every} never runs "
                           f"them; set eval.every (e.g. cfg.eval.every = 500)")

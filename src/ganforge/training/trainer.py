@@ -11,6 +11,7 @@ metrics (ganforge.metrics.hook).
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import signal
 import sys
@@ -43,13 +44,38 @@ from .probe import DiversityProbe
 Hook = Callable[["Trainer", int], dict[str, float]]
 
 
+HOOK_SIGNATURE = "hook(trainer, step) -> {name: number}"
+
+
+def _hook_name(hook) -> str:
+    return getattr(hook, "__name__", None) or type(hook).__name__
+
+
+def check_hook(hook) -> None:
+    """A hook the caller passed is a callable taking (trainer, step), checked before training:
+    one that was not had trained to the first evaluation, then failed there with a bare
+    TypeError. A callable whose signature cannot be read (some builtins) passes."""
+    if not callable(hook):
+        shown = repr(hook) if len(repr(hook)) <= 40 else type(hook).__name__
+        raise ConfigError(f"hooks: {shown} is not callable; a hook is a function {HOOK_SIGNATURE}")
+    try:
+        signature = inspect.signature(hook)
+    except (TypeError, ValueError):
+        return
+    try:
+        signature.bind(None, 0)
+    except TypeError:
+        raise ConfigError(f"hook {_hook_name(hook)}{signature} cannot be called with (trainer, step); "
+                          f"a hook is a function {HOOK_SIGNATURE}") from None
+
+
 def hook_values(hook, values) -> dict[str, float | None]:
     """A hook's return value as JSON-able numbers: None logs nothing; 0-d tensors and numpy
     scalars become floats (they had failed at the write, "Object of type Tensor is not JSON
     serializable"); anything else is refused in one line naming the hook and the key."""
     if values is None:
         return {}
-    name = getattr(hook, "__name__", None) or type(hook).__name__
+    name = _hook_name(hook)
     if not isinstance(values, Mapping):
         raise ConfigError(f"hook {name} returned {type(values).__name__}; a hook returns a dict "
                           f"{{name: number}} (or None to log nothing)")
@@ -810,7 +836,11 @@ class Trainer:
         protocol = None
         for hook in self.hooks:
             if self.is_main or getattr(hook, "all_ranks", False):
-                record.update(hook_values(hook, hook(self, step)))
+                try:
+                    record.update(hook_values(hook, hook(self, step)))
+                except Exception as exc:
+                    self._hook_failed(hook, step, exc)
+                    raise
                 protocol = getattr(hook, "protocol", protocol)
         if len(record) == 1 or not self.is_main:
             return
@@ -839,6 +869,29 @@ class Trainer:
                     self.warn(f"ganforge: new best {key}={value:.4g} at step {step} "
                                f"({path.name})")
 
+    def _hook_failed(self, hook, step: int, exc: Exception) -> None:
+        """A hook raised at ``step``: the step's training is saved first (the hooks run before its
+        checkpoint, and the interval had been lost), and the error is told what was saved and how
+        to continue: a resume from Python for the caller's hooks (only Python passes them), the
+        CLI's for the built-in metrics hook. ``exc`` keeps its type and traceback (the hook's bug)."""
+        path = self.save_checkpoint() if self._weights_finite() else None
+        if not self.is_main or self.run_dir is None:
+            return
+        if getattr(hook, "all_ranks", False):  # the built-in metrics hook, also run by the CLI
+            resume = f"ganforge train --resume --out {shell_arg(self.run_dir)}"
+        else:
+            resume = f"api.train(cfg, {str(self.run_dir)!r}, resume=True, hooks=...)"
+        if path is not None:
+            kept = f"step {step}'s training is saved in {path}"
+        else:
+            kept = (f"the weights are not finite, so step {step} is not saved (the last checkpoint is "
+                    f"{self.last_checkpoint.name if self.last_checkpoint else 'none'})")
+        text = f"ganforge: hook {_hook_name(hook)} raised at step {step}; {kept}; fix it and continue with {resume}"
+        if hasattr(exc, "add_note"):  # Python 3.11+: shown under the hook's own traceback
+            exc.add_note(text)
+        else:
+            self.warn(text)
+
     def _best_measure(self) -> list:
         """What a best score is measured by: a score of another key, n, metric set or extractor
         does not compare (the extractor only when named: the measure of runs from before it)."""
@@ -862,6 +915,17 @@ class Trainer:
 
     def sample_nets(self) -> dict[str, torch.nn.Module]:
         return {n: e.net for n, e in self.ema.items()}
+
+    @torch.no_grad()
+    def sample(self, n: int, *, seed: int = 0, **kwargs) -> torch.Tensor:
+        """n samples of the weights as they are now (the EMA nets, where the run keeps them) as
+        float [n, C, H, W] in [-1, 1] on the CPU, for an evaluation hook: ganforge.load(run_dir)
+        inside a hook loads the previous checkpoint, one interval behind. For n up to 500 they
+        are the samples ganforge.load(...).sample(n, seed=seed) draws from this step's
+        checkpoint. ``kwargs``: the objective's own (``labels=`` of a conditional run)."""
+        self.ema_standing_stats()
+        gen = torch.Generator().manual_seed(seed)
+        return self.objective.sample(n, generator=gen, nets=self.sample_nets(), **kwargs).cpu()
 
     @torch.no_grad()
     def ema_standing_stats(self) -> None:
