@@ -76,7 +76,7 @@ def _given_dataset(cfg: Config, dataset):
     images = dataset.images
     if not (isinstance(images, torch.Tensor) and images.dtype == torch.uint8 and images.dim() == 4
             and images.shape[1] in (1, 3)):
-        raise ConfigError(f"dataset.images must be a uint8 tensor [N, C, H, W] with C = 1 or 3, got "
+        raise ConfigError(f"dataset.images must be a uint8 tensor (or numpy array) [N, C, H, W] with C = 1 or 3, got "
                           f"{getattr(images, 'dtype', type(images).__name__)} {tuple(getattr(images, 'shape', ()))}")
     dataset = _checked_labels(dataset)
     want = (cfg.data.channels, cfg.data.resolution, cfg.data.resolution)
@@ -407,6 +407,12 @@ def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
     if resume and force:  # as the CLI refuses it: resuming had quietly won
         raise ConfigError(f"{rundir.RESUME} continues the run in {rundir.OUT} and {rundir.FORCE} "
                           f"replaces it; pass one of them")
+    if run_dir is not None and not isinstance(run_dir, (str, os.PathLike)):  # had been pathlib's TypeError
+        raise ConfigError(f"run_dir must be a path (str or pathlib.Path) of the run directory, got "
+                          f"{run_dir!r} ({type(run_dir).__name__})")
+    if resume and run_dir is None:  # a new timestamped name had been invented and found empty
+        raise ConfigError("resume=True needs run_dir, the run directory to continue: "
+                          "ganforge.train(cfg, 'runs/NAME', resume=True)")
     # A Config edited in Python (cfg.train.steps = -3, cfg.optim.lr = ...) has skipped the checks
     # overrides get: run them again, before anything is written
     cfg = config_mod.checked(cfg)
@@ -751,7 +757,15 @@ class LoadedRun:
                 raise CheckpointError(f"{self.run_dir} is a model folder: it holds one set of weights and no "
                                       f"checkpoints; checkpoint={checkpoint!r} applies to run directories")
             self._load_model_folder()
+            if require is not None:  # check_capability lets an unreadable config through: checked on what loaded
+                self.require(require)
             return
+        # a folder with neither (".", a folder of images) had been "no checkpoint in DIR/checkpoints"
+        if not ((self.run_dir / "checkpoints").is_dir() or (self.run_dir / "config.yaml").is_file()):
+            raise CheckpointError(f"'{self.run_dir}' is not a run directory or a model folder: a run directory "
+                                  f"holds config.yaml and checkpoints/ (what ganforge train --out writes), a "
+                                  f"model folder config.json and model.safetensors (ganforge export --format "
+                                  f"folder); pass one of those")
         self.checkpoint = ckpt.find(self.run_dir, checkpoint)
         weights, state = ckpt.load(self.checkpoint)
         self.config = config_mod.from_dict(state["config"])
@@ -776,6 +790,8 @@ class LoadedRun:
                                   f"({str(exc).splitlines()[0][:100]}); it may come from another "
                                   f"ganforge version") from None
         self.objective.bind(device=self.device, rng=torch.Generator(self.device))
+        if require is not None:
+            self.require(require)
 
     def _load_model_folder(self) -> None:
         """A model folder holds config.json (the resolved config, the step, the family's
@@ -1032,6 +1048,10 @@ class LoadedRun:
         [N, C', H, W] on the CPU, networks in eval mode. ``tile``: translate in overlapping
         windows of that size (e.g. the training crop) and blend."""
         self.require("translate")
+        if direction not in ("AtoB", "BtoA"):  # a one-way (pix2pix) run had answered "translates one way"
+            raise ConfigError(f"translate: unknown direction={direction!r}; valid: 'AtoB' (the run's "
+                              f"input side to its output side) and 'BtoA' (the other way, for runs "
+                              f"that trained both, such as CycleGAN)")
         if tile is not None:
             tile = _check_int("tile", tile, minimum=1)
         nets = self._nets(ema)
@@ -1128,11 +1148,16 @@ def presets_that_can(capability: str) -> list[str]:
 
 
 def check_capability(run_dir: Path | str, capability: str) -> None:
-    """Refuse, from config.yaml alone (no weights read), a command the run's family cannot do.
-    A run whose config cannot be read is left to ``load`` to report."""
+    """Refuse, from the saved config alone (a run's config.yaml, a model folder's config.json;
+    no weights read), a command the run's family cannot do. A config that cannot be read is left
+    to ``load`` to report."""
     try:
-        cfg = config_mod.from_dict(_saved_config(Path(run_dir)))
-    except GanforgeError:
+        if is_model_folder(run_dir):  # it has no config.yaml: had been let through unchecked
+            raw = json.loads((Path(run_dir) / MODEL_CONFIG).read_text())["config"]
+        else:
+            raw = _saved_config(Path(run_dir))
+        cfg = config_mod.from_dict(raw)
+    except (GanforgeError, OSError, ValueError, KeyError, TypeError):
         return
     _require(Path(run_dir), cfg.objective, family(cfg).capabilities, capability)
 

@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from .errors import ConfigError
@@ -299,8 +300,17 @@ def _type_name(tp) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
+# The str keys that name a file or folder: a pathlib.Path given in Python is taken as its string.
+PATH_KEYS = frozenset({"data.data_dir", "sr.init_from"})
+
+
 def _coerce(value: Any, tp, key: str) -> Any:
-    """Check ``value`` against the annotation ``tp``; ints widen to floats, nothing else converts."""
+    """Check ``value`` against the annotation ``tp``; ints widen to floats, numpy scalars (a
+    sweep's ``np.linspace(...)[i]``) become their Python values, a path of a PATH_KEYS key its
+    string; nothing else converts. Plain int/float/str come back, never a subclass (np.float64
+    is a float that yaml.safe_dump cannot write into config.yaml)."""
+    if isinstance(value, np.generic):
+        value = value.item()
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
@@ -322,11 +332,13 @@ def _coerce(value: Any, tp, key: str) -> Any:
             pass
     if tp is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)  # a path or name that YAML read as a number
+    if tp is str and key in PATH_KEYS and isinstance(value, os.PathLike):
+        return os.fspath(value)
     if tp is bool and not isinstance(value, bool):
         raise ConfigError(f"{key} must be true or false, got {value!r}")
     if tp in (int, float, str) and (not isinstance(value, tp) or isinstance(value, bool)):
         raise ConfigError(f"{key} must be {_type_name(tp)}, got {value!r} ({type(value).__name__})")
-    return value
+    return tp(value) if tp in (int, float, str) else value
 
 
 def _build(cls, data: dict[str, Any], prefix: str = ""):
@@ -737,6 +749,15 @@ def load_raw(preset_or_file: str) -> tuple[str, dict[str, Any]]:
 
 
 def load_config(preset_or_file: str, overrides: list[str] | None = None) -> tuple[str, Config]:
+    """The typed, validated config of a preset (``ganforge presets`` lists them) or a YAML file,
+    with ``overrides`` applied, as ``(name, cfg)``: the preset's name or the file's stem (what
+    runs are named after) and the Config. Unpack it: ``name, cfg = load_config(...)``.
+
+    ``overrides``: dotted ``"key=value"`` strings, as on the command line, e.g.
+    ``["train.steps=500", "optim.g_lr=1e-4", "optim.betas=[0.0,0.99]"]``; each value is read
+    by its key's type (parse_override), and a bad key or value raises ConfigError naming it.
+    ``cfg`` can also be edited in Python afterwards (``cfg.train.steps = 500``): ``train``
+    checks it again."""
     name, raw = load_raw(preset_or_file)
     cfg = from_dict(apply_overrides(raw, overrides or []))
     changed = [o for o in overrides or [] if not str(o).strip().startswith("description=")]

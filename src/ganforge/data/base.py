@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -80,6 +81,14 @@ class _TensorPairs(torch.utils.data.Dataset):
         return self.images[i], int(self.labels[i]) if self.labels is not None else -1
 
 
+def _tensor_of(array):
+    """A numpy array of numbers as the tensor it holds (copied where it is a view with negative
+    strides, which torch cannot hold); anything else as given, for the checks to name."""
+    if isinstance(array, np.ndarray) and array.dtype.kind in "biuf":
+        return torch.from_numpy(np.ascontiguousarray(array))
+    return array
+
+
 @dataclass
 class ImageDataset:
     images: torch.Tensor  # uint8 [N, C, H, W], C in {1, 3}
@@ -87,6 +96,11 @@ class ImageDataset:
     class_names: list[str] | None
     source: str  # where the files came from (path or URL)
     name: str
+
+    def __post_init__(self):
+        # numpy arrays given from Python (train's dataset=) are taken as the tensors they hold:
+        # images had been refused as "must be a uint8 tensor ..., got uint8" with no word of numpy
+        self.images, self.labels = _tensor_of(self.images), _tensor_of(self.labels)
 
     def __len__(self) -> int:
         return len(self.images)
