@@ -50,6 +50,28 @@ from .base import OptimizerSpec, Phase, register_objective
 from .unconditional import TINY_TRAIN
 
 
+PIECE_FRAMES = 1024  # mel frames a generator takes at once (about 12 s at 22,050 Hz and hop 256)
+PIECE_CONTEXT = 64  # frames of context on each side of a piece, more than a generator's reach
+
+
+def in_pieces(net, mel: Tensor, scale: int) -> Tensor:
+    """``net`` (log-mel [B, n_mels, t] -> [..., t * scale] along the last axis) over a long
+    ``mel`` in pieces of PIECE_FRAMES frames, each with PIECE_CONTEXT frames of context on both
+    sides, cut off again: the generators are convolutions that see a few frames around each
+    one, so the result is the whole input's (to float rounding) in memory bounded by a piece.
+    A 30-minute recording had needed about 12 GB at once."""
+    frames = mel.shape[-1]
+    if frames <= PIECE_FRAMES + 2 * PIECE_CONTEXT:
+        return net(mel)
+    pieces = []
+    for start in range(0, frames, PIECE_FRAMES):
+        end = min(start + PIECE_FRAMES, frames)
+        a, b = max(0, start - PIECE_CONTEXT), min(frames, end + PIECE_CONTEXT)
+        out = net(mel[..., a:b])
+        pieces.append(out[..., (start - a) * scale:(end - a) * scale])
+    return torch.cat(pieces, -1)
+
+
 @dataclass
 class VocoderConfig:
     """HiFi-GAN (objective=vocoder; ganforge.objectives.vocoder, ganforge.models.hifigan)."""
@@ -265,11 +287,11 @@ class Vocoder(AudioFamily):
         mel = mel.float().to(self.device)
         v = self.cfg.vocoder
         if v.generator == "vocos" and v.phase == "pghi":
-            magnitude, _ = G.spectrum(mel)
+            magnitude = in_pieces(lambda m: G.spectrum(m)[0], mel, 1)
             wave = retrieve(magnitude, stft=self.mel.stft, n_fft=self.mel.n_fft, hop=self.hop,
                             win=self.mel.win, window=G.window, steps=v.phase_steps)
             return wave.float().clamp(-1, 1)
-        return G(mel)[:, 0].float().clamp(-1, 1)
+        return in_pieces(lambda m: G(m)[:, 0], mel, self.hop).float().clamp(-1, 1)
 
     def sample(self, n: int, *, generator: torch.Generator,
                nets: Mapping[str, nn.Module] | None = None) -> Tensor:
