@@ -11,6 +11,7 @@ A run without the capability gets the one-line capability error (exit code 2).
 from __future__ import annotations
 
 import re
+import signal
 import sys
 from pathlib import Path
 
@@ -19,8 +20,12 @@ from . import MAX_SEED, add_provenance_argument, add_run_arguments, seed
 
 
 def seed_list(text: str, flag: str) -> list[int]:
+    items = str(text).split(",")
+    if any(not v.strip() for v in items) and str(text).strip():  # '1,,2' had been read as 1,2
+        raise ConfigError(f"{flag} has an empty item in '{text}'; write the seeds with one comma between "
+                          f"each, e.g. 1,2,3")
     try:
-        seeds = [int(v) for v in str(text).split(",") if v.strip()]
+        seeds = [int(v) for v in items if v.strip()]
     except ValueError:
         raise ConfigError(f"{flag} takes comma-separated integer seeds, got '{text}'") from None
     if not seeds or min(seeds) < 0 or max(seeds) > MAX_SEED:
@@ -100,6 +105,9 @@ def cmd_interpolate(args) -> int:
     from ..atomic import atomic_path
 
     seeds = seed_list(args.seeds, "--seeds")
+    if len(seeds) < 2:
+        raise ConfigError(f"--seeds needs at least 2 seeds to walk between, got '{args.seeds}'; add another, "
+                          f"e.g. --seeds {seeds[0]},{(seeds[0] + 1) % (MAX_SEED + 1)}")
     if not (len(seeds) <= args.frames <= 10_000 and 0.002 <= args.fps <= 50):  # NaN fails too
         raise ConfigError(f"--frames must be in {len(seeds)}..10000 (a frame per seed at least) and --fps in "
                           f"0.002..50 (browsers play GIF frames shorter than 20 ms at 100 ms), got "
@@ -173,12 +181,13 @@ def cmd_project(args) -> int:
     run.require("project")
     from ..objectives._stylegan2_project import ProjectionInterrupted
 
+    signum = None
     try:
         result = run.project(image, space=args.space, steps=args.steps, seed=args.seed, ema=not args.no_ema,
                              log=lambda step, loss: print(f"  step {step:5d}  loss {loss:.5f}", flush=True)
                              if not args.quiet else None)
-    except ProjectionInterrupted as exc:  # Ctrl-C: keep the latent so far, then exit 130
-        result = exc.result
+    except ProjectionInterrupted as exc:  # Ctrl-C or SIGTERM: keep the latent so far, then exit 130 or 143
+        result, signum = exc.result, exc.signum
     done = result["steps"]
     for note in result["notes"]:
         print(f"ganforge: note: {note}")
@@ -198,11 +207,12 @@ def cmd_project(args) -> int:
                    latent_shape=list(result["ws"].shape), noise_file="noise.npz", interrupted=done < args.steps)
     atomic_write_json(out / "result.json", summary)
     ssim_text = f"{summary['ssim']:.4f}" if summary["ssim"] is not None else "n/a (image under 11 px)"
-    if done < args.steps:
-        print(f"ganforge: interrupted after {done} of {args.steps} steps; wrote the latent so far to "
+    if done < args.steps:  # stopped by a signal (one after the last step left the result complete)
+        how = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
+        print(f"ganforge: {how} after {done} of {args.steps} steps; wrote the latent so far to "
               f"{out / 'latent.npy'} (PSNR {summary['psnr']:.2f} dB, SSIM {ssim_text}), with noise.npz, "
               f"reconstruction.png, progress.png and result.json", file=sys.stderr)
-        return 130
+        return 128 + signum  # as a shell reports a command the signal stopped
     print(f"ganforge: projected {args.target} into {args.space.upper()} in {args.steps} steps "
           f"({result['perceptual']}): PSNR {summary['psnr']:.2f} dB, SSIM {ssim_text}")
     print(f"  {out / 'latent.npy'} (ws {list(result['ws'].shape)}), noise.npz (the noise maps, which edit "
@@ -238,6 +248,10 @@ def cmd_edit(args) -> int:
     from ..atomic import atomic_path
 
     strengths = strength_list(args.strength)
+    if args.latent is not None and args.seed is not None:  # the latent is the image: a seed would pick nothing
+        raise ConfigError("--seed picks a generated image to edit and --latent gives the image itself; pass one "
+                          "of them, not both")
+    image_seed = 0 if args.seed is None else args.seed
     if args.n_train < 10:
         raise ConfigError(f"--n-train must be at least 10, got {args.n_train}")
     out = Path(args.out)
@@ -253,15 +267,16 @@ def cmd_edit(args) -> int:
         noise = _read_noise(noise_path) if noise_path.is_file() else None
     run = api.load(args.run_dir, checkpoint=args.checkpoint)
     run.require("edit")
-    result = run.edit(args.attribute, strengths, seed=args.seed, latent=latent, noise=noise, n_train=args.n_train,
+    result = run.edit(args.attribute, strengths, seed=image_seed, latent=latent, noise=noise, n_train=args.n_train,
                       ema=not args.no_ema)
     meta = _record(args, run, "edit", attribute=result["attribute"], strengths=strengths,
-                   seed=None if latent is not None else args.seed, n_train=args.n_train,
+                   seed=None if latent is not None else image_seed, n_train=args.n_train,
+                   direction_seed=result["direction_seed"],
                    latent=None if latent is None else str(args.latent),
                    noise=None if noise is None else str(noise_path))
     with atomic_path(out) as tmp:
         provenance.save_grid(result["images"], tmp, meta, nrow=len(strengths), padding=1)
-    source = f"latent {args.latent}" if latent is not None else f"seed {args.seed}"
+    source = f"latent {args.latent}" if latent is not None else f"seed {image_seed}"
     print(f"ganforge: direction of '{result['attribute']}' in W from {result['n_train']} generated images "
           f"({result['positive_share']:.1%} classified as it; held-out balanced accuracy of the linear "
           f"classifier {result['val_balanced_accuracy']:.1%})".replace("nan%", "not measured"))
@@ -345,14 +360,16 @@ def register(subparsers, parser_class) -> None:
     s = subparsers.add_parser("edit", help="move an image along an attribute direction (InterFaceGAN, StyleGAN2)",
                               description="Find the direction of an attribute (a class of the dataset's "
                                           "classifier) in W with a linear classifier on generated images' "
-                                          "w, and move the image of --seed (or --latent) along it.")
+                                          "w (the same images for every edit of a run, so every image "
+                                          "moves along the same direction), and move the image of --seed "
+                                          "(or --latent) along it.")
     add_run_arguments(s, out={"default": "edit.png", "help": "a row of edits .png (default edit.png)"},
                       force="overwrite --out if it exists")
     s.add_argument("--attribute", required=True, help="a class of the dataset classifier, by name or index (Shirt)")
     s.add_argument("--strength", default="-3:3:7",
                    help="FROM:TO:COUNT or comma-separated, in standard deviations of w along the direction "
                         "(default -3:3:7)")
-    s.add_argument("--seed", type=seed, default=0, help="the image to edit (default 0)")
+    s.add_argument("--seed", type=seed, help="the generated image to edit (default 0; not with --latent)")
     s.add_argument("--latent", help="edit a projected image instead: the latent.npy of ganforge project "
                                     "(with the noise.npz next to it)")
     s.add_argument("--n-train", type=int, default=2000, help="generated images the direction is fitted on (2000)")

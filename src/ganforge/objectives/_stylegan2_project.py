@@ -13,7 +13,10 @@ every step.
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
+import threading
 from typing import Callable
 
 import torch
@@ -30,12 +33,35 @@ NOISE_RAMP, LR_RAMPUP, LR_RAMPDOWN = 0.75, 0.05, 0.25
 
 
 class ProjectionInterrupted(KeyboardInterrupt):
-    """Ctrl-C during a projection, with ``result``: the latent and image of the steps done so
-    far ("steps" of them), for the caller to keep (ganforge project writes them, then exits 130)."""
+    """Ctrl-C or SIGTERM during a projection, with ``result``: the latent and image of the steps
+    done so far ("steps" of them), for the caller to keep (ganforge project writes them, then
+    exits 128 + ``signum``: 130 or 143)."""
 
-    def __init__(self, result: dict):
-        super().__init__(f"projection interrupted after {result['steps']} steps")
-        self.result = result
+    def __init__(self, result: dict, signum: int = signal.SIGINT):
+        super().__init__(f"projection interrupted by {signal.Signals(signum).name} after {result['steps']} steps")
+        self.result, self.signum = result, int(signum)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM during the steps, raised where Ctrl-C raises KeyboardInterrupt, to leave the same way."""
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """SIGTERM raises _Terminated while the steps run (in the main thread, where Python handles
+    signals; it had killed the process and lost the projection); the previous handler after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminated(signum, frame):
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def noise_regularization(maps: list[Tensor]) -> Tensor:
@@ -62,7 +88,7 @@ def project(G, target: Tensor, *, space: str = "w", steps: int = 1000, lr: float
             log: Callable[[int, float], None] | None = None) -> dict:
     """Invert ``target`` (float [1, C, H, W] in [-1, 1] at G's resolution) -> {"ws" [L, D],
     "image" [1, C, H, W], "noise" [maps], "progress" [snapshots, C, H, W], "loss", "steps"}.
-    Ctrl-C raises ProjectionInterrupted with that result for the steps done so far."""
+    Ctrl-C or SIGTERM raises ProjectionInterrupted with that result for the steps done so far."""
     gen = torch.Generator().manual_seed(seed)
     device = target.device
     with torch.no_grad():
@@ -79,30 +105,32 @@ def project(G, target: Tensor, *, space: str = "w", steps: int = 1000, lr: float
     marks = {int(round(k * (steps - 1) / max(snapshots - 1, 1))) for k in range(snapshots)}
     progress, loss_value, done = [], float("nan"), 0
     try:
-        for step in range(steps):
-            t = step / steps
-            w_noise_scale = w_std * INITIAL_NOISE * max(0.0, 1.0 - t / NOISE_RAMP) ** 2
-            for group in opt.param_groups:
-                group["lr"] = learning_rate(t, lr)
-            w_in = w_opt + torch.randn(w_opt.shape, generator=gen).to(device) * w_noise_scale
-            image = G.synthesis(w_in.expand(1, L, -1), noise)
-            loss = (image - target).square().mean()
-            if target_features is not None:
-                loss = loss + PERCEPTUAL_WEIGHT * (features(image) - target_features).square().mean()
-            loss = loss + NOISE_REG * noise_regularization(noise)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            _renormalize(noise)
-            loss_value, done = float(loss.detach()), step + 1
-            if step in marks:
-                with torch.no_grad():
-                    progress.append(G.synthesis(w_opt.expand(1, L, -1), noise).clamp(-1, 1))
-            if log is not None and (step % 100 == 0 or step == steps - 1):
-                log(step, loss_value)
-    except KeyboardInterrupt:
-        _renormalize(noise)  # Ctrl-C may have come between an update and the renormalization
-        raise ProjectionInterrupted(_result(G, w_opt, noise, progress, loss_value, done)) from None
+        with _sigterm_interrupts():
+            for step in range(steps):
+                t = step / steps
+                w_noise_scale = w_std * INITIAL_NOISE * max(0.0, 1.0 - t / NOISE_RAMP) ** 2
+                for group in opt.param_groups:
+                    group["lr"] = learning_rate(t, lr)
+                w_in = w_opt + torch.randn(w_opt.shape, generator=gen).to(device) * w_noise_scale
+                image = G.synthesis(w_in.expand(1, L, -1), noise)
+                loss = (image - target).square().mean()
+                if target_features is not None:
+                    loss = loss + PERCEPTUAL_WEIGHT * (features(image) - target_features).square().mean()
+                loss = loss + NOISE_REG * noise_regularization(noise)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                _renormalize(noise)
+                loss_value, done = float(loss.detach()), step + 1
+                if step in marks:
+                    with torch.no_grad():
+                        progress.append(G.synthesis(w_opt.expand(1, L, -1), noise).clamp(-1, 1))
+                if log is not None and (step % 100 == 0 or step == steps - 1):
+                    log(step, loss_value)
+    except KeyboardInterrupt as exc:
+        _renormalize(noise)  # the signal may have come between an update and the renormalization
+        signum = signal.SIGTERM if isinstance(exc, _Terminated) else signal.SIGINT
+        raise ProjectionInterrupted(_result(G, w_opt, noise, progress, loss_value, done), signum) from None
     return _result(G, w_opt, noise, progress, loss_value, done)
 
 

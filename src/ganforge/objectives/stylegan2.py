@@ -75,6 +75,18 @@ def path_lengths(images: Tensor, ws: Tensor, noise: Tensor) -> Tensor:
 
 
 MIX_CHUNK = 64  # images of a style-mixing grid synthesized at once (a 80x80 grid in one call took 3.9 GB at 32 px)
+# The seed of the latents edit fits an attribute's direction on: fixed, so that every edit of a run
+# along an attribute moves along the same direction (it had been the edited seed + this, so seeds 5
+# and 6 were moved along two different directions, and --latent edits depended on --seed)
+EDIT_DIRECTION_SEED = 1_000_003
+
+
+def layer_groups(num_ws: int) -> str:
+    """'0-3 coarse, 4-7 middle, 8-11 fine' for the layers a generator has: StyleGAN's groups, only
+    those present (the message had named "the rest fine" to a 32 px run, whose layers end at 7)."""
+    groups = [(lo, min(hi, num_ws - 1), name) for lo, hi, name in
+              ((0, 3, "coarse"), (4, 7, "middle"), (8, num_ws - 1, "fine")) if lo < num_ws]
+    return ", ".join(f"{lo}-{hi} {name}" if hi > lo else f"{lo} {name}" for lo, hi, name in groups)
 
 
 def check_psi(psi: float) -> float:
@@ -309,8 +321,7 @@ class StyleGAN2(UnconditionalGAN):
             layers = [-1]
         if not layers or min(layers) < 0 or max(layers) >= num_ws:
             raise ConfigError(f"unknown layer range '{text}': this generator has layers 0-{num_ws - 1} "
-                              f"(0-3 coarse, 4-{min(7, num_ws - 1)} middle, the rest fine); "
-                              f"write e.g. --layers 0-3")
+                              f"({layer_groups(num_ws)}); write e.g. --layers 0-{min(3, num_ws - 1)}")
         return sorted(set(layers))
 
     @torch.no_grad()
@@ -417,8 +428,8 @@ class StyleGAN2(UnconditionalGAN):
                 log=None) -> dict:
         """GAN inversion of a real image (objectives._stylegan2_project): the latent ws [L, D],
         the reconstruction, a progress strip, PSNR / SSIM to the target and how it was done.
-        Ctrl-C raises _stylegan2_project.ProjectionInterrupted, whose ``result`` is that of the
-        steps done so far."""
+        Ctrl-C or SIGTERM raises _stylegan2_project.ProjectionInterrupted, whose ``result`` is
+        that of the steps done so far."""
         from ..metrics.features import ClassifierExtractor, classifier_weights
         from ..metrics.paired import SSIM_WINDOW, psnr, ssim
         from ..metrics.ppl import float_forward
@@ -451,7 +462,7 @@ class StyleGAN2(UnconditionalGAN):
             G.requires_grad_(False)
             try:
                 out = project(G, target, space=space, steps=steps, features=features, seed=seed, log=log)
-            except ProjectionInterrupted as exc:  # Ctrl-C: the latent so far, scored, for the caller to keep
+            except ProjectionInterrupted as exc:  # Ctrl-C or SIGTERM: the latent so far, scored, for the caller
                 exc.result = scored(exc.result)
                 raise
         return scored(out)
@@ -508,10 +519,12 @@ class StyleGAN2(UnconditionalGAN):
     def edit(self, *, attribute, strengths: Sequence[float], seed: int = 0, latent=None, noise=None,
              n_train: int = 2000, classify=None, class_names: Sequence[str] | None = None, nets=None) -> dict:
         """InterFaceGAN editing (objectives._stylegan2_edit): the image of ``seed`` (or of
-        ``latent``, ws [L, D] from ganforge project) moved along the W direction of class
-        ``attribute`` by each strength (in standard deviations of w along it). ``noise``: the
-        per-layer noise maps project fitted with the latent, without which strength 0 is not
-        its reconstruction (the fixed ``const`` noise draws other fine detail)."""
+        ``latent``, ws [L, D] from ganforge project, when ``seed`` is unused) moved along the W
+        direction of class ``attribute`` by each strength (in standard deviations of w along
+        it). The direction is fitted on the latents of EDIT_DIRECTION_SEED, whatever ``seed``
+        is, so every image of a run moves along the same one. ``noise``: the per-layer noise
+        maps project fitted with the latent, without which strength 0 is not its reconstruction
+        (the fixed ``const`` noise draws other fine detail)."""
         from ..labels import resolve_class
         from ._stylegan2_edit import find_direction
 
@@ -521,7 +534,7 @@ class StyleGAN2(UnconditionalGAN):
         if classify is None:
             classify, class_names = self.dataset_classifier()
         k = resolve_class(attribute, list(class_names))
-        gen = torch.Generator().manual_seed(seed + 1_000_003)  # the training latents, not the edited one's
+        gen = torch.Generator().manual_seed(EDIT_DIRECTION_SEED)  # the training latents, not the edited one's
         z = self._z(n_train, gen)
         y = self.sample_labels_for(min(n_train, 250), None, gen)
 
@@ -545,7 +558,8 @@ class StyleGAN2(UnconditionalGAN):
         prob = torch.softmax(classify(images).float(), 1)[:, k]
         return {"images": images.cpu(), "strengths": [float(s) for s in strengths], "attribute": class_names[k],
                 "probability": prob.cpu().tolist(), "val_balanced_accuracy": info["val_balanced_accuracy"],
-                "positive_share": info["positive_share"], "n_train": n_train, "sigma": info["sigma"]}
+                "positive_share": info["positive_share"], "n_train": n_train, "sigma": info["sigma"],
+                "direction_seed": EDIT_DIRECTION_SEED}
 
 
 @register_objective("stylegan2_conditional")
