@@ -29,6 +29,8 @@ SPLITS = ("train", "test")
 # fake_draw["selection"] of a detector that drew labelled .npz/folder images classes in turn (older
 # detectors, without it, drew the first --n in file order; eval leaves out whichever they drew)
 INTERLEAVED = "class_interleaved"
+# what identifies the samples a run drew for training (fake_draw["runs"]) in a provenance record
+DRAW_KEYS = ("config_hash", "step", "seed")
 
 
 def _log(message: str) -> None:
@@ -89,10 +91,12 @@ def _draw(total: int, seed: int, n: int):
     return torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:n]
 
 
-def _fake_images(spec: str, *, n: int, seed: int, size=None, skip: int = 0, skip_interleaved: bool = True):
-    """uint8 [<=n, C, H, W] generated images from a run, a .npz or a folder (see module doc);
-    of a .npz or folder, not the ``skip`` a detector trained on (its selection of ``skip``
-    images; ``skip_interleaved`` False: the first ``skip``, as older detectors drew them)."""
+def _fake_images(spec: str, *, n: int, seed: int, size=None, skip: int = 0, skip_interleaved: bool = True,
+                 runs: dict | None = None):
+    """(uint8 [<=n, C, H, W] generated images from a run, a .npz or a folder (see module doc), its
+    kind); of a .npz or folder, not the ``skip`` a detector trained on (its selection of ``skip``
+    images; ``skip_interleaved`` False: the first ``skip``, as older detectors drew them).
+    ``runs``: where given, what identifies a run's draw (``_run_draw``) is added to it."""
     from ..detect.detector import check_size
     from ..metrics.targets import is_run_dir, load_npz_samples
 
@@ -101,19 +105,20 @@ def _fake_images(spec: str, *, n: int, seed: int, size=None, skip: int = 0, skip
         from .. import api
         from ..metrics.targets import run_samples
 
-        images, _, _ = run_samples(api.load(path), n=n, seed=seed)
+        run = api.load(path)
+        if run.point_dim is not None:  # before sampling: [N, 2] points are no images
+            raise DataError(f"--fake {spec} samples {run.point_dim}-D points ({run.config.data.name}); a "
+                            f"detector needs a run that generates images")
+        images, _, _ = run_samples(run, n=n, seed=seed)
         kind = "run"
+        if runs is not None:
+            runs[_key(spec)] = _run_draw(run, seed)
     elif path.is_file() and path.suffix.lower() == ".npz":
         images, labels = load_npz_samples(path, None)
         images = _select(images, labels, n, skip, skip_interleaved, spec)
         kind = "npz"
     elif path.is_dir():
-        from ..data import StreamingFolderDataset, load_dataset
-
-        ds = load_dataset(f"folder:{path}", resolution=size[0] if size else None,
-                          channels=size[1] if size else None)
-        if isinstance(ds, StreamingFolderDataset):
-            raise DataError(f"--fake {spec}: folder too large to hold in memory; pass a samples .npz")
+        ds = _folder(path, "--fake", spec, resolution=size[0] if size else None, channels=size[1] if size else None)
         labels = ds.labels if getattr(ds, "class_names", None) else None  # one subfolder per class
         return _select(ds.images, labels, n, skip, skip_interleaved, spec), "folder"
     else:
@@ -122,6 +127,33 @@ def _fake_images(spec: str, *, n: int, seed: int, size=None, skip: int = 0, skip
     if size is not None:
         check_size(images, size[0], size[1], what=f"--fake {spec}: images")
     return images, kind
+
+
+def _folder(path: Path, flag: str, spec: str, **size):
+    """A folder of images held in memory, for ``flag`` (--fake); the loader's training hint
+    (set data.name=...) replaced by what to pass here."""
+    from ..data import StreamingFolderDataset, load_dataset
+    from ..data.folder import TRAIN_FIX
+
+    try:
+        ds = load_dataset(f"folder:{path}", **size)
+    except DataError as exc:
+        text = str(exc)
+        if not text.endswith(TRAIN_FIX):
+            raise
+        raise DataError(f"{flag} {spec}: {text[:-len(TRAIN_FIX)]}pass a folder of images to {flag}") from None
+    if isinstance(ds, StreamingFolderDataset):
+        raise DataError(f"{flag} {spec}: folder too large to hold in memory; pass a samples .npz")
+    return ds
+
+
+def _run_draw(run, seed: int) -> dict:
+    """What identifies the samples a run draws with ``seed``: its config hash, checkpoint and step,
+    as a provenance record (ganforge sample's .npz) carries them."""
+    from .. import provenance
+
+    return {"config_hash": provenance.config_hash(run.config), "checkpoint": run.checkpoint.name,
+            "step": run.step, "seed": seed}
 
 
 def _select(images, labels, n: int, skip: int, skip_interleaved: bool, spec: str):
@@ -172,7 +204,8 @@ def cmd_train(args) -> int:
     recipe.check()
     import torch
 
-    first, kind = _fake_images(args.fake[0], n=args.n, seed=args.seed)
+    runs: dict = {}  # each run's draw, as the provenance records of its samples name it
+    first, kind = _fake_images(args.fake[0], n=args.n, seed=args.seed, runs=runs)
     used = {_key(args.fake[0]): len(first)}  # how many of a .npz or folder (which ones: _select)
     size = (first.shape[2], first.shape[1])
     if first.shape[2] != first.shape[3]:
@@ -181,7 +214,7 @@ def cmd_train(args) -> int:
     detect.check_network(recipe, size[0], size[1])  # before the other sources are drawn
     fakes, sources = [first], {_key(args.fake[0]): kind}
     for spec in args.fake[1:]:
-        images, kind = _fake_images(spec, n=args.n, seed=args.seed, size=size)
+        images, kind = _fake_images(spec, n=args.n, seed=args.seed, size=size, runs=runs)
         fakes.append(images)
         sources[_key(spec)] = kind
         used[_key(spec)] = len(images)
@@ -192,9 +225,10 @@ def cmd_train(args) -> int:
     _log(f"ganforge: training a detector on {len(real)} real ({real_name}) and {len(fake)} generated "
          f"images at {size[0]}x{size[0]}x{size[1]}, {recipe.steps} steps, augmentation "
          f"{'blur+JPEG' if recipe.augment else 'off'} -> {out}")
-    # what was drawn, so that an evaluation can leave these very images out
+    # what was drawn, so that an evaluation can leave these very images out (and know a run's
+    # samples written to a .npz or folder by their provenance record: "runs")
     fake_draw = {"seed": args.seed, "first": {k: used[k] for k, kind in sources.items() if kind != "run"},
-                 "selection": INTERLEAVED}
+                 "selection": INTERLEAVED, "runs": runs}
     det = detect.train(real, fake, recipe, sources={"real": real_name, "fake": sources, "real_draw": real_draw,
                                                     "fake_draw": fake_draw}, log=_log)
     detect.save(det, out)
@@ -261,6 +295,7 @@ def cmd_eval(args) -> int:
         raise ConfigError(f"--n must be positive, got {args.n}")
     out = json_output(args.json, args.force)
     detectors = [(d, detect.load(d)) for d in args.detectors]
+    _check_eval_sources(args, detectors)  # every refusal before the first table
     report = {"real": args.real, "n": args.n, "seed": args.seed, "detectors": []}
     real_cache: dict = {}
     for path, det in detectors:
@@ -276,9 +311,6 @@ def cmd_eval(args) -> int:
         fake_draw = sources.get("fake_draw", {})
         rows = {}
         for spec in args.fake:
-            if sources.get("fake", {}).get(_key(spec)) == "run" and fake_draw.get("seed") == args.seed:
-                raise ConfigError(f"--seed {args.seed} draws the very samples of {spec} that {path} trained on; "
-                                  f"use another --seed (the default, 1, differs from training's 0)")
             fake, kind = _fake_images(spec, n=args.n, seed=args.seed, size=size,
                                       skip=fake_draw.get("first", {}).get(_key(spec), 0),
                                       skip_interleaved=fake_draw.get("selection") == INTERLEAVED)
@@ -304,6 +336,61 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def _check_eval_sources(args, detectors) -> None:
+    """Refuse, before anything is scored: a run or .npz (one size) for detectors of different sizes
+    (one of them could not score it), a run whose --seed redraws a detector's training samples, and
+    a .npz or folder whose provenance records say it holds those samples (ganforge sample RUN
+    --seed 0 writes what detect train drew; matched by config hash, step and seed, not by path)."""
+    from ..metrics.targets import is_run_dir
+
+    sizes = {(det.resolution, det.channels): path for path, det in detectors}
+    records: dict = {}  # per --fake source, read once
+    for spec in args.fake:
+        path = Path(spec).expanduser()
+        run, npz = is_run_dir(path), path.is_file() and path.suffix.lower() == ".npz"
+        if len(sizes) > 1 and (run or npz):
+            shown = ", ".join(f"{p} {r}x{r}x{c}" for (r, c), p in sizes.items())
+            raise ConfigError(f"--fake {spec} holds images of one size, but the detectors work at different "
+                              f"sizes ({shown}); evaluate detectors of different sizes in separate commands")
+        for det_path, det in detectors:
+            sources = det.meta.get("sources", {})
+            fake_draw = sources.get("fake_draw", {})
+            if run and sources.get("fake", {}).get(_key(spec)) == "run" and fake_draw.get("seed") == args.seed:
+                raise ConfigError(f"--seed {args.seed} draws the very samples of {spec} that {det_path} trained "
+                                  f"on; use another --seed (the default, 1, differs from training's 0)")
+            if run or not fake_draw.get("runs"):
+                continue
+            if spec not in records:
+                records[spec] = _records(path)
+            for run_key, drawn in fake_draw["runs"].items():
+                if any(_same_draw(r, drawn) for r in records[spec]):
+                    raise ConfigError(f"--fake {spec} holds samples of {run_key} (step {drawn['step']}) drawn with "
+                                      f"seed {drawn['seed']}, as its provenance record says: the very samples "
+                                      f"{det_path} trained on; draw others with another seed (ganforge sample "
+                                      f"RUN --seed 1 ...) or pass the run directory")
+
+
+def _same_draw(record: dict, drawn: dict) -> bool:
+    """Whether a provenance record is of the samples detect train drew (``drawn``): ganforge
+    sample's images of the same run state and seed, from the EMA nets and untruncated, as detect
+    draws them (an augment output or a truncated grid of seed 0 holds other images)."""
+    return (record.get("operation") == "sample" and record.get("ema", True) is not False
+            and record.get("truncation") is None and all(record.get(k) == drawn[k] for k in DRAW_KEYS))
+
+
+def _records(path: Path) -> list[dict]:
+    """The provenance records of a samples .npz or of a folder's images (those that carry one)."""
+    from .. import provenance
+    from ..data.imageio import EXTENSIONS
+
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file()
+                       and not any(part.startswith(".") for part in p.relative_to(path).parts))
+    else:
+        files = [path] if path.is_file() else []
+    return [r for r in (_record(provenance, f) for f in files) if r]
+
+
 def cmd_score(args) -> int:
     import numpy as np
     import torch
@@ -326,9 +413,10 @@ def cmd_score(args) -> int:
     for target in map(Path, args.targets):
         if target.is_file() and target.suffix.lower() == ".npz":  # what ganforge augment/sample write
             array = load_npz_samples(target, None)[0].permute(0, 2, 3, 1).numpy()  # [N, H, W, C]
+            tagged = _tagged(provenance, target)  # one record for the file's every image
             for i, arr in enumerate(array):
                 add(f"{target}[{i}]", Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr).convert(mode),
-                    False)
+                    tagged)
         elif target.is_file():  # given by name: unreadable is an error
             try:
                 img = imageio.read(target, mode)
@@ -376,11 +464,16 @@ def _fit(img, r: int, channels: int):
     return torch.from_numpy(arr.copy()).permute(2, 0, 1)
 
 
-def _tagged(provenance, path: Path) -> bool:
+def _record(provenance, path: Path) -> dict | None:
+    """The provenance record of an image or .npz, None where it has none or cannot be read."""
     try:
-        return provenance.read(path) is not None
-    except OSError:
-        return False
+        return provenance.read(path)
+    except (OSError, ValueError):
+        return None
+
+
+def _tagged(provenance, path: Path) -> bool:
+    return _record(provenance, path) is not None
 
 
 def register(subparsers, parser_class) -> None:

@@ -4,7 +4,8 @@ ganforge embeds in the images it writes (ganforge.provenance).
 Exit code 0 when every file carries a record, 1 when one does not (absence proves nothing:
 metadata is easy to strip), 2 for a file that does not exist or is not an image. A folder stands for
 its images and .npz files (recursive, sorted); one of those that cannot be read is skipped with a
-warning."""
+warning, and when none of the files could be read it is an error (exit code 2): nothing was shown
+to carry a record."""
 from __future__ import annotations
 
 import json
@@ -18,7 +19,7 @@ FIELDS = ("generated_by", "operation", "objective", "config_hash", "checkpoint",
 def cmd_provenance(args) -> int:
     from ..errors import DataError
 
-    found, records = True, {}
+    found, records, skipped = True, {}, 0
     for path, explicit in _walk(args.files):
         try:
             meta = _read(path)
@@ -26,6 +27,7 @@ def cmd_provenance(args) -> int:
             if explicit:
                 raise
             print(f"ganforge: warning: skipping {path}: {str(exc).partition(';')[0]}", file=sys.stderr, flush=True)
+            skipped += 1
             continue
         records[str(path)] = meta
         found &= meta is not None
@@ -39,6 +41,9 @@ def cmd_provenance(args) -> int:
         for key in FIELDS + tuple(sorted(k for k in meta if k not in FIELDS)):
             if key in meta:
                 print(f"  {key:<13} {meta[key]}")
+    if not records:  # every file skipped: exit 0 would tell a script that each carries a record
+        raise DataError(f"none of the {skipped} file(s) in {', '.join(args.files)} could be read; pass images "
+                        f"or .npz files ganforge wrote, or a folder of them")
     if args.json:
         print(json.dumps(records, indent=2, sort_keys=True))
     return 0 if found else 1

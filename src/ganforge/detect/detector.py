@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from ..atomic import atomic_path, atomic_write_json, save_tensors
-from ..errors import CheckpointError, ConfigError, shell_arg
+from ..errors import CheckpointError, ConfigError, DataError, shell_arg
 from .metrics import accuracy, average_precision
 from .model import DetectorCNN, blur_jpeg, to_float
 
@@ -105,8 +105,11 @@ class Detector:
 
 
 def check_size(images: torch.Tensor, resolution: int, channels: int, *, what: str) -> None:
+    """Images of the detector's size; a ganforge error otherwise (the CLI's one line, not a
+    traceback: a run of 2-D points had reached here as a ValueError)."""
     if images.dim() != 4 or images.dtype != torch.uint8:
-        raise ValueError(f"{what}: expected uint8 [N, C, H, W], got {images.dtype} {tuple(images.shape)}")
+        raise DataError(f"{what}: expected uint8 images [N, C, H, W], got {images.dtype} {tuple(images.shape)}; "
+                        f"pass images (a run that generates images, a samples .npz or a folder of images)")
     c, h, w = images.shape[1:]
     if (c, h, w) != (channels, resolution, resolution):
         raise ConfigError(f"{what} are {h}x{w} with {c} channel(s) but the detector works at "
