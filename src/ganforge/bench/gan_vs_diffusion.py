@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import functools
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -37,10 +39,13 @@ from typing import Any, Callable
 
 import torch
 
+from ..errors import ConfigError, GanforgeError
 from . import mean_std, pm
 from .diffusion import DiffusionConfig
 
 METRICS = ["fid", "kid", "precision", "recall", "coverage", "classes_covered"]
+RUN_NAME = re.compile(r"(gan|diffusion)-seed-?[0-9]+")  # the runs of one seed (--seeds may be negative)
+DIFFUSION_FILES = {"config.json", "diffusion_pytorch_model.safetensors", "baseline.json"}  # diffusion.save
 
 
 @dataclass
@@ -63,16 +68,63 @@ class Settings:
 
 def parse_sampler(name: str) -> tuple[str, int]:
     """'ddim50' -> ('ddim', 50), 'ddpm1000' -> ('ddpm', 1000)."""
-    from ..errors import ConfigError
-
     kind, digits = name[:4], name[4:]
     if kind not in ("ddpm", "ddim") or not digits.isdigit() or int(digits) <= 0:
         raise ConfigError(f"sampler '{name}': write ddpm<steps> or ddim<steps>, e.g. ddpm1000, ddim50")
     return kind, int(digits)
 
 
+def check_out(out: Path, *, force: bool) -> None:
+    """Before any work: ``out`` is new or empty, or, with ``force``, holds nothing but the runs of
+    an interrupted or failed benchmark (gan-seed<N>, a ganforge run no process holds;
+    diffusion-seed<N>, a baseline diffusion.save wrote), which replace_unfinished then deletes.
+    Anything else (a finished benchmark's table and figure, the user's own files) is refused, with
+    --force too: nothing the user made is deleted."""
+    from ..rundir import check_new_run_dir
+
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a directory; choose another --out")
+    entries = sorted(out.iterdir()) if out.is_dir() else []
+    if not entries:
+        return
+    runs = [p for p in entries if p.is_dir() and not p.is_symlink() and RUN_NAME.fullmatch(p.name)]
+    if len(runs) < len(entries):
+        other = next(p.name for p in entries if p not in runs)
+        raise ConfigError(f"{out} already exists and is not empty; choose another --out (it holds {other}; "
+                          f"--force replaces only the unfinished runs of an interrupted benchmark)")
+    if not force:
+        raise ConfigError(f"{out} holds the unfinished runs of an interrupted benchmark; pass --force to "
+                          f"replace them, or choose another --out")
+    for run in runs:
+        if run.name.startswith("gan-"):
+            check_new_run_dir(run, force=True)  # a ganforge run no process holds, or refused
+        elif not {p.name for p in run.iterdir()} <= DIFFUSION_FILES:
+            raise ConfigError(f"--force refused: {run} is not a diffusion baseline of this benchmark, so "
+                              f"nothing was deleted; choose another --out")
+
+
+def replace_unfinished(out: Path) -> None:
+    """Delete the runs of an interrupted benchmark in ``out`` (check_out(force=True) accepted
+    them). A GAN run is emptied as ``ganforge train --force`` does, under its lock and config.yaml
+    last, so that a kill meanwhile leaves a folder the next --force accepts."""
+    from ..rundir import LOCK_NAME, claim_run_dir
+
+    for run in sorted(p for p in out.iterdir() if RUN_NAME.fullmatch(p.name)):
+        if run.name.startswith("gan-"):
+            claim_run_dir(run, force=True)[0].release()  # refused if a process took it meanwhile
+            (run / LOCK_NAME).unlink(missing_ok=True)
+            run.rmdir()
+        else:
+            shutil.rmtree(run)
+
+
 def train_gan(s: Settings, seed: int, run_dir: Path, log: Callable[[str], None]) -> dict:
-    """``ganforge train`` in its own process, stopped by SIGTERM when the budget is spent."""
+    """``ganforge train`` in its own process, stopped by SIGTERM when the budget is spent.
+
+    A Ctrl-C reaches the child too (the same process group): it saves a checkpoint and stops,
+    and this raises KeyboardInterrupt, as does a child that another signal stopped (a half-trained
+    run must not be scored as a result). Any other failure of the child raises a GanforgeError
+    with the child's own error line."""
     overrides = [f"data.name={s.data}", f"train.seed={seed}", *s.gan_overrides]
     steps = s.steps if s.steps is not None else 10**9  # the clock ends it, not the step count
     cmd = [sys.executable, "-m", "ganforge", "train", s.gan_preset, "--out", str(run_dir), "--quiet",
@@ -81,16 +133,38 @@ def train_gan(s: Settings, seed: int, run_dir: Path, log: Callable[[str], None])
                                                                      os.environ.get("PYTHONPATH")]))}
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    budget_spent = interrupted = False
     try:
         out, _ = proc.communicate(timeout=None if s.steps is not None else s.minutes * 60)
     except subprocess.TimeoutExpired:
+        budget_spent = True
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate()
+    except KeyboardInterrupt:
+        # SIGTERM too, for a Ctrl-C that only this process got; after a SIGINT the child takes it
+        # as the same stop, not as a second Ctrl-C (which stops without a checkpoint)
+        interrupted = True
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate()
     seconds = time.perf_counter() - t0
-    if proc.returncode not in (0, 143):
-        raise RuntimeError(f"GAN training failed ({proc.returncode}): {out.strip().splitlines()[-1:]}")
+    code = proc.returncode
+    if interrupted or code in (130, 143) and not (budget_spent and code == 143):
+        raise KeyboardInterrupt(f"GAN training of seed {seed} stopped by a signal (exit {code})")
+    if code not in (0, 143):  # 143 here: our own SIGTERM at the end of the budget
+        exit_ = f"exit {code}" if code >= 0 else f"killed by signal {-code}"
+        rerun = (f"rerun with --force to replace the unfinished runs in {run_dir.parent}"
+                 if any(run_dir.parent.iterdir()) else "rerun the same command")  # a failed start leaves none
+        raise GanforgeError(f"GAN training of seed {seed} failed ({exit_}): {last_error(out)}; fix that, then {rerun}")
     log(f"  GAN {s.gan_preset} seed {seed}: {seconds:.0f} s")
-    return {"seconds": round(seconds, 2), "returncode": proc.returncode}
+    return {"seconds": round(seconds, 2), "returncode": code}
+
+
+def last_error(output: str) -> str:
+    """The child's own error line: its last "ganforge: error: ..." (without that prefix, which
+    the CLI adds again), else its last line (a traceback's exception)."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    errors = [line.removeprefix("ganforge: error: ") for line in lines if line.startswith("ganforge: error: ")]
+    return (errors or lines or ["no output"])[-1]
 
 
 def _timed(fn, n: int, batch: int) -> float:
@@ -263,10 +337,15 @@ def figure(grids: dict[str, torch.Tensor], path: Path, meta: dict | None) -> Non
     provenance.save(canvas, path, meta)
 
 
-def run_benchmark(s: Settings, out: Path, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Every seed in turn, then the summary; writes OUT/figure.png (grids of the first seed)."""
+def run_benchmark(s: Settings, out: Path, log: Callable[[str], None] = print, *,
+                  force: bool = False) -> dict[str, Any]:
+    """Every seed in turn, then the summary; writes OUT/figure.png (grids of the first seed).
+    ``force``: first delete the unfinished runs of an interrupted benchmark in ``out`` (call
+    check_out first: it refuses anything else). A stop signal (Ctrl-C) raises KeyboardInterrupt."""
     from .. import provenance
 
+    if force and out.is_dir():
+        replace_unfinished(out)
     out.mkdir(parents=True, exist_ok=True)
     per_seed = []
     for seed in s.seeds:

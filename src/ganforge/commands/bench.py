@@ -180,8 +180,14 @@ def cmd_augment(args) -> int:
         check_output_file(json_path, force=args.force, flag="--json")
     print(f"ganforge: bench augment on {s.data}: sizes {s.sizes} per class x seeds {s.seeds}, "
           f"GAN {s.preset} {' '.join(s.gan_overrides)} -> {out}", flush=True)
-    result = bench.run_benchmark(s, out, data_dir=args.data_dir, force=args.force,
-                                 log=lambda m: print(m, flush=True))
+    try:
+        result = bench.run_benchmark(s, out, data_dir=args.data_dir, force=args.force,
+                                     log=lambda m: print(m, flush=True))
+    except KeyboardInterrupt:  # a GAN stopped part-way has no final checkpoint: --reuse-gans alone refuses it
+        print(f"ganforge: interrupted; the finished GAN runs in {out} are kept: rerun the same command with "
+              f"--reuse-gans --force to continue (it keeps them and retrains only the runs it cannot reuse)",
+              file=sys.stderr, flush=True)
+        return 130
     result["argv"] = list(sys.argv)  # the command line as typed (settings has every value)
     print(bench.format_summary(result["summary"]))
     atomic_write_json(json_path, result)
@@ -223,10 +229,10 @@ def register_augment(sub, parser_class) -> None:
 
 
 def cmd_gan_vs_diffusion(args) -> int:
+    from ..api import load_config  # through api: every family's config sections (cond, ...) registered
     from ..atomic import atomic_path, atomic_write_json, atomic_write_text
     from ..bench import gan_vs_diffusion as bench
     from ..bench.diffusion import DiffusionConfig, require_diffusers
-    from ..config import load_config
 
     json_path = json_output(args.json, args.force)  # before any work
     if args.figure:
@@ -262,15 +268,16 @@ def cmd_gan_vs_diffusion(args) -> int:
     s.diffusion.check()
     _check_scoring(s)
     out = Path(args.out) if args.out else Path("runs") / f"bench-gan-vs-diffusion-{time.strftime('%Y%m%d-%H%M%S')}"
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file, not a directory; choose another --out")
-    if out.is_dir() and any(out.iterdir()):  # never written into, --force included: nothing is replaced
-        raise ConfigError(f"{out} already exists and is not empty; choose another --out (gan-vs-diffusion "
-                          f"writes only into a new or empty folder, even with --force)")
+    bench.check_out(out, force=args.force)  # new or empty, or (--force) only an interrupted call's runs
     budget = f"{s.steps} steps" if s.steps is not None else f"{s.minutes:g} min"
     print(f"ganforge: bench gan-vs-diffusion on {s.data}: {s.gan_preset} vs diffusion baseline, {budget} "
           f"each, seeds {s.seeds} -> {out}", flush=True)
-    result = bench.run_benchmark(s, out, log=lambda m: print(m, flush=True))
+    try:
+        result = bench.run_benchmark(s, out, log=lambda m: print(m, flush=True), force=args.force)
+    except KeyboardInterrupt:  # the results are written only at the end: no seed is reusable
+        print(f"ganforge: interrupted; {out} keeps only unfinished runs, no results: rerun the same command "
+              f"with --force to replace them, or with another --out", file=sys.stderr, flush=True)
+        return 130
     result["argv"] = list(sys.argv)
     table = bench.markdown(result, s)
     print(table)
@@ -334,7 +341,10 @@ def register_gan_vs_diffusion(sub, parser_class) -> None:
     g.add_argument("--diffusion-batch", type=int, default=64, help="diffusion training batch (64)")
     g.add_argument("--extractor", help="feature extractor (default as ganforge eval)")
     g.add_argument("--inception-weights", metavar="PATH", help="local weights-inception-2015-12-05-6726825d.pth")
-    add_json_argument(g, "results JSON (default OUT/gan-vs-diffusion.json); --force also overwrites --figure")
+    add_json_argument(g, "results JSON (default OUT/gan-vs-diffusion.json)", force=False)
+    g.add_argument("--force", action="store_true",
+                   help="overwrite --json and --figure, and replace the unfinished runs an interrupted "
+                        "call left in --out (nothing else there: a finished benchmark is kept)")
     g.add_argument("--figure", help="also copy the side-by-side sample figure here (e.g. docs/...png)")
     g.add_argument("--out", help="folder for runs, table and figure (default runs/bench-gan-vs-diffusion-...)")
     g.set_defaults(func=cmd_gan_vs_diffusion)
@@ -391,8 +401,9 @@ def cmd_truncation(args) -> int:
     for v in values:  # a value out of the family's range fails now, not after scoring
         run.sample(1, truncation=v)
     ref = args.ref or run.config.data.name
+    split = "all" if ref.startswith("folder:") else args.split  # a folder has no splits: scored whole, as eval
     print(f"ganforge: bench truncation of {run_dir} ({run.config.objective}, step {run.step}): "
-          f"{len(values)} values x {args.n} samples against {ref}/{args.split}", flush=True)
+          f"{len(values)} values x {args.n} samples against {ref}/{split}", flush=True)
     result = bench.run_benchmark(run, values, ref=ref, n=args.n, seed=args.seed, extractor=extractor,
                                  split=args.split, data_dir=args.data_dir, log=lambda m: print(m, flush=True))
     result["argv"] = list(sys.argv)
