@@ -15,6 +15,7 @@ from PIL import Image
 import ganforge
 from ganforge import api, cli, provenance
 from ganforge.config import from_dict
+from ganforge.errors import ConfigError
 from ganforge.objectives import _stylegan2_edit as editing
 from ganforge.objectives import _stylegan2_project as projector
 from ganforge.objectives import stylegan2 as sg2
@@ -62,7 +63,18 @@ def test_edit_fits_the_same_direction_whatever_the_seed(style_run, monkeypatch):
     assert five["direction_seed"] == sg2.EDIT_DIRECTION_SEED
 
     ws = run.objective.latents(1, torch.Generator().manual_seed(3), nets=run.ema_nets)[0][0].cpu().numpy()
-    assert torch.equal(_edit(run, latent=ws, seed=1)["images"], _edit(run, latent=ws, seed=2)["images"])
+    # from Python too, a seed with a latent is refused (it had been ignored without a word)
+    with pytest.raises(ConfigError, match="seed picks a generated image and latent gives the image itself"):
+        _edit(run, latent=ws, seed=1)
+    assert _edit(run, latent=ws)["images"].shape[0] == 2
+
+
+def test_python_interpolate_with_one_seed_names_the_fix(style_run):
+    run = ganforge.load(style_run)
+    with pytest.raises(ConfigError, match=r"needs at least 2, got \[1\]; add another, e\.g\. seeds=\[1, 2\]"):
+        run.interpolate([1])
+    with pytest.raises(ConfigError, match=r"frames=2 for 3 seeds; use frames >= 3"):
+        run.interpolate([1, 2, 3], frames=2)
 
 
 def test_edit_refuses_seed_with_latent_and_records_the_direction_seed(style_run, tmp_path, capsys,

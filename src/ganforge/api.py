@@ -979,9 +979,13 @@ class LoadedRun:
         self.require("interpolate")
         seeds = _seed_list("seeds", seeds)
         frames = _check_int("frames", frames, minimum=2)
-        if len(seeds) < 2 or frames < len(seeds):
-            raise ConfigError(f"interpolate needs at least 2 seeds and a frame per seed, got {len(seeds)} seeds "
-                              f"and {frames} frames")
+        if len(seeds) < 2:
+            first = seeds[0] if seeds else 0
+            raise ConfigError(f"interpolate walks between seeds and needs at least 2, got {seeds}; add "
+                              f"another, e.g. seeds=[{first}, {(first + 1) % (SEED_MAX + 1)}]")
+        if frames < len(seeds):
+            raise ConfigError(f"interpolate draws a frame per seed at least: frames={frames} for {len(seeds)} "
+                              f"seeds; use frames >= {len(seeds)}")
         y = self.sample_labels(1, labels)
         kwargs = {} if space is None else {"space": space}
         return self.objective.interpolate(list(seeds), frames, truncation=truncation, **kwargs,
@@ -1003,7 +1007,9 @@ class LoadedRun:
                 log=None) -> dict:
         """GAN inversion (style-based runs): ``image`` uint8 [H, W, C] (converted and resized to
         the run's channels and resolution; ``notes`` says how) -> {"ws" [L, D], "image" and
-        "target" float [1, C, H, W], "progress" [K, C, H, W], "psnr", "ssim", "perceptual", ...}."""
+        "target" float [1, C, H, W], "progress" [K, C, H, W], "psnr", "ssim", "perceptual", ...}.
+        Ctrl-C or SIGTERM stops it with ``ProjectionInterrupted`` (a KeyboardInterrupt) whose
+        ``result`` is this dict for the steps done so far."""
         self.require("project")
         steps, seed = _check_int("steps", steps, minimum=1), _check_int("seed", seed, minimum=0, maximum=SEED_MAX)
         shape = getattr(image, "shape", None)
@@ -1012,15 +1018,21 @@ class LoadedRun:
         nets = self._nets(ema)
         return self.objective.project(image, space=space, steps=steps, seed=seed, nets=nets, log=log)
 
-    def edit(self, attribute, strengths=(-3, -2, -1, 0, 1, 2, 3), *, seed: int = 0, latent=None, noise=None,
+    def edit(self, attribute, strengths=(-3, -2, -1, 0, 1, 2, 3), *, seed: int | None = None, latent=None, noise=None,
              n_train: int = 2000, classify=None, class_names=None, ema: bool = True) -> dict:
         """InterFaceGAN latent editing (style-based runs): the image of ``seed`` (or ``latent``,
         ws [L, D] from ``project``) moved along the W direction of class ``attribute`` (index or
         name of the dataset classifier's classes, or of ``class_names`` with your own
         ``classify(float images) -> logits``); {"images" [K, C, H, W], "probability", ...}.
         ``noise``: the noise maps ``project`` returned with the latent (``result["noise"]``), so
-        that strength 0 is its reconstruction."""
+        that strength 0 is its reconstruction. ``seed`` (default 0) picks a generated image and
+        ``latent`` gives one: pass one of them. Every edit of a run along an attribute moves along
+        the same direction, fitted on ``n_train`` latents of a fixed seed."""
         self.require("edit")
+        if seed is not None and latent is not None:  # the seed would pick nothing: it had been ignored
+            raise ConfigError("edit: seed picks a generated image and latent gives the image itself; pass one "
+                              "of them, not both")
+        seed = 0 if seed is None else seed
         if isinstance(strengths, (str, bytes)) or not hasattr(strengths, "__len__") or not len(strengths):
             raise ConfigError(f"strengths must be a non-empty list of numbers, got {strengths!r:.40}")
         if not all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)

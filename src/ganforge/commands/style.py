@@ -267,8 +267,8 @@ def cmd_edit(args) -> int:
         noise = _read_noise(noise_path) if noise_path.is_file() else None
     run = api.load(args.run_dir, checkpoint=args.checkpoint)
     run.require("edit")
-    result = run.edit(args.attribute, strengths, seed=image_seed, latent=latent, noise=noise, n_train=args.n_train,
-                      ema=not args.no_ema)
+    result = run.edit(args.attribute, strengths, seed=None if latent is not None else image_seed, latent=latent,
+                      noise=noise, n_train=args.n_train, ema=not args.no_ema)
     meta = _record(args, run, "edit", attribute=result["attribute"], strengths=strengths,
                    seed=None if latent is not None else image_seed, n_train=args.n_train,
                    direction_seed=result["direction_seed"],
