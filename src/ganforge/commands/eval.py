@@ -119,15 +119,21 @@ def cmd_train_classifier(args) -> int:
     from ..errors import ConfigError
     from ..metrics import classifier
     from ..metrics.features import classifier_weights, packaged_weights_dir, user_weights_dir
+    from ..rundir import check_output_file
 
     if args.epochs is not None and args.epochs <= 0:
         raise ConfigError(f"--epochs must be positive, got {args.epochs}")
     out = Path(args.out) if args.out else user_weights_dir() / f"{args.dataset}-cnn.safetensors"
     if out.suffix != ".safetensors":
         raise ConfigError(f"--out {out}: use a .safetensors file name")
-    for path in (out, out.with_suffix(".json")):  # the weights and the recipe beside them
-        if path.exists() and not args.force:
-            raise ConfigError(f"{path} already exists; pass --force to overwrite it or choose another --out")
+    # before the data is read and minutes of training: a directory, a parent that is a file or read-only
+    check_output_file(out, force=args.force)
+    recipe_file = out.with_suffix(".json")  # the recipe, written beside the weights
+    if recipe_file.is_dir():
+        raise ConfigError(f"{recipe_file} is a directory, and the recipe of --out {out} is written there; "
+                          f"move it or choose another --out")
+    if recipe_file.exists() and not args.force:
+        raise ConfigError(f"{recipe_file} already exists; pass --force to overwrite it or choose another --out")
     recipe = classifier.Recipe()
     if args.epochs is not None:
         from dataclasses import replace

@@ -134,13 +134,14 @@ class CifarSource:
             message += f", extracted to {batches}"
         return batches, message
 
-    def load(self, req: LoadRequest) -> ImageDataset:
-        check_split(req.split)
-        batches, _ = self._batch_dir(req.data_dir, req.download)
+    @staticmethod
+    def _read_split(batches: Path, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """(images [N, 3, 32, 32], labels [N], class names) of a split, checked: a DataError
+        names a damaged batch file."""
         meta = _unpickle(batches / META)
         class_names = [n.decode() if isinstance(n, bytes) else str(n) for n in meta.get("label_names", [])]
         images, labels = [], []
-        for fname in SPLIT_FILES[req.split]:
+        for fname in SPLIT_FILES[split]:
             batch = _unpickle(batches / fname)
             data = np.asarray(batch.get("data"), dtype=np.uint8)
             batch_labels = np.asarray(batch.get("labels"), dtype=np.int64)
@@ -154,12 +155,22 @@ class CifarSource:
         if len(class_names) == 0 or labels_np.min() < 0 or labels_np.max() >= len(class_names):
             raise DataError(f"CIFAR-10 labels in {batches} do not match the {len(class_names)} class names "
                             f"in {META}; delete the folder and fetch cifar10 again")
-        images_t = adapt_images(torch.from_numpy(np.concatenate(images)), req.resolution, req.channels)
+        return np.concatenate(images), labels_np, class_names
+
+    def load(self, req: LoadRequest) -> ImageDataset:
+        check_split(req.split)
+        batches, _ = self._batch_dir(req.data_dir, req.download)
+        images, labels_np, class_names = self._read_split(batches, req.split)
+        images_t = adapt_images(torch.from_numpy(images), req.resolution, req.channels)
         return ImageDataset(images=images_t, labels=torch.from_numpy(labels_np), class_names=class_names,
                             source=str(batches), name=NAME)
 
     def fetch(self, arg, *, data_dir) -> str:
-        return self._batch_dir(data_dir, True)[1]
+        """Where the batches came from, once each reads as training reads it (see IdxSource.fetch)."""
+        batches, message = self._batch_dir(data_dir, True)
+        for split in SPLIT_FILES:
+            self._read_split(batches, split)
+        return message
 
     def info(self, arg) -> dict:
         return {"resolution": 32, "channels": 3, "num_classes": 10, "class_names": list(CLASS_NAMES)}

@@ -19,7 +19,6 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
-from ..errors import DataError
 from ..progress import Tenths
 
 # Seconds to wait on a silent connection; tests lower it.
@@ -32,6 +31,11 @@ _PROGRESS_MIN_BYTES = 8 << 20
 
 class DownloadFailed(Exception):
     """The network (or the server) failed; the caller turns it into a DataError with a fix."""
+
+
+class ChecksumMismatch(DownloadFailed):
+    """A mirror sent a file that is not the known one (and no other sent the right one): trying
+    the same mirror again will not help, the caller says how to get the file by hand."""
 
 
 def cache_root() -> Path:
@@ -113,14 +117,15 @@ def _content_length(response) -> int | None:
 def download(urls: list[str], dest: Path, checksum: str) -> str:
     """Fetch the first URL that answers into `dest`, verified; returns the URL used.
 
-    checksum is "md5:<hex>" or "sha256:<hex>". A mismatch is a DataError (the file is wrong,
-    trying again will not help); network failures on every URL raise DownloadFailed.
+    checksum is "md5:<hex>" or "sha256:<hex>". A URL that fails, or sends a file that does not
+    match, is followed by the next; when none gives the file, ChecksumMismatch if one sent a wrong
+    file (nothing of it is kept), else DownloadFailed.
     """
     algorithm, _, expected = checksum.partition(":")
     dest.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_parts(dest)
     tmp = _part(dest, socket.gethostname(), os.getpid())
-    failures = []
+    failures, mismatched = [], False
     for url in urls:
         try:
             h = hashlib.new(algorithm)
@@ -144,13 +149,11 @@ def download(urls: list[str], dest: Path, checksum: str) -> str:
             raise
         if h.hexdigest() != expected.lower():
             tmp.unlink(missing_ok=True)
-            raise DataError(
-                f"{url} does not match its known {algorithm} checksum (got {h.hexdigest()}, expected {expected}); "
-                "the download is corrupt or the mirror changed, so nothing was saved: try again later "
-                "or fetch the file by hand"
-            )
+            mismatched = True
+            failures.append(f"{url} has {algorithm} {h.hexdigest()}, expected {expected}")
+            continue
         os.replace(tmp, dest)
         return url
     with contextlib.suppress(OSError):  # leave no empty cache folder behind (rmdir fails if not empty)
         dest.parent.rmdir()
-    raise DownloadFailed("; ".join(failures))
+    raise (ChecksumMismatch if mismatched else DownloadFailed)("; ".join(failures))

@@ -13,11 +13,12 @@ import os
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
 from ..errors import ConfigError, DataError
 from .base import DATASETS, ImageDataset, LoadRequest, adapt_images
-from .download import DownloadFailed, cache_root, download
+from .download import ChecksumMismatch, DownloadFailed, cache_root, download
 from .idx import read_idx
 
 # Mirrors tried in order. Module-level so tests can point them at a local server.
@@ -85,10 +86,14 @@ def obtain(name: str, *, data_dir, download_ok: bool, has: Callable[[Path], bool
     places = ", ".join(str(d) for d in looked)
     if not download_ok:
         raise DataError(f"{name} not found in {places} and downloading is disabled; {fix}")
+    urls = ", ".join(MIRRORS[name])
     try:
         url = fetch_into(cache)
+    except ChecksumMismatch as exc:  # every mirror answered with a wrong file, or failed
+        raise DataError(f"{name} not found in {places} and no download from {urls} matched its known "
+                        f"checksum ({exc}), and the wrong file was not kept: it is corrupt or the mirror "
+                        f"changed; try again later, or {fix}") from None
     except DownloadFailed as exc:
-        urls = ", ".join(MIRRORS[name])
         raise DataError(f"{name} not found in {places} and download from {urls} failed ({exc}); {fix}") from None
     return cache, f"{name}: downloaded from {url} to {cache} and verified"
 
@@ -126,13 +131,13 @@ class IdxSource:
         return urls[0].rsplit("/", 1)[0] + "/"  # not empty: a complete cache was found before
 
     def _obtain(self, data_dir, download_ok: bool) -> tuple[Path, str]:
+        names = [f"{base}.gz" for pair in self.FILES.values() for base in pair]
         return obtain(self.name, data_dir=data_dir, download_ok=download_ok, has=self._has,
-                      fetch_into=self._fetch_into, manual="the 4 files")
+                      fetch_into=self._fetch_into, manual=f"{', '.join(names[:-1])} and {names[-1]}")
 
-    def load(self, req: LoadRequest) -> ImageDataset:
-        check_split(req.split)
-        folder, _ = self._obtain(req.data_dir, req.download)
-        image_file, label_file = (self._file(folder, base) for base in self.FILES[req.split])
+    def _read_split(self, folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """(images [N, H, W], labels [N]) of a split, checked: a DataError names a damaged file."""
+        image_file, label_file = (self._file(folder, base) for base in self.FILES[split])
         images, labels = read_idx(image_file), read_idx(label_file)
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
             raise DataError(f"{image_file} and {label_file} do not hold matching images [N, H, W] and labels [N] "
@@ -140,12 +145,24 @@ class IdxSource:
         if labels.size and (labels.min() < 0 or labels.max() >= len(self.class_names)):
             raise DataError(f"{label_file} has labels outside 0..{len(self.class_names) - 1}; "
                             f"delete it and fetch {self.name} again")
+        return images, labels
+
+    def load(self, req: LoadRequest) -> ImageDataset:
+        check_split(req.split)
+        folder, _ = self._obtain(req.data_dir, req.download)
+        images, labels = self._read_split(folder, req.split)
         images_t = adapt_images(torch.from_numpy(images).unsqueeze(1), req.resolution, req.channels)
         return ImageDataset(images=images_t, labels=torch.from_numpy(labels).long(),
                             class_names=list(self.class_names), source=str(folder), name=self.name)
 
     def fetch(self, arg, *, data_dir) -> str:
-        return self._obtain(data_dir, True)[1]
+        """Where the dataset came from, once every file reads as training reads it: `data fetch`
+        is the readiness check, so a truncated or foreign file found is an error here, not
+        minutes later when training starts (a full read of the 70k images takes about a second)."""
+        folder, message = self._obtain(data_dir, True)
+        for split in SPLITS:
+            self._read_split(folder, split)
+        return message
 
     def info(self, arg) -> dict:
         return {"resolution": 28, "channels": 1, "num_classes": len(self.class_names),
