@@ -895,8 +895,8 @@ class LoadedRun:
     @torch.no_grad()
     def sample(self, n: int, *, seed: int = 0, ema: bool = True, batch_size: int = 500,
                labels=None, truncation: float | None = None,
-               return_levels: bool = False,
-               truncation_cutoff: int | None = None) -> torch.Tensor | list[torch.Tensor]:
+               return_levels: bool = False, truncation_cutoff: int | None = None,
+               on_batch: Callable[[int], None] | None = None) -> torch.Tensor | list[torch.Tensor]:
         """n samples as float [N, C, H, W] in [-1, 1] on the CPU, reproducible for a seed and
         ``batch_size`` (the latents are drawn batch by batch, so another batch_size gives other
         samples; the CLI and the server use the default, 500).
@@ -904,7 +904,8 @@ class LoadedRun:
         "truncation" capability (its meaning and range are the family's); ``truncation_cutoff``:
         truncate only layers below it (style-based generators). ``return_levels``: families
         with the "levels" capability (LAPGAN) return every level's images, coarse to fine, as a
-        list of [N, C, r_k, r_k]."""
+        list of [N, C, r_k, r_k]. ``on_batch(done)``: called after each batch with the number of
+        samples drawn so far (progress for a large n)."""
         self.require("sample")
         n, batch_size = _check_int("n", n, minimum=0), _check_int("batch_size", batch_size, minimum=1)
         seed = _check_int("seed", seed, minimum=0, maximum=SEED_MAX)
@@ -942,6 +943,8 @@ class LoadedRun:
             kwargs = dict(extra) if y is None else {"labels": y[start:start + size], **extra}
             out = self.objective.sample(size, generator=gen, nets=nets, **kwargs)
             chunks.append([x.cpu() for x in out] if return_levels else out.cpu())
+            if on_batch is not None:
+                on_batch(start + size)
         if return_levels:
             return [torch.cat(level) for level in zip(*chunks)]
         return torch.cat(chunks)

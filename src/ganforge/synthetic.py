@@ -33,6 +33,38 @@ def folder_name(index: int, name: str, num_classes: int) -> str:
     return f"{index:0{len(str(max(num_classes - 1, 0)))}d}_{safe}"
 
 
+# What export writes in classes.json: a folder whose classes.json lacks any of these is not ours
+EXPORT_KEYS = ("run", "checkpoint", "step", "seed", "ema", "per_class", "class_names", "folders")
+IMAGE_NAME = re.compile(r"\d+_\d{6,}\.png")  # <class index>_<image index>.png
+
+
+def not_an_export(out: Path) -> str | None:
+    """Why the folder ``out`` is not one that export wrote (None where it is), so that --force
+    deletes only such a folder: a classes.json of augment's keys, its class folders of its PNGs,
+    and nothing else. A classes.json alone had been taken as proof, and --force deleted a user's
+    own dataset (cat/, dog/) that had one."""
+    try:
+        meta = json.loads((out / "classes.json").read_text())
+    except OSError:
+        return "no classes.json"
+    except ValueError:
+        return "its classes.json is not JSON"
+    if not isinstance(meta, dict) or any(key not in meta for key in EXPORT_KEYS):
+        return f"its classes.json lacks augment's keys {', '.join(EXPORT_KEYS)}"
+    folders = meta["folders"]
+    if not isinstance(folders, list) or not all(isinstance(f, str) for f in folders):
+        return "its classes.json has no list of class folders"
+    for entry in sorted(out.iterdir()):
+        if entry.name == "classes.json":
+            continue
+        if entry.name not in folders or not entry.is_dir() or entry.is_symlink():
+            return f"{entry.name} is not one of the class folders its classes.json names"
+        for file in entry.iterdir():
+            if not IMAGE_NAME.fullmatch(file.name) or not file.is_file() or file.is_symlink():
+                return f"{entry.name}/{file.name} is not an image augment wrote"
+    return None
+
+
 def require_conditional(run) -> list[str]:
     names = run.class_names
     if not names:
@@ -54,7 +86,7 @@ def export(run, out: Path, *, per_class: int, fmt: str = "folder", seed: int = 0
     of a large export (every 10% or 10 s).
     """
     from . import provenance as prov
-    from .api import to_uint8_hwc
+    from .api import check_sample_memory, to_uint8_hwc
     from .atomic import atomic_path, restore_replaced
 
     if fmt not in FORMATS:
@@ -73,16 +105,19 @@ def export(run, out: Path, *, per_class: int, fmt: str = "folder", seed: int = 0
         if fmt == "folder" and out.is_file():  # a folder never replaces a file the user has
             raise ConfigError(f"--force refused: {out} is a file and --format folder writes a "
                               f"directory, so nothing was deleted; choose another --out")
-        if out.is_dir() and not (out / "classes.json").is_file():  # --force deletes only our own
+        not_ours = not_an_export(out) if out.is_dir() else None
+        if not_ours:  # --force deletes only our own
             raise ConfigError(f"--force refused: {out} is not a dataset written by ganforge augment "
-                              f"(no classes.json), so nothing was deleted; choose another --out")
+                              f"({not_ours}); nothing was deleted; choose another --out")
     names = require_conditional(run)
     k = len(names)
+    check_sample_memory(run, per_class * k, f"--per-class {per_class} ({per_class * k} images)")
     labels = balanced_labels(per_class, k)
     say = log if log is not None and len(labels) >= PROGRESS_MIN else None
     if say:
         say(f"  sampling {len(labels)} images ...")
-    images = to_uint8_hwc(run.sample(len(labels), seed=seed, ema=ema, labels=labels))  # [N, H, W, C]
+    drawn = Tenths(say, len(labels), lambda n: f"  sampled {n}/{len(labels)} images") if say else None
+    images = to_uint8_hwc(run.sample(len(labels), seed=seed, ema=ema, labels=labels, on_batch=drawn))
     meta = {"run": str(run.run_dir), "checkpoint": run.checkpoint.name, "step": run.step,
             "seed": seed, "ema": ema, "per_class": per_class, "class_names": names}
     record = prov.for_run(run, operation="augment", seed=seed, ema=ema) if provenance else None
@@ -106,6 +141,8 @@ def export(run, out: Path, *, per_class: int, fmt: str = "folder", seed: int = 0
                     progress(i + 1)
             meta["folders"] = folders
             (tmp / "classes.json").write_text(json.dumps(meta, indent=2) + "\n")
+        if say and out.is_dir():  # renamed aside when this block ends, then deleted: a pause
+            say(f"  removing the old {out} ...")
     return {**meta, "n": int(len(labels)), "out": str(out), "format": fmt}
 
 
