@@ -3,49 +3,25 @@ synthetic dataset from a conditional run (ganforge.synthetic.export). The folder
 back as ``folder:DIR`` with the run's class indices."""
 from __future__ import annotations
 
-import contextlib
 import signal
 import sys
-import threading
 from pathlib import Path
 
 from . import add_provenance_argument, add_run_arguments, seed
 
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM during the export, raised where Ctrl-C raises KeyboardInterrupt, to leave the same way."""
-
-
-@contextlib.contextmanager
-def _sigterm_interrupts():
-    """SIGTERM raises _Terminated while the export runs, so that it takes Ctrl-C's way out (the
-    partial folder removed, the old one kept); it had killed the process silently and left the
-    hidden partial folder for 10 minutes. The previous handler after."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def terminated(signum, frame):
-        raise _Terminated
-
-    previous = signal.signal(signal.SIGTERM, terminated)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def cmd_augment(args) -> int:
     from .. import api
+    from ..signals import Terminated, sigterm_interrupts
     from ..synthetic import export
 
     run = api.load(args.run_dir, checkpoint=args.checkpoint)
     try:
-        with _sigterm_interrupts():
+        with sigterm_interrupts():  # the partial folder removed, the old one kept, as on Ctrl-C
             result = export(run, Path(args.out), per_class=args.per_class, fmt=args.format, seed=args.seed,
                             ema=not args.no_ema, force=args.force, provenance=not args.no_provenance,
                             log=lambda m: print(m, flush=True))
-    except _Terminated:  # Ctrl-C's message (ganforge.cli.main) and the shell's code for SIGTERM
+    except Terminated:  # Ctrl-C's message (ganforge.cli.main) and the shell's code for SIGTERM
         print("ganforge: interrupted (SIGTERM)", file=sys.stderr)
         return 128 + signal.SIGTERM
     k = len(result["class_names"])

@@ -13,15 +13,15 @@ every step.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import signal
-import threading
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from ..signals import Terminated, sigterm_interrupts
 
 NOISE_REG = 1e5
 # The mean squared difference of the classifier's 128 features, weighted against pixel MSE; their
@@ -40,28 +40,6 @@ class ProjectionInterrupted(KeyboardInterrupt):
     def __init__(self, result: dict, signum: int = signal.SIGINT):
         super().__init__(f"projection interrupted by {signal.Signals(signum).name} after {result['steps']} steps")
         self.result, self.signum = result, int(signum)
-
-
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM during the steps, raised where Ctrl-C raises KeyboardInterrupt, to leave the same way."""
-
-
-@contextlib.contextmanager
-def _sigterm_interrupts():
-    """SIGTERM raises _Terminated while the steps run (in the main thread, where Python handles
-    signals; it had killed the process and lost the projection); the previous handler after."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def terminated(signum, frame):
-        raise _Terminated
-
-    previous = signal.signal(signal.SIGTERM, terminated)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def noise_regularization(maps: list[Tensor]) -> Tensor:
@@ -105,7 +83,7 @@ def project(G, target: Tensor, *, space: str = "w", steps: int = 1000, lr: float
     marks = {int(round(k * (steps - 1) / max(snapshots - 1, 1))) for k in range(snapshots)}
     progress, loss_value, done = [], float("nan"), 0
     try:
-        with _sigterm_interrupts():
+        with sigterm_interrupts():
             for step in range(steps):
                 t = step / steps
                 w_noise_scale = w_std * INITIAL_NOISE * max(0.0, 1.0 - t / NOISE_RAMP) ** 2
@@ -129,7 +107,7 @@ def project(G, target: Tensor, *, space: str = "w", steps: int = 1000, lr: float
                     log(step, loss_value)
     except KeyboardInterrupt as exc:
         _renormalize(noise)  # the signal may have come between an update and the renormalization
-        signum = signal.SIGTERM if isinstance(exc, _Terminated) else signal.SIGINT
+        signum = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
         raise ProjectionInterrupted(_result(G, w_opt, noise, progress, loss_value, done), signum) from None
     return _result(G, w_opt, noise, progress, loss_value, done)
 

@@ -1,0 +1,34 @@
+"""SIGTERM the way Ctrl-C goes, for commands that keep or clean up their work on a Ctrl-C.
+
+``kill``, ``timeout``, a scheduler or ``docker stop`` send SIGTERM, whose default kills the process
+at once: a projection lost every step, an export left its hidden partial folder. Inside
+``sigterm_interrupts()`` SIGTERM raises ``Terminated``, a KeyboardInterrupt, so the code that
+handles Ctrl-C handles it too; ``Terminated`` tells the two apart (exit 143, not 130).
+"""
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C raises KeyboardInterrupt."""
+
+
+@contextlib.contextmanager
+def sigterm_interrupts():
+    """SIGTERM raises Terminated inside (in the main thread, where Python handles signals;
+    elsewhere nothing changes); the previous handler after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminated(signum, frame):
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
