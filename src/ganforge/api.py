@@ -1074,10 +1074,12 @@ class LoadedRun:
         return self.objective.translate(x, direction=direction, nets=nets, tile=tile).cpu()
 
     def upscale(self, image: np.ndarray, *, tile: int = 256, overlap: int | None = None,
-                interp: float | None = None, ema: bool = True) -> np.ndarray:
+                interp: float | None = None, ema: bool = True,
+                on_tile: Callable[[int, int], None] | None = None) -> np.ndarray:
         """Super-resolution runs: uint8 [h, w, 3] of any size -> uint8 [s*h, s*w, 3]; tiled
         (``tile`` LR pixels, 0: whole image) with ``overlap`` pixels of context; ``interp``
-        blends towards the PSNR-stage weights (ESRGAN network interpolation, 1 = this run)."""
+        blends towards the PSNR-stage weights (ESRGAN network interpolation, 1 = this run);
+        ``on_tile(done, total)``: progress, after each tile."""
         self.require("upscale")
         if isinstance(image, (str, bytes, os.PathLike)):  # had been "got <U5 []"
             raise ConfigError(f"upscale takes an image's pixels, not a file name ({os.fsdecode(image)!r:.60}): pass "
@@ -1094,7 +1096,7 @@ class LoadedRun:
         if overlap is not None:
             overlap = _check_int("overlap", overlap, minimum=0)
         return self.objective.upscale(image, tile=tile, overlap=overlap, interp=interp,
-                                      nets=self._nets(ema))
+                                      nets=self._nets(ema), on_tile=on_tile)
 
     def vocode(self, mel: torch.Tensor, *, ema: bool = True) -> torch.Tensor:
         """Vocoder runs: log-mel float [B, n_mels, T] (or [n_mels, T]) of the run's front end

@@ -35,6 +35,7 @@ from .errors import ConfigError
 KEY = "ganforge"  # the PNG text chunk holding the JSON record
 EXIF_DESCRIPTION, EXIF_SOFTWARE = 0x010E, 0x0131
 EXIF_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
+JPEG_QUALITY = 95  # with 4:4:4 chroma (subsampling=0)
 
 
 def generated_by() -> str:
@@ -148,7 +149,9 @@ def save(image, path: Path | str, meta: dict | None, *, fmt: str | None = None) 
     img = _pil(image)
     if fmt == "JPEG" and img.mode not in ("L", "RGB"):
         img = img.convert("RGB")
-    img.save(path, format=fmt, **kwargs)
+    # PIL's default JPEG (quality 75, 4:2:0 chroma) throws away the detail an upscaler adds
+    quality = {"quality": JPEG_QUALITY, "subsampling": 0} if fmt == "JPEG" else {}
+    img.save(path, format=fmt, **kwargs, **quality)
     return bool(kwargs)
 
 

@@ -137,3 +137,82 @@ def check_images_open(files) -> None:
                 img.verify()
         except Exception:  # imageio's reader says why in one line (or reads what verify balked at)
             imageio.read(path, "RGB")
+
+
+def add_skip_existing_argument(parser) -> None:
+    """--skip-existing, for the commands that write one output per input of a folder."""
+    parser.add_argument("--skip-existing", action="store_true",
+                        help="keep the outputs that already exist and write only the others (to "
+                             "finish an interrupted folder: every output written is whole)")
+
+
+def outputs_to_write(pairs, *, force: bool, skip_existing: bool) -> list:
+    """The (input, output) pairs still to write, checked before any work. An existing output is
+    refused by name unless ``force`` (overwrite) or ``skip_existing`` (keep it, and say how many
+    were kept): outputs are written atomically, so one that exists is whole, never the half of
+    an image an interrupted run was writing."""
+    from ..errors import ConfigError
+
+    pairs = list(pairs)
+    if force and skip_existing:
+        raise ConfigError("--force overwrites the existing outputs and --skip-existing keeps them; "
+                          "pass one of the two")
+    existing = [dst for _, dst in pairs if dst.exists()]
+    if not existing or force:
+        return pairs
+    if not skip_existing:
+        if len(pairs) == 1:
+            raise ConfigError(f"{existing[0]} already exists; pass --force to overwrite or choose "
+                              f"another --out")
+        raise ConfigError(f"{existing[0]} already exists ({len(existing)} of the {len(pairs)} outputs "
+                          f"do); pass --skip-existing to write only the others, --force to overwrite "
+                          f"them, or choose another --out")
+    print(f"ganforge: skipping {len(existing)} of {len(pairs)} image(s) whose output already exists "
+          f"(--skip-existing)", flush=True)
+    return [(src, dst) for src, dst in pairs if not dst.exists()]
+
+
+def file_stamps(paths) -> dict:
+    """(inode, mtime) of those of ``paths`` that exist: a file replaced later differs."""
+    found = {}
+    for path in paths:
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        found[path] = (st.st_ino, st.st_mtime_ns)
+    return found
+
+
+def interrupted(exc: KeyboardInterrupt, out, *, folder: bool, total: int, pending: list, before: dict) -> int:
+    """After Ctrl-C or SIGTERM (``exc``; a Terminated, see ganforge.signals) stopped a command
+    that writes one image per input: say in one line how many of the ``total`` outputs are in
+    ``out`` and how to finish; the exit code, 128 + the signal as a shell reports it. ``pending``:
+    the outputs it set out to write; ``before``: their file_stamps then (outputs --force was to
+    replace). What is there is whole: an image cut off while written left nothing (atomic writes)."""
+    import signal
+    import sys
+
+    from ..signals import Terminated
+
+    # asked of the files, not counted by the loop: the signal may come between an image's rename
+    # into place and the loop's next line
+    now = file_stamps(pending)
+    left = [dst for dst in pending if dst not in now or now[dst] == before.get(dst)]
+    older = sum(dst in now for dst in left)  # not yet replaced by --force
+    sigterm = isinstance(exc, Terminated)
+    said = "ganforge: interrupted" + (" (SIGTERM)" if sigterm else "")
+    if not folder:
+        said += f"; {out} was {'not ' if left else ''}written"
+    else:
+        said += f"; {total - len(left)} of {total} image(s) written to {out}"
+        if older == len(left) > 0:
+            said += f"; the other {older} are older outputs: rerun with --force to redo them all"
+        elif older:
+            said += (f"; {older} of the other {len(left)} are older outputs: rerun with --force to redo "
+                     f"them all, or with --skip-existing in place of --force to write only the "
+                     f"{len(left) - older} missing")
+        elif left:
+            said += f": rerun the same command with --skip-existing to write the other {len(left)}"
+    print(said, file=sys.stderr, flush=True)
+    return 128 + (signal.SIGTERM if sigterm else signal.SIGINT)

@@ -3,11 +3,13 @@
 PSNR / SSIM of paired runs, FID / KID of unpaired ones)."""
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 from ..errors import ConfigError
-from . import (add_json_argument, add_provenance_argument, add_run_arguments, check_distinct_outputs,
-               check_images_open, check_out_folder, json_output, outside)
+from . import (add_json_argument, add_provenance_argument, add_run_arguments, add_skip_existing_argument,
+               check_distinct_outputs, check_images_open, check_out_folder, file_stamps, interrupted,
+               json_output, outputs_to_write, outside)
 
 
 def _inputs(path: Path) -> list[Path]:
@@ -26,12 +28,10 @@ def _inputs(path: Path) -> list[Path]:
     raise DataError(f"input {path} does not exist; pass an image file or a folder of images")
 
 
-def translate_files(run, files: list[Path], out: Path, *, direction: str, ema: bool,
-                    single: bool, tile: int | None = None, provenance: bool = True,
-                    root: Path | None = None) -> list[Path]:
-    """Translate each file (any size) and write PNGs: ``out`` itself for one input file, else
-    ``out/<path under root>.png`` (``root``: the input folder; None: ``out/<stem>.png``), with
-    ganforge.provenance's record unless ``provenance`` is False. Returns the written paths."""
+def translate_files(run, pairs: list[tuple[Path, Path]], *, direction: str, ema: bool,
+                    tile: int | None = None, provenance: bool = True) -> None:
+    """Translate each (input, output) pair's input (any size) and write its PNG output, with
+    ganforge.provenance's record unless ``provenance`` is False."""
     import torch
 
     from .. import provenance as prov
@@ -41,23 +41,20 @@ def translate_files(run, files: list[Path], out: Path, *, direction: str, ema: b
     used_ema = ema and bool(run.ema_nets)  # runs that keep no EMA weights translate with their own
     record = prov.for_run(run, operation="translate", direction=direction, ema=used_ema) if provenance else None
     channels = run.objective.input_channels(direction)
-    written = []
-    for path in files:
+    for path, dst in pairs:
         arr = read_array(path, "L" if channels == 1 else "RGB")  # upright, 8-bit, on white
         x = torch.from_numpy(arr.copy()).reshape(arr.shape[0], arr.shape[1], channels)
         x = x.permute(2, 0, 1).unsqueeze(0).float() / 127.5 - 1
         y = run.translate(x, direction=direction, ema=ema, tile=tile)[0]  # [C', H, W]
         y = ((y.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
-        dst = out if single else out / (path.relative_to(root) if root else Path(path.name)).with_suffix(".png")
         with atomic_path(dst) as tmp:
             prov.save(y, tmp, None if record is None else {**record, "input": path.name})
-        written.append(dst)
-    return written
 
 
 def cmd_translate(args) -> int:
     from .. import api
     from ..objectives.pix2pix import check_tile
+    from ..signals import sigterm_interrupts
 
     src, out = Path(args.input), Path(args.out)
     files = _inputs(src)
@@ -69,20 +66,24 @@ def cmd_translate(args) -> int:
         files = outside(files, out)
     targets = [out] if single else [out / p.relative_to(src).with_suffix(".png") for p in files]
     check_distinct_outputs(zip(files, targets))
-    existing = [t for t in targets if t.exists()]
-    if existing and not args.force:
-        raise ConfigError(f"{existing[0]} already exists; pass --force to overwrite or choose "
-                          f"another --out")
-    check_images_open(files)
+    pairs = outputs_to_write(zip(files, targets), force=args.force, skip_existing=args.skip_existing)
+    if not pairs:
+        print(f"ganforge: nothing left to translate into {out}")
+        return 0
+    check_images_open(p for p, _ in pairs)
     run = api.load(args.run_dir, checkpoint=args.checkpoint, require="translate")
     run.require("translate")
     check_tile(args.tile or None, run.objective.stride)  # before the first output is written
-    written = translate_files(run, files, out, direction=args.direction, ema=not args.no_ema,
-                              single=single, tile=args.tile or None, provenance=not args.no_provenance,
-                              root=None if single else src)
-    where = written[0] if single else out
-    print(f"ganforge: translated {len(written)} image(s) {args.direction} with {run.checkpoint} "
-          f"(step {run.step}) -> {where}")
+    before = file_stamps(dst for _, dst in pairs)  # the old outputs --force replaces
+    try:
+        with sigterm_interrupts():  # SIGTERM as Ctrl-C: the image being written leaves no temporary
+            translate_files(run, pairs, direction=args.direction, ema=not args.no_ema,
+                            tile=args.tile or None, provenance=not args.no_provenance)
+    except KeyboardInterrupt as exc:
+        return interrupted(exc, out, folder=not single, total=len(targets),
+                           pending=[dst for _, dst in pairs], before=before)
+    print(f"ganforge: translated {len(pairs)} image(s) {args.direction} with {run.checkpoint} "
+          f"(step {run.step}) -> {out}")
     return 0
 
 
@@ -95,8 +96,14 @@ def cmd_translate_eval(args) -> int:
         raise ConfigError(f"--n must be positive, got {args.n} (leave it out for every held-out pair)")
     out = json_output(args.json, args.force)
     run = api.load(args.run_dir, checkpoint=args.checkpoint, require="translate")
-    result = run.translate_eval(ema=not args.no_ema, limit=args.n, extractor=args.extractor,
-                                inception_weights=args.inception_weights)
+    options = {"extractor": args.extractor, "inception_weights": args.inception_weights}
+    options = {k: v for k, v in options.items() if v is not None}  # the family's defaults otherwise
+    if options and "extractor" not in inspect.signature(run.objective.translate_eval).parameters:
+        flags = " and ".join(f"--{k.replace('_', '-')}" for k in options)
+        raise ConfigError(f"{flags}: the features of FID/KID, which only unpaired runs use; {args.run_dir} "
+                          f"(objective={run.config.objective}) is scored by PSNR/SSIM against its "
+                          f"held-out targets: drop {flags}")
+    result = run.translate_eval(ema=not args.no_ema, limit=args.n, **options)
     print(format_translation(result))
     if out is not None:
         atomic_write_json(out, result)
@@ -117,6 +124,7 @@ def register(subparsers, parser_class) -> None:
     s.add_argument("--tile", type=int, default=0,
                    help="translate in half-overlapping windows of this size, blended (e.g. the "
                         "training crop, data.resolution); 0 (default): the whole image at once")
+    add_skip_existing_argument(s)
     add_provenance_argument(s)
     s.set_defaults(func=cmd_translate)
 
@@ -125,8 +133,8 @@ def register(subparsers, parser_class) -> None:
                                                      "with the trivial baseline")
     add_run_arguments(s)
     s.add_argument("--n", type=int, default=None, help="evaluate at most N held-out pairs")
-    s.add_argument("--extractor", default="inception",
-                   help="unpaired runs: features for FID/KID (inception, fashion-mnist-cnn)")
-    s.add_argument("--inception-weights", help="path of the FID Inception weights (offline)")
+    s.add_argument("--extractor",
+                   help="unpaired runs: features for FID/KID (inception, the default; fashion-mnist-cnn)")
+    s.add_argument("--inception-weights", help="unpaired runs: path of the FID Inception weights (offline)")
     add_json_argument(s, "also write the numbers to this JSON file")
     s.set_defaults(func=cmd_translate_eval)

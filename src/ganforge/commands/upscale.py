@@ -8,8 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ConfigError
-from . import (IMAGE_SUFFIXES, add_json_argument, add_provenance_argument, add_run_arguments, check_distinct_outputs,
-               check_images_open, check_out_folder, json_output, outside)
+from . import (IMAGE_SUFFIXES, add_json_argument, add_provenance_argument, add_run_arguments,
+               add_skip_existing_argument, check_distinct_outputs, check_images_open, check_out_folder,
+               file_stamps, interrupted, json_output, outputs_to_write, outside)
 
 
 def _outputs(inp: Path, out: Path) -> list[tuple[Path, Path]]:
@@ -26,33 +27,61 @@ def _outputs(inp: Path, out: Path) -> list[tuple[Path, Path]]:
     return [(inp, out)]
 
 
+PROGRESS_TILES = 16  # an image of this many tiles or more gets progress lines (a 1500 px photo: 36)
+
+
+def _tile_progress(src: Path):
+    """``on_tile(done, total)`` printing a line per tenth of a large image's tiles (or every 10 s):
+    a 1500x1500 photo had taken 71 s without a word."""
+    from ..progress import Tenths
+
+    lines = []
+
+    def on_tile(done: int, total: int) -> None:
+        if total < PROGRESS_TILES:
+            return
+        if not lines:
+            lines.append(Tenths(lambda line: print(line, flush=True), total,
+                                lambda n: f"  {src.name}: {n}/{total} tiles"))
+        lines[0](done)
+
+    return on_tile
+
+
 def cmd_upscale(args) -> int:
     from .. import api, provenance
     from ..atomic import atomic_path
     from ..data.superres import read_image
+    from ..signals import sigterm_interrupts
 
     if args.tile < 0:
         raise ConfigError(f"--tile must be >= 0 (0: whole image), got {args.tile}")
     if args.overlap is not None and args.overlap < 0:
         raise ConfigError(f"--overlap must be >= 0, got {args.overlap}")
-    pairs = _outputs(Path(args.input), Path(args.out))
-    check_distinct_outputs(pairs)
-    existing = [str(o) for _, o in pairs if o.exists()]
-    if existing and not args.force:
-        raise ConfigError(f"{existing[0]} already exists; pass --force to overwrite or choose "
-                          f"another --out")
+    all_pairs = _outputs(Path(args.input), Path(args.out))
+    check_distinct_outputs(all_pairs)
+    pairs = outputs_to_write(all_pairs, force=args.force, skip_existing=args.skip_existing)
+    if not pairs:
+        print(f"ganforge: nothing left to upscale into {args.out}")
+        return 0
     check_images_open(src for src, _ in pairs)
     run = api.load(args.run_dir, checkpoint=args.checkpoint, device=args.device, require="upscale")
     run.require("upscale")
     record = None if args.no_provenance else provenance.for_run(
         run, operation="upscale", scale=run.objective.scale, interp=args.interp, ema=not args.no_ema)
-    for src, dst in pairs:
-        sr = run.upscale(read_image(src), tile=args.tile, overlap=args.overlap,
-                         interp=args.interp, ema=not args.no_ema)
-        with atomic_path(dst) as tmp:
-            embedded = provenance.save(sr, tmp, None if record is None else {**record, "input": src.name})
-        note = "" if embedded or record is None else f" (no provenance: {dst.suffix} carries no metadata)"
-        print(f"ganforge: {src} -> {dst} ({sr.shape[1]}x{sr.shape[0]}){note}")
+    before = file_stamps(dst for _, dst in pairs)  # the old outputs --force replaces
+    try:
+        with sigterm_interrupts():  # SIGTERM as Ctrl-C: the image being written leaves no temporary
+            for src, dst in pairs:
+                sr = run.upscale(read_image(src), tile=args.tile, overlap=args.overlap,
+                                 interp=args.interp, ema=not args.no_ema, on_tile=_tile_progress(src))
+                with atomic_path(dst) as tmp:
+                    embedded = provenance.save(sr, tmp, None if record is None else {**record, "input": src.name})
+                note = "" if embedded or record is None else f" (no provenance: {dst.suffix} carries no metadata)"
+                print(f"ganforge: {src} -> {dst} ({sr.shape[1]}x{sr.shape[0]}){note}", flush=True)
+    except KeyboardInterrupt as exc:
+        return interrupted(exc, args.out, folder=Path(args.input).is_dir(), total=len(all_pairs),
+                           pending=[dst for _, dst in pairs], before=before)
     return 0
 
 
@@ -60,7 +89,7 @@ def cmd_eval_sr(args) -> int:
     from .. import api
     from ..data.superres import load_images
     from ..atomic import atomic_write_json
-    from ..metrics.superres import LPIPS, evaluate_sr
+    from ..metrics.superres import BASELINE, LPIPS, evaluate_sr
 
     if args.tile < 0:
         raise ConfigError(f"--tile must be >= 0 (0: whole image), got {args.tile}")
@@ -74,7 +103,11 @@ def cmd_eval_sr(args) -> int:
     if args.data == "photos":  # never the training photographs by accident
         args.data = "photos:test"
     images, names = load_images(args.data)
-    label = Path(args.run_dir).name + (f" (interp {args.interp:g})" if args.interp is not None else "")
+    where = Path(args.run_dir).resolve()  # "." has no name
+    label = where.name or str(where)
+    if label == BASELINE:  # a run named "bicubic" had replaced the baseline's row
+        label = f"{where.parent.name}/{label}"
+    label += f" (interp {args.interp:g})" if args.interp is not None else ""
     methods = {label: lambda lr: run.upscale(lr, tile=args.tile, interp=args.interp,
                                              ema=not args.no_ema)}
     lpips = LPIPS()
@@ -89,7 +122,7 @@ def cmd_eval_sr(args) -> int:
     if not lpips.available:
         print(f"lpips: not computed ({lpips.reason})")
     if out is not None:
-        payload = {"run": str(args.run_dir), "checkpoint": str(run.checkpoint), "step": run.step,
+        payload = {"run": str(args.run_dir), "model": label, "checkpoint": str(run.checkpoint), "step": run.step,
                    "data": args.data, "images": names, "scale": scale, "interp": args.interp,
                    "protocol": "Y of BT.601, border = scale, PIL bicubic degradation, uint8",
                    "results": table, "lpips": lpips.available or lpips.reason}
@@ -113,6 +146,7 @@ def register(subparsers, parser_class) -> None:
     s.add_argument("--interp", type=float, default=None, metavar="ALPHA",
                    help="ESRGAN network interpolation: (1-ALPHA) PSNR run + ALPHA this GAN run")
     s.add_argument("--device", default="cpu", help="cpu (default), auto (a GPU where there is one), cuda, cuda:N, mps")
+    add_skip_existing_argument(s)
     add_provenance_argument(s)
     s.set_defaults(func=cmd_upscale)
 

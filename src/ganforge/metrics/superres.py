@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..errors import DataError, GanforgeError
+from ..errors import ConfigError, DataError, GanforgeError
 from .paired import PSNR_MAX, SSIM_WINDOW
 
 Y_WEIGHTS = (65.481, 128.553, 24.966)
@@ -108,6 +108,9 @@ class LPIPS:
         return float(self.model(t(sr), t(hr)).mean())
 
 
+BASELINE = "bicubic"  # the name of the baseline's row in evaluate_sr's table
+
+
 def min_hr_size(scale: int) -> int:
     """The smallest HR side that evaluate_sr can measure: after the crop to a multiple of the
     scale and the ``scale``-pixel border, SSIM's 11x11 window must fit."""
@@ -118,9 +121,13 @@ def evaluate_sr(hr_images: list[np.ndarray], scale: int,
                 methods: dict[str, Callable[[np.ndarray], np.ndarray]], *,
                 lpips: LPIPS | None = None, names: list[str] | None = None) -> dict[str, dict[str, float]]:
     """Mean Y-PSNR / Y-SSIM (and LPIPS) over ``hr_images`` for each method, with the bicubic
-    baseline first. ``methods`` maps a name to a function LR uint8 [h, w, 3] -> SR uint8.
+    baseline first. ``methods`` maps a name to a function LR uint8 [h, w, 3] -> SR uint8; a
+    name "bicubic" is refused (it had silently replaced the baseline's row).
     An image smaller than ``min_hr_size`` is a one-line DataError naming it (``names``: the
     images' names), before any is upscaled."""
+    if BASELINE in methods:
+        raise ConfigError(f"a method named {BASELINE!r} would replace the bicubic baseline's row; "
+                          f"name it otherwise")
     least = min_hr_size(scale)
     for i, hr in enumerate(hr_images):
         h, w = hr.shape[:2]
@@ -129,7 +136,7 @@ def evaluate_sr(hr_images: list[np.ndarray], scale: int,
             raise DataError(f"{name} is {w}x{h} pixels, too small to evaluate at x{scale} (SSIM's "
                             f"{SSIM_WINDOW}x{SSIM_WINDOW} window inside the {scale}-pixel border needs at "
                             f"least {least}x{least}); remove it from the evaluation images")
-    all_methods = {"bicubic": lambda lr: bicubic_image(lr, scale), **methods}
+    all_methods = {BASELINE: lambda lr: bicubic_image(lr, scale), **methods}
     sums: dict[str, dict[str, list[float]]] = {m: {"psnr_y": [], "ssim_y": []} for m in all_methods}
     for hr in hr_images:
         hr = mod_crop(hr, scale)

@@ -27,7 +27,7 @@ import copy
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -347,10 +347,11 @@ class SuperResolution(Objective):
         return torch.cat([bicubic, sr, srdata.to_float(hr)], dim=3)
 
     def upscale(self, image: np.ndarray, *, tile: int = 256, overlap: int | None = None,
-                interp: float | None = None,
-                nets: Mapping[str, nn.Module] | None = None) -> np.ndarray:
-        """uint8 [h, w, 3] of any size -> uint8 [s*h, s*w, 3], tiled (``upscale_tensor``);
-        ``interp`` blends towards the PSNR-stage weights (ESRGAN network interpolation)."""
+                interp: float | None = None, nets: Mapping[str, nn.Module] | None = None,
+                on_tile: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """uint8 [h, w, 3] of any size -> uint8 [s*h, s*w, 3], tiled (``upscale_array``);
+        ``interp`` blends towards the PSNR-stage weights (ESRGAN network interpolation);
+        ``on_tile(done, total)``: progress, after each tile."""
         G = (nets or {}).get("G", self.nets["G"])
         if interp is not None:
             key = (id(G), interp)
@@ -361,7 +362,8 @@ class SuperResolution(Objective):
                 self._interpolated[key] = interpolate_generator(G, self.cfg, interp,
                                                                 psnr=self._psnr).to(self.device)
             G = self._interpolated[key]
-        return upscale_image(G, image, self.scale, tile=tile, overlap=overlap, device=self.device)
+        return upscale_image(G, image, self.scale, tile=tile, overlap=overlap, device=self.device,
+                             on_tile=on_tile)
 
 
 # ----------------------------------------------------------------------------- weights
@@ -490,6 +492,32 @@ def receptive_radius(G: nn.Module) -> int:
     return int(G.receptive_radius()) if hasattr(G, "receptive_radius") else 32
 
 
+def _tiles(G: nn.Module, lr: Tensor, scale: int, tile: int, overlap: int | None):
+    """(top, bottom, left, right) of each output piece, in SR pixels, and G's float output for
+    it: lr cut into tile x tile LR pieces, each run with ``overlap`` extra LR pixels of context
+    on every side and only its centre kept. The pieces do not overlap, so no blending is needed;
+    tile <= 0 (or an image within one tile) is one piece, the whole image."""
+    h, w = lr.shape[-2:]
+    if tile <= 0 or (h <= tile and w <= tile):
+        yield 0, h * scale, 0, w * scale, G(lr).float()
+        return
+    o = min(receptive_radius(G), 32) if overlap is None else overlap
+    for top in range(0, h, tile):
+        for left in range(0, w, tile):
+            bottom, right = min(top + tile, h), min(left + tile, w)
+            t0, l0 = max(top - o, 0), max(left - o, 0)
+            t1, l1 = min(bottom + o, h), min(right + o, w)
+            y = G(lr[..., t0:t1, l0:l1]).float()
+            yield top * scale, bottom * scale, left * scale, right * scale, y[
+                ..., (top - t0) * scale:(bottom - t0) * scale, (left - l0) * scale:(right - l0) * scale]
+
+
+def tile_count(lr_shape: tuple[int, ...], tile: int) -> int:
+    """How many pieces ``_tiles`` cuts an LR image of shape [..., h, w] into."""
+    h, w = lr_shape[-2:]
+    return 1 if tile <= 0 or (h <= tile and w <= tile) else -(-h // tile) * -(-w // tile)
+
+
 @torch.no_grad()
 def upscale_tensor(G: nn.Module, lr: Tensor, scale: int, *, tile: int = 256,
                    overlap: int | None = None) -> Tensor:
@@ -497,21 +525,18 @@ def upscale_tensor(G: nn.Module, lr: Tensor, scale: int, *, tile: int = 256,
 
     With ``tile`` > 0 the LR image is cut into tile x tile pieces, each run with ``overlap``
     extra LR pixels of context on every side (default: the receptive radius, at most 32) and
-    only its centre kept, so memory is bounded by (tile + 2 overlap)^2 and the result equals the
-    whole-image result wherever the overlap covers the receptive field."""
+    only its centre kept, so the network's memory is bounded by (tile + 2 overlap)^2 and the
+    result equals the whole-image result wherever the overlap covers the receptive field. The
+    float result itself is 4 bytes per output value: for images of any size use
+    ``upscale_array``, which keeps 1 byte."""
     h, w = lr.shape[-2:]
-    if tile <= 0 or (h <= tile and w <= tile):
-        return G(lr).float().clamp(-1, 1)
-    o = min(receptive_radius(G), 32) if overlap is None else overlap
-    out = lr.new_zeros(lr.shape[0], lr.shape[1], h * scale, w * scale, dtype=torch.float32)
-    for top in range(0, h, tile):
-        for left in range(0, w, tile):
-            bottom, right = min(top + tile, h), min(left + tile, w)
-            t0, l0 = max(top - o, 0), max(left - o, 0)
-            t1, l1 = min(bottom + o, h), min(right + o, w)
-            y = G(lr[..., t0:t1, l0:l1]).float()
-            out[..., top * scale:bottom * scale, left * scale:right * scale] = y[
-                ..., (top - t0) * scale:(bottom - t0) * scale, (left - l0) * scale:(right - l0) * scale]
+    out = None
+    for top, bottom, left, right, y in _tiles(G, lr, scale, tile, overlap):
+        if tile_count(lr.shape, tile) == 1:
+            return y.clamp(-1, 1)
+        if out is None:
+            out = lr.new_zeros(lr.shape[0], y.shape[1], h * scale, w * scale, dtype=torch.float32)
+        out[..., top:bottom, left:right] = y
     return out.clamp(-1, 1)
 
 
@@ -520,16 +545,30 @@ def to_uint8(x: Tensor) -> Tensor:
     return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 
+@torch.no_grad()
 def upscale_array(G: nn.Module, image: np.ndarray, scale: int, *, tile: int = 256,
-                  overlap: int | None = None, device: torch.device | str = "cpu") -> np.ndarray:
-    """uint8 [h, w, 3] -> uint8 [s*h, s*w, 3]."""
+                  overlap: int | None = None, device: torch.device | str = "cpu",
+                  on_tile: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """uint8 [h, w, 3] -> uint8 [s*h, s*w, 3], built piece by piece (``upscale_tensor``'s
+    tiling and values, bit for bit): memory is the pieces' plus 1 byte per output value, where
+    a float result would be 4 and its conversion several more (a 24 MP photo at x4 needed
+    ~18 GB). ``on_tile(done, total)`` is called after each piece (progress for large images)."""
     lr = srdata.to_float(torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)[None])
-    sr = upscale_tensor(G, lr.to(device), scale, tile=tile, overlap=overlap)
-    return to_uint8(sr)[0].permute(1, 2, 0).cpu().numpy()
+    h, w = lr.shape[-2:]
+    total = tile_count(lr.shape, tile)
+    out = None
+    for done, (top, bottom, left, right, y) in enumerate(_tiles(G, lr.to(device), scale, tile, overlap), 1):
+        if out is None:
+            out = torch.empty(h * scale, w * scale, y.shape[1], dtype=torch.uint8)
+        out[top:bottom, left:right] = to_uint8(y)[0].permute(1, 2, 0).cpu()
+        if on_tile is not None:
+            on_tile(done, total)
+    return out.numpy()
 
 
 def upscale_image(G: nn.Module, image: np.ndarray, scale: int, *, tile: int = 256,
-                  overlap: int | None = None, device: torch.device | str = "cpu") -> np.ndarray:
+                  overlap: int | None = None, device: torch.device | str = "cpu",
+                  on_tile: Callable[[int, int], None] | None = None) -> np.ndarray:
     """uint8 [h, w, 3] (or [h, w] gray, or RGBA), or a PIL image of any mode -> uint8
     [s*h, s*w, 3]. A PIL image and an RGBA array are read as the upscale command reads a file
     (ganforge.data.imageio.normalize: palette colours, not their indices; transparency on
@@ -544,4 +583,4 @@ def upscale_image(G: nn.Module, image: np.ndarray, scale: int, *, tile: int = 25
                           f"{list(image.shape)}")
     if image.shape[2] == 4:
         image = np.asarray(imageio.normalize(Image.fromarray(image, "RGBA"), "RGB"))
-    return upscale_array(G, image, scale, tile=tile, overlap=overlap, device=device)
+    return upscale_array(G, image, scale, tile=tile, overlap=overlap, device=device, on_tile=on_tile)
