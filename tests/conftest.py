@@ -96,3 +96,34 @@ def http_root(tmp_path):
     yield root, f"http://127.0.0.1:{server.server_address[1]}/"
     server.shutdown()
     server.server_close()
+
+
+# ----------------------------------------------------------------------------- StyleGAN2 runs
+
+
+@pytest.fixture(scope="module")
+def style_run(tmp_path_factory):
+    """A StyleGAN2 run of the family's example config (a few steps on a tiny folder), per module."""
+    from ganforge import api
+    from ganforge.config import from_dict
+    from ganforge.objectives.stylegan2 import StyleGAN2
+
+    root = tmp_path_factory.mktemp("style")
+    api.train(from_dict(StyleGAN2.example_config(root / "data")), root / "run", progress=False)
+    return root / "run"
+
+
+def brightness_logits(x):
+    """A two-class stand-in for a dataset classifier: brighter than the batch's median or not."""
+    import torch
+
+    d = (x.flatten(1).mean(1) - x.flatten(1).mean(1).median()) * 100
+    return torch.stack([-d, d], 1)
+
+
+@pytest.fixture
+def brightness_classifier(monkeypatch):
+    """The example run's folder dataset has no classifier: edit uses brightness_logits instead."""
+    from ganforge.objectives.stylegan2 import StyleGAN2
+
+    monkeypatch.setattr(StyleGAN2, "dataset_classifier", lambda self: (brightness_logits, ["dark", "bright"]))

@@ -13,35 +13,16 @@ import torch
 from PIL import Image
 
 import ganforge
-from ganforge import api, cli, provenance
-from ganforge.config import from_dict
+from ganforge import cli, provenance
 from ganforge.errors import ConfigError
 from ganforge.objectives import _stylegan2_edit as editing
 from ganforge.objectives import _stylegan2_project as projector
 from ganforge.objectives import stylegan2 as sg2
-
-
-@pytest.fixture(scope="module")
-def style_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("style")
-    api.train(from_dict(sg2.StyleGAN2.example_config(root / "data")), root / "run", progress=False)
-    return root / "run"
-
-
-def _brightness(x):
-    """A two-class stand-in for the dataset classifier: brighter than the batch's median or not."""
-    d = (x.flatten(1).mean(1) - x.flatten(1).mean(1).median()) * 100
-    return torch.stack([-d, d], 1)
-
-
-@pytest.fixture
-def brightness_classifier(monkeypatch):
-    """The example run's folder dataset has no classifier: edit uses _brightness instead."""
-    monkeypatch.setattr(sg2.StyleGAN2, "dataset_classifier", lambda self: (_brightness, ["dark", "bright"]))
+from conftest import brightness_logits
 
 
 def _edit(run, **kw):
-    return run.edit("bright", [0, 2], n_train=100, classify=_brightness, class_names=["dark", "bright"], **kw)
+    return run.edit("bright", [0, 2], n_train=100, classify=brightness_logits, class_names=["dark", "bright"], **kw)
 
 
 def test_edit_fits_the_same_direction_whatever_the_seed(style_run, monkeypatch):

@@ -15,25 +15,7 @@ from ganforge import api, cli, provenance
 from ganforge.config import from_dict
 from ganforge.objectives import stylegan2 as sg2
 from ganforge.objectives import _stylegan2_project as projector
-
-
-@pytest.fixture(scope="module")
-def style_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("style")
-    api.train(from_dict(sg2.StyleGAN2.example_config(root / "data")), root / "run", progress=False)
-    return root / "run"
-
-
-def _brightness(x):
-    """A two-class stand-in for the dataset classifier: brighter than the batch's median or not."""
-    d = (x.flatten(1).mean(1) - x.flatten(1).mean(1).median()) * 100
-    return torch.stack([-d, d], 1)
-
-
-@pytest.fixture
-def brightness_classifier(monkeypatch):
-    """The example run's folder dataset has no classifier: edit uses _brightness instead."""
-    monkeypatch.setattr(sg2.StyleGAN2, "dataset_classifier", lambda self: (_brightness, ["dark", "bright"]))
+from conftest import brightness_logits
 
 
 @pytest.fixture
@@ -142,7 +124,7 @@ def test_edit_refuses_noise_maps_of_another_run(style_run):
     G = run.ema_nets["G"]
     with pytest.raises(ganforge.errors.ConfigError, match="pass the noise.npz that ganforge project wrote"):
         run.edit("bright", [0], latent=np.zeros((G.num_ws, G.w_dim), np.float32),
-                 noise=[np.zeros((1, 1, 3, 3), np.float32)], classify=_brightness,
+                 noise=[np.zeros((1, 1, 3, 3), np.float32)], classify=brightness_logits,
                  class_names=["dark", "bright"], n_train=50)
 
 

@@ -292,13 +292,6 @@ def test_resume_is_bit_exact_including_pl_mean_w_avg_and_the_ada_probability(tmp
 # ----------------------------------------------------------------------------- loaded runs
 
 
-@pytest.fixture(scope="module")
-def style_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("style")
-    api.train(from_dict(StyleGAN2.example_config(root / "data")), root / "run", progress=False)
-    return root / "run"
-
-
 def test_sample_truncation_pulls_toward_the_average_image(style_run):
     run = ganforge.load(style_run)
     G = run.ema_nets["G"]
