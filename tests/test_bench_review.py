@@ -4,8 +4,10 @@ and what bench truncation says it scores a folder against."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -228,3 +230,32 @@ def test_bench_truncation_against_a_folder_says_all_not_test(tmp_path, capsys, m
                                  "--ref", ref, "--json", tmp_path / "t.json", "--force")
         assert code == 0 and said in stdout, stdout + err
         assert asked["ref"] == ref
+
+
+def test_sigterm_to_the_benchmark_alone_stops_the_gan_child_and_exits_143(gvd, tmp_path, capsys, monkeypatch):
+    """timeout or a scheduler SIGTERMs the benchmark process only: it had died at once and left
+    its GAN child training on (the budget's clock was the benchmark's). Now SIGTERM goes Ctrl-C's
+    way: the child is told to stop and waited for, and the benchmark exits 143 with its one line."""
+    from ganforge.signals import Terminated
+
+    seen = _fake_child(monkeypatch, gvd, 143, "ganforge: stopped by SIGTERM at step 1\n", first=Terminated())
+    with pytest.raises(Terminated):  # the stop keeps its kind through train_gan
+        gvd.train_gan(gvd.Settings(steps=5), 0, tmp_path / "t" / "gan-seed0", log=lambda m: None)
+    assert seen["signals"] == [signal.SIGTERM]
+
+    def sigterm_meanwhile(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises before this ends
+        raise AssertionError("SIGTERM was not taken as a stop")
+
+    def guard(signum, frame):  # without the fix, a SIGTERM here would have killed pytest itself
+        raise RuntimeError("the benchmark installed no SIGTERM handler")
+
+    monkeypatch.setattr(gvd, "run_benchmark", sigterm_meanwhile)
+    previous = signal.signal(signal.SIGTERM, guard)
+    try:
+        code, _, err = _cli(capsys, "bench", "gan-vs-diffusion", *GVD_TINY, "--out", tmp_path / "g")
+        assert signal.getsignal(signal.SIGTERM) is guard  # put back afterwards
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert code == 143 and err.startswith("ganforge: interrupted (SIGTERM); ") and err.count("\n") == 1, err

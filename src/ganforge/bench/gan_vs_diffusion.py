@@ -133,23 +133,24 @@ def train_gan(s: Settings, seed: int, run_dir: Path, log: Callable[[str], None])
                                                                      os.environ.get("PYTHONPATH")]))}
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    budget_spent = interrupted = False
+    budget_spent, interrupted = False, None
     try:
         out, _ = proc.communicate(timeout=None if s.steps is not None else s.minutes * 60)
     except subprocess.TimeoutExpired:
         budget_spent = True
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (signals.Terminated) to this process
         # SIGTERM too, for a Ctrl-C that only this process got; after a SIGINT the child takes it
         # as the same stop, not as a second Ctrl-C (which stops without a checkpoint)
-        interrupted = True
+        interrupted = stop
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate()
     seconds = time.perf_counter() - t0
     code = proc.returncode
-    if interrupted or code in (130, 143) and not (budget_spent and code == 143):
-        raise KeyboardInterrupt(f"GAN training of seed {seed} stopped by a signal (exit {code})")
+    if interrupted is not None or code in (130, 143) and not (budget_spent and code == 143):
+        raise type(interrupted or KeyboardInterrupt())(f"GAN training of seed {seed} stopped by a signal "
+                                                        f"(exit {code})")
     if code not in (0, 143):  # 143 here: our own SIGTERM at the end of the budget
         exit_ = f"exit {code}" if code >= 0 else f"killed by signal {-code}"
         rerun = (f"rerun with --force to replace the unfinished runs in {run_dir.parent}"

@@ -272,12 +272,16 @@ def cmd_gan_vs_diffusion(args) -> int:
     budget = f"{s.steps} steps" if s.steps is not None else f"{s.minutes:g} min"
     print(f"ganforge: bench gan-vs-diffusion on {s.data}: {s.gan_preset} vs diffusion baseline, {budget} "
           f"each, seeds {s.seeds} -> {out}", flush=True)
+    from ..signals import Terminated, sigterm_interrupts
+
     try:
-        result = bench.run_benchmark(s, out, log=lambda m: print(m, flush=True), force=args.force)
-    except KeyboardInterrupt:  # the results are written only at the end: no seed is reusable
-        print(f"ganforge: interrupted; {out} keeps only unfinished runs, no results: rerun the same command "
+        with sigterm_interrupts():  # a SIGTERM to this process alone had left the GAN child training on
+            result = bench.run_benchmark(s, out, log=lambda m: print(m, flush=True), force=args.force)
+    except KeyboardInterrupt as exc:  # the results are written only at the end: no seed is reusable
+        how = " (SIGTERM)" if isinstance(exc, Terminated) else ""
+        print(f"ganforge: interrupted{how}; {out} keeps only unfinished runs, no results: rerun the same command "
               f"with --force to replace them, or with another --out", file=sys.stderr, flush=True)
-        return 130
+        return 143 if isinstance(exc, Terminated) else 130
     result["argv"] = list(sys.argv)
     table = bench.markdown(result, s)
     print(table)
