@@ -259,3 +259,27 @@ def test_sigterm_to_the_benchmark_alone_stops_the_gan_child_and_exits_143(gvd, t
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert code == 143 and err.startswith("ganforge: interrupted (SIGTERM); ") and err.count("\n") == 1, err
+
+
+def test_sigterm_to_bench_modes_keeps_finished_seeds_and_exits_143(tmp_path, capsys, monkeypatch):
+    """bench modes under a SIGTERM (timeout, a scheduler) had died at once, its --jobs workers
+    left training as orphans; now it stops as on Ctrl-C (the pool's workers ended), in one line."""
+    from ganforge.bench import modes
+
+    def sigterm_meanwhile(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+        raise AssertionError("SIGTERM was not taken as a stop")
+
+    def guard(signum, frame):
+        raise RuntimeError("bench modes installed no SIGTERM handler")
+
+    monkeypatch.setattr(modes, "run_benchmark", sigterm_meanwhile)
+    previous = signal.signal(signal.SIGTERM, guard)
+    try:
+        code, _, err = _cli(capsys, "bench", "modes", "--data", "toy:ring8", "--seeds", "1", "--steps", "4",
+                            "--out", tmp_path / "m")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert code == 143 and err.count("\n") == 1, err
+    assert err.startswith("ganforge: interrupted (SIGTERM); the 0 finished seed run(s) in "), err

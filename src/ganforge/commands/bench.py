@@ -68,15 +68,19 @@ def cmd_modes(args) -> int:
     seeds = list(range(args.seed0, args.seed0 + args.seeds))
     print(f"ganforge: bench modes on {args.data}, {len(variants)} configuration(s) x "
           f"{len(seeds)} seeds -> {out}", flush=True)
+    from ..signals import Terminated, sigterm_interrupts
+
     try:
-        result = bench.run_benchmark(variants, args.data, seeds, out, extra=extra, jobs=args.jobs,
-                                     force=args.force, reuse_runs=args.reuse_runs,
-                                     log=lambda s: print(s, flush=True))
-    except KeyboardInterrupt:
+        with sigterm_interrupts():  # SIGTERM had left --jobs workers training on as orphans
+            result = bench.run_benchmark(variants, args.data, seeds, out, extra=extra, jobs=args.jobs,
+                                         force=args.force, reuse_runs=args.reuse_runs,
+                                         log=lambda s: print(s, flush=True))
+    except KeyboardInterrupt as exc:
         kept = len(list(out.glob(f"*/seed_*/{bench.RESULT}")))
-        print(f"ganforge: interrupted; the {kept} finished seed run(s) in {out} are kept: rerun the same "
+        how = " (SIGTERM)" if isinstance(exc, Terminated) else ""
+        print(f"ganforge: interrupted{how}; the {kept} finished seed run(s) in {out} are kept: rerun the same "
               f"command with --reuse-runs to continue", file=sys.stderr, flush=True)
-        raise
+        return 143 if isinstance(exc, Terminated) else 130
     for c in result["configs"]:
         print(bench.format_summary(c["label"], c["summary"], result["num_modes"]))
         if c["scatter"]:
