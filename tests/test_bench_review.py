@@ -283,3 +283,19 @@ def test_sigterm_to_bench_modes_keeps_finished_seeds_and_exits_143(tmp_path, cap
         signal.signal(signal.SIGTERM, previous)
     assert code == 143 and err.count("\n") == 1, err
     assert err.startswith("ganforge: interrupted (SIGTERM); the 0 finished seed run(s) in "), err
+
+
+def test_a_stopped_seed_in_a_jobs_pool_is_a_result_the_benchmark_stops_on(monkeypatch):
+    """A --jobs worker whose seed a Ctrl-C stopped had let its KeyboardInterrupt out: a traceback
+    per worker, and the task's result lost, so a benchmark that did not get the signal itself
+    (started in the background, where SIGINT is ignored) waited for it forever. The worker returns
+    None, and the benchmark stops on it. (By hand: Ctrl-C to the group with the benchmark ignoring
+    SIGINT or not, and SIGTERM to it alone, each ended in one line with both seeds' checkpoints
+    saved and no process left.)"""
+    from ganforge.bench import modes
+
+    def stopped(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(modes, "run_seed", stopped)
+    assert modes._worker(("v", "toy:ring8", 0, None, [], 1)) is None

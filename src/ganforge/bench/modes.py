@@ -141,7 +141,14 @@ def run_seed(variant: Variant, data: str, seed: int, run_dir: Path, extra: list[
 
 
 def _worker(args):
-    return run_seed(*args)
+    """One seed in a --jobs pool process; None when a stop ended it (its checkpoint saved). Ctrl-C
+    reaches every process of the terminal's group, and a worker that let its KeyboardInterrupt out
+    had printed a traceback and lost its task, so that a benchmark that did not get the signal
+    itself (started in the background) waited for it forever."""
+    try:
+        return run_seed(*args)
+    except KeyboardInterrupt:
+        return None
 
 
 def summarize(seeds: list[dict[str, Any]]) -> dict[str, float]:
@@ -194,12 +201,17 @@ def run_benchmark(variants: list[Variant], data: str, seeds: list[int], out: Pat
     if jobs > 1:  # seeds in parallel processes, one thread each
         import multiprocessing as mp
 
-        with mp.get_context("spawn").Pool(jobs) as pool:
+        # a process per seed (maxtasksperchild=1): a worker whose training took the pool's SIGTERM
+        # as its stop signal ends by itself once its seed is saved (the pool's terminate, which
+        # signals each worker once, had then waited for it forever)
+        with mp.get_context("spawn").Pool(jobs, maxtasksperchild=1) as pool:
             for k, (i, r) in enumerate(zip(todo, pool.imap(_worker, [tasks[i] for i in todo], chunksize=1))):
+                if r is None:  # a worker's seed was stopped: so is the benchmark (the pool ends the rest)
+                    raise KeyboardInterrupt(f"seed {tasks[i][2]} was stopped")
                 finished(i, r, k == 0)
     else:
         for k, i in enumerate(todo):
-            finished(i, _worker(tasks[i]), k == 0)
+            finished(i, run_seed(*tasks[i]), k == 0)
     flat = [results[i] for i in range(len(tasks))]
     configs = []
     for i, v in enumerate(variants):
