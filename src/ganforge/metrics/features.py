@@ -304,13 +304,17 @@ def inception_weights_ok(path: Path) -> bool:
     return _file_sha256(path).startswith(INCEPTION_SHA256_PREFIX)
 
 
-def check_inception_weights(path: Path) -> None:
+def check_inception_weights(path: Path, *, given: bool = False) -> None:
     """Refuse a file that is not the published weights: a truncated download, a random-weights
-    stand-in or another network would be labelled 'inception' and give meaningless FIDs."""
+    stand-in or another network would be labelled 'inception' and give meaningless FIDs.
+    ``given``: the user named the file (--inception-weights), which is theirs, not ours to have
+    them delete."""
     if not inception_weights_ok(path):
+        fix = (f"pass the published file ({INCEPTION_FILE}, from {INCEPTION_URL})" if given else
+               f"delete it and download {INCEPTION_URL} again")
         raise EvalError(f"Inception weights {path} are not the published file (sha256 "
-                        f"{_file_sha256(path)[:12]}..., expected {INCEPTION_SHA256_PREFIX}...); delete it "
-                        f"and download {INCEPTION_URL} again, or use --extractor with another extractor")
+                        f"{_file_sha256(path)[:12]}..., expected {INCEPTION_SHA256_PREFIX}...); {fix}, "
+                        f"or use --extractor with another extractor")
 
 
 def _download_inception(dest: Path) -> None:
@@ -338,7 +342,7 @@ def resolve_inception_weights(path: str | Path | None, *, download: bool = True)
         path = Path(path).expanduser()
         if not path.is_file():
             raise EvalError(f"--inception-weights {path} not found; pass the path of {INCEPTION_FILE}")
-        check_inception_weights(path)
+        check_inception_weights(path, given=True)
         return path
     found = find_inception_weights()
     if found is not None:
