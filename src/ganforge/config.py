@@ -631,6 +631,8 @@ def parse_override(text: str) -> tuple[str, Any]:
     stripped = raw.strip()
     if optional and stripped in ("", "null", "~"):
         return key, None
+    if not stripped and tp in (int, float, bool):  # had been "must be float, got None (NoneType)"
+        raise ConfigError(f"override '{text}' gives {key} no value; write {key}=VALUE ({_type_name(tp)})")
     if tp is str:
         quoted = _unquoted(stripped)
         return key, quoted if quoted is not None else stripped
@@ -654,6 +656,23 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, value
 
 
+def _check_split_overrides(overrides: list[str]) -> None:
+    """An override the shell split at spaces around '=' (``optim.d_lr = 1e-4``, ``optim.d_lr= 1e-4``):
+    one line showing it whole. Each piece had been judged alone: "override 'optim.d_lr' is not
+    key=value", or "'1e-4' is not key=value", which blamed the value."""
+    for i, text in enumerate(overrides):
+        rest = overrides[i + 1:i + 3]
+        if "=" not in text and rest and rest[0].startswith("="):  # "key" "=" "value" or "key" "=value"
+            pieces = [text, rest[0]] + (rest[1:2] if rest[0] == "=" and len(rest) > 1 else [])
+        elif text.endswith("=") and text.count("=") == 1 and rest and "=" not in rest[0]:  # "key=" "value"
+            pieces = [text, rest[0]]
+        else:
+            continue
+        whole = "".join(p.strip() for p in pieces)
+        raise ConfigError(f"override '{' '.join(pieces)}' has spaces around '=' (the shell splits it); write it as "
+                          f"one argument: {whole} (quote a value that holds spaces: 'description=my run')")
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     if isinstance(overrides, str):  # a single "key=value" would be read one character at a time
         raise ConfigError(f"overrides must be a list of 'key=value' strings, got the string {overrides!r}; "
@@ -661,6 +680,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     bad = [o for o in overrides if not isinstance(o, str)]
     if bad:
         raise ConfigError(f"overrides must be 'key=value' strings, got {bad[0]!r} ({type(bad[0]).__name__})")
+    _check_split_overrides(overrides)
     data = yaml.safe_load(yaml.safe_dump(data))  # deep copy of plain data
     for text in overrides:
         key, value = parse_override(text)

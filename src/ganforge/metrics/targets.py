@@ -135,4 +135,7 @@ def load_target(target: str | Path, *, n: int | None) -> tuple[torch.Tensor, np.
         raise EvalError(f"{path} does not exist; pass a run directory, a samples.npz or a folder of images")
     if is_run_dir(path):
         raise EvalError(f"{path} is a run directory; load it with ganforge.load and use run_samples")
-    raise EvalError(f"{path} is neither a run directory, a .npz file nor a folder of images")
+    hint = (" (one image, e.g. a sample grid, is not a set of samples to score)"
+            if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff") else "")
+    raise EvalError(f"{path} is neither a run directory, a .npz file nor a folder of images{hint}; pass the run "
+                    f"directory, or write samples with: ganforge sample RUN --n 10000 --out samples.npz")

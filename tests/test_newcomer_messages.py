@@ -1,0 +1,34 @@
+"""Newcomer mistakes a review met, each one line naming the fix: an override the shell split at
+spaces around '=', an override with no value, and eval given one image (a sample grid)."""
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from ganforge import cli, config
+from ganforge.errors import ConfigError
+
+
+@pytest.mark.parametrize("pieces", [["optim.d_lr", "=", "1e-4"], ["optim.d_lr=", "1e-4"], ["optim.d_lr", "=1e-4"]])
+def test_an_override_split_at_spaces_is_shown_whole_with_the_fix(pieces):
+    """It had said "override 'optim.d_lr' is not key=value", or blamed '1e-4'."""
+    with pytest.raises(ConfigError) as err:
+        config.load_config("dcgan-fashion-mnist", ["train.steps=5", *pieces])
+    assert str(err.value).startswith(f"override '{' '.join(pieces)}' has spaces around '='")
+    assert "write it as one argument: optim.d_lr=1e-4" in str(err.value)
+
+
+def test_an_override_with_no_value_says_so():
+    """It had said "optim.d_lr must be float, got None (NoneType)"."""
+    with pytest.raises(ConfigError, match=r"^override 'optim.d_lr=' gives optim.d_lr no value; "
+                                          r"write optim.d_lr=VALUE \(float\)$"):
+        config.load_config("dcgan-fashion-mnist", ["optim.d_lr="])
+    assert config.load_config("dcgan-fashion-mnist", ["description="])[1].description == ""  # text may be empty
+
+
+def test_eval_of_one_image_names_what_to_pass(tmp_path, capsys):
+    Image.new("L", (8, 8)).save(tmp_path / "grid.png")
+    assert cli.main(["eval", str(tmp_path / "grid.png"), "--ref", "fashion-mnist"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "(one image, e.g. a sample grid, is not a set of samples to score)" in err
+    assert err.endswith("write samples with: ganforge sample RUN --n 10000 --out samples.npz") and "\n" not in err
