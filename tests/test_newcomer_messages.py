@@ -32,3 +32,20 @@ def test_eval_of_one_image_names_what_to_pass(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "(one image, e.g. a sample grid, is not a set of samples to score)" in err
     assert err.endswith("write samples with: ganforge sample RUN --n 10000 --out samples.npz") and "\n" not in err
+
+
+def test_progress_lines_say_when_their_numbers_are_from_an_earlier_record():
+    """Lines every tenth of the steps repeat the last record's numbers between records
+    (train.log_every): unmarked, identical numbers on three lines had read as a stalled run."""
+    import io
+
+    from ganforge.training.trainer import _LineProgress
+
+    out = io.StringIO()
+    bar = _LineProgress(100, 0, file=out)
+    bar.update(10)
+    bar.set_postfix_str("D=0.700")  # the record of step 20, set before the bar moves to it
+    bar.update(10)
+    bar.update(10)
+    lines = out.getvalue().splitlines()
+    assert lines[1].endswith(", D=0.700") and lines[2].endswith(", D=0.700 (logged at step 20)"), lines

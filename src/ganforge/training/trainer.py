@@ -173,6 +173,7 @@ class _LineProgress:
         self.total, self.n, self.file = total, initial, file
         self.every = max(1, total // 10)
         self.postfix = ""
+        self._postfix_step, self._fresh = None, False  # the step of the record the numbers are from
         self._last_step, self._last_time = initial, time.perf_counter()
         self._start, self._done = self._last_time, 0  # steps run here, rolled back ones too
 
@@ -181,6 +182,8 @@ class _LineProgress:
             self._last_step = self.n
         self.n += k
         self._done += k
+        if self._fresh:  # the trainer sets a record's numbers, then moves to its step
+            self._postfix_step, self._fresh = self.n, False
         now = time.perf_counter()
         mark = self.n // self.every > self._last_step // self.every or self.n >= self.total
         if self.n > self._last_step and (mark or now - self._last_time >= self.SECONDS):
@@ -189,14 +192,16 @@ class _LineProgress:
             elapsed = now - self._start
             left = (f", {_clock((self.total - self.n) * elapsed / self._done)} left"
                     if self.n < self.total else "")
-            numbers = f", {self.postfix}" if self.postfix else ""
+            # numbers of an earlier record say so: repeated unmarked, they had read as a stalled run
+            at = f" (logged at step {self._postfix_step})" if self._postfix_step not in (None, self.n) else ""
+            numbers = f", {self.postfix}{at}" if self.postfix else ""
             print(f"ganforge: step {self.n}/{self.total} ({100 * self.n // max(self.total, 1)}%), "
                   f"{rate:.3g} steps/s, {_clock(elapsed)} elapsed{left}{numbers}",
                   file=self.file or sys.stderr, flush=True)
             self._last_step, self._last_time = self.n, now
 
     def set_postfix_str(self, text: str, refresh: bool = True) -> None:
-        self.postfix = text
+        self.postfix, self._fresh = text, True
 
     def write(self, text: str) -> None:
         print(text, flush=True)
