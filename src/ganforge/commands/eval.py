@@ -11,6 +11,8 @@ DEFAULT_N = 10_000
 # Datasets with a classifier recipe; the same tuple as ganforge.metrics.features (a test checks),
 # repeated here because importing ganforge.metrics loads torch and `ganforge --help` must stay fast.
 CLASSIFIER_DATASETS = ("fashion-mnist", "mnist")
+# For a run directory or model folder; the flags default to None so that an npz or folder can refuse them.
+DEFAULT_CHECKPOINT, DEFAULT_SEED = "latest", 0
 
 
 def cmd_eval(args) -> int:
@@ -33,15 +35,17 @@ def cmd_eval(args) -> int:
         raise ConfigError(f"--truncation applies to samples drawn from a run directory or model folder; "
                           f"{path} is neither (drop --truncation, or sample with it: ganforge sample RUN "
                           f"--truncation T)")
+    _check_run_options(args, path, drawn)
     if drawn:
-        run = api.load(path, checkpoint=args.checkpoint)
+        run = api.load(path, checkpoint=DEFAULT_CHECKPOINT if args.checkpoint is None else args.checkpoint)
         if run.point_dim is not None:  # before sampling: 2-D points have no image features to compare
             data = run.config.data.name
             raise ConfigError(f"{path} is a run on {run.point_dim}-D points ({data}), and eval scores "
                               f"images against an image dataset; measure a toy mixture's modes with "
                               f"ganforge bench modes --data {data} (trains and scores its preset over "
                               f"seeds), or look at this run: ganforge sample {shell_arg(path)} --n 1000 --out p.png")
-        images, labels, target = run_samples(run, n=args.n, seed=args.seed, truncation=args.truncation)
+        images, labels, target = run_samples(run, n=args.n, seed=DEFAULT_SEED if args.seed is None else args.seed,
+                                             truncation=args.truncation)
     else:
         images, labels, target = load_target(path, n=args.n)
     if log:
@@ -73,6 +77,19 @@ def cmd_eval(args) -> int:
         atomic_write_json(out, result.to_dict())
         print(f"ganforge: wrote {out}")
     return 0
+
+
+def _check_run_options(args, path: Path, drawn: bool) -> None:
+    """--checkpoint and --seed choose how a run's samples are drawn: for an npz or an image folder
+    they had been ignored without a word (exit 0, the same numbers)."""
+    from ..errors import ConfigError
+
+    given = [flag for flag, value in (("--checkpoint", args.checkpoint), ("--seed", args.seed)) if value is not None]
+    if given and not drawn:
+        flags = " and ".join(given)
+        raise ConfigError(f"{flags} appl{'y' if len(given) > 1 else 'ies'} to samples drawn from a run "
+                          f"directory or model folder; {path} is neither (drop {flags}, or evaluate the run "
+                          f"that wrote the samples: ganforge eval RUN {flags.replace(' and ', ' ... ')} ...)")
 
 
 def _same_folder(ref: str, trained: str) -> bool:
@@ -175,8 +192,9 @@ def register(subparsers, parser_class) -> None:
     s.add_argument("--extractor", help="inception, fashion-mnist-cnn, mnist-cnn (default: inception when its "
                                        "weights are available offline, else the dataset's CNN)")
     s.add_argument("--inception-weights", metavar="PATH", help="local weights-inception-2015-12-05-6726825d.pth")
-    s.add_argument("--checkpoint", default="latest", help="for a run directory: latest, best or step_XXXXXXX")
-    s.add_argument("--seed", type=seed, default=0, help="noise seed for samples drawn from a run")
+    s.add_argument("--checkpoint", help=f"for a run directory: latest, best or step_XXXXXXX (default "
+                                        f"{DEFAULT_CHECKPOINT})")
+    s.add_argument("--seed", type=seed, help=f"noise seed for samples drawn from a run (default {DEFAULT_SEED})")
     s.add_argument("--truncation", type=float, metavar="T",
                    help="for a run with truncation (BigGAN threshold, StyleGAN2 psi): score its samples "
                         "drawn at T (default: untruncated)")

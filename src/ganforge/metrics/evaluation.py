@@ -282,11 +282,19 @@ def _not_style_based(generator) -> str:
 
 
 def parse_metrics(metrics: str | Sequence[str] | None) -> list[str] | None:
-    """'fid,kid' or ['fid', 'kid'] -> checked names; None or 'all' -> None (all that apply)."""
+    """'fid,kid' or ['fid', 'kid'] -> checked names; None or 'all' -> None (all that apply). A list
+    that names nothing ('', ',') is refused: it had computed every metric, the opposite of asking
+    for none."""
     if metrics is None:
         return None
     names = [m.strip() for m in (metrics.split(",") if isinstance(metrics, str) else metrics) if m.strip()]
-    if not names or names == ["all"]:
+    if not names:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"--metrics {metrics if isinstance(metrics, str) else list(metrics)!r} names no "
+                          f"metric; name some (e.g. --metrics fid,kid), or leave --metrics out for every "
+                          f"metric that applies")
+    if names == ["all"]:
         return None
     for name in names:
         METRICS.get(name)  # unknown: ConfigError listing the valid names

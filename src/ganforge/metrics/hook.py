@@ -70,6 +70,19 @@ def sample_blocks(objective, nets, n: int, *, seed: int, rank: int = 0, size: in
     return (images, finite) if return_finite else images
 
 
+def sample_labels(objective, n: int) -> tuple[np.ndarray | None, list[str] | None]:
+    """(labels [n], the run's class names) of the ``n`` samples the hook draws from a conditional
+    family, None and None for one that draws no requested class. Chunks and blocks both ask for
+    class i % K of sample i (``class_kwargs`` with their start), so these are the labels of the
+    samples in order on any number of ranks; without them label_accuracy and intra_fid, which
+    ``ganforge eval RUN`` computes, had refused the samples as unlabelled at the first evaluation."""
+    labels = class_kwargs(objective, n).get("labels")
+    if labels is None:
+        return None, None
+    names = getattr(objective, "class_names", None)
+    return labels.numpy(), (list(names) if names else None)
+
+
 def _eval_mode(objective):
     """Put the nets in eval mode; returns a function that restores their modes."""
     modes = {name: net.training for name, net in objective.nets.items()}
@@ -149,8 +162,9 @@ def training_hook(cfg, *, metrics: Sequence[str], n: int, split: str = "train", 
                     chunks.append(to_uint8(fake.cpu()))
         finally:
             restore()
+        labels, class_names = sample_labels(objective, n)
         result = evaluate(torch.cat(chunks), ref=dataset, split=split, metrics=names, n_ref=n,
-                          extractor=ext, data_dir=cfg.data.data_dir)
+                          extractor=ext, data_dir=cfg.data.data_dir, labels=labels, class_names=class_names)
         warn_small_n(trainer, result)
         return {k: float(v) for k, v in result.values.items()}
 
@@ -180,8 +194,10 @@ def training_hook(cfg, *, metrics: Sequence[str], n: int, split: str = "train", 
             return dict(diverged)
         fake = Features(features, logits if logits is not None and len(logits) == len(features) else None)
         shape = tuple(images.shape[1:])  # rank 0 always holds the first block
+        labels, class_names = sample_labels(trainer.objective, n)  # the gathered blocks' order
         result = evaluate_features(fake, shape=shape, ref=dataset, split=split, metrics=names, n_ref=n,
-                                   extractor=ext, data_dir=cfg.data.data_dir, class_logits=class_logits)
+                                   extractor=ext, data_dir=cfg.data.data_dir, class_logits=class_logits,
+                                   labels=labels, class_names=class_names)
         warn_small_n(trainer, result)
         return {k: float(v) for k, v in result.values.items()}
 
