@@ -1,7 +1,9 @@
-"""The report of a run that is still training, the charts' legends and widths, and the advice
-list on a narrow screen (review 2)."""
+"""The report of a run that is still training or was killed, the charts' legends and widths, the
+advice list on a narrow screen, evaluation settings changed by a resume and a toy run's advice
+(review 2)."""
 import itertools
 import json
+import math
 import os
 
 import pytest
@@ -158,3 +160,86 @@ def test_long_advice_wraps_inside_its_card_on_a_phone(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     dumped = parse_probe(proc.stdout)
     assert dumped["events"] == 6 and dumped["overflowing"] == [], dumped
+
+
+def _hand_run(root, cfg, lines, name="hand"):
+    """A run folder written by hand: config.yaml and metrics.jsonl."""
+    run = root / name
+    run.mkdir()
+    (run / "config.yaml").write_text(cfg.to_yaml())
+    (run / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return run
+
+
+def _train_records(steps):
+    return [{"step": s, "d_loss": 0.7, "g_loss": 1.5, "time": s / 10} for s in steps]
+
+
+def test_metrics_name_every_protocol_and_no_line_joins_two(tmp_path, monkeypatch):
+    """A resume with eval.n=1000 after evaluations on 200 samples: the caption had named only
+    1000, over a line that joined both (KID jumped only because n changed)."""
+    from ganforge.report import plots
+
+    def protocol(n):
+        return {"extractor": "fashion-mnist-cnn", "extractor_sha256": "d08542b7a116f7",
+                "reference": "fashion-mnist", "split": "test", "n": n, "seed": 0}
+
+    lines = _train_records(range(10, 90, 10)) + [
+        {"step": s, "fid": 90.0 - s / 10, "kid": kid, "protocol": protocol(n)}
+        for s, kid, n in ((20, 0.20, 200), (40, 0.18, 200), (60, 0.05, 1000), (80, 0.04, 1000))]
+    run = load_run(_hand_run(tmp_path, tiny_config(**{"train.steps": 80}), lines))
+    html = build_html(run)
+    assert "steps 20–40: the fashion-mnist-cnn extractor (d08542b7a116) on 200 samples" in html
+    assert "steps 60–80: the fashion-mnist-cnn extractor (d08542b7a116) on 1000 samples" in html
+    figures, png = [], plots._png
+    monkeypatch.setattr(plots, "_png", lambda fig: figures.append(fig) or png(fig))
+    assert plots.metrics_figure(run) is not None
+    for ax in figures[0].axes:
+        (line,) = ax.get_lines()
+        xs, ys = list(line.get_xdata()), list(line.get_ydata())
+        at = xs.index(60)
+        assert xs[:at] == [20, 40] and math.isnan(ys[at]), (ax.get_title(), xs, ys)  # a break
+    # one protocol throughout: one sentence, as before, and no break in the line
+    same = [dict(r, protocol=protocol(200)) if "protocol" in r else r for r in lines]
+    run = load_run(_hand_run(tmp_path, tiny_config(**{"train.steps": 80}), same, "same"))
+    html = build_html(run)
+    assert "Measured during training with the fashion-mnist-cnn extractor (d08542b7a116) on 200" in html
+    assert "steps 20" not in html and not any(math.isnan(v) for v in run.series()["kid"][1])
+
+
+def _checkpoint(run, step):
+    folder = run / "checkpoints" / f"step_{step:07d}"
+    folder.mkdir(parents=True)
+    (folder / "weights.safetensors").write_bytes(b"")
+    (folder / "state.pt").write_bytes(b"")
+    (run / "checkpoints" / "latest").write_text(folder.name + "\n")
+
+
+def test_a_run_killed_without_an_end_record_says_so_and_how_to_resume(tmp_path):
+    """SIGKILL at step 80 of 300 with checkpoints at 0 and 40: the summary had said only
+    'Steps 80 of 300', with no status, no ending and no resume command."""
+    cfg = tiny_config(**{"train.steps": 300, "train.checkpoint_every": 40})
+    run = _hand_run(tmp_path, cfg, _train_records(range(10, 90, 10)), "killed")
+    for step in (0, 40):
+        _checkpoint(run, step)
+    html = build_html(load_run(run))
+    assert "Stopped" in html and "without an end record" in html
+    assert "(killed or crashed) at step 80; last checkpoint step_0000040 (the steps after it are redone)" in html
+    assert f"resume with ganforge train --resume --out {run}" in html
+    # no checkpoint at all: a resume starts over
+    bare = _hand_run(tmp_path, cfg, _train_records(range(10, 90, 10)), "bare")
+    assert "no checkpoint, so a resume starts from step 0" in build_html(load_run(bare))
+    # all planned steps logged: nothing to resume, no such card
+    done = _hand_run(tmp_path, tiny_config(**{"train.steps": 80}), _train_records(range(10, 90, 10)), "done")
+    assert "without an end record" not in build_html(load_run(done))
+
+
+def test_a_toy_runs_report_points_to_bench_modes_not_eval_every(tmp_path):
+    """Training refuses eval.every for 2-D points: the report had advised setting it."""
+    import ganforge
+
+    _, cfg = ganforge.load_config("toy-ring8", ["train.steps=40"])
+    run = _hand_run(tmp_path, cfg, _train_records(range(10, 50, 10)) + [{"event": "end", "step": 40, "how": "done"}])
+    html = build_html(load_run(run))
+    assert "<code>ganforge bench modes --data toy:ring8</code>" in html
+    assert "eval.every" not in html

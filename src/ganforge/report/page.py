@@ -16,7 +16,7 @@ from PIL import Image
 from ..atomic import atomic_write_text
 from ..errors import ConfigError, shell_arg
 from . import plots
-from .run import Run, describe_protocol, load_run
+from .run import Run, describe_protocol, latest_checkpoint, load_run, measured_with, protocol_caveat
 
 MAX_TIMELINE = 12  # sample grids shown in the timeline (evenly spaced, always the last)
 THUMB_WIDTH = 300  # px; larger grids are shrunk for the timeline (the final grid is not)
@@ -173,6 +173,8 @@ def _summary(run: Run) -> str:
                                 f"again for newer records</small>"))
     elif run.end is not None:
         cards.append(("Ended", _ending(run)))
+    elif isinstance(planned, int) and run.last_step < planned:
+        cards.append(("Stopped", _stopped(run)))
     times = [r["time"] for r in run.records if isinstance(r.get("time"), (int, float))]
     if times:
         cards.append(("Training time", _duration(max(times))))
@@ -223,6 +225,19 @@ def _ending(run: Run) -> str:
         good = f"; last good checkpoint {ckpt}" if ckpt else "; no checkpoint to roll back to"
         return f'<span class="bad">diverged</span> <small>{at}{after}{escape(good)}</small>'
     return escape(how)
+
+
+def _stopped(run: Run) -> str:
+    """A run short of its steps that wrote no end record (HTML): killed (SIGKILL, out of memory,
+    power loss) or crashed. It had shown only "Steps 80 of 300", though a resume starts from the
+    last checkpoint and redoes the steps logged after it."""
+    ckpt = latest_checkpoint(run.run_dir)
+    saved = int(ckpt[5:]) if ckpt else 0
+    kept = ("; no checkpoint, so a resume starts from step 0" if ckpt is None else
+            f"; last checkpoint {ckpt}" + (" (the steps after it are redone)" if saved < run.last_step else ""))
+    resume = f"; resume with ganforge train --resume --out {shell_arg(run.run_dir)}"
+    return (f'<span class="bad">without an end record</span> <small>(killed or crashed) at step '
+            f'{run.last_step:,}{escape(kept + resume)}</small>')
 
 
 def _events(run: Run) -> str:
@@ -292,6 +307,10 @@ def _evaluation_advice(run: Run) -> str:
         command = AudioFamily.evaluated_by
     if command is not None:
         return f"runs of this kind are measured after training, not with eval.every: <code>{escape(command)}</code>"
+    data = str(((run.config or {}).get("data") or {}).get("name") or "")
+    if data.startswith("toy:"):  # training refuses eval.every on points: FID and KID score images
+        return (f"{escape(data)} is 2-D points, which FID and KID cannot score; measure the modes a "
+                f"recipe captures with <code>ganforge bench modes --data {escape(data)}</code>")
     return "set eval.every and eval.metrics to track FID and others during training"
 
 
@@ -300,11 +319,21 @@ def _metrics(run: Run) -> str:
     advice = _evaluation_advice(run)
     body = (_chart(png, "evaluation metrics over training") if png else
             f'<p class="muted">No evaluation metrics were logged; {advice}.</p>')
-    protocol = next((r["protocol"] for r in reversed(run.records) if isinstance(r.get("protocol"), dict)), None)
-    if png and protocol:
-        body += (f'<p class="muted">{escape(describe_protocol(protocol))} <code>ganforge eval RUN</code> '
-                 f'measures the test split with other noise.</p>')
+    protocols = run.protocols() if png else []
+    again = '<code>ganforge eval RUN</code> measures the test split with other noise.'
+    if len(protocols) == 1:
+        body += f'<p class="muted">{escape(describe_protocol(protocols[0][0]))} {again}</p>'
+    elif protocols:  # a resume changed eval.n, eval.extractor, ...: each stretch named
+        items = "".join(f"<li>{_steps(first, last)}: {escape(measured_with(p))}</li>"
+                        for p, first, last in protocols)
+        body += (f'<p class="muted">Measured during training with settings that changed, so each '
+                 f'line breaks where they change:</p><ul class="muted">{items}</ul><p class="muted">'
+                 f'{escape(protocol_caveat([p for p, _, _ in protocols]))} {again}</p>')
     return f'<section id="metrics"><h2>Metrics over time</h2>{body}</section>'
+
+
+def _steps(first: int, last: int) -> str:
+    return f"step {first:,}" if first == last else f"steps {first:,}–{last:,}"
 
 
 def _thumbnail(path: Path) -> tuple[bytes, int] | None:

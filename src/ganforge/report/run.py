@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -57,17 +58,53 @@ class Run:
 
     def series(self) -> dict[str, tuple[list[int], list[float]]]:
         """key -> (steps, values) for every numeric key; non-finite (None) values become NaN so
-        plots show a gap."""
+        plots show a gap. Where the evaluation protocol changes (a resume with another eval.n or
+        eval.extractor) a NaN comes first too: a line joining numbers measured differently had
+        shown a jump that was only the change of settings."""
         out: dict[str, tuple[list[int], list[float]]] = {}
+        previous = None  # the protocol of the last evaluation record that named one
         for r in self.records:
+            protocol = r.get("protocol")
+            changed = isinstance(protocol, dict) and previous is not None and protocol != previous
+            previous = protocol if isinstance(protocol, dict) else previous
             for key, value in r.items():
                 if key in NOT_PLOTTED:
                     continue
                 if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
                     steps, values = out.setdefault(key, ([], []))
+                    if changed and steps:
+                        steps.append(int(r["step"]))
+                        values.append(math.nan)
                     steps.append(int(r["step"]))
                     values.append(math.nan if value is None else float(value))
         return {k: v for k, v in out.items() if any(math.isfinite(x) for x in v[1])}
+
+    def protocols(self) -> list[tuple[dict[str, Any], int, int]]:
+        """(protocol, first step, last step) of each stretch of evaluation records measured
+        alike, in step order (the report names each one; the newest alone had been named)."""
+        out: list[tuple[dict[str, Any], int, int]] = []
+        for r in self.records:
+            protocol, step = r.get("protocol"), int(r["step"])
+            if not isinstance(protocol, dict):
+                continue
+            if out and out[-1][0] == protocol:
+                out[-1] = (protocol, out[-1][1], step)
+            else:
+                out.append((protocol, step, step))
+        return out
+
+
+def latest_checkpoint(run_dir: Path) -> str | None:
+    """The name of the checkpoint a ``--resume`` of ``run_dir`` starts from (step_XXXXXXX), or
+    None when it has none."""
+    from ..training.checkpoint import find  # torch: only for a run that stopped short
+
+    try:
+        with warnings.catch_warnings():  # an incomplete folder: find skips it, as a resume does
+            warnings.simplefilter("ignore")
+            return find(run_dir).name
+    except (CheckpointError, OSError):
+        return None
 
 
 def _read_metrics(path: Path, notes: list[str]) -> tuple[list[dict], list[dict], dict | None]:
@@ -163,8 +200,18 @@ def _no_records(run_dir: Path, config: dict | None, live: bool, pid: int | None)
 def describe_protocol(p: Mapping[str, Any]) -> str:
     """One sentence on what the training hook's numbers were measured with (the ``protocol`` it
     logs beside them), for the report and the model card."""
+    return f"Measured during training with {measured_with(p)}. {protocol_caveat([p])}"
+
+
+def measured_with(p: Mapping[str, Any]) -> str:
+    """The extractor, sample size, noise seed and reference split of a protocol, as a phrase."""
     sha = str(p.get("extractor_sha256") or "")[:12]
-    papers = "" if p.get("extractor") == "inception" else ", and only the inception extractor's compare with papers"
-    return (f"Measured during training with the {p.get('extractor')} extractor{f' ({sha})' if sha else ''} on "
-            f"{p.get('n')} samples (noise seed {p.get('seed')}) against the {p.get('split')} split of "
-            f"{p.get('reference')}. Numbers from different extractors or sample sizes do not compare{papers}.")
+    return (f"the {p.get('extractor')} extractor{f' ({sha})' if sha else ''} on {p.get('n')} samples "
+            f"(noise seed {p.get('seed')}) against the {p.get('split')} split of {p.get('reference')}")
+
+
+def protocol_caveat(protocols: list[Mapping[str, Any]]) -> str:
+    """What numbers measured with these protocols compare with."""
+    papers = ("" if all(p.get("extractor") == "inception" for p in protocols)
+              else ", and only the inception extractor's compare with papers")
+    return f"Numbers from different extractors or sample sizes do not compare{papers}."
