@@ -49,3 +49,14 @@ def test_progress_lines_say_when_their_numbers_are_from_an_earlier_record():
     bar.update(10)
     lines = out.getvalue().splitlines()
     assert lines[1].endswith(", D=0.700") and lines[2].endswith(", D=0.700 (logged at step 20)"), lines
+
+
+def test_report_of_a_folder_that_is_no_run_does_not_advise_training_into_it(tmp_path, capsys):
+    """'ganforge report pics' had advised 'ganforge train PRESET --out pics', which train refuses
+    for a folder that is not a run."""
+    (tmp_path / "pics").mkdir()
+    Image.new("L", (8, 8)).save(tmp_path / "pics" / "a.png")
+    assert cli.main(["report", str(tmp_path / "pics")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"ganforge: error: {tmp_path / 'pics'} is not a ganforge run directory (no config.yaml); "
+                   f"pass the --out of a training run (ganforge train PRESET --out DIR)"), err

@@ -192,8 +192,15 @@ def _no_records(run_dir: Path, config: dict | None, live: bool, pid: int | None)
         who = f"process {pid}" if pid else "another process"
         return (f"{run_dir} has no metrics yet: it is still training ({who}); its first record "
                 f"comes at step {at}; run ganforge report {arg} again then")
-    how = (f"it stopped before its first log interval; continue it: ganforge train --resume --out {arg}"
-           if (run_dir / "config.yaml").is_file() else f"train it first: ganforge train PRESET --out {arg}")
+    if (run_dir / "config.yaml").is_file():
+        how = f"it stopped before its first log interval; continue it: ganforge train --resume --out {arg}"
+    elif run_dir.is_dir() and any(run_dir.iterdir()) and not any(
+            (run_dir / name).exists() for name in ("metrics.jsonl", "checkpoints", "samples")):
+        # a folder of the user's, none of a run's files in it: train would refuse it as --out
+        return (f"{run_dir} is not a ganforge run directory (no config.yaml); pass the --out of a training "
+                f"run (ganforge train PRESET --out DIR)")
+    else:
+        how = f"train it first: ganforge train PRESET --out {arg}"
     return f"{run_dir} has no metrics (metrics.jsonl is missing or holds no records); {how}"
 
 
