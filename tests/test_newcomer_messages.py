@@ -60,3 +60,20 @@ def test_report_of_a_folder_that_is_no_run_does_not_advise_training_into_it(tmp_
     err = capsys.readouterr().err.strip()
     assert err == (f"ganforge: error: {tmp_path / 'pics'} is not a ganforge run directory (no config.yaml); "
                    f"pass the --out of a training run (ganforge train PRESET --out DIR)"), err
+
+
+def test_the_end_of_training_points_to_the_report_and_counts_this_calls_warnings(tmp_path, capsys):
+    """"done at step N" had been all a run with three rollbacks and a vanishing-gradients warning
+    ended with: the last lines name the report, and the warnings of this call's steps."""
+    import json
+
+    run = tmp_path / "run"
+    assert cli.main(["train", "toy-ring8", "--steps", "20", "--out", str(run), "--quiet"]) == 0
+    assert f"  report:     ganforge report {run}\n" in capsys.readouterr().out  # no warnings: no count
+    records = [{"event": "vanishing_gradients", "step": 10}, {"event": "rollback", "step": 30},
+               {"event": "config_change", "step": 30}, {"event": "vanishing_gradients", "step": 40},
+               {"event": "end", "step": 40}]
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert cli._warnings_since(metrics, 20) == "2 warnings: rollback, vanishing_gradients"  # after step 20 only
+    assert cli._warnings_since(metrics, 40) == "" and cli._warnings_since(tmp_path / "none.jsonl", 0) == ""

@@ -263,6 +263,8 @@ def cmd_train(args) -> int:
     print(f"  samples:    {samples[-1] if samples else '(none)'}")
     print(f"  checkpoint: {result.checkpoint}")
     print(f"  metrics:    {run_dir / 'metrics.jsonl'}")
+    warned = _warnings_since(run_dir / "metrics.jsonl", result.start)
+    print(f"  report:     ganforge report {shell_arg(run_dir)}" + (f"  ({warned}; it explains them)" if warned else ""))
     if "sample" in api.capabilities(cfg):
         from .data.toy import toy_mixture
 
@@ -270,6 +272,32 @@ def cmd_train(args) -> int:
                 else f"--n {SAMPLE_N} --out grid.png")
         print(f"  more samples: ganforge sample {shell_arg(run_dir)} {more}")
     return 0
+
+
+NOT_WARNINGS = ("end", "config_change", "stage")  # events of metrics.jsonl that are no trouble
+
+
+def _warnings_since(metrics: Path, start: int) -> str:
+    """'2 warnings: vanishing_gradients, rollback' for the monitor's events and rollbacks logged
+    after step ``start`` (this call's training), '' for none: "done at step N" had been all a run
+    with three rollbacks ended with."""
+    import json
+
+    kinds: list[str] = []
+    try:
+        with open(metrics) as f:
+            for line in f:
+                if '"event"' not in line:
+                    continue
+                record = json.loads(line)
+                kind = record.get("event")
+                if kind not in NOT_WARNINGS and isinstance(record.get("step"), int) and record["step"] > start:
+                    kinds.append(kind)
+    except (OSError, ValueError):
+        return ""
+    if not kinds:
+        return ""
+    return f"{len(kinds)} warning{'s' if len(kinds) > 1 else ''}: {', '.join(dict.fromkeys(kinds))}"
 
 
 class _BeforeTraining(KeyboardInterrupt):
