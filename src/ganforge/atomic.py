@@ -174,10 +174,12 @@ def probe_writable(dest: Path, *, name: Path | None = None) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     try:
         tmp.touch()
-        tmp.unlink()
     except OSError as exc:
         raise StorageError(f"cannot write {name or dest}: {exc.strerror or exc} in {dest.parent}; "
                            f"choose another path") from None
+    finally:  # also when a stop signal lands inside touch, after the file was made (it had stayed)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def save_tensors(tensors: dict, path: Path | str, metadata: dict[str, str] | None = None) -> None:
