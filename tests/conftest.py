@@ -127,3 +127,32 @@ def brightness_classifier(monkeypatch):
     from ganforge.objectives.stylegan2 import StyleGAN2
 
     monkeypatch.setattr(StyleGAN2, "dataset_classifier", lambda self: (brightness_logits, ["dark", "bright"]))
+
+
+# ----------------------------------------------------------------------------- offline datasets
+
+
+def closed_port_url() -> str:
+    """A URL on 127.0.0.1 where nothing listens (a port bound, then closed)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/"
+
+
+@pytest.fixture
+def isolated(tmp_path, monkeypatch):
+    """No real cache, no system dirs, no env, and any download goes to a closed local port."""
+    from ganforge.data import download, named
+
+    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("GANFORGE_DATA", raising=False)
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    monkeypatch.setitem(named.SYSTEM_DIRS, "fashion-mnist", [tmp_path / "system"])
+    url = closed_port_url()
+    for name in ("fashion-mnist", "mnist", "cifar10"):
+        monkeypatch.setitem(named.MIRRORS, name, [url])
+    monkeypatch.setattr(download, "DOWNLOAD_TIMEOUT", 2.0)
+    return tmp_path

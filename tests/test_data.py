@@ -6,7 +6,6 @@ import hashlib
 import io
 import math
 import pickle
-import socket
 import struct
 import tarfile
 from pathlib import Path
@@ -19,6 +18,7 @@ from PIL import Image
 from ganforge.data import (DATASET_NAMES, ImageDataset, StreamingFolderDataset, ToyDataset, dataset_info,
                            fetch, load_dataset, read_idx)
 from ganforge.data import cifar, download, named
+from conftest import closed_port_url
 from ganforge.errors import ConfigError, DataError
 
 IDX_FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
@@ -52,27 +52,6 @@ def write_idx_dataset(folder: Path, marker: int, n_train: int = 6, n_test: int =
 
 def md5(path: Path) -> str:
     return "md5:" + hashlib.md5(path.read_bytes()).hexdigest()
-
-
-def closed_port_url() -> str:
-    with socket.socket() as s:  # bind then close: nothing listens there afterwards
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/"
-
-
-@pytest.fixture
-def isolated(tmp_path, monkeypatch):
-    """No real cache, no system dirs, no env, and any download goes to a closed local port."""
-    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("GANFORGE_DATA", raising=False)
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    monkeypatch.setitem(named.SYSTEM_DIRS, "fashion-mnist", [tmp_path / "system"])
-    url = closed_port_url()
-    for name in ("fashion-mnist", "mnist", "cifar10"):
-        monkeypatch.setitem(named.MIRRORS, name, [url])
-    monkeypatch.setattr(download, "DOWNLOAD_TIMEOUT", 2.0)
-    return tmp_path
 
 
 # ---------------------------------------------------------------- IDX reader

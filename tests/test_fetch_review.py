@@ -6,14 +6,13 @@ from __future__ import annotations
 import gzip
 import hashlib
 import pickle
-import socket
 import struct
 
 import numpy as np
 import pytest
 
 from ganforge import cli
-from ganforge.data import cifar, download, fetch, named
+from ganforge.data import cifar, fetch, named
 from ganforge.errors import DataError
 
 IDX_FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
@@ -38,22 +37,6 @@ def write_cifar_batches(folder, n: int = 3):
         (folder / name).write_bytes(pickle.dumps(batch))
     (folder / cifar.META).write_bytes(pickle.dumps({"label_names": [f"c{i}" for i in range(10)]}))
     return folder
-
-
-@pytest.fixture
-def isolated(tmp_path, monkeypatch):
-    """No real cache, system folder or environment; downloads go to a closed local port."""
-    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("GANFORGE_DATA", raising=False)
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    monkeypatch.setitem(named.SYSTEM_DIRS, "fashion-mnist", [tmp_path / "system"])
-    with socket.socket() as s:  # bound then closed: nothing listens there
-        s.bind(("127.0.0.1", 0))
-        closed = f"http://127.0.0.1:{s.getsockname()[1]}/"
-    for name in ("fashion-mnist", "mnist", "cifar10"):
-        monkeypatch.setitem(named.MIRRORS, name, [closed])
-    monkeypatch.setattr(download, "DOWNLOAD_TIMEOUT", 2.0)
-    return tmp_path
 
 
 # ----------------------------------------------------------------------------- 1. train-classifier --out
