@@ -66,3 +66,13 @@ def test_unknown_optimizer_is_refused_before_training_is_announced(tmp_path):
         ganforge.train(cfg, tmp_path / "run", on_start=started.append)
     assert started == [] and not (tmp_path / "run").exists()
 
+
+
+def test_fp16_off_cuda_is_refused_before_training_is_announced(tmp_path):
+    # it had been refused when the trainer was built, after the CLI's "training ..." line
+    _, cfg = ganforge.load_config("toy-ring8", ["train.precision=fp16", "train.device=cpu",
+                                                "train.steps=2"])
+    started = []
+    with pytest.raises(ConfigError, match="train.precision=fp16 needs a CUDA GPU"):
+        ganforge.train(cfg, tmp_path / "run", on_start=started.append)
+    assert started == [] and not (tmp_path / "run").exists()

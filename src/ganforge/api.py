@@ -34,7 +34,7 @@ from .objectives import AUDIO_CAPABILITIES, CAPABILITIES, Objective, family
 from .rng import keeps_random_state
 from .training import checkpoint as ckpt
 from .training import distributed
-from .training.precision import resolve_device
+from .training.precision import resolve_device, resolve_precision
 from .training.trainer import OPTIMIZERS, FitResult, Hook, Trainer
 
 
@@ -618,6 +618,7 @@ def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: boo
         batches = objective.make_batches(dataset, cfg, device)
         hooks = _eval_hooks(cfg, hooks, given_data=given_data)
         OPTIMIZERS.get(cfg.optim.name)  # an unknown optimizer, refused before "training ..." is said
+        resolve_precision(cfg.train.precision, device)  # and fp16 off CUDA
         rundir.check_free_space(run_dir, _checkpoint_bytes(cfg, objective), "a checkpoint",
                                 resume=resume, force=force)
         if on_start is not None:  # the data read and the networks built: what can refuse the run has

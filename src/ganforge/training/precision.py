@@ -46,7 +46,10 @@ def native_bf16(device: torch.device) -> bool:
 
 def resolve_precision(precision: str, device: torch.device) -> tuple[str, str | None]:
     """``train.precision`` as it runs on ``device`` ("auto": bf16 where it is native, else fp32),
-    and a line for the user when the choice depends on this machine or costs time here."""
+    and a line for the user when the choice depends on this machine or costs time here. fp16
+    is refused off CUDA (its GradScaler and kernels are CUDA's)."""
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError("train.precision=fp16 needs a CUDA GPU; use train.precision=auto on CPU")
     if precision == "auto":
         where = {"cpu": "CPU", "cuda": "GPU"}.get(device.type, device.type)
         if native_bf16(device):
@@ -65,7 +68,5 @@ def autocast_context(device: torch.device, precision: str):
     auto: see resolve_precision) on ``device``."""
     if precision == "fp32":
         return contextlib.nullcontext
-    if precision == "fp16" and device.type != "cuda":
-        raise ConfigError("train.precision=fp16 needs a CUDA GPU; use train.precision=auto on CPU")
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return lambda: torch.autocast(device.type, dtype=dtype)
