@@ -200,7 +200,8 @@ def register(subparsers, parser_class) -> None:
                         "drawn at T (default: untruncated)")
     s.add_argument("--data-dir", help="look for the reference dataset here first")
     add_json_argument(s, "also write every value and the protocol here")
-    s.add_argument("--quiet", action="store_true", help="print only the table")
+    s.add_argument("--quiet", action="store_true",
+                   help="no progress lines: only the table, with its protocol and warnings")
     s.set_defaults(func=cmd_eval)
 
     s = subparsers.add_parser(
