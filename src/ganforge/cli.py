@@ -459,7 +459,7 @@ def cmd_sample(args) -> int:
             if meta is not None:  # arrays have no metadata slot: the record rides along as JSON
                 extra["provenance"] = np.array(json.dumps(meta, sort_keys=True))
             np.savez_compressed(tmp, images=api.to_uint8_hwc(images), **extra)
-        elif args.per_class is not None:
+        elif args.per_class is not None or (args.class_ is None and run.class_names):  # a class per row
             from .synthetic import labeled_grid
 
             provenance.save(labeled_grid(images, y, run.class_names, per_row), tmp, meta)

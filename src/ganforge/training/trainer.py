@@ -30,7 +30,7 @@ from .. import provenance
 from ..atomic import FULL_ERRNOS, STORAGE_ERRNOS, atomic_path
 from ..config import best_metric
 from ..errors import ConfigError, DistributedError, GanforgeError, StorageError, TrainingDiverged, shell_arg
-from ..labels import class_kwargs, grid_columns
+from ..labels import class_kwargs, grid_columns, grid_labels
 from ..models.layers import accumulating_bn_stats, batch_norms
 from ..registry import Registry
 from . import checkpoint as ckpt
@@ -977,9 +977,16 @@ class Trainer:
         nrow = grid_columns(images.shape[0])  # grid_labels' rows
         grid = make_grid(images.cpu(), nrow=nrow, normalize=True, value_range=(-1, 1))
         caption = self.objective.preview_caption()
+        names = getattr(self.objective, "class_names", None)
         with atomic_path(out) as tmp:
             if caption:
                 provenance.save(_captioned(grid, caption), tmp, meta)
+            elif names and "sample_labels" in self.objective.capabilities:
+                # a conditional preview is one class per row (labels_tensor's layout): name the rows
+                from ..synthetic import labeled_grid
+
+                labels = grid_labels(images.shape[0], len(names), nrow)
+                provenance.save(labeled_grid(images, labels, list(names), nrow), tmp, meta)
             else:
                 provenance.save_grid(images, tmp, meta, nrow=nrow)
         self.objective.preview_files(out.parent, out.stem)  # e.g. an audio preview's WAVs

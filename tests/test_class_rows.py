@@ -1,0 +1,38 @@
+"""A conditional run's grids name their rows: the training previews (one class per row, which the
+report shows) and ``ganforge sample``'s default grid had been unlabeled tiles, while only
+``--per-class`` wrote the class names beside the rows."""
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import random_dataset, tiny_config
+
+from ganforge import api, cli
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("rows") / "run"
+    cfg = tiny_config(objective="conditional", **{"train.steps": 3, "train.n_sample_grid": 4})
+    api.train(cfg, out, progress=False, dataset=random_dataset(n=32, labels=True))
+    return out
+
+
+def margin(path, tile=16, per_row=2):
+    """The pixels left of the tiles (a plain grid: none) and whether any of them is drawn on."""
+    im = np.asarray(Image.open(path).convert("L"))
+    extra = im.shape[1] - (per_row * (tile + 2) + 2)
+    return extra, bool(extra > 0 and im[:, :extra].max() > 128)
+
+
+def test_training_preview_names_its_class_rows(run_dir):
+    extra, drawn = margin(run_dir / "samples" / "step_0000003.png")
+    assert extra > 20 and drawn
+
+
+def test_sample_grid_names_its_class_rows_unless_one_class_is_asked_for(run_dir, tmp_path):
+    assert cli.main(["sample", str(run_dir), "--n", "4", "--out", str(tmp_path / "g.png")]) == 0
+    extra, drawn = margin(tmp_path / "g.png")
+    assert extra > 20 and drawn
+    assert cli.main(["sample", str(run_dir), "--n", "4", "--class", "b", "--out", str(tmp_path / "b.png")]) == 0
+    assert margin(tmp_path / "b.png") == (0, False)  # one class: the command's line names it
