@@ -596,6 +596,10 @@ class Trainer:
                               **({"checkpoint": f"step_{self.step:07d}"} if saving else {}))
             if self._stop_signal is not None and self._weights_finite():
                 self.save_checkpoint()  # none when this step's checkpoint is already written
+                if self.step < t.steps and self.step % t.sample_every:
+                    # what the stopped run draws (a run stopped before its first grid had none to
+                    # show); after the checkpoint, which drawing cannot change
+                    self.save_samples()
             if self._stop_signal is None or self.step >= t.steps:
                 self._log_end("done")
             self.logger.close()  # TensorBoard's last events: a full disk here is the run's error too
