@@ -597,7 +597,7 @@ def parse_args(argv: list[str], parser: argparse.ArgumentParser | None = None) -
                                                              for e in extra):
             args.overrides.extend(extra)
         else:
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+            _unrecognized(_deepest_parser(parser, argv), extra)
     if (getattr(args, "command", None) == "train" and args.config and "=" in args.config
             and not args.config.endswith((".yaml", ".yml")) and not Path(args.config).is_file()):
         # `ganforge train --resume --out DIR train.steps=100`: the first positional is an override
@@ -605,6 +605,31 @@ def parse_args(argv: list[str], parser: argparse.ArgumentParser | None = None) -
         args.overrides.insert(0, args.config)
         args.config = None
     return args
+
+
+def _deepest_parser(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.ArgumentParser:
+    """The parser of the (sub)command ``argv`` names (``ganforge bench modes``'s), whose --help
+    lists the options it takes: the top-level help, which an unknown option had pointed to, does
+    not."""
+    for token in argv:
+        sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        if sub is None:
+            break
+        if token in sub.choices:
+            parser = sub.choices[token]
+    return parser
+
+
+def _unrecognized(parser: argparse.ArgumentParser, extra: list[str]) -> None:
+    """The usage error for arguments ``parser`` does not take, with the option meant when one
+    is close (``--nn`` -> ``--n``)."""
+    import difflib
+
+    options = [o for a in parser._actions for o in a.option_strings]
+    close = [m for e in extra if e.startswith("-")
+             for m in difflib.get_close_matches(e.split("=")[0], options, n=1)]
+    hint = f"; did you mean {' or '.join(dict.fromkeys(close))}?" if close else ""
+    parser.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
 
 
 def _parser_of(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser:

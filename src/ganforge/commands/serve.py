@@ -241,7 +241,7 @@ def register(subparsers, parser_class) -> None:
                                           "at /docs) and a web page at /. Binds 127.0.0.1 unless "
                                           "--host says otherwise, which needs --token.")
     add_run_arguments(s, ema=False, run_help="a training run directory or an exported model folder")
-    s.add_argument("more", nargs="*", metavar="RUN_OR_FOLDER", help="more models to serve")
+    s.add_argument("more", nargs="*", default=[], metavar="RUN_OR_FOLDER", help="more models to serve")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on every /api call")
