@@ -22,10 +22,16 @@ warnings (small-sample bias, ...) and the extractor are kept in the result and p
 the table. Generation speed is timed
 on ``speed_n`` images per sampler after a one-image warm-up, batch size ``speed_batch``, in this
 process with the threads torch chose.
+
+Each seed's result is saved when the seed finishes (OUT/seed<N>.json with the settings that
+measured it, and its sample grids OUT/seed<N>-grids.pt), so that an interrupted benchmark loses
+at most the seed it was in: ``--resume`` reuses the finished seeds of the same settings.
 """
 from __future__ import annotations
 
 import functools
+import json
+import math
 import os
 import re
 import shutil
@@ -44,7 +50,8 @@ from . import mean_std, pm
 from .diffusion import DiffusionConfig
 
 METRICS = ["fid", "kid", "precision", "recall", "coverage", "classes_covered"]
-RUN_NAME = re.compile(r"(gan|diffusion)-seed-?[0-9]+")  # the runs of one seed (--seeds may be negative)
+RUN_NAME = re.compile(r"(gan|diffusion)-seed(-?[0-9]+)")  # the runs of one seed (--seeds may be negative)
+SEED_FILE = re.compile(r"seed(-?[0-9]+)(\.json|-grids\.pt)")  # a finished seed's results (save_seed)
 DIFFUSION_FILES = {"config.json", "diffusion_pytorch_model.safetensors", "baseline.json"}  # diffusion.save
 
 
@@ -66,6 +73,12 @@ class Settings:
     inception_weights: str | None = None  # a local Inception file, as ganforge eval --inception-weights
 
 
+# Settings the command line spells otherwise (--resume names the one that differs); the rest
+# are --name-with-dashes
+FLAGS = {"gan_preset": "--preset", "gan_overrides": "the GAN's key=value overrides",
+         "diffusion.widths": "--diffusion-widths", "diffusion.batch_size": "--diffusion-batch"}
+
+
 def parse_sampler(name: str) -> tuple[str, int]:
     """'ddim50' -> ('ddim', 50), 'ddpm1000' -> ('ddpm', 1000)."""
     kind, digits = name[:4], name[4:]
@@ -74,12 +87,15 @@ def parse_sampler(name: str) -> tuple[str, int]:
     return kind, int(digits)
 
 
-def check_out(out: Path, *, force: bool) -> None:
-    """Before any work: ``out`` is new or empty, or, with ``force``, holds nothing but the runs of
-    an interrupted or failed benchmark (gan-seed<N>, a ganforge run no process holds;
-    diffusion-seed<N>, a baseline diffusion.save wrote), which replace_unfinished then deletes.
-    Anything else (a finished benchmark's table and figure, the user's own files) is refused, with
-    --force too: nothing the user made is deleted."""
+def check_out(out: Path, *, force: bool, resume: bool = False, s: Settings | None = None) -> None:
+    """Before any work: ``out`` is new or empty, or holds nothing but what an interrupted or
+    failed benchmark left: its runs (gan-seed<N>, a ganforge run no process holds;
+    diffusion-seed<N>, a baseline diffusion.save wrote) and the results of the seeds it finished
+    (seed<N>.json and seed<N>-grids.pt). ``force`` then starts over (replace_unfinished deletes
+    all of them); ``resume`` keeps the finished seeds of this call's settings ``s`` and refuses
+    results measured with other settings. Anything else (a finished benchmark's table and figure,
+    the user's own files) is refused, with --force or --resume too: nothing the user made is
+    deleted."""
     from ..rundir import check_new_run_dir
 
     if out.exists() and not out.is_dir():
@@ -87,35 +103,141 @@ def check_out(out: Path, *, force: bool) -> None:
     entries = sorted(out.iterdir()) if out.is_dir() else []
     if not entries:
         return
+    if resume and (out / "table.md").exists():
+        raise ConfigError(f"{out} holds a finished benchmark (results in {out / 'table.md'}); --resume has "
+                          f"nothing to continue there; choose another --out")
     runs = [p for p in entries if p.is_dir() and not p.is_symlink() and RUN_NAME.fullmatch(p.name)]
-    if len(runs) < len(entries):
-        other = next(p.name for p in entries if p not in runs)
+    saved = [p for p in entries if _is_seed_file(p)]
+    if len(runs) + len(saved) < len(entries):
+        other = next(p.name for p in entries if p not in runs and p not in saved)
         raise ConfigError(f"{out} already exists and is not empty; choose another --out (it holds {other}; "
-                          f"--force replaces only the unfinished runs of an interrupted benchmark)")
-    if not force:
+                          f"--force and --resume take only the runs and seed files of an interrupted benchmark)")
+    if not force and not resume:
         raise ConfigError(f"{out} holds the unfinished runs of an interrupted benchmark; pass --force to "
-                          f"replace them, or choose another --out")
+                          f"start over, or --resume to keep the seeds it finished, or choose another --out")
     for run in runs:
         if run.name.startswith("gan-"):
             check_new_run_dir(run, force=True)  # a ganforge run no process holds, or refused
         elif not {p.name for p in run.iterdir()} <= DIFFUSION_FILES:
-            raise ConfigError(f"--force refused: {run} is not a diffusion baseline of this benchmark, so "
+            what = "--force" if force else "--resume"
+            raise ConfigError(f"{what} refused: {run} is not a diffusion baseline of this benchmark, so "
                               f"nothing was deleted; choose another --out")
+    if resume and s is not None:
+        for seed in s.seeds:
+            _check_same_settings(out / f"seed{seed}.json", s)
 
 
-def replace_unfinished(out: Path) -> None:
-    """Delete the runs of an interrupted benchmark in ``out`` (check_out(force=True) accepted
-    them). A GAN run is emptied as ``ganforge train --force`` does, under its lock and config.yaml
-    last, so that a kill meanwhile leaves a folder the next --force accepts."""
+def _is_seed_file(path: Path) -> bool:
+    """A finished seed's result (seed<N>.json, as save_seed writes it) or its sample grids."""
+    match = SEED_FILE.fullmatch(path.name)
+    if match is None or path.is_symlink() or not path.is_file():
+        return False
+    if match[2] == "-grids.pt":
+        return True
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(saved, dict) and {"seed", "settings", "gan", "diffusion"} <= saved.keys()
+
+
+def _check_same_settings(path: Path, s: Settings) -> None:
+    """--resume reuses a seed's saved result only if it was measured with this call's settings
+    (the seed list aside: a seed's numbers do not depend on the others)."""
+    if not path.is_file():
+        return
+    old, new = json.loads(path.read_text())["settings"], _plain(asdict(s))
+    old.pop("seeds", None)
+    new.pop("seeds")
+    key = _first_difference(old, new)
+    if key is not None:
+        flag = FLAGS.get(key, key if "." in key else f"--{key.replace('_', '-')}")
+        was, now = _value(old, key), _value(new, key)
+        raise ConfigError(f"--resume refused: {path} was measured with {flag} {json.dumps(was)}, this call "
+                          f"has {json.dumps(now)}; rerun with the same settings, or choose another --out, or "
+                          f"pass --force to start over (deletes the finished seeds)")
+
+
+def _value(settings: Any, key: str) -> Any:
+    for part in key.split("."):
+        settings = settings.get(part) if isinstance(settings, dict) else None
+    return settings
+
+
+def _first_difference(old: dict, new: dict, prefix: str = "") -> str | None:
+    """The first key (dotted into nested dicts) whose value differs between two settings dicts."""
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            inner = _first_difference(a, b, f"{prefix}{key}.")
+            if inner is not None:
+                return inner
+        elif a != b:
+            return f"{prefix}{key}"
+    return None
+
+
+def _plain(obj: Any) -> Any:
+    """``obj`` as it reads back from JSON (tuples as lists), to compare with a saved one."""
+    return json.loads(json.dumps(obj))
+
+
+def finished_seeds(out: Path, s: Settings) -> list[int]:
+    """The seeds of ``s`` whose result and grids an earlier call saved in ``out``."""
+    return [seed for seed in s.seeds
+            if (out / f"seed{seed}.json").is_file() and (out / f"seed{seed}-grids.pt").is_file()]
+
+
+def replace_unfinished(out: Path, seeds: list[int] | None = None) -> None:
+    """Delete what an interrupted benchmark left in ``out`` (check_out accepted it): with
+    ``seeds`` (--resume) only the runs of those seeds, which are trained again; without (--force,
+    starting over) every run, whatever its seed, and every finished seed's files. A GAN run is
+    emptied as ``ganforge train --force`` does, under its lock and config.yaml last, so that a
+    kill meanwhile leaves a folder the next --force accepts."""
     from ..rundir import LOCK_NAME, claim_run_dir
 
-    for run in sorted(p for p in out.iterdir() if RUN_NAME.fullmatch(p.name)):
-        if run.name.startswith("gan-"):
-            claim_run_dir(run, force=True)[0].release()  # refused if a process took it meanwhile
-            (run / LOCK_NAME).unlink(missing_ok=True)
-            run.rmdir()
-        else:
-            shutil.rmtree(run)
+    for path in sorted(out.iterdir()):
+        match = RUN_NAME.fullmatch(path.name)
+        if match and (seeds is None or int(match[2]) in seeds):
+            if path.name.startswith("gan-"):
+                claim_run_dir(path, force=True)[0].release()  # refused if a process took it meanwhile
+                (path / LOCK_NAME).unlink(missing_ok=True)
+                path.rmdir()
+            else:
+                shutil.rmtree(path)
+        elif seeds is None and _is_seed_file(path):
+            path.unlink()
+
+
+def save_seed(result: dict[str, Any], s: Settings, out: Path) -> dict[str, Any]:
+    """Write a finished seed's result as soon as it is known, so that an interrupt later keeps
+    it: its sample grids (for the figure) to OUT/seed<N>-grids.pt, then the result with the
+    settings that measured it to OUT/seed<N>.json (last: it marks the seed finished). Returns
+    the result as load_seed will read it back, so that a resumed benchmark ends as an
+    uninterrupted one."""
+    from ..atomic import atomic_path, atomic_write_json
+
+    seed = result["seed"]
+    with atomic_path(out / f"seed{seed}-grids.pt") as tmp:
+        torch.save({name: g.clone() for name, g in result.pop("grids").items()}, tmp)  # clone: not the whole samples
+    atomic_write_json(out / f"seed{seed}.json", {**result, "settings": asdict(s)})
+    return load_seed(out, seed)
+
+
+def load_seed(out: Path, seed: int) -> dict[str, Any]:
+    """A finished seed's result, as save_seed wrote it (without its settings and grids)."""
+    saved = json.loads((out / f"seed{seed}.json").read_text())
+    del saved["settings"]
+    for model in ("gan", "diffusion"):  # a NaN measured was written as null; summarize wants it back
+        for key in ("metrics", "images_per_s"):
+            saved[model][key] = _nan_for_null(saved[model][key])
+    return saved
+
+
+def _nan_for_null(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _nan_for_null(v) for k, v in value.items()}
+    return math.nan if value is None else value
 
 
 def train_gan(s: Settings, seed: int, run_dir: Path, log: Callable[[str], None]) -> dict:
@@ -153,8 +275,9 @@ def train_gan(s: Settings, seed: int, run_dir: Path, log: Callable[[str], None])
                                                         f"(exit {code})")
     if code not in (0, 143):  # 143 here: our own SIGTERM at the end of the budget
         exit_ = f"exit {code}" if code >= 0 else f"killed by signal {-code}"
-        rerun = (f"rerun with --force to replace the unfinished runs in {run_dir.parent}"
-                 if any(run_dir.parent.iterdir()) else "rerun the same command")  # a failed start leaves none
+        rerun = (f"rerun with --force to start over in {run_dir.parent}, or with --resume to keep the seeds "
+                 f"it finished" if any(run_dir.parent.iterdir())
+                 else "rerun the same command")  # a failed start leaves none
         raise GanforgeError(f"GAN training of seed {seed} failed ({exit_}): {last_error(out)}; fix that, then {rerun}")
     log(f"  GAN {s.gan_preset} seed {seed}: {seconds:.0f} s")
     return {"seconds": round(seconds, 2), "returncode": code}
@@ -339,22 +462,27 @@ def figure(grids: dict[str, torch.Tensor], path: Path, meta: dict | None) -> Non
 
 
 def run_benchmark(s: Settings, out: Path, log: Callable[[str], None] = print, *,
-                  force: bool = False) -> dict[str, Any]:
-    """Every seed in turn, then the summary; writes OUT/figure.png (grids of the first seed).
-    ``force``: first delete the unfinished runs of an interrupted benchmark in ``out`` (call
-    check_out first: it refuses anything else). A stop signal (Ctrl-C) raises KeyboardInterrupt."""
+                  force: bool = False, resume: bool = False) -> dict[str, Any]:
+    """Every seed in turn, each saved as it finishes (save_seed), then the summary; writes
+    OUT/figure.png (grids of the first seed). Call check_out first: it refuses what is not the
+    benchmark's own. ``force``: first delete what an interrupted benchmark left in ``out`` (start
+    over); ``resume``: keep the seeds it finished (with these settings: check_out compared them)
+    and train the others again. A stop signal (Ctrl-C) raises KeyboardInterrupt."""
     from .. import provenance
 
-    if force and out.is_dir():
-        replace_unfinished(out)
+    done = finished_seeds(out, s) if resume and out.is_dir() else []
+    if (force or resume) and out.is_dir():
+        replace_unfinished(out, None if force else [seed for seed in s.seeds if seed not in done])
     out.mkdir(parents=True, exist_ok=True)
     per_seed = []
     for seed in s.seeds:
+        if seed in done:
+            log(f"seed {seed}: reused from {out / f'seed{seed}.json'} (finished earlier)")
+            per_seed.append(load_seed(out, seed))
+            continue
         log(f"seed {seed}:")
-        per_seed.append(run_seed(s, seed, out, log))
-    grids = per_seed[0]["grids"]
-    for r in per_seed:
-        del r["grids"]
+        per_seed.append(save_seed(run_seed(s, seed, out, log), s, out))
+    grids = torch.load(out / f"seed{s.seeds[0]}-grids.pt", weights_only=True)
     summary = summarize(per_seed, s)
     warnings = list(dict.fromkeys(w for r in per_seed for w in r["protocol"]["warnings"]))
     ref = reference(s.data)

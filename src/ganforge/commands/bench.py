@@ -238,6 +238,11 @@ def cmd_gan_vs_diffusion(args) -> int:
     from ..bench import gan_vs_diffusion as bench
     from ..bench.diffusion import DiffusionConfig, require_diffusers
 
+    if args.resume and args.force:
+        raise ConfigError("--resume keeps the seeds an interrupted call finished, --force starts over; "
+                          "pass one of them")
+    if args.resume and not args.out:
+        raise ConfigError("--resume continues the benchmark in --out; pass the --out of the interrupted call")
     json_path = json_output(args.json, args.force)  # before any work
     if args.figure:
         check_output_file(Path(args.figure), force=args.force, flag="--figure")
@@ -272,7 +277,8 @@ def cmd_gan_vs_diffusion(args) -> int:
     s.diffusion.check()
     _check_scoring(s)
     out = Path(args.out) if args.out else Path("runs") / f"bench-gan-vs-diffusion-{time.strftime('%Y%m%d-%H%M%S')}"
-    bench.check_out(out, force=args.force)  # new or empty, or (--force) only an interrupted call's runs
+    # new or empty, or (--force, --resume) only what an interrupted call left, of the same settings with --resume
+    bench.check_out(out, force=args.force, resume=args.resume, s=s)
     budget = f"{s.steps} steps" if s.steps is not None else f"{s.minutes:g} min"
     print(f"ganforge: bench gan-vs-diffusion on {s.data}: {s.gan_preset} vs diffusion baseline, {budget} "
           f"each, seeds {s.seeds} -> {out}", flush=True)
@@ -280,11 +286,12 @@ def cmd_gan_vs_diffusion(args) -> int:
 
     try:
         with sigterm_interrupts():  # a SIGTERM to this process alone had left the GAN child training on
-            result = bench.run_benchmark(s, out, log=lambda m: print(m, flush=True), force=args.force)
-    except KeyboardInterrupt as exc:  # the results are written only at the end: no seed is reusable
+            result = bench.run_benchmark(s, out, log=lambda m: print(m, flush=True), force=args.force,
+                                         resume=args.resume)
+    except KeyboardInterrupt as exc:  # each finished seed was saved as it finished
         how = " (SIGTERM)" if isinstance(exc, Terminated) else ""
-        print(f"ganforge: interrupted{how}; {out} keeps only unfinished runs, no results: rerun the same command "
-              f"with --force to replace them, or with another --out", file=sys.stderr, flush=True)
+        print(f"ganforge: interrupted{how}; {_kept_after_interrupt(out, bench.finished_seeds(out, s), s.seeds)}",
+              file=sys.stderr, flush=True)
         return 143 if isinstance(exc, Terminated) else 130
     result["argv"] = list(sys.argv)
     table = bench.markdown(result, s)
@@ -299,6 +306,15 @@ def cmd_gan_vs_diffusion(args) -> int:
             shutil.copyfile(out / "figure.png", tmp)
     print(f"ganforge: results in {path}, table in {out / 'table.md'}, figure {args.figure or out / 'figure.png'}")
     return 0
+
+
+def _kept_after_interrupt(out: Path, done: list[int], seeds: list[int]) -> str:
+    """What an interrupted gan-vs-diffusion keeps in ``out``, and the command that goes on."""
+    if not done:
+        return (f"{out} keeps only unfinished runs, no finished seed: rerun the same command with --force to "
+                f"replace them, or with another --out")
+    return (f"{out} keeps {len(done)} of {len(seeds)} seeds finished ({', '.join(map(str, done))}): rerun the same "
+            f"command with --resume to keep them and run the rest, or with --force to start over")
 
 
 def _check_scoring(s) -> None:
@@ -350,9 +366,13 @@ def register_gan_vs_diffusion(sub, parser_class) -> None:
     g.add_argument("--extractor", help="feature extractor (default as ganforge eval)")
     g.add_argument("--inception-weights", metavar="PATH", help="local weights-inception-2015-12-05-6726825d.pth")
     add_json_argument(g, "results JSON (default OUT/gan-vs-diffusion.json)", force=False)
+    g.add_argument("--resume", action="store_true",
+                   help="continue an interrupted call: same settings and --out; the seeds it finished "
+                        "(OUT/seed<N>.json) are kept, the rest trained (refused if a setting differs)")
     g.add_argument("--force", action="store_true",
-                   help="overwrite --json and --figure, and replace the unfinished runs an interrupted "
-                        "call left in --out (nothing else there: a finished benchmark is kept)")
+                   help="overwrite --json and --figure, and start over in an --out an interrupted call "
+                        "left: delete its runs and finished seeds (nothing else there: a finished "
+                        "benchmark is kept)")
     g.add_argument("--figure", help="also copy the side-by-side sample figure here (e.g. docs/...png)")
     g.add_argument("--out", help="folder for runs, table and figure (default runs/bench-gan-vs-diffusion-...)")
     g.set_defaults(func=cmd_gan_vs_diffusion)
