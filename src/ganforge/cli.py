@@ -11,7 +11,7 @@ import time
 import warnings
 from pathlib import Path
 
-from .commands import add_provenance_argument, add_run_arguments, seed
+from .commands import add_device_argument, add_provenance_argument, add_run_arguments, seed
 from .errors import ConfigError, DataError, GanforgeError, TrainingInterrupted, shell_arg
 
 EXIT_USAGE = 2
@@ -428,7 +428,7 @@ def cmd_sample(args) -> int:
         raise ConfigError("--pyramid draws an image with one row per sample; use a .png/.jpg "
                           "--out and no --per-class")
     # the run first: a mistyped run next to an earlier grid is the error to name, not the grid
-    run = api.load(args.run_dir, checkpoint=args.checkpoint, require="sample")
+    run = api.load(args.run_dir, checkpoint=args.checkpoint, device=args.device, require="sample")
     _refuse_overwrite(out, args.force)
     count = args.n if args.per_class is None else args.per_class * len(run.class_names or [1])
     api.check_sample_memory(run, count, f"--n {count}" if args.per_class is None else f"--per-class {args.per_class}")
@@ -558,6 +558,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "[0, 1], BigGAN threshold > 0)")
     s.add_argument("--truncation-cutoff", type=int, metavar="L",
                    help="style-based runs: truncate only the layers below L (e.g. 4: coarse styles)")
+    add_device_argument(s)
     s.add_argument("--per-class", type=int, metavar="N",
                    help="conditional runs: N samples of every class, a grid with one labeled row "
                         "per class (not with --n)")

@@ -24,6 +24,13 @@ def add_run_arguments(parser, *, checkpoint: bool = True, ema: bool = True,
         parser.add_argument("--force", action="store_true", help=force)
 
 
+def add_device_argument(parser) -> None:
+    """--device for a command that runs a trained network: the CPU unless asked (the run's own
+    train.device is where it trained, not where it is used)."""
+    parser.add_argument("--device", default="cpu",
+                        help="cpu (default), auto (a GPU where there is one), cuda, cuda:N, mps")
+
+
 def add_provenance_argument(parser) -> None:
     """--no-provenance, for every command that writes images (ganforge.provenance)."""
     parser.add_argument("--no-provenance", action="store_true",

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from ..errors import ConfigError
-from . import add_json_argument, add_run_arguments, json_output
+from . import add_device_argument, add_json_argument, add_run_arguments, json_output
 
 
 def _refuse_overwrite(out: Path, force: bool) -> None:
@@ -158,7 +158,7 @@ def register(subparsers, parser_class) -> None:
     add_run_arguments(s, out={"required": True, "help": "output .wav"}, force="overwrite --out")
     s.add_argument("input", metavar="INPUT",
                    help="a WAV, FLAC, OGG or MP3 file (mixed to mono, resampled to the run's rate)")
-    s.add_argument("--device", default="cpu", help="cpu (default), auto (a GPU where there is one), cuda, cuda:N, mps")
+    add_device_argument(s)
     s.set_defaults(func=cmd_vocode)
 
     s = subparsers.add_parser("convert", help="convert speech to the other voice of a VC run",
@@ -170,7 +170,7 @@ def register(subparsers, parser_class) -> None:
                    help="AtoB (default): from the first voice to the second; BtoA the other way")
     s.add_argument("--vocoder", metavar="RUN", help="a trained vocoder run with the same audio "
                                                     "settings (default: Griffin-Lim)")
-    s.add_argument("--device", default="cpu", help="cpu (default), auto (a GPU where there is one), cuda, cuda:N, mps")
+    add_device_argument(s)
     s.set_defaults(func=cmd_convert)
 
     s = subparsers.add_parser("eval-audio", help="measure a vocoder or voice-conversion run",
@@ -190,6 +190,6 @@ def register(subparsers, parser_class) -> None:
                         "may use if that is fewer)")
     s.add_argument("--vocoder", metavar="RUN", help="VC runs: the vocoder for the waveforms "
                                                     "(default: Griffin-Lim)")
-    s.add_argument("--device", default="cpu", help="cpu (default), auto (a GPU where there is one), cuda, cuda:N, mps")
+    add_device_argument(s)
     add_json_argument(s, "also write the results to this JSON file")
     s.set_defaults(func=cmd_eval_audio)

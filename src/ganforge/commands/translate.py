@@ -7,9 +7,9 @@ import inspect
 from pathlib import Path
 
 from ..errors import ConfigError
-from . import (add_json_argument, add_provenance_argument, add_run_arguments, add_skip_existing_argument,
-               check_distinct_outputs, check_images_open, check_out_folder, file_stamps, interrupted,
-               json_output, outputs_to_write, outside)
+from . import (add_device_argument, add_json_argument, add_provenance_argument, add_run_arguments,
+               add_skip_existing_argument, check_distinct_outputs, check_images_open, check_out_folder,
+               file_stamps, interrupted, json_output, outputs_to_write, outside)
 
 
 def _inputs(path: Path) -> list[Path]:
@@ -71,7 +71,7 @@ def cmd_translate(args) -> int:
         print(f"ganforge: nothing left to translate into {out}")
         return 0
     check_images_open(p for p, _ in pairs)
-    run = api.load(args.run_dir, checkpoint=args.checkpoint, require="translate")
+    run = api.load(args.run_dir, checkpoint=args.checkpoint, device=args.device, require="translate")
     run.require("translate")
     check_tile(args.tile or None, run.objective.stride)  # before the first output is written
     before = file_stamps(dst for _, dst in pairs)  # the old outputs --force replaces
@@ -126,6 +126,7 @@ def register(subparsers, parser_class) -> None:
                         "training crop, data.resolution); 0 (default): the whole image at once")
     add_skip_existing_argument(s)
     add_provenance_argument(s)
+    add_device_argument(s)
     s.set_defaults(func=cmd_translate)
 
     s = subparsers.add_parser("translate-eval", help="held-out evaluation of a translation run: "

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ConfigError
-from . import (IMAGE_SUFFIXES, add_json_argument, add_provenance_argument, add_run_arguments,
+from . import (IMAGE_SUFFIXES, add_device_argument, add_json_argument, add_provenance_argument, add_run_arguments,
                add_skip_existing_argument, check_distinct_outputs, check_images_open, check_out_folder,
                file_stamps, interrupted, json_output, outputs_to_write, outside)
 
@@ -145,7 +145,7 @@ def register(subparsers, parser_class) -> None:
                         "at most 32)")
     s.add_argument("--interp", type=float, default=None, metavar="ALPHA",
                    help="ESRGAN network interpolation: (1-ALPHA) PSNR run + ALPHA this GAN run")
-    s.add_argument("--device", default="cpu", help="cpu (default), auto (a GPU where there is one), cuda, cuda:N, mps")
+    add_device_argument(s)
     add_skip_existing_argument(s)
     add_provenance_argument(s)
     s.set_defaults(func=cmd_upscale)
@@ -161,6 +161,6 @@ def register(subparsers, parser_class) -> None:
     s.add_argument("--interp", type=float, default=None, metavar="ALPHA",
                    help="evaluate the PSNR/GAN interpolation with this ALPHA")
     s.add_argument("--tile", type=int, default=256, help="LR tile size (default 256; 0: whole image)")
-    s.add_argument("--device", default="cpu", help="cpu (default), auto (a GPU where there is one), cuda, cuda:N, mps")
+    add_device_argument(s)
     add_json_argument(s, "also write the results and the protocol to this JSON file")
     s.set_defaults(func=cmd_eval_sr)
