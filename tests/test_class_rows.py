@@ -7,7 +7,7 @@ from PIL import Image
 
 from conftest import random_dataset, tiny_config
 
-from ganforge import api, cli
+from ganforge import api, cli, provenance
 
 
 @pytest.fixture(scope="module")
@@ -36,3 +36,43 @@ def test_sample_grid_names_its_class_rows_unless_one_class_is_asked_for(run_dir,
     assert extra > 20 and drawn
     assert cli.main(["sample", str(run_dir), "--n", "4", "--class", "b", "--out", str(tmp_path / "b.png")]) == 0
     assert margin(tmp_path / "b.png") == (0, False)  # one class: the command's line names it
+
+
+@pytest.fixture(scope="module")
+def lapgan_run(tmp_path_factory):
+    from ganforge.config import apply_overrides, from_dict
+    from ganforge.objectives import OBJECTIVES
+
+    work = tmp_path_factory.mktemp("lapc")
+    raw = apply_overrides(OBJECTIVES["lapgan-conditional"].example_config(work), ["train.steps=2"])
+    api.train(from_dict(raw), work / "run", progress=False)
+    return work / "run"
+
+
+def test_pyramid_rows_cycle_through_the_classes_and_are_named(lapgan_run, tmp_path):
+    # one row per sample: the square-grid layout had given rows 0,0,1,1 (and 0,0,0,1,1,1,2,... of 10)
+    out = tmp_path / "p.png"
+    assert cli.main(["sample", str(lapgan_run), "--pyramid", "--n", "4", "--out", str(out)]) == 0
+    assert provenance.read(out)["classes"] == ["a", "b"]
+    im = np.asarray(Image.open(out).convert("L"))
+    tile = 16 + 2
+    extra = im.shape[1] - (3 * tile + 2)  # three levels side by side
+    assert im.shape[0] == 4 * tile + 2 and extra > 10 and im[:, :extra].max() > 128
+    assert cli.main(["sample", str(lapgan_run), "--pyramid", "--per-class", "2", "--out",
+                     str(tmp_path / "pc.png")]) == 0
+    assert np.asarray(Image.open(tmp_path / "pc.png")).shape[0] == 4 * tile + 2  # 2 classes x 2
+
+
+def test_pyramid_labels_alternate(lapgan_run, monkeypatch, tmp_path):
+    from ganforge.api import LoadedRun
+
+    seen = []
+    sample = LoadedRun.sample
+
+    def spy(self, n, **kw):
+        seen.append(kw["labels"].tolist())
+        return sample(self, n, **kw)
+
+    monkeypatch.setattr(LoadedRun, "sample", spy)
+    assert cli.main(["sample", str(lapgan_run), "--pyramid", "--n", "4", "--out", str(tmp_path / "p.png")]) == 0
+    assert seen == [[0, 1, 0, 1]]

@@ -117,7 +117,9 @@ def test_sample_pyramid_writes_one_row_of_levels_per_sample(tmp_path, capsys):
     out_b = str(tmp_path / "b.png")
     assert cli.main(["sample", str(run), "--pyramid", "--n", "2", "--class", "b", "--out", out_b]) == 0
     assert "2 pyramids of class b (4 -> 8 -> 16 px)" in capsys.readouterr().out
-    assert Image.open(out).size == (3 * 16 + 4 * 2, 3 * 16 + 4 * 2)  # 3 levels x 3 samples
+    width, height = Image.open(out).size  # 3 levels x 3 samples, right of the rows' class names
+    assert height == 3 * 16 + 4 * 2 and width > 3 * 16 + 4 * 2
+    assert Image.open(out_b).size == (3 * 16 + 4 * 2, 2 * 16 + 3 * 2)  # one class: no names
     from ganforge import provenance
 
     assert provenance.read(out)["operation"] == "sample --pyramid"  # it carried no record

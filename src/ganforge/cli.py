@@ -424,9 +424,8 @@ def cmd_sample(args) -> int:
         raise ConfigError(f"--n and --per-class cannot be combined (--per-class {args.per_class} draws "
                           f"{args.per_class} of every class); drop one of them")
     args.n = SAMPLE_N if args.n is None else args.n
-    if args.pyramid and (suffix == ".npz" or args.per_class is not None):
-        raise ConfigError("--pyramid draws an image with one row per sample; use a .png/.jpg "
-                          "--out and no --per-class")
+    if args.pyramid and suffix == ".npz":
+        raise ConfigError("--pyramid draws an image with one row per sample; use a .png/.jpg --out")
     # the run first: a mistyped run next to an earlier grid is the error to name, not the grid
     run = api.load(args.run_dir, checkpoint=args.checkpoint, device=args.device, require="sample")
     _refuse_overwrite(out, args.force)
@@ -487,17 +486,31 @@ def _sample_pyramid(run, args, out: Path) -> int:
     from . import provenance
     from .atomic import atomic_path
 
+    from .labels import interleaved_labels
+    from .synthetic import balanced_labels, labeled_grid, require_conditional
+
     run.require("levels")
-    y = run.sample_labels(args.n, args.class_)
-    levels = run.sample(args.n, seed=args.seed, ema=not args.no_ema, labels=y, return_levels=True)
+    n, labels = args.n, args.class_
+    if args.per_class is not None:  # a row per sample: per_class rows of each class
+        labels = balanced_labels(args.per_class, len(require_conditional(run)))
+        n = len(labels)
+    elif labels is None and run.class_names:  # one row per sample: the classes in turn
+        labels = interleaved_labels(n, len(run.class_names))
+    y = run.sample_labels(n, labels)
+    levels = run.sample(n, seed=args.seed, ema=not args.no_ema, labels=y, return_levels=True)
     size = levels[-1].shape[-1]
     tiles = torch.stack([F.interpolate(x, size=(size, size), mode="nearest") for x in levels], 1)
     meta = None if args.no_provenance else provenance.for_run(run, operation="sample --pyramid", seed=args.seed,
                                                                labels=y, ema=not args.no_ema)
     with atomic_path(out) as tmp:  # [n, levels, C, H, W] -> one row of levels per sample
-        provenance.save_grid(tiles.flatten(0, 1), tmp, meta, nrow=len(levels))
+        if y is not None and args.class_ is None:  # rows of several classes: each row named
+            picture = labeled_grid(tiles.flatten(0, 1), y.repeat_interleave(len(levels)), run.class_names,
+                                   len(levels))
+            provenance.save(picture, tmp, meta)
+        else:
+            provenance.save_grid(tiles.flatten(0, 1), tmp, meta, nrow=len(levels))
     sizes = " -> ".join(f"{x.shape[-1]}" for x in levels)
-    print(f"ganforge: wrote {args.n} pyramids{_of_classes(y, run.class_names)} ({sizes} px) from "
+    print(f"ganforge: wrote {n} pyramids{_of_classes(y, run.class_names)} ({sizes} px) from "
           f"{run.checkpoint} (step {run.step}) to {out}")
     return 0
 
@@ -564,7 +577,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "per class (not with --n)")
     s.add_argument("--pyramid", action="store_true",
                    help="multi-resolution runs (LAPGAN): one row per sample showing each level, "
-                        "coarse to fine")
+                        "coarse to fine (conditional: the classes in turn, each row named; with "
+                        "--per-class N, N rows of every class)")
     add_provenance_argument(s)
     s.set_defaults(func=cmd_sample)
 
