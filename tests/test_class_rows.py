@@ -76,3 +76,20 @@ def test_pyramid_labels_alternate(lapgan_run, monkeypatch, tmp_path):
     monkeypatch.setattr(LoadedRun, "sample", spy)
     assert cli.main(["sample", str(lapgan_run), "--pyramid", "--n", "4", "--out", str(tmp_path / "p.png")]) == 0
     assert seen == [[0, 1, 0, 1]]
+
+
+@pytest.mark.parametrize("preset, overrides", [
+    ("lapgan-fashion-mnist", ["objective=lapgan-conditional"]),  # the README's way to condition it
+    ("cgan-fashion-mnist", []), ("acgan-fashion-mnist", []), ("projgan-fashion-mnist", []),
+    ("biggan-fashion-mnist", []),
+])
+def test_conditional_fashion_mnist_previews_show_every_class(preset, overrides):
+    # rows cycle through the classes: the LAPGAN preset's 64-image grid had shown 8 of 10
+    import math
+
+    import ganforge
+    from ganforge.labels import grid_columns
+
+    _, cfg = ganforge.load_config(preset, overrides)
+    n = cfg.train.n_sample_grid
+    assert math.ceil(n / grid_columns(n)) >= 10
