@@ -19,13 +19,14 @@ espeak-ng speech corpus (issue 18).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
 import shutil
 import time
 from pathlib import Path
+
+from _common import Parser, positive_int, run_main
 
 import torch
 
@@ -55,13 +56,13 @@ def _train(preset: str, run_dir: Path, overrides: list[str], *, resume: bool) ->
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = Parser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="runs/bench-audio", help="folder for the corpus and both runs")
     p.add_argument("--corpus", help="an existing make-speech corpus (default: written under --out)")
-    p.add_argument("--vocoder-steps", type=int, help="default: the preset's")
-    p.add_argument("--vc-steps", type=int, help="default: the preset's")
-    p.add_argument("--threads", type=int, default=2, help="torch threads for training and timing")
-    p.add_argument("--limit", type=int, default=None, help="held-out utterances / sentences to measure")
+    p.add_argument("--vocoder-steps", type=positive_int, help="default: the preset's")
+    p.add_argument("--vc-steps", type=positive_int, help="default: the preset's")
+    p.add_argument("--threads", type=positive_int, default=2, help="torch threads for training and timing")
+    p.add_argument("--limit", type=positive_int, default=None, help="held-out utterances / sentences to measure")
     p.add_argument("--reuse", action="store_true", help="evaluate runs already trained under --out")
     p.add_argument("--smoke", action="store_true", help="tiny corpus, a few steps: checks the pipeline only")
     p.add_argument("--json", help="write settings, machine and results here")
@@ -119,4 +120,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_main(main))

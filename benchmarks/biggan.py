@@ -26,7 +26,6 @@ steps of biggan-fashion-mnist's networks on random 10-class data at each resolut
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -35,6 +34,8 @@ import statistics
 import sys
 import time
 from pathlib import Path
+
+from _common import Parser, nonnegative_int, positive_float, positive_int, run_main
 
 import numpy as np
 import torch
@@ -179,8 +180,8 @@ def summary(rows: list[dict]) -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--minutes", type=float, default=10.0, help="training wall-clock per run")
+    p = Parser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--minutes", type=positive_float, default=10.0, help="training wall-clock per run")
     p.add_argument("--seeds", default="0", help="comma-separated train.seed values")
     p.add_argument("--runs", default="biggan,acgan,cgan", help=f"of {', '.join(RUNS)}")
     p.add_argument("--ablation", default="", help=f"BigGAN variants to add: {', '.join(ABLATIONS)}")
@@ -190,15 +191,15 @@ def main() -> None:
                    help="thresholds of the BigGAN truncation curve ('' skips it)")
     p.add_argument("--curve-run", default="biggan",
                    help="the run (of --runs/--ablation) whose truncation curve is drawn")
-    p.add_argument("--per-class", type=int, default=1000, help="samples per class for each evaluation")
+    p.add_argument("--per-class", type=positive_int, default=1000, help="samples per class for each evaluation")
     p.add_argument("--out", default="runs/bench-biggan", help="folder of the run directories")
     p.add_argument("--reuse", action="store_true", help="evaluate existing runs instead of training")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--threads", type=nonnegative_int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--json", help="write settings and every number here")
     p.add_argument("--figure", help="the truncation curve plot (.png)")
     p.add_argument("--grid", help="a per-class sample grid of the first BigGAN run (.png)")
     p.add_argument("--speed", default="", help="only time training at these resolutions, e.g. 32,128")
-    p.add_argument("--speed-steps", type=int, default=20)
+    p.add_argument("--speed-steps", type=positive_int, default=20)
     p.add_argument("--device", default="cpu", help="for --speed: cpu, cuda, auto")
     args = p.parse_args()
     if args.threads:
@@ -255,4 +256,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_main(main))

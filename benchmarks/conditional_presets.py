@@ -14,13 +14,14 @@ preset >= 90% label accuracy with 10/10 classes on every seed.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _common import Parser, run_main
 
 METRICS = "label_accuracy,classes_covered,fid,intra_fid"
 DEFAULT = "cgan-fashion-mnist;projgan-fashion-mnist;acgan-fashion-mnist"
@@ -57,7 +58,7 @@ def summarize(results: dict[str, list[dict]]) -> str:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = Parser(description=__doc__.split("\n\n")[0])
     p.add_argument("--presets", default=DEFAULT, help="';'-separated PRESET[:key=value,...]")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--out", type=Path, default=Path("runs/conditional-presets"))
@@ -81,4 +82,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

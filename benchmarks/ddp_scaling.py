@@ -16,7 +16,6 @@ on its own, so the share of a step spent communicating can be read off.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import socket
@@ -24,6 +23,8 @@ import statistics
 import sys
 import time
 from pathlib import Path
+
+from _common import Parser, nonnegative_int, positive_int, positive_ints, run_main
 
 import torch
 import torch.distributed as dist
@@ -89,16 +90,16 @@ def _worker(rank: int, world: int, port: int, args, out: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = Parser(description=__doc__.split("\n\n")[0])
     p.add_argument("--preset", default=PRESET)
-    p.add_argument("--procs", default="1,2")
-    p.add_argument("--batch-per-rank", type=int, default=64)
+    p.add_argument("--procs", type=positive_ints, default="1,2")
+    p.add_argument("--batch-per-rank", type=positive_int, default=64)
     p.add_argument("--strong", action="store_true", help="keep the global batch (= --batch-per-rank)")
     p.add_argument("--precision", default="fp32")
-    p.add_argument("--steps", type=int, default=40)
-    p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--cores", type=int, default=len(os.sched_getaffinity(0)))
+    p.add_argument("--steps", type=positive_int, default=40)
+    p.add_argument("--warmup", type=nonnegative_int, default=5)
+    p.add_argument("--repeats", type=positive_int, default=3)
+    p.add_argument("--cores", type=positive_int, default=len(os.sched_getaffinity(0)))
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
     print(f"{args.preset} | {args.cores} cores | {'strong' if args.strong else 'weak'} scaling, "
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     import tempfile
 
-    for world in map(int, args.procs.split(",")):
+    for world in args.procs:
         with tempfile.NamedTemporaryFile(suffix=".json") as f:
             mp.spawn(_worker, args=(world, _port(), args, f.name), nprocs=world, join=True)
             rows.append(json.loads(Path(f.name).read_text()))
@@ -128,4 +129,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -20,11 +20,12 @@ generators while accuracy at the 0.5 threshold drops (miscalibration), and augme
 """
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+from _common import Parser, positive_int, run_main
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = {"dcgan": "dcgan-fashion-mnist", "wgan-gp": "wgan-gp-fashion-mnist", "cgan": "cgan-fashion-mnist"}
@@ -50,12 +51,12 @@ def diffusion_samples(model_dir: Path, out: Path, n: int) -> None:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = Parser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True)
-    p.add_argument("--gan-steps", type=int, default=3000)
-    p.add_argument("--det-steps", type=int, default=10000)
-    p.add_argument("--n", type=int, default=5000, help="generated images to train the detector on")
-    p.add_argument("--eval-n", type=int, default=2000)
+    p.add_argument("--gan-steps", type=positive_int, default=3000)
+    p.add_argument("--det-steps", type=positive_int, default=10000)
+    p.add_argument("--n", type=positive_int, default=5000, help="generated images to train the detector on")
+    p.add_argument("--eval-n", type=positive_int, default=2000)
     p.add_argument("--run", action="append", default=[], metavar="NAME=PATH", help="an extra generator run")
     p.add_argument("--diffusion", help="a diffusion-seedK folder written by ganforge bench gan-vs-diffusion")
     args = p.parse_args()
@@ -88,4 +89,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -12,8 +12,9 @@ precision, recall.
 """
 from __future__ import annotations
 
-import argparse
 import json
+
+from _common import Parser, positive_int, run_main
 
 import torch
 
@@ -30,9 +31,9 @@ def score(x: torch.Tensor) -> dict:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = Parser(description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+")
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=positive_int, default=1)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     results = {}
@@ -52,4 +53,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_main(main))

@@ -21,7 +21,6 @@ process slows torch's intra-op threads a lot.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -29,15 +28,17 @@ import statistics
 import sys
 import time
 
+from _common import Parser, positive_int, run_main
+
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = Parser(description=__doc__.splitlines()[0])
     p.add_argument("--extractor", default="fashion-mnist-cnn")
     p.add_argument("--inception-weights")
-    p.add_argument("--n", type=int, default=10_000)
-    p.add_argument("--batch-size", type=int, help="extractor batch (default: the extractor's own)")
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--threads", type=int, help="torch.set_num_threads (default: all cores)")
+    p.add_argument("--n", type=positive_int, default=10_000)
+    p.add_argument("--batch-size", type=positive_int, help="extractor batch (default: the extractor's own)")
+    p.add_argument("--repeats", type=positive_int, default=3)
+    p.add_argument("--threads", type=positive_int, help="torch.set_num_threads (default: all cores)")
     p.add_argument("--json", help="write settings and results here")
     args = p.parse_args(argv)
 
@@ -98,4 +99,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

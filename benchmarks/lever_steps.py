@@ -14,11 +14,12 @@ per entry is appended to ``--jsonl``. The timed run (quality_per_time.py) stays 
 """
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import time
 from pathlib import Path
+
+from _common import Parser, nonnegative_int, run_main
 
 HERE = Path(__file__).resolve().parent
 
@@ -31,17 +32,19 @@ def _quality_per_time():
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = Parser(description=__doc__.split("\n\n")[0])
     p.add_argument("entries", nargs="+", metavar="ENTRY@STEPS")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--out", type=Path, default=Path("runs/lever-steps"))
     p.add_argument("--jsonl", type=Path, default=Path("runs/lever-steps/results.jsonl"))
     args = p.parse_args()
+    for entry in args.entries:  # all of them before the first trains
+        spec, _, steps = entry.rpartition("@")
+        if not spec or not steps.isdigit() or int(steps) < 1:
+            p.error(f"'{entry}' is not ENTRY@STEPS with STEPS of 1 or more (e.g. reference@5700)")
     q = _quality_per_time()
     for entry in args.entries:
         spec, _, steps = entry.rpartition("@")
-        if not spec or not steps.isdigit():
-            raise SystemExit(f"lever_steps: '{entry}' is not ENTRY@STEPS (e.g. reference@5700)")
         tag = spec.replace(":", "_").replace("=", "-").replace(",", "_")
         folder, t0 = args.out / f"{tag}-{steps}-{args.seed}", time.time()
         if spec == "reference":
@@ -58,4 +61,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_main(main))

@@ -13,9 +13,10 @@ much less sensitive to other jobs sharing the cores, wall time is what a user wa
 """
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
+
+from _common import Parser, positive_int, run_main
 
 import torch
 
@@ -47,10 +48,10 @@ def segment(trainer: Trainer, steps: int) -> tuple[float, float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--segment", type=int, default=100, help="steps per timed segment (2 log intervals)")
-    ap.add_argument("--pairs", type=int, default=8)
-    ap.add_argument("--threads", type=int, default=1)
+    ap = Parser(description=__doc__.splitlines()[0])
+    ap.add_argument("--segment", type=positive_int, default=100, help="steps per timed segment (2 log intervals)")
+    ap.add_argument("--pairs", type=positive_int, default=8)
+    ap.add_argument("--threads", type=positive_int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     trainers = {True: make_trainer(True), False: make_trainer(False)}
@@ -74,4 +75,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_main(main))

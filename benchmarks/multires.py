@@ -23,12 +23,13 @@ upsampled: the table says which stage each run reached.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import statistics
 import sys
 from pathlib import Path
+
+from _common import Parser, positive_float, positive_int, run_main
 
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parent))
@@ -82,11 +83,11 @@ def plot(data: dict, path: Path) -> None:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--minutes", type=float, default=10.0, help="wall-clock budget of each run")
+    p = Parser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--minutes", type=positive_float, default=10.0, help="wall-clock budget of each run")
     p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--eval-every", type=int, default=500, help="steps between in-training FIDs")
-    p.add_argument("--eval-n", type=int, default=2000, help="samples per in-training FID")
+    p.add_argument("--eval-every", type=positive_int, default=500, help="steps between in-training FIDs")
+    p.add_argument("--eval-n", type=positive_int, default=2000, help="samples per in-training FID")
     p.add_argument("--specs", default=";".join(SPECS), help="';'-separated PRESET[:key=value,...]")
     p.add_argument("--out", type=Path, default=Path("runs/multires"))
     p.add_argument("--json", type=Path, help="write every number here")
@@ -96,7 +97,7 @@ def main() -> int:
     args = p.parse_args()
     if args.replot:
         if not args.figure:
-            raise SystemExit("multires: --replot needs --figure PATH")
+            p.error("--replot needs --figure PATH")
         plot(json.loads(args.replot.read_text()), args.figure)
         return 0
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -138,4 +139,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -41,6 +41,8 @@ import sys
 import time
 from pathlib import Path
 
+from _common import Parser, nonnegative_int, positive_float, run_main
+
 HERE = Path(__file__).resolve()
 METRICS = ["fid", "kid", "precision", "recall", "coverage", "classes_covered"]
 
@@ -102,8 +104,9 @@ def reference_loop(seconds: float, seed: int, out: Path, t_start: float, max_ste
 
 def run_reference(seconds: float, seed: int, folder: Path, steps: int = 0) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, str(HERE), "--_reference", "--seconds", str(seconds), "--seed", str(seed),
-           "--out", str(folder / "samples.npz"), "--steps", str(steps)]
+    budget = ["--steps", str(steps)] if steps else ["--seconds", str(seconds)]  # a step count ignores seconds
+    cmd = [sys.executable, str(HERE), "--_reference", *budget, "--seed", str(seed),
+           "--out", str(folder / "samples.npz")]
     t0 = time.time()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -185,9 +188,9 @@ def summarize(results: dict) -> str:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--seconds", type=float, default=600.0, help="wall-clock budget of each training")
-    p.add_argument("--steps", type=int, default=0,
+    p = Parser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--seconds", type=positive_float, default=600.0, help="wall-clock budget of each training")
+    p.add_argument("--steps", type=nonnegative_int, default=0,
                    help="train every entry for this many steps instead of --seconds (quality per step)")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--presets", default="dcgan-fashion-mnist",
@@ -197,7 +200,7 @@ def main() -> int:
     p.add_argument("--no-reference", action="store_true",
                    help="skip the plain loop: compare the presets with each other only")
     p.add_argument("--_reference", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--seed", type=nonnegative_int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args._reference:  # the child process that runs the plain loop
         t_start = time.time()
@@ -235,4 +238,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -22,44 +22,54 @@ import statistics
 import sys
 from pathlib import Path
 
+from _common import Parser, positive_float, positive_int, run_main
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import serve_load as sl  # noqa: E402
 
 
 def parse_server(text: str) -> dict:
+    """--server's argparse type: a bad item ends as one line naming it, before any server starts."""
     label, *items = text.split(",")
     spec: dict = {"label": label, "max_batch": 32, "threads": None, "wait_ms": None, "src": None, "env": {}}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep:
-            raise SystemExit(f"serve_ab: '{item}' in --server {text} is not key=value")
+            raise argparse.ArgumentTypeError(f"'{item}' in {text} is not key=value")
         if key.startswith("env:"):
             spec["env"][key[4:]] = value
         elif key in ("max_batch", "threads"):
-            spec[key] = int(value)
+            try:
+                spec[key] = positive_int(value)
+            except argparse.ArgumentTypeError as exc:
+                raise argparse.ArgumentTypeError(f"{key} in {text} {exc}") from None
         elif key == "wait_ms":
-            spec[key] = float(value)
+            try:
+                spec[key] = float(value)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"wait_ms in {text} must be a number, not '{value}'") from None
         elif key == "src":
             spec["src"] = Path(value)
         else:
-            raise SystemExit(f"serve_ab: unknown key '{key}' in --server {text}; use max_batch, threads, "
-                             f"wait_ms, src or env:VAR")
+            raise argparse.ArgumentTypeError(f"unknown key '{key}' in {text}; use max_batch, threads, wait_ms, "
+                                             f"src or env:VAR")
     return spec
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--server", action="append", required=True, help="a configuration (see above); repeat")
+    p = Parser(description=__doc__.split("\n")[0])
+    p.add_argument("--server", action="append", type=parse_server, required=True,
+                   help="a configuration (see above); repeat")
     p.add_argument("--route", choices=["sample", "translate"], default="sample")
-    p.add_argument("--clients", type=int, default=32)
-    p.add_argument("--rounds", type=int, default=8)
-    p.add_argument("--seconds", type=float, default=8.0, help="per cell")
+    p.add_argument("--clients", type=positive_int, default=32)
+    p.add_argument("--rounds", type=positive_int, default=8)
+    p.add_argument("--seconds", type=positive_float, default=8.0, help="per cell")
     p.add_argument("--workdir", type=Path, default=sl.ROOT / "runs" / "serve-load")
     p.add_argument("--json", type=Path)
     args = p.parse_args()
-    specs = [parse_server(s) for s in args.server]
+    specs = args.server
     if len({s["label"] for s in specs}) != len(specs):
-        raise SystemExit("serve_ab: give each --server its own label")
+        p.error("give each --server its own label")
     preset = "dcgan-fashion-mnist" if args.route == "sample" else "pix2pix-denoise"
     run = sl.tiny_run(preset, args.workdir / ("dcgan" if args.route == "sample" else "pix2pix"))
     request = sl.make_request(args.route, sl.upload_png())
@@ -98,4 +108,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_main(main))

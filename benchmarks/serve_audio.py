@@ -15,7 +15,6 @@ of this process, sharing the machine's cores with the server (serve_load.py's). 
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -23,6 +22,8 @@ import statistics
 import sys
 import time
 from pathlib import Path
+
+from _common import Parser, nonnegative_int, positive_float, positive_int, positive_ints, run_main
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import serve_load as sl  # noqa: E402  (puts this checkout's src first on the path)
@@ -64,14 +65,14 @@ def in_process(vocoder_run: Path, vc_run: Path, wave: torch.Tensor, repeats: int
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = Parser(description=__doc__.split("\n")[0])
     p.add_argument("--vocoder", type=Path, required=True, help="a trained vocoder run (e.g. vocos-pghi-speech)")
     p.add_argument("--vc", type=Path, required=True, help="a trained cyclegan-vc run with the same front end")
     p.add_argument("--input", type=Path, required=True, help="the recording every request uploads")
-    p.add_argument("--seconds", type=float, default=20.0, help="per cell (default 20)")
-    p.add_argument("--clients", default="1,2", help="client counts, comma-separated (default 1,2)")
-    p.add_argument("--repeats", type=int, default=5, help="in-process timings per route (default 5)")
-    p.add_argument("--memory-requests", type=int, default=200,
+    p.add_argument("--seconds", type=positive_float, default=20.0, help="per cell (default 20)")
+    p.add_argument("--clients", type=positive_ints, default="1,2", help="client counts, comma-separated (default 1,2)")
+    p.add_argument("--repeats", type=positive_int, default=5, help="in-process timings per route (default 5)")
+    p.add_argument("--memory-requests", type=nonnegative_int, default=200,
                    help="vocode requests between the two memory readings (default 200; 0: skip)")
     p.add_argument("--json", type=Path, help="write the results here")
     args = p.parse_args()
@@ -102,7 +103,7 @@ def main() -> None:
 
             if request(sl.Client(server.url), 0) != 200:
                 raise SystemExit(f"serve_audio: {name} did not answer 200; check the runs' front ends")
-            for clients in (int(c) for c in args.clients.split(",")):
+            for clients in args.clients:
                 row = sl.load(server.url, request, clients, seconds=args.seconds, server=server)
                 row.update(route=name, served_real_time_factor=round(row["p50_ms"] / 1000 / seconds_audio, 4),
                            audio_seconds_per_s=round(row["requests_per_s"] * seconds_audio, 2))
@@ -125,4 +126,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_main(main))

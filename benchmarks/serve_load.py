@@ -21,7 +21,6 @@ given with --dcgan RUN / --translate RUN. Nothing leaves the machine.
 """
 from __future__ import annotations
 
-import argparse
 import http.client
 import io
 import json
@@ -35,6 +34,8 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+
+from _common import Parser, nonnegative_int, positive_float, positive_int, positive_ints, run_main
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -302,13 +303,14 @@ def breakdown(run_dir: Path, repeats: int, threads: list[int | None]) -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = Parser(description=__doc__.split("\n")[0])
     p.add_argument("--dcgan", type=Path, help="a DCGAN run (default: dcgan-fashion-mnist, 2 steps)")
     p.add_argument("--translate", type=Path, help="a translation run (default: pix2pix-denoise, 2 steps)")
-    p.add_argument("--seconds", type=float, default=10.0, help="per client count and mode (default 10)")
-    p.add_argument("--requests", type=int, default=5000, help="requests for the memory check")
-    p.add_argument("--repeats", type=int, default=50, help="timed calls per PyTorch/ONNX cell")
-    p.add_argument("--clients", default="1,8,32", help="client counts, comma-separated (default 1,8,32)")
+    p.add_argument("--seconds", type=positive_float, default=10.0, help="per client count and mode (default 10)")
+    p.add_argument("--requests", type=nonnegative_int, default=5000, help="requests for the memory check")
+    p.add_argument("--repeats", type=positive_int, default=50, help="timed calls per PyTorch/ONNX cell")
+    p.add_argument("--clients", type=positive_ints, default="1,8,32",
+                   help="client counts, comma-separated (default 1,8,32)")
     p.add_argument("--routes", default="sample,translate", help="sample, translate or both (default)")
     p.add_argument("--threads", default="default",
                    help="the server's torch threads, comma-separated settings to compare: 'default' "
@@ -321,7 +323,7 @@ def main() -> None:
     p.add_argument("--json", type=Path, help="write the results here")
     args = p.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
-    clients_list = [int(c) for c in args.clients.split(",")]
+    clients_list = args.clients
     routes = args.routes.split(",")
     runs = {}
     if "sample" in routes:
@@ -392,4 +394,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_main(main))

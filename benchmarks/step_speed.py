@@ -10,7 +10,6 @@ Images counted as in benchmarks/stylegan2.py: batch size x the phases that draw 
 """
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -18,16 +17,18 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import Parser, nonnegative_int, positive_int, run_main
+
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = Parser(description=__doc__.split("\n\n")[0])
     p.add_argument("preset")
-    p.add_argument("overrides", nargs="*", help="key=value config overrides")
-    p.add_argument("--steps", type=int, default=64, help="timed steps per repeat (default 64)")
-    p.add_argument("--warmup", type=int, default=20, help="untimed steps first (default 20)")
-    p.add_argument("--repeats", type=int, default=1, help="timed repeats; the median is printed")
+    p.add_argument("overrides", nargs="*", default=[], help="key=value config overrides")
+    p.add_argument("--steps", type=positive_int, default=64, help="timed steps per repeat (default 64)")
+    p.add_argument("--warmup", type=nonnegative_int, default=20, help="untimed steps first (default 20)")
+    p.add_argument("--repeats", type=positive_int, default=1, help="timed repeats; the median is printed")
     args = p.parse_args(argv)
 
     import torch
@@ -61,4 +62,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

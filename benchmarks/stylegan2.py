@@ -26,12 +26,13 @@ a table of mean ± std over seeds. Run it alone on the machine: a busy core slow
 """
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
 import time
 from pathlib import Path
+
+from _common import Parser, nonnegative_int, positive_float, positive_int, run_main
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
@@ -114,14 +115,15 @@ def projection(run_dir: Path, count: int, steps: int, log) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--minutes", type=float, default=10.0, help="training wall-clock per run (default 10)")
+    p = Parser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--minutes", type=positive_float, default=10.0, help="training wall-clock per run (default 10)")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     p.add_argument("--variants", default=",".join(VARIANTS), help=f"of {', '.join(VARIANTS)}")
-    p.add_argument("--n", type=int, default=10000, help="samples and reference images scored (default 10000)")
+    p.add_argument("--n", type=positive_int, default=10000, help="samples and reference images scored (default 10000)")
     p.add_argument("--psi", default="0.3,0.5,0.7,0.85,1.0", help="truncation sweep values ('' to skip)")
-    p.add_argument("--project", type=int, default=20, help="images projected per space (default 20; 0 skips)")
-    p.add_argument("--project-steps", type=int, default=1000, help="steps per projection (default 1000)")
+    p.add_argument("--project", type=nonnegative_int, default=20,
+                   help="images projected per space (default 20; 0 skips)")
+    p.add_argument("--project-steps", type=positive_int, default=1000, help="steps per projection (default 1000)")
     p.add_argument("--out", default=f"runs/bench-stylegan2-{time.strftime('%Y%m%d-%H%M%S')}")
     args = p.parse_args(argv)
     from ganforge.atomic import atomic_write_json
@@ -178,4 +180,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

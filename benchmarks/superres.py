@@ -17,13 +17,14 @@ weights cannot be downloaded on an offline machine; with them in the torch hub c
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
 import shlex
 import time
 from pathlib import Path
+
+from _common import Parser, nonnegative_int, positive_int, run_main
 
 import numpy as np
 import torch
@@ -77,16 +78,16 @@ def figure(hr: np.ndarray, methods: dict, box: tuple[int, int, int], out: Path, 
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = Parser(description=__doc__.split("\n\n")[0])
     p.add_argument("--psnr-run", default="runs/bench-srresnet-x4")
     p.add_argument("--gan-run", default="runs/bench-srgan-x4")
-    p.add_argument("--psnr-steps", type=int, default=0, help="train the PSNR stage (0: reuse)")
-    p.add_argument("--gan-steps", type=int, default=0, help="train the GAN stage (0: reuse)")
+    p.add_argument("--psnr-steps", type=nonnegative_int, default=0, help="train the PSNR stage (0: reuse)")
+    p.add_argument("--gan-steps", type=nonnegative_int, default=0, help="train the GAN stage (0: reuse)")
     p.add_argument("--gan-preset", default="srgan-x4")
     p.add_argument("--gan-overrides", default=GAN_OVERRIDES)
     p.add_argument("--interp", type=float, nargs="*", default=[0.5],
                    help="also evaluate these network interpolations")
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=positive_int, default=1)
     p.add_argument("--json")
     p.add_argument("--figure", help="PNG of the side-by-side crop")
     p.add_argument("--box", type=int, nargs=3, default=[60, 120, 112], metavar=("TOP", "LEFT", "SIZE"),
@@ -135,4 +136,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_main(main))

@@ -52,6 +52,8 @@ import sys
 import time
 from pathlib import Path
 
+from _common import Parser, nonnegative_int, positive_int, run_main
+
 import numpy as np
 import torch
 from PIL import Image
@@ -272,14 +274,16 @@ def main(argv: list[str] | None = None) -> int:
         import throughput_gpu  # the GPU fast-path table, with each lever on and off
 
         return throughput_gpu.main(argv)
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--steps", type=int, default=150, help="timed iterations per measurement")
-    p.add_argument("--warmup", type=int, default=20, help="untimed iterations before each measurement")
-    p.add_argument("--repeats", type=int, default=3, help="measurements per variant; the median is reported")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--threads", type=int, default=default_threads(), help="torch.set_num_threads for both sides")
-    p.add_argument("--workers", type=int, default=2, help="reference DataLoader workers (the example's default)")
+    p = Parser(description=__doc__.split("\n\n")[0],
+               formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=positive_int, default=150, help="timed iterations per measurement")
+    p.add_argument("--warmup", type=nonnegative_int, default=20, help="untimed iterations before each measurement")
+    p.add_argument("--repeats", type=positive_int, default=3, help="measurements per variant; the median is reported")
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument("--threads", type=positive_int, default=default_threads(),
+                   help="torch.set_num_threads for both sides")
+    p.add_argument("--workers", type=nonnegative_int, default=2,
+                   help="reference DataLoader workers (the example's default)")
     p.add_argument("--precisions", default="bf16,fp32", help="ganforge train.precision values to time")
     p.add_argument("--json", type=Path, help="also write machine info and all numbers here")
     p.add_argument("--device", choices=["cpu"], default="cpu",
@@ -346,4 +350,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -30,13 +30,14 @@ the example's ``.item()`` reads every step. Target (issue 16): ganforge with its
 """
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _common import Parser, nonnegative_int, positive_int, run_main
 
 import torch
 from torch import nn
@@ -176,17 +177,17 @@ def variants(levers: list[str], device: torch.device) -> list[tuple[str, list[st
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = Parser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cuda")
     p.add_argument("--levers", action="store_true", help="(accepted for the cpu smoke run)")
     p.add_argument("--families", default="dcgan,stylegan2,biggan")
     p.add_argument("--resolutions", default="32,64,128")
     p.add_argument("--levers-list", default=",".join(LEVERS))
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--steps", type=int, default=50)
-    p.add_argument("--warmup", type=int, default=15)
-    p.add_argument("--repeats", type=int, default=1)
-    p.add_argument("--images", type=int, default=1024, help="images in the generated folder")
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument("--steps", type=positive_int, default=50)
+    p.add_argument("--warmup", type=nonnegative_int, default=15)
+    p.add_argument("--repeats", type=positive_int, default=1)
+    p.add_argument("--images", type=positive_int, default=1024, help="images in the generated folder")
     p.add_argument("--profile", action="store_true", help="also count host syncs per step")
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
@@ -248,4 +249,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -14,13 +14,14 @@ Results go to OUT/results.json; BENCHMARKS.md quotes them.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
 import sys
 import time
 from pathlib import Path
+
+from _common import Parser, positive_int, run_main
 
 import torch
 
@@ -111,11 +112,11 @@ def cyclegan_fashion(out: Path, steps: int | None) -> dict:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = Parser(description=__doc__.splitlines()[0])
     p.add_argument("--tasks", default="denoise,colorize,sketch")
-    p.add_argument("--steps", type=int, default=None, help="override each preset's train.steps")
+    p.add_argument("--steps", type=positive_int, default=None, help="override each preset's train.steps")
     p.add_argument("--out", default="bench_out/translation")
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=positive_int, default=1)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -160,4 +161,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

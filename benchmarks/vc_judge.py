@@ -24,9 +24,10 @@ On a make-speech corpus, with the front end of the ``cyclegan-vc-speech`` preset
 """
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
+
+from _common import Parser, run_main
 
 import numpy as np
 import torch
@@ -61,7 +62,7 @@ class MeanStdJudge:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = Parser(description=__doc__.split("\n\n")[0])
     p.add_argument("--corpus", required=True, help="a make-speech corpus")
     p.add_argument("--voices", default="en+m3,en+f3", help="voice A,voice B (the preset's)")
     p.add_argument("--json", help="write the numbers here")
@@ -154,4 +155,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_main(main))

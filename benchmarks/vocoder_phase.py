@@ -26,7 +26,6 @@ back. The Griffin-Lim loop here is a measuring device; eval-audio's baseline sta
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -34,6 +33,8 @@ import platform
 import time
 from pathlib import Path
 from typing import Callable
+
+from _common import Parser, positive_int, run_main
 
 import numpy as np
 import torch
@@ -94,12 +95,13 @@ def methods(front: LogMel, audio: AudioConfig, runs: list) -> dict[str, Callable
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = Parser(description=__doc__.split("\n\n")[0])
     p.add_argument("--corpus", help="a make-speech corpus (default: written under --out)")
     p.add_argument("--out", default="runs/bench-vocoder-phase")
     p.add_argument("--runs", nargs="*", default=[], help="trained vocoder runs with vocoder.generator=vocos")
-    p.add_argument("--limit", type=int, default=40, help="held-out utterances (the first of each voice, alternating)")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--limit", type=positive_int, default=40,
+                   help="held-out utterances (the first of each voice, alternating)")
+    p.add_argument("--threads", type=positive_int, default=2)
     p.add_argument("--smoke", action="store_true", help="a tiny corpus, 2 utterances")
     p.add_argument("--json")
     args = p.parse_args()
@@ -160,4 +162,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_main(main))

@@ -11,7 +11,6 @@ stopped by SIGTERM after --minutes (the trainer checkpoints on it). A run is NAM
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -20,6 +19,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _common import Parser, positive_float, positive_int, run_main
 
 import torch
 
@@ -50,14 +51,14 @@ def _train(preset: str, overrides: list[str], run_dir: Path, seconds: float, thr
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = Parser(description=__doc__.split("\n\n")[0])
     p.add_argument("--corpus", help="a make-speech corpus (default: written under --out)")
     p.add_argument("--out", default="runs/bench-vocoders")
     p.add_argument("--runs", nargs="+", default=RUNS, help="NAME=PRESET[,key=value...]")
-    p.add_argument("--minutes", type=float, default=12.0, help="training wall-clock per run")
+    p.add_argument("--minutes", type=positive_float, default=12.0, help="training wall-clock per run")
     p.add_argument("--seeds", default="0", help="comma-separated training seeds")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--limit", type=int, default=None, help="held-out utterances to measure (default all)")
+    p.add_argument("--threads", type=positive_int, default=2)
+    p.add_argument("--limit", type=positive_int, default=None, help="held-out utterances to measure (default all)")
     p.add_argument("--reuse", action="store_true", help="evaluate runs already trained under --out")
     p.add_argument("--smoke", action="store_true", help="tiny corpus and seconds of training")
     p.add_argument("--json", help="write settings, machine and results here")
@@ -107,4 +108,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_main(main))
