@@ -464,8 +464,9 @@ def cmd_sample(args) -> int:
             provenance.save(labeled_grid(images, y, run.class_names, per_row), tmp, meta)
         else:
             provenance.save_grid(images, tmp, meta, nrow=per_row)
+    stage = run.objective.preview_caption()  # a growing run: which stage drew them (upsampled)
     print(f"ganforge: wrote {n} samples{_of_classes(y, run.class_names)} from {run.checkpoint} (step "
-          f"{run.step}) to {out}")
+          f"{run.step}{f'; {stage}' if stage else ''}) to {out}")
     return 0
 
 

@@ -111,7 +111,8 @@ def format_table(result) -> str:
     if target.get("kind") == "run":
         lines.append(f"samples of {target['target']} ({target['checkpoint']}, step {target['step']}): "
                      f"{'EMA' if target['ema'] else 'raw (no EMA)'} generator, seed {target['seed']}"
-                     + (f", truncation {target['truncation']}" if "truncation" in target else ""))
+                     + (f", truncation {target['truncation']}" if "truncation" in target else "")
+                     + (f"; {target['stage']}" if "stage" in target else ""))
     lines.append(f"{p['n_generated']} generated vs {p['n_reference']} {p['reference']}/{p['split']} images; "
                  f"extractor {p['extractor']} ({sha}), {p['resize_mode']}")
     if p.get("classifier") and p["classifier"] != p["extractor"]:

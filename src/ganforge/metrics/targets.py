@@ -68,6 +68,9 @@ def run_samples(run, *, n: int, seed: int = 0,
         desc["truncation"] = truncation
     if labels is not None:
         desc["class_names"] = list(run.class_names)
+    stage = run.objective.preview_caption()  # a growing run: the stage its samples come from
+    if stage:
+        desc["stage"] = stage
     return images, (labels.numpy() if labels is not None else None), desc
 
 
