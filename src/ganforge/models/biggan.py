@@ -30,6 +30,10 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 from .layers import check_positive
 
+# the config key behind each size the networks check (objective=biggan; width is G's or D's)
+CONFIG_KEYS = {"channels": "data.channels", "shared_dim": "biggan.shared_dim",
+               "num_classes": "data.name (a dataset with classes)"}
+
 MAX_MULT = 16  # widest stage: 16 x width channels (the authors' ch * 16)
 
 
@@ -159,8 +163,8 @@ class BigGANGenerator(nn.Module):
                  shared_dim: int = 128, hier: bool = True, attn_res: int = 0,
                  spectral_norm: bool = True, class_in_input: bool = False):
         super().__init__()
-        check_positive("biggan", channels=channels, z_dim=z_dim, width=width,
-                       num_classes=num_classes, shared_dim=shared_dim)
+        check_positive("biggan", {**CONFIG_KEYS, "width": "model.g_width"}, channels=channels, z_dim=z_dim,
+                       width=width, num_classes=num_classes, shared_dim=shared_dim)
         n = n_blocks(resolution)
         _check_attn(resolution, attn_res)
         self.resolution, self.channels, self.z_dim, self.num_classes = resolution, channels, z_dim, num_classes
@@ -241,7 +245,8 @@ class BigGANDiscriminator(nn.Module):
     def __init__(self, *, resolution: int, channels: int, width: int, num_classes: int,
                  attn_res: int = 0, spectral_norm: bool = True, class_head: bool = False):
         super().__init__()
-        check_positive("biggan", channels=channels, width=width, num_classes=num_classes)
+        check_positive("biggan", {**CONFIG_KEYS, "width": "model.d_width"}, channels=channels, width=width,
+                       num_classes=num_classes)
         n = n_blocks(resolution)
         _check_attn(resolution, attn_res)
         self.resolution, self.channels, self.num_classes = resolution, channels, num_classes

@@ -19,6 +19,10 @@ from torch import Tensor, nn
 
 from .layers import check_positive
 
+# the config key behind each size the networks check (objective=lapgan; width is level 0's
+# lapgan.base_width, model.g_width / d_width above it)
+CONFIG_KEYS = {"channels": "data.channels"}
+
 
 def _one_hot(labels: Tensor | None, k: int, like: Tensor) -> list[Tensor]:
     return [] if not k else [F.one_hot(labels, k).to(like.dtype)]
@@ -29,7 +33,8 @@ class BaseGenerator(nn.Module):
 
     def __init__(self, *, size: int, channels: int, z_dim: int, width: int, num_classes: int = 0):
         super().__init__()
-        check_positive("lapgan", channels=channels, z_dim=z_dim, width=width)
+        check_positive("lapgan", {**CONFIG_KEYS, "width": "lapgan.base_width"}, channels=channels, z_dim=z_dim,
+                       width=width)
         self.size, self.channels, self.z_dim, self.num_classes = size, channels, z_dim, num_classes
         self.net = nn.Sequential(nn.Linear(z_dim + num_classes, width), nn.ReLU(),
                                  nn.Linear(width, width), nn.ReLU(),
@@ -45,7 +50,7 @@ class BaseDiscriminator(nn.Module):
 
     def __init__(self, *, size: int, channels: int, width: int, num_classes: int = 0):
         super().__init__()
-        check_positive("lapgan", channels=channels, width=width)
+        check_positive("lapgan", {**CONFIG_KEYS, "width": "lapgan.base_width"}, channels=channels, width=width)
         self.num_classes = num_classes
         self.net = nn.Sequential(nn.Linear(channels * size * size + num_classes, width),
                                  nn.LeakyReLU(0.2), nn.Linear(width, width), nn.LeakyReLU(0.2),
@@ -73,7 +78,7 @@ class ResidualGenerator(nn.Module):
 
     def __init__(self, *, resolution: int, channels: int, width: int, num_classes: int = 0):
         super().__init__()
-        check_positive("lapgan", channels=channels, width=width)
+        check_positive("lapgan", {**CONFIG_KEYS, "width": "model.g_width"}, channels=channels, width=width)
         self.resolution, self.channels = resolution, channels
         self.plane = _ClassPlane(num_classes, resolution) if num_classes else None
         cin = channels + 1 + (1 if num_classes else 0)
@@ -91,7 +96,7 @@ class ResidualDiscriminator(nn.Module):
 
     def __init__(self, *, resolution: int, channels: int, width: int, num_classes: int = 0):
         super().__init__()
-        check_positive("lapgan", channels=channels, width=width)
+        check_positive("lapgan", {**CONFIG_KEYS, "width": "model.d_width"}, channels=channels, width=width)
         self.plane = _ClassPlane(num_classes, resolution) if num_classes else None
         cin = 2 * channels + (1 if num_classes else 0)
         self.net = nn.Sequential(nn.Conv2d(cin, width, 3, 2, 1), nn.LeakyReLU(0.2),

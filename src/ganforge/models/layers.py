@@ -6,7 +6,7 @@ class); `ganforge.models.build_generator` / `build_discriminator` look it up onc
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Iterable, Iterator, NamedTuple
+from typing import Callable, Iterable, Iterator, Mapping, NamedTuple
 
 import torch
 import torch.nn as nn
@@ -29,11 +29,14 @@ class Architecture(NamedTuple):
 ARCHITECTURES: Registry[Architecture] = Registry("architecture")
 
 
-def check_positive(arch: str, **dims: int) -> None:
-    """Raise ConfigError for a size that is not a positive integer (a config typo, not a bug)."""
+def check_positive(arch: str, keys: Mapping[str, str] | None = None, **dims: int) -> None:
+    """Raise ConfigError for a size that is not a positive integer (a config typo, not a bug),
+    naming the setting to fix: ``keys`` maps a size to the config key it comes from where that is
+    not model.<size> (data.channels, a family's own section)."""
     for key, value in dims.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{arch}: {key} must be a positive integer, got {value!r}; fix model.{key}")
+            setting = (keys or {}).get(key, f"model.{key}")
+            raise ConfigError(f"{arch}: {key} must be a positive integer, got {value!r}; fix {setting}")
 
 
 def dcgan_init_(module: nn.Module) -> None:

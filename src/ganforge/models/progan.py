@@ -31,6 +31,9 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 from .layers import MinibatchStd, check_positive
 
+# the config key behind each size the networks check (objective=progressive; width is G's or D's)
+CONFIG_KEYS = {"channels": "data.channels", "max_width": "progressive.max_width"}
+
 
 def stage_resolutions(resolution: int) -> list[int]:
     """[4, 8, ..., resolution]; ConfigError unless resolution is 4 times a power of two >= 8."""
@@ -90,7 +93,8 @@ class ProGANGenerator(nn.Module):
     def __init__(self, *, resolution: int = 32, channels: int = 1, z_dim: int = 128,
                  width: int = 32, max_width: int = 256, pixelnorm: bool = True):
         super().__init__()
-        check_positive("progan", channels=channels, z_dim=z_dim, width=width, max_width=max_width)
+        check_positive("progan", {**CONFIG_KEYS, "width": "model.g_width"}, channels=channels, z_dim=z_dim,
+                       width=width, max_width=max_width)
         self.resolution, self.channels, self.z_dim = resolution, channels, z_dim
         ch = stage_channels(resolution, width, max_width)
         self.stages = len(ch)
@@ -145,7 +149,8 @@ class ProGANDiscriminator(nn.Module):
     def __init__(self, *, resolution: int = 32, channels: int = 1, width: int = 32,
                  max_width: int = 256, mbstd: int = 4):
         super().__init__()
-        check_positive("progan", channels=channels, width=width, max_width=max_width)
+        check_positive("progan", {**CONFIG_KEYS, "width": "model.d_width"}, channels=channels, width=width,
+                       max_width=max_width)
         self.resolution, self.channels = resolution, channels
         ch = stage_channels(resolution, width, max_width)
         self.stages = len(ch)

@@ -4,8 +4,10 @@ Improved Quality, Stability, and Variation"), networks in ganforge.models.progan
 Training starts at the first resolution of ``progressive.resolutions`` (default 4x4) and grows
 to data.resolution. Each later stage first fades in over ``fade_images`` real images (alpha rises
 linearly from 0 to 1), then trains stable for ``stable_images``; the last stage trains on until
-train.steps. Per stage, the batch (the first ``batch_sizes[s]`` images of each train.batch_size
-batch; under torchrun each rank its share of them) and a learning-rate factor (``lr_mult``) are config too.
+train.steps (``check_run`` warns when train.steps ends before it is fully faded in: the schedule
+counts images, train.steps counts steps). Per stage, the batch (the first ``batch_sizes[s]``
+images of each train.batch_size batch; under torchrun each rank its share of them) and a
+learning-rate factor (``lr_mult``) are config too.
 
 Real images are drawn at the stage's resolution: 2x2 average pooling down from the dataset and,
 during a fade, ``lerp(u(d(x)), x, alpha)``, the same blend of the previous resolution that G's
@@ -24,6 +26,7 @@ stage's resolution, upsampled to the final one, with the stage written under the
 from __future__ import annotations
 
 import functools
+import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,6 +133,46 @@ def position(images: int, stages: list[Stage]) -> tuple[int, float]:
     raise AssertionError("unreachable")
 
 
+def stage_steps(stages: list[Stage], per_batch: int) -> list[tuple[int, int]]:
+    """(train step, real images seen) at which each stage begins, then at which the last stage
+    is fully faded in. A step counts ``per_batch`` (train.n_critic D steps of train.accumulate
+    batches) times the batch of the stage it began in, as ``after_step`` does, so it may run past
+    a boundary."""
+    marks, step, images, end = [], 0, 0, 0
+    for i, s in enumerate(stages):
+        marks.append((step, images))
+        end += s.fade + (s.stable if i < len(stages) - 1 else 0)
+        per = per_batch * s.batch
+        k = max(0, -(-(end - images) // per))
+        step, images = step + k, images + k * per
+    return marks + [(step, images)]
+
+
+def images_after(steps: int, stages: list[Stage], per_batch: int) -> int:
+    """Real images D has seen after ``steps`` train steps of a run started at 0 (stage_steps)."""
+    marks = stage_steps(stages, per_batch)
+    i = max(i for i, (step, _) in enumerate(marks[:len(stages)]) if step <= steps)
+    return marks[i][1] + (steps - marks[i][0]) * per_batch * stages[i].batch
+
+
+def short_schedule(stages: list[Stage], steps: int, per_batch: int) -> str | None:
+    """The warning for a train.steps that ends before the last stage is fully faded in (the
+    schedule counts images, train.steps counts steps, so a preset's steps can fall short of its
+    own schedule without anything failing), or None."""
+    marks = stage_steps(stages, per_batch)
+    full = marks[-1][0]
+    if steps >= full:
+        return None
+    stage, alpha = position(images_after(steps, stages, per_batch), stages)
+    here, last = stages[stage].resolution, stages[-1]
+    where = f"fade-in alpha {math.floor(alpha * 100) / 100:.2f}" if alpha < 1 else "stable"
+    stable = -(-last.stable // (per_batch * last.batch))  # the steps of the last stage's stable images
+    both = f" ({full + stable:,} with its {last.stable:,} stable images)" if stable else ""
+    return (f"train.steps={steps} ends at stage {stage + 1}/{len(stages)}, {here}x{here} ({where}), before "
+            f"{last.resolution}x{last.resolution} is fully faded in: that takes {full:,} steps{both}; raise "
+            f"train.steps to {full + stable} or shorten progressive.fade_images / stable_images")
+
+
 @register_objective("progressive")
 class ProgressiveGAN(UnconditionalGAN):
     sections = {"progressive": ProgressiveConfig}
@@ -149,8 +192,10 @@ class ProgressiveGAN(UnconditionalGAN):
             refuse_unused_model_settings(cfg, {"z_dim", "g_width", "d_width", "mbstd_group"})
         notes: list[str] = []
         stages = plan(cfg.progressive, cfg.data.resolution, cfg.train.batch_size, notes)
-        for note in notes:  # said once, before training; the run's config then holds the cut lists
-            warnings.warn(note, stacklevel=2)
+        t = cfg.train
+        short = short_schedule(stages, t.steps, t.n_critic * t.accumulate)
+        for note in notes + ([short] if short else []):  # said once, before training; the run's
+            warnings.warn(note, stacklevel=2)  # config then holds the cut lists
         if any(s.batch % world_size for s in stages):
             raise ConfigError(f"progressive.batch_sizes {[s.batch for s in stages]} (global, as "
                               f"train.batch_size) do not all divide among {world_size} processes; use "
