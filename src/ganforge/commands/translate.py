@@ -6,7 +6,7 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from . import (add_device_argument, add_json_argument, add_provenance_argument, add_run_arguments,
                add_skip_existing_argument, check_distinct_outputs, check_images_open, check_out_folder,
                file_stamps, interrupted, json_output, outputs_to_write, outside)
@@ -16,7 +16,6 @@ def _inputs(path: Path) -> list[Path]:
     """The input file, or a folder's images, subfolders included (as upscale and training read)."""
     from ..data.folder import _image_files
     from ..data.imageio import EXTENSIONS
-    from ..errors import DataError
 
     if path.is_file():
         return [path]
@@ -103,7 +102,19 @@ def cmd_translate_eval(args) -> int:
         raise ConfigError(f"{flags}: the features of FID/KID, which only unpaired runs use; {args.run_dir} "
                           f"(objective={run.config.objective}) is scored by PSNR/SSIM against its "
                           f"held-out targets: drop {flags}")
-    result = run.translate_eval(ema=not args.no_ema, limit=args.n, **options)
+    if args.data is not None:
+        if not args.data.startswith("folder:"):
+            raise ConfigError(f"--data {args.data}: give the held-out folder as folder:PATH")
+        run.config.data.name = args.data
+    try:
+        result = run.translate_eval(ema=not args.no_ema, limit=args.n, **options)
+    except DataError as exc:  # a model folder names its data folder without its path
+        name = run.config.data.name
+        folder = Path(name.removeprefix("folder:"))
+        if args.data is not None or not name.startswith("folder:") or folder.is_absolute() or folder.exists():
+            raise
+        raise DataError(f"data.name={name}: a model folder names its data folder without its path, and "
+                        f"there is no folder {folder} here; pass --data folder:PATH of the run's data") from exc
     print(format_translation(result))
     if out is not None:
         atomic_write_json(out, result)
@@ -137,5 +148,8 @@ def register(subparsers, parser_class) -> None:
     s.add_argument("--extractor",
                    help="unpaired runs: features for FID/KID (inception, the default; fashion-mnist-cnn)")
     s.add_argument("--inception-weights", help="unpaired runs: path of the FID Inception weights (offline)")
+    s.add_argument("--data", metavar="folder:PATH",
+                   help="the folder of the run's data, whose held-out split is evaluated (default: the "
+                        "run's data.name; a model folder names its folder without its path)")
     add_json_argument(s, "also write the numbers to this JSON file")
     s.set_defaults(func=cmd_translate_eval)

@@ -16,6 +16,7 @@ card; ``ganforge.load(folder)`` and ``ganforge serve folder`` read it.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import warnings
 from pathlib import Path
@@ -26,6 +27,7 @@ import yaml
 
 from ..api import MODEL_CONFIG, MODEL_WEIGHTS, LoadedRun
 from ..atomic import atomic_path, atomic_write_text, restore_replaced, save_tensors
+from ..data.base import PATH_PREFIXES
 from ..errors import ConfigError, GanforgeError
 from ..objectives import AUDIO_CAPABILITIES, CAPABILITIES
 from ..training import checkpoint as ckpt
@@ -228,26 +230,33 @@ def onnx_metadata(run, capability, direction, graph, inputs, dynamic=None) -> di
 # ----------------------------------------------------------------------------- model folder
 
 
-def evaluation_numbers(run_dir: Path) -> dict[str, Any]:
-    """The last evaluation the run logged to metrics.jsonl (metric name -> value, its step, and
-    the protocol it was measured with: extractor, split, n, seed)."""
+def logged_evaluations(run_dir: Path) -> list[dict[str, Any]]:
+    """The evaluations the run logged to metrics.jsonl and kept, in step order: each its metric
+    values, its step and the protocol it was measured with (extractor, split, n, seed). Records
+    that a resume or a rollback logged again are read as the report reads them (the later
+    history replaces the earlier from its first step on): those are not the weights the run kept."""
     from ..metrics.evaluation import METRICS
+    from ..report.run import _read_metrics
 
     path = run_dir / "metrics.jsonl"
-    last: dict[str, Any] = {}
     if not path.is_file():
-        return last
-    for line in path.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue  # a line cut by a crash
+        return []
+    out = []
+    for record in _read_metrics(path, [])[0]:
         values = {k: v for k, v in record.items() if k in METRICS}
         if values:
-            last = {"step": record.get("step"), **values}
+            out.append({"step": record["step"], **values})
             if isinstance(record.get("protocol"), dict):
-                last["protocol"] = record["protocol"]
-    return last
+                out[-1]["protocol"] = record["protocol"]
+    return out
+
+
+def evaluation_numbers(run_dir: Path, step: int) -> dict[str, Any]:
+    """The evaluation the run logged at ``step`` (the exported checkpoint's), or {} when it logged
+    none there: another step's numbers measure other weights (metric name -> value, its step,
+    and its protocol)."""
+    found = [e for e in logged_evaluations(run_dir) if e["step"] == step]
+    return found[-1] if found else {}
 
 
 def _unpaired(run: LoadedRun) -> bool:
@@ -255,10 +264,12 @@ def _unpaired(run: LoadedRun) -> bool:
     return getattr(getattr(run.config, "translate", None), "task", None) == "unpaired"
 
 
-def evaluation_advice(run: LoadedRun, name: str) -> list[str]:
+def evaluation_advice(run: LoadedRun, name: str, cfg=None) -> list[str]:
     """The card's Evaluation lines when the run logged none: the command that evaluates what the
     model does (``ganforge eval`` covers sampling runs only; translate-eval, eval-sr and
-    eval-audio the others), with the arguments it needs."""
+    eval-audio the others), with the arguments it needs. ``cfg``: the config the card shows
+    (``shareable_config``; default the run's)."""
+    cfg = cfg or run.config
     caps = run.capabilities
     # the family's own command (Objective.evaluated_by), said here with what it measures
     by = getattr(run.objective, "evaluated_by", None)
@@ -277,19 +288,23 @@ def evaluation_advice(run: LoadedRun, name: str) -> list[str]:
                 "`--extractor inception`, the default, or `--extractor fashion-mnist-cnn` offline)"
                 if _unpaired(run) else "PSNR/SSIM of its translations of the held-out pairs, next to the "
                                        "trivial baseline")
+        # a folder dataset is named without its path (shareable_config): read from where it runs
+        folder = cfg.data.name.removeprefix("folder:") if cfg.data.name.startswith("folder:") else None
+        where = (f"; it reads the folder `{folder}` in the directory it runs in, or pass `--data "
+                 f"folder:PATH`" if folder else "")
         return [f"The run logged no evaluation (translation runs are evaluated after training, not with "
                 f"`eval.every`): {command} measures {what}, on the held-out split of the dataset above "
-                f"(`--n N`: at most N of them)."]
+                f"(`--n N`: at most N of them){where}."]
     if "upscale" in caps and command:
         return [f"The run logged no evaluation (super-resolution runs are evaluated after training, not "
                 f"with `eval.every`): {command} measures Y-channel PSNR/SSIM against bicubic upscaling on "
                 f"the held-out photographs (`--data DIR`: a folder of high-resolution images of your own)."]
     if "sample" in caps and run.point_dim:  # a toy mixture: eval takes images, bench modes points
         return [f"The run logged no evaluation: `ganforge sample {name} --n 1000 --out points.png` draws its "
-                f"points over the mixture's modes, and `ganforge bench modes --data {run.config.data.name}` "
+                f"points over the mixture's modes, and `ganforge bench modes --data {cfg.data.name}` "
                 f"measures modes covered and high-quality samples of a recipe over seeds."]
     if "sample" in caps:
-        ref = run.config.data.name
+        ref = cfg.data.name
         try:
             from ..metrics.evaluation import check_reference
 
@@ -302,7 +317,9 @@ def evaluation_advice(run: LoadedRun, name: str) -> list[str]:
 
 
 def model_card(run: LoadedRun, meta: dict[str, Any]) -> str:
-    cfg = run.config
+    """The folder's README.md; ``meta``: name, source, evaluation, evaluated (the steps the run
+    evaluated) and config (what the card shows of the run's config: ``shareable_config``)."""
+    cfg = meta.get("config") or run.config
     lines = [f"# {meta['name']}", "",
              f"{CARD_MARK}objective `{cfg.objective}`, exported from `{meta['source']}` at "
              f"step {run.step}.", "", "## What it does", ""]
@@ -326,8 +343,13 @@ def model_card(run: LoadedRun, meta: dict[str, Any]) -> str:
             from ..report.run import describe_protocol
 
             lines += ["", describe_protocol(protocol)]
+    elif meta.get("evaluated"):  # at other steps: other weights' numbers
+        steps = meta["evaluated"]
+        lines += [f"No evaluation was logged at step {run.step}, the step of these weights; the run's "
+                  f"{len(steps)} evaluation{'s' if len(steps) > 1 else ''} (steps {steps[0]} to {steps[-1]}) "
+                  f"are in its metrics.jsonl."]
     else:
-        lines += evaluation_advice(run, meta["name"])
+        lines += evaluation_advice(run, meta["name"], cfg)
     lines += ["", "## Use", "", "```python"]
     if audio:
         lines += ["import torch", "import ganforge", "from ganforge.data.audio import read_audio", "",
@@ -415,6 +437,37 @@ def not_replaceable(out: Path) -> str | None:
     return f"it has neither a ganforge {MODEL_CONFIG} nor ganforge's model card (README.md)"
 
 
+def shareable_data_name(name: str) -> str:
+    """A folder:/audio: data name with its path cut to the folder's own name (folder:cats): a run
+    saves the path absolute (where it was read on this machine), which a shared folder must not
+    publish. Other names unchanged."""
+    for prefix in PATH_PREFIXES:
+        path = name[len(prefix):].rstrip("/\\") if name.startswith(prefix) else ""
+        if path:
+            return prefix + (Path(path).name or path)
+    return name
+
+
+def shareable_config(cfg):
+    """The run's config as a model folder shows it, without this machine's paths: data.name's
+    folder cut to its name, data.data_dir (where this machine keeps its datasets) at its default.
+    Nothing that loads, serves or evaluates a model folder reads them (eval takes --ref and
+    --data-dir; translate-eval reads a folder: dataset by that name, from where it runs)."""
+    shared = copy.deepcopy(cfg)
+    shared.data.name = shareable_data_name(shared.data.name)
+    shared.data.data_dir = None
+    return shared
+
+
+def source_name(run: LoadedRun) -> str:
+    """What the model was exported from, named without this machine's paths: the run folder's
+    name and the checkpoint (``mine/checkpoints/step_0000020``), or a model folder's name."""
+    run_name = Path(run.run_dir).resolve().name
+    if getattr(run, "is_model_folder", False):
+        return run_name
+    return f"{run_name}/checkpoints/{Path(run.checkpoint).name}"
+
+
 def export_folder(run: LoadedRun, out: Path | str, *, force: bool = False) -> Path:
     """Write the model folder ``out`` (replaced only with ``force``, and only when it is empty or
     a ganforge model folder, whole or damaged: ``not_replaceable``)."""
@@ -428,15 +481,20 @@ def export_folder(run: LoadedRun, out: Path | str, *, force: bool = False) -> Pa
             raise ConfigError(f"--force replaces only a model folder; {out} is something else "
                               f"({why}), so choose another --out")
     nets = run.ema_nets or run.objective.nets  # the EMA generators; all nets when none is kept
-    meta = {"name": out.name, "source": str(run.checkpoint),
-            "evaluation": evaluation_numbers(run.run_dir)}
+    shared = shareable_config(run.config)
+    evaluation = evaluation_numbers(run.run_dir, run.step)
+    if isinstance(evaluation.get("protocol"), dict) and "reference" in evaluation["protocol"]:
+        protocol = evaluation["protocol"]  # its reference is data.name: a folder's path too
+        evaluation["protocol"] = {**protocol, "reference": shareable_data_name(str(protocol["reference"]))}
+    meta = {"name": out.name, "source": source_name(run), "evaluation": evaluation,
+            "evaluated": [e["step"] for e in logged_evaluations(run.run_dir)], "config": shared}
     state = run.objective.inference_state()
     files = run.objective.inference_files()  # e.g. the weights an SR GAN stage started from (--interp)
     config = {"ganforge_model": 1, "family": run.config.objective,
               "capabilities": sorted(run.capabilities), "step": run.step,
               "class_names": run.class_names, "nets": sorted(nets), "source": meta["source"],
               "evaluation": meta["evaluation"], "objective_state": state, "files": sorted(files),
-              "config": run.config.to_dict()}
+              "config": shared.to_dict()}
     # written beside out and renamed in place of the old folder (atomic_path's replace_folder),
     # which is deleted only once the new one is in place; errors name out
     with atomic_path(out) as tmp:

@@ -36,6 +36,7 @@ import yaml
 from ..atomic import (STORAGE_ERRNOS, atomic_path, atomic_write_text, check_readable, fsync_dir, is_temporary_name,
                       save_tensors, temporary_name)
 from ..errors import CheckpointError, StorageError, shell_arg
+from ..rundir import is_locked
 
 WEIGHTS = "weights.safetensors"
 STATE = "state.pt"
@@ -308,14 +309,25 @@ def find(run_dir: Path, which: str = "latest") -> Path:
                           f"skipped; using {complete[-1].name if complete else 'no checkpoint'}", stacklevel=2)
         if complete:
             return complete[-1]
-        raise CheckpointError(f"no checkpoint in {ckpt_root}; train first "
-                              f"(ganforge train PRESET --out {shell_arg(run_dir)})")
+        raise CheckpointError(f"no checkpoint in {ckpt_root}; {_first_checkpoint_advice(Path(run_dir))}")
     path = ckpt_root / which
     if not _is_complete(path):
         raise CheckpointError(f"checkpoint '{which}' not found in {ckpt_root}; "
                               f"use latest, best or one of: "
                               f"{', '.join(p.name for p in sorted(ckpt_root.glob('step_*')))}")
     return path
+
+
+def _first_checkpoint_advice(run_dir: Path) -> str:
+    """What to do about a run with no checkpoint yet. A run that holds config.yaml was started and
+    stopped (or is still training) before its first checkpoint: train refuses it as the --out of
+    a new run, and its --resume continues it; any other folder gets a run trained first."""
+    arg = shell_arg(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        return f"train first (ganforge train PRESET --out {arg})"
+    if is_locked(run_dir):
+        return "it is still training and has not saved its first checkpoint yet; try again once it has"
+    return f"it stopped before its first checkpoint; continue it: ganforge train --resume --out {arg}"
 
 
 def _why_no_best(run_dir: Path) -> str:
