@@ -7,6 +7,8 @@
 """
 from __future__ import annotations
 
+import signal
+import sys
 import time
 from pathlib import Path
 
@@ -23,14 +25,46 @@ def _refuse_overwrite(out: Path, force: bool) -> None:
 
 def cmd_make_speech(args) -> int:
     from ..data.speech import corpus_summary, make_speech
+    from ..signals import Terminated, sigterm_interrupts
 
     voices = [v for v in args.voices.split(",") if v.strip()]
     start = time.perf_counter()
-    info = make_speech(args.out, voices=voices, utterances=args.utterances, rate=args.rate,
-                       parallel=args.parallel, seed=args.seed, force=args.force,
-                       progress=lambda line: print(f"ganforge: {line}", flush=True))
+    before = _corpus_stamp(args.out)
+    try:
+        # SIGTERM (kill, timeout, a scheduler) as Ctrl-C: the partial corpus removed, the old one
+        # kept; it had killed the process at once, leaving a hidden folder of up to gigabytes
+        with sigterm_interrupts():
+            info = make_speech(args.out, voices=voices, utterances=args.utterances, rate=args.rate,
+                               parallel=args.parallel, seed=args.seed, force=args.force,
+                               progress=lambda line: print(f"ganforge: {line}", flush=True))
+    except KeyboardInterrupt as exc:  # ganforge.cli.main's line, and what --out holds now
+        term = isinstance(exc, Terminated)
+        print(f"ganforge: interrupted{' (SIGTERM)' if term else ''}; {_corpus_left(args.out, before)}",
+              file=sys.stderr)
+        return 128 + (signal.SIGTERM if term else signal.SIGINT)
     print(f"ganforge: wrote {corpus_summary(info)} to {args.out} in {time.perf_counter() - start:.0f} s")
     return 0
+
+
+def _corpus_stamp(out: str) -> tuple[int, int] | None:
+    """Which corpus.json ``out`` holds (inode, modification time), None for none."""
+    from ..data.audio import CORPUS_FILE
+
+    try:
+        st = (Path(out) / CORPUS_FILE).stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns
+
+
+def _corpus_left(out: str, before: tuple[int, int] | None) -> str:
+    """What an interrupted make-speech left in ``out`` (its partial corpus is removed)."""
+    now = _corpus_stamp(out)
+    if now is None:
+        return f"nothing was written to {out}"
+    if now == before:
+        return f"the corpus in {out} was kept as it was"
+    return f"the new corpus was complete and is in {out}"  # the stop came while the old one was deleted
 
 
 def _read_input(run, path: str):
@@ -76,10 +110,15 @@ def cmd_convert(args) -> int:
     run = api.load(args.run_dir, checkpoint=args.checkpoint, device=args.device, require="convert")
     synth = _synthesizer(run, args)
     wave = _read_input(run, args.input)
+    start = time.perf_counter()
     mel = run.convert(run.analyze(wave), direction=args.direction, ema=not args.no_ema)
     fake = synth(mel)[0, :len(wave)]
+    seconds = time.perf_counter() - start
     write_wav(out, fake, run.config.audio.rate)
-    print(f"ganforge: {args.input} -> {out} ({args.direction}, waveform by {synth.name})")
+    duration = len(wave) / run.config.audio.rate
+    print(f"ganforge: {args.input} -> {out} ({args.direction}, waveform by {synth.name}; {duration:.2f} s "
+          f"of audio, analysis, conversion and synthesis in {seconds:.2f} s, real-time factor "
+          f"{seconds / duration:.3f})")
     _clip_note(fake, wave)
     return 0
 
@@ -124,12 +163,27 @@ def cmd_eval_audio(args) -> int:
     # what is scored comes first and progress as it goes (a 600-utterance corpus takes minutes)
     result = evaluate_run(run, args.data, limit=args.limit, threads=args.threads, synth=synth,
                           ema=not args.no_ema, log=lambda line: print(line, flush=True))
-    for line in format_table(result, header=False):
+    lines = format_table(result, header=False)
+    if result["kind"] == "vocoder":  # the units, before the notes, as the conversion table gives its own
+        at = len(lines) - len(result["notes"])
+        lines[at:at] = [_vocoder_units(result["results"]["vocoder"])]
+    for line in lines:
         print(line)
     if out is not None:
         atomic_write_json(out, {"run": str(args.run_dir), "step": run.step, **result})
         print(f"ganforge: wrote {out}")
     return 0
+
+
+VOCODER_UNITS = {"mel_l1": "mean absolute difference of the natural-log mels (lower is better)",
+                 "mcd": "dB (lower is better)", "pesq": "wide-band, 1 to 4.5 (higher is better)",
+                 "stoi": "0 to 1 (higher is better)",
+                 "rtf": "seconds of synthesis per second of audio (under 1: faster than real time)"}
+
+
+def _vocoder_units(row: dict) -> str:
+    """What the vocoder table's columns measure, in what unit (the columns it has)."""
+    return "; ".join(f"{key}: {text}" for key, text in VOCODER_UNITS.items() if key in row)
 
 
 def _data_subparsers(subparsers):

@@ -15,16 +15,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
-from ..atomic import FULL_ERRNOS, STORAGE_ERRNOS, fsync_dir
+from ..atomic import (FULL_ERRNOS, STALE_SECONDS, STORAGE_ERRNOS, _is_gone, fsync_dir, replace_folder,
+                      restore_replaced)
 from ..errors import DataError, StorageError, shell_arg
 from ..registry import closest
 from .audio import CORPUS_FILE, decode_audio, read_corpus_info, wav_bytes, write_wav
@@ -187,6 +190,7 @@ def make_speech(out: str | Path, *, voices: Sequence[str], utterances: int, rate
         raise DataError(f"test_fraction={test_fraction!r} is outside (0, 1); give e.g. 0.1")
     if not 4000 <= rate <= 192_000:
         raise DataError(f"--rate must be in 4000..192000 Hz, got {rate}; 22050 is the front end's default")
+    restore_replaced(out)  # a --force killed between its two renames: the old corpus put back first
     if out.exists() and not out.is_dir():
         raise StorageError(f"--out {out} is a file; give a folder for the corpus")
     _require_espeak()
@@ -199,10 +203,11 @@ def make_speech(out: str | Path, *, voices: Sequence[str], utterances: int, rate
             raise StorageError(f"{out} is not a speech corpus (no {CORPUS_FILE}); refusing to delete "
                                f"it, choose another --out")
     check_voices(voices)
-    # built beside --out and moved into place when complete: a failure (a voice, Ctrl-C) leaves
-    # the corpus that --force would have replaced as it was, and no half corpus
-    final, out = out, out.parent / f".{out.name}.partial-{os.getpid()}"
-    shutil.rmtree(out, ignore_errors=True)
+    # built beside --out and moved into place when complete: a failure (a voice, Ctrl-C, SIGTERM)
+    # leaves the corpus that --force would have replaced as it was, and no half corpus
+    final, out = out, _partial(out, os.getpid())
+    _remove_stale_partials(final, progress)
+    shutil.rmtree(out, ignore_errors=True)  # left by an earlier process with our pid
     n_test = min(utterances - 1, max(1, round(utterances * test_fraction)))  # >= 1 of each split
     pool = make_sentences(len(voices) * utterances + parallel, seed)
     jobs: list[tuple[str, str, Path]] = []
@@ -246,15 +251,53 @@ def make_speech(out: str | Path, *, voices: Sequence[str], utterances: int, rate
             ex.shutdown(wait=True, cancel_futures=True)
         for folder in {path.parent for _, _, path in jobs} | {out}:  # the files' names are durable too
             fsync_dir(folder)
-        if replace:
-            shutil.rmtree(final)
-        elif final.exists():
-            final.rmdir()  # an empty folder given as --out
-        out.rename(final)
+        # the old corpus (or the empty folder given as --out) renamed aside, the new one in, and
+        # only then the old one deleted: deleting first, a kill had lost both
+        replace_folder(out, final)
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)
         raise
     return info
+
+
+def _partial(final: Path, pid: int) -> Path:
+    """The hidden folder beside ``final`` where process ``pid`` builds the corpus."""
+    return final.parent / f".{final.name}.partial-{pid}"
+
+
+def _remove_stale_partials(final: Path, say: Callable[[str], None] | None) -> None:
+    """Remove the partial corpora of ``final`` that killed runs left (SIGKILL, a crash: Ctrl-C
+    and SIGTERM remove their own), up to gigabytes each, which later runs (their pid in the name
+    not being ours) had never removed. Only one whose process is not running here and in which
+    nothing was written for STALE_SECONDS: a pid says nothing of a run on another machine writing
+    into a shared folder. A younger one is named."""
+    pattern = re.compile(re.escape(f".{final.name}.partial-") + r"(\d+)")
+    try:
+        found = sorted((path, int(m[1])) for path in final.parent.iterdir() if (m := pattern.fullmatch(path.name)))
+    except OSError:
+        return
+    for path, pid in found:
+        if pid == os.getpid() or not _is_gone(pid) or path.is_symlink() or not path.is_dir():
+            continue
+        idle = _idle_seconds(path)
+        if idle > STALE_SECONDS:
+            if say is not None:
+                say(f"removing {path}, a partial corpus that a stopped make-speech (process {pid}) left")
+            shutil.rmtree(path, ignore_errors=True)
+        elif say is not None:
+            say(f"note: {path} looks left by a stopped make-speech (process {pid} is not running here) but "
+                f"was written {idle:.0f} s ago; it is removed once untouched for {STALE_SECONDS // 60} minutes "
+                f"(a run on another machine may be writing it), or delete it yourself")
+
+
+def _idle_seconds(folder: Path) -> float:
+    """Seconds since a file was last added anywhere in ``folder``: a live build adds one every
+    moment, to one of its subfolders (the top folder's time does not change meanwhile)."""
+    try:
+        newest = max(os.stat(d).st_mtime for d, _, _ in os.walk(folder))
+    except (OSError, ValueError):  # gone meanwhile
+        return 0.0
+    return time.time() - newest
 
 
 def _espeak_version() -> str:
