@@ -123,6 +123,10 @@ class Objective:
     # config keys (a trailing "." for a whole section) the family refuses: the monitor's advice
     # leaves them out (it had told LAPGAN runs to set model.pac and reg.r1)
     unsupported_advice: ClassVar[tuple[str, ...]] = ()
+    # config keys (a trailing "." for a whole section) the family never reads, which config.yaml
+    # holds at their defaults all the same: the report shows them apart (an audio run's table had
+    # listed model: dcgan, z_dim 100 as if used). eval.* of a family with evaluated_by is implied.
+    unused_settings: ClassVar[tuple[str, ...]] = ()
     # families with the "truncation" capability: `bench truncation`'s default values (ending at
     # no truncation, or near it), and the server page's slider (min, max, default)
     truncation_sweep: ClassVar[tuple[float, ...]] = (0.3, 0.5, 0.7, 0.85, 1.0)

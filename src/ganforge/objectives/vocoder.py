@@ -179,6 +179,7 @@ class Vocoder(AudioFamily):
     ema = ["G"]
     sections = {"audio": AudioConfig, "vocoder": VocoderConfig}
     capabilities = frozenset({"vocode"})
+    unused_settings = (*AudioFamily.unused_settings, "loss.")  # its adversarial loss is fixed (LSGAN)
 
     def __init__(self, cfg, data_info: Mapping[str, Any]):
         layout = check_config(cfg)

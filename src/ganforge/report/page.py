@@ -16,7 +16,8 @@ from PIL import Image
 from ..atomic import atomic_write_text
 from ..errors import ConfigError, shell_arg
 from . import plots
-from .run import Run, describe_protocol, latest_checkpoint, load_run, measured_with, protocol_caveat
+from .run import (Run, describe_protocol, family, is_audio, latest_checkpoint, load_run, measured_with,
+                  protocol_caveat)
 
 MAX_TIMELINE = 12  # sample grids shown in the timeline (evenly spaced, always the last)
 THUMB_WIDTH = 300  # px; larger grids are shrunk for the timeline (the final grid is not)
@@ -77,6 +78,9 @@ img { max-width: 100%; display: block; }
 .strip img { height: 170px; width: auto; border: 1px solid var(--line); border-radius: 4px; }
 figcaption { font-size: 13px; color: var(--muted); margin-top: 4px; }
 figcaption .badge { font-size: 11px; padding: 0 7px; margin: 2px 2px 0; }
+/* the players wrap: in a scroller the 4th of a vocoder's preview was cut off at 1200 px */
+.players { display: flex; flex-wrap: wrap; gap: 6px 18px; }
+.players figure { margin: 0; }
 .pixelated { image-rendering: pixelated; }
 .final img { border: 1px solid var(--line); border-radius: 4px; }
 .config { display: grid; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr));
@@ -87,6 +91,8 @@ td { padding: 2px 8px 2px 0; border-bottom: 1px solid var(--line); vertical-alig
      overflow-wrap: anywhere; }
 td:first-child { color: var(--muted); width: 45%; }
 td.changed { font-weight: 600; }
+details.unused { margin-top: 14px; color: var(--muted); }
+details.unused summary { cursor: pointer; }
 .muted { color: var(--muted); }
 .notes { background: #fff8e1; border: 1px solid #f3d98b; border-radius: 8px; padding: 8px 14px; }
 footer { text-align: center; color: var(--muted); font-size: 13px; padding: 10px; }
@@ -162,7 +168,8 @@ def _duration(seconds: float) -> str:
 
 
 def _summary(run: Run) -> str:
-    train_records = [r for r in run.records if "d_loss" in r or "g_loss" in r] or run.records
+    train_records = [r for r in run.records
+                     if any(plots._base(k) in ("d_loss", "g_loss") for k in r)] or run.records
     lt = train_records[-1]
     planned = ((run.config or {}).get("train") or {}).get("steps")
     cards = [("Steps", f"{run.last_step:,}" + (f" <small>of {planned:,}</small>"
@@ -181,18 +188,19 @@ def _summary(run: Run) -> str:
     speeds = [r["img_per_s"] for r in run.records if isinstance(r.get("img_per_s"), (int, float))]
     if speeds:
         speed = statistics.median(speeds)  # a slow audio run logs under 1 (0 had been shown)
-        unit = "clips/s" if run.sounds else "img/s"  # an audio run's items are training clips
+        unit = "clips/s" if is_audio(run) else "img/s"  # an audio run's items are training clips
         cards.append(("Throughput", f"{speed:,.0f} <small>{unit}</small>" if speed >= 10 else
                       f"{speed:.2g} <small>{unit}</small>"))
     for label, keys in (("Last losses D · G", ("d_loss", "g_loss")),
                         ("Last D(x) · D(G(z))", ("d_real", "d_fake"))):
-        if all(k in lt for k in keys):
-            cards.append((label, " · ".join(f"{lt[k]:.3g}" if isinstance(lt[k], float)
-                                            else "NaN" for k in keys)))
+        if value := _last_pair(lt, keys):
+            cards.append((label, value))
     series = run.series()
     for key in plots.metric_keys(run):
         steps, values = series[key]
         cards.append((plots.metric_label(key), f"{_fmt(values[-1])} <small>at step {steps[-1]:,}</small>"))
+    if stage := _stage(run):
+        cards.append(("Stage reached", stage))
     n = len(_diagnostics(run))  # a config change or a rollback is no diagnostic
     cards.append(("Diagnostics", '<span class="ok">none</span>' if not n else
                   f"{n} <small>event{'s' if n > 1 else ''}</small>"))
@@ -206,6 +214,50 @@ def _summary(run: Run) -> str:
     if run.notes:
         out += '<p class="notes">' + "<br>".join(escape(n) for n in run.notes) + "</p>"
     return out + "</section>"
+
+
+def _last_pair(record: dict, keys: tuple[str, str]) -> str | None:
+    """Two values of a record as "a · b" (HTML), or one line per level where it logs them per
+    level (LAPGAN's d_loss_0, g_loss_0, d_loss_1, ...: its summary had shown no losses at all)."""
+    def pair(names) -> str:
+        return " · ".join(f"{record[k]:.3g}" if isinstance(record[k], (int, float)) else "NaN"
+                          for k in names)
+
+    if all(k in record for k in keys):
+        return pair(keys)
+    levels = sorted({int(k[len(keys[0]) + 1:]) for k in record
+                     if plots._base(k) == keys[0] and k != keys[0]})
+    lines = []
+    for level in levels:
+        names = [f"{k}_{level}" for k in keys]
+        if all(n in record for n in names):
+            lines.append(f"{pair(names)} <small>level {level}</small>")
+    return "<br>".join(lines) or None
+
+
+def _stage(run: Run) -> str | None:
+    """A progressive run's last stage (HTML): "2/4 8x8, fading in", from its last stage event
+    (one not discarded by a rollback); stage 1 before any. None for other runs."""
+    prog, data = ((run.config or {}).get(k) for k in ("progressive", "data"))
+    if not isinstance(prog, dict):
+        return None
+    gone = run.discarded()
+    stages = [e for e in run.events if e.get("event") == "stage" and id(e) not in gone]
+    resolutions = prog.get("resolutions") or []
+    if not resolutions:  # the default schedule: 4x4 doubling to data.resolution
+        try:
+            from ..models.progan import stage_resolutions
+
+            resolutions = stage_resolutions((data or {}).get("resolution"))
+        except Exception:  # the report must not fail on a config it cannot use
+            resolutions = []
+    evidence = (stages[-1].get("evidence") or {}) if stages else {}
+    index, r = evidence.get("stage", 0), evidence.get("resolution", resolutions[0] if resolutions else None)
+    if not isinstance(index, int) or not isinstance(r, int):
+        return None
+    of = f"/{len(resolutions)}" if resolutions else ""
+    state = "fading in" if evidence.get("phase") == "fade_in" else "stable"
+    return f"{index + 1}{of} <small>{r}x{r}, {state}</small>"
 
 
 def _ending(run: Run) -> str:
@@ -287,20 +339,10 @@ def _curves(run: Run) -> str:
     return "".join(out) + "</section>"
 
 
-def _family(run: Run):
-    """The run's family (None when its config or family cannot be read)."""
-    try:
-        from ..objectives import OBJECTIVES
-
-        return OBJECTIVES.get(str((run.config or {}).get("objective", "unconditional")))
-    except Exception:  # the report must not fail on a config it cannot use
-        return None
-
-
 def _evaluation_advice(run: Run) -> str:
     """For a run that logged no evaluation: the command its family is measured with after
     training (``Objective.evaluated_by``), else eval.every."""
-    command = getattr(_family(run), "evaluated_by", None)
+    command = getattr(family(run), "evaluated_by", None)
     if command is None and run.sounds:  # an audio run whose family is unknown here
         from ..objectives._audio import AudioFamily
 
@@ -397,55 +439,129 @@ MAX_SOUNDS = 8  # audio players under the final samples
 
 
 def _players(run: Run, step: int) -> str:
-    """An audio player per WAV of the final preview (audio families), embedded as data URIs."""
-    sounds = run.sounds.get(step, [])[:MAX_SOUNDS]
+    """An audio player per WAV of the final preview (audio families), embedded as data URIs and
+    named by the grid tile whose output it plays (they had read "0", "1", ...)."""
+    sounds = run.sounds.get(step, [])
     if not sounds:
         return ""
+    from ..labels import grid_columns  # the trainer tiles the preview so
+
+    columns = grid_columns(len(sounds))  # a WAV per tile, in the tiles' order (load_run sorts)
+    rows = -(-len(sounds) // columns)
     items = []
-    for name, path in sounds:
+    for i, (name, path) in enumerate(sounds[:MAX_SOUNDS]):
         try:
             data = base64.b64encode(path.read_bytes()).decode("ascii")
         except OSError:
             run.notes.append(f"unreadable sample sound {path.name} skipped")
             continue
-        items.append(f'<figure><figcaption>{escape(name)}</figcaption>'
+        label = _tile_name(i, rows, columns) + _sound_name(name)
+        items.append(f'<figure><figcaption>{escape(label)}</figcaption>'
                      f'<audio controls preload="none" src="data:audio/wav;base64,{data}"></audio></figure>')
-    return (f'<p class="muted">The preview\'s sounds at step {step:,} (mel-spectrograms above: '
-            f'input on top, output below).</p><div class="strip">{"".join(items)}</div>')
+    if not items:
+        return ""
+    return (f'<p class="muted">The preview\'s sounds at step {step:,}: each tile of the grid above '
+            f'is an input\'s mel-spectrogram on top and the output\'s below; each player plays a '
+            f'tile\'s output.</p><div class="players">{"".join(items)}</div>')
+
+
+POSITIONS = {2: ("top", "bottom"), 3: ("top", "middle", "bottom")}
+SIDES = {2: ("left", "right"), 3: ("left", "middle", "right")}
+
+
+def _tile_name(i: int, rows: int, columns: int) -> str:
+    """Where tile i of a grid filled row by row lies, in words: "Top left tile", "Bottom tile",
+    "Row 4, column 2 tile"."""
+    r, c = divmod(i, columns)
+    row = "" if rows == 1 else POSITIONS[rows][r] if rows in POSITIONS else f"row {r + 1}"
+    column = "" if columns == 1 else SIDES[columns][c] if columns in SIDES else f"column {c + 1}"
+    parts = [p for p in (row, column) if p]
+    where = (", " if any(ch.isdigit() for ch in row + column) else " ").join(parts) or "the"
+    return f"{where[:1].upper()}{where[1:]} tile"
+
+
+def _sound_name(name: str) -> str:
+    """What a preview WAV's name says beyond its tile: a voice conversion's direction (AtoB_0:
+    ", A → B"); a vocoder's plain number says nothing more."""
+    head = re.sub(r"_?\d+$", "", name)
+    if not head:
+        return ""
+    return ", " + {"AtoB": "A → B", "BtoA": "B → A"}.get(head, head.replace("_", " "))
 
 
 def _defaults() -> dict[str, Any]:
+    """The default of every config key: the common sections' and the families' own (a vocoder's
+    vocoder.d_width=4 had not been marked as changed from 32)."""
     try:
-        from ..config import Config
+        import dataclasses
 
-        return Config().to_dict()
+        from .. import objectives  # noqa: F401  (registers the families' sections)
+        from ..config import SECTIONS, Config
+
+        return {**{name: dataclasses.asdict(entry.cls()) for name, entry in SECTIONS.items()},
+                **Config().to_dict()}
     except Exception:  # the report must not fail on a config module it cannot use
         return {}
+
+
+# What config.yaml holds for an audio run and the audio families never read: their networks and
+# losses are sized by their own sections (vocoder, vc, audio), they refuse reg.* and augment.*
+# (objectives._audio), and a clip has no image size.
+def _unused(run: Run) -> tuple[str, ...]:
+    """The config keys ("data.channels") and sections ("model.") the run's family does not read
+    (``Objective.unused_settings``), and eval.* for a family measured after training
+    (``Objective.evaluated_by``; it refuses eval.every): config.yaml holds them at their defaults
+    all the same, and an audio run's table had listed model: dcgan, z_dim 100 as if used."""
+    fam = family(run)
+    if fam is None:  # a family this ganforge does not know: every setting shown as it is
+        return ()
+    return (("eval.",) if fam.evaluated_by else ()) + tuple(fam.unused_settings)
+
+
+def _config_row(key: str, value: Any, default: Any) -> str:
+    changed = default != value
+    title = f' title="default: {escape(_fmt(default))}"' if changed else ""
+    return (f'<tr><td>{escape(key)}</td><td{" class=changed" if changed else ""}'
+            f'{title}>{escape(_fmt(value))}</td></tr>')
 
 
 def _config(run: Run) -> str:
     if run.config is None:
         return ('<section id="config"><h2>Configuration</h2><p class="muted">config.yaml is '
                 'missing.</p></section>')
-    defaults = _defaults()
+    defaults, unused = _defaults(), _unused(run)
     top = [(k, v) for k, v in run.config.items() if not isinstance(v, dict)]
-    tables = []
+    tables, spare, spare_changed, patterns = [], [], False, []
     for section, values in run.config.items():
         if not isinstance(values, dict):
             continue
-        rows = []
+        rows, off = [], []
         for key, value in values.items():
             default = (defaults.get(section) or {}).get(key, value)
-            changed = default != value
-            title = f' title="default: {escape(_fmt(default))}"' if changed else ""
-            rows.append(f'<tr><td>{escape(key)}</td><td{" class=changed" if changed else ""}'
-                        f'{title}>{escape(_fmt(value))}</td></tr>')
-        tables.append(f'<table><caption>{escape(section)}</caption>{"".join(rows)}</table>')
+            name = f"{section}.{key}"
+            hit = next((u for u in unused if name == u or (u.endswith(".") and name.startswith(u))), None)
+            if hit is None:
+                rows.append(_config_row(key, value, default))
+                continue
+            off.append(_config_row(key, value, default))
+            spare_changed |= default != value
+            pattern = hit + "*" if hit.endswith(".") else hit
+            patterns += [pattern] if pattern not in patterns else []
+        for target, kept in ((tables, rows), (spare, off)):
+            if kept:
+                target.append(f'<table><caption>{escape(section)}</caption>{"".join(kept)}</table>')
     head = "".join(f'<p><span class="muted">{escape(k)}:</span> {escape(_fmt(v))}</p>'
                    for k, v in top if k != "description")
-    return (f'<section id="config"><h2>Configuration</h2>{head}<p class="muted">Values in bold '
-            f'differ from the defaults (hover for the default).</p>'
-            f'<div class="config">{"".join(tables)}</div></section>')
+    out = (f'<section id="config"><h2>Configuration</h2>{head}<p class="muted">Values in bold '
+           f'differ from the defaults (hover for the default).</p>'
+           f'<div class="config">{"".join(tables)}</div>')
+    if spare:  # config.yaml holds every common section; these the family never reads
+        objective = escape(str(run.config.get("objective", "")))
+        held = "too; bold: set all the same" if spare_changed else "at their defaults"
+        out += (f'<details class="unused"{" open" if spare_changed else ""}><summary>Not used by '
+                f'objective={objective}: {escape(", ".join(patterns))} (config.yaml holds them '
+                f'{held})</summary><div class="config">{"".join(spare)}</div></details>')
+    return out + "</section>"
 
 
 def build_html(run: Run) -> str:

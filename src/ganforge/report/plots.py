@@ -8,7 +8,7 @@ import statistics
 from typing import Any, Callable
 
 from ..errors import GanforgeError
-from .run import Run
+from .run import Run, is_audio
 
 # The diagnostic events: the monitor's detectors (training.monitor.KINDS, README "Is training
 # working?"). Other events in metrics.jsonl (rollback, config_change on a resume with changed
@@ -107,8 +107,14 @@ GROUPS = [
           "(same probe batch)", lambda k: k in ("diversity_features", "diversity_features_real")),
     Group("probe-classes", "Classes the dataset classifier finds in the probe batch",
           lambda k: k in ("probe_classes", "probe_classes_real"), ylabel="classes"),
-    Group("throughput", "Throughput", lambda k: k == "img_per_s", ylabel="images / s"),
+    Group("throughput", "Throughput", lambda k: k == "img_per_s"),
 ]
+
+
+def throughput_label(run: Run) -> str:
+    """What img_per_s counts: an audio family's training clips (as the summary card and the
+    progress bar say), else images (an audio run's chart had said "images / s")."""
+    return "clips / s" if is_audio(run) else LABELS["img_per_s"]
 
 
 def color(kind: str) -> str:
@@ -253,8 +259,9 @@ def curve_figures(run: Run) -> list[tuple[str, str, bytes]]:
         for key in keys:
             steps, values = series[key]
             dashed = key.startswith("d_acc") or _base(key).endswith("_real")
+            name = throughput_label(run) if key == "img_per_s" else label(key)
             (acc_ax if key.startswith("d_acc") else ax).plot(
-                steps, values, label=label(key), linewidth=1.5, linestyle=":" if dashed else "-",
+                steps, values, label=name, linewidth=1.5, linestyle=":" if dashed else "-",
                 marker="o" if len(steps) < 3 else None, markersize=4,
                 color=colors.get(key, f"C{D_OUTPUTS.index(key)}" if key in D_OUTPUTS else None))
         if raw:
@@ -271,8 +278,8 @@ def curve_figures(run: Run) -> list[tuple[str, str, bytes]]:
                 _symlog(ax, linthresh)
         if "ylim" in group.axes and not raw:
             ax.set_ylim(*group.axes["ylim"])
-        if "ylabel" in group.axes:
-            ax.set_ylabel(group.axes["ylabel"], fontsize=8)
+        if "ylabel" in group.axes or group.id == "throughput":
+            ax.set_ylabel(group.axes.get("ylabel") or throughput_label(run), fontsize=8)
         _style(ax, run)
         ax.set_xlabel("step", fontsize=8)
         handles = ax.get_legend_handles_labels()[0] + (acc_ax.get_legend_handles_labels()[0] if raw else []) \

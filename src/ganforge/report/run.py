@@ -176,10 +176,36 @@ def load_run(run_dir: str | Path) -> Run:
     samples = sorted((int(m.group(1)), p) for p in (run_dir / "samples").glob("step_*.png")
                      if (m := SAMPLE_NAME.search(p.name)))
     sounds: dict[int, list[tuple[str, Path]]] = {}
-    for p in sorted((run_dir / "samples").glob("step_*.wav")):
+    for p in sorted((run_dir / "samples").glob("step_*.wav"), key=_natural):
         if m := SOUND_NAME.search(p.name):
             sounds.setdefault(int(m.group(1)), []).append((m.group(2), p))
     return Run(run_dir, config, records, events, samples, notes, sounds, end, live)
+
+
+def _natural(path: Path) -> list:
+    """A sort key that orders numbers by value (step_10_AtoB_2 before step_10_AtoB_10): the order
+    in which a preview wrote its WAVs, the order of the tiles in its grid."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+
+
+def family(run: Run):
+    """The run's family class (None when its config or family cannot be read)."""
+    try:
+        from ..objectives import OBJECTIVES
+
+        return OBJECTIVES.get(str((run.config or {}).get("objective", "unconditional")))
+    except Exception:  # the report must not fail on a config it cannot use
+        return None
+
+
+def is_audio(run: Run) -> bool:
+    """Whether the run is an audio family's (vocoder, cyclegan-vc): its items are clips, not
+    images, and its image settings are unused. Its preview WAVs say so (only audio families write
+    them), or its family's capabilities (a run with no preview yet)."""
+    from ..objectives import AUDIO_CAPABILITIES
+
+    fam = family(run)
+    return bool(run.sounds) or (fam is not None and bool(fam.capabilities & AUDIO_CAPABILITIES))
 
 
 def _no_records(run_dir: Path, config: dict | None, live: bool, pid: int | None) -> str:
