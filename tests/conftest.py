@@ -98,6 +98,21 @@ def http_root(tmp_path):
     server.server_close()
 
 
+# ----------------------------------------------------------------------------- family runs
+
+
+def family_run(folder: Path, objective: str, *overrides: str) -> Path:
+    """``folder``/run: a run of a family's example config (a tiny folder of its data written under
+    ``folder``) with ``overrides``, trained."""
+    from ganforge import api
+    from ganforge.config import apply_overrides, from_dict
+    from ganforge.objectives import OBJECTIVES
+
+    raw = apply_overrides(OBJECTIVES[objective].example_config(folder), list(overrides))
+    api.train(from_dict(raw), folder / "run", progress=False)
+    return folder / "run"
+
+
 # ----------------------------------------------------------------------------- StyleGAN2 runs
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import random_dataset, tiny_config
+from conftest import family_run, random_dataset, tiny_config
 
 from ganforge import api, cli, provenance
 
@@ -40,13 +40,7 @@ def test_sample_grid_names_its_class_rows_unless_one_class_is_asked_for(run_dir,
 
 @pytest.fixture(scope="module")
 def lapgan_run(tmp_path_factory):
-    from ganforge.config import apply_overrides, from_dict
-    from ganforge.objectives import OBJECTIVES
-
-    work = tmp_path_factory.mktemp("lapc")
-    raw = apply_overrides(OBJECTIVES["lapgan-conditional"].example_config(work), ["train.steps=2"])
-    api.train(from_dict(raw), work / "run", progress=False)
-    return work / "run"
+    return family_run(tmp_path_factory.mktemp("lapc"), "lapgan-conditional", "train.steps=2")
 
 
 def test_pyramid_rows_cycle_through_the_classes_and_are_named(lapgan_run, tmp_path):

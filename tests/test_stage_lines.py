@@ -3,18 +3,15 @@ stage that drew them (a run stopped at 4x4 of 4 -> 32 had been sampled and score
 its images were 4x4, upsampled); a family that does not grow says nothing more."""
 import pytest
 
+from conftest import family_run
+
 from ganforge import api, cli
-from ganforge.config import apply_overrides, from_dict
 from ganforge.metrics.targets import run_samples
-from ganforge.objectives import OBJECTIVES
 
 
 @pytest.fixture(scope="module")
 def grown(tmp_path_factory):
-    work = tmp_path_factory.mktemp("stage")
-    raw = apply_overrides(OBJECTIVES["progressive"].example_config(work), ["train.steps=2"])
-    api.train(from_dict(raw), work / "run", progress=False)
-    return work / "run"
+    return family_run(tmp_path_factory.mktemp("stage"), "progressive", "train.steps=2")
 
 
 def test_sample_and_eval_name_the_stage(grown, tmp_path, capsys):
