@@ -92,6 +92,11 @@ def _launch_torchrun(args, cfg) -> int:
 
     if args.nproc < 1:
         raise ConfigError(f"--nproc must be at least 1, got {args.nproc}")
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if args.nproc > cpus and not _on_gpus(cfg):
+        print(f"ganforge: warning: --nproc {args.nproc} on {cpus} CPU cores: the processes share the cores "
+              f"(slower than fewer), and each holds its own copy of the data and networks (memory "
+              f"grows with N); --nproc {cpus} or less", file=sys.stderr, flush=True)
     local_batch(cfg.train.batch_size, World(0, args.nproc), cfg.model.pac)
     family(cfg).check_run(cfg, args.nproc, new=not args.resume)
     if args.out and not args.resume:  # once here, not once per rank under torchrun's traceback
@@ -108,6 +113,19 @@ def _launch_torchrun(args, cfg) -> int:
            f"--nproc_per_node={args.nproc}", "-m", "ganforge", "train", *argv]
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     return _run_passing_signals_on(cmd, env, Path(args.out) if args.out else None)
+
+
+# A signal that repeats the last one within this many seconds is the same stop: GNU timeout sends
+# it to the command and then to its process group (a person's second Ctrl-C comes after the line
+# the first one printed)
+REPEAT_SECONDS = 0.5
+
+
+def _on_gpus(cfg) -> bool:
+    """Whether a --nproc launch trains on CUDA GPUs (one process per GPU), not on CPU cores."""
+    import torch
+
+    return cfg.train.device != "cpu" and not cfg.train.device.startswith("mps") and torch.cuda.is_available()
 
 
 def _run_passing_signals_on(cmd: list[str], env: dict[str, str], out: Path | None = None) -> int:
@@ -130,9 +148,15 @@ def _run_passing_signals_on(cmd: list[str], env: dict[str, str], out: Path | Non
     proc = None
     stop: list[int] = []  # the signals received, in order
     passed = at_once = False
+    last = [float("-inf")]  # when the last signal came
 
     def pass_on(signum, frame) -> None:
         nonlocal passed, at_once
+        now, before = time.monotonic(), last[0]
+        last[0] = now
+        if stop and signum == stop[-1] and now - before < REPEAT_SECONDS:
+            return  # the same signal twice at once (GNU timeout sends it to the command, then to its
+            # process group): one stop, not a second Ctrl-C
         stop.append(signum)
         if proc is None or proc.returncode is not None:
             return  # passed on once torchrun has started (below); nothing left to stop
@@ -169,8 +193,8 @@ def _run_passing_signals_on(cmd: list[str], env: dict[str, str], out: Path | Non
             signal.signal(sig, old)
     if stop and code in (STOPPED_BEFORE_RANKS, -forwarded(stop[0])):  # the latter: as torchrun began
         return _stopped_before_ranks(stop[0], out)
-    if stop and code != 0:
-        return 128 + stop[0]  # 130 or 143, as a shell reports a process the signal stopped
+    if stop and code != 0:  # 130 or 143, as a shell reports a process the signal stopped: the one
+        return 128 + forwarded(stop[0])  # the ranks got (a SIGHUP had given 129 after "stopped by SIGTERM")
     return 128 - code if code < 0 else code
 
 
@@ -186,6 +210,20 @@ def _stopped_before_ranks(signum: int, out: Path | None) -> int:
 
 
 def cmd_train(args) -> int:
+    if args.nproc is not None and not _under_torchrun():  # a --nproc launch: the checks before its
+        try:                                              # ranks start stop at a signal, saying so
+            with _startup_signals():
+                return _train(args)
+        except _BeforeTraining as exc:
+            return _stopped_before_ranks(exc.signum, Path(args.out) if args.out else None)
+    return _train(args)
+
+
+def _under_torchrun() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1") or 1) > 1
+
+
+def _train(args) -> int:
     from . import api, config
     from .training.distributed import world_from_env
 

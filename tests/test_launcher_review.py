@@ -1,0 +1,61 @@
+"""The --nproc launcher (a multi-process review): a signal while it checks the run before starting
+torchrun says that nothing was written (a Ctrl-C had been "interrupted", a SIGTERM silent); the same
+signal twice at once (GNU timeout sends it to the command, then to its process group) is one stop,
+not a second Ctrl-C; more processes than CPU cores is warned about."""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+
+from ganforge import cli
+
+
+def test_a_signal_before_torchrun_starts_says_nothing_was_written(tmp_path, monkeypatch, capsys):
+    def checks(args, cfg):  # the launcher's checks, interrupted
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+
+    monkeypatch.setattr(cli, "_launch_torchrun", checks)
+    out = tmp_path / "run"
+    assert cli.main(["train", "toy-ring8", "--nproc", "2", "--out", str(out)]) == 143
+    assert capsys.readouterr().err.strip() == (f"ganforge: stopped by SIGTERM before training started; "
+                                               f"nothing was written to {out}")
+    assert not out.exists()
+
+
+def test_the_same_signal_twice_at_once_is_one_stop(tmp_path):
+    count = tmp_path / "count"
+    child = ("import signal, sys, time\n"
+             "n = []\n"
+             "signal.signal(signal.SIGINT, lambda *a: n.append(1))\n"
+             "time.sleep(0.5)\n"  # started, its handler set
+             f"open({str(count)!r}, 'w').write('ready')\n"
+             "end = time.monotonic() + 3\n"
+             "while time.monotonic() < end: time.sleep(0.05)\n"
+             f"open({str(count)!r}, 'w').write(str(len(n)))\n")
+
+    def twice():
+        while not count.exists():
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=twice, daemon=True).start()
+    code = cli._run_passing_signals_on([sys.executable, "-c", child], dict(os.environ))
+    assert count.read_text() == "1"  # passed on once; the repeat was not a second Ctrl-C
+    assert code == 0
+
+
+def test_more_processes_than_cores_is_warned_about(monkeypatch, capsys):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(cli, "_run_passing_signals_on", lambda cmd, env, out=None: 0)
+    assert cli.main(["train", "toy-ring8", "--nproc", "4", "train.device=cpu"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: --nproc 4 on 2 CPU cores" in err and err.count("\n") == 1
+    assert cli.main(["train", "toy-ring8", "--nproc", "2", "train.device=cpu"]) == 0
+    assert "warning" not in capsys.readouterr().err
