@@ -9,8 +9,10 @@ A folder too large for memory becomes a StreamingFolderDataset that decodes in _
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,8 +21,10 @@ import torch
 from PIL import Image, ImageOps
 
 from ..errors import DataError
+from ..progress import Tenths
 from .base import DATASETS, ImageDataset, LoadRequest, default_max_memory_bytes
-from .imageio import EXTENSIONS, normalize
+from .imageio import EXTENSIONS, normalize, too_large
+
 # Smaller images are skipped (listed in the warning): a 1x1 "image" holds no picture to learn.
 MIN_SIZE = 8
 MAX_SUBSTITUTES = 16  # unreadable streamed files in a row before the run stops
@@ -33,6 +37,11 @@ MAX_EVAL_RESOLUTION = 299
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
 # PIL decoders release the GIL, so threads give a real speed-up without process start-up costs.
 _WORKERS = min(8, os.cpu_count() or 1)
+# Decoding a folder says so from this many files (300 photos had taken 8 s in silence), with a
+# count per tenth past PROGRESS_TENTHS files and otherwise every PROGRESS_SECONDS.
+PROGRESS_FILES = 100
+PROGRESS_TENTHS = 500
+PROGRESS_SECONDS = 10.0
 
 
 def _visible(path: Path, root: Path) -> bool:
@@ -62,12 +71,51 @@ def _image_files(folder: Path) -> list[Path]:
     return sorted(p for p in out if p.is_file() or (p.is_symlink() and not p.exists()))
 
 
+@contextmanager
+def quiet_bombs():
+    """PIL's DecompressionBombWarning ignored: an image between its warning size (89 MP) and its
+    limit (179 MP; a 102 MP camera photo, a 96 MP PNG of ~290 MB decoded) is read, as the local
+    file the user chose (the warning is meant for untrusted uploads, and printed two raw lines
+    with a site-packages path); larger ones are skipped by ``_header`` with the fix. Enter it in
+    the calling thread around a whole thread pool: catch_warnings is not safe to enter in the
+    workers themselves."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        yield
+
+
 def _decode(path: Path, mode: str, resolution: int) -> np.ndarray:
     """uint8 [res, res] or [res, res, 3]: short side resized to resolution, then center crop."""
     with Image.open(path) as img:
         img.draft(None, (resolution, resolution))  # JPEG: let the decoder downscale (stays >= resolution)
         img = ImageOps.fit(normalize(img, mode), (resolution, resolution), method=Image.Resampling.BICUBIC)
         return np.asarray(img)
+
+
+def too_small(width: int, height: int) -> str:
+    """The reason a file under MIN_SIZE is skipped, in every reader's listing."""
+    return f"{width}x{height} pixels, under {MIN_SIZE}x{MIN_SIZE}"
+
+
+def _decode_all(folder: Path, n: int, job) -> list[str | None]:
+    """``job(i)`` for i in range(n) on threads: each one's failure reason or None, with progress
+    lines on stderr (as a download's) for a folder of PROGRESS_FILES files or more."""
+    def say(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    tenths = None
+    if n >= PROGRESS_FILES:
+        say(f"ganforge: reading {n} images from {folder} ...")
+        tenths = Tenths(say, n if n > PROGRESS_TENTHS else None,
+                        lambda done: f"ganforge: read {done} of {n} images ({100 * done // n}%)",
+                        seconds=PROGRESS_SECONDS)
+    errors = []
+    with quiet_bombs(), ThreadPoolExecutor(_WORKERS) as pool:
+        for error in pool.map(lambda i: _try(job, i)[1], range(n)):
+            errors.append(error)
+            if tenths is not None:
+                tenths(len(errors))
+    return errors
 
 
 def _reason(exc: Exception) -> str:
@@ -91,7 +139,8 @@ class _FolderImages(torch.utils.data.Dataset):
         for k in range(MAX_SUBSTITUTES + 1):
             j = (i + k) % len(self.files)
             try:
-                array = _decode(self.files[j], self.mode, self.resolution)
+                with quiet_bombs():
+                    array = _decode(self.files[j], self.mode, self.resolution)
                 break
             except Exception as exc:
                 if k == MAX_SUBSTITUTES:
@@ -139,8 +188,11 @@ class _Scan:
 def _header(path: Path) -> tuple[str, tuple[int, int]]:
     if path.is_symlink() and not path.exists():
         raise OSError(broken_link(path))
-    with Image.open(path) as img:  # reads the header only
-        return img.mode, img.size
+    try:
+        with Image.open(path) as img:  # reads the header only
+            return img.mode, img.size
+    except Image.DecompressionBombError as exc:
+        raise OSError(f"{too_large(exc)}; resize it") from None
 
 
 def broken_link(path: Path) -> str:
@@ -167,10 +219,10 @@ def _scan(folder: Path, fix: str) -> _Scan:
         if files and not top_level else None
     if class_dirs is not None:
         _refuse_aliased_classes(folder, class_dirs)
-    with ThreadPoolExecutor(_WORKERS) as pool:
+    with quiet_bombs(), ThreadPoolExecutor(_WORKERS) as pool:
         results = list(pool.map(lambda p: _try(_header, p), files))
     ok = [(p, r) for p, (r, err) in zip(files, results) if err is None and min(r[1]) >= MIN_SIZE]
-    skipped = [(p, err if err is not None else f"{r[1][0]}x{r[1][1]} pixels, under {MIN_SIZE}x{MIN_SIZE}")
+    skipped = [(p, err if err is not None else too_small(*r[1]))
                for p, (r, err) in zip(files, results) if err is not None or min(r[1]) < MIN_SIZE]
     if not ok:
         if not files:
@@ -265,7 +317,8 @@ def _try(fn, *args):
 def skipped_listing(folder: Path, skipped: list[tuple[Path, str]], shown: int = 5) -> str:
     """'a.png (reason), b.png (reason), ... and 3 more' on one line."""
     def short(path: Path, reason: str) -> str:  # PIL repeats the full path in its message
-        return reason.replace(" '" + str(path) + "'", "")[:60]
+        reason = reason.replace(" '" + str(path) + "'", "")
+        return reason if len(reason) <= 60 else reason[:57] + "..."  # cut, and seen to be
 
     names = [f"{p.relative_to(folder)} ({short(p, reason)})" for p, reason in skipped[:shown]]
     more = f" and {len(skipped) - shown} more" if len(skipped) > shown else ""
@@ -308,8 +361,7 @@ def _read(folder: Path, scan: _Scan, *, name: str, resolution: int, channels: in
     def fill(i: int):
         images[i] = _decode(scan.files[i], mode, resolution).reshape(resolution, resolution, channels)
 
-    with ThreadPoolExecutor(_WORKERS) as pool:
-        errors = list(pool.map(lambda i: _try(fill, i)[1], range(n)))
+    errors = _decode_all(folder, n, fill)
     keep = np.array([e is None for e in errors])
     skipped = scan.skipped + [(p, e) for p, e in zip(scan.files, errors) if e is not None]
     _warn_skipped(folder, skipped)
@@ -373,8 +425,7 @@ class FolderSource:
         """
         folder = _folder(arg)
         scan = _scan(folder, FETCH_FIX)
-        with ThreadPoolExecutor(_WORKERS) as pool:
-            errors = list(pool.map(lambda p: _try(_decode, p, "L", MIN_SIZE)[1], scan.files))
+        errors = _decode_all(folder, len(scan.files), lambda i: _decode(scan.files[i], "L", MIN_SIZE))
         files = [p for p, e in zip(scan.files, errors) if e is None]
         skipped = sorted(scan.skipped + [(p, e) for p, e in zip(scan.files, errors) if e is not None])
         if not files:

@@ -11,6 +11,7 @@ are read too (a GIF's first frame).
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,18 @@ def normalize(img: Image.Image, mode: str) -> Image.Image:
     return img.convert(mode)
 
 
+def too_large(exc: Image.DecompressionBombError) -> str:
+    """'200 MP, over Pillow's safety limit of 179 MP' for PIL's decompression-bomb refusal, whose
+    own two-line message names neither the size in camera terms nor a fix."""
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)  # PIL refuses past twice its warning size
+
+    def size(n: int) -> str:
+        return f"{n / 1e6:.0f} MP" if n >= 10**6 else f"{n} px"
+
+    return f"{size(int(found[1])) if found else 'too large'}, over Pillow's safety limit of {size(limit)}"
+
+
 def read(path: Path | str, mode: str) -> Image.Image:
     """The image file ``path`` through ``normalize``; a one-line DataError naming the file when
     it cannot be read (damaged, not an image, or over PIL's decompression-bomb limit)."""
@@ -59,7 +72,7 @@ def read(path: Path | str, mode: str) -> Image.Image:
         with Image.open(path) as img:
             return normalize(img, mode)
     except Image.DecompressionBombError as exc:
-        raise DataError(f"image {path} is too large to read safely ({' '.join(str(exc).split())}); "
+        raise DataError(f"image {path} is too large to read safely ({too_large(exc)}); "
                         f"resize it or move it out of the folder") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise DataError(f"cannot read image {path} ({type(exc).__name__}); delete or fix it") from None

@@ -36,8 +36,8 @@ from PIL import Image
 from ..errors import ConfigError, DataError
 from . import imageio
 from .base import adapt_images
-from .folder import broken_link, skipped_listing
-from .imageio import EXTENSIONS
+from .folder import MIN_SIZE, broken_link, quiet_bombs, skipped_listing, too_small
+from .imageio import EXTENSIONS, too_large
 
 TASKS = ("colorize", "sketch", "denoise", "paired", "unpaired")
 MADE_TASKS = ("colorize", "sketch", "denoise")
@@ -159,21 +159,42 @@ def image_files(folder: Path) -> list[Path]:
                   and (p.is_file() or (p.is_symlink() and not p.exists())))
 
 
+def _read_files(folder: Path) -> list[Path]:
+    """``image_files`` of a folder training reads, and a warning naming its subfolders: the
+    layouts keep a side's images directly in its folder, and images in trainB/more/ had been
+    left out silently (an image folder, folder:PATH, reads its subfolders; these do not)."""
+    subfolders = sorted(f"{p.name}/" for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if subfolders:
+        one = len(subfolders) == 1
+        warnings.warn(f"{folder} has {len(subfolders)} subfolder{'' if one else 's'} ({', '.join(subfolders[:3])}"
+                      f"{', ...' if len(subfolders) > 3 else ''}) that {'is' if one else 'are'} not read: a "
+                      f"translation folder's images lie directly in it; move them up to use them",
+                      stacklevel=3)
+    return image_files(folder)
+
+
 def _readable(files: list[Path], read: Callable[[Path], Any]) -> tuple[list[Any], list[tuple[Path, str]]]:
     """(``read(p)`` of each file, None where it fails; [(file, reason)] of those that failed):
     one damaged file must not refuse a folder of thousands (the callers skip it, named in a
     warning, as image folders and super-resolution folders do)."""
     out, bad = [], []
-    for path in files:
-        try:
-            if path.is_symlink() and not path.exists():
-                raise OSError(broken_link(path))
-            out.append(read(path))
-        except (DataError, OSError) as exc:
-            cause = exc.__context__ if isinstance(exc, DataError) and exc.__context__ is not None else exc
-            out.append(None)
-            bad.append((path, " ".join(str(cause).split()) or type(cause).__name__))
+    with quiet_bombs():  # a 96 MP photo is read; over PIL's limit, skipped with the fix
+        for path in files:
+            try:
+                if path.is_symlink() and not path.exists():
+                    raise OSError(broken_link(path))
+                out.append(read(path))
+            except (DataError, OSError) as exc:
+                cause = exc.__context__ if isinstance(exc, DataError) and exc.__context__ is not None else exc
+                out.append(None)
+                bad.append((path, f"{too_large(cause)}; resize it" if isinstance(cause, Image.DecompressionBombError)
+                            else " ".join(str(cause).split()) or type(cause).__name__))
     return out, bad
+
+
+def _unusable(bad: list[tuple[Path, str]]) -> str:
+    """'unusable' when some skipped files read but are too small, else 'unreadable'."""
+    return "unusable" if any(f"under {MIN_SIZE}x{MIN_SIZE}" in reason for _, reason in bad) else "unreadable"
 
 
 def _warn_skipped(folder: Path, bad: list[tuple[Path, str]], what: str) -> None:
@@ -187,9 +208,18 @@ def _stack(arrays: list[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
 
+def _big_enough(img: Image.Image, width: int) -> Image.Image:
+    """``img``, or an OSError (skipped, named) when ``width`` or its height is under MIN_SIZE, as
+    an image folder skips it: a 1x1 file had been trained on silently."""
+    if min(width, img.size[1]) < MIN_SIZE:
+        raise OSError(too_small(width, img.size[1]))
+    return img
+
+
 def _read_one(path: Path, size: int | tuple[int, int], channels: int) -> np.ndarray:
     h, w = (size, size) if isinstance(size, int) else size
-    arr = np.asarray(imageio.read(path, "L" if channels == 1 else "RGB").resize((w, h), Image.Resampling.BICUBIC))
+    img = imageio.read(path, "L" if channels == 1 else "RGB")
+    arr = np.asarray(_big_enough(img, img.size[0]).resize((w, h), Image.Resampling.BICUBIC))
     return arr.reshape(h, w, channels)
 
 
@@ -200,7 +230,7 @@ def _read_side(folder: Path, files: list[Path], size: int, channels: int) -> lis
     if len(bad) == len(files):
         raise DataError(f"no image in {folder} is readable (e.g. {files[0].name}: {bad[0][1]}); "
                         f"delete or fix them, or add readable images")
-    _warn_skipped(folder.parent, bad, f"{len(bad)} unreadable image file{'' if len(bad) == 1 else 's'}")
+    _warn_skipped(folder.parent, bad, f"{len(bad)} {_unusable(bad)} image file{'' if len(bad) == 1 else 's'}")
     return [a for a in arrays if a is not None]
 
 
@@ -219,6 +249,7 @@ def _read_halves(path: Path, size: int, channels: tuple[int, int]) -> tuple[np.n
         raise ConfigError(f"{path} is {w}x{h}, not a side-by-side AB image (those are twice as wide as "
                           f"high: left half A, right half B); put pairs in {path.parent}/A/ and "
                           f"{path.parent}/B/, matched by file name")
+    _big_enough(img, w // 2)  # each half
     halves = (img.crop((0, 0, w // 2, h)), img.crop((w // 2, 0, 2 * (w // 2), h)))
     return tuple(np.asarray(half.convert("L" if c == 1 else "RGB").resize((size, size), Image.Resampling.BICUBIC))
                  .reshape(size, size, c) for half, c in zip(halves, channels))
@@ -306,7 +337,7 @@ def _by_stem(folder: Path) -> tuple[dict[str, Path], list[Path]]:
     """A paired side's image files by name without extension, and the files whose name another
     file shares (000.png and 000.jpg: which one is the partner is not knowable)."""
     files: dict[str, list[Path]] = {}
-    for p in image_files(folder):
+    for p in _read_files(folder):
         files.setdefault(p.stem, []).append(p)
     return ({stem: ps[0] for stem, ps in files.items() if len(ps) == 1},
             [p for ps in files.values() if len(ps) > 1 for p in ps])
@@ -350,9 +381,10 @@ def _paired_folder(cfg, root: Path) -> tuple[tuple[torch.Tensor, ...], ...]:
                                 f"{bad[0][0].relative_to(folder)}: {bad[0][1]}); delete or fix the "
                                 f"unreadable files, or add readable pairs")
             n_bad = len(names) - len(keep)
-            _warn_skipped(folder, bad, f"{n_bad} pair{'' if n_bad == 1 else 's'} with an unreadable file")
+            _warn_skipped(folder, bad, f"{n_bad} pair{'' if n_bad == 1 else 's'} with an "
+                                       f"{_unusable(bad)} file")
             return _stack([xa[i] for i in keep]), _stack([xb[i] for i in keep])
-        files = image_files(folder)
+        files = _read_files(folder)
         if not files:
             raise DataError(f"{folder} holds neither A/ and B/ subfolders nor side-by-side AB "
                             f"images; see 'translate.task=paired' in the README for the layout")
@@ -361,7 +393,7 @@ def _paired_folder(cfg, root: Path) -> tuple[tuple[torch.Tensor, ...], ...]:
         if not halves:
             raise DataError(f"no side-by-side AB image in {folder} is readable (e.g. {bad[0][0].name}: "
                             f"{bad[0][1]}); delete or fix them, or add readable images")
-        _warn_skipped(folder, bad, f"{len(bad)} unreadable AB image{'' if len(bad) == 1 else 's'}")
+        _warn_skipped(folder, bad, f"{len(bad)} {_unusable(bad)} AB image{'' if len(bad) == 1 else 's'}")
         return _stack([a for a, _ in halves]), _stack([b for _, b in halves])
 
     if (root / "train").is_dir():
@@ -390,12 +422,12 @@ def _unpaired_folder(cfg, root: Path):
         if not (root / f"train{side}").is_dir():
             raise DataError(f"{root} has no train{side}/ folder; unpaired data needs "
                             f"{root}/trainA/ and {root}/trainB/ (and optionally testA/, testB/)")
-        files = image_files(root / f"train{side}")
+        files = _read_files(root / f"train{side}")
         if not files:
             raise DataError(f"{root}/train{side}/ holds no images ({', '.join(sorted(EXTENSIONS))})")
         # Unreadable files are skipped (named in a warning) before the hold-out is chosen.
         train = _read_side(root / f"train{side}", files, size, c)
-        test_files = image_files(root / f"test{side}") if (root / f"test{side}").is_dir() else []
+        test_files = _read_files(root / f"test{side}") if (root / f"test{side}").is_dir() else []
         if test_files:
             test = _read_side(root / f"test{side}", test_files, size, c)
         else:
@@ -409,8 +441,13 @@ def _unpaired_folder(cfg, root: Path):
     return (a, b), (test_a, test_b)
 
 
-def load_pairs(cfg) -> TranslationData:
-    """The translation data a config asks for (see the module docstring)."""
+# data.name of the cyclegan-folder and pix2pix-folder presets, until the user names a folder
+PLACEHOLDER = "REPLACE_WITH_PATH"
+
+
+def load_pairs(cfg, *, evaluating: bool = False) -> TranslationData:
+    """The translation data a config asks for (see the module docstring); ``evaluating``: for
+    translate-eval, which reads the folder the run was trained on (a missing one says so)."""
     check_config(cfg)
     t = cfg.translate
     if t.task in MADE_TASKS:
@@ -429,6 +466,13 @@ def load_pairs(cfg) -> TranslationData:
         if not root.is_dir():
             # train (--resume too) takes data.name=...; translate-eval reads the folder its run
             # was trained on and takes no override
+            if evaluating:
+                raise DataError(f"folder {root}, which this run was trained on, does not exist; move "
+                                f"the data back to {root} to evaluate it")
+            if root.name == PLACEHOLDER:  # a preset's, never trained on: the user is training
+                raise DataError(f"no {t.task} data folder was given; set data.name=folder:PATH to "
+                                f"your {t.task} data (e.g. ganforge train {cfg.objective}-folder "
+                                f"data.name=folder:/path/to/data)")
             raise DataError(f"folder {root} does not exist; set data.name=folder:PATH to your "
                             f"{t.task} data (ganforge train, --resume too); for translate-eval, move "
                             f"the data back to {root}")
@@ -451,7 +495,7 @@ def load_test_pairs(cfg) -> tuple[torch.Tensor, torch.Tensor]:
         if test_a.shape[1] != a_channels(cfg):
             test_a = adapt_images(test_a, None, a_channels(cfg))
         return test_a, test_b
-    data = load_pairs(cfg)
+    data = load_pairs(cfg, evaluating=True)  # translate-eval's
     return data.test_a, data.test_b
 
 

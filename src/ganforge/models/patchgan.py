@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from ..errors import ConfigError
 from .layers import check_positive
 from .unet import init_weights_, make_norm
 
@@ -28,6 +29,24 @@ def receptive_field(n_layers: int) -> int:
     for stride in [1, 1] + [2] * n_layers:  # the two stride-1 convs are last, walked first
         r = (r - 1) * stride + 4
     return r
+
+
+def min_input(n_layers: int) -> int:
+    """Smallest input side with at least 1x1 scores: Conv2d(4, 2, 1) floors H to H // 2 and each
+    Conv2d(4, 1, 1) takes 1 off, so the scores are H // 2**n_layers - 2 wide. The last normed
+    layer is then at least 2x2, which instance norm needs (1x1 has no spatial statistics)."""
+    return 3 * 2 ** n_layers
+
+
+def check_input_size(resolution: int, n_layers: int) -> None:
+    """A one-line ConfigError when ``resolution`` px crops are too small for ``n_layers``: the
+    first training step had failed in a norm layer, or with zero-size scores."""
+    least = min_input(n_layers)
+    if resolution < least:
+        fits = max((n for n in range(1, n_layers) if min_input(n) <= resolution), default=None)
+        fix = f" or set translate.d_layers={fits}" if fits else ""
+        raise ConfigError(f"data.resolution={resolution} is too small for translate.d_layers={n_layers} "
+                          f"(the PatchGAN needs >= {least}): raise data.resolution to {least}{fix}")
 
 
 class PatchDiscriminator(nn.Module):

@@ -92,6 +92,7 @@ class CycleGAN(TranslationFamily):
                 raise ConfigError(f"translate.{key} must be >= 0, got {getattr(t, key)}")
         if t.pool_size < 0:
             raise ConfigError(f"translate.pool_size must be >= 0, got {t.pool_size}")
+        self.check_sizes(cfg)
         ca, cb = a_channels(cfg), cfg.data.channels
         if t.lambda_identity > 0 and ca != cb:
             raise ConfigError(f"the identity loss maps B through G_AB, which needs as many input "
@@ -118,6 +119,18 @@ class CycleGAN(TranslationFamily):
         self.pool_a, self.pool_b = ImagePool(t.pool_size), ImagePool(t.pool_size)
         self.info = dict(data_info)
         self._fakes: tuple[Tensor, Tensor] | None = None  # (G_BA(b), G_AB(a)) of this step
+
+    @classmethod
+    def check_sizes(cls, cfg) -> None:
+        super().check_sizes(cfg)
+        # The residual generator takes sides divisible by its stride 4; its instance norm at the
+        # 4x-downsampled bottleneck needs 2x2 there, so 8 px at least.
+        res, stride = cfg.data.resolution, ResnetGenerator.stride
+        if res % stride or res < 2 * stride:
+            near = max(2 * stride, res // stride * stride)
+            raise ConfigError(f"data.resolution={res} does not suit CycleGAN's residual generator, which "
+                              f"needs a multiple of {stride} of at least {2 * stride}: use data.resolution="
+                              f"{near}{f' or {near + stride}' if near < res else ''}")
 
     def loss(self, phase: str, batch: Mapping[str, Any]) -> dict[str, Tensor]:
         a, b = batch["a"], batch["b"]  # [N, Ca, H, W], [N, Cb, H, W] in [-1, 1], unpaired
@@ -189,7 +202,7 @@ class CycleGAN(TranslationFamily):
         from ..data.pairs import load_pairs
         from ..metrics.paired import evaluate_unpaired
 
-        return evaluate_unpaired(run, load_pairs(run.config), extractor=extractor, ema=ema,
+        return evaluate_unpaired(run, load_pairs(run.config, evaluating=True), extractor=extractor, ema=ema,
                                  limit=limit, inception_weights=inception_weights)
 
     @classmethod

@@ -32,7 +32,7 @@ from ..data import pairs as pairdata
 from ..data.pairs import a_channels, check_config
 from ..errors import ConfigError, DataError
 from ..models import spectral_norm_
-from ..models.patchgan import PatchDiscriminator
+from ..models.patchgan import PatchDiscriminator, check_input_size
 from ..models.unet import build_unet
 from .base import Objective, Phase, refuse_unused_sections, register_objective
 from .unconditional import TINY_TRAIN, gan_optimizers, write_image_folder
@@ -201,8 +201,16 @@ class TranslationFamily(Objective):
 
     @classmethod
     def check_run(cls, cfg, world_size: int, *, new: bool) -> None:
+        cls.check_sizes(cfg)  # before the data is read: a too-small crop had failed at step 1
         if new:  # a run trained with them before this check still loads and resumes
             refuse_unused_sections(cfg)
+
+    @classmethod
+    def check_sizes(cls, cfg) -> None:
+        """A one-line ConfigError when the networks cannot take data.resolution crops (the
+        discriminator's here; each family adds its generator's)."""
+        if cfg.translate.d_layers >= 1:  # others: check_positive names them
+            check_input_size(cfg.data.resolution, cfg.translate.d_layers)
 
     @classmethod
     def load_data(cls, cfg):
@@ -242,6 +250,7 @@ class Pix2Pix(TranslationFamily):
         t, m = cfg.translate, cfg.model
         if t.lambda_l1 < 0:
             raise ConfigError(f"translate.lambda_l1 must be >= 0, got {t.lambda_l1}")
+        self.check_sizes(cfg)
         self.in_channels, self.out_channels = a_channels(cfg), cfg.data.channels
         norm = t.norm or "batch"
         chroma = t.task == "colorize" and t.chroma and self.in_channels == 1
@@ -263,6 +272,13 @@ class Pix2Pix(TranslationFamily):
         self.lambda_l1 = t.lambda_l1
         self.info = dict(data_info)
         self._fake: Tensor | None = None  # G's output of this step, for D's phase
+
+    @classmethod
+    def check_sizes(cls, cfg) -> None:
+        super().check_sizes(cfg)
+        # the U-Net's own checks (depth, divisibility), on a one-channel net of width 1: cheap
+        build_unet(in_channels=1, out_channels=1, resolution=cfg.data.resolution, width=1,
+                   depth=cfg.translate.depth, dropout=0.0)
 
     def _scores(self, d_real: Tensor, d_fake: Tensor) -> dict[str, Tensor]:
         d_real, d_fake = d_real.detach().float(), d_fake.detach().float()

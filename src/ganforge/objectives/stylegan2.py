@@ -121,8 +121,12 @@ class StyleGAN2(UnconditionalGAN):
                               "style.mapping_lr_mul > 0")
         res = cfg.data.resolution
         if res < 8 or res & (res - 1):
+            near = 1 << max(3, res.bit_length() - 1)  # the power of two at or below, 8 at least
+            fix = f"use {near}" + (f" or {2 * near}" if near < res else "")
+            if cfg.data.name.split(":")[0] == "fashion-mnist":  # 28x28 images: the note says where they go
+                fix += " (Fashion-MNIST's 28x28 images are resized to it)"
             raise ConfigError(f"objective={self.name} needs data.resolution a power of two >= 8 "
-                              f"(8, 16, 32, 64, ...), got {res}; Fashion-MNIST is resized to 32")
+                              f"(8, 16, 32, 64, ...), got {res}; {fix}")
         if m.pac > 1 or m.d_spectral_norm or m.g_spectral_norm:
             raise ConfigError(f"objective={self.name} supports neither model.pac nor spectral norm; "
                               f"set model.pac=1, model.d_spectral_norm=false, model.g_spectral_norm=false")
