@@ -79,7 +79,7 @@ def test_broken_link_is_listed_among_skipped_files(tmp_path):
 
 def test_folder_of_only_broken_links_says_none_readable(tmp_path):
     os.symlink(tmp_path / "gone.png", tmp_path / "dead.png")
-    with pytest.raises(DataError, match=r"1 image files, none readable \(e.g. dead.png \(broken link"):
+    with pytest.raises(DataError, match=r"1 image file, none readable \(e.g. dead.png \(broken link"):
         load_dataset(f"folder:{tmp_path}")
 
 

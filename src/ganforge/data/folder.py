@@ -229,10 +229,10 @@ def _scan(folder: Path, fix: str) -> _Scan:
             what = f"no {'/'.join(sorted(EXTENSIONS))} files"
         elif any(err is None for _, err in results):
             small = next(p for p, (r, err) in zip(files, results) if err is None)
-            what = (f"{len(files)} image files, none of at least {MIN_SIZE}x{MIN_SIZE} pixels (e.g. "
+            what = (f"{_count_files(len(files))}, none of at least {MIN_SIZE}x{MIN_SIZE} pixels (e.g. "
                     f"{small.relative_to(folder)}: {dict(skipped)[small]})")
         else:
-            what = f"{len(files)} image files, none readable (e.g. {skipped_listing(folder, skipped, 1)})"
+            what = f"{_count_files(len(files))}, none readable (e.g. {skipped_listing(folder, skipped, 1)})"
         raise DataError(f"folder {folder} has {what}; {fix}")
     labels = None
     if class_dirs is not None:
@@ -314,6 +314,11 @@ def _try(fn, *args):
         return None, _reason(exc)
 
 
+def _count_files(n: int) -> str:
+    """'1 image file', '3 image files'."""
+    return f"{n} image file{'' if n == 1 else 's'}"
+
+
 def skipped_listing(folder: Path, skipped: list[tuple[Path, str]], shown: int = 5) -> str:
     """'a.png (reason), b.png (reason), ... and 3 more' on one line."""
     def short(path: Path, reason: str) -> str:  # PIL repeats the full path in its message
@@ -328,7 +333,7 @@ def skipped_listing(folder: Path, skipped: list[tuple[Path, str]], shown: int = 
 def _warn_skipped(folder: Path, skipped: list[tuple[Path, str]]) -> None:
     """One warning line with the count and the files (the CLI prints it as one line)."""
     if skipped:
-        noun = "image file" if len(skipped) == 1 else "image files"
+        noun = _count_files(len(skipped)).split(" ", 1)[1]
         warnings.warn(f"skipped {len(skipped)} unusable {noun} in {folder}: "
                       f"{skipped_listing(folder, skipped)}", stacklevel=3)
 
@@ -435,7 +440,7 @@ class FolderSource:
         classes = f" in {len(scan.class_names)} classes" if scan.class_names else ""
         bad = ""
         if skipped:
-            noun = "image file" if len(skipped) == 1 else "image files"
+            noun = _count_files(len(skipped)).split(" ", 1)[1]
             bad = f"; skipped {len(skipped)} unusable {noun}: {skipped_listing(folder, skipped)}"
         return f"folder:{arg}: {len(files)} image{'' if len(files) == 1 else 's'}{classes} at {folder.resolve()}{bad}"
 
