@@ -520,13 +520,21 @@ def validate(cfg: Config) -> None:
     if not 0 < cfg.train.rollback_lr_factor <= 1:
         raise ConfigError(f"train.rollback_lr_factor must be in (0, 1], "
                           f"got {cfg.train.rollback_lr_factor}")
+    if cfg.train.max_rollbacks < 0:  # -1 had been taken silently as 0
+        raise ConfigError(f"train.max_rollbacks must be >= 0 (0: stop at the first divergence), "
+                          f"got {cfg.train.max_rollbacks}")
     if cfg.monitor.window < 4:
         raise ConfigError(f"monitor.window must be >= 4, got {cfg.monitor.window}")
-    for name in ("coverage_ratio", "min_classes", "win_accuracy", "win_d_fake", "vanish_ratio",
-                 "vanish_floor", "vanish_abs", "explode_factor", "explode_min", "explode_abs",
-                 "d_loss_abs", "d_loss_healthy", "osc_amplitude", "osc_crossings"):
+    for name in ("warmup_steps", "min_classes", "vanish_floor", "vanish_abs", "explode_factor",
+                 "explode_min", "explode_abs", "d_loss_abs", "d_loss_healthy", "osc_amplitude",
+                 "osc_crossings"):
         if getattr(cfg.monitor, name) < 0:
             raise ConfigError(f"monitor.{name} must be >= 0, got {getattr(cfg.monitor, name)}")
+    # shares of real diversity, of the best coverage, of the early G norm, and probabilities:
+    # collapse_ratio=-1 had turned mode-collapse detection off without a word
+    for name in ("collapse_ratio", "coverage_ratio", "vanish_ratio", "win_accuracy", "win_d_fake"):
+        if not 0 <= getattr(cfg.monitor, name) <= 1:
+            raise ConfigError(f"monitor.{name} must be from 0 to 1, got {getattr(cfg.monitor, name)}")
     if not 0 <= cfg.train.ema_decay < 1:
         raise ConfigError(f"train.ema_decay must be in [0, 1), got {cfg.train.ema_decay}")
     if cfg.train.ema_bn_samples < 0:

@@ -40,8 +40,9 @@ Detectors (thresholds are fields of MonitorSettings):
   or two classes still has about half the real feature and pixel diversity, but its class
   count shows it. Coverage is not judged when the real probe falls in fewer than min_classes (4)
   classes: the classifier does not fit that data. Before warmup_steps it is judged only once the
-  best so far reaches min_classes: a young generator's count wobbles (2, 3, 2 classes), and a
-  drop from a best of 3 to 2 had been called a collapse on a healthy run.
+  count has held at min_classes or more for `patience` records: a young generator's count
+  wobbles (2, 3, 2 classes), and a drop from a best of 3 to 2 had been called a collapse on a
+  healthy run, then, once one record touched 4, a drop from 4 to 2 on another.
 - vanishing_gradients: (a) D wins outright (d_acc_real and d_acc_fake >= 0.95 when logged,
   d_real >= 0.95, d_fake <= 0.05) while g_grad_norm <= vanish_ratio (0.05) x its early value
   (the largest of the first `window` records), <= vanish_abs (0.1; a D that wins from the first
@@ -63,8 +64,11 @@ Detectors (thresholds are fields of MonitorSettings):
   norm of 230 against a vanished median of 0.0076 had been rolled back three times), and a
   record with G no longer vanishing clears G's window, so its ratio test starts over; a loss or grad norm
   above explode_abs (1e6), which needs no history; or, for a logit loss (not a critic's),
-  d_loss above d_loss_abs (1e3): D's outputs are in the thousands (healthy runs of every preset
-  stay below 2). Fires at once.
+  d_loss or G's adversarial loss above d_loss_abs (1e3): D's outputs are in the thousands
+  (healthy runs of every preset stay below 20). G's counts because a D that wins with logits of
+  -2000 on the fakes has a small d_loss: lr 0.5 had trained on to the end with g_loss 1400-2100
+  and d_loss under 600. Families of COMPOSITE_G add reconstruction terms to g_loss: for them
+  G's adversarial loss is g_adv (adv), when logged. Fires at once.
 - oscillation: over the last `window` (16) records of d_loss and of g_loss, after removing a
   least-squares line: (a) large: the residual's standard deviation is >= osc_amplitude (0.3) x
   the series' mean absolute value (0.1 at least); (b) no progress: the trend over the window,
@@ -98,7 +102,8 @@ the Trainer calls :meth:`Monitor.after_rollback` to clear the loss windows and r
 
 Rollback targets: :attr:`Monitor.healthy` says whether the last record is one to roll back to:
 not divergent, judged bad by no detector (before `patience` too) and, for a logit loss, d_loss
-<= d_loss_healthy (10; healthy runs stay below 2). The Trainer rolls back to the newest checkpoint
+<= d_loss_healthy (10; healthy runs stay below 2) and G's adversarial loss <= G_HEALTHY_FACTOR x
+d_loss_healthy (100; healthy runs reach 19). The Trainer rolls back to the newest checkpoint
 at or before the last healthy record, i.e. from before the trouble started.
 """
 from __future__ import annotations
@@ -126,6 +131,13 @@ KEYS = {
 DIFFAUGMENT_POLICY = "color,translation,cutout"  # Zhao et al. 2020, the policy for small data
 TOY_R1 = 0.01  # reg.r1 of the toy-ring8 / toy-grid25 presets (2-D point data)
 CRITIC_LOSSES = ("wasserstein",)  # D returns unanchored scores: "D wins outright" is undefined
+# Families whose g_loss adds L1, cycle, mel or perceptual terms to the adversarial loss (a healthy
+# vocoder's is up to 300): their logit-loss limits read the adversarial part, logged as g_adv
+# (adv: superres), and nothing while it is not logged (a vocoder's mel-only warm-up)
+COMPOSITE_G = ("pix2pix", "cyclegan", "cyclegan-vc", "superres", "vocoder")
+# A rollback target's G loss may be this many times d_loss_healthy: a D that rejects fakes with
+# logits near -17 is normal (healthy StyleGAN2 and ESRGAN runs reach 16.8 and 18.9)
+G_HEALTHY_FACTOR = 10
 # mode_collapse: diversity below this share of real: every sample the same (a toy G with dead
 # units emits exactly 0; a young tiny DCGAN on noise images starts near 0.001 and spreads)
 SAME_SAMPLES = 1e-4
@@ -244,10 +256,33 @@ def _join(*parts: str | None) -> str:
 def _suggest_collapse(cfg, ev) -> str:
     return _join(_switch(cfg, "mbstd", 4, "let D see batch statistics"),
                  _switch(cfg, "pac", 2, "let D score packed samples (PacGAN)", off=(None, 1)),
-                 _r1(cfg), _augment(cfg), *_lower_rates(cfg, ev, "g_lr"))
+                 _r1(cfg), _augment(cfg), *_collapse_rates(cfg, ev))
 
 
 PRESET_MAX_LR = 3e-3  # the largest learning rate of any preset (0.0025); 10x above it is no tuning
+PRESET_LR = 2e-4  # a preset's usual rate: what a rate far out of line is advised down to
+PRESET_LR = 2e-4  # the usual rate of the presets (DCGAN's), to name where one is far out of line
+LOW_LR = 1e-5  # 10x below the smallest learning rate of any preset (1e-4)
+RATE_GAP = 10  # optim.d_lr over optim.g_lr above this is no TTUR: the presets keep it within 4
+
+
+def _collapse_rates(cfg, ev) -> list[str | None]:
+    """G's rate lowered, unless it is the one far too low: under LOW_LR, or D's over RATE_GAP times
+    it. Then D outlearns G, and halving G's rate makes that worse: a g_lr of 1e-6 against a d_lr
+    of 0.01 had been advised down to 5e-07."""
+    g, d = _cfg(cfg, KEYS["g_lr"]), _cfg(cfg, KEYS["d_lr"])
+    if not (isinstance(g, (int, float)) and isinstance(d, (int, float)) and g > 0):
+        return _lower_rates(cfg, ev, "g_lr")
+    g_now = g * (ev or {}).get("lr_scale", 1.0)  # the rate in effect; the ratio is the same
+    if d > RATE_GAP * g:
+        to = (f"lower {KEYS['d_lr']} to {g:g}" if g_now >= LOW_LR else
+              f"bring both to a preset's rate, e.g. {KEYS['g_lr']}={PRESET_LR:g} {KEYS['d_lr']}={PRESET_LR:g}")
+        return [f"{KEYS['d_lr']} {d:g} is {d / g:,.0f}x {KEYS['g_lr']} {g:g} (the presets keep D's rate "
+                f"within 4x G's), so D outlearns G: {to}"]
+    if g_now < LOW_LR:
+        return [f"{KEYS['g_lr']} {g_now:g} is far below the presets' 1e-4 to {PRESET_MAX_LR:g}: "
+                f"raise it, e.g. to {PRESET_LR:g}"]
+    return _lower_rates(cfg, ev, "g_lr")
 
 
 _TOO_BIG = {"g_lr": "steps that large saturate G's units",
@@ -266,13 +301,25 @@ def _high_lr(cfg, ev, key: str) -> str | None:
         return None
     after = f" ({lr * scale:g} after the rollbacks)" if scale != 1.0 else ""
     return (f"{KEYS[key]} {lr:g}{after} is far above the presets' 1e-4 to {PRESET_MAX_LR:g}: "
-            f"lower it, e.g. to 0.0002 ({_TOO_BIG[key]})")
+            f"lower it, e.g. to {PRESET_LR:g} ({_TOO_BIG[key]})")
 
 
 def _lower_rates(cfg, ev, *keys: str) -> list[str | None]:
     """The rates far out of line when any is (the others are not to blame), else each halved."""
     high = [_high_lr(cfg, ev, key) for key in keys]
     return high if any(high) else [_halve(cfg, key, ev) for key in keys]
+
+
+def resume_rates(cfg, lr_scale: float = 1.0) -> dict[str, float]:
+    """The learning rates a diverged run continues with, as the divergence's advice names them
+    (``_lower_rates``): a rate far above the presets' alone, down to a preset's, else both halved
+    from the rates in effect (``lr_scale``: the rollbacks' scale)."""
+    ev = {"lr_scale": lr_scale}
+    high = [key for key in ("g_lr", "d_lr") if _high_lr(cfg, ev, key)]
+    if high:
+        return {KEYS[key]: PRESET_LR for key in high}
+    rates = {key: _cfg(cfg, KEYS[key]) for key in ("g_lr", "d_lr")}
+    return {KEYS[key]: lr * lr_scale / 2 for key, lr in rates.items() if isinstance(lr, (int, float))}
 
 
 def _suggest_vanishing(cfg, ev) -> str:
@@ -399,6 +446,8 @@ class Monitor:
         self.troubled: list[str] = []  # what judged the last record bad (see `healthy`)
         self.zero_g = 0  # consecutive records whose g_grad_norm was exactly 0
         self.best_coverage = 0.0
+        self.coverage_was_healthy = False  # probe_classes held at min_classes or more for `patience` records
+        self.coverage_healthy_run = 0
         self.stage_changes = 0  # fade-ins noted (for the state and the tests)
         self.lr_scale = 1.0  # the Trainer's learning-rate multiplier (rollbacks), for suggestions
         self.unsupported: tuple[str, ...] = ()  # the family's Objective.unsupported_advice
@@ -433,10 +482,9 @@ class Monitor:
         g = record.get("g_grad_norm")
         self.zero_g = self.zero_g + 1 if _finite(g) and g == 0 else 0
         self.troubled = sorted(kind for kind, v in verdicts.items() if v is not None and v[0])
-        d_loss = record.get("d_loss")
-        if (_finite(d_loss) and abs(d_loss) > self.settings.d_loss_healthy
-                and _cfg(self.cfg, KEYS["loss"]) not in CRITIC_LOSSES):
-            self.troubled.append("d_loss")
+        for key, v in self._logit_losses(record):
+            if abs(v) > self.settings.d_loss_healthy * (G_HEALTHY_FACTOR if key != "d_loss" else 1):
+                self.troubled.append(key)
         events = []
         for kind in KINDS:
             verdict = verdicts[kind]
@@ -456,7 +504,8 @@ class Monitor:
     def healthy(self) -> bool:
         """Whether the last record is one to roll back to: finite (not divergent), no detector
         judged it bad (before `patience` too), and, for a logit loss, d_loss within
-        d_loss_healthy (healthy runs of every preset stay below 2). The Trainer rolls back to
+        d_loss_healthy (healthy runs of every preset stay below 2) and G's adversarial loss within
+        G_HEALTHY_FACTOR times that (healthy runs reach 19). The Trainer rolls back to
         the newest checkpoint at or before the last healthy record: a bf16 run at lr 1 with
         d_loss 574 and no G gradient had been rolled back to that broken step."""
         return not self.diverging and not self.troubled
@@ -481,6 +530,11 @@ class Monitor:
         c = record.get("probe_classes")
         if _finite(c):
             self.best_coverage = max(self.best_coverage, float(c))
+            # armed as diversity is: a young G that touched 4 classes once (2, 3, 4, 3, 2) had
+            # been called collapsed at step 210 of a healthy run
+            self.coverage_healthy_run = self.coverage_healthy_run + 1 if c >= self.settings.min_classes else 0
+            if self.coverage_healthy_run >= self.settings.patience:
+                self.coverage_was_healthy = True
 
     def _event(self, kind: str, record: dict, evidence: dict) -> dict[str, Any]:
         message = evidence.pop("message")
@@ -520,6 +574,17 @@ class Monitor:
             episode.active = False
         self.zero_g = 0
 
+    def _logit_losses(self, r: Mapping[str, Any]) -> list[tuple[str, float]]:
+        """(key, value) of D's loss and G's adversarial loss where the loss is no critic's (whose
+        scores are unbounded by design). G's counts too: a D that wins with logits of -2000 on
+        the fakes has a small d_loss but a g_loss of 2000 (lr 0.5 had trained on so to the end).
+        Families whose g_loss adds reconstruction terms are judged on g_adv (adv) alone."""
+        if _cfg(self.cfg, KEYS["loss"]) in CRITIC_LOSSES:
+            return []
+        keys = ["d_loss", next((k for k in ("g_adv", "adv") if k in r),
+                               None if _cfg(self.cfg, "objective") in COMPOSITE_G else "g_loss")]
+        return [(k, float(r[k])) for k in keys if k is not None and _finite(r.get(k))]
+
     # ------------------------------------------------------------------ detectors
     # Each returns None (cannot judge), or (bad, evidence) with evidence["message"] a summary.
 
@@ -537,11 +602,11 @@ class Monitor:
             if _finite(v) and abs(v) > s.explode_abs:
                 return True, {"message": f"{key} is {v:.4g} (limit {s.explode_abs:g})",
                               key: _round(v), "limit": s.explode_abs}
-        d_loss = r.get("d_loss")
-        if _finite(d_loss) and abs(d_loss) > s.d_loss_abs and _cfg(self.cfg, KEYS["loss"]) not in CRITIC_LOSSES:
-            return True, {"message": f"d_loss is {d_loss:.4g}: a logit loss this large means D's outputs are "
-                                     f"in the thousands (limit {s.d_loss_abs:g})",
-                          "d_loss": _round(d_loss), "limit": s.d_loss_abs}
+        for key, v in self._logit_losses(r):
+            if abs(v) > s.d_loss_abs:
+                return True, {"message": f"{key} is {v:.4g}: a logit loss this large means D's outputs are "
+                                         f"in the thousands (limit {s.d_loss_abs:g})",
+                              key: _round(v), "limit": s.d_loss_abs}
         for key in ("g_grad_norm", "d_grad_norm"):
             v, past = r.get(key), self.history[key]
             if key == "g_grad_norm" and self.episodes["vanishing_gradients"].active:
@@ -569,7 +634,7 @@ class Monitor:
                 covered = None
             elif step >= s.warmup_steps:
                 reference = max(reference, float(probe_real))
-        if _finite(covered) and reference > 0 and (step >= s.warmup_steps or reference >= s.min_classes):
+        if _finite(covered) and reference > 0 and (step >= s.warmup_steps or self.coverage_was_healthy):
             bad = covered < s.coverage_ratio * reference
             drop = ("real data's" if reference == probe_real and reference > self.best_coverage
                     else "a best of")
@@ -658,6 +723,8 @@ class Monitor:
                 "diversity_was_healthy": self.diversity_was_healthy,
                 "diversity_healthy_run": self.diversity_healthy_run,
                 "early_g_grad": self.early_g_grad, "best_coverage": self.best_coverage,
+                "coverage_was_healthy": self.coverage_was_healthy,
+                "coverage_healthy_run": self.coverage_healthy_run,
                 "stage_changes": self.stage_changes,
                 "history": {k: list(v) for k, v in self.history.items()},
                 "episodes": {k: e.state() for k, e in self.episodes.items()}}
@@ -668,6 +735,8 @@ class Monitor:
         self.diversity_healthy_run = int(state.get("diversity_healthy_run", 0))
         self.early_g_grad = float(state["early_g_grad"])
         self.best_coverage = float(state["best_coverage"])
+        self.coverage_was_healthy = bool(state.get("coverage_was_healthy", False))
+        self.coverage_healthy_run = int(state.get("coverage_healthy_run", 0))
         self.stage_changes = int(state.get("stage_changes", 0))
         for key, values in state["history"].items():
             if key in self.history:
