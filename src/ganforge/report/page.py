@@ -275,6 +275,10 @@ def _ending(run: Run) -> str:
         n = e.get("rollbacks")
         after = f" after {n} rollback{'' if n == 1 else 's'}" if isinstance(n, int) else ""
         good = f"; last good checkpoint {ckpt}" if ckpt else "; no checkpoint to roll back to"
+        rates = e.get("resume_with")  # the error's command (a run of an older version has none)
+        if ckpt and isinstance(rates, str) and rates:
+            good += (f"; continue from it with lower learning rates: ganforge train --resume --out "
+                     f"{shell_arg(run.run_dir)} {rates}")
         return f'<span class="bad">diverged</span> <small>{at}{after}{escape(good)}</small>'
     return escape(how)
 

@@ -4,7 +4,9 @@ Layout of ``RUN/checkpoints/``::
 
     step_0001000/weights.safetensors   every net, and its EMA copy as "ema.<net>.<param>"
     step_0001000/state.pt              optimizers, scaler, step, RNG states, data position, config
-    latest                             name of the newest complete checkpoint (one line)
+    latest                             name of the checkpoint the run continues from (one line):
+                                       the newest complete one, or the one a rollback or a
+                                       diverged end went back to (see ``point_latest``)
     best                               (optional) name of the best checkpoint by a metric
     <name>.safetensors                 (optional) tensors fixed for the whole run, written once
                                        (a GAN stage's start weights; see RUN_FILES)
@@ -233,6 +235,13 @@ def estimate_bytes(weights: dict[str, torch.Tensor], optimizers: dict[str, torch
     for opt in optimizers.values():
         size += 2 * sum(p.numel() * p.element_size() for g in opt.param_groups for p in g["params"])
     return size + 2**20
+
+
+def point_latest(ckpt_root: Path, name: str) -> None:
+    """Point ``latest`` back at the earlier checkpoint ``name`` (a rollback's, or the last good
+    one of a run that ended diverged): the newer ones are abandoned, and ``find`` takes the
+    folder ``latest`` names, so a resume, ``sample`` or the report start from ``name``."""
+    atomic_write_text(ckpt_root / "latest", name + "\n")
 
 
 def mark_best(ckpt_root: Path, name: str) -> None:

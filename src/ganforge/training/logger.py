@@ -2,12 +2,12 @@
 (no host sync per step) and written as one JSON line per interval, plus TensorBoard when installed.
 Events (diagnostics, rollbacks) are JSON lines of their own with an ``event`` key.
 
-TensorBoard's writer is made at the first record; a resume first sets ``purge_step`` (the first
-step it redoes), so TensorBoard drops the events an earlier process wrote of those steps. Its
-background thread writes the event file; an OSError there (a full disk) is raised by the
-writer's next call in the main thread, which ``write``/``add_image``/``close`` turn into an
-OSError naming the folder, for the Trainer's one line (the thread's own "Exception in thread"
-traceback is kept quiet)."""
+TensorBoard's writer is made at the first record; a resume or a rollback first sets
+``purge_step`` (the first step it redoes, ``purge_from``), so TensorBoard drops the events written
+earlier of those steps. Its background thread writes the event file; an OSError there (a full
+disk) is raised by the writer's next call in the main thread, which ``write``/``add_image``/
+``close`` turn into an OSError naming the folder, for the Trainer's one line (the thread's own
+"Exception in thread" traceback is kept quiet)."""
 from __future__ import annotations
 
 import json
@@ -27,7 +27,7 @@ class MetricsLogger:
         self._counts: dict[str, int] = {}
         self.tb = None
         self.tb_dir = Path(run_dir) / "tensorboard" if run_dir is not None else None
-        self.purge_step: int | None = None  # set by a resume before the first record
+        self.purge_step: int | None = None  # set by a resume or a rollback (purge_from)
         self._tb_tried = not self.enabled
 
     def _writer(self):
@@ -51,6 +51,13 @@ class MetricsLogger:
             self.close(quiet=True)
             self._tb_tried = True  # no new writer after a failed one
             raise OSError(exc.errno, exc.strerror or str(exc), str(self.tb_dir)) from None
+
+    def purge_from(self, step: int) -> None:
+        """TensorBoard drops what it holds of ``step`` and later once the next record is written:
+        a resume or a rollback redoes those steps (a rollback's had been drawn again over the old
+        ones, a vertical zigzag). An open writer is closed; the next record opens one that purges."""
+        self.close()
+        self.purge_step = step
 
     def accumulate(self, scalars: dict[str, torch.Tensor]) -> None:
         for name, value in scalars.items():

@@ -37,7 +37,7 @@ from . import checkpoint as ckpt
 from . import distributed
 from .ema import EMA
 from .logger import MetricsLogger
-from .monitor import Monitor, format_event, non_finite_advice
+from .monitor import Monitor, format_event, non_finite_advice, resume_rates
 from .precision import autocast_context, resolve_precision
 from .probe import DiversityProbe
 
@@ -320,6 +320,9 @@ class Trainer:
             "elapsed": self.elapsed,
             "rollbacks": self.rollbacks,
             "lr_scale": self.lr_scale,
+            # a checkpoint saved while the records were unhealthy must not become a rollback
+            # target on resume (a resumed broken checkpoint had been taken as good)
+            "healthy_step": self.healthy_step,
             "best_score": self.best_score,
             "best_measure": self._best_measure(),
             "optimizers": {n: o.state_dict() for n, o in self.optimizers.items()},
@@ -341,13 +344,14 @@ class Trainer:
         if source is not None:
             self.last_checkpoint = source
             self._saved_step = int(state["step"])  # what it holds is what is loaded
-            # TensorBoard drops what it has of the steps after it: the resume redoes them
-            # (metrics.jsonl is cut back to the checkpoint for the same reason); the step itself
-            # was logged before its checkpoint was written
-            self.logger.purge_step = int(state["step"]) + 1
             self._note_stretched_schedule(state)
         else:
             self._saved_step = None  # a rollback: its scaled learning rates are not saved yet
+        # TensorBoard drops what it has of the steps after it: a resume or a rollback redoes them
+        # (a resume cuts metrics.jsonl back to the checkpoint for the same reason; a rollback's
+        # steps had been drawn again over the old ones); the step itself was logged before its
+        # checkpoint was written
+        self.logger.purge_from(int(state["step"]) + 1)
         nets = ckpt.unflatten_weights({k: v for k, v in weights.items() if not k.startswith("ema.")})
         for name, net in self.objective.nets.items():
             net.load_state_dict(nets[name])
@@ -377,7 +381,9 @@ class Trainer:
         self.objective.load_extra_state(state.get("objective", {}))
         if self.monitor is not None and state.get("monitor"):
             self.monitor.load_state_dict(state["monitor"])
-        self.step = self.healthy_step = int(state["step"])
+        self.step = int(state["step"])
+        # a checkpoint of an older version has none: taken as judged healthy, as before
+        self.healthy_step = min(int(state.get("healthy_step", self.step)), self.step)
         self.elapsed = float(state.get("elapsed", 0.0))
         self.rollbacks = int(state.get("rollbacks", 0))
         self.lr_scale = float(state.get("lr_scale", 1.0))
@@ -751,13 +757,37 @@ class Trainer:
             why = ("train.on_divergence=stop" if t.on_divergence == "stop" else
                    "no checkpoint to roll back to" if last is None else
                    f"{self.rollbacks} rollbacks (train.max_rollbacks={t.max_rollbacks})")
-            where = f"; the last good checkpoint is {last}" if last is not None else ""
-            self._log_end("diverged", rollbacks=self.rollbacks, reason=why,
-                          checkpoint=last.name if last is not None else None)
-            raise TrainingDiverged(f"training diverged at step {self.step} after {why}{where}; "
-                                   f"{event['suggestion']}")
+            advice = event["suggestion"]
+            if last is None:
+                self._log_end("diverged", rollbacks=self.rollbacks, reason=why, checkpoint=None)
+                raise TrainingDiverged(f"training diverged at step {self.step} after {why}; {advice}")
+            # what a rollback would restore is what the run keeps: a resume (and sample, export,
+            # the report) starts from it, not from the newest checkpoint, saved while diverging
+            self._point_latest(last)
+            rates, advice = self._resume_rates(advice)
+            self._log_end("diverged", rollbacks=self.rollbacks, reason=why, checkpoint=last.name,
+                          resume_with=rates)
+            command = f"ganforge train --resume --out {shell_arg(self.run_dir)} {rates}"
+            raise TrainingDiverged(f"training diverged at step {self.step} after {why}; the last good "
+                                   f"checkpoint is {last}; continue from it with lower learning rates: "
+                                   f"{command}" + (f" (also worth trying: {advice})" if advice else ""))
         self.rollback(last)
         return False
+
+    def _point_latest(self, path: Path) -> None:
+        """Point checkpoints/latest at ``path``, a checkpoint the run goes back to (a rollback, a
+        diverged end); the newer ones stay on disk until saves replace or prune them."""
+        if self.is_main:
+            ckpt.point_latest(path.parent, path.name)
+
+    def _resume_rates(self, suggestion: str) -> tuple[str, str]:
+        """(the learning-rate overrides for the resume from the last good checkpoint, the parts
+        of ``suggestion`` that are not about them). The rates are the ones the divergence's
+        advice names (monitor.resume_rates: the same choice), so the command and the advice agree."""
+        rates = resume_rates(self.cfg, self.lr_scale)
+        rest = [part for part in (suggestion.split("; ") if suggestion else [])
+                if not any(key in part for key in rates)]
+        return " ".join(f"{k}={v:g}" for k, v in rates.items()), "; ".join(rest)
 
     def _log_end(self, how: str, **info: Any) -> None:
         """The run's last record in metrics.jsonl: how training ended ("done", "interrupted" by a
@@ -780,6 +810,8 @@ class Trainer:
         weights, state = ckpt.load(path, map_location=self.device)
         rollbacks, lr_scale = self.rollbacks + 1, self.lr_scale * self.cfg.train.rollback_lr_factor
         self.load(weights, state)
+        self.healthy_step = self.step  # chosen at or before the last healthy record
+        self._point_latest(path)  # a resume before the next save starts here too
         self.rollbacks, self.lr_scale = rollbacks, lr_scale
         self._apply_lr_scale()
         if self.monitor is not None:
