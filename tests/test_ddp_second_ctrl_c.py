@@ -9,11 +9,13 @@ import contextlib
 import io
 import os
 import signal
+import time
 from pathlib import Path
 
 import yaml
 
 from ganforge import cli
+from ganforge.signals import REPEAT_SECONDS
 from ganforge.training.trainer import Trainer
 from test_ddp import _env, _raw, _spawn
 
@@ -28,6 +30,7 @@ def _cli_worker(rank: int, port: int, config_path: str, run: str, said: str) -> 
         def two_ctrl_cs(self):
             if self.step == STOP_AT:
                 os.kill(os.getpid(), signal.SIGINT)  # the first: save and stop at this step
+                time.sleep(REPEAT_SECONDS + 0.1)  # (one repeated at once is the same stop)
                 os.kill(os.getpid(), signal.SIGINT)  # the second: stop at once
             return stopping(self)
 

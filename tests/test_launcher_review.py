@@ -10,6 +10,8 @@ import sys
 import threading
 import time
 
+import pytest
+
 from ganforge import cli
 
 
@@ -59,3 +61,24 @@ def test_more_processes_than_cores_is_warned_about(monkeypatch, capsys):
     assert "warning: --nproc 4 on 2 CPU cores" in err and err.count("\n") == 1
     assert cli.main(["train", "toy-ring8", "--nproc", "2", "train.device=cpu"]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_one_process_takes_the_same_ctrl_c_twice_at_once_as_one_stop(tmp_path, monkeypatch):
+    from conftest import random_dataset, tiny_config
+
+    from ganforge import api
+    from ganforge.errors import TrainingInterrupted
+    from ganforge.training.trainer import Trainer
+
+    step = Trainer.train_step
+
+    def twice_at_step_2(self):
+        step(self)
+        if self.step == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)  # as timeout sends it: the same stop
+
+    monkeypatch.setattr(Trainer, "train_step", twice_at_step_2)
+    with pytest.raises(TrainingInterrupted) as stop:  # saved and stopped, not "stopped at once"
+        api.train(tiny_config(), tmp_path / "run", progress=False, dataset=random_dataset())
+    assert stop.value.result.step == 2 and (tmp_path / "run" / "checkpoints" / "step_0000002").is_dir()

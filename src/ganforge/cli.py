@@ -115,12 +115,6 @@ def _launch_torchrun(args, cfg) -> int:
     return _run_passing_signals_on(cmd, env, Path(args.out) if args.out else None)
 
 
-# A signal that repeats the last one within this many seconds is the same stop: GNU timeout sends
-# it to the command and then to its process group (a person's second Ctrl-C comes after the line
-# the first one printed)
-REPEAT_SECONDS = 0.5
-
-
 def _on_gpus(cfg) -> bool:
     """Whether a --nproc launch trains on CUDA GPUs (one process per GPU), not on CPU cores."""
     import torch
@@ -140,6 +134,7 @@ def _run_passing_signals_on(cmd: list[str], env: dict[str, str], out: Path | Non
     import signal
     import subprocess
 
+    from .signals import REPEAT_SECONDS
     from .training.distributed import STOPPED_BEFORE_RANKS, child_pids
 
     def forwarded(signum: int) -> int:

@@ -12,6 +12,12 @@ import signal
 import threading
 
 
+# A signal that repeats the one before within this many seconds is the same stop, not a second
+# Ctrl-C: GNU timeout sends it to the command and then to its process group, and a person's
+# second Ctrl-C comes after the line the first one printed.
+REPEAT_SECONDS = 0.5
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where Ctrl-C raises KeyboardInterrupt."""
 

@@ -33,6 +33,7 @@ from ..errors import ConfigError, DistributedError, GanforgeError, StorageError,
 from ..labels import class_kwargs, grid_columns, grid_labels
 from ..models.layers import accumulating_bn_stats, batch_norms
 from ..registry import Registry
+from ..signals import REPEAT_SECONDS
 from . import checkpoint as ckpt
 from . import distributed
 from .ema import EMA
@@ -1035,12 +1036,16 @@ class Trainer:
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
         previous = {}
+        first = [0.0]  # when the stop signal came
 
         def handler(signum, frame):
             if self._stop_signal is not None and signum == signal.SIGINT:
+                if time.monotonic() - first[0] < REPEAT_SECONDS and self._stop_signal == "SIGINT":
+                    return  # the same Ctrl-C twice at once (GNU timeout sends it twice): one stop
                 distributed.record_stopped_at_once(self.world)  # the other ranks stop as this one
                 raise KeyboardInterrupt  # a second Ctrl-C stops at once
             self._stop_signal = signal.Signals(signum).name
+            first[0] = time.monotonic()
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, handler)
