@@ -2,7 +2,7 @@
 import numpy as np
 import torch
 
-from ganforge.synthetic import labeled_grid
+from ganforge.labels import labeled_grid
 
 
 def _label(name: str) -> np.ndarray:

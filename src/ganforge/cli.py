@@ -492,7 +492,7 @@ def cmd_sample(args) -> int:
                 extra["provenance"] = np.array(json.dumps(meta, sort_keys=True))
             np.savez_compressed(tmp, images=api.to_uint8_hwc(images), **extra)
         elif args.per_class is not None or (args.class_ is None and run.class_names):  # a class per row
-            from .synthetic import labeled_grid
+            from .labels import labeled_grid
 
             provenance.save(labeled_grid(images, y, run.class_names, per_row), tmp, meta)
         else:
@@ -519,9 +519,8 @@ def _sample_pyramid(run, args, out: Path) -> int:
 
     from . import provenance
     from .atomic import atomic_path
-
-    from .labels import interleaved_labels
-    from .synthetic import balanced_labels, labeled_grid, require_conditional
+    from .labels import interleaved_labels, labeled_grid
+    from .synthetic import balanced_labels, require_conditional
 
     run.require("levels")
     n, labels = args.n, args.class_

@@ -1,10 +1,13 @@
 """Class labels of conditional runs, shared by every family that generates a requested class and
-by the commands that ask for one: grid layouts and class lookup by index or name."""
+by the commands that ask for one: grid layouts, class lookup by index or name, and grids with
+each row's class written beside it."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -105,8 +108,6 @@ def _stray_images(name: str) -> str:
     which, so the user can move them."""
     if not name.startswith("folder:"):
         return ""
-    from pathlib import Path
-
     from .data.imageio import EXTENSIONS
 
     folder = Path(name.removeprefix("folder:")).expanduser()
@@ -125,3 +126,47 @@ def _stray_images(name: str) -> str:
 
 def listing(class_names: Sequence[str]) -> str:
     return ", ".join(f"{i}={name}" for i, name in enumerate(class_names))
+
+
+LABEL_FONT_SIZE = 11  # pixels, about PIL's built-in font
+
+
+def _label_font():
+    """(font, whether a character can be drawn): DejaVu Sans from matplotlib's fonts (a
+    dependency), which covers Latin, Greek and Cyrillic; PIL's built-in font has ASCII only
+    and had drawn the class 'blåbær' as 'bl▯b▯r'. Where the file is missing, the built-in font."""
+    from PIL import ImageFont
+
+    try:
+        import matplotlib
+        from matplotlib.ft2font import FT2Font
+
+        path = str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf")
+        face = FT2Font(path)
+        return ImageFont.truetype(path, LABEL_FONT_SIZE), lambda ch: face.get_char_index(ord(ch)) != 0
+    except (ImportError, OSError, RuntimeError):
+        return ImageFont.load_default(), lambda ch: ch.isascii() and ch.isprintable()
+
+
+def labeled_grid(images: torch.Tensor, labels: torch.Tensor, class_names: list[str], per_row: int):
+    """A PIL image: images float [N, C, H, W] in [-1, 1] tiled ``per_row`` to a row, each row
+    prefixed by the index and class name of its first image (a character the font lacks, as
+    in '猫', is drawn as '?', the index telling such classes apart)."""
+    from PIL import Image, ImageDraw
+    from torchvision.utils import make_grid
+
+    grid = make_grid(images.cpu(), nrow=per_row, normalize=True, value_range=(-1, 1), padding=2)
+    arr = (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    h = images.shape[2] + 2
+    rows = (len(images) + per_row - 1) // per_row
+    font, drawable = _label_font()
+    texts = ["".join(ch if drawable(ch) else "?" for ch in
+                     f"{int(labels[r * per_row])} {class_names[int(labels[r * per_row])]}") for r in range(rows)]
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    margin = max(int(probe.textlength(t, font=font)) for t in texts) + 8
+    canvas = Image.new("RGB", (arr.shape[1] + margin, arr.shape[0]), "black")
+    canvas.paste(Image.fromarray(arr).convert("RGB"), (margin, 0))
+    draw = ImageDraw.Draw(canvas)
+    for r, text in enumerate(texts):
+        draw.text((4, r * h + max(2, h // 2 - 6)), text, fill="white", font=font)
+    return canvas

@@ -30,7 +30,7 @@ from .. import provenance
 from ..atomic import FULL_ERRNOS, STORAGE_ERRNOS, atomic_path
 from ..config import best_metric
 from ..errors import ConfigError, DistributedError, GanforgeError, StorageError, TrainingDiverged, shell_arg
-from ..labels import class_kwargs, grid_columns, grid_labels
+from ..labels import class_kwargs, grid_columns, grid_labels, labeled_grid
 from ..models.layers import accumulating_bn_stats, batch_norms
 from ..registry import Registry
 from ..signals import REPEAT_SECONDS
@@ -1020,8 +1020,6 @@ class Trainer:
                 provenance.save(_captioned(grid, caption), tmp, meta)
             elif names and "sample_labels" in self.objective.capabilities:
                 # a conditional preview is one class per row (labels_tensor's layout): name the rows
-                from ..synthetic import labeled_grid
-
                 labels = grid_labels(images.shape[0], len(names), nrow)
                 provenance.save(labeled_grid(images, labels, list(names), nrow), tmp, meta)
             else:
