@@ -82,3 +82,24 @@ def test_one_process_takes_the_same_ctrl_c_twice_at_once_as_one_stop(tmp_path, m
     with pytest.raises(TrainingInterrupted) as stop:  # saved and stopped, not "stopped at once"
         api.train(tiny_config(), tmp_path / "run", progress=False, dataset=random_dataset())
     assert stop.value.result.step == 2 and (tmp_path / "run" / "checkpoints" / "step_0000002").is_dir()
+
+
+def test_a_rank_that_saves_no_checkpoint_names_the_intact_one_when_rank_0_is_gone(tmp_path, monkeypatch):
+    # rank 1 had said only "continue with ..." when rank 0 was killed: it saves none itself
+    from conftest import random_dataset, tiny_config
+
+    from ganforge import api
+    from ganforge.errors import DistributedError
+    from ganforge.training import distributed
+    from ganforge.training.distributed import World
+    from ganforge.training.trainer import Trainer
+
+    run = tmp_path / "run"
+    api.train(tiny_config(), run, progress=False, dataset=random_dataset())
+    trainer = Trainer.__new__(Trainer)
+    trainer.world, trainer.last_checkpoint, trainer.run_dir, trainer.step = World(1, 2), None, run, 7
+    monkeypatch.setattr(distributed, "is_peer_failure", lambda exc, world: True)
+    monkeypatch.setattr(distributed, "stopped_at_once", lambda world: False)
+    monkeypatch.setattr(distributed, "failed_ranks", lambda world: ["rank 0 (pid 1) was killed or exited"])
+    with pytest.raises(DistributedError, match="the last checkpoint step_0000006 is intact; continue with"):
+        trainer._tell_peers(RuntimeError("connection reset by peer"))

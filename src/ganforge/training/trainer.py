@@ -677,11 +677,21 @@ class Trainer:
         if distributed.is_peer_failure(exc, self.world):
             if distributed.stopped_at_once(self.world):  # a second Ctrl-C, which this rank missed
                 raise KeyboardInterrupt from None
-            ckpt_name = self.last_checkpoint.name if self.last_checkpoint else None
+            ckpt_name = self.last_checkpoint.name if self.last_checkpoint else self._checkpoint_on_disk()
             kept = f"the last checkpoint {ckpt_name} is intact; " if ckpt_name else ""
             hint = f"{kept}continue with: ganforge train --resume --out {shell_arg(self.run_dir)}"
             raise distributed.peer_failure(self.world, exc, self.step, hint) from None
         distributed.record_failure(self.world, f"{type(exc).__name__}: {exc}")
+
+    def _checkpoint_on_disk(self) -> str | None:
+        """The newest complete checkpoint in the run directory: what a rank that saves none (all
+        but rank 0) names when rank 0 is gone; None where it cannot see one."""
+        if self.run_dir is None:
+            return None
+        try:
+            return ckpt.find(self.run_dir).name
+        except (GanforgeError, OSError):
+            return None
 
     def _log_interval(self, *, judge: bool = True) -> bool:
         """Write the interval's means; False when a divergence made the loop roll back.
