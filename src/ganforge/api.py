@@ -6,6 +6,7 @@ load / sample. Nothing here knows an architecture or a loss.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import math
 import copy
@@ -31,6 +32,7 @@ from .errors import (CheckpointError, ConfigError, DataError, DistributedError, 
                      shell_arg)
 from .labels import grid_labels, resolve_class
 from .objectives import AUDIO_CAPABILITIES, CAPABILITIES, Objective, family
+from .objectives.base import DATA_STATE, data_record
 from .rng import keeps_random_state
 from .training import checkpoint as ckpt
 from .training import distributed
@@ -54,6 +56,7 @@ def build(cfg: Config, dataset=None, device: torch.device | None = None, *, resu
     torch.manual_seed(cfg.train.seed)
     objective = fam(cfg, info)
     objective.resuming = resuming
+    objective.trained_on = data_record(dataset)  # kept in its checkpoints for a resume to compare
     objective.prepare_training(dataset)
     return objective, dataset
 
@@ -333,6 +336,32 @@ def _check_resume_data(run_dir: Path, objective, weights: dict[str, torch.Tensor
     if classes and saved and names:
         warnings.warn(f"resuming {run_dir} with other class names{classes}: each class index keeps "
                       f"what it learned under the old name", stacklevel=2)
+    changed = _data_change((state.get("objective") or {}).get(DATA_STATE), objective.trained_on,
+                           int(state.get("step", 0)))
+    if changed:
+        warnings.warn(f"resuming {run_dir} on other data: {changed}: the resume trains on the new set "
+                      f"and is not bit-exact", stacklevel=2)
+
+
+def _data_change(saved, now, step: int) -> str | None:
+    """How the data of a resume differs from what the run trained on up to the checkpoint's
+    ``step`` (data_record): 'the folder now holds 190 images, the run trained on 40 up to step 4
+    (+160/-10)'; None when it is the same, or when either side has no record (a checkpoint from
+    before it was kept, pairs, audio)."""
+    if not isinstance(saved, dict) or not now:
+        return None
+    unit = next((u for u in ("images", "points") if u in now), None)
+    if unit is None or not isinstance(saved.get(unit), int):
+        return None
+    old, new = saved[unit], now[unit]
+    files = (saved.get("files"), now.get("files"))
+    if not all(isinstance(f, bytes) for f in files):  # a named dataset: its count says enough
+        return f"the data now has {new} {unit}, the run trained on {old} up to step {step}" if old != new else None
+    if files[0] == files[1]:
+        return None
+    before, after = (np.frombuffer(f, dtype="<u8") for f in files)
+    added, removed = len(np.setdiff1d(after, before)), len(np.setdiff1d(before, after))
+    return f"the folder now holds {new} {unit}, the run trained on {old} up to step {step} (+{added}/-{removed})"
 
 
 def _names(names: list[str] | None) -> str:
@@ -375,7 +404,7 @@ def _build_checked(cfg: Config, dataset, *, resuming: bool = False):
 def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
           resume: bool = False, force: bool = False, progress: bool = True,
           hooks: Hook | Iterable[Hook] = (), dataset=None,
-          on_start: Callable[[Path], None] | None = None) -> FitResult:
+          on_start: Callable[..., None] | None = None) -> FitResult:
     """Train ``cfg`` into ``run_dir`` (default runs/<name>-<timestamp>, with -2, -3, ... added
     when another run took that name in the same second).
 
@@ -392,7 +421,8 @@ def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
     records its name in RUN/dataset.json, and a resume without it is refused; the built-in FID/KID
     hook, which scores against data.name's dataset, is refused with it: pass ``hooks``);
     ``on_start(run_dir)``: called on the main rank once the checks have passed and the data is
-    read, before anything is written (the CLI says "training ..." there, not before a refusal).
+    read, before anything is written (the CLI says "training ..." there, not before a refusal);
+    one that takes a ``data`` keyword gets what the run trains on in words ("40 images", or None).
 
     Ctrl-C or SIGTERM while it trains saves a checkpoint and raises ``TrainingInterrupted`` (a
     KeyboardInterrupt, so a script or notebook cell stops; its ``result`` is the FitResult, its
@@ -569,6 +599,21 @@ def _train_other(cfg: Config, run_dir: Path, device: torch.device, *, resume: bo
         raise
 
 
+def _call_on_start(on_start: Callable[..., None], run_dir: Path, objective: Objective) -> None:
+    """``on_start(run_dir)``, with ``data=`` what the run trains on in words ("40 images", or
+    None) when the callback takes that keyword, as the CLI's start line does."""
+    try:
+        takes_data = "data" in inspect.signature(on_start).parameters
+    except (TypeError, ValueError):  # a callable without a signature Python can read
+        takes_data = False
+    if not takes_data:
+        return on_start(run_dir)
+    record = objective.trained_on or {}
+    unit = next((u for u in ("images", "points") if u in record), None)
+    words = f"{record[unit]} {unit if record[unit] != 1 else unit[:-1]}" if unit else None
+    on_start(run_dir, data=words)
+
+
 def _resume_point(source: Path | None) -> str:
     """What a rank resumes from, compared across ranks: the checkpoint's name and the size of its
     state file (a stale copy of the run directory on one node differs)."""
@@ -580,7 +625,7 @@ def _resume_point(source: Path | None) -> str:
 
 def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: bool, force: bool,
                 progress: bool, hooks: Iterable[Hook], dataset,
-                on_start: Callable[[Path], None] | None = None,
+                on_start: Callable[..., None] | None = None,
                 claimed: rundir.RunLock | None = None) -> FitResult:
     """Rank 0's training; ``claimed``: the lock of the new default run directory train() took."""
     lock, created = claimed, claimed is not None
@@ -622,7 +667,7 @@ def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: boo
         rundir.check_free_space(run_dir, _checkpoint_bytes(cfg, objective), "a checkpoint",
                                 resume=resume, force=force)
         if on_start is not None:  # the data read and the networks built: what can refuse the run has
-            on_start(run_dir)
+            _call_on_start(on_start, run_dir, objective)
         if not resume:
             if claimed is None:
                 lock, created = rundir.claim_run_dir(run_dir, force=force)

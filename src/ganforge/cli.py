@@ -264,10 +264,11 @@ def _train(args) -> int:
 
     chosen = [run_dir]  # the run directory train() took (a default one may get a -2 suffix)
 
-    def announce(run_dir: Path) -> None:  # once every check has passed: a refusal is not preceded by it
-        chosen[0] = run_dir
-        print(f"ganforge: resuming {run_dir} up to step {cfg.train.steps}{on}" if args.resume else
-              f"ganforge: training {name} for {cfg.train.steps} steps{on} -> {run_dir}", flush=True)
+    def announce(run_dir: Path, data: str | None = None) -> None:  # once every check has passed:
+        chosen[0] = run_dir  # a refusal is not preceded by it; data: "40 images" (api.train's on_start)
+        of = f" ({data})" if data else ""
+        print(f"ganforge: resuming {run_dir} up to step {cfg.train.steps}{on}{of}" if args.resume else
+              f"ganforge: training {name} for {cfg.train.steps} steps{on} -> {run_dir}{of}", flush=True)
 
     try:
         with _startup_signals():

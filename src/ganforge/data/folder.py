@@ -8,6 +8,7 @@ A folder too large for memory becomes a StreamingFolderDataset that decodes in _
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import warnings
@@ -163,6 +164,7 @@ class StreamingFolderDataset:
     channels: int
     name: str
     source: str
+    file_keys: bytes | None = None  # file_keys(): what a resume compares
 
     def __len__(self) -> int:
         return len(self.files)
@@ -350,6 +352,16 @@ def _folder(arg: str | None) -> Path:
     return Path(arg).expanduser()
 
 
+def file_keys(folder: Path, files: list[Path], sizes: list[tuple[int, int]]) -> bytes:
+    """The files a dataset was read from, as sorted 8-byte keys: a hash of each file's path under
+    ``folder`` and its pixel size (the scan's header sizes: nothing is read again). A checkpoint
+    keeps them, and a resume tells how many files were added and removed since it was written
+    (api._check_resume_data), wherever the folder is now."""
+    keys = [int.from_bytes(hashlib.blake2b(f"{p.relative_to(folder).as_posix()}\0{w}x{h}".encode(),
+                                           digest_size=8).digest(), "little") for p, (w, h) in zip(files, sizes)]
+    return np.sort(np.array(keys, dtype="<u8")).tobytes()
+
+
 def _read(folder: Path, scan: _Scan, *, name: str, resolution: int, channels: int,
           max_memory_bytes: int | None, fix: str) -> ImageDataset | StreamingFolderDataset:
     """The scanned files decoded at ``resolution`` with ``channels``, or streamed when too large."""
@@ -359,7 +371,8 @@ def _read(folder: Path, scan: _Scan, *, name: str, resolution: int, channels: in
     if n * channels * resolution * resolution > limit:
         _warn_skipped(folder, scan.skipped)
         return StreamingFolderDataset(files=scan.files, labels=labels, class_names=scan.class_names,
-                                      resolution=resolution, channels=channels, name=name, source=str(folder))
+                                      resolution=resolution, channels=channels, name=name, source=str(folder),
+                                      file_keys=file_keys(folder, scan.files, scan.sizes))
     images = np.empty((n, resolution, resolution, channels), dtype=np.uint8)  # HWC, as PIL gives it
     mode = "L" if channels == 1 else "RGB"
 
@@ -376,8 +389,11 @@ def _read(folder: Path, scan: _Scan, *, name: str, resolution: int, channels: in
         images = images[keep]
         labels = labels[torch.from_numpy(keep)] if labels is not None else None
         _require_every_class(folder, scan.class_dirs, labels)
-    return ImageDataset(images=torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), labels=labels,
-                        class_names=scan.class_names, source=str(folder), name=name)
+    dataset = ImageDataset(images=torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), labels=labels,
+                           class_names=scan.class_names, source=str(folder), name=name)
+    kept = [(p, size) for p, size, k in zip(scan.files, scan.sizes, keep) if k]
+    dataset.file_keys = file_keys(folder, [p for p, _ in kept], [size for _, size in kept])  # read by data_record
+    return dataset
 
 
 def load_for_eval(arg: str | Path, *, resolution: int | None = None,

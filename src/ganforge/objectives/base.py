@@ -267,9 +267,15 @@ class Objective:
         half-life in images); None: train.ema_decay with the Trainer's ramp."""
         return None
 
+    # Set by api.build: data_record() of the data it trains on, which extra_state keeps so that
+    # a resume on other data is told (None: a loaded run, or data of another kind)
+    trained_on: dict[str, Any] | None = None
+
     def extra_state(self) -> dict[str, Any]:
-        """State outside the nets that must survive resume (an augmentation probability, ...)."""
-        return {}
+        """State outside the nets that must survive resume (an augmentation probability, ...).
+        A family returns {**super().extra_state(), ...}: the base keeps what the run trained on
+        (DATA_STATE: data_record), which a resume compares."""
+        return {DATA_STATE: self.trained_on} if self.trained_on else {}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         pass
@@ -385,6 +391,25 @@ def family(cfg) -> type[Objective]:
             raise ConfigError(f"reg.{key} is applied by objective {' / '.join(which) or '(none)'} "
                               f"only, not by objective={cfg.objective}; set reg.{key}=0")
     return cls
+
+
+# The key of Objective.extra_state that holds data_record(): api._check_resume_data compares it
+DATA_STATE = "data"
+
+
+def data_record(dataset) -> dict[str, Any] | None:
+    """What a checkpoint keeps of the data it trains on, for a resume to compare and the start
+    line to say: {"images": N} (or a toy's {"points": N}) and, for a folder, "files": its sorted
+    file keys (data.folder.file_keys). None for data of another kind (image pairs, audio)."""
+    from ..data import ImageDataset, StreamingFolderDataset
+
+    points = getattr(dataset, "points", None)
+    if points is not None:
+        return {"points": len(points)}
+    if not isinstance(dataset, (ImageDataset, StreamingFolderDataset)):
+        return None
+    keys = getattr(dataset, "file_keys", None)
+    return {"images": len(dataset), **({"files": keys} if isinstance(keys, bytes) else {})}
 
 
 def build_objective(cfg, data_info: Mapping[str, Any]) -> Objective:

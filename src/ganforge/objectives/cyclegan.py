@@ -174,7 +174,7 @@ class CycleGAN(TranslationFamily):
             self._fakes = None
 
     def extra_state(self) -> dict[str, Any]:
-        return {"pool_a": self.pool_a.state_dict(), "pool_b": self.pool_b.state_dict()}
+        return {**super().extra_state(), "pool_a": self.pool_a.state_dict(), "pool_b": self.pool_b.state_dict()}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         device = getattr(self, "device", torch.device("cpu"))

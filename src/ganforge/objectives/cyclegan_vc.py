@@ -221,7 +221,8 @@ class CycleGANVC(AudioFamily):
             self._fakes = None
 
     def extra_state(self) -> dict[str, Any]:
-        return {"stats": {k: v.cpu() for k, v in self.stats.items()}, "g_steps": self.g_steps}
+        return {**super().extra_state(), "stats": {k: v.cpu() for k, v in self.stats.items()},
+                "g_steps": self.g_steps}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.g_steps = int(state.get("g_steps", 0))

@@ -196,7 +196,7 @@ class ConditionalLAPGAN(LAPGAN):
         return self.num_classes
 
     def extra_state(self) -> dict[str, Any]:
-        return {"num_classes": self.num_classes, "class_names": list(self.class_names)}
+        return {**super().extra_state(), "num_classes": self.num_classes, "class_names": list(self.class_names)}
 
     def labels_for(self, n: int, labels) -> Tensor:
         return labels_tensor(n, labels, self.class_names).to(self.device)

@@ -282,9 +282,10 @@ class SuperResolution(Objective):
             self.preview_hr = dataset.preview(min(self.cfg.train.n_sample_grid, 8), size)
 
     def extra_state(self) -> dict[str, Any]:
+        out = super().extra_state()
         if self.start is None:
-            return {}
-        out: dict[str, Any] = {START: dict(self.start)}
+            return out
+        out[START] = dict(self.start)
         if self.start_weights is not None:
             out[ckpt.RUN_FILES] = {START_FILE: self.start_weights}
         return out

@@ -258,7 +258,7 @@ class UnconditionalGAN(Objective):
             self.g_steps += 1
 
     def extra_state(self) -> dict[str, Any]:
-        state: dict[str, Any] = {"g_steps": self.g_steps}
+        state: dict[str, Any] = {**super().extra_state(), "g_steps": self.g_steps}
         if isinstance(self.augment, augment_mod.ADA):
             state["ada"] = self.augment.state_dict()
         return state
