@@ -15,8 +15,9 @@ from ganforge.report.run import load_run
 from ganforge.training import checkpoint as ckpt
 from ganforge.training.trainer import Trainer
 
-from conftest import random_dataset, tiny_config
+from conftest import random_dataset
 from test_rollback import POISON_STEPS, NanAtSteps
+from test_rollback import _cfg as rollback_cfg
 
 UNHEALTHY_FROM = [10**9]  # the step from which the logged d_loss reads as a broken D's
 
@@ -42,10 +43,7 @@ def _setup(poison, unhealthy_from=10**9):
 
 
 def _cfg(**kw):
-    base = {"objective": "unhealthy-then-nan", "train.steps": 12, "train.log_every": 2,
-            "train.checkpoint_every": 4, "train.sample_every": 100}
-    base.update(kw)
-    return tiny_config(**base)
+    return rollback_cfg("unhealthy-then-nan", **kw)
 
 
 def _end(run):

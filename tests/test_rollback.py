@@ -40,8 +40,10 @@ def _events(run):
             if "event" in r and r["event"] != "end"]
 
 
-def _cfg(**kw):
-    base = {"objective": "nan-at-steps", "train.steps": 12, "train.log_every": 2,
+def _cfg(objective: str = "nan-at-steps", **kw):
+    """A 12-step run of ``objective`` (a test family that turns bad on cue), logged every 2 steps
+    and checkpointed every 4."""
+    base = {"objective": objective, "train.steps": 12, "train.log_every": 2,
             "train.checkpoint_every": 4, "train.sample_every": 100}
     base.update(kw)
     return tiny_config(**base)
