@@ -21,7 +21,7 @@ def test_text_key_keeps_what_follows_a_hash_and_dates_and_yes():
 def test_int_key_reads_decimal_and_integral_floats():
     assert config.parse_override("train.steps=010") == ("train.steps", 10)  # YAML 1.1: octal 8
     assert config.parse_override("train.steps=1e4") == ("train.steps", 10000)  # YAML: the string '1e4'
-    with pytest.raises(ConfigError, match="train.steps must be int, got 1.5"):
+    with pytest.raises(ConfigError, match="train.steps must be a whole number, got 1.5; write e.g. 10000"):
         ganforge.load_config("toy-ring8", ["train.steps=1.5"])
 
 

@@ -330,6 +330,14 @@ def _coerce(value: Any, tp, key: str) -> Any:
             return float(value)
         except ValueError:
             pass
+    if tp is int and not isinstance(value, bool) and isinstance(value, (float, str)):
+        try:  # YAML reads 1e4 as a string and 2000.0 as a float: whole numbers all the same
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if math.isfinite(number) and number.is_integer():
+            return int(number)
+        raise ConfigError(f"{key} must be a whole number, got {value!r}; write e.g. 10000 or 1e4")
     if tp is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)  # a path or name that YAML read as a number
     if tp is str and key in PATH_KEYS and isinstance(value, os.PathLike):
@@ -404,6 +412,10 @@ def from_dict(data: dict[str, Any]) -> Config:
         if entry.read_by(cfg.objective):
             cfg.sections[name] = section
         elif section != entry.cls():
+            near = closest(cfg.objective, sorted(entry.objectives))
+            if near:  # `objective: stylegan` beside a style section: a slip, not another family
+                raise ConfigError(f"unknown objective '{cfg.objective}'{near}: the config's section "
+                                  f"'{name}' configures {' / '.join(sorted(entry.objectives))}")
             raise ConfigError(f"section '{name}' configures objective "
                               f"{' / '.join(sorted(entry.objectives))}, but this config trains "
                               f"objective={cfg.objective}; remove the {name} section or change "
@@ -685,6 +697,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     if isinstance(overrides, str):  # a single "key=value" would be read one character at a time
         raise ConfigError(f"overrides must be a list of 'key=value' strings, got the string {overrides!r}; "
                           f"pass [{overrides!r}]")
+    if isinstance(overrides, dict):
+        example = [f"{k}={v}" for k, v in list(overrides.items())[:2]]
+        raise ConfigError(f"overrides must be a list of 'key=value' strings, got a dict; pass {example}")
     bad = [o for o in overrides if not isinstance(o, str)]
     if bad:
         raise ConfigError(f"overrides must be 'key=value' strings, got {bad[0]!r} ({type(bad[0]).__name__})")
@@ -721,6 +736,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node, deep=False):
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # '<<: *anchor', which SafeLoader merges
+                continue
             key = self.construct_object(key_node, deep=deep)
             line = key_node.start_mark.line + 1
             if key in seen:
@@ -736,10 +753,14 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except ConfigError as exc:
         raise ConfigError(f"{path} {exc}") from None
     except yaml.YAMLError as exc:
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        where = f" at line {line + 1}" if line is not None else ""
-        raise ConfigError(f"{path} is not valid YAML{where}; fix the file or start from a preset "
-                          f"(ganforge presets NAME > my.yaml)") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None)
+        what = f" ({problem})" if problem else ""
+        tab = "\\t" in str(problem) or "\t" in str(problem)  # "found character '\\t' that cannot ..."
+        fix = ("indent with spaces, not tabs" if tab else
+               "fix the file or start from a preset (ganforge presets NAME > my.yaml)")
+        raise ConfigError(f"{path} is not valid YAML{where}{what}; {fix}") from None
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
     except UnicodeDecodeError:
@@ -759,6 +780,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 def load_raw(preset_or_file: str) -> tuple[str, dict[str, Any]]:
     """Return (run name, raw dict) for a preset name or a YAML file path."""
+    preset_or_file = os.fspath(preset_or_file)  # a pathlib.Path of a YAML file too
     path = Path(preset_or_file)
     presets = list_presets()
     if preset_or_file in presets and path.is_file():  # a bare preset name: the preset, and said
