@@ -833,8 +833,8 @@ class LoadedRun:
                 self.ema_nets[name] = net.to(self.device).eval().requires_grad_(False)
         except (KeyError, RuntimeError) as exc:
             raise CheckpointError(f"checkpoint {self.checkpoint} does not match its config "
-                                  f"({str(exc).splitlines()[0][:100]}); it may come from another "
-                                  f"ganforge version") from None
+                                  f"({ckpt.mismatch(exc)}); the networks' code changed since it was saved "
+                                  f"(a plugin's, or another ganforge version's)") from None
         self.objective.bind(device=self.device, rng=torch.Generator(self.device))
         if require is not None:
             self.require(require)
@@ -875,7 +875,7 @@ class LoadedRun:
                 self.objective.nets[name].load_state_dict(sd)
         except (KeyError, RuntimeError) as exc:
             raise CheckpointError(f"model folder {folder} does not match its config.json "
-                                  f"({str(exc).splitlines()[0][:100]}); export it again") from None
+                                  f"({ckpt.mismatch(exc)}); export it again") from None
         for net in self.objective.nets.values():
             net.to(self.device).eval().requires_grad_(False)
         self.ema_nets = {name: self.objective.nets[name] for name in nets}  # already the EMA weights

@@ -305,12 +305,13 @@ def check_reference(ref: str) -> None:
     """A one-line ConfigError for a reference that names no dataset (before any slow work)."""
     from ..data import dataset_names
     from ..errors import ConfigError
-    from ..registry import closest
+    from ..registry import PLUGIN_HINT, closest
 
     valid = [n for n in dataset_names() if not n.startswith("toy:")]  # read now: a plugin's dataset too
     if not (ref.startswith("folder:") or ref in valid):
         raise ConfigError(f"unknown reference dataset '{ref}'{closest(ref, valid)}; use one of "
-                          f"{', '.join(valid)}")
+                          f"{', '.join(valid)}, folder:PATH (a dataset registered outside ganforge needs its "
+                          f"module imported first: {PLUGIN_HINT})")
     if ref.startswith("folder:") and not Path(ref[len("folder:"):]).expanduser().is_dir():
         raise ConfigError(f"--ref {ref}: {ref[len('folder:'):]} is not a folder; pass folder:PATH of "
                           f"real images")

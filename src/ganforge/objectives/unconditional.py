@@ -95,6 +95,9 @@ class UnconditionalGAN(Objective):
                                        head=m.g_head, init=m.init, **shape)
         D = models.build_discriminator(m.name, width=m.d_width, depth=m.d_depth, norm=m.d_norm,
                                        mbstd=m.mbstd_group or None, head=m.d_head, init=m.init, **d_shape)
+        if self.point_dim is None:  # a plugin's networks against the config's shapes, once
+            models.check_plugin_shapes(m.name, G, D, z_dim=self.z_dim, channels=cfg.data.channels,
+                                       resolution=cfg.data.resolution, d_channels=d_shape["channels"])
         if m.g_spectral_norm:
             models.spectral_norm_(G)
         if m.d_spectral_norm:

@@ -327,6 +327,14 @@ def find(run_dir: Path, which: str = "latest") -> Path:
     return path
 
 
+def mismatch(exc: BaseException) -> str:
+    """What a load_state_dict error says differs (its first line only names the network):
+    'Unexpected key(s) in state_dict: "fc.bias".', cut to a line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    detail = lines[1] if len(lines) > 1 else (lines[0] if lines else type(exc).__name__)
+    return detail[:160]
+
+
 def _first_checkpoint_advice(run_dir: Path) -> str:
     """What to do about a run with no checkpoint yet. A run that holds config.yaml was started and
     stopped (or is still training) before its first checkpoint: train refuses it as the --out of

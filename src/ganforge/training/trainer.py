@@ -29,7 +29,8 @@ from torchvision.utils import make_grid
 from .. import provenance
 from ..atomic import FULL_ERRNOS, STORAGE_ERRNOS, atomic_path
 from ..config import best_metric
-from ..errors import ConfigError, DistributedError, GanforgeError, StorageError, TrainingDiverged, shell_arg
+from ..errors import (CheckpointError, ConfigError, DistributedError, GanforgeError, StorageError, TrainingDiverged,
+                      shell_arg)
 from ..labels import class_kwargs, grid_columns, grid_labels, labeled_grid
 from ..models.layers import accumulating_bn_stats, batch_norms
 from ..registry import Registry
@@ -354,11 +355,18 @@ class Trainer:
         # checkpoint was written
         self.logger.purge_from(int(state["step"]) + 1)
         nets = ckpt.unflatten_weights({k: v for k, v in weights.items() if not k.startswith("ema.")})
-        for name, net in self.objective.nets.items():
-            net.load_state_dict(nets[name])
         ema = ckpt.unflatten_weights(weights, prefix="ema.")
-        for name, e in self.ema.items():
-            e.net.load_state_dict(ema[name] if name in ema else nets[name])
+        try:
+            for name, net in self.objective.nets.items():
+                net.load_state_dict(nets[name])
+            for name, e in self.ema.items():
+                e.net.load_state_dict(ema[name] if name in ema else nets[name])
+        except (KeyError, RuntimeError) as exc:  # had been a traceback of load_state_dict's
+            raise CheckpointError(
+                f"checkpoint {source or 'to roll back to'} does not match the networks this config builds "
+                f"({ckpt.mismatch(exc)}): the code of model.name={self.cfg.model.name} (a plugin's, or "
+                f"another ganforge version's) or a setting that shapes the networks changed since it was "
+                f"saved; resume with the code and settings it was trained with") from None
         self._standing_step = None
         for name, opt in self.optimizers.items():
             opt.load_state_dict(state["optimizers"][name])
