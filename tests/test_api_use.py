@@ -31,7 +31,7 @@ def runs(tmp_path_factory):
 @pytest.mark.parametrize("key, value, message", [
     ("steps", -3, "train.steps must be > 0, got -3"),
     ("batch_size", 0, "train.batch_size must be > 0, got 0"),
-    ("steps", "5", "train.steps must be int, got '5'"),
+    ("steps", "5", "train.steps must be a whole number, got '5'"),
 ])
 def test_a_config_edited_in_python_is_checked_before_anything_is_written(tmp_path, key, value, message):
     cfg = tiny_config()

@@ -36,7 +36,7 @@ def test_bad_override(tmp_path):
     _one_line_error(run_cli("train", "dcgan-fashion-mnist", "optim.dlr=1", "--out", tmp_path / "r"),
                     "unknown config key 'optim.dlr'", "did you mean 'optim.d_lr'")
     _one_line_error(run_cli("train", "dcgan-fashion-mnist", "train.batch_size=big"),
-                    "train.batch_size must be int")
+                    "train.batch_size must be a whole number")
     assert not (tmp_path / "r").exists()
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import typing
 import warnings
 from dataclasses import dataclass, field
@@ -331,10 +332,9 @@ def _coerce(value: Any, tp, key: str) -> Any:
         except ValueError:
             pass
     if tp is int and not isinstance(value, bool) and isinstance(value, (float, str)):
-        try:  # YAML reads 1e4 as a string and 2000.0 as a float: whole numbers all the same
-            number = float(value)
-        except ValueError:
-            number = math.nan
+        # YAML 1.1 reads 1e4 as a string and 2000.0 as a float: whole numbers all the same (a
+        # string of digits is no YAML number but a quoted one, or Python's: refused as it was)
+        number = float(value) if isinstance(value, float) or _EXPONENT.fullmatch(value.strip()) else math.nan
         if math.isfinite(number) and number.is_integer():
             return int(number)
         raise ConfigError(f"{key} must be a whole number, got {value!r}; write e.g. 10000 or 1e4")
@@ -347,6 +347,9 @@ def _coerce(value: Any, tp, key: str) -> Any:
     if tp in (int, float, str) and (not isinstance(value, tp) or isinstance(value, bool)):
         raise ConfigError(f"{key} must be {_type_name(tp)}, got {value!r} ({type(value).__name__})")
     return tp(value) if tp in (int, float, str) else value
+
+
+_EXPONENT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")  # 1e4, 2.5e3: what YAML 1.1 leaves a string
 
 
 def _build(cls, data: dict[str, Any], prefix: str = ""):
