@@ -4,6 +4,7 @@ import pytest
 
 from ganforge.config import load_config
 from ganforge.errors import ConfigError
+from ganforge.objectives import OBJECTIVES
 from ganforge.training.monitor import Monitor
 from conftest import tiny_config
 from test_monitor import feed, healthy, with_
@@ -25,13 +26,28 @@ def test_a_winning_d_with_logits_in_the_thousands_is_a_divergence():
     assert "g_loss is 1434" in events[0]["message"]
 
 
+def vocoder_monitor():
+    """The monitor as the Trainer sets it up for a vocoder run: G's adversarial loss is g_adv."""
+    monitor = Monitor(cfg(objective="vocoder"))
+    monitor.g_adversarial = OBJECTIVES["vocoder"].g_adversarial_key
+    return monitor
+
+
+def test_composite_g_losses_name_their_adversarial_part():
+    # every family whose g_loss adds reconstruction terms (a healthy vocoder's reaches 300)
+    for name in ("pix2pix", "cyclegan", "cyclegan-vc", "vocoder"):
+        assert OBJECTIVES[name].g_adversarial_key == "g_adv"
+    assert OBJECTIVES["superres"].g_adversarial_key == "adv"
+    assert OBJECTIVES["unconditional"].g_adversarial_key == OBJECTIVES["stylegan2"].g_adversarial_key == "g_loss"
+
+
 def test_g_loss_limits_spare_critics_and_reconstruction_terms():
     """A critic's scores are unbounded by design; a vocoder's g_loss adds 45 x mel L1 (up to 300
     on healthy runs), so only its adversarial part counts, when logged."""
     big = dict(d_loss=0.5, g_loss=5000.0)
     assert feed(Monitor(cfg(loss={"name": "wasserstein"})), with_(healthy(20), **big)) == []
-    assert feed(Monitor(cfg(objective="vocoder")), with_(healthy(20), **big)) == []
-    events = feed(Monitor(cfg(objective="vocoder")), with_(healthy(3), **big, g_adv=2000.0))
+    assert feed(vocoder_monitor(), with_(healthy(20), **big)) == []  # its mel-only warm-up
+    events = feed(vocoder_monitor(), with_(healthy(3), **big, g_adv=2000.0))
     assert [e["event"] for e in events] == ["divergence"] and "g_adv" in events[0]["evidence"]
     events = feed(Monitor(cfg(loss={"name": "hinge"})), with_(healthy(3), **big))
     assert [e["event"] for e in events] == ["divergence"]
@@ -115,3 +131,18 @@ def test_out_of_range_monitor_settings_are_refused(override, message):
         load_config("dcgan-fashion-mnist", [override])
     assert str(err.value) == message
     load_config("dcgan-fashion-mnist", ["monitor.collapse_ratio=0", "train.max_rollbacks=0"])
+
+
+def test_the_trainer_gives_the_monitor_its_familys_adversarial_key(tmp_path, monkeypatch):
+    from conftest import family_run
+
+    made = []
+    create = Monitor.from_config.__func__
+
+    def spy(cls, cfg):
+        made.append(create(cls, cfg))
+        return made[-1]
+
+    monkeypatch.setattr(Monitor, "from_config", classmethod(spy))
+    family_run(tmp_path, "pix2pix", "train.steps=1")
+    assert made and made[-1].g_adversarial == "g_adv"

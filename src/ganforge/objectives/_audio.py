@@ -34,6 +34,7 @@ class AudioFamily(Objective):
     unsupported_advice = ("model.", "reg.", "augment.")
     evaluated_by = "ganforge eval-audio RUN --data DIR"
     unused_settings = ("data.resolution", "data.channels", "model.", "reg.", "augment.")
+    g_adversarial_key = "g_adv"  # g_loss adds mel (vocoder) or cycle and identity (voice conversion) terms
     # the networks map this front end's mels (audio.n_mels also changes a shape)
     resume_fixed = {f"audio.{key}": "the networks were trained on the mels of the run's audio front end"
                     for key in ("rate", "n_fft", "hop", "win", "fmin", "fmax")}

@@ -127,6 +127,10 @@ class Objective:
     # holds at their defaults all the same: the report shows them apart (an audio run's table had
     # listed model: dcgan, z_dim 100 as if used). eval.* of a family with evaluated_by is implied.
     unused_settings: ClassVar[tuple[str, ...]] = ()
+    # The record key of G's adversarial loss, which the monitor holds to monitor.d_loss_abs: a
+    # family whose g_loss adds L1, cycle, mel or perceptual terms (a healthy vocoder's is up to
+    # 300) names its adversarial part
+    g_adversarial_key: ClassVar[str] = "g_loss"
     # families with the "truncation" capability: `bench truncation`'s default values (ending at
     # no truncation, or near it), and the server page's slider (min, max, default)
     truncation_sweep: ClassVar[tuple[float, ...]] = (0.3, 0.5, 0.7, 0.85, 1.0)

@@ -195,6 +195,7 @@ class TranslationFamily(Objective):
 
     sections = {"translate": TranslateConfig}
     capabilities = frozenset({"translate"})
+    g_adversarial_key = "g_adv"  # g_loss adds L1 (Pix2Pix) or cycle and identity terms (CycleGAN)
     # its losses are the translate section's; D sees no augmentation, and one pair at a time
     unsupported_advice = ("reg.", "augment.", "model.pac", "model.mbstd_group")
     evaluated_by = "ganforge translate-eval RUN"

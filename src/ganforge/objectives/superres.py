@@ -196,6 +196,7 @@ class SuperResolution(Objective):
     sections = {"sr": SRConfig}
     capabilities = frozenset({"upscale"})
     unsupported_advice = ("reg.", "augment.", "model.pac", "model.mbstd_group")  # the sr section's losses
+    g_adversarial_key = "adv"  # g_loss adds pixel and perceptual terms; none before the GAN stage
     evaluated_by = "ganforge eval-sr RUN --data photos:test"
 
     @classmethod

@@ -67,8 +67,9 @@ Detectors (thresholds are fields of MonitorSettings):
   d_loss or G's adversarial loss above d_loss_abs (1e3): D's outputs are in the thousands
   (healthy runs of every preset stay below 20). G's counts because a D that wins with logits of
   -2000 on the fakes has a small d_loss: lr 0.5 had trained on to the end with g_loss 1400-2100
-  and d_loss under 600. Families of COMPOSITE_G add reconstruction terms to g_loss: for them
-  G's adversarial loss is g_adv (adv), when logged. Fires at once.
+  and d_loss under 600. A family whose g_loss adds reconstruction terms names the record key of
+  its adversarial part (Objective.g_adversarial_key: g_adv, adv), judged only when logged.
+  Fires at once.
 - oscillation: over the last `window` (16) records of d_loss and of g_loss, after removing a
   least-squares line: (a) large: the residual's standard deviation is >= osc_amplitude (0.3) x
   the series' mean absolute value (0.1 at least); (b) no progress: the trend over the window,
@@ -131,10 +132,6 @@ KEYS = {
 DIFFAUGMENT_POLICY = "color,translation,cutout"  # Zhao et al. 2020, the policy for small data
 TOY_R1 = 0.01  # reg.r1 of the toy-ring8 / toy-grid25 presets (2-D point data)
 CRITIC_LOSSES = ("wasserstein",)  # D returns unanchored scores: "D wins outright" is undefined
-# Families whose g_loss adds L1, cycle, mel or perceptual terms to the adversarial loss (a healthy
-# vocoder's is up to 300): their logit-loss limits read the adversarial part, logged as g_adv
-# (adv: superres), and nothing while it is not logged (a vocoder's mel-only warm-up)
-COMPOSITE_G = ("pix2pix", "cyclegan", "cyclegan-vc", "superres", "vocoder")
 # A rollback target's G loss may be this many times d_loss_healthy: a D that rejects fakes with
 # logits near -17 is normal (healthy StyleGAN2 and ESRGAN runs reach 16.8 and 18.9)
 G_HEALTHY_FACTOR = 10
@@ -451,6 +448,7 @@ class Monitor:
         self.stage_changes = 0  # fade-ins noted (for the state and the tests)
         self.lr_scale = 1.0  # the Trainer's learning-rate multiplier (rollbacks), for suggestions
         self.unsupported: tuple[str, ...] = ()  # the family's Objective.unsupported_advice
+        self.g_adversarial = "g_loss"  # the family's Objective.g_adversarial_key
         self.checks: dict[str, Callable[[dict], tuple[bool, dict] | None]] = {
             "divergence": self._divergence, "mode_collapse": self._mode_collapse,
             "vanishing_gradients": self._vanishing, "oscillation": self._oscillation,
@@ -578,12 +576,11 @@ class Monitor:
         """(key, value) of D's loss and G's adversarial loss where the loss is no critic's (whose
         scores are unbounded by design). G's counts too: a D that wins with logits of -2000 on
         the fakes has a small d_loss but a g_loss of 2000 (lr 0.5 had trained on so to the end).
-        Families whose g_loss adds reconstruction terms are judged on g_adv (adv) alone."""
+        A family whose g_loss adds reconstruction terms is judged on its adversarial part
+        (``g_adversarial``), and not while that is not logged (a vocoder's mel-only warm-up)."""
         if _cfg(self.cfg, KEYS["loss"]) in CRITIC_LOSSES:
             return []
-        keys = ["d_loss", next((k for k in ("g_adv", "adv") if k in r),
-                               None if _cfg(self.cfg, "objective") in COMPOSITE_G else "g_loss")]
-        return [(k, float(r[k])) for k in keys if k is not None and _finite(r.get(k))]
+        return [(k, float(r[k])) for k in ("d_loss", self.g_adversarial) if _finite(r.get(k))]
 
     # ------------------------------------------------------------------ detectors
     # Each returns None (cannot judge), or (bad, evidence) with evidence["message"] a summary.

@@ -297,6 +297,7 @@ class Trainer:
         if self.monitor is not None:
             points = getattr(objective, "point_dim", None) is not None  # no image augmentation for points
             self.monitor.unsupported = tuple(objective.unsupported_advice) + (("augment.",) if points else ())
+            self.monitor.g_adversarial = objective.g_adversarial_key
         self.probe = DiversityProbe(cfg, device, warn=self.warn) if self.monitor is not None else None
         if self.is_main and self.run_dir is not None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
