@@ -68,7 +68,7 @@ def is_temporary_name(name: str) -> str | None:
     return match["dest"]
 
 
-def _is_gone(pid: int) -> bool:
+def is_gone(pid: int) -> bool:
     """Whether no process ``pid`` runs here (our own pid counts as gone: a leftover named with
     it was left by an earlier process that had it)."""
     if pid == os.getpid():
@@ -110,7 +110,7 @@ def _remove_dead_temporaries(dest: Path) -> None:
     that is gone and untouched for STALE_SECONDS; never a live process's."""
     now = time.time()
     for path, pid in _leftovers(dest, "tmp"):
-        if is_temporary_name(path.name) != dest.name or not _is_gone(pid):
+        if is_temporary_name(path.name) != dest.name or not is_gone(pid):
             continue
         try:
             stale = now - path.lstat().st_mtime > STALE_SECONDS
@@ -154,7 +154,7 @@ def restore_replaced(dest: Path | str) -> None:
     Call it before looking at ``dest``. Leftovers of live processes are left alone."""
     dest = Path(dest)
     for aside, pid in sorted(_leftovers(dest, "old-")):
-        if aside.name != f".{dest.name}.old-{pid}" or not _is_gone(pid):
+        if aside.name != f".{dest.name}.old-{pid}" or not is_gone(pid):
             continue
         if dest.exists() or dest.is_symlink():
             _remove(aside)

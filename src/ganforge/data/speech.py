@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..atomic import (FULL_ERRNOS, STALE_SECONDS, STORAGE_ERRNOS, _is_gone, fsync_dir, replace_folder,
+from ..atomic import (FULL_ERRNOS, STALE_SECONDS, STORAGE_ERRNOS, is_gone, fsync_dir, replace_folder,
                       restore_replaced)
 from ..errors import DataError, StorageError, shell_arg
 from ..registry import closest
@@ -277,7 +277,7 @@ def _remove_stale_partials(final: Path, say: Callable[[str], None] | None) -> No
     except OSError:
         return
     for path, pid in found:
-        if pid == os.getpid() or not _is_gone(pid) or path.is_symlink() or not path.is_dir():
+        if pid == os.getpid() or not is_gone(pid) or path.is_symlink() or not path.is_dir():
             continue
         idle = _idle_seconds(path)
         if idle > STALE_SECONDS:

@@ -107,7 +107,7 @@ def latest_checkpoint(run_dir: Path) -> str | None:
         return None
 
 
-def _read_metrics(path: Path, notes: list[str]) -> tuple[list[dict], list[dict], dict | None]:
+def read_metrics(path: Path, notes: list[str]) -> tuple[list[dict], list[dict], dict | None]:
     records, events, bad, end = [], [], 0, None
     last: dict[bool, float] = {}  # newest step per kind of record (training or evaluation)
     for line in path.read_text(errors="replace").splitlines():
@@ -166,7 +166,7 @@ def load_run(run_dir: str | Path) -> Run:
                               f"training run (the --out of ganforge train)")
     metrics = run_dir / "metrics.jsonl"
     notes: list[str] = []
-    records, events, end = _read_metrics(metrics, notes) if metrics.is_file() else ([], [], None)
+    records, events, end = read_metrics(metrics, notes) if metrics.is_file() else ([], [], None)
     config = _read_config(run_dir / "config.yaml")
     live, pid = _live(run_dir)
     if not records:

@@ -236,13 +236,13 @@ def logged_evaluations(run_dir: Path) -> list[dict[str, Any]]:
     that a resume or a rollback logged again are read as the report reads them (the later
     history replaces the earlier from its first step on): those are not the weights the run kept."""
     from ..metrics.evaluation import METRICS
-    from ..report.run import _read_metrics
+    from ..report.run import read_metrics
 
     path = run_dir / "metrics.jsonl"
     if not path.is_file():
         return []
     out = []
-    for record in _read_metrics(path, [])[0]:
+    for record in read_metrics(path, [])[0]:
         values = {k: v for k, v in record.items() if k in METRICS}
         if values:
             out.append({"step": record["step"], **values})
