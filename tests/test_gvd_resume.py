@@ -181,3 +181,40 @@ def test_resume_leaves_seeds_of_another_list_alone(gvd, tmp_path, capsys, monkey
     assert code == 0 and calls == [1], err
     assert {name: (out / name).read_bytes() for name in kept} == kept and (out / "gan-seed0").is_dir()
     assert [r["seed"] for r in json.loads((out / "gan-vs-diffusion.json").read_text())["per_seed"]] == [1]
+
+
+def _stopped_before_the_table(capsys, monkeypatch, gvd, out: Path) -> None:
+    _fake_run_seed(monkeypatch, gvd, [], numbers={0: 10.0})
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(gvd, "markdown", stop)  # the table's text: the stop comes after the figure
+        code, _, err = _cli(capsys, "bench", "gan-vs-diffusion", *TINY, "--seeds", "0", "--out", out)
+    assert code == 130, err
+    assert (out / "figure.png").is_file() and not (out / "table.md").exists()
+
+
+def test_a_stop_after_the_figure_and_before_the_table_is_resumed_or_replaced(gvd, tmp_path, capsys, monkeypatch):
+    """A stop between OUT/figure.png and OUT/table.md (the summary's last writes) had left a folder
+    that --resume and --force both refused ("already exists and is not empty ... it holds
+    figure.png"). The benchmark's own figure (its provenance says so) is now part of what an
+    interrupted call left; a figure.png of anyone else's is still refused and kept."""
+    for flag, rerun in (("--resume", []), ("--force", [0])):
+        out = tmp_path / flag[2:]
+        _stopped_before_the_table(capsys, monkeypatch, gvd, out)
+        calls: list = []
+        _fake_run_seed(monkeypatch, gvd, calls, numbers={0: 10.0})
+        code, _, err = _cli(capsys, "bench", "gan-vs-diffusion", *TINY, "--seeds", "0", "--out", out, flag)
+        assert code == 0 and calls == rerun, err  # --resume reuses seed 0, --force measures it again
+        assert (out / "table.md").is_file() and (out / "figure.png").is_file()
+
+    mine = tmp_path / "mine"  # a figure.png the benchmark did not draw
+    mine.mkdir()
+    from PIL import Image
+
+    Image.new("L", (4, 4)).save(mine / "figure.png")
+    code, _, err = _cli(capsys, "bench", "gan-vs-diffusion", *TINY, "--seeds", "0", "--out", mine, "--force")
+    assert code == 2 and "it holds figure.png" in err, err
+    assert (mine / "figure.png").is_file()

@@ -91,11 +91,11 @@ def check_out(out: Path, *, force: bool, resume: bool = False, s: Settings | Non
     """Before any work: ``out`` is new or empty, or holds nothing but what an interrupted or
     failed benchmark left: its runs (gan-seed<N>, a ganforge run no process holds;
     diffusion-seed<N>, a baseline diffusion.save wrote) and the results of the seeds it finished
-    (seed<N>.json and seed<N>-grids.pt). ``force`` then starts over (replace_unfinished deletes
-    all of them); ``resume`` keeps the finished seeds of this call's settings ``s`` and refuses
-    results measured with other settings. Anything else (a finished benchmark's table and figure,
-    the user's own files) is refused, with --force or --resume too: nothing the user made is
-    deleted."""
+    (seed<N>.json and seed<N>-grids.pt; figure.png where it stopped before its table). ``force``
+    then starts over (replace_unfinished deletes all of them); ``resume`` keeps the finished
+    seeds of this call's settings ``s`` and refuses results measured with other settings.
+    Anything else (a finished benchmark's table and figure, the user's own files) is refused,
+    with --force or --resume too: nothing the user made is deleted."""
     from ..rundir import check_new_run_dir
 
     if out.exists() and not out.is_dir():
@@ -107,7 +107,7 @@ def check_out(out: Path, *, force: bool, resume: bool = False, s: Settings | Non
         raise ConfigError(f"{out} holds a finished benchmark (results in {out / 'table.md'}); --resume has "
                           f"nothing to continue there; choose another --out")
     runs = [p for p in entries if p.is_dir() and not p.is_symlink() and RUN_NAME.fullmatch(p.name)]
-    saved = [p for p in entries if _is_seed_file(p)]
+    saved = [p for p in entries if _is_seed_file(p) or _is_unfinished_figure(p)]
     if len(runs) + len(saved) < len(entries):
         other = next(p.name for p in entries if p not in runs and p not in saved)
         raise ConfigError(f"{out} already exists and is not empty; choose another --out (it holds {other}; "
@@ -125,6 +125,22 @@ def check_out(out: Path, *, force: bool, resume: bool = False, s: Settings | Non
     if resume and s is not None:
         for seed in s.seeds:
             _check_same_settings(out / f"seed{seed}.json", s)
+
+
+def _is_unfinished_figure(path: Path) -> bool:
+    """OUT/figure.png of a call stopped after drawing it and before its table (table.md, written
+    last): the benchmark's own (its provenance says so), drawn again from the seeds' grids."""
+    from .. import provenance
+
+    if path.name != "figure.png" or path.is_symlink() or not path.is_file():
+        return False
+    if (path.parent / "table.md").exists():
+        return False
+    try:
+        meta = provenance.read(path)
+    except (OSError, ValueError):  # not an image
+        return False
+    return isinstance(meta, dict) and meta.get("operation") == "bench gan-vs-diffusion"
 
 
 def _is_seed_file(path: Path) -> bool:
@@ -205,7 +221,7 @@ def replace_unfinished(out: Path, seeds: list[int] | None = None) -> None:
                 path.rmdir()
             else:
                 shutil.rmtree(path)
-        elif seeds is None and _is_seed_file(path):
+        elif seeds is None and (_is_seed_file(path) or _is_unfinished_figure(path)):
             path.unlink()
 
 
