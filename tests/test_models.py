@@ -292,3 +292,19 @@ def test_dcgan_init_option_keeps_pytorch_defaults_or_applies_the_papers():
     assert w_default.std().item() > 0.05  # PyTorch's default: uniform within 1/sqrt(72), std 0.068
     with pytest.raises(ConfigError, match="model.init must be one of dcgan, torch"):
         build_discriminator("dcgan", resolution=28, channels=1, width=4, init="xavier")
+
+
+@pytest.mark.parametrize("family", ["stylegan2", "biggan", "pix2pix"])
+def test_a_family_named_as_architecture_points_to_the_family(family):
+    """`ganforge train dcgan-fashion-mnist model.name=stylegan2` had been told "unknown
+    architecture 'stylegan2' ... registered outside ganforge needs the module that registers it
+    imported first": the plugin route, for a family ganforge has."""
+    from ganforge.config import load_config
+    from ganforge.objectives import build_objective
+
+    _, cfg = load_config("dcgan-fashion-mnist", [f"model.name={family}"])
+    with pytest.raises(ConfigError, match=rf"model.name={family} is a family of its own, not an architecture of "
+                                          rf"objective=unconditional \(dcgan, mlp\).*presets.*set objective={family}"
+                       ) as err:
+        build_objective(cfg, {"num_classes": 10})
+    assert "outside ganforge" not in str(err.value)

@@ -23,7 +23,7 @@ from .. import losses, models
 from .. import regularizers as regs
 from ..errors import ConfigError
 from ..latents import slerp, walk_fractions
-from .base import Objective, OptimizerSpec, Phase, register_objective
+from .base import OBJECTIVES, Objective, OptimizerSpec, Phase, register_objective
 
 
 def point_dim(cfg, data_info: Mapping[str, Any]) -> int | None:
@@ -91,6 +91,10 @@ class UnconditionalGAN(Objective):
         if self.point_dim is not None:
             d_shape["point_dim"] = self.point_dim * m.pac
             shape["point_dim"] = self.point_dim
+        if m.name not in models.ARCHITECTURES and m.name in OBJECTIVES:  # model.name=stylegan2
+            raise ConfigError(f"model.name={m.name} is a family of its own, not an architecture of "
+                              f"objective={cfg.objective} ({', '.join(sorted(models.ARCHITECTURES))}); start "
+                              f"from one of its presets (ganforge presets lists them) or set objective={m.name}")
         G = models.build_generator(m.name, z_dim=self.z_dim, width=m.g_width, depth=m.g_depth,
                                        head=m.g_head, init=m.init, **shape)
         D = models.build_discriminator(m.name, width=m.d_width, depth=m.d_depth, norm=m.d_norm,
