@@ -117,7 +117,33 @@ def get_loss(name: str) -> LossPair:
     (within ``for_inference``, a stand-in that refuses to be called)."""
     if _INFERENCE.get() and name not in LOSSES:
         return _unregistered(name)
-    return LOSSES.get(name)
+    pair = LOSSES.get(name)
+    if not _INFERENCE.get():
+        _check_outside(name, pair)
+    return pair
+
+
+def _check_outside(name: str, pair: LossPair) -> None:
+    """A loss registered outside ganforge (a plugin) returns a 0-d tensor, checked once on two
+    scores: one of a batch's shape (no .mean()) or a Python float had been a traceback from
+    backward() at the first step."""
+    module = next((m for m in (getattr(fn, "__module__", None) or "?" for fn in pair)
+                   if not m.startswith("ganforge.")), None)
+    if module is None:
+        return
+    scores = torch.zeros(2)
+    for part, fn, kwargs in (("d", pair.d, {"real": scores, "fake": scores}),
+                             ("g", pair.g, {"fake": scores, "real": scores})):
+        try:
+            out = fn(**kwargs)
+        except Exception as exc:
+            raise ConfigError(f"loss '{name}' (module {module}): its {part} fails on 2 scores: {type(exc).__name__}: "
+                              f"{' '.join(str(exc).split())[:160]}; it is called with the keywords "
+                              f"{' and '.join(kwargs)} (ganforge.losses.LossPair)") from exc
+        if not (isinstance(out, torch.Tensor) and out.dim() == 0):
+            got = f"a tensor of shape {list(out.shape)}" if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ConfigError(f"loss '{name}' (module {module}): its {part} returns {got} for 2 scores; a loss "
+                              f"returns one 0-d tensor that backward() can start from (the batch's .mean())")
 
 
 def g_needs_real(pair: LossPair) -> bool:
