@@ -121,3 +121,29 @@ def test_a_bad_network_size_names_the_config_key_that_sets_it(tmp_path, capsys, 
     assert rc == 2 and err.endswith(f"; fix {key}\n") and err.count("\n") == 1, err
     from_dict(apply_overrides(raw, [f"{key}=8"]))  # a key that exists
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_under_nproc_the_warning_is_said_once_by_the_launcher(tmp_path, capsys, monkeypatch):
+    """`--nproc 2` had printed the short-schedule warning twice: by the launcher, which checks the
+    config, and by rank 0, which checks it again. The launcher tells its ranks it said it."""
+    from ganforge.training.distributed import CHECKED_BY_LAUNCHER
+
+    raw = ProgressiveGAN.example_config(tmp_path / "data")
+    (tmp_path / "p.yaml").write_text(json.dumps(raw))
+    launched = {}
+
+    def fake_torchrun(cmd, env, out=None):
+        launched["env"] = env
+        return 0
+
+    monkeypatch.setattr(cli, "_run_passing_signals_on", fake_torchrun)
+    rc = cli.main(["train", str(tmp_path / "p.yaml"), "--steps", "3", "--nproc", "2", "--out", str(tmp_path / "l")])
+    err = capsys.readouterr().err
+    assert rc == 0 and err.count("fully faded in") == 1, err
+    assert launched["env"][CHECKED_BY_LAUNCHER] == "1"
+
+    monkeypatch.setenv(CHECKED_BY_LAUNCHER, "1")  # a rank the launcher started: trains, says nothing of it
+    rc = cli.main(["train", str(tmp_path / "p.yaml"), "--steps", "3", "--out", str(tmp_path / "run"), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 0 and "fully faded in" not in err, err
+    assert json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 3

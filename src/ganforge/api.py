@@ -453,7 +453,10 @@ def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
         # training seeds torch's global generator (train.seed): the caller's stream is restored after
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             distributed.local_batch(cfg.train.batch_size, world, cfg.model.pac)
-            family(cfg).check_run(cfg, world.size, new=not resume)
+            with warnings.catch_warnings():
+                if os.environ.get(distributed.CHECKED_BY_LAUNCHER) == "1":  # --nproc's launcher said them
+                    warnings.simplefilter("ignore")
+                family(cfg).check_run(cfg, world.size, new=not resume)
             run_dir = default_run_dir(name) if run_dir is None else run_dir
             default, run_dir = isinstance(run_dir, DefaultRunDir), Path(run_dir)  # a plain path from here on
             claimed = None  # the lock of a default run directory, claimed now under a free name

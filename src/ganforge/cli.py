@@ -88,7 +88,7 @@ def _launch_torchrun(args, cfg) -> int:
     ``cfg`` (the config it will train) has been checked here, so that a mistake is one line."""
     from .objectives import family
     from .rundir import RunLock, check_new_run_dir, is_locked
-    from .training.distributed import TORCHRUN_CODE, World, local_batch
+    from .training.distributed import CHECKED_BY_LAUNCHER, TORCHRUN_CODE, World, local_batch
 
     if args.nproc < 1:
         raise ConfigError(f"--nproc must be at least 1, got {args.nproc}")
@@ -111,7 +111,7 @@ def _launch_torchrun(args, cfg) -> int:
                                    ("--quiet", args.quiet), ("--no-provenance", args.no_provenance)) if on]
     cmd = [sys.executable, "-c", TORCHRUN_CODE, "--standalone",  # torch.distributed.run, quiet on a signal
            f"--nproc_per_node={args.nproc}", "-m", "ganforge", "train", *argv]
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), CHECKED_BY_LAUNCHER: "1"}
     return _run_passing_signals_on(cmd, env, Path(args.out) if args.out else None)
 
 

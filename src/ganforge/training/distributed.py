@@ -586,6 +586,10 @@ _SHUTDOWN_LOGS = {"torch.distributed.elastic.agent.server.api": ("Received %s de
 
 GANFORGE_ERROR_EXIT = 2  # the exit code of a rank that said a ganforge error (cli.EXIT_USAGE)
 
+# Set by ``ganforge train --nproc N`` for its ranks: the launcher has checked the config and said
+# the family's warnings about it (check_run), so a rank checks it again without saying them twice
+CHECKED_BY_LAUNCHER = "GANFORGE_CHECKED_BY_LAUNCHER"
+
 
 def torchrun(argv: list[str] | None = None) -> None:
     """torch.distributed.run's ``main`` (started by TORCHRUN_CODE), which passes SIGINT and
