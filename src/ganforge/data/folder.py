@@ -423,6 +423,21 @@ def load_for_eval(arg: str | Path, *, resolution: int | None = None,
                  max_memory_bytes=None, fix=EVAL_FIX)
 
 
+def _upscaled(folder: Path, scan: _Scan, resolution: int) -> str | None:
+    """The note for a folder whose images are mostly smaller than ``resolution``: each is enlarged
+    to it, and a GAN learns the enlargement's blur (there is no detail to learn at that size)."""
+    sides = sorted(min(size) for size in scan.sizes)
+    small = sum(side < resolution for side in sides)
+    if small * 2 <= len(sides):
+        return None
+    median = sides[len(sides) // 2]
+    range_ = (f"short side {median}" if sides[0] == sides[-1] else
+              f"short sides {sides[0]} to {sides[-1]} pixels, median {median}")
+    return (f"{small} of {len(sides)} images in {folder} are smaller than data.resolution={resolution} "
+            f"({range_}) and are enlarged to it, so the samples learn their blur; set a data.resolution of "
+            f"at most {median}, or use larger images")
+
+
 class FolderSource:
     def load(self, req: LoadRequest) -> ImageDataset | StreamingFolderDataset:
         folder = _folder(req.arg)
@@ -434,6 +449,12 @@ class FolderSource:
         if channels == 1 and not scan.all_gray:  # a config's default (Fashion-MNIST's 1) had been silent
             warnings.warn(f"{folder} holds colour images; they are read as grayscale (data.channels=1); "
                           f"set data.channels=3 to use their colour", stacklevel=3)
+        if channels == 3 and scan.all_gray and req.channels == 3:
+            warnings.warn(f"{folder} holds grayscale images only; data.channels=3 trains on three equal "
+                          f"channels of each; set data.channels=1", stacklevel=3)
+        upscaled = _upscaled(folder, scan, resolution)
+        if upscaled:
+            warnings.warn(upscaled, stacklevel=3)
         return _read(folder, scan, name=req.name, resolution=resolution, channels=channels,
                      max_memory_bytes=req.max_memory_bytes, fix=TRAIN_FIX)
 
