@@ -5,6 +5,7 @@ directory, checkpoint), so a run can be rebuilt from its directory with no other
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import os
@@ -721,14 +722,35 @@ def preset_dir():
     return resources.files("ganforge") / "presets"
 
 
+# The presets parsed once per process, each kept with its file's (mtime, size) to see an edit:
+# a refusal naming the presets that can do something loads every preset, and each load had
+# parsed every preset file again to list their names (1,500 YAML parses, seconds, per refusal)
+_PRESETS: dict[str, tuple[tuple[int, int] | None, dict[str, Any]]] = {}
+
+
+def _preset_files() -> dict[str, Any]:
+    """Preset name -> its file (a Traversable), sorted by name; nothing is parsed."""
+    return {e.name[:-5]: e for e in sorted(preset_dir().iterdir(), key=lambda p: p.name)
+            if e.name.endswith(".yaml")}
+
+
+def _preset_raw(name: str, entry) -> dict[str, Any]:
+    """The parsed preset file ``entry`` (a copy: callers apply overrides to it)."""
+    try:
+        st = os.stat(entry)
+        stamp: tuple[int, int] | None = (st.st_mtime_ns, st.st_size)
+    except TypeError:  # a Traversable that is not a file on disk (a zipped package): no stamp
+        stamp = None
+    cached = _PRESETS.get(name)
+    if cached is None or cached[0] != stamp or stamp is None:
+        cached = _PRESETS[name] = (stamp, yaml.safe_load(entry.read_text()) or {})
+    return copy.deepcopy(cached[1])
+
+
 def list_presets() -> dict[str, str]:
     """Preset name -> one-line description."""
-    out = {}
-    for entry in sorted(preset_dir().iterdir(), key=lambda p: p.name):
-        if entry.name.endswith(".yaml"):
-            data = yaml.safe_load(entry.read_text()) or {}
-            out[entry.name[:-5]] = str(data.get("description", "")).strip()
-    return out
+    return {name: str(_preset_raw(name, entry).get("description", "")).strip()
+            for name, entry in _preset_files().items()}
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -785,7 +807,7 @@ def load_raw(preset_or_file: str) -> tuple[str, dict[str, Any]]:
     """Return (run name, raw dict) for a preset name or a YAML file path."""
     preset_or_file = os.fspath(preset_or_file)  # a pathlib.Path of a YAML file too
     path = Path(preset_or_file)
-    presets = list_presets()
+    presets = _preset_files()
     if preset_or_file in presets and path.is_file():  # a bare preset name: the preset, and said
         warnings.warn(f"using the preset {preset_or_file}, not the file of that name here (pass "
                       f"./{preset_or_file} for the file)", stacklevel=3)
@@ -797,8 +819,7 @@ def load_raw(preset_or_file: str) -> tuple[str, dict[str, Any]]:
     if preset_or_file not in presets:
         raise ConfigError(f"unknown preset '{preset_or_file}'{closest(preset_or_file, presets)}; "
                           f"run 'ganforge presets' to list them")
-    text = (preset_dir() / f"{preset_or_file}.yaml").read_text()
-    return preset_or_file, yaml.safe_load(text)
+    return preset_or_file, _preset_raw(preset_or_file, presets[preset_or_file])
 
 
 def load_config(preset_or_file: str, overrides: list[str] | None = None) -> tuple[str, Config]:
