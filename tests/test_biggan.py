@@ -421,8 +421,8 @@ def test_cli_samples_with_truncation_and_refuses_a_bad_one(tiny_run, tmp_path):
 
 
 def test_cli_one_class_folder_exits_2(tmp_path):
-    root = _folder(tmp_path / "one", ["cat"], n=4)
-    proc = run_cli("train", "biggan-folder", f"data.name=folder:{root}", "--out", tmp_path / "r")
+    root = _folder(tmp_path / "one", ["cat"], n=4, size=128)
+    proc = run_cli("train", "biggan-folder", f"data.name=folder:{root}", "data.channels=1", "--out", tmp_path / "r")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert "has one class ('cat')" in proc.stderr
     assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())

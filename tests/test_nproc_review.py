@@ -34,7 +34,7 @@ def test_a_data_error_inside_the_ranks_is_one_line_and_exit_2(tmp_path, data):
     if data == "three images":  # fewer than a batch
         folder.mkdir()
         for i in range(3):
-            Image.new("RGB", (32, 32), (i * 60, 0, 0)).save(folder / f"{i}.png")
+            Image.new("RGB", (64, 64), (i * 60, 0, 0)).save(folder / f"{i}.png")
     out = tmp_path / "run"
     proc = _nproc_train("dcgan-folder", f"data.name=folder:{folder}", "--steps", 20, "--out", out)
     said = (proc.stdout + proc.stderr).strip()

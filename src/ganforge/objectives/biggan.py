@@ -154,7 +154,7 @@ class BigGAN(ConditionalGAN):
 
     @classmethod
     def example_config(cls, workdir: Path) -> dict[str, Any]:
-        folder = write_image_folder(workdir / "labeled", n=4, size=8, channels=1, classes=("a", "b"))
+        folder = write_image_folder(workdir / "labeled", n=4, size=16, channels=1, classes=("a", "b"))
         return {"objective": cls.name,
                 "data": {"name": f"folder:{folder}", "resolution": 16, "channels": 1},
                 "model": {"name": "biggan", "z_dim": 6, "g_width": 2, "d_width": 2,
