@@ -4,7 +4,6 @@ from __future__ import annotations
 import functools
 import http.server
 import os
-import sys
 import threading
 from pathlib import Path
 
@@ -69,15 +68,15 @@ def image_folder(tmp_path) -> Path:
     return root
 
 
-def run_cli(*args, env=None, timeout=300, **kwargs):
-    """Run `python -m ganforge ...` in a fresh process; returns CompletedProcess."""
-    import subprocess
+def run_cli(*args, env=None, timeout=300, cwd=None, input=None):
+    """Run `python -m ganforge ...` in a process of its own, with a fresh ganforge (forked from a
+    process that has imported torch: _forkcli.py says why and when not); returns CompletedProcess."""
+    from _forkcli import run_ganforge
 
     full_env = dict(os.environ)
     full_env["PYTHONPATH"] = str(ROOT / "src") + os.pathsep + full_env.get("PYTHONPATH", "")
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "ganforge", *map(str, args)], env=full_env,
-                          capture_output=True, text=True, timeout=timeout, **kwargs)
+    return run_ganforge([str(a) for a in args], full_env, cwd=cwd, input=input, timeout=timeout)
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
