@@ -126,3 +126,18 @@ def test_a_translation_model_on_a_folder_is_evaluated_where_its_folder_lies(tmp_
     err = capsys.readouterr().err
     assert "there is no folder photos here; pass --data folder:PATH" in err and err.count("\n") == 1
     assert cli.main(["translate-eval", "share/model", "--data", f"folder:{tmp_path / 'data' / 'photos'}"]) == 0
+
+
+def test_the_card_says_edit_needs_classify_for_data_without_a_classifier(style_run, tmp_path):
+    """A StyleGAN2 run on a folder: the card listed `edit` as something the model does, and
+    `ganforge edit` of it always refuses (a folder has no classifier to label the images); the
+    card now says it works from Python with classify=. Fashion-MNIST's runs keep the plain line."""
+    card, _ = _exported(style_run, tmp_path / "m")
+    data = ganforge.load(style_run).config.data.name
+    assert data.startswith("folder:")
+    line = next(x for x in card.splitlines() if x.startswith("- `edit`:"))
+    assert line.endswith("has no built-in classifier, so only from Python with `classify=` (a function of images "
+                         "giving class logits)"), line
+    assert export._card_qualifier("edit", from_dict({**OBJECTIVES["stylegan2"].example_config(tmp_path / "d"),
+                                                      "data": {"name": "fashion-mnist", "resolution": 8,
+                                                               "channels": 1}})) == ""

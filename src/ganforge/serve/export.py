@@ -316,6 +316,19 @@ def evaluation_advice(run: LoadedRun, name: str, cfg=None) -> list[str]:
     return ["The run logged no evaluation."]
 
 
+def _card_qualifier(capability: str, cfg) -> str:
+    """What the card adds to a capability that holds only in part for this model: ``edit`` labels
+    images with the dataset's classifier, which a folder has not (``ganforge edit`` refuses it;
+    from Python ``classify=`` gives one)."""
+    if capability == "edit":
+        from ..metrics.features import classifier_weights
+
+        if classifier_weights(cfg.data.name) is None:
+            return (f"; `{cfg.data.name}` has no built-in classifier, so only from Python with "
+                    f"`classify=` (a function of images giving class logits)")
+    return ""
+
+
 def model_card(run: LoadedRun, meta: dict[str, Any]) -> str:
     """The folder's README.md; ``meta``: name, source, evaluation, evaluated (the steps the run
     evaluated) and config (what the card shows of the run's config: ``shareable_config``)."""
@@ -323,7 +336,7 @@ def model_card(run: LoadedRun, meta: dict[str, Any]) -> str:
     lines = [f"# {meta['name']}", "",
              f"{CARD_MARK}objective `{cfg.objective}`, exported from `{meta['source']}` at "
              f"step {run.step}.", "", "## What it does", ""]
-    lines += [f"- `{c}`: {CAPABILITIES[c]}" for c in sorted(run.capabilities)]
+    lines += [f"- `{c}`: {CAPABILITIES[c]}{_card_qualifier(c, cfg)}" for c in sorted(run.capabilities)]
     audio = bool(run.capabilities & AUDIO_CAPABILITIES)
     a = cfg.audio if audio else None
     lines += ["", "## Data", "", f"- dataset: `{cfg.data.name}` (split `{cfg.data.split}`)",
