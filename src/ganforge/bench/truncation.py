@@ -57,6 +57,14 @@ def format_row(row: dict) -> str:
     return f"truncation {row['truncation']:<6g} " + "  ".join(f"{k} {row[k]:.4g}" for k in keys)
 
 
+def title(result: dict) -> str:
+    """The plot's title: the run, its step and n, and the reference's size when it held fewer
+    images than were drawn (a 62-image folder at --n 200 had been titled n=200 alone)."""
+    n_ref = (result.get("protocol") or {}).get("n_reference")
+    sizes = f"n={result['n']}" + (f" vs {n_ref} reference" if n_ref is not None and n_ref < result["n"] else "")
+    return f"{Path(result['run']).name} ({result['objective']}, step {result['step']}, {sizes})"
+
+
 def plot(result: dict, path: Path) -> Path:
     """FID on the left axis, precision / recall (/ label accuracy) on the right, against the value."""
     import matplotlib
@@ -79,8 +87,7 @@ def plot(result: dict, path: Path) -> Path:
     # below the axes: inside them, the twin axis's lines were drawn over the legend
     fig.legend(lines, [ln.get_label() for ln in lines], loc="lower center", ncol=len(lines), fontsize=8,
                frameon=False)
-    ax.set_title(f"{Path(result['run']).name} ({result['objective']}, step {result['step']}, n={result['n']})",
-                 fontsize=9)
+    ax.set_title(title(result), fontsize=9)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     with atomic_path(path) as tmp:
         fig.savefig(tmp)

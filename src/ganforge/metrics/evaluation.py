@@ -308,9 +308,13 @@ def check_reference(ref: str) -> None:
     from ..registry import PLUGIN_HINT, closest
 
     valid = [n for n in dataset_names() if not n.startswith("toy:")]  # read now: a plugin's dataset too
+    # dataset_names() holds folder:PATH already: adding it again had listed it twice
+    choices = ", ".join(valid + ([] if "folder:PATH" in valid else ["folder:PATH"]))
+    if not isinstance(ref, str):  # None or a number had failed on ref.startswith with an AttributeError
+        raise ConfigError(f"ref must be the name of a reference dataset ({choices}), got {ref!r}")
     if not (ref.startswith("folder:") or ref in valid):
         raise ConfigError(f"unknown reference dataset '{ref}'{closest(ref, valid)}; use one of "
-                          f"{', '.join(valid)}, folder:PATH (a dataset registered outside ganforge needs its "
+                          f"{choices} (a dataset registered outside ganforge needs its "
                           f"module imported first: {PLUGIN_HINT})")
     if ref.startswith("folder:") and not Path(ref[len("folder:"):]).expanduser().is_dir():
         raise ConfigError(f"--ref {ref}: {ref[len('folder:'):]} is not a folder; pass folder:PATH of "
@@ -419,6 +423,14 @@ def evaluate_features(fake: Features, *, shape, ref: str, extractor: str | Extra
                         f"got {labels.min()}..{labels.max()}")
 
     def train_features() -> Reference:
+        if ref.startswith("folder:"):
+            # A folder has no splits: its training set is the folder itself. Fewer images than asked
+            # means the reference already holds all of them (one pass, one cache name); had it been
+            # read again as "train", the same files were extracted and cached twice.
+            if len(reference.features) < n_ref:
+                return reference
+            return reference_features(ref, ext, split=split, n=None, resolution=resolution, channels=channels,
+                                      data_dir=data_dir, cache=cache, log=log)
         return reference_features(ref, ext, split="train", n=None, resolution=resolution, channels=channels,
                                   data_dir=data_dir, cache=cache, log=log)
 
@@ -455,26 +467,39 @@ def evaluate_features(fake: Features, *, shape, ref: str, extractor: str | Extra
         "reference_cache_key": reference.info["cache_key"], "ganforge": __version__,
         "feature_dim": int(fake.features.shape[1]),
         "warnings": small_sample_warnings(values, n_fake=len(fake), n_ref=reference.info["n"],
-                                          dim=fake.features.shape[1], labels=labels)
+                                          dim=fake.features.shape[1], labels=labels,
+                                          ref=ref if ref.startswith("folder:") else f"{ref}/{split}")
         + ([f"{class_note}: the label metrics are left out"] if class_note else []),
     }
     return EvalResult(values, protocol, ctx.details)
 
 
 def small_sample_warnings(values: dict, *, n_fake: int, n_ref: int, dim: int, labels=None,
-                          option: str = "--n") -> list[str]:
+                          option: str = "--n", ref: str | None = None) -> list[str]:
     """What the sample sizes make unreliable, in words (the CLI prints them; the JSON keeps them).
-    ``option``: what sets the number of samples, named in the advice (``eval.n`` during training)."""
+    ``option``: what sets the number of samples, named in the advice (``eval.n`` during training).
+    ``ref``: the reference's name (``folder:photos``, ``fashion-mnist/test``): when it holds fewer
+    images than were generated, it is what limits n, and the advice says so instead of naming
+    ``option``, which cannot change it."""
     out = []
     n = min(n_fake, n_ref)
+    short_ref = n_ref < n_fake  # the reference limits n: no value of the option raises it
 
     def use(size: int) -> str:  # "--n 2000", "eval.n=2000"
         return f"{option}{'=' if '.' in option else ' '}{size}"
 
+    def limited(metric: str, enough: str, fake_ok: bool) -> str:
+        """The advice when the reference is the smaller side (``enough``: how many it needs)."""
+        more = "" if fake_ok else f", with {option} at least as large"
+        return (f"the reference {ref + ' ' if ref else ''}has only {n_ref} images, so {metric} "
+                f"stay{'' if ' and ' in metric else 's'} unreliable at any {option}; add images to it or use a "
+                f"larger reference ({enough}{more}), and compare only at equal n")
+
     if "fid" in values and n <= dim:
+        advice = (limited("fid", f"more than {dim}, thousands", n_fake > dim) if short_ref else
+                  f"use {option} above {dim} (thousands) and compare FIDs only at equal n")
         out.append(f"fid from {n} samples of {dim}-dimensional features: the covariance is singular and "
-                   f"FID is strongly biased upward at small n (Chong & Forsyth 2020); use {option} above {dim} "
-                   f"(thousands) and compare FIDs only at equal n")
+                   f"FID is strongly biased upward at small n (Chong & Forsyth 2020); {advice}")
     if "intra_fid" in values and labels is not None and len(labels):
         counts = np.bincount(np.asarray(labels))
         fewest = int(counts[counts > 0].min())
@@ -488,15 +513,20 @@ def small_sample_warnings(values: dict, *, n_fake: int, n_ref: int, dim: int, la
                    f"standard deviation; use {use(IS_SPLITS * MIN_PER_SPLIT)} or more ({IS_SPLITS} splits)")
     m = subset_m(KID_SUBSET_SIZE, n_fake, n_ref)
     if "kid" in values and m < KID_SUBSET_SIZE:
+        size = 2 * KID_SUBSET_SIZE
+        advice = (limited("kid", f"{size} or more", n_fake >= size) if short_ref else
+                  f"use {use(size)} or more and compare KIDs only at equal n")
         out.append(f"kid from subsets of {m} samples (the standard is {KID_SUBSET_SIZE}, from "
-                   f"{2 * KID_SUBSET_SIZE} samples): its mean stays unbiased but is noisy at small n and "
-                   f"kid_std is measured at that subset size; use {use(2 * KID_SUBSET_SIZE)} or more and "
-                   f"compare KIDs only at equal n")
+                   f"{size} samples): its mean stays unbiased but is noisy at small n and "
+                   f"kid_std is measured at that subset size; {advice}")
     for keys, k in ((("precision", "recall"), PR_K), (("density", "coverage"), DC_K)):
         named = [key for key in keys if key in values]
-        if named and n < KNN_N_PER_K * k:
-            out.append(f"{' and '.join(named)} from {n} samples with k={k}: each k-nearest-neighbour ball "
+        size = KNN_N_PER_K * k
+        if named and n < size:
+            what = " and ".join(named)
+            advice = (limited(what, f"{size} or more, {KNN_N_PER_K} x k", n_fake >= size) if short_ref else
+                      f"use {use(size)} or more ({KNN_N_PER_K} x k) and compare only at equal n")
+            out.append(f"{what} from {n} samples with k={k}: each k-nearest-neighbour ball "
                        f"holds {k / n:.0%} of its set (over 1%), so the balls are coarse and the values "
-                       f"biased; use {use(KNN_N_PER_K * k)} or more ({KNN_N_PER_K} x k) and compare "
-                       f"only at equal n")
+                       f"biased; {advice}")
     return out
