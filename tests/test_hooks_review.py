@@ -48,7 +48,7 @@ def test_a_hook_that_raises_keeps_the_steps_training_and_says_how_to_continue(tm
     assert ganforge.load(run).step == 2  # had been step 0: the interval was lost
     note = "\n".join(getattr(err.value, "__notes__", []))
     assert f"hook acc raised at step 2; step 2's training is saved in {run / 'checkpoints' / 'step_0000002'}" in note
-    assert f"api.train(cfg, {str(run)!r}, resume=True, hooks=...)" in note
+    assert f"api.train(cfg, {str(run)!r}, resume=True, hooks=..., dataset=...)" in note
 
     result = _train(run, lambda trainer, step: {"acc": step / 10}, resume=True, **{"train.checkpoint_every": 6})
     assert (result.start, result.step) == (2, 6)

@@ -347,7 +347,8 @@ def _data_change(saved, now, step: int) -> str | None:
     """How the data of a resume differs from what the run trained on up to the checkpoint's
     ``step`` (data_record): 'the folder now holds 190 images, the run trained on 40 up to step 4
     (+160/-10)'; None when it is the same, or when either side has no record (a checkpoint from
-    before it was kept, pairs, audio)."""
+    before it was kept, pairs, audio). Images in memory of the same count compare by their
+    fingerprint when both sides have one (a checkpoint from before it was kept has none)."""
     if not isinstance(saved, dict) or not now:
         return None
     unit = next((u for u in ("images", "points") if u in now), None)
@@ -355,8 +356,14 @@ def _data_change(saved, now, step: int) -> str | None:
         return None
     old, new = saved[unit], now[unit]
     files = (saved.get("files"), now.get("files"))
-    if not all(isinstance(f, bytes) for f in files):  # a named dataset: its count says enough
-        return f"the data now has {new} {unit}, the run trained on {old} up to step {step}" if old != new else None
+    if not all(isinstance(f, bytes) for f in files):  # in memory (named or from Python): count and fingerprint
+        if old != new:
+            return f"the data now has {new} {unit}, the run trained on {old} up to step {step}"
+        marks = (saved.get("fingerprint"), now.get("fingerprint"))
+        if all(isinstance(m, str) for m in marks) and marks[0] != marks[1]:
+            return (f"the data now has other {unit} than the run trained on up to step {step} "
+                    f"({new} both times, other content)")
+        return None
     if files[0] == files[1]:
         return None
     before, after = (np.frombuffer(f, dtype="<u8") for f in files)
@@ -590,7 +597,8 @@ def _train_other(cfg: Config, run_dir: Path, device: torch.device, *, resume: bo
     distributed.barrier(world)  # rank 0 has claimed and checked the run dir
     source = ckpt.find(run_dir) if resume and any((run_dir / "checkpoints").glob("step_*")) else None
     distributed.same_on_all_ranks(_resume_point(source), world, "the checkpoint to resume from")
-    trainer = Trainer(cfg, objective, batches, run_dir=run_dir, device=device, hooks=hooks, progress=False)
+    trainer = Trainer(cfg, objective, batches, run_dir=run_dir, device=device, hooks=hooks, progress=False,
+                      given_data=given_data)
     if source is not None:
         weights, state = ckpt.load(source, map_location=device)
         trainer.load(weights, state, source=source)
@@ -684,7 +692,7 @@ def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: boo
         distributed.same_on_all_ranks(_resume_point(resumed_from), distributed.current_world(),
                                       "the checkpoint to resume from")
         trainer = Trainer(cfg, objective, batches, run_dir=run_dir, device=device, hooks=hooks,
-                          progress=progress)
+                          progress=progress, given_data=given_data)
         if weights is not None:
             trainer.load(weights, state, source=resumed_from)
             dropped = trainer.logger.truncate_to(state.get("metrics_bytes"), trainer.step)
@@ -780,6 +788,9 @@ class LoadedRun:
     @keeps_random_state  # building the networks draws from torch's global generator
     def __init__(self, run_dir: Path | str, *, checkpoint: str = "latest", device: str = "cpu",
                  require: str | None = None):
+        if not isinstance(run_dir, (str, os.PathLike)):  # had been pathlib's TypeError
+            raise ConfigError(f"run_dir must be a path (str or pathlib.Path) of a run directory or a model "
+                              f"folder, got {run_dir!r} ({type(run_dir).__name__})")
         if not isinstance(checkpoint, str):
             raise CheckpointError(f"checkpoint must be 'latest', 'best' or a step_XXXXXXX name, got {checkpoint!r}")
         # a checkpoint folder (train()'s .checkpoint) is its run with that checkpoint

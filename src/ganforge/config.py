@@ -338,6 +338,9 @@ def _coerce(value: Any, tp, key: str) -> Any:
         number = float(value) if isinstance(value, float) or _EXPONENT.fullmatch(value.strip()) else math.nan
         if math.isfinite(number) and number.is_integer():
             return int(number)
+        if isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value.strip()):  # "10" set in Python or quoted
+            raise ConfigError(f"{key} must be a whole number, got {value!r}, a string; write {int(value)} "
+                              f"without quotes (an int)")
         raise ConfigError(f"{key} must be a whole number, got {value!r}; write e.g. 10000 or 1e4")
     if tp is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)  # a path or name that YAML read as a number
@@ -805,6 +808,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 def load_raw(preset_or_file: str) -> tuple[str, dict[str, Any]]:
     """Return (run name, raw dict) for a preset name or a YAML file path."""
+    if not isinstance(preset_or_file, (str, os.PathLike)):  # had been pathlib's TypeError
+        raise ConfigError(f"preset_or_file must be a preset name (ganforge presets) or the path (str or "
+                          f"pathlib.Path) of a YAML file, got {preset_or_file!r} ({type(preset_or_file).__name__})")
     preset_or_file = os.fspath(preset_or_file)  # a pathlib.Path of a YAML file too
     path = Path(preset_or_file)
     presets = _preset_files()

@@ -223,8 +223,11 @@ class FitResult:
 
 class Trainer:
     def __init__(self, cfg, objective, batches, *, run_dir: Path | None,
-                 device: torch.device, hooks: Iterable[Hook] = (), progress: bool = True):
+                 device: torch.device, hooks: Iterable[Hook] = (), progress: bool = True,
+                 given_data: bool = False):
         self.cfg, self.objective, self.batches = cfg, objective, batches
+        # trained on a dataset passed from Python (api.train's dataset=): a resume must pass it again
+        self.given_data = given_data
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.device = device
         self.world = distributed.current_world()
@@ -941,7 +944,8 @@ class Trainer:
         if getattr(hook, "all_ranks", False):  # the built-in metrics hook, also run by the CLI
             resume = f"ganforge train --resume --out {shell_arg(self.run_dir)}"
         else:
-            resume = f"api.train(cfg, {str(self.run_dir)!r}, resume=True, hooks=...)"
+            given = ", dataset=..." if self.given_data else ""
+            resume = f"api.train(cfg, {str(self.run_dir)!r}, resume=True, hooks=...{given})"
         if path is not None:
             kept = f"step {step}'s training is saved in {path}"
         else:
