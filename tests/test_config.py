@@ -108,3 +108,14 @@ def test_a_file_named_like_a_preset_does_not_replace_the_preset(tmp_path, monkey
     with pytest.warns(UserWarning, match="using the preset dcgan-fashion-mnist, not the file"):
         assert load_config("dcgan-fashion-mnist")[1].model.name == "dcgan"
     assert load_config("./dcgan-fashion-mnist")[1].model.name == "mlp"
+
+
+def test_a_files_description_is_kept_with_overrides(tmp_path):
+    """Only a preset's description says which settings were overridden: a run's config.yaml reused
+    as a file had nested "config with ...; the preset's description: toy-ring8 with ...; ..."."""
+    first = config.load_config("toy-ring8", ["reg.r1=0"])[1]
+    path = tmp_path / "config.yaml"
+    path.write_text(__import__("yaml").safe_dump(first.to_dict()))
+    again = config.load_config(str(path), ["train.steps=5"])[1]
+    assert again.description == first.description and again.train.steps == 5
+    assert config.load_config(path, ["train.steps=5"])[1].description == first.description

@@ -841,8 +841,10 @@ def load_config(preset_or_file: str, overrides: list[str] | None = None) -> tupl
     name, raw = load_raw(preset_or_file)
     cfg = from_dict(apply_overrides(raw, overrides or []))
     changed = [o for o in overrides or [] if not str(o).strip().startswith("description=")]
-    if changed and cfg.description and len(changed) == len(overrides):
+    preset = isinstance(preset_or_file, str) and preset_or_file in _preset_files()
+    if preset and changed and cfg.description and len(changed) == len(overrides):
         # the preset's description states its settings and results (the report's header, the
-        # model card): say which were overridden, as the run no longer is the preset
+        # model card): say which were overridden, as the run no longer is the preset. A file's
+        # is its author's (a run's config.yaml reused had nested "... with ...; the preset's ...")
         cfg.description = f"{name} with {' '.join(changed)}; the preset's description: {cfg.description}"
     return name, cfg
