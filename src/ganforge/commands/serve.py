@@ -155,8 +155,9 @@ def cmd_serve(args) -> int:
 
 def run_server(app, sockets: list, log_level: str) -> int:
     """Serves ``app`` on the listening ``sockets`` until Ctrl-C or SIGTERM: 0 when every request in
-    flight was answered; when some were dropped (the GRACE_S grace ran out, or a second Ctrl-C),
-    one line and 130 (SIGTERM: 143), without uvicorn's tracebacks."""
+    flight was answered and the models' passes ended within GRACE_S; when some were dropped (the
+    grace ran out, or a second Ctrl-C), one line and 130 (SIGTERM: 143), without uvicorn's
+    tracebacks."""
     import logging
     import signal
     import sys
@@ -172,27 +173,36 @@ def run_server(app, sockets: list, log_level: str) -> int:
     handled = (signal.SIGINT, signal.SIGTERM)
     # uvicorn takes Ctrl-C and SIGTERM while it serves and raises each again once stopped: here
     # they are noted, not a KeyboardInterrupt out of its cleanup (nor, as Python's default handler
-    # is not in place, does asyncio's runner cancel the requests with tracebacks of its own)
+    # is not in place, does asyncio's runner cancel the requests with tracebacks of its own); they
+    # stay noted while the models' threads are stopped, so a second Ctrl-C then ends the wait
     main = threading.current_thread() is threading.main_thread()
     previous = {sig: signal.signal(sig, lambda sig, frame: received.append(sig)) for sig in handled} if main else {}
     quiet = QuietCancel()
     logging.getLogger("uvicorn.error").addFilter(quiet)
     try:
-        server.run(sockets=sockets)
+        try:
+            server.run(sockets=sockets)
+        finally:
+            logging.getLogger("uvicorn.error").removeFilter(quiet)
+        clean = not (server.force_exit or app.state.dropped or quiet.dropped)
+        # uvicorn waits only for requests it holds: a pass whose client has left (a 499) may still
+        # be running, and the interpreter's exit would tear torch down under its thread
+        # ("terminate called without an active exception", SIGABRT, exit 134); it gets the grace
+        # the requests had, up to another signal
+        seen = len(received)
+        stopped = _workers_stopped(app.state.workers.values(), GRACE_S if clean else DROP_JOIN_S,
+                                   interrupted=lambda: len(received) > seen)
     finally:
-        logging.getLogger("uvicorn.error").removeFilter(quiet)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    if not (server.force_exit or app.state.dropped or quiet.dropped):
-        app.state.close()  # the models' threads, idle by now
+    if clean and stopped:
+        app.state.close()  # the models' threads, ended by now
         return 0
     terminated = signal.SIGTERM in received and signal.SIGINT not in received
     print(f"ganforge: {'stopped by SIGTERM' if terminated else 'interrupted'}; requests in flight were dropped",
           file=sys.stderr, flush=True)
     code = 143 if terminated else 130
-    if not _workers_stopped(app.state.workers.values(), DROP_JOIN_S):
-        # a model's pass is still running: the interpreter's exit would tear torch down under that
-        # thread ("terminate called without an active exception", SIGABRT, exit 134)
+    if not stopped:  # a model's pass is still running: end without the interpreter's teardown
         sys.stdout.flush()
         os._exit(code)
     return code
@@ -201,9 +211,10 @@ def run_server(app, sockets: list, log_level: str) -> int:
 DROP_JOIN_S = 1.0  # how long a stop that dropped requests waits for a model's pass to end
 
 
-def _workers_stopped(workers, timeout: float) -> bool:
+def _workers_stopped(workers, timeout: float, interrupted=lambda: False) -> bool:
     """Stop the models' threads without the jobs of the dropped requests (still queued); whether
-    each has ended within ``timeout`` seconds (False: one is inside a forward pass)."""
+    each has ended within ``timeout`` seconds, or before ``interrupted()`` turned true (False:
+    one is inside a forward pass)."""
     import queue
 
     workers = list(workers)
@@ -214,7 +225,8 @@ def _workers_stopped(workers, timeout: float) -> bool:
         w.queue.put(None)
     deadline = time.monotonic() + timeout
     for w in workers:
-        w.thread.join(max(0.0, deadline - time.monotonic()))
+        while w.thread.is_alive() and not interrupted() and time.monotonic() < deadline:
+            w.thread.join(min(0.1, max(0.0, deadline - time.monotonic())))
     return not any(w.thread.is_alive() for w in workers)
 
 
@@ -243,7 +255,7 @@ def register(subparsers, parser_class) -> None:
     add_run_arguments(s, ema=False, run_help="a training run directory or an exported model folder")
     s.add_argument("more", nargs="*", default=[], metavar="RUN_OR_FOLDER", help="more models to serve")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     s.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on every /api call")
     s.add_argument("--max-n", type=int, default=64, help="images per request (default 64)")
     s.add_argument("--max-upload-mb", type=float, default=8.0, help="upload size limit (default 8)")

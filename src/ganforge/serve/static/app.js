@@ -4,6 +4,9 @@ const $ = (id) => document.getElementById(id);
 let models = [];
 let limits = {};
 const urls = {};  // object URLs we made, revoked when replaced
+let lastSample = null;  // the request body of the grid on screen: Download NPZ asks for the same images
+const working = {};  // requests running per "working..." note
+const TOKEN_HINT = "enter the server's token in the Token box";
 
 function headers(json) {
   const h = {};
@@ -16,6 +19,10 @@ function headers(json) {
 async function call(path, options) {
   $("error").textContent = "";
   const response = await fetch(path, options);
+  if (response.status === 401) {  // the server's message names a header, which a page user does not write
+    unauthorized();
+    throw Object.assign(new Error(`missing or wrong token: ${TOKEN_HINT}`), { unauthorized: true });
+  }
   if (!response.ok) {
     let message = response.status + " " + response.statusText;
     try { message = (await response.json()).error || message; } catch (e) { /* not JSON */ }
@@ -48,7 +55,43 @@ function clear(...ids) {
   }
 }
 
-function fail(err) { $("error").textContent = err.message; }
+// the error, shown after ``placeId`` (the row of the panel whose request failed; by default the model
+// picker at the top), scrolled into view: at the end of the page it went unseen below the fold
+function fail(err, placeId = "token-box") {
+  const error = $("error");
+  $(err.unauthorized ? "token-box" : placeId).after(error);  // a 401 hid the panels
+  error.textContent = err.message;
+  error.scrollIntoView({ block: "nearest" });
+}
+
+// ``task`` with ``buttonIds`` disabled and "working..." in ``noteId`` until it ends (a second click
+// had queued another job, with nothing on the page saying the first was running)
+async function busy(buttonIds, noteId, task) {
+  if (buttonIds.some((id) => $(id).disabled)) return;
+  for (const id of buttonIds) $(id).disabled = true;
+  working[noteId] = (working[noteId] || 0) + 1;
+  $(noteId).textContent = "working...";
+  try {
+    await task();
+  } finally {
+    for (const id of buttonIds) $(id).disabled = false;
+    working[noteId] -= 1;
+    if (!working[noteId] && $(noteId).textContent === "working...") $(noteId).textContent = "";
+  }
+}
+
+// a 401: the models and panels of an earlier token go (every call with this one fails)
+function unauthorized() {
+  models = [];
+  lastSample = null;
+  $("model").innerHTML = "";
+  $("model-info").textContent = "";
+  $("status").textContent = "token required";
+  for (const id of ["sample-panel", "image-panel", "audio-panel"]) $(id).hidden = true;
+  clear("sample-image", "walk-image", "before", "after", "audio-before", "audio-after", "download-sample",
+        "download-walk", "download-image", "download-audio", "download-npz");
+  $("audio-timing").textContent = "";
+}
 
 function current() { return models.find((m) => m.name === $("model").value); }
 
@@ -73,6 +116,7 @@ function selectModel() {
     $("class").append(new Option("one per row", ""));
     m.classes.forEach((c, i) => $("class").append(new Option(`${i}: ${c}`, String(i))));
   }
+  walkClass();
   const imageCap = caps.has("translate") ? "translate" : (caps.has("upscale") ? "upscale" : null);
   $("image-panel").hidden = !imageCap;
   $("image-panel").dataset.capability = imageCap || "";
@@ -100,7 +144,18 @@ function selectModel() {
         "download-walk", "download-image", "download-audio", "download-npz");
   $("upload").value = "";
   $("audio-upload").value = "";
+  lastSample = null;
+  $("token-box").after($("error"));
   $("error").textContent = "";
+}
+
+// the class a walk of a conditional model uses, as ganforge interpolate says it: "one per row" is
+// for samples, and a walk without a class had silently walked the first
+function walkClass() {
+  const m = current();
+  const v = $("class").value;
+  $("walk-class").textContent = !m || $("class-box").hidden || !m.classes ? ""
+    : v === "" ? `walks class ${m.classes[0]} (the default; choose another with Class)` : `walks class ${m.classes[Number(v)]}`;
 }
 
 // a seed as typed, exact up to 2^63 - 1 (a JavaScript number is exact only up to 2^53)
@@ -125,21 +180,30 @@ function sampleBody(format) {
 
 async function generate() {
   try {
-    const r = await call("/api/sample", { method: "POST", headers: headers(true), body: toJson(sampleBody("png")) });
+    const body = sampleBody("png");
+    const r = await call("/api/sample", { method: "POST", headers: headers(true), body: toJson(body) });
     show("sample-image", "download-sample", await r.blob());
+    lastSample = body;
     $("download-npz").hidden = false;
-  } catch (err) { clear("sample-image", "download-sample", "download-npz"); fail(err); }  // no earlier grid beside the error
+  } catch (err) {  // no earlier grid beside the error
+    lastSample = null;
+    clear("sample-image", "download-sample", "download-npz");
+    fail(err, "sample-form");
+  }
 }
 
+// the grid on screen as NPZ: the last Generate's request, not the fields as edited since; a failure
+// leaves the grid where it is
 async function downloadNpz() {
+  if (!lastSample) return;
   try {
-    const r = await call("/api/sample", { method: "POST", headers: headers(true), body: toJson(sampleBody("npz")) });
+    const r = await call("/api/sample", { method: "POST", headers: headers(true), body: toJson({ ...lastSample, format: "npz" }) });
     const a = document.createElement("a");
     a.href = URL.createObjectURL(await r.blob());
     a.download = "samples.npz";
     a.click();
     setTimeout(() => URL.revokeObjectURL(a.href), 1000);
-  } catch (err) { clear("sample-image", "download-sample", "download-npz"); fail(err); }
+  } catch (err) { fail(err, "sample-form"); }
 }
 
 async function walk() {
@@ -150,7 +214,7 @@ async function walk() {
     if (!$("trunc-box").hidden && $("truncate").checked) body.truncation = Number($("truncation").value);
     const r = await call("/api/interpolate", { method: "POST", headers: headers(true), body: toJson(body) });
     show("walk-image", "download-walk", await r.blob());
-  } catch (err) { clear("walk-image", "download-walk"); fail(err); }
+  } catch (err) { clear("walk-image", "download-walk"); fail(err, "walk-form"); }
 }
 
 // the upload in "Before"; nothing there when there is none, or when the browser cannot show it
@@ -167,9 +231,10 @@ function preview(inputId, elementId) {
 // the form of an upload to the current model, or null (with the reason shown) when there is none to send
 function uploadForm(inputId, what) {
   const file = $(inputId).files[0];
-  if (!file) { fail(new Error(`choose ${what} to upload first`)); return null; }
+  const place = inputId === "upload" ? "image-row" : "audio-row";
+  if (!file) { fail(new Error(`choose ${what} to upload first`), place); return null; }
   if (limits.max_upload_mb && file.size > limits.max_upload_mb * 1024 * 1024) {
-    fail(new Error(`the file is over the server's limit of ${limits.max_upload_mb} MiB`)); return null;
+    fail(new Error(`the file is over the server's limit of ${limits.max_upload_mb} MiB`), place); return null;
   }
   const form = new FormData();
   form.append("file", file);
@@ -186,7 +251,7 @@ async function runImage() {
   try {
     const r = await call("/api/" + capability, { method: "POST", headers: headers(false), body: form });
     show("after", "download-image", await r.blob());
-  } catch (err) { fail(err); }
+  } catch (err) { fail(err, "image-row"); }
 }
 
 async function runAudio() {
@@ -211,7 +276,7 @@ async function runAudio() {
       $("audio-timing").textContent = `${d.toFixed(2)} s of audio in ${seconds.toFixed(2)} s (request and response included` +
         `, ${(d / seconds).toFixed(1)}x real time)` + (by ? `; waveform by ${by}` : "");
     };
-  } catch (err) { $("audio-timing").textContent = ""; fail(err); }
+  } catch (err) { $("audio-timing").textContent = ""; fail(err, "audio-row"); }
 }
 
 async function load() {
@@ -228,19 +293,28 @@ async function load() {
     for (const id of ["n", "steps"]) $(id).value = Math.min(Number($(id).value), Number($(id).max));
     $("status").textContent = `${models.length} model(s)`;
     selectModel();
-  } catch (err) { $("status").textContent = "could not list the models"; fail(err); }
+  } catch (err) {
+    $("status").textContent = err.unauthorized ? "token required" : "could not list the models";
+    fail(err);
+    if (err.unauthorized) $("token").focus();
+  }
 }
 
 $("model").addEventListener("change", selectModel);
-$("random-seed").addEventListener("click", () => { $("seed").value = Math.floor(Math.random() * 2 ** 31); generate(); });
+$("class").addEventListener("change", walkClass);
+const sampling = ["generate", "random-seed"];
+$("random-seed").addEventListener("click", () => busy(sampling, "sample-busy", () => {
+  $("seed").value = Math.floor(Math.random() * 2 ** 31);
+  return generate();
+}));
 // Generate and Walk submit their forms: their click, or Enter in one of the form's fields
-$("sample-form").addEventListener("submit", (event) => { event.preventDefault(); generate(); });
-$("download-npz").addEventListener("click", downloadNpz);
-$("walk-form").addEventListener("submit", (event) => { event.preventDefault(); walk(); });
+$("sample-form").addEventListener("submit", (event) => { event.preventDefault(); busy(sampling, "sample-busy", generate); });
+$("download-npz").addEventListener("click", () => busy(["download-npz"], "sample-busy", downloadNpz));
+$("walk-form").addEventListener("submit", (event) => { event.preventDefault(); busy(["walk"], "walk-busy", walk); });
 $("truncation").addEventListener("input", () => { $("trunc-value").textContent = $("truncation").value; });
 $("upload").addEventListener("change", () => preview("upload", "before"));
-$("run-image").addEventListener("click", runImage);
+$("run-image").addEventListener("click", () => busy(["run-image"], "image-busy", runImage));
 $("audio-upload").addEventListener("change", () => preview("audio-upload", "audio-before"));
-$("run-audio").addEventListener("click", runAudio);
+$("run-audio").addEventListener("click", () => busy(["run-audio"], "audio-timing", runAudio));
 $("token").addEventListener("change", () => { sessionStorage.setItem("ganforge-token", $("token").value); load(); });
 load();
