@@ -148,6 +148,11 @@ class Objective:
     # Generator regularizers of the common ``reg`` section this family applies (reg.ortho); a
     # config that sets one the family does not apply is refused, not silently ignored.
     g_regularizers: ClassVar[frozenset[str]] = frozenset()
+    # What the panels of each tile of ``preview``'s grid are, in their order, in a user's words
+    # ("left to right: input | output | target"), which the report prints under the sample grids
+    # as "In each tile, <legend>." (a CycleGAN strip's four panels had no names); None: a tile is
+    # one sample.
+    preview_legend: ClassVar[str | None] = None
     # translate / upscale inputs are padded to a multiple of this (a U-Net's 2^depth); the
     # exported ONNX graph and the server pad the same way
     stride: int = 1

@@ -83,6 +83,8 @@ class ImagePool:
 @register_objective("cyclegan")
 class CycleGAN(TranslationFamily):
     ema = ["G_AB", "G_BA"]
+    preview_legend = ("left to right: an A image | it translated to B (G_AB) | a B image | it "
+                      "translated to A (G_BA)")  # preview's strip
 
     def __init__(self, cfg, data_info: Mapping[str, Any]):
         check_config(cfg)

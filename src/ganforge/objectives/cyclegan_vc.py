@@ -104,6 +104,8 @@ class CycleGANVC(AudioFamily):
     ema = ["G_AB", "G_BA"]
     sections = {"audio": AudioConfig, "vc": VCConfig}
     capabilities = frozenset({"convert"})
+    preview_legend = ("top to bottom: a clip's mel-spectrogram | its conversion (the tiles: voice A's "
+                      "clips converted to voice B first, then voice B's converted to A)")  # preview's tiles
     resume_fixed = {**AudioFamily.resume_fixed,
                     **{f"vc.voice_{side}": "its generators convert between the run's two voices (AtoB: "
                                            "voice_a to voice_b)" for side in "ab"}}

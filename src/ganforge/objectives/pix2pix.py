@@ -244,6 +244,7 @@ class TranslationFamily(Objective):
 
 @register_objective("pix2pix")
 class Pix2Pix(TranslationFamily):
+    preview_legend = "left to right: input | output (the generator's translation) | target"  # preview's strip
     ema = ["G"]
 
     def __init__(self, cfg, data_info: Mapping[str, Any]):

@@ -198,6 +198,8 @@ class SuperResolution(Objective):
     unsupported_advice = ("reg.", "augment.", "model.pac", "model.mbstd_group")  # the sr section's losses
     g_adversarial_key = "adv"  # g_loss adds pixel and perceptual terms; none before the GAN stage
     evaluated_by = "ganforge eval-sr RUN --data photos:test"
+    preview_legend = ("left to right: the low-resolution input, upscaled by bicubic | the model's "
+                      "super-resolved output | the original high-resolution crop")  # preview's strip
 
     @classmethod
     def check_run(cls, cfg, world_size: int, *, new: bool) -> None:

@@ -428,15 +428,24 @@ def _samples(run: Run) -> tuple[str, str]:
             f'<p class="muted">The same inputs at every grid (a fixed latent batch, or fixed held-out '
             f'inputs), through the {"EMA " if ema else ""}generator; badges mark events since the '
             f'previous grid.</p>')
-    timeline = (f'<section id="samples"><h2>Samples over time</h2>{note}'
+    legend = _legend(run)
+    timeline = (f'<section id="samples"><h2>Samples over time</h2>{note}{legend}'
                 f'<div class="strip">{"".join(figures)}</div></section>')
     step, path, (_, width) = readable[-1]
     shown_width = min(width * 2, 720) if width < 360 else None
     final = (f'<section id="final" class="final"><h2>Final samples</h2>'
-             f'<p class="muted">Step {step:,} ({escape(path.name)}).</p>'
+             f'<p class="muted">Step {step:,} ({escape(path.name)}).</p>{legend}'
              f'{_img(path.read_bytes(), f"final samples at step {step}", "pixelated", shown_width)}'
              f'{_players(run, step)}</section>')
     return timeline, final
+
+
+def _legend(run: Run) -> str:
+    """What each tile of the run's sample grids shows, panel by panel, from its family's
+    ``preview_legend`` (a CycleGAN strip's four panels had no names); "" for a family whose tile
+    is one sample, or one this ganforge does not know."""
+    legend = getattr(family(run), "preview_legend", None)
+    return f'<p class="legend">In each tile, {escape(legend)}.</p>' if isinstance(legend, str) and legend else ""
 
 
 MAX_SOUNDS = 8  # audio players under the final samples
