@@ -845,6 +845,7 @@ class LoadedRun:
                 net = copy.deepcopy(self.objective.nets[name])
                 net.load_state_dict(sd)
                 self.ema_nets[name] = net.to(self.device).eval().requires_grad_(False)
+            self.ema_weights = bool(self.ema_nets)  # what inference uses (a model folder: config.json says)
         except (KeyError, RuntimeError) as exc:
             raise CheckpointError(f"checkpoint {self.checkpoint} does not match its config "
                                   f"({ckpt.mismatch(exc)}); the networks' code changed since it was saved "
@@ -893,6 +894,9 @@ class LoadedRun:
         for net in self.objective.nets.values():
             net.to(self.device).eval().requires_grad_(False)
         self.ema_nets = {name: self.objective.nets[name] for name in nets}  # already the EMA weights
+        # whether they are EMA weights: config.json says (export_folder); a folder exported before
+        # it did holds them where the run kept EMA (train.ema_decay > 0), its raw weights otherwise
+        self.ema_weights = bool(meta.get("ema", self.config.train.ema_decay > 0))
         self.objective.bind(device=self.device, rng=torch.Generator(self.device))
 
     def _nets(self, ema: bool) -> dict:

@@ -26,7 +26,8 @@ def cmd_export(args) -> int:
     inputs = ", ".join(f"{k} {v}" for k, v in result["inputs"].items())
     fixed = "truncation_state" in result
     t = "none" if result.get("truncation") is None else f"{result['truncation']:g}"
-    print(f"ganforge: wrote {result['path']} ({result['capability']}; inputs {inputs}; dynamic batch"
+    what = result["capability"] + (f" {result['direction']}" if "direction" in result else "")  # translate AtoB
+    print(f"ganforge: wrote {result['path']} ({what}; inputs {inputs}; dynamic batch"
           f"{' and size' if 'image' in result['inputs'] else ''}{f'; fixed to truncation {t}' if fixed else ''}"
           f"); onnxruntime matches PyTorch to {result['max_abs_diff']:.2g} (tolerance {export.PARITY_TOL:g})")
     if fixed and args.truncation is None:

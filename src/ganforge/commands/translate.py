@@ -37,7 +37,8 @@ def translate_files(run, pairs: list[tuple[Path, Path]], *, direction: str, ema:
     from ..atomic import atomic_path
     from ..data.imageio import read_array
 
-    used_ema = ema and bool(run.ema_nets)  # runs that keep no EMA weights translate with their own
+    # runs that keep no EMA weights translate with their own (a model folder's config.json says)
+    used_ema = ema and bool(getattr(run, "ema_weights", run.ema_nets))
     record = prov.for_run(run, operation="translate", direction=direction, ema=used_ema) if provenance else None
     channels = run.objective.input_channels(direction)
     for path, dst in pairs:

@@ -97,6 +97,13 @@ def compare(outputs: Tensor, targets: Tensor) -> dict[str, float]:
     return out
 
 
+def used_ema(run, ema: bool) -> bool:
+    """Whether ``run.translate(..., ema=ema)`` uses EMA weights (LoadedRun.ema_weights: a run
+    directory's EMA copies where it keeps them; a model folder's weights where its config.json
+    says they are EMA ones, the same answer as the run it was exported from)."""
+    return ema and bool(getattr(run, "ema_weights", run.ema_nets))
+
+
 @torch.no_grad()
 def evaluate_translation(run, a: Tensor, b: Tensor, *, baseline_is: str, ema: bool = True,
                          limit: int | None = None, batch_size: int = 256) -> dict[str, Any]:
@@ -113,7 +120,7 @@ def evaluate_translation(run, a: Tensor, b: Tensor, *, baseline_is: str, ema: bo
     baseline = compare(as_channels(inputs, targets.shape[1]), targets)
     return {"run": str(run.run_dir), "checkpoint": run.checkpoint.name, "step": run.step,
             "data": run.config.data.name, "n": len(a),
-            "size": list(a.shape[-2:]), "ema": ema and bool(run.ema_nets), "model": model, "baseline": baseline,
+            "size": list(a.shape[-2:]), "ema": used_ema(run, ema), "model": model, "baseline": baseline,
             "baseline_is": baseline_is, "gain_db": model["psnr"] - baseline["psnr"],
             "lpips": "not computed (needs the lpips package and its backbone weights locally)",
             "protocol": "PSNR and SSIM per image on [0, 1], mean over the held-out split; "
@@ -131,6 +138,7 @@ def evaluate_unpaired(run, data, *, extractor: str = "inception", inception_weig
     Forsyth 2020), so compare runs at equal n only. ``data``: the run's held-out images,
     ``data.test_a`` and ``data.test_b`` uint8 [N, C, H, W]."""
     from . import fid, get_extractor, kid, to_uint8
+    from .evaluation import small_sample_warnings
 
     check_held_out(data, limit)
     cfg = run.config
@@ -139,7 +147,8 @@ def evaluate_unpaired(run, data, *, extractor: str = "inception", inception_weig
     to_float = lambda t: t.float() / 127.5 - 1  # noqa: E731
     out: dict[str, Any] = {"run": str(run.run_dir), "checkpoint": run.checkpoint.name,
                            "step": run.step, "data": cfg.data.name, "extractor": ext.name,
-                           "ema": ema and bool(run.ema_nets)}  # what was used: runs may keep no EMA
+                           "ema": used_ema(run, ema)}  # what was used: runs may keep no EMA
+    warnings: list[str] = []
     for direction, src, dst in (("AtoB", data.test_a, data.test_b), ("BtoA", data.test_b, data.test_a)):
         if limit is not None:
             src, dst = src[:limit], dst[:limit]
@@ -150,6 +159,15 @@ def evaluate_unpaired(run, data, *, extractor: str = "inception", inception_weig
         k, k_base = kid(f_fake, f_real), kid(f_same, f_real)
         out[direction] = {"n": [len(src), len(dst)], "fid": fid(f_fake, f_real), "kid": k[0],
                           "baseline_fid": fid(f_same, f_real), "baseline_kid": k_base[0]}
+        # what the held-out sizes make unreliable, as `ganforge eval` says it
+        target = "B" if direction == "AtoB" else "A"
+        warnings += [f"{direction}: {w}" for w in small_sample_warnings(
+            {"fid": None, "kid": None}, n_fake=len(src), n_ref=len(dst), dim=int(f_real.shape[1]),
+            ref=f"(held-out {target} images)")]
+    if warnings and (limit is None or limit >= min(len(data.test_a), len(data.test_b))):
+        warnings.append(f"--n only lowers n: every held-out image was used ({len(data.test_a)} A, "
+                        f"{len(data.test_b)} B); for more, add images to the dataset's testA/ and testB/")
+    out["warnings"] = warnings
     return out
 
 
@@ -181,8 +199,9 @@ def format_translation(r: dict[str, Any]) -> str:
                  f"{'':<6}{'n':>10}{'FID':>10}{'KID':>10}{'FID untranslated':>18}"]
         for d in ("AtoB", "BtoA"):
             m = r[d]
-            lines.append(f"{d:<6}{m['n'][0]:>5}/{m['n'][1]:<4}{m['fid']:10.2f}{m['kid']:10.4f}"
-                         f"{m['baseline_fid']:18.2f}")
+            n = f"{m['n'][0]}/{m['n'][1]}"  # translated / other domain's, right-aligned under "n"
+            lines.append(f"{d:<6}{n:>10}{m['fid']:10.2f}{m['kid']:10.4f}{m['baseline_fid']:18.2f}")
+        lines += [f"warning: {w}" for w in r.get("warnings", [])]
         return "\n".join(lines)
     lines = [f"{r['task']} on {r['data']}: {r['n']} held-out pairs of {r['size'][0]}x{r['size'][1]} "
              f"({r['checkpoint']}, step {r['step']}, {_weights(r)})",

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
+import re
 import warnings
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Iterator
 
 import torch
@@ -88,9 +90,9 @@ def export_onnx(run: LoadedRun, out: Path | str, *, capability: str | None = Non
                 direction: str = "AtoB", force: bool = False,
                 truncation: float | None = None) -> dict[str, Any]:
     """Write ``out`` (.onnx) and return what was checked: inputs, the largest difference to
-    PyTorch on the traced and on a second input shape (``max_abs_diff``), and for a sample
-    graph fixed to one truncation, that truncation (``truncation``, None: none) and why
-    (``truncation_state``). ``truncation``: for such graphs only."""
+    PyTorch on the traced and on a second input shape (``max_abs_diff``), for a translate graph
+    its ``direction``, and for a sample graph fixed to one truncation, that truncation
+    (``truncation``, None: none) and why (``truncation_state``). ``truncation``: for such graphs only."""
     _require_onnx()
     import onnx
 
@@ -145,6 +147,8 @@ def export_onnx(run: LoadedRun, out: Path | str, *, capability: str | None = Non
                               f"(> {PARITY_TOL}); the file was not written")
     result = {"capability": capability, "inputs": {k: list(v.shape) for k, v in inputs.items()},
               "max_abs_diff": max(diffs), "path": str(out)}
+    if capability == "translate":  # which generator: the metadata's direction
+        result["direction"] = direction
     if graph.truncation_state:
         result.update(truncation=graph.truncation, truncation_state=graph.truncation_state)
     return result
@@ -224,7 +228,10 @@ def onnx_metadata(run, capability, direction, graph, inputs, dynamic=None) -> di
         info.update(truncation=graph.truncation,
                     truncation_fixed=f"this graph is right for this truncation only: {graph.truncation_state}; "
                                      f"draw z with it (ganforge export --truncation T for another)")
-    return {"ganforge": json.dumps(info), "ganforge_config": yaml.safe_dump(run.config.to_dict(), sort_keys=False)}
+    # the config as a model folder shows it: without this machine's paths (shareable_config)
+    shared = shareable_config(run.config, machine_paths(run)).to_dict()
+    return {"ganforge": json.dumps(shareable_value(info, machine_paths(run))),
+            "ganforge_config": yaml.safe_dump(shared, sort_keys=False)}
 
 
 # ----------------------------------------------------------------------------- model folder
@@ -461,15 +468,109 @@ def shareable_data_name(name: str) -> str:
     return name
 
 
-def shareable_config(cfg):
-    """The run's config as a model folder shows it, without this machine's paths: data.name's
-    folder cut to its name, data.data_dir (where this machine keeps its datasets) at its default.
-    Nothing that loads, serves or evaluates a model folder reads them (eval takes --ref and
-    --data-dir; translate-eval reads a folder: dataset by that name, from where it runs)."""
+# An absolute path in free text (a description's overrides): POSIX (/...), home (~/...) or
+# Windows (C:\..., \\server\...), starting a word (or after = or folder:) and running to the next
+# space, quote, bracket, comma or semicolon; not a URL's //host
+_START, _END = r"""(?<![^\s=:'"`(\[{,])""", r"""(?![^\s'"`;,()\[\]{}<>])"""
+_ABS_PATH = re.compile(_START + r"""(?:~|[A-Za-z]:)?[\\/](?![/\s])[^\s'"`;,()\[\]{}<>]*""")
+
+
+def _path_name(path: str) -> str:
+    """The last folder or file name of ``path`` (either separator), or ``path`` when it has none."""
+    return re.split(r"[\\/]", path.rstrip("\\/"))[-1] or path
+
+
+def _machine_path(text: str) -> str | None:
+    """``text`` cut to its name (``folder:``/``audio:`` prefix kept) when the whole of it is an
+    absolute or home path, else None."""
+    for prefix in ("", *PATH_PREFIXES):
+        rest = text[len(prefix):] if text.startswith(prefix) else None
+        if rest and (rest.startswith("~") or PurePosixPath(rest).is_absolute()
+                     or PureWindowsPath(rest).is_absolute()):
+            return prefix + _path_name(rest)
+    return None
+
+
+def _strings(value) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _strings(v)
+
+
+def shareable_value(value, also: tuple = ()):
+    """``value`` (JSON-like: dicts, lists, strings, numbers) with every path of this machine cut
+    to its folder's or file's name: strings that are an absolute path (``/home/me/runs/psnr``
+    -> ``psnr``, ``folder:/data/cats`` -> ``folder:cats``), and absolute paths inside text (a
+    description that repeats the overrides). ``also``: more paths to cut where text holds them
+    (a run directory), which matters for paths with spaces that the text scan cuts short."""
+    known = {str(p) for p in also if p} | {s.split(":", 1)[1] if s.startswith(PATH_PREFIXES) else s
+                                           for s in _strings(value) if _machine_path(s) is not None}
+    known = sorted({p.rstrip("\\/") for p in known if _machine_path(p.rstrip("\\/"))}, key=len, reverse=True)
+    # each known path with its name as a replacement string (a backslash in it escaped)
+    cuts = [(re.compile(_START + re.escape(p) + r"[\\/]?" + _END), _path_name(p).replace("\\", "\\\\"))
+            for p in known]
+
+    def text(s: str) -> str:
+        whole = _machine_path(s)
+        if whole is not None:
+            return whole
+        for pattern, name in cuts:
+            s = pattern.sub(name, s)
+        return _ABS_PATH.sub(lambda m: _path_name(m.group()), s)
+
+    def walk(v):
+        if isinstance(v, str):
+            return text(v)
+        if isinstance(v, dict):
+            return {k: walk(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return type(v)(walk(x) for x in v)
+        return v
+
+    return walk(value)
+
+
+def _assign(section, values: dict) -> None:
+    """Set the text fields of dataclass ``section`` (nested ones too) to ``values`` (its dict)."""
+    for f in dataclasses.fields(section):
+        value = getattr(section, f.name)
+        if dataclasses.is_dataclass(value) and isinstance(values.get(f.name), dict):
+            _assign(value, values[f.name])
+        elif isinstance(value, (str, list, tuple)) and f.name in values:
+            setattr(section, f.name, values[f.name])
+
+
+def shareable_config(cfg, also: tuple = ()):
+    """The run's config as a model folder and an ONNX file show it, without this machine's
+    paths: data.name's folder cut to its name, data.data_dir (where this machine keeps its
+    datasets) at its default, and every other absolute path (sr.init_from, a path the
+    description repeats) cut to its name (``shareable_value``; ``also``: more paths to cut,
+    the run directory). Nothing that loads, serves or evaluates a model folder reads them
+    (eval takes --ref and --data-dir; translate-eval reads a folder: dataset by that name, from
+    where it runs; --interp reads the start weights the folder carries)."""
     shared = copy.deepcopy(cfg)
     shared.data.name = shareable_data_name(shared.data.name)
     shared.data.data_dir = None
+    data_path = next((cfg.data.name[len(p):] for p in PATH_PREFIXES if cfg.data.name.startswith(p)), None)
+    clean = shareable_value(shared.to_dict(), (*also, data_path, cfg.data.data_dir))
+    _assign(shared, {k: v for k, v in clean.items() if k not in shared.sections})
+    for name, section in shared.sections.items():
+        _assign(section, clean[name])
     return shared
+
+
+def machine_paths(run: LoadedRun) -> tuple[str, ...]:
+    """Where this machine keeps the run (as given and resolved): paths a shared copy cuts to
+    their names wherever text holds them (``shareable_value``)."""
+    paths = {str(Path(run.run_dir).absolute()), str(Path(run.run_dir).resolve())}
+    if getattr(run, "is_model_folder", False):
+        return tuple(paths)
+    return (*paths, str(Path(run.checkpoint).absolute()), str(Path(run.checkpoint).resolve()))
 
 
 def source_name(run: LoadedRun) -> str:
@@ -494,18 +595,21 @@ def export_folder(run: LoadedRun, out: Path | str, *, force: bool = False) -> Pa
             raise ConfigError(f"--force replaces only a model folder; {out} is something else "
                               f"({why}), so choose another --out")
     nets = run.ema_nets or run.objective.nets  # the EMA generators; all nets when none is kept
-    shared = shareable_config(run.config)
+    here = machine_paths(run)
+    shared = shareable_config(run.config, here)
     evaluation = evaluation_numbers(run.run_dir, run.step)
     if isinstance(evaluation.get("protocol"), dict) and "reference" in evaluation["protocol"]:
         protocol = evaluation["protocol"]  # its reference is data.name: a folder's path too
         evaluation["protocol"] = {**protocol, "reference": shareable_data_name(str(protocol["reference"]))}
+    evaluation = shareable_value(evaluation, here)
     meta = {"name": out.name, "source": source_name(run), "evaluation": evaluation,
             "evaluated": [e["step"] for e in logged_evaluations(run.run_dir)], "config": shared}
-    state = run.objective.inference_state()
+    state = shareable_value(run.objective.inference_state(), here)  # e.g. the PSNR run a GAN stage started from
     files = run.objective.inference_files()  # e.g. the weights an SR GAN stage started from (--interp)
     config = {"ganforge_model": 1, "family": run.config.objective,
               "capabilities": sorted(run.capabilities), "step": run.step,
               "class_names": run.class_names, "nets": sorted(nets), "source": meta["source"],
+              "ema": bool(getattr(run, "ema_weights", run.ema_nets)),
               "evaluation": meta["evaluation"], "objective_state": state, "files": sorted(files),
               "config": shared.to_dict()}
     # written beside out and renamed in place of the old folder (atomic_path's replace_folder),
