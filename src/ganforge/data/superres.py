@@ -164,6 +164,13 @@ class HRImages:
     def __len__(self) -> int:
         return len(self.images)
 
+    def preview_side(self, n: int) -> int:
+        """The largest crop side that ``n`` different preview images (or all there are) can give:
+        the largest image's side alone had left one image for every tile of a folder whose other
+        photos were a little smaller (a 128x128 one among 128x85 ones: 4 identical tiles)."""
+        sides = sorted((min(im.shape[1:]) for im in (self.preview_images or self.images)), reverse=True)
+        return sides[min(n, len(sides)) - 1]
+
     def preview(self, n: int, size: int) -> torch.Tensor:
         """n fixed size x size HR crops (uint8 [n, 3, size, size]) of the preview images: the
         held-out test photographs for ``photos``, the training images themselves for folders."""

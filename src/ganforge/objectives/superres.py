@@ -279,10 +279,10 @@ class SuperResolution(Objective):
             # whatever the PSNR run holds later; a resume replaces both by the checkpoint's
             self.start_weights = {k: v.detach().cpu().clone() for k, v in self.nets["G"].state_dict().items()}
         if dataset is not None:
-            sides = [min(im.shape[1:]) for im in (dataset.preview_images or dataset.images)]
-            size = max(s.crop, min(PREVIEW_SIZE, max(sides)))
+            n = min(self.cfg.train.n_sample_grid, 8)
+            size = max(s.crop, min(PREVIEW_SIZE, dataset.preview_side(n)))
             size -= size % s.scale
-            self.preview_hr = dataset.preview(min(self.cfg.train.n_sample_grid, 8), size)
+            self.preview_hr = dataset.preview(n, size)
 
     def extra_state(self) -> dict[str, Any]:
         out = super().extra_state()
