@@ -17,6 +17,7 @@ the zygote died, run fresh too.
 """
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import select
@@ -180,7 +181,20 @@ class Zygote:
         return subprocess.CompletedProcess(cmd, reply["code"], stdout, stderr)
 
 
+    def stop(self) -> None:
+        """End the zygote (its loop ends at the end of its input) and close the pipes to it."""
+        if self.proc is not None:
+            self.proc.stdin.close()
+            self.proc.stdout.close()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+            self.proc = None
+
+
 _ZYGOTE_OF_THIS_PROCESS = Zygote()
+atexit.register(lambda: _ZYGOTE_OF_THIS_PROCESS.stop())  # the one in use then (a test may swap it)
 
 
 def run_ganforge(args: list[str], env: dict[str, str], *, cwd=None, input: str | None = None,

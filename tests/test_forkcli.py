@@ -30,9 +30,7 @@ def zygote():
     _forkcli._ZYGOTE_OF_THIS_PROCESS = z
     yield z
     _forkcli._ZYGOTE_OF_THIS_PROCESS = before
-    if z.proc is not None:
-        z.proc.stdin.close()
-        z.proc.wait(timeout=30)
+    z.stop()
 
 
 @pytest.mark.parametrize("args", [["presets"], ["train", "no-such-preset"], ["sample"]])
