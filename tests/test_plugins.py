@@ -129,3 +129,19 @@ def test_a_refused_duplicate_family_leaves_no_section_on_the_existing_one():
             load_config("vanilla-fashion-mnist", ["xsec.a=2"])
     finally:  # without the fix the section stayed: do not leak it into other tests
         SECTIONS.pop("xsec", None)
+
+
+def test_a_section_close_to_a_builtin_one_of_an_unknown_family_keeps_the_plugin_hint():
+    """`objective: stylegan3` with its `style3:` section: "did you mean 'style'?" alone had hidden
+    that the family itself is unknown (a plugin not imported); a slip under a known family stays
+    a slip."""
+    from ganforge.config import from_dict
+
+    with pytest.raises(ConfigError, match=r"unknown config key 'style3' \(did you mean 'style'\?\).*; or, if "
+                                          r"objective 'stylegan3' is a family defined outside ganforge, its "
+                                          r"module must be imported first \(.*GANFORGE_PLUGINS=module\)$"):
+        from_dict({"objective": "stylegan3", "style3": {"a": 1}})
+    for data in ({"objective": "stylegan2", "styel": {"a": 1}}, {"trian": {"steps": 1}}):
+        with pytest.raises(ConfigError, match="did you mean") as err:
+            from_dict(data)
+        assert "outside ganforge" not in str(err.value)

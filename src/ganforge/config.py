@@ -405,8 +405,13 @@ def from_dict(data: dict[str, Any]) -> Config:
         raise ConfigError("a config must be a mapping of sections to values")
     for key, value in data.items():  # a whole section nobody registered: a plugin family not imported?
         if isinstance(value, dict) and key not in SECTIONS and key not in _field_types(Config):
-            if closest(key, section_names()):  # `trian:`: a slip, not a plugin's section
-                raise _unknown_key(key)
+            objective = data.get("objective")
+            known = {o for entry in SECTIONS.values() for o in entry.objectives} | {"unconditional"}
+            if closest(key, section_names()):  # `trian:`: a slip, not a plugin's section, unless
+                if not isinstance(objective, str) or objective in known:  # the objective is unknown too
+                    raise _unknown_key(key)
+                raise ConfigError(f"{_unknown_key(key)}; or, if objective '{objective}' is a family defined "
+                                  f"outside ganforge, its module must be imported first ({PLUGIN_HINT})")
             raise ConfigError(f"{_unknown_key(key)}; a section of a family defined outside ganforge "
                               f"(objective '{data.get('objective', 'unconditional')}' here?) needs the module "
                               f"that registers it imported first ({PLUGIN_HINT})")
