@@ -174,3 +174,9 @@ def test_the_monitors_advice_leaves_out_what_the_family_refuses():
     assert monitor._advice(advice) == advice
     monitor.unsupported = LAPGAN.unsupported_advice
     assert monitor._advice(advice) == "halve optim.g_lr to 1e-4"
+
+
+def test_the_progress_line_shows_adas_probability():
+    """An ADA run's augmentation probability was in metrics.jsonl and the report, not on the bar
+    a user watches while it adapts (review of StyleGAN2-ADA on a small folder)."""
+    assert Trainer._postfix({"d_loss": 0.5, "ada_p": 0.125, "img_per_s": 40.0}) == "D=0.500 ADA p=0.125 img/s=40"

@@ -874,7 +874,7 @@ class Trainer:
     def _postfix(record: dict[str, Any], rate: str = "img/s") -> str:
         """The progress bar's numbers; ``rate``: what img_per_s counts ("clips/s" for audio)."""
         names = {"d_loss": "D", "g_loss": "G", "d_real": "D(x)", "d_fake": "D(G(z))",
-                 "img_per_s": rate}
+                 "ada_p": "ADA p", "img_per_s": rate}  # ADA p: adaptive augmentation's probability
         parts = []
         for key, label in names.items():
             v = record.get(key)
