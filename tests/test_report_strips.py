@@ -84,3 +84,35 @@ def test_legend_counts_the_panels_the_preview_draws(tmp_path, objective):
         a = obj.info["preview_a"][:2].float() / 127.5 - 1
         b = obj.info["preview_b"][:2].float() / 127.5 - 1
         assert torch.equal(cut[0], a) and torch.equal(cut[2], b)
+
+
+def test_step_axes_tick_whole_steps():
+    """A 20-step run's plots had ticks at 2.5, 7.5, 12.5 (review of the report's pictures)."""
+    from ganforge.report.plots import _figure, _step_axis
+
+    fig = _figure(4, 3)
+    ax = fig.add_subplot()
+    ax.plot([0, 5, 10, 15, 20], [1, 2, 3, 2, 1])
+    _step_axis(ax)
+    fig.canvas.draw()
+    ticks = [t for t in ax.get_xticks() if 0 <= t <= 20]
+    assert ticks and all(float(t).is_integer() for t in ticks), ticks
+    assert ax.get_xlabel() == "step"
+
+
+@pytest.mark.parametrize("objective, unused, used", [
+    ("pix2pix", ["model.z_dim", "model.name", "reg.*", "augment.*", "translate.lambda_cycle", "translate.n_blocks"],
+     ["translate.lambda_l1", "model.g_width"]),
+    ("cyclegan", ["model.z_dim", "translate.lambda_l1", "translate.depth"], ["translate.lambda_cycle"]),
+])
+def test_translation_reports_show_the_settings_their_family_never_reads_apart(report_of, objective, unused, used):
+    """A pix2pix report's configuration had listed model: dcgan, z_dim 100 and CycleGAN's
+    n_blocks 9 as if the run used them (review of the report's pictures)."""
+    config = _section(report_of(objective), "config")
+    apart = re.search(rf"Not used by objective={objective}: ([^(]*)\(", config)
+    assert apart, config[:500]
+    listed = apart.group(1)
+    for key in unused:
+        assert key in listed, (key, listed)
+    for key in used:
+        assert key not in listed, (key, listed)

@@ -83,6 +83,8 @@ class ImagePool:
 @register_objective("cyclegan")
 class CycleGAN(TranslationFamily):
     ema = ["G_AB", "G_BA"]
+    unused_settings = (*TranslationFamily.unused_settings,  # Pix2Pix's U-Net and L1 keys of the shared section
+                       "translate.lambda_l1", "translate.depth", "translate.dropout", "translate.chroma")
     preview_legend = ("left to right: an A image | it translated to B (G_AB) | a B image | it "
                       "translated to A (G_BA)")  # preview's strip
 

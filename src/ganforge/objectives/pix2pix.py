@@ -199,6 +199,11 @@ class TranslationFamily(Objective):
     # its losses are the translate section's; D sees no augmentation, and one pair at a time
     unsupported_advice = ("reg.", "augment.", "model.pac", "model.mbstd_group")
     evaluated_by = "ganforge translate-eval RUN"
+    # the report shows these apart: the networks are the translate section's (model.* gives only
+    # their widths and D's spectral norm), reg.* and augment.* are refused
+    unused_settings = ("reg.", "augment.", *(f"model.{k}" for k in (
+        "name", "z_dim", "g_depth", "d_depth", "g_head", "d_head", "init", "d_norm", "g_spectral_norm",
+        "mbstd_group", "pac")))
 
     @classmethod
     def check_run(cls, cfg, world_size: int, *, new: bool) -> None:
@@ -244,6 +249,9 @@ class TranslationFamily(Objective):
 
 @register_objective("pix2pix")
 class Pix2Pix(TranslationFamily):
+    unused_settings = (*TranslationFamily.unused_settings,  # CycleGAN's keys of the shared section
+                       "translate.lambda_cycle", "translate.lambda_identity", "translate.pool_size",
+                       "translate.n_blocks")
     preview_legend = "left to right: input | output (the generator's translation) | target"  # preview's strip
     ema = ["G"]
 

@@ -133,6 +133,14 @@ def _figure(width: float, height: float, layout: str | None = "constrained"):
     return fig
 
 
+def _step_axis(ax) -> None:
+    """Label the x axis "step", with whole-number ticks (a 20-step run's axis had read 2.5, 7.5)."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_xlabel("step", fontsize=8)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", facecolor="white")
@@ -281,7 +289,7 @@ def curve_figures(run: Run) -> list[tuple[str, str, bytes]]:
         if "ylabel" in group.axes or group.id == "throughput":
             ax.set_ylabel(group.axes.get("ylabel") or throughput_label(run), fontsize=8)
         _style(ax, run)
-        ax.set_xlabel("step", fontsize=8)
+        _step_axis(ax)
         handles = ax.get_legend_handles_labels()[0] + (acc_ax.get_legend_handles_labels()[0] if raw else []) \
             + _mark_events(ax, run.events, run.discarded())
         _legend(fig, handles)
@@ -298,7 +306,7 @@ def curve_figures(run: Run) -> list[tuple[str, str, bytes]]:
         if linthresh:
             _symlog(ax, linthresh)
         _style(ax, run)
-        ax.set_xlabel("step", fontsize=8)
+        _step_axis(ax)
         marks = _mark_events(ax, run.events, run.discarded())
         _legend(fig, ax.get_legend_handles_labels()[0] + marks)
         out.append(("other-terms", "Other training terms (regularizers, loss components, batch scores)",
@@ -337,7 +345,7 @@ def metrics_figure(run: Run) -> bytes | None:
         _mark_events(ax, run.events, run.discarded())
         _style(ax, run)
         ax.set_title(metric_label(key), fontsize=9, loc="left")
-        ax.set_xlabel("step", fontsize=8)
+        _step_axis(ax)
     return _png(fig)
 
 
@@ -364,5 +372,5 @@ def timeline_figure(run: Run) -> bytes:
     ax.grid(False, axis="y")
     ax.spines["left"].set_visible(False)
     ax.tick_params(axis="y", length=0)
-    ax.set_xlabel("step", fontsize=8)
+    _step_axis(ax)
     return _png(fig)
