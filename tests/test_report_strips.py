@@ -116,3 +116,39 @@ def test_translation_reports_show_the_settings_their_family_never_reads_apart(re
         assert key in listed, (key, listed)
     for key in used:
         assert key not in listed, (key, listed)
+
+
+def test_d_and_g_curves_keep_their_colours_whatever_the_order_of_the_records(tmp_path, monkeypatch):
+    """pix2pix logs g_loss before d_loss: its G loss was drawn blue and D's orange, the reverse of
+    a DCGAN report's (review of the report's pictures)."""
+    import json
+
+    from ganforge.report import plots
+    from ganforge.report.run import load_run
+
+    colours = {}
+    real_plot = plots._curve_figure
+    for name, first in (("gd", "g"), ("dg", "d")):
+        run_dir = tmp_path / name
+        run_dir.mkdir()
+        other = "d" if first == "g" else "g"
+        rows = [{"step": s, f"{first}_loss": 1.0 + s, f"{other}_loss": 2.0 + s, f"{first}_grad_norm": 1.0 + s,
+                 f"{other}_grad_norm": 3.0 + s} for s in range(1, 4)]
+        (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        seen = {}
+
+        def spying_figure():
+            fig, ax = real_plot()
+            plot = ax.plot
+
+            def record(*args, label=None, color=None, **kwargs):
+                lines = plot(*args, label=label, color=color, **kwargs)
+                seen[label] = lines[0].get_color()
+                return lines
+            ax.plot = record
+            return fig, ax
+
+        monkeypatch.setattr(plots, "_curve_figure", spying_figure)
+        plots.curve_figures(load_run(run_dir))
+        colours[name] = dict(seen)
+    assert colours["gd"] == colours["dg"], colours

@@ -246,6 +246,12 @@ def _symlog(ax, linthresh: float) -> None:
     ax.yaxis.set_major_locator(Spaced(linthresh=linthresh, base=10))
 
 
+def _side(key: str) -> int:
+    """0 for a discriminator's curve (d_loss, d_grad_norm), 1 for a generator's, 2 for others."""
+    base = _base(key)
+    return 0 if base.startswith("d_") else 1 if base.startswith("g_") else 2
+
+
 def curve_figures(run: Run) -> list[tuple[str, str, bytes]]:
     """(section id, title, png) for each group that has data."""
     series = run.series()
@@ -254,6 +260,8 @@ def curve_figures(run: Run) -> list[tuple[str, str, bytes]]:
         keys = [k for k in series if group.keep(k)]
         if group.id == "d-outputs":
             keys.sort(key=lambda k: (D_OUTPUTS.index(_base(k)), k))
+        else:  # D's curve before G's, so each keeps its colour from family to family (the
+            keys.sort(key=_side)  # order of the records had made pix2pix's G loss blue, DCGAN's D loss)
         if not keys:
             continue
         fig, ax = _curve_figure()
