@@ -137,7 +137,7 @@ def test_d_and_g_curves_keep_their_colours_whatever_the_order_of_the_records(tmp
         (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         seen = {}
 
-        def spying_figure():
+        def spying_figure(seen=seen):
             fig, ax = real_plot()
             plot = ax.plot
 
