@@ -104,8 +104,10 @@ def test_step_axes_tick_whole_steps():
     ("pix2pix", ["model.z_dim", "model.name", "reg.*", "augment.*", "translate.lambda_cycle", "translate.n_blocks"],
      ["translate.lambda_l1", "model.g_width"]),
     ("cyclegan", ["model.z_dim", "translate.lambda_l1", "translate.depth"], ["translate.lambda_cycle"]),
+    ("stylegan2", ["model.init", "model.d_norm", "model.pac"], ["model.z_dim", "model.mbstd_group"]),
+    ("biggan", ["model.init", "model.mbstd_group"], ["model.z_dim", "model.g_spectral_norm"]),
 ])
-def test_translation_reports_show_the_settings_their_family_never_reads_apart(report_of, objective, unused, used):
+def test_reports_show_the_model_settings_their_family_never_reads_apart(report_of, objective, unused, used):
     """A pix2pix report's configuration had listed model: dcgan, z_dim 100 and CycleGAN's
     n_blocks 9 as if the run used them (review of the report's pictures)."""
     config = _section(report_of(objective), "config")

@@ -108,6 +108,9 @@ class BigGAN(ConditionalGAN):
     capabilities = frozenset({"sample", "sample_labels", "truncation", "interpolate"})
     g_regularizers = frozenset({"ortho"})
     unsupported_advice = ("model.pac", "model.mbstd_group")
+    # model.* its networks do not take (refused when set): the report shows them apart
+    unused_settings = tuple(f"model.{k}" for k in ("g_depth", "d_depth", "d_norm", "g_head", "d_head", "init",
+                                                     "mbstd_group", "pac"))
     # thresholds: T = 1 redraws a third of z's values, T = 3 0.3% (nearly no truncation)
     truncation_sweep = (0.5, 1.0, 1.5, 2.0, 3.0)
     truncation_range = (0.05, 3.0, 1.0)

@@ -102,6 +102,9 @@ class StyleGAN2(UnconditionalGAN):
     sections = {"style": StyleConfig}
     capabilities = frozenset({"sample", "truncation", "mix", "interpolate", "project", "edit"})
     unsupported_advice = ("model.pac", "model.d_spectral_norm", "model.g_spectral_norm")
+    # model.* its networks do not take (the style section sizes them): the report shows them apart
+    unused_settings = tuple(f"model.{k}" for k in ("g_depth", "d_depth", "g_head", "d_head", "init", "d_norm",
+                                                     "pac", "d_spectral_norm", "g_spectral_norm"))
     accepts_points = False
     conditional = False
 
