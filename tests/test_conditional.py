@@ -486,7 +486,7 @@ def test_evaluation_draws_every_class_equally_often(n, monkeypatch):
         return torch.zeros(k, 1, 8, 8)
 
     run = SimpleNamespace(class_names=[f"c{i}" for i in range(10)], sample=sample, run_dir="r",
-                          checkpoint=SimpleNamespace(name="step_1"), step=1, ema_nets={},
+                          checkpoint=SimpleNamespace(name="step_1"), step=1, ema_nets={}, ema_weights=False,
                           objective=SimpleNamespace(preview_caption=lambda: None))  # no stage: not growing
     _, labels, _ = run_samples(run, n=n)
     assert np.bincount(labels).tolist() == [n // 10] * 10 and torch.equal(asked["labels"], torch.from_numpy(labels))

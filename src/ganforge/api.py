@@ -845,7 +845,6 @@ class LoadedRun:
                 net = copy.deepcopy(self.objective.nets[name])
                 net.load_state_dict(sd)
                 self.ema_nets[name] = net.to(self.device).eval().requires_grad_(False)
-            self.ema_weights = bool(self.ema_nets)  # what inference uses (a model folder: config.json says)
         except (KeyError, RuntimeError) as exc:
             raise CheckpointError(f"checkpoint {self.checkpoint} does not match its config "
                                   f"({ckpt.mismatch(exc)}); the networks' code changed since it was saved "
@@ -896,7 +895,7 @@ class LoadedRun:
         self.ema_nets = {name: self.objective.nets[name] for name in nets}  # already the EMA weights
         # whether they are EMA weights: config.json says (export_folder); a folder exported before
         # it did holds them where the run kept EMA (train.ema_decay > 0), its raw weights otherwise
-        self.ema_weights = bool(meta.get("ema", self.config.train.ema_decay > 0))
+        self._folder_ema = bool(meta.get("ema", self.config.train.ema_decay > 0))
         self.objective.bind(device=self.device, rng=torch.Generator(self.device))
 
     def _nets(self, ema: bool) -> dict:
@@ -905,6 +904,13 @@ class LoadedRun:
             raise ConfigError(f"model folder {self.run_dir} holds one set of weights (the EMA ones where the "
                               f"run kept them); ema=False needs the run directory")
         return self.ema_nets if ema else {}
+
+    @property
+    def ema_weights(self) -> bool:
+        """Whether inference uses EMA weights: a run directory's EMA copies where its checkpoint
+        holds them; a model folder's one set of weights where its config.json says they are EMA
+        ones (a folder of a run without EMA had been labelled "EMA weights")."""
+        return self._folder_ema if self.is_model_folder else bool(self.ema_nets)
 
     @property
     def capabilities(self) -> frozenset[str]:

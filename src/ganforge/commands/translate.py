@@ -38,7 +38,7 @@ def translate_files(run, pairs: list[tuple[Path, Path]], *, direction: str, ema:
     from ..data.imageio import read_array
 
     # runs that keep no EMA weights translate with their own (a model folder's config.json says)
-    used_ema = ema and bool(getattr(run, "ema_weights", run.ema_nets))
+    used_ema = ema and run.ema_weights
     record = prov.for_run(run, operation="translate", direction=direction, ema=used_ema) if provenance else None
     channels = run.objective.input_channels(direction)
     for path, dst in pairs:

@@ -97,13 +97,6 @@ def compare(outputs: Tensor, targets: Tensor) -> dict[str, float]:
     return out
 
 
-def used_ema(run, ema: bool) -> bool:
-    """Whether ``run.translate(..., ema=ema)`` uses EMA weights (LoadedRun.ema_weights: a run
-    directory's EMA copies where it keeps them; a model folder's weights where its config.json
-    says they are EMA ones, the same answer as the run it was exported from)."""
-    return ema and bool(getattr(run, "ema_weights", run.ema_nets))
-
-
 @torch.no_grad()
 def evaluate_translation(run, a: Tensor, b: Tensor, *, baseline_is: str, ema: bool = True,
                          limit: int | None = None, batch_size: int = 256) -> dict[str, Any]:
@@ -120,7 +113,7 @@ def evaluate_translation(run, a: Tensor, b: Tensor, *, baseline_is: str, ema: bo
     baseline = compare(as_channels(inputs, targets.shape[1]), targets)
     return {"run": str(run.run_dir), "checkpoint": run.checkpoint.name, "step": run.step,
             "data": run.config.data.name, "n": len(a),
-            "size": list(a.shape[-2:]), "ema": used_ema(run, ema), "model": model, "baseline": baseline,
+            "size": list(a.shape[-2:]), "ema": ema and run.ema_weights, "model": model, "baseline": baseline,
             "baseline_is": baseline_is, "gain_db": model["psnr"] - baseline["psnr"],
             "lpips": "not computed (needs the lpips package and its backbone weights locally)",
             "protocol": "PSNR and SSIM per image on [0, 1], mean over the held-out split; "
@@ -147,7 +140,7 @@ def evaluate_unpaired(run, data, *, extractor: str = "inception", inception_weig
     to_float = lambda t: t.float() / 127.5 - 1  # noqa: E731
     out: dict[str, Any] = {"run": str(run.run_dir), "checkpoint": run.checkpoint.name,
                            "step": run.step, "data": cfg.data.name, "extractor": ext.name,
-                           "ema": used_ema(run, ema)}  # what was used: runs may keep no EMA
+                           "ema": ema and run.ema_weights}  # what was used (LoadedRun.ema_weights)
     warnings: list[str] = []
     for direction, src, dst in (("AtoB", data.test_a, data.test_b), ("BtoA", data.test_b, data.test_a)):
         if limit is not None:

@@ -63,7 +63,7 @@ def run_samples(run, *, n: int, seed: int = 0,
                         f"(--checkpoint step_...)")
     images = to_uint8(samples)
     desc = {"target": str(run.run_dir), "kind": "run", "checkpoint": run.checkpoint.name,
-            "step": run.step, "ema": bool(getattr(run, "ema_weights", run.ema_nets)), "seed": seed}
+            "step": run.step, "ema": run.ema_weights, "seed": seed}
     if truncation is not None:
         desc["truncation"] = truncation
     if labels is not None:

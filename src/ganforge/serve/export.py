@@ -609,7 +609,7 @@ def export_folder(run: LoadedRun, out: Path | str, *, force: bool = False) -> Pa
     config = {"ganforge_model": 1, "family": run.config.objective,
               "capabilities": sorted(run.capabilities), "step": run.step,
               "class_names": run.class_names, "nets": sorted(nets), "source": meta["source"],
-              "ema": bool(getattr(run, "ema_weights", run.ema_nets)),
+              "ema": run.ema_weights,
               "evaluation": meta["evaluation"], "objective_state": state, "files": sorted(files),
               "config": shared.to_dict()}
     # written beside out and renamed in place of the old folder (atomic_path's replace_folder),

@@ -638,8 +638,7 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
         x = torch.from_numpy(array).permute(2, 0, 1)[None].float() / 127.5 - 1
         out = await wait(name, "translate", costly(request, x.numel()), image=x, direction=direction,
                          pixels=True)
-        meta = stamp(name, "translate", direction=direction, ema=bool(getattr(run, "ema_weights", run.ema_nets)),
-                     input=upload_name(file))
+        meta = stamp(name, "translate", direction=direction, ema=run.ema_weights, input=upload_name(file))
         return Response(await encode_png(out, 1, meta), media_type="image/png")
 
     @app.post("/api/upscale", dependencies=[Depends(auth)], responses={200: {"content": {"image/png": {}}}})
