@@ -48,8 +48,9 @@ def _one_line_warnings(original):
 # A config or data error of a torchrun rank other than its node's first waits this long before it
 # is said: the first rank, which meets the same error, says it, and torchrun then stops the others
 # (it looks every 0.1 s), so the line appears once per node; had the first rank not failed, the
-# line still appears, late
-QUIET_RANK_DELAY_S = 2.0
+# line still appears, late. 2 s had been too short on a loaded 2-core machine: the first rank,
+# still importing torch, met the error after the wait, and the line appeared twice
+QUIET_RANK_DELAY_S = 10.0
 
 
 def _quiet_rank() -> bool:
@@ -86,7 +87,7 @@ def cmd_presets(args) -> int:
 def _launch_torchrun(args, cfg) -> int:
     """``ganforge train ... --nproc N``: the same command under torchrun on this machine, once
     ``cfg`` (the config it will train) has been checked here, so that a mistake is one line."""
-    from .objectives import family
+    from .objectives.base import check_training
     from .rundir import RunLock, check_new_run_dir, is_locked
     from .training.distributed import CHECKED_BY_LAUNCHER, TORCHRUN_CODE, World, local_batch
 
@@ -98,7 +99,7 @@ def _launch_torchrun(args, cfg) -> int:
               f"(slower than fewer), and each holds its own copy of the data and networks (memory "
               f"grows with N); --nproc {cpus} or less", file=sys.stderr, flush=True)
     local_batch(cfg.train.batch_size, World(0, args.nproc), cfg.model.pac)
-    family(cfg).check_run(cfg, args.nproc, new=not args.resume)
+    check_training(cfg, args.nproc, new=not args.resume)
     if args.out and not args.resume:  # once here, not once per rank under torchrun's traceback
         check_new_run_dir(Path(args.out), force=args.force)
     if args.out and args.resume and is_locked(Path(args.out)):  # each rank would say it
