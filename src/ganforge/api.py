@@ -32,7 +32,7 @@ from .errors import (CheckpointError, ConfigError, DataError, DistributedError, 
                      shell_arg)
 from .labels import grid_labels, resolve_class
 from .objectives import AUDIO_CAPABILITIES, CAPABILITIES, Objective, family
-from .objectives.base import DATA_STATE, data_record
+from .objectives.base import DATA_STATE, check_training, data_record
 from .rng import keeps_random_state
 from .training import checkpoint as ckpt
 from .training import distributed
@@ -463,7 +463,7 @@ def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
             with warnings.catch_warnings():
                 if os.environ.get(distributed.CHECKED_BY_LAUNCHER) == "1":  # --nproc's launcher said them
                     warnings.simplefilter("ignore")
-                family(cfg).check_run(cfg, world.size, new=not resume)
+                check_training(cfg, world.size, new=not resume)
             run_dir = default_run_dir(name) if run_dir is None else run_dir
             default, run_dir = isinstance(run_dir, DefaultRunDir), Path(run_dir)  # a plain path from here on
             claimed = None  # the lock of a default run directory, claimed now under a free name

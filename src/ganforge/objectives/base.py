@@ -360,6 +360,27 @@ def refuse_unused_model_settings(cfg, used: set[str]) -> None:
                               f"model.{', model.'.join(sorted(used))} only); remove it")
 
 
+def check_training(cfg, world_size: int, *, new: bool) -> None:
+    """The checks of a config about to be trained (``api.train``; ``ganforge train --nproc``
+    before torchrun starts): the family's ``check_run`` and, for a new run, a one-line refusal of
+    a ``model.*`` key its ``unused_settings`` names that is set away from its default (StyleGAN2
+    had trained with model.g_depth=4 as if absent). A resume of a run that set one still trains."""
+    from ..config import ModelConfig
+
+    cls = family(cfg)
+    cls.check_run(cfg, world_size, new=new)
+    if not new:
+        return
+    defaults = ModelConfig()
+    for name in cls.unused_settings:
+        section, _, key = name.partition(".")
+        if section != "model" or key in ("", "name") or not hasattr(defaults, key):
+            continue
+        if getattr(cfg.model, key) != getattr(defaults, key):
+            raise ConfigError(f"model.{key}={getattr(cfg.model, key)} is not used by objective={cfg.objective} "
+                              f"(its networks never read it); remove it")
+
+
 def refuse_unused_sections(cfg, sections: tuple[str, ...] = ("reg", "augment")) -> None:
     """One line for settings of the common ``reg``/``augment`` sections a family never applies (its
     losses and inputs are its own section's): such a setting trained as if absent, and was
