@@ -1,9 +1,12 @@
 """Shared fixtures: tiny configs and datasets so the suite runs on 2 CPU cores in minutes."""
 from __future__ import annotations
 
+import atexit
 import functools
 import http.server
 import os
+import shutil
+import tempfile
 import threading
 from pathlib import Path
 
@@ -20,6 +23,13 @@ ROOT = Path(__file__).resolve().parents[1]
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
+
+# The suite's caches (reference features, weights, fetched datasets) go to a folder of each
+# worker's own, removed at its exit, never to the user's GANFORGE_CACHE or ~/.cache/ganforge:
+# tests had left the features of their temporary folders there, one file per run
+_CACHE = tempfile.mkdtemp(prefix="ganforge-test-cache-")
+os.environ["GANFORGE_CACHE"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
 
 @pytest.fixture
