@@ -318,11 +318,12 @@ def test_training_grid_is_one_row_per_class(cond_run, tmp_path):
 
 
 
-def test_cli_default_labels_follow_grid_rows(cond_run, tmp_path):
+def test_cli_default_labels_are_balanced_in_an_array(cond_run, tmp_path):
+    """A .npz holds image i of class i % K (its grid's rows had drawn 4 of 10 classes for --n 10)."""
     proc = run_cli("sample", cond_run, "--n", "9", "--out", tmp_path / "s.npz")
     assert proc.returncode == 0, proc.stderr
     with np.load(tmp_path / "s.npz") as d:
-        assert d["labels"].tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+        assert d["labels"].tolist() == [0, 1, 2, 0, 1, 2, 0, 1, 2]
 
 
 def test_trainer_grid_and_probe_ask_for_class_rows(tmp_path, monkeypatch):

@@ -30,7 +30,7 @@ from .data import folder as folder_data
 from .data.base import absolute_data_name
 from .errors import (CheckpointError, ConfigError, DataError, DistributedError, GanforgeError, TrainingInterrupted,
                      shell_arg)
-from .labels import grid_labels, resolve_class
+from .labels import interleaved_labels, resolve_class
 from .objectives import AUDIO_CAPABILITIES, CAPABILITIES, Objective, family
 from .objectives.base import DATA_STATE, check_training, data_record
 from .rng import keeps_random_state
@@ -937,7 +937,10 @@ class LoadedRun:
         """The int64 labels [n] that ``sample(n, labels=labels)`` generates (None: unconditional).
 
         ``labels``: one class or a sequence of n classes, each an index or a class name; None
-        gives one class per row of a square grid (rows cycle through the classes)."""
+        gives balanced classes (image i is class i % K). It had given one class per row of a
+        square grid, so ``sample(10)`` of a 10-class run drew 4 classes and ``sample(64)`` 8:
+        ``labels.grid_labels`` is that layout, which ``ganforge sample``'s and the server's PNG
+        grids pass."""
         names = self.class_names
         if names is None or "sample_labels" not in self.capabilities:
             if labels is not None:
@@ -946,7 +949,7 @@ class LoadedRun:
                                   f"Train a conditional preset (e.g. cgan-fashion-mnist)")
             return None
         if labels is None:
-            return grid_labels(n, len(names))
+            return interleaved_labels(n, len(names))
         if isinstance(labels, (torch.Tensor, np.ndarray, np.generic)):
             labels = labels.tolist()  # a 0-d tensor or a numpy scalar becomes one int or str
         if isinstance(labels, (str, int)) and not isinstance(labels, bool):

@@ -476,8 +476,8 @@ def cmd_sample(args) -> int:
 
         labels = balanced_labels(args.per_class, len(require_conditional(run)))
         n, per_row = len(labels), args.per_class
-    elif labels is None and run.class_names:  # conditional: one class per row of the grid
-        labels = grid_labels(n, len(run.class_names), per_row)
+    elif labels is None and run.class_names and suffix != ".npz":  # a grid: one class per row
+        labels = grid_labels(n, len(run.class_names), per_row)  # (an array: balanced classes)
     y = run.sample_labels(n, labels)  # None for unconditional runs; a bad class fails here
     images = run.sample(n, seed=args.seed, ema=not args.no_ema, labels=y,
                         truncation=args.truncation, truncation_cutoff=args.truncation_cutoff)

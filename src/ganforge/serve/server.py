@@ -35,7 +35,7 @@ from starlette.routing import BaseRoute, Match
 from .. import provenance
 from ..data.audio import wav_bytes
 from ..errors import GanforgeError
-from ..labels import grid_columns, listing
+from ..labels import grid_columns, grid_labels, listing
 from ..registry import closest
 from ..objectives import AUDIO_CAPABILITIES
 from ..report.plots import points_png
@@ -593,10 +593,13 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
         name, run = pick(req.model, "sample")
         check_count(req.n, "n")
         check_options(name, req.class_, req.truncation)
+        asked = req.class_
+        if asked is None and run.class_names and req.format == "png":  # a grid: one class per row,
+            asked = grid_labels(req.n, len(run.class_names), grid_columns(req.n))  # as `ganforge sample`'s
         images = await wait(name, "sample", costly(request, req.n * image_values(run), req.truncation),
-                            n=req.n, seed=req.seed, labels=req.class_,
+                            n=req.n, seed=req.seed, labels=asked,
                             truncation=req.truncation, pixels=req.format == "png" and run.point_dim is None)
-        labels = run.sample_labels(req.n, req.class_)
+        labels = run.sample_labels(req.n, asked)
         meta = stamp(name, "sample", seed=req.seed, labels=labels, ema=True, truncation=req.truncation)
         if req.format == "npz":
             return Response(await run_in_threadpool(npz_bytes, images, labels, run.point_dim is not None,
