@@ -114,7 +114,11 @@ def test_lookup_order(isolated, monkeypatch):
     assert marker(data_dir=tmp / "given") == 1  # data_dir beats env
     assert marker() == 2  # env beats cache
     (tmp / "empty").mkdir()
-    assert marker(data_dir=tmp / "empty") == 3  # a data_dir without the files falls through (env is skipped)
+    with pytest.raises(DataError, match="does not hold fashion-mnist"):  # said for this dataset:
+        marker(data_dir=tmp / "empty")  # not another copy instead (it had fallen through to the cache)
+    monkeypatch.setenv("GANFORGE_DATA", str(tmp / "empty"))
+    assert marker() == 3  # GANFORGE_DATA, a folder for every dataset, without this one: passed over
+    monkeypatch.setenv("GANFORGE_DATA", str(tmp / "env"))
     with pytest.raises(DataError, match="does not exist"):  # one that does not exist is a mistake (issue 21)
         marker(data_dir=tmp / "missing")
     monkeypatch.delenv("GANFORGE_DATA")

@@ -621,8 +621,11 @@ def build_parser() -> argparse.ArgumentParser:
     data_sub = s.add_subparsers(dest="data_command", metavar="ACTION", parser_class=_Parser)
     s.actions = data_sub  # command modules add `ganforge data ACTION`s here (commands/audio.py)
     f = data_sub.add_parser("fetch", help="find or download a dataset and say where it came from")
-    f.add_argument("name", help="fashion-mnist, mnist, cifar10, ...")
-    f.add_argument("--data-dir", help="look here first (also: GANFORGE_DATA)")
+    f.add_argument("name", help="fashion-mnist, mnist, cifar10, folder:PATH, toy:ring8, ...; photos, "
+                                "photos:SPLIT and audio:PATH are read directly by training (checked, "
+                                "nothing to fetch)")
+    f.add_argument("--data-dir", help="the folder (or its NAME subfolder) that holds the dataset; an error "
+                                      "if it does not (also: GANFORGE_DATA)")
     f.set_defaults(func=cmd_data_fetch)
 
     # Commands of other areas live in ganforge/commands/<area>.py (every module there, in name

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from . import cifar, folder, named, toy  # noqa: F401  (importing registers the sources)
 from .base import DATASETS, ImageDataset, LoadRequest
 from .folder import StreamingFolderDataset
@@ -59,9 +59,42 @@ def load_dataset(name: str, *, split: str = "train", resolution: int | None = No
 
 
 def fetch(name: str, *, data_dir: str | Path | None = None) -> str:
-    """Find or download (and verify) a dataset; returns a one-line message saying where it came from."""
+    """Find or download (and verify) a dataset; returns a one-line message saying where it came from.
+
+    Also the names training reads directly (photos, photos:SPLIT, audio:PATH): nothing to fetch,
+    the message says so once they are there, a DataError when they are not."""
+    if data_dir is not None and not Path(data_dir).expanduser().is_dir():  # for every name, used or not
+        raise DataError(f"--data-dir {data_dir} does not exist or is not a directory; pass the folder that "
+                        f"holds {name}, or leave it out")
+    if name == "photos" or name.startswith("photos:"):
+        return _photos_note(name)
+    if name.startswith("audio:"):
+        return _audio_note(name)
     source, arg = _resolve(name)
     return source.fetch(arg, data_dir=data_dir)
+
+
+def _photos_note(name: str) -> str:
+    from . import photos
+
+    split = name.split(":", 1)[1] if ":" in name else "train"  # as training parses it
+    paths = photos.photo_paths(split)  # DataError: an unknown split, scikit-image or a photo missing
+    return (f"{name}: scikit-image's sample images ({len(paths)} photographs in {paths[0].parent}), "
+            f"read directly by training; nothing to fetch")
+
+
+def _audio_note(name: str) -> str:
+    from .audio import audio_files, parse_audio_name
+
+    root = parse_audio_name(name)
+    fix = ("write one with ganforge data make-speech --out DIR, or point audio:PATH at a folder of "
+           "WAV, FLAC, OGG or MP3 files")
+    if not root.is_dir():
+        raise DataError(f"audio folder {root} does not exist or is not a directory; {fix}")
+    files = audio_files(root)
+    if not files:
+        raise DataError(f"audio folder {root} holds no WAV, FLAC, OGG or MP3 file; {fix}")
+    return f"{name}: {len(files)} audio files in {root}, read directly by training; nothing to fetch"
 
 
 def dataset_info(name: str) -> dict:

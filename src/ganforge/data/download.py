@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.client
 import os
 import re
 import socket
@@ -19,6 +20,7 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
+from ..errors import DataError
 from ..progress import Tenths
 
 # Seconds to wait on a silent connection; tests lower it.
@@ -114,46 +116,108 @@ def _content_length(response) -> int | None:
     return value or None
 
 
+def _make_folder(folder: Path) -> list[Path]:
+    """Create `folder` and its missing parents; returns those created, deepest first. A folder
+    that cannot be created (a file in the path, no permission, a read-only file system) is a
+    DataError naming it, not a traceback."""
+    missing, p = [], folder
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _remove_empty(missing)
+        raise DataError(_unwritable(folder, exc)) from None
+    return missing
+
+
+def _unwritable(folder: Path, exc: OSError) -> str:
+    return (f"cannot write to the dataset cache folder {folder} ({exc.strerror or one_line(exc)}); set "
+            f"GANFORGE_CACHE to a writable folder, or pass --data-dir DIR with the dataset's files in it")
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders a download created, deepest first, where they are still empty."""
+    for folder in folders:
+        with contextlib.suppress(OSError):  # rmdir fails if not empty
+            folder.rmdir()
+
+
+def _discard(path: Path) -> None:
+    # On a read-only file system unlink fails too: that must not hide the error being handled.
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
+
+
 def download(urls: list[str], dest: Path, checksum: str) -> str:
     """Fetch the first URL that answers into `dest`, verified; returns the URL used.
 
-    checksum is "md5:<hex>" or "sha256:<hex>". A URL that fails, or sends a file that does not
-    match, is followed by the next; when none gives the file, ChecksumMismatch if one sent a wrong
-    file (nothing of it is kept), else DownloadFailed.
+    checksum is "md5:<hex>" or "sha256:<hex>". A URL that fails, is cut off, or sends a file
+    that does not match, is followed by the next; when none gives the file, ChecksumMismatch if
+    one sent a wrong file (nothing of it is kept), else DownloadFailed; a destination folder that
+    cannot be written, DataError. Folders this call created are removed again when it fails.
     """
+    created = _make_folder(dest.parent)
+    try:
+        return _first_verified(urls, dest, checksum)
+    except BaseException:
+        _remove_empty(created)  # leave no empty cache folder behind
+        raise
+
+
+def _first_verified(urls: list[str], dest: Path, checksum: str) -> str:
     algorithm, _, expected = checksum.partition(":")
-    dest.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_parts(dest)
     tmp = _part(dest, socket.gethostname(), os.getpid())
     failures, mismatched = [], False
     for url in urls:
         try:
+            # open(): the umask's mode, as any other file (mkstemp's 0600 hid shared datasets)
+            out = open(tmp, "wb")
+        except OSError as exc:  # not the network's fault: no other mirror will help
+            raise DataError(_unwritable(dest.parent, exc)) from None
+        received, total = 0, None
+        try:
             h = hashlib.new(algorithm)
             request = urllib.request.Request(url, headers={"User-Agent": "ganforge"})
-            # open(): the umask's mode, as any other file (mkstemp's 0600 hid shared datasets)
-            with open(tmp, "wb") as out, urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT) as response:
-                progress = _progress(url, _content_length(response))
+            with out, urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT) as response:
+                total = _content_length(response)
+                progress = _progress(url, total)
                 for block in iter(lambda: response.read(_CHUNK), b""):
                     h.update(block)
                     out.write(block)
+                    received += len(block)
                     progress(len(block))
                 out.flush()
                 os.fsync(out.fileno())
-        except (urllib.error.URLError, OSError, ValueError) as exc:  # timeouts are OSErrors
-            tmp.unlink(missing_ok=True)
+        except http.client.IncompleteRead as exc:  # a chunked transfer cut off
+            _discard(tmp)
+            failures.append(_cut_off(url, received + len(exc.partial), total))
+            continue
+        # timeouts are OSErrors; HTTPException: a connection dropped mid-response, a bad status line
+        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
+            _discard(tmp)
             if one_line(exc) not in failures:
                 failures.append(one_line(exc))
             continue
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            _discard(tmp)
             raise
+        if total is not None and received < total:  # the server closed the connection early
+            _discard(tmp)
+            failures.append(_cut_off(url, received, total))
+            continue
         if h.hexdigest() != expected.lower():
-            tmp.unlink(missing_ok=True)
+            _discard(tmp)
             mismatched = True
             failures.append(f"{url} has {algorithm} {h.hexdigest()}, expected {expected}")
             continue
         os.replace(tmp, dest)
         return url
-    with contextlib.suppress(OSError):  # leave no empty cache folder behind (rmdir fails if not empty)
-        dest.parent.rmdir()
     raise (ChecksumMismatch if mismatched else DownloadFailed)("; ".join(failures))
+
+
+def _cut_off(url: str, received: int, total: int | None) -> str:
+    of = f" of {total}" if total else ""
+    return f"{url}: transfer cut off after {received}{of} bytes; try again"

@@ -2,8 +2,10 @@
 MNIST (LeCun et al., 1998). Also the lookup shared with cifar.py: where to look for a named
 dataset, and what to tell the user when it is nowhere and cannot be downloaded.
 
-Lookup order: data_dir (else $GANFORGE_DATA), as given and with /<name> appended; the cache;
-system folders (Debian packages); then a verified download into the cache.
+Lookup order: data_dir (else $GANFORGE_DATA), with /<name> appended and as given; the cache;
+system folders (Debian packages); then a verified download into the cache. A data_dir that does
+not hold the dataset is an error, not a reason to use another copy (GANFORGE_DATA, set for every
+dataset, is passed over when it does not hold the one asked for).
 Found files are not checksummed (Debian re-compresses them, so the upstream .gz checksums do
 not apply); the IDX reader checks their structure instead.
 """
@@ -50,11 +52,16 @@ SYSTEM_DIRS: dict[str, list[Path]] = {
 }
 APT_PACKAGES = {"fashion-mnist": "dataset-fashion-mnist"}
 SPLITS = ("train", "test")
+# Mean pixel / 255 of the official training images (torchvision's normalization constants): the
+# two datasets have identical IDX headers, their content tells one from the other.
+TRAIN_MEANS = {"mnist": 0.1307, "fashion-mnist": 0.2860}
+OFFICIAL_TRAIN_COUNT = 60_000  # only the full official training set is judged by its mean
 
 
-def search_dirs(name: str, data_dir) -> list[Path]:
-    """Folders to look in, best first. A data_dir (or GANFORGE_DATA) that does not exist is a
-    mistake, not a reason to use another copy silently."""
+def _user_dirs(name: str, data_dir) -> list[Path]:
+    """[DIR/name, DIR] of data_dir (else GANFORGE_DATA), or []. DIR/name first: DIR may be a
+    folder of datasets holding another one's files at its top (MNIST's and Fashion-MNIST's files
+    have the same names)."""
     if data_dir is not None and not Path(data_dir).expanduser().is_dir():
         raise DataError(f"--data-dir {data_dir} does not exist or is not a directory; pass the "
                         f"folder that holds {name}, or leave it out to use the usual places")
@@ -62,17 +69,28 @@ def search_dirs(name: str, data_dir) -> list[Path]:
     if data_dir is None and user is not None and not Path(user).expanduser().is_dir():
         raise DataError(f"GANFORGE_DATA={user} does not exist or is not a directory; set it to the folder "
                         f"that holds {name}, or unset it to use the usual places (or pass --data-dir DIR)")
-    dirs = [Path(user).expanduser(), Path(user).expanduser() / name] if user else []
-    return dirs + [cache_root() / name] + [Path(d) for d in SYSTEM_DIRS.get(name, [])]
+    return [Path(user).expanduser() / name, Path(user).expanduser()] if user else []
+
+
+def search_dirs(name: str, data_dir) -> list[Path]:
+    """Folders to look in, best first. A data_dir (or GANFORGE_DATA) that does not exist is a
+    mistake, not a reason to use another copy silently."""
+    return _user_dirs(name, data_dir) + [cache_root() / name] + [Path(d) for d in SYSTEM_DIRS.get(name, [])]
 
 
 def obtain(name: str, *, data_dir, download_ok: bool, has: Callable[[Path], bool],
-           fetch_into: Callable[[Path], str], manual: str) -> tuple[Path, str]:
+           fetch_into: Callable[[Path], str], manual: str, expected: str | None = None) -> tuple[Path, str]:
     """(folder holding the dataset, one-line message saying where it came from).
 
     has(dir) says whether a folder holds the dataset; fetch_into(cache_dir) downloads and
-    verifies it there, returning the URL used; manual says what to download by hand.
+    verifies it there, returning the URL used; manual says what to download by hand, expected
+    (default: manual) which files a folder given by the user must hold.
     """
+    user = _user_dirs(name, data_dir)
+    if data_dir is not None and not any(has(d) for d in user):  # said for this dataset: no other copy
+        raise DataError(f"--data-dir {data_dir} does not hold {name}: expected {expected or manual} in "
+                        f"{user[1]} or {user[0]}; put them there, or leave --data-dir out to use the usual "
+                        f"places")  # GANFORGE_DATA, a folder for all datasets, is looked in and passed
     looked = search_dirs(name, data_dir)
     for d in looked:
         if has(d):
@@ -114,8 +132,10 @@ class IdxSource:
 
     @staticmethod
     def _file(d: Path, base: str) -> Path | None:
-        """The file, gzipped (as downloaded) or not (as some users unpack it)."""
-        return next((p for p in (d / f"{base}.gz", d / base) if p.is_file()), None)
+        """The file, gzipped (as downloaded) or not (as some users unpack it), named as upstream
+        (train-images-idx3-ubyte) or dotted as some copies (Kaggle's) are (train-images.idx3-ubyte)."""
+        names = (base, base.replace("-idx", ".idx"))
+        return next((p for n in names for p in (d / f"{n}.gz", d / n) if p.is_file()), None)
 
     def _has(self, d: Path) -> bool:
         return all(self._file(d, base) for pair in self.FILES.values() for base in pair)
@@ -132,8 +152,10 @@ class IdxSource:
 
     def _obtain(self, data_dir, download_ok: bool) -> tuple[Path, str]:
         names = [f"{base}.gz" for pair in self.FILES.values() for base in pair]
+        bases = [base for pair in self.FILES.values() for base in pair]
         return obtain(self.name, data_dir=data_dir, download_ok=download_ok, has=self._has,
-                      fetch_into=self._fetch_into, manual=f"{', '.join(names[:-1])} and {names[-1]}")
+                      fetch_into=self._fetch_into, manual=f"{', '.join(names[:-1])} and {names[-1]}",
+                      expected=f"{', '.join(bases[:-1])} and {bases[-1]} (.gz or not)")
 
     def _read_split(self, folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
         """(images [N, H, W], labels [N]) of a split, checked: a DataError names a damaged file."""
@@ -145,7 +167,23 @@ class IdxSource:
         if labels.size and (labels.min() < 0 or labels.max() >= len(self.class_names)):
             raise DataError(f"{label_file} has labels outside 0..{len(self.class_names) - 1}; "
                             f"delete it and fetch {self.name} again")
+        if split == "train":
+            self._check_content(folder, images)
         return images, labels
+
+    def _check_content(self, folder: Path, images: np.ndarray) -> None:
+        """A DataError when the official training images of another dataset (identical IDX
+        headers and file names) stand in this one's folder; smaller stand-ins are not judged."""
+        if len(images) != OFFICIAL_TRAIN_COUNT or self.name not in TRAIN_MEANS:
+            return
+        mean = float(images.sum(dtype=np.int64)) / images.size / 255  # ~0.1 s: no second read
+        like = min(TRAIN_MEANS, key=lambda other: abs(TRAIN_MEANS[other] - mean))
+        if like != self.name:
+            raise DataError(f"{folder} holds {like}, not {self.name}: the mean pixel of its training images is "
+                            f"{mean:.4f}, {like}'s is {TRAIN_MEANS[like]:.4f} and {self.name}'s "
+                            f"{TRAIN_MEANS[self.name]:.4f}; "
+                            f"keep each dataset in a folder of its own (DIR/{like}, DIR/{self.name}) and pass the "
+                            f"one with {self.name}'s files as --data-dir")
 
     def load(self, req: LoadRequest) -> ImageDataset:
         check_split(req.split)
