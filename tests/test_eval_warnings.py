@@ -99,9 +99,15 @@ def test_eval_warns_when_the_npz_holds_fewer_than_n(tmp_path, gf_inproc):  # noq
     assert lines == [f"warning: {npz} holds 30 images, fewer than --n 50: only 30 are scored (against 50 "
                      f"reference images); pass --n 30, or write more samples (ganforge sample RUN --n 50 "
                      f"--out samples.npz)"]
+    # KID's advice names more samples in the file, which --n cannot raise (it had said "use --n 2000")
+    kid = [line for line in proc.stdout.splitlines() if line.startswith("warning: kid")]
+    assert len(kid) == 1 and kid[0].endswith(f"there are only 30 generated images, so kid stays unreliable at "
+                                             f"any --n; write more samples to {npz} (2000 or more), and "
+                                             f"compare only at equal n"), proc.stdout
     exact = gf_inproc("eval", npz, "--ref", "fashion-mnist", "--n", 30, "--metrics", "kid",
                       "--extractor", "fashion-mnist-cnn", "--quiet")
     assert exact.returncode == 0 and "fewer than --n" not in exact.stdout
+    assert "use --n 2000 or more" in exact.stdout  # all that was asked for: --n is the fix
 
 
 def test_eval_warns_when_the_folder_holds_fewer_than_n(tmp_path, gf_inproc):  # noqa: F811

@@ -53,10 +53,14 @@ def cmd_eval(args) -> int:
         split = "all" if args.ref.startswith("folder:") else args.split
         log(f"evaluating {len(images)} images from {target['target']} against {args.ref}/{split}")
     t0 = time.perf_counter()
+    # an npz or folder holding fewer than --n: the small-sample advice names more samples, not --n
+    more = None if drawn or len(images) >= args.n else (
+        f"add images to {path}" if path.is_dir() else f"write more samples to {path}")
     result = ev.evaluate(images, ref=args.ref, split=args.split, labels=labels, metrics=metrics,
                          n_ref=args.n, extractor=args.extractor, inception_weights=args.inception_weights,
                          data_dir=args.data_dir, log=log, class_names=target.get("class_names"),
-                         generator=run if drawn else None)  # PPL: a style-based run only (_missing says why not)
+                         generator=run if drawn else None,  # PPL: a style-based run only (_missing says why not)
+                         more_samples=more)
     result.protocol = {"target": target, **result.protocol, "seconds": round(time.perf_counter() - t0, 2)}
     if len(images) < args.n:  # an npz or folder holds fewer than asked: say so first, not only in the header
         result.protocol["warnings"].insert(0, (

@@ -334,11 +334,14 @@ def _check_labels(labels, n: int):
 def evaluate(images, *, ref: str, split: str = "test", labels=None, metrics=None, n_ref: int | None = None,
              extractor: str | Extractor | torch.nn.Module | None = None, inception_weights=None,
              data_dir=None, cache: bool = True, log: Callable[[str], None] | None = None,
-             generator=None, class_names: Sequence[str] | None = None) -> EvalResult:
+             generator=None, class_names: Sequence[str] | None = None,
+             more_samples: str | None = None) -> EvalResult:
     """Metrics of generated uint8 images [N, C, H, W] (optional int labels [N]) against
     ``n_ref`` images (default: as many as generated) of dataset ``ref``/``split``. ``generator``:
     what the metrics that need the generator call (a loaded run with ``path_pairs``: PPL).
-    ``class_names``: the labels' class names, matched to the reference's by name."""
+    ``class_names``: the labels' class names, matched to the reference's by name.
+    ``more_samples``: how to get more images when these are all there are (an npz or folder
+    holding fewer than --n), for the small-sample advice (see ``small_sample_warnings``)."""
     check_reference(ref)
     images = as_uint8_nchw(images)
     if len(images) < MIN_IMAGES:
@@ -353,7 +356,8 @@ def evaluate(images, *, ref: str, split: str = "test", labels=None, metrics=None
     fake = ext(images)
     return evaluate_features(fake, shape=tuple(images.shape[1:]), ref=ref, split=split, labels=labels,
                              metrics=metrics, n_ref=n_ref, extractor=ext, data_dir=data_dir, cache=cache,
-                             log=log, generator=generator, images=images, class_names=class_names)
+                             log=log, generator=generator, images=images, class_names=class_names,
+                             more_samples=more_samples)
 
 
 @keeps_random_state  # building an extractor draws from torch's global generator
@@ -382,13 +386,13 @@ def evaluate_features(fake: Features, *, shape, ref: str, extractor: str | Extra
                       inception_weights=None, data_dir=None, cache: bool = True,
                       log: Callable[[str], None] | None = None, generator=None, images=None,
                       class_logits: np.ndarray | None = None,
-                      class_names: Sequence[str] | None = None) -> EvalResult:
+                      class_names: Sequence[str] | None = None, more_samples: str | None = None) -> EvalResult:
     """``evaluate`` of samples already turned into ``extractor``'s features (``fake`` [N, D], e.g.
     gathered from several processes) of images of ``shape`` [C, H, W]. The class metrics of a
     classifier that is not the extractor need the ``images`` or that classifier's
     ``class_logits`` [N, K] of them. ``class_names``: the names of the ``labels``' classes, when
     known (a run's, an npz's, a labelled folder's): labels are matched to the reference's classes
-    by name."""
+    by name. ``more_samples``: as for ``evaluate``."""
     check_reference(ref)
     if len(fake) < MIN_IMAGES:
         raise EvalError(f"need at least {MIN_IMAGES} generated images, got {len(fake)}; pass more images "
@@ -468,22 +472,28 @@ def evaluate_features(fake: Features, *, shape, ref: str, extractor: str | Extra
         "feature_dim": int(fake.features.shape[1]),
         "warnings": small_sample_warnings(values, n_fake=len(fake), n_ref=reference.info["n"],
                                           dim=fake.features.shape[1], labels=labels,
-                                          ref=ref if ref.startswith("folder:") else f"{ref}/{split}")
+                                          ref=ref if ref.startswith("folder:") else f"{ref}/{split}",
+                                          more_samples=more_samples)
         + ([f"{class_note}: the label metrics are left out"] if class_note else []),
     }
     return EvalResult(values, protocol, ctx.details)
 
 
 def small_sample_warnings(values: dict, *, n_fake: int, n_ref: int, dim: int, labels=None,
-                          option: str = "--n", ref: str | None = None) -> list[str]:
+                          option: str = "--n", ref: str | None = None,
+                          more_samples: str | None = None) -> list[str]:
     """What the sample sizes make unreliable, in words (the CLI prints them; the JSON keeps them).
     ``option``: what sets the number of samples, named in the advice (``eval.n`` during training).
     ``ref``: the reference's name (``folder:photos``, ``fashion-mnist/test``): when it holds fewer
     images than were generated, it is what limits n, and the advice says so instead of naming
-    ``option``, which cannot change it."""
+    ``option``, which cannot change it. ``more_samples``: given when the generated images are all
+    there are (an npz or folder holding fewer than asked; translate-eval's held-out images), how
+    to get more (``write more samples to s.npz``, ``add held-out images to testA/ and testB/``):
+    the advice names it instead of ``option``, which only lowers n (it had said "use --n 2000")."""
     out = []
     n = min(n_fake, n_ref)
     short_ref = n_ref < n_fake  # the reference limits n: no value of the option raises it
+    short_fake = more_samples is not None and not short_ref  # nor, here, the generated set
 
     def use(size: int) -> str:  # "--n 2000", "eval.n=2000"
         return f"{option}{'=' if '.' in option else ' '}{size}"
@@ -495,9 +505,23 @@ def small_sample_warnings(values: dict, *, n_fake: int, n_ref: int, dim: int, la
                 f"stay{'' if ' and ' in metric else 's'} unreliable at any {option}; add images to it or use a "
                 f"larger reference ({enough}{more}), and compare only at equal n")
 
+    def fixed(metric: str, enough: str) -> str:
+        """The advice when the generated images are all there are (``enough``: how many it needs).
+        ``more_samples`` says all it takes: the option may not be what caps the reference (the
+        held-out sets of translate-eval), so it is not named as a fix."""
+        return (f"there are only {n_fake} generated images, so {metric} "
+                f"stay{'' if ' and ' in metric else 's'} unreliable at any {option}; {more_samples} "
+                f"({enough}), and compare only at equal n")
+
+    def advise(metric: str, enough: str, size: int, otherwise: str) -> str:
+        """The advice for ``metric``, which needs ``size`` images a side (``enough`` in words)."""
+        if short_ref:
+            return limited(metric, enough, n_fake >= size)
+        return fixed(metric, enough) if short_fake else otherwise
+
     if "fid" in values and n <= dim:
-        advice = (limited("fid", f"more than {dim}, thousands", n_fake > dim) if short_ref else
-                  f"use {option} above {dim} (thousands) and compare FIDs only at equal n")
+        advice = advise("fid", f"more than {dim}, thousands", dim + 1,
+                        f"use {option} above {dim} (thousands) and compare FIDs only at equal n")
         out.append(f"fid from {n} samples of {dim}-dimensional features: the covariance is singular and "
                    f"FID is strongly biased upward at small n (Chong & Forsyth 2020); {advice}")
     if "intra_fid" in values and labels is not None and len(labels):
@@ -509,13 +533,15 @@ def small_sample_warnings(values: dict, *, n_fake: int, n_ref: int, dim: int, la
                        f"more than {dim} samples per class (eval RUN --n above {dim} x the classes, or "
                        f"ganforge sample --per-class) and compare only at equal n")
     if "is" in values and "is_std" not in values:
+        size = IS_SPLITS * MIN_PER_SPLIT  # IS reads the generated images only
+        advice = (f"{more_samples} ({size} or more, {IS_SPLITS} splits)" if more_samples is not None else
+                  f"use {use(size)} or more ({IS_SPLITS} splits)")
         out.append(f"is from {n_fake} samples in one split (each split needs {MIN_PER_SPLIT}): no "
-                   f"standard deviation; use {use(IS_SPLITS * MIN_PER_SPLIT)} or more ({IS_SPLITS} splits)")
+                   f"standard deviation; {advice}")
     m = subset_m(KID_SUBSET_SIZE, n_fake, n_ref)
     if "kid" in values and m < KID_SUBSET_SIZE:
         size = 2 * KID_SUBSET_SIZE
-        advice = (limited("kid", f"{size} or more", n_fake >= size) if short_ref else
-                  f"use {use(size)} or more and compare KIDs only at equal n")
+        advice = advise("kid", f"{size} or more", size, f"use {use(size)} or more and compare KIDs only at equal n")
         out.append(f"kid from subsets of {m} samples (the standard is {KID_SUBSET_SIZE}, from "
                    f"{size} samples): its mean stays unbiased but is noisy at small n and "
                    f"kid_std is measured at that subset size; {advice}")
@@ -524,8 +550,8 @@ def small_sample_warnings(values: dict, *, n_fake: int, n_ref: int, dim: int, la
         size = KNN_N_PER_K * k
         if named and n < size:
             what = " and ".join(named)
-            advice = (limited(what, f"{size} or more, {KNN_N_PER_K} x k", n_fake >= size) if short_ref else
-                      f"use {use(size)} or more ({KNN_N_PER_K} x k) and compare only at equal n")
+            advice = advise(what, f"{size} or more, {KNN_N_PER_K} x k", size,
+                            f"use {use(size)} or more ({KNN_N_PER_K} x k) and compare only at equal n")
             out.append(f"{what} from {n} samples with k={k}: each k-nearest-neighbour ball "
                        f"holds {k / n:.0%} of its set (over 1%), so the balls are coarse and the values "
                        f"biased; {advice}")

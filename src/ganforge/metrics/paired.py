@@ -138,11 +138,16 @@ def evaluate_unpaired(run, data, *, extractor: str = "inception", inception_weig
     kwargs = {"inception_weights": inception_weights} if inception_weights else {}
     ext = get_extractor(extractor, **kwargs)
     to_float = lambda t: t.float() / 127.5 - 1  # noqa: E731
+    # the size the held-out images are scored at: translate.load_size, not data.resolution (the
+    # training crop), and how the extractor then reads them, as `ganforge eval` records both
     out: dict[str, Any] = {"run": str(run.run_dir), "checkpoint": run.checkpoint.name,
-                           "step": run.step, "data": cfg.data.name, "extractor": ext.name,
+                           "step": run.step, "data": cfg.data.name, **ext.describe(),
+                           "size": [int(s) for s in data.test_a.shape[-2:]],
                            "ema": ema and run.ema_weights}  # what was used (LoadedRun.ema_weights)
     warnings: list[str] = []
     for direction, src, dst in (("AtoB", data.test_a, data.test_b), ("BtoA", data.test_b, data.test_a)):
+        # every held-out image translated: no --n raises n, only more of them in testA/, testB/
+        every = limit is None or limit >= len(src)
         if limit is not None:
             src, dst = src[:limit], dst[:limit]
         fake = torch.cat([run.translate(to_float(c), direction=direction, ema=ema)
@@ -156,7 +161,8 @@ def evaluate_unpaired(run, data, *, extractor: str = "inception", inception_weig
         target = "B" if direction == "AtoB" else "A"
         warnings += [f"{direction}: {w}" for w in small_sample_warnings(
             {"fid": None, "kid": None}, n_fake=len(src), n_ref=len(dst), dim=int(f_real.shape[1]),
-            ref=f"(held-out {target} images)")]
+            ref=f"(held-out {target} images)",
+            more_samples="add held-out images to the dataset's testA/ and testB/" if every else None)]
     if warnings and (limit is None or limit >= min(len(data.test_a), len(data.test_b))):
         warnings.append(f"--n only lowers n: every held-out image was used ({len(data.test_a)} A, "
                         f"{len(data.test_b)} B); for more, add images to the dataset's testA/ and testB/")
@@ -189,11 +195,17 @@ def _weights(r: dict[str, Any]) -> str:
 def format_translation(r: dict[str, Any]) -> str:
     if "AtoB" in r:  # unpaired
         lines = [f"{r['data']} ({r['checkpoint']}, step {r['step']}, {_weights(r)}), {r['extractor']} features",
-                 f"{'':<6}{'n':>10}{'FID':>10}{'KID':>10}{'FID untranslated':>18}"]
+                 f"{'':<6}{'n':>10}{'FID':>10}{'KID':>10}{'FID untranslated':>18}{'KID untranslated':>18}"]
         for d in ("AtoB", "BtoA"):
             m = r[d]
             n = f"{m['n'][0]}/{m['n'][1]}"  # translated / other domain's, right-aligned under "n"
-            lines.append(f"{d:<6}{n:>10}{m['fid']:10.2f}{m['kid']:10.4f}{m['baseline_fid']:18.2f}")
+            lines.append(f"{d:<6}{n:>10}{m['fid']:10.2f}{m['kid']:10.4f}{m['baseline_fid']:18.2f}"
+                         f"{m['baseline_kid']:18.4f}")
+        if "size" in r:  # results written before these were recorded have neither
+            sha = (r.get("extractor_sha256") or "")[:12]
+            how = f", {r['resize_mode']}" if r.get("resize_mode") else ""
+            lines.append(f"held-out images scored at {r['size'][0]}x{r['size'][1]}; extractor {r['extractor']} "
+                         f"({sha}){how}")
         lines += [f"warning: {w}" for w in r.get("warnings", [])]
         return "\n".join(lines)
     lines = [f"{r['task']} on {r['data']}: {r['n']} held-out pairs of {r['size'][0]}x{r['size'][1]} "
