@@ -22,8 +22,8 @@ Everything that determines a number is recorded in the result's ``settings`` and
 from __future__ import annotations
 
 import contextlib
+import math
 import shutil
-import statistics
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -233,17 +233,29 @@ def summarize(rows: list[dict[str, Any]], sizes: list[int]) -> list[dict[str, An
         entry: dict[str, Any] = {"size": size, "n_seeds": len(rs)}
         for arm in ARMS:
             entry[f"{arm}_mean"], entry[f"{arm}_std"] = mean_std(r[arm] for r in rs)
-        entry["gain_mean"] = statistics.fmean([r["real+syn"] - r["real"] for r in rs])
+        # the gain of each seed (real+syn minus real, one classifier pair per seed), and its spread
+        entry["gain_mean"], entry["gain_std"] = mean_std(r["real+syn"] - r["real"] for r in rs)
         out.append(entry)
     return out
 
 
-def format_summary(summary: list[dict[str, Any]]) -> str:
-    lines = [f"{'real/class':>10}  {'real only':>15}  {'real + synthetic':>16}  {'synthetic only (CAS)':>20}  gain"]
+def format_summary(summary: list[dict[str, Any]], n_test: int | None = None) -> str:
+    """The table of accuracies (%) per size, mean ± std over seeds, and the gain of adding
+    synthetic data in percentage points; its first line says over how many seeds and test images."""
+    seeds = sorted({e["n_seeds"] for e in summary})
+    over = "/".join(map(str, seeds))
+    spread = ("one seed (no spread)" if seeds == [1] else
+              f"mean ± sample std over {over} seeds")
+    tested = f" on {n_test} real test images" if n_test else ""
+    lines = [f"test accuracy (%){tested}, {spread}; gain = real + synthetic minus real only, in percentage "
+             f"points (pp)",
+             f"{'real/class':>10}  {'real only':>15}  {'real + synthetic':>16}  {'synthetic only (CAS)':>20}  "
+             f"{'gain (pp)':>14}"]
     for e in summary:
         cells = [pm(100 * e[f"{a}_mean"], 100 * e[f"{a}_std"], ".2f") for a in ARMS]
-        lines.append(f"{e['size']:>10}  {cells[0]:>15}  {cells[1]:>16}  {cells[2]:>20}  "
-                     f"{100 * e['gain_mean']:+.2f}")
+        gain_std = e.get("gain_std", math.nan)
+        gain = f"{100 * e['gain_mean']:+.2f}" + ("" if math.isnan(gain_std) else f" ± {100 * gain_std:.2f}")
+        lines.append(f"{e['size']:>10}  {cells[0]:>15}  {cells[1]:>16}  {cells[2]:>20}  {gain:>14}")
     return "\n".join(lines)
 
 

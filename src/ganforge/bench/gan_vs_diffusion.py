@@ -50,7 +50,7 @@ from . import mean_std, pm
 from .diffusion import DiffusionConfig
 
 METRICS = ["fid", "kid", "precision", "recall", "coverage", "classes_covered"]
-RUN_NAME = re.compile(r"(gan|diffusion)-seed(-?[0-9]+)")  # the runs of one seed (--seeds may be negative)
+RUN_NAME = re.compile(r"(gan|diffusion)-seed(-?[0-9]+)")  # the runs of one seed (older calls took negative seeds)
 SEED_FILE = re.compile(r"seed(-?[0-9]+)(\.json|-grids\.pt)")  # a finished seed's results (save_seed)
 DIFFUSION_FILES = {"config.json", "diffusion_pytorch_model.safetensors", "baseline.json"}  # diffusion.save
 
@@ -71,6 +71,7 @@ class Settings:
     speed_batch: int = 64
     extractor: str | None = None  # None: as ganforge eval chooses (ganforge.metrics.default_extractor)
     inception_weights: str | None = None  # a local Inception file, as ganforge eval --inception-weights
+    data_dir: str | None = None  # where to look for the dataset first (--data-dir), as ganforge train
 
 
 # Settings the command line spells otherwise (--resume names the one that differs); the rest
@@ -163,8 +164,9 @@ def _check_same_settings(path: Path, s: Settings) -> None:
     if not path.is_file():
         return
     old, new = json.loads(path.read_text())["settings"], _plain(asdict(s))
-    old.pop("seeds", None)
-    new.pop("seeds")
+    for key in ("seeds", "data_dir"):  # where the data is read from does not change it
+        old.pop(key, None)
+        new.pop(key, None)
     key = _first_difference(old, new)
     if key is not None:
         flag = FLAGS.get(key, key if "." in key else f"--{key.replace('_', '-')}")
@@ -264,6 +266,8 @@ def train_gan(s: Settings, seed: int, run_dir: Path, log: Callable[[str], None])
     run must not be scored as a result). Any other failure of the child raises a GanforgeError
     with the child's own error line."""
     overrides = [f"data.name={s.data}", f"train.seed={seed}", *s.gan_overrides]
+    if s.data_dir is not None:
+        overrides.append(f"data.data_dir={s.data_dir}")  # as ganforge train --data-dir passes it
     steps = s.steps if s.steps is not None else 10**9  # the clock ends it, not the step count
     cmd = [sys.executable, "-m", "ganforge", "train", s.gan_preset, "--out", str(run_dir), "--quiet",
            f"train.steps={steps}", *overrides]
@@ -338,7 +342,7 @@ def _score(images_float: torch.Tensor, s: Settings) -> tuple[dict, dict]:
     uint8 = torch.from_numpy(to_uint8_hwc(images_float)).permute(0, 3, 1, 2)
     ref = reference(s.data)
     result = evaluate(uint8, ref=ref, split="test", metrics=metrics_for(ref), extractor=s.extractor,
-                      inception_weights=s.inception_weights)
+                      inception_weights=s.inception_weights, data_dir=s.data_dir)
     return result.values, {"extractor": result.protocol["extractor"], "warnings": result.protocol["warnings"]}
 
 
@@ -358,7 +362,7 @@ def run_seed(s: Settings, seed: int, out: Path, log: Callable[[str], None]) -> d
     result["gan"]["images_per_s"] = _timed(lambda k: run.sample(k, seed=seed), s.speed_n * 4, s.speed_batch)
 
     cfg = DiffusionConfig(**{**asdict(s.diffusion), "seed": seed})
-    images = load_dataset(s.data, resolution=cfg.resolution, channels=cfg.channels).images
+    images = load_dataset(s.data, resolution=cfg.resolution, channels=cfg.channels, data_dir=s.data_dir).images
     seconds = None if s.steps is not None else s.minutes * 60
     model, stats = diffusion.train(images, cfg, seconds=seconds, steps=s.steps, log=log)
     log(f"  diffusion seed {seed}: {stats['steps']} steps in {stats['seconds']:.0f} s, loss {stats['final_loss']}")

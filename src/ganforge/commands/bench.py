@@ -34,13 +34,16 @@ from . import add_json_argument, json_output, seed
 def cmd_modes(args) -> int:
     from .. import api
     from ..bench import modes as bench
-    from ..config import load_config
+    from ..config import TRAIN_SEED_MAX, load_config
 
     if not args.data.startswith("toy:"):
         raise ConfigError(f"bench modes needs a toy dataset with known modes (toy:ring8, "
                           f"toy:grid25), got '{args.data}'")
     if args.seeds <= 0 or args.jobs <= 0:
         raise ConfigError("--seeds and --jobs must be positive")
+    if not 0 <= args.seed0 <= TRAIN_SEED_MAX - args.seeds + 1:  # train.seed's range, checked before any work
+        raise ConfigError(f"--seed0 {args.seed0} with --seeds {args.seeds} gives seeds outside 0..{TRAIN_SEED_MAX} "
+                          f"(train.seed's range); give --seed0 0 or more")
     preset = args.preset or f"toy-{args.data.split(':', 1)[1]}"
     variants = [bench.parse_variant(v, preset) for v in args.variant] or [
         bench.Variant(preset, preset, [])]
@@ -124,12 +127,19 @@ def register(subparsers, parser_class) -> None:
 
 
 def _int_list(text: str, flag: str, *, unique: bool = False) -> list[int]:
-    """Comma-separated integers (positive, except --seeds); ``unique``: each at most once (a
+    """Comma-separated integers (positive; --seeds: train.seed's 0..TRAIN_SEED_MAX, refused here
+    rather than by the first run's config after the banner); ``unique``: each at most once (a
     size or seed given twice would retrain into the first one's folder)."""
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise ConfigError(f"{flag} takes comma-separated integers, got '{text}'") from None
+    from ..config import TRAIN_SEED_MAX
+
+    if values and flag == "--seeds" and not all(0 <= v <= TRAIN_SEED_MAX for v in values):
+        bad = next(v for v in values if not 0 <= v <= TRAIN_SEED_MAX)
+        raise ConfigError(f"--seeds takes seeds from 0 to {TRAIN_SEED_MAX} (train.seed's range), got {bad} "
+                          f"('{text}'); give seeds of {'0 or more' if bad < 0 else f'at most {TRAIN_SEED_MAX}'}")
     if not values or min(values) <= 0 and flag != "--seeds":
         raise ConfigError(f"{flag} takes positive integers, got '{text}'")
     if unique and len(set(values)) < len(values):
@@ -193,7 +203,7 @@ def cmd_augment(args) -> int:
               file=sys.stderr, flush=True)
         return 130
     result["argv"] = list(sys.argv)  # the command line as typed (settings has every value)
-    print(bench.format_summary(result["summary"]))
+    print(bench.format_summary(result["summary"], n_test=result["n_test"]))
     atomic_write_json(json_path, result)
     print(f"ganforge: results in {json_path}")
     return 0
@@ -264,7 +274,8 @@ def cmd_gan_vs_diffusion(args) -> int:
                        diffusion=DiffusionConfig(widths=tuple(_int_list(args.diffusion_widths,
                                                                         "--diffusion-widths")),
                                                  batch_size=args.diffusion_batch),
-                       extractor=args.extractor, inception_weights=args.inception_weights)
+                       extractor=args.extractor, inception_weights=args.inception_weights,
+                       data_dir=args.data_dir)
     for name in s.quality_samplers + s.speed_samplers:
         bench.parse_sampler(name)
     if not s.speed_samplers:
@@ -365,6 +376,7 @@ def register_gan_vs_diffusion(sub, parser_class) -> None:
     g.add_argument("--diffusion-batch", type=int, default=64, help="diffusion training batch (64)")
     g.add_argument("--extractor", help="feature extractor (default as ganforge eval)")
     g.add_argument("--inception-weights", metavar="PATH", help="local weights-inception-2015-12-05-6726825d.pth")
+    g.add_argument("--data-dir", help="look for the dataset here first (GAN and diffusion training, scoring)")
     add_json_argument(g, "results JSON (default OUT/gan-vs-diffusion.json)", force=False)
     g.add_argument("--resume", action="store_true",
                    help="continue an interrupted call: same settings and --out; the seeds it finished "

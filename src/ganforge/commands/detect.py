@@ -23,14 +23,20 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigError, DataError
-from . import add_json_argument, json_output, seed
+from . import MAX_SEED, add_json_argument, json_output, seed
 
 SPLITS = ("train", "test")
+EVAL_SEED = 1  # detect eval's default --seed (training's default is 0: other samples of a run)
 # fake_draw["selection"] of a detector that drew labelled .npz/folder images classes in turn (older
 # detectors, without it, drew the first --n in file order; eval leaves out whichever they drew)
 INTERLEAVED = "class_interleaved"
 # what identifies the samples a run drew for training (fake_draw["runs"]) in a provenance record
 DRAW_KEYS = ("config_hash", "step", "seed")
+# what identifies a generator (a run's state): other draws of it are "the same generator"
+GENERATOR_KEYS = ("config_hash", "step")
+# fewer images per side than this (real, generated) in a validation or evaluation set: AP and
+# accuracy carry a standard error of a few points, not the 4 decimals printed (a note says so)
+SMALL_SIDE = 300
 
 
 def _log(message: str) -> None:
@@ -187,6 +193,43 @@ def _select(images, labels, n: int, skip: int, skip_interleaved: bool, spec: str
     return images[torch.from_numpy(pick)]
 
 
+def _generators(records) -> list[dict]:
+    """The generators (config hash and step, GENERATOR_KEYS) that provenance records or run
+    draws name, each once; records without them (--no-provenance, a folder of photos) name none."""
+    found: dict = {}
+    for r in records:
+        if all(r.get(k) is not None for k in GENERATOR_KEYS):
+            g = {k: r[k] for k in GENERATOR_KEYS}
+            found[json.dumps(g, sort_keys=True)] = g
+    return list(found.values())
+
+
+def _trained_generators(sources: dict) -> set:
+    """(config hash, step) of every generator a detector trained on: its runs, and the ones the
+    provenance records of its .npz/folder sources name (older detectors: their runs only)."""
+    runs = list(sources.get("fake_draw", {}).get("runs", {}).values())
+    named = [g for gens in sources.get("generators", {}).values() for g in gens]
+    return {tuple(g[k] for k in GENERATOR_KEYS) for g in _generators(runs + named)}
+
+
+def _small_sample_note(what: str, n_real: int, n_fake: int, fix: str, *, fewest: bool = False) -> str | None:
+    """A one-line note when ``what`` (AP and accuracy) comes from fewer than SMALL_SIDE images on
+    a side: accuracy's standard error is up to 0.5/sqrt(N) (N images in all), a few points.
+    ``fewest``: the counts are the smallest of several rows."""
+    if min(n_real, n_fake) >= SMALL_SIDE:
+        return None
+    se = 50 / max(1, n_real + n_fake) ** 0.5  # percentage points, at accuracy 0.5
+    return (f"ganforge: note: {what} from {'as few as ' if fewest else ''}{n_real} real and {n_fake} generated "
+            f"images (under {SMALL_SIDE} "
+            f"per side): accuracy's standard error is up to {se:.0f} points and AP is as noisy, so the 4 "
+            f"decimals overstate their precision; {fix} and compare only at equal n")
+
+
+def _other_seed(seed: int) -> int:
+    """A valid --seed that differs from ``seed`` (the next one)."""
+    return seed + 1 if seed < MAX_SEED else seed - 1
+
+
 def _key(spec: str) -> str:
     """A source's identity whichever way its path is spelt (seen in training or not)."""
     return str(Path(spec).expanduser().resolve())
@@ -219,6 +262,9 @@ def cmd_train(args) -> int:
         sources[_key(spec)] = kind
         used[_key(spec)] = len(images)
     fake = torch.cat(fakes)
+    # the generators behind .npz/folder sources (their provenance records), so that eval knows
+    # other draws of them (a run directory, another seed) as the same generator
+    generators = {key: _generators(_records(Path(key))) for key, kind in sources.items() if kind != "run"}
     real, real_name, real_draw = _real_images(args.real, n=len(fake), seed=args.seed, default_split="train",
                                               size=size)
     _check_balance(args, len(real), len(fake))
@@ -230,13 +276,21 @@ def cmd_train(args) -> int:
     fake_draw = {"seed": args.seed, "first": {k: used[k] for k, kind in sources.items() if kind != "run"},
                  "selection": INTERLEAVED, "runs": runs}
     det = detect.train(real, fake, recipe, sources={"real": real_name, "fake": sources, "real_draw": real_draw,
-                                                    "fake_draw": fake_draw}, log=_log)
+                                                    "fake_draw": fake_draw,
+                                                    "generators": {k: g for k, g in generators.items() if g}},
+                       log=_log)
     detect.save(det, out)
     v = det.meta.get("validation")
     if v:
         _log(f"ganforge: held-out validation: AP {v['ap']:.4f}, accuracy {v['acc']:.4f} (real "
              f"{v['real_acc']:.4f}, generated {v['fake_acc']:.4f}); {det.meta['train_seconds']} s")
-    _log(f"ganforge: detector in {out}; {_eval_command(out, real_name, real_draw, args.fake)}")
+        per_source = -(-SMALL_SIDE // (len(args.fake) * recipe.val_fraction))  # validation: a share of each side
+        note = _small_sample_note("held-out validation", v["n_real"], v["n_fake"],
+                                  f"validation holds {recipe.val_fraction:.0%} of each side: use --n "
+                                  f"{per_source:.0f} or more (and as many real images)")
+        if note:
+            _log(note)
+    _log(f"ganforge: detector in {out}; {_eval_command(out, real_name, real_draw, args.fake, args.seed, runs)}")
     return 0
 
 
@@ -274,17 +328,20 @@ def _check_out(out: Path, force: bool) -> None:
         raise ConfigError(f"{out} already holds a detector; pass --force to overwrite it or choose another --out")
 
 
-def _eval_command(out: Path, real_name: str, real_draw: dict, fakes: list[str]) -> str:
+def _eval_command(out: Path, real_name: str, real_draw: dict, fakes: list[str], seed: int = 0,
+                  runs: dict | None = None) -> str:
     """The follow-up ``detect eval`` command: on a named dataset's test split, or on the same folder
-    (eval leaves out the real images the detector drew from it, see _real_images) while some are left."""
+    (eval leaves out the real images the detector drew from it, see _real_images) while some are left;
+    with a --seed other than training's ``seed`` where eval's default would redraw a run's samples."""
     import shlex
 
     if real_name.startswith("folder:") and real_draw["n"] >= real_draw["size"]:
         return (f"all {real_draw['size']} images of {real_name} trained it: evaluate it with held-out real "
                 f"images, e.g. ganforge detect eval {shlex.quote(str(out))} --real folder:OTHER_FOLDER --fake ...")
     real = real_name if real_name.startswith("folder:") else f"{real_name.partition(':')[0]}:test"
+    extra = ["--seed", str(_other_seed(seed))] if runs and seed == EVAL_SEED else []
     return "try: " + " ".join(["ganforge detect eval", shlex.quote(str(out)), "--real", shlex.quote(real),
-                               "--fake", *map(shlex.quote, fakes)])
+                               "--fake", *map(shlex.quote, fakes), *extra])
 
 
 def cmd_eval(args) -> int:
@@ -298,6 +355,7 @@ def cmd_eval(args) -> int:
     _check_eval_sources(args, detectors)  # every refusal before the first table
     report = {"real": args.real, "n": args.n, "seed": args.seed, "detectors": []}
     real_cache: dict = {}
+    generators: dict = {}  # per --fake source, the generators it comes from (_generators)
     for path, det in detectors:
         size = (det.resolution, det.channels)
         sources = det.meta.get("sources", {})
@@ -309,24 +367,41 @@ def cmd_eval(args) -> int:
         real, real_name, _ = real_cache[key]
         seen = set(sources.get("fake", {}))
         fake_draw = sources.get("fake_draw", {})
+        trained_generators = _trained_generators(sources)
         rows = {}
         for spec in args.fake:
+            drawn: dict = {}  # a run's draw: its config hash and step
             fake, kind = _fake_images(spec, n=args.n, seed=args.seed, size=size,
                                       skip=fake_draw.get("first", {}).get(_key(spec), 0),
-                                      skip_interleaved=fake_draw.get("selection") == INTERLEAVED)
-            rows[spec] = {**detect.evaluate(det, real, fake), "seen_in_training": _key(spec) in seen,
-                          "kind": kind}
+                                      skip_interleaved=fake_draw.get("selection") == INTERLEAVED, runs=drawn)
+            if spec not in generators:  # read once per source, not once per detector
+                generators[spec] = _generators(drawn.values() if kind == "run" else _records(Path(spec).expanduser()))
+            # seen: this very source trained it, or another draw of a generator that did (the
+            # same run and step, by provenance: another seed, a .npz of the run, the run of a .npz)
+            same = any(tuple(g[k] for k in GENERATOR_KEYS) in trained_generators for g in generators[spec])
+            seen_as = "source" if _key(spec) in seen else "same generator" if same else "no"
+            rows[spec] = {**detect.evaluate(det, real, fake), "seen_in_training": seen_as != "no",
+                          "seen_as": seen_as, "kind": kind}
         report["detectors"].append({"detector": str(path), "augment": det.meta["recipe"]["augment"],
                                     "trained_on": sorted(seen), "real": real_name, "results": rows})
         aug = "blur+JPEG" if det.meta["recipe"]["augment"] else "no augmentation"
         print(f"detector {path} ({aug}; trained on {', '.join(sorted(seen)) or '?'}); real: {real_name}, "
               f"{len(real)} images")
         width = max(len("generated source"), *map(len, rows))
-        print(f"  {'generated source':<{width}}  seen      n      AP     acc  real acc  gen acc  mean P(gen)")
+        shown = {"source": "yes", "same generator": "same generator", "no": "no"}
+        print(f"  {'generated source':<{width}}  {'seen':<14}      n      AP     acc  real acc  gen acc  mean P(gen)")
         for spec, r in rows.items():
-            print(f"  {spec:<{width}}  {'yes' if r['seen_in_training'] else 'no ':<4} {r['n_fake']:>6} "
+            print(f"  {spec:<{width}}  {shown[r['seen_as']]:<14} {r['n_fake']:>6} "
                   f"{r['ap']:>7.4f} {r['acc']:>7.4f} {r['real_acc']:>9.4f} {r['fake_acc']:>8.4f} "
                   f"{r['mean_p_fake']:>12.4f}")
+        if any(r["seen_as"] == "same generator" for r in rows.values()):
+            print("  seen: yes = this source trained the detector; same generator = other samples of a run "
+                  "(config and step, by provenance) it trained on; no = another generator")
+        smallest = min(rows.values(), key=lambda r: min(r["n_real"], r["n_fake"]))
+        note = _small_sample_note("AP and accuracy", smallest["n_real"], smallest["n_fake"],
+                                  f"use --n {SMALL_SIDE} or more (and as many real images)", fewest=len(rows) > 1)
+        if note:
+            print(note)
     print("AP ranks real against generated at every threshold; accuracy uses P(gen) > 0.5. High AP "
           "with low accuracy means the detector separates but its threshold is miscalibrated "
           "(Wang et al. 2020).")
@@ -357,7 +432,8 @@ def _check_eval_sources(args, detectors) -> None:
             fake_draw = sources.get("fake_draw", {})
             if run and sources.get("fake", {}).get(_key(spec)) == "run" and fake_draw.get("seed") == args.seed:
                 raise ConfigError(f"--seed {args.seed} draws the very samples of {spec} that {det_path} trained "
-                                  f"on; use another --seed (the default, 1, differs from training's 0)")
+                                  f"on (it trained with --seed {fake_draw['seed']}); use another --seed, e.g. "
+                                  f"--seed {_other_seed(fake_draw['seed'])}")
             if run or not fake_draw.get("runs"):
                 continue
             if spec not in records:
@@ -507,7 +583,8 @@ def register(subparsers, parser_class) -> None:
     e.add_argument("--fake", required=True, nargs="+", metavar="SOURCE",
                    help="run directories, samples .npz files or image folders")
     e.add_argument("--n", type=int, default=2000, help="images per source and real images (default 2000)")
-    e.add_argument("--seed", type=seed, default=1, help="sampling seed (default 1: not training's samples)")
+    e.add_argument("--seed", type=seed, default=EVAL_SEED,
+                   help=f"sampling seed (default {EVAL_SEED}: not training's samples)")
     add_json_argument(e, "also write the table to this JSON file")
     e.set_defaults(func=cmd_eval)
 
