@@ -159,25 +159,31 @@ def ada_augment(x: Tensor, p: float, *, generator: torch.Generator | None = None
 class ADA:
     """Adaptive augmentation: ``p`` follows the overfitting heuristic r_t = E[sign(D(real))].
 
-    Call ``observe(d_real)`` with D's scores on (augmented) reals after each D step; every
-    ``interval`` observations p moves by sign(r_t - target) * images / (kimg * 1000).
+    Call ``observe(d_real, images=N)`` with D's scores on the N (augmented) reals after each D
+    step; every ``interval`` observations p moves by sign(r_t - target) * images / (kimg * 1000),
+    r_t the mean sign of the scores. With PacGAN one score stands for ``model.pac`` images: p
+    counts images, not scores (it had moved pac times slower than documented).
     """
 
     def __init__(self, *, target: float = 0.6, interval: int = 4, kimg: float = 500.0, p: float = 0.0):
         self.target, self.interval, self.kimg = target, interval, kimg
         self.p = float(p)
         self._sign_sum: Tensor | float = 0.0  # a device tensor between updates: no host sync
-        self._count = 0  # scores observed since the last update
+        self._count = 0  # scores observed since the last update (r_t's denominator)
+        self._images = 0  # real images they scored (p's step)
         self._steps = 0
         self.last_rt = float("nan")
 
     def __call__(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         return ada_augment(x, self.p, generator=generator)
 
-    def observe(self, d_real: Tensor) -> None:
+    def observe(self, d_real: Tensor, images: int | None = None) -> None:
+        """D's scores on reals [N / pac] and the number of real ``images`` they score (default: one
+        per score)."""
         d_real = d_real.detach().float()
         self._sign_sum = self._sign_sum + d_real.sign().sum()
         self._count += d_real.numel()
+        self._images += d_real.numel() if images is None else int(images)
         self._steps += 1
         if self._steps >= self.interval:
             self.update()
@@ -188,27 +194,28 @@ class ADA:
             # so p stays identical on every rank.
             nccl = torch.distributed.get_backend() == "nccl"
             device = torch.device("cuda", torch.cuda.current_device()) if nccl else torch.device("cpu")
-            sums = torch.tensor([float(self._sign_sum), float(self._count)], dtype=torch.float64,
-                                device=device)
+            sums = torch.tensor([float(self._sign_sum), float(self._count), float(self._images)],
+                                dtype=torch.float64, device=device)
             torch.distributed.all_reduce(sums)
-            self._sign_sum, self._count = float(sums[0]), int(sums[1])
+            self._sign_sum, self._count, self._images = float(sums[0]), int(sums[1]), int(sums[2])
         if self._count:
             rt = float(self._sign_sum) / self._count
-            adjust = math.copysign(1.0, rt - self.target) * self._count / (self.kimg * 1000)
+            adjust = math.copysign(1.0, rt - self.target) * self._images / (self.kimg * 1000)
             if rt == self.target:
                 adjust = 0.0
             self.p = min(1.0, max(0.0, self.p + adjust))
             self.last_rt = rt
-        self._sign_sum, self._count, self._steps = 0.0, 0, 0
+        self._sign_sum, self._count, self._images, self._steps = 0.0, 0, 0, 0
 
     def state_dict(self) -> dict[str, float | int]:
         return {"p": self.p, "sign_sum": float(self._sign_sum), "count": self._count,
-                "steps": self._steps}
+                "images": self._images, "steps": self._steps}
 
     def load_state_dict(self, state: dict) -> None:
         self.p = float(state["p"])
         self._sign_sum = float(state.get("sign_sum", 0.0))
         self._count = int(state.get("count", 0))
+        self._images = int(state.get("images", self._count))  # saved before images were counted: one per score
         self._steps = int(state.get("steps", 0))
         dist = torch.distributed
         if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
@@ -216,7 +223,7 @@ class ADA:
             # would count them once per process at the next all-reduce. Rank 0 brings them in,
             # the others start their sums afresh (at the same step, so all ranks still update
             # together).
-            self._sign_sum, self._count = 0.0, 0
+            self._sign_sum, self._count, self._images = 0.0, 0, 0
 
 
 def build_augment(cfg) -> DiffAugment | ADA | None:

@@ -157,7 +157,7 @@ class RegConfig:
     dragan: float = 0.0  # DRAGAN weight lambda (Kodali et al. 2017: 10)
     r1: float = 0.0  # R1 gamma: gamma/2 E||grad D(real)||^2 (Mescheder et al. 2018)
     r2: float = 0.0  # R2 gamma: the same on fakes
-    r_interval: int = 1  # lazy R1/R2: a separate "Dreg" step every k steps, scaled by k (StyleGAN2: 16)
+    r_interval: int = 1  # lazy R1/R2: a "Dreg" step every k G steps, scaled by k x train.n_critic (StyleGAN2: 16)
     instance_noise: float = 0.0  # std of Gaussian noise added to D's inputs (Sonderby et al. 2017)
     instance_noise_anneal: int = 0  # generator steps over which that std decays linearly to 0; 0 keeps it
     ortho: float = 0.0  # off-diagonal orthogonal regularization of G's weights (BigGAN: 1e-4)
@@ -597,6 +597,32 @@ def _validate_stability(cfg: Config) -> None:
     if a.ada and a.diffaugment:
         raise ConfigError("augment.ada and augment.diffaugment are alternatives; turn one off "
                           "(augment.diffaugment='' or augment.ada=false)")
+    for message in _stability_warnings(cfg):
+        warnings.warn(message, stacklevel=2)
+
+
+def _stability_warnings(cfg: Config) -> list[str]:
+    """Combinations that train, but not as the docs say they should (docs/stability.md): one line
+    each, naming the problem and the fix. Checked on the config alone, so a family that builds
+    its own D must not be judged by model.* keys it does not read."""
+    m, r, out = cfg.model, cfg.reg, []
+    # a critic Lipschitz by construction: Real-ESRGAN's U-Net D is always spectrally normalized
+    own_sn = getattr(cfg.sections.get("sr"), "disc", None) == "unet"
+    if cfg.loss.name == "wasserstein" and not (r.clip > 0 or r.gp > 0 or r.dragan > 0 or m.d_spectral_norm
+                                               or own_sn):
+        out.append("loss.name=wasserstein with no Lipschitz constraint on the critic: its scores can grow "
+                   "without bound and d_real - d_fake estimates no distance (Arjovsky et al. 2017); add "
+                   "reg.gp=10 (WGAN-GP), reg.clip=0.01 or model.d_spectral_norm=true, or choose another "
+                   "loss.name")
+    if r.gp > 0 and m.d_norm == "batch":
+        out.append("reg.gp with model.d_norm=batch: batch norm mixes the samples, so the per-sample gradient "
+                   "penalty is not what WGAN-GP penalizes (Gulrajani et al. 2017, sec. 4); set "
+                   "model.d_norm=layer (or none)")
+    if r.r_interval != 1 and r.r1 <= 0 and r.r2 <= 0:
+        gp = " (reg.gp and reg.dragan stay in every D step: they are never lazy)" if r.gp > 0 or r.dragan > 0 else ""
+        out.append(f"reg.r_interval={r.r_interval} does nothing without reg.r1 or reg.r2: it spaces out "
+                   f"only lazy R1/R2{gp}; set reg.r1 (or reg.r2), or remove reg.r_interval")
+    return out
 
 
 # ----------------------------------------------------------------------------- overrides

@@ -53,6 +53,10 @@ signature; those raise without it and are marked so that callers know to pass it
 Logged scores: for the logistic losses (minimax, nonsaturating) the objective logs d_real / d_fake
 as mean D(x) = mean sigmoid(d), a probability; for every other loss (critics, hinge, least squares,
 relativistic) it logs the mean raw score, whose scale is the loss's own (``is_probabilistic``).
+D's accuracy (``d_accuracy``) is the share of scores on the right side of the loss's decision
+threshold (0; 0.5 for lsgan), except for the shift-invariant losses (wasserstein, ragan, rahinge:
+adding a constant to every score changes nothing, so "above 0" decides nothing), where it is the
+relativistic accuracy: a real scored above the mean fake score, a fake below the mean real score.
 """
 from __future__ import annotations
 
@@ -67,7 +71,8 @@ from .errors import ConfigError
 from .registry import Registry
 
 __all__ = ["LOSSES", "LossPair", "get_loss", "g_needs_real", "supports_label_smoothing",
-           "is_probabilistic", "decision_threshold", "d_loss_logistic", "d_loss_nonsaturating", "g_loss_minimax",
+           "is_probabilistic", "decision_threshold", "is_shift_invariant", "d_decisions", "d_accuracy",
+           "d_loss_logistic", "d_loss_nonsaturating", "g_loss_minimax",
            "g_loss_nonsaturating", "d_loss_wasserstein", "g_loss_wasserstein", "d_loss_hinge",
            "g_loss_hinge", "d_loss_lsgan", "g_loss_lsgan", "d_loss_ragan", "g_loss_ragan",
            "d_loss_rahinge", "g_loss_rahinge"]
@@ -165,6 +170,32 @@ def decision_threshold(pair: LossPair) -> float:
     return getattr(pair.d, "threshold", 0.0)
 
 
+def is_shift_invariant(pair: LossPair) -> bool:
+    """True when D's loss sees its scores only through real-fake differences (wasserstein and the
+    relativistic losses): scores shifted by any constant train the same, so no fixed threshold
+    tells "real" from "fake"."""
+    return getattr(pair.d, "shift_invariant", False)
+
+
+def d_decisions(pair: LossPair, *, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which scores D gets right, as bool tensors of the scores' shapes: (real scored real, fake
+    scored fake). For a shift-invariant loss the relativistic decision (Jolicoeur-Martineau 2019,
+    eqs. 9-10: real above the mean fake score, fake below the mean real score; for wasserstein the
+    pair ordering the critic's estimate of W rests on); otherwise the side of
+    ``decision_threshold``. A D separating 93% of pairs had logged 0% real / 100% fake."""
+    real, fake = real.detach().float(), fake.detach().float()
+    if is_shift_invariant(pair):
+        return real > fake.mean(), fake < real.mean()
+    t = decision_threshold(pair)
+    return real > t, fake < t
+
+
+def d_accuracy(pair: LossPair, *, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(d_acc_real, d_acc_fake): the shares of ``d_decisions`` that are right, each a [] tensor."""
+    right_real, right_fake = d_decisions(pair, real=real, fake=fake)
+    return right_real.float().mean(), right_fake.float().mean()
+
+
 def _mark(**flags) -> Callable:
     def deco(fn):
         for key, value in flags.items():
@@ -219,6 +250,7 @@ def g_loss_nonsaturating(*, fake: torch.Tensor, real: Optional[torch.Tensor] = N
 # ----------------------------------------------------------------------------- critics
 
 
+@_mark(shift_invariant=True)
 def d_loss_wasserstein(*, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     """mean d_fake - mean d_real (Arjovsky et al. 2017); needs a Lipschitz critic."""
     return _f32(fake).mean() - _f32(real).mean()
@@ -257,6 +289,7 @@ def _relative(real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, tor
     return real - fake.mean(), fake - real.mean()
 
 
+@_mark(shift_invariant=True)
 def d_loss_ragan(*, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     """RaSGAN: mean softplus(-(d_real - mean d_fake)) + mean softplus(d_fake - mean d_real)."""
     r, f = _relative(real, fake)
@@ -270,6 +303,7 @@ def g_loss_ragan(*, fake: torch.Tensor, real: Optional[torch.Tensor] = None) -> 
     return F.softplus(-f).mean() + F.softplus(r).mean()
 
 
+@_mark(shift_invariant=True)
 def d_loss_rahinge(*, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     """RaHinge: mean relu(1 - (d_real - mean d_fake)) + mean relu(1 + (d_fake - mean d_real))."""
     r, f = _relative(real, fake)

@@ -165,8 +165,10 @@ class CycleGAN(TranslationFamily):
                     + self.adv.d(real=real_scores[1], fake=fake_scores[1]))
             d_real = torch.cat([s.detach().float().flatten() for s in real_scores])
             d_fake = torch.cat([s.detach().float().flatten() for s in fake_scores])
-            t = losses.decision_threshold(self.adv)
-            out = {"d_acc_real": (d_real > t).float().mean(), "d_acc_fake": (d_fake < t).float().mean()}
+            # each D decides on its own scores (a relativistic loss compares with its own means)
+            right = [losses.d_decisions(self.adv, real=rs, fake=fs) for rs, fs in zip(real_scores, fake_scores)]
+            out = {"d_acc_real": torch.cat([rr.flatten() for rr, _ in right]).float().mean(),
+                   "d_acc_fake": torch.cat([rf.flatten() for _, rf in right]).float().mean()}
             if losses.is_probabilistic(self.adv):
                 d_real, d_fake = torch.sigmoid(d_real), torch.sigmoid(d_fake)
             return {"loss": loss, "d_loss": loss.detach(), "d_real": d_real.mean(),

@@ -292,8 +292,8 @@ class Pix2Pix(TranslationFamily):
 
     def _scores(self, d_real: Tensor, d_fake: Tensor) -> dict[str, Tensor]:
         d_real, d_fake = d_real.detach().float(), d_fake.detach().float()
-        t = losses.decision_threshold(self.adv)
-        out = {"d_acc_real": (d_real > t).float().mean(), "d_acc_fake": (d_fake < t).float().mean()}
+        acc_real, acc_fake = losses.d_accuracy(self.adv, real=d_real, fake=d_fake)
+        out = {"d_acc_real": acc_real, "d_acc_fake": acc_fake}
         if losses.is_probabilistic(self.adv):
             d_real, d_fake = torch.sigmoid(d_real), torch.sigmoid(d_fake)
         return {"d_real": d_real.mean(), "d_fake": d_fake.mean(), **out}

@@ -5,7 +5,8 @@ networks in ganforge.models.stylegan2, training recipe here.
 Phases per iteration (the reference's Dmain / Dreg / Gmain / Greg):
 
 - "D": non-saturating logistic loss (``loss.name``) on reals and style-mixed fakes;
-- "Dreg": lazy R1 (``reg.r1`` gamma, every ``reg.r_interval`` = 16 steps, times the interval);
+- "Dreg": lazy R1 (``reg.r1`` gamma, every ``reg.r_interval`` = 16 iterations, times the D steps
+  that stands for: r_interval x train.n_critic);
 - "G": non-saturating loss; style mixing regularization (``style.mixing_prob`` = 0.9: the ws
   switch to a second latent's from a random crossover layer on);
 - "Greg": path-length regularization every ``style.pl_interval`` = 4 steps: with y ~ N(0, I) / sqrt(HW),
@@ -151,7 +152,7 @@ class StyleGAN2(UnconditionalGAN):
         if self.pl_on:
             self.phases.append(Phase("Greg", optimizer="G", every=s.pl_interval, fresh_batch=False))
         g_lr, g_betas = lazy_adam(cfg.optim.g_lr, cfg.optim.betas, s.pl_interval if self.pl_on else 1)
-        d_lr, d_betas = lazy_adam(cfg.optim.d_lr, cfg.optim.betas, self.reg.r_interval if self.lazy else 1)
+        d_lr, d_betas = lazy_adam(cfg.optim.d_lr, cfg.optim.betas, self.d_reg_interval)  # D steps per Dreg
         self.optimizers = {"G": OptimizerSpec(["G"], lr=g_lr, betas=g_betas),
                            "D": OptimizerSpec(["D"], lr=d_lr, betas=d_betas)}
         self.pl_mean = torch.zeros([])

@@ -177,17 +177,15 @@ def validate(cfg) -> None:
 
 def _scores(adv: losses.LossPair, d_real: Tensor, d_fake: Tensor) -> dict[str, Tensor]:
     """Logged D outputs: for the logistic losses a probability (for the relativistic one, that a
-    real image is more real than the average fake), raw means otherwise."""
+    real image is more real than the average fake), raw means otherwise; D's accuracy is
+    ``losses.d_accuracy`` (relativistic for wasserstein, ragan and rahinge)."""
     d_real, d_fake = d_real.detach().float(), d_fake.detach().float()
+    acc_real, acc_fake = losses.d_accuracy(adv, real=d_real, fake=d_fake)
     if adv.d is losses.d_loss_ragan:
         d_real, d_fake = torch.sigmoid(d_real - d_fake.mean()), torch.sigmoid(d_fake - d_real.mean())
-        t = 0.5
     elif losses.is_probabilistic(adv):
-        d_real, d_fake, t = torch.sigmoid(d_real), torch.sigmoid(d_fake), 0.5
-    else:
-        t = losses.decision_threshold(adv)
-    return {"d_real": d_real.mean(), "d_fake": d_fake.mean(),
-            "d_acc_real": (d_real > t).float().mean(), "d_acc_fake": (d_fake < t).float().mean()}
+        d_real, d_fake = torch.sigmoid(d_real), torch.sigmoid(d_fake)
+    return {"d_real": d_real.mean(), "d_fake": d_fake.mean(), "d_acc_real": acc_real, "d_acc_fake": acc_fake}
 
 
 @register_objective("superres")

@@ -5,13 +5,15 @@ ganforge.losses, ganforge.regularizers and ganforge.augment switched on from the
 Data is images [N, C, H, W] in [-1, 1], or 2-D points [N, 2] for the toy mixtures (then G has a
 linear output and ``sample`` returns [N, 2] unclamped).
 
-Phases: "D" (repeated train.n_critic times), "Dreg" (lazy R1/R2 every reg.r_interval steps, only
-when that interval is > 1), "G". What D sees, real and fake alike and in both D's and G's steps,
+Phases: "D" (repeated train.n_critic times), "Dreg" (lazy R1/R2 every reg.r_interval generator
+steps, that is every reg.r_interval x train.n_critic D steps, the penalty times that count; only
+when the interval is > 1), "G". What D sees, real and fake alike and in both D's and G's steps,
 passes through the same augmentation (DiffAugment or ADA) and the same instance noise.
 """
 from __future__ import annotations
 
 import threading
+import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -138,12 +140,33 @@ class UnconditionalGAN(Objective):
         r = self.reg
         self.lazy = r.r_interval > 1 and (r.r1 > 0 or r.r2 > 0)
         self.phases = [Phase("D", optimizer="D", repeat=cfg.train.n_critic)]
+        # D steps from one "Dreg" pass to the next: it runs every reg.r_interval iterations, each
+        # of train.n_critic D steps. StyleGAN2 (sec. 3.1, app. B) scales the penalty by the
+        # minibatches it stands for, so that its total is non-lazy R1's; scaling by r_interval
+        # alone had made lazy R1 n_critic times weaker. The lazy Adam ratio c = k / (k + 1)
+        # takes the same k.
+        self.d_reg_interval = r.r_interval * cfg.train.n_critic if self.lazy else 1
         if self.lazy:
-            # StyleGAN2's lazy regularization: its own step on the last D batch, every k steps.
+            # StyleGAN2's lazy regularization: its own step on the last D batch, every k iterations.
             self.phases.append(Phase("Dreg", optimizer="D", every=r.r_interval, fresh_batch=False))
+        self._warn_gp_on_batch_norm(cfg)
         # G needs no real data; reusing the last batch keeps one batch per D step.
         self.phases.append(Phase("G", optimizer="G", fresh_batch=False))
         self.g_steps = 0  # generator steps taken, for the instance-noise schedule
+
+    def _warn_gp_on_batch_norm(self, cfg) -> None:
+        """reg.gp on a D with BatchNorm, where model.d_norm was left to the architecture's default
+        (dcgan: batch); config validation warns when model.d_norm=batch is set explicitly. The
+        nets are inspected, so families whose own D has no BatchNorm (progressive, stylegan2,
+        biggan) get no warning."""
+        D = getattr(self, "nets", {}).get("D")
+        if self.reg.gp <= 0 or cfg.model.d_norm is not None or D is None:
+            return
+        if any(isinstance(mod, nn.modules.batchnorm._BatchNorm) for mod in D.modules()):
+            warnings.warn(f"reg.gp with a batch-normalized D (model.name={cfg.model.name}'s default D "
+                          f"norm): batch norm mixes the samples, so the per-sample gradient penalty is "
+                          f"not what WGAN-GP penalizes (Gulrajani et al. 2017, sec. 4); set "
+                          f"model.d_norm=layer (or none)", stacklevel=2)
 
     # ------------------------------------------------------------------ pieces
 
@@ -172,11 +195,10 @@ class UnconditionalGAN(Objective):
     def _scores(self, d_real: Tensor, d_fake: Tensor) -> dict[str, Tensor]:
         """Logged means: D(x) probabilities for logistic losses, raw scores otherwise."""
         d_real, d_fake = d_real.detach().float(), d_fake.detach().float()
-        t = losses.decision_threshold(self.adv)
+        acc_real, acc_fake = losses.d_accuracy(self.adv, real=d_real, fake=d_fake)
         out = {"d_real": d_real.mean(), "d_fake": d_fake.mean(),
-               # share of real / fake samples D classifies correctly (score above / below midpoint)
-               "d_acc_real": (d_real > t).float().mean(),
-               "d_acc_fake": (d_fake < t).float().mean()}
+               # share of real / fake samples D classifies correctly (losses.d_decisions)
+               "d_acc_real": acc_real, "d_acc_fake": acc_fake}
         if losses.is_probabilistic(self.adv):
             out["d_real"], out["d_fake"] = torch.sigmoid(d_real).mean(), torch.sigmoid(d_fake).mean()
         return out
@@ -237,14 +259,16 @@ class UnconditionalGAN(Objective):
             out["r2"] = regs.r2_penalty(D, fake_in)
             loss = loss + r.r2 / 2 * out["r2"]
         if isinstance(self.augment, augment_mod.ADA):
-            self.augment.observe(d_real)
+            # p moves by images seen: with PacGAN a score stands for model.pac images
+            self.augment.observe(d_real, images=real_in.shape[0])
             out["ada_p"] = d_real.new_tensor(self.augment.p, dtype=torch.float32)
         if r.instance_noise > 0:
             out["noise_std"] = d_real.new_tensor(self.noise_std(), dtype=torch.float32)
         return loss, {k: v.detach() for k, v in out.items()}
 
     def lazy_penalties(self, D, real: Tensor, make_fake) -> dict[str, Tensor]:
-        """The "Dreg" phase: lazy R1/R2 (StyleGAN2), the penalty times the interval.
+        """The "Dreg" phase: lazy R1/R2 (StyleGAN2), the penalty times the D steps it stands
+        for (``d_reg_interval``: reg.r_interval x train.n_critic).
         ``make_fake()`` draws the fakes for R2 (called without gradients)."""
         r = self.reg
         loss, out = real.new_zeros((), dtype=torch.float32), {}
@@ -256,7 +280,7 @@ class UnconditionalGAN(Objective):
                 fake = make_fake()
             out["r2"] = regs.r2_penalty(D, self.d_input(fake))
             loss = loss + r.r2 / 2 * out["r2"]
-        return {"loss": loss * r.r_interval, **{k: v.detach() for k, v in out.items()}}
+        return {"loss": loss * self.d_reg_interval, **{k: v.detach() for k, v in out.items()}}
 
     def after_step(self, phase: str) -> None:
         if phase == "D" and self.reg.clip > 0:

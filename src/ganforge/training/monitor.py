@@ -13,7 +13,8 @@ Record keys read (each optional: a detector that lacks its inputs stays silent):
     step                      int, required
     d_loss, g_loss            mean losses of the interval
     d_real, d_fake            mean D(x), D(G(z)) as probabilities
-    d_acc_real, d_acc_fake    fraction of real scored real / fake scored fake (see d_accuracy)
+    d_acc_real, d_acc_fake    fraction of real scored real / fake scored fake (see d_accuracy;
+                              relativistic for wasserstein, ragan, rahinge)
     g_grad_norm, d_grad_norm  mean L2 norm of all gradients of G / D (unscaled)
     diversity, diversity_real pairwise_diversity of a fixed probe batch of fakes / of reals
     probe_classes             classes the dataset's classifier finds among the probe fakes
@@ -51,9 +52,12 @@ Detectors (thresholds are fields of MonitorSettings):
   <= vanish_floor (1e-4), for `patience` records. This is the saturation of Goodfellow et
   al. 2014 (sec. 3): with D(G(z)) ~ 0 the minimax generator gradient sigmoid(d_fake)
   vanishes. Not judged for loss.name=wasserstein, whose critic scores are not logits (sigmoid
-  of them is no probability of "real"). (b) Whoever wins: g_grad_norm <= vanish_floor (no
-  gradient reaches G at all) while the probe's diversity is below collapse_ratio of real (or
-  not probed): the generator is stuck (saturated or dead units, a learning rate far too high);
+  of them is no probability of "real") and whose critic is meant to separate (CRITIC_LOSSES);
+  for ragan / rahinge, "D wins outright" is d_acc_real and d_acc_fake >= 0.95 alone, their
+  relativistic accuracy (RELATIVISTIC_LOSSES): their raw scores shift freely. (b) Whoever
+  wins: g_grad_norm <= vanish_floor (no gradient reaches G at all) while the probe's
+  diversity is below collapse_ratio of real (or not probed): the generator is stuck
+  (saturated or dead units, a learning rate far too high);
   fires after `patience` records like (a), or after 2 when G's gradient norm was exactly 0 in
   both: nothing reaches G at all (a non-finite one is a divergence).
 - divergence: a non-finite loss, weight or gradient; a grad norm above explode_factor (100)
@@ -118,6 +122,7 @@ from typing import Any, Callable, Iterable, Mapping
 import torch
 from torch import Tensor
 
+from .. import losses
 from ..config import MonitorConfig
 
 KINDS = ("mode_collapse", "vanishing_gradients", "divergence", "oscillation")
@@ -131,7 +136,15 @@ KEYS = {
 }
 DIFFAUGMENT_POLICY = "color,translation,cutout"  # Zhao et al. 2020, the policy for small data
 TOY_R1 = 0.01  # reg.r1 of the toy-ring8 / toy-grid25 presets (2-D point data)
-CRITIC_LOSSES = ("wasserstein",)  # D returns unanchored scores: "D wins outright" is undefined
+# A critic's scores are unanchored and it is no classifier: a critic that separates every pair is
+# what WGAN trains it to be, and G's gradient -mean d_fake does not saturate when it does
+# (Arjovsky et al. 2017, sec. 3), so "D wins outright" is not judged (nor are its loss values)
+CRITIC_LOSSES = ("wasserstein",)
+# The relativistic losses' raw scores shift freely too, but their D loss trains a decision, real
+# above the mean fake score and fake below the mean real score (Jolicoeur-Martineau 2019,
+# eqs. 9-10), which d_acc_real / d_acc_fake log for them: "D wins outright" is judged on that
+# relativistic accuracy alone, not on the raw d_real / d_fake
+RELATIVISTIC_LOSSES = ("ragan", "rahinge")
 # A rollback target's G loss may be this many times d_loss_healthy: a D that rejects fakes with
 # logits near -17 is normal (healthy StyleGAN2 and ESRGAN runs reach 16.8 and 18.9)
 G_HEALTHY_FACTOR = 10
@@ -160,9 +173,11 @@ def pairwise_diversity(x: Tensor) -> Tensor:
     return torch.pdist(flat).mean()
 
 
-def d_accuracy(logits_real: Tensor, logits_fake: Tensor) -> tuple[Tensor, Tensor]:
-    """(fraction of reals with logit > 0, fraction of fakes with logit < 0), each a [] tensor."""
-    return ((logits_real.detach() > 0).float().mean(), (logits_fake.detach() < 0).float().mean())
+def d_accuracy(scores_real: Tensor, scores_fake: Tensor, loss: str = "nonsaturating") -> tuple[Tensor, Tensor]:
+    """(d_acc_real, d_acc_fake) of D's scores under ``loss`` (a loss.name), each a [] tensor: the
+    objectives' own ``ganforge.losses.d_accuracy`` (logits: the shares of reals scored > 0 and
+    of fakes scored < 0; shift-invariant losses: the relativistic accuracy)."""
+    return losses.d_accuracy(losses.LOSSES.get(loss), real=scores_real, fake=scores_fake)
 
 
 def grad_norm(parameters: Iterable[Tensor]) -> Tensor:
@@ -661,12 +676,17 @@ class Monitor:
     def _vanishing(self, r: dict) -> tuple[bool, dict] | None:
         s = self.settings
         g, d_fake = r.get("g_grad_norm"), r.get("d_fake")
-        if not (_finite(g) and _finite(d_fake)) or _cfg(self.cfg, KEYS["loss"]) in CRITIC_LOSSES:
+        loss = _cfg(self.cfg, KEYS["loss"])
+        if not (_finite(g) and _finite(d_fake)) or loss in CRITIC_LOSSES:
             return None
         acc = [r.get(k) for k in ("d_acc_real", "d_acc_fake") if _finite(r.get(k))]
         d_real = r.get("d_real")
-        d_wins = (d_fake <= s.win_d_fake and all(a >= s.win_accuracy for a in acc)
-                  and (not _finite(d_real) or d_real >= s.win_accuracy))
+        relative = loss in RELATIVISTIC_LOSSES
+        if relative:  # the relativistic accuracy, both halves logged (see RELATIVISTIC_LOSSES)
+            d_wins = len(acc) == 2 and all(a >= s.win_accuracy for a in acc)
+        else:
+            d_wins = (d_fake <= s.win_d_fake and all(a >= s.win_accuracy for a in acc)
+                      and (not _finite(d_real) or d_real >= s.win_accuracy))
         early = max(self.early_g_grad, g if self.records < s.window else 0.0)
         # vanish_abs: a D that wins from the first record on leaves an 'early' norm that had
         # already vanished (0.023 then 0.0017 against healthy 7-18 on dcgan-fashion-mnist)
@@ -686,7 +706,9 @@ class Monitor:
                 if early > 0 and g <= s.vanish_ratio * early else
                 f"is {g:.3g} (at most monitor.vanish_abs {s.vanish_abs:g})" if s.vanish_floor < g <= s.vanish_abs
                 else f"is {g:.3g}")
-        evidence = {"message": f"D wins outright (D(G(z)) = {d_fake:.3g}) and G's gradient norm {fell}",
+        how = (f"it ranks {_percent(acc[0])} of reals above the mean fake score and {_percent(acc[1])} of fakes "
+               f"below the mean real score" if relative and len(acc) == 2 else f"D(G(z)) = {d_fake:.3g}")
+        evidence = {"message": f"D wins outright ({how}) and G's gradient norm {fell}",
                     "g_grad_norm": _round(g), "early_g_grad_norm": _round(early),
                     "d_fake": _round(d_fake)}
         for k in ("d_real", "d_acc_real", "d_acc_fake"):
