@@ -465,3 +465,16 @@ def test_the_best_checkpoint_holds_what_was_scored_without_ema(tmp_path):
     api.train(cfg, run, progress=False, dataset=random_dataset(), hooks=[hook])
     weights, _ = ckpt.load(ckpt.find(run, "best"))
     assert scored[4] and all(torch.equal(weights[f"G.{k}"], v) for k, v in scored[4].items())
+
+
+def test_a_truncated_state_file_is_named_in_whole_words(tmp_path):
+    """torch's damaged-zip message had been cut at 120 characters, mid-word ("... If yo")."""
+    run = tmp_path / "run"
+    _train(tiny_config(), run)
+    state = ckpt.find(run) / "state.pt"
+    state.write_bytes(state.read_bytes()[:-500])
+    with pytest.raises(CheckpointError) as info:
+        ganforge.load(run)
+    reason = str(info.value).split("corrupt or unreadable (", 1)[1].split("); delete", 1)[0]
+    assert reason and len(reason) <= 120, reason
+    assert "If yo" not in reason and ". " not in reason, reason  # one sentence, no fragment of a second

@@ -228,6 +228,17 @@ def clean_leftovers(ckpt_root: Path) -> list[str]:
     return sorted(removed)
 
 
+def _reason(exc: BaseException, limit: int = 120) -> str:
+    """The first sentence of an exception's first line, at most ``limit`` characters, cut at a word
+    ("..."): torch's damaged-zip error had been cut mid-word ("This is an internal miniz error.
+    If yo")."""
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    first = text.split(". ", 1)[0].rstrip(".")
+    if len(first) <= limit:
+        return first
+    return first[:limit - 3].rsplit(" ", 1)[0] + "..."
+
+
 def estimate_bytes(weights: dict[str, torch.Tensor], optimizers: dict[str, torch.optim.Optimizer]) -> int:
     """About the size of one checkpoint: the weights, two moment tensors per optimized parameter
     (Adam's; RMSprop keeps one) and 1 MB for the rest of state.pt."""
@@ -375,13 +386,13 @@ def load(path: Path, map_location: str | torch.device = "cpu") -> tuple[dict[str
         weights = load_file(str(path / WEIGHTS), device=str(map_location))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"checkpoint {path / WEIGHTS} is corrupt or unreadable "
-                              f"({str(exc).splitlines()[0][:120]}); delete {path} to fall back to "
+                              f"({_reason(exc)}); delete {path} to fall back to "
                               f"an earlier checkpoint, or retrain") from None
     try:
         state = torch.load(path / STATE, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for a damaged zip/pickle
         raise CheckpointError(f"checkpoint {path / STATE} is corrupt or unreadable "
-                              f"({str(exc).splitlines()[0][:120]}); delete {path} to fall back to "
+                              f"({_reason(exc)}); delete {path} to fall back to "
                               f"an earlier checkpoint, or retrain") from None
     _load_run_files(path.parent, state, map_location)
     return weights, state
