@@ -73,6 +73,20 @@ def test_the_other_datasets_official_training_images_are_refused(isolated, monke
         fetch("fashion-mnist", data_dir=mnist_like)
 
 
+def test_a_shared_data_folder_holding_the_other_dataset_is_passed_over(isolated, monkeypatch):
+    """GANFORGE_DATA, set for every dataset, with MNIST's official files at its top: asked for
+    Fashion-MNIST it had stopped every Fashion-MNIST preset (telling the user to change a
+    --data-dir never passed); it is passed over, as a folder without the files is."""
+    shared = write_idx_dataset(isolated / "shared", pixel=33)  # MNIST-like (0.129)
+    system = write_idx_dataset(isolated / "system", pixel=73)  # the Debian copy of Fashion-MNIST
+    monkeypatch.setattr(named, "OFFICIAL_TRAIN_COUNT", 6, raising=False)
+    monkeypatch.setenv("GANFORGE_DATA", str(shared))
+    assert fetch("fashion-mnist").startswith(f"fashion-mnist: found at {system}")
+    assert fetch("mnist") == f"mnist: found at {shared}"  # the one it holds is still found there
+    with pytest.raises(DataError, match="holds mnist, not fashion-mnist"):  # said for this dataset: refused
+        fetch("fashion-mnist", data_dir=shared)
+
+
 # ----------------------------------------------------------------------------- 2. a cache that cannot be written
 
 def test_a_cache_under_a_file_is_one_line(isolated, monkeypatch, capsys):
@@ -201,7 +215,7 @@ def test_audio_and_photos_are_answered_not_unknown(isolated, capsys):
     (isolated / "voice").mkdir()
     write_wav(isolated / "voice" / "a.wav", np.zeros(800, np.float32), 8000)
     code, out, err = _cli(capsys, f"audio:{isolated / 'voice'}")
-    assert (code, err) == (0, "") and out == f"audio:{isolated / 'voice'}: 1 audio files in {isolated / 'voice'}, " \
+    assert (code, err) == (0, "") and out == f"audio:{isolated / 'voice'}: 1 audio file in {isolated / 'voice'}, " \
                                              "read directly by training; nothing to fetch"
     code, out, err = _cli(capsys, f"audio:{isolated / 'none'}")
     assert code == 2 and len(err.splitlines()) == 1 and f"audio folder {isolated / 'none'} does not exist" in err

@@ -11,7 +11,7 @@ import time
 import warnings
 from pathlib import Path
 
-from .commands import add_device_argument, add_provenance_argument, add_run_arguments, seed
+from .commands import DATA_DIR_HELP, add_device_argument, add_provenance_argument, add_run_arguments, seed
 from .errors import ConfigError, DataError, GanforgeError, TrainingInterrupted, shell_arg
 
 EXIT_USAGE = 2
@@ -581,7 +581,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("overrides", nargs="*", metavar="key=value")
     s.add_argument("--out", help="run directory (default runs/<preset>-<timestamp>)")
     s.add_argument("--steps", type=int, help="shorthand for train.steps=N")
-    s.add_argument("--data-dir", help="look for the dataset here first (data.data_dir)")
+    s.add_argument("--data-dir", help=f"{DATA_DIR_HELP} (data.data_dir)")
     s.add_argument("--resume", action="store_true",
                    help="continue the run in --out (with a preset or YAML and no run there yet: start it)")
     s.add_argument("--force", action="store_true", help="start over in an existing --out (deletes it)")

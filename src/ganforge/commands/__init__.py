@@ -38,6 +38,12 @@ def add_provenance_argument(parser) -> None:
                              "version, config hash, step, seed, class) in the written images")
 
 
+# --data-dir's help: no longer "look here first", since a --data-dir without the dataset is an
+# error, not a reason to use another copy (data.named.obtain)
+DATA_DIR_HELP = "the folder (or its NAME subfolder) that holds the dataset; an error if it does not"
+REF_DATA_DIR_HELP = "the folder (or its NAME subfolder) that holds the reference dataset; an error if it does not"
+
+
 def add_json_argument(parser, help: str, *, force: bool = True) -> None:
     """--json OUT.json (``help``), and --force to overwrite it (``force``: add --force here; False
     where the command already has one)."""

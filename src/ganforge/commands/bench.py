@@ -28,7 +28,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..rundir import check_output_file
-from . import add_json_argument, json_output, seed
+from . import DATA_DIR_HELP, REF_DATA_DIR_HELP, add_json_argument, json_output, seed
 
 
 def cmd_modes(args) -> int:
@@ -233,7 +233,7 @@ def register_augment(sub, parser_class) -> None:
     a.add_argument("--reuse-gans", action="store_true",
                    help="keep the GAN runs already in --out whose config is the same (to vary "
                         "only the classifier settings); any other run there needs --force")
-    a.add_argument("--data-dir", help="look for the dataset here first")
+    a.add_argument("--data-dir", help=DATA_DIR_HELP)
     add_json_argument(a, "write the results here (default OUT/augment.json)", force=False)
     a.add_argument("--out", help="directory for the GAN runs (default runs/bench-augment-...)")
     a.add_argument("--force", action="store_true",
@@ -376,7 +376,7 @@ def register_gan_vs_diffusion(sub, parser_class) -> None:
     g.add_argument("--diffusion-batch", type=int, default=64, help="diffusion training batch (64)")
     g.add_argument("--extractor", help="feature extractor (default as ganforge eval)")
     g.add_argument("--inception-weights", metavar="PATH", help="local weights-inception-2015-12-05-6726825d.pth")
-    g.add_argument("--data-dir", help="look for the dataset here first (GAN and diffusion training, scoring)")
+    g.add_argument("--data-dir", help=f"{DATA_DIR_HELP} (GAN and diffusion training, scoring)")
     add_json_argument(g, "results JSON (default OUT/gan-vs-diffusion.json)", force=False)
     g.add_argument("--resume", action="store_true",
                    help="continue an interrupted call: same settings and --out; the seeds it finished "
@@ -471,7 +471,7 @@ def register_truncation(sub, parser_class) -> None:
     t.add_argument("--split", default="test", choices=["test", "train"], help="reference split (default test)")
     t.add_argument("--extractor", help="feature extractor (default as ganforge eval)")
     t.add_argument("--inception-weights", metavar="PATH", help="local weights-inception-2015-12-05-6726825d.pth")
-    t.add_argument("--data-dir", help="look for the reference dataset here first")
+    t.add_argument("--data-dir", help=REF_DATA_DIR_HELP)
     t.add_argument("--json", metavar="OUT.json", help="results (default RUN/truncation.json)")
     t.add_argument("--plot", help="plot (default: the JSON's name with .png)")
     t.set_defaults(func=cmd_truncation)

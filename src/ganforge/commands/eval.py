@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from . import add_json_argument, json_output, seed
+from . import DATA_DIR_HELP, REF_DATA_DIR_HELP, add_json_argument, json_output, seed
 
 DEFAULT_N = 10_000
 # Datasets with a classifier recipe; the same tuple as ganforge.metrics.features (a test checks),
@@ -203,7 +203,7 @@ def register(subparsers, parser_class) -> None:
     s.add_argument("--truncation", type=float, metavar="T",
                    help="for a run with truncation (BigGAN threshold, StyleGAN2 psi): score its samples "
                         "drawn at T (default: untruncated)")
-    s.add_argument("--data-dir", help="look for the reference dataset here first")
+    s.add_argument("--data-dir", help=REF_DATA_DIR_HELP)
     add_json_argument(s, "also write every value and the protocol here")
     s.add_argument("--quiet", action="store_true",
                    help="no progress lines: only the table, with its protocol and warnings")
@@ -217,6 +217,6 @@ def register(subparsers, parser_class) -> None:
     s.add_argument("dataset", choices=list(CLASSIFIER_DATASETS))
     s.add_argument("--out", help="weights file (default ~/.cache/ganforge/weights/<dataset>-cnn.safetensors)")
     s.add_argument("--epochs", type=int, help="override the recipe's epochs")
-    s.add_argument("--data-dir", help="look for the dataset here first")
+    s.add_argument("--data-dir", help=DATA_DIR_HELP)
     s.add_argument("--force", action="store_true", help="overwrite --out")
     s.set_defaults(func=cmd_train_classifier)

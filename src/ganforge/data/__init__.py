@@ -94,7 +94,8 @@ def _audio_note(name: str) -> str:
     files = audio_files(root)
     if not files:
         raise DataError(f"audio folder {root} holds no WAV, FLAC, OGG or MP3 file; {fix}")
-    return f"{name}: {len(files)} audio files in {root}, read directly by training; nothing to fetch"
+    return (f"{name}: {len(files)} audio file{'' if len(files) == 1 else 's'} in {root}, read directly by "
+            f"training; nothing to fetch")
 
 
 def dataset_info(name: str) -> dict:
