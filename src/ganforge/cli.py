@@ -6,6 +6,7 @@ import contextlib
 import importlib
 import os
 import pkgutil
+import re
 import sys
 import time
 import warnings
@@ -18,9 +19,29 @@ EXIT_USAGE = 2
 SAMPLE_N = 64  # ganforge sample's --n when neither --n nor --per-class is given
 
 
+# argparse's message for a value outside an argument's choices (a command, --split, --format)
+_INVALID_CHOICE = re.compile(r"invalid choice: '(?P<value>[^']*)' \(choose from (?P<choices>.*)\)$")
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, exit code 2
-        self.exit(EXIT_USAGE, f"ganforge: error: {message} (see '{self.prog} --help')\n")
+        self.exit(EXIT_USAGE, f"ganforge: error: {_suggest_choice(message)} (see '{self.prog} --help')\n")
+
+
+def _suggest_choice(message: str) -> str:
+    """argparse's "invalid choice" with the closest choice named, as flags, presets and keys are
+    ("did you mean 'train'?"): a mistyped command had listed all 24 commands in a 330-character
+    line (Python 3.14's suggest_on_error is not there in 3.11)."""
+    import difflib
+
+    found = _INVALID_CHOICE.search(message)
+    if found is None:
+        return message
+    choices = re.findall(r"'([^']*)'", found.group("choices"))
+    close = difflib.get_close_matches(found.group("value"), choices, n=1, cutoff=0.6)
+    if not close:
+        return message
+    return f"{message[:found.start()]}invalid choice: '{found.group('value')}'; did you mean '{close[0]}'?"
 
 
 def _refuse_overwrite(path: Path, force: bool) -> None:
@@ -657,7 +678,26 @@ def parse_args(argv: list[str], parser: argparse.ArgumentParser | None = None) -
         # (a config file whose name holds '=' stays the config).
         args.overrides.insert(0, args.config)
         args.config = None
+    _expand_home(args)
     return args
+
+
+def _expand_home(args: argparse.Namespace) -> None:
+    """A path argument that starts with ``~`` means the home folder, wherever the shell left it
+    unexpanded (``--out=~/runs/x``, a quoted value from YAML or CI): ``--out=~/g.png`` had written
+    ./~/g.png, a folder named ``~`` that ``rm -rf ~`` would confuse with home. Every string (and
+    list of strings) the parser gave is a path, a name or a number, and only a path starts with
+    ``~/`` (overrides are ``key=value``)."""
+    def home(value):
+        if isinstance(value, str) and (value == "~" or value.startswith("~/")):
+            return os.path.expanduser(value)
+        return value
+
+    for key, value in vars(args).items():
+        if isinstance(value, list):
+            setattr(args, key, [home(v) for v in value])
+        else:
+            setattr(args, key, home(value))
 
 
 def _deepest_parser(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.ArgumentParser:

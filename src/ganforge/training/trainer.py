@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import math
+import os
 import signal
 import sys
 import threading
@@ -126,9 +127,12 @@ def _rmsprop(params, *, lr, betas, device):  # the original WGAN recipe (Arjovsk
 
 
 def _is_terminal(stream) -> bool:
+    """Whether ``stream`` is a terminal a progress bar can be drawn in: a TTY of known width. One
+    that reports 0 columns (``docker run -t``, CI runners' ptys, ``script``) had shown no progress
+    at all (tqdm draws nothing at width 0): it gets the plain lines a pipe gets."""
     try:
-        return stream.isatty()
-    except (AttributeError, ValueError):  # replaced by an object without it, or closed
+        return stream.isatty() and os.get_terminal_size(stream.fileno()).columns > 0
+    except (AttributeError, ValueError, OSError):  # replaced, closed, or of unknown size
         return False
 
 
