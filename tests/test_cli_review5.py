@@ -57,3 +57,24 @@ def test_a_terminal_of_zero_columns_gets_the_plain_lines():
         assert _is_terminal(stream) is False  # closed
     finally:
         os.close(leader)
+
+
+def test_quiet_training_reads_a_folder_without_progress_lines(tmp_path, capsys):
+    """train --quiet (api.train(progress=False)) had printed "read 53 of 523 images (10%)" ten
+    times: reading the folder is progress too."""
+    import numpy as np
+    from PIL import Image
+
+    from conftest import tiny_config
+    from ganforge import api
+    from ganforge.data import folder
+
+    images = tmp_path / "imgs"
+    images.mkdir()
+    for i in range(folder.PROGRESS_FILES):
+        Image.fromarray(np.full((16, 16), i, np.uint8)).save(images / f"{i:03d}.png")
+    cfg = tiny_config(**{"data.name": f"folder:{images}", "train.steps": 1})
+    api.train(cfg, tmp_path / "quiet", progress=False)
+    assert "images" not in capsys.readouterr().err
+    api.train(cfg, tmp_path / "shown", progress=True)
+    assert f"reading {folder.PROGRESS_FILES} images from {images}" in capsys.readouterr().err

@@ -23,6 +23,7 @@ import yaml
 
 from . import config as config_mod
 from . import losses
+from . import progress as progress_lines
 from . import rundir
 from .atomic import atomic_write_text, check_readable
 from .config import Config, load_config  # noqa: F401  (ganforge.load_config, families registered)
@@ -660,7 +661,8 @@ def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: boo
         if resume:
             _check_given_dataset(run_dir, dataset)
         try:
-            objective, dataset = _build_checked(cfg, dataset, resuming=weights is not None)
+            with progress_lines.silenced(not progress):  # --quiet: no "read 53 of 523 images" lines
+                objective, dataset = _build_checked(cfg, dataset, resuming=weights is not None)
         except DataError as exc:
             if not resume or folder_data.TRAIN_FIX not in str(exc):
                 raise

@@ -3,8 +3,29 @@ plain line per tenth of the job, or after ``seconds`` without one; never a carri
 log file gets readable lines. (Training has its bar, or trainer._LineProgress in a log.)"""
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import time
-from typing import Callable
+from typing import Callable, Iterator
+
+# Off inside ``silenced()``: a training started with progress off (``ganforge train --quiet``,
+# ``api.train(progress=False)``) had still printed "read 53 of 523 images (10%)" ten times
+_SHOWN = contextvars.ContextVar("ganforge_progress_shown", default=True)
+
+
+def shown() -> bool:
+    """Whether progress lines of jobs outside training (reading a folder) are said here."""
+    return _SHOWN.get()
+
+
+@contextlib.contextmanager
+def silenced(silent: bool = True) -> Iterator[None]:
+    """No progress lines within (``silent``); warnings and errors are said as ever."""
+    token = _SHOWN.set(not silent and _SHOWN.get())
+    try:
+        yield
+    finally:
+        _SHOWN.reset(token)
 
 
 class Tenths:

@@ -22,6 +22,7 @@ import torch
 from PIL import Image, ImageOps
 
 from ..errors import DataError
+from .. import progress
 from ..progress import Tenths
 from .base import DATASETS, ImageDataset, LoadRequest, default_max_memory_bytes
 from .imageio import EXTENSIONS, normalize, too_large
@@ -105,7 +106,7 @@ def _decode_all(folder: Path, n: int, job) -> list[str | None]:
         print(text, file=sys.stderr, flush=True)
 
     tenths = None
-    if n >= PROGRESS_FILES:
+    if n >= PROGRESS_FILES and progress.shown():
         say(f"ganforge: reading {n} images from {folder} ...")
         tenths = Tenths(say, n if n > PROGRESS_TENTHS else None,
                         lambda done: f"ganforge: read {done} of {n} images ({100 * done // n}%)",
