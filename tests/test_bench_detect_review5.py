@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from conftest import tiny_config
+from test_bench_review import fake_seed_result
 from ganforge import api
 from ganforge.cli import main
 
@@ -142,11 +143,7 @@ def test_gan_vs_diffusion_passes_data_dir_on(tmp_path, capsys, monkeypatch):
 
     def fake_seed(s, seed, out, log):
         seen["data_dir"] = s.data_dir
-        metrics = {k: 0.5 for k in gvd.METRICS}
-        return {"seed": seed, "gan": {"train": {"steps": 1}, "metrics": dict(metrics), "images_per_s": 100.0},
-                "diffusion": {"train": {"steps": 1}, "metrics": {"ddim3": dict(metrics)},
-                              "images_per_s": {"ddim3": 1.0}},
-                "grids": {"GAN": torch.zeros(4, 1, 8, 8)}, "protocol": {"extractor": "x", "warnings": []}}
+        return fake_seed_result(seed)
 
     monkeypatch.setattr(gvd, "run_seed", fake_seed)
     monkeypatch.setattr(cmd, "_check_scoring", lambda s: None)

@@ -22,6 +22,17 @@ from ganforge import cli
 GVD_TINY = ["--steps", 1, "--seeds", "0", "--n", 20, "--quality-samplers", "ddim3", "--speed-samplers", "ddim3"]
 
 
+def fake_seed_result(seed: int) -> dict:
+    """What gan_vs_diffusion.run_seed returns, without training: the benchmark's bookkeeping alone."""
+    from ganforge.bench import gan_vs_diffusion as gvd
+
+    metrics = {k: 0.5 for k in gvd.METRICS}
+    return {"seed": seed, "gan": {"train": {"steps": 1}, "metrics": dict(metrics), "images_per_s": 100.0},
+            "diffusion": {"train": {"steps": 1}, "metrics": {"ddim3": dict(metrics)},
+                          "images_per_s": {"ddim3": 1.0}},
+            "grids": {"GAN": torch.zeros(4, 1, 8, 8)}, "protocol": {"extractor": "x", "warnings": []}}
+
+
 def _cli(capsys, *args):
     """(exit code, stdout, stderr) of the command line run in this process."""
     capsys.readouterr()
@@ -103,11 +114,7 @@ def test_interrupted_gan_vs_diffusion_says_what_is_kept_and_force_replaces_it(gv
 
     def fake_seed(s, seed, out_dir, log):  # the rerun: no training, the benchmark's own bookkeeping
         assert not (out_dir / "gan-seed0").exists()  # the interrupted run was replaced first
-        metrics = {k: 0.5 for k in gvd.METRICS}
-        return {"seed": seed, "gan": {"train": {"steps": 1}, "metrics": dict(metrics), "images_per_s": 100.0},
-                "diffusion": {"train": {"steps": 1}, "metrics": {"ddim3": dict(metrics)},
-                              "images_per_s": {"ddim3": 1.0}},
-                "grids": {"GAN": torch.zeros(4, 1, 8, 8)}, "protocol": {"extractor": "x", "warnings": []}}
+        return fake_seed_result(seed)
 
     monkeypatch.setattr(gvd, "run_seed", fake_seed)
     code, _, err = _cli(capsys, "bench", "gan-vs-diffusion", *GVD_TINY, "--out", out, "--force")
