@@ -44,18 +44,36 @@ def label_accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     return float((np.asarray(logits).argmax(1) == np.asarray(labels)).mean())
 
 
+def intra_fid_classes(fake_labels: np.ndarray, real_labels: np.ndarray | None, *,
+                      min_per_class: int = 2) -> tuple[dict[int, tuple[int, int | None]],
+                                                       dict[int, tuple[int, int | None]]]:
+    """(included, left_out), each {class: (generated, reference)}: the classes the generated
+    labels name, split by whether both sides have ``min_per_class`` samples (``intra_fid``
+    averages the included ones). ``real_labels`` None: the reference counts are unknown (None)
+    and only the generated side decides."""
+    def counts(labels) -> dict[int, int]:
+        classes, n = np.unique(np.asarray(labels).reshape(-1), return_counts=True)
+        return {int(c): int(k) for c, k in zip(classes, n)}
+
+    real_counts = None if real_labels is None else counts(real_labels)
+    included, left_out = {}, {}
+    for c, f in counts(fake_labels).items():
+        r = None if real_counts is None else real_counts.get(c, 0)
+        ok = f >= min_per_class and (r is None or r >= min_per_class)
+        (included if ok else left_out)[int(c)] = (f, r)
+    return included, left_out
+
+
 def intra_fid(fake_features: np.ndarray, fake_labels: np.ndarray, real_features: np.ndarray,
               real_labels: np.ndarray, *, min_per_class: int = 2) -> tuple[float, dict[int, float]]:
     """Intra-class FID (Miyato & Koyama 2018, "cGANs with Projection Discriminator"): the FID
     between generated and real samples of each class, averaged over the classes that have at
-    least ``min_per_class`` samples on both sides. Returns (mean, {class: fid})."""
+    least ``min_per_class`` samples on both sides (``intra_fid_classes`` says which those are,
+    and which are left out). Returns (mean, {class: fid})."""
     from .fid import fid
 
-    per_class = {}
-    for c in np.unique(real_labels):
-        f, r = fake_features[fake_labels == c], real_features[real_labels == c]
-        if len(f) >= min_per_class and len(r) >= min_per_class:
-            per_class[int(c)] = fid(f, r)
+    included, _ = intra_fid_classes(fake_labels, real_labels, min_per_class=min_per_class)
+    per_class = {c: fid(fake_features[fake_labels == c], real_features[real_labels == c]) for c in included}
     if not per_class:
         raise ValueError("no class has enough samples on both sides for intra-class FID")
     return float(np.mean(list(per_class.values()))), per_class

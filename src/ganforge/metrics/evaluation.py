@@ -185,6 +185,11 @@ def _intra_fid(ctx: _Context):
     mean, per_class = coverage.intra_fid(ctx.fake.features, ctx.labels, ctx.ref.features.features,
                                          ctx.ref.labels)
     ctx.details["intra_fid_per_class"] = {str(k): round(v, 5) for k, v in per_class.items()}
+    included, left_out = coverage.intra_fid_classes(ctx.labels, ctx.ref.labels)
+    # {class: [generated, reference]}: what the small-sample warnings read (the hook's too)
+    ctx.details["intra_fid_samples"] = {str(c): list(n) for c, n in sorted({**included, **left_out}.items())}
+    if left_out:
+        ctx.details["intra_fid_left_out"] = _left_out(left_out, ctx.ref.class_names)
     return {"intra_fid": mean}
 
 
@@ -204,6 +209,23 @@ PPL_N_MAX = 5000  # latent pairs (the paper: 100,000 with LPIPS on a GPU)
 for _space in ("w", "z"):  # metrics that take the generator, not only its samples (ganforge.metrics.ppl)
     _metric((f"ppl_{_space}",), needs=("generator", "classifier"), better={f"ppl_{_space}": "lower"},
             doc=f"perceptual path length in {_space.upper()} (end points, classifier features)")(_ppl(_space))
+
+
+def _class_name(c: int, class_names) -> str:
+    return str(class_names[c]) if class_names is not None and 0 <= c < len(class_names) else f"class {c}"
+
+
+def _left_out(left_out: dict, class_names) -> list[str]:
+    """["Ankle boot (1 generated image)", ...] of ``coverage.intra_fid_classes``'s left-out classes."""
+    def count(k: int, what: str) -> str:
+        return f"{k} {what} image{'' if k == 1 else 's'}"
+
+    out = []
+    for c, (f, r) in sorted(left_out.items()):
+        sides = [count(f, "generated")] if f < 2 or r is None or r >= 2 else []
+        sides += [count(r, "reference")] if r is not None and r < 2 else []
+        out.append(f"{_class_name(c, class_names)} ({', '.join(sides)})")
+    return out
 
 
 def better(key: str) -> str:
@@ -472,6 +494,7 @@ def evaluate_features(fake: Features, *, shape, ref: str, extractor: str | Extra
         "feature_dim": int(fake.features.shape[1]),
         "warnings": small_sample_warnings(values, n_fake=len(fake), n_ref=reference.info["n"],
                                           dim=fake.features.shape[1], labels=labels,
+                                          ref_labels=reference.labels, class_names=reference.class_names,
                                           ref=ref if ref.startswith("folder:") else f"{ref}/{split}",
                                           more_samples=more_samples)
         + ([f"{class_note}: the label metrics are left out"] if class_note else []),
@@ -481,7 +504,8 @@ def evaluate_features(fake: Features, *, shape, ref: str, extractor: str | Extra
 
 def small_sample_warnings(values: dict, *, n_fake: int, n_ref: int, dim: int, labels=None,
                           option: str = "--n", ref: str | None = None,
-                          more_samples: str | None = None) -> list[str]:
+                          more_samples: str | None = None, ref_labels=None,
+                          class_names: Sequence[str] | None = None) -> list[str]:
     """What the sample sizes make unreliable, in words (the CLI prints them; the JSON keeps them).
     ``option``: what sets the number of samples, named in the advice (``eval.n`` during training).
     ``ref``: the reference's name (``folder:photos``, ``fashion-mnist/test``): when it holds fewer
@@ -489,7 +513,10 @@ def small_sample_warnings(values: dict, *, n_fake: int, n_ref: int, dim: int, la
     ``option``, which cannot change it. ``more_samples``: given when the generated images are all
     there are (an npz or folder holding fewer than asked; translate-eval's held-out images), how
     to get more (``write more samples to s.npz``, ``add held-out images to testA/ and testB/``):
-    the advice names it instead of ``option``, which only lowers n (it had said "use --n 2000")."""
+    the advice names it instead of ``option``, which only lowers n (it had said "use --n 2000").
+    ``labels``, ``ref_labels``: the generated and the reference images' classes, for intra_fid:
+    the classes it leaves out, and the fewest images of a class it averages, on either side
+    (``class_names``: the reference's, to name them)."""
     out = []
     n = min(n_fake, n_ref)
     short_ref = n_ref < n_fake  # the reference limits n: no value of the option raises it
@@ -525,13 +552,8 @@ def small_sample_warnings(values: dict, *, n_fake: int, n_ref: int, dim: int, la
         out.append(f"fid from {n} samples of {dim}-dimensional features: the covariance is singular and "
                    f"FID is strongly biased upward at small n (Chong & Forsyth 2020); {advice}")
     if "intra_fid" in values and labels is not None and len(labels):
-        counts = np.bincount(np.asarray(labels))
-        fewest = int(counts[counts > 0].min())
-        if fewest <= dim:
-            out.append(f"intra_fid from as few as {fewest} samples of a class against {dim}-dimensional "
-                       f"features: each class's covariance is singular and its FID biased upward; use "
-                       f"more than {dim} samples per class (eval RUN --n above {dim} x the classes, or "
-                       f"ganforge sample --per-class) and compare only at equal n")
+        out += _intra_fid_warnings(labels, ref_labels, dim=dim, option=option, ref=ref, n_ref=n_ref,
+                                   short_ref=short_ref, class_names=class_names)
     if "is" in values and "is_std" not in values:
         size = IS_SPLITS * MIN_PER_SPLIT  # IS reads the generated images only
         advice = (f"{more_samples} ({size} or more, {IS_SPLITS} splits)" if more_samples is not None else
@@ -555,4 +577,39 @@ def small_sample_warnings(values: dict, *, n_fake: int, n_ref: int, dim: int, la
             out.append(f"{what} from {n} samples with k={k}: each k-nearest-neighbour ball "
                        f"holds {k / n:.0%} of its set (over 1%), so the balls are coarse and the values "
                        f"biased; {advice}")
+    return out
+
+
+def _intra_fid_warnings(labels, ref_labels, *, dim: int, option: str, ref: str | None, n_ref: int,
+                        short_ref: bool, class_names) -> list[str]:
+    """intra_fid's part of ``small_sample_warnings``: the classes it leaves out, and a class with
+    too few images for its covariance on the smaller side, over the classes it averages (a
+    reference of 40 images a class had scored 14.78 instead of 2.44 with no warning, which
+    counted only the generated images)."""
+    out = []
+    included, left_out = coverage.intra_fid_classes(labels, ref_labels)
+    if left_out:
+        out.append(f"intra_fid averages {len(included)} of {len(included) + len(left_out)} classes; left out: "
+                   f"{', '.join(_left_out(left_out, class_names))} (a class needs 2 images on each side)")
+    if not included:
+        return out
+    fewest_fake = min(f for f, _ in included.values())
+    real = {c: r for c, (_, r) in included.items() if r is not None}
+    thin = min(real, key=real.get) if real else None
+    what = "each class's covariance is singular and its FID biased upward"
+    if thin is not None and real[thin] < fewest_fake and real[thin] <= dim:
+        k = len(class_names) if class_names else len(np.unique(np.asarray(ref_labels)))
+        name = f"the reference {ref + ' ' if ref else ''}"
+        fix = ("add images of each class to it or use a larger reference" if short_ref else
+               f"use {option}{'=' if '.' in option else ' '}{dim * k + k} or more (more than {dim} "
+               f"reference images of each of its {k} classes)")
+        out.append(f"intra_fid from as few as {real[thin]} reference images of a class "
+                   f"({_class_name(thin, class_names)}: {name}has {n_ref} images of {k} classes) against "
+                   f"{dim}-dimensional features: {what}; {fix}, and compare only at equal n")
+    elif fewest_fake <= dim:
+        more = (f"eval RUN --n above {dim} x the classes, or ganforge sample --per-class" if option == "--n" else
+                f"{option} above {dim} x the classes")
+        out.append(f"intra_fid from as few as {fewest_fake} samples of a class against {dim}-dimensional "
+                   f"features: {what}; use more than {dim} samples per class ({more}) and compare only at "
+                   f"equal n")
     return out

@@ -141,9 +141,15 @@ def training_hook(cfg, *, metrics: Sequence[str], n: int, split: str = "train", 
             return
         warned.append(True)
         say = getattr(trainer, "warn", None) or (lambda text: print(text, flush=True))
+        # intra_fid's per-class counts, as the evaluation matched the sampled labels (class i % K of
+        # sample i) to the reference's classes: without them its warning had never been given here
+        samples = (getattr(result, "details", None) or {}).get("intra_fid_samples") or {}
+        classes = [int(c) for c in samples]
+        labels = np.repeat(classes, [g for g, _ in samples.values()]) if samples else None
+        ref_labels = np.repeat(classes, [r for _, r in samples.values()]) if samples else None
         for text in small_sample_warnings(result.values, n_fake=protocol["n_generated"],
                                           n_ref=protocol["n_reference"], dim=protocol["feature_dim"],
-                                          option="eval.n"):
+                                          option="eval.n", labels=labels, ref_labels=ref_labels):
             say(f"ganforge: eval.n={n}: {text}")
 
     def one_process(trainer) -> dict[str, float]:
