@@ -295,7 +295,9 @@ def test_progress_in_a_log_file_is_plain_lines(tmp_path, capsys):
 
 
 def test_progress_on_a_terminal_is_the_bar(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # a terminal 80 columns wide
+    monkeypatch.setattr(sys.stderr, "fileno", lambda: 2, raising=False)
+    monkeypatch.setattr(os, "get_terminal_size", lambda fd=None: os.terminal_size((80, 24)))
     _train(tiny_config(), tmp_path / "run", progress=True)
     err = capsys.readouterr().err
     assert "\r" in err and "ganforge: step" not in err
