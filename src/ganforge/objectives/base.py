@@ -21,6 +21,7 @@ A phase names the optimizer it steps, how often it repeats (n_critic) and how of
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping
@@ -198,6 +199,8 @@ class Objective:
             raise DataError(f"{dataset.name} has one class ('{names[0]}'); class-conditional "
                             f"training needs two or more (one subfolder per class), or train "
                             f"objective=unconditional")
+        if "sample_labels" in cls.capabilities and info["has_labels"] and info["num_classes"] >= 2:
+            _note_unbalanced(dataset.name, dataset.labels, names)
         points = getattr(dataset, "points", None)
         if points is not None:  # toy mixtures: samples are [N, point_dim], not images
             if not cls.accepts_points:
@@ -346,6 +349,25 @@ class Objective:
 
 
 OBJECTIVES: Registry[type[Objective]] = Registry("objective")
+
+
+# A class with fewer than this share of the largest class's images is named at training start
+UNBALANCED_RATIO = 0.1
+
+
+def _note_unbalanced(name: str, labels, names) -> None:
+    """A one-line warning when a class-conditional run's classes are far from balanced (a folder
+    of 500, 20 and 3 images a class had trained without a word): batches are drawn from the
+    images, so the rarest class is seen, and learned, least."""
+    counts = torch.bincount(torch.as_tensor(labels).reshape(-1).long(), minlength=len(names))
+    rare, common = int(counts.argmin()), int(counts.argmax())
+    if counts[rare] >= UNBALANCED_RATIO * counts[common]:
+        return
+    share = float(counts[rare]) / max(1, int(counts.sum()))
+    warnings.warn(f"the classes of {name} are unbalanced: '{names[rare]}' has {int(counts[rare])} images against "
+                  f"{int(counts[common])} of '{names[common]}' ({share:.1%} of the data), so a class-conditional "
+                  f"generator sees it in about that share of its batches and learns it least; add images of the "
+                  f"rare classes or leave some of the common ones out", stacklevel=3)
 
 
 def refuse_unused_model_settings(cfg, used: set[str]) -> None:
