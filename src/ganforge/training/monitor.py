@@ -54,7 +54,7 @@ Detectors (thresholds are fields of MonitorSettings):
   vanishes. Not judged for loss.name=wasserstein, whose critic scores are not logits (sigmoid
   of them is no probability of "real") and whose critic is meant to separate (CRITIC_LOSSES);
   for ragan / rahinge, "D wins outright" is d_acc_real and d_acc_fake >= 0.95 alone, their
-  relativistic accuracy (RELATIVISTIC_LOSSES): their raw scores shift freely. (b) Whoever
+  relativistic accuracy (_relativistic): their raw scores shift freely. (b) Whoever
   wins: g_grad_norm <= vanish_floor (no gradient reaches G at all) while the probe's
   diversity is below collapse_ratio of real (or not probed): the generator is stuck
   (saturated or dead units, a learning rate far too high);
@@ -124,6 +124,7 @@ from torch import Tensor
 
 from .. import losses
 from ..config import MonitorConfig
+from ..errors import ConfigError
 
 KINDS = ("mode_collapse", "vanishing_gradients", "divergence", "oscillation")
 
@@ -140,11 +141,20 @@ TOY_R1 = 0.01  # reg.r1 of the toy-ring8 / toy-grid25 presets (2-D point data)
 # what WGAN trains it to be, and G's gradient -mean d_fake does not saturate when it does
 # (Arjovsky et al. 2017, sec. 3), so "D wins outright" is not judged (nor are its loss values)
 CRITIC_LOSSES = ("wasserstein",)
-# The relativistic losses' raw scores shift freely too, but their D loss trains a decision, real
-# above the mean fake score and fake below the mean real score (Jolicoeur-Martineau 2019,
-# eqs. 9-10), which d_acc_real / d_acc_fake log for them: "D wins outright" is judged on that
-# relativistic accuracy alone, not on the raw d_real / d_fake
-RELATIVISTIC_LOSSES = ("ragan", "rahinge")
+
+
+def _relativistic(loss_name) -> bool:
+    """Whether "D wins outright" is judged on the relativistic accuracy alone: a shift-invariant
+    loss (``losses.is_shift_invariant``: ragan, rahinge, one a plugin marks so) that is not a
+    critic's. Their raw scores shift freely, but their D loss trains a decision, real above the
+    mean fake score and fake below the mean real score (Jolicoeur-Martineau 2019, eqs. 9-10),
+    which d_acc_real / d_acc_fake log for them."""
+    if not isinstance(loss_name, str) or loss_name in CRITIC_LOSSES:
+        return False
+    try:
+        return losses.is_shift_invariant(losses.LOSSES.get(loss_name))
+    except ConfigError:  # a name no loss is registered under here: judged as before
+        return False
 # A rollback target's G loss may be this many times d_loss_healthy: a D that rejects fakes with
 # logits near -17 is normal (healthy StyleGAN2 and ESRGAN runs reach 16.8 and 18.9)
 G_HEALTHY_FACTOR = 10
@@ -681,8 +691,8 @@ class Monitor:
             return None
         acc = [r.get(k) for k in ("d_acc_real", "d_acc_fake") if _finite(r.get(k))]
         d_real = r.get("d_real")
-        relative = loss in RELATIVISTIC_LOSSES
-        if relative:  # the relativistic accuracy, both halves logged (see RELATIVISTIC_LOSSES)
+        relative = _relativistic(loss)
+        if relative:  # the relativistic accuracy, both halves logged (see _relativistic)
             d_wins = len(acc) == 2 and all(a >= s.win_accuracy for a in acc)
         else:
             d_wins = (d_fake <= s.win_d_fake and all(a >= s.win_accuracy for a in acc)
