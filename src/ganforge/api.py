@@ -24,7 +24,7 @@ import yaml
 from . import config as config_mod
 from . import losses
 from . import progress as progress_lines
-from . import rundir
+from . import registry, rundir
 from .atomic import atomic_write_text, check_readable
 from .config import Config, load_config  # noqa: F401  (ganforge.load_config, families registered)
 from .data import folder as folder_data
@@ -103,6 +103,50 @@ GIVEN_DATASET = "dataset.json"
 def _record_given_dataset(run_dir: Path, dataset) -> None:
     """RUN/dataset.json names the dataset passed from Python that the run trains on."""
     atomic_write_text(run_dir / GIVEN_DATASET, json.dumps({"name": str(dataset.name)}) + "\n")
+
+
+# The modules outside ganforge (plugins) that had registered names when the run trained: a run of
+# a plugin's family or architecture cannot be loaded without them, and its error names them.
+PLUGINS_FILE = "plugins.json"
+
+
+def _record_plugins(run_dir: Path) -> None:
+    """RUN/plugins.json lists the plugin modules imported while the run trained (with those of
+    its earlier starts); no file when there were none. Only names are kept: loading a run never
+    imports what it lists, as a run folder from elsewhere must not run code."""
+    modules = sorted(set(registry.plugin_modules()) | set(recorded_plugins(run_dir)))
+    if modules and modules != recorded_plugins(run_dir):
+        atomic_write_text(run_dir / PLUGINS_FILE, json.dumps({"modules": modules}) + "\n")
+
+
+def recorded_plugins(path: Path) -> list[str]:
+    """The plugin modules a run directory (plugins.json) or model folder (config.json's
+    "plugins") recorded; [] when none or unreadable."""
+    try:
+        if is_model_folder(path):
+            modules = json.loads((path / MODEL_CONFIG).read_text()).get("plugins", [])
+        else:
+            modules = json.loads((path / PLUGINS_FILE).read_text())["modules"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return []
+    if not isinstance(modules, list):
+        return []
+    return [m for m in modules if isinstance(m, str) and registry.is_plugin_module(m)]
+
+
+@contextlib.contextmanager
+def naming_plugins(path: Path):
+    """An error saying a name needs its plugin imported names the modules the run recorded
+    (those not imported now), not just "GANFORGE_PLUGINS=module"."""
+    try:
+        yield
+    except ConfigError as exc:
+        import sys
+
+        missing = [m for m in recorded_plugins(Path(path)) if m not in sys.modules]
+        if not missing or registry.PLUGIN_HINT not in str(exc):
+            raise
+        raise type(exc)(str(exc).replace(registry.PLUGIN_HINT, registry.plugin_hint(missing))) from None
 
 
 def _check_given_dataset(run_dir: Path, dataset) -> None:
@@ -218,7 +262,8 @@ def resume_config(run_dir: Path, overrides: list[str]) -> Config:
     description (the report's header, the model card) says what a resume changed: it had kept
     naming the overrides of the first start ("with train.steps=100" in a run of 40 steps)."""
     raw = _saved_config(Path(run_dir))
-    cfg = config_mod.from_dict(config_mod.apply_overrides(raw, overrides))
+    with naming_plugins(Path(run_dir)):
+        cfg = config_mod.from_dict(config_mod.apply_overrides(raw, overrides))
     # a relative data.name=folder:PATH repeated from the run's first directory is no change
     _absolute_data_paths(cfg)
     changes = config_changes(config_mod.from_dict(raw), cfg)
@@ -479,8 +524,9 @@ def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
                 raise
             try:
                 if world.is_main:
-                    result = _train_main(cfg, run_dir, device, resume=resume, force=force, progress=progress,
-                                         hooks=hooks, dataset=dataset, on_start=on_start, claimed=claimed)
+                    with naming_plugins(run_dir) if resume else contextlib.nullcontext():
+                        result = _train_main(cfg, run_dir, device, resume=resume, force=force, progress=progress,
+                                             hooks=hooks, dataset=dataset, on_start=on_start, claimed=claimed)
                 else:
                     result = _train_other(cfg, run_dir, device, resume=resume, hooks=hooks, dataset=dataset)
             except GanforgeError as exc:  # the other ranks, waiting in a collective, can name it
@@ -689,6 +735,7 @@ def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: boo
             atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
         if given_data:  # config.yaml's data.name is not what it trains on: a resume must pass it again
             _record_given_dataset(run_dir, dataset)
+        _record_plugins(run_dir)
         ckpt.clean_leftovers(run_dir / "checkpoints")  # ours to remove: we hold the lock
         distributed.barrier(distributed.current_world())  # the other ranks may now read it
         distributed.same_on_all_ranks(_resume_point(resumed_from), distributed.current_world(),
@@ -797,6 +844,10 @@ class LoadedRun:
             raise CheckpointError(f"checkpoint must be 'latest', 'best' or a step_XXXXXXX name, got {checkpoint!r}")
         # a checkpoint folder (train()'s .checkpoint) is its run with that checkpoint
         self.run_dir, checkpoint = ckpt.run_of_checkpoint(run_dir, checkpoint)
+        with naming_plugins(self.run_dir):
+            self._open(checkpoint, device, require)
+
+    def _open(self, checkpoint: str, device: str, require: str | None) -> None:
         if not self.run_dir.is_dir():
             what = "is a file, not a run directory" if self.run_dir.exists() else "does not exist"
             raise CheckpointError(f"{self.run_dir} {what}; pass the directory a training run wrote (its --out)")

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import difflib
+import inspect
+import sys
 from typing import Callable, Generic, TypeVar
 
 from .errors import ConfigError
@@ -45,10 +47,43 @@ class DuplicateName(ConfigError, ValueError):
     """A name registered again with another definition (a ValueError too, as it had been)."""
 
 
+_ALL: list["Registry"] = []  # every registry, for plugin_modules()
+
+
+def _origin(obj, caller) -> str:
+    """The module a registration comes from: a class's or function's own module (a decorator
+    such as register_objective passes it through ganforge's code), else the module that called
+    ``register(name)(obj)``."""
+    if inspect.isclass(obj) or inspect.isfunction(obj):
+        return obj.__module__
+    return caller.f_globals.get("__name__", "") if caller is not None else ""
+
+
+def is_plugin_module(module: str) -> bool:
+    """A module outside ganforge that another process can import by name (not a script's
+    ``__main__``, not a notebook's cell)."""
+    return bool(module) and module.split(".")[0] != "ganforge" and module != "__main__" and not module.startswith("<")
+
+
+def plugin_modules() -> list[str]:
+    """The modules outside ganforge that registered a name in any registry: what a run trained
+    now needs imported to be loaded again (recorded in the run, named when it cannot be)."""
+    return sorted({m for reg in _ALL for name, m in reg.origins.items() if name in reg and is_plugin_module(m)})
+
+
+def plugin_hint(modules: list[str]) -> str:
+    """PLUGIN_HINT with the modules a run recorded filled in."""
+    names = ",".join(modules)
+    return (f"this run was trained with {'module' if len(modules) == 1 else 'modules'} {', '.join(modules)} "
+            f"imported: in Python: import {', '.join(modules)}; for the CLI: GANFORGE_PLUGINS={names}")
+
+
 class Registry(dict, Generic[T]):
     def __init__(self, kind: str):
         super().__init__()
         self.kind = kind
+        self.origins: dict[str, str] = {}  # name -> the module that registered it
+        _ALL.append(self)
 
     def refuse_duplicate(self, name: str, obj: T) -> None:
         """DuplicateName when ``name`` holds another definition than ``obj``: callable before a
@@ -61,6 +96,7 @@ class Registry(dict, Generic[T]):
         def deco(obj: T) -> T:
             self.refuse_duplicate(name, obj)
             self[name] = obj
+            self.origins[name] = _origin(obj, sys._getframe(1))
             return obj
 
         return deco

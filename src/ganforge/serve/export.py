@@ -27,7 +27,7 @@ from typing import Any, Iterator
 import torch
 import yaml
 
-from ..api import MODEL_CONFIG, MODEL_WEIGHTS, LoadedRun
+from ..api import MODEL_CONFIG, MODEL_WEIGHTS, LoadedRun, recorded_plugins
 from ..atomic import atomic_path, atomic_write_text, restore_replaced, save_tensors
 from ..data.base import PATH_PREFIXES
 from ..errors import ConfigError, GanforgeError
@@ -370,7 +370,16 @@ def model_card(run: LoadedRun, meta: dict[str, Any]) -> str:
                   f"are in its metrics.jsonl."]
     else:
         lines += evaluation_advice(run, meta["name"], cfg)
-    lines += ["", "## Use", "", "```python"]
+    lines += ["", "## Use", ""]
+    plugins = recorded_plugins(run.run_dir)
+    if plugins:  # the family or networks were registered outside ganforge
+        lines += [f"It needs the module{'s' if len(plugins) > 1 else ''} it was trained with, "
+                  f"{', '.join(f'`{m}`' for m in plugins)}, importable and imported first: "
+                  f"`import {', '.join(plugins)}` in Python, `GANFORGE_PLUGINS={','.join(plugins)}` before "
+                  f"`ganforge`.", ""]
+        lines.append(f"```python\nimport {', '.join(plugins)}")
+    else:
+        lines.append("```python")
     if audio:
         lines += ["import torch", "import ganforge", "from ganforge.data.audio import read_audio", "",
                   f'g = ganforge.load("{meta["name"]}")',
@@ -415,7 +424,11 @@ def model_card(run: LoadedRun, meta: dict[str, Any]) -> str:
                      + (" --direction AtoB" if _unpaired(run) else ""))
     if "upscale" in run.capabilities:
         lines.append(f"ganforge upscale {meta['name']} in.png --out out.png")
-    lines += [f"ganforge serve {meta['name']}", "```", "",
+    lines.append(f"ganforge serve {meta['name']}")
+    if plugins:
+        start = lines.index("```bash") + 1
+        lines[start:] = [f"GANFORGE_PLUGINS={','.join(plugins)} {line}" for line in lines[start:]]
+    lines += ["```", "",
               "## Training config", "", "```yaml", cfg.to_yaml().rstrip(), "```", ""]
     return "\n".join(lines)
 
@@ -612,6 +625,9 @@ def export_folder(run: LoadedRun, out: Path | str, *, force: bool = False) -> Pa
               "ema": run.ema_weights,
               "evaluation": meta["evaluation"], "objective_state": state, "files": sorted(files),
               "config": shared.to_dict()}
+    plugins = recorded_plugins(run.run_dir)
+    if plugins:  # the modules outside ganforge its family or networks need imported (names only)
+        config["plugins"] = plugins
     # written beside out and renamed in place of the old folder (atomic_path's replace_folder),
     # which is deleted only once the new one is in place; errors name out
     with atomic_path(out) as tmp:
