@@ -601,6 +601,14 @@ def _validate_stability(cfg: Config) -> None:
         warnings.warn(message, stacklevel=2)
 
 
+def _known_loss(name: str) -> bool:
+    """Whether ``name`` is a registered loss (an unknown one is refused when the run is built, and
+    a warning about it first would only add noise)."""
+    from .losses import LOSSES  # torch: imported only when asked
+
+    return name in LOSSES
+
+
 def _stability_warnings(cfg: Config) -> list[str]:
     """Combinations that train, but not as the docs say they should (docs/stability.md): one line
     each, naming the problem and the fix. Checked on the config alone, so a family that builds
@@ -614,6 +622,19 @@ def _stability_warnings(cfg: Config) -> list[str]:
                    "without bound and d_real - d_fake estimates no distance (Arjovsky et al. 2017); add "
                    "reg.gp=10 (WGAN-GP), reg.clip=0.01 or model.d_spectral_norm=true, or choose another "
                    "loss.name")
+    if r.clip > 0 and cfg.loss.name != "wasserstein" and _known_loss(cfg.loss.name):
+        out.append(f"reg.clip={r.clip:g} with loss.name={cfg.loss.name}: weight clipping is the WGAN critic's "
+                   f"constraint (Arjovsky et al. 2017); with this loss it holds D's outputs near 0 (D(x) about "
+                   f"0.5) and G's gradient with them, so G learns almost nothing; set reg.clip=0 (or "
+                   f"loss.name=wasserstein)")
+    if r.clip > 0 and (r.gp > 0 or r.dragan > 0):
+        penalty = "reg.gp" if r.gp > 0 else "reg.dragan"
+        out.append(f"reg.clip with {penalty}: two constraints that work against each other, clipping keeps "
+                   f"D's gradient norm far below 1 and the penalty pushes it to 1 (WGAN-GP replaces clipping "
+                   f"with the penalty, Gulrajani et al. 2017); set reg.clip=0")
+    if cfg.optim.name == "rmsprop" and list(cfg.optim.betas) != list(OptimConfig().betas):
+        out.append(f"optim.betas={list(cfg.optim.betas)} with optim.name=rmsprop: RMSprop has no betas, so they "
+                   f"are not used; drop them (or choose optim.name=adam)")
     if r.gp > 0 and m.d_norm == "batch":
         out.append("reg.gp with model.d_norm=batch: batch norm mixes the samples, so the per-sample gradient "
                    "penalty is not what WGAN-GP penalizes (Gulrajani et al. 2017, sec. 4); set "

@@ -324,3 +324,13 @@ LOSSES.register("hinge")(LossPair(d=d_loss_hinge, g=g_loss_hinge))
 LOSSES.register("lsgan")(LossPair(d=d_loss_lsgan, g=g_loss_lsgan))
 LOSSES.register("ragan")(LossPair(d=d_loss_ragan, g=g_loss_ragan))
 LOSSES.register("rahinge")(LossPair(d=d_loss_rahinge, g=g_loss_rahinge))
+# The papers' and presets' names, which difflib matched to the wrong loss ('wgan' -> 'ragan')
+_WGAN_GP = "'wasserstein' with reg.gp=10 and model.d_norm=layer (WGAN-GP; the wgan-gp-fashion-mnist preset)"
+LOSSES.hints.update({
+    "wgan": "'wasserstein' with reg.clip=0.01 (WGAN; the wgan-fashion-mnist preset) or reg.gp=10 (WGAN-GP)",
+    "wgan-gp": _WGAN_GP, "wgangp": _WGAN_GP, "wgan_gp": _WGAN_GP,
+    "sngan": "'hinge' with model.d_spectral_norm=true (SNGAN; the sngan-hinge-fashion-mnist preset)",
+    "gan": "'nonsaturating' (the original GAN's practical loss) or 'minimax'",
+    "vanilla": "'nonsaturating' (the vanilla-fashion-mnist preset) or 'minimax'",
+    "bce": "'nonsaturating' (binary cross-entropy on D's logits) or 'minimax'",
+})

@@ -83,6 +83,9 @@ class Registry(dict, Generic[T]):
         super().__init__()
         self.kind = kind
         self.origins: dict[str, str] = {}  # name -> the module that registered it
+        # names users type for a registered entry (a paper's or preset's name): the suggestion
+        # that replaces difflib's "did you mean" for them
+        self.hints: dict[str, str] = {}
         _ALL.append(self)
 
     def refuse_duplicate(self, name: str, obj: T) -> None:
@@ -107,7 +110,9 @@ class Registry(dict, Generic[T]):
             # The plugin clause even after a "did you mean": a run trained with a plugin's 'tinymlp'
             # is close to 'mlp', and the hint alone hid the real cause.
             article = "an" if self.kind[:1] in "aeiou" else "a"
-            raise ConfigError(f"unknown {self.kind} '{name}'{closest(name, self)}; valid: {valid}; {article} "
+            hint = self.hints.get(str(name).lower())
+            did = f" (did you mean {hint}?)" if hint else closest(name, self)
+            raise ConfigError(f"unknown {self.kind} '{name}'{did}; valid: {valid}; {article} "
                               f"{self.kind} registered outside ganforge needs the module that registers it "
                               f"imported first ({PLUGIN_HINT})")
         return self[name]
