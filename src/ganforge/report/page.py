@@ -191,8 +191,10 @@ def _summary(run: Run) -> str:
         unit = "clips/s" if is_audio(run) else "img/s"  # an audio run's items are training clips
         cards.append(("Throughput", f"{speed:,.0f} <small>{unit}</small>" if speed >= 10 else
                       f"{speed:.2g} <small>{unit}</small>"))
-    for label, keys in (("Last losses D · G", ("d_loss", "g_loss")),
-                        ("Last D(x) · D(G(z))", ("d_real", "d_fake"))):
+    # raw scores (a critic's, hinge, least squares) named as such, as on the chart's axis: a
+    # weight-clipped WGAN's "Last D(x) · D(G(z)) 0.0707 · 0.0154" had read as probabilities
+    scores = "Last critic scores (raw) D(x) · D(G(z))" if plots.raw_scores(run) else "Last D(x) · D(G(z))"
+    for label, keys in (("Last losses D · G", ("d_loss", "g_loss")), (scores, ("d_real", "d_fake"))):
         if value := _last_pair(lt, keys):
             cards.append((label, value))
     series = run.series()

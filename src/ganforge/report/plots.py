@@ -8,7 +8,7 @@ import statistics
 from typing import Any, Callable
 
 from ..errors import GanforgeError
-from .run import Run, is_audio
+from .run import Run, family, is_audio
 
 # The diagnostic events: the monitor's detectors (training.monitor.KINDS, README "Is training
 # working?"). Other events in metrics.jsonl (rollback, config_change on a resume with changed
@@ -38,6 +38,9 @@ METRIC_LABELS = {"fid": "FID", "kid": "KID", "kid_std": "KID std", "is": "IS", "
 ACRONYMS = {"fid", "kid", "is", "kl", "ppl", "psnr", "ssim", "lpips", "mcd", "snr", "pesq", "stoi",
             "ap", "auc", "mse", "mae", "l1", "l2", "r1", "r2"}
 D_OUTPUTS = ("d_real", "d_fake", "d_acc_real", "d_acc_fake")
+# The D outputs' axis where they are raw scores, not probabilities
+RAW_SCORE = "critic score (raw)"
+PROBABILITY_RANGE = (-0.03, 1.03)  # the D-outputs chart's fixed axis for probabilities and accuracies
 
 
 def _base(key: str) -> str:
@@ -99,7 +102,7 @@ class Group:
 GROUPS = [
     Group("losses", "Losses", lambda k: _base(k).endswith("loss"), scale="auto"),
     Group("d-outputs", "Discriminator outputs: mean D(x), D(G(z)) and accuracy",
-          lambda k: _base(k) in D_OUTPUTS, ylim=(-0.03, 1.03)),
+          lambda k: _base(k) in D_OUTPUTS, ylim=PROBABILITY_RANGE),
     Group("grad-norms", "Gradient norms", lambda k: _base(k).endswith("grad_norm"), scale="log"),
     Group("diversity", "Sample diversity: mean pairwise distance in a fixed probe batch",
           lambda k: k in ("diversity", "diversity_real")),
@@ -109,6 +112,41 @@ GROUPS = [
           lambda k: k in ("probe_classes", "probe_classes_real"), ylabel="classes"),
     Group("throughput", "Throughput", lambda k: k == "img_per_s"),
 ]
+
+
+def logged_probabilities(run: Run) -> bool | None:
+    """Whether the run logs d_real / d_fake as probabilities (mean sigmoid(d), for the losses marked
+    ``losses.is_probabilistic``) or as raw scores (a critic's, hinge, least squares, relativistic),
+    from its loss (config loss.name); None where that is unknown: no config, a family that does not
+    read loss.name (its ``unused_settings``: the vocoder's adversarial loss is fixed), or a loss
+    registered by a plugin not imported in this process."""
+    config = run.config or {}
+    name = config.get("loss", {}).get("name") if isinstance(config.get("loss"), dict) else None
+    if not isinstance(name, str) or any(u in ("loss.", "loss.name")
+                                        for u in getattr(family(run), "unused_settings", ())):
+        return None
+    from .. import losses
+
+    if name not in losses.LOSSES:
+        return None
+    pair = losses.LOSSES[name]
+    if losses.is_probabilistic(pair):
+        return True
+    # super-resolution logs a relativistic D's outputs as sigmoid(d_real - mean d_fake): the
+    # probability that a real crop is more real than the average fake (objectives.superres._scores)
+    return config.get("objective") == "superres" and pair.d is losses.d_loss_ragan
+
+
+def raw_scores(run: Run, series: dict[str, tuple[list[int], list[float]]] | None = None) -> bool:
+    """Whether D's outputs are drawn and named as raw scores: always for a loss that is not
+    probabilistic (a weight-clipped WGAN's critic scores of 0.005-0.09 had been drawn on the [0, 1]
+    axis as D(x)); by their values (any outside PROBABILITY_RANGE) where the loss is unknown or a
+    family logs a logistic D's logits as they are (LAPGAN, CycleGAN-VC)."""
+    if logged_probabilities(run) is False:
+        return True
+    low, high = PROBABILITY_RANGE
+    return any(not low <= v <= high for k, (_, values) in (run.series() if series is None else series).items()
+               if _base(k) in ("d_real", "d_fake") for v in values if math.isfinite(v))
 
 
 def throughput_label(run: Run) -> str:
@@ -255,6 +293,7 @@ def _side(key: str) -> int:
 def curve_figures(run: Run) -> list[tuple[str, str, bytes]]:
     """(section id, title, png) for each group that has data."""
     series = run.series()
+    scores_raw = raw_scores(run, series)
     out = []
     for group in GROUPS:
         keys = [k for k in series if group.keep(k)]
@@ -267,9 +306,7 @@ def curve_figures(run: Run) -> list[tuple[str, str, bytes]]:
         fig, ax = _curve_figure()
         # A critic's scores (WGAN, hinge) are not probabilities: they get the axis, auto-scaled,
         # and the accuracies a second one in [0, 1] (one fixed [0, 1] axis drew them off the chart)
-        raw = group.id == "d-outputs" and any(
-            not -0.03 <= v <= 1.03 for k in keys if _base(k) in ("d_real", "d_fake") for v in series[k][1]
-            if math.isfinite(v))
+        raw = group.id == "d-outputs" and scores_raw and any(_base(k) in ("d_real", "d_fake") for k in keys)
         colors = _colors(keys) if any(_base(k) != k for k in keys) else {}
         acc_ax = ax.twinx() if raw else ax
         for key in keys:
@@ -281,8 +318,8 @@ def curve_figures(run: Run) -> list[tuple[str, str, bytes]]:
                 marker="o" if len(steps) < 3 else None, markersize=4,
                 color=colors.get(key, f"C{D_OUTPUTS.index(key)}" if key in D_OUTPUTS else None))
         if raw:
-            ax.set_ylabel("critic score (raw)", fontsize=8)
-            acc_ax.set_ylim(-0.03, 1.03)
+            ax.set_ylabel(RAW_SCORE, fontsize=8)
+            acc_ax.set_ylim(*PROBABILITY_RANGE)
             acc_ax.set_ylabel("accuracy", fontsize=8)
             acc_ax.tick_params(labelsize=8)
         if group.axes.get("scale") == "log" and all(
