@@ -269,6 +269,18 @@ def test_a_longer_resume_with_lr_decay_says_the_schedule_is_stretched(tmp_path, 
     assert "(3 -> 6)" in out and "differs from a run trained 6 steps from the start" in out
 
 
+def test_a_shorter_resume_with_lr_decay_says_the_schedule_is_compressed(tmp_path, capsys):
+    """Ending a 20000-step run at 250 had said the schedule is "stretched"."""
+    run = tmp_path / "run"
+    _train(tiny_config(**{"train.steps": 6, "optim.lr_decay": "linear"}), run)
+    shutil.rmtree(run / "checkpoints" / "step_0000006")  # as if stopped after step 3
+    (run / "checkpoints" / "latest").write_text("step_0000003\n")
+    capsys.readouterr()
+    _train(api.resume_config(run, ["train.steps=5"]), run, resume=True)
+    out = capsys.readouterr().out
+    assert "(6 -> 5): the learning-rate schedule is compressed to the new length from step 3 on" in out, out
+
+
 def test_no_schedule_note_without_lr_decay_or_for_the_same_length(tmp_path, capsys):
     run = tmp_path / "run"
     _train(tiny_config(**{"train.steps": 3}), run)

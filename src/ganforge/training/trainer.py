@@ -432,7 +432,8 @@ class Trainer:
             return
         self.warn(f"ganforge: note: optim.lr_decay={self.cfg.optim.lr_decay} runs over train.steps, "
                   f"which this resume changes ({saved} -> {self.cfg.train.steps}): the learning-rate "
-                  f"schedule is stretched to the new length from step {int(state['step'])} on, so the "
+                  f"schedule is {'stretched' if self.cfg.train.steps > int(saved) else 'compressed'} to the "
+                  f"new length from step {int(state['step'])} on, so the "
                   f"result differs from a run trained {self.cfg.train.steps} steps from the start")
 
     def _resume_rollback_scale(self, state: dict[str, Any]) -> None:
