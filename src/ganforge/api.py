@@ -1269,12 +1269,61 @@ def _require(run_dir: Path, objective: str, capabilities: frozenset[str], capabi
     if capability not in CAPABILITIES:  # a typo: had been a bare KeyError
         raise ConfigError(f"unknown capability {capability!r}; valid: {', '.join(sorted(CAPABILITIES))}")
     if capability not in capabilities:
-        can = "; ".join(CAPABILITIES[c] for c in sorted(capabilities)) or "nothing"
-        presets = presets_that_can(capability)
-        fix = (f"train a preset that can, e.g. {', '.join(presets[:3])} (ganforge presets lists them); "
+        points = _point_run(run_dir)
+        if points is not None:  # check_capability passes the family's, more than a point run offers
+            capabilities = capabilities & points[1]
+        can = "; ".join(_capability_text(c, points is not None) for c in sorted(capabilities)) or "nothing"
+        action = CAPABILITIES[capability].split(" (")[0]
+        presets, what = presets_that_can(capability), "a preset"
+        if points is not None and capability in family(points[0]).capabilities:
+            # the family can, a run of it on points cannot (a walk of points draws no image): the
+            # reason is the data, not the objective, and the fix an image preset
+            cfg = points[0]
+            presets, what = [p for p in presets if not _point_preset(p)], "an image preset"
+            why = (f"run {run_dir} draws 2-D points (data.name={cfg.data.name}, model.name={cfg.model.name}), "
+                   f"not images, so it cannot {action}")
+        else:
+            why = f"run {run_dir} (objective={objective}) cannot {action}"
+        fix = (f"train {what} that can, e.g. {', '.join(presets[:3])} (ganforge presets lists them); "
                if presets else "")
-        raise ConfigError(f"run {run_dir} (objective={objective}) cannot "
-                          f"{CAPABILITIES[capability].split(' (')[0]}; {fix}this run can: {can}")
+        raise ConfigError(f"{why}; {fix}this run can: {can}")
+
+
+def _capability_text(capability: str, points: bool) -> str:
+    """What ``capability`` does, said of a run that draws 2-D points when ``points``."""
+    text = CAPABILITIES[capability]
+    return text.replace("images", "2-D points") if points else text
+
+
+def _point_run(run_dir) -> tuple[Config, frozenset[str]] | None:
+    """(saved config, capabilities) of a run on 2-D points (a toy mixture), its objective built
+    as ``load`` builds it; None for an image run or a config that cannot be read."""
+    from .data.toy import toy_mixture
+
+    try:
+        run_dir = Path(run_dir)
+        if is_model_folder(run_dir):
+            raw = json.loads((run_dir / MODEL_CONFIG).read_text())["config"]
+        else:
+            raw = _saved_config(run_dir)
+        cfg = config_mod.from_dict(raw)
+        if toy_mixture(cfg.data.name) is None:
+            return None
+        fam = family(cfg)
+        with losses.for_inference(), torch.random.fork_rng(devices=[]):  # a refusal draws no user's random numbers
+            return cfg, frozenset(fam(cfg, fam.info_from_state(cfg, {})).capabilities)
+    except (GanforgeError, OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _point_preset(name: str) -> bool:
+    """Whether preset ``name`` trains on 2-D points (a toy mixture)."""
+    from .data.toy import toy_mixture
+
+    try:
+        return toy_mixture(config_mod.load_config(name, [])[1].data.name) is not None
+    except GanforgeError:
+        return False
 
 
 def presets_that_can(capability: str) -> list[str]:

@@ -58,6 +58,7 @@ def cmd_modes(args) -> int:
     json_path = json_output(args.json, args.force)
     for v in variants:  # fail on a bad preset or override now, not after an hour of training
         _, cfg = load_config(v.preset, [f"data.name={args.data}", *extra, *v.overrides])
+        bench.check_data(v, args.data, extra)  # trained on --data, as it is scored
         api.build(cfg)
     out = Path(args.out) if args.out else Path("runs") / (
         f"bench-modes-{args.data.replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}")
