@@ -95,3 +95,16 @@ def test_other_refusals_of_a_point_run_list_what_it_can(toy_run, tmp_path, capsy
         # the walk it lacks had been listed (the family's capabilities), and its samples as images
         assert err.rstrip().endswith("this run can: draw 2-D points from noise (ganforge sample)"), err
     assert _cli(capsys, "sample", toy_run, "--n", "10", "--out", tmp_path / "p.npz")[0] == 0
+
+
+@pytest.mark.parametrize("args, said", [
+    (["--real-fraction", "1"], "--real-fraction must be a fraction between 0 and 1, both excluded, got 1"),
+    (["--test-n", "-5"], "--test-n must be 0 (the whole test split) or more, got -5"),
+    (["--synthetic", "0"], "--synthetic must be a positive number, got 0"),
+    (["--clf-steps", "-1"], "--clf-steps must be a positive number, got -1"),
+])
+def test_bench_augment_names_the_one_option_at_fault(tmp_path, capsys, args, said):
+    """One line had listed all four rules for any of them."""
+    code, _, err = _cli(capsys, "bench", "augment", "--out", tmp_path / "b", *args)
+    assert code == 2 and err.strip() == f"ganforge: error: {said}", err
+    assert not (tmp_path / "b").exists()

@@ -180,9 +180,13 @@ def cmd_augment(args) -> int:
                        test_n=args.test_n, reuse_gans=args.reuse_gans)
     if args.gan_steps is not None:
         s.gan_overrides.append(f"train.steps={args.gan_steps}")
-    if s.synthetic <= 0 or s.clf_steps <= 0 or not 0 < s.real_fraction < 1 or s.test_n < 0:
-        raise ConfigError("--synthetic and --clf-steps must be positive, --real-fraction in (0, 1), "
-                          "--test-n >= 0")
+    for flag, value, ok, rule in (("--synthetic", s.synthetic, s.synthetic > 0, "a positive number"),
+                                  ("--clf-steps", s.clf_steps, s.clf_steps > 0, "a positive number"),
+                                  ("--real-fraction", s.real_fraction, 0 < s.real_fraction < 1,
+                                   "a fraction between 0 and 1, both excluded"),
+                                  ("--test-n", s.test_n, s.test_n >= 0, "0 (the whole test split) or more")):
+        if not ok:  # the one option at fault, with its value (one line had listed all four rules)
+            raise ConfigError(f"{flag} must be {rule}, got {value:g}")
     _, cfg = load_config(s.preset, [f"data.name={s.data}", *s.gan_overrides])  # fail fast
     if "sample_labels" not in capabilities(cfg):
         raise ConfigError(f"bench augment trains a class-conditional GAN; preset '{s.preset}' has "
