@@ -88,6 +88,7 @@ def export(run, out: Path, *, per_class: int, fmt: str = "folder", seed: int = 0
     from . import provenance as prov
     from .api import check_sample_memory, to_uint8_hwc
     from .atomic import atomic_path, restore_replaced
+    from .rundir import check_output_parent
 
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got '{fmt}'")
@@ -98,6 +99,9 @@ def export(run, out: Path, *, per_class: int, fmt: str = "folder", seed: int = 0
     if fmt == "folder" and out.suffix.lower() == ".npz":
         raise ConfigError(f"--out {out} looks like a file; --format folder writes a directory "
                           f"(or pass --format npz)")
+    # before any work: a parent that is a file ("afile/x"), read-only or unmakeable, said as
+    # train-classifier and the other commands say it (atomic_path's mkdir said only "File exists")
+    check_output_parent(out)
     restore_replaced(out)  # a --force killed while it replaced out: put back or clean up first
     if out.exists() and (out.is_file() or any(out.iterdir())):
         if not force:
@@ -118,7 +122,8 @@ def export(run, out: Path, *, per_class: int, fmt: str = "folder", seed: int = 0
         say(f"  sampling {len(labels)} images ...")
     drawn = Tenths(say, len(labels), lambda n: f"  sampled {n}/{len(labels)} images") if say else None
     images = to_uint8_hwc(run.sample(len(labels), seed=seed, ema=ema, labels=labels, on_batch=drawn))
-    meta = {"run": str(run.run_dir), "checkpoint": run.checkpoint.name, "step": run.step,
+    # absolute: classes.json travels with the dataset, and a relative path means nothing elsewhere
+    meta = {"run": str(Path(run.run_dir).resolve()), "checkpoint": run.checkpoint.name, "step": run.step,
             "seed": seed, "ema": ema, "per_class": per_class, "class_names": names}
     record = prov.for_run(run, operation="augment", seed=seed, ema=ema) if provenance else None
     with atomic_path(out) as tmp:

@@ -25,6 +25,7 @@ import contextlib
 import math
 import shutil
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -56,8 +57,10 @@ class Settings:
     reuse_gans: bool = False  # keep a GAN run of an earlier call when its config is the same
 
 
-def stratified_subset(labels: torch.Tensor, per_class: int, seed: int) -> torch.Tensor:
-    """Indices of ``per_class`` images of every class, drawn without replacement (seeded)."""
+def stratified_subset(labels: torch.Tensor, per_class: int, seed: int,
+                      class_names: list[str] | None = None) -> torch.Tensor:
+    """Indices of ``per_class`` images of every class, drawn without replacement (seeded);
+    ``class_names`` name a class too small in the error (an index alone says little of a folder)."""
     g = torch.Generator().manual_seed(10_007 * seed + per_class)
     idx = []
     for k in torch.unique(labels).tolist():
@@ -65,7 +68,8 @@ def stratified_subset(labels: torch.Tensor, per_class: int, seed: int) -> torch.
         if len(members) < per_class:
             from ..errors import ConfigError
 
-            raise ConfigError(f"class {k} has {len(members)} images, fewer than {per_class}; "
+            name = f"'{class_names[k]}' (index {k})" if class_names and 0 <= k < len(class_names) else str(k)
+            raise ConfigError(f"class {name} has {len(members)} images, fewer than {per_class}; "
                               f"choose smaller --sizes")
         idx.append(members[torch.randperm(len(members), generator=g)[:per_class]])
     return torch.cat(idx)
@@ -272,21 +276,40 @@ def held_out(train_set, test_set, s: Settings):
     return torch.nonzero(keep).flatten()
 
 
+def _load_splits(name: str, data_dir: str | None):
+    """(train, test) of ``name``, each warning of loading them said once: a dataset with a single
+    split (folder:PATH) is read twice, and its "skipped N unusable image files" had been said twice."""
+    from ..data import load_dataset
+
+    seen: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            train_set = load_dataset(name, split="train", data_dir=data_dir)
+            test_set = load_dataset(name, split="test", data_dir=data_dir)
+    finally:  # said in order, once each, through the filters (and the CLI's one-line format)
+        said = set()
+        for w in seen:
+            if (str(w.message), w.category) not in said:
+                said.add((str(w.message), w.category))
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return train_set, test_set
+
+
 def run_benchmark(s: Settings, out: Path, *, data_dir: str | None = None, force: bool = False,
                   log: Callable[[str], None] = print) -> dict[str, Any]:
     """``force``: replace the GAN runs of an earlier call in ``out`` (ganforge runs only); without
     it an existing run is refused before any training unless --reuse-gans keeps it."""
     from ..config import load_config
-    from ..data import ImageDataset, load_dataset
+    from ..data import ImageDataset
     from ..data.base import adapt_images
     from ..errors import ConfigError
 
-    train_set = load_dataset(s.data, split="train", data_dir=data_dir)
-    test_set = load_dataset(s.data, split="test", data_dir=data_dir)
+    train_set, test_set = _load_splits(s.data, data_dir)
     if train_set.labels is None or not train_set.class_names:
         raise ConfigError(f"bench augment needs a labeled dataset; {s.data} has no labels")
     for size in s.sizes:  # a class too small for a size fails now, not after the first GANs
-        stratified_subset(train_set.labels, size, 0)
+        stratified_subset(train_set.labels, size, 0, list(train_set.class_names))
     notes = []
     idx = held_out(train_set, test_set, s)
     if idx is not None:
