@@ -30,31 +30,14 @@ from typing import Any
 import torch
 
 from ..atomic import atomic_path, atomic_write_json
+from ..data.toy import N_SAMPLES, mode_metrics  # noqa: F401  (the protocol's numbers, here as before)
 from . import mean_std, pm, train_seed
 
-N_SAMPLES = 2500
 SAMPLE_SEED = 2500  # the sampling seed, fixed so configurations see the same latents
 RESULT = "bench_result.json"  # in a seed's run: its numbers and the config they came from
 # A toy seed run holds at least this much (two checkpoints of the MLP GAN, 100 steps: 1.5 MB);
 # the disk check before training uses it, the one after the first seed that seed's real size.
 SEED_BYTES_MIN = 1_000_000
-
-
-def mode_metrics(samples: torch.Tensor, modes: torch.Tensor, sigma: float) -> dict[str, float]:
-    """PacGAN's numbers for samples [N, 2] against mode centres [M, 2] of std sigma.
-
-    Returns {"modes": captured modes, "hq": high-quality fraction, "rkl": KL(q || uniform)}.
-    """
-    samples, modes = samples.double(), modes.double()
-    dist = torch.cdist(samples, modes)  # [N, M]
-    nearest_d, nearest = dist.min(dim=1)
-    hq = nearest_d <= 3 * sigma
-    captured = torch.unique(nearest[hq]).numel()
-    counts = torch.bincount(nearest, minlength=len(modes)).double()
-    q = counts / counts.sum()
-    p = 1.0 / len(modes)
-    rkl = float(sum(qi * math.log(qi / p) for qi in q.tolist() if qi > 0))
-    return {"modes": int(captured), "hq": float(hq.double().mean()), "rkl": rkl}
 
 
 @dataclass

@@ -11,6 +11,10 @@ import torch
 
 from .base import DATASETS, LoadRequest
 
+# Samples the mode numbers are computed on: PacGAN's protocol (Lin et al. 2018, sec. 5.1), used by
+# the mode benchmark (ganforge.bench.modes) and by the training monitor's coverage probe
+N_SAMPLES = 2500
+
 
 @dataclass
 class ToyDataset:
@@ -95,3 +99,20 @@ def scatter_png(points, *, data: str, step: int) -> bytes | None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", facecolor="white")
     return buf.getvalue()
+
+
+def mode_metrics(samples: torch.Tensor, modes: torch.Tensor, sigma: float) -> dict[str, float]:
+    """PacGAN's numbers for samples [N, 2] against mode centres [M, 2] of std sigma.
+
+    Returns {"modes": captured modes, "hq": high-quality fraction, "rkl": KL(q || uniform)}.
+    """
+    samples, modes = samples.double(), modes.double()
+    dist = torch.cdist(samples, modes)  # [N, M]
+    nearest_d, nearest = dist.min(dim=1)
+    hq = nearest_d <= 3 * sigma
+    captured = torch.unique(nearest[hq]).numel()
+    counts = torch.bincount(nearest, minlength=len(modes)).double()
+    q = counts / counts.sum()
+    p = 1.0 / len(modes)
+    rkl = float(sum(qi * math.log(qi / p) for qi in q.tolist() if qi > 0))
+    return {"modes": int(captured), "hq": float(hq.double().mean()), "rkl": rkl}

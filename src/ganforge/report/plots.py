@@ -149,6 +149,15 @@ def raw_scores(run: Run, series: dict[str, tuple[list[int], list[float]]] | None
                if _base(k) in ("d_real", "d_fake") for v in values if math.isfinite(v))
 
 
+TOY_COVERAGE_TITLE = "Modes of the mixture the probe samples capture (within 3 sigma of a centre)"
+
+
+def _toy(run: Run) -> bool:
+    """Whether the run trains on a 2-D toy mixture (toy:ring8, toy:grid25)."""
+    data = (run.config or {}).get("data")
+    return isinstance(data, dict) and str(data.get("name", "")).startswith("toy:")
+
+
 def throughput_label(run: Run) -> str:
     """What img_per_s counts: an audio family's training clips (as the summary card and the
     progress bar say), else images (an audio run's chart had said "images / s")."""
@@ -331,14 +340,17 @@ def curve_figures(run: Run) -> list[tuple[str, str, bytes]]:
                 _symlog(ax, linthresh)
         if "ylim" in group.axes and not raw:
             ax.set_ylim(*group.axes["ylim"])
-        if "ylabel" in group.axes or group.id == "throughput":
-            ax.set_ylabel(group.axes.get("ylabel") or throughput_label(run), fontsize=8)
+        title, ylabel = group.title, group.axes.get("ylabel")
+        if group.id == "probe-classes" and _toy(run):  # the monitor counts a mixture's modes there
+            title, ylabel = TOY_COVERAGE_TITLE, "modes"
+        if ylabel or group.id == "throughput":
+            ax.set_ylabel(ylabel or throughput_label(run), fontsize=8)
         _style(ax, run)
         _step_axis(ax)
         handles = ax.get_legend_handles_labels()[0] + (acc_ax.get_legend_handles_labels()[0] if raw else []) \
             + _mark_events(ax, run.events, run.discarded())
         _legend(fig, handles)
-        out.append((group.id, group.title, _png(fig)))
+        out.append((group.id, title, _png(fig)))
     other = other_training_keys(run)
     if other:
         fig, ax = _curve_figure()

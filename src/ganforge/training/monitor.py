@@ -17,7 +17,9 @@ Record keys read (each optional: a detector that lacks its inputs stays silent):
                               relativistic for wasserstein, ragan, rahinge)
     g_grad_norm, d_grad_norm  mean L2 norm of all gradients of G / D (unscaled)
     diversity, diversity_real pairwise_diversity of a fixed probe batch of fakes / of reals
-    probe_classes             classes the dataset's classifier finds among the probe fakes
+    probe_classes             classes the dataset's classifier finds among the probe fakes; on a
+                              toy mixture (toy:ring8, toy:grid25), the modes they capture (the
+                              mode benchmark's definition: within 3 sigma of the nearest centre)
     probe_classes_real        the same on the fixed real probe batch
     nonfinite                 1 if a loss or weight was NaN/inf in the interval, else 0
     any float NaN/inf, or None (metrics.jsonl's spelling of it), also counts as non-finite
@@ -37,13 +39,15 @@ Detectors (thresholds are fields of MonitorSettings):
   about the data's own value, so 0.3 leaves room for a sharper-than-real generator while
   catching one that emits a handful of images. Class coverage is judged against the best
   value so far and, from warmup_steps on, against probe_classes_real (the Trainer counts both
-  with the dataset's classifier when one exists, e.g. fashion-mnist-cnn): a generator stuck on one
-  or two classes still has about half the real feature and pixel diversity, but its class
-  count shows it. Coverage is not judged when the real probe falls in fewer than min_classes (4)
-  classes: the classifier does not fit that data. Before warmup_steps it is judged only once the
-  count has held at min_classes or more for `patience` records: a young generator's count
-  wobbles (2, 3, 2 classes), and a drop from a best of 3 to 2 had been called a collapse on a
-  healthy run, then, once one record touched 4, a drop from 4 to 2 on another.
+  with the dataset's classifier when one exists, e.g. fashion-mnist-cnn, and on a toy mixture as
+  the modes its samples capture): a generator stuck on one or two classes still has about half
+  the real feature and pixel diversity, but its class count shows it (a toy run stuck on 3 of
+  the ring's 8 modes kept 0.55 of the real pixel diversity). Coverage is not judged when the
+  real probe falls in fewer than min_classes (4) classes: the classifier does not fit that data.
+  Before warmup_steps it is judged only once the count has held at min_classes or more for
+  `patience` records: a young generator's count wobbles (2, 3, 2 classes), and a drop from a
+  best of 3 to 2 had been called a collapse on a healthy run, then, once one record touched 4,
+  a drop from 4 to 2 on another.
 - vanishing_gradients: (a) D wins outright (d_acc_real and d_acc_fake >= 0.95 when logged,
   d_real >= 0.95, d_fake <= 0.05) while g_grad_norm <= vanish_ratio (0.05) x its early value
   (the largest of the first `window` records), <= vanish_abs (0.1; a D that wins from the first
@@ -660,7 +664,9 @@ class Monitor:
             bad = covered < s.coverage_ratio * reference
             drop = ("real data's" if reference == probe_real and reference > self.best_coverage
                     else "a best of")
-            verdict = (bad, {"message": f"samples cover {covered:g} classes against {drop} "
+            # a toy mixture's coverage counts its modes (probe.DiversityProbe), not a classifier's classes
+            unit = "modes" if str(_cfg(self.cfg, "data.name", "")).startswith("toy:") else "classes"
+            verdict = (bad, {"message": f"samples cover {covered:g} {unit} against {drop} "
                                         f"{reference:g}",
                              "probe_classes": covered, "best_coverage": self.best_coverage})
             for key in ("probe_classes_real", "classes_total"):

@@ -1,5 +1,6 @@
 """The monitor's diversity probe: samples of a fixed latent batch against a fixed real batch,
-in pixels and, where the dataset has its own classifier, in its features and classes."""
+in pixels and, where the dataset has its own classifier, in its features and classes; on a toy
+mixture (toy:ring8, toy:grid25), whose modes are known, the modes the samples cover."""
 from __future__ import annotations
 
 from typing import Callable
@@ -7,6 +8,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..data.toy import N_SAMPLES, mode_metrics, toy_mixture
 from ..errors import GanforgeError
 from ..labels import class_kwargs
 from .monitor import pairwise_diversity
@@ -20,7 +22,12 @@ class DiversityProbe:
     The collapse detector judges pixel diversity and class coverage, not feature diversity: on
     Fashion-MNIST, 64 real images of one class have 0.55 of the 10-class feature diversity and a
     healthy DCGAN at step 1500 has 0.52, so that ratio cannot tell them apart, while the class
-    count (1 against 8-10) can (BENCHMARKS.md, monitor)."""
+    count (1 against 8-10) can (BENCHMARKS.md, monitor).
+
+    On a toy mixture the "classes" are its modes, counted as the mode benchmark counts captured
+    modes (``ganforge.data.toy.mode_metrics``: a sample within 3 sigma of its nearest mode
+    centre captures it): pixel diversity misses a partial collapse there too (a run stuck on 3 of
+    the ring's 8 modes kept 0.55 of the real diversity)."""
 
     def __init__(self, cfg, device: torch.device, *, warn: Callable[[str], None]):
         self.cfg, self.device, self.warn = cfg, device, warn
@@ -42,11 +49,29 @@ class DiversityProbe:
                     self.warn(f"ganforge: monitor without {name}-cnn features ({exc})")
         return self._features or None
 
-    def stats(self, images: torch.Tensor) -> dict[str, float]:
+    def coverage_size(self, n: int) -> int:
+        """How many samples the coverage is counted on: ``n`` (the probe's), or on a toy mixture
+        as many as the mode benchmark scores (``data.toy.N_SAMPLES``, 2,500), fakes and reals
+        alike. The probe's 64 are too few: 64 real points cover about 25 * (1 - (24/25)**64) =
+        23.2 of the grid's 25 modes, give or take 1.3, and a healthy toy-grid25 run has only 5-13%
+        of its samples within 3 sigma of a mode at steps 800-1400, so its 64 (or 250) probe
+        samples had captured 9-14 modes, called a collapse at step 1200, while its 2,500 capture
+        21-22 and it reaches 24."""
+        if toy_mixture(self.cfg.data.name) is None:
+            return n
+        return max(n, N_SAMPLES)
+
+    def stats(self, images: torch.Tensor, coverage: torch.Tensor | None = None) -> dict[str, float]:
         """Statistics of one probe batch (float [N, C, H, W] in [-1, 1], or points [N, D]):
         pixel diversity always; with the dataset's classifier, diversity in its 128-d features
-        and the number of classes the batch falls in."""
+        and the number of classes the batch falls in; on a toy mixture, the number of its modes
+        that ``coverage`` (more points [K, D] of the same source; else ``images``) captures."""
         stats = {"diversity": float(pairwise_diversity(images))}
+        toy = toy_mixture(self.cfg.data.name) if images.dim() == 2 else None
+        if toy is not None:
+            # the mode benchmark's own definition of a captured mode
+            points = (images if coverage is None else coverage).detach().float().cpu()
+            stats["classes"] = float(mode_metrics(points, toy.modes, toy.sigma)["modes"])
         extractor = self.extractor() if images.dim() == 4 else None
         if extractor is not None:
             from ..metrics.features import to_uint8
@@ -61,16 +86,25 @@ class DiversityProbe:
         """The probe's record for this logging interval, sampling ``objective`` with ``nets``
         (the EMA copies) and measuring ``batches.probe`` once."""
         n = self.cfg.monitor.probe_size
+        m = self.coverage_size(n)  # n, except on a toy mixture with many modes
         if self._real is None:
-            self._real = self.stats(batches.probe(n))
-        gen = torch.Generator().manual_seed(self.cfg.train.seed + 54321)
+            real = batches.probe(m)  # its first n rows are batches.probe(n)
+            self._real = self.stats(real[:n], coverage=real if m > n else None)
+        seed = self.cfg.train.seed + 54321  # the probe's own generators: training's RNG is untouched
+        gen = torch.Generator().manual_seed(seed)
         # a conditional generator is asked for every class equally often (the grid's rows gave
         # 64 samples of classes 0-7 only, so a perfect one covered 8 of 10 against the real 10)
-        fake = self.stats(objective.sample(n, generator=gen, nets=nets, **class_kwargs(objective, n)))
+        fake = objective.sample(n, generator=gen, nets=nets, **class_kwargs(objective, n))
+        coverage = None
+        if m > n:
+            gen = torch.Generator().manual_seed(seed)
+            coverage = objective.sample(m, generator=gen, nets=nets, **class_kwargs(objective, m))
+        fake = self.stats(fake, coverage=coverage)
         real = self._real
         record = {"diversity": fake["diversity"], "diversity_real": real["diversity"]}
-        if "classes" in fake:
+        if "diversity_features" in fake:
             record.update(diversity_features=fake["diversity_features"],
-                          diversity_features_real=real["diversity_features"],
-                          probe_classes=fake["classes"], probe_classes_real=real["classes"])
+                          diversity_features_real=real["diversity_features"])
+        if "classes" in fake:
+            record.update(probe_classes=fake["classes"], probe_classes_real=real["classes"])
         return record
