@@ -1148,7 +1148,7 @@ class LoadedRun:
         return self.objective.project(image, space=space, steps=steps, seed=seed, nets=nets, log=log)
 
     def edit(self, attribute, strengths=(-3, -2, -1, 0, 1, 2, 3), *, seed: int | None = None, latent=None, noise=None,
-             n_train: int = 2000, classify=None, class_names=None, ema: bool = True) -> dict:
+             n_train: int = 2000, classify=None, class_names=None, ema: bool = True, labels=None) -> dict:
         """InterFaceGAN latent editing (style-based runs): the image of ``seed`` (or ``latent``,
         ws [L, D] from ``project``) moved along the W direction of class ``attribute`` (index or
         name of the dataset classifier's classes, or of ``class_names`` with your own
@@ -1156,11 +1156,16 @@ class LoadedRun:
         ``noise``: the noise maps ``project`` returned with the latent (``result["noise"]``), so
         that strength 0 is its reconstruction. ``seed`` (default 0) picks a generated image and
         ``latent`` gives one: pass one of them. Every edit of a run along an attribute moves along
-        the same direction, fitted on ``n_train`` latents of a fixed seed."""
+        the same direction, fitted on ``n_train`` latents of a fixed seed. ``labels``: a conditional
+        run's class of the ``seed`` image (index or name; default the first class), as in ``mix``."""
         self.require("edit")
         if seed is not None and latent is not None:  # the seed would pick nothing: it had been ignored
             raise ConfigError("edit: seed picks a generated image and latent gives the image itself; pass one "
                               "of them, not both")
+        if labels is not None and latent is not None:
+            raise ConfigError("edit: labels picks the class of a generated image and latent gives the image "
+                              "itself; pass one of them, not both")
+        labels = None if latent is not None else self.sample_labels(1, labels)
         seed = 0 if seed is None else seed
         if isinstance(strengths, (str, bytes)) or not hasattr(strengths, "__len__") or not len(strengths):
             raise ConfigError(f"strengths must be a non-empty list of numbers, got {strengths!r:.40}")
@@ -1170,7 +1175,7 @@ class LoadedRun:
         seed, n_train = _check_int("seed", seed, minimum=0, maximum=SEED_MAX), _check_int("n_train", n_train, minimum=2)
         return self.objective.edit(attribute=attribute, strengths=list(strengths), seed=seed, latent=latent,
                                    noise=noise, n_train=n_train, classify=classify, class_names=class_names,
-                                   nets=self._nets(ema))
+                                   nets=self._nets(ema), labels=labels)
 
     def sample_uint8(self, n: int, **kwargs) -> np.ndarray | list[np.ndarray]:
         """n samples as uint8 [N, H, W, C], the file-boundary format (samples.npz); with

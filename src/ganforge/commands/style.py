@@ -10,6 +10,8 @@ A run without the capability gets the one-line capability error (exit code 2).
 """
 from __future__ import annotations
 
+import json
+import os
 import re
 import signal
 import sys
@@ -77,6 +79,17 @@ def _class_text(run, label, asked) -> str:
     return f", class {classes[int(label[0])]}{default}"
 
 
+def _layers_text(layers: list[int]) -> str:
+    """[4, 5, 6, 7, 9] -> '4-7,9': the layers taken, as parsed ('4-' had been echoed as typed)."""
+    runs: list[list[int]] = []
+    for i in layers:
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    return ",".join(f"{lo}-{hi}" if hi > lo else str(lo) for lo, hi in runs)
+
+
 def cmd_mix(args) -> int:
     from .. import api, provenance
     from ..atomic import atomic_path
@@ -89,13 +102,14 @@ def cmd_mix(args) -> int:
     grid = run.mix(rows, cols, args.layers, ema=not args.no_ema, truncation=args.truncation,
                    labels=args.class_)
     label = run.sample_labels(1, args.class_)
-    meta = _record(args, run, "mix", rows=rows, cols=cols, layers=args.layers, truncation=args.truncation,
-                   labels=label)
+    layers = run.objective.parse_layers(args.layers)
+    meta = _record(args, run, "mix", rows=rows, cols=cols, layers=_layers_text(layers), truncation=args.truncation,
+                   labels=label)  # the layers as parsed: an open range ('4-') names them
     with atomic_path(out) as tmp:
         provenance.save_grid(grid, tmp, meta, nrow=1 + len(cols), padding=1)
-    layers = run.objective.parse_layers(args.layers)
     print(f"ganforge: wrote a {len(rows)}x{len(cols)} style-mixing grid to {out}: rows {_seeds_text(rows)} "
-          f"keep their styles except layers {args.layers} ({len(layers)} of {run.objective.nets['G'].num_ws}), "
+          f"keep their styles except layers {_layers_text(layers)} ({len(layers)} of "
+          f"{run.objective.nets['G'].num_ws}), "
           f"taken from columns {_seeds_text(cols)}{_class_text(run, label, args.class_)}")
     return 0
 
@@ -105,6 +119,7 @@ def cmd_interpolate(args) -> int:
     from ..atomic import atomic_path
 
     seeds = seed_list(args.seeds, "--seeds")
+    fps_given, args.fps = args.fps is not None, 20.0 if args.fps is None else args.fps
     if len(seeds) < 2:
         raise ConfigError(f"--seeds needs at least 2 seeds to walk between, got '{args.seeds}'; add another, "
                           f"e.g. --seeds {seeds[0]},{(seeds[0] + 1) % (MAX_SEED + 1)}")
@@ -125,6 +140,9 @@ def cmd_interpolate(args) -> int:
     meta = _record(args, run, "interpolate", seeds=seeds, frames=args.frames, space=space,
                    truncation=args.truncation, labels=label)
     gif = out.suffix.lower() == ".gif"
+    if fps_given and not gif:  # a grid has no frame rate: the option had been ignored without a word
+        print(f"ganforge: note: --fps sets a GIF's frame rate; {out} is a PNG grid of the frames (10 a row), "
+              f"so --fps {args.fps:g} is not used")
     with atomic_path(out) as tmp:
         if gif:
             provenance.save_gif(_frames_uint8(frames), tmp, meta, duration=duration)
@@ -170,6 +188,8 @@ def cmd_project(args) -> int:
     from .. import api, provenance
     from ..atomic import atomic_path, atomic_write_json
 
+    if args.steps < 1:  # the library's "steps must be ..." had not named the option
+        raise ConfigError(f"--steps must be an integer >= 1 (optimization steps), got {args.steps}")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; project writes a folder (latent.npy, reconstruction.png), "
@@ -203,7 +223,9 @@ def cmd_project(args) -> int:
         provenance.save_grid(torch.cat([result["target"], result["progress"]]), tmp, meta,
                              nrow=len(result["progress"]) + 1, padding=1)
     summary = {k: result[k] for k in ("psnr", "ssim", "space", "steps", "perceptual", "notes", "loss")}
-    summary.update(target=str(args.target), run=str(args.run_dir), checkpoint=run.checkpoint.name,
+    # run as given (relative to where project ran), and what edit --latent checks it against
+    summary.update(target=str(args.target), run=str(args.run_dir), run_path=str(Path(args.run_dir).resolve()),
+                   config_hash=provenance.config_hash(run.config), checkpoint=run.checkpoint.name, step=run.step,
                    latent_shape=list(result["ws"].shape), noise_file="noise.npz", interrupted=done < args.steps)
     atomic_write_json(out / "result.json", summary)
     ssim_text = f"{summary['ssim']:.4f}" if summary["ssim"] is not None else "n/a (image under 11 px)"
@@ -232,7 +254,11 @@ def strength_list(text: str) -> list[float]:
                 raise ValueError
             values = [float(lo) + (float(hi) - float(lo)) * i / max(k - 1, 1) for i in range(k)]
         else:
-            values = [float(v) for v in text.split(",") if v.strip()]
+            items = text.split(",")
+            if any(not v.strip() for v in items) and text.strip():  # '1,,2', as --rows and --seeds refuse it
+                raise ConfigError(f"--strength has an empty item in '{text}'; write the strengths with one comma "
+                                  f"between each, e.g. -2,0,2")
+            values = [float(v) for v in items if v.strip()]
         if 0 < len(values) <= 100 and all(math.isfinite(v) and abs(v) <= 1e3 for v in values):
             return values
     except ValueError:
@@ -251,6 +277,9 @@ def cmd_edit(args) -> int:
     if args.latent is not None and args.seed is not None:  # the latent is the image: a seed would pick nothing
         raise ConfigError("--seed picks a generated image to edit and --latent gives the image itself; pass one "
                           "of them, not both")
+    if args.latent is not None and args.class_ is not None:  # the class picks a generated image too
+        raise ConfigError("--class picks the class of a generated image to edit and --latent gives the image "
+                          "itself; pass one of them, not both")
     image_seed = 0 if args.seed is None else args.seed
     if args.n_train < 10:
         raise ConfigError(f"--n-train must be at least 10, got {args.n_train}")
@@ -267,10 +296,15 @@ def cmd_edit(args) -> int:
         noise = _read_noise(noise_path) if noise_path.is_file() else None
     run = api.load(args.run_dir, checkpoint=args.checkpoint)
     run.require("edit")
+    if latent is not None:
+        _check_projection_run(Path(args.latent), run, args.run_dir)
+    # a conditional run's image is of one class (it had always been class 0, unsaid), as in mix
+    label = None if latent is not None else run.sample_labels(1, args.class_)
     result = run.edit(args.attribute, strengths, seed=None if latent is not None else image_seed, latent=latent,
-                      noise=noise, n_train=args.n_train, ema=not args.no_ema)
+                      noise=noise, n_train=args.n_train, ema=not args.no_ema,
+                      labels=None if label is None else label[:1])
     meta = _record(args, run, "edit", attribute=result["attribute"], strengths=strengths,
-                   seed=None if latent is not None else image_seed, n_train=args.n_train,
+                   seed=None if latent is not None else image_seed, n_train=args.n_train, labels=label,
                    direction_seed=result["direction_seed"],
                    latent=None if latent is None else str(args.latent),
                    noise=None if noise is None else str(noise_path))
@@ -287,11 +321,53 @@ def cmd_edit(args) -> int:
         print(f"ganforge: warning: the direction separates '{result['attribute']}' from the rest no better "
               f"than {acc:.0%} on held-out images (chance is 50%): these edits are not meaningful; train the "
               f"run longer, raise --n-train or pick another attribute")
-    print(f"ganforge: wrote {len(strengths)} edits of {source} to {out}")
+    print(f"ganforge: wrote {len(strengths)} edits of {source}{_class_text(run, label, args.class_)} to {out}")
     if latent is not None and noise is None:
         print(f"ganforge: note: no {noise_path} next to the latent (ganforge project writes it), so the fixed "
               f"default noise was used: the fine detail differs from the projection's reconstruction")
     return 0
+
+
+def _check_projection_run(latent: Path, run, run_dir) -> None:
+    """Refuse a latent that ganforge project fitted on another run, by the result.json it wrote
+    beside it (only the shape had been checked, so another run's latent of the same shape was
+    edited into an unrelated image); warn when only the checkpoint differs. No result.json: no
+    check. Its "run" is as typed, relative to where project ran: "run_path" (resolved) and
+    "config_hash" decide where recorded, else the typed path must end the edited run's path."""
+    from .. import provenance
+
+    path = latent.with_name("result.json")
+    if not path.is_file():
+        return
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        print(f"ganforge: warning: cannot read {path} ({type(exc).__name__}), so it is not checked that "
+              f"--latent was projected on {run_dir}")
+        return
+    if not isinstance(record, dict) or not isinstance(record.get("run"), str):
+        return
+    here = Path(run_dir).resolve()
+    if isinstance(record.get("run_path"), str):
+        same = Path(record["run_path"]).resolve() == here or record.get("config_hash") == provenance.config_hash(
+            run.config)  # the same run moved or copied elsewhere
+    else:  # written before run_path: compare the typed path's named parts with the end of this run's path
+        typed = Path(os.path.normpath(record["run"]))  # 'a/../b' -> 'b'; leading '..' kept
+        tail = [p for p in typed.parts if p not in (typed.anchor, ".", "..")]
+        if not tail:  # '.' or '..': where project ran is not known
+            return
+        same = (typed.is_absolute() and typed.resolve() == here) or list(here.parts[-len(tail):]) == tail
+    if not same:
+        raise ConfigError(f"--latent {latent} was projected on run {record.get('run_path') or record['run']} (its "
+                          f"{path.name}), not on "
+                          f"{run_dir}: its w means another image here; project the image on {run_dir} "
+                          f"(ganforge project {run_dir} TARGET) or edit the run it was projected on")
+    step = record.get("step")
+    if record.get("checkpoint") != run.checkpoint.name and (step is None or step != run.step):
+        at = f" (step {step})" if step is not None else ""
+        print(f"ganforge: warning: --latent was projected on checkpoint {record.get('checkpoint')}{at} of this "
+              f"run and this edit uses {run.checkpoint.name} (step {run.step}): strength 0 is not exactly the "
+              f"projection's reconstruction; pass --checkpoint {record.get('checkpoint')} or project again")
 
 
 def _read_noise(path: Path) -> list:
@@ -318,7 +394,10 @@ def register(subparsers, parser_class) -> None:
                       force="overwrite --out if it exists")
     s.add_argument("--rows", required=True, help="comma-separated seeds of the rows, e.g. 1,2,3")
     s.add_argument("--cols", required=True, help="comma-separated seeds of the columns, e.g. 10,11,12")
-    s.add_argument("--layers", default="0-3", help="layers taken from the columns: 0-3, 4-7, 8-9,... (default 0-3)")
+    s.add_argument("--layers", default="0-3",
+                   help="layers taken from the columns: a layer, a range or a comma-separated list of them, "
+                        "e.g. 0-3, 4-7 or 1,5-6; an open range runs to the last layer (4-) or from layer 0 "
+                        "(-3) (default 0-3)")
     s.add_argument("--truncation", type=float, metavar="PSI", help="truncation psi in [0, 1]")
     s.add_argument("--class", dest="class_", metavar="K", help="conditional runs: the class (index or name)")
     add_provenance_argument(s)
@@ -328,13 +407,14 @@ def register(subparsers, parser_class) -> None:
                               description="A looping walk from seed to seed: linear in W (--space w, "
                                           "style-based runs) or spherical in Z (--space z, the only "
                                           "space of DCGAN-style, conditional and BigGAN runs).")
-    add_run_arguments(s, out={"default": "walk.gif", "help": ".gif animation or .png strip (default walk.gif)"},
+    add_run_arguments(s, out={"default": "walk.gif",
+                              "help": ".gif animation or .png grid of the frames, 10 frames a row (default walk.gif)"},
                       force="overwrite --out if it exists")
     s.add_argument("--seeds", required=True, help="comma-separated seeds, at least 2, e.g. 1,7,3")
     s.add_argument("--frames", type=int, default=60, help="frames in the loop (default 60)")
     s.add_argument("--space", choices=["w", "z"],
                    help="w (linear; default of style-based runs) or z (slerp; default of the others)")
-    s.add_argument("--fps", type=float, default=20.0, help="GIF frames per second (default 20)")
+    s.add_argument("--fps", type=float, help="GIF frames per second (default 20); not used for a .png grid")
     s.add_argument("--truncation", type=float, metavar="T",
                    help="runs that support it: StyleGAN2 psi in [0, 1], BigGAN threshold > 0")
     s.add_argument("--class", dest="class_", metavar="K", help="conditional runs: the class (index or name)")
@@ -352,7 +432,9 @@ def register(subparsers, parser_class) -> None:
     s.add_argument("target", metavar="TARGET", help="an image file (resized to the run's resolution, with a note)")
     s.add_argument("--space", choices=["w", "w+"], default="w", help="w (one w for all layers) or w+ (one per layer)")
     s.add_argument("--steps", type=int, default=1000, help="optimization steps (default 1000)")
-    s.add_argument("--seed", type=seed, default=0)
+    s.add_argument("--seed", type=seed, default=0,
+                   help="seed of the start (the w_avg estimate and the initial noise maps): another seed gives "
+                        "another result (default 0)")
     s.add_argument("--quiet", action="store_true", help="no per-100-step loss lines")
     add_provenance_argument(s)
     s.set_defaults(func=cmd_project)
@@ -373,6 +455,8 @@ def register(subparsers, parser_class) -> None:
     s.add_argument("--latent", help="edit a projected image instead: the latent.npy of ganforge project "
                                     "(with the noise.npz next to it)")
     s.add_argument("--n-train", type=int, default=2000, help="generated images the direction is fitted on (2000)")
+    s.add_argument("--class", dest="class_", metavar="K",
+                   help="conditional runs: the class (index or name) of the --seed image (default the first)")
     # `--strength -3:3:7` (the documented form): let argparse read a value starting with a minus
     # and a digit as a value, not as an option (it already does for plain negative numbers).
     s._negative_number_matcher = re.compile(r"^-\.?\d")

@@ -315,13 +315,17 @@ class StyleGAN2(UnconditionalGAN):
         return sampler(z, y, torch.full((n,), psi, device=self.device), noise, cutoff)
 
     def parse_layers(self, text: str, nets=None) -> list[int]:
-        """'0-3' or '4,5,8-9' -> layer indices, checked against this generator's num_ws."""
+        """'0-3', '4,5,8-9', '4-' (4 to the last layer) or '-3' (0 to 3) -> layer indices, checked
+        against this generator's num_ws ('4-' had been read as layer 4 alone)."""
         num_ws = self._G(nets).num_ws
         layers: list[int] = []
         try:
             for part in (p.strip() for p in str(text).split(",") if p.strip()):
-                lo, _, hi = part.partition("-")
-                lo_i, hi_i = int(lo), int(hi) if hi else int(lo)
+                lo, dash, hi = (v.strip() for v in part.partition("-"))
+                if not lo and not hi:  # '-' alone: no bound at all
+                    raise ValueError
+                lo_i = int(lo) if lo else 0  # an open bound runs to the first or last layer
+                hi_i = (int(hi) if hi else num_ws - 1) if dash else lo_i
                 if lo_i > hi_i:
                     raise ValueError
                 layers += range(lo_i, hi_i + 1)
@@ -329,7 +333,8 @@ class StyleGAN2(UnconditionalGAN):
             layers = [-1]
         if not layers or min(layers) < 0 or max(layers) >= num_ws:
             raise ConfigError(f"unknown layer range '{text}': this generator has layers 0-{num_ws - 1} "
-                              f"({layer_groups(num_ws)}); write e.g. --layers 0-{min(3, num_ws - 1)}")
+                              f"({layer_groups(num_ws)}); write e.g. --layers 0-{min(3, num_ws - 1)} "
+                              f"(or {min(4, num_ws - 1)}- for layer {min(4, num_ws - 1)} to the last)")
         return sorted(set(layers))
 
     @torch.no_grad()
@@ -525,14 +530,17 @@ class StyleGAN2(UnconditionalGAN):
 
     @torch.no_grad()
     def edit(self, *, attribute, strengths: Sequence[float], seed: int = 0, latent=None, noise=None,
-             n_train: int = 2000, classify=None, class_names: Sequence[str] | None = None, nets=None) -> dict:
+             n_train: int = 2000, classify=None, class_names: Sequence[str] | None = None, nets=None,
+             labels=None) -> dict:
         """InterFaceGAN editing (objectives._stylegan2_edit): the image of ``seed`` (or of
         ``latent``, ws [L, D] from ganforge project, when ``seed`` is unused) moved along the W
         direction of class ``attribute`` by each strength (in standard deviations of w along
         it). The direction is fitted on the latents of EDIT_DIRECTION_SEED, whatever ``seed``
         is, so every image of a run moves along the same one. ``noise``: the per-layer noise
         maps project fitted with the latent, without which strength 0 is not its reconstruction
-        (the fixed ``const`` noise draws other fine detail)."""
+        (the fixed ``const`` noise draws other fine detail). ``labels``: a conditional run's class
+        of the ``seed`` image (int64 [1] or one class; None: the default, the first class), as
+        ``mix`` and ``interpolate`` take it."""
         from ..labels import resolve_class
         from ._stylegan2_edit import find_direction
 
@@ -558,7 +566,7 @@ class StyleGAN2(UnconditionalGAN):
                               f"{class_names[k]}: too few on one side to fit a direction; raise --n-train, train "
                               f"the run longer or choose another attribute")
         if ws is None:
-            ws = self.latents(1, torch.Generator().manual_seed(seed), nets=nets)[0]
+            ws = self.latents(1, torch.Generator().manual_seed(seed), labels, nets=nets)[0]
         step = info["normal"].to(self.device) * info["sigma"]
         edited = torch.cat([ws + float(s) * step for s in strengths])
         images = self.synthesize(edited, nets=nets, noise="const" if maps is None else
