@@ -227,20 +227,44 @@ def _stopped_before_ranks(signum: int, out: Path | None) -> int:
 
 
 def cmd_train(args) -> int:
-    if args.nproc is not None and not _under_torchrun():  # a --nproc launch: the checks before its
-        try:                                              # ranks start stop at a signal, saying so
-            with _startup_signals():
-                return _train(args)
-        except _BeforeTraining as exc:
-            return _stopped_before_ranks(exc.signum, Path(args.out) if args.out else None)
-    return _train(args)
+    """Train; a --nproc launch starts torchrun. SIGINT and SIGTERM stop the start at once, from
+    the first moment (importing torch takes seconds) until the trainer listens, and say so."""
+    try:
+        with _startup_signals() as starting:
+            return _train(args, starting)
+    except _BeforeTraining as exc:  # before api.train (which says its own): nothing was written
+        return _stopped_before_training(exc.signum, Path(args.out) if args.out else None)
+
+
+# The exit code of a rank that torchrun stopped while the ranks started, after another one failed:
+# it says nothing, and torchrun() names the failed rank (distributed.STOPPED_WITH_THE_OTHERS, not
+# imported where torch may be half-imported, as the file distributed.STOPPED_AFTER_A_FAILURE names)
+STOPPED_WITH_THE_OTHERS = 4
+
+
+def _stopped_after_a_failure() -> bool:
+    """Whether this torchrun rank's stop signal is torchrun's, after another rank failed."""
+    marker = os.environ.get("GANFORGE_STOPPED_AFTER_A_FAILURE")
+    return _under_torchrun() and bool(marker) and os.path.exists(marker)
+
+
+def _stopped_before_training(signum: int, out: Path | None) -> int:
+    """A stop signal before api.train began: one process, a --nproc launcher and rank 0 say that
+    nothing was written; the other ranks say nothing, nor does a rank torchrun stopped because
+    another failed (torchrun's wrapper says which)."""
+    if _stopped_after_a_failure():
+        return STOPPED_WITH_THE_OTHERS
+    if _under_torchrun() and os.environ.get("RANK", "0") != "0":
+        return 128 + signum
+    return _stopped_before_ranks(signum, out)
 
 
 def _under_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1") or 1) > 1
 
 
-def _train(args) -> int:
+def _train(args, starting: _Starting) -> int:
+    """``starting``: cmd_train's ``_startup_signals()``, ended once api.train returns."""
     from . import api, config
     from .training.distributed import world_from_env
 
@@ -293,16 +317,20 @@ def _train(args) -> int:
               f"ganforge: training {name} for {cfg.train.steps} steps{on} -> {run_dir}{of}", flush=True)
 
     try:
-        with _startup_signals():
-            result = api.train(cfg, run_dir, name=name, resume=args.resume, force=args.force,
-                               progress=not args.quiet, on_start=announce)
+        result = api.train(cfg, run_dir, name=name, resume=args.resume, force=args.force,
+                           progress=not args.quiet, on_start=announce)
     except TrainingInterrupted as stop:  # saved: said below with the resume command
+        starting.end()
         result = stop.result
     except KeyboardInterrupt as exc:  # a second Ctrl-C, or a signal before the trainer listened
+        starting.end()
         started = isinstance(exc, _BeforeTraining)
+        if started and _stopped_after_a_failure():  # torchrun's stop: its wrapper names the failed rank
+            return STOPPED_WITH_THE_OTHERS
         if main_rank:
             _say_what_survived(chosen[0], before_training=exc.signum if started else None)
         return 128 + exc.signum if started else 130
+    starting.end()
     run_dir = result.run_dir  # under torchrun: rank 0's choice
     if not main_rank:
         return 130 if result.interrupted == "SIGINT" else 143 if result.interrupted else 0
@@ -364,27 +392,42 @@ class _BeforeTraining(KeyboardInterrupt):
         self.signum = signum
 
 
+class _Starting:
+    """What ``_startup_signals()`` yields: ``end()`` gives the previous handlers back at once (a
+    signal after training is no longer "before training"); leaving the block does it too."""
+
+    def __init__(self, previous: dict):
+        self.previous = previous
+
+    def end(self) -> None:
+        import signal
+
+        previous, self.previous = self.previous, {}
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 @contextlib.contextmanager
 def _startup_signals():
-    """While the run starts (data, networks, run directory), SIGINT and SIGTERM stop it at once
-    as _BeforeTraining: api.train removes what a new run had written, and the CLI says so, not
-    "a second Ctrl-C". The trainer's handlers replace these while it trains."""
+    """While the run starts (importing torch, the config, data, networks, run directory), SIGINT
+    and SIGTERM stop it at once as _BeforeTraining: api.train removes what a new run had written,
+    and the CLI says so, not "a second Ctrl-C" or a bare "interrupted". The trainer's handlers
+    replace these while it trains."""
     import signal
 
     def stop(signum, frame):
         raise _BeforeTraining(signum)
 
-    previous = {}
+    starting = _Starting({})
     try:
         for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, stop)
+            starting.previous[sig] = signal.signal(sig, stop)
     except ValueError:  # not the main thread: the signals stay the caller's to handle
         pass
     try:
-        yield
+        yield starting
     finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+        starting.end()
 
 
 def _say_what_survived(run_dir: Path, before_training: int | None = None) -> None:

@@ -35,6 +35,7 @@ import gc
 import hashlib
 import inspect
 import os
+import signal
 import socket
 import sys
 import time
@@ -586,6 +587,14 @@ _SHUTDOWN_LOGS = {"torch.distributed.elastic.agent.server.api": ("Received %s de
 
 GANFORGE_ERROR_EXIT = 2  # the exit code of a rank that said a ganforge error (cli.EXIT_USAGE)
 
+# torchrun stops the other ranks with SIGTERM once one has failed, as a stop signal passed on from
+# the launcher does. The file this names (set for the ranks by ``torchrun()``) exists once torchrun
+# stops them after a failure: a rank still starting then says nothing, as its signal is not the
+# user's, and exits STOPPED_WITH_THE_OTHERS; ``torchrun()`` names the rank that failed
+# (cli reads both without importing this module: torch may be half-imported there)
+STOPPED_AFTER_A_FAILURE = "GANFORGE_STOPPED_AFTER_A_FAILURE"
+STOPPED_WITH_THE_OTHERS = 4
+
 # Set by ``ganforge train --nproc N`` for its ranks: the launcher has checked the config and said
 # the family's warnings about it (check_run), so a rank checks it again without saying them twice
 CHECKED_BY_LAUNCHER = "GANFORGE_CHECKED_BY_LAUNCHER"
@@ -596,33 +605,105 @@ def torchrun(argv: list[str] | None = None) -> None:
     SIGTERM on to the ranks and waits for them to stop, less its traceback and log lines of that
     shutdown; it exits 128 + the signal, as a shell reports a process a signal stopped. When the
     ranks stopped on a ganforge error, which a rank has said in one line, it exits 2 as one
-    process would, without torchrun's traceback and report of the failed ranks."""
+    process would, without torchrun's traceback and report of the failed ranks; so it does, with
+    a line of its own (``killed_while_starting``), when a rank was killed while the ranks started."""
     import logging
+    import tempfile
 
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import main
 
-    for name, starts in _SHUTDOWN_LOGS.items():
-        logging.getLogger(name).addFilter(lambda record, starts=starts: not str(record.msg).startswith(starts))
+    argv = sys.argv[1:] if argv is None else list(argv)
+    with tempfile.TemporaryDirectory(prefix="ganforge-torchrun-") as tmp:
+        marker = Path(tmp) / "stopped-after-a-failure"
+        os.environ[STOPPED_AFTER_A_FAILURE] = str(marker)  # the ranks' environment
+        seen_signal = []
+
+        def note(record) -> bool:  # sees every record first (the filters below drop some)
+            message = str(record.msg)
+            if message.startswith("Received %s death signal"):
+                seen_signal.append(True)
+            elif message.startswith("Sending process %s closing signal") and not seen_signal:
+                with contextlib.suppress(OSError):
+                    marker.touch()  # before the signal is sent: the rank finds it in its handler
+            return True
+
+        filters = {name: [note, lambda record, starts=starts: not str(record.msg).startswith(starts)]
+                   for name, starts in _SHUTDOWN_LOGS.items()}
+        for name, pair in filters.items():
+            for log_filter in pair:
+                logging.getLogger(name).addFilter(log_filter)
+        try:
+            main(argv)
+        except SignalException as exc:
+            sys.exit(128 + int(exc.sigval))
+        except ChildFailedError as exc:
+            if said_by_a_rank([failure.exitcode for failure in exc.failures.values()]):
+                sys.exit(GANFORGE_ERROR_EXIT)
+            line = killed_while_starting(exc.failures, _out_of(argv))
+            if line is None:
+                raise  # a crash: its traceback and torchrun's report are what the user has to go on
+            print(f"ganforge: error: {line}", file=sys.stderr, flush=True)
+            sys.exit(GANFORGE_ERROR_EXIT)
+        finally:
+            for name, pair in filters.items():
+                for log_filter in pair:
+                    logging.getLogger(name).removeFilter(log_filter)
+
+
+def _out_of(argv: list[str]) -> Path | None:
+    """The ``--out`` of the ``ganforge train`` command torchrun runs (as the launcher wrote it)."""
+    values = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "--out"]
+    return Path(values[-1]) if values else None
+
+
+def killed_while_starting(failures: Mapping[int, Any], out: Path | None) -> str | None:
+    """The line for ranks that ended while they were starting because one was killed from outside
+    (SIGKILL, from a person or the OOM killer): the first failure (torchrun's ``ProcessFailure``
+    records by global rank, with ``exitcode``, ``pid``, ``timestamp``) is a signal's, and the others
+    stopped before training started when torchrun stopped them (STOPPED_WITH_THE_OTHERS, or
+    SIGTERM's default before ganforge listened). None for anything else: in training the rank that
+    met the loss says its own line, and a crash keeps torchrun's report."""
+    if not failures:
+        return None
+    first_rank, first = min(failures.items(), key=lambda item: item[1].timestamp)
+    others = [f.exitcode for rank, f in failures.items() if rank != first_rank]
+    if first.exitcode >= 0 or not others or any(
+            code not in (STOPPED_WITH_THE_OTHERS, -signal.SIGTERM) for code in others):
+        return None
     try:
-        main(sys.argv[1:] if argv is None else argv)
-    except SignalException as exc:
-        sys.exit(128 + int(exc.sigval))
-    except ChildFailedError as exc:
-        if not said_by_a_rank([failure.exitcode for failure in exc.failures.values()]):
-            raise  # a crash: its traceback and torchrun's report are what the user has to go on
-        sys.exit(GANFORGE_ERROR_EXIT)
+        how = f"killed by {signal.Signals(-first.exitcode).name}"
+    except ValueError:
+        how = f"killed by signal {-first.exitcode}"
+    return (f"rank {first_rank} (pid {first.pid}) was {how} while the ranks were starting; "
+            f"{_what_out_keeps(out)}")
+
+
+def _what_out_keeps(out: Path | None) -> str:
+    from ..errors import GanforgeError, shell_arg
+    from . import checkpoint as ckpt
+
+    if out is None:
+        return "start again"
+    if not out.is_dir() or not any(out.iterdir()):
+        return f"nothing was written to {out}; start again"
+    try:
+        kept = ckpt.find(out)
+    except GanforgeError:
+        return f"{out} keeps no checkpoint; start again"
+    return f"{out} keeps {kept}; continue with: ganforge train --resume --out {shell_arg(out)}"
 
 
 def said_by_a_rank(exit_codes: list[int]) -> bool:
     """Whether the failed ranks' ``exit_codes`` show a ganforge error said in one line: a rank
     exited 2, and the others did too or were stopped by a signal (torchrun stops the rest once
     one fails, and a rank killed from outside is named in the line of the rank that met its loss
-    when that rank exits 2 before torchrun stops it). A rank that crashed (exit 1, its own Python
-    traceback) is not, nor ranks all stopped by signals: torchrun's report stays."""
+    when that rank exits 2 before torchrun stops it) or, still starting, said nothing
+    (STOPPED_WITH_THE_OTHERS). A rank that crashed (exit 1, its own Python traceback) is not, nor
+    ranks all stopped by signals: torchrun's report stays."""
     return GANFORGE_ERROR_EXIT in exit_codes and all(
-        code == GANFORGE_ERROR_EXIT or code < 0 for code in exit_codes)
+        code in (GANFORGE_ERROR_EXIT, STOPPED_WITH_THE_OTHERS) or code < 0 for code in exit_codes)
 
 
 def child_pids(pid: int) -> list[int]:
