@@ -495,7 +495,8 @@ def _save_points(run, points, path: Path, suffix: str, meta) -> None:
 
     if suffix == ".npz":
         extra = {} if meta is None else {"provenance": np.array(json.dumps(meta, sort_keys=True))}
-        np.savez_compressed(path, points=points.numpy().astype(np.float32), **extra)
+        with open(path, "wb") as f:  # a path: numpy adds ".npz" to a name that ends ".NPZ"
+            np.savez_compressed(f, points=points.numpy().astype(np.float32), **extra)
         return
     png = points_png(points, data=run.config.data.name, step=run.step)
     provenance.save(Image.open(io.BytesIO(png)).convert("RGB"), path, meta)
@@ -517,8 +518,10 @@ def cmd_sample(args) -> int:
         raise ConfigError(f"--out {out}: use a .png/.jpg name for a grid or .npz for an array{sound}")
     if args.n is not None and args.n <= 0:
         raise ConfigError(f"--n must be positive, got {args.n}")
-    if args.per_class is not None and (args.per_class <= 0 or args.class_ is not None):
-        raise ConfigError("--per-class must be positive and cannot be combined with --class")
+    if args.per_class is not None and args.per_class <= 0:
+        raise ConfigError(f"--per-class must be positive, got {args.per_class}")
+    if args.per_class is not None and args.class_ is not None:
+        raise ConfigError("--per-class draws every class and --class one; pass one of them")
     if args.per_class is not None and args.n is not None:  # --per-class sets the count itself
         raise ConfigError(f"--n and --per-class cannot be combined (--per-class {args.per_class} draws "
                           f"{args.per_class} of every class); drop one of them")
@@ -556,7 +559,8 @@ def cmd_sample(args) -> int:
             extra = {} if y is None else {"labels": y.numpy(), "class_names": np.array(run.class_names)}
             if meta is not None:  # arrays have no metadata slot: the record rides along as JSON
                 extra["provenance"] = np.array(json.dumps(meta, sort_keys=True))
-            np.savez_compressed(tmp, images=api.to_uint8_hwc(images), **extra)
+            with open(tmp, "wb") as f:  # a path: numpy adds ".npz" to a.NPZ's temporary name, and
+                np.savez_compressed(f, images=api.to_uint8_hwc(images), **extra)  # the rename failed
         elif args.per_class is not None or (args.class_ is None and run.class_names):  # a class per row
             from .labels import labeled_grid
 

@@ -67,7 +67,15 @@ def for_run(run, *, operation: str, seed: int | None = None, labels=None, **extr
     """The record of an image drawn from a loaded run (ganforge.load): its config, checkpoint and
     step; ``labels`` (int indices) name the class(es) shown, for conditional runs."""
     return record(operation=operation, config=run.config, checkpoint=run.checkpoint.name,
-                  step=run.step, seed=seed, classes=_classes(run, labels), **extra)
+                  step=run.step, seed=seed, classes=_classes(run, labels), **_used_ema(run, extra))
+
+
+def _used_ema(run, extra: dict) -> dict:
+    """``extra`` with ``ema`` as what drew the images: a run without EMA weights draws with its
+    live G whatever was asked (its samples had been recorded "ema": true)."""
+    if extra.get("ema") and not getattr(run, "ema_weights", True):
+        return {**extra, "ema": False}
+    return extra
 
 
 def records_for(run) -> Callable[..., dict]:
@@ -77,7 +85,7 @@ def records_for(run) -> Callable[..., dict]:
 
     def for_this_run(*, operation: str, seed: int | None = None, labels=None, **extra: Any) -> dict:
         return record(operation=operation, checkpoint=run.checkpoint.name, step=run.step, seed=seed,
-                      classes=_classes(run, labels), **fixed, **extra)
+                      classes=_classes(run, labels), **fixed, **_used_ema(run, extra))
 
     return for_this_run
 

@@ -131,8 +131,8 @@ def export(run, out: Path, *, per_class: int, fmt: str = "folder", seed: int = 0
             extra = {} if record is None else {"provenance": np.array(json.dumps(record, sort_keys=True))}
             if say:
                 say(f"  compressing {len(labels)} images into {out.name} ...")
-            np.savez_compressed(tmp, images=images, labels=labels.numpy(),
-                                class_names=np.array(names), **extra)
+            with open(tmp, "wb") as f:  # a path: numpy adds ".npz" to a name that ends ".NPZ"
+                np.savez_compressed(f, images=images, labels=labels.numpy(), class_names=np.array(names), **extra)
         else:
             tmp.mkdir()
             folders = [folder_name(i, n, k) for i, n in enumerate(names)]
