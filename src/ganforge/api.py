@@ -112,21 +112,27 @@ PLUGINS_FILE = "plugins.json"
 
 def _record_plugins(run_dir: Path) -> None:
     """RUN/plugins.json lists the plugin modules imported while the run trained (with those of
-    its earlier starts); no file when there were none. Only names are kept: loading a run never
-    imports what it lists, as a run folder from elsewhere must not run code."""
-    modules = sorted(set(registry.plugin_modules()) | set(recorded_plugins(run_dir)))
-    if modules and modules != recorded_plugins(run_dir):
-        atomic_write_text(run_dir / PLUGINS_FILE, json.dumps({"modules": modules}) + "\n")
+    its earlier starts; "modules", what training it needs) and, of those, the ones that
+    registered its family or networks ("to_load", what loading it needs: a loss or dataset is
+    not); no file when there were none. Only names are kept: loading a run never imports what
+    it lists, as a run folder from elsewhere must not run code."""
+    before = {key: recorded_plugins(run_dir, to_load=key == "to_load") for key in ("modules", "to_load")}
+    now = {"modules": sorted(set(registry.plugin_modules()) | set(before["modules"])),
+           "to_load": sorted(set(registry.plugin_modules(to_load=True)) | set(before["to_load"]))}
+    if now["modules"] and now != before:
+        atomic_write_text(run_dir / PLUGINS_FILE, json.dumps(now) + "\n")
 
 
-def recorded_plugins(path: Path) -> list[str]:
+def recorded_plugins(path: Path, *, to_load: bool = False) -> list[str]:
     """The plugin modules a run directory (plugins.json) or model folder (config.json's
-    "plugins") recorded; [] when none or unreadable."""
+    "plugins", those loading it needs) recorded; ``to_load``: only those loading the run needs
+    (a plugins.json written before the distinction: all); [] when none or unreadable."""
     try:
         if is_model_folder(path):
             modules = json.loads((path / MODEL_CONFIG).read_text()).get("plugins", [])
         else:
-            modules = json.loads((path / PLUGINS_FILE).read_text())["modules"]
+            record = json.loads((path / PLUGINS_FILE).read_text())
+            modules = record.get("to_load", record["modules"]) if to_load else record["modules"]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return []
     if not isinstance(modules, list):
@@ -135,18 +141,23 @@ def recorded_plugins(path: Path) -> list[str]:
 
 
 @contextlib.contextmanager
-def naming_plugins(path: Path):
-    """An error saying a name needs its plugin imported names the modules the run recorded
-    (those not imported now), not just "GANFORGE_PLUGINS=module"."""
+def naming_plugins(path: Path, *, training: bool = False):
+    """An error saying a name needs its plugin imported starts with the modules the run
+    recorded that are not imported now (those loading it needs; ``training``: all it trained
+    with), not "GANFORGE_PLUGINS=module" at the end of a "did you mean" for the section."""
     try:
         yield
     except ConfigError as exc:
         import sys
 
-        missing = [m for m in recorded_plugins(Path(path)) if m not in sys.modules]
+        missing = [m for m in recorded_plugins(Path(path), to_load=not training) if m not in sys.modules]
         if not missing or registry.PLUGIN_HINT not in str(exc):
             raise
-        raise type(exc)(str(exc).replace(registry.PLUGIN_HINT, registry.plugin_hint(missing))) from None
+        cause = str(exc).replace(f" ({registry.PLUGIN_HINT})", "").replace(registry.PLUGIN_HINT, "")
+        many = len(missing) > 1
+        raise type(exc)(f"{path} needs the module{'s' if many else ''} {', '.join(missing)}, which it was "
+                        f"trained with and {'are' if many else 'is'} not imported now "
+                        f"({registry.plugin_hint(missing)}); without {'them' if many else 'it'}: {cause}") from None
 
 
 def _check_given_dataset(run_dir: Path, dataset) -> None:
@@ -262,7 +273,7 @@ def resume_config(run_dir: Path, overrides: list[str]) -> Config:
     description (the report's header, the model card) says what a resume changed: it had kept
     naming the overrides of the first start ("with train.steps=100" in a run of 40 steps)."""
     raw = _saved_config(Path(run_dir))
-    with naming_plugins(Path(run_dir)):
+    with naming_plugins(Path(run_dir), training=True):
         cfg = config_mod.from_dict(config_mod.apply_overrides(raw, overrides))
     # a relative data.name=folder:PATH repeated from the run's first directory is no change
     _absolute_data_paths(cfg)
@@ -524,7 +535,7 @@ def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
                 raise
             try:
                 if world.is_main:
-                    with naming_plugins(run_dir) if resume else contextlib.nullcontext():
+                    with naming_plugins(run_dir, training=True) if resume else contextlib.nullcontext():
                         result = _train_main(cfg, run_dir, device, resume=resume, force=force, progress=progress,
                                              hooks=hooks, dataset=dataset, on_start=on_start, claimed=claimed)
                 else:

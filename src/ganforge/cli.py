@@ -631,7 +631,10 @@ def cmd_data_fetch(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    p = _Parser(prog="ganforge", description="Train, evaluate and diagnose GANs.")
+    p = _Parser(prog="ganforge", description="Train, evaluate and diagnose GANs.",
+                epilog="Families, losses, architectures, datasets or metrics registered outside ganforge: "
+                       "name their modules in GANFORGE_PLUGINS (comma-separated, importable), which every "
+                       "command imports first; README, 'A new GAN family'.")
     p.add_argument("--version", action="version", version=f"ganforge {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 

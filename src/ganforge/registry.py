@@ -65,23 +65,25 @@ def is_plugin_module(module: str) -> bool:
     return bool(module) and module.split(".")[0] != "ganforge" and module != "__main__" and not module.startswith("<")
 
 
-def plugin_modules() -> list[str]:
-    """The modules outside ganforge that registered a name in any registry: what a run trained
-    now needs imported to be loaded again (recorded in the run, named when it cannot be)."""
-    return sorted({m for reg in _ALL for name, m in reg.origins.items() if name in reg and is_plugin_module(m)})
+def plugin_modules(*, to_load: bool = False) -> list[str]:
+    """The modules outside ganforge that registered a name in any registry (recorded in a run
+    trained now, named when it cannot be resumed or loaded); ``to_load``: only those of the
+    registries a run's networks are built from (families, architectures), the ones loading it
+    needs (a loss, dataset or metric is needed to train it, not to load it)."""
+    return sorted({m for reg in _ALL if reg.loads or not to_load
+                   for name, m in reg.origins.items() if name in reg and is_plugin_module(m)})
 
 
 def plugin_hint(modules: list[str]) -> str:
     """PLUGIN_HINT with the modules a run recorded filled in."""
-    names = ",".join(modules)
-    return (f"this run was trained with {'module' if len(modules) == 1 else 'modules'} {', '.join(modules)} "
-            f"imported: in Python: import {', '.join(modules)}; for the CLI: GANFORGE_PLUGINS={names}")
+    return f"in Python: import {', '.join(modules)}; for the CLI: GANFORGE_PLUGINS={','.join(modules)}"
 
 
 class Registry(dict, Generic[T]):
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, *, loads: bool = False):
         super().__init__()
         self.kind = kind
+        self.loads = loads  # a loaded run's networks are built from its entries (plugin_modules)
         self.origins: dict[str, str] = {}  # name -> the module that registered it
         # names users type for a registered entry (a paper's or preset's name): the suggestion
         # that replaces difflib's "did you mean" for them

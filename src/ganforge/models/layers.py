@@ -26,7 +26,7 @@ class Architecture(NamedTuple):
     discriminator: Callable[..., nn.Module]
 
 
-ARCHITECTURES: Registry[Architecture] = Registry("architecture")
+ARCHITECTURES: Registry[Architecture] = Registry("architecture", loads=True)
 
 
 def check_positive(arch: str, keys: Mapping[str, str] | None = None, **dims: int) -> None:

@@ -22,7 +22,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 from ..errors import ConfigError
 from ..registry import Registry
 
-SR_DISCRIMINATORS: Registry = Registry("super-resolution discriminator")
+SR_DISCRIMINATORS: Registry = Registry("super-resolution discriminator", loads=True)
 
 
 @SR_DISCRIMINATORS.register("vgg")

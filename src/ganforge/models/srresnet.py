@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from ..errors import ConfigError
 from ..registry import Registry
 
-SR_GENERATORS: Registry = Registry("super-resolution generator")
+SR_GENERATORS: Registry = Registry("super-resolution generator", loads=True)
 SCALES = (2, 4)
 
 

@@ -348,7 +348,7 @@ class Objective:
         raise NotImplementedError(f"objective '{cls.name}' provides no example_config")
 
 
-OBJECTIVES: Registry[type[Objective]] = Registry("objective")
+OBJECTIVES: Registry[type[Objective]] = Registry("objective", loads=True)
 
 
 # A class with fewer than this share of the largest class's images is named at training start

@@ -371,7 +371,7 @@ def model_card(run: LoadedRun, meta: dict[str, Any]) -> str:
     else:
         lines += evaluation_advice(run, meta["name"], cfg)
     lines += ["", "## Use", ""]
-    plugins = recorded_plugins(run.run_dir)
+    plugins = recorded_plugins(run.run_dir, to_load=True)  # a plugin loss is not needed to load it
     if plugins:  # the family or networks were registered outside ganforge
         lines += [f"It needs the module{'s' if len(plugins) > 1 else ''} it was trained with, "
                   f"{', '.join(f'`{m}`' for m in plugins)}, importable and imported first: "
@@ -625,7 +625,7 @@ def export_folder(run: LoadedRun, out: Path | str, *, force: bool = False) -> Pa
               "ema": run.ema_weights,
               "evaluation": meta["evaluation"], "objective_state": state, "files": sorted(files),
               "config": shared.to_dict()}
-    plugins = recorded_plugins(run.run_dir)
+    plugins = recorded_plugins(run.run_dir, to_load=True)
     if plugins:  # the modules outside ganforge its family or networks need imported (names only)
         config["plugins"] = plugins
     # written beside out and renamed in place of the old folder (atomic_path's replace_folder),
