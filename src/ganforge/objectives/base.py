@@ -20,6 +20,8 @@ A phase names the optimizer it steps, how often it repeats (n_critic) and how of
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import warnings
 from dataclasses import dataclass, field
@@ -82,6 +84,10 @@ class OptimizerSpec:
         """Parameter groups, one per distinct multiplier, each with its ``lr``."""
         groups: dict[float, list[nn.Parameter]] = {}
         for net_name in self.nets:
+            if net_name not in nets:  # a family's slip: one line, not KeyError: 'D'
+                raise ConfigError(f"OptimizerSpec(nets={list(self.nets)}) names net '{net_name}', which the "
+                                  f"family's nets do not hold (they are {', '.join(nets) or 'none'}); add it to "
+                                  f"self.nets or name one of those")
             for pname, p in nets[net_name].named_parameters():
                 qualified = f"{net_name}.{pname}"
                 mult = next((m for prefix, m in self.lr_mult.items()
@@ -163,6 +169,24 @@ class Objective:
     phases: list[Phase]
     ema: list[str] = []
 
+    def __init_subclass__(cls, **kwargs):
+        # A family's __init__ is followed by check_contract, once the outermost __init__ (the
+        # family built, its subclasses' additions included) returns: a plugin's slip (a phase
+        # naming an undeclared optimizer, no loss) is one line before anything is written.
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None or getattr(init, "_checks_contract", False):
+            return
+
+        @functools.wraps(init)
+        def __init__(self, *args, **kwargs):
+            init(self, *args, **kwargs)
+            if type(self).__init__ is __init__:
+                self.check_contract()
+
+        __init__._checks_contract = True  # type: ignore[attr-defined]
+        cls.__init__ = __init__  # type: ignore[method-assign]
+
     # ------------------------------------------------------------------ data (class level:
     # the data is read before the networks exist, and they are sized from it)
 
@@ -241,6 +265,134 @@ class Objective:
     def prepare_training(self, dataset) -> None:
         """What only training needs beyond the networks (pretrained feature nets, initial
         weights, preview inputs). Not called when a run is loaded for inference."""
+
+    # ------------------------------------------------------------------ the contract
+
+    def _plugin_label(self) -> str | None:
+        """"objective 'NAME' (module M)" for a family defined outside ganforge, whose contract
+        mistakes are the user's to fix (one line); None for ganforge's own (tested) families."""
+        cls = type(self)
+        module = getattr(cls, "__module__", "") or "?"
+        if module.split(".")[0] == "ganforge":
+            return None
+        return f"objective '{cls.name or cls.__name__}' (module {module})"
+
+    def check_contract(self, *, training: bool = False) -> None:
+        """A family defined outside ganforge declares what the Trainer relies on: nets (name ->
+        nn.Module), optimizers whose nets it holds, phases that step declared optimizers, a
+        ``loss`` and, with the "sample" capability (or the default ``preview``), a ``sample``.
+        Checked when the family is built (what is set by then: optimizers and phases may come in
+        prepare_training) and, ``training``, by the Trainer. These had been KeyError: 'disc',
+        KeyError: 'D' and bare NotImplementedError tracebacks, one after step_0000000 was
+        written. Attributes only: nothing is run, no random number drawn."""
+        label = self._plugin_label()
+        if label is None:
+            return
+        cls, missing = type(self), object()
+        nets = getattr(self, "nets", missing)
+        if not (isinstance(nets, Mapping) and nets and all(isinstance(n, nn.Module) for n in nets.values())):
+            raise ConfigError(f"{label}: self.nets must be a dict of name -> torch.nn.Module set in __init__ "
+                              f"(e.g. {{'G': G, 'D': D}}), got {_described(nets, missing)}")
+        optimizers = getattr(self, "optimizers", missing)
+        if optimizers is not missing or training:
+            if not (isinstance(optimizers, Mapping) and optimizers
+                    and all(isinstance(spec, OptimizerSpec) for spec in optimizers.values())):
+                raise ConfigError(f"{label}: self.optimizers must be a dict of name -> OptimizerSpec (e.g. "
+                                  f"{{'G': OptimizerSpec(['G'], lr=cfg.optim.g_lr)}}), got "
+                                  f"{_described(optimizers, missing)}")
+            for name, spec in optimizers.items():
+                absent = [n for n in spec.nets if n not in nets]
+                if absent:
+                    raise ConfigError(f"{label}: optimizer '{name}' names net '{absent[0]}', which self.nets does "
+                                      f"not hold (it holds {', '.join(nets)}); add the net to self.nets or name "
+                                      f"one of those in OptimizerSpec(nets=...)")
+        phases = getattr(self, "phases", missing)
+        if phases is not missing or training:
+            if not (isinstance(phases, (list, tuple)) and phases and all(isinstance(p, Phase) for p in phases)):
+                raise ConfigError(f"{label}: self.phases must be a list of Phase (e.g. [Phase('D', optimizer='D'), "
+                                  f"Phase('G', optimizer='G')]), got {_described(phases, missing)}")
+            for phase in phases:
+                if isinstance(optimizers, Mapping) and phase.optimizer not in optimizers:
+                    raise ConfigError(f"{label}: phase '{phase.name}' steps optimizer '{phase.optimizer}', which "
+                                      f"self.optimizers does not declare (it declares {', '.join(optimizers)}); "
+                                      f"name one of those in Phase(optimizer=...) or declare it")
+                for key in ("repeat", "every"):
+                    value = getattr(phase, key)
+                    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                        raise ConfigError(f"{label}: phase '{phase.name}' has {key}={value!r}; Phase.{key} is a "
+                                          f"whole number >= 1")
+        if cls.loss is Objective.loss:
+            raise ConfigError(f"{label}: it does not define loss(phase, batch) (Objective.loss is abstract); "
+                              f"define it to return {{'loss': a 0-d tensor to minimize, other named 0-d tensors to "
+                              f"log}} for each of its phases")
+        capabilities = set(getattr(self, "capabilities", ()))
+        if cls.sample is Objective.sample and ("sample" in capabilities or cls.preview is Objective.preview):
+            why = ("it declares the 'sample' capability" if "sample" in capabilities
+                   else "the Trainer's sample grids call preview(), which by default calls sample()")
+            raise ConfigError(f"{label}: it does not define sample(n, *, generator, nets=None), and {why}; "
+                              f"define sample to return n images [n, C, H, W] in [-1, 1] (or override preview)")
+
+    def check_loss_result(self, phase: str, out: Any) -> None:
+        """The first ``loss(phase, batch)`` result of each phase of a family defined outside
+        ganforge, before backward(): a dict whose "loss" is a 0-d tensor with a gradient and whose
+        other values are 0-d tensors to log (a dict without "loss" had been KeyError: 'loss', a
+        loss of shape [4] "grad can be implicitly created only for scalar outputs"). The
+        Trainer calls it on the real first step's outputs: no extra work, no random number."""
+        label = self._plugin_label()
+        if label is None:
+            return
+        fix = ("loss(phase, batch) returns a dict: {'loss': a 0-d tensor to minimize (the batch's .mean()), "
+               "other named 0-d tensors to log}")
+        if not isinstance(out, Mapping):
+            raise ConfigError(f"{label}: loss('{phase}', batch) returns {type(out).__name__}; {fix}")
+        if "loss" not in out:
+            raise ConfigError(f"{label}: loss('{phase}', batch) returns a dict without 'loss' (keys: "
+                              f"{', '.join(map(str, out)) or 'none'}); {fix}")
+        for key, value in out.items():
+            if not (isinstance(value, Tensor) and value.dim() == 0):
+                got = f"a tensor of shape {list(value.shape)}" if isinstance(value, Tensor) else type(value).__name__
+                raise ConfigError(f"{label}: loss('{phase}', batch) returns {got} under '{key}'; {fix}")
+        if not out["loss"].requires_grad:
+            raise ConfigError(f"{label}: loss('{phase}', batch) returns a 'loss' without a gradient (computed "
+                              f"under torch.no_grad() or detached); compute it from the phase's networks")
+
+    def check_sample(self, cfg) -> None:
+        """A family defined outside ganforge with the "sample" capability: ``sample(2)`` gives
+        images [2, data.channels, data.resolution, data.resolution] (points [2, point_dim] for a
+        family that sets ``point_dim``), checked once before training. A [n, 64] sample had
+        trained to "done" with no sample grid and no word, and `ganforge sample` then wrote a
+        64x4 strip. Run in eval mode (no statistic moves) from its own generator, with every
+        random state it could touch restored: training draws the same numbers as without it."""
+        label = self._plugin_label()
+        if label is None or "sample" not in set(getattr(self, "capabilities", ())):
+            return
+        point_dim = getattr(self, "point_dim", None)
+        want = ([2, int(point_dim)] if point_dim else
+                [2, cfg.data.channels, cfg.data.resolution, cfg.data.resolution])
+        what = ("points [n, point_dim]" if point_dim else
+                "images [n, data.channels, data.resolution, data.resolution]")
+        modules = [m for net in self.nets.values() for m in net.modules()]
+        modes = [m.training for m in modules]
+        with _random_states_kept(getattr(self, "rng", None)):
+            for m in modules:
+                m.training = False
+            try:
+                with torch.no_grad():
+                    out = self.sample(2, generator=torch.Generator().manual_seed(0))
+            except ConfigError:
+                raise
+            except Exception as exc:
+                raise ConfigError(f"{label}: its sample(2, generator=...) fails: {type(exc).__name__}: "
+                                  f"{' '.join(str(exc).split())[:160]}; sample(n, *, generator, nets=None) "
+                                  f"returns n {what} in [-1, 1]") from exc
+            finally:
+                for m, mode in zip(modules, modes):
+                    m.training = mode
+        shape = list(out.shape) if isinstance(out, Tensor) else None
+        if shape != want or not out.is_floating_point():
+            got = f"a {str(out.dtype).removeprefix('torch.')} tensor of shape {shape}" if shape else type(out).__name__
+            raise ConfigError(f"{label}: its sample(2, generator=...) returns {got}; this config needs {want}: "
+                              f"{what} in [-1, 1]")
 
     # ------------------------------------------------------------------ training
 
@@ -349,6 +501,43 @@ class Objective:
 
 
 OBJECTIVES: Registry[type[Objective]] = Registry("objective", loads=True)
+
+
+def _described(value: Any, missing: object) -> str:
+    """What a family set an attribute to, in a few words, for check_contract's messages."""
+    if value is missing:
+        return "nothing (it is not set)"
+    if isinstance(value, Mapping):
+        kinds = ", ".join(f"{k}: {type(v).__name__}" for k, v in list(value.items())[:4])
+        return f"{{{kinds}}}" if value else "an empty dict"
+    if isinstance(value, (list, tuple)) and not value:
+        return f"an empty {type(value).__name__}"
+    return type(value).__name__
+
+
+@contextlib.contextmanager
+def _random_states_kept(rng: Any):
+    """Every random state a family's sample() could draw from, put back afterwards: torch's
+    global CPU (and the current CUDA device's) generator, ``rng`` (the Trainer's noise), numpy's
+    and Python's."""
+    import random
+
+    import numpy as np
+
+    states = [torch.get_rng_state(), np.random.get_state(), random.getstate()]
+    cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
+    cuda_states = torch.cuda.get_rng_state_all() if cuda else None
+    rng_state = rng.get_state() if isinstance(rng, torch.Generator) else None
+    try:
+        yield
+    finally:
+        torch.set_rng_state(states[0])
+        np.random.set_state(states[1])
+        random.setstate(states[2])
+        if cuda_states is not None:
+            torch.cuda.set_rng_state_all(cuda_states)
+        if rng_state is not None:
+            rng.set_state(rng_state)
 
 
 # A class with fewer than this share of the largest class's images is named at training start

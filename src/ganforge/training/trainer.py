@@ -239,6 +239,13 @@ class Trainer:
         self.hooks = list(hooks)
         self.progress = progress and self.is_main
         t = cfg.train
+        # The objective checks, once, what a family defined outside ganforge declares (a phase
+        # naming an undeclared optimizer had been KeyError: 'disc' at the first step) and the first
+        # loss result of each phase (_loss_checked: the phases done; ganforge's own pass at once)
+        check = getattr(objective, "check_contract", None)
+        if check is not None:
+            check(training=True)
+        self._loss_checked: set[str] | None = set() if hasattr(objective, "check_loss_result") else None
 
         distributed.local_batch(t.batch_size, self.world, cfg.model.pac)  # one line if it does not divide
         for name, net in objective.nets.items():
@@ -273,11 +280,16 @@ class Trainer:
             self.optimizers[name] = make_optimizer(groups, lr=spec.lr, betas=betas, device=device)
             self._base_lrs[name] = [g["lr"] for g in groups]
         self.ema = {n: EMA(objective.nets[n]) for n in objective.ema} if t.ema_decay > 0 else {}
+        self.noise_rng = torch.Generator(device=device).manual_seed(t.seed + 1)
+        objective.bind(device=device, rng=self.noise_rng)
+        # a plugin family's sample() shape, once, before compiling (its eval-mode graph is not
+        # compiled for it); random states restored, so training draws the same numbers
+        check = getattr(objective, "check_sample", None)
+        if check is not None:
+            check(cfg)
         if t.compile:
             for net in objective.nets.values():
                 net.compile()  # in place: state_dict keys stay unchanged
-        self.noise_rng = torch.Generator(device=device).manual_seed(t.seed + 1)
-        objective.bind(device=device, rng=self.noise_rng)
         self.dp = None
         if self.world.enabled:
             owned = {n for spec in objective.optimizers.values() for n in spec.nets}
@@ -483,18 +495,27 @@ class Trainer:
         stance = getattr(getattr(torch, "compiler", None), "set_stance", None)
         return stance("force_eager") if on and stance is not None else contextlib.nullcontext()
 
+    def _check_loss(self, phase, out) -> None:
+        """The first loss result of each phase, checked by the objective (a plugin family's dict
+        without "loss", or a loss of shape [4], is one line naming it, not a backward() traceback)."""
+        if self._loss_checked is not None and phase.name not in self._loss_checked:
+            self.objective.check_loss_result(phase.name, out)
+            self._loss_checked.add(phase.name)
+
     def _phase_backward(self, batches, phase, owned) -> None:
         """Forward and backward of each micro-batch of ``phase``, gradients summed."""
         for i, batch in enumerate(batches):
             if self.dp is None:
                 with self.autocast():
                     out = self.objective.loss(phase.name, batch)
+                self._check_loss(phase, out)
                 self.scaler.scale(out["loss"] / len(batches)).backward()
             else:  # gradients all-reduced on the last micro-batch only
                 sync = i == len(batches) - 1
                 with self.dp.phase(owned, sync=sync):
                     with self.autocast():
                         out = self.objective.loss(phase.name, batch)
+                    self._check_loss(phase, out)
                     self.dp.backward(self.scaler.scale(out["loss"] / len(batches)), owned, sync=sync)
             self.logger.accumulate(out)
 
