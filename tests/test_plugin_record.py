@@ -77,11 +77,13 @@ def test_loading_or_resuming_without_the_plugin_names_it(tmp_path, plugin):
 
 
 def test_a_run_without_plugins_records_none_and_keeps_the_general_hint(tmp_path, plugin):
-    plugin()
+    """A plugin imported but not used by the run (a test module that registered a family had been
+    recorded in every later run of its process, and named in their model cards) is not its."""
     _, cfg = load_config("toy-ring8", ["train.steps=1", "train.log_every=1", "train.sample_every=1",
                                     "train.checkpoint_every=1"])
     ganforge.train(cfg, tmp_path / "run", progress=False)
     assert not (tmp_path / "run" / api.PLUGINS_FILE).exists()
+    plugin()
     with pytest.raises(ConfigError) as err:
         ganforge.train(api.resume_config(tmp_path / "run", ["model.name=recordedmlp", "train.steps=2"]),
                        tmp_path / "run", resume=True, progress=False)

@@ -110,15 +110,17 @@ def _record_given_dataset(run_dir: Path, dataset) -> None:
 PLUGINS_FILE = "plugins.json"
 
 
-def _record_plugins(run_dir: Path) -> None:
-    """RUN/plugins.json lists the plugin modules imported while the run trained (with those of
-    its earlier starts; "modules", what training it needs) and, of those, the ones that
+def _record_plugins(run_dir: Path, cfg: Config) -> None:
+    """RUN/plugins.json lists the plugin modules that registered a name its config uses (with
+    those of its earlier starts; "modules", what training it needs) and, of those, the ones that
     registered its family or networks ("to_load", what loading it needs: a loss or dataset is
     not); no file when there were none. Only names are kept: loading a run never imports what
     it lists, as a run folder from elsewhere must not run code."""
     before = {key: recorded_plugins(run_dir, to_load=key == "to_load") for key in ("modules", "to_load")}
-    now = {"modules": sorted(set(registry.plugin_modules()) | set(before["modules"])),
-           "to_load": sorted(set(registry.plugin_modules(to_load=True)) | set(before["to_load"]))}
+    # the modules whose names the config uses, not every one imported (its free text aside)
+    used = {k: v for k, v in cfg.to_dict().items() if k != "description"}
+    now = {"modules": sorted(set(registry.plugin_modules(used)) | set(before["modules"])),
+           "to_load": sorted(set(registry.plugin_modules(used, to_load=True)) | set(before["to_load"]))}
     if now["modules"] and now != before:
         atomic_write_text(run_dir / PLUGINS_FILE, json.dumps(now) + "\n")
 
@@ -746,7 +748,7 @@ def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: boo
             atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
         if given_data:  # config.yaml's data.name is not what it trains on: a resume must pass it again
             _record_given_dataset(run_dir, dataset)
-        _record_plugins(run_dir)
+        _record_plugins(run_dir, cfg)
         ckpt.clean_leftovers(run_dir / "checkpoints")  # ours to remove: we hold the lock
         distributed.barrier(distributed.current_world())  # the other ranks may now read it
         distributed.same_on_all_ranks(_resume_point(resumed_from), distributed.current_world(),

@@ -65,13 +65,35 @@ def is_plugin_module(module: str) -> bool:
     return bool(module) and module.split(".")[0] != "ganforge" and module != "__main__" and not module.startswith("<")
 
 
-def plugin_modules(*, to_load: bool = False) -> list[str]:
-    """The modules outside ganforge that registered a name in any registry (recorded in a run
-    trained now, named when it cannot be resumed or loaded); ``to_load``: only those of the
-    registries a run's networks are built from (families, architectures), the ones loading it
-    needs (a loss, dataset or metric is needed to train it, not to load it)."""
+def _names_in(config) -> set[str]:
+    """Every name a config's values could refer to a registry by: each string, each item of a
+    comma-separated one (eval.metrics), and the part before ':' (a dataset 'blobs:ARG')."""
+    found: set[str] = set()
+    stack = [config]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, (list, tuple)):
+            stack.extend(value)
+        elif isinstance(value, str):
+            for item in (v.strip() for v in value.split(",")):
+                found.update((item, item.split(":", 1)[0]))
+    return found
+
+
+def plugin_modules(config: dict | None = None, *, to_load: bool = False) -> list[str]:
+    """The modules outside ganforge that registered a name in a registry (recorded in a run
+    trained now, named when it cannot be resumed or loaded): with ``config`` (a config as plain
+    data), only the names it uses (a module imported for something else, or a test module that
+    registered a family, is not the run's); ``to_load``: only in the registries a run's networks
+    are built from (families, architectures), what loading it needs (a loss, dataset or metric
+    is needed to train it, not to load it)."""
+    used = None if config is None else _names_in(config)
     return sorted({m for reg in _ALL if reg.loads or not to_load
-                   for name, m in reg.origins.items() if name in reg and is_plugin_module(m)})
+                   for name, m in reg.origins.items()
+                   if name in reg and is_plugin_module(m)
+                   and (used is None or name in used or name.split(":", 1)[0] in used)})
 
 
 def plugin_hint(modules: list[str]) -> str:
