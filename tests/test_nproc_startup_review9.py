@@ -110,3 +110,20 @@ def test_a_rank_torchrun_stops_after_a_failure_says_nothing(tmp_path, monkeypatc
     code = cli.main(["train", "toy-ring8", "--steps", "2", "--out", str(out), "--quiet"])
     assert code == distributed.STOPPED_WITH_THE_OTHERS == cli.STOPPED_WITH_THE_OTHERS
     assert capsys.readouterr().err == ""
+
+
+def test_a_resume_stopped_before_training_says_the_run_is_as_it_was(tmp_path, capsys, monkeypatch):
+    """'nothing was written to RUN' alone had read, after a resume's Ctrl-C, as a lost run."""
+    import signal
+
+    from ganforge import cli
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    run = tmp_path / "run"
+    assert cli._stopped_before_training(signal.SIGINT, run, True) == 130
+    assert capsys.readouterr().err.strip() == (
+        f"ganforge: stopped by SIGINT before training started; nothing was written to {run}, which is as it "
+        f"was; continue with: ganforge train --resume --out {run}")
+    assert cli._stopped_before_training(signal.SIGTERM, run, False) == 143
+    assert capsys.readouterr().err.strip() == (
+        f"ganforge: stopped by SIGTERM before training started; nothing was written to {run}")

@@ -194,7 +194,7 @@ def _run_passing_signals_on(cmd: list[str], env: dict[str, str], out: Path | Non
         pass
     try:
         if stop:  # before torchrun started: there is nothing to stop
-            return _stopped_before_ranks(stop[0], out)
+            return _stopped_before_ranks(stop[0], out, "--resume" in cmd)
         proc = subprocess.Popen(cmd, env=env)
         if stop and not passed:  # it came while torchrun was starting
             passed = True
@@ -209,20 +209,23 @@ def _run_passing_signals_on(cmd: list[str], env: dict[str, str], out: Path | Non
         for sig, old in previous.items():
             signal.signal(sig, old)
     if stop and code in (STOPPED_BEFORE_RANKS, -forwarded(stop[0])):  # the latter: as torchrun began
-        return _stopped_before_ranks(stop[0], out)
+        return _stopped_before_ranks(stop[0], out, "--resume" in cmd)
     if stop and code != 0:  # 130 or 143, as a shell reports a process the signal stopped: the one
         return 128 + forwarded(stop[0])  # the ranks got (a SIGHUP had given 129 after "stopped by SIGTERM")
     return 128 - code if code < 0 else code
 
 
-def _stopped_before_ranks(signum: int, out: Path | None) -> int:
+def _stopped_before_ranks(signum: int, out: Path | None, resume: bool = False) -> int:
     """Say that a stop signal ended a --nproc launch before torchrun started its ranks, which
-    would have said what the run keeps: nothing was written (the launcher only checked --out)."""
+    would have said what the run keeps: nothing was written (the launcher only checked --out);
+    a resumed run is as it was (a bare "nothing was written to RUN" had read as a lost run)."""
     import signal
 
     where = f" to {out}" if out is not None else ""
-    print(f"ganforge: stopped by {signal.Signals(signum).name} before training started; nothing was "
-          f"written{where}", file=sys.stderr, flush=True)
+    said = f"stopped by {signal.Signals(signum).name} before training started; nothing was written{where}"
+    if resume and out is not None:
+        said += f", which is as it was; continue with: ganforge train --resume --out {shell_arg(out)}"
+    print(f"ganforge: {said}", file=sys.stderr, flush=True)
     return 128 + signum
 
 
@@ -233,7 +236,7 @@ def cmd_train(args) -> int:
         with _startup_signals() as starting:
             return _train(args, starting)
     except _BeforeTraining as exc:  # before api.train (which says its own): nothing was written
-        return _stopped_before_training(exc.signum, Path(args.out) if args.out else None)
+        return _stopped_before_training(exc.signum, Path(args.out) if args.out else None, args.resume)
 
 
 # The exit code of a rank that torchrun stopped while the ranks started, after another one failed:
@@ -248,7 +251,7 @@ def _stopped_after_a_failure() -> bool:
     return _under_torchrun() and bool(marker) and os.path.exists(marker)
 
 
-def _stopped_before_training(signum: int, out: Path | None) -> int:
+def _stopped_before_training(signum: int, out: Path | None, resume: bool = False) -> int:
     """A stop signal before api.train began: one process, a --nproc launcher and rank 0 say that
     nothing was written; the other ranks say nothing, nor does a rank torchrun stopped because
     another failed (torchrun's wrapper says which)."""
@@ -256,7 +259,7 @@ def _stopped_before_training(signum: int, out: Path | None) -> int:
         return STOPPED_WITH_THE_OTHERS
     if _under_torchrun() and os.environ.get("RANK", "0") != "0":
         return 128 + signum
-    return _stopped_before_ranks(signum, out)
+    return _stopped_before_ranks(signum, out, resume)
 
 
 def _under_torchrun() -> bool:
