@@ -4,7 +4,10 @@ diversity, the shipped fashion-mnist-cnn's features and class count of it, and t
 against monitor.enabled=false, through Trainer.fit with the preset's log interval (50 steps).
 Target (issue 5): overhead <= 5% of step time.
 
-    python benchmarks/monitor_overhead.py [--segment 100] [--pairs 8] [--threads 1]
+    python benchmarks/monitor_overhead.py [--segment 100] [--pairs 8] [--threads 1] [--preset NAME]
+
+--preset times another preset with its own log interval (toy-grid25: every 500 steps, where the
+probe counts the modes 2,500 samples capture); give --segment two of its intervals.
 
 How: both trainers live in one process and train in alternating segments (on, off, off, on,
 ...), so slow drifts of the machine hit both alike; each adjacent on/off pair gives one ratio and
@@ -25,8 +28,8 @@ from ganforge.config import load_config
 from ganforge.training.trainer import Trainer
 
 
-def make_trainer(enabled: bool) -> Trainer:
-    _, cfg = load_config("dcgan-fashion-mnist", [f"monitor.enabled={str(enabled).lower()}",
+def make_trainer(enabled: bool, preset: str = "dcgan-fashion-mnist") -> Trainer:
+    _, cfg = load_config(preset, [f"monitor.enabled={str(enabled).lower()}",
                                                  "train.device=cpu", "train.sample_every=100000",
                                                  "train.checkpoint_every=100000"])
     objective, dataset = api.build(cfg)
@@ -52,9 +55,10 @@ def main() -> None:
     ap.add_argument("--segment", type=positive_int, default=100, help="steps per timed segment (2 log intervals)")
     ap.add_argument("--pairs", type=positive_int, default=8)
     ap.add_argument("--threads", type=positive_int, default=1)
+    ap.add_argument("--preset", default="dcgan-fashion-mnist", help="the preset timed (dcgan-fashion-mnist)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    trainers = {True: make_trainer(True), False: make_trainer(False)}
+    trainers = {True: make_trainer(True, args.preset), False: make_trainer(False, args.preset)}
     bs = trainers[True].cfg.train.batch_size
     ratios = {"wall": [], "cpu": []}
     speed = {True: [], False: []}
@@ -71,7 +75,7 @@ def main() -> None:
     print(f"monitor overhead: {100 * (cpu - 1):+.1f}% of step CPU time, {100 * (wall - 1):+.1f}% of "
           f"wall time (median of {args.pairs} pairs of {args.segment}-step segments; "
           f"monitor off {statistics.median(speed[False]):.0f} img/s, on "
-          f"{statistics.median(speed[True]):.0f} img/s; threads {args.threads})")
+          f"{statistics.median(speed[True]):.0f} img/s; threads {args.threads}; {args.preset})")
 
 
 if __name__ == "__main__":
