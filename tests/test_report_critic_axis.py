@@ -75,3 +75,21 @@ def test_the_summary_card_names_raw_scores(tmp_path):
     assert wgan.get(RAW_CARD) == "0.0707 · 0.0154" and PROBABILITY_CARD not in wgan
     dcgan = _cards(_run(tmp_path, "dcgan", tiny_config(**{"loss.name": "nonsaturating"})))
     assert dcgan.get(PROBABILITY_CARD) == "0.0707 · 0.0154" and RAW_CARD not in dcgan
+
+
+def test_families_that_log_raw_outputs_whatever_the_loss_say_so(tmp_path, monkeypatch):
+    """LAPGAN and CycleGAN-VC log the means of D's raw outputs even under a logistic loss, and the
+    vocoder its least-squares scores: each family declares it (Objective.logs_d_probabilities), so
+    logits that happen to lie inside [0, 1] are not drawn as probabilities (the value range alone
+    had decided for them)."""
+    lapgan = from_dict({"objective": "lapgan", "loss": {"name": "nonsaturating"}})
+    # LAPGAN logs one value per level (d_real_0, ...), as the Trainer writes them
+    levels = {f"{k}_{i}": v for k, v in SCORES.items() for i in range(2)}
+    assert _axis(_d_outputs(_run(tmp_path, "lapgan", lapgan, levels), monkeypatch)) == "raw"
+    for objective in ("cyclegan-vc", "vocoder"):
+        cfg = from_dict({"objective": objective, "loss": {"name": "nonsaturating"}})
+        assert _axis(_d_outputs(_run(tmp_path, objective, cfg), monkeypatch)) == "raw", objective
+    # the translation families log sigmoid(d) for a logistic loss, as the base declares
+    for objective, expected in (("pix2pix", "probability"), ("cyclegan", "probability")):
+        cfg = from_dict({"objective": objective, "loss": {"name": "nonsaturating"}})
+        assert _axis(_d_outputs(_run(tmp_path, objective, cfg), monkeypatch)) == expected, objective

@@ -160,6 +160,24 @@ class Objective:
     # as "In each tile, <legend>." (a CycleGAN strip's four panels had no names); None: a tile is
     # one sample.
     preview_legend: ClassVar[str | None] = None
+
+    @classmethod
+    def logs_d_probabilities(cls, config: Mapping[str, Any]) -> bool | None:
+        """Whether the records' ``d_real`` / ``d_fake`` are probabilities (means of sigmoid(d))
+        rather than raw scores, for a run's config as config.yaml holds it; None where unknown
+        (a loss registered by a plugin that is not imported, a family whose ``unused_settings``
+        name loss.name). The report draws them on [0, 1] as
+        D(x) or on their own axis as a critic's raw scores (a weight-clipped WGAN's 0.005-0.09 had
+        been drawn as D(x)). The default is the shared ``_scores``: sigmoid for the losses marked
+        ``losses.is_probabilistic``, raw otherwise; a family that logs otherwise says so here."""
+        from .. import losses
+
+        loss = config.get("loss")
+        name = loss.get("name") if isinstance(loss, Mapping) else None
+        if not isinstance(name, str) or name not in losses.LOSSES or any(
+                u in ("loss.", "loss.name") for u in cls.unused_settings):
+            return None
+        return losses.is_probabilistic(losses.LOSSES[name])
     # translate / upscale inputs are padded to a multiple of this (a U-Net's 2^depth); the
     # exported ONNX graph and the server pad the same way
     stride: int = 1

@@ -114,6 +114,11 @@ class CycleGANVC(AudioFamily):
     min_frames = Generator212.stride + 1
 
     @classmethod
+    def logs_d_probabilities(cls, config: Mapping[str, Any]) -> bool | None:
+        """d_real / d_fake are the means of the PatchGANs' raw outputs, whatever the loss."""
+        return False
+
+    @classmethod
     def load_data(cls, cfg):
         check_config(cfg)
         a = super().load_data(cfg, voices=[cfg.vc.voice_a])

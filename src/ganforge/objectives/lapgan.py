@@ -62,6 +62,11 @@ class LAPGAN(Objective):
     conditional = False
 
     @classmethod
+    def logs_d_probabilities(cls, config: Mapping[str, Any]) -> bool | None:
+        """Each level's d_real_L / d_fake_L are the means of D's raw outputs, whatever the loss."""
+        return False
+
+    @classmethod
     def check_run(cls, cfg, world_size: int, *, new: bool) -> None:
         if new:  # each level trains with loss.name only
             refuse_unused_model_settings(cfg, {"z_dim", "g_width", "d_width"})

@@ -200,6 +200,16 @@ class SuperResolution(Objective):
                       "super-resolved output | the original high-resolution crop")  # preview's strip
 
     @classmethod
+    def logs_d_probabilities(cls, config: Mapping[str, Any]) -> bool | None:
+        """As the base, and the relativistic ragan's outputs as probabilities too: ``_scores`` logs
+        sigmoid(d_real - mean d_fake), that a real crop is more real than the average fake."""
+        loss = config.get("loss")
+        if isinstance(loss, Mapping) and loss.get("name") in losses.LOSSES \
+                and losses.LOSSES[loss["name"]].d is losses.d_loss_ragan:
+            return True
+        return super().logs_d_probabilities(config)
+
+    @classmethod
     def check_run(cls, cfg, world_size: int, *, new: bool) -> None:
         if new:  # a run trained with them before this check still loads and resumes
             refuse_unused_sections(cfg)

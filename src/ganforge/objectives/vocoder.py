@@ -181,6 +181,11 @@ class Vocoder(AudioFamily):
     capabilities = frozenset({"vocode"})
     unused_settings = (*AudioFamily.unused_settings, "loss.")  # its adversarial loss is fixed (LSGAN)
 
+    @classmethod
+    def logs_d_probabilities(cls, config: Mapping[str, Any]) -> bool | None:
+        """d_real / d_fake are the discriminators' raw least-squares scores (target 1 and 0)."""
+        return False
+
     def __init__(self, cfg, data_info: Mapping[str, Any]):
         layout = check_config(cfg)
         self.cfg, v, a = cfg, cfg.vocoder, cfg.audio

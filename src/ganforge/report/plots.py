@@ -115,33 +115,24 @@ GROUPS = [
 
 
 def logged_probabilities(run: Run) -> bool | None:
-    """Whether the run logs d_real / d_fake as probabilities (mean sigmoid(d), for the losses marked
-    ``losses.is_probabilistic``) or as raw scores (a critic's, hinge, least squares, relativistic),
-    from its loss (config loss.name); None where that is unknown: no config, a family that does not
-    read loss.name (its ``unused_settings``: the vocoder's adversarial loss is fixed), or a loss
-    registered by a plugin not imported in this process."""
-    config = run.config or {}
-    name = config.get("loss", {}).get("name") if isinstance(config.get("loss"), dict) else None
-    if not isinstance(name, str) or any(u in ("loss.", "loss.name")
-                                        for u in getattr(family(run), "unused_settings", ())):
+    """Whether the run logs d_real / d_fake as probabilities or as raw scores (a critic's, hinge,
+    least squares, relativistic), as its family declares for its config
+    (``Objective.logs_d_probabilities``); None where that is unknown: no config, a family or a
+    loss registered by a plugin not imported in this process."""
+    fam = family(run)
+    if fam is None or not isinstance(run.config, dict):
         return None
-    from .. import losses
-
-    if name not in losses.LOSSES:
+    try:
+        return fam.logs_d_probabilities(run.config)
+    except Exception:  # a plugin family's declaration must not break the report
         return None
-    pair = losses.LOSSES[name]
-    if losses.is_probabilistic(pair):
-        return True
-    # super-resolution logs a relativistic D's outputs as sigmoid(d_real - mean d_fake): the
-    # probability that a real crop is more real than the average fake (objectives.superres._scores)
-    return config.get("objective") == "superres" and pair.d is losses.d_loss_ragan
 
 
 def raw_scores(run: Run, series: dict[str, tuple[list[int], list[float]]] | None = None) -> bool:
     """Whether D's outputs are drawn and named as raw scores: always for a loss that is not
     probabilistic (a weight-clipped WGAN's critic scores of 0.005-0.09 had been drawn on the [0, 1]
-    axis as D(x)); by their values (any outside PROBABILITY_RANGE) where the loss is unknown or a
-    family logs a logistic D's logits as they are (LAPGAN, CycleGAN-VC)."""
+    axis as D(x)); by their values (any outside PROBABILITY_RANGE) where that is unknown or a
+    family declares probabilities it does not log."""
     if logged_probabilities(run) is False:
         return True
     low, high = PROBABILITY_RANGE
