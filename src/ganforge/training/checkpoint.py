@@ -116,7 +116,7 @@ def save(ckpt_root: Path, step: int, weights: dict[str, torch.Tensor], state: di
     else:
         os.replace(tmp, final)
     fsync_dir(ckpt_root)
-    _prune(ckpt_root, keep, protect=(name, *protect, _read_pointer(ckpt_root, "best") or ""))
+    _prune(ckpt_root, keep, name, protect=(name, *protect, _read_pointer(ckpt_root, "best") or ""))
     return final
 
 
@@ -251,7 +251,8 @@ def estimate_bytes(weights: dict[str, torch.Tensor], optimizers: dict[str, torch
 def point_latest(ckpt_root: Path, name: str) -> None:
     """Point ``latest`` back at the earlier checkpoint ``name`` (a rollback's, or the last good
     one of a run that ended diverged): the newer ones are abandoned, and ``find`` takes the
-    folder ``latest`` names, so a resume, ``sample`` or the report start from ``name``."""
+    folder ``latest`` names, so a resume, ``sample`` or the report start from ``name``. The next
+    ``save`` removes the abandoned ones (until then they can be looked at with --checkpoint)."""
     atomic_write_text(ckpt_root / "latest", name + "\n")
 
 
@@ -260,9 +261,16 @@ def mark_best(ckpt_root: Path, name: str) -> None:
     atomic_write_text(ckpt_root / "best", name + "\n")
 
 
-def _prune(ckpt_root: Path, keep: int, protect: tuple[str, ...]) -> None:
+def _prune(ckpt_root: Path, keep: int, newest: str, protect: tuple[str, ...]) -> None:
+    """Keep the ``keep`` newest complete checkpoints up to ``newest`` (the one just written) and
+    those in ``protect``. A checkpoint past ``newest`` is from before a rollback or a diverged end
+    (``point_latest``): training went back behind it and has now written again, so it is abandoned
+    and removed. It had counted among the ``keep`` newest, so a rolled-back run kept its broken
+    steps in place of good ones, and listed them as its newest."""
     complete = sorted(p for p in ckpt_root.glob("step_*") if _is_complete(p))
-    for path in complete[:-keep] if keep > 0 else []:
+    abandoned = [p for p in complete if p.name > newest]
+    kept = [p for p in complete if p.name <= newest]
+    for path in abandoned + (kept[:-keep] if keep > 0 else []):
         if path.name not in protect:
             shutil.rmtree(path, ignore_errors=True)
     for leftover in ckpt_root.glob(".tmp-*"):  # from a process killed mid-write

@@ -825,7 +825,7 @@ class Trainer:
 
     def _point_latest(self, path: Path) -> None:
         """Point checkpoints/latest at ``path``, a checkpoint the run goes back to (a rollback, a
-        diverged end); the newer ones stay on disk until saves replace or prune them."""
+        diverged end); the newer ones stay on disk until the next save removes them."""
         if self.is_main:
             ckpt.point_latest(path.parent, path.name)
 
