@@ -674,7 +674,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=seed, default=0,
                    help="noise seed: the same seed draws the same samples (default 0)")
     s.add_argument("--class", dest="class_", metavar="K",
-                   help="conditional runs: generate class K (index or name) only")
+                   help="conditional runs: generate class K (index or name; a class named K, such as a "
+                        "class folder named 2, comes before index K) only")
     s.add_argument("--truncation", type=float, metavar="T",
                    help="runs that support it: trade diversity for quality (StyleGAN psi in "
                         "[0, 1], BigGAN threshold > 0)")

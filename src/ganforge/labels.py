@@ -4,6 +4,7 @@ each row's class written beside it."""
 from __future__ import annotations
 
 import math
+import unicodedata
 from pathlib import Path
 from typing import Sequence
 
@@ -49,11 +50,33 @@ def class_kwargs(objective, n: int, start: int = 0) -> dict:
     return {"labels": interleaved_labels(n, k, start)}
 
 
+def _comparable(name: str) -> str:
+    """A class name as typed and as stored compare equal: Unicode NFC (a name typed or made on
+    macOS arrives decomposed, 'e' and a combining accent), then case-folded."""
+    return unicodedata.normalize("NFC", name).casefold()
+
+
 def resolve_class(value: str | int, class_names: Sequence[str]) -> int:
-    """A class index from an index or a name (case-insensitive), or a ClassError listing them."""
+    """A class index from an index or a name, or a ClassError listing them. An int is an index.
+    A text is first a class's exact name (Unicode-normalized), then a name that differs only by
+    case when one class has it, then an index: a class folder named "2" is class "2" whatever
+    its index (folders 0-11 sort as text, 0, 1, 10, 11, 2, ...; "2" had drawn index 2, folder
+    "10"), and of folders "Cat" and "cat", "Cat" is "Cat" (it had drawn "cat")."""
     k = len(class_names)
     text = str(value).strip()
     shown = text if len(text) <= 60 else text[:60] + "..."  # a 5,000-character value is not echoed whole
+    if not isinstance(value, int):
+        typed = unicodedata.normalize("NFC", text)
+        exact = [i for i, name in enumerate(class_names) if unicodedata.normalize("NFC", name) == typed]
+        if exact:
+            return exact[0]
+        folded = [i for i, name in enumerate(class_names) if _comparable(name) == _comparable(text)]
+        if len(folded) == 1:
+            return folded[0]
+        if len(folded) > 1:
+            raise ClassError(f"class '{shown}' matches {' and '.join(repr(class_names[i]) for i in folded)}, "
+                             f"which differ only by case; type the name exactly or give its index: "
+                             f"{listing(class_names)}")
     if text.lstrip("-").isdigit():
         if len(text) > 20:  # past any index (and int() refuses over 4,300 digits)
             raise ClassError(f"class index {shown} is out of range; this run has classes 0..{k - 1}: "
@@ -63,9 +86,6 @@ def resolve_class(value: str | int, class_names: Sequence[str]) -> int:
             return index
         raise ClassError(f"class index {index} is out of range; this run has classes 0..{k - 1}: "
                          f"{listing(class_names)}")
-    lowered = {name.lower(): i for i, name in enumerate(class_names)}
-    if text.lower() in lowered:
-        return lowered[text.lower()]
     raise ClassError(f"unknown class '{shown}'; valid classes (index or name): {listing(class_names)}")
 
 
