@@ -161,8 +161,17 @@ def test_a_chunked_transfer_cut_off_tries_the_next_mirror(isolated, mirrors, mon
     with pytest.raises(DataError) as info:
         fetch("mnist")
     msg = str(info.value)
-    assert "\n" not in msg and "transfer cut off after" in msg and "try again" in msg
+    assert "\n" not in msg and "transfer cut off after" in msg and "bytes; try again" in msg
     assert not (isolated / "cache2").exists()  # no empty folder left behind
+
+
+def test_try_again_is_said_once_when_several_mirrors_are_cut_off(isolated, mirrors, monkeypatch):
+    good, cutting = mirrors
+    monkeypatch.setitem(named.MIRRORS, "mnist", [f"{cutting}chunk/", f"{cutting}short/"])
+    with pytest.raises(DataError) as info:
+        fetch("mnist")
+    msg = str(info.value)
+    assert msg.count("transfer cut off after") == 2 and msg.count("try again") == 1, msg
 
 
 def test_a_connection_closed_early_is_a_cut_off_transfer_not_a_checksum(isolated, mirrors, monkeypatch):

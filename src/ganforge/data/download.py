@@ -215,9 +215,10 @@ def _first_verified(urls: list[str], dest: Path, checksum: str) -> str:
             continue
         os.replace(tmp, dest)
         return url
-    raise (ChecksumMismatch if mismatched else DownloadFailed)("; ".join(failures))
+    cut = any(" transfer cut off after " in f for f in failures)  # said once, not after each mirror
+    raise (ChecksumMismatch if mismatched else DownloadFailed)("; ".join(failures) + ("; try again" if cut else ""))
 
 
 def _cut_off(url: str, received: int, total: int | None) -> str:
     of = f" of {total}" if total else ""
-    return f"{url}: transfer cut off after {received}{of} bytes; try again"
+    return f"{url}: transfer cut off after {received}{of} bytes"
