@@ -2,6 +2,8 @@
 ``ganforge train-classifier`` (the offline extractor's fixed training recipe)."""
 from __future__ import annotations
 
+import hashlib
+import os
 import time
 from pathlib import Path
 
@@ -13,9 +15,19 @@ DEFAULT_N = 10_000
 CLASSIFIER_DATASETS = ("fashion-mnist", "mnist")
 # For a run directory or model folder; the flags default to None so that an npz or folder can refuse them.
 DEFAULT_CHECKPOINT, DEFAULT_SEED = "latest", 0
+# --split defaults to None so that a folder reference (no splits) can refuse it when given.
+DEFAULT_SPLIT = "test"
 
 
 def cmd_eval(args) -> int:
+    from .. import progress
+
+    # --quiet: no progress lines at all; reading a folder had still said "read 100 of 1000 images"
+    with progress.silenced(args.quiet):
+        return _eval(args)
+
+
+def _eval(args) -> int:
     from .. import api
     from ..errors import ConfigError, shell_arg
     from ..metrics import evaluation as ev
@@ -26,6 +38,11 @@ def cmd_eval(args) -> int:
         raise ConfigError(f"--n must be positive, got {args.n}")
     metrics = ev.parse_metrics(args.metrics)  # unknown names fail before any slow work
     ev.check_reference(args.ref)
+    if args.split is not None and args.ref.startswith("folder:"):  # had been ignored: folder:B/all, exit 0
+        raise ConfigError(f"--split applies to a reference dataset with splits; {args.ref} is a folder, "
+                          f"scored whole (drop --split, or pass the images to compare with as their own "
+                          f"folder: --ref folder:PATH)")
+    split = DEFAULT_SPLIT if args.split is None else args.split
     out = json_output(args.json, args.force)
     log = (lambda msg: print(f"ganforge: {msg}", flush=True)) if not args.quiet else None
     path = Path(args.target).expanduser()
@@ -50,23 +67,24 @@ def cmd_eval(args) -> int:
         images, labels, target = load_target(path, n=args.n)
     if log:
         # a folder has no splits: it is scored whole (the table's reference/split, README: `all`)
-        split = "all" if args.ref.startswith("folder:") else args.split
-        log(f"evaluating {len(images)} images from {target['target']} against {args.ref}/{split}")
+        shown = "all" if args.ref.startswith("folder:") else split
+        log(f"evaluating {len(images)} images from {target['target']} against {args.ref}/{shown}")
     t0 = time.perf_counter()
     # an npz or folder holding fewer than --n: the small-sample advice names more samples, not --n
     more = None if drawn or len(images) >= args.n else (
         f"add images to {path}" if path.is_dir() else f"write more samples to {path}")
-    result = ev.evaluate(images, ref=args.ref, split=args.split, labels=labels, metrics=metrics,
+    result = ev.evaluate(images, ref=args.ref, split=split, labels=labels, metrics=metrics,
                          n_ref=args.n, extractor=args.extractor, inception_weights=args.inception_weights,
                          data_dir=args.data_dir, log=log, class_names=target.get("class_names"),
                          generator=run if drawn else None,  # PPL: a style-based run only (_missing says why not)
                          more_samples=more)
     result.protocol = {"target": target, **result.protocol, "seconds": round(time.perf_counter() - t0, 2)}
     if len(images) < args.n:  # an npz or folder holds fewer than asked: say so first, not only in the header
-        result.protocol["warnings"].insert(0, (
-            f"{path} holds {len(images)} images, fewer than --n {args.n}: only {len(images)} are scored "
-            f"(against {result.protocol['n_reference']} reference images); pass --n {len(images)}, or "
-            f"write more samples (ganforge sample RUN --n {args.n} --out samples.npz)"))
+        result.protocol["warnings"].insert(0, _fewer_than_n(args, path, len(images),
+                                                            result.protocol["n_reference"]))
+    shared = None if drawn else _shared_images(path, args.ref)
+    if shared is not None:  # the numbers stand, but they compare images with themselves
+        result.protocol["warnings"].insert(0, shared)
     ppl = [k for k in result.values if k.startswith("ppl_")]
     if args.truncation is not None and ppl:  # path_pairs draws untruncated latent paths
         result.protocol["warnings"].append(
@@ -81,6 +99,78 @@ def cmd_eval(args) -> int:
         atomic_write_json(out, result.to_dict())
         print(f"ganforge: wrote {out}")
     return 0
+
+
+def _fewer_than_n(args, path: Path, n_images: int, n_ref: int) -> str:
+    """The warning when an npz or folder target holds fewer than --n images, with the advice that
+    fits the side that is short: more samples from a run for an npz, more images for a folder
+    (sampling cannot enlarge a folder of photos), and for a reference that holds fewer too, its own."""
+    more = (f"add images to {path}" if path.is_dir() else
+            f"write more samples (ganforge sample RUN --n {args.n} --out samples.npz)")
+    against = f"{n_ref} reference images"
+    if n_ref < args.n:  # a larger target alone would still be scored against these n_ref images
+        against += f", all that --ref {args.ref} holds"
+        folder = args.ref.removeprefix("folder:") if args.ref.startswith("folder:") else None
+        same = folder is not None and Path(folder).expanduser().resolve() == path.resolve()
+        more += ("" if same else f" and to {folder}" if folder and path.is_dir() else
+                 f" and add images to {folder}" if folder else " and use a larger reference")
+    return (f"{path} holds {n_images} images, fewer than --n {args.n}: only {n_images} are scored "
+            f"(against {against}); pass --n {n_images}, or {more}")
+
+
+def _shared_images(path: Path, ref: str) -> str | None:
+    """The warning when an image folder TARGET is the --ref folder, or shares image files with it
+    (byte for byte: a copy, a subfolder): its images scored against themselves had given fid 0 and
+    kid below 0 without a word. Only files of equal size are hashed, so unrelated folders cost a
+    listing."""
+    if not (ref.startswith("folder:") and path.is_dir()):
+        return None
+    folder = Path(ref.removeprefix("folder:")).expanduser()
+    fix = "pass a --ref folder that does not hold the images scored"
+    if folder.resolve() == path.resolve():
+        return (f"{path} is the --ref folder itself ({ref}): its images are scored against themselves "
+                f"(fid 0 by construction), so these numbers do not measure closeness to other real "
+                f"images; {fix}")
+    ours, theirs = _image_sizes(path), _image_sizes(folder)
+    sizes = set(ours.values()) & set(theirs.values())
+    if not sizes:
+        return None
+    known = {_sha256(p) for p, size in theirs.items() if size in sizes} - {None}
+    shared = sum(1 for p, size in ours.items() if size in sizes and _sha256(p) in known)
+    if not shared:
+        return None
+    return (f"{shared} of the {len(ours)} image files in {path} are also in --ref {ref} (identical "
+            f"bytes): they are scored against themselves, which makes the two sets look closer than they "
+            f"are; {fix}")
+
+
+def _image_sizes(folder: Path) -> dict[Path, int]:
+    """{visible image file under ``folder``: its size in bytes}."""
+    from ..data.imageio import EXTENSIONS
+
+    out, seen = {}, set()
+    for root, dirs, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:  # a link back up the tree: each real folder once
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in names:
+            p = Path(root, name)
+            if not name.startswith(".") and p.suffix.lower() in EXTENSIONS:
+                try:
+                    out[p] = p.stat().st_size
+                except OSError:  # a broken link: the reader skipped it too
+                    pass
+    return out
+
+
+def _sha256(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def _check_run_options(args, path: Path, drawn: bool) -> None:
@@ -188,7 +278,8 @@ def register(subparsers, parser_class) -> None:
                     "an image folder against a reference dataset. Default: every metric that applies.")
     s.add_argument("target", metavar="TARGET", help="run directory, samples.npz or image folder")
     s.add_argument("--ref", required=True, help="reference dataset: fashion-mnist, mnist, cifar10, folder:PATH")
-    s.add_argument("--split", default="test", choices=["test", "train"], help="reference split (default test)")
+    s.add_argument("--split", choices=["test", "train"],
+                   help=f"reference split of a named dataset (default {DEFAULT_SPLIT}; a folder: has none)")
     s.add_argument("--metrics", help="comma-separated: fid,kid,is,precision,recall,density,coverage,"
                                      "classes_covered,class_kl,memorization,label_accuracy,intra_fid,"
                                      "ppl_w,ppl_z (style-based runs)")

@@ -343,6 +343,14 @@ def check_reference(ref: str) -> None:
                           f"real images")
 
 
+def _more_images(more_samples: str | None) -> str:
+    """The fix for too few generated images: ``more_samples`` when they are all there are (an npz
+    or folder: --n adds none to it), otherwise more samples drawn."""
+    if more_samples is not None:
+        return f"{more_samples} ({MIN_IMAGES} or more)"
+    return "pass more images (--n on the command line)"
+
+
 def _check_labels(labels, n: int):
     if labels is None:
         return None
@@ -367,8 +375,8 @@ def evaluate(images, *, ref: str, split: str = "test", labels=None, metrics=None
     check_reference(ref)
     images = as_uint8_nchw(images)
     if len(images) < MIN_IMAGES:
-        raise EvalError(f"need at least {MIN_IMAGES} generated images, got {len(images)}; pass more images "
-                        f"(--n on the command line)")
+        raise EvalError(f"need at least {MIN_IMAGES} generated images, got {len(images)}; "
+                        f"{_more_images(more_samples)}")
     labels = _check_labels(labels, len(images))
     parse_metrics(metrics)  # an unknown name fails before the slow work
     name = extractor if extractor is not None else default_extractor(ref, inception_weights)
@@ -417,8 +425,8 @@ def evaluate_features(fake: Features, *, shape, ref: str, extractor: str | Extra
     by name. ``more_samples``: as for ``evaluate``."""
     check_reference(ref)
     if len(fake) < MIN_IMAGES:
-        raise EvalError(f"need at least {MIN_IMAGES} generated images, got {len(fake)}; pass more images "
-                        f"(--n on the command line)")
+        raise EvalError(f"need at least {MIN_IMAGES} generated images, got {len(fake)}; "
+                        f"{_more_images(more_samples)}")
     if n_ref is not None and (isinstance(n_ref, bool) or not isinstance(n_ref, (int, np.integer)) or n_ref < 1):
         raise EvalError(f"n_ref must be a positive number of reference images (or None: as many as "
                         f"generated), got {n_ref!r}")
