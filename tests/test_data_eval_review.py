@@ -241,3 +241,17 @@ def test_tenths_says_each_new_tenth_once_and_by_time_without_a_total(monkeypatch
     for done in (1, 2, 3, 4):
         unknown(done)
     assert lines == ["2 so far", "4 so far"]  # 10 s after the start, then 10 s after that line
+
+
+def test_download_progress_is_silenced_with_the_other_progress_lines(isolated, monkeypatch, capsys):
+    """`ganforge eval --quiet` (progress.silenced) had still printed a download's progress lines."""
+    from ganforge import progress
+
+    monkeypatch.setattr(download, "_CHUNK", 1000)
+    monkeypatch.setattr(download, "_PROGRESS_MIN_BYTES", 0)
+    src = isolated / "src.bin"
+    src.write_bytes(os.urandom(10_000))
+    with progress.silenced():
+        download.download([src.as_uri()], isolated / "out" / "f.bin", md5(src))
+    assert capsys.readouterr().err == ""
+    assert (isolated / "out" / "f.bin").read_bytes() == src.read_bytes()

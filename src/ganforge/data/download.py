@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import DataError
-from ..progress import Tenths
+from ..progress import Tenths, shown
 
 # Seconds to wait on a silent connection; tests lower it.
 DOWNLOAD_TIMEOUT = 30.0
@@ -92,8 +92,11 @@ def remove_stale_parts(dest: Path) -> None:
 
 def _progress(url: str, total: int | None) -> Callable[[int], None]:
     """A line on stderr per tenth of a file of at least _PROGRESS_MIN_BYTES, else per
-    PROGRESS_SECONDS (a slow mirror, or a server that sends no Content-Length)."""
+    PROGRESS_SECONDS (a slow mirror, or a server that sends no Content-Length); none where
+    progress lines are silenced (--quiet)."""
     done = [0]
+    if not shown():
+        return lambda nbytes: None
 
     def line(nbytes: int) -> str:
         of = f" of {total / 1e6:.1f} MB ({100 * nbytes // total}%)" if total else " so far"
