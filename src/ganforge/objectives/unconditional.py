@@ -81,6 +81,11 @@ class UnconditionalGAN(Objective):
     capabilities = frozenset({"sample", "interpolate"})
     accepts_points = True
 
+    @property
+    def rate_unit(self) -> str:
+        """A toy mixture's items are 2-D points (its progress bar had said img/s)."""
+        return "points/s" if getattr(self, "point_dim", None) is not None else Objective.rate_unit.fget(self)
+
     def __init__(self, cfg, data_info: Mapping[str, Any]):
         m, self.reg = cfg.model, cfg.reg
         self.z_dim = m.z_dim

@@ -16,7 +16,7 @@ from PIL import Image
 from ..atomic import atomic_write_text
 from ..errors import ConfigError, shell_arg
 from . import plots
-from .run import (Run, describe_protocol, family, is_audio, latest_checkpoint, load_run, measured_with,
+from .run import (Run, describe_protocol, family, latest_checkpoint, load_run, measured_with,
                   protocol_caveat)
 
 MAX_TIMELINE = 12  # sample grids shown in the timeline (evenly spaced, always the last)
@@ -188,7 +188,7 @@ def _summary(run: Run) -> str:
     speeds = [r["img_per_s"] for r in run.records if isinstance(r.get("img_per_s"), (int, float))]
     if speeds:
         speed = statistics.median(speeds)  # a slow audio run logs under 1 (0 had been shown)
-        unit = "clips/s" if is_audio(run) else "img/s"  # an audio run's items are training clips
+        unit = plots.rate_unit(run)  # an audio run's items are training clips, a toy run's points
         cards.append(("Throughput", f"{speed:,.0f} <small>{unit}</small>" if speed >= 10 else
                       f"{speed:.2g} <small>{unit}</small>"))
     # raw scores (a critic's, hinge, least squares) named as such, as on the chart's axis: a

@@ -149,10 +149,16 @@ def _toy(run: Run) -> bool:
     return isinstance(data, dict) and str(data.get("name", "")).startswith("toy:")
 
 
+def rate_unit(run: Run) -> str:
+    """What img_per_s counts, as the progress bar says it (``Objective.rate_unit``): an audio
+    family's training clips, a toy mixture's 2-D points, else images."""
+    return "clips/s" if is_audio(run) else "points/s" if _toy(run) else "img/s"
+
+
 def throughput_label(run: Run) -> str:
-    """What img_per_s counts: an audio family's training clips (as the summary card and the
-    progress bar say), else images (an audio run's chart had said "images / s")."""
-    return "clips / s" if is_audio(run) else LABELS["img_per_s"]
+    """The throughput chart's axis: ``rate_unit`` in words (an audio run's chart had said
+    "images / s", and so had a toy run's, which samples points)."""
+    return {"clips/s": "clips / s", "points/s": "points / s"}.get(rate_unit(run), LABELS["img_per_s"])
 
 
 def color(kind: str) -> str:
