@@ -58,6 +58,7 @@ def build(cfg: Config, dataset=None, device: torch.device | None = None, *, resu
     objective = fam(cfg, info)
     objective.resuming = resuming
     objective.trained_on = data_record(dataset)  # kept in its checkpoints for a resume to compare
+    objective.data_words = fam.describe_data(dataset)  # the CLI's start line: "(60000 images)"
     objective.prepare_training(dataset)
     return objective, dataset
 
@@ -679,10 +680,7 @@ def _call_on_start(on_start: Callable[..., None], run_dir: Path, objective: Obje
         takes_data = False
     if not takes_data:
         return on_start(run_dir)
-    record = objective.trained_on or {}
-    unit = next((u for u in ("images", "points") if u in record), None)
-    words = f"{record[unit]} {unit if record[unit] != 1 else unit[:-1]}" if unit else None
-    on_start(run_dir, data=words)
+    on_start(run_dir, data=objective.data_words)
 
 
 def _resume_point(source: Path | None) -> str:

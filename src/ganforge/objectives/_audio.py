@@ -13,7 +13,7 @@ from torch import Tensor
 from ..data.audio import load_audio, parse_audio_name, write_wav
 from ..data.mel import AudioConfig, LogMel, check_audio_config, mel_image
 from ..errors import ConfigError, DataError
-from .base import Objective, refuse_unused_sections
+from .base import Objective, counted, refuse_unused_sections
 
 # The front end of the example configs: 8 kHz, 16 mels, hop 64 (tiny networks, fast tests).
 TINY_AUDIO = {"rate": 8000, "n_fft": 256, "hop": 64, "win": 256, "n_mels": 16, "fmax": 4000.0,
@@ -50,6 +50,16 @@ class AudioFamily(Objective):
         check_audio_config(a)
         return load_audio(parse_audio_name(cfg.data.name), rate=a.rate, min_seconds=a.min_seconds,
                           split=cfg.data.split, voices=voices)
+
+    @classmethod
+    def describe_data(cls, dataset) -> str | None:
+        """'600 clips, 21.4 min' (a voice pair's: voice A's + voice B's)."""
+        sides = [getattr(dataset, k, None) for k in ("a", "b")] if hasattr(dataset, "a") else [dataset]
+        if not all(hasattr(s, "waves") and hasattr(s, "seconds") for s in sides):
+            return None
+        minutes = sum(s.seconds for s in sides) / 60
+        clips = counted(len(sides[0]), "clips") if len(sides) == 1 else f"{len(sides[0])} + {len(sides[1])} clips"
+        return f"{clips}, {minutes:.1f} min"
 
     @classmethod
     def data_info(cls, cfg, dataset) -> dict[str, Any]:

@@ -231,6 +231,14 @@ class Objective:
                             seed=cfg.train.seed)
 
     @classmethod
+    def describe_data(cls, dataset) -> str | None:
+        """What the run trains on, in words, for the start line ("ganforge: training NAME for N
+        steps -> RUN (60000 images)"): images or a toy's points by default; None to say nothing."""
+        record = data_record(dataset) or {}
+        unit = next((u for u in ("images", "points") if u in record), None)
+        return counted(record[unit], unit) if unit else None
+
+    @classmethod
     def data_info(cls, cfg, dataset) -> dict[str, Any]:
         """What the networks need to know of the data: classes, point dimension."""
         names = getattr(dataset, "class_names", None)
@@ -452,6 +460,7 @@ class Objective:
     # Set by api.build: data_record() of the data it trains on, which extra_state keeps so that
     # a resume on other data is told (None: a loaded run, or data of another kind)
     trained_on: dict[str, Any] | None = None
+    data_words: str | None = None  # describe_data of the training data, for the start line
 
     def extra_state(self) -> dict[str, Any]:
         """State outside the nets that must survive resume (an augmentation probability, ...).
@@ -654,6 +663,11 @@ def family(cfg) -> type[Objective]:
 
 # The key of Objective.extra_state that holds data_record(): api._check_resume_data compares it
 DATA_STATE = "data"
+
+
+def counted(n: int, unit: str) -> str:
+    """'1 image', '40 images': ``unit`` is the plural."""
+    return f"{n} {unit if n != 1 else unit[:-1]}"
 
 
 def data_record(dataset) -> dict[str, Any] | None:

@@ -34,7 +34,7 @@ from ..errors import ConfigError, DataError
 from ..models import spectral_norm_
 from ..models.patchgan import PatchDiscriminator, check_input_size
 from ..models.unet import build_unet
-from .base import Objective, Phase, refuse_unused_sections, register_objective
+from .base import Objective, Phase, counted, refuse_unused_sections, register_objective
 from .unconditional import TINY_TRAIN, gan_optimizers, write_image_folder
 
 
@@ -221,6 +221,16 @@ class TranslationFamily(Objective):
     @classmethod
     def load_data(cls, cfg):
         return pairdata.load_pairs(cfg)
+
+    @classmethod
+    def describe_data(cls, dataset) -> str | None:
+        """'400 image pairs', or of unpaired domains '400 + 380 images (A + B)'."""
+        a, b = getattr(dataset, "a", None), getattr(dataset, "b", None)
+        if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)):
+            return super().describe_data(dataset)
+        if dataset.paired:
+            return counted(len(dataset), "image pairs")
+        return f"{len(a)} + {counted(len(b), 'images')} (A + B)"
 
     @classmethod
     def data_info(cls, cfg, dataset) -> dict[str, Any]:

@@ -42,7 +42,7 @@ from ..errors import CheckpointError, ConfigError, GanforgeError
 from ..models.sr_discriminators import build_sr_discriminator
 from ..models.srresnet import bicubic_up, build_sr_generator
 from ..training import checkpoint as ckpt
-from .base import Objective, Phase, refuse_unused_sections, register_objective
+from .base import Objective, Phase, counted, refuse_unused_sections, register_objective
 from .unconditional import TINY_TRAIN, gan_optimizers, write_image_folder
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -218,6 +218,12 @@ class SuperResolution(Objective):
     def load_data(cls, cfg):
         """HR images at their native size (photos, photos:test or folder:PATH)."""
         return srdata.load_hr(cfg)
+
+    @classmethod
+    def describe_data(cls, dataset) -> str | None:
+        """The high-resolution images, which training crops (sr.crop) and downscales."""
+        images = getattr(dataset, "images", None)
+        return counted(len(images), "HR images") if isinstance(images, list) else super().describe_data(dataset)
 
     @classmethod
     def data_info(cls, cfg, dataset) -> dict[str, Any]:
