@@ -149,7 +149,8 @@ def test_a_bad_tile_is_refused_before_any_output_is_written(pix2pix_run, tmp_pat
     save_noise(src, 1, size=(8, 8))  # no larger than the tile: translated whole
     Image.fromarray(np.zeros((4 * stride, 4 * stride, 3), np.uint8)).save(src / "z_big.png")
     code, _, err = cli_main(capsys, "translate", pix2pix_run, src, "--out", tmp_path / "out", "--tile", bad)
-    assert code == 2 and f"--tile {bad} must be a multiple of the network's stride {stride}" in err, err
+    assert code == 2 and f"--tile {bad} (tile= in Python) must be a multiple of the network's stride {stride}" \
+        in err, err
     assert not (tmp_path / "out").exists()  # the rerun with a good tile needs no --force
     with pytest.raises(ConfigError, match="must be a multiple"):  # one small image too
         run.translate(torch.zeros(1, 3, 8, 8), tile=bad)

@@ -100,8 +100,8 @@ def check_tile(tile: int | None, stride: int) -> None:
     before its first output is written, not at its first image larger than the tile."""
     if tile is not None and (tile % stride or tile < stride):
         near = max(stride, tile // stride * stride)
-        raise ConfigError(f"--tile {tile} must be a multiple of the network's stride {stride} "
-                          f"(e.g. {near} or {near + stride})")
+        raise ConfigError(f"--tile {tile} (tile= in Python) must be a multiple of the network's stride "
+                          f"{stride} (e.g. {near} or {near + stride})")
 
 
 @torch.no_grad()

@@ -313,8 +313,11 @@ def find(run_dir: Path, which: str = "latest") -> Path:
     if which not in ("latest", "best") and not STEP_NAME.fullmatch(which):
         # Never a path: --checkpoint ../../other_run/... would load another run's weights.
         names = ", ".join(p.name for p in sorted(ckpt_root.glob("step_*"))[-3:]) or "none yet"
-        raise CheckpointError(f"--checkpoint '{which}' is not latest, best or a step_XXXXXXX name "
-                              f"of {ckpt_root} (its checkpoints: {names})")
+        folder = Path(which).expanduser()
+        own = (" (a checkpoint folder stands for its run: pass it in place of the run, with no "
+               "--checkpoint)" if STEP_NAME.fullmatch(folder.name) and folder.is_dir() else "")
+        raise CheckpointError(f"--checkpoint '{which}' (checkpoint= in Python) is not latest, best or a "
+                              f"step_XXXXXXX name of {ckpt_root} (its checkpoints: {names}){own}")
     if which in ("latest", "best"):
         name = _read_pointer(ckpt_root, which)
         if name and STEP_NAME.fullmatch(name) and _is_complete(ckpt_root / name):
