@@ -11,6 +11,7 @@ import json
 import math
 import copy
 import os
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -39,6 +40,17 @@ from .training import checkpoint as ckpt
 from .training import distributed
 from .training.precision import resolve_device, resolve_precision
 from .training.trainer import OPTIMIZERS, FitResult, Hook, Trainer
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` of a warning said in this module that names the first line outside it:
+    the caller's ``ganforge.train(...)`` (or ``ganforge.build``), or the CLI's command, not a
+    line of api.py. Counted, as the depth differs by path (rank 0, another rank, build) and
+    ``skip_file_prefixes`` needs Python 3.12."""
+    frame, level = sys._getframe(1), 1  # the function that warns: stacklevel=1
+    while frame is not None and frame.f_globals.get("__name__") == __name__:
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def load_data(cfg: Config):
@@ -90,7 +102,7 @@ def _given_dataset(cfg: Config, dataset):
 
         warnings.warn(f"dataset {dataset.name}: images {tuple(images.shape[1:])} adapted to data.channels="
                       f"{want[0]} and data.resolution={want[1]} ({want[0]}x{want[1]}x{want[2]}), as a folder is",
-                      stacklevel=3)
+                      stacklevel=_caller_level())
         dataset = dataclasses.replace(dataset, images=adapt_images(images, want[1], want[0]))
     return dataset
 
@@ -175,6 +187,42 @@ def _check_given_dataset(run_dir: Path, dataset) -> None:
         name = "?"
     raise ConfigError(f"{run_dir} was trained on the dataset '{name}' passed from Python; resume it with "
                       f"ganforge.train(cfg, {str(run_dir)!r}, resume=True, dataset=...)")
+
+
+# In a run evaluated by the caller's hooks (train's hooks=): their names. A resume without them had
+# evaluated on with the built-in FID/KID hook, its values in the same metrics.jsonl and 'best'.
+GIVEN_HOOKS = "hooks.json"
+
+
+def _caller_hooks(hooks) -> list:
+    """train's ``hooks`` as a list: one hook, not in a list (or no hook at all, which check_hook
+    names), is one item; a generator is read once, here."""
+    if callable(hooks) or isinstance(hooks, str) or not isinstance(hooks, Iterable):
+        return [hooks]
+    return list(hooks)
+
+
+def _record_given_hooks(run_dir: Path, hooks: list) -> None:
+    """RUN/hooks.json names the hooks passed from Python that evaluate the run."""
+    from .training.trainer import _hook_name
+
+    atomic_write_text(run_dir / GIVEN_HOOKS, json.dumps({"hooks": [_hook_name(h) for h in hooks]}) + "\n")
+
+
+def _check_given_hooks(run_dir: Path, cfg: Config, hooks: list) -> None:
+    """A resume without ``hooks=`` of a run evaluated by hooks passed from Python is refused while
+    eval.every would run the built-in FID/KID hook in their place."""
+    path = run_dir / GIVEN_HOOKS
+    if hooks or cfg.eval.every <= 0 or not path.is_file():
+        return
+    try:
+        names = ", ".join(str(n) for n in json.loads(path.read_text())["hooks"]) or "?"
+    except (OSError, ValueError, KeyError, TypeError):  # a damaged record still says Python
+        names = "?"
+    raise ConfigError(f"{run_dir} was evaluated by your own hooks= ({names}), and a resume without them would "
+                      f"score it with the built-in FID/KID from here on; resume it with ganforge.train(cfg, "
+                      f"{str(run_dir)!r}, resume=True, hooks=...), or override eval.every=0 to train on without "
+                      f"evaluation (to switch to the built-in metrics, delete {path})")
 
 
 def _checked_labels(dataset):
@@ -395,12 +443,12 @@ def _check_resume_data(run_dir: Path, objective, weights: dict[str, torch.Tensor
                               f"{classes}; train on the run's data, or start a new run with another {rundir.OUT}")
     if classes and saved and names:
         warnings.warn(f"resuming {run_dir} with other class names{classes}: each class index keeps "
-                      f"what it learned under the old name", stacklevel=2)
+                      f"what it learned under the old name", stacklevel=_caller_level())
     changed = _data_change((state.get("objective") or {}).get(DATA_STATE), objective.trained_on,
                            int(state.get("step", 0)))
     if changed:
         warnings.warn(f"resuming {run_dir} on other data: {changed}: the resume trains on the new set "
-                      f"and is not bit-exact", stacklevel=2)
+                      f"and is not bit-exact", stacklevel=_caller_level())
 
 
 def _data_change(saved, now, step: int) -> str | None:
@@ -513,6 +561,7 @@ def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
     # A Config edited in Python (cfg.train.steps = -3, cfg.optim.lr = ...) has skipped the checks
     # overrides get: run them again, before anything is written
     cfg = config_mod.checked(cfg)
+    hooks = _caller_hooks(hooks)  # read once: a generator's hooks are also those the run records
     _absolute_data_paths(cfg)  # saved so: resume and eval from anywhere
     owns_group = not torch.distributed.is_initialized()  # a caller's group stays theirs
     world, device = distributed.init(resolve_device(cfg.train.device))
@@ -556,7 +605,7 @@ def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
         if owns_group and world.enabled:
             distributed.shutdown()
     if result.interrupted:  # the checkpoint is saved: stop the caller's script as a Ctrl-C does
-        given = ", dataset=..." if dataset is not None else ""
+        given = (", hooks=..." if hooks else "") + (", dataset=..." if dataset is not None else "")
         raise TrainingInterrupted(result, f"Continue with: ganforge.train(cfg, {str(result.run_dir)!r}, "
                                           f"resume=True{given})")
     return result
@@ -570,9 +619,7 @@ def _eval_hooks(cfg: Config, hooks: Iterable[Hook], *, given_data: bool = False)
     scores against the dataset data.name names) cannot take: refused."""
     from .training.trainer import check_hook
 
-    if callable(hooks) or isinstance(hooks, str) or not isinstance(hooks, Iterable):
-        hooks = [hooks]  # one hook, not in a list (or no hook at all, which check_hook names)
-    hooks = list(hooks)
+    hooks = _caller_hooks(hooks)
     for hook in hooks:  # now, not at the first evaluation eval.every steps into training
         check_hook(hook)
     if hooks and cfg.eval.every <= 0:
@@ -731,7 +778,10 @@ def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: boo
         if weights is not None:
             _check_resume_data(run_dir, objective, weights, state)
         batches = objective.make_batches(dataset, cfg, device)
-        hooks = _eval_hooks(cfg, hooks, given_data=given_data)
+        given_hooks = _caller_hooks(hooks)
+        hooks = _eval_hooks(cfg, given_hooks, given_data=given_data)
+        if resume:  # after _eval_hooks, whose refusal of an eval.best naming a hook's value is more precise
+            _check_given_hooks(run_dir, cfg, given_hooks)
         OPTIMIZERS.get(cfg.optim.name)  # an unknown optimizer, refused before "training ..." is said
         resolve_precision(cfg.train.precision, device)  # and fp16 off CUDA
         rundir.check_free_space(run_dir, _checkpoint_bytes(cfg, objective), "a checkpoint",
@@ -746,6 +796,8 @@ def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: boo
             atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
         if given_data:  # config.yaml's data.name is not what it trains on: a resume must pass it again
             _record_given_dataset(run_dir, dataset)
+        if given_hooks:  # the built-in FID/KID hook must not take their place on a resume
+            _record_given_hooks(run_dir, given_hooks)
         _record_plugins(run_dir, cfg)
         ckpt.clean_leftovers(run_dir / "checkpoints")  # ours to remove: we hold the lock
         distributed.barrier(distributed.current_world())  # the other ranks may now read it

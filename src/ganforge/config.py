@@ -384,6 +384,21 @@ def checked(cfg: Config) -> Config:
         raise ConfigError(f"expected a ganforge Config, got {type(cfg).__name__}; build one with "
                           f"ganforge.load_config(PRESET_OR_YAML, ['key=value', ...])")
     sections = [(name, getattr(cfg, name)) for name in _field_types(Config) if name != "sections"]
+    types = {**_field_types(Config), **{name: entry.cls for name, entry in SECTIONS.items()}}
+    for name, value in [*sections, *cfg.sections.items()]:
+        tp = types.get(name)
+        if dataclasses.is_dataclass(tp) and not isinstance(value, tp) and not (
+                dataclasses.is_dataclass(value) and not isinstance(value, type) and same_definition(type(value), tp)):
+            # a whole section replaced (cfg.train = {"steps": 4}, or None) had trained with the library's
+            # defaults for every other key of it, not the preset's
+            fields = [f.name for f in dataclasses.fields(tp)]
+            given = [(k, v) for k, v in value.items() if k in fields] if isinstance(value, dict) else []
+            key, py, text = ((given[0][0], repr(given[0][1]), str(given[0][1])) if given else
+                             (fields[0] if fields else "KEY", "...", "..."))
+            raise ConfigError(f"cfg.{name} was replaced by {_shown(value)}: the keys of the section it leaves out "
+                              f"would take the library's defaults, not the config's; set its fields instead "
+                              f"(cfg.{name}.{key} = {py}), or apply overrides (ganforge.load_config(PRESET, "
+                              f"[\"{name}.{key}={text}\"]))")
     for name, value in [("", cfg), *sections, *cfg.sections.items()]:
         if not dataclasses.is_dataclass(value):
             continue
@@ -392,6 +407,12 @@ def checked(cfg: Config) -> Config:
             if attr not in declared and not attr.startswith("_"):
                 raise _unknown_key(f"{name}.{attr}" if name else attr)
     return from_dict(cfg.to_dict())
+
+
+def _shown(value: Any) -> str:
+    """A value in an error: its repr when short, else its type's name."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"a {type(value).__name__}"
 
 
 def from_dict(data: dict[str, Any]) -> Config:
