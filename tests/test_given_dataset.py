@@ -25,7 +25,7 @@ def _cli(*args) -> int:
 def test_given_dataset_is_recorded_and_a_resume_without_it_is_refused(tmp_path, capsys):
     run = tmp_path / "r"
     api.train(_cfg(), run, dataset=random_dataset(), progress=False)
-    assert json.loads((run / "dataset.json").read_text()) == {"name": "random"}
+    assert json.loads((run / "dataset.json").read_text()) == {"name": "random", "images": len(random_dataset())}
 
     # the CLI resume had trained on the preset's fashion-mnist and exited 0
     assert _cli("train", "--resume", "--out", run, "train.steps=8", "--quiet") == 2

@@ -114,8 +114,14 @@ GIVEN_DATASET = "dataset.json"
 
 
 def _record_given_dataset(run_dir: Path, dataset) -> None:
-    """RUN/dataset.json names the dataset passed from Python that the run trains on."""
-    atomic_write_text(run_dir / GIVEN_DATASET, json.dumps({"name": str(dataset.name)}) + "\n")
+    """RUN/dataset.json names the dataset passed from Python that the run trains on, and its
+    size (the report and the model card say "mine, passed from Python (256 images)")."""
+    record = {"name": str(dataset.name)}
+    try:
+        record["images"] = len(dataset)
+    except TypeError:  # a dataset without a length: its name alone
+        pass
+    atomic_write_text(run_dir / GIVEN_DATASET, json.dumps(record) + "\n")
 
 
 # The modules outside ganforge (plugins) that had registered names when the run trained: a run of

@@ -174,6 +174,8 @@ def _summary(run: Run) -> str:
     planned = ((run.config or {}).get("train") or {}).get("steps")
     cards = [("Steps", f"{run.last_step:,}" + (f" <small>of {planned:,}</small>"
                                                 if isinstance(planned, int) else ""))]
+    if run.given is not None:  # config.yaml's data.name is not what it trained on
+        cards.append(("Data", escape(run.given)))
     if run.live:  # an end record here is an earlier session's: this one goes on
         of = f" of {planned:,}" if isinstance(planned, int) else ""
         cards.append(("Status", f"still training <small>at step {run.last_step:,}{of}; report "
@@ -355,6 +357,9 @@ def _evaluation_advice(run: Run) -> str:
         command = AudioFamily.evaluated_by
     if command is not None:
         return f"runs of this kind are measured after training, not with eval.every: <code>{escape(command)}</code>"
+    if run.given is not None:  # training refuses eval.every's FID/KID hook with dataset=
+        return ("the built-in FID/KID score against data.name's dataset, not data passed from Python: "
+                "train with hooks= (your own scoring) and eval.every")
     data = str(((run.config or {}).get("data") or {}).get("name") or "")
     if data.startswith("toy:"):  # training refuses eval.every on points: FID and KID score images
         return (f"{escape(data)} is 2-D points, which FID and KID cannot score; measure the modes a "
@@ -567,6 +572,11 @@ def _config(run: Run) -> str:
                 target.append(f'<table><caption>{escape(section)}</caption>{"".join(kept)}</table>')
     head = "".join(f'<p><span class="muted">{escape(k)}:</span> {escape(_fmt(v))}</p>'
                    for k, v in top if k != "description")
+    if run.given is not None:  # the preset's dataset, which it never read
+        data = run.config.get("data")
+        named = f" {escape(str(data['name']))}" if isinstance(data, dict) and data.get("name") else ""
+        head += (f'<p class="muted">It trained on {escape(run.given)} (RUN/dataset.json says so), not on '
+                 f'data.name{named}, which config.yaml keeps.</p>')
     out = (f'<section id="config"><h2>Configuration</h2>{head}<p class="muted">Values in bold '
            f'differ from the defaults (hover for the default).</p>'
            f'<div class="config">{"".join(tables)}</div>')

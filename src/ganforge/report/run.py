@@ -34,6 +34,9 @@ class Run:
     # "diverged", ...} when it is the file's last record (a resume logs on after an old one)
     end: dict[str, Any] | None = None
     live: bool = False  # a train process holds the run's lock now: still training, not ended
+    # the data it trained on when passed from Python ("mine, passed from Python": given_dataset),
+    # not config.yaml's data.name; None for a run on data.name's data
+    given: str | None = None
 
     @property
     def name(self) -> str:
@@ -92,6 +95,43 @@ class Run:
             else:
                 out.append((protocol, step, step))
         return out
+
+
+# What api.train writes (api.GIVEN_DATASET) in a run trained on a dataset passed from Python
+# (dataset=): its name. config.yaml keeps data.name, the preset's dataset, which it never read.
+GIVEN_DATASET = "dataset.json"
+
+
+def given_record(run_dir: str | Path) -> dict[str, Any] | None:
+    """RUN/dataset.json's record ({"name": ...}) of a run trained on a dataset passed from Python,
+    or a model folder's copy of it (config.json's "dataset"); None for a run without one, which
+    trained on its config's data.name. A record that cannot be read is {}: it still says Python,
+    as a resume's refusal does."""
+    run_dir = Path(run_dir)
+    path = run_dir / GIVEN_DATASET
+    if path.is_file():
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return record if isinstance(record, dict) else {}
+    try:  # a model folder (api.MODEL_CONFIG): what its export copied, if anything
+        record = json.loads((run_dir / "config.json").read_text()).get("dataset")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def given_dataset(run_dir: str | Path) -> str | None:
+    """The data a run trained on when it was passed from Python, in words ("mine, passed from
+    Python", with its image count where the record holds one); None otherwise (given_record)."""
+    record = given_record(run_dir)
+    if record is None:
+        return None
+    name = " ".join(str(record.get("name") or "").split())  # one line, whatever it holds
+    n = record.get("images")
+    count = f" ({n:,} images)" if isinstance(n, int) and not isinstance(n, bool) else ""
+    return f"{name or 'a dataset'}, passed from Python{count}"
 
 
 def latest_checkpoint(run_dir: Path) -> str | None:
@@ -179,7 +219,8 @@ def load_run(run_dir: str | Path) -> Run:
     for p in sorted((run_dir / "samples").glob("step_*.wav"), key=_natural):
         if m := SOUND_NAME.search(p.name):
             sounds.setdefault(int(m.group(1)), []).append((m.group(2), p))
-    return Run(run_dir, config, records, events, samples, notes, sounds, end, live)
+    return Run(run_dir, config, records, events, samples, notes, sounds, end, live,
+               given=given_dataset(run_dir))
 
 
 def _natural(path: Path) -> list:

@@ -32,6 +32,7 @@ from ..atomic import atomic_path, atomic_write_text, restore_replaced, save_tens
 from ..data.base import PATH_PREFIXES
 from ..errors import ConfigError, GanforgeError
 from ..objectives import AUDIO_CAPABILITIES, CAPABILITIES
+from ..report.run import given_dataset, given_record
 from ..training import checkpoint as ckpt
 from .graph import EXPORTABLE, IMAGE_CAPABILITIES, build_graph, example_image, truncation_state, verify
 
@@ -310,6 +311,9 @@ def evaluation_advice(run: LoadedRun, name: str, cfg=None) -> list[str]:
         return [f"The run logged no evaluation: `ganforge sample {name} --n 1000 --out points.png` draws its "
                 f"points over the mixture's modes, and `ganforge bench modes --data {cfg.data.name}` "
                 f"measures modes covered and high-quality samples of a recipe over seeds."]
+    if "sample" in caps and given_record(run.run_dir) is not None:  # not data.name's dataset
+        return [f"The run logged no evaluation: `ganforge eval {name} --ref folder:PATH` measures it against "
+                f"the images it trained on, saved to a folder (or train with `hooks=` and `eval.every`)."]
     if "sample" in caps:
         ref = cfg.data.name
         try:
@@ -346,7 +350,9 @@ def model_card(run: LoadedRun, meta: dict[str, Any]) -> str:
     lines += [f"- `{c}`: {CAPABILITIES[c]}{_card_qualifier(c, cfg)}" for c in sorted(run.capabilities)]
     audio = bool(run.capabilities & AUDIO_CAPABILITIES)
     a = cfg.audio if audio else None
-    lines += ["", "## Data", "", f"- dataset: `{cfg.data.name}` (split `{cfg.data.split}`)",
+    given = given_dataset(run.run_dir)  # the config's data.name is the preset's, never read
+    lines += ["", "## Data", "", f"- dataset: {given}" if given is not None
+              else f"- dataset: `{cfg.data.name}` (split `{cfg.data.split}`)",
               f"- {a.rate} Hz mono audio, log-mel front end: {a.n_mels} mels, n_fft {a.n_fft}, hop {a.hop}"
               if audio else f"- {run.point_dim}-D points" if run.point_dim
               else f"- resolution {cfg.data.resolution}, {cfg.data.channels} channel(s)"]
@@ -628,6 +634,9 @@ def export_folder(run: LoadedRun, out: Path | str, *, force: bool = False) -> Pa
     plugins = recorded_plugins(run.run_dir, to_load=True)
     if plugins:  # the modules outside ganforge its family or networks need imported (names only)
         config["plugins"] = plugins
+    given = given_record(run.run_dir)
+    if given is not None:  # trained on data passed from Python: its card, exported again, says so
+        config["dataset"] = shareable_value(given, here)
     # written beside out and renamed in place of the old folder (atomic_path's replace_folder),
     # which is deleted only once the new one is in place; errors name out
     with atomic_path(out) as tmp:

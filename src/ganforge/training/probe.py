@@ -29,22 +29,34 @@ class DiversityProbe:
     centre captures it): pixel diversity misses a partial collapse there too (a run stuck on 3 of
     the ring's 8 modes kept 0.55 of the real diversity)."""
 
-    def __init__(self, cfg, device: torch.device, *, warn: Callable[[str], None]):
+    def __init__(self, cfg, device: torch.device, *, warn: Callable[[str], None], given_data: bool = False):
         self.cfg, self.device, self.warn = cfg, device, warn
+        # images passed from Python (api.train's dataset=) are not data.name's dataset: its
+        # classifier had "found" 3 Fashion-MNIST classes in random noise, so pixels only
+        self.given_data = given_data
         self._real: dict[str, float] | None = None  # of a fixed real batch, measured once
         self._features = None  # the dataset's classifier, or False: see extractor()
 
+    @property
+    def data_name(self) -> str | None:
+        """The named dataset the run trains on (data.name), or None for data passed from Python."""
+        return None if self.given_data else self.cfg.data.name
+
     def extractor(self):
         """The training dataset's own classifier (``<data.name>-cnn``, e.g. the shipped
-        fashion-mnist-cnn) when its weights exist, else None."""
+        fashion-mnist-cnn) when its weights exist, else None (and for data passed from Python).
+        Built with torch's global generator put back: its layer init drew from it at the first
+        probe, moving the stream a plugin family or a hook draws from in training (ganforge's
+        own draws use seeded generators), so with or without it training draws alike."""
         if self._features is None:
             self._features = False
             from ..metrics.features import ClassifierExtractor, classifier_weights
 
-            name = self.cfg.data.name
-            if classifier_weights(name) is not None:
+            name = self.data_name
+            if name is not None and classifier_weights(name) is not None:
                 try:
-                    self._features = ClassifierExtractor(name, device=self.device)
+                    with torch.random.fork_rng(devices=[]):
+                        self._features = ClassifierExtractor(name, device=self.device)
                 except GanforgeError as exc:  # unreadable weights: pixels only, and say why
                     self.warn(f"ganforge: monitor without {name}-cnn features ({exc})")
         return self._features or None
@@ -57,7 +69,7 @@ class DiversityProbe:
         of its samples within 3 sigma of a mode at steps 800-1400, so its 64 (or 250) probe
         samples had captured 9-14 modes, called a collapse at step 1200, while its 2,500 capture
         21-22 and it reaches 24."""
-        if toy_mixture(self.cfg.data.name) is None:
+        if self.data_name is None or toy_mixture(self.data_name) is None:
             return n
         return max(n, N_SAMPLES)
 
@@ -67,7 +79,7 @@ class DiversityProbe:
         and the number of classes the batch falls in; on a toy mixture, the number of its modes
         that ``coverage`` (more points [K, D] of the same source; else ``images``) captures."""
         stats = {"diversity": float(pairwise_diversity(images))}
-        toy = toy_mixture(self.cfg.data.name) if images.dim() == 2 else None
+        toy = toy_mixture(self.data_name) if images.dim() == 2 and self.data_name is not None else None
         if toy is not None:
             # the mode benchmark's own definition of a captured mode
             points = (images if coverage is None else coverage).detach().float().cpu()

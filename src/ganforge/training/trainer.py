@@ -317,7 +317,8 @@ class Trainer:
             points = getattr(objective, "point_dim", None) is not None  # no image augmentation for points
             self.monitor.unsupported = tuple(objective.unsupported_advice) + (("augment.",) if points else ())
             self.monitor.g_adversarial = objective.g_adversarial_key
-        self.probe = DiversityProbe(cfg, device, warn=self.warn) if self.monitor is not None else None
+        self.probe = (DiversityProbe(cfg, device, warn=self.warn, given_data=given_data)
+                      if self.monitor is not None else None)
         if self.is_main and self.run_dir is not None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         self.logger = MetricsLogger(self.run_dir, enabled=self.is_main)
