@@ -20,6 +20,6 @@ def test_a_device_this_machine_lacks_is_one_line(tmp_path, capsys):
     run = tmp_path / "run"
     api.train(tiny_config(**{"train.steps": 1}), run, progress=False, dataset=random_dataset())
     assert cli.main(["sample", str(run), "--device", "tpu", "--out", str(tmp_path / "g.png")]) == 2
-    assert "--device 'tpu' is not a device" in capsys.readouterr().err
+    assert "--device 'tpu' (device= in Python) is not a device" in capsys.readouterr().err
     assert not (tmp_path / "g.png").exists()
     assert cli.main(["sample", str(run), "--device", "cpu", "--out", str(tmp_path / "g.png")]) == 0

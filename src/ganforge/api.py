@@ -11,6 +11,7 @@ import json
 import math
 import copy
 import os
+import re
 import sys
 import time
 import warnings
@@ -932,6 +933,7 @@ class LoadedRun:
             self.device = resolve_device(device)
         except ConfigError as exc:  # named as the commands' --device and this device=, not the config key
             text = str(exc).replace("train.device=auto", "--device auto (device='auto')")
+            text = re.sub(r"train\.device ('[^']*')", r"--device \1 (device= in Python)", text, count=1)
             raise ConfigError(text.replace("train.device", "--device")) from None
         self.is_model_folder = is_model_folder(self.run_dir)
         if self.is_model_folder:  # `ganforge export --format folder` output
