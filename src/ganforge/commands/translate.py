@@ -91,6 +91,7 @@ def cmd_translate_eval(args) -> int:
     from .. import api
     from ..metrics.paired import format_translation
     from ..atomic import atomic_write_json
+    from ..data.folder import folder_fix
 
     if args.n is not None and args.n <= 0:
         raise ConfigError(f"--n must be positive, got {args.n} (leave it out for every held-out pair)")
@@ -108,7 +109,9 @@ def cmd_translate_eval(args) -> int:
             raise ConfigError(f"--data {args.data}: give the held-out folder as folder:PATH")
         run.config.data.name = args.data
     try:
-        result = run.translate_eval(ema=not args.no_ema, limit=args.n, **options)
+        # a folder that cannot be read: this command's --data, not training's data.name=
+        with folder_fix("pass --data folder:PATH with the folder of images the run was trained on"):
+            result = run.translate_eval(ema=not args.no_ema, limit=args.n, **options)
     except DataError as exc:  # a model folder names its data folder without its path
         name = run.config.data.name
         folder = Path(name.removeprefix("folder:"))
@@ -143,7 +146,15 @@ def register(subparsers, parser_class) -> None:
 
     s = subparsers.add_parser("translate-eval", help="held-out evaluation of a translation run: "
                                                      "PSNR/SSIM (paired) or FID/KID (unpaired), "
-                                                     "with the trivial baseline")
+                                                     "with the trivial baseline",
+                              description="Evaluate a translation run on its held-out split next to the "
+                                          "trivial baseline: PSNR (dB) and SSIM for paired runs, FID and "
+                                          "KID for unpaired ones, with EMA or raw weights (--no-ema). PSNR "
+                                          "is capped at 100 dB (an exact match's is infinite): where the "
+                                          "model or the baseline reaches the cap on a pair (the grayscale "
+                                          "input of a colorizer on a gray image), a warning names the pairs "
+                                          "and psnr_uncapped gives the mean without them, since the cap "
+                                          "can reverse a comparison of means.")
     add_run_arguments(s)
     s.add_argument("--n", type=int, default=None, help="evaluate at most N held-out pairs")
     s.add_argument("--extractor",

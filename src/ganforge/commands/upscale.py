@@ -89,7 +89,8 @@ def cmd_eval_sr(args) -> int:
     from .. import api
     from ..data.superres import load_images
     from ..atomic import atomic_write_json
-    from ..metrics.superres import BASELINE, LPIPS, evaluate_sr
+    from ..metrics.paired import PSNR_MAX
+    from ..metrics.superres import BASELINE, LPIPS, UNCAPPED, evaluate_sr
 
     if args.tile < 0:
         raise ConfigError(f"--tile must be >= 0 (0: whole image), got {args.tile}")
@@ -111,20 +112,31 @@ def cmd_eval_sr(args) -> int:
     methods = {label: lambda lr: run.upscale(lr, tile=args.tile, interp=args.interp,
                                              ema=not args.no_ema)}
     lpips = LPIPS()
-    table = evaluate_sr(images, scale, methods, lpips=lpips, names=names)
-    cols = ["psnr_y", "ssim_y"] + (["lpips"] if lpips.available else [])
+    warnings: list[str] = []
+    table = evaluate_sr(images, scale, methods, lpips=lpips, names=names, warnings=warnings)
+    ema = not args.no_ema and run.ema_weights  # what was used: a run without EMA copies uses its own
+    cols = ["psnr_y", "ssim_y"] + (["lpips"] if lpips.available else []) + \
+        ([UNCAPPED] if UNCAPPED in table[BASELINE] else [])
+    heads = {"psnr_y": "psnr_y (dB)", UNCAPPED: f"{UNCAPPED} (dB)"}  # the JSON's keys, with their unit
+    widths = {c: max(10, len(heads.get(c, c)) + 2) for c in cols}
     width = max(map(len, table)) + 2
     print(f"x{scale} super-resolution on {len(images)} image(s) of {args.data}; Y channel, "
-          f"{scale}-pixel border cropped")
-    print(f"{'method':<{width}}" + "".join(f"{c:>10}" for c in cols))
+          f"{scale}-pixel border cropped; {'EMA weights' if ema else 'raw weights (no EMA)'}")
+    print(f"{'method':<{width}}" + "".join(f"{heads.get(c, c):>{widths[c]}}" for c in cols))
     for name, row in table.items():
-        print(f"{name:<{width}}" + "".join(f"{row[c]:>10.4f}" for c in cols))
+        print(f"{name:<{width}}" + "".join(f"{'-':>{widths[c]}}" if row[c] is None else f"{row[c]:>{widths[c]}.4f}"
+                                           for c in cols))
     if not lpips.available:
         print(f"lpips: not computed ({lpips.reason})")
+    for w in warnings:
+        print(f"warning: {w}")
     if out is not None:
         payload = {"run": str(args.run_dir), "model": label, "checkpoint": str(run.checkpoint), "step": run.step,
-                   "data": args.data, "images": names, "scale": scale, "interp": args.interp,
-                   "protocol": "Y of BT.601, border = scale, PIL bicubic degradation, uint8",
+                   "ema": ema, "data": args.data, "images": names, "scale": scale, "interp": args.interp,
+                   "protocol": f"Y of BT.601, border = scale, PIL bicubic degradation, uint8; psnr_y in dB, "
+                               f"capped at {PSNR_MAX:g} ({UNCAPPED}: the mean without the images where "
+                               f"some method reaches the cap)",
+                   "psnr_max": PSNR_MAX, "warnings": warnings,
                    "results": table, "lpips": lpips.available or lpips.reason}
         atomic_write_json(out, payload)
         print(f"ganforge: wrote {out}")
@@ -152,8 +164,13 @@ def register(subparsers, parser_class) -> None:
 
     s = subparsers.add_parser("eval-sr", help="PSNR/SSIM (Y channel) of an SR run against bicubic",
                               description="Degrade each HR image (bicubic), upscale it with the run "
-                                          "and with bicubic, and report Y-channel PSNR and SSIM "
-                                          "with a border of scale pixels cropped.")
+                                          "and with bicubic, and report Y-channel PSNR (dB) and SSIM "
+                                          "with a border of scale pixels cropped, and whether EMA or "
+                                          "raw weights (--no-ema) were used. PSNR is capped at 100 dB "
+                                          "(an exact match's is infinite): where a method reaches the "
+                                          "cap on an image (bicubic on a flat one), a warning names the "
+                                          "images and psnr_y_uncapped gives each method's mean without "
+                                          "them, since the cap can reverse a ranking of means.")
     add_run_arguments(s)
     s.add_argument("--data", required=True,
                    help="folder of HR images, or photos:test (the held-out offline photographs)")

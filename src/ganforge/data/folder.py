@@ -14,6 +14,7 @@ import sys
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -210,6 +211,20 @@ TRAIN_FIX = ("set data.name=folder:PATH to a folder of images (e.g. ganforge tra
              "data.name=folder:/path/to/images)")
 FETCH_FIX = "pass folder:PATH with a folder of images"
 EVAL_FIX = "point it at a folder of images"
+# What a command reading a folder through load_dataset says instead of TRAIN_FIX (folder_fix):
+# `translate-eval --data folder:PATH` is not trained, so training's data.name advice is wrong there.
+_CALLER_FIX: ContextVar[str | None] = ContextVar("ganforge_folder_fix", default=None)
+
+
+@contextmanager
+def folder_fix(fix: str):
+    """Within it, a folder that load_dataset cannot read ends its error with ``fix`` (what the
+    caller's user passes instead), not with training's data.name advice."""
+    token = _CALLER_FIX.set(fix)
+    try:
+        yield
+    finally:
+        _CALLER_FIX.reset(token)
 
 
 def _scan(folder: Path, fix: str) -> _Scan:
@@ -445,7 +460,8 @@ class FolderSource:
         if req.split not in ("train", "test", "all"):  # a typo had been recorded and trained on
             raise DataError(f"data.split={req.split}: a folder has one split, which train, test and all "
                             f"all read; use data.split=train")
-        scan = _scan(folder, TRAIN_FIX)
+        fix = _CALLER_FIX.get() or TRAIN_FIX
+        scan = _scan(folder, fix)
         resolution, channels = _defaults(scan, req.resolution, req.channels)
         if channels == 1 and not scan.all_gray:  # a config's default (Fashion-MNIST's 1) had been silent
             warnings.warn(f"{folder} holds colour images; they are read as grayscale (data.channels=1); "
@@ -457,7 +473,7 @@ class FolderSource:
         if upscaled:
             warnings.warn(upscaled, stacklevel=3)
         return _read(folder, scan, name=req.name, resolution=resolution, channels=channels,
-                     max_memory_bytes=req.max_memory_bytes, fix=TRAIN_FIX)
+                     max_memory_bytes=req.max_memory_bytes, fix=fix)
 
     def fetch(self, arg, *, data_dir) -> str:
         """'folder:PATH: N images in K classes at PATH[; skipped M unusable image files: ...]'.

@@ -1,7 +1,9 @@
 """Full-reference metrics for paired image-to-image tasks, and the held-out evaluation of a
 pix2pix run next to the trivial baseline of its task.
 
-PSNR: 10 log10(1 / MSE) per image on a [0, 1] intensity scale, averaged over images.
+PSNR: 10 log10(1 / MSE) per image on a [0, 1] intensity scale, capped at PSNR_MAX (100 dB; an
+exact match's is infinite), averaged over images; where a pair reaches the cap, the mean without
+those pairs is reported too (``psnr_uncapped``), with a warning naming them.
 SSIM (Wang, Bovik, Sheikh & Simoncelli 2004, "Image Quality Assessment: From Error Visibility to
 Structural Similarity"): an 11x11 Gaussian window (sigma 1.5), K1 = 0.01, K2 = 0.03, data range
 1, local statistics with population (not sample) covariance, averaged over the positions where
@@ -27,7 +29,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 SSIM_WINDOW, SSIM_SIGMA, SSIM_K1, SSIM_K2 = 11, 1.5, 0.01, 0.03
-PSNR_MAX = 100.0  # dB, the value of identical images (their MSE is 0 and the ratio infinite)
+# dB, the value of identical images (their MSE is 0 and the ratio infinite), so a mean over images
+# stays finite. An image a method reproduces exactly scores it, tens of dB above any real error,
+# and can reverse a ranking of means (bicubic is exact on a flat image): capped_warning says so.
+PSNR_MAX = 100.0
 
 
 def _unit(x: Tensor) -> Tensor:
@@ -40,6 +45,33 @@ def psnr(x: Tensor, y: Tensor) -> Tensor:
     x == y: a mean over images stays finite)."""
     mse = (_unit(x) - _unit(y)).square().flatten(1).mean(1)
     return (10 * torch.log10(1.0 / mse)).clamp(max=PSNR_MAX)
+
+
+def capped(psnr_by_method: dict[str, list[float]]) -> list[int]:
+    """The indices of the images where some method's PSNR reached PSNR_MAX (an exact match, or
+    nearly): their 100 dB outweighs every real difference in a mean."""
+    rows = list(psnr_by_method.values())
+    n = len(rows[0]) if rows else 0
+    return [i for i in range(n) if any(row[i] >= PSNR_MAX for row in rows)]
+
+
+def uncapped_mean(values: list[float], capped_idx: list[int]) -> float | None:
+    """The mean of ``values`` without the capped images; None when every image is capped."""
+    skip = set(capped_idx)
+    rest = [v for i, v in enumerate(values) if i not in skip]
+    return float(sum(rest) / len(rest)) if rest else None
+
+
+def capped_warning(capped_names: list[str], n: int, *, key: str, what: str = "image") -> str:
+    """One line naming up to 3 of the images whose PSNR hit the cap, their count, and where the
+    mean without them is (``key``: its name in the table and the JSON)."""
+    k = len(capped_names)
+    shown = ", ".join(capped_names[:3]) + (f", and {k - 3} more" if k > 3 else "")
+    rest = (f"{key} is the mean PSNR over the other {n - k} {what}{'' if n - k == 1 else 's'}; compare "
+            f"methods by it" if n > k else f"no {what} is left to average without them")
+    return (f"PSNR is capped at {PSNR_MAX:g} dB (an exact match's is infinite) and {k} of {n} "
+            f"{what}{'' if n == 1 else 's'} reached the cap for some method ({shown}): those "
+            f"{PSNR_MAX:g} dB dominate that method's mean PSNR; {rest}")
 
 
 def gaussian_window(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> Tensor:
@@ -97,6 +129,18 @@ def compare(outputs: Tensor, targets: Tensor) -> dict[str, float]:
     return out
 
 
+def _with_uncapped(rows: dict[str, dict[str, Any]], per_image: dict[str, list[float]],
+                   names: list[str], *, key: str, what: str) -> list[str]:
+    """Adds ``key`` (the mean PSNR without the capped images) to each row when some image hit
+    PSNR_MAX; returns the warning that names them (none otherwise)."""
+    idx = capped(per_image)
+    if not idx:
+        return []
+    for method, values in per_image.items():
+        rows[method][key] = uncapped_mean(values, idx)
+    return [capped_warning([names[i] for i in idx], len(names), key=key, what=what)]
+
+
 @torch.no_grad()
 def evaluate_translation(run, a: Tensor, b: Tensor, *, baseline_is: str, ema: bool = True,
                          limit: int | None = None, batch_size: int = 256) -> dict[str, Any]:
@@ -109,14 +153,23 @@ def evaluate_translation(run, a: Tensor, b: Tensor, *, baseline_is: str, ema: bo
     outputs = torch.cat([run.translate(to_float(chunk), ema=ema)
                          for chunk in a.split(batch_size)])
     targets, inputs = to_float(b), to_float(a)
-    model = compare(outputs, targets)
-    baseline = compare(as_channels(inputs, targets.shape[1]), targets)
+    answers = {"model": outputs, "baseline": as_channels(inputs, targets.shape[1])}
+    rows = {k: compare(x, targets) for k, x in answers.items()}
+    # the held-out pairs have no file names here: numbered in held-out order, from 0
+    warnings = _with_uncapped(rows, {k: psnr(x, targets).tolist() for k, x in answers.items()},
+                              [f"held-out pair {i}" for i in range(len(a))], key="psnr_uncapped",
+                              what="held-out pair")
+    model, baseline = rows["model"], rows["baseline"]
+    gain = {"gain_db": model["psnr"] - baseline["psnr"]}
+    if model.get("psnr_uncapped") is not None:
+        gain["gain_db_uncapped"] = model["psnr_uncapped"] - baseline["psnr_uncapped"]
     return {"run": str(run.run_dir), "checkpoint": run.checkpoint.name, "step": run.step,
             "data": run.config.data.name, "n": len(a),
             "size": list(a.shape[-2:]), "ema": ema and run.ema_weights, "model": model, "baseline": baseline,
-            "baseline_is": baseline_is, "gain_db": model["psnr"] - baseline["psnr"],
+            "baseline_is": baseline_is, **gain, "psnr_max": PSNR_MAX, "warnings": warnings,
             "lpips": "not computed (needs the lpips package and its backbone weights locally)",
-            "protocol": "PSNR and SSIM per image on [0, 1], mean over the held-out split; "
+            "protocol": "PSNR and SSIM per image on [0, 1], mean over the held-out split; PSNR capped at "
+                        f"{PSNR_MAX:g} dB (psnr_uncapped: the mean without the pairs that reach it); "
                         "SSIM 11x11 Gaussian window, sigma 1.5, valid region (ganforge.metrics.paired)"}
 
 
@@ -163,7 +216,8 @@ def evaluate_unpaired(run, data, *, extractor: str = "inception", inception_weig
             {"fid": None, "kid": None}, n_fake=len(src), n_ref=len(dst), dim=int(f_real.shape[1]),
             ref=f"(held-out {target} images)",
             more_samples="add held-out images to the dataset's testA/ and testB/" if every else None)]
-    if warnings and (limit is None or limit >= min(len(data.test_a), len(data.test_b))):
+    # only when --n was given: without it, no n was lowered and the lines above say what adds images
+    if warnings and limit is not None and limit >= max(len(data.test_a), len(data.test_b)):
         warnings.append(f"--n only lowers n: every held-out image was used ({len(data.test_a)} A, "
                         f"{len(data.test_b)} B); for more, add images to the dataset's testA/ and testB/")
     out["warnings"] = warnings
@@ -208,12 +262,20 @@ def format_translation(r: dict[str, Any]) -> str:
                          f"({sha}){how}")
         lines += [f"warning: {w}" for w in r.get("warnings", [])]
         return "\n".join(lines)
+    uncapped = "psnr_uncapped" in r["model"]  # some pair reached PSNR_MAX: the mean without them too
     lines = [f"{r['task']} on {r['data']}: {r['n']} held-out pairs of {r['size'][0]}x{r['size'][1]} "
              f"({r['checkpoint']}, step {r['step']}, {_weights(r)})",
-             f"{'':<10}{'PSNR (dB)':>10}{'SSIM':>8}"]
+             f"{'':<10}{'PSNR (dB)':>10}{'SSIM':>8}" + (f"{'psnr_uncapped (dB)':>20}" if uncapped else "")]
     for name, key in (("model", "model"), ("baseline", "baseline")):
         m = r[key]
         ssim_text = f"{m['ssim']:8.4f}" if "ssim" in m else f"{'-':>8}"
-        lines.append(f"{name:<10}{m['psnr']:10.2f}{ssim_text}")
-    lines.append(f"baseline = {r['baseline_is']}; model - baseline = {r['gain_db']:+.2f} dB PSNR")
+        extra = ""
+        if uncapped:
+            extra = f"{m['psnr_uncapped']:20.2f}" if m["psnr_uncapped"] is not None else f"{'-':>20}"
+        lines.append(f"{name:<10}{m['psnr']:10.2f}{ssim_text}{extra}")
+    gain = f"baseline = {r['baseline_is']}; model - baseline = {r['gain_db']:+.2f} dB PSNR"
+    if r.get("gain_db_uncapped") is not None:
+        gain += f" ({r['gain_db_uncapped']:+.2f} dB without the pairs that reach the cap)"
+    lines.append(gain)
+    lines += [f"warning: {w}" for w in r.get("warnings", [])]
     return "\n".join(lines)

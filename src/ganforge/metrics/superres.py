@@ -8,7 +8,10 @@ structural_similarity with those settings, averaged over the valid window positi
 The protocol of :func:`evaluate_sr`: each HR image is cropped to a multiple of the scale,
 degraded to its LR image (ganforge.data.superres.degrade: PIL-compatible bicubic, rounded to
 uint8), upscaled, rounded to uint8 and compared with the HR image. The bicubic baseline
-upsamples the same LR image with PIL's bicubic kernel.
+upsamples the same LR image with PIL's bicubic kernel. PSNR is capped at PSNR_MAX (100 dB: an
+exact match's is infinite); where some method reaches it on an image, each row also holds
+``psnr_y_uncapped``, the mean over the other images, since one exact image (bicubic on a flat
+one) outweighs every real difference in a mean and can reverse the ranking.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, DataError, GanforgeError
-from .paired import PSNR_MAX, SSIM_WINDOW
+from .paired import PSNR_MAX, SSIM_WINDOW, capped, capped_warning, uncapped_mean
 
 Y_WEIGHTS = (65.481, 128.553, 24.966)
 
@@ -117,14 +120,21 @@ def min_hr_size(scale: int) -> int:
     return -(-(SSIM_WINDOW + 2 * scale) // scale) * scale
 
 
+UNCAPPED = "psnr_y_uncapped"  # a row's mean Y-PSNR without the images where some method hit PSNR_MAX
+
+
 def evaluate_sr(hr_images: list[np.ndarray], scale: int,
                 methods: dict[str, Callable[[np.ndarray], np.ndarray]], *,
-                lpips: LPIPS | None = None, names: list[str] | None = None) -> dict[str, dict[str, float]]:
+                lpips: LPIPS | None = None, names: list[str] | None = None,
+                warnings: list[str] | None = None) -> dict[str, dict[str, float]]:
     """Mean Y-PSNR / Y-SSIM (and LPIPS) over ``hr_images`` for each method, with the bicubic
     baseline first. ``methods`` maps a name to a function LR uint8 [h, w, 3] -> SR uint8; a
     name "bicubic" is refused (it had silently replaced the baseline's row).
     An image smaller than ``min_hr_size`` is a one-line DataError naming it (``names``: the
-    images' names), before any is upscaled."""
+    images' names), before any is upscaled.
+    Where some method's PSNR reaches PSNR_MAX on an image, every row also holds ``UNCAPPED``
+    (the mean over the other images; None when none is left) and a line naming those images is
+    appended to ``warnings`` (when given)."""
     if BASELINE in methods:
         raise ConfigError(f"a method named {BASELINE!r} would replace the bicubic baseline's row; "
                           f"name it otherwise")
@@ -150,4 +160,12 @@ def evaluate_sr(hr_images: list[np.ndarray], scale: int,
             sums[name]["ssim_y"].append(ssim_y(sr, hr, scale))
             if lpips is not None and lpips.available:
                 sums[name].setdefault("lpips", []).append(lpips(sr, hr))
-    return {m: {k: float(np.mean(v)) for k, v in vals.items()} for m, vals in sums.items()}
+    table = {m: {k: float(np.mean(v)) for k, v in vals.items()} for m, vals in sums.items()}
+    idx = capped({m: vals["psnr_y"] for m, vals in sums.items()})
+    if idx:
+        for m, vals in sums.items():
+            table[m][UNCAPPED] = uncapped_mean(vals["psnr_y"], idx)
+        if warnings is not None:
+            label = names if names is not None else [f"image {i}" for i in range(len(hr_images))]
+            warnings.append(capped_warning([label[i] for i in idx], len(hr_images), key=UNCAPPED))
+    return table
