@@ -224,6 +224,7 @@ def atomic_path(dest: Path | str) -> Iterator[Path]:
     error it replaces ``dest`` (a folder by ``replace_folder``), otherwise it is removed. The
     parent folder is created, and temporary files of ``dest`` that killed writes left removed."""
     dest = Path(dest)
+    existed = os.path.lexists(dest)  # a failed write of a new file leaves none (False where unreadable)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # a parent that is a file, read-only, ...
@@ -251,8 +252,10 @@ def atomic_path(dest: Path | str) -> Iterator[Path]:
                                f"directory was left as it was)") from None
         if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
             fix = "free some space" if exc.errno in FULL_ERRNOS else "make it writable"
+            # a new file's failed write had said "(new.png was left as it was)" of a file never there
+            kept = f"{dest.name} was left as it was" if existed else "nothing was written"
             raise StorageError(f"cannot write {dest}: {exc.strerror}; {fix} or choose "
-                               f"another path ({dest.name} was left as it was)") from None
+                               f"another path ({kept})") from None
         raise
 
 

@@ -7,21 +7,27 @@ TensorBoard's writer is made at the first record; a resume or a rollback first s
 earlier of those steps. Its background thread writes the event file; an OSError there (a full
 disk) is raised by the writer's next call in the main thread, which ``write``/``add_image``/
 ``close`` turn into an OSError naming the folder, for the Trainer's one line (the thread's own
-"Exception in thread" traceback is kept quiet)."""
+"Exception in thread" traceback is kept quiet). A tensorboard/ folder removed while training (its
+event file cannot be appended to: ENOENT) is made again by a new writer, with one warning; the
+training goes on."""
 from __future__ import annotations
 
+import errno
 import json
 import math
+import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 
 class MetricsLogger:
-    def __init__(self, run_dir: Path | None, enabled: bool = True):
+    def __init__(self, run_dir: Path | None, enabled: bool = True, *,
+                 warn: Callable[[str], None] | None = None):
         self.enabled = enabled and run_dir is not None
+        self.warn = warn or (lambda text: print(text, file=sys.stderr, flush=True))
         self.path = Path(run_dir) / "metrics.jsonl" if run_dir is not None else None
         self._sums: dict[str, torch.Tensor] = {}
         self._counts: dict[str, int] = {}
@@ -39,11 +45,11 @@ class MetricsLogger:
             except Exception:  # tensorboard not installed (ImportError) or unusable
                 return None
             _quiet_writer_threads()
-            self.tb = self._tb_call(SummaryWriter, log_dir=str(self.tb_dir), purge_step=self.purge_step)
+            self.tb = self._guarded(SummaryWriter, log_dir=str(self.tb_dir), purge_step=self.purge_step)
         return self.tb
 
-    def _tb_call(self, fn, *args, **kwargs):
-        """``fn(...)`` of the TensorBoard writer; an OSError (its own, or its thread's, which it
+    def _guarded(self, fn, *args, **kwargs):
+        """``fn(...)`` of TensorBoard; an OSError (the writer's own, or its thread's, which it
         re-raises) closes the writer and is raised again naming the folder."""
         try:
             return fn(*args, **kwargs)
@@ -51,6 +57,26 @@ class MetricsLogger:
             self.close(quiet=True)
             self._tb_tried = True  # no new writer after a failed one
             raise OSError(exc.errno, exc.strerror or str(exc), str(self.tb_dir)) from None
+
+    def _tb_call(self, method: str, *args):
+        """The writer's ``method(*args)``. Where tensorboard/ was removed while training (the run
+        folder still there), a new writer makes it again and the call is made once more: a
+        traceback had ended the run. Its removal with the run folder is raised, for the Trainer."""
+        try:
+            return self._guarded(getattr(self.tb, method), *args)
+        except OSError as exc:
+            if not self._tb_removed(exc):
+                raise
+        self._tb_tried = False  # _guarded closed the old writer, whose events went with the folder
+        self.warn(f"ganforge: {self.tb_dir} was removed while training; made it again (the "
+                  f"TensorBoard events it held are gone)")
+        writer = self._writer()
+        return None if writer is None else self._guarded(getattr(writer, method), *args)
+
+    def _tb_removed(self, exc: OSError) -> bool:
+        """Whether ``exc`` is tensorboard/ gone from a run folder that is still there."""
+        return (exc.errno == errno.ENOENT and self.tb_dir is not None and not self.tb_dir.is_dir()
+                and self.tb_dir.parent.is_dir())
 
     def purge_from(self, step: int) -> None:
         """TensorBoard drops what it holds of ``step`` and later once the next record is written:
@@ -141,19 +167,20 @@ class MetricsLogger:
         if "step" in record and self._writer() is not None:
             step = record["step"]
             if "event" in record:
-                self._tb_call(self.tb.add_text, f"events/{record['event']}", json.dumps(record), step)
+                self._tb_call("add_text", f"events/{record['event']}", json.dumps(record), step)
             else:
                 for k, v in record.items():
                     if k != "step" and isinstance(v, (int, float)) and math.isfinite(v):
-                        self._tb_call(self.tb.add_scalar, k, v, step)
+                        self._tb_call("add_scalar", k, v, step)
 
     def add_image(self, tag: str, image_chw: torch.Tensor, step: int) -> None:
         if self.enabled and self._writer() is not None:
-            self._tb_call(self.tb.add_image, tag, image_chw, step)
+            self._tb_call("add_image", tag, image_chw, step)
 
     def close(self, *, quiet: bool = False) -> None:
         """Flush and close TensorBoard's writer (once). ``quiet``: an OSError is swallowed (a
-        close on the way out of another error must not replace it)."""
+        close on the way out of another error must not replace it). tensorboard/ removed since
+        the last record is a warning: its last events are lost, the run's training is not."""
         tb, self.tb = self.tb, None
         if tb is None:
             return
@@ -164,7 +191,10 @@ class MetricsLogger:
             finally:
                 tb.close()
         except OSError as exc:
-            if not quiet:
+            if not quiet and self._tb_removed(exc):
+                self.warn(f"ganforge: {self.tb_dir} was removed while training; its last "
+                          f"TensorBoard events are lost")
+            elif not quiet:
                 raise OSError(exc.errno, exc.strerror or str(exc), str(self.tb_dir)) from None
 
 

@@ -11,6 +11,7 @@ metrics (ganforge.metrics.hook).
 from __future__ import annotations
 
 import contextlib
+import errno
 import inspect
 import math
 import os
@@ -28,7 +29,7 @@ from torchvision.transforms.functional import pil_to_tensor
 from torchvision.utils import make_grid
 
 from .. import provenance
-from ..atomic import FULL_ERRNOS, STORAGE_ERRNOS, atomic_path
+from ..atomic import FULL_ERRNOS, STORAGE_ERRNOS, atomic_path, is_temporary_name
 from ..config import best_metric
 from ..errors import (CheckpointError, ConfigError, DistributedError, GanforgeError, StorageError, TrainingDiverged,
                       shell_arg)
@@ -321,7 +322,7 @@ class Trainer:
                       if self.monitor is not None else None)
         if self.is_main and self.run_dir is not None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.logger = MetricsLogger(self.run_dir, enabled=self.is_main)
+        self.logger = MetricsLogger(self.run_dir, enabled=self.is_main, warn=self.warn)
         self._stop_signal: str | None = None
         self.last_checkpoint: Path | None = None
         self._saved_step: int | None = None  # the step whose state last_checkpoint holds
@@ -478,6 +479,7 @@ class Trainer:
         self.ema_standing_stats()
         if not self.is_main or self.run_dir is None:
             return None
+        self._check_run_dir()
         if self.step_saved():  # e.g. a signal right after the periodic save: nothing new to write
             return self.last_checkpoint
         good = ckpt.newest_at_most(self.run_dir, self.healthy_step)
@@ -650,7 +652,7 @@ class Trainer:
                 self._log_end("done")
             self.logger.close()  # TensorBoard's last events: a full disk here is the run's error too
         except (OSError, StorageError) as exc:  # metrics.jsonl, a sample grid, TensorBoard, a pointer
-            if isinstance(exc, OSError) and exc.errno not in STORAGE_ERRNOS:
+            if isinstance(exc, OSError) and exc.errno not in STORAGE_ERRNOS and not self._run_file_gone(exc):
                 self._tell_peers(exc)
                 raise
             self._tell_peers(exc)
@@ -681,6 +683,8 @@ class Trainer:
         "choose another path") is rewritten, a path being no choice here."""
         if isinstance(exc, StorageError) and "train --resume" in str(exc):
             return exc
+        if isinstance(exc, OSError) and self._run_file_gone(exc):
+            return self._removed_error(exc)
         cause = exc if isinstance(exc, OSError) else exc.__context__  # atomic_path's OSError
         code = cause.errno if isinstance(cause, OSError) else None
         if isinstance(exc, OSError):
@@ -693,6 +697,39 @@ class Trainer:
         kept = f"the last checkpoint {self.last_checkpoint.name} is intact; " if self.last_checkpoint else ""
         return StorageError(f"{what}; {kept}{fix} and continue with: ganforge train --resume "
                             f"--out {shell_arg(self.run_dir)}")
+
+    def _check_run_dir(self) -> None:
+        """ENOENT naming the run folder where it was removed while training (the Trainer made it):
+        a checkpoint or a grid written now makes its parents again, and the run had trained on
+        into a new folder holding only that."""
+        if not self.run_dir.is_dir():
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(self.run_dir))
+
+    def _run_file_gone(self, exc: OSError) -> bool:
+        """Whether ``exc`` is a file of the run folder (or the folder) not found: its folder was
+        removed while training. Not any ENOENT: another file's (a dataset's) is a traceback."""
+        if exc.errno != errno.ENOENT or self.run_dir is None or not exc.filename:
+            return False
+        run, path = os.path.abspath(self.run_dir), os.path.abspath(os.fsdecode(exc.filename))
+        return path == run or path.startswith(run + os.sep)
+
+    def _removed_error(self, exc: OSError) -> StorageError:
+        """The one line for a run folder (or a folder of it) removed while training: a resume
+        needs a checkpoint, which went with the run folder, and may be left where only a folder
+        of it went."""
+        run = shell_arg(self.run_dir)
+        if self.run_dir.is_dir():
+            path = Path(os.fsdecode(exc.filename))
+            path = path.with_name(is_temporary_name(path.name) or path.name)  # atomic_path's: its file
+            what = f"cannot write {path} at step {self.step}: its folder was removed while training"
+            name = self._checkpoint_on_disk()
+        else:
+            what, name = f"the run folder {self.run_dir} was removed while training (at step {self.step})", None
+        if name is not None:
+            return StorageError(f"{what}; the last checkpoint {name} is intact; continue with: "
+                                f"ganforge train --resume --out {run}")
+        return StorageError(f"{what}; no checkpoint is left to resume from: start the training again "
+                            f"(ganforge train ... --out {run})")
 
     def _stopping(self) -> bool:
         """Whether a signal asks to stop; under torchrun, a signal on any rank stops every rank
@@ -1045,6 +1082,7 @@ class Trainer:
         self.ema_standing_stats()
         if not self.is_main or self.run_dir is None:
             return None
+        self._check_run_dir()
         gen = torch.Generator().manual_seed(self.cfg.train.seed + 12345)
         images = self.objective.preview(self.cfg.train.n_sample_grid, generator=gen,
                                         nets=self.sample_nets())
