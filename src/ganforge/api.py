@@ -542,8 +542,9 @@ def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
     ``dataset``: a ``ganforge.data.ImageDataset`` to train on instead of ``data.name`` (the run
     records its name in RUN/dataset.json, and a resume without it is refused; the built-in FID/KID
     hook, which scores against data.name's dataset, is refused with it: pass ``hooks``);
-    ``on_start(run_dir)``: called on the main rank once the checks have passed and the data is
-    read, before anything is written (the CLI says "training ..." there, not before a refusal);
+    ``on_start(run_dir)``: called on the main rank once the checks have passed, the data is read
+    and the run directory is locked for this process (a new one created), before config.yaml or
+    anything else is written (the CLI says "training ..." there, not before a refusal);
     one that takes a ``data`` keyword gets what the run trains on in words ("40 images", or None).
 
     Ctrl-C or SIGTERM while it trains saves a checkpoint and raises ``TrainingInterrupted`` (a
@@ -793,11 +794,13 @@ def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: boo
         resolve_precision(cfg.train.precision, device)  # and fp16 off CUDA
         rundir.check_free_space(run_dir, _checkpoint_bytes(cfg, objective), "a checkpoint",
                                 resume=resume, force=force)
-        if on_start is not None:  # the data read and the networks built: what can refuse the run has
+        # Locked before on_start: of processes started together on one free --out, those the lock
+        # refuses had said "training ..." before their refusal (and a parent that is a file too)
+        if not resume and claimed is None:
+            lock, created = rundir.claim_run_dir(run_dir, force=force)
+        if on_start is not None:  # the data read, the networks built, the run locked: what can refuse the run has
             _call_on_start(on_start, run_dir, objective)
         if not resume:
-            if claimed is None:
-                lock, created = rundir.claim_run_dir(run_dir, force=force)
             atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
         elif weights is None:  # a resume from step 0 trains with its overrides: the next resume must too
             atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())

@@ -119,11 +119,7 @@ class RunLock:
             os.close(fd)
             if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
                 raise
-            holder = holder_pid(self.run_dir)
-            who = f"process {holder}" if holder else "another process"
-            raise RunBusy(f"run directory {self.run_dir} is in use by {who} (a ganforge train "
-                          f"still running); wait for it to end or stop it, or choose another "
-                          f"{OUT}") from None
+            raise run_busy(self.run_dir) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
@@ -139,6 +135,15 @@ class RunLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def run_busy(run_dir: Path, *, force: bool = False) -> RunBusy:
+    """The one line for a run directory a live process holds (``force``: said as --force's refusal)."""
+    holder = holder_pid(run_dir)
+    who = f"process {holder}" if holder else "another process"
+    return RunBusy(f"{f'{FORCE} refused: ' if force else ''}run directory {run_dir} is in use by "
+                   f"{who} (a ganforge train still running); wait for it to end or stop it, or "
+                   f"choose another {OUT}")
 
 
 def holder_pid(run_dir: Path) -> int | None:
@@ -175,7 +180,19 @@ def check_new_run_dir(run_dir: Path, *, force: bool, locked_by_us: bool = False)
     """Refuse, before any work, an ``--out`` that a new run may not use (nothing is changed)."""
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"{run_dir} is a file, not a directory; choose another {OUT}")
-    if not run_dir.is_dir() or not _entries(run_dir):
+    if not run_dir.exists():  # a parent that is a file (afile/sub): refused now, not at its mkdir
+        parent = run_dir.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir():
+            raise StorageError(f"cannot write run directory {run_dir}: {parent} is a file, not a "
+                               f"directory; choose another {OUT}")
+        return
+    # first: another train's run (or its start, the lock file alone) is not to be resumed or
+    # deleted now, and "already exists; pass --resume ... --force" had sent the user into this line
+    if not locked_by_us and is_locked(run_dir):
+        raise run_busy(run_dir, force=force)
+    if not _entries(run_dir):
         return
     half_deleted = is_half_deleted(run_dir)
     if not is_run_dir(run_dir) and not half_deleted:  # neither resumable nor ours to delete
@@ -193,10 +210,6 @@ def check_new_run_dir(run_dir: Path, *, force: bool, locked_by_us: bool = False)
     if not force:
         raise ConfigError(f"run directory {run_dir} already exists; pass {RESUME} to continue "
                           f"it, {FORCE} to start over (deletes it), or choose another {OUT}")
-    if not locked_by_us and is_locked(run_dir):
-        raise RunBusy(f"{FORCE} refused: run directory {run_dir} is in use by process "
-                      f"{holder_pid(run_dir)} (a ganforge train still running); wait for it to "
-                      f"end or stop it, or choose another {OUT}")
 
 
 def claim_run_dir(run_dir: Path, *, force: bool) -> tuple[RunLock, bool]:

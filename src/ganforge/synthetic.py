@@ -104,15 +104,20 @@ def export(run, out: Path, *, per_class: int, fmt: str = "folder", seed: int = 0
     check_output_parent(out)
     restore_replaced(out)  # a --force killed while it replaced out: put back or clean up first
     if out.exists() and (out.is_file() or any(out.iterdir())):
-        if not force:
-            raise ConfigError(f"{out} already exists; pass --force to replace it or choose another --out")
+        # what --force would refuse is said first, without --force too: "pass --force" is no advice there
         if fmt == "folder" and out.is_file():  # a folder never replaces a file the user has
             raise ConfigError(f"--force refused: {out} is a file and --format folder writes a "
-                              f"directory, so nothing was deleted; choose another --out")
+                              f"directory, so nothing was deleted; choose another --out" if force else
+                              f"{out} already exists and is a file; --format folder writes a "
+                              f"directory, so --force would not replace it; choose another --out")
         not_ours = not_an_export(out) if out.is_dir() else None
         if not_ours:  # --force deletes only our own
             raise ConfigError(f"--force refused: {out} is not a dataset written by ganforge augment "
-                              f"({not_ours}); nothing was deleted; choose another --out")
+                              f"({not_ours}); nothing was deleted; choose another --out" if force else
+                              f"{out} already exists and is not a dataset written by ganforge augment "
+                              f"({not_ours}), so --force would not replace it; choose another --out")
+        if not force:
+            raise ConfigError(f"{out} already exists; pass --force to replace it or choose another --out")
     names = require_conditional(run)
     k = len(names)
     check_sample_memory(run, per_class * k, f"--per-class {per_class} ({per_class * k} images)")

@@ -607,12 +607,14 @@ def export_folder(run: LoadedRun, out: Path | str, *, force: bool = False) -> Pa
     out = Path(out)
     restore_replaced(out)  # a --force killed while it replaced out: put back or clean up first
     if out.exists():
-        if not force:
-            raise ConfigError(f"{out} already exists; pass --force to replace it or choose another --out")
-        why = not_replaceable(out)
+        why = not_replaceable(out)  # first: "pass --force" is no advice where --force is refused
         if why is not None:
             raise ConfigError(f"--force replaces only a model folder; {out} is something else "
-                              f"({why}), so choose another --out")
+                              f"({why}), so choose another --out" if force else
+                              f"{out} already exists and is not a model folder ({why}), so --force "
+                              f"would not replace it; choose another --out")
+        if not force:
+            raise ConfigError(f"{out} already exists; pass --force to replace it or choose another --out")
     nets = run.ema_nets or run.objective.nets  # the EMA generators; all nets when none is kept
     here = machine_paths(run)
     shared = shareable_config(run.config, here)
