@@ -714,7 +714,7 @@ def _train_other(cfg: Config, run_dir: Path, device: torch.device, *, resume: bo
     source = ckpt.find(run_dir) if resume and any((run_dir / "checkpoints").glob("step_*")) else None
     distributed.same_on_all_ranks(_resume_point(source), world, "the checkpoint to resume from")
     trainer = Trainer(cfg, objective, batches, run_dir=run_dir, device=device, hooks=hooks, progress=False,
-                      given_data=given_data)
+                      given_data=given_data, given_name=dataset.name if given_data else None)
     if source is not None:
         weights, state = ckpt.load(source, map_location=device)
         trainer.load(weights, state, source=source)
@@ -814,7 +814,8 @@ def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: boo
         distributed.same_on_all_ranks(_resume_point(resumed_from), distributed.current_world(),
                                       "the checkpoint to resume from")
         trainer = Trainer(cfg, objective, batches, run_dir=run_dir, device=device, hooks=hooks,
-                          progress=progress, given_data=given_data)
+                          progress=progress, given_data=given_data,
+                          given_name=dataset.name if given_data else None)
         if weights is not None:
             trainer.load(weights, state, source=resumed_from)
             dropped = trainer.logger.truncate_to(state.get("metrics_bytes"), trainer.step)

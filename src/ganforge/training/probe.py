@@ -31,8 +31,9 @@ class DiversityProbe:
 
     def __init__(self, cfg, device: torch.device, *, warn: Callable[[str], None], given_data: bool = False):
         self.cfg, self.device, self.warn = cfg, device, warn
-        # images passed from Python (api.train's dataset=) are not data.name's dataset: its
-        # classifier had "found" 3 Fashion-MNIST classes in random noise, so pixels only
+        # images passed from Python (api.train's dataset=) under another name than data.name are
+        # not its dataset: its classifier had "found" 3 Fashion-MNIST classes in random noise, so
+        # pixels only
         self.given_data = given_data
         self._real: dict[str, float] | None = None  # of a fixed real batch, measured once
         self._features = None  # the dataset's classifier, or False: see extractor()

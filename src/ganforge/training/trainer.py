@@ -229,9 +229,10 @@ class FitResult:
 class Trainer:
     def __init__(self, cfg, objective, batches, *, run_dir: Path | None,
                  device: torch.device, hooks: Iterable[Hook] = (), progress: bool = True,
-                 given_data: bool = False):
+                 given_data: bool = False, given_name: str | None = None):
         self.cfg, self.objective, self.batches = cfg, objective, batches
-        # trained on a dataset passed from Python (api.train's dataset=): a resume must pass it again
+        # trained on a dataset passed from Python (api.train's dataset=): a resume must pass it again;
+        # given_name: that dataset's name
         self.given_data = given_data
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.device = device
@@ -318,7 +319,10 @@ class Trainer:
             points = getattr(objective, "point_dim", None) is not None  # no image augmentation for points
             self.monitor.unsupported = tuple(objective.unsupported_advice) + (("augment.",) if points else ())
             self.monitor.g_adversarial = objective.g_adversarial_key
-        self.probe = (DiversityProbe(cfg, device, warn=self.warn, given_data=given_data)
+        # images passed from Python under data.name's own name (a subset of fashion-mnist) are that
+        # dataset, which its classifier probes; under another name they are not
+        other_data = given_data and given_name != cfg.data.name
+        self.probe = (DiversityProbe(cfg, device, warn=self.warn, given_data=other_data)
                       if self.monitor is not None else None)
         if self.is_main and self.run_dir is not None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
