@@ -307,7 +307,11 @@ def _saved_config(run_dir: Path) -> dict[str, Any]:
     path = run_dir / "config.yaml"
     rundir.check_resumable(run_dir)
     try:
-        raw = yaml.safe_load(path.read_text())
+        # as a YAML passed to train: a key given twice (a second train: block appended by hand) had
+        # resumed with that whole section at the library's defaults, and rewritten config.yaml so
+        raw = yaml.load(path.read_text(), Loader=config_mod._UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+    except ConfigError as exc:
+        raise CheckpointError(f"cannot resume: {path} {exc} (edited by hand?), or start a new run") from None
     except yaml.YAMLError as exc:  # a !!python tag, broken syntax: never executed, refused
         problem = " ".join(str(getattr(exc, "problem", None) or "not valid YAML").split())[:120]
         line = getattr(getattr(exc, "problem_mark", None), "line", None)
