@@ -50,7 +50,8 @@ def test_a_hand_edited_config_is_named_as_one(tmp_path):
     path.write_text(text.replace("train:", "train;", 1))
     with pytest.raises(CheckpointError, match=r"is not valid YAML \(.*at line \d+\); fix that line"):
         api.resume_config(run, [])
-    path.write_text("model: !!python/object/apply:os.system ['true']\n" + text)
+    # a key of its own: a second 'model' is refused first, as given twice
+    path.write_text("hacked: !!python/object/apply:os.system ['true']\n" + text)
     with pytest.raises(CheckpointError, match="ganforge writes no YAML tags"):
         api.resume_config(run, [])
     assert "  hop: 64\n" in text
