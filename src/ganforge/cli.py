@@ -12,7 +12,8 @@ import time
 import warnings
 from pathlib import Path
 
-from .commands import DATA_DIR_HELP, add_device_argument, add_provenance_argument, add_run_arguments, seed
+from .commands import (DATA_DIR_HELP, add_device_argument, add_provenance_argument, add_run_arguments, seed,
+                       whole_number)
 from .errors import ConfigError, DataError, GanforgeError, TrainingInterrupted, shell_arg
 
 EXIT_USAGE = 2
@@ -266,6 +267,16 @@ def _under_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1") or 1) > 1
 
 
+def _same_value(text: str, value) -> bool:
+    """Whether an override's text gives ``value`` (2e3 and 2000 for --steps 2000)."""
+    if text == str(value):
+        return True
+    try:
+        return isinstance(value, int) and whole_number(text) == value
+    except argparse.ArgumentTypeError:
+        return False
+
+
 def _train(args, starting: _Starting) -> int:
     """``starting``: cmd_train's ``_startup_signals()``, ended once api.train returns."""
     from . import api, config
@@ -276,10 +287,14 @@ def _train(args, starting: _Starting) -> int:
     launch = args.nproc is not None and not world_from_env().enabled
     main_rank = world_from_env().is_main and not launch
     overrides = list(args.overrides)
-    if args.steps is not None:
-        overrides.append(f"train.steps={args.steps}")
-    if args.data_dir is not None:
-        overrides.append(f"data.data_dir={args.data_dir}")
+    for flag, key, value in (("--steps", "train.steps", args.steps), ("--data-dir", "data.data_dir", args.data_dir)):
+        if value is None:
+            continue
+        # the shorthand had won over its key whatever the order, with no word of the other value
+        given = [o.split("=", 1)[1].strip() for o in overrides if o.split("=", 1)[0].strip() == key]
+        if given and any(not _same_value(v, value) for v in given):
+            raise ConfigError(f"{flag} {value} and {key}={given[-1]} disagree; pass one of them")
+        overrides.append(f"{key}={value}")
     if args.no_provenance:
         overrides.append("train.provenance=false")
     new_run = args.out is not None and (not Path(args.out).exists() or (
@@ -654,7 +669,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("config", nargs="?", metavar="PRESET|FILE.yaml")
     s.add_argument("overrides", nargs="*", metavar="key=value")
     s.add_argument("--out", help="run directory (default runs/<preset>-<timestamp>)")
-    s.add_argument("--steps", type=int, help="shorthand for train.steps=N")
+    s.add_argument("--steps", type=whole_number, help="shorthand for train.steps=N (1e4 reads as 10000)")
     s.add_argument("--data-dir", help=f"{DATA_DIR_HELP} (data.data_dir)")
     s.add_argument("--resume", action="store_true",
                    help="continue the run in --out (with a preset or YAML and no run there yet: start it)")

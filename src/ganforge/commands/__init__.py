@@ -87,6 +87,24 @@ def seed(text: str) -> int:
     return value
 
 
+def whole_number(text: str) -> int:
+    """argparse type of a count (--steps): an integer, written as such or as a whole number in
+    exponent form (1e4), as the config's whole-number keys read it."""
+    import argparse
+
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if value != value or value in (float("inf"), float("-inf")) or not value.is_integer():
+        raise argparse.ArgumentTypeError(f"a whole number is expected, got '{text}'")
+    return int(value)
+
+
 def check_distinct_outputs(pairs) -> None:
     """A one-line ConfigError when two inputs of one command would be written to the same file
     (x.png and x.jpg of a folder both become x.png): the second would replace the first."""
