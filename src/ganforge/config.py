@@ -21,7 +21,9 @@ import numpy as np
 import yaml
 
 from .errors import ConfigError
+from .registry import _ALL as _REGISTRIES
 from .registry import PLUGIN_HINT, closest, same_definition
+from .rundir import is_run_dir
 
 
 @dataclass
@@ -347,6 +349,9 @@ def _coerce(value: Any, tp, key: str) -> Any:
     if tp is str and key in PATH_KEYS and isinstance(value, os.PathLike):
         return os.fspath(value)
     if tp is bool and not isinstance(value, bool):
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):  # `compile: "true"`
+            raise ConfigError(f"{key} must be true or false, got {value!r}, a string; write "
+                              f"{value.strip().lower()} without quotes (a bool)")
         raise ConfigError(f"{key} must be true or false, got {value!r}")
     if tp in (int, float, str) and (not isinstance(value, tp) or isinstance(value, bool)):
         raise ConfigError(f"{key} must be {_type_name(tp)}, got {value!r} ({type(value).__name__})")
@@ -415,19 +420,27 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 40 else f"a {type(value).__name__}"
 
 
-def from_dict(data: dict[str, Any]) -> Config:
+def _registered_objectives() -> set[str]:
+    """The objectives registered so far (a plugin's too), and those that read a section."""
+    return ({o for entry in SECTIONS.values() for o in entry.objectives} | {"unconditional"}
+            | {name for reg in _REGISTRIES if reg.kind == "objective" for name in reg})
+
+
+def from_dict(data: dict[str, Any], *, written: typing.Collection[str] = ()) -> Config:
     """A typed, validated Config from plain data (a preset, config.yaml, a checkpoint's config).
 
     Family sections (``sr:``, ``translate:``, ...) are typed by the dataclass their family
     registered; the objective's own sections are filled with defaults when absent. A section of
-    another family is dropped when it holds only defaults (run directories written before
-    families declared their sections carry every section) and refused otherwise."""
+    another family is refused, except one holding only defaults that is not in ``written`` (the
+    sections the user wrote: a YAML given to train, overrides): run directories written before
+    families declared their sections carry every section, and such a saved config read back
+    drops them. The default, nothing written, is for saved configs; load_config names them."""
     if not isinstance(data, dict):
         raise ConfigError("a config must be a mapping of sections to values")
     for key, value in data.items():  # a whole section nobody registered: a plugin family not imported?
         if isinstance(value, dict) and key not in SECTIONS and key not in _field_types(Config):
             objective = data.get("objective")
-            known = {o for entry in SECTIONS.values() for o in entry.objectives} | {"unconditional"}
+            known = _registered_objectives()
             if closest(key, section_names()):  # `trian:`: a slip, not a plugin's section, unless
                 if not isinstance(objective, str) or objective in known:  # the objective is unknown too
                     raise _unknown_key(key)
@@ -444,8 +457,11 @@ def from_dict(data: dict[str, Any]) -> Config:
         section = _build(entry.cls, data.get(name) or {}, f"{name}.")
         if entry.read_by(cfg.objective):
             cfg.sections[name] = section
-        elif section != entry.cls():
-            near = closest(cfg.objective, sorted(entry.objectives))
+        elif name in written or section != entry.cls():
+            # a registered objective is no slip: 'unconditional' beside a style section had been
+            # called unknown ("did you mean 'stylegan2_conditional'?")
+            near = "" if cfg.objective in _registered_objectives() else closest(cfg.objective,
+                                                                                sorted(entry.objectives))
             if near:  # `objective: stylegan` beside a style section: a slip, not another family
                 raise ConfigError(f"unknown objective '{cfg.objective}'{near}: the config's section "
                                   f"'{name}' configures {' / '.join(sorted(entry.objectives))}")
@@ -582,6 +598,13 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"monitor.{name} must be from 0 to 1, got {getattr(cfg.monitor, name)}")
     if not 0 <= cfg.train.ema_decay < 1:
         raise ConfigError(f"train.ema_decay must be in [0, 1), got {cfg.train.ema_decay}")
+    if cfg.train.ema_start < 0:  # -4 had shifted the EMA's warm-up to before the first step
+        raise ConfigError(f"train.ema_start must be >= 0 (the step from which G is averaged into the EMA; "
+                          f"0: from the start), got {cfg.train.ema_start}")
+    if cfg.eval.every < 0:  # -5 had trained with no evaluation and no word
+        raise ConfigError(f"eval.every must be >= 0 (evaluate every N steps; 0: off), got {cfg.eval.every}")
+    if cfg.eval.n <= 0:
+        raise ConfigError(f"eval.n must be > 0 (the samples each evaluation draws), got {cfg.eval.n}")
     if cfg.train.ema_bn_samples < 0:
         raise ConfigError(f"train.ema_bn_samples must be >= 0 (0: keep the live G's BatchNorm "
                           f"statistics), got {cfg.train.ema_bn_samples}")
@@ -893,10 +916,20 @@ def load_raw(preset_or_file: str) -> tuple[str, dict[str, Any]]:
             raise ConfigError(f"config file {path} does not exist; pass a preset name "
                               f"(ganforge presets) or an existing YAML file")
         return path.stem, _read_yaml(path)
+    if preset_or_file not in presets and path.is_dir() and (path / "config.yaml").is_file():
+        raise ConfigError(f"{path} is a run directory: train {path / 'config.yaml'} for a new run like it, "
+                          f"or ganforge train --resume --out {path} to continue it")
     if preset_or_file not in presets:
         raise ConfigError(f"unknown preset '{preset_or_file}'{closest(preset_or_file, presets)}; "
                           f"run 'ganforge presets' to list them")
     return preset_or_file, _preset_raw(preset_or_file, presets[preset_or_file])
+
+
+def _saved_run_config(preset_or_file: str | os.PathLike) -> bool:
+    """Whether ``preset_or_file`` is the config.yaml of a run directory (not a preset)."""
+    path = Path(preset_or_file)
+    return (os.fspath(preset_or_file) not in _preset_files() and path.name == "config.yaml"
+            and is_run_dir(path.parent))
 
 
 def load_config(preset_or_file: str, overrides: list[str] | None = None) -> tuple[str, Config]:
@@ -910,7 +943,13 @@ def load_config(preset_or_file: str, overrides: list[str] | None = None) -> tupl
     ``cfg`` can also be edited in Python afterwards (``cfg.train.steps = 500``): ``train``
     checks it again."""
     name, raw = load_raw(preset_or_file)
-    cfg = from_dict(apply_overrides(raw, overrides or []))
+    data = apply_overrides(raw, overrides or [])
+    # the sections the user wrote: another family's is refused even when it holds only defaults
+    # (`objective: unconditional` in a LAPGAN preset's copy had trained a DCGAN, its lapgan: block
+    # dropped); a run's saved config.yaml trained again keeps the lenient rule of saved configs
+    written = set() if _saved_run_config(preset_or_file) else {k for k in raw if k in SECTIONS}
+    written |= {o.split("=", 1)[0].strip().split(".", 1)[0] for o in overrides or []}
+    cfg = from_dict(data, written=written)
     changed = [o for o in overrides or [] if not str(o).strip().startswith("description=")]
     preset = isinstance(preset_or_file, str) and preset_or_file in _preset_files()
     if preset and changed and cfg.description and len(changed) == len(overrides):

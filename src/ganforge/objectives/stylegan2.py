@@ -120,9 +120,15 @@ class StyleGAN2(UnconditionalGAN):
         if not 0 <= s.mixing_prob <= 1 or not 0 < s.pl_decay <= 1:
             raise ConfigError(f"style.mixing_prob must be in [0, 1] and style.pl_decay in (0, 1], got "
                               f"{s.mixing_prob} and {s.pl_decay}")
-        if s.pl_weight < 0 or s.ema_kimg < 0 or s.ema_rampup < 0 or s.mapping_lr_mul <= 0:
-            raise ConfigError("style.pl_weight, style.ema_kimg and style.ema_rampup must be >= 0 and "
-                              "style.mapping_lr_mul > 0")
+        for key, meaning in (("pl_weight", "the path-length regularization weight; 0 off"),
+                             ("ema_kimg", "the EMA generator's half-life in thousands of images; "
+                                          "0: train.ema_decay"),
+                             ("ema_rampup", "the EMA half-life's cap as a share of the images seen; 0 off")):
+            if getattr(s, key) < 0:
+                raise ConfigError(f"style.{key} must be >= 0 ({meaning}), got {getattr(s, key)}")
+        if s.mapping_lr_mul <= 0:
+            raise ConfigError(f"style.mapping_lr_mul must be > 0 (the mapping network's learning-rate "
+                              f"multiplier; StyleGAN2: 0.01), got {s.mapping_lr_mul}")
         res = cfg.data.resolution
         if res < 8 or res & (res - 1):
             near = 1 << max(3, res.bit_length() - 1)  # the power of two at or below, 8 at least
