@@ -89,6 +89,17 @@ def test_report_names_the_given_data(runs, tmp_path):
     assert '<div class="label">Data</div><div class="value">random, passed from Python (64 images)</div>' in html
     assert ("It trained on random, passed from Python (64 images) (RUN/dataset.json says so), not on "
             "data.name fashion-mnist, which config.yaml keeps.") in html
+    # the header's preset description names its own dataset: the data used follows it
+    header = html.split("</header>")[0]
+    assert "<p>trained on random, passed from Python (64 images)</p>" in header, header[-300:]
+    described = (run.parent / "described")
+    shutil.copytree(run, described)
+    saved = described / "config.yaml"
+    assert "description: ''\n" in saved.read_text()
+    saved.write_text(saved.read_text().replace("description: ''\n", "description: DCGAN on Fashion-MNIST\n", 1))
+    assert cli.main(["report", str(described), "--out", str(tmp_path / "d.html")]) == 0
+    header = (tmp_path / "d.html").read_text().split("</header>")[0]
+    assert "<p>DCGAN on Fashion-MNIST; trained instead on random, passed from Python (64 images)</p>" in header
     # eval.every is refused with dataset=: the advice names hooks=
     assert "train with hooks= (your own scoring) and eval.every" in html
     assert "set eval.every and eval.metrics" not in html

@@ -594,6 +594,8 @@ def build_html(run: Run) -> str:
 
     timeline, final = _samples(run)  # first: it may add notes for the summary
     description = str((run.config or {}).get("description") or "").strip()
+    if run.given is not None:  # a preset's words name its own dataset, not the one used
+        description = f"{description}; trained instead on {run.given}" if description else f"trained on {run.given}"
     sections = [_summary(run), _events(run), _curves(run), _metrics(run), timeline, final,
                 _config(run)]
     nav = "".join(f'<a href="#{i}">{t}</a>' for i, t in (
