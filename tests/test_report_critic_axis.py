@@ -17,22 +17,26 @@ PROBABILITY_CARD = "Last D(x) · D(G(z))"
 WGAN = {"loss.name": "wasserstein", "reg.clip": 0.01}  # wgan-fashion-mnist's weight clipping
 
 
-def _run(root, name, config, scores=SCORES):
+def _run(root, name, config, scores=SCORES, accuracy=True):
     run = root / name
     run.mkdir()
     (run / "config.yaml").write_text(config.to_yaml())
-    records = [{"step": s, "time": s / 10, "d_loss": -0.02, "g_loss": -0.005, **scores,
-                "d_acc_real": 0.96, "d_acc_fake": 0.97} for s in (5, 10)]
+    accuracies = {"d_acc_real": 0.96, "d_acc_fake": 0.97} if accuracy else {}  # LAPGAN, CycleGAN-VC log none
+    records = [{"step": s, "time": s / 10, "d_loss": -0.02, "g_loss": -0.005, **scores, **accuracies}
+               for s in (5, 10)]
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     return load_run(run)
 
 
-def _d_outputs(run, monkeypatch):
-    """The D-outputs chart's matplotlib figure."""
+def _d_outputs(run, monkeypatch, titles=None):
+    """The D-outputs chart's matplotlib figure (``titles``: a dict given its title)."""
     drawn = []
     png = plots._png
     monkeypatch.setattr(plots, "_png", lambda fig: drawn.append(fig) or png(fig))
-    ids = [fig_id for fig_id, _, _ in plots.curve_figures(run)]
+    figures = plots.curve_figures(run)
+    ids = [fig_id for fig_id, _, _ in figures]
+    if titles is not None:
+        titles["d-outputs"] = figures[ids.index("d-outputs")][1]
     return drawn[ids.index("d-outputs")]
 
 
@@ -41,6 +45,8 @@ def _axis(fig) -> str:
     "probability": everything on the one fixed axis; anything else is reported as it is."""
     if len(fig.axes) == 1 and tuple(fig.axes[0].get_ylim()) == (-0.03, 1.03) and not fig.axes[0].get_ylabel():
         return "probability"
+    if len(fig.axes) == 1 and fig.axes[0].get_ylabel() == "critic score (raw)" and fig.axes[0].get_ylim()[1] < 0.2:
+        return "raw, no accuracy"  # a family that logs no accuracies: no empty second axis
     scores, accuracy = fig.axes
     if (scores.get_ylabel(), accuracy.get_ylabel(), tuple(accuracy.get_ylim())) == \
             ("critic score (raw)", "accuracy", (-0.03, 1.03)) and scores.get_ylim()[1] < 0.2:
@@ -85,7 +91,10 @@ def test_families_that_log_raw_outputs_whatever_the_loss_say_so(tmp_path, monkey
     lapgan = from_dict({"objective": "lapgan", "loss": {"name": "nonsaturating"}})
     # LAPGAN logs one value per level (d_real_0, ...), as the Trainer writes them
     levels = {f"{k}_{i}": v for k, v in SCORES.items() for i in range(2)}
-    assert _axis(_d_outputs(_run(tmp_path, "lapgan", lapgan, levels), monkeypatch)) == "raw"
+    titles = {}
+    assert _axis(_d_outputs(_run(tmp_path, "lapgan", lapgan, levels, accuracy=False), monkeypatch, titles)) \
+        == "raw, no accuracy"  # and no empty accuracy axis beside them, nor in the title
+    assert titles["d-outputs"] == "Discriminator outputs: mean D(x), D(G(z))"
     for objective in ("cyclegan-vc", "vocoder"):
         cfg = from_dict({"objective": objective, "loss": {"name": "nonsaturating"}})
         assert _axis(_d_outputs(_run(tmp_path, objective, cfg), monkeypatch)) == "raw", objective

@@ -314,7 +314,9 @@ def curve_figures(run: Run) -> list[tuple[str, str, bytes]]:
         # and the accuracies a second one in [0, 1] (one fixed [0, 1] axis drew them off the chart)
         raw = group.id == "d-outputs" and scores_raw and any(_base(k) in ("d_real", "d_fake") for k in keys)
         colors = _colors(keys) if any(_base(k) != k for k in keys) else {}
-        acc_ax = ax.twinx() if raw else ax
+        # the accuracies' own axis only where the run logs them (LAPGAN, CycleGAN-VC do not: an
+        # empty "accuracy" axis had stood beside their raw scores)
+        acc_ax = ax.twinx() if raw and any(k.startswith("d_acc") for k in keys) else ax
         for key in keys:
             steps, values = series[key]
             dashed = key.startswith("d_acc") or _base(key).endswith("_real")
@@ -325,6 +327,7 @@ def curve_figures(run: Run) -> list[tuple[str, str, bytes]]:
                 color=colors.get(key, f"C{D_OUTPUTS.index(key)}" if key in D_OUTPUTS else None))
         if raw:
             ax.set_ylabel(RAW_SCORE, fontsize=8)
+        if acc_ax is not ax:
             acc_ax.set_ylim(*PROBABILITY_RANGE)
             acc_ax.set_ylabel("accuracy", fontsize=8)
             acc_ax.tick_params(labelsize=8)
@@ -340,12 +343,14 @@ def curve_figures(run: Run) -> list[tuple[str, str, bytes]]:
         title, ylabel = group.title, group.axes.get("ylabel")
         if group.id == "probe-classes" and _toy(run):  # the monitor counts a mixture's modes there
             title, ylabel = TOY_COVERAGE_TITLE, "modes"
+        if group.id == "d-outputs" and not any(k.startswith("d_acc") for k in keys):  # LAPGAN logs none
+            title = title.removesuffix(" and accuracy")
         if ylabel or group.id == "throughput":
             ax.set_ylabel(ylabel or throughput_label(run), fontsize=8)
         _style(ax, run)
         _step_axis(ax)
-        handles = ax.get_legend_handles_labels()[0] + (acc_ax.get_legend_handles_labels()[0] if raw else []) \
-            + _mark_events(ax, run.events, run.discarded())
+        twin = acc_ax.get_legend_handles_labels()[0] if acc_ax is not ax else []
+        handles = ax.get_legend_handles_labels()[0] + twin + _mark_events(ax, run.events, run.discarded())
         _legend(fig, handles)
         out.append((group.id, title, _png(fig)))
     other = other_training_keys(run)
