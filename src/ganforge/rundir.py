@@ -267,6 +267,16 @@ def lock_existing_run(run_dir: Path) -> RunLock:
 
 def check_resumable(run_dir: Path) -> None:
     """Refuse a ``--resume`` of a folder that has no config.yaml, in one line saying what to do."""
+    kept = _complete_steps(run_dir)
+    if not (run_dir / "config.yaml").is_file() and kept:
+        # config.yaml deleted by hand: --force, which the half-deleted message offers, had deleted
+        # the trained checkpoints with it. Each checkpoint's state.pt holds the config.
+        state = run_dir / "checkpoints" / kept[-1] / "state.pt"
+        raise CheckpointError(
+            f"cannot resume: {run_dir / 'config.yaml'} is gone, but {run_dir / 'checkpoints'} still holds "
+            f"{kept[-1]} (--force would delete it); restore config.yaml from a copy, or from that "
+            f"checkpoint: python -c \"import torch, yaml; s = torch.load('{state}', weights_only=True); "
+            f"open('{run_dir / 'config.yaml'}', 'w').write(yaml.safe_dump(s['config'], sort_keys=False))\"")
     if is_half_deleted(run_dir):
         raise CheckpointError(f"cannot resume: {run_dir} is what is left of a ganforge run whose "
                               f"deletion was interrupted (its config.yaml is gone); start a new run "
@@ -275,6 +285,15 @@ def check_resumable(run_dir: Path) -> None:
         raise CheckpointError(f"cannot resume: {run_dir / 'config.yaml'} not found; is {run_dir} "
                               f"a ganforge run directory? Start a new run without --resume "
                               f"(Python: resume=False)")
+
+
+def _complete_steps(run_dir: Path) -> list[str]:
+    """The names of the run's checkpoint folders that hold weights and state, oldest first."""
+    root = Path(run_dir) / "checkpoints"
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.glob("step_*")
+                  if (p / "weights.safetensors").is_file() and (p / "state.pt").is_file())
 
 
 def undo_failed_start(run_dir: Path, lock: RunLock, created: bool) -> None:
