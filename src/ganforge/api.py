@@ -108,10 +108,7 @@ def _given_dataset(cfg: Config, dataset):
     return dataset
 
 
-# In a run trained on a dataset passed from Python (train's dataset=): that dataset's name. The
-# saved config keeps its data.name (a probe's classifier, a bench's reuse read it), so this file
-# is what says the run's data came from Python.
-GIVEN_DATASET = "dataset.json"
+GIVEN_DATASET = rundir.GIVEN_DATASET  # RUN/dataset.json: the dataset passed from Python
 
 
 def _record_given_dataset(run_dir: Path, dataset) -> None:

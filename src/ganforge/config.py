@@ -21,8 +21,7 @@ import numpy as np
 import yaml
 
 from .errors import ConfigError
-from .registry import _ALL as _REGISTRIES
-from .registry import PLUGIN_HINT, closest, same_definition
+from .registry import PLUGIN_HINT, closest, registered, same_definition
 from .rundir import is_run_dir
 
 
@@ -423,7 +422,7 @@ def _shown(value: Any) -> str:
 def _registered_objectives() -> set[str]:
     """The objectives registered so far (a plugin's too), and those that read a section."""
     return ({o for entry in SECTIONS.values() for o in entry.objectives} | {"unconditional"}
-            | {name for reg in _REGISTRIES if reg.kind == "objective" for name in reg})
+            | registered("objective"))
 
 
 def from_dict(data: dict[str, Any], *, written: typing.Collection[str] = ()) -> Config:

@@ -96,6 +96,12 @@ def plugin_modules(config: dict | None = None, *, to_load: bool = False) -> list
                    and (used is None or name in used or name.split(":", 1)[0] in used)})
 
 
+def registered(kind: str) -> set[str]:
+    """The names registered so far in every registry of ``kind`` ("objective", ...), plugins' too:
+    for a module below the one that holds that registry (config knows objectives by name only)."""
+    return {name for reg in _ALL if reg.kind == kind for name in reg}
+
+
 def plugin_hint(modules: list[str]) -> str:
     """PLUGIN_HINT with the modules a run recorded filled in."""
     return f"in Python: import {', '.join(modules)}; for the CLI: GANFORGE_PLUGINS={','.join(modules)}"

@@ -38,6 +38,10 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
 LOCK_NAME = ".ganforge.lock"
+# In a run trained on a dataset passed from Python (api.train's dataset=): that dataset's name and
+# size. The saved config keeps its data.name (the preset's), so this file is what says the run's
+# data came from Python: a resume must pass it again, the report and the model card name it.
+GIVEN_DATASET = "dataset.json"
 
 # How train's messages name its options: the command's flag and the Python argument of
 # ganforge.train, so that one line serves `ganforge train` and `api.train(cfg, run_dir, ...)`

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 import yaml
 
 from ..errors import CheckpointError, shell_arg
-from ..rundir import holder_pid, is_locked
+from ..rundir import GIVEN_DATASET, holder_pid, is_locked
 
 SAMPLE_NAME = re.compile(r"step_(\d+)\.png$")
 SOUND_NAME = re.compile(r"step_(\d+)_(.+)\.wav$")  # the WAVs of an audio family's preview
@@ -97,9 +97,6 @@ class Run:
         return out
 
 
-# What api.train writes (api.GIVEN_DATASET) in a run trained on a dataset passed from Python
-# (dataset=): its name. config.yaml keeps data.name, the preset's dataset, which it never read.
-GIVEN_DATASET = "dataset.json"
 
 
 def given_record(run_dir: str | Path) -> dict[str, Any] | None:
