@@ -129,7 +129,7 @@ def compare(outputs: Tensor, targets: Tensor) -> dict[str, float]:
     return out
 
 
-def _with_uncapped(rows: dict[str, dict[str, Any]], per_image: dict[str, list[float]],
+def with_uncapped(rows: dict[str, dict[str, Any]], per_image: dict[str, list[float]],
                    names: list[str], *, key: str, what: str) -> list[str]:
     """Adds ``key`` (the mean PSNR without the capped images) to each row when some image hit
     PSNR_MAX; returns the warning that names them (none otherwise)."""
@@ -156,7 +156,7 @@ def evaluate_translation(run, a: Tensor, b: Tensor, *, baseline_is: str, ema: bo
     answers = {"model": outputs, "baseline": as_channels(inputs, targets.shape[1])}
     rows = {k: compare(x, targets) for k, x in answers.items()}
     # the held-out pairs have no file names here: numbered in held-out order, from 0
-    warnings = _with_uncapped(rows, {k: psnr(x, targets).tolist() for k, x in answers.items()},
+    warnings = with_uncapped(rows, {k: psnr(x, targets).tolist() for k, x in answers.items()},
                               [f"held-out pair {i}" for i in range(len(a))], key="psnr_uncapped",
                               what="held-out pair")
     model, baseline = rows["model"], rows["baseline"]

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, DataError, GanforgeError
-from .paired import PSNR_MAX, SSIM_WINDOW, capped, capped_warning, uncapped_mean
+from .paired import PSNR_MAX, SSIM_WINDOW, with_uncapped
 
 Y_WEIGHTS = (65.481, 128.553, 24.966)
 
@@ -161,11 +161,8 @@ def evaluate_sr(hr_images: list[np.ndarray], scale: int,
             if lpips is not None and lpips.available:
                 sums[name].setdefault("lpips", []).append(lpips(sr, hr))
     table = {m: {k: float(np.mean(v)) for k, v in vals.items()} for m, vals in sums.items()}
-    idx = capped({m: vals["psnr_y"] for m, vals in sums.items()})
-    if idx:
-        for m, vals in sums.items():
-            table[m][UNCAPPED] = uncapped_mean(vals["psnr_y"], idx)
-        if warnings is not None:
-            label = names if names is not None else [f"image {i}" for i in range(len(hr_images))]
-            warnings.append(capped_warning([label[i] for i in idx], len(hr_images), key=UNCAPPED))
+    label = names if names is not None else [f"image {i}" for i in range(len(hr_images))]
+    said = with_uncapped(table, {m: vals["psnr_y"] for m, vals in sums.items()}, label, key=UNCAPPED, what="image")
+    if warnings is not None:
+        warnings += said
     return table
