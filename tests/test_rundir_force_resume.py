@@ -115,6 +115,7 @@ def test_a_resume_before_the_first_checkpoint_saves_its_overrides(tmp_path, caps
     run = _trained_run(tmp_path, capsys)
     shutil.rmtree(run / "checkpoints")
     (run / "checkpoints" / ".tmp-step_0000000-99999").mkdir(parents=True)
+    (run / "metrics.jsonl").unlink()  # nothing trained yet (with its records, the resume is refused)
     before = yaml.safe_load((run / "config.yaml").read_text())
     assert before["optim"]["g_lr"] != 5e-4
 

@@ -766,6 +766,7 @@ def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: boo
         resumed_from = None
         if resume:  # first (the lock is ours): a step a kill left moved aside is put back, then found
             ckpt.clean_leftovers(run_dir / "checkpoints")
+            rundir.check_checkpoints_left(run_dir)
         if resume and any((run_dir / "checkpoints").glob("step_*")):
             resumed_from = ckpt.find(run_dir)
             weights, state = ckpt.load(resumed_from, map_location=device)

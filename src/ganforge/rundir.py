@@ -25,12 +25,13 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
-from .errors import CheckpointError, ConfigError, StorageError
+from .errors import CheckpointError, ConfigError, StorageError, shell_arg
 
 try:
     import fcntl
@@ -289,6 +290,41 @@ def check_resumable(run_dir: Path) -> None:
         raise CheckpointError(f"cannot resume: {run_dir / 'config.yaml'} not found; is {run_dir} "
                               f"a ganforge run directory? Start a new run without --resume "
                               f"(Python: resume=False)")
+
+
+def check_checkpoints_left(run_dir: Path) -> None:
+    """Refuse a ``--resume`` of a run that has trained but holds no checkpoint any more (deleted
+    to save space, say): it had started again from step 0 without a word, and appended to the
+    old run's metrics.jsonl. A run killed before its first checkpoint has no training records
+    and starts from step 0 as before."""
+    if _complete_steps(run_dir):
+        return
+    trained = _last_logged_step(run_dir / "metrics.jsonl")
+    if trained:
+        config = run_dir / "config.yaml"
+        raise CheckpointError(
+            f"cannot resume: {run_dir / 'checkpoints'} holds no checkpoint, but metrics.jsonl records "
+            f"training to step {trained} (were the checkpoints deleted?); restore them, or train again "
+            f"from step 0: ganforge train {shell_arg(config)} --out {shell_arg(run_dir)} --force "
+            f"(deletes the rest of the run)")
+
+
+def _last_logged_step(metrics: Path) -> int:
+    """The highest training step metrics.jsonl records (0 for none, or no file)."""
+    last = 0
+    try:
+        text = metrics.read_text(errors="replace")
+    except OSError:
+        return 0
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        step = record.get("step") if isinstance(record, dict) else None
+        if isinstance(step, int) and "event" not in record:
+            last = max(last, step)
+    return last
 
 
 def _complete_steps(run_dir: Path) -> list[str]:
