@@ -46,3 +46,15 @@ def test_a_run_killed_before_its_first_checkpoint_still_resumes_from_step_0(tmp_
     (run / "metrics.jsonl").unlink()
     assert cli.main(["train", "--resume", "--out", str(run), "--quiet"]) == 0
     assert (run / "checkpoints" / "step_0000004").is_dir()
+
+
+def test_a_resume_changing_two_weight_shapes_names_both(tmp_path, capsys):
+    """Only the first key that changes a weight's shape was named: the user dropped it, resumed
+    again, and only then learned of the second."""
+    run = _trained_run(tmp_path)
+    capsys.readouterr()
+    assert cli.main(["train", "--resume", "--out", str(run), "--quiet", "train.steps=8",
+                     "model.z_dim=16", "model.g_width=16", "optim.g_lr=1e-3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "model.g_width=16, model.z_dim=16" in err, err
+    assert "optim.g_lr" not in err and "drop them" in err, err

@@ -413,11 +413,13 @@ def check_resume_changes(run_dir: Path, cfg: Config, weights: dict[str, torch.Te
                 continue
             if _weight_shapes(one, state) != have:
                 culprits.append(key)
-        key = culprits[0] if culprits else next(iter(changes))
-        old, value = changes[key]
-        raise ConfigError(f"cannot resume {run_dir} with {key}={value} (the run has {old}): it "
-                          f"changes the shape of the networks' weights; drop the override (or undo the edit of "
-                          f"{run_dir}/config.yaml) or start a new run with another {rundir.OUT}")
+        keys = culprits or list(changes)  # none alone: together (or any of them)
+        given = ", ".join(f"{k}={changes[k][1]}" for k in keys)
+        had = ", ".join(f"{k}={changes[k][0]}" if len(keys) > 1 else str(changes[k][0]) for k in keys)
+        it = "it changes" if len(keys) == 1 else "each changes" if culprits else "together they change"
+        raise ConfigError(f"cannot resume {run_dir} with {given} (the run has {had}): {it} the shape of "
+                          f"the networks' weights; drop {'the override' if len(keys) == 1 else 'them'} (or "
+                          f"undo the edit of {run_dir}/config.yaml) or start a new run with another {rundir.OUT}")
     return changes
 
 
