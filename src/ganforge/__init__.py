@@ -1,9 +1,9 @@
 """ganforge: train, evaluate and diagnose Generative Adversarial Networks with PyTorch."""
-from .errors import GanforgeError, TrainingInterrupted
+from .errors import GanforgeError, GanforgeWarning, TrainingInterrupted
 
 __version__ = "0.1.0"
 
-__all__ = ["GanforgeError", "TrainingInterrupted", "load", "train", "load_config", "__version__"]
+__all__ = ["GanforgeError", "GanforgeWarning", "TrainingInterrupted", "load", "train", "load_config", "__version__"]
 _LAZY = ("load", "train", "LoadedRun", "load_config")  # from api, on first use
 
 

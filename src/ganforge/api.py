@@ -12,7 +12,6 @@ import math
 import copy
 import os
 import re
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -32,7 +31,7 @@ from .config import Config, load_config  # noqa: F401  (ganforge.load_config, fa
 from .data import folder as folder_data
 from .data.base import absolute_data_name
 from .errors import (CheckpointError, ConfigError, DataError, DistributedError, GanforgeError, TrainingInterrupted,
-                     shell_arg)
+                     shell_arg, warn)
 from .labels import interleaved_labels, resolve_class
 from .objectives import AUDIO_CAPABILITIES, CAPABILITIES, Objective, family
 from .objectives.base import DATA_STATE, check_training, data_record
@@ -41,17 +40,6 @@ from .training import checkpoint as ckpt
 from .training import distributed
 from .training.precision import resolve_device, resolve_precision
 from .training.trainer import OPTIMIZERS, FitResult, Hook, Trainer
-
-
-def _caller_level() -> int:
-    """The ``stacklevel`` of a warning said in this module that names the first line outside it:
-    the caller's ``ganforge.train(...)`` (or ``ganforge.build``), or the CLI's command, not a
-    line of api.py. Counted, as the depth differs by path (rank 0, another rank, build) and
-    ``skip_file_prefixes`` needs Python 3.12."""
-    frame, level = sys._getframe(1), 1  # the function that warns: stacklevel=1
-    while frame is not None and frame.f_globals.get("__name__") == __name__:
-        frame, level = frame.f_back, level + 1
-    return level
 
 
 def load_data(cfg: Config):
@@ -101,9 +89,8 @@ def _given_dataset(cfg: Config, dataset):
     if tuple(images.shape[1:]) != want:
         import dataclasses
 
-        warnings.warn(f"dataset {dataset.name}: images {tuple(images.shape[1:])} adapted to data.channels="
-                      f"{want[0]} and data.resolution={want[1]} ({want[0]}x{want[1]}x{want[2]}), as a folder is",
-                      stacklevel=_caller_level())
+        warn(f"dataset {dataset.name}: images {tuple(images.shape[1:])} adapted to data.channels="
+                      f"{want[0]} and data.resolution={want[1]} ({want[0]}x{want[1]}x{want[2]}), as a folder is")
         dataset = dataclasses.replace(dataset, images=adapt_images(images, want[1], want[0]))
     return dataset
 
@@ -452,13 +439,13 @@ def _check_resume_data(run_dir: Path, objective, weights: dict[str, torch.Tensor
                               f"the checkpoint's ({key} {list(built[key])} against {list(shape.shape)})"
                               f"{classes}; train on the run's data, or start a new run with another {rundir.OUT}")
     if classes and saved and names:
-        warnings.warn(f"resuming {run_dir} with other class names{classes}: each class index keeps "
-                      f"what it learned under the old name", stacklevel=_caller_level())
+        warn(f"resuming {run_dir} with other class names{classes}: each class index keeps "
+                      f"what it learned under the old name")
     changed = _data_change((state.get("objective") or {}).get(DATA_STATE), objective.trained_on,
                            int(state.get("step", 0)))
     if changed:
-        warnings.warn(f"resuming {run_dir} on other data: {changed}: the resume trains on the new set "
-                      f"and is not bit-exact", stacklevel=_caller_level())
+        warn(f"resuming {run_dir} on other data: {changed}: the resume trains on the new set "
+                      f"and is not bit-exact")
 
 
 def _data_change(saved, now, step: int) -> str | None:

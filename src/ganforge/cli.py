@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .commands import (DATA_DIR_HELP, add_device_argument, add_provenance_argument, add_run_arguments, seed,
                        whole_number)
-from .errors import ConfigError, DataError, GanforgeError, TrainingInterrupted, shell_arg
+from .errors import ConfigError, DataError, GanforgeError, GanforgeWarning, TrainingInterrupted, shell_arg
 
 EXIT_USAGE = 2
 SAMPLE_N = 64  # ganforge sample's --n when neither --n nor --per-class is given
@@ -53,11 +53,13 @@ def _refuse_overwrite(path: Path, force: bool) -> None:
 
 def _one_line_warnings(original):
     """ganforge's own warnings (e.g. skipped image files) as one line each, without the
-    source line Python's default format adds; other libraries' warnings keep their format."""
+    source line Python's default format adds; other libraries' warnings keep their format.
+    Ours by category (errors.warn attributes them to the first line outside ganforge, which
+    for the CLI is its launcher) or, for a plain warnings.warn, by the file that warns."""
     package = str(Path(__file__).parent)
 
     def show(message, category, filename, lineno, file=None, line=None):
-        if str(filename).startswith(package):
+        if issubclass(category, GanforgeWarning) or str(filename).startswith(package):
             if _quiet_rank():
                 return  # under torchrun: said once per node, by its first rank
             print(f"ganforge: warning: {message}", file=sys.stderr, flush=True)

@@ -11,7 +11,6 @@ import math
 import os
 import re
 import typing
-import warnings
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from .errors import ConfigError
+from .errors import ConfigError, warn
 from .registry import PLUGIN_HINT, closest, registered, same_definition
 from .rundir import is_run_dir
 
@@ -641,7 +640,7 @@ def _validate_stability(cfg: Config) -> None:
         raise ConfigError("augment.ada and augment.diffaugment are alternatives; turn one off "
                           "(augment.diffaugment='' or augment.ada=false)")
     for message in _stability_warnings(cfg):
-        warnings.warn(message, stacklevel=2)
+        warn(message)
 
 
 def _known_loss(name: str) -> bool:
@@ -908,8 +907,8 @@ def load_raw(preset_or_file: str) -> tuple[str, dict[str, Any]]:
     path = Path(preset_or_file)
     presets = _preset_files()
     if preset_or_file in presets and path.is_file():  # a bare preset name: the preset, and said
-        warnings.warn(f"using the preset {preset_or_file}, not the file of that name here (pass "
-                      f"./{preset_or_file} for the file)", stacklevel=3)
+        warn(f"using the preset {preset_or_file}, not the file of that name here (pass "
+                      f"./{preset_or_file} for the file)")
     elif preset_or_file.endswith((".yaml", ".yml")) or path.is_file():
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist; pass a preset name "

@@ -1,4 +1,7 @@
-"""Errors a user can cause. The CLI prints their one-line message and exits with code 2."""
+"""Errors a user can cause. The CLI prints their one-line message and exits with code 2. And
+ganforge's warnings, which the CLI prints as one line each."""
+import sys
+import warnings
 
 
 class GanforgeError(Exception):
@@ -46,3 +49,25 @@ def shell_arg(value) -> str:
     import shlex
 
     return shlex.quote(str(value))
+
+
+class GanforgeWarning(UserWarning):
+    """What ganforge warns of (skipped files, unbalanced classes, a resume on other data): the CLI
+    prints these as one line each; ``warnings.filterwarnings("ignore", category=GanforgeWarning)``
+    silences them in Python."""
+
+
+def warn(message: str) -> None:
+    """Warn with ``message``, attributed to the first line outside ganforge: the caller's
+    ``ganforge.train(...)`` in a script or notebook (or a DataLoader's, when a streamed file is
+    read), not a line of ganforge's own. Counted per call, as the depth differs by path, and
+    ``skip_file_prefixes`` needs Python 3.12."""
+    frame, level = sys._getframe(0), 1  # this function: stacklevel=1
+    while frame is not None and _ours(frame):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, GanforgeWarning, stacklevel=level)
+
+
+def _ours(frame) -> bool:
+    name = frame.f_globals.get("__name__", "")
+    return name == "ganforge" or name.startswith("ganforge.")

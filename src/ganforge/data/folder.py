@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from ..errors import DataError
+from ..errors import DataError, warn
 from .. import progress
 from ..progress import Tenths
 from .base import DATASETS, ImageDataset, LoadRequest, default_max_memory_bytes
@@ -151,8 +151,8 @@ class _FolderImages(torch.utils.data.Dataset):
                                     f"{_reason(exc)}); check the folder's files") from None
                 # stacklevel 1: attributed to this file, so the CLI prints it as its own one-line
                 # warning (2 named torch's DataLoader, and Python's two-line format followed)
-                warnings.warn(f"cannot decode {self.files[j]} ({_reason(exc)}); the next file takes its "
-                              f"place; delete or fix it", stacklevel=1)
+                warn(f"cannot decode {self.files[j]} ({_reason(exc)}); the next file takes its "
+                              f"place; delete or fix it")
         image = torch.from_numpy(array.copy()).view(self.resolution, self.resolution, -1).permute(2, 0, 1)
         return image, int(self.labels[j]) if self.labels is not None else -1
 
@@ -352,8 +352,8 @@ def _warn_skipped(folder: Path, skipped: list[tuple[Path, str]]) -> None:
     """One warning line with the count and the files (the CLI prints it as one line)."""
     if skipped:
         noun = _count_files(len(skipped)).split(" ", 1)[1]
-        warnings.warn(f"skipped {len(skipped)} unusable {noun} in {folder}: "
-                      f"{skipped_listing(folder, skipped)}", stacklevel=3)
+        warn(f"skipped {len(skipped)} unusable {noun} in {folder}: "
+                      f"{skipped_listing(folder, skipped)}")
 
 
 def _defaults(scan: _Scan, resolution: int | None, channels: int | None) -> tuple[int, int]:
@@ -428,13 +428,13 @@ def load_for_eval(arg: str | Path, *, resolution: int | None = None,
         sides = sorted(min(size) for size in scan.sizes)
         resolution = min(sides[-1], MAX_EVAL_RESOLUTION)
         if len(set(scan.sizes)) > 1:
-            warnings.warn(f"the images in {folder} differ in size (short sides {sides[0]} to {sides[-1]} "
+            warn(f"the images in {folder} differ in size (short sides {sides[0]} to {sides[-1]} "
                           f"pixels); all are evaluated at {resolution}x{resolution} (short side resized, "
-                          f"then center-cropped)", stacklevel=2)
+                          f"then center-cropped)")
     channels = channels or (1 if scan.all_gray else 3)
     if channels == 1 and not scan.all_gray:
-        warnings.warn(f"{folder} holds colour images; they are evaluated in grayscale, as the 1-channel "
-                      f"images they are compared with", stacklevel=2)
+        warn(f"{folder} holds colour images; they are evaluated in grayscale, as the 1-channel "
+                      f"images they are compared with")
     return _read(folder, scan, name=f"folder:{arg}", resolution=resolution, channels=channels,
                  max_memory_bytes=None, fix=EVAL_FIX)
 
@@ -464,14 +464,14 @@ class FolderSource:
         scan = _scan(folder, fix)
         resolution, channels = _defaults(scan, req.resolution, req.channels)
         if channels == 1 and not scan.all_gray:  # a config's default (Fashion-MNIST's 1) had been silent
-            warnings.warn(f"{folder} holds colour images; they are read as grayscale (data.channels=1); "
-                          f"set data.channels=3 to use their colour", stacklevel=3)
+            warn(f"{folder} holds colour images; they are read as grayscale (data.channels=1); "
+                          f"set data.channels=3 to use their colour")
         if channels == 3 and scan.all_gray and req.channels == 3:
-            warnings.warn(f"{folder} holds grayscale images only; data.channels=3 trains on three equal "
-                          f"channels of each; set data.channels=1", stacklevel=3)
+            warn(f"{folder} holds grayscale images only; data.channels=3 trains on three equal "
+                          f"channels of each; set data.channels=1")
         upscaled = _upscaled(folder, scan, resolution)
         if upscaled:
-            warnings.warn(upscaled, stacklevel=3)
+            warn(upscaled)
         return _read(folder, scan, name=req.name, resolution=resolution, channels=channels,
                      max_memory_bytes=req.max_memory_bytes, fix=fix)
 

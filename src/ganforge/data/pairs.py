@@ -23,7 +23,6 @@ Everything is uint8 NCHW in memory, float [-1, 1] in batches: ``{"a": [N, Ca, H,
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -33,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, warn
 from . import imageio
 from .base import adapt_images
 from .folder import MIN_SIZE, broken_link, quiet_bombs, skipped_listing, too_small
@@ -166,10 +165,9 @@ def _read_files(folder: Path) -> list[Path]:
     subfolders = sorted(f"{p.name}/" for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     if subfolders:
         one = len(subfolders) == 1
-        warnings.warn(f"{folder} has {len(subfolders)} subfolder{'' if one else 's'} ({', '.join(subfolders[:3])}"
+        warn(f"{folder} has {len(subfolders)} subfolder{'' if one else 's'} ({', '.join(subfolders[:3])}"
                       f"{', ...' if len(subfolders) > 3 else ''}) that {'is' if one else 'are'} not read: a "
-                      f"translation folder's images lie directly in it; move them up to use them",
-                      stacklevel=3)
+                      f"translation folder's images lie directly in it; move them up to use them")
     return image_files(folder)
 
 
@@ -200,8 +198,8 @@ def _unusable(bad: list[tuple[Path, str]]) -> str:
 def _warn_skipped(folder: Path, bad: list[tuple[Path, str]], what: str) -> None:
     """One warning line: 'skipped 2 pairs with an unreadable file in F: A/3.png (reason), ...'."""
     if bad:
-        warnings.warn(f"skipped {what} in {folder}: {skipped_listing(folder, sorted(bad))}; delete or fix "
-                      f"{'it' if len(bad) == 1 else 'them'}", stacklevel=3)
+        warn(f"skipped {what} in {folder}: {skipped_listing(folder, sorted(bad))}; delete or fix "
+                      f"{'it' if len(bad) == 1 else 'them'}")
 
 
 def _stack(arrays: list[np.ndarray]) -> torch.Tensor:
@@ -356,10 +354,9 @@ def _paired_folder(cfg, root: Path) -> tuple[tuple[torch.Tensor, ...], ...]:
             if twins:
                 stems = {p.stem for p in twins_a + twins_b}
                 fa, fb = ({n: p for n, p in f.items() if n not in stems} for f in (fa, fb))
-                warnings.warn(f"{len(twins)} files in {folder} share a name without extension, so "
+                warn(f"{len(twins)} files in {folder} share a name without extension, so "
                               f"their pairs are not used ({', '.join(twins[:4])}"
-                              f"{', ...' if len(twins) > 4 else ''}); rename or remove one of each",
-                              stacklevel=2)
+                              f"{', ...' if len(twins) > 4 else ''}); rename or remove one of each")
             names = sorted(fa.keys() & fb.keys())
             if not names:
                 raise DataError(f"{folder}/A and {folder}/B share no file names; pairs are "
@@ -368,9 +365,9 @@ def _paired_folder(cfg, root: Path) -> tuple[tuple[torch.Tensor, ...], ...]:
                 sorted(f"B/{fb[n].name}" for n in fb.keys() - fa.keys())
             if alone:
                 one = len(alone) == 1
-                warnings.warn(f"{len(alone)} file{'' if one else 's'} in {folder} {'has' if one else 'have'} no "
+                warn(f"{len(alone)} file{'' if one else 's'} in {folder} {'has' if one else 'have'} no "
                               f"partner of the same name on the other side and {'is' if one else 'are'} not used "
-                              f"(e.g. {', '.join(alone[:3])})", stacklevel=2)
+                              f"(e.g. {', '.join(alone[:3])})")
             # A pair with an unreadable side is skipped and named, as a folder skips a file.
             xa, bad_a = _readable([fa[n] for n in names], lambda p: _read_one(p, size, ca))
             xb, bad_b = _readable([fb[n] for n in names], lambda p: _read_one(p, size, cb))

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..errors import DataError
+from ..errors import DataError, warn
 from . import imageio
 from .folder import EXTENSIONS, _visible, broken_link
 
@@ -142,10 +142,9 @@ def load_images(name: str, *, skip_unreadable: bool = False) -> tuple[list[np.nd
             continue
         names.append(str(p.relative_to(path)))
     if bad:
-        import warnings
 
-        warnings.warn(f"skipped {len(bad)} unreadable file{'s' if len(bad) > 1 else ''} in {path} "
-                      f"({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}); delete or fix them", stacklevel=2)
+        warn(f"skipped {len(bad)} unreadable file{'s' if len(bad) > 1 else ''} in {path} "
+                      f"({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}); delete or fix them")
     if not images:
         raise DataError(f"no readable image in {path}; point at a folder of high-resolution images")
     return images, names
@@ -201,11 +200,9 @@ def load_hr(cfg) -> HRImages:
                         f"lower sr.crop or add larger images")
     small = [n for n, im in zip(names, images) if min(im.shape[1:]) < crop]
     if small:
-        import warnings
 
-        warnings.warn(f"skipped {len(small)} of {len(images)} images in {name} smaller than sr.crop={crop} "
-                      f"pixels on their short side (e.g. {', '.join(small[:3])}); lower sr.crop to use them",
-                      stacklevel=2)
+        warn(f"skipped {len(small)} of {len(images)} images in {name} smaller than sr.crop={crop} "
+                      f"pixels on their short side (e.g. {', '.join(small[:3])}); lower sr.crop to use them")
     preview = []
     if name == "photos" or name == "photos:train":
         from . import photos

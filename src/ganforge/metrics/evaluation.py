@@ -12,7 +12,6 @@ is the default; asking for one that does not apply is an EvalError saying why.
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -25,6 +24,7 @@ from .. import __version__
 from ..registry import Registry
 from ..rng import keeps_random_state
 from . import coverage, memorization as memo, prdc
+from ..errors import warn
 from .errors import EvalError
 from .features import (CLASSIFIER_DATASETS, ClassifierExtractor, Extractor, Features, as_uint8_nchw,
                        INCEPTION_SHA256_PREFIX, classifier_weights, find_inception_weights,
@@ -247,8 +247,8 @@ def default_extractor(ref: str, inception_weights=None) -> str:
         return "inception"
     cached = find_inception_weights()
     if cached is not None:  # present but not the published file: say so rather than fall back silently
-        warnings.warn(f"{cached} is not the published Inception file (its sha256 does not start with "
-                      f"{INCEPTION_SHA256_PREFIX}) and is not used; delete it to download it again", stacklevel=2)
+        warn(f"{cached} is not the published Inception file (its sha256 does not start with "
+                      f"{INCEPTION_SHA256_PREFIX}) and is not used; delete it to download it again")
     base = ref.split(":")[0]
     if base in CLASSIFIER_DATASETS:
         if classifier_weights(base) is not None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ import numpy as np
 import torch
 
 from ..atomic import atomic_path
-from ..errors import StorageError
+from ..errors import StorageError, warn
 from .errors import EvalError
 from .features import Extractor, Features
 
@@ -102,7 +101,7 @@ def load_npz(path: Path) -> dict[str, np.ndarray] | None:
             return {k: data[k] for k in data.files}
     except DAMAGED_NPZ as exc:
         reason = " ".join(str(exc).split())[:80] or type(exc).__name__
-        warnings.warn(f"cache file {path} is damaged ({reason}); recomputing it", stacklevel=3)
+        warn(f"cache file {path} is damaged ({reason}); recomputing it")
         return None
 
 
@@ -115,8 +114,8 @@ def store_npz(path: Path, **arrays) -> None:
         if path.parent not in _warned_unwritable:
             _warned_unwritable.add(path.parent)
             reason = " ".join(str(exc).split()).split("; ")[0].removeprefix(f"cannot write {path}: ")
-            warnings.warn(f"cannot cache features in {path.parent}: {reason}; set GANFORGE_CACHE to a "
-                          f"writable folder", stacklevel=3)
+            warn(f"cannot cache features in {path.parent}: {reason}; set GANFORGE_CACHE to a "
+                          f"writable folder")
 
 
 PROGRESS_MIN_IMAGES = 10_000  # a features pass this long is followed in tenths (60,000 train

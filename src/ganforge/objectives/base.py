@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping
@@ -32,7 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from ..config import register_section
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, warn
 from ..registry import Registry
 from ..training.checkpoint import RUN_FILES
 
@@ -580,10 +579,10 @@ def _note_unbalanced(name: str, labels, names) -> None:
     if counts[rare] >= UNBALANCED_RATIO * counts[common]:
         return
     share = float(counts[rare]) / max(1, int(counts.sum()))
-    warnings.warn(f"the classes of {name} are unbalanced: '{names[rare]}' has {int(counts[rare])} images against "
+    warn(f"the classes of {name} are unbalanced: '{names[rare]}' has {int(counts[rare])} images against "
                   f"{int(counts[common])} of '{names[common]}' ({share:.1%} of the data), so a class-conditional "
                   f"generator sees it in about that share of its batches and learns it least; add images of the "
-                  f"rare classes or leave some of the common ones out", stacklevel=3)
+                  f"rare classes or leave some of the common ones out")
 
 
 def refuse_unused_model_settings(cfg, used: set[str]) -> None:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import functools
 import math
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, NamedTuple
@@ -37,7 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import losses
-from ..errors import ConfigError
+from ..errors import ConfigError, warn
 from ..models.progan import (ProGANDiscriminator, ProGANGenerator, StageSampler, stage_resolutions,
                              upsample2)
 from .base import cached_module, refuse_unused_model_settings, register_objective
@@ -195,7 +194,7 @@ class ProgressiveGAN(UnconditionalGAN):
         t = cfg.train
         short = short_schedule(stages, t.steps, t.n_critic * t.accumulate)
         for note in notes + ([short] if short else []):  # said once, before training; the run's
-            warnings.warn(note, stacklevel=2)  # config then holds the cut lists
+            warn(note)  # config then holds the cut lists
         if any(s.batch % world_size for s in stages):
             raise ConfigError(f"progressive.batch_sizes {[s.batch for s in stages]} (global, as "
                               f"train.batch_size) do not all divide among {world_size} processes; use "

@@ -24,7 +24,6 @@ sit in the torch hub cache; otherwise a perceptual weight > 0 is a one-line Conf
 from __future__ import annotations
 
 import copy
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -38,7 +37,7 @@ from torch import Tensor, nn
 from .. import losses
 from ..data import imageio
 from ..data import superres as srdata
-from ..errors import CheckpointError, ConfigError, GanforgeError
+from ..errors import CheckpointError, ConfigError, GanforgeError, warn
 from ..models.sr_discriminators import build_sr_discriminator
 from ..models.srresnet import bicubic_up, build_sr_generator
 from ..training import checkpoint as ckpt
@@ -460,9 +459,9 @@ def start_weights(cfg, start: Mapping[str, Any] | None,
                                   f"longer has; use the GAN run directory (its {saved}), or run without --interp")
         return psnr
     psnr, found = psnr_start(source, cfg)
-    warnings.warn(f"--interp: this run does not record the weights it started from (trained before "
+    warn(f"--interp: this run does not record the weights it started from (trained before "
                   f"ganforge kept them); blending with the latest checkpoint of {source} "
-                  f"({found['checkpoint']}), which may have trained on since", stacklevel=2)
+                  f"({found['checkpoint']}), which may have trained on since")
     return psnr
 
 

@@ -13,7 +13,6 @@ passes through the same augmentation (DiffAugment or ADA) and the same instance 
 from __future__ import annotations
 
 import threading
-import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -23,7 +22,7 @@ from torch import Tensor, nn
 from .. import augment as augment_mod
 from .. import losses, models
 from .. import regularizers as regs
-from ..errors import ConfigError
+from ..errors import ConfigError, warn
 from ..latents import slerp, walk_fractions
 from .base import OBJECTIVES, Objective, OptimizerSpec, Phase, register_objective
 
@@ -168,10 +167,10 @@ class UnconditionalGAN(Objective):
         if self.reg.gp <= 0 or cfg.model.d_norm is not None or D is None:
             return
         if any(isinstance(mod, nn.modules.batchnorm._BatchNorm) for mod in D.modules()):
-            warnings.warn(f"reg.gp with a batch-normalized D (model.name={cfg.model.name}'s default D "
+            warn(f"reg.gp with a batch-normalized D (model.name={cfg.model.name}'s default D "
                           f"norm): batch norm mixes the samples, so the per-sample gradient penalty is "
                           f"not what WGAN-GP penalizes (Gulrajani et al. 2017, sec. 4); set "
-                          f"model.d_norm=layer (or none)", stacklevel=2)
+                          f"model.d_norm=layer (or none)")
 
     # ------------------------------------------------------------------ pieces
 

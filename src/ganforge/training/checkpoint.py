@@ -25,7 +25,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,7 @@ import yaml
 
 from ..atomic import (STORAGE_ERRNOS, atomic_path, atomic_write_text, check_readable, fsync_dir, is_temporary_name,
                       save_tensors, temporary_name)
-from ..errors import CheckpointError, StorageError, shell_arg
+from ..errors import CheckpointError, StorageError, shell_arg, warn
 from ..rundir import is_locked
 
 WEIGHTS = "weights.safetensors"
@@ -336,8 +335,8 @@ def find(run_dir: Path, which: str = "latest") -> Path:
         newer = sorted(p.name for p in ckpt_root.glob("step_*")
                        if p.is_dir() and not _is_complete(p) and (not complete or p.name > complete[-1].name))
         if newer:  # only a hand can leave one (writes are atomic): say what is skipped
-            warnings.warn(f"{', '.join(newer)} in {ckpt_root} lacks {WEIGHTS} or {STATE} and is "
-                          f"skipped; using {complete[-1].name if complete else 'no checkpoint'}", stacklevel=2)
+            warn(f"{', '.join(newer)} in {ckpt_root} lacks {WEIGHTS} or {STATE} and is "
+                          f"skipped; using {complete[-1].name if complete else 'no checkpoint'}")
         if complete:
             return complete[-1]
         raise CheckpointError(f"no checkpoint in {ckpt_root}; {_first_checkpoint_advice(Path(run_dir))}")
