@@ -550,9 +550,14 @@ def cmd_sample(args) -> int:
         raise ConfigError("--pyramid draws an image with one row per sample; use a .png/.jpg --out")
     # the run first: a mistyped run next to an earlier grid is the error to name, not the grid
     run = api.load(args.run_dir, checkpoint=args.checkpoint, device=args.device, require="sample")
-    _refuse_overwrite(out, args.force)
     count = args.n if args.per_class is None else args.per_class * len(run.class_names or [1])
     api.check_sample_memory(run, count, f"--n {count}" if args.per_class is None else f"--per-class {args.per_class}")
+    # the options the run refuses before an earlier grid: --force had been needed to learn of them
+    if args.class_ is not None:
+        run.sample_labels(1, args.class_)
+    if args.truncation is not None or args.truncation_cutoff is not None:
+        run.sample(0, truncation=args.truncation, truncation_cutoff=args.truncation_cutoff)
+    _refuse_overwrite(out, args.force)
     if args.pyramid:
         return _sample_pyramid(run, args, out)
     from .labels import grid_columns, grid_labels

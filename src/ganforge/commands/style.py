@@ -96,11 +96,12 @@ def cmd_mix(args) -> int:
 
     rows, cols = seed_list(args.rows, "--rows"), seed_list(args.cols, "--cols")
     out = Path(args.out)
-    _check_out(out, (".png", ".jpg", ".jpeg"), args.force)
+    _check_out(out, (".png", ".jpg", ".jpeg"), force=True)
     run = api.load(args.run_dir, checkpoint=args.checkpoint)
     run.require("mix")
     grid = run.mix(rows, cols, args.layers, ema=not args.no_ema, truncation=args.truncation,
                    labels=args.class_)
+    _check_out(out, (".png", ".jpg", ".jpeg"), args.force)  # after the options are checked (a quick grid)
     label = run.sample_labels(1, args.class_)
     layers = run.objective.parse_layers(args.layers)
     meta = _record(args, run, "mix", rows=rows, cols=cols, layers=_layers_text(layers), truncation=args.truncation,
@@ -130,11 +131,13 @@ def cmd_interpolate(args) -> int:
     # GIF frame times are whole centiseconds: the nearest one, said when it is not the rate asked for
     duration = max(20, 10 * round(100 / args.fps))
     out = Path(args.out)
-    _check_out(out, (".gif", ".png"), args.force)
+    _check_out(out, (".gif", ".png"), force=True)
     run = api.load(args.run_dir, checkpoint=args.checkpoint)
     run.require("interpolate")
     frames = run.interpolate(seeds, args.frames, space=args.space, ema=not args.no_ema,
                              truncation=args.truncation, labels=args.class_)
+    _check_out(out, (".gif", ".png"), args.force)  # after the options are checked (--force had been needed
+    # to learn that --space w or --truncation does not apply to the run)
     space = args.space or ("w" if "mix" in run.capabilities else "z")  # the family's default
     label = run.sample_labels(1, args.class_)
     meta = _record(args, run, "interpolate", seeds=seeds, frames=args.frames, space=space,

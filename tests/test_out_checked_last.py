@@ -1,0 +1,37 @@
+"""An option the run refuses is named before an existing --out: `sample --truncation` or
+`interpolate --space w` of a DCGAN run, next to an earlier grid, had said "already exists; pass
+--force", and only the rerun with --force named the option that does not apply."""
+import pytest
+
+from ganforge import cli
+
+from conftest import tiny_config
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("run")
+    yaml_file = tmp / "c.yaml"
+    yaml_file.write_text(tiny_config(**{"train.steps": 2}).to_yaml())
+    assert cli.main(["train", str(yaml_file), "--out", str(tmp / "run"), "--quiet"]) == 0
+    return tmp / "run"
+
+
+@pytest.mark.parametrize("command, option, said", [
+    (["sample"], ["--truncation", "0.5"], "cannot sample with truncation"),
+    (["sample"], ["--class", "2"], "unconditional"),
+    (["interpolate", "--seeds", "1,2"], ["--space", "w"], "one latent space, z"),
+    (["interpolate", "--seeds", "1,2"], ["--truncation", "0.5"], "samples without truncation"),
+])
+def test_the_option_is_named_before_the_existing_out(run, tmp_path, capsys, command, option, said):
+    out = tmp_path / ("old.gif" if command[0] == "interpolate" else "old.png")
+    out.write_bytes(b"an earlier result")
+    capsys.readouterr()
+    assert cli.main([command[0], str(run), *command[1:], *option, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert said in err and "already exists" not in err and "\n" not in err, err
+    assert out.read_bytes() == b"an earlier result"
+    # without the option the existing file is still refused, and kept
+    assert cli.main([command[0], str(run), *command[1:], "--out", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert out.read_bytes() == b"an earlier result"
