@@ -353,8 +353,13 @@ def _train(args, starting: _Starting) -> int:
     starting.end()
     run_dir = result.run_dir  # under torchrun: rank 0's choice
     if not main_rank:
-        return 130 if result.interrupted == "SIGINT" else 143 if result.interrupted else 0
+        return {None: 0, "SIGINT": 130, "SIGPIPE": 141}.get(result.interrupted, 143)
     samples = sorted((run_dir / "samples").glob("step_*.png"))
+    if result.interrupted == "SIGPIPE":  # the reader of our output went away: said where it can be read
+        print(f"ganforge: stopped at step {result.step}: the program reading ganforge's output exited (a "
+              f"closed pipe); checkpoint saved to {result.checkpoint}. Continue with: ganforge train "
+              f"--resume --out {shell_arg(run_dir)}", file=sys.stderr, flush=True)
+        return 141  # 128 + SIGPIPE, as a shell reports a command whose reader went away
     if result.interrupted:
         print(f"ganforge: stopped by {result.interrupted} at step {result.step}; checkpoint saved "
               f"to {result.checkpoint}. Continue with: ganforge train --resume --out {shell_arg(run_dir)}")

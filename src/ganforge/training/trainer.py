@@ -167,6 +167,39 @@ def _clock(seconds: float) -> str:
     return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"
 
 
+class _ReaderGone:
+    """sys.stdout or sys.stderr while training: a write to a pipe whose reader has gone (``ganforge
+    train ... | head -1``) stops training as a signal does, with a checkpoint, instead of raising
+    BrokenPipeError out of a progress line or a warning (the run had ended with exit 141 and no
+    checkpoint since step 0: 350 steps lost). Later writes go nowhere: the file descriptor is
+    pointed at os.devnull, so Python's flush at exit cannot fail either."""
+
+    def __init__(self, stream, on_gone: Callable[[], None]):
+        self._stream, self._on_gone = stream, on_gone
+
+    def _guard(self, call, *args):
+        try:
+            return call(*args)
+        except OSError as exc:
+            if not isinstance(exc, BrokenPipeError) and exc.errno != errno.EPIPE:
+                raise
+            with contextlib.suppress(AttributeError, OSError, ValueError):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, self._stream.fileno())
+                os.close(devnull)
+            self._on_gone()
+            return len(args[0]) if args and isinstance(args[0], str) else None
+
+    def write(self, text: str):
+        return self._guard(self._stream.write, text)
+
+    def flush(self) -> None:
+        self._guard(self._stream.flush)
+
+    def __getattr__(self, name: str):  # isatty, fileno, encoding, ...
+        return getattr(self._stream, name)
+
+
 class _LineProgress:
     """Progress for a log file or CI (stderr not a terminal): a plain line every 10% of the
     steps or every 30 seconds, with the step, the rate, the time taken and left (as the bar
@@ -597,6 +630,9 @@ class Trainer:
     def fit(self) -> FitResult:
         t = self.cfg.train
         start, bar = self.step, None
+        streams = sys.stdout, sys.stderr
+        if threading.current_thread() is threading.main_thread():  # as the signal handlers
+            sys.stdout, sys.stderr = (_ReaderGone(stream, self._reader_gone) for stream in streams)
         if self.progress and not _is_terminal(sys.stderr):
             bar = _LineProgress(t.steps, self.step)
         elif self.progress:
@@ -678,6 +714,7 @@ class Trainer:
             if bar is not None:
                 bar.close()
             self.logger.close(quiet=True)  # never in place of the error on its way out
+            sys.stdout, sys.stderr = streams
         return FitResult(self.step, self.run_dir, self.last_checkpoint, self._stop_signal, start)
 
     def _storage_error(self, exc: OSError | StorageError) -> StorageError:
@@ -734,6 +771,12 @@ class Trainer:
                                 f"ganforge train --resume --out {run}")
         return StorageError(f"{what}; no checkpoint is left to resume from: start the training again "
                             f"(ganforge train ... --out {run})")
+
+    def _reader_gone(self) -> None:
+        """The reader of our output went away: stop at the end of this step, as on SIGPIPE's
+        default action, but with a checkpoint (``FitResult.interrupted`` "SIGPIPE")."""
+        if self._stop_signal is None:
+            self._stop_signal = "SIGPIPE"
 
     def _stopping(self) -> bool:
         """Whether a signal asks to stop; under torchrun, a signal on any rank stops every rank
