@@ -45,9 +45,17 @@ class LAPGANConfig:
 
 
 def level_sizes(resolution: int, levels: int) -> list[int]:
-    """[coarsest, ..., resolution]; ConfigError when ``levels`` does not fit ``resolution``."""
-    if levels < 2 or resolution % 2 ** levels or resolution // 2 ** (levels - 1) < 4:
-        fits = [k for k in range(2, 8) if resolution % 2 ** k == 0 and resolution // 2 ** (k - 1) >= 4]
+    """[coarsest, ..., resolution]; ConfigError when ``levels`` does not fit ``resolution``.
+    The coarsest must be even because level 1's D (two stride-2 convolutions, then a linear layer
+    of (size // 4)**2 positions) needs twice it divisible by 4; >= 4 px keeps level 0 an image.
+    ``check_run`` calls it before the data is read, ``__init__`` again for a loaded run."""
+    fits = [k for k in range(2, 8) if resolution % 2 ** k == 0 and resolution // 2 ** (k - 1) >= 4]
+    if levels < 2:  # one level is a plain GAN, no pyramid: the coarsest rule is not what fails
+        hint = (f"use lapgan.levels in {fits}" if fits
+                else "use lapgan.levels=2 or 3 with data.resolution=32 (or 16, 64)")
+        raise ConfigError(f"lapgan.levels={levels} does not fit: LAPGAN needs at least 2 levels (a GAN "
+                          f"on the coarsest image, then one residual level per doubling); {hint}")
+    if resolution % 2 ** levels or resolution // 2 ** (levels - 1) < 4:
         hint = f"use lapgan.levels in {fits}" if fits else "use data.resolution=32 (or 16, 64)"
         raise ConfigError(f"lapgan.levels={levels} does not fit data.resolution={resolution}: every "
                           f"level halves it, the coarsest must be an even size >= 4; {hint}")
@@ -71,10 +79,11 @@ class LAPGAN(Objective):
         if new:  # each level trains with loss.name only
             refuse_unused_model_settings(cfg, {"z_dim", "g_width", "d_width"})
             refuse_unused_sections(cfg)
+        level_sizes(cfg.data.resolution, cfg.lapgan.levels)  # before the data is read: it needs none
 
     def __init__(self, cfg, data_info: Mapping[str, Any]):
         m, p = cfg.model, cfg.lapgan
-        self.sizes = level_sizes(cfg.data.resolution, p.levels)
+        self.sizes = level_sizes(cfg.data.resolution, p.levels)  # again: a loaded run skips check_run
         self.z_dim, self.channels = m.z_dim, cfg.data.channels
         k = self._classes(cfg, data_info)
         self.nets = {"G0": nets_mod.BaseGenerator(size=self.sizes[0], channels=self.channels,

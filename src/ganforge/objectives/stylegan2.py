@@ -97,6 +97,39 @@ def check_psi(psi: float) -> float:
     return float(psi)
 
 
+def check_config(cfg, name: str) -> None:
+    """The one-line refusals of a StyleGAN2 config that need no data: model.name, the style
+    section's ranges, data.resolution a power of two. ``check_run`` says them before the data is
+    read (a 48 px run had decoded the whole folder first), ``__init__`` again for a loaded run."""
+    m, s = cfg.model, cfg.style
+    if m.name != "stylegan2":
+        raise ConfigError(f"objective={name} builds its own networks; set model.name=stylegan2 "
+                          f"(got '{m.name}')")
+    for key in ("w_dim", "mapping_layers", "channel_max", "pl_interval", "pl_batch_shrink"):
+        if getattr(s, key) <= 0:
+            raise ConfigError(f"style.{key} must be > 0, got {getattr(s, key)}")
+    if not 0 <= s.mixing_prob <= 1 or not 0 < s.pl_decay <= 1:
+        raise ConfigError(f"style.mixing_prob must be in [0, 1] and style.pl_decay in (0, 1], got "
+                          f"{s.mixing_prob} and {s.pl_decay}")
+    for key, meaning in (("pl_weight", "the path-length regularization weight; 0 off"),
+                         ("ema_kimg", "the EMA generator's half-life in thousands of images; "
+                                      "0: train.ema_decay"),
+                         ("ema_rampup", "the EMA half-life's cap as a share of the images seen; 0 off")):
+        if getattr(s, key) < 0:
+            raise ConfigError(f"style.{key} must be >= 0 ({meaning}), got {getattr(s, key)}")
+    if s.mapping_lr_mul <= 0:
+        raise ConfigError(f"style.mapping_lr_mul must be > 0 (the mapping network's learning-rate "
+                          f"multiplier; StyleGAN2: 0.01), got {s.mapping_lr_mul}")
+    res = cfg.data.resolution
+    if res < 8 or res & (res - 1):
+        near = 1 << max(3, res.bit_length() - 1)  # the power of two at or below, 8 at least
+        fix = f"use {near}" + (f" or {2 * near}" if near < res else "")
+        if cfg.data.name.split(":")[0] == "fashion-mnist":  # 28x28 images: the note says where they go
+            fix += " (Fashion-MNIST's 28x28 images are resized to it)"
+        raise ConfigError(f"objective={name} needs data.resolution a power of two >= 8 "
+                          f"(8, 16, 32, 64, ...), got {res}; {fix}")
+
+
 @register_objective("stylegan2")
 class StyleGAN2(UnconditionalGAN):
     ema = ["G"]
@@ -109,34 +142,15 @@ class StyleGAN2(UnconditionalGAN):
     accepts_points = False
     conditional = False
 
+    @classmethod
+    def check_run(cls, cfg, world_size: int, *, new: bool) -> None:
+        super().check_run(cfg, world_size, new=new)
+        check_config(cfg, cls.name)  # before the data is read: a bad resolution needs none
+
     def __init__(self, cfg, data_info: Mapping[str, Any]):
         m, s, self.reg, self.style = cfg.model, cfg.style, cfg.reg, cfg.style
-        if m.name != "stylegan2":
-            raise ConfigError(f"objective={self.name} builds its own networks; set model.name=stylegan2 "
-                              f"(got '{m.name}')")
-        for key in ("w_dim", "mapping_layers", "channel_max", "pl_interval", "pl_batch_shrink"):
-            if getattr(s, key) <= 0:
-                raise ConfigError(f"style.{key} must be > 0, got {getattr(s, key)}")
-        if not 0 <= s.mixing_prob <= 1 or not 0 < s.pl_decay <= 1:
-            raise ConfigError(f"style.mixing_prob must be in [0, 1] and style.pl_decay in (0, 1], got "
-                              f"{s.mixing_prob} and {s.pl_decay}")
-        for key, meaning in (("pl_weight", "the path-length regularization weight; 0 off"),
-                             ("ema_kimg", "the EMA generator's half-life in thousands of images; "
-                                          "0: train.ema_decay"),
-                             ("ema_rampup", "the EMA half-life's cap as a share of the images seen; 0 off")):
-            if getattr(s, key) < 0:
-                raise ConfigError(f"style.{key} must be >= 0 ({meaning}), got {getattr(s, key)}")
-        if s.mapping_lr_mul <= 0:
-            raise ConfigError(f"style.mapping_lr_mul must be > 0 (the mapping network's learning-rate "
-                              f"multiplier; StyleGAN2: 0.01), got {s.mapping_lr_mul}")
+        check_config(cfg, self.name)  # again here: a loaded run is built without check_run
         res = cfg.data.resolution
-        if res < 8 or res & (res - 1):
-            near = 1 << max(3, res.bit_length() - 1)  # the power of two at or below, 8 at least
-            fix = f"use {near}" + (f" or {2 * near}" if near < res else "")
-            if cfg.data.name.split(":")[0] == "fashion-mnist":  # 28x28 images: the note says where they go
-                fix += " (Fashion-MNIST's 28x28 images are resized to it)"
-            raise ConfigError(f"objective={self.name} needs data.resolution a power of two >= 8 "
-                              f"(8, 16, 32, 64, ...), got {res}; {fix}")
         if m.pac > 1 or m.d_spectral_norm or m.g_spectral_norm:
             raise ConfigError(f"objective={self.name} supports neither model.pac nor spectral norm; "
                               f"set model.pac=1, model.d_spectral_norm=false, model.g_spectral_norm=false")
