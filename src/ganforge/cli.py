@@ -334,7 +334,8 @@ def _train(args, starting: _Starting) -> int:
         chosen[0] = run_dir  # a refusal is not preceded by it; data: "40 images" (api.train's on_start)
         of = f" ({data})" if data else ""
         print(f"ganforge: resuming {run_dir} up to step {cfg.train.steps}{on}{of}" if args.resume else
-              f"ganforge: training {name} for {cfg.train.steps} steps{on} -> {run_dir}{of}", flush=True)
+              f"ganforge: training {name} for {cfg.train.steps} step{'' if cfg.train.steps == 1 else 's'}{on} -> "
+              f"{run_dir}{of}", flush=True)
 
     try:
         result = api.train(cfg, run_dir, name=name, resume=args.resume, force=args.force,

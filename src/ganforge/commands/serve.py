@@ -264,7 +264,7 @@ def register(subparsers, parser_class) -> None:
     s.add_argument("--max-audio-seconds", type=float, default=60.0,
                    help="length of an uploaded recording, for vocoder and voice-conversion models (default 60)")
     s.add_argument("--max-batch", type=int, default=32,
-                   help="images per forward pass when batching requests (1: no batching)")
+                   help="images per forward pass when batching requests (default 32; 1: no batching)")
     s.add_argument("--batch-wait-ms", type=float, default=0.0,
                    help="how long a batch waits for more requests (default 0: it takes those that "
                         "queued while the last batch ran, and a lone request runs at once)")

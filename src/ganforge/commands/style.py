@@ -217,9 +217,12 @@ def cmd_project(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "latent.npy") as tmp:
         np.save(tmp, result["ws"].numpy())
-    with atomic_path(out / "noise.npz") as tmp, open(tmp, "wb") as f:  # a file object: no '.npz' appended
-        np.savez(f, *[n.numpy() for n in result["noise"]])  # arr_0, arr_1, ...: the layers in order
     meta = _record(args, run, "project", target=Path(args.target).name, space=args.space, steps=done)
+    extra = {} if meta is None else {"provenance": np.array(json.dumps(meta, sort_keys=True))}
+    with atomic_path(out / "noise.npz") as tmp, open(tmp, "wb") as f:  # a file object: no '.npz' appended
+        # arr_0, arr_1, ...: the layers in order; the record, as a samples .npz carries it (ganforge
+        # provenance on the folder had called this file unlabelled and exited 1)
+        np.savez(f, *[n.numpy() for n in result["noise"]], **extra)
     with atomic_path(out / "reconstruction.png") as tmp:
         provenance.save_grid(result["image"], tmp, meta, nrow=1, padding=0)
     with atomic_path(out / "progress.png") as tmp:  # target | snapshots during the optimization
@@ -379,7 +382,7 @@ def _read_noise(path: Path) -> list:
 
     try:
         with np.load(path, allow_pickle=False) as z:
-            return [z[f"arr_{i}"] for i in range(len(z.files))]
+            return [z[f"arr_{i}"] for i in range(sum(k.startswith("arr_") for k in z.files))]
     except (OSError, ValueError, KeyError) as exc:
         raise ConfigError(f"cannot read {path} ({type(exc).__name__}), the noise maps of the projection next to "
                           f"--latent; project again, or move it away to edit with the default noise") from None
