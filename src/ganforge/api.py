@@ -1299,7 +1299,7 @@ class LoadedRun:
         """Vocoder runs: log-mel float [B, n_mels, T] (or [n_mels, T]) of the run's front end
         (``analyze``) -> waveform float [B, T * hop] in [-1, 1] on the CPU."""
         self.require("vocode")
-        mel = _float_tensor(mel, "vocode", "log-mel [B, n_mels, T]")
+        mel = _float_tensor(mel, "vocode", "log-mel [B, n_mels, T]", kind="mel")
         with _short_input("vocode", mel):
             return self.objective.vocode(mel, nets=self._nets(ema)).cpu()
 
@@ -1307,7 +1307,7 @@ class LoadedRun:
         """Voice-conversion runs: log-mel [B, n_mels, T] (or [n_mels, T]) of one voice -> the
         other voice's log-mel [B, n_mels, T] on the CPU (``direction`` AtoB or BtoA)."""
         self.require("convert")
-        mel = _float_tensor(mel, "convert", "log-mel [B, n_mels, T]")
+        mel = _float_tensor(mel, "convert", "log-mel [B, n_mels, T]", kind="mel")
         with _short_input("convert", mel):
             return self.objective.convert(mel, direction=direction, nets=self._nets(ema)).cpu()
 
@@ -1316,7 +1316,7 @@ class LoadedRun:
         [B, n_mels, ceil(L / hop)], the front end the run was trained with."""
         if not self.capabilities & AUDIO_CAPABILITIES:
             self.require("vocode")
-        wave = _float_tensor(wave, "analyze", "a waveform [L] or [B, L] in [-1, 1]")
+        wave = _float_tensor(wave, "analyze", "a waveform [L] or [B, L] in [-1, 1]", kind="audio")
         if wave.dim() == 2 and wave.shape[1] <= 8 < wave.shape[0]:  # soundfile.read's [L, channels]
             raise ConfigError(f"analyze takes a mono waveform [L] or a batch [B, L]; got {list(wave.shape)}, which "
                               f"looks like [L, channels]: mix it down first (wave.mean(1))")
@@ -1440,16 +1440,24 @@ def _short_input(method: str, mel: torch.Tensor):
         raise
 
 
-def _float_tensor(x, method: str, what: str, *, images: bool = False) -> torch.Tensor:
+# How integer data of each kind is put on the scale a method takes (the hint of its refusal)
+_INTEGER_HINTS = {"images": "uint8 images: x.float() / 127.5 - 1", "audio": "int16 audio: x.float() / 32768",
+                  "mel": "log-mels are floats: compute them with run.analyze(wave)"}
+
+
+def _float_tensor(x, method: str, what: str, *, images: bool = False, kind: str | None = None) -> torch.Tensor:
     """``x`` (a float tensor or numpy array) as a float tensor; integer data (uint8 images, int16
-    audio) is refused rather than read on the wrong scale."""
+    audio) is refused rather than read on the wrong scale, with the hint of its ``kind`` (images,
+    audio, mel)."""
     if isinstance(x, np.ndarray):
         x = torch.from_numpy(x)
     if not isinstance(x, torch.Tensor):
         raise ConfigError(f"{method} takes {what} as a float tensor or numpy array, got {type(x).__name__}")
     if not x.is_floating_point():
-        raise ConfigError(f"{method} takes {what} as floats, got {x.dtype}; scale it first (uint8 images: "
-                          f"x.float() / 127.5 - 1; int16 audio: x.float() / 32768)")
+        kind = kind or ("images" if images else None)
+        hint = _INTEGER_HINTS[kind] if kind else f"{_INTEGER_HINTS['images']}; {_INTEGER_HINTS['audio']}"
+        raise ConfigError(f"{method} takes {what} as floats, got {x.dtype}; scale it first ({hint})"
+                          if kind != "mel" else f"{method} takes {what} as floats, got {x.dtype}; {hint}")
     if not torch.isfinite(x).all():  # it had come back as all-NaN output
         raise ConfigError(f"{method} takes {what} with finite values; this one has NaN or inf")
     if images and x.numel() and float(x.abs().max()) > 1.001:  # 0..255 floats had been translated silently
