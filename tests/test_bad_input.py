@@ -42,8 +42,8 @@ def test_seeds_beyond_64_bits_are_refused(capsys):
 
 @pytest.mark.parametrize("argv, needle", [
     (["translate-eval", "RUN", "--n", "0"], "--n must be positive"),
-    (["eval-audio", "RUN", "--data", "D", "--threads", "0"], "--threads and --limit must be positive"),
-    (["eval-audio", "RUN", "--data", "D", "--limit", "-1"], "--threads and --limit must be positive"),
+    (["eval-audio", "RUN", "--data", "D", "--threads", "0"], "--threads must be positive"),
+    (["eval-audio", "RUN", "--data", "D", "--limit", "-1"], "--limit must be positive"),
     (["train", "dcgan-fashion-mnist", "train.n_sample_grid=0", "--out", "{tmp}/run"],
      "train.n_sample_grid must be > 0"),
     (["data", "make-speech", "--out", "{tmp}/sp", "--rate", "0"], "--rate must be in 4000..192000"),

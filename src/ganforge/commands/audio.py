@@ -86,6 +86,7 @@ def cmd_vocode(args) -> int:
     from .. import api
     from ..data.audio import write_wav
 
+    api.check_capability(args.run_dir, "vocode")  # an image run: this, not --out's suffix, comes first
     out = Path(args.out)
     _refuse_overwrite(out, args.force)
     run = api.load(args.run_dir, checkpoint=args.checkpoint, device=args.device, require="vocode")
@@ -105,6 +106,7 @@ def cmd_convert(args) -> int:
     from .. import api
     from ..data.audio import write_wav
 
+    api.check_capability(args.run_dir, "convert")  # an image run: this, not --out's suffix, comes first
     out = Path(args.out)
     _refuse_overwrite(out, args.force)
     run = api.load(args.run_dir, checkpoint=args.checkpoint, device=args.device, require="convert")
@@ -138,7 +140,16 @@ def _synthesizer(run, args):
     from .. import api
     from ..metrics.audio import Synthesizer
 
-    vocoder = api.load(args.vocoder, device=args.device, require="vocode") if args.vocoder else None
+    if not args.vocoder:
+        return Synthesizer(run.config.audio)
+    vocoder = api.load(args.vocoder, device=args.device)
+    if "vocode" not in vocoder.capabilities:
+        # the run's own refusal ("train a preset that can") had not named --vocoder nor the default
+        what = ("a voice-conversion run" if "convert" in vocoder.capabilities
+                else f"a run of objective={vocoder.config.objective}")
+        raise ConfigError(f"--vocoder {args.vocoder} is {what}, not a vocoder; pass a vocoder run (e.g. trained "
+                          f"with {' or '.join(api.presets_that_can('vocode')[:2])}) or leave --vocoder out "
+                          f"(the mels are then made into speech by Griffin-Lim)")
     return Synthesizer(run.config.audio, vocoder)
 
 
@@ -150,8 +161,11 @@ def cmd_eval_audio(args) -> int:
 
     if args.threads is None:
         args.threads = default_threads()
-    if args.threads <= 0 or (args.limit is not None and args.limit <= 0):
-        raise ConfigError(f"--threads and --limit must be positive, got {args.threads} and {args.limit}")
+    if args.threads <= 0:
+        raise ConfigError(f"--threads must be positive, got {args.threads} (leave it out for the "
+                          f"default, {default_threads()})")
+    if args.limit is not None and args.limit <= 0:
+        raise ConfigError(f"--limit must be positive, got {args.limit} (leave it out to score every utterance)")
     out = json_output(args.json, args.force)
     run = api.load(args.run_dir, checkpoint=args.checkpoint, device=args.device)
     if not run.capabilities & AUDIO_CAPABILITIES:

@@ -56,6 +56,9 @@ def cmd_translate(args) -> int:
     from ..objectives.pix2pix import check_tile
     from ..signals import sigterm_interrupts
 
+    # the run's capability before --out and INPUT (read as images): a voice-conversion run given a
+    # .wav had been told to delete its unreadable "image"; from the config alone, no weights read
+    api.check_capability(args.run_dir, "translate")
     src, out = Path(args.input), Path(args.out)
     files = _inputs(src)
     single = src.is_file()

@@ -54,6 +54,9 @@ def cmd_upscale(args) -> int:
     from ..data.superres import read_image
     from ..signals import sigterm_interrupts
 
+    # the run's capability before the options and INPUT (read as images): a vocoder run given a
+    # .wav had been told to delete its unreadable "image"; from the config alone, no weights read
+    api.check_capability(args.run_dir, "upscale")
     if args.tile < 0:
         raise ConfigError(f"--tile must be >= 0 (0: whole image), got {args.tile}")
     if args.overlap is not None and args.overlap < 0:

@@ -42,13 +42,13 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
 from ..data.audio import load_audio, read_audio
-from ..errors import ConfigError
+from ..errors import ConfigError, GanforgeError
 from ..progress import Tenths
 from .speaker import MIN_UTTERANCES, SpeakerJudge, speaker_features  # noqa: F401  (speaker_features: re-exported)
 
@@ -182,14 +182,42 @@ def _utterances(run, data: str | Path, limit: int | None, split: str = "test"):
     return waves[:limit] if limit else waves, ds.files[:limit] if limit else ds.files
 
 
-def training_files_note(data: str | Path, files: list[str]) -> str | None:
-    """A warning when the files read are a corpus's training files (a train/ folder given
-    itself, or a voice folder with train/ and no test/), which the table would call held-out."""
+def trained_on(run) -> list[Path]:
+    """The folders (resolved) whose files the run trained on, as training read its data.name=audio:PATH
+    (a relative PATH from the current folder); [] when that folder is not here."""
+    from ..data.audio import _split_folder, parse_audio_name, read_corpus_info
+
+    try:
+        root = parse_audio_name(run.config.data.name).resolve()
+        info = read_corpus_info(root) if root.is_dir() else None
+    except (GanforgeError, OSError):
+        return []
+    if not root.is_dir():
+        return []
+    split = run.config.data.split
+    if info is None:  # a plain folder, or one voice's folder with train/ and test/
+        return [_split_folder(root, split)]
+    # a make-speech corpus: each voice's split folder (its test/ and parallel/ are held out)
+    return [root / v / split if (root / v / split).is_dir() else root / v for v in info.get("voices", [])]
+
+
+def training_files(data: str | Path, files: list[str], trained: Sequence[Path] = (),
+                   data_name: str = "") -> tuple[int, str | None]:
+    """(how many of ``files`` (relative to ``data``) are training files, a note saying so): the files
+    under the folders the run trained on (``trained``, from ``trained_on``; the same folder as
+    --data, inside it or around it), else any under a train/ folder (a corpus's, which the run may
+    have trained on); the table would otherwise call them held-out."""
     root = Path(data).resolve()
+    mine = sum(any(t == p or t in p.parents for t in trained) for p in (root / f for f in files))
+    if mine:
+        which = f"{data} holds" if mine == len(files) else f"{mine} of the {len(files)} files scored from {data} are"
+        return mine, (f"{which} the run's training files (it trained on data.name={data_name}): the scores are "
+                      f"not on held-out data; point --data at recordings the run did not train on (e.g. a "
+                      f"make-speech corpus, whose test/ folders are held out)")
     if root.name != "train" and not any("train" in Path(f).parts[:-1] for f in files):
-        return None
-    return (f"{data} holds training files (train/), not held-out ones: the scores are on data the run may "
-            f"have trained on; point --data at the corpus or a voice's test/ folder")
+        return 0, None
+    return len(files), (f"{data} holds training files (train/), not held-out ones: the scores are on data the "
+                        f"run may have trained on; point --data at the corpus or a voice's test/ folder")
 
 
 # ----------------------------------------------------------------------------- vocoder
@@ -212,10 +240,11 @@ def evaluate_vocoder(run, data: str | Path, *, limit: int | None = None, threads
     a = run.config.audio
     threads = default_threads() if threads is None else threads
     waves, files = _utterances(run, data, limit)
-    training = training_files_note(data, files)  # a note, and the table's first line says it too
+    # a note, and the table's first line says it too
+    n_training, training = training_files(data, files, trained_on(run), run.config.data.name)
     seconds = sum(len(w) for w in waves) / a.rate
     head = {"kind": "vocoder", "data": str(data), "utterances": len(waves), "held_out": training is None,
-            "audio_seconds": seconds, "threads": threads}
+            "training_utterances": n_training, "audio_seconds": seconds, "threads": threads}
     if log is not None:
         log(_header(head))
     progress = _progress(log, len(waves), "utterances scored")
@@ -362,8 +391,12 @@ def evaluate_run(run, data: str | Path, *, limit: int | None = None, threads: in
 def _header(result: dict[str, Any]) -> str:
     """The first line of an evaluation's table: what is scored (known before the scoring)."""
     if result["kind"] == "vocoder":
-        which = "held-out" if result.get("held_out", True) else "training (not held-out)"
-        return (f"{result['utterances']} {which} utterance(s), {result['audio_seconds']:.1f} s of "
+        n = result["utterances"]
+        mine = result.get("training_utterances", n)
+        which = (f"{n} held-out utterance(s)" if result.get("held_out", True) else
+                 f"{n} training (not held-out) utterance(s)" if mine >= n else
+                 f"{n} utterance(s), {mine} of them training files (not held-out)")
+        return (f"{which}, {result['audio_seconds']:.1f} s of "
                 f"audio, from {result['data']}; timing on {result['threads']} thread(s)")
     return (f"{result['sentences']} parallel sentence(s) of {' / '.join(result['voices'])} from "
             f"{result['data']}; waveforms by {result['waveforms']}")
