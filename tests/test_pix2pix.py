@@ -166,7 +166,7 @@ def test_translate_keeps_odd_sizes_in_eval_mode(trained_run):
     assert torch.allclose(y, G.eval()(pad)[..., :37, :23], atol=1e-6)
     with pytest.raises(ConfigError, match="3 channel"):
         run.translate(torch.zeros(1, 1, 16, 16))
-    with pytest.raises(ConfigError, match="one way"):
+    with pytest.raises(ConfigError, match="translates AtoB only"):
         run.translate(x, direction="BtoA")
     with pytest.raises(ConfigError, match="translate"):
         run.sample(4)  # a translation run has no samples from noise
@@ -197,7 +197,7 @@ def test_translate_cli_file_and_folder(trained_run, tmp_path):
     r = run_cli("translate", trained_run, src / "odd.png", "--out", tmp_path / "one.png")
     assert r.returncode == 0 and Image.open(tmp_path / "one.png").size == (35, 21)
     r = run_cli("translate", trained_run, src, "--out", tmp_path / "o2", "--direction", "BtoA")
-    assert r.returncode == 2 and "one way" in r.stderr
+    assert r.returncode == 2 and "translates AtoB only" in r.stderr
     # subfolders are translated too, into the same layout; two inputs that would both become
     # x.png are refused before anything is written (the second replaced the first)
     (src / "sub").mkdir()

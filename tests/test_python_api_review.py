@@ -107,9 +107,9 @@ def test_image_dataset_takes_numpy_arrays():
 def test_translate_names_an_unknown_direction(tmp_path):
     run = ganforge.load(train_family("pix2pix", tmp_path))
     x = torch.zeros(1, run.objective.in_channels, 16, 16)
-    with pytest.raises(ConfigError, match=r"unknown direction='x'; valid: 'AtoB' .* and 'BtoA'"):
+    with pytest.raises(ConfigError, match=r"unknown direction='x'; valid: 'AtoB' and 'BtoA'"):
         run.translate(x, direction="x")
-    with pytest.raises(ConfigError, match="translates one way"):  # a real direction it lacks
+    with pytest.raises(ConfigError, match="translates AtoB only"):  # a real direction it lacks
         run.translate(x, direction="BtoA")
 
 

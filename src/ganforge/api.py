@@ -1254,16 +1254,17 @@ class LoadedRun:
         return to_uint8_hwc(self.sample(n, **kwargs))
 
     @torch.no_grad()
-    def translate(self, images: torch.Tensor, *, direction: str = "AtoB", ema: bool = True,
+    def translate(self, images: torch.Tensor, *, direction: str | None = None, ema: bool = True,
                   tile: int | None = None) -> torch.Tensor:
         """Image-to-image runs: float [N, C, H, W] in [-1, 1] of any H, W -> the translations
-        [N, C', H, W] on the CPU, networks in eval mode. ``tile``: translate in overlapping
-        windows of that size (e.g. the training crop) and blend."""
+        [N, C', H, W] on the CPU, networks in eval mode. ``direction``: AtoB or BtoA (None: a
+        Pix2Pix run's one direction, translate.direction; a CycleGAN run's AtoB). ``tile``:
+        translate in overlapping windows of that size (e.g. the training crop) and blend."""
         self.require("translate")
-        if direction not in ("AtoB", "BtoA"):  # a one-way (pix2pix) run had answered "translates one way"
-            raise ConfigError(f"translate: unknown direction={direction!r}; valid: 'AtoB' (the run's "
-                              f"input side to its output side) and 'BtoA' (the other way, for runs "
-                              f"that trained both, such as CycleGAN)")
+        if direction not in (None, "AtoB", "BtoA"):  # a one-way (pix2pix) run had answered "translates one way"
+            raise ConfigError(f"translate: unknown direction={direction!r}; valid: 'AtoB' and 'BtoA' (a "
+                              f"pix2pix run translates the way it trained, translate.direction; a "
+                              f"CycleGAN run both), or None for the run's default")
         if tile is not None:
             tile = _check_int("tile", tile, minimum=1)
         nets = self._nets(ema)

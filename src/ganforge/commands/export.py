@@ -50,8 +50,9 @@ def register(subparsers, parser_class) -> None:
     s.add_argument("--format", required=True, choices=["onnx", "folder"])
     s.add_argument("--capability", choices=["sample", "translate", "upscale"],
                    help="onnx: which capability to export (default: the first the run has)")
-    s.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"],
-                   help="onnx, translation runs: which generator (BtoA: unpaired runs only)")
+    s.add_argument("--direction", choices=["AtoB", "BtoA"],
+                   help="onnx, translation runs: which generator; default: a paired run's own "
+                        "(translate.direction), an unpaired run's AtoB")
     s.add_argument("--truncation", type=float, metavar="T",
                    help="onnx, samplers whose graph holds state for one truncation (standing "
                         "BatchNorm statistics): the truncation to fix it to (default: none); recorded in the "

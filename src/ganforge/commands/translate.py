@@ -77,15 +77,16 @@ def cmd_translate(args) -> int:
     run = api.load(args.run_dir, checkpoint=args.checkpoint, device=args.device, require="translate")
     run.require("translate")
     check_tile(args.tile or None, run.objective.stride)  # before the first output is written
+    direction = args.direction or run.objective.default_direction  # said below, and in the provenance
     before = file_stamps(dst for _, dst in pairs)  # the old outputs --force replaces
     try:
         with sigterm_interrupts():  # SIGTERM as Ctrl-C: the image being written leaves no temporary
-            translate_files(run, pairs, direction=args.direction, ema=not args.no_ema,
+            translate_files(run, pairs, direction=direction, ema=not args.no_ema,
                             tile=args.tile or None, provenance=not args.no_provenance)
     except KeyboardInterrupt as exc:
         return interrupted(exc, out, folder=not single, total=len(targets),
                            pending=[dst for _, dst in pairs], before=before)
-    print(f"ganforge: translated {len(pairs)} image(s) {args.direction} with {run.checkpoint} "
+    print(f"ganforge: translated {len(pairs)} image(s) {direction} with {run.checkpoint} "
           f"(step {run.step}) -> {out}")
     return 0
 
@@ -137,8 +138,9 @@ def register(subparsers, parser_class) -> None:
     add_run_arguments(s, out={"required": True, "help": "a .png file (one input) or a folder"},
                       force="overwrite existing outputs")
     s.add_argument("input", metavar="INPUT", help="an image file or a folder of images")
-    s.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"],
-                   help="AtoB (default) or BtoA (unpaired runs only)")
+    s.add_argument("--direction", choices=["AtoB", "BtoA"],
+                   help="AtoB or BtoA; default: a paired run's own (translate.direction, the one way it "
+                        "translates), an unpaired run's AtoB")
     s.add_argument("--tile", type=int, default=0,
                    help="translate in half-overlapping windows of this size, blended (e.g. the "
                         "training crop, data.resolution); 0 (default): the whole image at once")

@@ -189,10 +189,11 @@ class CycleGAN(TranslationFamily):
             self.pool_b.load_state_dict(state["pool_b"], device)
 
     @torch.no_grad()
-    def translate(self, x: Tensor, *, direction: str = "AtoB",
+    def translate(self, x: Tensor, *, direction: str | None = None,
                   nets: Mapping[str, nn.Module] | None = None, tile: int | None = None) -> Tensor:
         """G_AB(x) (AtoB) or G_BA(x) (BtoA) for x float [N, C, H, W] in [-1, 1], any H, W;
         ``tile``: see pix2pix.run_tiled."""
+        direction = direction or self.default_direction
         if direction not in ("AtoB", "BtoA"):
             raise ConfigError(f"translate: direction={direction!r} is not a direction; pass direction='AtoB' "
                               f"(domain A to B) or direction='BtoA'")

@@ -249,9 +249,13 @@ class TranslationFamily(Objective):
         raise ConfigError("translation runs have no samples from noise; translate images "
                           "instead: ganforge translate RUN INPUT --out OUT")
 
-    def input_channels(self, direction: str = "AtoB") -> int:
-        """Channels of the images ``translate`` takes in ``direction``."""
-        return self.in_channels if direction == "AtoB" else self.out_channels
+    # the direction translate takes when none is given: a Pix2Pix run's own (translate.direction)
+    default_direction = "AtoB"
+
+    def input_channels(self, direction: str | None = None) -> int:
+        """Channels of the images ``translate`` takes in ``direction`` (None: the default one)."""
+        return self.in_channels if (direction or self.default_direction) == self.default_direction \
+            else self.out_channels
 
 
 # ----------------------------------------------------------------------------- Pix2Pix
@@ -272,6 +276,9 @@ class Pix2Pix(TranslationFamily):
             raise ConfigError(f"translate.lambda_l1 must be >= 0, got {t.lambda_l1}")
         self.check_sizes(cfg)
         self.in_channels, self.out_channels = a_channels(cfg), cfg.data.channels
+        # its one way: trained with translate.direction=BtoA, it translates B to A (and had said
+        # "AtoB", and refused --direction BtoA advising the setting it was trained with)
+        self.default_direction = t.direction
         norm = t.norm or "batch"
         chroma = t.task == "colorize" and t.chroma and self.in_channels == 1
         G = build_unet(in_channels=self.in_channels, out_channels=2 if chroma else self.out_channels,
@@ -335,13 +342,15 @@ class Pix2Pix(TranslationFamily):
             self._fake = None
 
     @torch.no_grad()
-    def translate(self, x: Tensor, *, direction: str = "AtoB",
+    def translate(self, x: Tensor, *, direction: str | None = None,
                   nets: Mapping[str, nn.Module] | None = None, tile: int | None = None) -> Tensor:
-        """G(x) for x float [N, Ca, H, W] in [-1, 1], any H, W -> [N, Cb, H, W]; ``tile``: see
-        run_tiled."""
-        if direction != "AtoB":
-            raise ConfigError("a pix2pix run translates one way (AtoB, its input side); for the "
-                              "other way train with translate.direction=BtoA")
+        """G(x) for x float [N, Ca, H, W] in [-1, 1], any H, W -> [N, Cb, H, W], in the run's one
+        ``direction`` (translate.direction; None: that one); ``tile``: see run_tiled."""
+        own = self.default_direction
+        if (direction or own) != own:
+            raise ConfigError(f"this pix2pix run translates {own} only (it trained with translate.direction="
+                              f"{own}); drop the direction (--direction), or for {direction} train a run "
+                              f"with translate.direction={direction}")
         G = (nets or {}).get("G", self.nets["G"])
         x = check_input(x, self.in_channels).to(self.device)
         return run_tiled(G, x, self.stride, tile).clamp(-1, 1)

@@ -88,7 +88,7 @@ def _second_inputs(run, capability: str, direction: str, inputs: dict[str, torch
 
 
 def export_onnx(run: LoadedRun, out: Path | str, *, capability: str | None = None,
-                direction: str = "AtoB", force: bool = False,
+                direction: str | None = None, force: bool = False,
                 truncation: float | None = None) -> dict[str, Any]:
     """Write ``out`` (.onnx) and return what was checked: inputs, the largest difference to
     PyTorch on the traced and on a second input shape (``max_abs_diff``), for a translate graph
@@ -106,6 +106,8 @@ def export_onnx(run: LoadedRun, out: Path | str, *, capability: str | None = Non
     if capability not in EXPORTABLE:
         raise ConfigError(f"--capability {capability}: exportable are {', '.join(EXPORTABLE)}")
     run.require(capability)
+    # None: a pix2pix run's own direction, a CycleGAN run's AtoB (other graphs record AtoB, as before)
+    direction = direction or (run.objective.default_direction if capability == "translate" else "AtoB")
     if truncation is not None:
         run.require("truncation")
         if capability != "sample" or truncation_state(run) is None:
@@ -395,8 +397,9 @@ def model_card(run: LoadedRun, meta: dict[str, Any]) -> str:
                      else "converted = g.convert(mel, direction=\"AtoB\")   # the other voice's log-mel")
     elif "translate" in run.capabilities:
         unpaired = _unpaired(run)
-        channels = run.objective.input_channels("AtoB") if hasattr(run.objective, "input_channels") \
+        channels = run.objective.input_channels() if hasattr(run.objective, "input_channels") \
             else cfg.data.channels
+        way = getattr(run.objective, "default_direction", "AtoB")
         lines += ["import torch", "from PIL import Image", "import ganforge",
                   "from ganforge.data.imageio import read_array", "",
                   f'g = ganforge.load("{meta["name"]}")',
@@ -404,8 +407,8 @@ def model_card(run: LoadedRun, meta: dict[str, Any]) -> str:
                   f"# uint8 [H, W, {channels}], any H and W",
                   "x = torch.from_numpy(pixels.copy()).permute(2, 0, 1)[None].float() / 127.5 - 1   "
                   f"# [1, {channels}, H, W] in [-1, 1]",
-                  'y = g.translate(x, direction="AtoB")   # [1, C, H, W] in [-1, 1]'
-                  + ('; "BtoA": the other way' if unpaired else ""),
+                  f'y = g.translate(x, direction="{way}")   # [1, C, H, W] in [-1, 1]'
+                  + ('; "BtoA": the other way' if unpaired else "; the way it trained"),
                   "out = ((y[0].clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).squeeze(-1)",
                   'Image.fromarray(out.numpy()).save("out.png")']
     elif "upscale" in run.capabilities:
