@@ -45,10 +45,12 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 def shell_arg(value) -> str:
     """``value`` as one argument of a command a message tells the user to paste into a shell
-    (a path with spaces or quotes quoted, a plain one unchanged)."""
+    (a path with spaces or quotes quoted, a plain one unchanged; one that starts with a dash
+    prefixed with ./, or the command had read it as an option: "--out -r3" had failed)."""
     import shlex
 
-    return shlex.quote(str(value))
+    text = str(value)
+    return shlex.quote(f"./{text}" if text.startswith("-") else text)
 
 
 class GanforgeWarning(UserWarning):

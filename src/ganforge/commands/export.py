@@ -18,7 +18,7 @@ def cmd_export(args) -> int:
         out = export.export_folder(run, args.out, force=args.force)
         files = ", ".join(sorted(p.name for p in out.iterdir() if p.is_file()))  # with a family's extras
         print(f"ganforge: wrote model folder {out} ({files}) from "
-              f"{run.checkpoint} (step {run.step}); load it with ganforge.load('{out}') or "
+              f"{run.checkpoint} (step {run.step}); load it with ganforge.load({str(out)!r}) or "
               f"ganforge serve {shell_arg(out)}")
         return 0
     result = export.export_onnx(run, args.out, capability=args.capability, direction=args.direction,

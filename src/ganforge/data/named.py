@@ -61,7 +61,9 @@ OFFICIAL_TRAIN_COUNT = 60_000  # only the full official training set is judged b
 def _user_dirs(name: str, data_dir) -> list[Path]:
     """[DIR/name, DIR] of data_dir (else GANFORGE_DATA), or []. DIR/name first: DIR may be a
     folder of datasets holding another one's files at its top (MNIST's and Fashion-MNIST's files
-    have the same names)."""
+    have the same names). An empty data_dir is none, as train's --data-dir "" (data.data_dir=) is:
+    `data fetch --data-dir "$UNSET"` had failed with an IndexError."""
+    data_dir = data_dir if data_dir not in ("", b"") else None
     if data_dir is not None and not Path(data_dir).expanduser().is_dir():
         raise DataError(f"--data-dir {data_dir} does not exist or is not a directory; pass the "
                         f"folder that holds {name}, or leave it out to use the usual places")
@@ -86,6 +88,7 @@ def obtain(name: str, *, data_dir, download_ok: bool, has: Callable[[Path], bool
     verifies it there, returning the URL used; manual says what to download by hand, expected
     (default: manual) which files a folder given by the user must hold.
     """
+    data_dir = data_dir if data_dir not in ("", b"") else None  # as _user_dirs
     user = _user_dirs(name, data_dir)
     if data_dir is not None and not any(has(d) for d in user):  # said for this dataset: no other copy
         raise DataError(f"--data-dir {data_dir} does not hold {name}: expected {expected or manual} in "

@@ -30,7 +30,7 @@ import yaml
 from ..api import MODEL_CONFIG, MODEL_WEIGHTS, LoadedRun, recorded_plugins
 from ..atomic import atomic_path, atomic_write_text, restore_replaced, save_tensors
 from ..data.base import PATH_PREFIXES
-from ..errors import ConfigError, GanforgeError
+from ..errors import ConfigError, GanforgeError, shell_arg
 from ..objectives import AUDIO_CAPABILITIES, CAPABILITIES
 from ..report.run import given_dataset, given_record
 from ..training import checkpoint as ckpt
@@ -311,7 +311,7 @@ def evaluation_advice(run: LoadedRun, name: str, cfg=None) -> list[str]:
                 f"the held-out photographs (`--data DIR`: a folder of high-resolution images of your own)."]
     if "sample" in caps and run.point_dim:  # a toy mixture: eval takes images, bench modes points
         return [f"The run logged no evaluation: `ganforge sample {name} --n 1000 --out points.png` draws its "
-                f"points over the mixture's modes, and `ganforge bench modes --data {cfg.data.name}` "
+                f"points over the mixture's modes, and `ganforge bench modes --data {shell_arg(cfg.data.name)}` "
                 f"measures modes covered and high-quality samples of a recipe over seeds."]
     if "sample" in caps and given_record(run.run_dir) is not None:  # not data.name's dataset
         return [f"The run logged no evaluation: `ganforge eval {name} --ref folder:PATH` measures it against "
@@ -324,7 +324,7 @@ def evaluation_advice(run: LoadedRun, name: str, cfg=None) -> list[str]:
             check_reference(ref)
         except GanforgeError:  # a folder or toy name that --ref does not take
             ref = "DATASET"
-        return [f"The run logged no evaluation: `ganforge eval {name} --ref {ref}` measures it (or train "
+        return [f"The run logged no evaluation: `ganforge eval {name} --ref {shell_arg(ref)}` measures it (or train "
                 f"with `eval.every`)."]
     return ["The run logged no evaluation."]
 
@@ -346,6 +346,9 @@ def model_card(run: LoadedRun, meta: dict[str, Any]) -> str:
     """The folder's README.md; ``meta``: name, source, evaluation, evaluated (the steps the run
     evaluated) and config (what the card shows of the run's config: ``shareable_config``)."""
     cfg = meta.get("config") or run.config
+    # the name as the card's commands need it: quoted for the shell, a string literal for Python
+    # (a folder named "it's model" had given `ganforge serve it's model`)
+    sh, py = shell_arg(meta["name"]), json.dumps(meta["name"], ensure_ascii=False)
     lines = [f"# {meta['name']}", "",
              f"{CARD_MARK}objective `{cfg.objective}`, exported from `{meta['source']}` at "
              f"step {run.step}.", "", "## What it does", ""]
@@ -377,7 +380,7 @@ def model_card(run: LoadedRun, meta: dict[str, Any]) -> str:
                   f"{len(steps)} evaluation{'s' if len(steps) > 1 else ''} (steps {steps[0]} to {steps[-1]}) "
                   f"are in its metrics.jsonl."]
     else:
-        lines += evaluation_advice(run, meta["name"], cfg)
+        lines += evaluation_advice(run, sh, cfg)
     lines += ["", "## Use", ""]
     plugins = recorded_plugins(run.run_dir, to_load=True)  # a plugin loss is not needed to load it
     if plugins:  # the family or networks were registered outside ganforge
@@ -390,7 +393,7 @@ def model_card(run: LoadedRun, meta: dict[str, Any]) -> str:
         lines.append("```python")
     if audio:
         lines += ["import torch", "import ganforge", "from ganforge.data.audio import read_audio", "",
-                  f'g = ganforge.load("{meta["name"]}")',
+                  f'g = ganforge.load({py})',
                   f"wave = torch.from_numpy(read_audio(\"in.wav\", {a.rate}))   # mono float32 at {a.rate} Hz",
                   "mel = g.analyze(wave)   # log-mel [1, n_mels, T]"]
         lines.append("out = g.vocode(mel)   # waveform [1, T * hop] in [-1, 1]" if "vocode" in run.capabilities
@@ -402,7 +405,7 @@ def model_card(run: LoadedRun, meta: dict[str, Any]) -> str:
         way = getattr(run.objective, "default_direction", "AtoB")
         lines += ["import torch", "from PIL import Image", "import ganforge",
                   "from ganforge.data.imageio import read_array", "",
-                  f'g = ganforge.load("{meta["name"]}")',
+                  f'g = ganforge.load({py})',
                   f'pixels = read_array("in.png", "{"L" if channels == 1 else "RGB"}")   '
                   f"# uint8 [H, W, {channels}], any H and W",
                   "x = torch.from_numpy(pixels.copy()).permute(2, 0, 1)[None].float() / 127.5 - 1   "
@@ -414,26 +417,26 @@ def model_card(run: LoadedRun, meta: dict[str, Any]) -> str:
     elif "upscale" in run.capabilities:
         s = getattr(run.objective, "scale", None)
         lines += ["from PIL import Image", "import ganforge", "",
-                  f'g = ganforge.load("{meta["name"]}")',
+                  f'g = ganforge.load({py})',
                   f'sr = g.upscale(Image.open("in.png"))   # uint8 [{s or "s"}*h, {s or "s"}*w, 3], '
                   "tiled (tile=256 LR pixels)",
                   'Image.fromarray(sr).save("out.png")']
     else:
-        lines += ["import ganforge", "", f'g = ganforge.load("{meta["name"]}")']
+        lines += ["import ganforge", "", f'g = ganforge.load({py})']
     if "sample" in run.capabilities:
         lines.append(f"points = g.sample(16, seed=0)   # float [16, {run.point_dim}]" if run.point_dim
                      else "images = g.sample(16, seed=0)   # float [16, C, H, W] in [-1, 1]")
     lines += ["```", "", "```bash"]
     if "vocode" in run.capabilities:
-        lines.append(f"ganforge vocode {meta['name']} in.wav --out out.wav")
+        lines.append(f"ganforge vocode {sh} in.wav --out out.wav")
     if "convert" in run.capabilities:
-        lines.append(f"ganforge convert {meta['name']} in.wav --out out.wav --direction AtoB")
+        lines.append(f"ganforge convert {sh} in.wav --out out.wav --direction AtoB")
     if "translate" in run.capabilities:
-        lines.append(f"ganforge translate {meta['name']} in.png --out out.png"
+        lines.append(f"ganforge translate {sh} in.png --out out.png"
                      + (" --direction AtoB" if _unpaired(run) else ""))
     if "upscale" in run.capabilities:
-        lines.append(f"ganforge upscale {meta['name']} in.png --out out.png")
-    lines.append(f"ganforge serve {meta['name']}")
+        lines.append(f"ganforge upscale {sh} in.png --out out.png")
+    lines.append(f"ganforge serve {sh}")
     if plugins:
         start = lines.index("```bash") + 1
         lines[start:] = [f"GANFORGE_PLUGINS={','.join(plugins)} {line}" for line in lines[start:]]
