@@ -105,10 +105,37 @@ def check_token(token: str | None) -> None:
                           "carries; give the token without them")
 
 
+def check_distinct(paths: list[str]) -> None:
+    """A ConfigError for a folder given twice (``runs/a ./runs/a/``): it had been loaded and
+    served once per mention, as a, a-2, a-3."""
+    from ..errors import ConfigError
+
+    seen: dict[Path, str] = {}
+    for p in paths:
+        key = Path(p).resolve()
+        if key in seen:
+            same = p if p == seen[key] else f"{seen[key]} and {p}"
+            raise ConfigError(f"{same} is given twice (the same folder, {key}); give each model once")
+        seen[key] = p
+
+
+def still_training_notes(runs: dict, paths: list[str]) -> list[str]:
+    """A line for each served run that a live ``ganforge train`` holds: the server keeps the
+    checkpoint it loaded, and does not pick up the ones training writes later."""
+    from ..rundir import is_locked
+
+    return [f"ganforge: note: run {name} ({p}) is still training; serving its checkpoint of step "
+            f"{run.step}, and serve does not pick up later checkpoints (restart it to serve a newer one)"
+            for (name, run), p in zip(runs.items(), paths) if Path(p).is_dir() and is_locked(Path(p))]
+
+
 def cmd_serve(args) -> int:
     from ..errors import ConfigError
 
     check_token(args.token)
+    if not args.host.strip():
+        raise ConfigError(f"--host is empty{'' if not args.host else ' (only spaces)'}; give an address to "
+                          f"bind, e.g. --host 127.0.0.1 (the default) or --host 0.0.0.0 with --token")
     if not is_loopback(args.host) and not args.token:
         raise ConfigError(f"--host {args.host} is reachable from other machines; set --token T (every "
                           f"/api call then needs 'Authorization: Bearer T') or use --host 127.0.0.1")
@@ -130,14 +157,17 @@ def cmd_serve(args) -> int:
                           f"pip install 'ganforge[serve]'") from None
     from .. import api
 
+    paths = [args.run_dir, *args.more]
+    check_distinct(paths)  # before the port is taken and anything loads
     sockets = listen(args.host, args.port)  # closed by uvicorn's shutdown, or below
     try:
         if args.threads is not None:
             import torch
 
             torch.set_num_threads(args.threads)
-        paths = [args.run_dir, *args.more]
         runs = {name: api.load(p, checkpoint=args.checkpoint) for name, p in zip(model_names(paths), paths)}
+        for note in still_training_notes(runs, paths):
+            print(note, flush=True)
         settings = Settings(token=args.token, max_n=args.max_n, max_upload_mb=args.max_upload_mb,
                             max_pixels=args.max_pixels, max_audio_seconds=args.max_audio_seconds,
                             max_batch=args.max_batch,

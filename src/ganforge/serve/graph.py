@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import os
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
@@ -138,6 +139,14 @@ def record(run, call: Callable[[], Any], *, sample: bool = False) -> GeneratorCa
 
 def record_sample(run, n: int, *, seed: int = 0, labels=None,
                   truncation: float | None = None) -> GeneratorCall | None:
+    """The generator call behind ``run.sample(n, seed=seed, labels=labels, truncation=truncation)``,
+    recorded and not run: its ``.arguments`` are the network's inputs by parameter name (z, labels,
+    ...), drawn by the family from the seed; None when the sample made no network call. ``run``: a
+    loaded run (``ganforge.load``), or a run directory or model folder (str or Path), loaded here."""
+    if isinstance(run, (str, os.PathLike)):  # the README's record_sample(run, ...) with a path had
+        from ..api import load  # crashed: 'str' object has no attribute 'objective'
+
+        run = load(run)
     return record(run, lambda: run.sample(n, seed=seed, labels=labels, truncation=truncation), sample=True)
 
 

@@ -110,8 +110,8 @@ def describe(name: str, run) -> dict[str, Any]:
             except GanforgeError:
                 directions.pop()
         info["directions"] = directions
-    if "upscale" in caps:
-        info["scale"] = int(getattr(run.objective, "scale", 1))
+    if "upscale" in caps:  # any size in, scale x out: data.resolution is only what training cropped from
+        info.update(scale=int(getattr(run.objective, "scale", 1)), resolution=None)
     if "truncation" in caps:  # the page's slider: the family's range (BigGAN: thresholds, none above 3)
         lo, hi, default = run.objective.truncation_range
         info["truncation"] = {"min": lo, "max": hi, "step": 0.05, "default": default}
@@ -209,11 +209,13 @@ async def decode(data: bytes, settings: Settings, mode: str) -> np.ndarray:
 
 def decode_upload(data: bytes, settings: Settings, mode: str) -> np.ndarray:
     """uint8 [H, W, C] of an uploaded image; 413 over the pixel limit (checked on the header,
-    before decoding), 400 when it is not an image."""
+    before decoding), 400 when it is empty or not an image."""
     from PIL import Image, UnidentifiedImageError
 
     from ..data.imageio import normalize
 
+    if not data:  # PIL would say UnidentifiedImageError, which reads as a bad format
+        raise ApiError(400, "the upload is empty (0 bytes); send a PNG, JPEG, WebP or BMP file")
     try:
         with Image.open(io.BytesIO(data)) as img:
             w, h = img.size
@@ -456,6 +458,11 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
             # a JSON body, or a form without the upload: say how an upload is sent
             return JSONResponse({"error": "file: Field required; send the upload as multipart/form-data, e.g. "
                                           "curl -F model=NAME -F file=@INPUT"}, status_code=422)
+        if tuple(first.get("loc", ())) == ("body", "file") and isinstance(first.get("input"), str):
+            # `-F file=hello`: a text field, not a file's contents (pydantic: "Expected UploadFile")
+            return JSONResponse({"error": "file: a text field, not an upload; send the file itself as "
+                                          "multipart/form-data, e.g. curl -F model=NAME -F file=@INPUT "
+                                          "(the @ sends the file's contents)"}, status_code=422)
         return JSONResponse({"error": f"{where}: {first.get('msg')}"}, status_code=422)
 
     @app.exception_handler(Exception)
@@ -470,6 +477,10 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
     async def http_error(request, exc: StarletteHTTPException):
         if isinstance(exc.__cause__, ClientDisconnect):  # not a bad body: the client left mid-upload
             return JSONResponse({"error": "the client closed the connection during the upload"}, status_code=499)
+        if isinstance(exc.__cause__, UnicodeDecodeError):  # FastAPI's 400 "error parsing the body"
+            return JSONResponse({"error": f"the body is not UTF-8 JSON (it has bytes that are not UTF-8 text); "
+                                          f"send a JSON object encoded as UTF-8, e.g. "
+                                          f"{example_body(request.url.path)}"}, status_code=422)
         return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
 
@@ -551,11 +562,16 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
 
     async def only_fields(request: Request, allowed: tuple[str, ...]) -> None:
         """A form field this endpoint does not take is refused (as JSON bodies refuse unknown keys):
-        a misspelt `directon=BtoA` had been ignored, translating AtoB."""
-        unknown = sorted(set((await request.form()).keys()) - set(allowed))
+        a misspelt `directon=BtoA` had been ignored, translating AtoB. So is a field given twice,
+        of which the last had been used without a word."""
+        names = [key for key, _ in (await request.form()).multi_items()]
+        unknown = sorted(set(names) - set(allowed))
         if unknown:
             raise ApiError(422, f"unknown form field {echo(unknown[0])}{closest(unknown[0], allowed)}; this "
                                 f"endpoint takes {', '.join(allowed)}")
+        repeated = next((key for key in names if names.count(key) > 1), None)
+        if repeated is not None:
+            raise ApiError(422, f"form field '{repeated}' is given {names.count(repeated)} times; send it once")
 
     async def read_upload(file: UploadFile) -> bytes:
         data = await file.read(settings.max_upload_bytes + 1)
@@ -630,10 +646,14 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
     @app.post("/api/translate", dependencies=[Depends(auth)], responses={200: {"content": {"image/png": {}}}})
     async def translate(request: Request, file: Annotated[UploadFile, File()],
                         model: Annotated[str | None, Form()] = None,
-                        direction: Annotated[Literal["AtoB", "BtoA"], Form()] = "AtoB"):
+                        direction: Annotated[Literal["AtoB", "BtoA"] | None,
+                                             Form(description="default: the model's first direction "
+                                                              "(GET /api/models)")] = None):
         await only_fields(request, ('file', 'model', 'direction'))
         name, run = pick(model, "translate")
         ok = {d["direction"]: d["channels"] for d in models[name]["directions"]}
+        if direction is None:  # the model's own way (a pix2pix run trained BtoA translates BtoA only)
+            direction = next(iter(ok), "AtoB")
         if direction not in ok:
             raise ApiError(422, f"model '{name}' translates {', '.join(ok)} only, not {direction}")
         data = await read_upload(file)

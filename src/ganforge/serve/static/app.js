@@ -100,7 +100,9 @@ function selectModel() {
   if (!m) return;
   const caps = new Set(m.capabilities);
   const shape = m.audio ? `${m.audio.rate} Hz audio, ${m.audio.n_mels} mels`
-    : m.points ? `${m.points}-D points (a scatter plot)` : `${m.resolution}px, ${m.channels} channel(s)`;
+    : m.points ? `${m.points}-D points (a scatter plot)`
+    : m.resolution == null && m.scale ? `images of any size upscaled x${m.scale}, ${m.channels} channel(s)`
+    : `${m.resolution}px, ${m.channels} channel(s)`;
   $("model-info").textContent = `${m.family}, ${shape}, step ${m.step}; can: ${m.capabilities.join(", ")}`;
   $("sample-panel").hidden = !caps.has("sample");
   $("class-box").hidden = !caps.has("sample_labels");
