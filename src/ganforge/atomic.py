@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import math
 import os
@@ -51,17 +52,54 @@ def _fsync_file(path: Path) -> None:
             os.fsync(f.fileno())
 
 
+# The longest name a folder entry may have on the file systems ganforge meets (ext4, xfs, btrfs,
+# tmpfs, NFS, APFS): 255 bytes.
+NAME_MAX = 255
+# What a hidden name adds to its stem at most: the dot, ".tmp" or ".old-", a pid (10 digits).
+_HIDDEN_EXTRA = 1 + 5 + 10
+# A suffix longer than this is no format's extension: a shortened stem does not keep it.
+_SUFFIX_MAX = 32
+
+
+def _hidden_stem(name: str) -> str:
+    """The stem of ``name``'s hidden names (``.STEM.tmpPID.SUFFIX``, ``.STEM.old-PID``):
+    ``name`` itself, or where those would pass NAME_MAX bytes (a legal name of 240-255 bytes had
+    failed with "File name too long" at its temporary file), its first characters, a hash of the
+    whole name (two long names that share their start keep apart) and its suffix. The same for
+    every process, so a later write finds a killed one's leftovers."""
+    encoded = os.fsencode(name)
+    suffix = Path(name).suffix
+    if len(os.fsencode(suffix)) > _SUFFIX_MAX:
+        suffix = ""
+    if len(encoded) + len(os.fsencode(suffix)) + _HIDDEN_EXTRA <= NAME_MAX:
+        return name
+    tag = f"~{hashlib.sha1(encoded).hexdigest()[:12]}{suffix}"
+    room = NAME_MAX - _HIDDEN_EXTRA - len(os.fsencode(suffix)) - len(os.fsencode(tag))
+    head, used = [], 0
+    for char in name[:len(name) - len(Path(name).suffix)] if suffix else name:
+        size = len(os.fsencode(char))
+        if used + size > room:
+            break
+        head.append(char)
+        used += size
+    # no dot before the tag: the stem's suffix must be the kept one (is_temporary_name checks it)
+    return "".join(head).replace(".", "_") + tag
+
+
 def temporary_name(dest: Path) -> Path:
     """A hidden name beside ``dest`` that keeps its suffix (writers that pick the format by
-    extension, such as PIL and numpy, still write the right format)."""
-    return dest.with_name(f".{dest.name}.tmp{os.getpid()}{dest.suffix}")
+    extension, such as PIL and numpy, still write the right format), within NAME_MAX bytes
+    wherever ``dest``'s own name is."""
+    stem = _hidden_stem(dest.name)
+    return dest.with_name(f".{stem}.tmp{os.getpid()}{Path(stem).suffix}")
 
 
 _TEMPORARY = re.compile(r"\.(?P<dest>.+)\.tmp\d+(?P<suffix>.*)")
 
 
 def is_temporary_name(name: str) -> str | None:
-    """The destination name a ``temporary_name`` stands for, or None for any other name."""
+    """The destination name a ``temporary_name`` stands for (for a long name, the shortened stem
+    that ``_hidden_stem`` gives it), or None for any other name."""
     match = _TEMPORARY.fullmatch(name)
     if match is None or match["suffix"] != Path(match["dest"]).suffix:
         return None
@@ -92,7 +130,7 @@ def _remove(path: Path) -> None:
 
 def _leftovers(dest: Path, kind: str) -> list[tuple[Path, int]]:
     """(path, pid) of the hidden names ``.NAME.<kind><pid>...`` beside ``dest``."""
-    prefix = f".{dest.name}.{kind}"
+    prefix = f".{_hidden_stem(dest.name)}.{kind}"
     try:
         names = [p for p in dest.parent.iterdir() if p.name.startswith(prefix)]
     except OSError:
@@ -110,7 +148,7 @@ def _remove_dead_temporaries(dest: Path) -> None:
     that is gone and untouched for STALE_SECONDS; never a live process's."""
     now = time.time()
     for path, pid in _leftovers(dest, "tmp"):
-        if is_temporary_name(path.name) != dest.name or not is_gone(pid):
+        if is_temporary_name(path.name) != _hidden_stem(dest.name) or not is_gone(pid):
             continue
         try:
             stale = now - path.lstat().st_mtime > STALE_SECONDS
@@ -121,7 +159,7 @@ def _remove_dead_temporaries(dest: Path) -> None:
 
 
 def _aside_name(dest: Path) -> Path:
-    return dest.with_name(f".{dest.name}.old-{os.getpid()}")
+    return dest.with_name(f".{_hidden_stem(dest.name)}.old-{os.getpid()}")
 
 
 def replace_folder(staged: Path, dest: Path) -> None:
@@ -154,7 +192,7 @@ def restore_replaced(dest: Path | str) -> None:
     Call it before looking at ``dest``. Leftovers of live processes are left alone."""
     dest = Path(dest)
     for aside, pid in sorted(_leftovers(dest, "old-")):
-        if aside.name != f".{dest.name}.old-{pid}" or not is_gone(pid):
+        if aside.name != f".{_hidden_stem(dest.name)}.old-{pid}" or not is_gone(pid):
             continue
         if dest.exists() or dest.is_symlink():
             _remove(aside)
@@ -164,11 +202,41 @@ def restore_replaced(dest: Path | str) -> None:
                 fsync_dir(dest.parent)
 
 
-def probe_writable(dest: Path, *, name: Path | None = None) -> None:
+def broken_link(path: Path | str) -> str | None:
+    """Where ``path`` or a folder above it is a symbolic link that leads nowhere (its target is
+    missing, or links lead round in a loop), what it is and the fix: making a folder there fails
+    with "File exists", which had been all the user was told. None otherwise."""
+    path = Path(path)
+    for link in (*reversed(path.parents), path):
+        if not os.path.islink(link):
+            if not os.path.lexists(link):
+                return None  # nothing below a missing folder exists
+            continue
+        try:
+            os.stat(link)
+            continue  # a link to something that exists
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return (f"{link} is a symbolic link in a loop (it points to {os.readlink(link)}, "
+                        f"which leads back to it); remove the link or point it at a folder")
+            if exc.errno != errno.ENOENT:
+                return None
+        return (f"{link} is a symbolic link to {os.readlink(link)}, which does not exist; create "
+                f"that folder or remove the link")
+    return None
+
+
+def probe_writable(dest: Path, *, name: Path | None = None, fix: str = "choose another path") -> None:
     """Make and remove ``dest``'s temporary file: a StorageError naming ``name`` (default
-    ``dest``) where no file can be made (/proc, a read-only mount), before any work."""
+    ``dest``) and ending in ``fix`` where no file can be made (/proc, a read-only mount), before
+    any work."""
     if not dest.parent.is_dir():  # atomic_path makes the parent first, then probes
         return
+    size = len(os.fsencode(dest.name))
+    if size > NAME_MAX:  # its temporary name fits, so only the last rename would have failed
+        shown = f"{dest.name[:40]}..." if len(dest.name) > 43 else dest.name
+        raise StorageError(f"cannot write {shown}: file name too long ({size} bytes; {NAME_MAX} at "
+                           f"most per name); choose a shorter name")
     tmp = temporary_name(dest)
     if tmp.is_dir() and not tmp.is_symlink():  # left by a killed process of the same pid
         shutil.rmtree(tmp, ignore_errors=True)
@@ -176,7 +244,7 @@ def probe_writable(dest: Path, *, name: Path | None = None) -> None:
         tmp.touch()
     except OSError as exc:
         raise StorageError(f"cannot write {name or dest}: {exc.strerror or exc} in {dest.parent}; "
-                           f"choose another path") from None
+                           f"{fix}") from None
     finally:  # also when a stop signal lands inside touch, after the file was made (it had stayed)
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
@@ -227,7 +295,10 @@ def atomic_path(dest: Path | str) -> Iterator[Path]:
     existed = os.path.lexists(dest)  # a failed write of a new file leaves none (False where unreadable)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:  # a parent that is a file, read-only, ...
+    except OSError as exc:  # a parent that is a file, read-only, a dangling link ...
+        problem = broken_link(dest.parent)
+        if problem is not None:
+            raise StorageError(f"cannot write {dest}: {problem}, or choose another path") from None
         raise StorageError(f"cannot write {dest}: cannot create {dest.parent} "
                            f"({exc.strerror or exc}); choose another path") from None
     _remove_dead_temporaries(dest)
@@ -238,6 +309,9 @@ def atomic_path(dest: Path | str) -> Iterator[Path]:
         _fsync_file(tmp)
         if tmp.is_dir() and not tmp.is_symlink() and dest.is_dir() and not dest.is_symlink():
             replace_folder(tmp, dest)
+        elif tmp.is_dir() and broken_link(dest) is not None:  # a folder cannot replace a link
+            raise StorageError(f"cannot write {dest}: {broken_link(dest)}, or choose another "
+                               f"path (nothing was written)")
         else:
             os.replace(tmp, dest)
             fsync_dir(dest.parent)
@@ -265,8 +339,11 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
 
 
 def atomic_write_text(path: Path | str, text: str) -> None:
+    """``text`` as UTF-8. A path that is not valid UTF-8 (a folder named in Latin-1) reaches
+    Python as surrogate escapes, which UTF-8 cannot encode: a report or a model card naming such
+    a data folder had crashed. They are written as ``\\udce9`` and the file stays valid UTF-8."""
     with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8", errors="backslashreplace")
 
 
 def atomic_write_json(path: Path | str, obj: Any) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import importlib
 import os
 import pkgutil
@@ -830,6 +831,45 @@ def _import_plugins() -> None:
                               f"GANFORGE_PLUGINS") from exc
 
 
+def _printable_paths():
+    """Let stdout print a path that is not valid UTF-8 (a folder named in Latin-1, which Python
+    holds as surrogate escapes) as stderr does, ``\\udce9``: in a UTF-8 locale its strict
+    encoder had raised at "wrote ... to PATH", after the work was done. Returns what puts the
+    stream back."""
+    stream = sys.stdout
+    if getattr(stream, "errors", None) != "strict" or not hasattr(stream, "reconfigure"):
+        return lambda: None
+    try:
+        stream.reconfigure(errors="backslashreplace")
+    except (OSError, ValueError, AttributeError, TypeError):
+        return lambda: None
+
+    def restore() -> None:
+        with contextlib.suppress(OSError, ValueError, AttributeError, TypeError):
+            stream.reconfigure(errors="strict")
+    return restore
+
+
+def _too_long(exc: OSError) -> str:
+    """The one line for a path the system refused as too long (ENAMETOOLONG), wherever it was met
+    (``--out``, ``data.name=folder:``, ``--ref``, a file argument): a name of more than 255 bytes
+    had been a traceback."""
+    from .atomic import NAME_MAX
+
+    paths = [os.fsdecode(p) for p in (exc.filename, exc.filename2) if p is not None]
+    for path in paths:
+        for part in Path(path).parts:
+            size = len(os.fsencode(part))
+            if size > NAME_MAX:
+                shown = f"{part[:40]}..." if len(part) > 43 else part
+                return (f"{shown}: file name too long ({size} bytes; {NAME_MAX} at most per name); "
+                        f"choose a shorter name")
+    if paths:
+        shown = f"...{paths[0][-60:]}" if len(paths[0]) > 63 else paths[0]
+        return f"{shown}: path too long ({len(os.fsencode(paths[0]))} bytes); choose a shorter path"
+    return f"a file name is too long ({NAME_MAX} bytes at most per name); choose a shorter name"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -844,6 +884,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     original_showwarning = warnings.showwarning
     warnings.showwarning = _one_line_warnings(original_showwarning)
+    restore_stdout = _printable_paths()
     try:
         return args.func(args)
     except GanforgeError as exc:
@@ -858,8 +899,14 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `ganforge provenance FILE | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's flush at exit
         return 141  # 128 + SIGPIPE, as a shell reports a command whose reader went away
+    except OSError as exc:  # after BrokenPipeError, an OSError too
+        if exc.errno != errno.ENAMETOOLONG:
+            raise
+        print(f"ganforge: error: {_too_long(exc)}", file=sys.stderr)
+        return EXIT_USAGE
     finally:
         warnings.showwarning = original_showwarning
+        restore_stdout()
 
 
 if __name__ == "__main__":

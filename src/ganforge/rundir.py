@@ -31,6 +31,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from .atomic import broken_link
 from .errors import CheckpointError, ConfigError, StorageError, shell_arg
 
 try:
@@ -186,6 +187,10 @@ def check_new_run_dir(run_dir: Path, *, force: bool, locked_by_us: bool = False)
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"{run_dir} is a file, not a directory; choose another {OUT}")
     if not run_dir.exists():  # a parent that is a file (afile/sub): refused now, not at its mkdir
+        problem = broken_link(run_dir)
+        if problem is not None:  # "cannot write run directory dangling: File exists" had said
+            raise StorageError(f"cannot write run directory {run_dir}: {problem}, or choose "
+                               f"another {OUT}")
         parent = run_dir.parent
         while not parent.exists() and parent != parent.parent:
             parent = parent.parent
@@ -423,6 +428,9 @@ def check_output_dir(path: Path, *, flag: str = "--out") -> None:
 
 
 def _check_writable_ancestor(path: Path, start: Path, flag: str) -> None:
+    problem = broken_link(start)
+    if problem is not None:
+        raise StorageError(f"cannot write {path}: {problem}, or choose another {flag}")
     parent = start
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent

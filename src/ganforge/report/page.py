@@ -13,7 +13,7 @@ from typing import Any
 
 from PIL import Image
 
-from ..atomic import atomic_write_text
+from ..atomic import atomic_write_text, probe_writable
 from ..errors import ConfigError, shell_arg
 from . import plots
 from .run import (Run, describe_protocol, family, latest_checkpoint, load_run, measured_with,
@@ -627,6 +627,10 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *,
     if out.exists() and not force and out.resolve() != default.resolve():
         raise ConfigError(f"{out} already exists; pass --force to overwrite it or choose another "
                           f"--out")
+    # before the work, naming the option: a read-only run folder had been told "choose another
+    # path" of a path the user never gave
+    probe_writable(out, fix="pass --out FILE (Python: out=) to write the report elsewhere"
+                   if out == default else "choose another --out")
     html = build_html(load_run(run_dir))
     atomic_write_text(out, html)
     return out

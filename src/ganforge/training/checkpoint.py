@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
+from safetensors.torch import load as load_tensors
 from safetensors.torch import load_file
 
 import yaml
@@ -149,7 +150,7 @@ def _load_run_files(ckpt_root: Path, state: dict[str, Any], map_location) -> Non
     files: dict[str, Any] = {}
     for name in names:
         try:
-            files[name] = load_file(str(ckpt_root / f"{name}.safetensors"), device=str(map_location))
+            files[name] = _load_tensors(ckpt_root / f"{name}.safetensors", map_location)
         except (SafetensorError, OSError, ValueError, RuntimeError):
             files[name] = None
     extra[RUN_FILES] = files
@@ -389,11 +390,26 @@ def newest_at_most(run_dir: Path, step: int) -> Path | None:
     return complete[-1] if complete else None
 
 
+def _load_tensors(path: Path, map_location: str | torch.device) -> dict[str, torch.Tensor]:
+    """safetensors' ``load_file``, also where ``path`` is not valid UTF-8 (a run folder named in
+    Latin-1): safetensors refuses such a path ("is not valid UTF-8"), and the intact checkpoint
+    had been called corrupt, with the advice to delete it. Such a file is read into memory and
+    loaded from its bytes."""
+    name = str(path)
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        with open(path, "rb") as f:
+            data = f.read()
+        return {key: value.to(map_location) for key, value in load_tensors(data).items()}
+    return load_file(name, device=str(map_location))
+
+
 def load(path: Path, map_location: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict]:
     """(flat weights, state) of a checkpoint directory; a corrupt file is a CheckpointError."""
     try:
         check_readable(path / WEIGHTS, "checkpoint")
-        weights = load_file(str(path / WEIGHTS), device=str(map_location))
+        weights = _load_tensors(path / WEIGHTS, map_location)
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"checkpoint {path / WEIGHTS} is corrupt or unreadable "
                               f"({_reason(exc)}); delete {path} to fall back to "

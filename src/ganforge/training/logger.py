@@ -35,10 +35,11 @@ class MetricsLogger:
         self.tb_dir = Path(run_dir) / "tensorboard" if run_dir is not None else None
         self.purge_step: int | None = None  # set by a resume or a rollback (purge_from)
         self._tb_tried = not self.enabled
+        self._tb_off = False  # TensorBoard cannot write here at all (a path it cannot encode)
 
     def _writer(self):
         """TensorBoard's writer, made on first use; None when tensorboard is not installed."""
-        if not self._tb_tried:
+        if not self._tb_tried and not self._tb_off:
             self._tb_tried = True
             try:  # optional dependency
                 from torch.utils.tensorboard import SummaryWriter
@@ -50,9 +51,20 @@ class MetricsLogger:
 
     def _guarded(self, fn, *args, **kwargs):
         """``fn(...)`` of TensorBoard; an OSError (the writer's own, or its thread's, which it
-        re-raises) closes the writer and is raised again naming the folder."""
+        re-raises) closes the writer and is raised again naming the folder. A folder whose path
+        is not valid UTF-8 (TensorBoard encodes its file names as UTF-8) had ended the run at its
+        first record with a traceback: TensorBoard is optional output, so it is turned off with
+        one warning and None is returned; the training goes on."""
         try:
             return fn(*args, **kwargs)
+        except UnicodeError:
+            self.close(quiet=True)
+            self._tb_tried = self._tb_off = True
+            shown = str(self.tb_dir).encode("utf-8", "backslashreplace").decode()  # printable
+            self.warn(f"ganforge: warning: no TensorBoard events for this run: TensorBoard cannot "
+                      f"write to {shown}, whose path is not valid UTF-8 (metrics.jsonl, "
+                      f"checkpoints and samples are written); a run folder with a UTF-8 name gets them")
+            return None
         except OSError as exc:
             self.close(quiet=True)
             self._tb_tried = True  # no new writer after a failed one
