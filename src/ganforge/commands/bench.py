@@ -345,6 +345,14 @@ def _check_scoring(s) -> None:
     folder = Path(ref.removeprefix("folder:")).expanduser()
     if ref.startswith("folder:") and not folder.is_dir():
         raise ConfigError(f"--data {s.data}: {folder} is not a folder; pass folder:PATH of a folder of images")
+    if ref.startswith("folder:"):
+        from ..data.imageio import EXTENSIONS
+
+        # the GAN's training subprocess had failed on it 13 s later, leaving an empty --out
+        if not any(p.suffix.lower() in EXTENSIONS and p.is_file() for p in folder.rglob("*")
+                   if not any(part.startswith(".") for part in p.relative_to(folder).parts)):
+            raise ConfigError(f"--data {s.data}: {folder} holds no images ({'/'.join(sorted(EXTENSIONS))}); "
+                              f"pass folder:PATH of a folder of images")
     try:
         ev.check_reference(ref)
     except ConfigError as exc:

@@ -8,13 +8,18 @@ A generated-image SOURCE is a run directory (``--n`` samples of its EMA generato
 differs between train (0) and eval (1), so eval sees new samples), a samples .npz or a folder of
 images. The real side is a dataset name with an optional split (``fashion-mnist:test``),
 ``folder:PATH`` or a folder. Everything is brought to the detector's size: folders and real
-datasets are resized (a note says so), runs and .npz files of another size are an error.
+datasets are resized (a note names each one, from what size to what), runs and .npz files of
+another size are an error. detect train's size is that of its runs and .npz files, whatever
+their order among --fake (they must agree); with folders only, the largest of theirs.
 
 Of a .npz or folder, the first ``--n`` images are used; where they carry labels (one subfolder
 per class, an .npz with ``labels``: what ``ganforge augment`` writes, sorted by class) the first of
 each class in turn, so that every class is seen. The detector records what it drew (those images
 of each .npz/folder, the seeded draw of the real source), and eval leaves those images out: a
-score on training images measures memory.
+score on training images measures memory. A .npz or folder is known by its provenance records
+(DRAW_ID: what wrote its images, from which config, step and seed), not its path: another copy
+of a training source (``cp -r``, augment's folder and .npz of one draw) has the same images left
+out, and one that holds only some of them is refused.
 """
 from __future__ import annotations
 
@@ -32,6 +37,10 @@ EVAL_SEED = 1  # detect eval's default --seed (training's default is 0: other sa
 INTERLEAVED = "class_interleaved"
 # what identifies the samples a run drew for training (fake_draw["runs"]) in a provenance record
 DRAW_KEYS = ("config_hash", "step", "seed")
+# what a provenance record says of one image, not of the draw that made it (augment's PNGs carry
+# their class and index, its .npz one record for all) or what does not change the pixels: the rest
+# of a record (operation, config hash, checkpoint, step, seed, ema, truncation, ...) is the draw
+PER_IMAGE_KEYS = ("index", "class", "generated_by", "version")
 # what identifies a generator (a run's state): other draws of it are "the same generator"
 GENERATOR_KEYS = ("config_hash", "step")
 # fewer images per side than this (real, generated) in a validation or evaluation set: AP and
@@ -61,7 +70,10 @@ def _real_images(spec: str, *, n: int, seed: int, default_split: str, size=None,
         split = split or default_split
         if split not in SPLITS:
             raise ConfigError(f"--real {spec}: unknown split '{split}'; use {name}:train or {name}:test")
-    ds = load_dataset(name, split=split)
+    from ..data.folder import folder_fix
+
+    with folder_fix("pass a folder of images to --real"):  # not training's data.name advice
+        ds = load_dataset(name, split=split)
     if isinstance(ds, StreamingFolderDataset) or not hasattr(ds, "images") or ds.images.dim() != 4:
         raise DataError(f"--real {spec}: not an image dataset that fits in memory; pass a named image "
                         f"dataset (fashion-mnist:test) or a folder of at most a few 100k images")
@@ -102,7 +114,8 @@ def _fake_images(spec: str, *, n: int, seed: int, size=None, skip: int = 0, skip
     """(uint8 [<=n, C, H, W] generated images from a run, a .npz or a folder (see module doc), its
     kind); of a .npz or folder, not the ``skip`` a detector trained on (its selection of ``skip``
     images; ``skip_interleaved`` False: the first ``skip``, as older detectors drew them).
-    ``runs``: where given, what identifies a run's draw (``_run_draw``) is added to it."""
+    ``runs``: where given, what identifies a run's draw (``_run_draw``) is added to it.
+    A folder is read at ``size`` (resolution, channels), with a note when that resizes it."""
     from ..detect.detector import check_size
     from ..metrics.targets import is_run_dir, load_npz_samples
 
@@ -125,6 +138,8 @@ def _fake_images(spec: str, *, n: int, seed: int, size=None, skip: int = 0, skip
         kind = "npz"
     elif path.is_dir():
         ds = _folder(path, "--fake", spec, resolution=size[0] if size else None, channels=size[1] if size else None)
+        if size is not None:
+            _resize_note(path, f"--fake {spec}", size)
         labels = ds.labels if getattr(ds, "class_names", None) else None  # one subfolder per class
         return _select(ds.images, labels, n, skip, skip_interleaved, spec), "folder"
     else:
@@ -135,22 +150,101 @@ def _fake_images(spec: str, *, n: int, seed: int, size=None, skip: int = 0, skip
     return images, kind
 
 
+def _image_files(path: Path) -> list[Path]:
+    """A folder's visible image files (recursive), sorted."""
+    from ..data.imageio import EXTENSIONS
+
+    return sorted(p for p in path.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file()
+                  and not any(part.startswith(".") for part in p.relative_to(path).parts))
+
+
+def _folder_shapes(path: Path) -> tuple[set, int]:
+    """(the (width, height) of a folder's images, 1 if all are grayscale else 3), from their headers."""
+    from PIL import Image
+
+    sizes, gray = set(), True
+    for file in _image_files(path):
+        try:
+            with Image.open(file) as img:
+                sizes.add(img.size)
+                gray = gray and img.mode in ("1", "L", "LA", "I", "I;16", "F")
+        except (OSError, ValueError):  # the loader skips it with its own warning
+            continue
+    return sizes, 1 if gray else 3
+
+
+def _resize_note(path: Path, what: str, size) -> None:
+    """A note when the folder's images (``what``: the flag and folder) are read at another ``size``
+    (resolution, channels) than their own: resampling leaves traces a detector may learn."""
+    sizes, channels = _folder_shapes(path)
+    r, c = size
+    if not sizes or (sizes == {(r, r)} and channels == c):
+        return
+    shown = sorted(sizes, key=lambda wh: (wh[0] * wh[1], wh))
+    native = (f"{shown[0][0]}x{shown[0][1]}x{channels}" if len(shown) == 1 else
+              f"sizes {shown[0][0]}x{shown[0][1]} to {shown[-1][0]}x{shown[-1][1]} (x{channels})")
+    _log(f"ganforge: note: resizing {what} from {native} to {r}x{r}x{c} (resampling leaves traces a detector "
+         f"may learn)")
+
+
 def _folder(path: Path, flag: str, spec: str, **size):
     """A folder of images held in memory, for ``flag`` (--fake); the loader's training hint
     (set data.name=...) replaced by what to pass here."""
     from ..data import StreamingFolderDataset, load_dataset
-    from ..data.folder import TRAIN_FIX
 
     try:
         ds = load_dataset(f"folder:{path}", **size)
     except DataError as exc:
-        text = str(exc)
-        if not text.endswith(TRAIN_FIX):
-            raise
-        raise DataError(f"{flag} {spec}: {text[:-len(TRAIN_FIX)]}pass a folder of images to {flag}") from None
+        raise _folder_error(exc, flag, spec) from None
     if isinstance(ds, StreamingFolderDataset):
         raise DataError(f"{flag} {spec}: folder too large to hold in memory; pass a samples .npz")
     return ds
+
+
+def _folder_error(exc: DataError, flag: str, spec: str) -> DataError:
+    """The folder loader's error with its training hint (set data.name=...) replaced by what to
+    pass to ``flag``."""
+    from ..data.folder import TRAIN_FIX
+
+    text = str(exc)
+    if not text.endswith(TRAIN_FIX):
+        return exc
+    return DataError(f"{flag} {spec}: {text[:-len(TRAIN_FIX)]}pass a folder of images to {flag}")
+
+
+def _train_size(fixed: dict, folders: list[str]) -> tuple[int, int]:
+    """detect train's (resolution, channels), whatever the order of --fake: that of its runs and
+    .npz files (``fixed``: spec -> uint8 [N, C, H, W] images; they must agree, they are not
+    resized), else the largest of its folders' (each at the size training would read it)."""
+    from ..data import dataset_info
+    from ..detect.detector import check_size
+
+    if fixed:  # the first run or .npz sets it; one of another size is refused (in either order)
+        first = next(iter(fixed.values()))
+        size = (first.shape[2], first.shape[1])
+        for spec, images in fixed.items():
+            check_size(images, size[0], size[1], what=f"--fake {spec}: images")
+        return size
+    infos = []
+    for spec in folders:
+        try:
+            infos.append(dataset_info(f"folder:{Path(spec).expanduser()}"))
+        except DataError as exc:
+            raise _folder_error(exc, "--fake", spec) from None
+    return max(i["resolution"] for i in infos), max(i["channels"] for i in infos)
+
+
+def _check_sides(args) -> None:
+    """Refuse a folder given as both --real and --fake: its images would be labelled real and
+    generated at once, and the detector would learn nothing (or the order of the batches)."""
+    real = args.real.removeprefix("folder:")
+    if not Path(real).expanduser().is_dir():
+        return
+    for spec in args.fake:
+        if _key(spec) == _key(real):
+            raise ConfigError(f"--real {args.real} and --fake {spec} are the same folder: its images would be "
+                              f"labelled both real and generated; pass real images to --real and generated "
+                              f"ones to --fake")
 
 
 def _run_draw(run, seed: int) -> dict:
@@ -225,6 +319,21 @@ def _small_sample_note(what: str, n_real: int, n_fake: int, fix: str, *, fewest:
             f"decimals overstate their precision; {fix} and compare only at equal n")
 
 
+def _small_eval_fix(args, rows: dict, n_real: int) -> str:
+    """What gives eval SMALL_SIDE images a side: a larger --n while --n is what limits them; else
+    more images in the sources that hold fewer (a .npz or folder, the real images), or a lower --n
+    (to compare at equal n)."""
+    short = [spec for spec, r in rows.items() if r["n_fake"] < min(args.n, SMALL_SIDE)]
+    if args.n < SMALL_SIDE:
+        return f"use --n {SMALL_SIDE} or more (and as many real images)"
+    held = [f"--fake {spec} holds {rows[spec]['n_fake']}" for spec in short]
+    if n_real < SMALL_SIDE:
+        held.append(f"--real {args.real} gives {n_real}")
+    fewest = min([rows[spec]["n_fake"] for spec in short] + ([n_real] if n_real < SMALL_SIDE else []))
+    return (f"{'; '.join(held)} (fewer than --n {args.n}): add images to {'it' if len(held) == 1 else 'them'}, "
+            f"or lower --n to {fewest}")
+
+
 def _other_seed(seed: int) -> int:
     """A valid --seed that differs from ``seed`` (the next one)."""
     return seed + 1 if seed < MAX_SEED else seed - 1
@@ -245,36 +354,52 @@ def cmd_train(args) -> int:
     recipe = detect.Recipe(steps=args.steps, batch_size=args.batch_size, lr=args.lr, width=args.width,
                            depth=args.depth, augment=not args.no_augment, seed=args.seed)
     recipe.check()
+    _check_sides(args)
     import torch
 
+    from ..metrics.targets import is_run_dir
+
     runs: dict = {}  # each run's draw, as the provenance records of its samples name it
-    first, kind = _fake_images(args.fake[0], n=args.n, seed=args.seed, runs=runs)
-    used = {_key(args.fake[0]): len(first)}  # how many of a .npz or folder (which ones: _select)
-    size = (first.shape[2], first.shape[1])
-    if first.shape[2] != first.shape[3]:
-        raise DataError(f"--fake {args.fake[0]}: images are {first.shape[2]}x{first.shape[3]}; the "
-                        f"detector needs square images")
-    detect.check_network(recipe, size[0], size[1])  # before the other sources are drawn
-    fakes, sources = [first], {_key(args.fake[0]): kind}
-    for spec in args.fake[1:]:
-        images, kind = _fake_images(spec, n=args.n, seed=args.seed, size=size, runs=runs)
-        fakes.append(images)
-        sources[_key(spec)] = kind
-        used[_key(spec)] = len(images)
+    # runs and .npz files first: their size is the detector's (folders are resized to it), so that
+    # the order of --fake does not decide which sources are resized or refused
+    folders = [spec for spec in args.fake if Path(spec).expanduser().is_dir()
+               and not is_run_dir(Path(spec).expanduser())]
+    drawn: dict = {}  # spec -> (uint8 [<=n, C, H, W] images, kind)
+    for spec in args.fake:
+        if spec not in folders and spec not in drawn:
+            drawn[spec] = _fake_images(spec, n=args.n, seed=args.seed, runs=runs)
+            images = drawn[spec][0]
+            if images.shape[2] != images.shape[3]:
+                raise DataError(f"--fake {spec}: images are {images.shape[2]}x{images.shape[3]}; the "
+                                f"detector needs square images")
+    size = _train_size({spec: images for spec, (images, _) in drawn.items()}, folders)
+    detect.check_network(recipe, size[0], size[1])  # before the folders are read
+    for spec in folders:
+        if spec not in drawn:
+            drawn[spec] = _fake_images(spec, n=args.n, seed=args.seed, size=size)
+    fakes = [drawn[spec][0] for spec in args.fake]
+    sources = {_key(spec): drawn[spec][1] for spec in args.fake}
+    used = {_key(spec): len(drawn[spec][0]) for spec in args.fake}  # how many of a .npz or folder (which: _select)
     fake = torch.cat(fakes)
     # the generators behind .npz/folder sources (their provenance records), so that eval knows
     # other draws of them (a run directory, another seed) as the same generator
-    generators = {key: _generators(_records(Path(key))) for key, kind in sources.items() if kind != "run"}
+    records = {key: _records(Path(key)) for key, kind in sources.items() if kind != "run"}
+    generators = {key: _generators(recs) for key, recs in records.items()}
+    # the draw behind each .npz/folder source (its provenance records), so that eval knows another
+    # copy of it (cp -r, augment's .npz of the same draw) by its records, not its path
+    draws = {key: _draw_of(records[key], Path(key), kind) for key, kind in sources.items() if kind != "run"}
     real, real_name, real_draw = _real_images(args.real, n=len(fake), seed=args.seed, default_split="train",
                                               size=size)
     _check_balance(args, len(real), len(fake))
-    _log(f"ganforge: training a detector on {len(real)} real ({real_name}) and {len(fake)} generated "
-         f"images at {size[0]}x{size[0]}x{size[1]}, {recipe.steps} steps, augmentation "
+    val_real, val_fake = (round(len(x) * recipe.val_fraction) for x in (real, fake))  # as detect.train splits
+    _log(f"ganforge: training a detector on {len(real) - val_real} real ({real_name}) and {len(fake) - val_fake} "
+         f"generated images (holding out {val_real} + {val_fake} for validation) at "
+         f"{size[0]}x{size[0]}x{size[1]}, {recipe.steps} steps, augmentation "
          f"{'blur+JPEG' if recipe.augment else 'off'} -> {out}")
     # what was drawn, so that an evaluation can leave these very images out (and know a run's
     # samples written to a .npz or folder by their provenance record: "runs")
     fake_draw = {"seed": args.seed, "first": {k: used[k] for k, kind in sources.items() if kind != "run"},
-                 "selection": INTERLEAVED, "runs": runs}
+                 "selection": INTERLEAVED, "runs": runs, "draws": {k: d for k, d in draws.items() if d}}
     det = detect.train(real, fake, recipe, sources={"real": real_name, "fake": sources, "real_draw": real_draw,
                                                     "fake_draw": fake_draw,
                                                     "generators": {k: g for k, g in generators.items() if g}},
@@ -352,7 +477,7 @@ def cmd_eval(args) -> int:
         raise ConfigError(f"--n must be positive, got {args.n}")
     out = json_output(args.json, args.force)
     detectors = [(d, detect.load(d)) for d in args.detectors]
-    _check_eval_sources(args, detectors)  # every refusal before the first table
+    copies = _check_eval_sources(args, detectors)  # every refusal before the first table
     report = {"real": args.real, "n": args.n, "seed": args.seed, "detectors": []}
     real_cache: dict = {}
     generators: dict = {}  # per --fake source, the generators it comes from (_generators)
@@ -371,17 +496,21 @@ def cmd_eval(args) -> int:
         rows = {}
         for spec in args.fake:
             drawn: dict = {}  # a run's draw: its config hash and step
+            copy_of = copies.get((path, spec))  # another copy of a training source (provenance)
+            if copy_of:
+                _log(f"ganforge: note: {spec} holds the images of {copy_of}, which trained {path} (the same "
+                     f"provenance records: {_describe_draw(fake_draw['draws'][copy_of])})")
             fake, kind = _fake_images(spec, n=args.n, seed=args.seed, size=size,
-                                      skip=fake_draw.get("first", {}).get(_key(spec), 0),
+                                      skip=fake_draw.get("first", {}).get(copy_of or _key(spec), 0),
                                       skip_interleaved=fake_draw.get("selection") == INTERLEAVED, runs=drawn)
             if spec not in generators:  # read once per source, not once per detector
                 generators[spec] = _generators(drawn.values() if kind == "run" else _records(Path(spec).expanduser()))
             # seen: this very source trained it, or another draw of a generator that did (the
             # same run and step, by provenance: another seed, a .npz of the run, the run of a .npz)
             same = any(tuple(g[k] for k in GENERATOR_KEYS) in trained_generators for g in generators[spec])
-            seen_as = "source" if _key(spec) in seen else "same generator" if same else "no"
+            seen_as = "source" if _key(spec) in seen or copy_of else "same generator" if same else "no"
             rows[spec] = {**detect.evaluate(det, real, fake), "seen_in_training": seen_as != "no",
-                          "seen_as": seen_as, "kind": kind}
+                          "seen_as": seen_as, "kind": kind, **({"copy_of": copy_of} if copy_of else {})}
         report["detectors"].append({"detector": str(path), "augment": det.meta["recipe"]["augment"],
                                     "trained_on": sorted(seen), "real": real_name, "results": rows})
         aug = "blur+JPEG" if det.meta["recipe"]["augment"] else "no augmentation"
@@ -399,7 +528,7 @@ def cmd_eval(args) -> int:
                   "(config and step, by provenance) it trained on; no = another generator")
         smallest = min(rows.values(), key=lambda r: min(r["n_real"], r["n_fake"]))
         note = _small_sample_note("AP and accuracy", smallest["n_real"], smallest["n_fake"],
-                                  f"use --n {SMALL_SIDE} or more (and as many real images)", fewest=len(rows) > 1)
+                                  _small_eval_fix(args, rows, len(real)), fewest=len(rows) > 1)
         if note:
             print(note)
     print("AP ranks real against generated at every threshold; accuracy uses P(gen) > 0.5. High AP "
@@ -411,15 +540,19 @@ def cmd_eval(args) -> int:
     return 0
 
 
-def _check_eval_sources(args, detectors) -> None:
+def _check_eval_sources(args, detectors) -> dict:
     """Refuse, before anything is scored: a run or .npz (one size) for detectors of different sizes
-    (one of them could not score it), a run whose --seed redraws a detector's training samples, and
+    (one of them could not score it), a run whose --seed redraws a detector's training samples,
     a .npz or folder whose provenance records say it holds those samples (ganforge sample RUN
-    --seed 0 writes what detect train drew; matched by config hash, step and seed, not by path)."""
+    --seed 0 writes what detect train drew; matched by config hash, step and seed, not by path),
+    and one that holds some of the images of a training .npz/folder's draw but not all of them.
+    Returns the copies: (detector path, spec) -> the training source whose images ``spec`` holds
+    (same provenance records and count, another path: eval leaves out the same images)."""
     from ..metrics.targets import is_run_dir
 
     sizes = {(det.resolution, det.channels): path for path, det in detectors}
     records: dict = {}  # per --fake source, read once
+    copies: dict = {}
     for spec in args.fake:
         path = Path(spec).expanduser()
         run, npz = is_run_dir(path), path.is_file() and path.suffix.lower() == ".npz"
@@ -434,16 +567,44 @@ def _check_eval_sources(args, detectors) -> None:
                 raise ConfigError(f"--seed {args.seed} draws the very samples of {spec} that {det_path} trained "
                                   f"on (it trained with --seed {fake_draw['seed']}); use another --seed, e.g. "
                                   f"--seed {_other_seed(fake_draw['seed'])}")
-            if run or not fake_draw.get("runs"):
+            if run:
                 continue
             if spec not in records:
                 records[spec] = _records(path)
-            for run_key, drawn in fake_draw["runs"].items():
+            copy_of = _copy_of(spec, records[spec], sources, det_path)
+            if copy_of:
+                copies[(det_path, spec)] = copy_of
+            for run_key, drawn in fake_draw.get("runs", {}).items():
                 if any(_same_draw(r, drawn) for r in records[spec]):
                     raise ConfigError(f"--fake {spec} holds samples of {run_key} (step {drawn['step']}) drawn with "
                                       f"seed {drawn['seed']}, as its provenance record says: the very samples "
                                       f"{det_path} trained on; draw others with another seed (ganforge sample "
                                       f"RUN --seed 1 ...) or pass the run directory")
+    return copies
+
+
+def _copy_of(spec: str, records: list[dict], sources: dict, det_path) -> str | None:
+    """The training .npz/folder of a detector whose images ``spec`` (another path) holds, by their
+    provenance records (_draw_of alike); an error where it holds some of a training source's
+    draw but not the same set (which images to leave out is then unknown)."""
+    draws = sources.get("fake_draw", {}).get("draws", {})
+    if not records or not draws or _key(spec) in sources.get("fake", {}):
+        return None
+    path = Path(spec).expanduser()
+    mine = _draw_of(records, path, "npz" if path.is_file() else "folder")
+    if mine is None:
+        return None
+    ours = {json.dumps(d, sort_keys=True) for d in mine["records"]}
+    for trained, theirs in draws.items():
+        if not ours & {json.dumps(d, sort_keys=True) for d in theirs["records"]}:
+            continue
+        if mine == theirs:
+            return trained
+        raise ConfigError(f"--fake {spec} holds images of the draw {det_path} trained on ({trained}: "
+                          f"{_describe_draw(theirs)}, by their provenance records) but not the same "
+                          f"{theirs['images']} images, so those it trained on cannot be left out; pass "
+                          f"{trained} itself, or images of another draw (another --seed)")
+    return None
 
 
 def _same_draw(record: dict, drawn: dict) -> bool:
@@ -454,14 +615,41 @@ def _same_draw(record: dict, drawn: dict) -> bool:
             and record.get("truncation") is None and all(record.get(k) == drawn[k] for k in DRAW_KEYS))
 
 
+def _draw_of(records: list[dict], path: Path, kind: str) -> dict | None:
+    """What identifies the images of a .npz or folder (``kind``) by their provenance ``records``
+    (None where none has one): the draws they name (each record less PER_IMAGE_KEYS, once, sorted),
+    how many images it holds and whether each carries a record (a .npz's one record covers all).
+    Two sources alike in all three hold the same images in the same order (a copy)."""
+    import numpy as np
+
+    if not records:
+        return None
+    draws = {json.dumps({k: v for k, v in r.items() if k not in PER_IMAGE_KEYS}, sort_keys=True) for r in records}
+    if kind == "npz":
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                count = len(data["images"])
+        except (OSError, ValueError, KeyError):
+            return None
+    else:
+        count = len(_image_files(path))
+    return {"records": [json.loads(d) for d in sorted(draws)], "images": count,
+            "complete": kind == "npz" or len(records) >= count}
+
+
+def _describe_draw(draw: dict) -> str:
+    """A draw's provenance in words: "augment of config HASH, step 30, seed 0"."""
+    r = draw["records"][0]
+    return f"{r.get('operation', '?')} of config {r.get('config_hash', '?')}, step {r.get('step', '?')}, " \
+           f"seed {r.get('seed', '?')}"
+
+
 def _records(path: Path) -> list[dict]:
     """The provenance records of a samples .npz or of a folder's images (those that carry one)."""
     from .. import provenance
-    from ..data.imageio import EXTENSIONS
 
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file()
-                       and not any(part.startswith(".") for part in p.relative_to(path).parts))
+        files = _image_files(path)
     else:
         files = [path] if path.is_file() else []
     return [r for r in (_record(provenance, f) for f in files) if r]
@@ -561,7 +749,9 @@ def register(subparsers, parser_class) -> None:
     t = sub.add_parser("train", help="train a detector on real images and generated ones")
     t.add_argument("--real", required=True, help="dataset[:split] (default split train), folder:PATH or a folder")
     t.add_argument("--fake", required=True, nargs="+", metavar="SOURCE",
-                   help="run directories, samples .npz files or image folders (all of one size)")
+                   help="run directories, samples .npz files or image folders; runs and .npz files of one "
+                        "size, the detector's (folders are resized to it, or with folders only to the "
+                        "largest of theirs, with a note), whatever their order")
     t.add_argument("--out", required=True, help="the detector folder to write")
     t.add_argument("--n", type=int, default=5000, help="generated images per source (default 5000); "
                                                          "as many real images as generated in total (at "

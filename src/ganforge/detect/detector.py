@@ -41,9 +41,13 @@ class Recipe:
     seed: int = 0
 
     def check(self) -> None:
-        if (self.steps <= 0 or self.batch_size < 2 or not 0 < self.lr < float("inf") or self.width <= 0
-                or self.depth <= 0):
-            raise ConfigError("--steps, --lr, --width and --depth must be positive and --batch-size >= 2")
+        for flag, value in (("--steps", self.steps), ("--width", self.width), ("--depth", self.depth)):
+            if value <= 0:
+                raise ConfigError(f"{flag} must be positive, got {value}")
+        if not 0 < self.lr < float("inf"):
+            raise ConfigError(f"--lr must be a positive number, got {self.lr}")
+        if self.batch_size < 2:
+            raise ConfigError(f"--batch-size must be at least 2 (half real, half generated), got {self.batch_size}")
         if not 0 <= self.val_fraction < 1:
             raise ConfigError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
 
@@ -194,6 +198,11 @@ def load(folder: Path | str) -> Detector:
 
     folder = Path(folder)
     if not (folder / META).is_file() or not (folder / WEIGHTS).is_file():
+        if folder.is_dir() and any(p.name not in (META, WEIGHTS) for p in folder.iterdir()):
+            # detect train --out refuses a folder of other files (a run, a dataset): name another
+            raise CheckpointError(f"{folder} is not a detector folder (no {META} and {WEIGHTS}); pass a "
+                                  f"detector folder, or train one into a new folder: ganforge detect train "
+                                  f"--real ... --fake ... --out NEW_FOLDER")
         raise CheckpointError(f"{folder} is not a detector folder (no {META} and {WEIGHTS}); train one "
                               f"with ganforge detect train --out {shell_arg(folder)}")
     try:
