@@ -35,3 +35,10 @@ def test_the_option_is_named_before_the_existing_out(run, tmp_path, capsys, comm
     assert cli.main([command[0], str(run), *command[1:], "--out", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err
     assert out.read_bytes() == b"an earlier result"
+
+
+def test_a_missing_step_offers_best_only_where_the_run_has_one(run, tmp_path, capsys):
+    """The not-found message had offered 'best' to a run that never marked one."""
+    assert cli.main(["sample", str(run), "--checkpoint", "step_0000007", "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert "use latest or one of: step_0000000" in err and "best" not in err, err

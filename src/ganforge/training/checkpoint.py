@@ -343,8 +343,9 @@ def find(run_dir: Path, which: str = "latest") -> Path:
         raise CheckpointError(f"no checkpoint in {ckpt_root}; {_first_checkpoint_advice(Path(run_dir))}")
     path = ckpt_root / which
     if not _is_complete(path):
+        best = ", best" if _read_pointer(ckpt_root, "best") else ""  # offered only where the run has one
         raise CheckpointError(f"checkpoint '{which}' not found in {ckpt_root}; "
-                              f"use latest, best or one of: "
+                              f"use latest{best} or one of: "
                               f"{', '.join(p.name for p in sorted(ckpt_root.glob('step_*')))}")
     return path
 
