@@ -396,6 +396,12 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
     if settings.token is not None and (not settings.token or settings.token != settings.token.strip()):
         # RequireToken would refuse every request: none can send it
         raise ValueError("Settings.token must be a token without spaces at either end, or None for none")
+    import logging
+
+    # a malformed multipart body is answered with a 400 naming it; python-multipart also logged a
+    # warning per request ("Expected boundary character 45, got 103 at index 2"), which let any
+    # client write to the server's log
+    logging.getLogger("python_multipart").setLevel(logging.ERROR)
     metrics = Metrics()
     workers = {name: ModelWorker(name, run, max_batch=settings.max_batch, wait_ms=settings.batch_wait_ms,
                                  on_batch=metrics.observe_batch)
