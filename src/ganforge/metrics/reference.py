@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -105,6 +106,15 @@ def load_npz(path: Path) -> dict[str, np.ndarray] | None:
         return None
 
 
+def _can_create(folder: Path) -> bool:
+    """Whether files can be made in ``folder``: it, or the nearest folder above it that exists, is
+    a writable directory (access(2) also says no for a read-only mount)."""
+    for place in (folder, *folder.parents):
+        if place.exists():
+            return place.is_dir() and os.access(place, os.W_OK | os.X_OK)
+    return False
+
+
 def store_npz(path: Path, **arrays) -> None:
     """save_npz for the cache, which is optional: a cache folder that cannot be written costs the
     next run the recomputation, not this run its computed result (one warning per folder)."""
@@ -154,9 +164,10 @@ def reference_features(dataset: str, extractor: Extractor, *, split: str = "test
     if data is not None and "features" in data:
         feats = Features(data["features"], data.get("logits"))
         return Reference(feats, labels, class_names, {**info, "cache": str(path), "cache_hit": True})
-    if log:
-        log(f"computing {extractor.name} features of {len(images)} {dataset}/{split} images "
-            f"(cached for next time in {path.parent})")
+    if log:  # the cache folder named only where the features can go (a file or a read-only folder
+        # as GANFORGE_CACHE had been announced as the cache, then warned about)
+        where = f" (cached for next time in {path.parent})" if cache and _can_create(path.parent) else ""
+        log(f"computing {extractor.name} features of {len(images)} {dataset}/{split} images{where}")
     progress = _progress(log, len(images)) if log else None
     feats = extractor(images, progress=progress) if progress else extractor(images)
     if cache:
