@@ -42,3 +42,18 @@ def test_a_missing_step_offers_best_only_where_the_run_has_one(run, tmp_path, ca
     assert cli.main(["sample", str(run), "--checkpoint", "step_0000007", "--out", str(tmp_path / "x.png")]) == 2
     err = capsys.readouterr().err
     assert "use latest or one of: step_0000000" in err and "best" not in err, err
+
+
+@pytest.mark.parametrize("seeds, suggested", [("1,2,1", "1,2"), ("1,1,2", "1,2"), ("4,4", "4,5")])
+def test_a_walk_that_stands_still_says_so(run, tmp_path, capsys, seeds, suggested):
+    """--seeds 1,2,1 loops back from 1 to 1: a still part of the walk, said with the seeds that avoid it."""
+    assert cli.main(["interpolate", str(run), "--seeds", seeds, "--frames", "6",
+                     "--out", str(tmp_path / "w.gif")]) == 0
+    out = capsys.readouterr().out
+    assert "stands still" in out and f"--seeds {suggested}" in out, out
+
+
+def test_a_walk_without_repeats_has_no_note(run, tmp_path, capsys):
+    assert cli.main(["interpolate", str(run), "--seeds", "1,2,3", "--frames", "6",
+                     "--out", str(tmp_path / "w.gif")]) == 0
+    assert "stands still" not in capsys.readouterr().out

@@ -44,6 +44,16 @@ def _check_out(out: Path, suffixes: tuple[str, ...], force: bool) -> None:
         raise ConfigError(f"{out} already exists; pass --force to overwrite it or choose another --out")
 
 
+def _without_repeats(seeds: list[int]) -> list[int]:
+    """``seeds`` without a seed equal to the one before it (or, for the last, to the first)."""
+    kept = [s for i, s in enumerate(seeds) if i == 0 or s != seeds[i - 1]]
+    while len(kept) > 1 and kept[-1] == kept[0]:
+        kept.pop()
+    if len(kept) < 2:  # one seed repeated: a walk needs another
+        kept.append((kept[0] + 1) % (MAX_SEED + 1))
+    return kept
+
+
 def _frames_uint8(images):
     """float [N, C, H, W] in [-1, 1] -> a list of PIL images."""
     from PIL import Image
@@ -130,6 +140,11 @@ def cmd_interpolate(args) -> int:
                           f"{args.frames} and {args.fps}")
     # GIF frame times are whole centiseconds: the nearest one, said when it is not the rate asked for
     duration = max(20, 10 * round(100 / args.fps))
+    still = sorted({a for a, b in zip(seeds, seeds[1:] + seeds[:1]) if a == b})
+    if still:  # 1,2,1 loops back from 1 to 1: that part of the walk is a still frame
+        print(f"ganforge: note: the walk stands still from seed {still[0]} to itself (equal seeds follow each "
+              f"other{', counting the loop from the last seed back to the first' if seeds[-1] == seeds[0] else ''}"
+              f"); drop the repeat, e.g. --seeds {','.join(map(str, _without_repeats(seeds)))}")
     out = Path(args.out)
     _check_out(out, (".gif", ".png"), force=True)
     run = api.load(args.run_dir, checkpoint=args.checkpoint)
