@@ -809,11 +809,15 @@ def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: boo
                           given_name=dataset.name if given_data else None)
         if weights is not None:
             trainer.load(weights, state, source=resumed_from)
-            dropped = trainer.logger.truncate_to(state.get("metrics_bytes"), trainer.step)
+            # changed settings (beyond train.steps) replace the training after the checkpoint rather
+            # than redo it: its events (a divergence, the rollbacks, how it ended) stay as history
+            replaced = bool(set(changes) - {"train.steps"})
+            dropped = trainer.logger.truncate_to(state.get("metrics_bytes"), trainer.step, keep_events=replaced)
             if dropped:
+                why = ("training with the changed settings replaces it; the events logged after it, such "
+                       "as a divergence, are kept" if replaced else "the training they describe is redone")
                 trainer.warn(f"ganforge: resuming from {resumed_from.name}: dropped {dropped} line"
-                              f"{'s' if dropped > 1 else ''} of metrics.jsonl logged after it (the "
-                              f"training they describe is redone)")
+                              f"{'s' if dropped > 1 else ''} of metrics.jsonl logged after it ({why})")
             if changes:
                 _record_changes(trainer, changes)
                 atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())

@@ -126,7 +126,7 @@ class MetricsLogger:
             return None
         return self.path.stat().st_size if self.path.is_file() else 0
 
-    def truncate_to(self, size: int | None, step: int) -> int:
+    def truncate_to(self, size: int | None, step: int, *, keep_events: bool = False) -> int:
         """Drop what was logged after a checkpoint: the lines past byte ``size`` (its
         ``metrics_bytes``), which describe training a resume from it redoes and would log again,
         including a killed process's partial last line. Events logged before the checkpoint (a
@@ -134,7 +134,10 @@ class MetricsLogger:
         has no size: then the training records after ``step`` and a partial line go, and the
         events stay. Returns how many lines were dropped that a resume redoes (the record of how
         the last process ended, which goes too, is no such line: resuming a finished run to train
-        longer said "dropped 1 line" each time)."""
+        longer said "dropped 1 line" each time). ``keep_events``: a resume that changes the
+        config does not redo that training but replaces it, so the events past the checkpoint (a
+        divergence, its rollbacks, how the run ended) stay as its history; only the training
+        records go (a resume with lower rates after a divergence had erased the divergence)."""
         if not self.enabled or not self.path.is_file():
             return 0
         from ..atomic import atomic_write_text
@@ -145,6 +148,10 @@ class MetricsLogger:
                 return 0
             kept, cut = data[:size].decode(errors="replace"), data[size:].decode(errors="replace")
             gone = [line for line in cut.splitlines() if line.strip()]
+            if keep_events:
+                events = [line for line in gone if _is_event(line)]
+                kept = kept + "".join(f"{line}\n" for line in events)
+                gone = [line for line in gone if not _is_event(line)]
             dropped = sum(1 for line in gone if not _is_end(line))
         else:
             lines, dropped = [], 0
@@ -208,6 +215,16 @@ class MetricsLogger:
                           f"TensorBoard events are lost")
             elif not quiet:
                 raise OSError(exc.errno, exc.strerror or str(exc), str(self.tb_dir)) from None
+
+
+def _is_event(line: str) -> bool:
+    """Whether ``line`` is a complete event record (divergence, rollback, end, ...), not a
+    training record or a killed process's partial line."""
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError:
+        return False
+    return isinstance(obj, dict) and "event" in obj
 
 
 def _is_end(line: str) -> bool:

@@ -243,6 +243,10 @@ class _LineProgress:
     def set_postfix_str(self, text: str, refresh: bool = True) -> None:
         self.postfix, self._fresh = text, True
 
+    def forget_postfix(self) -> None:
+        """No record's numbers to show (after a rollback), until the next record's."""
+        self.postfix, self._fresh, self._postfix_step = "", False, None
+
     def write(self, text: str) -> None:
         print(text, flush=True)
 
@@ -959,6 +963,11 @@ class Trainer:
                    f"scaled to {lr_scale:g}x (rollback {rollbacks}/{self.cfg.train.max_rollbacks})")
         if self._bar is not None:
             self._bar.n = self.step
+            # the diverged record's numbers go: the next progress line had shown them as "logged at
+            # step 1" (D=1.2e9 after the rollback to step 0); the next record brings new ones
+            self._bar.set_postfix_str("", refresh=False)
+            if isinstance(self._bar, _LineProgress):
+                self._bar.forget_postfix()
         self._window_start, self._window_steps, self._window_saving = time.perf_counter(), 0, 0.0
 
     def lr_factor(self) -> float:
