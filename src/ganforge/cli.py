@@ -375,7 +375,8 @@ def _train(args, starting: _Starting) -> int:
     print(f"  checkpoint: {result.checkpoint}")
     print(f"  metrics:    {run_dir / 'metrics.jsonl'}")
     warned = _warnings_since(run_dir / "metrics.jsonl", result.start)
-    print(f"  report:     ganforge report {shell_arg(run_dir)}" + (f"  ({warned}; it explains them)" if warned else ""))
+    explains = "it explains it" if warned.startswith("1 warning:") else "it explains them"
+    print(f"  report:     ganforge report {shell_arg(run_dir)}" + (f"  ({warned}; {explains})" if warned else ""))
     if "sample" in api.capabilities(cfg):
         from .data.toy import toy_mixture
 

@@ -88,7 +88,9 @@ class TrainConfig:
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
     n_sample_grid: int = 64
-    on_divergence: str = "rollback"  # rollback | stop | warn, on non-finite losses/weights
+    # rollback | stop | warn, on the monitor's divergence: non-finite values, a loss or grad norm that
+    # explodes (monitor.explode_abs, explode_factor), a logit loss above monitor.d_loss_abs
+    on_divergence: str = "rollback"
     max_rollbacks: int = 3  # then stop with a message
     rollback_lr_factor: float = 0.5  # learning rates are scaled by this at each rollback
     accumulate: int = 1  # micro-batches of batch_size per optimizer step (gradient accumulation)

@@ -213,15 +213,20 @@ def _style(ax, run: Run) -> None:
 
 def _mark_events(ax, events: list[dict], discarded: set[int] = frozenset()) -> list:
     """Dashed vertical lines at the events; one legend handle per kind. Events of history a
-    rollback discarded (``discarded``: their id()s) are dotted and faded, with their own handle."""
+    rollback discarded (``discarded``: their id()s) are dotted and faded, with their own handle,
+    and drawn on top, 3 points right of their step (a rollback's line at that step hid them)."""
     from matplotlib.lines import Line2D
+    from matplotlib.transforms import offset_copy
 
     handles = {}
     for e in events:
         kind, old = str(e["event"]), id(e) in discarded
         style = dict(linestyle=":", alpha=0.35) if old else dict(linestyle="--")
         # opaque: at alpha 0.85 on white the dark marker colours drifted toward the curves' hues
-        ax.axvline(e["step"], color=color(kind), linewidth=1.2, zorder=1, **style)
+        line = ax.axvline(e["step"], color=color(kind), linewidth=1.2, zorder=1.5 if old else 1, **style)
+        if old:  # a divergence sits at the step of the rollback it caused: its legend entry had named
+            # a line hidden under the rollback's, so discarded history is drawn on top, 3 points right
+            line.set_transform(offset_copy(line.get_transform(), ax.figure, x=3, units="points"))
         label = kind.replace("_", " ") + (" (before rollback)" if old else "")
         handles[label] = Line2D([], [], color=color(kind), linewidth=1.2, label=label, **style)
     return list(handles.values())

@@ -279,15 +279,60 @@ def _join(*parts: str | None) -> str:
     return "; ".join(p for p in parts if p)
 
 
+def _toy(cfg: Any) -> bool:
+    """Whether the run trains on a 2-D toy mixture (data.name toy:ring8, toy:grid25, ...)."""
+    return str(_cfg(cfg, "data.name", "")).startswith("toy:")
+
+
+def _lipschitz(cfg: Any) -> str | None:
+    """Spectral norm on D, except on 2-D toy data: there it stopped a divergence at lr 1 but left
+    0 of toy:grid25's 25 modes, and an oscillating run ended on 1 (README: spectral norm gives 0-5
+    of 25 modes on low-dimensional data); that data's fixes are the rates, Adam's momentum and R1."""
+    if _toy(cfg):
+        return None
+    return _switch(cfg, "d_sn", "true", "bound D's Lipschitz constant")
+
+
+# A generator too small for its data collapses whatever regularizes D: on toy:grid25, g_width 4
+# (g_depth 1) against d_width 128 covered 10 of 25 modes, z_dim 1 covered 3, and the rounds of
+# PacGAN, R1 and lower rates the advice offered instead did not help (11 and 5 modes)
+G_SMALLER = 4  # model.g_width at most model.d_width over this: G is much smaller than D
+POINT_DIM = 2  # a toy mixture's points: a z of fewer dimensions maps onto a curve through the plane
+TOY_Z_DIM = {"toy:grid25": 2, "toy:ring8": 4}  # model.z_dim of the toy-grid25 / toy-ring8 presets
+
+
+def _small_generator(cfg: Any) -> list[str]:
+    """G's size named first when it, not D, is why samples collapse: a width far below D's, or
+    on 2-D points a latent of fewer dimensions than theirs, each with the override that restores
+    it. (An image z_dim is not judged: the presets use 100 to 512, the tests' tiny DCGANs 8, and
+    no run has shown where too few begin.)"""
+    parts = []
+    g, d = _cfg(cfg, "model.g_width"), _cfg(cfg, "model.d_width")
+    if _finite(g) and _finite(d) and 0 < g * G_SMALLER <= d:
+        restore = f"model.g_width={d:g}"
+        g_depth, d_depth = _cfg(cfg, "model.g_depth"), _cfg(cfg, "model.d_depth")
+        if _finite(g_depth) and _finite(d_depth) and g_depth < d_depth:
+            restore += f" model.g_depth={d_depth:g}"
+        # no "; " inside: _advice splits the suggestion there
+        parts.append(f"G is much smaller than D (model.g_width {g:g} against model.d_width {d:g}), too "
+                     f"few units to place samples on every mode: give it D's size, {restore}")
+    z = _cfg(cfg, "model.z_dim")
+    data = str(_cfg(cfg, "data.name", ""))
+    if _finite(z) and _toy(cfg) and z < POINT_DIM:
+        parts.append(f"model.z_dim {z:g} is below the points' {POINT_DIM} dimensions, so G maps z onto "
+                     f"a curve through the plane: restore it, model.z_dim={TOY_Z_DIM.get(data, POINT_DIM)}"
+                     + (f" (the toy-{data[4:]} preset's)" if data in TOY_Z_DIM else ""))
+    return parts
+
+
 def _suggest_collapse(cfg, ev) -> str:
-    return _join(_switch(cfg, "mbstd", 4, "let D see batch statistics"),
+    return _join(*_small_generator(cfg), _switch(cfg, "mbstd", 4, "let D see batch statistics"),
                  _switch(cfg, "pac", 2, "let D score packed samples (PacGAN)", off=(None, 1)),
                  _r1(cfg), _augment(cfg), *_collapse_rates(cfg, ev))
 
 
 PRESET_MAX_LR = 3e-3  # the largest learning rate of any preset (0.0025); 10x above it is no tuning
-PRESET_LR = 2e-4  # a preset's usual rate: what a rate far out of line is advised down to
-PRESET_LR = 2e-4  # the usual rate of the presets (DCGAN's), to name where one is far out of line
+PRESET_LR = 2e-4  # the usual rate of the presets (DCGAN's): what a rate far out of line is advised down to
 LOW_LR = 1e-5  # 10x below the smallest learning rate of any preset (1e-4)
 RATE_GAP = 10  # optim.d_lr over optim.g_lr above this is no TTUR: the presets keep it within 4
 
@@ -308,7 +353,9 @@ def _collapse_rates(cfg, ev) -> list[str | None]:
     if g_now < LOW_LR:
         return [f"{KEYS['g_lr']} {g_now:g} is far below the presets' 1e-4 to {PRESET_MAX_LR:g}: "
                 f"raise it, e.g. to {PRESET_LR:g}"]
-    return _lower_rates(cfg, ev, "g_lr")
+    if _high_lr(cfg, ev, "g_lr"):  # D's too when it is as far out of line: g_lr = d_lr = 0.4 had named G's alone
+        return _lower_rates(cfg, ev, "g_lr", "d_lr")
+    return [_halve(cfg, "g_lr", ev)]
 
 
 _TOO_BIG = {"g_lr": "steps that large saturate G's units",
@@ -359,8 +406,7 @@ def _suggest_vanishing(cfg, ev) -> str:
 def _suggest_divergence(cfg, ev) -> str:
     precision = _cfg(cfg, KEYS["precision"])
     fp16 = f"switch {KEYS['precision']} from fp16 to bf16 or fp32" if precision == "fp16" else None
-    return _join(fp16, *_lower_rates(cfg, ev, "g_lr", "d_lr"),
-                 _switch(cfg, "d_sn", "true", "bound D's Lipschitz constant"), _r1(cfg))
+    return _join(fp16, *_lower_rates(cfg, ev, "g_lr", "d_lr"), _lipschitz(cfg), _r1(cfg))
 
 
 def non_finite_advice(cfg, lr_scale: float) -> str:
@@ -376,8 +422,7 @@ def _suggest_oscillation(cfg, ev) -> str:
     betas = _cfg(cfg, KEYS["betas"])
     beta1 = f"lower Adam momentum: {KEYS['betas']}=[0.0,0.99]" if betas and betas[0] > 0.5 else None
     ema = f"average G: {KEYS['ema']}=0.999" if _cfg(cfg, KEYS["ema"], 0.0) == 0 else None
-    return _join(*_lower_rates(cfg, ev, "d_lr", "g_lr"), beta1, _r1(cfg),
-                 _switch(cfg, "d_sn", "true", "bound D's Lipschitz constant"), ema)
+    return _join(*_lower_rates(cfg, ev, "d_lr", "g_lr"), beta1, _r1(cfg), _lipschitz(cfg), ema)
 
 
 # ----------------------------------------------------------------------------- the monitor
