@@ -83,17 +83,17 @@ def test_eval_n_of_a_per_class_folder_takes_every_class_as_the_npz_does(tmp_path
 
 
 def test_detect_draws_classes_in_turn_and_eval_leaves_out_exactly_those(tmp_path, capsys):
-    from ganforge.commands import detect as cmd
+    from ganforge.detect import sources as src
 
     npz = _class_npz(tmp_path / "synth.npz")
-    first, _ = cmd._fake_images(str(npz), n=8, seed=0)
+    first, _ = src.fake_images(str(npz), n=8, seed=0)
     assert first[:, 0, 0, 0].tolist() == [0, 1, 6, 7, 12, 13, 18, 19]  # 2 of each of the 4 classes
-    rest, _ = cmd._fake_images(str(npz), n=100, seed=1, skip=8)
+    rest, _ = src.fake_images(str(npz), n=100, seed=1, skip=8)
     assert sorted(rest[:, 0, 0, 0].tolist()) == sorted(set(range(24)) - {0, 1, 6, 7, 12, 13, 18, 19})
     # a detector of before (no "selection" recorded) trained on the first 8: those are left out
-    old, _ = cmd._fake_images(str(npz), n=100, seed=1, skip=8, skip_interleaved=False)
+    old, _ = src.fake_images(str(npz), n=100, seed=1, skip=8, skip_interleaved=False)
     assert sorted(old[:, 0, 0, 0].tolist()) == list(range(8, 24))
-    folder_images, _ = cmd._fake_images(str(_class_folder(tmp_path / "synth")), n=8, seed=0)
+    folder_images, _ = src.fake_images(str(_class_folder(tmp_path / "synth")), n=8, seed=0)
     assert sorted(folder_images[:, 0, 0, 0].tolist()) == [0, 1, 10, 11, 20, 21, 30, 31]
 
     # the CLI records the selection, and eval scores only what training did not draw
