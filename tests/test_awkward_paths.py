@@ -193,3 +193,17 @@ def test_a_read_only_run_folder_names_reports_out_option(run, monkeypatch, capsy
     monkeypatch.setattr(pathlib.Path, "touch", read_only)
     _one_line(capsys, cli.main(["report", str(run)]), "Read-only file system", "pass --out FILE")
     assert not (run / "report.html").exists()
+
+
+def test_an_over_long_folder_in_out_leaves_no_parent_behind(tmp_path):
+    """sub/<300 bytes>/x.png was refused in one line, but after sub/ had been made."""
+    import pytest as _pytest
+
+    from ganforge.atomic import atomic_path
+    from ganforge.errors import StorageError
+
+    dest = tmp_path / "sub" / ("c" * 300) / "x.png"
+    with _pytest.raises(StorageError, match="file name too long"):
+        with atomic_path(dest) as tmp:
+            tmp.write_bytes(b"x")
+    assert not (tmp_path / "sub").exists()

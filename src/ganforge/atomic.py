@@ -293,6 +293,11 @@ def atomic_path(dest: Path | str) -> Iterator[Path]:
     parent folder is created, and temporary files of ``dest`` that killed writes left removed."""
     dest = Path(dest)
     existed = os.path.lexists(dest)  # a failed write of a new file leaves none (False where unreadable)
+    long = next((part for part in dest.parts if len(os.fsencode(part)) > NAME_MAX), None)
+    if long is not None:  # before the parents are made: sub/<300 bytes>/x.png had left sub/ behind
+        shown = f"{long[:40]}..." if len(long) > 43 else long
+        raise StorageError(f"cannot write {shown}: file name too long ({len(os.fsencode(long))} bytes; "
+                           f"{NAME_MAX} at most per name); choose a shorter name")
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # a parent that is a file, read-only, a dangling link ...
