@@ -47,11 +47,11 @@ def test_edit_of_a_conditional_run_edits_the_class_asked_and_names_it(cond_run, 
     edit = ["edit", cond_run, "--seed", "3", "--attribute", "bright", "--strength", "0", "--n-train", "50"]
     code, out, err = _main(capsys, *edit, "--out", tmp_path / "a.png")
     assert code == 0, err
-    assert "edits of seed 3, class a (the default; choose another with --class) to" in out, out
+    assert "wrote 1 edit of seed 3, class a (the default; choose another with --class) to" in out, out
     assert provenance.read(tmp_path / "a.png")["class"] == "a"
     code, out, err = _main(capsys, *edit, "--class", "b", "--out", tmp_path / "b.png")
     assert code == 0, err
-    assert "edits of seed 3, class b to" in out, out
+    assert "wrote 1 edit of seed 3, class b to" in out, out
     assert provenance.read(tmp_path / "b.png")["class"] == "b"
 
     run = ganforge.load(cond_run)  # strength 0 is the seed's image of the class asked (const noise)

@@ -89,6 +89,18 @@ def _class_text(run, label, asked) -> str:
     return f", class {classes[int(label[0])]}{default}"
 
 
+def _check_class(run, asked) -> None:
+    """--class on an unconditional run whose family has a conditional variant: name that variant
+    (the library's message suggested a conditional DCGAN preset to a StyleGAN2 run)."""
+    from ..objectives.base import OBJECTIVES
+
+    variant = f"{run.config.objective}_conditional"
+    if asked is not None and run.class_names is None and variant in OBJECTIVES:
+        raise ConfigError(f"run {run.run_dir} is unconditional (objective={run.config.objective}); it cannot "
+                          f"generate a requested class: drop --class, or train a conditional run with "
+                          f"objective={variant}")
+
+
 def _layers_text(layers: list[int]) -> str:
     """[4, 5, 6, 7, 9] -> '4-7,9': the layers taken, as parsed ('4-' had been echoed as typed)."""
     runs: list[list[int]] = []
@@ -109,6 +121,7 @@ def cmd_mix(args) -> int:
     _check_out(out, (".png", ".jpg", ".jpeg"), force=True)
     run = api.load(args.run_dir, checkpoint=args.checkpoint)
     run.require("mix")
+    _check_class(run, args.class_)
     grid = run.mix(rows, cols, args.layers, ema=not args.no_ema, truncation=args.truncation,
                    labels=args.class_)
     _check_out(out, (".png", ".jpg", ".jpeg"), args.force)  # after the options are checked (a quick grid)
@@ -149,6 +162,7 @@ def cmd_interpolate(args) -> int:
     _check_out(out, (".gif", ".png"), force=True)
     run = api.load(args.run_dir, checkpoint=args.checkpoint)
     run.require("interpolate")
+    _check_class(run, args.class_)
     frames = run.interpolate(seeds, args.frames, space=args.space, ema=not args.no_ema,
                              truncation=args.truncation, labels=args.class_)
     _check_out(out, (".gif", ".png"), args.force)  # after the options are checked (--force had been needed
@@ -175,8 +189,9 @@ def cmd_interpolate(args) -> int:
 
 
 def _read_image(path: Path):
-    """uint8 [H, W] (grayscale) or [H, W, 3|4], the file's own mode kept (the run converts it and
-    says so); a one-line DataError when the file is missing or unreadable."""
+    """uint8 [H, W] (grayscale) or [H, W, 2|3|4] (LA, RGB, RGBA), the file's own mode kept (the run
+    composites transparency on white and converts it, and says so); a one-line DataError when the
+    file is missing or unreadable."""
     import numpy as np
     from PIL import Image
 
@@ -189,11 +204,11 @@ def _read_image(path: Path):
         raise DataError(f"image {path} does not exist; pass an image file (png, jpg, ...)")
     try:
         with Image.open(path) as img:
-            if img.mode in ("L", "RGB", "RGBA"):
+            if img.mode in ("L", "LA", "RGB", "RGBA"):
                 return np.asarray(upright(img)).copy()  # as a viewer shows it
             # other modes as the data loader reads them: 16/32-bit samples scaled to 8 bits (PIL's
             # convert("RGB") had clipped a 16-bit PNG to two levels), palettes and CMYK to colour
-            gray = img.mode in ("1", "LA", "I", "F") or img.mode.startswith("I;16")
+            gray = img.mode in ("1", "La", "I", "F") or img.mode.startswith("I;16")
             return np.asarray(normalize(img, "L" if gray else "RGB")).copy()
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read image {path} ({type(exc).__name__}); pass a png or jpg file") from None
@@ -247,7 +262,8 @@ def cmd_project(args) -> int:
     # run as given (relative to where project ran), and what edit --latent checks it against
     summary.update(target=str(args.target), run=str(args.run_dir), run_path=str(Path(args.run_dir).resolve()),
                    config_hash=provenance.config_hash(run.config), checkpoint=run.checkpoint.name, step=run.step,
-                   latent_shape=list(result["ws"].shape), noise_file="noise.npz", interrupted=done < args.steps)
+                   latent_shape=list(result["ws"].shape), noise_file="noise.npz", interrupted=done < args.steps,
+                   ema=not args.no_ema)  # the generator edit --latent must use for strength 0 to reproduce it
     atomic_write_json(out / "result.json", summary)
     ssim_text = f"{summary['ssim']:.4f}" if summary["ssim"] is not None else "n/a (image under 11 px)"
     if done < args.steps:  # stopped by a signal (one after the last step left the result complete)
@@ -317,8 +333,9 @@ def cmd_edit(args) -> int:
         noise = _read_noise(noise_path) if noise_path.is_file() else None
     run = api.load(args.run_dir, checkpoint=args.checkpoint)
     run.require("edit")
+    _check_class(run, args.class_)
     if latent is not None:
-        _check_projection_run(Path(args.latent), run, args.run_dir)
+        _check_projection_run(Path(args.latent), run, args.run_dir, ema=not args.no_ema)
     # a conditional run's image is of one class (it had always been class 0, unsaid), as in mix
     label = None if latent is not None else run.sample_labels(1, args.class_)
     result = run.edit(args.attribute, strengths, seed=None if latent is not None else image_seed, latent=latent,
@@ -332,9 +349,11 @@ def cmd_edit(args) -> int:
     with atomic_path(out) as tmp:
         provenance.save_grid(result["images"], tmp, meta, nrow=len(strengths), padding=1)
     source = f"latent {args.latent}" if latent is not None else f"seed {image_seed}"
+    held = result.get("n_heldout")
+    few = f" on only {held} held-out images" if held is not None and held < FEW_HELDOUT else ""
     print(f"ganforge: direction of '{result['attribute']}' in W from {result['n_train']} generated images "
           f"({result['positive_share']:.1%} classified as it; held-out balanced accuracy of the linear "
-          f"classifier {result['val_balanced_accuracy']:.1%})".replace("nan%", "not measured"))
+          f"classifier {result['val_balanced_accuracy']:.1%}{few})".replace("nan%", "not measured"))
     for s_, p in zip(result["strengths"], result["probability"]):
         print(f"  strength {s_:+.2f}  P({result['attribute']}) = {p:.3f}")
     acc = result["val_balanced_accuracy"]
@@ -342,17 +361,19 @@ def cmd_edit(args) -> int:
         print(f"ganforge: warning: the direction separates '{result['attribute']}' from the rest no better "
               f"than {acc:.0%} on held-out images (chance is 50%): these edits are not meaningful; train the "
               f"run longer, raise --n-train or pick another attribute")
-    print(f"ganforge: wrote {len(strengths)} edits of {source}{_class_text(run, label, args.class_)} to {out}")
+    edits = f"{len(strengths)} edit{'' if len(strengths) == 1 else 's'}"
+    print(f"ganforge: wrote {edits} of {source}{_class_text(run, label, args.class_)} to {out}")
     if latent is not None and noise is None:
         print(f"ganforge: note: no {noise_path} next to the latent (ganforge project writes it), so the fixed "
               f"default noise was used: the fine detail differs from the projection's reconstruction")
     return 0
 
 
-def _check_projection_run(latent: Path, run, run_dir) -> None:
+def _check_projection_run(latent: Path, run, run_dir, *, ema: bool = True) -> None:
     """Refuse a latent that ganforge project fitted on another run, by the result.json it wrote
     beside it (only the shape had been checked, so another run's latent of the same shape was
-    edited into an unrelated image); warn when only the checkpoint differs. No result.json: no
+    edited into an unrelated image); warn when only the checkpoint, or the generator (EMA or
+    not, ``ema``), differs. No result.json: no
     check. Its "run" is as typed, relative to where project ran: "run_path" (resolved) and
     "config_hash" decide where recorded, else the typed path must end the edited run's path."""
     from .. import provenance
@@ -389,6 +410,13 @@ def _check_projection_run(latent: Path, run, run_dir) -> None:
         print(f"ganforge: warning: --latent was projected on checkpoint {record.get('checkpoint')}{at} of this "
               f"run and this edit uses {run.checkpoint.name} (step {run.step}): strength 0 is not exactly the "
               f"projection's reconstruction; pass --checkpoint {record.get('checkpoint')} or project again")
+    if isinstance(record.get("ema"), bool) and record["ema"] != ema:  # the two generators' images differ
+        def name(e: bool) -> str:
+            return "the EMA generator" if e else "the training generator (--no-ema)"
+
+        print(f"ganforge: warning: --latent was projected with {name(record['ema'])} and this edit uses "
+              f"{name(ema)}: strength 0 is not exactly the projection's reconstruction; "
+              f"{'drop --no-ema' if record['ema'] else 'pass --no-ema'} or project again")
 
 
 def _read_noise(path: Path) -> list:
@@ -404,6 +432,7 @@ def _read_noise(path: Path) -> list:
 
 
 EDIT_MIN_ACCURACY = 0.6  # held-out balanced accuracy below which a direction is no better than chance
+FEW_HELDOUT = 30  # held-out images under which edit says how few its accuracy rests on
 
 
 def register(subparsers, parser_class) -> None:

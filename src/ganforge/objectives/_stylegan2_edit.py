@@ -24,7 +24,9 @@ MIN_PER_SIDE = 10  # images with and without the attribute needed to fit a direc
 
 def fit_direction(w: Tensor, positive: Tensor, *, seed: int = 0) -> dict:
     """Unit normal [D] of a logistic-regression hyperplane separating ``positive`` (bool [n]) w's
-    [n, D], its accuracy on a held-out fifth, and the spread of w along it."""
+    [n, D], its accuracy on a held-out fifth (``n_heldout`` images), and the spread of w along it.
+    ``positive_share`` is the share of all n images that are positive (it had been that of the
+    training four fifths, which the message calling it the share of the n did not match)."""
     n = len(w)
     g = torch.Generator().manual_seed(seed)
     order = torch.randperm(n, generator=g)
@@ -56,7 +58,7 @@ def fit_direction(w: Tensor, positive: Tensor, *, seed: int = 0) -> dict:
         normal = F.normalize(weight / std, dim=0)  # the hyperplane's normal in W itself
         sigma = float((w @ normal).std())
     return {"normal": normal, "sigma": sigma, "val_balanced_accuracy": float(balanced),
-            "positive_share": pos, "n": n}
+            "positive_share": float(y.mean()), "n": n, "n_heldout": len(val)}
 
 
 def find_direction(synthesize: Callable[[Tensor], Tensor], mapping: Callable[[Tensor], Tensor],

@@ -81,7 +81,7 @@ def project(G, target: Tensor, *, space: str = "w", steps: int = 1000, lr: float
     opt = torch.optim.Adam([w_opt] + noise, betas=(0.9, 0.999), lr=lr)
     target_features = features(target) if features is not None else None
     marks = {int(round(k * (steps - 1) / max(snapshots - 1, 1))) for k in range(snapshots)}
-    progress, loss_value, done = [], float("nan"), 0
+    progress, loss_value, done, snapped = [], float("nan"), 0, -1  # snapped: the steps done at the last snapshot
     try:
         with sigterm_interrupts():
             for step in range(steps):
@@ -103,13 +103,15 @@ def project(G, target: Tensor, *, space: str = "w", steps: int = 1000, lr: float
                 if step in marks:
                     with torch.no_grad():
                         progress.append(G.synthesis(w_opt.expand(1, L, -1), noise).clamp(-1, 1))
+                    snapped = done
                 if log is not None and (step % 100 == 0 or step == steps - 1):
                     log(step, loss_value)
     except KeyboardInterrupt as exc:
         _renormalize(noise)  # the signal may have come between an update and the renormalization
         signum = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
-        raise ProjectionInterrupted(_result(G, w_opt, noise, progress, loss_value, done), signum) from None
-    return _result(G, w_opt, noise, progress, loss_value, done)
+        raise ProjectionInterrupted(_result(G, w_opt, noise, progress, loss_value, done, snapped == done),
+                                    signum) from None
+    return _result(G, w_opt, noise, progress, loss_value, done, snapped == done)
 
 
 @torch.no_grad()
@@ -119,10 +121,13 @@ def _renormalize(noise: list[Tensor]) -> None:
 
 
 @torch.no_grad()
-def _result(G, w_opt: Tensor, noise: list[Tensor], progress: list[Tensor], loss: float, steps: int) -> dict:
-    """project's result for the latent as it is after ``steps`` steps (an interrupted projection
-    without a snapshot yet gets its final image as the one snapshot)."""
+def _result(G, w_opt: Tensor, noise: list[Tensor], progress: list[Tensor], loss: float, steps: int,
+            current: bool = False) -> dict:
+    """project's result for the latent as it is after ``steps`` steps. Its image ends the progress
+    snapshots unless the last one (``current``) is already of it: a projection interrupted after
+    600 steps had shown only the step-0 snapshot, not the latent it kept."""
     ws = w_opt.expand(1, G.num_ws, -1)[0].detach()
     image = G.synthesis(ws.unsqueeze(0), noise).clamp(-1, 1)
     return {"ws": ws.cpu(), "image": image.cpu(), "noise": [n.detach().cpu() for n in noise],
-            "progress": torch.cat(progress or [image]).cpu(), "loss": loss, "steps": steps}
+            "progress": torch.cat(progress if progress and current else progress + [image]).cpu(), "loss": loss,
+            "steps": steps}

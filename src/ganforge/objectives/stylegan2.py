@@ -296,6 +296,15 @@ class StyleGAN2(UnconditionalGAN):
     def sample_labels_for(self, n: int, labels, generator: torch.Generator) -> Tensor | None:
         return None
 
+    def balanced_labels(self, n: int) -> Tensor | None:
+        """Labels [n] with every class equally often, to one (``labels.interleaved_labels``), for
+        what is fitted or measured over the generator's whole output (edit's direction, PPL); None
+        for an unconditional run. The grid layout of ``sample_labels_for`` had left classes out
+        (with 60 images of 10 classes, 8 and 9 never appeared)."""
+        from ..labels import interleaved_labels
+
+        return interleaved_labels(n, self.num_classes).to(self.device) if self.num_classes else None
+
     def latents(self, n: int, generator: torch.Generator, labels=None, *, truncation: float | None = None,
                 truncation_cutoff: int | None = None, nets=None) -> tuple[Tensor, Tensor | None]:
         """(ws [n, L, w_dim], labels) for n latents drawn from ``generator``, truncated."""
@@ -420,7 +429,7 @@ class StyleGAN2(UnconditionalGAN):
             raise ConfigError(f"path length space must be w or z, got '{space}'")
         G = self._G(nets)
         z0, z1 = self._z(n, generator), self._z(n, generator)
-        y = self.sample_labels_for(n, None, generator)
+        y = self.balanced_labels(n)
         eps_t = torch.full((n, 1), eps, device=self.device)
         if space == "z":
             ws = G.ws(torch.cat([z0, slerp(z0, z1, eps_t)]), None if y is None else torch.cat([y, y]))
@@ -431,31 +440,59 @@ class StyleGAN2(UnconditionalGAN):
         return images[:n], images[n:]
 
     def projection_target(self, image) -> tuple[Tensor, list[str]]:
-        """uint8 [H, W, C] (C 1, 3 or 4) -> float [1, C_G, R, R] in [-1, 1] on the device, and
-        what was changed to get there (said to the user): channels converted, resized."""
+        """uint8 [H, W] or [H, W, C] (C 1, 2 = gray + alpha, 3 or 4 = RGBA) -> float [1, C_G, R, R] in
+        [-1, 1] on the device, made as the data pipeline makes a training image (transparency
+        composited on white, ``data.imageio.normalize``; resized as the run's data source resizes),
+        and what was changed to get there (said to the user): transparency, channels, size."""
         import numpy as np
         from PIL import Image
 
+        from ..data.imageio import normalize
+
         arr = np.asarray(image)
-        if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3, 4)):
-            raise ConfigError(f"the image to project must be uint8 [H, W] or [H, W, 1|3|4], got "
+        if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 2, 3, 4)):
+            raise ConfigError(f"the image to project must be uint8 [H, W] or [H, W, 1|2|3|4], got "
                               f"{arr.dtype} {arr.shape}; save it as a PNG or JPEG")
         G, notes = self.nets["G"], []
         res, channels = G.synthesis.resolution, G.synthesis.channels
         img = Image.fromarray(arr[..., 0] if arr.ndim == 3 and arr.shape[2] == 1 else arr)
         mode = "L" if channels == 1 else "RGB"
+        if img.mode in ("LA", "RGBA"):  # img.convert(mode) had dropped the alpha (a transparent
+            # background came out as whatever colour lay under it, often black)
+            transparent = int((arr[..., -1] < 255).sum())
+            if transparent:
+                notes.append(f"composited {img.mode}'s {transparent} transparent or translucent pixel(s) on "
+                             f"white, as the data loader does")
         if img.mode != mode:
             notes.append(f"converted {img.mode} to {mode} ({channels} channel(s), as the run was trained)")
-            img = img.convert(mode)
+        img = normalize(img, mode)
         if img.size != (res, res):
             w, h = img.size
-            side = min(w, h)
-            img = img.crop(((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side))
-            img = img.resize((res, res), Image.Resampling.LANCZOS)
+            img = self._resize_target(img, res)
             notes.append(f"center-cropped and resized {w}x{h} to {res}x{res} (the run's resolution)")
         x = torch.from_numpy(np.asarray(img).copy()).float().div(127.5).sub(1)
         x = x.view(res, res, channels).permute(2, 0, 1).unsqueeze(0)
         return x.to(self.device), notes
+
+    def _resize_target(self, img, res: int):
+        """``img`` (PIL) center-cropped and resized to res x res as the run's data source resizes its
+        training images, so the target is what G was trained on (LANCZOS had differed from a
+        Fashion-MNIST image's bilinear antialias by up to 67/255): an image folder's bicubic fit of
+        the short side, a named dataset's bilinear antialias (``data.base.adapt_images``)."""
+        import numpy as np
+        from PIL import Image, ImageOps
+
+        if self.cfg_data_name.split(":")[0] == "folder":
+            return ImageOps.fit(img, (res, res), method=Image.Resampling.BICUBIC)
+        from ..data.base import adapt_images
+
+        w, h = img.size
+        side = min(w, h)
+        img = img.crop(((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side))
+        arr = np.asarray(img).reshape(side, side, -1)
+        out = adapt_images(torch.from_numpy(arr.copy()).permute(2, 0, 1).unsqueeze(0), res, None)[0]
+        out = out.permute(1, 2, 0).numpy()
+        return Image.fromarray(out[..., 0] if out.shape[-1] == 1 else out)
 
     def project(self, image, *, space: str = "w", steps: int = 1000, seed: int = 0, nets=None,
                 log=None) -> dict:
@@ -572,7 +609,7 @@ class StyleGAN2(UnconditionalGAN):
         k = resolve_class(attribute, list(class_names))
         gen = torch.Generator().manual_seed(EDIT_DIRECTION_SEED)  # the training latents, not the edited one's
         z = self._z(n_train, gen)
-        y = self.sample_labels_for(min(n_train, 250), None, gen)
+        y = self.balanced_labels(min(n_train, 250))  # each chunk of 250 (find_direction's) balanced
 
         def mapping(c):
             return G.mapping(c, None if y is None else y[:len(c)])
@@ -595,6 +632,7 @@ class StyleGAN2(UnconditionalGAN):
         return {"images": images.cpu(), "strengths": [float(s) for s in strengths], "attribute": class_names[k],
                 "probability": prob.cpu().tolist(), "val_balanced_accuracy": info["val_balanced_accuracy"],
                 "positive_share": info["positive_share"], "n_train": n_train, "sigma": info["sigma"],
+                "n_heldout": info["n_heldout"],
                 "direction_seed": EDIT_DIRECTION_SEED}
 
 
