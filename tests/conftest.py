@@ -137,6 +137,31 @@ def style_run(tmp_path_factory):
     return root / "run"
 
 
+@pytest.fixture(scope="module")
+def cond_style_run(tmp_path_factory):
+    """A conditional StyleGAN2 run of the family's example config (classes a and b), per module:
+    the same network shapes as style_run, so a latent of one has the other's shape."""
+    from ganforge import api
+    from ganforge.config import from_dict
+    from ganforge.objectives.stylegan2 import StyleGAN2Conditional
+
+    root = tmp_path_factory.mktemp("cond-style")
+    api.train(from_dict(StyleGAN2Conditional.example_config(root / "data")), root / "run", progress=False)
+    return root / "run"
+
+
+def cli_result(capsys, *args) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of ``ganforge ARGS`` run in this process (argparse's exit too)."""
+    from ganforge import cli
+
+    try:
+        code = cli.main([str(a) for a in args])
+    except SystemExit as exc:  # argparse
+        code = exc.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
 def brightness_logits(x):
     """A two-class stand-in for a dataset classifier: brighter than the batch's median or not."""
     import torch

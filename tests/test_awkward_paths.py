@@ -16,6 +16,7 @@ from ganforge import api, cli
 from ganforge.atomic import atomic_path, atomic_write_bytes, atomic_write_text, replace_folder
 from ganforge.errors import StorageError
 from ganforge.training.logger import MetricsLogger
+from test_robustness import _one_line
 
 
 def _cfg(**overrides):
@@ -24,15 +25,6 @@ def _cfg(**overrides):
 
 def _train(run_dir, **overrides):
     return api.train(_cfg(**overrides), run_dir, progress=False, dataset=random_dataset())
-
-
-def _one_line(capsys, code, *needles):
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in err, err
-    return err
 
 
 @pytest.fixture(scope="module")

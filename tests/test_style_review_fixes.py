@@ -128,19 +128,26 @@ def test_edit_refuses_noise_maps_of_another_run(style_run):
                  class_names=["dark", "bright"], n_train=50)
 
 
-def test_ctrl_c_in_project_keeps_the_latent_so_far(style_run, tmp_path, monkeypatch, capsys):
-    """Ctrl-C had lost the whole projection; now the latent after the steps done is written, with
-    its noise maps and reconstruction, and the command exits 130."""
+def interrupt_projection_at(monkeypatch, step: int) -> list:
+    """A Ctrl-C in the projector after ``step`` optimization steps (raised in its noise
+    regularization); returns the call count's list (clear it to count again)."""
     calls = []
     regularization = projector.noise_regularization
 
-    def interrupted_at_step_12(maps):
+    def interrupted(maps):
         calls.append(1)
-        if len(calls) > 12:
+        if len(calls) > step:
             raise KeyboardInterrupt
         return regularization(maps)
 
-    monkeypatch.setattr(projector, "noise_regularization", interrupted_at_step_12)
+    monkeypatch.setattr(projector, "noise_regularization", interrupted)
+    return calls
+
+
+def test_ctrl_c_in_project_keeps_the_latent_so_far(style_run, tmp_path, monkeypatch, capsys):
+    """Ctrl-C had lost the whole projection; now the latent after the steps done is written, with
+    its noise maps and reconstruction, and the command exits 130."""
+    calls = interrupt_projection_at(monkeypatch, 12)
     Image.fromarray(np.full((8, 8), 90, np.uint8)).save(tmp_path / "t.png")
     code = cli.main(["project", str(style_run), str(tmp_path / "t.png"), "--steps", "1000", "--quiet",
                      "--out", str(tmp_path / "proj")])

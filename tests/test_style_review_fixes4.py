@@ -13,30 +13,13 @@ import torch
 from PIL import Image, ImageOps
 
 import ganforge
-from ganforge import api, cli
 from ganforge.commands.style import _read_image
-from ganforge.config import from_dict
 from ganforge.errors import ConfigError
 from ganforge.objectives import _stylegan2_edit as editing
 from ganforge.objectives import _stylegan2_project as projector
-from ganforge.objectives import stylegan2 as sg2
 
-
-@pytest.fixture(scope="module")
-def cond_run(tmp_path_factory):
-    """A conditional StyleGAN2 run of the example config (classes a and b)."""
-    root = tmp_path_factory.mktemp("cond4")
-    api.train(from_dict(sg2.StyleGAN2Conditional.example_config(root / "data")), root / "run", progress=False)
-    return root / "run"
-
-
-def _main(capsys, *args) -> tuple[int, str, str]:
-    try:
-        code = cli.main([str(a) for a in args])
-    except SystemExit as exc:  # argparse
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
+from conftest import cli_result
+from test_style_review_fixes import interrupt_projection_at
 
 
 def _transparent_with_red_square(mode: str) -> Image.Image:
@@ -62,7 +45,7 @@ def test_project_composites_transparency_on_white(style_run, tmp_path, capsys, m
     assert any("transparent" in n and "on white" in n for n in notes), notes
     assert any(f"converted {mode} to L" in n for n in notes), notes
 
-    code, out, err = _main(capsys, "project", style_run, tmp_path / "t.png", "--steps", "2", "--quiet",
+    code, out, err = cli_result(capsys, "project", style_run, tmp_path / "t.png", "--steps", "2", "--quiet",
                            "--out", tmp_path / "proj")
     assert code == 0, err
     assert "on white, as the data loader does" in out, out
@@ -100,17 +83,17 @@ def test_edit_warns_when_the_projection_used_the_other_generator(style_run, tmp_
     silently differed from its reconstruction at strength 0."""
     Image.fromarray(np.full((8, 8), 90, np.uint8)).save(tmp_path / "t.png")
     proj = tmp_path / "proj"
-    code, _, err = _main(capsys, "project", style_run, tmp_path / "t.png", "--steps", "3", "--quiet", "--no-ema",
+    code, _, err = cli_result(capsys, "project", style_run, tmp_path / "t.png", "--steps", "3", "--quiet", "--no-ema",
                          "--out", proj)
     assert code == 0, err
     assert json.loads((proj / "result.json").read_text())["ema"] is False
     edit = ["edit", style_run, "--latent", proj / "latent.npy", "--attribute", "bright", "--strength", "0",
             "--n-train", "50"]
-    code, out, err = _main(capsys, *edit, "--out", tmp_path / "e.png")
+    code, out, err = cli_result(capsys, *edit, "--out", tmp_path / "e.png")
     assert code == 0, err
     assert "warning: --latent was projected with the training generator (--no-ema)" in out, out
     assert "pass --no-ema or project again" in out, out
-    code, out, err = _main(capsys, *edit, "--no-ema", "--out", tmp_path / "e2.png")
+    code, out, err = cli_result(capsys, *edit, "--no-ema", "--out", tmp_path / "e2.png")
     assert code == 0, err
     assert "warning: --latent was projected" not in out, out
 
@@ -121,10 +104,10 @@ def _mapping_labels(G) -> tuple[list, object]:
     return seen, hook
 
 
-def test_edit_and_path_pairs_draw_every_class_equally(cond_run, brightness_classifier):
+def test_edit_and_path_pairs_draw_every_class_equally(cond_style_run, brightness_classifier):
     """edit's direction and PPL's pairs had taken the grid layout's labels, one class a row: with
     20 images of 2 classes, 12 of a and 8 of b (with 60 of 10 classes, 8 and 9 never appeared)."""
-    run = ganforge.load(cond_run)
+    run = ganforge.load(cond_style_run)
     G = run.ema_nets["G"]
     seen, hook = _mapping_labels(G)
     try:
@@ -150,11 +133,11 @@ def test_positive_share_is_of_all_images_and_few_held_out_are_said(style_run, tm
     info = editing.fit_direction(w, positive)
     assert info["positive_share"] == pytest.approx(0.4) and info["n_heldout"] == 20
 
-    code, out, err = _main(capsys, "edit", style_run, "--seed", "1", "--attribute", "bright", "--strength", "0,1",
+    code, out, err = cli_result(capsys, "edit", style_run, "--seed", "1", "--attribute", "bright", "--strength", "0,1",
                            "--n-train", "50", "--out", tmp_path / "e.png")
     assert code == 0, err
     assert "on only 10 held-out images)" in out, out
-    code, out, err = _main(capsys, "edit", style_run, "--seed", "1", "--attribute", "bright", "--strength", "0,1",
+    code, out, err = cli_result(capsys, "edit", style_run, "--seed", "1", "--attribute", "bright", "--strength", "0,1",
                            "--n-train", "200", "--out", tmp_path / "e2.png")
     assert code == 0, err
     assert "held-out images" not in out and "wrote 2 edits of seed 1" in out, out
@@ -162,19 +145,10 @@ def test_positive_share_is_of_all_images_and_few_held_out_are_said(style_run, tm
 
 def test_interrupted_projection_progress_ends_with_the_kept_latent(style_run, monkeypatch):
     """After an interruption the strip had held only the step-0 snapshot, not the latent kept."""
-    calls = []
-    regularization = projector.noise_regularization
-
-    def interrupted_at_step_12(maps):
-        calls.append(1)
-        if len(calls) > 12:
-            raise KeyboardInterrupt
-        return regularization(maps)
-
     run = ganforge.load(style_run)
     done = run.project(np.full((8, 8), 90, np.uint8), steps=8)  # complete: a snapshot a step, the last the image
     assert len(done["progress"]) == 8 and torch.equal(done["progress"][-1:], done["image"])
-    monkeypatch.setattr(projector, "noise_regularization", interrupted_at_step_12)
+    interrupt_projection_at(monkeypatch, 12)
     with pytest.raises(projector.ProjectionInterrupted) as info:
         run.project(np.full((8, 8), 90, np.uint8), steps=1000)
     result = info.value.result
@@ -183,7 +157,7 @@ def test_interrupted_projection_progress_ends_with_the_kept_latent(style_run, mo
 
 
 def test_class_on_an_unconditional_stylegan2_run_names_the_conditional_objective(style_run, tmp_path, capsys):
-    code, out, err = _main(capsys, "edit", style_run, "--seed", "1", "--attribute", "0", "--class", "1",
+    code, out, err = cli_result(capsys, "edit", style_run, "--seed", "1", "--attribute", "0", "--class", "1",
                            "--out", tmp_path / "e.png")
     assert code == 2 and "objective=stylegan2_conditional" in err and "cgan" not in err, err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "e.png").exists()
