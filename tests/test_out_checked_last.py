@@ -57,3 +57,16 @@ def test_a_walk_without_repeats_has_no_note(run, tmp_path, capsys):
     assert cli.main(["interpolate", str(run), "--seeds", "1,2,3", "--frames", "6",
                      "--out", str(tmp_path / "w.gif")]) == 0
     assert "stands still" not in capsys.readouterr().out
+
+
+def test_train_classifier_says_1_epoch(tmp_path, capsys, monkeypatch):
+    """'for 1 epochs'; the training itself is stopped at its start here (it takes minutes)."""
+    from ganforge.metrics import classifier
+
+    def stop(*args, **kwargs):
+        raise RuntimeError("stopped by the test")
+
+    monkeypatch.setattr(classifier, "train", stop)
+    with pytest.raises(RuntimeError, match="stopped by the test"):
+        cli.main(["train-classifier", "fashion-mnist", "--epochs", "1", "--out", str(tmp_path / "c.safetensors")])
+    assert " for 1 epoch (" in capsys.readouterr().out

@@ -253,7 +253,8 @@ def cmd_train_classifier(args) -> int:
         recipe = replace(recipe, epochs=args.epochs)
     train = load_dataset(args.dataset, split="train", data_dir=args.data_dir)
     test = load_dataset(args.dataset, split="test", data_dir=args.data_dir)
-    print(f"ganforge: training {args.dataset}-cnn on {len(train)} images for {recipe.epochs} epochs "
+    epochs = f"{recipe.epochs} epoch{'' if recipe.epochs == 1 else 's'}"
+    print(f"ganforge: training {args.dataset}-cnn on {len(train)} images for {epochs} "
           f"({torch.get_num_threads()} threads)", flush=True)
     t0 = time.perf_counter()
     model = classifier.train(train.images, train.labels, num_classes=len(train.class_names), recipe=recipe,
