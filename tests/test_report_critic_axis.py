@@ -13,6 +13,7 @@ from ganforge.report import build_html, load_run, plots
 # a weight-clipped WGAN's critic scores after a few steps: inside [0, 1], yet no probabilities
 SCORES = {"d_real": 0.0707, "d_fake": 0.0154}
 RAW_CARD = "Last critic scores (raw) D(x) · D(G(z))"
+RAW_NAMES = ("critic score (raw)", "D logit (raw)", "D score (raw)")
 PROBABILITY_CARD = "Last D(x) · D(G(z))"
 WGAN = {"loss.name": "wasserstein", "reg.clip": 0.01}  # wgan-fashion-mnist's weight clipping
 
@@ -45,11 +46,11 @@ def _axis(fig) -> str:
     "probability": everything on the one fixed axis; anything else is reported as it is."""
     if len(fig.axes) == 1 and tuple(fig.axes[0].get_ylim()) == (-0.03, 1.03) and not fig.axes[0].get_ylabel():
         return "probability"
-    if len(fig.axes) == 1 and fig.axes[0].get_ylabel() == "critic score (raw)" and fig.axes[0].get_ylim()[1] < 0.2:
+    if len(fig.axes) == 1 and fig.axes[0].get_ylabel() in RAW_NAMES and fig.axes[0].get_ylim()[1] < 0.2:
         return "raw, no accuracy"  # a family that logs no accuracies: no empty second axis
     scores, accuracy = fig.axes
-    if (scores.get_ylabel(), accuracy.get_ylabel(), tuple(accuracy.get_ylim())) == \
-            ("critic score (raw)", "accuracy", (-0.03, 1.03)) and scores.get_ylim()[1] < 0.2:
+    if scores.get_ylabel() in RAW_NAMES and (accuracy.get_ylabel(), tuple(accuracy.get_ylim())) == \
+            ("accuracy", (-0.03, 1.03)) and scores.get_ylim()[1] < 0.2:
         return "raw"
     return f"{len(fig.axes)} axes {[(a.get_ylabel(), a.get_ylim()) for a in fig.axes]}"
 
@@ -73,7 +74,7 @@ def test_the_d_outputs_axis_follows_the_loss_not_the_values(tmp_path, monkeypatc
                     "superres-ragan": "probability", "plugin": "probability"}
     # the fallback for an unknown loss still moves scores off [0, 1] onto the raw axis
     out_of_range = _run(tmp_path, "plugin-wide", configs["plugin"], {"d_real": 5.0, "d_fake": -7.0})
-    assert _axis(_d_outputs(out_of_range, monkeypatch)).startswith("2 axes [('critic score (raw)'")
+    assert _axis(_d_outputs(out_of_range, monkeypatch)).startswith("2 axes [('D score (raw)'")
 
 
 def test_the_summary_card_names_raw_scores(tmp_path):
@@ -102,3 +103,18 @@ def test_families_that_log_raw_outputs_whatever_the_loss_say_so(tmp_path, monkey
     for objective, expected in (("pix2pix", "probability"), ("cyclegan", "probability")):
         cfg = from_dict({"objective": objective, "loss": {"name": "nonsaturating"}})
         assert _axis(_d_outputs(_run(tmp_path, objective, cfg), monkeypatch)) == expected, objective
+
+
+def test_raw_outputs_are_named_by_the_loss_critic_only_for_wasserstein(tmp_path):
+    """"critic" is the Wasserstein loss's word: LAPGAN's raw outputs under a logistic loss are
+    logits, and hinge / least squares scores, or a family's own loss (the vocoder's), D's scores;
+    all of them had been called critic scores, on the axis and the card."""
+    names = {name: plots.raw_score_name(_run(tmp_path, name, cfg)) for name, cfg in {
+        "wasserstein": tiny_config(**WGAN), "hinge": tiny_config(**{"loss.name": "hinge"}),
+        "lsgan": tiny_config(**{"loss.name": "lsgan"}),
+        "lapgan": from_dict({"objective": "lapgan", "loss": {"name": "nonsaturating"}}),
+        "vocoder": from_dict({"objective": "vocoder", "loss": {"name": "nonsaturating"}})}.items()}
+    assert names == {"wasserstein": "critic score (raw)", "hinge": "D score (raw)", "lsgan": "D score (raw)",
+                     "lapgan": "D logit (raw)", "vocoder": "D score (raw)"}
+    hinge = _cards(_run(tmp_path, "hinge-card", tiny_config(**{"loss.name": "hinge"})))
+    assert hinge.get("Last D scores (raw) D(x) · D(G(z))") == "0.0707 · 0.0154" and RAW_CARD not in hinge

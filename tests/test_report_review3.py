@@ -54,7 +54,7 @@ def test_a_lapgan_run_shows_its_last_losses_per_level(tmp_path):
     assert cards["Last losses D · G"] == ("0.5 · 0.51 <small>level 0</small><br>0.6 · 0.61 <small>level 1"
                                           "</small><br>0.7 · 0.71 <small>level 2</small>")
     # the means of D's raw outputs per level (LAPGAN.logs_d_probabilities), named as such
-    assert cards["Last critic scores (raw) D(x) · D(G(z))"].startswith("0.52 · 0.53 <small>level 0</small><br>")
+    assert cards["Last D logits (raw) D(x) · D(G(z))"].startswith("0.52 · 0.53 <small>level 0</small><br>")
     # a plain run's card is as it was
     plain = _run(tmp_path, tiny_config(), [{"step": 10, "time": 1.0, "d_loss": 0.25, "g_loss": 2.0}],
                  name="plain")

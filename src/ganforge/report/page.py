@@ -193,9 +193,11 @@ def _summary(run: Run) -> str:
         unit = plots.rate_unit(run)  # an audio run's items are training clips, a toy run's points
         cards.append(("Throughput", f"{speed:,.0f} <small>{unit}</small>" if speed >= 10 else
                       f"{speed:.2g} <small>{unit}</small>"))
-    # raw scores (a critic's, hinge, least squares) named as such, as on the chart's axis: a
-    # weight-clipped WGAN's "Last D(x) · D(G(z)) 0.0707 · 0.0154" had read as probabilities
-    scores = "Last critic scores (raw) D(x) · D(G(z))" if plots.raw_scores(run) else "Last D(x) · D(G(z))"
+    # raw scores (a critic's, hinge, least squares, logits) named as such, as on the chart's axis:
+    # a weight-clipped WGAN's "Last D(x) · D(G(z)) 0.0707 · 0.0154" had read as probabilities
+    scores = "Last D(x) · D(G(z))"
+    if plots.raw_scores(run):
+        scores = f"Last {plots.raw_score_name(run).replace(' (raw)', 's (raw)')} D(x) · D(G(z))"
     for label, keys in (("Last losses D · G", ("d_loss", "g_loss")), (scores, ("d_real", "d_fake"))):
         if value := _last_pair(lt, keys):
             cards.append((label, value))

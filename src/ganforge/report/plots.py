@@ -38,8 +38,9 @@ METRIC_LABELS = {"fid": "FID", "kid": "KID", "kid_std": "KID std", "is": "IS", "
 ACRONYMS = {"fid", "kid", "is", "kl", "ppl", "psnr", "ssim", "lpips", "mcd", "snr", "pesq", "stoi",
             "ap", "auc", "mse", "mae", "l1", "l2", "r1", "r2"}
 D_OUTPUTS = ("d_real", "d_fake", "d_acc_real", "d_acc_fake")
-# The D outputs' axis where they are raw scores, not probabilities
-RAW_SCORE = "critic score (raw)"
+# The D outputs' axis where they are raw scores, not probabilities: a critic's (wasserstein), the
+# logits of a logistic loss (sigmoid gives D's probability; LAPGAN logs them raw), or D's scores
+RAW_SCORE, RAW_LOGIT, RAW_D_SCORE = "critic score (raw)", "D logit (raw)", "D score (raw)"
 PROBABILITY_RANGE = (-0.03, 1.03)  # the D-outputs chart's fixed axis for probabilities and accuracies
 
 
@@ -138,6 +139,24 @@ def raw_scores(run: Run, series: dict[str, tuple[list[int], list[float]]] | None
     low, high = PROBABILITY_RANGE
     return any(not low <= v <= high for k, (_, values) in (run.series() if series is None else series).items()
                if _base(k) in ("d_real", "d_fake") for v in values if math.isfinite(v))
+
+
+def raw_score_name(run: Run) -> str:
+    """What D's raw outputs are called on the chart's axis (the card says it in the plural): "critic"
+    is the Wasserstein loss's word, and a logistic loss's raw outputs are logits (LAPGAN's had been
+    called critic scores); hinge, least squares, relativistic and a plugin's loss, or a family
+    whose adversarial loss is its own (the vocoder's least squares): D's scores."""
+    from ..losses import LOSSES, is_probabilistic
+
+    loss = run.config.get("loss") if isinstance(run.config, dict) else None
+    name = loss.get("name") if isinstance(loss, dict) else None
+    fam = family(run)
+    if fam is not None and any(u in ("loss.", "loss.name") for u in getattr(fam, "unused_settings", ())):
+        return RAW_D_SCORE
+    if name == "wasserstein":
+        return RAW_SCORE
+    pair = LOSSES[name] if isinstance(name, str) and name in LOSSES else None
+    return RAW_LOGIT if pair is not None and is_probabilistic(pair) else RAW_D_SCORE
 
 
 TOY_COVERAGE_TITLE = "Modes of the mixture the probe samples capture (within 3 sigma of a centre)"
@@ -331,7 +350,7 @@ def curve_figures(run: Run) -> list[tuple[str, str, bytes]]:
                 marker="o" if len(steps) < 3 else None, markersize=4,
                 color=colors.get(key, f"C{D_OUTPUTS.index(key)}" if key in D_OUTPUTS else None))
         if raw:
-            ax.set_ylabel(RAW_SCORE, fontsize=8)
+            ax.set_ylabel(raw_score_name(run), fontsize=8)
         if acc_ax is not ax:
             acc_ax.set_ylim(*PROBABILITY_RANGE)
             acc_ax.set_ylabel("accuracy", fontsize=8)
