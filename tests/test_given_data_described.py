@@ -81,6 +81,42 @@ def test_model_card_names_the_given_data(runs, tmp_path):
     assert "dataset" not in json.loads((tmp_path / "n" / "config.json").read_text())
 
 
+def test_model_card_config_says_the_preset_data_name_was_not_read(runs, tmp_path):
+    """The card's Training config block shows the run's config, whose data.name and description
+    are the preset's (Fashion-MNIST): the card says the run trained on the given data there too, as
+    the report's header does; a run without dataset.json keeps its config as it is."""
+    from ganforge.serve.export import model_card
+
+    run, _ = runs
+    block = _card_config(model_card(api.load(run), {"name": "m", "source": "run"}))
+    assert "`data.name` below is the preset's, not read: the run trained on random, passed from Python " \
+           "(64 images)." in block
+    assert _yaml(block)["description"] == "trained on random, passed from Python (64 images)"
+    loaded = api.load(run)
+    loaded.config.description = "DCGAN on Fashion-MNIST"
+    block = _card_config(model_card(loaded, {"name": "m", "source": "run"}))
+    assert _yaml(block)["description"] == "DCGAN on Fashion-MNIST; trained instead on random, passed from Python " \
+                                          "(64 images)"
+    assert loaded.config.description == "DCGAN on Fashion-MNIST"  # the loaded run's own config is untouched
+    named = tmp_path / "named"
+    shutil.copytree(run, named)
+    (named / "dataset.json").unlink()
+    loaded = api.load(named)
+    loaded.config.description = "DCGAN on Fashion-MNIST"
+    block = _card_config(model_card(loaded, {"name": "m", "source": "run"}))
+    assert _yaml(block)["description"] == "DCGAN on Fashion-MNIST" and "passed from Python" not in block
+
+
+def _card_config(card: str) -> str:
+    return card.split("## Training config", 1)[1]
+
+
+def _yaml(block: str) -> dict:
+    import yaml
+
+    return yaml.safe_load(block.split("```yaml\n", 1)[1].split("```", 1)[0])
+
+
 def test_report_names_the_given_data(runs, tmp_path):
     run, _ = runs
     out = tmp_path / "r.html"

@@ -356,6 +356,10 @@ def model_card(run: LoadedRun, meta: dict[str, Any]) -> str:
     audio = bool(run.capabilities & AUDIO_CAPABILITIES)
     a = cfg.audio if audio else None
     given = given_dataset(run.run_dir)  # the config's data.name is the preset's, never read
+    if given is not None:  # and its description the preset's: said as the report's header says it
+        cfg = copy.deepcopy(cfg)
+        cfg.description = (f"{cfg.description}; trained instead on {given}" if cfg.description
+                           else f"trained on {given}")
     lines += ["", "## Data", "", f"- dataset: {given}" if given is not None
               else f"- dataset: `{cfg.data.name}` (split `{cfg.data.split}`)",
               f"- {a.rate} Hz mono audio, log-mel front end: {a.n_mels} mels, n_fft {a.n_fft}, hop {a.hop}"
@@ -440,8 +444,10 @@ def model_card(run: LoadedRun, meta: dict[str, Any]) -> str:
     if plugins:
         start = lines.index("```bash") + 1
         lines[start:] = [f"GANFORGE_PLUGINS={','.join(plugins)} {line}" for line in lines[start:]]
-    lines += ["```", "",
-              "## Training config", "", "```yaml", cfg.to_yaml().rstrip(), "```", ""]
+    lines += ["```", "", "## Training config", ""]
+    if given is not None:
+        lines += [f"`data.name` below is the preset's, not read: the run trained on {given}.", ""]
+    lines += ["```yaml", cfg.to_yaml().rstrip(), "```", ""]
     return "\n".join(lines)
 
 
