@@ -30,7 +30,8 @@ LABELS = {"d_loss": "D loss", "g_loss": "G loss", "d_real": "D(x)", "d_fake": "D
           "diversity": "generated",
           "diversity_real": "real data", "diversity_features": "generated",
           "diversity_features_real": "real data", "probe_classes": "generated",
-          "probe_classes_real": "real data", "img_per_s": "images / s"}
+          "probe_classes_real": "real data", "probe_hq": "generated", "probe_hq_real": "real data",
+          "img_per_s": "images / s"}
 # Evaluation metrics (the cards and the metrics figure); others get metric_label()'s generic spelling.
 METRIC_LABELS = {"fid": "FID", "kid": "KID", "kid_std": "KID std", "is": "IS", "is_std": "IS std",
                  "intra_fid": "Intra-class FID", "class_kl": "Class KL", "ppl_w": "PPL in W",
@@ -111,6 +112,8 @@ GROUPS = [
           "(same probe batch)", lambda k: k in ("diversity_features", "diversity_features_real")),
     Group("probe-classes", "Classes the dataset classifier finds in the probe batch",
           lambda k: k in ("probe_classes", "probe_classes_real"), ylabel="classes"),
+    Group("probe-hq", "Share of the probe points within 3 sigma of a mode centre (high quality)",
+          lambda k: k in ("probe_hq", "probe_hq_real"), ylim=PROBABILITY_RANGE, ylabel="share"),
     Group("throughput", "Throughput", lambda k: k == "img_per_s"),
 ]
 

@@ -84,7 +84,10 @@ class DiversityProbe:
         if toy is not None:
             # the mode benchmark's own definition of a captured mode
             points = (images if coverage is None else coverage).detach().float().cpu()
-            stats["classes"] = float(mode_metrics(points, toy.modes, toy.sigma)["modes"])
+            modes = mode_metrics(points, toy.modes, toy.sigma)
+            # and its share of high-quality points: a generator that spreads its points over the
+            # whole plane captures every mode, yet few of its points lie near one
+            stats["classes"], stats["hq"] = float(modes["modes"]), float(modes["hq"])
         extractor = self.extractor() if images.dim() == 4 else None
         if extractor is not None:
             from ..metrics.features import to_uint8
@@ -120,4 +123,6 @@ class DiversityProbe:
                           diversity_features_real=real["diversity_features"])
         if "classes" in fake:
             record.update(probe_classes=fake["classes"], probe_classes_real=real["classes"])
+        if "hq" in fake:
+            record.update(probe_hq=fake["hq"], probe_hq_real=real["hq"])
         return record
