@@ -827,7 +827,9 @@ def _import_plugins() -> None:
         except Exception as exc:  # any error of the plugin's own code: one line, not a traceback
             missing = isinstance(exc, ModuleNotFoundError) and f"{module}.".startswith(f"{exc.name}.")
             where = " (is its folder on PYTHONPATH?)" if missing else ""
-            raise ConfigError(f"GANFORGE_PLUGINS: cannot import module '{module}': {type(exc).__name__}: "
+            # ganforge's own refusal (a registration of the wrong kind) is a sentence already
+            kind = "" if isinstance(exc, ConfigError) else f"{type(exc).__name__}: "
+            raise ConfigError(f"GANFORGE_PLUGINS: cannot import module '{module}': {kind}"
                               f"{' '.join(str(exc).split())}{where}; fix it or remove it from "
                               f"GANFORGE_PLUGINS") from exc
 

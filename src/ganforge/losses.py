@@ -62,7 +62,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from typing import Callable, Iterator, NamedTuple, Optional, Protocol
+from typing import Callable, Iterable, Iterator, NamedTuple, Optional, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -91,7 +91,15 @@ class LossPair(NamedTuple):
     g: GLoss
 
 
-LOSSES: Registry[LossPair] = Registry("loss")
+def _is_loss_pair(obj) -> bool:
+    """A pair whose parts are read as .d and .g and iterated (_check_outside): a LossPair."""
+    return (isinstance(obj, Iterable) and callable(getattr(obj, "d", None))
+            and callable(getattr(obj, "g", None)))
+
+
+LOSSES: Registry[LossPair] = Registry(
+    "loss", check=_is_loss_pair,
+    expects="a ganforge.losses.LossPair(d=..., g=...) of two functions (CONTRIBUTING.md, 'Other extension points')")
 
 
 _INFERENCE: contextvars.ContextVar[bool] = contextvars.ContextVar("ganforge_loss_inference", default=False)

@@ -47,6 +47,29 @@ class DuplicateName(ConfigError, ValueError):
     """A name registered again with another definition (a ValueError too, as it had been)."""
 
 
+class WrongKind(ConfigError, TypeError):
+    """An object registered that is not of the kind its registry holds (a function where a LossPair
+    is expected): refused at registration, where it had been a traceback at its first use."""
+
+
+def described(obj) -> str:
+    """What was given to a registry, in a few words: 'a function', 'the class SRResNet', 'a tuple
+    of (function, function)', 'a str', 'an instance of SGD'."""
+    if obj is None:
+        return "None"
+    if inspect.isclass(obj):
+        return f"the class {obj.__qualname__}"
+    if inspect.isroutine(obj):
+        return "a function"
+    name = type(obj).__name__
+    article = "an" if name[:1].lower() in "aeiou" else "a"
+    if isinstance(obj, tuple):
+        parts = ", ".join("function" if inspect.isroutine(p) else
+                          f"class {p.__qualname__}" if inspect.isclass(p) else type(p).__name__ for p in obj)
+        return f"{article} {name} of ({parts})"
+    return f"{article} {name}" if type(obj).__module__ == "builtins" else f"an instance of {name}"
+
+
 _ALL: list["Registry"] = []  # every registry, for plugin_modules()
 
 
@@ -108,26 +131,33 @@ def plugin_hint(modules: list[str]) -> str:
 
 
 class Registry(dict, Generic[T]):
-    def __init__(self, kind: str, *, loads: bool = False):
+    def __init__(self, kind: str, *, loads: bool = False, check: Callable[[object], bool] | None = None,
+                 expects: str = ""):
         super().__init__()
         self.kind = kind
         self.loads = loads  # a loaded run's networks are built from its entries (plugin_modules)
+        # ``check(obj)``: whether obj is of the kind held (only what its uses certainly need);
+        # ``expects``: that kind in words, for WrongKind ("a ganforge.losses.LossPair(...) ...")
+        self.check, self.expects = check, expects
         self.origins: dict[str, str] = {}  # name -> the module that registered it
         # names users type for a registered entry (a paper's or preset's name): the suggestion
         # that replaces difflib's "did you mean" for them
         self.hints: dict[str, str] = {}
         _ALL.append(self)
 
-    def refuse_duplicate(self, name: str, obj: T) -> None:
-        """DuplicateName when ``name`` holds another definition than ``obj``: callable before a
-        registration's other effects (a family's config sections), so a refused one leaves none."""
+    def refuse(self, name: str, obj: T) -> None:
+        """WrongKind when ``obj`` is not of the kind held, DuplicateName when ``name`` holds another
+        definition than ``obj``: callable before a registration's other effects (a family's config
+        sections), so a refused one leaves none."""
+        if self.check is not None and not self.check(obj):
+            raise WrongKind(f"{self.kind} '{name}': got {described(obj)}; register {self.expects}")
         if name in self and not same_definition(self[name], obj):
             raise DuplicateName(f"{self.kind} '{name}' registered twice, with another definition than the "
                                 f"one it has; register yours under another name")
 
     def register(self, name: str) -> Callable[[T], T]:
         def deco(obj: T) -> T:
-            self.refuse_duplicate(name, obj)
+            self.refuse(name, obj)
             self[name] = obj
             self.origins[name] = _origin(obj, sys._getframe(1))
             return obj

@@ -2,6 +2,7 @@
 resolution/channel adaptation of uint8 image tensors."""
 from __future__ import annotations
 
+import inspect
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,8 +51,19 @@ class Source(Protocol):
     def info(self, arg: str | None) -> dict: ...
 
 
+def _is_source(obj) -> bool:
+    """Something whose load(req) can be called (the one method every use calls): an instance, or a
+    class whose load is a static or class method (a class's plain load lacks its self)."""
+    if isinstance(obj, type) and inspect.isfunction(inspect.getattr_static(obj, "load", None)):
+        return False
+    return callable(getattr(obj, "load", None))
+
+
 # Keyed by the name a user types; "folder:PATH" is one key whose PATH part is parsed off.
-DATASETS: Registry[Source] = Registry("dataset")
+DATASETS: Registry[Source] = Registry(
+    "dataset", check=_is_source,
+    expects="a source instance with load(req), fetch(arg, *, data_dir) and info(arg) "
+            "(CONTRIBUTING.md, 'Other extension points')")
 
 # The data names whose part after the prefix is a path (folder:PATH of the image families, pairs,
 # super-resolution; audio:PATH of the audio families); photos:SPLIT and toy:NAME are not paths.

@@ -55,7 +55,15 @@ class Metric:
     doc: str = ""
 
 
-METRICS: Registry[Metric] = Registry("metric")
+def _is_metric(obj) -> bool:
+    """What evaluate() and better() read of every metric: needs, better and compute(ctx)."""
+    return hasattr(obj, "needs") and hasattr(obj, "better") and callable(getattr(obj, "compute", None))
+
+
+METRICS: Registry[Metric] = Registry(
+    "metric", check=_is_metric,
+    expects="a ganforge.metrics.evaluation.Metric(keys, needs, compute, better) "
+            "(CONTRIBUTING.md, 'Other extension points')")
 
 
 def _metric(keys: tuple[str, ...], *, needs=(), better: dict[str, str], doc: str = ""):

@@ -34,7 +34,16 @@ from torch import nn
 from ..registry import Registry
 from .errors import EvalError
 
-EXTRACTORS: Registry[Callable[..., "Extractor"]] = Registry("extractor")
+
+def _is_extractor_factory(obj) -> bool:
+    """Called with keyword arguments only (get_extractor): an Extractor itself takes images."""
+    return callable(obj) and not (isinstance(obj, Extractor) and type(obj).__call__ is Extractor.__call__)
+
+
+EXTRACTORS: Registry[Callable[..., "Extractor"]] = Registry(
+    "extractor", check=_is_extractor_factory,
+    expects="a function taking keyword arguments and returning an Extractor, e.g. "
+            "lambda **_: ModuleExtractor(net) (CONTRIBUTING.md, 'Other extension points')")
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_FILE}"

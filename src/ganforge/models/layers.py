@@ -26,7 +26,11 @@ class Architecture(NamedTuple):
     discriminator: Callable[..., nn.Module]
 
 
-ARCHITECTURES: Registry[Architecture] = Registry("architecture", loads=True)
+ARCHITECTURES: Registry[Architecture] = Registry(
+    "architecture", loads=True,
+    check=lambda obj: callable(getattr(obj, "generator", None)) and callable(getattr(obj, "discriminator", None)),
+    expects="a ganforge.models.Architecture(generator=..., discriminator=...) of two builders taking "
+            "keyword arguments (CONTRIBUTING.md, 'Other extension points')")
 
 
 def check_positive(arch: str, keys: Mapping[str, str] | None = None, **dims: int) -> None:

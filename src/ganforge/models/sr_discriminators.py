@@ -22,7 +22,11 @@ from torch.nn.utils.parametrizations import spectral_norm
 from ..errors import ConfigError
 from ..registry import Registry
 
-SR_DISCRIMINATORS: Registry = Registry("super-resolution discriminator", loads=True)
+SR_DISCRIMINATORS: Registry = Registry(
+    "super-resolution discriminator", loads=True,
+    check=lambda obj: callable(obj) and not isinstance(obj, nn.Module),  # a network is built, not given
+    expects="a class (or function) building an nn.Module from the keyword arguments channels and width "
+            "(and spectral_norm), as VGGDiscriminator")
 
 
 @SR_DISCRIMINATORS.register("vgg")

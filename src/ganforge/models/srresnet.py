@@ -27,7 +27,11 @@ import torch.nn.functional as F
 from ..errors import ConfigError
 from ..registry import Registry
 
-SR_GENERATORS: Registry = Registry("super-resolution generator", loads=True)
+SR_GENERATORS: Registry = Registry(
+    "super-resolution generator", loads=True,
+    check=lambda obj: callable(obj) and not isinstance(obj, nn.Module),  # a network is built, not given
+    expects="a class (or function) building an nn.Module from the keyword arguments scale, channels, "
+            "width, blocks and bicubic_skip, as SRResNet")
 SCALES = (2, 4)
 
 

@@ -526,7 +526,9 @@ class Objective:
         raise NotImplementedError(f"objective '{cls.name}' provides no example_config")
 
 
-OBJECTIVES: Registry[type[Objective]] = Registry("objective", loads=True)
+OBJECTIVES: Registry[type[Objective]] = Registry(
+    "objective", loads=True, check=lambda obj: isinstance(obj, type) and issubclass(obj, Objective),
+    expects="a class that subclasses ganforge.objectives.Objective (CONTRIBUTING.md, 'Adding a GAN family')")
 
 
 def _described(value: Any, missing: object) -> str:
@@ -640,7 +642,7 @@ def register_objective(name: str) -> Callable[[type[Objective]], type[Objective]
     def deco(cls: type[Objective]) -> type[Objective]:
         # Refused before its sections are registered: a refused duplicate had left its section
         # attached to the existing family, whose configs then accepted it.
-        OBJECTIVES.refuse_duplicate(name, cls)
+        OBJECTIVES.refuse(name, cls)
         cls.name = name
         for section, section_cls in cls.sections.items():
             register_section(section, section_cls, objective=name)

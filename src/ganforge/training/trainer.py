@@ -113,7 +113,10 @@ def set_tf32(enabled: bool) -> Callable[[], None]:
     return restore
 
 
-OPTIMIZERS: Registry = Registry("optimizer")
+OPTIMIZERS: Registry = Registry(
+    "optimizer", check=callable,
+    expects="a function (params, *, lr, betas, device) -> torch.optim.Optimizer "
+            "(CONTRIBUTING.md, 'Other extension points')")
 
 
 @OPTIMIZERS.register("adam")
