@@ -10,9 +10,22 @@ al. 2020, "CNN-generated images are surprisingly easy to spot... for now" (CVPR 
 Images are uint8 [N, C, H, W] at the detector's size; ``ganforge detect`` turns datasets, runs,
 samples.npz files and folders into them.
 """
-from .detector import Detector, Recipe, check_network, evaluate, load, save, train
-from .metrics import accuracy, average_precision
-from .model import DetectorCNN, blur_jpeg
+import importlib
 
-__all__ = ["Detector", "DetectorCNN", "Recipe", "accuracy", "average_precision", "blur_jpeg",
-           "check_network", "evaluate", "load", "save", "train"]
+# Where each name lives, imported at its first use: ``ganforge.detect.sources`` (the CLI's, at
+# start) must not import torch, or every command's --help waits seconds for it
+_HOMES = {"Detector": "detector", "Recipe": "detector", "check_network": "detector", "evaluate": "detector",
+          "load": "detector", "save": "detector", "train": "detector", "accuracy": "metrics",
+          "average_precision": "metrics", "DetectorCNN": "model", "blur_jpeg": "model"}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str):
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *_HOMES})
