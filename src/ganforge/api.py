@@ -952,6 +952,7 @@ class LoadedRun:
         self.checkpoint = ckpt.find(self.run_dir, checkpoint)
         weights, state = ckpt.load(self.checkpoint)
         self.config = config_mod.from_dict(state["config"])
+        self.saved_config = state["config"]  # as the version that trained it wrote it (provenance)
         self.step = int(state["step"])
         fam = family(self.config)
         with losses.for_inference():  # a loss the training script registered is not needed here
@@ -989,6 +990,7 @@ class LoadedRun:
         try:
             meta = json.loads((folder / MODEL_CONFIG).read_text())
             self.config = config_mod.from_dict(meta["config"])
+            self.saved_config = meta["config"]
             self.step = int(meta["step"])
             check_readable(folder / MODEL_WEIGHTS, "the model folder's weights")
             weights = load_file(folder / MODEL_WEIGHTS)

@@ -50,6 +50,15 @@ def config_hash(config) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def run_config_hash(run) -> str:
+    """``config_hash`` of a loaded run's config as its checkpoint saved it (``saved_config``, the
+    version that trained it), not as this version reads it: each new setting, read with its
+    default, changes the resolved dict, so the same run had hashed differently under a newer
+    ganforge, and a detector or projection made with the older one no longer knew its images."""
+    saved = getattr(run, "saved_config", None)
+    return config_hash(saved if isinstance(saved, dict) else run.config)
+
+
 def record(*, operation: str, config=None, checkpoint: str | None = None, step: int | None = None,
            seed: int | None = None, classes: list[str] | None = None, **extra: Any) -> dict:
     """The metadata record of one written image; None values are left out."""
@@ -66,8 +75,9 @@ def record(*, operation: str, config=None, checkpoint: str | None = None, step: 
 def for_run(run, *, operation: str, seed: int | None = None, labels=None, **extra: Any) -> dict:
     """The record of an image drawn from a loaded run (ganforge.load): its config, checkpoint and
     step; ``labels`` (int indices) name the class(es) shown, for conditional runs."""
-    return record(operation=operation, config=run.config, checkpoint=run.checkpoint.name,
-                  step=run.step, seed=seed, classes=_classes(run, labels), **_used_ema(run, extra))
+    return record(operation=operation, checkpoint=run.checkpoint.name, step=run.step, seed=seed,
+                  classes=_classes(run, labels), objective=run.config.objective,
+                  config_hash=run_config_hash(run), **_used_ema(run, extra))
 
 
 def _used_ema(run, extra: dict) -> dict:
@@ -81,7 +91,7 @@ def _used_ema(run, extra: dict) -> dict:
 def records_for(run) -> Callable[..., dict]:
     """``for_run`` bound to one loaded run, its config hash computed once: hashing the config
     takes about 0.2 ms, more than a server spends encoding a small PNG."""
-    fixed = {"objective": run.config.objective, "config_hash": config_hash(run.config)}
+    fixed = {"objective": run.config.objective, "config_hash": run_config_hash(run)}
 
     def for_this_run(*, operation: str, seed: int | None = None, labels=None, **extra: Any) -> dict:
         return record(operation=operation, checkpoint=run.checkpoint.name, step=run.step, seed=seed,

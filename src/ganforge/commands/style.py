@@ -261,7 +261,7 @@ def cmd_project(args) -> int:
     summary = {k: result[k] for k in ("psnr", "ssim", "space", "steps", "perceptual", "notes", "loss")}
     # run as given (relative to where project ran), and what edit --latent checks it against
     summary.update(target=str(args.target), run=str(args.run_dir), run_path=str(Path(args.run_dir).resolve()),
-                   config_hash=provenance.config_hash(run.config), checkpoint=run.checkpoint.name, step=run.step,
+                   config_hash=provenance.run_config_hash(run), checkpoint=run.checkpoint.name, step=run.step,
                    latent_shape=list(result["ws"].shape), noise_file="noise.npz", interrupted=done < args.steps,
                    ema=not args.no_ema)  # the generator edit --latent must use for strength 0 to reproduce it
     atomic_write_json(out / "result.json", summary)
@@ -391,8 +391,8 @@ def _check_projection_run(latent: Path, run, run_dir, *, ema: bool = True) -> No
         return
     here = Path(run_dir).resolve()
     if isinstance(record.get("run_path"), str):
-        same = Path(record["run_path"]).resolve() == here or record.get("config_hash") == provenance.config_hash(
-            run.config)  # the same run moved or copied elsewhere
+        same = Path(record["run_path"]).resolve() == here or record.get("config_hash") == provenance.run_config_hash(
+            run)  # the same run moved or copied elsewhere
     else:  # written before run_path: compare the typed path's named parts with the end of this run's path
         typed = Path(os.path.normpath(record["run"]))  # 'a/../b' -> 'b'; leading '..' kept
         tail = [p for p in typed.parts if p not in (typed.anchor, ".", "..")]

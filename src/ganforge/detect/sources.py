@@ -225,7 +225,7 @@ def run_draw(run, seed: int) -> dict:
     as a provenance record (ganforge sample's .npz) carries them."""
     from .. import provenance
 
-    return {"config_hash": provenance.config_hash(run.config), "checkpoint": run.checkpoint.name,
+    return {"config_hash": provenance.run_config_hash(run), "checkpoint": run.checkpoint.name,
             "step": run.step, "seed": seed}
 
 
