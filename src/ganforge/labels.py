@@ -173,9 +173,10 @@ def labeled_grid(images: torch.Tensor, labels: torch.Tensor, class_names: list[s
     prefixed by the index and class name of its first image (a character the font lacks, as
     in '猫', is drawn as '?', the index telling such classes apart)."""
     from PIL import Image, ImageDraw
-    from torchvision.utils import make_grid
 
-    grid = make_grid(images.cpu(), nrow=per_row, normalize=True, value_range=(-1, 1), padding=2)
+    from .grid import make_grid
+
+    grid = make_grid(images.cpu(), nrow=per_row, value_range=(-1, 1), padding=2)
     arr = (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     h = images.shape[2] + 2
     rows = (len(images) + per_row - 1) // per_row

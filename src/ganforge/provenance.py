@@ -207,9 +207,10 @@ def grid_image(images, nrow: int, padding: int = 2):
     """float [N, C, H, W] in [-1, 1] -> the PIL grid torchvision's save_image(normalize=True,
     value_range=(-1, 1), padding=padding) writes, pixel for pixel (its make_grid and rounding)."""
     import torch
-    from torchvision.utils import make_grid
 
-    grid = make_grid(images.detach().cpu(), nrow=nrow, normalize=True, value_range=(-1, 1), padding=padding)
+    from .grid import make_grid
+
+    grid = make_grid(images.detach().cpu(), nrow=nrow, value_range=(-1, 1), padding=padding)
     arr = grid.mul(255).add_(0.5).clamp_(0, 255).permute(1, 2, 0).to(torch.uint8).numpy()
     return _pil(arr if arr.shape[2] != 1 else arr[..., 0])
 

@@ -146,7 +146,8 @@ def pixels_png(pixels: torch.Tensor, columns: int, compress_level: int = 1) -> b
     level 1: for a 28x28 image about half of PIL's time (its per-image overhead is mostly
     Python), and level 6 would take about twice as long for a few percent fewer bytes."""
     from torchvision.io import encode_png
-    from torchvision.utils import make_grid
+
+    from ..grid import make_grid
 
     if len(pixels) == 1:  # make_grid of one image is that image, grey as RGB, without its overhead
         grid = pixels[0].expand(3, -1, -1) if pixels.shape[1] == 1 else pixels[0]
@@ -397,6 +398,9 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
         # RequireToken would refuse every request: none can send it
         raise ValueError("Settings.token must be a token without spaces at either end, or None for none")
     import logging
+
+    import torchvision.io  # noqa: F401  (pixels_png's encoder: its first import takes about 2 s, at start
+    # rather than in the first request)
 
     # a malformed multipart body is answered with a 400 naming it; python-multipart also logged a
     # warning per request ("Expected boundary character 45, got 103 at index 2"), which let any

@@ -25,14 +25,13 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 import torch
-from torchvision.transforms.functional import pil_to_tensor
-from torchvision.utils import make_grid
 
 from .. import provenance
 from ..atomic import FULL_ERRNOS, STORAGE_ERRNOS, atomic_path, is_temporary_name
 from ..config import best_metric
 from ..errors import (CheckpointError, ConfigError, DistributedError, GanforgeError, StorageError, TrainingDiverged,
                       shell_arg)
+from ..grid import make_grid
 from ..labels import class_kwargs, grid_columns, grid_labels, labeled_grid
 from ..models.layers import accumulating_bn_stats, batch_norms
 from ..registry import Registry
@@ -1156,10 +1155,11 @@ class Trainer:
                 return None
             with atomic_path(out) as tmp:
                 provenance.save(picture, tmp, meta)
-            self.logger.add_image("samples", pil_to_tensor(picture.convert("RGB")), self.step)
+            rgb = torch.from_numpy(np.asarray(picture.convert("RGB")).copy()).permute(2, 0, 1)  # uint8 [3, H, W]
+            self.logger.add_image("samples", rgb, self.step)
             return out
         nrow = grid_columns(images.shape[0])  # grid_labels' rows
-        grid = make_grid(images.cpu(), nrow=nrow, normalize=True, value_range=(-1, 1))
+        grid = make_grid(images.cpu(), nrow=nrow, value_range=(-1, 1))
         caption = self.objective.preview_caption()
         names = getattr(self.objective, "class_names", None)
         with atomic_path(out) as tmp:
