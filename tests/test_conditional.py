@@ -14,6 +14,7 @@ from ganforge.errors import ConfigError
 from ganforge.models.conditional import (CondBatchNorm2d, ConditionalDiscriminator,
                                          ConditionalGenerator)
 from ganforge.labels import ClassError, grid_labels, resolve_class
+from ganforge.latents import normal
 
 K = 3
 
@@ -241,7 +242,7 @@ def test_requested_class_reaches_the_generator(cond_run):
     run = api.load(cond_run)
     got = run.sample(5, seed=3, labels="boot")
     # Independently: the EMA generator on the same latents with label 2.
-    z = torch.randn(5, run.config.model.z_dim, generator=torch.Generator().manual_seed(3))
+    z = normal((5, run.config.model.z_dim), torch.Generator().manual_seed(3))  # as every latent is drawn
     want = run.ema_nets["G"](z, torch.full((5,), 2)).clamp(-1, 1)
     torch.testing.assert_close(got, want)
     other = run.sample(5, seed=3, labels=0)

@@ -15,6 +15,7 @@ from scipy import ndimage
 from ganforge import api, cli
 from ganforge.config import apply_overrides, from_dict
 from ganforge.errors import ConfigError
+from ganforge.latents import normal
 from ganforge.models.pyramid import (blur, downsample, gaussian_pyramid, laplacian_pyramid,
                                      reconstruct, upsample)
 from ganforge.objectives.lapgan import LAPGAN, ConditionalLAPGAN, level_sizes
@@ -96,7 +97,7 @@ def test_the_chain_runs_coarse_to_fine_with_each_level_adding_its_residual(tmp_p
     assert [tuple(x.shape) for x in levels] == [(5, 1, 4, 4), (5, 1, 8, 8), (5, 1, 16, 16)]
     # replay the chain by hand from the same generator
     gen = torch.Generator().manual_seed(3)
-    x = obj.nets["G0"](torch.randn(5, 4, generator=gen))
+    x = obj.nets["G0"](normal((5, 4), gen))  # z: drawn as every latent is (ganforge.latents.normal)
     assert torch.equal(levels[0], x.clamp(-1, 1))
     for k, r in ((1, 8), (2, 16)):
         up = upsample(x)

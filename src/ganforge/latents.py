@@ -10,6 +10,23 @@ import torch
 from torch import Tensor
 
 
+# torch's CPU normal sampler turns uniform numbers into normal ones in blocks of this many
+_NORMAL_BLOCK = 16
+
+
+def normal(shape: tuple[int, ...], generator: torch.Generator) -> Tensor:
+    """N(0, 1) numbers [shape] on the generator's device, drawn so that row i (shape[0] indexes
+    the samples) is the same whatever the count: torch's CPU sampler redraws the last block of 16
+    of a count that is not a multiple of 16, so a batch's last latent had depended on the batch's
+    size (seed 1's first image differed between `sample --n 1` and `--n 64`, and a walk's frame
+    from that seed's sample). Counts that are multiples of 16 draw exactly as torch.randn."""
+    count = 1
+    for size in shape:
+        count *= int(size)
+    padded = -(-count // _NORMAL_BLOCK) * _NORMAL_BLOCK
+    return torch.randn(padded, generator=generator, device=generator.device)[:count].view(shape)
+
+
 def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
     """Spherical interpolation from a to b at fractions t [k] -> [k, ...] (a, b: one latent
     [1, ...] each, or k latents [k, ...]). Computed in float64, so t = 0 and t = 1 give a and b

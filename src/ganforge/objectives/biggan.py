@@ -45,7 +45,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..labels import dataset_classes
-from ..latents import slerp, walk_fractions
+from ..latents import normal, slerp, walk_fractions
 from ..models.biggan import BigGANDiscriminator, BigGANGenerator, Sampler
 from ..models.layers import batch_norms, standing_stats_
 from .base import cached_module, register_objective
@@ -88,7 +88,7 @@ def ortho_penalty(module: nn.Module, *, skip: Sequence[nn.Parameter] = ()) -> Te
 def truncated_z(shape: tuple[int, ...], threshold: float | None, generator: torch.Generator) -> Tensor:
     """z ~ N(0, 1) [shape] on the generator's device; with a threshold, every value beyond it
     resampled (drawn from the normal restricted to [-T, T])."""
-    z = torch.randn(shape, generator=generator, device=generator.device)
+    z = normal(shape, generator)
     # drawn with or without a threshold, so that the stream after it (the next batch's z, the
     # standing statistics' labels) is the same at every threshold: drawn only with one, it had
     # shifted every batch after the first, and bench truncation compared other latents

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from .. import losses
 from ..errors import ConfigError
 from ..labels import dataset_classes, labels_tensor
+from ..latents import normal
 from ..models import lapgan as nets_mod
 from ..models.pyramid import gaussian_pyramid, upsample
 from .base import (Objective, OptimizerSpec, Phase, cached_module, refuse_unused_model_settings,
@@ -134,7 +135,7 @@ class LAPGAN(Objective):
         return torch.randn(n, 1, r, r, generator=generator, device=generator.device).to(self.device)
 
     def _z(self, n: int, generator: torch.Generator) -> Tensor:
-        return torch.randn(n, self.z_dim, generator=generator, device=generator.device).to(self.device)
+        return normal((n, self.z_dim), generator).to(self.device)
 
     def loss(self, phase: str, batch: Mapping[str, Any]) -> dict[str, Tensor]:
         level, is_d = int(phase[1:]), phase[0] == "D"

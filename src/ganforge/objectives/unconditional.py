@@ -23,7 +23,7 @@ from .. import augment as augment_mod
 from .. import losses, models
 from .. import regularizers as regs
 from ..errors import ConfigError, warn
-from ..latents import slerp, walk_fractions
+from ..latents import normal, slerp, walk_fractions
 from .base import OBJECTIVES, Objective, OptimizerSpec, Phase, register_objective
 
 
@@ -181,7 +181,7 @@ class UnconditionalGAN(Objective):
                 raise ValueError(f"a walk of {len(walk)} latents, but {n} were drawn")
             return walk
         # Noise is drawn on the generator's device (a CPU generator gives the same samples everywhere).
-        return torch.randn(n, self.z_dim, generator=generator, device=generator.device).to(self.device)
+        return normal((n, self.z_dim), generator).to(self.device)
 
     def noise_std(self) -> float:
         return regs.instance_noise_std(self.reg.instance_noise, self.reg.instance_noise_anneal,
