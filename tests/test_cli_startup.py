@@ -34,32 +34,3 @@ def test_the_detect_package_still_offers_its_names():
         assert "not_a_name" in str(exc)
     else:
         raise AssertionError("an unknown name must raise AttributeError")
-
-
-def test_provenance_of_a_file_imports_no_torch(tmp_path):
-    """`ganforge provenance FILE` reads PNG text chunks: the ganforge.data package (for its image
-    extensions) had imported every dataset source, and torch with them (3 s of its 3.2 s)."""
-    from PIL import Image
-
-    from ganforge import provenance
-
-    image = tmp_path / "x.png"
-    provenance.save(Image.new("L", (4, 4)), image, provenance.record(operation="sample", seed=3))
-    code = ("import sys; from ganforge import cli; "
-            f"assert cli.main(['provenance', {str(tmp_path)!r}]) == 0; print('torch' in sys.modules)")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          env=dict(os.environ, PYTHONPATH=str(ROOT / "src")))
-    assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.strip().splitlines()
-    assert lines[-1] == "False" and any("seed" in line and "3" in line for line in lines), proc.stdout
-
-
-def test_the_data_package_lists_and_loads_its_sources_when_first_asked():
-    code = ("import sys, ganforge.data as d, ganforge.data.imageio; before = 'torch' in sys.modules; "
-            "import ganforge.data.folder; print(before, d.DATASET_NAMES == d.dataset_names()[:6], d.DATASET_NAMES)")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          env=dict(os.environ, PYTHONPATH=str(ROOT / "src")))
-    assert proc.returncode == 0, proc.stderr
-    # ganforge.data.folder imported first (as ganforge.api does) does not change the listed order
-    assert proc.stdout.strip() == ("False True ['fashion-mnist', 'mnist', 'cifar10', 'folder:PATH', 'toy:ring8', "
-                                   "'toy:grid25']"), proc.stdout

@@ -9,69 +9,33 @@ where it is cheap), so the in-memory copy stays four times smaller.
 """
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, DataError
-
-if TYPE_CHECKING:
-    from .base import ImageDataset
-    from .folder import StreamingFolderDataset
-    from .toy import ToyDataset
+from . import cifar, folder, named, toy  # noqa: F401  (importing registers the sources)
+from .base import DATASETS, ImageDataset, LoadRequest
+from .folder import StreamingFolderDataset
+from .idx import read_idx
+from .toy import ToyDataset
 
 __all__ = ["DATASET_NAMES", "dataset_names", "ImageDataset", "ToyDataset", "StreamingFolderDataset",
            "load_dataset", "fetch", "dataset_info", "read_idx"]
 
-# The built-in sources register as their modules are imported. Those modules import torch, so
-# they are imported when a dataset is first looked up, not with this package: a command that
-# only reads image files (`ganforge provenance`, through .imageio) had waited seconds for torch.
-_SOURCE_MODULES = ("named", "cifar", "folder", "toy")  # the order their names are listed in
-_HOMES = {"ImageDataset": "base", "LoadRequest": "base", "DATASETS": "base", "StreamingFolderDataset": "folder",
-          "read_idx": "idx", "ToyDataset": "toy"}
-_BUILT_IN: list[str] = []
-
-
-def _datasets():
-    """The DATASETS registry with the built-in sources registered."""
-    if not _BUILT_IN:
-        for module in _SOURCE_MODULES:
-            importlib.import_module(f"{__name__}.{module}")
-        from .base import DATASETS
-
-        # in the modules' order, whichever was imported first (ganforge.api imports .folder)
-        home = {f"{__name__}.{m}": i for i, m in enumerate(_SOURCE_MODULES)}
-        _BUILT_IN.extend(sorted((n for n in DATASETS if DATASETS.origins.get(n) in home),
-                                key=lambda n: home[DATASETS.origins[n]]))
-    from .base import DATASETS
-
-    return DATASETS
-
-
-def __getattr__(name: str):
-    if name == "DATASET_NAMES":
-        # the built-in names: fashion-mnist, mnist, cifar10, folder:PATH, toy:ring8, toy:grid25
-        # (dataset_names() has a plugin's too)
-        _datasets()
-        return list(_BUILT_IN)
-    if name in _HOMES:
-        return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# The built-in names, in registration order: fashion-mnist, mnist, cifar10, folder:PATH,
+# toy:ring8, toy:grid25. A snapshot taken at import: dataset_names() has those registered since.
+DATASET_NAMES = list(DATASETS)
 
 
 def dataset_names() -> list[str]:
-    """Every dataset name registered now: the built-in ones (DATASET_NAMES), then a plugin's in
-    registration order."""
-    datasets = _datasets()
-    return [*_BUILT_IN, *(n for n in datasets if n not in _BUILT_IN)]
+    """Every dataset name registered now, a plugin's included, in registration order."""
+    return list(DATASETS)
 
 
 def _resolve(name: str):
     """(source, argument): 'folder:PATH' -> (folder source, 'PATH'); other names have no argument."""
-    datasets = _datasets()
     if name.startswith("folder:"):
-        return datasets.get("folder:PATH"), name[len("folder:"):]
-    return datasets.get(name), None
+        return DATASETS.get("folder:PATH"), name[len("folder:"):]
+    return DATASETS.get(name), None
 
 
 def load_dataset(name: str, *, split: str = "train", resolution: int | None = None,
@@ -89,8 +53,6 @@ def load_dataset(name: str, *, split: str = "train", resolution: int | None = No
         raise ConfigError(f"resolution must be a positive integer, got {resolution!r}")
     if channels not in (None, 1, 3):
         raise ConfigError(f"channels must be 1 or 3, got {channels!r}")
-    from .base import LoadRequest
-
     return source.load(LoadRequest(name=name, arg=arg, split=split, resolution=resolution, channels=channels,
                                    data_dir=data_dir, download=download, max_memory_bytes=max_memory_bytes,
                                    n_toy=n_toy, seed=seed))
