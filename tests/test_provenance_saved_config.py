@@ -40,3 +40,28 @@ def test_an_older_runs_images_keep_the_hash_its_version_gave(tmp_path):
     assert record["config_hash"] == older and record["objective"] == "unconditional"
     assert provenance.records_for(loaded)(operation="serve")["config_hash"] == older
     assert sources.run_draw(loaded, 0)["config_hash"] == older
+
+
+def test_a_model_folder_gives_the_hash_of_the_run_it_came_from(tmp_path):
+    """A model folder's config.json holds the config cut for sharing (paths) and read by this
+    version: its own hash had differed from the run's, so a detector trained on the run's images
+    scored the folder's (the same generator) as unseen, and edit --latent refused the folder of the
+    run a latent was projected on. It records the run's hash now, and its images carry it."""
+    run = tmp_path / "run"
+    api.train(tiny_config(**{"data.data_dir": str(tmp_path)}), run, dataset=random_dataset(), progress=False)
+    older = provenance.config_hash(_as_an_older_version_saved_it(run))
+    folder = tmp_path / "model"
+    assert cli.main(["export", str(run), "--format", "folder", "--out", str(folder)]) == 0
+    loaded = api.load(folder)
+    assert provenance.config_hash(loaded.saved_config) != older  # cut for sharing, read by this version
+    assert provenance.run_config_hash(loaded) == older
+    assert cli.main(["sample", str(folder), "--n", "4", "--out", str(tmp_path / "f.png")]) == 0
+    assert json.loads(Image.open(tmp_path / "f.png").text["ganforge"])["config_hash"] == older
+    again = tmp_path / "model2"  # a folder exported from the folder keeps it
+    assert cli.main(["export", str(folder), "--format", "folder", "--out", str(again)]) == 0
+    assert provenance.run_config_hash(api.load(again)) == older
+    # a folder exported before the hash was recorded: its own config's, as before
+    meta = json.loads((folder / "config.json").read_text())
+    del meta["config_hash"]
+    (folder / "config.json").write_text(json.dumps(meta))
+    assert provenance.run_config_hash(api.load(folder)) == provenance.config_hash(meta["config"])

@@ -991,6 +991,9 @@ class LoadedRun:
             meta = json.loads((folder / MODEL_CONFIG).read_text())
             self.config = config_mod.from_dict(meta["config"])
             self.saved_config = meta["config"]
+            # the hash of the run it was exported from (provenance.run_config_hash); None in a
+            # folder exported before it was recorded
+            self.saved_config_hash = meta.get("config_hash") if isinstance(meta.get("config_hash"), str) else None
             self.step = int(meta["step"])
             check_readable(folder / MODEL_WEIGHTS, "the model folder's weights")
             weights = load_file(folder / MODEL_WEIGHTS)

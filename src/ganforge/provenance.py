@@ -54,7 +54,11 @@ def run_config_hash(run) -> str:
     """``config_hash`` of a loaded run's config as its checkpoint saved it (``saved_config``, the
     version that trained it), not as this version reads it: each new setting, read with its
     default, changes the resolved dict, so the same run had hashed differently under a newer
-    ganforge, and a detector or projection made with the older one no longer knew its images."""
+    ganforge, and a detector or projection made with the older one no longer knew its images. A
+    model folder gives the hash of the run it was exported from, which it records."""
+    recorded = getattr(run, "saved_config_hash", None)
+    if isinstance(recorded, str):
+        return recorded
     saved = getattr(run, "saved_config", None)
     return config_hash(saved if isinstance(saved, dict) else run.config)
 

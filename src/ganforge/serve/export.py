@@ -27,6 +27,7 @@ from typing import Any, Iterator
 import torch
 import yaml
 
+from .. import provenance
 from ..api import MODEL_CONFIG, MODEL_WEIGHTS, LoadedRun, recorded_plugins
 from ..atomic import atomic_path, atomic_write_text, restore_replaced, save_tensors
 from ..data.base import PATH_PREFIXES
@@ -644,7 +645,10 @@ def export_folder(run: LoadedRun, out: Path | str, *, force: bool = False) -> Pa
               "class_names": run.class_names, "nets": sorted(nets), "source": meta["source"],
               "ema": run.ema_weights,
               "evaluation": meta["evaluation"], "objective_state": state, "files": sorted(files),
-              "config": shared.to_dict()}
+              "config": shared.to_dict(),
+              # the run's own config hash: the folder's images carry it, as the run's do (its
+              # config here is cut for sharing, and an older version's run saved fewer settings)
+              "config_hash": provenance.run_config_hash(run)}
     plugins = recorded_plugins(run.run_dir, to_load=True)
     if plugins:  # the modules outside ganforge its family or networks need imported (names only)
         config["plugins"] = plugins
