@@ -28,6 +28,11 @@ def test_the_detect_package_still_offers_its_names():
     assert detect.Recipe is Recipe is detector.Recipe
     assert detect.train is detector.train and callable(detect.blur_jpeg) and callable(detect.average_precision)
     assert set(detect.__all__) <= set(dir(detect))
+    # its modules too, in a fresh process (importing the names had bound them as attributes)
+    code = "import ganforge.detect as d; print(d.model.DetectorCNN.__name__, d.detector.Recipe.__name__)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT / "src")))
+    assert proc.stdout.strip() == "DetectorCNN Recipe", proc.stderr
     try:
         detect.not_a_name  # noqa: B018
     except AttributeError as exc:

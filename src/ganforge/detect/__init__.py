@@ -21,9 +21,14 @@ _HOMES = {"Detector": "detector", "Recipe": "detector", "check_network": "detect
 __all__ = sorted(_HOMES)
 
 
+_SUBMODULES = ("detector", "metrics", "model", "sources")
+
+
 def __getattr__(name: str):
     if name in _HOMES:
         return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+    if name in _SUBMODULES:  # `import ganforge.detect as d; d.model` (importing the names had bound them)
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

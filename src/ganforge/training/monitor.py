@@ -21,10 +21,11 @@ Record keys read (each optional: a detector that lacks its inputs stays silent):
                               toy mixture (toy:ring8, toy:grid25), the modes they capture (the
                               mode benchmark's definition: within 3 sigma of the nearest centre)
     probe_classes_real        the same on the fixed real probe batch
-    probe_hq, probe_hq_real   on a toy mixture, the share of those points within 3 sigma of a
-                              centre (the mode benchmark's high-quality share), fakes / reals
     nonfinite                 1 if a loss or weight was NaN/inf in the interval, else 0
     any float NaN/inf, or None (metrics.jsonl's spelling of it), also counts as non-finite
+
+The probe also logs, on a toy mixture, probe_hq / probe_hq_real (the share of its points within 3
+sigma of a centre) for the report; no detector reads them: a young healthy run has 5-15% there.
 
 Detectors (thresholds are fields of MonitorSettings):
 
