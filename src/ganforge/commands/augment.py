@@ -42,6 +42,6 @@ def register(subparsers, parser_class) -> None:
                       force="replace --out if it exists")
     s.add_argument("--per-class", type=int, required=True, metavar="N", help="images per class")
     s.add_argument("--format", default="folder", choices=["folder", "npz"], help="default: folder")
-    s.add_argument("--seed", type=seed, default=0)
+    s.add_argument("--seed", type=seed, default=0, help="noise seed: the same seed writes the same images (default 0)")
     add_provenance_argument(s)
     s.set_defaults(func=cmd_augment)

@@ -47,7 +47,9 @@ def register(subparsers, parser_class) -> None:
                                           "card that ganforge.load and ganforge serve accept.")
     add_run_arguments(s, ema=False, out={"required": True, "help": "a .onnx file or a folder"},
                       force="overwrite --out (a folder only if it is a model folder)")
-    s.add_argument("--format", required=True, choices=["onnx", "folder"])
+    s.add_argument("--format", required=True, choices=["onnx", "folder"],
+                   help="onnx: one graph file for onnxruntime; folder: config.json, the weights and a model card, "
+                        "which ganforge.load and ganforge serve take")
     s.add_argument("--capability", choices=["sample", "translate", "upscale"],
                    help="onnx: which capability to export (default: the first the run has)")
     s.add_argument("--direction", choices=["AtoB", "BtoA"],
