@@ -101,6 +101,12 @@ def init(device: torch.device) -> tuple[World, torch.device]:
             raise DistributedError(f"WORLD_SIZE={world.size} asks for {world.size} processes, but "
                                    f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set; "
                                    f"launch with torchrun (it sets them), or unset WORLD_SIZE for one process")
+        # torch._dynamo imported before the group exists: first imported after it (as the
+        # optimizers' constructors do, once torchvision no longer imported it with ganforge.api),
+        # it left the finished run's group, and gloo's 3-4 threads, alive past api.train
+        # (test_a_finished_run_ends_the_process_groups_threads), which had aborted processes at exit
+        import torch._dynamo as _dynamo  # noqa: F401
+
         waiting = _waiting_note(world)
         try:
             dist.init_process_group(backend, timeout=TIMEOUT)
