@@ -903,6 +903,10 @@ def out_of_memory_error(cfg: Config, trainer: Trainer, run_dir: Path, *, removed
 class LoadedRun:
     """A trained run, rebuilt from its directory alone: ``ganforge.load(RUN_DIR)``."""
 
+    # where its checkpoint was trained (Trainer.environment: torch, device, precision, CPU threads);
+    # None for a checkpoint or model folder of a version before 2026-12-07
+    environment: dict[str, Any] | None = None
+
     @keeps_random_state  # building the networks draws from torch's global generator
     def __init__(self, run_dir: Path | str, *, checkpoint: str = "latest", device: str = "cpu",
                  require: str | None = None):
@@ -953,6 +957,7 @@ class LoadedRun:
         weights, state = ckpt.load(self.checkpoint)
         self.config = config_mod.from_dict(state["config"])
         self.saved_config = state["config"]  # as the version that trained it wrote it (provenance)
+        self.environment = state.get("environment")
         self.step = int(state["step"])
         fam = family(self.config)
         with losses.for_inference():  # a loss the training script registered is not needed here
@@ -995,6 +1000,7 @@ class LoadedRun:
             # folder exported before it was recorded
             self.saved_config_hash = meta.get("config_hash") if isinstance(meta.get("config_hash"), str) else None
             self.step = int(meta["step"])
+            self.environment = meta.get("environment") if isinstance(meta.get("environment"), dict) else None
             check_readable(folder / MODEL_WEIGHTS, "the model folder's weights")
             weights = load_file(folder / MODEL_WEIGHTS)
             # tensors the family keeps beside its weights (Objective.inference_files), handed back

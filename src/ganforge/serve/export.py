@@ -446,10 +446,20 @@ def model_card(run: LoadedRun, meta: dict[str, Any]) -> str:
         start = lines.index("```bash") + 1
         lines[start:] = [f"GANFORGE_PLUGINS={','.join(plugins)} {line}" for line in lines[start:]]
     lines += ["```", "", "## Training config", ""]
+    if run.environment:
+        lines += [f"Trained with {environment_text(run.environment)}.", ""]
     if given is not None:
         lines += [f"`data.name` below is the preset's, not read: the run trained on {given}.", ""]
     lines += ["```yaml", cfg.to_yaml().rstrip(), "```", ""]
     return "\n".join(lines)
+
+
+def environment_text(env: dict[str, Any]) -> str:
+    """``LoadedRun.environment`` in words: "ganforge 0.1.0, torch 2.14.1, fp32 on the CPU with 2 threads"."""
+    where = (f"the CPU with {env['threads']} thread{'s' if env['threads'] != 1 else ''}" if "threads" in env
+             else str(env.get("device_name") or env.get("device", "an unknown device")))
+    return (f"ganforge {env.get('ganforge', '?')}, torch {env.get('torch', '?')}, "
+            f"{env.get('precision', '?')} on {where}")
 
 
 CARD_MARK = "A ganforge model: "  # the model card's first sentence (model_card)
@@ -648,7 +658,8 @@ def export_folder(run: LoadedRun, out: Path | str, *, force: bool = False) -> Pa
               "config": shared.to_dict(),
               # the run's own config hash: the folder's images carry it, as the run's do (its
               # config here is cut for sharing, and an older version's run saved fewer settings)
-              "config_hash": provenance.run_config_hash(run)}
+              "config_hash": provenance.run_config_hash(run),
+              "environment": run.environment}  # where it was trained (None: a version before 2026-12-07)
     plugins = recorded_plugins(run.run_dir, to_load=True)
     if plugins:  # the modules outside ganforge its family or networks need imported (names only)
         config["plugins"] = plugins

@@ -401,7 +401,42 @@ class Trainer:
             "config": self.cfg.to_dict(),
             "metrics_bytes": self.logger.size(),  # what metrics.jsonl held: a resume cuts it back to this
             "world_size": self.world.size,  # processes it trained on (a resume on another count is not bit-exact)
+            "environment": self.environment(),  # what else a bit-exact resume or rerun needs the same
         }
+
+    def environment(self) -> dict[str, Any]:
+        """What the numbers of this training depend on beyond its config and seed: torch's version,
+        the device, the resolved precision (``train.precision=auto`` resolves per machine) and, on a
+        CPU, torch's thread count (another count sums in another order). Saved in every checkpoint,
+        compared on resume (``_note_environment``) and shown by ``LoadedRun.environment``."""
+        from .. import __version__
+
+        # str(): torch.__version__ is a TorchVersion, which a weights_only load refuses
+        env: dict[str, Any] = {"ganforge": __version__, "torch": str(torch.__version__),
+                               "device": self.device.type, "precision": self.precision}
+        if self.device.type == "cpu":
+            env["threads"] = torch.get_num_threads()
+        elif self.device.type == "cuda":
+            env["device_name"] = torch.cuda.get_device_name(self.device)
+        return env
+
+    def _note_environment(self, saved: dict[str, Any] | None, source: Path) -> None:
+        """One note when a resume runs where the checkpoint's training did not: another torch
+        version, device, resolved precision or CPU thread count. Training continues (each is a
+        legitimate choice), but the result is not bit-exact with an uninterrupted run."""
+        if not isinstance(saved, dict):  # a checkpoint of a version before 2026-12-07 records none
+            return
+        now = self.environment()
+        what = {"torch": "torch {}", "device": "device {}", "device_name": "GPU {}",
+                "precision": "precision {}", "threads": "torch threads {}"}
+        keys = [k for k in what if k in saved and k in now and saved[k] != now[k]]
+        if not keys:
+            return
+        fix = f"; OMP_NUM_THREADS={saved['threads']} matches it" if keys == ["threads"] else ""
+        self.warn(f"ganforge: note: {source.name} was trained with "
+                  f"{', '.join(what[k].format(saved[k]) for k in keys)}, this resume has "
+                  f"{', '.join(what[k].format(now[k]) for k in keys)}: training continues, but not "
+                  f"bit-exact with an uninterrupted run{fix}")
 
     def load(self, weights: dict[str, torch.Tensor], state: dict[str, Any], *,
              source: Path | None = None) -> None:
@@ -473,6 +508,8 @@ class Trainer:
                        f"{self.cfg.eval.best} at n={self.cfg.eval.n}): the next evaluation starts a new "
                        f"'best' checkpoint")
         self._apply_lr_scale()
+        if source is not None:
+            self._note_environment(state.get("environment"), source)
         size = state.get("world_size")
         if size is not None and int(size) != self.world.size:
             self.warn(f"ganforge: the checkpoint was written by a run on {size} process"
