@@ -35,6 +35,7 @@ forward pass.
 """
 from __future__ import annotations
 
+import hashlib
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,17 +88,26 @@ def ortho_penalty(module: nn.Module, *, skip: Sequence[nn.Parameter] = ()) -> Te
 
 def truncated_z(shape: tuple[int, ...], threshold: float | None, generator: torch.Generator) -> Tensor:
     """z ~ N(0, 1) [shape] on the generator's device; with a threshold, every value beyond it
-    resampled (drawn from the normal restricted to [-T, T])."""
+    resampled (drawn from the normal restricted to [-T, T]). Row i (shape[0] indexes the samples)
+    is the same whatever the count, resampled values included."""
+    # the resampling draws from a CPU generator seeded from the stream's state before z: drawn
+    # after z from the stream itself, sample i's followed the count of normals before it (seed
+    # 3's first image differed between `sample --n 1` and `--n 7`); CPU torch.rand draws element
+    # by element, so its row i is the same at any count, on any device of the stream
+    seed = None if threshold is None else hashlib.blake2b(
+        generator.get_state().cpu().numpy().tobytes(), digest_size=8).digest()
     z = normal(shape, generator)
     # drawn with or without a threshold, so that the stream after it (the next batch's z, the
     # standing statistics' labels) is the same at every threshold: drawn only with one, it had
     # shifted every batch after the first, and bench truncation compared other latents
-    u = torch.rand(shape, generator=generator, device=generator.device)
+    torch.rand(shape, generator=generator, device=generator.device)
     if threshold is None:
         return z
+    resample = torch.Generator().manual_seed(int.from_bytes(seed, "little"))
+    u = torch.rand(shape, generator=resample, dtype=torch.float64)
     t = torch.tensor(float(threshold), dtype=torch.float64)
     lo, hi = torch.special.ndtr(-t), torch.special.ndtr(t)
-    inside = torch.special.ndtri(lo + u.cpu().double() * (hi - lo)).clamp(-t, t).float()
+    inside = torch.special.ndtri(lo + u * (hi - lo)).clamp(-t, t).float()
     return torch.where(z.abs() <= threshold, z, inside.to(z.device))
 
 
