@@ -25,7 +25,7 @@ import yaml
 from . import config as config_mod
 from . import losses
 from . import progress as progress_lines
-from . import registry, rundir
+from . import registry, rundir, signals
 from .atomic import atomic_write_text, check_readable
 from .config import Config, load_config  # noqa: F401  (ganforge.load_config, families registered)
 from .data import folder as folder_data
@@ -565,7 +565,7 @@ def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
     world, device = distributed.init(resolve_device(cfg.train.device))
     try:
         # training seeds torch's global generator (train.seed): the caller's stream is restored after
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), _training_defaults():
             distributed.local_batch(cfg.train.batch_size, world, cfg.model.pac)
             with warnings.catch_warnings():
                 if os.environ.get(distributed.CHECKED_BY_LAUNCHER) == "1":  # --nproc's launcher said them
@@ -607,6 +607,22 @@ def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
         raise TrainingInterrupted(result, f"Continue with: ganforge.train(cfg, {str(result.run_dir)!r}, "
                                           f"resume=True{given})")
     return result
+
+
+@contextlib.contextmanager
+def _training_defaults():
+    """torch's process-wide settings that training needs, whatever the caller set, and the caller's
+    back after: gradients on (a notebook's ``torch.no_grad()``, ``inference_mode`` or
+    ``set_grad_enabled(False)`` had ended training in a traceback) and float32 as the default dtype
+    (after ``torch.set_default_dtype(torch.float64)`` an image run had failed on float images against
+    double weights, and a toy run had trained in float64 while its start line said fp32)."""
+    dtype = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    try:
+        with torch.inference_mode(False), torch.enable_grad():
+            yield
+    finally:
+        torch.set_default_dtype(dtype)
 
 
 def _eval_hooks(cfg: Config, hooks: Iterable[Hook], *, given_data: bool = False) -> list[Hook]:
@@ -804,6 +820,8 @@ def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: boo
         distributed.barrier(distributed.current_world())  # the other ranks may now read it
         distributed.same_on_all_ranks(_resume_point(resumed_from), distributed.current_world(),
                                       "the checkpoint to resume from")
+        # the optimizers' constructors import it: a Ctrl-C inside that import breaks it for the process
+        signals.import_uninterrupted("torch._dynamo")
         trainer = Trainer(cfg, objective, batches, run_dir=run_dir, device=device, hooks=hooks,
                           progress=progress, given_data=given_data,
                           given_name=dataset.name if given_data else None)

@@ -8,7 +8,9 @@ handles Ctrl-C handles it too; ``Terminated`` tells the two apart (exit 143, not
 from __future__ import annotations
 
 import contextlib
+import importlib
 import signal
+import sys
 import threading
 
 
@@ -38,3 +40,22 @@ def sigterm_interrupts():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def import_uninterrupted(name: str):
+    """Import module ``name`` with Ctrl-C held until the import is done, then delivered to the
+    handler that was in place (in the main thread; elsewhere a plain import). A Ctrl-C inside
+    torch's lazy ``import torch._dynamo`` (the optimizers' constructors import it) had left sympy
+    half-imported, and every later ``api.train`` in that notebook failed with "module 'sympy' has
+    no attribute 'logic'" until the kernel was restarted."""
+    if name in sys.modules or threading.current_thread() is not threading.main_thread():
+        return importlib.import_module(name)
+    held: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        module = importlib.import_module(name)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if held:
+        signal.raise_signal(signal.SIGINT)
+    return module

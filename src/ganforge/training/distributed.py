@@ -50,6 +50,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..errors import ConfigError, DistributedError
+from ..signals import import_uninterrupted
 
 TIMEOUT = datetime.timedelta(minutes=30)  # an eval on rank 0 may keep the others waiting
 _SIDE_GROUP = None  # a gloo group for host-side flags when the main backend is nccl
@@ -105,7 +106,7 @@ def init(device: torch.device) -> tuple[World, torch.device]:
         # optimizers' constructors do, once torchvision no longer imported it with ganforge.api),
         # it left the finished run's group, and gloo's 3-4 threads, alive past api.train
         # (test_a_finished_run_ends_the_process_groups_threads), which had aborted processes at exit
-        import torch._dynamo as _dynamo  # noqa: F401
+        import_uninterrupted("torch._dynamo")
 
         waiting = _waiting_note(world)
         try:

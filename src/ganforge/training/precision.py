@@ -44,6 +44,9 @@ def native_bf16(device: torch.device) -> bool:
     return False
 
 
+WARNING = "ganforge: warning: "  # resolve_precision's note that is a warning (the trainer warns with it)
+
+
 def resolve_precision(precision: str, device: torch.device) -> tuple[str, str | None]:
     """``train.precision`` as it runs on ``device`` ("auto": bf16 where it is native, else fp32),
     and a line for the user when the choice depends on this machine or costs time here. fp16
@@ -57,7 +60,7 @@ def resolve_precision(precision: str, device: torch.device) -> tuple[str, str | 
         return "fp32", (f"ganforge: train.precision=auto -> fp32 (this {where} has no native bf16; "
                         f"emulated bf16 would be slower)")
     if precision == "bf16" and device.type == "cpu" and not native_bf16(device):
-        return "bf16", ("ganforge: warning: train.precision=bf16 on a CPU without native bf16 "
+        return "bf16", (f"{WARNING}train.precision=bf16 on a CPU without native bf16 "
                         "(AVX512-BF16 or AMX) is emulated and can be 20x slower than fp32; "
                         "use train.precision=auto or fp32")
     return precision, None

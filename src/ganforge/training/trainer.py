@@ -30,7 +30,7 @@ from .. import provenance
 from ..atomic import FULL_ERRNOS, STORAGE_ERRNOS, atomic_path, is_temporary_name
 from ..config import best_metric
 from ..errors import (CheckpointError, ConfigError, DistributedError, GanforgeError, StorageError, TrainingDiverged,
-                      shell_arg)
+                      shell_arg, warn)
 from ..grid import make_grid
 from ..labels import class_kwargs, grid_columns, grid_labels, labeled_grid
 from ..models.layers import accumulating_bn_stats, batch_norms
@@ -41,7 +41,7 @@ from . import distributed
 from .ema import EMA
 from .logger import MetricsLogger
 from .monitor import Monitor, format_event, non_finite_advice, resume_rates
-from .precision import autocast_context, resolve_precision
+from .precision import WARNING, autocast_context, resolve_precision
 from .probe import DiversityProbe
 
 Hook = Callable[["Trainer", int], dict[str, float]]
@@ -307,7 +307,10 @@ class Trainer:
                 objective.nets[name] = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
         self.precision, note = resolve_precision(t.precision, device)
         if note and self.is_main:
-            print(note, flush=True)
+            if note.startswith(WARNING):  # a GanforgeWarning, which a caller can filter; the CLI prints it so
+                warn(note[len(WARNING):])
+            else:
+                print(note, flush=True)
         self.autocast = autocast_context(device, self.precision)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.precision == "fp16")
         # The objective declares its optimizers (nets, learning rates, betas, per-prefix
