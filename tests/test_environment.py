@@ -108,3 +108,29 @@ def test_environment_in_words():
                              "threads": 2}) == "ganforge 0.1.0, torch 2.14.1, bf16 on the CPU with 2 threads"
     assert environment_text({"ganforge": "0.1.0", "torch": "2.14.1", "device": "cuda", "precision": "bf16",
                              "device_name": "NVIDIA H200"}) == "ganforge 0.1.0, torch 2.14.1, bf16 on NVIDIA H200"
+
+
+def test_the_report_and_the_comparison_show_it(tmp_path, capsys, threads):
+    from ganforge.report import build_comparison, build_html, load_run
+
+    threads(1)
+    _train(tmp_path / "a", 3, capsys)
+    threads(2)
+    _train(tmp_path / "b", 3, capsys)
+    a, b = load_run(tmp_path / "a"), load_run(tmp_path / "b")
+    assert a.environment["threads"] == 1 and b.environment["threads"] == 2
+    assert f"fp32 <small>CPU, 1 thread; torch {torch.__version__}</small>" in build_html(a)
+    page = build_comparison([a, b])
+    assert "fp32, CPU, 1 thread<" in page and "fp32, CPU, 2 threads<" in page
+
+
+def test_a_report_without_a_readable_checkpoint_goes_on_without_it(tmp_path, capsys, threads):
+    from ganforge.report import build_html, load_run
+
+    threads(1)
+    _train(tmp_path / "run", 3, capsys)
+    for state in (tmp_path / "run" / "checkpoints").glob("step_*/state.pt"):
+        state.write_bytes(b"damaged")
+    run = load_run(tmp_path / "run")
+    assert run.environment is None
+    assert "Trained with" not in build_html(run)

@@ -7,6 +7,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import random_dataset, tiny_config
 from ganforge import api, cli
@@ -154,7 +155,9 @@ def test_charts_and_grids_of_real_runs_are_embedded_and_nothing_is_fetched(tmp_p
                 if '"fid"' in line][-1]
         assert text == f"{_fmt(last['fid'])} @{last['step']}"
         times = [json.loads(line).get("time") for line in (run / "metrics.jsonl").read_text().splitlines()]
-        assert _duration(max(t for t in times if t is not None)) in [t for t, _ in cols["Training time"]]
+        threads = torch.get_num_threads()  # the cell also says what the time was spent on
+        assert (f"{_duration(max(t for t in times if t is not None))}fp32, CPU, {threads} "
+                f"thread{'' if threads == 1 else 's'}") in [t for t, _ in cols["Training time"]]
     assert ["best" in c.split() for _, c in cols["FID"]] == [True, False]  # 44 < 46
     assert [t for t, _ in cols["Steps"]] == ["6 / 6", "6 / 6"]
     assert "loss.name" in [row[0][0] for row in _tables(html)["differences"]]

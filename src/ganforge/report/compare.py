@@ -14,7 +14,7 @@ from ..atomic import atomic_write_text, probe_writable
 from ..errors import CheckpointError, ConfigError
 from . import plots
 from .page import (CSS, THUMB_WIDTH, _chart, _diagnostics, _duration, _ending, _fmt, _img, _legend,
-                   _players, _stopped, _thumbnail)
+                   _players, _stopped, _thumbnail, environment_parts)
 from .run import Run, _live, _read_config, given_dataset, load_run, measured_with
 
 MAX_RUNS = 8  # lines a chart tells apart (tab10 colours), columns a table holds
@@ -357,8 +357,10 @@ def _table(runs: Sequence[Run], labels: Sequence[str]) -> str:
         steps = f"{run.last_step:,}{of}" if run.records else f"— {of}".strip()
         seconds = training_time(run)
         n = len(_diagnostics(run))
-        cells = [_swatch(i, labels[i]), _what(run), steps,
-                 _duration(seconds) if seconds is not None else "—", _how_ended(run),
+        time = _duration(seconds) if seconds is not None else "—"
+        if run.environment:  # what the time was spent on: precision, CPU threads or GPU
+            time += f'<br><small class="muted">{escape(", ".join(environment_parts(run.environment)[:2]))}</small>'
+        cells = [_swatch(i, labels[i]), _what(run), steps, time, _how_ended(run),
                  ('<span class="ok">none</span>' if not n else f'<span class="bad">{n}</span>')
                  if run.records else "—"]
         klass = {1: " class=what", 2: " class=num", 3: " class=num", 4: " class=ended"}
@@ -387,7 +389,8 @@ def _table(runs: Sequence[Run], labels: Sequence[str]) -> str:
                      "(2,500 points, within 3 sigma of a mode centre) at each log record.")
     notes.append("Training time: the trainer's clock at the run's last log record in metrics.jsonl "
                  "(sampling, evaluation and checkpoint saves within the loop included; summed over "
-                 "resumes). Warnings: the monitor's diagnostic events.")
+                 "resumes), with the precision and the CPU threads or GPU of its latest checkpoint. "
+                 "Warnings: the monitor's diagnostic events.")
     problems = [f"{escape(labels[i])}: {escape(note)}" for i, r in enumerate(runs) for note in r.notes]
     out = (f'<section id="runs"><h2>Runs</h2><div class="scroll"><table class="runs"><thead><tr>'
            f'{heads}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'

@@ -207,6 +207,8 @@ def _summary(run: Run) -> str:
         cards.append((plots.metric_label(key), f"{_fmt(values[-1])} <small>at step {steps[-1]:,}</small>"))
     if stage := _stage(run):
         cards.append(("Stage reached", stage))
+    if run.environment:  # a resume elsewhere says so in its own note; this is the latest checkpoint's
+        cards.append(("Trained with", environment_html(run.environment)))
     n = len(_diagnostics(run))  # a config change or a rollback is no diagnostic
     cards.append(("Diagnostics", '<span class="ok">none</span>' if not n else
                   f"{n} <small>event{'s' if n > 1 else ''}</small>"))
@@ -220,6 +222,19 @@ def _summary(run: Run) -> str:
     if run.notes:
         out += '<p class="notes">' + "<br>".join(escape(n) for n in run.notes) + "</p>"
     return out + "</section>"
+
+
+def environment_parts(env: dict) -> tuple[str, str, str]:
+    """(precision, where, torch) of an environment record: ("fp32", "CPU, 2 threads", "torch 2.14.1")."""
+    where = (f"CPU, {env['threads']} thread{'' if env['threads'] == 1 else 's'}" if "threads" in env
+             else str(env.get("device_name") or env.get("device") or "?"))
+    return str(env.get("precision", "?")), where, f"torch {env.get('torch', '?')}"
+
+
+def environment_html(env: dict) -> str:
+    """Where the latest checkpoint was trained, short: "fp32 <small>CPU, 2 threads; torch 2.14.1</small>"."""
+    precision, where, version = (escape(part) for part in environment_parts(env))
+    return f"{precision} <small>{where}; {version}</small>"
 
 
 def _last_pair(record: dict, keys: tuple[str, str]) -> str | None:

@@ -37,6 +37,9 @@ class Run:
     # the data it trained on when passed from Python ("mine, passed from Python": given_dataset),
     # not config.yaml's data.name; None for a run on data.name's data
     given: str | None = None
+    # where its latest checkpoint was trained (torch, device, precision, CPU threads:
+    # trained_environment); None without a checkpoint or for one of a version before 2026-12-07
+    environment: dict[str, Any] | None = None
 
     @property
     def name(self) -> str:
@@ -217,7 +220,23 @@ def load_run(run_dir: str | Path) -> Run:
         if m := SOUND_NAME.search(p.name):
             sounds.setdefault(int(m.group(1)), []).append((m.group(2), p))
     return Run(run_dir, config, records, events, samples, notes, sounds, end, live,
-               given=given_dataset(run_dir))
+               given=given_dataset(run_dir), environment=trained_environment(run_dir))
+
+
+def trained_environment(run_dir: Path) -> dict[str, Any] | None:
+    """The environment record (Trainer.environment) of the run's latest checkpoint, read from its
+    state.pt memory-mapped (the optimizer states it also holds are not read); None when there is
+    none or it cannot be read (the report does not fail on it)."""
+    try:
+        import torch
+
+        from ..training import checkpoint as ckpt
+
+        state = torch.load(ckpt.find(run_dir) / ckpt.STATE, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # no checkpoint yet, a damaged one: the report goes on without it
+        return None
+    env = state.get("environment") if isinstance(state, dict) else None
+    return env if isinstance(env, dict) else None
 
 
 def _natural(path: Path) -> list:
