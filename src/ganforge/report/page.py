@@ -205,6 +205,8 @@ def _summary(run: Run) -> str:
     for key in plots.metric_keys(run):
         steps, values = series[key]
         cards.append((plots.metric_label(key), f"{_fmt(values[-1])} <small>at step {steps[-1]:,}</small>"))
+    if plots._toy(run):  # a toy run's quality numbers are the probe's (it has no eval.every)
+        cards += _toy_cards(series)
     if stage := _stage(run):
         cards.append(("Stage reached", stage))
     if run.environment:  # a resume elsewhere says so in its own note; this is the latest checkpoint's
@@ -222,6 +224,21 @@ def _summary(run: Run) -> str:
     if run.notes:
         out += '<p class="notes">' + "<br>".join(escape(n) for n in run.notes) + "</p>"
     return out + "</section>"
+
+
+def _toy_cards(series: dict) -> list[tuple[str, str]]:
+    """The probe's last modes captured and high-quality share, beside real data's (the toy mode
+    benchmark's two numbers; their charts are in the curves)."""
+    cards = []
+    for key, label, text in (("probe_classes", "Modes captured", lambda v: f"{v:g}"),
+                             ("probe_hq", "High-quality share", lambda v: f"{v:.0%}")):
+        if key not in series:
+            continue
+        steps, values = series[key]
+        real = series.get(f"{key}_real", ([], []))[1]
+        of = f" (real data {text(real[-1])})" if real else ""
+        cards.append((label, f"{text(values[-1])} <small>at step {steps[-1]:,}{of}</small>"))
+    return cards
 
 
 def environment_parts(env: dict) -> tuple[str, str, str]:
