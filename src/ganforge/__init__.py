@@ -1,7 +1,6 @@
 """ganforge: train, evaluate and diagnose Generative Adversarial Networks with PyTorch."""
 from .errors import GanforgeError, GanforgeWarning, TrainingInterrupted
-
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = ["GanforgeError", "GanforgeWarning", "TrainingInterrupted", "load", "train", "load_config", "__version__"]
 _LAZY = ("load", "train", "LoadedRun", "load_config")  # from api, on first use

@@ -662,7 +662,7 @@ def cmd_data_fetch(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from .version import __version__
 
     p = _Parser(prog="ganforge", description="Train, evaluate and diagnose GANs.",
                 epilog="Families, losses, architectures, datasets or metrics registered outside ganforge: "

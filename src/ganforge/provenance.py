@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import __version__
+from .version import __version__
 from .errors import ConfigError
 
 KEY = "ganforge"  # the PNG text chunk holding the JSON record

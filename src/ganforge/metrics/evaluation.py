@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .. import __version__
+from ..version import __version__
 from ..registry import Registry
 from ..rng import keeps_random_state
 from . import coverage, memorization as memo, prdc

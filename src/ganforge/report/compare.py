@@ -455,7 +455,7 @@ def _final_grids(runs: Sequence[Run], labels: Sequence[str]) -> str:
 
 
 def build_comparison(runs: Sequence[Run], labels: Sequence[str] | None = None) -> str:
-    from .. import __version__
+    from ..version import __version__
 
     labels = list(labels or run_labels([r.run_dir for r in runs]))
     sections = [_table(runs, labels), _differences(runs, labels), _charts(runs, labels),

@@ -624,7 +624,7 @@ def _config(run: Run) -> str:
 
 
 def build_html(run: Run) -> str:
-    from .. import __version__
+    from ..version import __version__
 
     timeline, final = _samples(run)  # first: it may add notes for the summary
     description = str((run.config or {}).get("description") or "").strip()

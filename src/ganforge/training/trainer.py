@@ -412,7 +412,7 @@ class Trainer:
         the device, the resolved precision (``train.precision=auto`` resolves per machine) and, on a
         CPU, torch's thread count (another count sums in another order). Saved in every checkpoint,
         compared on resume (``_note_environment``) and shown by ``LoadedRun.environment``."""
-        from .. import __version__
+        from ..version import __version__
 
         # str(): torch.__version__ is a TorchVersion, which a weights_only load refuses
         env: dict[str, Any] = {"ganforge": __version__, "torch": str(torch.__version__),
