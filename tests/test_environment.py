@@ -60,15 +60,24 @@ def test_a_resume_on_another_thread_count_says_so_once_and_names_the_fix(tmp_pat
     assert NOTE not in _train(run, 9, capsys, resume=True)
 
 
-def test_a_resume_where_precision_and_torch_differ_names_both(tmp_path, capsys, threads):
+def _trained_then_edited(tmp_path, capsys, threads, edit):
+    """A 3-step run on one thread whose checkpoint's environment record ``edit`` changed (emptied:
+    removed, as a checkpoint of a version before the record has none)."""
     threads(1)
     run = tmp_path / "run"
     _train(run, 3, capsys)
     path = ckpt.find(run)
-    weights, state = ckpt.load(path)
-    # as if trained on a CPU with native bf16 by another torch: auto had resolved to bf16 there
-    state["environment"].update(precision="bf16", torch="2.13.0")
+    _, state = ckpt.load(path)
+    edit(state["environment"])
+    if not state["environment"]:
+        del state["environment"]
     torch.save(state, path / ckpt.STATE)
+    return run
+
+
+def test_a_resume_where_precision_and_torch_differ_names_both(tmp_path, capsys, threads):
+    # as if trained on a CPU with native bf16 by another torch: auto had resolved to bf16 there
+    run = _trained_then_edited(tmp_path, capsys, threads, lambda env: env.update(precision="bf16", torch="2.13.0"))
     out = _train(run, 6, capsys, resume=True)
     line = next(x for x in out.splitlines() if NOTE in x)
     assert "trained with torch 2.13.0, precision bf16, this resume has torch " in line, line
@@ -76,13 +85,7 @@ def test_a_resume_where_precision_and_torch_differ_names_both(tmp_path, capsys, 
 
 
 def test_a_checkpoint_of_an_older_version_resumes_without_a_note(tmp_path, capsys, threads):
-    threads(1)
-    run = tmp_path / "run"
-    _train(run, 3, capsys)
-    path = ckpt.find(run)
-    _, state = ckpt.load(path)
-    del state["environment"]
-    torch.save(state, path / ckpt.STATE)
+    run = _trained_then_edited(tmp_path, capsys, threads, lambda env: env.clear())
     assert api.load(run).environment is None
     threads(2)
     out = _train(run, 6, capsys, resume=True)
