@@ -240,3 +240,60 @@ def test_help_describes_both_uses(capsys):
         cli.main(["report", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "RUN [RUN ...]" in text and "With 2 to 8 RUNs" in text and "compare.html" in text
+
+
+def _toy_run(path: Path, data: str, modes: float, hq: float) -> Path:
+    """A toy run written by hand: its probe's modes captured and high-quality share at 50 and 100."""
+    path.mkdir(parents=True)
+    (path / "config.yaml").write_text(tiny_config(**{"train.steps": 100, "data.name": data}).to_yaml())
+    lines = [{"step": s, "d_loss": 1.0, "g_loss": 2.0, "probe_classes": modes, "probe_hq": hq, "time": s / 10}
+             for s in (50, 100)]
+    (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    return path
+
+
+def test_toy_modes_are_not_compared_across_mixtures(tmp_path):
+    """8 of ring8's 8 modes against 21 of grid25's 25: the grid's 21 had been marked best."""
+    ring = _toy_run(tmp_path / "ring", "toy:ring8", 8.0, 0.9)
+    grid = _toy_run(tmp_path / "grid", "toy:grid25", 21.0, 0.2)
+    html = write_comparison([ring, grid], tmp_path / "c.html").read_text()
+    cols = _rows(html)
+    assert [t for t, _ in cols["Modes captured"]] == ["8 @100", "21 @100"]
+    assert not any("best" in c.split() for _, c in cols["Modes captured"] + cols["High-quality share"])
+    assert "no best is marked for them: the toy runs train on toy:ring8 in ring, toy:grid25 in grid" in html
+    # on one mixture the best is marked
+    other = _toy_run(tmp_path / "ring2", "toy:ring8", 7.0, 0.95)
+    cols = _rows(write_comparison([ring, other], tmp_path / "d.html").read_text())
+    assert ["best" in c.split() for _, c in cols["Modes captured"]] == [True, False]
+    assert ["best" in c.split() for _, c in cols["High-quality share"]] == [False, True]
+
+
+def test_an_image_runs_class_count_is_not_a_toy_runs_modes(tmp_path):
+    """An image run's probe_classes counts a classifier's classes: its 10 had filled the toy
+    column and been marked best against ring8's 8 modes."""
+    ring = _toy_run(tmp_path / "ring", "toy:ring8", 8.0, 0.9)
+    image = _fake_run(tmp_path / "image", fid=[50.0, 40.0], precision=[0.5, 0.6])
+    records = [json.loads(line) for line in (image / "metrics.jsonl").read_text().splitlines()]
+    for r in records:  # the monitor's probe logs it with each training record
+        if "d_loss" in r:
+            r["probe_classes"] = 10.0
+    (image / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    cols = _rows(write_comparison([ring, image], tmp_path / "c.html").read_text())
+    assert [t for t, _ in cols["Modes captured"]] == ["8 @100", "—"]
+    assert not any("best" in c.split() for _, c in cols["Modes captured"])
+
+
+def test_a_key_one_config_lacks_and_one_set_to_null_are_no_difference(tmp_path):
+    a = _fake_run(tmp_path / "a", fid=[50.0, 40.0], precision=[0.5, 0.6])
+    b = _fake_run(tmp_path / "b", fid=[50.0, 45.0], precision=[0.5, 0.6], **{"loss.name": "hinge"})
+    for run, extra in ((a, ""), (b, "\nlegacy:\n  setting: null\n")):
+        (run / "config.yaml").write_text((run / "config.yaml").read_text() + extra)
+    rows = _tables(write_comparison([a, b], tmp_path / "c.html").read_text())["differences"]
+    assert [row[0][0] for row in rows[1:]] == ["loss.name"]
+
+
+def test_one_path_in_python_is_refused_as_such(tmp_path):
+    run = _fake_run(tmp_path / "a", fid=[50.0, 40.0], precision=[0.5, 0.6])
+    with pytest.raises(Exception, match=r"takes a list of 2 to 8 run directories, got the one path .*write_report"):
+        write_comparison(str(run), tmp_path / "c.html")
+    assert not (tmp_path / "c.html").exists()

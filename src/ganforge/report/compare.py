@@ -125,6 +125,22 @@ def metric_keys(runs: Sequence[Run]) -> list[str]:
     return list(keys)
 
 
+def logs(run: Run, key: str) -> bool:
+    """Whether the run logged ``key`` as the comparison means it: the probe's mode count and
+    high-quality share only of a toy run (an image run's probe_classes counts a classifier's
+    classes, not a mixture's modes)."""
+    return bool(run.records) and (key not in TOY_METRICS or _toy(run)) and key in run.series()
+
+
+def toy_mixtures(runs: Sequence[Run], labels: Sequence[str]) -> str:
+    """"" where the toy runs train on one mixture; else which mixture each trains on: their mode
+    counts and shares do not compare (8 of ring8's 8 modes against 21 of grid25's 25)."""
+    names = {i: str(((r.config or {}).get("data") or {}).get("name")) for i, r in enumerate(runs) if _toy(r)}
+    if len(set(names.values())) < 2:
+        return ""
+    return ", ".join(f"{name} in {labels[i]}" for i, name in names.items())
+
+
 def metric_name(key: str) -> str:
     return TOY_METRICS.get(key) or plots.metric_label(key)
 
@@ -223,13 +239,14 @@ def flatten(config: dict[str, Any]) -> dict[str, Any]:
 
 def config_differences(runs: Sequence[Run]) -> tuple[list[tuple[str, list[Any]]], int]:
     """([(dotted key, value per run)] of the keys whose values differ, the count of keys the
-    same in all), over the runs whose config.yaml could be read (a key one run lacks is None)."""
+    same in all), over the runs whose config.yaml could be read (a key one run lacks is None,
+    as one it sets to null)."""
     flat = [flatten(r.config) for r in runs if r.config is not None]
     keys = list(dict.fromkeys(k for f in flat for k in f))
-    missing = object()
-    differ = [(k, [f.get(k, missing) for f in flat]) for k in keys]
-    changed = [(k, [None if v is missing else v for v in vs]) for k, vs in differ
-               if any(v != vs[0] for v in vs[1:])]
+    # a key one config lacks (another family's section, an older version) and a key set to null
+    # both mean "not set": shown "—" alike, they are no difference
+    differ = [(k, [f.get(k) for f in flat]) for k in keys]
+    changed = [(k, vs) for k, vs in differ if any(v != vs[0] for v in vs[1:])]
     return changed, len(keys) - len(changed)
 
 
@@ -262,7 +279,7 @@ def _plot(ax, xs, ys, i: int) -> None:
 
 def metric_figure(runs: Sequence[Run], labels: Sequence[str], key: str) -> bytes | None:
     """The metric against step and against training seconds, a line per run that logged it."""
-    drawn = [i for i, r in enumerate(runs) if r.records and key in r.series()]
+    drawn = [i for i, r in enumerate(runs) if logs(r, key)]
     if not drawn:
         return None
     fig, (by_step, by_time) = _panels(("step", "time"))
@@ -339,17 +356,21 @@ def _table(runs: Sequence[Run], labels: Sequence[str]) -> str:
     keys = metric_keys(runs)
     evaluated = [i for i, r in enumerate(runs) if r.records and any(k in plots.metric_keys(r) for k in keys)]
     differs = protocol_differences(runs, labels, evaluated)
+    mixtures = toy_mixtures(runs, labels)
     head = ["Run", "Family and data", "Steps", "Training time", "Ended", "Warnings"]
     heads = "".join(f"<th>{h}</th>" for h in head)
     lasts: dict[str, dict[int, tuple[int, float]]] = {}
     for key in keys:
-        lasts[key] = {i: v for i, r in enumerate(runs) if r.records and (v := last_value(r, key))}
+        lasts[key] = {i: v for i, r in enumerate(runs) if logs(r, key) and (v := last_value(r, key))}
         way = direction(key, runs)
         arrow = f" {ARROWS[way]}" if way else ""
         tip = f' title="{DIRECTION_TEXT[way]}"' if way else ""
         heads += f"<th{tip}>{escape(metric_name(key))}{arrow}</th>"
-    best = {key: set() if differs else best_runs({i: v for i, (_, v) in lasts[key].items()},
-                                                  direction(key, runs)) for key in keys}
+    # no best where the numbers do not compare: evaluation metrics measured differently, a toy
+    # run's modes and shares on different mixtures
+    unmarked = {key for key in keys if (mixtures if key in TOY_METRICS else differs)}
+    best = {key: set() if key in unmarked else best_runs({i: v for i, (_, v) in lasts[key].items()},
+                                                         direction(key, runs)) for key in keys}
     rows = []
     for i, run in enumerate(runs):
         planned = ((run.config or {}).get("train") or {}).get("steps")
@@ -376,8 +397,8 @@ def _table(runs: Sequence[Run], labels: Sequence[str]) -> str:
         rows.append(f"<tr>{row}</tr>")
     notes = []
     if keys:
-        marked = ("" if differs else " The best value of each metric with a known direction (↓ lower, "
-                  "↑ higher, →1 closer to 1 is better) is in bold green.")
+        marked = ("" if unmarked == set(keys) else " The best value of each metric with a known direction "
+                  "(↓ lower, ↑ higher, →1 closer to 1 is better) is in bold green.")
         notes.append(f"Metrics: the last value each run logged (@ its step).{marked}")
     if differs:
         notes.append(f"These evaluation numbers do not compare, so no best is marked: the runs "
@@ -387,6 +408,9 @@ def _table(runs: Sequence[Run], labels: Sequence[str]) -> str:
     if any(_toy(r) for r in runs):
         notes.append("A toy run's modes captured and high-quality share come from the monitor's probe "
                      "(2,500 points, within 3 sigma of a mode centre) at each log record.")
+    if mixtures:
+        notes.append(f"Modes captured and high-quality share do not compare across mixtures, so no best is "
+                     f"marked for them: the toy runs train on {escape(mixtures)}.")
     notes.append("Training time: the trainer's clock at the run's last log record in metrics.jsonl "
                  "(sampling, evaluation and checkpoint saves within the loop included; summed over "
                  "resumes), with the precision and the CPU threads or GPU of its latest checkpoint. "
@@ -479,6 +503,9 @@ def write_comparison(run_dirs: Sequence[str | Path], out: str | Path | None = No
                      force: bool = False) -> Path:
     """Write one page comparing 2 to 8 runs to ``out`` (default compare.html in the current
     directory; an existing file needs force=True). Returns the path written."""
+    if isinstance(run_dirs, (str, bytes, Path)):  # had been read letter by letter: "got 12 runs"
+        raise ConfigError(f"write_comparison takes a list of 2 to {MAX_RUNS} run directories, got the one "
+                          f"path {str(run_dirs)!r}; for one run use ganforge.report.write_report")
     run_dirs = [Path(p) for p in run_dirs]
     _check_runs(run_dirs)
     out = Path(out) if out is not None else Path(DEFAULT_OUT)
