@@ -1,11 +1,13 @@
 """Several runs on one page (``ganforge report RUN1 RUN2 ...``): a table of where each got (steps,
 training time, how it ended, warnings, its last evaluation numbers with the best marked), the
 config keys that differ, each metric against step and against training seconds, the losses, and
-the last sample grids side by side. Self-contained, as the single report (page.py)."""
+the last sample grids side by side; where runs are seeds of one config, each metric's mean ± std
+per group of seeds. Self-contained, as the single report (page.py)."""
 from __future__ import annotations
 
 import datetime
 import math
+import statistics
 from html import escape
 from pathlib import Path
 from typing import Any, Sequence
@@ -25,6 +27,7 @@ TOY_METRICS = {"probe_classes": "Modes captured", "probe_hq": "High-quality shar
 ARROWS = {"lower": "↓", "higher": "↑", "1": "→1"}
 DIRECTION_TEXT = {"lower": "lower is better", "higher": "higher is better", "1": "closer to 1 is better"}
 CONFIG_HIDDEN = ("description",)  # a preset's prose, rewritten by every override
+SEED_KEY = "train.seed"  # the one key runs of one recipe differ in (the "Across seeds" section)
 
 COMPARE_CSS = """
 main { max-width: 1320px; }  /* a column per metric, or per run: wider than one run's page */
@@ -37,6 +40,7 @@ table.runs td.what { min-width: 150px; }
 table.runs td.ended { min-width: 120px; }
 table.runs td:first-child { width: auto; color: var(--fg); white-space: nowrap; }
 table.runs td.num { white-space: nowrap; font-variant-numeric: tabular-nums; }
+table.seeds td:first-child { white-space: normal; min-width: 180px; max-width: 360px; }
 td.best { font-weight: 700; color: #2e7d32; }
 .swatch { display: inline-block; width: 11px; height: 11px; border-radius: 3px; margin-right: 6px;
           vertical-align: -1px; background: var(--run); }
@@ -178,9 +182,14 @@ def best_runs(values: dict[int, float], way: str) -> set[int]:
     direction or fewer than two values."""
     if len(values) < 2 or way not in ARROWS:
         return set()
-    score = {i: (v if way == "lower" else -v if way == "higher" else abs(v - 1)) for i, v in values.items()}
-    top = min(score.values())
-    return {i for i, s in score.items() if s == top}
+    scores = {i: score(v, way) for i, v in values.items()}
+    top = min(scores.values())
+    return {i for i, s in scores.items() if s == top}
+
+
+def score(value: float, way: str) -> float:
+    """``value`` as a number where lower is better, for a metric of direction ``way``."""
+    return value if way == "lower" else -value if way == "higher" else abs(value - 1)
 
 
 def last_protocol(run: Run) -> dict[str, Any] | None:
@@ -202,6 +211,20 @@ def protocol_differences(runs: Sequence[Run], labels: Sequence[str], evaluated: 
             parts.append(f"{key}: " + ", ".join(f"{_fmt(v) if v is not None else 'none logged'} in {labels[i]}"
                                                 for i, v in seen.items()))
     return "; ".join(parts)
+
+
+def comparability(runs: Sequence[Run], labels: Sequence[str]) -> tuple[list[int], str, str]:
+    """(the runs that logged evaluation numbers, how they measured them differently
+    (protocol_differences), which mixtures the toy runs train on where they differ (toy_mixtures))."""
+    keys = metric_keys(runs)
+    evaluated = [i for i, r in enumerate(runs) if r.records and any(k in plots.metric_keys(r) for k in keys)]
+    return evaluated, protocol_differences(runs, labels, evaluated), toy_mixtures(runs, labels)
+
+
+def unmarked_metrics(keys: Sequence[str], differs: str, mixtures: str) -> set[str]:
+    """The metrics that get no best mark because their numbers do not compare: evaluation metrics
+    measured differently, a toy run's modes and shares on different mixtures."""
+    return {key for key in keys if (mixtures if key in TOY_METRICS else differs)}
 
 
 def training_time(run: Run) -> float | None:
@@ -248,6 +271,39 @@ def config_differences(runs: Sequence[Run]) -> tuple[list[tuple[str, list[Any]]]
     differ = [(k, [f.get(k) for f in flat]) for k in keys]
     changed = [(k, vs) for k, vs in differ if any(v != vs[0] for v in vs[1:])]
     return changed, len(keys) - len(changed)
+
+
+def seed_groups(runs: Sequence[Run]) -> list[list[int]]:
+    """The indices of the runs whose configs are the same but for train.seed (flattened: description
+    left out; a key one lacks and a key set to null alike), a list per recipe in first-seen order;
+    a run whose config.yaml could not be read is in none."""
+    recipes: list[tuple[dict[str, Any], list[int]]] = []
+    for i, run in enumerate(runs):
+        if run.config is None:
+            continue
+        recipe = {k: v for k, v in flatten(run.config).items() if k != SEED_KEY and v is not None}
+        found = next((members for other, members in recipes if other == recipe), None)
+        if found is None:
+            recipes.append((recipe, [i]))
+        else:
+            found.append(i)
+    return [members for _, members in recipes]
+
+
+def group_labels(runs: Sequence[Run], groups: Sequence[Sequence[int]]) -> list[str]:
+    """What tells each group of seeds from the others: its values of the config keys that differ
+    between groups ("loss.name=hinge, optim.d_lr=0.0004"); "all runs" for a single group."""
+    if len(groups) < 2:
+        return ["all runs"] * len(groups)
+    changed, _ = config_differences([runs[members[0]] for members in groups])
+    changed = [(k, vs) for k, vs in changed if k != SEED_KEY]
+    return [", ".join(f"{k}={_fmt(vs[j])}" for k, vs in changed) for j in range(len(groups))]
+
+
+def spread(values: Sequence[float]) -> tuple[float, float | None, float, float]:
+    """(mean, sample standard deviation (n-1; None for one value), min, max) of ``values``."""
+    std = statistics.stdev(values) if len(values) > 1 else None
+    return statistics.fmean(values), std, min(values), max(values)
 
 
 # ----------------------------------------------------------------------------- charts
@@ -354,9 +410,7 @@ def _how_ended(run: Run) -> str:
 
 def _table(runs: Sequence[Run], labels: Sequence[str]) -> str:
     keys = metric_keys(runs)
-    evaluated = [i for i, r in enumerate(runs) if r.records and any(k in plots.metric_keys(r) for k in keys)]
-    differs = protocol_differences(runs, labels, evaluated)
-    mixtures = toy_mixtures(runs, labels)
+    evaluated, differs, mixtures = comparability(runs, labels)
     head = ["Run", "Family and data", "Steps", "Training time", "Ended", "Warnings"]
     heads = "".join(f"<th>{h}</th>" for h in head)
     lasts: dict[str, dict[int, tuple[int, float]]] = {}
@@ -366,9 +420,7 @@ def _table(runs: Sequence[Run], labels: Sequence[str]) -> str:
         arrow = f" {ARROWS[way]}" if way else ""
         tip = f' title="{DIRECTION_TEXT[way]}"' if way else ""
         heads += f"<th{tip}>{escape(metric_name(key))}{arrow}</th>"
-    # no best where the numbers do not compare: evaluation metrics measured differently, a toy
-    # run's modes and shares on different mixtures
-    unmarked = {key for key in keys if (mixtures if key in TOY_METRICS else differs)}
+    unmarked = unmarked_metrics(keys, differs, mixtures)
     best = {key: set() if key in unmarked else best_runs({i: v for i, (_, v) in lasts[key].items()},
                                                          direction(key, runs)) for key in keys}
     rows = []
@@ -422,6 +474,98 @@ def _table(runs: Sequence[Run], labels: Sequence[str]) -> str:
     if problems:
         out += '<p class="notes">' + "<br>".join(problems) + "</p>"
     return out + "</section>"
+
+
+def _seed_cell(found: dict[int, tuple[int, float]], size: int, labels: Sequence[str], best: bool) -> str:
+    """A group's cell for one metric: the mean ± sample std of its runs' last values (``found``:
+    run -> (step, value)), their range below; "steps differ" where they are at different steps."""
+    if not found:
+        return '<td class="num muted">—</td>'
+    mean, std, low, high = spread([v for _, v in found.values()])
+    small = [f"{_fmt(low)}–{_fmt(high)}"] if std is not None else []
+    if len(found) < size:
+        small.append(f"{len(found)} of {size} runs")
+    tip = "; ".join(f"{labels[i]}: {_fmt(v)} at step {step:,}" for i, (step, v) in found.items())
+    if len({step for step, _ in found.values()}) > 1:  # still averaged: the user sees it said
+        small.append("steps differ")
+        tip = f"steps differ: {tip}"
+    value = _fmt(mean) if std is None else f"{_fmt(mean)} ± {_fmt(std)}"
+    below = f'<br><small class="muted">{", ".join(small)}</small>' if small else ""
+    return f'<td class="num{" best" if best else ""}" title="{escape(tip)}">{value}{below}</td>'
+
+
+def _overlap_sentence(runs: Sequence[Run], names: Sequence[str], lasts, best: dict[str, set[int]]) -> str:
+    """For each metric with a best group: whether its runs' range overlaps the runner-up's (by the
+    metric's direction: for "closer to 1", the distances to 1)."""
+    parts = []
+    for key, marked in best.items():
+        if not marked:
+            continue
+        way = direction(key, runs)
+        values = {j: [v for _, v in found.values()] for j, found in enumerate(lasts[key]) if found}
+        ranked = sorted(values, key=lambda j: score(statistics.fmean(values[j]), way))  # as best_runs ranks
+        scores = {j: [score(v, way) for v in vs] for j, vs in values.items()}
+        name = metric_name(key)
+        if len(marked) > 1:
+            parts.append(f"{name}: {' and '.join(names[j] for j in ranked if j in marked)} tie on the mean")
+            continue
+        top, runner = ranked[0], ranked[1]
+        apart = max(scores[top]) < min(scores[runner])
+        parts.append(f"{name}: {names[top]} (best) against {names[runner]} (runner-up), " + (
+            "the ranges do not overlap: every run of the best beats every run of the runner-up" if apart
+            else "the ranges overlap: not a clear winner on these seeds"))
+    return f"The best group's range against the runner-up's: {'; '.join(parts)}." if parts else ""
+
+
+def _across_seeds(runs: Sequence[Run], labels: Sequence[str]) -> str:
+    """A row per group of seeds (seed_groups): each metric's mean ± std over the group's runs with
+    the best group marked as in the Runs table; "" where no group holds 2 or more runs."""
+    groups = seed_groups(runs)
+    if not any(len(members) > 1 for members in groups):
+        return ""
+    names = group_labels(runs, groups)
+    keys = metric_keys(runs)
+    _, differs, mixtures = comparability(runs, labels)
+    unmarked = unmarked_metrics(keys, differs, mixtures)
+    # key -> per group, run -> (step, value) of its last value
+    lasts = {key: [{i: v for i in members if logs(runs[i], key) and (v := last_value(runs[i], key))}
+                   for members in groups] for key in keys}
+    best = {key: set() if key in unmarked else best_runs(
+        {j: statistics.fmean(v for _, v in found.values()) for j, found in enumerate(lasts[key]) if found},
+        direction(key, runs)) for key in keys}
+    heads = "<th>Group</th><th>Seeds</th><th>Training time</th>"
+    for key in keys:
+        way = direction(key, runs)
+        tip = f' title="{DIRECTION_TEXT[way]}"' if way else ""
+        heads += f'<th{tip}>{escape(metric_name(key))}{f" {ARROWS[way]}" if way else ""}</th>'
+    rows = []
+    for j, members in enumerate(groups):
+        seeds = [_fmt(((runs[i].config or {}).get("train") or {}).get("seed")) for i in members]
+        times = [t for i in members if (t := training_time(runs[i])) is not None]
+        time = _duration(statistics.fmean(times)) if times else "—"
+        if times and len(times) < len(members):
+            time += f'<br><small class="muted">{len(times)} of {len(members)} runs</small>'
+        row = (f'<td>{escape(names[j])}<br><small class="muted">{escape(", ".join(labels[i] for i in members))}'
+               f'</small></td><td class="num">{len(members)}<br><small class="muted">'
+               f'{"seed" if len(members) == 1 else "seeds"} {escape(", ".join(seeds))}</small></td>'
+               f'<td class="num">{time}</td>')
+        row += "".join(_seed_cell(lasts[key][j], len(members), labels, j in best[key]) for key in keys)
+        rows.append(f"<tr>{row}</tr>")
+    notes = [f"Runs whose config.yaml is the same but for {SEED_KEY} (description left out) form a group, "
+             f"labelled by the config keys that differ between groups. Metrics: the mean ± sample standard "
+             f"deviation (n−1) of the last value each run logged, as in the Runs table, with the min–max "
+             f"range below (one run: its value; hover for each run's); \"steps differ\": the runs' last "
+             f"values are at different steps, averaged all the same. Training time: the mean."]
+    if any(best.values()):
+        notes.append("The best group mean of each metric is in bold green, as in the Runs table.")
+    if sentence := _overlap_sentence(runs, names, lasts, best):
+        notes.append(escape(sentence))
+    unread = [labels[i] for i, r in enumerate(runs) if r.config is None]
+    if unread:
+        notes.append(f"config.yaml is missing or unreadable in {escape(', '.join(unread))}: left out here.")
+    return (f'<section id="seeds"><h2>Across seeds</h2><div class="scroll"><table class="runs seeds"><thead>'
+            f'<tr>{heads}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
+            + "".join(f'<p class="muted">{n}</p>' for n in notes) + "</section>")
 
 
 def _differences(runs: Sequence[Run], labels: Sequence[str]) -> str:
@@ -482,10 +626,12 @@ def build_comparison(runs: Sequence[Run], labels: Sequence[str] | None = None) -
     from ..version import __version__
 
     labels = list(labels or run_labels([r.run_dir for r in runs]))
-    sections = [_table(runs, labels), _differences(runs, labels), _charts(runs, labels),
+    seeds = _across_seeds(runs, labels)
+    sections = [_table(runs, labels), seeds, _differences(runs, labels), _charts(runs, labels),
                 _final_grids(runs, labels)]
     nav = "".join(f'<a href="#{i}">{t}</a>' for i, t in (
-        ("runs", "Runs"), ("differences", "What differs"), ("charts", "Charts"), ("samples", "Last samples")))
+        ("runs", "Runs"), *((("seeds", "Across seeds"),) if seeds else ()), ("differences", "What differs"),
+        ("charts", "Charts"), ("samples", "Last samples")))
     generated = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     names = ", ".join(labels)
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
