@@ -297,3 +297,20 @@ def test_one_path_in_python_is_refused_as_such(tmp_path):
     with pytest.raises(Exception, match=r"takes a list of 2 to 8 run directories, got the one path .*write_report"):
         write_comparison(str(run), tmp_path / "c.html")
     assert not (tmp_path / "c.html").exists()
+
+
+def test_a_run_still_starting_says_to_compare_again(tmp_path):
+    """Its single report's advice had been "run ganforge report RUN again then"."""
+    from ganforge.rundir import RunLock
+
+    done = _fake_run(tmp_path / "done", fid=[50.0, 40.0], precision=[0.5, 0.6])
+    early = tmp_path / "early"
+    early.mkdir()
+    (early / "config.yaml").write_text(tiny_config(**{"train.log_every": 100}).to_yaml())
+    lock = RunLock(early).acquire()
+    try:
+        html = write_comparison([done, early], tmp_path / "c.html").read_text()
+    finally:
+        lock.release()
+    assert "still training" in html and "first record comes at step 100 (train.log_every); compare again then" in html
+    assert "ganforge report" not in html.split('id="runs"')[1].split("</section>")[0]

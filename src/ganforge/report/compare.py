@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..atomic import atomic_write_text, probe_writable
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, shell_arg
 from . import plots
 from .page import (CSS, THUMB_WIDTH, _chart, _diagnostics, _duration, _ending, _fmt, _img, _legend,
                    _players, _stopped, _thumbnail, environment_parts)
@@ -85,7 +85,9 @@ def _load(path: Path) -> Run:
         if not _is_run_folder(path):
             raise
         live, _ = _live(path)
-        return Run(path, _read_config(path / "config.yaml"), [], [], notes=[str(exc)], live=live,
+        # its single report's advice ("run ganforge report RUN again then") made the comparison's
+        note = str(exc).replace(f"run ganforge report {shell_arg(path)} again then", "compare again then")
+        return Run(path, _read_config(path / "config.yaml"), [], [], notes=[note], live=live,
                    given=given_dataset(path))
 
 
