@@ -111,3 +111,16 @@ def test_without_a_ctrl_c_it_is_a_plain_import(tmp_path, monkeypatch):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     del sys.modules["plain_module_gf"]
     assert os.getpid()  # the process was not signalled
+
+
+def test_a_handler_set_outside_python_is_left_alone(tmp_path, monkeypatch):
+    """signal.getsignal gives None for a handler installed by C code, which signal.signal cannot
+    put back: the import is then a plain one, and nothing fails restoring it."""
+    (tmp_path / "c_handler_module_gf.py").write_text("VALUE = 4\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(signal, "getsignal", lambda signum: None)
+    set_calls = []
+    monkeypatch.setattr(signal, "signal", lambda *args: set_calls.append(args))
+    assert signals.import_uninterrupted("c_handler_module_gf").VALUE == 4
+    assert set_calls == []
+    del sys.modules["c_handler_module_gf"]

@@ -48,7 +48,8 @@ def import_uninterrupted(name: str):
     torch's lazy ``import torch._dynamo`` (the optimizers' constructors import it) had left sympy
     half-imported, and every later ``api.train`` in that notebook failed with "module 'sympy' has
     no attribute 'logic'" until the kernel was restarted."""
-    if name in sys.modules or threading.current_thread() is not threading.main_thread():
+    if (name in sys.modules or threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is None):  # None: a handler set outside Python, not ours to restore
         return importlib.import_module(name)
     held: list[int] = []
     previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
