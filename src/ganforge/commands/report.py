@@ -23,7 +23,8 @@ def register(subparsers, parser_class) -> None:
                                           "to 8 RUNs, one page that compares them: steps, training "
                                           "time, how each ended, warnings and last metrics (the "
                                           "best marked), the config keys that differ, metrics "
-                                          "against step and training time, losses, last samples.")
+                                          "against step and training time, losses, last samples; "
+                                          "runs that are seeds of one config also as mean ± std.")
     s.add_argument("run_dir", metavar="RUN", nargs="+",
                    help="a training run directory (its --out); 2 to 8 of them to compare")
     s.add_argument("--out", help="HTML file to write (default RUN/report.html, regenerated each "
