@@ -101,14 +101,14 @@ def test_a_model_folder_and_its_card_keep_it(tmp_path, capsys, threads):
     assert json.loads((folder / "config.json").read_text())["environment"] == loaded.environment
     assert api.load(folder).environment == loaded.environment
     card = (folder / "README.md").read_text()
-    text = f"Trained with ganforge {ganforge.__version__}, torch {torch.__version__}, fp32 on the CPU with 1 thread."
+    text = f"Trained with ganforge {ganforge.__version__}, torch {torch.__version__}, fp32 on CPU, 1 thread."
     assert text in card
     assert card.index(text) > card.index("## Training config")
 
 
 def test_environment_in_words():
     assert environment_text({"ganforge": "0.1.0", "torch": "2.14.1", "device": "cpu", "precision": "bf16",
-                             "threads": 2}) == "ganforge 0.1.0, torch 2.14.1, bf16 on the CPU with 2 threads"
+                             "threads": 2}) == "ganforge 0.1.0, torch 2.14.1, bf16 on CPU, 2 threads"
     assert environment_text({"ganforge": "0.1.0", "torch": "2.14.1", "device": "cuda", "precision": "bf16",
                              "device_name": "NVIDIA H200"}) == "ganforge 0.1.0, torch 2.14.1, bf16 on NVIDIA H200"
 

@@ -16,8 +16,8 @@ from ..atomic import atomic_write_text, probe_writable
 from ..errors import CheckpointError, ConfigError, shell_arg
 from . import plots
 from .page import (CSS, THUMB_WIDTH, _chart, _diagnostics, _duration, _ending, _fmt, _img, _legend,
-                   _players, _stopped, _thumbnail, environment_parts)
-from .run import Run, _live, _read_config, given_dataset, load_run, measured_with
+                   _players, _stopped, _thumbnail)
+from .run import Run, _live, _read_config, environment_parts, given_dataset, load_run, measured_with
 
 MAX_RUNS = 8  # lines a chart tells apart (tab10 colours), columns a table holds
 DEFAULT_OUT = "compare.html"

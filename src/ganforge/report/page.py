@@ -16,7 +16,7 @@ from PIL import Image
 from ..atomic import atomic_write_text, probe_writable
 from ..errors import ConfigError, shell_arg
 from . import plots
-from .run import (Run, describe_protocol, family, latest_checkpoint, load_run, measured_with,
+from .run import (Run, describe_protocol, environment_parts, family, latest_checkpoint, load_run, measured_with,
                   protocol_caveat)
 
 MAX_TIMELINE = 12  # sample grids shown in the timeline (evenly spaced, always the last)
@@ -239,13 +239,6 @@ def _toy_cards(series: dict) -> list[tuple[str, str]]:
         of = f" (real data {text(real[-1])})" if real else ""
         cards.append((label, f"{text(values[-1])} <small>at step {steps[-1]:,}{of}</small>"))
     return cards
-
-
-def environment_parts(env: dict) -> tuple[str, str, str]:
-    """(precision, where, torch) of an environment record: ("fp32", "CPU, 2 threads", "torch 2.14.1")."""
-    where = (f"CPU, {env['threads']} thread{'' if env['threads'] == 1 else 's'}" if "threads" in env
-             else str(env.get("device_name") or env.get("device") or "?"))
-    return str(env.get("precision", "?")), where, f"torch {env.get('torch', '?')}"
 
 
 def environment_html(env: dict) -> str:

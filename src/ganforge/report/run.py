@@ -305,3 +305,11 @@ def protocol_caveat(protocols: list[Mapping[str, Any]]) -> str:
     papers = ("" if all(p.get("extractor") == "inception" for p in protocols)
               else ", and only the inception extractor's compare with papers")
     return f"Numbers from different extractors or sample sizes do not compare{papers}."
+
+
+def environment_parts(env: Mapping[str, Any]) -> tuple[str, str, str]:
+    """(precision, where, torch) of an environment record, as the report, the comparison and the
+    model card say them: ("fp32", "CPU, 2 threads", "torch 2.14.1")."""
+    where = (f"CPU, {env['threads']} thread{'' if env['threads'] == 1 else 's'}" if "threads" in env
+             else str(env.get("device_name") or env.get("device") or "?"))
+    return str(env.get("precision", "?")), where, f"torch {env.get('torch', '?')}"

@@ -33,7 +33,7 @@ from ..atomic import atomic_path, atomic_write_text, restore_replaced, save_tens
 from ..data.base import PATH_PREFIXES
 from ..errors import ConfigError, GanforgeError, shell_arg
 from ..objectives import AUDIO_CAPABILITIES, CAPABILITIES
-from ..report.run import given_dataset, given_record
+from ..report.run import environment_parts, given_dataset, given_record
 from ..training import checkpoint as ckpt
 from .graph import EXPORTABLE, IMAGE_CAPABILITIES, build_graph, example_image, truncation_state, verify
 
@@ -455,11 +455,9 @@ def model_card(run: LoadedRun, meta: dict[str, Any]) -> str:
 
 
 def environment_text(env: dict[str, Any]) -> str:
-    """``LoadedRun.environment`` in words: "ganforge 0.1.0, torch 2.14.1, fp32 on the CPU with 2 threads"."""
-    where = (f"the CPU with {env['threads']} thread{'s' if env['threads'] != 1 else ''}" if "threads" in env
-             else str(env.get("device_name") or env.get("device", "an unknown device")))
-    return (f"ganforge {env.get('ganforge', '?')}, torch {env.get('torch', '?')}, "
-            f"{env.get('precision', '?')} on {where}")
+    """``LoadedRun.environment`` in words: "ganforge 0.1.0, torch 2.14.1, fp32 on CPU, 2 threads"."""
+    precision, where, version = environment_parts(env)
+    return f"ganforge {env.get('ganforge', '?')}, {version}, {precision} on {where}"
 
 
 CARD_MARK = "A ganforge model: "  # the model card's first sentence (model_card)
