@@ -820,8 +820,7 @@ def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: boo
         distributed.barrier(distributed.current_world())  # the other ranks may now read it
         distributed.same_on_all_ranks(_resume_point(resumed_from), distributed.current_world(),
                                       "the checkpoint to resume from")
-        # the optimizers' constructors import it: a Ctrl-C inside that import breaks it for the process
-        signals.import_uninterrupted("torch._dynamo")
+        signals.before_first_optimizer()
         trainer = Trainer(cfg, objective, batches, run_dir=run_dir, device=device, hooks=hooks,
                           progress=progress, given_data=given_data,
                           given_name=dataset.name if given_data else None)

@@ -60,3 +60,11 @@ def import_uninterrupted(name: str):
     if held:
         signal.raise_signal(signal.SIGINT)
     return module
+
+
+def before_first_optimizer() -> None:
+    """torch's optimizers import ``torch._dynamo`` when the first one of a process is built (several
+    seconds): import it here with Ctrl-C held, so a Ctrl-C then cannot break it for the process.
+    Call it before building an optimizer in code a notebook can run (training, projection, the
+    edit directions' fit, the detector's and the classifier's training)."""
+    import_uninterrupted("torch._dynamo")

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import signals
 from ..atomic import atomic_path, atomic_write_json, save_tensors
 from ..errors import CheckpointError, ConfigError, DataError, shell_arg
 from .metrics import accuracy, average_precision
@@ -145,6 +146,7 @@ def train(real: torch.Tensor, fake: torch.Tensor, recipe: Recipe, *, sources: di
     if len(real_train) == 0 or len(fake_train) == 0:
         raise ConfigError("too few images to train a detector; give more real and generated images (--n)")
     model = DetectorCNN(channels, recipe.width, recipe.depth)
+    signals.before_first_optimizer()
     opt = torch.optim.Adam(model.parameters(), lr=recipe.lr)
     half = recipe.batch_size // 2
     t0, losses = time.perf_counter(), []

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import signals
 from ..atomic import atomic_path, atomic_write_json, save_tensors
 
 ARCH = "ganforge-smallcnn-v1"
@@ -113,6 +114,7 @@ def train(train_images: torch.Tensor, train_labels: torch.Tensor, *, num_classes
     model = SmallCNN(in_channels=train_images.shape[1], num_classes=num_classes, widths=recipe.widths,
                      embed_dim=recipe.embed_dim, dropout=recipe.dropout)
     model = model.to(memory_format=torch.channels_last)  # faster convolutions on CPU
+    signals.before_first_optimizer()
     opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     steps_per_epoch = max(1, len(train_images) // recipe.batch_size)  # drop the ragged last batch
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, epochs=recipe.epochs,

@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .. import signals
+
 FIT_STEPS = 500
 HOLDOUT = 0.2
 MIN_PER_SIDE = 10  # images with and without the attribute needed to fit a direction
@@ -41,6 +43,7 @@ def fit_direction(w: Tensor, positive: Tensor, *, seed: int = 0) -> dict:
         return {"normal": None, "positive_share": float(y.mean()), "n_positive": n_pos}
     weight = torch.zeros(w.shape[1], requires_grad=True)
     bias = torch.zeros((), requires_grad=True)
+    signals.before_first_optimizer()
     opt = torch.optim.Adam([weight, bias], lr=0.05)
     pos_weight = torch.tensor((1 - pos) / pos)  # balance a one-class-against-the-rest split
     with torch.enable_grad():  # callers generate under no_grad

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .. import signals
 from ..signals import Terminated, sigterm_interrupts
 
 NOISE_REG = 1e5
@@ -78,6 +79,7 @@ def project(G, target: Tensor, *, space: str = "w", steps: int = 1000, lr: float
     start = w_avg.view(1, 1, -1).repeat(1, 1 if space == "w" else L, 1)
     w_opt = start.clone().requires_grad_(True)
     noise = [torch.randn(s, generator=gen).to(device).requires_grad_(True) for s in G.synthesis.noise_shapes(1)]
+    signals.before_first_optimizer()
     opt = torch.optim.Adam([w_opt] + noise, betas=(0.9, 0.999), lr=lr)
     target_features = features(target) if features is not None else None
     marks = {int(round(k * (steps - 1) / max(snapshots - 1, 1))) for k in range(snapshots)}
