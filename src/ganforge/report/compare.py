@@ -359,10 +359,11 @@ def metric_figure(runs: Sequence[Run], labels: Sequence[str], key: str) -> bytes
     return plots._png(fig)
 
 
-def loss_figure(runs: Sequence[Run], labels: Sequence[str]) -> bytes | None:
-    """D loss and G loss against step, a line per run that logged them."""
+def loss_figure(runs: Sequence[Run], labels: Sequence[str], only: Sequence[int] | None = None) -> bytes | None:
+    """D loss and G loss against step, a line per run that logged them (of ``only``'s runs)."""
     keys = ("d_loss", "g_loss")
-    drawn = [i for i, r in enumerate(runs) if r.records and any(k in r.series() for k in keys)]
+    drawn = [i for i, r in enumerate(runs) if r.records and any(k in r.series() for k in keys)
+             and (only is None or i in only)]
     if not drawn:
         return None
     fig, axes = _panels(keys)
@@ -601,8 +602,21 @@ def _charts(runs: Sequence[Run], labels: Sequence[str]) -> str:
             out.append(f'<h3>{escape(metric_name(key))}</h3>{_chart(png, f"{metric_name(key)} of each run")}')
     if not metric_keys(runs):
         out.append('<p class="muted">No run logged evaluation metrics (eval.every).</p>')
-    if png := loss_figure(runs, labels):
-        out.append(f'<h3>Losses</h3>{_chart(png, "D and G losses of each run")}')
+    families: dict[str, list[int]] = {}
+    for i, run in enumerate(runs):
+        families.setdefault(str((run.config or {}).get("objective") or "—"), []).append(i)
+    if len(families) == 1:
+        if png := loss_figure(runs, labels):
+            out.append(f'<h3>Losses</h3>{_chart(png, "D and G losses of each run")}')
+        return "".join(out) + "</section>"
+    # one chart per family: their losses are other sums on other scales (pix2pix's G loss holds
+    # 100 x L1), and on one axis the largest had flattened the others to a line
+    charts = [(family, png) for family, only in families.items() if (png := loss_figure(runs, labels, only))]
+    if charts:
+        out.append('<h3>Losses</h3><p class="muted">One chart per family: their losses are not on one '
+                   'scale.</p>')
+    for family, png in charts:
+        out.append(f'<h4>{escape(family)}</h4>{_chart(png, f"D and G losses of the {family} runs")}')
     return "".join(out) + "</section>"
 
 
