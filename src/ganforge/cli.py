@@ -370,7 +370,14 @@ def _train(args, starting: _Starting) -> int:
         print(f"ganforge: {run_dir} is already at step {result.step} of train.steps={cfg.train.steps}: "
               f"nothing to train. To continue, raise it: ganforge train --resume --out {shell_arg(run_dir)} "
               f"train.steps={result.step + cfg.train.steps}")
-    print(f"ganforge: done at step {result.step}")
+    if result.stopped:  # eval.patience (or a hook, from Python): not an error, the run can go on
+        go_on = f"ganforge train --resume --out {shell_arg(run_dir)}"
+        if result.stopped.get("metric") is not None:
+            go_on += " eval.patience=0"
+        print(f"ganforge: stopped early at step {result.step} of {cfg.train.steps}: {result.stopped['reason']}. "
+              f"To train on: {go_on}")
+    else:
+        print(f"ganforge: done at step {result.step}")
     print(f"  samples:    {samples[-1] if samples else '(none)'}")
     print(f"  checkpoint: {result.checkpoint}")
     print(f"  metrics:    {run_dir / 'metrics.jsonl'}")

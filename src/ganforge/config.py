@@ -108,6 +108,9 @@ class EvalConfig:
     # metric that picks the `best` checkpoint; a metric of your own hook (ganforge.train's hooks=)
     # names its better direction: my_accuracy:higher (or :lower)
     best: str = "fid"
+    # stop once this many evaluations in a row bring no better eval.best (its checkpoint is kept
+    # as `best`); 0: train all train.steps
+    patience: int = 0
     # the features FID/KID are computed on: '' is the dataset's ganforge CNN where it has one
     # (fashion-mnist-cnn, mnist-cnn), else inception; any registered extractor name
     extractor: str = ""
@@ -605,6 +608,12 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"eval.every must be >= 0 (evaluate every N steps; 0: off), got {cfg.eval.every}")
     if cfg.eval.n <= 0:
         raise ConfigError(f"eval.n must be > 0 (the samples each evaluation draws), got {cfg.eval.n}")
+    if cfg.eval.patience < 0:
+        raise ConfigError(f"eval.patience must be >= 0 (stop after N evaluations without a better eval.best; "
+                          f"0: off), got {cfg.eval.patience}")
+    if cfg.eval.patience and not cfg.eval.every:  # it would never stop, and say nothing
+        raise ConfigError(f"eval.patience={cfg.eval.patience} counts evaluations, but eval.every=0 turns them "
+                          f"off; set eval.every=N too, or eval.patience=0")
     if cfg.train.ema_bn_samples < 0:
         raise ConfigError(f"train.ema_bn_samples must be >= 0 (0: keep the live G's BatchNorm "
                           f"statistics), got {cfg.train.ema_bn_samples}")

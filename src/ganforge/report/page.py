@@ -302,6 +302,14 @@ def _ending(run: Run) -> str:
         resume = f"; resume with ganforge train --resume --out {shell_arg(run.run_dir)}"
         return (f"stopped by {escape(str(e.get('signal') or 'a signal'))} "
                 f"<small>{at}{escape(resume)}</small>")
+    if how == "stopped":  # eval.patience or a hook's request_stop, before train.steps
+        total = e.get("steps")
+        of = f" of {total:,}" if isinstance(total, int) and isinstance(step, int) else ""
+        go_on = f"; to train on: ganforge train --resume --out {shell_arg(run.run_dir)}"
+        if e.get("metric") is not None:  # eval.patience would stop it again at the next evaluation
+            go_on += " eval.patience=0"
+        return (f"stopped early <small>{at}{of}: {escape(str(e.get('reason') or 'by a hook'))}"
+                f"{escape(go_on)}</small>")
     if how == "diverged":
         n = e.get("rollbacks")
         after = f" after {n} rollback{'' if n == 1 else 's'}" if isinstance(n, int) else ""

@@ -31,7 +31,8 @@ class Run:
     notes: list[str] = field(default_factory=list)  # problems worth a line in the report
     sounds: dict[int, list[tuple[str, Path]]] = field(default_factory=dict)  # step -> (name, wav)
     # how training ended: the trainer's {"event": "end", "how": "done" | "interrupted" |
-    # "diverged", ...} when it is the file's last record (a resume logs on after an old one)
+    # "stopped" (eval.patience, a hook) | "diverged", ...} when it is the file's last record (a
+    # resume logs on after an old one)
     end: dict[str, Any] | None = None
     live: bool = False  # a train process holds the run's lock now: still training, not ended
     # the data it trained on when passed from Python ("mine, passed from Python": given_dataset),

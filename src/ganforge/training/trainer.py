@@ -263,6 +263,9 @@ class FitResult:
     checkpoint: Path | None
     interrupted: str | None = None  # name of the signal that stopped training early
     start: int = 0  # the step fit() started from (a resumed run's checkpoint step)
+    # stopped before train.steps by eval.patience or a hook's trainer.request_stop (no signal):
+    # the end record's fields ("reason", and for eval.patience "metric", "best", "best_step")
+    stopped: dict | None = None
 
 
 class Trainer:
@@ -354,6 +357,9 @@ class Trainer:
         # records has not been judged, and one had already been diverging when it was chosen
         self.healthy_step = 0
         self.best_score: float | None = None  # of eval.best, lower is better
+        # eval.patience: evaluations of eval.best since its best, and that best's value and step
+        self.evals_since_best, self.best_value, self.best_step = 0, None, None
+        self._stop_reason: dict | None = None  # set by eval.patience or request_stop: ends fit
         self._best_key_checked = False  # the first evaluation with values says when eval.best is not one
         self._bar = None
         self.monitor = Monitor.from_config(cfg) if cfg.monitor.enabled else None
@@ -395,6 +401,9 @@ class Trainer:
             "healthy_step": self.healthy_step,
             "best_score": self.best_score,
             "best_measure": self._best_measure(),
+            "evals_since_best": self.evals_since_best,
+            "best_value": self.best_value,
+            "best_step": self.best_step,
             "optimizers": {n: o.state_dict() for n, o in self.optimizers.items()},
             "scaler": self.scaler.state_dict(),
             "rng": rng,
@@ -502,11 +511,14 @@ class Trainer:
         if source is not None:
             self._resume_rollback_scale(state)
         self.best_score = state.get("best_score")
+        self.evals_since_best = int(state.get("evals_since_best", 0))
+        self.best_value, self.best_step = state.get("best_value"), state.get("best_step")
         measure = state.get("best_measure")  # None: a checkpoint from before it was recorded
         if self.best_score is not None and measure is not None and list(measure) != self._best_measure():
             # another eval.best, eval.n or eval.metrics: the old best score does not compare (the
             # 'best' pointer had stayed on a density-best checkpoint while FID was the key)
             self.best_score = None
+            self.evals_since_best, self.best_value, self.best_step = 0, None, None
             self.warn(f"ganforge: eval settings changed on resume ({measure[0]} at n={measure[1]} -> "
                        f"{self.cfg.eval.best} at n={self.cfg.eval.n}): the next evaluation starts a new "
                        f"'best' checkpoint")
@@ -694,7 +706,7 @@ class Trainer:
                 self.save_checkpoint()  # something to roll back to, and to load, from step 0
             distributed.barrier(self.world)  # no rank reads the run directory before it exists
             self._window_start, self._window_steps, self._window_saving = time.perf_counter(), 0, 0.0
-            while self.step < t.steps and not self._stopping():
+            while self.step < t.steps and self._stop_reason is None and not self._stopping():
                 self.train_step()
                 self._window_steps += 1
                 if self.step % t.log_every == 0 or self.step == t.steps:
@@ -710,6 +722,8 @@ class Trainer:
                     self.save_samples()
                 if self.cfg.eval.every and self.step % self.cfg.eval.every == 0:
                     self._run_hooks(self.step)
+                    # rank 0 decides (eval.patience, a hook's request_stop): every rank stops there
+                    self._stop_reason = distributed.broadcast(self._stop_reason, self.world)
                 if self.step % t.checkpoint_every == 0 or self.step == t.steps:
                     distributed.barrier(self.world)
                     if self._weights_finite():
@@ -734,7 +748,16 @@ class Trainer:
                     # what the stopped run draws (a run stopped before its first grid had none to
                     # show); after the checkpoint, which drawing cannot change
                     self.save_samples()
-            if self._stop_signal is None or self.step >= t.steps:
+            stopped = self._stop_signal is None and self._stop_reason is not None and self.step < t.steps
+            if stopped:  # eval.patience or a hook: this step's training is kept, and the run can go on
+                saving = self._weights_finite() and self.run_dir is not None
+                self._log_end("stopped", **self._stop_reason,
+                              **({"checkpoint": f"step_{self.step:07d}"} if saving else {}))
+                if self._weights_finite():
+                    self.save_checkpoint()  # none when this step's checkpoint is already written
+                    if self.step % t.sample_every:
+                        self.save_samples()
+            elif self._stop_signal is None or self.step >= t.steps:
                 self._log_end("done")
             self.logger.close()  # TensorBoard's last events: a full disk here is the run's error too
         except (OSError, StorageError) as exc:  # metrics.jsonl, a sample grid, TensorBoard, a pointer
@@ -761,7 +784,8 @@ class Trainer:
                 bar.close()
             self.logger.close(quiet=True)  # never in place of the error on its way out
             sys.stdout, sys.stderr = streams
-        return FitResult(self.step, self.run_dir, self.last_checkpoint, self._stop_signal, start)
+        return FitResult(self.step, self.run_dir, self.last_checkpoint, self._stop_signal, start,
+                         self._stop_reason if self._stop_signal is None and self.step < t.steps else None)
 
     def _storage_error(self, exc: OSError | StorageError) -> StorageError:
         """The one line for a file of the run that could not be written (a full or read-only
@@ -971,7 +995,7 @@ class Trainer:
 
     def _log_end(self, how: str, **info: Any) -> None:
         """The run's last record in metrics.jsonl: how training ended ("done", "interrupted" by a
-        signal, "diverged"), for the report. Not written for a crash by a bug."""
+        signal, "stopped" by eval.patience or a hook, "diverged"), for the report. Not written for a crash by a bug."""
         if not self.is_main:
             return
         info.setdefault("checkpoint", self.last_checkpoint.name if self.last_checkpoint else None)
@@ -1086,14 +1110,35 @@ class Trainer:
         # one's is known, and its spread (kid_std) has long counted as lower is better
         sign = {"lower": 1.0, "higher": -1.0}.get(direction or self.better(key), 0.0)
         score = sign * value if sign else abs(value - 1.0)  # "1": closest to 1 is best
+        if self.best_score is not None and score >= self.best_score:
+            self.evals_since_best += 1
+            patience = self.cfg.eval.patience
+            if patience and self.evals_since_best >= patience and self._stop_reason is None:
+                best = (f"the best, {self.best_value:.4g}, was at step {self.best_step}" if self.best_step is not None
+                        else "the 'best' checkpoint holds the best")  # a checkpoint of an older version
+                self._stop_reason = {
+                    "reason": f"no better {key} in {patience} evaluation{'' if patience == 1 else 's'} "
+                              f"(eval.patience={patience}); {best}",
+                    "metric": key, "best": self.best_value, "best_step": self.best_step}
         if self.best_score is None or score < self.best_score:
-            self.best_score = score
+            self.best_score, self.evals_since_best = score, 0
+            self.best_value, self.best_step = float(value), step
             if self._weights_finite():
                 path = self.save_checkpoint()
                 if path is not None:
                     ckpt.mark_best(path.parent, path.name)
                     self.warn(f"ganforge: new best {key}={value:.4g} at step {step} "
                                f"({path.name})")
+
+    def request_stop(self, reason: str) -> None:
+        """From a hook: end training after this step, with its checkpoint saved, and ``reason``
+        in the run's end record (the report and ``FitResult.stopped`` show it). The run can be
+        resumed later, as one stopped by Ctrl-C. The first request of a step is kept."""
+        if not isinstance(reason, str) or not reason.strip():
+            raise ConfigError(f"request_stop needs the reason as a non-empty string (the report shows it), "
+                              f"got {reason!r}")
+        if self._stop_reason is None:
+            self._stop_reason = {"reason": reason.strip()}
 
     def _hook_failed(self, hook, step: int, exc: Exception) -> None:
         """A hook raised at ``step``: the step's training is saved first (the hooks run before its

@@ -1,0 +1,128 @@
+"""Stopping before train.steps on purpose: eval.patience (N evaluations in a row without a better
+eval.best) and a hook's trainer.request_stop(reason). The step's training is saved, the end
+record says why, the run resumes as one stopped by Ctrl-C, and the CLI and the report say how to
+go on."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ganforge import api
+from ganforge.cli import main
+from ganforge.errors import ConfigError
+from ganforge.report import write_report
+from ganforge.training.trainer import FitResult
+
+from conftest import random_dataset, tiny_config
+
+
+def _scores(values):
+    """A hook returning ``values`` one by one as "score" (lower is better), and the steps it ran at."""
+    steps = []
+
+    def hook(trainer, step):
+        steps.append(step)
+        return {"score": values[len(steps) - 1]}
+
+    return hook, steps
+
+
+def _train(run, hook, **overrides):
+    cfg = tiny_config(**{"eval.every": 2, "eval.best": "score:lower", "train.steps": 20,
+                         "train.checkpoint_every": 100, "train.sample_every": 100, **overrides})
+    return api.train(cfg, run, progress=False, hooks=[hook], dataset=random_dataset(n=16, resolution=16),
+                     resume=(run / "checkpoints").exists())
+
+
+def _end(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()][-1]
+
+
+def test_patience_stops_after_that_many_evaluations_without_a_better_value(tmp_path):
+    run = tmp_path / "run"
+    hook, steps = _scores([5.0, 4.0, 6.0, 7.0, 9.0, 9.0])
+    result = _train(run, hook, **{"eval.patience": 2})
+    assert steps == [2, 4, 6, 8]  # 4.0 at step 4 was the last better one; 6 and 7 are two without
+    assert result.step == 8 and result.interrupted is None
+    assert result.stopped["metric"] == "score" and result.stopped["best"] == 4.0
+    assert result.stopped["best_step"] == 4
+    assert result.stopped["reason"] == ("no better score in 2 evaluations (eval.patience=2); the best, 4, "
+                                        "was at step 4")
+    end = _end(run)
+    assert end["event"] == "end" and end["how"] == "stopped" and end["step"] == 8
+    assert end["checkpoint"] == "step_0000008" and (run / "checkpoints" / "step_0000008").is_dir()
+    assert result.checkpoint.name == "step_0000008"  # saved although checkpoint_every is 100
+    assert (run / "checkpoints" / "best").read_text().strip() == "step_0000004"
+    assert (run / "samples" / "step_0000008.png").is_file()  # what the stopped run draws
+
+    # resumed as it is, the count goes on: the next evaluation without a better value stops it again
+    hook, steps = _scores([8.0])
+    result = _train(run, hook, **{"eval.patience": 2})
+    assert steps == [10] and result.step == 10 and result.stopped["best_step"] == 4
+
+    # with eval.patience=0 it trains on to train.steps
+    hook, steps = _scores([8.0] * 5)
+    result = _train(run, hook, **{"eval.patience": 0})
+    assert steps == [12, 14, 16, 18, 20] and result.step == 20 and result.stopped is None
+    assert _end(run)["how"] == "done"
+
+
+def test_a_better_value_starts_the_count_again(tmp_path):
+    hook, steps = _scores([5.0, 6.0, 4.0, 6.0, 3.0, 7.0, 8.0, 9.0, 9.0, 9.0])
+    result = _train(tmp_path / "run", hook, **{"eval.patience": 2})
+    assert steps == [2, 4, 6, 8, 10, 12, 14] and result.step == 14 and result.stopped["best_step"] == 10
+
+
+def test_a_hook_stops_training_with_its_reason_and_the_report_says_it(tmp_path):
+    run = tmp_path / "run"
+
+    def hook(trainer, step):
+        if step == 4:
+            trainer.request_stop("good enough for the demo")
+        return {"score": 1.0}
+
+    result = _train(run, hook)
+    assert result.step == 4 and result.stopped == {"reason": "good enough for the demo"}
+    assert _end(run)["how"] == "stopped" and (run / "checkpoints" / "step_0000004").is_dir()
+    page = write_report(run).read_text()
+    assert "stopped early" in page and "good enough for the demo" in page
+    assert "eval.patience=0" not in page  # only a patience stop needs it to go on
+
+
+def test_a_stop_request_needs_a_reason(tmp_path):
+    def hook(trainer, step):
+        trainer.request_stop("  ")
+        return {}
+
+    with pytest.raises(ConfigError, match="request_stop needs the reason as a non-empty string"):
+        _train(tmp_path / "run", hook)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"eval.patience": -1}, r"eval.patience must be >= 0"),
+    ({"eval.patience": 3, "eval.every": 0}, r"eval.patience=3 counts evaluations, but eval.every=0 turns them "
+                                            r"off; set eval.every=N too, or eval.patience=0"),
+])
+def test_bad_patience_is_one_line(tmp_path, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        tiny_config(**overrides)
+
+
+def test_the_cli_says_it_stopped_early_and_how_to_train_on(tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    stopped = {"reason": "no better fid in 3 evaluations (eval.patience=3); the best, 31.2, was at step 400",
+               "metric": "fid", "best": 31.2, "best_step": 400}
+
+    def fake_train(cfg, run_dir, **kwargs):
+        (run_dir / "checkpoints").mkdir(parents=True)
+        (run_dir / "metrics.jsonl").write_text("")
+        return FitResult(1000, run_dir, run_dir / "checkpoints" / "step_0001000", stopped=stopped)
+
+    monkeypatch.setattr(api, "train", fake_train)
+    assert main(["train", "dcgan-fashion-mnist", "--out", str(run), "--quiet", "eval.every=200",
+                 "eval.patience=3"]) == 0
+    out = capsys.readouterr().out
+    assert (f"ganforge: stopped early at step 1000 of 5000: {stopped['reason']}. To train on: ganforge train "
+            f"--resume --out {run} eval.patience=0") in out
+    assert "done at step" not in out
