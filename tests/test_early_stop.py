@@ -115,7 +115,9 @@ def test_the_cli_says_it_stopped_early_and_how_to_train_on(tmp_path, monkeypatch
                "metric": "fid", "best": 31.2, "best_step": 400}
 
     def fake_train(cfg, run_dir, **kwargs):
-        (run_dir / "checkpoints").mkdir(parents=True)
+        for step in (400, 1000):
+            (run_dir / "checkpoints" / f"step_{step:07d}").mkdir(parents=True)
+        (run_dir / "checkpoints" / "best").write_text("step_0000400\n")
         (run_dir / "metrics.jsonl").write_text("")
         return FitResult(1000, run_dir, run_dir / "checkpoints" / "step_0001000", stopped=stopped)
 
@@ -126,3 +128,6 @@ def test_the_cli_says_it_stopped_early_and_how_to_train_on(tmp_path, monkeypatch
     assert (f"ganforge: stopped early at step 1000 of 5000: {stopped['reason']}. To train on: ganforge train "
             f"--resume --out {run} eval.patience=0") in out
     assert "done at step" not in out
+    # the evaluation's pick is not the last step: said, and the sample command draws from it
+    assert f"  best:       {run / 'checkpoints' / 'step_0000400'} (by eval.best=fid; --checkpoint best)" in out
+    assert f"more samples: ganforge sample {run} --checkpoint best --n 64 --out grid.png" in out

@@ -380,6 +380,10 @@ def _train(args, starting: _Starting) -> int:
         print(f"ganforge: done at step {result.step}")
     print(f"  samples:    {samples[-1] if samples else '(none)'}")
     print(f"  checkpoint: {result.checkpoint}")
+    best = _best_checkpoint(run_dir)
+    if best is not None and result.checkpoint is not None and best != result.checkpoint.name:
+        print(f"  best:       {run_dir / 'checkpoints' / best} (by eval.best={cfg.eval.best}; "
+              f"--checkpoint best)")
     print(f"  metrics:    {run_dir / 'metrics.jsonl'}")
     warned = _warnings_since(run_dir / "metrics.jsonl", result.start)
     explains = "it explains it" if warned.startswith("1 warning:") else "it explains them"
@@ -389,8 +393,19 @@ def _train(args, starting: _Starting) -> int:
 
         more = ("--n 1000 --out points.png" if toy_mixture(cfg.data.name) is not None  # 2-D points
                 else f"--n {SAMPLE_N} --out grid.png")
+        if best is not None and result.checkpoint is not None and best != result.checkpoint.name:
+            more = f"--checkpoint best {more}"  # the evaluation's pick, not the last step
         print(f"  more samples: ganforge sample {shell_arg(run_dir)} {more}")
     return 0
+
+
+def _best_checkpoint(run_dir: Path) -> str | None:
+    """The checkpoint the run's ``best`` pointer names (step_XXXXXXX) when it is still there."""
+    try:
+        name = (run_dir / "checkpoints" / "best").read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return name if name.startswith("step_") and (run_dir / "checkpoints" / name).is_dir() else None
 
 
 NOT_WARNINGS = ("end", "config_change", "stage")  # events of metrics.jsonl that are no trouble
