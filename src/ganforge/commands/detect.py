@@ -77,7 +77,8 @@ def _small_eval_fix(args, rows: dict, n_real: int) -> str:
     held = [f"--fake {spec} holds {rows[spec]['n_fake']}" for spec in short]
     if n_real < SMALL_SIDE:
         held.append(f"--real {args.real} gives {n_real}")
-    fewest = min([rows[spec]["n_fake"] for spec in short] + ([n_real] if n_real < SMALL_SIDE else []))
+    fewest = min([rows[spec]["n_fake"] for spec in short] + ([n_real] if n_real < SMALL_SIDE else []),
+                 default=args.n)
     return (f"{'; '.join(held)} (fewer than --n {args.n}): add images to {'it' if len(held) == 1 else 'them'}, "
             f"or lower --n to {fewest}")
 
@@ -272,10 +273,9 @@ def cmd_eval(args) -> int:
             print("  seen: yes = this source trained the detector; same generator = other samples of a run "
                   "(config and step, by provenance) it trained on; no = another generator")
         smallest = min(rows.values(), key=lambda r: min(r["n_real"], r["n_fake"]))
-        note = _small_sample_note("AP and accuracy", smallest["n_real"], smallest["n_fake"],
-                                  _small_eval_fix(args, rows, len(real)), fewest=len(rows) > 1)
-        if note:
-            print(note)
+        if min(smallest["n_real"], smallest["n_fake"]) < SMALL_SIDE:  # the fix only where a note needs it
+            print(_small_sample_note("AP and accuracy", smallest["n_real"], smallest["n_fake"],
+                                     _small_eval_fix(args, rows, len(real)), fewest=len(rows) > 1))
     print("AP ranks real against generated at every threshold; accuracy uses P(gen) > 0.5. High AP "
           "with low accuracy means the detector separates but its threshold is miscalibrated "
           "(Wang et al. 2020).")
