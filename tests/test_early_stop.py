@@ -5,6 +5,7 @@ go on."""
 from __future__ import annotations
 
 import json
+from html import escape
 
 import pytest
 
@@ -60,6 +61,7 @@ def test_patience_stops_after_that_many_evaluations_without_a_better_value(tmp_p
     hook, steps = _scores([8.0])
     result = _train(run, hook, **{"eval.patience": 2})
     assert steps == [10] and result.step == 10 and result.stopped["best_step"] == 4
+    assert result.stopped["reason"].startswith("no better score in 3 evaluations (eval.patience=2)")  # 6, 8, 10
 
     # with eval.patience=0 it trains on to train.steps
     hook, steps = _scores([8.0] * 5)
@@ -88,6 +90,41 @@ def test_a_hook_stops_training_with_its_reason_and_the_report_says_it(tmp_path):
     page = write_report(run).read_text()
     assert "stopped early" in page and "good enough for the demo" in page
     assert "eval.patience=0" not in page  # only a patience stop needs it to go on
+    # a run given hooks= and dataset= goes on from Python: the CLI's resume refuses it
+    assert escape(f"to train on: ganforge.train(cfg, {str(run)!r}, resume=True, hooks=..., dataset=...)") in page
+    assert "ganforge train --resume" not in page
+
+
+def test_non_finite_values_are_no_better(tmp_path):
+    """A metric that turned NaN (logged as null) had never counted, so patience never stopped it."""
+    nan = float("nan")
+    hook, steps = _scores([5.0, nan, nan, 1.0])
+    result = _train(tmp_path / "run", hook, **{"eval.patience": 2})
+    assert steps == [2, 4, 6] and result.stopped["best_step"] == 2
+    hook, steps = _scores([nan, nan, 1.0])  # none finite from the start
+    result = _train(tmp_path / "run2", hook, **{"eval.patience": 2})
+    assert steps == [2, 4] and result.stopped["best_step"] is None
+    assert result.stopped["reason"] == ("no better score in 2 evaluations (eval.patience=2); none of them was "
+                                        "a finite number")
+
+
+@pytest.mark.parametrize("given, command", [
+    (None, "ganforge train --resume --out {run} eval.patience=0"),
+    ("dataset.json", "ganforge.train(cfg, '{run}', resume=True, dataset=...) with eval.patience=0 set in cfg"),
+    ("hooks.json", "ganforge.train(cfg, '{run}', resume=True, hooks=...) with eval.patience=0 set in cfg"),
+])
+def test_the_report_says_how_to_train_on_where_the_run_can(tmp_path, given, command):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(tiny_config(**{"train.steps": 100}).to_yaml())
+    if given:
+        (run / given).write_text('{"name": "mine", "hooks": ["h"]}\n')
+    records = [{"step": s, "d_loss": 1.0, "g_loss": 2.0, "time": s / 10} for s in (20, 40)]
+    records.append({"event": "end", "step": 40, "how": "stopped", "steps": 100, "reason": "no better fid",
+                    "metric": "fid", "best": 30.0, "best_step": 20, "checkpoint": "step_0000040"})
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    page = write_report(run).read_text()
+    assert "stopped early <small>at step 40 of 100: no better fid; to train on: " + escape(command.format(run=run)) in page
 
 
 def test_a_stop_request_needs_a_reason(tmp_path):

@@ -182,7 +182,7 @@ def _check_given_dataset(run_dir: Path, dataset) -> None:
 
 # In a run evaluated by the caller's hooks (train's hooks=): their names. A resume without them had
 # evaluated on with the built-in FID/KID hook, its values in the same metrics.jsonl and 'best'.
-GIVEN_HOOKS = "hooks.json"
+GIVEN_HOOKS = rundir.GIVEN_HOOKS  # RUN/hooks.json: the hooks passed from Python
 
 
 def _caller_hooks(hooks) -> list:

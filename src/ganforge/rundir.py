@@ -44,6 +44,7 @@ LOCK_NAME = ".ganforge.lock"
 # size. The saved config keeps its data.name (the preset's), so this file is what says the run's
 # data came from Python: a resume must pass it again, the report and the model card name it.
 GIVEN_DATASET = "dataset.json"
+GIVEN_HOOKS = "hooks.json"  # RUN/hooks.json: the hooks passed from Python that evaluate the run
 
 # How train's messages name its options: the command's flag and the Python argument of
 # ganforge.train, so that one line serves `ganforge train` and `api.train(cfg, run_dir, ...)`

@@ -14,10 +14,10 @@ from typing import Any
 from PIL import Image
 
 from ..atomic import atomic_write_text, probe_writable
-from ..errors import ConfigError, shell_arg
+from ..errors import ConfigError
 from . import plots
 from .run import (Run, describe_protocol, environment_parts, family, latest_checkpoint, load_run, measured_with,
-                  protocol_caveat)
+                  protocol_caveat, resume_command)
 
 MAX_TIMELINE = 12  # sample grids shown in the timeline (evenly spaced, always the last)
 THUMB_WIDTH = 300  # px; larger grids are shrunk for the timeline (the final grid is not)
@@ -299,15 +299,14 @@ def _ending(run: Run) -> str:
     if how == "done":
         return f"done <small>{at}</small>"
     if how == "interrupted":
-        resume = f"; resume with ganforge train --resume --out {shell_arg(run.run_dir)}"
+        resume = f"; resume with {resume_command(run.run_dir)}"
         return (f"stopped by {escape(str(e.get('signal') or 'a signal'))} "
                 f"<small>{at}{escape(resume)}</small>")
     if how == "stopped":  # eval.patience or a hook's request_stop, before train.steps
         total = e.get("steps")
         of = f" of {total:,}" if isinstance(total, int) and isinstance(step, int) else ""
-        go_on = f"; to train on: ganforge train --resume --out {shell_arg(run.run_dir)}"
-        if e.get("metric") is not None:  # eval.patience would stop it again at the next evaluation
-            go_on += " eval.patience=0"
+        # eval.patience would stop it again at the next evaluation
+        go_on = f"; to train on: {resume_command(run.run_dir, 'eval.patience=0' if e.get('metric') else '')}"
         return (f"stopped early <small>{at}{of}: {escape(str(e.get('reason') or 'by a hook'))}"
                 f"{escape(go_on)}</small>")
     if how == "diverged":
@@ -316,8 +315,7 @@ def _ending(run: Run) -> str:
         good = f"; last good checkpoint {ckpt}" if ckpt else "; no checkpoint to roll back to"
         rates = e.get("resume_with")  # the error's command (a run of an older version has none)
         if ckpt and isinstance(rates, str) and rates:
-            good += (f"; continue from it with lower learning rates: ganforge train --resume --out "
-                     f"{shell_arg(run.run_dir)} {rates}")
+            good += f"; continue from it with lower learning rates: {resume_command(run.run_dir, rates)}"
         return f'<span class="bad">diverged</span> <small>{at}{after}{escape(good)}</small>'
     return escape(how)
 
@@ -330,7 +328,7 @@ def _stopped(run: Run) -> str:
     saved = int(ckpt[5:]) if ckpt else 0
     kept = ("; no checkpoint, so a resume starts from step 0" if ckpt is None else
             f"; last checkpoint {ckpt}" + (" (the steps after it are redone)" if saved < run.last_step else ""))
-    resume = f"; resume with ganforge train --resume --out {shell_arg(run.run_dir)}"
+    resume = f"; resume with {resume_command(run.run_dir)}"
     return (f'<span class="bad">without an end record</span> <small>(killed or crashed) at step '
             f'{run.last_step:,}{escape(kept + resume)}</small>')
 

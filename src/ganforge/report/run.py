@@ -13,7 +13,7 @@ from typing import Any, Mapping
 import yaml
 
 from ..errors import CheckpointError, shell_arg
-from ..rundir import GIVEN_DATASET, holder_pid, is_locked
+from ..rundir import GIVEN_DATASET, GIVEN_HOOKS, holder_pid, is_locked
 
 SAMPLE_NAME = re.compile(r"step_(\d+)\.png$")
 SOUND_NAME = re.compile(r"step_(\d+)_(.+)\.wav$")  # the WAVs of an audio family's preview
@@ -224,6 +224,17 @@ def load_run(run_dir: str | Path) -> Run:
                given=given_dataset(run_dir), environment=trained_environment(run_dir))
 
 
+def resume_command(run_dir: Path, overrides: str = "") -> str:
+    """How to continue the run with ``overrides`` ("key=value ..."): the CLI's resume, or, for a run
+    given ``hooks=`` or ``dataset=`` from Python, api.train's (the CLI refuses those runs)."""
+    hooks, given = (run_dir / GIVEN_HOOKS).is_file(), (run_dir / GIVEN_DATASET).is_file()
+    if not (hooks or given):
+        return f"ganforge train --resume --out {shell_arg(run_dir)}" + (f" {overrides}" if overrides else "")
+    passed = (", hooks=..." if hooks else "") + (", dataset=..." if given else "")
+    return (f"ganforge.train(cfg, {str(run_dir)!r}, resume=True{passed})"
+            + (f" with {overrides} set in cfg" if overrides else ""))
+
+
 def trained_environment(run_dir: Path) -> dict[str, Any] | None:
     """The environment record (Trainer.environment) of the run's latest checkpoint, read from its
     state.pt memory-mapped (the optimizer states it also holds are not read); None when there is
@@ -277,7 +288,7 @@ def _no_records(run_dir: Path, config: dict | None, live: bool, pid: int | None)
         return (f"{run_dir} has no metrics yet: it is still training ({who}); its first record "
                 f"comes at step {at}; run ganforge report {arg} again then")
     if (run_dir / "config.yaml").is_file():
-        how = f"it stopped before its first log interval; continue it: ganforge train --resume --out {arg}"
+        how = f"it stopped before its first log interval; continue it: {resume_command(run_dir)}"
     elif run_dir.is_dir() and any(run_dir.iterdir()) and not any(
             (run_dir / name).exists() for name in ("metrics.jsonl", "checkpoints", "samples")):
         # a folder of the user's, none of a run's files in it: train would refuse it as --out

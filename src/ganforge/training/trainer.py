@@ -1103,23 +1103,18 @@ class Trainer:
         if protocol:  # what the numbers were measured with (the report names it; not plotted)
             record["protocol"] = protocol
         self.logger.write(record)
-        value = record.get(key)
-        if not isinstance(value, (int, float)) or not math.isfinite(value):
+        if key not in record:
+            return
+        value = record[key]
+        if not isinstance(value, (int, float)) or not math.isfinite(value):  # NaN (logged as null): no better
+            self._no_better(key)
             return
         # a hook's own metric declares its direction (api refuses one that does not); a built-in
         # one's is known, and its spread (kid_std) has long counted as lower is better
         sign = {"lower": 1.0, "higher": -1.0}.get(direction or self.better(key), 0.0)
         score = sign * value if sign else abs(value - 1.0)  # "1": closest to 1 is best
         if self.best_score is not None and score >= self.best_score:
-            self.evals_since_best += 1
-            patience = self.cfg.eval.patience
-            if patience and self.evals_since_best >= patience and self._stop_reason is None:
-                best = (f"the best, {self.best_value:.4g}, was at step {self.best_step}" if self.best_step is not None
-                        else "the 'best' checkpoint holds the best")  # a checkpoint of an older version
-                self._stop_reason = {
-                    "reason": f"no better {key} in {patience} evaluation{'' if patience == 1 else 's'} "
-                              f"(eval.patience={patience}); {best}",
-                    "metric": key, "best": self.best_value, "best_step": self.best_step}
+            self._no_better(key)
         if self.best_score is None or score < self.best_score:
             self.best_score, self.evals_since_best = score, 0
             self.best_value, self.best_step = float(value), step
@@ -1129,6 +1124,23 @@ class Trainer:
                     ckpt.mark_best(path.parent, path.name)
                     self.warn(f"ganforge: new best {key}={value:.4g} at step {step} "
                                f"({path.name})")
+
+    def _no_better(self, key: str) -> None:
+        """An evaluation that brought no better eval.best (a worse, equal or non-finite value):
+        counted, and with eval.patience=N the N-th in a row stops training after this step."""
+        self.evals_since_best += 1
+        patience, n = self.cfg.eval.patience, self.evals_since_best
+        if not patience or n < patience or self._stop_reason is not None:
+            return
+        if self.best_step is not None:
+            best = f"the best, {self.best_value:.4g}, was at step {self.best_step}"
+        elif self.best_score is not None:  # a checkpoint of an older version: its step was not kept
+            best = "the 'best' checkpoint holds the best"
+        else:
+            best = "none of them was a finite number"
+        self._stop_reason = {
+            "reason": f"no better {key} in {n} evaluation{'' if n == 1 else 's'} (eval.patience={patience}); {best}",
+            "metric": key, "best": self.best_value, "best_step": self.best_step}
 
     def request_stop(self, reason: str) -> None:
         """From a hook: end training after this step, with its checkpoint saved, and ``reason``
