@@ -124,7 +124,8 @@ def test_the_report_says_how_to_train_on_where_the_run_can(tmp_path, given, comm
                     "metric": "fid", "best": 30.0, "best_step": 20, "checkpoint": "step_0000040"})
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     page = write_report(run).read_text()
-    assert "stopped early <small>at step 40 of 100: no better fid; to train on: " + escape(command.format(run=run)) in page
+    said = "stopped early <small>at step 40 of 100: no better fid; to train on: " + escape(command.format(run=run))
+    assert said in page
 
 
 def test_a_stop_request_needs_a_reason(tmp_path):
