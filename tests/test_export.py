@@ -94,6 +94,8 @@ def test_onnx_matches_the_familys_own_method(family, capability, direction, runs
     # the metadata's shapes name the dynamic axes as the graph does, not the traced example's sizes
     assert [meta["inputs"][i.name]["shape"] for i in session.get_inputs()] == [i.shape for i in session.get_inputs()]
     assert meta["inputs"][names[0]]["shape"][0] == "batch"
+    # and so does the result the CLI prints ("inputs image [batch, 3, height, width]", not [1, 3, 64, 81])
+    assert result["inputs"] == {i.name: i.shape for i in session.get_inputs()}
     if capability != "sample":
         assert meta["inputs"]["image"]["shape"][2:] == ["height", "width"]
     if capability == "sample":

@@ -23,7 +23,7 @@ def cmd_export(args) -> int:
         return 0
     result = export.export_onnx(run, args.out, capability=args.capability, direction=args.direction,
                                 force=args.force, truncation=args.truncation)
-    inputs = ", ".join(f"{k} {v}" for k, v in result["inputs"].items())
+    inputs = ", ".join(f"{k} [{', '.join(map(str, v))}]" for k, v in result["inputs"].items())  # [batch, 100]
     fixed = "truncation_state" in result
     t = "none" if result.get("truncation") is None else f"{result['truncation']:g}"
     what = result["capability"] + (f" {result['direction']}" if "direction" in result else "")  # translate AtoB

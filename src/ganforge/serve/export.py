@@ -149,7 +149,8 @@ def export_onnx(run: LoadedRun, out: Path | str, *, capability: str | None = Non
         if max(diffs) > PARITY_TOL:
             raise ExportError(f"onnxruntime's output differs from PyTorch's by {max(diffs):.3g} "
                               f"(> {PARITY_TOL}); the file was not written")
-    result = {"capability": capability, "inputs": {k: list(v.shape) for k, v in inputs.items()},
+    # each input's shape as the graph takes it (its dynamic axes by name), not the check's example
+    result = {"capability": capability, "inputs": graph_shapes(inputs, dynamic),
               "max_abs_diff": max(diffs), "path": str(out)}
     if capability == "translate":  # which generator: the metadata's direction
         result["direction"] = direction
@@ -211,6 +212,11 @@ def onnx_gap(path: Path, graph, feed: dict[str, torch.Tensor]) -> float:
     return float(abs(got - ref).max())
 
 
+def graph_shapes(inputs: dict, dynamic: dict) -> dict[str, list]:
+    """Each input's shape with its dynamic axes by name (``["batch", 100]``)."""
+    return {k: [dynamic.get(k, {}).get(i, n) for i, n in enumerate(v.shape)] for k, v in inputs.items()}
+
+
 def onnx_metadata(run, capability, direction, graph, inputs, dynamic=None) -> dict[str, str]:
     """What a user of the .onnx file needs to know, as metadata_props (strings). ``dynamic``: the
     graph's dynamic axes (input name -> {axis: name}); an input's shape names them as the graph
@@ -218,7 +224,7 @@ def onnx_metadata(run, capability, direction, graph, inputs, dynamic=None) -> di
     dynamic = dynamic or {}
     meaning = {"image": "float32 [N, C, H, W] in [-1, 1], any H, W >= stride",
                **getattr(graph.net, "input_meaning", {})}
-    shapes = {k: [dynamic.get(k, {}).get(i, n) for i, n in enumerate(v.shape)] for k, v in inputs.items()}
+    shapes = graph_shapes(inputs, dynamic)
     info = {"family": run.config.objective, "capability": capability,
             "inputs": {k: {"shape": shapes[k], "dtype": str(v.dtype).replace("torch.", ""),
                            **({"meaning": meaning[k]} if k in meaning else {})} for k, v in inputs.items()},
