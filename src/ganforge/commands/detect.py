@@ -109,9 +109,10 @@ def cmd_train(args) -> int:
     folders = [spec for spec in args.fake if Path(spec).expanduser().is_dir()
                and not is_run_dir(Path(spec).expanduser())]
     drawn: dict = {}  # spec -> (uint8 [<=n, C, H, W] images, kind)
+    totals: dict = {}  # how many images each .npz or folder holds
     for spec in args.fake:
         if spec not in folders and spec not in drawn:
-            drawn[spec] = src.fake_images(spec, n=args.n, seed=args.seed, runs=runs)
+            drawn[spec] = src.fake_images(spec, n=args.n, seed=args.seed, runs=runs, totals=totals)
             images = drawn[spec][0]
             if images.shape[2] != images.shape[3]:
                 raise DataError(f"--fake {spec}: images are {images.shape[2]}x{images.shape[3]}; the "
@@ -120,7 +121,7 @@ def cmd_train(args) -> int:
     detect.check_network(recipe, size[0], size[1])  # before the folders are read
     for spec in folders:
         if spec not in drawn:
-            drawn[spec] = src.fake_images(spec, n=args.n, seed=args.seed, size=size)
+            drawn[spec] = src.fake_images(spec, n=args.n, seed=args.seed, size=size, totals=totals)
     fakes = [drawn[spec][0] for spec in args.fake]
     sources = {src.source_key(spec): drawn[spec][1] for spec in args.fake}
     # how many of a .npz or folder (which ones: src.select)
@@ -160,7 +161,11 @@ def cmd_train(args) -> int:
                                   f"{per_source:.0f} or more (and as many real images)")
         if note:
             _log(note)
-    _log(f"ganforge: detector in {out}; {_eval_command(out, real_name, real_draw, args.fake, args.seed, runs)}")
+    # a .npz or folder whose every image trained it: eval would refuse it (nothing left unseen)
+    spent = {spec: used[src.source_key(spec)] for spec in args.fake
+             if src.source_key(spec) in totals and used[src.source_key(spec)] >= totals[src.source_key(spec)]}
+    _log(f"ganforge: detector in {out}; "
+         f"{_eval_command(out, real_name, real_draw, args.fake, args.seed, runs, spent)}")
     return 0
 
 
@@ -199,19 +204,27 @@ def _check_out(out: Path, force: bool) -> None:
 
 
 def _eval_command(out: Path, real_name: str, real_draw: dict, fakes: list[str], seed: int = 0,
-                  runs: dict | None = None) -> str:
+                  runs: dict | None = None, spent: dict | None = None) -> str:
     """The follow-up ``detect eval`` command: on a named dataset's test split, or on the same folder
     (eval leaves out the real images the detector drew from it, see src.real_images) while some are left;
-    with a --seed other than training's ``seed`` where eval's default would redraw a run's samples."""
+    with a --seed other than training's ``seed`` where eval's default would redraw a run's samples.
+    ``spent``: the .npz/folder sources whose every image (the count) trained it, which eval refuses:
+    left out of the command, and said."""
     import shlex
 
     if real_name.startswith("folder:") and real_draw["n"] >= real_draw["size"]:
         return (f"all {real_draw['size']} images of {real_name} trained it: evaluate it with held-out real "
                 f"images, e.g. ganforge detect eval {shlex.quote(str(out))} --real folder:OTHER_FOLDER --fake ...")
     real = real_name if real_name.startswith("folder:") else f"{real_name.partition(':')[0]}:test"
+    spent = spent or {}
+    said = "; ".join(f"all {n} images of --fake {spec} trained it" for spec, n in spent.items())
+    left = [spec for spec in fakes if spec not in spent]
+    if not left:
+        return (f"{said}: evaluate it with generated images it has not seen, e.g. ganforge detect eval "
+                f"{shlex.quote(str(out))} --real {shlex.quote(real)} --fake RUN (a run directory draws new ones)")
     extra = ["--seed", str(_other_seed(seed))] if runs and seed == EVAL_SEED else []
     return "try: " + " ".join(["ganforge detect eval", shlex.quote(str(out)), "--real", shlex.quote(real),
-                               "--fake", *map(shlex.quote, fakes), *extra])
+                               "--fake", *map(shlex.quote, left), *extra]) + (f" ({said})" if said else "")
 
 
 def cmd_eval(args) -> int:

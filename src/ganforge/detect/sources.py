@@ -96,11 +96,12 @@ def draw_indices(total: int, seed: int, n: int):
 
 
 def fake_images(spec: str, *, n: int, seed: int, size=None, skip: int = 0, skip_interleaved: bool = True,
-                 runs: dict | None = None):
+                 runs: dict | None = None, totals: dict | None = None):
     """(uint8 [<=n, C, H, W] generated images from a run, a .npz or a folder (see module doc), its
     kind); of a .npz or folder, not the ``skip`` a detector trained on (its selection of ``skip``
     images; ``skip_interleaved`` False: the first ``skip``, as older detectors drew them).
-    ``runs``: where given, what identifies a run's draw (``run_draw``) is added to it.
+    ``runs``: where given, what identifies a run's draw (``run_draw``) is added to it; ``totals``:
+    where given, how many images a .npz or folder holds in all.
     A folder is read at ``size`` (resolution, channels), with a note when that resizes it."""
     from ..detect.detector import check_size
     from ..metrics.targets import is_run_dir, load_npz_samples
@@ -120,6 +121,8 @@ def fake_images(spec: str, *, n: int, seed: int, size=None, skip: int = 0, skip_
             runs[source_key(spec)] = run_draw(run, seed)
     elif path.is_file() and path.suffix.lower() == ".npz":
         images, labels = load_npz_samples(path, None)
+        if totals is not None:
+            totals[source_key(spec)] = len(images)
         images = select(images, labels, n, skip, skip_interleaved, spec)
         kind = "npz"
     elif path.is_dir():
@@ -127,6 +130,8 @@ def fake_images(spec: str, *, n: int, seed: int, size=None, skip: int = 0, skip_
         if size is not None:
             resize_note(path, f"--fake {spec}", size)
         labels = ds.labels if getattr(ds, "class_names", None) else None  # one subfolder per class
+        if totals is not None:
+            totals[source_key(spec)] = len(ds.images)
         return select(ds.images, labels, n, skip, skip_interleaved, spec), "folder"
     else:
         raise DataError(f"--fake {spec}: not a ganforge run directory, a samples .npz or a folder of "
