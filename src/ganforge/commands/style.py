@@ -234,6 +234,8 @@ def cmd_project(args) -> int:
     run.require("project")
     from ..objectives._stylegan2_project import ProjectionInterrupted
 
+    for note in run.objective.projection_target(image)[1]:  # before the steps: a wrong image can be stopped
+        print(f"ganforge: note: {note}", flush=True)
     signum = None
     try:
         result = run.project(image, space=args.space, steps=args.steps, seed=args.seed, ema=not args.no_ema,
@@ -242,8 +244,6 @@ def cmd_project(args) -> int:
     except ProjectionInterrupted as exc:  # Ctrl-C or SIGTERM: keep the latent so far, then exit 130 or 143
         result, signum = exc.result, exc.signum
     done = result["steps"]
-    for note in result["notes"]:
-        print(f"ganforge: note: {note}")
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "latent.npy") as tmp:
         np.save(tmp, result["ws"].numpy())
