@@ -155,6 +155,8 @@ def test_the_cli_says_it_stopped_early_and_how_to_train_on(tmp_path, monkeypatch
     def fake_train(cfg, run_dir, **kwargs):
         for step in (400, 1000):
             (run_dir / "checkpoints" / f"step_{step:07d}").mkdir(parents=True)
+            for name in ("weights.safetensors", "state.pt"):  # complete, as --checkpoint best needs
+                (run_dir / "checkpoints" / f"step_{step:07d}" / name).write_bytes(b"")
         (run_dir / "checkpoints" / "best").write_text("step_0000400\n")
         (run_dir / "metrics.jsonl").write_text("")
         return FitResult(1000, run_dir, run_dir / "checkpoints" / "step_0001000", stopped=stopped)

@@ -400,12 +400,13 @@ def _train(args, starting: _Starting) -> int:
 
 
 def _best_checkpoint(run_dir: Path) -> str | None:
-    """The checkpoint the run's ``best`` pointer names (step_XXXXXXX) when it is still there."""
+    """The name of the checkpoint ``--checkpoint best`` loads (step_XXXXXXX), or None without one."""
+    from .training import checkpoint
+
     try:
-        name = (run_dir / "checkpoints" / "best").read_text().strip()
-    except (OSError, UnicodeDecodeError):
+        return checkpoint.find(run_dir, "best").name
+    except GanforgeError:
         return None
-    return name if name.startswith("step_") and (run_dir / "checkpoints" / name).is_dir() else None
 
 
 NOT_WARNINGS = ("end", "config_change", "stage")  # events of metrics.jsonl that are no trouble
