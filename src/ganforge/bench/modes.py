@@ -292,7 +292,8 @@ def save_scatter(cfg_dir: Path, label: str, data: str, per_seed: list[dict[str, 
     n = len(per_seed)
     cols = min(n, 5)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.6 * rows + 0.4), squeeze=False)
+    # each row a little taller than its square panels: room for the titles of the row below
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.85 * rows + 0.4), squeeze=False)
     span = float(modes.abs().max()) * 1.35
     for ax in axes.flat:
         ax.set_visible(False)
