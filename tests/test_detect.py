@@ -146,9 +146,10 @@ def test_eval_never_scores_the_images_a_detector_trained_on(tmp_path):
                    "--n", 16, "--steps", 2, "--width", 2, "--depth", 1, "--batch-size", 4)
     assert proc.returncode == 0, proc.stderr
     for args, message in (
-            (["--real", real, "--fake", tmp_path / "other.npz"], "all 16 images were used to train the detector"),
+            (["--real", real, "--fake", tmp_path / "other.npz"],
+             "all 16 images were drawn by the detector's training"),
             (["--real", _real_folder(tmp_path / "real2", n=8), "--fake", tmp_path / "noise.npz"],
-             "all 16 images were used to train the detector")):
+             "all 16 images were drawn by the detector's training")):
         proc = run_cli("detect", "eval", tmp_path / "det", *args)
         assert proc.returncode == 2 and message in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
 

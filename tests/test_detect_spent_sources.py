@@ -33,7 +33,7 @@ def test_a_source_the_detector_used_whole_is_left_out_of_the_eval_command(tmp_pa
     det = tmp_path / "det"
     line = _suggestion(capsys, "detect", "train", "--real", f"folder:{real}", "--fake", spent, big, "--n", "10",
                        "--out", det, *SMALL)
-    assert line.endswith(f"--fake {big} (all 10 images of --fake {spent} trained it)"), line
+    assert line.endswith(f"--fake {big} (all 10 images of --fake {spent} were drawn by its training)"), line
     command = line.split("try: ", 1)[1].split(" (all", 1)[0]
     assert main(shlex.split(command)[1:]) == 0  # what it offers runs
     capsys.readouterr()
@@ -41,5 +41,5 @@ def test_a_source_the_detector_used_whole_is_left_out_of_the_eval_command(tmp_pa
 
     line = _suggestion(capsys, "detect", "train", "--real", f"folder:{real}", "--fake", spent, "--n", "10",
                        "--out", tmp_path / "det2", *SMALL)
-    assert (f"all 10 images of --fake {spent} trained it: evaluate it with generated images it has not seen, "
-            f"e.g. ganforge detect eval {tmp_path / 'det2'} --real folder:{real} --fake RUN") in line, line
+    assert (f"all 10 images of --fake {spent} were drawn by its training: evaluate it with generated images it "
+            f"has not seen, e.g. ganforge detect eval {tmp_path / 'det2'} --real folder:{real} --fake RUN") in line, line

@@ -217,7 +217,7 @@ def _eval_command(out: Path, real_name: str, real_draw: dict, fakes: list[str], 
                 f"images, e.g. ganforge detect eval {shlex.quote(str(out))} --real folder:OTHER_FOLDER --fake ...")
     real = real_name if real_name.startswith("folder:") else f"{real_name.partition(':')[0]}:test"
     spent = spent or {}
-    said = "; ".join(f"all {n} images of --fake {spec} trained it" for spec, n in spent.items())
+    said = "; ".join(f"all {n} images of --fake {spec} were drawn by its training" for spec, n in spent.items())
     left = [spec for spec in fakes if spec not in spent]
     if not left:
         return (f"{said}: evaluate it with generated images it has not seen, e.g. ganforge detect eval "

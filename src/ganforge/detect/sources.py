@@ -72,7 +72,8 @@ def real_images(spec: str, *, n: int, seed: int, default_split: str, size=None, 
         keep[used] = False
         pool = pool[keep]
         if not len(pool):
-            raise DataError(f"--real {spec}: all {len(images)} images were used to train the detector; pass "
+            raise DataError(f"--real {spec}: all {len(images)} images were drawn by the detector's training (its "
+                            f"validation hold-out included); pass "
                             f"held-out real images (another folder, or a dataset's test split)")
         log(f"ganforge: note: {spec}: leaving out the {len(used)} images the detector trained on "
              f"({len(pool)} left)")
@@ -248,7 +249,8 @@ def select(images, labels, n: int, skip: int, skip_interleaved: bool, spec: str)
     keep = np.ones(len(images), dtype=bool)
     if skip:
         if skip >= len(images):
-            raise DataError(f"--fake {spec}: all {len(images)} images were used to train the detector; pass "
+            raise DataError(f"--fake {spec}: all {len(images)} images were drawn by the detector's training (its "
+                            f"validation hold-out included); pass "
                             f"generated images it has not seen (a run directory draws new ones)")
         if labels is not None and skip_interleaved:
             keep[class_interleaved(labels, skip)] = False
