@@ -41,5 +41,6 @@ def test_a_source_the_detector_used_whole_is_left_out_of_the_eval_command(tmp_pa
 
     line = _suggestion(capsys, "detect", "train", "--real", f"folder:{real}", "--fake", spent, "--n", "10",
                        "--out", tmp_path / "det2", *SMALL)
-    assert (f"all 10 images of --fake {spent} were drawn by its training: evaluate it with generated images it "
-            f"has not seen, e.g. ganforge detect eval {tmp_path / 'det2'} --real folder:{real} --fake RUN") in line, line
+    said = (f"all 10 images of --fake {spent} were drawn by its training: evaluate it with generated images it "
+            f"has not seen, e.g. ganforge detect eval {tmp_path / 'det2'} --real folder:{real} --fake RUN")
+    assert said in line, line
