@@ -179,6 +179,8 @@ def test_page_with_a_token_shows_progress_downloads_the_grid_on_screen_and_names
         find(By.ID, "token").send_keys("secret", Keys.TAB)
         WebDriverWait(driver, 30).until(lambda d: text("status") == "1 model(s)")
         assert text("error") == "" and find(By.ID, "sample-panel").is_displayed()
+        # the API's sample_labels, as a person reads it
+        assert text("model-info").endswith("can: interpolate, sample, sample by class"), text("model-info")
 
         # the walk's class: the default named, as `ganforge interpolate` names it, and a chosen one
         assert text("walk-class") == f"walks class {classes[0]} (the default; choose another with Class)"

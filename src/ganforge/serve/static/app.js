@@ -103,7 +103,9 @@ function selectModel() {
     : m.points ? `${m.points}-D points (a scatter plot)`
     : m.resolution == null && m.scale ? `images of any size upscaled x${m.scale}, ${m.channels} channel(s)`
     : `${m.resolution}px, ${m.channels} channel(s)`;
-  $("model-info").textContent = `${m.family}, ${shape}, step ${m.step}; can: ${m.capabilities.join(", ")}`;
+  const said = {sample_labels: "sample by class"};  // the API's capability names, as a person reads them
+  const can = m.capabilities.map((c) => said[c] || c).join(", ");
+  $("model-info").textContent = `${m.family}, ${shape}, step ${m.step}; can: ${can}`;
   $("sample-panel").hidden = !caps.has("sample");
   $("class-box").hidden = !caps.has("sample_labels");
   $("trunc-box").hidden = !caps.has("truncation");
