@@ -60,7 +60,9 @@ def test_a_signal_writes_an_interrupted_end_and_a_resumed_run_that_finishes_says
     end = _lines(run)[-1]
     assert (end["event"], end["how"], end["signal"], end["step"]) == ("end", "interrupted", "SIGINT", 3)
     html = render(load_run(run))
-    assert "stopped by SIGINT <small>at step 3; resume with ganforge train --resume" in html
+    # given dataset= from Python: resumed from Python (the CLI's resume refuses such a run)
+    assert (f"stopped by SIGINT <small>at step 3; resume with ganforge.train(cfg, &#x27;{run}&#x27;, resume=True, "
+            f"dataset=...)") in html
     monkeypatch.setattr(ckpt, "save", real)
     api.train(api.resume_config(run, []), run, resume=True, progress=False, dataset=random_dataset())
     r = load_run(run)

@@ -46,6 +46,18 @@ LOCK_NAME = ".ganforge.lock"
 GIVEN_DATASET = "dataset.json"
 GIVEN_HOOKS = "hooks.json"  # RUN/hooks.json: the hooks passed from Python that evaluate the run
 
+
+def resume_command(run_dir: Path, overrides: str = "") -> str:
+    """How to continue the run with ``overrides`` ("key=value ..."): the CLI's resume, or, for a run
+    given ``hooks=`` or ``dataset=`` from Python, api.train's (the CLI refuses those runs)."""
+    run_dir = Path(run_dir)
+    hooks, given = (run_dir / GIVEN_HOOKS).is_file(), (run_dir / GIVEN_DATASET).is_file()
+    if not (hooks or given):
+        return f"ganforge train --resume --out {shell_arg(run_dir)}" + (f" {overrides}" if overrides else "")
+    passed = (", hooks=..." if hooks else "") + (", dataset=..." if given else "")
+    return (f"ganforge.train(cfg, {str(run_dir)!r}, resume=True{passed})"
+            + (f" with {overrides} set in cfg" if overrides else ""))
+
 # How train's messages name its options: the command's flag and the Python argument of
 # ganforge.train, so that one line serves `ganforge train` and `api.train(cfg, run_dir, ...)`
 RESUME, FORCE, OUT = ("--resume (Python: resume=True)", "--force (Python: force=True)",

@@ -15,9 +15,10 @@ from PIL import Image
 
 from ..atomic import atomic_write_text, probe_writable
 from ..errors import ConfigError
+from ..rundir import resume_command
 from . import plots
 from .run import (Run, describe_protocol, environment_parts, family, latest_checkpoint, load_run, measured_with,
-                  protocol_caveat, resume_command)
+                  protocol_caveat)
 
 MAX_TIMELINE = 12  # sample grids shown in the timeline (evenly spaced, always the last)
 THUMB_WIDTH = 300  # px; larger grids are shrunk for the timeline (the final grid is not)

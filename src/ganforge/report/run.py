@@ -13,7 +13,7 @@ from typing import Any, Mapping
 import yaml
 
 from ..errors import CheckpointError, shell_arg
-from ..rundir import GIVEN_DATASET, GIVEN_HOOKS, holder_pid, is_locked
+from ..rundir import GIVEN_DATASET, holder_pid, is_locked, resume_command
 
 SAMPLE_NAME = re.compile(r"step_(\d+)\.png$")
 SOUND_NAME = re.compile(r"step_(\d+)_(.+)\.wav$")  # the WAVs of an audio family's preview
@@ -222,17 +222,6 @@ def load_run(run_dir: str | Path) -> Run:
             sounds.setdefault(int(m.group(1)), []).append((m.group(2), p))
     return Run(run_dir, config, records, events, samples, notes, sounds, end, live,
                given=given_dataset(run_dir), environment=trained_environment(run_dir))
-
-
-def resume_command(run_dir: Path, overrides: str = "") -> str:
-    """How to continue the run with ``overrides`` ("key=value ..."): the CLI's resume, or, for a run
-    given ``hooks=`` or ``dataset=`` from Python, api.train's (the CLI refuses those runs)."""
-    hooks, given = (run_dir / GIVEN_HOOKS).is_file(), (run_dir / GIVEN_DATASET).is_file()
-    if not (hooks or given):
-        return f"ganforge train --resume --out {shell_arg(run_dir)}" + (f" {overrides}" if overrides else "")
-    passed = (", hooks=..." if hooks else "") + (", dataset=..." if given else "")
-    return (f"ganforge.train(cfg, {str(run_dir)!r}, resume=True{passed})"
-            + (f" with {overrides} set in cfg" if overrides else ""))
 
 
 def trained_environment(run_dir: Path) -> dict[str, Any] | None:

@@ -35,6 +35,7 @@ from ..grid import make_grid
 from ..labels import class_kwargs, grid_columns, grid_labels, labeled_grid
 from ..models.layers import accumulating_bn_stats, batch_norms
 from ..registry import Registry
+from ..rundir import resume_command
 from ..signals import REPEAT_SECONDS
 from . import checkpoint as ckpt
 from . import distributed
@@ -971,7 +972,7 @@ class Trainer:
             rates, advice = self._resume_rates(advice)
             self._log_end("diverged", rollbacks=self.rollbacks, reason=why, checkpoint=last.name,
                           resume_with=rates)
-            command = f"ganforge train --resume --out {shell_arg(self.run_dir)} {rates}"
+            command = resume_command(self.run_dir, rates)  # from Python for a run given hooks= or dataset=
             raise TrainingDiverged(f"training diverged at step {self.step} after {why}; the last good "
                                    f"checkpoint is {last}; continue from it with lower learning rates: "
                                    f"{command}" + (f" (also worth trying: {advice})" if advice else ""))
