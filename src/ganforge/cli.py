@@ -371,9 +371,9 @@ def _train(args, starting: _Starting) -> int:
               f"nothing to train. To continue, raise it: ganforge train --resume --out {shell_arg(run_dir)} "
               f"train.steps={result.step + cfg.train.steps}")
     if result.stopped:  # eval.patience (or a hook, from Python): not an error, the run can go on
-        go_on = f"ganforge train --resume --out {shell_arg(run_dir)}"
-        if result.stopped.get("metric") is not None:
-            go_on += " eval.patience=0"
+        from .rundir import resume_command
+
+        go_on = resume_command(run_dir, "eval.patience=0" if result.stopped.get("metric") is not None else "")
         print(f"ganforge: stopped early at step {result.step} of {cfg.train.steps}: {result.stopped['reason']}. "
               f"To train on: {go_on}")
     else:
@@ -381,7 +381,9 @@ def _train(args, starting: _Starting) -> int:
     print(f"  samples:    {samples[-1] if samples else '(none)'}")
     print(f"  checkpoint: {result.checkpoint}")
     best = _best_checkpoint(run_dir)
-    if best is not None and result.checkpoint is not None and best != result.checkpoint.name:
+    if result.checkpoint is not None and best == result.checkpoint.name:
+        best = None  # the evaluation's pick is the last step: nothing more to say
+    if best is not None:
         print(f"  best:       {run_dir / 'checkpoints' / best} (by eval.best={cfg.eval.best}; "
               f"--checkpoint best)")
     print(f"  metrics:    {run_dir / 'metrics.jsonl'}")
@@ -393,7 +395,7 @@ def _train(args, starting: _Starting) -> int:
 
         more = ("--n 1000 --out points.png" if toy_mixture(cfg.data.name) is not None  # 2-D points
                 else f"--n {SAMPLE_N} --out grid.png")
-        if best is not None and result.checkpoint is not None and best != result.checkpoint.name:
+        if best is not None:
             more = f"--checkpoint best {more}"  # the evaluation's pick, not the last step
         print(f"  more samples: ganforge sample {shell_arg(run_dir)} {more}")
     return 0

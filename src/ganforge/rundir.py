@@ -58,6 +58,7 @@ def resume_command(run_dir: Path, overrides: str = "") -> str:
     return (f"ganforge.train(cfg, {str(run_dir)!r}, resume=True{passed})"
             + (f" with {overrides} set in cfg" if overrides else ""))
 
+
 # How train's messages name its options: the command's flag and the Python argument of
 # ganforge.train, so that one line serves `ganforge train` and `api.train(cfg, run_dir, ...)`
 RESUME, FORCE, OUT = ("--resume (Python: resume=True)", "--force (Python: force=True)",
