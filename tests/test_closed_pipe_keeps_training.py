@@ -11,7 +11,8 @@ from conftest import tiny_config
 
 
 def test_a_closed_pipe_stops_training_with_a_checkpoint(tmp_path):
-    cfg = tiny_config(**{"train.steps": 3000, "train.log_every": 10, "train.sample_every": 100000,
+    # progress lines come every 10% of the steps: the pipe is met at step 120 of 600
+    cfg = tiny_config(**{"train.steps": 600, "train.log_every": 10, "train.sample_every": 100000,
                          "train.checkpoint_every": 100000})
     yaml_file = tmp_path / "c.yaml"
     yaml_file.write_text(cfg.to_yaml())
