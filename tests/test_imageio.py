@@ -12,7 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
-from ganforge.data import imageio, load_dataset
+from ganforge import imageio
+from ganforge.data import load_dataset
 from ganforge.errors import GanforgeWarning
 
 

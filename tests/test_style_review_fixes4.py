@@ -40,7 +40,7 @@ def test_project_composites_transparency_on_white(style_run, tmp_path, capsys, m
     pixels = ((target[0, 0].cpu() + 1) * 127.5).round().int().numpy()
     square = np.zeros((8, 8), bool)
     square[2:6, 2:6] = True
-    assert (pixels[~square] == 255).all(), pixels  # white, as data.imageio.normalize composites
+    assert (pixels[~square] == 255).all(), pixels  # white, as ganforge.imageio.normalize composites
     assert (pixels[square] == 76).all(), pixels  # red's luma (0.299 * 255)
     assert any("transparent" in n and "on white" in n for n in notes), notes
     assert any(f"converted {mode} to L" in n for n in notes), notes

@@ -429,7 +429,7 @@ def test_upscale_opens_every_input_before_writing_any(psnr_run, tmp_path, capsys
 
 def test_upscale_reads_a_pil_image_as_the_command_reads_a_file(psnr_run, tmp_path):
     # a palette image gave a gray image of its indices, and an RGBA one the colours hidden under
-    # its transparency, where the command (ganforge.data.imageio) sees colours on white
+    # its transparency, where the command (ganforge.imageio) sees colours on white
     from ganforge import api
     from ganforge.data.superres import read_image
 

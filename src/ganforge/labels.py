@@ -128,7 +128,7 @@ def _stray_images(name: str) -> str:
     which, so the user can move them."""
     if not name.startswith("folder:"):
         return ""
-    from .data.imageio import EXTENSIONS
+    from .imageio import EXTENSIONS
 
     folder = Path(name.removeprefix("folder:")).expanduser()
     try:

@@ -160,7 +160,7 @@ def check_images_open(files) -> None:
     Only the header is read (PIL open and verify), not the pixels."""
     from PIL import Image
 
-    from ..data import imageio
+    from .. import imageio
 
     for path in files:
         try:

@@ -346,7 +346,7 @@ def _check_scoring(s) -> None:
     if ref.startswith("folder:") and not folder.is_dir():
         raise ConfigError(f"--data {s.data}: {folder} is not a folder; pass folder:PATH of a folder of images")
     if ref.startswith("folder:"):
-        from ..data.imageio import EXTENSIONS
+        from ..imageio import EXTENSIONS
 
         # the GAN's training subprocess had failed on it 13 s later, leaving an empty --out
         if not any(p.suffix.lower() in EXTENSIONS and p.is_file() for p in folder.rglob("*")

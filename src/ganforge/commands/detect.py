@@ -372,8 +372,8 @@ def cmd_score(args) -> int:
     from PIL import Image
 
     from .. import detect, provenance
-    from ..data import imageio
-    from ..data.imageio import EXTENSIONS
+    from .. import imageio
+    from ..imageio import EXTENSIONS
     from ..metrics.targets import load_npz_samples
 
     det = detect.load(args.detector)

@@ -146,7 +146,7 @@ def _shared_images(path: Path, ref: str) -> str | None:
 
 def _image_sizes(folder: Path) -> dict[Path, int]:
     """{visible image file under ``folder``: its size in bytes}."""
-    from ..data.imageio import EXTENSIONS
+    from ..imageio import EXTENSIONS
 
     out, seen = {}, set()
     for root, dirs, names in os.walk(folder, followlinks=True):

@@ -62,7 +62,7 @@ def is_damaged(meta: dict) -> bool:
 def _walk(names: list[str]):
     """(path, given by name) of every file to read: the files named, and the images and .npz files
     of a folder named (recursive, sorted, hidden ones left out: what ganforge augment writes)."""
-    from ..data.imageio import EXTENSIONS
+    from ..imageio import EXTENSIONS
     from ..errors import DataError
 
     for name in names:

@@ -195,7 +195,7 @@ def _read_image(path: Path):
     import numpy as np
     from PIL import Image
 
-    from ..data.imageio import normalize, upright
+    from ..imageio import normalize, upright
     from ..errors import DataError
 
     if path.is_dir():

@@ -15,7 +15,7 @@ from . import (add_device_argument, add_json_argument, add_provenance_argument, 
 def _inputs(path: Path) -> list[Path]:
     """The input file, or a folder's images, subfolders included (as upscale and training read)."""
     from ..data.folder import _image_files
-    from ..data.imageio import EXTENSIONS
+    from ..imageio import EXTENSIONS
 
     if path.is_file():
         return [path]
@@ -35,7 +35,7 @@ def translate_files(run, pairs: list[tuple[Path, Path]], *, direction: str, ema:
 
     from .. import provenance as prov
     from ..atomic import atomic_path
-    from ..data.imageio import read_array
+    from ..imageio import read_array
 
     # runs that keep no EMA weights translate with their own (a model folder's config.json says)
     used_ema = ema and run.ema_weights

@@ -26,7 +26,7 @@ from ..errors import DataError, warn
 from .. import progress
 from ..progress import Tenths
 from .base import DATASETS, ImageDataset, LoadRequest, default_max_memory_bytes
-from .imageio import EXTENSIONS, normalize, too_large
+from ..imageio import EXTENSIONS, normalize, too_large
 
 # Smaller images are skipped (listed in the warning): a 1x1 "image" holds no picture to learn.
 MIN_SIZE = 8

@@ -33,10 +33,10 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..errors import ConfigError, DataError, warn
-from . import imageio
+from .. import imageio
 from .base import adapt_images
 from .folder import MIN_SIZE, broken_link, quiet_bombs, skipped_listing, too_small
-from .imageio import EXTENSIONS, too_large
+from ..imageio import EXTENSIONS, too_large
 
 TASKS = ("colorize", "sketch", "denoise", "paired", "unpaired")
 MADE_TASKS = ("colorize", "sketch", "denoise")

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..errors import DataError, warn
-from . import imageio
+from .. import imageio
 from .folder import EXTENSIONS, _visible, broken_link
 
 

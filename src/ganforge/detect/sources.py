@@ -144,7 +144,7 @@ def fake_images(spec: str, *, n: int, seed: int, size=None, skip: int = 0, skip_
 
 def image_files(path: Path) -> list[Path]:
     """A folder's visible image files (recursive), sorted."""
-    from ..data.imageio import EXTENSIONS
+    from ..imageio import EXTENSIONS
 
     return sorted(p for p in path.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file()
                   and not any(part.startswith(".") for part in p.relative_to(path).parts))

@@ -442,12 +442,12 @@ class StyleGAN2(UnconditionalGAN):
     def projection_target(self, image) -> tuple[Tensor, list[str]]:
         """uint8 [H, W] or [H, W, C] (C 1, 2 = gray + alpha, 3 or 4 = RGBA) -> float [1, C_G, R, R] in
         [-1, 1] on the device, made as the data pipeline makes a training image (transparency
-        composited on white, ``data.imageio.normalize``; resized as the run's data source resizes),
+        composited on white, ``ganforge.imageio.normalize``; resized as the run's data source resizes),
         and what was changed to get there (said to the user): transparency, channels, size."""
         import numpy as np
         from PIL import Image
 
-        from ..data.imageio import normalize
+        from ..imageio import normalize
 
         arr = np.asarray(image)
         if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 2, 3, 4)):

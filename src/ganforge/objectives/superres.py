@@ -35,7 +35,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from .. import losses
-from ..data import imageio
+from .. import imageio
 from ..data import superres as srdata
 from ..errors import CheckpointError, ConfigError, GanforgeError, warn
 from ..models.sr_discriminators import build_sr_discriminator
@@ -588,7 +588,7 @@ def upscale_image(G: nn.Module, image: np.ndarray, scale: int, *, tile: int = 25
                   on_tile: Callable[[int, int], None] | None = None) -> np.ndarray:
     """uint8 [h, w, 3] (or [h, w] gray, or RGBA), or a PIL image of any mode -> uint8
     [s*h, s*w, 3]. A PIL image and an RGBA array are read as the upscale command reads a file
-    (ganforge.data.imageio.normalize: palette colours, not their indices; transparency on
+    (ganforge.imageio.normalize: palette colours, not their indices; transparency on
     white, not the colours hidden under it; EXIF orientation applied)."""
     if isinstance(image, Image.Image):
         image = imageio.normalize(image, "RGB")

@@ -415,7 +415,7 @@ def model_card(run: LoadedRun, meta: dict[str, Any]) -> str:
             else cfg.data.channels
         way = getattr(run.objective, "default_direction", "AtoB")
         lines += ["import torch", "from PIL import Image", "import ganforge",
-                  "from ganforge.data.imageio import read_array", "",
+                  "from ganforge.imageio import read_array", "",
                   f'g = ganforge.load({py})',
                   f'pixels = read_array("in.png", "{"L" if channels == 1 else "RGB"}")   '
                   f"# uint8 [H, W, {channels}], any H and W",

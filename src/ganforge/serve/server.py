@@ -213,7 +213,7 @@ def decode_upload(data: bytes, settings: Settings, mode: str) -> np.ndarray:
     before decoding), 400 when it is empty or not an image."""
     from PIL import Image, UnidentifiedImageError
 
-    from ..data.imageio import normalize
+    from ..imageio import normalize
 
     if not data:  # PIL would say UnidentifiedImageError, which reads as a bad format
         raise ApiError(400, "the upload is empty (0 bytes); send a PNG, JPEG, WebP or BMP file")
