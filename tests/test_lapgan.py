@@ -155,6 +155,25 @@ def test_the_progress_bar_shows_each_levels_losses():
     assert Trainer._postfix({"d_loss": 0.5, "g_loss": 1.0}) == "D=0.500 G=1.000"
 
 
+def test_the_progress_line_says_lapgans_d_outputs_are_raw_scores(tmp_path, capsys):
+    """LAPGAN logs the means of D's raw outputs at any loss; the line had shown D(x)=0.033 as if
+    it were a probability (README's run-directory table: probabilities for the logistic losses).
+    A DCGAN with the logistic loss logs probabilities, and its line has no such note."""
+    raw = apply_overrides(LAPGAN.example_config(tmp_path), ["train.steps=2", "train.log_every=1",
+                                                            "loss.name=nonsaturating"])
+    api.train(from_dict(raw), tmp_path / "lap", progress=True)
+    lines = [line for line in capsys.readouterr().err.splitlines() if "D(G(z))=" in line]
+    assert lines and all("D(G(z))=" in line and line.split("D(G(z))=")[1].split(" ", 1)[1].startswith(
+        "(raw scores)") for line in lines), lines
+    assert Trainer._postfix({"d_real": 0.5, "d_fake": -0.25, "img_per_s": 3.0}, raw=True) == \
+        "D(x)=0.500 D(G(z))=-0.250 (raw scores) img/s=3"
+    from conftest import tiny_config
+
+    api.train(tiny_config(**{"train.steps": 2, "train.log_every": 1}), tmp_path / "dc", progress=True)
+    lines = [line for line in capsys.readouterr().err.splitlines() if "D(x)=" in line]
+    assert lines and not any("raw scores" in line for line in lines), lines
+
+
 @pytest.mark.parametrize("override", ["model.pac=2", "model.d_spectral_norm=true", "model.mbstd_group=4",
                                       "model.name=mlp"])
 def test_model_settings_lapgan_never_reads_are_refused(tmp_path, override):

@@ -291,6 +291,10 @@ class Trainer:
         if check is not None:
             check(training=True)
         self._loss_checked: set[str] | None = set() if hasattr(objective, "check_loss_result") else None
+        # d_real / d_fake as the family logs them: raw scores where it says they are not
+        # probabilities (a critic's; LAPGAN's at any loss), which the progress line then says
+        says = getattr(objective, "logs_d_probabilities", None)
+        self._d_raw = callable(says) and says(cfg.to_dict()) is False
 
         distributed.local_batch(t.batch_size, self.world, cfg.model.pac)  # one line if it does not divide
         for name, net in objective.nets.items():
@@ -901,8 +905,8 @@ class Trainer:
                   "time": round(self.elapsed, 3)}
         self.logger.write(record)
         if self._bar is not None:
-            self._bar.set_postfix_str(self._postfix(record, getattr(self.objective, "rate_unit", "img/s")),
-                                      refresh=True)
+            self._bar.set_postfix_str(self._postfix(record, getattr(self.objective, "rate_unit", "img/s"),
+                                                    raw=self._d_raw), refresh=True)
         events = []
         if judge and self.monitor is not None:
             if self.is_main:
@@ -1058,19 +1062,29 @@ class Trainer:
                 group["lr"] = base * factor * mult
 
     @staticmethod
-    def _postfix(record: dict[str, Any], rate: str = "img/s") -> str:
-        """The progress bar's numbers; ``rate``: what img_per_s counts ("clips/s" for audio)."""
+    def _postfix(record: dict[str, Any], rate: str = "img/s", raw: bool = False) -> str:
+        """The progress bar's numbers; ``rate``: what img_per_s counts ("clips/s" for audio);
+        ``raw``: D(x) and D(G(z)) are raw scores, not probabilities, and the line says so (LAPGAN's
+        D(x)=0.033 had read as a D that rejects the real images)."""
         names = {"d_loss": "D", "g_loss": "G", "d_real": "D(x)", "d_fake": "D(G(z))",
                  "ada_p": "ADA p", "img_per_s": rate}  # ADA p: adaptive augmentation's probability
         parts = []
+        last_score = None  # the index of the last D(x) / D(G(z)) part
         for key, label in names.items():
             v = record.get(key)
             if isinstance(v, float) and math.isfinite(v):
                 parts.append(f"{label}={_rate(v)}" if key == "img_per_s" else f"{label}={v:.3f}")
             elif v is None and f"{key}_0" in record:  # one value per level (LAPGAN), coarse to fine
                 levels = [record[f"{key}_{i}"] for i in range(len(record)) if f"{key}_{i}" in record]
-                if all(isinstance(x, float) and math.isfinite(x) for x in levels):
-                    parts.append(f"{label}=" + "/".join(f"{x:.3f}" for x in levels))
+                if not all(isinstance(x, float) and math.isfinite(x) for x in levels):
+                    continue
+                parts.append(f"{label}=" + "/".join(f"{x:.3f}" for x in levels))
+            else:
+                continue
+            if key in ("d_real", "d_fake"):
+                last_score = len(parts) - 1
+        if raw and last_score is not None:
+            parts[last_score] += " (raw scores)"
         return " ".join(parts)
 
     def _run_hooks(self, step: int) -> None:
