@@ -286,7 +286,9 @@ def test_an_image_runs_class_count_is_not_a_toy_runs_modes(tmp_path):
 def test_a_key_one_config_lacks_and_one_set_to_null_are_no_difference(tmp_path):
     a = _fake_run(tmp_path / "a", fid=[50.0, 40.0], precision=[0.5, 0.6])
     b = _fake_run(tmp_path / "b", fid=[50.0, 45.0], precision=[0.5, 0.6], **{"loss.name": "hinge"})
-    for run, extra in ((a, ""), (b, "\nlegacy:\n  setting: null\n")):
+    # and an empty list or "" (shown "—" as well): a ProGAN run's progressive.resolutions: [] beside
+    # runs of other families had been a row of dashes under "What differs"
+    for run, extra in ((a, "\nprogressive:\n  resolutions: []\n  note: ''\n"), (b, "\nlegacy:\n  setting: null\n")):
         (run / "config.yaml").write_text((run / "config.yaml").read_text() + extra)
     rows = _tables(write_comparison([a, b], tmp_path / "c.html").read_text())["differences"]
     assert [row[0][0] for row in rows[1:]] == ["loss.name"]

@@ -243,3 +243,20 @@ def test_a_toy_runs_report_points_to_bench_modes_not_eval_every(tmp_path):
     html = build_html(load_run(run))
     assert "<code>ganforge bench modes --data toy:ring8</code>" in html
     assert "eval.every" not in html
+
+
+def test_a_log_axis_of_two_decades_has_labels_beside_its_curves(tmp_path, monkeypatch):
+    """pix2pix's |grad G| of 46-59 beside |grad D| of 1-8: matplotlib labelled the log axis at 10^0
+    and 10^1 only, and G's curve sat above the last label with nothing to read it by."""
+    run = tmp_path / "grads"
+    run.mkdir()
+    (run / "config.yaml").write_text(tiny_config(**{"train.steps": 100}).to_yaml())
+    lines = [{"step": s, "d_loss": 1.0, "g_loss": 2.0, "d_grad_norm": 1.2 + s / 15, "g_grad_norm": 59 - s / 8,
+              "time": s / 10} for s in range(10, 110, 10)]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    ax = _drawn_figures(load_run(run), monkeypatch)["grad-norms"].axes[0]
+    assert ax.get_yscale() == "log"
+    low, high = ax.get_ylim()
+    shown = [t.get_text() for t in ax.get_yticklabels() if t.get_visible() and t.get_text()
+             and low <= t.get_position()[1] <= high]
+    assert {"2", "5", "10", "20", "50"} <= set(shown), shown  # plain numbers, up to G's curve

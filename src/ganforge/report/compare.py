@@ -262,28 +262,35 @@ def flatten(config: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _set_or_none(value: Any) -> Any:
+    """None for a value the page shows as not set ("—": null, an empty list, ""), else the value."""
+    return None if value is None or value == [] or value == "" else value
+
+
 def config_differences(runs: Sequence[Run]) -> tuple[list[tuple[str, list[Any]]], int]:
     """([(dotted key, value per run)] of the keys whose values differ, the count of keys the
     same in all), over the runs whose config.yaml could be read (a key one run lacks is None,
     as one it sets to null)."""
     flat = [flatten(r.config) for r in runs if r.config is not None]
     keys = list(dict.fromkeys(k for f in flat for k in f))
-    # a key one config lacks (another family's section, an older version) and a key set to null
-    # both mean "not set": shown "—" alike, they are no difference
-    differ = [(k, [f.get(k) for f in flat]) for k in keys]
+    # a key one config lacks (another family's section, an older version) and a key set to null,
+    # to an empty list or to "" all mean "not set": shown "—" alike, they are no difference (a
+    # ProGAN run's progressive.resolutions: [] beside runs of other families had been a row of
+    # dashes under "What differs")
+    differ = [(k, [_set_or_none(f.get(k)) for f in flat]) for k in keys]
     changed = [(k, vs) for k, vs in differ if any(v != vs[0] for v in vs[1:])]
     return changed, len(keys) - len(changed)
 
 
 def seed_groups(runs: Sequence[Run]) -> list[list[int]]:
     """The indices of the runs whose configs are the same but for train.seed (flattened: description
-    left out; a key one lacks and a key set to null alike), a list per recipe in first-seen order;
+    left out; a key one lacks and a key not set alike), a list per recipe in first-seen order;
     a run whose config.yaml could not be read is in none."""
     recipes: list[tuple[dict[str, Any], list[int]]] = []
     for i, run in enumerate(runs):
         if run.config is None:
             continue
-        recipe = {k: v for k, v in flatten(run.config).items() if k != SEED_KEY and v is not None}
+        recipe = {k: v for k, v in flatten(run.config).items() if k != SEED_KEY and _set_or_none(v) is not None}
         found = next((members for other, members in recipes if other == recipe), None)
         if found is None:
             recipes.append((recipe, [i]))

@@ -317,6 +317,20 @@ def _symlog(ax, linthresh: float) -> None:
     ax.yaxis.set_major_locator(Spaced(linthresh=linthresh, base=10))
 
 
+def _log_axis(ax, values: list[float]) -> None:
+    """A log y axis whose labels reach the curves: over two decades or less it is labelled at 1, 2
+    and 5 of each decade in plain numbers (0.5, 1, 2, 5, 10, 20, 50). matplotlib's own labels
+    only the powers of ten there, and a G gradient norm of 46-59 had sat above the last label,
+    10^1, with nothing to read it by."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.set_yscale("log")
+    if values and max(values) <= 100 * min(values):
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+
+
 def _side(key: str) -> int:
     """0 for a discriminator's curve (d_loss, d_grad_norm), 1 for a generator's, 2 for others."""
     base = _base(key)
@@ -360,7 +374,7 @@ def curve_figures(run: Run) -> list[tuple[str, str, bytes]]:
             acc_ax.tick_params(labelsize=8)
         if group.axes.get("scale") == "log" and all(
                 v > 0 for k in keys for v in series[k][1] if math.isfinite(v)):
-            ax.set_yscale("log")
+            _log_axis(ax, [v for k in keys for v in series[k][1] if math.isfinite(v)])
         elif group.axes.get("scale") == "auto":
             linthresh = _symlog_needed([v for k in keys for v in series[k][1]])
             if linthresh:
