@@ -212,11 +212,11 @@ def register(subparsers, parser_class) -> None:
                     "train/ and test/ (different sentences per voice), and parallel/ where every "
                     "voice says the same held-out sentences.")
     s.add_argument("--out", required=True, help="corpus folder")
-    s.add_argument("--voices", default="en+m3,en+f3", help="comma-separated espeak-ng voices")
-    s.add_argument("--utterances", type=int, default=600, help="sentences per voice (train + test)")
-    s.add_argument("--parallel", type=int, default=20, help="held-out sentences every voice says")
-    s.add_argument("--rate", type=int, default=22050, help="sample rate of the files, Hz")
-    s.add_argument("--seed", type=int, default=0, help="which sentences are drawn")
+    s.add_argument("--voices", default="en+m3,en+f3", help="comma-separated espeak-ng voices (default en+m3,en+f3)")
+    s.add_argument("--utterances", type=int, default=600, help="sentences per voice, train + test (default 600)")
+    s.add_argument("--parallel", type=int, default=20, help="held-out sentences every voice says (default 20)")
+    s.add_argument("--rate", type=int, default=22050, help="sample rate of the files, Hz (default 22050)")
+    s.add_argument("--seed", type=int, default=0, help="which sentences are drawn (default 0)")
     s.add_argument("--force", action="store_true", help="replace an existing corpus in --out")
     s.set_defaults(func=cmd_make_speech)
 
