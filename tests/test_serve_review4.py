@@ -125,7 +125,8 @@ def test_page_with_a_token_shows_progress_downloads_the_grid_on_screen_and_names
     wrong one) the page says to use the Token box and shows no stale models; a request that runs
     disables its button and says "working..."; Download NPZ asks for the grid on screen, and its
     failure leaves the grid; an error is shown beside its panel, on screen; a walk of a conditional
-    model without a class says which class it walks."""
+    model without a class says which class it walks; a grid that comes back after another model was
+    chosen is not shown under that model (it had been, with its Download NPZ)."""
     browser = pytest.importorskip("test_serve_browser")
     if not (browser.CHROMIUM and browser.DRIVER):
         pytest.skip("needs Debian's chromium and chromium-driver")
@@ -136,7 +137,7 @@ def test_page_with_a_token_shows_progress_downloads_the_grid_on_screen_and_names
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen([sys.executable, "-c", CHILD_SLOW_SEVEN, "serve", str(runs["conditional"]),
-                             "--port", str(port), "--token", "secret"], env=ENV,
+                             str(runs["unconditional"]), "--port", str(port), "--token", "secret"], env=ENV,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     classes = ganforge.load(runs["conditional"]).class_names
     shots = os.environ.get("GANFORGE_SHOTS")
@@ -177,7 +178,7 @@ def test_page_with_a_token_shows_progress_downloads_the_grid_on_screen_and_names
         locked_out()
         shot("1_no_token.png")
         find(By.ID, "token").send_keys("secret", Keys.TAB)
-        WebDriverWait(driver, 30).until(lambda d: text("status") == "1 model(s)")
+        WebDriverWait(driver, 30).until(lambda d: text("status") == "2 model(s)")
         assert text("error") == "" and find(By.ID, "sample-panel").is_displayed()
         # the API's sample_labels, as a person reads it
         assert text("model-info").endswith("can: interpolate, sample, sample by class"), text("model-info")
@@ -220,6 +221,23 @@ def test_page_with_a_token_shows_progress_downloads_the_grid_on_screen_and_names
         assert error_beside("sample-form")
         assert all(find(By.ID, i).is_displayed() for i in ("sample-image", "download-sample", "download-npz"))
         shot("3_npz_failed.png")
+
+        # another model chosen while a grid is on its way: the grid is for the first, and is dropped
+        driver.execute_script("window.failNpz = false;")
+        WebDriverWait(driver, 10).until(lambda d: find(By.ID, "generate").is_enabled())
+        find(By.ID, "n").clear()
+        find(By.ID, "n").send_keys("7")
+        find(By.ID, "generate").click()
+        WebDriverWait(driver, 5).until(lambda d: text("sample-busy") == "working...")
+        models = Select(find(By.ID, "model"))
+        models.select_by_index(1)
+        assert "can: interpolate, sample" in text("model-info") and "by class" not in text("model-info")
+        WebDriverWait(driver, 30).until(lambda d: text("sample-busy") == "" and find(By.ID, "generate").is_enabled())
+        time.sleep(0.5)  # the blob read after the answer
+        assert not any(find(By.ID, i).is_displayed() for i in ("sample-image", "download-sample", "download-npz"))
+        assert text("error") == ""
+        shot("3b_switched.png")
+        models.select_by_index(0)
 
         # a wrong token after the right one: nothing of the models stays
         find(By.ID, "token").clear()

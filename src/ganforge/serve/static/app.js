@@ -7,6 +7,9 @@ const urls = {};  // object URLs we made, revoked when replaced
 let lastSample = null;  // the request body of the grid on screen: Download NPZ asks for the same images
 const working = {};  // requests running per "working..." note
 const TOKEN_HINT = "enter the server's token in the Token box";
+// which choice of model a result is for: a request sent before the model was changed answers for
+// the earlier one, and its result (or error) is dropped, not shown under the model chosen since
+let selection = 0;
 
 function headers(json) {
   const h = {};
@@ -82,6 +85,7 @@ async function busy(buttonIds, noteId, task) {
 
 // a 401: the models and panels of an earlier token go (every call with this one fails)
 function unauthorized() {
+  selection += 1;
   models = [];
   lastSample = null;
   $("model").innerHTML = "";
@@ -98,6 +102,7 @@ function current() { return models.find((m) => m.name === $("model").value); }
 function selectModel() {
   const m = current();
   if (!m) return;
+  selection += 1;
   const caps = new Set(m.capabilities);
   const shape = m.audio ? `${m.audio.rate} Hz audio, ${m.audio.n_mels} mels`
     : m.points ? `${m.points}-D points (a scatter plot)`
@@ -114,6 +119,7 @@ function selectModel() {
     t.min = m.truncation.min; t.max = m.truncation.max; t.step = m.truncation.step; t.value = m.truncation.default;
     $("trunc-value").textContent = t.value;
   }
+  $("truncate").checked = false;  // as the slider: the new model starts with no truncation sent
   $("walk-box").hidden = !caps.has("interpolate");
   $("class").innerHTML = "";
   if (caps.has("sample_labels") && m.classes) {
@@ -183,13 +189,17 @@ function sampleBody(format) {
 }
 
 async function generate() {
+  const mine = selection;
   try {
     const body = sampleBody("png");
     const r = await call("/api/sample", { method: "POST", headers: headers(true), body: toJson(body) });
-    show("sample-image", "download-sample", await r.blob());
+    const blob = await r.blob();
+    if (mine !== selection) return;
+    show("sample-image", "download-sample", blob);
     lastSample = body;
     $("download-npz").hidden = false;
   } catch (err) {  // no earlier grid beside the error
+    if (mine !== selection) return;
     lastSample = null;
     clear("sample-image", "download-sample", "download-npz");
     fail(err, "sample-form");
@@ -212,13 +222,15 @@ async function downloadNpz() {
 
 async function walk() {
   const m = current();
+  const mine = selection;
   try {
     const body = { model: m.name, seed_a: seedValue("seed-a"), seed_b: seedValue("seed-b"), steps: Number($("steps").value) };
     if (!$("class-box").hidden && $("class").value !== "") body["class"] = Number($("class").value);
     if (!$("trunc-box").hidden && $("truncate").checked) body.truncation = Number($("truncation").value);
     const r = await call("/api/interpolate", { method: "POST", headers: headers(true), body: toJson(body) });
-    show("walk-image", "download-walk", await r.blob());
-  } catch (err) { clear("walk-image", "download-walk"); fail(err, "walk-form"); }
+    const blob = await r.blob();
+    if (mine === selection) show("walk-image", "download-walk", blob);
+  } catch (err) { if (mine === selection) { clear("walk-image", "download-walk"); fail(err, "walk-form"); } }
 }
 
 // the upload in "Before"; nothing there when there is none, or when the browser cannot show it
@@ -252,10 +264,12 @@ async function runImage() {
   if (!form) return;
   const capability = $("image-panel").dataset.capability;
   if (capability === "translate" && $("direction").value) form.append("direction", $("direction").value);
+  const mine = selection;
   try {
     const r = await call("/api/" + capability, { method: "POST", headers: headers(false), body: form });
-    show("after", "download-image", await r.blob());
-  } catch (err) { fail(err, "image-row"); }
+    const blob = await r.blob();
+    if (mine === selection) show("after", "download-image", blob);
+  } catch (err) { if (mine === selection) fail(err, "image-row"); }
 }
 
 async function runAudio() {
@@ -268,10 +282,12 @@ async function runAudio() {
     if ($("vocoder").value) form.append("vocoder", $("vocoder").value);
   }
   $("audio-timing").textContent = "working...";
+  const mine = selection;
   try {
     const start = performance.now();
     const r = await call("/api/" + capability, { method: "POST", headers: headers(false), body: form });
     const blob = await r.blob();
+    if (mine !== selection) return;
     const seconds = (performance.now() - start) / 1000;
     const by = r.headers.get("X-Ganforge-Waveform");
     show("audio-after", "download-audio", blob);
@@ -280,10 +296,12 @@ async function runAudio() {
       $("audio-timing").textContent = `${d.toFixed(2)} s of audio in ${seconds.toFixed(2)} s (request and response included` +
         `, ${(d / seconds).toFixed(1)}x real time)` + (by ? `; waveform by ${by}` : "");
     };
-  } catch (err) { $("audio-timing").textContent = ""; fail(err, "audio-row"); }
+  } catch (err) { if (mine === selection) { $("audio-timing").textContent = ""; fail(err, "audio-row"); } }
 }
 
 async function load() {
+  // a reload keeps the session's token (headers() sends it): the box shows that there is one
+  if (!$("token").value) $("token").value = sessionStorage.getItem("ganforge-token") || "";
   try {
     const r = await call("/api/models", { headers: headers(false) });
     const data = await r.json();
