@@ -235,7 +235,7 @@ BAD = [
     ("post", "/api/translate", {"data": {"model": "pix2pix", "direction": "BtoA"},
                                 "files": {"file": ("a.png", png(np.zeros((8, 8, 3), np.uint8)))}}, 422, "AtoB only"),
     ("post", "/api/upscale", {"data": {"model": "superres"}, "files": {"file": ("a.png", b"not an image")}},
-     400, "not a readable image"),
+     400, "not a readable image (no image format recognized in it)"),  # not "(UnidentifiedImageError)"
     ("post", "/api/upscale", {"data": {"model": "superres"},
                               "files": {"file": ("a.png", png(np.zeros((40, 40, 3), np.uint8)))}},
      413, "--max-pixels 900"),

@@ -162,7 +162,9 @@ def test_a_recording_of_unknown_length_stops_decoding_at_the_limit():
 @pytest.mark.parametrize("endpoint, data, form, status, words", [
     ("/api/vocode", b"not audio at all" * 20, {}, 400, "cannot decode as audio"),
     ("/api/vocode", "silent", {}, 422, "silent"),
-    ("/api/vocode", "short", {}, 422, "the front end needs more than"),  # as ganforge vocode says
+    ("/api/vocode", "short", {}, 422, "this run needs at least"),  # as ganforge vocode says
+    # the conversion model's own least length, not the front end's, which had been said first
+    ("/api/convert", "short", {"model": "cyclegan-vc"}, 422, "this run needs at least"),
     ("/api/vocode", "long", {}, 413, "--max-audio-seconds of 2 s"),
     ("/api/vocode", "streamed-long", {}, 413, "--max-audio-seconds of 2 s"),
     ("/api/vocode", "rate", {}, 422, "sample rate of 1000003 Hz"),

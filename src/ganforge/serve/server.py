@@ -227,9 +227,12 @@ def decode_upload(data: bytes, settings: Settings, mode: str) -> np.ndarray:
             return np.asarray(img).reshape(img.size[1], img.size[0], -1).copy()
     except Image.DecompressionBombError as exc:
         raise ApiError(413, f"image refused by the decompression-bomb guard ({exc})") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ApiError(400, f"the upload is not a readable image ({type(exc).__name__}); send a PNG, "
-                            f"JPEG, WebP or BMP file") from None
+    except UnidentifiedImageError:  # the class name had been the reason: "(UnidentifiedImageError)"
+        raise ApiError(400, "the upload is not a readable image (no image format recognized in it); send "
+                            "a PNG, JPEG, WebP or BMP file") from None
+    except (OSError, SyntaxError, ValueError) as exc:  # a damaged image: the decoder's own words
+        raise ApiError(400, f"the upload is not a readable image ({type(exc).__name__}: {str(exc)[:200]}); "
+                            f"send a PNG, JPEG, WebP or BMP file") from None
 
 
 async def decode_recording(data: bytes, settings: Settings, rate: int) -> np.ndarray:
@@ -693,7 +696,11 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
         return Response(await run_in_threadpool(uint8_png, out, meta), media_type="image/png")
 
     async def recording(file: UploadFile, run) -> torch.Tensor:
-        return torch.from_numpy(await decode_recording(await read_upload(file), settings, run.config.audio.rate))
+        wave = await decode_recording(await read_upload(file), settings, run.config.audio.rate)
+        # the model's own least length (1,025 samples for a conversion), as the commands say it:
+        # the front end's 385 had been said first, and then a second refusal at 500 samples
+        run.objective.check_length(len(wave), "the recording")
+        return torch.from_numpy(wave)
 
     @app.post("/api/vocode", dependencies=[Depends(auth)], responses={200: {"content": {"audio/wav": {}}}})
     async def vocode(request: Request, file: Annotated[UploadFile, File()],
