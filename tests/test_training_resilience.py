@@ -313,3 +313,36 @@ def test_progress_on_a_terminal_is_the_bar(tmp_path, capsys, monkeypatch):
     _train(tiny_config(), tmp_path / "run", progress=True)
     err = capsys.readouterr().err
     assert "\r" in err and "ganforge: step" not in err
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+@pytest.mark.parametrize("columns", [80, 200])
+def test_the_bar_keeps_whole_numbers_that_fit_a_narrow_terminal(columns):
+    """At 80 columns tqdm had cut the numbers where the width ran out ("D(x)=0.688 D(G(z"), and
+    images per second never showed; now the bar keeps D, G and img/s whole, and everything on a
+    wide terminal."""
+    import fcntl
+    import struct
+    import termios
+    from types import SimpleNamespace
+
+    from tqdm import tqdm
+
+    from ganforge.training.trainer import Trainer
+
+    main, side = os.openpty()
+    fcntl.ioctl(side, termios.TIOCSWINSZ, struct.pack("HHHH", 30, columns, 0, 0))
+    with os.fdopen(side, "w") as fp:
+        bar = tqdm(total=1000, initial=123, unit="step", desc="run", file=fp, dynamic_ncols=True)
+        trainer = SimpleNamespace(_bar=bar, objective=object(), _d_raw=True, FIT_ORDER=Trainer.FIT_ORDER,
+                                  _postfix_parts=Trainer._postfix_parts)
+        record = {"d_loss": 0.706, "g_loss": 1.767, "d_real": 0.688, "d_fake": 0.312, "img_per_s": 44.0}
+        text = Trainer._bar_postfix(trainer, record)
+        meter = bar.format_meter(**{**bar.format_dict, "postfix": text, "ncols": None})
+        bar.close()
+    os.close(main)
+    if columns == 80:
+        assert text == "D=0.706 G=1.767 img/s=44", text
+        assert len(meter) - 10 + 5 <= columns, meter  # with 5 columns of bar, nothing cut
+    else:
+        assert text == Trainer._postfix(record, raw=True) and "D(G(z))=0.312 (raw scores)" in text, text

@@ -905,8 +905,7 @@ class Trainer:
                   "time": round(self.elapsed, 3)}
         self.logger.write(record)
         if self._bar is not None:
-            self._bar.set_postfix_str(self._postfix(record, getattr(self.objective, "rate_unit", "img/s"),
-                                                    raw=self._d_raw), refresh=True)
+            self._bar.set_postfix_str(self._bar_postfix(record), refresh=True)
         events = []
         if judge and self.monitor is not None:
             if self.is_main:
@@ -1062,30 +1061,63 @@ class Trainer:
                 group["lr"] = base * factor * mult
 
     @staticmethod
-    def _postfix(record: dict[str, Any], rate: str = "img/s", raw: bool = False) -> str:
-        """The progress bar's numbers; ``rate``: what img_per_s counts ("clips/s" for audio);
-        ``raw``: D(x) and D(G(z)) are raw scores, not probabilities, and the line says so (LAPGAN's
-        D(x)=0.033 had read as a D that rejects the real images)."""
+    def _postfix_parts(record: dict[str, Any], rate: str = "img/s", raw: bool = False) -> list[tuple[str, str]]:
+        """The progress bar's numbers as (key, text) in the order shown; D(x) and D(G(z)) are one
+        part, "d_outputs" (see _postfix)."""
         names = {"d_loss": "D", "g_loss": "G", "d_real": "D(x)", "d_fake": "D(G(z))",
                  "ada_p": "ADA p", "img_per_s": rate}  # ADA p: adaptive augmentation's probability
-        parts = []
-        last_score = None  # the index of the last D(x) / D(G(z)) part
+        parts: list[tuple[str, str]] = []
         for key, label in names.items():
             v = record.get(key)
             if isinstance(v, float) and math.isfinite(v):
-                parts.append(f"{label}={_rate(v)}" if key == "img_per_s" else f"{label}={v:.3f}")
+                text = f"{label}={_rate(v)}" if key == "img_per_s" else f"{label}={v:.3f}"
             elif v is None and f"{key}_0" in record:  # one value per level (LAPGAN), coarse to fine
                 levels = [record[f"{key}_{i}"] for i in range(len(record)) if f"{key}_{i}" in record]
                 if not all(isinstance(x, float) and math.isfinite(x) for x in levels):
                     continue
-                parts.append(f"{label}=" + "/".join(f"{x:.3f}" for x in levels))
+                text = f"{label}=" + "/".join(f"{x:.3f}" for x in levels)
             else:
                 continue
-            if key in ("d_real", "d_fake"):
-                last_score = len(parts) - 1
-        if raw and last_score is not None:
-            parts[last_score] += " (raw scores)"
-        return " ".join(parts)
+            if key in ("d_real", "d_fake") and parts and parts[-1][0] == "d_outputs":
+                parts[-1] = ("d_outputs", f"{parts[-1][1]} {text}")
+            else:
+                parts.append(("d_outputs" if key in ("d_real", "d_fake") else key, text))
+        if raw:
+            parts = [(k, f"{t} (raw scores)" if k == "d_outputs" else t) for k, t in parts]
+        return parts
+
+    @staticmethod
+    def _postfix(record: dict[str, Any], rate: str = "img/s", raw: bool = False) -> str:
+        """The progress bar's numbers; ``rate``: what img_per_s counts ("clips/s" for audio);
+        ``raw``: D(x) and D(G(z)) are raw scores, not probabilities, and the line says so (LAPGAN's
+        D(x)=0.033 had read as a D that rejects the real images)."""
+        return " ".join(text for _, text in Trainer._postfix_parts(record, rate, raw))
+
+    # What a narrow terminal's bar keeps of its numbers, first to last: tqdm had cut them where
+    # the width ran out ("D(x)=0.688 D(G(z" at 80 columns), images per second never shown
+    FIT_ORDER = ("d_loss", "g_loss", "img_per_s", "ada_p", "d_outputs")
+
+    def _bar_postfix(self, record: dict[str, Any]) -> str:
+        """The numbers for the bar: all of them on a log file's lines; on a terminal, those that
+        fit beside the bar (at least 5 columns of it) by FIT_ORDER, whole, in the order shown."""
+        parts = self._postfix_parts(record, getattr(self.objective, "rate_unit", "img/s"), raw=self._d_raw)
+        bar = self._bar
+        if isinstance(bar, _LineProgress):
+            return " ".join(text for _, text in parts)
+        try:
+            columns = os.get_terminal_size(bar.fp.fileno()).columns
+            meter = len(bar.format_meter(**{**bar.format_dict, "postfix": None, "ncols": None}))  # a 10-column bar
+        except Exception:  # noqa: BLE001 - no terminal size to fit (the bar's own width then rules)
+            return " ".join(text for _, text in parts)
+        # the meter was laid out with a bar of 10 columns; 5 are enough, and 2 spare: the rate and
+        # times grow as training goes (80 columns then keep D, G and img/s)
+        room = columns - (meter - 10 + 5) - len(", ") - 2
+        keep: set[str] = set()
+        for key in self.FIT_ORDER:
+            text = next((t for k, t in parts if k == key), None)
+            if text is not None and sum(len(t) + 1 for k, t in parts if k in keep) + len(text) <= room:
+                keep.add(key)
+        return " ".join(text for key, text in parts if key in keep)
 
     def _run_hooks(self, step: int) -> None:
         """Evaluation hooks; a new best value of ``eval.best`` saves and marks a checkpoint.
