@@ -110,7 +110,8 @@ def test_nproc_passes_a_stop_signal_on_and_waits_for_the_ranks_to_save(launcher,
     assert len(said) == 1, output
     step = int(said[0].split(" at step ")[1].split(";")[0])
     assert 0 < step < 600 and f"checkpoint saved to {run.out / 'checkpoints' / f'step_{step:07d}'}" in said[0]
-    assert f"Continue with: ganforge train --resume --out {run.out}" in said[0]
+    # on the run's 2 processes: pasted without --nproc it had resumed on one, not bit-exact
+    assert said[0].endswith(f"Continue with: ganforge train --resume --out {run.out} --nproc 2"), said[0]
     assert (run.out / "checkpoints" / f"step_{step:07d}").is_dir()
     for noise in ("Traceback", "SignalException", "death signal", "closing signal"):
         assert noise not in output, output
@@ -196,3 +197,17 @@ def test_sigterm_while_the_run_starts_removes_the_new_run_and_says_so(tmp_path):
     assert proc.stderr.strip() == (f"ganforge: stopped by SIGTERM before training started; {run} keeps "
                                    f"nothing of this start, so start again"), proc
     assert not run.exists()
+
+
+def test_the_resume_command_of_a_rank_names_its_process_count(tmp_path, monkeypatch):
+    from ganforge.rundir import nproc_flag, resume_command
+
+    for size, local, flag in (("2", "2", " --nproc 2"), ("4", "2", ""), ("1", "1", ""), (None, None, "")):
+        for name, value in (("WORLD_SIZE", size), ("LOCAL_WORLD_SIZE", local)):
+            if value is None:
+                monkeypatch.delenv(name, raising=False)
+            else:
+                monkeypatch.setenv(name, value)
+        assert nproc_flag() == flag  # several machines: launched again as they were
+        assert resume_command(tmp_path, "train.steps=9") == (f"ganforge train --resume --out {tmp_path}{flag} "
+                                                             f"train.steps=9")

@@ -16,6 +16,7 @@ from pathlib import Path
 from .commands import (DATA_DIR_HELP, add_device_argument, add_provenance_argument, add_run_arguments, seed,
                        whole_number)
 from .errors import ConfigError, DataError, GanforgeError, GanforgeWarning, TrainingInterrupted, shell_arg
+from .rundir import nproc_flag
 
 EXIT_USAGE = 2
 SAMPLE_N = 64  # ganforge sample's --n when neither --n nor --per-class is given
@@ -360,15 +361,17 @@ def _train(args, starting: _Starting) -> int:
     if result.interrupted == "SIGPIPE":  # the reader of our output went away: said where it can be read
         print(f"ganforge: stopped at step {result.step}: the program reading ganforge's output exited (a "
               f"closed pipe); checkpoint saved to {result.checkpoint}. Continue with: ganforge train "
-              f"--resume --out {shell_arg(run_dir)}", file=sys.stderr, flush=True)
+              f"--resume --out {shell_arg(run_dir)}{nproc_flag()}", file=sys.stderr, flush=True)
         return 141  # 128 + SIGPIPE, as a shell reports a command whose reader went away
     if result.interrupted:
         print(f"ganforge: stopped by {result.interrupted} at step {result.step}; checkpoint saved "
-              f"to {result.checkpoint}. Continue with: ganforge train --resume --out {shell_arg(run_dir)}")
+              f"to {result.checkpoint}. Continue with: ganforge train --resume --out "
+              f"{shell_arg(run_dir)}{nproc_flag()}")
         return 130 if result.interrupted == "SIGINT" else 143
     if args.resume and result.step == result.start:
         print(f"ganforge: {run_dir} is already at step {result.step} of train.steps={cfg.train.steps}: "
-              f"nothing to train. To continue, raise it: ganforge train --resume --out {shell_arg(run_dir)} "
+              f"nothing to train. To continue, raise it: ganforge train --resume --out "
+              f"{shell_arg(run_dir)}{nproc_flag()} "
               f"train.steps={result.step + cfg.train.steps}")
     if result.stopped:  # eval.patience (or a hook, from Python): not an error, the run can go on
         from .rundir import resume_command
@@ -497,12 +500,13 @@ def _say_what_survived(run_dir: Path, before_training: int | None = None) -> Non
     if before_training is not None:
         how = f"stopped by {signal.Signals(before_training).name} before training started"
         said = (f"{how}; {run_dir} keeps nothing of this start, so start again" if kept is None else
-                f"{how}; the run keeps {kept}. Continue with: ganforge train --resume --out {shell_arg(run_dir)}")
+                f"{how}; the run keeps {kept}. Continue with: ganforge train --resume --out "
+                f"{shell_arg(run_dir)}{nproc_flag()}")
     elif kept is None:
         said = f"stopped at once by a second Ctrl-C; {run_dir} keeps no checkpoint, so start again"
     else:
         said = (f"stopped at once by a second Ctrl-C; the run keeps {kept} (steps trained after it, "
-                f"if any, are lost). Continue with: ganforge train --resume --out {shell_arg(run_dir)}")
+                f"if any, are lost). Continue with: ganforge train --resume --out {shell_arg(run_dir)}{nproc_flag()}")
     if before_training is None:
         _correct_end_record(run_dir, kept)
     print(f"ganforge: {said}", file=sys.stderr, flush=True)

@@ -47,13 +47,24 @@ GIVEN_DATASET = "dataset.json"
 GIVEN_HOOKS = "hooks.json"  # RUN/hooks.json: the hooks passed from Python that evaluate the run
 
 
+def nproc_flag() -> str:
+    """" --nproc N" in a process of a run on N processes of one machine (torchrun sets WORLD_SIZE
+    and LOCAL_WORLD_SIZE; `ganforge train --nproc N` runs torchrun so), for the resume command it
+    prints: without it, the pasted command had resumed on one process, which is not bit-exact
+    with the run. "" otherwise (one process, or several machines, which are launched as they were)."""
+    size, local = os.environ.get("WORLD_SIZE", ""), os.environ.get("LOCAL_WORLD_SIZE", "")
+    return f" --nproc {size}" if size.isdigit() and int(size) > 1 and size == local else ""
+
+
 def resume_command(run_dir: Path, overrides: str = "") -> str:
-    """How to continue the run with ``overrides`` ("key=value ..."): the CLI's resume, or, for a run
-    given ``hooks=`` or ``dataset=`` from Python, api.train's (the CLI refuses those runs)."""
+    """How to continue the run with ``overrides`` ("key=value ..."): the CLI's resume (with the run's
+    --nproc, see nproc_flag), or, for a run given ``hooks=`` or ``dataset=`` from Python,
+    api.train's (the CLI refuses those runs)."""
     run_dir = Path(run_dir)
     hooks, given = (run_dir / GIVEN_HOOKS).is_file(), (run_dir / GIVEN_DATASET).is_file()
     if not (hooks or given):
-        return f"ganforge train --resume --out {shell_arg(run_dir)}" + (f" {overrides}" if overrides else "")
+        return (f"ganforge train --resume --out {shell_arg(run_dir)}{nproc_flag()}"
+                + (f" {overrides}" if overrides else ""))
     passed = (", hooks=..." if hooks else "") + (", dataset=..." if given else "")
     return (f"ganforge.train(cfg, {str(run_dir)!r}, resume=True{passed})"
             + (f" with {overrides} set in cfg" if overrides else ""))

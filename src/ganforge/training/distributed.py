@@ -689,6 +689,7 @@ def killed_while_starting(failures: Mapping[int, Any], out: Path | None) -> str 
 
 def _what_out_keeps(out: Path | None) -> str:
     from ..errors import GanforgeError, shell_arg
+    from ..rundir import nproc_flag
     from . import checkpoint as ckpt
 
     if out is None:
@@ -699,7 +700,7 @@ def _what_out_keeps(out: Path | None) -> str:
         kept = ckpt.find(out)
     except GanforgeError:
         return f"{out} keeps no checkpoint; start again"
-    return f"{out} keeps {kept}; continue with: ganforge train --resume --out {shell_arg(out)}"
+    return f"{out} keeps {kept}; continue with: ganforge train --resume --out {shell_arg(out)}{nproc_flag()}"
 
 
 def said_by_a_rank(exit_codes: list[int]) -> bool:

@@ -35,7 +35,7 @@ from ..grid import make_grid
 from ..labels import class_kwargs, grid_columns, grid_labels, labeled_grid
 from ..models.layers import accumulating_bn_stats, batch_norms
 from ..registry import Registry
-from ..rundir import resume_command
+from ..rundir import nproc_flag, resume_command
 from ..signals import REPEAT_SECONDS
 from . import checkpoint as ckpt
 from . import distributed
@@ -843,7 +843,7 @@ class Trainer:
             what, name = f"the run folder {self.run_dir} was removed while training (at step {self.step})", None
         if name is not None:
             return StorageError(f"{what}; the last checkpoint {name} is intact; continue with: "
-                                f"ganforge train --resume --out {run}")
+                                f"ganforge train --resume --out {run}{nproc_flag()}")
         return StorageError(f"{what}; no checkpoint is left to resume from: start the training again "
                             f"(ganforge train ... --out {run})")
 
@@ -877,7 +877,7 @@ class Trainer:
                 raise KeyboardInterrupt from None
             ckpt_name = self.last_checkpoint.name if self.last_checkpoint else self._checkpoint_on_disk()
             kept = f"the last checkpoint {ckpt_name} is intact; " if ckpt_name else ""
-            hint = f"{kept}continue with: ganforge train --resume --out {shell_arg(self.run_dir)}"
+            hint = f"{kept}continue with: ganforge train --resume --out {shell_arg(self.run_dir)}{nproc_flag()}"
             raise distributed.peer_failure(self.world, exc, self.step, hint) from None
         distributed.record_failure(self.world, f"{type(exc).__name__}: {exc}")
 
@@ -1208,7 +1208,7 @@ class Trainer:
         if not self.is_main or self.run_dir is None:
             return
         if getattr(hook, "all_ranks", False):  # the built-in metrics hook, also run by the CLI
-            resume = f"ganforge train --resume --out {shell_arg(self.run_dir)}"
+            resume = f"ganforge train --resume --out {shell_arg(self.run_dir)}{nproc_flag()}"
         else:
             given = ", dataset=..." if self.given_data else ""
             resume = f"api.train(cfg, {str(self.run_dir)!r}, resume=True, hooks=...{given})"
