@@ -108,3 +108,12 @@ def test_bench_augment_names_the_one_option_at_fault(tmp_path, capsys, args, sai
     code, _, err = _cli(capsys, "bench", "augment", "--out", tmp_path / "b", *args)
     assert code == 2 and err.strip() == f"ganforge: error: {said}", err
     assert not (tmp_path / "b").exists()
+
+
+def test_an_unknown_toy_dataset_is_named_as_such(tmp_path, capsys):
+    """It had said "unknown preset 'toy-ring9'", a preset the user never gave."""
+    out = tmp_path / "out"
+    code, _, err = _cli(capsys, "bench", "modes", "--data", "toy:ring9", "--seeds", "1", "--out", out)
+    assert code == 2 and err.count("\n") == 1, err
+    assert "unknown toy dataset 'toy:ring9' (did you mean 'toy:ring8'?); --data takes toy:ring8, toy:grid25" in err
+    assert not out.exists()

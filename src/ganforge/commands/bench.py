@@ -36,9 +36,16 @@ def cmd_modes(args) -> int:
     from ..bench import modes as bench
     from ..config import TRAIN_SEED_MAX, load_config
 
+    from ..data import dataset_names
+    from ..registry import closest
+
+    toys = [name for name in dataset_names() if name.startswith("toy:")]
     if not args.data.startswith("toy:"):
         raise ConfigError(f"bench modes needs a toy dataset with known modes (toy:ring8, "
                           f"toy:grid25), got '{args.data}'")
+    if args.data not in toys:  # it had been told of an unknown preset 'toy-ring9', which it never gave
+        raise ConfigError(f"unknown toy dataset '{args.data}'{closest(args.data, toys)}; --data takes "
+                          f"{', '.join(toys)}")
     if args.seeds <= 0 or args.jobs <= 0:
         raise ConfigError("--seeds and --jobs must be positive")
     if not 0 <= args.seed0 <= TRAIN_SEED_MAX - args.seeds + 1:  # train.seed's range, checked before any work
