@@ -237,7 +237,11 @@ def trained_environment(run_dir: Path) -> dict[str, Any] | None:
     except Exception:  # no checkpoint yet, a damaged one: the report goes on without it
         return None
     env = state.get("environment") if isinstance(state, dict) else None
-    return env if isinstance(env, dict) else None
+    if not isinstance(env, dict):
+        return None
+    size = state.get("world_size")
+    # the processes it trained on: "1 thread" of a run on 2 processes had read as all of its compute
+    return {**env, "processes": size} if isinstance(size, int) and size > 1 else env
 
 
 def _natural(path: Path) -> list:
@@ -310,7 +314,10 @@ def protocol_caveat(protocols: list[Mapping[str, Any]]) -> str:
 
 def environment_parts(env: Mapping[str, Any]) -> tuple[str, str, str]:
     """(precision, where, torch) of an environment record, as the report, the comparison and the
-    model card say them: ("fp32", "CPU, 2 threads", "torch 2.14.1")."""
+    model card say them: ("fp32", "CPU, 2 threads", "torch 2.14.1"); a run on several processes
+    (``processes``, see trained_environment): ("fp32", "2 processes, each CPU, 1 thread", ...)."""
     where = (f"CPU, {env['threads']} thread{'' if env['threads'] == 1 else 's'}" if "threads" in env
              else str(env.get("device_name") or env.get("device") or "?"))
+    if isinstance(env.get("processes"), int) and env["processes"] > 1:
+        where = f"{env['processes']} processes, each {where}"
     return str(env.get("precision", "?")), where, f"torch {env.get('torch', '?')}"
