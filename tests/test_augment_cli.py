@@ -112,6 +112,15 @@ def test_bench_augment_rejects_bad_settings():
     assert proc.returncode == 2 and said in proc.stderr
 
 
+def test_bench_augment_refuses_bad_data_in_one_line(tmp_path):
+    """The start line ("ganforge: bench augment on ...") had come first, the refusal second."""
+    for args, said in ((["--data", "toy:ring8"], "bench augment needs a labeled dataset; toy:ring8 has no labels"),
+                       (["--data", "toy:ring8", "train.steps=5"], "has no labels")):
+        proc = run_cli("bench", "augment", "--sizes", "10", *args, "--out", tmp_path / "a")
+        assert proc.returncode == 2 and said in proc.stderr and proc.stdout == "", (proc.stdout, proc.stderr)
+        assert proc.stderr.count("\n") == 1 and not (tmp_path / "a").exists(), proc.stderr
+
+
 def test_bench_summaries_give_no_spread_for_one_seed():
     """One seed has no spread: the tables printed '10.01 ± 0.00', as if measured exactly."""
     import math

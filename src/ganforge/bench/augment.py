@@ -297,9 +297,10 @@ def _load_splits(name: str, data_dir: str | None):
 
 
 def run_benchmark(s: Settings, out: Path, *, data_dir: str | None = None, force: bool = False,
-                  log: Callable[[str], None] = print) -> dict[str, Any]:
+                  log: Callable[[str], None] = print, header: str | None = None) -> dict[str, Any]:
     """``force``: replace the GAN runs of an earlier call in ``out`` (ganforge runs only); without
-    it an existing run is refused before any training unless --reuse-gans keeps it."""
+    it an existing run is refused before any training unless --reuse-gans keeps it. ``header``:
+    logged once the data passed its checks (a refused --sizes had been a second line under it)."""
     from ..config import load_config
     from ..data import ImageDataset
     from ..data.base import adapt_images
@@ -323,6 +324,8 @@ def run_benchmark(s: Settings, out: Path, *, data_dir: str | None = None, force:
         notes.append(f"{s.data} has no separate test split: testing on its {len(idx)} images that no "
                      f"GAN or classifier trains on (the {len(train_set) - len(idx)} drawn for "
                      f"--sizes x --seeds are left out)")
+    if header:
+        log(header)
     if 0 < s.test_n < len(test_set):
         notes.append(f"--test-n {s.test_n}: testing on {s.test_n} of the {len(test_set)} test images, the first "
                      f"of each class in turn (file order)")

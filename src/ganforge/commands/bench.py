@@ -204,11 +204,11 @@ def cmd_augment(args) -> int:
         json_path = out / "augment.json"
         _check_reused_json(json_path, args.force, "--reuse-gans" if s.reuse_gans else None)
         check_output_file(json_path, force=args.force, flag="--json")
-    print(f"ganforge: bench augment on {s.data}: sizes {s.sizes} per class x seeds {s.seeds}, "
-          f"GAN {s.preset} {' '.join(s.gan_overrides)} -> {out}", flush=True)
+    header = (f"ganforge: bench augment on {s.data}: sizes {s.sizes} per class x seeds {s.seeds}, "
+              f"GAN {' '.join([s.preset, *s.gan_overrides])} -> {out}")
     try:
         result = bench.run_benchmark(s, out, data_dir=args.data_dir, force=args.force,
-                                     log=lambda m: print(m, flush=True))
+                                     log=lambda m: print(m, flush=True), header=header)
     except KeyboardInterrupt:  # a GAN stopped part-way has no final checkpoint: --reuse-gans alone refuses it
         print(f"ganforge: interrupted; the finished GAN runs in {out} are kept: rerun the same command with "
               f"--reuse-gans --force to continue (it keeps them and retrains only the runs it cannot reuse)",
