@@ -129,14 +129,14 @@ def test_the_report_and_the_comparison_show_it(tmp_path, capsys, threads):
     page = build_comparison([a, b])
     assert "fp32, CPU, 1 thread<" in page and "fp32, CPU, 2 threads<" in page
     # a run on 2 processes (--nproc 2) says so: its "1 thread" had read as all of its compute
-    from ganforge.training import checkpoint as ckpt
-
     state_file = ckpt.find(tmp_path / "a") / ckpt.STATE
     state = torch.load(state_file, weights_only=True)
     assert state["world_size"] == 1 and "processes" not in a.environment
     torch.save({**state, "world_size": 2}, state_file)
     assert f"fp32 <small>2 processes, each CPU, 1 thread; torch {torch.__version__}</small>" in build_html(
         load_run(tmp_path / "a"))
+    assert environment_text(api.load(tmp_path / "a").environment).endswith(  # the model card's words
+        "fp32 on 2 processes, each CPU, 1 thread")
 
 
 def test_a_report_without_a_readable_checkpoint_goes_on_without_it(tmp_path, capsys, threads):

@@ -974,7 +974,7 @@ class LoadedRun:
         weights, state = ckpt.load(self.checkpoint)
         self.config = config_mod.from_dict(state["config"])
         self.saved_config = state["config"]  # as the version that trained it wrote it (provenance)
-        self.environment = state.get("environment")
+        self.environment = ckpt.environment(state)  # with the processes it trained on, for the model card
         self.step = int(state["step"])
         fam = family(self.config)
         with losses.for_inference():  # a loss the training script registered is not needed here

@@ -236,12 +236,7 @@ def trained_environment(run_dir: Path) -> dict[str, Any] | None:
         state = torch.load(ckpt.find(run_dir) / ckpt.STATE, map_location="cpu", weights_only=True, mmap=True)
     except Exception:  # no checkpoint yet, a damaged one: the report goes on without it
         return None
-    env = state.get("environment") if isinstance(state, dict) else None
-    if not isinstance(env, dict):
-        return None
-    size = state.get("world_size")
-    # the processes it trained on: "1 thread" of a run on 2 processes had read as all of its compute
-    return {**env, "processes": size} if isinstance(size, int) and size > 1 else env
+    return ckpt.environment(state)  # with the processes it trained on
 
 
 def _natural(path: Path) -> list:

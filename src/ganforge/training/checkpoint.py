@@ -350,6 +350,16 @@ def find(run_dir: Path, which: str = "latest") -> Path:
     return path
 
 
+def environment(state: dict[str, Any]) -> dict[str, Any] | None:
+    """Where a checkpoint's state says it was trained (Trainer.environment), with ``processes``
+    for a run on several (its world_size): their "1 thread" had read as all of the compute."""
+    env = state.get("environment") if isinstance(state, dict) else None
+    if not isinstance(env, dict):
+        return None
+    size = state.get("world_size")
+    return {**env, "processes": size} if isinstance(size, int) and size > 1 else env
+
+
 def mismatch(exc: BaseException) -> str:
     """What a load_state_dict error says differs (its first line only names the network):
     'Unexpected key(s) in state_dict: "fc.bias".', cut to a line."""
