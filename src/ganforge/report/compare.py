@@ -15,7 +15,7 @@ from typing import Any, Sequence
 from ..atomic import atomic_write_text, probe_writable
 from ..errors import CheckpointError, ConfigError, shell_arg
 from . import plots
-from .page import (CSS, THUMB_WIDTH, _chart, _diagnostics, _duration, _ending, _fmt, _img, _legend,
+from .page import (CSS, THUMB_WIDTH, _chart, _diagnostics, _duration, _ending, _fmt, _img, _legend, unset,
                    _players, _stopped, _thumbnail)
 from .run import Run, _live, _read_config, environment_parts, given_dataset, load_run, measured_with
 
@@ -262,11 +262,6 @@ def flatten(config: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _set_or_none(value: Any) -> Any:
-    """None for a value the page shows as not set ("—": null, an empty list, ""), else the value."""
-    return None if value is None or value == [] or value == "" else value
-
-
 def config_differences(runs: Sequence[Run]) -> tuple[list[tuple[str, list[Any]]], int]:
     """([(dotted key, value per run)] of the keys whose values differ, the count of keys the
     same in all), over the runs whose config.yaml could be read (a key one run lacks is None,
@@ -277,7 +272,7 @@ def config_differences(runs: Sequence[Run]) -> tuple[list[tuple[str, list[Any]]]
     # to an empty list or to "" all mean "not set": shown "—" alike, they are no difference (a
     # ProGAN run's progressive.resolutions: [] beside runs of other families had been a row of
     # dashes under "What differs")
-    differ = [(k, [_set_or_none(f.get(k)) for f in flat]) for k in keys]
+    differ = [(k, [None if unset(f.get(k)) else f.get(k) for f in flat]) for k in keys]
     changed = [(k, vs) for k, vs in differ if any(v != vs[0] for v in vs[1:])]
     return changed, len(keys) - len(changed)
 
@@ -290,7 +285,7 @@ def seed_groups(runs: Sequence[Run]) -> list[list[int]]:
     for i, run in enumerate(runs):
         if run.config is None:
             continue
-        recipe = {k: v for k, v in flatten(run.config).items() if k != SEED_KEY and _set_or_none(v) is not None}
+        recipe = {k: v for k, v in flatten(run.config).items() if k != SEED_KEY and not unset(v)}
         found = next((members for other, members in recipes if other == recipe), None)
         if found is None:
             recipes.append((recipe, [i]))

@@ -119,8 +119,13 @@ def _chart(data: bytes, alt: str) -> str:
 SUGGESTION_HEADING = {"rollback": "What happens next:"}
 
 
+def unset(value: Any) -> bool:
+    """A config value the pages show as not set, "—": null, "" or an empty list."""
+    return value is None or value == "" or value == []
+
+
 def _fmt(value: Any) -> str:
-    if value is None or value == "" or value == []:
+    if unset(value):
         return "—"
     if isinstance(value, float):
         return f"{value:.4g}"
