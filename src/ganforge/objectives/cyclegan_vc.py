@@ -218,7 +218,12 @@ class CycleGANVC(AudioFamily):
             loss = sum(self.adv.d(real=r, fake=fk) for r, fk in scores)
             d_real = torch.cat([r.detach().float().flatten() for r, _ in scores])
             d_fake = torch.cat([fk.detach().float().flatten() for _, fk in scores])
-            return {"loss": loss, "d_loss": loss.detach(), "d_real": d_real.mean(), "d_fake": d_fake.mean()}
+            # per patch, on the loss's own decision rule: what the monitor's "D wins outright"
+            # reads for raw scores (its D(G(z)) <= 0.05 means nothing for logits)
+            right = [losses.d_decisions(self.adv, real=r, fake=fk) for r, fk in scores]
+            return {"loss": loss, "d_loss": loss.detach(), "d_real": d_real.mean(), "d_fake": d_fake.mean(),
+                    "d_acc_real": torch.cat([rr.flatten() for rr, _ in right]).float().mean(),
+                    "d_acc_fake": torch.cat([rf.flatten() for _, rf in right]).float().mean()}
         raise ValueError(f"unknown phase {phase}")
 
     def after_step(self, phase: str) -> None:

@@ -61,7 +61,9 @@ Detectors (thresholds are fields of MonitorSettings):
   vanishes. Not judged for loss.name=wasserstein, whose critic scores are not logits (sigmoid
   of them is no probability of "real") and whose critic is meant to separate (CRITIC_LOSSES);
   for ragan / rahinge, "D wins outright" is d_acc_real and d_acc_fake >= 0.95 alone, their
-  relativistic accuracy (_relativistic): their raw scores shift freely. (b) Whoever
+  relativistic accuracy (_relativistic): their raw scores shift freely; so it is for a family
+  that logs raw scores (Objective.logs_d_probabilities False: CycleGAN-VC) under a loss other
+  than least squares, whose scores are on no [0, 1] scale. (b) Whoever
   wins: g_grad_norm <= vanish_floor (no gradient reaches G at all) while the probe's
   diversity is below collapse_ratio of real (or not probed): the generator is stuck
   (saturated or dead units, a learning rate far too high);
@@ -526,6 +528,9 @@ class Monitor:
         self.lr_scale = 1.0  # the Trainer's learning-rate multiplier (rollbacks), for suggestions
         self.unsupported: tuple[str, ...] = ()  # the family's Objective.unsupported_advice
         self.g_adversarial = "g_loss"  # the family's Objective.g_adversarial_key
+        # the family logs d_real / d_fake as raw scores (Objective.logs_d_probabilities is False),
+        # set by the Trainer: then "D wins outright" is judged on D's accuracy (see _vanishing)
+        self.d_raw = False
         self.checks: dict[str, Callable[[dict], tuple[bool, dict] | None]] = {
             "divergence": self._divergence, "mode_collapse": self._mode_collapse,
             "vanishing_gradients": self._vanishing, "oscillation": self._oscillation,
@@ -746,7 +751,9 @@ class Monitor:
         acc = [r.get(k) for k in ("d_acc_real", "d_acc_fake") if _finite(r.get(k))]
         d_real = r.get("d_real")
         relative = _relativistic(loss)
-        if relative:  # the relativistic accuracy, both halves logged (see _relativistic)
+        if relative or not self._scores_are_probabilities(loss):
+            # the relativistic accuracy (see _relativistic), or the accuracy of a family whose raw
+            # scores are on no [0, 1] scale, both halves logged
             d_wins = len(acc) == 2 and all(a >= s.win_accuracy for a in acc)
         else:
             d_wins = (d_fake <= s.win_d_fake and all(a >= s.win_accuracy for a in acc)
@@ -771,7 +778,9 @@ class Monitor:
                 f"is {g:.3g} (at most monitor.vanish_abs {s.vanish_abs:g})" if s.vanish_floor < g <= s.vanish_abs
                 else f"is {g:.3g}")
         how = (f"it ranks {_percent(acc[0])} of reals above the mean fake score and {_percent(acc[1])} of fakes "
-               f"below the mean real score" if relative and len(acc) == 2 else f"D(G(z)) = {d_fake:.3g}")
+               f"below the mean real score" if relative and len(acc) == 2 else
+               f"it scores {_percent(acc[0])} of reals real and {_percent(acc[1])} of fakes fake"
+               if len(acc) == 2 and not self._scores_are_probabilities(loss) else f"D(G(z)) = {d_fake:.3g}")
         evidence = {"message": f"D wins outright ({how}) and G's gradient norm {fell}",
                     "g_grad_norm": _round(g), "early_g_grad_norm": _round(early),
                     "d_fake": _round(d_fake)}
@@ -779,6 +788,19 @@ class Monitor:
             if _finite(r.get(k)):
                 evidence[k] = _round(r[k])
         return d_wins and g_small, evidence
+
+    def _scores_are_probabilities(self, loss_name) -> bool:
+        """Whether d_real / d_fake sit on the [0, 1] scale that win_d_fake and win_accuracy are
+        thresholds on: probabilities, or the raw scores of least squares with targets 0 and 1
+        (``losses.decision_threshold`` 0.5). A family logging raw logits or hinge scores
+        (CycleGAN-VC at loss.name=nonsaturating) had D(G(z)) = 0.04, a probability of 0.51, read
+        as D winning outright."""
+        if not self.d_raw:
+            return True
+        try:
+            return losses.decision_threshold(losses.LOSSES.get(loss_name)) == 0.5
+        except ConfigError:  # a name no loss is registered under here: judged on accuracy
+            return False
 
     def _oscillation(self, r: dict) -> tuple[bool, dict] | None:
         s = self.settings

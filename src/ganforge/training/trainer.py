@@ -372,6 +372,7 @@ class Trainer:
             points = getattr(objective, "point_dim", None) is not None  # no image augmentation for points
             self.monitor.unsupported = tuple(objective.unsupported_advice) + (("augment.",) if points else ())
             self.monitor.g_adversarial = objective.g_adversarial_key
+            self.monitor.d_raw = self._d_raw
         # images passed from Python under data.name's own name (a subset of fashion-mnist) are that
         # dataset, which its classifier probes; under another name they are not
         other_data = given_data and given_name != cfg.data.name
