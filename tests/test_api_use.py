@@ -11,7 +11,7 @@ import torch
 
 import ganforge
 from conftest import random_dataset, tiny_config
-from ganforge import api
+from ganforge import api, inference
 from ganforge.errors import ConfigError, GanforgeError
 
 
@@ -128,7 +128,7 @@ def test_a_model_folder_refuses_what_it_cannot_do(runs):
 
 
 def test_float_inputs_are_checked():
-    from ganforge.api import _float_tensor
+    from ganforge.inference import _float_tensor
 
     x = _float_tensor(np.zeros((1, 3, 4, 4), np.float64), "translate", "images")
     assert x.dtype == torch.float32 and x.shape == (1, 3, 4, 4)
@@ -189,7 +189,7 @@ def test_wrong_arguments_are_one_line_errors(runs, tmp_path):
     assert cond.sample(0, labels=[]).shape[0] == 0  # no labels for no samples (was '0 labels for 1 samples')
     with pytest.raises(ConfigError, match="translate takes images .* in \\[-1, 1\\]; this one reaches 200"):
         cond.translate(torch.full((1, 1, 8, 8), 200.0)) if "translate" in cond.capabilities else \
-            api._float_tensor(torch.full((1, 1, 8, 8), 200.0), "translate", "images [N, C, H, W] in [-1, 1]",
+            inference._float_tensor(torch.full((1, 1, 8, 8), 200.0), "translate", "images [N, C, H, W] in [-1, 1]",
                               images=True)
     images = run.sample_uint8(8)
     from ganforge.metrics import EvalError, evaluate

@@ -3,7 +3,7 @@ int mel had been told how to scale uint8 images and int16 audio, neither of whic
 import pytest
 import torch
 
-from ganforge import api
+from ganforge import inference
 from ganforge.errors import ConfigError
 
 
@@ -14,5 +14,5 @@ from ganforge.errors import ConfigError
 ])
 def test_the_hint_is_the_inputs_own(kind, said, not_said):
     with pytest.raises(ConfigError) as info:
-        api._float_tensor(torch.zeros(2, 3, dtype=torch.int64), "m", "x", kind=kind)
+        inference._float_tensor(torch.zeros(2, 3, dtype=torch.int64), "m", "x", kind=kind)
     assert said in str(info.value) and not_said not in str(info.value)

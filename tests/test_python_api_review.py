@@ -12,7 +12,7 @@ import yaml
 
 import ganforge
 from conftest import random_dataset, tiny_config
-from ganforge import api, cli, config
+from ganforge import api, cli, config, inference
 from ganforge.data import ImageDataset
 from ganforge.errors import CheckpointError, ConfigError
 from ganforge.serve.export import export_folder
@@ -58,7 +58,8 @@ def test_a_path_is_taken_for_path_keys_only(tmp_path):
 @pytest.fixture
 def quick_refusal(monkeypatch):
     """The refusal's "train a preset that can" without reading every preset (seconds on 2 cores)."""
-    monkeypatch.setattr(api, "presets_that_can", lambda capability: ["pix2pix-colorize"])
+    for module in (api, inference):  # the commands name api's, LoadedRun its own module's
+        monkeypatch.setattr(module, "presets_that_can", lambda capability: ["pix2pix-colorize"])
 
 
 def test_require_is_applied_to_a_model_folder(dcgan_model_folder, quick_refusal):

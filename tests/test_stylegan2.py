@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 import ganforge
 from conftest import run_cli
-from ganforge import api
+from ganforge import api, inference
 from ganforge.config import apply_overrides, from_dict
 from ganforge.errors import ConfigError
 from ganforge.models.stylegan2 import (Discriminator, Generator, MappingNetwork, fir_downsample,
@@ -575,7 +575,7 @@ def test_project_edit_and_mix_check_their_arguments(style_run):
 
 def test_mix_grid_too_large_for_memory_is_refused_before_drawing(style_run, monkeypatch):
     run = ganforge.load(style_run)
-    monkeypatch.setattr(api, "SMALL_SAMPLE_BYTES", 0)
+    monkeypatch.setattr(inference, "SMALL_SAMPLE_BYTES", 0)
     monkeypatch.setattr("ganforge.config.available_memory", lambda: 1000)  # bytes
     monkeypatch.setattr(run.objective, "mix", lambda *a, **k: pytest.fail("drew before the check"))
     with pytest.raises(ganforge.GanforgeError, match="a mix grid of 2 x 3 seeds needs about"):

@@ -86,7 +86,7 @@ def export(run, out: Path, *, per_class: int, fmt: str = "folder", seed: int = 0
     of a large export (every 10% or 10 s).
     """
     from . import provenance as prov
-    from .api import check_sample_memory, to_uint8_hwc
+    from .inference import check_sample_memory, to_uint8_hwc
     from .atomic import atomic_path, restore_replaced
     from .rundir import check_output_parent
 

@@ -338,7 +338,7 @@ def metrics_for(ref: str) -> list[str]:
 
 def _score(images_float: torch.Tensor, s: Settings) -> tuple[dict, dict]:
     """(metric values, {"extractor": name, "warnings": [...]}) of float images [N, C, H, W]."""
-    from ..api import to_uint8_hwc
+    from ..inference import to_uint8_hwc
     from ..metrics import evaluate
 
     uint8 = torch.from_numpy(to_uint8_hwc(images_float)).permute(0, 3, 1, 2)

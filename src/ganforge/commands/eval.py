@@ -33,6 +33,7 @@ def _eval(args) -> int:
     from ..metrics import evaluation as ev
     from ..metrics.targets import is_run_dir, load_target, run_samples
     from ..atomic import atomic_write_json
+    from ..runfiles import damaged_model_folder, is_model_folder
 
     if args.n <= 0:
         raise ConfigError(f"--n must be positive, got {args.n}")
@@ -47,7 +48,7 @@ def _eval(args) -> int:
     log = (lambda msg: print(f"ganforge: {msg}", flush=True)) if not args.quiet else None
     path = Path(args.target).expanduser()
     # samples drawn here, not read from files (a damaged model folder: load names what it lacks)
-    drawn = is_run_dir(path) or api.is_model_folder(path) or api.damaged_model_folder(path) is not None
+    drawn = is_run_dir(path) or is_model_folder(path) or damaged_model_folder(path) is not None
     if args.truncation is not None and not drawn:
         raise ConfigError(f"--truncation applies to samples drawn from a run directory or model folder; "
                           f"{path} is neither (drop --truncation, or sample with it: ganforge sample RUN "

@@ -58,7 +58,7 @@ def _frames_uint8(images):
     """float [N, C, H, W] in [-1, 1] -> a list of PIL images."""
     from PIL import Image
 
-    from ..api import to_uint8_hwc
+    from ..inference import to_uint8_hwc
 
     arr = to_uint8_hwc(images)
     return [Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a) for a in arr]

@@ -28,7 +28,8 @@ import torch
 import yaml
 
 from .. import provenance
-from ..api import MODEL_CONFIG, MODEL_WEIGHTS, LoadedRun, recorded_plugins
+from ..inference import LoadedRun
+from ..runfiles import MODEL_CONFIG, MODEL_WEIGHTS, recorded_plugins
 from ..atomic import atomic_path, atomic_write_text, restore_replaced, save_tensors
 from ..data.base import PATH_PREFIXES
 from ..errors import ConfigError, GanforgeError, shell_arg

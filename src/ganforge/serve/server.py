@@ -791,7 +791,7 @@ def npz_bytes(images: torch.Tensor, labels, points: bool = False, *, class_names
     """``images`` uint8 [N, H, W, C] (and ``labels`` with the run's ``class_names``), or for a point
     model ``points`` float32 [N, D], with the provenance record ``meta`` as a JSON string, as
     ``ganforge sample --out x.npz`` writes them."""
-    from ..api import to_uint8_hwc
+    from ..inference import to_uint8_hwc
 
     buf = io.BytesIO()
     extra = {} if labels is None else {"labels": labels.numpy(), "class_names": np.array(class_names)}
