@@ -117,6 +117,10 @@ def test_page_generates_and_translates_in_headless_chromium(tmp_path):
         driver.find_element(By.ID, "walk").click()
         walk = image_pixels(driver, "walk-image")
         assert walk.shape[:2] == (12, 8 * 8 + 2 * 9) and walk[..., :3].std() > 5  # 8 frames of 8 px in a row
+        # what the strip shows stays said under it when the form changes for the next walk
+        driver.find_element(By.ID, "seed-b").clear()
+        driver.find_element(By.ID, "seed-b").send_keys("5")
+        assert driver.find_element(By.ID, "walk-shown").text == "Shown: seed 0 to seed 1 in 8 steps"
         # a seed past 2^53 is sent as typed (a JavaScript number had rounded it to its even neighbour)
         for field, value in (("n", "1"), ("seed", str(2**53 + 1))):
             driver.find_element(By.ID, field).clear()

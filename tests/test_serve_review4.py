@@ -187,7 +187,12 @@ def test_page_with_a_token_shows_progress_downloads_the_grid_on_screen_and_names
         assert text("walk-class") == f"walks class {classes[0]} (the default; choose another with Class)"
         Select(find(By.ID, "class")).select_by_value("1")
         assert text("walk-class") == f"walks class {classes[1]}"
+        # the strip drawn says its class under it, which the label beside the form no longer does
+        # once another class is chosen for the next walk
+        find(By.ID, "walk").click()
+        WebDriverWait(driver, 30).until(lambda d: text("walk-shown") != "")
         Select(find(By.ID, "class")).select_by_value("")
+        assert text("walk-shown") == f"Shown: seed 0 to seed 1 in 8 steps, class {classes[1]}"
 
         # a request that runs: its button disabled, "working...", and a second click sends nothing
         driver.execute_script(RECORD_FETCH)

@@ -93,7 +93,7 @@ function unauthorized() {
   $("status").textContent = "token required";
   for (const id of ["sample-panel", "image-panel", "audio-panel"]) $(id).hidden = true;
   clear("sample-image", "walk-image", "before", "after", "audio-before", "audio-after", "download-sample",
-        "download-walk", "download-image", "download-audio", "download-npz");
+        "download-walk", "download-image", "download-audio", "download-npz", "walk-shown");
   $("audio-timing").textContent = "";
 }
 
@@ -151,7 +151,7 @@ function selectModel() {
   $("audio-timing").textContent = "";
   // nothing of the last model stays: its results, its uploads (and their Before), its error
   clear("sample-image", "walk-image", "before", "after", "audio-before", "audio-after", "download-sample",
-        "download-walk", "download-image", "download-audio", "download-npz");
+        "download-walk", "download-image", "download-audio", "download-npz", "walk-shown");
   $("upload").value = "";
   $("audio-upload").value = "";
   lastSample = null;
@@ -227,10 +227,19 @@ async function walk() {
     const body = { model: m.name, seed_a: seedValue("seed-a"), seed_b: seedValue("seed-b"), steps: Number($("steps").value) };
     if (!$("class-box").hidden && $("class").value !== "") body["class"] = Number($("class").value);
     if (!$("trunc-box").hidden && $("truncate").checked) body.truncation = Number($("truncation").value);
+    // what the strip shows, said under it: the class and seeds next to the form are those of the
+    // next walk, and had changed under a strip of another class before it was drawn again
+    const cls = !$("class-box").hidden && m.classes ? `, class ${m.classes[body["class"] ?? 0]}` : "";
+    const trunc = body.truncation !== undefined ? `, truncation ${body.truncation}` : "";
+    const shown = `Shown: seed ${body.seed_a} to seed ${body.seed_b} in ${body.steps} steps${cls}${trunc}`;
     const r = await call("/api/interpolate", { method: "POST", headers: headers(true), body: toJson(body) });
     const blob = await r.blob();
-    if (mine === selection) show("walk-image", "download-walk", blob);
-  } catch (err) { if (mine === selection) { clear("walk-image", "download-walk"); fail(err, "walk-form"); } }
+    if (mine === selection) {
+      show("walk-image", "download-walk", blob);
+      $("walk-shown").textContent = shown;
+      $("walk-shown").hidden = false;
+    }
+  } catch (err) { if (mine === selection) { clear("walk-image", "download-walk", "walk-shown"); fail(err, "walk-form"); } }
 }
 
 // the upload in "Before"; nothing there when there is none, or when the browser cannot show it
