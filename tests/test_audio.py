@@ -379,12 +379,12 @@ def test_make_speech_writes_a_split_corpus_with_parallel_sentences(tmp_path, cap
 
 def test_audio_families_count_clips_per_second_on_the_progress_bar():
     from ganforge.objectives import OBJECTIVES
-    from ganforge.training.trainer import Trainer
+    from ganforge.training import display
 
     units = {name: cls.rate_unit.fget(cls) for name, cls in OBJECTIVES.items()}
     assert units["vocoder"] == units["cyclegan-vc"] == "clips/s" and units["unconditional"] == "img/s"
-    assert Trainer._postfix({"d_loss": 0.5, "img_per_s": 72.4}, "clips/s") == "D=0.500 clips/s=72"
-    assert Trainer._postfix({"img_per_s": 0.94}, "clips/s") == "clips/s=0.94"  # batch 1 on CPU: not 0
+    assert display.postfix({"d_loss": 0.5, "img_per_s": 72.4}, "clips/s") == "D=0.500 clips/s=72"
+    assert display.postfix({"img_per_s": 0.94}, "clips/s") == "clips/s=0.94"  # batch 1 on CPU: not 0
 
 
 def test_a_corpus_split_or_voice_that_is_not_there_is_refused_not_read_whole(tmp_path):

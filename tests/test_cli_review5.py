@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ganforge import cli
-from ganforge.training.trainer import _is_terminal
+from ganforge.training.display import is_terminal
 
 
 @pytest.mark.parametrize("argv, says", [
@@ -52,9 +52,9 @@ def test_a_terminal_of_zero_columns_gets_the_plain_lines():
         stream = os.fdopen(follower, "w")
         for cols, drawn in ((0, False), (80, True)):
             fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, cols, 0, 0))
-            assert _is_terminal(stream) is drawn
+            assert is_terminal(stream) is drawn
         stream.close()
-        assert _is_terminal(stream) is False  # closed
+        assert is_terminal(stream) is False  # closed
     finally:
         os.close(leader)
 

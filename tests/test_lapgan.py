@@ -19,6 +19,7 @@ from ganforge.latents import normal
 from ganforge.models.pyramid import (blur, downsample, gaussian_pyramid, laplacian_pyramid,
                                      reconstruct, upsample)
 from ganforge.objectives.lapgan import LAPGAN, ConditionalLAPGAN, level_sizes
+from ganforge.training import display
 from ganforge.training.trainer import Trainer
 
 
@@ -146,13 +147,12 @@ def test_pyramid_on_a_run_without_levels_and_bad_level_counts_exit_2(tmp_path, c
 
 def test_the_progress_bar_shows_each_levels_losses():
     """LAPGAN logs d_loss_0, g_loss_1, ...: the bar had shown img/s alone."""
-    from ganforge.training.trainer import Trainer
 
     record = {"d_loss_0": 0.5, "d_loss_1": 0.25, "g_loss_0": 1.0, "g_loss_1": 2.0, "d_real_0": 0.5,
               "d_real_1": 0.625, "d_fake_0": 0.125, "d_fake_1": 0.375, "img_per_s": 456.2}
-    assert Trainer._postfix(record) == ("D=0.500/0.250 G=1.000/2.000 D(x)=0.500/0.625 D(G(z))=0.125/0.375 "
+    assert display.postfix(record) == ("D=0.500/0.250 G=1.000/2.000 D(x)=0.500/0.625 D(G(z))=0.125/0.375 "
                                         "img/s=456")
-    assert Trainer._postfix({"d_loss": 0.5, "g_loss": 1.0}) == "D=0.500 G=1.000"
+    assert display.postfix({"d_loss": 0.5, "g_loss": 1.0}) == "D=0.500 G=1.000"
 
 
 def test_the_progress_line_says_lapgans_d_outputs_are_raw_scores(tmp_path, capsys):
@@ -165,7 +165,7 @@ def test_the_progress_line_says_lapgans_d_outputs_are_raw_scores(tmp_path, capsy
     lines = [line for line in capsys.readouterr().err.splitlines() if "D(G(z))=" in line]
     assert lines and all("D(G(z))=" in line and line.split("D(G(z))=")[1].split(" ", 1)[1].startswith(
         "(raw scores)") for line in lines), lines
-    assert Trainer._postfix({"d_real": 0.5, "d_fake": -0.25, "img_per_s": 3.0}, raw=True) == \
+    assert display.postfix({"d_real": 0.5, "d_fake": -0.25, "img_per_s": 3.0}, raw=True) == \
         "D(x)=0.500 D(G(z))=-0.250 (raw scores) img/s=3"
     from conftest import tiny_config
 
@@ -199,4 +199,4 @@ def test_the_monitors_advice_leaves_out_what_the_family_refuses():
 def test_the_progress_line_shows_adas_probability():
     """An ADA run's augmentation probability was in metrics.jsonl and the report, not on the bar
     a user watches while it adapts (review of StyleGAN2-ADA on a small folder)."""
-    assert Trainer._postfix({"d_loss": 0.5, "ada_p": 0.125, "img_per_s": 40.0}) == "D=0.500 ADA p=0.125 img/s=40"
+    assert display.postfix({"d_loss": 0.5, "ada_p": 0.125, "img_per_s": 40.0}) == "D=0.500 ADA p=0.125 img/s=40"

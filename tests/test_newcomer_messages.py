@@ -39,10 +39,10 @@ def test_progress_lines_say_when_their_numbers_are_from_an_earlier_record():
     (train.log_every): unmarked, identical numbers on three lines had read as a stalled run."""
     import io
 
-    from ganforge.training.trainer import _LineProgress
+    from ganforge.training.display import LineProgress
 
     out = io.StringIO()
-    bar = _LineProgress(100, 0, file=out)
+    bar = LineProgress(100, 0, file=out)
     bar.update(10)
     bar.set_postfix_str("D=0.700")  # the record of step 20, set before the bar moves to it
     bar.update(10)

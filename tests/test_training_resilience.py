@@ -324,20 +324,16 @@ def test_the_bar_keeps_whole_numbers_that_fit_a_narrow_terminal(columns):
     import fcntl
     import struct
     import termios
-    from types import SimpleNamespace
-
     from tqdm import tqdm
 
-    from ganforge.training.trainer import Trainer
+    from ganforge.training import display
 
     main, side = os.openpty()
     fcntl.ioctl(side, termios.TIOCSWINSZ, struct.pack("HHHH", 30, columns, 0, 0))
     with os.fdopen(side, "w") as fp:
         bar = tqdm(total=1000, initial=123, unit="step", desc="run", file=fp, dynamic_ncols=True)
-        trainer = SimpleNamespace(_bar=bar, objective=object(), _d_raw=True, FIT_ORDER=Trainer.FIT_ORDER,
-                                  _postfix_parts=Trainer._postfix_parts)
         record = {"d_loss": 0.706, "g_loss": 1.767, "d_real": 0.688, "d_fake": 0.312, "img_per_s": 44.0}
-        text = Trainer._bar_postfix(trainer, record)
+        text = display.fit_postfix(display.postfix_parts(record, raw=True), bar)
         meter = bar.format_meter(**{**bar.format_dict, "postfix": text, "ncols": None})
         bar.close()
     os.close(main)
@@ -345,4 +341,4 @@ def test_the_bar_keeps_whole_numbers_that_fit_a_narrow_terminal(columns):
         assert text == "D=0.706 G=1.767 img/s=44", text
         assert len(meter) - 10 + 5 <= columns, meter  # with 5 columns of bar, nothing cut
     else:
-        assert text == Trainer._postfix(record, raw=True) and "D(G(z))=0.312 (raw scores)" in text, text
+        assert text == display.postfix(record, raw=True) and "D(G(z))=0.312 (raw scores)" in text, text

@@ -1,6 +1,6 @@
 """Progress lines of long jobs outside training (a download, a features pass, an export): one
 plain line per tenth of the job, or after ``seconds`` without one; never a carriage return, so a
-log file gets readable lines. (Training has its bar, or trainer._LineProgress in a log.)"""
+log file gets readable lines. (Training has its own: training.display.)"""
 from __future__ import annotations
 
 import contextlib
