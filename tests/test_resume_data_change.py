@@ -61,3 +61,69 @@ def test_a_checkpoint_without_a_data_record_and_unchanged_counts_are_not_a_chang
     assert api._data_change({"images": 8, "files": files}, {"images": 8, "files": files}, 4) is None
     assert api._data_change({"images": 60000}, {"images": 50000}, 4) == \
         "the data now has 50000 images, the run trained on 60000 up to step 4"
+
+
+def _pairs_config(folder, steps, **extra):
+    from ganforge.config import apply_overrides, from_dict
+
+    raw = {"objective": extra.pop("objective", "pix2pix"),
+           "data": {"name": f"folder:{folder}", "resolution": 16, "channels": 3},
+           "model": {"g_width": 4, "d_width": 4}, "translate": {"d_layers": 1, **extra},
+           "train": {"steps": steps, "batch_size": 2, "log_every": 1, "sample_every": 100,
+                     "checkpoint_every": 1, "n_sample_grid": 2, "device": "cpu", "seed": 0}}
+    return from_dict(apply_overrides(raw, []))
+
+
+def _save(path, seed, size=16):
+    import numpy as np
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)).save(path)
+
+
+def test_a_resume_on_a_paired_folder_with_pairs_added_says_its_held_out_pairs_moved(tmp_path):
+    """A pix2pix folder without test/ holds out every 10th pair: pairs added before a resume had
+    trained on without a word, and moved the held-out set onto pairs the run had trained on,
+    which translate-eval then scored as held out (review of pix2pix-folder on a user's folder)."""
+    folder = tmp_path / "pairs"
+    for i in range(20):
+        _save(folder / "A" / f"{i:03d}.png", i)
+        _save(folder / "B" / f"{i:03d}.png", 100 + i)
+    run = tmp_path / "run"
+    ganforge.train(_pairs_config(folder, 1), run, progress=False)
+    data = ckpt.load(ckpt.find(run))[1]["objective"]["data"]
+    assert data["pairs"] == 18 and len(data["held_out"]) == 2 * 8  # 2 of 20 held out, 8 bytes each
+    with warnings.catch_warnings(record=True) as record:  # the same files: nothing to say
+        warnings.simplefilter("always")
+        ganforge.train(_pairs_config(folder, 2), run, resume=True, progress=False)
+    assert _data_warnings(record) == []
+    for i in range(20, 25):
+        _save(folder / "A" / f"{i:03d}.png", i)
+        _save(folder / "B" / f"{i:03d}.png", 100 + i)
+    for side in "AB":  # one pair fewer at the front: the 10th and 20th pairs are now 010 and 020
+        (folder / side / "001.png").unlink()
+    with pytest.warns(UserWarning, match=r"on other data: the folder now holds 22 pairs, the run trained on 18 up to "
+                                         r"step 2 \(\+6/-2\); its held-out pairs changed, and 1 of the 2 now held out "
+                                         r"were trained on, so translate-eval's scores of them are not held-out scores "
+                                         r"\(a test/ folder keeps them fixed\): the resume trains on the new set"):
+        ganforge.train(_pairs_config(folder, 3), run, resume=True, progress=False)
+
+
+def test_a_resume_on_an_unpaired_folder_with_images_removed_says_so(tmp_path):
+    folder = tmp_path / "domains"
+    for side in "AB":
+        for i in range(6):
+            _save(folder / f"train{side}" / f"{i}.png", ord(side) * 10 + i)
+        _save(folder / f"test{side}" / "t.png", ord(side))
+    run = tmp_path / "run"
+    config = lambda steps: _pairs_config(folder, steps, objective="cyclegan", task="unpaired", n_blocks=1)  # noqa: E731
+    ganforge.train(config(1), run, progress=False)
+    (folder / "trainB" / "5.png").unlink()
+    with pytest.warns(UserWarning, match=r"on other data: the folder now holds 11 images, the run trained on 12 up to "
+                                         r"step 1 \(\+0/-1\): the resume"):
+        ganforge.train(config(2), run, resume=True, progress=False)
+    (folder / "testA" / "u.png").write_bytes((folder / "testA" / "t.png").read_bytes())  # the same files for training
+    with pytest.warns(UserWarning, match=r"with other held-out images: training goes on as before, but the sample "
+                                         r"grids and translate-eval now show other images than up to step 2$"):
+        ganforge.train(config(3), run, resume=True, progress=False)

@@ -355,22 +355,27 @@ def _check_resume_data(run_dir: Path, objective, weights: dict[str, torch.Tensor
     if classes and saved and names:
         warn(f"resuming {run_dir} with other class names{classes}: each class index keeps "
                       f"what it learned under the old name")
-    changed = _data_change((state.get("objective") or {}).get(DATA_STATE), objective.trained_on,
-                           int(state.get("step", 0)))
+    saved_data = (state.get("objective") or {}).get(DATA_STATE)
+    changed = _data_change(saved_data, objective.trained_on, int(state.get("step", 0)))
     if changed:
         warn(f"resuming {run_dir} on other data: {changed}: the resume trains on the new set "
                       f"and is not bit-exact")
+    elif isinstance(saved_data, dict) and isinstance(objective.trained_on, dict) and isinstance(
+            saved_data.get("held_out"), bytes) and saved_data["held_out"] != objective.trained_on.get("held_out"):
+        unit = "pairs" if "pairs" in objective.trained_on else "images"  # a test/ folder edited
+        warn(f"resuming {run_dir} with other held-out {unit}: training goes on as before, but the sample "
+             f"grids and translate-eval now show other {unit} than up to step {int(state.get('step', 0))}")
 
 
 def _data_change(saved, now, step: int) -> str | None:
     """How the data of a resume differs from what the run trained on up to the checkpoint's
     ``step`` (data_record): 'the folder now holds 190 images, the run trained on 40 up to step 4
     (+160/-10)'; None when it is the same, or when either side has no record (a checkpoint from
-    before it was kept, pairs, audio). Images in memory of the same count compare by their
+    before it was kept, audio). Images in memory of the same count compare by their
     fingerprint when both sides have one (a checkpoint from before it was kept has none)."""
     if not isinstance(saved, dict) or not now:
         return None
-    unit = next((u for u in ("images", "points") if u in now), None)
+    unit = next((u for u in ("images", "pairs", "points") if u in now), None)
     if unit is None or not isinstance(saved.get(unit), int):
         return None
     old, new = saved[unit], now[unit]
@@ -385,9 +390,26 @@ def _data_change(saved, now, step: int) -> str | None:
         return None
     if files[0] == files[1]:
         return None
+    held = _held_out_change(saved, now, unit)
     before, after = (np.frombuffer(f, dtype="<u8") for f in files)
     added, removed = len(np.setdiff1d(after, before)), len(np.setdiff1d(before, after))
-    return f"the folder now holds {new} {unit}, the run trained on {old} up to step {step} (+{added}/-{removed})"
+    return (f"the folder now holds {new} {unit}, the run trained on {old} up to step {step} (+{added}/-{removed})"
+            + (f"; its held-out {unit} {held}" if held else ""))
+
+
+def _held_out_change(saved: dict, now: dict, unit: str) -> str:
+    """What changed in a translation folder's held-out split (data_record's "held_out"), which
+    translate-eval scores and the sample grids show: every k-th file is held out, so a file added
+    or removed moves it, and pairs the run had trained on come to be scored as held out."""
+    held = (saved.get("held_out"), now.get("held_out"))
+    if not all(isinstance(h, bytes) for h in held) or held[0] == held[1]:
+        return ""
+    trained, held_now = np.frombuffer(saved["files"], dtype="<u8"), np.frombuffer(held[1], dtype="<u8")
+    seen = len(np.intersect1d(held_now, trained))
+    fixed = "a test/ folder" if unit == "pairs" else "testA/ and testB/ folders"
+    return ("changed" + (f", and {seen} of the {len(held_now)} now held out were trained on, so "
+                         f"translate-eval's scores of them are not held-out scores" if seen else "")
+            + f" ({fixed} keep{'s' if unit == 'pairs' else ''} them fixed)")
 
 
 def _names(names: list[str] | None) -> str:

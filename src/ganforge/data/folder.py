@@ -368,13 +368,15 @@ def _folder(arg: str | None) -> Path:
     return Path(arg).expanduser()
 
 
-def file_keys(folder: Path, files: list[Path], sizes: list[tuple[int, int]]) -> bytes:
+def file_keys(folder: Path, files: list[Path], sizes: list[tuple[int, int]] | None = None) -> bytes:
     """The files a dataset was read from, as sorted 8-byte keys: a hash of each file's path under
-    ``folder`` and its pixel size (the scan's header sizes: nothing is read again). A checkpoint
-    keeps them, and a resume tells how many files were added and removed since it was written
-    (api._check_resume_data), wherever the folder is now."""
-    keys = [int.from_bytes(hashlib.blake2b(f"{p.relative_to(folder).as_posix()}\0{w}x{h}".encode(),
-                                           digest_size=8).digest(), "little") for p, (w, h) in zip(files, sizes)]
+    ``folder`` and its pixel size (the scan's header sizes: nothing is read again; None: the path
+    alone, for readers that resize as they decode). A checkpoint keeps them, and a resume tells
+    how many files were added and removed since it was written (api._check_resume_data),
+    wherever the folder is now."""
+    sized = [f"\0{w}x{h}" for w, h in sizes] if sizes is not None else [""] * len(files)
+    keys = [int.from_bytes(hashlib.blake2b(f"{p.relative_to(folder).as_posix()}{size}".encode(),
+                                           digest_size=8).digest(), "little") for p, size in zip(files, sized)]
     return np.sort(np.array(keys, dtype="<u8")).tobytes()
 
 

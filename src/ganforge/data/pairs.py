@@ -35,7 +35,7 @@ from PIL import Image
 from ..errors import ConfigError, DataError, warn
 from .. import imageio
 from .base import adapt_images
-from .folder import MIN_SIZE, broken_link, quiet_bombs, skipped_listing, too_small
+from .folder import MIN_SIZE, broken_link, file_keys, quiet_bombs, skipped_listing, too_small
 from ..imageio import EXTENSIONS, too_large
 
 TASKS = ("colorize", "sketch", "denoise", "paired", "unpaired")
@@ -221,15 +221,15 @@ def _read_one(path: Path, size: int | tuple[int, int], channels: int) -> np.ndar
     return arr.reshape(h, w, channels)
 
 
-def _read_side(folder: Path, files: list[Path], size: int, channels: int) -> list[np.ndarray]:
-    """The readable ones of ``files`` (uint8 [size, size, channels] each), the others skipped
-    and named in one warning; a DataError when none is readable."""
+def _read_side(folder: Path, files: list[Path], size: int, channels: int) -> list[tuple[Path, np.ndarray]]:
+    """The readable ones of ``files`` with their images (uint8 [size, size, channels] each), the
+    others skipped and named in one warning; a DataError when none is readable."""
     arrays, bad = _readable(files, lambda p: _read_one(p, size, channels))
     if len(bad) == len(files):
         raise DataError(f"no image in {folder} is readable (e.g. {files[0].name}: {bad[0][1]}); "
                         f"delete or fix them, or add readable images")
     _warn_skipped(folder.parent, bad, f"{len(bad)} {_unusable(bad)} image file{'' if len(bad) == 1 else 's'}")
-    return [a for a in arrays if a is not None]
+    return [(p, a) for p, a in zip(files, arrays) if a is not None]
 
 
 # Side-by-side AB images are two square halves (the public pix2pix datasets are exactly 2:1),
@@ -281,6 +281,21 @@ class TranslationData:
     flip: bool
     labels: None = None
     class_names: None = None
+    # a folder's files (data.folder.file_keys of their paths under it), training's and the held-out
+    # ones, for a resume to compare; None for the offline tasks' images, made the same each time
+    files: bytes | None = None
+    held_out_files: bytes | None = None
+
+    def data_record(self) -> dict[str, Any] | None:
+        """What a checkpoint keeps of this data (objectives.base.data_record): the count of
+        training pairs (images of both sides, unpaired) and the file keys of both splits, so that a
+        resume on a folder with files added or removed says so, and which held-out pairs it had
+        trained on: every k-th file is held out, so one file more moves the whole held-out set."""
+        if self.files is None:
+            return None
+        unit = "pairs" if self.paired else "images"
+        count = len(self.a) if self.paired else len(self.a) + len(self.b)
+        return {unit: count, "files": self.files, "held_out": self.held_out_files}
 
     def __len__(self) -> int:
         return min(len(self.a), len(self.b))
@@ -341,7 +356,9 @@ def _by_stem(folder: Path) -> tuple[dict[str, Path], list[Path]]:
             [p for ps in files.values() if len(ps) > 1 for p in ps])
 
 
-def _paired_folder(cfg, root: Path) -> tuple[tuple[torch.Tensor, ...], ...]:
+def _paired_folder(cfg, root: Path) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...], tuple[bytes, bytes]]:
+    """(train A, B), (held-out A, B) and the file keys of the two splits (the A side's files, or
+    the AB images)."""
     t, size = cfg.translate, cfg.translate.load_size or cfg.data.resolution
     ca, cb = a_channels(cfg), cfg.data.channels
     if t.direction == "BtoA":  # the folder's B side is the input
@@ -380,18 +397,19 @@ def _paired_folder(cfg, root: Path) -> tuple[tuple[torch.Tensor, ...], ...]:
             n_bad = len(names) - len(keep)
             _warn_skipped(folder, bad, f"{n_bad} pair{'' if n_bad == 1 else 's'} with an "
                                        f"{_unusable(bad)} file")
-            return _stack([xa[i] for i in keep]), _stack([xb[i] for i in keep])
+            return _stack([xa[i] for i in keep]), _stack([xb[i] for i in keep]), [fa[names[i]] for i in keep]
         files = _read_files(folder)
         if not files:
             raise DataError(f"{folder} holds neither A/ and B/ subfolders nor side-by-side AB "
                             f"images; see 'translate.task=paired' in the README for the layout")
         halves, bad = _readable(files, lambda p: _read_halves(p, size, (ca, cb)))
+        kept = [p for p, h in zip(files, halves) if h is not None]
         halves = [h for h in halves if h is not None]
         if not halves:
             raise DataError(f"no side-by-side AB image in {folder} is readable (e.g. {bad[0][0].name}: "
                             f"{bad[0][1]}); delete or fix them, or add readable images")
         _warn_skipped(folder, bad, f"{len(bad)} {_unusable(bad)} AB image{'' if len(bad) == 1 else 's'}")
-        return _stack([a for a, _ in halves]), _stack([b for _, b in halves])
+        return _stack([a for a, _ in halves]), _stack([b for _, b in halves]), kept
 
     if (root / "train").is_dir():
         train = read(root / "train")
@@ -405,13 +423,17 @@ def _paired_folder(cfg, root: Path) -> tuple[tuple[torch.Tensor, ...], ...]:
             where = root / "train" if (root / "train").is_dir() else root
             raise DataError(f"{where} has too few pairs to hold some out ({len(train[0])}); add "
                             f"pairs or a {root}/test/ folder")
-        train, test = (train[0][keep], train[1][keep]), (train[0][held], train[1][held])
+        train, test = ((train[0][keep], train[1][keep], [train[2][i] for i in keep]),
+                       (train[0][held], train[1][held], [train[2][i] for i in held]))
+    keys = (file_keys(root, train[2]), file_keys(root, test[2]))
+    train, test = train[:2], test[:2]
     if t.direction == "BtoA":
         train, test = train[::-1], test[::-1]
-    return train, test
+    return train, test, keys
 
 
 def _unpaired_folder(cfg, root: Path):
+    """(train A, B), (held-out A, B) and the file keys of the two splits, both sides in each."""
     t, size = cfg.translate, cfg.translate.load_size or cfg.data.resolution
     ca, cb = a_channels(cfg), cfg.data.channels
     sides = []
@@ -433,9 +455,11 @@ def _unpaired_folder(cfg, root: Path):
         if not test:
             raise DataError(f"{root}/train{side}/ has too few images to hold some out; add "
                             f"images or a test{side}/ folder")
-        sides.append((_stack(train), _stack(test)))
+        sides.append((train, test))
     (a, test_a), (b, test_b) = sides
-    return (a, b), (test_a, test_b)
+    keys = tuple(file_keys(root, [p for p, _ in x + y]) for x, y in ((a, b), (test_a, test_b)))
+    return ((_stack([x for _, x in a]), _stack([x for _, x in b])),
+            (_stack([x for _, x in test_a]), _stack([x for _, x in test_b])), keys)
 
 
 # data.name of the cyclegan-folder and pix2pix-folder presets, until the user names a folder
@@ -457,7 +481,7 @@ def load_pairs(cfg, *, evaluating: bool = False) -> TranslationData:
             a = adapt_images(a, None, a_channels(cfg))
             test_a = adapt_images(test_a, None, a_channels(cfg))
         (tr, te), paired = ((a, b), (test_a, test_b)), True
-        name = f"{t.task}:{cfg.data.name}"
+        name, keys = f"{t.task}:{cfg.data.name}", (None, None)
     else:
         root = Path(cfg.data.name[len("folder:"):]).expanduser()
         if not root.is_dir():
@@ -474,10 +498,11 @@ def load_pairs(cfg, *, evaluating: bool = False) -> TranslationData:
                             f"{t.task} data (ganforge train, --resume too); for translate-eval, move "
                             f"the data back to {root}")
         paired = t.task == "paired"
-        tr, te = _paired_folder(cfg, root) if paired else _unpaired_folder(cfg, root)
+        tr, te, keys = _paired_folder(cfg, root) if paired else _unpaired_folder(cfg, root)
         source, name = str(root), f"{t.task}:{root.name}"
     return TranslationData(a=tr[0], b=tr[1], test_a=te[0], test_b=te[1], paired=paired,
-                           name=name, source=source, crop=cfg.data.resolution, flip=t.flip)
+                           name=name, source=source, crop=cfg.data.resolution, flip=t.flip,
+                           files=keys[0], held_out_files=keys[1])
 
 
 def load_test_pairs(cfg) -> tuple[torch.Tensor, torch.Tensor]:

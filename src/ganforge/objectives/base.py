@@ -676,9 +676,13 @@ def data_record(dataset) -> dict[str, Any] | None:
     line to say: {"images": N} (or a toy's {"points": N}) and, for a folder, "files": its sorted
     file keys (data.folder.file_keys); for images in memory (a named dataset, one passed from
     Python) "fingerprint": images_fingerprint (other images of the same count had resumed
-    unmentioned). None for data of another kind (image pairs, audio)."""
+    unmentioned). A dataset with its own ``data_record()`` says it (a translation folder: its
+    pairs and both splits' files). None for data of another kind (audio)."""
     from ..data import ImageDataset, StreamingFolderDataset
 
+    own = getattr(dataset, "data_record", None)
+    if callable(own):
+        return own()
     points = getattr(dataset, "points", None)
     if points is not None:
         return {"points": len(points)}
