@@ -356,6 +356,22 @@ def _by_stem(folder: Path) -> tuple[dict[str, Path], list[Path]]:
             [p for ps in files.values() if len(ps) > 1 for p in ps])
 
 
+def _check_sides(folder: Path) -> None:
+    """A paired folder with one side, or sides in lower case, is told so: it had been read as a
+    folder of side-by-side AB images, with a warning to move A/'s images up and then "neither
+    A/ and B/ subfolders nor side-by-side AB images"."""
+    have = {p.name for p in folder.iterdir() if p.is_dir()}
+    one = [s for s in ("A", "B") if s in have]
+    if len(one) == 1:
+        other = "B" if one[0] == "A" else "A"
+        raise DataError(f"{folder} has {one[0]}/ but no {other}/: a paired folder needs both, partners named "
+                        f"alike (A/001.png with B/001.jpg); add {folder / other}/")
+    lower = [s for s in ("a", "b") if s in have]
+    if lower and not one:
+        raise DataError(f"{folder} has {' and '.join(s + '/' for s in lower)}: a paired folder's sides are named "
+                        f"A/ and B/, in capitals; rename them")
+
+
 def _paired_folder(cfg, root: Path) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...], tuple[bytes, bytes]]:
     """(train A, B), (held-out A, B) and the file keys of the two splits (the A side's files, or
     the AB images)."""
@@ -365,8 +381,14 @@ def _paired_folder(cfg, root: Path) -> tuple[tuple[torch.Tensor, ...], tuple[tor
         ca, cb = cb, ca
 
     def read(folder: Path):
+        _check_sides(folder)
         if (folder / "A").is_dir() and (folder / "B").is_dir():
             (fa, twins_a), (fb, twins_b) = (_by_stem(folder / side) for side in ("A", "B"))
+            empty = [f"{folder / side}" for side in ("A", "B") if not image_files(folder / side)]
+            if empty:
+                raise DataError(f"{' and '.join(empty)} hold{'s' if len(empty) == 1 else ''} no images "
+                                f"({', '.join(sorted(EXTENSIONS))}); put each pair's two images there under "
+                                f"one name (A/001.png with B/001.jpg)")
             twins = sorted(f"{p.parent.name}/{p.name}" for p in twins_a + twins_b)
             if twins:
                 stems = {p.stem for p in twins_a + twins_b}

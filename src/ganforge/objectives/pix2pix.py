@@ -148,11 +148,14 @@ def strip(*panels: Tensor) -> Tensor:
 
 
 def preview_inputs(info: Mapping[str, Any], n: int) -> tuple[Tensor, Tensor]:
-    """n fixed held-out (a, b) pairs as float [-1, 1] (cycling when fewer were handed over)."""
+    """Up to n fixed held-out (a, b) pairs as float [-1, 1]: as many as the larger side has
+    (the smaller one cycling, unpaired). Cycled to n, 8 held-out pairs had filled a grid of 16 as
+    two identical halves, read as 16 inputs."""
     a, b = info.get("preview_a"), info.get("preview_b")
     if a is None or b is None:
         raise ConfigError("translation runs have no samples from noise; translate images "
                           "instead: ganforge translate RUN INPUT --out OUT")
+    n = min(n, max(len(a), len(b)))
     ia, ib = torch.arange(n) % len(a), torch.arange(n) % len(b)
     return a[ia].float() / 127.5 - 1, b[ib].float() / 127.5 - 1
 
