@@ -106,7 +106,8 @@ def test_interrupted_gan_vs_diffusion_says_what_is_kept_and_force_replaces_it(gv
                                        f"train --resume --out {out}/gan-seed0\n")
     code, _, err = _cli(capsys, "bench", "gan-vs-diffusion", *GVD_TINY, "--out", out)
     assert code == 130 and err.count("\n") == 1 and "Traceback" not in err, err
-    assert f"{out} keeps only unfinished runs" in err and "rerun the same command with --force" in err
+    # --resume is what goes on (README), as with finished seeds; --force had been the only advice
+    assert f"{out} keeps only unfinished runs" in err and "rerun the same command with --resume" in err
     assert (out / "gan-seed0" / "config.yaml").is_file()  # kept until --force replaces it
 
     code, _, err = _cli(capsys, "bench", "gan-vs-diffusion", *GVD_TINY, "--out", out)
@@ -136,7 +137,7 @@ def test_ctrl_c_in_the_benchmark_stops_the_gan_child_with_a_checkpoint(gvd, tmp_
     after the group's SIGINT not a second Ctrl-C, which stops without a checkpoint) and waited for."""
     seen = _fake_child(monkeypatch, gvd, 143, "ganforge: stopped by SIGTERM at step 1\n", first=KeyboardInterrupt())
     code, _, err = _cli(capsys, "bench", "gan-vs-diffusion", *GVD_TINY, "--out", tmp_path / "g")
-    assert code == 130 and err.count("\n") == 1 and "--force" in err, err
+    assert code == 130 and err.count("\n") == 1 and "--resume" in err, err
     assert seen["signals"] == [signal.SIGTERM]
 
 

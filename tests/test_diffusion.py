@@ -100,6 +100,23 @@ def test_bench_gan_vs_diffusion_end_to_end(tmp_path):
     from ganforge import provenance
 
     assert provenance.read(tmp_path / "fig.png")["operation"] == "bench gan-vs-diffusion"
+    # what follows each training is said as it starts (minutes of silence had read as a hang)
+    for line in ("GAN seed 0: drawing and scoring 12 samples, then timing generation",
+                 "diffusion seed 0: drawing 12 samples with ddim3 (3 network passes each) and scoring them",
+                 "diffusion seed 0: timing ddpm6 on 2 images"):
+        assert line in proc.stdout, proc.stdout
+
+
+def test_the_figure_says_which_seed_and_budget_it_shows(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    grids = {"GAN": torch.zeros(4, 1, 8, 8), "diffusion ddim50": torch.zeros(4, 1, 8, 8)}
+    gvd.figure(grids, tmp_path / "plain.png", None)
+    gvd.figure(grids, tmp_path / "said.png", None, caption="seed 0 (of 0, 1, 2), 10 min of training each")
+    plain, said = (np.asarray(Image.open(tmp_path / f"{n}.png").convert("L")) for n in ("plain", "said"))
+    assert said.shape[0] == plain.shape[0] + 20 and said.shape[1] > plain.shape[1]  # the line fits
+    assert (said[plain.shape[0]:] < 128).any() and np.array_equal(said[:plain.shape[0], :plain.shape[1]], plain)
 
 
 @pytest.mark.parametrize("args, message", [

@@ -358,10 +358,15 @@ def run_seed(s: Settings, seed: int, out: Path, log: Callable[[str], None]) -> d
     result["gan"] = {"train": train_gan(s, seed, gan_dir, log)}
     run = api.load(gan_dir)
     result["gan"]["train"]["steps"] = run.step
+    # what comes after each training is said as it starts: drawing, scoring and timing had left
+    # minutes without a line (a DDPM sampler on CPU), which read as a hang
+    started = time.perf_counter()
+    log(f"  GAN seed {seed}: drawing and scoring {s.n} samples, then timing generation")
     gan_samples = run.sample(s.n, seed=seed + 1000)
     result["gan"]["metrics"], scored = _score(gan_samples, s)
     protocols = [scored]
     result["gan"]["images_per_s"] = _timed(lambda k: run.sample(k, seed=seed), s.speed_n * 4, s.speed_batch)
+    log(f"  GAN seed {seed}: scored and timed in {time.perf_counter() - started:.0f} s")
 
     cfg = DiffusionConfig(**{**asdict(s.diffusion), "seed": seed})
     images = load_dataset(s.data, resolution=cfg.resolution, channels=cfg.channels, data_dir=s.data_dir).images
@@ -373,8 +378,12 @@ def run_seed(s: Settings, seed: int, out: Path, log: Callable[[str], None]) -> d
     grids = {"GAN": gan_samples[:64]}
     for name in s.quality_samplers:
         kind, k = parse_sampler(name)
+        started = time.perf_counter()
+        log(f"  diffusion seed {seed}: drawing {s.n} samples with {name} ({k} network passes each) "
+            f"and scoring them")
         samples = diffusion.sample(model, s.n, sampler=kind, steps=k, seed=seed + 1000)
         result["diffusion"]["metrics"][name], scored = _score(samples, s)
+        log(f"  diffusion seed {seed}: {name} drawn and scored in {time.perf_counter() - started:.0f} s")
         protocols.append(scored)
         grids[f"diffusion {name}"] = samples[:64]
     for name in s.speed_samplers:
@@ -384,6 +393,7 @@ def run_seed(s: Settings, seed: int, out: Path, log: Callable[[str], None]) -> d
         def draw(b: int, kind: str = kind, k: int = k, timed: list = timed) -> None:
             timed.append(diffusion.sample(model, b, sampler=kind, steps=k, seed=seed))
 
+        log(f"  diffusion seed {seed}: timing {name} on {s.speed_n} images")
         result["diffusion"]["images_per_s"][name] = _timed(draw, s.speed_n, s.speed_batch)
         if f"diffusion {name}" not in grids:
             grids[f"diffusion {name}"] = torch.cat(timed[1:])[:16]  # [0] is the one-image warm-up
@@ -477,8 +487,8 @@ def markdown(summary: dict, s: Settings) -> str:
     return "\n".join(lines) + "\n"
 
 
-def figure(grids: dict[str, torch.Tensor], path: Path, meta: dict | None) -> None:
-    """Sample grids side by side, each titled."""
+def figure(grids: dict[str, torch.Tensor], path: Path, meta: dict | None, caption: str = "") -> None:
+    """Sample grids side by side, each titled, with ``caption`` (budget, seed) under them."""
     import math
 
     from PIL import Image, ImageDraw
@@ -488,12 +498,16 @@ def figure(grids: dict[str, torch.Tensor], path: Path, meta: dict | None) -> Non
     tiles = [(name, provenance.grid_image(g, nrow=max(1, int(math.sqrt(len(g)))))) for name, g in grids.items()]
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     slots = [max(t.width, int(probe.textlength(name)) + 4) for name, t in tiles]  # titles never overlap
-    canvas = Image.new("RGB", (sum(slots) + 10 * (len(tiles) + 1), max(t.height for _, t in tiles) + 30), "white")
+    width = max(sum(slots) + 10 * (len(tiles) + 1), int(probe.textlength(caption)) + 20)
+    height = max(t.height for _, t in tiles) + 30
+    canvas = Image.new("RGB", (width, height + (20 if caption else 0)), "white")
     draw, x = ImageDraw.Draw(canvas), 10
     for (name, tile), slot in zip(tiles, slots):
         draw.text((x, 8), name, fill="black")
         canvas.paste(tile.convert("RGB"), (x, 25))
         x += slot + 10
+    if caption:
+        draw.text((10, height + 2), caption, fill="black")
     provenance.save(canvas, path, meta)
 
 
@@ -526,6 +540,9 @@ def run_benchmark(s: Settings, out: Path, log: Callable[[str], None] = print, *,
         warnings.append(f"{ref} is the folder both models trained on (a folder has no held-out split): "
                         f"these numbers measure the fit to its training images, not to unseen ones")
     meta = provenance.record(operation="bench gan-vs-diffusion", seed=s.seeds[0], gan_preset=s.gan_preset)
-    figure(grids, out / "figure.png", meta)
+    # which of the seeds it shows, and at what budget: it had said neither
+    budget = f"{s.steps} steps" if s.steps is not None else f"{s.minutes:g} min"
+    figure(grids, out / "figure.png", meta, caption=f"seed {s.seeds[0]} (of {', '.join(map(str, s.seeds))}), "
+                                                    f"{budget} of training each on {s.data}")
     return {"settings": asdict(s), "reference": ref, "extractor": per_seed[0]["protocol"]["extractor"],
             "warnings": warnings, "per_seed": per_seed, **summary, "figure": str(out / "figure.png")}

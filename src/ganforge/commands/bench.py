@@ -334,8 +334,8 @@ def cmd_gan_vs_diffusion(args) -> int:
 def _kept_after_interrupt(out: Path, done: list[int], seeds: list[int]) -> str:
     """What an interrupted gan-vs-diffusion keeps in ``out``, and the command that goes on."""
     if not done:
-        return (f"{out} keeps only unfinished runs, no finished seed: rerun the same command with --force to "
-                f"replace them, or with another --out")
+        return (f"{out} keeps only unfinished runs, no finished seed: rerun the same command with --resume "
+                f"to train the seeds again (their unfinished runs replaced), or with another --out")
     return (f"{out} keeps {len(done)} of {len(seeds)} seeds finished ({', '.join(map(str, done))}): rerun the same "
             f"command with --resume to keep them and run the rest, or with --force to start over")
 
