@@ -488,3 +488,15 @@ def test_training_folders_skip_unreadable_files_as_image_folders_do(tmp_path):
     assert names == ["0.png", "1.png"] and len(images) == 2
     with pytest.raises(DataError, match="bad.png"):
         load_images(f"folder:{tmp_path}")
+
+
+def test_upscale_and_eval_sr_name_their_own_inputs_when_a_folder_is_wrong(psnr_run, tmp_path, capsys):
+    """upscale's empty INPUT folder had been told to hold high-resolution images, and eval-sr's
+    --data naming a file had been told of data.name=folder:PATH, a training option."""
+    (tmp_path / "empty").mkdir()
+    code, err = cli_main(capsys, "upscale", psnr_run, tmp_path / "empty", "--out", tmp_path / "out")
+    assert code == 2 and err.rstrip().endswith("point at a folder of images to upscale"), err
+    (tmp_path / "a.png").write_bytes(b"not an image")
+    code, err = cli_main(capsys, "eval-sr", psnr_run, "--data", tmp_path / "a.png")
+    assert code == 2 and err.rstrip().endswith("pass a folder of high-resolution images (--data PATH)"), err
+    assert "data.name" not in err

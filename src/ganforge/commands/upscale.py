@@ -19,7 +19,7 @@ def _outputs(inp: Path, out: Path) -> list[tuple[Path, Path]]:
 
     if inp.is_dir():
         check_out_folder(inp, out)
-        return [(p, out / p.relative_to(inp).with_suffix(".png")) for p in outside(image_files(inp), out)]
+        return [(p, out / p.relative_to(inp).with_suffix(".png")) for p in outside(image_files(inp, what="images to upscale", option="INPUT"), out)]
     if not inp.is_file():
         raise ConfigError(f"INPUT {inp} does not exist; pass an image file or a folder of images")
     if out.suffix.lower() not in IMAGE_SUFFIXES:
@@ -106,7 +106,7 @@ def cmd_eval_sr(args) -> int:
                           f"drop --scale or pass --scale {scale}")
     if args.data == "photos":  # never the training photographs by accident
         args.data = "photos:test"
-    images, names = load_images(args.data)
+    images, names = load_images(args.data, option="--data PATH")
     where = Path(args.run_dir).resolve()  # "." has no name
     label = where.name or str(where)
     if label == BASELINE:  # a run named "bicubic" had replaced the baseline's row

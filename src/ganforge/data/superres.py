@@ -106,10 +106,14 @@ def read_image(path: Path) -> np.ndarray:
     return imageio.read_array(path, "RGB")
 
 
-def image_files(folder: Path) -> list[Path]:
+def image_files(folder: Path, *, what: str = "high-resolution images",
+                option: str = "data.name=folder:PATH") -> list[Path]:
+    """The image files under ``folder``; its errors say the folder is one of ``what``, passed as
+    ``option`` (upscale's INPUT is of low-resolution images, eval-sr's is --data: the training
+    option data.name had been named to both)."""
     if not folder.is_dir():
         raise DataError(f"folder {folder} does not exist or is not a directory; pass a folder of "
-                        f"images (data.name=folder:PATH or --data PATH)")
+                        f"{what} ({option})")
     # broken links included: reading them fails, so they are named among the skipped files (or
     # refused, where one file is asked for) instead of vanishing from the count
     files = sorted(p for p in folder.rglob("*")
@@ -117,11 +121,12 @@ def image_files(folder: Path) -> list[Path]:
                    and (p.is_file() or (p.is_symlink() and not p.exists())))
     if not files:
         raise DataError(f"no {'/'.join(sorted(EXTENSIONS))} images in {folder}; point at a folder "
-                        f"of high-resolution images")
+                        f"of {what}")
     return files
 
 
-def load_images(name: str, *, skip_unreadable: bool = False) -> tuple[list[np.ndarray], list[str]]:
+def load_images(name: str, *, skip_unreadable: bool = False,
+                option: str = "data.name=folder:PATH") -> tuple[list[np.ndarray], list[str]]:
     """(uint8 [H, W, 3] images, their names) for 'photos', 'photos:SPLIT' or 'folder:PATH' (or a
     bare folder path). An unreadable file is a one-line DataError, or with ``skip_unreadable``
     (training, as image folders do) left out and named in one warning."""
@@ -132,7 +137,7 @@ def load_images(name: str, *, skip_unreadable: bool = False) -> tuple[list[np.nd
         return photos.load_photos(split), [p.name for p in photos.photo_paths(split)]
     path = Path(name[len("folder:"):] if name.startswith("folder:") else name)
     images, names, bad = [], [], []
-    for p in image_files(path):
+    for p in image_files(path, option=option):
         try:
             images.append(read_image(p))
         except DataError:
