@@ -19,7 +19,8 @@ def _outputs(inp: Path, out: Path) -> list[tuple[Path, Path]]:
 
     if inp.is_dir():
         check_out_folder(inp, out)
-        return [(p, out / p.relative_to(inp).with_suffix(".png")) for p in outside(image_files(inp, what="images to upscale", option="INPUT"), out)]
+        files = image_files(inp, what="images to upscale", option="INPUT")
+        return [(p, out / p.relative_to(inp).with_suffix(".png")) for p in outside(files, out)]
     if not inp.is_file():
         raise ConfigError(f"INPUT {inp} does not exist; pass an image file or a folder of images")
     if out.suffix.lower() not in IMAGE_SUFFIXES:
