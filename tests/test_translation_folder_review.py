@@ -57,3 +57,18 @@ def test_empty_sides_are_said_to_hold_no_images(tmp_path):
     (tmp_path / "d" / "A" / "000.png").unlink()
     with pytest.raises(DataError, match=r"d/A and .*d/B hold no images"):
         pairs.load_pairs(_cfg(tmp_path / "d"))
+
+
+def test_pairs_of_different_shapes_and_images_beside_a_and_b_are_warned_of(tmp_path):
+    root = tmp_path / "d"
+    for i in range(4):
+        _save(root / "A" / f"{i}.png")
+        _save(root / "B" / f"{i}.png")
+    Image.fromarray(np.zeros((40, 64, 3), dtype=np.uint8)).save(root / "B" / "3.png")  # 64x40 against 16x16
+    _save(root / "ab.png")
+    with pytest.warns(UserWarning) as record:
+        data = pairs.load_pairs(_cfg(root))
+    said = [str(w.message) for w in record]
+    assert any("1 pair in" in m and "A/3.png 16x16, B/3.png 64x40" in m for m in said), said
+    assert any("1 image in" in m and "(ab.png) is not read: with A/ and B/ there" in m for m in said), said
+    assert len(data) == 3  # every 10th held out: 1 of 4

@@ -214,9 +214,12 @@ def _big_enough(img: Image.Image, width: int) -> Image.Image:
     return img
 
 
-def _read_one(path: Path, size: int | tuple[int, int], channels: int) -> np.ndarray:
+def _read_one(path: Path, size: int | tuple[int, int], channels: int, sizes: dict | None = None) -> np.ndarray:
+    """``path`` upright at ``size`` with ``channels``; ``sizes``: gets its own (width, height)."""
     h, w = (size, size) if isinstance(size, int) else size
     img = imageio.read(path, "L" if channels == 1 else "RGB")
+    if sizes is not None:
+        sizes[path] = img.size
     arr = np.asarray(_big_enough(img, img.size[0]).resize((w, h), Image.Resampling.BICUBIC))
     return arr.reshape(h, w, channels)
 
@@ -356,6 +359,19 @@ def _by_stem(folder: Path) -> tuple[dict[str, Path], list[Path]]:
             [p for ps in files.values() if len(ps) > 1 for p in ps])
 
 
+def _warn_misshapen(folder: Path, pairs: list[tuple[Path, Path]], sizes: dict[Path, tuple[int, int]]) -> None:
+    """One warning for pairs whose two images differ in shape (width / height by more than 2%):
+    each side is resized to a square on its own, so their pixels line up only if both show the
+    same framing; a 48x48 A with a 64x40 B had trained without a word."""
+    odd = [(a, b) for a, b in pairs
+           if abs(sizes[a][0] * sizes[b][1] - sizes[b][0] * sizes[a][1]) > 0.02 * sizes[a][0] * sizes[b][1]]
+    if odd:
+        (a, b), one = odd[0], len(odd) == 1
+        warn(f"{len(odd)} pair{'' if one else 's'} in {folder} {'has' if one else 'have'} A and B images of "
+             f"different shapes (e.g. A/{a.name} {sizes[a][0]}x{sizes[a][1]}, B/{b.name} {sizes[b][0]}x{sizes[b][1]}); "
+             f"each side is resized to a square on its own, so they line up only if both show the same framing")
+
+
 def _check_sides(folder: Path) -> None:
     """A paired folder with one side, or sides in lower case, is told so: it had been read as a
     folder of side-by-side AB images, with a warning to move A/'s images up and then "neither
@@ -383,6 +399,12 @@ def _paired_folder(cfg, root: Path) -> tuple[tuple[torch.Tensor, ...], tuple[tor
     def read(folder: Path):
         _check_sides(folder)
         if (folder / "A").is_dir() and (folder / "B").is_dir():
+            beside = image_files(folder)
+            if beside:  # side-by-side AB images next to A/ and B/ had been left out without a word
+                one = len(beside) == 1
+                warn(f"{len(beside)} image{'' if one else 's'} in {folder} itself ({beside[0].name}"
+                     f"{', ...' if not one else ''}) {'is' if one else 'are'} not read: with A/ and B/ "
+                     f"there, the pairs are theirs; move side-by-side AB images to a folder of their own")
             (fa, twins_a), (fb, twins_b) = (_by_stem(folder / side) for side in ("A", "B"))
             empty = [f"{folder / side}" for side in ("A", "B") if not image_files(folder / side)]
             if empty:
@@ -408,9 +430,11 @@ def _paired_folder(cfg, root: Path) -> tuple[tuple[torch.Tensor, ...], tuple[tor
                               f"partner of the same name on the other side and {'is' if one else 'are'} not used "
                               f"(e.g. {', '.join(alone[:3])})")
             # A pair with an unreadable side is skipped and named, as a folder skips a file.
-            xa, bad_a = _readable([fa[n] for n in names], lambda p: _read_one(p, size, ca))
-            xb, bad_b = _readable([fb[n] for n in names], lambda p: _read_one(p, size, cb))
+            sizes: dict[Path, tuple[int, int]] = {}
+            xa, bad_a = _readable([fa[n] for n in names], lambda p: _read_one(p, size, ca, sizes))
+            xb, bad_b = _readable([fb[n] for n in names], lambda p: _read_one(p, size, cb, sizes))
             keep = [i for i in range(len(names)) if xa[i] is not None and xb[i] is not None]
+            _warn_misshapen(folder, [(fa[names[i]], fb[names[i]]) for i in keep], sizes)
             bad = bad_a + bad_b
             if not keep:
                 raise DataError(f"no pair in {folder} has both files readable (e.g. "
