@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from ganforge.commands import train as train_command
 from ganforge import cli
 
 
@@ -20,7 +21,7 @@ def test_a_signal_before_torchrun_starts_says_nothing_was_written(tmp_path, monk
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(5)
 
-    monkeypatch.setattr(cli, "_launch_torchrun", checks)
+    monkeypatch.setattr(train_command, "_launch_torchrun", checks)
     out = tmp_path / "run"
     assert cli.main(["train", "toy-ring8", "--nproc", "2", "--out", str(out)]) == 143
     assert capsys.readouterr().err.strip() == (f"ganforge: stopped by SIGTERM before training started; "
@@ -47,7 +48,7 @@ def test_the_same_signal_twice_at_once_is_one_stop(tmp_path):
         os.kill(os.getpid(), signal.SIGINT)
 
     threading.Thread(target=twice, daemon=True).start()
-    code = cli._run_passing_signals_on([sys.executable, "-c", child], dict(os.environ))
+    code = train_command._run_passing_signals_on([sys.executable, "-c", child], dict(os.environ))
     assert count.read_text() == "1"  # passed on once; the repeat was not a second Ctrl-C
     assert code == 0
 
@@ -55,7 +56,7 @@ def test_the_same_signal_twice_at_once_is_one_stop(tmp_path):
 def test_more_processes_than_cores_is_warned_about(monkeypatch, capsys):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    monkeypatch.setattr(cli, "_run_passing_signals_on", lambda cmd, env, out=None: 0)
+    monkeypatch.setattr(train_command, "_run_passing_signals_on", lambda cmd, env, out=None: 0)
     assert cli.main(["train", "toy-ring8", "--nproc", "4", "train.device=cpu"]) == 0
     err = capsys.readouterr().err
     assert "warning: --nproc 4 on 2 CPU cores" in err and err.count("\n") == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from ganforge.commands import train as train_command
 from ganforge import cli
 from ganforge.config import load_config
 from ganforge.training.monitor import (Monitor, _suggest_collapse, _suggest_divergence, _suggest_oscillation,
@@ -121,7 +122,7 @@ def test_the_end_line_says_it_explains_it_for_one_warning(tmp_path, capsys, monk
     """"(1 warning: mode_collapse; it explains them)"; several keep "them"."""
     for n, (warned, end) in enumerate([("1 warning: mode_collapse", "it explains it)"),
                                        ("2 warnings: mode_collapse, rollback", "it explains them)")]):
-        monkeypatch.setattr(cli, "_warnings_since", lambda metrics, start, warned=warned: warned)
+        monkeypatch.setattr(train_command, "_warnings_since", lambda metrics, start, warned=warned: warned)
         run = tmp_path / f"run{n}"
         assert cli.main(["train", "toy-ring8", "--steps", "4", "--out", str(run), "--quiet"]) == 0
         assert f"  report:     ganforge report {run}  ({warned}; {end}\n" in capsys.readouterr().out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
+from ganforge.commands import train as train_command
 from ganforge import cli, config
 from ganforge.errors import ConfigError
 
@@ -75,5 +76,6 @@ def test_the_end_of_training_points_to_the_report_and_counts_this_calls_warnings
                {"event": "end", "step": 40}]
     metrics = tmp_path / "metrics.jsonl"
     metrics.write_text("".join(json.dumps(r) + "\n" for r in records))
-    assert cli._warnings_since(metrics, 20) == "2 warnings: rollback, vanishing_gradients"  # after step 20 only
-    assert cli._warnings_since(metrics, 40) == "" and cli._warnings_since(tmp_path / "none.jsonl", 0) == ""
+    since = train_command._warnings_since
+    assert since(metrics, 20) == "2 warnings: rollback, vanishing_gradients"  # after step 20 only
+    assert since(metrics, 40) == "" and since(tmp_path / "none.jsonl", 0) == ""

@@ -12,6 +12,7 @@ import time
 import pytest
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
 
+from ganforge.commands import train as train_command
 from ganforge import cli, config
 from ganforge.training import distributed
 
@@ -108,7 +109,7 @@ def test_a_rank_torchrun_stops_after_a_failure_says_nothing(tmp_path, monkeypatc
     _signal_before_api_train(monkeypatch, signal.SIGTERM)
     out = tmp_path / "run"
     code = cli.main(["train", "toy-ring8", "--steps", "2", "--out", str(out), "--quiet"])
-    assert code == distributed.STOPPED_WITH_THE_OTHERS == cli.STOPPED_WITH_THE_OTHERS
+    assert code == distributed.STOPPED_WITH_THE_OTHERS == train_command.STOPPED_WITH_THE_OTHERS
     assert capsys.readouterr().err == ""
 
 
@@ -116,14 +117,12 @@ def test_a_resume_stopped_before_training_says_the_run_is_as_it_was(tmp_path, ca
     """'nothing was written to RUN' alone had read, after a resume's Ctrl-C, as a lost run."""
     import signal
 
-    from ganforge import cli
-
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     run = tmp_path / "run"
-    assert cli._stopped_before_training(signal.SIGINT, run, True) == 130
+    assert train_command._stopped_before_training(signal.SIGINT, run, True) == 130
     assert capsys.readouterr().err.strip() == (
         f"ganforge: stopped by SIGINT before training started; nothing was written to {run}, which is as it "
         f"was; continue with: ganforge train --resume --out {run}")
-    assert cli._stopped_before_training(signal.SIGTERM, run, False) == 143
+    assert train_command._stopped_before_training(signal.SIGTERM, run, False) == 143
     assert capsys.readouterr().err.strip() == (
         f"ganforge: stopped by SIGTERM before training started; nothing was written to {run}")

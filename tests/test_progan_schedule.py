@@ -10,6 +10,7 @@ import warnings
 import pytest
 import torch
 
+from ganforge.commands import train as train_command
 from ganforge import api, cli
 from ganforge.config import apply_overrides, from_dict, load_config
 from ganforge.errors import ConfigError
@@ -136,7 +137,7 @@ def test_under_nproc_the_warning_is_said_once_by_the_launcher(tmp_path, capsys, 
         launched["env"] = env
         return 0
 
-    monkeypatch.setattr(cli, "_run_passing_signals_on", fake_torchrun)
+    monkeypatch.setattr(train_command, "_run_passing_signals_on", fake_torchrun)
     rc = cli.main(["train", str(tmp_path / "p.yaml"), "--steps", "3", "--nproc", "2", "--out", str(tmp_path / "l")])
     err = capsys.readouterr().err
     assert rc == 0 and err.count("fully faded in") == 1, err

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from conftest import random_dataset, tiny_config
+from ganforge.commands import train as train_command
 from ganforge import api, cli, provenance
 from ganforge.training import checkpoint as ckpt
 from ganforge.errors import TrainingInterrupted
@@ -81,7 +82,7 @@ def _kill_saving_step_6(tmp_path, monkeypatch, predicate):
 def test_a_kill_after_the_new_folder_is_in_place_keeps_it_as_latest(tmp_path, monkeypatch, capsys):
     root = _kill_saving_step_6(tmp_path, monkeypatch, lambda src, dst: dst.endswith("step_0000006"))
     assert ckpt.find(tmp_path / "run").name == "step_0000006"  # it was ignored for step_0000003
-    cli._say_what_survived(tmp_path / "run")  # the second Ctrl-C's message names what is kept
+    train_command._say_what_survived(tmp_path / "run")  # the second Ctrl-C's message names what is kept
     err = capsys.readouterr().err
     assert "keeps " + str(root / "step_0000006") in err, err
 
