@@ -61,9 +61,11 @@ def _small_sample_note(what: str, n_real: int, n_fake: int, fix: str, *, fewest:
     if min(n_real, n_fake) >= SMALL_SIDE:
         return None
     se = 50 / max(1, n_real + n_fake) ** 0.5  # percentage points, at accuracy 0.5
+    shown = f"{se:.0f}" if se >= 0.95 else f"{se:.1f}"
     return (f"ganforge: note: {what} from {'as few as ' if fewest else ''}{n_real} real and {n_fake} generated "
             f"images (under {SMALL_SIDE} "
-            f"per side): accuracy's standard error is up to {se:.0f} points and AP is as noisy, so the 4 "
+            f"per side): accuracy's standard error is up to {shown} point{'' if shown == '1' else 's'} "
+            f"and AP is as noisy, so the 4 "
             f"decimals overstate their precision; {fix} and compare only at equal n")
 
 
@@ -267,8 +269,12 @@ def cmd_eval(args) -> int:
             # seen: this very source trained it, or another draw of a generator that did (the
             # same run and step, by provenance: another seed, a .npz of the run, the run of a .npz)
             same = any(tuple(g[k] for k in src.GENERATOR_KEYS) in trained_generators for g in generators[spec])
-            seen_as = "source" if src.source_key(spec) in seen or copy_of else "same generator" if same else "no"
-            rows[spec] = {**detect.evaluate(det, real, fake), "seen_in_training": seen_as != "no",
+            # without provenance records (stripped, re-saved) nothing tells another generator from
+            # copies of the training images: "no" had been claimed of re-saved training samples
+            seen_as = ("source" if src.source_key(spec) in seen or copy_of else "same generator" if same
+                       else "no" if generators[spec] else "unknown")
+            rows[spec] = {**detect.evaluate(det, real, fake),
+                          "seen_in_training": None if seen_as == "unknown" else seen_as != "no",
                           "seen_as": seen_as, "kind": kind, **({"copy_of": copy_of} if copy_of else {})}
         report["detectors"].append({"detector": str(path), "augment": det.meta["recipe"]["augment"],
                                     "trained_on": sorted(seen), "real": real_name, "results": rows})
@@ -276,15 +282,18 @@ def cmd_eval(args) -> int:
         print(f"detector {path} ({aug}; trained on {', '.join(sorted(seen)) or '?'}); real: {real_name}, "
               f"{len(real)} images")
         width = max(len("generated source"), *map(len, rows))
-        shown = {"source": "yes", "same generator": "same generator", "no": "no"}
+        shown = {"source": "yes", "same generator": "same generator", "no": "no", "unknown": "unknown"}
         print(f"  {'generated source':<{width}}  {'seen':<14}      n      AP     acc  real acc  gen acc  mean P(gen)")
         for spec, r in rows.items():
             print(f"  {spec:<{width}}  {shown[r['seen_as']]:<14} {r['n_fake']:>6} "
                   f"{r['ap']:>7.4f} {r['acc']:>7.4f} {r['real_acc']:>9.4f} {r['fake_acc']:>8.4f} "
                   f"{r['mean_p_fake']:>12.4f}")
-        if any(r["seen_as"] == "same generator" for r in rows.values()):
+        if any(r["seen_as"] in ("same generator", "unknown") for r in rows.values()):
             print("  seen: yes = this source trained the detector; same generator = other samples of a run "
-                  "(config and step, by provenance) it trained on; no = another generator")
+                  "(config and step, by provenance) it trained on; no = another generator"
+                  + ("; unknown = no provenance records to tell (copies of the images it trained on, "
+                     "re-saved without them, would score as if unseen)"
+                     if any(r["seen_as"] == "unknown" for r in rows.values()) else ""))
         smallest = min(rows.values(), key=lambda r: min(r["n_real"], r["n_fake"]))
         if min(smallest["n_real"], smallest["n_fake"]) < SMALL_SIDE:  # the fix only where a note needs it
             print(_small_sample_note("AP and accuracy", smallest["n_real"], smallest["n_fake"],
@@ -376,28 +385,43 @@ def cmd_score(args) -> int:
     from ..imageio import EXTENSIONS
     from ..metrics.targets import load_npz_samples
 
+    from ..data.folder import MIN_SIZE, too_small
+
     det = detect.load(args.detector)
     r, mode = det.resolution, "L" if det.channels == 1 else "RGB"
     rows, images = [], []  # one row and one uint8 [C, r, r] image per scored image
 
     def add(name: str, img, tagged: bool) -> None:
-        rows.append({"file": name, "ganforge_metadata": tagged,
-                     "note": "" if img.size == (r, r) else f"resized from {img.size[0]}x{img.size[1]}"})
-        images.append(_fit(img, r, det.channels))
+        """``img`` read as RGB: scored in the detector's mode and size, with what changed noted. A
+        2x2 image had been called 92% generated, a 242x242 grid of samples 0%, and a colour photo
+        read as gray without a word."""
+        notes = [] if img.size == (r, r) else [f"resized from {img.size[0]}x{img.size[1]}"]
+        if max(img.size) > 4 * r:
+            notes[-1] += (f", {max(img.size) / r:.0f}x the {r}x{r} the detector was trained on: its score "
+                          f"means little here")
+        if mode == "L" and np.ptp(np.asarray(img, dtype=np.int16), axis=2).any():
+            notes.append("colour read as gray")
+        rows.append({"file": name, "ganforge_metadata": tagged, "note": "; ".join(notes)})
+        images.append(_fit(img.convert(mode), r, det.channels))
+
+    def small(img) -> str | None:
+        return too_small(*img.size) if min(img.size) < MIN_SIZE else None
 
     for target in map(Path, args.targets):
         if target.is_file() and target.suffix.lower() == ".npz":  # what ganforge augment/sample write
             array = load_npz_samples(target, None)[0].permute(0, 2, 3, 1).numpy()  # [N, H, W, C]
             tagged = _tagged(provenance, target)  # one record for the file's every image
             for i, arr in enumerate(array):
-                add(f"{target}[{i}]", Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr).convert(mode),
+                add(f"{target}[{i}]", Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr).convert("RGB"),
                     tagged)
         elif target.is_file():  # given by name: unreadable is an error
             try:
-                img = imageio.read(target, mode)
+                img = imageio.read(target, "RGB")
             except DataError:
                 raise DataError(f"cannot read image {target} (damaged, not an image, or too large); pass "
                                 f"image files, folders of images or a samples .npz") from None
+            if small(img):  # as train and eval refuse it
+                raise DataError(f"{target} is {small(img)}; the detector scores images of at least that size")
             add(str(target), img, _tagged(provenance, target))
         elif target.is_dir():
             found = sorted(p for p in target.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file()
@@ -406,9 +430,12 @@ def cmd_score(args) -> int:
                 raise DataError(f"{target} holds no images ({', '.join(sorted(EXTENSIONS))})")
             for path in found:  # one unreadable file does not stop the folder's others
                 try:
-                    img = imageio.read(path, mode)  # upright, 8-bit, transparency on white: as training
+                    img = imageio.read(path, "RGB")  # upright, 8-bit, transparency on white: as training
                 except DataError:
                     print(f"ganforge: warning: skipping {path}: not a readable image", file=sys.stderr, flush=True)
+                    continue
+                if small(img):
+                    print(f"ganforge: warning: skipping {path}: {small(img)}", file=sys.stderr, flush=True)
                     continue
                 add(str(path), img, _tagged(provenance, path))
         else:

@@ -465,13 +465,16 @@ class FolderSource:
         fix = _CALLER_FIX.get() or TRAIN_FIX
         scan = _scan(folder, fix)
         resolution, channels = _defaults(scan, req.resolution, req.channels)
+        # training's advice names data.channels; a command reading a folder for something else (a
+        # detector's eval: its channels are the detector's) takes no such setting
+        training = _CALLER_FIX.get() is None
         if channels == 1 and not scan.all_gray:  # a config's default (Fashion-MNIST's 1) had been silent
-            warn(f"{folder} holds colour images; they are read as grayscale (data.channels=1); "
-                          f"set data.channels=3 to use their colour")
-        if channels == 3 and scan.all_gray and req.channels == 3:
+            warn(f"{folder} holds colour images; they are read as grayscale "
+                 + ("(data.channels=1); set data.channels=3 to use their colour" if training else "here"))
+        if channels == 3 and scan.all_gray and req.channels == 3 and training:
             warn(f"{folder} holds grayscale images only; data.channels=3 trains on three equal "
                           f"channels of each; set data.channels=1")
-        upscaled = _upscaled(folder, scan, resolution)
+        upscaled = _upscaled(folder, scan, resolution) if training else None  # advice on data.resolution
         if upscaled:
             warn(upscaled)
         return _read(folder, scan, name=req.name, resolution=resolution, channels=channels,

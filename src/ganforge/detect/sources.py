@@ -183,9 +183,11 @@ def load_folder(path: Path, flag: str, spec: str, **size):
     """A folder of images held in memory, for ``flag`` (--fake); the loader's training hint
     (set data.name=...) replaced by what to pass here."""
     from ..data import StreamingFolderDataset, load_dataset
+    from ..data.folder import folder_fix
 
     try:
-        ds = load_dataset(f"folder:{path}", **size)
+        with folder_fix(f"pass a folder of images to {flag}"):  # its warnings then name no data.* setting
+            ds = load_dataset(f"folder:{path}", **size)
     except DataError as exc:
         raise folder_error(exc, flag, spec) from None
     if isinstance(ds, StreamingFolderDataset):
@@ -199,9 +201,10 @@ def folder_error(exc: DataError, flag: str, spec: str) -> DataError:
     from ..data.folder import TRAIN_FIX
 
     text = str(exc)
-    if not text.endswith(TRAIN_FIX):
+    hint = next((h for h in (TRAIN_FIX, f"pass a folder of images to {flag}") if text.endswith(h)), None)
+    if hint is None:
         return exc
-    return DataError(f"{flag} {spec}: {text[:-len(TRAIN_FIX)]}pass a folder of images to {flag}")
+    return DataError(f"{flag} {spec}: {text[:-len(hint)]}pass a folder of images to {flag}")
 
 
 def train_size(fixed: dict, folders: list[str]) -> tuple[int, int]:
