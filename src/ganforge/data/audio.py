@@ -300,7 +300,8 @@ def load_audio(root: str | Path, *, rate: int, min_seconds: float, split: str = 
                         f"or write a corpus with ganforge data make-speech")
     notes: list[str] = []
     waves = [read_audio(f, rate, min_seconds=min_seconds, notes=notes) for f in files]
-    line = summarize_notes(notes, str(root))
+    # the folders read, not the root: a voice pair's two loads had printed the same line twice
+    line = summarize_notes(notes, ", ".join(map(str, folders)))
     if line and log:
         print(line, flush=True)
     return AudioDataset(f"audio:{root}", root, rate, waves, [str(f.relative_to(root)) for f in files], notes)

@@ -30,7 +30,7 @@ from ..atomic import (FULL_ERRNOS, STALE_SECONDS, STORAGE_ERRNOS, is_gone, fsync
                       restore_replaced)
 from ..errors import DataError, StorageError, shell_arg
 from ..registry import closest
-from .audio import CORPUS_FILE, decode_audio, read_corpus_info, wav_bytes, write_wav
+from .audio import CORPUS_FILE, audio_files, decode_audio, read_corpus_info, wav_bytes, write_wav
 
 ESPEAK = "espeak-ng"
 ESPEAK_RATE = 22050  # espeak-ng writes 22050 Hz WAV
@@ -318,13 +318,22 @@ def parallel_pairs(root: str | Path, voice_a: str, voice_b: str) -> list[tuple[P
         # the voices are there: asking for them, as below, had sent the user after the wrong thing
         raise DataError(f"{root} was written with --parallel 0: it has no parallel sentences to score "
                         f"conversion with; write it again with {_make_speech_again(root, info)}")
+    layout = (f"the same sentences said by both voices, in {a_dir}/ and {b_dir}/, each sentence's two "
+              f"recordings under one name (p1.wav and p1.flac)")
     if not a_dir.is_dir() or not b_dir.is_dir():
-        raise DataError(f"{root} has no parallel/{voice_a} and parallel/{voice_b}; write the corpus "
-                        f"with ganforge data make-speech --voices {voice_a},{voice_b}")
-    names = sorted(p.name for p in a_dir.glob("*.wav") if (b_dir / p.name).is_file())
+        # a folder of the user's own voices is no make-speech corpus: its folder names are no
+        # espeak-ng voices, and make-speech --voices m3,f3 had failed on them
+        raise DataError(f"{root} has no parallel/{voice_a} and parallel/{voice_b}; " + (
+            f"write the corpus with ganforge data make-speech --voices {voice_a},{voice_b}" if info is not None
+            else f"conversion is scored on {layout}"))
+    # by name without extension, every format the loader reads: FLAC sentences had been passed
+    # over, then said to be in neither folder
+    a_files, b_files = ({p.stem: p for p in audio_files(d) if p.parent == d} for d in (a_dir, b_dir))
+    names = sorted(a_files.keys() & b_files.keys())
     if not names:
-        raise DataError(f"no sentence is in both {a_dir} and {b_dir}; write the corpus again")
-    return [(a_dir / n, b_dir / n) for n in names]
+        raise DataError(f"no sentence is in both {a_dir} and {b_dir}; " + (
+            "write the corpus again" if info is not None else f"conversion is scored on {layout}"))
+    return [(a_files[n], b_files[n]) for n in names]
 
 
 def _make_speech_again(root: Path, info: dict) -> str:
