@@ -83,3 +83,9 @@ def test_a_colour_folder_read_for_a_detector_gets_no_training_advice(detector, t
 def test_the_small_sample_note_counts_points():
     assert "up to 1 point and" in _small_sample_note("AP", 1000, 200, "x")
     assert "up to 11 points and" in _small_sample_note("AP", 10, 10, "x")
+
+
+def test_a_fake_source_that_does_not_exist_is_said_so(detector, tmp_path, capsys):
+    code, _, err = _cli(capsys, "detect", "eval", detector / "det", "--real", detector / "real", "--fake",
+                        tmp_path / "nosuch", "--n", 12)
+    assert code == 2 and f"--fake {tmp_path / 'nosuch'} does not exist; pass a run directory" in err, err

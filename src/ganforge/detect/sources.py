@@ -134,6 +134,9 @@ def fake_images(spec: str, *, n: int, seed: int, size=None, skip: int = 0, skip_
         if totals is not None:
             totals[source_key(spec)] = len(ds.images)
         return select(ds.images, labels, n, skip, skip_interleaved, spec), "folder"
+    elif not path.exists():  # had been told it is "not a ganforge run directory..."
+        raise DataError(f"--fake {spec} does not exist; pass a run directory (the --out of ganforge train), "
+                        f"a samples .npz or a folder of images")
     else:
         raise DataError(f"--fake {spec}: not a ganforge run directory, a samples .npz or a folder of "
                         f"images; pass one of those (e.g. the --out of ganforge train)")
