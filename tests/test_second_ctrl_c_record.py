@@ -2,7 +2,7 @@
 import json
 
 import ganforge
-from ganforge.cli import _say_what_survived
+from ganforge.commands.train import _say_what_survived
 
 
 def test_end_record_of_an_unsaved_checkpoint_is_corrected(tmp_path, capsys):
