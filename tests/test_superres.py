@@ -318,7 +318,7 @@ def test_init_from_a_translation_run_is_a_one_line_error(tmp_path):
 
 
 def test_presets_load():
-    from ganforge.config import load_config
+    from ganforge import load_config  # through api: the families' sections registered (alone, it had failed)
 
     for name in ("srresnet-x4", "srgan-x4", "esrgan-x4"):
         _, cfg = load_config(name)
@@ -500,3 +500,15 @@ def test_upscale_and_eval_sr_name_their_own_inputs_when_a_folder_is_wrong(psnr_r
     code, err = cli_main(capsys, "eval-sr", psnr_run, "--data", tmp_path / "a.png")
     assert code == 2 and err.rstrip().endswith("pass a folder of high-resolution images (--data PATH)"), err
     assert "data.name" not in err
+
+
+def test_upscale_keeps_a_grayscale_image_grayscale(psnr_run, tmp_path, capsys):
+    """A grayscale PNG had come back RGB, its channels up to a level apart."""
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (12, 10), dtype=np.uint8)).save(tmp_path / "g.png")
+    Image.fromarray(rng.integers(0, 256, (12, 10, 3), dtype=np.uint8)).save(tmp_path / "c.png")
+    for name in ("g", "c"):
+        code, err = cli_main(capsys, "upscale", psnr_run, tmp_path / f"{name}.png", "--out", tmp_path / f"{name}2.png")
+        assert code == 0, err
+    gray, colour = Image.open(tmp_path / "g2.png"), Image.open(tmp_path / "c2.png")
+    assert gray.mode == "L" and gray.size == (20, 24) and colour.mode == "RGB" and colour.size == (20, 24)

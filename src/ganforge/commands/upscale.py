@@ -28,6 +28,11 @@ def _outputs(inp: Path, out: Path) -> list[tuple[Path, Path]]:
     return [(inp, out)]
 
 
+def _gray(image) -> bool:
+    """Whether a uint8 [h, w, 3] image is grayscale: its three channels equal everywhere."""
+    return bool((image[..., 0] == image[..., 1]).all() and (image[..., 1] == image[..., 2]).all())
+
+
 PROGRESS_TILES = 16  # an image of this many tiles or more gets progress lines (a 1500 px photo: 36)
 
 
@@ -77,8 +82,11 @@ def cmd_upscale(args) -> int:
     try:
         with sigterm_interrupts():  # SIGTERM as Ctrl-C: the image being written leaves no temporary
             for src, dst in pairs:
-                sr = run.upscale(read_image(src), tile=args.tile, overlap=args.overlap,
+                lr = read_image(src)
+                sr = run.upscale(lr, tile=args.tile, overlap=args.overlap,
                                  interp=args.interp, ema=not args.no_ema, on_tile=_tile_progress(src))
+                if _gray(lr):  # a grayscale input had come back RGB, its channels up to a level apart
+                    sr = sr.mean(axis=2).round().astype(sr.dtype)
                 with atomic_path(dst) as tmp:
                     embedded = provenance.save(sr, tmp, None if record is None else {**record, "input": src.name})
                 note = "" if embedded or record is None else f" (no provenance: {dst.suffix} carries no metadata)"
