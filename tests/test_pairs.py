@@ -251,3 +251,29 @@ def test_photo_pairs_hold_out_other_photos():
     a, b = pairs.load_test_pairs(cfg)
     assert torch.equal(a, data.test_a) and torch.equal(b, data.test_b)  # same held-out noise
     assert not torch.equal(data.a[: len(a)], a)
+
+
+def test_a_held_out_domain_of_one_image_is_told_at_training_not_after_it(tmp_path):
+    # testA/ with 1 image trained without a word, and translate-eval refused the run only after
+    # its training: FID / KID need 2 images per domain. Training says so up front; translate-eval
+    # (evaluating=True) raises its own error and gets no warning first.
+    from ganforge.errors import GanforgeWarning
+
+    root = tmp_path / "h2z"
+    for i in range(6):
+        save(root / "trainA" / f"{i}.png", (255, 0, 0))
+        save(root / "trainB" / f"{i}.png", (0, 0, 255))
+    save(root / "testA" / "x.png", (255, 0, 0))
+    for i in range(3):
+        save(root / "testB" / f"{i}.png", (0, 0, 255))
+    cfg = cfg_for(**{"data.name": f"folder:{root}", "translate.task": "unpaired"})
+    with pytest.warns(GanforgeWarning, match=r"held-out A domain has 1 image \(.*testA/\).*translate-eval "
+                                             r"needs at least 2.*add images to .*testA/") as seen:
+        pairs.load_pairs(cfg)
+    assert not any("held-out B" in str(w.message) for w in seen)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GanforgeWarning)
+        pairs.load_pairs(cfg, evaluating=True)
+        save(root / "testA" / "y.png", (255, 0, 0))
+        pairs.load_pairs(cfg)  # 2 held out: nothing to say

@@ -508,6 +508,17 @@ def _unpaired_folder(cfg, root: Path):
             (_stack([x for _, x in test_a]), _stack([x for _, x in test_b])), keys)
 
 
+def _warn_one_held_out(root: Path, held_out: tuple[torch.Tensor, torch.Tensor]) -> None:
+    """Training takes a held-out domain of 1 image; translate-eval's FID / KID will not, so say
+    so now rather than after the training's minutes (metrics.paired.check_held_out)."""
+    for side, images in zip("AB", held_out):
+        if len(images) == 1:
+            test = root / f"test{side}"
+            where = f"{test}/" if test.is_dir() and image_files(test) else f"{root}/train{side}/ (held out of it)"
+            warn(f"the held-out {side} domain has 1 image ({where}); training runs, but translate-eval "
+                 f"needs at least 2 per domain for FID / KID: add images to {root}/test{side}/")
+
+
 # data.name of the cyclegan-folder and pix2pix-folder presets, until the user names a folder
 PLACEHOLDER = "REPLACE_WITH_PATH"
 
@@ -546,6 +557,8 @@ def load_pairs(cfg, *, evaluating: bool = False) -> TranslationData:
         paired = t.task == "paired"
         tr, te, keys = _paired_folder(cfg, root) if paired else _unpaired_folder(cfg, root)
         source, name = str(root), f"{t.task}:{root.name}"
+        if not paired and not evaluating:
+            _warn_one_held_out(root, te)
     return TranslationData(a=tr[0], b=tr[1], test_a=te[0], test_b=te[1], paired=paired,
                            name=name, source=source, crop=cfg.data.resolution, flip=t.flip,
                            files=keys[0], held_out_files=keys[1])
