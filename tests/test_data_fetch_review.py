@@ -222,10 +222,21 @@ def test_audio_and_photos_are_answered_not_unknown(isolated, capsys):
     from ganforge.data.audio import write_wav
 
     (isolated / "voice").mkdir()
-    write_wav(isolated / "voice" / "a.wav", np.zeros(800, np.float32), 8000)
+    tone = (0.3 * np.sin(np.arange(8000) / 8000 * 2 * np.pi * 220)).astype(np.float32)
+    write_wav(isolated / "voice" / "a.wav", tone, 8000)
     code, out, err = _cli(capsys, f"audio:{isolated / 'voice'}")
-    assert (code, err) == (0, "") and out == f"audio:{isolated / 'voice'}: 1 audio file in {isolated / 'voice'}, " \
-                                             "read directly by training; nothing to fetch"
+    assert (code, err) == (0, "") and out == f"audio:{isolated / 'voice'}: 1 audio file in {isolated / 'voice'} " \
+        "(1.0 s, 8000 Hz, mono; each decodes and has sound), read directly by training; nothing to fetch"
+    # it had only counted the files: a folder of silent, empty or non-audio files passed here and
+    # was refused by training, one file at a time; now every file gets training's checks at once
+    write_wav(isolated / "voice" / "b.wav", np.zeros(800, np.float32), 8000)
+    (isolated / "voice" / "c.wav").write_bytes(b"")
+    (isolated / "voice" / "d.wav").write_text("not audio")
+    code, out, err = _cli(capsys, f"audio:{isolated / 'voice'}")
+    assert code == 2 and len(err.splitlines()) == 1 and out == ""
+    assert (f"3 of 4 audio files in {isolated / 'voice'} cannot be trained on: b.wav (silent (peak below "
+            f"0.0001)), c.wav (empty (0 bytes)), d.wav (not audio that soundfile can decode); remove or "
+            f"replace them") in err
     code, out, err = _cli(capsys, f"audio:{isolated / 'none'}")
     assert code == 2 and len(err.splitlines()) == 1 and f"audio folder {isolated / 'none'} does not exist" in err
     (isolated / "silent").mkdir()

@@ -84,7 +84,7 @@ def _photos_note(name: str) -> str:
 
 
 def _audio_note(name: str) -> str:
-    from .audio import audio_files, parse_audio_name
+    from .audio import audio_files, parse_audio_name, survey
 
     root = parse_audio_name(name)
     fix = ("write one with ganforge data make-speech --out DIR, or point audio:PATH at a folder of "
@@ -94,8 +94,17 @@ def _audio_note(name: str) -> str:
     files = audio_files(root)
     if not files:
         raise DataError(f"audio folder {root} holds no WAV, FLAC, OGG or MP3 file; {fix}")
-    return (f"{name}: {len(files)} audio file{'' if len(files) == 1 else 's'} in {root}, read directly by "
-            f"training; nothing to fetch")
+    seconds, rates, channels, bad = survey(files)
+    if bad:  # training stops at the first of these; say them all now, before a run is started
+        shown = ", ".join(f"{p.relative_to(root)} ({why})" for p, why in bad[:3])
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        raise DataError(f"{len(bad)} of {len(files)} audio files in {root} cannot be trained on: {shown}{more}; "
+                        f"remove or replace them, then run this again")
+    hz = ", ".join(f"{r} Hz" for r in sorted(rates))
+    kinds = " and ".join({1: "mono", 2: "stereo"}.get(c, f"{c}-channel") for c in sorted(channels))
+    length = f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+    return (f"{name}: {len(files)} audio file{'' if len(files) == 1 else 's'} in {root} ({length}, {hz}, "
+            f"{kinds}; each decodes and has sound), read directly by training; nothing to fetch")
 
 
 def dataset_info(name: str) -> dict:

@@ -173,6 +173,28 @@ def _mono_at(wave: np.ndarray, source: int, channels: int, rate: int, *, label: 
     return wave
 
 
+def survey(files: Sequence[Path]) -> tuple[float, set[int], set[int], list[tuple[Path, str]]]:
+    """(seconds of audio, sample rates, channel counts, [(file, why unusable)]) of ``files``,
+    each decoded as training decodes it and given its checks that do not depend on the config
+    (undecodable, empty, not finite, silent); ``ganforge data fetch audio:PATH``'s survey."""
+    seconds, rates, channels, bad = 0.0, set(), set(), []
+    for path in files:
+        try:
+            if path.stat().st_size == 0:
+                raise DataError(f"{path} is empty (0 bytes)")
+            wave, rate, n = _decode(str(path), str(path), FILE_FIXES, None)
+            _mono_at(wave, rate, n, rate, label=str(path), name=path.name, fixes=FILE_FIXES,
+                     min_seconds=0.0, notes=None)
+        except NotAudio:
+            bad.append((path, "not audio that soundfile can decode"))
+            continue
+        except DataError as exc:  # "P is silent (peak below 0.0001); remove it" -> "silent (peak ...)"
+            bad.append((path, str(exc).split(";")[0].removeprefix(str(path)).removeprefix(" is ").strip()))
+            continue
+        seconds, rates, channels = seconds + len(wave) / rate, rates | {rate}, channels | {n}
+    return seconds, rates, channels, bad
+
+
 def audio_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()
                   and not p.name.startswith("."))
