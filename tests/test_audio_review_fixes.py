@@ -159,8 +159,9 @@ def test_a_bad_single_input_asks_for_another_recording_not_to_remove_it(vocoder_
 
 
 def test_a_zero_byte_file_is_empty_not_undecodable(tmp_path):
-    """soundfile says "Format not recognised" of 0 bytes; an upload of 0 bytes is empty: 422 as
-    README says of an empty recording (NotAudio would be the server's 400)."""
+    """soundfile says "Format not recognised" of 0 bytes; a file of 0 bytes is empty. The server
+    answers an upload of 0 bytes with 400, as its image endpoints do and README says; it had been
+    422, which README gives a recording with no samples."""
     (tmp_path / "empty.wav").touch()
     with pytest.raises(DataError, match=r"empty.wav is empty \(0 bytes\); remove it or record it again"):
         read_audio(tmp_path / "empty.wav", RATE)
@@ -175,7 +176,8 @@ def test_a_zero_byte_file_is_empty_not_undecodable(tmp_path):
 
     with pytest.raises(ApiError) as api_exc:
         asyncio.run(decode_recording(b"", Settings(), RATE))
-    assert api_exc.value.status == 422 and "is empty (0 bytes)" in api_exc.value.message
+    assert api_exc.value.status == 400
+    assert api_exc.value.message == "the upload is empty (0 bytes); send a WAV, FLAC, OGG or MP3 recording"
 
 
 @pytest.mark.parametrize("argv, message", [

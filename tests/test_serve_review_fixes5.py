@@ -94,6 +94,19 @@ def test_a_form_field_given_twice_is_refused_naming_it(client, endpoint, model):
     assert r.status_code == 200
 
 
+def test_an_empty_text_field_is_refused_not_taken_as_left_out(client):
+    """FastAPI takes `direction=` as a field left out: an unset shell variable in `-F direction=$DIR`
+    had translated (and converted voices) the default way without a word."""
+    image = png(np.zeros((8, 8, 3), np.uint8))
+    for field in ("direction", "model"):
+        data = {"model": "pix2pix", field: ""} if field == "direction" else {"model": " "}
+        r = client.post("/api/translate", data=data, files={"file": ("a.png", image, "image/png")})
+        assert r.status_code == 422, field
+        assert r.json()["error"] == f"form field '{field}' is empty; give it a value or leave it out"
+    r = client.post("/api/translate", data={"model": "pix2pix"}, files={"file": ("a.png", image, "image/png")})
+    assert r.status_code == 200  # and it keeps serving
+
+
 @pytest.mark.parametrize("endpoint,model", [("/api/upscale", "superres"), ("/api/translate", "pix2pix")])
 def test_an_empty_upload_says_it_is_empty(client, endpoint, model):
     """Had been 'not a readable image (UnidentifiedImageError)'."""

@@ -239,10 +239,13 @@ async def decode_recording(data: bytes, settings: Settings, rate: int) -> np.nda
     """A mono float32 waveform at ``rate`` of an uploaded recording, decoded on a worker thread
     (ganforge.data.audio.decode_audio, as ``ganforge vocode`` reads a file): 413 past
     --max-audio-seconds (on the header, and while decoding, whatever the header says), 400 when it
-    is not audio, 422 when it is empty, silent, not finite or at a sample rate out of range."""
+    is not audio or is 0 bytes (as the image endpoints answer an empty upload), 422 when it has no
+    samples, is silent, not finite or at a sample rate out of range."""
     from ..data.audio import NotAudio, TooLong, decode_audio
     from ..errors import DataError
 
+    if not data:  # decode_audio's DataError (422) is for a file given as a file: one with no bytes
+        raise ApiError(400, "the upload is empty (0 bytes); send a WAV, FLAC, OGG or MP3 recording")
     try:
         return await run_in_threadpool(decode_audio, data, rate, max_seconds=settings.max_audio_seconds,
                                        limit_name="the server's limit --max-audio-seconds")
@@ -576,8 +579,10 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
     async def only_fields(request: Request, allowed: tuple[str, ...]) -> None:
         """A form field this endpoint does not take is refused (as JSON bodies refuse unknown keys):
         a misspelt `directon=BtoA` had been ignored, translating AtoB. So is a field given twice,
-        of which the last had been used without a word."""
-        names = [key for key, _ in (await request.form()).multi_items()]
+        of which the last had been used without a word, and an empty text field, which FastAPI
+        takes as left out: `direction=` (an unset shell variable) had converted AtoB."""
+        items = (await request.form()).multi_items()
+        names = [key for key, _ in items]
         unknown = sorted(set(names) - set(allowed))
         if unknown:
             raise ApiError(422, f"unknown form field {echo(unknown[0])}{closest(unknown[0], allowed)}; this "
@@ -585,6 +590,9 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
         repeated = next((key for key in names if names.count(key) > 1), None)
         if repeated is not None:
             raise ApiError(422, f"form field '{repeated}' is given {names.count(repeated)} times; send it once")
+        empty = next((key for key, value in items if isinstance(value, str) and not value.strip()), None)
+        if empty is not None:
+            raise ApiError(422, f"form field '{empty}' is empty; give it a value or leave it out")
 
     async def read_upload(file: UploadFile) -> bytes:
         data = await file.read(settings.max_upload_bytes + 1)
