@@ -86,6 +86,9 @@ def _seeds(html: str) -> dict[str, list[dict[str, str]]]:
     return {h["text"].rstrip(" ↓↑→1"): [row[i] for row in rows] for i, h in enumerate(head)}
 
 
+NS, H = "nonsaturating-s0, nonsaturating-s1, nonsaturating-s2", "hinge-s0, hinge-s1, hinge-s2"
+
+
 def _section(html: str) -> str:
     return re.search(r'<section id="seeds">.*?</section>', html).group()
 
@@ -99,8 +102,7 @@ def test_two_recipes_of_three_seeds_and_another_config_form_three_groups_labelle
     assert [c["text"] for c in cols["Group"]] == ["loss.name=nonsaturating, optim.d_lr=0.0002",
                                                   "loss.name=hinge, optim.d_lr=0.0002",
                                                   "loss.name=hinge, optim.d_lr=0.0004"]
-    assert [c["small"] for c in cols["Group"]] == ["nonsaturating-s0, nonsaturating-s1, nonsaturating-s2",
-                                                   "hinge-s0, hinge-s1, hinge-s2", "fast"]
+    assert [c["small"] for c in cols["Group"]] == [NS, H, "fast"]
     assert [c["text"] for c in cols["Seeds"]] == ["3", "3", "1"]
     assert [c["small"] for c in cols["Seeds"]] == ["seeds 0, 1, 2", "seeds 0, 1, 2", "seed 0"]
     # right after the Runs table, in the page and in the nav
@@ -153,13 +155,13 @@ def test_no_best_group_where_the_protocols_differ(tmp_path):
 def test_overlap_sentence_says_when_the_ranges_overlap_and_when_they_are_apart(tmp_path):
     overlapping = _recipes(tmp_path / "o", {"nonsaturating": [40.0, 60.0, 50.0], "hinge": [55.0, 45.0, 65.0]})
     said = _section(_page(overlapping, tmp_path / "o"))
-    assert ("FID: loss.name=nonsaturating (best) against loss.name=hinge (runner-up), the ranges overlap: "
+    assert (f"FID: {NS} (best) against {H} (runner-up), the ranges overlap: "
             "not a clear winner on these seeds") in said, said
     apart = _recipes(tmp_path / "a", {"nonsaturating": [50.0, 52.0, 51.0], "hinge": [40.0, 42.0, 41.0]})
     said = _section(_page(apart, tmp_path / "a"))
-    assert ("FID: loss.name=hinge (best) against loss.name=nonsaturating (runner-up), the ranges do not "
+    assert (f"FID: {H} (best) against {NS} (runner-up), the ranges do not "
             "overlap: every run of the best beats every run of the runner-up") in said, said
-    assert "Precision: loss.name=nonsaturating and loss.name=hinge tie on the mean" in said, said
+    assert f"Precision: {NS} and {H} tie on the mean" in said, said
 
 
 def test_closer_to_one_compares_the_ranges_of_the_distances_to_one(tmp_path):
@@ -171,7 +173,7 @@ def test_closer_to_one_compares_the_ranges_of_the_distances_to_one(tmp_path):
             for seed, d in enumerate(values)]
     html = _page(runs, tmp_path)
     assert ["best" in c["class"].split() for c in _seeds(html)["Density"]] == [True, False]
-    assert ("Density: loss.name=nonsaturating (best) against loss.name=hinge (runner-up), the ranges "
+    assert (f"Density: {NS} (best) against {H} (runner-up), the ranges "
             "overlap") in _section(html)
 
 
@@ -203,3 +205,36 @@ def test_no_section_when_no_config_has_two_seeds(tmp_path):
     html = _page(runs, tmp_path)
     assert 'id="seeds"' not in html and "Across seeds" not in html
     assert re.findall(r'<a href="#(\w+)">', html)[:2] == ["runs", "differences"]
+
+
+def test_groups_of_other_families_get_short_labels_and_a_single_run_is_no_verdict(tmp_path):
+    # a review's dcgan seeds beside an lsgan and a cgan run: each label had named every key either
+    # family sets, unset ones as "—" (350-1,080 characters), the sentence repeated them (1,800-4,600),
+    # and a best group of one run was said to beat "every run of the runner-up"
+    runs = _recipes(tmp_path, {"nonsaturating": [50.0, 52.0, 51.0]})
+    runs.append(_run(tmp_path / "cond", fid=40.0, **{"objective": "conditional", "data.name": "fashion-mnist",
+                                                     "model.g_width": 16, "optim.g_lr": 0.001,
+                                                     "optim.d_lr": 0.001, "train.batch_size": 4}))
+    runs.append(_run(tmp_path / "long", fid=60.0, **{"train.steps": 120, "train.seed": 5}))
+    html = _page(runs, tmp_path)
+    labels = [c["text"] for c in _seeds(html)["Group"]]
+    assert "train.steps=120" in labels[2], labels  # what tells it from the seeds, among many keys
+    assert labels[1].startswith("objective=conditional, ") and "—" not in labels[1], labels
+    assert labels[1].endswith("more keys (What differs)") and len(labels[1].split(", ")) == 4, labels
+    assert labels[0].startswith("objective=unconditional, ") and "—" not in labels[0], labels
+    said = _section(html)
+    assert (f"FID: cond (best) against {', '.join(f'nonsaturating-s{i}' for i in range(3))} (runner-up), a single "
+            f"run on one side: no spread over seeds to judge") in said, said
+    assert "every run of the best" not in said
+
+
+def test_a_seed_repeated_in_a_group_is_said_not_passed_off_as_a_spread(tmp_path):
+    # copies of one run, seed too, were grouped as "seeds 0, 0, 0" with a ± that read as a spread
+    runs = [_run(tmp_path / f"copy{i}", fid=50.0 + i) for i in range(3)]
+    html = _page(runs, tmp_path)
+    seeds = _seeds(html)["Seeds"]
+    assert seeds[0]["small"].startswith("seeds 0, 0, 0") and "a seed repeated" in seeds[0]["small"]
+    assert "A seed repeated in a group (copy0, copy1, copy2)" in _section(html)
+    distinct = [_run(tmp_path / "d" / f"s{i}", fid=50.0 + i, **{"train.seed": i}) for i in range(3)]
+    html = _page(distinct, tmp_path / "d")
+    assert "a seed repeated" not in html and "A seed repeated" not in html

@@ -294,14 +294,35 @@ def seed_groups(runs: Sequence[Run]) -> list[list[int]]:
     return [members for _, members in recipes]
 
 
+# the keys a group's label names first: what tells presets of other families apart at a glance
+LABEL_FIRST = ("objective", "model.name", "loss.name", "data.name")
+LABEL_KEYS = 4  # a label names at most this many keys; "What differs" lists them all
+
+
 def group_labels(runs: Sequence[Run], groups: Sequence[Sequence[int]]) -> list[str]:
     """What tells each group of seeds from the others: its values of the config keys that differ
-    between groups ("loss.name=hinge, optim.d_lr=0.0004"); "all runs" for a single group."""
+    between groups ("loss.name=hinge, optim.d_lr=0.0004"), the keys it leaves unset left out
+    (another family's section), at most LABEL_KEYS of them; "all runs" for a single group. Groups of
+    other presets had been labelled by every key of both families, 350-1,000 characters each."""
     if len(groups) < 2:
         return ["all runs"] * len(groups)
     changed, _ = config_differences([runs[members[0]] for members in groups])
-    changed = [(k, vs) for k, vs in changed if k != SEED_KEY]
-    return [", ".join(f"{k}={_fmt(vs[j])}" for k, vs in changed) for j in range(len(groups))]
+    changed = sorted(((k, vs) for k, vs in changed if k != SEED_KEY),
+                     key=lambda kv: LABEL_FIRST.index(kv[0]) if kv[0] in LABEL_FIRST else len(LABEL_FIRST))
+    labels = []
+    for j in range(len(groups)):
+        keys = [i for i, (_, vs) in enumerate(changed) if vs[j] is not None]
+        if not keys:  # it differs only by leaving keys unset that others set
+            keys = list(range(len(changed)))
+        # the keys whose value fewest other groups share tell this group apart (a dcgan run of
+        # 120 steps beside dcgan seeds of 100: train.steps), the family's keys first among equals
+        shared = {i: sum(vs[k] == changed[i][1][j] for k in range(len(groups)) if k != j)
+                  for i, (_, vs) in enumerate(changed)}
+        named = sorted(sorted(keys, key=lambda i: shared[i])[:LABEL_KEYS])  # in LABEL_FIRST, then config order
+        more = len(keys) - len(named)
+        labels.append(", ".join(f"{changed[i][0]}={_fmt(changed[i][1][j])}" for i in named)
+                      + (f" and {more} more keys (What differs)" if more > 0 else ""))
+    return labels
 
 
 def spread(values: Sequence[float]) -> tuple[float, float | None, float, float]:
@@ -516,7 +537,11 @@ def _overlap_sentence(runs: Sequence[Run], names: Sequence[str], lasts, best: di
             continue
         top, runner = ranked[0], ranked[1]
         apart = max(scores[top]) < min(scores[runner])
-        parts.append(f"{name}: {names[top]} (best) against {names[runner]} (runner-up), " + (
+        head = f"{name}: {names[top]} (best) against {names[runner]} (runner-up), "
+        if min(len(values[top]), len(values[runner])) < 2:  # one run has no range to overlap
+            parts.append(head + "a single run on one side: no spread over seeds to judge")
+            continue
+        parts.append(head + (
             "the ranges do not overlap: every run of the best beats every run of the runner-up" if apart
             else "the ranges overlap: not a clear winner on these seeds"))
     return f"The best group's range against the runner-up's: {'; '.join(parts)}." if parts else ""
@@ -543,17 +568,20 @@ def _across_seeds(runs: Sequence[Run], labels: Sequence[str]) -> str:
         way = direction(key, runs)
         tip = f' title="{DIRECTION_TEXT[way]}"' if way else ""
         heads += f'<th{tip}>{escape(metric_name(key))}{f" {ARROWS[way]}" if way else ""}</th>'
-    rows = []
+    rows, copies = [], []
     for j, members in enumerate(groups):
         seeds = [_fmt(((runs[i].config or {}).get("train") or {}).get("seed")) for i in members]
         times = [t for i in members if (t := training_time(runs[i])) is not None]
         time = _duration(statistics.fmean(times)) if times else "—"
         if times and len(times) < len(members):
             time += f'<br><small class="muted">{len(times)} of {len(members)} runs</small>'
+        # copies of one run (its seed too): their ± is not a spread over seeds, and "± 0" had read as one
+        repeated = len(set(seeds)) < len(seeds)
+        copies.extend([j] if repeated else [])
         row = (f'<td>{escape(names[j])}<br><small class="muted">{escape(", ".join(labels[i] for i in members))}'
                f'</small></td><td class="num">{len(members)}<br><small class="muted">'
-               f'{"seed" if len(members) == 1 else "seeds"} {escape(", ".join(seeds))}</small></td>'
-               f'<td class="num">{time}</td>')
+               f'{"seed" if len(members) == 1 else "seeds"} {escape(", ".join(seeds))}'
+               f'{"<br>a seed repeated" if repeated else ""}</small></td><td class="num">{time}</td>')
         row += "".join(_seed_cell(lasts[key][j], len(members), labels, j in best[key]) for key in keys)
         rows.append(f"<tr>{row}</tr>")
     notes = [f"Runs whose config.yaml is the same but for {SEED_KEY} (description left out) form a group, "
@@ -563,8 +591,16 @@ def _across_seeds(runs: Sequence[Run], labels: Sequence[str]) -> str:
              f"values are at different steps, averaged all the same. Training time: the mean."]
     if any(best.values()):
         notes.append("The best group mean of each metric is in bold green, as in the Runs table.")
-    if sentence := _overlap_sentence(runs, names, lasts, best):
+    # the sentence names a group by its runs: the labels are for the table, and had made it 1,800-4,600
+    # characters long for groups of other presets
+    by_runs = [", ".join(labels[i] for i in members) for members in groups]
+    if sentence := _overlap_sentence(runs, by_runs, lasts, best):
         notes.append(escape(sentence))
+    if copies:
+        runs_of = "; ".join(", ".join(labels[i] for i in groups[j]) for j in copies)
+        notes.append(f"A seed repeated in a group ({escape(runs_of)}): runs of one config and one {SEED_KEY} "
+                     f"are copies, which differ only by threads and timing, so that group's ± understates the "
+                     f"spread over seeds; give each run its own seed ({SEED_KEY}=1, 2, ...).")
     unread = [labels[i] for i, r in enumerate(runs) if r.config is None]
     if unread:
         notes.append(f"config.yaml is missing or unreadable in {escape(', '.join(unread))}: left out here.")
