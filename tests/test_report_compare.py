@@ -259,6 +259,8 @@ def test_toy_modes_are_not_compared_across_mixtures(tmp_path):
     html = write_comparison([ring, grid], tmp_path / "c.html").read_text()
     cols = _rows(html)
     assert [t for t, _ in cols["Modes captured"]] == ["8 @100", "21 @100"]
+    # a share, as the single report shows it (it had been 0.9 here and 90% there)
+    assert [t for t, _ in cols["High-quality share"]] == ["90.0% @100", "20.0% @100"]
     assert not any("best" in c.split() for _, c in cols["Modes captured"] + cols["High-quality share"])
     assert "no best is marked for them: the toy runs train on toy:ring8 in ring, toy:grid25 in grid" in html
     # on one mixture the best is marked

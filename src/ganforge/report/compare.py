@@ -6,6 +6,7 @@ per group of seeds. Self-contained, as the single report (page.py)."""
 from __future__ import annotations
 
 import datetime
+import functools
 import math
 import statistics
 from html import escape
@@ -24,6 +25,12 @@ DEFAULT_OUT = "compare.html"
 # A toy mixture's modes are judged by the monitor's probe on every log record (README: toy runs
 # have no eval.every): the numbers its mode benchmark compares recipes by.
 TOY_METRICS = {"probe_classes": "Modes captured", "probe_hq": "High-quality share"}
+# metrics the single report shows otherwise than as a number (the share as "13%", not 0.1296)
+SHOWN_AS = {"probe_hq": lambda v: f"{100 * v:.1f}%"}
+
+
+def _shown(key: str, value: float) -> str:
+    return SHOWN_AS.get(key, _fmt)(value)
 ARROWS = {"lower": "↓", "higher": "↑", "1": "→1"}
 DIRECTION_TEXT = {"lower": "lower is better", "higher": "higher is better", "1": "closer to 1 is better"}
 CONFIG_HIDDEN = ("description",)  # a preset's prose, rewritten by every override
@@ -470,7 +477,7 @@ def _table(runs: Sequence[Run], labels: Sequence[str]) -> str:
                 continue
             step, value = lasts[key][i]
             mark = " best" if i in best[key] else ""
-            row += (f'<td class="num{mark}" title="at step {step:,}">{_fmt(value)} '
+            row += (f'<td class="num{mark}" title="at step {step:,}">{_shown(key, value)} '
                     f'<small class="muted">@{step:,}</small></td>')
         rows.append(f"<tr>{row}</tr>")
     notes = []
@@ -502,20 +509,22 @@ def _table(runs: Sequence[Run], labels: Sequence[str]) -> str:
     return out + "</section>"
 
 
-def _seed_cell(found: dict[int, tuple[int, float]], size: int, labels: Sequence[str], best: bool) -> str:
-    """A group's cell for one metric: the mean ± sample std of its runs' last values (``found``:
+def _seed_cell(key: str, found: dict[int, tuple[int, float]], size: int, labels: Sequence[str],
+               best: bool) -> str:
+    """A group's cell for metric ``key``: the mean ± sample std of its runs' last values (``found``:
     run -> (step, value)), their range below; "steps differ" where they are at different steps."""
     if not found:
         return '<td class="num muted">—</td>'
     mean, std, low, high = spread([v for _, v in found.values()])
-    small = [f"{_fmt(low)}–{_fmt(high)}"] if std is not None else []
+    fmt = functools.partial(_shown, key)  # a percentage where the single report shows one
+    small = [f"{fmt(low)}–{fmt(high)}"] if std is not None else []
     if len(found) < size:
         small.append(f"{len(found)} of {size} runs")
-    tip = "; ".join(f"{labels[i]}: {_fmt(v)} at step {step:,}" for i, (step, v) in found.items())
+    tip = "; ".join(f"{labels[i]}: {fmt(v)} at step {step:,}" for i, (step, v) in found.items())
     if len({step for step, _ in found.values()}) > 1:  # still averaged: the user sees it said
         small.append("steps differ")
         tip = f"steps differ: {tip}"
-    value = _fmt(mean) if std is None else f"{_fmt(mean)} ± {_fmt(std)}"
+    value = fmt(mean) if std is None else f"{fmt(mean)} ± {fmt(std)}"
     below = f'<br><small class="muted">{", ".join(small)}</small>' if small else ""
     return f'<td class="num{" best" if best else ""}" title="{escape(tip)}">{value}{below}</td>'
 
@@ -582,7 +591,7 @@ def _across_seeds(runs: Sequence[Run], labels: Sequence[str]) -> str:
                f'</small></td><td class="num">{len(members)}<br><small class="muted">'
                f'{"seed" if len(members) == 1 else "seeds"} {escape(", ".join(seeds))}'
                f'{"<br>a seed repeated" if repeated else ""}</small></td><td class="num">{time}</td>')
-        row += "".join(_seed_cell(lasts[key][j], len(members), labels, j in best[key]) for key in keys)
+        row += "".join(_seed_cell(key, lasts[key][j], len(members), labels, j in best[key]) for key in keys)
         rows.append(f"<tr>{row}</tr>")
     notes = [f"Runs whose config.yaml is the same but for {SEED_KEY} (description left out) form a group, "
              f"labelled by the config keys that differ between groups. Metrics: the mean ± sample standard "
