@@ -137,10 +137,32 @@ def test_positive_share_is_of_all_images_and_few_held_out_are_said(style_run, tm
                            "--n-train", "50", "--out", tmp_path / "e.png")
     assert code == 0, err
     assert "on only 10 held-out images)" in out, out
+    # 40 held out, but 17 of them on one side: balanced accuracy is half the recall on those (a
+    # review saw 61% from 4 held-out images of a rare class, with no note)
+    info = editing.fit_direction(w, torch.arange(100) < 10)
+    assert info["n_heldout"] == 20 and info["n_heldout_positive"] == int((torch.arange(100) < 10)[
+        torch.randperm(100, generator=torch.Generator().manual_seed(0))[80:]].sum())
     code, out, err = cli_result(capsys, "edit", style_run, "--seed", "1", "--attribute", "bright", "--strength", "0,1",
                            "--n-train", "200", "--out", tmp_path / "e2.png")
     assert code == 0, err
+    assert ", half of it on only 17 held-out images not classified as it)" in out, out
+    code, out, err = cli_result(capsys, "edit", style_run, "--seed", "1", "--attribute", "bright", "--strength", "0,1",
+                           "--n-train", "400", "--out", tmp_path / "e3.png")
+    assert code == 0, err
     assert "held-out images" not in out and "wrote 2 edits of seed 1" in out, out
+
+
+def test_an_edit_that_moves_nothing_is_warned(style_run, tmp_path, capsys, brightness_classifier):
+    """P(Sneaker) had stayed 0.000 at every strength, with nothing said."""
+    code, out, err = cli_result(capsys, "edit", style_run, "--seed", "1", "--attribute", "bright", "--strength", "0,0",
+                                "--n-train", "50", "--out", tmp_path / "e.png")
+    assert code == 0, err
+    assert "ganforge: warning: P(bright) stays within" in out and "at every strength: these edits do not change " \
+        "what the classifier sees; try larger strengths" in out, out
+    code, out, err = cli_result(capsys, "edit", style_run, "--seed", "1", "--attribute", "bright", "--strength",
+                                "-30,30", "--n-train", "50", "--out", tmp_path / "f.png")
+    assert code == 0, err
+    assert "at every strength" not in out, out
 
 
 def test_interrupted_projection_progress_ends_with_the_kept_latent(style_run, monkeypatch):

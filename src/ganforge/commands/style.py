@@ -349,8 +349,15 @@ def cmd_edit(args) -> int:
     with atomic_path(out) as tmp:
         provenance.save_grid(result["images"], tmp, meta, nrow=len(strengths), padding=1)
     source = f"latent {args.latent}" if latent is not None else f"seed {image_seed}"
-    held = result.get("n_heldout")
-    few = f" on only {held} held-out images" if held is not None and held < FEW_HELDOUT else ""
+    held, pos = result.get("n_heldout"), result.get("n_heldout_positive")
+    few = ""
+    if held is not None and held < FEW_HELDOUT:
+        few = f" on only {held} held-out images"
+    elif pos is not None and min(pos, held - pos) < FEW_HELDOUT:
+        # balanced accuracy is half the recall on one side: 4 held-out images of a rare class had
+        # given 61%, over the warning's 60%, for a direction that moved nothing
+        side = "classified as it" if pos < held - pos else "not classified as it"
+        few = f", half of it on only {min(pos, held - pos)} held-out images {side}"
     print(f"ganforge: direction of '{result['attribute']}' in W from {result['n_train']} generated images "
           f"({result['positive_share']:.1%} classified as it; held-out balanced accuracy of the linear "
           f"classifier {result['val_balanced_accuracy']:.1%}{few})".replace("nan%", "not measured"))
@@ -361,6 +368,11 @@ def cmd_edit(args) -> int:
         print(f"ganforge: warning: the direction separates '{result['attribute']}' from the rest no better "
               f"than {acc:.0%} on held-out images (chance is 50%): these edits are not meaningful; train the "
               f"run longer, raise --n-train or pick another attribute")
+    elif len(result["probability"]) > 1 and max(result["probability"]) - min(result["probability"]) < EDIT_MIN_CHANGE:
+        low, high = min(result["probability"]), max(result["probability"])
+        print(f"ganforge: warning: P({result['attribute']}) stays within {low:.3f}-{high:.3f} at every strength: "
+              f"these edits do not change what the classifier sees; try larger strengths, raise --n-train, "
+              f"train the run longer or pick another attribute")
     edits = f"{len(strengths)} edit{'' if len(strengths) == 1 else 's'}"
     print(f"ganforge: wrote {edits} of {source}{_class_text(run, label, args.class_)} to {out}")
     if latent is not None and noise is None:
@@ -432,7 +444,8 @@ def _read_noise(path: Path) -> list:
 
 
 EDIT_MIN_ACCURACY = 0.6  # held-out balanced accuracy below which a direction is no better than chance
-FEW_HELDOUT = 30  # held-out images under which edit says how few its accuracy rests on
+FEW_HELDOUT = 30  # held-out images (in all, or on one side) under which edit says how few its accuracy rests on
+EDIT_MIN_CHANGE = 0.05  # the classifier's probability moving less than this over the strengths: no edit seen
 
 
 def register(subparsers, parser_class) -> None:
@@ -480,7 +493,8 @@ def register(subparsers, parser_class) -> None:
     add_run_arguments(s, out={"default": "proj", "help": "output folder (default proj/)"},
                       force="overwrite the files in --out")
     s.add_argument("target", metavar="TARGET", help="an image file (resized to the run's resolution, with a note)")
-    s.add_argument("--space", choices=["w", "w+"], default="w", help="w (one w for all layers) or w+ (one per layer)")
+    s.add_argument("--space", choices=["w", "w+"], default="w",
+                   help="w (one w for all layers; the default) or w+ (one per layer)")
     s.add_argument("--steps", type=int, default=1000, help="optimization steps (default 1000)")
     s.add_argument("--seed", type=seed, default=0,
                    help="seed of the start (the w_avg estimate and the initial noise maps): another seed gives "

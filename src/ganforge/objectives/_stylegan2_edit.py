@@ -26,7 +26,8 @@ MIN_PER_SIDE = 10  # images with and without the attribute needed to fit a direc
 
 def fit_direction(w: Tensor, positive: Tensor, *, seed: int = 0) -> dict:
     """Unit normal [D] of a logistic-regression hyperplane separating ``positive`` (bool [n]) w's
-    [n, D], its accuracy on a held-out fifth (``n_heldout`` images), and the spread of w along it.
+    [n, D], its accuracy on a held-out fifth (``n_heldout`` images, ``n_heldout_positive`` of them
+    positive), and the spread of w along it.
     ``positive_share`` is the share of all n images that are positive (it had been that of the
     training four fifths, which the message calling it the share of the n did not match)."""
     n = len(w)
@@ -61,7 +62,8 @@ def fit_direction(w: Tensor, positive: Tensor, *, seed: int = 0) -> dict:
         normal = F.normalize(weight / std, dim=0)  # the hyperplane's normal in W itself
         sigma = float((w @ normal).std())
     return {"normal": normal, "sigma": sigma, "val_balanced_accuracy": float(balanced),
-            "positive_share": float(y.mean()), "n": n, "n_heldout": len(val)}
+            "positive_share": float(y.mean()), "n": n, "n_heldout": len(val),
+            "n_heldout_positive": int(has.sum())}
 
 
 def find_direction(synthesize: Callable[[Tensor], Tensor], mapping: Callable[[Tensor], Tensor],

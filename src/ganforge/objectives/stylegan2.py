@@ -632,7 +632,7 @@ class StyleGAN2(UnconditionalGAN):
         return {"images": images.cpu(), "strengths": [float(s) for s in strengths], "attribute": class_names[k],
                 "probability": prob.cpu().tolist(), "val_balanced_accuracy": info["val_balanced_accuracy"],
                 "positive_share": info["positive_share"], "n_train": n_train, "sigma": info["sigma"],
-                "n_heldout": info["n_heldout"],
+                "n_heldout": info["n_heldout"], "n_heldout_positive": info["n_heldout_positive"],
                 "direction_seed": EDIT_DIRECTION_SEED}
 
 
