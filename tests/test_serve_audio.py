@@ -112,12 +112,29 @@ def test_vocode_returns_the_wav_of_ganforge_vocode(client, runs, recording, tmp_
     assert sf.info(io.BytesIO(r.content)).frames == sf.info(recording).frames  # as long as the recording
 
 
+def test_samples_at_full_scale_are_counted_in_a_header(client, recording, monkeypatch):
+    """`ganforge convert` notes "66 of 71721 output samples ... are at full scale and clipped"; the
+    server had returned the same clipped bytes without a sign."""
+    def loud(self, mel, **_):
+        wave = torch.zeros(1, mel.shape[-1] * 256)
+        wave[0, :3] = torch.tensor([1.5, -1.0, 1.0])
+        return wave
+
+    r = post(client, "/api/vocode", recording.read_bytes(), model="vocoder")
+    frames = sf.info(io.BytesIO(r.content)).frames
+    assert r.headers["x-ganforge-clipped"].endswith(f" of {frames}")
+    monkeypatch.setattr(ganforge.inference.LoadedRun, "vocode", loud)
+    r = post(client, "/api/vocode", recording.read_bytes(), model="vocoder")
+    assert r.status_code == 200 and r.headers["x-ganforge-clipped"] == f"3 of {frames}"
+
+
 @pytest.mark.parametrize("vocoder", [None, "vocoder"])
 def test_convert_returns_the_wav_of_ganforge_convert(vocoder, client, runs, recording, tmp_path):
     form = {"model": "cyclegan-vc", "direction": "BtoA", **({"vocoder": vocoder} if vocoder else {})}
     r = post(client, "/api/convert", recording.read_bytes(), **form)
     assert r.status_code == 200, r.text
     assert r.headers["x-ganforge-waveform"] == (f"vocoder {vocoder}" if vocoder else "griffin-lim")
+    assert r.headers["x-ganforge-clipped"].endswith(f" of {sf.info(io.BytesIO(r.content)).frames}")
     out = tmp_path / "cli.wav"
     extra = ["--vocoder", str(runs["vocoder"])] if vocoder else []
     assert cli.main(["convert", str(runs["cyclegan-vc"]), str(recording), "--out", str(out),

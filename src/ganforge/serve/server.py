@@ -445,7 +445,8 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(CORSMiddleware, allow_origins=[settings.cors], allow_methods=["GET", "POST"],
-                           allow_headers=["Authorization", "Content-Type"], expose_headers=["X-Ganforge-Waveform"])
+                           allow_headers=["Authorization", "Content-Type"],
+                           expose_headers=["X-Ganforge-Waveform", "X-Ganforge-Clipped"])
     app.add_middleware(CountRequests, metrics=metrics, routes=app.router.routes, on_drop=dropped)
 
     @app.exception_handler(ApiError)
@@ -703,6 +704,13 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
         meta = stamp(name, "upscale", scale=scale, ema=True, input=upload_name(file))
         return Response(await run_in_threadpool(uint8_png, out, meta), media_type="image/png")
 
+    async def wav_response(out: torch.Tensor, rate: int, headers: dict[str, str] | None = None) -> Response:
+        """The WAV, with X-Ganforge-Clipped: the output samples at full scale, which a WAV clips (the
+        commands say it in a note; the server had returned them without a sign)."""
+        clipped = int((out.abs() >= 1.0).sum())
+        return Response(await run_in_threadpool(wav_bytes, out, rate), media_type="audio/wav",
+                        headers={**(headers or {}), "X-Ganforge-Clipped": f"{clipped} of {out.numel()}"})
+
     async def recording(file: UploadFile, run) -> torch.Tensor:
         wave = await decode_recording(await read_upload(file), settings, run.config.audio.rate)
         # the model's own least length (1,025 samples for a conversion), as the commands say it:
@@ -719,7 +727,7 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
         name, run = pick(model, "vocode")
         wave = await recording(file, run)
         out = await wait(name, "vocode", request, wave=wave)
-        return Response(await run_in_threadpool(wav_bytes, out, run.config.audio.rate), media_type="audio/wav")
+        return await wav_response(out, run.config.audio.rate)
 
     @app.post("/api/convert", dependencies=[Depends(auth)], responses={200: {"content": {"audio/wav": {}}}})
     async def convert(request: Request, file: Annotated[UploadFile, File()],
@@ -742,8 +750,8 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
             out = await wait(vocoder, "vocode", request, mel=mel, length=len(wave))
         else:  # Griffin-Lim on the conversion model's worker: one recording at a time
             out = await wait(name, "convert", request, wave=wave, direction=direction, griffin_lim=True)
-        return Response(await run_in_threadpool(wav_bytes, out, run.config.audio.rate), media_type="audio/wav",
-                        headers={"X-Ganforge-Waveform": f"vocoder {vocoder}" if vocoder else "griffin-lim"})
+        return await wav_response(out, run.config.audio.rate,
+                                  {"X-Ganforge-Waveform": f"vocoder {vocoder}" if vocoder else "griffin-lim"})
 
     def static(filename: str):
         body = resources.files("ganforge.serve").joinpath("static", filename).read_bytes()

@@ -299,11 +299,14 @@ async function runAudio() {
     if (mine !== selection) return;
     const seconds = (performance.now() - start) / 1000;
     const by = r.headers.get("X-Ganforge-Waveform");
+    const clipped = (r.headers.get("X-Ganforge-Clipped") || "").split(" of ");
     show("audio-after", "download-audio", blob);
     $("audio-after").onloadedmetadata = () => {
       const d = $("audio-after").duration;
       $("audio-timing").textContent = `${d.toFixed(2)} s of audio in ${seconds.toFixed(2)} s (request and response included` +
-        `, ${(d / seconds).toFixed(1)}x real time)` + (by ? `; waveform by ${by}` : "");
+        `, ${(d / seconds).toFixed(1)}x real time)` + (by ? `; waveform by ${by}` : "") +
+        (Number(clipped[0]) > 0 ? `; ${clipped[0]} of ${clipped[1]} samples at full scale, clipped` +
+          ` (a quieter recording clips less)` : "");
     };
   } catch (err) { if (mine === selection) { $("audio-timing").textContent = ""; fail(err, "audio-row"); } }
 }
