@@ -512,3 +512,27 @@ def test_upscale_keeps_a_grayscale_image_grayscale(psnr_run, tmp_path, capsys):
         assert code == 0, err
     gray, colour = Image.open(tmp_path / "g2.png"), Image.open(tmp_path / "c2.png")
     assert gray.mode == "L" and gray.size == (20, 24) and colour.mode == "RGB" and colour.size == (20, 24)
+
+
+def test_a_result_larger_than_pillow_opens_is_warned_and_a_large_write_said(psnr_run, tmp_path, capsys, monkeypatch):
+    """A 6000x6000 photo at x2 or x4 gives a result of 144-576 megapixels: Pillow refuses to open
+    it, and writing its PNG went on for minutes without a line after the last tile."""
+    from PIL import Image as PILImage
+
+    from ganforge.commands import upscale
+
+    Image.fromarray(np.zeros((12, 10, 3), np.uint8)).save(tmp_path / "a.png")
+    code, err = cli_main(capsys, "upscale", psnr_run, tmp_path / "a.png", "--out", tmp_path / "small.png")
+    assert code == 0 and "megapixels" not in err  # 20x24: nothing to say
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 200)  # Pillow refuses past 400 pixels
+    monkeypatch.setattr(upscale, "WRITE_NOTE_PIXELS", 400)
+    from ganforge import cli
+
+    capsys.readouterr()
+    code = cli.main(["upscale", str(psnr_run), str(tmp_path / "a.png"), "--out", str(tmp_path / "big.png")])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "ganforge: warning: a.png upscales to 20x24 (" in err and ("Pillow opens: it will be written, but "
+            "Pillow-based tools (ganforge's own readers too) will refuse to read big.png") in err, err
+    assert "  a.png: 20x24 (" in out and "writing big.png after the tiles takes a while" in out, out
+    assert (tmp_path / "big.png").is_file()

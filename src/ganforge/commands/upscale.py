@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, warn
 from . import (IMAGE_SUFFIXES, add_device_argument, add_json_argument, add_provenance_argument, add_run_arguments,
                add_skip_existing_argument, check_distinct_outputs, check_images_open, check_out_folder,
                file_stamps, interrupted, json_output, outputs_to_write, outside)
@@ -54,6 +54,26 @@ def _tile_progress(src: Path):
     return on_tile
 
 
+WRITE_NOTE_PIXELS = 50_000_000  # outputs this large get a line before their file is written
+
+
+def _say_size(src: Path, dst: Path, width: int, height: int) -> None:
+    """Before a large upscale: a warning when the result will be more than Pillow opens (its
+    decompression-bomb limit, which ganforge's readers keep), and a line that the file is being
+    written, which for hundreds of megapixels takes minutes (a 6000x6000 photo had gone silent)."""
+    from PIL import Image
+
+    pixels = width * height
+    limit = Image.MAX_IMAGE_PIXELS and 2 * Image.MAX_IMAGE_PIXELS  # Pillow refuses past twice the warning size
+    if limit and pixels > limit:
+        warn(f"{src.name} upscales to {width}x{height} ({pixels / 1e6:.0f} megapixels), over the "
+             f"{limit / 1e6:.0f} megapixels Pillow opens: it will be written, but Pillow-based tools (ganforge's "
+             f"own readers too) will refuse to read {dst.name}; upscale a crop or a smaller copy instead")
+    if pixels >= WRITE_NOTE_PIXELS:
+        print(f"  {src.name}: {width}x{height} ({pixels / 1e6:.0f} megapixels); writing {dst.name} after the "
+              f"tiles takes a while at this size", flush=True)
+
+
 def cmd_upscale(args) -> int:
     from .. import api, provenance
     from ..atomic import atomic_path
@@ -83,6 +103,7 @@ def cmd_upscale(args) -> int:
         with sigterm_interrupts():  # SIGTERM as Ctrl-C: the image being written leaves no temporary
             for src, dst in pairs:
                 lr = read_image(src)
+                _say_size(src, dst, lr.shape[1] * run.objective.scale, lr.shape[0] * run.objective.scale)
                 sr = run.upscale(lr, tile=args.tile, overlap=args.overlap,
                                  interp=args.interp, ema=not args.no_ema, on_tile=_tile_progress(src))
                 if _gray(lr):  # a grayscale input had come back RGB, its channels up to a level apart
