@@ -757,6 +757,7 @@ def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: boo
         distributed.same_on_all_ranks(_resume_point(resumed_from), distributed.current_world(),
                                       "the checkpoint to resume from")
         signals.before_first_optimizer()
+        history = (run_dir / "metrics.jsonl").is_file()  # before the trainer logs into a new one
         trainer = Trainer(cfg, objective, batches, run_dir=run_dir, device=device, hooks=hooks,
                           progress=progress, given_data=given_data,
                           given_name=dataset.name if given_data else None)
@@ -765,6 +766,10 @@ def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: boo
             # changed settings (beyond train.steps) replace the training after the checkpoint rather
             # than redo it: its events (a divergence, the rollbacks, how it ended) stay as history
             replaced = bool(set(changes) - {"train.steps"})
+            if not history and trainer.step and trainer.logger.enabled:  # had resumed without a word
+                trainer.warn(f"ganforge: warning: {run_dir / 'metrics.jsonl'} is missing: the run's history up to step "
+                             f"{trainer.step} is lost (its curves, evaluations and events); a new metrics.jsonl "
+                             f"starts at step {trainer.step}, and the report covers only what follows")
             dropped = trainer.logger.truncate_to(state.get("metrics_bytes"), trainer.step, keep_events=replaced)
             if dropped:
                 why = ("training with the changed settings replaces it; the events logged after it, such "

@@ -878,15 +878,29 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def yaml_problem(exc: yaml.YAMLError, text: str) -> tuple[str | None, int | None, int | None]:
+    """(what is wrong, 0-based line, column) of a YAML error: the parser's problem and mark, or for
+    a character YAML does not allow (a NUL byte), which the reader reports by position only, that
+    character and its line (it had been "not valid YAML (not valid YAML)", no line)."""
+    if isinstance(exc, yaml.reader.ReaderError):
+        before = text[:exc.position]
+        character = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        return (f"a character YAML does not allow, U+{character:04X}", before.count("\n"),
+                exc.position - (before.rfind("\n") + 1))
+    mark = getattr(exc, "problem_mark", None)
+    return (getattr(exc, "problem", None), getattr(mark, "line", None), getattr(mark, "column", None))
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
+    text = None
     try:
-        data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+        text = path.read_text()
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except ConfigError as exc:
         raise ConfigError(f"{path} {exc}") from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None)
+        problem, line, column = yaml_problem(exc, text or "")
+        where = f" at line {line + 1}, column {column + 1}" if line is not None else ""
         what = f" ({problem})" if problem else ""
         tab = "\\t" in str(problem) or "\t" in str(problem)  # "found character '\\t' that cannot ..."
         fix = ("indent with spaces, not tabs" if tab else

@@ -82,12 +82,13 @@ def saved_config(run_dir: Path) -> dict[str, Any]:
     try:
         # as a YAML passed to train: a key given twice (a second train: block appended by hand) had
         # resumed with that whole section at the library's defaults, and rewritten config.yaml so
-        raw = yaml.load(path.read_text(), Loader=config_mod._UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+        text = path.read_text()
+        raw = yaml.load(text, Loader=config_mod._UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except ConfigError as exc:
         raise CheckpointError(f"cannot resume: {path} {exc} (edited by hand?), or start a new run") from None
     except yaml.YAMLError as exc:  # a !!python tag, broken syntax: never executed, refused
-        problem = " ".join(str(getattr(exc, "problem", None) or "not valid YAML").split())[:120]
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        problem, line, _ = config_mod.yaml_problem(exc, text)
+        problem = " ".join(str(problem or "not valid YAML").split())[:120]
         where = f" at line {line + 1}" if line is not None else ""
         if "tag" in problem:
             raise CheckpointError(f"cannot resume: {path} is not a plain ganforge config ({problem}"

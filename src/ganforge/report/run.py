@@ -275,6 +275,12 @@ def _no_records(run_dir: Path, config: dict | None, live: bool, pid: int | None)
         who = f"process {pid}" if pid else "another process"
         return (f"{run_dir} has no metrics yet: it is still training ({who}); its first record "
                 f"comes at step {at}; run ganforge report {arg} again then")
+    saved = sorted(p.name for p in (run_dir / "checkpoints").glob("step_*") if p.name != "step_0000000")
+    if (run_dir / "config.yaml").is_file() and saved and not (run_dir / "metrics.jsonl").exists():
+        # it had been said to have stopped before its first log interval, with checkpoints to step 340
+        return (f"{run_dir}/metrics.jsonl is missing, though the run has checkpoints up to {saved[-1]}: its "
+                f"training history is gone; put the file back to report on it (a resume logs anew from its "
+                f"last checkpoint, without the history before it)")
     if (run_dir / "config.yaml").is_file():
         how = f"it stopped before its first log interval; continue it: {resume_command(run_dir)}"
     elif run_dir.is_dir() and any(run_dir.iterdir()) and not any(

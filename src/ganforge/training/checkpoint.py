@@ -267,15 +267,37 @@ def _prune(ckpt_root: Path, keep: int, newest: str, protect: tuple[str, ...]) ->
     (``point_latest``): training went back behind it and has now written again, so it is abandoned
     and removed. It had counted among the ``keep`` newest, so a rolled-back run kept its broken
     steps in place of good ones, and listed them as its newest."""
-    complete = sorted(p for p in ckpt_root.glob("step_*") if _is_complete(p))
+    folders = sorted(p for p in ckpt_root.glob("step_*") if p.is_dir())
+    complete = [p for p in folders if _is_complete(p)]
     abandoned = [p for p in complete if p.name > newest]
     kept = [p for p in complete if p.name <= newest]
-    for path in abandoned + (kept[:-keep] if keep > 0 else []):
+    # a step folder without its weights or state is of no use (find skips it): one a kill left
+    # half-removed (rmtree is not atomic) had stayed for good, beyond keep_checkpoints
+    broken = [p for p in folders if not _is_complete(p) and p.name != newest]
+    for path in abandoned + (kept[:-keep] if keep > 0 else []) + broken:
         if path.name not in protect:
-            shutil.rmtree(path, ignore_errors=True)
+            _remove(path)
     for leftover in ckpt_root.glob(".tmp-*"):  # from a process killed mid-write
         if not leftover.name.endswith(f"-{os.getpid()}"):
             shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _remove(path: Path) -> None:
+    """Remove a checkpoint folder so that a kill part way leaves it whole or gone: renamed first to
+    a temporary name (which clean_leftovers and the next prune remove), then deleted."""
+    doomed = path.with_name(f".tmp-removing-{path.name}")
+    try:
+        os.replace(path, doomed)
+    except OSError:
+        doomed = path
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
+def _complete_names(ckpt_root: Path, last: int | None = None) -> str:
+    """The names of the complete checkpoints (the ``last`` newest), for messages: a folder
+    without its weights or state had been offered as one to use, by the error refusing it."""
+    names = [p.name for p in sorted(ckpt_root.glob("step_*")) if _is_complete(p)]
+    return ", ".join(names[-last:] if last else names) or "none yet"
 
 
 def _is_complete(path: Path) -> bool:
@@ -285,7 +307,7 @@ def _is_complete(path: Path) -> bool:
 def _read_pointer(ckpt_root: Path, pointer: str) -> str | None:
     try:
         return (ckpt_root / pointer).read_text().strip() or None
-    except OSError:
+    except (OSError, UnicodeDecodeError):  # bytes that are not text: a damaged pointer, as a missing one
         return None
 
 
@@ -312,7 +334,7 @@ def find(run_dir: Path, which: str = "latest") -> Path:
     ckpt_root = Path(run_dir) / "checkpoints"
     if which not in ("latest", "best") and not STEP_NAME.fullmatch(which):
         # Never a path: --checkpoint ../../other_run/... would load another run's weights.
-        names = ", ".join(p.name for p in sorted(ckpt_root.glob("step_*"))[-3:]) or "none yet"
+        names = _complete_names(ckpt_root, 3)
         folder = Path(which).expanduser()
         own = (" (a checkpoint folder stands for its run: pass it in place of the run, with no "
                "--checkpoint)" if STEP_NAME.fullmatch(folder.name) and folder.is_dir() else "")
@@ -323,7 +345,7 @@ def find(run_dir: Path, which: str = "latest") -> Path:
         if name and STEP_NAME.fullmatch(name) and _is_complete(ckpt_root / name):
             return ckpt_root / name
         if which == "best":
-            recent = ", ".join(p.name for p in sorted(ckpt_root.glob("step_*"))[-3:]) or "none yet"
+            recent = _complete_names(ckpt_root, 3)
             raise CheckpointError(f"{run_dir} has no 'best' checkpoint{_why_no_best(run_dir)}; use "
                                   f"--checkpoint latest or a step_XXXXXXX name (checkpoint='latest' in Python; its "
                                   f"checkpoints: {recent})")
@@ -344,9 +366,9 @@ def find(run_dir: Path, which: str = "latest") -> Path:
     path = ckpt_root / which
     if not _is_complete(path):
         best = ", best" if _read_pointer(ckpt_root, "best") else ""  # offered only where the run has one
-        raise CheckpointError(f"checkpoint '{which}' not found in {ckpt_root}; "
-                              f"use latest{best} or one of: "
-                              f"{', '.join(p.name for p in sorted(ckpt_root.glob('step_*')))}")
+        damaged = f" ({which} lacks {WEIGHTS} or {STATE})" if path.is_dir() else ""
+        raise CheckpointError(f"checkpoint '{which}' not found in {ckpt_root}{damaged}; "
+                              f"use latest{best} or one of: {_complete_names(ckpt_root)}")
     return path
 
 
