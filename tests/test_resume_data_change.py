@@ -51,7 +51,7 @@ def test_the_start_lines_say_how_many_images_the_run_trains_on(tmp_path, capsys)
     assert cli.main(["train", "dcgan-folder", "--steps", "2", *args]) == 0
     assert f"ganforge: training dcgan-folder for 2 steps -> {run} (8 images)\n" in capsys.readouterr().out
     assert cli.main(["train", "--resume", "--steps", "3", *args[:3]]) == 0
-    assert f"ganforge: resuming {run} up to step 3 (8 images)\n" in capsys.readouterr().out
+    assert f"ganforge: resuming {run} from step 2 up to step 3 (8 images)\n" in capsys.readouterr().out
 
 
 def test_a_checkpoint_without_a_data_record_and_unchanged_counts_are_not_a_change():

@@ -698,7 +698,7 @@ def test_resume_next_to_a_config_and_no_run_yet_starts_it_then_continues_it(tmp_
     assert ckpt.load(ckpt.find(run))[1]["step"] == 2
     assert cli.main(["train", str(path), "--out", str(run), "--resume", "--quiet", "train.steps=4"]) == 0
     out = capsys.readouterr().out
-    assert "no run in" not in out and f"resuming {run} up to step 4" in out
+    assert "no run in" not in out and f"resuming {run} from step 2 up to step 4" in out
     assert ckpt.load(ckpt.find(run))[1]["step"] == 4
     code = cli.main(["train", "--resume", "--out", str(tmp_path / "nothing"), "--quiet"])  # no config: refused
     _one_line(capsys, code, "cannot resume")

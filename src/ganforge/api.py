@@ -471,7 +471,8 @@ def train(cfg: Config, run_dir: Path | str | None = None, *, name: str = "run",
     ``on_start(run_dir)``: called on the main rank once the checks have passed, the data is read
     and the run directory is locked for this process (a new one created), before config.yaml or
     anything else is written (the CLI says "training ..." there, not before a refusal);
-    one that takes a ``data`` keyword gets what the run trains on in words ("40 images", or None).
+    one that takes a ``data`` keyword gets what the run trains on in words ("40 images", or None),
+    one that takes ``step`` the step a resume continues from (None for a start).
 
     Ctrl-C or SIGTERM while it trains saves a checkpoint and raises ``TrainingInterrupted`` (a
     KeyboardInterrupt, so a script or notebook cell stops; its ``result`` is the FitResult, its
@@ -668,16 +669,17 @@ def _train_other(cfg: Config, run_dir: Path, device: torch.device, *, resume: bo
         raise
 
 
-def _call_on_start(on_start: Callable[..., None], run_dir: Path, objective: Objective) -> None:
+def _call_on_start(on_start: Callable[..., None], run_dir: Path, objective: Objective,
+                   step: int | None = None) -> None:
     """``on_start(run_dir)``, with ``data=`` what the run trains on in words ("40 images", or
-    None) when the callback takes that keyword, as the CLI's start line does."""
+    None) and ``step=`` the step a resume continues from (None when it starts), each when the
+    callback takes that keyword, as the CLI's start line does."""
     try:
-        takes_data = "data" in inspect.signature(on_start).parameters
+        takes = inspect.signature(on_start).parameters
     except (TypeError, ValueError):  # a callable without a signature Python can read
-        takes_data = False
-    if not takes_data:
-        return on_start(run_dir)
-    on_start(run_dir, data=objective.data_words)
+        takes = {}
+    given = {"data": objective.data_words, "step": step}
+    on_start(run_dir, **{key: value for key, value in given.items() if key in takes})
 
 
 def _resume_point(source: Path | None) -> str:
@@ -742,7 +744,7 @@ def _train_main(cfg: Config, run_dir: Path, device: torch.device, *, resume: boo
         if not resume and claimed is None:
             lock, created = rundir.claim_run_dir(run_dir, force=force)
         if on_start is not None:  # the data read, the networks built, the run locked: what can refuse the run has
-            _call_on_start(on_start, run_dir, objective)
+            _call_on_start(on_start, run_dir, objective, None if state is None else int(state.get("step", 0)))
         if not resume:
             atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
         elif weights is None:  # a resume from step 0 trains with its overrides: the next resume must too

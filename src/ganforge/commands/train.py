@@ -240,10 +240,13 @@ def _train(args, starting: _Starting) -> int:
 
     chosen = [run_dir]  # the run directory train() took (a default one may get a -2 suffix)
 
-    def announce(run_dir: Path, data: str | None = None) -> None:  # once every check has passed:
-        chosen[0] = run_dir  # a refusal is not preceded by it; data: "40 images" (api.train's on_start)
+    def announce(run_dir: Path, data: str | None = None, step: int | None = None) -> None:
+        # once every check has passed, so a refusal is not preceded by it; data: "40 images", step:
+        # the checkpoint's a resume continues from (api.train's on_start)
+        chosen[0] = run_dir
         of = f" ({data})" if data else ""
-        print(f"ganforge: resuming {run_dir} up to step {cfg.train.steps}{on}{of}" if args.resume else
+        at = f" from step {step:,}" if step is not None else ""
+        print(f"ganforge: resuming {run_dir}{at} up to step {cfg.train.steps}{on}{of}" if args.resume else
               f"ganforge: training {name} for {cfg.train.steps} step{'' if cfg.train.steps == 1 else 's'}{on} -> "
               f"{run_dir}{of}", flush=True)
 
