@@ -59,6 +59,12 @@ def test_force_refuses_an_export_with_anything_of_the_users_added(run, tmp_path)
     with pytest.raises(ConfigError, match="1_dog/photo.jpg is not an image augment wrote"):
         synthetic.export(run, out, per_class=1, force=True)
     real.unlink()
+    # a name of augment's pattern that it did not write: 1_dog holds images 1 of per_class=1
+    for name in ("1_000099.png", "0_000001.png", "1_000000.png", "01_000001.png"):
+        (out / "1_dog" / name).write_bytes(b"mine")
+        with pytest.raises(ConfigError, match=f"1_dog/{name} is not an image augment wrote"):
+            synthetic.export(run, out, per_class=1, force=True)
+        (out / "1_dog" / name).unlink()
     synthetic.export(run, out, per_class=2, force=True)  # augment's own folder is still replaced
     assert json.loads((out / "classes.json").read_text())["per_class"] == 2
     assert sum(len(list(d.iterdir())) for d in out.iterdir() if d.is_dir()) == 6

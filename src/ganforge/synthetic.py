@@ -35,7 +35,7 @@ def folder_name(index: int, name: str, num_classes: int) -> str:
 
 # What export writes in classes.json: a folder whose classes.json lacks any of these is not ours
 EXPORT_KEYS = ("run", "checkpoint", "step", "seed", "ema", "per_class", "class_names", "folders")
-IMAGE_NAME = re.compile(r"\d+_\d{6,}\.png")  # <class index>_<image index>.png
+IMAGE_NAME = re.compile(r"(\d+)_(\d{6,})\.png")  # <class index>_<image index>.png
 
 
 def not_an_export(out: Path) -> str | None:
@@ -54,13 +54,24 @@ def not_an_export(out: Path) -> str | None:
     folders = meta["folders"]
     if not isinstance(folders, list) or not all(isinstance(f, str) for f in folders):
         return "its classes.json has no list of class folders"
+    per_class = meta["per_class"]
+    if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class <= 0:
+        return "its classes.json has no count of images per class"
+    # the names export gives: a user's own 1_000099.png in a folder of 5 per class fitted the
+    # pattern, and --force deleted it
+    count, width = per_class * len(folders), len(str(len(folders) - 1))
     for entry in sorted(out.iterdir()):
         if entry.name == "classes.json":
             continue
         if entry.name not in folders or not entry.is_dir() or entry.is_symlink():
             return f"{entry.name} is not one of the class folders its classes.json names"
+        y = folders.index(entry.name)
         for file in entry.iterdir():
-            if not IMAGE_NAME.fullmatch(file.name) or not file.is_file() or file.is_symlink():
+            match = IMAGE_NAME.fullmatch(file.name)
+            index = int(match[2]) if match else -1
+            # balanced_labels gives image i the class i // per_class
+            if (not match or match[1] != f"{y:0{width}d}" or not 0 <= index < count or index // per_class != y
+                    or not file.is_file() or file.is_symlink()):
                 return f"{entry.name}/{file.name} is not an image augment wrote"
     return None
 
