@@ -271,3 +271,18 @@ def test_eval_scores_a_run_at_a_truncation(tmp_path, gf_inproc):
                                  "--extractor", "fashion-mnist-cnn", "--truncation", value,
                                  "--json", tmp_path / "bad.json"), needle)
         assert not (tmp_path / "bad.json").exists()
+
+
+def test_the_table_lines_values_up_under_their_header_with_short_names():
+    """`--metrics fid` alone had printed its value two columns left of "value"."""
+    from types import SimpleNamespace
+
+    from ganforge.commands.eval import format_table
+
+    protocol = {"n_generated": 300, "n_reference": 300, "reference": "fashion-mnist", "split": "test",
+                "extractor": "fashion-mnist-cnn", "resize_mode": "none"}
+    for values in ({"fid": 204.48}, {"fid": 204.48, "kid_std": 0.5}):
+        lines = format_table(SimpleNamespace(protocol=protocol, values=values)).splitlines()
+        header = next(line for line in lines if line.startswith("metric"))
+        row = next(line for line in lines if line.startswith("fid "))
+        assert row.index("204.48") + len("204.48") == header.index("value") + len("value"), (header, row)

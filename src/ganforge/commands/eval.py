@@ -212,7 +212,7 @@ def format_table(result) -> str:
                  f"extractor {p['extractor']} ({sha}), {p['resize_mode']}")
     if p.get("classifier") and p["classifier"] != p["extractor"]:
         lines.append(f"class metrics by {p['classifier']} ({(p.get('classifier_sha256') or '')[:12]})")
-    width = max(len(k) for k in result.values) if result.values else 6
+    width = max([len("metric"), *map(len, result.values)])  # "fid" alone had shifted its value under the header
     lines.append(f"{'metric':<{width}}  {'value':>12}  better")
     hint = {"lower": "lower", "higher": "higher", "1": "near 1"}
     for key, value in result.values.items():
