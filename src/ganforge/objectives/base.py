@@ -602,22 +602,30 @@ def refuse_unused_model_settings(cfg, used: set[str]) -> None:
 def check_training(cfg, world_size: int, *, new: bool) -> None:
     """The checks of a config about to be trained (``api.train``; ``ganforge train --nproc``
     before torchrun starts): the family's ``check_run`` and, for a new run, a one-line refusal of
-    a ``model.*`` key its ``unused_settings`` names that is set away from its default (StyleGAN2
-    had trained with model.g_depth=4 as if absent). A resume of a run that set one still trains."""
-    from ..config import ModelConfig
+    a ``model.*`` or ``loss.*`` key its ``unused_settings`` names (a whole section as "model.")
+    that is set away from its default (StyleGAN2 had trained with model.g_depth=4 as if absent).
+    A resume of a run that set one still trains."""
+    from ..config import LossConfig, ModelConfig
 
     cls = family(cfg)
     cls.check_run(cfg, world_size, new=new)
     if not new:
         return
-    defaults = ModelConfig()
+    defaults = {"model": ModelConfig(), "loss": LossConfig()}
     for name in cls.unused_settings:
         section, _, key = name.partition(".")
-        if section != "model" or key in ("", "name") or not hasattr(defaults, key):
+        if section not in defaults:
             continue
-        if getattr(cfg.model, key) != getattr(defaults, key):
-            raise ConfigError(f"model.{key}={getattr(cfg.model, key)} is not used by objective={cfg.objective} "
-                              f"(its networks never read it); remove it")
+        # "model." and "loss.": every key of the section (the audio families' model.g_width=8
+        # and the vocoder's loss.name=foo had trained as if absent, recorded in config.yaml)
+        keys = [k for k in defaults[section].__dataclass_fields__ if k != "name" or section == "loss"] \
+            if key == "" else [key] if key != "name" and hasattr(defaults[section], key) else []
+        for k in keys:
+            value = getattr(getattr(cfg, section), k)
+            if value != getattr(defaults[section], k):
+                reader = "networks never read" if section == "model" else "training never reads"
+                raise ConfigError(f"{section}.{k}={value} is not used by objective={cfg.objective} (its {reader} "
+                                  f"it); remove it")
 
 
 def refuse_unused_sections(cfg, sections: tuple[str, ...] = ("reg", "augment")) -> None:

@@ -192,6 +192,9 @@ class SuperResolution(Objective):
     ema = ["G"]
     sections = {"sr": SRConfig}
     capabilities = frozenset({"upscale"})
+    # sr.* sizes the generator; of model.*, only the discriminator's width and spectral norm are read
+    unused_settings = tuple(f"model.{k}" for k in ("z_dim", "g_width", "g_depth", "d_depth", "g_head", "d_head",
+                                                   "init", "d_norm", "g_spectral_norm", "mbstd_group", "pac"))
     unsupported_advice = ("reg.", "augment.", "model.pac", "model.mbstd_group")  # the sr section's losses
     g_adversarial_key = "adv"  # g_loss adds pixel and perceptual terms; none before the GAN stage
     evaluated_by = "ganforge eval-sr RUN --data photos:test"

@@ -143,6 +143,8 @@ def check_config(cfg) -> dict:
         layout = dict(n_fft=a.n_fft, hop=a.hop, dim=v.vocos_dim, layers=v.vocos_layers,
                       phase=v.phase == "learned")
     else:
+        if v.phase not in PHASES:  # "vocoder.phase=pghi retrieves ..." had answered phase=foo
+            raise ConfigError(f"vocoder.phase '{v.phase}' is not one of {', '.join(PHASES)}")
         if v.phase != "learned":
             raise ConfigError("vocoder.phase=pghi retrieves the phase of a predicted STFT magnitude; "
                               "set vocoder.generator=vocos or vocoder.phase=learned")
