@@ -286,3 +286,17 @@ def test_the_table_lines_values_up_under_their_header_with_short_names():
         header = next(line for line in lines if line.startswith("metric"))
         row = next(line for line in lines if line.startswith("fid "))
         assert row.index("204.48") + len("204.48") == header.index("value") + len("value"), (header, row)
+
+
+def test_the_knn_warning_gives_a_share_that_reads_as_over_one_percent():
+    """3 of 250 had been printed "holds 1% of its set (over 1%)"."""
+    from ganforge.metrics.evaluation import small_sample_warnings
+
+    said = " ".join(small_sample_warnings({"precision": 0.5, "recall": 0.5}, n_fake=250, n_ref=250, dim=64))
+    assert "each k-nearest-neighbour ball holds 1.2% of its set (over 1%)" in said, said
+
+
+def test_the_report_shows_a_negative_zero_as_zero():
+    from ganforge.report.page import _fmt
+
+    assert (_fmt(-0.0), _fmt(0.0), _fmt(-0.5)) == ("0", "0", "-0.5")

@@ -591,9 +591,14 @@ def small_sample_warnings(values: dict, *, n_fake: int, n_ref: int, dim: int, la
             advice = advise(what, f"{size} or more, {KNN_N_PER_K} x k", size,
                             f"use {use(size)} or more ({KNN_N_PER_K} x k) and compare only at equal n")
             out.append(f"{what} from {n} samples with k={k}: each k-nearest-neighbour ball "
-                       f"holds {k / n:.0%} of its set (over 1%), so the balls are coarse and the values "
+                       f"holds {_share(k / n)} of its set (over 1%), so the balls are coarse and the values "
                        f"biased; {advice}")
     return out
+
+
+def _share(fraction: float) -> str:
+    """A share over 1% as a percentage that reads as over it: 3 of 250 is "1.2%", not "1%"."""
+    return f"{fraction:.1%}" if fraction < 0.1 else f"{fraction:.0%}"
 
 
 def _intra_fid_warnings(labels, ref_labels, *, dim: int, option: str, ref: str | None, n_ref: int,

@@ -128,7 +128,7 @@ def _fmt(value: Any) -> str:
     if unset(value):
         return "—"
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return f"{value + 0.0:.4g}"  # + 0.0: a logged -0.0 had read "-0"
     if isinstance(value, list):
         return ", ".join(_fmt(v) for v in value)
     return str(value)
