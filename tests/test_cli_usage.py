@@ -29,6 +29,14 @@ def test_an_unknown_option_names_the_close_one(capsys):
     assert "did you mean" not in usage_error(["sample", "r", "--zzzzzz"], capsys)
 
 
+def test_an_option_of_other_commands_names_them_not_a_far_one(capsys):
+    """`eval --per-class` had been answered "did you mean --metrics?"."""
+    err = usage_error(["eval", "r", "--ref", "fashion-mnist", "--per-class", "10"], capsys)
+    assert "unrecognized arguments: --per-class 10; --per-class is an option of ganforge sample, augment" in err
+    assert "did you mean" not in err
+    assert "--token is an option of ganforge serve" in usage_error(["report", "r", "--token", "t"], capsys)
+
+
 def test_serve_needs_one_model_and_says_only_that(capsys):
     err = usage_error(["serve"], capsys)
     assert "required: RUN (" in err and "RUN_OR_FOLDER" not in err

@@ -208,7 +208,7 @@ def parse_args(argv: list[str], parser: argparse.ArgumentParser | None = None) -
                                                              for e in extra):
             args.overrides.extend(extra)
         else:
-            _unrecognized(_deepest_parser(parser, argv), extra)
+            _unrecognized(_deepest_parser(parser, argv), extra, parser)
     if (getattr(args, "command", None) == "train" and args.config and "=" in args.config
             and not args.config.endswith((".yaml", ".yml")) and not Path(args.config).is_file()):
         # `ganforge train --resume --out DIR train.steps=100`: the first positional is an override
@@ -250,16 +250,34 @@ def _deepest_parser(parser: argparse.ArgumentParser, argv: list[str]) -> argpars
     return parser
 
 
-def _unrecognized(parser: argparse.ArgumentParser, extra: list[str]) -> None:
+def _unrecognized(parser: argparse.ArgumentParser, extra: list[str],
+                 root: argparse.ArgumentParser | None = None) -> None:
     """The usage error for arguments ``parser`` does not take, with the option meant when one
-    is close (``--nn`` -> ``--n``)."""
+    is close (``--nn`` -> ``--n``), or else the commands that take it (``eval --per-class``:
+    sample and augment do; a cutoff of 0.6 had suggested --metrics)."""
     import difflib
 
     options = [o for a in parser._actions for o in a.option_strings]
     close = [m for e in extra if e.startswith("-")
-             for m in difflib.get_close_matches(e.split("=")[0], options, n=1)]
+             for m in difflib.get_close_matches(e.split("=")[0], options, n=1, cutoff=0.7)]
     hint = f"; did you mean {' or '.join(dict.fromkeys(close))}?" if close else ""
+    if not close and root is not None:
+        unknown = next((e.split("=")[0] for e in extra if e.startswith("--")), None)
+        takers = [name for name, sub in _commands(root) if unknown in
+                  {o for a in sub._actions for o in a.option_strings}] if unknown else []
+        if takers:
+            hint = f"; {unknown} is an option of ganforge {', '.join(takers)}"
     parser.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
+
+
+def _commands(parser: argparse.ArgumentParser, prefix: str = "") -> list[tuple[str, argparse.ArgumentParser]]:
+    """(\"bench modes\", its parser) for every command and subcommand under ``parser``."""
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found += [(f"{prefix}{name}", sub), *_commands(sub, f"{prefix}{name} ")]
+    return found
 
 
 def _parser_of(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser:
