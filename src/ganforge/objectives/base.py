@@ -618,8 +618,10 @@ def check_training(cfg, world_size: int, *, new: bool) -> None:
             continue
         # "model." and "loss.": every key of the section (the audio families' model.g_width=8
         # and the vocoder's loss.name=foo had trained as if absent, recorded in config.yaml)
-        keys = [k for k in defaults[section].__dataclass_fields__ if k != "name" or section == "loss"] \
-            if key == "" else [key] if key != "name" and hasattr(defaults[section], key) else []
+        if key == "":  # model.name stays a family's own choice; loss.name is a setting like the others
+            keys = [k for k in defaults[section].__dataclass_fields__ if k != "name" or section == "loss"]
+        else:
+            keys = [key] if key != "name" and hasattr(defaults[section], key) else []
         for k in keys:
             value = getattr(getattr(cfg, section), k)
             if value != getattr(defaults[section], k):
