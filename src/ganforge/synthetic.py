@@ -27,10 +27,15 @@ def balanced_labels(per_class: int, num_classes: int) -> torch.Tensor:
     return torch.arange(num_classes).repeat_interleave(per_class)
 
 
+def index_width(num_classes: int) -> int:
+    """Digits of the class index in folder and file names, so that they sort in index order."""
+    return len(str(max(num_classes - 1, 0)))
+
+
 def folder_name(index: int, name: str, num_classes: int) -> str:
     """A file-system-safe class folder name that sorts in index order: 3 'T-shirt/top' -> 03_T-shirt-top."""
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "class"
-    return f"{index:0{len(str(max(num_classes - 1, 0)))}d}_{safe}"
+    return f"{index:0{index_width(num_classes)}d}_{safe}"
 
 
 # What export writes in classes.json: a folder whose classes.json lacks any of these is not ours
@@ -59,7 +64,7 @@ def not_an_export(out: Path) -> str | None:
         return "its classes.json has no count of images per class"
     # the names export gives: a user's own 1_000099.png in a folder of 5 per class fitted the
     # pattern, and --force deleted it
-    count, width = per_class * len(folders), len(str(len(folders) - 1))
+    count, width = per_class * len(folders), index_width(len(folders))
     for entry in sorted(out.iterdir()):
         if entry.name == "classes.json":
             continue
@@ -157,7 +162,7 @@ def export(run, out: Path, *, per_class: int, fmt: str = "folder", seed: int = 0
             progress = Tenths(say, len(labels), lambda n: f"  wrote {n}/{len(labels)} images") if say else None
             for i, (img, y) in enumerate(zip(images, labels.tolist())):
                 file_meta = None if record is None else {**record, "class": names[y], "index": i}
-                prov.save(img, tmp / folders[y] / f"{y:0{len(str(k - 1))}d}_{i:06d}.png", file_meta)
+                prov.save(img, tmp / folders[y] / f"{y:0{index_width(k)}d}_{i:06d}.png", file_meta)
                 if progress:
                     progress(i + 1)
             meta["folders"] = folders

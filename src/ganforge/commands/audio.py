@@ -128,7 +128,9 @@ def cmd_convert(args) -> int:
 def _clip_note(out, wave) -> None:
     """Say when the output reaches full scale: a WAV holds [-1, 1], so those samples are clipped
     (a loud input, or a network that overshoots); it had been done without a word."""
-    clipped = int((out.abs() >= 1.0).sum())
+    from ..data.audio import clipped_samples
+
+    clipped = clipped_samples(out)
     if clipped:
         print(f"ganforge: note: {clipped} of {len(out)} output samples ({100 * clipped / len(out):.3g}%) are "
               f"at full scale and clipped (input peak {float(wave.abs().max()):.2f}); for less, lower the "

@@ -200,6 +200,11 @@ def audio_files(folder: Path) -> list[Path]:
                   and not p.name.startswith("."))
 
 
+def clipped_samples(wave: torch.Tensor) -> int:
+    """How many samples are at or past full scale, which a WAV (``_pcm``) clips to [-1, 1]."""
+    return int((wave.abs() >= 1.0).sum())
+
+
 def _pcm(wave: np.ndarray | torch.Tensor) -> np.ndarray:
     if isinstance(wave, torch.Tensor):
         wave = wave.detach().float().cpu().numpy()

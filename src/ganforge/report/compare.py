@@ -586,7 +586,8 @@ def _across_seeds(runs: Sequence[Run], labels: Sequence[str]) -> str:
             time += f'<br><small class="muted">{len(times)} of {len(members)} runs</small>'
         # copies of one run (its seed too): their ± is not a spread over seeds, and "± 0" had read as one
         repeated = len(set(seeds)) < len(seeds)
-        copies.extend([j] if repeated else [])
+        if repeated:
+            copies.append(j)
         row = (f'<td>{escape(names[j])}<br><small class="muted">{escape(", ".join(labels[i] for i in members))}'
                f'</small></td><td class="num">{len(members)}<br><small class="muted">'
                f'{"seed" if len(members) == 1 else "seeds"} {escape(", ".join(seeds))}'

@@ -33,7 +33,7 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import BaseRoute, Match
 
 from .. import provenance
-from ..data.audio import wav_bytes
+from ..data.audio import clipped_samples, wav_bytes
 from ..errors import GanforgeError
 from ..labels import grid_columns, grid_labels, listing
 from ..registry import closest
@@ -707,7 +707,7 @@ def create_app(runs: dict[str, Any], settings: Settings | None = None) -> FastAP
     async def wav_response(out: torch.Tensor, rate: int, headers: dict[str, str] | None = None) -> Response:
         """The WAV, with X-Ganforge-Clipped: the output samples at full scale, which a WAV clips (the
         commands say it in a note; the server had returned them without a sign)."""
-        clipped = int((out.abs() >= 1.0).sum())
+        clipped = clipped_samples(out)
         return Response(await run_in_threadpool(wav_bytes, out, rate), media_type="audio/wav",
                         headers={**(headers or {}), "X-Ganforge-Clipped": f"{clipped} of {out.numel()}"})
 
